@@ -1,0 +1,40 @@
+/*
+ * decoder.c - Zydis front end: raw guest bytes to struct xbt_insn.
+ */
+#include <string.h>
+
+#include "decoder.h"
+
+void xbt_classify(xbt_insn *in); /* classify.c */
+
+void xbt_decoder_init(xbt_decoder *d)
+{
+    ZydisDecoderInit(&d->zd, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+}
+
+enum xbt_decode_status xbt_decode(const xbt_decoder *d, const uint8_t *buf, size_t len,
+                                  uint32_t eip, xbt_insn *out)
+{
+    memset(out, 0, offsetof(xbt_insn, zi));
+    out->eip = eip;
+    out->mem_op = -1;
+    ZyanStatus s = ZydisDecoderDecodeFull(&d->zd, buf, len, &out->zi, out->ops);
+    if (ZYAN_SUCCESS(s)) {
+        out->length = out->zi.length;
+        memcpy(out->bytes, buf, out->length);
+        xbt_classify(out);
+        return XBT_DECODE_OK;
+    }
+    /* Zydis says "no more data" when the input ends inside an instruction; with 15
+       bytes available that cannot be the reason, the bytes are simply invalid. */
+    if (s == ZYDIS_STATUS_NO_MORE_DATA && len < ZYDIS_MAX_INSTRUCTION_LENGTH)
+        return XBT_DECODE_TRUNCATED;
+    memset(&out->zi, 0, sizeof out->zi);
+    out->zi.mnemonic = ZYDIS_MNEMONIC_INVALID;
+    out->length = 1;
+    out->bytes[0] = len ? buf[0] : 0;
+    out->iclass = XBT_IC_UNDEFINED;
+    out->callout = XBT_CO_UD;
+    out->flags = XBT_IF_UD | XBT_IF_ENDS_BLOCK;
+    return XBT_DECODE_OK;
+}

@@ -1,0 +1,165 @@
+/*
+ * abi.h - the contract between translated code and the runtime.
+ *
+ * WARNING: this header is the seam between src/translator (which emits code that
+ * relies on everything below) and src/runtime (whose entry, exit and callout stubs
+ * implement it).  Changing a register, an offset or a calling convention here means
+ * changing both sides; the static asserts in runtime/ and the differential tests
+ * catch most mismatches, not all.
+ *
+ * Register assignment while translated code runs (guest CPL 0, or CPL 3 in strict mode):
+ *
+ *   host RAX RCX RDX RBX RBP RSI RDI   guest EAX ECX EDX EBX EBP ESI EDI (low halves;
+ *                                      the upper halves are ZERO at every guest
+ *                                      instruction boundary - rewrites rely on it)
+ *   host R12                           guest ESP (R12D; upper half zero)
+ *   host RSP                           a valid host stack: callouts are plain calls
+ *   host R13                           pointer to struct xbt_jit_ctx (never changes)
+ *   host R8-R11, R14, R15              scratch, dead at guest instruction boundaries
+ *   host RFLAGS                        guest CF PF AF ZF SF DF OF; IF=1 and bit 1=1 as
+ *                                      the host requires; TF, NT, AC, ID, RF all zero.
+ *                                      So host RFLAGS == guest arithmetic flags | 0x202
+ *                                      exactly (PUSHF relies on this).  The guest's IF,
+ *                                      IOPL, NT, AC, ID, TF are virtual (ctx fields).
+ *   host GS base                       K-window base (guest linear 0 in the window)
+ *
+ * Memory: in the K-window a guest access  mov eax,[ebx+8]  becomes  mov eax,gs:[ebx+8]
+ * with 32-bit address size (0x67): the CPU adds the GS base to the 32-bit-wrapped
+ * effective address.  In the U-window (strict-mode user code) the same without GS.
+ *
+ * Exits (all reached by jmp, host RSP as it was at entry):
+ *   ctx->exit_direct    R14D = next guest EIP, R15 = host address of the rel32 field
+ *                       of the jump that led here (for chaining), or 0 if none.
+ *   ctx->exit_indirect  R14D = next guest EIP (indirect branch that missed the table).
+ * Callouts (reached by call, so the host return address is on the host stack):
+ *   ctx->callout        R11 = address of a struct xbt_callout_site (in the block's
+ *                       code area), R15D = guest linear effective address of the
+ *                       instruction's memory operand (segment base included), if any.
+ *                       Guest registers and flags are live in host registers; the
+ *                       callout stub saves them, calls C, restores (possibly changed)
+ *                       state and returns after the call - or abandons the block and
+ *                       leaves to the dispatcher, as the handler decides.
+ */
+#ifndef XBT_TRANSLATOR_ABI_H
+#define XBT_TRANSLATOR_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decoder/defs.h"
+
+/* The guest EFLAGS bits that live in host RFLAGS while translated code runs. */
+#define XBT_EFLAGS_ARITH 0x00000CD5u /* CF PF AF ZF SF DF OF */
+/* Host RFLAGS = guest arithmetic flags | XBT_HOST_FLAGS_FIXED inside translated code. */
+#define XBT_HOST_FLAGS_FIXED 0x00000202u
+
+#ifndef __ASSEMBLER__
+/*
+ * The block of state that translated code reaches through R13.  Only the fields
+ * marked [jit] are touched by translated code; their offsets are fixed below.
+ */
+struct xbt_jit_ctx {
+    uint64_t exit_direct;      /* [jit] host address of the direct-exit stub */
+    uint64_t exit_indirect;    /* [jit] host address of the indirect-miss stub */
+    uint64_t callout;          /* [jit] host address of the callout stub */
+    uint64_t ibl_table;        /* [jit] indirect-branch table (struct xbt_ibl_entry[]) */
+    uint64_t kbase;            /* [jit] K-window host base (also the GS base) */
+    uint32_t seg_base[XBT_NSEG]; /* [jit] virtual segment bases, XBT_ES.. order */
+    uint16_t seg_sel[XBT_NSEG];  /* [jit] virtual segment selectors */
+    uint32_t vif;              /* [jit] guest EFLAGS.IF: 0 or 0x200 (CLI/STI inline) */
+    uint32_t eflags_sys;       /* [jit] guest EFLAGS bits other than arith and IF:
+                                  bit 1, TF, IOPL, NT, AC, ID (PUSHF inline) */
+    /* Guest state saved by the exit and callout stubs, loaded by the entry stub. */
+    uint32_t gpr[8];           /* EAX..EDI, XBT_EAX order; gpr[XBT_ESP] is ESP */
+    uint32_t eflags;           /* arithmetic flags as saved (IF etc. are virtual) */
+    uint32_t eip;              /* next guest EIP at an exit */
+    uint64_t exit_site;        /* R15 at a direct exit: rel32 field to chain, or 0 */
+    uint64_t host_rsp;         /* host RSP at entry, restored by every exit */
+    uint64_t callout_site;     /* R11 at a callout */
+    uint32_t callout_ea;       /* R15D at a callout */
+    uint32_t pad0;
+    uint64_t callout_ret;      /* host return address of the callout in progress */
+};
+#endif
+
+#define XBT_CTX_EXIT_DIRECT   0
+#define XBT_CTX_EXIT_INDIRECT 8
+#define XBT_CTX_CALLOUT       16
+#define XBT_CTX_IBL_TABLE     24
+#define XBT_CTX_KBASE         32
+#define XBT_CTX_SEG_BASE      40
+#define XBT_CTX_SEG_SEL       64
+#define XBT_CTX_VIF           76
+#define XBT_CTX_EFLAGS_SYS    80
+#define XBT_CTX_GPR           84
+#define XBT_CTX_EFLAGS        116
+#define XBT_CTX_EIP           120
+#define XBT_CTX_EXIT_SITE     128
+#define XBT_CTX_HOST_RSP      136
+#define XBT_CTX_CALLOUT_SITE  144
+#define XBT_CTX_CALLOUT_EA    152
+#define XBT_CTX_CALLOUT_RET   160
+
+#ifndef __ASSEMBLER__
+_Static_assert(offsetof(struct xbt_jit_ctx, exit_direct) == XBT_CTX_EXIT_DIRECT, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, exit_indirect) == XBT_CTX_EXIT_INDIRECT, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, callout) == XBT_CTX_CALLOUT, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, ibl_table) == XBT_CTX_IBL_TABLE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, kbase) == XBT_CTX_KBASE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, seg_base) == XBT_CTX_SEG_BASE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, seg_sel) == XBT_CTX_SEG_SEL, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, vif) == XBT_CTX_VIF, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, eflags_sys) == XBT_CTX_EFLAGS_SYS, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, gpr) == XBT_CTX_GPR, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, eflags) == XBT_CTX_EFLAGS, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, eip) == XBT_CTX_EIP, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, exit_site) == XBT_CTX_EXIT_SITE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, host_rsp) == XBT_CTX_HOST_RSP, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, callout_site) == XBT_CTX_CALLOUT_SITE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, callout_ea) == XBT_CTX_CALLOUT_EA, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, callout_ret) == XBT_CTX_CALLOUT_RET, "abi");
+#endif
+
+/*
+ * Indirect-branch lookup table: 65536 entries indexed by the low 16 bits of the guest
+ * target (movzx is the cheapest flag-free mask).  Every entry holds a valid host
+ * address; an empty entry has a tag with bit 32 set, which no zero-extended EIP equals,
+ * so the inline 64-bit compare (not + lea + jrcxz, no flags) is exact.
+ */
+#define XBT_IBL_BITS 16
+#define XBT_IBL_ENTRIES (1u << XBT_IBL_BITS)
+#ifndef __ASSEMBLER__
+struct xbt_ibl_entry {
+    uint64_t tag;  /* guest EIP, zero-extended; an empty entry has bit 32 set */
+    uint64_t host; /* host address to jump to */
+};
+#endif
+
+/* Flags of a callout site. */
+#define XBT_COF_ENDS_BLOCK 0x01 /* translated code exits to the dispatcher after it */
+#define XBT_COF_HAS_MEM    0x02 /* R15D holds the memory operand's linear address */
+#define XBT_COF_REP        0x04 /* REP prefix (INS/OUTS) */
+#define XBT_COF_IMM_PORT   0x08 /* IN/OUT with an immediate port (imm) else DX */
+
+#ifndef __ASSEMBLER__
+/*
+ * One callout site, emitted into the block's code area after its exit stubs.
+ * WARNING: read by runtime handlers; layout is part of the ABI.
+ */
+struct xbt_callout_site {
+    uint32_t eip;       /* guest EIP of the instruction */
+    uint16_t mnemonic;  /* ZydisMnemonic, for diagnostics and the generic handlers */
+    uint8_t kind;       /* enum xbt_callout_kind */
+    uint8_t len;        /* instruction length in bytes */
+    uint8_t flags;      /* XBT_COF_* */
+    uint8_t opsize;     /* operand size in bytes (1, 2, 4; 6 for a far pointer) */
+    uint8_t reg;        /* guest GPR number of the register operand, 0xFF if none */
+    uint8_t reg2;       /* CRn/DRn number, segment register number, or 0xFF */
+    uint32_t imm;       /* immediate: vector, port, offset of a far pointer, ret imm16 */
+    uint16_t imm_sel;   /* selector of a direct far pointer */
+    uint16_t pad;
+};
+_Static_assert(sizeof(struct xbt_callout_site) == 20, "abi");
+#endif
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * emit.c - host instruction encoding for the translator, through Zydis's encoder.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "emit.h"
+
+void xbt_tx_fail(xbt_tx *t, const char *fmt, ...)
+{
+    if (t->failed)
+        return;
+    t->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->b->error, sizeof t->b->error, fmt, ap);
+    va_end(ap);
+}
+
+ZydisInstructionAttributes xbt_window_prefix(const xbt_tx *t)
+{
+    return t->mode->window == XBT_WIN_K ? ZYDIS_ATTRIB_HAS_SEGMENT_GS : 0;
+}
+
+static uint8_t *cursor(xbt_tx *t, ZyanUSize *room)
+{
+    /* Keep ZYDIS_MAX_INSTRUCTION_LENGTH + 1 spare so a 0x67 insertion always fits. */
+    if (t->b->code_cap < t->len + ZYDIS_MAX_INSTRUCTION_LENGTH + 1) {
+        xbt_tx_fail(t, "host code buffer full (%u bytes)", t->b->code_cap);
+        return NULL;
+    }
+    *room = ZYDIS_MAX_INSTRUCTION_LENGTH;
+    return t->b->code + t->len;
+}
+
+void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
+{
+    if (t->failed)
+        return;
+    ZyanUSize room;
+    uint8_t *p = cursor(t, &room);
+    if (!p)
+        return;
+    req->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    ZyanStatus s = ZydisEncoderEncodeInstruction(req, p, &room);
+    if (!ZYAN_SUCCESS(s)) {
+        xbt_tx_fail(t, "encoder refused %s (status 0x%x)", ZydisMnemonicGetString(req->mnemonic),
+                    (unsigned)s);
+        return;
+    }
+    t->len += (uint32_t)room;
+}
+
+static bool is_legacy_prefix(uint8_t b)
+{
+    switch (b) {
+    case 0xF0: case 0xF2: case 0xF3: case 0x2E: case 0x36: case 0x3E: case 0x26:
+    case 0x64: case 0x65: case 0x66: case 0x67:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req)
+{
+    if (t->failed)
+        return;
+    uint32_t start = t->len;
+    req->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_32;
+    xbt_emit_req(t, req);
+    if (t->failed)
+        return;
+    ZydisDecodedInstruction d;
+    uint8_t *p = t->b->code + start;
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&t->dec64, NULL, p, t->len - start, &d))) {
+        xbt_tx_fail(t, "emitted %s does not decode", ZydisMnemonicGetString(req->mnemonic));
+        return;
+    }
+    if (d.address_width == 32)
+        return;
+    /* Zydis takes the address size from the base/index registers; an absolute [disp32]
+       has none, so it is emitted with 64-bit addressing (SIB, no base).  Insert 0x67
+       before the REX/opcode bytes: the same SIB form then means a zero-extended 32-bit
+       address, never RIP-relative. */
+    uint32_t n = t->len - start, pre = 0;
+    while (pre < n && is_legacy_prefix(p[pre]))
+        pre++;
+    memmove(p + pre + 1, p + pre, n - pre);
+    p[pre] = 0x67;
+    t->len++;
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&t->dec64, NULL, p, t->len - start, &d)) ||
+        d.address_width != 32 || d.length != t->len - start) {
+        xbt_tx_fail(t, "cannot force 32-bit addressing on %s",
+                    ZydisMnemonicGetString(req->mnemonic));
+    }
+}
+
+static void init_req(ZydisEncoderRequest *r, ZydisMnemonic m)
+{
+    memset(r, 0, sizeof *r);
+    r->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    r->mnemonic = m;
+}
+
+void xbt_emit0(xbt_tx *t, ZydisMnemonic m)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    xbt_emit_req(t, &r);
+}
+
+void xbt_emit1(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    r.operand_count = 1;
+    r.operands[0] = a;
+    xbt_emit_req(t, &r);
+}
+
+void xbt_emit2(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    r.operand_count = 2;
+    r.operands[0] = a;
+    r.operands[1] = b;
+    xbt_emit_req(t, &r);
+}
+
+void xbt_emit2_guest(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    r.operand_count = 2;
+    r.operands[0] = a;
+    r.operands[1] = b;
+    r.prefixes = xbt_window_prefix(t);
+    xbt_emit_req_guest(t, &r);
+}
+
+uint32_t xbt_emit_branch32(xbt_tx *t, ZydisMnemonic m)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    r.branch_type = ZYDIS_BRANCH_TYPE_NEAR;
+    r.branch_width = ZYDIS_BRANCH_WIDTH_32;
+    r.operand_count = 1;
+    r.operands[0] = xo_imm(0);
+    xbt_emit_req(t, &r);
+    return t->len - 4;
+}
+
+uint32_t xbt_emit_branch8(xbt_tx *t, ZydisMnemonic m, bool addr32)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    r.branch_type = ZYDIS_BRANCH_TYPE_SHORT;
+    r.branch_width = ZYDIS_BRANCH_WIDTH_8;
+    r.address_size_hint = addr32 ? ZYDIS_ADDRESS_SIZE_HINT_32 : ZYDIS_ADDRESS_SIZE_HINT_NONE;
+    r.operand_count = 1;
+    r.operands[0] = xo_imm(0);
+    xbt_emit_req(t, &r);
+    return t->len - 1;
+}
+
+void xbt_patch_rel8(xbt_tx *t, uint32_t rel8_off, uint32_t target_off)
+{
+    if (t->failed)
+        return;
+    int32_t d = (int32_t)target_off - (int32_t)(rel8_off + 1);
+    if (d < -128 || d > 127) {
+        xbt_tx_fail(t, "rel8 out of range (%d)", d);
+        return;
+    }
+    t->b->code[rel8_off] = (uint8_t)(int8_t)d;
+}
+
+void xbt_patch_rel32(xbt_tx *t, uint32_t rel32_off, uint32_t target_off)
+{
+    if (t->failed)
+        return;
+    int32_t d = (int32_t)target_off - (int32_t)(rel32_off + 4);
+    memcpy(t->b->code + rel32_off, &d, 4);
+}

@@ -1,0 +1,96 @@
+/*
+ * emit.h - encoding helpers of the translator (internal).  Every host instruction is
+ * produced by Zydis's encoder; the only byte-level touch is inserting a 0x67 prefix
+ * where Zydis cannot infer 32-bit address size (absolute [disp32] operands), and that
+ * result is checked by decoding it back.
+ */
+#ifndef XBT_TRANSLATOR_EMIT_H
+#define XBT_TRANSLATOR_EMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <Zydis/Zydis.h>
+
+#include "translator.h"
+
+#define XBT_MAX_PENDING_SITES 64
+
+/* A forward reference to patch once stubs and sites are placed. */
+struct xbt_patch {
+    uint32_t at;     /* offset of a rel32/disp32 field, relative to the next insn */
+    uint32_t end;    /* offset of the end of the instruction holding it */
+    uint32_t index;  /* exit or site index */
+};
+
+/* Translation state of one block. */
+typedef struct xbt_tx {
+    xbt_translator *tr;
+    const xbt_tmode *mode;
+    xbt_tblock *b;
+    uint32_t len;          /* bytes emitted */
+    bool failed;
+    ZydisDecoder dec64;    /* for self-checks of emitted code */
+    uint32_t n_sites;
+    struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
+    struct xbt_patch site_patches[XBT_MAX_PENDING_SITES];
+} xbt_tx;
+
+void xbt_tx_fail(xbt_tx *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Operand builders. */
+static inline ZydisEncoderOperand xo_reg(ZydisRegister r)
+{
+    ZydisEncoderOperand o;
+    memset(&o, 0, sizeof o);
+    o.type = ZYDIS_OPERAND_TYPE_REGISTER;
+    o.reg.value = r;
+    return o;
+}
+
+static inline ZydisEncoderOperand xo_mem(ZydisRegister base, ZydisRegister index, uint8_t scale,
+                                         int64_t disp, uint16_t size)
+{
+    ZydisEncoderOperand o;
+    memset(&o, 0, sizeof o);
+    o.type = ZYDIS_OPERAND_TYPE_MEMORY;
+    o.mem.base = base;
+    o.mem.index = index;
+    o.mem.scale = index == ZYDIS_REGISTER_NONE ? 0 : scale;
+    o.mem.displacement = disp;
+    o.mem.size = size;
+    return o;
+}
+
+static inline ZydisEncoderOperand xo_imm(int64_t v)
+{
+    ZydisEncoderOperand o;
+    memset(&o, 0, sizeof o);
+    o.type = ZYDIS_OPERAND_TYPE_IMMEDIATE;
+    o.imm.s = v;
+    return o;
+}
+
+/* Encodes req at the current position (machine mode forced to 64-bit). */
+void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req);
+/* Encodes a request that accesses guest memory: forces and verifies 32-bit addressing. */
+void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req);
+
+void xbt_emit0(xbt_tx *t, ZydisMnemonic m);
+void xbt_emit1(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a);
+void xbt_emit2(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b);
+/* Same with a guest memory operand (window prefix and 32-bit addressing). */
+void xbt_emit2_guest(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b);
+
+/* Emits jmp/jcc rel32 with a zero displacement; returns the offset of the rel32 field. */
+uint32_t xbt_emit_branch32(xbt_tx *t, ZydisMnemonic m);
+/* Emits a rel8 branch (loop/jecxz/jrcxz) with 32-bit address size when addr32. */
+uint32_t xbt_emit_branch8(xbt_tx *t, ZydisMnemonic m, bool addr32);
+void xbt_patch_rel8(xbt_tx *t, uint32_t rel8_off, uint32_t target_off);
+void xbt_patch_rel32(xbt_tx *t, uint32_t rel32_off, uint32_t target_off);
+
+/* Window segment prefix for guest memory accesses in this mode (0 in the U-window). */
+ZydisInstructionAttributes xbt_window_prefix(const xbt_tx *t);
+
+#endif

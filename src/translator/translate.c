@@ -1,0 +1,1007 @@
+/*
+ * translate.c - one guest basic block to x86-64 host code.
+ *
+ * Per guest instruction, by class (decoder/classify.c):
+ *   copy       re-encoded as itself (ESP renamed to R12D)
+ *   memory     re-encoded with the window prefix and 32-bit addressing; segment bases
+ *              other than zero are added into R15D first (lea/mov only: no flags)
+ *   stack      push/pop/enter/leave/pusha/popa as moves through the window + lea ESP
+ *   string     run natively with 64-bit addressing on window-biased RSI/RDI
+ *   branches   chainable exits (direct), inline table lookup (indirect)
+ *   callouts   privileged and sensitive instructions; a few inline (CLI, PUSHF, ...)
+ * Every rewrite does its faulting accesses before it changes guest state, so a host
+ * fault maps back to the guest instruction with the guest registers as they were.
+ */
+#include <stdio.h>
+
+#include "emit.h"
+#include "translator.h"
+
+#define R(x) ZYDIS_REGISTER_##x
+#define M(x) ZYDIS_MNEMONIC_##x
+#define NOREG ZYDIS_REGISTER_NONE
+
+static const ZydisRegister host32[8] = { R(EAX), R(ECX), R(EDX), R(EBX),
+                                         R(R12D), R(EBP), R(ESI), R(EDI) };
+static const ZydisRegister host16[8] = { R(AX), R(CX), R(DX), R(BX),
+                                         R(R12W), R(BP), R(SI), R(DI) };
+static const ZydisRegister host64[8] = { R(RAX), R(RCX), R(RDX), R(RBX),
+                                         R(R12), R(RBP), R(RSI), R(RDI) };
+
+void xbt_translator_init(xbt_translator *t)
+{
+    xbt_decoder_init(&t->dec);
+    t->max_insns = XBT_BLOCK_MAX_INSNS;
+}
+
+/* Guest register -> the host register that holds it (ESP/SP -> R12D/R12W). */
+static ZydisRegister host_reg(ZydisRegister r)
+{
+    if (r == R(ESP))
+        return R(R12D);
+    if (r == R(SP))
+        return R(R12W);
+    return r;
+}
+
+static ZydisEncoderOperand ctx_mem(int32_t off, uint16_t size)
+{
+    return xo_mem(R(R13), NOREG, 0, off, size);
+}
+
+static void add_map(xbt_tx *t, uint32_t eip, uint8_t fixup, uint8_t arg, uint16_t seg)
+{
+    xbt_tblock *b = t->b;
+    if (b->n_map && b->map[b->n_map - 1].host_off == t->len) {
+        b->map[b->n_map - 1] = (struct xbt_pcmap){ t->len, eip, fixup, arg, seg };
+        return;
+    }
+    if (b->n_map >= XBT_BLOCK_MAX_MAP) {
+        xbt_tx_fail(t, "pc map full");
+        return;
+    }
+    b->map[b->n_map++] = (struct xbt_pcmap){ t->len, eip, fixup, arg, seg };
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Exits                                                                                */
+
+static void add_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kind)
+{
+    xbt_tblock *b = t->b;
+    if (t->failed)
+        return;
+    if (b->n_exits >= XBT_BLOCK_MAX_EXITS) {
+        xbt_tx_fail(t, "too many exits");
+        return;
+    }
+    b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind };
+}
+
+/* jmp rel32 to a chainable exit for `target`. */
+static void emit_direct_exit(xbt_tx *t, uint32_t target, uint8_t kind)
+{
+    uint32_t at = xbt_emit_branch32(t, M(JMP));
+    add_exit(t, at, target, kind);
+}
+
+/*
+ * Inline indirect-branch lookup: R14D holds the guest target.  No host flag is
+ * touched: the mask is a movzx, the compare a not + lea, the test a jrcxz.
+ */
+static void emit_ibl(xbt_tx *t)
+{
+    xbt_emit2(t, M(MOVZX), xo_reg(R(R15D)), xo_reg(R(R14W)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_IBL_TABLE, 8));
+    xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(R15), R(R15), 1, 0, 8));
+    xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(R11), R(R15), 8, 0, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), xo_mem(R(R15), NOREG, 0, 0, 8));
+    xbt_emit1(t, M(NOT), xo_reg(R(R11)));
+    xbt_emit2(t, M(LEA), xo_reg(R(R11)), xo_mem(R(R11), R(R14), 1, 1, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R11)));
+    uint32_t hit = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_EXIT_INDIRECT, 8));
+    xbt_patch_rel8(t, hit, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    xbt_emit1(t, M(JMP), xo_mem(R(R15), NOREG, 0, 8, 8));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Guest memory operands                                                                */
+
+static bool seg_needs_base(const xbt_tx *t, int seg)
+{
+    if (seg == XBT_FS || seg == XBT_GS)
+        return true;
+    return seg >= 0 && (t->mode->segbase_mask & (1u << seg));
+}
+
+/* Guest memory operand as the CPU would address it, ESP renamed, no segment. */
+static ZydisEncoderOperand plain_mem(const ZydisDecodedOperand *op, int32_t extra)
+{
+    ZydisRegister base = op->mem.base == NOREG ? NOREG : host_reg(op->mem.base);
+    ZydisRegister index = op->mem.index == NOREG ? NOREG : host_reg(op->mem.index);
+    int32_t disp = (int32_t)((uint32_t)op->mem.disp.value + (uint32_t)extra);
+    return xo_mem(base, index, op->mem.scale, disp, (uint16_t)(op->size / 8));
+}
+
+/* lea R15D, [seg base + address], all 32-bit wrapping, no flags touched. */
+static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
+                               int32_t extra)
+{
+    if (in->flags & XBT_IF_ADDR16) {
+        /* 16-bit addressing: (base16 + index16 + disp16) mod 64 KiB. */
+        ZydisRegister base = NOREG, index = NOREG;
+        if (op->mem.base != NOREG)
+            base = host32[xbt_gpr_index(op->mem.base)];
+        if (op->mem.index != NOREG)
+            index = host32[xbt_gpr_index(op->mem.index)];
+        int32_t disp = (int32_t)((uint32_t)op->mem.disp.value + (uint32_t)extra);
+        if (base == NOREG && index == NOREG) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm((uint16_t)disp));
+        } else {
+            xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(base, index, 1, disp, 4));
+            xbt_emit2(t, M(MOVZX), xo_reg(R(R15D)), xo_reg(R(R15W)));
+        }
+    } else {
+        ZydisEncoderOperand m = plain_mem(op, extra);
+        if (m.mem.base == NOREG && m.mem.index == NOREG)
+            xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm((uint32_t)m.mem.displacement));
+        else {
+            m.mem.size = 4;
+            xbt_emit2(t, M(LEA), xo_reg(R(R15D)), m);
+        }
+    }
+    int seg = xbt_seg_index(op->mem.segment);
+    if (seg_needs_base(t, seg)) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
+    }
+}
+
+/* Does the guest operand need its linear address computed into R15D first? */
+static bool mem_needs_r15(const xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op)
+{
+    return (in->flags & XBT_IF_ADDR16) || seg_needs_base(t, xbt_seg_index(op->mem.segment));
+}
+
+/*
+ * Produces the host memory operand for guest memory operand op (plus extra bytes of
+ * displacement), emitting the address computation if one is needed.
+ */
+static ZydisEncoderOperand guest_mem(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
+                                     int32_t extra)
+{
+    if (mem_needs_r15(t, in, op)) {
+        emit_linear_to_r15(t, in, op, extra);
+        return xo_mem(R(R15D), NOREG, 0, 0, (uint16_t)(op->size / 8));
+    }
+    return plain_mem(op, extra);
+}
+
+/* Does the host form of this operand need a REX prefix (R12 or R15 in it)? */
+static bool mem_needs_rex(const ZydisEncoderOperand *m)
+{
+    ZydisRegister b = m->mem.base, i = m->mem.index;
+    return b == R(R12D) || b == R(R15D) || i == R(R12D) || i == R(R15D);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Callouts                                                                             */
+
+static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
+{
+    struct xbt_callout_site s;
+    memset(&s, 0, sizeof s);
+    s.eip = in->eip;
+    s.mnemonic = (uint16_t)in->zi.mnemonic;
+    s.kind = (uint8_t)kind;
+    s.len = in->length;
+    s.reg = 0xFF;
+    s.reg2 = 0xFF;
+    s.opsize = (uint8_t)(in->zi.operand_width / 8);
+    if (in->flags & XBT_IF_ENDS_BLOCK)
+        s.flags |= XBT_COF_ENDS_BLOCK;
+    if (in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))
+        s.flags |= XBT_COF_REP;
+
+    for (unsigned i = 0; i < in->zi.operand_count; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->visibility == ZYDIS_OPERAND_VISIBILITY_HIDDEN)
+            continue;
+        switch (op->type) {
+        case ZYDIS_OPERAND_TYPE_REGISTER: {
+            ZydisRegisterClass rc = ZydisRegisterGetClass(op->reg.value);
+            if (rc == ZYDIS_REGCLASS_CONTROL || rc == ZYDIS_REGCLASS_DEBUG)
+                s.reg2 = (uint8_t)ZydisRegisterGetId(op->reg.value);
+            else if (rc == ZYDIS_REGCLASS_SEGMENT)
+                s.reg2 = (uint8_t)xbt_seg_index(op->reg.value);
+            else if (xbt_gpr_index(op->reg.value) >= 0 && s.reg == 0xFF &&
+                     op->visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
+                s.reg = (uint8_t)xbt_gpr_index(op->reg.value);
+                if (rc == ZYDIS_REGCLASS_GPR8 || rc == ZYDIS_REGCLASS_GPR16 ||
+                    rc == ZYDIS_REGCLASS_GPR32)
+                    s.opsize = (uint8_t)(op->size / 8);
+                if (xbt_reg_is_high8(op->reg.value))
+                    s.reg |= 0x80; /* AH..BH: bits 8-15 of the register */
+            }
+            break;
+        }
+        case ZYDIS_OPERAND_TYPE_MEMORY:
+            if (op->mem.type == ZYDIS_MEMOP_TYPE_MEM && i == (unsigned)in->mem_op) {
+                s.flags |= XBT_COF_HAS_MEM;
+                s.opsize = (uint8_t)(op->size / 8);
+            }
+            break;
+        case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+            s.imm = (uint32_t)op->imm.value.u;
+            if (kind == XBT_CO_IN || kind == XBT_CO_OUT)
+                s.flags |= XBT_COF_IMM_PORT;
+            break;
+        case ZYDIS_OPERAND_TYPE_POINTER:
+            s.imm = op->ptr.offset;
+            s.imm_sel = op->ptr.segment;
+            s.opsize = (uint8_t)(op->size / 8);
+            break;
+        default:
+            break;
+        }
+    }
+    /* IN/OUT: the data register's size is the operand size. */
+    if (kind == XBT_CO_IN || kind == XBT_CO_OUT || kind == XBT_CO_INS || kind == XBT_CO_OUTS) {
+        s.opsize = (uint8_t)(in->zi.operand_width / 8);
+        for (unsigned i = 0; i < in->zi.operand_count; i++)
+            if (in->ops[i].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                xbt_gpr_index(in->ops[i].reg.value) == XBT_EAX)
+                s.opsize = (uint8_t)(in->ops[i].size / 8);
+        s.reg = 0xFF;
+    }
+
+    if ((s.flags & XBT_COF_HAS_MEM) && in->mem_op >= 0)
+        emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
+
+    if (t->n_sites >= XBT_MAX_PENDING_SITES) {
+        xbt_tx_fail(t, "too many callout sites");
+        return;
+    }
+    uint32_t idx = t->n_sites++;
+    t->sites[idx] = s;
+    /* lea r11, [rip + site]: the displacement is patched once sites are placed. */
+    xbt_emit2(t, M(LEA), xo_reg(R(R11)), xo_mem(R(RIP), NOREG, 0, 0x7fffff00, 8));
+    t->site_patches[idx] = (struct xbt_patch){ t->len - 4, t->len, idx };
+    xbt_emit1(t, M(CALL), ctx_mem(XBT_CTX_CALLOUT, 8));
+    t->b->stats.callouts++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Re-encoding of ordinary instructions                                                 */
+
+static void strip_prefixes(ZydisEncoderRequest *r)
+{
+    r->prefixes &= ~(ZydisInstructionAttributes)(
+        ZYDIS_ATTRIB_HAS_SEGMENT_CS | ZYDIS_ATTRIB_HAS_SEGMENT_SS | ZYDIS_ATTRIB_HAS_SEGMENT_DS |
+        ZYDIS_ATTRIB_HAS_SEGMENT_ES | ZYDIS_ATTRIB_HAS_SEGMENT_FS | ZYDIS_ATTRIB_HAS_SEGMENT_GS |
+        ZYDIS_ATTRIB_HAS_BRANCH_NOT_TAKEN | ZYDIS_ATTRIB_HAS_BRANCH_TAKEN |
+        ZYDIS_ATTRIB_HAS_NOTRACK | ZYDIS_ATTRIB_HAS_BND);
+}
+
+static bool to_request(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r)
+{
+    ZyanStatus s = ZydisEncoderDecodedInstructionToEncoderRequest(
+        &in->zi, in->ops, in->zi.operand_count_visible, r);
+    if (!ZYAN_SUCCESS(s)) {
+        xbt_tx_fail(t, "cannot convert %s at %08x", ZydisMnemonicGetString(in->zi.mnemonic),
+                    in->eip);
+        return false;
+    }
+    r->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    strip_prefixes(r);
+    for (unsigned i = 0; i < r->operand_count; i++)
+        if (r->operands[i].type == ZYDIS_OPERAND_TYPE_REGISTER)
+            r->operands[i].reg.value = host_reg(r->operands[i].reg.value);
+    return true;
+}
+
+/* Picks a guest GPR (never ESP) the instruction does not name at all. */
+static int free_legacy_reg(const xbt_insn *in)
+{
+    unsigned used = 1u << XBT_ESP;
+    for (unsigned i = 0; i < in->zi.operand_count; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(op->reg.value) >= 0)
+            used |= 1u << xbt_gpr_index(op->reg.value);
+        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY) {
+            if (xbt_gpr_index(op->mem.base) >= 0)
+                used |= 1u << xbt_gpr_index(op->mem.base);
+            if (xbt_gpr_index(op->mem.index) >= 0)
+                used |= 1u << xbt_gpr_index(op->mem.index);
+        }
+    }
+    for (int r = 0; r < 8; r++)
+        if (!(used & (1u << r)))
+            return r;
+    return -1;
+}
+
+/* Copy or readdress: the instruction itself, with its operands moved to the host. */
+static void emit_copy(xbt_tx *t, const xbt_insn *in)
+{
+    ZydisEncoderRequest r;
+    if (!to_request(t, in, &r))
+        return;
+    int mi = in->mem_op;
+    bool agen = false;
+    for (unsigned i = 0; i < in->zi.operand_count_visible; i++)
+        if (in->ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+            in->ops[i].mem.type == ZYDIS_MEMOP_TYPE_AGEN)
+            mi = (int)i, agen = true;
+    if (mi < 0) {
+        xbt_emit_req(t, &r);
+        t->b->stats.copied++;
+        return;
+    }
+    const ZydisDecodedOperand *op = &in->ops[mi];
+    if (agen) {
+        /* LEA: an address computation, not an access: no window, no segment base. */
+        if (in->flags & XBT_IF_ADDR16) {
+            /* lea r, [16-bit address]: compute the wrapped address, then move it. */
+            ZydisDecodedOperand plain = *op;
+            plain.mem.segment = NOREG; /* no segment base for an address computation */
+            emit_linear_to_r15(t, in, &plain, 0);
+            ZydisRegister dst = r.operands[0].reg.value;
+            ZydisRegister src = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, dst) == 16
+                                    ? R(R15W) : R(R15D);
+            xbt_emit2(t, M(MOV), xo_reg(dst), xo_reg(src));
+        } else {
+            ZydisEncoderOperand m = plain_mem(op, 0);
+            r.operands[mi].mem = m.mem;
+            r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_32;
+            xbt_emit_req(t, &r);
+        }
+        t->b->stats.copied++;
+        return;
+    }
+
+    ZydisEncoderOperand m = guest_mem(t, in, op, 0);
+    int borrowed = -1;
+    if ((in->flags & XBT_IF_HIGH8) && mem_needs_rex(&m)) {
+        /* AH..BH cannot be encoded with REX: borrow a legacy register for the address
+           and keep its guest value in R10 (XBT_FIX_SAVED_REG) meanwhile. */
+        borrowed = free_legacy_reg(in);
+        if (borrowed < 0) {
+            xbt_tx_fail(t, "no free register for high-byte rewrite at %08x", in->eip);
+            return;
+        }
+        xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(host64[borrowed]));
+        ZydisEncoderOperand a = m;
+        a.mem.size = 4;
+        xbt_emit2(t, M(LEA), xo_reg(host32[borrowed]), a);
+        m = xo_mem(host32[borrowed], NOREG, 0, 0, m.mem.size);
+        add_map(t, in->eip, XBT_FIX_SAVED_REG, (uint8_t)borrowed, 0);
+    }
+    r.operands[mi].mem = m.mem;
+    r.prefixes |= xbt_window_prefix(t);
+    xbt_emit_req_guest(t, &r);
+    if (borrowed >= 0) {
+        add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+        xbt_emit2(t, M(MOV), xo_reg(host64[borrowed]), xo_reg(R(R10)));
+    }
+    t->b->stats.readdressed++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Stack                                                                                */
+
+/* mov [guest ESP + disp], src  (size bytes) */
+static void emit_stack_store(xbt_tx *t, int32_t disp, ZydisEncoderOperand src, uint16_t size)
+{
+    xbt_emit2_guest(t, M(MOV), xo_mem(R(R12D), NOREG, 0, disp, size), src);
+}
+
+static void emit_esp_add(xbt_tx *t, int32_t delta)
+{
+    xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(R12D), NOREG, 0, delta, 4));
+}
+
+static void emit_push(xbt_tx *t, const xbt_insn *in)
+{
+    const ZydisDecodedOperand *op = &in->ops[0];
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
+    switch (op->type) {
+    case ZYDIS_OPERAND_TYPE_REGISTER: {
+        int seg = xbt_seg_index(op->reg.value);
+        if (seg >= 0) {
+            /* PUSH Sreg: the virtual selector, zero-extended to the operand size. */
+            xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), ctx_mem(XBT_CTX_SEG_SEL + 2 * seg, 2));
+            emit_stack_store(t, -sz, xo_reg(tmp), sz);
+        } else {
+            emit_stack_store(t, -sz, xo_reg(host_reg(op->reg.value)), sz);
+        }
+        break;
+    }
+    case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+        emit_stack_store(t, -sz, xo_imm(sz == 2 ? (int16_t)op->imm.value.s
+                                                : (int32_t)op->imm.value.s), sz);
+        break;
+    case ZYDIS_OPERAND_TYPE_MEMORY: {
+        ZydisEncoderOperand m = guest_mem(t, in, op, 0);
+        xbt_emit2_guest(t, M(MOV), xo_reg(tmp), m);
+        emit_stack_store(t, -sz, xo_reg(tmp), sz);
+        break;
+    }
+    default:
+        xbt_tx_fail(t, "push operand");
+        return;
+    }
+    emit_esp_add(t, -sz);
+}
+
+static void emit_pop(xbt_tx *t, const xbt_insn *in)
+{
+    const ZydisDecodedOperand *op = &in->ops[0];
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    ZydisEncoderOperand top = xo_mem(R(R12D), NOREG, 0, 0, sz);
+    if (op->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        ZydisRegister h = host_reg(op->reg.value);
+        xbt_emit2_guest(t, M(MOV), xo_reg(h), top);
+        if (h != R(R12D) && h != R(R12W))
+            emit_esp_add(t, sz);
+        /* pop esp: ESP is the value read; pop sp: only the low half is replaced. */
+        return;
+    }
+    /* pop r/m: the address is computed with ESP already incremented. */
+    ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
+    xbt_emit2_guest(t, M(MOV), xo_reg(tmp), top);
+    int32_t extra = 0;
+    if (xbt_gpr_index(op->mem.base) == XBT_ESP)
+        extra = sz;
+    ZydisEncoderOperand m = guest_mem(t, in, op, extra);
+    xbt_emit2_guest(t, M(MOV), m, xo_reg(tmp));
+    emit_esp_add(t, sz);
+}
+
+static void emit_pusha(xbt_tx *t, const xbt_insn *in)
+{
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    const ZydisRegister *regs = sz == 2 ? host16 : host32;
+    /* EAX ECX EDX EBX (original) ESP EBP ESI EDI, EAX at the highest address. */
+    for (int i = 0; i < 8; i++)
+        emit_stack_store(t, -(int32_t)sz * (i + 1), xo_reg(regs[i]), sz);
+    emit_esp_add(t, -8 * sz);
+}
+
+static void emit_popa(xbt_tx *t, const xbt_insn *in)
+{
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    const ZydisRegister *regs = sz == 2 ? host16 : host32;
+    ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
+    /* Touch the highest word first: if both ends are readable, every load is. */
+    xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(R(R12D), NOREG, 0, 7 * sz, sz));
+    for (int i = 7; i >= 0; i--) {
+        if (i == XBT_ESP)
+            continue; /* the saved ESP is skipped */
+        xbt_emit2_guest(t, M(MOV), xo_reg(regs[i]),
+                        xo_mem(R(R12D), NOREG, 0, (7 - i) * sz, sz));
+    }
+    emit_esp_add(t, 8 * sz);
+}
+
+static void emit_enter(xbt_tx *t, const xbt_insn *in)
+{
+    uint32_t size = (uint32_t)in->ops[0].imm.value.u & 0xFFFF;
+    uint32_t level = (uint32_t)in->ops[1].imm.value.u & 31;
+    if (in->zi.operand_width != 32) {
+        emit_callout(t, in, XBT_CO_UNSUPPORTED);
+        return;
+    }
+    emit_stack_store(t, -4, xo_reg(R(EBP)), 4);
+    if (level > 0) {
+        for (uint32_t i = 1; i < level; i++) {
+            xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)),
+                            xo_mem(R(EBP), NOREG, 0, -(int32_t)(4 * i), 4));
+            emit_stack_store(t, -4 - (int32_t)(4 * i), xo_reg(R(R14D)), 4);
+        }
+        /* push frame temp (the new EBP value) */
+        xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, -4, 4));
+        emit_stack_store(t, -4 - (int32_t)(4 * level), xo_reg(R(R14D)), 4);
+    }
+    xbt_emit2(t, M(LEA), xo_reg(R(EBP)), xo_mem(R(R12D), NOREG, 0, -4, 4));
+    emit_esp_add(t, -4 - (int32_t)(4 * level) - (int32_t)size);
+}
+
+static void emit_leave(xbt_tx *t, const xbt_insn *in)
+{
+    if (in->zi.operand_width != 32) {
+        emit_callout(t, in, XBT_CO_UNSUPPORTED);
+        return;
+    }
+    xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(EBP), NOREG, 0, 0, 4));
+    xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(EBP), NOREG, 0, 4, 4));
+    xbt_emit2(t, M(MOV), xo_reg(R(EBP)), xo_reg(R(R14D)));
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Strings                                                                              */
+
+static bool string_uses_src(ZydisMnemonic m)
+{
+    switch (m) {
+    case M(MOVSB): case M(MOVSW): case M(MOVSD):
+    case M(CMPSB): case M(CMPSW): case M(CMPSD):
+    case M(LODSB): case M(LODSW): case M(LODSD):
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool string_uses_dst(ZydisMnemonic m)
+{
+    switch (m) {
+    case M(LODSB): case M(LODSW): case M(LODSD):
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* RSI/RDI += bias (K-window base and segment base) before; the reverse after. */
+static void emit_string_bias(xbt_tx *t, ZydisRegister r32, ZydisRegister r64, int seg, bool apply)
+{
+    bool kwin = t->mode->window == XBT_WIN_K;
+    if (apply) {
+        if (seg_needs_base(t, seg)) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R10D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
+            xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r32, R(R10D), 1, 0, 4));
+        }
+        if (kwin)
+            xbt_emit2(t, M(LEA), xo_reg(r64), xo_mem(r64, R(R11), 1, 0, 8));
+    } else {
+        xbt_emit2(t, M(MOV), xo_reg(r32), xo_reg(r32)); /* drop the window bias */
+        if (seg_needs_base(t, seg)) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R10D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
+            xbt_emit1(t, M(NOT), xo_reg(R(R10D)));
+            xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r32, R(R10D), 1, 1, 4));
+        }
+    }
+}
+
+static void emit_string(xbt_tx *t, const xbt_insn *in)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    if (in->flags & XBT_IF_ADDR16) {
+        emit_callout(t, in, XBT_CO_UNSUPPORTED);
+        return;
+    }
+    int src_seg = xbt_seg_index(in->ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY
+                                    ? in->ops[1].mem.segment : NOREG);
+    if (m == M(LODSB) || m == M(LODSW) || m == M(LODSD))
+        src_seg = -1;
+    for (unsigned i = 0; i < in->zi.operand_count; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY && op->mem.base == R(ESI))
+            src_seg = xbt_seg_index(op->mem.segment);
+    }
+    if (src_seg < 0)
+        src_seg = XBT_DS;
+    bool src = string_uses_src(m), dst = string_uses_dst(m);
+    bool kwin = t->mode->window == XBT_WIN_K;
+
+    if (kwin)
+        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+    if (src)
+        emit_string_bias(t, R(ESI), R(RSI), src_seg, true);
+    if (dst)
+        emit_string_bias(t, R(EDI), R(RDI), XBT_ES, true);
+
+    uint8_t arg = (uint8_t)((src && seg_needs_base(t, src_seg) ? 1 : 0) |
+                            (dst && seg_needs_base(t, XBT_ES) ? 2 : 0));
+    add_map(t, in->eip, XBT_FIX_STRING, arg, (uint16_t)src_seg);
+    ZydisEncoderRequest r;
+    memset(&r, 0, sizeof r);
+    r.machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    r.mnemonic = m;
+    r.prefixes = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
+                                      ZYDIS_ATTRIB_HAS_REPNE);
+    r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
+    xbt_emit_req(t, &r);
+    add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+
+    if (src)
+        emit_string_bias(t, R(ESI), R(RSI), src_seg, false);
+    if (dst)
+        emit_string_bias(t, R(EDI), R(RDI), XBT_ES, false);
+    t->b->stats.rewritten++;
+}
+
+/* xlat: AL = [seg:EBX + AL] */
+static void emit_xlat(xbt_tx *t, const xbt_insn *in)
+{
+    ZydisDecodedOperand op;
+    memset(&op, 0, sizeof op);
+    for (unsigned i = 0; i < in->zi.operand_count; i++)
+        if (in->ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY)
+            op = in->ops[i];
+    xbt_emit2(t, M(MOVZX), xo_reg(R(R15D)), xo_reg(R(AL)));
+    if (in->flags & XBT_IF_ADDR16) {
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(EBX), R(R15D), 1, 0, 4));
+        xbt_emit2(t, M(MOVZX), xo_reg(R(R15D)), xo_reg(R(R15W)));
+    } else {
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(EBX), R(R15D), 1, 0, 4));
+    }
+    int seg = xbt_seg_index(op.mem.segment);
+    if (seg < 0)
+        seg = XBT_DS;
+    if (seg_needs_base(t, seg)) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
+    }
+    xbt_emit2_guest(t, M(MOV), xo_reg(R(AL)), xo_mem(R(R15D), NOREG, 0, 0, 1));
+    t->b->stats.rewritten++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Inline forms of sensitive instructions                                               */
+
+/* PUSHF: guest EFLAGS = host arithmetic flags + virtual IF + virtual system bits. */
+static void emit_pushf(xbt_tx *t, const xbt_insn *in)
+{
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    xbt_emit0(t, M(PUSHFQ));
+    xbt_emit1(t, M(POP), xo_reg(R(R14)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), ctx_mem(XBT_CTX_EFLAGS_SYS, 4));
+    xbt_emit2(t, M(LEA), xo_reg(R(R14D)),
+              xo_mem(R(R14D), R(R15D), 1, -(int32_t)XBT_HOST_FLAGS_FIXED, 4));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), ctx_mem(XBT_CTX_VIF, 4));
+    xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R14D), R(R15D), 1, 0, 4));
+    emit_stack_store(t, -sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)), sz);
+    emit_esp_add(t, -sz);
+    t->b->stats.rewritten++;
+}
+
+/* MOV r/m, Sreg: the virtual selector. */
+static void emit_mov_from_sreg(xbt_tx *t, const xbt_insn *in)
+{
+    int seg = xbt_seg_index(in->ops[1].reg.value);
+    xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), ctx_mem(XBT_CTX_SEG_SEL + 2 * seg, 2));
+    const ZydisDecodedOperand *dst = &in->ops[0];
+    if (dst->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        ZydisRegister h = host_reg(dst->reg.value);
+        bool wide = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, h) == 32;
+        xbt_emit2(t, M(MOV), xo_reg(h), xo_reg(wide ? R(R14D) : R(R14W)));
+    } else {
+        ZydisEncoderOperand m = guest_mem(t, in, dst, 0);
+        m.mem.size = 2;
+        xbt_emit2_guest(t, M(MOV), m, xo_reg(R(R14W)));
+    }
+    t->b->stats.rewritten++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Control transfers                                                                    */
+
+static uint32_t branch_target(const xbt_insn *in)
+{
+    ZyanU64 abs = 0;
+    ZydisCalcAbsoluteAddress(&in->zi, &in->ops[0], in->eip, &abs);
+    uint32_t target = (uint32_t)abs;
+    if (in->zi.operand_width == 16)
+        target &= 0xFFFF;
+    return target;
+}
+
+/* Loads the indirect target (register or memory operand 0) into R14D. */
+static void emit_load_target(xbt_tx *t, const xbt_insn *in)
+{
+    const ZydisDecodedOperand *op = &in->ops[0];
+    if (op->type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        if (in->zi.operand_width == 16)
+            xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), xo_reg(host_reg(op->reg.value)));
+        else
+            xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_reg(host_reg(op->reg.value)));
+    } else {
+        ZydisEncoderOperand m = guest_mem(t, in, op, 0);
+        if (in->zi.operand_width == 16)
+            xbt_emit2_guest(t, M(MOVZX), xo_reg(R(R14D)), m);
+        else
+            xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), m);
+    }
+}
+
+static void emit_branch(xbt_tx *t, const xbt_insn *in)
+{
+    uint32_t next = in->eip + in->length;
+    switch (in->iclass) {
+    case XBT_IC_JMP_DIRECT:
+        emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
+        break;
+    case XBT_IC_JCC: {
+        uint32_t at = xbt_emit_branch32(t, in->zi.mnemonic);
+        add_exit(t, at, branch_target(in), XBT_EXIT_TAKEN);
+        emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+        break;
+    }
+    case XBT_IC_LOOP: {
+        if (in->zi.address_width == 16) {
+            emit_callout(t, in, XBT_CO_UNSUPPORTED); /* loopw/jcxz on CX */
+            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+        uint32_t rel8 = xbt_emit_branch8(t, in->zi.mnemonic, true);
+        emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+        xbt_patch_rel8(t, rel8, t->len);
+        emit_direct_exit(t, branch_target(in), XBT_EXIT_TAKEN);
+        break;
+    }
+    case XBT_IC_CALL_DIRECT:
+        if (in->zi.operand_width != 32) {
+            emit_callout(t, in, XBT_CO_UNSUPPORTED);
+            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+        emit_stack_store(t, -4, xo_imm((int32_t)next), 4);
+        emit_esp_add(t, -4);
+        emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
+        break;
+    case XBT_IC_JMP_INDIRECT:
+        emit_load_target(t, in);
+        emit_ibl(t);
+        break;
+    case XBT_IC_CALL_INDIRECT:
+        if (in->zi.operand_width != 32) {
+            emit_callout(t, in, XBT_CO_UNSUPPORTED);
+            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+        emit_load_target(t, in);
+        emit_stack_store(t, -4, xo_imm((int32_t)next), 4);
+        emit_esp_add(t, -4);
+        emit_ibl(t);
+        break;
+    case XBT_IC_RET: {
+        if (in->zi.operand_width != 32) {
+            emit_callout(t, in, XBT_CO_UNSUPPORTED);
+            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+        uint32_t imm = 0;
+        if (in->zi.operand_count_visible == 1)
+            imm = (uint32_t)in->ops[0].imm.value.u & 0xFFFF;
+        xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
+        emit_esp_add(t, 4 + (int32_t)imm);
+        emit_ibl(t);
+        break;
+    }
+    default:
+        xbt_tx_fail(t, "not a branch");
+    }
+    t->b->stats.rewritten++;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* One instruction                                                                      */
+
+/* Returns true if the block must end after this instruction. */
+static bool translate_insn(xbt_tx *t, const xbt_insn *in)
+{
+    add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+    uint32_t next = in->eip + in->length;
+    bool ends = (in->flags & XBT_IF_ENDS_BLOCK) != 0;
+
+    /* x87/SSE under CR0.TS/EM, SSE with CR4.OSFXSR clear: the handler raises #NM or
+       #UD as the architecture says. */
+    ZydisISAExt ext = in->zi.meta.isa_ext;
+    bool sse = ext == ZYDIS_ISA_EXT_SSE || ext == ZYDIS_ISA_EXT_SSE2 ||
+               ext == ZYDIS_ISA_EXT_SSE3 || ext == ZYDIS_ISA_EXT_SSSE3 ||
+               ext == ZYDIS_ISA_EXT_SSE4;
+    if ((in->flags & XBT_IF_FPU) && in->iclass != XBT_IC_UNDEFINED &&
+        ((t->mode->flags & XBT_TM_FPU_NM) || (sse && (t->mode->flags & XBT_TM_NO_SSE)))) {
+        emit_callout(t, in, XBT_CO_NM);
+        return true;
+    }
+
+    switch (in->iclass) {
+    case XBT_IC_COPY:
+    case XBT_IC_MEMORY:
+        if (in->zi.mnemonic == M(XLAT))
+            emit_xlat(t, in);
+        else
+            emit_copy(t, in);
+        return false;
+    case XBT_IC_STACK:
+        switch (in->zi.mnemonic) {
+        case M(PUSH): emit_push(t, in); break;
+        case M(POP): emit_pop(t, in); break;
+        case M(ENTER): emit_enter(t, in); break;
+        case M(LEAVE): emit_leave(t, in); break;
+        default: xbt_tx_fail(t, "stack op %s", ZydisMnemonicGetString(in->zi.mnemonic));
+        }
+        t->b->stats.rewritten++;
+        return false;
+    case XBT_IC_STRING:
+        emit_string(t, in);
+        return false;
+    case XBT_IC_JMP_DIRECT: case XBT_IC_JCC: case XBT_IC_LOOP: case XBT_IC_CALL_DIRECT:
+    case XBT_IC_JMP_INDIRECT: case XBT_IC_CALL_INDIRECT: case XBT_IC_RET:
+        emit_branch(t, in);
+        return true;
+    case XBT_IC_INVALID64:
+        if (in->zi.mnemonic == M(PUSHA) || in->zi.mnemonic == M(PUSHAD)) {
+            emit_pusha(t, in);
+            t->b->stats.rewritten++;
+            return false;
+        }
+        if (in->zi.mnemonic == M(POPA) || in->zi.mnemonic == M(POPAD)) {
+            emit_popa(t, in);
+            t->b->stats.rewritten++;
+            return false;
+        }
+        break; /* the others are callouts */
+    case XBT_IC_SENSITIVE:
+        if (in->zi.mnemonic == M(PUSH) && in->callout == XBT_CO_NONE) {
+            emit_push(t, in); /* PUSH Sreg */
+            t->b->stats.rewritten++;
+            return false;
+        }
+        if (in->zi.mnemonic == M(MOV) && in->callout == XBT_CO_NONE) {
+            emit_mov_from_sreg(t, in);
+            return false;
+        }
+        if (in->callout == XBT_CO_PUSHF) {
+            emit_pushf(t, in);
+            return false;
+        }
+        break;
+    case XBT_IC_PRIVILEGED:
+        if (in->callout == XBT_CO_CLI && t->mode->cpl == 0) {
+            xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_imm(0));
+            t->b->stats.rewritten++;
+            return false;
+        }
+        break;
+    case XBT_IC_UNDEFINED:
+        emit_callout(t, in, XBT_CO_UD);
+        return true;
+    default:
+        break;
+    }
+    unsigned co = in->callout;
+    if (co == XBT_CO_NONE) {
+        co = XBT_CO_UNSUPPORTED;
+        ends = true;
+    }
+    emit_callout(t, in, co);
+    if (ends && co != XBT_CO_UD && co != XBT_CO_UNSUPPORTED)
+        emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+    return ends;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* The block                                                                            */
+
+static void finish_block(xbt_tx *t)
+{
+    xbt_tblock *b = t->b;
+    b->body_len = t->len;
+    /* Exit stubs: mov r14d, target; lea r15, [rip -> rel32 field]; jmp [r13 + exit]. */
+    for (uint32_t i = 0; i < b->n_exits && !t->failed; i++) {
+        struct xbt_texit *e = &b->exits[i];
+        e->stub_off = t->len;
+        xbt_patch_rel32(t, e->rel32_off, t->len);
+        xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)e->target));
+        xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(RIP), NOREG, 0, 0x7fffff00, 8));
+        int32_t d = (int32_t)e->rel32_off - (int32_t)t->len;
+        if (!t->failed)
+            memcpy(b->code + t->len - 4, &d, 4);
+        xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_EXIT_DIRECT, 8));
+    }
+    /* Callout sites, 4-byte aligned (int3 padding: never executed). */
+    while ((t->len & 3) && t->len < b->code_cap)
+        b->code[t->len++] = 0xCC;
+    b->sites_off = t->len;
+    uint32_t need = t->n_sites * (uint32_t)sizeof(struct xbt_callout_site);
+    if (t->len + need > b->code_cap) {
+        xbt_tx_fail(t, "host code buffer full (sites)");
+        return;
+    }
+    for (uint32_t i = 0; i < t->n_sites && !t->failed; i++) {
+        uint32_t site = t->len + i * (uint32_t)sizeof(struct xbt_callout_site);
+        memcpy(b->code + site, &t->sites[i], sizeof t->sites[i]);
+        int32_t d = (int32_t)site - (int32_t)t->site_patches[i].end;
+        memcpy(b->code + t->site_patches[i].at, &d, 4);
+    }
+    t->len += need;
+    b->n_sites = t->n_sites;
+    b->code_len = t->len;
+}
+
+/* Worst-case host bytes for one guest instruction, its exits and site. */
+#define INSN_RESERVE 512
+
+enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, uint32_t eip,
+                                     xbt_fetch_fn fetch, void *opaque, xbt_tblock *b)
+{
+    xbt_tx t;
+    memset(&t, 0, sizeof t);
+    t.tr = tr;
+    t.mode = mode;
+    t.b = b;
+    ZydisDecoderInit(&t.dec64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+
+    b->eip = eip;
+    b->guest_len = 0;
+    b->n_insns = 0;
+    b->end = XBT_END_LIMIT;
+    b->code_len = b->body_len = 0;
+    b->n_exits = b->n_map = b->n_sites = 0;
+    b->sites_off = 0;
+    memset(&b->stats, 0, sizeof b->stats);
+    b->error[0] = 0;
+    if (b->code_cap < 2 * INSN_RESERVE) {
+        snprintf(b->error, sizeof b->error, "code buffer of %u bytes is too small", b->code_cap);
+        return XBT_T_NO_SPACE;
+    }
+
+    uint32_t pc = eip;
+    uint32_t first_page = eip & ~0xFFFu;
+    uint32_t max = tr->max_insns ? tr->max_insns : XBT_BLOCK_MAX_INSNS;
+    if (max > XBT_BLOCK_MAX_INSNS)
+        max = XBT_BLOCK_MAX_INSNS;
+    for (;;) {
+        uint8_t buf[ZYDIS_MAX_INSTRUCTION_LENGTH];
+        uint32_t got = fetch(opaque, pc, buf, sizeof buf);
+        xbt_insn in;
+        enum xbt_decode_status ds = got ? xbt_decode(&tr->dec, buf, got, pc, &in)
+                                        : XBT_DECODE_TRUNCATED;
+        if (ds == XBT_DECODE_TRUNCATED) {
+            if (b->n_insns == 0) {
+                snprintf(b->error, sizeof b->error, "cannot fetch guest code at %08x", pc);
+                return XBT_T_FETCH_FAULT;
+            }
+            b->end = XBT_END_FETCH;
+            add_map(&t, pc, XBT_FIX_NONE, 0, 0);
+            emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+        bool ends = translate_insn(&t, &in);
+        b->n_insns++;
+        pc += in.length;
+        b->guest_len += in.length;
+        if (t.failed)
+            break;
+        if (ends) {
+            b->end = (in.iclass >= XBT_IC_JMP_DIRECT && in.iclass <= XBT_IC_RET)
+                         ? XBT_END_BRANCH : XBT_END_CALLOUT;
+            break;
+        }
+        /* Limits: instruction count, host space, at most two guest pages. */
+        if (b->n_insns >= max || t.len + INSN_RESERVE * 2 > b->code_cap ||
+            ((pc - 1) & ~0xFFFu) != first_page || t.n_sites + 2 > XBT_MAX_PENDING_SITES ||
+            b->n_map + 4 > XBT_BLOCK_MAX_MAP) {
+            b->end = XBT_END_LIMIT;
+            add_map(&t, pc, XBT_FIX_NONE, 0, 0);
+            emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+    }
+    if (!t.failed)
+        finish_block(&t);
+    if (t.failed) {
+        b->code_len = 0;
+        return XBT_T_INTERNAL;
+    }
+    return XBT_T_OK;
+}
+
+const struct xbt_pcmap *xbt_tblock_lookup(const xbt_tblock *b, uint32_t off)
+{
+    if (off >= b->body_len || b->n_map == 0)
+        return NULL;
+    const struct xbt_pcmap *best = NULL;
+    for (uint32_t i = 0; i < b->n_map && b->map[i].host_off <= off; i++)
+        best = &b->map[i];
+    return best;
+}

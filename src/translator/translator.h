@@ -1,0 +1,156 @@
+/*
+ * translator.h - one guest basic block in, x86-64 host code and its metadata out.
+ *
+ * A pure function of the guest bytes and the translation mode: no global state, no
+ * knowledge of the cache or the run loop.  The host code is position independent
+ * (exits and callout sites are reached RIP-relative; runtime entry points through
+ * R13), so a block may be translated into a scratch buffer and copied anywhere.
+ */
+#ifndef XBT_TRANSLATOR_H
+#define XBT_TRANSLATOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decoder/decoder.h"
+#include "translator/abi.h"
+
+#define XBT_BLOCK_MAX_INSNS 64     /* guest instructions per block */
+#define XBT_BLOCK_MAX_EXITS 4      /* chainable exits per block (jcc: 2, loop: 2) */
+#define XBT_BLOCK_MAX_MAP (XBT_BLOCK_MAX_INSNS * 3)
+#define XBT_BLOCK_MAX_CODE 16384   /* host bytes a block may need, stubs included */
+
+/* Address window the translated code reaches guest memory through. */
+enum xbt_window {
+    XBT_WIN_K = 0, /* GS base: all guest mappings (guest CPL 0) */
+    XBT_WIN_U = 1, /* host address == guest address (strict-mode user code) */
+};
+
+/* Mode flags (part of the translation-cache key). */
+#define XBT_TM_FPU_NM   0x01 /* CR0.TS or CR0.EM: x87/SSE instructions raise #NM */
+#define XBT_TM_NO_SSE   0x02 /* CR4.OSFXSR clear: SSE instructions raise #UD */
+#define XBT_TM_NO_TRACE_HINTS 0x04 /* reserved */
+
+/* The translation mode: everything besides the guest bytes that the code depends on. */
+typedef struct xbt_tmode {
+    uint8_t cpl;          /* 0 or 3 */
+    uint8_t window;       /* enum xbt_window */
+    uint8_t segbase_mask; /* 1 << XBT_ES.. for each of ES CS SS DS whose base is nonzero
+                             (FS and GS bases are always added, from ctx->seg_base) */
+    uint8_t flags;        /* XBT_TM_* */
+} xbt_tmode;
+
+/*
+ * Reads up to len guest code bytes at guest linear address eip into buf.  Returns the
+ * number of bytes readable from eip on (0 if eip itself cannot be fetched).  It may
+ * return fewer than len at the end of a readable range (the next page unmapped).
+ */
+typedef uint32_t (*xbt_fetch_fn)(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len);
+
+/* Kinds of block exits. */
+enum xbt_exit_kind {
+    XBT_EXIT_JMP = 0,     /* unconditional direct jmp/call target */
+    XBT_EXIT_TAKEN,       /* taken side of jcc/loop */
+    XBT_EXIT_FALLTHROUGH, /* not-taken side of jcc/loop, or the next instruction */
+};
+
+/* A chainable exit: a jmp/jcc whose rel32 initially targets its stub. */
+struct xbt_texit {
+    uint32_t rel32_off; /* offset of the rel32 field to patch when chaining */
+    uint32_t stub_off;  /* offset of the exit stub (the unchained target) */
+    uint32_t target;    /* guest EIP this exit leads to */
+    uint8_t kind;       /* enum xbt_exit_kind */
+};
+
+/* Fault fix-ups: how to recover guest state if a host instruction in a range faults. */
+enum xbt_fixup {
+    XBT_FIX_NONE = 0,   /* host registers hold the guest state as before the insn */
+    XBT_FIX_STRING,     /* RSI/RDI carry window and segment bias: low 32 bits minus the
+                           segment base (arg bit 0: DS-side base, bit 1: ES base) */
+    XBT_FIX_SAVED_REG,  /* guest GPR `arg` was borrowed; its value is in R10 */
+};
+
+/* Host offset -> guest EIP, sorted by host_off; an entry covers up to the next one. */
+struct xbt_pcmap {
+    uint32_t host_off;
+    uint32_t guest_eip;
+    uint8_t fixup;      /* enum xbt_fixup */
+    uint8_t arg;
+    uint16_t seg;       /* XBT_FIX_STRING: source segment (XBT_ES..) */
+};
+
+/* Why a block ended. */
+enum xbt_block_end {
+    XBT_END_BRANCH = 0,  /* a control transfer */
+    XBT_END_CALLOUT,     /* an instruction that ends blocks (callout with side effects) */
+    XBT_END_LIMIT,       /* instruction, byte or page limit: falls through */
+    XBT_END_FETCH,       /* the next instruction could not be fetched: falls through,
+                            so the fault is raised when (if) it is executed */
+};
+
+/* Statistics of one translation. */
+struct xbt_tstats {
+    uint32_t copied;     /* instructions re-encoded as themselves */
+    uint32_t readdressed;/* ... with a rewritten memory operand */
+    uint32_t rewritten;  /* replaced by an inline sequence */
+    uint32_t callouts;   /* replaced by a callout */
+};
+
+/*
+ * The output of one translation.  The caller owns it and its code buffer; the
+ * translator writes at most code_cap bytes (XBT_BLOCK_MAX_CODE always suffices).
+ */
+typedef struct xbt_tblock {
+    uint32_t eip;          /* guest EIP of the first instruction */
+    uint32_t guest_len;    /* guest bytes covered: [eip, eip + guest_len) */
+    uint32_t n_insns;
+    uint8_t end;           /* enum xbt_block_end */
+    uint8_t *code;         /* in: buffer; out: host code, code_len bytes */
+    uint32_t code_cap;
+    uint32_t code_len;
+    uint32_t body_len;     /* bytes of the main path; stubs and sites follow */
+    uint32_t n_exits;
+    struct xbt_texit exits[XBT_BLOCK_MAX_EXITS];
+    uint32_t n_map;
+    struct xbt_pcmap map[XBT_BLOCK_MAX_MAP];
+    uint32_t n_sites;      /* callout sites, at code + sites_off */
+    uint32_t sites_off;
+    struct xbt_tstats stats;
+    char error[128];       /* set when xbt_translate_block returns an error */
+} xbt_tblock;
+
+enum xbt_tstatus {
+    XBT_T_OK = 0,
+    XBT_T_FETCH_FAULT,     /* the first instruction could not be fetched */
+    XBT_T_NO_SPACE,        /* code_cap too small even for one instruction */
+    XBT_T_INTERNAL,        /* the encoder refused something: a translator bug */
+};
+
+typedef struct xbt_translator {
+    xbt_decoder dec;
+    uint32_t max_insns;    /* <= XBT_BLOCK_MAX_INSNS */
+} xbt_translator;
+
+void xbt_translator_init(xbt_translator *t);
+
+/*
+ * Translates the block starting at guest EIP `eip` in `mode`, fetching guest bytes
+ * through fetch(opaque, ...).  Returns XBT_T_OK and fills *out, or an error with a
+ * message in out->error.  Instructions the translator cannot express become callouts
+ * (XBT_CO_UD, XBT_CO_UNSUPPORTED), never wrong code.
+ */
+enum xbt_tstatus xbt_translate_block(xbt_translator *t, const xbt_tmode *mode, uint32_t eip,
+                                     xbt_fetch_fn fetch, void *opaque, xbt_tblock *out);
+
+/* Finds the pc-map entry covering host offset off (NULL if off is outside the body). */
+const struct xbt_pcmap *xbt_tblock_lookup(const xbt_tblock *b, uint32_t off);
+
+/*
+ * Writes a listing of the block: every guest instruction with its class and the host
+ * instructions it became (Intel syntax), then the exit stubs and callout sites.
+ * Appends to buf (NUL-terminated, truncated at size); returns the length it needed.
+ */
+size_t xbt_tblock_list(const xbt_tblock *b, xbt_fetch_fn fetch, void *opaque, char *buf,
+                       size_t size);
+
+#endif
