@@ -43,15 +43,17 @@
 #ifndef XBT_TRANSLATOR_ABI_H
 #define XBT_TRANSLATOR_ABI_H
 
+#ifndef __ASSEMBLER__
 #include <stddef.h>
 #include <stdint.h>
+#endif
 
 #include "decoder/defs.h"
 
 /* The guest EFLAGS bits that live in host RFLAGS while translated code runs. */
-#define XBT_EFLAGS_ARITH 0x00000CD5u /* CF PF AF ZF SF DF OF */
+#define XBT_EFLAGS_ARITH 0x00000CD5 /* CF PF AF ZF SF DF OF */
 /* Host RFLAGS = guest arithmetic flags | XBT_HOST_FLAGS_FIXED inside translated code. */
-#define XBT_HOST_FLAGS_FIXED 0x00000202u
+#define XBT_HOST_FLAGS_FIXED 0x00000202
 
 #ifndef __ASSEMBLER__
 /*
@@ -79,6 +81,12 @@ struct xbt_jit_ctx {
     uint32_t callout_ea;       /* R15D at a callout */
     uint32_t pad0;
     uint64_t callout_ret;      /* host return address of the callout in progress */
+    uint64_t callout_fn;       /* int (*)(struct xbt_jit_ctx *): 0 resumes the block,
+                                  nonzero leaves xbt_jit_enter with that value */
+    uint32_t host_mxcsr;       /* the host's MXCSR, restored at every exit */
+    uint32_t pad1;
+    uint8_t fpu[512] __attribute__((aligned(16))); /* guest x87/SSE state (fxsave64)
+                                  while host code runs */
 };
 #endif
 
@@ -99,6 +107,14 @@ struct xbt_jit_ctx {
 #define XBT_CTX_CALLOUT_SITE  144
 #define XBT_CTX_CALLOUT_EA    152
 #define XBT_CTX_CALLOUT_RET   160
+#define XBT_CTX_CALLOUT_FN    168
+#define XBT_CTX_HOST_MXCSR    176
+#define XBT_CTX_FPU           192
+
+/* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
+#define XBT_JIT_EXIT_DIRECT   1
+#define XBT_JIT_EXIT_INDIRECT 2
+#define XBT_JIT_EXIT_CALLOUT  3 /* lowest value a callout handler may return to leave */
 
 #ifndef __ASSEMBLER__
 _Static_assert(offsetof(struct xbt_jit_ctx, exit_direct) == XBT_CTX_EXIT_DIRECT, "abi");
@@ -118,6 +134,15 @@ _Static_assert(offsetof(struct xbt_jit_ctx, host_rsp) == XBT_CTX_HOST_RSP, "abi"
 _Static_assert(offsetof(struct xbt_jit_ctx, callout_site) == XBT_CTX_CALLOUT_SITE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, callout_ea) == XBT_CTX_CALLOUT_EA, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, callout_ret) == XBT_CTX_CALLOUT_RET, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, callout_fn) == XBT_CTX_CALLOUT_FN, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, host_mxcsr) == XBT_CTX_HOST_MXCSR, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, fpu) == XBT_CTX_FPU, "abi");
+
+/* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
+int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
+void xbt_jit_exit_direct(void);
+void xbt_jit_exit_indirect(void);
+void xbt_jit_callout(void);
 #endif
 
 /*

@@ -1,0 +1,132 @@
+/*
+ * jit_stubs.S - entering and leaving translated code (see translator/abi.h).
+ *
+ * xbt_jit_enter(ctx, code) loads the guest registers, flags and x87/SSE state from
+ * ctx and jumps to code; it returns when translated code leaves through one of the
+ * exit stubs, or when a callout handler asks to leave.  The guest's x87/SSE state
+ * lives in the host registers only while translated code runs: every way out saves it
+ * with fxsave64 and gives C code a clean x87 stack and the host's MXCSR.
+ */
+#include "translator/abi.h"
+
+        .intel_syntax noprefix
+        .text
+
+/* Save guest GPRs (ESP from R12D) into ctx at r13; flags untouched. */
+.macro SAVE_GPRS
+        mov     [r13 + XBT_CTX_GPR + 0], eax
+        mov     [r13 + XBT_CTX_GPR + 4], ecx
+        mov     [r13 + XBT_CTX_GPR + 8], edx
+        mov     [r13 + XBT_CTX_GPR + 12], ebx
+        mov     [r13 + XBT_CTX_GPR + 16], r12d
+        mov     [r13 + XBT_CTX_GPR + 20], ebp
+        mov     [r13 + XBT_CTX_GPR + 24], esi
+        mov     [r13 + XBT_CTX_GPR + 28], edi
+.endm
+
+/* Load guest GPRs from ctx at r13 (32-bit loads zero the upper halves). */
+.macro LOAD_GPRS
+        mov     eax, [r13 + XBT_CTX_GPR + 0]
+        mov     ecx, [r13 + XBT_CTX_GPR + 4]
+        mov     edx, [r13 + XBT_CTX_GPR + 8]
+        mov     ebx, [r13 + XBT_CTX_GPR + 12]
+        mov     r12d, [r13 + XBT_CTX_GPR + 16]
+        mov     ebp, [r13 + XBT_CTX_GPR + 20]
+        mov     esi, [r13 + XBT_CTX_GPR + 24]
+        mov     edi, [r13 + XBT_CTX_GPR + 28]
+.endm
+
+/* Guest x87/SSE state out to ctx, host's clean state in. */
+.macro SAVE_FPU
+        fxsave64 [r13 + XBT_CTX_FPU]
+        fninit
+        ldmxcsr [r13 + XBT_CTX_HOST_MXCSR]
+.endm
+
+        .globl  xbt_jit_enter
+        .type   xbt_jit_enter, @function
+xbt_jit_enter:
+        push    rbp
+        push    rbx
+        push    r12
+        push    r13
+        push    r14
+        push    r15
+        sub     rsp, 8                          /* 16-byte aligned below here */
+        mov     [rdi + XBT_CTX_HOST_RSP], rsp
+        mov     r13, rdi
+        mov     r14, rsi
+        stmxcsr [r13 + XBT_CTX_HOST_MXCSR]
+enter_resume:
+        fxrstor64 [r13 + XBT_CTX_FPU]
+        mov     eax, [r13 + XBT_CTX_EFLAGS]
+        and     eax, XBT_EFLAGS_ARITH
+        or      eax, XBT_HOST_FLAGS_FIXED
+        push    rax
+        popfq
+        LOAD_GPRS
+        jmp     r14
+        .size   xbt_jit_enter, . - xbt_jit_enter
+
+/* Common way back to xbt_jit_enter's caller; eax = return value. */
+jit_leave:
+        mov     rsp, [r13 + XBT_CTX_HOST_RSP]
+        add     rsp, 8
+        pop     r15
+        pop     r14
+        pop     r13
+        pop     r12
+        pop     rbx
+        pop     rbp
+        ret
+
+        .globl  xbt_jit_exit_direct
+        .type   xbt_jit_exit_direct, @function
+xbt_jit_exit_direct:                            /* r14d = next EIP, r15 = rel32 site */
+        SAVE_GPRS
+        pushfq
+        pop     r11
+        mov     [r13 + XBT_CTX_EFLAGS], r11d
+        mov     [r13 + XBT_CTX_EIP], r14d
+        mov     [r13 + XBT_CTX_EXIT_SITE], r15
+        SAVE_FPU
+        mov     eax, XBT_JIT_EXIT_DIRECT
+        jmp     jit_leave
+        .size   xbt_jit_exit_direct, . - xbt_jit_exit_direct
+
+        .globl  xbt_jit_exit_indirect
+        .type   xbt_jit_exit_indirect, @function
+xbt_jit_exit_indirect:                          /* r14d = next EIP */
+        SAVE_GPRS
+        pushfq
+        pop     r11
+        mov     [r13 + XBT_CTX_EFLAGS], r11d
+        mov     [r13 + XBT_CTX_EIP], r14d
+        mov     qword ptr [r13 + XBT_CTX_EXIT_SITE], 0
+        SAVE_FPU
+        mov     eax, XBT_JIT_EXIT_INDIRECT
+        jmp     jit_leave
+        .size   xbt_jit_exit_indirect, . - xbt_jit_exit_indirect
+
+        .globl  xbt_jit_callout
+        .type   xbt_jit_callout, @function
+xbt_jit_callout:                                /* r11 = site, r15d = EA; [rsp] = ret */
+        SAVE_GPRS
+        pushfq
+        pop     r14
+        mov     [r13 + XBT_CTX_EFLAGS], r14d
+        mov     [r13 + XBT_CTX_CALLOUT_SITE], r11
+        mov     [r13 + XBT_CTX_CALLOUT_EA], r15d
+        pop     r14
+        mov     [r13 + XBT_CTX_CALLOUT_RET], r14
+        SAVE_FPU
+        mov     rdi, r13
+        call    [r13 + XBT_CTX_CALLOUT_FN]      /* rsp is host_rsp: 16-byte aligned */
+        test    eax, eax
+        jnz     jit_leave
+        /* Resume after the call site with the (possibly changed) guest state. */
+        mov     r14, [r13 + XBT_CTX_CALLOUT_RET]
+        jmp     enter_resume
+        .size   xbt_jit_callout, . - xbt_jit_callout
+
+        .section .note.GNU-stack,"",@progbits
