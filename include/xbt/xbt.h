@@ -94,6 +94,172 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
                          const xbt_translate_opts *opts, xbt_translation **out);
 void xbt_translation_free(xbt_translation *t);
 
+
+/* ---- virtual machines and vCPUs (shaped after linux/kvm.h) ---------------------------
+ *
+ *   xbt_vm_config c = XBT_VM_CONFIG_INIT;  c.ram_size = 64 << 20;
+ *   xbt_vm *vm;  xbt_vcpu *cpu;  xbt_exit *ex;
+ *   xbt_vm_create(&c, &vm);
+ *   memcpy(xbt_vm_ram(vm) + 0x100000, kernel, n);   // guest physical RAM
+ *   xbt_vcpu_create(vm, &cpu);
+ *   xbt_regs r;  xbt_vcpu_get_regs(cpu, &r);  r.eip = entry;  xbt_vcpu_set_regs(cpu, &r);
+ *   for (;;) {
+ *       xbt_vcpu_run(cpu, &ex);
+ *       switch (ex->reason) {
+ *       case XBT_EXIT_IO:   if (ex->io.is_in) ex->io.data = port_in(...); else port_out(...);
+ *                           break;       // an IN completes when run is called again
+ *       case XBT_EXIT_HLT:  wait_for_interrupt(); break;
+ *       case XBT_EXIT_SHUTDOWN: case XBT_EXIT_INTERNAL_ERROR: goto done;
+ *       }
+ *   }
+ *
+ * Threads: a vCPU is run by one thread at a time.  xbt_vcpu_kick() may be called from
+ * any thread (or a signal handler): it makes a running vCPU re-check its interrupt
+ * source and the stop request within a bounded time, even in a tight guest loop.
+ * Everything else on a VM or vCPU must not race with xbt_vcpu_run on it.
+ */
+
+typedef struct xbt_vm xbt_vm;
+typedef struct xbt_vcpu xbt_vcpu;
+
+enum {
+    XBT_USER_DIRECT = 0,   /* guest CPL 3 code runs natively in the U-window */
+    XBT_USER_STRICT = 1,   /* guest CPL 3 code is translated too (U-window) */
+    XBT_USER_ADAPTIVE = 2, /* direct, but trapping hot spots are translated */
+};
+
+typedef struct xbt_vm_config {
+    uint64_t ram_size;     /* bytes of guest physical RAM from address 0 (multiple of 4 KiB,
+                              at most 3 GiB) */
+    uint64_t tcache_size;  /* bytes of translation cache, 0 for the default (64 MiB) */
+    uint32_t user_mode;    /* XBT_USER_* */
+    uint32_t flags;        /* XBT_VM_* */
+    uint32_t trace_threshold; /* executions before a trace head is traced, 0 default */
+} xbt_vm_config;
+
+#define XBT_VM_NO_TRACES 0x01 /* chained blocks only (for comparison) */
+#define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging) */
+
+#define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
+
+/* Creates a VM.  XBT_E_INVAL for a bad config, XBT_E_HOST if a needed host feature
+   (low 4 GiB reservation, memfd, compatibility mode, GS base) is missing, with the
+   reason in xbt_last_host_error(). */
+xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out);
+void xbt_vm_destroy(xbt_vm *vm);
+/* Host view of guest physical RAM (ram_size bytes), valid until destroy.  Writes
+   through it to pages holding translated code must be followed by
+   xbt_vm_invalidate(), or done with xbt_vm_write_phys(). */
+uint8_t *xbt_vm_ram(xbt_vm *vm);
+uint64_t xbt_vm_ram_size(const xbt_vm *vm);
+xbt_status xbt_vm_write_phys(xbt_vm *vm, uint64_t gpa, const void *src, size_t len);
+xbt_status xbt_vm_read_phys(xbt_vm *vm, uint64_t gpa, void *dst, size_t len);
+xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len);
+/* Why the last XBT_E_HOST happened on this thread (static string). */
+const char *xbt_last_host_error(void);
+
+typedef struct xbt_regs {
+    uint32_t eax, ecx, edx, ebx, esp, ebp, esi, edi;
+    uint32_t eip, eflags;
+} xbt_regs;
+
+typedef struct xbt_segment {
+    uint32_t base, limit;  /* limit in bytes (granularity applied) */
+    uint16_t selector;
+    uint8_t type, s, dpl, present, db, g, avl, unusable;
+} xbt_segment;
+
+typedef struct xbt_dtable {
+    uint32_t base;
+    uint16_t limit;
+} xbt_dtable;
+
+typedef struct xbt_sregs {
+    xbt_segment cs, ds, es, fs, gs, ss, tr, ldt;
+    xbt_dtable gdt, idt;
+    uint32_t cr0, cr2, cr3, cr4;
+    uint32_t dr[8];
+} xbt_sregs;
+
+xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out);
+void xbt_vcpu_destroy(xbt_vcpu *cpu);
+xbt_status xbt_vcpu_get_regs(xbt_vcpu *cpu, xbt_regs *r);
+xbt_status xbt_vcpu_set_regs(xbt_vcpu *cpu, const xbt_regs *r);
+xbt_status xbt_vcpu_get_sregs(xbt_vcpu *cpu, xbt_sregs *s);
+xbt_status xbt_vcpu_set_sregs(xbt_vcpu *cpu, const xbt_sregs *s);
+/* Model-specific registers the virtual CPU implements; XBT_E_INVAL for others. */
+xbt_status xbt_vcpu_get_msr(xbt_vcpu *cpu, uint32_t index, uint64_t *value);
+xbt_status xbt_vcpu_set_msr(xbt_vcpu *cpu, uint32_t index, uint64_t value);
+
+enum xbt_exit_reason {
+    XBT_EXIT_NONE = 0,
+    XBT_EXIT_IO,             /* port I/O: io */
+    XBT_EXIT_MMIO,           /* access to guest physical memory without RAM: mmio */
+    XBT_EXIT_HLT,            /* HLT with interrupts enabled and none pending (or IF=0) */
+    XBT_EXIT_SHUTDOWN,       /* triple fault */
+    XBT_EXIT_DEBUG,          /* a debug event (reserved) */
+    XBT_EXIT_INTERNAL_ERROR, /* xbt could not go on: internal.message says why */
+    XBT_EXIT_STOPPED,        /* the embedder asked (xbt_vcpu_stop) */
+    XBT_EXIT_IRQ_WINDOW,     /* the guest can take an interrupt now (if requested) */
+};
+
+typedef struct xbt_exit {
+    uint32_t reason;         /* enum xbt_exit_reason */
+    uint32_t pad;
+    union {
+        struct {
+            uint16_t port;
+            uint8_t size;    /* 1, 2 or 4 */
+            uint8_t is_in;
+            uint32_t data;   /* out: the value written; in: filled by the embedder */
+        } io;
+        struct {
+            uint64_t gpa;
+            uint32_t size;
+            uint8_t is_write;
+            uint8_t pad[3];
+            uint64_t data;   /* write: the value; read: filled by the embedder */
+        } mmio;
+        struct {
+            uint32_t eip;
+            char message[200];
+        } internal;
+        uint8_t raw[256];
+    };
+} xbt_exit;
+
+/*
+ * Runs the vCPU until an exit; *exit points at the vCPU's exit record (valid until
+ * the next run).  Returns XBT_OK for every guest event, including a triple fault;
+ * an error status only for misuse (XBT_E_INVAL).
+ */
+xbt_status xbt_vcpu_run(xbt_vcpu *cpu, xbt_exit **exit);
+
+/*
+ * Interrupt source: the vCPU calls pending(opaque) whenever it could take an external
+ * interrupt (EFLAGS.IF=1, no interrupt shadow); a return of -1 means none, otherwise
+ * the vector, which is then acknowledged and delivered.  Called on the vCPU's thread.
+ */
+typedef int (*xbt_irq_fn)(void *opaque);
+xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *cpu, xbt_irq_fn pending, void *opaque);
+/* Any thread: re-check the interrupt source within a bounded time. */
+void xbt_vcpu_kick(xbt_vcpu *cpu);
+/* Any thread: leave xbt_vcpu_run with XBT_EXIT_STOPPED within a bounded time. */
+void xbt_vcpu_stop(xbt_vcpu *cpu);
+
+typedef struct xbt_stats {
+    uint64_t exits[16];      /* by enum xbt_exit_reason */
+    uint64_t callouts[96];   /* by callout kind */
+    uint64_t blocks, block_bytes, guest_insns_translated, translate_ns;
+    uint64_t chains, unchains, lookups, lookup_hits, ibl_misses;
+    uint64_t flushes, invalidations, dispatches;
+    uint64_t exceptions[32], interrupts;
+    uint64_t host_faults;
+} xbt_stats;
+xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
+/* Writes a human-readable statistics report (for --stats). */
+size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif
