@@ -218,6 +218,10 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
                 s.reg2 = (uint8_t)ZydisRegisterGetId(op->reg.value);
             else if (rc == ZYDIS_REGCLASS_SEGMENT)
                 s.reg2 = (uint8_t)xbt_seg_index(op->reg.value);
+            else if (xbt_gpr_index(op->reg.value) >= 0 && s.reg != 0xFF && s.reg2 == 0xFF &&
+                     op->visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT)
+                s.reg2 = (uint8_t)(xbt_gpr_index(op->reg.value) |
+                                   (xbt_reg_is_high8(op->reg.value) ? 0x80 : 0));
             else if (xbt_gpr_index(op->reg.value) >= 0 && s.reg == 0xFF &&
                      op->visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT) {
                 s.reg = (uint8_t)xbt_gpr_index(op->reg.value);

@@ -1,0 +1,808 @@
+/*
+ * callouts.c - the C side of privileged and sensitive instructions.
+ *
+ * Entered from xbt_jit_callout with the guest state saved in the ctx.  A handler
+ * returns 0 to resume the translated block after the call site, XBT_LEAVE_DISPATCH to
+ * continue at ctx.eip through the dispatcher (control transfer, exception), or
+ * XBT_LEAVE_EXIT when v->exit holds an exit for the embedder.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <x86intrin.h>
+
+#include "vcpu.h"
+
+#define SITE(v) ((const struct xbt_callout_site *)(uintptr_t)(v)->ctx.callout_site)
+
+static uint32_t get_reg(struct xbt_vcpu *v, uint8_t reg, unsigned size)
+{
+    uint32_t r = v->ctx.gpr[reg & 7];
+    if (reg & 0x80)
+        return (r >> 8) & 0xFF;
+    return size == 1 ? r & 0xFF : size == 2 ? r & 0xFFFF : r;
+}
+
+static void set_reg(struct xbt_vcpu *v, uint8_t reg, unsigned size, uint32_t val)
+{
+    uint32_t *r = &v->ctx.gpr[reg & 7];
+    if (reg & 0x80)
+        *r = (*r & ~0xFF00u) | (val & 0xFF) << 8;
+    else if (size == 1)
+        *r = (*r & ~0xFFu) | (val & 0xFF);
+    else if (size == 2)
+        *r = (*r & ~0xFFFFu) | (val & 0xFFFF);
+    else
+        *r = val;
+}
+
+/* Raises an exception for the instruction at the site; always leaves the block. */
+static int fault(struct xbt_vcpu *v, int vector, uint32_t err)
+{
+    if (!xbt_raise(v, vector, true, err, SITE(v)->eip))
+        return XBT_LEAVE_EXIT;
+    return XBT_LEAVE_DISPATCH;
+}
+
+static int next(struct xbt_vcpu *v)
+{
+    v->ctx.eip = SITE(v)->eip + SITE(v)->len;
+    return 0;
+}
+
+static int jump(struct xbt_vcpu *v, uint32_t eip)
+{
+    v->ctx.eip = eip;
+    return XBT_LEAVE_DISPATCH;
+}
+
+static bool read_mem(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
+{
+    return xbt_read_lin(v, lin, dst, len);
+}
+
+/* Operand of r/m16 or r/m32 form: register or memory at the EA. */
+static bool read_rm(struct xbt_vcpu *v, unsigned size, uint32_t *val)
+{
+    const struct xbt_callout_site *s = SITE(v);
+    if (s->flags & XBT_COF_HAS_MEM) {
+        *val = 0;
+        return read_mem(v, v->ctx.callout_ea, val, size);
+    }
+    *val = get_reg(v, s->reg, size);
+    return true;
+}
+
+static bool write_rm(struct xbt_vcpu *v, unsigned size, uint32_t val)
+{
+    const struct xbt_callout_site *s = SITE(v);
+    if (s->flags & XBT_COF_HAS_MEM)
+        return xbt_write_lin(v, v->ctx.callout_ea, &val, size);
+    set_reg(v, s->reg, size, val);
+    return true;
+}
+
+static void set_zf(struct xbt_vcpu *v, bool zf)
+{
+    if (zf)
+        v->ctx.eflags |= 0x40;
+    else
+        v->ctx.eflags &= ~0x40u;
+}
+
+/* ---- stack helpers --------------------------------------------------------------- */
+
+static bool pop(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t *val)
+{
+    *val = 0;
+    if (!xbt_read_lin(v, v->seg[XBT_SS].base + *esp, val, size))
+        return false;
+    *esp += size;
+    return true;
+}
+
+static bool push(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t val)
+{
+    *esp -= size;
+    return xbt_write_lin(v, v->seg[XBT_SS].base + *esp, &val, size);
+}
+
+/* ---- CPUID and MSRs ---------------------------------------------------------------- */
+
+static void cpuid(struct xbt_vcpu *v)
+{
+    uint32_t leaf = v->ctx.gpr[XBT_EAX], a = 0, b = 0, c = 0, d = 0;
+    switch (leaf) {
+    case 0:
+        a = 1;
+        memcpy(&b, "xbtV", 4), memcpy(&d, "irtu", 4), memcpy(&c, "alCP", 4);
+        break;
+    case 1:
+        a = 0x000006F1; /* family 6 model 15 stepping 1: a 686-class CPU */
+        b = 0x00010000; /* one logical processor */
+        c = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 31); /* SSE3 SSSE3
+                         SSE4.1 SSE4.2, hypervisor */
+        d = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 8) | (1u << 11) |
+            (1u << 13) | (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
+        /* FPU PSE TSC MSR CX8 SEP PGE CMOV MMX FXSR SSE SSE2 */
+        break;
+    default:
+        break; /* unknown leaves read as zero */
+    }
+    v->ctx.gpr[XBT_EAX] = a, v->ctx.gpr[XBT_EBX] = b;
+    v->ctx.gpr[XBT_ECX] = c, v->ctx.gpr[XBT_EDX] = d;
+}
+
+bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
+{
+    switch (index) {
+    case 0x10: *value = __rdtsc() + v->tsc_offset; return true;
+    case 0x1B: *value = v->msr_apic_base; return true;
+    case 0x174: *value = v->msr_sysenter_cs; return true;
+    case 0x175: *value = v->msr_sysenter_esp; return true;
+    case 0x176: *value = v->msr_sysenter_eip; return true;
+    case 0x1A0: *value = v->msr_misc_enable; return true;
+    case 0x277: *value = v->msr_pat; return true;
+    default: return false;
+    }
+}
+
+bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
+{
+    switch (index) {
+    case 0x10: v->tsc_offset = value - __rdtsc(); return true;
+    case 0x1B: v->msr_apic_base = value; return true;
+    case 0x174: v->msr_sysenter_cs = value & 0xFFFF; return true;
+    case 0x175: v->msr_sysenter_esp = value & 0xFFFFFFFF; return true;
+    case 0x176: v->msr_sysenter_eip = value & 0xFFFFFFFF; return true;
+    case 0x1A0: v->msr_misc_enable = value; return true;
+    case 0x277: v->msr_pat = value; return true;
+    default: return false;
+    }
+}
+
+/* ---- control registers --------------------------------------------------------------- */
+
+static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
+{
+    switch (cr) {
+    case 0:
+        if ((val & XBT_CR0_PG) && !(val & XBT_CR0_PE))
+            return fault(v, XBT_GP, 0);
+        if (val & XBT_CR0_PG) {
+            xbt_set_internal_error(v, SITE(v)->eip,
+                                   "guest enables paging (CR0.PG): the shadow MMU is not "
+                                   "implemented yet");
+            return XBT_LEAVE_EXIT;
+        }
+        if (!(val & XBT_CR0_PE)) {
+            xbt_set_internal_error(v, SITE(v)->eip, "guest leaves protected mode: real mode "
+                                                    "is not supported");
+            return XBT_LEAVE_EXIT;
+        }
+        v->cr0 = val | XBT_CR0_ET;
+        break;
+    case 2: v->cr2 = val; break;
+    case 3: v->cr3 = val; break;
+    case 4:
+        if (val & ~(uint32_t)(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x80 | 0x100 | 0x200 | 0x400))
+            return fault(v, XBT_GP, 0); /* VME PVI TSD DE PSE PGE PCE OSFXSR OSXMMEXCPT */
+        if (val & 0x20)
+            return fault(v, XBT_GP, 0);
+        v->cr4 = val;
+        break;
+    default:
+        return fault(v, XBT_UDV, 0);
+    }
+    return next(v);
+}
+
+/* ---- port I/O -------------------------------------------------------------------------- */
+
+static bool io_allowed(struct xbt_vcpu *v)
+{
+    uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
+    return v->cpl <= iopl; /* the TSS I/O bitmap arrives with guest user mode */
+}
+
+static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, uint32_t data)
+{
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_IO;
+    v->exit.io.port = port;
+    v->exit.io.size = (uint8_t)size;
+    v->exit.io.is_in = in;
+    v->exit.io.data = data;
+    return XBT_LEAVE_EXIT;
+}
+
+/* ---- far transfers (same privilege) ------------------------------------------------ */
+
+static int load_cs(struct xbt_vcpu *v, uint16_t sel, uint32_t eip, uint32_t fault_eip)
+{
+    uint64_t d;
+    if ((sel & ~3u) == 0 || !xbt_read_descriptor(v, sel, &d)) {
+        if (!xbt_raise(v, XBT_GP, true, sel & 0xFFFC, fault_eip))
+            return XBT_LEAVE_EXIT;
+        return XBT_LEAVE_DISPATCH;
+    }
+    xbt_segment cs;
+    xbt_seg_from_desc(&cs, sel, d);
+    bool conforming = cs.type & 4;
+    if (!cs.s || !(cs.type & 8) || (conforming ? cs.dpl > v->cpl
+                                               : (cs.dpl != v->cpl || (sel & 3) > v->cpl))) {
+        if (!xbt_raise(v, XBT_GP, true, sel & 0xFFFC, fault_eip))
+            return XBT_LEAVE_EXIT;
+        return XBT_LEAVE_DISPATCH;
+    }
+    if (!cs.present) {
+        if (!xbt_raise(v, XBT_NP, true, sel & 0xFFFC, fault_eip))
+            return XBT_LEAVE_EXIT;
+        return XBT_LEAVE_DISPATCH;
+    }
+    cs.selector = (uint16_t)((sel & ~3u) | v->cpl);
+    cs.type |= 1;
+    v->seg[XBT_CS] = cs;
+    v->ctx.seg_sel[XBT_CS] = cs.selector;
+    v->ctx.seg_base[XBT_CS] = cs.base;
+    return jump(v, eip);
+}
+
+/* ---- BCD ------------------------------------------------------------------------------ */
+
+static void set_szp(struct xbt_vcpu *v, uint8_t r)
+{
+    uint32_t f = v->ctx.eflags & ~(0x80u | 0x40u | 0x4u);
+    if (r & 0x80) f |= 0x80;
+    if (!r) f |= 0x40;
+    if (!__builtin_parity(r)) f |= 0x4;
+    v->ctx.eflags = f;
+}
+
+static int bcd(struct xbt_vcpu *v)
+{
+    const struct xbt_callout_site *s = SITE(v);
+    uint32_t *eax = &v->ctx.gpr[XBT_EAX];
+    uint8_t al = *eax & 0xFF, ah = (*eax >> 8) & 0xFF;
+    uint32_t f = v->ctx.eflags;
+    bool cf = f & 1, af = f & 0x10;
+    switch (s->mnemonic) {
+    case ZYDIS_MNEMONIC_DAA: {
+        uint8_t old = al;
+        bool ncf = false;
+        if ((al & 0xF) > 9 || af) { al += 6; ncf = cf || old > 0xF9; af = true; } else af = false;
+        if (old > 0x99 || cf) { al += 0x60; ncf = true; }
+        cf = ncf;
+        *eax = (*eax & ~0xFFu) | al;
+        set_szp(v, al);
+        break;
+    }
+    case ZYDIS_MNEMONIC_DAS: {
+        uint8_t old = al;
+        bool ncf = false;
+        if ((al & 0xF) > 9 || af) { ncf = cf || al < 6; al -= 6; af = true; } else af = false;
+        if (old > 0x99 || cf) { al -= 0x60; ncf = true; }
+        cf = ncf;
+        *eax = (*eax & ~0xFFu) | al;
+        set_szp(v, al);
+        break;
+    }
+    case ZYDIS_MNEMONIC_AAA:
+    case ZYDIS_MNEMONIC_AAS: {
+        bool add = s->mnemonic == ZYDIS_MNEMONIC_AAA;
+        uint16_t ax = *eax & 0xFFFF;
+        if ((al & 0xF) > 9 || af) {
+            ax = add ? (uint16_t)(ax + 0x106) : (uint16_t)(ax - 6);
+            if (!add)
+                ax = (uint16_t)((ax & 0xFF) | ((((ax >> 8) - 1) & 0xFF) << 8));
+            af = cf = true;
+        } else {
+            af = cf = false;
+        }
+        ax &= 0xFF0F;
+        *eax = (*eax & ~0xFFFFu) | ax;
+        set_szp(v, (uint8_t)ax); /* SF ZF PF undefined; set from AL as hardware does */
+        break;
+    }
+    case ZYDIS_MNEMONIC_AAM: {
+        uint8_t base = (uint8_t)s->imm;
+        if (base == 0)
+            return fault(v, XBT_DE, 0);
+        ah = al / base;
+        al = al % base;
+        *eax = (*eax & ~0xFFFFu) | (uint32_t)ah << 8 | al;
+        set_szp(v, al);
+        cf = af = false;
+        break;
+    }
+    case ZYDIS_MNEMONIC_AAD: {
+        uint8_t base = (uint8_t)s->imm;
+        al = (uint8_t)(al + ah * base);
+        *eax = (*eax & ~0xFFFFu) | al;
+        set_szp(v, al);
+        cf = af = false;
+        break;
+    }
+    default:
+        break;
+    }
+    v->ctx.eflags = (v->ctx.eflags & ~0x11u) | (cf ? 1 : 0) | (af ? 0x10 : 0);
+    if (s->mnemonic == ZYDIS_MNEMONIC_AAM || s->mnemonic == ZYDIS_MNEMONIC_AAD)
+        v->ctx.eflags &= ~0x800u; /* OF undefined: cleared */
+    return next(v);
+}
+
+/* ---- LAR LSL VERR VERW ----------------------------------------------------------- */
+
+static int descriptor_query(struct xbt_vcpu *v, unsigned kind)
+{
+    /* LAR/LSL r, r/m16: destination in reg, source in reg2 or memory; VERR/VERW r/m16. */
+    const struct xbt_callout_site *site = SITE(v);
+    uint32_t sel32 = 0;
+    bool two = kind == XBT_CO_LAR || kind == XBT_CO_LSL;
+    if (site->flags & XBT_COF_HAS_MEM) {
+        if (!read_mem(v, v->ctx.callout_ea, &sel32, 2))
+            return fault(v, XBT_GP, 0);
+    } else {
+        sel32 = get_reg(v, two ? site->reg2 : site->reg, 2);
+    }
+    uint16_t sel = (uint16_t)sel32;
+    uint64_t d = 0;
+    bool ok = (sel & ~3u) != 0 && xbt_read_descriptor(v, sel, &d);
+    xbt_segment s;
+    if (ok) {
+        xbt_seg_from_desc(&s, sel, d);
+        bool code = s.s && (s.type & 8), conforming = code && (s.type & 4);
+        if (!conforming && (s.dpl < v->cpl || s.dpl < (sel & 3)))
+            ok = false;
+        if (ok && !s.s) {
+            static const bool lar_ok[16] = { 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0 };
+            static const bool lsl_ok[16] = { 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0 };
+            if (kind == XBT_CO_LAR) ok = lar_ok[s.type];
+            else if (kind == XBT_CO_LSL) ok = lsl_ok[s.type];
+            else ok = false;
+        }
+        if (ok && kind == XBT_CO_VERR)
+            ok = s.s && (!code || (s.type & 2));
+        if (ok && kind == XBT_CO_VERW)
+            ok = s.s && !code && (s.type & 2);
+    }
+    set_zf(v, ok);
+    unsigned osz = v->seg[XBT_CS].db ? 4 : 2;
+    if (ok && kind == XBT_CO_LAR)
+        set_reg(v, site->reg, osz, (uint32_t)(d >> 32) & 0x00F0FF00);
+    if (ok && kind == XBT_CO_LSL)
+        set_reg(v, site->reg, osz, s.limit);
+    return next(v);
+}
+
+/* ---- the dispatcher of callouts ------------------------------------------------------ */
+
+int xbt_callout_entry(struct xbt_jit_ctx *ctx)
+{
+    struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
+    const struct xbt_callout_site *s = SITE(v);
+    uint32_t eip = s->eip, nxt = s->eip + s->len;
+    unsigned size = s->opsize ? s->opsize : 4;
+    v->stats.callouts[s->kind < 96 ? s->kind : 0]++;
+    /* The guest's EIP during a callout is the instruction's own. */
+    v->ctx.eip = eip;
+    bool priv_ok = v->cpl == 0;
+
+    switch (s->kind) {
+    case XBT_CO_UD:
+        return fault(v, XBT_UDV, 0);
+    case XBT_CO_NM:
+        if (v->cr0 & XBT_CR0_EM)
+            return fault(v, XBT_UDV, 0);
+        if (v->cr0 & XBT_CR0_TS)
+            return fault(v, XBT_NMV, 0);
+        return fault(v, XBT_UDV, 0); /* SSE with CR4.OSFXSR clear */
+    case XBT_CO_UNSUPPORTED:
+        xbt_set_internal_error(v, eip, "unsupported instruction %s at %08x",
+                               ZydisMnemonicGetString((ZydisMnemonic)s->mnemonic), eip);
+        return XBT_LEAVE_EXIT;
+    case XBT_CO_CLI:
+        if (!io_allowed(v))
+            return fault(v, XBT_GP, 0);
+        v->ctx.vif = 0;
+        return next(v);
+    case XBT_CO_STI:
+        if (!io_allowed(v))
+            return fault(v, XBT_GP, 0);
+        if (!v->ctx.vif) {
+            v->interrupt_shadow = true;
+            v->shadow_eip = nxt;
+        }
+        v->ctx.vif = XBT_EFLAGS_IF;
+        return next(v);
+    case XBT_CO_POPF: {
+        uint32_t esp = v->ctx.gpr[XBT_ESP], val;
+        if (!pop(v, &esp, size, &val))
+            return fault(v, XBT_SSF, 0);
+        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                        XBT_EFLAGS_ID;
+        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
+        if (v->cpl == 0)
+            mask |= XBT_EFLAGS_IOPL;
+        if (v->cpl <= iopl)
+            mask |= XBT_EFLAGS_IF;
+        if (size == 2)
+            mask &= 0xFFFF;
+        xbt_set_eflags(v, val, mask);
+        v->ctx.gpr[XBT_ESP] = esp;
+        return next(v);
+    }
+    case XBT_CO_PUSHF: {
+        uint32_t esp = v->ctx.gpr[XBT_ESP];
+        if (!push(v, &esp, size, xbt_get_eflags(v) & ~(XBT_EFLAGS_RF | XBT_EFLAGS_VM)))
+            return fault(v, XBT_SSF, 0);
+        v->ctx.gpr[XBT_ESP] = esp;
+        return next(v);
+    }
+    case XBT_CO_HLT:
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        v->ctx.eip = nxt;
+        v->halted = true;
+        return XBT_LEAVE_DISPATCH; /* the run loop delivers an interrupt or exits HLT */
+    case XBT_CO_INT:
+        return xbt_deliver_interrupt(v, (int)(s->imm & 0xFF), true, nxt, eip)
+                   ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+    case XBT_CO_INT3:
+        return xbt_deliver_interrupt(v, XBT_BP, true, nxt, eip) ? XBT_LEAVE_DISPATCH
+                                                                 : XBT_LEAVE_EXIT;
+    case XBT_CO_INT1:
+        return xbt_deliver_interrupt(v, XBT_DB, false, nxt, eip) ? XBT_LEAVE_DISPATCH
+                                                                  : XBT_LEAVE_EXIT;
+    case XBT_CO_INTO:
+        if (!(v->ctx.eflags & 0x800))
+            return next(v);
+        return xbt_deliver_interrupt(v, XBT_OF, true, nxt, eip) ? XBT_LEAVE_DISPATCH
+                                                                 : XBT_LEAVE_EXIT;
+    case XBT_CO_IRET: {
+        uint32_t esp = v->ctx.gpr[XBT_ESP], neip, ncs, nfl;
+        if (!pop(v, &esp, size, &neip) || !pop(v, &esp, size, &ncs) ||
+            !pop(v, &esp, size, &nfl))
+            return fault(v, XBT_SSF, 0);
+        if (v->ctx.eflags_sys & XBT_EFLAGS_NT) {
+            xbt_set_internal_error(v, eip, "IRET with NT set (task return) is not supported");
+            return XBT_LEAVE_EXIT;
+        }
+        if ((ncs & 3) != v->cpl) {
+            xbt_set_internal_error(v, eip, "IRET to another privilege level arrives with "
+                                           "guest user mode");
+            return XBT_LEAVE_EXIT;
+        }
+        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                        XBT_EFLAGS_ID | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL;
+        if (size == 2)
+            mask &= 0xFFFF;
+        uint32_t saved_esp = v->ctx.gpr[XBT_ESP];
+        v->ctx.gpr[XBT_ESP] = esp;
+        int r = load_cs(v, (uint16_t)ncs, size == 2 ? neip & 0xFFFF : neip, eip);
+        if (v->ctx.eip != (size == 2 ? (neip & 0xFFFF) : neip) || r != XBT_LEAVE_DISPATCH) {
+            v->ctx.gpr[XBT_ESP] = saved_esp; /* the CS load faulted */
+            return r;
+        }
+        xbt_set_eflags(v, nfl, mask);
+        return XBT_LEAVE_DISPATCH;
+    }
+    case XBT_CO_MOV_TO_CR:
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        return mov_to_cr(v, s->reg2, get_reg(v, s->reg, 4));
+    case XBT_CO_MOV_FROM_CR: {
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint32_t val;
+        switch (s->reg2) {
+        case 0: val = v->cr0; break;
+        case 2: val = v->cr2; break;
+        case 3: val = v->cr3; break;
+        case 4: val = v->cr4; break;
+        default: return fault(v, XBT_UDV, 0);
+        }
+        set_reg(v, s->reg, 4, val);
+        return next(v);
+    }
+    case XBT_CO_MOV_TO_DR:
+    case XBT_CO_MOV_FROM_DR: {
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        unsigned dr = s->reg2;
+        if (dr == 4 || dr == 5)
+            dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
+        if (s->kind == XBT_CO_MOV_TO_DR)
+            v->dr[dr] = get_reg(v, s->reg, 4);
+        else
+            set_reg(v, s->reg, 4, dr == 6 ? (v->dr[6] | 0xFFFF0FF0) : dr == 7 ? (v->dr[7] | 0x400) : v->dr[dr]);
+        return next(v);
+    }
+    case XBT_CO_LGDT:
+    case XBT_CO_LIDT: {
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint16_t limit;
+        uint32_t base;
+        if (!read_mem(v, v->ctx.callout_ea, &limit, 2) ||
+            !read_mem(v, v->ctx.callout_ea + 2, &base, 4))
+            return fault(v, XBT_GP, 0);
+        if (s->opsize == 2 || (s->mnemonic && size == 2))
+            base &= 0x00FFFFFF;
+        xbt_dtable *t = s->kind == XBT_CO_LGDT ? &v->gdtr : &v->idtr;
+        t->base = base;
+        t->limit = limit;
+        return next(v);
+    }
+    case XBT_CO_SGDT:
+    case XBT_CO_SIDT: {
+        xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->gdtr : &v->idtr;
+        if (!xbt_write_lin(v, v->ctx.callout_ea, &t->limit, 2) ||
+            !xbt_write_lin(v, v->ctx.callout_ea + 2, &t->base, 4))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    }
+    case XBT_CO_SLDT:
+    case XBT_CO_STR: {
+        uint16_t sel = s->kind == XBT_CO_SLDT ? v->ldtr.selector : v->tr.selector;
+        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : size, sel))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    }
+    case XBT_CO_SMSW:
+        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : size, v->cr0))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    case XBT_CO_LMSW: {
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint32_t val;
+        if (!read_rm(v, 2, &val))
+            return fault(v, XBT_GP, 0);
+        v->cr0 = (v->cr0 & ~0xEu) | (val & 0xF) | (v->cr0 & XBT_CR0_PE);
+        return next(v);
+    }
+    case XBT_CO_CLTS:
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        v->cr0 &= ~XBT_CR0_TS;
+        return next(v);
+    case XBT_CO_LLDT:
+    case XBT_CO_LTR: {
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint32_t sel32;
+        if (!read_rm(v, 2, &sel32))
+            return fault(v, XBT_GP, 0);
+        uint16_t sel = (uint16_t)sel32;
+        if ((sel & ~3u) == 0) {
+            if (s->kind == XBT_CO_LTR)
+                return fault(v, XBT_GP, 0);
+            memset(&v->ldtr, 0, sizeof v->ldtr);
+            v->ldtr.unusable = 1;
+            return next(v);
+        }
+        uint64_t d;
+        if ((sel & 4) || !xbt_read_descriptor(v, sel, &d))
+            return fault(v, XBT_GP, sel & 0xFFFC);
+        xbt_segment seg;
+        xbt_seg_from_desc(&seg, sel, d);
+        if (seg.s || (s->kind == XBT_CO_LLDT ? seg.type != 2 : (seg.type != 9 && seg.type != 1)))
+            return fault(v, XBT_GP, sel & 0xFFFC);
+        if (!seg.present)
+            return fault(v, XBT_NP, sel & 0xFFFC);
+        if (s->kind == XBT_CO_LLDT) {
+            v->ldtr = seg;
+        } else {
+            uint8_t access = (uint8_t)((d >> 40) | 2); /* busy */
+            xbt_write_lin(v, v->gdtr.base + (sel & ~7u) + 5, &access, 1);
+            seg.type |= 2;
+            v->tr = seg;
+        }
+        return next(v);
+    }
+    case XBT_CO_LAR:
+    case XBT_CO_LSL:
+    case XBT_CO_VERR:
+    case XBT_CO_VERW:
+        return descriptor_query(v, s->kind);
+    case XBT_CO_MOV_TO_SREG:
+    case XBT_CO_POP_SREG: {
+        uint32_t sel, esp = v->ctx.gpr[XBT_ESP];
+        if (s->kind == XBT_CO_POP_SREG) {
+            if (!pop(v, &esp, size, &sel))
+                return fault(v, XBT_SSF, 0);
+        } else if (!read_rm(v, 2, &sel)) {
+            return fault(v, XBT_GP, 0);
+        }
+        if (!xbt_load_seg(v, s->reg2, (uint16_t)sel, eip))
+            return XBT_LEAVE_DISPATCH;
+        v->ctx.gpr[XBT_ESP] = esp;
+        if (s->reg2 == XBT_SS) {
+            v->interrupt_shadow = true;
+            v->shadow_eip = nxt;
+        }
+        return next(v);
+    }
+    case XBT_CO_LOAD_FAR_PTR: {
+        uint32_t off = 0;
+        uint16_t sel;
+        if (!read_mem(v, v->ctx.callout_ea, &off, size == 2 ? 2 : 4) ||
+            !read_mem(v, v->ctx.callout_ea + (size == 2 ? 2 : 4), &sel, 2))
+            return fault(v, XBT_GP, 0);
+        int seg = s->mnemonic == ZYDIS_MNEMONIC_LDS ? XBT_DS : s->mnemonic == ZYDIS_MNEMONIC_LES ? XBT_ES
+                : s->mnemonic == ZYDIS_MNEMONIC_LFS ? XBT_FS : s->mnemonic == ZYDIS_MNEMONIC_LGS ? XBT_GS
+                : XBT_SS;
+        if (!xbt_load_seg(v, seg, sel, eip))
+            return XBT_LEAVE_DISPATCH;
+        set_reg(v, s->reg, size == 2 ? 2 : 4, off);
+        return next(v);
+    }
+    case XBT_CO_JMP_FAR:
+    case XBT_CO_CALL_FAR: {
+        uint32_t off = s->imm;
+        uint16_t sel = s->imm_sel;
+        unsigned osz = size == 6 || size == 4 ? 4 : 2;
+        if (s->flags & XBT_COF_HAS_MEM) {
+            osz = s->opsize == 4 ? 2 : 4; /* m16:16 or m16:32 */
+            off = 0;
+            if (!read_mem(v, v->ctx.callout_ea, &off, osz) ||
+                !read_mem(v, v->ctx.callout_ea + osz, &sel, 2))
+                return fault(v, XBT_GP, 0);
+        }
+        if (s->kind == XBT_CO_CALL_FAR) {
+            uint32_t esp = v->ctx.gpr[XBT_ESP];
+            if (!push(v, &esp, osz, v->seg[XBT_CS].selector) || !push(v, &esp, osz, nxt))
+                return fault(v, XBT_SSF, 0);
+            uint32_t saved = v->ctx.gpr[XBT_ESP];
+            v->ctx.gpr[XBT_ESP] = esp;
+            int r = load_cs(v, sel, off, eip);
+            if (v->ctx.eip != off)
+                v->ctx.gpr[XBT_ESP] = saved;
+            return r;
+        }
+        return load_cs(v, sel, off, eip);
+    }
+    case XBT_CO_RET_FAR: {
+        uint32_t esp = v->ctx.gpr[XBT_ESP], neip, ncs;
+        if (!pop(v, &esp, size, &neip) || !pop(v, &esp, size, &ncs))
+            return fault(v, XBT_SSF, 0);
+        if ((ncs & 3) != v->cpl) {
+            xbt_set_internal_error(v, eip, "far RET to another privilege level arrives with "
+                                           "guest user mode");
+            return XBT_LEAVE_EXIT;
+        }
+        uint32_t saved = v->ctx.gpr[XBT_ESP];
+        v->ctx.gpr[XBT_ESP] = esp + (s->imm & 0xFFFF);
+        int r = load_cs(v, (uint16_t)ncs, neip, eip);
+        if (v->ctx.eip != neip)
+            v->ctx.gpr[XBT_ESP] = saved;
+        return r;
+    }
+    case XBT_CO_IN:
+    case XBT_CO_OUT: {
+        if (!io_allowed(v))
+            return fault(v, XBT_GP, 0);
+        uint16_t port = (s->flags & XBT_COF_IMM_PORT) ? (uint16_t)s->imm
+                                                      : (uint16_t)v->ctx.gpr[XBT_EDX];
+        v->ctx.eip = nxt;
+        if (s->kind == XBT_CO_IN) {
+            v->io_in_pending = true;
+            v->io_in_reg_size = (uint8_t)size;
+            return io_exit(v, port, size, true, 0);
+        }
+        return io_exit(v, port, size, false, get_reg(v, XBT_EAX, size));
+    }
+    case XBT_CO_INS:
+    case XBT_CO_OUTS: {
+        if (!io_allowed(v))
+            return fault(v, XBT_GP, 0);
+        bool rep = s->flags & XBT_COF_REP;
+        if (rep && v->ctx.gpr[XBT_ECX] == 0)
+            return next(v);
+        uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
+        int step = (v->ctx.eflags & 0x400) ? -(int)size : (int)size;
+        /* One element per exit; EIP stays on the instruction until ECX runs out. */
+        if (s->kind == XBT_CO_OUTS) {
+            uint32_t val = 0;
+            if (!read_mem(v, v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
+                return fault(v, XBT_GP, 0);
+            v->ctx.gpr[XBT_ESI] += (uint32_t)step;
+            if (rep)
+                v->ctx.gpr[XBT_ECX]--;
+            v->ctx.eip = rep && v->ctx.gpr[XBT_ECX] ? eip : nxt;
+            return io_exit(v, port, size, false, val);
+        }
+        v->io_in_pending = true;
+        v->io_in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
+        v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > 1 ? eip : nxt;
+        v->ctx.eip = v->io_next_eip;
+        return io_exit(v, port, size, true, 0);
+    }
+    case XBT_CO_INVLPG:
+    case XBT_CO_WBINVD:
+    case XBT_CO_INVD:
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        return next(v); /* no guest paging yet: nothing cached to drop */
+    case XBT_CO_RDMSR:
+    case XBT_CO_WRMSR: {
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint32_t idx = v->ctx.gpr[XBT_ECX];
+        if (s->kind == XBT_CO_RDMSR) {
+            uint64_t val;
+            if (!xbt_msr_read(v, idx, &val))
+                return fault(v, XBT_GP, 0);
+            v->ctx.gpr[XBT_EAX] = (uint32_t)val;
+            v->ctx.gpr[XBT_EDX] = (uint32_t)(val >> 32);
+        } else {
+            uint64_t val = (uint64_t)v->ctx.gpr[XBT_EDX] << 32 | v->ctx.gpr[XBT_EAX];
+            if (!xbt_msr_write(v, idx, val))
+                return fault(v, XBT_GP, 0);
+        }
+        return next(v);
+    }
+    case XBT_CO_CPUID:
+        cpuid(v);
+        return next(v);
+    case XBT_CO_RDTSC: {
+        if ((v->cr4 & XBT_CR4_TSD) && !priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint64_t t = __rdtsc() + v->tsc_offset;
+        v->ctx.gpr[XBT_EAX] = (uint32_t)t;
+        v->ctx.gpr[XBT_EDX] = (uint32_t)(t >> 32);
+        return next(v);
+    }
+    case XBT_CO_RDPMC:
+        return fault(v, XBT_GP, 0); /* CR4.PCE is never set: no counters */
+    case XBT_CO_RDTSCP:
+    case XBT_CO_SYSCALL:
+    case XBT_CO_SYSRET:
+    case XBT_CO_MONITOR:
+    case XBT_CO_MWAIT:
+    case XBT_CO_XGETBV:
+    case XBT_CO_XSETBV:
+        return fault(v, XBT_UDV, 0); /* not in the virtual CPUID */
+    case XBT_CO_SYSENTER:
+    case XBT_CO_SYSEXIT:
+        if ((v->msr_sysenter_cs & 0xFFFC) == 0 || (s->kind == XBT_CO_SYSEXIT && !priv_ok))
+            return fault(v, XBT_GP, 0);
+        xbt_set_internal_error(v, eip, "%s arrives with guest user mode",
+                               s->kind == XBT_CO_SYSENTER ? "SYSENTER" : "SYSEXIT");
+        return XBT_LEAVE_EXIT;
+    case XBT_CO_BCD:
+        return bcd(v);
+    case XBT_CO_SALC:
+        set_reg(v, XBT_EAX, 1, (v->ctx.eflags & 1) ? 0xFF : 0);
+        return next(v);
+    case XBT_CO_ARPL: {
+        /* ARPL r/m16, r16: memory form has the source in reg, register form in reg2. */
+        uint32_t dst;
+        if (!read_rm(v, 2, &dst))
+            return fault(v, XBT_GP, 0);
+        uint32_t src = get_reg(v, (s->flags & XBT_COF_HAS_MEM) ? s->reg : s->reg2, 2);
+        bool adj = (dst & 3) < (src & 3);
+        if (adj && !write_rm(v, 2, (dst & ~3u) | (src & 3)))
+            return fault(v, XBT_GP, 0);
+        set_zf(v, adj);
+        return next(v);
+    }
+    case XBT_CO_BOUND: {
+        int32_t lo = 0, hi = 0;
+        unsigned bsz = size == 2 ? 2 : 4;
+        if (!read_mem(v, v->ctx.callout_ea, &lo, bsz) ||
+            !read_mem(v, v->ctx.callout_ea + bsz, &hi, bsz))
+            return fault(v, XBT_GP, 0);
+        int32_t idx = (int32_t)get_reg(v, s->reg, bsz);
+        if (bsz == 2)
+            lo = (int16_t)lo, hi = (int16_t)hi, idx = (int16_t)idx;
+        if (idx < lo || idx > hi)
+            return fault(v, XBT_BR, 0);
+        return next(v);
+    }
+    default:
+        xbt_set_internal_error(v, eip, "callout %s not implemented", xbt_callout_name(s->kind));
+        return XBT_LEAVE_EXIT;
+    }
+}

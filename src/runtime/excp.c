@@ -1,0 +1,293 @@
+/*
+ * excp.c - EFLAGS, descriptors, segment loads, and exception/interrupt delivery
+ * through the guest IDT (protected mode, paging off, same-privilege gates for now).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vcpu.h"
+
+uint32_t xbt_get_eflags(const struct xbt_vcpu *v)
+{
+    return (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys | 0x2;
+}
+
+void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask)
+{
+    uint32_t cur = xbt_get_eflags(v);
+    uint32_t nv = (cur & ~mask) | (value & mask);
+    /* Bits the virtual CPU implements: arithmetic, TF, IF, IOPL, NT, AC, ID. */
+    nv &= XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL | XBT_EFLAGS_NT |
+          XBT_EFLAGS_AC | XBT_EFLAGS_ID;
+    v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
+    v->ctx.vif = nv & XBT_EFLAGS_IF;
+    v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | 0x2;
+}
+
+void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, ...)
+{
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_INTERNAL_ERROR;
+    v->exit.internal.eip = eip;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->exit.internal.message, sizeof v->exit.internal.message, fmt, ap);
+    va_end(ap);
+}
+
+bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
+{
+    if ((uint64_t)lin + len > v->vm->ram_size)
+        return false;
+    memcpy(dst, v->vm->ram + lin, len);
+    return true;
+}
+
+bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
+{
+    if ((uint64_t)lin + len > v->vm->ram_size)
+        return false;
+    if (len && (v->vm->code_prot[lin >> 12] || v->vm->code_prot[(lin + len - 1) >> 12]))
+        xbt_vm_invalidate(v->vm, lin, len);
+    memcpy(v->vm->ram + lin, src, len);
+    return true;
+}
+
+/* Reads the 8-byte descriptor for selector sel from the GDT or LDT.  false if the
+   selector is beyond the table's limit (or the table is not in RAM). */
+bool xbt_read_descriptor(struct xbt_vcpu *v, uint16_t sel, uint64_t *desc)
+{
+    uint32_t index = sel & ~7u;
+    uint32_t base, limit;
+    if (sel & 4) {
+        if (v->ldtr.unusable || v->ldtr.selector == 0)
+            return false;
+        base = v->ldtr.base;
+        limit = v->ldtr.limit;
+    } else {
+        base = v->gdtr.base;
+        limit = v->gdtr.limit;
+    }
+    if (index + 7 > limit)
+        return false;
+    return xbt_read_lin(v, base + index, desc, 8);
+}
+
+void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d)
+{
+    memset(s, 0, sizeof *s);
+    s->selector = sel;
+    s->base = (uint32_t)((d >> 16) & 0xFFFFFF) | (uint32_t)((d >> 56) & 0xFF) << 24;
+    uint32_t limit = (uint32_t)(d & 0xFFFF) | (uint32_t)((d >> 48) & 0xF) << 16;
+    s->type = (d >> 40) & 0xF;
+    s->s = (d >> 44) & 1;
+    s->dpl = (d >> 45) & 3;
+    s->present = (d >> 47) & 1;
+    s->avl = (d >> 52) & 1;
+    s->db = (d >> 54) & 1;
+    s->g = (d >> 55) & 1;
+    s->limit = s->g ? (limit << 12) | 0xFFF : limit;
+}
+
+static void set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
+{
+    v->seg[seg] = *s;
+    v->ctx.seg_sel[seg] = s->selector;
+    v->ctx.seg_base[seg] = s->base;
+}
+
+/* Sets the accessed bit of a descriptor, as the CPU does on a load. */
+static void mark_accessed(struct xbt_vcpu *v, uint16_t sel, uint64_t d)
+{
+    if (d & (1ull << 40))
+        return;
+    uint32_t base = (sel & 4) ? v->ldtr.base : v->gdtr.base;
+    uint8_t b = (uint8_t)(((d >> 40) & 0xFF) | 1);
+    xbt_write_lin(v, base + (sel & ~7u) + 5, &b, 1);
+}
+
+/*
+ * Loads data/stack segment register seg with selector sel, with the checks of MOV Sreg
+ * (Intel SDM vol. 2, MOV): raises #GP/#SS/#NP with the selector as error code and
+ * returns false if the load faults.
+ */
+bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip)
+{
+    uint32_t rpl = sel & 3;
+    if ((sel & ~3u) == 0) {
+        if (seg == XBT_SS) {
+            xbt_raise(v, XBT_GP, true, 0, eip);
+            return false;
+        }
+        xbt_segment s;
+        memset(&s, 0, sizeof s);
+        s.selector = sel;
+        s.unusable = 1;
+        set_seg(v, seg, &s);
+        return true;
+    }
+    uint64_t d;
+    if (!xbt_read_descriptor(v, sel, &d)) {
+        xbt_raise(v, XBT_GP, true, sel & 0xFFFC, eip);
+        return false;
+    }
+    xbt_segment s;
+    xbt_seg_from_desc(&s, sel, d);
+    bool code = s.type & 8, rw = s.type & 2;
+    if (seg == XBT_SS) {
+        if (rpl != v->cpl || !s.s || code || !rw || s.dpl != v->cpl) {
+            xbt_raise(v, XBT_GP, true, sel & 0xFFFC, eip);
+            return false;
+        }
+        if (!s.present) {
+            xbt_raise(v, XBT_SSF, true, sel & 0xFFFC, eip);
+            return false;
+        }
+    } else {
+        if (!s.s || (code && !rw)) {
+            xbt_raise(v, XBT_GP, true, sel & 0xFFFC, eip);
+            return false;
+        }
+        /* Data or non-conforming code: RPL and CPL must not exceed DPL. */
+        bool conforming = code && (s.type & 4);
+        if (!conforming && (rpl > s.dpl || v->cpl > s.dpl)) {
+            xbt_raise(v, XBT_GP, true, sel & 0xFFFC, eip);
+            return false;
+        }
+        if (!s.present) {
+            xbt_raise(v, XBT_NP, true, sel & 0xFFFC, eip);
+            return false;
+        }
+    }
+    mark_accessed(v, sel, d);
+    s.type |= 1;
+    set_seg(v, seg, &s);
+    return true;
+}
+
+/* Pushes a dword on the guest stack (SS base honoured).  false if not RAM. */
+static bool push32(struct xbt_vcpu *v, uint32_t *esp, uint32_t val)
+{
+    *esp -= 4;
+    return xbt_write_lin(v, v->seg[XBT_SS].base + *esp, &val, 4);
+}
+
+static bool has_error_code(int vector)
+{
+    return vector == XBT_DF || (vector >= XBT_TS && vector <= XBT_PF) || vector == XBT_AC;
+}
+
+/*
+ * Delivers interrupt or exception `vector` through the IDT.  fault_eip is what an
+ * exception pushes for a fault (the faulting instruction); next_eip what a software
+ * interrupt or trap pushes.  Returns false if delivery itself failed (the caller then
+ * raises #GP/#DF per the nesting rules via xbt_raise).
+ */
+static int deliver(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err, uint32_t ret_eip,
+                   bool check_dpl)
+{
+    if (!(v->cr0 & XBT_CR0_PE))
+        return XBT_GP; /* real mode is not supported */
+    uint32_t off = (uint32_t)vector * 8;
+    if (off + 7 > v->idtr.limit)
+        return XBT_GP;
+    uint64_t g;
+    if (!xbt_read_lin(v, v->idtr.base + off, &g, 8))
+        return XBT_GP;
+    uint32_t type = (g >> 40) & 0x1F, dpl = (g >> 45) & 3, present = (g >> 47) & 1;
+    bool is32 = type == 0xE || type == 0xF, is16 = type == 0x6 || type == 0x7;
+    if (!is32 && !is16)
+        return XBT_GP; /* task gates and others: not supported, #GP as for a bad type */
+    if (check_dpl && dpl < v->cpl)
+        return XBT_GP;
+    if (!present)
+        return XBT_NP;
+    uint16_t csel = (uint16_t)(g >> 16);
+    uint32_t target = (uint32_t)(g & 0xFFFF) | (uint32_t)((g >> 48) & 0xFFFF) << 16;
+    uint64_t cd;
+    if ((csel & ~3u) == 0 || !xbt_read_descriptor(v, csel, &cd))
+        return XBT_GP;
+    xbt_segment cs;
+    xbt_seg_from_desc(&cs, csel, cd);
+    if (!cs.s || !(cs.type & 8) || cs.dpl > v->cpl)
+        return XBT_GP;
+    if (!cs.present)
+        return XBT_NP;
+    if (cs.dpl != v->cpl && !(cs.type & 4)) {
+        /* Inter-privilege delivery arrives with user mode (issue: guest user mode). */
+        return XBT_GP;
+    }
+    uint32_t eflags = xbt_get_eflags(v);
+    uint32_t esp = v->ctx.gpr[XBT_ESP];
+    bool ok = push32(v, &esp, eflags) && push32(v, &esp, v->seg[XBT_CS].selector) &&
+              push32(v, &esp, ret_eip);
+    if (ok && has_err)
+        ok = push32(v, &esp, err);
+    if (!ok)
+        return XBT_SSF;
+    if (is16)
+        target &= 0xFFFF;
+    v->ctx.gpr[XBT_ESP] = esp;
+    cs.selector = (uint16_t)((csel & ~3u) | v->cpl);
+    set_seg(v, XBT_CS, &cs);
+    v->ctx.eip = target;
+    /* Interrupt gates clear IF; both clear TF, NT, RF (and VM). */
+    uint32_t clear = XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_RF;
+    if ((type & 1) == 0)
+        clear |= XBT_EFLAGS_IF;
+    xbt_set_eflags(v, 0, clear);
+    v->halted = false;
+    v->interrupt_shadow = false;
+    return -1;
+}
+
+/* The double-fault rules (Intel SDM vol. 3, table 6-5): benign, contributory, #PF. */
+static int fault_class(int vector)
+{
+    if (vector == XBT_DE || (vector >= XBT_TS && vector <= XBT_GP))
+        return 1; /* contributory */
+    if (vector == XBT_PF)
+        return 2;
+    return 0;
+}
+
+static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err,
+                         uint32_t ret_eip, bool check_dpl, int depth)
+{
+    v->stats.exceptions[vector & 31]++;
+    int r = deliver(v, vector, has_err, err, ret_eip, check_dpl);
+    if (r < 0)
+        return true;
+    if (vector == XBT_DF || depth >= 2) {
+        memset(&v->exit, 0, sizeof v->exit);
+        v->exit.reason = XBT_EXIT_SHUTDOWN; /* triple fault */
+        return false;
+    }
+    int second = r;
+    uint32_t second_err = 0;
+    if (second == XBT_GP || second == XBT_NP || second == XBT_SSF)
+        second_err = ((uint32_t)vector * 8 + 2) | (check_dpl ? 0 : 1); /* IDT bit, EXT */
+    int c1 = fault_class(vector), c2 = fault_class(second);
+    if ((c1 == 1 && c2 == 1) || (c1 == 2 && c2 != 0))
+        return raise_nested(v, XBT_DF, true, 0, ret_eip, false, depth + 1);
+    return raise_nested(v, second, true, second_err, ret_eip, false, depth + 1);
+}
+
+bool xbt_raise(struct xbt_vcpu *v, int vector, bool has_error, uint32_t error, uint32_t eip)
+{
+    if (!has_error_code(vector))
+        has_error = false;
+    return raise_nested(v, vector, has_error, error, eip, false, 0);
+}
+
+bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32_t next_eip,
+                           uint32_t fault_eip)
+{
+    if (!software)
+        v->stats.interrupts++;
+    /* INT n, INT3 and INTO check the gate's DPL and push the next EIP; an external
+       interrupt pushes the EIP it interrupted (next_eip == fault_eip then). */
+    (void)fault_eip;
+    return raise_nested(v, vector, false, 0, next_eip, software, 0);
+}

@@ -1,0 +1,343 @@
+/*
+ * run.c - the run loop: deliver interrupts, find or translate the next block, chain,
+ * enter translated code, turn what comes back into guest events or embedder exits.
+ */
+#define _GNU_SOURCE
+#include <asm/prctl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vcpu.h"
+
+/* Guest code bytes for the translator: paging off, linear == physical. */
+static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
+{
+    struct xbt_vcpu *v = opaque;
+    uint64_t lin = (uint64_t)v->seg[XBT_CS].base + eip;
+    if (lin >= v->vm->ram_size)
+        return 0;
+    if (len > v->vm->ram_size - lin)
+        len = (uint32_t)(v->vm->ram_size - lin);
+    memcpy(buf, v->vm->ram + lin, len);
+    return len;
+}
+
+static xbt_tmode current_mode(const struct xbt_vcpu *v)
+{
+    xbt_tmode m = { 0 };
+    m.cpl = (uint8_t)v->cpl;
+    m.window = XBT_WIN_K;
+    for (int s = XBT_ES; s <= XBT_DS; s++)
+        if (v->seg[s].base)
+            m.segbase_mask |= (uint8_t)(1u << s);
+    if (v->cr0 & (XBT_CR0_TS | XBT_CR0_EM))
+        m.flags |= XBT_TM_FPU_NM;
+    if (!(v->cr4 & XBT_CR4_OSFXSR))
+        m.flags |= XBT_TM_NO_SSE;
+    return m;
+}
+
+static void ibl_reset(struct xbt_vcpu *v)
+{
+    for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
+        v->ibl[i].tag = 1ull << 32;
+        v->ibl[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+    }
+}
+
+/* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
+static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
+{
+    xbt_vm *vm = v->vm;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    v->tb.code = v->tbuf;
+    v->tb.code_cap = sizeof v->tbuf;
+    enum xbt_tstatus ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &v->tb);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    v->stats.translate_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+                             (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+    if (ts == XBT_T_FETCH_FAULT) {
+        xbt_set_internal_error(v, v->ctx.eip,
+                               "guest EIP %08x is outside RAM (no MMIO execution)", v->ctx.eip);
+        return NULL;
+    }
+    if (ts != XBT_T_OK) {
+        xbt_set_internal_error(v, v->ctx.eip, "translation failed at %08x: %s", v->ctx.eip,
+                               v->tb.error);
+        return NULL;
+    }
+    uint32_t lin0 = v->seg[XBT_CS].base + v->tb.eip;
+    uint32_t lin1 = lin0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0);
+    xbt_block *b = xbt_tc_insert(vm->tc, &v->tb, key, lin0 >> 12, lin1 >> 12);
+    if (!b) {
+        /* Full: flush everything and try once more (the guest keeps running). */
+        xbt_tc_flush(vm->tc);
+        ibl_reset(v);
+        v->unlinked = NULL;
+        for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
+            if (vm->code_prot[p])
+                xbt_unprotect_code_page(vm, (uint32_t)p);
+        b = xbt_tc_insert(vm->tc, &v->tb, key, lin0 >> 12, lin1 >> 12);
+        if (!b) {
+            xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
+            return NULL;
+        }
+    }
+    xbt_protect_code_page(vm, lin0 >> 12);
+    xbt_protect_code_page(vm, lin1 >> 12);
+    return b;
+}
+
+/* Completes an IN or INS whose data the embedder supplied in the exit record. */
+static void complete_in(struct xbt_vcpu *v)
+{
+    uint32_t data = v->exit.io.data;
+    unsigned size = v->io_in_reg_size & 7;
+    if (v->io_in_reg_size & 0x80) {
+        uint32_t edi = v->ctx.gpr[XBT_EDI];
+        xbt_write_lin(v, v->seg[XBT_ES].base + edi, &data, size);
+        int step = (v->ctx.eflags & 0x400) ? -(int)size : (int)size;
+        v->ctx.gpr[XBT_EDI] = edi + (uint32_t)step;
+        const struct xbt_callout_site *s =
+            (const struct xbt_callout_site *)(uintptr_t)v->ctx.callout_site;
+        if ((s->flags & XBT_COF_REP) && v->ctx.gpr[XBT_ECX])
+            v->ctx.gpr[XBT_ECX]--;
+    } else {
+        uint32_t *eax = &v->ctx.gpr[XBT_EAX];
+        if (size == 1)
+            *eax = (*eax & ~0xFFu) | (data & 0xFF);
+        else if (size == 2)
+            *eax = (*eax & ~0xFFFFu) | (data & 0xFFFF);
+        else
+            *eax = data;
+    }
+    v->io_in_pending = false;
+}
+
+/* A host fault in translated code, turned into a guest event.  false: exit recorded. */
+static bool handle_fault(struct xbt_vcpu *v)
+{
+    int sig = v->fault_sig;
+    v->stats.host_faults++;
+    if (sig < 0) {
+        xbt_set_internal_error(v, v->ctx.eip, "host signal %d outside a guest instruction "
+                               "(rip %#llx)", -sig, (unsigned long long)v->fault_rip);
+        return false;
+    }
+    uint32_t eip = v->ctx.eip;
+    xbt_vm *vm = v->vm;
+    switch (sig) {
+    case SIGSEGV: {
+        uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase;
+        if (a >= k && a < k + (4ull << 30)) {
+            uint64_t gpa = a - k;
+            if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
+                /* A write to a page holding translated code: drop its translations and
+                   run the writing instruction alone, uncached. */
+                xbt_vm_invalidate(vm, gpa, 1);
+                ibl_reset(v);
+                v->smc_single = true;
+                return true;
+            }
+            if (gpa >= vm->ram_size) {
+                xbt_set_internal_error(v, eip, "guest access to %#llx: no RAM there and MMIO "
+                                       "is not implemented yet", (unsigned long long)gpa);
+                return false;
+            }
+        }
+        return xbt_raise(v, XBT_GP, true, 0, eip);
+    }
+    case SIGFPE:
+        if (v->fault_code == FPE_INTDIV || v->fault_code == FPE_INTOVF)
+            return xbt_raise(v, XBT_DE, false, 0, eip);
+        return xbt_raise(v, (v->cr4 & 0x400) ? XBT_XM : XBT_MF, false, 0, eip);
+    case SIGILL:
+        return xbt_raise(v, XBT_UDV, false, 0, eip);
+    case SIGTRAP:
+        return xbt_raise(v, XBT_DB, false, 0, eip);
+    default:
+        return xbt_raise(v, XBT_GP, true, 0, eip);
+    }
+}
+
+static void ensure_altstack(void)
+{
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
+        return;
+    size_t sz = 1 << 16;
+    void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    stack_t ss = { .ss_sp = p, .ss_size = sz, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+}
+
+xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
+{
+    if (!v || !exitp)
+        return XBT_E_INVAL;
+    *exitp = &v->exit;
+    xbt_vm *vm = v->vm;
+    ensure_altstack();
+    if (!v->smc_exec) {
+        v->smc_exec = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE | PROT_EXEC,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (v->smc_exec == MAP_FAILED) {
+            v->smc_exec = NULL;
+            xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
+            return XBT_OK;
+        }
+    }
+    if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)vm->kbase) != 0) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
+        return XBT_OK;
+    }
+    if (v->io_in_pending)
+        complete_in(v);
+    memset(&v->exit, 0, sizeof v->exit);
+    xbt_current_vcpu = v;
+    v->thread = pthread_self();
+    atomic_store(&v->running, true);
+
+    volatile uint32_t last_key = ~0u;
+    volatile uint64_t chain_site = 0;
+    if (sigsetjmp(v->fault_jmp, 0)) {
+        chain_site = 0;
+        if (v->fault_sig == 0 || !handle_fault(v))
+            goto out; /* internal error or triple fault: v->exit is set */
+    }
+    for (;;) {
+        v->stats.dispatches++;
+        if (v->unlinked) {
+            xbt_tc_relink_out(vm->tc, v->unlinked);
+            v->unlinked = NULL;
+        }
+        v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
+        if (atomic_exchange(&v->stop, false)) {
+            v->exit.reason = XBT_EXIT_STOPPED;
+            break;
+        }
+        atomic_store(&v->kick, false);
+        if (v->interrupt_shadow && v->ctx.eip != v->shadow_eip)
+            v->interrupt_shadow = false;
+        if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
+            int vec = v->irq_fn(v->irq_opaque);
+            if (vec >= 0) {
+                chain_site = 0;
+                if (!xbt_deliver_interrupt(v, vec & 0xFF, false, v->ctx.eip, v->ctx.eip))
+                    break;
+                continue;
+            }
+        }
+        if (v->halted) {
+            v->exit.reason = XBT_EXIT_HLT;
+            break;
+        }
+        xbt_tmode m = current_mode(v);
+        uint32_t key = xbt_tc_mode_key(&m);
+        if (key != last_key) {
+            ibl_reset(v);
+            last_key = key;
+            chain_site = 0;
+        }
+        int rc;
+        if (v->smc_single) {
+            /* One instruction, not cached, with its page writable. */
+            v->smc_single = false;
+            uint32_t saved = v->xl.max_insns;
+            v->xl.max_insns = 1;
+            v->tb.code = v->tbuf;
+            v->tb.code_cap = sizeof v->tbuf;
+            enum xbt_tstatus ts =
+                xbt_translate_block(&v->xl, &m, v->ctx.eip, fetch_code, v, &v->tb);
+            v->xl.max_insns = saved;
+            if (ts != XBT_T_OK) {
+                xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb.error);
+                break;
+            }
+            memcpy(v->smc_exec, v->tb.code, v->tb.code_len);
+            chain_site = 0;
+            rc = xbt_jit_enter(&v->ctx, v->smc_exec);
+        } else {
+            xbt_block *b = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
+            if (!b && !(b = translate(v, &m, key)))
+                break;
+            b->execs++;
+            xbt_block *from;
+            uint32_t exit;
+            if (chain_site && !(vm->cfg.flags & XBT_VM_NO_CHAIN) &&
+                xbt_tc_find_site(vm->tc, chain_site, &from, &exit))
+                xbt_tc_chain(vm->tc, from, exit, b);
+            chain_site = 0;
+            rc = xbt_jit_enter(&v->ctx, b->host);
+            if (rc == XBT_JIT_EXIT_INDIRECT || rc == XBT_JIT_EXIT_DIRECT) {
+                /* Remember where indirect branches go, for the inline lookup. */
+                if (rc == XBT_JIT_EXIT_INDIRECT) {
+                    v->stats.ibl_misses++;
+                    xbt_block *t = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
+                    if (t) {
+                        struct xbt_ibl_entry *e = &v->ibl[v->ctx.eip & (XBT_IBL_ENTRIES - 1)];
+                        e->tag = v->ctx.eip;
+                        e->host = (uint64_t)(uintptr_t)t->host;
+                    }
+                }
+            }
+        }
+        if (rc == XBT_JIT_EXIT_DIRECT)
+            chain_site = v->ctx.exit_site;
+        else if (rc == XBT_LEAVE_EXIT)
+            break;
+    }
+out:
+    atomic_store(&v->running, false);
+    v->stats.exits[v->exit.reason < 16 ? v->exit.reason : 0]++;
+    return XBT_OK;
+}
+
+size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
+{
+    size_t n = 0;
+#define OUT(...)                                                                       \
+    do {                                                                               \
+        int w = snprintf(buf ? buf + n : NULL, n < size ? size - n : 0, __VA_ARGS__); \
+        if (w > 0)                                                                     \
+            n += (size_t)w;                                                            \
+    } while (0)
+    OUT("translation: %llu blocks, %llu guest insns, %llu host bytes, %.3f ms\n",
+        (unsigned long long)st->blocks, (unsigned long long)st->guest_insns_translated,
+        (unsigned long long)st->block_bytes, (double)st->translate_ns / 1e6);
+    OUT("cache: %llu lookups, %.1f%% hits, %llu chains, %llu unchains, %llu ibl misses, "
+        "%llu flushes, %llu invalidations, %llu dispatches\n",
+        (unsigned long long)st->lookups,
+        st->lookups ? 100.0 * (double)st->lookup_hits / (double)st->lookups : 0.0,
+        (unsigned long long)st->chains, (unsigned long long)st->unchains,
+        (unsigned long long)st->ibl_misses, (unsigned long long)st->flushes,
+        (unsigned long long)st->invalidations, (unsigned long long)st->dispatches);
+    OUT("events: %llu interrupts, %llu host faults\n", (unsigned long long)st->interrupts,
+        (unsigned long long)st->host_faults);
+    static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
+                                           "internal-error", "stopped", "irq-window" };
+    OUT("exits:");
+    for (int i = 0; i < 9; i++)
+        if (st->exits[i])
+            OUT(" %s=%llu", reasons[i], (unsigned long long)st->exits[i]);
+    OUT("\ncallouts:");
+    for (int i = 0; i < XBT_CO_COUNT && i < 96; i++)
+        if (st->callouts[i])
+            OUT(" %s=%llu", xbt_callout_name((unsigned)i), (unsigned long long)st->callouts[i]);
+    OUT("\nexceptions:");
+    for (int i = 0; i < 32; i++)
+        if (st->exceptions[i])
+            OUT(" #%d=%llu", i, (unsigned long long)st->exceptions[i]);
+    OUT("\n");
+#undef OUT
+    return n;
+}

@@ -1,0 +1,174 @@
+/*
+ * signals.c - host signals: guest faults inside translated code come back to the run
+ * loop with precise guest state; kicks unlink the running block so a tight translated
+ * loop leaves promptly; a fault in the VMM itself is reported, never silent.
+ */
+#define _GNU_SOURCE
+#include <execinfo.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "vcpu.h"
+
+__thread struct xbt_vcpu *xbt_current_vcpu;
+
+#define XBT_KICK_SIGNAL SIGUSR2
+
+static const int fault_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP };
+
+/* Guest registers out of the host context, undoing the fix-ups of the pc map. */
+static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block *b,
+                             const struct xbt_pcmap *m)
+{
+    greg_t *g = uc->uc_mcontext.gregs;
+    uint32_t *gpr = v->ctx.gpr;
+    gpr[XBT_EAX] = (uint32_t)g[REG_RAX];
+    gpr[XBT_ECX] = (uint32_t)g[REG_RCX];
+    gpr[XBT_EDX] = (uint32_t)g[REG_RDX];
+    gpr[XBT_EBX] = (uint32_t)g[REG_RBX];
+    gpr[XBT_ESP] = (uint32_t)g[REG_R12];
+    gpr[XBT_EBP] = (uint32_t)g[REG_RBP];
+    gpr[XBT_ESI] = (uint32_t)g[REG_RSI];
+    gpr[XBT_EDI] = (uint32_t)g[REG_RDI];
+    v->ctx.eflags = (uint32_t)g[REG_EFL] & XBT_EFLAGS_ARITH;
+    if (uc->uc_mcontext.fpregs)
+        memcpy(v->ctx.fpu, uc->uc_mcontext.fpregs, sizeof v->ctx.fpu);
+    (void)b;
+    if (!m)
+        return;
+    v->ctx.eip = m->guest_eip;
+    if (m->fixup == XBT_FIX_STRING) {
+        /* RSI/RDI = window base + segment base + guest offset: keep the low half and
+           take the segment base back out. */
+        if (m->arg & 1)
+            gpr[XBT_ESI] -= v->ctx.seg_base[m->seg];
+        if (m->arg & 2)
+            gpr[XBT_EDI] -= v->ctx.seg_base[XBT_ES];
+    } else if (m->fixup == XBT_FIX_SAVED_REG) {
+        gpr[m->arg & 7] = (uint32_t)g[REG_R10];
+    }
+}
+
+static void report_host_crash(int sig, siginfo_t *si, ucontext_t *uc)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "xbt: host fault in the VMM: signal %d at rip=%#llx addr=%p\n", sig,
+                     (unsigned long long)uc->uc_mcontext.gregs[REG_RIP], si->si_addr);
+    if (n > 0 && write(2, buf, (size_t)n) < 0)
+        return;
+    void *frames[32];
+    int k = backtrace(frames, 32);
+    backtrace_symbols_fd(frames, k, 2);
+}
+
+static void on_fault(int sig, siginfo_t *si, void *uc_)
+{
+    ucontext_t *uc = uc_;
+    struct xbt_vcpu *v = xbt_current_vcpu;
+    uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (v && v->running && xbt_tc_contains(v->vm->tc, rip)) {
+        xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
+        const struct xbt_pcmap *m = NULL;
+        if (b) {
+            /* A pc map built for the block's own code: offsets relative to b->host. */
+            uint32_t off = (uint32_t)(rip - (uintptr_t)b->host);
+            for (uint32_t i = 0; i < b->n_map && b->map[i].host_off <= off; i++)
+                m = &b->map[i];
+            if (off >= b->body_len)
+                m = NULL;
+        }
+        take_guest_state(v, uc, b, m);
+        v->fault_sig = m ? sig : -sig; /* negative: no precise guest state */
+        v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
+        v->fault_code = si->si_code;
+        v->fault_rip = rip;
+        siglongjmp(v->fault_jmp, 1);
+    }
+    if (v && v->running && v->smc_exec && rip >= (uintptr_t)v->smc_exec &&
+        rip < (uintptr_t)v->smc_exec + XBT_BLOCK_MAX_CODE) {
+        const struct xbt_pcmap *m = xbt_tblock_lookup(&v->tb, (uint32_t)(rip - (uintptr_t)v->smc_exec));
+        take_guest_state(v, uc, NULL, m);
+        v->fault_sig = m ? sig : -sig;
+        v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
+        v->fault_code = si->si_code;
+        v->fault_rip = rip;
+        siglongjmp(v->fault_jmp, 1);
+    }
+    report_host_crash(sig, si, uc);
+    if (v && v->running) {
+        /* A bug in the VMM while a vCPU runs: turn it into an internal-error exit. */
+        xbt_set_internal_error(v, v->ctx.eip, "host signal %d in the VMM at rip=%#llx", sig,
+                               (unsigned long long)rip);
+        v->fault_sig = 0;
+        siglongjmp(v->fault_jmp, 2);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void on_kick(int sig, siginfo_t *si, void *uc_)
+{
+    (void)sig, (void)si;
+    ucontext_t *uc = uc_;
+    struct xbt_vcpu *v = xbt_current_vcpu;
+    if (!v || !v->running)
+        return;
+    /* Make every indirect branch miss and unlink the running block's exits: the guest
+       leaves translated code at the next block end. */
+    v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
+    uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (xbt_tc_contains(v->vm->tc, rip) && !v->unlinked) {
+        xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
+        if (b) {
+            xbt_tc_unlink_out(v->vm->tc, b);
+            v->unlinked = b;
+        }
+    }
+}
+
+bool xbt_signals_init(void)
+{
+    static int done;
+    if (done)
+        return true;
+    static uint8_t altstack[1 << 16];
+    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0)
+        return false;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
+        if (sigaction(fault_signals[i], &sa, NULL) != 0)
+            return false;
+    sa.sa_sigaction = on_kick;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    if (sigaction(XBT_KICK_SIGNAL, &sa, NULL) != 0)
+        return false;
+    done = 1;
+    return true;
+}
+
+void xbt_vcpu_kick(xbt_vcpu *v)
+{
+    if (!v)
+        return;
+    atomic_store(&v->kick, true);
+    if (atomic_load(&v->running))
+        pthread_kill(v->thread, XBT_KICK_SIGNAL);
+}
+
+void xbt_vcpu_stop(xbt_vcpu *v)
+{
+    if (!v)
+        return;
+    atomic_store(&v->stop, true);
+    xbt_vcpu_kick(v);
+}

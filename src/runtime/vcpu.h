@@ -1,0 +1,146 @@
+/*
+ * vcpu.h - the runtime's internal view of a VM and a vCPU.
+ *
+ * All per-vCPU state lives in struct xbt_vcpu so that one thread (or process) per
+ * vCPU stays possible.  The part translated code touches is the xbt_jit_ctx at the
+ * start (R13 points at it).
+ */
+#ifndef XBT_RUNTIME_VCPU_H
+#define XBT_RUNTIME_VCPU_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tcache/tcache.h"
+#include "translator/abi.h"
+#include "translator/translator.h"
+#include "xbt/xbt.h"
+
+/* Guest exception vectors. */
+enum {
+    XBT_DE = 0, XBT_DB = 1, XBT_NMI = 2, XBT_BP = 3, XBT_OF = 4, XBT_BR = 5, XBT_UDV = 6,
+    XBT_NMV = 7, XBT_DF = 8, XBT_TS = 10, XBT_NP = 11, XBT_SSF = 12, XBT_GP = 13,
+    XBT_PF = 14, XBT_MF = 16, XBT_AC = 17, XBT_MC = 18, XBT_XM = 19,
+};
+
+#define XBT_CR0_PE 0x00000001u
+#define XBT_CR0_MP 0x00000002u
+#define XBT_CR0_EM 0x00000004u
+#define XBT_CR0_TS 0x00000008u
+#define XBT_CR0_ET 0x00000010u
+#define XBT_CR0_NE 0x00000020u
+#define XBT_CR0_WP 0x00010000u
+#define XBT_CR0_AM 0x00040000u
+#define XBT_CR0_PG 0x80000000u
+#define XBT_CR4_TSD 0x00000004u
+#define XBT_CR4_PSE 0x00000010u
+#define XBT_CR4_PGE 0x00000080u
+#define XBT_CR4_OSFXSR 0x00000200u
+
+#define XBT_EFLAGS_IF 0x00000200u
+#define XBT_EFLAGS_TF 0x00000100u
+#define XBT_EFLAGS_IOPL 0x00003000u
+#define XBT_EFLAGS_NT 0x00004000u
+#define XBT_EFLAGS_RF 0x00010000u
+#define XBT_EFLAGS_VM 0x00020000u
+#define XBT_EFLAGS_AC 0x00040000u
+#define XBT_EFLAGS_ID 0x00200000u
+
+struct xbt_vm {
+    xbt_vm_config cfg;
+    int memfd;
+    uint8_t *ram;              /* host view of guest RAM (its own mapping) */
+    uint64_t ram_size;
+    uint8_t *kreserve;         /* the 8 GiB reservation the K-window was carved from */
+    uint8_t *kbase;            /* K-window: guest linear 0 */
+    uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
+    xbt_tcache *tc;
+    struct xbt_vcpu *vcpu;     /* one vCPU for now */
+};
+
+struct xbt_vcpu {
+    struct xbt_jit_ctx ctx;    /* first: R13 points here */
+    xbt_vm *vm;
+    xbt_translator xl;               /* the translator (its decoder state) */
+    struct xbt_ibl_entry *ibl;       /* live indirect-branch table */
+    struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
+
+    /* Architectural state not held in ctx. */
+    uint32_t cr0, cr2, cr3, cr4;
+    uint32_t dr[8];
+    xbt_segment seg[XBT_NSEG];       /* hidden parts; ctx->seg_sel/base mirror them */
+    xbt_segment ldtr, tr;
+    xbt_dtable gdtr, idtr;
+    uint32_t cpl;
+    uint64_t tsc_offset;
+    uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
+        msr_efer, msr_misc_enable;
+    bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
+    uint32_t shadow_eip;             /* the instruction the shadow covers */
+    bool halted;
+
+    /* Pending IN completion (KVM's rule: the embedder fills data, then runs again). */
+    bool io_in_pending;
+    uint8_t io_in_reg_size;
+    uint32_t io_next_eip;
+    /* An SMC fault: run one instruction without caching, page writable. */
+    bool smc_single;
+    uint8_t *smc_exec;               /* scratch RWX page for uncached single steps */
+
+    xbt_irq_fn irq_fn;
+    void *irq_opaque;
+    atomic_bool kick, stop;
+    pthread_t thread;
+    atomic_bool running;
+    xbt_block *unlinked;             /* block whose exits a kick unlinked */
+
+    sigjmp_buf fault_jmp;            /* host fault in translated code comes back here */
+    volatile int fault_sig;
+    volatile uint64_t fault_addr, fault_rip;
+    volatile int fault_code;
+
+    xbt_exit exit;
+    xbt_stats stats;
+    uint8_t tbuf[XBT_BLOCK_MAX_CODE];
+    xbt_tblock tb;
+};
+
+/* Exception delivery (excp.c).  Returns false on a triple fault (exit recorded). */
+bool xbt_raise(struct xbt_vcpu *v, int vector, bool has_error, uint32_t error, uint32_t eip);
+bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32_t next_eip,
+                           uint32_t fault_eip);
+uint32_t xbt_get_eflags(const struct xbt_vcpu *v);
+void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask);
+bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip);
+bool xbt_read_descriptor(struct xbt_vcpu *v, uint16_t sel, uint64_t *desc);
+void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d);
+
+/* Guest memory by linear address (paging off: physical).  false if not RAM. */
+bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len);
+bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len);
+
+/* Callouts (callouts.c): the C side of xbt_jit_callout. */
+int xbt_callout_entry(struct xbt_jit_ctx *ctx);
+
+/* Leave codes of callouts and the run loop (>= XBT_JIT_EXIT_CALLOUT). */
+enum {
+    XBT_LEAVE_DISPATCH = XBT_JIT_EXIT_CALLOUT, /* continue at ctx.eip via the dispatcher */
+    XBT_LEAVE_EXIT,                            /* v->exit holds an exit for the embedder */
+};
+
+void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Code-page protection (vm.c). */
+void xbt_protect_code_page(xbt_vm *vm, uint32_t page);
+void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page);
+
+/* Host signal handling (signals.c). */
+bool xbt_signals_init(void);
+extern __thread struct xbt_vcpu *xbt_current_vcpu;
+
+#endif

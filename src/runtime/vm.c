@@ -1,0 +1,339 @@
+/*
+ * vm.c - VM and vCPU objects: guest RAM (one memfd), the K-window, register access.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vcpu.h"
+
+static __thread const char *last_host_error = "";
+
+const char *xbt_last_host_error(void)
+{
+    return last_host_error;
+}
+
+#define GIB (1ull << 30)
+
+xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
+{
+    if (!out || !cfg)
+        return XBT_E_INVAL;
+    *out = NULL;
+    if (cfg->ram_size == 0 || (cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||
+        cfg->user_mode > XBT_USER_ADAPTIVE)
+        return XBT_E_INVAL;
+    if (!xbt_signals_init()) {
+        last_host_error = "cannot install signal handlers";
+        return XBT_E_HOST;
+    }
+    xbt_vm *vm = calloc(1, sizeof *vm);
+    if (!vm)
+        return XBT_E_NOMEM;
+    vm->cfg = *cfg;
+    vm->ram_size = cfg->ram_size;
+    vm->memfd = memfd_create("xbt-guest-ram", MFD_CLOEXEC);
+    if (vm->memfd < 0 || ftruncate(vm->memfd, (off_t)vm->ram_size) != 0) {
+        last_host_error = "memfd_create/ftruncate failed";
+        goto host_fail;
+    }
+    vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->memfd, 0);
+    if (vm->ram == MAP_FAILED) {
+        vm->ram = NULL;
+        last_host_error = "cannot map guest RAM";
+        goto host_fail;
+    }
+    /* K-window: 4 GiB aligned to 4 GiB, carved from an 8 GiB PROT_NONE reservation. */
+    vm->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+    if (vm->kreserve == MAP_FAILED) {
+        vm->kreserve = NULL;
+        last_host_error = "cannot reserve 8 GiB of address space for the K-window";
+        goto host_fail;
+    }
+    vm->kbase = (uint8_t *)(((uintptr_t)vm->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
+    /* Paging off: guest linear == physical, so RAM is mapped 1:1 at the window base. */
+    if (mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+             vm->memfd, 0) == MAP_FAILED) {
+        last_host_error = "cannot map guest RAM into the K-window";
+        goto host_fail;
+    }
+    vm->code_prot = calloc(vm->ram_size >> 12, 1);
+    uint64_t tcs = cfg->tcache_size ? cfg->tcache_size : 64ull << 20;
+    vm->tc = xbt_tc_create(tcs);
+    if (!vm->code_prot || !vm->tc) {
+        last_host_error = "cannot allocate the translation cache above 4 GiB";
+        goto host_fail;
+    }
+    *out = vm;
+    return XBT_OK;
+host_fail:
+    xbt_vm_destroy(vm);
+    return XBT_E_HOST;
+}
+
+void xbt_vm_destroy(xbt_vm *vm)
+{
+    if (!vm)
+        return;
+    if (vm->vcpu)
+        xbt_vcpu_destroy(vm->vcpu);
+    xbt_tc_destroy(vm->tc);
+    free(vm->code_prot);
+    if (vm->kreserve)
+        munmap(vm->kreserve, 8 * GIB);
+    if (vm->ram)
+        munmap(vm->ram, vm->ram_size);
+    if (vm->memfd >= 0)
+        close(vm->memfd);
+    free(vm);
+}
+
+uint8_t *xbt_vm_ram(xbt_vm *vm)
+{
+    return vm ? vm->ram : NULL;
+}
+
+uint64_t xbt_vm_ram_size(const xbt_vm *vm)
+{
+    return vm ? vm->ram_size : 0;
+}
+
+void xbt_protect_code_page(xbt_vm *vm, uint32_t page)
+{
+    if ((uint64_t)page >= vm->ram_size >> 12 || vm->code_prot[page])
+        return;
+    vm->code_prot[page] = 1;
+    mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
+}
+
+void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page)
+{
+    if ((uint64_t)page >= vm->ram_size >> 12 || !vm->code_prot[page])
+        return;
+    vm->code_prot[page] = 0;
+    mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+}
+
+xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
+{
+    if (!vm || gpa > vm->ram_size || len > vm->ram_size - gpa)
+        return XBT_E_INVAL;
+    if (len == 0)
+        return XBT_OK;
+    for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++) {
+        if (vm->code_prot[p]) {
+            xbt_tc_invalidate_page(vm->tc, (uint32_t)p);
+            xbt_unprotect_code_page(vm, (uint32_t)p);
+        }
+    }
+    return XBT_OK;
+}
+
+xbt_status xbt_vm_write_phys(xbt_vm *vm, uint64_t gpa, const void *src, size_t len)
+{
+    xbt_status s = xbt_vm_invalidate(vm, gpa, len);
+    if (s != XBT_OK || !src)
+        return s ? s : XBT_E_INVAL;
+    memcpy(vm->ram + gpa, src, len);
+    return XBT_OK;
+}
+
+xbt_status xbt_vm_read_phys(xbt_vm *vm, uint64_t gpa, void *dst, size_t len)
+{
+    if (!vm || !dst || gpa > vm->ram_size || len > vm->ram_size - gpa)
+        return XBT_E_INVAL;
+    memcpy(dst, vm->ram + gpa, len);
+    return XBT_OK;
+}
+
+/* ---- vCPU -------------------------------------------------------------------------- */
+
+static void flat_seg(xbt_segment *s, uint16_t sel, uint8_t type)
+{
+    memset(s, 0, sizeof *s);
+    s->selector = sel;
+    s->base = 0;
+    s->limit = 0xFFFFFFFF;
+    s->type = type;
+    s->s = 1;
+    s->present = 1;
+    s->db = 1;
+    s->g = 1;
+}
+
+xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
+{
+    if (!vm || !out)
+        return XBT_E_INVAL;
+    *out = NULL;
+    if (vm->vcpu)
+        return XBT_E_INVAL; /* one vCPU per VM for now */
+    xbt_vcpu *v = NULL;
+    if (posix_memalign((void **)&v, 64, sizeof *v) != 0)
+        return XBT_E_NOMEM;
+    memset(v, 0, sizeof *v);
+    v->vm = vm;
+    v->ibl = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl);
+    v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss);
+    if (!v->ibl || !v->ibl_miss) {
+        free(v->ibl);
+        free(v->ibl_miss);
+        free(v);
+        return XBT_E_NOMEM;
+    }
+    for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
+        v->ibl[i].tag = v->ibl_miss[i].tag = 1ull << 32;
+        v->ibl[i].host = v->ibl_miss[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+    }
+    xbt_translator_init(&v->xl);
+    struct xbt_jit_ctx *c = &v->ctx;
+    c->exit_direct = (uint64_t)(uintptr_t)xbt_jit_exit_direct;
+    c->exit_indirect = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+    c->callout = (uint64_t)(uintptr_t)xbt_jit_callout;
+    c->callout_fn = (uint64_t)(uintptr_t)xbt_callout_entry;
+    c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
+    c->kbase = (uint64_t)(uintptr_t)vm->kbase;
+    c->eflags_sys = 0x2;
+    c->vif = 0;
+    c->eflags = 0x2;
+    /* A clean x87/SSE image: FCW 0x37F, MXCSR 0x1F80. */
+    uint16_t fcw = 0x37F;
+    uint32_t mxcsr = 0x1F80;
+    memcpy(c->fpu, &fcw, 2);
+    memcpy(c->fpu + 24, &mxcsr, 4);
+    uint32_t mxcsr_mask = 0xFFFF;
+    memcpy(c->fpu + 28, &mxcsr_mask, 4);
+    /* Protected mode, paging off, flat segments (the multiboot entry state). */
+    v->cr0 = XBT_CR0_PE | XBT_CR0_ET;
+    flat_seg(&v->seg[XBT_CS], 0x08, 0xB);
+    for (int s = 0; s < XBT_NSEG; s++) {
+        if (s != XBT_CS)
+            flat_seg(&v->seg[s], 0x10, 0x3);
+        c->seg_sel[s] = v->seg[s].selector;
+    }
+    v->ldtr.type = 2;
+    v->tr.type = 0xB;
+    v->tr.present = 1;
+    v->gdtr.limit = 0xFFFF;
+    v->idtr.limit = 0xFFFF;
+    v->msr_apic_base = 0xFEE00900;
+    v->msr_pat = 0x0007040600070406ull;
+    vm->vcpu = v;
+    *out = v;
+    return XBT_OK;
+}
+
+void xbt_vcpu_destroy(xbt_vcpu *v)
+{
+    if (!v)
+        return;
+    if (v->vm && v->vm->vcpu == v)
+        v->vm->vcpu = NULL;
+    free(v->ibl);
+    free(v->ibl_miss);
+    free(v);
+}
+
+xbt_status xbt_vcpu_get_regs(xbt_vcpu *v, xbt_regs *r)
+{
+    if (!v || !r)
+        return XBT_E_INVAL;
+    const uint32_t *g = v->ctx.gpr;
+    *r = (xbt_regs){ g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], v->ctx.eip,
+                     xbt_get_eflags(v) };
+    return XBT_OK;
+}
+
+xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
+{
+    if (!v || !r)
+        return XBT_E_INVAL;
+    uint32_t *g = v->ctx.gpr;
+    g[0] = r->eax, g[1] = r->ecx, g[2] = r->edx, g[3] = r->ebx;
+    g[4] = r->esp, g[5] = r->ebp, g[6] = r->esi, g[7] = r->edi;
+    v->ctx.eip = r->eip;
+    xbt_set_eflags(v, r->eflags, 0xFFFFFFFF);
+    v->io_in_pending = false;
+    return XBT_OK;
+}
+
+xbt_status xbt_vcpu_get_sregs(xbt_vcpu *v, xbt_sregs *s)
+{
+    if (!v || !s)
+        return XBT_E_INVAL;
+    s->es = v->seg[XBT_ES], s->cs = v->seg[XBT_CS], s->ss = v->seg[XBT_SS];
+    s->ds = v->seg[XBT_DS], s->fs = v->seg[XBT_FS], s->gs = v->seg[XBT_GS];
+    s->tr = v->tr, s->ldt = v->ldtr, s->gdt = v->gdtr, s->idt = v->idtr;
+    s->cr0 = v->cr0, s->cr2 = v->cr2, s->cr3 = v->cr3, s->cr4 = v->cr4;
+    memcpy(s->dr, v->dr, sizeof s->dr);
+    return XBT_OK;
+}
+
+xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
+{
+    if (!v || !s)
+        return XBT_E_INVAL;
+    if (s->cr0 & XBT_CR0_PG)
+        return XBT_E_NOSYS; /* guest paging arrives with the shadow MMU */
+    v->seg[XBT_ES] = s->es, v->seg[XBT_CS] = s->cs, v->seg[XBT_SS] = s->ss;
+    v->seg[XBT_DS] = s->ds, v->seg[XBT_FS] = s->fs, v->seg[XBT_GS] = s->gs;
+    for (int i = 0; i < XBT_NSEG; i++) {
+        v->ctx.seg_sel[i] = v->seg[i].selector;
+        v->ctx.seg_base[i] = v->seg[i].base;
+    }
+    v->cpl = v->seg[XBT_CS].dpl;
+    v->tr = s->tr, v->ldtr = s->ldt, v->gdtr = s->gdt, v->idtr = s->idt;
+    v->cr0 = s->cr0 | XBT_CR0_ET, v->cr2 = s->cr2, v->cr3 = s->cr3, v->cr4 = s->cr4;
+    memcpy(v->dr, s->dr, sizeof v->dr);
+    return XBT_OK;
+}
+
+xbt_status xbt_vcpu_get_msr(xbt_vcpu *v, uint32_t index, uint64_t *value)
+{
+    if (!v || !value)
+        return XBT_E_INVAL;
+    extern bool xbt_msr_read(xbt_vcpu *v, uint32_t index, uint64_t *value);
+    return xbt_msr_read(v, index, value) ? XBT_OK : XBT_E_INVAL;
+}
+
+xbt_status xbt_vcpu_set_msr(xbt_vcpu *v, uint32_t index, uint64_t value)
+{
+    if (!v)
+        return XBT_E_INVAL;
+    extern bool xbt_msr_write(xbt_vcpu *v, uint32_t index, uint64_t value);
+    return xbt_msr_write(v, index, value) ? XBT_OK : XBT_E_INVAL;
+}
+
+xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *v, xbt_irq_fn fn, void *opaque)
+{
+    if (!v)
+        return XBT_E_INVAL;
+    v->irq_fn = fn;
+    v->irq_opaque = opaque;
+    return XBT_OK;
+}
+
+xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
+{
+    if (!v || !st)
+        return XBT_E_INVAL;
+    *st = v->stats;
+    xbt_tc_stats t;
+    xbt_tc_get_stats(v->vm->tc, &t);
+    st->blocks = t.blocks;
+    st->block_bytes = t.block_bytes;
+    st->guest_insns_translated = t.guest_insns;
+    st->chains = t.chains;
+    st->unchains = t.unchains;
+    st->lookups = t.lookups;
+    st->lookup_hits = t.hits;
+    st->flushes = t.flushes;
+    st->invalidations = t.invalidations;
+    return XBT_OK;
+}

@@ -1,0 +1,320 @@
+/*
+ * tcache.c - translation cache: code space, lookup, chaining, invalidation, flush.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "tcache.h"
+
+struct xbt_tcache {
+    uint8_t *code;             /* code space, mapped RWX above 4 GiB */
+    uint64_t size, used;
+    xbt_block *hash[1u << XBT_TC_HASH_BITS];
+    xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
+    xbt_block **order;         /* blocks by host address (allocation order) */
+    uint32_t n_order, cap_order;
+    xbt_tc_stats st;
+};
+
+static uint32_t hash_of(uint32_t eip, uint32_t key)
+{
+    uint32_t h = eip * 0x9E3779B1u ^ key * 0x85EBCA6Bu;
+    return h >> (32 - XBT_TC_HASH_BITS);
+}
+
+static uint32_t page_hash(uint32_t page)
+{
+    return (page * 0x9E3779B1u) >> (32 - XBT_TC_PAGE_HASH_BITS);
+}
+
+xbt_tcache *xbt_tc_create(uint64_t size)
+{
+    xbt_tcache *tc = calloc(1, sizeof *tc);
+    if (!tc)
+        return NULL;
+    /* Ask for an address above 4 GiB: nothing of the VMM may be reachable with 32-bit
+       addressing.  Linux places mmap high anyway; the hint makes it explicit. */
+    void *hint = (void *)(uintptr_t)(1ull << 36);
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE | PROT_EXEC,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED || (uintptr_t)p < (1ull << 32)) {
+        if (p != MAP_FAILED)
+            munmap(p, size);
+        free(tc);
+        return NULL;
+    }
+    tc->code = p;
+    tc->size = size;
+    return tc;
+}
+
+static void free_blocks(xbt_tcache *tc)
+{
+    for (uint32_t i = 0; i < tc->n_order; i++) {
+        xbt_block *b = tc->order[i];
+        struct xbt_tc_link *l = b->incoming;
+        while (l) {
+            struct xbt_tc_link *n = l->next;
+            free(l);
+            l = n;
+        }
+        free(b->map);
+        free(b);
+    }
+    tc->n_order = 0;
+}
+
+void xbt_tc_destroy(xbt_tcache *tc)
+{
+    if (!tc)
+        return;
+    free_blocks(tc);
+    free(tc->order);
+    munmap(tc->code, tc->size);
+    free(tc);
+}
+
+xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t key)
+{
+    tc->st.lookups++;
+    for (xbt_block *b = tc->hash[hash_of(eip, key)]; b; b = b->hash_next)
+        if (b->eip == eip && b->mode_key == key) {
+            tc->st.hits++;
+            return b;
+        }
+    return NULL;
+}
+
+static void patch_rel32(uint8_t *field, const uint8_t *target)
+{
+    int32_t d = (int32_t)(target - (field + 4));
+    memcpy(field, &d, 4);
+}
+
+xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uint32_t page0,
+                         uint32_t page1)
+{
+    uint64_t need = (tb->code_len + 15) & ~15ull;
+    if (tc->used + need > tc->size)
+        return NULL;
+    if (tc->n_order == tc->cap_order) {
+        uint32_t cap = tc->cap_order ? tc->cap_order * 2 : 1024;
+        xbt_block **o = realloc(tc->order, cap * sizeof *o);
+        if (!o)
+            return NULL;
+        tc->order = o;
+        tc->cap_order = cap;
+    }
+    xbt_block *b = calloc(1, sizeof *b);
+    struct xbt_pcmap *map = malloc(tb->n_map * sizeof *map + 1);
+    if (!b || !map) {
+        free(b);
+        free(map);
+        return NULL;
+    }
+    b->host = tc->code + tc->used;
+    memcpy(b->host, tb->code, tb->code_len);
+    tc->used += need;
+    b->eip = tb->eip;
+    b->mode_key = key;
+    b->page[0] = page0;
+    b->page[1] = page1;
+    b->guest_len = tb->guest_len;
+    b->n_insns = tb->n_insns;
+    b->host_len = tb->code_len;
+    b->body_len = tb->body_len;
+    b->n_exits = tb->n_exits;
+    memcpy(b->exits, tb->exits, sizeof b->exits);
+    b->n_map = tb->n_map;
+    memcpy(map, tb->map, tb->n_map * sizeof *map);
+    b->map = map;
+    b->valid = true;
+
+    uint32_t h = hash_of(b->eip, key);
+    b->hash_next = tc->hash[h];
+    tc->hash[h] = b;
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && page1 == page0)
+            break;
+        uint32_t ph = page_hash(b->page[i]);
+        b->page_next[i] = tc->pages[ph];
+        tc->pages[ph] = b;
+    }
+    tc->order[tc->n_order++] = b;
+    tc->st.blocks++;
+    tc->st.block_bytes += tb->code_len;
+    tc->st.guest_insns += tb->n_insns;
+    return b;
+}
+
+void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
+{
+    if (!from->valid || !to->valid || exit >= from->n_exits || from->chained_to[exit])
+        return;
+    struct xbt_tc_link *l = malloc(sizeof *l);
+    if (!l)
+        return; /* chaining is an optimization: without memory, stay unchained */
+    l->from = from;
+    l->exit = exit;
+    l->next = to->incoming;
+    to->incoming = l;
+    from->chained_to[exit] = to;
+    patch_rel32(from->host + from->exits[exit].rel32_off, to->host);
+    tc->st.chains++;
+}
+
+bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit)
+{
+    xbt_block *b = xbt_tc_block_at(tc, site);
+    if (!b || !b->valid)
+        return false;
+    for (uint32_t i = 0; i < b->n_exits; i++)
+        if ((uint64_t)(uintptr_t)(b->host + b->exits[i].rel32_off) == site) {
+            *from = b;
+            *exit = i;
+            return true;
+        }
+    return false;
+}
+
+static void unpatch(xbt_block *from, uint32_t exit)
+{
+    patch_rel32(from->host + from->exits[exit].rel32_off, from->host + from->exits[exit].stub_off);
+}
+
+void xbt_tc_unlink_out(xbt_tcache *tc, xbt_block *b)
+{
+    (void)tc;
+    for (uint32_t i = 0; i < b->n_exits; i++)
+        if (b->chained_to[i])
+            unpatch(b, i);
+}
+
+void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b)
+{
+    (void)tc;
+    for (uint32_t i = 0; i < b->n_exits; i++)
+        if (b->chained_to[i] && b->valid && b->chained_to[i]->valid)
+            patch_rel32(b->host + b->exits[i].rel32_off, b->chained_to[i]->host);
+}
+
+/* Removes b from the lookup structures and every chain into or out of it. */
+static void drop_block(xbt_tcache *tc, xbt_block *b)
+{
+    /* Incoming chains jump back to their stubs. */
+    for (struct xbt_tc_link *l = b->incoming, *n; l; l = n) {
+        n = l->next;
+        if (l->from->valid && l->from->chained_to[l->exit] == b) {
+            unpatch(l->from, l->exit);
+            l->from->chained_to[l->exit] = NULL;
+            tc->st.unchains++;
+        }
+        free(l);
+    }
+    b->incoming = NULL;
+    /* Outgoing chains: remove our entries from the targets' incoming lists. */
+    for (uint32_t i = 0; i < b->n_exits; i++) {
+        xbt_block *to = b->chained_to[i];
+        if (!to)
+            continue;
+        for (struct xbt_tc_link **pl = &to->incoming; *pl; pl = &(*pl)->next)
+            if ((*pl)->from == b && (*pl)->exit == i) {
+                struct xbt_tc_link *dead = *pl;
+                *pl = dead->next;
+                free(dead);
+                break;
+            }
+        b->chained_to[i] = NULL;
+    }
+    uint32_t h = hash_of(b->eip, b->mode_key);
+    for (xbt_block **pb = &tc->hash[h]; *pb; pb = &(*pb)->hash_next)
+        if (*pb == b) {
+            *pb = b->hash_next;
+            break;
+        }
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && b->page[1] == b->page[0])
+            break;
+        uint32_t ph = page_hash(b->page[i]);
+        for (xbt_block **pb = &tc->pages[ph]; *pb;) {
+            xbt_block *c = *pb;
+            int slot = c->page[0] == b->page[i] ? 0 : 1;
+            if (c == b) {
+                *pb = c->page_next[slot];
+                break;
+            }
+            pb = &c->page_next[slot];
+        }
+    }
+    b->valid = false;
+}
+
+uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
+{
+    uint32_t n = 0;
+    for (;;) {
+        xbt_block *victim = NULL;
+        uint32_t ph = page_hash(page);
+        for (xbt_block *c = tc->pages[ph]; c;) {
+            if (c->page[0] == page || c->page[1] == page) {
+                victim = c;
+                break;
+            }
+            c = c->page_next[c->page[0] == page ? 0 : 1];
+        }
+        if (!victim)
+            break;
+        drop_block(tc, victim);
+        n++;
+    }
+    tc->st.invalidations += n;
+    return n;
+}
+
+bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page)
+{
+    for (xbt_block *c = tc->pages[page_hash(page)]; c;) {
+        if (c->page[0] == page || c->page[1] == page)
+            return true;
+        c = c->page_next[c->page[0] == page ? 0 : 1];
+    }
+    return false;
+}
+
+void xbt_tc_flush(xbt_tcache *tc)
+{
+    free_blocks(tc);
+    memset(tc->hash, 0, sizeof tc->hash);
+    memset(tc->pages, 0, sizeof tc->pages);
+    tc->used = 0;
+    tc->st.flushes++;
+}
+
+bool xbt_tc_contains(const xbt_tcache *tc, uint64_t pc)
+{
+    return pc >= (uintptr_t)tc->code && pc < (uintptr_t)tc->code + tc->used;
+}
+
+xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc)
+{
+    if (!xbt_tc_contains(tc, pc))
+        return NULL;
+    uint32_t lo = 0, hi = tc->n_order;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if ((uintptr_t)tc->order[mid]->host <= pc)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    xbt_block *b = tc->order[lo - 1];
+    return pc < (uintptr_t)b->host + b->host_len ? b : NULL;
+}
+
+void xbt_tc_get_stats(const xbt_tcache *tc, xbt_tc_stats *st)
+{
+    *st = tc->st;
+}

@@ -1,0 +1,93 @@
+/*
+ * tcache.h - the translation cache: host code of translated blocks above 4 GiB,
+ * lookup by guest (EIP, mode), chaining of direct exits, invalidation by guest
+ * physical page, flush when full.  Uses the translator; knows nothing of the run loop.
+ */
+#ifndef XBT_TCACHE_H
+#define XBT_TCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "translator/translator.h"
+
+#define XBT_TC_HASH_BITS 14
+#define XBT_TC_PAGE_HASH_BITS 12
+
+struct xbt_tc_link; /* an incoming chain */
+
+/* One cached block.  Lives in host memory beside the code (not in the code region). */
+typedef struct xbt_block {
+    uint32_t eip;
+    uint32_t mode_key;          /* packed xbt_tmode */
+    uint32_t page[2];           /* guest physical pages the guest bytes came from */
+    uint32_t guest_len, n_insns;
+    uint8_t *host;              /* host code */
+    uint32_t host_len, body_len;
+    uint32_t n_exits;
+    struct xbt_texit exits[XBT_BLOCK_MAX_EXITS];
+    struct xbt_block *chained_to[XBT_BLOCK_MAX_EXITS]; /* target of each exit, or NULL */
+    uint32_t n_map;
+    struct xbt_pcmap *map;
+    struct xbt_block *hash_next;
+    struct xbt_block *page_next[2];
+    struct xbt_tc_link *incoming;
+    uint64_t execs;             /* dispatcher entries (trace-head counting) */
+    bool valid;
+} xbt_block;
+
+struct xbt_tc_link {
+    xbt_block *from;
+    uint32_t exit;
+    struct xbt_tc_link *next;
+};
+
+typedef struct xbt_tc_stats {
+    uint64_t blocks, block_bytes, guest_insns, chains, unchains, lookups, hits;
+    uint64_t flushes, invalidations;
+} xbt_tc_stats;
+
+typedef struct xbt_tcache xbt_tcache;
+
+/* Creates a cache with `size` bytes of code space; NULL if the host refuses memory. */
+xbt_tcache *xbt_tc_create(uint64_t size);
+void xbt_tc_destroy(xbt_tcache *tc);
+
+static inline uint32_t xbt_tc_mode_key(const xbt_tmode *m)
+{
+    return (uint32_t)m->cpl | (uint32_t)m->window << 2 | (uint32_t)m->segbase_mask << 4 |
+           (uint32_t)m->flags << 8;
+}
+
+xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t mode_key);
+
+/*
+ * Inserts a translated block.  page0/page1 are the guest physical pages of its first
+ * and last byte.  Returns NULL when the code space is full: the caller flushes
+ * (xbt_tc_flush) and translates again.
+ */
+xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key, uint32_t page0,
+                         uint32_t page1);
+
+/* Patches exit `exit` of `from` to jump straight into `to`. */
+void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to);
+/* Finds the block and exit whose rel32 field is at host address site. */
+bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit);
+/* Restores every exit of b to its stub (used to leave a loop promptly). */
+void xbt_tc_unlink_out(xbt_tcache *tc, xbt_block *b);
+/* Re-chains exits of b that were unlinked by xbt_tc_unlink_out. */
+void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b);
+
+/* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
+uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
+/* True if some block has guest bytes on physical page `page`. */
+bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page);
+void xbt_tc_flush(xbt_tcache *tc);
+
+/* The block whose host code contains host address pc, or NULL. */
+xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc);
+bool xbt_tc_contains(const xbt_tcache *tc, uint64_t pc);
+
+void xbt_tc_get_stats(const xbt_tcache *tc, xbt_tc_stats *st);
+
+#endif
