@@ -1,0 +1,200 @@
+/*
+ * test_runtime.c - the run loop end to end through the public API: a flat ring-0 guest
+ * with port I/O, a translated loop, CPUID, a #DE delivered through the IDT, INT n and
+ * IRET, self-modifying code, and a triple fault.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xbt/xbt.h"
+
+struct guest {
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    uint8_t *ram;
+};
+
+static void setup_guest(struct guest *g, const uint8_t *code, size_t n)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 16u << 20;
+    ck_assert_int_eq(xbt_vm_create(&c, &g->vm), XBT_OK);
+    g->ram = xbt_vm_ram(g->vm);
+    memcpy(g->ram + 0x100000, code, n);
+    uint64_t gdt[3] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull };
+    memcpy(g->ram + 0x1000, gdt, sizeof gdt);
+    ck_assert_int_eq(xbt_vcpu_create(g->vm, &g->cpu), XBT_OK);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g->cpu, &s);
+    s.gdt.base = 0x1000;
+    s.gdt.limit = 23;
+    s.idt.base = 0x2000;
+    s.idt.limit = 0x7ff;
+    ck_assert_int_eq(xbt_vcpu_set_sregs(g->cpu, &s), XBT_OK);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g->cpu, &r);
+    r.eip = 0x100000;
+    r.esp = 0x90000;
+    ck_assert_int_eq(xbt_vcpu_set_regs(g->cpu, &r), XBT_OK);
+}
+
+static void set_gate(struct guest *g, int vec, uint32_t handler, uint8_t type)
+{
+    uint64_t gate = (handler & 0xffff) | (0x08ull << 16) | ((uint64_t)type << 40) |
+                    ((uint64_t)(handler >> 16) << 48);
+    memcpy(g->ram + 0x2000 + 8 * vec, &gate, 8);
+}
+
+/* Runs until an OUT; returns the exit. */
+static xbt_exit *run_to_exit(struct guest *g)
+{
+    xbt_exit *ex;
+    ck_assert_int_eq(xbt_vcpu_run(g->cpu, &ex), XBT_OK);
+    return ex;
+}
+
+static void expect_out(struct guest *g, uint16_t port, uint32_t data)
+{
+    xbt_exit *ex = run_to_exit(g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(ex->io.port, port);
+    ck_assert_uint_eq(ex->io.is_in, 0);
+    ck_assert_uint_eq(ex->io.data, data);
+}
+
+START_TEST(loop_cpuid_divide_fault)
+{
+    const uint8_t code[] = {
+        0xb9, 0x10, 0x00, 0x00, 0x00, /* mov ecx, 16 */
+        0x31, 0xc0,                   /* xor eax, eax */
+        0x01, 0xc8, 0xe2, 0xfc,       /* l: add eax, ecx; loop l */
+        0xe6, 0xf1,                   /* out 0xf1, al: 136 */
+        0x31, 0xc0, 0x0f, 0xa2,       /* xor eax, eax; cpuid */
+        0x89, 0xd8, 0xe7, 0xf2,       /* mov eax, ebx; out 0xf2, eax */
+        0x31, 0xd2, 0xf7, 0xf2,       /* xor edx, edx; div edx: #DE */
+        0xf4,
+    };
+    const uint8_t handler[] = { 0x8b, 0x04, 0x24, 0xe7, 0xf3, 0xf4 }; /* mov eax,[esp]; out */
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    memcpy(g.ram + 0x101000, handler, sizeof handler);
+    set_gate(&g, 0, 0x101000, 0x8e);
+    expect_out(&g, 0xf1, 136);
+    uint32_t vendor;
+    memcpy(&vendor, "xbtV", 4);
+    expect_out(&g, 0xf2, vendor);
+    expect_out(&g, 0xf3, 0x100017); /* #DE pushes the EIP of the div */
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.esp, 0x90000 - 12);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(int_and_iret)
+{
+    const uint8_t code[] = {
+        0xb8, 0x05, 0x00, 0x00, 0x00, /* mov eax, 5 */
+        0xcd, 0x40,                   /* int 0x40 */
+        0xe7, 0xf1,                   /* out 0xf1, eax: 10 */
+        0x9c, 0x58, 0xe7, 0xf2,       /* pushf; pop eax; out 0xf2, eax */
+        0xf4,
+    };
+    const uint8_t handler[] = { 0x01, 0xc0, 0xcf }; /* add eax, eax; iret */
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    memcpy(g.ram + 0x101000, handler, sizeof handler);
+    set_gate(&g, 0x40, 0x101000, 0x8f); /* trap gate */
+    expect_out(&g, 0xf1, 10);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(ex->io.data & 0x200, 0);    /* IF stayed clear */
+    ck_assert_uint_eq(ex->io.data & 0x2, 0x2);    /* reserved bit 1 */
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(self_modifying_code)
+{
+    /* Calls f (mov eax, 1; ret), patches its immediate to 2, calls it again. */
+    const uint8_t code[] = {
+        0xe8, 0x13, 0x00, 0x00, 0x00,             /* call f */
+        0xe7, 0xf1,                               /* out 0xf1, eax */
+        0xc6, 0x05, 0x19, 0x00, 0x10, 0x00, 0x02, /* mov byte [f+1], 2 */
+        0xe8, 0x04, 0x00, 0x00, 0x00,             /* call f */
+        0xe7, 0xf2,                               /* out 0xf2, eax */
+        0xf4,                                     /* hlt */
+        0x90, 0x90,                               /* pad */
+        0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3,       /* f: mov eax, 1; ret */
+    };
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    expect_out(&g, 0xf1, 1);
+    expect_out(&g, 0xf2, 2);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(triple_fault_is_shutdown)
+{
+    const uint8_t code[] = { 0x0f, 0x0b }; /* ud2 with an empty IDT */
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    s.idt.limit = 0;
+    xbt_vcpu_set_sregs(g.cpu, &s);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_SHUTDOWN);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(in_completes_on_next_run)
+{
+    const uint8_t code[] = { 0xe4, 0x60, 0x04, 0x01, 0xe6, 0xf1, 0xf4 }; /* in al,0x60; inc; out */
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(ex->io.is_in, 1);
+    ck_assert_uint_eq(ex->io.port, 0x60);
+    ex->io.data = 0x41;
+    expect_out(&g, 0xf1, 0x42);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(api_misuse_is_an_error)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    xbt_vm *vm;
+    c.ram_size = 12345;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vm_create(NULL, &vm), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_run(NULL, NULL), XBT_E_INVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("flat-ring0");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, loop_cpuid_divide_fault);
+    tcase_add_test(tc, int_and_iret);
+    tcase_add_test(tc, self_modifying_code);
+    tcase_add_test(tc, triple_fault_is_shutdown);
+    tcase_add_test(tc, in_completes_on_next_run);
+    tcase_add_test(tc, api_misuse_is_an_error);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
