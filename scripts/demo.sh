@@ -25,13 +25,13 @@ now() { date +%s.%N; }
 echo
 echo "== booting $guest"
 t0=$(now); build/tools/xbt-run --stats "$guest"; rx=$?; t1=$(now)
-echo "xbt-run exit status $rx, $(echo "$t1 - $t0" | bc) s"
+echo "xbt-run exit status $rx, $(awk "BEGIN{print $t1-$t0}") s"
 if command -v qemu-system-i386 >/dev/null; then
   t0=$(now)
   timeout 60 qemu-system-i386 -accel tcg -M pc -m 64 -nographic -no-reboot -serial stdio \
     -monitor none -display none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest"
   rq=$?; t1=$(now)
-  echo "qemu-system-i386 (TCG) exit status $rq, $(echo "$t1 - $t0" | bc) s"
+  echo "qemu-system-i386 (TCG) exit status $rq, $(awk "BEGIN{print $t1-$t0}") s"
 else
   echo "QEMU: qemu-system-i386 not installed, skipped"
 fi
