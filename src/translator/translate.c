@@ -148,7 +148,7 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
     } else {
         ZydisEncoderOperand m = plain_mem(op, extra);
         if (m.mem.base == NOREG && m.mem.index == NOREG)
-            xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm((uint32_t)m.mem.displacement));
+            xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm((int32_t)m.mem.displacement));
         else {
             m.mem.size = 4;
             xbt_emit2(t, M(LEA), xo_reg(R(R15D)), m);
@@ -301,6 +301,9 @@ static bool to_request(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r)
         return false;
     }
     r->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    /* A guest 0x67 prefix means 16-bit addressing, which 64-bit mode lacks; memory
+       operands get their address size from the rewrite (always 32-bit). */
+    r->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_NONE;
     strip_prefixes(r);
     for (unsigned i = 0; i < r->operand_count; i++)
         if (r->operands[i].type == ZYDIS_OPERAND_TYPE_REGISTER)

@@ -1,0 +1,210 @@
+/*
+ * test_translator.c - classification of every class and each sensitive instruction of
+ * Robin & Irvine, and a seeded random-bytes robustness run of decoder + translator
+ * (every translation succeeds or reports a fetch fault; every emitted host instruction
+ * decodes; pc map and exits are consistent).
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decoder/decoder.h"
+#include "translator/translator.h"
+
+static xbt_insn decode_hex(const uint8_t *b, size_t n)
+{
+    xbt_decoder d;
+    xbt_decoder_init(&d);
+    xbt_insn in;
+    ck_assert_int_eq(xbt_decode(&d, b, n, 0x1000, &in), XBT_DECODE_OK);
+    return in;
+}
+
+#define CLASSIFY(bytes, cls, co, flag)                                                     \
+    do {                                                                                   \
+        const uint8_t b_[] = bytes;                                                        \
+        xbt_insn in_ = decode_hex(b_, sizeof b_);                                          \
+        ck_assert_msg(in_.iclass == (cls), "%s: class %s, want %s", #bytes,                \
+                      xbt_iclass_name(in_.iclass), xbt_iclass_name(cls));                  \
+        ck_assert_msg(in_.callout == (co), "%s: callout %s, want %s", #bytes,              \
+                      xbt_callout_name(in_.callout), xbt_callout_name(co));                \
+        ck_assert_msg((in_.flags & (flag)) == (flag), "%s: flags %#x lack %#x", #bytes,    \
+                      in_.flags, (unsigned)(flag));                                        \
+    } while (0)
+#define B(...) { __VA_ARGS__ }
+
+START_TEST(sensitive_robin_irvine)
+{
+    CLASSIFY(B(0x0f, 0x01, 0x00), XBT_IC_SENSITIVE, XBT_CO_SGDT, XBT_IF_SENSITIVE | XBT_IF_MEM);
+    CLASSIFY(B(0x0f, 0x01, 0x08), XBT_IC_SENSITIVE, XBT_CO_SIDT, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x0f, 0x00, 0xc0), XBT_IC_SENSITIVE, XBT_CO_SLDT, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x0f, 0x01, 0xe0), XBT_IC_SENSITIVE, XBT_CO_SMSW, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x0f, 0x00, 0xc8), XBT_IC_SENSITIVE, XBT_CO_STR, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x9c), XBT_IC_SENSITIVE, XBT_CO_PUSHF, XBT_IF_SENSITIVE | XBT_IF_STACK);
+    CLASSIFY(B(0x9d), XBT_IC_SENSITIVE, XBT_CO_POPF, XBT_IF_SENSITIVE | XBT_IF_ENDS_BLOCK);
+    CLASSIFY(B(0x0f, 0x02, 0xc3), XBT_IC_SENSITIVE, XBT_CO_LAR, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x0f, 0x03, 0xc3), XBT_IC_SENSITIVE, XBT_CO_LSL, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x0f, 0x00, 0xe0), XBT_IC_SENSITIVE, XBT_CO_VERR, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x0f, 0x00, 0xe8), XBT_IC_SENSITIVE, XBT_CO_VERW, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x1e), XBT_IC_SENSITIVE, XBT_CO_NONE, XBT_IF_SENSITIVE | XBT_IF_INVALID64);
+    CLASSIFY(B(0x0f, 0xa0), XBT_IC_SENSITIVE, XBT_CO_NONE, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x1f), XBT_IC_SENSITIVE, XBT_CO_POP_SREG, XBT_IF_SENSITIVE | XBT_IF_INVALID64);
+    CLASSIFY(B(0x8e, 0xd8), XBT_IC_SENSITIVE, XBT_CO_MOV_TO_SREG, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x8c, 0xd8), XBT_IC_SENSITIVE, XBT_CO_NONE, XBT_IF_SENSITIVE);
+    CLASSIFY(B(0x9a, 1, 0, 0, 0, 8, 0), XBT_IC_SENSITIVE, XBT_CO_CALL_FAR,
+             XBT_IF_SENSITIVE | XBT_IF_FAR | XBT_IF_INVALID64);
+    CLASSIFY(B(0xea, 1, 0, 0, 0, 8, 0), XBT_IC_SENSITIVE, XBT_CO_JMP_FAR, XBT_IF_FAR);
+    CLASSIFY(B(0xff, 0x28), XBT_IC_SENSITIVE, XBT_CO_JMP_FAR, XBT_IF_FAR | XBT_IF_MEM);
+    CLASSIFY(B(0xcd, 0x80), XBT_IC_SENSITIVE, XBT_CO_INT, XBT_IF_SENSITIVE | XBT_IF_ENDS_BLOCK);
+    CLASSIFY(B(0xcb), XBT_IC_SENSITIVE, XBT_CO_RET_FAR, XBT_IF_FAR);
+    CLASSIFY(B(0xcf), XBT_IC_SENSITIVE, XBT_CO_IRET, XBT_IF_SENSITIVE | XBT_IF_ENDS_BLOCK);
+    CLASSIFY(B(0x8e, 0xc8), XBT_IC_UNDEFINED, XBT_CO_UD, XBT_IF_UD); /* mov cs, ax */
+}
+END_TEST
+
+START_TEST(every_class)
+{
+    CLASSIFY(B(0x01, 0xd8), XBT_IC_COPY, XBT_CO_NONE, 0);
+    CLASSIFY(B(0x40), XBT_IC_COPY, XBT_CO_NONE, 0);
+    CLASSIFY(B(0x8b, 0x03), XBT_IC_MEMORY, XBT_CO_NONE, XBT_IF_MEM);
+    CLASSIFY(B(0x8b, 0x44, 0x24, 0x04), XBT_IC_MEMORY, XBT_CO_NONE, XBT_IF_USES_ESP);
+    CLASSIFY(B(0x50), XBT_IC_STACK, XBT_CO_NONE, XBT_IF_STACK);
+    CLASSIFY(B(0xc9), XBT_IC_STACK, XBT_CO_NONE, XBT_IF_STACK);
+    CLASSIFY(B(0xf3, 0xa5), XBT_IC_STRING, XBT_CO_NONE, 0);
+    CLASSIFY(B(0xeb, 0x00), XBT_IC_JMP_DIRECT, XBT_CO_NONE, XBT_IF_BRANCH);
+    CLASSIFY(B(0x74, 0x00), XBT_IC_JCC, XBT_CO_NONE, XBT_IF_BRANCH);
+    CLASSIFY(B(0xe2, 0xfe), XBT_IC_LOOP, XBT_CO_NONE, XBT_IF_BRANCH);
+    CLASSIFY(B(0xe3, 0x00), XBT_IC_LOOP, XBT_CO_NONE, XBT_IF_BRANCH);
+    CLASSIFY(B(0xe8, 0, 0, 0, 0), XBT_IC_CALL_DIRECT, XBT_CO_NONE, XBT_IF_STACK);
+    CLASSIFY(B(0xff, 0xe0), XBT_IC_JMP_INDIRECT, XBT_CO_NONE, XBT_IF_BRANCH);
+    CLASSIFY(B(0xff, 0x10), XBT_IC_CALL_INDIRECT, XBT_CO_NONE, XBT_IF_MEM);
+    CLASSIFY(B(0xc2, 0x08, 0x00), XBT_IC_RET, XBT_CO_NONE, XBT_IF_BRANCH);
+    CLASSIFY(B(0xf4), XBT_IC_PRIVILEGED, XBT_CO_HLT, XBT_IF_PRIV);
+    CLASSIFY(B(0x0f, 0x22, 0xd8), XBT_IC_PRIVILEGED, XBT_CO_MOV_TO_CR, XBT_IF_ENDS_BLOCK);
+    CLASSIFY(B(0x0f, 0x20, 0xc0), XBT_IC_PRIVILEGED, XBT_CO_MOV_FROM_CR, XBT_IF_PRIV);
+    CLASSIFY(B(0x0f, 0x23, 0xc0), XBT_IC_PRIVILEGED, XBT_CO_MOV_TO_DR, XBT_IF_PRIV);
+    CLASSIFY(B(0xfa), XBT_IC_PRIVILEGED, XBT_CO_CLI, XBT_IF_IOPL);
+    CLASSIFY(B(0xec), XBT_IC_PRIVILEGED, XBT_CO_IN, XBT_IF_IOPL);
+    CLASSIFY(B(0x0f, 0x30), XBT_IC_PRIVILEGED, XBT_CO_WRMSR, XBT_IF_PRIV);
+    CLASSIFY(B(0x0f, 0x01, 0x38), XBT_IC_PRIVILEGED, XBT_CO_INVLPG, XBT_IF_PRIV);
+    CLASSIFY(B(0x0f, 0xa2), XBT_IC_SENSITIVE, XBT_CO_CPUID, XBT_IF_VIRT);
+    CLASSIFY(B(0x60), XBT_IC_INVALID64, XBT_CO_NONE, XBT_IF_INVALID64);
+    CLASSIFY(B(0x27), XBT_IC_INVALID64, XBT_CO_BCD, XBT_IF_INVALID64);
+    CLASSIFY(B(0x62, 0x03), XBT_IC_INVALID64, XBT_CO_BOUND, XBT_IF_INVALID64);
+    CLASSIFY(B(0xc4, 0x03), XBT_IC_SENSITIVE, XBT_CO_LOAD_FAR_PTR, XBT_IF_INVALID64);
+    CLASSIFY(B(0x0f, 0x0b), XBT_IC_UNDEFINED, XBT_CO_UD, XBT_IF_UD);
+    CLASSIFY(B(0xc5, 0xf8, 0x77), XBT_IC_UNDEFINED, XBT_CO_UD, XBT_IF_UD); /* vzeroupper */
+    CLASSIFY(B(0xf0, 0x01, 0xd8), XBT_IC_UNDEFINED, XBT_CO_UD, XBT_IF_UD); /* lock add reg */
+}
+END_TEST
+
+START_TEST(truncated_input)
+{
+    xbt_decoder d;
+    xbt_decoder_init(&d);
+    xbt_insn in;
+    const uint8_t b[] = { 0xe8, 0x00, 0x00 };
+    ck_assert_int_eq(xbt_decode(&d, b, sizeof b, 0, &in), XBT_DECODE_TRUNCATED);
+}
+END_TEST
+
+/* ---- random bytes ---------------------------------------------------------------------- */
+
+struct rnd_src {
+    uint8_t bytes[96];
+    uint32_t eip;
+};
+
+static uint32_t rnd_fetch(void *o, uint32_t eip, uint8_t *buf, uint32_t len)
+{
+    struct rnd_src *s = o;
+    uint32_t off = eip - s->eip;
+    if (off >= sizeof s->bytes)
+        return 0;
+    if (len > sizeof s->bytes - off)
+        len = (uint32_t)(sizeof s->bytes - off);
+    memcpy(buf, s->bytes + off, len);
+    return len;
+}
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t next_rand(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)rng;
+}
+
+START_TEST(random_bytes_never_break_the_translator)
+{
+    static uint8_t code[XBT_BLOCK_MAX_CODE];
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    ZydisDecoder d64;
+    ZydisDecoderInit(&d64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    unsigned ok = 0, fetch = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        struct rnd_src s;
+        for (size_t i = 0; i < sizeof s.bytes; i++)
+            s.bytes[i] = (uint8_t)next_rand();
+        s.eip = next_rand();
+        if (s.eip > 0xFFFFFF00u)
+            s.eip = 0x1000;
+        xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0), (uint8_t)(next_rand() & 1),
+                        (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3) };
+        xbt_tblock b;
+        b.code = code;
+        b.code_cap = sizeof code;
+        enum xbt_tstatus st = xbt_translate_block(&tr, &m, s.eip, rnd_fetch, &s, &b);
+        if (st != XBT_T_OK && st != XBT_T_FETCH_FAULT) {
+            fprintf(stderr, "iteration %d mode %u/%u/%x/%x at %08x:", iter, m.cpl, m.window,
+                    m.segbase_mask, m.flags, s.eip);
+            for (int i = 0; i < 32; i++)
+                fprintf(stderr, " %02x", s.bytes[i]);
+            fprintf(stderr, "\n");
+        }
+        ck_assert_msg(st == XBT_T_OK || st == XBT_T_FETCH_FAULT, "iteration %d: %s", iter,
+                      b.error);
+        if (st != XBT_T_OK) {
+            fetch++;
+            continue;
+        }
+        ok++;
+        ck_assert_uint_le(b.body_len, b.code_len);
+        for (uint32_t off = 0; off < b.body_len;) {
+            ZydisDecodedInstruction zi;
+            ck_assert_msg(ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&d64, NULL, code + off,
+                                                                     b.body_len - off, &zi)),
+                          "iteration %d: undecodable host code at +%x", iter, off);
+            off += zi.length;
+        }
+        for (uint32_t i = 1; i < b.n_map; i++)
+            ck_assert_uint_le(b.map[i - 1].host_off, b.map[i].host_off);
+        for (uint32_t i = 0; i < b.n_exits; i++) {
+            ck_assert_uint_lt(b.exits[i].rel32_off + 4, b.body_len + 1);
+            ck_assert_uint_ge(b.exits[i].stub_off, b.body_len);
+        }
+    }
+    ck_assert_uint_gt(ok, 15000);
+    (void)fetch;
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("translator");
+    TCase *tc = tcase_create("classify");
+    tcase_add_test(tc, sensitive_robin_irvine);
+    tcase_add_test(tc, every_class);
+    tcase_add_test(tc, truncated_input);
+    suite_add_tcase(s, tc);
+    TCase *tr = tcase_create("robustness");
+    tcase_set_timeout(tr, 120);
+    tcase_add_test(tr, random_bytes_never_break_the_translator);
+    suite_add_tcase(s, tr);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
