@@ -36,6 +36,15 @@
         mov     edi, [r13 + XBT_CTX_GPR + 28]
 .endm
 
+/* At an exit: guest GPRs, flags and the next EIP (R14D) into ctx. */
+.macro SAVE_EXIT_STATE
+        SAVE_GPRS
+        pushfq
+        pop     r11
+        mov     [r13 + XBT_CTX_EFLAGS], r11d
+        mov     [r13 + XBT_CTX_EIP], r14d
+.endm
+
 /* Guest x87/SSE state out to ctx, host's clean state in. */
 .macro SAVE_FPU
         fxsave64 [r13 + XBT_CTX_FPU]
@@ -83,11 +92,7 @@ jit_leave:
         .globl  xbt_jit_exit_direct
         .type   xbt_jit_exit_direct, @function
 xbt_jit_exit_direct:                            /* r14d = next EIP, r15 = rel32 site */
-        SAVE_GPRS
-        pushfq
-        pop     r11
-        mov     [r13 + XBT_CTX_EFLAGS], r11d
-        mov     [r13 + XBT_CTX_EIP], r14d
+        SAVE_EXIT_STATE
         mov     [r13 + XBT_CTX_EXIT_SITE], r15
         SAVE_FPU
         mov     eax, XBT_JIT_EXIT_DIRECT
@@ -97,11 +102,7 @@ xbt_jit_exit_direct:                            /* r14d = next EIP, r15 = rel32 
         .globl  xbt_jit_exit_indirect
         .type   xbt_jit_exit_indirect, @function
 xbt_jit_exit_indirect:                          /* r14d = next EIP */
-        SAVE_GPRS
-        pushfq
-        pop     r11
-        mov     [r13 + XBT_CTX_EFLAGS], r11d
-        mov     [r13 + XBT_CTX_EIP], r14d
+        SAVE_EXIT_STATE
         mov     qword ptr [r13 + XBT_CTX_EXIT_SITE], 0
         SAVE_FPU
         mov     eax, XBT_JIT_EXIT_INDIRECT
