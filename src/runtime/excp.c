@@ -255,7 +255,8 @@ static int fault_class(int vector)
 static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err,
                          uint32_t ret_eip, bool check_dpl, int depth)
 {
-    v->stats.exceptions[vector & 31]++;
+    if (vector < 32)
+        v->stats.exceptions[vector]++;
     int r = deliver(v, vector, has_err, err, ret_eip, check_dpl);
     if (r < 0)
         return true;

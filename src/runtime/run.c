@@ -226,8 +226,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             break;
         }
         atomic_store(&v->kick, false);
-        if (v->interrupt_shadow && v->ctx.eip != v->shadow_eip)
-            v->interrupt_shadow = false;
+        /* The STI / MOV SS shadow covers exactly one instruction: run that one alone
+           (uncached), so a loop starting right after STI still takes interrupts. */
+        if (v->interrupt_shadow) {
+            if (v->ctx.eip != v->shadow_eip)
+                v->interrupt_shadow = false;
+            else
+                v->smc_single = true;
+        }
         if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
             int vec = v->irq_fn(v->irq_opaque);
             if (vec >= 0) {
@@ -266,6 +272,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             memcpy(v->smc_exec, v->tb.code, v->tb.code_len);
             chain_site = 0;
             rc = xbt_jit_enter(&v->ctx, v->smc_exec);
+            v->interrupt_shadow = false; /* the covered instruction has run */
         } else {
             xbt_block *b = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
             if (!b && !(b = translate(v, &m, key)))

@@ -1,0 +1,421 @@
+/*
+ * xbt-run - the hosted VMM: boots a multiboot v1 kernel under xbt with COM1 on the
+ * terminal, the PIT and PIC pair driving the guest timer, and QEMU's isa-debug-exit, so
+ * that one guest image runs unchanged here and on qemu-system-i386.
+ *
+ *   xbt-run [options] KERNEL.elf
+ *
+ * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
+ * 0 when the guest halts for good (HLT with interrupts disabled); 2 triple fault;
+ * 64 usage; 66 the image cannot be loaded; 70 internal error; 124 --timeout; 130
+ * interrupted.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+enum {
+    EXIT_TRIPLE = 2,
+    EXIT_USAGE = 64,
+    EXIT_NOIMAGE = 66,
+    EXIT_INTERNAL = 70,
+    EXIT_TIMEOUT = 124,
+    EXIT_SIGINT = 130,
+};
+
+static struct vmm the_vmm;
+static struct termios saved_tio;
+static bool tio_saved;
+
+uint64_t vmm_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: xbt-run [options] KERNEL.elf\n"
+            "Boots a multiboot v1 kernel under xbt (COM1 on this terminal, PIT, PIC,\n"
+            "isa-debug-exit at 0xf4 as in QEMU).\n"
+            "  -m, --mem MIB          guest RAM in MiB (default 128)\n"
+            "  -a, --append STRING    kernel command line (after the kernel's path)\n"
+            "      --module 'FILE [STRING]'  a multiboot module (repeatable)\n"
+            "      --user-mode MODE   direct (default), strict or adaptive\n"
+            "      --no-traces        chained blocks only\n"
+            "      --no-chain         every block returns to the dispatcher (debugging)\n"
+            "      --tcache MIB       translation cache size (default 64)\n"
+            "      --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
+            "      --stats            print exits, callouts and cache figures at the end\n"
+            "      --trace-io         log every port access to stderr\n"
+            "  -h, --help, --version\n"
+            "Exit status: (value << 1) | 1 for a write of value to port 0xf4; 0 guest halted\n"
+            "with interrupts off; 2 triple fault; 64 usage; 66 bad image; 70 internal\n"
+            "error; 124 timeout; 130 interrupted.\n");
+}
+
+static void restore_tty(void)
+{
+    if (tio_saved)
+        tcsetattr(0, TCSANOW, &saved_tio);
+}
+
+/* The terminal goes to the guest byte by byte, without local echo; ^C still stops. */
+static void setup_tty(void)
+{
+    if (!isatty(0) || tcgetattr(0, &saved_tio) != 0)
+        return;
+    tio_saved = true;
+    struct termios t = saved_tio;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+    t.c_iflag &= ~(tcflag_t)ICRNL;
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    tcsetattr(0, TCSANOW, &t);
+    atexit(restore_tty);
+}
+
+static int irq_pending(void *opaque)
+{
+    struct vmm *m = opaque;
+    pthread_mutex_lock(&m->lock);
+    int v = pic_ack(m);
+    pthread_mutex_unlock(&m->lock);
+    return v;
+}
+
+/*
+ * The timer thread: raises PIT interrupts at their deadlines and kicks the vCPU; while
+ * an interrupt stays pending it kicks again every millisecond, so a kick that raced
+ * with the vCPU's entry into translated code cannot delay delivery unboundedly.
+ */
+static void *timer_thread(void *arg)
+{
+    struct vmm *m = arg;
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop_timer) {
+        uint64_t now = vmm_now_ns();
+        uint64_t next = pit_poll(m, now);
+        bool pending = pic_has_pending(m);
+        if (pending)
+            xbt_vcpu_kick(m->cpu); /* new, or still not taken */
+        if (m->deadline_ns && now >= m->deadline_ns && !m->timed_out) {
+            m->timed_out = true;
+            xbt_vcpu_stop(m->cpu);
+            pthread_cond_broadcast(&m->wake);
+        }
+        uint64_t until = now + 1000000ull * (pending ? 1 : 50);
+        if (next && next < until)
+            until = next;
+        if (m->deadline_ns && m->deadline_ns < until && !m->timed_out)
+            until = m->deadline_ns;
+        /* CLOCK_MONOTONIC deadline for the condition variable (set in main). */
+        struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
+        pthread_cond_timedwait(&m->timer_cv, &m->lock, &ts);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+static void *input_thread(void *arg)
+{
+    struct vmm *m = arg;
+    uint8_t buf[256];
+    for (;;) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        pthread_mutex_lock(&m->lock);
+        uart_receive(m, buf, (unsigned)n);
+        bool pending = pic_has_pending(m);
+        pthread_mutex_unlock(&m->lock);
+        if (pending)
+            xbt_vcpu_kick(m->cpu);
+    }
+}
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    the_vmm.interrupted = true;
+    xbt_vcpu_stop(the_vmm.cpu);
+}
+
+static void dump_state(xbt_vcpu *cpu)
+{
+    xbt_regs r;
+    xbt_sregs s;
+    if (xbt_vcpu_get_regs(cpu, &r) != XBT_OK || xbt_vcpu_get_sregs(cpu, &s) != XBT_OK)
+        return;
+    fprintf(stderr,
+            "  eax=%08x ebx=%08x ecx=%08x edx=%08x esi=%08x edi=%08x\n"
+            "  ebp=%08x esp=%08x eip=%08x eflags=%08x\n"
+            "  cs=%04x ds=%04x es=%04x ss=%04x fs=%04x gs=%04x\n"
+            "  cr0=%08x cr2=%08x cr3=%08x cr4=%08x gdt=%08x/%x idt=%08x/%x\n",
+            r.eax, r.ebx, r.ecx, r.edx, r.esi, r.edi, r.ebp, r.esp, r.eip, r.eflags,
+            s.cs.selector, s.ds.selector, s.es.selector, s.ss.selector, s.fs.selector,
+            s.gs.selector, s.cr0, s.cr2, s.cr3, s.cr4, s.gdt.base, s.gdt.limit, s.idt.base,
+            s.idt.limit);
+}
+
+#define MAX_MODULES 16
+
+int main(int argc, char **argv)
+{
+    xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
+    cfg.ram_size = 128u << 20;
+    const char *append = "";
+    struct boot_module mods[MAX_MODULES];
+    int nmods = 0;
+    bool stats = false;
+    double timeout = 0;
+    struct vmm *m = &the_vmm;
+
+    enum { O_MODULE = 256, O_USER, O_NOTRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
+           O_TRACEIO, O_VERSION };
+    static const struct option opts[] = {
+        { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
+        { "module", required_argument, 0, O_MODULE }, { "user-mode", required_argument, 0, O_USER },
+        { "no-traces", no_argument, 0, O_NOTRACE }, { "no-chain", no_argument, 0, O_NOCHAIN },
+        { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
+        { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
+        { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
+        { 0, 0, 0, 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "m:a:h", opts, NULL)) != -1) {
+        char *e;
+        switch (c) {
+        case 'm': {
+            unsigned long v = strtoul(optarg, &e, 0);
+            if (*e || v < 2 || v > 3072) {
+                fprintf(stderr, "xbt-run: --mem wants 2..3072 (MiB), not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            cfg.ram_size = (uint64_t)v << 20;
+            break;
+        }
+        case 'a': append = optarg; break;
+        case O_MODULE: {
+            if (nmods == MAX_MODULES) {
+                fprintf(stderr, "xbt-run: at most %d modules\n", MAX_MODULES);
+                return EXIT_USAGE;
+            }
+            char *sp = strchr(optarg, ' ');
+            if (sp) {
+                *sp = 0;
+                mods[nmods].string = sp + 1;
+            } else {
+                mods[nmods].string = NULL;
+            }
+            mods[nmods++].path = optarg;
+            break;
+        }
+        case O_USER:
+            if (!strcmp(optarg, "direct"))
+                cfg.user_mode = XBT_USER_DIRECT;
+            else if (!strcmp(optarg, "strict"))
+                cfg.user_mode = XBT_USER_STRICT;
+            else if (!strcmp(optarg, "adaptive"))
+                cfg.user_mode = XBT_USER_ADAPTIVE;
+            else {
+                fprintf(stderr, "xbt-run: --user-mode is direct, strict or adaptive\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case O_NOTRACE: cfg.flags |= XBT_VM_NO_TRACES; break;
+        case O_NOCHAIN: cfg.flags |= XBT_VM_NO_CHAIN; break;
+        case O_TCACHE: {
+            double v = strtod(optarg, &e);
+            if (*e || v <= 0 || v > 1024) {
+                fprintf(stderr, "xbt-run: --tcache wants a size in MiB (may be fractional)\n");
+                return EXIT_USAGE;
+            }
+            cfg.tcache_size = (uint64_t)(v * 1048576.0);
+            break;
+        }
+        case O_TIMEOUT:
+            timeout = strtod(optarg, &e);
+            if (*e || timeout <= 0) {
+                fprintf(stderr, "xbt-run: --timeout wants seconds > 0\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case O_STATS: stats = true; break;
+        case O_TRACEIO: m->trace_io = true; break;
+        case O_VERSION:
+            printf("xbt-run %u.%u.%u\n", xbt_version() >> 16, (xbt_version() >> 8) & 0xff,
+                   xbt_version() & 0xff);
+            return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *kernel = argv[optind];
+
+    xbt_status st = xbt_vm_create(&cfg, &m->vm);
+    if (st != XBT_OK) {
+        fprintf(stderr, "xbt-run: cannot create the VM: %s%s%s\n", xbt_strerror(st),
+                st == XBT_E_HOST ? ": " : "", st == XBT_E_HOST ? xbt_last_host_error() : "");
+        return EXIT_INTERNAL;
+    }
+    if ((st = xbt_vcpu_create(m->vm, &m->cpu)) != XBT_OK) {
+        fprintf(stderr, "xbt-run: cannot create the vCPU: %s\n", xbt_strerror(st));
+        return EXIT_INTERNAL;
+    }
+    char err[512];
+    if (load_multiboot(m->vm, m->cpu, kernel, append, mods, nmods, err, sizeof err) != 0) {
+        fprintf(stderr, "xbt-run: %s\n", err);
+        xbt_vm_destroy(m->vm);
+        return EXIT_NOIMAGE;
+    }
+
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->wake, &ca);
+    pthread_cond_init(&m->timer_cv, &ca);
+    pic_init(m);
+    pit_init(m);
+    uart_init(m, 0x3f8, 1);
+    cmos_init(m);
+    uint64_t t0 = vmm_now_ns();
+    if (timeout > 0)
+        m->deadline_ns = t0 + (uint64_t)(timeout * 1e9);
+    xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    setup_tty();
+    pthread_t timer, input;
+    pthread_create(&timer, NULL, timer_thread, m);
+    bool have_input = pthread_create(&input, NULL, input_thread, m) == 0;
+
+    int status = 0;
+    for (;;) {
+        xbt_exit *ex;
+        if (xbt_vcpu_run(m->cpu, &ex) != XBT_OK) {
+            fprintf(stderr, "xbt-run: xbt_vcpu_run failed\n");
+            status = EXIT_INTERNAL;
+            break;
+        }
+        if (ex->reason == XBT_EXIT_IO) {
+            pthread_mutex_lock(&m->lock);
+            m->io_exits++;
+            uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, ex->io.data);
+            if (ex->io.is_in)
+                ex->io.data = v;
+            bool done = m->exit_requested;
+            pthread_mutex_unlock(&m->lock);
+            if (done) {
+                status = m->exit_status;
+                break;
+            }
+            continue;
+        }
+        if (ex->reason == XBT_EXIT_HLT) {
+            xbt_regs r;
+            xbt_vcpu_get_regs(m->cpu, &r);
+            if (!(r.eflags & 0x200)) {
+                fprintf(stderr, "xbt-run: the guest halted with interrupts disabled at "
+                        "eip=%08x\n", r.eip);
+                status = 0;
+                break;
+            }
+            pthread_mutex_lock(&m->lock);
+            while (!pic_has_pending(m) && !m->timed_out && !m->interrupted)
+                pthread_cond_wait(&m->wake, &m->lock);
+            pthread_mutex_unlock(&m->lock);
+            if (m->timed_out || m->interrupted)
+                xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit below */
+            continue;
+        }
+        if (ex->reason == XBT_EXIT_STOPPED) {
+            if (m->timed_out) {
+                fprintf(stderr, "xbt-run: timeout after %g s\n", timeout);
+                dump_state(m->cpu);
+                status = EXIT_TIMEOUT;
+            } else {
+                fprintf(stderr, "xbt-run: interrupted\n");
+                status = EXIT_SIGINT;
+            }
+            break;
+        }
+        if (ex->reason == XBT_EXIT_SHUTDOWN) {
+            fprintf(stderr, "xbt-run: guest triple fault (shutdown)\n");
+            dump_state(m->cpu);
+            status = EXIT_TRIPLE;
+            break;
+        }
+        if (ex->reason == XBT_EXIT_INTERNAL_ERROR) {
+            fprintf(stderr, "xbt-run: internal error at eip=%08x: %s\n", ex->internal.eip,
+                    ex->internal.message);
+            dump_state(m->cpu);
+            status = EXIT_INTERNAL;
+            break;
+        }
+        if (ex->reason == XBT_EXIT_MMIO) {
+            /* No MMIO devices: reads see open bus, writes are dropped. */
+            static bool said;
+            if (!said) {
+                said = true;
+                fprintf(stderr, "xbt-run: MMIO at %#llx without a device: open bus\n",
+                        (unsigned long long)ex->mmio.gpa);
+            }
+            if (!ex->mmio.is_write)
+                ex->mmio.data = ~0ull;
+            continue;
+        }
+        fprintf(stderr, "xbt-run: unexpected exit reason %u\n", ex->reason);
+        dump_state(m->cpu);
+        status = EXIT_INTERNAL;
+        break;
+    }
+    uint64_t t1 = vmm_now_ns();
+
+    pthread_mutex_lock(&m->lock);
+    m->stop_timer = true;
+    pthread_cond_broadcast(&m->timer_cv);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(timer, NULL);
+    if (have_input) {
+        pthread_cancel(input);
+        pthread_join(input, NULL);
+    }
+    if (stats) {
+        xbt_stats s;
+        if (xbt_vcpu_get_stats(m->cpu, &s) == XBT_OK) {
+            char buf[8192];
+            xbt_stats_format(&s, buf, sizeof buf);
+            fprintf(stderr, "--- xbt-run statistics (%.3f s wall) ---\n%s", (double)(t1 - t0) / 1e9,
+                    buf);
+            fprintf(stderr, "vmm: %llu port I/O exits handled\n",
+                    (unsigned long long)m->io_exits);
+        }
+    }
+    xbt_vcpu_destroy(m->cpu);
+    xbt_vm_destroy(m->vm);
+    restore_tty();
+    return status & 0xff;
+}
