@@ -168,6 +168,8 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
     case 0:
         if ((val & XBT_CR0_PG) && !(val & XBT_CR0_PE))
             return fault(v, XBT_GP, 0);
+        if ((val & (1u << 29)) && !(val & (1u << 30)))
+            return fault(v, XBT_GP, 0); /* NW without CD */
         if (val & XBT_CR0_PG) {
             xbt_set_internal_error(v, SITE(v)->eip,
                                    "guest enables paging (CR0.PG): the shadow MMU is not "

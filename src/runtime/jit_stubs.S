@@ -45,8 +45,10 @@
         mov     [r13 + XBT_CTX_EIP], r14d
 .endm
 
-/* Guest x87/SSE state out to ctx, host's clean state in. */
+/* Guest x87/SSE state out to ctx, host's clean state in; DF cleared, as the C ABI
+   requires (the guest's DF lives in host RFLAGS and was saved with the flags). */
 .macro SAVE_FPU
+        cld
         fxsave64 [r13 + XBT_CTX_FPU]
         fninit
         ldmxcsr [r13 + XBT_CTX_HOST_MXCSR]

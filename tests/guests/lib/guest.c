@@ -1,0 +1,253 @@
+/*
+ * guest.c - the guest test library (see guest.h).
+ */
+#include <stdarg.h>
+
+#include "guest.h"
+
+u64 gdt[GDT_ENTRIES] __attribute__((aligned(8)));
+u64 idt[256] __attribute__((aligned(8)));
+struct fault_record fault;
+static handler_fn handlers[48];
+static u32 n_pass, n_fail;
+static u8 tss[104] __attribute__((aligned(16)));
+static u64 ldt[2] __attribute__((aligned(8)));
+
+void *memset(void *d, int c, unsigned n)
+{
+    u8 *p = d;
+    while (n--)
+        *p++ = (u8)c;
+    return d;
+}
+
+void *memcpy(void *d, const void *s, unsigned n)
+{
+    u8 *p = d;
+    const u8 *q = s;
+    while (n--)
+        *p++ = *q++;
+    return d;
+}
+
+int memcmp(const void *a, const void *b, unsigned n)
+{
+    const u8 *p = a, *q = b;
+    for (; n; n--, p++, q++)
+        if (*p != *q)
+            return *p < *q ? -1 : 1;
+    return 0;
+}
+
+void putc_serial(char c)
+{
+    while (!(inb(0x3fd) & 0x20))
+        ;
+    outb(0x3f8, (u8)c);
+}
+
+void puts_serial(const char *s)
+{
+    while (*s)
+        putc_serial(*s++);
+}
+
+static void put_num(u32 v, int base, int width, char pad, int neg)
+{
+    char buf[16];
+    int n = 0;
+    do {
+        buf[n++] = "0123456789abcdef"[v % (u32)base];
+        v /= (u32)base;
+    } while (v);
+    if (neg)
+        buf[n++] = '-';
+    while (n < width)
+        buf[n++] = pad;
+    while (n)
+        putc_serial(buf[--n]);
+}
+
+void printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    for (; *fmt; fmt++) {
+        if (*fmt != '%') {
+            putc_serial(*fmt);
+            continue;
+        }
+        fmt++;
+        char pad = ' ';
+        int width = 0;
+        if (*fmt == '0') {
+            pad = '0';
+            fmt++;
+        }
+        while (*fmt >= '0' && *fmt <= '9')
+            width = width * 10 + (*fmt++ - '0');
+        switch (*fmt) {
+        case 'd': {
+            s32 v = va_arg(ap, s32);
+            put_num(v < 0 ? (u32)-v : (u32)v, 10, width, pad, v < 0);
+            break;
+        }
+        case 'u': put_num(va_arg(ap, u32), 10, width, pad, 0); break;
+        case 'x': put_num(va_arg(ap, u32), 16, width, pad, 0); break;
+        case 's': puts_serial(va_arg(ap, const char *)); break;
+        case 'c': putc_serial((char)va_arg(ap, int)); break;
+        case '%': putc_serial('%'); break;
+        default: putc_serial('?'); break;
+        }
+    }
+    va_end(ap);
+}
+
+void check(int ok, const char *name)
+{
+    if (ok) {
+        n_pass++;
+        printf("PASS %s\n", name);
+    } else {
+        n_fail++;
+        printf("FAIL %s\n", name);
+    }
+}
+
+void check_eq(u32 got, u32 want, const char *name)
+{
+    if (got == want) {
+        n_pass++;
+        printf("PASS %s\n", name);
+    } else {
+        n_fail++;
+        printf("FAIL %s: got 0x%x want 0x%x\n", name, got, want);
+    }
+}
+
+void guest_exit(void)
+{
+    printf("DONE pass=%u fail=%u\n", n_pass, n_fail);
+    outl(0xf4, n_fail ? 1 : 0);
+    for (;;)
+        __asm__ volatile("cli; hlt");
+}
+
+void gdt_set(int idx, u32 base, u32 limit, u8 access, u8 flags)
+{
+    gdt[idx] = (limit & 0xffffull) | ((u64)(base & 0xffffff) << 16) | ((u64)access << 40) |
+               ((u64)((limit >> 16) & 0xf) << 48) | ((u64)(flags & 0xf) << 52) |
+               ((u64)(base >> 24) << 56);
+}
+
+void gdt_reload(void)
+{
+    struct { u16 limit; u32 base; } __attribute__((packed)) d = { sizeof gdt - 1, (u32)gdt };
+    __asm__ volatile("lgdt %0\n\t"
+                     "ljmp $0x08, $1f\n1:\t"
+                     "movl $0x10, %%eax\n\tmovl %%eax, %%ds\n\tmovl %%eax, %%es\n\t"
+                     "movl %%eax, %%fs\n\tmovl %%eax, %%gs\n\tmovl %%eax, %%ss"
+                     : : "m"(d) : "eax", "memory");
+}
+
+void idt_set(int v, u32 handler, u16 sel, u8 type, u8 dpl)
+{
+    idt[v] = (handler & 0xffff) | ((u64)sel << 16) |
+             ((u64)(0x80 | (dpl << 5) | type) << 40) | ((u64)(handler >> 16) << 48);
+}
+
+void set_handler(int vector, handler_fn fn) { handlers[vector] = fn; }
+
+void isr_dispatch(struct frame *f);
+void isr_dispatch(struct frame *f)
+{
+    if (f->vector < 48 && handlers[f->vector]) {
+        handlers[f->vector](f);
+        return;
+    }
+    if (fault.resume) {
+        fault.count++;
+        fault.vector = f->vector;
+        fault.err = f->err;
+        fault.eip = f->eip;
+        f->eip = fault.resume;
+        fault.resume = 0;
+        return;
+    }
+    printf("FAIL unexpected exception vector %u error %x at eip %x\n", f->vector, f->err,
+           f->eip);
+    n_fail++;
+    guest_exit();
+}
+
+void pic_init(void)
+{
+    outb(0x20, 0x11);
+    outb(0x21, 0x20);
+    outb(0x21, 0x04);
+    outb(0x21, 0x01);
+    outb(0xa0, 0x11);
+    outb(0xa1, 0x28);
+    outb(0xa1, 0x02);
+    outb(0xa1, 0x01);
+    outb(0x21, 0xfb); /* all masked but the cascade */
+    outb(0xa1, 0xff);
+}
+
+void pic_unmask(int irq)
+{
+    u16 port = irq < 8 ? 0x21 : 0xa1;
+    outb(port, inb(port) & (u8)~(1u << (irq & 7)));
+}
+
+void pic_eoi(int irq)
+{
+    if (irq >= 8)
+        outb(0xa0, 0x20);
+    outb(0x20, 0x20);
+}
+
+void pit_start(u32 hz)
+{
+    u32 div = 1193182u / hz;
+    outb(0x43, 0x34);
+    outb(0x40, (u8)div);
+    outb(0x40, (u8)(div >> 8));
+}
+
+void guest_start(u32 magic, u32 mbi);
+void guest_start(u32 magic, u32 mbi)
+{
+    (void)mbi;
+    /* COM1: 115200 8N1, FIFO on. */
+    outb(0x3f9, 0x00);
+    outb(0x3fb, 0x80);
+    outb(0x3f8, 0x01);
+    outb(0x3f9, 0x00);
+    outb(0x3fb, 0x03);
+    outb(0x3fa, 0xc7);
+    gdt_set(1, 0, 0xfffff, 0x9a, 0xc);
+    gdt_set(2, 0, 0xfffff, 0x92, 0xc);
+    gdt_set(3, 0, 0xfffff, 0xfa, 0xc);
+    gdt_set(4, 0, 0xfffff, 0xf2, 0xc);
+    gdt_set(5, 0, 0xfffff, 0x12, 0xc);       /* not present */
+    gdt_set(6, 0, 0xfffff, 0x98, 0xc);       /* execute-only code */
+    gdt_set(7, (u32)tss, sizeof tss - 1, 0x89, 0x0);
+    ldt[0] = 0;
+    gdt_set(8, (u32)ldt, sizeof ldt - 1, 0x82, 0x0);
+    gdt_set(9, 0x200000, 0xfff, 0x92, 0x4);  /* byte granular, 4 KiB */
+    gdt_set(10, 0, 0xfffff, 0xf2, 0xc);      /* DPL 3 data */
+    gdt_set(11, 0, 0xfffff, 0x90, 0xc);      /* read-only data */
+    gdt_set(12, 0, 0xfffff, 0x12, 0xc);      /* writable, not present */
+    /* LDT entry 0: flat data, DPL 0 (selector 0x04). */
+    ldt[0] = (0xffffull) | (0x92ull << 40) | (0xfull << 48) | (0xcull << 52);
+    gdt_reload();
+    for (int v = 0; v < 48; v++)
+        idt_set(v, isr_table[v], SEL_CODE, 0xe, 0);
+    struct { u16 limit; u32 base; } __attribute__((packed)) d = { sizeof idt - 1, (u32)idt };
+    __asm__ volatile("lidt %0" : : "m"(d));
+    pic_init(); /* the firmware may have left IRQ0 unmasked at vector 8 */
+    printf("guest: multiboot magic %x\n", magic);
+    main();
+    guest_exit();
+}

@@ -1,0 +1,108 @@
+/*
+ * guest.h - the freestanding guest test library: flat GDT and IDT, COM1 output, a tiny
+ * printf, the 8259 and 8254, expected-fault capture, PASS/FAIL checks and the exit
+ * through QEMU's isa-debug-exit (port 0xf4), so each kernel runs unchanged on
+ * qemu-system-i386, KVM and xbt-run.
+ */
+#ifndef GUEST_H
+#define GUEST_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef int s32;
+
+/* GDT selectors the library sets up. */
+#define SEL_CODE   0x08  /* flat 32-bit code, DPL 0 */
+#define SEL_DATA   0x10  /* flat 32-bit data, DPL 0 */
+#define SEL_UCODE  0x1b  /* flat code, DPL 3 (RPL 3) */
+#define SEL_UDATA  0x23  /* flat data, DPL 3 (RPL 3) */
+#define SEL_NP     0x28  /* data segment, not present */
+#define SEL_XONLY  0x30  /* execute-only code segment */
+#define SEL_TSS    0x38  /* 32-bit TSS (available until LTR) */
+#define SEL_LDT    0x40  /* LDT with one data segment (selector 0x04 | TI) */
+#define SEL_SMALL  0x48  /* data, base 0x200000, limit 0xfff (byte granular) */
+#define SEL_DPL3D  0x50  /* data, DPL 3, used with RPL 0 */
+#define SEL_RODATA 0x58  /* read-only data */
+#define SEL_NPSS   0x60  /* writable data, not present (an SS load gives #SS) */
+#define SEL_LDT_DATA 0x04 /* LDT entry 0, TI=1, RPL 0 */
+#define GDT_ENTRIES 16
+
+struct frame {
+    u32 es, ds;
+    u32 edi, esi, ebp, esp0, ebx, edx, ecx, eax;
+    u32 vector, err;
+    u32 eip, cs, eflags;
+};
+
+extern u64 gdt[GDT_ENTRIES];
+extern u64 idt[256];
+
+static inline void outb(u16 p, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(p)); }
+static inline void outw(u16 p, u16 v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(p)); }
+static inline void outl(u16 p, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(p)); }
+static inline u8 inb(u16 p) { u8 v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(p)); return v; }
+static inline u16 inw(u16 p) { u16 v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(p)); return v; }
+static inline u32 inl(u16 p) { u32 v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(p)); return v; }
+static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi)); return ((u64)hi << 32) | lo; }
+static inline u32 read_eflags(void) { u32 f; __asm__ volatile("pushfl; popl %0" : "=r"(f)); return f; }
+static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+
+void *memset(void *d, int c, unsigned n);
+void *memcpy(void *d, const void *s, unsigned n);
+int memcmp(const void *a, const void *b, unsigned n);
+
+void putc_serial(char c);
+void puts_serial(const char *s);
+void printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Checks: print "PASS name" or "FAIL name: ..." and count. */
+void check(int ok, const char *name);
+void check_eq(u32 got, u32 want, const char *name);
+#define CHECK(c, name) check(!!(c), name)
+#define CHECK_EQ(a, b, name) check_eq((u32)(a), (u32)(b), name)
+
+/* Prints "DONE pass=N fail=M" and leaves through isa-debug-exit: 0 all passed, 1 not. */
+void guest_exit(void) __attribute__((noreturn));
+
+/* Set a GDT descriptor: access byte (P DPL S type) and flags nibble (G D/B L AVL). */
+void gdt_set(int idx, u32 base, u32 limit, u8 access, u8 flags);
+void gdt_reload(void);
+/* IDT gate for vector v: type 0xE interrupt gate, 0xF trap gate; dpl 0-3. */
+void idt_set(int v, u32 handler, u16 sel, u8 type, u8 dpl);
+extern u32 isr_table[48];
+
+/* A C handler for a vector (NULL: the default, which records expected faults). */
+typedef void (*handler_fn)(struct frame *f);
+void set_handler(int vector, handler_fn fn);
+
+/*
+ * Expected faults.  TRY_FAULT runs one asm instruction that should fault; the default
+ * handler records the vector, error code and faulting EIP, and resumes after the asm.
+ *   TRY_FAULT("movw %w0, %%ds", "r"(sel));   then check fault.vector == 13 etc.
+ */
+struct fault_record {
+    volatile u32 count, vector, err, eip, expect_eip, resume;
+};
+extern struct fault_record fault;
+#define TRY_FAULT(insn, ...)                                                      \
+    do {                                                                          \
+        fault.vector = 0xffffffffu;                                               \
+        fault.err = 0xffffffffu;                                                  \
+        __asm__ volatile("movl $1f, fault+16\n\tmovl $2f, fault+20\n"             \
+                         "1:\t" insn "\n2:\n" : : __VA_ARGS__ : "memory", "cc");  \
+    } while (0)
+#define NOFAULT "i"(0)
+
+/* 8259: remap to 0x20/0x28, all masked; unmask one IRQ; EOI. */
+void pic_init(void);
+void pic_unmask(int irq);
+void pic_eoi(int irq);
+/* 8254 channel 0 periodic at hz. */
+void pit_start(u32 hz);
+
+void main(void);
+
+#endif
