@@ -26,6 +26,24 @@ qemu-kvm)
     if ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
         echo "SKIP: KVM: /dev/kvm not usable"; exit 77
     fi
+    # Probe once per boot: a guest that turns paging on.  Hardware virtualization runs
+    # it; this machine's kvm-pvm (a software hypervisor for nested setups) triple-faults.
+    probe=${KVM_PROBE:-$here/../../build/tests/guests/kvmprobe.elf}
+    cache=${TMPDIR:-/tmp}/xbt-kvm-probe.$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
+    if [ ! -f "$cache" ] && [ -f "$probe" ]; then
+        if timeout 20 qemu-system-i386 -accel kvm -m 128 -kernel "$probe" -display none \
+               -nographic -monitor none -serial stdio -no-reboot \
+               -device isa-debug-exit,iobase=0xf4,iosize=0x04 </dev/null 2>&1 |
+               grep -aq 'DONE pass=2 fail=0'; then
+            echo ok >"$cache"
+        else
+            echo "paging probe guest fails" >"$cache"
+        fi
+    fi
+    if [ -f "$cache" ] && [ "$(cat "$cache")" != ok ]; then
+        echo "SKIP: KVM: not hardware virtualization here ($(cat "$cache"); /dev/kvm is emulation)"
+        exit 77
+    fi
     timeout "$timeout_s" qemu-system-i386 -accel kvm "${qemu_args[@]}" </dev/null >"$out" 2>&1
     status=$?
     if [ $status -ne 1 ] && grep -q "failed to initialize kvm\|Could not access KVM" "$out"; then

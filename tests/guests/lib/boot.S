@@ -1,6 +1,6 @@
 /*
  * boot.S - multiboot v1 entry and the interrupt stubs of the guest test library.
- * Every vector 0-47 enters isr_common with a uniform frame (struct frame in guest.h).
+ * Every vector 0-63 enters isr_common with a uniform frame (struct frame in guest.h).
  */
 #define MB_MAGIC 0x1BADB002
 #define MB_FLAGS 0x00000003
@@ -35,7 +35,7 @@ isr\n:
 
     .altmacro
     .set i, 0
-    .rept 48
+    .rept 64
     ISR %i
     .set i, i + 1
     .endr
@@ -108,6 +108,22 @@ isr_table:
     .long isr45
     .long isr46
     .long isr47
+    .long isr48
+    .long isr49
+    .long isr50
+    .long isr51
+    .long isr52
+    .long isr53
+    .long isr54
+    .long isr55
+    .long isr56
+    .long isr57
+    .long isr58
+    .long isr59
+    .long isr60
+    .long isr61
+    .long isr62
+    .long isr63
 
     .section .bss
     .align 16

@@ -8,7 +8,7 @@
 u64 gdt[GDT_ENTRIES] __attribute__((aligned(8)));
 u64 idt[256] __attribute__((aligned(8)));
 struct fault_record fault;
-static handler_fn handlers[48];
+static handler_fn handlers[64];
 static u32 n_pass, n_fail;
 static u8 tss[104] __attribute__((aligned(16)));
 static u64 ldt[2] __attribute__((aligned(8)));
@@ -161,7 +161,7 @@ void set_handler(int vector, handler_fn fn) { handlers[vector] = fn; }
 void isr_dispatch(struct frame *f);
 void isr_dispatch(struct frame *f)
 {
-    if (f->vector < 48 && handlers[f->vector]) {
+    if (f->vector < 64 && handlers[f->vector]) {
         handlers[f->vector](f);
         return;
     }
@@ -242,7 +242,7 @@ void guest_start(u32 magic, u32 mbi)
     /* LDT entry 0: flat data, DPL 0 (selector 0x04). */
     ldt[0] = (0xffffull) | (0x92ull << 40) | (0xfull << 48) | (0xcull << 52);
     gdt_reload();
-    for (int v = 0; v < 48; v++)
+    for (int v = 0; v < 64; v++)
         idt_set(v, isr_table[v], SEL_CODE, 0xe, 0);
     struct { u16 limit; u32 base; } __attribute__((packed)) d = { sizeof idt - 1, (u32)idt };
     __asm__ volatile("lidt %0" : : "m"(d));

@@ -72,7 +72,7 @@ void gdt_set(int idx, u32 base, u32 limit, u8 access, u8 flags);
 void gdt_reload(void);
 /* IDT gate for vector v: type 0xE interrupt gate, 0xF trap gate; dpl 0-3. */
 void idt_set(int v, u32 handler, u16 sel, u8 type, u8 dpl);
-extern u32 isr_table[48];
+extern u32 isr_table[64];
 
 /* A C handler for a vector (NULL: the default, which records expected faults). */
 typedef void (*handler_fn)(struct frame *f);

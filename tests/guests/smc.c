@@ -1,0 +1,61 @@
+/*
+ * smc.c - self-modifying code: an immediate patched in a function that already ran,
+ * a block that writes the instruction it executes next, code copied to a buffer that
+ * straddles a page boundary and rewritten between calls.
+ */
+#include "lib/guest.h"
+
+/* A function whose immediate we patch: mov eax, imm32; ret. */
+__asm__(".text\n.globl patchme\npatchme:\n\tmovl $1, %eax\n\tret\n"
+        ".globl patchme_imm\n.set patchme_imm, patchme + 1\n");
+u32 patchme(void);
+extern u8 patchme_imm[];
+
+static u8 buf[8192] __attribute__((aligned(4096)));
+
+void main(void)
+{
+    CHECK_EQ(patchme(), 1, "patchme before");
+    for (u32 i = 2; i < 12; i++) {
+        *(volatile u32 *)patchme_imm = i;
+        if (patchme() != i) {
+            CHECK_EQ(patchme(), i, "patched immediate seen");
+            break;
+        }
+    }
+    CHECK_EQ(patchme(), 11, "ten patches seen");
+    /* Write the next instruction of the running block: the new one must run. */
+    u32 r;
+    __asm__ volatile("movl $0, %%eax\n\t"
+                     "movb $0x40, 1f\n\t"    /* turn the nop below into inc eax */
+                     "1:\tnop\n\t"
+                     "movl %%eax, %0" : "=r"(r) : : "eax", "memory");
+    CHECK_EQ(r, 1, "store to the next instruction of the same block");
+    /* Put it back so a second run sees a nop again. */
+    __asm__ volatile("movl $5, %%eax\n\tmovb $0x90, 1f\n1:\tnop\n\tmovl %%eax, %0"
+                     : "=r"(r) : : "eax", "memory");
+    CHECK_EQ(r, 5, "restored nop");
+    /* Code across a page boundary: mov eax, imm32 split 2|3 bytes at 0x1000, then ret. */
+    u8 *p = buf + 4096 - 2;
+    u32 (*fn)(void) = (u32 (*)(void))p;
+    for (u32 v = 100; v < 110; v++) {
+        p[0] = 0xb8;
+        *(volatile u32 *)(p + 1) = v * 0x01010101u;
+        p[5] = 0xc3;
+        if (fn() != v * 0x01010101u) {
+            CHECK_EQ(fn(), v * 0x01010101u, "cross-page code rewritten");
+            break;
+        }
+    }
+    CHECK_EQ(fn(), 109 * 0x01010101u, "cross-page code rewritten ten times");
+    /* Patch only the second page's bytes. */
+    *(volatile u8 *)(p + 4) = 0x7f;
+    CHECK_EQ(fn(), (109 * 0x01010101u & 0x00ffffffu) | 0x7f000000u, "second page patch seen");
+    /* A loop that rewrites its own loop body's immediate each iteration. */
+    u32 sum = 0;
+    for (u32 i = 0; i < 50; i++) {
+        *(volatile u32 *)patchme_imm = i;
+        sum += patchme();
+    }
+    CHECK_EQ(sum, 49 * 50 / 2, "patch inside a loop, 50 times");
+}
