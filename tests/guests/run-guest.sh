@@ -61,8 +61,14 @@ qemu-kvm)
 xbt)
     xbt_run=${XBT_RUN:-$here/../../build/tools/xbt-run}
     [ -x "$xbt_run" ] || { echo "SKIP: xbt-run not built ($xbt_run)"; exit 77; }
-    timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" "$@" "$kernel" </dev/null >"$out" 2>&1
+    timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" --stats "$@" "$kernel" </dev/null >"$out" 2>&1
     status=$?
+    # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
+    if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
+        flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
+        echo "== xbt: ${flushes:-no} cache flushes"
+        [ "${flushes:-0}" -gt 0 ] || { echo "FAIL expected the translation cache to flush"; status=99; }
+    fi
     ;;
 *)
     echo "usage: run-guest.sh qemu-tcg|qemu-kvm|xbt KERNEL.elf [xbt-run options]" >&2
