@@ -4,6 +4,11 @@
  * IRET, self-modifying code, and a triple fault.
  */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +173,107 @@ START_TEST(in_completes_on_next_run)
 }
 END_TEST
 
+
+/* ---- asynchronous requests ------------------------------------------------------------ */
+
+static atomic_int irq_line;
+
+static int irq_source(void *opaque)
+{
+    (void)opaque;
+    return atomic_exchange(&irq_line, 0) ? 0x20 : -1;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct kicker {
+    xbt_vcpu *cpu;
+    int stop; /* 0: raise an interrupt, 1: stop the vCPU */
+    double t;
+};
+
+static void *kick_later(void *arg)
+{
+    struct kicker *k = arg;
+    usleep(50000); /* the guest is deep in its loop by now */
+    k->t = now_s();
+    if (k->stop) {
+        xbt_vcpu_stop(k->cpu);
+    } else {
+        atomic_store(&irq_line, 1);
+        xbt_vcpu_kick(k->cpu);
+    }
+    return NULL;
+}
+
+/* A one-instruction loop (jmp $) chained to itself: only a kick gets the vCPU out. */
+START_TEST(interrupt_reaches_a_tight_loop)
+{
+    const uint8_t code[] = { 0xfb, 0x90, 0xeb, 0xfe };         /* sti; nop; jmp $ */
+    const uint8_t handler[] = { 0xb8, 0x77, 0x00, 0x00, 0x00, 0xe7, 0xf1, 0xf4 };
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    memcpy(g.ram + 0x101000, handler, sizeof handler);
+    set_gate(&g, 0x20, 0x101000, 0x8e);
+    atomic_store(&irq_line, 0);
+    xbt_vcpu_set_irq_source(g.cpu, irq_source, NULL);
+    struct kicker k = { g.cpu, 0, 0 };
+    pthread_t th;
+    pthread_create(&th, NULL, kick_later, &k);
+    expect_out(&g, 0xf1, 0x77);
+    double lat = now_s() - k.t;
+    pthread_join(th, NULL);
+    printf("interrupt latency from a tight translated loop: %.1f us\n", lat * 1e6);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    uint32_t ret;
+    memcpy(&ret, g.ram + r.esp, 4);
+    ck_assert_uint_eq(ret, 0x100002); /* the interrupted jmp $ */
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(stop_from_another_thread)
+{
+    const uint8_t code[] = { 0xeb, 0xfe }; /* jmp $, interrupts off */
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    struct kicker k = { g.cpu, 1, 0 };
+    pthread_t th;
+    pthread_create(&th, NULL, kick_later, &k);
+    xbt_exit *ex = run_to_exit(&g);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_STOPPED);
+    /* It runs on after a stop. */
+    k.t = 0;
+    pthread_create(&th, NULL, kick_later, &k);
+    ex = run_to_exit(&g);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_STOPPED);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(unknown_msr_is_gp)
+{
+    const uint8_t code[] = { 0xb9, 0xef, 0xbe, 0xad, 0xde, 0x0f, 0x32, 0xf4 }; /* rdmsr */
+    const uint8_t handler[] = { 0x8b, 0x04, 0x24, 0xe7, 0xf1, 0x8b, 0x44, 0x24, 0x04,
+                                0xe7, 0xf2, 0xf4 }; /* out error code, then eip */
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    memcpy(g.ram + 0x101000, handler, sizeof handler);
+    set_gate(&g, 13, 0x101000, 0x8e);
+    expect_out(&g, 0xf1, 0);        /* #GP(0) */
+    expect_out(&g, 0xf2, 0x100005); /* at the rdmsr */
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 START_TEST(api_misuse_is_an_error)
 {
     xbt_vm_config c = XBT_VM_CONFIG_INIT;
@@ -190,6 +296,9 @@ int main(void)
     tcase_add_test(tc, triple_fault_is_shutdown);
     tcase_add_test(tc, in_completes_on_next_run);
     tcase_add_test(tc, api_misuse_is_an_error);
+    tcase_add_test(tc, interrupt_reaches_a_tight_loop);
+    tcase_add_test(tc, stop_from_another_thread);
+    tcase_add_test(tc, unknown_msr_is_gp);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
