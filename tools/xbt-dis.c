@@ -11,6 +11,8 @@
  *   -m MASK    nonzero segment bases (bit 0 ES, 1 CS, 2 SS, 3 DS)
  *   -n N       at most N guest instructions per block
  *   -l LEN     translate at most LEN bytes of the input
+ *   -t         as if CR0.TS were set (x87/SSE become #NM callouts)
+ *   -S         as if CR4.OSFXSR were clear (SSE is #UD)
  *   -q         summary only (translation statistics, no listing)
  * Blocks are translated one after the other, each starting where the last ended
  * (a linear sweep), so a whole section is listed.
@@ -27,7 +29,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: xbt-dis [-a addr] [-c cpl] [-u] [-m mask] [-n insns] [-l len] [-q]\n"
+            "usage: xbt-dis [-a addr] [-c cpl] [-u] [-t] [-S] [-m mask] [-n insns] [-l len] [-q]\n"
             "               (-x HEX | -f FILE | -e ELF [-s SECTION])\n");
     exit(2);
 }
@@ -153,6 +155,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-n") && v) o.max_insns = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-l") && v) limit = strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-u")) o.window = XBT_WINDOW_U;
+        else if (!strcmp(a, "-t")) o.flags |= XBT_TRANSLATE_FPU_NM;
+        else if (!strcmp(a, "-S")) o.flags |= XBT_TRANSLATE_NO_SSE;
         else if (!strcmp(a, "-q")) quiet = 1;
         else usage();
     }
