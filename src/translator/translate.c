@@ -345,6 +345,31 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
             in->ops[i].mem.type == ZYDIS_MEMOP_TYPE_AGEN)
             mi = (int)i, agen = true;
     if (mi < 0) {
+        int esp_op = -1;
+        for (unsigned i = 0; i < r.operand_count; i++)
+            if (r.operands[i].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                (r.operands[i].reg.value == R(R12D) || r.operands[i].reg.value == R(R12W)))
+                esp_op = (int)i;
+        if ((in->flags & XBT_IF_HIGH8) && esp_op >= 0) {
+            /* movzx/movsx esp, ah: AH..BH cannot sit beside R12 (REX).  Run it on a
+               borrowed legacy register holding ESP; R10 keeps the borrowed value.
+               Register-only, so nothing here can fault. */
+            int b = free_legacy_reg(in);
+            if (b < 0) {
+                xbt_tx_fail(t, "no free register for high-byte rewrite at %08x", in->eip);
+                return;
+            }
+            bool w16 = r.operands[esp_op].reg.value == R(R12W);
+            xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(host64[b]));
+            xbt_emit2(t, M(MOV), xo_reg(host32[b]), xo_reg(R(R12D)));
+            r.operands[esp_op].reg.value =
+                w16 ? (ZydisRegister)(R(AX) + (host32[b] - R(EAX))) : host32[b];
+            xbt_emit_req(t, &r);
+            xbt_emit2(t, M(MOV), xo_reg(R(R12D)), xo_reg(host32[b]));
+            xbt_emit2(t, M(MOV), xo_reg(host64[b]), xo_reg(R(R10)));
+            t->b->stats.rewritten++;
+            return;
+        }
         xbt_emit_req(t, &r);
         t->b->stats.copied++;
         return;
