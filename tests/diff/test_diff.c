@@ -1,0 +1,781 @@
+/*
+ * test_diff.c - the differential semantics suite: the same 32-bit guest code, from the
+ * same seeded registers, flags and memory, run (a) natively on this CPU in 32-bit
+ * compatibility mode at its guest addresses in the low 4 GiB of this process, and
+ * (b) translated by xbt through the K-window; then all eight general registers, the
+ * arithmetic flags and DF, and every byte of the data and stack areas are compared.
+ * Both runs use the same physical CPU, so even architecturally undefined flags and
+ * x87/SSE rounding must agree wherever xbt executes an instruction as is.
+ *
+ *   test_diff [--seed S] [--count N] [--family NAME] [--case K] [-v]
+ * Without options it runs every family as a Check test (ctest diff.semantics).  A
+ * failure prints the seed, family and case number (rerun with --seed S --family F
+ * --case K), the guest bytes, the differences and xbt's listing of the code.
+ *
+ * Generated code keeps its memory accesses inside the data and stack areas by
+ * construction: EBX, EBP, ESI and EDI are pointer registers (never destinations of
+ * generated arithmetic), EAX, ECX and EDX carry values; string counts and bit
+ * offsets are bounded by instructions emitted before the instruction under test.
+ * Not covered: FS/GS overrides (their host bases belong to libc) and instructions that
+ * fault by design (tests/guests covers faults).
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "xbt/xbt.h"
+
+#define CODE 0x00400000u       /* test code (native: prologue + code + epilogue) */
+#define STUB64 (CODE + 0xF00u) /* 64-bit return stub */
+#define DATA 0x00500000u       /* 64 KiB data area */
+#define DATA_SIZE 0x10000u
+#define STACK 0x00600000u      /* 64 KiB stack area, ESP starts in the middle */
+#define STACK_SIZE 0x10000u
+#define STATE 0x00700000u      /* native register block and scratch stack */
+#define SCRATCH_TOP (STATE + 0xF00u)
+#define FLAGS_MASK 0x0CD5u     /* CF PF AF ZF SF DF OF */
+
+void diff_native_enter(uint32_t entry);
+
+struct regs32 {
+    uint32_t gpr[8]; /* eax ecx edx ebx esp ebp esi edi */
+    uint32_t eflags;
+};
+
+enum { EAX, ECX, EDX, EBX, ESP, EBP, ESI, EDI };
+static const char *const gpr_names[8] = { "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi" };
+
+/* ---- random numbers and the code buffer --------------------------------------------- */
+
+static uint64_t rng;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static uint32_t rndn(uint32_t n) { return rnd() % n; }
+
+struct code {
+    uint8_t b[1024];
+    size_t n;
+};
+static void put(struct code *c, int k, ...)
+{
+    va_list ap;
+    va_start(ap, k);
+    for (int i = 0; i < k; i++)
+        c->b[c->n++] = (uint8_t)va_arg(ap, int);
+    va_end(ap);
+}
+static void put32(struct code *c, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        c->b[c->n++] = (uint8_t)(v >> (8 * i));
+}
+
+/* Registers generated code may write (32-bit codes), and 8-bit codes of their bytes. */
+static const uint8_t val_regs[3] = { EAX, ECX, EDX };
+static const uint8_t val_regs8[6] = { 0, 1, 2, 4, 5, 6 }; /* al cl dl ah ch dh */
+static const uint8_t ptr_regs[4] = { EBX, EBP, ESI, EDI };
+
+static uint8_t vreg(void) { return val_regs[rndn(3)]; }
+static uint8_t areg(void) { return (uint8_t)rndn(8); } /* any register, as a source */
+
+/* A register-or-memory ModRM (with displacement) whose reg field is `reg`.  Memory
+   operands address [ptr + disp8], [ptr + disp32], [esp + disp8] or an absolute disp32
+   in the data area; a register operand is a value register (writable) or, when the
+   operand is only read, any register. */
+static void modrm(struct code *c, uint8_t reg, bool mem, bool rm_written, bool byte)
+{
+    if (!mem) {
+        uint8_t rm = byte ? (rm_written ? val_regs8[rndn(6)] : (uint8_t)rndn(8))
+                          : (rm_written ? vreg() : areg());
+        put(c, 1, 0xC0 | (reg << 3) | rm);
+        return;
+    }
+    switch (rndn(4)) {
+    case 0: /* [ptr + disp8] */
+        put(c, 2, 0x40 | (reg << 3) | ptr_regs[rndn(4)], (int)(rndn(256)));
+        break;
+    case 1: /* [ptr + disp32], small */
+        put(c, 1, 0x80 | (reg << 3) | ptr_regs[rndn(4)]);
+        put32(c, rndn(0x800) - 0x400);
+        break;
+    case 2: /* [esp + disp8] through a SIB byte */
+        put(c, 3, 0x44 | (reg << 3), 0x24, (int)rndn(0x80));
+        break;
+    default: /* absolute [disp32] */
+        put(c, 1, 0x05 | (reg << 3));
+        put32(c, DATA + 0x100 + rndn(DATA_SIZE - 0x200));
+        break;
+    }
+}
+
+/* ---- instruction families ------------------------------------------------------------ */
+
+static void gen_alu(struct code *c)
+{
+    uint8_t op = (uint8_t)rndn(8); /* add or adc sbb and sub xor cmp */
+    if (rndn(4) == 0)
+        put(c, 1, 0x66);
+    switch (rndn(5)) {
+    case 0: /* r/m8, r8 and r8, r/m8 */ {
+        bool to_rm = rndn(2);
+        bool mem = rndn(2);
+        put(c, 1, (op << 3) | (to_rm ? 0 : 2));
+        uint8_t reg = to_rm ? (uint8_t)rndn(8) : val_regs8[rndn(6)];
+        modrm(c, reg, mem, to_rm, true);
+        break;
+    }
+    case 1: /* r/m32, r32 and r32, r/m32 */ {
+        bool to_rm = rndn(2);
+        put(c, 1, (op << 3) | (to_rm ? 1 : 3));
+        modrm(c, to_rm ? areg() : vreg(), rndn(2), to_rm, false);
+        break;
+    }
+    case 2: /* 80 /op ib */
+        put(c, 1, 0x80);
+        modrm(c, op, rndn(2), true, true);
+        put(c, 1, (int)rndn(256));
+        break;
+    case 3: /* 81 /op id (or iw with 66: emit 4 bytes only without it) */
+        if (c->n && c->b[c->n - 1] == 0x66) {
+            put(c, 1, 0x83);
+            modrm(c, op, rndn(2), true, false);
+            put(c, 1, (int)rndn(256));
+        } else {
+            put(c, 1, 0x81);
+            modrm(c, op, rndn(2), true, false);
+            put32(c, rnd());
+        }
+        break;
+    default: /* accumulator forms 04/05 and test */
+        if (rndn(2)) {
+            put(c, 2, (op << 3) | 4, (int)rndn(256));
+        } else {
+            put(c, 1, 0x85);
+            modrm(c, areg(), rndn(2), false, false);
+        }
+        break;
+    }
+}
+
+static void gen_shift(struct code *c)
+{
+    uint8_t op = (uint8_t)rndn(8); /* rol ror rcl rcr shl shr sal sar */
+    bool byte = rndn(3) == 0;
+    if (!byte && rndn(4) == 0)
+        put(c, 1, 0x66);
+    switch (rndn(4)) {
+    case 0: put(c, 1, byte ? 0xD0 : 0xD1); modrm(c, op, rndn(2), true, byte); break;
+    case 1: put(c, 1, byte ? 0xD2 : 0xD3); modrm(c, op, rndn(2), true, byte); break;
+    case 2: put(c, 1, byte ? 0xC0 : 0xC1); modrm(c, op, rndn(2), true, byte);
+            put(c, 1, (int)rndn(40)); break;
+    default: /* shld/shrd by imm or cl */ {
+        bool cl = rndn(2), right = rndn(2);
+        put(c, 2, 0x0F, (right ? 0xAC : 0xA4) + (cl ? 1 : 0));
+        modrm(c, areg(), rndn(2), true, false);
+        if (!cl)
+            put(c, 1, (int)rndn(40));
+        break;
+    }
+    }
+}
+
+static void gen_muldiv(struct code *c)
+{
+    switch (rndn(5)) {
+    case 0: /* mul/imul r/m */
+        put(c, 1, rndn(3) ? 0xF7 : 0xF6);
+        modrm(c, 4 + rndn(2), rndn(2), false, c->b[c->n - 1] == 0xF6);
+        break;
+    case 1: /* imul r, r/m, imm */
+        if (rndn(2)) { put(c, 1, 0x69); modrm(c, vreg(), rndn(2), false, false); put32(c, rnd()); }
+        else { put(c, 1, 0x6B); modrm(c, vreg(), rndn(2), false, false); put(c, 1, (int)rndn(256)); }
+        break;
+    case 2: /* imul r, r/m */
+        put(c, 2, 0x0F, 0xAF);
+        modrm(c, vreg(), rndn(2), false, false);
+        break;
+    case 3: /* div: edx = 0, nonzero 32-bit divisor in ecx or memory */
+        put(c, 2, 0x31, 0xD2); /* xor edx, edx */
+        put(c, 1, 0xB9); put32(c, rnd() | 1); /* mov ecx, odd */
+        put(c, 2, 0xF7, 0xF1); /* div ecx */
+        break;
+    default: /* idiv after cdq with a divisor that cannot overflow */
+        put(c, 1, 0x99);       /* cdq */
+        put(c, 1, 0xB9); put32(c, (rnd() | 0x10000) & 0x7fffffff); /* mov ecx, big positive */
+        put(c, 2, 0xF7, 0xF9); /* idiv ecx */
+        break;
+    }
+}
+
+static void gen_unary(struct code *c)
+{
+    bool byte = rndn(3) == 0;
+    if (!byte && rndn(4) == 0)
+        put(c, 1, 0x66);
+    switch (rndn(3)) {
+    case 0: put(c, 1, byte ? 0xF6 : 0xF7); modrm(c, 2 + rndn(2), rndn(2), true, byte); break;
+    case 1: put(c, 1, byte ? 0xFE : 0xFF); modrm(c, rndn(2), rndn(2), true, byte); break;
+    default: put(c, 1, (rndn(2) ? 0x40 : 0x48) + vreg()); break; /* inc/dec r32 */
+    }
+}
+
+static void gen_bitops(struct code *c)
+{
+    switch (rndn(4)) {
+    case 0: /* bt/bts/btr/btc r/m, r: bound the bit offset to -512..511 first */
+        put(c, 1, 0x81); put(c, 1, 0xE0 | EDX); put32(c, 0x3FF); /* and edx, 0x3ff */
+        put(c, 1, 0x81); put(c, 1, 0xE8 | EDX); put32(c, 0x200); /* sub edx, 0x200 */
+        put(c, 2, 0x0F, 0xA3 + 8 * rndn(4));
+        modrm(c, EDX, rndn(2), true, false);
+        break;
+    case 1: /* bt* r/m, imm8 */
+        put(c, 2, 0x0F, 0xBA);
+        modrm(c, 4 + rndn(4), rndn(2), true, false);
+        put(c, 1, (int)rndn(256));
+        break;
+    case 2: /* bsf/bsr */
+        put(c, 2, 0x0F, rndn(2) ? 0xBC : 0xBD);
+        modrm(c, vreg(), rndn(2), false, false);
+        break;
+    default: /* bswap */
+        put(c, 2, 0x0F, 0xC8 + vreg());
+        break;
+    }
+}
+
+static void gen_atomic(struct code *c)
+{
+    bool lock = rndn(2);
+    switch (rndn(4)) {
+    case 0: if (lock) put(c, 1, 0xF0); put(c, 2, 0x0F, 0xB1); modrm(c, areg(), true, true, false); break;
+    case 1: if (lock) put(c, 1, 0xF0); put(c, 2, 0x0F, 0xC7); modrm(c, 1, true, true, false); break;
+    case 2: if (lock) put(c, 1, 0xF0); put(c, 2, 0x0F, 0xC1); modrm(c, vreg(), true, true, false); break;
+    default: put(c, 1, 0x87); modrm(c, vreg(), true, true, false); break;
+    }
+}
+
+static void gen_cond(struct code *c)
+{
+    gen_alu(c); /* fresh flags */
+    if (rndn(2)) {
+        put(c, 2, 0x0F, 0x90 + rndn(16));
+        modrm(c, 0, rndn(2), true, true);
+    } else {
+        put(c, 2, 0x0F, 0x40 + rndn(16));
+        modrm(c, vreg(), rndn(2), false, false);
+    }
+}
+
+static void gen_movx(struct code *c)
+{
+    if (rndn(4) == 0)
+        put(c, 1, 0x66);
+    uint8_t op = (uint8_t)(0xB6 + 8 * rndn(2) + rndn(2)); /* b6 b7 be bf */
+    put(c, 2, 0x0F, op);
+    modrm(c, vreg(), rndn(2), false, !(op & 1));
+}
+
+static void gen_lea(struct code *c)
+{
+    if (rndn(5) == 0)
+        put(c, 1, 0x66);
+    put(c, 1, 0x8D);
+    uint8_t mod = (uint8_t)rndn(3), rm = (uint8_t)rndn(8);
+    put(c, 1, (mod << 6) | (vreg() << 3) | rm);
+    uint8_t sib = (uint8_t)rndn(256);
+    if (rm == 4)
+        put(c, 1, sib); /* any SIB */
+    if (mod == 1)
+        put(c, 1, (int)rndn(256));
+    if (mod == 2 || (mod == 0 && rm == 5) || (rm == 4 && mod == 0 && (sib & 7) == 5))
+        put32(c, rnd());
+}
+
+static void gen_string(struct code *c)
+{
+    put(c, 1, 0xB9); put32(c, rndn(40)); /* mov ecx, count */
+    bool down = rndn(2);
+    if (down)
+        put(c, 1, 0xFD);
+    static const uint8_t ops[] = { 0xA4, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xA6, 0xA7, 0xAE, 0xAF };
+    uint8_t op = ops[rndn(10)];
+    if ((op & 1) && rndn(3) == 0)
+        put(c, 1, 0x66);
+    bool cmp = op == 0xA6 || op == 0xA7 || op == 0xAE || op == 0xAF;
+    uint32_t p = rndn(4);
+    if (p == 1)
+        put(c, 1, 0xF3);
+    else if (p == 2 && cmp)
+        put(c, 1, 0xF2);
+    else if (p == 2 && (op == 0xA4 || op == 0xA5))
+        put(c, 1, 0xF3);
+    put(c, 1, op);
+    if (down)
+        put(c, 1, 0xFC);
+}
+
+static void gen_stack(struct code *c)
+{
+    switch (rndn(9)) {
+    case 0: put(c, 1, 0x50 + areg()); put(c, 1, 0x58 + vreg()); break;
+    case 1: put(c, 2, 0x6A, (int)rndn(256)); put(c, 1, 0x68); put32(c, rnd());
+            put(c, 1, 0x58 + vreg()); put(c, 1, 0x58 + vreg()); break;
+    case 2: put(c, 1, 0xFF); modrm(c, 6, true, false, false); /* push m32 */
+            put(c, 1, 0x8F); modrm(c, 0, true, true, false); break; /* pop m32 */
+    case 3: put(c, 5, 0xE8, 2, 0, 0, 0); put(c, 3, 0xEB, 1, 0xC3); break; /* call; ret */
+    case 4: put(c, 1, 0x68); put32(c, rnd());
+            put(c, 5, 0xE8, 2, 0, 0, 0); put(c, 5, 0xEB, 3, 0xC2, 4, 0); break; /* ret 4 */
+    case 5: put(c, 1, 0x60); put(c, 2, 0x31, 0xC0 | (areg() << 3) | vreg()); put(c, 1, 0x61); break;
+    case 6: put(c, 4, 0xC8, (int)rndn(64), 0, 0); put(c, 1, 0xC9); break; /* enter n, 0; leave */
+    case 7: put(c, 4, 0xC8, (int)rndn(64), 0, 1); put(c, 1, 0xC9); break; /* enter n, 1 */
+    default: put(c, 2, 0x66, 0x50 + vreg()); put(c, 2, 0x66, 0x58 + vreg()); break;
+    }
+}
+
+static void gen_fpu(struct code *c)
+{
+    /* Balanced: load two values, combine, store; memory operands from the areas. */
+    switch (rndn(4)) {
+    case 0: put(c, 1, 0xD9); modrm(c, 0, true, false, false);       /* fld m32 */
+            put(c, 1, 0xD8); /* fadd fmul fcom fsub fsubr fdiv fdivr m32 (not fcomp) */
+            modrm(c, (const uint8_t[]){ 0, 1, 2, 4, 5, 6, 7 }[rndn(7)], true, false, false);
+            put(c, 1, 0xD9); modrm(c, 3, true, true, false); break; /* fstp m32 */
+    case 1: put(c, 1, 0xDD); modrm(c, 0, true, false, false);       /* fld m64 */
+            put(c, 1, 0xDC); modrm(c, rndn(2) ? 1 : 0, true, false, false);
+            put(c, 1, 0xDD); modrm(c, 3, true, true, false); break; /* fstp m64 */
+    case 2: put(c, 1, 0xDB); modrm(c, 0, true, false, false);       /* fild m32 */
+            put(c, 1, 0xDB); modrm(c, 3, true, true, false); break; /* fistp m32 */
+    default: /* SSE: movss/movsd/movups load, an op, store */ {
+        static const uint8_t pre[3] = { 0xF3, 0xF2, 0x00 };
+        int k = (int)rndn(3);
+        if (pre[k]) put(c, 1, pre[k]);
+        put(c, 2, 0x0F, 0x10); modrm(c, 0, true, false, false);
+        if (pre[k]) {
+            put(c, 1, pre[k]);
+            put(c, 2, 0x0F, 0x58 + (rndn(2) ? 0 : 1)); modrm(c, 0, true, false, false);
+        } else { /* packed arithmetic wants aligned memory: load with movups first */
+            put(c, 2, 0x0F, 0x10); modrm(c, 1, true, false, false);
+            put(c, 3, 0x0F, 0x58 + (rndn(2) ? 0 : 1), 0xC1); /* addps/mulps xmm0, xmm1 */
+        }
+        if (pre[k]) put(c, 1, pre[k]);
+        put(c, 2, 0x0F, 0x11); modrm(c, 0, true, true, false);
+        break;
+    }
+    }
+}
+
+static void gen_absolute(struct code *c)
+{
+    uint32_t a = DATA + 0x100 + rndn(DATA_SIZE - 0x200);
+    switch (rndn(4)) {
+    case 0: put(c, 1, 0xA1 + 2 * rndn(2)); put32(c, a); break; /* mov eax,[moffs] / mov [moffs],eax */
+    case 1: put(c, 1, 0xA0 + 2 * rndn(2)); put32(c, a); break;
+    case 2: put(c, 2, 0x66, 0xA1); put32(c, a); break;
+    default: put(c, 2, 0x8B, 0x05 | (vreg() << 3)); put32(c, a); break;
+    }
+}
+
+static void gen_segovr(struct code *c)
+{
+    static const uint8_t seg[4] = { 0x26, 0x2E, 0x36, 0x3E };
+    uint8_t s = seg[rndn(4)];
+    put(c, 1, s);
+    if (s == 0x2E) { /* CS is read-only: loads only */
+        put(c, 1, 0x8B);
+        modrm(c, vreg(), true, false, false);
+    } else {
+        gen_alu(c);
+    }
+}
+
+static void gen_misc(struct code *c)
+{
+    switch (rndn(6)) {
+    case 0: put(c, 1, 0x98); break;             /* cwde */
+    case 1: put(c, 2, 0x66, 0x98); break;       /* cbw */
+    case 2: put(c, 1, 0x99); break;             /* cdq */
+    case 3: put(c, 2, 0x66, 0x99); break;       /* cwd */
+    case 4: put(c, 1, 0x9F); put(c, 2, 0x80, 0xF4); put(c, 1, (int)rndn(256)); put(c, 1, 0x9E); break;
+    default: put(c, 1, 0xD7); break;            /* xlat [ebx + al] */
+    }
+}
+
+static void gen_loop(struct code *c)
+{
+    uint32_t kind = rndn(4);
+    /* mov ecx, n: 0 only for jecxz (LOOP with ECX=0 would run 2^32 times) */
+    put(c, 1, 0xB9); put32(c, kind == 3 ? rndn(3) : 1 + rndn(20));
+    switch (kind) {
+    case 0: put(c, 4, 0x01, 0xD0, 0xE2, 0xFC); break;       /* l: add eax, edx; loop l */
+    case 1: put(c, 4, 0x4A, 0x90, 0xE1, 0xFC); break;       /* l: dec edx; nop; loopz l */
+    case 2: put(c, 4, 0x42, 0x90, 0xE0, 0xFC); break;       /* l: inc edx; nop; loopnz l */
+    default: put(c, 4, 0xE3, 0x01, 0x40, 0x42); break;      /* jecxz +1; inc eax; inc edx */
+    }
+}
+
+static void gen_branch(struct code *c)
+{
+    gen_alu(c);
+    put(c, 2, 0x70 + rndn(16), 2);  /* jcc +2 */
+    put(c, 2, 0x40 + vreg(), 0x90); /* inc r; nop */
+    put(c, 1, 0x40 + vreg());
+}
+
+typedef void (*gen_fn)(struct code *);
+static const struct family {
+    const char *name;
+    gen_fn fn;
+} families[] = {
+    { "alu", gen_alu }, { "shift", gen_shift }, { "muldiv", gen_muldiv },
+    { "unary", gen_unary }, { "bitops", gen_bitops }, { "atomic", gen_atomic },
+    { "cond", gen_cond }, { "movx", gen_movx }, { "lea", gen_lea },
+    { "string", gen_string }, { "stack", gen_stack }, { "fpu_sse", gen_fpu },
+    { "absolute", gen_absolute }, { "segovr", gen_segovr }, { "misc", gen_misc },
+    { "loop", gen_loop }, { "branch", gen_branch },
+};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+/* ---- the two runs --------------------------------------------------------------------- */
+
+static uint8_t *native_code, *native_data, *native_stack, *native_state;
+/* Where the test code starts in both runs: after the native prologue, so that return
+   addresses pushed by CALL agree. */
+static uint32_t code_at;
+static xbt_vm *vm;
+static xbt_vcpu *cpu;
+static sigjmp_buf native_jmp;
+static volatile int native_signal;
+
+static void on_native_fault(int sig)
+{
+    native_signal = sig;
+    siglongjmp(native_jmp, 1);
+}
+
+static void setup_once(void)
+{
+    if (native_code)
+        return;
+    struct { uint32_t at, size; uint8_t **p; int prot; } areas[] = {
+        { CODE, 0x1000, &native_code, PROT_READ | PROT_WRITE | PROT_EXEC },
+        { DATA, DATA_SIZE, &native_data, PROT_READ | PROT_WRITE },
+        { STACK, STACK_SIZE, &native_stack, PROT_READ | PROT_WRITE },
+        { STATE, 0x1000, &native_state, PROT_READ | PROT_WRITE },
+    };
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+        void *p = mmap((void *)(uintptr_t)areas[i].at, areas[i].size, areas[i].prot,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p == MAP_FAILED || p != (void *)(uintptr_t)areas[i].at) {
+            fprintf(stderr, "test_diff: cannot map %#x in the low 4 GiB\n", areas[i].at);
+            exit(1);
+        }
+        *areas[i].p = p;
+    }
+    /* 64-bit return stub: mov rsp, [STATE + 40]; cld; ret */
+    uint8_t stub[] = { 0x48, 0x8B, 0x24, 0x25, 0, 0, 0, 0, 0xFC, 0xC3 };
+    uint32_t a = STATE + 40;
+    memcpy(stub + 4, &a, 4);
+    memcpy(native_code + (STUB64 - CODE), stub, sizeof stub);
+    /* far pointer for the jump back: offset, selector 0x33 */
+    uint32_t off = STUB64;
+    uint16_t sel = 0x33;
+    memcpy(native_state + 48, &off, 4);
+    memcpy(native_state + 52, &sel, 2);
+
+    xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
+    cfg.ram_size = 16u << 20;
+    if (xbt_vm_create(&cfg, &vm) != XBT_OK || xbt_vcpu_create(vm, &cpu) != XBT_OK) {
+        fprintf(stderr, "test_diff: cannot create the VM: %s\n", xbt_last_host_error());
+        exit(1);
+    }
+    uint64_t gdt[3] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull };
+    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(cpu, &s);
+    s.gdt.base = 0x1000;
+    s.gdt.limit = 23;
+    s.idt.base = 0;
+    s.idt.limit = 0; /* any fault becomes a triple fault: reported, never hidden */
+    s.cr4 |= 0x600;  /* OSFXSR, OSXMMEXCPT: SSE enabled, as in the host process */
+    if (xbt_vcpu_set_sregs(cpu, &s) != XBT_OK) {
+        fprintf(stderr, "test_diff: cannot set the segment state\n");
+        exit(1);
+    }
+}
+
+/* Native run: prologue loading the registers from STATE, the code, an epilogue that
+   stores them back and far-jumps to the 64-bit stub.  Returns 0 or the signal. */
+static int run_native(const struct code *c, const struct regs32 *in, struct regs32 *out)
+{
+    struct code p = { .n = 0 };
+    put(&p, 4, 0x66, 0xB8, 0x2B, 0x00); /* mov ax, 0x2b (flat user data) */
+    put(&p, 4, 0x8E, 0xD8, 0x8E, 0xC0); /* mov ds, ax; mov es, ax */
+    put(&p, 1, 0xBC); put32(&p, SCRATCH_TOP);               /* mov esp, scratch */
+    put(&p, 2, 0xFF, 0x35); put32(&p, STATE + 32);          /* push [eflags] */
+    put(&p, 1, 0x9D);                                       /* popfd */
+    static const uint8_t ld[8] = { 0x05, 0x0D, 0x15, 0x1D, 0x25, 0x2D, 0x35, 0x3D };
+    for (int r = 0; r < 8; r++) {
+        if (r == ESP)
+            continue;
+        put(&p, 2, 0x8B, ld[r]); put32(&p, STATE + 4u * (unsigned)r);
+    }
+    put(&p, 2, 0x8B, ld[ESP]); put32(&p, STATE + 16);        /* esp last */
+    code_at = CODE + (uint32_t)p.n;
+    memcpy(p.b + p.n, c->b, c->n);
+    p.n += c->n;
+    for (int r = 0; r < 8; r++) {
+        put(&p, 2, 0x89, ld[r]); put32(&p, STATE + 4u * (unsigned)r);
+    }
+    put(&p, 1, 0xBC); put32(&p, SCRATCH_TOP);
+    put(&p, 1, 0x9C);                                       /* pushfd */
+    put(&p, 2, 0x8F, 0x05); put32(&p, STATE + 32);          /* pop [eflags] */
+    put(&p, 2, 0xFF, 0x2D); put32(&p, STATE + 48);          /* jmp far [farptr] */
+    memcpy(native_code, p.b, p.n);
+    memcpy(native_state, in->gpr, 32);
+    memcpy(native_state + 32, &in->eflags, 4);
+
+    struct sigaction sa, old[4];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_native_fault;
+    sa.sa_flags = SA_NODEFER;
+    const int sigs[4] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
+    for (int i = 0; i < 4; i++)
+        sigaction(sigs[i], &sa, &old[i]);
+    native_signal = 0;
+    if (!sigsetjmp(native_jmp, 1))
+        diff_native_enter(CODE);
+    for (int i = 0; i < 4; i++)
+        sigaction(sigs[i], &old[i], NULL);
+    memcpy(out->gpr, native_state, 32);
+    memcpy(&out->eflags, native_state + 32, 4);
+    return native_signal;
+}
+
+/* Translated run: the code followed by HLT, through xbt.  Returns the exit reason. */
+static uint32_t run_xbt(const struct code *c, const struct regs32 *in, struct regs32 *out,
+                        const uint8_t *data, const uint8_t *stack, uint8_t *data_out,
+                        uint8_t *stack_out, char *msg, size_t msglen)
+{
+    uint8_t buf[1024 + 1];
+    memcpy(buf, c->b, c->n);
+    buf[c->n] = 0xF4;
+    xbt_vm_write_phys(vm, code_at, buf, c->n + 1);
+    xbt_vm_write_phys(vm, DATA, data, DATA_SIZE);
+    xbt_vm_write_phys(vm, STACK, stack, STACK_SIZE);
+    xbt_regs r;
+    memset(&r, 0, sizeof r);
+    r.eax = in->gpr[EAX]; r.ecx = in->gpr[ECX]; r.edx = in->gpr[EDX]; r.ebx = in->gpr[EBX];
+    r.esp = in->gpr[ESP]; r.ebp = in->gpr[EBP]; r.esi = in->gpr[ESI]; r.edi = in->gpr[EDI];
+    r.eip = code_at;
+    r.eflags = in->eflags & ~0x200u;
+    xbt_vcpu_set_regs(cpu, &r);
+    xbt_exit *ex;
+    xbt_vcpu_run(cpu, &ex);
+    uint32_t reason = ex->reason;
+    if (reason == XBT_EXIT_INTERNAL_ERROR)
+        snprintf(msg, msglen, "%s", ex->internal.message);
+    xbt_vcpu_get_regs(cpu, &r);
+    out->gpr[EAX] = r.eax; out->gpr[ECX] = r.ecx; out->gpr[EDX] = r.edx; out->gpr[EBX] = r.ebx;
+    out->gpr[ESP] = r.esp; out->gpr[EBP] = r.ebp; out->gpr[ESI] = r.esi; out->gpr[EDI] = r.edi;
+    out->eflags = r.eflags;
+    xbt_vm_read_phys(vm, DATA, data_out, DATA_SIZE);
+    xbt_vm_read_phys(vm, STACK, stack_out, STACK_SIZE);
+    return reason;
+}
+
+/* ---- one case ------------------------------------------------------------------------ */
+
+static int verbose;
+
+static void print_listing(const struct code *c)
+{
+    xbt_translate_opts o = XBT_TRANSLATE_OPTS_INIT;
+    uint32_t off = 0;
+    while (off < c->n) {
+        xbt_translation *t;
+        if (xbt_translate(c->b + off, c->n - off, code_at + off, &o, &t) != XBT_OK) {
+            xbt_translation_free(t);
+            break;
+        }
+        fputs(t->listing, stderr);
+        off += t->guest_len;
+        xbt_translation_free(t);
+    }
+}
+
+/* Runs case k of family f for seed; returns true if both runs agree. */
+static bool run_case(uint64_t seed, unsigned f, unsigned k)
+{
+    rng = seed * 0x9E3779B97F4A7C15ull + f * 0x100000001B3ull + k * 0x2545F4914F6CDD1Dull + 1;
+    for (int i = 0; i < 4; i++)
+        rnd();
+    struct code c = { .n = 0 };
+    unsigned n_insns = 1 + rndn(4);
+    for (unsigned i = 0; i < n_insns; i++)
+        families[f].fn(&c);
+
+    struct regs32 in;
+    for (int r = 0; r < 8; r++)
+        in.gpr[r] = rnd();
+    for (int i = 0; i < 4; i++)
+        in.gpr[ptr_regs[i]] = DATA + 0x1000 + (rndn(DATA_SIZE - 0x2000) & ~3u);
+    if (rndn(2))
+        in.gpr[EDX] = rndn(64); /* small values make carries, shifts and divides varied */
+    in.gpr[ESP] = STACK + STACK_SIZE / 2 - 4 * rndn(64);
+    in.eflags = (rnd() & 0x8D5u) | 0x202u;
+    static uint8_t data[DATA_SIZE], stack[STACK_SIZE], xdata[DATA_SIZE], xstack[STACK_SIZE];
+    for (uint32_t i = 0; i < DATA_SIZE; i += 4) {
+        uint32_t v = rnd();
+        memcpy(data + i, &v, 4);
+        v = rnd();
+        memcpy(stack + i, &v, 4);
+    }
+    memcpy(native_data, data, DATA_SIZE);
+    memcpy(native_stack, stack, STACK_SIZE);
+
+    struct regs32 nat, xo;
+    int sig = run_native(&c, &in, &nat);
+    char msg[256] = "";
+    uint32_t reason = run_xbt(&c, &in, &xo, data, stack, xdata, xstack, msg, sizeof msg);
+
+    bool ok = true;
+    char why[4096];
+    size_t w = 0;
+#define WHY(...) (w += (size_t)snprintf(why + w, w < sizeof why ? sizeof why - w : 0, __VA_ARGS__))
+    if (sig) {
+        ok = false;
+        WHY("  the native run took signal %d (a generator bug)\n", sig);
+    }
+    if (reason != XBT_EXIT_HLT) {
+        ok = false;
+        WHY("  xbt ended with exit reason %u, not HLT %s\n", reason, msg);
+    }
+    for (int r = 0; r < 8 && !sig; r++)
+        if (nat.gpr[r] != xo.gpr[r]) {
+            ok = false;
+            WHY("  %s: native %08x xbt %08x\n", gpr_names[r], nat.gpr[r], xo.gpr[r]);
+        }
+    if (!sig && ((nat.eflags ^ xo.eflags) & FLAGS_MASK)) {
+        ok = false;
+        WHY("  eflags: native %08x xbt %08x (compared bits %04x)\n", nat.eflags, xo.eflags,
+            FLAGS_MASK);
+    }
+    int shown = 0;
+    for (uint32_t i = 0; i < DATA_SIZE && !sig; i++)
+        if (native_data[i] != xdata[i]) {
+            ok = false;
+            if (shown++ < 8)
+                WHY("  data %08x: native %02x xbt %02x (was %02x)\n", DATA + i,
+                    native_data[i], xdata[i], data[i]);
+        }
+    for (uint32_t i = 0; i < STACK_SIZE && !sig; i++)
+        if (native_stack[i] != xstack[i]) {
+            ok = false;
+            if (shown++ < 16)
+                WHY("  stack %08x: native %02x xbt %02x (was %02x)\n", STACK + i,
+                    native_stack[i], xstack[i], stack[i]);
+        }
+    if (!ok || verbose) {
+        fprintf(stderr, "%s: seed %llu family %s case %u (rerun: test_diff --seed %llu "
+                "--family %s --case %u)\n  code:", ok ? "ok" : "MISMATCH",
+                (unsigned long long)seed, families[f].name, k, (unsigned long long)seed,
+                families[f].name, k);
+        for (size_t i = 0; i < c.n; i++)
+            fprintf(stderr, " %02x", c.b[i]);
+        fprintf(stderr, "\n  in: eax=%08x ecx=%08x edx=%08x ebx=%08x esp=%08x ebp=%08x "
+                "esi=%08x edi=%08x eflags=%08x\n%s", in.gpr[0], in.gpr[1], in.gpr[2],
+                in.gpr[3], in.gpr[4], in.gpr[5], in.gpr[6], in.gpr[7], in.eflags,
+                w ? why : "");
+        if (!ok)
+            print_listing(&c);
+    }
+    return ok;
+#undef WHY
+}
+
+/* ---- Check harness --------------------------------------------------------------------- */
+
+static uint64_t g_seed = 1;
+static unsigned g_count = 300;
+
+static void run_family(unsigned f)
+{
+    setup_once();
+    unsigned bad = 0;
+    for (unsigned k = 0; k < g_count; k++)
+        if (!run_case(g_seed, f, k) && ++bad >= 5)
+            break;
+    ck_assert_msg(bad == 0, "family %s: %u mismatching case(s) for seed %llu (see above)",
+                  families[f].name, bad, (unsigned long long)g_seed);
+}
+
+START_TEST(family)
+{
+    run_family((unsigned)_i);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    const char *only = NULL;
+    long one_case = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+            const char *v = argv[++i];
+            g_seed = !strcmp(v, "time") ? (uint64_t)time(NULL) : strtoull(v, NULL, 0);
+        } else if (!strcmp(argv[i], "--count") && i + 1 < argc) {
+            g_count = (unsigned)strtoul(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "--family") && i + 1 < argc) {
+            only = argv[++i];
+        } else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
+            one_case = strtol(argv[++i], NULL, 0);
+        } else if (!strcmp(argv[i], "-v")) {
+            verbose = 1;
+        } else {
+            fprintf(stderr, "usage: test_diff [--seed S|time] [--count N] [--family F] "
+                    "[--case K] [-v]\n");
+            return 2;
+        }
+    }
+    printf("differential suite: seed %llu, %u cases per family, %zu families\n",
+           (unsigned long long)g_seed, g_count, N_FAMILIES);
+    if (one_case >= 0) {
+        for (unsigned f = 0; f < N_FAMILIES; f++)
+            if (only && !strcmp(only, families[f].name)) {
+                setup_once();
+                verbose = 1;
+                return run_case(g_seed, f, (unsigned)one_case) ? 0 : 1;
+            }
+        fprintf(stderr, "--case needs --family with a known family name\n");
+        return 2;
+    }
+    Suite *s = suite_create("diff");
+    TCase *tc = tcase_create("families");
+    tcase_set_timeout(tc, 600);
+    for (unsigned f = 0; f < N_FAMILIES; f++)
+        if (!only || !strcmp(only, families[f].name))
+            tcase_add_loop_test(tc, family, (int)f, (int)f + 1);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK); /* one process: the low mappings and the VM */
+    srunner_run_all(sr, CK_VERBOSE);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    if (vm)
+        xbt_vm_destroy(vm);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
