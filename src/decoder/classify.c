@@ -152,7 +152,7 @@ static const struct xbt_class_row table[ZYDIS_MNEMONIC_MAX_VALUE + 1] = {
     UNDEF(RDSEED), UNDEF(RDPID), UNDEF(RDPKRU), UNDEF(WRPKRU), UNDEF(ENCLS),
     UNDEF(ENCLU), UNDEF(ENCLV), UNDEF(PCONFIG), UNDEF(CLZERO),
     UNDEF(UMONITOR), UNDEF(UMWAIT), UNDEF(TPAUSE), UNDEF(XBEGIN), UNDEF(XEND),
-    UNDEF(XABORT), UNDEF(XTEST), UNDEF(ENDBR32), UNDEF(ENDBR64),
+    UNDEF(XABORT), UNDEF(XTEST),
 };
 
 /* The ISA sets of the virtual CPU (a 686 with MMX, SSE, SSE2, SSE3, SSSE3, SSE4). */
@@ -161,6 +161,10 @@ static bool isa_supported(const ZydisDecodedInstruction *zi)
     if (zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY &&
         zi->encoding != ZYDIS_INSTRUCTION_ENCODING_3DNOW)
         return false; /* VEX/EVEX/XOP/MVEX: no AVX in the virtual CPUID, CR4.OSXSAVE off */
+    /* ENDBR32/ENDBR64 sit in the reserved-NOP space (0F 1E): CPUs without CET run them
+       as NOPs, and compilers emit them everywhere (Debian builds with -fcf-protection). */
+    if (zi->mnemonic == ZYDIS_MNEMONIC_ENDBR32 || zi->mnemonic == ZYDIS_MNEMONIC_ENDBR64)
+        return true;
     switch (zi->meta.isa_ext) {
     case ZYDIS_ISA_EXT_AMD3DNOW:
     case ZYDIS_ISA_EXT_SSE4A:

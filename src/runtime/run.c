@@ -207,7 +207,6 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     v->thread = pthread_self();
     atomic_store(&v->running, true);
 
-    volatile uint32_t last_key = ~0u;
     volatile uint64_t chain_site = 0;
     if (sigsetjmp(v->fault_jmp, 0)) {
         chain_site = 0;
@@ -249,9 +248,12 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         xbt_tmode m = current_mode(v);
         uint32_t key = xbt_tc_mode_key(&m);
-        if (key != last_key) {
+        if (key != v->ibl_key || v->ibl_stale) {
+            /* The inline lookup table holds blocks of one mode only, and none that
+               were invalidated; it survives across runs otherwise (1 MiB to clear). */
             ibl_reset(v);
-            last_key = key;
+            v->ibl_key = key;
+            v->ibl_stale = false;
             chain_site = 0;
         }
         int rc;

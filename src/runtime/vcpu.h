@@ -67,6 +67,8 @@ struct xbt_vcpu {
     xbt_vm *vm;
     xbt_translator xl;               /* the translator (its decoder state) */
     struct xbt_ibl_entry *ibl;       /* live indirect-branch table */
+    uint32_t ibl_key;                /* the mode key its entries belong to (~0: none) */
+    bool ibl_stale;                  /* translations were dropped: clear it before use */
     struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
 
     /* Architectural state not held in ctx. */

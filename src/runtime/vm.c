@@ -130,6 +130,8 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
         if (vm->code_prot[p]) {
             xbt_tc_invalidate_page(vm->tc, (uint32_t)p);
             xbt_unprotect_code_page(vm, (uint32_t)p);
+            if (vm->vcpu)
+                vm->vcpu->ibl_stale = true; /* its entries may name dropped blocks */
         }
     }
     return XBT_OK;
@@ -199,6 +201,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->callout_fn = (uint64_t)(uintptr_t)xbt_callout_entry;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)vm->kbase;
+    v->ibl_key = ~0u;
     c->eflags_sys = 0x2;
     c->vif = 0;
     c->eflags = 0x2;

@@ -1,0 +1,78 @@
+/*
+ * nano.c - the benchmark guest: nanobenchmarks after Adams and Agesen (ASPLOS 2006)
+ * that make sense for a ring-0 guest with paging off, each timed with RDTSC inside the
+ * guest and reported over COM1 as "RESULT <name> <cycles per operation>":
+ *   compute   the compute kernel (bench/guests/compute.h), cycles per iteration
+ *   callret   a call/ret pair to a non-inlined function
+ *   in        a port read that leaves to the VMM (COM1 scratch register)
+ *   int       INT n to a ring-0 handler and IRET back (the system-call analog at CPL 0)
+ *   divfault  a divide fault handled by the guest (#DE through the IDT and back)
+ *   pushfpopf PUSHF/POPF pair (a sensitive instruction pair)
+ *   cr3       a CR3 write (paging off: no TLB to flush)
+ * The page-fault, PTE-write and user-mode system-call benchmarks need guest paging
+ * and user mode (issues 4 and 5).
+ */
+#include "../../tests/guests/lib/guest.h"
+#include "compute.h"
+
+#define REPS 7
+
+static u32 median(u32 *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            u32 t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return v[n / 2];
+}
+
+static __attribute__((noinline)) u32 leaf(u32 x)
+{
+    __asm__ volatile("");
+    return x + 1;
+}
+
+static void skip_div(struct frame *f) { f->eip += 2; /* div ecx is 2 bytes */ }
+static void iret_only(struct frame *f) { (void)f; }
+
+#define MEASURE(name, iters, body)                                               \
+    do {                                                                         \
+        u32 samples[REPS];                                                       \
+        for (int r = 0; r < REPS; r++) {                                         \
+            u64 t0 = rdtsc();                                                    \
+            for (u32 i = 0; i < (iters); i++) {                                  \
+                body;                                                            \
+            }                                                                    \
+            u64 t1 = rdtsc();                                                    \
+            samples[r] = (u32)((t1 - t0) / (iters));                             \
+        }                                                                        \
+        printf("RESULT %s %u\n", name, median(samples, REPS));                   \
+    } while (0)
+
+void main(void)
+{
+    volatile u32 sink = 0;
+    u32 samples[REPS];
+    for (int r = 0; r < REPS; r++) {
+        u64 t0 = rdtsc();
+        sink += compute_kernel(2000000);
+        u64 t1 = rdtsc();
+        samples[r] = (u32)((t1 - t0) / 2000);
+    }
+    printf("RESULT compute %u\n", median(samples, REPS)); /* cycles per 1000 iterations */
+    MEASURE("callret", 200000, sink = leaf(sink));
+    MEASURE("in", 20000, sink += inb(0x3ff));
+    set_handler(0x30, iret_only);
+    idt_set(0x30, isr_table[0x30], SEL_CODE, 0xe, 0);
+    MEASURE("int", 20000, __asm__ volatile("int $0x30" ::: "memory"));
+    set_handler(0, skip_div);
+    MEASURE("divfault", 20000,
+            __asm__ volatile("xorl %%ecx, %%ecx\n\tdivl %%ecx" : : "a"(1), "d"(0) : "ecx"));
+    MEASURE("pushfpopf", 200000, __asm__ volatile("pushfl; popfl" ::: "memory", "cc"));
+    u32 cr3;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    MEASURE("cr3", 20000, __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory"));
+    CHECK(sink != 0xdeadbeef, "benchmarks ran");
+}
