@@ -4,8 +4,8 @@
  * (CPL, window, segment bases, FPU flags, block size), the rest is guest code.
  *
  * Built two ways: as a libFuzzer target (-DXBT_FUZZ=ON with clang) and, always, as a
- * replay driver (REPLAY_MAIN) that ctest runs over the checked-in corpus plus seeded
- * random inputs.
+ * replay driver (REPLAY_MAIN) that ctest runs over the checked-in corpus (corpus.bin:
+ * the merged libFuzzer corpus, records of u32 length + bytes) plus seeded random inputs.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -80,7 +80,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef REPLAY_MAIN
-#include <dirent.h>
 
 static uint64_t rng_state;
 static uint64_t rnd(void)
@@ -95,24 +94,24 @@ int main(int argc, char **argv)
 {
     unsigned files = 0, randoms = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 20000;
     if (argc > 1) {
-        DIR *d = opendir(argv[1]);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", argv[1], e->d_name);
-            FILE *f = fopen(path, "rb");
-            if (!f)
-                continue;
-            uint8_t buf[65536];
-            size_t n = fread(buf, 1, sizeof buf, f);
-            fclose(f);
+        /* The corpus: records of a little-endian u32 length and that many bytes. */
+        FILE *f = fopen(argv[1], "rb");
+        if (!f) {
+            fprintf(stderr, "fuzz_replay: %s: cannot open the corpus\n", argv[1]);
+            return 1;
+        }
+        static uint8_t buf[1 << 16];
+        uint8_t hdr[4];
+        while (fread(hdr, 1, 4, f) == 4) {
+            uint32_t n = hdr[0] | hdr[1] << 8 | hdr[2] << 16 | (uint32_t)hdr[3] << 24;
+            if (n > sizeof buf || fread(buf, 1, n, f) != n) {
+                fprintf(stderr, "fuzz_replay: %s: corrupt record\n", argv[1]);
+                return 1;
+            }
             LLVMFuzzerTestOneInput(buf, n);
             files++;
         }
-        if (d)
-            closedir(d);
+        fclose(f);
     }
     rng_state = 0x9e3779b97f4a7c15ull;
     uint8_t buf[512];
@@ -126,7 +125,7 @@ int main(int argc, char **argv)
                 buf[k] = (const uint8_t[]){ 0x0f, 0x66, 0x67, 0xf3, 0xf2, 0xf0, 0x26, 0x64 }[rnd() % 8];
         LLVMFuzzerTestOneInput(buf, n);
     }
-    printf("fuzz replay: %u corpus files and %u seeded random inputs, no crash\n", files,
+    printf("fuzz replay: %u corpus inputs and %u seeded random inputs, no crash\n", files,
            randoms);
     return 0;
 }
