@@ -167,8 +167,17 @@ static bool handle_fault(struct xbt_vcpu *v)
     }
 }
 
+/* Per thread: the GS base last set for translated code, and whether an alternate
+   signal stack is known to be installed.  Both checks cost a system call each, so a
+   run that returns for every port access (an IN exit) does them once per thread. */
+static __thread uintptr_t thread_gs_base;
+static __thread bool thread_altstack_ok;
+
 static void ensure_altstack(void)
 {
+    if (thread_altstack_ok)
+        return;
+    thread_altstack_ok = true;
     stack_t cur;
     if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
         return;
@@ -196,9 +205,12 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             return XBT_OK;
         }
     }
-    if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)vm->kbase) != 0) {
-        xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
-        return XBT_OK;
+    if (thread_gs_base != (uintptr_t)vm->kbase) {
+        if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)vm->kbase) != 0) {
+            xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
+            return XBT_OK;
+        }
+        thread_gs_base = (uintptr_t)vm->kbase;
     }
     if (v->io_in_pending)
         complete_in(v);
