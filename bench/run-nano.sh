@@ -1,0 +1,88 @@
+#!/bin/bash
+# run-nano.sh [REPS]: the nanobenchmark guest (bench/guests/nano.c) on xbt, QEMU TCG and
+# KVM (where /dev/kvm is hardware virtualization), and the native 32-bit counterparts,
+# interleaved REPS times (default 5).  Prints a table of medians in cycles and ratios,
+# writes bench/results/nano.csv (with date, CPU and TSC frequency) and, with gnuplot,
+# bench/results/nano.png.  The guest measures with RDTSC itself; under QEMU TCG RDTSC
+# reads the host TSC, so the columns compare.
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+reps=${1:-5}
+cmake -S "$root" -B "$root/build" >/dev/null && cmake --build "$root/build" -j2 >/dev/null || exit 1
+b=$root/build
+guest=$b/bench/nano.elf
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+qemu=(-m 128 -kernel "$guest" -display none -nographic -monitor none -serial stdio -no-reboot
+      -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+
+kvm_note=""
+if ! command -v qemu-system-i386 >/dev/null; then
+    qemu_ok=0; kvm_note="QEMU: qemu-system-i386 not installed"
+else
+    qemu_ok=1
+    probe=$("$root/tests/guests/run-guest.sh" qemu-kvm "$b/tests/guests/hello.elf" 2>&1 | grep '^SKIP' || true)
+    [ -n "$probe" ] && kvm_note="KVM: ${probe#SKIP: KVM: }"
+fi
+
+for r in $(seq "$reps"); do
+    "$b/tools/xbt-run" "$guest" 2>/dev/null | grep -a '^RESULT' | sed 's/^/xbt /' >>"$out/all"
+    if [ $qemu_ok = 1 ]; then
+        timeout 120 qemu-system-i386 -accel tcg "${qemu[@]}" </dev/null 2>/dev/null |
+            grep -a '^RESULT' | sed 's/^/qemu-tcg /' >>"$out/all"
+        if [ -z "$kvm_note" ]; then
+            timeout 120 qemu-system-i386 -accel kvm "${qemu[@]}" </dev/null 2>/dev/null |
+                grep -a '^RESULT' | sed 's/^/kvm /' >>"$out/all"
+        fi
+    fi
+    "$b/bench/native_nano" | grep '^RESULT' | sed 's/^/native /' >>"$out/all"
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //; s/,/ /g')
+mhz=$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
+date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+mkdir -p "$root/bench/results"
+csv=$root/bench/results/nano.csv
+awk -v reps="$reps" -v date="$date" -v cpu="$cpu" -v mhz="$mhz" -v csv="$csv" '
+function median(k,   n, i, j, t, a) {
+    n = cnt[k]; for (i = 1; i <= n; i++) a[i] = val[k, i]
+    for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j-1]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return n ? a[int((n + 1) / 2)] : ""
+}
+{ k = $1 SUBSEP $3; cnt[k]++; val[k, cnt[k]] = $4; benches[$3] = 1; peers[$1] = 1 }
+END {
+    order = "compute callret in int divfault pushfpopf cr3 syscall sigsegv"
+    n = split(order, names, " ")
+    printf "%-10s %12s %12s %12s %12s %10s %10s\n", "benchmark", "native", "xbt", "qemu-tcg", "kvm", "xbt/native", "xbt/qemu"
+    print "date,cpu,cpu_mhz,benchmark,native,xbt,qemu_tcg,kvm,reps" > csv
+    for (i = 1; i <= n; i++) {
+        b = names[i]; if (!(b in benches)) continue
+        nv = median("native" SUBSEP b); x = median("xbt" SUBSEP b)
+        q = median("qemu-tcg" SUBSEP b); kv = median("kvm" SUBSEP b)
+        r1 = (nv != "" && x != "" && nv > 0) ? sprintf("%.2f", x / nv) : "-"
+        r2 = (q != "" && x != "" && q > 0) ? sprintf("%.2f", x / q) : "-"
+        printf "%-10s %12s %12s %12s %12s %10s %10s\n", b, nv == "" ? "-" : nv, x == "" ? "-" : x, q == "" ? "-" : q, kv == "" ? "-" : kv, r1, r2
+        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, x, q, kv, reps >> csv
+    }
+}' "$out/all"
+echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
+echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
+echo "int = INT n + IRET at CPL 0; syscall/sigsegv = host getppid via int 0x80 and a SIGSEGV round trip"
+[ -n "$kvm_note" ] && echo "$kvm_note"
+if command -v gnuplot >/dev/null; then
+    awk -F, 'NR > 1 { printf "%s %s %s %s\n", $4, ($5 == "" ? "NaN" : $5), ($6 == "" ? "NaN" : $6), ($7 == "" ? "NaN" : $7) }' "$csv" >"$out/plot.dat"
+    gnuplot <<GP 2>/dev/null && echo "plot: bench/results/nano.png"
+set terminal png size 900,500
+set output "$root/bench/results/nano.png"
+set title "xbt nanobenchmarks, cycles per operation (log scale), $date"
+set style data histogram
+set style histogram clustered
+set style fill solid border -1
+set logscale y
+set xtics rotate by -30
+set key top left
+plot "$out/plot.dat" using 2:xtic(1) title "native", "" using 3 title "xbt", "" using 4 title "QEMU TCG"
+GP
+fi
+echo "--- xbt statistics of one run ---"
+"$b/tools/xbt-run" --stats "$guest" 2>&1 >/dev/null | grep -v '^$'
