@@ -122,9 +122,25 @@ xbt_jit_callout:                                /* r11 = site, r15d = EA; [rsp] 
         mov     [r13 + XBT_CTX_CALLOUT_EA], r15d
         pop     r14
         mov     [r13 + XBT_CTX_CALLOUT_RET], r14
+        /* First the fast handlers (callouts_fast.c, general registers only): they run
+           with the guest's x87/SSE state still in the registers. */
+        cld
+        mov     rdi, r13
+        call    xbt_callout_fast@PLT            /* rsp is host_rsp: 16-byte aligned */
+        test    eax, eax
+        jnz     callout_full
+        mov     r14, [r13 + XBT_CTX_CALLOUT_RET]
+        mov     eax, [r13 + XBT_CTX_EFLAGS]
+        and     eax, XBT_EFLAGS_ARITH
+        or      eax, XBT_HOST_FLAGS_FIXED
+        push    rax
+        popfq
+        LOAD_GPRS
+        jmp     r14
+callout_full:                                   /* declined: the full handler */
         SAVE_FPU
         mov     rdi, r13
-        call    [r13 + XBT_CTX_CALLOUT_FN]      /* rsp is host_rsp: 16-byte aligned */
+        call    [r13 + XBT_CTX_CALLOUT_FN]
         test    eax, eax
         jnz     jit_leave
         /* Resume after the call site with the (possibly changed) guest state. */
