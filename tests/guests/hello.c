@@ -22,4 +22,15 @@ void main(void)
     u32 cr0;
     __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
     CHECK(cr0 & 1, "protected mode");
+    const u32 *mbi = (const u32 *)multiboot_info;
+    CHECK(mbi[0] & 1, "multiboot memory information present");
+    printf("memory: %u KiB low, %u KiB high\n", mbi[1], mbi[2]);
+    if (mbi[0] & 4)
+        printf("command line: %s\n", (const char *)mbi[4]);
+    if (mbi[0] & 8) {
+        const u32 *mods = (const u32 *)mbi[6];
+        for (u32 i = 0; i < mbi[5]; i++)
+            printf("module %u: %x-%x '%s' first byte %c\n", i, mods[4 * i], mods[4 * i + 1],
+                   (const char *)mods[4 * i + 2], *(const char *)mods[4 * i]);
+    }
 }

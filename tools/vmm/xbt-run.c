@@ -214,14 +214,15 @@ int main(int argc, char **argv)
                 fprintf(stderr, "xbt-run: at most %d modules\n", MAX_MODULES);
                 return EXIT_USAGE;
             }
-            char *sp = strchr(optarg, ' ');
-            if (sp) {
+            /* As GRUB and QEMU do, the module's string is the whole "FILE ARGS". */
+            mods[nmods].string = optarg;
+            char *path = strdup(optarg);
+            if (!path)
+                return EXIT_INTERNAL;
+            char *sp = strchr(path, ' ');
+            if (sp)
                 *sp = 0;
-                mods[nmods].string = sp + 1;
-            } else {
-                mods[nmods].string = NULL;
-            }
-            mods[nmods++].path = optarg;
+            mods[nmods++].path = path;
             break;
         }
         case O_USER:
@@ -416,6 +417,8 @@ int main(int argc, char **argv)
     }
     xbt_vcpu_destroy(m->cpu);
     xbt_vm_destroy(m->vm);
+    for (int i = 0; i < nmods; i++)
+        free((char *)mods[i].path);
     restore_tty();
     return status & 0xff;
 }

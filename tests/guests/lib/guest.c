@@ -8,6 +8,7 @@
 u64 gdt[GDT_ENTRIES] __attribute__((aligned(8)));
 u64 idt[256] __attribute__((aligned(8)));
 struct fault_record fault;
+u32 multiboot_info;
 static handler_fn handlers[64];
 static u32 n_pass, n_fail;
 static u8 tss[104] __attribute__((aligned(16)));
@@ -218,7 +219,7 @@ void pit_start(u32 hz)
 void guest_start(u32 magic, u32 mbi);
 void guest_start(u32 magic, u32 mbi)
 {
-    (void)mbi;
+    multiboot_info = mbi;
     /* COM1: 115200 8N1, FIFO on. */
     outb(0x3f9, 0x00);
     outb(0x3fb, 0x80);

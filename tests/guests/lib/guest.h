@@ -103,6 +103,9 @@ void pic_eoi(int irq);
 /* 8254 channel 0 periodic at hz. */
 void pit_start(u32 hz);
 
+/* The multiboot information the loader passed (EBX at entry). */
+extern u32 multiboot_info;
+
 void main(void);
 
 #endif
