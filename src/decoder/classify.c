@@ -165,6 +165,10 @@ static bool isa_supported(const ZydisDecodedInstruction *zi)
        as NOPs, and compilers emit them everywhere (Debian builds with -fcf-protection). */
     if (zi->mnemonic == ZYDIS_MNEMONIC_ENDBR32 || zi->mnemonic == ZYDIS_MNEMONIC_ENDBR64)
         return true;
+    /* TZCNT/LZCNT are REP-prefixed BSF/BSR on a CPU without BMI1/ABM, like the virtual
+       one: the translator emits BSF/BSR for them (compilers rely on this). */
+    if (zi->mnemonic == ZYDIS_MNEMONIC_TZCNT || zi->mnemonic == ZYDIS_MNEMONIC_LZCNT)
+        return true;
     switch (zi->meta.isa_ext) {
     case ZYDIS_ISA_EXT_AMD3DNOW:
     case ZYDIS_ISA_EXT_SSE4A:

@@ -301,6 +301,14 @@ static bool to_request(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r)
         return false;
     }
     r->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    if (r->mnemonic == ZYDIS_MNEMONIC_TZCNT || r->mnemonic == ZYDIS_MNEMONIC_LZCNT) {
+        /* The virtual CPU has no BMI1/ABM: F3 0F BC/BD execute as BSF/BSR (the host
+           has them, so the plain form must be emitted). */
+        r->mnemonic = r->mnemonic == ZYDIS_MNEMONIC_TZCNT ? ZYDIS_MNEMONIC_BSF
+                                                         : ZYDIS_MNEMONIC_BSR;
+        r->prefixes &= ~(ZydisInstructionAttributes)(ZYDIS_ATTRIB_HAS_REP |
+                                                     ZYDIS_ATTRIB_HAS_REPE);
+    }
     /* A guest 0x67 prefix means 16-bit addressing, which 64-bit mode lacks; memory
        operands get their address size from the rewrite (always 32-bit). */
     r->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_NONE;
