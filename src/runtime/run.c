@@ -147,8 +147,8 @@ static bool handle_fault(struct xbt_vcpu *v)
                 return true;
             }
             if (gpa >= vm->ram_size) {
-                xbt_set_internal_error(v, eip, "guest access to %#llx: no RAM there and MMIO "
-                                       "is not implemented yet", (unsigned long long)gpa);
+                /* No RAM: an MMIO exit (or an internal error naming the instruction). */
+                xbt_mmio_begin(v, gpa);
                 return false;
             }
         }
@@ -214,6 +214,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     if (v->io_in_pending)
         complete_in(v);
+    if (v->mmio_pending)
+        xbt_mmio_complete(v);
     memset(&v->exit, 0, sizeof v->exit);
     xbt_current_vcpu = v;
     v->thread = pthread_self();

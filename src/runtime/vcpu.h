@@ -87,6 +87,12 @@ struct xbt_vcpu {
 
     /* Pending IN completion (KVM's rule: the embedder fills data, then runs again). */
     bool io_in_pending;
+    /* An MMIO read waiting for the embedder's data (mmio.c). */
+    bool mmio_pending;
+    uint8_t mmio_reg;                /* destination GPR (|0x80: high byte) */
+    uint8_t mmio_size, mmio_dst_size; /* access size; register width written */
+    uint8_t mmio_sign;               /* MOVSX */
+    uint32_t mmio_next_eip;
     uint8_t io_in_reg_size;
     uint32_t io_next_eip;
     /* An SMC fault: run one instruction without caching, page writable. */
@@ -144,5 +150,10 @@ void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page);
 /* Host signal handling (signals.c). */
 bool xbt_signals_init(void);
 extern __thread struct xbt_vcpu *xbt_current_vcpu;
+
+/* mmio.c: a guest access to physical memory without RAM.  Returns true with an MMIO
+   exit prepared in v->exit, or false with an internal error set. */
+bool xbt_mmio_begin(struct xbt_vcpu *v, uint64_t gpa);
+void xbt_mmio_complete(struct xbt_vcpu *v);
 
 #endif

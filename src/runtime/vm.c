@@ -263,6 +263,7 @@ xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
     v->ctx.eip = r->eip;
     xbt_set_eflags(v, r->eflags, 0xFFFFFFFF);
     v->io_in_pending = false;
+    v->mmio_pending = false;
     v->halted = false;          /* new state from the embedder ends a HLT */
     v->interrupt_shadow = false;
     return XBT_OK;

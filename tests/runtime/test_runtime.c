@@ -274,6 +274,60 @@ START_TEST(unknown_msr_is_gp)
 }
 END_TEST
 
+
+/* Accesses to guest physical memory without RAM become MMIO exits (16 MiB of RAM). */
+START_TEST(mmio_exits)
+{
+    const uint8_t code[] = {
+        0xa1, 0x00, 0x00, 0x00, 0x10,             /* mov eax, [0x10000000] */
+        0xe7, 0xf1,                               /* out 0xf1, eax */
+        0xbb, 0x00, 0x00, 0x00, 0x10,             /* mov ebx, 0x10000000 */
+        0x89, 0x43, 0x04,                         /* mov [ebx+4], eax */
+        0x0f, 0xbe, 0x4b, 0x08,                   /* movsx ecx, byte [ebx+8] */
+        0x89, 0xc8, 0xe7, 0xf2,                   /* mov eax, ecx; out 0xf2, eax */
+        0xc6, 0x43, 0x0c, 0x5a,                   /* mov byte [ebx+12], 0x5a */
+        0x8a, 0x63, 0x10,                         /* mov ah, [ebx+16] */
+        0xe7, 0xf3,                               /* out 0xf3, eax */
+        0x01, 0x03,                               /* add [ebx], eax: not emulated */
+        0xf4,
+    };
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, 0x10000000);
+    ck_assert_uint_eq(ex->mmio.size, 4);
+    ck_assert_uint_eq(ex->mmio.is_write, 0);
+    ex->mmio.data = 0x12345678;
+    expect_out(&g, 0xf1, 0x12345678);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, 0x10000004);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.data, 0x12345678);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, 0x10000008);
+    ck_assert_uint_eq(ex->mmio.size, 1);
+    ex->mmio.data = 0x80; /* sign-extended by MOVSX */
+    expect_out(&g, 0xf2, 0xffffff80);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, 0x1000000c);
+    ck_assert_uint_eq(ex->mmio.size, 1);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.data, 0x5a);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ex->mmio.data = 0xab; /* into AH */
+    expect_out(&g, 0xf3, 0xffffab80);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_INTERNAL_ERROR); /* read-modify-write: named */
+    ck_assert_ptr_nonnull(strstr(ex->internal.message, "add"));
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 START_TEST(api_misuse_is_an_error)
 {
     xbt_vm_config c = XBT_VM_CONFIG_INIT;
@@ -299,6 +353,7 @@ int main(void)
     tcase_add_test(tc, interrupt_reaches_a_tight_loop);
     tcase_add_test(tc, stop_from_another_thread);
     tcase_add_test(tc, unknown_msr_is_gp);
+    tcase_add_test(tc, mmio_exits);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
