@@ -36,6 +36,16 @@
         mov     edi, [r13 + XBT_CTX_GPR + 28]
 .endm
 
+/* Guest arithmetic flags (| the fixed host bits) into RFLAGS, then the GPRs. */
+.macro LOAD_FLAGS_GPRS
+        mov     eax, [r13 + XBT_CTX_EFLAGS]
+        and     eax, XBT_EFLAGS_ARITH
+        or      eax, XBT_HOST_FLAGS_FIXED
+        push    rax
+        popfq
+        LOAD_GPRS
+.endm
+
 /* At an exit: guest GPRs, flags and the next EIP (R14D) into ctx. */
 .macro SAVE_EXIT_STATE
         SAVE_GPRS
@@ -70,12 +80,7 @@ xbt_jit_enter:
         stmxcsr [r13 + XBT_CTX_HOST_MXCSR]
 enter_resume:
         fxrstor64 [r13 + XBT_CTX_FPU]
-        mov     eax, [r13 + XBT_CTX_EFLAGS]
-        and     eax, XBT_EFLAGS_ARITH
-        or      eax, XBT_HOST_FLAGS_FIXED
-        push    rax
-        popfq
-        LOAD_GPRS
+        LOAD_FLAGS_GPRS
         jmp     r14
         .size   xbt_jit_enter, . - xbt_jit_enter
 
@@ -130,12 +135,7 @@ xbt_jit_callout:                                /* r11 = site, r15d = EA; [rsp] 
         test    eax, eax
         jnz     callout_full
         mov     r14, [r13 + XBT_CTX_CALLOUT_RET]
-        mov     eax, [r13 + XBT_CTX_EFLAGS]
-        and     eax, XBT_EFLAGS_ARITH
-        or      eax, XBT_HOST_FLAGS_FIXED
-        push    rax
-        popfq
-        LOAD_GPRS
+        LOAD_FLAGS_GPRS
         jmp     r14
 callout_full:                                   /* declined: the full handler */
         SAVE_FPU
