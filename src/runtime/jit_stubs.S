@@ -55,13 +55,21 @@
         mov     [r13 + XBT_CTX_EIP], r14d
 .endm
 
-/* Guest x87/SSE state out to ctx, host's clean state in; DF cleared, as the C ABI
-   requires (the guest's DF lives in host RFLAGS and was saved with the flags). */
+/* On every way out to C: DF cleared, as the C ABI requires (the guest's DF lives in
+   host RFLAGS and was saved with the flags); and if the guest's x87/SSE state is in the
+   registers (lazy: loaded by the first x87/SSE block after an entry), it goes out to
+   ctx->fpu and C gets a clean x87 stack and the host's MXCSR.  Flags are dead here. */
 .macro SAVE_FPU
         cld
+        cmp     dword ptr [r13 + XBT_CTX_FPU_LOADED], 0
+        je      1f
         fxsave64 [r13 + XBT_CTX_FPU]
         fninit
         ldmxcsr [r13 + XBT_CTX_HOST_MXCSR]
+        mov     dword ptr [r13 + XBT_CTX_FPU_LOADED], 0
+        lea     r11, [rip + xbt_jit_fpu_load]
+        mov     [r13 + XBT_CTX_FPU_ENTRY], r11
+1:
 .endm
 
         .globl  xbt_jit_enter
@@ -78,8 +86,7 @@ xbt_jit_enter:
         mov     r13, rdi
         mov     r14, rsi
         stmxcsr [r13 + XBT_CTX_HOST_MXCSR]
-enter_resume:
-        fxrstor64 [r13 + XBT_CTX_FPU]
+enter_resume:                                   /* x87/SSE state: loaded lazily */
         LOAD_FLAGS_GPRS
         jmp     r14
         .size   xbt_jit_enter, . - xbt_jit_enter
@@ -147,5 +154,19 @@ callout_full:                                   /* declined: the full handler */
         mov     r14, [r13 + XBT_CTX_CALLOUT_RET]
         jmp     enter_resume
         .size   xbt_jit_callout, . - xbt_jit_callout
+
+/* Called (call [r13 + fpu_entry]) by translated code before its first x87/SSE
+   instruction while the guest's state is in ctx->fpu.  Flag-free; R11 is free at a
+   guest instruction boundary. */
+        .globl  xbt_jit_fpu_load
+        .type   xbt_jit_fpu_load, @function
+xbt_jit_fpu_load:
+        fxrstor64 [r13 + XBT_CTX_FPU]
+        mov     dword ptr [r13 + XBT_CTX_FPU_LOADED], 1
+        lea     r11, [rip + xbt_jit_fpu_ret]
+        mov     [r13 + XBT_CTX_FPU_ENTRY], r11
+xbt_jit_fpu_ret:
+        ret
+        .size   xbt_jit_fpu_load, . - xbt_jit_fpu_load
 
         .section .note.GNU-stack,"",@progbits

@@ -35,8 +35,12 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
     gpr[XBT_ESI] = (uint32_t)g[REG_RSI];
     gpr[XBT_EDI] = (uint32_t)g[REG_RDI];
     v->ctx.eflags = (uint32_t)g[REG_EFL] & XBT_EFLAGS_ARITH;
-    if (uc->uc_mcontext.fpregs)
+    /* The x87/SSE registers hold the guest's state only while it is loaded; either way
+       C code runs next, so it is marked as living in ctx->fpu again. */
+    if (v->ctx.fpu_loaded && uc->uc_mcontext.fpregs)
         memcpy(v->ctx.fpu, uc->uc_mcontext.fpregs, sizeof v->ctx.fpu);
+    v->ctx.fpu_loaded = 0;
+    v->ctx.fpu_entry = (uint64_t)(uintptr_t)xbt_jit_fpu_load;
     (void)b;
     if (!m)
         return;

@@ -199,6 +199,8 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->exit_indirect = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
     c->callout = (uint64_t)(uintptr_t)xbt_jit_callout;
     c->callout_fn = (uint64_t)(uintptr_t)xbt_callout_entry;
+    c->fpu_entry = (uint64_t)(uintptr_t)xbt_jit_fpu_load;
+    c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)vm->kbase;
     v->ibl_key = ~0u;

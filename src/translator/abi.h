@@ -84,7 +84,10 @@ struct xbt_jit_ctx {
     uint64_t callout_fn;       /* int (*)(struct xbt_jit_ctx *): 0 resumes the block,
                                   nonzero leaves xbt_jit_enter with that value */
     uint32_t host_mxcsr;       /* the host's MXCSR, restored at every exit */
-    uint32_t pad1;
+    uint32_t fpu_loaded;       /* 1 while the guest's x87/SSE state is in the host regs */
+    uint64_t fpu_entry;        /* WARNING: called flag-free (call [r13+184]) by a block
+                                  before its first x87/SSE instruction: xbt_jit_fpu_load
+                                  when the state is in fpu[], a bare ret when loaded */
     uint8_t fpu[512] __attribute__((aligned(16))); /* guest x87/SSE state (fxsave64)
                                   while host code runs */
 };
@@ -109,6 +112,8 @@ struct xbt_jit_ctx {
 #define XBT_CTX_CALLOUT_RET   160
 #define XBT_CTX_CALLOUT_FN    168
 #define XBT_CTX_HOST_MXCSR    176
+#define XBT_CTX_FPU_LOADED    180
+#define XBT_CTX_FPU_ENTRY     184
 #define XBT_CTX_FPU           192
 
 /* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
@@ -118,6 +123,8 @@ struct xbt_jit_ctx {
 
 #ifndef __ASSEMBLER__
 _Static_assert(offsetof(struct xbt_jit_ctx, exit_direct) == XBT_CTX_EXIT_DIRECT, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, fpu_loaded) == XBT_CTX_FPU_LOADED, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, fpu_entry) == XBT_CTX_FPU_ENTRY, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, exit_indirect) == XBT_CTX_EXIT_INDIRECT, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, callout) == XBT_CTX_CALLOUT, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, ibl_table) == XBT_CTX_IBL_TABLE, "abi");
@@ -143,6 +150,7 @@ int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
 void xbt_jit_exit_direct(void);
 void xbt_jit_exit_indirect(void);
 void xbt_jit_callout(void);
+void xbt_jit_fpu_load(void);
 #endif
 
 /*

@@ -33,6 +33,7 @@ typedef struct xbt_tx {
     bool failed;
     ZydisDecoder dec64;    /* for self-checks of emitted code */
     uint32_t n_sites;
+    bool fpu_ready;        /* the block already called ctx->fpu_entry */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
     struct xbt_patch site_patches[XBT_MAX_PENDING_SITES];
 } xbt_tx;

@@ -843,6 +843,13 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         return true;
     }
 
+    /* Lazy x87/SSE: the guest's state is loaded by the first block that needs it
+       after an entry from C (abi.h, fpu_entry). */
+    if ((in->flags & XBT_IF_FPU) && in->iclass != XBT_IC_UNDEFINED && !t->fpu_ready) {
+        xbt_emit1(t, M(CALL), ctx_mem(XBT_CTX_FPU_ENTRY, 8));
+        t->fpu_ready = true;
+    }
+
     switch (in->iclass) {
     case XBT_IC_COPY:
     case XBT_IC_MEMORY:
