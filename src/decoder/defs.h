@@ -43,6 +43,7 @@ enum xbt_callout_kind {
     XBT_CO_BCD,         /* daa das aaa aas aam aad (invalid in 64-bit mode) */
     XBT_CO_SALC,
     XBT_CO_MONITOR, XBT_CO_MWAIT, XBT_CO_XGETBV, XBT_CO_XSETBV,
+    XBT_CO_DE,          /* DIV/IDIV by a zero register: raise #DE without a host SIGFPE */
     XBT_CO_COUNT
 };
 

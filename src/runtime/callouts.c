@@ -393,6 +393,8 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     switch (s->kind) {
     case XBT_CO_UD:
         return fault(v, XBT_UDV, 0);
+    case XBT_CO_DE:
+        return fault(v, XBT_DE, 0);
     case XBT_CO_NM:
         if (v->cr0 & XBT_CR0_EM)
             return fault(v, XBT_UDV, 0);
