@@ -51,6 +51,10 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint64_t gpa)
                mn == ZYDIS_MNEMONIC_MOVSX) &&
               (size == 1 || size == 2 || size == 4) && is_load != is_store &&
               gpa + size > gpa && gpa >= v->vm->ram_size;
+    /* The other operand must be a general register or an immediate (not MOV Sreg). */
+    const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
+    if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
+        ok = false;
     if (!ok) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: only "
                                "MOV/MOVZX/MOVSX of 1, 2 or 4 bytes are emulated as MMIO yet",
