@@ -1,0 +1,125 @@
+/*
+ * walk.c - the guest page walker (see walk.h).  Intel SDM vol. 3, 4.3 (32-bit paging)
+ * and 4.6 (access rights); accessed/dirty updates in the order QEMU's TCG uses, so the
+ * guest reads back the same bits on both: the directory entry's A bit when the walk
+ * passes it to a page table, the last level's A (and D for a write) after the rights
+ * check succeeds.
+ */
+#include "walk.h"
+
+#define PTE_P   0x001u
+#define PTE_RW  0x002u
+#define PTE_US  0x004u
+#define PTE_A   0x020u
+#define PTE_D   0x040u
+#define PTE_PS  0x080u
+#define PTE_G   0x100u
+
+#define CR0_PG  0x80000000u
+#define CR0_WP  0x00010000u
+#define CR4_PSE 0x00000010u
+#define CR4_PGE 0x00000080u
+
+static bool fault(xbt_walk_result *r, const xbt_walk_req *q, bool present)
+{
+    r->error_code = (present ? XBT_PF_P : 0) | (q->write ? XBT_PF_W : 0) |
+                    (q->user ? XBT_PF_U : 0);
+    return false;
+}
+
+/* Rights of a translation with combined U/S and R/W `us`, `rw` for this access. */
+static bool allowed(const xbt_walk_req *q, bool us, bool rw)
+{
+    if (q->user && !us)
+        return false;
+    if (q->write && !rw && (q->user || (q->cr0 & CR0_WP)))
+        return false;
+    return true;
+}
+
+static bool writable_now(const xbt_walk_req *q, bool us, bool rw)
+{
+    if (q->user)
+        return us && rw;
+    return rw || !(q->cr0 & CR0_WP);
+}
+
+bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
+              void *opaque, xbt_walk_result *r)
+{
+    *r = (xbt_walk_result){ 0 };
+    if (!(q->cr0 & CR0_PG)) {
+        r->gpa = q->lin;
+        r->page_size = 4096;
+        r->writable = r->user = r->dirty = true;
+        return true;
+    }
+    uint64_t pde_gpa = (uint64_t)(q->cr3 & ~0xFFFu) + ((q->lin >> 22) << 2);
+    uint32_t pde;
+    if (!read(opaque, pde_gpa, &pde)) {
+        r->bus_error = true;
+        return false;
+    }
+    if (!(pde & PTE_P))
+        return fault(r, q, false);
+
+    if ((pde & PTE_PS) && (q->cr4 & CR4_PSE)) {
+        /* 4 MiB page; bits 20:13 are physical address bits 39:32 (PSE-36), bit 21 is
+           reserved. */
+        if (pde & (1u << 21)) {
+            fault(r, q, true);
+            r->error_code |= XBT_PF_RSVD;
+            return false;
+        }
+        bool us = pde & PTE_US, rw = pde & PTE_RW;
+        if (!allowed(q, us, rw))
+            return fault(r, q, true);
+        uint32_t nv = pde | PTE_A | (q->write ? PTE_D : 0);
+        if (nv != pde && !write(opaque, pde_gpa, nv)) {
+            r->bus_error = true;
+            return false;
+        }
+        r->gpa = ((uint64_t)(pde & 0xFFC00000u) | ((uint64_t)((pde >> 13) & 0xFF) << 32)) +
+                 (q->lin & 0x3FFFFFu);
+        r->page_size = 4u << 20;
+        r->user = us;
+        r->writable = writable_now(q, us, rw);
+        r->global = (pde & PTE_G) && (q->cr4 & CR4_PGE);
+        r->dirty = nv & PTE_D;
+        r->pte_gpa = pde_gpa;
+        return true;
+    }
+
+    if (!(pde & PTE_A)) {
+        pde |= PTE_A;
+        if (!write(opaque, pde_gpa, pde)) {
+            r->bus_error = true;
+            return false;
+        }
+    }
+    uint64_t pte_gpa = (uint64_t)(pde & ~0xFFFu) + (((q->lin >> 12) & 0x3FFu) << 2);
+    uint32_t pte;
+    if (!read(opaque, pte_gpa, &pte)) {
+        r->bus_error = true;
+        return false;
+    }
+    if (!(pte & PTE_P))
+        return fault(r, q, false);
+    bool us = (pde & PTE_US) && (pte & PTE_US);
+    bool rw = (pde & PTE_RW) && (pte & PTE_RW);
+    if (!allowed(q, us, rw))
+        return fault(r, q, true);
+    uint32_t nv = pte | PTE_A | (q->write ? PTE_D : 0);
+    if (nv != pte && !write(opaque, pte_gpa, nv)) {
+        r->bus_error = true;
+        return false;
+    }
+    r->gpa = (uint64_t)(pte & ~0xFFFu) + (q->lin & 0xFFFu);
+    r->page_size = 4096;
+    r->user = us;
+    r->writable = writable_now(q, us, rw);
+    r->global = (pte & PTE_G) && (q->cr4 & CR4_PGE);
+    r->dirty = nv & PTE_D;
+    r->pte_gpa = pte_gpa;
+    return true;
+}

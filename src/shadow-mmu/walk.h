@@ -1,0 +1,55 @@
+/*
+ * walk.h - the guest page walker: 32-bit two-level paging (4 KiB pages, 4 MiB pages with
+ * CR4.PSE and PSE-36 high address bits), CR0.WP, U/S and R/W, global pages reported for
+ * CR4.PGE, accessed and dirty bits set in the guest's tables exactly where the hardware
+ * (and QEMU) sets them.  A pure function of the guest's tables, reached through a
+ * callback; the shadow MMU (issue 4) fills the K- and U-windows from its results.
+ * The request/result shapes leave room for PAE (64-bit entries, NX, a third level).
+ */
+#ifndef XBT_SHADOW_MMU_WALK_H
+#define XBT_SHADOW_MMU_WALK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* #PF error code bits. */
+#define XBT_PF_P    0x01u /* the page was present: a protection fault */
+#define XBT_PF_W    0x02u /* the access was a write */
+#define XBT_PF_U    0x04u /* the access was made at CPL 3 */
+#define XBT_PF_RSVD 0x08u /* a reserved bit was set in an entry */
+#define XBT_PF_I    0x10u /* instruction fetch (only with NX or SMEP: never here yet) */
+
+/* Guest physical memory for the walker: read or write one 32-bit entry.  false means
+   the address has no RAM (the walk then faults with RSVD clear, as a bus error is not
+   an x86 event: the caller decides). */
+typedef bool (*xbt_pt_read_fn)(void *opaque, uint64_t gpa, uint32_t *val);
+typedef bool (*xbt_pt_write_fn)(void *opaque, uint64_t gpa, uint32_t val);
+
+typedef struct xbt_walk_req {
+    uint32_t cr0, cr3, cr4;
+    uint32_t lin;          /* linear address */
+    bool write, user, fetch;
+} xbt_walk_req;
+
+typedef struct xbt_walk_result {
+    uint64_t gpa;          /* guest physical address of lin */
+    uint32_t page_size;    /* 4096 or 4 MiB */
+    bool writable;         /* a write at this privilege would succeed now */
+    bool user;             /* the page is reachable from CPL 3 */
+    bool global;           /* G set and CR4.PGE: survives a CR3 load */
+    bool dirty;            /* the dirty bit is (now) set: writes need no walk */
+    uint64_t pte_gpa;      /* where the last-level entry lives (for write tracing) */
+    uint32_t error_code;   /* on a fault: XBT_PF_* */
+    bool bus_error;        /* on a fault: an entry was not in RAM */
+} xbt_walk_result;
+
+/*
+ * Walks lin.  Returns true with *r filled, or false for a page fault (r->error_code) or
+ * a page-table entry outside RAM (r->bus_error).  Sets accessed bits on the way and the
+ * dirty bit for a write, through write().  With CR0.PG clear, lin is the physical
+ * address.
+ */
+bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
+              void *opaque, xbt_walk_result *r);
+
+#endif

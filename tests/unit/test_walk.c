@@ -1,0 +1,177 @@
+/*
+ * test_walk.c - the guest page walker against the SDM's rules: 4 KiB and 4 MiB pages,
+ * PSE off ignoring PS, not-present entries at both levels, U/S and R/W with and without
+ * CR0.WP, error codes, accessed and dirty bits (where and when they are set), global
+ * pages with and without CR4.PGE, PSE-36 high bits, a reserved bit, tables outside RAM.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shadow-mmu/walk.h"
+
+#define MEM_SIZE (1u << 20)
+static uint32_t mem[MEM_SIZE / 4]; /* guest physical memory: 1 MiB */
+static unsigned writes;
+
+static bool rd(void *o, uint64_t gpa, uint32_t *v)
+{
+    (void)o;
+    if (gpa + 4 > MEM_SIZE)
+        return false;
+    *v = mem[gpa / 4];
+    return true;
+}
+
+static bool wr(void *o, uint64_t gpa, uint32_t v)
+{
+    (void)o;
+    if (gpa + 4 > MEM_SIZE)
+        return false;
+    mem[gpa / 4] = v;
+    writes++;
+    return true;
+}
+
+#define PD 0x10000u  /* page directory */
+#define PT 0x11000u  /* one page table */
+#define PG  0x80000000u
+#define WP  0x00010000u
+#define PSE 0x10u
+#define PGE 0x80u
+
+static void setup(void)
+{
+    memset(mem, 0, sizeof mem);
+    writes = 0;
+}
+
+static uint32_t *pde(uint32_t lin) { return &mem[(PD + (lin >> 22) * 4) / 4]; }
+static uint32_t *pte(uint32_t lin) { return &mem[(PT + ((lin >> 12) & 0x3ff) * 4) / 4]; }
+
+static bool walk(uint32_t cr0, uint32_t cr4, uint32_t lin, bool w, bool u, xbt_walk_result *r)
+{
+    xbt_walk_req q = { cr0 | 1, PD, cr4, lin, w, u, false };
+    return xbt_walk(&q, rd, wr, NULL, r);
+}
+
+START_TEST(paging_off_is_identity)
+{
+    xbt_walk_result r;
+    ck_assert(walk(0, 0, 0x12345678, true, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x12345678);
+    ck_assert_uint_eq(writes, 0);
+}
+END_TEST
+
+START_TEST(small_page_and_ad_bits)
+{
+    *pde(0x00401000) = PT | 0x7;       /* P RW US */
+    *pte(0x00401000) = 0x00055000 | 0x7;
+    xbt_walk_result r;
+    ck_assert(walk(PG, 0, 0x00401abc, false, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x00055abc);
+    ck_assert_uint_eq(r.page_size, 4096);
+    ck_assert_uint_eq(*pde(0x00401000) & 0x20, 0x20); /* A in the PDE */
+    ck_assert_uint_eq(*pte(0x00401000) & 0x60, 0x20); /* A, no D after a read */
+    ck_assert(!r.dirty);
+    ck_assert(walk(PG, 0, 0x00401abc, true, false, &r));
+    ck_assert_uint_eq(*pte(0x00401000) & 0x60, 0x60); /* D after a write */
+    ck_assert(r.dirty);
+    ck_assert_uint_eq(*pde(0x00401000) & 0x40, 0); /* the PDE's D is never set for 4K */
+    ck_assert_uint_eq(r.pte_gpa, PT + 1 * 4);
+}
+END_TEST
+
+START_TEST(not_present_levels)
+{
+    xbt_walk_result r;
+    ck_assert(!walk(PG, 0, 0x00800000, true, true, &r));
+    ck_assert_uint_eq(r.error_code, 0x6); /* not present, write, user */
+    *pde(0x00800000) = PT | 0x7;
+    ck_assert(!walk(PG, 0, 0x00800000, false, false, &r));
+    ck_assert_uint_eq(r.error_code, 0x0);
+    /* As on QEMU: the PDE's A is set once the walk reaches the table, even if the PTE
+       is not present. */
+    ck_assert_uint_eq(*pde(0x00800000) & 0x20, 0x20);
+}
+END_TEST
+
+START_TEST(rights_and_wp)
+{
+    *pde(0x00400000) = PT | 0x7;
+    *pte(0x00400000) = 0x00060000 | 0x1;  /* present, read-only, supervisor */
+    xbt_walk_result r;
+    ck_assert(!walk(PG, 0, 0x00400000, false, true, &r));
+    ck_assert_uint_eq(r.error_code, 0x5); /* present, read, user */
+    ck_assert(!walk(PG, 0, 0x00400000, true, true, &r));
+    ck_assert_uint_eq(r.error_code, 0x7);
+    ck_assert_uint_eq(*pte(0x00400000) & 0x20, 0); /* no A bit on a failed check */
+    ck_assert(walk(PG, 0, 0x00400000, true, false, &r)); /* WP=0: kernel writes anyway */
+    ck_assert(r.writable);
+    ck_assert(!walk(PG | WP, 0, 0x00400000, true, false, &r));
+    ck_assert_uint_eq(r.error_code, 0x3); /* present, write, supervisor */
+    /* User page, but the directory entry is supervisor-only: the AND of both levels. */
+    *pte(0x00400000) = 0x00060000 | 0x7;
+    *pde(0x00400000) = PT | 0x3;
+    ck_assert(!walk(PG, 0, 0x00400000, false, true, &r));
+    ck_assert_uint_eq(r.error_code, 0x5);
+    ck_assert(walk(PG, 0, 0x00400000, false, false, &r));
+    ck_assert(!r.user);
+}
+END_TEST
+
+START_TEST(large_pages)
+{
+    *pde(0x00c00000) = 0x01000000 | 0x80 | 0x7 | 0x100; /* 4 MiB at 16 MiB, global */
+    xbt_walk_result r;
+    ck_assert(walk(PG, PSE, 0x00c12345, true, true, &r));
+    ck_assert_uint_eq(r.gpa, 0x01012345);
+    ck_assert_uint_eq(r.page_size, 4u << 20);
+    ck_assert_uint_eq(*pde(0x00c00000) & 0x60, 0x60); /* A and D in the PDE */
+    ck_assert(!r.global);                              /* CR4.PGE clear */
+    ck_assert(walk(PG, PSE | PGE, 0x00c12345, false, false, &r));
+    ck_assert(r.global);
+    /* PSE-36: bits 20:13 are physical bits 39:32. */
+    *pde(0x01000000) = 0x01400000 | (0x3u << 13) | 0x80 | 0x3;
+    ck_assert(walk(PG, PSE, 0x01000010, false, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x301400010ull);
+    /* Bit 21 is reserved: a fault with RSVD and P. */
+    *pde(0x01400000) = 0x01800000 | (1u << 21) | 0x80 | 0x3;
+    ck_assert(!walk(PG, PSE, 0x01400000, false, false, &r));
+    ck_assert_uint_eq(r.error_code, 0x9);
+    /* Without CR4.PSE the PS bit is ignored: the entry points to a page table. */
+    *pde(0x01800000) = PT | 0x80 | 0x7;
+    *pte(0x01800000) = 0x00070000 | 0x7;
+    ck_assert(walk(PG, 0, 0x01800004, false, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x00070004);
+}
+END_TEST
+
+START_TEST(tables_outside_ram)
+{
+    *pde(0x00400000) = 0x7fff0000 | 0x7; /* the page table is not in RAM */
+    xbt_walk_result r;
+    ck_assert(!walk(PG, 0, 0x00400000, false, false, &r));
+    ck_assert(r.bus_error);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("walk");
+    TCase *tc = tcase_create("32-bit paging");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, paging_off_is_identity);
+    tcase_add_test(tc, small_page_and_ad_bits);
+    tcase_add_test(tc, not_present_levels);
+    tcase_add_test(tc, rights_and_wp);
+    tcase_add_test(tc, large_pages);
+    tcase_add_test(tc, tables_outside_ram);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
