@@ -16,8 +16,10 @@
  * construction: EBX, EBP, ESI and EDI are pointer registers (never destinations of
  * generated arithmetic), EAX, ECX and EDX carry values; string counts and bit
  * offsets are bounded by instructions emitted before the instruction under test.
- * Not covered: FS/GS overrides (their host bases belong to libc) and instructions that
- * fault by design (tests/guests covers faults).
+ * FS and GS overrides are covered too: the native prologue loads FS and GS with the flat
+ * 32-bit data selector, and the host's FS base (libc's thread pointer) and GS base
+ * (xbt's K-window) are put back with raw arch_prctl calls before any C code runs.
+ * Not covered: instructions that fault by design (tests/guests covers faults).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -29,7 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <asm/prctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "xbt/xbt.h"
@@ -391,8 +396,8 @@ static void gen_absolute(struct code *c)
 
 static void gen_segovr(struct code *c)
 {
-    static const uint8_t seg[4] = { 0x26, 0x2E, 0x36, 0x3E };
-    uint8_t s = seg[rndn(4)];
+    static const uint8_t seg[6] = { 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65 };
+    uint8_t s = seg[rndn(6)];
     put(c, 1, s);
     if (s == 0x2E) { /* CS is read-only: loads only */
         put(c, 1, 0x8B);
@@ -459,9 +464,26 @@ static xbt_vm *vm;
 static xbt_vcpu *cpu;
 static sigjmp_buf native_jmp;
 static volatile int native_signal;
+static unsigned long host_fs_base, host_gs_base;
 
-static void on_native_fault(int sig)
+/* arch_prctl without libc: usable while FS does not point at libc's thread block. */
+static inline void raw_arch_prctl(int code, unsigned long addr)
 {
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_arch_prctl), "D"((long)code),
+                     "S"(addr) : "rcx", "r11", "memory");
+    (void)ret;
+}
+
+static inline void restore_host_bases(void)
+{
+    raw_arch_prctl(ARCH_SET_FS, host_fs_base);
+    raw_arch_prctl(ARCH_SET_GS, host_gs_base);
+}
+
+__attribute__((no_stack_protector)) static void on_native_fault(int sig)
+{
+    restore_host_bases(); /* before siglongjmp, which reads the pointer guard via FS */
     native_signal = sig;
     siglongjmp(native_jmp, 1);
 }
@@ -524,6 +546,7 @@ static int run_native(const struct code *c, const struct regs32 *in, struct regs
     struct code p = { .n = 0 };
     put(&p, 4, 0x66, 0xB8, 0x2B, 0x00); /* mov ax, 0x2b (flat user data) */
     put(&p, 4, 0x8E, 0xD8, 0x8E, 0xC0); /* mov ds, ax; mov es, ax */
+    put(&p, 4, 0x8E, 0xE0, 0x8E, 0xE8); /* mov fs, ax; mov gs, ax (bases 0) */
     put(&p, 1, 0xBC); put32(&p, SCRATCH_TOP);               /* mov esp, scratch */
     put(&p, 2, 0xFF, 0x35); put32(&p, STATE + 32);          /* push [eflags] */
     put(&p, 1, 0x9D);                                       /* popfd */
@@ -543,6 +566,8 @@ static int run_native(const struct code *c, const struct regs32 *in, struct regs
     put(&p, 1, 0xBC); put32(&p, SCRATCH_TOP);
     put(&p, 1, 0x9C);                                       /* pushfd */
     put(&p, 2, 0x8F, 0x05); put32(&p, STATE + 32);          /* pop [eflags] */
+    put(&p, 2, 0x31, 0xC0);                                 /* xor eax, eax */
+    put(&p, 4, 0x8E, 0xE0, 0x8E, 0xE8);                     /* null fs, gs */
     put(&p, 2, 0xFF, 0x2D); put32(&p, STATE + 48);          /* jmp far [farptr] */
     memcpy(native_code, p.b, p.n);
     memcpy(native_state, in->gpr, 32);
@@ -556,8 +581,12 @@ static int run_native(const struct code *c, const struct regs32 *in, struct regs
     for (int i = 0; i < 4; i++)
         sigaction(sigs[i], &sa, &old[i]);
     native_signal = 0;
-    if (!sigsetjmp(native_jmp, 1))
+    syscall(SYS_arch_prctl, ARCH_GET_FS, &host_fs_base);
+    syscall(SYS_arch_prctl, ARCH_GET_GS, &host_gs_base);
+    if (!sigsetjmp(native_jmp, 1)) {
         diff_native_enter(CODE);
+        restore_host_bases();
+    }
     for (int i = 0; i < 4; i++)
         sigaction(sigs[i], &old[i], NULL);
     memcpy(out->gpr, native_state, 32);
