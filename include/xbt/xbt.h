@@ -257,6 +257,9 @@ typedef struct xbt_stats {
     uint64_t flushes, invalidations, dispatches;
     uint64_t exceptions[32], interrupts;
     uint64_t host_faults;
+    /* guest paging: window misses mapped without the guest noticing, guest page faults
+       raised, whole-window drops (CR3 loads, INVLPG, paging mode changes) */
+    uint64_t hidden_faults, page_faults, window_drops;
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 /* Writes a human-readable statistics report (for --stats). */

@@ -38,6 +38,13 @@ static void set_reg(struct xbt_vcpu *v, uint8_t reg, unsigned size, uint32_t val
 /* Raises an exception for the instruction at the site; always leaves the block. */
 static int fault(struct xbt_vcpu *v, int vector, uint32_t err)
 {
+    if (v->pf_pending) {
+        /* The access that failed met a guest page fault: that is the exception. */
+        v->pf_pending = false;
+        v->cr2 = v->pf_lin;
+        vector = XBT_PF;
+        err = v->pf_err;
+    }
     if (!xbt_raise(v, vector, true, err, SITE(v)->eip))
         return XBT_LEAVE_EXIT;
     return XBT_LEAVE_DISPATCH;
@@ -170,27 +177,44 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
             return fault(v, XBT_GP, 0);
         if ((val & (1u << 29)) && !(val & (1u << 30)))
             return fault(v, XBT_GP, 0); /* NW without CD */
-        if (val & XBT_CR0_PG) {
-            xbt_set_internal_error(v, SITE(v)->eip,
-                                   "guest enables paging (CR0.PG): the shadow MMU is not "
-                                   "implemented yet");
-            return XBT_LEAVE_EXIT;
-        }
         if (!(val & XBT_CR0_PE)) {
             xbt_set_internal_error(v, SITE(v)->eip, "guest leaves protected mode: real mode "
                                                     "is not supported");
             return XBT_LEAVE_EXIT;
         }
-        v->cr0 = val | XBT_CR0_ET;
+        {
+            uint32_t old = v->cr0;
+            v->cr0 = val | XBT_CR0_ET;
+            if ((old ^ v->cr0) & (XBT_CR0_PG | 0x10000u)) { /* PG or WP */
+                xbt_paging_changed(v);
+                v->ctx.eip = SITE(v)->eip + SITE(v)->len;
+                return XBT_LEAVE_DISPATCH; /* the translations just went away */
+            }
+        }
         break;
     case 2: v->cr2 = val; break;
-    case 3: v->cr3 = val; break;
+    case 3:
+        v->cr3 = val;
+        if (xbt_paging(v)) {
+            xbt_paging_changed(v);
+            v->ctx.eip = SITE(v)->eip + SITE(v)->len;
+            return XBT_LEAVE_DISPATCH;
+        }
+        break;
     case 4:
         if (val & ~(uint32_t)(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x80 | 0x100 | 0x200 | 0x400))
             return fault(v, XBT_GP, 0); /* VME PVI TSD DE PSE PGE PCE OSFXSR OSXMMEXCPT */
         if (val & 0x20)
-            return fault(v, XBT_GP, 0);
-        v->cr4 = val;
+            return fault(v, XBT_GP, 0); /* PAE: not yet */
+        {
+            uint32_t old = v->cr4;
+            v->cr4 = val;
+            if (xbt_paging(v) && ((old ^ val) & 0x90)) { /* PSE or PGE */
+                xbt_paging_changed(v);
+                v->ctx.eip = SITE(v)->eip + SITE(v)->len;
+                return XBT_LEAVE_DISPATCH;
+            }
+        }
         break;
     default:
         return fault(v, XBT_UDV, 0);
@@ -386,6 +410,7 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     uint32_t eip = s->eip, nxt = s->eip + s->len;
     unsigned size = s->opsize ? s->opsize : 4;
     v->stats.callouts[s->kind < 96 ? s->kind : 0]++;
+    v->pf_pending = false;
     /* The guest's EIP during a callout is the instruction's own. */
     v->ctx.eip = eip;
     bool priv_ok = v->cpl == 0;
@@ -724,11 +749,26 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         return io_exit(v, port, size, true, 0);
     }
     case XBT_CO_INVLPG:
+        if (!priv_ok)
+            return fault(v, XBT_GP, 0);
+        if (xbt_paging(v)) {
+            /* Drop the page (and, as it may be part of a 4 MiB page, its 4 MiB) and the
+               translations keyed by linear address. */
+            uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
+            xbt_window_drop(v->vm, ea & ~0x3FFFFFu, 4u << 20);
+            xbt_tc_flush(v->vm->tc);
+            memset(v->vm->code_prot, 0, v->vm->ram_size >> 12);
+            v->ibl_stale = true;
+            v->unlinked = NULL;
+            v->ctx.eip = nxt;
+            return XBT_LEAVE_DISPATCH;
+        }
+        return next(v);
     case XBT_CO_WBINVD:
     case XBT_CO_INVD:
         if (!priv_ok)
             return fault(v, XBT_GP, 0);
-        return next(v); /* no guest paging yet: nothing cached to drop */
+        return next(v);
     case XBT_CO_RDMSR:
     case XBT_CO_WRMSR: {
         if (!priv_ok)

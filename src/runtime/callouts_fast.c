@@ -76,7 +76,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             v->cr2 = reg_get(v, s->reg);
             return done(v, s);
         }
-        if (s->reg2 == 3) {
+        if (s->reg2 == 3 && !(v->cr0 & 0x80000000u)) {
             v->cr3 = reg_get(v, s->reg); /* paging off: no TLB to flush */
             return done(v, s);
         }

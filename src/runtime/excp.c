@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "vcpu.h"
+#include "shadow-mmu/walk.h"
 
 uint32_t xbt_get_eflags(const struct xbt_vcpu *v)
 {
@@ -36,21 +37,86 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
     va_end(ap);
 }
 
+static bool pt_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    struct xbt_vcpu *v = opaque;
+    if (gpa + 4 > v->vm->ram_size)
+        return false;
+    memcpy(val, v->vm->ram + gpa, 4);
+    return true;
+}
+
+static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    struct xbt_vcpu *v = opaque;
+    if (gpa + 4 > v->vm->ram_size)
+        return false;
+    if (v->vm->code_prot[gpa >> 12])
+        xbt_vm_invalidate(v->vm, gpa, 4);
+    memcpy(v->vm->ram + gpa, &val, 4);
+    return true;
+}
+
+bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
+                  xbt_walk_result *r)
+{
+    xbt_walk_req q = { v->cr0, v->cr3, v->cr4, lin, write, user, fetch };
+    return xbt_walk(&q, pt_read, pt_write, v, r);
+}
+
+/* One linear access that stays within a page: its physical address, or false with a
+   pending #PF (v->pf_*) or for memory that is not RAM. */
+static bool lin_page(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, uint64_t *gpa)
+{
+    if (!xbt_paging(v)) {
+        *gpa = lin;
+    } else {
+        xbt_walk_result r;
+        if (!xbt_walk_lin(v, lin, write, false, false, &r)) {
+            if (!r.bus_error) {
+                v->pf_pending = true;
+                v->pf_lin = lin;
+                v->pf_err = r.error_code;
+            }
+            return false;
+        }
+        *gpa = r.gpa;
+    }
+    return *gpa + len <= v->vm->ram_size;
+}
+
+/* Implicit and callout accesses to guest linear memory (supervisor rights). */
 bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
 {
-    if ((uint64_t)lin + len > v->vm->ram_size)
-        return false;
-    memcpy(dst, v->vm->ram + lin, len);
+    uint8_t *d = dst;
+    while (len) {
+        uint32_t n = 4096 - (lin & 0xFFF);
+        if (n > len)
+            n = len;
+        uint64_t gpa;
+        if (!lin_page(v, lin, n, false, &gpa))
+            return false;
+        memcpy(d, v->vm->ram + gpa, n);
+        d += n, lin += n, len -= n;
+    }
     return true;
 }
 
 bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
 {
-    if ((uint64_t)lin + len > v->vm->ram_size)
-        return false;
-    if (len && (v->vm->code_prot[lin >> 12] || v->vm->code_prot[(lin + len - 1) >> 12]))
-        xbt_vm_invalidate(v->vm, lin, len);
-    memcpy(v->vm->ram + lin, src, len);
+    const uint8_t *p = src;
+    while (len) {
+        uint32_t n = 4096 - (lin & 0xFFF);
+        if (n > len)
+            n = len;
+        uint64_t gpa;
+        if (!lin_page(v, lin, n, true, &gpa))
+            return false;
+        if (v->vm->code_prot[gpa >> 12])
+            xbt_vm_invalidate(v->vm, gpa, n);
+        memcpy(v->vm->ram + gpa, p, n);
+        p += n, lin += n, len -= n;
+    }
     return true;
 }
 
@@ -194,7 +260,7 @@ static int deliver(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err, u
         return XBT_GP;
     uint64_t g;
     if (!xbt_read_lin(v, v->idtr.base + off, &g, 8))
-        return XBT_GP;
+        return v->pf_pending ? XBT_PF : XBT_GP;
     uint32_t type = (g >> 40) & 0x1F, dpl = (g >> 45) & 3, present = (g >> 47) & 1;
     bool is32 = type == 0xE || type == 0xF, is16 = type == 0x6 || type == 0x7;
     if (!is32 && !is16)
@@ -225,7 +291,7 @@ static int deliver(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err, u
     if (ok && has_err)
         ok = push32(v, &esp, err);
     if (!ok)
-        return XBT_SSF;
+        return v->pf_pending ? XBT_PF : XBT_SSF;
     if (is16)
         target &= 0xFFFF;
     v->ctx.gpr[XBT_ESP] = esp;
@@ -269,6 +335,11 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     uint32_t second_err = 0;
     if (second == XBT_GP || second == XBT_NP || second == XBT_SSF)
         second_err = ((uint32_t)vector * 8 + 2) | (check_dpl ? 0 : 1); /* IDT bit, EXT */
+    if (second == XBT_PF) {
+        v->cr2 = v->pf_lin;
+        second_err = v->pf_err;
+        v->pf_pending = false;
+    }
     int c1 = fault_class(vector), c2 = fault_class(second);
     if ((c1 == 1 && c2 == 1) || (c1 == 2 && c2 != 0))
         return raise_nested(v, XBT_DF, true, 0, ret_eip, false, depth + 1);

@@ -21,15 +21,15 @@ static uint32_t gpr_read(const struct xbt_vcpu *v, ZydisRegister r)
     return val;
 }
 
-bool xbt_mmio_begin(struct xbt_vcpu *v, uint64_t gpa)
+bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
     uint8_t buf[16];
-    uint64_t lin = (uint64_t)v->seg[XBT_CS].base + v->ctx.eip;
+    /* The instruction's bytes (paging on: read through the walker). */
     uint32_t n = 0;
-    while (n < sizeof buf && lin + n < v->vm->ram_size) {
-        buf[n] = v->vm->ram[lin + n];
+    uint32_t ilin = v->seg[XBT_CS].base + v->ctx.eip;
+    while (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, 1))
         n++;
-    }
+    v->pf_pending = false;
     xbt_insn in;
     if (n == 0 || xbt_decode(&v->xl.dec, buf, n, v->ctx.eip, &in) != XBT_DECODE_OK) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM): cannot decode "
@@ -50,7 +50,7 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint64_t gpa)
     bool ok = (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX ||
                mn == ZYDIS_MNEMONIC_MOVSX) &&
               (size == 1 || size == 2 || size == 4) && is_load != is_store &&
-              gpa + size > gpa && gpa >= v->vm->ram_size;
+              gpa >= v->vm->ram_size && ((lin & 0xFFF) + size <= 4096 || lin == gpa);
     /* The other operand must be a general register or an immediate (not MOV Sreg). */
     const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
     if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
@@ -72,7 +72,7 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint64_t gpa)
         rc.values[regs32[i]] = v->ctx.gpr[i];
     ZyanU64 ea = 0;
     if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in.zi, mem, v->ctx.eip, &rc, &ea)) ||
-        (uint32_t)(v->seg[in.seg].base + (uint32_t)ea) != gpa) {
+        (uint32_t)(v->seg[in.seg].base + (uint32_t)ea) != lin) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access at %#llx straddles the end of "
                                "RAM: not emulated yet", (unsigned long long)gpa);
         return false;

@@ -14,18 +14,43 @@
 #include <unistd.h>
 
 #include "vcpu.h"
+#include "shadow-mmu/walk.h"
 
-/* Guest code bytes for the translator: paging off, linear == physical. */
+/* Guest code bytes for the translator.  Paging on, each page is walked as an
+   instruction fetch; where that fails the bytes end and the fault is remembered
+   (v->fetch_pf), to be raised if the first instruction cannot be fetched.  The physical
+   pages of the first and last byte are recorded for code protection. */
 static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
 {
     struct xbt_vcpu *v = opaque;
-    uint64_t lin = (uint64_t)v->seg[XBT_CS].base + eip;
-    if (lin >= v->vm->ram_size)
-        return 0;
-    if (len > v->vm->ram_size - lin)
-        len = (uint32_t)(v->vm->ram_size - lin);
-    memcpy(buf, v->vm->ram + lin, len);
-    return len;
+    uint32_t lin = v->seg[XBT_CS].base + eip;
+    uint32_t n = 0;
+    while (n < len) {
+        uint32_t l = lin + n, chunk = 4096 - (l & 0xFFF);
+        if (chunk > len - n)
+            chunk = len - n;
+        uint64_t gpa = l;
+        if (xbt_paging(v)) {
+            xbt_walk_result r;
+            if (!xbt_walk_lin(v, l, false, v->cpl == 3, true, &r)) {
+                if (!r.bus_error) {
+                    v->fetch_pf = true;
+                    v->fetch_pf_lin = l;
+                    v->fetch_pf_err = r.error_code;
+                }
+                break;
+            }
+            gpa = r.gpa;
+        }
+        if (gpa + chunk > v->vm->ram_size)
+            break;
+        memcpy(buf + n, v->vm->ram + gpa, chunk);
+        if (n == 0)
+            v->fetch_gpa_first = (uint32_t)(gpa >> 12);
+        v->fetch_gpa_last = (uint32_t)((gpa + chunk - 1) >> 12);
+        n += chunk;
+    }
+    return n;
 }
 
 static xbt_tmode current_mode(const struct xbt_vcpu *v)
@@ -59,11 +84,20 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     clock_gettime(CLOCK_MONOTONIC, &t0);
     v->tb.code = v->tbuf;
     v->tb.code_cap = sizeof v->tbuf;
+    v->fetch_pf = false;
     enum xbt_tstatus ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &v->tb);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     v->stats.translate_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
                              (uint64_t)(t1.tv_nsec - t0.tv_nsec);
     if (ts == XBT_T_FETCH_FAULT) {
+        if (v->fetch_pf) {
+            /* The first instruction's bytes are on a page the guest cannot fetch. */
+            v->cr2 = v->fetch_pf_lin;
+            v->fetch_raised = true;
+            if (!xbt_raise(v, XBT_PF, true, v->fetch_pf_err, v->ctx.eip))
+                v->fetch_raised = false; /* triple fault: the exit is set */
+            return NULL;
+        }
         xbt_set_internal_error(v, v->ctx.eip,
                                "guest EIP %08x is outside RAM (no MMIO execution)", v->ctx.eip);
         return NULL;
@@ -73,9 +107,9 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
                                v->tb.error);
         return NULL;
     }
-    uint32_t lin0 = v->seg[XBT_CS].base + v->tb.eip;
-    uint32_t lin1 = lin0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0);
-    xbt_block *b = xbt_tc_insert(vm->tc, &v->tb, key, lin0 >> 12, lin1 >> 12);
+    /* Physical pages of the block's first and last byte (paging off: the linear ones). */
+    uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
+    xbt_block *b = xbt_tc_insert(vm->tc, &v->tb, key, lin0, lin1);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
         xbt_tc_flush(vm->tc);
@@ -84,14 +118,14 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
             if (vm->code_prot[p])
                 xbt_unprotect_code_page(vm, (uint32_t)p);
-        b = xbt_tc_insert(vm->tc, &v->tb, key, lin0 >> 12, lin1 >> 12);
+        b = xbt_tc_insert(vm->tc, &v->tb, key, lin0, lin1);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
             return NULL;
         }
     }
-    xbt_protect_code_page(vm, lin0 >> 12);
-    xbt_protect_code_page(vm, lin1 >> 12);
+    xbt_protect_code_page(vm, lin0);
+    xbt_protect_code_page(vm, lin1);
     return b;
 }
 
@@ -121,6 +155,49 @@ static void complete_in(struct xbt_vcpu *v)
     v->io_in_pending = false;
 }
 
+/*
+ * A host fault in the K-window with guest paging on: a hidden fault (the page is mapped
+ * in the guest's tables, just not yet in the window: map it and retry), a true guest
+ * page fault (#PF with CR2 and the error code), MMIO, or a write to a page holding
+ * translated code.  Clean pages are mapped read-only so that the first write comes back
+ * here and sets the dirty bit.  false: an exit is recorded.
+ */
+static bool paged_fault(struct xbt_vcpu *v, uint32_t lin)
+{
+    xbt_vm *vm = v->vm;
+    bool write = v->fault_err & 2;
+    xbt_walk_result r;
+    if (!xbt_walk_lin(v, lin, write, v->cpl == 3, false, &r)) {
+        if (r.bus_error) {
+            xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
+                                   lin);
+            return false;
+        }
+        v->cr2 = lin;
+        v->stats.page_faults++;
+        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip);
+    }
+    if (r.gpa >= vm->ram_size) {
+        xbt_mmio_begin(v, lin, r.gpa);
+        return false;
+    }
+    uint32_t page = (uint32_t)(r.gpa >> 12);
+    if (write && vm->code_prot[page]) {
+        /* Self-modifying code through any alias: drop the page's translations and run
+           the writing instruction alone, uncached, with the page writable. */
+        xbt_vm_invalidate(vm, r.gpa & ~0xFFFull, 4096);
+        v->ibl_stale = true;
+        v->smc_single = true;
+    }
+    bool writable = r.writable && (r.dirty || write) && !vm->code_prot[page];
+    if (!xbt_window_map(vm, lin, r.gpa, writable)) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
+        return false;
+    }
+    v->stats.hidden_faults++;
+    return true;
+}
+
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
 static bool handle_fault(struct xbt_vcpu *v)
 {
@@ -136,6 +213,8 @@ static bool handle_fault(struct xbt_vcpu *v)
     switch (sig) {
     case SIGSEGV: {
         uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase;
+        if (a >= k && a < k + (4ull << 30) && xbt_paging(v))
+            return paged_fault(v, (uint32_t)(a - k));
         if (a >= k && a < k + (4ull << 30)) {
             uint64_t gpa = a - k;
             if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
@@ -148,7 +227,7 @@ static bool handle_fault(struct xbt_vcpu *v)
             }
             if (gpa >= vm->ram_size) {
                 /* No RAM: an MMIO exit (or an internal error naming the instruction). */
-                xbt_mmio_begin(v, gpa);
+                xbt_mmio_begin(v, (uint32_t)gpa, gpa);
                 return false;
             }
         }
@@ -291,8 +370,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             v->interrupt_shadow = false; /* the covered instruction has run */
         } else {
             xbt_block *b = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
-            if (!b && !(b = translate(v, &m, key)))
+            if (!b && !(b = translate(v, &m, key))) {
+                if (v->fetch_raised) { /* #PF on the code fetch, delivered */
+                    v->fetch_raised = false;
+                    chain_site = 0;
+                    continue;
+                }
                 break;
+            }
             b->execs++;
             xbt_block *from;
             uint32_t exit;
@@ -346,6 +431,9 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
         (unsigned long long)st->invalidations, (unsigned long long)st->dispatches);
     OUT("events: %llu interrupts, %llu host faults\n", (unsigned long long)st->interrupts,
         (unsigned long long)st->host_faults);
+    OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops\n",
+        (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
+        (unsigned long long)st->window_drops);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window" };
     OUT("exits:");

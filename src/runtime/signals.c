@@ -90,6 +90,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc_)
         v->fault_sig = m ? sig : -sig; /* negative: no precise guest state */
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
         v->fault_code = si->si_code;
+        v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
         v->fault_rip = rip;
         siglongjmp(v->fault_jmp, 1);
     }
@@ -100,6 +101,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc_)
         v->fault_sig = m ? sig : -sig;
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
         v->fault_code = si->si_code;
+        v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
         v->fault_rip = rip;
         siglongjmp(v->fault_jmp, 1);
     }

@@ -58,6 +58,7 @@ struct xbt_vm {
     uint8_t *kreserve;         /* the 8 GiB reservation the K-window was carved from */
     uint8_t *kbase;            /* K-window: guest linear 0 */
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
+    bool window_paged;         /* the K-window holds linear (paged) mappings */
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
 };
@@ -110,6 +111,16 @@ struct xbt_vcpu {
     volatile int fault_sig;
     volatile uint64_t fault_addr, fault_rip;
     volatile int fault_code;
+    volatile uint64_t fault_err;     /* the host page fault's error code (REG_ERR) */
+    /* A guest page fault met by a C access through the walker (xbt_read_lin etc.):
+       whoever reports the failure raises #PF with these instead (callouts' fault(),
+       exception delivery). */
+    bool pf_pending;
+    uint32_t pf_lin, pf_err;
+    /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
+    bool fetch_pf, fetch_raised;
+    uint32_t fetch_pf_lin, fetch_pf_err;
+    uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
 
     xbt_exit exit;
     xbt_stats stats;
@@ -145,6 +156,19 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
 
 /* Code-page protection (vm.c). */
 void xbt_protect_code_page(xbt_vm *vm, uint32_t page);
+/* The K-window under guest paging (vm.c): drop every mapping (and, paging off, map RAM
+   1:1 again with the code pages read-only); map one 4 KiB page; drop a range. */
+void xbt_window_reset(xbt_vm *vm);
+bool xbt_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
+void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
+/* Guest paging changed in a way that can invalidate translations (CR3 load, INVLPG,
+   CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings and every translation. */
+void xbt_paging_changed(struct xbt_vcpu *v);
+static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
+/* The guest page walker on this vCPU's control registers and RAM (excp.c). */
+struct xbt_walk_result;
+bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
+                  struct xbt_walk_result *r);
 void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page);
 
 /* Host signal handling (signals.c). */
@@ -153,7 +177,7 @@ extern __thread struct xbt_vcpu *xbt_current_vcpu;
 
 /* mmio.c: a guest access to physical memory without RAM.  Returns true with an MMIO
    exit prepared in v->exit, or false with an internal error set. */
-bool xbt_mmio_begin(struct xbt_vcpu *v, uint64_t gpa);
+bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
 void xbt_mmio_complete(struct xbt_vcpu *v);
 
 #endif

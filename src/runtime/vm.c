@@ -104,12 +104,19 @@ uint64_t xbt_vm_ram_size(const xbt_vm *vm)
     return vm ? vm->ram_size : 0;
 }
 
+/* Code pages are write-protected in the window.  Paging off, the window address of a
+   physical page is the page itself; paging on, any number of linear pages may map it,
+   so protecting drops every mapping (they come back read-only on the next touch) and
+   unprotecting leaves the remapping to the next write fault. */
 void xbt_protect_code_page(xbt_vm *vm, uint32_t page)
 {
     if ((uint64_t)page >= vm->ram_size >> 12 || vm->code_prot[page])
         return;
     vm->code_prot[page] = 1;
-    mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
+    if (vm->window_paged)
+        xbt_window_reset(vm);
+    else
+        mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
 }
 
 void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page)
@@ -117,7 +124,48 @@ void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page)
     if ((uint64_t)page >= vm->ram_size >> 12 || !vm->code_prot[page])
         return;
     vm->code_prot[page] = 0;
-    mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+    if (!vm->window_paged)
+        mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+}
+
+void xbt_window_reset(xbt_vm *vm)
+{
+    bool paged = vm->vcpu && xbt_paging(vm->vcpu);
+    mmap(vm->kbase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+         -1, 0);
+    vm->window_paged = paged;
+    if (paged)
+        return;
+    mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, vm->memfd, 0);
+    for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
+        if (vm->code_prot[p])
+            mprotect(vm->kbase + (p << 12), 4096, PROT_READ);
+}
+
+bool xbt_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
+{
+    void *at = vm->kbase + (lin & ~0xFFFu);
+    return mmap(at, 4096, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED,
+                vm->memfd, (off_t)(gpa & ~0xFFFull)) == at;
+}
+
+void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
+{
+    mmap(vm->kbase + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+         -1, 0);
+}
+
+void xbt_paging_changed(struct xbt_vcpu *v)
+{
+    xbt_vm *vm = v->vm;
+    v->stats.window_drops++;
+    /* Translations are keyed by linear address: a new address space or mapping can put
+       other code there.  (Per-address-space keys are issue 4's next step.) */
+    xbt_tc_flush(vm->tc);
+    memset(vm->code_prot, 0, vm->ram_size >> 12);
+    xbt_window_reset(vm);
+    v->ibl_stale = true;
+    v->unlinked = NULL;
 }
 
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
@@ -287,8 +335,10 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
 {
     if (!v || !s)
         return XBT_E_INVAL;
-    if (s->cr0 & XBT_CR0_PG)
-        return XBT_E_NOSYS; /* guest paging arrives with the shadow MMU */
+    if ((s->cr0 & XBT_CR0_PG) && !(s->cr0 & XBT_CR0_PE))
+        return XBT_E_INVAL;
+    bool paging_was = xbt_paging(v);
+    uint32_t cr3_was = v->cr3, cr4_was = v->cr4, cr0_was = v->cr0;
     v->seg[XBT_ES] = s->es, v->seg[XBT_CS] = s->cs, v->seg[XBT_SS] = s->ss;
     v->seg[XBT_DS] = s->ds, v->seg[XBT_FS] = s->fs, v->seg[XBT_GS] = s->gs;
     for (int i = 0; i < XBT_NSEG; i++) {
@@ -299,6 +349,10 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     v->tr = s->tr, v->ldtr = s->ldt, v->gdtr = s->gdt, v->idtr = s->idt;
     v->cr0 = s->cr0 | XBT_CR0_ET, v->cr2 = s->cr2, v->cr3 = s->cr3, v->cr4 = s->cr4;
     memcpy(v->dr, s->dr, sizeof v->dr);
+    if (paging_was != xbt_paging(v) ||
+        (xbt_paging(v) && (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & 0x90) ||
+                           ((cr0_was ^ v->cr0) & 0x10000))))
+        xbt_paging_changed(v);
     return XBT_OK;
 }
 

@@ -90,6 +90,20 @@ START_TEST(random_kernel_code)
         uint64_t gdt[4] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull, rnd() | (uint64_t)rnd() << 32 };
         xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
         xbt_sregs s = s0;
+        if (p & 1) {
+            /* Odd programs run with paging on over page tables that are half an
+               identity map (so some code is reachable) and half random entries. */
+            static uint32_t pdir[1024], ptab[1024];
+            for (int i = 0; i < 1024; i++) {
+                pdir[i] = (rnd() & 1) ? (0x300000u | 0x7) : rnd();
+                ptab[i] = (rnd() & 3) ? (((uint32_t)i << 12) | 0x7) : rnd();
+            }
+            xbt_vm_write_phys(vm, 0x300000, ptab, sizeof ptab);
+            xbt_vm_write_phys(vm, 0x301000, pdir, sizeof pdir);
+            s.cr3 = 0x301000;
+            s.cr0 |= 0x80000000u;
+            s.cr4 |= (rnd() & 1) ? 0x10 : 0; /* PSE sometimes */
+        }
         s.gdt.base = 0x1000;
         s.gdt.limit = sizeof gdt - 1;
         s.idt.base = 0x2000;
