@@ -51,7 +51,7 @@ function median(k,   n, i, j, t, a) {
 }
 { k = $1 SUBSEP $3; cnt[k]++; val[k, cnt[k]] = $4; benches[$3] = 1; peers[$1] = 1 }
 END {
-    order = "compute callret in int divfault pushfpopf cr3 syscall sigsegv"
+    order = "compute callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall sigsegv"
     n = split(order, names, " ")
     printf "%-10s %12s %12s %12s %12s %10s %10s\n", "benchmark", "native", "xbt", "qemu-tcg", "kvm", "xbt/native", "xbt/qemu"
     print "date,cpu,cpu_mhz,benchmark,native,xbt,qemu_tcg,kvm,reps" > csv

@@ -9,8 +9,11 @@
  *   divfault  a divide fault handled by the guest (#DE through the IDT and back)
  *   pushfpopf PUSHF/POPF pair (a sensitive instruction pair)
  *   cr3       a CR3 write (paging off: no TLB to flush)
- * The page-fault, PTE-write and user-mode system-call benchmarks need guest paging
- * and user mode (issues 4 and 5).
+ * then with paging on (4 KiB identity pages):
+ *   pagefault a read of a not-present page, handled by the guest (skips the instruction)
+ *   ptewrite  a store to a page-table entry (same value)
+ *   cr3switch a CR3 load alternating between two page directories, then one memory read
+ * The user-mode system-call benchmark needs guest user mode (issue 5).
  */
 #include "../../tests/guests/lib/guest.h"
 #include "compute.h"
@@ -35,6 +38,11 @@ static __attribute__((noinline)) u32 leaf(u32 x)
 }
 
 static void skip_div(struct frame *f) { f->eip += 2; /* div ecx is 2 bytes */ }
+static void skip_load(struct frame *f) { f->eip += 6; /* movl abs32, %ecx: 6 bytes */ }
+
+static u32 pd[1024] __attribute__((aligned(4096)));
+static u32 pd2[1024] __attribute__((aligned(4096)));
+static u32 pt[4][1024] __attribute__((aligned(4096)));
 static void iret_only(struct frame *f) { (void)f; }
 
 #define MEASURE(name, iters, body)                                               \
@@ -74,5 +82,26 @@ void main(void)
     u32 cr3;
     __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
     MEASURE("cr3", 20000, __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory"));
+
+    /* Paging on: identity 0..16 MiB in 4 KiB pages; VA 0x40000000 is not present. */
+    for (u32 i = 0; i < 4 * 1024; i++)
+        pt[i / 1024][i % 1024] = (i << 12) | 3;
+    for (u32 i = 0; i < 4; i++)
+        pd[i] = pd2[i] = (u32)pt[i] | 3;
+    __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
+    u32 cr0;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+    set_handler(14, skip_load);
+    /* movl 0x40000000, %ecx: 8b 0d imm32 = 6 bytes, skipped by the handler */
+    MEASURE("pagefault", 20000, __asm__ volatile("movl 0x40000000, %%ecx" : : : "ecx", "memory"));
+    volatile u32 *pte = &pt[1][5];
+    u32 pv = *pte;
+    MEASURE("ptewrite", 200000, *pte = pv);
+    MEASURE("cr3switch", 2000, {
+        __asm__ volatile("mov %0, %%cr3" : : "r"((i & 1) ? pd2 : pd) : "memory");
+        sink += *(volatile u32 *)0x00200000;
+    });
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     CHECK(sink != 0xdeadbeef, "benchmarks ran");
 }
