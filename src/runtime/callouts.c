@@ -752,14 +752,9 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         if (!priv_ok)
             return fault(v, XBT_GP, 0);
         if (xbt_paging(v)) {
-            /* Drop the page (and, as it may be part of a 4 MiB page, its 4 MiB) and the
-               translations keyed by linear address. */
+            /* Drop the page (and, as it may be part of a 4 MiB page, its 4 MiB). */
             uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
-            xbt_window_drop(v->vm, ea & ~0x3FFFFFu, 4u << 20);
-            xbt_tc_flush(v->vm->tc);
-            memset(v->vm->code_prot, 0, v->vm->ram_size >> 12);
-            v->ibl_stale = true;
-            v->unlinked = NULL;
+            xbt_mapping_changed(v, ea & ~0x3FFFFFu, 4u << 20);
             v->ctx.eip = nxt;
             return XBT_LEAVE_DISPATCH;
         }

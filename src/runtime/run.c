@@ -68,6 +68,38 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     return m;
 }
 
+/* Physical page of a linear code address under the current mapping, or false. */
+static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
+{
+    if (!xbt_paging(v)) {
+        *page = lin >> 12;
+        return true;
+    }
+    xbt_walk_result r;
+    if (!xbt_walk_lin(v, lin, false, v->cpl == 3, true, &r))
+        return false;
+    *page = (uint32_t)(r.gpa >> 12);
+    return true;
+}
+
+/* A cached block may run in this mapping epoch if its linear pages still map to the
+   physical pages it was translated from; otherwise it is dropped (false). */
+static bool block_current(struct xbt_vcpu *v, xbt_block *b)
+{
+    if (b->epoch == v->tc_epoch)
+        return true;
+    uint32_t lin0 = v->seg[XBT_CS].base + b->eip;
+    uint32_t lin1 = lin0 + (b->guest_len ? b->guest_len - 1 : 0);
+    uint32_t p0, p1;
+    if (code_page(v, lin0, &p0) && code_page(v, lin1, &p1) && p0 == b->page[0] &&
+        p1 == b->page[1]) {
+        b->epoch = v->tc_epoch;
+        return true;
+    }
+    xbt_tc_drop(v->vm->tc, b);
+    return false;
+}
+
 static void ibl_reset(struct xbt_vcpu *v)
 {
     for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
@@ -124,6 +156,7 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
             return NULL;
         }
     }
+    b->epoch = v->tc_epoch;
     xbt_protect_code_page(vm, lin0);
     xbt_protect_code_page(vm, lin1);
     return b;
@@ -370,6 +403,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             v->interrupt_shadow = false; /* the covered instruction has run */
         } else {
             xbt_block *b = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
+            if (b && !block_current(v, b))
+                b = NULL;
             if (!b && !(b = translate(v, &m, key))) {
                 if (v->fetch_raised) { /* #PF on the code fetch, delivered */
                     v->fetch_raised = false;
@@ -391,7 +426,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 if (rc == XBT_JIT_EXIT_INDIRECT) {
                     v->stats.ibl_misses++;
                     xbt_block *t = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
-                    if (t) {
+                    if (t && t->epoch == v->tc_epoch) {
                         struct xbt_ibl_entry *e = &v->ibl[v->ctx.eip & (XBT_IBL_ENTRIES - 1)];
                         e->tag = v->ctx.eip;
                         e->host = (uint64_t)(uintptr_t)t->host;

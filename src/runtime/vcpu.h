@@ -119,6 +119,7 @@ struct xbt_vcpu {
     uint32_t pf_lin, pf_err;
     /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
     bool fetch_pf, fetch_raised;
+    uint32_t tc_epoch;               /* bumped when linear-to-physical mappings may change */
     uint32_t fetch_pf_lin, fetch_pf_err;
     uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
 
@@ -161,9 +162,12 @@ void xbt_protect_code_page(xbt_vm *vm, uint32_t page);
 void xbt_window_reset(xbt_vm *vm);
 bool xbt_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
-/* Guest paging changed in a way that can invalidate translations (CR3 load, INVLPG,
-   CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings and every translation. */
+/* Guest paging changed (CR3 load, CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings,
+   undo every chain and start a new mapping epoch, in which each translation is checked
+   against the new mapping before it runs again. */
 void xbt_paging_changed(struct xbt_vcpu *v);
+/* The same for INVLPG: the window loses [lin, lin + len) only. */
+void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
 /* The guest page walker on this vCPU's control registers and RAM (excp.c). */
 struct xbt_walk_result;

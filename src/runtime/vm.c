@@ -155,17 +155,26 @@ void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
          -1, 0);
 }
 
-void xbt_paging_changed(struct xbt_vcpu *v)
+void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
     xbt_vm *vm = v->vm;
     v->stats.window_drops++;
-    /* Translations are keyed by linear address: a new address space or mapping can put
-       other code there.  (Per-address-space keys are issue 4's next step.) */
-    xbt_tc_flush(vm->tc);
-    memset(vm->code_prot, 0, vm->ram_size >> 12);
-    xbt_window_reset(vm);
+    if (len == 0)
+        xbt_window_reset(vm);
+    else
+        xbt_window_drop(vm, lin, len);
+    /* Translations are keyed by linear EIP and depend only on the physical bytes: they
+       stay cached, but none runs or is linked again before the run loop has checked
+       that its linear pages still map to the physical pages it was made from. */
+    v->tc_epoch++;
+    xbt_tc_unchain_all(vm->tc);
     v->ibl_stale = true;
     v->unlinked = NULL;
+}
+
+void xbt_paging_changed(struct xbt_vcpu *v)
+{
+    xbt_mapping_changed(v, 0, 0);
 }
 
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)

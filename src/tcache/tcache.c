@@ -250,6 +250,34 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
     b->valid = false;
 }
 
+void xbt_tc_drop(xbt_tcache *tc, xbt_block *b)
+{
+    if (!b->valid)
+        return;
+    drop_block(tc, b);
+    tc->st.invalidations++;
+}
+
+void xbt_tc_unchain_all(xbt_tcache *tc)
+{
+    for (uint32_t k = 0; k < tc->n_order; k++) {
+        xbt_block *b = tc->order[k];
+        if (!b->valid)
+            continue;
+        for (uint32_t i = 0; i < b->n_exits; i++)
+            if (b->chained_to[i]) {
+                unpatch(b, i);
+                b->chained_to[i] = NULL;
+                tc->st.unchains++;
+            }
+        for (struct xbt_tc_link *l = b->incoming, *n; l; l = n) {
+            n = l->next;
+            free(l);
+        }
+        b->incoming = NULL;
+    }
+}
+
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
 {
     uint32_t n = 0;

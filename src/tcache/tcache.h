@@ -33,6 +33,7 @@ typedef struct xbt_block {
     struct xbt_block *page_next[2];
     struct xbt_tc_link *incoming;
     uint64_t execs;             /* dispatcher entries (trace-head counting) */
+    uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */
     bool valid;
 } xbt_block;
 
@@ -78,6 +79,11 @@ void xbt_tc_unlink_out(xbt_tcache *tc, xbt_block *b);
 /* Re-chains exits of b that were unlinked by xbt_tc_unlink_out. */
 void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b);
 
+/* Drops one block (lookup, chains in and out). */
+void xbt_tc_drop(xbt_tcache *tc, xbt_block *b);
+/* Undoes every chain: after the guest's linear-to-physical mapping changed, blocks are
+   re-checked one by one before they are entered or linked again. */
+void xbt_tc_unchain_all(xbt_tcache *tc);
 /* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
 /* True if some block has guest bytes on physical page `page`. */
