@@ -102,10 +102,19 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 
 static void ibl_reset(struct xbt_vcpu *v)
 {
-    for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
-        v->ibl[i].tag = 1ull << 32;
-        v->ibl[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+    if (v->n_ibl_used <= XBT_IBL_USED_CAP) {
+        for (uint32_t k = 0; k < v->n_ibl_used; k++) {
+            struct xbt_ibl_entry *e = &v->ibl[v->ibl_used[k]];
+            e->tag = 1ull << 32;
+            e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        }
+    } else {
+        for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
+            v->ibl[i].tag = 1ull << 32;
+            v->ibl[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        }
     }
+    v->n_ibl_used = 0;
 }
 
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
@@ -427,7 +436,12 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                     v->stats.ibl_misses++;
                     xbt_block *t = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
                     if (t && t->epoch == v->tc_epoch) {
-                        struct xbt_ibl_entry *e = &v->ibl[v->ctx.eip & (XBT_IBL_ENTRIES - 1)];
+                        uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
+                        struct xbt_ibl_entry *e = &v->ibl[idx];
+                        if (v->n_ibl_used < XBT_IBL_USED_CAP)
+                            v->ibl_used[v->n_ibl_used] = (uint16_t)idx;
+                        if (v->n_ibl_used <= XBT_IBL_USED_CAP)
+                            v->n_ibl_used++;
                         e->tag = v->ctx.eip;
                         e->host = (uint64_t)(uintptr_t)t->host;
                     }
