@@ -14,7 +14,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
 qemu_args=(-m 128 -kernel "$kernel" -display none -nographic -monitor none -serial stdio
-           -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+           -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device pc-testdev)
 case "$peer" in
 qemu-tcg)
     command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }

@@ -83,7 +83,7 @@ struct vmm {
     uint64_t deadline_ns;  /* --timeout: 0 none */
     bool timed_out, interrupted;
     uint8_t unknown_port_seen[65536 / 8];
-    uint64_t io_exits;
+    uint64_t io_exits, mmio_exits;
     bool trace_io;
 };
 

@@ -171,6 +171,29 @@ static void dump_state(xbt_vcpu *cpu)
             s.idt.limit);
 }
 
+/*
+ * MMIO devices.  One for now: the scratch block of QEMU's pc-testdev (64 KiB at
+ * 0xff000000 that reads back what was written), so MMIO guest tests run unchanged on
+ * qemu-system-i386 -device pc-testdev and here.
+ */
+#define TESTDEV_IOMEM 0xff000000ull
+#define TESTDEV_IOMEM_LEN 0x10000u
+static uint8_t testdev_iomem[TESTDEV_IOMEM_LEN];
+
+static bool mmio_access(uint64_t gpa, uint32_t size, bool is_write, uint64_t *data)
+{
+    if (gpa < TESTDEV_IOMEM || gpa + size > TESTDEV_IOMEM + TESTDEV_IOMEM_LEN || size > 8)
+        return false;
+    uint8_t *p = testdev_iomem + (gpa - TESTDEV_IOMEM);
+    if (is_write) {
+        memcpy(p, data, size);
+    } else {
+        *data = 0;
+        memcpy(data, p, size);
+    }
+    return true;
+}
+
 #define MAX_MODULES 16
 
 int main(int argc, char **argv)
@@ -377,15 +400,18 @@ int main(int argc, char **argv)
             break;
         }
         if (ex->reason == XBT_EXIT_MMIO) {
-            /* No MMIO devices: reads see open bus, writes are dropped. */
-            static bool said;
-            if (!said) {
-                said = true;
-                fprintf(stderr, "xbt-run: MMIO at %#llx without a device: open bus\n",
-                        (unsigned long long)ex->mmio.gpa);
+            m->mmio_exits++;
+            if (!mmio_access(ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write, &ex->mmio.data)) {
+                /* No device: reads see open bus, writes are dropped (logged once). */
+                static bool said;
+                if (!said) {
+                    said = true;
+                    fprintf(stderr, "xbt-run: MMIO at %#llx without a device: open bus\n",
+                            (unsigned long long)ex->mmio.gpa);
+                }
+                if (!ex->mmio.is_write)
+                    ex->mmio.data = ~0ull;
             }
-            if (!ex->mmio.is_write)
-                ex->mmio.data = ~0ull;
             continue;
         }
         fprintf(stderr, "xbt-run: unexpected exit reason %u\n", ex->reason);
@@ -411,8 +437,8 @@ int main(int argc, char **argv)
             xbt_stats_format(&s, buf, sizeof buf);
             fprintf(stderr, "--- xbt-run statistics (%.3f s wall) ---\n%s", (double)(t1 - t0) / 1e9,
                     buf);
-            fprintf(stderr, "vmm: %llu port I/O exits handled\n",
-                    (unsigned long long)m->io_exits);
+            fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled\n",
+                    (unsigned long long)m->io_exits, (unsigned long long)m->mmio_exits);
         }
     }
     xbt_vcpu_destroy(m->cpu);
