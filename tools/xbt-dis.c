@@ -12,6 +12,7 @@
  *   -n N       at most N guest instructions per block
  *   -l LEN     translate at most LEN bytes of the input
  *   -t         as if CR0.TS were set (x87/SSE become #NM callouts)
+ *   -L MASK    segments with a limit below 4 GiB (bit 0 ES .. bit 5 GS): checked
  *   -S         as if CR4.OSFXSR were clear (SSE is #UD)
  *   -q         summary only (translation statistics, no listing)
  * Blocks are translated one after the other, each starting where the last ended
@@ -29,7 +30,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: xbt-dis [-a addr] [-c cpl] [-u] [-t] [-S] [-m mask] [-n insns] [-l len] [-q]\n"
+            "usage: xbt-dis [-a addr] [-c cpl] [-u] [-t] [-S] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
             "               (-x HEX | -f FILE | -e ELF [-s SECTION])\n");
     exit(2);
 }
@@ -156,6 +157,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-l") && v) limit = strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-u")) o.window = XBT_WINDOW_U;
         else if (!strcmp(a, "-t")) o.flags |= XBT_TRANSLATE_FPU_NM;
+        else if (!strcmp(a, "-L") && v) o.seglimit_mask = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-S")) o.flags |= XBT_TRANSLATE_NO_SSE;
         else if (!strcmp(a, "-q")) quiet = 1;
         else usage();

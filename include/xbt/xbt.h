@@ -66,9 +66,11 @@ typedef struct xbt_translate_opts {
     uint32_t flags;        /* XBT_TRANSLATE_* */
     uint32_t max_insns;    /* guest instructions per block, 0 for the default (64) */
     uint32_t want_listing; /* nonzero: produce a text listing */
+    uint32_t seglimit_mask; /* bit n set: segment n (ES=0 CS SS DS FS GS) has a limit below
+                              4 GiB, so accesses through it are checked */
 } xbt_translate_opts;
 
-#define XBT_TRANSLATE_OPTS_INIT { 0, XBT_WINDOW_K, 0, 0, 0, 1 }
+#define XBT_TRANSLATE_OPTS_INIT { 0, XBT_WINDOW_K, 0, 0, 0, 1, 0 }
 
 typedef struct xbt_translation {
     const uint8_t *code;   /* host x86-64 code, position independent */

@@ -420,6 +420,10 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         return fault(v, XBT_UDV, 0);
     case XBT_CO_DE:
         return fault(v, XBT_DE, 0);
+    case XBT_CO_GP0:
+        return fault(v, XBT_GP, 0);
+    case XBT_CO_SS0:
+        return fault(v, XBT_SSF, 0);
     case XBT_CO_NM:
         if (v->cr0 & XBT_CR0_EM)
             return fault(v, XBT_UDV, 0);

@@ -161,6 +161,7 @@ static void set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
     v->seg[seg] = *s;
     v->ctx.seg_sel[seg] = s->selector;
     v->ctx.seg_base[seg] = s->base;
+    v->ctx.seg_limit[seg] = s->limit;
 }
 
 /* Sets the accessed bit of a descriptor, as the CPU does on a load. */

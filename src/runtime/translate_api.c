@@ -58,7 +58,8 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
         return XBT_E_INVAL;
     *out = NULL;
     if (!guest || !opts || (opts->cpl != 0 && opts->cpl != 3) || opts->window > 1 ||
-        opts->segbase_mask > 0xF || opts->max_insns > XBT_BLOCK_MAX_INSNS)
+        opts->segbase_mask > 0xF || opts->max_insns > XBT_BLOCK_MAX_INSNS ||
+        opts->seglimit_mask > 0x3F)
         return XBT_E_INVAL;
     struct translation_box *box = calloc(1, sizeof *box);
     if (!box)
@@ -69,7 +70,8 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
         tr.max_insns = opts->max_insns;
     xbt_tmode mode = { (uint8_t)opts->cpl, (uint8_t)opts->window, (uint8_t)opts->segbase_mask,
                        (uint8_t)((opts->flags & XBT_TRANSLATE_FPU_NM ? XBT_TM_FPU_NM : 0) |
-                                 (opts->flags & XBT_TRANSLATE_NO_SSE ? XBT_TM_NO_SSE : 0)) };
+                                 (opts->flags & XBT_TRANSLATE_NO_SSE ? XBT_TM_NO_SSE : 0)),
+                       (uint8_t)opts->seglimit_mask };
     struct flat_src src = { guest, guest_len, eip };
     box->block.code = box->code;
     box->block.code_cap = sizeof box->code;

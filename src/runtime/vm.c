@@ -278,6 +278,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         if (s != XBT_CS)
             flat_seg(&v->seg[s], 0x10, 0x3);
         c->seg_sel[s] = v->seg[s].selector;
+        c->seg_limit[s] = v->seg[s].limit;
     }
     v->ldtr.type = 2;
     v->tr.type = 0xB;
@@ -353,6 +354,7 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     for (int i = 0; i < XBT_NSEG; i++) {
         v->ctx.seg_sel[i] = v->seg[i].selector;
         v->ctx.seg_base[i] = v->seg[i].base;
+        v->ctx.seg_limit[i] = v->seg[i].limit;
     }
     v->cpl = v->seg[XBT_CS].dpl;
     v->tr = s->tr, v->ldtr = s->ldt, v->gdtr = s->gdt, v->idtr = s->idt;

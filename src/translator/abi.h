@@ -90,6 +90,7 @@ struct xbt_jit_ctx {
                                   when the state is in fpu[], a bare ret when loaded */
     uint8_t fpu[512] __attribute__((aligned(16))); /* guest x87/SSE state (fxsave64)
                                   while host code runs */
+    uint32_t seg_limit[6];     /* ES..GS limits in bytes, for limit-checked segments */
 };
 #endif
 
@@ -115,6 +116,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_FPU_LOADED    180
 #define XBT_CTX_FPU_ENTRY     184
 #define XBT_CTX_FPU           192
+#define XBT_CTX_SEG_LIMIT     704
 
 /* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
 #define XBT_JIT_EXIT_DIRECT   1
@@ -124,6 +126,7 @@ struct xbt_jit_ctx {
 #ifndef __ASSEMBLER__
 _Static_assert(offsetof(struct xbt_jit_ctx, exit_direct) == XBT_CTX_EXIT_DIRECT, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, fpu_loaded) == XBT_CTX_FPU_LOADED, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, seg_limit) == XBT_CTX_SEG_LIMIT, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, fpu_entry) == XBT_CTX_FPU_ENTRY, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, exit_indirect) == XBT_CTX_EXIT_INDIRECT, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, callout) == XBT_CTX_CALLOUT, "abi");

@@ -128,6 +128,36 @@ static ZydisEncoderOperand plain_mem(const ZydisDecodedOperand *op, int32_t extr
 }
 
 /* lea R15D, [seg base + address], all 32-bit wrapping, no flags touched. */
+static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind);
+
+static bool seg_needs_limit(const xbt_tx *t, int seg)
+{
+    return seg >= 0 && (t->mode->seglimit_mask & (1u << seg));
+}
+
+/*
+ * The offset in R15D against an expand-up segment's limit: offset + size - 1 must not
+ * pass ctx->seg_limit[seg], else #GP(0) (#SS(0) for SS) before the access.  Flags are
+ * kept with PUSHFQ/POPFQ around the compare (limit-checked segments are rare: Linux's
+ * stack-protector GS is one); R8 and R9 are free here.
+ */
+static void emit_limit_check(xbt_tx *t, const xbt_insn *in, int seg, uint32_t size)
+{
+    if (size == 0)
+        size = 1;
+    xbt_emit0(t, M(PUSHFQ));
+    xbt_emit2(t, M(LEA), xo_reg(R(R8)), xo_mem(R(R15), NOREG, 0, (int32_t)size - 1, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R9D)), ctx_mem(XBT_CTX_SEG_LIMIT + 4 * seg, 4));
+    xbt_emit2(t, M(CMP), xo_reg(R(R8)), xo_reg(R(R9)));
+    uint32_t bad = xbt_emit_branch8(t, M(JNBE), false);
+    xbt_emit0(t, M(POPFQ));
+    uint32_t over = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, bad, t->len);
+    xbt_emit0(t, M(POPFQ));
+    emit_callout(t, in, seg == XBT_SS ? XBT_CO_SS0 : XBT_CO_GP0);
+    xbt_patch_rel8(t, over, t->len);
+}
+
 static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
                                int32_t extra)
 {
@@ -155,6 +185,8 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
         }
     }
     int seg = xbt_seg_index(op->mem.segment);
+    if (seg_needs_limit(t, seg))
+        emit_limit_check(t, in, seg, (uint32_t)(op->size / 8));
     if (seg_needs_base(t, seg)) {
         xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
         xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
@@ -164,7 +196,8 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
 /* Does the guest operand need its linear address computed into R15D first? */
 static bool mem_needs_r15(const xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op)
 {
-    return (in->flags & XBT_IF_ADDR16) || seg_needs_base(t, xbt_seg_index(op->mem.segment));
+    int seg = xbt_seg_index(op->mem.segment);
+    return (in->flags & XBT_IF_ADDR16) || seg_needs_base(t, seg) || seg_needs_limit(t, seg);
 }
 
 /*
@@ -263,6 +296,11 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
         s.reg = 0xFF;
     }
 
+    /* The operand's linear address for the handler; not for the fault-only kinds that
+       the address computation itself emits (limit checks) or that need none. */
+    bool fault_only = kind == XBT_CO_GP0 || kind == XBT_CO_SS0 || kind == XBT_CO_DE;
+    if (fault_only)
+        s.flags &= (uint8_t)~XBT_COF_HAS_MEM;
     if ((s.flags & XBT_COF_HAS_MEM) && in->mem_op >= 0)
         emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
 

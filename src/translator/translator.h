@@ -38,6 +38,9 @@ typedef struct xbt_tmode {
     uint8_t segbase_mask; /* 1 << XBT_ES.. for each of ES CS SS DS whose base is nonzero
                              (FS and GS bases are always added, from ctx->seg_base) */
     uint8_t flags;        /* XBT_TM_* */
+    uint8_t seglimit_mask; /* 1 << XBT_ES..XBT_GS for each segment whose limit is not the
+                              flat 4 GiB: explicit memory operands through it are checked
+                              against ctx->seg_limit (#GP(0), #SS(0) for SS) */
 } xbt_tmode;
 
 /*

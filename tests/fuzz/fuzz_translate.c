@@ -26,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.cpl = (data[0] & 1) ? 3 : 0;
     o.window = (data[0] & 2) ? XBT_WINDOW_U : XBT_WINDOW_K;
     o.segbase_mask = data[1] & 0xf;
+    o.seglimit_mask = (data[1] >> 4) | ((data[0] >> 4) & 3) << 4;
     o.flags = (data[0] >> 2) & 3;
     o.max_insns = (data[2] & 0x7f) % 65; /* 0 (default) to XBT_BLOCK_MAX_INSNS */
     o.want_listing = data[3] & 1;

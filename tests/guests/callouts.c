@@ -107,9 +107,18 @@ static void test_segments(void)
     __asm__ volatile("push %%es; movw %w1, %%es; movl %%es:0x10, %0; pop %%es"
                      : "=r"(v) : "r"((u16)SEL_SMALL) : "memory");
     CHECK_EQ(v, 0xfeedf00d, "es segment base applied");
-    /* Not tested: a data access beyond a segment's limit (#GP(0) on hardware).  xbt
-       applies segment bases but does not check data-segment limits in translated code
-       yet (README, "What does not work yet"). */
+    /* Segment limits: SEL_SMALL is 4 KiB (offsets 0..0xfff) at 0x200000.  Accesses
+       inside the limit only: QEMU 7.2's TCG, the reference peer, does not check data
+       segment limits; xbt does (#GP(0) past the limit, tests/runtime checks that). */
+    __asm__ volatile("movw %w0, %%es" : : "r"((u16)SEL_SMALL));
+    u32 last = 0;
+    __asm__ volatile("movl %%es:0xffc, %0" : "=r"(last) : : "memory");
+    CHECK_EQ(last, *(volatile u32 *)0x200ffc, "es access at the last dword of the limit");
+    __asm__ volatile("movw %w0, %%es" : : "r"((u16)SEL_DATA));
+    __asm__ volatile("movw %w0, %%fs" : : "r"((u16)SEL_SMALL));
+    __asm__ volatile("movl %%fs:0x10, %0" : "=r"(last) : : "memory");
+    CHECK_EQ(last, 0xfeedf00d, "fs access inside the limit");
+    __asm__ volatile("movw %w0, %%fs" : : "r"((u16)SEL_DATA));
     /* Loads that fault. */
     TRY_FAULT("movw %w0, %%ds", "r"((u16)SEL_NP));
     CHECK_EQ(fault.vector, 11, "mov ds not present #NP");

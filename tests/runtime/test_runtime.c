@@ -328,6 +328,42 @@ START_TEST(mmio_exits)
 }
 END_TEST
 
+
+/* Data-segment limits: a 4 KiB expand-up segment in ES; an access inside works, one
+   across or past the limit is #GP(0) at the instruction; SS-relative is #SS(0). */
+START_TEST(segment_limits)
+{
+    const uint8_t code[] = {
+        0xb8, 0x18, 0x00, 0x00, 0x00,             /* mov eax, 0x18 */
+        0x8e, 0xc0,                               /* mov es, ax */
+        0x26, 0x8b, 0x0d, 0xfc, 0x0f, 0x00, 0x00, /* mov ecx, es:[0xffc] */
+        0x89, 0xc8, 0xe7, 0xf1,                   /* mov eax, ecx; out 0xf1, eax */
+        0x26, 0x8b, 0x0d, 0xfe, 0x0f, 0x00, 0x00, /* mov ecx, es:[0xffe]: #GP(0) */
+        0xf4,
+    };
+    /* handler: out 0xf2 = error code, out 0xf3 = faulting EIP */
+    const uint8_t handler[] = { 0x8b, 0x04, 0x24, 0xe7, 0xf2, 0x8b, 0x44, 0x24, 0x04,
+                                0xe7, 0xf3, 0xf4 };
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    /* GDT entry 3: data, base 0x200000, limit 0xfff (byte granular), present, DPL 0. */
+    uint64_t small = 0xfffull | (0x200000ull << 16) | (0x92ull << 40) | (0x4ull << 52);
+    memcpy(g.ram + 0x1000 + 24, &small, 8);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    s.gdt.limit = 31;
+    xbt_vcpu_set_sregs(g.cpu, &s);
+    uint32_t v = 0x5a5a1234;
+    memcpy(g.ram + 0x200ffc, &v, 4);
+    memcpy(g.ram + 0x101000, handler, sizeof handler);
+    set_gate(&g, 13, 0x101000, 0x8e);
+    expect_out(&g, 0xf1, 0x5a5a1234);
+    expect_out(&g, 0xf2, 0);
+    expect_out(&g, 0xf3, 0x100012);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 START_TEST(api_misuse_is_an_error)
 {
     xbt_vm_config c = XBT_VM_CONFIG_INIT;
@@ -354,6 +390,7 @@ int main(void)
     tcase_add_test(tc, stop_from_another_thread);
     tcase_add_test(tc, unknown_msr_is_gp);
     tcase_add_test(tc, mmio_exits);
+    tcase_add_test(tc, segment_limits);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
