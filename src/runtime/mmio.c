@@ -3,9 +3,12 @@
  * beyond RAM is PROT_NONE, so they arrive as host faults with precise guest state).
  * The instruction is decoded again and its one memory access becomes an MMIO exit; a
  * read completes with the embedder's data when the vCPU runs again.  Handled: MOV to or
- * from memory (r/m, immediate, moffs) and MOVZX/MOVSX loads, 1, 2 or 4 bytes; anything
- * else (string instructions, read-modify-write, an access straddling RAM and MMIO) is an
- * internal-error exit that names the instruction, for now.
+ * from memory (r/m, immediate, moffs) and MOVZX/MOVSX loads, 1, 2 or 4 bytes; STOS,
+ * LODS and MOVS (with or without REP, either direction, MMIO on one side), one element
+ * per exit: the instruction is re-executed for the next element, so the registers show
+ * the progress at every exit as on hardware.  Anything else (CMPS/SCAS, read-modify-
+ * write, stack, an access straddling RAM and MMIO) is an internal-error exit that names
+ * the instruction, for now.
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +22,78 @@ static uint32_t gpr_read(const struct xbt_vcpu *v, ZydisRegister r)
     if (xbt_reg_is_high8(r))
         return (val >> 8) & 0xFF;
     return val;
+}
+
+/* After one string element: advance the pointers, count down a REP, and either stay on
+   the instruction (more elements) or move past it. */
+static void string_step(struct xbt_vcpu *v, bool src, bool dst, int32_t step, bool rep,
+                        uint32_t next)
+{
+    if (src)
+        v->ctx.gpr[XBT_ESI] += (uint32_t)step;
+    if (dst)
+        v->ctx.gpr[XBT_EDI] += (uint32_t)step;
+    if (rep && --v->ctx.gpr[XBT_ECX] != 0)
+        return; /* EIP stays: the next element runs (and exits) again */
+    v->ctx.eip = next;
+}
+
+/* STOS, LODS, MOVS touching MMIO: one element.  false with no exit set: not a string
+   instruction this handles (the caller reports it). */
+static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, uint64_t gpa)
+{
+    ZydisMnemonic mn = in->zi.mnemonic;
+    bool stos = mn == ZYDIS_MNEMONIC_STOSB || mn == ZYDIS_MNEMONIC_STOSW || mn == ZYDIS_MNEMONIC_STOSD;
+    bool lods = mn == ZYDIS_MNEMONIC_LODSB || mn == ZYDIS_MNEMONIC_LODSW || mn == ZYDIS_MNEMONIC_LODSD;
+    bool movs = mn == ZYDIS_MNEMONIC_MOVSB || mn == ZYDIS_MNEMONIC_MOVSW ||
+                (mn == ZYDIS_MNEMONIC_MOVSD && in->zi.meta.category == ZYDIS_CATEGORY_STRINGOP);
+    if (!stos && !lods && !movs)
+        return false;
+    unsigned size = in->zi.operand_width / 8;
+    bool rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE);
+    int32_t step = (v->ctx.eflags & 0x400) ? -(int32_t)size : (int32_t)size;
+    int sseg = XBT_DS;
+    for (unsigned i = 0; i < in->zi.operand_count; i++)
+        if (in->ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+            xbt_gpr_index(in->ops[i].mem.base) == XBT_ESI)
+            sseg = xbt_seg_index(in->ops[i].mem.segment);
+    if (sseg < 0)
+        sseg = XBT_DS;
+    uint32_t src = v->seg[sseg].base + v->ctx.gpr[XBT_ESI];
+    uint32_t dst = v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI];
+    uint32_t next = v->ctx.eip + in->length;
+    uint32_t mask = size == 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1;
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_MMIO;
+    v->exit.mmio.gpa = gpa;
+    v->exit.mmio.size = size;
+    if ((stos || movs) && lin == dst) {
+        uint32_t val = v->ctx.gpr[XBT_EAX];
+        if (movs && !xbt_read_lin(v, src, &val, size)) {
+            v->pf_pending = false;
+            xbt_set_internal_error(v, v->ctx.eip, "MOVS from %08x to MMIO: the source is "
+                                   "not readable RAM (not emulated yet)", src);
+            return false;
+        }
+        v->exit.mmio.is_write = 1;
+        v->exit.mmio.data = val & mask;
+        string_step(v, movs, true, step, rep, next);
+        return true;
+    }
+    if ((lods || movs) && lin == src) {
+        v->mmio_pending = true;
+        v->mmio_kind = lods ? 1 : 2;
+        v->mmio_size = (uint8_t)size;
+        v->mmio_rep = rep;
+        v->mmio_step = step;
+        v->mmio_dst_lin = dst;
+        v->mmio_next_eip = next;
+        return true;
+    }
+    xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: the "
+                           "faulting address is neither its source nor its destination",
+                           (unsigned long long)gpa, ZydisMnemonicGetString(mn));
+    return false;
 }
 
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
@@ -36,6 +111,10 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
                                "the instruction", (unsigned long long)gpa);
         return false;
     }
+    if (in.mem_op < 0 && string_mmio(v, &in, lin, gpa))
+        return true;
+    if (in.mem_op < 0 && v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
+        return false;
     if (in.mem_op < 0) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s through "
                                "an implicit operand (stack or string): not emulated as MMIO",
@@ -104,10 +183,30 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     return true;
 }
 
-void xbt_mmio_complete(struct xbt_vcpu *v)
+bool xbt_mmio_complete(struct xbt_vcpu *v)
 {
     uint32_t d = (uint32_t)v->exit.mmio.data;
     unsigned sz = v->mmio_size;
+    if (v->mmio_kind) {
+        v->mmio_pending = false;
+        if (v->mmio_kind == 1) { /* LODS: into AL/AX/EAX */
+            uint32_t *a = &v->ctx.gpr[XBT_EAX];
+            *a = sz == 4 ? d : (*a & ~((1u << (8 * sz)) - 1)) | (d & ((1u << (8 * sz)) - 1));
+            string_step(v, true, false, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
+        } else { /* MOVS from MMIO: the element goes to RAM */
+            if (!xbt_write_lin(v, v->mmio_dst_lin, &d, sz)) {
+                v->pf_pending = false;
+                xbt_set_internal_error(v, v->ctx.eip, "MOVS from MMIO to %08x: the "
+                                       "destination is not writable RAM (not emulated yet)",
+                                       v->mmio_dst_lin);
+                v->mmio_kind = 0;
+                return false;
+            }
+            string_step(v, true, true, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
+        }
+        v->mmio_kind = 0;
+        return true;
+    }
     if (sz < 4) {
         d &= (1u << (8 * sz)) - 1;
         if (v->mmio_sign && (d >> (8 * sz - 1)) & 1)
@@ -124,4 +223,5 @@ void xbt_mmio_complete(struct xbt_vcpu *v)
         *r = d;
     v->ctx.eip = v->mmio_next_eip;
     v->mmio_pending = false;
+    return true;
 }

@@ -343,8 +343,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     if (v->io_in_pending)
         complete_in(v);
-    if (v->mmio_pending)
-        xbt_mmio_complete(v);
+    if (v->mmio_pending && !xbt_mmio_complete(v)) {
+        v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
+        return XBT_OK; /* v->exit holds the reason */
+    }
     memset(&v->exit, 0, sizeof v->exit);
     xbt_current_vcpu = v;
     v->thread = pthread_self();

@@ -98,6 +98,10 @@ struct xbt_vcpu {
     uint8_t mmio_reg;                /* destination GPR (|0x80: high byte) */
     uint8_t mmio_size, mmio_dst_size; /* access size; register width written */
     uint8_t mmio_sign;               /* MOVSX */
+    uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO */
+    uint8_t mmio_rep;
+    int32_t mmio_step;               /* string: +-size per element (DF) */
+    uint32_t mmio_dst_lin;           /* MOVS from MMIO: where the element goes */
     uint32_t mmio_next_eip;
     uint8_t io_in_reg_size;
     uint32_t io_next_eip;
@@ -187,6 +191,6 @@ extern __thread struct xbt_vcpu *xbt_current_vcpu;
 /* mmio.c: a guest access to physical memory without RAM.  Returns true with an MMIO
    exit prepared in v->exit, or false with an internal error set. */
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
-void xbt_mmio_complete(struct xbt_vcpu *v);
+bool xbt_mmio_complete(struct xbt_vcpu *v); /* false: an internal-error exit is set */
 
 #endif

@@ -34,6 +34,35 @@ void main(void)
     __asm__ volatile("movl %%eax, %%eax; movb $0x5a, (%1); movb (%1), %%ah" : "+a"(ab) : "r"(b + 1));
     CHECK_EQ((ab >> 8) & 0xff, 0x5a, "mmio into ah");
 
+    /* String instructions: one element per access, registers show the progress. */
+    u32 c = 8;
+    volatile u32 *sd = (volatile u32 *)(IOMEM + 0x400);
+    u32 *pdst = (u32 *)(IOMEM + 0x400);
+    __asm__ volatile("cld; rep stosl" : "+D"(pdst), "+c"(c) : "a"(0xa5a5a5a5u) : "memory");
+    CHECK(sd[0] == 0xa5a5a5a5u && sd[7] == 0xa5a5a5a5u, "rep stosl to mmio");
+    CHECK_EQ((u32)pdst, IOMEM + 0x420, "rep stosl: edi advanced");
+    static u8 ram_src[16] = "xbt mmio movs!!";
+    u8 *ps = ram_src, *pd8 = (u8 *)(IOMEM + 0x500);
+    c = 16;
+    __asm__ volatile("cld; rep movsb" : "+S"(ps), "+D"(pd8), "+c"(c) : : "memory");
+    u32 same = 1;
+    for (int i = 0; i < 16; i++) {
+        u8 m = *(volatile u8 *)(IOMEM + 0x500 + i); /* plain loads: MMIO takes MOV only */
+        same &= m == ram_src[i];
+    }
+    CHECK(same, "rep movsb ram to mmio");
+    static u32 ram_dst[8];
+    u32 *ps32 = (u32 *)(IOMEM + 0x400), *pd32 = ram_dst + 7;
+    ps32 += 7;
+    c = 8;
+    __asm__ volatile("std; rep movsl; cld" : "+S"(ps32), "+D"(pd32), "+c"(c) : : "memory");
+    CHECK(ram_dst[0] == 0xa5a5a5a5u && ram_dst[7] == 0xa5a5a5a5u, "rep movsl mmio to ram, backwards");
+    CHECK_EQ((u32)ps32, IOMEM + 0x400 - 4, "movsl backwards: esi");
+    u32 acc = 0xffffff00u;
+    u8 *pl = (u8 *)(IOMEM + 0x500);
+    __asm__ volatile("cld; lodsb" : "+a"(acc), "+S"(pl) : : "memory");
+    CHECK_EQ(acc, 0xffffff78u, "lodsb from mmio keeps the upper eax");
+
     /* Through paging: VA 0x80000000 -> the MMIO block. */
     for (u32 i = 0; i < 1024; i++)
         pt[i] = (i << 12) | 3;
