@@ -740,6 +740,30 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
     t->b->stats.rewritten++;
 }
 
+/*
+ * POPF at CPL 0, 32-bit, flat SS: every implemented flag is writable there, so no
+ * callout is needed.  The load comes first (the only thing that can fault), then the
+ * virtual IF and system flags, then the arithmetic flags into RFLAGS, then ESP.
+ */
+static void emit_popf(xbt_tx *t, const xbt_insn *in)
+{
+    (void)in;
+    xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(R14D)));
+    xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(0x200));                /* IF */
+    xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_reg(R(R15D)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(R14D)));
+    xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(0x247100));             /* TF IOPL NT AC ID */
+    xbt_emit2(t, M(OR), xo_reg(R(R15D)), xo_imm(2));
+    xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_EFLAGS_SYS, 4), xo_reg(R(R15D)));
+    xbt_emit2(t, M(AND), xo_reg(R(R14D)), xo_imm(XBT_EFLAGS_ARITH));
+    xbt_emit2(t, M(OR), xo_reg(R(R14D)), xo_imm(XBT_HOST_FLAGS_FIXED));
+    xbt_emit1(t, M(PUSH), xo_reg(R(R14)));
+    xbt_emit0(t, M(POPFQ));
+    emit_esp_add(t, 4);
+    t->b->stats.rewritten++;
+}
+
 /* MOV r/m, Sreg: the virtual selector. */
 static void emit_mov_from_sreg(xbt_tx *t, const xbt_insn *in)
 {
@@ -955,6 +979,12 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         }
         if (in->callout == XBT_CO_PUSHF) {
             emit_pushf(t, in);
+            return false;
+        }
+        if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&
+            !(t->mode->segbase_mask & (1u << XBT_SS)) &&
+            !(t->mode->seglimit_mask & (1u << XBT_SS))) {
+            emit_popf(t, in);
             return false;
         }
         break;
