@@ -409,7 +409,11 @@ static void gen_segovr(struct code *c)
 
 static void gen_misc(struct code *c)
 {
-    switch (rndn(6)) {
+    switch (rndn(8)) {
+    case 6: /* push flags value; popfd: arithmetic flags and DF (no TF: it would trap) */
+        put(c, 1, 0x68); put32(c, (rnd() & 0xCD5u) | 0x202u); put(c, 1, 0x9D); break; /* IF kept: user mode cannot clear it */
+    case 7: /* pushfd; pop r */
+        put(c, 1, 0x9C); put(c, 1, 0x58 + vreg()); break;
     case 0: put(c, 1, 0x98); break;             /* cwde */
     case 1: put(c, 2, 0x66, 0x98); break;       /* cbw */
     case 2: put(c, 1, 0x99); break;             /* cdq */
@@ -610,7 +614,7 @@ static uint32_t run_xbt(const struct code *c, const struct regs32 *in, struct re
     r.eax = in->gpr[EAX]; r.ecx = in->gpr[ECX]; r.edx = in->gpr[EDX]; r.ebx = in->gpr[EBX];
     r.esp = in->gpr[ESP]; r.ebp = in->gpr[EBP]; r.esi = in->gpr[ESI]; r.edi = in->gpr[EDI];
     r.eip = code_at;
-    r.eflags = in->eflags & ~0x200u;
+    r.eflags = in->eflags; /* IF=1 as natively (no interrupt source: nothing arrives) */
     xbt_vcpu_set_regs(cpu, &r);
     xbt_exit *ex;
     xbt_vcpu_run(cpu, &ex);
