@@ -293,6 +293,13 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *kernel = argv[optind];
+    if (cfg.user_mode != XBT_USER_DIRECT)
+        fprintf(stderr, "xbt-run: note: --user-mode has no effect yet: guest user mode (CPL 3) "
+                        "is not implemented, a guest that enters it stops with an internal "
+                        "error\n");
+    if (cfg.flags & XBT_VM_NO_TRACES)
+        fprintf(stderr, "xbt-run: note: traces are not implemented yet; --no-traces changes "
+                        "nothing\n");
 
     xbt_status st = xbt_vm_create(&cfg, &m->vm);
     if (st != XBT_OK) {
