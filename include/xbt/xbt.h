@@ -134,12 +134,13 @@ typedef struct xbt_vm_config {
     uint64_t ram_size;     /* bytes of guest physical RAM from address 0 (multiple of 4 KiB,
                               at most 3 GiB) */
     uint64_t tcache_size;  /* bytes of translation cache, 0 for the default (64 MiB) */
-    uint32_t user_mode;    /* XBT_USER_* */
+    uint32_t user_mode;    /* XBT_USER_* (no effect yet: guest CPL 3 is not implemented) */
     uint32_t flags;        /* XBT_VM_* */
-    uint32_t trace_threshold; /* executions before a trace head is traced, 0 default */
+    uint32_t trace_threshold; /* executions before a trace head is traced, 0 default
+                              (no effect yet: traces are not implemented) */
 } xbt_vm_config;
 
-#define XBT_VM_NO_TRACES 0x01 /* chained blocks only (for comparison) */
+#define XBT_VM_NO_TRACES 0x01 /* chained blocks only (for comparison; the default too, yet) */
 #define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging) */
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
