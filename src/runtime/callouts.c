@@ -502,13 +502,29 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
             xbt_set_internal_error(v, eip, "IRET with NT set (task return) is not supported");
             return XBT_LEAVE_EXIT;
         }
-        if ((ncs & 3) != v->cpl) {
-            xbt_set_internal_error(v, eip, "IRET to another privilege level arrives with "
-                                           "guest user mode");
-            return XBT_LEAVE_EXIT;
+        if ((ncs & 3) < v->cpl)
+            return fault(v, XBT_GP, ncs & ~3u); /* to an inner level: never */
+        if ((ncs & 3) > v->cpl) {
+            if (size != 4) {
+                xbt_set_internal_error(v, eip, "16-bit IRET to an outer privilege level is "
+                                               "not supported");
+                return XBT_LEAVE_EXIT;
+            }
+            uint32_t err;
+            int vec = xbt_iret_outer(v, neip, (uint16_t)ncs, nfl, esp, &err);
+            if (vec >= 0)
+                return fault(v, vec, err);
+            if (xbt_paging(v))
+                xbt_paging_changed(v); /* the window held supervisor mappings */
+            return XBT_LEAVE_DISPATCH;
         }
+        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
         uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
-                        XBT_EFLAGS_ID | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL;
+                        XBT_EFLAGS_ID;
+        if (v->cpl == 0)
+            mask |= XBT_EFLAGS_IOPL;
+        if (v->cpl <= iopl)
+            mask |= XBT_EFLAGS_IF;
         if (size == 2)
             mask &= 0xFFFF;
         uint32_t saved_esp = v->ctx.gpr[XBT_ESP];

@@ -281,23 +281,56 @@ static int deliver(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err, u
         return XBT_GP;
     if (!cs.present)
         return XBT_NP;
-    if (cs.dpl != v->cpl && !(cs.type & 4)) {
-        /* Inter-privilege delivery arrives with user mode (issue: guest user mode). */
-        return XBT_GP;
-    }
     uint32_t eflags = xbt_get_eflags(v);
     uint32_t esp = v->ctx.gpr[XBT_ESP];
-    bool ok = push32(v, &esp, eflags) && push32(v, &esp, v->seg[XBT_CS].selector) &&
-              push32(v, &esp, ret_eip);
-    if (ok && has_err)
-        ok = push32(v, &esp, err);
-    if (!ok)
-        return v->pf_pending ? XBT_PF : XBT_SSF;
+    if (cs.dpl < v->cpl && !(cs.type & 4)) {
+        /* To an inner privilege level: the stack of that level from the TSS (SS0:ESP0
+           for ring 0), then the old SS:ESP, EFLAGS, CS:EIP and the error code on it. */
+        if (is16 || cs.dpl != 0 || v->tr.unusable || !v->tr.present)
+            return XBT_GP;
+        uint32_t esp0 = 0, ss0 = 0;
+        if (!xbt_read_lin(v, v->tr.base + 4, &esp0, 4) ||
+            !xbt_read_lin(v, v->tr.base + 8, &ss0, 2))
+            return v->pf_pending ? XBT_PF : XBT_GP;
+        uint64_t sd;
+        xbt_segment ss;
+        if ((ss0 & ~3u) == 0 || (ss0 & 3) != 0 || !xbt_read_descriptor(v, (uint16_t)ss0, &sd))
+            return XBT_TS;
+        xbt_seg_from_desc(&ss, (uint16_t)ss0, sd);
+        if (!ss.s || (ss.type & 8) || !(ss.type & 2) || ss.dpl != 0)
+            return XBT_TS;
+        if (!ss.present)
+            return XBT_SSF;
+        uint32_t nesp = esp0;
+        uint32_t words[6] = { v->seg[XBT_SS].selector, esp, eflags, v->seg[XBT_CS].selector,
+                              ret_eip, err };
+        int n = has_err ? 6 : 5;
+        for (int i = 0; i < n; i++) {
+            nesp -= 4;
+            if (!xbt_write_lin(v, ss.base + nesp, &words[i], 4))
+                return v->pf_pending ? XBT_PF : XBT_SSF;
+        }
+        ss.type |= 1;
+        set_seg(v, XBT_SS, &ss);
+        v->ctx.gpr[XBT_ESP] = nesp;
+        v->cpl = 0;
+        cs.selector = (uint16_t)(csel & ~3u);
+        set_seg(v, XBT_CS, &cs);
+    } else {
+        if (cs.dpl != v->cpl && !(cs.type & 4))
+            return XBT_GP;
+        bool ok = push32(v, &esp, eflags) && push32(v, &esp, v->seg[XBT_CS].selector) &&
+                  push32(v, &esp, ret_eip);
+        if (ok && has_err)
+            ok = push32(v, &esp, err);
+        if (!ok)
+            return v->pf_pending ? XBT_PF : XBT_SSF;
+        v->ctx.gpr[XBT_ESP] = esp;
+        cs.selector = (uint16_t)((csel & ~3u) | v->cpl);
+        set_seg(v, XBT_CS, &cs);
+    }
     if (is16)
         target &= 0xFFFF;
-    v->ctx.gpr[XBT_ESP] = esp;
-    cs.selector = (uint16_t)((csel & ~3u) | v->cpl);
-    set_seg(v, XBT_CS, &cs);
     v->ctx.eip = target;
     /* Interrupt gates clear IF; both clear TF, NT, RF (and VM). */
     uint32_t clear = XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_RF;
@@ -306,6 +339,68 @@ static int deliver(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err, u
     xbt_set_eflags(v, 0, clear);
     v->halted = false;
     v->interrupt_shadow = false;
+    return -1;
+}
+
+/*
+ * IRET (32-bit) to an outer privilege level: after EIP, CS and EFLAGS the stack holds the
+ * new ESP and SS.  Checks as the SDM's IRET pseudo-code: CS a code segment whose DPL is
+ * its RPL (or lower for conforming), SS writable data with RPL = DPL = the new CPL;
+ * data segments the new level may not use become null.  Returns -1 on success or the
+ * vector of the fault (*err its error code).  esp points after the popped EFLAGS.
+ */
+int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,
+                   uint32_t *err)
+{
+    unsigned rpl = ncs & 3;
+    uint32_t nesp = 0, nss = 0;
+    *err = 0;
+    if (!xbt_read_lin(v, v->seg[XBT_SS].base + esp, &nesp, 4) ||
+        !xbt_read_lin(v, v->seg[XBT_SS].base + esp + 4, &nss, 2))
+        return v->pf_pending ? XBT_PF : XBT_SSF;
+    uint64_t cd, sd;
+    xbt_segment cs, ss;
+    *err = ncs & ~3u;
+    if ((ncs & ~3u) == 0 || !xbt_read_descriptor(v, ncs, &cd))
+        return XBT_GP;
+    xbt_seg_from_desc(&cs, ncs, cd);
+    if (!cs.s || !(cs.type & 8) || ((cs.type & 4) ? cs.dpl > rpl : cs.dpl != rpl))
+        return XBT_GP;
+    if (!cs.present)
+        return XBT_NP;
+    *err = nss & ~3u;
+    if ((nss & ~3u) == 0 || (nss & 3) != rpl || !xbt_read_descriptor(v, (uint16_t)nss, &sd))
+        return XBT_GP;
+    xbt_seg_from_desc(&ss, (uint16_t)nss, sd);
+    if (!ss.s || (ss.type & 8) || !(ss.type & 2) || ss.dpl != rpl)
+        return XBT_GP;
+    if (!ss.present)
+        return XBT_SSF;
+    /* Committed.  EFLAGS: the old CPL (0 here) may change IF and IOPL. */
+    uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                    XBT_EFLAGS_ID | XBT_EFLAGS_IF;
+    if (v->cpl == 0)
+        mask |= XBT_EFLAGS_IOPL;
+    xbt_set_eflags(v, nfl, mask);
+    cs.type |= 1;
+    ss.type |= 1;
+    set_seg(v, XBT_CS, &cs);
+    set_seg(v, XBT_SS, &ss);
+    v->ctx.gpr[XBT_ESP] = nesp;
+    v->ctx.eip = neip;
+    v->cpl = rpl;
+    for (int sg = 0; sg < XBT_NSEG; sg++) {
+        if (sg == XBT_CS || sg == XBT_SS)
+            continue;
+        xbt_segment *d = &v->seg[sg];
+        bool conforming_code = (d->type & 0xC) == 0xC;
+        if (!d->unusable && d->s && !conforming_code && d->dpl < rpl) {
+            xbt_segment null = { 0 };
+            null.unusable = 1;
+            set_seg(v, sg, &null);
+        }
+    }
+    *err = 0;
     return -1;
 }
 
@@ -319,8 +414,10 @@ static int fault_class(int vector)
     return 0;
 }
 
+/* fault_eip: what a fault met while delivering pushes (the instruction's own EIP: for
+   INT n that is the INT, not the next instruction ret_eip). */
 static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err,
-                         uint32_t ret_eip, bool check_dpl, int depth)
+                         uint32_t ret_eip, uint32_t fault_eip, bool check_dpl, int depth)
 {
     if (vector < 32)
         v->stats.exceptions[vector]++;
@@ -343,15 +440,15 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     }
     int c1 = fault_class(vector), c2 = fault_class(second);
     if ((c1 == 1 && c2 == 1) || (c1 == 2 && c2 != 0))
-        return raise_nested(v, XBT_DF, true, 0, ret_eip, false, depth + 1);
-    return raise_nested(v, second, true, second_err, ret_eip, false, depth + 1);
+        return raise_nested(v, XBT_DF, true, 0, fault_eip, fault_eip, false, depth + 1);
+    return raise_nested(v, second, true, second_err, fault_eip, fault_eip, false, depth + 1);
 }
 
 bool xbt_raise(struct xbt_vcpu *v, int vector, bool has_error, uint32_t error, uint32_t eip)
 {
     if (!has_error_code(vector))
         has_error = false;
-    return raise_nested(v, vector, has_error, error, eip, false, 0);
+    return raise_nested(v, vector, has_error, error, eip, eip, false, 0);
 }
 
 bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32_t next_eip,
@@ -361,6 +458,5 @@ bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32
         v->stats.interrupts++;
     /* INT n, INT3 and INTO check the gate's DPL and push the next EIP; an external
        interrupt pushes the EIP it interrupted (next_eip == fault_eip then). */
-    (void)fault_eip;
-    return raise_nested(v, vector, false, 0, next_eip, software, 0);
+    return raise_nested(v, vector, false, 0, next_eip, fault_eip, software, 0);
 }

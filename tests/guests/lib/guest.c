@@ -159,6 +159,16 @@ void idt_set(int v, u32 handler, u16 sel, u8 type, u8 dpl)
 
 void set_handler(int vector, handler_fn fn) { handlers[vector] = fn; }
 
+void tss_init(u32 esp0)
+{
+    memcpy(tss + 4, &esp0, 4);
+    u32 ss0 = SEL_DATA;
+    memcpy(tss + 8, &ss0, 4);
+    u16 iomap = sizeof tss; /* no I/O permission bitmap */
+    memcpy(tss + 102, &iomap, 2);
+    __asm__ volatile("ltr %w0" : : "r"((u16)SEL_TSS));
+}
+
 void isr_dispatch(struct frame *f);
 void isr_dispatch(struct frame *f)
 {

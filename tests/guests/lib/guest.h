@@ -34,6 +34,7 @@ struct frame {
     u32 edi, esi, ebp, esp0, ebx, edx, ecx, eax;
     u32 vector, err;
     u32 eip, cs, eflags;
+    u32 esp3, ss3; /* only when the interrupted code ran at CPL 3 (cs & 3) */
 };
 
 extern u64 gdt[GDT_ENTRIES];
@@ -105,6 +106,9 @@ void pit_start(u32 hz);
 
 /* The multiboot information the loader passed (EBX at entry). */
 extern u32 multiboot_info;
+
+/* The TSS's ring-0 stack (SS0 = SEL_DATA) and LTR; for user-mode tests. */
+void tss_init(u32 esp0);
 
 void main(void);
 

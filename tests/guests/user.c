@@ -1,0 +1,130 @@
+/*
+ * user.c - guest user mode (issue 5's first guest): IRET to CPL 3, INT 0x80 from CPL 3
+ * through a DPL 3 gate with the TSS stack switch (the handler sees the user's CS, SS
+ * and ESP), a privileged instruction at CPL 3 (#GP), INT through a DPL 0 gate from CPL 3
+ * (#GP with the IDT error code), and with paging on a user access to a supervisor page
+ * (#PF with the U bit).  User code returns to the kernel with an "exit" system call.
+ */
+#include "lib/guest.h"
+
+static u8 kstack[8192] __attribute__((aligned(16)));
+static u8 ustack[8192] __attribute__((aligned(16)));
+static volatile u32 kernel_esp, saw_cs, saw_ss, saw_esp3, frame_at, gp_cs, gp_err, gp_count;
+static volatile u32 pf_err, pf_cr2, pf_cs;
+static u32 pd[1024] __attribute__((aligned(4096)));
+static u32 pt[4][1024] __attribute__((aligned(4096)));
+/* A page of its own, made supervisor-only (nothing else of the user's on it). */
+static volatile u32 user_secret_page[1024] __attribute__((aligned(4096)));
+#define user_secret user_secret_page[0]
+
+void enter_user(void (*fn)(void), u32 esp);
+void kernel_resume(void);
+/* Saves the kernel ESP, IRETs to fn at CPL 3; the exit system call comes back to
+   kernel_resume, which restores the ESP and returns to enter_user's caller. */
+__asm__(".text\n.globl enter_user\nenter_user:\n"
+        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
+        "\tmovl %esp, kernel_esp\n"
+        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
+        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\tpushl $0x1b\n\tpushl %eax\n"
+        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
+        "\tiret\n"
+        ".globl kernel_resume\nkernel_resume:\n"
+        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
+        "\tmovl kernel_esp, %esp\n"
+        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
+
+static void syscall_handler(struct frame *f)
+{
+    if (f->eax == 0) { /* exit: back to the kernel, at CPL 0 */
+        f->eip = (u32)kernel_resume;
+        f->cs = SEL_CODE;
+        return;
+    }
+    saw_cs = f->cs;
+    saw_ss = f->ss3;
+    saw_esp3 = f->esp3;
+    frame_at = (u32)f;
+    f->eax += 100;
+}
+
+static void gp_handler(struct frame *f)
+{
+    gp_count++;
+    gp_cs = f->cs;
+    gp_err = f->err;
+    f->eip += 1; /* skip the one-byte instruction (cli / hlt) or the int's 2nd byte */
+    if (f->vector == 13 && *(u8 *)(f->eip - 1) == 0xcd)
+        f->eip += 1;
+}
+
+static void pf_handler(struct frame *f)
+{
+    __asm__ volatile("mov %%cr2, %0" : "=r"(pf_cr2));
+    pf_err = f->err;
+    pf_cs = f->cs;
+    f->eip += 5; /* movl moffs32, %eax (a1 + 4 bytes) */
+}
+
+static volatile u32 user_result;
+
+static void user_syscall(void)
+{
+    u32 r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(7) : "memory");
+    user_result = r;
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
+static void user_privileged(void)
+{
+    __asm__ volatile("cli" ::: "memory");
+    __asm__ volatile("int $0x31" ::: "memory"); /* DPL 0 gate */
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
+static void user_supervisor_page(void)
+{
+    __asm__ volatile("movl user_secret_page, %%eax" : : : "eax", "memory");
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
+void main(void)
+{
+    tss_init((u32)(kstack + sizeof kstack));
+    /* The library has stubs for vectors 0-63: INT 0x80 goes through stub 0x30. */
+    set_handler(0x30, syscall_handler);
+    idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
+    set_handler(13, gp_handler);
+    set_handler(14, pf_handler);
+
+    enter_user(user_syscall, (u32)(ustack + sizeof ustack));
+    CHECK_EQ(user_result, 107, "int 0x80 from CPL 3 returns a value");
+    CHECK_EQ(saw_cs, SEL_UCODE, "handler sees the user CS");
+    CHECK_EQ(saw_ss, SEL_UDATA, "handler sees the user SS");
+    CHECK(saw_esp3 > (u32)ustack && saw_esp3 <= (u32)(ustack + sizeof ustack), "user ESP saved");
+    CHECK(frame_at > (u32)kstack && frame_at < (u32)(kstack + sizeof kstack),
+          "handler runs on the TSS ring-0 stack");
+
+    enter_user(user_privileged, (u32)(ustack + sizeof ustack));
+    CHECK_EQ(gp_count, 2, "cli and int through a DPL 0 gate fault at CPL 3");
+    CHECK_EQ(gp_cs, SEL_UCODE, "#GP from CPL 3");
+    CHECK_EQ(gp_err, (0x31 << 3) | 2, "#GP error code names the DPL 0 gate");
+
+    /* Paging on, user_secret's page supervisor-only. */
+    for (u32 i = 0; i < 4 * 1024; i++)
+        pt[i / 1024][i % 1024] = (i << 12) | 7;
+    for (u32 i = 0; i < 4; i++)
+        pd[i] = (u32)pt[i] | 7;
+    user_secret = 0x5ec2e7;
+    u32 secret_page = (u32)&user_secret >> 12;
+    pt[secret_page / 1024][secret_page % 1024] &= ~4u;
+    __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
+    u32 cr0;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+    enter_user(user_supervisor_page, (u32)(ustack + sizeof ustack));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
+    CHECK_EQ(pf_err, 5, "user read of a supervisor page: #PF P|U");
+    CHECK_EQ(pf_cr2, (u32)&user_secret, "#PF cr2");
+    CHECK_EQ(pf_cs, SEL_UCODE, "#PF from CPL 3");
+}
