@@ -404,6 +404,40 @@ static int descriptor_query(struct xbt_vcpu *v, unsigned kind)
 
 /* ---- the dispatcher of callouts ------------------------------------------------------ */
 
+/* SYSENTER / SYSEXIT: flat CS and SS from IA32_SYSENTER_CS (+8, +16, +24), no
+   descriptor reads, as the SDM specifies. */
+static int sysenter_exit(struct xbt_vcpu *v, bool enter)
+{
+    uint16_t base = (uint16_t)(v->msr_sysenter_cs & 0xFFFC);
+    unsigned dpl = enter ? 0 : 3;
+    xbt_segment cs = { 0 }, ss = { 0 };
+    cs.base = ss.base = 0;
+    cs.limit = ss.limit = 0xFFFFFFFFu;
+    cs.type = 0xB;
+    ss.type = 0x3;
+    cs.s = ss.s = 1;
+    cs.present = ss.present = 1;
+    cs.db = ss.db = 1;
+    cs.g = ss.g = 1;
+    cs.dpl = ss.dpl = (uint8_t)dpl;
+    cs.selector = (uint16_t)(enter ? base : (base + 16) | 3);
+    ss.selector = (uint16_t)(enter ? base + 8 : (base + 24) | 3);
+    xbt_set_seg(v, XBT_CS, &cs);
+    xbt_set_seg(v, XBT_SS, &ss);
+    v->cpl = dpl;
+    if (enter) {
+        v->ctx.vif = 0; /* IF cleared (and VM, RF) */
+        v->ctx.gpr[XBT_ESP] = (uint32_t)v->msr_sysenter_esp;
+        v->ctx.eip = (uint32_t)v->msr_sysenter_eip;
+    } else {
+        v->ctx.gpr[XBT_ESP] = v->ctx.gpr[XBT_ECX];
+        v->ctx.eip = v->ctx.gpr[XBT_EDX];
+        if (xbt_paging(v))
+            xbt_paging_changed(v); /* back to CPL 3: no supervisor mappings */
+    }
+    return XBT_LEAVE_DISPATCH;
+}
+
 int xbt_callout_entry(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
@@ -828,9 +862,7 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     case XBT_CO_SYSEXIT:
         if ((v->msr_sysenter_cs & 0xFFFC) == 0 || (s->kind == XBT_CO_SYSEXIT && !priv_ok))
             return fault(v, XBT_GP, 0);
-        xbt_set_internal_error(v, eip, "%s arrives with guest user mode",
-                               s->kind == XBT_CO_SYSENTER ? "SYSENTER" : "SYSEXIT");
-        return XBT_LEAVE_EXIT;
+        return sysenter_exit(v, s->kind == XBT_CO_SYSENTER);
     case XBT_CO_BCD:
         return bcd(v);
     case XBT_CO_SALC:

@@ -164,6 +164,11 @@ static void set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
     v->ctx.seg_limit[seg] = s->limit;
 }
 
+void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
+{
+    set_seg(v, seg, s);
+}
+
 /* Sets the accessed bit of a descriptor, as the CPU does on a load. */
 static void mark_accessed(struct xbt_vcpu *v, uint16_t sel, uint64_t d)
 {

@@ -145,6 +145,7 @@ bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32
 uint32_t xbt_get_eflags(const struct xbt_vcpu *v);
 void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask);
 bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip);
+void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s);
 int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,
                    uint32_t *err);
 bool xbt_read_descriptor(struct xbt_vcpu *v, uint16_t sel, uint64_t *desc);

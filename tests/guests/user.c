@@ -65,7 +65,25 @@ static void pf_handler(struct frame *f)
     f->eip += 5; /* movl moffs32, %eax (a1 + 4 bytes) */
 }
 
-static volatile u32 user_result;
+static volatile u32 user_result, sysenter_count, sysenter_cs_seen;
+
+/* SYSENTER lands here at CPL 0 on the SYSENTER_ESP stack; SYSEXIT returns to EDX with
+   ESP = ECX (the user passes both). */
+void sysenter_entry(void);
+__asm__(".text\n.globl sysenter_entry\nsysenter_entry:\n"
+        "\tincl sysenter_count\n"
+        "\tmovl %cs, %eax\n\tmovl %eax, sysenter_cs_seen\n"
+        "\tmovl $1234, %eax\n"
+        "\tsysexit\n");
+
+static void user_sysenter(void)
+{
+    u32 r;
+    __asm__ volatile("movl %%esp, %%ecx\n\tleal 1f, %%edx\n\tsysenter\n1:"
+                     : "=a"(r) : : "ecx", "edx", "memory");
+    user_result = r;
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
 
 static void user_syscall(void)
 {
@@ -109,6 +127,16 @@ void main(void)
     CHECK_EQ(gp_count, 2, "cli and int through a DPL 0 gate fault at CPL 3");
     CHECK_EQ(gp_cs, SEL_UCODE, "#GP from CPL 3");
     CHECK_EQ(gp_err, (0x31 << 3) | 2, "#GP error code names the DPL 0 gate");
+
+    /* SYSENTER / SYSEXIT through the MSRs: CS 0x08/SS 0x10 in, 0x1b/0x23 out. */
+    __asm__ volatile("wrmsr" : : "c"(0x174), "a"(SEL_CODE), "d"(0));
+    __asm__ volatile("wrmsr" : : "c"(0x175), "a"((u32)(kstack + sizeof kstack - 64)), "d"(0));
+    __asm__ volatile("wrmsr" : : "c"(0x176), "a"((u32)sysenter_entry), "d"(0));
+    user_result = 0;
+    enter_user(user_sysenter, (u32)(ustack + sizeof ustack));
+    CHECK_EQ(sysenter_count, 1, "sysenter reached the kernel entry");
+    CHECK_EQ(sysenter_cs_seen & 0xffff, SEL_CODE, "sysenter: CS from the MSR");
+    CHECK_EQ(user_result, 1234, "sysexit back to user with the result");
 
     /* Paging on, user_secret's page supervisor-only. */
     for (u32 i = 0; i < 4 * 1024; i++)
