@@ -51,7 +51,7 @@ function median(k,   n, i, j, t, a) {
 }
 { k = $1 SUBSEP $3; cnt[k]++; val[k, cnt[k]] = $4; benches[$3] = 1; peers[$1] = 1 }
 END {
-    order = "compute callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall sigsegv"
+    order = "compute callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg sigsegv"
     n = split(order, names, " ")
     printf "%-10s %12s %12s %12s %12s %10s %10s\n", "benchmark", "native", "xbt", "qemu-tcg", "kvm", "xbt/native", "xbt/qemu"
     print "date,cpu,cpu_mhz,benchmark,native,xbt,qemu_tcg,kvm,reps" > csv
@@ -67,7 +67,7 @@ END {
 }' "$out/all"
 echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
-echo "int = INT n + IRET at CPL 0; syscall/sigsegv = host getppid via int 0x80 and a SIGSEGV round trip"
+echo "int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then
     awk -F, 'NR > 1 { printf "%s %s %s %s\n", $4, ($5 == "" ? "NaN" : $5), ($6 == "" ? "NaN" : $6), ($7 == "" ? "NaN" : $7) }' "$csv" >"$out/plot.dat"
