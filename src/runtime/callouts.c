@@ -432,8 +432,6 @@ static int sysenter_exit(struct xbt_vcpu *v, bool enter)
     } else {
         v->ctx.gpr[XBT_ESP] = v->ctx.gpr[XBT_ECX];
         v->ctx.eip = v->ctx.gpr[XBT_EDX];
-        if (xbt_paging(v))
-            xbt_paging_changed(v); /* back to CPL 3: no supervisor mappings */
     }
     return XBT_LEAVE_DISPATCH;
 }
@@ -548,9 +546,7 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
             int vec = xbt_iret_outer(v, neip, (uint16_t)ncs, nfl, esp, &err);
             if (vec >= 0)
                 return fault(v, vec, err);
-            if (xbt_paging(v))
-                xbt_paging_changed(v); /* the window held supervisor mappings */
-            return XBT_LEAVE_DISPATCH;
+            return XBT_LEAVE_DISPATCH; /* CPL 3 code runs in the user window */
         }
         uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
         uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "vcpu.h"
@@ -212,12 +213,13 @@ static void complete_in(struct xbt_vcpu *v)
  * translated code.  Clean pages are mapped read-only so that the first write comes back
  * here and sets the dirty bit.  false: an exit is recorded.
  */
-static bool paged_fault(struct xbt_vcpu *v, uint32_t lin)
+static bool paged_fault(struct xbt_vcpu *v, uint8_t *window, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
     bool write = v->fault_err & 2;
+    bool user = window == vm->ubase;
     xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, write, v->cpl == 3, false, &r)) {
+    if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
         if (r.bus_error) {
             xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
                                    lin);
@@ -240,7 +242,7 @@ static bool paged_fault(struct xbt_vcpu *v, uint32_t lin)
         v->smc_single = true;
     }
     bool writable = r.writable && (r.dirty || write) && !vm->code_prot[page];
-    if (!xbt_window_map(vm, lin, r.gpa, writable)) {
+    if (!xbt_window_map(vm, window, lin, r.gpa, writable)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
         return false;
     }
@@ -262,9 +264,11 @@ static bool handle_fault(struct xbt_vcpu *v)
     xbt_vm *vm = v->vm;
     switch (sig) {
     case SIGSEGV: {
-        uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase;
+        uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase, u = (uintptr_t)vm->ubase;
         if (a >= k && a < k + (4ull << 30) && xbt_paging(v))
-            return paged_fault(v, (uint32_t)(a - k));
+            return paged_fault(v, vm->kbase, (uint32_t)(a - k));
+        if (a >= u && a < u + (4ull << 30) && xbt_paging(v))
+            return paged_fault(v, vm->ubase, (uint32_t)(a - u));
         if (a >= k && a < k + (4ull << 30)) {
             uint64_t gpa = a - k;
             if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
@@ -302,6 +306,25 @@ static bool handle_fault(struct xbt_vcpu *v)
 static __thread uintptr_t thread_gs_base;
 static __thread bool thread_altstack_ok;
 
+/* Points GS (and ctx->kbase, which the string rewrites use) at the window translated
+   code must use now.  WRGSBASE when the host kernel allows it, else arch_prctl. */
+static bool set_window(struct xbt_vcpu *v)
+{
+    uint8_t *w = xbt_current_window(v);
+    v->ctx.kbase = (uint64_t)(uintptr_t)w;
+    if (thread_gs_base == (uintptr_t)w)
+        return true;
+    static int fsgsbase = -1;
+    if (fsgsbase < 0)
+        fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
+    if (fsgsbase)
+        __asm__ volatile("wrgsbase %0" : : "r"((uint64_t)(uintptr_t)w) : "memory");
+    else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)w) != 0)
+        return false;
+    thread_gs_base = (uintptr_t)w;
+    return true;
+}
+
 static void ensure_altstack(void)
 {
     if (thread_altstack_ok)
@@ -334,12 +357,9 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             return XBT_OK;
         }
     }
-    if (thread_gs_base != (uintptr_t)vm->kbase) {
-        if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)vm->kbase) != 0) {
-            xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
-            return XBT_OK;
-        }
-        thread_gs_base = (uintptr_t)vm->kbase;
+    if (!set_window(v)) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
+        return XBT_OK;
     }
     if (v->io_in_pending)
         complete_in(v);
@@ -393,6 +413,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         if (v->halted) {
             v->exit.reason = XBT_EXIT_HLT;
+            break;
+        }
+        if ((uintptr_t)xbt_current_window(v) != thread_gs_base && !set_window(v)) {
+            xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
             break;
         }
         xbt_tmode m = current_mode(v);

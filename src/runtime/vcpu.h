@@ -57,6 +57,8 @@ struct xbt_vm {
     uint64_t ram_size;
     uint8_t *kreserve;         /* the 8 GiB reservation the K-window was carved from */
     uint8_t *kbase;            /* K-window: guest linear 0 */
+    uint8_t *ureserve;         /* the reservation of the user window */
+    uint8_t *ubase;            /* user window (paging on, CPL 3): only user pages */
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
     bool window_paged;         /* the K-window holds linear (paged) mappings */
     xbt_tcache *tc;
@@ -172,7 +174,10 @@ void xbt_protect_code_page(xbt_vm *vm, uint32_t page);
 /* The K-window under guest paging (vm.c): drop every mapping (and, paging off, map RAM
    1:1 again with the code pages read-only); map one 4 KiB page; drop a range. */
 void xbt_window_reset(xbt_vm *vm);
-bool xbt_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
+bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable);
+/* The window translated code of this vCPU uses now: the user window for CPL 3 with
+   paging on, else the K-window. */
+uint8_t *xbt_current_window(const struct xbt_vcpu *v);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
 /* Guest paging changed (CR3 load, CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings,
    undo every chain and start a new mapping epoch, in which each translation is checked

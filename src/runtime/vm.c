@@ -57,6 +57,16 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         goto host_fail;
     }
     vm->kbase = (uint8_t *)(((uintptr_t)vm->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
+    /* The user window: user code (CPL 3, paging on) sees only the pages its rights allow,
+       so it gets a window of its own, filled with user rights. */
+    vm->ureserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+    if (vm->ureserve == MAP_FAILED) {
+        vm->ureserve = NULL;
+        last_host_error = "cannot reserve 8 GiB of address space for the user window";
+        goto host_fail;
+    }
+    vm->ubase = (uint8_t *)(((uintptr_t)vm->ureserve + 4 * GIB - 1) & ~(4 * GIB - 1));
     /* Paging off: guest linear == physical, so RAM is mapped 1:1 at the window base. */
     if (mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
              vm->memfd, 0) == MAP_FAILED) {
@@ -87,6 +97,8 @@ void xbt_vm_destroy(xbt_vm *vm)
     free(vm->code_prot);
     if (vm->kreserve)
         munmap(vm->kreserve, 8 * GIB);
+    if (vm->ureserve)
+        munmap(vm->ureserve, 8 * GIB);
     if (vm->ram)
         munmap(vm->ram, vm->ram_size);
     if (vm->memfd >= 0)
@@ -128,10 +140,17 @@ void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page)
         mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
 }
 
+uint8_t *xbt_current_window(const struct xbt_vcpu *v)
+{
+    return (xbt_paging(v) && v->cpl == 3) ? v->vm->ubase : v->vm->kbase;
+}
+
 void xbt_window_reset(xbt_vm *vm)
 {
     bool paged = vm->vcpu && xbt_paging(vm->vcpu);
     mmap(vm->kbase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+         -1, 0);
+    mmap(vm->ubase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
          -1, 0);
     vm->window_paged = paged;
     if (paged)
@@ -142,9 +161,9 @@ void xbt_window_reset(xbt_vm *vm)
             mprotect(vm->kbase + (p << 12), 4096, PROT_READ);
 }
 
-bool xbt_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
+bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable)
 {
-    void *at = vm->kbase + (lin & ~0xFFFu);
+    void *at = window + (lin & ~0xFFFu);
     return mmap(at, 4096, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED,
                 vm->memfd, (off_t)(gpa & ~0xFFFull)) == at;
 }
@@ -152,6 +171,8 @@ bool xbt_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
 {
     mmap(vm->kbase + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+         -1, 0);
+    mmap(vm->ubase + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
          -1, 0);
 }
 
