@@ -224,10 +224,32 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
 
 /* ---- port I/O -------------------------------------------------------------------------- */
 
-static bool io_allowed(struct xbt_vcpu *v)
+/* CLI/STI and friends: CPL <= IOPL. */
+static bool iopl_allowed(struct xbt_vcpu *v)
 {
     uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
-    return v->cpl <= iopl; /* the TSS I/O bitmap arrives with guest user mode */
+    return v->cpl <= iopl;
+}
+
+/* Port access: CPL <= IOPL, or else every bit for port..port+size-1 clear in the 32-bit
+   TSS's I/O permission bitmap (base at TSS offset 102, within the TSS limit). */
+static bool io_allowed_port(struct xbt_vcpu *v, uint16_t port, unsigned size)
+{
+    if (iopl_allowed(v))
+        return true;
+    if (v->tr.unusable || !v->tr.present || (v->tr.type & 7) != 3 || v->tr.limit < 103)
+        return false; /* no 32-bit TSS (type 9/11): no bitmap */
+    uint16_t base = 0;
+    if (!xbt_read_lin(v, v->tr.base + 102, &base, 2))
+        return false;
+    uint32_t byte = base + port / 8u;
+    if (byte + 1 > v->tr.limit) /* both bytes that may hold the bits must be inside */
+        return false;
+    uint16_t bits = 0;
+    if (!xbt_read_lin(v, v->tr.base + byte, &bits, 2))
+        return false;
+    uint32_t mask = ((1u << size) - 1) << (port & 7);
+    return (bits & mask) == 0;
 }
 
 static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, uint32_t data)
@@ -468,12 +490,12 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
                                ZydisMnemonicGetString((ZydisMnemonic)s->mnemonic), eip);
         return XBT_LEAVE_EXIT;
     case XBT_CO_CLI:
-        if (!io_allowed(v))
+        if (!iopl_allowed(v))
             return fault(v, XBT_GP, 0);
         v->ctx.vif = 0;
         return next(v);
     case XBT_CO_STI:
-        if (!io_allowed(v))
+        if (!iopl_allowed(v))
             return fault(v, XBT_GP, 0);
         if (!v->ctx.vif) {
             v->interrupt_shadow = true;
@@ -761,10 +783,10 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     }
     case XBT_CO_IN:
     case XBT_CO_OUT: {
-        if (!io_allowed(v))
-            return fault(v, XBT_GP, 0);
         uint16_t port = (s->flags & XBT_COF_IMM_PORT) ? (uint16_t)s->imm
                                                       : (uint16_t)v->ctx.gpr[XBT_EDX];
+        if (!io_allowed_port(v, port, size))
+            return fault(v, XBT_GP, 0);
         v->ctx.eip = nxt;
         if (s->kind == XBT_CO_IN) {
             v->io_in_pending = true;
@@ -775,7 +797,7 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     }
     case XBT_CO_INS:
     case XBT_CO_OUTS: {
-        if (!io_allowed(v))
+        if (!io_allowed_port(v, (uint16_t)v->ctx.gpr[XBT_EDX], size))
             return fault(v, XBT_GP, 0);
         bool rep = s->flags & XBT_COF_REP;
         if (rep && v->ctx.gpr[XBT_ECX] == 0)

@@ -100,6 +100,17 @@ static void user_privileged(void)
     __asm__ volatile("int $0x80" : : "a"(0) : "memory");
 }
 
+static volatile u32 io_value;
+
+static void user_io(void)
+{
+    u8 v;
+    __asm__ volatile("inb %w1, %0" : "=a"(v) : "Nd"((u16)0x3ff)); /* allowed by the bitmap */
+    io_value = v;
+    __asm__ volatile("movw $0x3fd, %%dx\n\tinb %%dx, %%al" : : : "eax", "edx"); /* denied */
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
 static void user_supervisor_page(void)
 {
     __asm__ volatile("movl user_secret_page, %%eax" : : : "eax", "memory");
@@ -127,6 +138,14 @@ void main(void)
     CHECK_EQ(gp_count, 2, "cli and int through a DPL 0 gate fault at CPL 3");
     CHECK_EQ(gp_cs, SEL_UCODE, "#GP from CPL 3");
     CHECK_EQ(gp_err, (0x31 << 3) | 2, "#GP error code names the DPL 0 gate");
+
+    /* The TSS I/O permission bitmap at IOPL 0. */
+    outb(0x3ff, 0x6c);
+    tss_allow_port(0x3ff);
+    u32 before = gp_count;
+    enter_user(user_io, (u32)(ustack + sizeof ustack));
+    CHECK_EQ(io_value, 0x6c, "user in from a port the bitmap allows");
+    CHECK_EQ(gp_count, before + 1, "user in from a port the bitmap denies: #GP");
 
     /* SYSENTER / SYSEXIT through the MSRs: CS 0x08/SS 0x10 in, 0x1b/0x23 out. */
     __asm__ volatile("wrmsr" : : "c"(0x174), "a"(SEL_CODE), "d"(0));

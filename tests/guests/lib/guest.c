@@ -11,7 +11,9 @@ struct fault_record fault;
 u32 multiboot_info;
 static handler_fn handlers[64];
 static u32 n_pass, n_fail;
-static u8 tss[104] __attribute__((aligned(16)));
+/* 104 bytes of 32-bit TSS, then an I/O permission bitmap for ports 0-0x3ff and the
+   terminating byte. */
+static u8 tss[104 + 128 + 1] __attribute__((aligned(16)));
 static u64 ldt[2] __attribute__((aligned(8)));
 
 void *memset(void *d, int c, unsigned n)
@@ -159,13 +161,19 @@ void idt_set(int v, u32 handler, u16 sel, u8 type, u8 dpl)
 
 void set_handler(int vector, handler_fn fn) { handlers[vector] = fn; }
 
+void tss_allow_port(u16 port)
+{
+    tss[104 + port / 8] &= (u8)~(1u << (port % 8));
+}
+
 void tss_init(u32 esp0)
 {
     memcpy(tss + 4, &esp0, 4);
     u32 ss0 = SEL_DATA;
     memcpy(tss + 8, &ss0, 4);
-    u16 iomap = sizeof tss; /* no I/O permission bitmap */
+    u16 iomap = 104; /* the bitmap follows: every port denied until tss_allow_port */
     memcpy(tss + 102, &iomap, 2);
+    memset(tss + 104, 0xff, 129);
     __asm__ volatile("ltr %w0" : : "r"((u16)SEL_TSS));
 }
 

@@ -109,6 +109,8 @@ extern u32 multiboot_info;
 
 /* The TSS's ring-0 stack (SS0 = SEL_DATA) and LTR; for user-mode tests. */
 void tss_init(u32 esp0);
+/* Lets CPL 3 (IOPL 0) use one port through the TSS I/O permission bitmap. */
+void tss_allow_port(u16 port);
 
 void main(void);
 
