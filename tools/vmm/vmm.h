@@ -130,4 +130,9 @@ struct boot_module {
 int load_multiboot(xbt_vm *vm, xbt_vcpu *cpu, const char *path, const char *cmdline,
                    const struct boot_module *mods, int nmods, char *err, size_t errlen);
 
+/* linux.c: the Linux 32-bit boot protocol for a bzImage. */
+bool is_bzimage(const char *path);
+int load_linux(xbt_vm *vm, xbt_vcpu *cpu, const char *path, const char *cmdline,
+               const char *initrd, char *err, size_t errlen);
+
 #endif

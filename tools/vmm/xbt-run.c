@@ -47,11 +47,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: xbt-run [options] KERNEL.elf\n"
-            "Boots a multiboot v1 kernel under xbt (COM1 on this terminal, PIT, PIC,\n"
+            "Boots a multiboot v1 kernel or a Linux bzImage under xbt (COM1 on this terminal,\n"
+            "PIT, PIC,\n"
             "isa-debug-exit at 0xf4 as in QEMU).\n"
             "  -m, --mem MIB          guest RAM in MiB (default 128)\n"
             "  -a, --append STRING    kernel command line (after the kernel's path)\n"
             "      --module 'FILE [STRING]'  a multiboot module (repeatable)\n"
+            "      --initrd FILE      initial ramdisk (Linux bzImage kernels)\n"
             "      --user-mode MODE   direct (default), strict or adaptive\n"
             "      --no-traces        chained blocks only\n"
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
@@ -201,17 +203,18 @@ int main(int argc, char **argv)
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.ram_size = 128u << 20;
     const char *append = "";
+    const char *initrd = NULL;
     struct boot_module mods[MAX_MODULES];
     int nmods = 0;
     bool stats = false;
     double timeout = 0;
     struct vmm *m = &the_vmm;
 
-    enum { O_MODULE = 256, O_USER, O_NOTRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
+    enum { O_MODULE = 256, O_INITRD, O_USER, O_NOTRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
            O_TRACEIO, O_VERSION };
     static const struct option opts[] = {
         { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
-        { "module", required_argument, 0, O_MODULE }, { "user-mode", required_argument, 0, O_USER },
+        { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "user-mode", required_argument, 0, O_USER },
         { "no-traces", no_argument, 0, O_NOTRACE }, { "no-chain", no_argument, 0, O_NOCHAIN },
         { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
@@ -232,6 +235,7 @@ int main(int argc, char **argv)
             break;
         }
         case 'a': append = optarg; break;
+        case O_INITRD: initrd = optarg; break;
         case O_MODULE: {
             if (nmods == MAX_MODULES) {
                 fprintf(stderr, "xbt-run: at most %d modules\n", MAX_MODULES);
@@ -312,7 +316,10 @@ int main(int argc, char **argv)
         return EXIT_INTERNAL;
     }
     char err[512];
-    if (load_multiboot(m->vm, m->cpu, kernel, append, mods, nmods, err, sizeof err) != 0) {
+    int lrc = is_bzimage(kernel)
+                  ? load_linux(m->vm, m->cpu, kernel, append, initrd, err, sizeof err)
+                  : load_multiboot(m->vm, m->cpu, kernel, append, mods, nmods, err, sizeof err);
+    if (lrc != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
         xbt_vm_destroy(m->vm);
         return EXIT_NOIMAGE;
