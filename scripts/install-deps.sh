@@ -17,6 +17,7 @@ PKGS=(
   gnuplot-nox                    # benchmark plots
   valgrind
   xxd
+  cpio gzip                      # the Linux guest's initramfs (scripts/linux-guest.sh)
 )
 
 missing=()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# linux-guest.sh [OUT_DIR]: fetches Debian's 32-bit Linux (linux-image-6.1.0-*-686) and
+# busybox-static:i386 from the Debian archive (the only place anything is downloaded
+# from) and packs an initramfs whose /init mounts /proc, prints a marker, runs a small
+# workload and powers off.  Output: OUT_DIR/vmlinuz and OUT_DIR/initramfs.cpio.gz
+# (default build/linux).  Idempotent; needs root for dpkg --add-architecture.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:-$root/build/linux}
+mkdir -p "$out"
+if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+    echo "linux-guest: $out already has vmlinuz and initramfs.cpio.gz"; exit 0
+fi
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+if ! dpkg --print-foreign-architectures | grep -qx i386; then
+    $SUDO dpkg --add-architecture i386
+fi
+$SUDO apt-get update -qq || true  # a mirror in sync may fail one index; the rest works
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-686$' | awk '{print $1}' |
+      sort -V | tail -1)
+[ -n "$pkg" ] || { echo "linux-guest: no linux-image-6.1.0-*-686 in the archive" >&2; exit 1; }
+apt-get download -q "$pkg" busybox-static:i386 >/dev/null 2>&1 ||
+    $SUDO apt-get download -q "$pkg" busybox-static:i386 >/dev/null
+dpkg -x "$pkg"_*.deb img
+dpkg -x busybox-static_*_i386.deb bb
+cp img/boot/vmlinuz-* "$out/vmlinuz"
+mkdir -p rootfs/bin rootfs/proc rootfs/sys rootfs/dev rootfs/tmp
+cp bb/bin/busybox rootfs/bin/busybox
+cp "$root/tests/linux/init" rootfs/init
+chmod 755 rootfs/init rootfs/bin/busybox
+(cd rootfs && find . | cpio -o -H newc --quiet) | gzip -9 > "$out/initramfs.cpio.gz"
+echo "linux-guest: $pkg and busybox-static:i386 -> $out/vmlinuz, $out/initramfs.cpio.gz"

@@ -1,0 +1,50 @@
+#!/bin/bash
+# run-linux.sh PEER [xbt-run options]: boots Debian's 32-bit Linux with the test
+# initramfs (scripts/linux-guest.sh) on PEER = xbt | qemu-tcg and checks what /init
+# printed.  Exit 77 with "SKIP: ..." when the kernel or the peer is missing.
+set -u
+peer=$1
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+dir=${LINUX_DIR:-$here/../../build/linux}
+cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet"
+if [ ! -f "$dir/vmlinuz" ] || [ ! -f "$dir/initramfs.cpio.gz" ]; then
+    echo "SKIP: no Linux guest in $dir (scripts/linux-guest.sh fetches it from Debian)"; exit 77
+fi
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+t0=$(date +%s.%N)
+case "$peer" in
+xbt)
+    xbt_run=${XBT_RUN:-$here/../../build/tools/xbt-run}
+    [ -x "$xbt_run" ] || { echo "SKIP: xbt-run not built"; exit 77; }
+    timeout 300 "$xbt_run" --mem 256 --timeout 280 "$@" --initrd "$dir/initramfs.cpio.gz" \
+        -a "$cmdline" "$dir/vmlinuz" </dev/null >"$out" 2>&1
+    ;;
+qemu-tcg)
+    command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
+    # With acpi=off, poweroff halts the CPU and QEMU idles: stop it once Linux says so.
+    qemu-system-i386 -accel tcg -m 256 -kernel "$dir/vmlinuz" \
+        -initrd "$dir/initramfs.cpio.gz" -append "$cmdline" -display none -nographic \
+        -monitor none -serial stdio -no-reboot </dev/null >"$out" 2>&1 &
+    qpid=$!
+    for _ in $(seq 3000); do
+        grep -aq "System halted\|Kernel panic" "$out" && break
+        kill -0 $qpid 2>/dev/null || break
+        sleep 0.1
+    done
+    kill $qpid 2>/dev/null
+    wait $qpid 2>/dev/null
+    ;;
+*) echo "usage: run-linux.sh xbt|qemu-tcg [xbt-run options]" >&2; exit 2 ;;
+esac
+status=$?
+t1=$(date +%s.%N)
+tr -d '\r' <"$out" | grep -a -v '^xbt-run: unhandled port' | tail -25
+echo "== $peer: exit status $status, $(awk "BEGIN{printf \"%.2f\", $t1-$t0}") s"
+for want in XBT-INIT-MARKER "forked 200" HELLO-THROUGH-A-PIPE written-in-tmpfs XBT-INIT-DONE; do
+    if ! grep -aq "$want" "$out"; then
+        echo "FAIL: '$want' missing from the guest's output"; exit 1
+    fi
+done
+echo "PASS: Linux booted to /init and ran its script"
