@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main demo: installs what is missing, builds, boots the bundled guest kernel
 # (tests/guests/hello.c) under xbt's hosted VMM and on QEMU TCG (and KVM where /dev/kvm is
-# hardware virtualization), then runs the nanobenchmark guest on each and prints the
-# comparison against native execution, KVM and QEMU (bench/run-nano.sh).
+# hardware virtualization), runs the nanobenchmark guest on each and prints the
+# comparison against native execution, KVM and QEMU (bench/run-nano.sh), then boots
+# Debian's 32-bit Linux with a busybox initramfs under xbt and under QEMU TCG.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh || exit 1
@@ -27,3 +28,13 @@ done
 echo
 echo "== nanobenchmarks: xbt beside native, QEMU TCG and KVM (cycles, medians)"
 bash bench/run-nano.sh 3
+
+echo
+echo "== Debian's 32-bit Linux 6.1 with a busybox initramfs (from the Debian archive)"
+if bash scripts/linux-guest.sh build/linux; then
+  for peer in xbt qemu-tcg; do
+    tests/linux/run-linux.sh $peer | grep -a -e XBT-INIT -e forked -e '^== ' -e PASS -e FAIL
+  done
+else
+  echo "   could not fetch the Linux guest from the Debian archive: skipped"
+fi
