@@ -8,6 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/build/linux}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # absolute: the work below happens in a temporary directory
 if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; then
     echo "linux-guest: $out already has vmlinuz and initramfs.cpio.gz"; exit 0
 fi
