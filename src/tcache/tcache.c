@@ -14,6 +14,12 @@ struct xbt_tcache {
     xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
     xbt_block **order;         /* blocks by host address (allocation order) */
     uint32_t n_order, cap_order;
+    /* Chains made since the last xbt_tc_unchain_all, so that undoing them costs what
+       they cost to make (not a walk over every block: Linux's CR3 switches made that
+       a third of the run time). */
+    struct chain_rec { xbt_block *from; uint32_t exit; } *recent;
+    uint32_t n_recent, cap_recent;
+    bool recent_overflow;
     xbt_tc_stats st;
 };
 
@@ -71,6 +77,7 @@ void xbt_tc_destroy(xbt_tcache *tc)
         return;
     free_blocks(tc);
     free(tc->order);
+    free(tc->recent);
     munmap(tc->code, tc->size);
     free(tc);
 }
@@ -162,6 +169,17 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     from->chained_to[exit] = to;
     patch_rel32(from->host + from->exits[exit].rel32_off, to->host);
     tc->st.chains++;
+    if (tc->n_recent == tc->cap_recent) {
+        uint32_t cap = tc->cap_recent ? 2 * tc->cap_recent : 4096;
+        struct chain_rec *r = realloc(tc->recent, cap * sizeof *r);
+        if (!r) {
+            tc->recent_overflow = true; /* fall back to the full walk */
+            return;
+        }
+        tc->recent = r;
+        tc->cap_recent = cap;
+    }
+    tc->recent[tc->n_recent++] = (struct chain_rec){ from, exit };
 }
 
 bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit)
@@ -258,8 +276,35 @@ void xbt_tc_drop(xbt_tcache *tc, xbt_block *b)
     tc->st.invalidations++;
 }
 
+/* Undoes one chain (from, exit) if it is still there, freeing its incoming link. */
+static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit)
+{
+    xbt_block *to = from->chained_to[exit];
+    if (!from->valid || !to)
+        return;
+    unpatch(from, exit);
+    from->chained_to[exit] = NULL;
+    tc->st.unchains++;
+    for (struct xbt_tc_link **pl = &to->incoming; *pl; pl = &(*pl)->next)
+        if ((*pl)->from == from && (*pl)->exit == exit) {
+            struct xbt_tc_link *dead = *pl;
+            *pl = dead->next;
+            free(dead);
+            break;
+        }
+}
+
 void xbt_tc_unchain_all(xbt_tcache *tc)
 {
+    if (!tc->recent_overflow) {
+        /* Every live chain was made since the last call (older ones were undone then). */
+        for (uint32_t k = 0; k < tc->n_recent; k++)
+            unchain_one(tc, tc->recent[k].from, tc->recent[k].exit);
+        tc->n_recent = 0;
+        return;
+    }
+    tc->recent_overflow = false;
+    tc->n_recent = 0;
     for (uint32_t k = 0; k < tc->n_order; k++) {
         xbt_block *b = tc->order[k];
         if (!b->valid)
@@ -313,6 +358,8 @@ bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page)
 void xbt_tc_flush(xbt_tcache *tc)
 {
     free_blocks(tc);
+    tc->n_recent = 0;
+    tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);
     memset(tc->pages, 0, sizeof tc->pages);
     tc->used = 0;
