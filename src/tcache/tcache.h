@@ -11,7 +11,7 @@
 
 #include "translator/translator.h"
 
-#define XBT_TC_HASH_BITS 14
+#define XBT_TC_HASH_BITS 16
 #define XBT_TC_PAGE_HASH_BITS 12
 
 struct xbt_tc_link; /* an incoming chain */
