@@ -77,6 +77,12 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     return m;
 }
 
+static void mark_code_lin(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1)
+{
+    v->code_lin[lin0 >> 15] |= (uint8_t)(1u << ((lin0 >> 12) & 7));
+    v->code_lin[lin1 >> 15] |= (uint8_t)(1u << ((lin1 >> 12) & 7));
+}
+
 /* Physical page of a linear code address under the current mapping, or false. */
 static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
 {
@@ -103,6 +109,7 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
     if (code_page(v, lin0, &p0) && code_page(v, lin1, &p1) && p0 == b->page[0] &&
         p1 == b->page[1]) {
         b->epoch = v->tc_epoch;
+        mark_code_lin(v, lin0, lin1);
         return true;
     }
     xbt_tc_drop(v->vm->tc, b);
@@ -175,6 +182,10 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         }
     }
     b->epoch = v->tc_epoch;
+    {
+        uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
+        mark_code_lin(v, l0, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0));
+    }
     xbt_protect_code_page(vm, lin0);
     xbt_protect_code_page(vm, lin1);
     return b;

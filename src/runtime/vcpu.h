@@ -131,6 +131,9 @@ struct xbt_vcpu {
     /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
     bool fetch_pf, fetch_raised;
     uint32_t tc_epoch;               /* bumped when linear-to-physical mappings may change */
+    /* Linear pages translated code has come from (a superset, never cleared but on a
+       flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
+    uint8_t code_lin[1u << 17];
     uint32_t fetch_pf_lin, fetch_pf_err;
     uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
 

@@ -186,7 +186,15 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
         xbt_window_drop(vm, lin, len);
     /* Translations are keyed by linear EIP and depend only on the physical bytes: they
        stay cached, but none runs or is linked again before the run loop has checked
-       that its linear pages still map to the physical pages it was made from. */
+       that its linear pages still map to the physical pages it was made from.  An
+       INVLPG of pages no translation came from changes nothing for them. */
+    if (len != 0) {
+        bool code = false;
+        for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12 && !code; p++)
+            code = v->code_lin[p >> 3] & (1u << (p & 7));
+        if (!code)
+            return;
+    }
     v->tc_epoch++;
     xbt_tc_unchain_all(vm->tc);
     v->ibl_stale = true;
