@@ -134,7 +134,8 @@ typedef struct xbt_vm_config {
     uint64_t ram_size;     /* bytes of guest physical RAM from address 0 (multiple of 4 KiB,
                               at most 3 GiB) */
     uint64_t tcache_size;  /* bytes of translation cache, 0 for the default (64 MiB) */
-    uint32_t user_mode;    /* XBT_USER_* (no effect yet: guest CPL 3 is not implemented) */
+    uint32_t user_mode;    /* XBT_USER_*; direct and adaptive fall back to strict where
+                              the host cannot (see xbt_vm_user_mode) */
     uint32_t flags;        /* XBT_VM_* */
     uint32_t trace_threshold; /* executions before a trace head is traced, 0 default
                               (no effect yet: traces are not implemented) */
@@ -150,6 +151,9 @@ typedef struct xbt_vm_config {
    reason in xbt_last_host_error(). */
 xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out);
 void xbt_vm_destroy(xbt_vm *vm);
+/* The user-code mode in effect (XBT_USER_*), and why it differs from the one asked
+   for (NULL when it does not). */
+uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why);
 /* Host view of guest physical RAM (ram_size bytes), valid until destroy.  Writes
    through it to pages holding translated code must be followed by
    xbt_vm_invalidate(), or done with xbt_vm_write_phys(). */
@@ -263,6 +267,10 @@ typedef struct xbt_stats {
     /* guest paging: window misses mapped without the guest noticing, guest page faults
        raised, whole-window drops (CR3 loads, INVLPG, paging mode changes) */
     uint64_t hidden_faults, page_faults, window_drops;
+    /* direct execution of user code: entries, exits (host signals), of those the kicks
+       and the trapped system calls (int 0x80), and instructions run once translated
+       because they trapped */
+    uint64_t direct_entries, direct_exits, direct_kicks, direct_syscalls, direct_xlate;
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 /* Writes a human-readable statistics report (for --stats). */

@@ -224,25 +224,27 @@ static void complete_in(struct xbt_vcpu *v)
  * translated code.  Clean pages are mapped read-only so that the first write comes back
  * here and sets the dirty bit.  false: an exit is recorded.
  */
-static bool paged_fault(struct xbt_vcpu *v, uint8_t *window, uint32_t lin)
+int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
     bool write = v->fault_err & 2;
-    bool user = window == vm->ubase;
+    bool user = win != XBT_WIN_KERNEL;
     xbt_walk_result r;
     if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
         if (r.bus_error) {
             xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
                                    lin);
-            return false;
+            return 0;
         }
         v->cr2 = lin;
         v->stats.page_faults++;
-        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip);
+        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? 1 : 0;
     }
     if (r.gpa >= vm->ram_size) {
+        if (win == XBT_WIN_DIRECT)
+            return 2; /* the translator runs the access and makes the MMIO exit */
         xbt_mmio_begin(v, lin, r.gpa);
-        return false;
+        return 0;
     }
     uint32_t page = (uint32_t)(r.gpa >> 12);
     if (write && vm->code_prot[page]) {
@@ -253,12 +255,21 @@ static bool paged_fault(struct xbt_vcpu *v, uint8_t *window, uint32_t lin)
         v->smc_single = true;
     }
     bool writable = r.writable && (r.dirty || write) && !vm->code_prot[page];
-    if (!xbt_window_map(vm, window, lin, r.gpa, writable)) {
+    if (win == XBT_WIN_DIRECT) {
+        if (v->smc_single) {
+            /* The writing instruction runs once translated, with the page writable. */
+            v->smc_single = false;
+            return 2;
+        }
+        if (!xbt_direct_window_map(vm, lin, r.gpa, writable))
+            return 2;
+    } else if (!xbt_window_map(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, lin, r.gpa,
+                               writable)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
-        return false;
+        return 0;
     }
     v->stats.hidden_faults++;
-    return true;
+    return 1;
 }
 
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
@@ -277,9 +288,9 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGSEGV: {
         uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase, u = (uintptr_t)vm->ubase;
         if (a >= k && a < k + (4ull << 30) && xbt_paging(v))
-            return paged_fault(v, vm->kbase, (uint32_t)(a - k));
+            return xbt_paged_fault(v, XBT_WIN_KERNEL, (uint32_t)(a - k)) != 0;
         if (a >= u && a < u + (4ull << 30) && xbt_paging(v))
-            return paged_fault(v, vm->ubase, (uint32_t)(a - u));
+            return xbt_paged_fault(v, XBT_WIN_USER, (uint32_t)(a - u)) != 0;
         if (a >= k && a < k + (4ull << 30)) {
             uint64_t gpa = a - k;
             if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
@@ -315,7 +326,6 @@ static bool handle_fault(struct xbt_vcpu *v)
    signal stack is known to be installed.  Both checks cost a system call each, so a
    run that returns for every port access (an IN exit) does them once per thread. */
 static __thread uintptr_t thread_gs_base;
-static __thread bool thread_altstack_ok;
 
 /* Points GS (and ctx->kbase, which the string rewrites use) at the window translated
    code must use now.  WRGSBASE when the host kernel allows it, else arch_prctl. */
@@ -333,23 +343,8 @@ static bool set_window(struct xbt_vcpu *v)
     else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)w) != 0)
         return false;
     thread_gs_base = (uintptr_t)w;
+    xbt_thread_set_gsbase((uint64_t)(uintptr_t)w);
     return true;
-}
-
-static void ensure_altstack(void)
-{
-    if (thread_altstack_ok)
-        return;
-    thread_altstack_ok = true;
-    stack_t cur;
-    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
-        return;
-    size_t sz = 1 << 16;
-    void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return;
-    stack_t ss = { .ss_sp = p, .ss_size = sz, .ss_flags = 0 };
-    sigaltstack(&ss, NULL);
 }
 
 xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
@@ -358,7 +353,11 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         return XBT_E_INVAL;
     *exitp = &v->exit;
     xbt_vm *vm = v->vm;
-    ensure_altstack();
+    if (!xbt_thread_altstack()) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot set up an alternate signal stack");
+        return XBT_OK;
+    }
+    xbt_thread_set_gsbase(thread_gs_base);
     if (!v->smc_exec) {
         v->smc_exec = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE | PROT_EXEC,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -426,6 +425,16 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             v->exit.reason = XBT_EXIT_HLT;
             break;
         }
+        if (!v->smc_single && !v->interrupt_shadow && xbt_direct_wanted(v)) {
+            /* Guest user code runs directly until a host signal brings it back. */
+            chain_site = 0;
+            if (!xbt_direct_run(v))
+                break;
+            if (v->direct_xlate)
+                v->smc_single = true; /* that one instruction, translated */
+            continue;
+        }
+        v->direct_xlate = false;
         if ((uintptr_t)xbt_current_window(v) != thread_gs_base && !set_window(v)) {
             xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
             break;
@@ -532,6 +541,11 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops\n",
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
         (unsigned long long)st->window_drops);
+    OUT("direct: %llu entries, %llu exits (%llu kicks, %llu int 0x80 trapped), %llu "
+        "instructions run translated after a trap\n",
+        (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,
+        (unsigned long long)st->direct_kicks, (unsigned long long)st->direct_syscalls,
+        (unsigned long long)st->direct_xlate);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window" };
     OUT("exits:");

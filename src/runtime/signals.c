@@ -70,10 +70,17 @@ static void report_host_crash(int sig, siginfo_t *si, ucontext_t *uc)
     backtrace_symbols_fd(frames, k, 2);
 }
 
-static void on_fault(int sig, siginfo_t *si, void *uc_)
+void xbt_on_fault(int sig, siginfo_t *si, void *uc_);
+void xbt_on_kick(int sig, siginfo_t *si, void *uc_);
+void xbt_on_sys(int sig, siginfo_t *si, void *uc_);
+
+/* The entry stubs (direct_stubs.S) jump here with the host's FS and GS in place. */
+void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
 {
     ucontext_t *uc = uc_;
     struct xbt_vcpu *v = xbt_current_vcpu;
+    if (v && v->in_direct && xbt_direct_signal(v, sig, si, uc))
+        return;
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
     if (v && v->running && xbt_tc_contains(v->vm->tc, rip)) {
         xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
@@ -117,12 +124,13 @@ static void on_fault(int sig, siginfo_t *si, void *uc_)
     raise(sig);
 }
 
-static void on_kick(int sig, siginfo_t *si, void *uc_)
+void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
 {
-    (void)sig, (void)si;
     ucontext_t *uc = uc_;
     struct xbt_vcpu *v = xbt_current_vcpu;
     if (!v || !v->running)
+        return;
+    if (v->in_direct && xbt_direct_signal(v, sig, si, uc))
         return;
     /* Make every indirect branch miss and unlink the running block's exits: the guest
        leaves translated code at the next block end. */
@@ -137,24 +145,38 @@ static void on_kick(int sig, siginfo_t *si, void *uc_)
     }
 }
 
+/* A system call trapped by the seccomp filter of direct execution (direct.c): from
+   guest code it is an exit; from anywhere else a bug in the VMM. */
+void xbt_on_sys(int sig, siginfo_t *si, void *uc_)
+{
+    ucontext_t *uc = uc_;
+    struct xbt_vcpu *v = xbt_current_vcpu;
+    if (v && v->in_direct && xbt_direct_signal(v, sig, si, uc))
+        return;
+    xbt_on_fault(sig, si, uc_);
+}
+
 bool xbt_signals_init(void)
 {
     static int done;
     if (done)
         return true;
-    static uint8_t altstack[1 << 16];
-    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof altstack, .ss_flags = 0 };
-    if (sigaltstack(&ss, NULL) != 0)
+    if (!xbt_thread_altstack())
         return false;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fault;
+    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))xbt_sig_entry_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    /* Nothing blocked: translated-code faults leave by siglongjmp, which keeps the
+       mask.  A kick nested in an entry stub returns at once (direct_stubs.S). */
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
         if (sigaction(fault_signals[i], &sa, NULL) != 0)
             return false;
-    sa.sa_sigaction = on_kick;
+    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))xbt_sig_entry_sys;
+    if (sigaction(SIGSYS, &sa, NULL) != 0)
+        return false;
+    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))xbt_sig_entry_kick;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     if (sigaction(XBT_KICK_SIGNAL, &sa, NULL) != 0)
         return false;

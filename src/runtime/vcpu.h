@@ -11,10 +11,12 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "runtime/direct.h"
 #include "tcache/tcache.h"
 #include "translator/abi.h"
 #include "translator/translator.h"
@@ -63,6 +65,8 @@ struct xbt_vm {
     bool window_paged;         /* the K-window holds linear (paged) mappings */
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
+    bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
+    char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
 };
 
 struct xbt_vcpu {
@@ -137,6 +141,15 @@ struct xbt_vcpu {
     uint32_t fetch_pf_lin, fetch_pf_err;
     uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
 
+    /* Direct execution of user code (direct.c). */
+    struct xbt_direct direct;
+    bool in_direct;                  /* inside xbt_direct_enter: signals may leave it */
+    bool direct_xlate;               /* run the next instruction translated, then direct */
+    uint64_t ldt_key[XBT_NSEG];      /* what each mirror LDT entry holds */
+#define XBT_HOT_SLOTS 256
+#define XBT_HOT_THRESHOLD 16
+    struct xbt_hot { uint32_t page, cr3, count; } hot[XBT_HOT_SLOTS]; /* adaptive mode */
+
     xbt_exit exit;
     xbt_stats stats;
     uint8_t tbuf[XBT_BLOCK_MAX_CODE];
@@ -194,6 +207,23 @@ struct xbt_walk_result;
 bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
                   struct xbt_walk_result *r);
 void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page);
+
+/* Direct execution (direct.c). */
+enum { XBT_WIN_KERNEL = 0, XBT_WIN_USER = 1, XBT_WIN_DIRECT = 2 };
+/* A host page fault at linear `lin` of a window: 1 handled (mapped or a guest fault
+   raised), 0 an exit is recorded, 2 the D-window cannot hold the page (below
+   mmap_min_addr). */
+int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
+bool xbt_direct_vm_init(xbt_vm *vm, const char **why);
+void xbt_direct_vm_destroy(xbt_vm *vm);
+void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len);
+bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
+bool xbt_direct_wanted(const struct xbt_vcpu *v);
+bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
+bool xbt_direct_run(struct xbt_vcpu *v);
+bool xbt_direct_signal(struct xbt_vcpu *v, int sig, siginfo_t *si, ucontext_t *uc);
+uint8_t *xbt_thread_altstack(void);
+void xbt_thread_set_gsbase(uint64_t gs);
 
 /* Host signal handling (signals.c). */
 bool xbt_signals_init(void);

@@ -80,6 +80,11 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         last_host_error = "cannot allocate the translation cache above 4 GiB";
         goto host_fail;
     }
+    if (cfg->user_mode != XBT_USER_STRICT) {
+        const char *why = NULL;
+        if (!xbt_direct_vm_init(vm, &why))
+            snprintf(vm->direct_why, sizeof vm->direct_why, "%s", why);
+    }
     *out = vm;
     return XBT_OK;
 host_fail:
@@ -93,6 +98,7 @@ void xbt_vm_destroy(xbt_vm *vm)
         return;
     if (vm->vcpu)
         xbt_vcpu_destroy(vm->vcpu);
+    xbt_direct_vm_destroy(vm);
     xbt_tc_destroy(vm->tc);
     free(vm->code_prot);
     if (vm->kreserve)
@@ -125,10 +131,12 @@ void xbt_protect_code_page(xbt_vm *vm, uint32_t page)
     if ((uint64_t)page >= vm->ram_size >> 12 || vm->code_prot[page])
         return;
     vm->code_prot[page] = 1;
-    if (vm->window_paged)
+    if (vm->window_paged) {
         xbt_window_reset(vm);
-    else
+    } else {
         mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
+        xbt_direct_window_drop(vm, page << 12, 4096); /* remapped read-only on demand */
+    }
 }
 
 void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page)
@@ -152,6 +160,7 @@ void xbt_window_reset(xbt_vm *vm)
          -1, 0);
     mmap(vm->ubase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
          -1, 0);
+    xbt_direct_window_drop(vm, 0, 4ull << 30);
     vm->window_paged = paged;
     if (paged)
         return;
@@ -174,6 +183,20 @@ void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
          -1, 0);
     mmap(vm->ubase + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
          -1, 0);
+    xbt_direct_window_drop(vm, lin, len);
+}
+
+uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
+{
+    if (why)
+        *why = NULL;
+    if (!vm)
+        return XBT_USER_STRICT;
+    if (vm->cfg.user_mode == XBT_USER_STRICT || vm->direct_ok)
+        return vm->cfg.user_mode;
+    if (why)
+        *why = vm->direct_why[0] ? vm->direct_why : "direct execution is not available";
+    return XBT_USER_STRICT;
 }
 
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)

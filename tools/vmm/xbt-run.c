@@ -46,7 +46,8 @@ uint64_t vmm_now_ns(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: xbt-run [options] KERNEL.elf\n"
+            "usage: xbt-run [options] [KERNEL]\n"
+            "Without KERNEL: the Linux guest of scripts/linux-guest.sh (build/linux).\n"
             "Boots a multiboot v1 kernel or a Linux bzImage under xbt (COM1 on this terminal,\n"
             "PIT, PIC,\n"
             "isa-debug-exit at 0xf4 as in QEMU).\n"
@@ -292,15 +293,38 @@ int main(int argc, char **argv)
         default: usage(stderr); return EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) {
+    const char *kernel;
+    static char def_kernel[4096], def_initrd[4096];
+    if (optind == argc) {
+        /* No kernel: the Linux guest scripts/linux-guest.sh put beside the build. */
+        char exe[3900];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = 0;
+        snprintf(def_kernel, sizeof def_kernel, "%s/../linux/vmlinuz", exe);
+        snprintf(def_initrd, sizeof def_initrd, "%s/../linux/initramfs.cpio.gz", exe);
+        if (access(def_kernel, R_OK) != 0 || access(def_initrd, R_OK) != 0) {
+            fprintf(stderr, "xbt-run: no kernel given, and no Linux guest at %s (run "
+                            "scripts/linux-guest.sh to fetch one from Debian)\n", def_kernel);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+        kernel = def_kernel;
+        if (!initrd)
+            initrd = def_initrd;
+        if (!*append)
+            append = "console=ttyS0 acpi=off pci=off nolapic noapic quiet";
+        if (cfg.ram_size < (256u << 20))
+            cfg.ram_size = 256u << 20;
+        fprintf(stderr, "xbt-run: booting the Linux guest %s\n", def_kernel);
+    } else if (optind == argc - 1) {
+        kernel = argv[optind];
+    } else {
         usage(stderr);
         return EXIT_USAGE;
     }
-    const char *kernel = argv[optind];
-    if (cfg.user_mode != XBT_USER_DIRECT)
-        fprintf(stderr, "xbt-run: note: --user-mode has no effect yet: guest user mode (CPL 3) "
-                        "is not implemented, a guest that enters it stops with an internal "
-                        "error\n");
     if (cfg.flags & XBT_VM_NO_TRACES)
         fprintf(stderr, "xbt-run: note: traces are not implemented yet; --no-traces changes "
                         "nothing\n");
@@ -310,6 +334,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "xbt-run: cannot create the VM: %s%s%s\n", xbt_strerror(st),
                 st == XBT_E_HOST ? ": " : "", st == XBT_E_HOST ? xbt_last_host_error() : "");
         return EXIT_INTERNAL;
+    }
+    {
+        const char *why = NULL;
+        if (xbt_vm_user_mode(m->vm, &why) != cfg.user_mode && why)
+            fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
+                    why);
     }
     if ((st = xbt_vcpu_create(m->vm, &m->cpu)) != XBT_OK) {
         fprintf(stderr, "xbt-run: cannot create the vCPU: %s\n", xbt_strerror(st));
