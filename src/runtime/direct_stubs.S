@@ -166,6 +166,9 @@ fix_host_segments:
         .globl  \name
         .type   \name, @function
 \name:
+        mov     rax, [rdx + XBT_UC_RIP]
+        shr     rax, 32
+        jz      2f                              /* below 4 GiB: guest code, any CS */
         movzx   eax, word ptr [rdx + XBT_UC_CSGSFS]
         cmp     eax, 0x33                       /* __USER_CS: host 64-bit code */
         jne     2f
@@ -199,7 +202,10 @@ xbt_sig_entry_kick:
         lea     rcx, [rip + sig_stubs_end]
         cmp     rax, rcx
         jb      4f
-3:      movzx   eax, word ptr [rdx + XBT_UC_CSGSFS]
+3:      mov     rax, [rdx + XBT_UC_RIP]
+        shr     rax, 32
+        jz      2f
+        movzx   eax, word ptr [rdx + XBT_UC_CSGSFS]
         cmp     eax, 0x33
         jne     2f
         mov     rax, [rdx + XBT_UC_RIP]

@@ -1,0 +1,190 @@
+/*
+ * contain.c - containment of guest user code (issue 5): system calls made from CPL 3
+ * with *host* system call numbers and arguments reach the guest's kernel, never the
+ * host's.  User code (run directly under xbt's direct mode) calls i386 creat() on a
+ * probe path and write() of a marker to fd 1 through int 0x80 and through sysenter;
+ * the guest kernel must see each, and the test driver (contain.sh) checks that the
+ * probe file does not exist and the marker never reached the host's stdout.  Also a
+ * user busy loop must be preempted by the PIT (direct mode: the host timer kick).
+ *
+ * Command line "escape=farjmp": user code far-jumps to selector 0x33 (in this guest's
+ * GDT a DPL 0 execute-only segment: #GP; on an x86-64 host it is the 64-bit code
+ * selector, the hole that strict mode closes).  "escape=syscall": user code executes
+ * SYSCALL (not enabled: #UD).  The probe path comes from "probe=PATH".
+ */
+#include "lib/guest.h"
+
+static u8 kstack[8192] __attribute__((aligned(16)));
+static u8 ustack[8192] __attribute__((aligned(16)));
+static volatile u32 kernel_esp;
+static char probe[128] = "/tmp/xbt-containment-probe";
+static const char marker[] = "HOST-WRITE-LEAK\n";
+static volatile u32 seen_eax[8], seen_ebx[8], n_seen;
+static volatile u32 ticks, gp_err, gp_count, ud_count;
+static int escape; /* 0 none, 1 far jmp, 2 syscall */
+
+void enter_user(void (*fn)(void), u32 esp);
+void kernel_resume(void);
+__asm__(".text\n.globl enter_user\nenter_user:\n"
+        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
+        "\tmovl %esp, kernel_esp\n"
+        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
+        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\torl $0x200, (%esp)\n"
+        "\tpushl $0x1b\n\tpushl %eax\n"
+        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
+        "\tiret\n"
+        ".globl kernel_resume\nkernel_resume:\n"
+        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
+        "\tmovl kernel_esp, %esp\n"
+        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
+
+static void record(u32 eax, u32 ebx)
+{
+    if (n_seen < 8) {
+        seen_eax[n_seen] = eax;
+        seen_ebx[n_seen] = ebx;
+    }
+    n_seen++;
+}
+
+static void syscall_handler(struct frame *f)
+{
+    if (f->eax == 0) { /* exit: back to the kernel */
+        f->eip = (u32)kernel_resume;
+        f->cs = SEL_CODE;
+        return;
+    }
+    record(f->eax, f->ebx);
+    f->eax = 0; /* as if it worked */
+}
+
+static volatile u32 sysenter_eax, sysenter_ebx;
+void sysenter_entry(void);
+__asm__(".text\n.globl sysenter_entry\nsysenter_entry:\n"
+        "\tmovl %eax, sysenter_eax\n\tmovl %ebx, sysenter_ebx\n"
+        "\txorl %eax, %eax\n"
+        "\tsysexit\n");
+
+static void timer_handler(struct frame *f)
+{
+    (void)f;
+    ticks++;
+    pic_eoi(0);
+}
+
+static void gp_handler(struct frame *f)
+{
+    gp_count++;
+    gp_err = f->err;
+    f->eip += 7; /* ljmp $sel, $off: ea + 4 + 2 */
+}
+
+static void ud_handler(struct frame *f)
+{
+    ud_count++;
+    f->eip += 2; /* syscall: 0f 05 */
+}
+
+static void user_host_calls(void)
+{
+    /* i386 creat(probe, 0644) and write(1, marker, 16) */
+    __asm__ volatile("int $0x80" : : "a"(8), "b"(probe), "c"(0644) : "memory");
+    __asm__ volatile("int $0x80" : : "a"(4), "b"(1), "c"(marker), "d"(16) : "memory");
+    /* the same creat through sysenter (ECX = user ESP, EDX = return EIP) */
+    __asm__ volatile("movl %%esp, %%ecx\n\tleal 1f, %%edx\n\tsysenter\n1:"
+                     : : "a"(8), "b"(probe) : "ecx", "edx", "memory");
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
+static void user_busy_loop(void)
+{
+    u32 start = ticks;
+    while (ticks < start + 3)
+        ; /* no system call: only the timer can interrupt it */
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
+void escape_target(void);
+static void user_escape(void)
+{
+    if (escape == 1) {
+        /* to selector 0x33; the bytes there are ud2 whatever the mode */
+        __asm__ volatile("ljmp $0x33, $escape_target\n"
+                         "escape_target: ud2\n" ::: "memory");
+    } else {
+        __asm__ volatile("syscall" : : "a"(8), "b"(probe) : "ecx", "memory");
+    }
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
+static int starts(const char *s, const char *p)
+{
+    while (*p)
+        if (*s++ != *p++)
+            return 0;
+    return 1;
+}
+
+static void parse_cmdline(void)
+{
+    const u32 *mbi = (const u32 *)multiboot_info;
+    if (!mbi || !(mbi[0] & 4))
+        return;
+    const char *c = (const char *)mbi[4];
+    while (*c) {
+        while (*c == ' ')
+            c++;
+        if (starts(c, "escape=farjmp"))
+            escape = 1;
+        else if (starts(c, "escape=syscall"))
+            escape = 2;
+        else if (starts(c, "probe=")) {
+            c += 6;
+            unsigned n = 0;
+            while (*c && *c != ' ' && n < sizeof probe - 1)
+                probe[n++] = *c++;
+            probe[n] = 0;
+        }
+        while (*c && *c != ' ')
+            c++;
+    }
+}
+
+void main(void)
+{
+    parse_cmdline();
+    tss_init((u32)(kstack + sizeof kstack));
+    set_handler(0x30, syscall_handler);
+    idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
+    set_handler(13, gp_handler);
+    set_handler(6, ud_handler);
+    __asm__ volatile("wrmsr" : : "c"(0x174), "a"(SEL_CODE), "d"(0));
+    __asm__ volatile("wrmsr" : : "c"(0x175), "a"((u32)(kstack + sizeof kstack - 64)), "d"(0));
+    __asm__ volatile("wrmsr" : : "c"(0x176), "a"((u32)sysenter_entry), "d"(0));
+
+    enter_user(user_host_calls, (u32)(ustack + sizeof ustack));
+    CHECK_EQ(n_seen, 2, "both int 0x80 calls reached the guest kernel");
+    CHECK_EQ(seen_eax[0], 8, "int 0x80 creat: eax");
+    CHECK_EQ(seen_ebx[0], (u32)probe, "int 0x80 creat: ebx");
+    CHECK_EQ(seen_eax[1], 4, "int 0x80 write: eax");
+    CHECK_EQ(sysenter_eax, 8, "sysenter creat reached the guest's sysenter entry");
+    CHECK_EQ(sysenter_ebx, (u32)probe, "sysenter creat: ebx");
+
+    /* PIT IRQ 0 at vector 0x20 (the library's stub 0x20). */
+    set_handler(0x20, timer_handler);
+    pit_start(200);
+    pic_unmask(0);
+    enter_user(user_busy_loop, (u32)(ustack + sizeof ustack));
+    cli();
+    CHECK(ticks >= 3, "a user busy loop is preempted by the timer");
+
+    if (escape) {
+        enter_user(user_escape, (u32)(ustack + sizeof ustack));
+        if (escape == 1) {
+            CHECK_EQ(gp_count, 1, "far jmp to selector 0x33 from CPL 3: #GP");
+            CHECK_EQ(gp_err, 0x30, "#GP error code names the selector");
+        } else {
+            CHECK_EQ(ud_count, 1, "syscall with EFER.SCE clear: #UD");
+        }
+    }
+}
