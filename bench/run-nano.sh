@@ -26,7 +26,10 @@ else
 fi
 
 for r in $(seq "$reps"); do
-    "$b/tools/xbt-run" "$guest" 2>/dev/null | grep -a '^RESULT' | sed 's/^/xbt /' >>"$out/all"
+    for mode in direct strict adaptive; do
+        "$b/tools/xbt-run" --user-mode $mode "$guest" 2>/dev/null | grep -a '^RESULT' |
+            sed "s/^/xbt-$mode /" >>"$out/all"
+    done
     if [ $qemu_ok = 1 ]; then
         timeout 120 qemu-system-i386 -accel tcg "${qemu[@]}" </dev/null 2>/dev/null |
             grep -a '^RESULT' | sed 's/^/qemu-tcg /' >>"$out/all"
@@ -50,27 +53,37 @@ function median(k,   n, i, j, t, a) {
     return n ? a[int((n + 1) / 2)] : ""
 }
 { k = $1 SUBSEP $3; cnt[k]++; val[k, cnt[k]] = $4; benches[$3] = 1; peers[$1] = 1 }
+function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "-" }
+function show(v) { return v == "" ? "-" : v }
 END {
-    order = "compute callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg sigsegv"
+    order = "compute compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg sigsegv"
     n = split(order, names, " ")
-    printf "%-10s %12s %12s %12s %12s %10s %10s\n", "benchmark", "native", "xbt", "qemu-tcg", "kvm", "xbt/native", "xbt/qemu"
-    print "date,cpu,cpu_mhz,benchmark,native,xbt,qemu_tcg,kvm,reps" > csv
+    printf "%-10s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "strict", "adaptive", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
+    print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps" > csv
     for (i = 1; i <= n; i++) {
         b = names[i]; if (!(b in benches)) continue
-        nv = median("native" SUBSEP b); x = median("xbt" SUBSEP b)
+        nv = median("native" SUBSEP (b == "compute3" ? "compute" : b))
+        x = median("xbt-direct" SUBSEP b); xs = median("xbt-strict" SUBSEP b)
+        xa = median("xbt-adaptive" SUBSEP b)
         q = median("qemu-tcg" SUBSEP b); kv = median("kvm" SUBSEP b)
-        r1 = (nv != "" && x != "" && nv > 0) ? sprintf("%.2f", x / nv) : "-"
-        r2 = (q != "" && x != "" && q > 0) ? sprintf("%.2f", x / q) : "-"
-        printf "%-10s %12s %12s %12s %12s %10s %10s\n", b, nv == "" ? "-" : nv, x == "" ? "-" : x, q == "" ? "-" : q, kv == "" ? "-" : kv, r1, r2
-        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, x, q, kv, reps >> csv
+        m[b] = x; ms[b] = xs; ma[b] = xa; mn[b] = nv
+        printf "%-10s %9s %9s %9s %9s %9s %9s %8s %8s\n", b, show(nv), show(x), show(xs), show(xa), show(q), show(kv), ratio(x, nv), ratio(x, q)
+        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, x, xs, xa, q, kv, reps >> csv
     }
+    print ""
+    print "targets (issue 6):"
+    printf "  compute at CPL 0 (translated) / at CPL 3 (direct): %s (goal <= 1.10)\n", ratio(m["compute"], m["compute3"])
+    printf "  syscall, adaptive / native host system call: %s (goal <= 1.00)\n", ratio(ma["syscall"], mn["syscall"])
+    printf "  syscall, direct / host SIGSEGV round trip: %s (goal <= 1.30)\n", ratio(m["syscall"], mn["sigsegv"])
 }' "$out/all"
 echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
-echo "int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; sigsegv = host SIGSEGV round trip"
+echo "xbt = direct mode (user code runs natively), strict = user code translated, adaptive = direct with trapping hot spots translated;"
+echo "compute3 = the compute loop at CPL 3 (native column: the host function); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then
-    awk -F, 'NR > 1 { printf "%s %s %s %s\n", $4, ($5 == "" ? "NaN" : $5), ($6 == "" ? "NaN" : $6), ($7 == "" ? "NaN" : $7) }' "$csv" >"$out/plot.dat"
+    awk -F, 'function f(x) { return x == "" ? "NaN" : x }
+             NR > 1 { printf "%s %s %s %s %s %s\n", $4, f($5), f($6), f($7), f($8), f($9) }' "$csv" >"$out/plot.dat"
     gnuplot <<GP 2>/dev/null && echo "plot: bench/results/nano.png"
 set terminal png size 900,500
 set output "$root/bench/results/nano.png"
@@ -81,7 +94,7 @@ set style fill solid border -1
 set logscale y
 set xtics rotate by -30
 set key top left
-plot "$out/plot.dat" using 2:xtic(1) title "native", "" using 3 title "xbt", "" using 4 title "QEMU TCG"
+plot "$out/plot.dat" using 2:xtic(1) title "native", "" using 3 title "xbt direct", "" using 4 title "xbt strict", "" using 5 title "xbt adaptive", "" using 6 title "QEMU TCG"
 GP
 fi
 echo "--- xbt statistics of one run ---"

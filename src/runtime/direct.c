@@ -459,9 +459,14 @@ bool xbt_direct_run(struct xbt_vcpu *v)
            never ran it.  EIP is past the instruction; the guest's own IDT decides. */
         uint8_t b[2];
         v->stats.direct_syscalls++;
-        if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD)
+        if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD) {
+            /* INT n with the guest's gate rules (DPL check, stack switch), delivered
+               right here: the instruction needs no translation. */
             v->ctx.eip = eip - 2;
-        else {
+            if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
+                count_trap(v, v->ctx.eip);
+            return xbt_deliver_interrupt(v, b[1], true, eip, eip - 2);
+        } else {
             xbt_set_internal_error(v, eip, "host system call %d trapped from guest code at "
                                    "%08x, not after an INT instruction", d->sysno, eip);
             return false;
