@@ -9,8 +9,23 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/build/linux}
 mkdir -p "$out"
 out=$(cd "$out" && pwd) # absolute: the work below happens in a temporary directory
-if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ]; then
+pack() { # $1 = the static busybox: the initramfs with tests/linux/init
+    local rootfs
+    rootfs=$(mktemp -d)
+    mkdir -p "$rootfs"/bin "$rootfs"/proc "$rootfs"/sys "$rootfs"/dev "$rootfs"/tmp
+    cp "$1" "$rootfs/bin/busybox"
+    cp "$root/tests/linux/init" "$rootfs/init"
+    chmod 755 "$rootfs/init" "$rootfs/bin/busybox"
+    (cd "$rootfs" && find . | cpio -o -H newc --quiet) | gzip -9 > "$out/initramfs.cpio.gz"
+    rm -rf "$rootfs"
+}
+if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] &&
+   [ "$out/initramfs.cpio.gz" -nt "$root/tests/linux/init" ]; then
     echo "linux-guest: $out already has vmlinuz and initramfs.cpio.gz"; exit 0
+fi
+if [ -f "$out/vmlinuz" ] && [ -f "$out/busybox" ]; then
+    pack "$out/busybox"
+    echo "linux-guest: repacked $out/initramfs.cpio.gz with the current tests/linux/init"; exit 0
 fi
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 if ! dpkg --print-foreign-architectures | grep -qx i386; then
@@ -28,9 +43,6 @@ apt-get download -q "$pkg" busybox-static:i386 >/dev/null 2>&1 ||
 dpkg -x "$pkg"_*.deb img
 dpkg -x busybox-static_*_i386.deb bb
 cp img/boot/vmlinuz-* "$out/vmlinuz"
-mkdir -p rootfs/bin rootfs/proc rootfs/sys rootfs/dev rootfs/tmp
-cp bb/bin/busybox rootfs/bin/busybox
-cp "$root/tests/linux/init" rootfs/init
-chmod 755 rootfs/init rootfs/bin/busybox
-(cd rootfs && find . | cpio -o -H newc --quiet) | gzip -9 > "$out/initramfs.cpio.gz"
+cp bb/bin/busybox "$out/busybox"
+pack "$out/busybox"
 echo "linux-guest: $pkg and busybox-static:i386 -> $out/vmlinuz, $out/initramfs.cpio.gz"

@@ -314,8 +314,13 @@ int main(int argc, char **argv)
         kernel = def_kernel;
         if (!initrd)
             initrd = def_initrd;
+        /* console=ttyS0: the 16550 is the only console; acpi=off pci=off: no firmware
+           tables and no PCI host bridge here; nolapic noapic: the 8259 pair and the
+           8254 are the interrupt and timer hardware.  At a terminal, /init ends in a
+           shell (XBT_SHELL=1) instead of powering off. */
         if (!*append)
-            append = "console=ttyS0 acpi=off pci=off nolapic noapic quiet";
+            append = isatty(0) ? "console=ttyS0 acpi=off pci=off nolapic noapic quiet XBT_SHELL=1"
+                               : "console=ttyS0 acpi=off pci=off nolapic noapic quiet";
         if (cfg.ram_size < (256u << 20))
             cfg.ram_size = 256u << 20;
         fprintf(stderr, "xbt-run: booting the Linux guest %s\n", def_kernel);
