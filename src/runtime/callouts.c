@@ -196,7 +196,7 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
     case 3:
         v->cr3 = val;
         if (xbt_paging(v)) {
-            xbt_paging_changed(v);
+            xbt_cr3_changed(v);
             v->ctx.eip = SITE(v)->eip + SITE(v)->len;
             return XBT_LEAVE_DISPATCH;
         }
@@ -825,9 +825,17 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         if (!priv_ok)
             return fault(v, XBT_GP, 0);
         if (xbt_paging(v)) {
-            /* Drop the page (and, as it may be part of a 4 MiB page, its 4 MiB). */
+            /* Drop the page, or its 4 MiB where a mapping there came from a 4 MiB page
+               (one TLB entry in hardware). */
             uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
-            xbt_mapping_changed(v, ea & ~0x3FFFFFu, 4u << 20);
+            xbt_vm *vm = v->vm;
+            uint8_t bit = (uint8_t)(1u << ((ea >> 22) & 7));
+            if (vm->pse_region[ea >> 25] & bit) {
+                vm->pse_region[ea >> 25] &= (uint8_t)~bit;
+                xbt_mapping_changed(v, ea & ~0x3FFFFFu, 4u << 20);
+            } else {
+                xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
+            }
             v->ctx.eip = nxt;
             return XBT_LEAVE_DISPATCH;
         }

@@ -124,6 +124,16 @@ void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len)
         dwin_clear(lin, (uint64_t)lin + len);
 }
 
+bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
+                                 bool writable)
+{
+    if (dwin_owner != vm || lin < dwin_lo)
+        return false;
+    void *at = (void *)(uintptr_t)lin;
+    return mmap(at, len, PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0),
+                MAP_SHARED | MAP_FIXED, vm->memfd, (off_t)gpa) == at;
+}
+
 bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
 {
     if (dwin_owner != vm || lin < dwin_lo)

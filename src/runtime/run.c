@@ -77,10 +77,33 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     return m;
 }
 
+uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region)
+{
+    if (!xbt_paging(v))
+        return 0;
+    uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
+    uint32_t pde = 0;
+    if (at + 4 <= v->vm->ram_size)
+        memcpy(&pde, v->vm->ram + at, 4);
+    return pde & ~0x60u; /* accessed and dirty change without a new mapping */
+}
+
+static void mark_code_region(struct xbt_vcpu *v, uint32_t lin)
+{
+    uint32_t r = lin >> 22;
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    if (!(v->code_region[r >> 3] & bit)) {
+        v->code_region[r >> 3] |= bit;
+        v->region_pde[r] = xbt_region_pde(v, r);
+    }
+}
+
 static void mark_code_lin(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1)
 {
     v->code_lin[lin0 >> 15] |= (uint8_t)(1u << ((lin0 >> 12) & 7));
     v->code_lin[lin1 >> 15] |= (uint8_t)(1u << ((lin1 >> 12) & 7));
+    mark_code_region(v, lin0);
+    mark_code_region(v, lin1);
 }
 
 /* Physical page of a linear code address under the current mapping, or false. */
@@ -101,14 +124,15 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
    physical pages it was translated from; otherwise it is dropped (false). */
 static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 {
-    if (b->epoch == v->tc_epoch)
-        return true;
     uint32_t lin0 = v->seg[XBT_CS].base + b->eip;
+    if (lin0 == b->lin && xbt_block_fresh(v, b))
+        return true;
     uint32_t lin1 = lin0 + (b->guest_len ? b->guest_len - 1 : 0);
     uint32_t p0, p1;
     if (code_page(v, lin0, &p0) && code_page(v, lin1, &p1) && p0 == b->page[0] &&
         p1 == b->page[1]) {
         b->epoch = v->tc_epoch;
+        b->lin = lin0;
         mark_code_lin(v, lin0, lin1);
         return true;
     }
@@ -182,6 +206,7 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         }
     }
     b->epoch = v->tc_epoch;
+    b->lin = v->seg[XBT_CS].base + v->tb.eip;
     {
         uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
         mark_code_lin(v, l0, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0));
@@ -255,6 +280,28 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         v->smc_single = true;
     }
     bool writable = r.writable && (r.dirty || write) && !vm->code_prot[page];
+    if (r.page_size == (4u << 20))
+        vm->pse_region[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
+    if (r.page_size == (4u << 20)) {
+        /* A 4 MiB guest page (Linux maps its lowmem so): one host mapping for all of
+           it when it is all RAM and holds no translated code, instead of 1,024 faults
+           and VMAs.  Its one dirty bit covers all of it. */
+        uint64_t g0 = r.gpa & ~0x3FFFFFull;
+        uint32_t l0 = lin & ~0x3FFFFFu;
+        if (g0 + (4u << 20) <= vm->ram_size && !v->smc_single &&
+            !memchr(vm->code_prot + (g0 >> 12), 1, 1024)) {
+            bool ok;
+            if (win == XBT_WIN_DIRECT)
+                ok = xbt_direct_window_map_range(vm, l0, g0, 4u << 20, writable);
+            else
+                ok = xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, l0,
+                                          g0, 4u << 20, writable);
+            if (ok) {
+                v->stats.hidden_faults++;
+                return 1;
+            }
+        }
+    }
     if (win == XBT_WIN_DIRECT) {
         if (v->smc_single) {
             /* The writing instruction runs once translated, with the page writable. */
@@ -493,7 +540,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 if (rc == XBT_JIT_EXIT_INDIRECT) {
                     v->stats.ibl_misses++;
                     xbt_block *t = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
-                    if (t && t->epoch == v->tc_epoch) {
+                    if (t && t->lin == v->seg[XBT_CS].base + t->eip && xbt_block_fresh(v, t)) {
                         uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
                         struct xbt_ibl_entry *e = &v->ibl[idx];
                         if (v->n_ibl_used < XBT_IBL_USED_CAP)

@@ -63,6 +63,9 @@ struct xbt_vm {
     uint8_t *ubase;            /* user window (paging on, CPL 3): only user pages */
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
     bool window_paged;         /* the K-window holds linear (paged) mappings */
+    /* 4 MiB regions where some window mapping came from a 4 MiB guest page: an INVLPG
+       there drops the whole region (one TLB entry in hardware), elsewhere one page. */
+    uint8_t pse_region[128];
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
@@ -135,6 +138,15 @@ struct xbt_vcpu {
     /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
     bool fetch_pf, fetch_raised;
     uint32_t tc_epoch;               /* bumped when linear-to-physical mappings may change */
+    /* Mapping epochs by 4 MiB region: a block checked at epoch E is current while
+       neither of its regions (nor everything, all_epoch) changed after E.  A CR3 load
+       bumps only the regions with code whose directory entry is not the same 4 MiB
+       page as before: the kernel's code (Linux maps it with 4 MiB pages, the same in
+       every address space) keeps its chains across process switches. */
+    uint32_t region_epoch[1024], all_epoch;
+    uint32_t region_pde[1024];       /* the directory entry its code was checked under */
+    uint8_t code_region[128];        /* regions translated code came from */
+    uint8_t region_bumped[128];      /* scratch: the regions the last change bumped */
     /* Linear pages translated code has come from (a superset, never cleared but on a
        flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
     uint8_t code_lin[1u << 17];
@@ -191,6 +203,8 @@ void xbt_protect_code_page(xbt_vm *vm, uint32_t page);
    1:1 again with the code pages read-only); map one 4 KiB page; drop a range. */
 void xbt_window_reset(xbt_vm *vm);
 bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable);
+bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa,
+                          uint32_t len, bool writable);
 /* The window translated code of this vCPU uses now: the user window for CPL 3 with
    paging on, else the K-window. */
 uint8_t *xbt_current_window(const struct xbt_vcpu *v);
@@ -199,6 +213,18 @@ void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
    undo every chain and start a new mapping epoch, in which each translation is checked
    against the new mapping before it runs again. */
 void xbt_paging_changed(struct xbt_vcpu *v);
+/* A CR3 load: the windows are dropped, and only regions whose mapping may differ get a
+   new epoch. */
+void xbt_cr3_changed(struct xbt_vcpu *v);
+/* The directory entry of a 4 MiB region under the current CR3 (A and D masked). */
+uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region);
+/* The block may run without a walk: none of its regions changed since it was checked. */
+static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
+{
+    uint32_t l1 = b->lin + (b->guest_len ? b->guest_len - 1 : 0);
+    return v->all_epoch <= b->epoch && v->region_epoch[b->lin >> 22] <= b->epoch &&
+           v->region_epoch[l1 >> 22] <= b->epoch;
+}
 /* The same for INVLPG: the window loses [lin, lin + len) only. */
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
@@ -218,6 +244,8 @@ bool xbt_direct_vm_init(xbt_vm *vm, const char **why);
 void xbt_direct_vm_destroy(xbt_vm *vm);
 void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len);
 bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
+bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
+                                 bool writable);
 bool xbt_direct_wanted(const struct xbt_vcpu *v);
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);

@@ -161,6 +161,7 @@ void xbt_window_reset(xbt_vm *vm)
     mmap(vm->ubase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
          -1, 0);
     xbt_direct_window_drop(vm, 0, 4ull << 30);
+    memset(vm->pse_region, 0, sizeof vm->pse_region);
     vm->window_paged = paged;
     if (paged)
         return;
@@ -168,6 +169,14 @@ void xbt_window_reset(xbt_vm *vm)
     for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
         if (vm->code_prot[p])
             mprotect(vm->kbase + (p << 12), 4096, PROT_READ);
+}
+
+bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa,
+                          uint32_t len, bool writable)
+{
+    void *at = window + lin;
+    return mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED,
+                vm->memfd, (off_t)gpa) == at;
 }
 
 bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable)
@@ -199,6 +208,31 @@ uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
     return XBT_USER_STRICT;
 }
 
+static bool target_stale(void *opaque, const xbt_block *to)
+{
+    const struct xbt_vcpu *v = opaque;
+    uint32_t l1 = to->lin + (to->guest_len ? to->guest_len - 1 : 0);
+    return (v->region_bumped[to->lin >> 25] & (1u << ((to->lin >> 22) & 7))) ||
+           (v->region_bumped[l1 >> 25] & (1u << ((l1 >> 22) & 7)));
+}
+
+/* New epoch for the regions marked in region_bumped; chains into their blocks undone. */
+static void bump_regions(struct xbt_vcpu *v)
+{
+    uint32_t e = ++v->tc_epoch;
+    bool any = false;
+    for (uint32_t r = 0; r < 1024; r++)
+        if (v->region_bumped[r >> 3] & (1u << (r & 7))) {
+            v->region_epoch[r] = e;
+            any = true;
+        }
+    if (!any)
+        return;
+    xbt_tc_unchain_where(v->vm->tc, target_stale, v);
+    v->ibl_stale = true;
+    v->unlinked = NULL;
+}
+
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
     xbt_vm *vm = v->vm;
@@ -212,13 +246,18 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
        that its linear pages still map to the physical pages it was made from.  An
        INVLPG of pages no translation came from changes nothing for them. */
     if (len != 0) {
+        memset(v->region_bumped, 0, sizeof v->region_bumped);
         bool code = false;
-        for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12 && !code; p++)
-            code = v->code_lin[p >> 3] & (1u << (p & 7));
-        if (!code)
-            return;
+        for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12; p++)
+            if (v->code_lin[p >> 3] & (1u << (p & 7))) {
+                code = true;
+                v->region_bumped[p >> 13] |= (uint8_t)(1u << ((p >> 10) & 7));
+            }
+        if (code)
+            bump_regions(v);
+        return;
     }
-    v->tc_epoch++;
+    v->all_epoch = ++v->tc_epoch;
     xbt_tc_unchain_all(vm->tc);
     v->ibl_stale = true;
     v->unlinked = NULL;
@@ -227,6 +266,26 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 void xbt_paging_changed(struct xbt_vcpu *v)
 {
     xbt_mapping_changed(v, 0, 0);
+}
+
+void xbt_cr3_changed(struct xbt_vcpu *v)
+{
+    v->stats.window_drops++;
+    xbt_window_reset(v->vm);
+    /* A region keeps its epoch when its directory entry is the same present 4 MiB page
+       (with CR4.PSE) as when its code was last checked: nothing in it can differ.  Any
+       other entry (a page table, whose contents may have changed) starts a new one. */
+    memset(v->region_bumped, 0, sizeof v->region_bumped);
+    for (uint32_t r = 0; r < 1024; r++) {
+        if (!(v->code_region[r >> 3] & (1u << (r & 7))))
+            continue;
+        uint32_t pde = xbt_region_pde(v, r);
+        bool big = (v->cr4 & XBT_CR4_PSE) && (pde & 0x81) == 0x81;
+        if (!big || pde != v->region_pde[r])
+            v->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
+        v->region_pde[r] = pde;
+    }
+    bump_regions(v);
 }
 
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)

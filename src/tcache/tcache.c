@@ -294,6 +294,37 @@ static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit)
         }
 }
 
+void xbt_tc_unchain_where(xbt_tcache *tc, bool (*stale)(void *, const xbt_block *),
+                          void *opaque)
+{
+    if (!tc->recent_overflow) {
+        uint32_t keep = 0;
+        for (uint32_t k = 0; k < tc->n_recent; k++) {
+            xbt_block *from = tc->recent[k].from;
+            uint32_t exit = tc->recent[k].exit;
+            xbt_block *to = from->valid ? from->chained_to[exit] : NULL;
+            if (!to)
+                continue; /* undone since */
+            if (stale(opaque, to))
+                unchain_one(tc, from, exit);
+            else
+                tc->recent[keep++] = tc->recent[k];
+        }
+        tc->n_recent = keep;
+        return;
+    }
+    /* The record is incomplete: look at every block (the overflow stays, so the next
+       call does the same until an xbt_tc_unchain_all starts a new record). */
+    for (uint32_t k = 0; k < tc->n_order; k++) {
+        xbt_block *b = tc->order[k];
+        if (!b->valid)
+            continue;
+        for (uint32_t i = 0; i < b->n_exits; i++)
+            if (b->chained_to[i] && stale(opaque, b->chained_to[i]))
+                unchain_one(tc, b, i);
+    }
+}
+
 void xbt_tc_unchain_all(xbt_tcache *tc)
 {
     if (!tc->recent_overflow) {

@@ -34,6 +34,7 @@ typedef struct xbt_block {
     struct xbt_tc_link *incoming;
     uint64_t execs;             /* dispatcher entries (trace-head counting) */
     uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */
+    uint32_t lin;               /* linear address of its first byte (CS base + eip) */
     bool valid;
 } xbt_block;
 
@@ -84,6 +85,10 @@ void xbt_tc_drop(xbt_tcache *tc, xbt_block *b);
 /* Undoes every chain: after the guest's linear-to-physical mapping changed, blocks are
    re-checked one by one before they are entered or linked again. */
 void xbt_tc_unchain_all(xbt_tcache *tc);
+/* Undoes the chains into blocks for which stale() says so (a mapping change that
+   concerns only some of the guest's linear regions). */
+void xbt_tc_unchain_where(xbt_tcache *tc, bool (*stale)(void *, const xbt_block *),
+                          void *opaque);
 /* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
 /* True if some block has guest bytes on physical page `page`. */
