@@ -42,6 +42,8 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
                 break;
             }
             gpa = r.gpa;
+            if (!r.global)
+                v->region_code_ng[l >> 25] |= (uint8_t)(1u << ((l >> 22) & 7));
         }
         if (gpa + chunk > v->vm->ram_size)
             break;
@@ -117,6 +119,8 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
     if (!xbt_walk_lin(v, lin, false, v->cpl == 3, true, &r))
         return false;
     *page = (uint32_t)(r.gpa >> 12);
+    if (!r.global)
+        v->region_code_ng[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
     return true;
 }
 
@@ -297,6 +301,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
                 ok = xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, l0,
                                           g0, 4u << 20, writable);
             if (ok) {
+                xbt_window_note(vm, l0, 4u << 20, r.global);
                 v->stats.hidden_faults++;
                 return 1;
             }
@@ -315,6 +320,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
         return 0;
     }
+    xbt_window_note(vm, lin & ~0xFFFu, 4096, r.global);
     v->stats.hidden_faults++;
     return 1;
 }

@@ -66,6 +66,11 @@ struct xbt_vm {
     /* 4 MiB regions where some window mapping came from a 4 MiB guest page: an INVLPG
        there drops the whole region (one TLB entry in hardware), elsewhere one page. */
     uint8_t pse_region[128];
+    /* What the windows hold, for a CR3 load with CR4.PGE: each linear page mapped from
+       a global entry (G set, PGE on) or not, and the same by 4 MiB region.  A CR3 load
+       drops only the non-global ones, as a TLB keeps global entries. */
+    uint64_t g_page[1u << 14], ng_page[1u << 14];
+    uint8_t g_region[128], ng_region[128];
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
@@ -147,6 +152,8 @@ struct xbt_vcpu {
     uint32_t region_pde[1024];       /* the directory entry its code was checked under */
     uint8_t code_region[128];        /* regions translated code came from */
     uint8_t region_bumped[128];      /* scratch: the regions the last change bumped */
+    uint8_t region_code_ng[128];     /* regions whose code was checked through a
+                                        non-global entry (a CR3 load may change it) */
     /* Linear pages translated code has come from (a superset, never cleared but on a
        flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
     uint8_t code_lin[1u << 17];
@@ -209,6 +216,10 @@ bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gp
    paging on, else the K-window. */
 uint8_t *xbt_current_window(const struct xbt_vcpu *v);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
+/* Records that [lin, lin + len) was mapped into a window from a global entry or not. */
+void xbt_window_note(xbt_vm *vm, uint32_t lin, uint32_t len, bool global);
+/* Drops every window mapping that did not come from a global entry. */
+void xbt_window_drop_nonglobal(xbt_vm *vm);
 /* Guest paging changed (CR3 load, CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings,
    undo every chain and start a new mapping epoch, in which each translation is checked
    against the new mapping before it runs again. */

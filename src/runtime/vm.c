@@ -162,6 +162,13 @@ void xbt_window_reset(xbt_vm *vm)
          -1, 0);
     xbt_direct_window_drop(vm, 0, 4ull << 30);
     memset(vm->pse_region, 0, sizeof vm->pse_region);
+    for (uint32_t r = 0; r < 1024; r++)
+        if ((vm->g_region[r >> 3] | vm->ng_region[r >> 3]) & (1u << (r & 7))) {
+            memset(&vm->g_page[r * 16], 0, 128);
+            memset(&vm->ng_page[r * 16], 0, 128);
+        }
+    memset(vm->g_region, 0, sizeof vm->g_region);
+    memset(vm->ng_region, 0, sizeof vm->ng_region);
     vm->window_paged = paged;
     if (paged)
         return;
@@ -195,6 +202,51 @@ void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
     xbt_direct_window_drop(vm, lin, len);
 }
 
+void xbt_window_note(xbt_vm *vm, uint32_t lin, uint32_t len, bool global)
+{
+    uint64_t *bits = global ? vm->g_page : vm->ng_page;
+    uint8_t *reg = global ? vm->g_region : vm->ng_region;
+    uint32_t p0 = lin >> 12, n = len >> 12;
+    if (n == 1024 && !(p0 & 1023)) {
+        memset(&bits[p0 >> 6], 0xFF, 128);
+    } else {
+        for (uint32_t p = p0; p < p0 + n; p++)
+            bits[p >> 6] |= 1ull << (p & 63);
+    }
+    for (uint32_t r = lin >> 22; r <= (lin + len - 1) >> 22; r++)
+        reg[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+void xbt_window_drop_nonglobal(xbt_vm *vm)
+{
+    for (uint32_t r = 0; r < 1024; r++) {
+        uint8_t bit = (uint8_t)(1u << (r & 7));
+        if (!(vm->ng_region[r >> 3] & bit))
+            continue;
+        vm->ng_region[r >> 3] &= (uint8_t)~bit;
+        uint64_t *ng = &vm->ng_page[r * 16];
+        if (!(vm->g_region[r >> 3] & bit)) {
+            xbt_window_drop(vm, r << 22, 4u << 20); /* nothing global here */
+            memset(ng, 0, 128);
+            continue;
+        }
+        /* Mixed: drop the runs of non-global pages. */
+        uint32_t p = 0;
+        while (p < 1024) {
+            if (!(ng[p >> 6] & (1ull << (p & 63)))) {
+                p++;
+                continue;
+            }
+            uint32_t q = p;
+            while (q < 1024 && (ng[q >> 6] & (1ull << (q & 63))))
+                q++;
+            xbt_window_drop(vm, (r << 22) + (p << 12), (q - p) << 12);
+            p = q;
+        }
+        memset(ng, 0, 128);
+    }
+}
+
 uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
 {
     if (why)
@@ -208,14 +260,6 @@ uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
     return XBT_USER_STRICT;
 }
 
-static bool target_stale(void *opaque, const xbt_block *to)
-{
-    const struct xbt_vcpu *v = opaque;
-    uint32_t l1 = to->lin + (to->guest_len ? to->guest_len - 1 : 0);
-    return (v->region_bumped[to->lin >> 25] & (1u << ((to->lin >> 22) & 7))) ||
-           (v->region_bumped[l1 >> 25] & (1u << ((l1 >> 22) & 7)));
-}
-
 /* New epoch for the regions marked in region_bumped; chains into their blocks undone. */
 static void bump_regions(struct xbt_vcpu *v)
 {
@@ -224,11 +268,12 @@ static void bump_regions(struct xbt_vcpu *v)
     for (uint32_t r = 0; r < 1024; r++)
         if (v->region_bumped[r >> 3] & (1u << (r & 7))) {
             v->region_epoch[r] = e;
+            v->region_code_ng[r >> 3] &= (uint8_t)~(1u << (r & 7));
             any = true;
         }
     if (!any)
         return;
-    xbt_tc_unchain_where(v->vm->tc, target_stale, v);
+    xbt_tc_unchain_regions(v->vm->tc, v->region_bumped);
     v->ibl_stale = true;
     v->unlinked = NULL;
 }
@@ -271,7 +316,11 @@ void xbt_paging_changed(struct xbt_vcpu *v)
 void xbt_cr3_changed(struct xbt_vcpu *v)
 {
     v->stats.window_drops++;
-    xbt_window_reset(v->vm);
+    bool pge = v->cr4 & XBT_CR4_PGE;
+    if (pge)
+        xbt_window_drop_nonglobal(v->vm); /* global entries survive, as in a TLB */
+    else
+        xbt_window_reset(v->vm);
     /* A region keeps its epoch when its directory entry is the same present 4 MiB page
        (with CR4.PSE) as when its code was last checked: nothing in it can differ.  Any
        other entry (a page table, whose contents may have changed) starts a new one. */
@@ -281,7 +330,8 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
             continue;
         uint32_t pde = xbt_region_pde(v, r);
         bool big = (v->cr4 & XBT_CR4_PSE) && (pde & 0x81) == 0x81;
-        if (!big || pde != v->region_pde[r])
+        bool global_code = pge && !(v->region_code_ng[r >> 3] & (1u << (r & 7)));
+        if (pde != v->region_pde[r] || !(big || global_code))
             v->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
         v->region_pde[r] = pde;
     }

@@ -7,6 +7,11 @@
 
 #include "tcache.h"
 
+struct chain_rec {
+    xbt_block *from;
+    uint32_t exit;
+};
+
 struct xbt_tcache {
     uint8_t *code;             /* code space, mapped RWX above 4 GiB */
     uint64_t size, used;
@@ -17,9 +22,12 @@ struct xbt_tcache {
     /* Chains made since the last xbt_tc_unchain_all, so that undoing them costs what
        they cost to make (not a walk over every block: Linux's CR3 switches made that
        a third of the run time). */
-    struct chain_rec { xbt_block *from; uint32_t exit; } *recent;
-    uint32_t n_recent, cap_recent;
-    bool recent_overflow;
+    /* Live chains by the 4 MiB linear region of their target (both regions for a
+       target that straddles two), so that a mapping change of some regions undoes only
+       the chains into them, at the cost of those chains (a walk over every block was a
+       third of Linux's run time). */
+    struct { struct chain_rec *v; uint32_t n, cap; } reg[1024];
+    bool recent_overflow;  /* a record could not grow: fall back to walking all blocks */
     xbt_tc_stats st;
 };
 
@@ -77,7 +85,8 @@ void xbt_tc_destroy(xbt_tcache *tc)
         return;
     free_blocks(tc);
     free(tc->order);
-    free(tc->recent);
+    for (int r = 0; r < 1024; r++)
+        free(tc->reg[r].v);
     munmap(tc->code, tc->size);
     free(tc);
 }
@@ -169,17 +178,22 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     from->chained_to[exit] = to;
     patch_rel32(from->host + from->exits[exit].rel32_off, to->host);
     tc->st.chains++;
-    if (tc->n_recent == tc->cap_recent) {
-        uint32_t cap = tc->cap_recent ? 2 * tc->cap_recent : 4096;
-        struct chain_rec *r = realloc(tc->recent, cap * sizeof *r);
-        if (!r) {
-            tc->recent_overflow = true; /* fall back to the full walk */
-            return;
+    uint32_t r0 = to->lin >> 22, r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
+    for (uint32_t r = r0;; r = r1) {
+        if (tc->reg[r].n == tc->reg[r].cap) {
+            uint32_t cap = tc->reg[r].cap ? 2 * tc->reg[r].cap : 64;
+            struct chain_rec *v = realloc(tc->reg[r].v, cap * sizeof *v);
+            if (!v) {
+                tc->recent_overflow = true; /* fall back to the full walk */
+                return;
+            }
+            tc->reg[r].v = v;
+            tc->reg[r].cap = cap;
         }
-        tc->recent = r;
-        tc->cap_recent = cap;
+        tc->reg[r].v[tc->reg[r].n++] = (struct chain_rec){ from, exit };
+        if (r == r1)
+            break;
     }
-    tc->recent[tc->n_recent++] = (struct chain_rec){ from, exit };
 }
 
 bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit)
@@ -294,63 +308,56 @@ static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit)
         }
 }
 
-void xbt_tc_unchain_where(xbt_tcache *tc, bool (*stale)(void *, const xbt_block *),
-                          void *opaque)
+static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
 {
-    if (!tc->recent_overflow) {
-        uint32_t keep = 0;
-        for (uint32_t k = 0; k < tc->n_recent; k++) {
-            xbt_block *from = tc->recent[k].from;
-            uint32_t exit = tc->recent[k].exit;
-            xbt_block *to = from->valid ? from->chained_to[exit] : NULL;
-            if (!to)
-                continue; /* undone since */
-            if (stale(opaque, to))
+    uint32_t r0 = to->lin >> 22, r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
+    return (bitmap[r0 >> 3] & (1u << (r0 & 7))) || (bitmap[r1 >> 3] & (1u << (r1 & 7)));
+}
+
+void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
+{
+    for (uint32_t r = 0; r < 1024; r++) {
+        if (!(bitmap[r >> 3] & (1u << (r & 7))))
+            continue;
+        for (uint32_t k = 0; k < tc->reg[r].n; k++) {
+            xbt_block *from = tc->reg[r].v[k].from;
+            uint32_t exit = tc->reg[r].v[k].exit;
+            if (from->valid && from->chained_to[exit] && in_regions(from->chained_to[exit], bitmap))
                 unchain_one(tc, from, exit);
-            else
-                tc->recent[keep++] = tc->recent[k];
         }
-        tc->n_recent = keep;
-        return;
+        tc->reg[r].n = 0;
     }
-    /* The record is incomplete: look at every block (the overflow stays, so the next
-       call does the same until an xbt_tc_unchain_all starts a new record). */
+    if (!tc->recent_overflow)
+        return;
+    /* The records are incomplete: look at every block (the overflow stays until an
+       xbt_tc_unchain_all starts new records). */
     for (uint32_t k = 0; k < tc->n_order; k++) {
         xbt_block *b = tc->order[k];
         if (!b->valid)
             continue;
         for (uint32_t i = 0; i < b->n_exits; i++)
-            if (b->chained_to[i] && stale(opaque, b->chained_to[i]))
+            if (b->chained_to[i] && in_regions(b->chained_to[i], bitmap))
                 unchain_one(tc, b, i);
     }
 }
 
 void xbt_tc_unchain_all(xbt_tcache *tc)
 {
-    if (!tc->recent_overflow) {
-        /* Every live chain was made since the last call (older ones were undone then). */
-        for (uint32_t k = 0; k < tc->n_recent; k++)
-            unchain_one(tc, tc->recent[k].from, tc->recent[k].exit);
-        tc->n_recent = 0;
-        return;
+    for (uint32_t r = 0; r < 1024; r++) {
+        for (uint32_t k = 0; k < tc->reg[r].n; k++)
+            unchain_one(tc, tc->reg[r].v[k].from, tc->reg[r].v[k].exit);
+        tc->reg[r].n = 0;
     }
+    if (!tc->recent_overflow)
+        return;
     tc->recent_overflow = false;
-    tc->n_recent = 0;
     for (uint32_t k = 0; k < tc->n_order; k++) {
         xbt_block *b = tc->order[k];
         if (!b->valid)
             continue;
         for (uint32_t i = 0; i < b->n_exits; i++)
-            if (b->chained_to[i]) {
-                unpatch(b, i);
-                b->chained_to[i] = NULL;
-                tc->st.unchains++;
-            }
-        for (struct xbt_tc_link *l = b->incoming, *n; l; l = n) {
-            n = l->next;
-            free(l);
-        }
-        b->incoming = NULL;
+            if (b->chained_to[i])
+                unchain_one(tc, b, i);
     }
 }
 
@@ -389,7 +396,8 @@ bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page)
 void xbt_tc_flush(xbt_tcache *tc)
 {
     free_blocks(tc);
-    tc->n_recent = 0;
+    for (int r = 0; r < 1024; r++)
+        tc->reg[r].n = 0;
     tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);
     memset(tc->pages, 0, sizeof tc->pages);

@@ -85,10 +85,9 @@ void xbt_tc_drop(xbt_tcache *tc, xbt_block *b);
 /* Undoes every chain: after the guest's linear-to-physical mapping changed, blocks are
    re-checked one by one before they are entered or linked again. */
 void xbt_tc_unchain_all(xbt_tcache *tc);
-/* Undoes the chains into blocks for which stale() says so (a mapping change that
-   concerns only some of the guest's linear regions). */
-void xbt_tc_unchain_where(xbt_tcache *tc, bool (*stale)(void *, const xbt_block *),
-                          void *opaque);
+/* Undoes the chains into blocks in the 4 MiB linear regions set in bitmap (1024 bits):
+   a mapping change that concerns only those regions.  Blocks' lin must be set. */
+void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap);
 /* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
 /* True if some block has guest bytes on physical page `page`. */

@@ -126,6 +126,31 @@ void main(void)
     CHECK_EQ(*(volatile u32 *)0xc0000010, 0x44444444, "4 MiB PSE page");
     CHECK(pd[0x300] & A, "PSE PDE accessed");
 
+    /* Global pages (CR4.PGE): a CR3 load flushes the non-global entries only; INVLPG
+       and turning PGE off flush global ones too.  (Whether a global entry survives a
+       CR3 load depends on what the TLB holds, so only "old or new" is checked.) */
+    const u32 G = 0x100;
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10 | 0x80) : "memory");
+    pt_hi[8] = 0x00802000u | P | W | G;
+    pt_hi[9] = 0x00802000u | P | W;
+    invlpg(0x40008000);
+    invlpg(0x40009000);
+    CHECK_EQ(*(volatile u32 *)0x40008000, 0x33333333, "global page mapped");
+    CHECK_EQ(*(volatile u32 *)0x40009000, 0x33333333, "non-global page mapped");
+    pt_hi[8] = 0x00800000u | P | W | G;
+    pt_hi[9] = 0x00800000u | P | W;
+    write_cr3((u32)pd);
+    CHECK_EQ(*(volatile u32 *)0x40009000, 0x11111111, "CR3 load flushes a non-global entry");
+    u32 gv = *(volatile u32 *)0x40008000;
+    CHECK(gv == 0x33333333 || gv == 0x11111111, "global entry after a CR3 load: old or new");
+    invlpg(0x40008000);
+    CHECK_EQ(*(volatile u32 *)0x40008000, 0x11111111, "INVLPG flushes a global entry");
+    pt_hi[8] = 0x00802000u | P | W | G;
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10 | 0x80) : "memory");
+    CHECK_EQ(*(volatile u32 *)0x40008000, 0x33333333, "turning PGE off flushes global entries");
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+
     /* Self-modifying code through an alias. */
     CHECK_EQ(smc_fn(), 1, "code before");
     *(volatile u32 *)(0x50000000u + ((u32)smc_imm & 0xFFF)) = 42;
