@@ -268,8 +268,8 @@ typedef struct xbt_stats {
        raised, whole-window drops (CR3 loads, INVLPG, paging mode changes) */
     uint64_t hidden_faults, page_faults, window_drops;
     /* direct execution of user code: entries, exits (host signals), of those the kicks
-       and the trapped system calls (int 0x80), and instructions run once translated
-       because they trapped */
+       and the system calls (int n trapped by seccomp or #GP, SYSENTER by #UD), and
+       instructions run once translated because they trapped */
     uint64_t direct_entries, direct_exits, direct_kicks, direct_syscalls, direct_xlate;
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);

@@ -458,6 +458,15 @@ static int sysenter_exit(struct xbt_vcpu *v, bool enter)
     return XBT_LEAVE_DISPATCH;
 }
 
+bool xbt_sysenter(struct xbt_vcpu *v)
+{
+    if ((v->msr_sysenter_cs & 0xFFFC) == 0)
+        return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip);
+    v->stats.callouts[XBT_CO_SYSENTER]++;
+    sysenter_exit(v, true);
+    return true;
+}
+
 int xbt_callout_entry(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;

@@ -453,6 +453,18 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         if (d->trapno == 19)
             return xbt_raise(v, (v->cr4 & 0x400) ? XBT_XM : XBT_UDV, false, 0, eip);
         break;
+    case SIGILL: {
+        /* SYSENTER (AMD refuses it in compatibility mode; so does xbt's host kernel on
+           Intel, which would lose its address): the guest's own, done here. */
+        uint8_t b[2];
+        if (read_guest(v, v->seg[XBT_CS].base + eip, b, 2) && b[0] == 0x0F && b[1] == 0x34) {
+            v->stats.direct_syscalls++;
+            if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
+                count_trap(v, eip);
+            return xbt_sysenter(v);
+        }
+        break;
+    }
     case SIGTRAP:
         if (d->trapno == 1) /* single step (guest TF): a trap after the instruction */
             return xbt_raise(v, XBT_DB, false, 0, eip);

@@ -144,21 +144,57 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
     return false;
 }
 
-static void ibl_reset(struct xbt_vcpu *v)
+static void ibl_reset_set(struct xbt_ibl_set *set)
 {
-    if (v->n_ibl_used <= XBT_IBL_USED_CAP) {
-        for (uint32_t k = 0; k < v->n_ibl_used; k++) {
-            struct xbt_ibl_entry *e = &v->ibl[v->ibl_used[k]];
+    if (set->n_used <= XBT_IBL_USED_CAP) {
+        for (uint32_t k = 0; k < set->n_used; k++) {
+            struct xbt_ibl_entry *e = &set->t[set->used[k]];
             e->tag = 1ull << 32;
             e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
         }
     } else {
         for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
-            v->ibl[i].tag = 1ull << 32;
-            v->ibl[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+            set->t[i].tag = 1ull << 32;
+            set->t[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
         }
     }
-    v->n_ibl_used = 0;
+    set->n_used = 0;
+    set->stale = false;
+}
+
+/* Every table forgets its entries (the current one now, the others when next used). */
+static void ibl_reset(struct xbt_vcpu *v)
+{
+    for (int k = 0; k < XBT_IBL_SETS; k++)
+        v->ibl_sets[k].stale = true;
+    ibl_reset_set(v->ibl_cur);
+}
+
+/* Makes the table of mode `key` current (the least recently used one is taken over
+   for a new key). */
+static void ibl_select(struct xbt_vcpu *v, uint32_t key)
+{
+    struct xbt_ibl_set *set = v->ibl_cur;
+    if (set->key != key) {
+        struct xbt_ibl_set *lru = &v->ibl_sets[0];
+        set = NULL;
+        for (int k = 0; k < XBT_IBL_SETS; k++) {
+            if (v->ibl_sets[k].key == key)
+                set = &v->ibl_sets[k];
+            if (v->ibl_sets[k].stamp < lru->stamp)
+                lru = &v->ibl_sets[k];
+        }
+        if (!set) {
+            set = lru;
+            set->key = key;
+            set->stale = true;
+        }
+        v->ibl_cur = set;
+        v->ibl = set->t;
+    }
+    set->stamp = ++v->ibl_clock;
+    if (set->stale)
+        ibl_reset_set(set);
 }
 
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
@@ -494,12 +530,15 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         xbt_tmode m = current_mode(v);
         uint32_t key = xbt_tc_mode_key(&m);
-        if (key != v->ibl_key || v->ibl_stale) {
-            /* The inline lookup table holds blocks of one mode only, and none that
-               were invalidated; it survives across runs otherwise (1 MiB to clear). */
-            ibl_reset(v);
-            v->ibl_key = key;
-            v->ibl_stale = false;
+        if (key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
+            /* An inline lookup table holds blocks of one mode only, and none that
+               were invalidated; it survives across runs otherwise. */
+            if (v->ibl_stale) {
+                for (int k = 0; k < XBT_IBL_SETS; k++)
+                    v->ibl_sets[k].stale = true;
+                v->ibl_stale = false;
+            }
+            ibl_select(v, key);
             chain_site = 0;
         }
         int rc;
@@ -549,10 +588,11 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                     if (t && t->lin == v->seg[XBT_CS].base + t->eip && xbt_block_fresh(v, t)) {
                         uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
                         struct xbt_ibl_entry *e = &v->ibl[idx];
-                        if (v->n_ibl_used < XBT_IBL_USED_CAP)
-                            v->ibl_used[v->n_ibl_used] = (uint16_t)idx;
-                        if (v->n_ibl_used <= XBT_IBL_USED_CAP)
-                            v->n_ibl_used++;
+                        struct xbt_ibl_set *set = v->ibl_cur;
+                        if (set->n_used < XBT_IBL_USED_CAP)
+                            set->used[set->n_used] = (uint16_t)idx;
+                        if (set->n_used <= XBT_IBL_USED_CAP)
+                            set->n_used++;
                         e->tag = v->ctx.eip;
                         e->host = (uint64_t)(uintptr_t)t->host;
                     }
@@ -594,7 +634,7 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops\n",
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
         (unsigned long long)st->window_drops);
-    OUT("direct: %llu entries, %llu exits (%llu kicks, %llu int 0x80 trapped), %llu "
+    OUT("direct: %llu entries, %llu exits (%llu kicks, %llu system calls), %llu "
         "instructions run translated after a trap\n",
         (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,
         (unsigned long long)st->direct_kicks, (unsigned long long)st->direct_syscalls,

@@ -81,15 +81,24 @@ struct xbt_vcpu {
     struct xbt_jit_ctx ctx;    /* first: R13 points here */
     xbt_vm *vm;
     xbt_translator xl;               /* the translator (its decoder state) */
-    struct xbt_ibl_entry *ibl;       /* live indirect-branch table */
-    uint32_t ibl_key;                /* the mode key its entries belong to (~0: none) */
-    bool ibl_stale;                  /* translations were dropped: clear it before use */
+    struct xbt_ibl_entry *ibl;       /* live indirect-branch table (ibl_cur's) */
+    bool ibl_stale;                  /* translations were dropped: clear all before use */
     struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
-    /* Which IBL entries were filled since the last reset, so a reset clears only those
-       (a full 1 MiB clear made every CR3 switch cost ~150,000 cycles). */
+    /* One table per recent mode key (kernel and user code alternate: a single table
+       cleared at every switch missed 4,500 times per Linux fork).  Each knows which
+       entries were filled since its last reset, so a reset clears only those (a full
+       1 MiB clear made every CR3 switch cost ~150,000 cycles). */
 #define XBT_IBL_USED_CAP 2048
-    uint16_t ibl_used[XBT_IBL_USED_CAP];
-    uint32_t n_ibl_used;             /* > XBT_IBL_USED_CAP: unknown, clear all */
+#define XBT_IBL_SETS 4
+    struct xbt_ibl_set {
+        struct xbt_ibl_entry *t;
+        uint32_t key;                /* the mode key of its entries (~0: none) */
+        bool stale;
+        uint64_t stamp;              /* last use, for replacement */
+        uint32_t n_used;             /* > XBT_IBL_USED_CAP: unknown, clear all */
+        uint16_t used[XBT_IBL_USED_CAP];
+    } ibl_sets[XBT_IBL_SETS], *ibl_cur;
+    uint64_t ibl_clock;
 
     /* Architectural state not held in ctx. */
     uint32_t cr0, cr2, cr3, cr4;
@@ -192,7 +201,9 @@ void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d);
 bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len);
 bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len);
 
-/* Callouts (callouts.c): the C side of xbt_jit_callout. */
+/* Callouts (callouts.c): the C side of xbt_jit_callout.  xbt_sysenter: SYSENTER at
+   ctx.eip done (or its #GP raised); false: triple fault, exit recorded. */
+bool xbt_sysenter(struct xbt_vcpu *v);
 int xbt_callout_entry(struct xbt_jit_ctx *ctx);
 
 /* Leave codes of callouts and the run loop (>= XBT_JIT_EXIT_CALLOUT). */

@@ -399,18 +399,28 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         return XBT_E_NOMEM;
     memset(v, 0, sizeof *v);
     v->vm = vm;
-    v->ibl = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl);
-    v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss);
-    if (!v->ibl || !v->ibl_miss) {
-        free(v->ibl);
+    bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss)) != NULL;
+    for (int k = 0; k < XBT_IBL_SETS; k++) {
+        v->ibl_sets[k].key = ~0u;
+        ok = ok && (v->ibl_sets[k].t = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl)) != NULL;
+    }
+    if (!ok) {
+        for (int k = 0; k < XBT_IBL_SETS; k++)
+            free(v->ibl_sets[k].t);
         free(v->ibl_miss);
         free(v);
         return XBT_E_NOMEM;
     }
     for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
-        v->ibl[i].tag = v->ibl_miss[i].tag = 1ull << 32;
-        v->ibl[i].host = v->ibl_miss[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        v->ibl_miss[i].tag = 1ull << 32;
+        v->ibl_miss[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        for (int k = 0; k < XBT_IBL_SETS; k++) {
+            v->ibl_sets[k].t[i].tag = 1ull << 32;
+            v->ibl_sets[k].t[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        }
     }
+    v->ibl_cur = &v->ibl_sets[0];
+    v->ibl = v->ibl_cur->t;
     xbt_translator_init(&v->xl);
     struct xbt_jit_ctx *c = &v->ctx;
     c->exit_direct = (uint64_t)(uintptr_t)xbt_jit_exit_direct;
@@ -421,7 +431,6 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)vm->kbase;
-    v->ibl_key = ~0u;
     c->eflags_sys = 0x2;
     c->vif = 0;
     c->eflags = 0x2;
@@ -459,7 +468,8 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
         return;
     if (v->vm && v->vm->vcpu == v)
         v->vm->vcpu = NULL;
-    free(v->ibl);
+    for (int k = 0; k < XBT_IBL_SETS; k++)
+        free(v->ibl_sets[k].t);
     free(v->ibl_miss);
     free(v);
 }
