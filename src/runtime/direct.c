@@ -130,19 +130,19 @@ bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_
     if (dwin_owner != vm || lin < dwin_lo)
         return false;
     void *at = (void *)(uintptr_t)lin;
-    return mmap(at, len, PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0),
-                MAP_SHARED | MAP_FIXED, vm->memfd, (off_t)gpa) == at;
+    if (mmap(at, len, PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0),
+             MAP_SHARED | MAP_FIXED, vm->memfd, (off_t)gpa) != at)
+        return false;
+    xbt_wmap_note(vm, XBT_WIN_DIRECT, lin, len);
+    return true;
 }
 
 bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
 {
     if (dwin_owner != vm || lin < dwin_lo)
         return false;
-    void *at = (void *)(uintptr_t)(lin & ~0xFFFu);
     /* Executable: the guest's code runs from here (non-PAE paging has no NX). */
-    return mmap(at, 4096, PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0),
-                MAP_SHARED | MAP_FIXED,
-                vm->memfd, (off_t)(gpa & ~0xFFFull)) == at;
+    return xbt_direct_window_map_range(vm, lin & ~0xFFFu, gpa & ~0xFFFull, 4096, writable);
 }
 
 /* ---- per thread: seccomp ------------------------------------------------------------ */

@@ -71,6 +71,9 @@ struct xbt_vm {
        drops only the non-global ones, as a TLB keeps global entries. */
     uint64_t g_page[1u << 14], ng_page[1u << 14];
     uint8_t g_region[128], ng_region[128];
+    /* Which linear pages each window (XBT_WIN_*) has mapped, so that a drop of a range
+       a window never mapped costs no system call (an INVLPG used to cost three). */
+    struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; } wmap[3];
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
@@ -227,6 +230,8 @@ bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gp
    paging on, else the K-window. */
 uint8_t *xbt_current_window(const struct xbt_vcpu *v);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
+/* Records that window `win` (XBT_WIN_*) now maps [lin, lin + len). */
+void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len);
 /* Records that [lin, lin + len) was mapped into a window from a global entry or not. */
 void xbt_window_note(xbt_vm *vm, uint32_t lin, uint32_t len, bool global);
 /* Drops every window mapping that did not come from a global entry. */

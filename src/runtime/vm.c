@@ -153,6 +153,50 @@ uint8_t *xbt_current_window(const struct xbt_vcpu *v)
     return (xbt_paging(v) && v->cpl == 3) ? v->vm->ubase : v->vm->kbase;
 }
 
+void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len)
+{
+    struct xbt_wmap *m = &vm->wmap[win];
+    uint32_t p0 = lin >> 12, n = len >> 12;
+    if (n == 1024 && !(p0 & 1023)) {
+        memset(&m->page[p0 >> 6], 0xFF, 128);
+    } else {
+        for (uint32_t p = p0; p < p0 + n; p++)
+            m->page[p >> 6] |= 1ull << (p & 63);
+    }
+    for (uint32_t r = lin >> 22; r <= (lin + len - 1) >> 22; r++)
+        m->region[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+/* Whether window `win` maps anything in [lin, lin + len); forgets that it does. */
+static bool wmap_take(xbt_vm *vm, int win, uint32_t lin, uint64_t len)
+{
+    struct xbt_wmap *m = &vm->wmap[win];
+    bool any = false;
+    uint64_t end = (uint64_t)lin + len;
+    for (uint64_t r = lin >> 22; r < 1024 && (r << 22) < end; r++) {
+        uint8_t bit = (uint8_t)(1u << (r & 7));
+        if (!(m->region[r >> 3] & bit))
+            continue;
+        uint64_t a = (r << 22) > lin ? (r << 22) : lin;
+        uint64_t b = ((r + 1) << 22) < end ? ((r + 1) << 22) : end;
+        if (a == (r << 22) && b == ((r + 1) << 22)) {
+            for (int w = 0; w < 16; w++)
+                any |= m->page[r * 16 + w] != 0;
+            memset(&m->page[r * 16], 0, 128);
+            m->region[r >> 3] &= (uint8_t)~bit;
+            continue;
+        }
+        for (uint64_t p = a >> 12; p < (b + 4095) >> 12; p++) {
+            uint64_t mask = 1ull << (p & 63);
+            if (m->page[p >> 6] & mask) {
+                any = true;
+                m->page[p >> 6] &= ~mask;
+            }
+        }
+    }
+    return any;
+}
+
 void xbt_window_reset(xbt_vm *vm)
 {
     bool paged = vm->vcpu && xbt_paging(vm->vcpu);
@@ -160,7 +204,10 @@ void xbt_window_reset(xbt_vm *vm)
          -1, 0);
     mmap(vm->ubase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
          -1, 0);
-    xbt_direct_window_drop(vm, 0, 4ull << 30);
+    if (wmap_take(vm, XBT_WIN_DIRECT, 0, 4ull << 30))
+        xbt_direct_window_drop(vm, 0, 4ull << 30);
+    wmap_take(vm, XBT_WIN_KERNEL, 0, 4ull << 30);
+    wmap_take(vm, XBT_WIN_USER, 0, 4ull << 30);
     memset(vm->pse_region, 0, sizeof vm->pse_region);
     for (uint32_t r = 0; r < 1024; r++)
         if ((vm->g_region[r >> 3] | vm->ng_region[r >> 3]) & (1u << (r & 7))) {
@@ -182,24 +229,28 @@ bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gp
                           uint32_t len, bool writable)
 {
     void *at = window + lin;
-    return mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED,
-                vm->memfd, (off_t)gpa) == at;
+    if (mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, vm->memfd,
+             (off_t)gpa) != at)
+        return false;
+    xbt_wmap_note(vm, window == vm->ubase ? XBT_WIN_USER : XBT_WIN_KERNEL, lin, len);
+    return true;
 }
 
 bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable)
 {
-    void *at = window + (lin & ~0xFFFu);
-    return mmap(at, 4096, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED,
-                vm->memfd, (off_t)(gpa & ~0xFFFull)) == at;
+    return xbt_window_map_range(vm, window, lin & ~0xFFFu, gpa & ~0xFFFull, 4096, writable);
 }
 
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
 {
-    mmap(vm->kbase + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-         -1, 0);
-    mmap(vm->ubase + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-         -1, 0);
-    xbt_direct_window_drop(vm, lin, len);
+    if (wmap_take(vm, XBT_WIN_KERNEL, lin, len))
+        mmap(vm->kbase + lin, len, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (wmap_take(vm, XBT_WIN_USER, lin, len))
+        mmap(vm->ubase + lin, len, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (wmap_take(vm, XBT_WIN_DIRECT, lin, len))
+        xbt_direct_window_drop(vm, lin, len);
 }
 
 void xbt_window_note(xbt_vm *vm, uint32_t lin, uint32_t len, bool global)
