@@ -14,7 +14,13 @@
  *   ptewrite  a store to a page-table entry (same value)
  *   cr3switch a CR3 load alternating between two page directories, then one memory read
  *   syscall   user INT 0x80 to a ring-0 handler and back by IRET, paging off
- *   syscallpg the same with paging on (xbt drops its window on every return to CPL 3)
+ *   syscallpg the same with paging on
+ *   compute3  the compute kernel at CPL 3 (directly executed under xbt's direct mode)
+ *   forkwait  the forkwait analog: per process, cycles to create an address space (a
+ *             page directory with the kernel's global 4 KiB mappings and a user page
+ *             table with shared code), switch to it, run the process (its stack page
+ *             demand-paged by the #PF handler, one system call, then exit) and tear it
+ *             down; 2,000 processes
  */
 #include "../../tests/guests/lib/guest.h"
 #include "compute.h"
@@ -58,12 +64,46 @@ __asm__(".text\n.globl enter_user\nenter_user:\n"
         "\tmovl kernel_esp, %esp\n"
         "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
 
+static volatile u32 fw_pid;
+
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit to the kernel */
         f->eip = (u32)kernel_resume;
         f->cs = SEL_CODE;
+    } else if (f->eax == 20) { /* getpid */
+        f->eax = fw_pid;
     }
+}
+
+/* forkwait: the processes' program, copied to a frame mapped at 0x40000000 in each. */
+__asm__(".text\n.globl fw_prog\nfw_prog:\n"
+        "\tpushl $1\n\tpushl $2\n" /* the first touch of the stack page */
+        "\tmovl $20, %eax\n\tint $0x80\n"
+        "\tmovl $0, %eax\n\tint $0x80\n"
+        ".globl fw_prog_end\nfw_prog_end:\n");
+extern u8 fw_prog[], fw_prog_end[];
+static u32 fw_pd[4][1024] __attribute__((aligned(4096)));
+static u32 fw_pt[4][1024] __attribute__((aligned(4096)));
+static u8 fw_code[4096] __attribute__((aligned(4096)));
+static u8 fw_frames[8][4096] __attribute__((aligned(4096)));
+static u32 *fw_cur_pt;
+static u32 fw_free_mask = 0xff, fw_stack_frame, fw_faults;
+
+static void fw_page_fault(struct frame *f)
+{
+    u32 cr2;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    if ((f->cs & 3) && cr2 >= 0x400ff000u && cr2 < 0x40100000u && fw_free_mask) {
+        u32 k = (u32)__builtin_ctz(fw_free_mask);
+        fw_free_mask &= ~(1u << k);
+        fw_stack_frame = k;
+        fw_cur_pt[0xff] = (u32)fw_frames[k] | 7;
+        fw_faults++;
+        return;
+    }
+    printf("FAIL forkwait: unexpected #PF at %x err %x\n", cr2, f->err);
+    guest_exit();
 }
 
 /* At CPL 3: the compute kernel (direct execution under xbt's direct mode), cycles per
@@ -145,8 +185,6 @@ void main(void)
     idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
     enter_user(user_syscalls, (u32)(ustack + sizeof ustack));
     printf("RESULT syscall %u\n", user_cycles);
-    enter_user(user_compute, (u32)(ustack + sizeof ustack));
-    printf("RESULT compute3 %u\n", user_cycles);
 
     /* Paging on: identity 0..16 MiB in 4 KiB pages; VA 0x40000000 is not present. */
     for (u32 i = 0; i < 4 * 1024; i++)
@@ -174,6 +212,38 @@ void main(void)
     __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
     enter_user(user_syscalls, (u32)(ustack + sizeof ustack));
     printf("RESULT syscallpg %u\n", user_cycles);
+    enter_user(user_compute, (u32)(ustack + sizeof ustack));
+    printf("RESULT compute3 %u\n", user_cycles);
+
+    /* forkwait: kernel pages global and supervisor, as a Unix kernel maps itself. */
+    for (u32 i = 0; i < 4 * 1024; i++)
+        pt[i / 1024][i % 1024] = (i << 12) | 0x103;
+    u32 cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x80) : "memory"); /* PGE */
+    memcpy(fw_code, fw_prog, (u32)(fw_prog_end - fw_prog));
+    set_handler(14, fw_page_fault);
+    const u32 nproc = 2000;
+    u64 t0 = rdtsc();
+    for (u32 i = 0; i < nproc; i++) {
+        u32 *npd = fw_pd[i & 3], *npt = fw_pt[i & 3];
+        memset(npd, 0, 4096);
+        for (u32 k = 0; k < 4; k++)
+            npd[k] = pd[k]; /* the kernel half, as fork copies it */
+        memset(npt, 0, 4096);
+        npt[0] = (u32)fw_code | 5;
+        npd[0x100] = (u32)npt | 7;
+        fw_cur_pt = npt;
+        fw_pid = i + 2;
+        __asm__ volatile("mov %0, %%cr3" : : "r"(npd) : "memory");
+        enter_user((void (*)(void))0x40000000u, 0x40100000u);
+        __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
+        fw_free_mask |= 1u << fw_stack_frame;
+    }
+    u64 t1 = rdtsc();
+    printf("RESULT forkwait %u\n", (u32)((t1 - t0) / nproc));
+    CHECK_EQ(fw_faults, nproc, "forkwait: each process demand-paged its stack once");
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     CHECK(sink != 0xdeadbeef, "benchmarks ran");
 }

@@ -289,6 +289,48 @@ static void complete_in(struct xbt_vcpu *v)
  * translated code.  Clean pages are mapped read-only so that the first write comes back
  * here and sets the dirty bit.  false: an exit is recorded.
  */
+/* A data write to a page holding translated code: snapshot the page, run the writing
+   instruction alone (smc_single) with the page writable, then smc_data_end. */
+static void smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
+{
+    memcpy(v->smc_shadow, v->vm->ram + ((uint64_t)page << 12), 4096);
+    v->smc_data = true;
+    v->smc_data_page = page;
+    v->smc_data_lin = lin;
+    v->smc_data_paged = paged;
+    v->smc_single = true;
+}
+
+/* After the single step: if it changed code bytes after all (a string instruction
+   reaching past the first 16 bytes), the page's translations go; otherwise the page is
+   protected again (paging: its mapping dropped, to come back read-only). */
+static void smc_data_end(struct xbt_vcpu *v)
+{
+    xbt_vm *vm = v->vm;
+    v->smc_data = false;
+    const uint8_t *now = vm->ram + ((uint64_t)v->smc_data_page << 12);
+    if (memcmp(now, v->smc_shadow, 4096) != 0) {
+        uint32_t first = 0, last = 4095;
+        while (now[first] == v->smc_shadow[first])
+            first++;
+        while (now[last] == v->smc_shadow[last])
+            last--;
+        if (xbt_tc_page_range_has_code(vm->tc, v->smc_data_page, first, last - first + 1)) {
+            xbt_vm_invalidate(vm, (uint64_t)v->smc_data_page << 12, 4096);
+            v->ibl_stale = true;
+            if (v->smc_data_paged)
+                xbt_window_drop(vm, v->smc_data_lin & ~0xFFFu, 4096);
+            return;
+        }
+    }
+    if (!vm->code_prot[v->smc_data_page])
+        return; /* invalidated meanwhile */
+    if (v->smc_data_paged)
+        xbt_window_drop(vm, v->smc_data_lin & ~0xFFFu, 4096);
+    else
+        mprotect(vm->kbase + ((uint64_t)v->smc_data_page << 12), 4096, PROT_READ);
+}
+
 int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
@@ -312,14 +354,23 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         return 0;
     }
     uint32_t page = (uint32_t)(r.gpa >> 12);
-    if (write && vm->code_prot[page]) {
-        /* Self-modifying code through any alias: drop the page's translations and run
-           the writing instruction alone, uncached, with the page writable. */
-        xbt_vm_invalidate(vm, r.gpa & ~0xFFFull, 4096);
-        v->ibl_stale = true;
-        v->smc_single = true;
+    bool data_write = false;
+    if (write && vm->code_prot[page] && win != XBT_WIN_DIRECT) {
+        uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
+        if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
+            smc_data_begin(v, page, lin, true);
+            data_write = true;
+        } else {
+            /* Self-modifying code through any alias: drop the page's translations and
+               run the writing instruction alone, uncached, with the page writable. */
+            xbt_vm_invalidate(vm, r.gpa & ~0xFFFull, 4096);
+            v->ibl_stale = true;
+            v->smc_single = true;
+        }
+    } else if (write && vm->code_prot[page]) {
+        v->smc_single = true; /* direct: the translator runs it (below) */
     }
-    bool writable = r.writable && (r.dirty || write) && !vm->code_prot[page];
+    bool writable = r.writable && (r.dirty || write) && (!vm->code_prot[page] || data_write);
     if (r.page_size == (4u << 20))
         vm->pse_region[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
     if (r.page_size == (4u << 20)) {
@@ -426,6 +477,14 @@ static bool handle_fault(struct xbt_vcpu *v)
         if (a >= k && a < k + (4ull << 30)) {
             uint64_t gpa = a - k;
             if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
+                uint32_t page = (uint32_t)(gpa >> 12), off = (uint32_t)gpa & 0xFFF;
+                uint32_t len = 4096 - off < 16 ? 4096 - off : 16;
+                if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
+                    /* Data beside code: the page stays protected, its code cached. */
+                    smc_data_begin(v, page, (uint32_t)gpa, false);
+                    mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+                    return true;
+                }
                 /* A write to a page holding translated code: drop its translations and
                    run the writing instruction alone, uncached. */
                 xbt_vm_invalidate(vm, gpa, 1);
@@ -523,6 +582,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     for (;;) {
         v->stats.dispatches++;
+        if (v->smc_data && !v->smc_single)
+            smc_data_end(v); /* the data write on a code page has run (or was undone) */
         if (v->unlinked) {
             xbt_tc_relink_out(vm->tc, v->unlinked);
             v->unlinked = NULL;

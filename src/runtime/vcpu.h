@@ -133,6 +133,13 @@ struct xbt_vcpu {
     uint32_t io_next_eip;
     /* An SMC fault: run one instruction without caching, page writable. */
     bool smc_single;
+    /* A write to a page with translated code but not to its code bytes (data beside
+       code): the page stays protected and its translations stay; the instruction runs
+       alone with the page writable, and what it changed is compared afterwards. */
+    bool smc_data;
+    uint32_t smc_data_page, smc_data_lin;
+    bool smc_data_paged;
+    uint8_t smc_shadow[4096];
     uint8_t *smc_exec;               /* scratch RWX page for uncached single steps */
 
     xbt_irq_fn irq_fn;

@@ -37,6 +37,14 @@ static uint32_t hash_of(uint32_t eip, uint32_t key)
     return h >> (32 - XBT_TC_HASH_BITS);
 }
 
+/* The per-page lists link each block through page_next[0] (its first page) and, when
+   its last byte is on another page, page_next[1]; a list entry is the block pointer
+   tagged with the slot it is linked through (bit 0), as one bucket holds both kinds
+   (and a block whose two pages share a bucket twice). */
+#define PLINK(b, s) ((xbt_block *)((uintptr_t)(b) | (uintptr_t)(s)))
+#define PBLK(p) ((xbt_block *)((uintptr_t)(p) & ~(uintptr_t)1))
+#define PSLOT(p) ((int)((uintptr_t)(p) & 1))
+
 static uint32_t page_hash(uint32_t page)
 {
     return (page * 0x9E3779B1u) >> (32 - XBT_TC_PAGE_HASH_BITS);
@@ -155,7 +163,7 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
             break;
         uint32_t ph = page_hash(b->page[i]);
         b->page_next[i] = tc->pages[ph];
-        tc->pages[ph] = b;
+        tc->pages[ph] = PLINK(b, i);
     }
     tc->order[tc->n_order++] = b;
     tc->st.blocks++;
@@ -269,15 +277,11 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
         if (i == 1 && b->page[1] == b->page[0])
             break;
         uint32_t ph = page_hash(b->page[i]);
-        for (xbt_block **pb = &tc->pages[ph]; *pb;) {
-            xbt_block *c = *pb;
-            int slot = c->page[0] == b->page[i] ? 0 : 1;
-            if (c == b) {
-                *pb = c->page_next[slot];
+        for (xbt_block **pb = &tc->pages[ph]; *pb; pb = &PBLK(*pb)->page_next[PSLOT(*pb)])
+            if (PBLK(*pb) == b && PSLOT(*pb) == i) {
+                *pb = b->page_next[i];
                 break;
             }
-            pb = &c->page_next[slot];
-        }
     }
     b->valid = false;
 }
@@ -367,13 +371,11 @@ uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
     for (;;) {
         xbt_block *victim = NULL;
         uint32_t ph = page_hash(page);
-        for (xbt_block *c = tc->pages[ph]; c;) {
-            if (c->page[0] == page || c->page[1] == page) {
-                victim = c;
+        for (xbt_block *p = tc->pages[ph]; p; p = PBLK(p)->page_next[PSLOT(p)])
+            if (PBLK(p)->page[PSLOT(p)] == page) {
+                victim = PBLK(p);
                 break;
             }
-            c = c->page_next[c->page[0] == page ? 0 : 1];
-        }
         if (!victim)
             break;
         drop_block(tc, victim);
@@ -385,10 +387,27 @@ uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
 
 bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page)
 {
-    for (xbt_block *c = tc->pages[page_hash(page)]; c;) {
-        if (c->page[0] == page || c->page[1] == page)
+    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)])
+        if (PBLK(p)->page[PSLOT(p)] == page)
             return true;
-        c = c->page_next[c->page[0] == page ? 0 : 1];
+    return false;
+}
+
+bool xbt_tc_page_range_has_code(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len)
+{
+    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)]) {
+        const xbt_block *b = PBLK(p);
+        if (b->page[PSLOT(p)] != page)
+            continue;
+        /* The block's bytes on this page: from its start (first page) or from offset 0
+           (its second page) to its end or the page end. */
+        uint32_t start = b->lin & 0xFFF, end = start + (b->guest_len ? b->guest_len : 1);
+        uint32_t lo = PSLOT(p) == 0 ? start : 0;
+        uint32_t hi = PSLOT(p) == 0 ? (end < 4096 ? end : 4096) : end - 4096;
+        if (b->page[0] == b->page[1]) /* both on this page (or a wrap onto itself) */
+            lo = start, hi = end < 4096 ? end : 4096;
+        if (off < hi && off + len > lo)
+            return true;
     }
     return false;
 }

@@ -92,6 +92,8 @@ void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap);
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
 /* True if some block has guest bytes on physical page `page`. */
 bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page);
+/* True if some block's guest bytes on physical page `page` overlap [off, off + len). */
+bool xbt_tc_page_range_has_code(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len);
 void xbt_tc_flush(xbt_tcache *tc);
 
 /* The block whose host code contains host address pc, or NULL. */
