@@ -1,7 +1,9 @@
 /*
  * smc.c - self-modifying code: an immediate patched in a function that already ran,
  * a block that writes the instruction it executes next, code copied to a buffer that
- * straddles a page boundary and rewritten between calls.
+ * straddles a page boundary and rewritten between calls, data written beside code on
+ * the same page (the code must stay right), and one string store that covers both data
+ * and the code after it.
  */
 #include "lib/guest.h"
 
@@ -12,6 +14,14 @@ u32 patchme(void);
 extern u8 patchme_imm[];
 
 static u8 buf[8192] __attribute__((aligned(4096)));
+
+/* Code with data words right before it, on one page: mixed(): eax = 7 + [mixed_data]. */
+__asm__(".text\n.balign 4096\n.globl mixed_data\nmixed_data:\n\t.long 0, 0, 0, 0, 0, 0, 0, 0\n"
+        ".globl mixed\nmixed:\n\tmovl mixed_data, %eax\n\taddl $7, %eax\n\tret\n"
+        ".globl mixed_end\nmixed_end:\n");
+u32 mixed(void);
+extern u32 mixed_data[8];
+extern u8 mixed_end[];
 
 void main(void)
 {
@@ -58,4 +68,22 @@ void main(void)
         sum += patchme();
     }
     CHECK_EQ(sum, 49 * 50 / 2, "patch inside a loop, 50 times");
+
+    /* Data beside code on one page: stores there leave the code as it is. */
+    u32 acc = 0;
+    for (u32 i = 0; i < 20; i++) {
+        mixed_data[0] = i;
+        mixed_data[7] = i * 3; /* the word right before the code */
+        acc += mixed();
+    }
+    CHECK_EQ(acc, 20 * 7 + 19 * 20 / 2, "data stores beside code, code unchanged");
+    /* One REP STOSB over the data and into the code: the new code must run.  The
+       first 32 bytes become 0x90 (nop) and so do the first 10 bytes of mixed
+       (movl moffs, %eax = 5 bytes; addl $7, %eax = 3 bytes), leaving ret. */
+    u8 *start = (u8 *)mixed_data;
+    u32 n = 32 + 8;
+    __asm__ volatile("cld\n\trep stosb" : "+D"(start), "+c"(n) : "a"(0x90) : "memory");
+    u32 r2;
+    __asm__ volatile("movl $1234, %%eax\n\tcall mixed\n\tmovl %%eax, %0" : "=r"(r2) : : "eax", "memory");
+    CHECK_EQ(r2, 1234, "rep stos over data and code: the nops run");
 }
