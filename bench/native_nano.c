@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,5 +87,17 @@ int main(void)
         s[r] = (uint32_t)((__rdtsc() - t0) / 5000);
     }
     printf("RESULT sigsegv %u\n", median(s, REPS));
+    /* forkwait: a host process created, run to exit and waited for. */
+    for (int r = 0; r < REPS; r++) {
+        uint64_t t0 = __rdtsc();
+        for (int i = 0; i < 200; i++) {
+            pid_t p = fork();
+            if (p == 0)
+                _exit(0);
+            waitpid(p, NULL, 0);
+        }
+        s[r] = (uint32_t)((__rdtsc() - t0) / 200);
+    }
+    printf("RESULT forkwait %u\n", median(s, REPS));
     return sink == 0xdeadbeef;
 }

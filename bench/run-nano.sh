@@ -56,7 +56,7 @@ function median(k,   n, i, j, t, a) {
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "-" }
 function show(v) { return v == "" ? "-" : v }
 END {
-    order = "compute compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg sigsegv"
+    order = "compute compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg forkwait sigsegv"
     n = split(order, names, " ")
     printf "%-10s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "strict", "adaptive", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
     print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps" > csv
@@ -79,7 +79,7 @@ END {
 echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
 echo "xbt = direct mode (user code runs natively), strict = user code translated, adaptive = direct with trapping hot spots translated;"
-echo "compute3 = the compute loop at CPL 3 (native column: the host function); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; sigsegv = host SIGSEGV round trip"
+echo "compute3 = the compute loop at CPL 3 (native column: the host function); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then
     awk -F, 'function f(x) { return x == "" ? "NaN" : x }
