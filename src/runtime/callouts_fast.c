@@ -52,8 +52,8 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         uint64_t lin = (uint64_t)v->seg[XBT_SS].base + esp;
-        if (lin + size > v->vm->ram_size)
-            return XBT_FAST_DECLINE; /* the full handler raises the fault */
+        if ((v->cr0 & 0x80000000u) || lin + size > v->vm->ram_size)
+            return XBT_FAST_DECLINE; /* paging (a walk) or a fault: the full handler */
         uint32_t val = 0;
         __builtin_memcpy(&val, v->vm->ram + lin, size); /* inlined: a 2- or 4-byte load */
         /* CPL 0: arithmetic, TF, IF, IOPL, NT, AC, ID are writable (VM and RF are not). */
@@ -91,6 +91,14 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         default: return XBT_FAST_DECLINE;
         }
         v->ctx.gpr[s->reg & 7] = val;
+        return done(v, s);
+    }
+    case XBT_CO_RDTSC: { /* CPL 0: CR4.TSD does not apply */
+        uint32_t lo, hi;
+        __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        uint64_t t = (((uint64_t)hi << 32) | lo) + v->tsc_offset;
+        v->ctx.gpr[XBT_EAX] = (uint32_t)t;
+        v->ctx.gpr[XBT_EDX] = (uint32_t)(t >> 32);
         return done(v, s);
     }
     default:
