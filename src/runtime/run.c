@@ -79,6 +79,15 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     return m;
 }
 
+uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region)
+{
+    uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
+    uint32_t pde = 0;
+    if (at + 4 <= v->vm->ram_size)
+        memcpy(&pde, v->vm->ram + at, 4);
+    return pde;
+}
+
 uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region)
 {
     if (!xbt_paging(v))
@@ -388,7 +397,8 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
                 ok = xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, l0,
                                           g0, 4u << 20, writable);
             if (ok) {
-                xbt_window_note(vm, l0, 4u << 20, r.global);
+                xbt_window_note(vm, win, l0, 4u << 20, r.global, xbt_region_pde_raw(v, l0 >> 22),
+                                0, true);
                 v->stats.hidden_faults++;
                 return 1;
             }
@@ -450,7 +460,14 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
         return 0;
     }
-    xbt_window_note(vm, lo, hi - lo, r.global);
+    {
+        uint32_t pte_lo = 0;
+        uint64_t at = (r.pte_gpa & ~0xFFFull) + ((lo >> 12) & 0x3FF) * 4;
+        if (r.page_size == 4096 && at + 4 <= vm->ram_size)
+            memcpy(&pte_lo, vm->ram + at, 4);
+        xbt_window_note(vm, win, lo, hi - lo, r.global, xbt_region_pde_raw(v, lo >> 22), pte_lo,
+                        r.page_size != 4096);
+    }
     v->stats.hidden_faults++;
     return 1;
 }

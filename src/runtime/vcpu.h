@@ -52,32 +52,60 @@ enum {
 #define XBT_EFLAGS_AC 0x00040000u
 #define XBT_EFLAGS_ID 0x00200000u
 
+/* What a window maps, by linear page, and by 4 MiB region (for cheap scans). */
+struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; };
+
+/* A window mapping made from a non-global entry: what it was derived from, so that a
+   CR3 load (a TLB flush) can keep it if the entries are still the same. */
+struct xbt_wrec {
+    uint32_t lin;      /* first linear page */
+    uint32_t pde;      /* the directory entry then */
+    uint32_t pte0;     /* the first page's table entry then (4 KiB pages) */
+    uint16_t npages;   /* a run of pages whose entries are pte0 + k * 4096 */
+    uint8_t win;       /* XBT_WIN_KERNEL or XBT_WIN_USER */
+    uint8_t big;       /* a 4 MiB page: the directory entry says it all */
+};
+
+/* One address space's K- and U-window: a CR3 switch back to an address space whose set
+   is cached re-checks its non-global mappings against the page tables instead of
+   refilling them by faults (the design's per-address-space windows). */
+#define XBT_WSETS 4
+#define XBT_WREC_CAP 8192
+struct xbt_wset {
+    uint8_t *kreserve, *kbase;        /* K-window: 4 GiB of an 8 GiB reservation */
+    uint8_t *ureserve, *ubase;        /* user window (translated CPL 3 code) */
+    uint32_t cr3;                     /* the page directory it mirrors (~0: none) */
+    uint64_t stamp;                   /* last use */
+    bool identity;                    /* the K-window holds RAM 1:1 (paging off) */
+    /* Mappings from global entries and from others, by linear page and region. */
+    uint64_t g_page[1u << 14], ng_page[1u << 14];
+    uint8_t g_region[128], ng_region[128];
+    struct xbt_wmap wmap[2];          /* what the K- and U-window map */
+    struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
+    uint32_t n_rec;
+    bool rec_overflow;                /* too many: a switch back drops them all */
+};
+
 struct xbt_vm {
     xbt_vm_config cfg;
     int memfd;
     uint8_t *ram;              /* host view of guest RAM (its own mapping) */
     uint64_t ram_size;
-    uint8_t *kreserve;         /* the 8 GiB reservation the K-window was carved from */
-    uint8_t *kbase;            /* K-window: guest linear 0 */
-    uint8_t *ureserve;         /* the reservation of the user window */
-    uint8_t *ubase;            /* user window (paging on, CPL 3): only user pages */
+    struct xbt_wset *wset[XBT_WSETS];
+    struct xbt_wset *cur;      /* the current address space's windows */
+    uint64_t wclock;
+    uint8_t *kbase;            /* K-window of cur: guest linear 0 */
+    uint8_t *ubase;            /* user window of cur (paging on, CPL 3): user pages only */
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
     bool window_paged;         /* the K-window holds linear (paged) mappings */
-    /* 4 MiB regions where some window mapping came from a 4 MiB guest page: an INVLPG
-       there drops the whole region (one TLB entry in hardware), elsewhere one page. */
-    uint8_t pse_region[128];
-    /* What the windows hold, for a CR3 load with CR4.PGE: each linear page mapped from
-       a global entry (G set, PGE on) or not, and the same by 4 MiB region.  A CR3 load
-       drops only the non-global ones, as a TLB keeps global entries. */
-    uint64_t g_page[1u << 14], ng_page[1u << 14];
-    uint8_t g_region[128], ng_region[128];
-    /* Which linear pages each window (XBT_WIN_*) has mapped, so that a drop of a range
-       a window never mapped costs no system call (an INVLPG used to cost three). */
-    struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; } wmap[3];
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
+    /* 4 MiB regions where some window mapping came from a 4 MiB guest page: an INVLPG
+       there drops the whole region (one TLB entry in hardware), elsewhere one page. */
+    uint8_t pse_region[128];
+    struct xbt_wmap dmap;      /* what the D-window maps (direct.c) */
 };
 
 struct xbt_vcpu {
@@ -239,10 +267,15 @@ uint8_t *xbt_current_window(const struct xbt_vcpu *v);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
 /* Records that window `win` (XBT_WIN_*) now maps [lin, lin + len). */
 void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len);
-/* Records that [lin, lin + len) was mapped into a window from a global entry or not. */
-void xbt_window_note(xbt_vm *vm, uint32_t lin, uint32_t len, bool global);
-/* Drops every window mapping that did not come from a global entry. */
-void xbt_window_drop_nonglobal(xbt_vm *vm);
+/* Records that [lin, lin + len) was mapped into window `win` of the current address
+   space from a global entry or not (then with the entries it came from). */
+void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool global,
+                     uint32_t pde, uint32_t pte0, bool big);
+/* A CR3 load: the D-window is emptied; the windows become those of the new address
+   space (cached: its non-global mappings re-checked against its page tables). */
+void xbt_window_switch(xbt_vm *vm, uint32_t cr3);
+/* INVLPG: [lin, lin + len) leaves every address space's windows. */
+void xbt_window_drop_all(xbt_vm *vm, uint32_t lin, uint32_t len);
 /* Guest paging changed (CR3 load, CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings,
    undo every chain and start a new mapping epoch, in which each translation is checked
    against the new mapping before it runs again. */
@@ -252,6 +285,7 @@ void xbt_paging_changed(struct xbt_vcpu *v);
 void xbt_cr3_changed(struct xbt_vcpu *v);
 /* The directory entry of a 4 MiB region under the current CR3 (A and D masked). */
 uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region);
+uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region); /* as in RAM */
 /* The block may run without a walk: none of its regions changed since it was checked. */
 static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
 {

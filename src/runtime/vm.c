@@ -48,31 +48,42 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         last_host_error = "cannot map guest RAM";
         goto host_fail;
     }
-    /* K-window: 4 GiB aligned to 4 GiB, carved from an 8 GiB PROT_NONE reservation. */
-    vm->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                        -1, 0);
-    if (vm->kreserve == MAP_FAILED) {
-        vm->kreserve = NULL;
-        last_host_error = "cannot reserve 8 GiB of address space for the K-window";
-        goto host_fail;
+    /* Window sets, one per recent address space: each a K-window and a user window of
+       4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
+    for (int k = 0; k < XBT_WSETS; k++) {
+        struct xbt_wset *w = calloc(1, sizeof *w);
+        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec))) {
+            free(w);
+            last_host_error = "cannot allocate the window sets";
+            goto host_fail;
+        }
+        vm->wset[k] = w;
+        w->cr3 = ~0u;
+        w->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                           -1, 0);
+        w->ureserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                           -1, 0);
+        if (w->kreserve == MAP_FAILED || w->ureserve == MAP_FAILED) {
+            if (w->kreserve == MAP_FAILED)
+                w->kreserve = NULL;
+            if (w->ureserve == MAP_FAILED)
+                w->ureserve = NULL;
+            last_host_error = "cannot reserve 16 GiB of address space for a window set";
+            goto host_fail;
+        }
+        w->kbase = (uint8_t *)(((uintptr_t)w->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
+        w->ubase = (uint8_t *)(((uintptr_t)w->ureserve + 4 * GIB - 1) & ~(4 * GIB - 1));
     }
-    vm->kbase = (uint8_t *)(((uintptr_t)vm->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
-    /* The user window: user code (CPL 3, paging on) sees only the pages its rights allow,
-       so it gets a window of its own, filled with user rights. */
-    vm->ureserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                        -1, 0);
-    if (vm->ureserve == MAP_FAILED) {
-        vm->ureserve = NULL;
-        last_host_error = "cannot reserve 8 GiB of address space for the user window";
-        goto host_fail;
-    }
-    vm->ubase = (uint8_t *)(((uintptr_t)vm->ureserve + 4 * GIB - 1) & ~(4 * GIB - 1));
+    vm->cur = vm->wset[0];
+    vm->kbase = vm->cur->kbase;
+    vm->ubase = vm->cur->ubase;
     /* Paging off: guest linear == physical, so RAM is mapped 1:1 at the window base. */
     if (mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
              vm->memfd, 0) == MAP_FAILED) {
         last_host_error = "cannot map guest RAM into the K-window";
         goto host_fail;
     }
+    vm->cur->identity = true;
     vm->code_prot = calloc(vm->ram_size >> 12, 1);
     uint64_t tcs = cfg->tcache_size ? cfg->tcache_size : 64ull << 20;
     vm->tc = xbt_tc_create(tcs);
@@ -101,10 +112,17 @@ void xbt_vm_destroy(xbt_vm *vm)
     xbt_direct_vm_destroy(vm);
     xbt_tc_destroy(vm->tc);
     free(vm->code_prot);
-    if (vm->kreserve)
-        munmap(vm->kreserve, 8 * GIB);
-    if (vm->ureserve)
-        munmap(vm->ureserve, 8 * GIB);
+    for (int k = 0; k < XBT_WSETS; k++) {
+        struct xbt_wset *w = vm->wset[k];
+        if (!w)
+            continue;
+        if (w->kreserve)
+            munmap(w->kreserve, 8 * GIB);
+        if (w->ureserve)
+            munmap(w->ureserve, 8 * GIB);
+        free(w->rec);
+        free(w);
+    }
     if (vm->ram)
         munmap(vm->ram, vm->ram_size);
     if (vm->memfd >= 0)
@@ -153,24 +171,33 @@ uint8_t *xbt_current_window(const struct xbt_vcpu *v)
     return (xbt_paging(v) && v->cpl == 3) ? v->vm->ubase : v->vm->kbase;
 }
 
-void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len)
+static struct xbt_wmap *wmap_of(xbt_vm *vm, struct xbt_wset *w, int win)
 {
-    struct xbt_wmap *m = &vm->wmap[win];
-    uint32_t p0 = lin >> 12, n = len >> 12;
-    if (n == 1024 && !(p0 & 1023)) {
-        memset(&m->page[p0 >> 6], 0xFF, 128);
-    } else {
-        for (uint32_t p = p0; p < p0 + n; p++)
-            m->page[p >> 6] |= 1ull << (p & 63);
-    }
-    for (uint32_t r = lin >> 22; r <= (lin + len - 1) >> 22; r++)
-        m->region[r >> 3] |= (uint8_t)(1u << (r & 7));
+    return win == XBT_WIN_DIRECT ? &vm->dmap : &w->wmap[win];
 }
 
-/* Whether window `win` maps anything in [lin, lin + len); forgets that it does. */
-static bool wmap_take(xbt_vm *vm, int win, uint32_t lin, uint64_t len)
+static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len)
 {
-    struct xbt_wmap *m = &vm->wmap[win];
+    uint32_t p0 = lin >> 12, n = len >> 12;
+    if (n == 1024 && !(p0 & 1023)) {
+        memset(&page[p0 >> 6], 0xFF, 128);
+    } else {
+        for (uint32_t p = p0; p < p0 + n; p++)
+            page[p >> 6] |= 1ull << (p & 63);
+    }
+    for (uint32_t r = lin >> 22; r <= (lin + len - 1) >> 22; r++)
+        region[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len)
+{
+    struct xbt_wmap *m = wmap_of(vm, vm->cur, win);
+    bits_set(m->page, m->region, lin, len);
+}
+
+/* Whether map m has anything in [lin, lin + len); forgets that it does. */
+static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len)
+{
     bool any = false;
     uint64_t end = (uint64_t)lin + len;
     for (uint64_t r = lin >> 22; r < 1024 && (r << 22) < end; r++) {
@@ -197,29 +224,55 @@ static bool wmap_take(xbt_vm *vm, int win, uint32_t lin, uint64_t len)
     return any;
 }
 
+static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len)
+{
+    mmap(base + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+         -1, 0);
+}
+
+/* Empties a window set (its address space assignment stays). */
+static void wset_clear(struct xbt_wset *w)
+{
+    if (wmap_take(&w->wmap[XBT_WIN_KERNEL], 0, 4ull << 30) || w->identity)
+        unmap_range(w->kbase, 0, 4ull << 30);
+    if (wmap_take(&w->wmap[XBT_WIN_USER], 0, 4ull << 30))
+        unmap_range(w->ubase, 0, 4ull << 30);
+    w->identity = false;
+    for (uint32_t r = 0; r < 1024; r++)
+        if ((w->g_region[r >> 3] | w->ng_region[r >> 3]) & (1u << (r & 7))) {
+            memset(&w->g_page[r * 16], 0, 128);
+            memset(&w->ng_page[r * 16], 0, 128);
+        }
+    memset(w->g_region, 0, sizeof w->g_region);
+    memset(w->ng_region, 0, sizeof w->ng_region);
+    w->n_rec = 0;
+    w->rec_overflow = false;
+}
+
+static void wset_drop(xbt_vm *vm, struct xbt_wset *w, int win, uint32_t lin, uint64_t len)
+{
+    if (wmap_take(&w->wmap[win], lin, len))
+        unmap_range(win == XBT_WIN_USER ? w->ubase : w->kbase, lin, len);
+    (void)vm;
+}
+
 void xbt_window_reset(xbt_vm *vm)
 {
     bool paged = vm->vcpu && xbt_paging(vm->vcpu);
-    mmap(vm->kbase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-         -1, 0);
-    mmap(vm->ubase, 4 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-         -1, 0);
-    if (wmap_take(vm, XBT_WIN_DIRECT, 0, 4ull << 30))
+    for (int k = 0; k < XBT_WSETS; k++) {
+        wset_clear(vm->wset[k]);
+        vm->wset[k]->cr3 = ~0u;
+    }
+    if (paged)
+        vm->cur->cr3 = vm->vcpu->cr3 & ~0xFFFu; /* what the fills from now on mirror */
+    if (wmap_take(&vm->dmap, 0, 4ull << 30))
         xbt_direct_window_drop(vm, 0, 4ull << 30);
-    wmap_take(vm, XBT_WIN_KERNEL, 0, 4ull << 30);
-    wmap_take(vm, XBT_WIN_USER, 0, 4ull << 30);
     memset(vm->pse_region, 0, sizeof vm->pse_region);
-    for (uint32_t r = 0; r < 1024; r++)
-        if ((vm->g_region[r >> 3] | vm->ng_region[r >> 3]) & (1u << (r & 7))) {
-            memset(&vm->g_page[r * 16], 0, 128);
-            memset(&vm->ng_page[r * 16], 0, 128);
-        }
-    memset(vm->g_region, 0, sizeof vm->g_region);
-    memset(vm->ng_region, 0, sizeof vm->ng_region);
     vm->window_paged = paged;
     if (paged)
         return;
     mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, vm->memfd, 0);
+    vm->cur->identity = true;
     for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
         if (vm->code_prot[p])
             mprotect(vm->kbase + (p << 12), 4096, PROT_READ);
@@ -243,45 +296,57 @@ bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, boo
 
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
 {
-    if (wmap_take(vm, XBT_WIN_KERNEL, lin, len))
-        mmap(vm->kbase + lin, len, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    if (wmap_take(vm, XBT_WIN_USER, lin, len))
-        mmap(vm->ubase + lin, len, PROT_NONE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    if (wmap_take(vm, XBT_WIN_DIRECT, lin, len))
+    wset_drop(vm, vm->cur, XBT_WIN_KERNEL, lin, len);
+    wset_drop(vm, vm->cur, XBT_WIN_USER, lin, len);
+    if (wmap_take(&vm->dmap, lin, len))
         xbt_direct_window_drop(vm, lin, len);
 }
 
-void xbt_window_note(xbt_vm *vm, uint32_t lin, uint32_t len, bool global)
+void xbt_window_drop_all(xbt_vm *vm, uint32_t lin, uint32_t len)
 {
-    uint64_t *bits = global ? vm->g_page : vm->ng_page;
-    uint8_t *reg = global ? vm->g_region : vm->ng_region;
-    uint32_t p0 = lin >> 12, n = len >> 12;
-    if (n == 1024 && !(p0 & 1023)) {
-        memset(&bits[p0 >> 6], 0xFF, 128);
-    } else {
-        for (uint32_t p = p0; p < p0 + n; p++)
-            bits[p >> 6] |= 1ull << (p & 63);
+    for (int k = 0; k < XBT_WSETS; k++) {
+        wset_drop(vm, vm->wset[k], XBT_WIN_KERNEL, lin, len);
+        wset_drop(vm, vm->wset[k], XBT_WIN_USER, lin, len);
     }
-    for (uint32_t r = lin >> 22; r <= (lin + len - 1) >> 22; r++)
-        reg[r >> 3] |= (uint8_t)(1u << (r & 7));
+    if (wmap_take(&vm->dmap, lin, len))
+        xbt_direct_window_drop(vm, lin, len);
 }
 
-void xbt_window_drop_nonglobal(xbt_vm *vm)
+void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool global,
+                     uint32_t pde, uint32_t pte0, bool big)
+{
+    struct xbt_wset *w = vm->cur;
+    if (global) {
+        bits_set(w->g_page, w->g_region, lin, len);
+        return;
+    }
+    bits_set(w->ng_page, w->ng_region, lin, len);
+    if (win == XBT_WIN_DIRECT)
+        return; /* the D-window is emptied at every CR3 load anyway */
+    if (w->n_rec == XBT_WREC_CAP) {
+        w->rec_overflow = true;
+        return;
+    }
+    w->rec[w->n_rec++] = (struct xbt_wrec){ lin, pde, pte0, (uint16_t)(len >> 12), (uint8_t)win,
+                                            big };
+}
+
+/* Drops every mapping of w that did not come from a global entry (the way a CR3 load
+   flushes a TLB), by the bitmaps. */
+static void wset_drop_nonglobal(xbt_vm *vm, struct xbt_wset *w)
 {
     for (uint32_t r = 0; r < 1024; r++) {
         uint8_t bit = (uint8_t)(1u << (r & 7));
-        if (!(vm->ng_region[r >> 3] & bit))
+        if (!(w->ng_region[r >> 3] & bit))
             continue;
-        vm->ng_region[r >> 3] &= (uint8_t)~bit;
-        uint64_t *ng = &vm->ng_page[r * 16];
-        if (!(vm->g_region[r >> 3] & bit)) {
-            xbt_window_drop(vm, r << 22, 4u << 20); /* nothing global here */
+        w->ng_region[r >> 3] &= (uint8_t)~bit;
+        uint64_t *ng = &w->ng_page[r * 16];
+        if (!(w->g_region[r >> 3] & bit)) {
+            wset_drop(vm, w, XBT_WIN_KERNEL, r << 22, 4u << 20); /* nothing global here */
+            wset_drop(vm, w, XBT_WIN_USER, r << 22, 4u << 20);
             memset(ng, 0, 128);
             continue;
         }
-        /* Mixed: drop the runs of non-global pages. */
         uint32_t p = 0;
         while (p < 1024) {
             if (!(ng[p >> 6] & (1ull << (p & 63)))) {
@@ -291,11 +356,82 @@ void xbt_window_drop_nonglobal(xbt_vm *vm)
             uint32_t q = p;
             while (q < 1024 && (ng[q >> 6] & (1ull << (q & 63))))
                 q++;
-            xbt_window_drop(vm, (r << 22) + (p << 12), (q - p) << 12);
+            wset_drop(vm, w, XBT_WIN_KERNEL, (r << 22) + (p << 12), (q - p) << 12);
+            wset_drop(vm, w, XBT_WIN_USER, (r << 22) + (p << 12), (q - p) << 12);
             p = q;
         }
         memset(ng, 0, 128);
     }
+    w->n_rec = 0;
+    w->rec_overflow = false;
+}
+
+static bool ram32(const xbt_vm *vm, uint64_t gpa, uint32_t *v)
+{
+    if (gpa + 4 > vm->ram_size)
+        return false;
+    memcpy(v, vm->ram + gpa, 4);
+    return true;
+}
+
+/* A TLB flush of w's address space: each non-global mapping stays if the directory and
+   table entries it came from are unchanged (accessed and dirty bits included: a guest
+   that clears them gets them set again by the next access), else it is dropped. */
+static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
+{
+    if (w->rec_overflow) {
+        wset_drop_nonglobal(vm, w);
+        return;
+    }
+    uint64_t pd = w->cr3 & ~0xFFFu;
+    uint32_t keep = 0;
+    for (uint32_t k = 0; k < w->n_rec; k++) {
+        struct xbt_wrec *e = &w->rec[k];
+        uint32_t pde;
+        bool ok = ram32(vm, pd + (e->lin >> 22) * 4, &pde) && pde == e->pde;
+        if (ok && !e->big) {
+            uint64_t pt = pde & ~0xFFFu;
+            for (uint32_t i = 0; i < e->npages && ok; i++) {
+                uint32_t pte;
+                ok = ram32(vm, pt + (((e->lin >> 12) + i) & 0x3FF) * 4, &pte) &&
+                     pte == e->pte0 + i * 4096;
+            }
+        }
+        if (ok) {
+            w->rec[keep++] = *e;
+            continue;
+        }
+        wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
+    }
+    w->n_rec = keep;
+}
+
+void xbt_window_switch(xbt_vm *vm, uint32_t cr3)
+{
+    if (wmap_take(&vm->dmap, 0, 4ull << 30))
+        xbt_direct_window_drop(vm, 0, 4ull << 30);
+    cr3 &= ~0xFFFu;
+    struct xbt_wset *w = NULL, *lru = NULL;
+    for (int k = 0; k < XBT_WSETS; k++) {
+        struct xbt_wset *c = vm->wset[k];
+        if (c->cr3 == cr3)
+            w = c;
+        if (c != vm->cur && (!lru || c->stamp < lru->stamp))
+            lru = c;
+    }
+    if (w) {
+        wset_revalidate(vm, w);
+    } else {
+        /* A new address space takes over the least recently used set: its non-global
+           mappings go, its global ones (the kernel's) stay, as a TLB keeps them. */
+        w = lru ? lru : vm->cur;
+        wset_drop_nonglobal(vm, w);
+        w->cr3 = cr3;
+    }
+    w->stamp = ++vm->wclock;
+    vm->cur = w;
+    vm->kbase = w->kbase;
+    vm->ubase = w->ubase;
 }
 
 uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
@@ -336,7 +472,7 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
     if (len == 0)
         xbt_window_reset(vm);
     else
-        xbt_window_drop(vm, lin, len);
+        xbt_window_drop_all(vm, lin, len); /* global mappings live in every set */
     /* Translations are keyed by linear EIP and depend only on the physical bytes: they
        stay cached, but none runs or is linked again before the run loop has checked
        that its linear pages still map to the physical pages it was made from.  An
@@ -368,10 +504,7 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
 {
     v->stats.window_drops++;
     bool pge = v->cr4 & XBT_CR4_PGE;
-    if (pge)
-        xbt_window_drop_nonglobal(v->vm); /* global entries survive, as in a TLB */
-    else
-        xbt_window_reset(v->vm);
+    xbt_window_switch(v->vm, v->cr3);
     /* A region keeps its epoch when its directory entry is the same present 4 MiB page
        (with CR4.PSE) as when its code was last checked: nothing in it can differ.  Any
        other entry (a page table, whose contents may have changed) starts a new one. */

@@ -116,6 +116,20 @@ void main(void)
     CHECK_EQ(*(volatile u32 *)0x40002004, 0x5a5a5a5a, "cr3 switch: other mapping");
     write_cr3((u32)pd);
     CHECK_EQ(*(volatile u32 *)0x40002000, 0x11111111, "cr3 back: first mapping");
+    /* The first address space's table changes while the second is current (no INVLPG):
+       the CR3 load back flushes, so the new entry is seen, and its accessed bit, cleared
+       meanwhile, is set again by the next access. */
+    write_cr3((u32)pd2);
+    pt_hi[2] = 0x00802000u | P | W;
+    write_cr3((u32)pd);
+    CHECK_EQ(*(volatile u32 *)0x40002000, 0x33333333, "changed while away: seen after the switch back");
+    write_cr3((u32)pd2);
+    pt_hi[2] &= ~A;
+    write_cr3((u32)pd);
+    CHECK_EQ(*(volatile u32 *)0x40002000, 0x33333333, "same frame after another switch");
+    CHECK(pt_hi[2] & A, "accessed bit cleared while away is set again");
+    pt_hi[2] = 0x00800000u | P | W;
+    invlpg(0x40002000);
 
     /* A 4 MiB page. */
     u32 cr4;
