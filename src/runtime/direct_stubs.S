@@ -161,11 +161,21 @@ fix_host_segments:
         ret
         .size   fix_host_segments, . - fix_host_segments
 
+/* The kernel delivers a signal with the interrupted code's EFLAGS.AC: a directly
+   executed guest may have set it, and C code with AC set faults on every misaligned
+   access (CR0.AM is on).  (CLAC is privileged.) */
+.macro CLEAR_AC
+        pushfq
+        and     qword ptr [rsp], ~0x40000
+        popfq
+.endm
+
 /* sa_sigaction entry: rdi = signal, rsi = siginfo, rdx = ucontext. */
 .macro SIG_ENTRY name, target
         .globl  \name
         .type   \name, @function
 \name:
+        CLEAR_AC
         mov     rax, [rdx + XBT_UC_RIP]
         shr     rax, 32
         jz      2f                              /* below 4 GiB: guest code, any CS */
@@ -195,6 +205,7 @@ sig_stubs_end:
         .globl  xbt_sig_entry_kick
         .type   xbt_sig_entry_kick, @function
 xbt_sig_entry_kick:
+        CLEAR_AC
         mov     rax, [rdx + XBT_UC_RIP]
         lea     rcx, [rip + sig_stubs_begin]
         cmp     rax, rcx

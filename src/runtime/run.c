@@ -670,9 +670,23 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             v->xl.max_insns = 1;
             v->tb.code = v->tbuf;
             v->tb.code_cap = sizeof v->tbuf;
+            v->fetch_pf = false;
             enum xbt_tstatus ts =
                 xbt_translate_block(&v->xl, &m, v->ctx.eip, fetch_code, v, &v->tb);
             v->xl.max_insns = saved;
+            if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
+                /* The instruction's bytes are on a page the guest cannot fetch. */
+                v->cr2 = v->fetch_pf_lin;
+                if (!xbt_raise(v, XBT_PF, true, v->fetch_pf_err, v->ctx.eip))
+                    break;
+                chain_site = 0;
+                continue;
+            }
+            if (ts == XBT_T_FETCH_FAULT) {
+                xbt_set_internal_error(v, v->ctx.eip, "guest EIP %08x is outside RAM (no MMIO "
+                                       "execution)", v->ctx.eip);
+                break;
+            }
             if (ts != XBT_T_OK) {
                 xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb.error);
                 break;

@@ -6,6 +6,10 @@
  * without RAM, enabling paging) or a watchdog thread stops it; port I/O is answered.
  * The count of each outcome is printed; the test fails only if the host process would
  * have crashed (it would not get to the end) or a run returns an unexpected status.
+ * The second test does the same with random bytes as *user* code (CPL 3), executed
+ * directly on the CPU (xbt's direct mode) and, for a part, in strict mode: every host
+ * signal a random program can provoke comes back as a guest exception (delivered to a
+ * kernel handler that halts) or a clean exit.
  */
 #include <check.h>
 #include <pthread.h>
@@ -169,12 +173,177 @@ START_TEST(random_kernel_code)
 }
 END_TEST
 
+static void user_seg(xbt_segment *g, uint16_t sel, uint8_t type, uint32_t base)
+{
+    memset(g, 0, sizeof *g);
+    g->selector = sel;
+    g->base = base;
+    g->limit = 0xFFFFFFFFu;
+    g->type = type;
+    g->s = 1;
+    g->dpl = 3;
+    g->present = 1;
+    g->db = 1;
+    g->g = 1;
+}
+
+static void random_user(uint32_t mode, unsigned programs, const char *name)
+{
+    xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
+    cfg.ram_size = 4u << 20;
+    cfg.tcache_size = 1u << 20;
+    cfg.user_mode = mode;
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    ck_assert_int_eq(xbt_vm_create(&cfg, &vm), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(vm, &cpu), XBT_OK);
+    xbt_sregs s0;
+    xbt_vcpu_get_sregs(cpu, &s0);
+    struct watchdog w = { .cpu = cpu, .m = PTHREAD_MUTEX_INITIALIZER,
+                          .c = PTHREAD_COND_INITIALIZER };
+    pthread_t th;
+    pthread_create(&th, NULL, watchdog_thread, &w);
+    static uint8_t page[1 << 16];
+    unsigned outcome[16] = { 0 }, ios = 0, bad = 0;
+    /* Kernel side: every exception or interrupt goes to "cli; hlt" at 2 MiB, on the
+       TSS's ring-0 stack; flat GDT with user segments; a 32-bit TSS. */
+    const uint8_t halt[] = { 0xfa, 0xf4 };
+    xbt_vm_write_phys(vm, 0x200000, halt, sizeof halt);
+    uint64_t gdt[6] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
+                        0x00cffa000000ffffull, 0x00cff2000000ffffull, 0 };
+    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
+    uint32_t tss[26] = { 0 };
+    tss[1] = 0x90000; /* ESP0 */
+    tss[2] = 0x10;    /* SS0 */
+    tss[25] = 0xffff0000u; /* I/O bitmap offset beyond the limit: no port allowed */
+    xbt_vm_write_phys(vm, 0x4000, tss, sizeof tss);
+    for (unsigned p = 0; p < programs; p++) {
+        for (size_t i = 0; i < sizeof page; i++)
+            page[i] = (uint8_t)rnd();
+        xbt_vm_write_phys(vm, 0x100000, page, sizeof page);
+        for (int v = 0; v < 256; v++) {
+            uint32_t h = 0x200000;
+            uint8_t type = (rnd() & 3) ? 0x8e : 0xee; /* some gates DPL 3 */
+            uint64_t gate = (h & 0xffff) | (0x08ull << 16) | ((uint64_t)type << 40) |
+                            ((uint64_t)(h >> 16) << 48);
+            memcpy(page + 8 * v, &gate, 8);
+        }
+        xbt_vm_write_phys(vm, 0x2000, page, 0x800);
+        xbt_sregs s = s0;
+        if (p & 1) {
+            static uint32_t pdir[1024], ptab[1024];
+            for (int i = 0; i < 1024; i++) {
+                pdir[i] = (rnd() & 7) ? (0x300000u | 0x7) : rnd();
+                ptab[i] = (rnd() & 7) ? (((uint32_t)i << 12) | 0x7) : rnd();
+            }
+            pdir[0] = 0x300000u | 0x7; /* the kernel side stays reachable */
+            ptab[0x200] = 0x200000u | 0x3;
+            ptab[1] = 0x1000u | 0x3;
+            ptab[2] = 0x2000u | 0x3;
+            ptab[4] = 0x4000u | 0x3;
+            ptab[0x8f] = 0x8f000u | 0x3;
+            xbt_vm_write_phys(vm, 0x300000, ptab, sizeof ptab);
+            xbt_vm_write_phys(vm, 0x301000, pdir, sizeof pdir);
+            s.cr3 = 0x301000;
+            s.cr0 |= 0x80000000u;
+            s.cr4 |= (rnd() & 1) ? 0x10 : 0;
+        }
+        user_seg(&s.cs, 0x1b, 0xb, 0);
+        user_seg(&s.ss, 0x23, 0x3, 0);
+        user_seg(&s.ds, 0x23, 0x3, 0);
+        user_seg(&s.es, 0x23, 0x3, 0);
+        user_seg(&s.fs, 0x23, 0x3, (rnd() & 1) ? rnd() : 0); /* a mirrored base sometimes */
+        user_seg(&s.gs, 0x23, 0x3, 0);
+        memset(&s.tr, 0, sizeof s.tr);
+        s.tr.selector = 0x28;
+        s.tr.base = 0x4000;
+        s.tr.limit = sizeof tss - 1;
+        s.tr.type = 0xb;
+        s.tr.present = 1;
+        s.gdt.base = 0x1000;
+        s.gdt.limit = sizeof gdt - 1;
+        s.idt.base = 0x2000;
+        s.idt.limit = 0x7ff;
+        ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
+        xbt_regs r = { rnd(), rnd(), rnd(), rnd(), 0x80000 + (rnd() & 0xfffc), rnd(), rnd(),
+                       rnd(), 0x100000 + (rnd() & 0xffff),
+                       0x202 | (rnd() & 0xcd5) | ((rnd() & 7) == 0 ? 0x40000u : 0) };
+        ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
+        pthread_mutex_lock(&w.m);
+        w.generation++;
+        pthread_cond_signal(&w.c);
+        pthread_mutex_unlock(&w.m);
+        for (;;) {
+            xbt_exit *ex;
+            ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+            ck_assert_uint_lt(ex->reason, 16);
+            if (ex->reason == XBT_EXIT_IO) {
+                ios++;
+                if (ex->io.is_in)
+                    ex->io.data = 0xffffffff;
+                continue;
+            }
+            if (ex->reason == XBT_EXIT_MMIO) {
+                if (!ex->mmio.is_write)
+                    ex->mmio.data = ~0ull;
+                continue;
+            }
+            outcome[ex->reason]++;
+            if (ex->reason == XBT_EXIT_INTERNAL_ERROR) {
+                const char *m = ex->internal.message;
+                if (strstr(m, "translation failed") || strstr(m, "host signal") ||
+                    strstr(m, "encoder") || strstr(m, "cache too small") ||
+                    strstr(m, "entering guest user mode failed") || strstr(m, "modify_ldt")) {
+                    fprintf(stderr, "%s program %u: %s\n", name, p, m);
+                    bad++;
+                }
+                if (getenv("XBT_VERBOSE"))
+                    fprintf(stderr, "internal: %s\n", m);
+            }
+            break;
+        }
+    }
+    pthread_mutex_lock(&w.m);
+    w.done = 1;
+    pthread_cond_signal(&w.c);
+    pthread_mutex_unlock(&w.m);
+    pthread_join(th, NULL);
+    xbt_stats st;
+    xbt_vcpu_get_stats(cpu, &st);
+    printf("random user code (%s), %u programs: %u halted in the kernel, %u triple faults, "
+           "%u internal-error exits, %u stopped by the watchdog; %u port I/O exits, "
+           "%llu direct entries, %llu direct exits, %llu host faults\n", name, programs,
+           outcome[XBT_EXIT_HLT], outcome[XBT_EXIT_SHUTDOWN], outcome[XBT_EXIT_INTERNAL_ERROR],
+           outcome[XBT_EXIT_STOPPED], ios, (unsigned long long)st.direct_entries,
+           (unsigned long long)st.direct_exits, (unsigned long long)st.host_faults);
+    ck_assert_uint_eq(bad, 0);
+    ck_assert_uint_eq(outcome[XBT_EXIT_HLT] + outcome[XBT_EXIT_SHUTDOWN] +
+                      outcome[XBT_EXIT_INTERNAL_ERROR] + outcome[XBT_EXIT_STOPPED], programs);
+    if (mode != XBT_USER_STRICT && xbt_vm_user_mode(vm, NULL) == mode)
+        ck_assert_uint_gt(st.direct_entries, 0);
+    xbt_vm_destroy(vm);
+}
+
+START_TEST(random_user_code_direct)
+{
+    random_user(XBT_USER_DIRECT, 1000, "direct");
+}
+END_TEST
+
+START_TEST(random_user_code_strict)
+{
+    random_user(XBT_USER_STRICT, 300, "strict");
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("random-guest");
     TCase *tc = tcase_create("robustness");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, random_kernel_code);
+    tcase_add_test(tc, random_user_code_direct);
+    tcase_add_test(tc, random_user_code_strict);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_set_fork_status(sr, CK_NOFORK);
