@@ -568,13 +568,9 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         if ((ncs & 3) < v->cpl)
             return fault(v, XBT_GP, ncs & ~3u); /* to an inner level: never */
         if ((ncs & 3) > v->cpl) {
-            if (size != 4) {
-                xbt_set_internal_error(v, eip, "16-bit IRET to an outer privilege level is "
-                                               "not supported");
-                return XBT_LEAVE_EXIT;
-            }
             uint32_t err;
-            int vec = xbt_iret_outer(v, neip, (uint16_t)ncs, nfl, esp, &err);
+            int vec = xbt_return_outer(v, neip, (uint16_t)ncs, true, nfl, esp, size == 2 ? 2 : 4,
+                                       &err);
             if (vec >= 0)
                 return fault(v, vec, err);
             return XBT_LEAVE_DISPATCH; /* CPL 3 code runs in the user window */
@@ -778,10 +774,18 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         uint32_t esp = v->ctx.gpr[XBT_ESP], neip, ncs;
         if (!pop(v, &esp, size, &neip) || !pop(v, &esp, size, &ncs))
             return fault(v, XBT_SSF, 0);
-        if ((ncs & 3) != v->cpl) {
-            xbt_set_internal_error(v, eip, "far RET to another privilege level arrives with "
-                                           "guest user mode");
-            return XBT_LEAVE_EXIT;
+        if ((ncs & 3) < v->cpl)
+            return fault(v, XBT_GP, ncs & ~3u); /* to an inner level: never */
+        if ((ncs & 3) > v->cpl) {
+            /* To an outer level: the outer SS:ESP follow on the stack, past the
+               immediate, which is also released from the outer stack. */
+            uint32_t err, imm = s->imm & 0xFFFF;
+            int vec = xbt_return_outer(v, neip, (uint16_t)ncs, false, 0, esp + imm,
+                                       size == 2 ? 2 : 4, &err);
+            if (vec >= 0)
+                return fault(v, vec, err);
+            v->ctx.gpr[XBT_ESP] += imm;
+            return XBT_LEAVE_DISPATCH;
         }
         uint32_t saved = v->ctx.gpr[XBT_ESP];
         v->ctx.gpr[XBT_ESP] = esp + (s->imm & 0xFFFF);

@@ -353,15 +353,23 @@ static int deliver(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err, u
  * its RPL (or lower for conforming), SS writable data with RPL = DPL = the new CPL;
  * data segments the new level may not use become null.  Returns -1 on success or the
  * vector of the fault (*err its error code).  esp points after the popped EFLAGS.
+ * xbt_return_outer is the same for RETF too (has_flags false; esp after the popped CS
+ * and the immediate), with 16- or 32-bit operands.
  */
 int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,
                    uint32_t *err)
 {
+    return xbt_return_outer(v, neip, ncs, true, nfl, esp, 4, err);
+}
+
+int xbt_return_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, bool has_flags,
+                     uint32_t nfl, uint32_t esp, unsigned osz, uint32_t *err)
+{
     unsigned rpl = ncs & 3;
     uint32_t nesp = 0, nss = 0;
     *err = 0;
-    if (!xbt_read_lin(v, v->seg[XBT_SS].base + esp, &nesp, 4) ||
-        !xbt_read_lin(v, v->seg[XBT_SS].base + esp + 4, &nss, 2))
+    if (!xbt_read_lin(v, v->seg[XBT_SS].base + esp, &nesp, osz) ||
+        !xbt_read_lin(v, v->seg[XBT_SS].base + esp + osz, &nss, 2))
         return v->pf_pending ? XBT_PF : XBT_SSF;
     uint64_t cd, sd;
     xbt_segment cs, ss;
@@ -381,12 +389,16 @@ int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl
         return XBT_GP;
     if (!ss.present)
         return XBT_SSF;
-    /* Committed.  EFLAGS: the old CPL (0 here) may change IF and IOPL. */
-    uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
-                    XBT_EFLAGS_ID | XBT_EFLAGS_IF;
-    if (v->cpl == 0)
-        mask |= XBT_EFLAGS_IOPL;
-    xbt_set_eflags(v, nfl, mask);
+    /* Committed.  EFLAGS (IRET): the old CPL (0 here) may change IF and IOPL. */
+    if (has_flags) {
+        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                        XBT_EFLAGS_ID | XBT_EFLAGS_IF;
+        if (v->cpl == 0)
+            mask |= XBT_EFLAGS_IOPL;
+        if (osz == 2)
+            mask &= 0xFFFF;
+        xbt_set_eflags(v, nfl, mask);
+    }
     cs.type |= 1;
     ss.type |= 1;
     set_seg(v, XBT_CS, &cs);

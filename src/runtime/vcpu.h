@@ -232,6 +232,8 @@ bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip);
 void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s);
 int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,
                    uint32_t *err);
+int xbt_return_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, bool has_flags,
+                     uint32_t nfl, uint32_t esp, unsigned osz, uint32_t *err);
 bool xbt_read_descriptor(struct xbt_vcpu *v, uint16_t sel, uint64_t *desc);
 void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d);
 

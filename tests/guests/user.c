@@ -33,6 +33,25 @@ __asm__(".text\n.globl enter_user\nenter_user:\n"
         "\tmovl kernel_esp, %esp\n"
         "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
 
+/* The same entry by a far RET with an immediate: EIP, CS, 8 bytes of parameters, then
+   the outer ESP and SS; the immediate is released from the outer stack too. */
+void enter_user_retf(void (*fn)(void), u32 esp);
+__asm__(".text\n.globl enter_user_retf\nenter_user_retf:\n"
+        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
+        "\tmovl %esp, kernel_esp\n"
+        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
+        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x1111\n\tpushl $0x2222\n"
+        "\tpushl $0x1b\n\tpushl %eax\n"
+        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
+        "\tlret $8\n");
+
+static volatile u32 retf_esp_seen;
+void user_after_retf(void);
+__asm__(".text\n.globl user_after_retf\nuser_after_retf:\n"
+        "\tmovl %esp, retf_esp_seen\n"
+        "\tmovl $7, %eax\n\tint $0x80\n" /* the handler records the CS it interrupted */
+        "\tmovl $0, %eax\n\tint $0x80\n");
+
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit: back to the kernel, at CPL 0 */
@@ -156,6 +175,13 @@ void main(void)
     CHECK_EQ(sysenter_count, 1, "sysenter reached the kernel entry");
     CHECK_EQ(sysenter_cs_seen & 0xffff, SEL_CODE, "sysenter: CS from the MSR");
     CHECK_EQ(user_result, 1234, "sysexit back to user with the result");
+
+    /* A far RET with an immediate to CPL 3. */
+    saw_cs = 0;
+    enter_user_retf(user_after_retf, (u32)(ustack + sizeof ustack) - 64);
+    CHECK_EQ(saw_cs & 0xffff, SEL_UCODE, "far RET to CPL 3: user CS");
+    CHECK_EQ(retf_esp_seen, (u32)(ustack + sizeof ustack) - 64 + 8,
+             "far RET to CPL 3: outer stack, immediate released from it");
 
     /* Paging on, user_secret's page supervisor-only. */
     for (u32 i = 0; i < 4 * 1024; i++)
