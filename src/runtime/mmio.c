@@ -6,12 +6,20 @@
  * from memory (r/m, immediate, moffs) and MOVZX/MOVSX loads, 1, 2 or 4 bytes; STOS,
  * LODS and MOVS (with or without REP, either direction, MMIO on one side), one element
  * per exit: the instruction is re-executed for the next element, so the registers show
- * the progress at every exit as on hardware.  Anything else (CMPS/SCAS, read-modify-
- * write, stack, an access straddling RAM and MMIO) is an internal-error exit that names
- * the instruction, for now.
+ * the progress at every exit as on hardware.  Any other instruction with one explicit
+ * memory operand of 1, 2, 4 or 8 bytes (ALU and read-modify-write, TEST/CMP, XCHG, BT,
+ * SETcc, x87 loads, ...) takes the generic path: a read exit if it reads the operand,
+ * then the instruction runs once, translated and alone (interrupts held off), against an
+ * anonymous scratch page mapped at the MMIO page's window address holding the device's
+ * data; if it writes the operand, what it stored becomes a write exit.  Registers and
+ * flags are exactly what the CPU computed.  Still internal-error exits: implicit
+ * operands (stack, CMPS/SCAS), wider operands, accesses straddling RAM and MMIO.
  */
+#define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "vcpu.h"
 
@@ -134,10 +142,13 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
     if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
         ok = false;
-    if (!ok) {
-        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: only "
-                               "MOV/MOVZX/MOVSX of 1, 2 or 4 bytes are emulated as MMIO yet",
-                               (unsigned long long)gpa, ZydisMnemonicGetString(mn));
+    bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8) &&
+                   (is_load || is_store) && gpa >= v->vm->ram_size &&
+                   (lin & 0xFFF) + size <= 4096;
+    if (!ok && !generic) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: a %u-byte "
+                               "operand is not emulated as MMIO", (unsigned long long)gpa,
+                               ZydisMnemonicGetString(mn), size);
         return false;
     }
     /* The access must start where the fault is: one that begins in RAM and runs past
@@ -162,6 +173,23 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     v->exit.mmio.size = size;
     v->exit.mmio.is_write = is_store;
     uint32_t next = v->ctx.eip + in.length;
+    if (generic) {
+        v->mmio_step_lin = lin;
+        v->mmio_step_gpa = gpa;
+        v->mmio_step_next = next;
+        v->mmio_step_writes = is_store;
+        v->mmio_size = (uint8_t)size;
+        v->mmio_step_data = 0;
+        if (is_load) { /* the device's data first */
+            v->exit.mmio.is_write = 0;
+            v->mmio_pending = true;
+            v->mmio_kind = 3;
+            return true;
+        }
+        v->exit.reason = XBT_EXIT_NONE; /* a pure store: run it now, then the write exit */
+        v->mmio_run = true;
+        return true;
+    }
     if (is_store) {
         const ZydisDecodedOperand *src = &in.ops[in.mem_op == 0 ? 1 : 0];
         uint32_t val = src->type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint32_t)src->imm.value.u
@@ -183,10 +211,70 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     return true;
 }
 
+/* Maps an anonymous page at the MMIO page's window address, with the device's data at
+   the operand, and has the run loop run the instruction alone, interrupts held off. */
+void xbt_mmio_step_prepare(struct xbt_vcpu *v)
+{
+    v->mmio_run = false;
+    if (!v->mmio_scratch) {
+        int fd = memfd_create("xbt-mmio-scratch", MFD_CLOEXEC);
+        void *p = MAP_FAILED;
+        if (fd >= 0 && ftruncate(fd, 4096) == 0)
+            p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            if (fd >= 0)
+                close(fd);
+            xbt_set_internal_error(v, v->ctx.eip, "cannot create the MMIO scratch page");
+            return;
+        }
+        v->mmio_scratch_fd = fd;
+        v->mmio_scratch = p;
+    }
+    uint8_t *page = xbt_current_window(v) + (v->mmio_step_lin & ~0xFFFu);
+    memset(v->mmio_scratch, 0, 4096);
+    memcpy(v->mmio_scratch + (v->mmio_step_lin & 0xFFF), &v->mmio_step_data, v->mmio_size);
+    if (mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, v->mmio_scratch_fd, 0) !=
+        page) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot map the MMIO scratch page");
+        return;
+    }
+    v->mmio_scratch_at = page;
+    v->mmio_step_active = true;
+    v->interrupt_shadow = true; /* exactly this instruction, alone and uncached */
+    v->shadow_eip = v->ctx.eip;
+}
+
+/* After the step: the scratch page leaves the window (wherever the step left things: the
+   data is read through the VMM's own view); a completed store becomes the write exit. */
+bool xbt_mmio_step_finish(struct xbt_vcpu *v)
+{
+    uint64_t data = 0;
+    memcpy(&data, v->mmio_scratch + (v->mmio_step_lin & 0xFFF), v->mmio_size);
+    mmap(v->mmio_scratch_at, 4096, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    v->mmio_step_active = false;
+    if (!v->mmio_step_writes || v->ctx.eip != v->mmio_step_next)
+        return false; /* a load, or the instruction faulted: nothing to write */
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_MMIO;
+    v->exit.mmio.gpa = v->mmio_step_gpa;
+    v->exit.mmio.size = v->mmio_size;
+    v->exit.mmio.is_write = 1;
+    v->exit.mmio.data = data;
+    return true;
+}
+
 bool xbt_mmio_complete(struct xbt_vcpu *v)
 {
     uint32_t d = (uint32_t)v->exit.mmio.data;
     unsigned sz = v->mmio_size;
+    if (v->mmio_kind == 3) { /* the generic path: the instruction runs next */
+        v->mmio_pending = false;
+        v->mmio_kind = 0;
+        v->mmio_step_data = v->exit.mmio.data;
+        v->mmio_run = true;
+        return true;
+    }
     if (v->mmio_kind) {
         v->mmio_pending = false;
         if (v->mmio_kind == 1) { /* LODS: into AL/AX/EAX */

@@ -360,7 +360,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         if (win == XBT_WIN_DIRECT)
             return 2; /* the translator runs the access and makes the MMIO exit */
         xbt_mmio_begin(v, lin, r.gpa);
-        return 0;
+        return v->mmio_run ? 1 : 0; /* a pure store runs first (generic path) */
     }
     uint32_t page = (uint32_t)(r.gpa >> 12);
     bool data_write = false;
@@ -512,7 +512,7 @@ static bool handle_fault(struct xbt_vcpu *v)
             if (gpa >= vm->ram_size) {
                 /* No RAM: an MMIO exit (or an internal error naming the instruction). */
                 xbt_mmio_begin(v, (uint32_t)gpa, gpa);
-                return false;
+                return v->mmio_run; /* a pure store runs first (generic path) */
             }
         }
         return xbt_raise(v, XBT_GP, true, 0, eip);
@@ -599,6 +599,17 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     for (;;) {
         v->stats.dispatches++;
+        if (v->mmio_step_active && xbt_mmio_step_finish(v))
+            break; /* the MMIO store of the instruction that just ran */
+        if (v->mmio_run) {
+            if ((uintptr_t)xbt_current_window(v) != thread_gs_base && !set_window(v)) {
+                xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
+                break;
+            }
+            xbt_mmio_step_prepare(v);
+            if (v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
+                break;
+        }
         if (v->smc_data && !v->smc_single)
             smc_data_end(v); /* the data write on a code page has run (or was undone) */
         if (v->unlinked) {

@@ -152,7 +152,16 @@ struct xbt_vcpu {
     uint8_t mmio_reg;                /* destination GPR (|0x80: high byte) */
     uint8_t mmio_size, mmio_dst_size; /* access size; register width written */
     uint8_t mmio_sign;               /* MOVSX */
-    uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO */
+    uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO,
+                                        3 any other instruction (the generic path) */
+    /* The generic path: the instruction runs once against a scratch page mapped at the
+       MMIO address, filled with the device's data; what it stored there is written. */
+    bool mmio_run, mmio_step_active, mmio_step_writes;
+    uint32_t mmio_step_lin, mmio_step_next;
+    uint64_t mmio_step_gpa, mmio_step_data;
+    int mmio_scratch_fd;             /* a one-page memfd: the scratch page ... */
+    uint8_t *mmio_scratch;           /* ... as the VMM sees it */
+    uint8_t *mmio_scratch_at;        /* ... and where the window has it now */
     uint8_t mmio_rep;
     int32_t mmio_step;               /* string: +-size per element (DF) */
     uint32_t mmio_dst_lin;           /* MOVS from MMIO: where the element goes */
@@ -330,6 +339,10 @@ extern __thread struct xbt_vcpu *xbt_current_vcpu;
 /* mmio.c: a guest access to physical memory without RAM.  Returns true with an MMIO
    exit prepared in v->exit, or false with an internal error set. */
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
+/* The generic MMIO path's step (see mmio.c): before the run loop runs the instruction,
+   and after it (an MMIO write exit prepared: true). */
+void xbt_mmio_step_prepare(struct xbt_vcpu *v);
+bool xbt_mmio_step_finish(struct xbt_vcpu *v);
 bool xbt_mmio_complete(struct xbt_vcpu *v); /* false: an internal-error exit is set */
 
 #endif

@@ -63,6 +63,29 @@ void main(void)
     __asm__ volatile("cld; lodsb" : "+a"(acc), "+S"(pl) : : "memory");
     CHECK_EQ(acc, 0xffffff78u, "lodsb from mmio keeps the upper eax");
 
+    /* Read-modify-write, compares and pure stores on MMIO (the generic path). */
+    volatile u32 *g = (volatile u32 *)(IOMEM + 0x600);
+    g[0] = 40;
+    __asm__ volatile("addl $2, %0" : "+m"(g[0]) : : "cc");
+    CHECK_EQ(g[0], 42, "add to mmio (read, add, write)");
+    __asm__ volatile("orb $0x80, %0" : "+m"(*(volatile u8 *)&g[0]) : : "cc");
+    CHECK_EQ(g[0], 0xaa, "orb to mmio");
+    u8 eq = 0, below = 0;
+    __asm__ volatile("cmpl $0xaa, %2\n\tsete %0\n\tcmpl $0xab, %2\n\tsetb %1"
+                     : "=r"(eq), "=r"(below) : "m"(g[0]) : "cc");
+    CHECK(eq == 1 && below == 1, "cmp with mmio sets the flags");
+    u32 x = 0x11223344;
+    __asm__ volatile("xchgl %0, %1" : "+r"(x), "+m"(g[1]) : : "memory");
+    CHECK(x == g[1] || g[1] == 0x11223344, "xchg with mmio");
+    CHECK_EQ(g[1], 0x11223344, "xchg: the register went to mmio");
+    __asm__ volatile("incl %0" : "+m"(g[1]) : : "cc");
+    CHECK_EQ(g[1], 0x11223345, "inc of mmio");
+    __asm__ volatile("btsl $31, %0" : "+m"(g[1]) : : "cc");
+    CHECK_EQ(g[1], 0x91223345, "bts on mmio");
+    __asm__ volatile("movl $0, %%eax\n\ttestl %%eax, %%eax\n\tsetz %0"
+                     : "=m"(*(volatile u8 *)&g[2]) : : "eax", "cc");
+    CHECK_EQ(*(volatile u8 *)&g[2], 1, "setz into mmio (a pure store)");
+
     /* Through paging: VA 0x80000000 -> the MMIO block. */
     for (u32 i = 0; i < 1024; i++)
         pt[i] = (i << 12) | 3;
@@ -78,6 +101,8 @@ void main(void)
     volatile u32 *vd = (volatile u32 *)0x80000000u;
     CHECK_EQ(vd[0], 0x12345678, "mmio read through a paged mapping");
     vd[2] = 0x0badcafe;
+    __asm__ volatile("subl $1, %0" : "+m"(vd[3]) : : "cc");
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     CHECK_EQ(d[2], 0x0badcafe, "mmio write through a paged mapping");
+    CHECK_EQ(d[3], 0xffffffffu, "sub on mmio through a paged mapping");
 }

@@ -288,7 +288,7 @@ START_TEST(mmio_exits)
         0xc6, 0x43, 0x0c, 0x5a,                   /* mov byte [ebx+12], 0x5a */
         0x8a, 0x63, 0x10,                         /* mov ah, [ebx+16] */
         0xe7, 0xf3,                               /* out 0xf3, eax */
-        0x01, 0x03,                               /* add [ebx], eax: not emulated */
+        0x01, 0x03,                               /* add [ebx], eax: generic path */
         0xf4,
     };
     struct guest g;
@@ -321,9 +321,20 @@ START_TEST(mmio_exits)
     ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
     ex->mmio.data = 0xab; /* into AH */
     expect_out(&g, 0xf3, 0xffffab80);
+    /* add [ebx], eax: a read exit, the addition by the CPU, then a write exit. */
     ex = run_to_exit(&g);
-    ck_assert_uint_eq(ex->reason, XBT_EXIT_INTERNAL_ERROR); /* read-modify-write: named */
-    ck_assert_ptr_nonnull(strstr(ex->internal.message, "add"));
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.is_write, 0);
+    ck_assert_uint_eq(ex->mmio.size, 4);
+    uint64_t at = ex->mmio.gpa;
+    ex->mmio.data = 5;
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.gpa, at);
+    ck_assert_uint_eq(ex->mmio.data, 5u + 0xffffab80u);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
     xbt_vm_destroy(g.vm);
 }
 END_TEST
