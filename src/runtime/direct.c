@@ -46,6 +46,7 @@ _Static_assert(offsetof(struct xbt_direct, gpr) == XBT_D_GPR, "direct");
 _Static_assert(offsetof(struct xbt_direct, eip) == XBT_D_EIP, "direct");
 _Static_assert(offsetof(struct xbt_direct, eflags) == XBT_D_EFLAGS, "direct");
 _Static_assert(offsetof(struct xbt_direct, sel) == XBT_D_SEL, "direct");
+_Static_assert(offsetof(struct xbt_direct, avx) == XBT_D_AVX, "direct");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RIP]) == XBT_UC_RIP, "ucontext");
 _Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_CSGSFS]) == XBT_UC_CSGSFS, "uc");
 
@@ -276,6 +277,7 @@ bool xbt_direct_signal(struct xbt_vcpu *v, int sig, siginfo_t *si, ucontext_t *u
     g[REG_RIP] = (greg_t)(uintptr_t)xbt_direct_resume;
     g[REG_RSP] = (greg_t)d->host_rsp;
     g[REG_R13] = (greg_t)d->ctx;
+    g[REG_RBX] = (greg_t)d->avx;
     g[REG_EFL] = 0x202;
     g[REG_CSGSFS] = (greg_t)(HOST_CS64 | ((uint64_t)HOST_DS << 48));
     return true;
@@ -348,6 +350,20 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                                    "segment (%s)", names[s], strerror(errno));
             return false;
         }
+    }
+    if (!v->avx_checked) {
+        /* Directly executed code sees the host's CPUID, AVX included: its upper halves
+           must survive the VMM's C code too (XCR0 bit 2 on, OSXSAVE). */
+        v->avx_checked = true;
+        unsigned a, b, c, dd;
+        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(dd) : "a"(1), "c"(0));
+        if (c & (1u << 27)) {
+            uint32_t lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            if ((lo & 6) == 6 && !posix_memalign(&v->avx_area, 64, 4096))
+                memset(v->avx_area, 0, 4096); /* XSTATE_BV 0: the init state */
+        }
+        d->avx = (uint64_t)(uintptr_t)v->avx_area;
     }
     memcpy(d->gpr, v->ctx.gpr, sizeof d->gpr);
     d->eip = v->ctx.eip;

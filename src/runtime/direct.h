@@ -18,6 +18,7 @@
 #define XBT_D_EIP      56
 #define XBT_D_EFLAGS   60
 #define XBT_D_SEL      64 /* es cs ss ds fs gs: the host selectors loaded at entry */
+#define XBT_D_AVX      80 /* XSAVE area for the AVX upper halves (0: the host has none) */
 
 /* The header at the lowest address of each vCPU thread's alternate signal stack: what
    the signal entry stubs need before any C code may run (C code uses FS for TLS and
@@ -44,7 +45,8 @@ struct xbt_direct {
     uint32_t gpr[8];       /* guest registers in and out */
     uint32_t eip, eflags;
     uint16_t sel[6];
-    uint16_t pad;
+    uint16_t pad[2];
+    uint64_t avx;          /* 64-byte aligned XSAVE area (AVX component) or 0 */
     /* Filled by the signal handler at the exit. */
     int sig, code, trapno;
     uint32_t err;

@@ -32,6 +32,13 @@ xbt_direct_enter:                               /* rdi = struct xbt_direct * */
         mov     r13, [rdi + XBT_D_CTX]
         stmxcsr [r13 + XBT_CTX_HOST_MXCSR]
         fxrstor64 [r13 + XBT_CTX_FPU]           /* the guest's x87/SSE state */
+        mov     rcx, [rdi + XBT_D_AVX]          /* and its AVX upper halves */
+        test    rcx, rcx
+        jz      1f
+        mov     eax, 4
+        xor     edx, edx
+        xrstor64 [rcx]
+1:
         mov     [rdi + XBT_D_HOST_RSP], rsp
         /* IRETQ frame: SS, ESP, EFLAGS, CS, EIP. */
         movzx   eax, word ptr [rdi + XBT_D_SEL + 4]
@@ -93,11 +100,19 @@ direct_kicked:                                  /* nothing loaded yet but x87/SS
         .size   xbt_direct_enter, . - xbt_direct_enter
 
 /* Where rt_sigreturn lands after a direct exit: RSP = the host_rsp of the entry,
-   R13 = the jit context.  The registers hold the guest's x87/SSE state. */
+   R13 = the jit context, RBX = the AVX area.  The registers hold the guest's x87, SSE
+   and AVX state (the signal frame saved and restored all of it); the VMM's C code may
+   use the vector registers, so the upper halves are saved too. */
         .globl  xbt_direct_resume
         .type   xbt_direct_resume, @function
-xbt_direct_resume:
+xbt_direct_resume:                              /* RBX: the AVX area or 0 (ucontext) */
         fxsave64 [r13 + XBT_CTX_FPU]
+        test    rbx, rbx
+        jz      1f
+        mov     eax, 4
+        xor     edx, edx
+        xsave64 [rbx]
+1:
         fninit
         ldmxcsr [r13 + XBT_CTX_HOST_MXCSR]
         cld

@@ -220,6 +220,8 @@ struct xbt_vcpu {
     struct xbt_direct direct;
     bool in_direct;                  /* inside xbt_direct_enter: signals may leave it */
     bool direct_xlate;               /* run the next instruction translated, then direct */
+    bool avx_checked;
+    void *avx_area;                  /* XSAVE area of the guest's AVX upper halves */
     uint64_t ldt_key[XBT_NSEG];      /* what each mirror LDT entry holds */
 #define XBT_HOT_SLOTS 256
 #define XBT_HOT_THRESHOLD 16

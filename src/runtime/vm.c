@@ -655,6 +655,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     for (int k = 0; k < XBT_IBL_SETS; k++)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);
+    free(v->avx_area);
     if (v->mmio_scratch) {
         munmap(v->mmio_scratch, 4096);
         close(v->mmio_scratch_fd);
