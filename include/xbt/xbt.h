@@ -141,7 +141,7 @@ typedef struct xbt_vm_config {
                               (no effect yet: traces are not implemented) */
 } xbt_vm_config;
 
-#define XBT_VM_NO_TRACES 0x01 /* chained blocks only (for comparison; the default too, yet) */
+#define XBT_VM_NO_TRACES 0x01 /* chained basic blocks only, no traces (for comparison) */
 #define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging) */
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
@@ -271,6 +271,9 @@ typedef struct xbt_stats {
        and the system calls (int n trapped by seccomp or #GP, SYSENTER by #UD), and
        instructions run once translated because they trapped */
     uint64_t direct_entries, direct_exits, direct_kicks, direct_syscalls, direct_xlate;
+    /* traces: built, basic blocks laid out in them, recordings given up, and dispatcher
+       entries into a trace (chained entries are not counted) */
+    uint64_t traces, trace_blocks, trace_aborts, trace_entries;
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 /* Writes a human-readable statistics report (for --stats). */

@@ -237,8 +237,17 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
                                v->tb.error);
         return NULL;
     }
-    /* Physical pages of the block's first and last byte (paging off: the linear ones). */
+    /* Physical pages of the block's first and last byte (paging off: the linear ones).
+       A trace's bytes need not end with its last fetch: walk both ends. */
     uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
+    if (v->xl.path) {
+        uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
+        if (!code_page(v, l0, &lin0) ||
+            !code_page(v, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0), &lin1)) {
+            xbt_set_internal_error(v, v->ctx.eip, "a trace's pages are not mapped");
+            return NULL;
+        }
+    }
     xbt_block *b = xbt_tc_insert(vm->tc, &v->tb, key, lin0, lin1);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
@@ -555,6 +564,69 @@ static bool set_window(struct xbt_vcpu *v)
     return true;
 }
 
+/* ---- traces (NET-style, as in Dynamo and DynamoRIO) ---------------------------------
+   A block entered through a backward direct branch is a trace head; its entries are
+   counted in the dispatcher (the backward branch stays unchained meanwhile).  At
+   XBT_TRACE_HOT the blocks that run next are recorded, unchained, until the path comes
+   back to the head; the translator then lays the path out as one block with the hot
+   direction of each conditional branch falling through (translator.h).  Anything else
+   on the way (an indirect branch, a callout, an interrupt or exception, a mode change,
+   more than XBT_TRACE_MAX_BLOCKS blocks) gives the head up. */
+#define XBT_TRACE_HOT 50
+
+static uint64_t trace_events(const struct xbt_vcpu *v)
+{
+    uint64_t n = v->stats.interrupts;
+    for (int i = 0; i < 32; i++)
+        n += v->stats.exceptions[i];
+    return n;
+}
+
+static void trace_abort(struct xbt_vcpu *v)
+{
+    xbt_block *h = v->rec_n ? xbt_tc_lookup(v->vm->tc, v->rec_path[0], v->rec_key) : NULL;
+    if (h && !h->tstate)
+        h->tstate = 2;
+    v->rec_n = 0;
+    v->stats.trace_aborts++;
+}
+
+/* The dispatcher is about to run b: record it, or close the path and build the trace
+   (returned instead of b), or give up.  NULL: translation failed (exit recorded). */
+static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *m, uint32_t key)
+{
+    if (key != v->rec_key || trace_events(v) != v->rec_events) {
+        trace_abort(v);
+        return b;
+    }
+    if (b->eip != v->rec_path[0]) {
+        if (v->rec_n == XBT_TRACE_MAX_BLOCKS || b->tstate == 1) {
+            trace_abort(v);
+            return b;
+        }
+        v->rec_path[v->rec_n++] = b->eip;
+        return b;
+    }
+    /* Back at the head: lay the path out. */
+    uint32_t n = v->rec_n;
+    v->rec_n = 0;
+    if (v->unlinked == b)
+        v->unlinked = NULL;
+    xbt_tc_drop(v->vm->tc, b); /* the head's chains go; they come back to the trace */
+    v->ibl_stale = true;
+    v->xl.path = v->rec_path;
+    v->xl.path_n = n;
+    xbt_block *t = translate(v, m, key);
+    v->xl.path = NULL;
+    v->xl.path_n = 0;
+    if (!t)
+        return NULL;
+    t->tstate = 1;
+    v->stats.traces++;
+    v->stats.trace_blocks += v->tb.path_used;
+    return t;
+}
+
 xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
 {
     if (!v || !exitp)
@@ -646,6 +718,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             v->exit.reason = XBT_EXIT_HLT;
             break;
         }
+        if (v->rec_n && (v->smc_single || v->halted))
+            trace_abort(v);
         if (!v->smc_single && !v->interrupt_shadow && xbt_direct_wanted(v)) {
             /* Guest user code runs directly until a host signal brings it back. */
             chain_site = 0;
@@ -718,14 +792,34 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 }
                 break;
             }
+            bool traces = !(vm->cfg.flags & (XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN));
+            if (v->rec_n && !(b = trace_step(v, b, &m, key)))
+                break;
             b->execs++;
+            if (b->tstate == 1)
+                v->stats.trace_entries++;
             xbt_block *from;
             uint32_t exit;
             if (chain_site && !(vm->cfg.flags & XBT_VM_NO_CHAIN) &&
-                xbt_tc_find_site(vm->tc, chain_site, &from, &exit))
-                xbt_tc_chain(vm->tc, from, exit, b);
+                xbt_tc_find_site(vm->tc, chain_site, &from, &exit)) {
+                if (traces && b->tstate == 0 && b->eip <= from->eip && !v->rec_n) {
+                    /* A trace head: counted, not chained, until it is hot. */
+                    if (++b->head_count >= XBT_TRACE_HOT) {
+                        v->rec_n = 1;
+                        v->rec_path[0] = b->eip;
+                        v->rec_key = key;
+                        v->rec_events = trace_events(v);
+                    }
+                } else if (!v->rec_n) {
+                    xbt_tc_chain(vm->tc, from, exit, b);
+                }
+            }
             chain_site = 0;
+            if (v->rec_n)
+                v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss; /* every block back */
             rc = xbt_jit_enter(&v->ctx, b->host);
+            if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT)
+                trace_abort(v); /* an indirect branch, a callout or a fault on the way */
             if (rc == XBT_JIT_EXIT_INDIRECT || rc == XBT_JIT_EXIT_DIRECT) {
                 /* Remember where indirect branches go, for the inline lookup. */
                 if (rc == XBT_JIT_EXIT_INDIRECT) {
@@ -780,6 +874,10 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops\n",
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
         (unsigned long long)st->window_drops);
+    OUT("traces: %llu built (%.1f blocks each), %llu recordings given up, %llu dispatcher "
+        "entries\n", (unsigned long long)st->traces,
+        st->traces ? (double)st->trace_blocks / (double)st->traces : 0.0,
+        (unsigned long long)st->trace_aborts, (unsigned long long)st->trace_entries);
     OUT("direct: %llu entries, %llu exits (%llu kicks, %llu system calls), %llu "
         "instructions run translated after a trap\n",
         (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,

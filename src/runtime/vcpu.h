@@ -227,6 +227,11 @@ struct xbt_vcpu {
 #define XBT_HOT_THRESHOLD 16
     struct xbt_hot { uint32_t page, cr3, count; } hot[XBT_HOT_SLOTS]; /* adaptive mode */
 
+    /* Trace recording (run.c): the path of basic blocks run since a hot head. */
+    uint32_t rec_path[XBT_TRACE_MAX_BLOCKS];
+    uint32_t rec_n, rec_key;
+    uint64_t rec_events;             /* interrupts + exceptions when it began */
+
     xbt_exit exit;
     xbt_stats stats;
     uint8_t tbuf[XBT_BLOCK_MAX_CODE];

@@ -35,6 +35,8 @@ typedef struct xbt_block {
     uint64_t execs;             /* dispatcher entries (trace-head counting) */
     uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */
     uint32_t lin;               /* linear address of its first byte (CS base + eip) */
+    uint32_t head_count;        /* entries through a backward branch (trace heads) */
+    uint8_t tstate;             /* 0: may become a trace head, 1: is a trace, 2: gave up */
     bool valid;
 } xbt_block;
 

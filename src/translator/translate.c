@@ -32,6 +32,8 @@ void xbt_translator_init(xbt_translator *t)
 {
     xbt_decoder_init(&t->dec);
     t->max_insns = XBT_BLOCK_MAX_INSNS;
+    t->path = NULL;
+    t->path_n = 0;
 }
 
 /* Guest register -> the host register that holds it (ESP/SP -> R12D/R12W). */
@@ -813,16 +815,65 @@ static void emit_load_target(xbt_tx *t, const xbt_insn *in)
     }
 }
 
+/* A trace: the next path entry, if the translation may go on there (within the head's
+   page and the next, not below the head), else ~0. */
+static uint32_t trace_next(const xbt_tx *t)
+{
+    const xbt_translator *tr = t->tr;
+    if (!tr->path || t->path_i + 1 >= tr->path_n)
+        return ~0u;
+    uint32_t head = tr->path[0], s = tr->path[t->path_i + 1];
+    if (s < head || s >= (head & ~0xFFFu) + 8192 - 16)
+        return ~0u;
+    return s;
+}
+
+static ZydisMnemonic invert_jcc(ZydisMnemonic m)
+{
+    static const ZydisMnemonic pairs[][2] = {
+        { M(JO), M(JNO) }, { M(JB), M(JNB) }, { M(JZ), M(JNZ) }, { M(JBE), M(JNBE) },
+        { M(JS), M(JNS) }, { M(JP), M(JNP) }, { M(JL), M(JNL) }, { M(JLE), M(JNLE) },
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        if (pairs[i][0] == m)
+            return pairs[i][1];
+        if (pairs[i][1] == m)
+            return pairs[i][0];
+    }
+    return ZYDIS_MNEMONIC_INVALID;
+}
+
 static void emit_branch(xbt_tx *t, const xbt_insn *in)
 {
     uint32_t next = in->eip + in->length;
+    uint32_t follow = trace_next(t);
     switch (in->iclass) {
     case XBT_IC_JMP_DIRECT:
+        if (follow != ~0u && follow == branch_target(in)) {
+            t->follow = follow; /* the trace goes on there: no code at all */
+            break;
+        }
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         break;
     case XBT_IC_JCC: {
+        uint32_t target = branch_target(in);
+        if (follow != ~0u && follow == next) {
+            /* Hot direction: not taken.  The taken side is a side exit. */
+            uint32_t at = xbt_emit_branch32(t, in->zi.mnemonic);
+            add_exit(t, at, target, XBT_EXIT_TAKEN);
+            t->follow = next;
+            break;
+        }
+        ZydisMnemonic inv = invert_jcc(in->zi.mnemonic);
+        if (follow != ~0u && follow == target && inv != ZYDIS_MNEMONIC_INVALID) {
+            /* Hot direction: taken, laid out as the fall-through. */
+            uint32_t at = xbt_emit_branch32(t, inv);
+            add_exit(t, at, next, XBT_EXIT_FALLTHROUGH);
+            t->follow = target;
+            break;
+        }
         uint32_t at = xbt_emit_branch32(t, in->zi.mnemonic);
-        add_exit(t, at, branch_target(in), XBT_EXIT_TAKEN);
+        add_exit(t, at, target, XBT_EXIT_TAKEN);
         emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
         break;
     }
@@ -1080,6 +1131,9 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
 
     uint32_t pc = eip;
     uint32_t first_page = eip & ~0xFFFu;
+    uint32_t end = eip; /* a trace: the end of the furthest instruction */
+    t.follow = ~0u;
+    b->path_used = 1;
     uint32_t max = tr->max_insns ? tr->max_insns : XBT_BLOCK_MAX_INSNS;
     if (max > XBT_BLOCK_MAX_INSNS)
         max = XBT_BLOCK_MAX_INSNS;
@@ -1102,18 +1156,44 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         bool ends = translate_insn(&t, &in);
         b->n_insns++;
         pc += in.length;
-        b->guest_len += in.length;
+        if (pc > end)
+            end = pc;
+        b->guest_len = end - eip; /* a trace covers [eip, end), gaps included */
         if (t.failed)
             break;
+        if (ends && t.follow != ~0u) {
+            /* A trace goes on at the next block of its path. */
+            pc = t.follow;
+            t.follow = ~0u;
+            t.path_i++;
+            b->path_used = t.path_i + 1;
+            ends = false;
+            if (b->n_insns >= max || t.len + INSN_RESERVE * 2 > b->code_cap ||
+                t.n_sites + 2 > XBT_MAX_PENDING_SITES || b->n_map + 4 > XBT_BLOCK_MAX_MAP ||
+                b->n_exits + 3 > XBT_BLOCK_MAX_EXITS) {
+                b->end = XBT_END_LIMIT;
+                add_map(&t, pc, XBT_FIX_NONE, 0, 0);
+                emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
+                break;
+            }
+            continue;
+        }
+        /* A trace whose path block ended by a limit goes on into the next one. */
+        if (!ends && tr->path && t.path_i + 1 < tr->path_n && pc == tr->path[t.path_i + 1]) {
+            t.path_i++;
+            b->path_used = t.path_i + 1;
+        }
         if (ends) {
             b->end = (in.iclass >= XBT_IC_JMP_DIRECT && in.iclass <= XBT_IC_RET)
                          ? XBT_END_BRANCH : XBT_END_CALLOUT;
             break;
         }
         /* Limits: instruction count, host space, at most two guest pages. */
-        if (b->n_insns >= max || t.len + INSN_RESERVE * 2 > b->code_cap ||
-            ((pc - 1) & ~0xFFFu) != first_page || t.n_sites + 2 > XBT_MAX_PENDING_SITES ||
-            b->n_map + 4 > XBT_BLOCK_MAX_MAP) {
+        bool page_ok = tr->path ? ((pc - 1) & ~0xFFFu) - first_page <= 4096
+                                : ((pc - 1) & ~0xFFFu) == first_page;
+        if (b->n_insns >= max || t.len + INSN_RESERVE * 2 > b->code_cap || !page_ok ||
+            t.n_sites + 2 > XBT_MAX_PENDING_SITES || b->n_map + 4 > XBT_BLOCK_MAX_MAP ||
+            b->n_exits + 3 > XBT_BLOCK_MAX_EXITS) {
             b->end = XBT_END_LIMIT;
             add_map(&t, pc, XBT_FIX_NONE, 0, 0);
             emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);

@@ -16,7 +16,9 @@
 #include "translator/abi.h"
 
 #define XBT_BLOCK_MAX_INSNS 64     /* guest instructions per block */
-#define XBT_BLOCK_MAX_EXITS 4      /* chainable exits per block (jcc: 2, loop: 2) */
+#define XBT_BLOCK_MAX_EXITS 10     /* chainable exits per block (jcc: 2, loop: 2; a trace:
+                                      one side exit per conditional branch on its path) */
+#define XBT_TRACE_MAX_BLOCKS 8     /* basic blocks on a trace's path */
 #define XBT_BLOCK_MAX_MAP (XBT_BLOCK_MAX_INSNS * 3)
 #define XBT_BLOCK_MAX_CODE 16384   /* host bytes a block may need, stubs included */
 
@@ -107,6 +109,7 @@ typedef struct xbt_tblock {
     uint32_t eip;          /* guest EIP of the first instruction */
     uint32_t guest_len;    /* guest bytes covered: [eip, eip + guest_len) */
     uint32_t n_insns;
+    uint32_t path_used;    /* a trace: path entries laid out (1 for a basic block) */
     uint8_t end;           /* enum xbt_block_end */
     uint8_t *code;         /* in: buffer; out: host code, code_len bytes */
     uint32_t code_cap;
@@ -132,6 +135,14 @@ enum xbt_tstatus {
 typedef struct xbt_translator {
     xbt_decoder dec;
     uint32_t max_insns;    /* <= XBT_BLOCK_MAX_INSNS */
+    /* A trace: the recorded path (the start EIPs of the basic blocks that ran, the
+       first being the block's own EIP).  At the conditional or direct branch that ends
+       each of them the translation goes on at the next one, the other direction of a
+       conditional branch becoming a side exit; it stops at a path entry outside the
+       head's page and the next, below the head, or at any other block end.  NULL: an
+       ordinary basic block. */
+    const uint32_t *path;
+    uint32_t path_n;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

@@ -330,9 +330,6 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (cfg.flags & XBT_VM_NO_TRACES)
-        fprintf(stderr, "xbt-run: note: traces are not implemented yet; --no-traces changes "
-                        "nothing\n");
 
     xbt_status st = xbt_vm_create(&cfg, &m->vm);
     if (st != XBT_OK) {
