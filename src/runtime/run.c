@@ -621,6 +621,13 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     v->xl.path_n = 0;
     if (!t)
         return NULL;
+    if (getenv("XBT_DEBUG_TRACES")) {
+        fprintf(stderr, "trace at %08x: %u blocks recorded, %u laid out, %u insns:", v->rec_path[0],
+                n, v->tb.path_used, v->tb.n_insns);
+        for (uint32_t i = 0; i < n; i++)
+            fprintf(stderr, " %08x", v->rec_path[i]);
+        fprintf(stderr, "\n");
+    }
     t->tstate = 1;
     v->stats.traces++;
     v->stats.trace_blocks += v->tb.path_used;
@@ -815,8 +822,15 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 }
             }
             chain_site = 0;
-            if (v->rec_n)
-                v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss; /* every block back */
+            if (v->rec_n) {
+                /* Recording: every block comes back to the dispatcher (its exits and the
+                   inline lookup are off for this run; the loop's top relinks them). */
+                v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
+                if (!v->unlinked) {
+                    xbt_tc_unlink_out(vm->tc, b);
+                    v->unlinked = b;
+                }
+            }
             rc = xbt_jit_enter(&v->ctx, b->host);
             if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT)
                 trace_abort(v); /* an indirect branch, a callout or a fault on the way */
