@@ -30,6 +30,8 @@ for r in $(seq "$reps"); do
         "$b/tools/xbt-run" --user-mode $mode "$guest" 2>/dev/null | grep -a '^RESULT' |
             sed "s/^/xbt-$mode /" >>"$out/all"
     done
+    "$b/tools/xbt-run" --traces "$guest" 2>/dev/null | grep -a '^RESULT' |
+        sed "s/^/xbt-traces /" >>"$out/all"
     if [ $qemu_ok = 1 ]; then
         timeout 120 qemu-system-i386 -accel tcg "${qemu[@]}" </dev/null 2>/dev/null |
             grep -a '^RESULT' | sed 's/^/qemu-tcg /' >>"$out/all"
@@ -56,29 +58,33 @@ function median(k,   n, i, j, t, a) {
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "-" }
 function show(v) { return v == "" ? "-" : v }
 END {
-    order = "compute compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg forkwait sigsegv"
+    order = "compute branchy compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg forkwait sigsegv"
     n = split(order, names, " ")
-    printf "%-10s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "strict", "adaptive", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
-    print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps" > csv
+    printf "%-10s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "strict", "adaptive", "+traces", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
+    print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps,xbt_traces" > csv
     for (i = 1; i <= n; i++) {
         b = names[i]; if (!(b in benches)) continue
         nv = median("native" SUBSEP (b == "compute3" ? "compute" : b))
         x = median("xbt-direct" SUBSEP b); xs = median("xbt-strict" SUBSEP b)
-        xa = median("xbt-adaptive" SUBSEP b)
+        xa = median("xbt-adaptive" SUBSEP b); xt = median("xbt-traces" SUBSEP b)
         q = median("qemu-tcg" SUBSEP b); kv = median("kvm" SUBSEP b)
         m[b] = x; ms[b] = xs; ma[b] = xa; mn[b] = nv
-        printf "%-10s %9s %9s %9s %9s %9s %9s %8s %8s\n", b, show(nv), show(x), show(xs), show(xa), show(q), show(kv), ratio(x, nv), ratio(x, q)
-        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, x, xs, xa, q, kv, reps >> csv
+        mt[b] = xt
+        printf "%-10s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", b, show(nv), show(x), show(xs), show(xa), show(xt), show(q), show(kv), ratio(x, nv), ratio(x, q)
+        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, x, xs, xa, q, kv, reps, xt >> csv
     }
     print ""
     print "targets (issue 6):"
     printf "  compute at CPL 0 (translated) / at CPL 3 (direct): %s (goal <= 1.10)\n", ratio(m["compute"], m["compute3"])
     printf "  syscall, adaptive / native host system call: %s (goal <= 1.00)\n", ratio(ma["syscall"], mn["syscall"])
     printf "  syscall, direct / host SIGSEGV round trip: %s (goal <= 1.30)\n", ratio(m["syscall"], mn["sigsegv"])
+    print "traces (issue 7), translated CPL 0 code / native, chained blocks and with traces:"
+    printf "  compute: %s and %s; branchy: %s and %s (goal <= 1.10, traces faster)\n", ratio(m["compute"], mn["compute"]), ratio(mt["compute"], mn["compute"]), ratio(m["branchy"], mn["branchy"]), ratio(mt["branchy"], mn["branchy"])
 }' "$out/all"
 echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
-echo "xbt = direct mode (user code runs natively), strict = user code translated, adaptive = direct with trapping hot spots translated;"
+echo "xbt = direct mode (user code runs natively), strict = user code translated, adaptive = direct with trapping hot spots translated, +traces = direct with --traces;"
+echo "branchy = a hash-table workload at CPL 0, cycles per 1000 keys;"
 echo "compute3 = the compute loop at CPL 3 (native column: the host function); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then

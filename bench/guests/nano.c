@@ -2,7 +2,8 @@
  * nano.c - the benchmark guest: nanobenchmarks after Adams and Agesen (ASPLOS 2006)
  * that make sense for a ring-0 guest with paging off, each timed with RDTSC inside the
  * guest and reported over COM1 as "RESULT <name> <cycles per operation>":
- *   compute   the compute kernel (bench/guests/compute.h), cycles per iteration
+ *   compute   the compute kernel (bench/guests/compute.h), cycles per 1000 iterations
+ *   branchy   the branchy hash-table kernel (compute.h), cycles per 1000 keys
  *   callret   a call/ret pair to a non-inlined function
  *   in        a port read that leaves to the VMM (COM1 scratch register)
  *   int       INT n to a ring-0 handler and IRET back (the system-call analog at CPL 0)
@@ -166,6 +167,13 @@ void main(void)
         samples[r] = (u32)((t1 - t0) / 2000);
     }
     printf("RESULT compute %u\n", median(samples, REPS)); /* cycles per 1000 iterations */
+    for (int r = 0; r < REPS; r++) {
+        u64 t0 = rdtsc();
+        sink += branchy_kernel(200000);
+        u64 t1 = rdtsc();
+        samples[r] = (u32)((t1 - t0) / 200);
+    }
+    printf("RESULT branchy %u\n", median(samples, REPS)); /* cycles per 1000 keys */
     MEASURE("callret", 200000, sink = leaf(sink));
     MEASURE("in", 20000, sink += inb(0x3ff));
     set_handler(0x30, iret_only);

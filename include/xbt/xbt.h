@@ -141,7 +141,9 @@ typedef struct xbt_vm_config {
                               (no effect yet: traces are not implemented) */
 } xbt_vm_config;
 
-#define XBT_VM_NO_TRACES 0x01 /* chained basic blocks only, no traces (for comparison) */
+#define XBT_VM_NO_TRACES 0x01 /* chained basic blocks only, no traces (the default) */
+#define XBT_VM_TRACES    0x04 /* build traces of hot paths (issue 7's first stage: they
+                                 help some loops and cost others, so they are opt-in) */
 #define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging) */
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }

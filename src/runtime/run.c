@@ -621,13 +621,6 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     v->xl.path_n = 0;
     if (!t)
         return NULL;
-    if (getenv("XBT_DEBUG_TRACES")) {
-        fprintf(stderr, "trace at %08x: %u blocks recorded, %u laid out, %u insns:", v->rec_path[0],
-                n, v->tb.path_used, v->tb.n_insns);
-        for (uint32_t i = 0; i < n; i++)
-            fprintf(stderr, " %08x", v->rec_path[i]);
-        fprintf(stderr, "\n");
-    }
     t->tstate = 1;
     v->stats.traces++;
     v->stats.trace_blocks += v->tb.path_used;
@@ -799,7 +792,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 }
                 break;
             }
-            bool traces = !(vm->cfg.flags & (XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN));
+            bool traces = (vm->cfg.flags & XBT_VM_TRACES) &&
+                          !(vm->cfg.flags & (XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN));
             if (v->rec_n && !(b = trace_step(v, b, &m, key)))
                 break;
             b->execs++;

@@ -56,7 +56,8 @@ static void usage(FILE *f)
             "      --module 'FILE [STRING]'  a multiboot module (repeatable)\n"
             "      --initrd FILE      initial ramdisk (Linux bzImage kernels)\n"
             "      --user-mode MODE   direct (default), strict or adaptive\n"
-            "      --no-traces        chained blocks only\n"
+            "      --traces           build traces of hot paths (default: chained blocks only)\n"
+            "      --no-traces        chained blocks only (the default)\n"
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
             "      --tcache MIB       translation cache size (default 64)\n"
             "      --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
@@ -211,12 +212,12 @@ int main(int argc, char **argv)
     double timeout = 0;
     struct vmm *m = &the_vmm;
 
-    enum { O_MODULE = 256, O_INITRD, O_USER, O_NOTRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
+    enum { O_MODULE = 256, O_INITRD, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
            O_TRACEIO, O_VERSION };
     static const struct option opts[] = {
         { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
         { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "user-mode", required_argument, 0, O_USER },
-        { "no-traces", no_argument, 0, O_NOTRACE }, { "no-chain", no_argument, 0, O_NOCHAIN },
+        { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "no-chain", no_argument, 0, O_NOCHAIN },
         { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
         { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
@@ -266,6 +267,7 @@ int main(int argc, char **argv)
             }
             break;
         case O_NOTRACE: cfg.flags |= XBT_VM_NO_TRACES; break;
+        case O_TRACE: cfg.flags |= XBT_VM_TRACES; break;
         case O_NOCHAIN: cfg.flags |= XBT_VM_NO_CHAIN; break;
         case O_TCACHE: {
             double v = strtod(optarg, &e);
