@@ -18,7 +18,7 @@
 #define XBT_BLOCK_MAX_INSNS 64     /* guest instructions per block */
 #define XBT_BLOCK_MAX_EXITS 10     /* chainable exits per block (jcc: 2, loop: 2; a trace:
                                       one side exit per conditional branch on its path) */
-#define XBT_TRACE_MAX_BLOCKS 8     /* basic blocks on a trace's path */
+#define XBT_TRACE_MAX_BLOCKS 3     /* basic blocks on a trace's path */
 #define XBT_BLOCK_MAX_MAP (XBT_BLOCK_MAX_INSNS * 3)
 #define XBT_BLOCK_MAX_CODE 16384   /* host bytes a block may need, stubs included */
 
