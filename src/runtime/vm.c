@@ -321,8 +321,6 @@ void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool globa
         return;
     }
     bits_set(w->ng_page, w->ng_region, lin, len);
-    if (win == XBT_WIN_DIRECT)
-        return; /* the D-window is emptied at every CR3 load anyway */
     if (w->n_rec == XBT_WREC_CAP) {
         w->rec_overflow = true;
         return;
@@ -377,6 +375,24 @@ static bool ram32(const xbt_vm *vm, uint64_t gpa, uint32_t *v)
 /* A TLB flush of w's address space: each non-global mapping stays if the directory and
    table entries it came from are unchanged (accessed and dirty bits included: a guest
    that clears them gets them set again by the next access), else it is dropped. */
+/* A D-window mapping of this address space, still what its page tables say: map it
+   again right away (the D-window holds one address space at a time, so a switch
+   empties it; this saves the user code a host fault per page it touches again).
+   Writable as the fill made it: RW in both entries and D set, no translated code. */
+static void direct_replay(xbt_vm *vm, const struct xbt_wrec *e, uint32_t pde)
+{
+    uint64_t gpa = e->big ? (pde & 0xFFC00000u) : (e->pte0 & ~0xFFFu);
+    uint32_t len = (uint32_t)e->npages << 12;
+    if (gpa + len > vm->ram_size)
+        return;
+    uint32_t leaf = e->big ? pde : e->pte0;
+    bool writable = (pde & 2) && (leaf & 2) && (leaf & 0x40);
+    for (uint64_t p = gpa >> 12; p < (gpa + len) >> 12 && writable; p++)
+        if (vm->code_prot[p])
+            writable = false;
+    xbt_direct_window_map_range(vm, e->lin, gpa, len, writable);
+}
+
 static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
 {
     if (w->rec_overflow) {
@@ -399,9 +415,12 @@ static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
         }
         if (ok) {
             w->rec[keep++] = *e;
+            if (e->win == XBT_WIN_DIRECT)
+                direct_replay(vm, e, pde);
             continue;
         }
-        wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
+        if (e->win != XBT_WIN_DIRECT) /* the D-window was emptied by the switch */
+            wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
     }
     w->n_rec = keep;
 }
