@@ -125,8 +125,8 @@ typedef struct xbt_vm xbt_vm;
 typedef struct xbt_vcpu xbt_vcpu;
 
 enum {
-    XBT_USER_DIRECT = 0,   /* guest CPL 3 code runs natively in the U-window */
-    XBT_USER_STRICT = 1,   /* guest CPL 3 code is translated too (U-window) */
+    XBT_USER_DIRECT = 0,   /* guest CPL 3 code runs natively at its own addresses */
+    XBT_USER_STRICT = 1,   /* guest CPL 3 code is translated too (user window) */
     XBT_USER_ADAPTIVE = 2, /* direct, but trapping hot spots are translated */
 };
 
@@ -137,8 +137,8 @@ typedef struct xbt_vm_config {
     uint32_t user_mode;    /* XBT_USER_*; direct and adaptive fall back to strict where
                               the host cannot (see xbt_vm_user_mode) */
     uint32_t flags;        /* XBT_VM_* */
-    uint32_t trace_threshold; /* executions before a trace head is traced, 0 default
-                              (no effect yet: traces are not implemented) */
+    uint32_t trace_threshold; /* entries of a trace head before its path is recorded
+                                 (with XBT_VM_TRACES), 0 for the default (50) */
 } xbt_vm_config;
 
 #define XBT_VM_NO_TRACES 0x01 /* chained basic blocks only, no traces (the default) */

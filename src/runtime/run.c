@@ -805,7 +805,9 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 xbt_tc_find_site(vm->tc, chain_site, &from, &exit)) {
                 if (traces && b->tstate == 0 && b->eip <= from->eip && !v->rec_n) {
                     /* A trace head: counted, not chained, until it is hot. */
-                    if (++b->head_count >= XBT_TRACE_HOT) {
+                    uint32_t hot = vm->cfg.trace_threshold ? vm->cfg.trace_threshold
+                                                           : XBT_TRACE_HOT;
+                    if (++b->head_count >= hot) {
                         v->rec_n = 1;
                         v->rec_path[0] = b->eip;
                         v->rec_key = key;
