@@ -68,9 +68,13 @@ typedef struct xbt_translate_opts {
     uint32_t want_listing; /* nonzero: produce a text listing */
     uint32_t seglimit_mask; /* bit n set: segment n (ES=0 CS SS DS FS GS) has a limit below
                               4 GiB, so accesses through it are checked */
+    const uint32_t *trace_path; /* a trace: the basic blocks' start EIPs to lay out one
+                                   after the other (the first is the EIP translated), or
+                                   NULL for a basic block; at most 8 entries */
+    uint32_t trace_path_n;
 } xbt_translate_opts;
 
-#define XBT_TRANSLATE_OPTS_INIT { 0, XBT_WINDOW_K, 0, 0, 0, 1, 0 }
+#define XBT_TRANSLATE_OPTS_INIT { 0, XBT_WINDOW_K, 0, 0, 0, 1, 0, NULL, 0 }
 
 typedef struct xbt_translation {
     const uint8_t *code;   /* host x86-64 code, position independent */

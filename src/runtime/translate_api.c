@@ -68,6 +68,12 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
     xbt_translator_init(&tr);
     if (opts->max_insns)
         tr.max_insns = opts->max_insns;
+    if (opts->trace_path && opts->trace_path_n) {
+        if (opts->trace_path_n > 8 || opts->trace_path[0] != eip)
+            return XBT_E_INVAL;
+        tr.path = opts->trace_path;
+        tr.path_n = opts->trace_path_n;
+    }
     xbt_tmode mode = { (uint8_t)opts->cpl, (uint8_t)opts->window, (uint8_t)opts->segbase_mask,
                        (uint8_t)((opts->flags & XBT_TRANSLATE_FPU_NM ? XBT_TM_FPU_NM : 0) |
                                  (opts->flags & XBT_TRANSLATE_NO_SSE ? XBT_TM_NO_SSE : 0)),

@@ -51,6 +51,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += in.length;
     }
 
+    /* A trace over the same bytes: the path follows the direct branch targets found
+       by the sweep (the translator must lay out whatever matches and stop cleanly). */
+    {
+        uint32_t path[8];
+        uint32_t np = 1;
+        path[0] = eip;
+        size_t o2 = 0;
+        while (o2 < n && np < 8) {
+            xbt_insn in;
+            if (xbt_decode(&dec, code + o2, n - o2, eip + (uint32_t)o2, &in) != XBT_DECODE_OK)
+                break;
+            o2 += in.length;
+            if (in.iclass == XBT_IC_JCC || in.iclass == XBT_IC_JMP_DIRECT) {
+                ZyanU64 abs = 0;
+                ZydisCalcAbsoluteAddress(&in.zi, &in.ops[0], in.eip, &abs);
+                /* taken or not: the input decides */
+                path[np++] = (code[o2 - 1] & 1) ? (uint32_t)abs : eip + (uint32_t)o2;
+            }
+        }
+        xbt_translate_opts to = o;
+        to.trace_path = path;
+        to.trace_path_n = np;
+        xbt_translation *t = NULL;
+        xbt_status s = xbt_translate(code, n, eip, &to, &t);
+        if (s != XBT_OK && s != XBT_E_FAULT) {
+            fprintf(stderr, "trace translation: unexpected status %d: %s\n", (int)s,
+                    t && t->error ? t->error : "");
+            abort();
+        }
+        if (s == XBT_OK && (!t || t->code_len == 0))
+            abort();
+        xbt_translation_free(t);
+    }
+
     /* Translate block after block until the input is used up. */
     off = 0;
     for (int blocks = 0; off < n && blocks < 64; blocks++) {
