@@ -326,6 +326,8 @@ enum { XBT_WIN_KERNEL = 0, XBT_WIN_USER = 1, XBT_WIN_DIRECT = 2 };
    raised), 0 an exit is recorded, 2 the D-window cannot hold the page (below
    mmap_min_addr). */
 int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
+/* run.c: a data write beside translated code (snapshot, single step, compare). */
+void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged);
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why);
 void xbt_direct_vm_destroy(xbt_vm *vm);
 void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len);

@@ -1,0 +1,151 @@
+/*
+ * fault.c - host faults in a window with guest paging on: hidden faults filled (runs of
+ * pages, 4 MiB pages, read-only until dirty), true guest page faults raised, MMIO and
+ * writes to pages holding translated code handed on.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/mman.h>
+
+#include "runtime/vcpu.h"
+#include "shadow-mmu/walk.h"
+
+/*
+ * A host fault in the K-window with guest paging on: a hidden fault (the page is mapped
+ * in the guest's tables, just not yet in the window: map it and retry), a true guest
+ * page fault (#PF with CR2 and the error code), MMIO, or a write to a page holding
+ * translated code.  Clean pages are mapped read-only so that the first write comes back
+ * here and sets the dirty bit.  Returns 1 (handled), 0 (an exit is recorded) or 2 (the
+ * D-window cannot take it: the translator runs the instruction), as vcpu.h says.
+ */
+int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
+{
+    xbt_vm *vm = v->vm;
+    bool write = v->fault_err & 2;
+    bool user = win != XBT_WIN_KERNEL;
+    xbt_walk_result r;
+    if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
+        if (r.bus_error) {
+            xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
+                                   lin);
+            return 0;
+        }
+        v->cr2 = lin;
+        v->stats.page_faults++;
+        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? 1 : 0;
+    }
+    if (r.gpa >= vm->ram_size) {
+        if (win == XBT_WIN_DIRECT)
+            return 2; /* the translator runs the access and makes the MMIO exit */
+        xbt_mmio_begin(v, lin, r.gpa);
+        return v->mmio_run ? 1 : 0; /* a pure store runs first (generic path) */
+    }
+    uint32_t page = (uint32_t)(r.gpa >> 12);
+    bool data_write = false;
+    if (write && vm->code_prot[page] && win != XBT_WIN_DIRECT) {
+        uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
+        if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
+            xbt_smc_data_begin(v, page, lin, true);
+            data_write = true;
+        } else {
+            /* Self-modifying code through any alias: drop the page's translations and
+               run the writing instruction alone, uncached, with the page writable. */
+            xbt_vm_invalidate(vm, r.gpa & ~0xFFFull, 4096);
+            v->ibl_stale = true;
+            v->smc_single = true;
+        }
+    } else if (write && vm->code_prot[page]) {
+        v->smc_single = true; /* direct: the translator runs it (below) */
+    }
+    bool writable = r.writable && (r.dirty || write) && (!vm->code_prot[page] || data_write);
+    if (r.page_size == (4u << 20))
+        vm->pse_region[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
+    if (r.page_size == (4u << 20)) {
+        /* A 4 MiB guest page (Linux maps its lowmem so): one host mapping for all of
+           it when it is all RAM and holds no translated code, instead of 1,024 faults
+           and VMAs.  Its one dirty bit covers all of it. */
+        uint64_t g0 = r.gpa & ~0x3FFFFFull;
+        uint32_t l0 = lin & ~0x3FFFFFu;
+        if (g0 + (4u << 20) <= vm->ram_size && !v->smc_single &&
+            !memchr(vm->code_prot + (g0 >> 12), 1, 1024)) {
+            bool ok;
+            if (win == XBT_WIN_DIRECT)
+                ok = xbt_direct_window_map_range(vm, l0, g0, 4u << 20, writable);
+            else
+                ok = xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, l0,
+                                          g0, 4u << 20, writable);
+            if (ok) {
+                xbt_window_note(vm, win, l0, 4u << 20, r.global, xbt_region_pde_raw(v, l0 >> 22),
+                                0, true);
+                v->stats.hidden_faults++;
+                return 1;
+            }
+        }
+    }
+    /* Neighbours in the same page table that the guest has already accessed (A set,
+       and D set if this mapping is writable), with the same rights and physically
+       contiguous, go in with the same host mapping: one mmap (and one VMA) instead of a
+       fault each, and no accessed or dirty bit is skipped, as those are set already.
+       Linux maps much of its lowmem with 4 KiB pages in order. */
+    uint32_t lo = lin & ~0xFFFu, hi = lo + 4096;
+    uint64_t glo = r.gpa & ~0xFFFull;
+    if (r.pte_gpa + 4 <= vm->ram_size) {
+        uint32_t pte0;
+        memcpy(&pte0, vm->ram + r.pte_gpa, 4);
+        const uint32_t same = 0x167; /* P RW US A D G */
+        uint64_t pt_page = r.pte_gpa & ~0xFFFull;
+        uint32_t idx = (uint32_t)(r.pte_gpa & 0xFFF) >> 2;
+        if ((pte0 & 0x20) && (!writable || (pte0 & 0x40))) {
+            for (uint32_t k = idx + 1; k < 1024 && hi - lo < (64u << 12); k++) {
+                uint32_t pte;
+                memcpy(&pte, vm->ram + pt_page + k * 4, 4);
+                uint64_t g = glo + (hi - lo);
+                if ((pte & same) != (pte0 & same) || (pte & ~0xFFFu) != g ||
+                    g + 4096 > vm->ram_size || vm->code_prot[g >> 12])
+                    break;
+                hi += 4096;
+            }
+            for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12);) {
+                uint32_t pte;
+                memcpy(&pte, vm->ram + pt_page + k * 4, 4);
+                if (glo < 4096)
+                    break;
+                uint64_t g = glo - 4096;
+                if ((pte & same) != (pte0 & same) || (pte & ~0xFFFu) != g ||
+                    vm->code_prot[g >> 12])
+                    break;
+                lo -= 4096;
+                glo = g;
+            }
+        }
+    }
+    if (win == XBT_WIN_DIRECT) {
+        if (v->smc_single) {
+            /* The writing instruction runs once translated, with the page writable. */
+            v->smc_single = false;
+            return 2;
+        }
+        bool ok = xbt_direct_window_map_range(vm, lo, glo, hi - lo, writable);
+        if (!ok) { /* the run reaches below mmap_min_addr: the page alone */
+            lo = lin & ~0xFFFu;
+            hi = lo + 4096;
+            ok = xbt_direct_window_map(vm, lin, r.gpa, writable);
+        }
+        if (!ok)
+            return 2; /* below mmap_min_addr */
+    } else if (!xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, lo, glo,
+                                     hi - lo, writable)) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
+        return 0;
+    }
+    {
+        uint32_t pte_lo = 0;
+        uint64_t at = (r.pte_gpa & ~0xFFFull) + ((lo >> 12) & 0x3FF) * 4;
+        if (r.page_size == 4096 && at + 4 <= vm->ram_size)
+            memcpy(&pte_lo, vm->ram + at, 4);
+        xbt_window_note(vm, win, lo, hi - lo, r.global, xbt_region_pde_raw(v, lo >> 22), pte_lo,
+                        r.page_size != 4096);
+    }
+    v->stats.hidden_faults++;
+    return 1;
+}

@@ -1,0 +1,400 @@
+/*
+ * window.c - the shadow MMU's windows: the K-, U- and D-window mappings of guest linear
+ * pages onto guest RAM, kept per address space (window sets keyed by CR3), dropped and
+ * re-checked with TLB semantics (CR3 loads, INVLPG, global pages), and the mapping epochs
+ * that tell the translation cache which translations must be checked again.  The fills
+ * themselves are in fault.c.
+ */
+#define _GNU_SOURCE
+#include <string.h>
+#include <sys/mman.h>
+
+#include "runtime/vcpu.h"
+
+/* Code pages are write-protected in the window.  Paging off, the window address of a
+   physical page is the page itself; paging on, any number of linear pages may map it,
+   so protecting drops every mapping (they come back read-only on the next touch) and
+   unprotecting leaves the remapping to the next write fault. */
+void xbt_protect_code_page(xbt_vm *vm, uint32_t page)
+{
+    if ((uint64_t)page >= vm->ram_size >> 12 || vm->code_prot[page])
+        return;
+    vm->code_prot[page] = 1;
+    if (vm->window_paged) {
+        xbt_window_reset(vm);
+    } else {
+        mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
+        xbt_direct_window_drop(vm, page << 12, 4096); /* remapped read-only on demand */
+    }
+}
+
+void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page)
+{
+    if ((uint64_t)page >= vm->ram_size >> 12 || !vm->code_prot[page])
+        return;
+    vm->code_prot[page] = 0;
+    if (!vm->window_paged)
+        mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+}
+
+uint8_t *xbt_current_window(const struct xbt_vcpu *v)
+{
+    return (xbt_paging(v) && v->cpl == 3) ? v->vm->ubase : v->vm->kbase;
+}
+
+static struct xbt_wmap *wmap_of(xbt_vm *vm, struct xbt_wset *w, int win)
+{
+    return win == XBT_WIN_DIRECT ? &vm->dmap : &w->wmap[win];
+}
+
+static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len)
+{
+    uint32_t p0 = lin >> 12, n = len >> 12;
+    if (n == 1024 && !(p0 & 1023)) {
+        memset(&page[p0 >> 6], 0xFF, 128);
+    } else {
+        for (uint32_t p = p0; p < p0 + n; p++)
+            page[p >> 6] |= 1ull << (p & 63);
+    }
+    for (uint32_t r = lin >> 22; r <= (lin + len - 1) >> 22; r++)
+        region[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
+void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len)
+{
+    struct xbt_wmap *m = wmap_of(vm, vm->cur, win);
+    bits_set(m->page, m->region, lin, len);
+}
+
+/* Whether map m has anything in [lin, lin + len); forgets that it does. */
+static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len)
+{
+    bool any = false;
+    uint64_t end = (uint64_t)lin + len;
+    for (uint64_t r = lin >> 22; r < 1024 && (r << 22) < end; r++) {
+        uint8_t bit = (uint8_t)(1u << (r & 7));
+        if (!(m->region[r >> 3] & bit))
+            continue;
+        uint64_t a = (r << 22) > lin ? (r << 22) : lin;
+        uint64_t b = ((r + 1) << 22) < end ? ((r + 1) << 22) : end;
+        if (a == (r << 22) && b == ((r + 1) << 22)) {
+            for (int w = 0; w < 16; w++)
+                any |= m->page[r * 16 + w] != 0;
+            memset(&m->page[r * 16], 0, 128);
+            m->region[r >> 3] &= (uint8_t)~bit;
+            continue;
+        }
+        for (uint64_t p = a >> 12; p < (b + 4095) >> 12; p++) {
+            uint64_t mask = 1ull << (p & 63);
+            if (m->page[p >> 6] & mask) {
+                any = true;
+                m->page[p >> 6] &= ~mask;
+            }
+        }
+    }
+    return any;
+}
+
+static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len)
+{
+    mmap(base + lin, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+         -1, 0);
+}
+
+/* Empties a window set (its address space assignment stays). */
+static void wset_clear(struct xbt_wset *w)
+{
+    if (wmap_take(&w->wmap[XBT_WIN_KERNEL], 0, 4ull << 30) || w->identity)
+        unmap_range(w->kbase, 0, 4ull << 30);
+    if (wmap_take(&w->wmap[XBT_WIN_USER], 0, 4ull << 30))
+        unmap_range(w->ubase, 0, 4ull << 30);
+    w->identity = false;
+    for (uint32_t r = 0; r < 1024; r++)
+        if ((w->g_region[r >> 3] | w->ng_region[r >> 3]) & (1u << (r & 7))) {
+            memset(&w->g_page[r * 16], 0, 128);
+            memset(&w->ng_page[r * 16], 0, 128);
+        }
+    memset(w->g_region, 0, sizeof w->g_region);
+    memset(w->ng_region, 0, sizeof w->ng_region);
+    w->n_rec = 0;
+    w->rec_overflow = false;
+}
+
+static void wset_drop(xbt_vm *vm, struct xbt_wset *w, int win, uint32_t lin, uint64_t len)
+{
+    if (wmap_take(&w->wmap[win], lin, len))
+        unmap_range(win == XBT_WIN_USER ? w->ubase : w->kbase, lin, len);
+    (void)vm;
+}
+
+void xbt_window_reset(xbt_vm *vm)
+{
+    bool paged = vm->vcpu && xbt_paging(vm->vcpu);
+    for (int k = 0; k < XBT_WSETS; k++) {
+        wset_clear(vm->wset[k]);
+        vm->wset[k]->cr3 = ~0u;
+    }
+    if (paged)
+        vm->cur->cr3 = vm->vcpu->cr3 & ~0xFFFu; /* what the fills from now on mirror */
+    if (wmap_take(&vm->dmap, 0, 4ull << 30))
+        xbt_direct_window_drop(vm, 0, 4ull << 30);
+    memset(vm->pse_region, 0, sizeof vm->pse_region);
+    vm->window_paged = paged;
+    if (paged)
+        return;
+    mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, vm->memfd, 0);
+    vm->cur->identity = true;
+    for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
+        if (vm->code_prot[p])
+            mprotect(vm->kbase + (p << 12), 4096, PROT_READ);
+}
+
+bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa,
+                          uint32_t len, bool writable)
+{
+    void *at = window + lin;
+    if (mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, vm->memfd,
+             (off_t)gpa) != at)
+        return false;
+    xbt_wmap_note(vm, window == vm->ubase ? XBT_WIN_USER : XBT_WIN_KERNEL, lin, len);
+    return true;
+}
+
+bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable)
+{
+    return xbt_window_map_range(vm, window, lin & ~0xFFFu, gpa & ~0xFFFull, 4096, writable);
+}
+
+void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
+{
+    wset_drop(vm, vm->cur, XBT_WIN_KERNEL, lin, len);
+    wset_drop(vm, vm->cur, XBT_WIN_USER, lin, len);
+    if (wmap_take(&vm->dmap, lin, len))
+        xbt_direct_window_drop(vm, lin, len);
+}
+
+void xbt_window_drop_all(xbt_vm *vm, uint32_t lin, uint32_t len)
+{
+    for (int k = 0; k < XBT_WSETS; k++) {
+        wset_drop(vm, vm->wset[k], XBT_WIN_KERNEL, lin, len);
+        wset_drop(vm, vm->wset[k], XBT_WIN_USER, lin, len);
+    }
+    if (wmap_take(&vm->dmap, lin, len))
+        xbt_direct_window_drop(vm, lin, len);
+}
+
+void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool global,
+                     uint32_t pde, uint32_t pte0, bool big)
+{
+    struct xbt_wset *w = vm->cur;
+    if (global) {
+        bits_set(w->g_page, w->g_region, lin, len);
+        return;
+    }
+    bits_set(w->ng_page, w->ng_region, lin, len);
+    if (w->n_rec == XBT_WREC_CAP) {
+        w->rec_overflow = true;
+        return;
+    }
+    w->rec[w->n_rec++] = (struct xbt_wrec){ lin, pde, pte0, (uint16_t)(len >> 12), (uint8_t)win,
+                                            big };
+}
+
+/* Drops every mapping of w that did not come from a global entry (the way a CR3 load
+   flushes a TLB), by the bitmaps. */
+static void wset_drop_nonglobal(xbt_vm *vm, struct xbt_wset *w)
+{
+    for (uint32_t r = 0; r < 1024; r++) {
+        uint8_t bit = (uint8_t)(1u << (r & 7));
+        if (!(w->ng_region[r >> 3] & bit))
+            continue;
+        w->ng_region[r >> 3] &= (uint8_t)~bit;
+        uint64_t *ng = &w->ng_page[r * 16];
+        if (!(w->g_region[r >> 3] & bit)) {
+            wset_drop(vm, w, XBT_WIN_KERNEL, r << 22, 4u << 20); /* nothing global here */
+            wset_drop(vm, w, XBT_WIN_USER, r << 22, 4u << 20);
+            memset(ng, 0, 128);
+            continue;
+        }
+        uint32_t p = 0;
+        while (p < 1024) {
+            if (!(ng[p >> 6] & (1ull << (p & 63)))) {
+                p++;
+                continue;
+            }
+            uint32_t q = p;
+            while (q < 1024 && (ng[q >> 6] & (1ull << (q & 63))))
+                q++;
+            wset_drop(vm, w, XBT_WIN_KERNEL, (r << 22) + (p << 12), (q - p) << 12);
+            wset_drop(vm, w, XBT_WIN_USER, (r << 22) + (p << 12), (q - p) << 12);
+            p = q;
+        }
+        memset(ng, 0, 128);
+    }
+    w->n_rec = 0;
+    w->rec_overflow = false;
+}
+
+static bool ram32(const xbt_vm *vm, uint64_t gpa, uint32_t *v)
+{
+    if (gpa + 4 > vm->ram_size)
+        return false;
+    memcpy(v, vm->ram + gpa, 4);
+    return true;
+}
+
+/* A TLB flush of w's address space: each non-global mapping stays if the directory and
+   table entries it came from are unchanged (accessed and dirty bits included: a guest
+   that clears them gets them set again by the next access), else it is dropped. */
+/* A D-window mapping of this address space, still what its page tables say: map it
+   again right away (the D-window holds one address space at a time, so a switch
+   empties it; this saves the user code a host fault per page it touches again).
+   Writable as the fill made it: RW in both entries and D set, no translated code. */
+static void direct_replay(xbt_vm *vm, const struct xbt_wrec *e, uint32_t pde)
+{
+    uint64_t gpa = e->big ? (pde & 0xFFC00000u) : (e->pte0 & ~0xFFFu);
+    uint32_t len = (uint32_t)e->npages << 12;
+    if (gpa + len > vm->ram_size)
+        return;
+    uint32_t leaf = e->big ? pde : e->pte0;
+    bool writable = (pde & 2) && (leaf & 2) && (leaf & 0x40);
+    for (uint64_t p = gpa >> 12; p < (gpa + len) >> 12 && writable; p++)
+        if (vm->code_prot[p])
+            writable = false;
+    xbt_direct_window_map_range(vm, e->lin, gpa, len, writable);
+}
+
+static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
+{
+    if (w->rec_overflow) {
+        wset_drop_nonglobal(vm, w);
+        return;
+    }
+    uint64_t pd = w->cr3 & ~0xFFFu;
+    uint32_t keep = 0;
+    for (uint32_t k = 0; k < w->n_rec; k++) {
+        struct xbt_wrec *e = &w->rec[k];
+        uint32_t pde;
+        bool ok = ram32(vm, pd + (e->lin >> 22) * 4, &pde) && pde == e->pde;
+        if (ok && !e->big) {
+            uint64_t pt = pde & ~0xFFFu;
+            for (uint32_t i = 0; i < e->npages && ok; i++) {
+                uint32_t pte;
+                ok = ram32(vm, pt + (((e->lin >> 12) + i) & 0x3FF) * 4, &pte) &&
+                     pte == e->pte0 + i * 4096;
+            }
+        }
+        if (ok) {
+            w->rec[keep++] = *e;
+            if (e->win == XBT_WIN_DIRECT)
+                direct_replay(vm, e, pde);
+            continue;
+        }
+        if (e->win != XBT_WIN_DIRECT) /* the D-window was emptied by the switch */
+            wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
+    }
+    w->n_rec = keep;
+}
+
+void xbt_window_switch(xbt_vm *vm, uint32_t cr3)
+{
+    if (wmap_take(&vm->dmap, 0, 4ull << 30))
+        xbt_direct_window_drop(vm, 0, 4ull << 30);
+    cr3 &= ~0xFFFu;
+    struct xbt_wset *w = NULL, *lru = NULL;
+    for (int k = 0; k < XBT_WSETS; k++) {
+        struct xbt_wset *c = vm->wset[k];
+        if (c->cr3 == cr3)
+            w = c;
+        if (c != vm->cur && (!lru || c->stamp < lru->stamp))
+            lru = c;
+    }
+    if (w) {
+        wset_revalidate(vm, w);
+    } else {
+        /* A new address space takes over the least recently used set: its non-global
+           mappings go, its global ones (the kernel's) stay, as a TLB keeps them. */
+        w = lru ? lru : vm->cur;
+        wset_drop_nonglobal(vm, w);
+        w->cr3 = cr3;
+    }
+    w->stamp = ++vm->wclock;
+    vm->cur = w;
+    vm->kbase = w->kbase;
+    vm->ubase = w->ubase;
+}
+
+/* New epoch for the regions marked in region_bumped; chains into their blocks undone. */
+static void bump_regions(struct xbt_vcpu *v)
+{
+    uint32_t e = ++v->tc_epoch;
+    bool any = false;
+    for (uint32_t r = 0; r < 1024; r++)
+        if (v->region_bumped[r >> 3] & (1u << (r & 7))) {
+            v->region_epoch[r] = e;
+            v->region_code_ng[r >> 3] &= (uint8_t)~(1u << (r & 7));
+            any = true;
+        }
+    if (!any)
+        return;
+    xbt_tc_unchain_regions(v->vm->tc, v->region_bumped);
+    v->ibl_stale = true;
+    v->unlinked = NULL;
+}
+
+void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
+{
+    xbt_vm *vm = v->vm;
+    v->stats.window_drops++;
+    if (len == 0)
+        xbt_window_reset(vm);
+    else
+        xbt_window_drop_all(vm, lin, len); /* global mappings live in every set */
+    /* Translations are keyed by linear EIP and depend only on the physical bytes: they
+       stay cached, but none runs or is linked again before the run loop has checked
+       that its linear pages still map to the physical pages it was made from.  An
+       INVLPG of pages no translation came from changes nothing for them. */
+    if (len != 0) {
+        memset(v->region_bumped, 0, sizeof v->region_bumped);
+        bool code = false;
+        for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12; p++)
+            if (v->code_lin[p >> 3] & (1u << (p & 7))) {
+                code = true;
+                v->region_bumped[p >> 13] |= (uint8_t)(1u << ((p >> 10) & 7));
+            }
+        if (code)
+            bump_regions(v);
+        return;
+    }
+    v->all_epoch = ++v->tc_epoch;
+    xbt_tc_unchain_all(vm->tc);
+    v->ibl_stale = true;
+    v->unlinked = NULL;
+}
+
+void xbt_paging_changed(struct xbt_vcpu *v)
+{
+    xbt_mapping_changed(v, 0, 0);
+}
+
+void xbt_cr3_changed(struct xbt_vcpu *v)
+{
+    v->stats.window_drops++;
+    bool pge = v->cr4 & XBT_CR4_PGE;
+    xbt_window_switch(v->vm, v->cr3);
+    /* A region keeps its epoch when its directory entry is the same present 4 MiB page
+       (with CR4.PSE) as when its code was last checked: nothing in it can differ.  Any
+       other entry (a page table, whose contents may have changed) starts a new one. */
+    memset(v->region_bumped, 0, sizeof v->region_bumped);
+    for (uint32_t r = 0; r < 1024; r++) {
+        if (!(v->code_region[r >> 3] & (1u << (r & 7))))
+            continue;
+        uint32_t pde = xbt_region_pde(v, r);
+        bool big = (v->cr4 & XBT_CR4_PSE) && (pde & 0x81) == 0x81;
+        bool global_code = pge && !(v->region_code_ng[r >> 3] & (1u << (r & 7)));
+        if (pde != v->region_pde[r] || !(big || global_code))
+            v->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
+        v->region_pde[r] = pde;
+    }
+    bump_regions(v);
+}
