@@ -73,6 +73,12 @@ int main(void)
         s[r] = (uint32_t)((__rdtsc() - t0) / 200);
     }
     printf("RESULT branchy %u\n", median(s, REPS));
+    for (int r = 0; r < REPS; r++) {
+        uint64_t t0 = __rdtsc();
+        sink += calls_kernel(200000);
+        s[r] = (uint32_t)((__rdtsc() - t0) / 200);
+    }
+    printf("RESULT calls %u\n", median(s, REPS));
     MEASURE("callret", 200000, sink = leaf(sink));
     MEASURE("syscall", 20000, {
         uint32_t ret;

@@ -62,4 +62,66 @@ static __attribute__((noinline)) unsigned branchy_kernel(unsigned n)
     return acc + hits;
 }
 
+/* The call-heavy workload (traces following calls and returns, issue 7): per key a
+   mixing function, a lookup in a chained hash table of list nodes (a data-dependent
+   list walk) and an update through a table of two functions (an indirect call whose
+   target follows the key); every function is a real call and return. */
+struct calls_node {
+    unsigned key, count;
+    struct calls_node *next;
+};
+static struct calls_node calls_nodes[512];
+static struct calls_node *calls_heads[256];
+
+static __attribute__((noinline)) unsigned calls_mix(unsigned x)
+{
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
+static __attribute__((noinline)) struct calls_node *calls_find(unsigned key)
+{
+    struct calls_node *n = calls_heads[(key * 2654435761u) >> 24];
+    while (n && n->key != key)
+        n = n->next;
+    return n;
+}
+
+static __attribute__((noinline)) unsigned calls_add(struct calls_node *n, unsigned v)
+{
+    n->count += v;
+    return n->count;
+}
+
+static __attribute__((noinline)) unsigned calls_xor(struct calls_node *n, unsigned v)
+{
+    n->count ^= v;
+    return n->count;
+}
+
+static unsigned (*const calls_ops[2])(struct calls_node *, unsigned) = { calls_add, calls_xor };
+
+static __attribute__((noinline)) unsigned calls_kernel(unsigned n)
+{
+    for (unsigned i = 0; i < 256; i++)
+        calls_heads[i] = 0;
+    for (unsigned i = 0; i < 512; i++) {
+        unsigned h = ((i * 7u) * 2654435761u) >> 24;
+        calls_nodes[i] = (struct calls_node){ i * 7u, 0, calls_heads[h] };
+        calls_heads[h] = &calls_nodes[i];
+    }
+    unsigned x = 2463534242u, acc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        x = calls_mix(x);
+        struct calls_node *nd = calls_find((x >> 7) % (512u * 7u));
+        if (nd)
+            acc += calls_ops[(i >> 4) & 1](nd, x);
+        else
+            acc += x >> 20;
+    }
+    return acc;
+}
+
 #endif

@@ -4,6 +4,7 @@
  * guest and reported over COM1 as "RESULT <name> <cycles per operation>":
  *   compute   the compute kernel (bench/guests/compute.h), cycles per 1000 iterations
  *   branchy   the branchy hash-table kernel (compute.h), cycles per 1000 keys
+ *   calls     the call-heavy list kernel (compute.h), cycles per 1000 keys
  *   callret   a call/ret pair to a non-inlined function
  *   in        a port read that leaves to the VMM (COM1 scratch register)
  *   int       INT n to a ring-0 handler and IRET back (the system-call analog at CPL 0)
@@ -174,6 +175,13 @@ void main(void)
         samples[r] = (u32)((t1 - t0) / 200);
     }
     printf("RESULT branchy %u\n", median(samples, REPS)); /* cycles per 1000 keys */
+    for (int r = 0; r < REPS; r++) {
+        u64 t0 = rdtsc();
+        sink += calls_kernel(200000);
+        u64 t1 = rdtsc();
+        samples[r] = (u32)((t1 - t0) / 200);
+    }
+    printf("RESULT calls %u\n", median(samples, REPS)); /* cycles per 1000 keys */
     MEASURE("callret", 200000, sink = leaf(sink));
     MEASURE("in", 20000, sink += inb(0x3ff));
     set_handler(0x30, iret_only);

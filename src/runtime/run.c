@@ -219,6 +219,8 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     clock_gettime(CLOCK_MONOTONIC, &t1);
     v->stats.translate_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
                              (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+    if (v->xl.path && ts != XBT_T_OK)
+        return NULL; /* a trace that cannot be laid out: the caller goes on without it */
     if (ts == XBT_T_FETCH_FAULT) {
         if (v->fetch_pf) {
             /* The first instruction's bytes are on a page the guest cannot fetch. */
@@ -243,10 +245,8 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     if (v->xl.path) {
         uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
         if (!code_page(v, l0, &lin0) ||
-            !code_page(v, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0), &lin1)) {
-            xbt_set_internal_error(v, v->ctx.eip, "a trace's pages are not mapped");
-            return NULL;
-        }
+            !code_page(v, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0), &lin1))
+            return NULL; /* its pages are no longer mapped: no trace */
     }
     xbt_block *b = xbt_tc_insert(vm->tc, &v->tb, key, lin0, lin1);
     if (!b) {
@@ -428,11 +428,14 @@ static bool set_window(struct xbt_vcpu *v)
 /* ---- traces (NET-style, as in Dynamo and DynamoRIO) ---------------------------------
    A block entered through a backward direct branch is a trace head; its entries are
    counted in the dispatcher (the backward branch stays unchained meanwhile).  At
-   XBT_TRACE_HOT the blocks that run next are recorded, unchained, until the path comes
-   back to the head; the translator then lays the path out as one block with the hot
-   direction of each conditional branch falling through (translator.h).  Anything else
-   on the way (an indirect branch, a callout, an interrupt or exception, a mode change,
-   more than XBT_TRACE_MAX_BLOCKS blocks) gives the head up. */
+   XBT_TRACE_HOT the blocks that run next are recorded, unchained and with the inline
+   lookup off, until the path comes back to the head, reaches another trace or has
+   XBT_TRACE_MAX_BLOCKS blocks; the translator then lays the path out as one block with
+   the hot direction of each conditional branch falling through, calls followed and
+   indirect branches guarded by the target seen (translator.h).  A block entered by an
+   exit of a trace is a head too (NET's "exits from existing traces").  A callout that
+   leaves translated code, an interrupt or exception or a mode change on the way gives
+   the head up. */
 #define XBT_TRACE_HOT 50
 
 static uint64_t trace_events(const struct xbt_vcpu *v)
@@ -454,38 +457,57 @@ static void trace_abort(struct xbt_vcpu *v)
 
 /* The dispatcher is about to run b: record it, or close the path and build the trace
    (returned instead of b), or give up.  NULL: translation failed (exit recorded). */
-static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *m, uint32_t key)
+static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *m, uint32_t key,
+                             volatile uint64_t *chain_site)
 {
     if (key != v->rec_key || trace_events(v) != v->rec_events) {
         trace_abort(v);
         return b;
     }
-    if (b->eip != v->rec_path[0]) {
-        if (v->rec_n == XBT_TRACE_MAX_BLOCKS || b->tstate == 1) {
-            trace_abort(v);
-            return b;
-        }
+    if (b->eip != v->rec_path[0] && b->tstate != 1 && v->rec_n < XBT_TRACE_MAX_BLOCKS) {
         v->rec_path[v->rec_n++] = b->eip;
         return b;
     }
-    /* Back at the head: lay the path out. */
+    /* Back at the head, at an existing trace or at the size bound: lay the path out
+       (its last block's exits lead on as usual). */
     uint32_t n = v->rec_n;
     v->rec_n = 0;
-    if (v->unlinked == b)
+    xbt_block *h = xbt_tc_lookup(v->vm->tc, v->rec_path[0], key);
+    if (!h)
+        return b;
+    if (v->unlinked == h)
         v->unlinked = NULL;
-    xbt_tc_drop(v->vm->tc, b); /* the head's chains go; they come back to the trace */
+    bool at_head = h == b;
+    xbt_tc_drop(v->vm->tc, h); /* the head's chains go; they come back to the trace */
     v->ibl_stale = true;
     v->xl.path = v->rec_path;
     v->xl.path_n = n;
-    xbt_block *t = translate(v, m, key);
+    uint32_t eip = v->ctx.eip;
+    v->ctx.eip = v->rec_path[0];
+    xbt_tc_stats before, after;
+    xbt_tc_get_stats(v->vm->tc, &before);
+    xbt_block *t = translate(v, m, key); /* a trace never raises or stops the VM */
+    xbt_tc_get_stats(v->vm->tc, &after);
+    if (after.flushes != before.flushes)
+        *chain_site = 0; /* the exit we came by is gone */
+    v->ctx.eip = eip;
     v->xl.path = NULL;
     v->xl.path_n = 0;
-    if (!t)
-        return NULL;
-    t->tstate = 1;
-    v->stats.traces++;
-    v->stats.trace_blocks += v->tb.path_used;
-    return t;
+    if (t) {
+        t->tstate = 1;
+        v->stats.traces++;
+        v->stats.trace_blocks += v->tb.path_used;
+        if (at_head)
+            return t;
+    } else {
+        v->stats.trace_aborts++; /* the head comes back as a plain block */
+    }
+    /* What runs now is the block at ctx.eip (a full cache was flushed meanwhile, or the
+       head that was b is gone): looked up again, or translated. */
+    xbt_block *n2 = xbt_tc_lookup(v->vm->tc, eip, key);
+    if (n2 && block_current(v, n2))
+        return n2;
+    return translate(v, m, key);
 }
 
 xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
@@ -655,7 +677,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             }
             bool traces = (vm->cfg.flags & XBT_VM_TRACES) &&
                           !(vm->cfg.flags & (XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN));
-            if (v->rec_n && !(b = trace_step(v, b, &m, key)))
+            if (v->rec_n && !(b = trace_step(v, b, &m, key, &chain_site)))
                 break;
             b->execs++;
             if (b->tstate == 1)
@@ -664,8 +686,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             uint32_t exit;
             if (chain_site && !(vm->cfg.flags & XBT_VM_NO_CHAIN) &&
                 xbt_tc_find_site(vm->tc, chain_site, &from, &exit)) {
-                if (traces && b->tstate == 0 && b->eip <= from->eip && !v->rec_n) {
-                    /* A trace head: counted, not chained, until it is hot. */
+                if (traces && b->tstate == 0 && (b->eip <= from->eip || from->tstate == 1) &&
+                    !v->rec_n) {
+                    /* A trace head (the target of a backward branch or of an exit from
+                       a trace): counted, not chained, until it is hot. */
                     uint32_t hot = vm->cfg.trace_threshold ? vm->cfg.trace_threshold
                                                            : XBT_TRACE_HOT;
                     if (++b->head_count >= hot) {
@@ -689,8 +713,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 }
             }
             rc = xbt_jit_enter(&v->ctx, b->host);
-            if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT)
-                trace_abort(v); /* an indirect branch, a callout or a fault on the way */
+            if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
+                trace_abort(v); /* a callout, an exception or a fault on the way */
             if (rc == XBT_JIT_EXIT_INDIRECT || rc == XBT_JIT_EXIT_DIRECT) {
                 /* Remember where indirect branches go, for the inline lookup. */
                 if (rc == XBT_JIT_EXIT_INDIRECT) {

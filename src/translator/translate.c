@@ -828,6 +828,33 @@ static uint32_t trace_next(const xbt_tx *t)
     return s;
 }
 
+/* A trace's indirect branch (R14D holds its guest target): if the target is the one
+   seen while recording, the trace goes on inline; else the normal inline lookup.
+   Flag-free: RCX parked in R10, target - expected in ECX, JRCXZ. */
+static void emit_trace_guard(xbt_tx *t, uint32_t expected)
+{
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(R(R14), NOREG, 0, (int32_t)(0u - expected), 8));
+    uint32_t hit = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    emit_ibl(t);
+    xbt_patch_rel8(t, hit, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    t->follow = expected;
+    t->b->stats.trace_guards++;
+}
+
+/* The end of an indirect branch: in a trace with a recorded next block, a guard; else
+   the inline lookup. */
+static void emit_indirect_end(xbt_tx *t)
+{
+    uint32_t follow = trace_next(t);
+    if (follow != ~0u)
+        emit_trace_guard(t, follow);
+    else
+        emit_ibl(t);
+}
+
 static ZydisMnemonic invert_jcc(ZydisMnemonic m)
 {
     static const ZydisMnemonic pairs[][2] = {
@@ -897,11 +924,15 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         }
         emit_stack_store(t, -4, xo_imm((int32_t)next), 4);
         emit_esp_add(t, -4);
+        if (follow != ~0u && follow == branch_target(in)) {
+            t->follow = follow; /* a trace goes on into the callee */
+            break;
+        }
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         break;
     case XBT_IC_JMP_INDIRECT:
         emit_load_target(t, in);
-        emit_ibl(t);
+        emit_indirect_end(t);
         break;
     case XBT_IC_CALL_INDIRECT:
         if (in->zi.operand_width != 32) {
@@ -912,7 +943,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         emit_load_target(t, in);
         emit_stack_store(t, -4, xo_imm((int32_t)next), 4);
         emit_esp_add(t, -4);
-        emit_ibl(t);
+        emit_indirect_end(t);
         break;
     case XBT_IC_RET: {
         if (in->zi.operand_width != 32) {
@@ -925,7 +956,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             imm = (uint32_t)in->ops[0].imm.value.u & 0xFFFF;
         xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
         emit_esp_add(t, 4 + (int32_t)imm);
-        emit_ibl(t);
+        emit_indirect_end(t);
         break;
     }
     default:

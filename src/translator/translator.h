@@ -18,7 +18,7 @@
 #define XBT_BLOCK_MAX_INSNS 64     /* guest instructions per block */
 #define XBT_BLOCK_MAX_EXITS 10     /* chainable exits per block (jcc: 2, loop: 2; a trace:
                                       one side exit per conditional branch on its path) */
-#define XBT_TRACE_MAX_BLOCKS 3     /* basic blocks on a trace's path */
+#define XBT_TRACE_MAX_BLOCKS 8     /* basic blocks on a trace's path */
 #define XBT_BLOCK_MAX_MAP (XBT_BLOCK_MAX_INSNS * 3)
 #define XBT_BLOCK_MAX_CODE 16384   /* host bytes a block may need, stubs included */
 
@@ -99,6 +99,8 @@ struct xbt_tstats {
     uint32_t readdressed;/* ... with a rewritten memory operand */
     uint32_t rewritten;  /* replaced by an inline sequence */
     uint32_t callouts;   /* replaced by a callout */
+    uint32_t trace_guards; /* a trace's indirect branches checked against the recorded
+                              target (the trace goes on inline when it matches) */
 };
 
 /*
@@ -136,11 +138,13 @@ typedef struct xbt_translator {
     xbt_decoder dec;
     uint32_t max_insns;    /* <= XBT_BLOCK_MAX_INSNS */
     /* A trace: the recorded path (the start EIPs of the basic blocks that ran, the
-       first being the block's own EIP).  At the conditional or direct branch that ends
-       each of them the translation goes on at the next one, the other direction of a
-       conditional branch becoming a side exit; it stops at a path entry outside the
-       head's page and the next, below the head, or at any other block end.  NULL: an
-       ordinary basic block. */
+       first being the block's own EIP).  At the branch that ends each of them the
+       translation goes on at the next one: a conditional branch's other direction
+       becomes a side exit, a direct JMP or CALL (its return address pushed) leaves no
+       branch, an indirect JMP, CALL or RET becomes a guard that compares the target
+       with the recorded one (a mismatch takes the inline lookup).  It stops at a path
+       entry outside the head's page and the next, below the head, or at any other
+       block end.  NULL: an ordinary basic block. */
     const uint32_t *path;
     uint32_t path_n;
 } xbt_translator;

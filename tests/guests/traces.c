@@ -2,8 +2,10 @@
  * traces.c - hot loops that xbt lays out as traces (issue 7), checked against results
  * computed another way: a loop whose branches flip direction half-way and alternate
  * every iteration, calls through a table of function pointers inside a hot loop, a
- * traced loop whose own immediate is rewritten every 16 iterations, and a long traced
- * loop that the PIT interrupts.  The same kernel runs on QEMU and on xbt with and
+ * traced loop whose own immediate is rewritten every 16 iterations, a function returning
+ * to two call sites, a callee rewriting its return address, an indirect jump whose
+ * target changes, divide faults inside a traced callee, and a long traced loop that the
+ * PIT interrupts.  The same kernel runs on QEMU and on xbt with and
  * without traces (ctest); each must pass everywhere.
  */
 #include "lib/guest.h"
@@ -85,6 +87,96 @@ static u32 smc_expected(u32 n)
     return a;
 }
 
+/* Returns that go to more than one place: leaf() is called from two call sites that
+   alternate every 8 iterations, so a trace through it guards its RET with the return
+   address seen while recording and the other one must take the ordinary lookup. */
+static __attribute__((noinline)) u32 leaf(u32 x) { return x * 3 + 1; }
+
+static __attribute__((noinline)) u32 two_sites(u32 n)
+{
+    u32 a = 0;
+    for (u32 i = 0; i < n; i++) {
+        if (i & 8)
+            a += leaf(i);
+        else
+            a ^= leaf(a);
+    }
+    return a;
+}
+
+static u32 two_sites_expected(u32 n)
+{
+    u32 a = 0;
+    for (u32 i = 0; i < n; i++)
+        a = (i & 8) ? a + i * 3 + 1 : a ^ (a * 3 + 1);
+    return a;
+}
+
+/* skip_ret(n): a hot loop calls a function that, when the counter is a multiple of 64,
+   adds 5 to its own return address, skipping the caller's `addl $1000, %eax` (5
+   bytes): a trace followed into the call and back must see the rewritten return. */
+__asm__(".text\n.globl skip_ret\nskip_ret:\n"
+        "\tmovl 4(%esp), %ecx\n\txorl %eax, %eax\n"
+        "1:\tcall 3f\n"
+        "\taddl $1000, %eax\n"              /* 05 e8 03 00 00: skipped when rewritten */
+        "\tincl %eax\n"
+        "\tdecl %ecx\n\tjnz 1b\n\tret\n"
+        "3:\ttestl $63, %ecx\n\tjnz 4f\n"
+        "\taddl $5, (%esp)\n"
+        "4:\tret\n");
+u32 skip_ret(u32 n);
+
+static u32 skip_ret_expected(u32 n)
+{
+    u32 a = 0;
+    for (u32 c = n; c != 0; c--)
+        a += (c & 63) ? 1001 : 1;
+    return a;
+}
+
+/* phase_jmp(n): an indirect jump whose target is one label for the first half of the
+   iterations and another for the second (the trace's guard matches, then never). */
+__asm__(".text\n.globl phase_jmp\nphase_jmp:\n"
+        "\tpushl %ebx\n\tmovl 8(%esp), %ecx\n\txorl %eax, %eax\n"
+        "\tmovl %ecx, %edx\n\tshrl $1, %edx\n"
+        "1:\tmovl $5f, %ebx\n\tcmpl %edx, %ecx\n\tja 2f\n\tmovl $6f, %ebx\n"
+        "2:\tjmp *%ebx\n"
+        "5:\taddl $3, %eax\n\tjmp 7f\n"
+        "6:\taddl $7, %eax\n"
+        "7:\tdecl %ecx\n\tjnz 1b\n\tpopl %ebx\n\tret\n");
+u32 phase_jmp(u32 n);
+
+/* div_loop(n): a hot loop whose callee divides by a value that is zero every 32nd
+   iteration; the #DE handler counts and skips the 2-byte DIV, so the faulting EIP and
+   the registers must be exact inside a trace. */
+__asm__(".text\n.globl div_loop\ndiv_loop:\n"
+        "\tpushl %ebx\n\tpushl %esi\n\tmovl 12(%esp), %esi\n\txorl %ebx, %ebx\n"
+        "1:\tmovl %esi, %ecx\n\tandl $31, %ecx\n\tcall 3f\n"
+        "\taddl %eax, %ebx\n\tdecl %esi\n\tjnz 1b\n"
+        "\tmovl %ebx, %eax\n\tpopl %esi\n\tpopl %ebx\n\tret\n"
+        "3:\tmovl $1000, %eax\n\txorl %edx, %edx\n"
+        ".globl div_insn\ndiv_insn:\tdivl %ecx\n"      /* f7 f1 */
+        "\tret\n");
+u32 div_loop(u32 n);
+extern u8 div_insn[];
+static volatile u32 de_count, de_bad;
+static void on_de(struct frame *f)
+{
+    if (f->eip != (u32)div_insn || f->ecx != 0 || f->eax != 1000)
+        de_bad++;
+    de_count++;
+    f->eax = 7;
+    f->eip += 2;
+}
+
+static u32 div_expected(u32 n)
+{
+    u32 s = 0;
+    for (u32 c = n; c != 0; c--)
+        s += (c & 31) ? 1000 / (c & 31) : 7;
+    return s;
+}
+
 static volatile u32 ticks;
 static void irq0(struct frame *f)
 {
@@ -103,6 +195,14 @@ void main(void)
     CHECK_EQ(smc_loop(4000), smc_expected(4000), "a hot loop rewriting its own immediate");
     *smc_imm = 1;
     CHECK_EQ(smc_loop(4000), smc_expected(4000), "the same again");
+
+    CHECK_EQ(two_sites(40000), two_sites_expected(40000), "one function returning to two call sites");
+    CHECK_EQ(skip_ret(20000), skip_ret_expected(20000), "a callee rewriting its return address");
+    CHECK_EQ(phase_jmp(20000), 10000 * 3 + 10000 * 7, "an indirect jump whose target changes");
+    set_handler(0, on_de);
+    CHECK_EQ(div_loop(6400), div_expected(6400), "divide faults inside a traced callee");
+    CHECK_EQ(de_count, 200, "one #DE per 32 iterations");
+    CHECK_EQ(de_bad, 0, "each with the exact EIP and registers");
 
     set_handler(0x20, irq0);
     pit_start(1000);
