@@ -149,6 +149,9 @@ typedef struct xbt_vm_config {
 #define XBT_VM_TRACES    0x04 /* build traces of hot paths (issue 7's first stage: they
                                  help some loops and cost others, so they are opt-in) */
 #define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging) */
+#define XBT_VM_TRACE_PROFILE 0x08 /* with XBT_VM_TRACES: each trace counts its entries and
+                                     the side exits taken (a memory increment per entry
+                                     and per side exit; see xbt_vcpu_trace_profile) */
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
 
@@ -278,10 +281,24 @@ typedef struct xbt_stats {
        instructions run once translated because they trapped */
     uint64_t direct_entries, direct_exits, direct_kicks, direct_syscalls, direct_xlate;
     /* traces: built, basic blocks laid out in them, recordings given up, and dispatcher
-       entries into a trace (chained entries are not counted) */
+       entries into a trace (chained entries are not counted); indirect branches in
+       traces guarded by their recorded target; with XBT_VM_TRACE_PROFILE, all entries
+       of traces (chained ones too) and the side exits taken */
     uint64_t traces, trace_blocks, trace_aborts, trace_entries;
+    uint64_t trace_guards, trace_execs, trace_side_exits;
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
+
+/* One trace built with XBT_VM_TRACE_PROFILE (traces dropped since are still listed). */
+typedef struct xbt_trace_profile {
+    uint32_t eip;          /* the head's guest EIP */
+    uint32_t blocks;       /* basic blocks laid out */
+    uint64_t entries;      /* times it was entered (chained or from the dispatcher) */
+    uint64_t side_exits;   /* times it was left by a side exit (a cold branch direction) */
+} xbt_trace_profile;
+/* The profiled traces, most entered first: writes at most max, returns how many there
+   are (call with max 0 to count). */
+size_t xbt_vcpu_trace_profile(xbt_vcpu *cpu, xbt_trace_profile *out, size_t max);
 /* Writes a human-readable statistics report (for --stats). */
 size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size);
 

@@ -484,6 +484,15 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     v->xl.path_n = n;
     uint32_t eip = v->ctx.eip;
     v->ctx.eip = v->rec_path[0];
+    v->xl.prof = NULL;
+    if (v->vm->cfg.flags & XBT_VM_TRACE_PROFILE) {
+        if (!v->prof_pool) {
+            v->prof_pool = calloc((size_t)XBT_PROF_TRACES * XBT_PROF_STRIDE, 8);
+            v->prof_info = calloc(XBT_PROF_TRACES, sizeof *v->prof_info);
+        }
+        if (v->prof_pool && v->prof_info && v->prof_n < XBT_PROF_TRACES)
+            v->xl.prof = &v->prof_pool[(size_t)v->prof_n * XBT_PROF_STRIDE];
+    }
     xbt_tc_stats before, after;
     xbt_tc_get_stats(v->vm->tc, &before);
     xbt_block *t = translate(v, m, key); /* a trace never raises or stops the VM */
@@ -493,10 +502,15 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     v->ctx.eip = eip;
     v->xl.path = NULL;
     v->xl.path_n = 0;
+    bool profiled = v->xl.prof != NULL;
+    v->xl.prof = NULL;
     if (t) {
         t->tstate = 1;
         v->stats.traces++;
         v->stats.trace_blocks += v->tb.path_used;
+        v->stats.trace_guards += v->tb.stats.trace_guards;
+        if (profiled)
+            v->prof_info[v->prof_n++] = (struct xbt_prof_info){ v->rec_path[0], v->tb.path_used };
         if (at_head)
             return t;
     } else {
@@ -773,6 +787,12 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
         "entries\n", (unsigned long long)st->traces,
         st->traces ? (double)st->trace_blocks / (double)st->traces : 0.0,
         (unsigned long long)st->trace_aborts, (unsigned long long)st->trace_entries);
+    if (st->trace_guards || st->trace_execs)
+        OUT("traces: %llu indirect branches guarded; profiled: %llu entries, %llu side exits "
+            "(%.1f%%)\n", (unsigned long long)st->trace_guards,
+            (unsigned long long)st->trace_execs, (unsigned long long)st->trace_side_exits,
+            st->trace_execs ? 100.0 * (double)st->trace_side_exits / (double)st->trace_execs
+                            : 0.0);
     OUT("direct: %llu entries, %llu exits (%llu kicks, %llu system calls), %llu "
         "instructions run translated after a trap\n",
         (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,

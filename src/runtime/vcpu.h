@@ -231,6 +231,13 @@ struct xbt_vcpu {
     uint32_t rec_path[XBT_TRACE_MAX_BLOCKS];
     uint32_t rec_n, rec_key;
     uint64_t rec_events;             /* interrupts + exceptions when it began */
+    /* Trace profiles (XBT_VM_TRACE_PROFILE): counters of XBT_PROF_TRACES traces,
+       XBT_PROF_STRIDE each ([0] entries, [k] side exit k), allocated at the first. */
+#define XBT_PROF_TRACES 4096
+#define XBT_PROF_STRIDE (1 + XBT_BLOCK_MAX_EXITS)
+    uint64_t *prof_pool;
+    struct xbt_prof_info { uint32_t eip, blocks; } *prof_info;
+    uint32_t prof_n;
 
     xbt_exit exit;
     xbt_stats stats;

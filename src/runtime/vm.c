@@ -277,6 +277,37 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     return XBT_OK;
 }
 
+static int prof_cmp(const void *a, const void *b)
+{
+    const xbt_trace_profile *x = a, *y = b;
+    return x->entries < y->entries ? 1 : x->entries > y->entries ? -1
+                                                                   : (x->eip > y->eip) - (x->eip < y->eip);
+}
+
+size_t xbt_vcpu_trace_profile(xbt_vcpu *v, xbt_trace_profile *out, size_t max)
+{
+    if (!v || (max && !out))
+        return 0;
+    if (!max || !v->prof_n)
+        return v->prof_n;
+    xbt_trace_profile *all = calloc(v->prof_n, sizeof *all);
+    if (!all)
+        return 0;
+    for (uint32_t i = 0; i < v->prof_n; i++) {
+        const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
+        all[i].eip = v->prof_info[i].eip;
+        all[i].blocks = v->prof_info[i].blocks;
+        all[i].entries = c[0];
+        for (int k = 1; k < XBT_PROF_STRIDE; k++)
+            all[i].side_exits += c[k];
+    }
+    qsort(all, v->prof_n, sizeof *all, prof_cmp);
+    size_t n = max < v->prof_n ? max : v->prof_n;
+    memcpy(out, all, n * sizeof *out);
+    free(all);
+    return v->prof_n;
+}
+
 void xbt_vcpu_destroy(xbt_vcpu *v)
 {
     if (!v)
@@ -287,6 +318,8 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);
     free(v->avx_area);
+    free(v->prof_pool);
+    free(v->prof_info);
     if (v->mmio_scratch) {
         munmap(v->mmio_scratch, 4096);
         close(v->mmio_scratch_fd);
@@ -388,6 +421,12 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
     if (!v || !st)
         return XBT_E_INVAL;
     *st = v->stats;
+    for (uint32_t i = 0; i < v->prof_n; i++) {
+        const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
+        st->trace_execs += c[0];
+        for (int k = 1; k < XBT_PROF_STRIDE; k++)
+            st->trace_side_exits += c[k];
+    }
     xbt_tc_stats t;
     xbt_tc_get_stats(v->vm->tc, &t);
     st->blocks = t.blocks;

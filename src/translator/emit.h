@@ -36,6 +36,7 @@ typedef struct xbt_tx {
     bool fpu_ready;        /* the block already called ctx->fpu_entry */
     uint32_t path_i;       /* a trace: the path entry being laid out */
     uint32_t follow;       /* a trace: go on at this EIP after the branch (~0: stop) */
+    uint8_t n_prof;        /* a profiled trace: side-exit counters handed out */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
     struct xbt_patch site_patches[XBT_MAX_PENDING_SITES];
 } xbt_tx;

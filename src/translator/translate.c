@@ -34,6 +34,7 @@ void xbt_translator_init(xbt_translator *t)
     t->max_insns = XBT_BLOCK_MAX_INSNS;
     t->path = NULL;
     t->path_n = 0;
+    t->prof = NULL;
 }
 
 /* Guest register -> the host register that holds it (ESP/SP -> R12D/R12W). */
@@ -77,7 +78,7 @@ static void add_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kin
         xbt_tx_fail(t, "too many exits");
         return;
     }
-    b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind };
+    b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind, 0 };
 }
 
 /* jmp rel32 to a chainable exit for `target`. */
@@ -855,6 +856,24 @@ static void emit_indirect_end(xbt_tx *t)
         emit_ibl(t);
 }
 
+/* Profiled traces: counter += 1 without touching flags (R14/R15 are free at a block
+   entry and at an exit). */
+static void emit_count(xbt_tx *t, uint64_t *counter)
+{
+    xbt_emit2(t, M(MOV), xo_reg(R(R14)), xo_imm((int64_t)(uintptr_t)counter));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15)), xo_mem(R(R14), NOREG, 0, 0, 8));
+    xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(R15), NOREG, 0, 1, 8));
+    xbt_emit2(t, M(MOV), xo_mem(R(R14), NOREG, 0, 0, 8), xo_reg(R(R15)));
+}
+
+/* A trace's side exit (the cold direction of a laid-out conditional branch). */
+static void add_side_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kind)
+{
+    add_exit(t, rel32_off, target, kind);
+    if (t->tr->prof && !t->failed && t->n_prof < XBT_BLOCK_MAX_EXITS)
+        t->b->exits[t->b->n_exits - 1].prof = ++t->n_prof;
+}
+
 static ZydisMnemonic invert_jcc(ZydisMnemonic m)
 {
     static const ZydisMnemonic pairs[][2] = {
@@ -887,7 +906,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         if (follow != ~0u && follow == next) {
             /* Hot direction: not taken.  The taken side is a side exit. */
             uint32_t at = xbt_emit_branch32(t, in->zi.mnemonic);
-            add_exit(t, at, target, XBT_EXIT_TAKEN);
+            add_side_exit(t, at, target, XBT_EXIT_TAKEN);
             t->follow = next;
             break;
         }
@@ -895,7 +914,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         if (follow != ~0u && follow == target && inv != ZYDIS_MNEMONIC_INVALID) {
             /* Hot direction: taken, laid out as the fall-through. */
             uint32_t at = xbt_emit_branch32(t, inv);
-            add_exit(t, at, next, XBT_EXIT_FALLTHROUGH);
+            add_side_exit(t, at, next, XBT_EXIT_FALLTHROUGH);
             t->follow = target;
             break;
         }
@@ -972,6 +991,8 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+    if (t->tr->prof && t->b->n_insns == 0)
+        emit_count(t, &t->tr->prof[0]); /* a profiled trace: entries */
     uint32_t next = in->eip + in->length;
     bool ends = (in->flags & XBT_IF_ENDS_BLOCK) != 0;
 
@@ -1104,6 +1125,13 @@ static void finish_block(xbt_tx *t)
     /* Exit stubs: mov r14d, target; lea r15, [rip -> rel32 field]; jmp [r13 + exit]. */
     for (uint32_t i = 0; i < b->n_exits && !t->failed; i++) {
         struct xbt_texit *e = &b->exits[i];
+        if (e->prof) {
+            /* A profiled side exit: the branch goes to a counter, whose jmp is the
+               exit's chain site from now on. */
+            xbt_patch_rel32(t, e->rel32_off, t->len);
+            emit_count(t, &t->tr->prof[e->prof]);
+            e->rel32_off = xbt_emit_branch32(t, M(JMP));
+        }
         e->stub_off = t->len;
         xbt_patch_rel32(t, e->rel32_off, t->len);
         xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)e->target));

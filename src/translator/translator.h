@@ -65,6 +65,7 @@ struct xbt_texit {
     uint32_t stub_off;  /* offset of the exit stub (the unchained target) */
     uint32_t target;    /* guest EIP this exit leads to */
     uint8_t kind;       /* enum xbt_exit_kind */
+    uint8_t prof;       /* a profiled trace's side exit: its counter (1..), else 0 */
 };
 
 /* Fault fix-ups: how to recover guest state if a host instruction in a range faults. */
@@ -147,6 +148,10 @@ typedef struct xbt_translator {
        block end.  NULL: an ordinary basic block. */
     const uint32_t *path;
     uint32_t path_n;
+    /* A trace with profiling: counters the code increments (flag-free, on the host
+       side of R14/R15): [0] at each entry, [k] when side exit k is taken (k = the
+       exit's `prof`, 1..XBT_BLOCK_MAX_EXITS).  NULL: none. */
+    uint64_t *prof;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

@@ -20,10 +20,12 @@ struct guest {
     uint8_t *ram;
 };
 
-static void setup_guest(struct guest *g, const uint8_t *code, size_t n)
+static void setup_guest_flags(struct guest *g, const uint8_t *code, size_t n, uint32_t flags)
 {
     xbt_vm_config c = XBT_VM_CONFIG_INIT;
     c.ram_size = 16u << 20;
+    c.flags = flags;
+    c.trace_threshold = 10;
     ck_assert_int_eq(xbt_vm_create(&c, &g->vm), XBT_OK);
     g->ram = xbt_vm_ram(g->vm);
     memcpy(g->ram + 0x100000, code, n);
@@ -42,6 +44,11 @@ static void setup_guest(struct guest *g, const uint8_t *code, size_t n)
     r.eip = 0x100000;
     r.esp = 0x90000;
     ck_assert_int_eq(xbt_vcpu_set_regs(g->cpu, &r), XBT_OK);
+}
+
+static void setup_guest(struct guest *g, const uint8_t *code, size_t n)
+{
+    setup_guest_flags(g, code, n, 0);
 }
 
 static void set_gate(struct guest *g, int vec, uint32_t handler, uint8_t type)
@@ -95,6 +102,68 @@ START_TEST(loop_cpuid_divide_fault)
     xbt_regs r;
     xbt_vcpu_get_regs(g.cpu, &r);
     ck_assert_uint_eq(r.esp, 0x90000 - 12);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+/* A loop whose conditional branch goes one way every fourth iteration: with traces and
+   profiling, the trace counts its entries and side exits, and the side-exit rate is the
+   branch's (1/4 or 3/4, by the direction seen while recording). */
+static const uint8_t quarter_loop[] = {
+    0xb9, 0xe8, 0x03, 0x00, 0x00, /* mov ecx, 1000 */
+    0x31, 0xc0, 0x31, 0xdb,       /* xor eax, eax; xor ebx, ebx */
+    0xf6, 0xc1, 0x03,             /* l: test cl, 3 */
+    0x75, 0x01,                   /* jnz s */
+    0x43,                         /* inc ebx */
+    0x01, 0xc8,                   /* s: add eax, ecx */
+    0x49, 0x75, 0xf5,             /* dec ecx; jnz l */
+    0xe7, 0xf1, 0x89, 0xd8, 0xe7, 0xf2, 0xf4, /* out 0xf1, eax; mov eax, ebx; out; hlt */
+};
+
+START_TEST(trace_profile_counts)
+{
+    struct guest g;
+    setup_guest_flags(&g, quarter_loop, sizeof quarter_loop,
+                      XBT_VM_TRACES | XBT_VM_TRACE_PROFILE);
+    expect_out(&g, 0xf1, 500500);
+    expect_out(&g, 0xf2, 250);
+    xbt_stats st;
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
+    ck_assert_uint_ge(st.traces, 1);
+    xbt_trace_profile p[4];
+    size_t n = xbt_vcpu_trace_profile(g.cpu, p, 4);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(xbt_vcpu_trace_profile(g.cpu, NULL, 0), n);
+    /* The loop's trace: hot after 10 entries, recorded once, then every iteration. */
+    ck_assert_uint_eq(p[0].eip, 0x100009);
+    ck_assert_uint_ge(p[0].blocks, 2);
+    ck_assert_uint_gt(p[0].entries, 900);
+    ck_assert_uint_le(p[0].entries, 1000);
+    double rate = (double)p[0].side_exits / (double)p[0].entries;
+    ck_assert_msg((rate > 0.22 && rate < 0.28) || (rate > 0.72 && rate < 0.78),
+                  "side-exit rate %.3f", rate);
+    uint64_t sum = 0, side = 0;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        if (i)
+            ck_assert_uint_ge(p[i - 1].entries, p[i].entries);
+        ck_assert_uint_le(p[i].side_exits, p[i].entries);
+        sum += p[i].entries;
+        side += p[i].side_exits;
+    }
+    if (n <= 4) { /* the totals are the sums */
+        ck_assert_uint_eq(st.trace_execs, sum);
+        ck_assert_uint_eq(st.trace_side_exits, side);
+    }
+    xbt_vm_destroy(g.vm);
+
+    /* Without profiling: the same results, no counts. */
+    setup_guest_flags(&g, quarter_loop, sizeof quarter_loop, XBT_VM_TRACES);
+    expect_out(&g, 0xf1, 500500);
+    expect_out(&g, 0xf2, 250);
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
+    ck_assert_uint_ge(st.traces, 1);
+    ck_assert_uint_eq(st.trace_execs, 0);
+    ck_assert_uint_eq(xbt_vcpu_trace_profile(g.cpu, p, 4), 0);
     xbt_vm_destroy(g.vm);
 }
 END_TEST
@@ -402,6 +471,7 @@ int main(void)
     tcase_add_test(tc, unknown_msr_is_gp);
     tcase_add_test(tc, mmio_exits);
     tcase_add_test(tc, segment_limits);
+    tcase_add_test(tc, trace_profile_counts);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

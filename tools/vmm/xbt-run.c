@@ -58,6 +58,8 @@ static void usage(FILE *f)
             "      --user-mode MODE   direct (default), strict or adaptive\n"
             "      --traces           build traces of hot paths (default: chained blocks only)\n"
             "      --no-traces        chained blocks only (the default)\n"
+            "      --trace-profile    --traces, and each trace counts its entries and side\n"
+            "                         exits (listed with --stats; costs a little)\n"
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
             "      --tcache MIB       translation cache size (default 64)\n"
             "      --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
@@ -213,11 +215,11 @@ int main(int argc, char **argv)
     struct vmm *m = &the_vmm;
 
     enum { O_MODULE = 256, O_INITRD, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
-           O_TRACEIO, O_VERSION };
+           O_TRACEIO, O_VERSION, O_TPROF };
     static const struct option opts[] = {
         { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
         { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "user-mode", required_argument, 0, O_USER },
-        { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "no-chain", no_argument, 0, O_NOCHAIN },
+        { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "trace-profile", no_argument, 0, O_TPROF }, { "no-chain", no_argument, 0, O_NOCHAIN },
         { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
         { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
@@ -268,6 +270,7 @@ int main(int argc, char **argv)
             break;
         case O_NOTRACE: cfg.flags |= XBT_VM_NO_TRACES; break;
         case O_TRACE: cfg.flags |= XBT_VM_TRACES; break;
+        case O_TPROF: cfg.flags |= XBT_VM_TRACES | XBT_VM_TRACE_PROFILE; break;
         case O_NOCHAIN: cfg.flags |= XBT_VM_NO_CHAIN; break;
         case O_TCACHE: {
             double v = strtod(optarg, &e);
@@ -487,6 +490,15 @@ int main(int argc, char **argv)
                     buf);
             fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled\n",
                     (unsigned long long)m->io_exits, (unsigned long long)m->mmio_exits);
+            xbt_trace_profile top[10];
+            size_t nt = xbt_vcpu_trace_profile(m->cpu, top, 10);
+            if (nt)
+                fprintf(stderr, "trace profile: %zu traces; the most entered:\n", nt);
+            for (size_t i = 0; i < nt && i < 10; i++)
+                fprintf(stderr, "  %08x  %u blocks  %12llu entries  %5.1f%% side exits\n",
+                        top[i].eip, top[i].blocks, (unsigned long long)top[i].entries,
+                        top[i].entries ? 100.0 * (double)top[i].side_exits /
+                                             (double)top[i].entries : 0.0);
         }
     }
     xbt_vcpu_destroy(m->cpu);
