@@ -58,7 +58,7 @@ function median(k,   n, i, j, t, a) {
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "-" }
 function show(v) { return v == "" ? "-" : v }
 END {
-    order = "compute branchy compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg forkwait sigsegv"
+    order = "compute branchy calls compute3 callret in int divfault pushfpopf cr3 pagefault ptewrite cr3switch syscall syscallpg forkwait sigsegv"
     n = split(order, names, " ")
     printf "%-10s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "strict", "adaptive", "+traces", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
     print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps,xbt_traces" > csv
@@ -79,12 +79,12 @@ END {
     printf "  syscall, adaptive / native host system call: %s (goal <= 1.00)\n", ratio(ma["syscall"], mn["syscall"])
     printf "  syscall, direct / host SIGSEGV round trip: %s (goal <= 1.30)\n", ratio(m["syscall"], mn["sigsegv"])
     print "traces (issue 7), translated CPL 0 code / native, chained blocks and with traces:"
-    printf "  compute: %s and %s; branchy: %s and %s (goal <= 1.10, traces faster)\n", ratio(m["compute"], mn["compute"]), ratio(mt["compute"], mn["compute"]), ratio(m["branchy"], mn["branchy"]), ratio(mt["branchy"], mn["branchy"])
+    printf "  compute: %s and %s; branchy: %s and %s; calls: %s and %s (goal <= 1.10, traces faster)\n", ratio(m["compute"], mn["compute"]), ratio(mt["compute"], mn["compute"]), ratio(m["branchy"], mn["branchy"]), ratio(mt["branchy"], mn["branchy"]), ratio(m["calls"], mn["calls"]), ratio(mt["calls"], mn["calls"])
 }' "$out/all"
 echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
 echo "xbt = direct mode (user code runs natively), strict = user code translated, adaptive = direct with trapping hot spots translated, +traces = direct with --traces;"
-echo "branchy = a hash-table workload at CPL 0, cycles per 1000 keys;"
+echo "branchy = a hash-table workload at CPL 0, cycles per 1000 keys; calls = a call-heavy list workload (calls, returns, an indirect call per key) at CPL 0, cycles per 1000 keys;"
 echo "compute3 = the compute loop at CPL 3 (native column: the host function); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then

@@ -787,12 +787,12 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
         "entries\n", (unsigned long long)st->traces,
         st->traces ? (double)st->trace_blocks / (double)st->traces : 0.0,
         (unsigned long long)st->trace_aborts, (unsigned long long)st->trace_entries);
-    if (st->trace_guards || st->trace_execs)
-        OUT("traces: %llu indirect branches guarded; profiled: %llu entries, %llu side exits "
-            "(%.1f%%)\n", (unsigned long long)st->trace_guards,
+    if (st->traces)
+        OUT("traces: %llu indirect branches guarded\n", (unsigned long long)st->trace_guards);
+    if (st->trace_execs)
+        OUT("traces profiled: %llu entries, %llu side exits (%.1f%%)\n",
             (unsigned long long)st->trace_execs, (unsigned long long)st->trace_side_exits,
-            st->trace_execs ? 100.0 * (double)st->trace_side_exits / (double)st->trace_execs
-                            : 0.0);
+            100.0 * (double)st->trace_side_exits / (double)st->trace_execs);
     OUT("direct: %llu entries, %llu exits (%llu kicks, %llu system calls), %llu "
         "instructions run translated after a trap\n",
         (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,
