@@ -286,6 +286,7 @@ typedef struct xbt_stats {
        of traces (chained ones too) and the side exits taken */
     uint64_t traces, trace_blocks, trace_aborts, trace_entries;
     uint64_t trace_guards, trace_execs, trace_side_exits;
+    uint64_t block_execs;    /* with XBT_VM_TRACE_PROFILE: entries of plain blocks */
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 

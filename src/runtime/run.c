@@ -790,9 +790,12 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
     if (st->traces)
         OUT("traces: %llu indirect branches guarded\n", (unsigned long long)st->trace_guards);
     if (st->trace_execs)
-        OUT("traces profiled: %llu entries, %llu side exits (%.1f%%)\n",
+        OUT("traces profiled: %llu entries, %llu side exits (%.1f%%); plain blocks: %llu "
+            "entries (%.1f%% of all entries were into traces)\n",
             (unsigned long long)st->trace_execs, (unsigned long long)st->trace_side_exits,
-            100.0 * (double)st->trace_side_exits / (double)st->trace_execs);
+            100.0 * (double)st->trace_side_exits / (double)st->trace_execs,
+            (unsigned long long)st->block_execs,
+            100.0 * (double)st->trace_execs / (double)(st->trace_execs + st->block_execs));
     OUT("direct: %llu entries, %llu exits (%llu kicks, %llu system calls), %llu "
         "instructions run translated after a trap\n",
         (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,

@@ -238,6 +238,7 @@ struct xbt_vcpu {
     uint64_t *prof_pool;
     struct xbt_prof_info { uint32_t eip, blocks; } *prof_info;
     uint32_t prof_n;
+    uint64_t prof_block_entries;     /* entries of plain blocks (profiling) */
 
     xbt_exit exit;
     xbt_stats stats;

@@ -237,6 +237,8 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->ibl_cur = &v->ibl_sets[0];
     v->ibl = v->ibl_cur->t;
     xbt_translator_init(&v->xl);
+    if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
+        v->xl.block_count = &v->prof_block_entries;
     struct xbt_jit_ctx *c = &v->ctx;
     c->exit_direct = (uint64_t)(uintptr_t)xbt_jit_exit_direct;
     c->exit_indirect = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
@@ -421,6 +423,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
     if (!v || !st)
         return XBT_E_INVAL;
     *st = v->stats;
+    st->block_execs = v->prof_block_entries;
     for (uint32_t i = 0; i < v->prof_n; i++) {
         const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
         st->trace_execs += c[0];

@@ -35,6 +35,7 @@ void xbt_translator_init(xbt_translator *t)
     t->path = NULL;
     t->path_n = 0;
     t->prof = NULL;
+    t->block_count = NULL;
 }
 
 /* Guest register -> the host register that holds it (ESP/SP -> R12D/R12W). */
@@ -993,6 +994,8 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
     if (t->tr->prof && t->b->n_insns == 0)
         emit_count(t, &t->tr->prof[0]); /* a profiled trace: entries */
+    else if (t->tr->block_count && !t->tr->path && t->b->n_insns == 0)
+        emit_count(t, t->tr->block_count); /* profiling: entries of plain blocks */
     uint32_t next = in->eip + in->length;
     bool ends = (in->flags & XBT_IF_ENDS_BLOCK) != 0;
 

@@ -152,6 +152,9 @@ typedef struct xbt_translator {
        side of R14/R15): [0] at each entry, [k] when side exit k is taken (k = the
        exit's `prof`, 1..XBT_BLOCK_MAX_EXITS).  NULL: none. */
     uint64_t *prof;
+    /* Profiling: a counter every block that is not a trace increments at its entry
+       (NULL: none). */
+    uint64_t *block_count;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

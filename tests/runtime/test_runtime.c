@@ -150,6 +150,8 @@ START_TEST(trace_profile_counts)
         sum += p[i].entries;
         side += p[i].side_exits;
     }
+    ck_assert_uint_gt(st.block_execs, 0); /* the code before and after the loop */
+    ck_assert_uint_lt(st.block_execs, 200);
     if (n <= 4) { /* the totals are the sums */
         ck_assert_uint_eq(st.trace_execs, sum);
         ck_assert_uint_eq(st.trace_side_exits, side);
@@ -163,6 +165,7 @@ START_TEST(trace_profile_counts)
     ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
     ck_assert_uint_ge(st.traces, 1);
     ck_assert_uint_eq(st.trace_execs, 0);
+    ck_assert_uint_eq(st.block_execs, 0);
     ck_assert_uint_eq(xbt_vcpu_trace_profile(g.cpu, p, 4), 0);
     xbt_vm_destroy(g.vm);
 }

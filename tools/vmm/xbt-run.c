@@ -58,6 +58,8 @@ static void usage(FILE *f)
             "      --user-mode MODE   direct (default), strict or adaptive\n"
             "      --traces           build traces of hot paths (default: chained blocks only)\n"
             "      --no-traces        chained blocks only (the default)\n"
+            "      --trace-threshold N  entries of a trace head before its path is recorded\n"
+            "                         (default 50)\n"
             "      --trace-profile    --traces, and each trace counts its entries and side\n"
             "                         exits (listed with --stats; costs a little)\n"
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
@@ -215,11 +217,11 @@ int main(int argc, char **argv)
     struct vmm *m = &the_vmm;
 
     enum { O_MODULE = 256, O_INITRD, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
-           O_TRACEIO, O_VERSION, O_TPROF };
+           O_TRACEIO, O_VERSION, O_TPROF, O_THOT };
     static const struct option opts[] = {
         { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
         { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "user-mode", required_argument, 0, O_USER },
-        { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "trace-profile", no_argument, 0, O_TPROF }, { "no-chain", no_argument, 0, O_NOCHAIN },
+        { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "trace-profile", no_argument, 0, O_TPROF }, { "trace-threshold", required_argument, 0, O_THOT }, { "no-chain", no_argument, 0, O_NOCHAIN },
         { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
         { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
@@ -271,6 +273,7 @@ int main(int argc, char **argv)
         case O_NOTRACE: cfg.flags |= XBT_VM_NO_TRACES; break;
         case O_TRACE: cfg.flags |= XBT_VM_TRACES; break;
         case O_TPROF: cfg.flags |= XBT_VM_TRACES | XBT_VM_TRACE_PROFILE; break;
+        case O_THOT: cfg.trace_threshold = (uint32_t)strtoul(optarg, NULL, 0); break;
         case O_NOCHAIN: cfg.flags |= XBT_VM_NO_CHAIN; break;
         case O_TCACHE: {
             double v = strtod(optarg, &e);
