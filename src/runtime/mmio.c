@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "vcpu.h"
+#include "shadow-mmu/walk.h"
 
 static uint32_t gpr_read(const struct xbt_vcpu *v, ZydisRegister r)
 {
@@ -46,8 +47,45 @@ static void string_step(struct xbt_vcpu *v, bool src, bool dst, int32_t step, bo
     v->ctx.eip = next;
 }
 
-/* STOS, LODS, MOVS touching MMIO: one element.  false with no exit set: not a string
-   instruction this handles (the caller reports it). */
+/* The arithmetic flags of CMP a, b at the given size, as the host CPU computes them. */
+static uint32_t cmp_flags(uint32_t a, uint32_t b, unsigned size)
+{
+    uint64_t f;
+    if (size == 1)
+        __asm__("cmpb %b2, %b1\n\tpushfq\n\tpopq %0" : "=r"(f) : "q"(a), "q"(b) : "cc");
+    else if (size == 2)
+        __asm__("cmpw %w2, %w1\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(a), "r"(b) : "cc");
+    else
+        __asm__("cmpl %2, %1\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(a), "r"(b) : "cc");
+    return (uint32_t)f & 0x8D5u; /* OF SF ZF AF PF CF */
+}
+
+/* CMPS/SCAS with MMIO on one side: the device's element arrived (d); compare, set the
+   flags, step, and end a REPE/REPNE whose condition fails. */
+static void compare_step(struct xbt_vcpu *v, uint32_t d)
+{
+    unsigned sz = v->mmio_size;
+    uint32_t mask = sz == 4 ? 0xFFFFFFFFu : (1u << (8 * sz)) - 1;
+    uint32_t other = v->mmio_cmp_other & mask;
+    d &= mask;
+    /* SCAS: accumulator - [EDI]; CMPS: [ESI] - [EDI] (the MMIO side is either). */
+    uint32_t a = v->mmio_cmp_mmio_first ? d : other, b = v->mmio_cmp_mmio_first ? other : d;
+    uint32_t fl = cmp_flags(a, b, sz);
+    v->ctx.eflags = (v->ctx.eflags & ~0x8D5u) | fl;
+    bool src = v->mmio_kind == 5;
+    if (src)
+        v->ctx.gpr[XBT_ESI] += (uint32_t)v->mmio_step;
+    v->ctx.gpr[XBT_EDI] += (uint32_t)v->mmio_step;
+    if (v->mmio_rep) {
+        bool zf = fl & 0x40;
+        if (--v->ctx.gpr[XBT_ECX] != 0 && zf == (v->mmio_rep == 1))
+            return; /* REPE while equal, REPNE while different: the next element */
+    }
+    v->ctx.eip = v->mmio_next_eip;
+}
+
+/* STOS, LODS, MOVS, SCAS, CMPS touching MMIO: one element.  false with no exit set: not
+   a string instruction this handles (the caller reports it). */
 static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, uint64_t gpa)
 {
     ZydisMnemonic mn = in->zi.mnemonic;
@@ -55,10 +93,14 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
     bool lods = mn == ZYDIS_MNEMONIC_LODSB || mn == ZYDIS_MNEMONIC_LODSW || mn == ZYDIS_MNEMONIC_LODSD;
     bool movs = mn == ZYDIS_MNEMONIC_MOVSB || mn == ZYDIS_MNEMONIC_MOVSW ||
                 (mn == ZYDIS_MNEMONIC_MOVSD && in->zi.meta.category == ZYDIS_CATEGORY_STRINGOP);
-    if (!stos && !lods && !movs)
+    bool scas = mn == ZYDIS_MNEMONIC_SCASB || mn == ZYDIS_MNEMONIC_SCASW || mn == ZYDIS_MNEMONIC_SCASD;
+    bool cmps = mn == ZYDIS_MNEMONIC_CMPSB || mn == ZYDIS_MNEMONIC_CMPSW ||
+                (mn == ZYDIS_MNEMONIC_CMPSD && in->zi.meta.category == ZYDIS_CATEGORY_STRINGOP);
+    if (!stos && !lods && !movs && !scas && !cmps)
         return false;
     unsigned size = in->zi.operand_width / 8;
-    bool rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE);
+    bool rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
+                                    ZYDIS_ATTRIB_HAS_REPNE);
     int32_t step = (v->ctx.eflags & 0x400) ? -(int32_t)size : (int32_t)size;
     int sseg = XBT_DS;
     for (unsigned i = 0; i < in->zi.operand_count; i++)
@@ -88,6 +130,34 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
         string_step(v, movs, true, step, rep, next);
         return true;
     }
+    if (scas || cmps) {
+        /* The element from the other side first (RAM, or the accumulator). */
+        bool mmio_is_src = cmps && lin == src;
+        if (!mmio_is_src && lin != dst) {
+            xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: the "
+                                   "faulting address is neither its source nor its "
+                                   "destination", (unsigned long long)gpa,
+                                   ZydisMnemonicGetString(mn));
+            return false;
+        }
+        uint32_t other = v->ctx.gpr[XBT_EAX];
+        if (cmps && !xbt_read_lin(v, mmio_is_src ? dst : src, &other, size)) {
+            v->pf_pending = false;
+            xbt_set_internal_error(v, v->ctx.eip, "CMPS between MMIO at %#llx and %08x: the "
+                                   "other side is not readable RAM (not emulated)",
+                                   (unsigned long long)gpa, mmio_is_src ? dst : src);
+            return false;
+        }
+        v->mmio_pending = true;
+        v->mmio_kind = cmps ? 5 : 4;
+        v->mmio_size = (uint8_t)size;
+        v->mmio_rep = !rep ? 0 : (in->zi.attributes & ZYDIS_ATTRIB_HAS_REPNE) ? 2 : 1;
+        v->mmio_step = step;
+        v->mmio_next_eip = next;
+        v->mmio_cmp_other = other;
+        v->mmio_cmp_mmio_first = mmio_is_src; /* CMPS computes [ESI] - [EDI] */
+        return true;
+    }
     if ((lods || movs) && lin == src) {
         v->mmio_pending = true;
         v->mmio_kind = lods ? 1 : 2;
@@ -104,8 +174,60 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
     return false;
 }
 
+/* An access from start (size bytes) that crosses a page boundary, the fault (lin) on
+   the MMIO side.  The other side must be RAM reachable with the access's rights; the
+   CPU checks both translations before it touches either, so a #PF there is raised now,
+   before the device sees anything.  That page is mapped into the window, so that the
+   step runs without another fault; the MMIO part becomes [*m0, *m0 + *mlen).
+   1: go on with the step; 0: an exception was raised; -1: an exit is recorded. */
+static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, unsigned size,
+                            bool is_store, uint32_t *m0, uint32_t *mlen)
+{
+    xbt_vm *vm = v->vm;
+    uint32_t pg2 = (start & ~0xFFFu) + 4096;
+    bool mmio_first = (lin & ~0xFFFu) == (start & ~0xFFFu);
+    uint32_t r0 = mmio_first ? pg2 : start;
+    *m0 = mmio_first ? start : pg2;
+    *mlen = mmio_first ? pg2 - start : start + size - pg2;
+    uint64_t rgpa = r0;
+    if (xbt_paging(v)) {
+        xbt_walk_result wr;
+        if (!xbt_walk_lin(v, r0, is_store, v->cpl == 3, false, &wr)) {
+            if (wr.bus_error) {
+                xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not "
+                                       "in RAM", r0);
+                return -1;
+            }
+            v->cr2 = r0;
+            v->stats.page_faults++;
+            return xbt_raise(v, XBT_PF, true, wr.error_code, v->ctx.eip) ? 0 : -1;
+        }
+        rgpa = wr.gpa;
+    }
+    if (rgpa >= vm->ram_size) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest access at %08x crosses from one page "
+                               "without RAM into another: not emulated", start);
+        return -1;
+    }
+    if (is_store && vm->code_prot[rgpa >> 12]) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest store at %08x crosses from MMIO into a "
+                               "page holding translated code: not emulated", start);
+        return -1;
+    }
+    if (xbt_paging(v)) {
+        uint32_t err = v->fault_err;
+        v->fault_err = is_store ? 2 : 0;
+        int rc = xbt_paged_fault(v, v->cpl == 3 ? XBT_WIN_USER : XBT_WIN_KERNEL, r0);
+        v->fault_err = err;
+        if (rc != 1)
+            return -1;
+    }
+    return 1;
+}
+
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
+    v->mmio_raised = false;
     uint8_t buf[16];
     /* The instruction's bytes (paging on: read through the walker). */
     uint32_t n = 0;
@@ -134,25 +256,8 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     ZydisMnemonic mn = in.zi.mnemonic;
     bool is_load = mem->actions & ZYDIS_OPERAND_ACTION_MASK_READ;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
-    bool ok = (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX ||
-               mn == ZYDIS_MNEMONIC_MOVSX) &&
-              (size == 1 || size == 2 || size == 4) && is_load != is_store &&
-              gpa >= v->vm->ram_size && ((lin & 0xFFF) + size <= 4096 || lin == gpa);
-    /* The other operand must be a general register or an immediate (not MOV Sreg). */
-    const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
-    if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
-        ok = false;
-    bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8) &&
-                   (is_load || is_store) && gpa >= v->vm->ram_size &&
-                   (lin & 0xFFF) + size <= 4096;
-    if (!ok && !generic) {
-        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: a %u-byte "
-                               "operand is not emulated as MMIO", (unsigned long long)gpa,
-                               ZydisMnemonicGetString(mn), size);
-        return false;
-    }
-    /* The access must start where the fault is: one that begins in RAM and runs past
-       its end is not emulated (yet). */
+    /* Where the access starts (a fault in its second page arrives with that page's
+       address). */
     ZydisRegisterContext rc;
     memset(&rc, 0, sizeof rc);
     static const ZydisRegister regs32[8] = { ZYDIS_REGISTER_EAX, ZYDIS_REGISTER_ECX,
@@ -161,24 +266,61 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     for (int i = 0; i < 8; i++)
         rc.values[regs32[i]] = v->ctx.gpr[i];
     ZyanU64 ea = 0;
-    if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in.zi, mem, v->ctx.eip, &rc, &ea)) ||
-        (uint32_t)(v->seg[in.seg].base + (uint32_t)ea) != lin) {
-        xbt_set_internal_error(v, v->ctx.eip, "guest access at %#llx straddles the end of "
-                               "RAM: not emulated yet", (unsigned long long)gpa);
+    if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in.zi, mem, v->ctx.eip, &rc, &ea))) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM): cannot compute "
+                               "the address of %s", (unsigned long long)gpa,
+                               ZydisMnemonicGetString(mn));
+        return false;
+    }
+    uint32_t start = v->seg[in.seg].base + (uint32_t)ea;
+    bool crosses = (start & 0xFFF) + size > 4096;
+    /* Paging off, the next page without RAM is MMIO too: one access of the full size. */
+    bool all_mmio = crosses && !xbt_paging(v) && start >= v->vm->ram_size && start == lin;
+    if (start != lin && !(crosses && (lin & 0xFFF) == 0 && lin - start < size)) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: the "
+                               "fault at %08x is not inside the access at %08x",
+                               (unsigned long long)gpa, ZydisMnemonicGetString(mn), lin, start);
+        return false;
+    }
+    uint32_t m0 = lin, mlen = size;
+    if (crosses && !all_mmio && size <= 8 && (is_load || is_store)) {
+        int r = straddle_prepare(v, lin, start, size, is_store, &m0, &mlen);
+        if (r <= 0) {
+            v->mmio_raised = r == 0;
+            return false;
+        }
+        gpa += m0 - lin; /* the MMIO part, in the same page as the fault */
+    }
+    bool ok = (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX ||
+               mn == ZYDIS_MNEMONIC_MOVSX) &&
+              (size == 1 || size == 2 || size == 4) && is_load != is_store &&
+              gpa >= v->vm->ram_size && (!crosses || all_mmio);
+    /* The other operand must be a general register or an immediate (not MOV Sreg). */
+    const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
+    if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
+        ok = false;
+    bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8) &&
+                   (is_load || is_store) && gpa >= v->vm->ram_size && (!crosses || !all_mmio);
+    if (!ok && !generic) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: a %u-byte "
+                               "operand is not emulated as MMIO", (unsigned long long)gpa,
+                               ZydisMnemonicGetString(mn), size);
         return false;
     }
     memset(&v->exit, 0, sizeof v->exit);
     v->exit.reason = XBT_EXIT_MMIO;
     v->exit.mmio.gpa = gpa;
-    v->exit.mmio.size = size;
+    v->exit.mmio.size = generic ? mlen : size;
     v->exit.mmio.is_write = is_store;
     uint32_t next = v->ctx.eip + in.length;
     if (generic) {
-        v->mmio_step_lin = lin;
+        /* The MMIO part only (an access crossing into or out of RAM: the rest is RAM,
+           read and written by the instruction itself). */
+        v->mmio_step_lin = m0;
         v->mmio_step_gpa = gpa;
         v->mmio_step_next = next;
         v->mmio_step_writes = is_store;
-        v->mmio_size = (uint8_t)size;
+        v->mmio_size = (uint8_t)mlen;
         v->mmio_step_data = 0;
         if (is_load) { /* the device's data first */
             v->exit.mmio.is_write = 0;
@@ -273,6 +415,12 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         v->mmio_kind = 0;
         v->mmio_step_data = v->exit.mmio.data;
         v->mmio_run = true;
+        return true;
+    }
+    if (v->mmio_kind == 4 || v->mmio_kind == 5) { /* SCAS, CMPS */
+        v->mmio_pending = false;
+        compare_step(v, d);
+        v->mmio_kind = 0;
         return true;
     }
     if (v->mmio_kind) {

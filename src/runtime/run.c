@@ -382,7 +382,7 @@ static bool handle_fault(struct xbt_vcpu *v)
             if (gpa >= vm->ram_size) {
                 /* No RAM: an MMIO exit (or an internal error naming the instruction). */
                 xbt_mmio_begin(v, (uint32_t)gpa, gpa);
-                return v->mmio_run; /* a pure store runs first (generic path) */
+                return v->mmio_run || v->mmio_raised; /* a step to run, or an exception */
             }
         }
         return xbt_raise(v, XBT_GP, true, 0, eip);

@@ -153,16 +153,20 @@ struct xbt_vcpu {
     uint8_t mmio_size, mmio_dst_size; /* access size; register width written */
     uint8_t mmio_sign;               /* MOVSX */
     uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO,
-                                        3 any other instruction (the generic path) */
+                                        3 any other instruction (the generic path),
+                                        4 SCAS, 5 CMPS */
     /* The generic path: the instruction runs once against a scratch page mapped at the
        MMIO address, filled with the device's data; what it stored there is written. */
     bool mmio_run, mmio_step_active, mmio_step_writes;
+    bool mmio_raised;                /* xbt_mmio_begin raised a guest exception instead */
     uint32_t mmio_step_lin, mmio_step_next;
     uint64_t mmio_step_gpa, mmio_step_data;
     int mmio_scratch_fd;             /* a one-page memfd: the scratch page ... */
     uint8_t *mmio_scratch;           /* ... as the VMM sees it */
     uint8_t *mmio_scratch_at;        /* ... and where the window has it now */
-    uint8_t mmio_rep;
+    uint8_t mmio_rep;                /* REP (CMPS/SCAS: 1 REPE, 2 REPNE) */
+    uint32_t mmio_cmp_other;         /* CMPS/SCAS: the element from the other side */
+    bool mmio_cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */
     int32_t mmio_step;               /* string: +-size per element (DF) */
     uint32_t mmio_dst_lin;           /* MOVS from MMIO: where the element goes */
     uint32_t mmio_next_eip;
@@ -354,7 +358,9 @@ bool xbt_signals_init(void);
 extern __thread struct xbt_vcpu *xbt_current_vcpu;
 
 /* mmio.c: a guest access to physical memory without RAM.  Returns true with an MMIO
-   exit prepared in v->exit, or false with an internal error set. */
+   exit prepared in v->exit (or, with v->mmio_run, a step to run first), or false with
+   an internal error set or, with v->mmio_raised, a guest exception delivered (a #PF on
+   the RAM side of an access that crosses into MMIO). */
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
 /* The generic MMIO path's step (see mmio.c): before the run loop runs the instruction,
    and after it (an MMIO write exit prepared: true). */

@@ -38,7 +38,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         if (win == XBT_WIN_DIRECT)
             return 2; /* the translator runs the access and makes the MMIO exit */
         xbt_mmio_begin(v, lin, r.gpa);
-        return v->mmio_run ? 1 : 0; /* a pure store runs first (generic path) */
+        return (v->mmio_run || v->mmio_raised) ? 1 : 0; /* a step to run, or an exception */
     }
     uint32_t page = (uint32_t)(r.gpa >> 12);
     bool data_write = false;

@@ -63,11 +63,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (xbt_decode(&dec, code + o2, n - o2, eip + (uint32_t)o2, &in) != XBT_DECODE_OK)
                 break;
             o2 += in.length;
-            if (in.iclass == XBT_IC_JCC || in.iclass == XBT_IC_JMP_DIRECT) {
+            if (in.iclass == XBT_IC_JCC || in.iclass == XBT_IC_JMP_DIRECT ||
+                in.iclass == XBT_IC_CALL_DIRECT) {
                 ZyanU64 abs = 0;
                 ZydisCalcAbsoluteAddress(&in.zi, &in.ops[0], in.eip, &abs);
                 /* taken or not: the input decides */
                 path[np++] = (code[o2 - 1] & 1) ? (uint32_t)abs : eip + (uint32_t)o2;
+            } else if (in.iclass == XBT_IC_JMP_INDIRECT || in.iclass == XBT_IC_CALL_INDIRECT ||
+                       in.iclass == XBT_IC_RET) {
+                /* an indirect branch: some target inside the input (a guard) */
+                path[np++] = eip + (uint32_t)((code[o2 - 1] * 131u) % n);
             }
         }
         xbt_translate_opts to = o;

@@ -1,7 +1,10 @@
 /*
  * mmio.c - memory-mapped I/O: QEMU's pc-testdev scratch block at 0xff000000 (64 KiB
  * that reads back what was written; xbt-run provides the same block), accessed with
- * 8/16/32-bit MOV, MOVZX and MOVSX, with paging off and through a paged mapping.
+ * 8/16/32-bit MOV, MOVZX and MOVSX, string instructions (STOS, MOVS, LODS, SCAS, CMPS),
+ * read-modify-write instructions, with paging off and through a paged mapping, and
+ * accesses that cross from RAM into MMIO and back (a #PF on the RAM side comes before
+ * the device sees anything).
  */
 #include "lib/guest.h"
 
@@ -10,6 +13,8 @@
 static u32 pd[1024] __attribute__((aligned(4096)));
 static u32 pt[1024] __attribute__((aligned(4096)));
 static u32 pt_io[1024] __attribute__((aligned(4096)));
+static u8 ram_pg[4096] __attribute__((aligned(4096)));
+static u8 ram_pg2[4096] __attribute__((aligned(4096)));
 
 void main(void)
 {
@@ -63,6 +68,34 @@ void main(void)
     __asm__ volatile("cld; lodsb" : "+a"(acc), "+S"(pl) : : "memory");
     CHECK_EQ(acc, 0xffffff78u, "lodsb from mmio keeps the upper eax");
 
+    /* SCAS and CMPS with MMIO on one side: one element per access, REPE/REPNE. */
+    static const u8 letters[8] = "abcdefgh";
+    for (int i = 0; i < 8; i++)
+        *(volatile u8 *)(IOMEM + 0x700 + i) = letters[i];
+    u8 *ed = (u8 *)(IOMEM + 0x700);
+    c = 8;
+    u32 zf;
+    __asm__ volatile("cld; repne scasb; setz %b2"
+                     : "+D"(ed), "+c"(c), "=q"(zf) : "a"('e') : "memory", "cc");
+    CHECK(ed == (u8 *)(IOMEM + 0x705) && c == 3 && (zf & 1), "repne scasb on mmio finds 'e'");
+    static u8 other[8] = "abcdXfgh";
+    u8 *es = other;
+    ed = (u8 *)(IOMEM + 0x700);
+    c = 8;
+    u32 cf;
+    __asm__ volatile("cld; repe cmpsb; setz %b3; setc %b4"
+                     : "+S"(es), "+D"(ed), "+c"(c), "=q"(zf), "=q"(cf) : : "memory", "cc");
+    CHECK(es == other + 5 && ed == (u8 *)(IOMEM + 0x705) && c == 3,
+          "repe cmpsb ram against mmio stops after the mismatch");
+    CHECK(!(zf & 1) && (cf & 1), "cmpsb: 'X' < 'e' (ZF clear, CF set)");
+    u32 *ms = (u32 *)(IOMEM + 0x700);
+    static u32 lower = 0x61626364u;
+    u32 *md = &lower;
+    __asm__ volatile("cld; cmpsl; setz %b2; setc %b3"
+                     : "+S"(ms), "+D"(md), "=q"(zf), "=q"(cf) : : "memory", "cc");
+    /* [ESI] = 0x64636261 (mmio, little-endian "abcd") - 0x61626364: above, not equal */
+    CHECK(!(zf & 1) && !(cf & 1) && ms == (u32 *)(IOMEM + 0x704), "cmpsl mmio against ram");
+
     /* Read-modify-write, compares and pure stores on MMIO (the generic path). */
     volatile u32 *g = (volatile u32 *)(IOMEM + 0x600);
     g[0] = 40;
@@ -92,6 +125,14 @@ void main(void)
     pd[0] = (u32)pt | 3;
     for (u32 i = 0; i < 16; i++)
         pt_io[i] = (IOMEM + (i << 12)) | 3;
+    /* Pages where RAM and MMIO meet: 0x80010000 RAM, 0x80011000 MMIO; 0x80012000 MMIO,
+       0x80013000 RAM; 0x80014000 MMIO, 0x80015000 not present. */
+    pt_io[16] = (u32)ram_pg | 3;
+    pt_io[17] = (IOMEM + 0x2000) | 3;
+    pt_io[18] = (IOMEM + 0x3000) | 3;
+    pt_io[19] = (u32)ram_pg2 | 3;
+    pt_io[20] = (IOMEM + 0x4000) | 3;
+    pt_io[21] = 0;
     pd[0x200] = (u32)pt_io | 3;
     /* identity for the kernel: 0..4 MiB is enough for this image */
     __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
@@ -102,7 +143,31 @@ void main(void)
     CHECK_EQ(vd[0], 0x12345678, "mmio read through a paged mapping");
     vd[2] = 0x0badcafe;
     __asm__ volatile("subl $1, %0" : "+m"(vd[3]) : : "cc");
+
+    /* Accesses that cross between RAM and MMIO. */
+    volatile u32 *x1 = (volatile u32 *)0x80010ffeu, *x2 = (volatile u32 *)0x80012ffeu;
+    *x1 = 0x11223344u;
+    u32 back1 = *x1;
+    *x2 = 0xa1b2c3d4u;
+    __asm__ volatile("addl $1, %0" : "+m"(*x2) : : "cc");
+    u32 back2 = *x2;
+    *(volatile u32 *)0x80014ffcu = 0x5a5a5a5au;
+    u32 cr2 = 0;
+    fault.count = 0;
+    TRY_FAULT("movl %0, 0x80014ffe", "r"(0xdeadbeefu));
+    __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+    u32 untouched = *(volatile u32 *)0x80014ffcu;
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
+    CHECK_EQ(back1, 0x11223344u, "a dword from RAM into mmio reads back");
+    CHECK(ram_pg[0xffe] == 0x44 && ram_pg[0xfff] == 0x33, "its low half went to RAM");
+    CHECK(*(volatile u8 *)(IOMEM + 0x2000) == 0x22 && *(volatile u8 *)(IOMEM + 0x2001) == 0x11,
+          "its high half went to mmio");
+    CHECK_EQ(back2, 0xa1b2c3d5u, "add to a dword from mmio into RAM");
+    CHECK(*(volatile u8 *)(IOMEM + 0x3ffe) == 0xd5 && *(volatile u8 *)(IOMEM + 0x3fff) == 0xc3 &&
+          ram_pg2[0] == 0xb2 && ram_pg2[1] == 0xa1, "each half where it belongs");
+    CHECK(fault.count == 1 && fault.vector == 14 && fault.err == 2 && cr2 == 0x80015000u,
+          "a store from mmio into a page not present: #PF on the second page");
+    CHECK_EQ(untouched, 0x5a5a5a5au, "and the device saw nothing of it");
     CHECK_EQ(d[2], 0x0badcafe, "mmio write through a paged mapping");
     CHECK_EQ(d[3], 0xffffffffu, "sub on mmio through a paged mapping");
 }
