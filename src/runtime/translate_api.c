@@ -1,6 +1,7 @@
 /*
  * translate_api.c - the public translate-only entry point (include/xbt/xbt.h).
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,8 +11,8 @@
 struct translation_box {
     xbt_translation pub;
     xbt_tblock block;
-    uint8_t code[XBT_BLOCK_MAX_CODE];
     char *listing;
+    uint8_t code[XBT_BLOCK_MAX_CODE]; /* last: not zeroed (the translator writes it) */
 };
 
 struct flat_src {
@@ -61,16 +62,18 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
         opts->segbase_mask > 0xF || opts->max_insns > XBT_BLOCK_MAX_INSNS ||
         opts->seglimit_mask > 0x3F)
         return XBT_E_INVAL;
-    struct translation_box *box = calloc(1, sizeof *box);
+    if (opts->trace_path && opts->trace_path_n &&
+        (opts->trace_path_n > XBT_TRACE_MAX_BLOCKS || opts->trace_path[0] != eip))
+        return XBT_E_INVAL;
+    struct translation_box *box = malloc(sizeof *box);
     if (!box)
         return XBT_E_NOMEM;
+    memset(box, 0, offsetof(struct translation_box, code));
     xbt_translator tr;
     xbt_translator_init(&tr);
     if (opts->max_insns)
         tr.max_insns = opts->max_insns;
     if (opts->trace_path && opts->trace_path_n) {
-        if (opts->trace_path_n > 8 || opts->trace_path[0] != eip)
-            return XBT_E_INVAL;
         tr.path = opts->trace_path;
         tr.path_n = opts->trace_path_n;
     }

@@ -1,8 +1,17 @@
 /*
  * emit.c - host instruction encoding for the translator, through Zydis's encoder.
+ *
+ * Zydis's encoder searches its tables for every request (about 2,000 host cycles), and
+ * most requests recur: the exit stubs, the lookups, the stack rewrites, and guest
+ * instructions with the same operands.  Each thread keeps the bytes of recent requests
+ * (memoization of the encoder, keyed by the whole request as the encoder reads it:
+ * header and used operands, compared in full), so a repeated request is a hash, a
+ * compare and a copy.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "emit.h"
 
@@ -33,6 +42,40 @@ static uint8_t *cursor(xbt_tx *t, ZyanUSize *room)
     return t->b->code + t->len;
 }
 
+#define ENC_CACHE_SLOTS 4096 /* per thread, about 1.7 MiB */
+struct enc_slot {
+    ZydisEncoderRequest req;
+    uint64_t hash;
+    uint8_t len; /* 0: empty */
+    uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH];
+};
+static __thread struct enc_slot *enc_cache;
+static __thread bool enc_cache_failed;
+
+/* The bytes of the request that the encoder reads. */
+static size_t req_bytes(const ZydisEncoderRequest *r)
+{
+    size_t n = r->operand_count <= ZYDIS_ENCODER_MAX_OPERANDS ? r->operand_count
+                                                               : ZYDIS_ENCODER_MAX_OPERANDS;
+    return offsetof(ZydisEncoderRequest, operands) + n * sizeof(ZydisEncoderOperand);
+}
+
+static uint64_t req_hash(const ZydisEncoderRequest *r, size_t n)
+{
+    const uint8_t *p = (const uint8_t *)r;
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
 void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
 {
     if (t->failed)
@@ -42,11 +85,29 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
     if (!p)
         return;
     req->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    if (!enc_cache && !enc_cache_failed) {
+        enc_cache = calloc(ENC_CACHE_SLOTS, sizeof *enc_cache);
+        enc_cache_failed = !enc_cache;
+    }
+    size_t n = req_bytes(req);
+    uint64_t h = req_hash(req, n);
+    struct enc_slot *slot = enc_cache ? &enc_cache[h & (ENC_CACHE_SLOTS - 1)] : NULL;
+    if (slot && slot->len && slot->hash == h && memcmp(&slot->req, req, n) == 0) {
+        memcpy(p, slot->bytes, slot->len);
+        t->len += slot->len;
+        return;
+    }
     ZyanStatus s = ZydisEncoderEncodeInstruction(req, p, &room);
     if (!ZYAN_SUCCESS(s)) {
         xbt_tx_fail(t, "encoder refused %s (status 0x%x)", ZydisMnemonicGetString(req->mnemonic),
                     (unsigned)s);
         return;
+    }
+    if (slot) {
+        memcpy(&slot->req, req, n);
+        slot->hash = h;
+        slot->len = (uint8_t)room;
+        memcpy(slot->bytes, p, room);
     }
     t->len += (uint32_t)room;
 }
@@ -70,6 +131,18 @@ void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req)
     req->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_32;
     xbt_emit_req(t, req);
     if (t->failed)
+        return;
+    /* A memory operand with a 32-bit base or index register is encoded with 32-bit
+       addressing (the registers decide); only one without either needs the fix below
+       (checked by decoding it back, which costs as much as the encoding). */
+    bool absolute = false;
+    for (ZyanU8 i = 0; i < req->operand_count; i++) {
+        const ZydisEncoderOperand *o = &req->operands[i];
+        if (o->type == ZYDIS_OPERAND_TYPE_MEMORY && o->mem.base == ZYDIS_REGISTER_NONE &&
+            o->mem.index == ZYDIS_REGISTER_NONE)
+            absolute = true;
+    }
+    if (!absolute)
         return;
     ZydisDecodedInstruction d;
     uint8_t *p = t->b->code + start;
