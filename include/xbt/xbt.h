@@ -276,6 +276,11 @@ typedef struct xbt_stats {
     /* guest paging: window misses mapped without the guest noticing, guest page faults
        raised, whole-window drops (CR3 loads, INVLPG, paging mode changes) */
     uint64_t hidden_faults, page_faults, window_drops;
+    /* guest pages whose translations were dropped because they were written (self-
+       modifying code, or a code page reused for data); window mappings re-checked
+       against the page tables at CR3 loads, and of those dropped because an entry
+       changed (what write-traced page tables would have caught) */
+    uint64_t code_page_invalidations, wrec_checked, wrec_dropped;
     /* direct execution of user code: entries, exits (host signals), of those the kicks
        and the system calls (int n trapped by seccomp or #GP, SYSENTER by #UD), and
        instructions run once translated because they trapped */

@@ -780,9 +780,12 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
         (unsigned long long)st->invalidations, (unsigned long long)st->dispatches);
     OUT("events: %llu interrupts, %llu host faults\n", (unsigned long long)st->interrupts,
         (unsigned long long)st->host_faults);
-    OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops\n",
+    OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops, %llu code "
+        "pages invalidated; at CR3 loads %llu mappings re-checked, %llu dropped (entries "
+        "changed)\n",
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
-        (unsigned long long)st->window_drops);
+        (unsigned long long)st->window_drops, (unsigned long long)st->code_page_invalidations,
+        (unsigned long long)st->wrec_checked, (unsigned long long)st->wrec_dropped);
     OUT("traces: %llu built (%.1f blocks each), %llu recordings given up, %llu dispatcher "
         "entries\n", (unsigned long long)st->traces,
         st->traces ? (double)st->trace_blocks / (double)st->traces : 0.0,

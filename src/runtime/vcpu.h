@@ -94,6 +94,7 @@ struct xbt_vm {
     struct xbt_wset *wset[XBT_WSETS];
     struct xbt_wset *cur;      /* the current address space's windows */
     uint64_t wclock;
+    uint64_t code_page_invals, wrec_checked, wrec_dropped; /* statistics */
     uint8_t *kbase;            /* K-window of cur: guest linear 0 */
     uint8_t *ubase;            /* user window of cur (paging on, CPL 3): user pages only */
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */

@@ -161,6 +161,7 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
         return XBT_OK;
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++) {
         if (vm->code_prot[p]) {
+            vm->code_page_invals++;
             xbt_tc_invalidate_page(vm->tc, (uint32_t)p);
             xbt_unprotect_code_page(vm, (uint32_t)p);
             if (vm->vcpu)
@@ -424,6 +425,9 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
         return XBT_E_INVAL;
     *st = v->stats;
     st->block_execs = v->prof_block_entries;
+    st->code_page_invalidations = v->vm->code_page_invals;
+    st->wrec_checked = v->vm->wrec_checked;
+    st->wrec_dropped = v->vm->wrec_dropped;
     for (uint32_t i = 0; i < v->prof_n; i++) {
         const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
         st->trace_execs += c[0];

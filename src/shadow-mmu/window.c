@@ -284,12 +284,14 @@ static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
                      pte == e->pte0 + i * 4096;
             }
         }
+        vm->wrec_checked++;
         if (ok) {
             w->rec[keep++] = *e;
             if (e->win == XBT_WIN_DIRECT)
                 direct_replay(vm, e, pde);
             continue;
         }
+        vm->wrec_dropped++;
         if (e->win != XBT_WIN_DIRECT) /* the D-window was emptied by the switch */
             wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
     }
