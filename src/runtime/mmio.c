@@ -4,16 +4,22 @@
  * The instruction is decoded again and its one memory access becomes an MMIO exit; a
  * read completes with the embedder's data when the vCPU runs again.  Handled: MOV to or
  * from memory (r/m, immediate, moffs) and MOVZX/MOVSX loads, 1, 2 or 4 bytes; STOS,
- * LODS and MOVS (with or without REP, either direction, MMIO on one side), one element
- * per exit: the instruction is re-executed for the next element, so the registers show
- * the progress at every exit as on hardware.  Any other instruction with one explicit
- * memory operand of 1, 2, 4 or 8 bytes (ALU and read-modify-write, TEST/CMP, XCHG, BT,
- * SETcc, x87 loads, ...) takes the generic path: a read exit if it reads the operand,
- * then the instruction runs once, translated and alone (interrupts held off), against an
- * anonymous scratch page mapped at the MMIO page's window address holding the device's
- * data; if it writes the operand, what it stored becomes a write exit.  Registers and
- * flags are exactly what the CPU computed.  Still internal-error exits: implicit
- * operands (stack, CMPS/SCAS), wider operands, accesses straddling RAM and MMIO.
+ * LODS, MOVS (MMIO on one side or both: a read and a write exit per element), SCAS and
+ * CMPS (flags as the CPU computes them, REPE/REPNE), with or without REP, either
+ * direction, one element per exit: the instruction is re-executed for the next element,
+ * so the registers show the progress at every exit as on hardware.  Any other
+ * instruction with one explicit memory operand of 1, 2, 4 or 8 bytes (ALU and
+ * read-modify-write, TEST/CMP, XCHG, BT, SETcc, x87 loads, ...) takes the generic path:
+ * a read exit if it reads the operand, then the instruction runs once, translated and
+ * alone (interrupts held off), against a scratch page mapped at the MMIO page's window
+ * address holding the device's data; if it writes the operand, what it stored becomes a
+ * write exit.  Registers and flags are exactly what the CPU computed.  An access that
+ * crosses between a RAM page and an MMIO page takes the same path with the RAM page
+ * mapped beside the scratch page: the exit covers the MMIO part only (1 to 7 bytes, as
+ * KVM splits such accesses), and the RAM side's translation is checked first, so a #PF
+ * there comes before the device sees anything.  Still internal-error exits that name
+ * the instruction: the stack and XLAT as MMIO, operands wider than 8 bytes (FXSAVE,
+ * SSE), an access crossing two MMIO pages with paging on.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -31,6 +37,38 @@ static uint32_t gpr_read(const struct xbt_vcpu *v, ZydisRegister r)
     if (xbt_reg_is_high8(r))
         return (val >> 8) & 0xFF;
     return val;
+}
+
+/* Where a MOVS element read from MMIO goes: 0 RAM, 1 MMIO (*gpa), -1 neither (a #PF
+   raised, v->mmio_raised, or an internal error set). */
+static int dst_kind(struct xbt_vcpu *v, uint32_t lin, unsigned size, uint64_t *gpa)
+{
+    v->mmio_raised = false;
+    uint64_t g = lin;
+    if (xbt_paging(v)) {
+        xbt_walk_result r;
+        if (!xbt_walk_lin(v, lin, true, v->cpl == 3, false, &r)) {
+            if (r.bus_error) {
+                xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not "
+                                       "in RAM", lin);
+                return -1;
+            }
+            v->cr2 = lin;
+            v->stats.page_faults++;
+            v->mmio_raised = xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip);
+            return -1;
+        }
+        g = r.gpa;
+    }
+    if (g < v->vm->ram_size)
+        return 0;
+    if ((lin & 0xFFF) + size > 4096) {
+        xbt_set_internal_error(v, v->ctx.eip, "MOVS from MMIO to %08x: the destination "
+                               "crosses a page boundary (not emulated)", lin);
+        return -1;
+    }
+    *gpa = g;
+    return 1;
 }
 
 /* After one string element: advance the pointers, count down a REP, and either stay on
@@ -429,7 +467,26 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
             uint32_t *a = &v->ctx.gpr[XBT_EAX];
             *a = sz == 4 ? d : (*a & ~((1u << (8 * sz)) - 1)) | (d & ((1u << (8 * sz)) - 1));
             string_step(v, true, false, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
-        } else { /* MOVS from MMIO: the element goes to RAM */
+        } else { /* MOVS from MMIO: the element goes to RAM, or to MMIO as a write exit */
+            uint64_t dgpa;
+            int where = dst_kind(v, v->mmio_dst_lin, sz, &dgpa);
+            if (where < 0) {
+                v->mmio_kind = 0;
+                v->mmio_pending = false;
+                return v->mmio_raised; /* #PF on the destination, or an error */
+            }
+            if (where == 1) {
+                memset(&v->exit, 0, sizeof v->exit);
+                v->exit.reason = XBT_EXIT_MMIO;
+                v->exit.mmio.gpa = dgpa;
+                v->exit.mmio.size = sz;
+                v->exit.mmio.is_write = 1;
+                v->exit.mmio.data = d & (sz == 4 ? 0xFFFFFFFFu : (1u << (8 * sz)) - 1);
+                v->mmio_exit_ready = true;
+                string_step(v, true, true, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
+                v->mmio_kind = 0;
+                return true;
+            }
             if (!xbt_write_lin(v, v->mmio_dst_lin, &d, sz)) {
                 v->pf_pending = false;
                 xbt_set_internal_error(v, v->ctx.eip, "MOVS from MMIO to %08x: the "

@@ -554,6 +554,11 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
         return XBT_OK; /* v->exit holds the reason */
     }
+    if (v->mmio_exit_ready) { /* MOVS from MMIO to MMIO: the element's write */
+        v->mmio_exit_ready = false;
+        v->stats.exits[XBT_EXIT_MMIO]++;
+        return XBT_OK;
+    }
     /* Producers fill their member of the exit record; here only the reason resets. */
     v->exit.reason = XBT_EXIT_NONE;
     xbt_current_vcpu = v;

@@ -160,6 +160,7 @@ struct xbt_vcpu {
        MMIO address, filled with the device's data; what it stored there is written. */
     bool mmio_run, mmio_step_active, mmio_step_writes;
     bool mmio_raised;                /* xbt_mmio_begin raised a guest exception instead */
+    bool mmio_exit_ready;            /* v->exit holds an MMIO write to return at once */
     uint32_t mmio_step_lin, mmio_step_next;
     uint64_t mmio_step_gpa, mmio_step_data;
     int mmio_scratch_fd;             /* a one-page memfd: the scratch page ... */

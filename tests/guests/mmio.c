@@ -68,6 +68,18 @@ void main(void)
     __asm__ volatile("cld; lodsb" : "+a"(acc), "+S"(pl) : : "memory");
     CHECK_EQ(acc, 0xffffff78u, "lodsb from mmio keeps the upper eax");
 
+    /* MOVS with MMIO on both sides: a read and a write per element. */
+    for (u32 i = 0; i < 4; i++)
+        *(volatile u32 *)(IOMEM + 0x900 + 4 * i) = 0x10203040u * (i + 1);
+    u32 *mm_s = (u32 *)(IOMEM + 0x900), *mm_d = (u32 *)(IOMEM + 0xa00);
+    c = 4;
+    __asm__ volatile("cld; rep movsl" : "+S"(mm_s), "+D"(mm_d), "+c"(c) : : "memory");
+    u32 copied = 1;
+    for (u32 i = 0; i < 4; i++)
+        copied &= *(volatile u32 *)(IOMEM + 0xa00 + 4 * i) == 0x10203040u * (i + 1);
+    CHECK(copied && mm_s == (u32 *)(IOMEM + 0x910) && mm_d == (u32 *)(IOMEM + 0xa10) && c == 0,
+          "rep movsl mmio to mmio");
+
     /* SCAS and CMPS with MMIO on one side: one element per access, REPE/REPNE. */
     static const u8 letters[8] = "abcdefgh";
     for (int i = 0; i < 8; i++)
