@@ -94,10 +94,15 @@ static void setup_tty(void)
     atexit(restore_tty);
 }
 
+/* The vCPU asks (interrupts enabled): the PIT is brought up to the present first, so an
+   interrupt whose deadline has passed is there even if the timer thread has not run yet
+   (on a loaded host it may be late; the guest must not see the PIT fall behind). */
 static int irq_pending(void *opaque)
 {
     struct vmm *m = opaque;
     pthread_mutex_lock(&m->lock);
+    if (m->pit.ch[0].next_irq_ns)
+        pit_poll(m, vmm_now_ns());
     int v = pic_ack(m);
     pthread_mutex_unlock(&m->lock);
     return v;
