@@ -58,11 +58,14 @@ static void *watchdog_thread(void *arg)
     return NULL;
 }
 
-START_TEST(random_kernel_code)
+static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned programs,
+                          const char *name)
 {
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.ram_size = 4u << 20;
     cfg.tcache_size = 1u << 20; /* small: flushes happen too */
+    cfg.flags = flags;
+    cfg.trace_threshold = trace_threshold;
     xbt_vm *vm;
     xbt_vcpu *cpu;
     ck_assert_int_eq(xbt_vm_create(&cfg, &vm), XBT_OK);
@@ -74,7 +77,7 @@ START_TEST(random_kernel_code)
     pthread_t th;
     pthread_create(&th, NULL, watchdog_thread, &w);
     static uint8_t page[1 << 16];
-    unsigned outcome[16] = { 0 }, programs = 2000, ios = 0, bad = 0;
+    unsigned outcome[16] = { 0 }, ios = 0, bad = 0;
     int verbose_msgs = getenv("XBT_VERBOSE") != NULL;
     for (unsigned p = 0; p < programs; p++) {
         /* 64 KiB of random code at 1 MiB, a random IDT and GDT, random registers. */
@@ -158,18 +161,282 @@ START_TEST(random_kernel_code)
     pthread_join(th, NULL);
     xbt_stats st;
     xbt_vcpu_get_stats(cpu, &st);
-    printf("random kernel code, %u programs: %u halted, %u triple faults, %u internal-error "
-           "exits, %u stopped by the watchdog; %u port I/O exits, %llu guest exceptions, "
-           "%llu host faults, %llu cache flushes\n", programs, outcome[XBT_EXIT_HLT],
+    printf("random kernel code (%s), %u programs: %u halted, %u triple faults, %u "
+           "internal-error exits, %u stopped by the watchdog; %u port I/O exits, %llu guest "
+           "exceptions, %llu host faults, %llu cache flushes, %llu traces built\n", name,
+           programs, outcome[XBT_EXIT_HLT],
            outcome[XBT_EXIT_SHUTDOWN], outcome[XBT_EXIT_INTERNAL_ERROR],
            outcome[XBT_EXIT_STOPPED], ios, (unsigned long long)st.exceptions[6] +
            st.exceptions[13] + st.exceptions[0] + st.exceptions[14] + st.exceptions[12] +
            st.exceptions[11] + st.exceptions[3] + st.exceptions[4] + st.exceptions[1],
-           (unsigned long long)st.host_faults, (unsigned long long)st.flushes);
+           (unsigned long long)st.host_faults, (unsigned long long)st.flushes,
+           (unsigned long long)st.traces);
     ck_assert_uint_eq(bad, 0);
     ck_assert_uint_eq(outcome[XBT_EXIT_HLT] + outcome[XBT_EXIT_SHUTDOWN] +
                       outcome[XBT_EXIT_INTERNAL_ERROR] + outcome[XBT_EXIT_STOPPED], programs);
     xbt_vm_destroy(vm);
+}
+
+START_TEST(random_kernel_code)
+{
+    random_kernel(0, 0, 2000, "chained blocks");
+}
+END_TEST
+
+/* The same with traces built after two entries of a head, profiled: recording, layout,
+   guards and counters meet random code. */
+START_TEST(random_kernel_code_traces)
+{
+    random_kernel(XBT_VM_TRACES | XBT_VM_TRACE_PROFILE, 2, 1000, "traces");
+}
+END_TEST
+
+/* ---- Random loop programs, run with chained blocks and with traces ----------------
+   Valid code this time, built to be hot: a counted outer loop at 1 MiB whose body is a
+   random mix of ALU operations, loads and stores in a data page, forward conditional
+   branches, inner LOOPs, direct calls and calls through a table to small functions on
+   the same page, indirect jumps, push/pop pairs and divisions that may fault (every
+   vector goes to HLT).  Each program runs on two VMs, one with chained blocks only and
+   one building traces after two entries of a head (profiled); the final registers,
+   flags, data page and stack must be the same. */
+struct gen {
+    uint8_t *b;
+    uint32_t n, base;
+};
+static const uint8_t loop_regs[6] = { 0, 2, 3, 5, 6, 7 }; /* eax edx ebx ebp esi edi */
+static void put(struct gen *g, const uint8_t *bytes, uint32_t n)
+{
+    memcpy(g->b + g->n, bytes, n);
+    g->n += n;
+}
+static void put32(struct gen *g, uint32_t v)
+{
+    memcpy(g->b + g->n, &v, 4);
+    g->n += 4;
+}
+static uint8_t rreg(void) { return loop_regs[rnd() % 6]; }
+static void gen_alu(struct gen *g)
+{
+    static const uint8_t ops[7] = { 0x01, 0x29, 0x31, 0x21, 0x09, 0x11, 0x19 };
+    uint8_t a = rreg(), b = rreg();
+    switch (rnd() % 4) {
+    case 0: { uint8_t x[3] = { 0x0f, 0xaf, (uint8_t)(0xc0 | a << 3 | b) }; put(g, x, 3); break; }
+    case 1: {
+        static const uint8_t sh[3] = { 0xe0, 0xe8, 0xf8 };
+        uint8_t x[3] = { 0xc1, (uint8_t)(sh[rnd() % 3] | a), (uint8_t)(1 + rnd() % 31) };
+        put(g, x, 3);
+        break;
+    }
+    default: { uint8_t x[2] = { ops[rnd() % 7], (uint8_t)(0xc0 | b << 3 | a) }; put(g, x, 2); }
+    }
+}
+#define LOOP_FUNCS 0x100c00u /* 8 functions of 64 bytes, on the loop's page */
+#define LOOP_TABLE 0x120000u
+#define LOOP_DATA 0x200000u
+#define LOOP_COUNT 0x130000u
+static void gen_insn(struct gen *g, int depth)
+{
+    uint8_t r = rreg(), r2 = rreg();
+    switch (rnd() % 12) {
+    case 0: case 1: case 2:
+        gen_alu(g);
+        break;
+    case 3: { /* load from the data page */
+        uint8_t x[6] = { 0x81, (uint8_t)(0xe0 | r), 0xfc, 0x0f, 0, 0 };
+        put(g, x, 6);
+        uint8_t y[2] = { 0x8b, (uint8_t)(0x80 | r2 << 3 | r) };
+        put(g, y, 2);
+        put32(g, LOOP_DATA);
+        break;
+    }
+    case 4: { /* store into the data page */
+        uint8_t x[6] = { 0x81, (uint8_t)(0xe0 | r), 0xfc, 0x0f, 0, 0 };
+        put(g, x, 6);
+        uint8_t y[2] = { 0x89, (uint8_t)(0x80 | r2 << 3 | r) };
+        put(g, y, 2);
+        put32(g, LOOP_DATA);
+        break;
+    }
+    case 5: { /* cmp r, imm8; jcc over 1-3 ALU operations */
+        uint8_t x[3] = { 0x83, (uint8_t)(0xf8 | r), (uint8_t)rnd() };
+        put(g, x, 3);
+        uint8_t jcc[2] = { (uint8_t)(0x70 | (rnd() & 15)), 0 };
+        put(g, jcc, 2);
+        uint32_t at = g->n;
+        for (unsigned k = 1 + rnd() % 3; k; k--)
+            gen_alu(g);
+        g->b[at - 1] = (uint8_t)(g->n - at);
+        break;
+    }
+    case 6: { /* call a function */
+        uint32_t f = LOOP_FUNCS + (rnd() % 8) * 64;
+        uint8_t x[1] = { 0xe8 };
+        put(g, x, 1);
+        put32(g, f - (g->base + g->n + 4));
+        break;
+    }
+    case 7: { /* and eax, 7; call [table + eax*4] */
+        uint8_t x[6] = { 0x83, 0xe0, 0x07, 0xff, 0x14, 0x85 };
+        put(g, x, 6);
+        put32(g, LOOP_TABLE);
+        break;
+    }
+    case 8: { /* mov r, next; jmp r */
+        uint8_t x[1] = { (uint8_t)(0xb8 | r) };
+        put(g, x, 1);
+        put32(g, g->base + g->n + 4 + 2);
+        uint8_t y[2] = { 0xff, (uint8_t)(0xe0 | r) };
+        put(g, y, 2);
+        break;
+    }
+    case 9: { /* push r; pop r2 */
+        uint8_t x[2] = { (uint8_t)(0x50 | r), (uint8_t)(0x58 | r2) };
+        put(g, x, 2);
+        break;
+    }
+    case 10: /* an inner loop on ECX */
+        if (depth == 0) {
+            uint8_t x[1] = { 0xb9 };
+            put(g, x, 1);
+            put32(g, 1 + rnd() % 12);
+            uint32_t top = g->n;
+            for (unsigned k = 1 + rnd() % 4; k; k--)
+                gen_insn(g, 1);
+            uint8_t l[2] = { 0xe2, (uint8_t)(top - (g->n + 2)) };
+            put(g, l, 2);
+            break;
+        }
+        gen_alu(g);
+        break;
+    default: { /* xor edx, edx; div r (r may be zero: #DE, the run ends) */
+        if (rnd() % 4)
+            break;
+        uint8_t x[4] = { 0x31, 0xd2, 0xf7, (uint8_t)(0xf0 | (r == 2 ? 3 : r)) };
+        put(g, x, 4);
+        break;
+    }
+    }
+}
+
+static void loop_vm(xbt_vm **vm, xbt_vcpu **cpu, uint32_t flags)
+{
+    xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
+    cfg.ram_size = 4u << 20;
+    cfg.flags = flags;
+    cfg.trace_threshold = 2;
+    ck_assert_int_eq(xbt_vm_create(&cfg, vm), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(*vm, cpu), XBT_OK);
+}
+
+static void loop_load(xbt_vm *vm, xbt_vcpu *cpu, const xbt_sregs *s0, const uint8_t *code,
+                      uint32_t n, const uint8_t *funcs, const uint32_t *table,
+                      const uint8_t *data, uint32_t count, const xbt_regs *r)
+{
+    static uint8_t zero[4096];
+    xbt_vm_write_phys(vm, 0x100000, code, n);
+    xbt_vm_write_phys(vm, LOOP_FUNCS, funcs, 512);
+    xbt_vm_write_phys(vm, LOOP_TABLE, table, 32);
+    xbt_vm_write_phys(vm, LOOP_DATA, data, 4096);
+    xbt_vm_write_phys(vm, LOOP_COUNT, &count, 4);
+    xbt_vm_write_phys(vm, 0x8f000, zero, 4096);
+    uint64_t gdt[3] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull };
+    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
+    uint64_t idt[256];
+    for (int v = 0; v < 256; v++) {
+        uint32_t h = 0x100ff0;
+        idt[v] = (h & 0xffff) | (0x08ull << 16) | (0x8eull << 40) | ((uint64_t)(h >> 16) << 48);
+    }
+    xbt_vm_write_phys(vm, 0x2000, idt, sizeof idt);
+    uint8_t hlt = 0xf4;
+    xbt_vm_write_phys(vm, 0x100ff0, &hlt, 1);
+    xbt_sregs s = *s0;
+    s.gdt.base = 0x1000;
+    s.gdt.limit = sizeof gdt - 1;
+    s.idt.base = 0x2000;
+    s.idt.limit = 0x7ff;
+    ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_regs(cpu, r), XBT_OK);
+}
+
+START_TEST(random_loops_traces_match_blocks)
+{
+    xbt_vm *va, *vb;
+    xbt_vcpu *ca, *cb;
+    loop_vm(&va, &ca, 0);
+    loop_vm(&vb, &cb, XBT_VM_TRACES | XBT_VM_TRACE_PROFILE);
+    xbt_sregs s0;
+    xbt_vcpu_get_sregs(ca, &s0);
+    static uint8_t code[0xc00], funcs[512], data[4096], da[4096], db[4096], sa[4096], sb[4096];
+    uint32_t table[8];
+    unsigned programs = 300, halted = 0, other = 0;
+    for (unsigned p = 0; p < programs; p++) {
+        struct gen g = { code, 0, 0x100000 };
+        memset(code, 0x90, sizeof code);
+        uint8_t init[2] = { 0xc7, 0x05 }; /* mov dword [count], n */
+        put(&g, init, 2);
+        put32(&g, LOOP_COUNT);
+        put32(&g, 50 + rnd() % 200);
+        uint32_t top = g.n;
+        for (unsigned k = 8 + rnd() % 32; k && g.n < sizeof code - 200; k--)
+            gen_insn(&g, 0);
+        uint8_t dec[2] = { 0xff, 0x0d };
+        put(&g, dec, 2);
+        put32(&g, LOOP_COUNT);
+        uint8_t jnz[2] = { 0x0f, 0x85 };
+        put(&g, jnz, 2);
+        put32(&g, top - (g.n + 4));
+        uint8_t hlt = 0xf4;
+        put(&g, &hlt, 1);
+        for (int f = 0; f < 8; f++) {
+            struct gen fg = { funcs + f * 64, 0, LOOP_FUNCS + f * 64 };
+            memset(fg.b, 0x90, 64);
+            for (unsigned k = 1 + rnd() % 4; k; k--)
+                gen_alu(&fg);
+            uint8_t ret = 0xc3;
+            put(&fg, &ret, 1);
+            table[f] = LOOP_FUNCS + f * 64;
+        }
+        for (size_t i = 0; i < sizeof data; i++)
+            data[i] = (uint8_t)rnd();
+        xbt_regs r = { rnd(), rnd(), rnd(), rnd(), 0x90000, rnd(), rnd(), rnd(), 0x100000,
+                       0x2 | (rnd() & 0xcd5) };
+        loop_load(va, ca, &s0, code, g.n, funcs, table, data, 0, &r);
+        loop_load(vb, cb, &s0, code, g.n, funcs, table, data, 0, &r);
+        xbt_exit *ea, *eb;
+        ck_assert_int_eq(xbt_vcpu_run(ca, &ea), XBT_OK);
+        ck_assert_int_eq(xbt_vcpu_run(cb, &eb), XBT_OK);
+        ck_assert_uint_eq(ea->reason, eb->reason);
+        if (ea->reason != XBT_EXIT_HLT) {
+            other++;
+            continue;
+        }
+        halted++;
+        xbt_regs ra, rb;
+        xbt_vcpu_get_regs(ca, &ra);
+        xbt_vcpu_get_regs(cb, &rb);
+        xbt_vm_read_phys(va, LOOP_DATA, da, sizeof da);
+        xbt_vm_read_phys(vb, LOOP_DATA, db, sizeof db);
+        xbt_vm_read_phys(va, 0x8f000, sa, sizeof sa);
+        xbt_vm_read_phys(vb, 0x8f000, sb, sizeof sb);
+        ck_assert_msg(memcmp(&ra, &rb, sizeof ra) == 0,
+                      "program %u: registers differ (eip %08x/%08x eax %08x/%08x eflags "
+                      "%08x/%08x)", p, ra.eip, rb.eip, ra.eax, rb.eax, ra.eflags, rb.eflags);
+        ck_assert_msg(memcmp(da, db, sizeof da) == 0, "program %u: data differ", p);
+        ck_assert_msg(memcmp(sa, sb, sizeof sa) == 0, "program %u: stacks differ", p);
+    }
+    xbt_stats st;
+    xbt_vcpu_get_stats(cb, &st);
+    printf("random loops, %u programs: %u halted alike, %u other exits alike; with traces: "
+           "%llu built (%.1f blocks each), %llu guards, %llu entries, %llu side exits\n",
+           programs, halted, other, (unsigned long long)st.traces,
+           st.traces ? (double)st.trace_blocks / (double)st.traces : 0.0,
+           (unsigned long long)st.trace_guards, (unsigned long long)st.trace_execs,
+           (unsigned long long)st.trace_side_exits);
+    ck_assert_uint_gt(st.traces, programs); /* the loops did become traces */
+    ck_assert_uint_gt(st.trace_guards, 0);
+    ck_assert_uint_gt(halted, programs / 2);
+    xbt_vm_destroy(va);
+    xbt_vm_destroy(vb);
 }
 END_TEST
 
@@ -342,6 +609,8 @@ int main(void)
     TCase *tc = tcase_create("robustness");
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, random_kernel_code);
+    tcase_add_test(tc, random_kernel_code_traces);
+    tcase_add_test(tc, random_loops_traces_match_blocks);
     tcase_add_test(tc, random_user_code_direct);
     tcase_add_test(tc, random_user_code_strict);
     suite_add_tcase(su, tc);
