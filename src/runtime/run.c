@@ -109,12 +109,32 @@ static void mark_code_region(struct xbt_vcpu *v, uint32_t lin)
     }
 }
 
+/* A block was translated or re-checked on linear page lin under the current tables: if
+   the page's table entry is not the one the region's snapshot holds from the last CR3
+   load, the next CR3 load must give the region a new epoch (window.c,
+   region_code_same). */
+static void note_code_pte(struct xbt_vcpu *v, uint32_t lin)
+{
+    uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
+    if (!xbt_paging(v) || !v->region_ptes[r])
+        return; /* no snapshot yet: the first compare fails anyway */
+    uint32_t pde = xbt_region_pde_raw(v, r), pte = 0;
+    uint64_t at = (uint64_t)(pde & ~0xFFFu) + i * 4;
+    if ((pde & 0x81) != 0x81 && at + 4 <= v->vm->ram_size)
+        memcpy(&pte, v->vm->ram + at, 4);
+    if ((pte & ~0x60u) != v->region_ptes[r][i])
+        v->region_code_moved[r >> 3] |= (uint8_t)(1u << (r & 7));
+}
+
 static void mark_code_lin(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1)
 {
     v->code_lin[lin0 >> 15] |= (uint8_t)(1u << ((lin0 >> 12) & 7));
     v->code_lin[lin1 >> 15] |= (uint8_t)(1u << ((lin1 >> 12) & 7));
     mark_code_region(v, lin0);
     mark_code_region(v, lin1);
+    note_code_pte(v, lin0);
+    if ((lin1 ^ lin0) >> 12)
+        note_code_pte(v, lin1);
 }
 
 /* Physical page of a linear code address under the current mapping, or false. */

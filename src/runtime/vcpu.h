@@ -212,6 +212,10 @@ struct xbt_vcpu {
        every address space) keeps its chains across process switches. */
     uint32_t region_epoch[1024], all_epoch;
     uint32_t region_pde[1024];       /* the directory entry its code was checked under */
+    uint32_t *region_ptes[1024];     /* the table entries of its code pages then (a page
+                                        table's 1,024 slots, only code pages' kept; A and
+                                        D masked), allocated for regions that need it */
+    uint8_t region_code_moved[128];  /* a block was checked since under another entry */
     uint8_t code_region[128];        /* regions translated code came from */
     uint8_t region_bumped[128];      /* scratch: the regions the last change bumped */
     uint8_t region_code_ng[128];     /* regions whose code was checked through a

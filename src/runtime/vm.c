@@ -323,6 +323,8 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     free(v->avx_area);
     free(v->prof_pool);
     free(v->prof_info);
+    for (int r = 0; r < 1024; r++)
+        free(v->region_ptes[r]);
     if (v->mmio_scratch) {
         munmap(v->mmio_scratch, 4096);
         close(v->mmio_scratch_fd);

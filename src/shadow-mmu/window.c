@@ -6,6 +6,7 @@
  * themselves are in fault.c.
  */
 #define _GNU_SOURCE
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -379,14 +380,52 @@ void xbt_paging_changed(struct xbt_vcpu *v)
     xbt_mapping_changed(v, 0, 0);
 }
 
+/* Whether the code pages of region r map as they did at the last CR3 load: the same
+   page table entries (A and D aside) for every linear page translated code came from.
+   The snapshot is refreshed either way.  A page newly holding code compares against
+   whatever the snapshot had (a new epoch, conservatively).  Sound together with
+   region_code_moved: between two CR3 loads with the same table, every block checked in
+   the region read that table, and one that read an entry other than the snapshot's
+   forces the new epoch; so a region that keeps its epoch has only blocks checked under
+   the entries it has now. */
+static bool region_code_same(struct xbt_vcpu *v, uint32_t r, uint32_t pde)
+{
+    if (!v->region_ptes[r]) {
+        v->region_ptes[r] = calloc(1024, 4);
+        if (!v->region_ptes[r])
+            return false;
+    }
+    uint32_t *snap = v->region_ptes[r];
+    uint64_t pt = pde & ~0xFFFu;
+    if (pt + 4096 > v->vm->ram_size)
+        return false;
+    const uint32_t *tab = (const uint32_t *)(v->vm->ram + pt);
+    bool same = true;
+    for (uint32_t w = 0; w < 128; w++) {
+        uint8_t bits = v->code_lin[r * 128 + w];
+        while (bits) {
+            uint32_t i = w * 8 + (uint32_t)__builtin_ctz(bits);
+            bits &= (uint8_t)(bits - 1);
+            uint32_t pte = tab[i] & ~0x60u;
+            if (snap[i] != pte || !(pte & 1)) {
+                same = false;
+                snap[i] = pte;
+            }
+        }
+    }
+    return same;
+}
+
 void xbt_cr3_changed(struct xbt_vcpu *v)
 {
     v->stats.window_drops++;
     bool pge = v->cr4 & XBT_CR4_PGE;
     xbt_window_switch(v->vm, v->cr3);
     /* A region keeps its epoch when its directory entry is the same present 4 MiB page
-       (with CR4.PSE) as when its code was last checked: nothing in it can differ.  Any
-       other entry (a page table, whose contents may have changed) starts a new one. */
+       (with CR4.PSE) as when its code was last checked (nothing in it can differ), or
+       the same page table in which every code page's entry is what it was at the last
+       CR3 load, or (CR4.PGE) a page table whose code pages are all global.  Anything
+       else starts a new epoch. */
     memset(v->region_bumped, 0, sizeof v->region_bumped);
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(v->code_region[r >> 3] & (1u << (r & 7))))
@@ -394,7 +433,11 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
         uint32_t pde = xbt_region_pde(v, r);
         bool big = (v->cr4 & XBT_CR4_PSE) && (pde & 0x81) == 0x81;
         bool global_code = pge && !(v->region_code_ng[r >> 3] & (1u << (r & 7)));
-        if (pde != v->region_pde[r] || !(big || global_code))
+        bool moved = v->region_code_moved[r >> 3] & (1u << (r & 7));
+        v->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
+        bool same_table = !big && (pde & 1) && pde == v->region_pde[r] &&
+                          region_code_same(v, r, pde) && !moved;
+        if (pde != v->region_pde[r] || !(big || global_code || same_table))
             v->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
         v->region_pde[r] = pde;
     }

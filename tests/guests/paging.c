@@ -19,6 +19,10 @@ static u32 pt_hi[1024] __attribute__((aligned(4096)));    /* VA 0x40000000.. */
 static u32 pt_hi2[1024] __attribute__((aligned(4096)));   /* the same VA in pd2 */
 static u32 pt_alias[1024] __attribute__((aligned(4096))); /* VA 0x50000000.. */
 
+static u32 pt_code[1024] __attribute__((aligned(4096))); /* VA 0x60000000.., in pd and pd2 */
+static u8 code_f1[4096] __attribute__((aligned(4096)));
+static u8 code_f2[4096] __attribute__((aligned(4096)));
+
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
 
@@ -187,6 +191,36 @@ void main(void)
     CHECK_EQ(pf_cr2, 0x40004000, "rep movsb fault: cr2");
     CHECK_EQ(c, 0, "rep movsb finished after the handler mapped the page");
     CHECK_EQ(*(volatile u8 *)0x40004020, 49, "byte after the fault copied");
+
+    /* Code in a page table both address spaces share: a CR3 load must make the current
+       entry of a code page take effect even when the entry changed and changed back
+       between two loads, with code run under the other value in between. */
+    for (u32 k = 0; k < 2; k++) {
+        u8 *f = k ? code_f2 : code_f1;
+        u32 v0 = k ? 2 : 1, v16 = k ? 20 : 10;
+        f[0] = 0xb8; /* mov eax, imm32; ret */
+        __builtin_memcpy(f + 1, &v0, 4);
+        f[5] = 0xc3;
+        f[16] = 0xb8;
+        __builtin_memcpy(f + 17, &v16, 4);
+        f[21] = 0xc3;
+    }
+    pd[0x180] = pd2[0x180] = (u32)pt_code | P | W;
+    typedef u32 (*fn_t)(void);
+    fn_t at0 = (fn_t)0x60001000u, at16 = (fn_t)0x60001010u;
+    pt_code[1] = (u32)code_f1 | P | W;
+    write_cr3((u32)pd);
+    u32 r0 = at0(), r16 = at16();
+    CHECK(r0 == 1 && r16 == 10, "shared table: the first frame's code");
+    pt_code[1] = (u32)code_f2 | P | W;
+    write_cr3((u32)pd2);
+    CHECK_EQ(at0(), 2, "entry changed, CR3 loaded: the second frame's code");
+    pt_code[1] = (u32)code_f1 | P | W;
+    (void)at16(); /* no flush: either frame may run */
+    pt_code[1] = (u32)code_f2 | P | W;
+    write_cr3((u32)pd);
+    CHECK_EQ(at16(), 20, "changed back and forth between CR3 loads: the current frame");
+    CHECK_EQ(at0(), 2, "and its other entry point too");
 
     /* Paging off. */
     write_cr0(read_cr0() & ~0x80000000u);
