@@ -1,7 +1,7 @@
 /*
  * callouts_fast.c - the callouts that run with the guest's x87/SSE state still live in
  * the host registers: the frequent, simple ones (POPF, CLI, STI, MOV to and from CR2/CR3,
- * MOV from CR0/CR4) at CPL 0.
+ * MOV from CR0/CR4, RDTSC, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at CPL 0.
  *
  * WARNING: this file is compiled with -mgeneral-regs-only and must stay self-contained:
  * no calls to libc or to any function of another file (their code may use vector
@@ -16,6 +16,7 @@
 
 #define XBT_FAST_DONE 0
 #define XBT_FAST_DECLINE 1
+#define XBT_FAST_LEAVE 2 /* ctx.eip changed: leave to the dispatcher (jit_stubs.S) */
 
 int xbt_callout_fast(struct xbt_jit_ctx *ctx);
 
@@ -29,6 +30,65 @@ static inline int done(struct xbt_vcpu *v, const struct xbt_callout_site *s)
 static inline uint32_t reg_get(const struct xbt_vcpu *v, uint8_t r)
 {
     return v->ctx.gpr[r & 7];
+}
+
+/* Guest linear [lin, lin + len) as host memory, if it is there without a walk or a fault:
+   paging off, RAM; paging on, pages the K-window has mapped now (a mapping the window
+   holds is a TLB entry: using it is what the CPU would do).  NULL: the full handler. */
+static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t len)
+{
+    const xbt_vm *vm = v->vm;
+    if (!(v->cr0 & 0x80000000u))
+        return (uint64_t)lin + len <= vm->ram_size ? vm->ram + lin : NULL;
+    const struct xbt_wmap *m = &vm->cur->wmap[XBT_WIN_KERNEL];
+    for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
+        if (!(m->page[p >> 6] & (1ull << (p & 63))))
+            return NULL;
+    return vm->kbase + lin;
+}
+
+/* MOV/POP to DS, ES, FS or GS at CPL 0 with a selector whose descriptor is readable
+   without a walk, present, already accessed, and allowed (the checks of MOV Sreg);
+   anything else, or a null selector, is the full handler's. */
+static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, uint32_t sel,
+                         uint32_t new_esp)
+{
+    int seg = s->reg2;
+    if (seg != XBT_DS && seg != XBT_ES && seg != XBT_FS && seg != XBT_GS)
+        return XBT_FAST_DECLINE;
+    sel &= 0xFFFF;
+    uint32_t index = sel & ~7u;
+    if ((sel & 4) || index == 0 || index + 7 > v->gdtr.limit)
+        return XBT_FAST_DECLINE;
+    const uint8_t *p = lin_ptr(v, v->gdtr.base + index, 8);
+    if (!p)
+        return XBT_FAST_DECLINE;
+    uint64_t d;
+    __builtin_memcpy(&d, p, 8);
+    uint32_t type = (d >> 40) & 0xF, dpl = (d >> 45) & 3, rpl = sel & 3;
+    bool code = type & 8, rw = type & 2, conforming = code && (type & 4);
+    if (!((d >> 44) & 1) || !((d >> 47) & 1) || !(type & 1) || (code && !rw) ||
+        (!conforming && rpl > dpl))
+        return XBT_FAST_DECLINE; /* system, not present, not accessed, or a fault */
+    xbt_segment g;
+    g.selector = (uint16_t)sel;
+    g.base = (uint32_t)((d >> 16) & 0xFFFFFF) | (uint32_t)((d >> 56) & 0xFF) << 24;
+    uint32_t limit = (uint32_t)(d & 0xFFFF) | (uint32_t)((d >> 48) & 0xF) << 16;
+    g.g = (d >> 55) & 1;
+    g.limit = g.g ? (limit << 12) | 0xFFF : limit;
+    g.type = (uint8_t)type;
+    g.s = 1;
+    g.dpl = (uint8_t)dpl;
+    g.present = 1;
+    g.db = (d >> 54) & 1;
+    g.avl = (d >> 52) & 1;
+    g.unusable = 0;
+    v->seg[seg] = g;
+    v->ctx.seg_sel[seg] = g.selector;
+    v->ctx.seg_base[seg] = g.base;
+    v->ctx.seg_limit[seg] = g.limit;
+    v->ctx.gpr[XBT_ESP] = new_esp;
+    return done(v, s);
 }
 
 int xbt_callout_fast(struct xbt_jit_ctx *ctx)
@@ -92,6 +152,66 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         }
         v->ctx.gpr[s->reg & 7] = val;
         return done(v, s);
+    }
+    case XBT_CO_MOV_TO_SREG:
+        if (s->flags & XBT_COF_HAS_MEM)
+            return XBT_FAST_DECLINE;
+        return load_data_seg(v, s, reg_get(v, s->reg), v->ctx.gpr[XBT_ESP]);
+    case XBT_CO_POP_SREG: {
+        unsigned size = s->opsize == 2 ? 2 : 4;
+        uint32_t esp = v->ctx.gpr[XBT_ESP];
+        const uint8_t *p = lin_ptr(v, v->seg[XBT_SS].base + esp, size);
+        if (!p || v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu)
+            return XBT_FAST_DECLINE;
+        uint16_t sel;
+        __builtin_memcpy(&sel, p, 2);
+        return load_data_seg(v, s, sel, esp + size);
+    }
+    case XBT_CO_IRET: {
+        /* 32-bit IRET to the same CS at CPL 0 (an interrupt handler's return inside the
+           kernel): the stack readable without a walk, no task return, the code
+           segment's descriptor still what CS holds. */
+        if (s->opsize == 2 || (v->ctx.eflags_sys & XBT_EFLAGS_NT) ||
+            v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu)
+            return XBT_FAST_DECLINE;
+        uint32_t esp = v->ctx.gpr[XBT_ESP];
+        const uint8_t *p = lin_ptr(v, v->seg[XBT_SS].base + esp, 12);
+        if (!p)
+            return XBT_FAST_DECLINE;
+        uint32_t frame[3];
+        __builtin_memcpy(frame, p, 12);
+        const xbt_segment *cs = &v->seg[XBT_CS];
+        uint32_t sel = frame[1] & 0xFFFF, index = sel & ~7u;
+        if (sel != cs->selector || (sel & 7) || index + 7 > v->gdtr.limit)
+            return XBT_FAST_DECLINE;
+        const uint8_t *dp = lin_ptr(v, v->gdtr.base + index, 8);
+        if (!dp)
+            return XBT_FAST_DECLINE;
+        uint64_t d;
+        __builtin_memcpy(&d, dp, 8);
+        uint32_t base = (uint32_t)((d >> 16) & 0xFFFFFF) | (uint32_t)((d >> 56) & 0xFF) << 24;
+        uint32_t limit = (uint32_t)(d & 0xFFFF) | (uint32_t)((d >> 48) & 0xF) << 16;
+        if ((d >> 55) & 1)
+            limit = (limit << 12) | 0xFFF;
+        uint32_t type = ((d >> 40) & 0xF) | 1;
+        if (!((d >> 44) & 1) || !((d >> 47) & 1) || !(type & 8) || ((d >> 45) & 3) != 0 ||
+            base != cs->base || limit != cs->limit || type != cs->type ||
+            ((d >> 54) & 1) != cs->db)
+            return XBT_FAST_DECLINE; /* changed or unusual: load_cs has every rule */
+        /* EFLAGS as the full handler sets them at CPL 0 (IOPL and IF writable). */
+        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                        XBT_EFLAGS_ID | XBT_EFLAGS_IOPL | XBT_EFLAGS_IF;
+        uint32_t cur = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys;
+        uint32_t nv = (cur & ~mask) | (frame[2] & mask);
+        nv &= XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL |
+              XBT_EFLAGS_NT | XBT_EFLAGS_AC | XBT_EFLAGS_ID;
+        v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
+        v->ctx.vif = nv & XBT_EFLAGS_IF;
+        v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | 0x2;
+        v->ctx.gpr[XBT_ESP] = esp + 12;
+        v->ctx.eip = frame[0];
+        v->stats.callouts[s->kind]++;
+        return XBT_FAST_LEAVE;
     }
     case XBT_CO_RDTSC: { /* CPL 0: CR4.TSD does not apply */
         uint32_t lo, hi;

@@ -65,12 +65,19 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool 
 }
 
 /* One linear access that stays within a page: its physical address, or false with a
-   pending #PF (v->pf_*) or for memory that is not RAM. */
-static bool lin_page(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, uint64_t *gpa)
+   pending #PF (v->pf_*) or for memory that is not RAM.  Successful walks are kept in a
+   small software TLB (v->stlb) that every TLB-flushing event empties (xbt_stlb_flush:
+   CR3 loads, INVLPG, paging mode changes): interrupt delivery reads the IDT, the GDT
+   and writes the stack frame through here, each a walk before. */
+static __attribute__((noinline)) bool lin_page_paged(struct xbt_vcpu *v, uint32_t lin,
+                                                     uint32_t len, bool write, uint64_t *gpa)
 {
-    if (!xbt_paging(v)) {
-        *gpa = lin;
-    } else {
+    {
+        struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
+        if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable)) {
+            *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
+            return *gpa + len <= v->vm->ram_size;
+        }
         xbt_walk_result r;
         if (!xbt_walk_lin(v, lin, write, false, false, &r)) {
             if (!r.bus_error) {
@@ -81,8 +88,28 @@ static bool lin_page(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write,
             return false;
         }
         *gpa = r.gpa;
+        if (r.gpa < v->vm->ram_size)
+            *e = (struct xbt_stlb_entry){ lin >> 12, (uint32_t)(r.gpa >> 12), v->stlb_gen,
+                                          r.writable && r.dirty };
     }
     return *gpa + len <= v->vm->ram_size;
+}
+
+static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write,
+                            uint64_t *gpa)
+{
+    if (xbt_paging(v))
+        return lin_page_paged(v, lin, len, write, gpa);
+    *gpa = lin;
+    return (uint64_t)lin + len <= v->vm->ram_size;
+}
+
+void xbt_stlb_flush(struct xbt_vcpu *v)
+{
+    if (++v->stlb_gen == 0) { /* wrapped: make every entry stale for good */
+        memset(v->stlb, 0, sizeof v->stlb);
+        v->stlb_gen = 1;
+    }
 }
 
 /* Implicit and callout accesses to guest linear memory (supervisor rights). */

@@ -140,10 +140,16 @@ xbt_jit_callout:                                /* r11 = site, r15d = EA; [rsp] 
         mov     rdi, r13
         call    xbt_callout_fast@PLT            /* rsp is host_rsp: 16-byte aligned */
         test    eax, eax
-        jnz     callout_full
+        jnz     callout_not_done
         mov     r14, [r13 + XBT_CTX_CALLOUT_RET]
         LOAD_FLAGS_GPRS
         jmp     r14
+callout_not_done:
+        cmp     eax, 2                          /* XBT_FAST_LEAVE: EIP changed (IRET) */
+        jne     callout_full
+        SAVE_FPU
+        mov     eax, XBT_JIT_EXIT_CALLOUT       /* = XBT_LEAVE_DISPATCH */
+        jmp     jit_leave
 callout_full:                                   /* declined: the full handler */
         SAVE_FPU
         mov     rdi, r13

@@ -254,6 +254,10 @@ struct xbt_vcpu {
     xbt_stats stats;
     uint8_t tbuf[XBT_BLOCK_MAX_CODE];
     xbt_tblock tb;
+    /* Software TLB of the VMM's own guest accesses (excp.c, lin_page). */
+#define XBT_STLB_SIZE 64
+    struct xbt_stlb_entry { uint32_t page, frame, gen; bool writable; } stlb[XBT_STLB_SIZE];
+    uint32_t stlb_gen;
 };
 
 /* Exception delivery (excp.c).  Returns false on a triple fault (exit recorded). */
@@ -331,6 +335,7 @@ static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
 }
 /* The same for INVLPG: the window loses [lin, lin + len) only. */
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
+void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
 /* The guest page walker on this vCPU's control registers and RAM (excp.c). */
 struct xbt_walk_result;

@@ -236,6 +236,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         }
     }
     v->ibl_cur = &v->ibl_sets[0];
+    v->stlb_gen = 1;
     v->ibl = v->ibl_cur->t;
     xbt_translator_init(&v->xl);
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)

@@ -347,6 +347,7 @@ static void bump_regions(struct xbt_vcpu *v)
 
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
+    xbt_stlb_flush(v);
     xbt_vm *vm = v->vm;
     v->stats.window_drops++;
     if (len == 0)
@@ -418,6 +419,7 @@ static bool region_code_same(struct xbt_vcpu *v, uint32_t r, uint32_t pde)
 
 void xbt_cr3_changed(struct xbt_vcpu *v)
 {
+    xbt_stlb_flush(v);
     v->stats.window_drops++;
     bool pge = v->cr4 & XBT_CR4_PGE;
     xbt_window_switch(v->vm, v->cr3);
