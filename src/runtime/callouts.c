@@ -128,9 +128,10 @@ static void cpuid(struct xbt_vcpu *v)
         b = 0x00010000; /* one logical processor */
         c = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 31); /* SSE3 SSSE3
                          SSE4.1 SSE4.2, hypervisor */
-        d = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 8) | (1u << 11) |
-            (1u << 13) | (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) | (1u << 26);
-        /* FPU PSE TSC MSR CX8 SEP PGE CMOV MMX FXSR SSE SSE2 */
+        d = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
+            (1u << 11) | (1u << 13) | (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) |
+            (1u << 26);
+        /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV MMX FXSR SSE SSE2 */
         break;
     default:
         break; /* unknown leaves read as zero */
@@ -202,14 +203,13 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        if (val & ~(uint32_t)(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x80 | 0x100 | 0x200 | 0x400))
-            return fault(v, XBT_GP, 0); /* VME PVI TSD DE PSE PGE PCE OSFXSR OSXMMEXCPT */
-        if (val & 0x20)
-            return fault(v, XBT_GP, 0); /* PAE: not yet */
+        if (val & ~(uint32_t)(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x80 | 0x100 | 0x200 |
+                              0x400))
+            return fault(v, XBT_GP, 0); /* VME PVI TSD DE PSE PAE PGE PCE OSFXSR OSXMMEXCPT */
         {
             uint32_t old = v->cr4;
             v->cr4 = val;
-            if (xbt_paging(v) && ((old ^ val) & 0x90)) { /* PSE or PGE */
+            if (xbt_paging(v) && ((old ^ val) & 0xB0)) { /* PSE, PAE or PGE */
                 xbt_paging_changed(v);
                 v->ctx.eip = SITE(v)->eip + SITE(v)->len;
                 return XBT_LEAVE_DISPATCH;
@@ -467,7 +467,23 @@ bool xbt_sysenter(struct xbt_vcpu *v)
     return true;
 }
 
+static int callout_body(struct xbt_jit_ctx *ctx);
+
+/* The full callout handler.  A kick or stop that arrived while it ran (the signal then
+   found RIP outside translated code and unlinked nothing) is honoured here: the guest
+   leaves to the dispatcher at the next instruction, so a loop made mostly of callouts
+   still takes interrupts and stops within bounded time. */
 int xbt_callout_entry(struct xbt_jit_ctx *ctx)
+{
+    int r = callout_body(ctx);
+    struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
+    if (r == 0 && atomic_load_explicit(&v->kick, memory_order_relaxed) &&
+        v->ctx.eip == SITE(v)->eip + SITE(v)->len)
+        return XBT_LEAVE_DISPATCH;
+    return r;
+}
+
+static int callout_body(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     const struct xbt_callout_site *s = SITE(v);

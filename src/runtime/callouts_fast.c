@@ -24,6 +24,9 @@ static inline int done(struct xbt_vcpu *v, const struct xbt_callout_site *s)
 {
     v->stats.callouts[s->kind]++;
     v->ctx.eip = s->eip + s->len;
+    /* A kick while this ran found RIP outside translated code: leave now instead. */
+    if (__atomic_load_n((const bool *)&v->kick, __ATOMIC_RELAXED))
+        return XBT_FAST_LEAVE;
     return XBT_FAST_DONE;
 }
 

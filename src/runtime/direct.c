@@ -216,8 +216,13 @@ static bool mirror_segment(struct xbt_vcpu *v, int seg, uint16_t *out)
                    (uint64_t)(d.contents | d.seg_32bit << 2 | d.read_exec_only << 3 |
                               d.limit_in_pages << 4 | d.seg_not_present << 5 | 1u << 6);
     if (v->ldt_key[seg] != key) {
-        if (syscall(SYS_modify_ldt, 0x11, &d, sizeof d) != 0)
+        /* The kernel's modify_ldt returns an int zero-extended to a long: -EINVAL comes
+           back as 4294967274 with errno untouched. */
+        int rc = (int)syscall(SYS_modify_ldt, 0x11, &d, sizeof d);
+        if (rc != 0) {
+            errno = rc < 0 && rc != -1 ? -rc : errno;
             return false;
+        }
         v->ldt_key[seg] = key;
     }
     *out = (uint16_t)((seg << 3) | 4 | 3);
@@ -345,7 +350,15 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     }
     static const char *const names[XBT_NSEG] = { "ES", "CS", "SS", "DS", "FS", "GS" };
     for (int s = 0; s < XBT_NSEG; s++) {
+        errno = 0;
         if (!mirror_segment(v, s, &d->sel[s])) {
+            if (errno == EINVAL) {
+                /* A descriptor the host's LDT refuses (Linux takes no present
+                   conforming code segment): this instruction runs translated, which
+                   has every rule. */
+                v->direct_xlate = true;
+                return true;
+            }
             xbt_set_internal_error(v, v->ctx.eip, "modify_ldt failed for the guest's %s "
                                    "segment (%s)", names[s], strerror(errno));
             return false;
@@ -368,7 +381,7 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     memcpy(d->gpr, v->ctx.gpr, sizeof d->gpr);
     d->eip = v->ctx.eip;
     d->eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) |
-                (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC)) | 0x202;
+                (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) | 0x202;
     d->ctx = (uint64_t)(uintptr_t)&v->ctx;
     d->kick = (uint64_t)(uintptr_t)&v->kick;
     v->in_direct = true;
@@ -387,8 +400,8 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     memcpy(v->ctx.gpr, d->gpr, sizeof d->gpr);
     v->ctx.eip = d->eip;
     v->ctx.eflags = d->eflags & XBT_EFLAGS_ARITH;
-    v->ctx.eflags_sys = (v->ctx.eflags_sys & ~(XBT_EFLAGS_TF | XBT_EFLAGS_AC)) |
-                        (d->eflags & (XBT_EFLAGS_TF | XBT_EFLAGS_AC));
+    v->ctx.eflags_sys = (v->ctx.eflags_sys & ~(XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
+                        (d->eflags & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT));
     uint32_t eip = d->eip;
     if (d->uc_cs != d->sel[XBT_CS] || d->rip >> 32) {
         /* A far transfer the host CPU resolved against its own GDT: to its 64-bit code

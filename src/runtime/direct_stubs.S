@@ -29,6 +29,11 @@ xbt_direct_enter:                               /* rdi = struct xbt_direct * */
         push    r13
         push    r14
         push    r15
+        /* The host's NT must be clear for IRETQ (64-bit mode: NT set is a #GP).  Guest
+           code can set it with POPF, and a signal return keeps it: clear it here. */
+        pushfq
+        and     qword ptr [rsp], ~0x4000
+        popfq
         mov     r13, [rdi + XBT_D_CTX]
         stmxcsr [r13 + XBT_CTX_HOST_MXCSR]
         fxrstor64 [r13 + XBT_CTX_FPU]           /* the guest's x87/SSE state */
@@ -106,6 +111,12 @@ direct_kicked:                                  /* nothing loaded yet but x87/SS
         .globl  xbt_direct_resume
         .type   xbt_direct_resume, @function
 xbt_direct_resume:                              /* RBX: the AVX area or 0 (ucontext) */
+        /* rt_sigreturn keeps the guest's NT flag (not among the flags a signal frame
+           restores): the VMM must not run with it (a system call returning by IRETQ, or
+           the next entry's IRETQ, would fault). */
+        pushfq
+        and     qword ptr [rsp], ~0x4000
+        popfq
         fxsave64 [r13 + XBT_CTX_FPU]
         test    rbx, rbx
         jz      1f

@@ -81,6 +81,8 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
 
 uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region)
 {
+    if (xbt_pae(v))
+        return 0; /* no 32-bit directory entry: regions start new epochs conservatively */
     uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
     uint32_t pde = 0;
     if (at + 4 <= v->vm->ram_size)
@@ -90,8 +92,8 @@ uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region)
 
 uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region)
 {
-    if (!xbt_paging(v))
-        return 0;
+    if (!xbt_paging(v) || xbt_pae(v))
+        return 0; /* paging off; PAE: a region is not one entry (see xbt_cr3_changed) */
     uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
     uint32_t pde = 0;
     if (at + 4 <= v->vm->ram_size)

@@ -313,7 +313,7 @@ void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool globa
                      uint32_t pde, uint32_t pte0, bool big);
 /* A CR3 load: the D-window is emptied; the windows become those of the new address
    space (cached: its non-global mappings re-checked against its page tables). */
-void xbt_window_switch(xbt_vm *vm, uint32_t cr3);
+void xbt_window_switch(xbt_vm *vm, uint32_t as_key); /* xbt_as_key of the new CR3 */
 /* INVLPG: [lin, lin + len) leaves every address space's windows. */
 void xbt_window_drop_all(xbt_vm *vm, uint32_t lin, uint32_t len);
 /* Guest paging changed (CR3 load, CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings,
@@ -337,6 +337,13 @@ static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
+static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & 0x20u; }
+/* The address space CR3 names: its page directory (PAE: its 32-byte PDPT, several of
+   which may share a page). */
+static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
+{
+    return v->cr3 & (xbt_pae(v) ? ~0x1Fu : ~0xFFFu);
+}
 /* The guest page walker on this vCPU's control registers and RAM (excp.c). */
 struct xbt_walk_result;
 bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,

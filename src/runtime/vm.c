@@ -391,7 +391,7 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     v->cr0 = s->cr0 | XBT_CR0_ET, v->cr2 = s->cr2, v->cr3 = s->cr3, v->cr4 = s->cr4;
     memcpy(v->dr, s->dr, sizeof v->dr);
     if (paging_was != xbt_paging(v) ||
-        (xbt_paging(v) && (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & 0x90) ||
+        (xbt_paging(v) && (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & 0xB0) ||
                            ((cr0_was ^ v->cr0) & 0x10000))))
         xbt_paging_changed(v);
     return XBT_OK;

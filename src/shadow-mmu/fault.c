@@ -58,24 +58,25 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         v->smc_single = true; /* direct: the translator runs it (below) */
     }
     bool writable = r.writable && (r.dirty || write) && (!vm->code_prot[page] || data_write);
-    if (r.page_size == (4u << 20))
+    if (r.page_size > 4096)
         vm->pse_region[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
-    if (r.page_size == (4u << 20)) {
-        /* A 4 MiB guest page (Linux maps its lowmem so): one host mapping for all of
-           it when it is all RAM and holds no translated code, instead of 1,024 faults
-           and VMAs.  Its one dirty bit covers all of it. */
-        uint64_t g0 = r.gpa & ~0x3FFFFFull;
-        uint32_t l0 = lin & ~0x3FFFFFu;
-        if (g0 + (4u << 20) <= vm->ram_size && !v->smc_single &&
-            !memchr(vm->code_prot + (g0 >> 12), 1, 1024)) {
+    if (r.page_size > 4096) {
+        /* A 4 MiB (PAE: 2 MiB) guest page (Linux maps its lowmem so): one host mapping
+           for all of it when it is all RAM and holds no translated code, instead of a
+           fault and a VMA per 4 KiB.  Its one dirty bit covers all of it. */
+        uint32_t size = r.page_size;
+        uint64_t g0 = r.gpa & ~(uint64_t)(size - 1);
+        uint32_t l0 = lin & ~(size - 1);
+        if (g0 + size <= vm->ram_size && !v->smc_single &&
+            !memchr(vm->code_prot + (g0 >> 12), 1, size >> 12)) {
             bool ok;
             if (win == XBT_WIN_DIRECT)
-                ok = xbt_direct_window_map_range(vm, l0, g0, 4u << 20, writable);
+                ok = xbt_direct_window_map_range(vm, l0, g0, size, writable);
             else
                 ok = xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, l0,
-                                          g0, 4u << 20, writable);
+                                          g0, size, writable);
             if (ok) {
-                xbt_window_note(vm, win, l0, 4u << 20, r.global, xbt_region_pde_raw(v, l0 >> 22),
+                xbt_window_note(vm, win, l0, size, r.global, xbt_region_pde_raw(v, l0 >> 22),
                                 0, true);
                 v->stats.hidden_faults++;
                 return 1;
@@ -89,7 +90,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
        Linux maps much of its lowmem with 4 KiB pages in order. */
     uint32_t lo = lin & ~0xFFFu, hi = lo + 4096;
     uint64_t glo = r.gpa & ~0xFFFull;
-    if (r.pte_gpa + 4 <= vm->ram_size) {
+    if (r.page_size == 4096 && !xbt_pae(v) && r.pte_gpa + 4 <= vm->ram_size) {
         uint32_t pte0;
         memcpy(&pte0, vm->ram + r.pte_gpa, 4);
         const uint32_t same = 0x167; /* P RW US A D G */

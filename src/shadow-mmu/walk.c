@@ -18,6 +18,7 @@
 #define CR0_PG  0x80000000u
 #define CR0_WP  0x00010000u
 #define CR4_PSE 0x00000010u
+#define CR4_PAE 0x00000020u
 #define CR4_PGE 0x00000080u
 
 static bool fault(xbt_walk_result *r, const xbt_walk_req *q, bool present)
@@ -44,6 +45,111 @@ static bool writable_now(const xbt_walk_req *q, bool us, bool rw)
     return rw || !(q->cr0 & CR0_WP);
 }
 
+static bool rsvd_fault(xbt_walk_result *r, const xbt_walk_req *q)
+{
+    fault(r, q, true);
+    r->error_code |= XBT_PF_RSVD;
+    return false;
+}
+
+static bool read64(xbt_pt_read_fn read, void *opaque, uint64_t gpa, uint64_t *v)
+{
+    uint32_t lo, hi;
+    if (!read(opaque, gpa, &lo) || !read(opaque, gpa + 4, &hi))
+        return false;
+    *v = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+/*
+ * PAE paging (SDM 4.4): a 4-entry page-directory-pointer table at CR3 & ~0x1F, then
+ * 512-entry directories and tables of 64-bit entries; 2 MiB pages by PS in a directory
+ * entry.  The PDPTEs are read at every walk, as QEMU's TCG does (real CPUs load them at
+ * the CR3 write).  MAXPHYADDR is 36 and there is no NX (neither is in the virtual
+ * CPUID), so bits 63:36 of every entry are reserved, as are PDPTE bits 1, 2 and 5-8 and
+ * bits 20:13 of a 2 MiB entry: set, they fault with RSVD.
+ */
+#define PAE_ADDR 0x0000000FFFFFF000ull
+#define PAE_RSVD_HIGH 0xFFFFFFF000000000ull
+
+static bool walk_pae(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
+                     void *opaque, xbt_walk_result *r)
+{
+    uint64_t pdpte_gpa = (uint64_t)(q->cr3 & ~0x1Fu) + ((q->lin >> 30) & 3) * 8;
+    uint64_t pdpte;
+    if (!read64(read, opaque, pdpte_gpa, &pdpte)) {
+        r->bus_error = true;
+        return false;
+    }
+    if (!(pdpte & PTE_P))
+        return fault(r, q, false);
+    if (pdpte & (PAE_RSVD_HIGH | 0x1E6ull))
+        return rsvd_fault(r, q);
+    uint64_t pde_gpa = (pdpte & PAE_ADDR) + ((q->lin >> 21) & 0x1FF) * 8;
+    uint64_t pde;
+    if (!read64(read, opaque, pde_gpa, &pde)) {
+        r->bus_error = true;
+        return false;
+    }
+    if (!(pde & PTE_P))
+        return fault(r, q, false);
+    if (pde & PAE_RSVD_HIGH)
+        return rsvd_fault(r, q);
+    if (pde & PTE_PS) {
+        if (pde & 0x1FE000ull) /* bits 20:13 */
+            return rsvd_fault(r, q);
+        bool us = pde & PTE_US, rw = pde & PTE_RW;
+        if (!allowed(q, us, rw))
+            return fault(r, q, true);
+        uint32_t lo = (uint32_t)pde, nv = lo | PTE_A | (q->write ? PTE_D : 0);
+        if (nv != lo && !write(opaque, pde_gpa, nv)) {
+            r->bus_error = true;
+            return false;
+        }
+        r->gpa = (pde & 0x0000000FFFE00000ull) + (q->lin & 0x1FFFFFu);
+        r->page_size = 2u << 20;
+        r->user = us;
+        r->writable = writable_now(q, us, rw);
+        r->global = (pde & PTE_G) && (q->cr4 & CR4_PGE);
+        r->dirty = nv & PTE_D;
+        r->pte_gpa = pde_gpa;
+        return true;
+    }
+    if (!(pde & PTE_A)) {
+        if (!write(opaque, pde_gpa, (uint32_t)pde | PTE_A)) {
+            r->bus_error = true;
+            return false;
+        }
+    }
+    uint64_t pte_gpa = (pde & PAE_ADDR) + ((q->lin >> 12) & 0x1FF) * 8;
+    uint64_t pte;
+    if (!read64(read, opaque, pte_gpa, &pte)) {
+        r->bus_error = true;
+        return false;
+    }
+    if (!(pte & PTE_P))
+        return fault(r, q, false);
+    if (pte & PAE_RSVD_HIGH)
+        return rsvd_fault(r, q);
+    bool us = (pde & PTE_US) && (pte & PTE_US);
+    bool rw = (pde & PTE_RW) && (pte & PTE_RW);
+    if (!allowed(q, us, rw))
+        return fault(r, q, true);
+    uint32_t lo = (uint32_t)pte, nv = lo | PTE_A | (q->write ? PTE_D : 0);
+    if (nv != lo && !write(opaque, pte_gpa, nv)) {
+        r->bus_error = true;
+        return false;
+    }
+    r->gpa = (pte & PAE_ADDR) + (q->lin & 0xFFFu);
+    r->page_size = 4096;
+    r->user = us;
+    r->writable = writable_now(q, us, rw);
+    r->global = (pte & PTE_G) && (q->cr4 & CR4_PGE);
+    r->dirty = nv & PTE_D;
+    r->pte_gpa = pte_gpa;
+    return true;
+}
+
 bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
               void *opaque, xbt_walk_result *r)
 {
@@ -54,6 +160,8 @@ bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
         r->writable = r->user = r->dirty = true;
         return true;
     }
+    if (q->cr4 & CR4_PAE)
+        return walk_pae(q, read, write, opaque, r);
     uint64_t pde_gpa = (uint64_t)(q->cr3 & ~0xFFFu) + ((q->lin >> 22) << 2);
     uint32_t pde;
     if (!read(opaque, pde_gpa, &pde)) {

@@ -136,7 +136,7 @@ void xbt_window_reset(xbt_vm *vm)
         vm->wset[k]->cr3 = ~0u;
     }
     if (paged)
-        vm->cur->cr3 = vm->vcpu->cr3 & ~0xFFFu; /* what the fills from now on mirror */
+        vm->cur->cr3 = xbt_as_key(vm->vcpu); /* what the fills from now on mirror */
     if (wmap_take(&vm->dmap, 0, 4ull << 30))
         xbt_direct_window_drop(vm, 0, 4ull << 30);
     memset(vm->pse_region, 0, sizeof vm->pse_region);
@@ -193,6 +193,12 @@ void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool globa
         return;
     }
     bits_set(w->ng_page, w->ng_region, lin, len);
+    if (vm->vcpu && xbt_pae(vm->vcpu)) {
+        /* Records hold 32-bit entries: with PAE a switch back drops the address space's
+           non-global mappings instead of re-checking them. */
+        w->rec_overflow = true;
+        return;
+    }
     if (w->n_rec == XBT_WREC_CAP) {
         w->rec_overflow = true;
         return;
@@ -303,7 +309,6 @@ void xbt_window_switch(xbt_vm *vm, uint32_t cr3)
 {
     if (wmap_take(&vm->dmap, 0, 4ull << 30))
         xbt_direct_window_drop(vm, 0, 4ull << 30);
-    cr3 &= ~0xFFFu;
     struct xbt_wset *w = NULL, *lru = NULL;
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *c = vm->wset[k];
@@ -422,7 +427,7 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
     xbt_stlb_flush(v);
     v->stats.window_drops++;
     bool pge = v->cr4 & XBT_CR4_PGE;
-    xbt_window_switch(v->vm, v->cr3);
+    xbt_window_switch(v->vm, xbt_as_key(v));
     /* A region keeps its epoch when its directory entry is the same present 4 MiB page
        (with CR4.PSE) as when its code was last checked (nothing in it can differ), or
        the same page table in which every code page's entry is what it was at the last

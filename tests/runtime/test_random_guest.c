@@ -110,6 +110,8 @@ static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned pro
             s.cr3 = 0x301000;
             s.cr0 |= 0x80000000u;
             s.cr4 |= (rnd() & 1) ? 0x10 : 0; /* PSE sometimes */
+            s.cr4 |= (rnd() & 3) == 0 ? 0x20 : 0; /* PAE sometimes: the same bytes read as
+                                                     64-bit entries */
         }
         s.gdt.base = 0x1000;
         s.gdt.limit = sizeof gdt - 1;

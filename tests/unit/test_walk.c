@@ -157,6 +157,88 @@ START_TEST(tables_outside_ram)
 }
 END_TEST
 
+/* ---- PAE: PDPT at 0x12000 (+0x20 for a second one), directory 0x13000, table 0x14000 */
+#define PDPT 0x12000u
+#define PAE_PD 0x13000u
+#define PAE_PT 0x14000u
+#define PAE 0x20u
+static void set64(uint32_t gpa, uint64_t v)
+{
+    mem[gpa / 4] = (uint32_t)v;
+    mem[gpa / 4 + 1] = (uint32_t)(v >> 32);
+}
+static uint64_t get64(uint32_t gpa) { return mem[gpa / 4] | (uint64_t)mem[gpa / 4 + 1] << 32; }
+static bool walk_pae(uint32_t cr3, uint32_t cr4, uint32_t lin, bool w, bool u,
+                     xbt_walk_result *r)
+{
+    xbt_walk_req q = { PG | 1, cr3, cr4 | PAE, lin, w, u, false };
+    return xbt_walk(&q, rd, wr, NULL, r);
+}
+
+START_TEST(pae_small_page_and_ad_bits)
+{
+    /* lin 0x40201000: PDPTE 1, PDE 1, PTE 1. */
+    set64(PDPT + 8, PAE_PD | 1);
+    set64(PAE_PD + 8, PAE_PT | 0x7);
+    set64(PAE_PT + 8, 0x55000 | 0x7);
+    xbt_walk_result r;
+    ck_assert(walk_pae(PDPT, 0, 0x40201234, false, true, &r));
+    ck_assert_uint_eq(r.gpa, 0x55234);
+    ck_assert_uint_eq(r.page_size, 4096);
+    ck_assert(r.user && r.writable && !r.dirty);
+    ck_assert_uint_eq(get64(PAE_PD + 8) & 0x60, 0x20);  /* directory: A */
+    ck_assert_uint_eq(get64(PAE_PT + 8) & 0x60, 0x20);  /* table: A, not D */
+    ck_assert_uint_eq(get64(PDPT + 8), PAE_PD | 1);     /* PDPTE: no A bit in PAE */
+    ck_assert(walk_pae(PDPT, 0, 0x40201000, true, false, &r));
+    ck_assert_uint_eq(get64(PAE_PT + 8) & 0x60, 0x60);  /* a write: D */
+    ck_assert(r.dirty);
+    /* The CR3 low bits select a PDPT inside the page (32-byte aligned). */
+    set64(PDPT + 0x20 + 8, PAE_PD | 1);
+    ck_assert(walk_pae(PDPT + 0x20, 0, 0x40201000, false, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x55000);
+}
+END_TEST
+
+START_TEST(pae_large_page_global_and_faults)
+{
+    set64(PDPT, PAE_PD | 1);
+    set64(PAE_PD + 2 * 8, 0x00400000 | 0x80 | 0x100 | 0x3); /* lin 0x00400000: 2 MiB, G */
+    xbt_walk_result r;
+    ck_assert(walk_pae(PDPT, PGE, 0x005abcde, false, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x005abcde);
+    ck_assert_uint_eq(r.page_size, 2u << 20);
+    ck_assert(r.global && !r.user);
+    ck_assert(!walk_pae(PDPT, 0, 0x005abcde, false, true, &r)); /* supervisor page */
+    ck_assert_uint_eq(r.error_code, XBT_PF_P | XBT_PF_U);
+    /* Not present at each level. */
+    ck_assert(!walk_pae(PDPT, 0, 0x80000000, true, false, &r)); /* PDPTE 2 clear */
+    ck_assert_uint_eq(r.error_code, XBT_PF_W);
+    ck_assert(!walk_pae(PDPT, 0, 0x00800000, false, false, &r)); /* PDE 4 clear */
+    ck_assert_uint_eq(r.error_code, 0);
+    /* Reserved bits: above MAXPHYADDR (36), bit 63 (no NX), bits 20:13 of a 2 MiB PDE,
+       PDPTE bits 1-2 and 5-8. */
+    set64(PAE_PD + 3 * 8, PAE_PT | 0x3);
+    set64(PAE_PT, 0x66000 | 0x3 | (1ull << 45));
+    ck_assert(!walk_pae(PDPT, 0, 0x00600000, false, false, &r));
+    ck_assert_uint_eq(r.error_code, XBT_PF_P | XBT_PF_RSVD);
+    set64(PAE_PT, 0x66000 | 0x3 | (1ull << 63));
+    ck_assert(!walk_pae(PDPT, 0, 0x00600000, true, false, &r));
+    ck_assert_uint_eq(r.error_code, XBT_PF_P | XBT_PF_W | XBT_PF_RSVD);
+    set64(PAE_PT, 0x66000 | 0x3);
+    ck_assert(walk_pae(PDPT, 0, 0x00600000, false, false, &r));
+    set64(PAE_PD + 2 * 8, 0x00400000 | 0x80 | 0x3 | (1u << 13));
+    ck_assert(!walk_pae(PDPT, 0, 0x00400000, false, false, &r));
+    ck_assert(r.error_code & XBT_PF_RSVD);
+    set64(PDPT + 3 * 8, PAE_PD | 1 | 2);
+    ck_assert(!walk_pae(PDPT, 0, 0xc0000000, false, false, &r));
+    ck_assert_uint_eq(r.error_code, XBT_PF_P | XBT_PF_RSVD);
+    /* A 36-bit physical address beyond 4 GiB is returned as such (no RAM there). */
+    set64(PAE_PT + 8, 0x123456000ull | 0x3);
+    ck_assert(walk_pae(PDPT, 0, 0x00601000, false, false, &r));
+    ck_assert_uint_eq(r.gpa, 0x123456000ull);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("walk");
@@ -169,6 +251,11 @@ int main(void)
     tcase_add_test(tc, large_pages);
     tcase_add_test(tc, tables_outside_ram);
     suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("PAE paging");
+    tcase_add_checked_fixture(tp, setup, NULL);
+    tcase_add_test(tp, pae_small_page_and_ad_bits);
+    tcase_add_test(tp, pae_large_page_global_and_faults);
+    suite_add_tcase(s, tp);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
