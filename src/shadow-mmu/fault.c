@@ -90,29 +90,35 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
        Linux maps much of its lowmem with 4 KiB pages in order. */
     uint32_t lo = lin & ~0xFFFu, hi = lo + 4096;
     uint64_t glo = r.gpa & ~0xFFFull;
-    if (r.page_size == 4096 && !xbt_pae(v) && r.pte_gpa + 4 <= vm->ram_size) {
-        uint32_t pte0;
-        memcpy(&pte0, vm->ram + r.pte_gpa, 4);
-        const uint32_t same = 0x167; /* P RW US A D G */
+    /* Entries are 4 bytes (1,024 a table) or, with PAE, 8 bytes (512 a table); with
+       PAE a neighbour's upper half must equal this entry's (whose reserved bits the
+       walk checked), so nothing a walk would refuse is mapped. */
+    bool pae = xbt_pae(v);
+    uint32_t es = pae ? 8 : 4, n_ent = pae ? 512 : 1024;
+    uint64_t amask = pae ? 0x0000000FFFFFF000ull : 0xFFFFF000ull;
+    if (r.page_size == 4096 && r.pte_gpa + es <= vm->ram_size) {
+        uint64_t pte0 = 0;
+        memcpy(&pte0, vm->ram + r.pte_gpa, es);
+        const uint64_t same = 0x167 | (pae ? 0xFFFFFFF000000000ull : 0); /* P RW US A D G */
         uint64_t pt_page = r.pte_gpa & ~0xFFFull;
-        uint32_t idx = (uint32_t)(r.pte_gpa & 0xFFF) >> 2;
+        uint32_t idx = (uint32_t)(r.pte_gpa & 0xFFF) / es;
         if ((pte0 & 0x20) && (!writable || (pte0 & 0x40))) {
-            for (uint32_t k = idx + 1; k < 1024 && hi - lo < (64u << 12); k++) {
-                uint32_t pte;
-                memcpy(&pte, vm->ram + pt_page + k * 4, 4);
+            for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12); k++) {
+                uint64_t pte = 0;
+                memcpy(&pte, vm->ram + pt_page + k * es, es);
                 uint64_t g = glo + (hi - lo);
-                if ((pte & same) != (pte0 & same) || (pte & ~0xFFFu) != g ||
+                if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
                     g + 4096 > vm->ram_size || vm->code_prot[g >> 12])
                     break;
                 hi += 4096;
             }
             for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12);) {
-                uint32_t pte;
-                memcpy(&pte, vm->ram + pt_page + k * 4, 4);
+                uint64_t pte = 0;
+                memcpy(&pte, vm->ram + pt_page + k * es, es);
                 if (glo < 4096)
                     break;
                 uint64_t g = glo - 4096;
-                if ((pte & same) != (pte0 & same) || (pte & ~0xFFFu) != g ||
+                if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
                     vm->code_prot[g >> 12])
                     break;
                 lo -= 4096;
@@ -142,7 +148,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     {
         uint32_t pte_lo = 0;
         uint64_t at = (r.pte_gpa & ~0xFFFull) + ((lo >> 12) & 0x3FF) * 4;
-        if (r.page_size == 4096 && at + 4 <= vm->ram_size)
+        if (r.page_size == 4096 && !pae && at + 4 <= vm->ram_size)
             memcpy(&pte_lo, vm->ram + at, 4);
         xbt_window_note(vm, win, lo, hi - lo, r.global, xbt_region_pde_raw(v, lo >> 22), pte_lo,
                         r.page_size != 4096);
