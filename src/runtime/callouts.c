@@ -854,14 +854,16 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         if (!priv_ok)
             return fault(v, XBT_GP, 0);
         if (xbt_paging(v)) {
-            /* Drop the page, or its 4 MiB where a mapping there came from a 4 MiB page
-               (one TLB entry in hardware). */
+            /* Drop the page, or the whole large page where a mapping there came from a
+               4 MiB (PAE: 2 MiB) page (one TLB entry in hardware). */
             uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
             xbt_vm *vm = v->vm;
-            uint8_t bit = (uint8_t)(1u << ((ea >> 22) & 7));
-            if (vm->pse_region[ea >> 25] & bit) {
-                vm->pse_region[ea >> 25] &= (uint8_t)~bit;
-                xbt_mapping_changed(v, ea & ~0x3FFFFFu, 4u << 20);
+            uint32_t u = ea >> 21;
+            if (vm->pse_region[u >> 3] & (1u << (u & 7))) {
+                uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
+                for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
+                    vm->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
+                xbt_mapping_changed(v, ea & ~(size - 1), size);
             } else {
                 xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
             }

@@ -103,9 +103,10 @@ struct xbt_vm {
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
-    /* 4 MiB regions where some window mapping came from a 4 MiB guest page: an INVLPG
-       there drops the whole region (one TLB entry in hardware), elsewhere one page. */
-    uint8_t pse_region[128];
+    /* 2 MiB units where some window mapping came from a large guest page (a 4 MiB page
+       marks its two units, a PAE 2 MiB page its one): an INVLPG there drops that whole
+       large page (one TLB entry in hardware), elsewhere one 4 KiB page. */
+    uint8_t pse_region[256];
     struct xbt_wmap dmap;      /* what the D-window maps (direct.c) */
 };
 

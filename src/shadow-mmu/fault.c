@@ -59,7 +59,9 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     }
     bool writable = r.writable && (r.dirty || write) && (!vm->code_prot[page] || data_write);
     if (r.page_size > 4096)
-        vm->pse_region[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
+        for (uint32_t u = (lin & ~(r.page_size - 1)) >> 21;
+             u < ((lin & ~(r.page_size - 1)) >> 21) + (r.page_size >> 21); u++)
+            vm->pse_region[u >> 3] |= (uint8_t)(1u << (u & 7));
     if (r.page_size > 4096) {
         /* A 4 MiB (PAE: 2 MiB) guest page (Linux maps its lowmem so): one host mapping
            for all of it when it is all RAM and holds no translated code, instead of a
