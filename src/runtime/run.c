@@ -107,7 +107,7 @@ static void mark_code_region(struct xbt_vcpu *v, uint32_t lin)
     uint8_t bit = (uint8_t)(1u << (r & 7));
     if (!(v->code_region[r >> 3] & bit)) {
         v->code_region[r >> 3] |= bit;
-        v->region_pde[r] = xbt_region_pde(v, r);
+        xbt_region_key(v, r, v->region_key[r]);
     }
 }
 
@@ -120,11 +120,8 @@ static void note_code_pte(struct xbt_vcpu *v, uint32_t lin)
     uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
     if (!xbt_paging(v) || !v->region_ptes[r])
         return; /* no snapshot yet: the first compare fails anyway */
-    uint32_t pde = xbt_region_pde_raw(v, r), pte = 0;
-    uint64_t at = (uint64_t)(pde & ~0xFFFu) + i * 4;
-    if ((pde & 0x81) != 0x81 && at + 4 <= v->vm->ram_size)
-        memcpy(&pte, v->vm->ram + at, 4);
-    if ((pte & ~0x60u) != v->region_ptes[r][i])
+    uint32_t pte = 0;
+    if (!xbt_code_pte(v, lin, &pte) || pte != v->region_ptes[r][i])
         v->region_code_moved[r >> 3] |= (uint8_t)(1u << (r & 7));
 }
 

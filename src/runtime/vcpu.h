@@ -212,7 +212,9 @@ struct xbt_vcpu {
        page as before: the kernel's code (Linux maps it with 4 MiB pages, the same in
        every address space) keeps its chains across process switches. */
     uint32_t region_epoch[1024], all_epoch;
-    uint32_t region_pde[1024];       /* the directory entry its code was checked under */
+    uint64_t region_key[1024][3];    /* the entries its code was checked under (A and D
+                                        masked): its directory entry; PAE: its PDPTE and
+                                        its two directory entries (xbt_region_key) */
     uint32_t *region_ptes[1024];     /* the table entries of its code pages then (a page
                                         table's 1,024 slots, only code pages' kept; A and
                                         D masked), allocated for regions that need it */
@@ -337,6 +339,12 @@ static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
 /* The same for INVLPG: the window loses [lin, lin + len) only. */
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
+/* window.c: the paging-structure entries that decide how 4 MiB region r maps (see
+   region_key), and the last-level entry of a linear page reached through a page table
+   (low half, A and D masked; false for a large page, a missing entry or, with PAE, an
+   entry with a nonzero upper half). */
+void xbt_region_key(struct xbt_vcpu *v, uint32_t r, uint64_t key[3]);
+bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte);
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
 static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & 0x20u; }
 /* The address space CR3 names: its page directory (PAE: its 32-byte PDPT, several of

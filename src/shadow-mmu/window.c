@@ -394,7 +394,54 @@ void xbt_paging_changed(struct xbt_vcpu *v)
    the region read that table, and one that read an entry other than the snapshot's
    forces the new epoch; so a region that keeps its epoch has only blocks checked under
    the entries it has now. */
-static bool region_code_same(struct xbt_vcpu *v, uint32_t r, uint32_t pde)
+static bool ram64(const xbt_vm *vm, uint64_t gpa, uint64_t *v)
+{
+    if (gpa + 8 > vm->ram_size)
+        return false;
+    memcpy(v, vm->ram + gpa, 8);
+    return true;
+}
+
+void xbt_region_key(struct xbt_vcpu *v, uint32_t r, uint64_t key[3])
+{
+    key[0] = key[1] = key[2] = 0;
+    if (!xbt_paging(v))
+        return;
+    if (!xbt_pae(v)) {
+        key[0] = xbt_region_pde(v, r);
+        return;
+    }
+    uint64_t pdpte;
+    if (!ram64(v->vm, (uint64_t)(v->cr3 & ~0x1Fu) + (r >> 8) * 8, &pdpte) || !(pdpte & 1))
+        return;
+    key[0] = pdpte;
+    uint64_t pd = pdpte & 0x0000000FFFFFF000ull;
+    for (int k = 0; k < 2; k++)
+        if (ram64(v->vm, pd + ((r & 255) * 2 + (uint32_t)k) * 8, &key[1 + k]))
+            key[1 + k] &= ~0x60ull;
+}
+
+bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte)
+{
+    uint64_t key[3];
+    xbt_region_key(v, lin >> 22, key);
+    if (!xbt_pae(v)) {
+        uint32_t pde = (uint32_t)key[0];
+        uint64_t at = (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4;
+        if (!(pde & 1) || (pde & 0x80) || !ram32(v->vm, at, pte))
+            return false;
+        *pte &= ~0x60u;
+        return true;
+    }
+    uint64_t pde = key[1 + ((lin >> 21) & 1)], e;
+    uint64_t at = (pde & 0x0000000FFFFFF000ull) + ((lin >> 12) & 0x1FF) * 8;
+    if (!(pde & 1) || (pde & 0x80) || !ram64(v->vm, at, &e) || (e >> 32))
+        return false;
+    *pte = (uint32_t)e & ~0x60u;
+    return true;
+}
+
+static bool region_code_same(struct xbt_vcpu *v, uint32_t r)
 {
     if (!v->region_ptes[r]) {
         v->region_ptes[r] = calloc(1024, 4);
@@ -402,18 +449,19 @@ static bool region_code_same(struct xbt_vcpu *v, uint32_t r, uint32_t pde)
             return false;
     }
     uint32_t *snap = v->region_ptes[r];
-    uint64_t pt = pde & ~0xFFFu;
-    if (pt + 4096 > v->vm->ram_size)
-        return false;
-    const uint32_t *tab = (const uint32_t *)(v->vm->ram + pt);
     bool same = true;
     for (uint32_t w = 0; w < 128; w++) {
         uint8_t bits = v->code_lin[r * 128 + w];
         while (bits) {
             uint32_t i = w * 8 + (uint32_t)__builtin_ctz(bits);
             bits &= (uint8_t)(bits - 1);
-            uint32_t pte = tab[i] & ~0x60u;
-            if (snap[i] != pte || !(pte & 1)) {
+            uint32_t pte = 0;
+            if (!xbt_code_pte(v, (r << 22) | (i << 12), &pte) || !(pte & 1)) {
+                same = false; /* a large page or no table here: nothing to compare */
+                snap[i] = 0;
+                continue;
+            }
+            if (snap[i] != pte) {
                 same = false;
                 snap[i] = pte;
             }
@@ -428,25 +476,30 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
     v->stats.window_drops++;
     bool pge = v->cr4 & XBT_CR4_PGE;
     xbt_window_switch(v->vm, xbt_as_key(v));
-    /* A region keeps its epoch when its directory entry is the same present 4 MiB page
-       (with CR4.PSE) as when its code was last checked (nothing in it can differ), or
-       the same page table in which every code page's entry is what it was at the last
-       CR3 load, or (CR4.PGE) a page table whose code pages are all global.  Anything
-       else starts a new epoch. */
+    /* A region keeps its epoch when all its code was checked under global entries
+       (CR4.PGE: they survive the load), or its paging-structure entries (the directory
+       entry; PAE: the PDPTE and both directory entries) are what its code was checked
+       under and they name a large page (nothing in it can differ) or tables in which
+       every code page's entry is what it was at the last CR3 load.  Anything else
+       starts a new epoch. */
     memset(v->region_bumped, 0, sizeof v->region_bumped);
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(v->code_region[r >> 3] & (1u << (r & 7))))
             continue;
-        uint32_t pde = xbt_region_pde(v, r);
-        bool big = (v->cr4 & XBT_CR4_PSE) && (pde & 0x81) == 0x81;
+        uint64_t key[3];
+        xbt_region_key(v, r, key);
+        bool same_key = memcmp(key, v->region_key[r], sizeof key) == 0;
+        bool big = xbt_pae(v) ? (key[1] & 0x81) == 0x81 && (key[2] & 0x81) == 0x81
+                              : (v->cr4 & XBT_CR4_PSE) && (key[0] & 0x81) == 0x81;
         bool global_code = pge && !(v->region_code_ng[r >> 3] & (1u << (r & 7)));
         bool moved = v->region_code_moved[r >> 3] & (1u << (r & 7));
         v->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
-        bool same_table = !big && (pde & 1) && pde == v->region_pde[r] &&
-                          region_code_same(v, r, pde) && !moved;
-        if (pde != v->region_pde[r] || !(big || global_code || same_table))
+        bool same_table = same_key && !big && (key[0] & 1) && region_code_same(v, r) &&
+                          !moved;
+        /* Global translations survive a CR3 load whatever the new tables say. */
+        if (!(global_code || (same_key && (big || same_table))))
             v->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
-        v->region_pde[r] = pde;
+        memcpy(v->region_key[r], key, sizeof key);
     }
     bump_regions(v);
 }
