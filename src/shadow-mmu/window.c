@@ -421,10 +421,9 @@ void xbt_region_key(struct xbt_vcpu *v, uint32_t r, uint64_t key[3])
             key[1 + k] &= ~0x60ull;
 }
 
-bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte)
+/* The same, with the region's key already read. */
+static bool code_pte_in(struct xbt_vcpu *v, const uint64_t key[3], uint32_t lin, uint32_t *pte)
 {
-    uint64_t key[3];
-    xbt_region_key(v, lin >> 22, key);
     if (!xbt_pae(v)) {
         uint32_t pde = (uint32_t)key[0];
         uint64_t at = (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4;
@@ -441,7 +440,14 @@ bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte)
     return true;
 }
 
-static bool region_code_same(struct xbt_vcpu *v, uint32_t r)
+bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte)
+{
+    uint64_t key[3];
+    xbt_region_key(v, lin >> 22, key);
+    return code_pte_in(v, key, lin, pte);
+}
+
+static bool region_code_same(struct xbt_vcpu *v, uint32_t r, const uint64_t key[3])
 {
     if (!v->region_ptes[r]) {
         v->region_ptes[r] = calloc(1024, 4);
@@ -456,7 +462,7 @@ static bool region_code_same(struct xbt_vcpu *v, uint32_t r)
             uint32_t i = w * 8 + (uint32_t)__builtin_ctz(bits);
             bits &= (uint8_t)(bits - 1);
             uint32_t pte = 0;
-            if (!xbt_code_pte(v, (r << 22) | (i << 12), &pte) || !(pte & 1)) {
+            if (!code_pte_in(v, key, (r << 22) | (i << 12), &pte) || !(pte & 1)) {
                 same = false; /* a large page or no table here: nothing to compare */
                 snap[i] = 0;
                 continue;
@@ -494,7 +500,7 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
         bool global_code = pge && !(v->region_code_ng[r >> 3] & (1u << (r & 7)));
         bool moved = v->region_code_moved[r >> 3] & (1u << (r & 7));
         v->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
-        bool same_table = same_key && !big && (key[0] & 1) && region_code_same(v, r) &&
+        bool same_table = same_key && !big && (key[0] & 1) && region_code_same(v, r, key) &&
                           !moved;
         /* Global translations survive a CR3 load whatever the new tables say. */
         if (!(global_code || (same_key && (big || same_table))))
