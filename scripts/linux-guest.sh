@@ -3,7 +3,8 @@
 # busybox-static:i386 from the Debian archive (the only place anything is downloaded
 # from) and packs an initramfs whose /init mounts /proc, prints a marker, runs a small
 # workload and powers off.  Output: OUT_DIR/vmlinuz and OUT_DIR/initramfs.cpio.gz
-# (default build/linux).  Idempotent; needs root for dpkg --add-architecture.
+# (default build/linux), and OUT_DIR/vmlinuz-pae (linux-image-6.1.0-*-686-pae, PAE
+# paging) when the archive has it.  Idempotent; needs root for dpkg --add-architecture.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/build/linux}
@@ -19,15 +20,32 @@ pack() { # $1 = the static busybox: the initramfs with tests/linux/init
     (cd "$rootfs" && find . | cpio -o -H newc --quiet) | gzip -9 > "$out/initramfs.cpio.gz"
     rm -rf "$rootfs"
 }
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+fetch_pae() { # the 686-pae flavour of the same kernel, for the PAE boot test (optional)
+    [ -f "$out/vmlinuz-pae" ] && return 0
+    local w pkg
+    w=$(mktemp -d)
+    pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-686-pae$' |
+          awk '{print $1}' | sort -V | tail -1)
+    if [ -n "$pkg" ] && (cd "$w" && { apt-get download -q "$pkg" >/dev/null 2>&1 ||
+                                      $SUDO apt-get download -q "$pkg" >/dev/null; } &&
+                         dpkg -x "$pkg"_*.deb img && cp img/boot/vmlinuz-* "$out/vmlinuz-pae"); then
+        echo "linux-guest: $pkg -> $out/vmlinuz-pae"
+    else
+        echo "linux-guest: no 686-pae kernel fetched (the PAE boot test will skip)" >&2
+    fi
+    rm -rf "$w"
+}
 if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] &&
    [ "$out/initramfs.cpio.gz" -nt "$root/tests/linux/init" ]; then
+    fetch_pae
     echo "linux-guest: $out already has vmlinuz and initramfs.cpio.gz"; exit 0
 fi
 if [ -f "$out/vmlinuz" ] && [ -f "$out/busybox" ]; then
     pack "$out/busybox"
+    fetch_pae
     echo "linux-guest: repacked $out/initramfs.cpio.gz with the current tests/linux/init"; exit 0
 fi
-SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
 if ! dpkg --print-foreign-architectures | grep -qx i386; then
     $SUDO dpkg --add-architecture i386
 fi
@@ -46,3 +64,4 @@ cp img/boot/vmlinuz-* "$out/vmlinuz"
 cp bb/bin/busybox "$out/busybox"
 pack "$out/busybox"
 echo "linux-guest: $pkg and busybox-static:i386 -> $out/vmlinuz, $out/initramfs.cpio.gz"
+fetch_pae

@@ -8,8 +8,10 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${LINUX_DIR:-$here/../../build/linux}
 cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet"
-if [ ! -f "$dir/vmlinuz" ] || [ ! -f "$dir/initramfs.cpio.gz" ]; then
-    echo "SKIP: no Linux guest in $dir (scripts/linux-guest.sh fetches it from Debian)"; exit 77
+kernel=$dir/${LINUX_KERNEL:-vmlinuz} # LINUX_KERNEL=vmlinuz-pae: the 686-pae flavour
+if [ ! -f "$kernel" ] || [ ! -f "$dir/initramfs.cpio.gz" ]; then
+    echo "SKIP: no $(basename "$kernel") in $dir (scripts/linux-guest.sh fetches it from Debian)"
+    exit 77
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -19,12 +21,12 @@ xbt)
     xbt_run=${XBT_RUN:-$here/../../build/tools/xbt-run}
     [ -x "$xbt_run" ] || { echo "SKIP: xbt-run not built"; exit 77; }
     timeout 300 "$xbt_run" --mem 256 --timeout 280 "$@" --initrd "$dir/initramfs.cpio.gz" \
-        -a "$cmdline" "$dir/vmlinuz" </dev/null >"$out" 2>&1
+        -a "$cmdline" "$kernel" </dev/null >"$out" 2>&1
     ;;
 qemu-tcg)
     command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
     # With acpi=off, poweroff halts the CPU and QEMU idles: stop it once Linux says so.
-    qemu-system-i386 -accel tcg -m 256 -kernel "$dir/vmlinuz" \
+    qemu-system-i386 -accel tcg -m 256 -kernel "$kernel" \
         -initrd "$dir/initramfs.cpio.gz" -append "$cmdline" -display none -nographic \
         -monitor none -serial stdio -no-reboot </dev/null >"$out" 2>&1 &
     qpid=$!
