@@ -1167,6 +1167,24 @@ static void finish_block(xbt_tx *t)
 /* Worst-case host bytes for one guest instruction, its exits and site. */
 #define INSN_RESERVE 512
 
+/* Whether the block must end before another instruction: instruction count, host code
+   space, callout sites, pc-map entries or exits. */
+static bool out_of_room(const xbt_tx *t, uint32_t max)
+{
+    const xbt_tblock *b = t->b;
+    return b->n_insns >= max || t->len + INSN_RESERVE * 2 > b->code_cap ||
+           t->n_sites + 2 > XBT_MAX_PENDING_SITES || b->n_map + 4 > XBT_BLOCK_MAX_MAP ||
+           b->n_exits + 3 > XBT_BLOCK_MAX_EXITS;
+}
+
+/* Ends the block at a limit: it falls through to pc. */
+static void end_at_limit(xbt_tx *t, uint32_t pc)
+{
+    t->b->end = XBT_END_LIMIT;
+    add_map(t, pc, XBT_FIX_NONE, 0, 0);
+    emit_direct_exit(t, pc, XBT_EXIT_FALLTHROUGH);
+}
+
 enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, uint32_t eip,
                                      xbt_fetch_fn fetch, void *opaque, xbt_tblock *b)
 {
@@ -1230,12 +1248,8 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
             t.path_i++;
             b->path_used = t.path_i + 1;
             ends = false;
-            if (b->n_insns >= max || t.len + INSN_RESERVE * 2 > b->code_cap ||
-                t.n_sites + 2 > XBT_MAX_PENDING_SITES || b->n_map + 4 > XBT_BLOCK_MAX_MAP ||
-                b->n_exits + 3 > XBT_BLOCK_MAX_EXITS) {
-                b->end = XBT_END_LIMIT;
-                add_map(&t, pc, XBT_FIX_NONE, 0, 0);
-                emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
+            if (out_of_room(&t, max)) {
+                end_at_limit(&t, pc);
                 break;
             }
             continue;
@@ -1253,12 +1267,8 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         /* Limits: instruction count, host space, at most two guest pages. */
         bool page_ok = tr->path ? ((pc - 1) & ~0xFFFu) - first_page <= 4096
                                 : ((pc - 1) & ~0xFFFu) == first_page;
-        if (b->n_insns >= max || t.len + INSN_RESERVE * 2 > b->code_cap || !page_ok ||
-            t.n_sites + 2 > XBT_MAX_PENDING_SITES || b->n_map + 4 > XBT_BLOCK_MAX_MAP ||
-            b->n_exits + 3 > XBT_BLOCK_MAX_EXITS) {
-            b->end = XBT_END_LIMIT;
-            add_map(&t, pc, XBT_FIX_NONE, 0, 0);
-            emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
+        if (!page_ok || out_of_room(&t, max)) {
+            end_at_limit(&t, pc);
             break;
         }
     }
