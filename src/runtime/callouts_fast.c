@@ -50,6 +50,33 @@ static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t l
     return vm->kbase + lin;
 }
 
+/* The GDT descriptor of sel (nonzero index, TI=0), read without a walk; false: the
+   full handler decides. */
+static bool gdt_desc(const struct xbt_vcpu *v, uint32_t sel, uint64_t *d)
+{
+    uint32_t index = sel & ~7u;
+    if ((sel & 4) || index == 0 || index + 7 > v->gdtr.limit)
+        return false;
+    const uint8_t *p = lin_ptr(v, v->gdtr.base + index, 8);
+    if (!p)
+        return false;
+    __builtin_memcpy(d, p, 8);
+    return true;
+}
+
+/* Base and limit (granularity applied) of a descriptor, as excp.c's xbt_seg_from_desc
+   computes them (this file cannot call it). */
+static inline uint32_t desc_base(uint64_t d)
+{
+    return (uint32_t)((d >> 16) & 0xFFFFFF) | (uint32_t)((d >> 56) & 0xFF) << 24;
+}
+
+static inline uint32_t desc_limit(uint64_t d)
+{
+    uint32_t limit = (uint32_t)(d & 0xFFFF) | (uint32_t)((d >> 48) & 0xF) << 16;
+    return ((d >> 55) & 1) ? (limit << 12) | 0xFFF : limit;
+}
+
 /* MOV/POP to DS, ES, FS or GS at CPL 0 with a selector whose descriptor is readable
    without a walk, present, already accessed, and allowed (the checks of MOV Sreg);
    anything else, or a null selector, is the full handler's. */
@@ -60,14 +87,9 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
     if (seg != XBT_DS && seg != XBT_ES && seg != XBT_FS && seg != XBT_GS)
         return XBT_FAST_DECLINE;
     sel &= 0xFFFF;
-    uint32_t index = sel & ~7u;
-    if ((sel & 4) || index == 0 || index + 7 > v->gdtr.limit)
-        return XBT_FAST_DECLINE;
-    const uint8_t *p = lin_ptr(v, v->gdtr.base + index, 8);
-    if (!p)
-        return XBT_FAST_DECLINE;
     uint64_t d;
-    __builtin_memcpy(&d, p, 8);
+    if (!gdt_desc(v, sel, &d))
+        return XBT_FAST_DECLINE;
     uint32_t type = (d >> 40) & 0xF, dpl = (d >> 45) & 3, rpl = sel & 3;
     bool code = type & 8, rw = type & 2, conforming = code && (type & 4);
     if (!((d >> 44) & 1) || !((d >> 47) & 1) || !(type & 1) || (code && !rw) ||
@@ -75,10 +97,9 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
         return XBT_FAST_DECLINE; /* system, not present, not accessed, or a fault */
     xbt_segment g;
     g.selector = (uint16_t)sel;
-    g.base = (uint32_t)((d >> 16) & 0xFFFFFF) | (uint32_t)((d >> 56) & 0xFF) << 24;
-    uint32_t limit = (uint32_t)(d & 0xFFFF) | (uint32_t)((d >> 48) & 0xF) << 16;
+    g.base = desc_base(d);
     g.g = (d >> 55) & 1;
-    g.limit = g.g ? (limit << 12) | 0xFFF : limit;
+    g.limit = desc_limit(d);
     g.type = (uint8_t)type;
     g.s = 1;
     g.dpl = (uint8_t)dpl;
@@ -184,18 +205,11 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         uint32_t frame[3];
         __builtin_memcpy(frame, p, 12);
         const xbt_segment *cs = &v->seg[XBT_CS];
-        uint32_t sel = frame[1] & 0xFFFF, index = sel & ~7u;
-        if (sel != cs->selector || (sel & 7) || index + 7 > v->gdtr.limit)
-            return XBT_FAST_DECLINE;
-        const uint8_t *dp = lin_ptr(v, v->gdtr.base + index, 8);
-        if (!dp)
-            return XBT_FAST_DECLINE;
+        uint32_t sel = frame[1] & 0xFFFF;
         uint64_t d;
-        __builtin_memcpy(&d, dp, 8);
-        uint32_t base = (uint32_t)((d >> 16) & 0xFFFFFF) | (uint32_t)((d >> 56) & 0xFF) << 24;
-        uint32_t limit = (uint32_t)(d & 0xFFFF) | (uint32_t)((d >> 48) & 0xF) << 16;
-        if ((d >> 55) & 1)
-            limit = (limit << 12) | 0xFFF;
+        if (sel != cs->selector || (sel & 7) || !gdt_desc(v, sel, &d))
+            return XBT_FAST_DECLINE;
+        uint32_t base = desc_base(d), limit = desc_limit(d);
         uint32_t type = ((d >> 40) & 0xF) | 1;
         if (!((d >> 44) & 1) || !((d >> 47) & 1) || !(type & 8) || ((d >> 45) & 3) != 0 ||
             base != cs->base || limit != cs->limit || type != cs->type ||
