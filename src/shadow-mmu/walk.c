@@ -52,12 +52,50 @@ static bool rsvd_fault(xbt_walk_result *r, const xbt_walk_req *q)
     return false;
 }
 
+static bool bus(xbt_walk_result *r)
+{
+    r->bus_error = true;
+    return false;
+}
+
 static bool read64(xbt_pt_read_fn read, void *opaque, uint64_t gpa, uint64_t *v)
 {
     uint32_t lo, hi;
     if (!read(opaque, gpa, &lo) || !read(opaque, gpa + 4, &hi))
         return false;
     *v = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+/* The walk passes a directory entry (low half `lo` at `gpa`) on to a page table: its
+   accessed bit is set then, as QEMU's TCG does. */
+static bool pass_directory(xbt_pt_write_fn write, void *opaque, uint64_t gpa, uint32_t lo,
+                           xbt_walk_result *r)
+{
+    if (!(lo & PTE_A) && !write(opaque, gpa, lo | PTE_A))
+        return bus(r);
+    return true;
+}
+
+/* The last-level entry of a translation (low half `lo` at `entry_gpa`; combined rights
+   `us`, `rw`): the rights checked, then its accessed bit (and dirty bit for a write)
+   set, and the result filled for the page of `page_size` bytes at `gpa`. */
+static bool leaf(const xbt_walk_req *q, xbt_pt_write_fn write, void *opaque,
+                 uint64_t entry_gpa, uint32_t lo, bool us, bool rw, uint64_t gpa,
+                 uint32_t page_size, xbt_walk_result *r)
+{
+    if (!allowed(q, us, rw))
+        return fault(r, q, true);
+    uint32_t nv = lo | PTE_A | (q->write ? PTE_D : 0);
+    if (nv != lo && !write(opaque, entry_gpa, nv))
+        return bus(r);
+    r->gpa = gpa;
+    r->page_size = page_size;
+    r->user = us;
+    r->writable = writable_now(q, us, rw);
+    r->global = (lo & PTE_G) && (q->cr4 & CR4_PGE);
+    r->dirty = nv & PTE_D;
+    r->pte_gpa = entry_gpa;
     return true;
 }
 
@@ -77,20 +115,16 @@ static bool walk_pae(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn
 {
     uint64_t pdpte_gpa = (uint64_t)(q->cr3 & ~0x1Fu) + ((q->lin >> 30) & 3) * 8;
     uint64_t pdpte;
-    if (!read64(read, opaque, pdpte_gpa, &pdpte)) {
-        r->bus_error = true;
-        return false;
-    }
+    if (!read64(read, opaque, pdpte_gpa, &pdpte))
+        return bus(r);
     if (!(pdpte & PTE_P))
         return fault(r, q, false);
     if (pdpte & (PAE_RSVD_HIGH | 0x1E6ull))
         return rsvd_fault(r, q);
     uint64_t pde_gpa = (pdpte & PAE_ADDR) + ((q->lin >> 21) & 0x1FF) * 8;
     uint64_t pde;
-    if (!read64(read, opaque, pde_gpa, &pde)) {
-        r->bus_error = true;
-        return false;
-    }
+    if (!read64(read, opaque, pde_gpa, &pde))
+        return bus(r);
     if (!(pde & PTE_P))
         return fault(r, q, false);
     if (pde & PAE_RSVD_HIGH)
@@ -98,56 +132,22 @@ static bool walk_pae(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn
     if (pde & PTE_PS) {
         if (pde & 0x1FE000ull) /* bits 20:13 */
             return rsvd_fault(r, q);
-        bool us = pde & PTE_US, rw = pde & PTE_RW;
-        if (!allowed(q, us, rw))
-            return fault(r, q, true);
-        uint32_t lo = (uint32_t)pde, nv = lo | PTE_A | (q->write ? PTE_D : 0);
-        if (nv != lo && !write(opaque, pde_gpa, nv)) {
-            r->bus_error = true;
-            return false;
-        }
-        r->gpa = (pde & 0x0000000FFFE00000ull) + (q->lin & 0x1FFFFFu);
-        r->page_size = 2u << 20;
-        r->user = us;
-        r->writable = writable_now(q, us, rw);
-        r->global = (pde & PTE_G) && (q->cr4 & CR4_PGE);
-        r->dirty = nv & PTE_D;
-        r->pte_gpa = pde_gpa;
-        return true;
+        return leaf(q, write, opaque, pde_gpa, (uint32_t)pde, pde & PTE_US, pde & PTE_RW,
+                    (pde & 0x0000000FFFE00000ull) + (q->lin & 0x1FFFFFu), 2u << 20, r);
     }
-    if (!(pde & PTE_A)) {
-        if (!write(opaque, pde_gpa, (uint32_t)pde | PTE_A)) {
-            r->bus_error = true;
-            return false;
-        }
-    }
+    if (!pass_directory(write, opaque, pde_gpa, (uint32_t)pde, r))
+        return false;
     uint64_t pte_gpa = (pde & PAE_ADDR) + ((q->lin >> 12) & 0x1FF) * 8;
     uint64_t pte;
-    if (!read64(read, opaque, pte_gpa, &pte)) {
-        r->bus_error = true;
-        return false;
-    }
+    if (!read64(read, opaque, pte_gpa, &pte))
+        return bus(r);
     if (!(pte & PTE_P))
         return fault(r, q, false);
     if (pte & PAE_RSVD_HIGH)
         return rsvd_fault(r, q);
-    bool us = (pde & PTE_US) && (pte & PTE_US);
-    bool rw = (pde & PTE_RW) && (pte & PTE_RW);
-    if (!allowed(q, us, rw))
-        return fault(r, q, true);
-    uint32_t lo = (uint32_t)pte, nv = lo | PTE_A | (q->write ? PTE_D : 0);
-    if (nv != lo && !write(opaque, pte_gpa, nv)) {
-        r->bus_error = true;
-        return false;
-    }
-    r->gpa = (pte & PAE_ADDR) + (q->lin & 0xFFFu);
-    r->page_size = 4096;
-    r->user = us;
-    r->writable = writable_now(q, us, rw);
-    r->global = (pte & PTE_G) && (q->cr4 & CR4_PGE);
-    r->dirty = nv & PTE_D;
-    r->pte_gpa = pte_gpa;
-    return true;
+    return leaf(q, write, opaque, pte_gpa, (uint32_t)pte, (pde & PTE_US) && (pte & PTE_US),
+                (pde & PTE_RW) && (pte & PTE_RW), (pte & PAE_ADDR) + (q->lin & 0xFFFu), 4096,
+                r);
 }
 
 bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
@@ -164,70 +164,31 @@ bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
         return walk_pae(q, read, write, opaque, r);
     uint64_t pde_gpa = (uint64_t)(q->cr3 & ~0xFFFu) + ((q->lin >> 22) << 2);
     uint32_t pde;
-    if (!read(opaque, pde_gpa, &pde)) {
-        r->bus_error = true;
-        return false;
-    }
+    if (!read(opaque, pde_gpa, &pde))
+        return bus(r);
     if (!(pde & PTE_P))
         return fault(r, q, false);
 
     if ((pde & PTE_PS) && (q->cr4 & CR4_PSE)) {
         /* 4 MiB page; bits 20:13 are physical address bits 39:32 (PSE-36), bit 21 is
            reserved. */
-        if (pde & (1u << 21)) {
-            fault(r, q, true);
-            r->error_code |= XBT_PF_RSVD;
-            return false;
-        }
-        bool us = pde & PTE_US, rw = pde & PTE_RW;
-        if (!allowed(q, us, rw))
-            return fault(r, q, true);
-        uint32_t nv = pde | PTE_A | (q->write ? PTE_D : 0);
-        if (nv != pde && !write(opaque, pde_gpa, nv)) {
-            r->bus_error = true;
-            return false;
-        }
-        r->gpa = ((uint64_t)(pde & 0xFFC00000u) | ((uint64_t)((pde >> 13) & 0xFF) << 32)) +
-                 (q->lin & 0x3FFFFFu);
-        r->page_size = 4u << 20;
-        r->user = us;
-        r->writable = writable_now(q, us, rw);
-        r->global = (pde & PTE_G) && (q->cr4 & CR4_PGE);
-        r->dirty = nv & PTE_D;
-        r->pte_gpa = pde_gpa;
-        return true;
+        if (pde & (1u << 21))
+            return rsvd_fault(r, q);
+        return leaf(q, write, opaque, pde_gpa, pde, pde & PTE_US, pde & PTE_RW,
+                    ((uint64_t)(pde & 0xFFC00000u) | ((uint64_t)((pde >> 13) & 0xFF) << 32)) +
+                        (q->lin & 0x3FFFFFu),
+                    4u << 20, r);
     }
 
-    if (!(pde & PTE_A)) {
-        pde |= PTE_A;
-        if (!write(opaque, pde_gpa, pde)) {
-            r->bus_error = true;
-            return false;
-        }
-    }
+    if (!pass_directory(write, opaque, pde_gpa, pde, r))
+        return false;
     uint64_t pte_gpa = (uint64_t)(pde & ~0xFFFu) + (((q->lin >> 12) & 0x3FFu) << 2);
     uint32_t pte;
-    if (!read(opaque, pte_gpa, &pte)) {
-        r->bus_error = true;
-        return false;
-    }
+    if (!read(opaque, pte_gpa, &pte))
+        return bus(r);
     if (!(pte & PTE_P))
         return fault(r, q, false);
-    bool us = (pde & PTE_US) && (pte & PTE_US);
-    bool rw = (pde & PTE_RW) && (pte & PTE_RW);
-    if (!allowed(q, us, rw))
-        return fault(r, q, true);
-    uint32_t nv = pte | PTE_A | (q->write ? PTE_D : 0);
-    if (nv != pte && !write(opaque, pte_gpa, nv)) {
-        r->bus_error = true;
-        return false;
-    }
-    r->gpa = (uint64_t)(pte & ~0xFFFu) + (q->lin & 0xFFFu);
-    r->page_size = 4096;
-    r->user = us;
-    r->writable = writable_now(q, us, rw);
-    r->global = (pte & PTE_G) && (q->cr4 & CR4_PGE);
-    r->dirty = nv & PTE_D;
-    r->pte_gpa = pte_gpa;
-    return true;
+    return leaf(q, write, opaque, pte_gpa, pte, (pde & PTE_US) && (pte & PTE_US),
+                (pde & PTE_RW) && (pte & PTE_RW), (uint64_t)(pte & ~0xFFFu) + (q->lin & 0xFFFu),
+                4096, r);
 }
