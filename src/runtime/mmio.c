@@ -39,26 +39,38 @@ static uint32_t gpr_read(const struct xbt_vcpu *v, ZydisRegister r)
     return val;
 }
 
+/* The guest physical address of an access at linear lin with the current privilege
+   (paging off: lin itself).  1: *gpa set; 0: the walk faulted and the #PF is delivered;
+   -1: an exit is recorded (page tables outside RAM, or a triple fault). */
+static int walk_access(struct xbt_vcpu *v, uint32_t lin, bool write, uint64_t *gpa)
+{
+    *gpa = lin;
+    if (!xbt_paging(v))
+        return 1;
+    xbt_walk_result r;
+    if (xbt_walk_lin(v, lin, write, v->cpl == 3, false, &r)) {
+        *gpa = r.gpa;
+        return 1;
+    }
+    if (r.bus_error) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM", lin);
+        return -1;
+    }
+    v->cr2 = lin;
+    v->stats.page_faults++;
+    return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? 0 : -1;
+}
+
 /* Where a MOVS element read from MMIO goes: 0 RAM, 1 MMIO (*gpa), -1 neither (a #PF
    raised, v->mmio_raised, or an internal error set). */
 static int dst_kind(struct xbt_vcpu *v, uint32_t lin, unsigned size, uint64_t *gpa)
 {
     v->mmio_raised = false;
-    uint64_t g = lin;
-    if (xbt_paging(v)) {
-        xbt_walk_result r;
-        if (!xbt_walk_lin(v, lin, true, v->cpl == 3, false, &r)) {
-            if (r.bus_error) {
-                xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not "
-                                       "in RAM", lin);
-                return -1;
-            }
-            v->cr2 = lin;
-            v->stats.page_faults++;
-            v->mmio_raised = xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip);
-            return -1;
-        }
-        g = r.gpa;
+    uint64_t g;
+    int w = walk_access(v, lin, true, &g);
+    if (w <= 0) {
+        v->mmio_raised = w == 0;
+        return -1;
     }
     if (g < v->vm->ram_size)
         return 0;
@@ -227,21 +239,10 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
     uint32_t r0 = mmio_first ? pg2 : start;
     *m0 = mmio_first ? start : pg2;
     *mlen = mmio_first ? pg2 - start : start + size - pg2;
-    uint64_t rgpa = r0;
-    if (xbt_paging(v)) {
-        xbt_walk_result wr;
-        if (!xbt_walk_lin(v, r0, is_store, v->cpl == 3, false, &wr)) {
-            if (wr.bus_error) {
-                xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not "
-                                       "in RAM", r0);
-                return -1;
-            }
-            v->cr2 = r0;
-            v->stats.page_faults++;
-            return xbt_raise(v, XBT_PF, true, wr.error_code, v->ctx.eip) ? 0 : -1;
-        }
-        rgpa = wr.gpa;
-    }
+    uint64_t rgpa;
+    int w = walk_access(v, r0, is_store, &rgpa);
+    if (w <= 0)
+        return w;
     if (rgpa >= vm->ram_size) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access at %08x crosses from one page "
                                "without RAM into another: not emulated", start);
