@@ -82,7 +82,7 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
 uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region)
 {
     if (xbt_pae(v))
-        return 0; /* no 32-bit directory entry: regions start new epochs conservatively */
+        return 0; /* no 32-bit directory entry (PAE regions: xbt_region_key) */
     uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
     uint32_t pde = 0;
     if (at + 4 <= v->vm->ram_size)
@@ -92,13 +92,9 @@ uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region)
 
 uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region)
 {
-    if (!xbt_paging(v) || xbt_pae(v))
-        return 0; /* paging off; PAE: a region is not one entry (see xbt_cr3_changed) */
-    uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
-    uint32_t pde = 0;
-    if (at + 4 <= v->vm->ram_size)
-        memcpy(&pde, v->vm->ram + at, 4);
-    return pde & ~0x60u; /* accessed and dirty change without a new mapping */
+    if (!xbt_paging(v))
+        return 0; /* PAE: 0 as well (xbt_region_pde_raw); its key is xbt_region_key's */
+    return xbt_region_pde_raw(v, region) & ~0x60u; /* A and D change, the mapping not */
 }
 
 static void mark_code_region(struct xbt_vcpu *v, uint32_t lin)
