@@ -292,6 +292,12 @@ typedef struct xbt_stats {
     uint64_t traces, trace_blocks, trace_aborts, trace_entries;
     uint64_t trace_guards, trace_execs, trace_side_exits;
     uint64_t block_execs;    /* with XBT_VM_TRACE_PROFILE: entries of plain blocks */
+    /* direct execution's runner processes (one per recent address space): started,
+       parked at an address-space switch, killed (code that left guest semantics, e.g.
+       a far jump to the host's 64-bit selector, or a runner that did not answer), and
+       D-window changes the VMM had to wait for */
+    uint64_t direct_runner_starts, direct_parks, direct_escapes, direct_sync_waits;
+    uint64_t direct_park_ns, direct_wait_ns, direct_map_requests; /* time in both */
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 

@@ -1,176 +1,151 @@
 /*
  * direct.c - direct execution of guest user code (CPL 3), as the classic VMware VMM
  * did: the code runs unmodified on the CPU in 32-bit compatibility mode at its own
- * addresses, and every way back to the VMM is a host signal.
+ * addresses, and every way back to the VMM is an exit.
  *
- *  - D-window: host [mmap_min_addr, 4 GiB) holds the guest's user pages at their own
- *    linear addresses, filled lazily like the other windows (a host fault is a hidden
- *    fault or a true guest #PF).  One VM per process owns it; another falls back to
- *    strict mode (translated user code).
+ *  - Where: in a runner process (runner.h, runner_abi.h), one per window set, whose
+ *    D-window ([mmap_min_addr, 4 GiB) of that process) holds the address space's user
+ *    pages at their own linear addresses, filled lazily like the other windows (a host
+ *    fault is a hidden fault or a true guest #PF).  Nothing of the VMM is in that
+ *    process, and its seccomp filters let guest code reach no host system call: guest
+ *    code that far-jumps to the host's 64-bit selector finds only its own pages.
  *  - Segments: the host GDT is the host kernel's, so the guest's segments are mirrored
- *    into the process's LDT (modify_ldt) with the guest's base, limit and type;
- *    flat ones use the host's own flat user selectors 0x23/0x2b.
- *  - Containment: a seccomp filter (per vCPU thread) traps every system call whose
- *    architecture is not x86-64 or whose instruction pointer is below 4 GiB, so guest
- *    code never reaches the host kernel: int 0x80 comes back as SIGSYS.
+ *    into the runner's LDT with the guest's base, limit and type; flat ones use the
+ *    host's own flat user selectors 0x23/0x2b.
  *  - Exits: faults and traps the guest must see are raised; anything else (a
  *    privileged instruction's #GP, INT n, #UD, I/O) is run once through the translator,
  *    which implements its exact CPL 3 semantics, and direct execution resumes after it.
  */
 #define _GNU_SOURCE
 #include <asm/ldt.h>
-#include <asm/prctl.h>
 #include <errno.h>
 #include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
 #include <stdio.h>
-#include <stdlib.h>
+#include <signal.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <ucontext.h>
-#include <unistd.h>
 
 #include "runtime/direct.h"
+#include "runtime/runner.h"
 #include "shadow-mmu/walk.h"
 #include "vcpu.h"
 
-_Static_assert(offsetof(struct xbt_direct, host_rsp) == XBT_D_HOST_RSP, "direct");
-_Static_assert(offsetof(struct xbt_direct, ctx) == XBT_D_CTX, "direct");
-_Static_assert(offsetof(struct xbt_direct, kick) == XBT_D_KICK, "direct");
-_Static_assert(offsetof(struct xbt_direct, gpr) == XBT_D_GPR, "direct");
-_Static_assert(offsetof(struct xbt_direct, eip) == XBT_D_EIP, "direct");
-_Static_assert(offsetof(struct xbt_direct, eflags) == XBT_D_EFLAGS, "direct");
-_Static_assert(offsetof(struct xbt_direct, sel) == XBT_D_SEL, "direct");
-_Static_assert(offsetof(struct xbt_direct, avx) == XBT_D_AVX, "direct");
-_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_RIP]) == XBT_UC_RIP, "ucontext");
-_Static_assert(offsetof(ucontext_t, uc_mcontext.gregs[REG_CSGSFS]) == XBT_UC_CSGSFS, "uc");
-
 #define HOST_CS32 0x23 /* the host kernel's flat 32-bit user code selector */
 #define HOST_DS 0x2b   /* its flat user data selector */
-#define HOST_CS64 0x33 /* its 64-bit user code selector */
 
-/* ---- the D-window ------------------------------------------------------------------ */
-
-static xbt_vm *dwin_owner;   /* the VM whose user pages the D-window holds */
-static uint32_t dwin_lo;     /* mmap_min_addr, page aligned */
-static bool dwin_reserved;
-
-static uint32_t min_addr(void)
-{
-    unsigned long v = 65536;
-    FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
-    if (f) {
-        if (fscanf(f, "%lu", &v) != 1)
-            v = 65536;
-        fclose(f);
-    }
-    if (v < 4096)
-        v = 4096;
-    return (uint32_t)((v + 4095) & ~4095ul);
-}
-
-static void dwin_clear(uint32_t lo, uint64_t hi)
-{
-    if (lo < dwin_lo)
-        lo = dwin_lo;
-    if (hi > (4ull << 30))
-        hi = 4ull << 30;
-    if (hi <= lo)
-        return;
-    mmap((void *)(uintptr_t)lo, hi - lo, PROT_NONE,
-         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-}
+/* ---- the D-window: the current window set's runner -------------------------------- */
 
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why)
 {
-    if (dwin_owner) {
-        *why = "another VM of this process owns the low 4 GiB (the D-window)";
-        return false;
-    }
-    if (!dwin_reserved) {
-        dwin_lo = min_addr();
-        void *want = (void *)(uintptr_t)dwin_lo;
-        void *p = mmap(want, (4ull << 30) - dwin_lo, PROT_NONE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-        if (p != want) {
-            if (p != MAP_FAILED)
-                munmap(p, (4ull << 30) - dwin_lo);
-            *why = "the host's low 4 GiB are not free (a non-PIE executable or a library "
-                   "mapped there)";
-            return false;
-        }
-        dwin_reserved = true;
-    }
-    dwin_owner = vm;
-    vm->direct_ok = true;
+    (void)why;
+    vm->direct_ok = true; /* the first direct run starts a runner, or says why not */
     return true;
 }
 
 void xbt_direct_vm_destroy(xbt_vm *vm)
 {
-    if (dwin_owner != vm)
-        return;
-    dwin_clear(0, 4ull << 30);
-    dwin_owner = NULL;
+    for (int k = 0; k < XBT_WSETS; k++)
+        if (vm->wset[k])
+            xbt_runner_free(&vm->wset[k]->runner);
+}
+
+/* Drops [lin, lin + len) from set w's D-window; the current set's at once if its guest
+   thread may run (the guest sees the change before its next instruction). */
+void xbt_direct_set_drop(xbt_vm *vm, struct xbt_wset *w, uint32_t lin, uint64_t len)
+{
+    /* A runner that had to be killed to get there has no D-window left at all. */
+    if (!xbt_runner_unmap(&w->runner, lin, len, w == vm->cur))
+        memset(&w->dmap, 0, sizeof w->dmap);
 }
 
 void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len)
 {
-    if (dwin_owner == vm && vm->direct_ok)
-        dwin_clear(lin, (uint64_t)lin + len);
+    xbt_direct_set_drop(vm, vm->cur, lin, len);
+}
+
+/* The fast system call instruction the host CPU accepts in compatibility mode and
+   whose return address its kernel then loses (AMD: SYSCALL, 0F 05; Intel: SYSENTER,
+   0F 34); the other one raises #UD there, which direct execution handles exactly. */
+static uint8_t host_fast_syscall(void)
+{
+    static uint8_t b;
+    if (!b) {
+        unsigned a, bx, c, d;
+        __asm__("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+        b = bx == 0x756e6547 ? 0x34 : 0x05; /* "Genu"ineIntel */
+    }
+    return b;
+}
+
+/* Whether guest physical page `gpa` holds the start of an instruction that directly
+   executed code would see answered by the host CPU where translated code sees the
+   virtual one: CPUID, XGETBV, RDTSCP, RDPID, RDPKRU/WRPKRU (the virtual CPU has none
+   but CPUID, and its CPUID is not the host's), or the fast system call the host runs
+   in compatibility mode (host_fast_syscall: its address would be lost; the virtual CPU
+   gives #UD for SYSCALL and runs SYSENTER itself).  The last bytes count when they
+   could start one that continues on the next page.  (Every other instruction either
+   traps to the VMM or means the same on both; the rest are listed in the README.) */
+bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa)
+{
+    if (gpa + 4096 > vm->ram_size)
+        return true;
+    uint8_t fast = host_fast_syscall();
+    const uint8_t *p = vm->ram + (gpa & ~0xFFFull), *end = p + 4096;
+    for (const uint8_t *q = p; (q = memchr(q, 0x0F, (size_t)(end - q))) != NULL; q++) {
+        size_t left = (size_t)(end - q);
+        if (left < 3)
+            return true; /* 0F at the end: continues on a page we do not know */
+        if (q[1] == 0xA2 || q[1] == fast)
+            return true; /* CPUID, SYSCALL or SYSENTER */
+        if (q[1] == 0x01 && (q[2] == 0xD0 || q[2] == 0xF9 || q[2] == 0xEE || q[2] == 0xEF))
+            return true; /* XGETBV, RDTSCP, RDPKRU, WRPKRU */
+        if (q > p && q[-1] == 0xF3 && q[1] == 0xC7 && (q[2] & 0xF8) == 0xF8)
+            return true; /* RDPID */
+    }
+    return end[-1] == 0xF3; /* F3 0F C7 /7 across the page end */
+}
+
+int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
+                   int64_t fetch)
+{
+    struct xbt_runner *r = &vm->cur->runner;
+    if (!xbt_runner_alive(r) || lin < r->min_addr)
+        return XBT_DMAP_FAIL;
+    if (writable) {
+        /* W^X: a page the guest writes is not executable here; executing it faults
+           and it comes back read-only and executable (after the check below). */
+        if (!xbt_runner_map(r, lin, gpa, len, PROT_READ | PROT_WRITE))
+            return XBT_DMAP_FAIL;
+        xbt_wmap_note(vm, XBT_WIN_DIRECT, lin, len);
+        return XBT_DMAP_OK;
+    }
+    int rc = XBT_DMAP_OK;
+    for (uint32_t off = 0; off < len;) {
+        bool sens = xbt_direct_page_sensitive(vm, gpa + off);
+        uint32_t n = 4096;
+        while (off + n < len && xbt_direct_page_sensitive(vm, gpa + off + n) == sens)
+            n += 4096;
+        int prot = PROT_READ | (sens ? 0 : PROT_EXEC);
+        if (!xbt_runner_map(r, lin + off, gpa + off, n, prot))
+            return XBT_DMAP_FAIL;
+        if (sens && fetch >= 0 && (uint64_t)fetch >= (uint64_t)lin + off &&
+            (uint64_t)fetch < (uint64_t)lin + off + n)
+            rc = XBT_DMAP_XLATE;
+        off += n;
+    }
+    xbt_wmap_note(vm, XBT_WIN_DIRECT, lin, len);
+    return rc;
 }
 
 bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
                                  bool writable)
 {
-    if (dwin_owner != vm || lin < dwin_lo)
-        return false;
-    void *at = (void *)(uintptr_t)lin;
-    if (mmap(at, len, PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0),
-             MAP_SHARED | MAP_FIXED, vm->memfd, (off_t)gpa) != at)
-        return false;
-    xbt_wmap_note(vm, XBT_WIN_DIRECT, lin, len);
-    return true;
+    return xbt_direct_map(vm, lin, gpa, len, writable, -1) == XBT_DMAP_OK;
 }
 
 bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
 {
-    if (dwin_owner != vm || lin < dwin_lo)
-        return false;
-    /* Executable: the guest's code runs from here (non-PAE paging has no NX). */
     return xbt_direct_window_map_range(vm, lin & ~0xFFFu, gpa & ~0xFFFull, 4096, writable);
-}
-
-/* ---- per thread: seccomp ------------------------------------------------------------ */
-
-static __thread int thread_seccomp; /* 0 unknown, 1 installed, -1 failed */
-
-/* Trap every system call that does not come from 64-bit code above 4 GiB. */
-static bool install_seccomp(void)
-{
-    if (thread_seccomp)
-        return thread_seccomp > 0;
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, instruction_pointer) + 4),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-    };
-    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-    thread_seccomp = -1;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
-        return false;
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-        return false;
-    thread_seccomp = 1;
-    return true;
 }
 
 /* ---- segments ----------------------------------------------------------------------- */
@@ -212,108 +187,61 @@ static bool mirror_segment(struct xbt_vcpu *v, int seg, uint16_t *out)
     d.read_exec_only = code ? !(s->type & 2) : !(s->type & 2);
     d.seg_not_present = !s->present;
     d.useable = s->avl;
-    uint64_t key = ((uint64_t)d.base_addr << 32) ^ ((uint64_t)d.limit << 8) ^
-                   (uint64_t)(d.contents | d.seg_32bit << 2 | d.read_exec_only << 3 |
-                              d.limit_in_pages << 4 | d.seg_not_present << 5 | 1u << 6);
-    if (v->ldt_key[seg] != key) {
-        /* The kernel's modify_ldt returns an int zero-extended to a long: -EINVAL comes
-           back as 4294967274 with errno untouched. */
-        int rc = (int)syscall(SYS_modify_ldt, 0x11, &d, sizeof d);
-        if (rc != 0) {
-            errno = rc < 0 && rc != -1 ? -rc : errno;
-            return false;
-        }
-        v->ldt_key[seg] = key;
+    if (code && (s->type & 4) && s->present) {
+        /* Linux's modify_ldt refuses a present conforming code segment. */
+        errno = EINVAL;
+        return false;
     }
+    xbt_runner_set_ldt(&v->vm->cur->runner, seg, &d); /* written at entry if it changed */
     *out = (uint16_t)((seg << 3) | 4 | 3);
-    return true;
-}
-
-/* ---- the signal side ---------------------------------------------------------------- */
-
-/* Called by the signal handlers (after the entry stub restored FS/GS) while a vCPU is
-   in xbt_direct_enter.  true: the signal interrupted the guest or the entry sequence,
-   the exit is recorded and the ucontext points at the resume stub. */
-bool xbt_direct_signal(struct xbt_vcpu *v, int sig, siginfo_t *si, ucontext_t *uc)
-{
-    struct xbt_direct *d = &v->direct;
-    greg_t *g = uc->uc_mcontext.gregs;
-    uint64_t rip = (uint64_t)g[REG_RIP];
-    uint16_t cs = (uint16_t)g[REG_CSGSFS];
-    bool in_stub = cs == HOST_CS64 && rip >= (uintptr_t)xbt_direct_crit_begin &&
-                   rip < (uintptr_t)xbt_direct_crit_end;
-    if (cs == HOST_CS64 && !in_stub && rip >= (1ull << 32))
-        return false; /* VMM code */
-    if (in_stub) {
-        d->aborted = sig == SIGUSR2 ? 1 : 2; /* 2: the entry itself faulted */
-        d->sig = sig;
-        d->rip = rip;
-    } else {
-        d->aborted = 0;
-        d->gpr[XBT_EAX] = (uint32_t)g[REG_RAX];
-        d->gpr[XBT_ECX] = (uint32_t)g[REG_RCX];
-        d->gpr[XBT_EDX] = (uint32_t)g[REG_RDX];
-        d->gpr[XBT_EBX] = (uint32_t)g[REG_RBX];
-        d->gpr[XBT_ESP] = (uint32_t)g[REG_RSP];
-        d->gpr[XBT_EBP] = (uint32_t)g[REG_RBP];
-        d->gpr[XBT_ESI] = (uint32_t)g[REG_RSI];
-        d->gpr[XBT_EDI] = (uint32_t)g[REG_RDI];
-        d->eip = (uint32_t)rip;
-        d->rip = rip;
-        d->eflags = (uint32_t)g[REG_EFL];
-        d->sig = sig;
-        d->code = si->si_code;
-        d->addr = (uint64_t)(uintptr_t)si->si_addr;
-        d->trapno = (int)g[REG_TRAPNO];
-        d->err = (uint32_t)g[REG_ERR];
-        d->cr2 = (uint64_t)g[REG_CR2];
-        d->uc_cs = cs;
-        d->uc_ss = (uint16_t)((uint64_t)g[REG_CSGSFS] >> 48);
-        if (sig == SIGSYS) {
-            d->sysno = si->si_syscall;
-            d->arch = si->si_arch;
-        }
-        const uint16_t *hs = (const uint16_t *)((((uintptr_t)__builtin_frame_address(0)) &
-                                                 ~(uintptr_t)(XBT_ALTSTACK_SIZE - 1)) +
-                                                XBT_ALT_SEL);
-        memcpy(d->hsel, hs, sizeof d->hsel);
-    }
-    /* Back to the VMM: rt_sigreturn lands in xbt_direct_resume on the entry's stack. */
-    g[REG_RIP] = (greg_t)(uintptr_t)xbt_direct_resume;
-    g[REG_RSP] = (greg_t)d->host_rsp;
-    g[REG_R13] = (greg_t)d->ctx;
-    g[REG_RBX] = (greg_t)d->avx;
-    g[REG_EFL] = 0x202;
-    g[REG_CSGSFS] = (greg_t)(HOST_CS64 | ((uint64_t)HOST_DS << 48));
     return true;
 }
 
 /* ---- the run-loop side ---------------------------------------------------------------- */
 
-/* Adaptive mode: linear code pages (with the address space) that trapped often. */
-static uint32_t hot_slot(const struct xbt_vcpu *v, uint32_t page)
+/* The address space a trap count belongs to: the current window set and its
+   generation (a set given to another address space starts a new one). */
+static uint32_t as_tag(const struct xbt_vcpu *v)
 {
-    return (page ^ (v->cr3 >> 12) * 0x9E37u) & (XBT_HOT_SLOTS - 1);
+    const xbt_vm *vm = v->vm;
+    uint32_t k = 0;
+    while (k < XBT_WSETS - 1 && vm->wset[k] != vm->cur)
+        k++;
+    return (k + 1) << 24 | (vm->cur->gen & 0xFFFFFF);
+}
+
+/* Adaptive mode: linear code pages (with the address space) that trapped often. */
+static uint32_t hot_slot(uint32_t page, uint32_t as)
+{
+    return (page ^ as * 0x9E37u) & (XBT_HOT_SLOTS - 1);
 }
 
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip)
 {
-    uint32_t page = (v->seg[XBT_CS].base + eip) >> 12;
-    const struct xbt_hot *h = &v->hot[hot_slot(v, page)];
-    return h->page == page && h->cr3 == v->cr3 && h->count >= XBT_HOT_THRESHOLD;
+    uint32_t page = (v->seg[XBT_CS].base + eip) >> 12, as = as_tag(v);
+    const struct xbt_hot *h = &v->hot[hot_slot(page, as)];
+    return h->page == page && h->as == as && h->count >= XBT_HOT_THRESHOLD;
 }
 
 static void count_trap(struct xbt_vcpu *v, uint32_t eip)
 {
-    uint32_t page = (v->seg[XBT_CS].base + eip) >> 12;
-    struct xbt_hot *h = &v->hot[hot_slot(v, page)];
-    if (h->page != page || h->cr3 != v->cr3) {
+    uint32_t page = (v->seg[XBT_CS].base + eip) >> 12, as = as_tag(v);
+    struct xbt_hot *h = &v->hot[hot_slot(page, as)];
+    if (h->page != page || h->as != as) {
         h->page = page;
-        h->cr3 = v->cr3;
+        h->as = as;
         h->count = 0;
     }
     if (h->count < 0xFFFF)
         h->count++;
+}
+
+/* The code page at eip runs translated from now on in this address space (it holds an
+   instruction direct execution would answer differently). */
+void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
+{
+    count_trap(v, eip);
+    v->hot[hot_slot((v->seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
 bool xbt_direct_wanted(const struct xbt_vcpu *v)
@@ -325,9 +253,7 @@ bool xbt_direct_wanted(const struct xbt_vcpu *v)
     if ((sys & XBT_EFLAGS_IOPL) == XBT_EFLAGS_IOPL || (sys & XBT_EFLAGS_VM) ||
         (v->cr0 & (XBT_CR0_TS | XBT_CR0_EM)))
         return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU: translated */
-    if (vm->cfg.user_mode == XBT_USER_ADAPTIVE && xbt_direct_hot(v, v->ctx.eip))
-        return false;
-    return true;
+    return !xbt_direct_hot(v, v->ctx.eip); /* adaptive mode's hot pages, sensitive pages */
 }
 
 static bool read_guest(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t n)
@@ -337,16 +263,43 @@ static bool read_guest(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t n)
     return ok;
 }
 
+/* The runner's process is gone with its D-window: nothing of it is mapped any more. */
+static void forget_runner(struct xbt_wset *w)
+{
+    memset(&w->dmap, 0, sizeof w->dmap);
+}
+
+/* Guest code left guest semantics in its runner (a far transfer to a host selector:
+   the host's 64-bit code segment), or its runner died under it.  Whatever it did since,
+   it did inside a process that holds only this address space's user pages and may make
+   no system call.  The runner is killed and the guest gets the #GP a far transfer to a
+   selector the guest never gave it would raise; its state is the last one seen. */
+static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
+{
+    struct xbt_wset *w = v->vm->cur;
+    xbt_runner_kill(&w->runner);
+    forget_runner(w);
+    v->stats.direct_escapes++;
+    return xbt_raise(v, XBT_GP, true, sel & 0xFFFCu, eip);
+}
+
 /* Runs the guest's user code directly until the next exit and handles that exit.
    false: an exit for the embedder (or an internal error) is recorded in v->exit. */
 bool xbt_direct_run(struct xbt_vcpu *v)
 {
     struct xbt_direct *d = &v->direct;
-    if (!install_seccomp()) {
-        v->vm->direct_ok = false;
-        snprintf(v->vm->direct_why, sizeof v->vm->direct_why,
-                 "cannot install the seccomp filter (%s)", strerror(errno));
-        return true; /* strict from now on */
+    xbt_vm *vm = v->vm;
+    struct xbt_wset *w = vm->cur;
+    struct xbt_runner *r = &w->runner;
+    if (!xbt_runner_alive(r)) {
+        char why[sizeof vm->direct_why];
+        if (!xbt_runner_start(r, vm->memfd, vm->ram_size, why, sizeof why)) {
+            vm->direct_ok = false;
+            snprintf(vm->direct_why, sizeof vm->direct_why, "%s", why);
+            return true; /* strict from now on */
+        }
+        forget_runner(w);
+        v->stats.direct_runner_starts++;
     }
     static const char *const names[XBT_NSEG] = { "ES", "CS", "SS", "DS", "FS", "GS" };
     for (int s = 0; s < XBT_NSEG; s++) {
@@ -359,42 +312,29 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                 v->direct_xlate = true;
                 return true;
             }
-            xbt_set_internal_error(v, v->ctx.eip, "modify_ldt failed for the guest's %s "
-                                   "segment (%s)", names[s], strerror(errno));
+            xbt_set_internal_error(v, v->ctx.eip, "cannot mirror the guest's %s segment",
+                                   names[s]);
             return false;
         }
     }
-    if (!v->avx_checked) {
-        /* Directly executed code sees the host's CPUID, AVX included: its upper halves
-           must survive the VMM's C code too (XCR0 bit 2 on, OSXSAVE). */
-        v->avx_checked = true;
-        unsigned a, b, c, dd;
-        __asm__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(dd) : "a"(1), "c"(0));
-        if (c & (1u << 27)) {
-            uint32_t lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            if ((lo & 6) == 6 && !posix_memalign(&v->avx_area, 64, 4096))
-                memset(v->avx_area, 0, 4096); /* XSTATE_BV 0: the init state */
-        }
-        d->avx = (uint64_t)(uintptr_t)v->avx_area;
-    }
     memcpy(d->gpr, v->ctx.gpr, sizeof d->gpr);
-    d->eip = v->ctx.eip;
+    uint32_t entry_eip = v->ctx.eip;
+    d->eip = entry_eip;
     d->eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) |
                 (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) | 0x202;
-    d->ctx = (uint64_t)(uintptr_t)&v->ctx;
-    d->kick = (uint64_t)(uintptr_t)&v->kick;
-    v->in_direct = true;
-    int rc = xbt_direct_enter(d);
-    v->in_direct = false;
+    atomic_store(&v->direct_runner, r);
+    int rc = xbt_runner_run(r, d, v->ctx.fpu, v->ctx.fpu, &v->kick);
+    atomic_store(&v->direct_runner, NULL);
     v->stats.direct_entries++;
-    if (rc == 1 || d->aborted == 1)
+    if (rc < 0)
+        return escaped(v, entry_eip, 0);
+    if (d->aborted == 1)
         return true; /* a kick before the guest ran */
-    if (d->aborted == 2) {
-        xbt_set_internal_error(v, v->ctx.eip, "entering guest user mode failed (host signal %d "
-                               "at %#llx; selectors cs %#x ss %#x)", d->sig,
-                               (unsigned long long)d->rip, d->sel[XBT_CS], d->sel[XBT_SS]);
-        return false;
+    if (d->aborted) {
+        /* The host refused the entry (an LDT descriptor, a selector IRETQ would not
+           load): the instruction runs translated, with the guest's rules. */
+        v->direct_xlate = true;
+        return true;
     }
     v->stats.direct_exits++;
     memcpy(v->ctx.gpr, d->gpr, sizeof d->gpr);
@@ -403,19 +343,12 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     v->ctx.eflags_sys = (v->ctx.eflags_sys & ~(XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
                         (d->eflags & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT));
     uint32_t eip = d->eip;
-    if (d->uc_cs != d->sel[XBT_CS] || d->rip >> 32) {
-        /* A far transfer the host CPU resolved against its own GDT: to its 64-bit code
-           selector this is the hole strict mode closes. */
-        xbt_set_internal_error(v, eip, "directly executed guest code switched the host CPU "
-                               "to selector %#x (rip %#llx): a far transfer to a host "
-                               "selector; run it with --user-mode=strict", d->uc_cs,
-                               (unsigned long long)d->rip);
-        if (d->sig == SIGSYS)
-            snprintf(v->exit.internal.message, sizeof v->exit.internal.message,
-                     "guest SYSCALL/SYSENTER in directly executed code (host system call %d "
-                     "trapped, arch %#x): the host kernel does not keep its address; run "
-                     "it with --user-mode=strict", d->sysno, d->arch);
-        return false;
+    if (d->uc_cs != d->sel[XBT_CS] || d->rip >> 32 ||
+        (d->sig == SIGSYS && d->arch != AUDIT_ARCH_I386)) {
+        /* A far transfer the host CPU resolved against its own GDT (its 64-bit code
+           selector 0x33): see escaped(). */
+        uint16_t sel = d->uc_cs != d->sel[XBT_CS] ? d->uc_cs : 0;
+        return escaped(v, d->rip >> 32 ? entry_eip : eip, sel);
     }
     /* Data segment registers the guest loaded itself: the host resolved them against
        its own GDT, so the guest's own load is done now, against the guest's tables. */
@@ -458,7 +391,13 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                     xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
                     v->ibl_stale = true;
                 }
-                if (!xbt_direct_window_map(v->vm, lin, lin, !v->vm->code_prot[page]))
+                bool fetch = (d->err & 0x10) && !write;
+                int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
+                                        !v->vm->code_prot[page] && !fetch,
+                                        fetch ? (int64_t)lin : -1);
+                if (rc == XBT_DMAP_XLATE)
+                    xbt_direct_page_translated(v, eip);
+                if (rc != XBT_DMAP_OK)
                     v->direct_xlate = true;
                 else
                     v->stats.hidden_faults++;
@@ -517,12 +456,16 @@ bool xbt_direct_run(struct xbt_vcpu *v)
             if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
                 count_trap(v, v->ctx.eip);
             return xbt_deliver_interrupt(v, b[1], true, eip, eip - 2);
-        } else {
-            xbt_set_internal_error(v, eip, "host system call %d trapped from guest code at "
-                                   "%08x, not after an INT instruction", d->sysno, eip);
-            return false;
         }
-        break;
+        if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0x0F && b[1] == 0x05) {
+            /* SYSCALL from compatibility mode (AMD): the virtual CPU has none (#UD).
+               The CPU has already put the return address into ECX: the guest's ECX
+               is lost (documented). */
+            return xbt_raise(v, XBT_UDV, false, 0, eip - 2);
+        }
+        /* A system call from an instruction that is not there any more: nothing
+           the guest could have done at CPL 3 on a real CPU. */
+        return escaped(v, eip, 0);
     }
     default:
         break;
@@ -533,41 +476,4 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         count_trap(v, v->ctx.eip);
     v->direct_xlate = true;
     return true;
-}
-
-/* The alternate signal stack of a vCPU thread, aligned to its size, with the header
-   the entry stubs read.  Returns the header (NULL: none could be made). */
-static __thread uint8_t *thread_alt;
-
-uint8_t *xbt_thread_altstack(void)
-{
-    if (thread_alt)
-        return thread_alt;
-    size_t sz = XBT_ALTSTACK_SIZE;
-    uint8_t *p = mmap(NULL, 2 * sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    uint8_t *a = (uint8_t *)(((uintptr_t)p + sz - 1) & ~(uintptr_t)(sz - 1));
-    if (a > p)
-        munmap(p, (size_t)(a - p));
-    munmap(a + sz, (size_t)(p + 2 * sz - (a + sz)));
-    uint64_t fs = 0;
-    syscall(SYS_arch_prctl, ARCH_GET_FS, &fs);
-    *(uint64_t *)(a + XBT_ALT_MAGIC_OFF) = XBT_ALT_MAGIC;
-    *(uint64_t *)(a + XBT_ALT_FSBASE) = fs;
-    *(uint64_t *)(a + XBT_ALT_GSBASE) = 0;
-    a[XBT_ALT_FSGSBASE] = (getauxval(AT_HWCAP2) & 2) != 0;
-    stack_t ss = { .ss_sp = a, .ss_size = sz, .ss_flags = 0 };
-    if (sigaltstack(&ss, NULL) != 0) {
-        munmap(a, sz);
-        return NULL;
-    }
-    thread_alt = a;
-    return a;
-}
-
-void xbt_thread_set_gsbase(uint64_t gs)
-{
-    if (thread_alt)
-        *(uint64_t *)(thread_alt + XBT_ALT_GSBASE) = gs;
 }

@@ -436,7 +436,6 @@ static bool set_window(struct xbt_vcpu *v)
     else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)w) != 0)
         return false;
     thread_gs_base = (uintptr_t)w;
-    xbt_thread_set_gsbase((uint64_t)(uintptr_t)w);
     return true;
 }
 
@@ -549,7 +548,6 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         xbt_set_internal_error(v, v->ctx.eip, "cannot set up an alternate signal stack");
         return XBT_OK;
     }
-    xbt_thread_set_gsbase(thread_gs_base);
     if (!v->smc_exec) {
         v->smc_exec = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE | PROT_EXEC,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -824,6 +822,14 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
         (unsigned long long)st->direct_entries, (unsigned long long)st->direct_exits,
         (unsigned long long)st->direct_kicks, (unsigned long long)st->direct_syscalls,
         (unsigned long long)st->direct_xlate);
+    if (st->direct_entries)
+        OUT("direct: %llu runner processes started, %llu parked, %llu killed (left guest "
+            "semantics or stopped answering); %llu D-window requests, %llu waited for "
+            "(%.1f ms), parking %.1f ms\n",
+            (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
+            (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
+            (unsigned long long)st->direct_sync_waits, (double)st->direct_wait_ns / 1e6,
+            (double)st->direct_park_ns / 1e6);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window" };
     OUT("exits:");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vcpu.h"
@@ -72,15 +73,11 @@ static void report_host_crash(int sig, siginfo_t *si, ucontext_t *uc)
 
 void xbt_on_fault(int sig, siginfo_t *si, void *uc_);
 void xbt_on_kick(int sig, siginfo_t *si, void *uc_);
-void xbt_on_sys(int sig, siginfo_t *si, void *uc_);
 
-/* The entry stubs (direct_stubs.S) jump here with the host's FS and GS in place. */
 void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
 {
     ucontext_t *uc = uc_;
     struct xbt_vcpu *v = xbt_current_vcpu;
-    if (v && v->in_direct && xbt_direct_signal(v, sig, si, uc))
-        return;
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
     if (v && v->running && xbt_tc_contains(v->vm->tc, rip)) {
         xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
@@ -128,9 +125,9 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
 {
     ucontext_t *uc = uc_;
     struct xbt_vcpu *v = xbt_current_vcpu;
+    (void)sig;
+    (void)si;
     if (!v || !v->running)
-        return;
-    if (v->in_direct && xbt_direct_signal(v, sig, si, uc))
         return;
     /* Make every indirect branch miss and unlink the running block's exits: the guest
        leaves translated code at the next block end. */
@@ -145,15 +142,25 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
     }
 }
 
-/* A system call trapped by the seccomp filter of direct execution (direct.c): from
-   guest code it is an exit; from anywhere else a bug in the VMM. */
-void xbt_on_sys(int sig, siginfo_t *si, void *uc_)
+/* The alternate signal stack of a vCPU thread (a fault on an overflowing VMM stack is
+   still reported).  Returns it (NULL: none could be made). */
+static __thread uint8_t *thread_alt;
+
+uint8_t *xbt_thread_altstack(void)
 {
-    ucontext_t *uc = uc_;
-    struct xbt_vcpu *v = xbt_current_vcpu;
-    if (v && v->in_direct && xbt_direct_signal(v, sig, si, uc))
-        return;
-    xbt_on_fault(sig, si, uc_);
+    if (thread_alt)
+        return thread_alt;
+    size_t sz = 64 * 1024;
+    uint8_t *a = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (a == MAP_FAILED)
+        return NULL;
+    stack_t ss = { .ss_sp = a, .ss_size = sz, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0) {
+        munmap(a, sz);
+        return NULL;
+    }
+    thread_alt = a;
+    return a;
 }
 
 bool xbt_signals_init(void)
@@ -165,18 +172,15 @@ bool xbt_signals_init(void)
         return false;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))xbt_sig_entry_fault;
+    sa.sa_sigaction = xbt_on_fault;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
     /* Nothing blocked: translated-code faults leave by siglongjmp, which keeps the
-       mask.  A kick nested in an entry stub returns at once (direct_stubs.S). */
+       mask. */
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
         if (sigaction(fault_signals[i], &sa, NULL) != 0)
             return false;
-    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))xbt_sig_entry_sys;
-    if (sigaction(SIGSYS, &sa, NULL) != 0)
-        return false;
-    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))xbt_sig_entry_kick;
+    sa.sa_sigaction = xbt_on_kick;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
     if (sigaction(XBT_KICK_SIGNAL, &sa, NULL) != 0)
         return false;
@@ -189,6 +193,11 @@ void xbt_vcpu_kick(xbt_vcpu *v)
     if (!v)
         return;
     atomic_store(&v->kick, true);
+    /* Guest user code running in a runner process leaves it; the vCPU thread waiting
+       for it looks at the kick flag too. */
+    struct xbt_runner *r = atomic_load(&v->direct_runner);
+    if (r)
+        xbt_runner_kick(r);
     if (atomic_load(&v->running))
         pthread_kill(v->thread, XBT_KICK_SIGNAL);
 }

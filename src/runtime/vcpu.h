@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "runtime/direct.h"
+#include "runtime/runner.h"
 #include "tcache/tcache.h"
 #include "translator/abi.h"
 #include "translator/translator.h"
@@ -84,6 +85,12 @@ struct xbt_wset {
     struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
     uint32_t n_rec;
     bool rec_overflow;                /* too many: a switch back drops them all */
+    /* Direct execution: the runner process whose D-window mirrors this address space's
+       user pages (parked while another address space is current), what it maps, and a
+       generation bumped when the set is given to another address space. */
+    struct xbt_runner runner;
+    struct xbt_wmap dmap;
+    uint32_t gen;
 };
 
 struct xbt_vm {
@@ -101,13 +108,12 @@ struct xbt_vm {
     bool window_paged;         /* the K-window holds linear (paged) mappings */
     xbt_tcache *tc;
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
-    bool direct_ok;            /* user code may run directly (this VM owns the D-window) */
+    bool direct_ok;            /* user code may run directly (in runner processes) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
     /* 2 MiB units where some window mapping came from a large guest page (a 4 MiB page
        marks its two units, a PAE 2 MiB page its one): an INVLPG there drops that whole
        large page (one TLB entry in hardware), elsewhere one 4 KiB page. */
     uint8_t pse_region[256];
-    struct xbt_wmap dmap;      /* what the D-window maps (direct.c) */
 };
 
 struct xbt_vcpu {
@@ -231,14 +237,13 @@ struct xbt_vcpu {
 
     /* Direct execution of user code (direct.c). */
     struct xbt_direct direct;
-    bool in_direct;                  /* inside xbt_direct_enter: signals may leave it */
+    _Atomic(struct xbt_runner *) direct_runner; /* running guest code now: kicks go there */
     bool direct_xlate;               /* run the next instruction translated, then direct */
-    bool avx_checked;
-    void *avx_area;                  /* XSAVE area of the guest's AVX upper halves */
-    uint64_t ldt_key[XBT_NSEG];      /* what each mirror LDT entry holds */
 #define XBT_HOT_SLOTS 256
 #define XBT_HOT_THRESHOLD 16
-    struct xbt_hot { uint32_t page, cr3, count; } hot[XBT_HOT_SLOTS]; /* adaptive mode */
+    /* Adaptive mode: trap counts by linear page and address space (window set and its
+       generation: a set given to another address space forgets them). */
+    struct xbt_hot { uint32_t page, as, count; } hot[XBT_HOT_SLOTS];
 
     /* Trace recording (run.c): the path of basic blocks run since a hot head. */
     uint32_t rec_path[XBT_TRACE_MAX_BLOCKS];
@@ -369,16 +374,27 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged);
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why);
 void xbt_direct_vm_destroy(xbt_vm *vm);
+/* Drops [lin, lin + len) from set w's D-window (the current set's before returning). */
+void xbt_direct_set_drop(xbt_vm *vm, struct xbt_wset *w, uint32_t lin, uint64_t len);
 void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len);
 bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
+/* Maps [lin, lin + len) of the current set's D-window onto guest RAM at gpa: a writable
+   run without execute permission (W^X), a read-only one executable where its pages are
+   not sensitive (xbt_direct_page_sensitive).  XBT_DMAP_XLATE: the page holding `fetch`
+   (-1: none) is sensitive; it was mapped without execute permission and runs
+   translated (xbt_direct_page_translated). */
+enum { XBT_DMAP_FAIL = 0, XBT_DMAP_OK = 1, XBT_DMAP_XLATE = 2 };
+int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
+                   int64_t fetch);
+bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa);
+void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
                                  bool writable);
 bool xbt_direct_wanted(const struct xbt_vcpu *v);
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);
-bool xbt_direct_signal(struct xbt_vcpu *v, int sig, siginfo_t *si, ucontext_t *uc);
+/* signals.c: the thread's alternate signal stack (NULL: none could be made). */
 uint8_t *xbt_thread_altstack(void);
-void xbt_thread_set_gsbase(uint64_t gs);
 
 /* Host signal handling (signals.c). */
 bool xbt_signals_init(void);

@@ -59,6 +59,7 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         }
         vm->wset[k] = w;
         w->cr3 = ~0u;
+        xbt_runner_init(&w->runner);
         w->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                            -1, 0);
         w->ureserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -321,7 +322,6 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     for (int k = 0; k < XBT_IBL_SETS; k++)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);
-    free(v->avx_area);
     free(v->prof_pool);
     free(v->prof_info);
     for (int r = 0; r < 1024; r++)
@@ -431,6 +431,15 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
     st->code_page_invalidations = v->vm->code_page_invals;
     st->wrec_checked = v->vm->wrec_checked;
     st->wrec_dropped = v->vm->wrec_dropped;
+    for (int k = 0; k < XBT_WSETS; k++) {
+        const struct xbt_runner *r = &v->vm->wset[k]->runner;
+        st->direct_parks += r->parks;
+        st->direct_sync_waits += r->waits;
+        st->direct_escapes += r->kills;
+        st->direct_park_ns += r->park_ns;
+        st->direct_wait_ns += r->wait_ns;
+        st->direct_map_requests += r->requests;
+    }
     for (uint32_t i = 0; i < v->prof_n; i++) {
         const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
         st->trace_execs += c[0];

@@ -58,11 +58,16 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         v->smc_single = true; /* direct: the translator runs it (below) */
     }
     bool writable = r.writable && (r.dirty || write) && (!vm->code_prot[page] || data_write);
+    /* The D-window keeps W^X: an instruction fetch maps the page read-only and
+       executable, a later write read-write again (direct.c). */
+    bool fetch = win == XBT_WIN_DIRECT && (v->fault_err & 0x10) && !write, xlate = false;
+    if (fetch)
+        writable = false;
     if (r.page_size > 4096)
         for (uint32_t u = (lin & ~(r.page_size - 1)) >> 21;
              u < ((lin & ~(r.page_size - 1)) >> 21) + (r.page_size >> 21); u++)
             vm->pse_region[u >> 3] |= (uint8_t)(1u << (u & 7));
-    if (r.page_size > 4096) {
+    if (r.page_size > 4096 && !fetch) {
         /* A 4 MiB (PAE: 2 MiB) guest page (Linux maps its lowmem so): one host mapping
            for all of it when it is all RAM and holds no translated code, instead of a
            fault and a VMA per 4 KiB.  Its one dirty bit covers all of it. */
@@ -134,14 +139,22 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
             v->smc_single = false;
             return 2;
         }
-        bool ok = xbt_direct_window_map_range(vm, lo, glo, hi - lo, writable);
-        if (!ok) { /* the run reaches below mmap_min_addr: the page alone */
+        int64_t at = fetch ? (int64_t)lin : -1;
+        int rc = xbt_direct_map(vm, lo, glo, hi - lo, writable, at);
+        if (rc == XBT_DMAP_FAIL) { /* the run reaches below mmap_min_addr: the page alone */
             lo = lin & ~0xFFFu;
             hi = lo + 4096;
-            ok = xbt_direct_window_map(vm, lin, r.gpa, writable);
+            rc = xbt_direct_map(vm, lo, r.gpa & ~0xFFFull, 4096, writable, at);
         }
-        if (!ok)
+        if (rc == XBT_DMAP_FAIL)
             return 2; /* below mmap_min_addr */
+        if (rc == XBT_DMAP_XLATE) {
+            /* Code the host CPU would answer for the virtual one (CPUID ...): this page
+               runs translated in this address space; the run stays mapped (noted
+               below, so that TLB flushes drop it). */
+            xbt_direct_page_translated(v, v->ctx.eip);
+            xlate = true;
+        }
     } else if (!xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, lo, glo,
                                      hi - lo, writable)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
@@ -156,5 +169,5 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
                         r.page_size != 4096);
     }
     v->stats.hidden_faults++;
-    return 1;
+    return xlate ? 2 : 1;
 }

@@ -12,6 +12,8 @@
 
 #include "runtime/vcpu.h"
 
+static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len);
+
 /* Code pages are write-protected in the window.  Paging off, the window address of a
    physical page is the page itself; paging on, any number of linear pages may map it,
    so protecting drops every mapping (they come back read-only on the next touch) and
@@ -25,7 +27,8 @@ void xbt_protect_code_page(xbt_vm *vm, uint32_t page)
         xbt_window_reset(vm);
     } else {
         mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
-        xbt_direct_window_drop(vm, page << 12, 4096); /* remapped read-only on demand */
+        if (wmap_take(&vm->cur->dmap, page << 12, 4096)) /* remapped read-only on demand */
+            xbt_direct_window_drop(vm, page << 12, 4096);
     }
 }
 
@@ -45,7 +48,8 @@ uint8_t *xbt_current_window(const struct xbt_vcpu *v)
 
 static struct xbt_wmap *wmap_of(xbt_vm *vm, struct xbt_wset *w, int win)
 {
-    return win == XBT_WIN_DIRECT ? &vm->dmap : &w->wmap[win];
+    (void)vm;
+    return win == XBT_WIN_DIRECT ? &w->dmap : &w->wmap[win];
 }
 
 static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len)
@@ -103,12 +107,14 @@ static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len)
 }
 
 /* Empties a window set (its address space assignment stays). */
-static void wset_clear(struct xbt_wset *w)
+static void wset_clear(xbt_vm *vm, struct xbt_wset *w)
 {
     if (wmap_take(&w->wmap[XBT_WIN_KERNEL], 0, 4ull << 30) || w->identity)
         unmap_range(w->kbase, 0, 4ull << 30);
     if (wmap_take(&w->wmap[XBT_WIN_USER], 0, 4ull << 30))
         unmap_range(w->ubase, 0, 4ull << 30);
+    if (wmap_take(&w->dmap, 0, 4ull << 30))
+        xbt_direct_set_drop(vm, w, 0, 4ull << 30);
     w->identity = false;
     for (uint32_t r = 0; r < 1024; r++)
         if ((w->g_region[r >> 3] | w->ng_region[r >> 3]) & (1u << (r & 7))) {
@@ -123,22 +129,31 @@ static void wset_clear(struct xbt_wset *w)
 
 static void wset_drop(xbt_vm *vm, struct xbt_wset *w, int win, uint32_t lin, uint64_t len)
 {
-    if (wmap_take(&w->wmap[win], lin, len))
+    if (win == XBT_WIN_DIRECT) {
+        if (wmap_take(&w->dmap, lin, len))
+            xbt_direct_set_drop(vm, w, lin, len);
+    } else if (wmap_take(&w->wmap[win], lin, len)) {
         unmap_range(win == XBT_WIN_USER ? w->ubase : w->kbase, lin, len);
-    (void)vm;
+    }
+}
+
+/* [lin, lin + len) leaves all three windows of set w. */
+static void wset_drop3(xbt_vm *vm, struct xbt_wset *w, uint32_t lin, uint64_t len)
+{
+    wset_drop(vm, w, XBT_WIN_KERNEL, lin, len);
+    wset_drop(vm, w, XBT_WIN_USER, lin, len);
+    wset_drop(vm, w, XBT_WIN_DIRECT, lin, len);
 }
 
 void xbt_window_reset(xbt_vm *vm)
 {
     bool paged = vm->vcpu && xbt_paging(vm->vcpu);
     for (int k = 0; k < XBT_WSETS; k++) {
-        wset_clear(vm->wset[k]);
+        wset_clear(vm, vm->wset[k]);
         vm->wset[k]->cr3 = ~0u;
     }
     if (paged)
         vm->cur->cr3 = xbt_as_key(vm->vcpu); /* what the fills from now on mirror */
-    if (wmap_take(&vm->dmap, 0, 4ull << 30))
-        xbt_direct_window_drop(vm, 0, 4ull << 30);
     memset(vm->pse_region, 0, sizeof vm->pse_region);
     vm->window_paged = paged;
     if (paged)
@@ -168,20 +183,13 @@ bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, boo
 
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len)
 {
-    wset_drop(vm, vm->cur, XBT_WIN_KERNEL, lin, len);
-    wset_drop(vm, vm->cur, XBT_WIN_USER, lin, len);
-    if (wmap_take(&vm->dmap, lin, len))
-        xbt_direct_window_drop(vm, lin, len);
+    wset_drop3(vm, vm->cur, lin, len);
 }
 
 void xbt_window_drop_all(xbt_vm *vm, uint32_t lin, uint32_t len)
 {
-    for (int k = 0; k < XBT_WSETS; k++) {
-        wset_drop(vm, vm->wset[k], XBT_WIN_KERNEL, lin, len);
-        wset_drop(vm, vm->wset[k], XBT_WIN_USER, lin, len);
-    }
-    if (wmap_take(&vm->dmap, lin, len))
-        xbt_direct_window_drop(vm, lin, len);
+    for (int k = 0; k < XBT_WSETS; k++)
+        wset_drop3(vm, vm->wset[k], lin, len);
 }
 
 void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool global,
@@ -218,8 +226,7 @@ static void wset_drop_nonglobal(xbt_vm *vm, struct xbt_wset *w)
         w->ng_region[r >> 3] &= (uint8_t)~bit;
         uint64_t *ng = &w->ng_page[r * 16];
         if (!(w->g_region[r >> 3] & bit)) {
-            wset_drop(vm, w, XBT_WIN_KERNEL, r << 22, 4u << 20); /* nothing global here */
-            wset_drop(vm, w, XBT_WIN_USER, r << 22, 4u << 20);
+            wset_drop3(vm, w, r << 22, 4u << 20); /* nothing global here */
             memset(ng, 0, 128);
             continue;
         }
@@ -232,8 +239,7 @@ static void wset_drop_nonglobal(xbt_vm *vm, struct xbt_wset *w)
             uint32_t q = p;
             while (q < 1024 && (ng[q >> 6] & (1ull << (q & 63))))
                 q++;
-            wset_drop(vm, w, XBT_WIN_KERNEL, (r << 22) + (p << 12), (q - p) << 12);
-            wset_drop(vm, w, XBT_WIN_USER, (r << 22) + (p << 12), (q - p) << 12);
+            wset_drop3(vm, w, (r << 22) + (p << 12), (q - p) << 12);
             p = q;
         }
         memset(ng, 0, 128);
@@ -253,24 +259,6 @@ static bool ram32(const xbt_vm *vm, uint64_t gpa, uint32_t *v)
 /* A TLB flush of w's address space: each non-global mapping stays if the directory and
    table entries it came from are unchanged (accessed and dirty bits included: a guest
    that clears them gets them set again by the next access), else it is dropped. */
-/* A D-window mapping of this address space, still what its page tables say: map it
-   again right away (the D-window holds one address space at a time, so a switch
-   empties it; this saves the user code a host fault per page it touches again).
-   Writable as the fill made it: RW in both entries and D set, no translated code. */
-static void direct_replay(xbt_vm *vm, const struct xbt_wrec *e, uint32_t pde)
-{
-    uint64_t gpa = e->big ? (pde & 0xFFC00000u) : (e->pte0 & ~0xFFFu);
-    uint32_t len = (uint32_t)e->npages << 12;
-    if (gpa + len > vm->ram_size)
-        return;
-    uint32_t leaf = e->big ? pde : e->pte0;
-    bool writable = (pde & 2) && (leaf & 2) && (leaf & 0x40);
-    for (uint64_t p = gpa >> 12; p < (gpa + len) >> 12 && writable; p++)
-        if (vm->code_prot[p])
-            writable = false;
-    xbt_direct_window_map_range(vm, e->lin, gpa, len, writable);
-}
-
 static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
 {
     if (w->rec_overflow) {
@@ -293,22 +281,17 @@ static void wset_revalidate(xbt_vm *vm, struct xbt_wset *w)
         }
         vm->wrec_checked++;
         if (ok) {
-            w->rec[keep++] = *e;
-            if (e->win == XBT_WIN_DIRECT)
-                direct_replay(vm, e, pde);
+            w->rec[keep++] = *e; /* still mapped in its window (the runner's included) */
             continue;
         }
         vm->wrec_dropped++;
-        if (e->win != XBT_WIN_DIRECT) /* the D-window was emptied by the switch */
-            wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
+        wset_drop(vm, w, e->win, e->lin, (uint64_t)e->npages << 12);
     }
     w->n_rec = keep;
 }
 
 void xbt_window_switch(xbt_vm *vm, uint32_t cr3)
 {
-    if (wmap_take(&vm->dmap, 0, 4ull << 30))
-        xbt_direct_window_drop(vm, 0, 4ull << 30);
     struct xbt_wset *w = NULL, *lru = NULL;
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *c = vm->wset[k];
@@ -317,6 +300,10 @@ void xbt_window_switch(xbt_vm *vm, uint32_t cr3)
         if (c != vm->cur && (!lru || c->stamp < lru->stamp))
             lru = c;
     }
+    /* The outgoing address space's user code must not run on in its runner while
+       another is current: its page tables may change without a flush the VMM sees. */
+    if (w != vm->cur)
+        xbt_runner_park(&vm->cur->runner);
     if (w) {
         wset_revalidate(vm, w);
     } else {
@@ -325,6 +312,7 @@ void xbt_window_switch(xbt_vm *vm, uint32_t cr3)
         w = lru ? lru : vm->cur;
         wset_drop_nonglobal(vm, w);
         w->cr3 = cr3;
+        w->gen++;
     }
     w->stamp = ++vm->wclock;
     vm->cur = w;

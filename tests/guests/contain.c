@@ -8,9 +8,11 @@
  * user busy loop must be preempted by the PIT (direct mode: the host timer kick).
  *
  * Command line "escape=farjmp": user code far-jumps to selector 0x33 (in this guest's
- * GDT a DPL 0 execute-only segment: #GP; on an x86-64 host it is the 64-bit code
- * selector, the hole that strict mode closes).  "escape=syscall": user code executes
- * SYSCALL (not enabled: #UD).  The probe path comes from "probe=PATH".
+ * GDT a DPL 0 execute-only segment: #GP(0x30); on an x86-64 host it is the 64-bit code
+ * selector: under xbt's direct mode the runner process sees 64-bit code and xbt gives
+ * the guest the same #GP(0x30)).  "escape=syscall": user code executes SYSCALL (not
+ * enabled: #UD).  The probe path comes from "probe=PATH".  escape.c has the attacks
+ * that do more in 64-bit mode.
  */
 #include "lib/guest.h"
 
@@ -72,11 +74,14 @@ static void timer_handler(struct frame *f)
     pic_eoi(0);
 }
 
+void escape_resume(void);
 static void gp_handler(struct frame *f)
 {
     gp_count++;
     gp_err = f->err;
-    f->eip += 7; /* ljmp $sel, $off: ea + 4 + 2 */
+    /* At the ljmp (a CPU) or, under direct execution, where the 64-bit code was
+       caught: either way the user code goes on after it. */
+    f->eip = (u32)escape_resume;
 }
 
 static void ud_handler(struct frame *f)
@@ -110,7 +115,8 @@ static void user_escape(void)
     if (escape == 1) {
         /* to selector 0x33; the bytes there are ud2 whatever the mode */
         __asm__ volatile("ljmp $0x33, $escape_target\n"
-                         "escape_target: ud2\n" ::: "memory");
+                         "escape_target: ud2\n"
+                         ".globl escape_resume\nescape_resume:\n" ::: "memory");
     } else {
         __asm__ volatile("syscall" : : "a"(8), "b"(probe) : "ecx", "memory");
     }

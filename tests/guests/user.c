@@ -52,12 +52,13 @@ __asm__(".text\n.globl user_after_retf\nuser_after_retf:\n"
         "\tmovl $7, %eax\n\tint $0x80\n" /* the handler records the CS it interrupted */
         "\tmovl $0, %eax\n\tint $0x80\n");
 
-/* AVX upper halves across a system call, where the CPU offers AVX to user code (under
-   xbt's direct mode, the host's CPUID shows through; QEMU's i386 CPUs and xbt's virtual
-   CPUID have none: then there is nothing to check). */
+/* AVX upper halves across a system call, where the CPU offers AVX to user code (QEMU's
+   i386 CPUs and xbt's virtual CPU have none: then there is nothing to check).  Under
+   xbt's direct mode the page with this CPUID runs translated, so user code sees the
+   virtual CPU's answer there too, as it does in strict mode. */
 static volatile u32 avx_there, avx_in[8] __attribute__((aligned(32))),
     avx_out[8] __attribute__((aligned(32)));
-static void user_avx(void)
+static __attribute__((section(".cpuidtext"), noinline)) void user_avx(void)
 {
     u32 a, b, c, d;
     __asm__ volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
