@@ -50,7 +50,7 @@ static int parse_header(struct bz *z, uint64_t ramsz, char *err, size_t errlen)
     const uint8_t *img = z->f->data;
     size_t len = z->f->len;
     const char *name = z->f->name;
-    if (len < H_JUMP + 2)
+    if (len < H_VERSION + 2)
         return boot_fail(err, errlen, "%s: truncated Linux setup header (%zu bytes)", name, len);
     z->hdr_end = 0x202u + img[H_JUMP + 1];
     z->version = boot_rd16(img + H_VERSION);
@@ -170,6 +170,12 @@ int boot_linux(const struct boot_ram *ram, const struct boot_blob *kernel,
     memset(bp, 0, 4096);
     size_t hdr_end = z.hdr_end < HDR_MAX ? z.hdr_end : HDR_MAX;
     memcpy(bp + H_SETUP_SECTS, kernel->data + H_SETUP_SECTS, hdr_end - H_SETUP_SECTS);
+    /* The fields a boot loader writes start from zero, not from the image's bytes
+       (an image's ramdisk or setup_data fields would otherwise reach the kernel). */
+    memset(bp + H_RAMDISK, 0, 12);          /* ramdisk_image, ramdisk_size, bootsect_kludge */
+    memset(bp + 0x226, 0, 2);               /* ext_loader_ver, ext_loader_type */
+    memset(bp + 0x23c, 0, 12);              /* hardware_subarch (PC), its data */
+    memset(bp + 0x250, 0, 8);               /* setup_data: none */
     bp[0x210] = 0xff;                       /* type_of_loader: undefined */
     bp[H_LOADFLAGS] |= 0x80;                /* CAN_USE_HEAP */
     bp[H_HEAP_END] = 0x00;                  /* heap_end_ptr 0xfe00 */
