@@ -7,8 +7,8 @@
  *
  * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
  * 0 when the guest halts for good (HLT with interrupts disabled); 2 triple fault;
- * 64 usage; 66 the image cannot be loaded; 70 internal error; 124 --timeout; 130
- * interrupted.
+ * 64 usage (an option it cannot honour: one line on stderr); 66 a file or image that
+ * cannot be loaded (one line); 70 internal error; 124 --timeout; 130 interrupted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -70,14 +70,18 @@ static void usage(FILE *f)
             "      --trace-profile    --traces, and each trace counts its entries and side\n"
             "                         exits (listed with --stats; costs a little)\n"
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
-            "      --tcache MIB       translation cache size (default 64)\n"
-            "      --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
+            "      --tcache MIB       translation cache size (default 64; 4 KiB to 1024 MiB,\n"
+            "                         may be fractional)\n"
+            "      --timeout SEC      stop the guest after SEC seconds (exit status 124;\n"
+            "                         0 < SEC <= 1e9, may be fractional)\n"
             "      --stats            print exits, callouts and cache figures at the end\n"
             "      --trace-io         log every port access to stderr\n"
             "  -h, --help, --version\n"
+            "Numbers are decimal or 0x-hexadecimal; options with a value (but --module) once.\n"
             "Exit status: (value << 1) | 1 for a write of value to port 0xf4; 0 guest halted\n"
-            "with interrupts off; 2 triple fault; 64 usage; 66 bad image; 70 internal\n"
-            "error; 124 timeout; 130 interrupted.\n");
+            "with interrupts off; 2 triple fault; 64 usage (an option xbt-run cannot honour);\n"
+            "66 a file or image that cannot be loaded; 70 internal error; 124 timeout; 130\n"
+            "interrupted.\n");
 }
 
 static void restore_tty(void)
