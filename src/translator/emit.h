@@ -24,6 +24,25 @@ struct xbt_patch {
     uint32_t index;  /* exit or site index */
 };
 
+/*
+ * A REP string instruction's out-of-line path, emitted after the block's last
+ * instruction (inside the body, so faults there map back precisely): the exact check
+ * for a wrap at 4 GiB, and the element-by-element loop that wraps as the CPU does.
+ */
+#define XBT_MAX_STRING_TAILS 16
+struct xbt_string_tail {
+    uint32_t eip;
+    uint32_t jmp_at;       /* rel32 field of the inline jump to the tail */
+    uint32_t fast;         /* offset of the inline REP instruction's set-up */
+    uint32_t done;         /* offset after the inline REP instruction */
+    ZydisMnemonic mnemonic;
+    ZydisInstructionAttributes rep; /* HAS_REP, HAS_REPE or HAS_REPNE */
+    uint8_t size;          /* element size: 1, 2 or 4 */
+    bool src, dst;         /* uses ESI, EDI */
+    uint8_t fix_arg;       /* XBT_FIX_STRING arg and seg */
+    uint16_t fix_seg;
+};
+
 /* Translation state of one block. */
 typedef struct xbt_tx {
     xbt_translator *tr;
@@ -39,6 +58,8 @@ typedef struct xbt_tx {
     uint8_t n_prof;        /* a profiled trace: side-exit counters handed out */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
     struct xbt_patch site_patches[XBT_MAX_PENDING_SITES];
+    uint32_t n_tails;
+    struct xbt_string_tail tails[XBT_MAX_STRING_TAILS];
 } xbt_tx;
 
 void xbt_tx_fail(xbt_tx *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

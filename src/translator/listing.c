@@ -119,10 +119,23 @@ size_t xbt_tblock_list(const xbt_tblock *b, xbt_fetch_fn fetch, void *opaque, ch
         }
         pc += in.length;
     }
-    /* What follows the last instruction in the body (a fall-through exit). */
-    if (m < b->n_map) {
+    /* What follows the last instruction in the body: a fall-through exit, then the
+       out-of-line paths of instructions above (REP strings), each under its EIP. */
+    uint32_t ool = b->ool_off && b->ool_off <= b->body_len ? b->ool_off : b->body_len;
+    if (m < b->n_map && b->map[m].host_off < ool) {
         put(&o, "%08" PRIx32 "  (next)\n", b->map[m].guest_eip);
-        list_host(&o, &d64, &f, b, b->map[m].host_off, b->body_len);
+        list_host(&o, &d64, &f, b, b->map[m].host_off, ool);
+    }
+    while (m < b->n_map && b->map[m].host_off < ool)
+        m++;
+    while (m < b->n_map) {
+        uint32_t n = m;
+        while (n < b->n_map && b->map[n].guest_eip == b->map[m].guest_eip)
+            n++;
+        put(&o, "%08" PRIx32 "  (out of line)\n", b->map[m].guest_eip);
+        list_host(&o, &d64, &f, b, b->map[m].host_off, n < b->n_map ? b->map[n].host_off
+                                                                       : b->body_len);
+        m = n;
     }
     if (b->n_exits) {
         put(&o, "exits:\n");

@@ -476,10 +476,32 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
 /* ------------------------------------------------------------------------------------ */
 /* Stack                                                                                */
 
-/* mov [guest ESP + disp], src  (size bytes) */
-static void emit_stack_store(xbt_tx *t, int32_t disp, ZydisEncoderOperand src, uint16_t size)
+/*
+ * The register to address SS:[reg + disp] with (reg: R12D for ESP, EBP for ENTER and
+ * LEAVE).  A flat SS: reg itself.  SS with a base: `into` = SS.base + reg, built with
+ * mov/lea (no flags); [into + disp] with 32-bit address size then wraps base + offset
+ * at 4 GiB as the CPU does.  R11 is the scratch here, so is `into` (R15D or R8D).
+ */
+static ZydisRegister stack_base(xbt_tx *t, ZydisRegister reg, ZydisRegister into)
 {
-    xbt_emit2_guest(t, M(MOV), xo_mem(R(R12D), NOREG, 0, disp, size), src);
+    if (!seg_needs_base(t, XBT_SS))
+        return reg;
+    xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * XBT_SS, 4));
+    xbt_emit2(t, M(LEA), xo_reg(into), xo_mem(reg, R(R11D), 1, 0, 4));
+    return into;
+}
+
+/* The stack top's base register for this instruction (R12D, or R15D = SS.base + ESP). */
+static ZydisRegister esp_base(xbt_tx *t)
+{
+    return stack_base(t, R(R12D), R(R15D));
+}
+
+/* mov SS:[ESP + disp], src  (size bytes), addressed through sp = esp_base(). */
+static void emit_stack_store(xbt_tx *t, ZydisRegister sp, int32_t disp, ZydisEncoderOperand src,
+                             uint16_t size)
+{
+    xbt_emit2_guest(t, M(MOV), xo_mem(sp, NOREG, 0, disp, size), src);
 }
 
 static void emit_esp_add(xbt_tx *t, int32_t delta)
@@ -498,20 +520,21 @@ static void emit_push(xbt_tx *t, const xbt_insn *in)
         if (seg >= 0) {
             /* PUSH Sreg: the virtual selector, zero-extended to the operand size. */
             xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), ctx_mem(XBT_CTX_SEG_SEL + 2 * seg, 2));
-            emit_stack_store(t, -sz, xo_reg(tmp), sz);
+            emit_stack_store(t, esp_base(t), -sz, xo_reg(tmp), sz);
         } else {
-            emit_stack_store(t, -sz, xo_reg(host_reg(op->reg.value)), sz);
+            emit_stack_store(t, esp_base(t), -sz, xo_reg(host_reg(op->reg.value)), sz);
         }
         break;
     }
     case ZYDIS_OPERAND_TYPE_IMMEDIATE:
-        emit_stack_store(t, -sz, xo_imm(sz == 2 ? (int16_t)op->imm.value.s
-                                                : (int32_t)op->imm.value.s), sz);
+        emit_stack_store(t, esp_base(t), -sz, xo_imm(sz == 2 ? (int16_t)op->imm.value.s
+                                                             : (int32_t)op->imm.value.s), sz);
         break;
     case ZYDIS_OPERAND_TYPE_MEMORY: {
+        /* The operand first (it may use R15 and R11 itself), then the stack address. */
         ZydisEncoderOperand m = guest_mem(t, in, op, 0);
         xbt_emit2_guest(t, M(MOV), xo_reg(tmp), m);
-        emit_stack_store(t, -sz, xo_reg(tmp), sz);
+        emit_stack_store(t, esp_base(t), -sz, xo_reg(tmp), sz);
         break;
     }
     default:
@@ -525,7 +548,7 @@ static void emit_pop(xbt_tx *t, const xbt_insn *in)
 {
     const ZydisDecodedOperand *op = &in->ops[0];
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
-    ZydisEncoderOperand top = xo_mem(R(R12D), NOREG, 0, 0, sz);
+    ZydisEncoderOperand top = xo_mem(esp_base(t), NOREG, 0, 0, sz);
     if (op->type == ZYDIS_OPERAND_TYPE_REGISTER) {
         ZydisRegister h = host_reg(op->reg.value);
         xbt_emit2_guest(t, M(MOV), xo_reg(h), top);
@@ -549,9 +572,10 @@ static void emit_pusha(xbt_tx *t, const xbt_insn *in)
 {
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
     const ZydisRegister *regs = sz == 2 ? host16 : host32;
+    ZydisRegister sp = esp_base(t);
     /* EAX ECX EDX EBX (original) ESP EBP ESI EDI, EAX at the highest address. */
     for (int i = 0; i < 8; i++)
-        emit_stack_store(t, -(int32_t)sz * (i + 1), xo_reg(regs[i]), sz);
+        emit_stack_store(t, sp, -(int32_t)sz * (i + 1), xo_reg(regs[i]), sz);
     emit_esp_add(t, -8 * sz);
 }
 
@@ -560,13 +584,13 @@ static void emit_popa(xbt_tx *t, const xbt_insn *in)
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
     const ZydisRegister *regs = sz == 2 ? host16 : host32;
     ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
+    ZydisRegister sp = esp_base(t);
     /* Touch the highest word first: if both ends are readable, every load is. */
-    xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(R(R12D), NOREG, 0, 7 * sz, sz));
+    xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(sp, NOREG, 0, 7 * sz, sz));
     for (int i = 7; i >= 0; i--) {
         if (i == XBT_ESP)
             continue; /* the saved ESP is skipped */
-        xbt_emit2_guest(t, M(MOV), xo_reg(regs[i]),
-                        xo_mem(R(R12D), NOREG, 0, (7 - i) * sz, sz));
+        xbt_emit2_guest(t, M(MOV), xo_reg(regs[i]), xo_mem(sp, NOREG, 0, (7 - i) * sz, sz));
     }
     emit_esp_add(t, 8 * sz);
 }
@@ -579,16 +603,19 @@ static void emit_enter(xbt_tx *t, const xbt_insn *in)
         emit_callout(t, in, XBT_CO_UNSUPPORTED);
         return;
     }
-    emit_stack_store(t, -4, xo_reg(R(EBP)), 4);
+    ZydisRegister sp = esp_base(t);
+    emit_stack_store(t, sp, -4, xo_reg(R(EBP)), 4);
     if (level > 0) {
+        /* The outer frame pointers are read through SS:EBP. */
+        ZydisRegister bp = level > 1 ? stack_base(t, R(EBP), R(R8D)) : R(EBP);
         for (uint32_t i = 1; i < level; i++) {
             xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)),
-                            xo_mem(R(EBP), NOREG, 0, -(int32_t)(4 * i), 4));
-            emit_stack_store(t, -4 - (int32_t)(4 * i), xo_reg(R(R14D)), 4);
+                            xo_mem(bp, NOREG, 0, -(int32_t)(4 * i), 4));
+            emit_stack_store(t, sp, -4 - (int32_t)(4 * i), xo_reg(R(R14D)), 4);
         }
-        /* push frame temp (the new EBP value) */
+        /* push frame temp (the new EBP value: an offset, not a linear address) */
         xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, -4, 4));
-        emit_stack_store(t, -4 - (int32_t)(4 * level), xo_reg(R(R14D)), 4);
+        emit_stack_store(t, sp, -4 - (int32_t)(4 * level), xo_reg(R(R14D)), 4);
     }
     xbt_emit2(t, M(LEA), xo_reg(R(EBP)), xo_mem(R(R12D), NOREG, 0, -4, 4));
     emit_esp_add(t, -4 - (int32_t)(4 * level) - (int32_t)size);
@@ -600,7 +627,8 @@ static void emit_leave(xbt_tx *t, const xbt_insn *in)
         emit_callout(t, in, XBT_CO_UNSUPPORTED);
         return;
     }
-    xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(EBP), NOREG, 0, 0, 4));
+    ZydisRegister bp = stack_base(t, R(EBP), R(R15D));
+    xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(bp, NOREG, 0, 0, 4));
     xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(EBP), NOREG, 0, 4, 4));
     xbt_emit2(t, M(MOV), xo_reg(R(EBP)), xo_reg(R(R14D)));
 }
@@ -630,26 +658,173 @@ static bool string_uses_dst(ZydisMnemonic m)
     }
 }
 
-/* RSI/RDI += bias (K-window base and segment base) before; the reverse after. */
-static void emit_string_bias(xbt_tx *t, ZydisRegister r32, ZydisRegister r64, int seg, bool apply)
+/* ESI/EDI += the segment base (32-bit: the linear address, wrapped at 4 GiB), or back. */
+static void emit_seg_bias(xbt_tx *t, ZydisRegister r32, int seg, bool apply)
 {
-    bool kwin = t->mode->window == XBT_WIN_K;
+    if (!seg_needs_base(t, seg))
+        return;
+    xbt_emit2(t, M(MOV), xo_reg(R(R10D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
     if (apply) {
-        if (seg_needs_base(t, seg)) {
-            xbt_emit2(t, M(MOV), xo_reg(R(R10D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
-            xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r32, R(R10D), 1, 0, 4));
-        }
-        if (kwin)
-            xbt_emit2(t, M(LEA), xo_reg(r64), xo_mem(r64, R(R11), 1, 0, 8));
+        xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r32, R(R10D), 1, 0, 4));
     } else {
-        xbt_emit2(t, M(MOV), xo_reg(r32), xo_reg(r32)); /* drop the window bias */
-        if (seg_needs_base(t, seg)) {
-            xbt_emit2(t, M(MOV), xo_reg(R(R10D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
-            xbt_emit1(t, M(NOT), xo_reg(R(R10D)));
-            xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r32, R(R10D), 1, 1, 4));
-        }
+        xbt_emit1(t, M(NOT), xo_reg(R(R10D)));
+        xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r32, R(R10D), 1, 1, 4));
     }
 }
+
+/* RSI/RDI += the K-window base (R11); or the bias dropped again: the K-window is 4 GiB
+   aligned, so the low half is the linear address, wrapped at 4 GiB as the CPU does. */
+static void emit_kwin_bias(xbt_tx *t, bool src, bool dst, bool apply)
+{
+    if (src)
+        xbt_emit2(t, apply ? M(LEA) : M(MOV), xo_reg(apply ? R(RSI) : R(ESI)),
+                  apply ? xo_mem(R(RSI), R(R11), 1, 0, 8) : xo_reg(R(ESI)));
+    if (dst)
+        xbt_emit2(t, apply ? M(LEA) : M(MOV), xo_reg(apply ? R(RDI) : R(EDI)),
+                  apply ? xo_mem(R(RDI), R(R11), 1, 0, 8) : xo_reg(R(EDI)));
+}
+
+/* The string instruction itself, under the XBT_FIX_STRING fix-up: 64-bit addressing on
+   window-biased RSI/RDI (K-window), or 32-bit addressing (U-window: host address ==
+   linear address, and the CPU wraps ESI/EDI at 4 GiB itself). */
+static void emit_string_op(xbt_tx *t, ZydisMnemonic m, ZydisInstructionAttributes rep,
+                           bool addr32, uint32_t eip, uint8_t arg, uint16_t seg)
+{
+    add_map(t, eip, XBT_FIX_STRING, arg, seg);
+    ZydisEncoderRequest r;
+    memset(&r, 0, sizeof r);
+    r.machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    r.mnemonic = m;
+    r.prefixes = rep;
+    r.address_size_hint = addr32 ? ZYDIS_ADDRESS_SIZE_HINT_32 : ZYDIS_ADDRESS_SIZE_HINT_64;
+    xbt_emit_req(t, &r);
+    add_map(t, eip, XBT_FIX_NONE, 0, 0);
+}
+
+/*
+ * The inline check of a REP string instruction (K-window), flag-free: R10 = RCX, then
+ * RCX = 0 if no pointer can leave [0, 4 GiB) whichever way DF points.  For a pointer P
+ * (linear, zero-extended) and n*s bytes, zext32(P + ns) - zext32(P - ns) - 2ns is 0
+ * exactly when neither P + ns nor P - ns wraps, else a negative multiple of 4 GiB; the
+ * sum over both pointers is thus 0 only when each term is.  (Conservative: P + ns ==
+ * 4 GiB and P < ns also take the out-of-line path, which checks exactly.)
+ */
+static void emit_wrap_check(xbt_tx *t, const ZydisRegister *ptr, int np, uint8_t s)
+{
+    static const ZydisRegister plus[2] = { R(R8D), R(R9D) }, minus[2] = { R(R14D), R(R15D) };
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    /* 32-bit address arithmetic: the sums wrap as zext32 wants. */
+    for (int i = 0; i < np; i++)
+        xbt_emit2(t, M(LEA), xo_reg(plus[i]), xo_mem(ptr[i] == R(RSI) ? R(ESI) : R(EDI),
+                                                     R(ECX), s, 0, 4));
+    xbt_emit1(t, M(NOT), xo_reg(R(RCX))); /* ~n = -n - 1 */
+    for (int i = 0; i < np; i++)
+        xbt_emit2(t, M(LEA), xo_reg(minus[i]), xo_mem(ptr[i] == R(RSI) ? R(ESI) : R(EDI),
+                                                      R(ECX), s, s, 4));
+    if (np == 2) {
+        xbt_emit2(t, M(LEA), xo_reg(R(R8)), xo_mem(R(R8), R(R9), 1, 0, 8));
+        xbt_emit2(t, M(LEA), xo_reg(R(R14)), xo_mem(R(R14), R(R15), 1, 0, 8));
+    }
+    /* R8 -= 2ns per pointer, as R8 + k(~n) + k with scales of at most 8. */
+    for (unsigned k = 2u * (unsigned)np * s; k;) {
+        uint8_t sc = (uint8_t)(k > 8 ? 8 : k);
+        xbt_emit2(t, M(LEA), xo_reg(R(R8)), xo_mem(R(R8), R(RCX), sc, sc, 8));
+        k -= sc;
+    }
+    xbt_emit1(t, M(NOT), xo_reg(R(R14)));
+    xbt_emit2(t, M(LEA), xo_reg(R(RCX)), xo_mem(R(R8), R(R14), 1, 1, 8));
+}
+
+/*
+ * The exact check, out of line (R10 = count): RCX = 0 iff the instruction stays inside
+ * [0, 4 GiB) the way DF points: forward P + ns - 1 < 4 GiB, backward P - (n - 1)s >= 0,
+ * for each pointer.  The high halves of those 64-bit values are all >= 0 or all <= 0,
+ * so their sum is 0 only when each is.  DF comes from PUSHFQ (no flag is written): the
+ * byte of bits 8-15 is 2 + 4 DF + 8 OF, and (byte - 2) * 32 mod 256 is 128 DF.
+ */
+static void emit_exact_check(xbt_tx *t, const ZydisRegister *ptr, int np, uint8_t s)
+{
+    xbt_emit0(t, M(PUSHFQ));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_mem(R(RSP), NOREG, 0, 1, 1));
+    xbt_emit2(t, M(LEA), xo_reg(R(RSP)), xo_mem(R(RSP), NOREG, 0, 8, 8));
+    xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(NOREG, R(ECX), 8, -16, 4));
+    xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(NOREG, R(ECX), 4, 0, 4));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CL)));
+    uint32_t fwd = xbt_emit_branch8(t, M(JRCXZ), false);
+    static const ZydisRegister val[2] = { R(R8), R(R14) };
+    xbt_emit2(t, M(MOV), xo_reg(R(R9)), xo_reg(R(R10)));
+    xbt_emit1(t, M(NOT), xo_reg(R(R9)));
+    for (int i = 0; i < np; i++) /* P + s - ns = P + s(~n) + 2s */
+        xbt_emit2(t, M(LEA), xo_reg(val[i]), xo_mem(ptr[i], R(R9), s, 2 * s, 8));
+    uint32_t join = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, fwd, t->len);
+    for (int i = 0; i < np; i++) /* P + ns - 1 */
+        xbt_emit2(t, M(LEA), xo_reg(val[i]), xo_mem(ptr[i], R(R10), s, -1, 8));
+    xbt_patch_rel8(t, join, t->len);
+    /* RCX = sum of (v - zext32(v)) */
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(R8D)));
+    if (np == 2) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R11D)), xo_reg(R(R14D)));
+        xbt_emit2(t, M(LEA), xo_reg(R(R8)), xo_mem(R(R8), R(R14), 1, 0, 8));
+        xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(R15), R(R11), 1, 0, 8));
+    }
+    xbt_emit1(t, M(NOT), xo_reg(R(R15)));
+    xbt_emit2(t, M(LEA), xo_reg(R(RCX)), xo_mem(R(R8), R(R15), 1, 1, 8));
+}
+
+/* The pointers a string instruction walks (RSI and/or RDI); returns how many. */
+static int string_ptrs(bool src, bool dst, ZydisRegister *ptr)
+{
+    int np = 0;
+    if (src)
+        ptr[np++] = R(RSI);
+    if (dst)
+        ptr[np++] = R(RDI);
+    return np;
+}
+
+/*
+ * A REP string instruction's out-of-line path: the exact check; if nothing wraps, back
+ * to the inline REP instruction; else one element at a time, each with 64-bit
+ * addressing and its pointers wrapped to 32 bits after it, with the count and (CMPS,
+ * SCAS) the REPE/REPNE condition as the CPU tests them.  A fault on an element leaves
+ * ECX, ESI and EDI as the CPU would (the XBT_FIX_STRING fix-up).
+ */
+static void emit_string_tail(xbt_tx *t, const struct xbt_string_tail *st)
+{
+    xbt_patch_rel32(t, st->jmp_at, t->len);
+    add_map(t, st->eip, XBT_FIX_NONE, 0, 0);
+    ZydisRegister ptr[2];
+    int np = string_ptrs(st->src, st->dst, ptr);
+    emit_exact_check(t, ptr, np, st->size);
+    uint32_t no_wrap = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+    uint32_t top = t->len;
+    uint32_t out = xbt_emit_branch8(t, M(JRCXZ), false);
+    emit_kwin_bias(t, st->src, st->dst, true);
+    emit_string_op(t, st->mnemonic, 0, false, st->eip, st->fix_arg, st->fix_seg);
+    emit_kwin_bias(t, st->src, st->dst, false);
+    xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(R(ECX), NOREG, 0, -1, 4));
+    bool zf = st->mnemonic == M(CMPSB) || st->mnemonic == M(CMPSW) || st->mnemonic == M(CMPSD) ||
+              st->mnemonic == M(SCASB) || st->mnemonic == M(SCASW) || st->mnemonic == M(SCASD);
+    uint32_t stop = ~0u;
+    if (zf && (st->rep & ZYDIS_ATTRIB_HAS_REPNE))
+        stop = xbt_emit_branch8(t, M(JZ), false);
+    else if (zf)
+        stop = xbt_emit_branch8(t, M(JNZ), false);
+    uint32_t back = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, back, top);
+    xbt_patch_rel8(t, out, t->len);
+    if (stop != ~0u)
+        xbt_patch_rel8(t, stop, t->len);
+    xbt_patch_rel32(t, xbt_emit_branch32(t, M(JMP)), st->done);
+    xbt_patch_rel8(t, no_wrap, t->len);
+    xbt_patch_rel32(t, xbt_emit_branch32(t, M(JMP)), st->fast);
+}
+
+/* Host bytes reserved per out-of-line string path (it needs about 150). */
+#define TAIL_RESERVE 256
 
 static void emit_string(xbt_tx *t, const xbt_insn *in)
 {
@@ -670,32 +845,53 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
     if (src_seg < 0)
         src_seg = XBT_DS;
     bool src = string_uses_src(m), dst = string_uses_dst(m);
-    bool kwin = t->mode->window == XBT_WIN_K;
-
-    if (kwin)
-        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
-    if (src)
-        emit_string_bias(t, R(ESI), R(RSI), src_seg, true);
-    if (dst)
-        emit_string_bias(t, R(EDI), R(RDI), XBT_ES, true);
-
+    ZydisInstructionAttributes rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP |
+                                                          ZYDIS_ATTRIB_HAS_REPE |
+                                                          ZYDIS_ATTRIB_HAS_REPNE);
     uint8_t arg = (uint8_t)((src && seg_needs_base(t, src_seg) ? 1 : 0) |
                             (dst && seg_needs_base(t, XBT_ES) ? 2 : 0));
-    add_map(t, in->eip, XBT_FIX_STRING, arg, (uint16_t)src_seg);
-    ZydisEncoderRequest r;
-    memset(&r, 0, sizeof r);
-    r.machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
-    r.mnemonic = m;
-    r.prefixes = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
-                                      ZYDIS_ATTRIB_HAS_REPNE);
-    r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
-    xbt_emit_req(t, &r);
-    add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
-
     if (src)
-        emit_string_bias(t, R(ESI), R(RSI), src_seg, false);
+        emit_seg_bias(t, R(ESI), src_seg, true);
     if (dst)
-        emit_string_bias(t, R(EDI), R(RDI), XBT_ES, false);
+        emit_seg_bias(t, R(EDI), XBT_ES, true);
+
+    if (t->mode->window != XBT_WIN_K) {
+        emit_string_op(t, m, rep, true, in->eip, arg, (uint16_t)src_seg);
+    } else if (!rep) {
+        /* One element: its pointers wrap with the bias dropped after it. */
+        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+        emit_kwin_bias(t, src, dst, true);
+        emit_string_op(t, m, 0, false, in->eip, arg, (uint16_t)src_seg);
+        emit_kwin_bias(t, src, dst, false);
+    } else {
+        /* REP: natively unless a pointer could pass 4 GiB or 0 (the tail decides). */
+        ZydisRegister ptr[2];
+        int np = string_ptrs(src, dst, ptr);
+        uint8_t size = (uint8_t)(in->zi.operand_width / 8);
+        emit_wrap_check(t, ptr, np, size);
+        uint32_t fast_j = xbt_emit_branch8(t, M(JRCXZ), false);
+        uint32_t tail_j = xbt_emit_branch32(t, M(JMP));
+        xbt_patch_rel8(t, fast_j, t->len);
+        uint32_t fast = t->len;
+        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+        emit_kwin_bias(t, src, dst, true);
+        emit_string_op(t, m, rep, false, in->eip, arg, (uint16_t)src_seg);
+        emit_kwin_bias(t, src, dst, false);
+        if (t->n_tails >= XBT_MAX_STRING_TAILS) {
+            xbt_tx_fail(t, "too many REP string instructions in one block");
+            return;
+        }
+        t->tails[t->n_tails++] = (struct xbt_string_tail){
+            .eip = in->eip, .jmp_at = tail_j, .fast = fast, .done = t->len, .mnemonic = m,
+            .rep = rep, .size = size, .src = src, .dst = dst, .fix_arg = arg,
+            .fix_seg = (uint16_t)src_seg,
+        };
+    }
+    if (src)
+        emit_seg_bias(t, R(ESI), src_seg, false);
+    if (dst)
+        emit_seg_bias(t, R(EDI), XBT_ES, false);
     t->b->stats.rewritten++;
 }
 
@@ -739,7 +935,7 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
               xo_mem(R(R14D), R(R15D), 1, -(int32_t)XBT_HOST_FLAGS_FIXED, 4));
     xbt_emit2(t, M(MOV), xo_reg(R(R15D)), ctx_mem(XBT_CTX_VIF, 4));
     xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R14D), R(R15D), 1, 0, 4));
-    emit_stack_store(t, -sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)), sz);
+    emit_stack_store(t, esp_base(t), -sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)), sz);
     emit_esp_add(t, -sz);
     t->b->stats.rewritten++;
 }
@@ -942,7 +1138,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
             break;
         }
-        emit_stack_store(t, -4, xo_imm((int32_t)next), 4);
+        emit_stack_store(t, esp_base(t), -4, xo_imm((int32_t)next), 4);
         emit_esp_add(t, -4);
         if (follow != ~0u && follow == branch_target(in)) {
             t->follow = follow; /* a trace goes on into the callee */
@@ -961,7 +1157,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             break;
         }
         emit_load_target(t, in);
-        emit_stack_store(t, -4, xo_imm((int32_t)next), 4);
+        emit_stack_store(t, esp_base(t), -4, xo_imm((int32_t)next), 4);
         emit_esp_add(t, -4);
         emit_indirect_end(t);
         break;
@@ -974,7 +1170,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         uint32_t imm = 0;
         if (in->zi.operand_count_visible == 1)
             imm = (uint32_t)in->ops[0].imm.value.u & 0xFFFF;
-        xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
+        xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(esp_base(t), NOREG, 0, 0, 4));
         emit_esp_add(t, 4 + (int32_t)imm);
         emit_indirect_end(t);
         break;
@@ -1172,9 +1368,11 @@ static void finish_block(xbt_tx *t)
 static bool out_of_room(const xbt_tx *t, uint32_t max)
 {
     const xbt_tblock *b = t->b;
-    return b->n_insns >= max || t->len + INSN_RESERVE * 2 > b->code_cap ||
-           t->n_sites + 2 > XBT_MAX_PENDING_SITES || b->n_map + 4 > XBT_BLOCK_MAX_MAP ||
-           b->n_exits + 3 > XBT_BLOCK_MAX_EXITS;
+    return b->n_insns >= max ||
+           t->len + t->n_tails * TAIL_RESERVE + INSN_RESERVE * 2 > b->code_cap ||
+           t->n_sites + 2 > XBT_MAX_PENDING_SITES ||
+           b->n_map + 4 * t->n_tails + 6 > XBT_BLOCK_MAX_MAP ||
+           b->n_exits + 3 > XBT_BLOCK_MAX_EXITS || t->n_tails + 1 > XBT_MAX_STRING_TAILS;
 }
 
 /* Ends the block at a limit: it falls through to pc. */
@@ -1199,7 +1397,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
     b->guest_len = 0;
     b->n_insns = 0;
     b->end = XBT_END_LIMIT;
-    b->code_len = b->body_len = 0;
+    b->code_len = b->body_len = b->ool_off = 0;
     b->n_exits = b->n_map = b->n_sites = 0;
     b->sites_off = 0;
     memset(&b->stats, 0, sizeof b->stats);
@@ -1272,6 +1470,10 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
             break;
         }
     }
+    /* The out-of-line paths (REP strings) close the body. */
+    b->ool_off = t.len;
+    for (uint32_t i = 0; i < t.n_tails && !t.failed; i++)
+        emit_string_tail(&t, &t.tails[i]);
     if (!t.failed)
         finish_block(&t);
     if (t.failed) {

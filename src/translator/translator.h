@@ -118,6 +118,7 @@ typedef struct xbt_tblock {
     uint32_t code_cap;
     uint32_t code_len;
     uint32_t body_len;     /* bytes of the main path; stubs and sites follow */
+    uint32_t ool_off;      /* out-of-line paths (REP strings) from here to body_len */
     uint32_t n_exits;
     struct xbt_texit exits[XBT_BLOCK_MAX_EXITS];
     uint32_t n_map;

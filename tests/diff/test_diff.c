@@ -19,6 +19,12 @@
  * FS and GS overrides are covered too: the native prologue loads FS and GS with the flat
  * 32-bit data selector, and the host's FS base (libc's thread pointer) and GS base
  * (xbt's K-window) are put back with raw arch_prctl calls before any C code runs.
+ * Segment bases: the family "segwrap" runs with DS, ES and SS based at three places of
+ * the stack area (natively LDT descriptors written with modify_ldt, loaded in the
+ * prologue) and with ESP, EBP, ESI and EDI small offsets around 0, so that pushes,
+ * calls, ENTER and the string instructions wrap their offsets at 4 GiB (the linear
+ * addresses stay inside the area).  A wrap of the linear address itself needs page 0,
+ * which a Linux process cannot map: tests/guests/wrap.c covers it.
  * Not covered: instructions that fault by design (tests/guests covers faults).
  */
 #define _GNU_SOURCE
@@ -31,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <asm/ldt.h>
 #include <asm/prctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -48,6 +55,13 @@
 #define STATE 0x00700000u      /* native register block and scratch stack */
 #define SCRATCH_TOP (STATE + 0xF00u)
 #define FLAGS_MASK 0x0CD5u     /* CF PF AF ZF SF DF OF */
+/* The based segments of family segwrap: DS, ES and SS at three places of the stack
+   area; natively LDT entries 13..15, in xbt GDT entries 3..5. */
+#define BASE_DS (STACK + 0x4000u)
+#define BASE_ES (STACK + 0x6000u)
+#define BASE_SS (STACK + 0xC000u)
+#define LDT_FIRST 13
+#define FLAT_SEL 0x2b          /* the host's flat 32-bit user data selector */
 
 void diff_native_enter(uint32_t entry);
 
@@ -444,6 +458,42 @@ static void gen_branch(struct code *c)
     put(c, 1, 0x40 + vreg());
 }
 
+/* Stack and string instructions whose offsets wrap at 4 GiB (based DS, ES, SS). */
+static void gen_segwrap(struct code *c)
+{
+    uint8_t d8 = (uint8_t)((rndn(32) - 16) * 4);
+    switch (rndn(12)) {
+    case 0: put(c, 1, 0x50 + areg()); put(c, 1, 0x58 + vreg()); break;
+    case 1: put(c, 2, 0x6A, (int)rndn(256)); put(c, 1, 0x68); put32(c, rnd());
+            put(c, 1, 0x58 + vreg()); put(c, 1, 0x58 + vreg()); break;
+    case 2: put(c, 3, 0xFF, 0x75, d8); put(c, 3, 0x8F, 0x45, (uint8_t)(d8 + 4)); break; /* [ebp] */
+    case 3: put(c, 4, 0xFF, 0x74, 0x24, d8 & 0x7c); put(c, 4, 0x8F, 0x44, 0x24, d8 & 0x7c); break;
+    case 4: put(c, 3, 0xFF, 0x76, d8); put(c, 3, 0x8F, 0x47, d8); break; /* [esi], [edi]: DS */
+    case 5: put(c, 5, 0xE8, 2, 0, 0, 0); put(c, 3, 0xEB, 1, 0xC3); break;
+    case 6: put(c, 1, 0x68); put32(c, rnd());
+            put(c, 5, 0xE8, 2, 0, 0, 0); put(c, 5, 0xEB, 3, 0xC2, 4, 0); break;
+    case 7: put(c, 1, 0x60); put(c, 2, 0x31, 0xC0 | (areg() << 3) | vreg()); put(c, 1, 0x61); break;
+    case 8: put(c, 4, 0xC8, (int)rndn(16) * 4, 0, (int)rndn(3)); put(c, 1, 0xC9); break;
+    case 9: put(c, 1, 0x68); put32(c, (rnd() & 0xCD5u) | 0x202u); put(c, 1, 0x9D);
+            put(c, 1, 0x9C); put(c, 1, 0x58 + vreg()); break;
+    default: /* a string instruction, sometimes with an ES or SS source */
+        /* Aligned pointers: an element that straddles offset 0xffffffff/0 passes the
+           4 GiB limit (this CPU raises #GP there; the SDM leaves it open). */
+        put(c, 3, 0x83, 0xE6, 0xFC); /* and esi, -4 */
+        put(c, 3, 0x83, 0xE7, 0xFC); /* and edi, -4 */
+        if (rndn(3) == 0) {
+            put(c, 1, 0xB9); put32(c, rndn(40));
+            if (rndn(2)) put(c, 1, 0xFD);
+            put(c, 1, rndn(2) ? 0x26 : 0x36);
+            put(c, 2, 0xF3, rndn(2) ? 0xA4 : 0xA5);
+            put(c, 1, 0xFC);
+        } else {
+            gen_string(c);
+        }
+        break;
+    }
+}
+
 typedef void (*gen_fn)(struct code *);
 static const struct family {
     const char *name;
@@ -454,7 +504,7 @@ static const struct family {
     { "cond", gen_cond }, { "movx", gen_movx }, { "lea", gen_lea },
     { "string", gen_string }, { "stack", gen_stack }, { "fpu_sse", gen_fpu },
     { "absolute", gen_absolute }, { "segovr", gen_segovr }, { "misc", gen_misc },
-    { "loop", gen_loop }, { "branch", gen_branch },
+    { "loop", gen_loop }, { "branch", gen_branch }, { "segwrap", gen_segwrap },
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
@@ -522,18 +572,38 @@ static void setup_once(void)
     memcpy(native_state + 48, &off, 4);
     memcpy(native_state + 52, &sel, 2);
 
+    /* The based data segments for the native run (32-bit, 4 GiB limit, DPL 3). */
+    const uint32_t bases[3] = { BASE_DS, BASE_ES, BASE_SS };
+    for (int i = 0; i < 3; i++) {
+        struct user_desc d;
+        memset(&d, 0, sizeof d);
+        d.entry_number = LDT_FIRST + i;
+        d.base_addr = bases[i];
+        d.limit = 0xfffff;
+        d.seg_32bit = 1;
+        d.limit_in_pages = 1;
+        d.useable = 1;
+        if (syscall(SYS_modify_ldt, 1, &d, sizeof d) != 0) {
+            fprintf(stderr, "test_diff: modify_ldt failed\n");
+            exit(1);
+        }
+    }
+
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.ram_size = 16u << 20;
     if (xbt_vm_create(&cfg, &vm) != XBT_OK || xbt_vcpu_create(vm, &cpu) != XBT_OK) {
         fprintf(stderr, "test_diff: cannot create the VM: %s\n", xbt_last_host_error());
         exit(1);
     }
-    uint64_t gdt[3] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull };
+    uint64_t gdt[6] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull };
+    for (int i = 0; i < 3; i++) /* 0x18, 0x20, 0x28: the based DS, ES, SS */
+        gdt[3 + i] = 0x00cf92000000ffffull | (uint64_t)(bases[i] & 0xffffff) << 16 |
+                     (uint64_t)(bases[i] >> 24) << 56;
     xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
     xbt_sregs s;
     xbt_vcpu_get_sregs(cpu, &s);
     s.gdt.base = 0x1000;
-    s.gdt.limit = 23;
+    s.gdt.limit = sizeof gdt - 1;
     s.idt.base = 0;
     s.idt.limit = 0; /* any fault becomes a triple fault: reported, never hidden */
     s.cr4 |= 0x600;  /* OSFXSR, OSXMMEXCPT: SSE enabled, as in the host process */
@@ -545,7 +615,8 @@ static void setup_once(void)
 
 /* Native run: prologue loading the registers from STATE, the code, an epilogue that
    stores them back and far-jumps to the 64-bit stub.  Returns 0 or the signal. */
-static int run_native(const struct code *c, const struct regs32 *in, struct regs32 *out)
+static int run_native(const struct code *c, const struct regs32 *in, struct regs32 *out,
+                      bool based)
 {
     struct code p = { .n = 0 };
     put(&p, 4, 0x66, 0xB8, 0x2B, 0x00); /* mov ax, 0x2b (flat user data) */
@@ -560,13 +631,19 @@ static int run_native(const struct code *c, const struct regs32 *in, struct regs
             continue;
         put(&p, 2, 0x8B, ld[r]); put32(&p, STATE + 4u * (unsigned)r);
     }
-    put(&p, 2, 0x8B, ld[ESP]); put32(&p, STATE + 16);        /* esp last */
+    put(&p, 2, 0x8E, 0x05); put32(&p, STATE + 56);          /* mov es, [es selector] */
+    put(&p, 2, 0x8E, 0x15); put32(&p, STATE + 58);          /* mov ss, [ss selector] */
+    put(&p, 2, 0x8B, ld[ESP]); put32(&p, STATE + 16);        /* esp (in the shadow) */
+    put(&p, 2, 0x8E, 0x1D); put32(&p, STATE + 60);          /* mov ds, [ds selector]: last */
     code_at = CODE + (uint32_t)p.n;
     memcpy(p.b + p.n, c->b, c->n);
     p.n += c->n;
+    put(&p, 3, 0x2E, 0x8E, 0x1D); put32(&p, STATE + 62);    /* mov ds, cs:[flat] */
+    put(&p, 2, 0x8E, 0x05); put32(&p, STATE + 62);          /* mov es, [flat] */
     for (int r = 0; r < 8; r++) {
         put(&p, 2, 0x89, ld[r]); put32(&p, STATE + 4u * (unsigned)r);
     }
+    put(&p, 2, 0x8E, 0x15); put32(&p, STATE + 62);          /* mov ss, [flat] */
     put(&p, 1, 0xBC); put32(&p, SCRATCH_TOP);
     put(&p, 1, 0x9C);                                       /* pushfd */
     put(&p, 2, 0x8F, 0x05); put32(&p, STATE + 32);          /* pop [eflags] */
@@ -576,11 +653,17 @@ static int run_native(const struct code *c, const struct regs32 *in, struct regs
     memcpy(native_code, p.b, p.n);
     memcpy(native_state, in->gpr, 32);
     memcpy(native_state + 32, &in->eflags, 4);
+    uint16_t sels[4] = { FLAT_SEL, FLAT_SEL, FLAT_SEL, FLAT_SEL }; /* es ss ds, flat */
+    for (int i = 0; based && i < 3; i++)
+        sels[i] = (uint16_t)((LDT_FIRST + (i == 0 ? 1 : i == 1 ? 2 : 0)) << 3 | 7);
+    memcpy(native_state + 56, sels, sizeof sels);
 
     struct sigaction sa, old[4];
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_native_fault;
-    sa.sa_flags = SA_NODEFER;
+    /* On the alternate stack xbt installed for this thread: ESP may be an offset in a
+       based SS (family segwrap), not a usable host stack pointer. */
+    sa.sa_flags = SA_NODEFER | SA_ONSTACK;
     const int sigs[4] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE };
     for (int i = 0; i < 4; i++)
         sigaction(sigs[i], &sa, &old[i]);
@@ -599,9 +682,30 @@ static int run_native(const struct code *c, const struct regs32 *in, struct regs
 }
 
 /* Translated run: the code followed by HLT, through xbt.  Returns the exit reason. */
+/* DS, ES and SS flat (0x10) or based (0x18, 0x20, 0x28), as the case wants. */
+static void set_data_segments(bool based)
+{
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(cpu, &s);
+    xbt_segment flat = s.cs;
+    flat.type = 3; /* read/write data, accessed */
+    flat.base = 0;
+    flat.selector = 0x10;
+    xbt_segment *segs[3] = { &s.ds, &s.es, &s.ss };
+    const uint32_t bases[3] = { BASE_DS, BASE_ES, BASE_SS };
+    for (int i = 0; i < 3; i++) {
+        *segs[i] = flat;
+        if (based) {
+            segs[i]->base = bases[i];
+            segs[i]->selector = (uint16_t)(0x18 + 8 * i);
+        }
+    }
+    xbt_vcpu_set_sregs(cpu, &s);
+}
+
 static uint32_t run_xbt(const struct code *c, const struct regs32 *in, struct regs32 *out,
                         const uint8_t *data, const uint8_t *stack, uint8_t *data_out,
-                        uint8_t *stack_out, char *msg, size_t msglen)
+                        uint8_t *stack_out, char *msg, size_t msglen, bool based)
 {
     uint8_t buf[1024 + 1];
     memcpy(buf, c->b, c->n);
@@ -615,6 +719,7 @@ static uint32_t run_xbt(const struct code *c, const struct regs32 *in, struct re
     r.esp = in->gpr[ESP]; r.ebp = in->gpr[EBP]; r.esi = in->gpr[ESI]; r.edi = in->gpr[EDI];
     r.eip = code_at;
     r.eflags = in->eflags; /* IF=1 as natively (no interrupt source: nothing arrives) */
+    set_data_segments(based);
     xbt_vcpu_set_regs(cpu, &r);
     xbt_exit *ex;
     xbt_vcpu_run(cpu, &ex);
@@ -669,6 +774,10 @@ static bool run_case(uint64_t seed, unsigned f, unsigned k)
     if (rndn(2))
         in.gpr[EDX] = rndn(64); /* small values make carries, shifts and divides varied */
     in.gpr[ESP] = STACK + STACK_SIZE / 2 - 4 * rndn(64);
+    bool based = families[f].fn == gen_segwrap;
+    if (based) /* offsets around 0 in the based segments: wraps at 4 GiB both ways */
+        for (int r = ESP; r <= EDI; r++)
+            in.gpr[r] = (uint32_t)((int32_t)rndn(0x200) - 0x100) & ~3u;
     in.eflags = (rnd() & 0x8D5u) | 0x202u;
     static uint8_t data[DATA_SIZE], stack[STACK_SIZE], xdata[DATA_SIZE], xstack[STACK_SIZE];
     for (uint32_t i = 0; i < DATA_SIZE; i += 4) {
@@ -681,9 +790,9 @@ static bool run_case(uint64_t seed, unsigned f, unsigned k)
     memcpy(native_stack, stack, STACK_SIZE);
 
     struct regs32 nat, xo;
-    int sig = run_native(&c, &in, &nat);
+    int sig = run_native(&c, &in, &nat, based);
     char msg[256] = "";
-    uint32_t reason = run_xbt(&c, &in, &xo, data, stack, xdata, xstack, msg, sizeof msg);
+    uint32_t reason = run_xbt(&c, &in, &xo, data, stack, xdata, xstack, msg, sizeof msg, based);
 
     bool ok = true;
     char why[4096];

@@ -2,280 +2,316 @@
  * loader.c - multiboot v1 loading: find the header in the first 8 KiB, load an ELF32
  * image by its program headers (or a flat image by the a.out kludge addresses), place
  * modules page-aligned after the kernel, write the multiboot information with a
- * memory map at 0x9000, and set the vCPU to the entry state (EAX 0x2BADB002, EBX the
- * information, flat 32-bit segments, paging off, interrupts off).
+ * memory map at 0x9000, and give the entry state (EAX 0x2BADB002, EBX the information,
+ * paging and interrupts off, a flat boot GDT).
+ *
+ * All arithmetic on the file's sizes and addresses is 64-bit, and every range is
+ * checked against the file and against RAM before anything is copied.
  */
 #include <elf.h>
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#include "vmm.h"
+#include "boot.h"
 
 #define MB_MAGIC 0x1BADB002u
 #define MB_BOOT_MAGIC 0x2BADB002u
 #define MB_AOUT_KLUDGE (1u << 16)
-#define MBI_ADDR 0x9000u     /* information, command lines, map: one page below 640 KiB */
+#define MB_SEARCH 8192u      /* the header lies within the file's first 8 KiB */
+#define MBI_ADDR 0x9000u     /* information, command lines, map: up to MBI_END */
 #define MBI_END 0x9f000u
-#define GDT_ADDR 0x8f00u    /* the boot GDT, just below the information */
+#define GDT_ADDR 0x8f00u     /* the boot GDT, just below the information */
+#define LOAD_MIN 0xa0000u    /* kernels and modules load above the low 640 KiB */
 
-static int fail(char *err, size_t n, const char *fmt, ...)
+/* The span [lo, hi) of guest RAM a kernel occupies. */
+struct span {
+    uint64_t lo, hi;
+};
+
+/* [a, a + n) inside RAM and above the low 640 KiB (the information lives there). */
+static bool fits(const struct boot_ram *ram, uint64_t a, uint64_t n)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
+    return a >= LOAD_MIN && n <= ram->size && a <= ram->size - n;
 }
 
-static uint8_t *slurp(const char *path, size_t *len, char *err, size_t errlen)
+/* The header: magic, flags and checksum, 4-byte aligned within the first 8 KiB. */
+static int find_header(const struct boot_blob *k, size_t *hoff, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 20, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
+    size_t lim = k->len < MB_SEARCH ? k->len : MB_SEARCH;
+    for (size_t off = 0; off + 12 <= lim; off += 4) {
+        const uint8_t *h = k->data + off;
+        if (boot_rd32(h) == MB_MAGIC &&
+            (uint32_t)(boot_rd32(h) + boot_rd32(h + 4) + boot_rd32(h + 8)) == 0) {
+            *hoff = off;
+            return 0;
         }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        if (r == 0)
-            break;
-        n += r;
     }
-    fclose(f);
-    if (!buf)
-        fail(err, errlen, "%s: out of memory", path);
-    *len = n;
-    return buf;
+    return boot_fail(err, errlen, "%s: no multiboot v1 header in the first 8 KiB", k->name);
 }
 
-/* Guest RAM range check: [a, a + n) inside RAM and above the information page. */
-static bool fits(xbt_vm *vm, uint64_t a, uint64_t n)
+/* The a.out kludge: the header gives the load addresses of a flat image. */
+static int load_kludge(const struct boot_ram *ram, const struct boot_blob *k, size_t hoff,
+                       uint32_t *entry, struct span *sp, char *err, size_t errlen)
 {
-    return a >= 0xa0000 && a + n >= a &&
-           a + n <= xbt_vm_ram_size(vm);
-}
-
-static int load_elf(xbt_vm *vm, const uint8_t *img, size_t len, uint32_t *entry,
-                    uint32_t *end, char *err, size_t errlen, const char *path)
-{
-    if (len < sizeof(Elf32_Ehdr))
-        return fail(err, errlen, "%s: too short for an ELF header", path);
-    const Elf32_Ehdr *eh = (const Elf32_Ehdr *)img;
-    if (eh->e_ident[EI_CLASS] != ELFCLASS32 || eh->e_ident[EI_DATA] != ELFDATA2LSB)
-        return fail(err, errlen, "%s: not a 32-bit little-endian ELF (multiboot v1 loads "
-                    "ELF32 only, or flat images with the a.out kludge)", path);
-    if (eh->e_machine != EM_386 || eh->e_type != ET_EXEC)
-        return fail(err, errlen, "%s: not an i386 executable (e_machine %u, e_type %u)", path,
-                    eh->e_machine, eh->e_type);
-    if (eh->e_phentsize != sizeof(Elf32_Phdr) || eh->e_phnum == 0 ||
-        eh->e_phoff > len || (size_t)eh->e_phnum * sizeof(Elf32_Phdr) > len - eh->e_phoff)
-        return fail(err, errlen, "%s: bad program header table", path);
-    const Elf32_Phdr *ph = (const Elf32_Phdr *)(img + eh->e_phoff);
-    uint8_t *ram = xbt_vm_ram(vm);
-    int loaded = 0;
-    *end = 0;
-    *entry = eh->e_entry;
-    for (int i = 0; i < eh->e_phnum; i++) {
-        const Elf32_Phdr *p = &ph[i];
-        if (p->p_type != PT_LOAD || p->p_memsz == 0)
-            continue;
-        if (p->p_filesz > p->p_memsz || p->p_offset > len || p->p_filesz > len - p->p_offset)
-            return fail(err, errlen, "%s: segment %d lies outside the file", path, i);
-        if (!fits(vm, p->p_paddr, p->p_memsz))
-            return fail(err, errlen, "%s: segment %d at %#x+%#x is outside guest RAM "
-                        "[0xa0000, %#llx) (try --mem)", path, i, p->p_paddr, p->p_memsz,
-                        (unsigned long long)xbt_vm_ram_size(vm));
-        memcpy(ram + p->p_paddr, img + p->p_offset, p->p_filesz);
-        memset(ram + p->p_paddr + p->p_filesz, 0, p->p_memsz - p->p_filesz);
-        if (p->p_paddr + p->p_memsz > *end)
-            *end = p->p_paddr + p->p_memsz;
-        /* An entry given as a virtual address of a segment loaded elsewhere. */
-        if (eh->e_entry >= p->p_vaddr && eh->e_entry - p->p_vaddr < p->p_memsz &&
-            p->p_vaddr != p->p_paddr)
-            *entry = eh->e_entry - p->p_vaddr + p->p_paddr;
-        loaded++;
-    }
-    if (!loaded)
-        return fail(err, errlen, "%s: no loadable segment", path);
+    size_t lim = k->len < MB_SEARCH ? k->len : MB_SEARCH;
+    if (hoff + 32 > lim)
+        return boot_fail(err, errlen, "%s: truncated multiboot header (the a.out kludge "
+                         "fields end beyond the file or its first 8 KiB)", k->name);
+    const uint8_t *h = k->data + hoff;
+    uint64_t header_addr = boot_rd32(h + 12), load_addr = boot_rd32(h + 16);
+    uint64_t load_end = boot_rd32(h + 20), bss_end = boot_rd32(h + 24);
+    *entry = boot_rd32(h + 28);
+    if (load_addr > header_addr || header_addr - load_addr > hoff)
+        return boot_fail(err, errlen, "%s: inconsistent a.out kludge addresses (header_addr "
+                         "%#llx, load_addr %#llx, header at file offset %#zx)", k->name,
+                         (unsigned long long)header_addr, (unsigned long long)load_addr, hoff);
+    uint64_t foff = hoff - (header_addr - load_addr);
+    if (load_end && load_end < load_addr)
+        return boot_fail(err, errlen, "%s: load_end_addr below load_addr", k->name);
+    uint64_t n = load_end ? load_end - load_addr : k->len - foff;
+    if (n > k->len - foff)
+        return boot_fail(err, errlen, "%s: the image is shorter than load_end_addr says "
+                         "(%llu bytes from offset %#llx, the file has %zu)", k->name,
+                         (unsigned long long)n, (unsigned long long)foff, k->len);
+    if (bss_end && bss_end < load_addr + n)
+        return boot_fail(err, errlen, "%s: bss_end_addr %#llx below the end of the loaded "
+                         "image %#llx", k->name, (unsigned long long)bss_end,
+                         (unsigned long long)(load_addr + n));
+    uint64_t top = bss_end ? bss_end : load_addr + n;
+    if (!fits(ram, load_addr, top - load_addr))
+        return boot_fail(err, errlen, "%s: image at %#llx-%#llx is outside guest RAM "
+                         "[%#x, %#llx) (try --mem)", k->name, (unsigned long long)load_addr,
+                         (unsigned long long)top, LOAD_MIN, (unsigned long long)ram->size);
+    memcpy(ram->mem + load_addr, k->data + foff, n);
+    memset(ram->mem + load_addr + n, 0, top - load_addr - n);
+    sp->lo = load_addr;
+    sp->hi = top;
     return 0;
 }
 
-int load_multiboot(xbt_vm *vm, xbt_vcpu *cpu, const char *path, const char *cmdline,
-                   const struct boot_module *mods, int nmods, char *err, size_t errlen)
+/* The program header table: where it is, and that it lies inside the file. */
+static const uint8_t *elf_phdrs(const struct boot_blob *k, unsigned *phnum, uint32_t *e_entry,
+                                char *err, size_t errlen)
 {
-    size_t len;
-    uint8_t *img = slurp(path, &len, err, errlen);
-    if (!img)
-        return -1;
-    int rc = -1;
-    const uint32_t *hdr = NULL;
-    size_t hoff = 0;
-    for (size_t off = 0; off + 12 <= len && off < 8192; off += 4) {
-        const uint32_t *h = (const uint32_t *)(img + off);
-        if (h[0] == MB_MAGIC && h[0] + h[1] + h[2] == 0) {
-            hdr = h;
-            hoff = off;
-            break;
-        }
+    const uint8_t *img = k->data;
+    Elf32_Ehdr eh;
+    if (k->len < sizeof eh) {
+        boot_fail(err, errlen, "%s: too short for an ELF header", k->name);
+        return NULL;
     }
-    if (!hdr) {
-        fail(err, errlen, "%s: no multiboot v1 header in the first 8 KiB", path);
-        goto out;
+    memcpy(&eh, img, sizeof eh);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS32 ||
+        eh.e_ident[EI_DATA] != ELFDATA2LSB) {
+        boot_fail(err, errlen, "%s: not a 32-bit little-endian ELF (multiboot v1 loads "
+                  "ELF32 only, or flat images with the a.out kludge)", k->name);
+        return NULL;
     }
-    uint32_t flags = hdr[1];
-    if (flags & 0x0000fff8u) { /* required features beyond page align, mem, video */
-        fail(err, errlen, "%s: multiboot header asks for unsupported features (flags %#x)",
-             path, flags);
-        goto out;
+    if (eh.e_machine != EM_386 || eh.e_type != ET_EXEC) {
+        boot_fail(err, errlen, "%s: not an i386 executable (e_machine %u, e_type %u)",
+                  k->name, eh.e_machine, eh.e_type);
+        return NULL;
     }
-    uint32_t entry = 0, end = 0;
-    if (flags & MB_AOUT_KLUDGE) {
-        if (hoff + 32 > len) {
-            fail(err, errlen, "%s: truncated multiboot header", path);
-            goto out;
-        }
-        uint32_t header_addr = hdr[3], load_addr = hdr[4], load_end = hdr[5], bss_end = hdr[6];
-        entry = hdr[7];
-        if (load_addr > header_addr || header_addr - load_addr > hoff) {
-            fail(err, errlen, "%s: inconsistent a.out kludge addresses", path);
-            goto out;
-        }
-        size_t foff = hoff - (header_addr - load_addr);
-        size_t n = load_end ? load_end - load_addr : len - foff;
-        if (load_end && load_end < load_addr) {
-            fail(err, errlen, "%s: load_end_addr below load_addr", path);
-            goto out;
-        }
-        if (n > len - foff) {
-            fail(err, errlen, "%s: the image is shorter than load_end_addr says", path);
-            goto out;
-        }
-        uint32_t top = bss_end > load_addr + n ? bss_end : load_addr + (uint32_t)n;
-        if (!fits(vm, load_addr, top - load_addr)) {
-            fail(err, errlen, "%s: image at %#x-%#x is outside guest RAM", path, load_addr, top);
-            goto out;
-        }
-        memcpy(xbt_vm_ram(vm) + load_addr, img + foff, n);
-        memset(xbt_vm_ram(vm) + load_addr + n, 0, top - load_addr - n);
-        end = top;
-    } else if (load_elf(vm, img, len, &entry, &end, err, errlen, path) != 0) {
-        goto out;
+    if (eh.e_phentsize != sizeof(Elf32_Phdr) || eh.e_phnum == 0 || eh.e_phoff > k->len ||
+        (uint64_t)eh.e_phnum * sizeof(Elf32_Phdr) > k->len - eh.e_phoff) {
+        boot_fail(err, errlen, "%s: bad program header table (%u entries of %u bytes at "
+                  "offset %#x)", k->name, eh.e_phnum, eh.e_phentsize, eh.e_phoff);
+        return NULL;
     }
+    *phnum = eh.e_phnum;
+    *e_entry = eh.e_entry;
+    return img + eh.e_phoff;
+}
 
-    /* The information block, command lines and memory map, then the modules. */
-    uint8_t *ram = xbt_vm_ram(vm);
-    uint64_t ramsz = xbt_vm_ram_size(vm);
-    uint32_t mbi = MBI_ADDR, p = MBI_ADDR + 128;
-    memset(ram + MBI_ADDR, 0, MBI_END - MBI_ADDR);
+/* Loads the PT_LOAD segments at their physical addresses. */
+static int load_elf(const struct boot_ram *ram, const struct boot_blob *k, uint32_t *entry,
+                    struct span *sp, char *err, size_t errlen)
+{
+    unsigned phnum;
+    uint32_t e_entry;
+    const uint8_t *ph = elf_phdrs(k, &phnum, &e_entry, err, errlen);
+    if (!ph)
+        return -1;
+    struct span seen[64];
+    unsigned nseen = 0;
+    *entry = e_entry;
+    sp->lo = ~0ull;
+    sp->hi = 0;
+    for (unsigned i = 0; i < phnum; i++) {
+        Elf32_Phdr p;
+        memcpy(&p, ph + (size_t)i * sizeof p, sizeof p);
+        if (p.p_type != PT_LOAD || p.p_memsz == 0)
+            continue;
+        if (p.p_filesz > p.p_memsz)
+            return boot_fail(err, errlen, "%s: segment %u has p_filesz %#x above p_memsz %#x",
+                             k->name, i, p.p_filesz, p.p_memsz);
+        if (p.p_offset > k->len || p.p_filesz > k->len - p.p_offset)
+            return boot_fail(err, errlen, "%s: segment %u (%#x bytes at offset %#x) lies "
+                             "outside the file (%zu bytes)", k->name, i, p.p_filesz,
+                             p.p_offset, k->len);
+        uint64_t lo = p.p_paddr, hi = (uint64_t)p.p_paddr + p.p_memsz;
+        if (!fits(ram, lo, p.p_memsz))
+            return boot_fail(err, errlen, "%s: segment %u at %#llx-%#llx is outside guest RAM "
+                             "[%#x, %#llx) (try --mem)", k->name, i, (unsigned long long)lo,
+                             (unsigned long long)hi, LOAD_MIN, (unsigned long long)ram->size);
+        for (unsigned j = 0; j < nseen; j++)
+            if (lo < seen[j].hi && seen[j].lo < hi)
+                return boot_fail(err, errlen, "%s: segment %u at %#llx-%#llx overlaps an "
+                                 "earlier one in memory", k->name, i,
+                                 (unsigned long long)lo, (unsigned long long)hi);
+        if (nseen == sizeof seen / sizeof seen[0])
+            return boot_fail(err, errlen, "%s: more than %u loadable segments", k->name, nseen);
+        seen[nseen++] = (struct span){ lo, hi };
+        memcpy(ram->mem + lo, k->data + p.p_offset, p.p_filesz);
+        memset(ram->mem + lo + p.p_filesz, 0, p.p_memsz - p.p_filesz);
+        if (lo < sp->lo)
+            sp->lo = lo;
+        if (hi > sp->hi)
+            sp->hi = hi;
+        /* An entry given as a virtual address of a segment loaded elsewhere. */
+        if (e_entry >= p.p_vaddr && e_entry - p.p_vaddr < p.p_memsz && p.p_vaddr != p.p_paddr)
+            *entry = e_entry - p.p_vaddr + p.p_paddr;
+    }
+    if (!nseen)
+        return boot_fail(err, errlen, "%s: no loadable segment", k->name);
+    return 0;
+}
+
+/* Bump allocation inside the information area [MBI_ADDR, MBI_END). */
+struct mbi_area {
+    uint8_t *mem;
+    uint32_t p;
+};
+
+static uint32_t mbi_put(struct mbi_area *a, const void *src, size_t n)
+{
+    if (n > MBI_END - a->p)
+        return 0;
+    uint32_t at = a->p;
+    memcpy(a->mem + at, src, n);
+    a->p += (uint32_t)((n + 3) & ~(size_t)3);
+    if (a->p > MBI_END)
+        a->p = MBI_END;
+    return at;
+}
+
+/* The modules, page-aligned from `at` on; their table and strings in the area. */
+static int load_modules(const struct boot_ram *ram, const struct boot_mod *mods, int nmods,
+                        uint64_t at, struct mbi_area *a, uint32_t *info, char *err,
+                        size_t errlen)
+{
+    uint8_t table[16 * BOOT_MAX_MODULES];
+    memset(table, 0, sizeof table);
+    for (int i = 0; i < nmods; i++) {
+        const struct boot_mod *m = &mods[i];
+        at = (at + 0xfff) & ~0xfffull;
+        if (at > ram->size || m->file.len > ram->size - at)
+            return boot_fail(err, errlen, "%s: module of %zu bytes does not fit in guest RAM "
+                             "after %#llx (try --mem)", m->file.name, m->file.len,
+                             (unsigned long long)at);
+        if (m->file.len)
+            memcpy(ram->mem + at, m->file.data, m->file.len);
+        const char *s = m->string ? m->string : m->file.name;
+        uint32_t sp = mbi_put(a, s, strlen(s) + 1);
+        if (!sp)
+            return boot_fail(err, errlen, "the module command lines do not fit in the "
+                             "multiboot information area");
+        boot_wr32(table + 16 * i, (uint32_t)at);
+        boot_wr32(table + 16 * i + 4, (uint32_t)(at + m->file.len));
+        boot_wr32(table + 16 * i + 8, sp);
+        at += m->file.len;
+    }
+    uint32_t tp = mbi_put(a, table, 16u * (unsigned)nmods);
+    if (!tp)
+        return boot_fail(err, errlen, "the module table does not fit in the multiboot "
+                         "information area");
+    info[0] |= 0x8;
+    info[5] = (uint32_t)nmods;
+    info[6] = tp;
+    return 0;
+}
+
+/* The information block: memory sizes, command line, loader name, memory map, modules. */
+static int write_info(const struct boot_ram *ram, const struct boot_blob *k,
+                      const char *cmdline, const struct boot_mod *mods, int nmods,
+                      uint64_t mods_at, char *err, size_t errlen)
+{
+    struct mbi_area a = { ram->mem, MBI_ADDR + 128 };
+    memset(ram->mem + MBI_ADDR, 0, MBI_END - MBI_ADDR);
     uint32_t info[30] = { 0 };
     info[0] = 0x1 | 0x4 | 0x40 | 0x200; /* mem, cmdline, mmap, loader name */
     info[1] = 639;
-    info[2] = (uint32_t)((ramsz - 0x100000) >> 10);
-    /* command line: the kernel's path, then the arguments, as GRUB passes them */
-    char line[4096];
-    snprintf(line, sizeof line, "%s%s%s", path, cmdline && *cmdline ? " " : "",
-             cmdline ? cmdline : "");
-    size_t l = strlen(line) + 1;
-    memcpy(ram + p, line, l);
-    info[4] = p;
-    p += (uint32_t)((l + 3) & ~3u);
+    info[2] = (uint32_t)((ram->size - 0x100000) >> 10);
+    /* The command line: the kernel's name, then the arguments, as GRUB passes them. */
+    size_t nl = strlen(k->name), cl = cmdline ? strlen(cmdline) : 0;
+    if (nl + 1 + cl + 1 > MBI_END - a.p - 4096)
+        return boot_fail(err, errlen, "the command line has %zu bytes: more than the "
+                         "multiboot information area holds", nl + 1 + cl);
+    uint8_t *line = ram->mem + a.p;
+    memcpy(line, k->name, nl);
+    if (cl) {
+        line[nl] = ' ';
+        memcpy(line + nl + 1, cmdline, cl);
+        nl += 1 + cl;
+    }
+    line[nl] = 0;
+    info[4] = a.p;
+    a.p += (uint32_t)((nl + 1 + 3) & ~(size_t)3);
     static const char loader[] = "xbt-run";
-    memcpy(ram + p, loader, sizeof loader);
-    info[16] = p;
-    p += (sizeof loader + 3) & ~3u;
-    struct { uint32_t size; uint64_t base, len; uint32_t type; } __attribute__((packed)) map[] = {
-        { 20, 0, 0x9fc00, 1 },
-        { 20, 0x9fc00, 0x400, 2 },
-        { 20, 0xf0000, 0x10000, 2 },
-        { 20, 0x100000, ramsz - 0x100000, 1 },
+    info[16] = mbi_put(&a, loader, sizeof loader);
+    uint8_t map[4 * 24];
+    const uint64_t ranges[4][3] = {
+        { 0, 0x9fc00, 1 }, { 0x9fc00, 0x400, 2 }, { 0xf0000, 0x10000, 2 },
+        { 0x100000, ram->size - 0x100000, 1 },
     };
-    memcpy(ram + p, map, sizeof map);
+    for (int i = 0; i < 4; i++) {
+        boot_wr32(map + 24 * i, 20);
+        memcpy(map + 24 * i + 4, &ranges[i][0], 8);
+        memcpy(map + 24 * i + 12, &ranges[i][1], 8);
+        boot_wr32(map + 24 * i + 20, (uint32_t)ranges[i][2]);
+    }
     info[11] = sizeof map;
-    info[12] = p;
-    p += sizeof map;
-    if (nmods > 0) {
-        info[0] |= 0x8;
-        info[5] = (uint32_t)nmods;
-        info[6] = p;
-        uint32_t *mt = (uint32_t *)(ram + p);
-        p += 16u * (uint32_t)nmods;
-        uint64_t at = ((uint64_t)end + 0xfff) & ~0xfffull;
-        for (int i = 0; i < nmods; i++) {
-            size_t ml;
-            uint8_t *mb = slurp(mods[i].path, &ml, err, errlen);
-            if (!mb)
-                goto out;
-            if (at + ml > ramsz) {
-                free(mb);
-                fail(err, errlen, "%s: module does not fit in guest RAM (try --mem)",
-                     mods[i].path);
-                goto out;
-            }
-            memcpy(ram + at, mb, ml);
-            free(mb);
-            const char *s = mods[i].string ? mods[i].string : mods[i].path;
-            size_t sl = strlen(s) + 1;
-            if (p + sl > MBI_END) {
-                fail(err, errlen, "too many module command lines");
-                goto out;
-            }
-            memcpy(ram + p, s, sl);
-            mt[4 * i + 0] = (uint32_t)at;
-            mt[4 * i + 1] = (uint32_t)(at + ml);
-            mt[4 * i + 2] = p;
-            mt[4 * i + 3] = 0;
-            p += (uint32_t)((sl + 3) & ~3u);
-            at = (at + ml + 0xfff) & ~0xfffull;
-        }
-    }
-    memcpy(ram + mbi, info, sizeof info);
-    if (xbt_vm_invalidate(vm, 0, ramsz) != XBT_OK) {
-        fail(err, errlen, "cannot invalidate guest RAM");
-        goto out;
-    }
+    info[12] = mbi_put(&a, map, sizeof map);
+    if (nmods > 0 && load_modules(ram, mods, nmods, mods_at, &a, info, err, errlen))
+        return -1;
+    memcpy(ram->mem + MBI_ADDR, info, sizeof info);
+    return 0;
+}
+
+int boot_multiboot(const struct boot_ram *ram, const struct boot_blob *kernel,
+                   const char *cmdline, const struct boot_mod *mods, int nmods,
+                   struct boot_entry *entry, char *err, size_t errlen)
+{
+    if (ram->size < BOOT_MIN_RAM || ram->size > BOOT_MAX_RAM)
+        return boot_fail(err, errlen, "guest RAM of %llu bytes: the loader needs 2 MiB to 3 GiB",
+                         (unsigned long long)ram->size);
+    if (nmods < 0 || nmods > BOOT_MAX_MODULES)
+        return boot_fail(err, errlen, "%d modules: at most %d", nmods, BOOT_MAX_MODULES);
+    size_t hoff = 0;
+    if (find_header(kernel, &hoff, err, errlen))
+        return -1;
+    uint32_t flags = boot_rd32(kernel->data + hoff + 4);
+    if (flags & 0x0000fff8u) /* required features beyond page align, mem, video */
+        return boot_fail(err, errlen, "%s: multiboot header asks for unsupported features "
+                         "(flags %#x)", kernel->name, flags);
+    uint32_t eip = 0;
+    struct span sp = { 0, 0 };
+    if ((flags & MB_AOUT_KLUDGE) ? load_kludge(ram, kernel, hoff, &eip, &sp, err, errlen)
+                                 : load_elf(ram, kernel, &eip, &sp, err, errlen))
+        return -1;
+    if (write_info(ram, kernel, cmdline, mods, nmods, sp.hi, err, errlen))
+        return -1;
 
     /* Multiboot leaves GDTR undefined; like QEMU's loader, give a valid flat GDT so a
        guest that never loads its own still takes interrupts (CS 0x08, data 0x10/0x18). */
     static const uint64_t gdt[4] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
                                      0x00cf92000000ffffull };
-    memcpy(ram + GDT_ADDR, gdt, sizeof gdt);
-    xbt_sregs s;
-    xbt_vcpu_get_sregs(cpu, &s);
-    s.gdt.base = GDT_ADDR;
-    s.gdt.limit = sizeof gdt - 1;
-    s.idt.base = 0;
-    s.idt.limit = 0x3ff;
-    if (xbt_vcpu_set_sregs(cpu, &s) != XBT_OK) {
-        fail(err, errlen, "cannot set the entry segment state");
-        goto out;
-    }
-    xbt_regs r;
-    xbt_vcpu_get_regs(cpu, &r);
-    memset(&r, 0, sizeof r);
-    r.eax = MB_BOOT_MAGIC;
-    r.ebx = mbi;
-    r.eip = entry;
-    r.eflags = 0x2;
-    if (xbt_vcpu_set_regs(cpu, &r) != XBT_OK) {
-        fail(err, errlen, "cannot set the entry registers");
-        goto out;
-    }
-    rc = 0;
-out:
-    free(img);
-    return rc;
+    memcpy(ram->mem + GDT_ADDR, gdt, sizeof gdt);
+    memset(entry, 0, sizeof *entry);
+    entry->eax = MB_BOOT_MAGIC;
+    entry->ebx = MBI_ADDR;
+    entry->eip = eip;
+    entry->eflags = 0x2;
+    entry->gdt_base = GDT_ADDR;
+    entry->gdt_limit = sizeof gdt - 1;
+    entry->idt_limit = 0x3ff;
+    return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "xbt/xbt.h"
@@ -117,22 +118,15 @@ uint32_t cmos_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val);
 /* ioport.c: dispatch of one port access (size 1, 2 or 4). */
 uint32_t vmm_port_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
 
-/* loader.c */
+/* boot_xbt.c: the kernel (multiboot v1 or a Linux bzImage), its modules or initrd and
+   the command line loaded into the VM's RAM by the loaders of boot.h, and the vCPU set
+   to the entry state.  0, or -1 with one line of text in err. */
 struct boot_module {
     const char *path;
     const char *string;    /* the module's command line (its path if not given) */
 };
-/*
- * Loads a multiboot v1 kernel image (ELF32, or any format with the a.out kludge) into
- * guest RAM, writes the multiboot information (memory map, command line, modules) and
- * sets the vCPU to the multiboot entry state.  Returns 0, or -1 with a message in err.
- */
-int load_multiboot(xbt_vm *vm, xbt_vcpu *cpu, const char *path, const char *cmdline,
-                   const struct boot_module *mods, int nmods, char *err, size_t errlen);
-
-/* linux.c: the Linux 32-bit boot protocol for a bzImage. */
-bool is_bzimage(const char *path);
-int load_linux(xbt_vm *vm, xbt_vcpu *cpu, const char *path, const char *cmdline,
-               const char *initrd, char *err, size_t errlen);
+int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
+             const char *initrd, const struct boot_module *mods, int nmods, char *err,
+             size_t errlen);
 
 #endif

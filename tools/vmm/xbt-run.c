@@ -7,12 +7,14 @@
  *
  * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
  * 0 when the guest halts for good (HLT with interrupts disabled); 2 triple fault;
- * 64 usage; 66 the image cannot be loaded; 70 internal error; 124 --timeout; 130
- * interrupted.
+ * 64 usage (an option it cannot honour: one line on stderr); 66 a file or image that
+ * cannot be loaded (one line); 70 internal error; 124 --timeout; 130 interrupted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,11 @@ enum {
     EXIT_TIMEOUT = 124,
     EXIT_SIGINT = 130,
 };
+
+/* Option limits: the smallest translation cache that still holds a block with its
+   stubs, and a timeout whose deadline in nanoseconds fits 64 bits with room. */
+#define TCACHE_MIN 4096.0
+#define TIMEOUT_MAX 1e9
 
 static struct vmm the_vmm;
 static struct termios saved_tio;
@@ -63,14 +70,18 @@ static void usage(FILE *f)
             "      --trace-profile    --traces, and each trace counts its entries and side\n"
             "                         exits (listed with --stats; costs a little)\n"
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
-            "      --tcache MIB       translation cache size (default 64)\n"
-            "      --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
+            "      --tcache MIB       translation cache size (default 64; 4 KiB to 1024 MiB,\n"
+            "                         may be fractional)\n"
+            "      --timeout SEC      stop the guest after SEC seconds (exit status 124;\n"
+            "                         0 < SEC <= 1e9, may be fractional)\n"
             "      --stats            print exits, callouts and cache figures at the end\n"
             "      --trace-io         log every port access to stderr\n"
             "  -h, --help, --version\n"
+            "Numbers are decimal or 0x-hexadecimal; options with a value (but --module) once.\n"
             "Exit status: (value << 1) | 1 for a write of value to port 0xf4; 0 guest halted\n"
-            "with interrupts off; 2 triple fault; 64 usage; 66 bad image; 70 internal\n"
-            "error; 124 timeout; 130 interrupted.\n");
+            "with interrupts off; 2 triple fault; 64 usage (an option xbt-run cannot honour);\n"
+            "66 a file or image that cannot be loaded; 70 internal error; 124 timeout; 130\n"
+            "interrupted.\n");
 }
 
 static void restore_tty(void)
@@ -209,6 +220,78 @@ static bool mmio_access(uint64_t gpa, uint32_t size, bool is_write, uint64_t *da
 
 #define MAX_MODULES 16
 
+/* ---- options: whatever xbt-run cannot honour is one line and EXIT_USAGE ------------ */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++) /* one line, whatever the argument holds */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    fprintf(stderr, "xbt-run: %s (xbt-run --help lists the options)\n", msg);
+    return EXIT_USAGE;
+}
+
+/* An unsigned integer in decimal, or in hexadecimal after 0x: no sign, no space, no
+   trailing text, at most max. */
+static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    unsigned base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    if (!*s)
+        return false;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        unsigned d;
+        if (*s >= '0' && *s <= '9')
+            d = (unsigned)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            d = (unsigned)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            d = (unsigned)(*s - 'A' + 10);
+        else
+            return false;
+        if (v > (max - d) / base)
+            return false;
+        v = v * base + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* A finite decimal number (digits, a point, an exponent): no inf, nan, hexadecimal,
+   sign or space. */
+static bool parse_real(const char *s, double *out)
+{
+    if (!((s[0] >= '0' && s[0] <= '9') || s[0] == '.') ||
+        strspn(s, "0123456789.eE+-") != strlen(s))
+        return false;
+    char *e;
+    errno = 0;
+    double v = strtod(s, &e);
+    if (*e || errno == ERANGE || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Single-valued options given twice make no sense: the second is refused. */
+static int once(uint32_t *seen, int bit, const char *name)
+{
+    if (*seen & (1u << bit))
+        return usage_error("%s given twice", name);
+    *seen |= 1u << bit;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
@@ -232,27 +315,40 @@ int main(int argc, char **argv)
         { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
         { 0, 0, 0, 0 },
     };
+    /* Options given (bit per single-valued option), and the trace switches seen. */
+    enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT };
+    uint32_t seen = 0;
+    bool want_traces = false, no_traces = false;
     int c;
-    while ((c = getopt_long(argc, argv, "m:a:h", opts, NULL)) != -1) {
-        char *e;
+    opterr = 0; /* the messages below, one line each */
+    while ((c = getopt_long(argc, argv, ":m:a:h", opts, NULL)) != -1) {
+        uint64_t u;
         switch (c) {
-        case 'm': {
-            unsigned long v = strtoul(optarg, &e, 0);
-            if (*e || v < 2 || v > 3072) {
-                fprintf(stderr, "xbt-run: --mem wants 2..3072 (MiB), not '%s'\n", optarg);
+        case 'm':
+            if (once(&seen, S_MEM, "--mem"))
                 return EXIT_USAGE;
-            }
-            cfg.ram_size = (uint64_t)v << 20;
+            if (!parse_uint(optarg, 3072, &u) || u < 2)
+                return usage_error("--mem wants 2..3072 (MiB), not '%s'", optarg);
+            cfg.ram_size = u << 20;
             break;
-        }
-        case 'a': append = optarg; break;
-        case O_INITRD: initrd = optarg; break;
-        case O_MODULE: {
-            if (nmods == MAX_MODULES) {
-                fprintf(stderr, "xbt-run: at most %d modules\n", MAX_MODULES);
+        case 'a':
+            if (once(&seen, S_APPEND, "--append"))
                 return EXIT_USAGE;
-            }
+            append = optarg;
+            break;
+        case O_INITRD:
+            if (once(&seen, S_INITRD, "--initrd"))
+                return EXIT_USAGE;
+            if (!*optarg)
+                return usage_error("--initrd wants a file name");
+            initrd = optarg;
+            break;
+        case O_MODULE: {
+            if (nmods == MAX_MODULES)
+                return usage_error("at most %d modules", MAX_MODULES);
             /* As GRUB and QEMU do, the module's string is the whole "FILE ARGS". */
+            if (!*optarg || *optarg == ' ')
+                return usage_error("--module wants 'FILE [ARGS]', not '%s'", optarg);
             mods[nmods].string = optarg;
             char *path = strdup(optarg);
             if (!path)
@@ -264,37 +360,49 @@ int main(int argc, char **argv)
             break;
         }
         case O_USER:
+            if (once(&seen, S_USER, "--user-mode"))
+                return EXIT_USAGE;
             if (!strcmp(optarg, "direct"))
                 cfg.user_mode = XBT_USER_DIRECT;
             else if (!strcmp(optarg, "strict"))
                 cfg.user_mode = XBT_USER_STRICT;
             else if (!strcmp(optarg, "adaptive"))
                 cfg.user_mode = XBT_USER_ADAPTIVE;
-            else {
-                fprintf(stderr, "xbt-run: --user-mode is direct, strict or adaptive\n");
-                return EXIT_USAGE;
-            }
+            else
+                return usage_error("--user-mode is direct, strict or adaptive, not '%s'",
+                                   optarg);
             break;
-        case O_NOTRACE: cfg.flags |= XBT_VM_NO_TRACES; break;
-        case O_TRACE: cfg.flags |= XBT_VM_TRACES; break;
-        case O_TPROF: cfg.flags |= XBT_VM_TRACES | XBT_VM_TRACE_PROFILE; break;
-        case O_THOT: cfg.trace_threshold = (uint32_t)strtoul(optarg, NULL, 0); break;
+        case O_NOTRACE: no_traces = true; cfg.flags |= XBT_VM_NO_TRACES; break;
+        case O_TRACE: want_traces = true; cfg.flags |= XBT_VM_TRACES; break;
+        case O_TPROF:
+            want_traces = true;
+            cfg.flags |= XBT_VM_TRACES | XBT_VM_TRACE_PROFILE;
+            break;
+        case O_THOT:
+            if (once(&seen, S_THOT, "--trace-threshold"))
+                return EXIT_USAGE;
+            if (!parse_uint(optarg, UINT32_MAX, &u) || u == 0)
+                return usage_error("--trace-threshold wants 1..%u entries, not '%s'",
+                                   UINT32_MAX, optarg);
+            cfg.trace_threshold = (uint32_t)u;
+            break;
         case O_NOCHAIN: cfg.flags |= XBT_VM_NO_CHAIN; break;
         case O_TCACHE: {
-            double v = strtod(optarg, &e);
-            if (*e || v <= 0 || v > 1024) {
-                fprintf(stderr, "xbt-run: --tcache wants a size in MiB (may be fractional)\n");
+            double v;
+            if (once(&seen, S_TCACHE, "--tcache"))
                 return EXIT_USAGE;
-            }
+            if (!parse_real(optarg, &v) || v * 1048576.0 < TCACHE_MIN || v > 1024)
+                return usage_error("--tcache wants a size in MiB from %g to 1024 (may be "
+                                   "fractional), not '%s'", TCACHE_MIN / 1048576.0, optarg);
             cfg.tcache_size = (uint64_t)(v * 1048576.0);
             break;
         }
         case O_TIMEOUT:
-            timeout = strtod(optarg, &e);
-            if (*e || timeout <= 0) {
-                fprintf(stderr, "xbt-run: --timeout wants seconds > 0\n");
+            if (once(&seen, S_TIMEOUT, "--timeout"))
                 return EXIT_USAGE;
-            }
+            if (!parse_real(optarg, &timeout) || !(timeout > 0) || timeout > TIMEOUT_MAX)
+                return usage_error("--timeout wants seconds, more than 0 and at most %g, "
+                                   "not '%s'", TIMEOUT_MAX, optarg);
             break;
         case O_STATS: stats = true; break;
         case O_TRACEIO: m->trace_io = true; break;
@@ -303,9 +411,16 @@ int main(int argc, char **argv)
                    xbt_version() & 0xff);
             return 0;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EXIT_USAGE;
+        case ':':
+            return usage_error("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (no_traces && want_traces)
+        return usage_error("--no-traces contradicts --traces and --trace-profile");
+    if ((seen & (1u << S_THOT)) && !want_traces)
+        return usage_error("--trace-threshold needs --traces (or --trace-profile)");
     const char *kernel;
     static char def_kernel[4096], def_initrd[4096];
     if (optind == argc) {
@@ -321,7 +436,6 @@ int main(int argc, char **argv)
         if (access(def_kernel, R_OK) != 0 || access(def_initrd, R_OK) != 0) {
             fprintf(stderr, "xbt-run: no kernel given, and no Linux guest at %s (run "
                             "scripts/linux-guest.sh to fetch one from Debian)\n", def_kernel);
-            usage(stderr);
             return EXIT_USAGE;
         }
         kernel = def_kernel;
@@ -339,9 +453,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "xbt-run: booting the Linux guest %s\n", def_kernel);
     } else if (optind == argc - 1) {
         kernel = argv[optind];
+        if (!*kernel)
+            return usage_error("an empty kernel file name");
     } else {
-        usage(stderr);
-        return EXIT_USAGE;
+        return usage_error("one kernel, not %d files ('%s', '%s'%s)", argc - optind,
+                           argv[optind], argv[optind + 1], argc - optind > 2 ? ", ..." : "");
     }
 
     xbt_status st = xbt_vm_create(&cfg, &m->vm);
@@ -350,24 +466,21 @@ int main(int argc, char **argv)
                 st == XBT_E_HOST ? ": " : "", st == XBT_E_HOST ? xbt_last_host_error() : "");
         return EXIT_INTERNAL;
     }
-    {
-        const char *why = NULL;
-        if (xbt_vm_user_mode(m->vm, &why) != cfg.user_mode && why)
-            fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
-                    why);
-    }
     if ((st = xbt_vcpu_create(m->vm, &m->cpu)) != XBT_OK) {
         fprintf(stderr, "xbt-run: cannot create the vCPU: %s\n", xbt_strerror(st));
         return EXIT_INTERNAL;
     }
     char err[512];
-    int lrc = is_bzimage(kernel)
-                  ? load_linux(m->vm, m->cpu, kernel, append, initrd, err, sizeof err)
-                  : load_multiboot(m->vm, m->cpu, kernel, append, mods, nmods, err, sizeof err);
-    if (lrc != 0) {
+    if (vmm_boot(m->vm, m->cpu, kernel, append, initrd, mods, nmods, err, sizeof err) != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
         xbt_vm_destroy(m->vm);
         return EXIT_NOIMAGE;
+    }
+    {
+        const char *why = NULL;
+        if (xbt_vm_user_mode(m->vm, &why) != cfg.user_mode && why)
+            fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
+                    why);
     }
 
     pthread_mutex_init(&m->lock, NULL);

@@ -1,0 +1,610 @@
+/*
+ * vmm_malformed.c - xbt-run against malformed kernels, initrds, modules and options.
+ *
+ *   vmm_malformed XBT_RUN
+ *
+ * Each case is a command line over files generated here (tests/fuzz/bootgen.c makes
+ * well-formed images, which the cases break one field at a time) and says what must
+ * happen: a refusal, with exactly one line on stderr ("xbt-run: ...") and exit status
+ * 64 (options) or 66 (files and images); or a boot, whose guest reports through
+ * isa-debug-exit what the loader gave it (the exit status), with nothing on stderr.
+ * No case may end by a signal or hang.  Prints one line per case (with what xbt-run
+ * printed); fails if any case differs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bootgen.h"
+
+#define USAGE 64
+#define NOIMAGE 66
+#define CASE_SECONDS 30
+
+static const char *xbt_run;
+static char dir[256];
+static int verbose = 1, failures, cases, refusals, boots;
+
+/* ---- files ----------------------------------------------------------------------- */
+
+static char *path(const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        abort();
+    return p;
+}
+
+static char *wfile(const char *name, const uint8_t *b, size_t n)
+{
+    char *p = path(name);
+    FILE *f = fopen(p, "wb");
+    if (!f || (n && fwrite(b, 1, n, f) != n) || fclose(f) != 0) {
+        perror(p);
+        exit(2);
+    }
+    return p;
+}
+
+/* A sparse file of `size` bytes whose first byte is `first`. */
+static char *sparse(const char *name, uint64_t size, uint8_t first)
+{
+    char *p = wfile(name, &first, 1);
+    if (truncate(p, (off_t)size) != 0) {
+        perror(p);
+        exit(2);
+    }
+    return p;
+}
+
+/* ---- one case ------------------------------------------------------------------- */
+
+/* Runs xbt-run with args (NULL-terminated) and checks the outcome: want is the exit
+   status; a refusal (64 or 66) must print exactly one "xbt-run: " line, a boot none. */
+static void run_case(const char *name, int want, const char *const *args)
+{
+    char *argv[80];
+    int argc = 0;
+    argv[argc++] = (char *)xbt_run;
+    for (int i = 0; args[i] && argc < 79; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        abort();
+    pid_t pid = fork();
+    if (pid < 0)
+        abort();
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(pfd[1], 2);
+        execv(xbt_run, argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char err[8192];
+    size_t n = 0;
+    time_t start = time(NULL);
+    bool hung = false;
+    for (;;) {
+        struct pollfd p = { pfd[0], POLLIN, 0 };
+        int r = poll(&p, 1, 1000);
+        if (r > 0) {
+            ssize_t k = read(pfd[0], err + n, sizeof err - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+            if (n == sizeof err - 1)
+                break;
+        }
+        if (time(NULL) - start > CASE_SECONDS) {
+            hung = true;
+            kill(pid, SIGKILL); /* our own child */
+            break;
+        }
+    }
+    err[n] = 0;
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    cases++;
+    char why[256] = "";
+    int lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += err[i] == '\n';
+    bool refusal = want == USAGE || want == NOIMAGE;
+    if (hung)
+        snprintf(why, sizeof why, "no exit after %d s", CASE_SECONDS);
+    else if (WIFSIGNALED(st))
+        snprintf(why, sizeof why, "killed by signal %d", WTERMSIG(st));
+    else if (WEXITSTATUS(st) != want)
+        snprintf(why, sizeof why, "exit status %d, expected %d", WEXITSTATUS(st), want);
+    else if (refusal && (lines != 1 || strncmp(err, "xbt-run: ", 9) || err[n - 1] != '\n'))
+        snprintf(why, sizeof why, "%d lines on stderr, expected one \"xbt-run: \" line", lines);
+    else if (!refusal && n)
+        snprintf(why, sizeof why, "a boot that printed on stderr");
+    if (*why) {
+        failures++;
+        printf("FAIL %-44s %s\n", name, why);
+        printf("     stderr: %s%s", n ? err : "(nothing)\n", n && err[n - 1] != '\n' ? "\n" : "");
+    } else {
+        refusal ? refusals++ : boots++;
+        if (verbose)
+            printf("ok   %-44s %d  %s", name, want, n ? err : "\n");
+    }
+}
+
+#define RUN(name, want, ...) run_case(name, want, (const char *const[]){ __VA_ARGS__, NULL })
+
+/* ---- the images ------------------------------------------------------------------ */
+
+static uint8_t img[1 << 16];
+
+static char *elf_file(const char *name, uint32_t load, uint8_t value, uint32_t bss,
+                      void (*edit)(uint8_t *, size_t *))
+{
+    uint8_t code[16];
+    size_t cn = bg_code_exit(code, value);
+    size_t n = bg_elf(img, sizeof img, load, code, cn, bss);
+    if (edit)
+        edit(img, &n);
+    return wfile(name, img, n);
+}
+
+static char *kludge_file(const char *name, uint32_t load, uint32_t bss, bool mods,
+                         void (*edit)(uint8_t *, size_t *))
+{
+    uint8_t code[16];
+    size_t cn = mods ? bg_code_exit_mods(code) : bg_code_exit(code, 0x21);
+    size_t n = bg_kludge(img, sizeof img, load, code, cn, bss);
+    if (edit)
+        edit(img, &n);
+    return wfile(name, img, n);
+}
+
+static char *bz_file(const char *name, uint32_t init_size, void (*edit)(uint8_t *, size_t *))
+{
+    uint8_t code[16];
+    size_t cn = bg_code_exit_initrd(code);
+    size_t n = bg_bzimage(img, sizeof img, code, cn, init_size);
+    if (edit)
+        edit(img, &n);
+    return wfile(name, img, n);
+}
+
+/* Edits: each breaks one thing. */
+#define PH(off) (img + BG_ELF_PHOFF + (off))
+static void e_nomagic(uint8_t *b, size_t *n) { (void)n; b[1] = 'X'; }
+static void e_class64(uint8_t *b, size_t *n) { (void)n; b[4] = 2; }
+static void e_bigend(uint8_t *b, size_t *n) { (void)n; b[5] = 2; }
+static void e_x8664(uint8_t *b, size_t *n) { (void)n; bg_w16(b + 18, 62); }
+static void e_dyn(uint8_t *b, size_t *n) { (void)n; bg_w16(b + 16, 3); }
+static void e_phent0(uint8_t *b, size_t *n) { (void)n; bg_w16(b + 42, 0); }
+static void e_phnum0(uint8_t *b, size_t *n) { (void)n; bg_w16(b + 44, 0); }
+static void e_phoff_far(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 28, 0x7fffff00); }
+static void e_phnum_big(uint8_t *b, size_t *n) { (void)n; bg_w16(b + 44, 0xffff); }
+static void e_phoff_wrap(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 28, 0xffffffe0u); }
+static void p_off_far(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(4), 0x10000000); }
+static void p_off_wrap(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(4), 0xfffffff0u); }
+static void p_filesz_big(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(16), 0x100); bg_w32(PH(20), 0x100); }
+static void p_file_gt_mem(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(20), 2); }
+static void p_paddr0(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0); }
+static void p_paddr_low(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0x9f000); }
+static void p_paddr_top(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0xfffff000u); bg_w32(PH(20), 0x2000); }
+static void p_paddr_wrap(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0xfffffffcu); }
+static void p_memsz_huge(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(20), 0xffffffffu); }
+static void p_ram_end(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), (64u << 20) - 4); }
+static void p_noload(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(0), 4); }
+static void p_memsz0(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(20), 0); bg_w32(PH(16), 0); }
+static void e_trunc70(uint8_t *b, size_t *n) { (void)b; *n = BG_ELF_MBHDR + 12; }
+static void e_trunc_code(uint8_t *b, size_t *n) { (void)b; *n = BG_ELF_CODE + 2; }
+static void mb_badsum(uint8_t *b, size_t *n) { (void)n; b[BG_ELF_MBHDR + 8] ^= 1; }
+static void mb_flags_bit3(uint8_t *b, size_t *n)
+{
+    (void)n;
+    bg_w32(b + BG_ELF_MBHDR + 4, 0xb);
+    bg_w32(b + BG_ELF_MBHDR + 8, 0u - 0x1BADB002u - 0xb);
+}
+/* A second segment overlapping the first in memory. */
+static void p_overlap(uint8_t *b, size_t *n)
+{
+    bg_w16(b + 44, 2);
+    memcpy(PH(32), PH(0), 32);
+    bg_w32(PH(32 + 12), 0x100004);
+    bg_w32(PH(32 + 8), 0x100004);
+    (void)n;
+}
+/* Two disjoint segments, the entry as a virtual address of the second (mapped high). */
+static void p_two_high(uint8_t *b, size_t *n)
+{
+    bg_w16(b + 44, 2);
+    memcpy(PH(32), PH(0), 32);
+    bg_w32(PH(32 + 8), 0xc0200000u);  /* p_vaddr */
+    bg_w32(PH(32 + 12), 0x200000);    /* p_paddr */
+    bg_w32(b + 24, 0xc0200000u);      /* e_entry: virtual */
+    (void)n;
+}
+/* The header moved to the end of the first 8 KiB, or just past it. */
+static void mb_at(uint8_t *b, size_t *n, size_t at)
+{
+    uint8_t h[12];
+    memcpy(h, b + BG_ELF_MBHDR, 12);
+    memset(b + BG_ELF_MBHDR, 0, 12);
+    if (*n < at + 12) {
+        memset(b + *n, 0, at + 12 - *n);
+        *n = at + 12;
+    }
+    memcpy(b + at, h, 12);
+}
+static void mb_at_8180(uint8_t *b, size_t *n) { mb_at(b, n, 8180); }
+static void mb_at_8184(uint8_t *b, size_t *n) { mb_at(b, n, 8184); }
+static void mb_at_8192(uint8_t *b, size_t *n) { mb_at(b, n, 8192); }
+static void mb_unaligned(uint8_t *b, size_t *n) { mb_at(b, n, BG_ELF_MBHDR + 2); }
+
+#define KL(off) (img + (off))
+static void k_hdr_below(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(12), 0xfff00); }
+static void k_hdr_far(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(12), 0x100100); }
+static void k_end_below(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(20), 0xfff00); }
+static void k_end_far(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(20), 0x180000); }
+static void k_end_wrap(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(20), 0xffffffffu); }
+static void k_end0(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(20), 0); }
+static void k_bss_below(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(24), 0x100010); }
+static void k_bss_huge(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(24), 0xfffffff0u); }
+static void k_bss_ram(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(KL(24), (64u << 20) + 1); }
+static void k_trunc20(uint8_t *b, size_t *n) { (void)b; *n = 20; }
+static void k_load_low(uint8_t *b, size_t *n)
+{
+    (void)n;
+    bg_w32(b + 12, 0x1000);
+    bg_w32(b + 16, 0x1000);
+    bg_w32(b + 20, 0);
+    bg_w32(b + 24, 0);
+}
+static void k_load_top(uint8_t *b, size_t *n)
+{
+    (void)n;
+    bg_w32(b + 12, 0xfffffff0u);
+    bg_w32(b + 16, 0xfffffff0u);
+    bg_w32(b + 20, 0);
+    bg_w32(b + 24, 0);
+}
+
+static void z_ver205(uint8_t *b, size_t *n) { (void)n; bg_w16(b + 0x206, 0x0205); }
+static void z_jump0(uint8_t *b, size_t *n) { (void)n; b[0x201] = 0; }
+static void z_jump_ff(uint8_t *b, size_t *n) { (void)n; b[0x201] = 0xff; }
+static void z_sects_big(uint8_t *b, size_t *n) { (void)n; b[0x1f1] = 200; }
+static void z_syssize_big(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x1f4, 0x10000000); }
+static void z_syssize0(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x1f4, 0); }
+static void z_not_high(uint8_t *b, size_t *n) { (void)n; b[0x211] = 0; }
+static void z_init_huge(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x260, 0xffffffffu); }
+static void z_pref_huge(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x25c, 0xffffffffu); }
+static void z_pref_ram(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x258, 64u << 20); }
+static void z_rdmax_tiny(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x22c, 0x1000); }
+static void z_rdmax_0(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x22c, 0); }
+static void z_rdmax_4m(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x22c, 0x3fffff); }
+static void z_cmdmax_10(uint8_t *b, size_t *n) { (void)n; bg_w32(b + 0x238, 10); }
+static void z_cut(uint8_t *b, size_t *n, size_t at) { (void)b; *n = at; }
+static void z_cut_206(uint8_t *b, size_t *n) { z_cut(b, n, 0x206); }
+static void z_cut_207(uint8_t *b, size_t *n) { z_cut(b, n, 0x207); }
+static void z_cut_210(uint8_t *b, size_t *n) { z_cut(b, n, 0x210); }
+static void z_cut_230(uint8_t *b, size_t *n) { z_cut(b, n, 0x230); }
+static void z_cut_263(uint8_t *b, size_t *n) { z_cut(b, n, 0x263); }
+static void z_cut_pm(uint8_t *b, size_t *n) { z_cut(b, n, BG_BZ_PM); }
+static void z_cut_pm1(uint8_t *b, size_t *n) { z_cut(b, n, BG_BZ_PM + 1); }
+/* Protocol 2.06: no init_size, no pref_address; the header ends after cmdline_size. */
+static void z_v206(uint8_t *b, size_t *n)
+{
+    bg_w16(b + 0x206, 0x0206);
+    b[0x201] = 0x3a; /* ends at 0x23c */
+    memset(b + 0x23c, 0, 0x30);
+    (void)n;
+}
+
+/* ---- the cases ------------------------------------------------------------------ */
+
+static void option_cases(const char *k)
+{
+    static const char *const bad_mem[] = { "0", "1", "3073", "-1", "12abc", "", " 8", "0x",
+                                           "99999999999999999999999", "8.5", "+8", "1e2" };
+    for (size_t i = 0; i < sizeof bad_mem / sizeof *bad_mem; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--mem '%s'", bad_mem[i]);
+        RUN(name, USAGE, "--mem", bad_mem[i], k);
+    }
+    RUN("--mem twice", USAGE, "--mem", "64", "--mem", "64", k);
+    static const char *const bad_time[] = { "inf", "nan", "-1", "0", "1e10", "1x", "", "0x10",
+                                            " 5", "infinity", "1e-400", "+5", "." };
+    for (size_t i = 0; i < sizeof bad_time / sizeof *bad_time; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--timeout '%s'", bad_time[i]);
+        RUN(name, USAGE, "--timeout", bad_time[i], k);
+    }
+    RUN("--timeout twice", USAGE, "--timeout", "5", "--timeout", "5", k);
+    static const char *const bad_tc[] = { "0", "-1", "inf", "nan", "2000", "0.001", "abc", "" };
+    for (size_t i = 0; i < sizeof bad_tc / sizeof *bad_tc; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--tcache '%s'", bad_tc[i]);
+        RUN(name, USAGE, "--tcache", bad_tc[i], k);
+    }
+    RUN("--tcache twice", USAGE, "--tcache", "8", "--tcache", "8", k);
+    static const char *const bad_th[] = { "0", "-5", "abc", "4294967296", "" };
+    for (size_t i = 0; i < sizeof bad_th / sizeof *bad_th; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--trace-threshold '%s'", bad_th[i]);
+        RUN(name, USAGE, "--traces", "--trace-threshold", bad_th[i], k);
+    }
+    RUN("--trace-threshold without --traces", USAGE, "--trace-threshold", "10", k);
+    RUN("--trace-threshold twice", USAGE, "--traces", "--trace-threshold", "10",
+        "--trace-threshold", "10", k);
+    RUN("--traces with --no-traces", USAGE, "--no-traces", "--traces", k);
+    RUN("--trace-profile with --no-traces", USAGE, "--trace-profile", "--no-traces", k);
+    RUN("--user-mode fast", USAGE, "--user-mode", "fast", k);
+    RUN("--user-mode ''", USAGE, "--user-mode", "", k);
+    RUN("--user-mode twice", USAGE, "--user-mode", "strict", "--user-mode", "direct", k);
+    RUN("unknown long option", USAGE, "--bogus", k);
+    RUN("unknown short option", USAGE, "-z", k);
+    RUN("missing argument", USAGE, k, "--mem");
+    RUN("--append twice", USAGE, "-a", "x", "--append", "y", k);
+    RUN("--initrd ''", USAGE, "--initrd", "", k);
+    RUN("--initrd twice", USAGE, "--initrd", "a", "--initrd", "b", k);
+    RUN("--module ''", USAGE, "--module", "", k);
+    RUN("--module ' x'", USAGE, "--module", " x", k);
+    const char *m17[40];
+    int j = 0;
+    for (int i = 0; i < 17; i++) {
+        m17[j++] = "--module";
+        m17[j++] = k;
+    }
+    m17[j++] = k;
+    m17[j] = NULL;
+    run_case("17 modules", USAGE, m17);
+    RUN("two kernels", USAGE, k, k);
+    RUN("empty kernel name", USAGE, "");
+}
+
+static void file_cases(void)
+{
+    RUN("missing kernel", NOIMAGE, path("nonexistent"));
+    RUN("directory as kernel", NOIMAGE, dir);
+    RUN("/dev/null as kernel", NOIMAGE, "/dev/null");
+    RUN("/dev/zero as kernel", NOIMAGE, "/dev/zero");
+    char *fifo = path("fifo");
+    if (mkfifo(fifo, 0600) == 0)
+        RUN("FIFO as kernel", NOIMAGE, fifo);
+    RUN("empty kernel", NOIMAGE, wfile("empty", img, 0));
+    static const uint8_t one = 0x02;
+    RUN("1-byte kernel", NOIMAGE, wfile("one", &one, 1));
+    RUN("11-byte kernel with the magic", NOIMAGE,
+        wfile("eleven", (const uint8_t *)"\x02\xb0\xad\x1b\x03\x00\x00\x00\xfb\x4f\x52", 11));
+    uint8_t rnd[100];
+    for (int i = 0; i < 100; i++)
+        rnd[i] = (uint8_t)(i * 37 + 11);
+    RUN("100 random bytes", NOIMAGE, wfile("random", rnd, 100));
+    memset(img, 0, 8192);
+    RUN("8 KiB of zeros", NOIMAGE, wfile("zeros", img, 8192));
+    RUN("kernel larger than RAM", NOIMAGE, "--mem", "16", sparse("huge", 40u << 20, 0x7f));
+}
+
+static void elf_cases(void)
+{
+    const uint32_t L = 0x100000;
+    struct { const char *name; void (*edit)(uint8_t *, size_t *); } bad[] = {
+        { "ELF: no magic", e_nomagic }, { "ELF: ELFCLASS64", e_class64 },
+        { "ELF: big-endian", e_bigend }, { "ELF: x86-64", e_x8664 }, { "ELF: ET_DYN", e_dyn },
+        { "ELF: e_phentsize 0", e_phent0 }, { "ELF: e_phnum 0", e_phnum0 },
+        { "ELF: e_phoff beyond the file", e_phoff_far }, { "ELF: 65535 phdrs", e_phnum_big },
+        { "ELF: e_phoff wraps", e_phoff_wrap }, { "ELF: p_offset beyond the file", p_off_far },
+        { "ELF: p_offset + p_filesz wraps", p_off_wrap },
+        { "ELF: p_filesz beyond the file", p_filesz_big },
+        { "ELF: p_filesz > p_memsz", p_file_gt_mem }, { "ELF: p_paddr 0", p_paddr0 },
+        { "ELF: p_paddr in the low 640K", p_paddr_low }, { "ELF: p_paddr at 4G-4K", p_paddr_top },
+        { "ELF: p_paddr + p_memsz wraps", p_paddr_wrap }, { "ELF: p_memsz 4G-1", p_memsz_huge },
+        { "ELF: segment past the end of RAM", p_ram_end }, { "ELF: no PT_LOAD", p_noload },
+        { "ELF: only an empty segment", p_memsz0 }, { "ELF: overlapping segments", p_overlap },
+        { "ELF: cut after the headers", e_trunc70 }, { "ELF: cut inside the code", e_trunc_code },
+        { "multiboot: bad checksum", mb_badsum }, { "multiboot: flag bit 3", mb_flags_bit3 },
+        { "multiboot: header at 8184", mb_at_8184 }, { "multiboot: header at 8192", mb_at_8192 },
+        { "multiboot: unaligned header", mb_unaligned },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char f[32];
+        snprintf(f, sizeof f, "elf%zu", i);
+        RUN(bad[i].name, NOIMAGE, "--mem", "64", elf_file(f, L, 0x21, 0, bad[i].edit));
+    }
+    RUN("ELF: --initrd with multiboot", NOIMAGE, "--initrd", elf_file("rd", L, 0, 0, NULL),
+        elf_file("elfk", L, 0x21, 0, NULL));
+    /* Must boot: the guest's exit value proves it ran where the loader put it. */
+    RUN("boot: ELF", 0x43, elf_file("ok1", L, 0x21, 0, NULL));
+    RUN("boot: ELF at 0xa0000", 0x45, elf_file("ok2", 0xa0000, 0x22, 0, NULL));
+    RUN("boot: ELF with 1 MiB of bss", 0x47, elf_file("ok3", L, 0x23, 1u << 20, NULL));
+    RUN("boot: ELF, header at 8180", 0x49, elf_file("ok4", L, 0x24, 0, mb_at_8180));
+    RUN("boot: ELF, entry virtual", 0x4b, elf_file("ok5", L, 0x25, 0, p_two_high));
+    RUN("boot: ELF at the end of 2 MiB", 0x4d, "--mem", "2",
+        elf_file("ok6", (2u << 20) - 0x1000, 0x26, 0xff0, NULL));
+}
+
+static void kludge_cases(void)
+{
+    const uint32_t L = 0x100000;
+    struct { const char *name; void (*edit)(uint8_t *, size_t *); } bad[] = {
+        { "kludge: header_addr below load_addr", k_hdr_below },
+        { "kludge: header_addr past its offset", k_hdr_far },
+        { "kludge: load_end below load_addr", k_end_below },
+        { "kludge: load_end beyond the file", k_end_far },
+        { "kludge: load_end 4G-1", k_end_wrap },
+        { "kludge: bss_end below load_end", k_bss_below },
+        { "kludge: bss_end 4G-16", k_bss_huge }, { "kludge: bss past RAM", k_bss_ram },
+        { "kludge: truncated header", k_trunc20 }, { "kludge: load at 4K", k_load_low },
+        { "kludge: load at 4G-16", k_load_top },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char f[32];
+        snprintf(f, sizeof f, "kl%zu", i);
+        RUN(bad[i].name, NOIMAGE, "--mem", "64", kludge_file(f, L, 0, false, bad[i].edit));
+    }
+    RUN("boot: kludge", 0x43, kludge_file("klok1", L, 0, false, NULL));
+    RUN("boot: kludge with bss", 0x43, kludge_file("klok2", L, 0x10000, false, NULL));
+    RUN("boot: kludge, load_end 0", 0x43, kludge_file("klok3", L, 0, false, k_end0));
+    /* Modules: the guest exits with mods_count. */
+    char *k = kludge_file("klmods", L, 0, true, NULL);
+    char *m1 = wfile("mod1", (const uint8_t *)"module one", 10);
+    char *m0 = wfile("mod0", img, 0);
+    RUN("boot: no module", 1, k);
+    RUN("boot: 3 modules", 7, "--module", m1, "--module", m0, "--module", m1, k);
+    const char *m16[40];
+    int j = 0;
+    for (int i = 0; i < 16; i++) {
+        m16[j++] = "--module";
+        m16[j++] = m1;
+    }
+    m16[j++] = k;
+    m16[j] = NULL;
+    run_case("boot: 16 modules", 33, m16);
+    RUN("module missing", NOIMAGE, "--module", path("nonexistent"), k);
+    RUN("module is a directory", NOIMAGE, "--module", dir, k);
+    RUN("module larger than RAM", NOIMAGE, "--mem", "16", "--module",
+        sparse("bigmod", 20u << 20, 1), k);
+    char *m40 = sparse("mod40", 40u << 20, 1);
+    RUN("modules beyond RAM together", NOIMAGE, "--mem", "64", "--module", m40, "--module",
+        m40, k);
+}
+
+static void bz_cases(void)
+{
+    const uint32_t I = 0x200000;
+    uint8_t rd0 = 0x5a;
+    char *rd = wfile("initrd", &rd0, 1);
+    char *rd_empty = wfile("initrd0", img, 0);
+    struct { const char *name; void (*edit)(uint8_t *, size_t *); } bad[] = {
+        { "bzImage: cut at 0x206", z_cut_206 }, { "bzImage: cut at 0x207", z_cut_207 },
+        { "bzImage: cut at 0x210", z_cut_210 }, { "bzImage: cut at 0x230", z_cut_230 },
+        { "bzImage: cut at 0x263", z_cut_263 }, { "bzImage: no protected-mode code", z_cut_pm },
+        { "bzImage: 1 byte of code", z_cut_pm1 }, { "bzImage: protocol 2.05", z_ver205 },
+        { "bzImage: header ends at 0x202", z_jump0 },
+        { "bzImage: 200 setup sectors", z_sects_big }, { "bzImage: syssize too big", z_syssize_big },
+        { "bzImage: LOADED_HIGH clear", z_not_high }, { "bzImage: init_size 4G-1", z_init_huge },
+        { "bzImage: pref_address 2^64-ish", z_pref_huge },
+        { "bzImage: pref_address at the end of RAM", z_pref_ram },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char f[32];
+        snprintf(f, sizeof f, "bz%zu", i);
+        RUN(bad[i].name, NOIMAGE, "--mem", "64", "--initrd", rd, bz_file(f, I, bad[i].edit));
+    }
+    char *bz = bz_file("bzok", I, NULL);
+    RUN("bzImage: initrd larger than RAM", NOIMAGE, "--mem", "64", "--initrd",
+        sparse("bigrd", 100u << 20, 0x5a), bz);
+    RUN("bzImage: initrd as large as RAM", NOIMAGE, "--mem", "64", "--initrd",
+        sparse("rd64", 64u << 20, 0x5a), bz);
+    RUN("bzImage: initrd_addr_max 0x1000", NOIMAGE, "--mem", "64", "--initrd", rd,
+        bz_file("bzmax", I, z_rdmax_tiny));
+    RUN("bzImage: initrd_addr_max 0", NOIMAGE, "--mem", "64", "--initrd", rd,
+        bz_file("bzmax0", I, z_rdmax_0));
+    RUN("bzImage: empty initrd", NOIMAGE, "--initrd", rd_empty, bz);
+    RUN("bzImage: missing initrd", NOIMAGE, "--initrd", path("nonexistent"), bz);
+    RUN("bzImage: initrd is a directory", NOIMAGE, "--initrd", dir, bz);
+    RUN("bzImage: kernel needs more RAM", NOIMAGE, "--mem", "2", bz_file("bzbig", 4u << 20, NULL));
+    RUN("bzImage: command line over cmdline_size", NOIMAGE, "-a", "console=ttyS0 quiet",
+        bz_file("bzcl", I, z_cmdmax_10));
+    RUN("bzImage: --module", NOIMAGE, "--module", rd, bz);
+    RUN("boot: bzImage with an initrd", 0xb5, "--initrd", rd, bz);
+    RUN("boot: bzImage without an initrd", 1, bz);
+    RUN("boot: bzImage in 2 MiB", 0xb5, "--mem", "2", "--initrd", rd, bz_file("bz2m", 0x80000, NULL));
+    RUN("boot: initrd below initrd_addr_max 4M-1", 0xb5, "--mem", "64", "--initrd", rd,
+        bz_file("bz4m", I, z_rdmax_4m));
+    RUN("boot: header said to end at 0x301", 0xb5, "--initrd", rd, bz_file("bzff", I, z_jump_ff));
+    RUN("boot: bzImage, syssize 0", 0xb5, "--initrd", rd, bz_file("bzss0", I, z_syssize0));
+    RUN("boot: bzImage, protocol 2.06", 0xb5, "--initrd", rd, bz_file("bz206", I, z_v206));
+    RUN("boot: command line of cmdline_size", 0xb5, "-a", "0123456789", "--initrd", rd,
+        bz_file("bzcl10", I, z_cmdmax_10));
+}
+
+static void accepted_cases(const char *k)
+{
+    RUN("boot: --mem 0x40", 0x43, "--mem", "0x40", k);
+    RUN("boot: --timeout 1e3", 0x43, "--timeout", "1e3", k);
+    RUN("boot: --tcache 0.004", 0x43, "--tcache", "0.004", k);
+    RUN("boot: --traces --trace-threshold 0x10", 0x43, "--traces", "--trace-threshold", "0x10", k);
+    RUN("boot: --user-mode strict, repeated flags", 0x43, "--user-mode", "strict", "--no-chain",
+        "--no-chain", k);
+    static char longline[120000];
+    memset(longline, 'x', sizeof longline - 1);
+    RUN("boot: a 120,000-byte command line", 0x43, "-a", longline, k);
+    /* A guest that never ends: --timeout stops it (exit 124, registers dumped). */
+    static const uint8_t spin[] = { 0xeb, 0xfe };
+    size_t n = bg_elf(img, sizeof img, 0x100000, spin, sizeof spin, 0);
+    char *loop = wfile("spin", img, n);
+    /* Not a refusal and not silent: only the status and the absence of a signal count. */
+    char *argv[8] = { (char *)xbt_run, "--timeout", "0.2", loop, NULL };
+    pid_t pid = fork();
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        execv(xbt_run, argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    cases++;
+    if (WIFSIGNALED(st) || WEXITSTATUS(st) != 124) {
+        failures++;
+        printf("FAIL %-44s status %d signal %d, expected 124\n", "--timeout 0.2 stops a loop",
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    } else {
+        boots++;
+        if (verbose)
+            printf("ok   %-44s 124\n", "--timeout 0.2 stops a loop");
+    }
+}
+
+static void cleanup(void)
+{
+    char *cmd;
+    if (*dir && asprintf(&cmd, "rm -rf '%s'", dir) >= 0) {
+        if (system(cmd) != 0)
+            fprintf(stderr, "vmm_malformed: could not remove %s\n", dir);
+        free(cmd);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: vmm_malformed XBT_RUN\n");
+        return 2;
+    }
+    xbt_run = argv[1];
+    snprintf(dir, sizeof dir, "%s/xbt-malformed.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    atexit(cleanup);
+    char *k = elf_file("good", 0x100000, 0x21, 0, NULL);
+    option_cases(k);
+    file_cases();
+    elf_cases();
+    kludge_cases();
+    bz_cases();
+    accepted_cases(k);
+    printf("xbt-run against malformed input: %d cases, %d refused with one line, %d booted, "
+           "%d failed\n", cases, refusals, boots, failures);
+    return failures ? 1 : 0;
+}
