@@ -146,6 +146,7 @@ struct xbt_vcpu {
     bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
     uint32_t shadow_eip;             /* the instruction the shadow covers */
     bool halted;
+    bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
 
     /* Pending IN completion (KVM's rule: the embedder fills data, then runs again). */
     bool io_in_pending;
@@ -259,7 +260,11 @@ struct xbt_vcpu {
     xbt_tblock tb;
     /* Software TLB of the VMM's own guest accesses (excp.c, lin_page). */
 #define XBT_STLB_SIZE 64
-    struct xbt_stlb_entry { uint32_t page, frame, gen; bool writable; } stlb[XBT_STLB_SIZE];
+    struct xbt_stlb_entry {
+        uint32_t page, frame, gen;
+        bool writable;               /* a write of the walk's privilege needs no walk */
+        bool user;                   /* walked with CPL 3 rights (good for both) */
+    } stlb[XBT_STLB_SIZE];
     uint32_t stlb_gen;
 };
 

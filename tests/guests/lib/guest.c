@@ -177,6 +177,23 @@ void tss_init(u32 esp0)
     __asm__ volatile("ltr %w0" : : "r"((u16)SEL_TSS));
 }
 
+static void cpuid4(u32 leaf, u32 r[4])
+{
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
+int on_qemu_tcg(void)
+{
+    u32 r[4];
+    cpuid4(0, r);
+    if (!memcmp(&r[1], "xbtV", 4) && !memcmp(&r[3], "irtu", 4) && !memcmp(&r[2], "alCP", 4))
+        return 0;
+    cpuid4(0x40000000u, r);
+    if (!memcmp(&r[1], "KVMK", 4) && !memcmp(&r[2], "VMKV", 4))
+        return 0;
+    return 1;
+}
+
 void isr_dispatch(struct frame *f);
 void isr_dispatch(struct frame *f)
 {
