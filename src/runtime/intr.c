@@ -26,12 +26,11 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     int r = xbt_desc_get(v, csel, XBT_GP, ext, &cd, &cs, err);
     if (r >= 0)
         return r;
+    *err = xbt_sel_err(csel, ext);
     if (!xbt_is_code(&cs) || cs.dpl > v->cpl)
         return XBT_GP;
-    if (!cs.present) {
-        *err = xbt_sel_err(csel, ext);
+    if (!cs.present)
         return XBT_NP;
-    }
     /* The frame: [old SS, old ESP,] EFLAGS, CS, EIP[, error code], 32- or 16-bit words
        as the gate is. */
     struct xbt_stack st;
@@ -46,10 +45,6 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
         w[n++] = v->ctx.gpr[XBT_ESP];
         serr = xbt_sel_err(st.ss.selector, ext);
     } else {
-        if (!xbt_is_conforming(&cs) && cs.dpl != v->cpl) {
-            *err = xbt_sel_err(csel, ext);
-            return XBT_GP;
-        }
         xbt_stack_current(v, &st); /* at CPL 3 (a conforming handler): user accesses */
         serr = ext;
     }
