@@ -708,8 +708,10 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         } else if (!read_rm(v, 2, &sel)) {
             return fault(v, XBT_GP, 0);
         }
-        if (!xbt_load_seg(v, s->reg2, (uint16_t)sel, eip))
-            return XBT_LEAVE_DISPATCH;
+        uint32_t err = 0;
+        int r = xbt_seg_load(v, s->reg2, (uint16_t)sel, &err);
+        if (r >= 0)
+            return xfer(v, r, err);
         v->ctx.gpr[XBT_ESP] = esp;
         if (s->reg2 == XBT_SS) {
             v->interrupt_shadow = true;
@@ -726,8 +728,10 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         int seg = s->mnemonic == ZYDIS_MNEMONIC_LDS ? XBT_DS : s->mnemonic == ZYDIS_MNEMONIC_LES ? XBT_ES
                 : s->mnemonic == ZYDIS_MNEMONIC_LFS ? XBT_FS : s->mnemonic == ZYDIS_MNEMONIC_LGS ? XBT_GS
                 : XBT_SS;
-        if (!xbt_load_seg(v, seg, sel, eip))
-            return XBT_LEAVE_DISPATCH;
+        uint32_t err = 0;
+        int r = xbt_seg_load(v, seg, sel, &err);
+        if (r >= 0)
+            return xfer(v, r, err);
         set_reg(v, s->reg, size == 2 ? 2 : 4, off);
         return next(v);
     }

@@ -278,7 +278,7 @@ void xbt_null_inner_data_segs(struct xbt_vcpu *v)
  * (Intel SDM vol. 2, MOV): raises #GP/#SS/#NP with the selector as error code (or the
  * #PF met reading the descriptor) and returns false if the load faults.
  */
-static int load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
+int xbt_seg_load(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
 {
     uint32_t rpl = sel & 3;
     if ((sel & ~3u) == 0) {
@@ -323,7 +323,7 @@ static int load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
 bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip)
 {
     uint32_t err;
-    int r = load_seg(v, seg, sel, &err);
+    int r = xbt_seg_load(v, seg, sel, &err);
     if (r < 0)
         return true;
     if (r == XBT_PF) {
@@ -370,6 +370,7 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     if (vector == XBT_DF || depth >= 4) {
         memset(&v->exit, 0, sizeof v->exit);
         v->exit.reason = XBT_EXIT_SHUTDOWN; /* triple fault */
+        v->shutdown = true; /* whatever the caller does next, the vCPU stops */
         return false;
     }
     if (second == XBT_PF) {

@@ -147,6 +147,7 @@ struct xbt_vcpu {
     uint32_t shadow_eip;             /* the instruction the shadow covers */
     bool halted;
     bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
+    bool shutdown;                   /* a triple fault: the run loop stops with SHUTDOWN */
 
     /* Pending IN completion (KVM's rule: the embedder fills data, then runs again). */
     bool io_in_pending;
@@ -274,6 +275,8 @@ bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32
                            uint32_t fault_eip);
 uint32_t xbt_get_eflags(const struct xbt_vcpu *v);
 void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask);
+/* MOV/POP to a data segment register or SS: false if it faulted (the fault raised; after
+   a triple fault v->shutdown stops the run loop). */
 bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip);
 void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s);
 int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,

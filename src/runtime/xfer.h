@@ -69,6 +69,8 @@ static inline bool xbt_is_wdata(const xbt_segment *s)
 {
     return s->s && !(s->type & 8) && (s->type & 2);
 }
+/* MOV Sreg's load of a data segment register or SS (the checks of SDM vol. 2, MOV). */
+int xbt_seg_load(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err);
 /* After a return to an outer level: data (and non-conforming code) segments whose DPL
    is below the new CPL become null. */
 void xbt_null_inner_data_segs(struct xbt_vcpu *v);
