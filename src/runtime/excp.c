@@ -363,8 +363,14 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     bool moved = false;
     int second = xbt_deliver_event(v, vector, has_err, err, ret_eip, software, &second_err,
                                    &moved);
-    if (second == XBT_X_DONE)
+    if (second == XBT_X_DONE) {
+        if (v->tss_trap) { /* through a task gate to a TSS with the T bit: #DB, a trap */
+            v->tss_trap = false;
+            return raise_nested(v, XBT_DB, false, 0, v->ctx.eip, v->ctx.eip, false, 0);
+        }
         return true;
+    }
+    v->tss_trap = false;
     if (second == XBT_X_EXIT)
         return false;
     if (vector == XBT_DF || depth >= 4) {

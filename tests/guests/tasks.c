@@ -405,16 +405,17 @@ static void db_handler(struct frame *f)
     __asm__ volatile("mov %%dr6, %0" : "=r"(db_dr6));
 }
 
-static void test_trap_bit(void)
+static void test_trap_bit(u32 kind, const char *what)
 {
     reset_b();
     tss_b.trap = 1;
+    b_exit_iret = kind != A_LJMP_B;
     db_count = 0;
     set_handler(1, db_handler);
-    a_switch(A_LJMP_B);
+    a_switch(kind);
     set_handler(1, 0);
     __asm__ volatile("mov %0, %%dr6" : : "r"(0));
-    check_b_entry("JMP to a TSS with the T bit");
+    check_b_entry(what);
     if (on_qemu_tcg()) {
         CHECK_EQ(db_count, 0, "  QEMU TCG: no #DB for the T bit");
     } else {
@@ -422,7 +423,7 @@ static void test_trap_bit(void)
         CHECK_EQ(db_eip, (u32)task_b_entry, "  before B's first instruction");
         CHECK(db_dr6 & 0x8000, "  DR6.BT");
     }
-    check_a_back("B's JMP");
+    check_a_back("B's return");
 }
 
 /* CR3 from the new TSS with paging on: page Q maps to R in B's address space. */
@@ -547,7 +548,8 @@ void main(void)
     test_exception_gates();
     test_bad_tasks();
     test_fault_in_new_task();
-    test_trap_bit();
+    test_trap_bit(A_LJMP_B, "JMP to a TSS with the T bit");
+    test_trap_bit(A_INT40, "INT n through a task gate to a TSS with the T bit");
     test_cr3();
     test_ldt();
     test_tss16();
