@@ -394,8 +394,32 @@ __asm__(".text\n.globl user_conf_call\nuser_conf_call:\n"
         "\tmovl $0, %eax\n\tint $0x80\n");
 extern const u8 conf_ret_here[];
 
+/* An interrupt through a gate to a conforming DPL 0 segment from CPL 3: the same level,
+   the frame (no SS:ESP) on the user's stack. */
+void conf_int_h(void);
+__asm__(".text\n.globl conf_int_h\nconf_int_h:\n"
+        "\tmovl %cs, %eax\n\tmovl %eax, conf_cs\n\tmovl %esp, conf_esp\n"
+        "\tmovl (%esp), %eax\n\tmovl %eax, conf_ret\n\tiret\n");
+void user_conf_int(void);
+__asm__(".text\n.globl user_conf_int\nuser_conf_int:\n"
+        "\tmovl %esp, ucall_esp_before\n"
+        "\tint $0x87\n"
+        "conf_int_ret_here:\n"
+        "\tmovl %esp, ucall_esp_after\n"
+        "\tmovl $0, %eax\n\tint $0x80\n");
+extern const u8 conf_int_ret_here[];
+
 static void test_conforming(void)
 {
+    idt_set(0x87, (u32)conf_int_h, SEL_CONF0, 0xe, 3);
+    enter_user(user_conf_int);
+    idt[0x87] = 0;
+    printf("-- int from ring 3 through a gate to a conforming DPL 0 segment\n");
+    CHECK_EQ(conf_cs & 0xffff, SEL_CONF0 | 3, "  CPL stays 3");
+    CHECK_EQ(conf_esp, ucall_esp_before - 12, "  EIP, CS, EFLAGS on the user's stack");
+    CHECK_EQ(conf_ret, (u32)conf_int_ret_here, "  return EIP");
+    CHECK_EQ(ucall_esp_after, ucall_esp_before, "  back with IRET");
+
     gdt_set_call_gate(IDX(SEL_GATE), SEL_CONF0, (u32)conf_h, 3, 0, 1, 1);
     probe_far.sel = SEL_GATE | 3;
     enter_user(user_conf_call);
