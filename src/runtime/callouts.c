@@ -11,6 +11,7 @@
 #include <x86intrin.h>
 
 #include "vcpu.h"
+#include "runtime/xfer.h"
 
 #define SITE(v) ((const struct xbt_callout_site *)(uintptr_t)(v)->ctx.callout_site)
 
@@ -50,21 +51,45 @@ static int fault(struct xbt_vcpu *v, int vector, uint32_t err)
     return XBT_LEAVE_DISPATCH;
 }
 
+/* The outcome of a far transfer (far.c): a fault is raised at v->ctx.eip, which is the
+   instruction's own unless a task switch committed (then the new task's); a task switch
+   to a TSS with the T bit set raises its #DB once everything is done. */
+static int xfer(struct xbt_vcpu *v, int r, uint32_t err)
+{
+    if (r == XBT_X_EXIT)
+        return XBT_LEAVE_EXIT;
+    if (r >= 0) {
+        if (r == XBT_PF && v->pf_pending) {
+            v->pf_pending = false;
+            v->cr2 = v->pf_lin;
+        }
+        v->tss_trap = false;
+        return xbt_raise(v, r, true, err, v->ctx.eip) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+    }
+    if (v->tss_trap) {
+        v->tss_trap = false;
+        if (!xbt_raise(v, XBT_DB, false, 0, v->ctx.eip))
+            return XBT_LEAVE_EXIT;
+    }
+    return XBT_LEAVE_DISPATCH;
+}
+
 static int next(struct xbt_vcpu *v)
 {
     v->ctx.eip = SITE(v)->eip + SITE(v)->len;
     return 0;
 }
 
-static int jump(struct xbt_vcpu *v, uint32_t eip)
-{
-    v->ctx.eip = eip;
-    return XBT_LEAVE_DISPATCH;
-}
-
+/* Explicit operands and stack accesses: with the rights of the current privilege (at
+   CPL 3 a supervisor page is a #PF, as for the instruction run by the CPU). */
 static bool read_mem(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
 {
-    return xbt_read_lin(v, lin, dst, len);
+    return xbt_read_lin_as(v, lin, dst, len, v->cpl == 3);
+}
+
+static bool write_mem(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
+{
+    return xbt_write_lin_as(v, lin, src, len, v->cpl == 3);
 }
 
 /* Operand of r/m16 or r/m32 form: register or memory at the EA. */
@@ -83,7 +108,7 @@ static bool write_rm(struct xbt_vcpu *v, unsigned size, uint32_t val)
 {
     const struct xbt_callout_site *s = SITE(v);
     if (s->flags & XBT_COF_HAS_MEM)
-        return xbt_write_lin(v, v->ctx.callout_ea, &val, size);
+        return write_mem(v, v->ctx.callout_ea, &val, size);
     set_reg(v, s->reg, size, val);
     return true;
 }
@@ -101,7 +126,7 @@ static void set_zf(struct xbt_vcpu *v, bool zf)
 static bool pop(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t *val)
 {
     *val = 0;
-    if (!xbt_read_lin(v, v->seg[XBT_SS].base + *esp, val, size))
+    if (!read_mem(v, v->seg[XBT_SS].base + *esp, val, size))
         return false;
     *esp += size;
     return true;
@@ -110,7 +135,7 @@ static bool pop(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t *val)
 static bool push(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t val)
 {
     *esp -= size;
-    return xbt_write_lin(v, v->seg[XBT_SS].base + *esp, &val, size);
+    return write_mem(v, v->seg[XBT_SS].base + *esp, &val, size);
 }
 
 /* ---- CPUID and MSRs ---------------------------------------------------------------- */
@@ -272,38 +297,6 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
     v->exit.io.is_in = in;
     v->exit.io.data = data;
     return XBT_LEAVE_EXIT;
-}
-
-/* ---- far transfers (same privilege) ------------------------------------------------ */
-
-static int load_cs(struct xbt_vcpu *v, uint16_t sel, uint32_t eip, uint32_t fault_eip)
-{
-    uint64_t d;
-    if ((sel & ~3u) == 0 || !xbt_read_descriptor(v, sel, &d)) {
-        if (!xbt_raise(v, XBT_GP, true, sel & 0xFFFC, fault_eip))
-            return XBT_LEAVE_EXIT;
-        return XBT_LEAVE_DISPATCH;
-    }
-    xbt_segment cs;
-    xbt_seg_from_desc(&cs, sel, d);
-    bool conforming = cs.type & 4;
-    if (!cs.s || !(cs.type & 8) || (conforming ? cs.dpl > v->cpl
-                                               : (cs.dpl != v->cpl || (sel & 3) > v->cpl))) {
-        if (!xbt_raise(v, XBT_GP, true, sel & 0xFFFC, fault_eip))
-            return XBT_LEAVE_EXIT;
-        return XBT_LEAVE_DISPATCH;
-    }
-    if (!cs.present) {
-        if (!xbt_raise(v, XBT_NP, true, sel & 0xFFFC, fault_eip))
-            return XBT_LEAVE_EXIT;
-        return XBT_LEAVE_DISPATCH;
-    }
-    cs.selector = (uint16_t)((sel & ~3u) | v->cpl);
-    cs.type |= 1;
-    v->seg[XBT_CS] = cs;
-    v->ctx.seg_sel[XBT_CS] = cs.selector;
-    v->ctx.seg_base[XBT_CS] = cs.base;
-    return jump(v, eip);
 }
 
 /* ---- BCD ------------------------------------------------------------------------------ */
@@ -583,42 +576,9 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         return xbt_deliver_interrupt(v, XBT_OF, true, nxt, eip) ? XBT_LEAVE_DISPATCH
                                                                  : XBT_LEAVE_EXIT;
     case XBT_CO_IRET: {
-        uint32_t esp = v->ctx.gpr[XBT_ESP], neip, ncs, nfl;
-        if (!pop(v, &esp, size, &neip) || !pop(v, &esp, size, &ncs) ||
-            !pop(v, &esp, size, &nfl))
-            return fault(v, XBT_SSF, 0);
-        if (v->ctx.eflags_sys & XBT_EFLAGS_NT) {
-            xbt_set_internal_error(v, eip, "IRET with NT set (task return) is not supported");
-            return XBT_LEAVE_EXIT;
-        }
-        if ((ncs & 3) < v->cpl)
-            return fault(v, XBT_GP, ncs & ~3u); /* to an inner level: never */
-        if ((ncs & 3) > v->cpl) {
-            uint32_t err;
-            int vec = xbt_return_outer(v, neip, (uint16_t)ncs, true, nfl, esp, size == 2 ? 2 : 4,
-                                       &err);
-            if (vec >= 0)
-                return fault(v, vec, err);
-            return XBT_LEAVE_DISPATCH; /* CPL 3 code runs in the user window */
-        }
-        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
-        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
-                        XBT_EFLAGS_ID;
-        if (v->cpl == 0)
-            mask |= XBT_EFLAGS_IOPL;
-        if (v->cpl <= iopl)
-            mask |= XBT_EFLAGS_IF;
-        if (size == 2)
-            mask &= 0xFFFF;
-        uint32_t saved_esp = v->ctx.gpr[XBT_ESP];
-        v->ctx.gpr[XBT_ESP] = esp;
-        int r = load_cs(v, (uint16_t)ncs, size == 2 ? neip & 0xFFFF : neip, eip);
-        if (v->ctx.eip != (size == 2 ? (neip & 0xFFFF) : neip) || r != XBT_LEAVE_DISPATCH) {
-            v->ctx.gpr[XBT_ESP] = saved_esp; /* the CS load faulted */
-            return r;
-        }
-        xbt_set_eflags(v, nfl, mask);
-        return XBT_LEAVE_DISPATCH;
+        uint32_t err = 0;
+        int r = xbt_iret(v, size == 2 ? 2 : 4, nxt, &err);
+        return xfer(v, r, err);
     }
     case XBT_CO_MOV_TO_CR:
         if (!priv_ok)
@@ -670,8 +630,8 @@ static int callout_body(struct xbt_jit_ctx *ctx)
     case XBT_CO_SGDT:
     case XBT_CO_SIDT: {
         xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->gdtr : &v->idtr;
-        if (!xbt_write_lin(v, v->ctx.callout_ea, &t->limit, 2) ||
-            !xbt_write_lin(v, v->ctx.callout_ea + 2, &t->base, 4))
+        if (!write_mem(v, v->ctx.callout_ea, &t->limit, 2) ||
+            !write_mem(v, v->ctx.callout_ea + 2, &t->base, 4))
             return fault(v, XBT_GP, 0);
         return next(v);
     }
@@ -748,8 +708,10 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         } else if (!read_rm(v, 2, &sel)) {
             return fault(v, XBT_GP, 0);
         }
-        if (!xbt_load_seg(v, s->reg2, (uint16_t)sel, eip))
-            return XBT_LEAVE_DISPATCH;
+        uint32_t err = 0;
+        int r = xbt_seg_load(v, s->reg2, (uint16_t)sel, &err);
+        if (r >= 0)
+            return xfer(v, r, err);
         v->ctx.gpr[XBT_ESP] = esp;
         if (s->reg2 == XBT_SS) {
             v->interrupt_shadow = true;
@@ -766,59 +728,33 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         int seg = s->mnemonic == ZYDIS_MNEMONIC_LDS ? XBT_DS : s->mnemonic == ZYDIS_MNEMONIC_LES ? XBT_ES
                 : s->mnemonic == ZYDIS_MNEMONIC_LFS ? XBT_FS : s->mnemonic == ZYDIS_MNEMONIC_LGS ? XBT_GS
                 : XBT_SS;
-        if (!xbt_load_seg(v, seg, sel, eip))
-            return XBT_LEAVE_DISPATCH;
+        uint32_t err = 0;
+        int r = xbt_seg_load(v, seg, sel, &err);
+        if (r >= 0)
+            return xfer(v, r, err);
         set_reg(v, s->reg, size == 2 ? 2 : 4, off);
         return next(v);
     }
     case XBT_CO_JMP_FAR:
     case XBT_CO_CALL_FAR: {
-        uint32_t off = s->imm;
+        /* ptr16:16 / ptr16:32 or m16:16 / m16:32: the operand is 4 or 6 bytes. */
+        uint32_t off = s->imm, err = 0;
         uint16_t sel = s->imm_sel;
-        unsigned osz = size == 6 || size == 4 ? 4 : 2;
+        unsigned osz = size == 4 ? 2 : 4;
         if (s->flags & XBT_COF_HAS_MEM) {
-            osz = s->opsize == 4 ? 2 : 4; /* m16:16 or m16:32 */
             off = 0;
             if (!read_mem(v, v->ctx.callout_ea, &off, osz) ||
                 !read_mem(v, v->ctx.callout_ea + osz, &sel, 2))
                 return fault(v, XBT_GP, 0);
         }
-        if (s->kind == XBT_CO_CALL_FAR) {
-            uint32_t esp = v->ctx.gpr[XBT_ESP];
-            if (!push(v, &esp, osz, v->seg[XBT_CS].selector) || !push(v, &esp, osz, nxt))
-                return fault(v, XBT_SSF, 0);
-            uint32_t saved = v->ctx.gpr[XBT_ESP];
-            v->ctx.gpr[XBT_ESP] = esp;
-            int r = load_cs(v, sel, off, eip);
-            if (v->ctx.eip != off)
-                v->ctx.gpr[XBT_ESP] = saved;
-            return r;
-        }
-        return load_cs(v, sel, off, eip);
+        int r = s->kind == XBT_CO_CALL_FAR ? xbt_far_call(v, sel, off, osz, nxt, &err)
+                                           : xbt_far_jmp(v, sel, off, osz, nxt, &err);
+        return xfer(v, r, err);
     }
     case XBT_CO_RET_FAR: {
-        uint32_t esp = v->ctx.gpr[XBT_ESP], neip, ncs;
-        if (!pop(v, &esp, size, &neip) || !pop(v, &esp, size, &ncs))
-            return fault(v, XBT_SSF, 0);
-        if ((ncs & 3) < v->cpl)
-            return fault(v, XBT_GP, ncs & ~3u); /* to an inner level: never */
-        if ((ncs & 3) > v->cpl) {
-            /* To an outer level: the outer SS:ESP follow on the stack, past the
-               immediate, which is also released from the outer stack. */
-            uint32_t err, imm = s->imm & 0xFFFF;
-            int vec = xbt_return_outer(v, neip, (uint16_t)ncs, false, 0, esp + imm,
-                                       size == 2 ? 2 : 4, &err);
-            if (vec >= 0)
-                return fault(v, vec, err);
-            v->ctx.gpr[XBT_ESP] += imm;
-            return XBT_LEAVE_DISPATCH;
-        }
-        uint32_t saved = v->ctx.gpr[XBT_ESP];
-        v->ctx.gpr[XBT_ESP] = esp + (s->imm & 0xFFFF);
-        int r = load_cs(v, (uint16_t)ncs, neip, eip);
-        if (v->ctx.eip != neip)
-            v->ctx.gpr[XBT_ESP] = saved;
-        return r;
+        uint32_t err = 0;
+        int r = xbt_far_ret(v, size == 2 ? 2 : 4, (uint16_t)s->imm, &err);
+        return xfer(v, r, err);
     }
     case XBT_CO_IN:
     case XBT_CO_OUT: {
@@ -854,6 +790,11 @@ static int callout_body(struct xbt_jit_ctx *ctx)
             v->ctx.eip = rep && v->ctx.gpr[XBT_ECX] ? eip : nxt;
             return io_exit(v, port, size, false, val);
         }
+        /* The store to ES:EDI is made when the data comes: check it now, with the
+           rights of the current privilege (memory without RAM: left to the store). */
+        if (!xbt_probe_lin(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size, true,
+                           v->cpl == 3) && v->pf_pending)
+            return fault(v, XBT_PF, 0);
         v->io_in_pending = true;
         v->io_in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
         v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > 1 ? eip : nxt;

@@ -37,10 +37,13 @@ static inline uint32_t reg_get(const struct xbt_vcpu *v, uint8_t r)
 
 /* Guest linear [lin, lin + len) as host memory, if it is there without a walk or a fault:
    paging off, RAM; paging on, pages the K-window has mapped now (a mapping the window
-   holds is a TLB entry: using it is what the CPU would do).  NULL: the full handler. */
+   holds is a TLB entry: using it is what the CPU would do).  NULL: the full handler
+   (also for a range that wraps at 4 GiB, which the full handler walks page by page). */
 static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
     const xbt_vm *vm = v->vm;
+    if ((uint64_t)lin + len > (1ull << 32))
+        return NULL; /* wraps at 4 GiB: the window is not contiguous there */
     if (!(v->cr0 & 0x80000000u))
         return (uint64_t)lin + len <= vm->ram_size ? vm->ram + lin : NULL;
     const struct xbt_wmap *m = &vm->cur->wmap[XBT_WIN_KERNEL];
@@ -204,6 +207,8 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             return XBT_FAST_DECLINE;
         uint32_t frame[3];
         __builtin_memcpy(frame, p, 12);
+        if (frame[2] & XBT_EFLAGS_VM)
+            return XBT_FAST_DECLINE; /* to virtual-8086 mode: the full handler's answer */
         const xbt_segment *cs = &v->seg[XBT_CS];
         uint32_t sel = frame[1] & 0xFFFF;
         uint64_t d;

@@ -574,6 +574,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     /* Producers fill their member of the exit record; here only the reason resets. */
     v->exit.reason = XBT_EXIT_NONE;
+    v->shutdown = false;
     xbt_current_vcpu = v;
     v->thread = pthread_self();
     atomic_store(&v->running, true);
@@ -586,6 +587,11 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     for (;;) {
         v->stats.dispatches++;
+        if (v->shutdown) { /* a triple fault whose reporter went on (excp.c) */
+            memset(&v->exit, 0, sizeof v->exit);
+            v->exit.reason = XBT_EXIT_SHUTDOWN;
+            break;
+        }
         if (v->mmio_step_active && xbt_mmio_step_finish(v))
             break; /* the MMIO store of the instruction that just ran */
         if (v->mmio_run) {

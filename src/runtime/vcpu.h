@@ -152,6 +152,8 @@ struct xbt_vcpu {
     bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
     uint32_t shadow_eip;             /* the instruction the shadow covers */
     bool halted;
+    bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
+    bool shutdown;                   /* a triple fault: the run loop stops with SHUTDOWN */
 
     /* Pending IN completion (KVM's rule: the embedder fills data, then runs again). */
     bool io_in_pending;
@@ -264,7 +266,11 @@ struct xbt_vcpu {
     xbt_tblock tb;
     /* Software TLB of the VMM's own guest accesses (excp.c, lin_page). */
 #define XBT_STLB_SIZE 64
-    struct xbt_stlb_entry { uint32_t page, frame, gen; bool writable; } stlb[XBT_STLB_SIZE];
+    struct xbt_stlb_entry {
+        uint32_t page, frame, gen;
+        bool writable;               /* a write of the walk's privilege needs no walk */
+        bool user;                   /* walked with CPL 3 rights (good for both) */
+    } stlb[XBT_STLB_SIZE];
     uint32_t stlb_gen;
 };
 
@@ -274,6 +280,8 @@ bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32
                            uint32_t fault_eip);
 uint32_t xbt_get_eflags(const struct xbt_vcpu *v);
 void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask);
+/* MOV/POP to a data segment register or SS: false if it faulted (the fault raised; after
+   a triple fault v->shutdown stops the run loop). */
 bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip);
 void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s);
 int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,

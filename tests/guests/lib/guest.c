@@ -166,6 +166,19 @@ void tss_allow_port(u16 port)
     tss[104 + port / 8] &= (u8)~(1u << (port % 8));
 }
 
+void tss_set_stack(int ring, u32 esp, u32 ss)
+{
+    memcpy(tss + 4 + 8 * ring, &esp, 4);
+    memcpy(tss + 8 + 8 * ring, &ss, 4);
+}
+
+void gdt_set_call_gate(int idx, u16 sel, u32 off, u8 dpl, int count, int is32, int present)
+{
+    gdt[idx] = (off & 0xffff) | ((u64)sel << 16) | ((u64)(count & 0x1f) << 32) |
+               ((u64)((present ? 0x80 : 0) | (dpl << 5) | (is32 ? 0xc : 0x4)) << 40) |
+               ((u64)(off >> 16) << 48);
+}
+
 void tss_init(u32 esp0)
 {
     memcpy(tss + 4, &esp0, 4);
@@ -175,6 +188,23 @@ void tss_init(u32 esp0)
     memcpy(tss + 102, &iomap, 2);
     memset(tss + 104, 0xff, 129);
     __asm__ volatile("ltr %w0" : : "r"((u16)SEL_TSS));
+}
+
+static void cpuid4(u32 leaf, u32 r[4])
+{
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
+int on_qemu_tcg(void)
+{
+    u32 r[4];
+    cpuid4(0, r);
+    if (!memcmp(&r[1], "xbtV", 4) && !memcmp(&r[3], "irtu", 4) && !memcmp(&r[2], "alCP", 4))
+        return 0;
+    cpuid4(0x40000000u, r);
+    if (!memcmp(&r[1], "KVMK", 4) && !memcmp(&r[2], "VMKV", 4))
+        return 0;
+    return 1;
 }
 
 void isr_dispatch(struct frame *f);
@@ -189,6 +219,17 @@ void isr_dispatch(struct frame *f)
         fault.vector = f->vector;
         fault.err = f->err;
         fault.eip = f->eip;
+        fault.cs = f->cs;
+        fault.frame = (u32)f;
+        if (f->cs & 3) { /* from an outer level: the CPU pushed its SS:ESP */
+            fault.esp = f->esp3;
+            fault.ss = f->ss3;
+        } else {
+            u32 ss;
+            __asm__ volatile("movl %%ss, %0" : "=r"(ss));
+            fault.esp = (u32)&f->esp3;
+            fault.ss = ss & 0xffff;
+        }
         f->eip = fault.resume;
         fault.resume = 0;
         return;

@@ -27,7 +27,7 @@ typedef int s32;
 #define SEL_RODATA 0x58  /* read-only data */
 #define SEL_NPSS   0x60  /* writable data, not present (an SS load gives #SS) */
 #define SEL_LDT_DATA 0x04 /* LDT entry 0, TI=1, RPL 0 */
-#define GDT_ENTRIES 16
+#define GDT_ENTRIES 32 /* 13-31 free for a test's own descriptors */
 
 struct frame {
     u32 es, ds;
@@ -86,6 +86,9 @@ void set_handler(int vector, handler_fn fn);
  */
 struct fault_record {
     volatile u32 count, vector, err, eip, expect_eip, resume;
+    /* Where the frame was and what it said about the interrupted code: its CS, and its
+       SS:ESP (pushed by the CPU from an outer level, else the handler's own stack). */
+    volatile u32 cs, frame, esp, ss;
 };
 extern struct fault_record fault;
 #define TRY_FAULT(insn, ...)                                                      \
@@ -109,8 +112,18 @@ extern u32 multiboot_info;
 
 /* The TSS's ring-0 stack (SS0 = SEL_DATA) and LTR; for user-mode tests. */
 void tss_init(u32 esp0);
+/* SSn:ESPn of ring 0-2 in the TSS (tss_init sets ring 0's). */
+void tss_set_stack(int ring, u32 esp, u32 ss);
+/* A call gate (32- or 16-bit) at GDT index idx. */
+void gdt_set_call_gate(int idx, u16 sel, u32 off, u8 dpl, int count, int is32, int present);
 /* Lets CPL 3 (IOPL 0) use one port through the TSS I/O permission bitmap. */
 void tss_allow_port(u16 port);
+
+/* 1 when the guest runs on QEMU TCG (neither xbt's virtual CPUID vendor "xbtVirtualCP"
+   nor KVM's hypervisor leaf): TCG leaves out some of the SDM's rules (EXT in error codes,
+   accessed bits of CS and SS loads, a few exception choices), and a check that depends on
+   it names the difference where it is made.  xbt and hardware follow the SDM. */
+int on_qemu_tcg(void);
 
 void main(void);
 

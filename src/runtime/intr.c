@@ -1,0 +1,128 @@
+/*
+ * intr.c - delivery of one interrupt or exception through the guest IDT (Intel SDM vol. 2,
+ * "INT n/INTO/INT3/INT1", protected mode): interrupt and trap gates (32- and 16-bit)
+ * from any privilege level to any inner or the same one, with the stack of the new
+ * level from the TSS; task gates (a task switch, then the error code on the new task's
+ * stack).  Every check is made before the first change; the error codes carry EXT for
+ * events from outside the program.  The nesting rules around it are excp.c's.
+ */
+#include "vcpu.h"
+#include "runtime/xfer.h"
+
+/* Interrupt or trap gate: the target code segment, the stack, the frame. */
+static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t errcode,
+                        uint32_t ret_eip, uint32_t ext, uint32_t *err)
+{
+    uint32_t type = (g >> 40) & 0xF;
+    uint16_t csel = (uint16_t)(g >> 16);
+    bool gate32 = type & 8;
+    uint32_t target = (uint32_t)(g & 0xFFFF) | (gate32 ? (uint32_t)(g >> 48) << 16 : 0);
+    if ((csel & ~3u) == 0) {
+        *err = ext;
+        return XBT_GP;
+    }
+    uint64_t cd;
+    xbt_segment cs;
+    int r = xbt_desc_get(v, csel, XBT_GP, ext, &cd, &cs, err);
+    if (r >= 0)
+        return r;
+    *err = xbt_sel_err(csel, ext);
+    if (!xbt_is_code(&cs) || cs.dpl > v->cpl)
+        return XBT_GP;
+    if (!cs.present)
+        return XBT_NP;
+    /* The frame: [old SS, old ESP,] EFLAGS, CS, EIP[, error code], 32- or 16-bit words
+       as the gate is. */
+    struct xbt_stack st;
+    uint32_t w[6], n = 0, serr;
+    unsigned ncpl = v->cpl;
+    if (!xbt_is_conforming(&cs) && cs.dpl < v->cpl) {
+        ncpl = cs.dpl;
+        r = xbt_stack_inner(v, ncpl, ext, &st, err);
+        if (r >= 0)
+            return r;
+        w[n++] = v->seg[XBT_SS].selector;
+        w[n++] = v->ctx.gpr[XBT_ESP];
+        serr = xbt_sel_err(st.ss.selector, ext);
+    } else {
+        xbt_stack_current(v, &st); /* at CPL 3 (a conforming handler): user accesses */
+        serr = ext;
+    }
+    w[n++] = xbt_get_eflags(v);
+    w[n++] = v->seg[XBT_CS].selector;
+    w[n++] = ret_eip;
+    if (has_err)
+        w[n++] = errcode;
+    unsigned size = gate32 ? 4 : 2;
+    r = xbt_stack_room(v, &st, n, size, serr, err);
+    if (r >= 0)
+        return r;
+    if (target > cs.limit) {
+        *err = ext;
+        return XBT_GP;
+    }
+    /* Committed. */
+    xbt_stack_put(v, &st, w, n, size);
+    xbt_stack_commit(v, &st);
+    v->cpl = ncpl;
+    xbt_commit_cs(v, csel, cd, &cs, ncpl);
+    v->ctx.eip = target;
+    /* Interrupt gates clear IF; both clear TF, NT, RF (and VM). */
+    uint32_t clear = XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_RF;
+    if ((type & 1) == 0)
+        clear |= XBT_EFLAGS_IF;
+    xbt_set_eflags(v, 0, clear);
+    return XBT_X_DONE;
+}
+
+/* Task gate: the switch, then the error code pushed on the new task's stack (with the
+   new task's privilege) and the new EIP checked against its CS. */
+static int through_task_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t errcode,
+                             uint32_t ret_eip, uint32_t ext, uint32_t *err, bool *moved)
+{
+    int r = xbt_task_gate(v, g, XBT_TASK_INT, ret_eip, ext, err, moved);
+    if (r != XBT_X_DONE)
+        return r;
+    if (has_err) {
+        struct xbt_stack st;
+        xbt_stack_current(v, &st);
+        unsigned size = (v->tr.type & 8) ? 4 : 2;
+        r = xbt_stack_room(v, &st, 1, size, ext, err);
+        if (r >= 0)
+            return r;
+        xbt_stack_put(v, &st, &errcode, 1, size);
+        xbt_stack_commit(v, &st);
+    }
+    return XBT_X_DONE;
+}
+
+int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t errcode,
+                      uint32_t ret_eip, bool software, uint32_t *err, bool *moved)
+{
+    uint32_t ext = software ? 0 : XBT_ERR_EXT;
+    *moved = false;
+    *err = (uint32_t)vector * 8 + 2 + ext; /* the IDT entry */
+    if (!(v->cr0 & XBT_CR0_PE))
+        return XBT_GP; /* real mode is not supported */
+    uint32_t off = (uint32_t)vector * 8;
+    if (off + 7 > v->idtr.limit)
+        return XBT_GP;
+    uint64_t g;
+    v->pf_pending = false;
+    if (!xbt_read_lin(v, v->idtr.base + off, &g, 8))
+        return xbt_mem_fault(v, XBT_GP, *err, err);
+    uint32_t type = (g >> 40) & 0x1F, dpl = (g >> 45) & 3; /* S bit included in type */
+    if (type != 5 && type != 6 && type != 7 && type != 0xE && type != 0xF)
+        return XBT_GP;
+    if (software && dpl < v->cpl)
+        return XBT_GP; /* INT n, INT3, INTO: the gate's DPL (error code without EXT) */
+    if (!((g >> 47) & 1))
+        return XBT_NP;
+    int r = type == 5 ? through_task_gate(v, g, has_err, errcode, ret_eip, ext, err, moved)
+                      : through_gate(v, g, has_err, errcode, ret_eip, ext, err);
+    if (r == XBT_X_DONE) {
+        v->halted = false;
+        v->interrupt_shadow = false;
+    }
+    return r;
+}
