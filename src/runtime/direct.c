@@ -30,7 +30,6 @@
 #include "shadow-mmu/walk.h"
 #include "vcpu.h"
 
-#define HOST_CS32 0x23 /* the host kernel's flat 32-bit user code selector */
 #define HOST_DS 0x2b   /* its flat user data selector */
 
 /* ---- the D-window: the current window set's runner -------------------------------- */
@@ -155,18 +154,16 @@ static bool flat(const xbt_segment *s)
     return s->base == 0 && s->limit == 0xFFFFFFFFu && s->db && s->present && !s->unusable;
 }
 
-/* The host selector for guest segment register `seg`: a host flat selector, null, or
-   LDT entry `seg` written with the guest's descriptor (only when it changed). */
+/* The host selector for guest segment register `seg`: the host's flat data selector,
+   null, or LDT entry `seg` written with the guest's descriptor (only when it changed).
+   CS is always its LDT entry: a far transfer to a host selector (0x23, 0x33) then
+   shows as a CS the VMM did not load (direct_run). */
 static bool mirror_segment(struct xbt_vcpu *v, int seg, uint16_t *out)
 {
     const xbt_segment *s = &v->seg[seg];
     bool code = s->type & 8;
     if (seg != XBT_CS && seg != XBT_SS && (s->unusable || !(s->selector & ~3u))) {
         *out = 0;
-        return true;
-    }
-    if (flat(s) && seg == XBT_CS && code && (s->type & 2) && !(s->type & 4)) {
-        *out = HOST_CS32;
         return true;
     }
     if (flat(s) && seg != XBT_CS && !code && (s->type & 2) && !(s->type & 4)) {
@@ -343,12 +340,13 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     v->ctx.eflags_sys = (v->ctx.eflags_sys & ~(XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
                         (d->eflags & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT));
     uint32_t eip = d->eip;
-    if (d->uc_cs != d->sel[XBT_CS] || d->rip >> 32 ||
-        (d->sig == SIGSYS && d->arch != AUDIT_ARCH_I386)) {
-        /* A far transfer the host CPU resolved against its own GDT (its 64-bit code
-           selector 0x33): see escaped(). */
-        uint16_t sel = d->uc_cs != d->sel[XBT_CS] ? d->uc_cs : 0;
-        return escaped(v, d->rip >> 32 ? entry_eip : eip, sel);
+    if (d->rip >> 32 || d->uc_cs == 0x33 || (d->sig == SIGSYS && d->arch != AUDIT_ARCH_I386))
+        return escaped(v, d->rip >> 32 ? entry_eip : eip, d->uc_cs != d->sel[XBT_CS] ? d->uc_cs : 0);
+    if (d->uc_cs != d->sel[XBT_CS]) {
+        /* A far transfer to a 32-bit host selector (0x23): the guest's GDT has some
+           other descriptor there, the VMM a #GP for the guest. */
+        v->stats.direct_escapes++;
+        return xbt_raise(v, XBT_GP, true, d->uc_cs & 0xFFFCu, eip);
     }
     /* Data segment registers the guest loaded itself: the host resolved them against
        its own GDT, so the guest's own load is done now, against the guest's tables. */
