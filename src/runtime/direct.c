@@ -22,6 +22,7 @@
 #include <linux/audit.h>
 #include <stdio.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -274,6 +275,10 @@ static void forget_runner(struct xbt_wset *w)
 static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
 {
     struct xbt_wset *w = v->vm->cur;
+    if (getenv("XBT_DEBUG_ESCAPE"))
+        fprintf(stderr, "escape: sig %d trap %d err %#x rip %#llx cs %#x cr2 %#llx\n", v->direct.sig,
+                v->direct.trapno, v->direct.err, (unsigned long long)v->direct.rip, v->direct.uc_cs,
+                (unsigned long long)v->direct.cr2);
     xbt_runner_kill(&w->runner);
     forget_runner(w);
     v->stats.direct_escapes++;

@@ -117,7 +117,11 @@ void xbt_runner_kill(struct xbt_runner *r)
     if (r->pidfd >= 0) {
         syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
         siginfo_t si;
+        memset(&si, 0, sizeof si);
         syscall(SYS_waitid, P_PIDFD, r->pidfd, &si, WEXITED | __WALL, NULL);
+        if (getenv("XBT_DEBUG_ESCAPE"))
+            fprintf(stderr, "runner %d ended: code %d status %d fatal %#x\n", (int)r->pid,
+                    si.si_code, si.si_status, r->comm ? C32(r, XRN_C_FATAL) : 0);
         close(r->pidfd);
         r->pidfd = -1;
     }
