@@ -77,32 +77,87 @@ static uint8_t host_fast_syscall(void)
     return b;
 }
 
+/* Whether an instruction the host would answer differently starts at b (n bytes
+   known from there): CPUID, XGETBV, RDTSCP, RDPKRU, WRPKRU, RDPID, the host's fast
+   system call (host_fast_syscall). */
+static bool sensitive_at(const uint8_t *b, size_t n)
+{
+    if (n >= 4 && b[0] == 0xF3 && b[1] == 0x0F && b[2] == 0xC7 && (b[3] & 0xF8) == 0xF8)
+        return true; /* RDPID */
+    if (n < 2 || b[0] != 0x0F)
+        return false;
+    if (b[1] == 0xA2 || b[1] == host_fast_syscall())
+        return true;
+    return n >= 3 && b[1] == 0x01 && (b[2] == 0xD0 || b[2] == 0xF9 || b[2] == 0xEE || b[2] == 0xEF);
+}
+
 /* Whether guest physical page `gpa` holds the start of an instruction that directly
    executed code would see answered by the host CPU where translated code sees the
    virtual one: CPUID, XGETBV, RDTSCP, RDPID, RDPKRU/WRPKRU (the virtual CPU has none
    but CPUID, and its CPUID is not the host's), or the fast system call the host runs
    in compatibility mode (host_fast_syscall: its address would be lost; the virtual CPU
-   gives #UD for SYSCALL and runs SYSENTER itself).  The last bytes count when they
-   could start one that continues on the next page.  (Every other instruction either
-   traps to the VMM or means the same on both; the rest are listed in the README.) */
-bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa)
+   gives #UD for SYSCALL and runs SYSENTER itself).  `next` is the physical page that
+   follows in the linear address space (~0: none, a fetch there faults): an instruction
+   may start in this page's last bytes and continue there.  (Every other instruction
+   either traps to the VMM or means the same on both; the rest are listed in the
+   README.) */
+bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next)
 {
     if (gpa + 4096 > vm->ram_size)
         return true;
-    uint8_t fast = host_fast_syscall();
-    const uint8_t *p = vm->ram + (gpa & ~0xFFFull), *end = p + 4096;
-    for (const uint8_t *q = p; (q = memchr(q, 0x0F, (size_t)(end - q))) != NULL; q++) {
-        size_t left = (size_t)(end - q);
-        if (left < 3)
-            return true; /* 0F at the end: continues on a page we do not know */
-        if (q[1] == 0xA2 || q[1] == fast)
-            return true; /* CPUID, SYSCALL or SYSENTER */
-        if (q[1] == 0x01 && (q[2] == 0xD0 || q[2] == 0xF9 || q[2] == 0xEE || q[2] == 0xEF))
-            return true; /* XGETBV, RDTSCP, RDPKRU, WRPKRU */
-        if (q > p && q[-1] == 0xF3 && q[1] == 0xC7 && (q[2] & 0xF8) == 0xF8)
-            return true; /* RDPID */
+    const uint8_t *p = vm->ram + (gpa & ~0xFFFull);
+    for (const uint8_t *q = p; (q = memchr(q, 0x0F, (size_t)(p + 4092 - q))) != NULL; q++)
+        if (sensitive_at(q, 4) || (q > p && sensitive_at(q - 1, 4)))
+            return true;
+    /* Starts in the last four bytes, with what follows in the next page. */
+    uint8_t t[8];
+    memcpy(t, p + 4092, 4);
+    size_t n = 4;
+    if (next != ~0ull && next + 4096 <= vm->ram_size) {
+        memcpy(t + 4, vm->ram + (next & ~0xFFFull), 4);
+        n = 8;
     }
-    return end[-1] == 0xF3; /* F3 0F C7 /7 across the page end */
+    for (size_t i = 0; i < 4; i++)
+        if (sensitive_at(t + i, n - i))
+            return true;
+    return false;
+}
+
+/* The physical page of linear page `lin` for a user fetch, without touching accessed
+   bits (~0: none). */
+static bool probe_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    const xbt_vm *vm = opaque;
+    if (gpa + 4 > vm->ram_size)
+        return false;
+    memcpy(val, vm->ram + gpa, 4);
+    return true;
+}
+
+static bool probe_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    (void)opaque, (void)gpa, (void)val;
+    return true; /* a probe: the guest's accessed bits stay as they are */
+}
+
+static uint64_t probe_page(const struct xbt_vcpu *v, uint32_t lin)
+{
+    if (!xbt_paging(v))
+        return lin;
+    xbt_walk_req q = { v->cr0, v->cr3, v->cr4, lin, false, true, true };
+    xbt_walk_result r;
+    if (!xbt_walk(&q, probe_read, probe_write, v->vm, &r))
+        return ~0ull;
+    return r.gpa & ~0xFFFull;
+}
+
+/* xbt_direct_page_sensitive for linear page `lin` at `gpa`; `next` the next page's
+   physical address when known from the same run, else walked. */
+static bool page_sensitive(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint64_t next)
+{
+    if (next == ~0ull && vm->vcpu && lin < 0xFFFFF000u)
+        next = probe_page(vm->vcpu, lin + 4096);
+    return xbt_direct_page_sensitive(vm, gpa, next);
 }
 
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
@@ -121,9 +176,11 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
     }
     int rc = XBT_DMAP_OK;
     for (uint32_t off = 0; off < len;) {
-        bool sens = xbt_direct_page_sensitive(vm, gpa + off);
+        bool sens = page_sensitive(vm, lin + off, gpa + off, off + 4096 < len ? gpa + off + 4096 : ~0ull);
         uint32_t n = 4096;
-        while (off + n < len && xbt_direct_page_sensitive(vm, gpa + off + n) == sens)
+        while (off + n < len &&
+               page_sensitive(vm, lin + off + n, gpa + off + n,
+                              off + n + 4096 < len ? gpa + off + n + 4096 : ~0ull) == sens)
             n += 4096;
         int prot = PROT_READ | (sens ? 0 : PROT_EXEC);
         if (!xbt_runner_map(r, lin + off, gpa + off, n, prot))
@@ -242,16 +299,20 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
     v->hot[hot_slot((v->seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
-bool xbt_direct_wanted(const struct xbt_vcpu *v)
+bool xbt_direct_wanted(struct xbt_vcpu *v)
 {
     const xbt_vm *vm = v->vm;
-    if (!vm->direct_ok || v->cpl != 3 || v->direct_xlate)
+    if (!vm->direct_ok || v->cpl != 3 || v->direct_xlate || v->direct_sticky)
         return false;
     uint32_t sys = v->ctx.eflags_sys;
     if ((sys & XBT_EFLAGS_IOPL) == XBT_EFLAGS_IOPL || (sys & XBT_EFLAGS_VM) ||
         (v->cr0 & (XBT_CR0_TS | XBT_CR0_EM)))
         return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU: translated */
-    return !xbt_direct_hot(v, v->ctx.eip); /* adaptive mode's hot pages, sensitive pages */
+    if (xbt_direct_hot(v, v->ctx.eip)) { /* adaptive mode's hot pages, sensitive pages */
+        v->direct_sticky = true;
+        return false;
+    }
+    return true;
 }
 
 static bool read_guest(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t n)
@@ -382,6 +443,13 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         if (d->trapno == 14) {
             v->fault_err = d->err;
             uint32_t lin = (uint32_t)d->cr2;
+            if ((d->err & 0x10) && xbt_direct_hot(v, eip)) {
+                /* A jump into a page that runs translated (mapped without execute
+                   permission): it does, from here on. */
+                v->stats.direct_crossings++;
+                v->direct_sticky = true;
+                return true;
+            }
             if (!xbt_paging(v)) {
                 /* Paging off: linear is physical and every page is the user's. */
                 bool write = d->err & 2;

@@ -641,6 +641,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         if (v->rec_n && (v->smc_single || v->halted))
             trace_abort(v);
+        if (v->cpl != 3)
+            v->direct_sticky = false; /* back in the kernel: user code may run directly */
         if (!v->smc_single && !v->interrupt_shadow && xbt_direct_wanted(v)) {
             /* Guest user code runs directly until a host signal brings it back. */
             chain_site = 0;
@@ -831,11 +833,11 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
     if (st->direct_entries)
         OUT("direct: %llu runner processes started, %llu parked, %llu killed (left guest "
             "semantics or stopped answering); %llu D-window requests, %llu waited for "
-            "(%.1f ms), parking %.1f ms\n",
+            "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
             (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
             (unsigned long long)st->direct_sync_waits, (double)st->direct_wait_ns / 1e6,
-            (double)st->direct_park_ns / 1e6);
+            (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window" };
     OUT("exits:");

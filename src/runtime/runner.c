@@ -45,7 +45,7 @@ extern const char xbt_runner_image[], xbt_runner_image_end[];
 
 /* Spin this many PAUSEs (about 70 cycles each here) before sleeping: about what a
    sleep and wake-up costs, so waiting costs at most twice the better choice. */
-#define XBT_SPIN 1000
+#define XBT_SPIN (getenv("XBT_SPIN") ? (unsigned)atoi(getenv("XBT_SPIN")) : 1000u)
 
 #define C32(r, off) (*(volatile uint32_t *)((r)->comm + (off)))
 #define C64(r, off) (*(volatile uint64_t *)((r)->comm + (off)))
@@ -227,6 +227,7 @@ bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char 
     memset((void *)r->ring, 0, XRN_RING_SIZE);
     for (int i = 0; i < 64; i++)
         R64(r, XRN_R_ONES + 8 * i) = (uint64_t)i + 1;
+    C32(r, XRN_C_SPIN) = (uint32_t)XBT_SPIN;
     r->min_addr = min_addr();
     R64(r, XRN_R_MINADDR) = r->min_addr;
     R64(r, XRN_R_RAMSIZE) = ram_size;
@@ -258,6 +259,12 @@ bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char 
     }
     r->pid = pid;
     r->pidfd = pidfd;
+    if (getenv("XBT_RUNNER_CPU")) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(atoi(getenv("XBT_RUNNER_CPU")), &set);
+        sched_setaffinity(pid, sizeof set, &set);
+    }
     uint64_t deadline = now_ns() + 5000000000ull;
     while (C32(r, XRN_C_STATE) == XRN_ST_BOOT) {
         if (child_gone(r) || now_ns() > deadline) {
@@ -273,6 +280,7 @@ bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char 
                 &(struct timespec){ 0, 1000000 }, NULL, 0);
     }
     r->park_pc = C64(r, XRN_C_PARK_PC);
+    r->sleep_pc = XRN_TEXT_ADDR + C32(r, XRN_C_SLEEP_PC);
     char path[80];
     snprintf(path, sizeof path, "/proc/%d/task/%u/syscall", (int)pid, C32(r, XRN_C_GUEST_TID));
     r->sysfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -298,6 +306,7 @@ static void confirm(struct xbt_runner *r)
 
 static void wake_trusted(struct xbt_runner *r)
 {
+    r->woken = r->seq;
     syscall(SYS_futex, r->ring + XRN_R_HEAD, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
@@ -491,6 +500,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
 {
     if (!xbt_runner_alive(r))
         return -1;
+    C32(r, XRN_C_SUP_CPU) = (uint32_t)sched_getcpu();
     for (int i = 0; i < 8; i++)
         C32(r, XRN_C_GPR + 4 * i) = d->gpr[i];
     C32(r, XRN_C_EIP) = d->eip;
@@ -503,8 +513,8 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
         if (r->ldt_pending & (1u << i))
             memcpy((void *)(r->comm + XRN_C_LDT + 16 * i), r->ldt[i], 16);
     put_fpu(r, fpu512);
-    if (r->seq != r->confirmed)
-        wake_trusted(r);
+    if (r->seq != r->woken)
+        wake_trusted(r); /* requests since it was last woken */
     C32(r, XRN_C_KICK) = 0;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (atomic_load(kick)) {
@@ -524,6 +534,8 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
     volatile uint32_t *st = (volatile uint32_t *)(r->comm + XRN_C_STATE);
     bool kicked = false;
     uint64_t kick_ns = 0;
+    /* Spinning helps only while the guest thread runs on another CPU. */
+    unsigned budget = C32(r, XRN_C_CHILD_CPU) == C32(r, XRN_C_SUP_CPU) ? 0 : XBT_SPIN;
     for (unsigned spin = 0;; spin++) {
         if (__atomic_load_n(st, __ATOMIC_ACQUIRE) == XRN_ST_EXITED)
             break;
@@ -531,10 +543,8 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
             kicked = true; /* a kick that raced with the start of this run */
             xbt_runner_kick(r);
         }
-        if (spin < XBT_SPIN) {
+        if (spin < budget) {
             __builtin_ia32_pause();
-            if ((spin & 127) == 127)
-                sched_yield(); /* a loaded host: let the other side have this CPU */
             continue;
         }
         __atomic_store_n((volatile uint32_t *)(r->comm + XRN_C_SUP_SLEEP), 1, __ATOMIC_SEQ_CST);
@@ -573,23 +583,28 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
     return 0;
 }
 
-/* "202 0x<a0> 0x<a1> 0x<a2> 0x<a3> 0x<a4> 0x<a5> 0x<sp> 0x<pc>": the guest thread blocked
-   in FUTEX_WAIT(park word, 0, no timeout) at the parking instruction. */
-static bool seen_parked(struct xbt_runner *r)
+/* "202 0x<a0> 0x<a1> 0x<a2> 0x<a3> 0x<a4> 0x<a5> 0x<sp> 0x<pc>": the guest thread is
+   blocked in FUTEX_WAIT without timeout either at the parking instruction (the park
+   word, 0) or at the sleeping one (the state word, the state it still has).  From
+   either, nothing but the command loop from its start runs when it wakes. */
+static bool seen_quiet(struct xbt_runner *r)
 {
     char buf[200];
     ssize_t n = pread(r->sysfd, buf, sizeof buf - 1, 0);
     if (n <= 0)
         return false;
     buf[n] = 0;
-    unsigned long long v[9];
+    unsigned long long v[8];
     long nr;
     if (sscanf(buf, "%ld %llx %llx %llx %llx %llx %llx %llx %llx", &nr, &v[0], &v[1], &v[2],
-               &v[3], &v[4], &v[5], &v[6], &v[7]) != 9)
+               &v[3], &v[4], &v[5], &v[6], &v[7]) != 9 || nr != SYS_futex ||
+        v[1] != FUTEX_WAIT || v[3] != 0)
         return false;
-    return nr == SYS_futex && v[0] == XRN_COMM_ADDR + XRN_C_PARK_WORD && v[1] == FUTEX_WAIT &&
-           v[2] == 0 && v[3] == 0 && v[7] == r->park_pc &&
-           C32(r, XRN_C_PARK_WORD) == 0;
+    if (v[0] == XRN_COMM_ADDR + XRN_C_PARK_WORD && v[7] == r->park_pc)
+        return v[2] == 0 && C32(r, XRN_C_PARK_WORD) == 0;
+    if (v[0] == XRN_COMM_ADDR + XRN_C_STATE && v[7] == r->sleep_pc)
+        return (v[2] == XRN_ST_EXITED || v[2] == XRN_ST_READY) && C32(r, XRN_C_STATE) == v[2];
+    return false;
 }
 
 bool xbt_runner_park(struct xbt_runner *r)
@@ -598,11 +613,16 @@ bool xbt_runner_park(struct xbt_runner *r)
         return true;
     r->parks++;
     uint64_t t0 = now_ns();
+    if (C32(r, XRN_C_CHILD_SLEEP) && seen_quiet(r)) {
+        r->parked = true; /* already asleep waiting for a command */
+        r->park_ns += now_ns() - t0;
+        return true;
+    }
     C32(r, XRN_C_PARK_WORD) = 0;
     set_state(r, XRN_ST_PARK);
     uint64_t deadline = 0;
     for (unsigned tries = 0;; tries++) {
-        if (seen_parked(r)) {
+        if (seen_quiet(r)) {
             r->parked = true;
             r->park_ns += now_ns() - t0;
             return true;

@@ -30,7 +30,8 @@ struct xbt_runner {
     int comm_fd, ring_fd;      /* kept to start the next process with */
     volatile uint8_t *comm;    /* shared read-write */
     volatile uint8_t *ring;    /* shared; read-only in the runner */
-    uint64_t park_pc;          /* from the runner before any guest code ran */
+    uint64_t park_pc, sleep_pc; /* from the runner before any guest code ran */
+    uint64_t woken;            /* requests published when the trusted thread was woken */
     uint32_t min_addr;         /* the D-window's bottom (mmap_min_addr) */
     uint64_t seq;              /* requests published */
     uint64_t confirmed;        /* requests the eventfd confirmed */

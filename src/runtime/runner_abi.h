@@ -64,6 +64,10 @@
 #define XRN_C_FATAL         36
 #define XRN_C_XCR0          40
 #define XRN_C_PARK_PC       48   /* the instruction after the parking syscall */
+#define XRN_C_SPIN          56   /* PAUSEs the guest thread spins before it sleeps */
+#define XRN_C_SLEEP_PC      60   /* u32 low half: the instruction after the sleep syscall */
+#define XRN_C_CHILD_CPU     68   /* the CPU the guest thread last ran on (a hint) */
+#define XRN_C_SUP_CPU       72   /* the CPU the supervisor waits on (a hint) */
 #define XRN_C_DONE_HINT     64   /* the trusted thread's progress (a hint) */
 #define XRN_C_GPR           128  /* resume: eax ecx edx ebx esp ebp esi edi */
 #define XRN_C_EIP           160

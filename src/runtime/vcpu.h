@@ -241,6 +241,9 @@ struct xbt_vcpu {
     struct xbt_direct direct;
     _Atomic(struct xbt_runner *) direct_runner; /* running guest code now: kicks go there */
     bool direct_xlate;               /* run the next instruction translated, then direct */
+    bool direct_sticky;              /* user code entered a page that runs translated: it
+                                        stays translated until it enters the kernel (a
+                                        jump back and forth would cost two exits each) */
 #define XBT_HOT_SLOTS 256
 #define XBT_HOT_THRESHOLD 16
     /* Adaptive mode: trap counts by linear page and address space (window set and its
@@ -394,11 +397,11 @@ bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable
 enum { XBT_DMAP_FAIL = 0, XBT_DMAP_OK = 1, XBT_DMAP_XLATE = 2 };
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
                    int64_t fetch);
-bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa);
+bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next);
 void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
                                  bool writable);
-bool xbt_direct_wanted(const struct xbt_vcpu *v);
+bool xbt_direct_wanted(struct xbt_vcpu *v);
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);
 /* signals.c: the thread's alternate signal stack (NULL: none could be made). */

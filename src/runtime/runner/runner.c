@@ -34,11 +34,12 @@ long xrn_clone_trusted(const struct sock_fprog *prog);
 void xrn_restorer(void);
 __attribute__((noreturn)) void xrn_restart(void);
 __attribute__((noreturn)) void xrn_park(void);
+__attribute__((noreturn)) void xrn_sleep(uint32_t seen);
 __attribute__((noreturn)) void xrn_enter_guest(void);
 __attribute__((noreturn)) void xrn_cmd_loop(void);
 __attribute__((noreturn)) void xrn_report_kicked(void);
 void xrn_main(void);
-extern const char xrn_crit_begin[], xrn_crit_end[], xrn_park_syscall[];
+extern const char xrn_crit_begin[], xrn_crit_end[], xrn_park_syscall[], xrn_sleep_syscall[];
 extern const char __executable_start[], etext[];
 
 #define SYS(n, a, b, c, d, e, f) \
@@ -117,11 +118,20 @@ static void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 
 /* ---- exits ----------------------------------------------------------------------- */
 
+static uint32_t this_cpu(void)
+{
+    uint32_t lo, hi, aux;
+    __asm__ volatile("rdtscp" : "=a"(lo), "=d"(hi), "=c"(aux));
+    return aux & 0xFFF; /* Linux: cpu | node << 12 */
+}
+
+
 /* Publishes the exit report, wakes the supervisor if it sleeps, and waits for the next
    command from the top of the stub stack. */
 static __attribute__((noreturn)) void report(void)
 {
     XR->count++;
+    C32(XRN_C_CHILD_CPU) = this_cpu();
     __atomic_exchange_n((volatile uint32_t *)(COMM + XRN_C_STATE), XRN_ST_EXITED,
                         __ATOMIC_SEQ_CST);
     if (C32(XRN_C_SUP_SLEEP))
@@ -188,21 +198,23 @@ static void on_signal(int sig, siginfo_t *si, void *ucv)
 
 /* ---- commands -------------------------------------------------------------------- */
 
-/* Waits until the state is not `seen`: spins a while, then sleeps on the futex. */
+/* Waits until the state is not `seen`: spins a while if the supervisor runs on another
+   CPU, then sleeps on the futex (xrn_sleep, which restarts the command loop). */
 static void wait_change(uint32_t seen)
 {
     volatile uint32_t *st = (volatile uint32_t *)(COMM + XRN_C_STATE);
-    for (int i = 0; i < 1000; i++) { /* about a sleep and wake-up's cost */
-        if (*st != seen)
-            return;
-        __asm__ volatile("pause");
-        if ((i & 127) == 127)
-            SYS(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
+    uint32_t cpu = this_cpu();
+    C32(XRN_C_CHILD_CPU) = cpu;
+    if (C32(XRN_C_SUP_CPU) != cpu) {
+        for (uint32_t i = 0; i < C32(XRN_C_SPIN); i++) { /* about a sleep and wake-up */
+            if (*st != seen)
+                return;
+            __asm__ volatile("pause");
+        }
     }
     __atomic_store_n((volatile uint32_t *)(COMM + XRN_C_CHILD_SLEEP), 1, __ATOMIC_SEQ_CST);
     if (*st == seen)
-        SYS(SYS_futex, st, FUTEX_WAIT, seen, 0, 0, 0);
-    C32(XRN_C_CHILD_SLEEP) = 0;
+        xrn_sleep(seen);
 }
 
 static __attribute__((noreturn)) void resume(void)
@@ -231,6 +243,7 @@ static __attribute__((noreturn)) void resume(void)
 
 void xrn_cmd_loop(void)
 {
+    C32(XRN_C_CHILD_SLEEP) = 0;
     for (;;) {
         uint32_t s = __atomic_load_n((volatile uint32_t *)(COMM + XRN_C_STATE), __ATOMIC_ACQUIRE);
         if (s == XRN_ST_RESUME)
@@ -426,6 +439,7 @@ void xrn_main(void)
        written before any guest code exists. */
     C32(XRN_C_GUEST_TID) = (uint32_t)SYS(SYS_gettid, 0, 0, 0, 0, 0, 0);
     C64(XRN_C_PARK_PC) = (uint64_t)(uintptr_t)xrn_park_syscall + 2;
+    C32(XRN_C_SLEEP_PC) = (uint32_t)((uintptr_t)xrn_sleep_syscall + 2 - XRN_TEXT_ADDR);
     if (SYS(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) != 0)
         die(8);
     struct prog tprog;

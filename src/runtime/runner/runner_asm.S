@@ -73,6 +73,22 @@ xrn_park_syscall:
         syscall
         jmp     xrn_restart
 
+/* Sleeping until the command changes: FUTEX_WAIT(state, the value seen, no timeout) at
+   xrn_sleep_syscall, then the command loop from the top.  Like parking, a thread seen
+   blocked here (with these arguments) runs no guest code until the state changes. */
+        .globl  xrn_sleep, xrn_sleep_syscall
+xrn_sleep:                                      /* edi = the state value seen */
+        mov     edx, edi
+        mov     eax, 202
+        mov     rdi, XRN_COMM_ADDR + XRN_C_STATE
+        xor     esi, esi
+        xor     r10d, r10d
+        xor     r8d, r8d
+        xor     r9d, r9d
+xrn_sleep_syscall:
+        syscall
+        jmp     xrn_restart
+
 /* Enters guest code from the comm page's command: x87/SSE from its XSAVE image (every
    other component, AVX included, to its initial state), then an IRETQ frame, then in
    the critical section the kick check, the data segments and the registers.  A signal
