@@ -549,13 +549,26 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         return XBT_OK;
     }
     if (!v->smc_exec) {
-        v->smc_exec = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE | PROT_EXEC,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (v->smc_exec == MAP_FAILED) {
-            v->smc_exec = NULL;
+        /* The scratch code page for uncached single steps: executable here, writable
+           through a second mapping elsewhere (nothing is both). */
+        int fd = memfd_create("xbt-step", MFD_CLOEXEC);
+        void *x = MAP_FAILED, *w = MAP_FAILED;
+        if (fd >= 0 && ftruncate(fd, XBT_BLOCK_MAX_CODE) == 0) {
+            x = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+            w = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        }
+        if (fd >= 0)
+            close(fd);
+        if (x == MAP_FAILED || w == MAP_FAILED) {
+            if (x != MAP_FAILED)
+                munmap(x, XBT_BLOCK_MAX_CODE);
+            if (w != MAP_FAILED)
+                munmap(w, XBT_BLOCK_MAX_CODE);
             xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
             return XBT_OK;
         }
+        v->smc_exec = x;
+        v->smc_exec_w = w;
     }
     if (!set_window(v)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
@@ -699,7 +712,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb.error);
                 break;
             }
-            memcpy(v->smc_exec, v->tb.code, v->tb.code_len);
+            memcpy(v->smc_exec_w, v->tb.code, v->tb.code_len);
             chain_site = 0;
             rc = xbt_jit_enter(&v->ctx, v->smc_exec);
             v->interrupt_shadow = false; /* the covered instruction has run */

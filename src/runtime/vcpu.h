@@ -192,7 +192,8 @@ struct xbt_vcpu {
     uint32_t smc_data_page, smc_data_lin;
     bool smc_data_paged;
     uint8_t smc_shadow[4096];
-    uint8_t *smc_exec;               /* scratch RWX page for uncached single steps */
+    uint8_t *smc_exec;               /* scratch code for uncached single steps (R+X) ... */
+    uint8_t *smc_exec_w;             /* ... and its writable view */
 
     xbt_irq_fn irq_fn;
     void *irq_opaque;

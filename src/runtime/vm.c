@@ -330,6 +330,10 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
         munmap(v->mmio_scratch, 4096);
         close(v->mmio_scratch_fd);
     }
+    if (v->smc_exec) {
+        munmap(v->smc_exec, XBT_BLOCK_MAX_CODE);
+        munmap(v->smc_exec_w, XBT_BLOCK_MAX_CODE);
+    }
     free(v);
 }
 

@@ -1,9 +1,12 @@
 /*
  * tcache.c - translation cache: code space, lookup, chaining, invalidation, flush.
  */
+#define _GNU_SOURCE
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "tcache.h"
 
@@ -13,7 +16,10 @@ struct chain_rec {
 };
 
 struct xbt_tcache {
-    uint8_t *code;             /* code space, mapped RWX above 4 GiB */
+    uint8_t *code;             /* code space: executable, not writable, above 4 GiB */
+    ptrdiff_t wdelta;          /* its writable view is at code + wdelta (another random
+                                  address): nothing is writable and executable */
+    int fd;
     uint64_t size, used;
     xbt_block *hash[1u << XBT_TC_HASH_BITS];
     xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
@@ -55,18 +61,28 @@ xbt_tcache *xbt_tc_create(uint64_t size)
     xbt_tcache *tc = calloc(1, sizeof *tc);
     if (!tc)
         return NULL;
-    /* Ask for an address above 4 GiB: nothing of the VMM may be reachable with 32-bit
-       addressing.  Linux places mmap high anyway; the hint makes it explicit. */
-    void *hint = (void *)(uintptr_t)(1ull << 36);
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE | PROT_EXEC,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED || (uintptr_t)p < (1ull << 32)) {
-        if (p != MAP_FAILED)
-            munmap(p, size);
+    /* One memfd mapped twice, at addresses the kernel chooses (randomized, above 4 GiB:
+       nothing of the VMM may be reachable with 32-bit addressing): an executable view
+       translated code runs from, a writable one the cache writes through. */
+    tc->fd = memfd_create("xbt-code", MFD_CLOEXEC);
+    void *x = MAP_FAILED, *w = MAP_FAILED;
+    if (tc->fd >= 0 && ftruncate(tc->fd, (off_t)size) == 0) {
+        x = mmap(NULL, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, tc->fd, 0);
+        w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, tc->fd, 0);
+    }
+    if (x == MAP_FAILED || w == MAP_FAILED || (uintptr_t)x < (1ull << 32) ||
+        (uintptr_t)w < (1ull << 32)) {
+        if (x != MAP_FAILED)
+            munmap(x, size);
+        if (w != MAP_FAILED)
+            munmap(w, size);
+        if (tc->fd >= 0)
+            close(tc->fd);
         free(tc);
         return NULL;
     }
-    tc->code = p;
+    tc->code = x;
+    tc->wdelta = (uint8_t *)w - (uint8_t *)x;
     tc->size = size;
     return tc;
 }
@@ -96,6 +112,8 @@ void xbt_tc_destroy(xbt_tcache *tc)
     for (int r = 0; r < 1024; r++)
         free(tc->reg[r].v);
     munmap(tc->code, tc->size);
+    munmap(tc->code + tc->wdelta, tc->size);
+    close(tc->fd);
     free(tc);
 }
 
@@ -110,10 +128,12 @@ xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t key)
     return NULL;
 }
 
-static void patch_rel32(uint8_t *field, const uint8_t *target)
+/* Points the rel32 at `field` (in the executable view) at `target`, writing it through
+   the writable view. */
+static void patch_rel32(xbt_tcache *tc, uint8_t *field, const uint8_t *target)
 {
     int32_t d = (int32_t)(target - (field + 4));
-    memcpy(field, &d, 4);
+    memcpy(field + tc->wdelta, &d, 4);
 }
 
 xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uint32_t page0,
@@ -138,7 +158,7 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
         return NULL;
     }
     b->host = tc->code + tc->used;
-    memcpy(b->host, tb->code, tb->code_len);
+    memcpy(b->host + tc->wdelta, tb->code, tb->code_len);
     tc->used += need;
     b->eip = tb->eip;
     b->mode_key = key;
@@ -184,7 +204,7 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     l->next = to->incoming;
     to->incoming = l;
     from->chained_to[exit] = to;
-    patch_rel32(from->host + from->exits[exit].rel32_off, to->host);
+    patch_rel32(tc, from->host + from->exits[exit].rel32_off, to->host);
     tc->st.chains++;
     uint32_t r0 = to->lin >> 22, r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
     for (uint32_t r = r0;; r = r1) {
@@ -218,25 +238,24 @@ bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t 
     return false;
 }
 
-static void unpatch(xbt_block *from, uint32_t exit)
+static void unpatch(xbt_tcache *tc, xbt_block *from, uint32_t exit)
 {
-    patch_rel32(from->host + from->exits[exit].rel32_off, from->host + from->exits[exit].stub_off);
+    patch_rel32(tc, from->host + from->exits[exit].rel32_off,
+                from->host + from->exits[exit].stub_off);
 }
 
 void xbt_tc_unlink_out(xbt_tcache *tc, xbt_block *b)
 {
-    (void)tc;
     for (uint32_t i = 0; i < b->n_exits; i++)
         if (b->chained_to[i])
-            unpatch(b, i);
+            unpatch(tc, b, i);
 }
 
 void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b)
 {
-    (void)tc;
     for (uint32_t i = 0; i < b->n_exits; i++)
         if (b->chained_to[i] && b->valid && b->chained_to[i]->valid)
-            patch_rel32(b->host + b->exits[i].rel32_off, b->chained_to[i]->host);
+            patch_rel32(tc, b->host + b->exits[i].rel32_off, b->chained_to[i]->host);
 }
 
 /* Removes b from the lookup structures and every chain into or out of it. */
@@ -246,7 +265,7 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
     for (struct xbt_tc_link *l = b->incoming, *n; l; l = n) {
         n = l->next;
         if (l->from->valid && l->from->chained_to[l->exit] == b) {
-            unpatch(l->from, l->exit);
+            unpatch(tc, l->from, l->exit);
             l->from->chained_to[l->exit] = NULL;
             tc->st.unchains++;
         }
@@ -300,7 +319,7 @@ static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit)
     xbt_block *to = from->chained_to[exit];
     if (!from->valid || !to)
         return;
-    unpatch(from, exit);
+    unpatch(tc, from, exit);
     from->chained_to[exit] = NULL;
     tc->st.unchains++;
     for (struct xbt_tc_link **pl = &to->incoming; *pl; pl = &(*pl)->next)
