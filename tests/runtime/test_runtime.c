@@ -194,6 +194,34 @@ START_TEST(int_and_iret)
 }
 END_TEST
 
+/* After a run that translated, self-modified and single-stepped code: no mapping of
+   the process is writable and executable at once, and nothing is mapped below 4 GiB
+   (direct execution has its own process; nothing of the VMM is 32-bit addressable). */
+static void check_process_maps(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[512];
+    int wx = 0, low = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perm[8] = "";
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perm) != 3)
+            continue;
+        if (perm[1] == 'w' && perm[2] == 'x') {
+            fprintf(stderr, "writable and executable: %s", line);
+            wx++;
+        }
+        if (lo < (1ul << 32)) {
+            fprintf(stderr, "below 4 GiB: %s", line);
+            low++;
+        }
+    }
+    fclose(f);
+    ck_assert_int_eq(wx, 0);
+    ck_assert_int_eq(low, 0);
+}
+
 START_TEST(self_modifying_code)
 {
     /* Calls f (mov eax, 1; ret), patches its immediate to 2, calls it again. */
@@ -211,6 +239,7 @@ START_TEST(self_modifying_code)
     setup_guest(&g, code, sizeof code);
     expect_out(&g, 0xf1, 1);
     expect_out(&g, 0xf2, 2);
+    check_process_maps();
     xbt_vm_destroy(g.vm);
 }
 END_TEST
