@@ -27,6 +27,13 @@ static int pic_output(const struct pic *p)
     return r < s ? r : -1;
 }
 
+/* The master's INT output is LINT0 of the local APIC (and INTR with the APIC off). */
+static void notify(struct vmm *m)
+{
+    lapic_lint0(m, pic_output(&m->pic[0]) >= 0);
+    intr_changed(m);
+}
+
 /* The slave's INT output drives master IR2 as a level. */
 static void cascade(struct vmm *m)
 {
@@ -58,14 +65,7 @@ void pic_set_irq(struct vmm *m, int irq, int level)
         p->line &= (uint8_t)~bit;
     }
     cascade(m);
-    if (pic_output(&m->pic[0]) >= 0)
-        pthread_cond_broadcast(&m->wake);
-}
-
-void pic_pulse_irq(struct vmm *m, int irq)
-{
-    pic_set_irq(m, irq, 1);
-    pic_set_irq(m, irq, 0);
+    notify(m);
 }
 
 bool pic_has_pending(struct vmm *m)
@@ -176,7 +176,6 @@ uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
         }
     }
     cascade(m);
-    if (pic_output(&m->pic[0]) >= 0)
-        pthread_cond_broadcast(&m->wake);
+    notify(m);
     return 0;
 }
