@@ -14,8 +14,7 @@ static bool known_silent(uint16_t port)
 {
     return port == 0x80 ||                    /* POST / delay port */
            (port >= 0xcf8 && port <= 0xcff) || /* PCI configuration: no device */
-           port == 0x60 || port == 0x64 ||    /* i8042: no controller */
-           port == 0x4d0 || port == 0x4d1;    /* ELCR: all edge-triggered */
+           port == 0x60 || port == 0x64;      /* i8042: no controller */
 }
 
 static void reset(struct vmm *m, const char *how)
@@ -112,7 +111,7 @@ uint32_t vmm_port_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, ui
     case 0x510: case 0x511:
         return fwcfg_io(m, port, size, is_in, val) & ones;
     case 0x4d0: case 0x4d1:
-        return 0;
+        return elcr_io(m, port, is_in, val);
     default:
         break;
     }

@@ -35,6 +35,7 @@ struct pic {
     uint8_t read_isr;      /* OCW3: next read of the command port returns ISR */
     uint8_t line;          /* current level of the 8 input lines (edge detection) */
     uint8_t special_mask, poll;
+    uint8_t elcr;          /* edge/level control: 1 = level-triggered input */
 };
 
 /* ---- 8254 programmable interval timer ---------------------------------------------- */
@@ -238,6 +239,7 @@ void pic_set_irq(struct vmm *m, int irq, int level); /* edge-triggered: a rising
 int pic_ack(struct vmm *m);                          /* vector to deliver, or -1 */
 bool pic_has_pending(struct vmm *m);
 uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val);
+uint32_t elcr_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val); /* 0x4d0/0x4d1 */
 
 /* lapic.c */
 #define LAPIC_DEFAULT_BASE 0xfee00000u
