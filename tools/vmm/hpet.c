@@ -96,6 +96,8 @@ static uint64_t next_match(const struct hpet *h, const struct hpet_timer *t, uin
         d = t->cmp - c;
     else
         return 0; /* passed: the 64-bit counter does not come back */
+    if (d >= 1ull << 50)
+        return 0; /* beyond 130 days: never, for this run */
     return now + d * NS_PER_TICK; /* d == 0: it matches now */
 }
 
