@@ -10,8 +10,8 @@
  * commands (idle, standby, CHECK POWER MODE); others abort.  LBA28 and CHS addressing
  * (16 heads, 63 sectors per track); no LBA48, no DMA.  Interrupts: at each data block
  * of a read, after each block of a write, at the end of non-data commands; reading
- * the status register clears the request, the alternate status does not; nIEN holds
- * the line low; SRST resets the channel to the power-on signature.
+ * the status register or writing a command clears the request (so each completion is a
+ * new edge), the alternate status does not; nIEN holds the line low; SRST resets the channel to the power-on signature.
  *
  * Writes go to the file at once (pwrite), so they survive any end of the run;
  * FLUSH CACHE and the end of the run fsync.  A read or write past the end of the disk
@@ -284,6 +284,8 @@ static void rw_command(struct vmm *m, struct ata_channel *c, struct ata_drive *d
 static void command(struct vmm *m, struct ata_channel *c, uint8_t cmd)
 {
     struct ata_drive *d = cur_drive(m, c);
+    c->intrq = false; /* writing the command register clears a pending interrupt */
+    update_irq(m, c);
     if (!d) {
         if (unit(c) == 0 && !channel_empty(m, c))
             finish(m, c, ER_ABRT); /* absent device 0 beside a device 1 */

@@ -12,8 +12,27 @@
  * seen even if the timer thread has not run yet.  Call with vmm.lock held.
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "vmm.h"
+
+uint64_t vmm_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+void vmm_request_exit(struct vmm *m, enum vmm_end why, int status)
+{
+    if (m->exit_requested)
+        return; /* the first reason stands */
+    m->exit_requested = true;
+    m->end = why;
+    m->exit_status = status;
+    pthread_cond_broadcast(&m->wake);
+    xbt_vcpu_stop(m->cpu); /* from another thread: the run returns STOPPED */
+}
 
 int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err, size_t errlen)
 {

@@ -37,13 +37,6 @@ static struct vmm the_vmm;
 static struct termios saved_tio;
 static bool tio_saved;
 
-uint64_t vmm_now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -98,17 +91,6 @@ static void setup_tty(void)
     t.c_cc[VTIME] = 0;
     tcsetattr(0, TCSANOW, &t);
     atexit(restore_tty);
-}
-
-void vmm_request_exit(struct vmm *m, enum vmm_end why, int status)
-{
-    if (m->exit_requested)
-        return; /* the first reason stands */
-    m->exit_requested = true;
-    m->end = why;
-    m->exit_status = status;
-    pthread_cond_broadcast(&m->wake);
-    xbt_vcpu_stop(m->cpu); /* from another thread: the run returns STOPPED */
 }
 
 /* The vCPU asks (interrupts enabled): timers whose deadline has passed are brought up
