@@ -37,14 +37,15 @@ unexplained=0
 vendor_reason="CPUID vendor 'xbtVirtualCP': the library takes the AMD path, MSR 0xc0010000 raises #GP (src/runtime/callouts.c)"
 declare -A known=(
     [smap]="CPUID has no SMAP (QEMU runs it with -cpu max) (src/runtime/callouts.c)"
-    [emulator]="MMIO gaps: CMPS with both sides MMIO and others (src/runtime/mmio.c)"
-    [eventinj]="no NMI injection in xbt's API: the NMI tests need one"
+    [tsc]="CPUID has no RDTSCP (QEMU runs it with -cpu max) (src/runtime/callouts.c)"
+    [umip]="CPUID has no UMIP: 11 of the 21 checks run (QEMU: -cpu qemu64,+umip) (src/runtime/callouts.c)"
+    [la57]="#GP where QEMU (-cpu max) has the 64-bit CPU's CR4 bits (src/runtime/callouts.c)"
     [msr]="MSRs the CPU model lacks: #GP where QEMU has them (src/runtime/callouts.c)"
+    [emulator]="MMIO gaps: CMPS with both sides MMIO and others (src/runtime/mmio.c)"
+    [eventinj]="no NMI injection in xbt's API (the NMI checks fail), then a triple fault at the divide error with ESP at a page boundary (src/runtime)"
     [s3]="S3 resume: the waking vector runs in real mode, which xbt cannot enter; xbt-run ends the run at the suspend (status 6)"
-    [taskswitch]="task gates and task switches are not implemented (#GP, then #DF)"
-    [taskswitch2]="task gates and task switches are not implemented"
-    [la57]="QEMU TCG times out; xbt raises #GP (CR4 bits of a 64-bit CPU)"
-    [sieve]="QEMU TCG needs more than the time given"
+    [taskswitch]="task gates and task switches are not implemented (#GP, then #DF) (src/runtime)"
+    [taskswitch2]="task gates and task switches are not implemented (src/runtime)"
     [realmode]="real mode: the loader refuses an image below 0xa0000 and xbt has no real mode"
 )
 

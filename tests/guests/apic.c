@@ -133,17 +133,20 @@ static void timer(void)
     u32 c = apic_read(APIC_TMCCT);
     CHECK(c > 0 && c < 50000000, "one-shot: the count runs down");
     sti();
-    pm_delay_us(80000);
+    pm_wait_count(&n_got, 1, 2000000);
+    pm_delay_us(30000);
     CHECK(n_got == 1 && got[0] == V_TIMER, "one-shot: one interrupt");
     CHECK_EQ(apic_read(APIC_TMCCT), 0, "one-shot: count stays 0");
     apic_write(APIC_LVTT, 0x20000 | V_TIMER);
     CHECK_EQ(apic_read(APIC_LVTT), 0x20000 | V_TIMER, "LVT timer reads back (periodic)");
     n_got = 0;
     apic_write(APIC_TMICT, 1000000); /* 1 ms */
-    pm_delay_us(30000);
+    pm_wait_count(&n_got, 1, 2000000);
+    pm_delay_us(50000);
     u32 n = n_got;
-    printf("periodic: %u interrupts in 30 ms\n", n);
-    CHECK(n >= 5 && n <= 40, "periodic: about one interrupt a millisecond");
+    /* About 50; a loaded host may run the vCPU rarely, and missed periods coalesce. */
+    printf("periodic: %u interrupts in 50 ms\n", n);
+    CHECK(n >= 2 && n <= 60, "periodic: interrupts repeat, about one a millisecond");
     apic_write(APIC_TMICT, 0);
     n = n_got;
     pm_delay_us(5000);
@@ -165,7 +168,8 @@ static void timer(void)
     apic_write(APIC_TPR, 0x30);
     apic_write(APIC_LVTT, V_TIMER);
     apic_write(APIC_TMICT, 100000);
-    pm_delay_us(2000);
+    for (u32 i = 0; i < 20000 && !apic_bit(APIC_IRR, V_TIMER); i++)
+        pm_delay_us(100);
     CHECK(n_got == n && apic_bit(APIC_IRR, V_TIMER), "timer interrupt waits behind the TPR");
     apic_write(APIC_TPR, 0);
     settle();

@@ -113,6 +113,16 @@ u32 pm_timer_port(void)
 
 u32 pm_timer_read(void) { return inl((u16)pm_timer_port()) & 0xffffff; }
 
+int pm_wait_count(volatile u32 *count, u32 target, u32 max_us)
+{
+    for (u32 waited = 0; waited < max_us; waited += 100) {
+        if (*count >= target)
+            return 1;
+        pm_delay_us(100);
+    }
+    return *count >= target;
+}
+
 void pm_delay_us(u32 us)
 {
     u32 ticks = us * 3 + us * 58 / 100; /* 3.58 ticks per microsecond */

@@ -50,5 +50,9 @@ u32 pm_timer_port(void);
 u32 pm_timer_read(void);
 /* Busy-waits us microseconds on the PM timer. */
 void pm_delay_us(u32 us);
+/* Waits until *count reaches target or max_us pass; nonzero if it did.  Timer
+   interrupts may come late on a loaded host (QEMU runs its timer callbacks on another
+   thread than the vCPU's): tests wait for the first one before they count. */
+int pm_wait_count(volatile u32 *count, u32 target, u32 max_us);
 
 #endif
