@@ -280,8 +280,7 @@ void firmware_write(struct vmm *m)
     uint8_t *ram = xbt_vm_ram(m->vm);
     bios_data_area(m, ram);
     memset(ram + TABLES, 0, 0x10000);
-    if (!m->no_acpi)
-        acpi_tables(ram);
+    acpi_tables(ram);
     mp_table(ram);
     xbt_vm_invalidate(m->vm, 0, 0x100000);
 }

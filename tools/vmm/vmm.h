@@ -185,7 +185,6 @@ struct vmm {
     xbt_vcpu *cpu;
     uint64_t ram_size;
     uint64_t start_ns;     /* host time of power-on (PM timer zero) */
-    bool no_acpi;          /* --no-acpi: no ACPI tables (the MP table stays) */
     struct pic pic[2];
     struct pit pit;
     struct uart com1;
