@@ -344,7 +344,6 @@ static void send_ipi(struct vmm *m)
 static bool reg_read(struct vmm *m, unsigned reg, uint32_t *v)
 {
     struct lapic *a = &m->lapic;
-    uint64_t now = vmm_now_ns();
     switch (reg) {
     case 0x02: *v = a->id; return true;
     case 0x03: *v = 0x14 | ((LVT_N - 1u) << 16); return true;
@@ -360,7 +359,7 @@ static bool reg_read(struct vmm *m, unsigned reg, uint32_t *v)
     case 0x30: *v = a->icr_lo; return true; /* delivery status 0: idle */
     case 0x31: *v = a->icr_hi; return true;
     case 0x38: *v = a->timer_initial; return true;
-    case 0x39: *v = current_count(a, now); return true;
+    case 0x39: *v = current_count(a, vmm_now_ns()); return true;
     case 0x3e: *v = a->dcr; return true;
     default: break;
     }
