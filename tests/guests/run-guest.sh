@@ -4,6 +4,11 @@
 # printed on COM1:  PEER = qemu-tcg | qemu-kvm | xbt.
 # Pass: exit status 1 (isa-debug-exit value 0), a "DONE pass=N fail=0" line with N > 0,
 # and no line starting with FAIL.  A missing peer prints "SKIP: ..." and exits 77.
+# Environment: GUEST_DISK=FILE attaches a raw disk (QEMU -drive index
+# ${GUEST_DISK_INDEX:-0}, xbt-run --disk); GUEST_APPEND=STRING is the kernel command line;
+# GUEST_END=reset|poweroff: the guest ends by resetting or powering off the machine
+# after its DONE line (QEMU -no-reboot then exits 0, xbt-run 4 or 0) instead of
+# through isa-debug-exit.
 set -u
 peer=$1
 kernel=$2
@@ -15,6 +20,15 @@ trap 'rm -f "$out"' EXIT
 
 qemu_args=(-m 128 -kernel "$kernel" -display none -nographic -monitor none -serial stdio
            -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device pc-testdev)
+xbt_args=()
+if [ -n "${GUEST_DISK:-}" ]; then
+    qemu_args+=(-drive "file=$GUEST_DISK,format=raw,index=${GUEST_DISK_INDEX:-0},media=disk,if=ide")
+    xbt_args+=(--disk "index=${GUEST_DISK_INDEX:-0},file=$GUEST_DISK")
+fi
+if [ -n "${GUEST_APPEND:-}" ]; then
+    qemu_args+=(-append "$GUEST_APPEND")
+    xbt_args+=(--append "$GUEST_APPEND")
+fi
 case "$peer" in
 qemu-tcg)
     command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
@@ -61,7 +75,8 @@ qemu-kvm)
 xbt)
     xbt_run=${XBT_RUN:-$here/../../build/tools/xbt-run}
     [ -x "$xbt_run" ] || { echo "SKIP: xbt-run not built ($xbt_run)"; exit 77; }
-    timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" --stats "$@" "$kernel" </dev/null >"$out" 2>&1
+    timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" --stats "${xbt_args[@]}" "$@" \
+        "$kernel" </dev/null >"$out" 2>&1
     status=$?
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
@@ -82,7 +97,12 @@ sed -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' "$out" | tr -d '\r' |
 done_line=$(grep -a -o 'DONE pass=[0-9]* fail=[0-9]*' "$out" | tail -1)
 fails=$(grep -a -c '^FAIL' "$out")
 echo "== $peer: exit status $status, ${done_line:-no DONE line}, $fails FAIL lines"
-if [ "$status" -eq 1 ] && [ "$fails" -eq 0 ] &&
+want=1
+case "${GUEST_END:-}:$peer" in
+reset:xbt) want=4 ;;
+reset:qemu-*|poweroff:*) want=0 ;;
+esac
+if [ "$status" -eq "$want" ] && [ "$fails" -eq 0 ] &&
    [[ "$done_line" =~ ^DONE\ pass=([0-9]+)\ fail=0$ ]] && [ "${BASH_REMATCH[1]}" -gt 0 ]; then
     exit 0
 fi

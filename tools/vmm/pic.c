@@ -1,8 +1,10 @@
 /*
  * pic.c - the 8259A pair of a PC: master at 0x20/0x21 (vectors from ICW2), slave at
- * 0xa0/0xa1 cascaded on master IR2.  Edge-triggered inputs, fully nested priority
- * (IR0 highest), non-specific and specific EOI, auto-EOI, IRR/ISR reads through OCW3,
- * poll mode, special mask mode.  Call everything with vmm.lock held.
+ * 0xa0/0xa1 cascaded on master IR2.  Edge- or level-triggered inputs as the PIIX's
+ * edge/level control registers (ELCR, 0x4d0/0x4d1) select them (an edge latches IRR; a
+ * level requests while the line is high), fully nested priority (IR0 highest),
+ * non-specific and specific EOI, auto-EOI, IRR/ISR reads through OCW3, poll mode,
+ * special mask mode.  Call everything with vmm.lock held.
  */
 #include "vmm.h"
 
@@ -15,16 +17,26 @@ static int prio_bit(uint8_t mask)
     return 8;
 }
 
+/* Requests: latched edges, and level-triggered lines that are high. */
+static uint8_t requests(const struct pic *p) { return p->irr | (p->line & p->elcr); }
+
 /* The IR line this PIC would raise INT for, or -1. */
 static int pic_output(const struct pic *p)
 {
-    uint8_t req = p->irr & ~p->imr;
+    uint8_t req = requests(p) & ~p->imr;
     if (!req)
         return -1;
     int r = prio_bit(req);
     uint8_t isr = p->special_mask ? (uint8_t)(p->isr & ~p->imr) : p->isr;
     int s = prio_bit(isr);
     return r < s ? r : -1;
+}
+
+/* The master's INT output is LINT0 of the local APIC (and INTR with the APIC off). */
+static void notify(struct vmm *m)
+{
+    lapic_lint0(m, pic_output(&m->pic[0]) >= 0);
+    intr_changed(m);
 }
 
 /* The slave's INT output drives master IR2 as a level. */
@@ -51,21 +63,14 @@ void pic_set_irq(struct vmm *m, int irq, int level)
     struct pic *p = &m->pic[irq >> 3];
     uint8_t bit = (uint8_t)(1u << (irq & 7));
     if (level) {
-        if (!(p->line & bit))
+        if (!(p->line & bit) && !(p->elcr & bit))
             p->irr |= bit;
         p->line |= bit;
     } else {
         p->line &= (uint8_t)~bit;
     }
     cascade(m);
-    if (pic_output(&m->pic[0]) >= 0)
-        pthread_cond_broadcast(&m->wake);
-}
-
-void pic_pulse_irq(struct vmm *m, int irq)
-{
-    pic_set_irq(m, irq, 1);
-    pic_set_irq(m, irq, 0);
+    notify(m);
 }
 
 bool pic_has_pending(struct vmm *m)
@@ -113,6 +118,18 @@ static void eoi(struct pic *p, int specific, int level)
     }
 }
 
+uint32_t elcr_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
+{
+    struct pic *p = &m->pic[port & 1];
+    if (is_in)
+        return p->elcr;
+    /* IRQ 0, 1, 2, 8 and 13 are edge-only: their bits are reserved (zero). */
+    p->elcr = (uint8_t)(val & ((port & 1) ? 0xde : 0xf8));
+    cascade(m);
+    notify(m);
+    return 0;
+}
+
 uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
 {
     struct pic *p = &m->pic[(port & 0x80) ? 1 : 0];
@@ -130,7 +147,7 @@ uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
             cascade(m);
             return 0x80u | (uint32_t)r;
         }
-        return p->read_isr ? p->isr : p->irr;
+        return p->read_isr ? p->isr : requests(p);
     }
     if (!data) {
         if (v & 0x10) { /* ICW1 */
@@ -176,7 +193,6 @@ uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
         }
     }
     cascade(m);
-    if (pic_output(&m->pic[0]) >= 0)
-        pthread_cond_broadcast(&m->wake);
+    notify(m);
     return 0;
 }

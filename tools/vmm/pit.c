@@ -85,7 +85,7 @@ static void start(struct vmm *m, int i, uint64_t now)
             c->next_irq_ns = now + period_ns(c);
         else if (c->mode == 0 || c->mode == 4)
             c->next_irq_ns = now + ticks_to_ns((uint64_t)c->reload + 1);
-        pthread_cond_broadcast(&m->timer_cv);
+        pc_timer_changed(m);
     }
 }
 
@@ -95,7 +95,8 @@ uint64_t pit_poll(struct vmm *m, uint64_t now)
     if (!c->next_irq_ns)
         return 0;
     if (now >= c->next_irq_ns) {
-        pic_pulse_irq(m, 0);
+        if (!hpet_legacy(m)) /* legacy replacement cuts the PIT off IRQ0 */
+            irq_pulse(m, 0);
         if (c->mode == 2 || c->mode == 3) {
             /* Missed periods coalesce into one edge, as they would in the IRR. */
             uint64_t p = period_ns(c);

@@ -32,7 +32,7 @@ static uint8_t iir(const struct uart *u)
 
 void uart_update_irq(struct vmm *m)
 {
-    pic_set_irq(m, IRQ_COM1, (iir(&m->com1) & 1) == 0);
+    irq_set(m, IRQ_COM1, (iir(&m->com1) & 1) == 0);
 }
 
 void uart_receive(struct vmm *m, const uint8_t *buf, unsigned n)

@@ -1,12 +1,21 @@
 /*
- * vmm.h - the hosted VMM of xbt-run: a multiboot loader and the PC devices a small
- * guest kernel needs (16550 UART, 8254 PIT, 8259 PIC pair, isa-debug-exit, CMOS RTC,
- * port 0x61, the 0x80 delay port, and "nothing here" answers for i8042 and PCI).
+ * vmm.h - the hosted VMM of xbt-run: a multiboot and Linux loader and a PC platform
+ * (pc.c creates it): 8259 pair, 8254 PIT, local APIC, IOAPIC, HPET, ACPI PM timer and
+ * PM1 registers, 16550 UART, CMOS RTC, ATA PIO disks, fw_cfg, CRTC index/data ports,
+ * QEMU's isa-debug-exit and pc-testdev, reset ports, and the firmware tables a PC BIOS
+ * leaves in memory (BIOS data area, MP table, ACPI tables).
  *
- * Threads: the vCPU thread handles port I/O exits and asks for interrupts; a timer
- * thread raises PIT interrupts and kicks the vCPU; an input thread feeds the UART.
- * All device state is under one mutex (struct vmm.lock); every function below that
- * takes a struct vmm * expects the caller to hold it unless it says otherwise.
+ * Interrupts (intr.c): devices drive ISA IRQ lines 0-15 (irq_set); every line reaches
+ * both the 8259 input of the same number and the IOAPIC pin (IRQ0 on pin 2, as the MADT
+ * override says); the vCPU takes the local APIC's highest deliverable vector, else the
+ * 8259's vector through LINT0 when LINT0 is unmasked ExtINT (virtual wire) or the APIC
+ * is globally disabled.
+ *
+ * Threads: the vCPU thread handles port I/O and MMIO exits and asks for interrupts; a
+ * timer thread raises timer interrupts (PIT, local APIC timer, HPET, PM timer) and
+ * kicks the vCPU; an input thread feeds the UART.  All device state is under one mutex
+ * (struct vmm.lock); every function below that takes a struct vmm * expects the caller
+ * to hold it unless it says otherwise.
  */
 #ifndef XBT_TOOLS_VMM_H
 #define XBT_TOOLS_VMM_H
@@ -27,6 +36,7 @@ struct pic {
     uint8_t read_isr;      /* OCW3: next read of the command port returns ISR */
     uint8_t line;          /* current level of the 8 input lines (edge detection) */
     uint8_t special_mask, poll;
+    uint8_t elcr;          /* edge/level control: 1 = level-triggered input */
 };
 
 /* ---- 8254 programmable interval timer ---------------------------------------------- */
@@ -66,19 +76,133 @@ struct uart {
 struct cmos {
     uint8_t index;
     uint8_t ram[128];
+    bool irq_level;        /* IRQ8 output (alarm with AIE, latched in register C) */
+    int64_t alarm_checked; /* host second last compared against the alarm */
+};
+
+/* ---- local APIC (xAPIC, MMIO at APIC_BASE) -------------------------------------------- */
+enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_N };
+struct ipi_record {        /* an interprocessor message for another CPU (none yet) */
+    uint8_t mode, vector, dest, shorthand;
+};
+struct lapic {
+    uint64_t base_msr;     /* IA32_APIC_BASE as last read from the vCPU */
+    uint32_t id, tpr, ldr, dfr, svr;
+    uint32_t esr, esr_pending; /* ESR as read; errors since the last ESR write */
+    uint32_t icr_lo, icr_hi;
+    uint32_t lvt[LVT_N];
+    uint32_t irr[8], isr[8], tmr[8];
+    uint32_t timer_initial, dcr;
+    uint64_t timer_start_ns;  /* host time the current count was loaded; 0 stopped */
+    uint64_t timer_next_ns;   /* next expiry to signal; 0 none */
+    bool lint0_in;         /* the 8259's INTR output as LINT0 sees it */
+    bool extint_req;       /* an IOAPIC ExtINT message: the next INTA goes to the 8259 */
+    uint64_t nmi_dropped, init_self, ipis_out;
+    struct ipi_record last_ipi;
+};
+
+/* ---- IOAPIC (82093AA-compatible, MMIO at 0xfec00000) ---------------------------------- */
+#define IOAPIC_PINS 24
+struct ioapic {
+    uint32_t id;           /* bits 27:24 of the ID register */
+    uint8_t sel;
+    uint64_t redir[IOAPIC_PINS];
+    uint32_t level;        /* current input level of each pin */
+};
+
+/* ---- HPET (MMIO at 0xfed00000) --------------------------------------------------------- */
+#define HPET_TIMERS 3
+struct hpet_timer {
+    uint64_t config, cmp, period;
+    uint64_t next_ns;      /* host time of the next comparator match; 0 none */
+    bool line;             /* level of its interrupt output (level mode) */
+};
+struct hpet {
+    uint64_t config, isr;
+    uint64_t counter_base; /* counter value at base_ns (counting) or frozen value */
+    uint64_t base_ns;
+    struct hpet_timer t[HPET_TIMERS];
+};
+
+/* ---- ACPI PM registers (PIIX4-like at port 0x600) -------------------------------------- */
+struct acpi_pm {
+    uint16_t sts, en, cnt;
+    uint64_t tmr_clear_ns; /* TMR_STS: bit 23 of the PM timer has toggled since */
+    bool sci;              /* SCI (IRQ9) level */
+};
+
+/* ---- ATA PIO (primary channel 0x1f0-0x1f7, 0x3f6; secondary 0x170-0x177, 0x376) ---- */
+#define ATA_DRIVES 4
+struct ata_drive {
+    int fd;                /* -1: no disk */
+    const char *path;
+    uint64_t sectors;
+    bool read_only;
+    uint8_t multiple;      /* sectors per block for READ/WRITE MULTIPLE (0 off) */
+};
+struct ata_channel {
+    uint8_t feature, nsect, lbal, lbam, lbah, select, control;
+    uint8_t status[2], error[2]; /* per device */
+    bool intrq;            /* interrupt request (the line also needs nIEN clear) */
+    uint8_t buf[512 * 16];
+    unsigned buf_pos, buf_len;   /* data port transfer within buf */
+    unsigned block;        /* sectors in buf */
+    bool first_done;       /* a block of the command has been transferred */
+    uint32_t xfer_left;    /* sectors still to move for the current command */
+    uint64_t lba;          /* next sector of the command */
+    uint8_t cmd;           /* command in progress (0 none) */
+    int irq;
+    uint16_t base, ctl;
+};
+struct ata {
+    struct ata_drive drive[ATA_DRIVES];
+    struct ata_channel ch[2];
+};
+
+/* ---- QEMU's fw_cfg (selector 0x510, data 0x511) ---------------------------------------- */
+struct fwcfg {
+    uint16_t sel;
+    uint32_t off;
+};
+
+/* ---- QEMU's pc-testdev ----------------------------------------------------------------- */
+#define TESTDEV_IOMEM 0xff000000ull
+#define TESTDEV_IOMEM_LEN 0x10000u
+struct testdev {
+    uint32_t ioport;       /* 0xe0-0xe3 and, byte-wise, 0xe8-0xeb */
+    uint8_t iomem[TESTDEV_IOMEM_LEN];
+};
+
+/* Why the run ended, besides the exit status a device asked for. */
+enum vmm_end {
+    END_NONE, END_DEBUG_EXIT, END_RESET, END_POWEROFF, END_SUSPEND,
 };
 
 struct vmm {
     pthread_mutex_t lock;
-    pthread_cond_t wake;   /* signalled when an interrupt line rises or the run must end */
-    pthread_cond_t timer_cv; /* signalled when the PIT is reprogrammed */
+    pthread_cond_t wake;   /* signalled when an interrupt becomes deliverable or the run must end */
+    pthread_cond_t timer_cv; /* signalled when a timer is reprogrammed */
     xbt_vm *vm;
     xbt_vcpu *cpu;
+    uint64_t ram_size;
+    uint64_t start_ns;     /* host time of power-on (PM timer zero) */
     struct pic pic[2];
     struct pit pit;
     struct uart com1;
     struct cmos cmos;
+    struct lapic lapic;
+    struct ioapic ioapic;
+    struct hpet hpet;
+    struct acpi_pm pm;
+    struct ata ata;
+    struct fwcfg fwcfg;
+    struct testdev testdev;
+    uint8_t crtc_index, crtc[32];
+    uint8_t port92, rcr;   /* system control port A; reset control register (0xcf9) */
+    uint16_t isa_level;    /* ISA IRQ lines as the devices drive them */
+    uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     bool exit_requested;
+    enum vmm_end end;
     int exit_status;
     bool stop_timer;
     uint64_t deadline_ns;  /* --timeout: 0 none */
@@ -88,15 +212,101 @@ struct vmm {
     bool trace_io;
 };
 
+/* Exit statuses of xbt-run for ends a device asks for (documented in xbt-run.c). */
+enum {
+    EXIT_HALTED = 0,       /* HLT with interrupts off, or ACPI power off (S5) */
+    EXIT_TRIPLE = 2,
+    EXIT_RESET = 4,        /* the guest reset the machine (0x92, 0xcf9, 0x64, INIT to self) */
+    EXIT_SUSPEND = 6,      /* ACPI S3: there is no resume */
+};
+
 uint64_t vmm_now_ns(void);
+
+/* Asks the run loop to end with status (and why). */
+void vmm_request_exit(struct vmm *m, enum vmm_end why, int status);
+
+/* intr.c: the interrupt wiring (see the top of this file). */
+void irq_set(struct vmm *m, int line, int level); /* ISA lines 0-15; 16-23: IOAPIC only */
+void irq_pulse(struct vmm *m, int line);
+void gsi_set(struct vmm *m, int gsi, int level);  /* an IOAPIC input alone (HPET routes) */
+int intr_ack(struct vmm *m);      /* the vector the vCPU takes now, or -1 */
+bool intr_pending(struct vmm *m); /* intr_ack would return a vector */
+void intr_changed(struct vmm *m); /* after a device changed interrupt state: wakes HLT */
 
 /* pic.c */
 void pic_init(struct vmm *m);
 void pic_set_irq(struct vmm *m, int irq, int level); /* edge-triggered: a rising edge latches */
-void pic_pulse_irq(struct vmm *m, int irq);
 int pic_ack(struct vmm *m);                          /* vector to deliver, or -1 */
 bool pic_has_pending(struct vmm *m);
 uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val);
+uint32_t elcr_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val); /* 0x4d0/0x4d1 */
+
+/* lapic.c */
+#define LAPIC_DEFAULT_BASE 0xfee00000u
+void lapic_init(struct vmm *m);
+bool lapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
+void lapic_sync_base(struct vmm *m);                 /* re-reads IA32_APIC_BASE (vCPU thread) */
+bool lapic_hw_enabled(const struct vmm *m);          /* IA32_APIC_BASE.EN */
+void lapic_accept(struct vmm *m, uint8_t vector, bool level); /* a fixed interrupt */
+bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical);
+int lapic_ack(struct vmm *m);                        /* highest deliverable vector, or -1 */
+bool lapic_has_deliverable(const struct vmm *m);
+bool lapic_extint_open(const struct vmm *m);         /* 8259 INTR reaches the CPU */
+void lapic_lint0(struct vmm *m, bool level);         /* the 8259's INTR output changed */
+uint64_t lapic_poll(struct vmm *m, uint64_t now);    /* timer; next deadline (0 none) */
+
+/* ioapic.c */
+#define IOAPIC_BASE 0xfec00000u
+void ioapic_init(struct vmm *m);
+void ioapic_set_pin(struct vmm *m, int pin, int level);
+void ioapic_eoi(struct vmm *m, uint8_t vector);      /* EOI broadcast from the LAPIC */
+bool ioapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
+
+/* hpet.c */
+#define HPET_BASE 0xfed00000u
+void hpet_init(struct vmm *m);
+bool hpet_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
+uint64_t hpet_poll(struct vmm *m, uint64_t now);
+bool hpet_legacy(const struct vmm *m);               /* timers 0 and 1 own IRQ0 and IRQ8 */
+
+/* acpi_pm.c: PM1 event and control blocks and the PM timer */
+#define PM_BASE 0x600u     /* PM1a_EVT 0x600, PM1a_CNT 0x604, PM_TMR 0x608 */
+#define PM_SCI_IRQ 9
+void acpi_pm_init(struct vmm *m);
+uint32_t acpi_pm_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
+uint64_t acpi_pm_poll(struct vmm *m, uint64_t now);
+void acpi_pm_rtc_event(struct vmm *m);               /* RTC alarm: RTC_STS */
+
+/* firmware.c: what a PC BIOS leaves in memory (BDA, MP table, ACPI tables) */
+void firmware_write(struct vmm *m);
+
+/* fwcfg.c */
+uint32_t fwcfg_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
+
+/* ata.c */
+int ata_attach(struct vmm *m, int index, const char *path, bool read_only, char *err,
+               size_t errlen);
+void ata_init(struct vmm *m);                        /* before any ata_attach */
+uint32_t ata_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
+void ata_flush(struct vmm *m);                       /* fsync every disk (exit paths) */
+void ata_detach_all(struct vmm *m);
+
+/* testdev.c: QEMU's pc-testdev (ports 0xe0-0xef, 0x2000-0x2017, MMIO 0xff000000) */
+uint32_t testdev_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
+bool testdev_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
+
+/* pc.c: the board: creates the devices, polls the timers, dispatches MMIO */
+struct disk_spec {
+    int index;             /* -1: the next free one */
+    const char *path;
+    bool read_only;
+};
+/* Creates the devices, attaches the disks, writes the firmware tables.  Returns 0, or
+   -1 with a message in err (a disk that cannot be opened). */
+int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err, size_t errlen);
+uint64_t pc_poll(struct vmm *m, uint64_t now);       /* all timers; earliest deadline */
+void pc_timer_changed(struct vmm *m);                /* a device deadline moved */
+bool pc_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
 
 /* pit.c */
 void pit_init(struct vmm *m);
@@ -114,6 +324,7 @@ void uart_update_irq(struct vmm *m);
 /* cmos.c */
 void cmos_init(struct vmm *m);
 uint32_t cmos_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val);
+uint64_t cmos_poll(struct vmm *m, uint64_t now);     /* alarm; next check (0 none) */
 
 /* ioport.c: dispatch of one port access (size 1, 2 or 4). */
 uint32_t vmm_port_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);

@@ -1,14 +1,16 @@
 /*
- * xbt-run - the hosted VMM: boots a multiboot v1 kernel under xbt with COM1 on the
- * terminal, the PIT and PIC pair driving the guest timer, and QEMU's isa-debug-exit, so
- * that one guest image runs unchanged here and on qemu-system-i386.
+ * xbt-run - the hosted VMM: boots a multiboot v1 kernel or a Linux bzImage under xbt
+ * on a PC platform (pc.c: 8259s, PIT, local APIC, IOAPIC, HPET, ACPI PM timer, COM1 on
+ * the terminal, RTC, ATA disks, fw_cfg, QEMU's isa-debug-exit and pc-testdev; MP and
+ * ACPI tables), so that one guest image runs unchanged here and on qemu-system-i386.
  *
  *   xbt-run [options] KERNEL.elf
  *
  * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
- * 0 when the guest halts for good (HLT with interrupts disabled); 2 triple fault;
- * 64 usage (an option it cannot honour: one line on stderr); 66 a file or image that
- * cannot be loaded (one line); 70 internal error; 124 --timeout; 130 interrupted.
+ * 0 when the guest halts for good (HLT with interrupts disabled) or powers off through
+ * ACPI (S5); 2 triple fault; 4 the guest reset the machine (port 0x92, 0xcf9, the 8042,
+ * an INIT to the CPU); 6 ACPI suspend to RAM (S3: no resume); 64 usage; 66 the image
+ * or a disk cannot be loaded; 70 internal error; 124 --timeout; 130 interrupted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,7 +28,6 @@
 #include "vmm.h"
 
 enum {
-    EXIT_TRIPLE = 2,
     EXIT_USAGE = 64,
     EXIT_NOIMAGE = 66,
     EXIT_INTERNAL = 70,
@@ -43,25 +44,22 @@ static struct vmm the_vmm;
 static struct termios saved_tio;
 static bool tio_saved;
 
-uint64_t vmm_now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: xbt-run [options] [KERNEL]\n"
             "Without KERNEL: the Linux guest of scripts/linux-guest.sh (build/linux).\n"
-            "Boots a multiboot v1 kernel or a Linux bzImage under xbt (COM1 on this terminal,\n"
-            "PIT, PIC,\n"
-            "isa-debug-exit at 0xf4 as in QEMU).\n"
+            "Boots a multiboot v1 kernel or a Linux bzImage under xbt on a PC platform: COM1 on\n"
+            "this terminal, 8259s, PIT, local APIC, IOAPIC, HPET, ACPI PM timer, RTC, ATA disks,\n"
+            "fw_cfg, MP and ACPI tables, QEMU's isa-debug-exit (0xf4) and pc-testdev.\n"
             "  -m, --mem MIB          guest RAM in MiB (default 128)\n"
             "  -a, --append STRING    kernel command line (after the kernel's path)\n"
             "      --module 'FILE [STRING]'  a multiboot module (repeatable)\n"
             "      --initrd FILE      initial ramdisk (Linux bzImage kernels)\n"
+            "      --disk [index=N,][file=]FILE[,format=raw][,media=disk][,readonly=on]\n"
+            "                         a raw disk image (repeatable), as QEMU's -drive: index 0\n"
+            "                         primary master, 1 primary slave, 2 and 3 secondary; no\n"
+            "                         index: the first free one\n"
             "      --user-mode MODE   direct (default), strict or adaptive\n"
             "      --traces           build traces of hot paths (default: chained blocks only)\n"
             "      --no-traces        chained blocks only (the default)\n"
@@ -79,9 +77,9 @@ static void usage(FILE *f)
             "  -h, --help, --version\n"
             "Numbers are decimal or 0x-hexadecimal; options with a value (but --module) once.\n"
             "Exit status: (value << 1) | 1 for a write of value to port 0xf4; 0 guest halted\n"
-            "with interrupts off; 2 triple fault; 64 usage (an option xbt-run cannot honour);\n"
-            "66 a file or image that cannot be loaded; 70 internal error; 124 timeout; 130\n"
-            "interrupted.\n");
+            "with interrupts off or powered off (ACPI S5); 2 triple fault; 4 guest reset;\n"
+            "6 ACPI suspend (S3); 64 usage; 66 bad image or disk; 70 internal error;\n"
+            "124 timeout; 130 interrupted.\n");
 }
 
 static void restore_tty(void)
@@ -105,22 +103,26 @@ static void setup_tty(void)
     atexit(restore_tty);
 }
 
-/* The vCPU asks (interrupts enabled): the PIT is brought up to the present first, so an
-   interrupt whose deadline has passed is there even if the timer thread has not run yet
-   (on a loaded host it may be late; the guest must not see the PIT fall behind). */
+/* The vCPU asks (interrupts enabled): timers whose deadline has passed are brought up
+   to the present first, so their interrupt is there even if the timer thread has not
+   run yet (on a loaded host it may be late; the guest must not see a timer fall
+   behind). */
 static int irq_pending(void *opaque)
 {
     struct vmm *m = opaque;
     pthread_mutex_lock(&m->lock);
-    if (m->pit.ch[0].next_irq_ns)
-        pit_poll(m, vmm_now_ns());
-    int v = pic_ack(m);
+    if (m->next_timer_ns) {
+        uint64_t now = vmm_now_ns();
+        if (now >= m->next_timer_ns)
+            pc_poll(m, now);
+    }
+    int v = intr_ack(m);
     pthread_mutex_unlock(&m->lock);
     return v;
 }
 
 /*
- * The timer thread: raises PIT interrupts at their deadlines and kicks the vCPU; while
+ * The timer thread: raises timer interrupts at their deadlines and kicks the vCPU; while
  * an interrupt stays pending it kicks again every millisecond, so a kick that raced
  * with the vCPU's entry into translated code cannot delay delivery unboundedly.
  */
@@ -130,8 +132,8 @@ static void *timer_thread(void *arg)
     pthread_mutex_lock(&m->lock);
     while (!m->stop_timer) {
         uint64_t now = vmm_now_ns();
-        uint64_t next = pit_poll(m, now);
-        bool pending = pic_has_pending(m);
+        uint64_t next = pc_poll(m, now);
+        bool pending = intr_pending(m);
         if (pending)
             xbt_vcpu_kick(m->cpu); /* new, or still not taken */
         if (m->deadline_ns && now >= m->deadline_ns && !m->timed_out) {
@@ -164,7 +166,7 @@ static void *input_thread(void *arg)
             return NULL;
         pthread_mutex_lock(&m->lock);
         uart_receive(m, buf, (unsigned)n);
-        bool pending = pic_has_pending(m);
+        bool pending = intr_pending(m);
         pthread_mutex_unlock(&m->lock);
         if (pending)
             xbt_vcpu_kick(m->cpu);
@@ -195,30 +197,138 @@ static void dump_state(xbt_vcpu *cpu)
             s.idt.limit);
 }
 
-/*
- * MMIO devices.  One for now: the scratch block of QEMU's pc-testdev (64 KiB at
- * 0xff000000 that reads back what was written), so MMIO guest tests run unchanged on
- * qemu-system-i386 -device pc-testdev and here.
- */
-#define TESTDEV_IOMEM 0xff000000ull
-#define TESTDEV_IOMEM_LEN 0x10000u
-static uint8_t testdev_iomem[TESTDEV_IOMEM_LEN];
-
-static bool mmio_access(uint64_t gpa, uint32_t size, bool is_write, uint64_t *data)
+/* HLT with interrupts enabled: wait for an interrupt (or the end of the run). */
+static int on_hlt(struct vmm *m)
 {
-    if (gpa < TESTDEV_IOMEM || gpa + size > TESTDEV_IOMEM + TESTDEV_IOMEM_LEN || size > 8)
-        return false;
-    uint8_t *p = testdev_iomem + (gpa - TESTDEV_IOMEM);
-    if (is_write) {
-        memcpy(p, data, size);
-    } else {
-        *data = 0;
-        memcpy(data, p, size);
+    xbt_regs r;
+    xbt_vcpu_get_regs(m->cpu, &r);
+    if (!(r.eflags & 0x200)) {
+        fprintf(stderr, "xbt-run: the guest halted with interrupts disabled at eip=%08x\n",
+                r.eip);
+        return EXIT_HALTED;
     }
-    return true;
+    pthread_mutex_lock(&m->lock);
+    lapic_sync_base(m);
+    while (!intr_pending(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
+        pthread_cond_wait(&m->wake, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+    if (m->timed_out || m->interrupted || m->exit_requested)
+        xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit */
+    return -1;
+}
+
+static void on_mmio(struct vmm *m, xbt_exit *ex)
+{
+    pthread_mutex_lock(&m->lock);
+    m->mmio_exits++;
+    lapic_sync_base(m);
+    bool claimed = pc_mmio(m, ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write, &ex->mmio.data);
+    pthread_mutex_unlock(&m->lock);
+    if (!claimed) {
+        /* No device: reads see open bus, writes are dropped (logged once). */
+        static bool said;
+        if (!said) {
+            said = true;
+            fprintf(stderr, "xbt-run: MMIO at %#llx without a device: open bus\n",
+                    (unsigned long long)ex->mmio.gpa);
+        }
+        if (!ex->mmio.is_write)
+            ex->mmio.data = ~0ull;
+    }
+}
+
+static int on_stopped(struct vmm *m, double timeout)
+{
+    if (m->exit_requested)
+        return m->exit_status;
+    if (m->timed_out) {
+        fprintf(stderr, "xbt-run: timeout after %g s\n", timeout);
+        dump_state(m->cpu);
+        return EXIT_TIMEOUT;
+    }
+    fprintf(stderr, "xbt-run: interrupted\n");
+    return EXIT_SIGINT;
+}
+
+/* Runs the vCPU until the guest or the user ends the run; returns the exit status. */
+static int run_loop(struct vmm *m, double timeout)
+{
+    for (;;) {
+        xbt_exit *ex;
+        if (xbt_vcpu_run(m->cpu, &ex) != XBT_OK) {
+            fprintf(stderr, "xbt-run: xbt_vcpu_run failed\n");
+            return EXIT_INTERNAL;
+        }
+        int status = -1;
+        switch (ex->reason) {
+        case XBT_EXIT_IO: {
+            pthread_mutex_lock(&m->lock);
+            m->io_exits++;
+            uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, ex->io.data);
+            if (ex->io.is_in)
+                ex->io.data = v;
+            pthread_mutex_unlock(&m->lock);
+            break;
+        }
+        case XBT_EXIT_MMIO: on_mmio(m, ex); break;
+        case XBT_EXIT_HLT: status = on_hlt(m); break;
+        case XBT_EXIT_STOPPED: return on_stopped(m, timeout);
+        case XBT_EXIT_SHUTDOWN:
+            fprintf(stderr, "xbt-run: guest triple fault (shutdown)\n");
+            dump_state(m->cpu);
+            return EXIT_TRIPLE;
+        case XBT_EXIT_INTERNAL_ERROR:
+            fprintf(stderr, "xbt-run: internal error at eip=%08x: %s\n", ex->internal.eip,
+                    ex->internal.message);
+            dump_state(m->cpu);
+            return EXIT_INTERNAL;
+        default:
+            fprintf(stderr, "xbt-run: unexpected exit reason %u\n", ex->reason);
+            dump_state(m->cpu);
+            return EXIT_INTERNAL;
+        }
+        if (status >= 0)
+            return status;
+        if (m->exit_requested) /* a device ended the run (set on this thread) */
+            return m->exit_status;
+    }
+}
+
+/* --disk [index=N,][file=]FILE[,format=raw][,media=disk][,if=ide][,readonly=on|off] */
+static bool parse_disk(char *arg, struct disk_spec *d)
+{
+    *d = (struct disk_spec){ -1, NULL, false };
+    for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            d->path = tok;
+            continue;
+        }
+        *eq = 0;
+        const char *k = tok, *v = eq + 1;
+        char *e;
+        if (!strcmp(k, "file")) {
+            d->path = v;
+        } else if (!strcmp(k, "index")) {
+            long n = strtol(v, &e, 0);
+            if (*e || n < 0 || n > 3)
+                return false;
+            d->index = (int)n;
+        } else if (!strcmp(k, "readonly")) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                return false;
+            d->read_only = !strcmp(v, "on");
+        } else if (!(!strcmp(k, "format") && !strcmp(v, "raw")) &&
+                   !(!strcmp(k, "media") && !strcmp(v, "disk")) &&
+                   !(!strcmp(k, "if") && !strcmp(v, "ide"))) {
+            return false;
+        }
+    }
+    return d->path && *d->path;
 }
 
 #define MAX_MODULES 16
+#define MAX_DISKS 4
 
 /* ---- options: whatever xbt-run cannot honour is one line and EXIT_USAGE ------------ */
 
@@ -300,15 +410,17 @@ int main(int argc, char **argv)
     const char *initrd = NULL;
     struct boot_module mods[MAX_MODULES];
     int nmods = 0;
+    struct disk_spec disks[MAX_DISKS];
+    int ndisks = 0;
     bool stats = false;
     double timeout = 0;
     struct vmm *m = &the_vmm;
 
-    enum { O_MODULE = 256, O_INITRD, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
+    enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
            O_TRACEIO, O_VERSION, O_TPROF, O_THOT };
     static const struct option opts[] = {
         { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
-        { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "user-mode", required_argument, 0, O_USER },
+        { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "disk", required_argument, 0, O_DISK }, { "user-mode", required_argument, 0, O_USER },
         { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "trace-profile", no_argument, 0, O_TPROF }, { "trace-threshold", required_argument, 0, O_THOT }, { "no-chain", no_argument, 0, O_NOCHAIN },
         { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
@@ -330,6 +442,12 @@ int main(int argc, char **argv)
             if (!parse_uint(optarg, 3072, &u) || u < 2)
                 return usage_error("--mem wants 2..3072 (MiB), not '%s'", optarg);
             cfg.ram_size = u << 20;
+            break;
+        case O_DISK:
+            if (ndisks == MAX_DISKS || !parse_disk(optarg, &disks[ndisks]))
+                return usage_error("--disk wants [index=0-3,][file=]FILE[,format=raw]"
+                                   "[,media=disk][,readonly=on] (at most %d disks)", MAX_DISKS);
+            ndisks++;
             break;
         case 'a':
             if (once(&seen, S_APPEND, "--append"))
@@ -470,9 +588,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "xbt-run: cannot create the vCPU: %s\n", xbt_strerror(st));
         return EXIT_INTERNAL;
     }
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->wake, &ca);
+    pthread_cond_init(&m->timer_cv, &ca);
     char err[512];
+    if (pc_init(m, disks, ndisks, err, sizeof err) != 0) {
+        fprintf(stderr, "xbt-run: %s\n", err);
+        ata_detach_all(m);
+        xbt_vm_destroy(m->vm);
+        return EXIT_NOIMAGE;
+    }
     if (vmm_boot(m->vm, m->cpu, kernel, append, initrd, mods, nmods, err, sizeof err) != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
+        ata_detach_all(m);
         xbt_vm_destroy(m->vm);
         return EXIT_NOIMAGE;
     }
@@ -482,17 +613,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
                     why);
     }
-
-    pthread_mutex_init(&m->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->wake, &ca);
-    pthread_cond_init(&m->timer_cv, &ca);
-    pic_init(m);
-    pit_init(m);
-    uart_init(m, 0x3f8, 1);
-    cmos_init(m);
     uint64_t t0 = vmm_now_ns();
     if (timeout > 0)
         m->deadline_ns = t0 + (uint64_t)(timeout * 1e9);
@@ -508,89 +628,7 @@ int main(int argc, char **argv)
     pthread_create(&timer, NULL, timer_thread, m);
     bool have_input = pthread_create(&input, NULL, input_thread, m) == 0;
 
-    int status = 0;
-    for (;;) {
-        xbt_exit *ex;
-        if (xbt_vcpu_run(m->cpu, &ex) != XBT_OK) {
-            fprintf(stderr, "xbt-run: xbt_vcpu_run failed\n");
-            status = EXIT_INTERNAL;
-            break;
-        }
-        if (ex->reason == XBT_EXIT_IO) {
-            pthread_mutex_lock(&m->lock);
-            m->io_exits++;
-            uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, ex->io.data);
-            if (ex->io.is_in)
-                ex->io.data = v;
-            bool done = m->exit_requested;
-            pthread_mutex_unlock(&m->lock);
-            if (done) {
-                status = m->exit_status;
-                break;
-            }
-            continue;
-        }
-        if (ex->reason == XBT_EXIT_HLT) {
-            xbt_regs r;
-            xbt_vcpu_get_regs(m->cpu, &r);
-            if (!(r.eflags & 0x200)) {
-                fprintf(stderr, "xbt-run: the guest halted with interrupts disabled at "
-                        "eip=%08x\n", r.eip);
-                status = 0;
-                break;
-            }
-            pthread_mutex_lock(&m->lock);
-            while (!pic_has_pending(m) && !m->timed_out && !m->interrupted)
-                pthread_cond_wait(&m->wake, &m->lock);
-            pthread_mutex_unlock(&m->lock);
-            if (m->timed_out || m->interrupted)
-                xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit below */
-            continue;
-        }
-        if (ex->reason == XBT_EXIT_STOPPED) {
-            if (m->timed_out) {
-                fprintf(stderr, "xbt-run: timeout after %g s\n", timeout);
-                dump_state(m->cpu);
-                status = EXIT_TIMEOUT;
-            } else {
-                fprintf(stderr, "xbt-run: interrupted\n");
-                status = EXIT_SIGINT;
-            }
-            break;
-        }
-        if (ex->reason == XBT_EXIT_SHUTDOWN) {
-            fprintf(stderr, "xbt-run: guest triple fault (shutdown)\n");
-            dump_state(m->cpu);
-            status = EXIT_TRIPLE;
-            break;
-        }
-        if (ex->reason == XBT_EXIT_INTERNAL_ERROR) {
-            fprintf(stderr, "xbt-run: internal error at eip=%08x: %s\n", ex->internal.eip,
-                    ex->internal.message);
-            dump_state(m->cpu);
-            status = EXIT_INTERNAL;
-            break;
-        }
-        if (ex->reason == XBT_EXIT_MMIO) {
-            m->mmio_exits++;
-            if (!mmio_access(ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write, &ex->mmio.data)) {
-                /* No device: reads see open bus, writes are dropped (logged once). */
-                static bool said;
-                if (!said) {
-                    said = true;
-                    fprintf(stderr, "xbt-run: MMIO at %#llx without a device: open bus\n",
-                            (unsigned long long)ex->mmio.gpa);
-                }
-                if (!ex->mmio.is_write)
-                    ex->mmio.data = ~0ull;
-            }
-            continue;
-        }
-        fprintf(stderr, "xbt-run: unexpected exit reason %u\n", ex->reason);
-        dump_state(m->cpu);
-        status = EXIT_INTERNAL;
-        break;
-    }
+    int status = run_loop(m, timeout);
     uint64_t t1 = vmm_now_ns();
 
     pthread_mutex_lock(&m->lock);
@@ -622,6 +660,7 @@ int main(int argc, char **argv)
                                              (double)top[i].entries : 0.0);
         }
     }
+    ata_detach_all(m); /* fsync: what the guest wrote is on the disk files */
     xbt_vcpu_destroy(m->cpu);
     xbt_vm_destroy(m->vm);
     for (int i = 0; i < nmods; i++)

@@ -1,0 +1,70 @@
+/*
+ * intr.c - the interrupt wiring of the board, in one place.
+ *
+ *   device --> ISA line n (0-15) --+--> 8259 input n --> INTR --> LINT0 (ExtINT) --+
+ *                                  +--> IOAPIC pin n (IRQ0: pin 2) --> message --> LAPIC --> vCPU
+ *   pc-testdev lines 16-23 --------------> IOAPIC pins 16-23
+ *
+ * A line has one level, driven by whichever device wrote it last (as QEMU's qemu_irq).
+ * The vCPU takes the local APIC's highest deliverable vector first; otherwise, when
+ * the 8259's INTR reaches the CPU (LINT0 unmasked in ExtINT mode, or the APIC globally
+ * disabled in IA32_APIC_BASE), the 8259 is acknowledged for its vector.  ExtINT
+ * bypasses the APIC's priority logic (SDM 10.8.1).  Call everything with vmm.lock held.
+ */
+#include "vmm.h"
+
+/* ISA IRQ0 is wired to IOAPIC pin 2 (the MADT's interrupt source override and the MP
+   table say so); every other ISA line n to pin n. */
+static int isa_to_pin(int line) { return line == 0 ? 2 : line; }
+
+void irq_set(struct vmm *m, int line, int level)
+{
+    if (line < 0 || line >= IOAPIC_PINS)
+        return;
+    if (line < 16) {
+        uint16_t bit = (uint16_t)(1u << line);
+        m->isa_level = level ? (uint16_t)(m->isa_level | bit) : (uint16_t)(m->isa_level & ~bit);
+        pic_set_irq(m, line, level);
+        ioapic_set_pin(m, isa_to_pin(line), level);
+    } else {
+        ioapic_set_pin(m, line, level);
+    }
+    intr_changed(m);
+}
+
+void gsi_set(struct vmm *m, int gsi, int level)
+{
+    ioapic_set_pin(m, gsi, level);
+    intr_changed(m);
+}
+
+void irq_pulse(struct vmm *m, int line)
+{
+    irq_set(m, line, 1);
+    irq_set(m, line, 0);
+}
+
+bool intr_pending(struct vmm *m)
+{
+    if (lapic_has_deliverable(m))
+        return true;
+    return (lapic_extint_open(m) || m->lapic.extint_req) && pic_has_pending(m);
+}
+
+int intr_ack(struct vmm *m)
+{
+    int v = lapic_ack(m);
+    if (v >= 0)
+        return v;
+    if ((lapic_extint_open(m) || m->lapic.extint_req) && pic_has_pending(m)) {
+        m->lapic.extint_req = false;
+        return pic_ack(m);
+    }
+    return -1;
+}
+
+void intr_changed(struct vmm *m)
+{
+    if (intr_pending(m))
+        pthread_cond_broadcast(&m->wake);
+}

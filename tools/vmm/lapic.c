@@ -1,0 +1,487 @@
+/*
+ * lapic.c - the local APIC of the one vCPU, xAPIC mode: 4 KiB of registers at the
+ * address IA32_APIC_BASE holds (0xfee00000 after reset), as SDM volume 3 chapter 11
+ * describes them: ID, version (0x14, six LVT entries), TPR/APR/PPR, EOI with the
+ * broadcast to the IOAPIC for level-triggered vectors, LDR/DFR (flat and cluster
+ * logical destinations), SVR (software enable: while clear every LVT stays masked),
+ * ISR/TMR/IRR with the priority classes, ESR (errors latch until the next ESR write,
+ * then read back), the LVTs (timer, thermal, performance counter, LINT0, LINT1, error)
+ * and the ICR (fixed, lowest priority, NMI, INIT, start-up; shorthands self, all, all but
+ * self; delivery completes at once, so the status bit reads idle).
+ *
+ * The timer counts down at 1 GHz / the divide configuration (the bus clock QEMU and KVM
+ * use), from host monotonic time, one-shot or periodic.  TSC-deadline mode (LVT timer
+ * mode 10b) needs CPUID.01H:ECX.TSC_DEADLINE and IA32_TSC_DEADLINE (MSR 0x6e0) in the
+ * runtime, which has neither: the mode bit is not writable, as on a CPU without it.
+ *
+ * With one vCPU, INIT and start-up messages for other CPUs have no receiver: they are
+ * recorded (last_ipi, ipis_out) for an SMP board to route.  NMIs (ICR, LINT0/1 in NMI
+ * mode) have no delivery path in xbt's API: counted and reported once.  INIT to this
+ * CPU resets it (the BSP restarts at the reset vector): the run ends as a reset.
+ * Call everything with vmm.lock held.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "vmm.h"
+
+#define SVR_ENABLE 0x100u
+#define LVT_MASKED 0x10000u
+#define LVT_LEVEL (1u << 15)
+#define LVT_REMOTE_IRR (1u << 14)
+#define LVT_PERIODIC (1u << 17)
+#define ESR_SEND_ILLEGAL 0x20u
+#define ESR_RECV_ILLEGAL 0x40u
+#define ESR_ILLEGAL_REG 0x80u
+#define APIC_MIN_PERIOD_NS 20000ull /* fastest periodic interrupt rate emulated */
+
+enum { DM_FIXED = 0, DM_LOWEST = 1, DM_SMI = 2, DM_NMI = 4, DM_INIT = 5, DM_STARTUP = 6,
+       DM_EXTINT = 7 };
+
+/* Writable bits of each LVT (vector, delivery mode, polarity, trigger, mask, timer mode). */
+static const uint32_t lvt_writable[LVT_N] = {
+    [LVT_TIMER] = 0x000300ffu,   [LVT_THERMAL] = 0x000107ffu, [LVT_PERF] = 0x000107ffu,
+    [LVT_LINT0] = 0x0001a7ffu,   [LVT_LINT1] = 0x0001a7ffu,   [LVT_ERROR] = 0x000100ffu,
+};
+
+static bool bit_get(const uint32_t *v, unsigned n) { return (v[n >> 5] >> (n & 31)) & 1; }
+static void bit_set(uint32_t *v, unsigned n) { v[n >> 5] |= 1u << (n & 31); }
+static void bit_clr(uint32_t *v, unsigned n) { v[n >> 5] &= ~(1u << (n & 31)); }
+
+static int highest(const uint32_t *v)
+{
+    for (int i = 7; i >= 0; i--)
+        if (v[i])
+            return i * 32 + 31 - __builtin_clz(v[i]);
+    return -1;
+}
+
+static bool sw_enabled(const struct lapic *a) { return a->svr & SVR_ENABLE; }
+
+bool lapic_hw_enabled(const struct vmm *m) { return m->lapic.base_msr & (1u << 11); }
+
+static uint32_t ppr(const struct lapic *a)
+{
+    int isrv = highest(a->isr);
+    uint32_t isr_class = isrv < 0 ? 0 : (uint32_t)isrv & 0xf0;
+    return (a->tpr & 0xf0) >= isr_class ? a->tpr & 0xff : isr_class;
+}
+
+static uint32_t apr(const struct lapic *a)
+{
+    int irrv = highest(a->irr), isrv = highest(a->isr);
+    uint32_t top = (uint32_t)(irrv > isrv ? irrv : isrv);
+    if (irrv < 0 && isrv < 0)
+        top = 0;
+    return (a->tpr & 0xf0) >= (top & 0xf0) ? a->tpr & 0xff : top & 0xf0;
+}
+
+/* The power-up state (SDM 11.4.7.1): everything zero, DFR all ones, SVR 0xff (software
+   disabled), every LVT masked. */
+static void power_up(struct lapic *a)
+{
+    uint64_t base = a->base_msr;
+    uint64_t nmi = a->nmi_dropped, init = a->init_self, out = a->ipis_out;
+    memset(a, 0, sizeof *a);
+    a->base_msr = base;
+    a->nmi_dropped = nmi, a->init_self = init, a->ipis_out = out;
+    a->dfr = 0xffffffffu;
+    a->svr = 0xff;
+    for (int i = 0; i < LVT_N; i++)
+        a->lvt[i] = LVT_MASKED;
+}
+
+void lapic_init(struct vmm *m)
+{
+    struct lapic *a = &m->lapic;
+    a->base_msr = LAPIC_DEFAULT_BASE | 0x900; /* BSP, enabled: the vCPU's reset value */
+    power_up(a);
+    /* What the BIOS leaves (SeaBIOS on QEMU): software enabled, LINT0 the virtual wire
+       from the 8259 (ExtINT), LINT1 NMI; so a kernel that never touches the APIC gets
+       the 8259's interrupts. */
+    a->svr = 0x1ff;
+    a->lvt[LVT_LINT0] = 0x8700;
+    a->lvt[LVT_LINT1] = 0x8400;
+}
+
+static void warn_nmi(struct vmm *m, const char *from)
+{
+    if (m->lapic.nmi_dropped++ == 0)
+        fprintf(stderr, "xbt-run: NMI from %s dropped: xbt has no NMI injection\n", from);
+}
+
+/* An error the APIC detected: latched for the next ESR write, signalled through the
+   error LVT. */
+static void error(struct vmm *m, uint32_t bits)
+{
+    struct lapic *a = &m->lapic;
+    a->esr_pending |= bits;
+    uint32_t l = a->lvt[LVT_ERROR];
+    if (!(l & LVT_MASKED) && sw_enabled(a)) {
+        if ((l & 0xff) < 16)
+            a->esr_pending |= ESR_RECV_ILLEGAL; /* no recursion: not delivered */
+        else
+            lapic_accept(m, (uint8_t)l, false);
+    }
+}
+
+void lapic_accept(struct vmm *m, uint8_t vector, bool level)
+{
+    struct lapic *a = &m->lapic;
+    if (vector < 16) {
+        error(m, ESR_RECV_ILLEGAL);
+        return;
+    }
+    bit_set(a->irr, vector);
+    if (level)
+        bit_set(a->tmr, vector);
+    else
+        bit_clr(a->tmr, vector);
+    intr_changed(m);
+}
+
+bool lapic_has_deliverable(const struct vmm *m)
+{
+    const struct lapic *a = &m->lapic;
+    if (!lapic_hw_enabled(m) || !sw_enabled(a))
+        return false;
+    int v = highest(a->irr);
+    return v >= 0 && ((uint32_t)v & 0xf0) > (ppr(a) & 0xf0);
+}
+
+int lapic_ack(struct vmm *m)
+{
+    if (!lapic_has_deliverable(m))
+        return -1;
+    struct lapic *a = &m->lapic;
+    int v = highest(a->irr);
+    bit_clr(a->irr, (unsigned)v);
+    bit_set(a->isr, (unsigned)v);
+    return v;
+}
+
+bool lapic_extint_open(const struct vmm *m)
+{
+    if (!lapic_hw_enabled(m))
+        return true; /* no APIC: LINT0 is the processor's INTR pin */
+    uint32_t l = m->lapic.lvt[LVT_LINT0];
+    return !(l & LVT_MASKED) && ((l >> 8) & 7) == DM_EXTINT;
+}
+
+/* LINT0 and LINT1 in fixed or NMI mode (ExtINT is intr_ack's business). */
+static void lint_fire(struct vmm *m, int which, bool rising)
+{
+    struct lapic *a = &m->lapic;
+    uint32_t *l = &a->lvt[which];
+    if (*l & LVT_MASKED)
+        return;
+    switch ((*l >> 8) & 7) {
+    case DM_FIXED:
+        if (*l & LVT_LEVEL) {
+            if (*l & LVT_REMOTE_IRR)
+                return;
+            *l |= LVT_REMOTE_IRR;
+            lapic_accept(m, (uint8_t)*l, true);
+        } else if (rising) {
+            lapic_accept(m, (uint8_t)*l, false);
+        }
+        break;
+    case DM_NMI:
+        if (rising)
+            warn_nmi(m, which == LVT_LINT0 ? "LINT0" : "LINT1");
+        break;
+    default:
+        break;
+    }
+}
+
+void lapic_lint0(struct vmm *m, bool level)
+{
+    bool rising = level && !m->lapic.lint0_in;
+    m->lapic.lint0_in = level;
+    if (level && lapic_hw_enabled(m))
+        lint_fire(m, LVT_LINT0, rising);
+}
+
+static void eoi(struct vmm *m)
+{
+    struct lapic *a = &m->lapic;
+    int v = highest(a->isr);
+    if (v < 0)
+        return;
+    bit_clr(a->isr, (unsigned)v);
+    if (bit_get(a->tmr, (unsigned)v)) {
+        ioapic_eoi(m, (uint8_t)v);
+        uint32_t *l0 = &a->lvt[LVT_LINT0];
+        if ((*l0 & LVT_REMOTE_IRR) && (*l0 & 0xff) == (uint32_t)v) {
+            *l0 &= ~LVT_REMOTE_IRR;
+            if (a->lint0_in)
+                lint_fire(m, LVT_LINT0, false);
+        }
+    }
+    intr_changed(m);
+}
+
+/* ---- timer -------------------------------------------------------------------------- */
+
+static uint32_t divisor(const struct lapic *a)
+{
+    unsigned v = (a->dcr & 3) | ((a->dcr >> 1) & 4);
+    return v == 7 ? 1 : 2u << v;
+}
+
+static uint32_t current_count(const struct lapic *a, uint64_t now)
+{
+    if (!a->timer_start_ns || !a->timer_initial || now < a->timer_start_ns)
+        return a->timer_start_ns ? a->timer_initial : 0;
+    uint64_t ticks = (now - a->timer_start_ns) / divisor(a);
+    if (a->lvt[LVT_TIMER] & LVT_PERIODIC)
+        return a->timer_initial - (uint32_t)(ticks % a->timer_initial);
+    return ticks >= a->timer_initial ? 0 : a->timer_initial - (uint32_t)ticks;
+}
+
+static uint64_t period_ns(const struct lapic *a)
+{
+    return (uint64_t)a->timer_initial * divisor(a);
+}
+
+/* Sets the next expiry from the count as it stands (after a mode or divisor change the
+   count carries on from where it was). */
+static void timer_rearm(struct vmm *m, uint64_t now, uint32_t count)
+{
+    struct lapic *a = &m->lapic;
+    a->timer_next_ns = 0;
+    if (!a->timer_initial || !count) {
+        if (!(a->lvt[LVT_TIMER] & LVT_PERIODIC))
+            a->timer_start_ns = 0; /* one-shot that has expired: the count stays 0 */
+        return;
+    }
+    uint64_t done = (uint64_t)(a->timer_initial - count) * divisor(a);
+    a->timer_start_ns = now - done;
+    a->timer_next_ns = now + (uint64_t)count * divisor(a);
+    pc_timer_changed(m);
+}
+
+uint64_t lapic_poll(struct vmm *m, uint64_t now)
+{
+    struct lapic *a = &m->lapic;
+    if (!a->timer_next_ns || now < a->timer_next_ns)
+        return a->timer_next_ns;
+    uint32_t l = a->lvt[LVT_TIMER];
+    if (!(l & LVT_MASKED) && lapic_hw_enabled(m))
+        lapic_accept(m, (uint8_t)l, false);
+    if (l & LVT_PERIODIC) {
+        /* Missed periods coalesce into one interrupt, as they would in the IRR. */
+        uint64_t p = period_ns(a) < APIC_MIN_PERIOD_NS ? APIC_MIN_PERIOD_NS : period_ns(a);
+        a->timer_next_ns += ((now - a->timer_next_ns) / p + 1) * p;
+    } else {
+        a->timer_next_ns = 0;
+        a->timer_start_ns = 0;
+    }
+    return a->timer_next_ns;
+}
+
+/* ---- interprocessor interrupts ------------------------------------------------------ */
+
+bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical)
+{
+    const struct lapic *a = &m->lapic;
+    if (dest == 0xff)
+        return true;
+    if (!logical)
+        return dest == (uint8_t)(a->id >> 24);
+    uint8_t ldr = (uint8_t)(a->ldr >> 24);
+    if ((a->dfr >> 28) == 0xf)
+        return (dest & ldr) != 0; /* flat */
+    return (dest >> 4) == (ldr >> 4) && (dest & ldr & 0xf) != 0; /* cluster */
+}
+
+static void send_ipi(struct vmm *m)
+{
+    struct lapic *a = &m->lapic;
+    uint32_t lo = a->icr_lo;
+    uint8_t vector = (uint8_t)lo, mode = (lo >> 8) & 7, shorthand = (lo >> 18) & 3;
+    uint8_t dest = (uint8_t)(a->icr_hi >> 24);
+    bool logical = lo & (1u << 11), level = lo & LVT_LEVEL, assert_ = lo & (1u << 14);
+    bool to_self = shorthand == 1 || shorthand == 2 ||
+                   (shorthand == 0 && lapic_dest_match(m, dest, logical));
+    bool to_others = shorthand == 2 || shorthand == 3 ||
+                     (shorthand == 0 && (dest == 0xff || !to_self));
+    if (mode == DM_INIT && level && !assert_)
+        return; /* INIT level de-assert: only synchronizes arbitration IDs */
+    if (to_others) {
+        a->ipis_out++;
+        a->last_ipi = (struct ipi_record){ mode, vector, dest, shorthand };
+    }
+    switch (mode) {
+    case DM_FIXED:
+    case DM_LOWEST:
+        if (vector < 16) {
+            error(m, shorthand == 1 ? ESR_RECV_ILLEGAL : ESR_SEND_ILLEGAL);
+            return;
+        }
+        if (to_self)
+            lapic_accept(m, vector, false);
+        break;
+    case DM_NMI:
+        if (to_self)
+            warn_nmi(m, "the ICR");
+        break;
+    case DM_INIT:
+        if (to_self && shorthand != 1) {
+            a->init_self++;
+            fprintf(stderr, "xbt-run: INIT IPI to the boot CPU: it restarts (reset)\n");
+            vmm_request_exit(m, END_RESET, EXIT_RESET);
+        }
+        break;
+    default:
+        break; /* start-up and SMI for this CPU: it is not waiting for one / no SMM */
+    }
+}
+
+/* ---- registers ---------------------------------------------------------------------- */
+
+static bool reg_read(struct vmm *m, unsigned reg, uint32_t *v)
+{
+    struct lapic *a = &m->lapic;
+    switch (reg) {
+    case 0x02: *v = a->id; return true;
+    case 0x03: *v = 0x14 | ((LVT_N - 1u) << 16); return true;
+    case 0x08: *v = a->tpr; return true;
+    case 0x09: *v = apr(a); return true;
+    case 0x0a: *v = ppr(a); return true;
+    case 0x0b: *v = 0; return true; /* EOI is write-only */
+    case 0x0c: *v = 0; return true; /* remote read: never valid */
+    case 0x0d: *v = a->ldr; return true;
+    case 0x0e: *v = a->dfr | 0x0fffffffu; return true;
+    case 0x0f: *v = a->svr; return true;
+    case 0x28: *v = a->esr; return true;
+    case 0x30: *v = a->icr_lo; return true; /* delivery status 0: idle */
+    case 0x31: *v = a->icr_hi; return true;
+    case 0x38: *v = a->timer_initial; return true;
+    case 0x39: *v = current_count(a, vmm_now_ns()); return true;
+    case 0x3e: *v = a->dcr; return true;
+    default: break;
+    }
+    if (reg >= 0x10 && reg <= 0x17)
+        *v = a->isr[reg - 0x10];
+    else if (reg >= 0x18 && reg <= 0x1f)
+        *v = a->tmr[reg - 0x18];
+    else if (reg >= 0x20 && reg <= 0x27)
+        *v = a->irr[reg - 0x20];
+    else if (reg >= 0x32 && reg <= 0x37)
+        *v = a->lvt[reg - 0x32];
+    else
+        return false;
+    return true;
+}
+
+static void write_svr(struct vmm *m, uint32_t v)
+{
+    struct lapic *a = &m->lapic;
+    a->svr = v & 0x1ff; /* vector, enable; focus checking and EOI suppression absent */
+    if (!sw_enabled(a)) {
+        for (int i = 0; i < LVT_N; i++)
+            a->lvt[i] |= LVT_MASKED;
+    }
+    intr_changed(m);
+}
+
+static void write_lvt(struct vmm *m, int n, uint32_t v)
+{
+    struct lapic *a = &m->lapic;
+    uint64_t now = vmm_now_ns();
+    uint32_t count = n == LVT_TIMER ? current_count(a, now) : 0;
+    uint32_t keep = a->lvt[n] & ~lvt_writable[n]; /* read-only bits: remote IRR */
+    if (n == LVT_LINT0 || n == LVT_LINT1) {
+        /* NMI, SMI and INIT are edge-triggered, ExtINT level (SDM 11.5.1). */
+        unsigned mode = (v >> 8) & 7;
+        if (mode == DM_NMI || mode == DM_SMI || mode == DM_INIT)
+            v &= ~LVT_LEVEL;
+    }
+    a->lvt[n] = (v & lvt_writable[n]) | keep;
+    if (!sw_enabled(a))
+        a->lvt[n] |= LVT_MASKED;
+    if (n == LVT_TIMER)
+        timer_rearm(m, now, count);
+    if (n == LVT_LINT0 && a->lint0_in)
+        lint_fire(m, LVT_LINT0, false);
+    intr_changed(m);
+}
+
+static bool reg_write(struct vmm *m, unsigned reg, uint32_t v)
+{
+    struct lapic *a = &m->lapic;
+    uint64_t now = vmm_now_ns();
+    switch (reg) {
+    case 0x02: a->id = v & 0xff000000u; return true;
+    case 0x03: case 0x09: case 0x0a: case 0x0c: case 0x39: return true; /* read-only */
+    case 0x08: a->tpr = v & 0xff; intr_changed(m); return true;
+    case 0x0b: eoi(m); return true;
+    case 0x0d: a->ldr = v & 0xff000000u; return true;
+    case 0x0e: a->dfr = v | 0x0fffffffu; return true;
+    case 0x0f: write_svr(m, v); return true;
+    case 0x28: a->esr = a->esr_pending; a->esr_pending = 0; return true;
+    case 0x30: a->icr_lo = v & 0x000ccfffu; send_ipi(m); return true;
+    case 0x31: a->icr_hi = v & 0xff000000u; return true;
+    case 0x38:
+        a->timer_initial = v;
+        a->timer_start_ns = v ? now : 0;
+        timer_rearm(m, now, v);
+        return true;
+    case 0x3e: {
+        uint32_t count = current_count(a, now);
+        a->dcr = v & 0xb;
+        timer_rearm(m, now, count);
+        return true;
+    }
+    default: break;
+    }
+    if (reg >= 0x10 && reg <= 0x27)
+        return true; /* ISR, TMR, IRR: read-only */
+    if (reg >= 0x32 && reg <= 0x37) {
+        write_lvt(m, (int)(reg - 0x32), v);
+        return true;
+    }
+    return false;
+}
+
+void lapic_sync_base(struct vmm *m)
+{
+    uint64_t v;
+    if (xbt_vcpu_get_msr(m->cpu, 0x1b, &v) != XBT_OK || v == m->lapic.base_msr)
+        return;
+    bool was = lapic_hw_enabled(m);
+    m->lapic.base_msr = v;
+    if (was != lapic_hw_enabled(m))
+        power_up(&m->lapic); /* global disable (or re-enable) starts from power-up state */
+    intr_changed(m);
+}
+
+/*
+ * An access inside the APIC page: registers are 32 bits at 16-byte boundaries; a read
+ * of 1, 2 or 4 bytes returns those bytes of the register, a write must be 4 bytes at
+ * the register's offset (others are dropped: the SDM leaves them undefined).  Offsets
+ * that are no register set ESR's illegal-register bit and read 0.
+ */
+bool lapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data)
+{
+    if (!lapic_hw_enabled(m))
+        return false;
+    uint64_t base = m->lapic.base_msr & 0xfffff000u;
+    if (gpa < base || gpa >= base + 0x1000)
+        return false;
+    unsigned off = (unsigned)(gpa - base), reg = off >> 4, in = off & 15;
+    if (!is_write) {
+        uint32_t v = 0;
+        if (!reg_read(m, reg, &v))
+            error(m, ESR_ILLEGAL_REG);
+        *data = in + size <= 4 ? (v >> (8 * in)) & (size == 4 ? ~0u : (1u << (8 * size)) - 1) : 0;
+        return true;
+    }
+    if (in != 0 || size != 4)
+        return true;
+    if (!reg_write(m, reg, (uint32_t)*data))
+        error(m, ESR_ILLEGAL_REG);
+    return true;
+}

@@ -1,0 +1,62 @@
+/*
+ * testdev.c - QEMU's pc-testdev, which kvm-unit-tests and the guests here use:
+ *   0xe0-0xe3  a 32-bit register: an access of n bytes at 0xe0 + k reads or writes its
+ *              bytes k .. k+n-1 (bits past the register are dropped)
+ *   0xe4       a 4-byte write of a guest physical address "flushes" that page (QEMU
+ *              drops KVM's mappings of it; here its translations are dropped)
+ *   0xe8-0xeb  the same register, byte by byte (wider accesses split into bytes)
+ *   0x2000-0x2017  a 1-byte write sets line n to (value != 0): ISA IRQ n for n < 16,
+ *              IOAPIC input n above
+ *   0xff000000 64 KiB of MMIO scratch memory that reads back what was written
+ * Call with vmm.lock held.
+ */
+#include <string.h>
+
+#include "vmm.h"
+
+static uint32_t reg_access(struct testdev *t, unsigned k, unsigned size, bool is_in,
+                           uint32_t val)
+{
+    unsigned sh = 8 * k;
+    uint64_t mask = (size >= 4 ? 0xffffffffull : ((1ull << (8 * size)) - 1)) << sh;
+    if (is_in)
+        return (uint32_t)((t->ioport & mask) >> sh);
+    t->ioport = (uint32_t)((t->ioport & ~mask) | (((uint64_t)val << sh) & mask));
+    return 0;
+}
+
+uint32_t testdev_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val)
+{
+    struct testdev *t = &m->testdev;
+    if (port >= 0xe0 && port <= 0xe3)
+        return reg_access(t, port - 0xe0u, size, is_in, val);
+    if (port >= 0xe8 && port <= 0xeb) {
+        uint32_t v = 0;
+        for (unsigned i = 0; i < size && port + i <= 0xeb; i++)
+            v |= reg_access(t, port + i - 0xe8u, 1, is_in, val >> (8 * i)) << (8 * i);
+        return v;
+    }
+    if (port == 0xe4 && !is_in && size == 4) {
+        uint64_t page = val & ~0xfffu;
+        if (page < m->ram_size)
+            xbt_vm_invalidate(m->vm, page, 4096);
+        return 0;
+    }
+    if (port >= 0x2000 && port < 0x2018 && !is_in && size == 1)
+        irq_set(m, port - 0x2000, val != 0);
+    return 0;
+}
+
+bool testdev_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data)
+{
+    if (gpa < TESTDEV_IOMEM || gpa + size > TESTDEV_IOMEM + TESTDEV_IOMEM_LEN || size > 8)
+        return false;
+    uint8_t *p = m->testdev.iomem + (gpa - TESTDEV_IOMEM);
+    if (is_write) {
+        memcpy(p, data, size);
+    } else {
+        *data = 0;
+        memcpy(data, p, size);
+    }
+    return true;
+}
