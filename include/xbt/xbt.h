@@ -298,6 +298,7 @@ typedef struct xbt_stats {
        D-window changes the VMM had to wait for */
     uint64_t direct_runner_starts, direct_parks, direct_escapes, direct_sync_waits;
     uint64_t direct_park_ns, direct_wait_ns, direct_map_requests; /* time in both */
+    uint64_t direct_crossings; /* jumps from directly run code into a translated page */
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 
