@@ -66,9 +66,9 @@
 #define XRN_C_PARK_PC       48   /* the instruction after the parking syscall */
 #define XRN_C_SPIN          56   /* PAUSEs the guest thread spins before it sleeps */
 #define XRN_C_SLEEP_PC      60   /* u32 low half: the instruction after the sleep syscall */
-#define XRN_C_CHILD_CPU     68   /* the CPU the guest thread last ran on (a hint) */
-#define XRN_C_SUP_CPU       72   /* the CPU the supervisor waits on (a hint) */
-#define XRN_C_DONE_HINT     64   /* the trusted thread's progress (a hint) */
+#define XRN_C_DONE_HINT     64   /* u64: the trusted thread's progress (a hint) */
+#define XRN_C_CHILD_CPU     72   /* the CPU the guest thread last ran on (a hint) */
+#define XRN_C_SUP_CPU       76   /* the CPU the supervisor waits on (a hint) */
 #define XRN_C_GPR           128  /* resume: eax ecx edx ebx esp ebp esi edi */
 #define XRN_C_EIP           160
 #define XRN_C_EFLAGS        164
@@ -119,5 +119,44 @@
 
 #define XRN_OP_MAP     1    /* mmap(lin, len, prot, MAP_SHARED|MAP_FIXED, ram, gpa) */
 #define XRN_OP_UNMAP   2    /* mmap(lin, len, PROT_NONE, private anonymous fixed) */
+
+/* Each comm field ends where the next begins or before (offset + size <= next):
+   the layout is shared by three programs and a 64-bit field overlapped by a 32-bit one
+   fails silently, only when the hint's other half is written. */
+#if !defined(__ASSEMBLER__)
+#define XRN_FITS(a, size, b) _Static_assert((a) + (size) <= (b), #a " overlaps " #b)
+XRN_FITS(XRN_C_STATE, 4, XRN_C_CHILD_SLEEP);
+XRN_FITS(XRN_C_CHILD_SLEEP, 4, XRN_C_SUP_SLEEP);
+XRN_FITS(XRN_C_SUP_SLEEP, 4, XRN_C_KICK);
+XRN_FITS(XRN_C_KICK, 4, XRN_C_PARK_WORD);
+XRN_FITS(XRN_C_PARK_WORD, 4, XRN_C_PARKED);
+XRN_FITS(XRN_C_PARKED, 4, XRN_C_GUEST_TID);
+XRN_FITS(XRN_C_GUEST_TID, 4, XRN_C_TRUSTED_TID);
+XRN_FITS(XRN_C_TRUSTED_TID, 4, XRN_C_TRUSTED_READY);
+XRN_FITS(XRN_C_TRUSTED_READY, 4, XRN_C_FATAL);
+XRN_FITS(XRN_C_FATAL, 4, XRN_C_XCR0);
+XRN_FITS(XRN_C_XCR0, 8, XRN_C_PARK_PC);
+XRN_FITS(XRN_C_PARK_PC, 8, XRN_C_SPIN);
+XRN_FITS(XRN_C_SPIN, 4, XRN_C_SLEEP_PC);
+XRN_FITS(XRN_C_SLEEP_PC, 4, XRN_C_DONE_HINT);
+XRN_FITS(XRN_C_DONE_HINT, 8, XRN_C_CHILD_CPU);
+XRN_FITS(XRN_C_CHILD_CPU, 4, XRN_C_SUP_CPU);
+XRN_FITS(XRN_C_SUP_CPU, 4, XRN_C_GPR);
+XRN_FITS(XRN_C_GPR, 32, XRN_C_EIP);
+XRN_FITS(XRN_C_EIP, 4, XRN_C_EFLAGS);
+XRN_FITS(XRN_C_EFLAGS, 4, XRN_C_SEL);
+XRN_FITS(XRN_C_SEL, 12, XRN_C_LDT_MASK);
+XRN_FITS(XRN_C_LDT_MASK, 4, XRN_C_WAIT_SEQ);
+XRN_FITS(XRN_C_WAIT_SEQ, 8, XRN_C_LDT);
+XRN_FITS(XRN_C_LDT, 6 * 16, XRN_C_X);
+XRN_FITS(XRN_C_X, XRN_X_COUNT + 4, XRN_C_FPU_IN);
+XRN_FITS(XRN_C_FPU_IN, XRN_C_FPU_IN_SIZE, XRN_C_FPU_OUT);
+XRN_FITS(XRN_C_FPU_OUT, 512, XRN_COMM_SIZE);
+XRN_FITS(XRN_R_HEAD, 8, XRN_R_ONES);
+XRN_FITS(XRN_R_ONES, 64 * 8, XRN_R_MINADDR);
+XRN_FITS(XRN_R_MINADDR, 8, XRN_R_RAMSIZE);
+XRN_FITS(XRN_R_RAMSIZE, 8, XRN_R_ENTRIES);
+#undef XRN_FITS
+#endif
 
 #endif
