@@ -4,7 +4,9 @@
 # from) and packs an initramfs whose /init mounts /proc, prints a marker, runs a small
 # workload and powers off.  Output: OUT_DIR/vmlinuz and OUT_DIR/initramfs.cpio.gz
 # (default build/linux), and OUT_DIR/vmlinuz-pae (linux-image-6.1.0-*-686-pae, PAE
-# paging) when the archive has it.  Idempotent; needs root for dpkg --add-architecture.
+# paging) when the archive has it, and OUT_DIR/initramfs-glibc.cpio.gz: Debian's i386
+# ld.so and libc and a dynamically linked /bin/true (libc6:i386, coreutils:i386) with
+# tests/linux/init-glibc.  Idempotent; needs root for dpkg --add-architecture.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/build/linux}
@@ -21,6 +23,30 @@ pack() { # $1 = the static busybox: the initramfs with tests/linux/init
     rm -rf "$rootfs"
 }
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+fetch_glibc() { # the glibc initramfs (optional: its test skips without it)
+    [ -f "$out/initramfs-glibc.cpio.gz" ] && [ "$out/initramfs-glibc.cpio.gz" -nt "$root/tests/linux/init-glibc" ] &&
+        return 0
+    [ -f "$out/busybox" ] || return 0
+    local w r
+    w=$(mktemp -d)
+    if (cd "$w" && { apt-get download -q libc6:i386 coreutils:i386 >/dev/null 2>&1 ||
+                     $SUDO apt-get download -q libc6:i386 coreutils:i386 >/dev/null; } &&
+        dpkg -x libc6_*_i386.deb x && dpkg -x coreutils_*_i386.deb x); then
+        r=$w/root
+        mkdir -p "$r"/bin "$r"/lib/i386-linux-gnu "$r"/proc "$r"/tmp
+        cp "$out/busybox" "$r/bin/busybox"
+        cp "$w"/x/bin/true "$r/bin/true"
+        cp "$w"/x/lib/i386-linux-gnu/ld-linux.so.2 "$w"/x/lib/i386-linux-gnu/libc.so.6 "$r/lib/i386-linux-gnu/"
+        ln -s i386-linux-gnu/ld-linux.so.2 "$r/lib/ld-linux.so.2"
+        cp "$root/tests/linux/init-glibc" "$r/init"
+        chmod 755 "$r/init" "$r/bin/busybox"
+        (cd "$r" && find . | cpio -o -H newc --quiet) | gzip -9 > "$out/initramfs-glibc.cpio.gz"
+        echo "linux-guest: libc6:i386 and coreutils:i386 -> $out/initramfs-glibc.cpio.gz"
+    else
+        echo "linux-guest: no glibc initramfs (its test will skip)" >&2
+    fi
+    rm -rf "$w"
+}
 fetch_pae() { # the 686-pae flavour of the same kernel, for the PAE boot test (optional)
     [ -f "$out/vmlinuz-pae" ] && return 0
     local w pkg
@@ -39,11 +65,13 @@ fetch_pae() { # the 686-pae flavour of the same kernel, for the PAE boot test (o
 if [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] &&
    [ "$out/initramfs.cpio.gz" -nt "$root/tests/linux/init" ]; then
     fetch_pae
+    fetch_glibc
     echo "linux-guest: $out already has vmlinuz and initramfs.cpio.gz"; exit 0
 fi
 if [ -f "$out/vmlinuz" ] && [ -f "$out/busybox" ]; then
     pack "$out/busybox"
     fetch_pae
+    fetch_glibc
     echo "linux-guest: repacked $out/initramfs.cpio.gz with the current tests/linux/init"; exit 0
 fi
 if ! dpkg --print-foreign-architectures | grep -qx i386; then
@@ -65,3 +93,4 @@ cp bb/bin/busybox "$out/busybox"
 pack "$out/busybox"
 echo "linux-guest: $pkg and busybox-static:i386 -> $out/vmlinuz, $out/initramfs.cpio.gz"
 fetch_pae
+fetch_glibc
