@@ -299,6 +299,9 @@ typedef struct xbt_stats {
     uint64_t direct_runner_starts, direct_parks, direct_escapes, direct_sync_waits;
     uint64_t direct_park_ns, direct_wait_ns, direct_map_requests; /* time in both */
     uint64_t direct_crossings; /* jumps from directly run code into a translated page */
+    /* guest page faults from directly run code whose page went into the D-window
+       before the next entry (the handler had made it present): one exit saved each */
+    uint64_t direct_refaults_saved;
 } xbt_stats;
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 

@@ -346,6 +346,58 @@ static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
     return xbt_raise(v, XBT_GP, true, sel & 0xFFFCu, eip);
 }
 
+/* A probe walk that notes whether the walk would have set an accessed or dirty bit. */
+struct refault_probe {
+    const xbt_vm *vm;
+    bool would_write;
+};
+
+static bool refault_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    return probe_read((void *)((struct refault_probe *)opaque)->vm, gpa, val);
+}
+
+static bool refault_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    (void)gpa, (void)val;
+    ((struct refault_probe *)opaque)->would_write = true;
+    return true;
+}
+
+/*
+ * A guest page fault raised from directly run code is most often answered by a handler
+ * that makes the page present and returns to the faulting instruction, which would
+ * then fault again in the runner only for the D-window to be filled: an exit (two host
+ * context switches) for nothing the guest can see.  Before the next entry into the same
+ * address space, the page goes in at once if the access would now succeed without
+ * setting an accessed or dirty bit (Linux sets both when it fixes a fault); otherwise
+ * nothing is done and the access faults as usual.  Returns false when an exit is
+ * recorded, and sets direct_xlate when the instruction must run translated (a page
+ * whose code the host would answer differently, a write to translated code).
+ */
+static bool refault_map(struct xbt_vcpu *v)
+{
+    v->direct_refault = false;
+    if (!xbt_paging(v) || v->cr3 != v->direct_refault_cr3)
+        return true;
+    uint32_t err = v->direct_refault_err, lin = v->direct_refault_lin;
+    xbt_walk_req q = { v->cr0, v->cr3, v->cr4, lin, err & 2, true, err & 0x10 };
+    xbt_walk_result wr;
+    struct refault_probe p = { v->vm, false };
+    if (!xbt_walk(&q, refault_read, refault_write, &p, &wr) || p.would_write ||
+        wr.gpa >= v->vm->ram_size)
+        return true;
+    uint32_t saved = v->fault_err;
+    v->fault_err = err & (2 | 0x10);
+    int r = xbt_paged_fault(v, XBT_WIN_DIRECT, lin);
+    v->fault_err = saved;
+    if (r == 2)
+        v->direct_xlate = true;
+    else if (r == 1)
+        v->stats.direct_refaults_saved++;
+    return r != 0;
+}
+
 /* Runs the guest's user code directly until the next exit and handles that exit.
    false: an exit for the embedder (or an internal error) is recorded in v->exit. */
 bool xbt_direct_run(struct xbt_vcpu *v)
@@ -363,6 +415,12 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         }
         forget_runner(w);
         v->stats.direct_runner_starts++;
+    }
+    if (v->direct_refault) {
+        if (!refault_map(v))
+            return false;
+        if (v->direct_xlate)
+            return true;
     }
     static const char *const names[XBT_NSEG] = { "ES", "CS", "SS", "DS", "FS", "GS" };
     for (int s = 0; s < XBT_NSEG; s++) {
@@ -474,7 +532,14 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                     v->stats.hidden_faults++;
                 return true;
             }
+            uint64_t raised = v->stats.page_faults;
             int r = xbt_paged_fault(v, XBT_WIN_DIRECT, lin);
+            if (v->stats.page_faults != raised) { /* the guest's: see refault_map */
+                v->direct_refault = true;
+                v->direct_refault_lin = lin;
+                v->direct_refault_err = d->err;
+                v->direct_refault_cr3 = v->cr3;
+            }
             if (r == 2) { /* cannot be mapped at its own address: translate it */
                 v->direct_xlate = true;
                 return true;

@@ -846,11 +846,13 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
     if (st->direct_entries)
         OUT("direct: %llu runner processes started, %llu parked, %llu killed (left guest "
             "semantics or stopped answering); %llu D-window requests, %llu waited for "
-            "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated\n",
+            "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated; %llu pages "
+            "mapped after the guest's fault handler\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
             (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
             (unsigned long long)st->direct_sync_waits, (double)st->direct_wait_ns / 1e6,
-            (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings);
+            (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings,
+            (unsigned long long)st->direct_refaults_saved);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window" };
     OUT("exits:");

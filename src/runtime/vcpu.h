@@ -245,6 +245,10 @@ struct xbt_vcpu {
     bool direct_sticky;              /* user code entered a page that runs translated: it
                                         stays translated until it enters the kernel (a
                                         jump back and forth would cost two exits each) */
+    /* The last guest page fault raised from directly run code (direct.c: the next
+       entry maps the page if the guest's handler made it present). */
+    bool direct_refault;
+    uint32_t direct_refault_lin, direct_refault_err, direct_refault_cr3;
 #define XBT_HOT_SLOTS 256
 #define XBT_HOT_THRESHOLD 16
     /* Adaptive mode: trap counts by linear page and address space (window set and its
