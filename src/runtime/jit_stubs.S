@@ -175,4 +175,20 @@ xbt_jit_fpu_ret:
         ret
         .size   xbt_jit_fpu_load, . - xbt_jit_fpu_load
 
+/* The interrupt gate after an inline STI's next instruction and after an inline POPF
+   (translate.c, emit_intr_gate): R14D = the next guest EIP, R15 = the block's code
+   after the gate.  Flag-free both ways. */
+        .globl  xbt_jit_intr_open
+        .type   xbt_jit_intr_open, @function
+xbt_jit_intr_open:                              /* no interrupt can be pending */
+        jmp     r15
+        .size   xbt_jit_intr_open, . - xbt_jit_intr_open
+
+        .globl  xbt_jit_intr_pending
+        .type   xbt_jit_intr_pending, @function
+xbt_jit_intr_pending:                           /* maybe one: the dispatcher polls */
+        mov     r15d, 0                         /* nothing to chain */
+        jmp     xbt_jit_exit_direct
+        .size   xbt_jit_intr_pending, . - xbt_jit_intr_pending
+
         .section .note.GNU-stack,"",@progbits

@@ -543,6 +543,9 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     if (!v || !exitp)
         return XBT_E_INVAL;
     *exitp = &v->exit;
+    /* The embedder ran since the last exit: its devices may have raised an interrupt
+       without a kick.  The first gate leaves to the dispatcher, whose poll decides. */
+    v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
     xbt_vm *vm = v->vm;
     if (!xbt_thread_altstack()) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot set up an alternate signal stack");
@@ -640,13 +643,20 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 v->smc_single = true;
         }
         if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
+            /* The gates open before the poll (a kick after it closes them again); only
+               a poll that finds nothing proves that nothing is pending. */
+            __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_open,
+                             __ATOMIC_SEQ_CST);
             int vec = v->irq_fn(v->irq_opaque);
             if (vec >= 0) {
+                v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
                 chain_site = 0;
                 if (!xbt_deliver_interrupt(v, vec & 0xFF, false, v->ctx.eip, v->ctx.eip))
                     break;
                 continue;
             }
+        } else if (!v->irq_fn) {
+            v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_open; /* no source */
         }
         if (v->halted) {
             v->exit.reason = XBT_EXIT_HLT;

@@ -133,6 +133,8 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
        leaves translated code at the next block end. */
     v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (rip == (uint64_t)(uintptr_t)xbt_jit_intr_open)
+        rip = (uint64_t)uc->uc_mcontext.gregs[REG_R15]; /* in a gate: its block */
     if (xbt_tc_contains(v->vm->tc, rip) && !v->unlinked) {
         xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
         if (b) {
@@ -192,6 +194,9 @@ void xbt_vcpu_kick(xbt_vcpu *v)
 {
     if (!v)
         return;
+    /* The interrupt source changed: inline STI/POPF gates leave to the dispatcher. */
+    __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_pending,
+                     __ATOMIC_SEQ_CST);
     atomic_store(&v->kick, true);
     /* Guest user code running in a runner process leaves it; the vCPU thread waiting
        for it looks at the kick flag too. */

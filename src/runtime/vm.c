@@ -248,6 +248,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->callout = (uint64_t)(uintptr_t)xbt_jit_callout;
     c->callout_fn = (uint64_t)(uintptr_t)xbt_callout_entry;
     c->fpu_entry = (uint64_t)(uintptr_t)xbt_jit_fpu_load;
+    c->intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)vm->kbase;
@@ -422,6 +423,7 @@ xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *v, xbt_irq_fn fn, void *opaque)
     if (!v)
         return XBT_E_INVAL;
     v->irq_fn = fn;
+    v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
     v->irq_opaque = opaque;
     return XBT_OK;
 }

@@ -91,6 +91,11 @@ struct xbt_jit_ctx {
     uint8_t fpu[512] __attribute__((aligned(16))); /* guest x87/SSE state (fxsave64)
                                   while host code runs */
     uint32_t seg_limit[6];     /* ES..GS limits in bytes, for limit-checked segments */
+    uint64_t intr_gate;        /* [jit] the interrupt gate (jmp [r13+728], flag-free, R14D =
+                                  the next guest EIP, R15 = where to go on): the runtime's
+                                  xbt_jit_intr_open (jmp r15) while no external interrupt
+                                  can be pending, else xbt_jit_intr_pending (an exit to
+                                  the dispatcher at R14D, which polls the source) */
 };
 #endif
 
@@ -117,6 +122,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_FPU_ENTRY     184
 #define XBT_CTX_FPU           192
 #define XBT_CTX_SEG_LIMIT     704
+#define XBT_CTX_INTR_GATE     728
 
 /* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
 #define XBT_JIT_EXIT_DIRECT   1
@@ -147,6 +153,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, callout_ret) == XBT_CTX_CALLOUT_RET,
 _Static_assert(offsetof(struct xbt_jit_ctx, callout_fn) == XBT_CTX_CALLOUT_FN, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, host_mxcsr) == XBT_CTX_HOST_MXCSR, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, fpu) == XBT_CTX_FPU, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, intr_gate) == XBT_CTX_INTR_GATE, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
@@ -154,6 +161,8 @@ void xbt_jit_exit_direct(void);
 void xbt_jit_exit_indirect(void);
 void xbt_jit_callout(void);
 void xbt_jit_fpu_load(void);
+void xbt_jit_intr_open(void);
+void xbt_jit_intr_pending(void);
 #endif
 
 /*

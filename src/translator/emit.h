@@ -55,6 +55,9 @@ typedef struct xbt_tx {
     bool fpu_ready;        /* the block already called ctx->fpu_entry */
     uint32_t path_i;       /* a trace: the path entry being laid out */
     uint32_t follow;       /* a trace: go on at this EIP after the branch (~0: stop) */
+    bool sti_inline;       /* the instruction being translated is an STI done inline */
+    bool gate_due;         /* an inline STI's shadow: the interrupt gate follows the
+                              next instruction */
     uint8_t n_prof;        /* a profiled trace: side-exit counters handed out */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
     struct xbt_patch site_patches[XBT_MAX_PENDING_SITES];

@@ -945,9 +945,27 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
  * callout is needed.  The load comes first (the only thing that can fault), then the
  * virtual IF and system flags, then the arithmetic flags into RFLAGS, then ESP.
  */
+/*
+ * The interrupt gate: where an external interrupt may become deliverable inside a
+ * block (after an inline POPF, and after the instruction an inline STI's shadow
+ * covers), a flag-free indirect jump through ctx->intr_gate, which goes on in the block
+ * while the runtime knows nothing can be pending and otherwise leaves to the dispatcher
+ * at `next` (which polls the interrupt source).  No pc-map entry: it touches no guest
+ * state.
+ */
+static void emit_intr_gate(xbt_tx *t, uint32_t next)
+{
+    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)next));
+    xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(RIP), NOREG, 0, 0x7fffff00, 8));
+    uint32_t lea_end = t->len;
+    xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_INTR_GATE, 8));
+    int32_t d = (int32_t)(t->len - lea_end);
+    if (!t->failed)
+        memcpy(t->b->code + lea_end - 4, &d, 4);
+}
+
 static void emit_popf(xbt_tx *t, const xbt_insn *in)
 {
-    (void)in;
     xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
     xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(R14D)));
     xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(0x200));                /* IF */
@@ -961,6 +979,8 @@ static void emit_popf(xbt_tx *t, const xbt_insn *in)
     xbt_emit1(t, M(PUSH), xo_reg(R(R14)));
     xbt_emit0(t, M(POPFQ));
     emit_esp_add(t, 4);
+    /* POPF has no interrupt shadow: one pending behind a cleared IF is taken now. */
+    emit_intr_gate(t, in->eip + in->length);
     t->b->stats.rewritten++;
 }
 
@@ -1296,6 +1316,13 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
             t->b->stats.rewritten++;
             return false;
         }
+        if (in->callout == XBT_CO_STI && t->sti_inline) {
+            /* CPL 0, the next instruction in this block (xbt_translate_block checked):
+               the gate after that one is where the shadow ends. */
+            xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_imm(0x200));
+            t->b->stats.rewritten++;
+            return false;
+        }
         break;
     case XBT_IC_UNDEFINED:
         emit_callout(t, in, XBT_CO_UD);
@@ -1383,6 +1410,35 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
     emit_direct_exit(t, pc, XBT_EXIT_FALLTHROUGH);
 }
 
+/*
+ * Whether an STI at CPL 0 can be done inline: the instruction its shadow covers (at
+ * `next`) must come next in this block and be one that neither ends the block nor
+ * leaves translated code on its own (no branch, callout or string instruction, which
+ * hardware may interrupt between iterations), so that the interrupt gate right after it
+ * is the first place an interrupt can be taken.  Otherwise STI stays a callout that ends
+ * the block (the dispatcher then runs the covered instruction alone).
+ */
+static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_t next,
+                            uint32_t first_page, uint32_t max)
+{
+    if (t->tr->path || t->b->n_insns + 2 > max || out_of_room(t, max))
+        return false;
+    uint8_t buf[ZYDIS_MAX_INSTRUCTION_LENGTH];
+    if ((next & ~0xFFFu) != first_page)
+        return false;
+    uint32_t room = first_page + 4096 - next; /* no fetch from the next page */
+    uint32_t got = fetch(opaque, next, buf, room < sizeof buf ? room : sizeof buf);
+    xbt_insn n;
+    if (!got || xbt_decode(&t->tr->dec, buf, got, next, &n) != XBT_DECODE_OK)
+        return false;
+    if (((next + n.length - 1) & ~0xFFFu) != first_page)
+        return false;
+    if (n.iclass != XBT_IC_COPY && n.iclass != XBT_IC_MEMORY && n.iclass != XBT_IC_STACK)
+        return false;
+    return n.callout == XBT_CO_NONE &&
+           !(n.flags & (XBT_IF_ENDS_BLOCK | XBT_IF_BRANCH | XBT_IF_UD | XBT_IF_FAR));
+}
+
 enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, uint32_t eip,
                                      xbt_fetch_fn fetch, void *opaque, xbt_tblock *b)
 {
@@ -1431,7 +1487,16 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
             emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
             break;
         }
+        bool gate = t.gate_due;
+        t.gate_due = false;
+        t.sti_inline = in.callout == XBT_CO_STI && mode->cpl == 0 && !gate &&
+                       sti_shadow_fits(&t, fetch, opaque, pc + in.length, first_page, max);
         bool ends = translate_insn(&t, &in);
+        if (t.sti_inline)
+            t.gate_due = true;
+        t.sti_inline = false;
+        if (gate && !t.failed)
+            emit_intr_gate(&t, pc + in.length); /* the STI shadow ends here */
         b->n_insns++;
         pc += in.length;
         if (pc > end)

@@ -37,6 +37,30 @@ void main(void)
     __asm__ volatile("sti\n\tmovl ticks, %0\n\tnop" : "=r"(t1) : : "memory");
     CHECK_EQ(t1, t0, "sti shadow: the next instruction runs first");
     CHECK(ticks > t0, "pending tick taken after the shadow");
+    /* And no later: right after the one instruction the shadow covers (xbt runs such an
+       STI inline, with an interrupt gate after that instruction).  The tick is made
+       pending first: IRR bit 0 read through OCW3. */
+    u32 a, b;
+    cli();
+    outb(0x20, 0x0a);
+    for (u32 i = 0; i < 50000000 && !(inb(0x20) & 1); i++)
+        ;
+    outb(0x20, 0x0a);
+    CHECK(inb(0x20) & 1, "a tick pending behind if=0 (IRR)");
+    u32 before = ticks;
+    __asm__ volatile("sti\n\tmovl ticks, %0\n\tmovl ticks, %1\n\tcli" : "=r"(a), "=r"(b) : : "memory");
+    CHECK_EQ(a, before, "sti: the shadowed instruction runs before the pending tick");
+    /* (more than one tick if the handler took longer than a PIT period) */
+    CHECK(b > a, "sti: the pending tick comes right after the shadowed instruction");
+    /* POPF that sets IF has no shadow: the pending tick comes before the next one. */
+    outb(0x20, 0x0a);
+    for (u32 i = 0; i < 50000000 && !(inb(0x20) & 1); i++)
+        ;
+    u32 c0 = ticks, c;
+    __asm__ volatile("pushl %1\n\tpopfl\n\tmovl ticks, %0\n\tcli"
+                     : "=r"(c) : "r"(read_eflags() | 0x200) : "memory", "cc");
+    CHECK(c > c0, "popf setting if: the pending tick comes before the next instruction");
+    sti();
     /* HLT waits for the next interrupt. */
     for (int i = 0; i < 10; i++) {
         u32 before = ticks;
