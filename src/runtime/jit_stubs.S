@@ -177,7 +177,7 @@ xbt_jit_fpu_ret:
 
 /* The interrupt gate after an inline STI's next instruction and after an inline POPF
    (translate.c, emit_intr_gate): R14D = the next guest EIP, R15 = the block's code
-   after the gate.  Flag-free both ways. */
+   after the gate.  Flag-free both ways (the host stack is valid in translated code). */
         .globl  xbt_jit_intr_open
         .type   xbt_jit_intr_open, @function
 xbt_jit_intr_open:                              /* no interrupt can be pending */
@@ -187,8 +187,16 @@ xbt_jit_intr_open:                              /* no interrupt can be pending *
         .globl  xbt_jit_intr_pending
         .type   xbt_jit_intr_pending, @function
 xbt_jit_intr_pending:                           /* maybe one: the dispatcher polls */
+        pushfq                                  /* the guest's flags */
+        cmp     dword ptr [r13 + XBT_CTX_VIF], 0
+        je      1f                              /* IF=0 (POPF kept it clear): none now */
+        popfq
         mov     r15d, 0                         /* nothing to chain */
         jmp     xbt_jit_exit_direct
+1:      popfq
+        jmp     r15
         .size   xbt_jit_intr_pending, . - xbt_jit_intr_pending
+        .globl  xbt_jit_intr_end
+xbt_jit_intr_end:
 
         .section .note.GNU-stack,"",@progbits

@@ -133,7 +133,8 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
        leaves translated code at the next block end. */
     v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-    if (rip == (uint64_t)(uintptr_t)xbt_jit_intr_open)
+    if (rip >= (uint64_t)(uintptr_t)xbt_jit_intr_open &&
+        rip < (uint64_t)(uintptr_t)xbt_jit_intr_end)
         rip = (uint64_t)uc->uc_mcontext.gregs[REG_R15]; /* in a gate: its block */
     if (xbt_tc_contains(v->vm->tc, rip) && !v->unlinked) {
         xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);

@@ -163,6 +163,7 @@ void xbt_jit_callout(void);
 void xbt_jit_fpu_load(void);
 void xbt_jit_intr_open(void);
 void xbt_jit_intr_pending(void);
+void xbt_jit_intr_end(void); /* the end of both gate stubs */
 #endif
 
 /*
