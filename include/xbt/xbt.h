@@ -152,6 +152,9 @@ typedef struct xbt_vm_config {
 #define XBT_VM_TRACE_PROFILE 0x08 /* with XBT_VM_TRACES: each trace counts its entries and
                                      the side exits taken (a memory increment per entry
                                      and per side exit; see xbt_vcpu_trace_profile) */
+#define XBT_VM_LOCAL_APIC 0x10 /* the embedder models a local APIC at IA32_APIC_BASE:
+                                  CPUID.1:EDX.APIC and the IA32_APIC_BASE MSR exist
+                                  (without: the MSR raises #GP) */
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
 

@@ -138,71 +138,6 @@ static bool push(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t val)
     return write_mem(v, v->seg[XBT_SS].base + *esp, &val, size);
 }
 
-/* ---- CPUID and MSRs ---------------------------------------------------------------- */
-
-static void cpuid(struct xbt_vcpu *v)
-{
-    uint32_t leaf = v->ctx.gpr[XBT_EAX], a = 0, b = 0, c = 0, d = 0;
-    switch (leaf) {
-    case 0:
-        a = 7; /* leaves 2-6 read as zero */
-        memcpy(&b, "xbtV", 4), memcpy(&d, "irtu", 4), memcpy(&c, "alCP", 4);
-        break;
-    case 7:
-        /* IA32_ARCH_CAPABILITIES exists (MSR 0x10A: RDCL_NO).  Guest user code never has
-           guest kernel pages in its address space (the D- and U-windows hold user pages
-           only), so a Meltdown-style read has nothing to read, and a guest kernel need
-           not isolate its page tables (Linux's PTI would switch CR3 at every entry and
-           exit: the 686-pae kernel's 100 fork+exec took 2.6 s with it, 0.3 s without). */
-        if (v->ctx.gpr[XBT_ECX] == 0)
-            d = 1u << 29;
-        break;
-    case 1:
-        a = 0x000006F1; /* family 6 model 15 stepping 1: a 686-class CPU */
-        b = 0x00010000; /* one logical processor */
-        c = (1u << 0) | (1u << 9) | (1u << 19) | (1u << 20) | (1u << 31); /* SSE3 SSSE3
-                         SSE4.1 SSE4.2, hypervisor */
-        d = (1u << 0) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) |
-            (1u << 11) | (1u << 13) | (1u << 15) | (1u << 23) | (1u << 24) | (1u << 25) |
-            (1u << 26);
-        /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV MMX FXSR SSE SSE2 */
-        break;
-    default:
-        break; /* unknown leaves read as zero */
-    }
-    v->ctx.gpr[XBT_EAX] = a, v->ctx.gpr[XBT_EBX] = b;
-    v->ctx.gpr[XBT_ECX] = c, v->ctx.gpr[XBT_EDX] = d;
-}
-
-bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
-{
-    switch (index) {
-    case 0x10: *value = __rdtsc() + v->tsc_offset; return true;
-    case 0x1B: *value = v->msr_apic_base; return true;
-    case 0x174: *value = v->msr_sysenter_cs; return true;
-    case 0x175: *value = v->msr_sysenter_esp; return true;
-    case 0x176: *value = v->msr_sysenter_eip; return true;
-    case 0x1A0: *value = v->msr_misc_enable; return true;
-    case 0x277: *value = v->msr_pat; return true;
-    case 0x10A: *value = 1; return true; /* ARCH_CAPABILITIES: RDCL_NO (see CPUID 7) */
-    default: return false;
-    }
-}
-
-bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
-{
-    switch (index) {
-    case 0x10: v->tsc_offset = value - __rdtsc(); return true;
-    case 0x1B: v->msr_apic_base = value; return true;
-    case 0x174: v->msr_sysenter_cs = value & 0xFFFF; return true;
-    case 0x175: v->msr_sysenter_esp = value & 0xFFFFFFFF; return true;
-    case 0x176: v->msr_sysenter_eip = value & 0xFFFFFFFF; return true;
-    case 0x1A0: v->msr_misc_enable = value; return true;
-    case 0x277: v->msr_pat = value; return true;
-    default: return false;
-    }
-}
-
 /* ---- control registers --------------------------------------------------------------- */
 
 static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
@@ -845,9 +780,13 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         }
         return next(v);
     }
-    case XBT_CO_CPUID:
-        cpuid(v);
+    case XBT_CO_CPUID: {
+        uint32_t r[4];
+        xbt_cpuid(v, v->ctx.gpr[XBT_EAX], v->ctx.gpr[XBT_ECX], r);
+        v->ctx.gpr[XBT_EAX] = r[0], v->ctx.gpr[XBT_EBX] = r[1];
+        v->ctx.gpr[XBT_ECX] = r[2], v->ctx.gpr[XBT_EDX] = r[3];
         return next(v);
+    }
     case XBT_CO_RDTSC: {
         if ((v->cr4 & XBT_CR4_TSD) && !priv_ok)
             return fault(v, XBT_GP, 0);

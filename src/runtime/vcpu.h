@@ -283,6 +283,11 @@ struct xbt_vcpu {
 };
 
 /* Exception delivery (excp.c).  Returns false on a triple fault (exit recorded). */
+/* The virtual CPU model (cpumodel.c): CPUID leaf/subleaf into out[] (EAX EBX ECX EDX),
+   and its MSRs (false: the MSR does not exist or refuses the value, #GP). */
+void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value);
+bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value);
 bool xbt_raise(struct xbt_vcpu *v, int vector, bool has_error, uint32_t error, uint32_t eip);
 bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32_t next_eip,
                            uint32_t fault_eip);

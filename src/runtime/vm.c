@@ -406,7 +406,6 @@ xbt_status xbt_vcpu_get_msr(xbt_vcpu *v, uint32_t index, uint64_t *value)
 {
     if (!v || !value)
         return XBT_E_INVAL;
-    extern bool xbt_msr_read(xbt_vcpu *v, uint32_t index, uint64_t *value);
     return xbt_msr_read(v, index, value) ? XBT_OK : XBT_E_INVAL;
 }
 
@@ -414,7 +413,6 @@ xbt_status xbt_vcpu_set_msr(xbt_vcpu *v, uint32_t index, uint64_t value)
 {
     if (!v)
         return XBT_E_INVAL;
-    extern bool xbt_msr_write(xbt_vcpu *v, uint32_t index, uint64_t value);
     return xbt_msr_write(v, index, value) ? XBT_OK : XBT_E_INVAL;
 }
 

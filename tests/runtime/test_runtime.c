@@ -94,7 +94,7 @@ START_TEST(loop_cpuid_divide_fault)
     set_gate(&g, 0, 0x101000, 0x8e);
     expect_out(&g, 0xf1, 136);
     uint32_t vendor;
-    memcpy(&vendor, "xbtV", 4);
+    memcpy(&vendor, "Genu", 4); /* GenuineIntel (cpumodel.c) */
     expect_out(&g, 0xf2, vendor);
     expect_out(&g, 0xf3, 0x100017); /* #DE pushes the EIP of the div */
     xbt_exit *ex = run_to_exit(&g);

@@ -405,6 +405,7 @@ static int once(uint32_t *seen, int bit, const char *name)
 int main(int argc, char **argv)
 {
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
+    cfg.flags |= XBT_VM_LOCAL_APIC; /* tools/vmm/lapic.c at 0xfee00000 */
     cfg.ram_size = 128u << 20;
     const char *append = "";
     const char *initrd = NULL;

@@ -198,10 +198,9 @@ static void cpuid4(u32 leaf, u32 r[4])
 int on_qemu_tcg(void)
 {
     u32 r[4];
-    cpuid4(0, r);
-    if (!memcmp(&r[1], "xbtV", 4) && !memcmp(&r[3], "irtu", 4) && !memcmp(&r[2], "alCP", 4))
+    cpuid4(0x40000000u, r); /* the hypervisor leaf: xbt's signature, or KVM's */
+    if (!memcmp(&r[1], "xbtV", 4) && !memcmp(&r[2], "irtu", 4) && !memcmp(&r[3], "alCP", 4))
         return 0;
-    cpuid4(0x40000000u, r);
     if (!memcmp(&r[1], "KVMK", 4) && !memcmp(&r[2], "VMKV", 4))
         return 0;
     return 1;

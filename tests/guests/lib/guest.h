@@ -119,7 +119,7 @@ void gdt_set_call_gate(int idx, u16 sel, u32 off, u8 dpl, int count, int is32, i
 /* Lets CPL 3 (IOPL 0) use one port through the TSS I/O permission bitmap. */
 void tss_allow_port(u16 port);
 
-/* 1 when the guest runs on QEMU TCG (neither xbt's virtual CPUID vendor "xbtVirtualCP"
+/* 1 when the guest runs on QEMU TCG (neither xbt's hypervisor signature "xbtVirtualCP"
    nor KVM's hypervisor leaf): TCG leaves out some of the SDM's rules (EXT in error codes,
    accessed bits of CS and SS loads, a few exception choices), and a check that depends on
    it names the difference where it is made.  xbt and hardware follow the SDM. */

@@ -1,0 +1,124 @@
+/*
+ * cpumodel.c - the virtual CPU that every guest instruction sees, translated or run
+ * directly: its CPUID leaves and its model-specific registers, in one table each.
+ *
+ * The model is an Intel family 6 CPU (vendor "GenuineIntel", family 6, model 15,
+ * stepping 1: a Core 2), restricted to what xbt implements:
+ *
+ *   leaf 0     max leaf 7, "GenuineIntel"
+ *   leaf 1     EAX 0x000006F1; EBX: one logical processor, initial APIC ID 0;
+ *              ECX: SSE3 SSSE3 SSE4.1 SSE4.2, hypervisor;
+ *              EDX: FPU PSE TSC MSR PAE CX8 SEP PGE CMOV MMX FXSR SSE SSE2, and APIC when
+ *              the embedder models a local APIC (XBT_VM_LOCAL_APIC)
+ *   leaf 7.0   EDX: IA32_ARCH_CAPABILITIES (bit 29)
+ *   0x40000000 the hypervisor leaf: max 0x40000000, signature "xbtVirtualCP" (EBX ECX EDX)
+ *   others     zero (leaves 2-6 included; no extended leaves: 0x80000000 reads 0)
+ *
+ * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
+ * kernel could not save their state), RDTSCP, RDPID, SYSCALL, NX (no EFER: a CPU
+ * without extended features has none), MTRRs, PAT, MCE/MCA, SMAP/SMEP, UMIP, PCID.
+ * Directly executed code never runs CPUID or XGETBV natively (direct.c translates the
+ * pages that hold them), so it sees this model too.
+ *
+ * MSRs (anything else: #GP, as the hardware raises for an MSR it does not have):
+ *
+ *   0x10   IA32_TIME_STAMP_COUNTER  the host TSC plus a per-vCPU offset (writes set it)
+ *   0x17   IA32_PLATFORM_ID         reads 0, #GP on write (read-only)
+ *   0x1B   IA32_APIC_BASE           0xFEE00900 at reset (BSP, enabled); only with a local
+ *                                   APIC (XBT_VM_LOCAL_APIC); reserved bits #GP
+ *   0x8B   IA32_BIOS_SIGN_ID        microcode revision: reads 0, writes ignored
+ *   0x10A  IA32_ARCH_CAPABILITIES   RDCL_NO (read-only)
+ *   0x174-0x176 SYSENTER_CS/ESP/EIP
+ *   0x1A0  IA32_MISC_ENABLE         stored
+ */
+#include <string.h>
+#include <x86intrin.h>
+
+#include "runtime/vcpu.h"
+
+/* CPUID.1:EDX and :ECX bits of the model. */
+#define CPUID1_EDX (XBT_BIT(0) | XBT_BIT(3) | XBT_BIT(4) | XBT_BIT(5) | XBT_BIT(6) | XBT_BIT(8) | \
+                    XBT_BIT(11) | XBT_BIT(13) | XBT_BIT(15) | XBT_BIT(23) | XBT_BIT(24) |          \
+                    XBT_BIT(25) | XBT_BIT(26))
+#define CPUID1_EDX_APIC XBT_BIT(9)
+#define CPUID1_ECX (XBT_BIT(0) | XBT_BIT(9) | XBT_BIT(19) | XBT_BIT(20) | XBT_BIT(31))
+#define XBT_BIT(n) (1u << (n))
+
+static bool local_apic(const struct xbt_vcpu *v)
+{
+    return v->vm->cfg.flags & XBT_VM_LOCAL_APIC;
+}
+
+void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    uint32_t a = 0, b = 0, c = 0, d = 0;
+    switch (leaf) {
+    case 0:
+        a = 7;
+        memcpy(&b, "Genu", 4), memcpy(&d, "ineI", 4), memcpy(&c, "ntel", 4);
+        break;
+    case 1:
+        a = 0x000006F1;
+        b = 0x00010000; /* one logical processor, APIC ID 0 */
+        c = CPUID1_ECX;
+        d = CPUID1_EDX | (local_apic(v) ? CPUID1_EDX_APIC : 0);
+        break;
+    case 7:
+        /* IA32_ARCH_CAPABILITIES exists (MSR 0x10A: RDCL_NO).  Guest user code never has
+           guest kernel pages in its address space (the D- and U-windows hold user pages
+           only), so a Meltdown-style read has nothing to read, and a guest kernel need
+           not isolate its page tables (Linux's PTI would switch CR3 at every entry and
+           exit: the 686-pae kernel's 100 fork+exec took 2.6 s with it, 0.3 s without). */
+        if (sub == 0)
+            d = XBT_BIT(29);
+        break;
+    case 0x40000000:
+        /* The hypervisor leaf (CPUID.1:ECX.hypervisor is set), as VMware's and KVM's:
+           the highest hypervisor leaf and the signature "xbtVirtualCP". */
+        a = 0x40000000;
+        memcpy(&b, "xbtV", 4), memcpy(&c, "irtu", 4), memcpy(&d, "alCP", 4);
+        break;
+    default:
+        break;
+    }
+    out[0] = a, out[1] = b, out[2] = c, out[3] = d;
+}
+
+bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
+{
+    switch (index) {
+    case 0x10: *value = __rdtsc() + v->tsc_offset; return true;
+    case 0x17: *value = 0; return true;
+    case 0x1B:
+        if (!local_apic(v))
+            return false;
+        *value = v->msr_apic_base;
+        return true;
+    case 0x8B: *value = 0; return true;
+    case 0x10A: *value = 1; return true; /* RDCL_NO (see CPUID 7) */
+    case 0x174: *value = v->msr_sysenter_cs; return true;
+    case 0x175: *value = v->msr_sysenter_esp; return true;
+    case 0x176: *value = v->msr_sysenter_eip; return true;
+    case 0x1A0: *value = v->msr_misc_enable; return true;
+    default: return false;
+    }
+}
+
+bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
+{
+    switch (index) {
+    case 0x10: v->tsc_offset = value - __rdtsc(); return true;
+    case 0x1B:
+        /* Bits 0-7, 9, 10 and 36-63 are reserved (a 36-bit physical address space). */
+        if (!local_apic(v) || (value & ~0x0000000FFFFFF900ull))
+            return false;
+        v->msr_apic_base = value;
+        return true;
+    case 0x8B: return true;
+    case 0x174: v->msr_sysenter_cs = value & 0xFFFF; return true;
+    case 0x175: v->msr_sysenter_esp = value & 0xFFFFFFFF; return true;
+    case 0x176: v->msr_sysenter_eip = value & 0xFFFFFFFF; return true;
+    case 0x1A0: v->msr_misc_enable = value; return true;
+    default: return false; /* 0x17, 0x10A: read-only */
+    }
+}
