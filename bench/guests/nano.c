@@ -11,6 +11,7 @@
  *   divfault  a divide fault handled by the guest (#DE through the IDT and back)
  *   pushfpopf PUSHF/POPF pair (a sensitive instruction pair)
  *   clisti    CLI then STI (privileged; STI's shadow covers the loop's next instruction)
+ *   rdtsc     RDTSC at CPL 0 (the Linux guest's clock reads it millions of times)
  *   cr3       a CR3 write (paging off: no TLB to flush)
  * then with paging on (4 KiB identity pages):
  *   pagefault a read of a not-present page, handled by the guest (skips the instruction)
@@ -194,6 +195,7 @@ void main(void)
     MEASURE("pushfpopf", 200000, __asm__ volatile("pushfl; popfl" ::: "memory", "cc"));
     /* The PIC masks every line (pic_init): IF=1 takes nothing. */
     MEASURE("clisti", 200000, __asm__ volatile("cli; sti" ::: "memory"));
+    MEASURE("rdtsc", 200000, __asm__ volatile("rdtsc" ::: "eax", "edx", "memory"));
     u32 cr3;
     __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
     MEASURE("cr3", 20000, __asm__ volatile("mov %0, %%cr3" : : "r"(cr3) : "memory"));

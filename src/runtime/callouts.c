@@ -790,7 +790,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
     case XBT_CO_RDTSC: {
         if ((v->cr4 & XBT_CR4_TSD) && !priv_ok)
             return fault(v, XBT_GP, 0);
-        uint64_t t = __rdtsc() + v->tsc_offset;
+        uint64_t t = __rdtsc() + v->ctx.tsc_offset;
         v->ctx.gpr[XBT_EAX] = (uint32_t)t;
         v->ctx.gpr[XBT_EDX] = (uint32_t)(t >> 32);
         return next(v);

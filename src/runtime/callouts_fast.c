@@ -238,7 +238,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     case XBT_CO_RDTSC: { /* CPL 0: CR4.TSD does not apply */
         uint32_t lo, hi;
         __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-        uint64_t t = (((uint64_t)hi << 32) | lo) + v->tsc_offset;
+        uint64_t t = (((uint64_t)hi << 32) | lo) + v->ctx.tsc_offset;
         v->ctx.gpr[XBT_EAX] = (uint32_t)t;
         v->ctx.gpr[XBT_EDX] = (uint32_t)(t >> 32);
         return done(v, s);

@@ -87,7 +87,7 @@ void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
 {
     switch (index) {
-    case 0x10: *value = __rdtsc() + v->tsc_offset; return true;
+    case 0x10: *value = __rdtsc() + v->ctx.tsc_offset; return true;
     case 0x17: *value = 0; return true;
     case 0x1B:
         if (!local_apic(v))
@@ -107,7 +107,7 @@ bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
 bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
 {
     switch (index) {
-    case 0x10: v->tsc_offset = value - __rdtsc(); return true;
+    case 0x10: v->ctx.tsc_offset = value - __rdtsc(); return true;
     case 0x1B:
         /* Bits 0-7, 9, 10 and 36-63 are reserved (a 36-bit physical address space). */
         if (!local_apic(v) || (value & ~0x0000000FFFFFF900ull))

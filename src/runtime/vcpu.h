@@ -146,7 +146,6 @@ struct xbt_vcpu {
     xbt_segment ldtr, tr;
     xbt_dtable gdtr, idtr;
     uint32_t cpl;
-    uint64_t tsc_offset;
     uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
         msr_efer, msr_misc_enable;
     bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */

@@ -96,6 +96,7 @@ struct xbt_jit_ctx {
                                   xbt_jit_intr_open (jmp r15) while no external interrupt
                                   can be pending, else xbt_jit_intr_pending (an exit to
                                   the dispatcher at R14D, which polls the source) */
+    uint64_t tsc_offset;       /* [jit] guest TSC = host TSC + this (RDTSC inline at CPL 0) */
 };
 #endif
 
@@ -123,6 +124,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_FPU           192
 #define XBT_CTX_SEG_LIMIT     704
 #define XBT_CTX_INTR_GATE     728
+#define XBT_CTX_TSC_OFFSET    736
 
 /* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
 #define XBT_JIT_EXIT_DIRECT   1
@@ -154,6 +156,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, callout_fn) == XBT_CTX_CALLOUT_FN, "
 _Static_assert(offsetof(struct xbt_jit_ctx, host_mxcsr) == XBT_CTX_HOST_MXCSR, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, fpu) == XBT_CTX_FPU, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, intr_gate) == XBT_CTX_INTR_GATE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, tsc_offset) == XBT_CTX_TSC_OFFSET, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);

@@ -984,6 +984,22 @@ static void emit_popf(xbt_tx *t, const xbt_insn *in)
     t->b->stats.rewritten++;
 }
 
+/* RDTSC at CPL 0 (CR4.TSD does not apply there): the host TSC plus ctx->tsc_offset,
+   flags kept by PUSHFQ/POPFQ on the host stack (EAX and EDX are the outputs anyway). */
+static void emit_rdtsc(xbt_tx *t)
+{
+    xbt_emit0(t, M(PUSHFQ));
+    xbt_emit0(t, M(RDTSC));
+    xbt_emit2(t, M(SHL), xo_reg(R(RDX)), xo_imm(32));
+    xbt_emit2(t, M(OR), xo_reg(R(RAX)), xo_reg(R(RDX)));
+    xbt_emit2(t, M(ADD), xo_reg(R(RAX)), ctx_mem(XBT_CTX_TSC_OFFSET, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(RDX)), xo_reg(R(RAX)));
+    xbt_emit2(t, M(SHR), xo_reg(R(RDX)), xo_imm(32));
+    xbt_emit2(t, M(MOV), xo_reg(R(EAX)), xo_reg(R(EAX))); /* the upper half zero */
+    xbt_emit0(t, M(POPFQ));
+    t->b->stats.rewritten++;
+}
+
 /* MOV r/m, Sreg: the virtual selector. */
 static void emit_mov_from_sreg(xbt_tx *t, const xbt_insn *in)
 {
@@ -1301,6 +1317,10 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         }
         if (in->callout == XBT_CO_PUSHF) {
             emit_pushf(t, in);
+            return false;
+        }
+        if (in->callout == XBT_CO_RDTSC && t->mode->cpl == 0) {
+            emit_rdtsc(t);
             return false;
         }
         if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&

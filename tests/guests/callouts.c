@@ -245,6 +245,17 @@ static void test_cpuid_msr(void)
     CHECK(t1 > t0, "rdtsc increases");
     __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(0x10));
     (void)lo; /* RDMSR of the TSC executes (QEMU's TCG reads it as 0, xbt as the TSC) */
+    /* WRMSR of the TSC moves what RDTSC reads; RDTSC (inline in xbt at CPL 0) leaves the
+       arithmetic flags alone: 0 - 1 sets CF PF AF SF. */
+    __asm__ volatile("wrmsr" : : "c"(0x10), "a"(0), "d"(0x12345));
+    u32 fl;
+    __asm__ volatile("movl $0, %%eax\n\tcmpl $1, %%eax\n\trdtsc\n\tpushfl\n\tpopl %0"
+                     : "=r"(fl), "=a"(lo), "=d"(hi) : : "cc");
+    if (on_qemu_tcg()) /* QEMU 7.2's TCG ignores a WRMSR of the TSC */
+        CHECK(1, "rdtsc after a wrmsr of the tsc: not on QEMU TCG");
+    else
+        CHECK_EQ(hi, 0x12345, "rdtsc after a wrmsr of the tsc: the high half");
+    CHECK_EQ(fl & 0x8d5, 0x95, "rdtsc keeps the arithmetic flags");
     __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(0x1b));
     CHECK_EQ(lo & 0xfffff000u, 0xfee00000u, "apic base msr");
 }
