@@ -1441,17 +1441,22 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
 static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_t next,
                             uint32_t first_page, uint32_t max)
 {
-    if (t->tr->path || t->b->n_insns + 2 > max || out_of_room(t, max))
+    if (t->b->n_insns + 2 > max || out_of_room(t, max))
+        return false;
+    /* The loop's page limit after the STI (xbt_translate_block), and the next
+       instruction on the STI's page, read without a fetch from the page after. */
+    uint32_t page = (next - 1) & ~0xFFFu;
+    if (t->tr->path ? page - first_page > 4096 : page != first_page)
         return false;
     uint8_t buf[ZYDIS_MAX_INSTRUCTION_LENGTH];
-    if ((next & ~0xFFFu) != first_page)
+    if ((next & ~0xFFFu) != page)
         return false;
-    uint32_t room = first_page + 4096 - next; /* no fetch from the next page */
+    uint32_t room = page + 4096 - next;
     uint32_t got = fetch(opaque, next, buf, room < sizeof buf ? room : sizeof buf);
     xbt_insn n;
     if (!got || xbt_decode(&t->tr->dec, buf, got, next, &n) != XBT_DECODE_OK)
         return false;
-    if (((next + n.length - 1) & ~0xFFFu) != first_page)
+    if (((next + n.length - 1) & ~0xFFFu) != page)
         return false;
     if (n.iclass != XBT_IC_COPY && n.iclass != XBT_IC_MEMORY && n.iclass != XBT_IC_STACK)
         return false;
