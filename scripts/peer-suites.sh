@@ -34,13 +34,13 @@ unexplained=0
 
 # Known differences with the current runtime: test -> reason.  A difference not listed
 # here makes the run fail; a listed one that no longer differs is reported as fixed.
-vendor_reason="CPUID vendor 'xbtVirtualCP': the library takes the AMD path, MSR 0xc0010000 raises #GP (src/runtime/callouts.c)"
+vendor_reason="CPUID vendor 'xbtVirtualCP': the library takes the AMD path, MSR 0xc0010000 raises #GP (src/runtime/cpumodel.c)"
 declare -A known=(
-    [smap]="CPUID has no SMAP (QEMU runs it with -cpu max) (src/runtime/callouts.c)"
-    [tsc]="CPUID has no RDTSCP (QEMU runs it with -cpu max) (src/runtime/callouts.c)"
-    [umip]="CPUID has no UMIP: 11 of the 21 checks run (QEMU: -cpu qemu64,+umip) (src/runtime/callouts.c)"
-    [la57]="#GP where QEMU (-cpu max) has the 64-bit CPU's CR4 bits (src/runtime/callouts.c)"
-    [msr]="MSRs the CPU model lacks: #GP where QEMU has them (src/runtime/callouts.c)"
+    [smap]="CPUID has no SMAP (QEMU runs it with -cpu max) (src/runtime/cpumodel.c)"
+    [tsc]="CPUID has no RDTSCP (QEMU runs it with -cpu max) (src/runtime/cpumodel.c)"
+    [umip]="CPUID has no UMIP: 11 of the 21 checks run (QEMU: -cpu qemu64,+umip) (src/runtime/cpumodel.c)"
+    [la57]="#GP where QEMU (-cpu max) has the 64-bit CPU's CR4 bits (src/runtime/cpumodel.c)"
+    [msr]="EFER: the test writes EFER.SCE on every CPU; xbt's model (like a 32-bit CPU without SYSCALL or NX) has no EFER, #GP (src/runtime/cpumodel.c)"
     [emulator]="MMIO gaps: CMPS with both sides MMIO and others (src/runtime/mmio.c)"
     [eventinj]="no NMI injection in xbt's API (the NMI checks fail), then a triple fault at the divide error with ESP at a page boundary (src/runtime)"
     [s3]="S3 resume: the waking vector runs in real mode, which xbt cannot enter; xbt-run ends the run at the suspend (status 6)"

@@ -8,7 +8,7 @@
  *   leaf 0     max leaf 7, "GenuineIntel"
  *   leaf 1     EAX 0x000006F1; EBX: one logical processor, initial APIC ID 0;
  *              ECX: SSE3 SSSE3 SSE4.1 SSE4.2, hypervisor;
- *              EDX: FPU PSE TSC MSR PAE CX8 SEP PGE CMOV MMX FXSR SSE SSE2, and APIC when
+ *              EDX: FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2, and APIC when
  *              the embedder models a local APIC (XBT_VM_LOCAL_APIC)
  *   leaf 7.0   EDX: IA32_ARCH_CAPABILITIES (bit 29)
  *   0x40000000 the hypervisor leaf: max 0x40000000, signature "xbtVirtualCP" (EBX ECX EDX)
@@ -16,7 +16,8 @@
  *
  * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
  * kernel could not save their state), RDTSCP, RDPID, SYSCALL, NX (no EFER: a CPU
- * without extended features has none), MTRRs, PAT, MCE/MCA, SMAP/SMEP, UMIP, PCID.
+ * without extended features has none), MTRRs, MCE/MCA, SMAP/SMEP, UMIP, PCID.  (PAT
+ * selects memory types, which mean nothing here: the walker ignores the PAT bits.)
  * Directly executed code never runs CPUID or XGETBV natively (direct.c translates the
  * pages that hold them), so it sees this model too.
  *
@@ -30,6 +31,8 @@
  *   0x10A  IA32_ARCH_CAPABILITIES   RDCL_NO (read-only)
  *   0x174-0x176 SYSENTER_CS/ESP/EIP
  *   0x1A0  IA32_MISC_ENABLE         stored
+ *   0x277  IA32_PAT                 0x0007040600070406 at reset; a reserved memory type
+ *                                   (2, 3, 8-255) in any byte #GP
  */
 #include <string.h>
 #include <x86intrin.h>
@@ -38,8 +41,8 @@
 
 /* CPUID.1:EDX and :ECX bits of the model. */
 #define CPUID1_EDX (XBT_BIT(0) | XBT_BIT(3) | XBT_BIT(4) | XBT_BIT(5) | XBT_BIT(6) | XBT_BIT(8) | \
-                    XBT_BIT(11) | XBT_BIT(13) | XBT_BIT(15) | XBT_BIT(23) | XBT_BIT(24) |          \
-                    XBT_BIT(25) | XBT_BIT(26))
+                    XBT_BIT(11) | XBT_BIT(13) | XBT_BIT(15) | XBT_BIT(16) | XBT_BIT(23) |          \
+                    XBT_BIT(24) | XBT_BIT(25) | XBT_BIT(26))
 #define CPUID1_EDX_APIC XBT_BIT(9)
 #define CPUID1_ECX (XBT_BIT(0) | XBT_BIT(9) | XBT_BIT(19) | XBT_BIT(20) | XBT_BIT(31))
 #define XBT_BIT(n) (1u << (n))
@@ -100,8 +103,19 @@ bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
     case 0x175: *value = v->msr_sysenter_esp; return true;
     case 0x176: *value = v->msr_sysenter_eip; return true;
     case 0x1A0: *value = v->msr_misc_enable; return true;
+    case 0x277: *value = v->msr_pat; return true;
     default: return false;
     }
+}
+
+static bool pat_valid(uint64_t value)
+{
+    for (int i = 0; i < 8; i++) {
+        unsigned type = (unsigned)(value >> (8 * i)) & 0xFF;
+        if (type == 2 || type == 3 || type > 7)
+            return false;
+    }
+    return true;
 }
 
 bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
@@ -119,6 +133,11 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
     case 0x175: v->msr_sysenter_esp = value & 0xFFFFFFFF; return true;
     case 0x176: v->msr_sysenter_eip = value & 0xFFFFFFFF; return true;
     case 0x1A0: v->msr_misc_enable = value; return true;
+    case 0x277:
+        if (!pat_valid(value))
+            return false;
+        v->msr_pat = value;
+        return true;
     default: return false; /* 0x17, 0x10A: read-only */
     }
 }

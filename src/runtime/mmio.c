@@ -190,16 +190,32 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
                                    ZydisMnemonicGetString(mn));
             return false;
         }
-        uint32_t other = v->ctx.gpr[XBT_EAX];
-        if (cmps && !xbt_read_lin(v, mmio_is_src ? dst : src, &other, size)) {
+        uint32_t other = v->ctx.gpr[XBT_EAX], olin = mmio_is_src ? dst : src;
+        uint64_t ogpa = 0;
+        bool both = false;
+        if (cmps && !xbt_read_lin(v, olin, &other, size)) {
             v->pf_pending = false;
-            xbt_set_internal_error(v, v->ctx.eip, "CMPS between MMIO at %#llx and %08x: the "
-                                   "other side is not readable RAM (not emulated)",
-                                   (unsigned long long)gpa, mmio_is_src ? dst : src);
-            return false;
+            /* Not RAM: a #PF there is raised before the device sees anything; MMIO on
+               both sides reads [ESI], then [EDI] (two read exits), then compares. */
+            int w = walk_access(v, olin, false, &ogpa);
+            if (w == 0) {
+                v->mmio_raised = true;
+                return true;
+            }
+            if (w < 0)
+                return false;
+            if (ogpa < v->vm->ram_size || (olin & 0xFFF) + size > 4096) {
+                xbt_set_internal_error(v, v->ctx.eip, "CMPS between MMIO at %#llx and %08x: "
+                                       "the other side is neither RAM nor MMIO within one "
+                                       "page (not emulated)", (unsigned long long)gpa, olin);
+                return false;
+            }
+            both = true;
+            v->exit.mmio.gpa = mmio_is_src ? gpa : ogpa; /* [ESI] first */
+            v->mmio_cmp_dst_gpa = mmio_is_src ? ogpa : gpa;
         }
         v->mmio_pending = true;
-        v->mmio_kind = cmps ? 5 : 4;
+        v->mmio_kind = both ? 6 : cmps ? 5 : 4;
         v->mmio_size = (uint8_t)size;
         v->mmio_rep = !rep ? 0 : (in->zi.attributes & ZYDIS_ATTRIB_HAS_REPNE) ? 2 : 1;
         v->mmio_step = step;
@@ -454,6 +470,19 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         v->mmio_kind = 0;
         v->mmio_step_data = v->exit.mmio.data;
         v->mmio_run = true;
+        return true;
+    }
+    if (v->mmio_kind == 6) {
+        /* CMPS with MMIO on both sides: [ESI] arrived; now [EDI] (a second read exit,
+           the compare when it completes). */
+        v->mmio_cmp_other = d;
+        v->mmio_cmp_mmio_first = false; /* [ESI] - [EDI] = other - d */
+        v->mmio_kind = 5;
+        memset(&v->exit, 0, sizeof v->exit);
+        v->exit.reason = XBT_EXIT_MMIO;
+        v->exit.mmio.gpa = v->mmio_cmp_dst_gpa;
+        v->exit.mmio.size = sz;
+        v->mmio_exit_ready = true; /* mmio_pending stays set */
         return true;
     }
     if (v->mmio_kind == 4 || v->mmio_kind == 5) { /* SCAS, CMPS */

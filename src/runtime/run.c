@@ -583,7 +583,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
         return XBT_OK; /* v->exit holds the reason */
     }
-    if (v->mmio_exit_ready) { /* MOVS from MMIO to MMIO: the element's write */
+    if (v->mmio_exit_ready) { /* MMIO to MMIO: MOVS's write, CMPS's second read */
         v->mmio_exit_ready = false;
         v->stats.exits[XBT_EXIT_MMIO]++;
         return XBT_OK;

@@ -163,7 +163,8 @@ struct xbt_vcpu {
     uint8_t mmio_sign;               /* MOVSX */
     uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO,
                                         3 any other instruction (the generic path),
-                                        4 SCAS, 5 CMPS */
+                                        4 SCAS, 5 CMPS, 6 CMPS with MMIO on both
+                                        sides ([ESI] first, then kind 5 for [EDI]) */
     /* The generic path: the instruction runs once against a scratch page mapped at the
        MMIO address, filled with the device's data; what it stored there is written. */
     bool mmio_run, mmio_step_active, mmio_step_writes;
@@ -177,6 +178,7 @@ struct xbt_vcpu {
     uint8_t mmio_rep;                /* REP (CMPS/SCAS: 1 REPE, 2 REPNE) */
     uint32_t mmio_cmp_other;         /* CMPS/SCAS: the element from the other side */
     bool mmio_cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */
+    uint64_t mmio_cmp_dst_gpa;       /* CMPS with MMIO on both sides (kind 6): [EDI]'s */
     int32_t mmio_step;               /* string: +-size per element (DF) */
     uint32_t mmio_dst_lin;           /* MOVS from MMIO: where the element goes */
     uint32_t mmio_next_eip;

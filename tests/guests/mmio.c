@@ -107,6 +107,23 @@ void main(void)
                      : "+S"(ms), "+D"(md), "=q"(zf), "=q"(cf) : : "memory", "cc");
     /* [ESI] = 0x64636261 (mmio, little-endian "abcd") - 0x61626364: above, not equal */
     CHECK(!(zf & 1) && !(cf & 1) && ms == (u32 *)(IOMEM + 0x704), "cmpsl mmio against ram");
+    /* CMPS with MMIO on both sides: [ESI], then [EDI], per element. */
+    static const u8 other2[8] = "abcdefgX";
+    for (int i = 0; i < 8; i++)
+        *(volatile u8 *)(IOMEM + 0x780 + i) = other2[i];
+    es = (u8 *)(IOMEM + 0x700);
+    ed = (u8 *)(IOMEM + 0x780);
+    c = 8;
+    __asm__ volatile("cld; repe cmpsb; setz %b3; setc %b4"
+                     : "+S"(es), "+D"(ed), "+c"(c), "=q"(zf), "=q"(cf) : : "memory", "cc");
+    CHECK(es == (u8 *)(IOMEM + 0x708) && ed == (u8 *)(IOMEM + 0x788) && c == 0,
+          "repe cmpsb mmio against mmio runs to the mismatch at the end");
+    CHECK(!(zf & 1) && !(cf & 1), "cmpsb mmio against mmio: 'h' > 'X' (ZF and CF clear)");
+    ms = (u32 *)(IOMEM + 0x700);
+    u32 *ms2 = (u32 *)(IOMEM + 0x780);
+    __asm__ volatile("cld; cmpsl; setz %b2"
+                     : "+S"(ms), "+D"(ms2), "=q"(zf) : : "memory", "cc");
+    CHECK((zf & 1) && ms2 == (u32 *)(IOMEM + 0x784), "cmpsl mmio against mmio: equal");
 
     /* Read-modify-write, compares and pure stores on MMIO (the generic path). */
     volatile u32 *g = (volatile u32 *)(IOMEM + 0x600);

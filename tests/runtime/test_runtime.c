@@ -75,6 +75,52 @@ static void expect_out(struct guest *g, uint16_t port, uint32_t data)
     ck_assert_uint_eq(ex->io.data, data);
 }
 
+/* The CPU model (cpumodel.c): what CPUID leaf 1 and the hypervisor leaf say, with and
+   without a local APIC, and its MSRs' rules. */
+static void cpu_model_case(uint32_t flags)
+{
+    const uint8_t code[] = {
+        0xb8, 0x01, 0x00, 0x00, 0x00, /* mov eax, 1 */
+        0x0f, 0xa2,                   /* cpuid */
+        0x89, 0xd0, 0xe7, 0xf1,       /* mov eax, edx; out 0xf1, eax */
+        0xb8, 0x00, 0x00, 0x00, 0x40, /* mov eax, 0x40000000 */
+        0x0f, 0xa2,                   /* cpuid */
+        0x89, 0xd8, 0xe7, 0xf2,       /* mov eax, ebx; out 0xf2, eax */
+        0x89, 0xd0, 0xe7, 0xf3,       /* mov eax, edx; out 0xf3, eax */
+        0xf4,
+    };
+    struct guest g;
+    setup_guest_flags(&g, code, sizeof code, flags);
+    int apic = (flags & XBT_VM_LOCAL_APIC) != 0;
+    /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2 (+ APIC) */
+    expect_out(&g, 0xf1, 0x0781a979u | (apic ? 1u << 9 : 0));
+    uint32_t sig[2];
+    memcpy(&sig[0], "xbtV", 4);
+    memcpy(&sig[1], "alCP", 4);
+    expect_out(&g, 0xf2, sig[0]);
+    expect_out(&g, 0xf3, sig[1]);
+    uint64_t v;
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0x1b, &v), apic ? XBT_OK : XBT_E_INVAL);
+    if (apic) {
+        ck_assert_uint_eq(v, 0xfee00900u);
+        ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x1b, 0xfee00001u), XBT_E_INVAL); /* rsvd */
+    }
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0x277, &v), XBT_OK);
+    ck_assert_uint_eq(v, 0x0007040600070406ull);
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x277, 0x0007040600070402ull), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x277, 0x0000000000000007ull), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xc0000080u, &v), XBT_E_INVAL); /* no EFER */
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x10a, 0), XBT_E_INVAL);        /* read-only */
+    xbt_vm_destroy(g.vm);
+}
+
+START_TEST(cpu_model)
+{
+    cpu_model_case(0);
+    cpu_model_case(XBT_VM_LOCAL_APIC);
+}
+END_TEST
+
 START_TEST(loop_cpuid_divide_fault)
 {
     const uint8_t code[] = {
@@ -493,6 +539,7 @@ int main(void)
     TCase *tc = tcase_create("flat-ring0");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, loop_cpuid_divide_fault);
+    tcase_add_test(tc, cpu_model);
     tcase_add_test(tc, int_and_iret);
     tcase_add_test(tc, self_modifying_code);
     tcase_add_test(tc, triple_fault_is_shutdown);
