@@ -12,6 +12,7 @@
 
 #include "vcpu.h"
 #include "runtime/xfer.h"
+#include "shadow-mmu/walk.h"
 
 #define SITE(v) ((const struct xbt_callout_site *)(uintptr_t)(v)->ctx.callout_site)
 
@@ -36,9 +37,12 @@ static void set_reg(struct xbt_vcpu *v, uint8_t reg, unsigned size, uint32_t val
         *r = val;
 }
 
-/* Raises an exception for the instruction at the site; always leaves the block. */
+/* Raises an exception for the instruction at the site; always leaves the block.  An
+   access that met MMIO is not a fault: its read exit is recorded (co_rd_requested). */
 static int fault(struct xbt_vcpu *v, int vector, uint32_t err)
 {
+    if (v->co_rd_requested)
+        return XBT_LEAVE_EXIT;
     if (v->pf_pending) {
         /* The access that failed met a guest page fault: that is the exception. */
         v->pf_pending = false;
@@ -80,16 +84,81 @@ static int next(struct xbt_vcpu *v)
     return 0;
 }
 
+/* Where an access that found no RAM goes: its guest physical address if that is MMIO
+   (a 1, 2, 4 or 8-byte access within one page, allowed at this privilege), else false
+   (a #PF is pending, or the access is one the VMM does not emulate: the caller's
+   fault stands). */
+static bool mmio_target(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write,
+                        uint64_t *gpa)
+{
+    if (v->pf_pending || (lin & 0xFFF) + len > 4096 || (len & (len - 1)) || len > 8)
+        return false;
+    *gpa = lin;
+    if (xbt_paging(v)) {
+        xbt_walk_result r;
+        if (!xbt_walk_lin(v, lin, write, v->cpl == 3, false, &r))
+            return false;
+        *gpa = r.gpa;
+    }
+    return *gpa >= v->vm->ram_size;
+}
+
 /* Explicit operands and stack accesses: with the rights of the current privilege (at
-   CPL 3 a supervisor page is a #PF, as for the instruction run by the CPU). */
+   CPL 3 a supervisor page is a #PF, as for the instruction run by the CPU).  MMIO: a
+   read the device has answered comes from co_rd; a new one becomes a read exit, after
+   which the instruction runs again (nothing of it is done before its reads succeed). */
 static bool read_mem(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
 {
-    return xbt_read_lin_as(v, lin, dst, len, v->cpl == 3);
+    if (xbt_read_lin_as(v, lin, dst, len, v->cpl == 3))
+        return true;
+    uint64_t gpa;
+    if (!mmio_target(v, lin, len, false, &gpa))
+        return false;
+    if (v->co_rd_eip != SITE(v)->eip)
+        v->co_rd_n = 0; /* answers for another instruction */
+    for (unsigned i = 0; i < v->co_rd_n; i++) {
+        struct xbt_co_mmio *c = &v->co_rd[i];
+        if (c->valid && c->lin == lin && c->size == len) {
+            c->valid = false; /* each answer once per run of the instruction */
+            memcpy(dst, &c->data, len);
+            return true;
+        }
+    }
+    if (v->co_rd_n == 4) {
+        xbt_set_internal_error(v, SITE(v)->eip, "more than four MMIO reads by one "
+                               "instruction (not emulated)");
+        v->co_rd_requested = true;
+        return false;
+    }
+    /* Answers already used in this run are kept for the next one. */
+    for (unsigned i = 0; i < v->co_rd_n; i++)
+        v->co_rd[i].valid = true;
+    v->co_rd_eip = SITE(v)->eip;
+    v->co_rd[v->co_rd_n++] = (struct xbt_co_mmio){ lin, (uint8_t)len, false, gpa, 0 };
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_MMIO;
+    v->exit.mmio.gpa = gpa;
+    v->exit.mmio.size = len;
+    v->mmio_pending = true;
+    v->mmio_kind = 7;
+    v->mmio_size = (uint8_t)len;
+    v->co_rd_requested = true;
+    return false;
 }
 
 static bool write_mem(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
 {
-    return xbt_write_lin_as(v, lin, src, len, v->cpl == 3);
+    if (xbt_write_lin_as(v, lin, src, len, v->cpl == 3))
+        return true;
+    uint64_t gpa;
+    if (!mmio_target(v, lin, len, true, &gpa))
+        return false;
+    if (v->co_wr_n == 4)
+        return false; /* not emulated: the caller's fault */
+    struct xbt_co_mmio *c = &v->co_wr[v->co_wr_n++];
+    *c = (struct xbt_co_mmio){ lin, (uint8_t)len, true, gpa, 0 };
+    memcpy(&c->data, src, len);
+    return true;
 }
 
 /* Operand of r/m16 or r/m32 form: register or memory at the EA. */
@@ -413,8 +482,21 @@ static int callout_body(struct xbt_jit_ctx *ctx);
    still takes interrupts and stops within bounded time. */
 int xbt_callout_entry(struct xbt_jit_ctx *ctx)
 {
-    int r = callout_body(ctx);
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
+    v->co_wr_n = v->co_wr_sent = 0;
+    int r = callout_body(ctx);
+    if (v->co_rd_requested) {
+        /* A read met MMIO: its exit is recorded; the instruction runs again, from its
+           start, once the device answered (mmio.c stores the data in co_rd). */
+        v->co_rd_requested = false;
+        v->co_wr_n = 0;
+        v->pf_pending = false;
+        v->ctx.eip = SITE(v)->eip;
+        return XBT_LEAVE_EXIT;
+    }
+    v->co_rd_n = 0;
+    if (v->co_wr_n && r != XBT_LEAVE_EXIT)
+        return xbt_callout_mmio_store(v) ? XBT_LEAVE_EXIT : r; /* the stores, in order */
     if (r == 0 && atomic_load_explicit(&v->kick, memory_order_relaxed) &&
         v->ctx.eip == SITE(v)->eip + SITE(v)->len)
         return XBT_LEAVE_DISPATCH;

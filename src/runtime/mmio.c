@@ -328,6 +328,15 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
         return false;
     }
     uint32_t start = v->seg[in.seg].base + (uint32_t)ea;
+    if ((mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
+         mn == ZYDIS_MNEMONIC_BTC) && in.ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+        (size == 2 || size == 4)) {
+        /* A register bit offset reaches outside the operand: the word or dword at
+           EA + size * (offset / (8 * size)), the offset signed (SDM, BT). */
+        uint32_t off = v->ctx.gpr[xbt_gpr_index(in.ops[1].reg.value) & 7];
+        int32_t bit = size == 2 ? (int16_t)off : (int32_t)off;
+        start += (uint32_t)((bit >> (size == 2 ? 4 : 5)) * (int32_t)size);
+    }
     bool crosses = (start & 0xFFF) + size > 4096;
     /* Paging off, the next page without RAM is MMIO too: one access of the full size. */
     bool all_mmio = crosses && !xbt_paging(v) && start >= v->vm->ram_size && start == lin;
@@ -338,7 +347,29 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
         return false;
     }
     uint32_t m0 = lin, mlen = size;
-    if (crosses && !all_mmio && size <= 8 && (is_load || is_store)) {
+    /* A MOV crossing two pages that are both MMIO (with paging their physical
+       addresses need not follow each other): one exit per page's part.  Both
+       translations are checked first, as the CPU does before it touches either. */
+    bool split = false;
+    uint64_t g1 = 0, g2 = 0;
+    uint32_t n1 = 0;
+    if (crosses && !all_mmio && (size == 2 || size == 4) && is_load != is_store &&
+        (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX || mn == ZYDIS_MNEMONIC_MOVSX)) {
+        uint32_t p2 = (start & ~0xFFFu) + 4096;
+        int w = walk_access(v, start, is_store, &g1);
+        if (w > 0)
+            w = walk_access(v, p2, is_store, &g2);
+        if (w <= 0) {
+            v->mmio_raised = w == 0;
+            return false;
+        }
+        if (g1 >= v->vm->ram_size && g2 >= v->vm->ram_size) {
+            split = true;
+            n1 = p2 - start;
+            gpa = g1;
+        }
+    }
+    if (crosses && !all_mmio && !split && size <= 8 && (is_load || is_store)) {
         int r = straddle_prepare(v, lin, start, size, is_store, &m0, &mlen);
         if (r <= 0) {
             v->mmio_raised = r == 0;
@@ -349,12 +380,14 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     bool ok = (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX ||
                mn == ZYDIS_MNEMONIC_MOVSX) &&
               (size == 1 || size == 2 || size == 4) && is_load != is_store &&
-              gpa >= v->vm->ram_size && (!crosses || all_mmio);
+              gpa >= v->vm->ram_size && (!crosses || all_mmio || split);
     /* The other operand must be a general register or an immediate (not MOV Sreg). */
     const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
     if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
         ok = false;
-    bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8) &&
+    /* 16 bytes (SSE): two 8-byte exits each way, within one MMIO page. */
+    bool wide = size == 16 && !crosses;
+    bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8 || wide) &&
                    (is_load || is_store) && gpa >= v->vm->ram_size && (!crosses || !all_mmio);
     if (!ok && !generic) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: a %u-byte "
@@ -365,7 +398,7 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     memset(&v->exit, 0, sizeof v->exit);
     v->exit.reason = XBT_EXIT_MMIO;
     v->exit.mmio.gpa = gpa;
-    v->exit.mmio.size = generic ? mlen : size;
+    v->exit.mmio.size = generic ? (mlen > 8 ? 8 : mlen) : size;
     v->exit.mmio.is_write = is_store;
     uint32_t next = v->ctx.eip + in.length;
     if (generic) {
@@ -376,7 +409,8 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
         v->mmio_step_next = next;
         v->mmio_step_writes = is_store;
         v->mmio_size = (uint8_t)mlen;
-        v->mmio_step_data = 0;
+        memset(v->mmio_step_data, 0, sizeof v->mmio_step_data);
+        v->mmio_step_got = 0;
         if (is_load) { /* the device's data first */
             v->exit.mmio.is_write = 0;
             v->mmio_pending = true;
@@ -394,6 +428,14 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
         if (size < 4)
             val &= (1u << (8 * size)) - 1;
         v->exit.mmio.data = val;
+        if (split) { /* the first page's bytes now, the rest in the next exit */
+            v->exit.mmio.size = n1;
+            v->exit.mmio.data = val & ((1ull << (8 * n1)) - 1);
+            v->co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)(size - n1), true, g2,
+                                                (uint64_t)val >> (8 * n1) };
+            v->co_wr_n = 1;
+            v->co_wr_sent = 0;
+        }
         v->ctx.eip = next; /* a store is complete once the embedder has it */
         return true;
     }
@@ -405,6 +447,11 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     v->mmio_dst_size = (uint8_t)(dst->size / 8);
     v->mmio_sign = mn == ZYDIS_MNEMONIC_MOVSX;
     v->mmio_next_eip = next;
+    v->mmio_split_n1 = (uint8_t)(split ? n1 : 0);
+    v->mmio_split_have = false;
+    v->mmio_split_gpa = g2;
+    if (split)
+        v->exit.mmio.size = n1;
     return true;
 }
 
@@ -429,7 +476,7 @@ void xbt_mmio_step_prepare(struct xbt_vcpu *v)
     }
     uint8_t *page = xbt_current_window(v) + (v->mmio_step_lin & ~0xFFFu);
     memset(v->mmio_scratch, 0, 4096);
-    memcpy(v->mmio_scratch + (v->mmio_step_lin & 0xFFF), &v->mmio_step_data, v->mmio_size);
+    memcpy(v->mmio_scratch + (v->mmio_step_lin & 0xFFF), v->mmio_step_data, v->mmio_size);
     if (mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, v->mmio_scratch_fd, 0) !=
         page) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map the MMIO scratch page");
@@ -445,8 +492,11 @@ void xbt_mmio_step_prepare(struct xbt_vcpu *v)
    data is read through the VMM's own view); a completed store becomes the write exit. */
 bool xbt_mmio_step_finish(struct xbt_vcpu *v)
 {
-    uint64_t data = 0;
-    memcpy(&data, v->mmio_scratch + (v->mmio_step_lin & 0xFFF), v->mmio_size);
+    uint64_t data = 0, high = 0;
+    unsigned first = v->mmio_size > 8 ? 8 : v->mmio_size;
+    memcpy(&data, v->mmio_scratch + (v->mmio_step_lin & 0xFFF), first);
+    if (v->mmio_size > 8)
+        memcpy(&high, v->mmio_scratch + (v->mmio_step_lin & 0xFFF) + 8, v->mmio_size - 8u);
     mmap(v->mmio_scratch_at, 4096, PROT_NONE,
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
     v->mmio_step_active = false;
@@ -455,9 +505,29 @@ bool xbt_mmio_step_finish(struct xbt_vcpu *v)
     memset(&v->exit, 0, sizeof v->exit);
     v->exit.reason = XBT_EXIT_MMIO;
     v->exit.mmio.gpa = v->mmio_step_gpa;
-    v->exit.mmio.size = v->mmio_size;
+    v->exit.mmio.size = first;
     v->exit.mmio.is_write = 1;
     v->exit.mmio.data = data;
+    if (v->mmio_size > 8) { /* the second half: the exit after this one */
+        v->co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)(v->mmio_size - 8), true,
+                                            v->mmio_step_gpa + 8, high };
+        v->co_wr_n = 1;
+        v->co_wr_sent = 0;
+    }
+    return true;
+}
+
+bool xbt_callout_mmio_store(struct xbt_vcpu *v)
+{
+    if (v->co_wr_sent >= v->co_wr_n)
+        return false;
+    const struct xbt_co_mmio *c = &v->co_wr[v->co_wr_sent++];
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_MMIO;
+    v->exit.mmio.gpa = c->gpa;
+    v->exit.mmio.size = c->size;
+    v->exit.mmio.is_write = 1;
+    v->exit.mmio.data = c->data;
     return true;
 }
 
@@ -465,10 +535,35 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
 {
     uint32_t d = (uint32_t)v->exit.mmio.data;
     unsigned sz = v->mmio_size;
-    if (v->mmio_kind == 3) { /* the generic path: the instruction runs next */
+    if (v->mmio_kind == 7) {
+        /* A callout's read (callouts.c): the answer waits for the instruction, which
+           runs again from its start. */
         v->mmio_pending = false;
         v->mmio_kind = 0;
-        v->mmio_step_data = v->exit.mmio.data;
+        if (v->co_rd_n) {
+            v->co_rd[v->co_rd_n - 1].data = v->exit.mmio.data;
+            v->co_rd[v->co_rd_n - 1].valid = true;
+        }
+        return true;
+    }
+    if (v->mmio_kind == 3) { /* the generic path: the instruction runs next */
+        uint32_t n = v->exit.mmio.size;
+        if (v->mmio_step_got + n > sizeof v->mmio_step_data)
+            n = sizeof v->mmio_step_data - v->mmio_step_got;
+        memcpy(v->mmio_step_data + v->mmio_step_got, &v->exit.mmio.data, n);
+        v->mmio_step_got = (uint8_t)(v->mmio_step_got + n);
+        if (v->mmio_step_got < v->mmio_size) {
+            /* A 16-byte operand: the second half is another read exit. */
+            uint64_t at = v->mmio_step_gpa + v->mmio_step_got;
+            memset(&v->exit, 0, sizeof v->exit);
+            v->exit.reason = XBT_EXIT_MMIO;
+            v->exit.mmio.gpa = at;
+            v->exit.mmio.size = 8;
+            v->mmio_exit_ready = true; /* mmio_pending stays set */
+            return true;
+        }
+        v->mmio_pending = false;
+        v->mmio_kind = 0;
         v->mmio_run = true;
         return true;
     }
@@ -529,6 +624,21 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         }
         v->mmio_kind = 0;
         return true;
+    }
+    if (v->mmio_split_n1) {
+        unsigned n1 = v->mmio_split_n1;
+        if (!v->mmio_split_have) { /* the first page's part: now the second's */
+            v->mmio_split_lo = d & ((1u << (8 * n1)) - 1);
+            v->mmio_split_have = true;
+            memset(&v->exit, 0, sizeof v->exit);
+            v->exit.reason = XBT_EXIT_MMIO;
+            v->exit.mmio.gpa = v->mmio_split_gpa;
+            v->exit.mmio.size = sz - n1;
+            v->mmio_exit_ready = true; /* mmio_pending stays set */
+            return true;
+        }
+        d = v->mmio_split_lo | d << (8 * n1);
+        v->mmio_split_n1 = 0;
     }
     if (sz < 4) {
         d &= (1u << (8 * sz)) - 1;

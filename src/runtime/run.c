@@ -588,6 +588,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         v->stats.exits[XBT_EXIT_MMIO]++;
         return XBT_OK;
     }
+    if (xbt_callout_mmio_store(v)) { /* a callout's second (third ...) MMIO store */
+        v->stats.exits[XBT_EXIT_MMIO]++;
+        return XBT_OK;
+    }
     /* Producers fill their member of the exit record; here only the reason resets. */
     v->exit.reason = XBT_EXIT_NONE;
     v->shutdown = false;

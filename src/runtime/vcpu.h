@@ -159,19 +159,37 @@ struct xbt_vcpu {
     /* An MMIO read waiting for the embedder's data (mmio.c). */
     bool mmio_pending;
     uint8_t mmio_reg;                /* destination GPR (|0x80: high byte) */
+    /* A MOV load crossing two MMIO pages: the first page's n1 bytes (lo) arrived, the
+       rest comes from split_gpa (a second read exit). */
+    uint8_t mmio_split_n1;
+    bool mmio_split_have;
+    uint32_t mmio_split_lo;
+    uint64_t mmio_split_gpa;
     uint8_t mmio_size, mmio_dst_size; /* access size; register width written */
     uint8_t mmio_sign;               /* MOVSX */
     uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO,
                                         3 any other instruction (the generic path),
                                         4 SCAS, 5 CMPS, 6 CMPS with MMIO on both
-                                        sides ([ESI] first, then kind 5 for [EDI]) */
+                                        sides ([ESI] first, then kind 5 for [EDI]),
+                                        7 a callout's read (co_rd) */
     /* The generic path: the instruction runs once against a scratch page mapped at the
        MMIO address, filled with the device's data; what it stored there is written. */
     bool mmio_run, mmio_step_active, mmio_step_writes;
     bool mmio_raised;                /* xbt_mmio_begin raised a guest exception instead */
     bool mmio_exit_ready;            /* v->exit holds an MMIO write to return at once */
+    /* A callout's explicit operand or stack access that met MMIO (callouts.c): reads are
+       exits answered before the instruction runs again, which then takes the data from
+       co_rd (up to 4 per instruction); stores are exits after it completed (co_wr, sent
+       one per xbt_vcpu_run). */
+    struct xbt_co_mmio { uint32_t lin; uint8_t size; bool valid; uint64_t gpa, data; }
+        co_rd[4], co_wr[4];
+    uint32_t co_rd_eip;              /* the instruction co_rd belongs to */
+    uint8_t co_rd_n, co_wr_n, co_wr_sent;
+    bool co_rd_requested;            /* a read exit is recorded: the callout leaves */
     uint32_t mmio_step_lin, mmio_step_next;
-    uint64_t mmio_step_gpa, mmio_step_data;
+    uint64_t mmio_step_gpa;
+    uint8_t mmio_step_data[16];      /* the device's data (a 16-byte operand: two exits) */
+    uint8_t mmio_step_got;           /* bytes of it answered so far */
     int mmio_scratch_fd;             /* a one-page memfd: the scratch page ... */
     uint8_t *mmio_scratch;           /* ... as the VMM sees it */
     uint8_t *mmio_scratch_at;        /* ... and where the window has it now */
@@ -432,5 +450,7 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
 void xbt_mmio_step_prepare(struct xbt_vcpu *v);
 bool xbt_mmio_step_finish(struct xbt_vcpu *v);
 bool xbt_mmio_complete(struct xbt_vcpu *v); /* false: an internal-error exit is set */
+/* The next of a completed callout's MMIO stores as v->exit (false: none left). */
+bool xbt_callout_mmio_store(struct xbt_vcpu *v);
 
 #endif

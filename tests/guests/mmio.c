@@ -148,6 +148,54 @@ void main(void)
                      : "=m"(*(volatile u8 *)&g[2]) : : "eax", "cc");
     CHECK_EQ(*(volatile u8 *)&g[2], 1, "setz into mmio (a pure store)");
 
+    /* Operands of instructions xbt runs as callouts, on MMIO: SMSW and SGDT store there
+       (SGDT as two stores), MOV to ES and LLDT read from there, SLDT stores. */
+    u32 cr0v;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0v));
+    __asm__ volatile("smsw %0" : "=m"(*(volatile u16 *)(IOMEM + 0x800)));
+    CHECK_EQ(*(volatile u16 *)(IOMEM + 0x800), cr0v & 0xffff, "smsw into mmio");
+    struct { u16 limit; u32 base; } __attribute__((packed)) gd;
+    __asm__ volatile("sgdt %0" : "=m"(gd));
+    __asm__ volatile("sgdt %0" : "=m"(*(volatile u8 *)(IOMEM + 0x810)) : : "memory");
+    CHECK(*(volatile u16 *)(IOMEM + 0x810) == gd.limit &&
+          *(volatile u32 *)(IOMEM + 0x812) == gd.base, "sgdt into mmio");
+    *(volatile u16 *)(IOMEM + 0x820) = SEL_DATA;
+    u32 es_seen;
+    __asm__ volatile("xorl %%eax, %%eax\n\tmov %%ax, %%es\n\tmov %1, %%es\n\tmov %%es, %%eax"
+                     : "=a"(es_seen) : "m"(*(volatile u16 *)(IOMEM + 0x820)) : "memory");
+    CHECK_EQ(es_seen & 0xffff, SEL_DATA, "mov es from mmio");
+    *(volatile u16 *)(IOMEM + 0x830) = SEL_LDT;
+    __asm__ volatile("lldt %0" : : "m"(*(volatile u16 *)(IOMEM + 0x830)) : "memory");
+    __asm__ volatile("sldt %0" : "=m"(*(volatile u16 *)(IOMEM + 0x832)) : : "memory");
+    CHECK_EQ(*(volatile u16 *)(IOMEM + 0x832), SEL_LDT, "lldt from mmio, sldt into mmio");
+    __asm__ volatile("lldt %w0" : : "r"(0));
+    /* BT* with a register bit offset: the dword it names, past the operand or before. */
+    volatile u32 *bm = (volatile u32 *)(IOMEM + 0x840);
+    bm[0] = bm[1] = bm[2] = 0;
+    __asm__ volatile("btsl %1, %0" : "+m"(bm[0]) : "r"(40) : "cc", "memory");
+    CHECK(bm[0] == 0 && bm[1] == 0x100, "bts on mmio with a register offset of 40");
+    u32 cfb;
+    __asm__ volatile("btl %2, %1\n\tsetc %b0" : "=q"(cfb) : "m"(bm[0]), "r"(40) : "cc");
+    CHECK(cfb & 1, "bt on mmio reads that bit back");
+    __asm__ volatile("btrl %1, %0" : "+m"(bm[2]) : "r"(-24) : "cc", "memory");
+    CHECK(bm[1] == 0 && bm[2] == 0, "btr on mmio with a negative register offset");
+    /* 16-byte SSE operands (two 8-byte exits each way). */
+    u32 cr4v;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4v));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4v | 0x600));
+    __asm__ volatile("mov %0, %%cr0" : : "r"((cr0v & ~4u) | 2u));
+    static const u32 x16[4] = { 0x11111111, 0x22222222, 0x33333333, 0x44444444 };
+    u32 y16[4];
+    __asm__ volatile("movdqu %1, %%xmm0\n\tmovdqu %%xmm0, %0"
+                     : "=m"(*(volatile u8 *)(IOMEM + 0x860)) : "m"(x16) : "memory");
+    __asm__ volatile("movdqu %1, %%xmm1\n\tmovdqu %%xmm1, %0"
+                     : "=m"(y16) : "m"(*(volatile u8 *)(IOMEM + 0x860)) : "memory");
+    CHECK(*(volatile u32 *)(IOMEM + 0x868) == 0x33333333 &&
+          *(volatile u32 *)(IOMEM + 0x86c) == 0x44444444, "movdqu of 16 bytes into mmio");
+    CHECK(!memcmp(y16, x16, 16), "movdqu of 16 bytes from mmio");
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4v));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0v));
+
     /* Through paging: VA 0x80000000 -> the MMIO block. */
     for (u32 i = 0; i < 1024; i++)
         pt[i] = (i << 12) | 3;
@@ -162,6 +210,9 @@ void main(void)
     pt_io[19] = (u32)ram_pg2 | 3;
     pt_io[20] = (IOMEM + 0x4000) | 3;
     pt_io[21] = 0;
+    /* Two MMIO pages in the reverse order: 0x80016000 -> +0x6000, 0x80017000 -> +0x5000. */
+    pt_io[22] = (IOMEM + 0x6000) | 3;
+    pt_io[23] = (IOMEM + 0x5000) | 3;
     pd[0x200] = (u32)pt_io | 3;
     /* identity for the kernel: 0..4 MiB is enough for this image */
     __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
@@ -186,6 +237,14 @@ void main(void)
     TRY_FAULT("movl %0, 0x80014ffe", "r"(0xdeadbeefu));
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     u32 untouched = *(volatile u32 *)0x80014ffcu;
+    *(volatile u16 *)0x80016fffu = 0x7799;
+    u32 split_back = *(volatile u16 *)0x80016fffu;
+    /* the device block through its identity part of the mapping (0x80000000 + offset) */
+    u32 split_lo = *(volatile u8 *)0x80006fffu, split_hi = *(volatile u8 *)0x80005000u;
+    *(volatile u8 *)0x80016fffu = 0xbb;
+    *(volatile u8 *)0x80017000u = 0xcc;
+    *(volatile u16 *)0x80017001u = 0x5544;
+    u32 split_dw = *(volatile u32 *)0x80016fffu;
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     CHECK_EQ(back1, 0x11223344u, "a dword from RAM into mmio reads back");
     CHECK(ram_pg[0xffe] == 0x44 && ram_pg[0xfff] == 0x33, "its low half went to RAM");
@@ -197,6 +256,10 @@ void main(void)
     CHECK(fault.count == 1 && fault.vector == 14 && fault.err == 2 && cr2 == 0x80015000u,
           "a store from mmio into a page not present: #PF on the second page");
     CHECK_EQ(untouched, 0x5a5a5a5au, "and the device saw nothing of it");
+    CHECK_EQ(split_back, 0x7799, "a word across two mmio pages reads back");
+    CHECK(split_lo == 0x99 && split_hi == 0x77,
+          "each byte went to its own page's device address");
+    CHECK_EQ(split_dw, 0x5544ccbbu, "a dword across two mmio pages (one byte, then three)");
     CHECK_EQ(d[2], 0x0badcafe, "mmio write through a paged mapping");
     CHECK_EQ(d[3], 0xffffffffu, "sub on mmio through a paged mapping");
 }
