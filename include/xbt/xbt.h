@@ -3,11 +3,14 @@
  *
  * Conventions: every call returns an xbt_status (XBT_OK == 0) and never exits or
  * aborts on guest input; objects are opaque handles; buffers returned by the library
- * are owned by the object they came with and freed with it.  Nothing here keeps
- * global state.
+ * are owned by the object they came with and freed with it.
  *
- * This header currently exposes the translate-only entry point, which rewrite
- * regression suites and the listing tool `xbt-dis` are built on:
+ * Two ways in:
+ *  - translate only (xbt_translate): one block of guest code to host code and a
+ *    listing, no VM; the listing tool `xbt-dis` and the rewrite regression suites use it;
+ *  - virtual machines and vCPUs (xbt_vm_create, xbt_vcpu_run, ...), shaped after
+ *    linux/kvm.h: run until an exit, handle it, run again.  tools/vmm (xbt-run) is the
+ *    reference embedder.
  *
  *     xbt_translate_opts o = XBT_TRANSLATE_OPTS_INIT;
  *     xbt_translation *t;
@@ -16,7 +19,33 @@
  *         xbt_translation_free(t);
  *     }
  *
- * Thread safety: translate calls are independent and may run concurrently.
+ * Process-wide state.  Translating touches nothing global but a per-thread cache of
+ * encoder results (about 1.7 MiB per translating thread, not freed when it ends).
+ * Running a VM does more:
+ *  - Signal handlers, installed by the first xbt_vm_create and kept for the life of the
+ *    process: SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGTRAP (guest faults in translated
+ *    code arrive as these) and SIGUSR2 (xbt_vcpu_kick sends it to the vCPU's thread).
+ *    They replace whatever handler was there and do not chain to it: a fault that is
+ *    not the guest's is reported on stderr with a backtrace and becomes
+ *    XBT_EXIT_INTERNAL_ERROR while a vCPU runs on that thread, else the signal's default
+ *    action (the process dies); a SIGUSR2 with no vCPU running is ignored.  The
+ *    embedder must leave these six signals to xbt and must not block them in a thread
+ *    that runs a vCPU.
+ *  - Per thread that runs a vCPU: an alternate signal stack (64 KiB, replacing the
+ *    thread's own), and the GS base, which points at a guest memory window during and
+ *    after xbt_vcpu_run (x86-64 Linux user code does not use GS; FS holds the TLS).
+ *  - Direct and adaptive user mode start runner processes (one per recently used guest
+ *    address space; killed by xbt_vm_destroy, or by the kernel when the thread that
+ *    started them ends) without an exit signal: no SIGCHLD, and wait() does not see
+ *    them.  The seccomp filters, the LDT entries and the reservation of the low 4 GiB
+ *    that directly run guest code needs are in the runner processes, not in the
+ *    embedder's.  The runner's program is a sealed memfd made once per process and kept
+ *    open (close-on-exec).
+ *  - Per VM: memfds (close-on-exec) and 64 GiB of reserved, inaccessible address
+ *    space for the guest memory windows, released by xbt_vm_destroy.
+ *
+ * Thread safety: translate calls are independent and may run concurrently; the VM and
+ * vCPU rules are given with those calls below.
  */
 #ifndef XBT_XBT_H
 #define XBT_XBT_H
@@ -155,9 +184,10 @@ typedef struct xbt_vm_config {
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
 
-/* Creates a VM.  XBT_E_INVAL for a bad config, XBT_E_HOST if a needed host feature
-   (low 4 GiB reservation, memfd, compatibility mode, GS base) is missing, with the
-   reason in xbt_last_host_error(). */
+/* Creates a VM.  XBT_E_INVAL for a bad config, XBT_E_HOST if the host refuses what
+   every VM needs (signal handlers, memfds, address space for the windows and the
+   translation cache), with the reason in xbt_last_host_error().  What direct user
+   mode needs more is found at the first run in that mode (xbt_vm_user_mode). */
 xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out);
 void xbt_vm_destroy(xbt_vm *vm);
 /* The user-code mode in effect (XBT_USER_*), and why it differs from the one asked

@@ -1,9 +1,9 @@
 /*
- * walk.c - the guest page walker (see walk.h).  Intel SDM vol. 3, 4.3 (32-bit paging)
- * and 4.6 (access rights); accessed/dirty updates in the order QEMU's TCG uses, so the
- * guest reads back the same bits on both: the directory entry's A bit when the walk
- * passes it to a page table, the last level's A (and D for a write) after the rights
- * check succeeds.
+ * walk.c - the guest page walker (see walk.h).  Intel SDM vol. 3, 4.3 (32-bit paging),
+ * 4.4 (PAE paging) and 4.6 (access rights); accessed/dirty updates in the order QEMU's
+ * TCG uses, so the guest reads back the same bits on both: the directory entry's A bit
+ * when the walk passes it to a page table, the last level's A (and D for a write) after
+ * the rights check succeeds.
  */
 #include "walk.h"
 

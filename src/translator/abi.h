@@ -21,11 +21,14 @@
  *                                      So host RFLAGS == guest arithmetic flags | 0x202
  *                                      exactly (PUSHF relies on this).  The guest's IF,
  *                                      IOPL, NT, AC, ID, TF are virtual (ctx fields).
- *   host GS base                       K-window base (guest linear 0 in the window)
+ *   host GS base                       the base of the window of the current privilege
+ *                                      (guest linear 0 in it): the K-window at CPL 0,
+ *                                      the U-window for strict-mode user code
  *
- * Memory: in the K-window a guest access  mov eax,[ebx+8]  becomes  mov eax,gs:[ebx+8]
- * with 32-bit address size (0x67): the CPU adds the GS base to the 32-bit-wrapped
- * effective address.  In the U-window (strict-mode user code) the same without GS.
+ * Memory: a guest access  mov eax,[ebx+8]  becomes  mov eax,gs:[ebx+8]  with 32-bit
+ * address size (0x67): the CPU adds the GS base to the 32-bit-wrapped effective
+ * address.  Code translated to run at the guest's own addresses (the translate-only
+ * API's option; the runtime does not use it) is the same without GS.
  *
  * Exits (all reached by jmp, host RSP as it was at entry):
  *   ctx->exit_direct    R14D = next guest EIP, R15 = host address of the rel32 field
