@@ -80,9 +80,19 @@ uint32_t xbt_version(void);
 
 /* ---- translate-only entry point ---------------------------------------------------- */
 
-enum {
-    XBT_WINDOW_K = 0, /* kernel code: memory through the K-window (GS base, 0x67) */
-    XBT_WINDOW_U = 1, /* strict-mode user code: memory at its own address (0x67) */
+/*
+ * The windows through which guest memory is reached: host address ranges of 4 GiB in
+ * which guest linear address x lives at base + x and only the pages the guest's tables
+ * and privilege allow are mapped (docs/ARCHITECTURE.md).  Translated code reaches K and
+ * U through the GS base (GS: prefix, 32-bit address size), so code translated for
+ * either is the same; D is at base 0, so its code uses guest addresses as host
+ * addresses (no GS).  Value 1 meant that no-GS form until the D-window got its name.
+ */
+enum xbt_window {
+    XBT_WINDOW_K = 0, /* the K-window: guest code at CPL 0 */
+    XBT_WINDOW_U = 1, /* the U-window: strict-mode guest user code (user pages only) */
+    XBT_WINDOW_D = 2, /* the D-window: the guest's user pages at their own addresses, where
+                         direct mode runs user code natively (in a runner process) */
 };
 
 #define XBT_TRANSLATE_FPU_NM 0x01 /* as if CR0.TS were set: x87/SSE become #NM callouts */
@@ -90,7 +100,7 @@ enum {
 
 typedef struct xbt_translate_opts {
     uint32_t cpl;          /* guest CPL the code runs at: 0 or 3 */
-    uint32_t window;       /* XBT_WINDOW_K or XBT_WINDOW_U */
+    uint32_t window;       /* enum xbt_window the code will run in */
     uint32_t segbase_mask; /* bit n set: segment n (ES=0 CS SS DS) has a nonzero base */
     uint32_t flags;        /* XBT_TRANSLATE_* */
     uint32_t max_insns;    /* guest instructions per block, 0 for the default (64) */

@@ -251,9 +251,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)vm->kbase;
-    c->eflags_sys = 0x2;
+    c->eflags_sys = XBT_EFLAGS_FIXED;
     c->vif = 0;
-    c->eflags = 0x2;
+    c->eflags = XBT_EFLAGS_FIXED;
     /* A clean x87/SSE image: FCW 0x37F, MXCSR 0x1F80. */
     uint16_t fcw = 0x37F;
     uint32_t mxcsr = 0x1F80;
@@ -395,8 +395,9 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     v->cr0 = s->cr0 | XBT_CR0_ET, v->cr2 = s->cr2, v->cr3 = s->cr3, v->cr4 = s->cr4;
     memcpy(v->dr, s->dr, sizeof v->dr);
     if (paging_was != xbt_paging(v) ||
-        (xbt_paging(v) && (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & 0xB0) ||
-                           ((cr0_was ^ v->cr0) & 0x10000))))
+        (xbt_paging(v) &&
+         (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE)) ||
+          ((cr0_was ^ v->cr0) & XBT_CR0_WP))))
         xbt_paging_changed(v);
     return XBT_OK;
 }

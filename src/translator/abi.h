@@ -51,12 +51,14 @@
 #include <stdint.h>
 #endif
 
+#include "arch.h"
 #include "decoder/defs.h"
 
 /* The guest EFLAGS bits that live in host RFLAGS while translated code runs. */
-#define XBT_EFLAGS_ARITH 0x00000CD5 /* CF PF AF ZF SF DF OF */
+#define XBT_EFLAGS_ARITH (XBT_EFLAGS_CF | XBT_EFLAGS_PF | XBT_EFLAGS_AF | XBT_EFLAGS_ZF | \
+                          XBT_EFLAGS_SF | XBT_EFLAGS_DF | XBT_EFLAGS_OF)
 /* Host RFLAGS = guest arithmetic flags | XBT_HOST_FLAGS_FIXED inside translated code. */
-#define XBT_HOST_FLAGS_FIXED 0x00000202
+#define XBT_HOST_FLAGS_FIXED (XBT_EFLAGS_IF | XBT_EFLAGS_FIXED)
 
 #ifndef __ASSEMBLER__
 /*
