@@ -730,8 +730,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 }
                 break;
             }
-            bool traces = (vm->cfg.flags & XBT_VM_TRACES) &&
-                          !(vm->cfg.flags & (XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN));
+            bool traces = (vm->cfg.flags & XBT_VM_TRACES) && !(vm->cfg.flags & XBT_VM_NO_CHAIN);
             if (v->rec_n && !(b = trace_step(v, b, &m, key, &chain_site)))
                 break;
             b->execs++;
@@ -800,8 +799,14 @@ out:
     return XBT_OK;
 }
 
-size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
+size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
 {
+    /* Only the counters within the caller's size; the others read as 0. */
+    xbt_stats all;
+    memset(&all, 0, sizeof all);
+    if (caller)
+        memcpy(&all, caller, caller->size < sizeof all ? caller->size : sizeof all);
+    const xbt_stats *st = &all;
     size_t n = 0;
 #define OUT(...)                                                                       \
     do {                                                                               \

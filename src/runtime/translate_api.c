@@ -47,11 +47,6 @@ const char *xbt_strerror(xbt_status s)
     return "unknown status";
 }
 
-uint32_t xbt_version(void)
-{
-    return XBT_VERSION;
-}
-
 xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
                          const xbt_translate_opts *opts, xbt_translation **out)
 {
