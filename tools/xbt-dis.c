@@ -7,7 +7,9 @@
  *   xbt-dis [options] -e prog.elf [-s .text]  an ELF32 section (default .text)
  * options:
  *   -a ADDR    guest address of the first byte (default 0x1000, or the section's)
- *   -c 0|3     guest CPL (default 0)      -u   U-window (strict user code)
+ *   -c 0|3     guest CPL (default 0)
+ *   -d         for the D-window: guest addresses as host addresses, no GS (-u: the same,
+ *              its old name)
  *   -m MASK    nonzero segment bases (bit 0 ES, 1 CS, 2 SS, 3 DS)
  *   -n N       at most N guest instructions per block
  *   -l LEN     translate at most LEN bytes of the input
@@ -30,7 +32,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: xbt-dis [-a addr] [-c cpl] [-u] [-t] [-S] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
+            "usage: xbt-dis [-a addr] [-c cpl] [-d] [-t] [-S] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
             "               (-x HEX | -f FILE | -e ELF [-s SECTION])\n");
     exit(2);
 }
@@ -155,7 +157,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-m") && v) o.segbase_mask = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-n") && v) o.max_insns = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-l") && v) limit = strtoul(v, NULL, 0), i++;
-        else if (!strcmp(a, "-u")) o.window = XBT_WINDOW_U;
+        else if (!strcmp(a, "-d") || !strcmp(a, "-u")) o.window = XBT_WINDOW_D;
         else if (!strcmp(a, "-t")) o.flags |= XBT_TRANSLATE_FPU_NM;
         else if (!strcmp(a, "-L") && v) o.seglimit_mask = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-S")) o.flags |= XBT_TRANSLATE_NO_SSE;

@@ -3,11 +3,16 @@
  *
  * Conventions: every call returns an xbt_status (XBT_OK == 0) and never exits or
  * aborts on guest input; objects are opaque handles; buffers returned by the library
- * are owned by the object they came with and freed with it.  Nothing here keeps
- * global state.
+ * are owned by the object they came with and freed with it.
  *
- * This header currently exposes the translate-only entry point, which rewrite
- * regression suites and the listing tool `xbt-dis` are built on:
+ * Two ways in:
+ *  - translate only (xbt_translate): one block of guest code to host code and a
+ *    listing, no VM; the listing tool `xbt-dis` and the rewrite regression suites use it;
+ *  - virtual machines and vCPUs (xbt_vm_create, xbt_vcpu_run, ...), shaped after
+ *    linux/kvm.h: run until an exit, handle it, run again.  tools/vmm (xbt-run) is the
+ *    reference embedder.
+ * Before either, an embedder checks XBT_API_COMPATIBLE(xbt_api_version()) and, for what
+ * depends on the host, xbt_has() (both below).
  *
  *     xbt_translate_opts o = XBT_TRANSLATE_OPTS_INIT;
  *     xbt_translation *t;
@@ -16,7 +21,33 @@
  *         xbt_translation_free(t);
  *     }
  *
- * Thread safety: translate calls are independent and may run concurrently.
+ * Process-wide state.  Translating touches nothing global but a per-thread cache of
+ * encoder results (about 1.7 MiB per translating thread, not freed when it ends).
+ * Running a VM does more:
+ *  - Signal handlers, installed by the first xbt_vm_create and kept for the life of the
+ *    process: SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGTRAP (guest faults in translated
+ *    code arrive as these) and SIGUSR2 (xbt_vcpu_kick sends it to the vCPU's thread).
+ *    They replace whatever handler was there and do not chain to it: a fault that is
+ *    not the guest's is reported on stderr with a backtrace and becomes
+ *    XBT_EXIT_INTERNAL_ERROR while a vCPU runs on that thread, else the signal's default
+ *    action (the process dies); a SIGUSR2 with no vCPU running is ignored.  The
+ *    embedder must leave these six signals to xbt and must not block them in a thread
+ *    that runs a vCPU.
+ *  - Per thread that runs a vCPU: an alternate signal stack (64 KiB, replacing the
+ *    thread's own), and the GS base, which points at a guest memory window during and
+ *    after xbt_vcpu_run (x86-64 Linux user code does not use GS; FS holds the TLS).
+ *  - Direct and adaptive user mode start runner processes (one per recently used guest
+ *    address space; killed by xbt_vm_destroy, or by the kernel when the thread that
+ *    started them ends) without an exit signal: no SIGCHLD, and wait() does not see
+ *    them.  The seccomp filters, the LDT entries and the reservation of the low 4 GiB
+ *    that directly run guest code needs are in the runner processes, not in the
+ *    embedder's.  The runner's program is a sealed memfd made once per process and kept
+ *    open (close-on-exec).
+ *  - Per VM: memfds (close-on-exec) and 64 GiB of reserved, inaccessible address
+ *    space for the guest memory windows, released by xbt_vm_destroy.
+ *
+ * Thread safety: translate calls are independent and may run concurrently; the VM and
+ * vCPU rules are given with those calls below.
  */
 #ifndef XBT_XBT_H
 #define XBT_XBT_H
@@ -28,10 +59,36 @@
 extern "C" {
 #endif
 
+/* ---- versions ----------------------------------------------------------------------
+ *
+ * Two numbers.  The library's release (XBT_VERSION, xbt_version()) names the code.  The
+ * API version names the interface this header describes: its major number changes with
+ * anything that breaks an embedder built against an earlier header (a struct's layout,
+ * a value's meaning, a call removed), its minor number with additions.  An embedder
+ * built against major M, minor m runs with a library whose xbt_api_version() has major
+ * M and a minor of at least m; XBT_API_COMPATIBLE(xbt_api_version()) checks exactly that.
+ *
+ *   API 1.0, the first numbered one.  Against the unnumbered API before it: xbt_stats
+ *   begins with a size the caller sets; enum xbt_window has XBT_WINDOW_D, and for
+ *   xbt_translate XBT_WINDOW_U now means the U-window (through GS, as the runtime runs
+ *   strict-mode user code) where value 1 used to mean the no-GS form, now XBT_WINDOW_D;
+ *   XBT_VM_NO_TRACES is a deprecated no-op and refused together with XBT_VM_TRACES;
+ *   unknown XBT_VM_* flags are refused; new: xbt_api_version, xbt_capabilities, xbt_has,
+ *   XBT_VM_LOCAL_APIC (CPUID's APIC bit and IA32_APIC_BASE only with it), the stats
+ *   direct_refaults_saved; the CPU model's vendor is GenuineIntel (xbt's signature moved
+ *   to the hypervisor leaf 0x40000000).
+ */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
 #define XBT_VERSION_PATCH 0
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
+
+#define XBT_API_VERSION_MAJOR 1
+#define XBT_API_VERSION_MINOR 0
+#define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
+/* Whether a library of API version v (xbt_api_version()) serves this header: the same
+   major number and, within it, at least this minor one. */
+#define XBT_API_COMPATIBLE(v) (((v) >> 16) == XBT_API_VERSION_MAJOR && (v) >= XBT_API_VERSION)
 
 typedef enum xbt_status {
     XBT_OK = 0,
@@ -46,14 +103,49 @@ typedef enum xbt_status {
 /* A static string describing status s. */
 const char *xbt_strerror(xbt_status s);
 
-/* Library version, XBT_VERSION format, of the code actually linked. */
+/* Library release, XBT_VERSION format, of the code actually linked. */
 uint32_t xbt_version(void);
+/* API version, XBT_API_VERSION format, that the linked library implements. */
+uint32_t xbt_api_version(void);
+
+/* ---- capabilities ------------------------------------------------------------------
+ *
+ * What the linked library and this host provide, found at run time (as KVM's
+ * KVM_CHECK_EXTENSION): a bit set means the feature works here.  The first call probes
+ * the host (for the direct user modes it starts a runner process and ends it again: a
+ * few milliseconds) and the answer is kept for the life of the process.  Any thread.
+ */
+#define XBT_CAP_USER_STRICT   (1ull << 0) /* XBT_USER_STRICT: always */
+#define XBT_CAP_USER_DIRECT   (1ull << 1) /* XBT_USER_DIRECT: a runner process starts here
+                                             (memfd execution, pidfds, seccomp filters,
+                                             XSAVE, the low 4 GiB free in a new process) */
+#define XBT_CAP_USER_ADAPTIVE (1ull << 2) /* XBT_USER_ADAPTIVE: what direct needs */
+#define XBT_CAP_PAE           (1ull << 3) /* guest PAE paging (CR4.PAE, 2 MiB pages) */
+#define XBT_CAP_TRACES        (1ull << 4) /* XBT_VM_TRACES */
+#define XBT_CAP_TRACE_PROFILE (1ull << 5) /* XBT_VM_TRACE_PROFILE, xbt_vcpu_trace_profile */
+
+/* The XBT_CAP_* bits available. */
+uint64_t xbt_capabilities(void);
+/* 1 if every capability in caps is available, else 0 and, if why is not NULL, *why
+   says (a static string) what is missing; a bit this library does not know is missing
+   too (an embedder built against a newer header). */
+int xbt_has(uint64_t caps, const char **why);
 
 /* ---- translate-only entry point ---------------------------------------------------- */
 
-enum {
-    XBT_WINDOW_K = 0, /* kernel code: memory through the K-window (GS base, 0x67) */
-    XBT_WINDOW_U = 1, /* strict-mode user code: memory at its own address (0x67) */
+/*
+ * The windows through which guest memory is reached: host address ranges of 4 GiB in
+ * which guest linear address x lives at base + x and only the pages the guest's tables
+ * and privilege allow are mapped (docs/ARCHITECTURE.md).  Translated code reaches K and
+ * U through the GS base (GS: prefix, 32-bit address size), so code translated for
+ * either is the same; D is at base 0, so its code uses guest addresses as host
+ * addresses (no GS).  Value 1 meant that no-GS form until the D-window got its name.
+ */
+enum xbt_window {
+    XBT_WINDOW_K = 0, /* the K-window: guest code at CPL 0 */
+    XBT_WINDOW_U = 1, /* the U-window: strict-mode guest user code (user pages only) */
+    XBT_WINDOW_D = 2, /* the D-window: the guest's user pages at their own addresses, where
+                         direct mode runs user code natively (in a runner process) */
 };
 
 #define XBT_TRANSLATE_FPU_NM 0x01 /* as if CR0.TS were set: x87/SSE become #NM callouts */
@@ -61,7 +153,7 @@ enum {
 
 typedef struct xbt_translate_opts {
     uint32_t cpl;          /* guest CPL the code runs at: 0 or 3 */
-    uint32_t window;       /* XBT_WINDOW_K or XBT_WINDOW_U */
+    uint32_t window;       /* enum xbt_window the code will run in */
     uint32_t segbase_mask; /* bit n set: segment n (ES=0 CS SS DS) has a nonzero base */
     uint32_t flags;        /* XBT_TRANSLATE_* */
     uint32_t max_insns;    /* guest instructions per block, 0 for the default (64) */
@@ -145,22 +237,29 @@ typedef struct xbt_vm_config {
                                  (with XBT_VM_TRACES), 0 for the default (50) */
 } xbt_vm_config;
 
-#define XBT_VM_NO_TRACES 0x01 /* chained basic blocks only, no traces (the default) */
 #define XBT_VM_TRACES    0x04 /* build traces of hot paths (3-12% faster on hot kernel
-                                 loops, no gain on a Linux boot: opt-in) */
-#define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging) */
+                                 loops, no gain on a Linux boot: opt-in).  Without it,
+                                 chained basic blocks only */
+#define XBT_VM_NO_CHAIN  0x02 /* every block exits to the dispatcher (debugging); no
+                                 traces either */
 #define XBT_VM_TRACE_PROFILE 0x08 /* with XBT_VM_TRACES: each trace counts its entries and
                                      the side exits taken (a memory increment per entry
                                      and per side exit; see xbt_vcpu_trace_profile) */
 #define XBT_VM_LOCAL_APIC 0x10 /* the embedder models a local APIC at IA32_APIC_BASE:
                                   CPUID.1:EDX.APIC and the IA32_APIC_BASE MSR exist
                                   (without: the MSR raises #GP) */
+/* Deprecated: asks for what is the default (no traces) and does nothing else; kept so
+   that code written before API 1.0 builds.  Given with XBT_VM_TRACES, which it used to
+   override, xbt_vm_create refuses the contradiction (XBT_E_INVAL). */
+#define XBT_VM_NO_TRACES 0x01
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
 
-/* Creates a VM.  XBT_E_INVAL for a bad config, XBT_E_HOST if a needed host feature
-   (low 4 GiB reservation, memfd, compatibility mode, GS base) is missing, with the
-   reason in xbt_last_host_error(). */
+/* Creates a VM.  XBT_E_INVAL for a bad config (an unknown flag among them), XBT_E_HOST
+   if the host refuses what every VM needs (signal handlers, memfds, address space for
+   the windows and the translation cache), with the reason in xbt_last_host_error().
+   What direct user mode needs besides is found at the first run in that mode
+   (xbt_vm_user_mode), or beforehand with xbt_has(XBT_CAP_USER_DIRECT, ...). */
 xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out);
 void xbt_vm_destroy(xbt_vm *vm);
 /* The user-code mode in effect (XBT_USER_*), and why it differs from the one asked
@@ -268,7 +367,18 @@ void xbt_vcpu_kick(xbt_vcpu *cpu);
 /* Any thread: leave xbt_vcpu_run with XBT_EXIT_STOPPED within a bounded time. */
 void xbt_vcpu_stop(xbt_vcpu *cpu);
 
+/*
+ * Counters of one vCPU.  Sized: the caller sets `size` to the size of the struct it was
+ * built with (XBT_STATS_INIT does), the library fills that many bytes or its own
+ * struct's size, whichever is smaller, and sets `size` to the bytes filled.  New
+ * counters are only ever appended, so an embedder built against an older header gets
+ * the counters it knows, and one built against a newer header finds `size` telling
+ * which of its fields the library filled (zero the struct first: the rest is left as
+ * it was).
+ */
 typedef struct xbt_stats {
+    uint32_t size;           /* in: the caller's sizeof(xbt_stats); out: bytes filled */
+    uint32_t reserved;       /* written as 0 */
     uint64_t exits[16];      /* by enum xbt_exit_reason */
     uint64_t callouts[96];   /* by callout kind */
     uint64_t blocks, block_bytes, guest_insns_translated, translate_ns;
@@ -306,6 +416,10 @@ typedef struct xbt_stats {
        before the next entry (the handler had made it present): one exit saved each */
     uint64_t direct_refaults_saved;
 } xbt_stats;
+/* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
+#define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }
+/* Fills *st as described above.  XBT_E_INVAL for a NULL argument or a `size` smaller
+   than the header (size and reserved: 8 bytes); nothing is written then. */
 xbt_status xbt_vcpu_get_stats(xbt_vcpu *cpu, xbt_stats *st);
 
 /* One trace built with XBT_VM_TRACE_PROFILE (traces dropped since are still listed). */
@@ -318,7 +432,9 @@ typedef struct xbt_trace_profile {
 /* The profiled traces, most entered first: writes at most max, returns how many there
    are (call with max 0 to count). */
 size_t xbt_vcpu_trace_profile(xbt_vcpu *cpu, xbt_trace_profile *out, size_t max);
-/* Writes a human-readable statistics report (for --stats). */
+/* Writes a human-readable statistics report (for --stats) of the counters within
+   st->size (the others count as 0) into buf (at most size bytes, NUL-terminated when
+   size > 0); returns the length of the whole report, as snprintf does. */
 size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size);
 
 #ifdef __cplusplus

@@ -61,7 +61,7 @@ typedef struct xbt_insn {
     uint32_t eip;                 /* guest address of the first byte */
     uint8_t length;               /* bytes; 1 for an undecodable byte */
     uint8_t iclass;               /* enum xbt_iclass */
-    uint8_t callout;              /* enum xbt_callout_kind (translator/abi.h) or 0 */
+    uint8_t callout;              /* enum xbt_callout_kind (decoder/defs.h) or 0 */
     uint8_t seg;                  /* segment of the memory operand, XBT_ES.. order */
     uint32_t flags;               /* XBT_IF_* */
     uint8_t bytes[16];            /* the raw guest bytes */

@@ -185,9 +185,9 @@ static bool write_rm(struct xbt_vcpu *v, unsigned size, uint32_t val)
 static void set_zf(struct xbt_vcpu *v, bool zf)
 {
     if (zf)
-        v->ctx.eflags |= 0x40;
+        v->ctx.eflags |= XBT_EFLAGS_ZF;
     else
-        v->ctx.eflags &= ~0x40u;
+        v->ctx.eflags &= ~XBT_EFLAGS_ZF;
 }
 
 /* ---- stack helpers --------------------------------------------------------------- */
@@ -215,8 +215,8 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
     case 0:
         if ((val & XBT_CR0_PG) && !(val & XBT_CR0_PE))
             return fault(v, XBT_GP, 0);
-        if ((val & (1u << 29)) && !(val & (1u << 30)))
-            return fault(v, XBT_GP, 0); /* NW without CD */
+        if ((val & XBT_CR0_NW) && !(val & XBT_CR0_CD))
+            return fault(v, XBT_GP, 0);
         if (!(val & XBT_CR0_PE)) {
             xbt_set_internal_error(v, SITE(v)->eip, "guest leaves protected mode: real mode "
                                                     "is not supported");
@@ -225,7 +225,7 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         {
             uint32_t old = v->cr0;
             v->cr0 = val | XBT_CR0_ET;
-            if ((old ^ v->cr0) & (XBT_CR0_PG | 0x10000u)) { /* PG or WP */
+            if ((old ^ v->cr0) & (XBT_CR0_PG | XBT_CR0_WP)) {
                 xbt_paging_changed(v);
                 v->ctx.eip = SITE(v)->eip + SITE(v)->len;
                 return XBT_LEAVE_DISPATCH; /* the translations just went away */
@@ -242,13 +242,15 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        if (val & ~(uint32_t)(0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x80 | 0x100 | 0x200 |
-                              0x400))
-            return fault(v, XBT_GP, 0); /* VME PVI TSD DE PSE PAE PGE PCE OSFXSR OSXMMEXCPT */
+        /* The bits the virtual CPU has (MCE and everything newer reserved). */
+        if (val & ~(XBT_CR4_VME | XBT_CR4_PVI | XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
+                    XBT_CR4_PAE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
+                    XBT_CR4_OSXMMEXCPT))
+            return fault(v, XBT_GP, 0);
         {
             uint32_t old = v->cr4;
             v->cr4 = val;
-            if (xbt_paging(v) && ((old ^ val) & 0xB0)) { /* PSE, PAE or PGE */
+            if (xbt_paging(v) && ((old ^ val) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE))) {
                 xbt_paging_changed(v);
                 v->ctx.eip = SITE(v)->eip + SITE(v)->len;
                 return XBT_LEAVE_DISPATCH;
@@ -266,7 +268,7 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
 /* CLI/STI and friends: CPL <= IOPL. */
 static bool iopl_allowed(struct xbt_vcpu *v)
 {
-    uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
+    uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
     return v->cpl <= iopl;
 }
 
@@ -307,10 +309,10 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
 
 static void set_szp(struct xbt_vcpu *v, uint8_t r)
 {
-    uint32_t f = v->ctx.eflags & ~(0x80u | 0x40u | 0x4u);
-    if (r & 0x80) f |= 0x80;
-    if (!r) f |= 0x40;
-    if (!__builtin_parity(r)) f |= 0x4;
+    uint32_t f = v->ctx.eflags & ~(XBT_EFLAGS_SF | XBT_EFLAGS_ZF | XBT_EFLAGS_PF);
+    if (r & 0x80) f |= XBT_EFLAGS_SF;
+    if (!r) f |= XBT_EFLAGS_ZF;
+    if (!__builtin_parity(r)) f |= XBT_EFLAGS_PF;
     v->ctx.eflags = f;
 }
 
@@ -320,7 +322,7 @@ static int bcd(struct xbt_vcpu *v)
     uint32_t *eax = &v->ctx.gpr[XBT_EAX];
     uint8_t al = *eax & 0xFF, ah = (*eax >> 8) & 0xFF;
     uint32_t f = v->ctx.eflags;
-    bool cf = f & 1, af = f & 0x10;
+    bool cf = f & XBT_EFLAGS_CF, af = f & XBT_EFLAGS_AF;
     switch (s->mnemonic) {
     case ZYDIS_MNEMONIC_DAA: {
         uint8_t old = al;
@@ -381,9 +383,10 @@ static int bcd(struct xbt_vcpu *v)
     default:
         break;
     }
-    v->ctx.eflags = (v->ctx.eflags & ~0x11u) | (cf ? 1 : 0) | (af ? 0x10 : 0);
+    v->ctx.eflags = (v->ctx.eflags & ~(XBT_EFLAGS_CF | XBT_EFLAGS_AF)) |
+                    (cf ? XBT_EFLAGS_CF : 0) | (af ? XBT_EFLAGS_AF : 0);
     if (s->mnemonic == ZYDIS_MNEMONIC_AAM || s->mnemonic == ZYDIS_MNEMONIC_AAD)
-        v->ctx.eflags &= ~0x800u; /* OF undefined: cleared */
+        v->ctx.eflags &= ~XBT_EFLAGS_OF; /* OF undefined: cleared */
     return next(v);
 }
 
@@ -554,7 +557,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
             return fault(v, XBT_SSF, 0);
         uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
                         XBT_EFLAGS_ID;
-        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
+        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
         if (v->cpl == 0)
             mask |= XBT_EFLAGS_IOPL;
         if (v->cpl <= iopl)
@@ -588,7 +591,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         return xbt_deliver_interrupt(v, XBT_DB, false, nxt, eip) ? XBT_LEAVE_DISPATCH
                                                                   : XBT_LEAVE_EXIT;
     case XBT_CO_INTO:
-        if (!(v->ctx.eflags & 0x800))
+        if (!(v->ctx.eflags & XBT_EFLAGS_OF))
             return next(v);
         return xbt_deliver_interrupt(v, XBT_OF, true, nxt, eip) ? XBT_LEAVE_DISPATCH
                                                                  : XBT_LEAVE_EXIT;
@@ -669,7 +672,10 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         uint32_t val;
         if (!read_rm(v, 2, &val))
             return fault(v, XBT_GP, 0);
-        v->cr0 = (v->cr0 & ~0xEu) | (val & 0xF) | (v->cr0 & XBT_CR0_PE);
+        /* LMSW: MP, EM, TS written; PE set but never cleared. */
+        v->cr0 = (v->cr0 & ~(XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
+                 (val & (XBT_CR0_PE | XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
+                 (v->cr0 & XBT_CR0_PE);
         return next(v);
     }
     case XBT_CO_CLTS:
@@ -795,7 +801,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         if (rep && v->ctx.gpr[XBT_ECX] == 0)
             return next(v);
         uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
-        int step = (v->ctx.eflags & 0x400) ? -(int)size : (int)size;
+        int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
         /* One element per exit; EIP stays on the instruction until ECX runs out. */
         if (s->kind == XBT_CO_OUTS) {
             uint32_t val = 0;
@@ -895,7 +901,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
     case XBT_CO_BCD:
         return bcd(v);
     case XBT_CO_SALC:
-        set_reg(v, XBT_EAX, 1, (v->ctx.eflags & 1) ? 0xFF : 0);
+        set_reg(v, XBT_EAX, 1, (v->ctx.eflags & XBT_EFLAGS_CF) ? 0xFF : 0);
         return next(v);
     case XBT_CO_ARPL: {
         /* ARPL r/m16, r16: memory form has the source in reg, register form in reg2. */

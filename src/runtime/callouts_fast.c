@@ -44,9 +44,9 @@ static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t l
     const xbt_vm *vm = v->vm;
     if ((uint64_t)lin + len > (1ull << 32))
         return NULL; /* wraps at 4 GiB: the window is not contiguous there */
-    if (!(v->cr0 & 0x80000000u))
+    if (!(v->cr0 & XBT_CR0_PG))
         return (uint64_t)lin + len <= vm->ram_size ? vm->ram + lin : NULL;
-    const struct xbt_wmap *m = &vm->cur->wmap[XBT_WIN_KERNEL];
+    const struct xbt_wmap *m = &vm->cur->wmap[XBT_WINDOW_K];
     for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
         if (!(m->page[p >> 6] & (1ull << (p & 63))))
             return NULL;
@@ -139,7 +139,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         uint64_t lin = (uint64_t)v->seg[XBT_SS].base + esp;
-        if ((v->cr0 & 0x80000000u) || lin + size > v->vm->ram_size)
+        if ((v->cr0 & XBT_CR0_PG) || lin + size > v->vm->ram_size)
             return XBT_FAST_DECLINE; /* paging (a walk) or a fault: the full handler */
         uint32_t val = 0;
         __builtin_memcpy(&val, v->vm->ram + lin, size); /* inlined: a 2- or 4-byte load */
@@ -154,7 +154,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
               XBT_EFLAGS_NT | XBT_EFLAGS_AC | XBT_EFLAGS_ID;
         v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
         v->ctx.vif = nv & XBT_EFLAGS_IF;
-        v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | 0x2;
+        v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
         v->ctx.gpr[XBT_ESP] = esp + size;
         return done(v, s);
     }
@@ -163,7 +163,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             v->cr2 = reg_get(v, s->reg);
             return done(v, s);
         }
-        if (s->reg2 == 3 && !(v->cr0 & 0x80000000u)) {
+        if (s->reg2 == 3 && !(v->cr0 & XBT_CR0_PG)) {
             v->cr3 = reg_get(v, s->reg); /* paging off: no TLB to flush */
             return done(v, s);
         }
@@ -229,7 +229,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
               XBT_EFLAGS_NT | XBT_EFLAGS_AC | XBT_EFLAGS_ID;
         v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
         v->ctx.vif = nv & XBT_EFLAGS_IF;
-        v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | 0x2;
+        v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
         v->ctx.gpr[XBT_ESP] = esp + 12;
         v->ctx.eip = frame[0];
         v->stats.callouts[s->kind]++;

@@ -171,7 +171,7 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
            and it comes back read-only and executable (after the check below). */
         if (!xbt_runner_map(r, lin, gpa, len, PROT_READ | PROT_WRITE))
             return XBT_DMAP_FAIL;
-        xbt_wmap_note(vm, XBT_WIN_DIRECT, lin, len);
+        xbt_wmap_note(vm, XBT_WINDOW_D, lin, len);
         return XBT_DMAP_OK;
     }
     int rc = XBT_DMAP_OK;
@@ -190,7 +190,7 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
             rc = XBT_DMAP_XLATE;
         off += n;
     }
-    xbt_wmap_note(vm, XBT_WIN_DIRECT, lin, len);
+    xbt_wmap_note(vm, XBT_WINDOW_D, lin, len);
     return rc;
 }
 
@@ -389,7 +389,7 @@ static bool refault_map(struct xbt_vcpu *v)
         return true;
     uint32_t saved = v->fault_err;
     v->fault_err = err & (2 | 0x10);
-    int r = xbt_paged_fault(v, XBT_WIN_DIRECT, lin);
+    int r = xbt_paged_fault(v, XBT_WINDOW_D, lin);
     v->fault_err = saved;
     if (r == 2)
         v->direct_xlate = true;
@@ -442,7 +442,8 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     uint32_t entry_eip = v->ctx.eip;
     d->eip = entry_eip;
     d->eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) |
-                (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) | 0x202;
+                (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
+                XBT_EFLAGS_IF | XBT_EFLAGS_FIXED;
     atomic_store(&v->direct_runner, r);
     int rc = xbt_runner_run(r, d, v->ctx.fpu, v->ctx.fpu, &v->kick);
     atomic_store(&v->direct_runner, NULL);
@@ -501,7 +502,7 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         if (d->trapno == 14) {
             v->fault_err = d->err;
             uint32_t lin = (uint32_t)d->cr2;
-            if ((d->err & 0x10) && xbt_direct_hot(v, eip)) {
+            if ((d->err & XBT_PF_I) && xbt_direct_hot(v, eip)) {
                 /* A jump into a page that runs translated (mapped without execute
                    permission): it does, from here on. */
                 v->stats.direct_crossings++;
@@ -510,7 +511,7 @@ bool xbt_direct_run(struct xbt_vcpu *v)
             }
             if (!xbt_paging(v)) {
                 /* Paging off: linear is physical and every page is the user's. */
-                bool write = d->err & 2;
+                bool write = d->err & XBT_PF_W;
                 uint32_t page = lin >> 12;
                 if (lin >= v->vm->ram_size) {
                     v->direct_xlate = true; /* MMIO or open bus: the translator exits */
@@ -520,7 +521,7 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                     xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
                     v->ibl_stale = true;
                 }
-                bool fetch = (d->err & 0x10) && !write;
+                bool fetch = (d->err & XBT_PF_I) && !write;
                 int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
                                         !v->vm->code_prot[page] && !fetch,
                                         fetch ? (int64_t)lin : -1);
@@ -533,7 +534,7 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                 return true;
             }
             uint64_t raised = v->stats.page_faults;
-            int r = xbt_paged_fault(v, XBT_WIN_DIRECT, lin);
+            int r = xbt_paged_fault(v, XBT_WINDOW_D, lin);
             if (v->stats.page_faults != raised) { /* the guest's: see refault_map */
                 v->direct_refault = true;
                 v->direct_refault_lin = lin;
@@ -555,7 +556,7 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         if (d->trapno == 16)
             return xbt_raise(v, XBT_MF, false, 0, eip);
         if (d->trapno == 19)
-            return xbt_raise(v, (v->cr4 & 0x400) ? XBT_XM : XBT_UDV, false, 0, eip);
+            return xbt_raise(v, (v->cr4 & XBT_CR4_OSXMMEXCPT) ? XBT_XM : XBT_UDV, false, 0, eip);
         break;
     case SIGILL: {
         /* SYSENTER (AMD refuses it in compatibility mode; so does xbt's host kernel on

@@ -13,7 +13,8 @@
 
 uint32_t xbt_get_eflags(const struct xbt_vcpu *v)
 {
-    return (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys | 0x2;
+    return (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys |
+           XBT_EFLAGS_FIXED;
 }
 
 void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask)
@@ -25,7 +26,7 @@ void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask)
           XBT_EFLAGS_AC | XBT_EFLAGS_ID;
     v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
     v->ctx.vif = nv & XBT_EFLAGS_IF;
-    v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | 0x2;
+    v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
 }
 
 void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, ...)

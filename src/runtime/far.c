@@ -332,7 +332,7 @@ int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
     xbt_segment cs;
     if ((r = return_cs(v, (uint16_t)w[1], &cd, &cs, err)) >= 0)
         return r;
-    uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> 12;
+    uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
     uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
                     XBT_EFLAGS_ID | XBT_EFLAGS_RF;
     if (v->cpl == 0)

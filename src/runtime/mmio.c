@@ -97,6 +97,9 @@ static void string_step(struct xbt_vcpu *v, bool src, bool dst, int32_t step, bo
     v->ctx.eip = next;
 }
 
+/* The flags CMP writes: every arithmetic flag but DF. */
+#define CMP_FLAGS (XBT_EFLAGS_ARITH & ~XBT_EFLAGS_DF)
+
 /* The arithmetic flags of CMP a, b at the given size, as the host CPU computes them. */
 static uint32_t cmp_flags(uint32_t a, uint32_t b, unsigned size)
 {
@@ -107,7 +110,7 @@ static uint32_t cmp_flags(uint32_t a, uint32_t b, unsigned size)
         __asm__("cmpw %w2, %w1\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(a), "r"(b) : "cc");
     else
         __asm__("cmpl %2, %1\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(a), "r"(b) : "cc");
-    return (uint32_t)f & 0x8D5u; /* OF SF ZF AF PF CF */
+    return (uint32_t)f & CMP_FLAGS;
 }
 
 /* CMPS/SCAS with MMIO on one side: the device's element arrived (d); compare, set the
@@ -121,13 +124,13 @@ static void compare_step(struct xbt_vcpu *v, uint32_t d)
     /* SCAS: accumulator - [EDI]; CMPS: [ESI] - [EDI] (the MMIO side is either). */
     uint32_t a = v->mmio_cmp_mmio_first ? d : other, b = v->mmio_cmp_mmio_first ? other : d;
     uint32_t fl = cmp_flags(a, b, sz);
-    v->ctx.eflags = (v->ctx.eflags & ~0x8D5u) | fl;
+    v->ctx.eflags = (v->ctx.eflags & ~CMP_FLAGS) | fl;
     bool src = v->mmio_kind == 5;
     if (src)
         v->ctx.gpr[XBT_ESI] += (uint32_t)v->mmio_step;
     v->ctx.gpr[XBT_EDI] += (uint32_t)v->mmio_step;
     if (v->mmio_rep) {
-        bool zf = fl & 0x40;
+        bool zf = fl & XBT_EFLAGS_ZF;
         if (--v->ctx.gpr[XBT_ECX] != 0 && zf == (v->mmio_rep == 1))
             return; /* REPE while equal, REPNE while different: the next element */
     }
@@ -151,7 +154,7 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
     unsigned size = in->zi.operand_width / 8;
     bool rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
                                     ZYDIS_ATTRIB_HAS_REPNE);
-    int32_t step = (v->ctx.eflags & 0x400) ? -(int32_t)size : (int32_t)size;
+    int32_t step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int32_t)size : (int32_t)size;
     int sseg = XBT_DS;
     for (unsigned i = 0; i < in->zi.operand_count; i++)
         if (in->ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
@@ -271,8 +274,8 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
     }
     if (xbt_paging(v)) {
         uint32_t err = v->fault_err;
-        v->fault_err = is_store ? 2 : 0;
-        int rc = xbt_paged_fault(v, v->cpl == 3 ? XBT_WIN_USER : XBT_WIN_KERNEL, r0);
+        v->fault_err = is_store ? XBT_PF_W : 0;
+        int rc = xbt_paged_fault(v, v->cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K, r0);
         v->fault_err = err;
         if (rc != 1)
             return -1;

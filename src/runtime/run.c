@@ -60,7 +60,9 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
 {
     xbt_tmode m = { 0 };
     m.cpl = (uint8_t)v->cpl;
-    m.window = XBT_WIN_K;
+    /* At CPL 3 too: the U-window's code is the K-window's (both through GS, which
+       set_window points at the right one), and one value keeps one mode key. */
+    m.window = XBT_WINDOW_K;
     for (int s = XBT_ES; s <= XBT_DS; s++)
         if (v->seg[s].base)
             m.segbase_mask |= (uint8_t)(1u << s);
@@ -297,7 +299,7 @@ static void complete_in(struct xbt_vcpu *v)
     if (v->io_in_reg_size & 0x80) {
         uint32_t edi = v->ctx.gpr[XBT_EDI];
         xbt_write_lin(v, v->seg[XBT_ES].base + edi, &data, size);
-        int step = (v->ctx.eflags & 0x400) ? -(int)size : (int)size;
+        int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
         v->ctx.gpr[XBT_EDI] = edi + (uint32_t)step;
         const struct xbt_callout_site *s =
             (const struct xbt_callout_site *)(uintptr_t)v->ctx.callout_site;
@@ -373,9 +375,9 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGSEGV: {
         uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase, u = (uintptr_t)vm->ubase;
         if (a >= k && a < k + (4ull << 30) && xbt_paging(v))
-            return xbt_paged_fault(v, XBT_WIN_KERNEL, (uint32_t)(a - k)) != 0;
+            return xbt_paged_fault(v, XBT_WINDOW_K, (uint32_t)(a - k)) != 0;
         if (a >= u && a < u + (4ull << 30) && xbt_paging(v))
-            return xbt_paged_fault(v, XBT_WIN_USER, (uint32_t)(a - u)) != 0;
+            return xbt_paged_fault(v, XBT_WINDOW_U, (uint32_t)(a - u)) != 0;
         if (a >= k && a < k + (4ull << 30)) {
             uint64_t gpa = a - k;
             if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
@@ -405,7 +407,7 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGFPE:
         if (v->fault_code == FPE_INTDIV || v->fault_code == FPE_INTOVF)
             return xbt_raise(v, XBT_DE, false, 0, eip);
-        return xbt_raise(v, (v->cr4 & 0x400) ? XBT_XM : XBT_MF, false, 0, eip);
+        return xbt_raise(v, (v->cr4 & XBT_CR4_OSXMMEXCPT) ? XBT_XM : XBT_MF, false, 0, eip);
     case SIGILL:
         return xbt_raise(v, XBT_UDV, false, 0, eip);
     case SIGTRAP:
@@ -742,8 +744,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 }
                 break;
             }
-            bool traces = (vm->cfg.flags & XBT_VM_TRACES) &&
-                          !(vm->cfg.flags & (XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN));
+            bool traces = (vm->cfg.flags & XBT_VM_TRACES) && !(vm->cfg.flags & XBT_VM_NO_CHAIN);
             if (v->rec_n && !(b = trace_step(v, b, &m, key, &chain_site)))
                 break;
             b->execs++;
@@ -812,8 +813,14 @@ out:
     return XBT_OK;
 }
 
-size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size)
+size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
 {
+    /* Only the counters within the caller's size; the others read as 0. */
+    xbt_stats all;
+    memset(&all, 0, sizeof all);
+    if (caller)
+        memcpy(&all, caller, caller->size < sizeof all ? caller->size : sizeof all);
+    const xbt_stats *st = &all;
     size_t n = 0;
 #define OUT(...)                                                                       \
     do {                                                                               \

@@ -47,20 +47,15 @@ const char *xbt_strerror(xbt_status s)
     return "unknown status";
 }
 
-uint32_t xbt_version(void)
-{
-    return XBT_VERSION;
-}
-
 xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
                          const xbt_translate_opts *opts, xbt_translation **out)
 {
     if (!out)
         return XBT_E_INVAL;
     *out = NULL;
-    if (!guest || !opts || (opts->cpl != 0 && opts->cpl != 3) || opts->window > 1 ||
-        opts->segbase_mask > 0xF || opts->max_insns > XBT_BLOCK_MAX_INSNS ||
-        opts->seglimit_mask > 0x3F)
+    if (!guest || !opts || (opts->cpl != 0 && opts->cpl != 3) ||
+        opts->window > XBT_WINDOW_D || opts->segbase_mask > 0xF ||
+        opts->max_insns > XBT_BLOCK_MAX_INSNS || opts->seglimit_mask > 0x3F)
         return XBT_E_INVAL;
     if (opts->trace_path && opts->trace_path_n &&
         (opts->trace_path_n > XBT_TRACE_MAX_BLOCKS || opts->trace_path[0] != eip))

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch.h"
 #include "runtime/direct.h"
 #include "runtime/runner.h"
 #include "tcache/tcache.h"
@@ -30,29 +31,6 @@ enum {
     XBT_PF = 14, XBT_MF = 16, XBT_AC = 17, XBT_MC = 18, XBT_XM = 19,
 };
 
-#define XBT_CR0_PE 0x00000001u
-#define XBT_CR0_MP 0x00000002u
-#define XBT_CR0_EM 0x00000004u
-#define XBT_CR0_TS 0x00000008u
-#define XBT_CR0_ET 0x00000010u
-#define XBT_CR0_NE 0x00000020u
-#define XBT_CR0_WP 0x00010000u
-#define XBT_CR0_AM 0x00040000u
-#define XBT_CR0_PG 0x80000000u
-#define XBT_CR4_TSD 0x00000004u
-#define XBT_CR4_PSE 0x00000010u
-#define XBT_CR4_PGE 0x00000080u
-#define XBT_CR4_OSFXSR 0x00000200u
-
-#define XBT_EFLAGS_IF 0x00000200u
-#define XBT_EFLAGS_TF 0x00000100u
-#define XBT_EFLAGS_IOPL 0x00003000u
-#define XBT_EFLAGS_NT 0x00004000u
-#define XBT_EFLAGS_RF 0x00010000u
-#define XBT_EFLAGS_VM 0x00020000u
-#define XBT_EFLAGS_AC 0x00040000u
-#define XBT_EFLAGS_ID 0x00200000u
-
 /* What a window maps, by linear page, and by 4 MiB region (for cheap scans). */
 struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; };
 
@@ -63,7 +41,7 @@ struct xbt_wrec {
     uint32_t pde;      /* the directory entry then */
     uint32_t pte0;     /* the first page's table entry then (4 KiB pages) */
     uint16_t npages;   /* a run of pages whose entries are pte0 + k * 4096 */
-    uint8_t win;       /* XBT_WIN_KERNEL or XBT_WIN_USER */
+    uint8_t win;       /* XBT_WINDOW_K or XBT_WINDOW_U */
     uint8_t big;       /* a 4 MiB page: the directory entry says it all */
 };
 
@@ -81,7 +59,7 @@ struct xbt_wset {
     /* Mappings from global entries and from others, by linear page and region. */
     uint64_t g_page[1u << 14], ng_page[1u << 14];
     uint8_t g_region[128], ng_region[128];
-    struct xbt_wmap wmap[2];          /* what the K- and U-window map */
+    struct xbt_wmap wmap[2];          /* what the K- and U-window map (by enum xbt_window) */
     struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
     uint32_t n_rec;
     bool rec_overflow;                /* too many: a switch back drops them all */
@@ -353,7 +331,7 @@ bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gp
    paging on, else the K-window. */
 uint8_t *xbt_current_window(const struct xbt_vcpu *v);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
-/* Records that window `win` (XBT_WIN_*) now maps [lin, lin + len). */
+/* Records that window `win` (enum xbt_window) now maps [lin, lin + len). */
 void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len);
 /* Records that [lin, lin + len) was mapped into window `win` of the current address
    space from a global entry or not (then with the entries it came from). */
@@ -390,8 +368,8 @@ void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c
    entry with a nonzero upper half). */
 void xbt_region_key(struct xbt_vcpu *v, uint32_t r, uint64_t key[3]);
 bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte);
-static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & 0x80000000u; }
-static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & 0x20u; }
+static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & XBT_CR0_PG; }
+static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & XBT_CR4_PAE; }
 /* The address space CR3 names: its page directory (PAE: its 32-byte PDPT, several of
    which may share a page). */
 static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
@@ -404,12 +382,12 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool 
                   struct xbt_walk_result *r);
 void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page);
 
-/* Direct execution (direct.c). */
-enum { XBT_WIN_KERNEL = 0, XBT_WIN_USER = 1, XBT_WIN_DIRECT = 2 };
-/* A host page fault at linear `lin` of a window: 1 handled (mapped or a guest fault
-   raised), 0 an exit is recorded, 2 the D-window cannot hold the page (below
-   mmap_min_addr). */
+/* A host page fault at linear `lin` of window `win` (enum xbt_window; shadow-mmu/fault.c):
+   1 handled (mapped or a guest fault raised), 0 an exit is recorded, 2 the D-window
+   cannot hold the page (below mmap_min_addr). */
 int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
+
+/* Direct execution (direct.c). */
 /* run.c: a data write beside translated code (snapshot, single step, compare). */
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged);
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why);

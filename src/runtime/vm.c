@@ -25,8 +25,14 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     if (!out || !cfg)
         return XBT_E_INVAL;
     *out = NULL;
+    const uint32_t known = XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN | XBT_VM_TRACES |
+                           XBT_VM_TRACE_PROFILE | XBT_VM_LOCAL_APIC;
     if (cfg->ram_size == 0 || (cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||
-        cfg->user_mode > XBT_USER_ADAPTIVE)
+        cfg->user_mode > XBT_USER_ADAPTIVE || (cfg->flags & ~known))
+        return XBT_E_INVAL;
+    /* The deprecated XBT_VM_NO_TRACES once overrode XBT_VM_TRACES; asking for both is a
+       contradiction now, not a silent choice. */
+    if ((cfg->flags & XBT_VM_NO_TRACES) && (cfg->flags & XBT_VM_TRACES))
         return XBT_E_INVAL;
     if (!xbt_signals_init()) {
         last_host_error = "cannot install signal handlers";
@@ -252,9 +258,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)vm->kbase;
-    c->eflags_sys = 0x2;
+    c->eflags_sys = XBT_EFLAGS_FIXED;
     c->vif = 0;
-    c->eflags = 0x2;
+    c->eflags = XBT_EFLAGS_FIXED;
     /* A clean x87/SSE image: FCW 0x37F, MXCSR 0x1F80. */
     uint16_t fcw = 0x37F;
     uint32_t mxcsr = 0x1F80;
@@ -396,8 +402,9 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     v->cr0 = s->cr0 | XBT_CR0_ET, v->cr2 = s->cr2, v->cr3 = s->cr3, v->cr4 = s->cr4;
     memcpy(v->dr, s->dr, sizeof v->dr);
     if (paging_was != xbt_paging(v) ||
-        (xbt_paging(v) && (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & 0xB0) ||
-                           ((cr0_was ^ v->cr0) & 0x10000))))
+        (xbt_paging(v) &&
+         (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE)) ||
+          ((cr0_was ^ v->cr0) & XBT_CR0_WP))))
         xbt_paging_changed(v);
     return XBT_OK;
 }
@@ -426,11 +433,12 @@ xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *v, xbt_irq_fn fn, void *opaque)
     return XBT_OK;
 }
 
-xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
+xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
 {
-    if (!v || !st)
+    if (!v || !out || out->size < offsetof(xbt_stats, exits))
         return XBT_E_INVAL;
-    *st = v->stats;
+    /* Gathered whole, then as much of it as the caller's struct holds (xbt.h). */
+    xbt_stats all = v->stats, *st = &all;
     st->block_execs = v->prof_block_entries;
     st->code_page_invalidations = v->vm->code_page_invals;
     st->wrec_checked = v->vm->wrec_checked;
@@ -461,5 +469,9 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *st)
     st->lookup_hits = t.hits;
     st->flushes = t.flushes;
     st->invalidations = t.invalidations;
+    uint32_t n = out->size < sizeof all ? out->size : (uint32_t)sizeof all;
+    all.size = n;
+    all.reserved = 0;
+    memcpy(out, &all, n);
     return XBT_OK;
 }

@@ -21,8 +21,8 @@
 int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
-    bool write = v->fault_err & 2;
-    bool user = win != XBT_WIN_KERNEL;
+    bool write = v->fault_err & XBT_PF_W;
+    bool user = win != XBT_WINDOW_K;
     xbt_walk_result r;
     if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
         if (r.bus_error) {
@@ -35,14 +35,14 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? 1 : 0;
     }
     if (r.gpa >= vm->ram_size) {
-        if (win == XBT_WIN_DIRECT)
+        if (win == XBT_WINDOW_D)
             return 2; /* the translator runs the access and makes the MMIO exit */
         xbt_mmio_begin(v, lin, r.gpa);
         return (v->mmio_run || v->mmio_raised) ? 1 : 0; /* a step to run, or an exception */
     }
     uint32_t page = (uint32_t)(r.gpa >> 12);
     bool data_write = false;
-    if (write && vm->code_prot[page] && win != XBT_WIN_DIRECT) {
+    if (write && vm->code_prot[page] && win != XBT_WINDOW_D) {
         uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
         if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
             xbt_smc_data_begin(v, page, lin, true);
@@ -60,7 +60,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool writable = r.writable && (r.dirty || write) && (!vm->code_prot[page] || data_write);
     /* The D-window keeps W^X: an instruction fetch maps the page read-only and
        executable, a later write read-write again (direct.c). */
-    bool fetch = win == XBT_WIN_DIRECT && (v->fault_err & 0x10) && !write, xlate = false;
+    bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write, xlate = false;
     if (fetch)
         writable = false;
     if (r.page_size > 4096)
@@ -77,10 +77,10 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         if (g0 + size <= vm->ram_size && !v->smc_single &&
             !memchr(vm->code_prot + (g0 >> 12), 1, size >> 12)) {
             bool ok;
-            if (win == XBT_WIN_DIRECT)
+            if (win == XBT_WINDOW_D)
                 ok = xbt_direct_window_map_range(vm, l0, g0, size, writable);
             else
-                ok = xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, l0,
+                ok = xbt_window_map_range(vm, win == XBT_WINDOW_U ? vm->ubase : vm->kbase, l0,
                                           g0, size, writable);
             if (ok) {
                 xbt_window_note(vm, win, l0, size, r.global, xbt_region_pde_raw(v, l0 >> 22),
@@ -106,10 +106,11 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     if (r.page_size == 4096 && r.pte_gpa + es <= vm->ram_size) {
         uint64_t pte0 = 0;
         memcpy(&pte0, vm->ram + r.pte_gpa, es);
-        const uint64_t same = 0x167 | (pae ? 0xFFFFFFF000000000ull : 0); /* P RW US A D G */
+        const uint64_t same = XBT_PTE_P | XBT_PTE_RW | XBT_PTE_US | XBT_PTE_A | XBT_PTE_D |
+                              XBT_PTE_G | (pae ? 0xFFFFFFF000000000ull : 0);
         uint64_t pt_page = r.pte_gpa & ~0xFFFull;
         uint32_t idx = (uint32_t)(r.pte_gpa & 0xFFF) / es;
-        if ((pte0 & 0x20) && (!writable || (pte0 & 0x40))) {
+        if ((pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
             for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12); k++) {
                 uint64_t pte = 0;
                 memcpy(&pte, vm->ram + pt_page + k * es, es);
@@ -133,7 +134,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
             }
         }
     }
-    if (win == XBT_WIN_DIRECT) {
+    if (win == XBT_WINDOW_D) {
         if (v->smc_single) {
             /* The writing instruction runs once translated, with the page writable. */
             v->smc_single = false;
@@ -155,7 +156,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
             xbt_direct_page_translated(v, v->ctx.eip);
             xlate = true;
         }
-    } else if (!xbt_window_map_range(vm, win == XBT_WIN_USER ? vm->ubase : vm->kbase, lo, glo,
+    } else if (!xbt_window_map_range(vm, win == XBT_WINDOW_U ? vm->ubase : vm->kbase, lo, glo,
                                      hi - lo, writable)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
         return 0;

@@ -1,25 +1,13 @@
 /*
- * walk.c - the guest page walker (see walk.h).  Intel SDM vol. 3, 4.3 (32-bit paging)
- * and 4.6 (access rights); accessed/dirty updates in the order QEMU's TCG uses, so the
- * guest reads back the same bits on both: the directory entry's A bit when the walk
- * passes it to a page table, the last level's A (and D for a write) after the rights
- * check succeeds.
+ * walk.c - the guest page walker (see walk.h).  Intel SDM vol. 3, 4.3 (32-bit paging),
+ * 4.4 (PAE paging) and 4.6 (access rights); accessed/dirty updates in the order QEMU's
+ * TCG uses, so the guest reads back the same bits on both: the directory entry's A bit
+ * when the walk passes it to a page table, the last level's A (and D for a write) after
+ * the rights check succeeds.
  */
 #include "walk.h"
 
-#define PTE_P   0x001u
-#define PTE_RW  0x002u
-#define PTE_US  0x004u
-#define PTE_A   0x020u
-#define PTE_D   0x040u
-#define PTE_PS  0x080u
-#define PTE_G   0x100u
-
-#define CR0_PG  0x80000000u
-#define CR0_WP  0x00010000u
-#define CR4_PSE 0x00000010u
-#define CR4_PAE 0x00000020u
-#define CR4_PGE 0x00000080u
+#include "arch.h"
 
 static bool fault(xbt_walk_result *r, const xbt_walk_req *q, bool present)
 {
@@ -33,7 +21,7 @@ static bool allowed(const xbt_walk_req *q, bool us, bool rw)
 {
     if (q->user && !us)
         return false;
-    if (q->write && !rw && (q->user || (q->cr0 & CR0_WP)))
+    if (q->write && !rw && (q->user || (q->cr0 & XBT_CR0_WP)))
         return false;
     return true;
 }
@@ -42,7 +30,7 @@ static bool writable_now(const xbt_walk_req *q, bool us, bool rw)
 {
     if (q->user)
         return us && rw;
-    return rw || !(q->cr0 & CR0_WP);
+    return rw || !(q->cr0 & XBT_CR0_WP);
 }
 
 static bool rsvd_fault(xbt_walk_result *r, const xbt_walk_req *q)
@@ -72,7 +60,7 @@ static bool read64(xbt_pt_read_fn read, void *opaque, uint64_t gpa, uint64_t *v)
 static bool pass_directory(xbt_pt_write_fn write, void *opaque, uint64_t gpa, uint32_t lo,
                            xbt_walk_result *r)
 {
-    if (!(lo & PTE_A) && !write(opaque, gpa, lo | PTE_A))
+    if (!(lo & XBT_PTE_A) && !write(opaque, gpa, lo | XBT_PTE_A))
         return bus(r);
     return true;
 }
@@ -86,15 +74,15 @@ static bool leaf(const xbt_walk_req *q, xbt_pt_write_fn write, void *opaque,
 {
     if (!allowed(q, us, rw))
         return fault(r, q, true);
-    uint32_t nv = lo | PTE_A | (q->write ? PTE_D : 0);
+    uint32_t nv = lo | XBT_PTE_A | (q->write ? XBT_PTE_D : 0);
     if (nv != lo && !write(opaque, entry_gpa, nv))
         return bus(r);
     r->gpa = gpa;
     r->page_size = page_size;
     r->user = us;
     r->writable = writable_now(q, us, rw);
-    r->global = (lo & PTE_G) && (q->cr4 & CR4_PGE);
-    r->dirty = nv & PTE_D;
+    r->global = (lo & XBT_PTE_G) && (q->cr4 & XBT_CR4_PGE);
+    r->dirty = nv & XBT_PTE_D;
     r->pte_gpa = entry_gpa;
     return true;
 }
@@ -117,7 +105,7 @@ static bool walk_pae(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn
     uint64_t pdpte;
     if (!read64(read, opaque, pdpte_gpa, &pdpte))
         return bus(r);
-    if (!(pdpte & PTE_P))
+    if (!(pdpte & XBT_PTE_P))
         return fault(r, q, false);
     if (pdpte & (PAE_RSVD_HIGH | 0x1E6ull))
         return rsvd_fault(r, q);
@@ -125,15 +113,16 @@ static bool walk_pae(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn
     uint64_t pde;
     if (!read64(read, opaque, pde_gpa, &pde))
         return bus(r);
-    if (!(pde & PTE_P))
+    if (!(pde & XBT_PTE_P))
         return fault(r, q, false);
     if (pde & PAE_RSVD_HIGH)
         return rsvd_fault(r, q);
-    if (pde & PTE_PS) {
+    if (pde & XBT_PTE_PS) {
         if (pde & 0x1FE000ull) /* bits 20:13 */
             return rsvd_fault(r, q);
-        return leaf(q, write, opaque, pde_gpa, (uint32_t)pde, pde & PTE_US, pde & PTE_RW,
-                    (pde & 0x0000000FFFE00000ull) + (q->lin & 0x1FFFFFu), 2u << 20, r);
+        return leaf(q, write, opaque, pde_gpa, (uint32_t)pde, pde & XBT_PTE_US,
+                    pde & XBT_PTE_RW, (pde & 0x0000000FFFE00000ull) + (q->lin & 0x1FFFFFu),
+                    2u << 20, r);
     }
     if (!pass_directory(write, opaque, pde_gpa, (uint32_t)pde, r))
         return false;
@@ -141,40 +130,40 @@ static bool walk_pae(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn
     uint64_t pte;
     if (!read64(read, opaque, pte_gpa, &pte))
         return bus(r);
-    if (!(pte & PTE_P))
+    if (!(pte & XBT_PTE_P))
         return fault(r, q, false);
     if (pte & PAE_RSVD_HIGH)
         return rsvd_fault(r, q);
-    return leaf(q, write, opaque, pte_gpa, (uint32_t)pte, (pde & PTE_US) && (pte & PTE_US),
-                (pde & PTE_RW) && (pte & PTE_RW), (pte & PAE_ADDR) + (q->lin & 0xFFFu), 4096,
-                r);
+    return leaf(q, write, opaque, pte_gpa, (uint32_t)pte,
+                (pde & XBT_PTE_US) && (pte & XBT_PTE_US), (pde & XBT_PTE_RW) && (pte & XBT_PTE_RW),
+                (pte & PAE_ADDR) + (q->lin & 0xFFFu), 4096, r);
 }
 
 bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
               void *opaque, xbt_walk_result *r)
 {
     *r = (xbt_walk_result){ 0 };
-    if (!(q->cr0 & CR0_PG)) {
+    if (!(q->cr0 & XBT_CR0_PG)) {
         r->gpa = q->lin;
         r->page_size = 4096;
         r->writable = r->user = r->dirty = true;
         return true;
     }
-    if (q->cr4 & CR4_PAE)
+    if (q->cr4 & XBT_CR4_PAE)
         return walk_pae(q, read, write, opaque, r);
     uint64_t pde_gpa = (uint64_t)(q->cr3 & ~0xFFFu) + ((q->lin >> 22) << 2);
     uint32_t pde;
     if (!read(opaque, pde_gpa, &pde))
         return bus(r);
-    if (!(pde & PTE_P))
+    if (!(pde & XBT_PTE_P))
         return fault(r, q, false);
 
-    if ((pde & PTE_PS) && (q->cr4 & CR4_PSE)) {
+    if ((pde & XBT_PTE_PS) && (q->cr4 & XBT_CR4_PSE)) {
         /* 4 MiB page; bits 20:13 are physical address bits 39:32 (PSE-36), bit 21 is
            reserved. */
         if (pde & (1u << 21))
             return rsvd_fault(r, q);
-        return leaf(q, write, opaque, pde_gpa, pde, pde & PTE_US, pde & PTE_RW,
+        return leaf(q, write, opaque, pde_gpa, pde, pde & XBT_PTE_US, pde & XBT_PTE_RW,
                     ((uint64_t)(pde & 0xFFC00000u) | ((uint64_t)((pde >> 13) & 0xFF) << 32)) +
                         (q->lin & 0x3FFFFFu),
                     4u << 20, r);
@@ -186,9 +175,9 @@ bool xbt_walk(const xbt_walk_req *q, xbt_pt_read_fn read, xbt_pt_write_fn write,
     uint32_t pte;
     if (!read(opaque, pte_gpa, &pte))
         return bus(r);
-    if (!(pte & PTE_P))
+    if (!(pte & XBT_PTE_P))
         return fault(r, q, false);
-    return leaf(q, write, opaque, pte_gpa, pte, (pde & PTE_US) && (pte & PTE_US),
-                (pde & PTE_RW) && (pte & PTE_RW), (uint64_t)(pte & ~0xFFFu) + (q->lin & 0xFFFu),
-                4096, r);
+    return leaf(q, write, opaque, pte_gpa, pte, (pde & XBT_PTE_US) && (pte & XBT_PTE_US),
+                (pde & XBT_PTE_RW) && (pte & XBT_PTE_RW),
+                (uint64_t)(pte & ~0xFFFu) + (q->lin & 0xFFFu), 4096, r);
 }

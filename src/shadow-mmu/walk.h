@@ -1,10 +1,12 @@
 /*
- * walk.h - the guest page walker: 32-bit two-level paging (4 KiB pages, 4 MiB pages with
- * CR4.PSE and PSE-36 high address bits), CR0.WP, U/S and R/W, global pages reported for
- * CR4.PGE, accessed and dirty bits set in the guest's tables exactly where the hardware
- * (and QEMU) sets them.  A pure function of the guest's tables, reached through a
- * callback; the shadow MMU (issue 4) fills the K- and U-windows from its results.
- * The request/result shapes leave room for PAE (64-bit entries, NX, a third level).
+ * walk.h - the guest page walker: 32-bit paging (two levels of 32-bit entries, 4 KiB
+ * pages, 4 MiB pages with CR4.PSE and PSE-36 high address bits) and PAE paging
+ * (CR4.PAE: a 4-entry PDPT, then two levels of 64-bit entries, 4 KiB and 2 MiB pages,
+ * physical addresses up to 36 bits, no NX); CR0.WP, U/S and R/W, global pages reported
+ * for CR4.PGE, reserved bits, accessed and dirty bits set in the guest's tables exactly
+ * where the hardware (and QEMU) sets them.  A pure function of the guest's tables,
+ * reached through a callback; the shadow MMU (window.c, fault.c) fills the K-, U- and
+ * D-windows from its results.
  */
 #ifndef XBT_SHADOW_MMU_WALK_H
 #define XBT_SHADOW_MMU_WALK_H
@@ -19,9 +21,10 @@
 #define XBT_PF_RSVD 0x08u /* a reserved bit was set in an entry */
 #define XBT_PF_I    0x10u /* instruction fetch (only with NX or SMEP: never here yet) */
 
-/* Guest physical memory for the walker: read or write one 32-bit entry.  false means
-   the address has no RAM (the walk then faults with RSVD clear, as a bus error is not
-   an x86 event: the caller decides). */
+/* Guest physical memory for the walker: read or write 32 bits (a PAE entry is read as
+   two halves; only low halves, which hold A and D, are written).  false means the
+   address has no RAM (the walk then faults with RSVD clear, as a bus error is not an
+   x86 event: the caller decides). */
 typedef bool (*xbt_pt_read_fn)(void *opaque, uint64_t gpa, uint32_t *val);
 typedef bool (*xbt_pt_write_fn)(void *opaque, uint64_t gpa, uint32_t val);
 
@@ -33,7 +36,7 @@ typedef struct xbt_walk_req {
 
 typedef struct xbt_walk_result {
     uint64_t gpa;          /* guest physical address of lin */
-    uint32_t page_size;    /* 4096 or 4 MiB */
+    uint32_t page_size;    /* 4 KiB, 2 MiB (PAE) or 4 MiB */
     bool writable;         /* a write at this privilege would succeed now */
     bool user;             /* the page is reachable from CPL 3 */
     bool global;           /* G set and CR4.PGE: survives a CR3 load */

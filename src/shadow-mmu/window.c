@@ -49,7 +49,7 @@ uint8_t *xbt_current_window(const struct xbt_vcpu *v)
 static struct xbt_wmap *wmap_of(xbt_vm *vm, struct xbt_wset *w, int win)
 {
     (void)vm;
-    return win == XBT_WIN_DIRECT ? &w->dmap : &w->wmap[win];
+    return win == XBT_WINDOW_D ? &w->dmap : &w->wmap[win];
 }
 
 static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len)
@@ -109,9 +109,9 @@ static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len)
 /* Empties a window set (its address space assignment stays). */
 static void wset_clear(xbt_vm *vm, struct xbt_wset *w)
 {
-    if (wmap_take(&w->wmap[XBT_WIN_KERNEL], 0, 4ull << 30) || w->identity)
+    if (wmap_take(&w->wmap[XBT_WINDOW_K], 0, 4ull << 30) || w->identity)
         unmap_range(w->kbase, 0, 4ull << 30);
-    if (wmap_take(&w->wmap[XBT_WIN_USER], 0, 4ull << 30))
+    if (wmap_take(&w->wmap[XBT_WINDOW_U], 0, 4ull << 30))
         unmap_range(w->ubase, 0, 4ull << 30);
     if (wmap_take(&w->dmap, 0, 4ull << 30))
         xbt_direct_set_drop(vm, w, 0, 4ull << 30);
@@ -129,20 +129,20 @@ static void wset_clear(xbt_vm *vm, struct xbt_wset *w)
 
 static void wset_drop(xbt_vm *vm, struct xbt_wset *w, int win, uint32_t lin, uint64_t len)
 {
-    if (win == XBT_WIN_DIRECT) {
+    if (win == XBT_WINDOW_D) {
         if (wmap_take(&w->dmap, lin, len))
             xbt_direct_set_drop(vm, w, lin, len);
     } else if (wmap_take(&w->wmap[win], lin, len)) {
-        unmap_range(win == XBT_WIN_USER ? w->ubase : w->kbase, lin, len);
+        unmap_range(win == XBT_WINDOW_U ? w->ubase : w->kbase, lin, len);
     }
 }
 
 /* [lin, lin + len) leaves all three windows of set w. */
 static void wset_drop3(xbt_vm *vm, struct xbt_wset *w, uint32_t lin, uint64_t len)
 {
-    wset_drop(vm, w, XBT_WIN_KERNEL, lin, len);
-    wset_drop(vm, w, XBT_WIN_USER, lin, len);
-    wset_drop(vm, w, XBT_WIN_DIRECT, lin, len);
+    wset_drop(vm, w, XBT_WINDOW_K, lin, len);
+    wset_drop(vm, w, XBT_WINDOW_U, lin, len);
+    wset_drop(vm, w, XBT_WINDOW_D, lin, len);
 }
 
 void xbt_window_reset(xbt_vm *vm)
@@ -172,7 +172,7 @@ bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gp
     if (mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, vm->memfd,
              (off_t)gpa) != at)
         return false;
-    xbt_wmap_note(vm, window == vm->ubase ? XBT_WIN_USER : XBT_WIN_KERNEL, lin, len);
+    xbt_wmap_note(vm, window == vm->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len);
     return true;
 }
 
@@ -400,13 +400,14 @@ void xbt_region_key(struct xbt_vcpu *v, uint32_t r, uint64_t key[3])
         return;
     }
     uint64_t pdpte;
-    if (!ram64(v->vm, (uint64_t)(v->cr3 & ~0x1Fu) + (r >> 8) * 8, &pdpte) || !(pdpte & 1))
+    if (!ram64(v->vm, (uint64_t)(v->cr3 & ~0x1Fu) + (r >> 8) * 8, &pdpte) ||
+        !(pdpte & XBT_PTE_P))
         return;
     key[0] = pdpte;
     uint64_t pd = pdpte & 0x0000000FFFFFF000ull;
     for (int k = 0; k < 2; k++)
         if (ram64(v->vm, pd + ((r & 255) * 2 + (uint32_t)k) * 8, &key[1 + k]))
-            key[1 + k] &= ~0x60ull;
+            key[1 + k] &= ~(uint64_t)(XBT_PTE_A | XBT_PTE_D);
 }
 
 /* The same, with the region's key already read. */
@@ -415,16 +416,16 @@ static bool code_pte_in(struct xbt_vcpu *v, const uint64_t key[3], uint32_t lin,
     if (!xbt_pae(v)) {
         uint32_t pde = (uint32_t)key[0];
         uint64_t at = (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4;
-        if (!(pde & 1) || (pde & 0x80) || !ram32(v->vm, at, pte))
+        if (!(pde & XBT_PTE_P) || (pde & XBT_PTE_PS) || !ram32(v->vm, at, pte))
             return false;
-        *pte &= ~0x60u;
+        *pte &= ~(XBT_PTE_A | XBT_PTE_D);
         return true;
     }
     uint64_t pde = key[1 + ((lin >> 21) & 1)], e;
     uint64_t at = (pde & 0x0000000FFFFFF000ull) + ((lin >> 12) & 0x1FF) * 8;
-    if (!(pde & 1) || (pde & 0x80) || !ram64(v->vm, at, &e) || (e >> 32))
+    if (!(pde & XBT_PTE_P) || (pde & XBT_PTE_PS) || !ram64(v->vm, at, &e) || (e >> 32))
         return false;
-    *pte = (uint32_t)e & ~0x60u;
+    *pte = (uint32_t)e & ~(XBT_PTE_A | XBT_PTE_D);
     return true;
 }
 
@@ -450,7 +451,7 @@ static bool region_code_same(struct xbt_vcpu *v, uint32_t r, const uint64_t key[
             uint32_t i = w * 8 + (uint32_t)__builtin_ctz(bits);
             bits &= (uint8_t)(bits - 1);
             uint32_t pte = 0;
-            if (!code_pte_in(v, key, (r << 22) | (i << 12), &pte) || !(pte & 1)) {
+            if (!code_pte_in(v, key, (r << 22) | (i << 12), &pte) || !(pte & XBT_PTE_P)) {
                 same = false; /* a large page or no table here: nothing to compare */
                 snap[i] = 0;
                 continue;
@@ -483,13 +484,14 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
         uint64_t key[3];
         xbt_region_key(v, r, key);
         bool same_key = memcmp(key, v->region_key[r], sizeof key) == 0;
-        bool big = xbt_pae(v) ? (key[1] & 0x81) == 0x81 && (key[2] & 0x81) == 0x81
-                              : (v->cr4 & XBT_CR4_PSE) && (key[0] & 0x81) == 0x81;
+        const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
+        bool big = xbt_pae(v) ? (key[1] & large) == large && (key[2] & large) == large
+                              : (v->cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
         bool global_code = pge && !(v->region_code_ng[r >> 3] & (1u << (r & 7)));
         bool moved = v->region_code_moved[r >> 3] & (1u << (r & 7));
         v->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
-        bool same_table = same_key && !big && (key[0] & 1) && region_code_same(v, r, key) &&
-                          !moved;
+        bool same_table = same_key && !big && (key[0] & XBT_PTE_P) &&
+                          region_code_same(v, r, key) && !moved;
         /* Global translations survive a CR3 load whatever the new tables say. */
         if (!(global_code || (same_key && (big || same_table))))
             v->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));

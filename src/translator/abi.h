@@ -21,11 +21,14 @@
  *                                      So host RFLAGS == guest arithmetic flags | 0x202
  *                                      exactly (PUSHF relies on this).  The guest's IF,
  *                                      IOPL, NT, AC, ID, TF are virtual (ctx fields).
- *   host GS base                       K-window base (guest linear 0 in the window)
+ *   host GS base                       the base of the window of the current privilege
+ *                                      (guest linear 0 in it): the K-window at CPL 0,
+ *                                      the U-window for strict-mode user code
  *
- * Memory: in the K-window a guest access  mov eax,[ebx+8]  becomes  mov eax,gs:[ebx+8]
- * with 32-bit address size (0x67): the CPU adds the GS base to the 32-bit-wrapped
- * effective address.  In the U-window (strict-mode user code) the same without GS.
+ * Memory: a guest access  mov eax,[ebx+8]  becomes  mov eax,gs:[ebx+8]  with 32-bit
+ * address size (0x67): the CPU adds the GS base to the 32-bit-wrapped effective
+ * address.  Code translated to run at the guest's own addresses (the translate-only
+ * API's option; the runtime does not use it) is the same without GS.
  *
  * Exits (all reached by jmp, host RSP as it was at entry):
  *   ctx->exit_direct    R14D = next guest EIP, R15 = host address of the rel32 field
@@ -48,12 +51,14 @@
 #include <stdint.h>
 #endif
 
+#include "arch.h"
 #include "decoder/defs.h"
 
 /* The guest EFLAGS bits that live in host RFLAGS while translated code runs. */
-#define XBT_EFLAGS_ARITH 0x00000CD5 /* CF PF AF ZF SF DF OF */
+#define XBT_EFLAGS_ARITH (XBT_EFLAGS_CF | XBT_EFLAGS_PF | XBT_EFLAGS_AF | XBT_EFLAGS_ZF | \
+                          XBT_EFLAGS_SF | XBT_EFLAGS_DF | XBT_EFLAGS_OF)
 /* Host RFLAGS = guest arithmetic flags | XBT_HOST_FLAGS_FIXED inside translated code. */
-#define XBT_HOST_FLAGS_FIXED 0x00000202
+#define XBT_HOST_FLAGS_FIXED (XBT_EFLAGS_IF | XBT_EFLAGS_FIXED)
 
 #ifndef __ASSEMBLER__
 /*

@@ -28,7 +28,7 @@ void xbt_tx_fail(xbt_tx *t, const char *fmt, ...)
 
 ZydisInstructionAttributes xbt_window_prefix(const xbt_tx *t)
 {
-    return t->mode->window == XBT_WIN_K ? ZYDIS_ATTRIB_HAS_SEGMENT_GS : 0;
+    return t->mode->window != XBT_WINDOW_D ? ZYDIS_ATTRIB_HAS_SEGMENT_GS : 0;
 }
 
 static uint8_t *cursor(xbt_tx *t, ZyanUSize *room)

@@ -855,7 +855,7 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
     if (dst)
         emit_seg_bias(t, R(EDI), XBT_ES, true);
 
-    if (t->mode->window != XBT_WIN_K) {
+    if (t->mode->window == XBT_WINDOW_D) {
         emit_string_op(t, m, rep, true, in->eip, arg, (uint16_t)src_seg);
     } else if (!rep) {
         /* One element: its pointers wrap with the bias dropped after it. */
@@ -968,11 +968,13 @@ static void emit_popf(xbt_tx *t, const xbt_insn *in)
 {
     xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
     xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(R14D)));
-    xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(0x200));                /* IF */
+    xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(XBT_EFLAGS_IF));
     xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_reg(R(R15D)));
     xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(R14D)));
-    xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(0x247100));             /* TF IOPL NT AC ID */
-    xbt_emit2(t, M(OR), xo_reg(R(R15D)), xo_imm(2));
+    xbt_emit2(t, M(AND), xo_reg(R(R15D)),
+              xo_imm(XBT_EFLAGS_TF | XBT_EFLAGS_IOPL | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                     XBT_EFLAGS_ID));
+    xbt_emit2(t, M(OR), xo_reg(R(R15D)), xo_imm(XBT_EFLAGS_FIXED));
     xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_EFLAGS_SYS, 4), xo_reg(R(R15D)));
     xbt_emit2(t, M(AND), xo_reg(R(R14D)), xo_imm(XBT_EFLAGS_ARITH));
     xbt_emit2(t, M(OR), xo_reg(R(R14D)), xo_imm(XBT_HOST_FLAGS_FIXED));
@@ -1339,7 +1341,7 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         if (in->callout == XBT_CO_STI && t->sti_inline) {
             /* CPL 0, the next instruction in this block (xbt_translate_block checked):
                the gate after that one is where the shadow ends. */
-            xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_imm(0x200));
+            xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_imm(XBT_EFLAGS_IF));
             t->b->stats.rewritten++;
             return false;
         }

@@ -14,6 +14,7 @@
 
 #include "decoder/decoder.h"
 #include "translator/abi.h"
+#include "xbt/xbt.h"
 
 #define XBT_BLOCK_MAX_INSNS 64     /* guest instructions per block */
 #define XBT_BLOCK_MAX_EXITS 10     /* chainable exits per block (jcc: 2, loop: 2; a trace:
@@ -21,12 +22,6 @@
 #define XBT_TRACE_MAX_BLOCKS 8     /* basic blocks on a trace's path */
 #define XBT_BLOCK_MAX_MAP (XBT_BLOCK_MAX_INSNS * 3)
 #define XBT_BLOCK_MAX_CODE 16384   /* host bytes a block may need, stubs included */
-
-/* Address window the translated code reaches guest memory through. */
-enum xbt_window {
-    XBT_WIN_K = 0, /* GS base: all guest mappings (guest CPL 0) */
-    XBT_WIN_U = 1, /* host address == guest address (strict-mode user code) */
-};
 
 /* Mode flags (part of the translation-cache key). */
 #define XBT_TM_FPU_NM   0x01 /* CR0.TS or CR0.EM: x87/SSE instructions raise #NM */
@@ -36,7 +31,8 @@ enum xbt_window {
 /* The translation mode: everything besides the guest bytes that the code depends on. */
 typedef struct xbt_tmode {
     uint8_t cpl;          /* 0 or 3 */
-    uint8_t window;       /* enum xbt_window */
+    uint8_t window;       /* enum xbt_window (xbt.h): K and U through the GS base, D at
+                             the guest's own addresses */
     uint8_t segbase_mask; /* 1 << XBT_ES.. for each of ES CS SS DS whose base is nonzero
                              (FS and GS bases are always added, from ctx->seg_base) */
     uint8_t flags;        /* XBT_TM_* */

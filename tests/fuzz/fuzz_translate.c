@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     xbt_translate_opts o = XBT_TRANSLATE_OPTS_INIT;
     o.cpl = (data[0] & 1) ? 3 : 0;
-    o.window = (data[0] & 2) ? XBT_WINDOW_U : XBT_WINDOW_K;
+    o.window = (data[0] & 2) ? XBT_WINDOW_D : XBT_WINDOW_K;
     o.segbase_mask = data[1] & 0xf;
     o.seglimit_mask = (data[1] >> 4) | ((data[0] >> 4) & 3) << 4;
     o.flags = (data[0] >> 2) & 3;

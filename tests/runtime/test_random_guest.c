@@ -161,7 +161,7 @@ static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned pro
     pthread_cond_signal(&w.c);
     pthread_mutex_unlock(&w.m);
     pthread_join(th, NULL);
-    xbt_stats st;
+    xbt_stats st = XBT_STATS_INIT;
     xbt_vcpu_get_stats(cpu, &st);
     printf("random kernel code (%s), %u programs: %u halted, %u triple faults, %u "
            "internal-error exits, %u stopped by the watchdog; %u port I/O exits, %llu guest "
@@ -426,7 +426,7 @@ START_TEST(random_loops_traces_match_blocks)
         ck_assert_msg(memcmp(da, db, sizeof da) == 0, "program %u: data differ", p);
         ck_assert_msg(memcmp(sa, sb, sizeof sa) == 0, "program %u: stacks differ", p);
     }
-    xbt_stats st;
+    xbt_stats st = XBT_STATS_INIT;
     xbt_vcpu_get_stats(cb, &st);
     printf("random loops, %u programs: %u halted alike, %u other exits alike; with traces: "
            "%llu built (%.1f blocks each), %llu guards, %llu entries, %llu side exits\n",
@@ -577,7 +577,7 @@ static void random_user(uint32_t mode, unsigned programs, const char *name)
     pthread_cond_signal(&w.c);
     pthread_mutex_unlock(&w.m);
     pthread_join(th, NULL);
-    xbt_stats st;
+    xbt_stats st = XBT_STATS_INIT;
     xbt_vcpu_get_stats(cpu, &st);
     printf("random user code (%s), %u programs: %u halted in the kernel, %u triple faults, "
            "%u internal-error exits, %u stopped by the watchdog; %u port I/O exits, "

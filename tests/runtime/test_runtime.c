@@ -173,7 +173,7 @@ START_TEST(trace_profile_counts)
                       XBT_VM_TRACES | XBT_VM_TRACE_PROFILE);
     expect_out(&g, 0xf1, 500500);
     expect_out(&g, 0xf2, 250);
-    xbt_stats st;
+    xbt_stats st = XBT_STATS_INIT;
     ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
     ck_assert_uint_ge(st.traces, 1);
     xbt_trace_profile p[4];

@@ -150,7 +150,8 @@ START_TEST(random_bytes_never_break_the_translator)
         s.eip = next_rand();
         if (s.eip > 0xFFFFFF00u)
             s.eip = 0x1000;
-        xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0), (uint8_t)(next_rand() & 1),
+        xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0),
+                        (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
                         (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
                         (uint8_t)(next_rand() & 0x3F) };
         xbt_tblock b;

@@ -12,16 +12,8 @@
  * seen even if the timer thread has not run yet.  Call with vmm.lock held.
  */
 #include <stdio.h>
-#include <time.h>
 
 #include "vmm.h"
-
-uint64_t vmm_now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
 
 void vmm_request_exit(struct vmm *m, enum vmm_end why, int status)
 {

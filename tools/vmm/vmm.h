@@ -220,6 +220,8 @@ enum {
     EXIT_SUSPEND = 6,      /* ACPI S3: there is no resume */
 };
 
+/* clock.c: host monotonic time in ns, the time base of every timed device.  Any thread,
+   no lock needed. */
 uint64_t vmm_now_ns(void);
 
 /* Asks the run loop to end with status (and why). */

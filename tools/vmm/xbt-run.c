@@ -491,7 +491,7 @@ int main(int argc, char **argv)
                 return usage_error("--user-mode is direct, strict or adaptive, not '%s'",
                                    optarg);
             break;
-        case O_NOTRACE: no_traces = true; cfg.flags |= XBT_VM_NO_TRACES; break;
+        case O_NOTRACE: no_traces = true; break; /* the default: nothing to ask for */
         case O_TRACE: want_traces = true; cfg.flags |= XBT_VM_TRACES; break;
         case O_TPROF:
             want_traces = true;
@@ -526,8 +526,9 @@ int main(int argc, char **argv)
         case O_STATS: stats = true; break;
         case O_TRACEIO: m->trace_io = true; break;
         case O_VERSION:
-            printf("xbt-run %u.%u.%u\n", xbt_version() >> 16, (xbt_version() >> 8) & 0xff,
-                   xbt_version() & 0xff);
+            printf("xbt-run %u.%u.%u (API %u.%u)\n", xbt_version() >> 16,
+                   (xbt_version() >> 8) & 0xff, xbt_version() & 0xff, xbt_api_version() >> 16,
+                   xbt_api_version() & 0xffff);
             return 0;
         case 'h': usage(stdout); return 0;
         case ':':
@@ -579,6 +580,14 @@ int main(int argc, char **argv)
                            argv[optind], argv[optind + 1], argc - optind > 2 ? ", ..." : "");
     }
 
+    /* What every embedder checks first; linked statically here, it cannot fail, but a
+       shared libxbt could be older than the header this was built with. */
+    if (!XBT_API_COMPATIBLE(xbt_api_version())) {
+        fprintf(stderr, "xbt-run: built for xbt API %u.%u, the library has %u.%u\n",
+                XBT_API_VERSION_MAJOR, XBT_API_VERSION_MINOR, xbt_api_version() >> 16,
+                xbt_api_version() & 0xffff);
+        return EXIT_INTERNAL;
+    }
     xbt_status st = xbt_vm_create(&cfg, &m->vm);
     if (st != XBT_OK) {
         fprintf(stderr, "xbt-run: cannot create the VM: %s%s%s\n", xbt_strerror(st),
@@ -642,7 +651,7 @@ int main(int argc, char **argv)
         pthread_join(input, NULL);
     }
     if (stats) {
-        xbt_stats s;
+        xbt_stats s = XBT_STATS_INIT;
         if (xbt_vcpu_get_stats(m->cpu, &s) == XBT_OK) {
             char buf[8192];
             xbt_stats_format(&s, buf, sizeof buf);

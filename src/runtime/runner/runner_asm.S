@@ -6,6 +6,7 @@
  *
  * See runner_abi.h for the layout and runner.c for the rest of the program.
  */
+#include "arch.h"
 #include "runtime/runner_abi.h"
 
         .intel_syntax noprefix
@@ -50,7 +51,7 @@ xrn_restorer:
 xrn_restart:
         mov     rsp, XRN_STACK_ADDR + XRN_STACK_SIZE
         cld
-        push    0x202                           /* AC, NT, TF, DF and the rest clear */
+        push    XBT_EFLAGS_IF | XBT_EFLAGS_FIXED /* AC, NT, TF, DF and the rest clear */
         popfq
         xor     ebp, ebp
         call    xrn_cmd_loop

@@ -1,0 +1,241 @@
+/*
+ * test_api.c - the embedder API's own contract, through the public header only: the
+ * version numbers and their compatibility rule, the capability query, the sized
+ * statistics (a caller's smaller struct gets exactly its size written: checked with a
+ * guard pattern after it), the trace flags, and the one window enum as xbt_translate
+ * reads it.
+ */
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xbt/xbt.h"
+
+START_TEST(versions)
+{
+    ck_assert_uint_eq(xbt_version(), XBT_VERSION);
+    ck_assert_uint_eq(xbt_api_version(), XBT_API_VERSION);
+    ck_assert_uint_eq(XBT_API_VERSION >> 16, XBT_API_VERSION_MAJOR);
+    ck_assert_uint_eq(XBT_API_VERSION & 0xFFFF, XBT_API_VERSION_MINOR);
+    ck_assert(XBT_API_COMPATIBLE(xbt_api_version()));
+    /* A library with more additions serves this header; another major or fewer
+       additions do not. */
+    uint32_t v = XBT_API_VERSION;
+    ck_assert(XBT_API_COMPATIBLE(v + 1));
+    ck_assert(!XBT_API_COMPATIBLE(v + 0x10000u));
+    ck_assert(!XBT_API_COMPATIBLE(v - 0x10000u));
+    if (XBT_API_VERSION_MINOR > 0)
+        ck_assert(!XBT_API_COMPATIBLE(v - 1));
+}
+END_TEST
+
+START_TEST(capabilities)
+{
+    uint64_t caps = xbt_capabilities();
+    ck_assert_uint_eq(xbt_capabilities(), caps); /* probed once, kept */
+    const uint64_t built_in = XBT_CAP_USER_STRICT | XBT_CAP_PAE | XBT_CAP_TRACES |
+                              XBT_CAP_TRACE_PROFILE;
+    ck_assert_uint_eq(caps & built_in, built_in);
+    /* Adaptive mode needs exactly what direct mode needs. */
+    ck_assert_int_eq(!!(caps & XBT_CAP_USER_DIRECT), !!(caps & XBT_CAP_USER_ADAPTIVE));
+    const char *why = "untouched";
+    ck_assert_int_eq(xbt_has(0, &why), 1);
+    ck_assert_int_eq(xbt_has(built_in, &why), 1);
+    ck_assert_str_eq(why, "untouched"); /* only written when something is missing */
+    ck_assert_int_eq(xbt_has(XBT_CAP_USER_DIRECT, &why), !!(caps & XBT_CAP_USER_DIRECT));
+    if (!(caps & XBT_CAP_USER_DIRECT)) {
+        ck_assert_ptr_nonnull(why);
+        ck_assert(why[0] != 0);
+        printf("direct user mode not available here: %s\n", why);
+    }
+    /* A capability of a newer API is missing, with a reason; NULL why is allowed. */
+    why = NULL;
+    ck_assert_int_eq(xbt_has(1ull << 63, &why), 0);
+    ck_assert_ptr_nonnull(why);
+    ck_assert(why[0] != 0);
+    ck_assert_int_eq(xbt_has(XBT_CAP_USER_STRICT | (1ull << 63), NULL), 0);
+}
+END_TEST
+
+/* A VM whose vCPU has left through one port exit (mov al, 0x2a; out 0xf1, al; hlt at
+   1 MiB, flat segments): its counters are not all zero. */
+struct one_exit {
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+};
+
+static void run_one_exit(struct one_exit *g)
+{
+    static const uint8_t code[] = { 0xb0, 0x2a, 0xe6, 0xf1, 0xf4 };
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 4u << 20;
+    c.user_mode = XBT_USER_STRICT;
+    ck_assert_int_eq(xbt_vm_create(&c, &g->vm), XBT_OK);
+    ck_assert_int_eq(xbt_vm_write_phys(g->vm, 0x100000, code, sizeof code), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(g->vm, &g->cpu), XBT_OK);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g->cpu, &r);
+    r.eip = 0x100000;
+    r.esp = 0x90000;
+    ck_assert_int_eq(xbt_vcpu_set_regs(g->cpu, &r), XBT_OK);
+    xbt_exit *ex;
+    ck_assert_int_eq(xbt_vcpu_run(g->cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(ex->io.port, 0xf1);
+}
+
+#define GUARD 0xA5
+#define SLACK 64
+
+/* The stats call with the caller's size `size` into a buffer of guard bytes; checks
+   that exactly min(size, sizeof(xbt_stats)) bytes changed at most and returns the
+   buffer (caller frees). */
+static uint8_t *stats_with_size(xbt_vcpu *cpu, uint32_t size, xbt_status want)
+{
+    size_t cap = sizeof(xbt_stats) + SLACK;
+    uint8_t *buf = malloc(cap);
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, GUARD, cap);
+    memcpy(buf, &size, sizeof size);
+    ck_assert_int_eq(xbt_vcpu_get_stats(cpu, (xbt_stats *)buf), want);
+    size_t filled = size < sizeof(xbt_stats) ? size : sizeof(xbt_stats);
+    if (want != XBT_OK)
+        filled = sizeof size; /* only the size the caller put there */
+    for (size_t i = filled; i < cap; i++)
+        ck_assert_msg(buf[i] == GUARD, "size %u: byte %zu written (filled %zu)", size, i,
+                      filled);
+    return buf;
+}
+
+START_TEST(sized_stats)
+{
+    struct one_exit g;
+    run_one_exit(&g);
+
+    xbt_stats full = XBT_STATS_INIT;
+    ck_assert_uint_eq(full.size, sizeof full);
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &full), XBT_OK);
+    ck_assert_uint_eq(full.size, sizeof full);
+    ck_assert_uint_eq(full.reserved, 0);
+    ck_assert_uint_eq(full.exits[XBT_EXIT_IO], 1);
+    ck_assert_uint_ge(full.blocks, 1);
+
+    /* An older embedder's struct: the header, exits and callouts only. */
+    uint32_t old = (uint32_t)offsetof(xbt_stats, blocks);
+    uint8_t *b = stats_with_size(g.cpu, old, XBT_OK);
+    xbt_stats part;
+    memcpy(&part, b, old);
+    ck_assert_uint_eq(part.size, old);
+    ck_assert_uint_eq(part.reserved, 0);
+    ck_assert_mem_eq(part.exits, full.exits, sizeof full.exits);
+    ck_assert_mem_eq(part.callouts, full.callouts, sizeof full.callouts);
+    free(b);
+
+    /* Sizes that end inside a field, at the header's end, and one past the library's
+       struct (a newer embedder: the library fills its own size and says so). */
+    const uint32_t sizes[] = { 8, 12, 20, (uint32_t)sizeof(xbt_stats) - 1,
+                               (uint32_t)sizeof(xbt_stats), (uint32_t)sizeof(xbt_stats) + 40 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        b = stats_with_size(g.cpu, sizes[k], XBT_OK);
+        uint32_t got;
+        memcpy(&got, b, sizeof got);
+        ck_assert_uint_eq(got, sizes[k] < sizeof(xbt_stats) ? sizes[k] : sizeof(xbt_stats));
+        ck_assert_mem_eq(b + 8, (const uint8_t *)&full + 8, got - 8);
+        free(b);
+    }
+
+    /* Too small for the header, and a NULL struct: refused, nothing written. */
+    free(stats_with_size(g.cpu, 0, XBT_E_INVAL));
+    free(stats_with_size(g.cpu, 7, XBT_E_INVAL));
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, NULL), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_get_stats(NULL, &full), XBT_E_INVAL);
+
+    /* The report reads only the counters within the caller's size. */
+    char all[8192], few[8192];
+    xbt_stats_format(&full, all, sizeof all);
+    xbt_stats cut = full;
+    cut.size = old;
+    xbt_stats_format(&cut, few, sizeof few);
+    ck_assert_ptr_null(strstr(all, "translation: 0 blocks"));
+    ck_assert_ptr_nonnull(strstr(few, "translation: 0 blocks"));
+    ck_assert_ptr_nonnull(strstr(few, "exits: io=1"));
+
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+START_TEST(trace_flags)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 4u << 20;
+    c.user_mode = XBT_USER_STRICT;
+    xbt_vm *vm;
+    c.flags = XBT_VM_TRACES | XBT_VM_NO_TRACES; /* a contradiction */
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_E_INVAL);
+    c.flags = 0x100; /* no such flag */
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_E_INVAL);
+    c.flags = XBT_VM_NO_TRACES; /* deprecated: the default, still accepted */
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    xbt_vm_destroy(vm);
+    c.flags = XBT_VM_TRACES | XBT_VM_TRACE_PROFILE;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
+/* mov eax, [ebx]; ret, translated for a window: returns the host code. */
+static size_t translate_for(uint32_t window, uint8_t *out, size_t cap, xbt_status want)
+{
+    static const uint8_t code[] = { 0x8b, 0x03, 0xc3 };
+    xbt_translate_opts o = XBT_TRANSLATE_OPTS_INIT;
+    o.window = window;
+    o.want_listing = 0;
+    xbt_translation *t = NULL;
+    ck_assert_int_eq(xbt_translate(code, sizeof code, 0x1000, &o, &t), want);
+    if (want != XBT_OK)
+        return 0;
+    ck_assert_uint_le(t->code_len, cap);
+    memcpy(out, t->code, t->code_len);
+    size_t n = t->code_len;
+    xbt_translation_free(t);
+    return n;
+}
+
+START_TEST(one_window_enum)
+{
+    uint8_t k[4096], u[4096], d[4096];
+    size_t nk = translate_for(XBT_WINDOW_K, k, sizeof k, XBT_OK);
+    size_t nu = translate_for(XBT_WINDOW_U, u, sizeof u, XBT_OK);
+    size_t nd = translate_for(XBT_WINDOW_D, d, sizeof d, XBT_OK);
+    /* K and U are both reached through the GS base: the same code.  D is at the
+       guest's own addresses: the load has no GS prefix (0x65) in front. */
+    ck_assert_uint_eq(nk, nu);
+    ck_assert_mem_eq(k, u, nk);
+    ck_assert_uint_eq(k[0], 0x65);
+    ck_assert_uint_ne(d[0], 0x65);
+    ck_assert_uint_ne(nd, 0);
+    translate_for(XBT_WINDOW_D + 1, k, sizeof k, XBT_E_INVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, versions);
+    tcase_add_test(tc, capabilities);
+    tcase_add_test(tc, sized_stats);
+    tcase_add_test(tc, trace_flags);
+    tcase_add_test(tc, one_window_enum);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
