@@ -364,6 +364,11 @@ typedef int (*xbt_irq_fn)(void *opaque);
 xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *cpu, xbt_irq_fn pending, void *opaque);
 /* Any thread: re-check the interrupt source within a bounded time. */
 void xbt_vcpu_kick(xbt_vcpu *cpu);
+/* Any thread: a non-maskable interrupt (the NMI pin, an NMI IPI or LVT entry).  It is
+   taken through vector 2 at the next instruction boundary whatever EFLAGS.IF, except
+   while NMIs are blocked: from the delivery of one to the next IRET (the SDM's rule;
+   one more NMI stays pending meanwhile).  It also ends a HLT. */
+void xbt_vcpu_nmi(xbt_vcpu *cpu);
 /* Any thread: leave xbt_vcpu_run with XBT_EXIT_STOPPED within a bounded time. */
 void xbt_vcpu_stop(xbt_vcpu *cpu);
 

@@ -596,6 +596,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         return xbt_deliver_interrupt(v, XBT_OF, true, nxt, eip) ? XBT_LEAVE_DISPATCH
                                                                  : XBT_LEAVE_EXIT;
     case XBT_CO_IRET: {
+        v->nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
         uint32_t err = 0;
         int r = xbt_iret(v, size == 2 ? 2 : 4, nxt, &err);
         return xfer(v, r, err);

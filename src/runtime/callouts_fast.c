@@ -195,6 +195,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         return load_data_seg(v, s, sel, esp + size);
     }
     case XBT_CO_IRET: {
+        v->nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
         /* 32-bit IRET to the same CS at CPL 0 (an interrupt handler's return inside the
            kernel): the stack readable without a walk, no task return, the code
            segment's descriptor still what CS holds. */

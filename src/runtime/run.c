@@ -648,6 +648,17 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             else
                 v->smc_single = true;
         }
+        if (!v->nmi_blocked && !v->interrupt_shadow &&
+            atomic_load_explicit(&v->nmi_pending, memory_order_relaxed)) {
+            /* An NMI: whatever IF says; NMIs stay blocked until the next IRET. */
+            atomic_store(&v->nmi_pending, false);
+            v->nmi_blocked = true;
+            v->stats.interrupts++;
+            chain_site = 0;
+            if (!xbt_deliver_interrupt(v, XBT_NMI, false, v->ctx.eip, v->ctx.eip))
+                break;
+            continue;
+        }
         if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
             /* The gates open before the poll (a kick after it closes them again); only
                a poll that finds nothing proves that nothing is pending. */

@@ -208,6 +208,14 @@ void xbt_vcpu_kick(xbt_vcpu *v)
         pthread_kill(v->thread, XBT_KICK_SIGNAL);
 }
 
+void xbt_vcpu_nmi(xbt_vcpu *v)
+{
+    if (!v)
+        return;
+    atomic_store(&v->nmi_pending, true);
+    xbt_vcpu_kick(v);
+}
+
 void xbt_vcpu_stop(xbt_vcpu *v)
 {
     if (!v)

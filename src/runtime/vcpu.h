@@ -195,6 +195,8 @@ struct xbt_vcpu {
     xbt_irq_fn irq_fn;
     void *irq_opaque;
     atomic_bool kick, stop;
+    atomic_bool nmi_pending;         /* xbt_vcpu_nmi */
+    bool nmi_blocked;                /* an NMI was delivered; the next IRET unblocks */
     pthread_t thread;
     atomic_bool running;
     xbt_block *unlinked;             /* block whose exits a kick unlinked */

@@ -3,7 +3,7 @@
  * leaves (software enabled, LINT0 ExtINT), self-IPIs by shorthand, by physical and by
  * flat logical destination, priority (TPR, PPR, the IRR order, nesting), EOI, ESR, and
  * the timer: one-shot, periodic, masked, stopped, the divide configuration, the
- * current count, and a timer interrupt held off by the TPR.
+ * current count, and a timer interrupt held off by the TPR; NMIs by self-IPI.
  *
  * Where QEMU's APIC differs from the SDM, only what both do is checked: QEMU sets
  * ESR bits at once and ignores ESR writes (the SDM latches errors until the next ESR
@@ -177,10 +177,42 @@ static void timer(void)
     cli();
 }
 
+/* NMIs by self-IPI (ICR delivery mode NMI): taken whatever IF says, and blocked from
+   their delivery to the handler's IRET (a second one sent inside waits for it). */
+static volatile u32 nmi_count, nmi_nested, nmi_in, nmi_seen_inside;
+
+static void on_nmi(struct frame *f)
+{
+    (void)f;
+    nmi_count++;
+    if (nmi_in)
+        nmi_nested++;
+    nmi_in = 1;
+    if (nmi_count == 1) {
+        apic_write(APIC_ICR, 0x40000 | 0x400);
+        settle();
+        nmi_seen_inside = nmi_count;
+    }
+    nmi_in = 0;
+}
+
+static void nmis(void)
+{
+    set_handler(2, on_nmi);
+    cli();
+    apic_write(APIC_ICR, 0x40000 | 0x400);
+    settle();
+    CHECK(nmi_count >= 1, "self NMI taken with IF=0");
+    CHECK_EQ(nmi_seen_inside, 1, "a second NMI waits while the first one's handler runs");
+    CHECK_EQ(nmi_count, 2, "and is taken after that handler's IRET");
+    CHECK_EQ(nmi_nested, 0, "NMI handlers never nest");
+}
+
 void main(void)
 {
     for (int v = 0x20; v < 0x40; v++)
         set_handler(v, on_vector);
+    nmis();
     CHECK(pm_timer_port() != 0, "FADT names the PM timer");
     basics();
     ipis();

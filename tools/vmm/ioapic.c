@@ -50,9 +50,7 @@ static void send(struct vmm *m, int pin)
         lapic_accept(m, vector, level);
         break;
     case 4: /* NMI */
-        if (m->lapic.nmi_dropped++ == 0)
-            fprintf(stderr, "xbt-run: NMI from IOAPIC pin %d dropped: xbt has no NMI "
-                            "injection\n", pin);
+        lapic_nmi(m);
         break;
     case 5: /* INIT */
         fprintf(stderr, "xbt-run: INIT from IOAPIC pin %d: the CPU restarts (reset)\n", pin);

@@ -81,10 +81,10 @@ static uint32_t apr(const struct lapic *a)
 static void power_up(struct lapic *a)
 {
     uint64_t base = a->base_msr;
-    uint64_t nmi = a->nmi_dropped, init = a->init_self, out = a->ipis_out;
+    uint64_t nmi = a->nmis, init = a->init_self, out = a->ipis_out;
     memset(a, 0, sizeof *a);
     a->base_msr = base;
-    a->nmi_dropped = nmi, a->init_self = init, a->ipis_out = out;
+    a->nmis = nmi, a->init_self = init, a->ipis_out = out;
     a->dfr = 0xffffffffu;
     a->svr = 0xff;
     for (int i = 0; i < LVT_N; i++)
@@ -104,10 +104,11 @@ void lapic_init(struct vmm *m)
     a->lvt[LVT_LINT1] = 0x8400;
 }
 
-static void warn_nmi(struct vmm *m, const char *from)
+/* An NMI to this CPU (ICR, LINT0/1 in NMI mode, an IOAPIC pin): xbt delivers it. */
+void lapic_nmi(struct vmm *m)
 {
-    if (m->lapic.nmi_dropped++ == 0)
-        fprintf(stderr, "xbt-run: NMI from %s dropped: xbt has no NMI injection\n", from);
+    m->lapic.nmis++;
+    xbt_vcpu_nmi(m->cpu);
 }
 
 /* An error the APIC detected: latched for the next ESR write, signalled through the
@@ -188,7 +189,7 @@ static void lint_fire(struct vmm *m, int which, bool rising)
         break;
     case DM_NMI:
         if (rising)
-            warn_nmi(m, which == LVT_LINT0 ? "LINT0" : "LINT1");
+            lapic_nmi(m);
         break;
     default:
         break;
@@ -325,7 +326,7 @@ static void send_ipi(struct vmm *m)
         break;
     case DM_NMI:
         if (to_self)
-            warn_nmi(m, "the ICR");
+            lapic_nmi(m);
         break;
     case DM_INIT:
         if (to_self && shorthand != 1) {

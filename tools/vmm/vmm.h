@@ -97,7 +97,7 @@ struct lapic {
     uint64_t timer_next_ns;   /* next expiry to signal; 0 none */
     bool lint0_in;         /* the 8259's INTR output as LINT0 sees it */
     bool extint_req;       /* an IOAPIC ExtINT message: the next INTA goes to the 8259 */
-    uint64_t nmi_dropped, init_self, ipis_out;
+    uint64_t nmis, init_self, ipis_out;
     struct ipi_record last_ipi;
 };
 
@@ -250,6 +250,7 @@ bool lapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint6
 void lapic_sync_base(struct vmm *m);                 /* re-reads IA32_APIC_BASE (vCPU thread) */
 bool lapic_hw_enabled(const struct vmm *m);          /* IA32_APIC_BASE.EN */
 void lapic_accept(struct vmm *m, uint8_t vector, bool level); /* a fixed interrupt */
+void lapic_nmi(struct vmm *m); /* an NMI to the CPU (xbt_vcpu_nmi) */
 bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical);
 int lapic_ack(struct vmm *m);                        /* highest deliverable vector, or -1 */
 bool lapic_has_deliverable(const struct vmm *m);
