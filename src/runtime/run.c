@@ -550,25 +550,12 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     if (!v->smc_exec) {
         /* The scratch code page for uncached single steps: executable here, writable
-           through a second mapping elsewhere (nothing is both). */
-        int fd = memfd_create("xbt-step", MFD_CLOEXEC);
-        void *x = MAP_FAILED, *w = MAP_FAILED;
-        if (fd >= 0 && ftruncate(fd, XBT_BLOCK_MAX_CODE) == 0) {
-            x = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-            w = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        }
-        if (fd >= 0)
-            close(fd);
-        if (x == MAP_FAILED || w == MAP_FAILED) {
-            if (x != MAP_FAILED)
-                munmap(x, XBT_BLOCK_MAX_CODE);
-            if (w != MAP_FAILED)
-                munmap(w, XBT_BLOCK_MAX_CODE);
+           through a second mapping elsewhere (nothing is both), as the cache. */
+        if (!xbt_tc_map_code(XBT_BLOCK_MAX_CODE, &v->smc_exec, &v->smc_exec_w)) {
+            v->smc_exec = v->smc_exec_w = NULL;
             xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
             return XBT_OK;
         }
-        v->smc_exec = x;
-        v->smc_exec_w = w;
     }
     if (!set_window(v)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
