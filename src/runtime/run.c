@@ -267,6 +267,8 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
         xbt_tc_flush(vm->tc);
+        if (vm->perfmap)
+            xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
         ibl_reset(v);
         v->unlinked = NULL;
         for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
@@ -280,6 +282,9 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     }
     b->epoch = v->tc_epoch;
     b->lin = v->seg[XBT_CS].base + v->tb.eip;
+    if (vm->perfmap)
+        xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
+                              v->xl.path != NULL);
     {
         uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
         mark_code_lin(v, l0, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0));
@@ -556,6 +561,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
             return XBT_OK;
         }
+        if (vm->perfmap)
+            xbt_perfmap_add(vm->perfmap, v->smc_exec, XBT_BLOCK_MAX_CODE, "xbt:single-step");
     }
     if (!set_window(v)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
@@ -781,6 +788,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
 out:
     atomic_store(&v->running, false);
+    /* The map is written at the quieter exits (HLT, stop, the end of the guest), not at
+       the frequent I/O ones: the lines of a run are on disk when the embedder stops. */
+    if (vm->perfmap && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
+        xbt_perfmap_flush(vm->perfmap);
     v->stats.exits[v->exit.reason < 16 ? v->exit.reason : 0]++;
     return XBT_OK;
 }

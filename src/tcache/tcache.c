@@ -466,6 +466,12 @@ bool xbt_tc_contains(const xbt_tcache *tc, uint64_t pc)
     return pc >= (uintptr_t)tc->code && pc < (uintptr_t)tc->code + tc->used;
 }
 
+void xbt_tc_code_range(const xbt_tcache *tc, uint64_t *start, uint64_t *size)
+{
+    *start = (uintptr_t)tc->code;
+    *size = tc->size;
+}
+
 xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc)
 {
     if (!xbt_tc_contains(tc, pc))

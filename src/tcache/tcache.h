@@ -108,6 +108,8 @@ void xbt_tc_flush(xbt_tcache *tc);
 /* The block whose host code contains host address pc, or NULL. */
 xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc);
 bool xbt_tc_contains(const xbt_tcache *tc, uint64_t pc);
+/* The executable view: [*start, *start + *size). */
+void xbt_tc_code_range(const xbt_tcache *tc, uint64_t *start, uint64_t *size);
 
 void xbt_tc_get_stats(const xbt_tcache *tc, xbt_tc_stats *st);
 
