@@ -235,6 +235,9 @@ typedef struct xbt_vm_config {
     uint32_t flags;        /* XBT_VM_* */
     uint32_t trace_threshold; /* entries of a trace head before its path is recorded
                                  (with XBT_VM_TRACES), 0 for the default (50) */
+    const char *perf_map_path; /* with XBT_VM_PERF_MAP: the file the map is appended to,
+                                  NULL for /tmp/perf-<pid>.map (where perf looks); read
+                                  only during xbt_vm_create */
 } xbt_vm_config;
 
 #define XBT_VM_TRACES    0x04 /* build traces of hot paths (3-12% faster on hot kernel
@@ -245,7 +248,7 @@ typedef struct xbt_vm_config {
 #define XBT_VM_TRACE_PROFILE 0x08 /* with XBT_VM_TRACES: each trace counts its entries and
                                      the side exits taken (a memory increment per entry
                                      and per side exit; see xbt_vcpu_trace_profile) */
-#define XBT_VM_LOCAL_APIC 0x10 /* the embedder models a local APIC at IA32_APIC_BASE:
+#define XBT_VM_LOCAL_APIC 0x20 /* the embedder models a local APIC at IA32_APIC_BASE:
                                   CPUID.1:EDX.APIC and the IA32_APIC_BASE MSR exist
                                   (without: the MSR raises #GP) */
 /* Deprecated: asks for what is the default (no traces) and does nothing else; kept so
@@ -253,7 +256,9 @@ typedef struct xbt_vm_config {
    override, xbt_vm_create refuses the contradiction (XBT_E_INVAL). */
 #define XBT_VM_NO_TRACES 0x01
 
-#define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0 }
+#define XBT_VM_PERF_MAP 0x10 /* write a perf map of translated code (see below) */
+
+#define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0, NULL }
 
 /* Creates a VM.  XBT_E_INVAL for a bad config (an unknown flag among them), XBT_E_HOST
    if the host refuses what every VM needs (signal handlers, memfds, address space for
@@ -273,8 +278,43 @@ uint64_t xbt_vm_ram_size(const xbt_vm *vm);
 xbt_status xbt_vm_write_phys(xbt_vm *vm, uint64_t gpa, const void *src, size_t len);
 xbt_status xbt_vm_read_phys(xbt_vm *vm, uint64_t gpa, void *dst, size_t len);
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len);
-/* Why the last XBT_E_HOST happened on this thread (static string). */
+/* Why the last XBT_E_HOST happened on this thread (valid until the next call on the
+   thread that fails with XBT_E_HOST). */
 const char *xbt_last_host_error(void);
+
+/*
+ * Profiling translated code with perf (XBT_VM_PERF_MAP).  The VM appends one line
+ * "START SIZE NAME" (hexadecimal, no 0x) per translated block or trace to the perf map
+ * (perf's convention for JIT code: `perf report` resolves samples in anonymous
+ * executable memory of process PID through /tmp/perf-PID.map).  START is the address
+ * the CPU executes, in the code cache's executable view (xbt_vm_code_range).  Names:
+ *   xbt:schedule+0x1a        CPL 0 code covered by a guest symbol (symbol+offset)
+ *   xbt:cpl3:main+0x4        the same at another CPL (strict/adaptive user code)
+ *   xbt:cpl0:c10234a0        no symbol covers the guest EIP
+ *   xbt:trace:...            a trace (XBT_VM_TRACES) whose head is that EIP
+ *   xbt:single-step          the scratch page single instructions run from
+ * A cache flush reuses the cache's addresses: the later lines name them again.  perf
+ * does not order the lines in time: a later line with the same START replaces an
+ * earlier one, a partly overlapping one does not, so a profile of a run that flushed
+ * (xbt_stats.flushes) may charge samples to blocks of an earlier generation.
+ * Lines are buffered and written when the buffer fills, at cache flushes, when
+ * xbt_vcpu_run returns anything but an I/O or MMIO exit, at xbt_vm_perf_map_flush and
+ * at xbt_vm_destroy.  Without the flag nothing is written or formatted.
+ * Guest code run directly (XBT_USER_DIRECT, adaptive) runs in runner processes, not
+ * in the cache: perf shows it under those processes, without names.
+ */
+
+/* A guest symbol: code at guest EIPs [addr, addr + size) belongs to name (size 0:
+   unknown, up to the next symbol, at most 64 KiB).  The name is copied; it must be 1 to
+   255 printable ASCII characters.  Blocks translated afterwards are named by it.
+   XBT_E_INVAL for a bad argument or a range past 4 GiB, XBT_E_NOMEM. */
+xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const char *name);
+/* Writes the buffered lines of the perf map now.  XBT_OK (also without a map),
+   XBT_E_INVAL, XBT_E_HOST if a write to the map has failed (it stays incomplete). */
+xbt_status xbt_vm_perf_map_flush(xbt_vm *vm);
+/* The executable view of the code cache: translated blocks and traces run from
+   [*start, *start + *size).  XBT_E_INVAL for NULL arguments. */
+xbt_status xbt_vm_code_range(const xbt_vm *vm, uint64_t *start, uint64_t *size);
 
 typedef struct xbt_regs {
     uint32_t eax, ecx, edx, ebx, esp, ebp, esi, edi;

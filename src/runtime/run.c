@@ -269,6 +269,8 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
         xbt_tc_flush(vm->tc);
+        if (vm->perfmap)
+            xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
         ibl_reset(v);
         v->unlinked = NULL;
         for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
@@ -282,6 +284,9 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     }
     b->epoch = v->tc_epoch;
     b->lin = v->seg[XBT_CS].base + v->tb.eip;
+    if (vm->perfmap)
+        xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
+                              v->xl.path != NULL);
     {
         uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
         mark_code_lin(v, l0, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0));
@@ -555,25 +560,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
     if (!v->smc_exec) {
         /* The scratch code page for uncached single steps: executable here, writable
-           through a second mapping elsewhere (nothing is both). */
-        int fd = memfd_create("xbt-step", MFD_CLOEXEC);
-        void *x = MAP_FAILED, *w = MAP_FAILED;
-        if (fd >= 0 && ftruncate(fd, XBT_BLOCK_MAX_CODE) == 0) {
-            x = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-            w = mmap(NULL, XBT_BLOCK_MAX_CODE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        }
-        if (fd >= 0)
-            close(fd);
-        if (x == MAP_FAILED || w == MAP_FAILED) {
-            if (x != MAP_FAILED)
-                munmap(x, XBT_BLOCK_MAX_CODE);
-            if (w != MAP_FAILED)
-                munmap(w, XBT_BLOCK_MAX_CODE);
+           through a second mapping elsewhere (nothing is both), as the cache. */
+        if (!xbt_tc_map_code(XBT_BLOCK_MAX_CODE, &v->smc_exec, &v->smc_exec_w)) {
+            v->smc_exec = v->smc_exec_w = NULL;
             xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
             return XBT_OK;
         }
-        v->smc_exec = x;
-        v->smc_exec_w = w;
+        if (vm->perfmap)
+            xbt_perfmap_add(vm->perfmap, v->smc_exec, XBT_BLOCK_MAX_CODE, "xbt:single-step");
     }
     if (!set_window(v)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
@@ -820,6 +814,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     }
 out:
     atomic_store(&v->running, false);
+    /* The map is written at the quieter exits (HLT, stop, the end of the guest), not at
+       the frequent I/O ones: the lines of a run are on disk when the embedder stops. */
+    if (vm->perfmap && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
+        xbt_perfmap_flush(vm->perfmap);
     v->stats.exits[v->exit.reason < 16 ? v->exit.reason : 0]++;
     return XBT_OK;
 }

@@ -18,6 +18,7 @@
 
 #include "arch.h"
 #include "runtime/direct.h"
+#include "runtime/perfmap.h"
 #include "runtime/runner.h"
 #include "tcache/tcache.h"
 #include "translator/abi.h"
@@ -85,6 +86,8 @@ struct xbt_vm {
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
     bool window_paged;         /* the K-window holds linear (paged) mappings */
     xbt_tcache *tc;
+    struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
+    struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (in runner processes) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */

@@ -12,6 +12,7 @@
 #include "vcpu.h"
 
 static __thread const char *last_host_error = "";
+static __thread char host_error_buf[256]; /* a last_host_error with details */
 
 const char *xbt_last_host_error(void)
 {
@@ -25,8 +26,10 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     if (!out || !cfg)
         return XBT_E_INVAL;
     *out = NULL;
-    const uint32_t known = XBT_VM_NO_TRACES | XBT_VM_NO_CHAIN | XBT_VM_TRACES |
-                           XBT_VM_TRACE_PROFILE | XBT_VM_LOCAL_APIC;
+#define XBT_VM_FLAGS(op) (XBT_VM_NO_TRACES op XBT_VM_NO_CHAIN op XBT_VM_TRACES op \
+                          XBT_VM_TRACE_PROFILE op XBT_VM_PERF_MAP op XBT_VM_LOCAL_APIC)
+    _Static_assert(XBT_VM_FLAGS(|) == XBT_VM_FLAGS(+), "two XBT_VM_* flags share a bit");
+    const uint32_t known = XBT_VM_FLAGS(|);
     if (cfg->ram_size == 0 || (cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||
         cfg->user_mode > XBT_USER_ADAPTIVE || (cfg->flags & ~known))
         return XBT_E_INVAL;
@@ -98,6 +101,15 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         last_host_error = "cannot allocate the translation cache above 4 GiB";
         goto host_fail;
     }
+    if (cfg->flags & XBT_VM_PERF_MAP) {
+        vm->perfmap = xbt_perfmap_open(cfg->perf_map_path, host_error_buf,
+                                       sizeof host_error_buf);
+        if (!vm->perfmap) {
+            last_host_error = host_error_buf;
+            goto host_fail;
+        }
+    }
+    vm->cfg.perf_map_path = NULL; /* read only here (the caller's string) */
     if (cfg->user_mode != XBT_USER_STRICT) {
         const char *why = NULL;
         if (!xbt_direct_vm_init(vm, &why))
@@ -117,6 +129,8 @@ void xbt_vm_destroy(xbt_vm *vm)
     if (vm->vcpu)
         xbt_vcpu_destroy(vm->vcpu);
     xbt_direct_vm_destroy(vm);
+    xbt_perfmap_close(vm->perfmap);
+    xbt_symtab_free(&vm->syms);
     xbt_tc_destroy(vm->tc);
     free(vm->code_prot);
     for (int k = 0; k < XBT_WSETS; k++) {
@@ -158,6 +172,32 @@ uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
     if (why)
         *why = vm->direct_why[0] ? vm->direct_why : "direct execution is not available";
     return XBT_USER_STRICT;
+}
+
+xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const char *name)
+{
+    if (!vm || !name || !xbt_symtab_name_ok(name) || (uint64_t)addr + size > (1ull << 32))
+        return XBT_E_INVAL;
+    return xbt_symtab_add(&vm->syms, addr, size, name) ? XBT_OK : XBT_E_NOMEM;
+}
+
+xbt_status xbt_vm_perf_map_flush(xbt_vm *vm)
+{
+    if (!vm)
+        return XBT_E_INVAL;
+    if (vm->perfmap && !xbt_perfmap_flush(vm->perfmap)) {
+        last_host_error = "a write to the perf map failed";
+        return XBT_E_HOST;
+    }
+    return XBT_OK;
+}
+
+xbt_status xbt_vm_code_range(const xbt_vm *vm, uint64_t *start, uint64_t *size)
+{
+    if (!vm || !start || !size)
+        return XBT_E_INVAL;
+    xbt_tc_code_range(vm->tc, start, size);
+    return XBT_OK;
 }
 
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)

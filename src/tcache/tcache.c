@@ -19,7 +19,6 @@ struct xbt_tcache {
     uint8_t *code;             /* code space: executable, not writable, above 4 GiB */
     ptrdiff_t wdelta;          /* its writable view is at code + wdelta (another random
                                   address): nothing is writable and executable */
-    int fd;
     uint64_t size, used;
     xbt_block *hash[1u << XBT_TC_HASH_BITS];
     xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
@@ -56,33 +55,54 @@ static uint32_t page_hash(uint32_t page)
     return (page * 0x9E3779B1u) >> (32 - XBT_TC_PAGE_HASH_BITS);
 }
 
+bool xbt_tc_map_code(uint64_t size, uint8_t **exec, uint8_t **write)
+{
+    /* Shared anonymous memory, not a memfd: perf resolves samples in an executable
+       mapping through /tmp/perf-PID.map only when the mapping is anonymous ("//anon",
+       "/dev/zero"); a memfd shows as "/memfd:... (deleted)" and perf looks for a file
+       of that name instead.  mremap with old size 0 maps the same pages a second time
+       (mremap(2)), at an address the kernel chooses; the second view becomes
+       executable only after it exists, so no view is ever writable and executable. */
+    void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (w == MAP_FAILED)
+        return false;
+    void *x = mremap(w, 0, size, MREMAP_MAYMOVE);
+    if (x == MAP_FAILED || mprotect(x, size, PROT_READ | PROT_EXEC) != 0 ||
+        (uintptr_t)x < (1ull << 32) || (uintptr_t)w < (1ull << 32)) {
+        if (x != MAP_FAILED)
+            munmap(x, size);
+        munmap(w, size);
+        return false;
+    }
+    *exec = x;
+    *write = w;
+    return true;
+}
+
+void xbt_tc_unmap_code(uint64_t size, uint8_t *exec, uint8_t *write)
+{
+    if (exec)
+        munmap(exec, size);
+    if (write)
+        munmap(write, size);
+}
+
 xbt_tcache *xbt_tc_create(uint64_t size)
 {
     xbt_tcache *tc = calloc(1, sizeof *tc);
     if (!tc)
         return NULL;
-    /* One memfd mapped twice, at addresses the kernel chooses (randomized, above 4 GiB:
-       nothing of the VMM may be reachable with 32-bit addressing): an executable view
-       translated code runs from, a writable one the cache writes through. */
-    tc->fd = memfd_create("xbt-code", MFD_CLOEXEC);
-    void *x = MAP_FAILED, *w = MAP_FAILED;
-    if (tc->fd >= 0 && ftruncate(tc->fd, (off_t)size) == 0) {
-        x = mmap(NULL, size, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_NORESERVE, tc->fd, 0);
-        w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, tc->fd, 0);
-    }
-    if (x == MAP_FAILED || w == MAP_FAILED || (uintptr_t)x < (1ull << 32) ||
-        (uintptr_t)w < (1ull << 32)) {
-        if (x != MAP_FAILED)
-            munmap(x, size);
-        if (w != MAP_FAILED)
-            munmap(w, size);
-        if (tc->fd >= 0)
-            close(tc->fd);
+    /* Two views at addresses the kernel randomizes, above 4 GiB (nothing of the VMM may
+       be reachable with 32-bit addressing): an executable one translated code runs from,
+       a writable one the cache writes through. */
+    uint8_t *x, *w;
+    if (!xbt_tc_map_code(size, &x, &w)) {
         free(tc);
         return NULL;
     }
     tc->code = x;
-    tc->wdelta = (uint8_t *)w - (uint8_t *)x;
+    tc->wdelta = w - x;
     tc->size = size;
     return tc;
 }
@@ -111,9 +131,7 @@ void xbt_tc_destroy(xbt_tcache *tc)
     free(tc->order);
     for (int r = 0; r < 1024; r++)
         free(tc->reg[r].v);
-    munmap(tc->code, tc->size);
-    munmap(tc->code + tc->wdelta, tc->size);
-    close(tc->fd);
+    xbt_tc_unmap_code(tc->size, tc->code, tc->code + tc->wdelta);
     free(tc);
 }
 
@@ -446,6 +464,12 @@ void xbt_tc_flush(xbt_tcache *tc)
 bool xbt_tc_contains(const xbt_tcache *tc, uint64_t pc)
 {
     return pc >= (uintptr_t)tc->code && pc < (uintptr_t)tc->code + tc->used;
+}
+
+void xbt_tc_code_range(const xbt_tcache *tc, uint64_t *start, uint64_t *size)
+{
+    *start = (uintptr_t)tc->code;
+    *size = tc->size;
 }
 
 xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc)

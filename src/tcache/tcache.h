@@ -53,6 +53,13 @@ typedef struct xbt_tc_stats {
 
 typedef struct xbt_tcache xbt_tcache;
 
+/* Maps size bytes of code space twice: *exec executable (not writable), *write
+   writable (not executable), both above 4 GiB at addresses the kernel chooses, and
+   anonymous, so profilers find the code through /tmp/perf-PID.map.  False if the host
+   refuses. */
+bool xbt_tc_map_code(uint64_t size, uint8_t **exec, uint8_t **write);
+void xbt_tc_unmap_code(uint64_t size, uint8_t *exec, uint8_t *write);
+
 /* Creates a cache with `size` bytes of code space; NULL if the host refuses memory. */
 xbt_tcache *xbt_tc_create(uint64_t size);
 void xbt_tc_destroy(xbt_tcache *tc);
@@ -101,6 +108,8 @@ void xbt_tc_flush(xbt_tcache *tc);
 /* The block whose host code contains host address pc, or NULL. */
 xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc);
 bool xbt_tc_contains(const xbt_tcache *tc, uint64_t pc);
+/* The executable view: [*start, *start + *size). */
+void xbt_tc_code_range(const xbt_tcache *tc, uint64_t *start, uint64_t *size);
 
 void xbt_tc_get_stats(const xbt_tcache *tc, xbt_tc_stats *st);
 

@@ -4,7 +4,8 @@
 # printed.  Exit 77 with "SKIP: ..." when the kernel or the peer is missing.
 # The kernel's own command line (ACPI, local APIC, IOAPIC, HPET all in use), with the
 # console on COM1; LINUX_PLATFORM=bare boots the kernel as on a bare PC instead (no
-# ACPI, no PCI probe, the 8259s and the PIT only).
+# ACPI, no PCI probe, the 8259s and the PIT only).  LINUX_APPEND adds to the command
+# line; LINUX_LOG=FILE keeps the whole output there (this prints its end).
 set -u
 peer=$1
 shift
@@ -15,6 +16,7 @@ pc) cmdline="console=ttyS0 quiet" ;;
 bare) cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet" ;;
 *) echo "LINUX_PLATFORM is pc or bare" >&2; exit 2 ;;
 esac
+cmdline="$cmdline${LINUX_APPEND:+ $LINUX_APPEND}" # e.g. nokaslr
 kernel=$dir/${LINUX_KERNEL:-vmlinuz} # LINUX_KERNEL=vmlinuz-pae: the 686-pae flavour
 if [ ! -f "$kernel" ] || [ ! -f "$dir/initramfs.cpio.gz" ]; then
     echo "SKIP: no $(basename "$kernel") in $dir (scripts/linux-guest.sh fetches it from Debian)"
@@ -50,6 +52,7 @@ qemu-tcg)
 esac
 status=$?
 t1=$(date +%s.%N)
+[ -n "${LINUX_LOG:-}" ] && cp "$out" "$LINUX_LOG"
 tr -d '\r' <"$out" | grep -a -v '^xbt-run: unhandled port' | tail -25
 echo "== $peer: exit status $status, $(awk "BEGIN{printf \"%.2f\", $t1-$t0}") s"
 for want in XBT-INIT-MARKER "forked 200" HELLO-THROUGH-A-PIPE written-in-tmpfs XBT-INIT-DONE; do

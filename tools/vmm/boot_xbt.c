@@ -12,12 +12,17 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "symbols.h"
 #include "vmm.h"
 
+/* A symbol file may be a vmlinux with debug information (Debian's is 300 MiB). */
+#define SYMBOL_FILE_MAX (1ull << 30)
+
 /* The whole of a regular file of at most max bytes (read to its end, not by its size:
-   files in /proc say 0).  NULL with one line in err otherwise. */
-static uint8_t *read_file(const char *path, uint64_t max, size_t *len, char *err,
-                          size_t errlen)
+   files in /proc say 0); max is guest RAM when ram_bound.  NULL with one line in err
+   otherwise. */
+static uint8_t *read_file(const char *path, uint64_t max, bool ram_bound, size_t *len,
+                          char *err, size_t errlen)
 {
     if (!path || !*path) {
         boot_fail(err, errlen, "an empty file name");
@@ -73,9 +78,11 @@ static uint8_t *read_file(const char *path, uint64_t max, size_t *len, char *err
     }
     close(fd);
     free(buf);
-    if (n > max)
+    if (n > max && ram_bound)
         boot_fail(err, errlen, "%s: larger than guest RAM (%llu MiB): give more --mem", path,
                   (unsigned long long)(max >> 20));
+    else if (n > max)
+        boot_fail(err, errlen, "%s: larger than %llu MiB", path, (unsigned long long)(max >> 20));
     else
         boot_fail(err, errlen, "%s: out of memory", path);
     return NULL;
@@ -132,7 +139,7 @@ static int read_blob(struct boot_blob *b, const char *path, uint64_t max, char *
                      size_t errlen)
 {
     b->name = path;
-    b->data = read_file(path, max, &b->len, err, errlen);
+    b->data = read_file(path, max, true, &b->len, err, errlen);
     return b->data ? 0 : -1;
 }
 
@@ -179,4 +186,33 @@ int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
 out:
     free_files(&f);
     return rc;
+}
+
+static int add_to_vm(void *opaque, uint32_t addr, uint32_t size, const char *name, char *err,
+                     size_t errlen)
+{
+    xbt_status st = xbt_vm_add_symbol(opaque, addr, size, name);
+    if (st != XBT_OK)
+        return boot_fail(err, errlen, "cannot register the symbol %s: %s", name,
+                         xbt_strerror(st));
+    return 0;
+}
+
+long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, size_t errlen)
+{
+    struct boot_blob f = { path, NULL, 0 };
+    f.data = read_file(path, SYMBOL_FILE_MAX, false, &f.len, err, errlen);
+    if (!f.data)
+        return -1;
+    long n = 0;
+    if (syms_is_elf(&f)) {
+        n = syms_parse_elf(&f, add_to_vm, vm, err, errlen);
+        if (n == 0 && !elf_only) /* asked for by name: say it had none */
+            n = boot_fail(err, errlen, "%s: an ELF file without a symbol table (stripped?)",
+                          path);
+    } else if (!elf_only) {
+        n = syms_parse_nm(&f, add_to_vm, vm, err, errlen);
+    }
+    free((void *)f.data);
+    return n;
 }

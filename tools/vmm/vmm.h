@@ -343,4 +343,10 @@ int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
              const char *initrd, const struct boot_module *mods, int nmods, char *err,
              size_t errlen);
 
+/* boot_xbt.c: guest code symbols for the perf map (symbols.h) registered with the VM
+   (xbt_vm_add_symbol): an ELF file's symbol table or an nm listing (System.map).  With
+   elf_only (the kernel), a file that is not ELF or has no symbol table has none (0);
+   without, either is an error.  The number registered, or -1 with one line in err. */
+long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, size_t errlen);
+
 #endif

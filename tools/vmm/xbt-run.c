@@ -9,8 +9,9 @@
  * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
  * 0 when the guest halts for good (HLT with interrupts disabled) or powers off through
  * ACPI (S5); 2 triple fault; 4 the guest reset the machine (port 0x92, 0xcf9, the 8042,
- * an INIT to the CPU); 6 ACPI suspend to RAM (S3: no resume); 64 usage; 66 the image
- * or a disk cannot be loaded; 70 internal error; 124 --timeout; 130 interrupted.
+ * an INIT to the CPU); 6 ACPI suspend to RAM (S3: no resume); 64 usage; 66 the image,
+ * a disk or a --symbols file cannot be loaded; 70 internal error (also: the VM cannot
+ * be created, e.g. the --perf-map file cannot be opened); 124 --timeout; 130 interrupted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -73,13 +74,21 @@ static void usage(FILE *f)
             "      --timeout SEC      stop the guest after SEC seconds (exit status 124;\n"
             "                         0 < SEC <= 1e9, may be fractional)\n"
             "      --stats            print exits, callouts and cache figures at the end\n"
+            "      --perf-map[=FILE]  name translated code for perf: append START SIZE NAME\n"
+            "                         lines (guest EIP and CPL, or guest symbol+offset) to\n"
+            "                         FILE (default /tmp/perf-PID.map, where perf report\n"
+            "                         looks); an ELF kernel's symbol table names the code\n"
+            "      --symbols FILE     guest symbols for --perf-map: a System.map or other nm\n"
+            "                         listing (ADDR [SIZE] TYPE NAME), or an ELF file with a\n"
+            "                         symbol table such as a vmlinux (repeatable)\n"
             "      --trace-io         log every port access to stderr\n"
             "  -h, --help, --version\n"
-            "Numbers are decimal or 0x-hexadecimal; options with a value (but --module) once.\n"
+            "Numbers are decimal or 0x-hexadecimal; options with a value (but --module and\n"
+            "--symbols) once.\n"
             "Exit status: (value << 1) | 1 for a write of value to port 0xf4; 0 guest halted\n"
             "with interrupts off or powered off (ACPI S5); 2 triple fault; 4 guest reset;\n"
-            "6 ACPI suspend (S3); 64 usage; 66 bad image or disk; 70 internal error;\n"
-            "124 timeout; 130 interrupted.\n");
+            "6 ACPI suspend (S3); 64 usage; 66 bad image, disk or symbol file; 70 internal\n"
+            "error; 124 timeout; 130 interrupted.\n");
 }
 
 static void restore_tty(void)
@@ -250,6 +259,28 @@ static int on_stopped(struct vmm *m, double timeout)
     return EXIT_SIGINT;
 }
 
+/* The perf map's names: the kernel's own symbol table when it is an ELF file with one
+   (a malformed one costs the names, not the run: it booted), then each --symbols file
+   (a malformed one ends the run before it starts).  The number of symbols, or -1 after
+   one line. */
+static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *files, int nfiles)
+{
+    char err[512];
+    long total = 0, n = vmm_load_symbols(vm, kernel, true, err, sizeof err);
+    if (n < 0)
+        fprintf(stderr, "xbt-run: note: no guest symbols from the kernel: %s\n", err);
+    else
+        total += n;
+    for (int i = 0; i < nfiles; i++) {
+        if ((n = vmm_load_symbols(vm, files[i], false, err, sizeof err)) < 0) {
+            fprintf(stderr, "xbt-run: %s\n", err);
+            return -1;
+        }
+        total += n;
+    }
+    return total;
+}
+
 /* Runs the vCPU until the guest or the user ends the run; returns the exit status. */
 static int run_loop(struct vmm *m, double timeout)
 {
@@ -329,6 +360,7 @@ static bool parse_disk(char *arg, struct disk_spec *d)
 
 #define MAX_MODULES 16
 #define MAX_DISKS 4
+#define MAX_SYMBOL_FILES 16
 
 /* ---- options: whatever xbt-run cannot honour is one line and EXIT_USAGE ------------ */
 
@@ -418,20 +450,23 @@ int main(int argc, char **argv)
     struct vmm *m = &the_vmm;
 
     enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
-           O_TRACEIO, O_VERSION, O_TPROF, O_THOT };
+           O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS };
     static const struct option opts[] = {
         { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
         { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "disk", required_argument, 0, O_DISK }, { "user-mode", required_argument, 0, O_USER },
         { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "trace-profile", no_argument, 0, O_TPROF }, { "trace-threshold", required_argument, 0, O_THOT }, { "no-chain", no_argument, 0, O_NOCHAIN },
         { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
         { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
+        { "perf-map", optional_argument, 0, O_PERFMAP }, { "symbols", required_argument, 0, O_SYMBOLS },
         { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
         { 0, 0, 0, 0 },
     };
     /* Options given (bit per single-valued option), and the trace switches seen. */
-    enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT };
+    enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP };
     uint32_t seen = 0;
     bool want_traces = false, no_traces = false;
+    const char *symbol_files[MAX_SYMBOL_FILES];
+    int nsymbol_files = 0;
     int c;
     opterr = 0; /* the messages below, one line each */
     while ((c = getopt_long(argc, argv, ":m:a:h", opts, NULL)) != -1) {
@@ -524,6 +559,21 @@ int main(int argc, char **argv)
                                    "not '%s'", TIMEOUT_MAX, optarg);
             break;
         case O_STATS: stats = true; break;
+        case O_PERFMAP:
+            if (once(&seen, S_PERFMAP, "--perf-map"))
+                return EXIT_USAGE;
+            if (optarg && !*optarg)
+                return usage_error("--perf-map=FILE wants a file name");
+            cfg.flags |= XBT_VM_PERF_MAP;
+            cfg.perf_map_path = optarg; /* NULL: /tmp/perf-PID.map */
+            break;
+        case O_SYMBOLS:
+            if (nsymbol_files == MAX_SYMBOL_FILES)
+                return usage_error("at most %d --symbols files", MAX_SYMBOL_FILES);
+            if (!*optarg)
+                return usage_error("--symbols wants a file name");
+            symbol_files[nsymbol_files++] = optarg;
+            break;
         case O_TRACEIO: m->trace_io = true; break;
         case O_VERSION:
             printf("xbt-run %u.%u.%u (API %u.%u)\n", xbt_version() >> 16,
@@ -541,6 +591,8 @@ int main(int argc, char **argv)
         return usage_error("--no-traces contradicts --traces and --trace-profile");
     if ((seen & (1u << S_THOT)) && !want_traces)
         return usage_error("--trace-threshold needs --traces (or --trace-profile)");
+    if (nsymbol_files && !(cfg.flags & XBT_VM_PERF_MAP))
+        return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
     const char *kernel;
     static char def_kernel[4096], def_initrd[4096];
     if (optind == argc) {
@@ -617,6 +669,13 @@ int main(int argc, char **argv)
         xbt_vm_destroy(m->vm);
         return EXIT_NOIMAGE;
     }
+    long nsyms = 0;
+    if ((cfg.flags & XBT_VM_PERF_MAP) &&
+        (nsyms = load_symbols(m->vm, kernel, symbol_files, nsymbol_files)) < 0) {
+        ata_detach_all(m);
+        xbt_vm_destroy(m->vm);
+        return EXIT_NOIMAGE;
+    }
     {
         const char *why = NULL;
         if (xbt_vm_user_mode(m->vm, &why) != cfg.user_mode && why)
@@ -659,6 +718,16 @@ int main(int argc, char **argv)
                     buf);
             fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled\n",
                     (unsigned long long)m->io_exits, (unsigned long long)m->mmio_exits);
+            uint64_t code, code_size;
+            if (xbt_vm_code_range(m->vm, &code, &code_size) == XBT_OK)
+                fprintf(stderr, "code cache: executable view %#llx-%#llx\n",
+                        (unsigned long long)code, (unsigned long long)(code + code_size));
+            if (cfg.flags & XBT_VM_PERF_MAP) {
+                char def[64];
+                snprintf(def, sizeof def, "/tmp/perf-%d.map", (int)getpid());
+                fprintf(stderr, "perf map: %s, %ld guest code symbols\n",
+                        cfg.perf_map_path ? cfg.perf_map_path : def, nsyms);
+            }
             xbt_trace_profile top[10];
             size_t nt = xbt_vcpu_trace_profile(m->cpu, top, 10);
             if (nt)
@@ -671,6 +740,8 @@ int main(int argc, char **argv)
         }
     }
     ata_detach_all(m); /* fsync: what the guest wrote is on the disk files */
+    if (xbt_vm_perf_map_flush(m->vm) != XBT_OK)
+        fprintf(stderr, "xbt-run: the perf map is incomplete: %s\n", xbt_last_host_error());
     xbt_vcpu_destroy(m->cpu);
     xbt_vm_destroy(m->vm);
     for (int i = 0; i < nmods; i++)

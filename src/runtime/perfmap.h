@@ -1,0 +1,67 @@
+/*
+ * perfmap.h - a perf map of translated code (perf's JIT convention, /tmp/perf-PID.map:
+ * one line "START SIZE name" per code region, hexadecimal without 0x) and the guest
+ * symbol table that names the regions.
+ *
+ * Only a VM created with XBT_VM_PERF_MAP has a writer (vm->perfmap); without it nothing
+ * here runs.  Lines are collected in a buffer that holds whole lines only and is written
+ * with one write() to a file opened with O_APPEND, so that several VMs of one process
+ * can share the file without tearing each other's lines.
+ */
+#ifndef XBT_RUNTIME_PERFMAP_H
+#define XBT_RUNTIME_PERFMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- guest symbols (symtab.c) -------------------------------------------------------- */
+
+/* A symbol without a size covers guest addresses up to the next symbol, at most this
+   many bytes (an nm listing has no sizes; the last code symbol must not claim every
+   address above it, e.g. a module loaded far above the kernel). */
+#define XBT_SYM_UNSIZED_MAX 0x10000u
+#define XBT_SYM_NAME_MAX 255u
+
+struct xbt_gsym {
+    uint32_t addr, size;  /* size 0: unknown */
+    uint32_t name;        /* offset into the name pool */
+    uint32_t seq;         /* order of registration (ties keep the first) */
+};
+
+struct xbt_symtab {
+    struct xbt_gsym *v;
+    uint32_t n, cap;
+    char *pool;
+    size_t pool_len, pool_cap;
+    bool sorted;
+};
+
+/* Copies name; false when out of memory.  The caller has validated the arguments. */
+bool xbt_symtab_add(struct xbt_symtab *t, uint32_t addr, uint32_t size, const char *name);
+/* The symbol covering guest address a and the offset into it, or NULL. */
+const char *xbt_symtab_find(struct xbt_symtab *t, uint32_t a, uint32_t *off);
+void xbt_symtab_free(struct xbt_symtab *t);
+/* Whether name may be a symbol: 1..XBT_SYM_NAME_MAX printable ASCII characters (a
+   line of the map ends at the first control character). */
+bool xbt_symtab_name_ok(const char *name);
+
+/* ---- the map file (perfmap.c) -------------------------------------------------------- */
+
+struct xbt_perfmap;
+
+/* Opens (creates, appends to) path, or /tmp/perf-PID.map when path is NULL.  NULL with
+   a reason in why when it cannot. */
+struct xbt_perfmap *xbt_perfmap_open(const char *path, char *why, size_t why_len);
+/* One region [start, start + size) of executable memory and its name. */
+void xbt_perfmap_add(struct xbt_perfmap *pm, const void *start, size_t size, const char *name);
+/* A translated block or trace at host code [start, start + size): named by its guest
+   EIP and CPL, through the symbol table when a symbol covers the EIP. */
+void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, const void *start,
+                           size_t size, uint32_t eip, unsigned cpl, bool trace);
+/* Writes what is buffered; false if a write has failed (now or before). */
+bool xbt_perfmap_flush(struct xbt_perfmap *pm);
+/* Flushes, closes and frees (NULL is fine). */
+void xbt_perfmap_close(struct xbt_perfmap *pm);
+
+#endif

@@ -1,0 +1,53 @@
+#!/bin/bash
+# run-perfmap.sh KERNEL.elf CHECKS... -- XBT_RUN_OPTIONS...   (a guest test kernel)
+# run-perfmap.sh linux CHECKS... -- XBT_RUN_OPTIONS...        (the Linux guest)
+# Runs the guest as its own test does (tests/guests/run-guest.sh, tests/linux/
+# run-linux.sh: it must pass) on xbt-run with --perf-map=FILE --stats, then checks FILE
+# with perfmap_check: every line parses, lies in the executable view xbt-run reports,
+# and follows the one before within a generation; as many generations as flushes plus
+# one; CHECKS (--symbol NAME, --prefix PREFIX) must each match a line.  For Linux, the
+# System.map named by LINUX_SYSTEM_MAP (scripts/linux-sysmap.sh fetches it) is given
+# with --symbols (and nokaslr, so the kernel runs at the addresses it lists) and
+# start_kernel and schedule must appear; without it only addresses are checked (said
+# on the output).  Exit 77 when the guest's own test skips.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+target=$1
+shift
+checks=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    checks+=("$1")
+    shift
+done
+[ $# -gt 0 ] && shift # the --
+map=$(mktemp)
+log=$(mktemp)
+trap 'rm -f "$map" "$log"' EXIT
+opts=(--perf-map="$map" --stats "$@")
+if [ "$target" = linux ]; then
+    if [ -n "${LINUX_SYSTEM_MAP:-}" ] && [ -f "$LINUX_SYSTEM_MAP" ]; then
+        # The kernel's link addresses: Debian's kernel randomizes its base otherwise.
+        export LINUX_APPEND=nokaslr
+        opts+=(--symbols "$LINUX_SYSTEM_MAP")
+        checks+=(--symbol start_kernel --symbol schedule)
+    else
+        echo "NOTE: no System.map (${LINUX_SYSTEM_MAP:-LINUX_SYSTEM_MAP not set}): kernel code is named by address only"
+        checks+=(--prefix xbt:cpl0:c)
+    fi
+    LINUX_LOG=$log "$here/../linux/run-linux.sh" xbt "${opts[@]}"
+else
+    "$here/../guests/run-guest.sh" xbt "$target" "${opts[@]}" | tee "$log"
+fi
+status=${PIPESTATUS[0]}
+[ "$status" -eq 77 ] && exit 77
+[ "$status" -eq 0 ] || { echo "FAIL: the guest's own test failed (status $status)"; exit 1; }
+view=$(grep -a -o 'executable view 0x[0-9a-f]*-0x[0-9a-f]*' "$log" | tail -1)
+flushes=$(grep -a -o '[0-9]* flushes' "$log" | tail -1 | grep -o '[0-9]*')
+if [ -z "$view" ] || [ -z "$flushes" ]; then
+    echo "FAIL: no executable view or flush count in xbt-run --stats"; exit 1
+fi
+lo=${view#executable view }
+hi=${lo#*-}
+lo=${lo%-*}
+"${PERFMAP_CHECK:-$here/../../build/tests/perfmap/perfmap_check}" "$map" "$lo" "$hi" "$flushes" \
+    "${checks[@]}"
