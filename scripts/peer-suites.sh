@@ -41,11 +41,9 @@ declare -A known=(
     [umip]="CPUID has no UMIP: 11 of the 21 checks run (QEMU: -cpu qemu64,+umip) (src/runtime/cpumodel.c)"
     [la57]="#GP where QEMU (-cpu max) has the 64-bit CPU's CR4 bits (src/runtime/cpumodel.c)"
     [msr]="EFER: the test writes EFER.SCE on every CPU; xbt's model (like a 32-bit CPU without SYSCALL or NX) has no EFER, #GP (src/runtime/cpumodel.c)"
-    [emulator]="MMIO gaps: CMPS with both sides MMIO and others (src/runtime/mmio.c)"
-    [eventinj]="no NMI injection in xbt's API (the NMI checks fail), then a triple fault at the divide error with ESP at a page boundary (src/runtime)"
+    [emulator]="string_io_mmio: REP INS into MMIO is not emulated (1 unexpected failure; QEMU TCG has 2 others) (src/runtime/mmio.c)"
     [s3]="S3 resume: the waking vector runs in real mode, which xbt cannot enter; xbt-run ends the run at the suspend (status 6)"
-    [taskswitch]="task gates and task switches are not implemented (#GP, then #DF) (src/runtime)"
-    [taskswitch2]="task gates and task switches are not implemented (src/runtime)"
+    [taskswitch2]="its last part switches to a virtual-8086 task, which xbt does not run (internal error) (src/runtime/task.c)"
     [realmode]="real mode: the loader refuses an image below 0xa0000 and xbt has no real mode"
 )
 
