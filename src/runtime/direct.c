@@ -448,8 +448,21 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     int rc = xbt_runner_run(r, d, v->ctx.fpu, v->ctx.fpu, &v->kick);
     atomic_store(&v->direct_runner, NULL);
     v->stats.direct_entries++;
+    if (rc < 0 && r->lost) {
+        /* Killed from outside (the thread that started it has exited, or the OOM
+           killer): the guest did nothing; a new runner takes the entry again. */
+        xbt_runner_kill(r);
+        forget_runner(w);
+        if (++v->direct_lost_streak > 16) {
+            xbt_set_internal_error(v, entry_eip, "runner processes keep being killed from "
+                                   "outside (SIGKILL: the OOM killer?)");
+            return false;
+        }
+        return true;
+    }
     if (rc < 0)
         return escaped(v, entry_eip, 0);
+    v->direct_lost_streak = 0;
     if (d->aborted == 1)
         return true; /* a kick before the guest ran */
     if (d->aborted) {

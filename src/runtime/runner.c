@@ -109,6 +109,11 @@ static bool child_gone(struct xbt_runner *r)
     if (syscall(SYS_waitid, P_PIDFD, r->pidfd, &si, WEXITED | WNOHANG | WNOWAIT | __WALL,
                 NULL) != 0)
         return true;
+    /* SIGKILL is never the guest's doing (its filters kill with SIGSYS, the runner's
+       own checks exit): the death signal of the thread that started it, which has
+       ended (PR_SET_PDEATHSIG follows the parent thread), or the OOM killer. */
+    if (si.si_pid != 0 && si.si_code == CLD_KILLED && si.si_status == SIGKILL)
+        r->lost = true;
     return si.si_pid != 0;
 }
 
@@ -232,7 +237,7 @@ bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char 
     R64(r, XRN_R_MINADDR) = r->min_addr;
     R64(r, XRN_R_RAMSIZE) = ram_size;
     r->seq = r->confirmed = 0;
-    r->parked = r->fresh = false;
+    r->parked = r->fresh = r->lost = false;
     r->ldt_valid = 0;
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->efd < 0)
@@ -338,7 +343,7 @@ static bool wait_slow(struct xbt_runner *r, uint64_t k)
         if (!deadline)
             deadline = now_ns() + 5000000000ull;
         if (child_gone(r) || now_ns() > deadline) {
-            r->kills++;
+            r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
             xbt_runner_kill(r);
             return false;
         }
@@ -555,7 +560,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
         if (__atomic_load_n(st, __ATOMIC_ACQUIRE) == XRN_ST_EXITED)
             break;
         if (child_gone(r)) {
-            r->kills++;
+            r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
             xbt_runner_kill(r);
             return -1;
         }
@@ -565,7 +570,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
             if (!kick_ns)
                 kick_ns = t;
             else if (t - kick_ns > 3000000000ull) {
-                r->kills++;
+                r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
                 xbt_runner_kill(r);
                 return -1;
             }
@@ -635,7 +640,7 @@ bool xbt_runner_park(struct xbt_runner *r)
         if (!deadline)
             deadline = now_ns() + 2000000000ull;
         if (child_gone(r) || now_ns() > deadline) {
-            r->kills++;
+            r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
             xbt_runner_kill(r);
             return true;
         }

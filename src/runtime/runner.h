@@ -42,6 +42,7 @@ struct xbt_runner {
     uint32_t ldt_pending;      /* entries to write at the next entry */
     uint64_t runs, parks, kills, waits, requests;
     uint64_t park_ns, wait_ns;  /* time spent parking, waiting for the trusted thread */
+    bool lost;                 /* it died of a SIGKILL the VMM did not send (runner.c) */
 };
 
 /* A runner with no process yet; xbt_runner_free releases everything. */

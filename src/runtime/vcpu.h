@@ -249,6 +249,7 @@ struct xbt_vcpu {
                                         jump back and forth would cost two exits each) */
     /* The last guest page fault raised from directly run code (direct.c: the next
        entry maps the page if the guest's handler made it present). */
+    uint32_t direct_lost_streak;     /* runners lost to an outside SIGKILL in a row */
     bool direct_refault;
     uint32_t direct_refault_lin, direct_refault_err, direct_refault_cr3;
 #define XBT_HOT_SLOTS 256

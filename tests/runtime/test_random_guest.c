@@ -593,6 +593,102 @@ static void random_user(uint32_t mode, unsigned programs, const char *name)
     xbt_vm_destroy(vm);
 }
 
+/* A vCPU run from one thread, then from another after the first has ended: the runner
+   process started from the first dies with it (its parent-death signal follows the
+   thread), and the guest must not notice: no #GP, the next system call comes as usual. */
+struct thread_run {
+    xbt_vcpu *cpu;
+    uint32_t reason, port, data;
+};
+
+static void *run_once(void *arg)
+{
+    struct thread_run *t = arg;
+    xbt_exit *ex;
+    if (xbt_vcpu_run(t->cpu, &ex) == XBT_OK) {
+        t->reason = ex->reason;
+        t->port = ex->io.port;
+        t->data = ex->io.data;
+    }
+    return NULL;
+}
+
+START_TEST(direct_runs_from_two_threads)
+{
+    xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
+    cfg.ram_size = 4u << 20;
+    cfg.user_mode = XBT_USER_DIRECT;
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    ck_assert_int_eq(xbt_vm_create(&cfg, &vm), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(vm, &cpu), XBT_OK);
+    /* int 0x80 (DPL 3) -> out 0xf1, al; iret.  #GP -> out 0xf2, al; hlt. */
+    const uint8_t sys[] = { 0xe6, 0xf1, 0xcf }, gp[] = { 0xe6, 0xf2, 0xf4 };
+    xbt_vm_write_phys(vm, 0x200000, sys, sizeof sys);
+    xbt_vm_write_phys(vm, 0x200100, gp, sizeof gp);
+    static const uint8_t user[] = { 0xb8, 0x01, 0, 0, 0, 0xcd, 0x80, /* mov eax, 1; int 0x80 */
+                                    0xb8, 0x02, 0, 0, 0, 0xcd, 0x80, /* mov eax, 2; int 0x80 */
+                                    0xeb, 0xfe };
+    xbt_vm_write_phys(vm, 0x100000, user, sizeof user);
+    uint64_t idt[256] = { 0 };
+    uint64_t g80 = 0x200000u, g13 = 0x200100u;
+    idt[0x80] = (g80 & 0xffff) | (0x08ull << 16) | (0xeeull << 40) | ((g80 >> 16) << 48);
+    idt[13] = (g13 & 0xffff) | (0x08ull << 16) | (0x8eull << 40) | ((g13 >> 16) << 48);
+    xbt_vm_write_phys(vm, 0x2000, idt, sizeof idt);
+    uint64_t gdt[6] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
+                        0x00cffa000000ffffull, 0x00cff2000000ffffull, 0 };
+    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
+    uint32_t tss[26] = { 0 };
+    tss[1] = 0x90000;
+    tss[2] = 0x10;
+    tss[25] = 0xffff0000u;
+    xbt_vm_write_phys(vm, 0x4000, tss, sizeof tss);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(cpu, &s);
+    user_seg(&s.cs, 0x1b, 0xb, 0);
+    user_seg(&s.ss, 0x23, 0x3, 0);
+    user_seg(&s.ds, 0x23, 0x3, 0);
+    user_seg(&s.es, 0x23, 0x3, 0);
+    user_seg(&s.fs, 0x23, 0x3, 0);
+    user_seg(&s.gs, 0x23, 0x3, 0);
+    memset(&s.tr, 0, sizeof s.tr);
+    s.tr.selector = 0x28;
+    s.tr.base = 0x4000;
+    s.tr.limit = sizeof tss - 1;
+    s.tr.type = 0xb;
+    s.tr.present = 1;
+    s.gdt.base = 0x1000;
+    s.gdt.limit = sizeof gdt - 1;
+    s.idt.base = 0x2000;
+    s.idt.limit = 0x7ff;
+    ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
+    xbt_regs r = { 0, 0, 0, 0, 0x80000, 0, 0, 0, 0x100000, 0x202 };
+    ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
+    if (xbt_vm_user_mode(vm, NULL) != XBT_USER_DIRECT) {
+        xbt_vm_destroy(vm);
+        return; /* no direct mode on this host: nothing to check */
+    }
+    struct thread_run t = { cpu, 0, 0, 0 };
+    pthread_t th;
+    pthread_create(&th, NULL, run_once, &t);
+    pthread_join(th, NULL); /* the thread that started the runner ends here */
+    ck_assert_uint_eq(t.reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(t.port, 0xf1);
+    ck_assert_uint_eq(t.data & 0xff, 1);
+    usleep(20000);
+    struct thread_run u = { cpu, 0, 0, 0 };
+    run_once(&u);
+    ck_assert_uint_eq(u.reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(u.port, 0xf1); /* not 0xf2: no #GP for a runner killed from outside */
+    ck_assert_uint_eq(u.data & 0xff, 2);
+    xbt_stats st = XBT_STATS_INIT;
+    xbt_vcpu_get_stats(cpu, &st);
+    ck_assert_uint_ge(st.direct_runner_starts, 2); /* the second one took over */
+    ck_assert_uint_eq(st.direct_escapes, 0);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
 START_TEST(random_user_code_direct)
 {
     random_user(XBT_USER_DIRECT, 1000, "direct");
@@ -614,6 +710,7 @@ int main(void)
     tcase_add_test(tc, random_kernel_code_traces);
     tcase_add_test(tc, random_loops_traces_match_blocks);
     tcase_add_test(tc, random_user_code_direct);
+    tcase_add_test(tc, direct_runs_from_two_threads);
     tcase_add_test(tc, random_user_code_strict);
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
