@@ -456,6 +456,44 @@ static void user_seg(xbt_segment *g, uint16_t sel, uint8_t type, uint32_t base)
     g->g = 1;
 }
 
+/* The kernel side of the user-mode tests: a flat GDT with DPL 3 code and data at 0x1000
+   (selectors 0x1b, 0x23; 0x28 the TSS) and a 32-bit TSS at 0x4000 with ESP0 0x90000 and
+   no I/O port allowed; the IDT is the test's, at 0x2000. */
+#define USER_GDT_BYTES 48
+#define USER_TSS_BYTES 104
+static void user_tables(xbt_vm *vm)
+{
+    uint64_t gdt[USER_GDT_BYTES / 8] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
+                                         0x00cffa000000ffffull, 0x00cff2000000ffffull, 0 };
+    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
+    uint32_t tss[USER_TSS_BYTES / 4] = { 0 };
+    tss[1] = 0x90000;      /* ESP0 */
+    tss[2] = 0x10;         /* SS0 */
+    tss[25] = 0xffff0000u; /* I/O bitmap offset beyond the limit: no port allowed */
+    xbt_vm_write_phys(vm, 0x4000, tss, sizeof tss);
+}
+
+/* CPL 3 segment state over user_tables' GDT, FS with the given base. */
+static void user_sregs(xbt_sregs *s, uint32_t fs_base)
+{
+    user_seg(&s->cs, 0x1b, 0xb, 0);
+    user_seg(&s->ss, 0x23, 0x3, 0);
+    user_seg(&s->ds, 0x23, 0x3, 0);
+    user_seg(&s->es, 0x23, 0x3, 0);
+    user_seg(&s->fs, 0x23, 0x3, fs_base);
+    user_seg(&s->gs, 0x23, 0x3, 0);
+    memset(&s->tr, 0, sizeof s->tr);
+    s->tr.selector = 0x28;
+    s->tr.base = 0x4000;
+    s->tr.limit = USER_TSS_BYTES - 1;
+    s->tr.type = 0xb;
+    s->tr.present = 1;
+    s->gdt.base = 0x1000;
+    s->gdt.limit = USER_GDT_BYTES - 1;
+    s->idt.base = 0x2000;
+    s->idt.limit = 0x7ff;
+}
+
 static void random_user(uint32_t mode, unsigned programs, const char *name)
 {
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
@@ -478,14 +516,7 @@ static void random_user(uint32_t mode, unsigned programs, const char *name)
        TSS's ring-0 stack; flat GDT with user segments; a 32-bit TSS. */
     const uint8_t halt[] = { 0xfa, 0xf4 };
     xbt_vm_write_phys(vm, 0x200000, halt, sizeof halt);
-    uint64_t gdt[6] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
-                        0x00cffa000000ffffull, 0x00cff2000000ffffull, 0 };
-    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
-    uint32_t tss[26] = { 0 };
-    tss[1] = 0x90000; /* ESP0 */
-    tss[2] = 0x10;    /* SS0 */
-    tss[25] = 0xffff0000u; /* I/O bitmap offset beyond the limit: no port allowed */
-    xbt_vm_write_phys(vm, 0x4000, tss, sizeof tss);
+    user_tables(vm);
     for (unsigned p = 0; p < programs; p++) {
         for (size_t i = 0; i < sizeof page; i++)
             page[i] = (uint8_t)rnd();
@@ -517,22 +548,7 @@ static void random_user(uint32_t mode, unsigned programs, const char *name)
             s.cr0 |= 0x80000000u;
             s.cr4 |= (rnd() & 1) ? 0x10 : 0;
         }
-        user_seg(&s.cs, 0x1b, 0xb, 0);
-        user_seg(&s.ss, 0x23, 0x3, 0);
-        user_seg(&s.ds, 0x23, 0x3, 0);
-        user_seg(&s.es, 0x23, 0x3, 0);
-        user_seg(&s.fs, 0x23, 0x3, (rnd() & 1) ? rnd() : 0); /* a mirrored base sometimes */
-        user_seg(&s.gs, 0x23, 0x3, 0);
-        memset(&s.tr, 0, sizeof s.tr);
-        s.tr.selector = 0x28;
-        s.tr.base = 0x4000;
-        s.tr.limit = sizeof tss - 1;
-        s.tr.type = 0xb;
-        s.tr.present = 1;
-        s.gdt.base = 0x1000;
-        s.gdt.limit = sizeof gdt - 1;
-        s.idt.base = 0x2000;
-        s.idt.limit = 0x7ff;
+        user_sregs(&s, (rnd() & 1) ? rnd() : 0); /* a mirrored FS base sometimes */
         ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
         xbt_regs r = { rnd(), rnd(), rnd(), rnd(), 0x80000 + (rnd() & 0xfffc), rnd(), rnd(),
                        rnd(), 0x100000 + (rnd() & 0xffff),
@@ -635,32 +651,10 @@ START_TEST(direct_runs_from_two_threads)
     idt[0x80] = (g80 & 0xffff) | (0x08ull << 16) | (0xeeull << 40) | ((g80 >> 16) << 48);
     idt[13] = (g13 & 0xffff) | (0x08ull << 16) | (0x8eull << 40) | ((g13 >> 16) << 48);
     xbt_vm_write_phys(vm, 0x2000, idt, sizeof idt);
-    uint64_t gdt[6] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
-                        0x00cffa000000ffffull, 0x00cff2000000ffffull, 0 };
-    xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt);
-    uint32_t tss[26] = { 0 };
-    tss[1] = 0x90000;
-    tss[2] = 0x10;
-    tss[25] = 0xffff0000u;
-    xbt_vm_write_phys(vm, 0x4000, tss, sizeof tss);
+    user_tables(vm);
     xbt_sregs s;
     xbt_vcpu_get_sregs(cpu, &s);
-    user_seg(&s.cs, 0x1b, 0xb, 0);
-    user_seg(&s.ss, 0x23, 0x3, 0);
-    user_seg(&s.ds, 0x23, 0x3, 0);
-    user_seg(&s.es, 0x23, 0x3, 0);
-    user_seg(&s.fs, 0x23, 0x3, 0);
-    user_seg(&s.gs, 0x23, 0x3, 0);
-    memset(&s.tr, 0, sizeof s.tr);
-    s.tr.selector = 0x28;
-    s.tr.base = 0x4000;
-    s.tr.limit = sizeof tss - 1;
-    s.tr.type = 0xb;
-    s.tr.present = 1;
-    s.gdt.base = 0x1000;
-    s.gdt.limit = sizeof gdt - 1;
-    s.idt.base = 0x2000;
-    s.idt.limit = 0x7ff;
+    user_sregs(&s, 0);
     ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
     xbt_regs r = { 0, 0, 0, 0, 0x80000, 0, 0, 0, 0x100000, 0x202 };
     ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
