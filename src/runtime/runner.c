@@ -309,6 +309,21 @@ static void confirm(struct xbt_runner *r)
         r->confirmed += n;
 }
 
+/* While waiting for the runner: true once it has died or not answered for `ns` since the
+   first call (*deadline 0); it is killed then (a runner lost to a SIGKILL is not counted
+   against the guest). */
+static bool given_up(struct xbt_runner *r, uint64_t *deadline, uint64_t ns)
+{
+    uint64_t t = now_ns();
+    if (!*deadline)
+        *deadline = t + ns;
+    if (!child_gone(r) && t <= *deadline)
+        return false;
+    r->kills += !r->lost;
+    xbt_runner_kill(r);
+    return true;
+}
+
 static void wake_trusted(struct xbt_runner *r)
 {
     r->woken = r->seq;
@@ -340,13 +355,8 @@ static bool wait_slow(struct xbt_runner *r, uint64_t k)
         confirm(r);
         if (r->confirmed >= k)
             return true;
-        if (!deadline)
-            deadline = now_ns() + 5000000000ull;
-        if (child_gone(r) || now_ns() > deadline) {
-            r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
-            xbt_runner_kill(r);
+        if (given_up(r, &deadline, 5000000000ull))
             return false;
-        }
         wake_trusted(r);
     }
 }
@@ -637,13 +647,8 @@ bool xbt_runner_park(struct xbt_runner *r)
                 __builtin_ia32_pause();
             continue;
         }
-        if (!deadline)
-            deadline = now_ns() + 2000000000ull;
-        if (child_gone(r) || now_ns() > deadline) {
-            r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
-            xbt_runner_kill(r);
+        if (given_up(r, &deadline, 2000000000ull))
             return true;
-        }
         if (C32(r, XRN_C_CHILD_SLEEP))
             syscall(SYS_futex, r->comm + XRN_C_STATE, FUTEX_WAKE, 1, NULL, NULL, 0);
         sched_yield();
