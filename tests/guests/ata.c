@@ -83,7 +83,10 @@ static int read_check(u8 cmd, u32 lba, u32 count, u32 per, u8 salt)
     for (u32 done = 0; done < count; done += per) {
         if ((wait_drq() & (DRQ | ERR)) != DRQ)
             return 0;
-        __asm__ volatile("cld; rep insw" : : "D"(buf), "c"(256 * per), "d"(DATA) : "memory");
+        void *dst = buf;
+        u32 words = 256 * per;
+        /* REP INSW moves EDI and counts ECX down: both are outputs. */
+        __asm__ volatile("cld; rep insw" : "+D"(dst), "+c"(words) : "d"(DATA) : "memory");
         const u8 *b = (const u8 *)buf;
         for (u32 s = 0; s < per; s++)
             for (u32 i = 0; i < 512; i++)
@@ -102,7 +105,9 @@ static int write_pattern(u8 cmd, u32 lba, u32 count, u32 per, u8 salt)
         for (u32 s = 0; s < per; s++)
             for (u32 i = 0; i < 512; i++)
                 b[512 * s + i] = pattern(lba + done + s, i, salt);
-        __asm__ volatile("cld; rep outsl" : : "S"(buf), "c"(128 * per), "d"(DATA) : "memory");
+        const void *src = buf;
+        u32 dwords = 128 * per;
+        __asm__ volatile("cld; rep outsl" : "+S"(src), "+c"(dwords) : "d"(DATA) : "memory");
     }
     return !(wait_ready() & (ERR | DRQ));
 }
