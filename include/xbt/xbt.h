@@ -22,7 +22,7 @@
  *     }
  *
  * Process-wide state.  Translating touches nothing global but a per-thread cache of
- * encoder results (about 1.7 MiB per translating thread, not freed when it ends).
+ * encoder results (about 1.7 MiB per translating thread, freed when the thread ends).
  * Running a VM does more:
  *  - Signal handlers, installed by the first xbt_vm_create and kept for the life of the
  *    process: SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGTRAP (guest faults in translated
@@ -34,11 +34,11 @@
  *    embedder must leave these six signals to xbt and must not block them in a thread
  *    that runs a vCPU.
  *  - Per thread that runs a vCPU: an alternate signal stack (64 KiB, replacing the
- *    thread's own), and the GS base, which points at a guest memory window during and
+ *    thread's own; switched off and freed when the thread ends), and the GS base, which points at a guest memory window during and
  *    after xbt_vcpu_run (x86-64 Linux user code does not use GS; FS holds the TLS).
  *  - Direct and adaptive user mode start runner processes (one per recently used guest
  *    address space; killed by xbt_vm_destroy, or by the kernel when the thread that
- *    started them ends) without an exit signal: no SIGCHLD, and wait() does not see
+ *    started them ends, after which xbt starts another one unseen by the guest) without an exit signal: no SIGCHLD, and wait() does not see
  *    them.  The seccomp filters, the LDT entries and the reservation of the low 4 GiB
  *    that directly run guest code needs are in the runner processes, not in the
  *    embedder's.  The runner's program is a sealed memfd made once per process and kept

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <execinfo.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,12 +149,30 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
 /* The alternate signal stack of a vCPU thread (a fault on an overflowing VMM stack is
    still reported).  Returns it (NULL: none could be made). */
 static __thread uint8_t *thread_alt;
+#define ALT_SIZE (64 * 1024)
+
+/* The stack goes with its thread: a key's destructor switches it off, then unmaps it. */
+static pthread_key_t alt_key;
+static pthread_once_t alt_once = PTHREAD_ONCE_INIT;
+static bool alt_key_ok;
+
+static void alt_free(void *p)
+{
+    stack_t off = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+    sigaltstack(&off, NULL);
+    munmap(p, ALT_SIZE);
+}
+
+static void alt_key_init(void)
+{
+    alt_key_ok = pthread_key_create(&alt_key, alt_free) == 0;
+}
 
 uint8_t *xbt_thread_altstack(void)
 {
     if (thread_alt)
         return thread_alt;
-    size_t sz = 64 * 1024;
+    size_t sz = ALT_SIZE;
     uint8_t *a = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (a == MAP_FAILED)
         return NULL;
@@ -163,6 +182,9 @@ uint8_t *xbt_thread_altstack(void)
         return NULL;
     }
     thread_alt = a;
+    pthread_once(&alt_once, alt_key_init);
+    if (alt_key_ok)
+        pthread_setspecific(alt_key, a); /* else kept for the process's lifetime */
     return a;
 }
 

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "emit.h"
@@ -52,6 +53,22 @@ struct enc_slot {
 static __thread struct enc_slot *enc_cache;
 static __thread bool enc_cache_failed;
 
+/* The cache goes with its thread (an embedder may translate on threads that come and
+   go): a key whose destructor frees it. */
+static pthread_key_t enc_cache_key;
+static pthread_once_t enc_cache_once = PTHREAD_ONCE_INIT;
+
+static void enc_cache_free(void *p)
+{
+    free(p);
+}
+
+static void enc_cache_key_init(void)
+{
+    if (pthread_key_create(&enc_cache_key, enc_cache_free) != 0)
+        enc_cache_failed = true; /* this thread runs without the cache */
+}
+
 /* The bytes of the request that the encoder reads. */
 static size_t req_bytes(const ZydisEncoderRequest *r)
 {
@@ -86,7 +103,12 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
         return;
     req->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
     if (!enc_cache && !enc_cache_failed) {
-        enc_cache = calloc(ENC_CACHE_SLOTS, sizeof *enc_cache);
+        pthread_once(&enc_cache_once, enc_cache_key_init);
+        if (!enc_cache_failed && (enc_cache = calloc(ENC_CACHE_SLOTS, sizeof *enc_cache)) &&
+            pthread_setspecific(enc_cache_key, enc_cache) != 0) {
+            free(enc_cache); /* it could not be freed with the thread: none */
+            enc_cache = NULL;
+        }
         enc_cache_failed = !enc_cache;
     }
     size_t n = req_bytes(req);
