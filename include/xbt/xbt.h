@@ -74,7 +74,8 @@ extern "C" {
  *   strict-mode user code) where value 1 used to mean the no-GS form, now XBT_WINDOW_D;
  *   XBT_VM_NO_TRACES is a deprecated no-op and refused together with XBT_VM_TRACES;
  *   unknown XBT_VM_* flags are refused; new: xbt_api_version, xbt_capabilities, xbt_has,
- *   XBT_VM_LOCAL_APIC (CPUID's APIC bit and IA32_APIC_BASE only with it), the stats
+ *   XBT_VM_LOCAL_APIC (CPUID's APIC bit and IA32_APIC_BASE only with it), xbt_vcpu_nmi,
+ *   xbt_vcpu_request_irq_window (XBT_EXIT_IRQ_WINDOW is produced now), the stats
  *   direct_refaults_saved; the CPU model's vendor is GenuineIntel (xbt's signature moved
  *   to the hypervisor leaf 0x40000000).
  */
@@ -402,6 +403,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *cpu, xbt_exit **exit);
  */
 typedef int (*xbt_irq_fn)(void *opaque);
 xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *cpu, xbt_irq_fn pending, void *opaque);
+/*
+ * For embedders that decide themselves when to inject (KVM's request_interrupt_window):
+ * with `on`, the next run returns XBT_EXIT_IRQ_WINDOW as soon as the guest can take an
+ * external interrupt (EFLAGS.IF=1 and no STI/MOV SS shadow, checked after the interrupt
+ * source, if any, had its turn); the request is used up by that exit.  Called on the
+ * vCPU's thread between runs.
+ */
+xbt_status xbt_vcpu_request_irq_window(xbt_vcpu *cpu, int on);
 /* Any thread: re-check the interrupt source within a bounded time. */
 void xbt_vcpu_kick(xbt_vcpu *cpu);
 /* Any thread: a non-maskable interrupt (the NMI pin, an NMI IPI or LVT entry).  It is

@@ -666,8 +666,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                     break;
                 continue;
             }
-        } else if (!v->irq_fn) {
+        } else if (!v->irq_fn && !v->irq_window_req) {
             v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_open; /* no source */
+        }
+        if (v->irq_window_req && v->ctx.vif && !v->interrupt_shadow) {
+            v->irq_window_req = false; /* the embedder injects now */
+            memset(&v->exit, 0, sizeof v->exit);
+            v->exit.reason = XBT_EXIT_IRQ_WINDOW;
+            break;
         }
         if (v->halted) {
             v->exit.reason = XBT_EXIT_HLT;

@@ -200,6 +200,7 @@ struct xbt_vcpu {
     atomic_bool kick, stop;
     atomic_bool nmi_pending;         /* xbt_vcpu_nmi */
     bool nmi_blocked;                /* an NMI was delivered; the next IRET unblocks */
+    bool irq_window_req;             /* xbt_vcpu_request_irq_window */
     pthread_t thread;
     atomic_bool running;
     xbt_block *unlinked;             /* block whose exits a kick unlinked */

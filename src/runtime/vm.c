@@ -463,6 +463,16 @@ xbt_status xbt_vcpu_set_msr(xbt_vcpu *v, uint32_t index, uint64_t value)
     return xbt_msr_write(v, index, value) ? XBT_OK : XBT_E_INVAL;
 }
 
+xbt_status xbt_vcpu_request_irq_window(xbt_vcpu *v, int on)
+{
+    if (!v)
+        return XBT_E_INVAL;
+    v->irq_window_req = on != 0;
+    if (on) /* inline STI/POPF leave at their gates, so the window is seen at once */
+        v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
+    return XBT_OK;
+}
+
 xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *v, xbt_irq_fn fn, void *opaque)
 {
     if (!v)

@@ -121,6 +121,50 @@ START_TEST(cpu_model)
 }
 END_TEST
 
+/* An interrupt window asked for while IF=0: the exit comes once STI's shadow is over
+   (the instruction after the shadowed one), not before; then the run goes on to HLT. */
+START_TEST(irq_window_exit)
+{
+    const uint8_t code[] = {
+        0xfa,                         /* cli */
+        0xb9, 0x10, 0x27, 0x00, 0x00, /* mov ecx, 10000 */
+        0x49, 0x75, 0xfd,             /* 1: dec ecx; jnz 1b */
+        0xfb,                         /* sti (0x100009) */
+        0x90,                         /* nop: in STI's shadow (STI inline, a gate after) */
+        0xfa,                         /* cli (0x10000b) */
+        0xe6, 0xf1,                   /* out 0xf1, al: an exit with IF=0 */
+        0xfb,                         /* sti (0x10000e) */
+        0xeb, 0x00,                   /* jmp $+2: in the shadow, ends the block (STI a
+                                         callout, the shadow kept by the dispatcher) */
+        0x40,                         /* inc eax (0x100011): the window is open here */
+        0xf4,                         /* hlt */
+    };
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    ck_assert_int_eq(xbt_vcpu_request_irq_window(g.cpu, 1), XBT_OK);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IRQ_WINDOW);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.eip, 0x10000b); /* after the nop, not at it */
+    ck_assert_uint_eq(r.ecx, 0);
+    ck_assert(r.eflags & 0x200);
+    ex = run_to_exit(&g); /* on, unasked, to the OUT */
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(ex->io.port, 0xf1);
+    ck_assert_int_eq(xbt_vcpu_request_irq_window(g.cpu, 1), XBT_OK);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IRQ_WINDOW);
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.eip, 0x100011); /* after the jmp, not at it */
+    ex = run_to_exit(&g); /* the request is used up */
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.eax, 1);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 START_TEST(loop_cpuid_divide_fault)
 {
     const uint8_t code[] = {
@@ -540,6 +584,7 @@ int main(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, loop_cpuid_divide_fault);
     tcase_add_test(tc, cpu_model);
+    tcase_add_test(tc, irq_window_exit);
     tcase_add_test(tc, int_and_iret);
     tcase_add_test(tc, self_modifying_code);
     tcase_add_test(tc, triple_fault_is_shutdown);
