@@ -123,37 +123,12 @@ static void user_escape(void)
     __asm__ volatile("int $0x80" : : "a"(0) : "memory");
 }
 
-static int starts(const char *s, const char *p)
-{
-    while (*p)
-        if (*s++ != *p++)
-            return 0;
-    return 1;
-}
-
 static void parse_cmdline(void)
 {
-    const u32 *mbi = (const u32 *)multiboot_info;
-    if (!mbi || !(mbi[0] & 4))
-        return;
-    const char *c = (const char *)mbi[4];
-    while (*c) {
-        while (*c == ' ')
-            c++;
-        if (starts(c, "escape=farjmp"))
-            escape = 1;
-        else if (starts(c, "escape=syscall"))
-            escape = 2;
-        else if (starts(c, "probe=")) {
-            c += 6;
-            unsigned n = 0;
-            while (*c && *c != ' ' && n < sizeof probe - 1)
-                probe[n++] = *c++;
-            probe[n] = 0;
-        }
-        while (*c && *c != ' ')
-            c++;
-    }
+    char how[16];
+    if (cmdline_value("escape", how, sizeof how))
+        escape = !memcmp(how, "farjmp", 7) ? 1 : !memcmp(how, "syscall", 8) ? 2 : 0;
+    cmdline_value("probe", probe, sizeof probe);
 }
 
 void main(void)

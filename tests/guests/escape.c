@@ -150,33 +150,9 @@ static void timer_handler(struct frame *f)
     pic_eoi(0);
 }
 
-static int starts(const char *s, const char *p)
-{
-    while (*p)
-        if (*s++ != *p++)
-            return 0;
-    return 1;
-}
-
 static void parse_cmdline(void)
 {
-    const u32 *mbi = (const u32 *)multiboot_info;
-    if (!mbi || !(mbi[0] & 4))
-        return;
-    const char *c = (const char *)mbi[4];
-    while (*c) {
-        while (*c == ' ')
-            c++;
-        if (starts(c, "probe=")) {
-            c += 6;
-            unsigned n = 0;
-            while (*c && *c != ' ' && n < sizeof probe - 1)
-                probe[n++] = *c++;
-            probe[n] = 0;
-        }
-        while (*c && *c != ' ')
-            c++;
-    }
+    cmdline_value("probe", probe, sizeof probe);
 }
 
 static void run(void (*fn)(void))

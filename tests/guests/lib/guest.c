@@ -310,3 +310,28 @@ void guest_start(u32 magic, u32 mbi)
     main();
     guest_exit();
 }
+
+int cmdline_value(const char *key, char *out, unsigned n)
+{
+    const u32 *mbi = (const u32 *)multiboot_info;
+    if (!mbi || !(mbi[0] & 4) || n == 0)
+        return 0;
+    unsigned klen = 0;
+    while (key[klen])
+        klen++;
+    for (const char *c = (const char *)mbi[4]; *c;) {
+        while (*c == ' ')
+            c++;
+        if (!memcmp(c, key, klen) && c[klen] == '=') {
+            c += klen + 1;
+            unsigned i = 0;
+            while (*c && *c != ' ' && i < n - 1)
+                out[i++] = *c++;
+            out[i] = 0;
+            return 1;
+        }
+        while (*c && *c != ' ')
+            c++;
+    }
+    return 0;
+}

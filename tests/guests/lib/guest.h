@@ -125,6 +125,10 @@ void tss_allow_port(u16 port);
    it names the difference where it is made.  xbt and hardware follow the SDM. */
 int on_qemu_tcg(void);
 
+/* The word "key=VALUE" of the multiboot command line: VALUE copied into out (at most
+   n - 1 bytes, NUL-terminated) and 1, or 0 when the line has no such word. */
+int cmdline_value(const char *key, char *out, unsigned n);
+
 void main(void);
 
 #endif
