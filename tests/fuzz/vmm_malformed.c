@@ -41,12 +41,23 @@ static int verbose = 1, failures, cases, refusals, boots;
 
 /* ---- files ----------------------------------------------------------------------- */
 
+/* Strings made for the cases live until cleanup() (a LeakSanitizer build checks). */
+static char *owned[1024];
+static unsigned n_owned;
+
+static char *own(char *p)
+{
+    if (!p || n_owned == sizeof owned / sizeof owned[0])
+        abort();
+    return owned[n_owned++] = p;
+}
+
 static char *path(const char *name)
 {
     char *p;
     if (asprintf(&p, "%s/%s", dir, name) < 0)
         abort();
-    return p;
+    return own(p);
 }
 
 static char *wfile(const char *name, const uint8_t *b, size_t n)
@@ -595,6 +606,7 @@ static void symbol_cases(const char *k)
     char *pm = NULL;
     if (asprintf(&pm, "--perf-map=%s", map) < 0)
         abort();
+    own(pm);
     RUN("--symbols without --perf-map", USAGE, "--symbols", k, k);
     RUN("--perf-map= (empty)", USAGE, "--perf-map=", k);
     RUN("--perf-map twice", USAGE, pm, pm, k);
@@ -647,6 +659,8 @@ static void cleanup(void)
             fprintf(stderr, "vmm_malformed: could not remove %s\n", dir);
         free(cmd);
     }
+    while (n_owned)
+        free(owned[--n_owned]);
 }
 
 int main(int argc, char **argv)

@@ -504,13 +504,17 @@ int main(int argc, char **argv)
             if (!*optarg || *optarg == ' ')
                 return usage_error("--module wants 'FILE [ARGS]', not '%s'", optarg);
             mods[nmods].string = optarg;
-            char *path = strdup(optarg);
-            if (!path)
-                return EXIT_INTERNAL;
-            char *sp = strchr(path, ' ');
-            if (sp)
-                *sp = 0;
-            mods[nmods++].path = path;
+            /* The file is the string up to its first space (static: an early exit
+               leaves nothing allocated behind). */
+            static char mod_path[MAX_MODULES][4096];
+            size_t plen = strcspn(optarg, " ");
+            if (plen >= sizeof mod_path[0])
+                return usage_error("--module: the file name is longer than %zu bytes",
+                                   sizeof mod_path[0] - 1);
+            memcpy(mod_path[nmods], optarg, plen);
+            mod_path[nmods][plen] = 0;
+            mods[nmods].path = mod_path[nmods];
+            nmods++;
             break;
         }
         case O_USER:
@@ -744,8 +748,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "xbt-run: the perf map is incomplete: %s\n", xbt_last_host_error());
     xbt_vcpu_destroy(m->cpu);
     xbt_vm_destroy(m->vm);
-    for (int i = 0; i < nmods; i++)
-        free((char *)mods[i].path);
     restore_tty();
     return status & 0xff;
 }
