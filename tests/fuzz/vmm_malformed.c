@@ -648,7 +648,6 @@ static void symbol_cases(const char *k)
     RUN("boot: --perf-map, broken section table", 0x43, pm,
         elf_file("badsh", 0x100000, 0x21, 0, sh_broken));
     expect_note = false;
-    free(pm);
 }
 
 static void cleanup(void)
