@@ -45,7 +45,21 @@ extern const char xbt_runner_image[], xbt_runner_image_end[];
 
 /* Spin this many PAUSEs (about 70 cycles each here) before sleeping: about what a
    sleep and wake-up costs, so waiting costs at most twice the better choice. */
-#define XBT_SPIN (getenv("XBT_SPIN") ? (unsigned)atoi(getenv("XBT_SPIN")) : 1000u)
+#define XBT_SPIN spin_budget()
+
+/* PAUSEs a side spins before it sleeps (XBT_SPIN overrides; read once: this is on the
+   path of every exit). */
+static unsigned spin_budget(void)
+{
+    static _Atomic unsigned budget; /* 0: not read yet (a value of 0 is stored as ~0) */
+    unsigned b = budget;
+    if (!b) {
+        const char *e = getenv("XBT_SPIN");
+        b = e ? (unsigned)atoi(e) : 1000u;
+        budget = b ? b : ~0u;
+    }
+    return b == ~0u ? 0 : b;
+}
 
 #define C32(r, off) (*(volatile uint32_t *)((r)->comm + (off)))
 #define C64(r, off) (*(volatile uint64_t *)((r)->comm + (off)))
