@@ -1437,12 +1437,15 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
  * `next`) must come next in this block and be one that neither ends the block nor
  * leaves translated code on its own (no branch, callout or string instruction, which
  * hardware may interrupt between iterations), so that the interrupt gate right after it
- * is the first place an interrupt can be taken.  Otherwise STI stays a callout that ends
- * the block (the dispatcher then runs the covered instruction alone).
+ * is the first place an interrupt can be taken.  SYSEXIT may follow too (Linux returns
+ * from every SYSENTER system call with STI; SYSEXIT): it always leaves to the dispatcher,
+ * which is then the first such place, so it needs no gate (*gate false).  Otherwise STI
+ * stays a callout that ends the block (the dispatcher runs the covered instruction alone).
  */
 static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_t next,
-                            uint32_t first_page, uint32_t max)
+                            uint32_t first_page, uint32_t max, bool *gate)
 {
+    *gate = true;
     if (t->b->n_insns + 2 > max || out_of_room(t, max))
         return false;
     /* The loop's page limit after the STI (xbt_translate_block), and the next
@@ -1460,6 +1463,10 @@ static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_
         return false;
     if (((next + n.length - 1) & ~0xFFFu) != page)
         return false;
+    if (n.callout == XBT_CO_SYSEXIT) {
+        *gate = false;
+        return true;
+    }
     if (n.iclass != XBT_IC_COPY && n.iclass != XBT_IC_MEMORY && n.iclass != XBT_IC_STACK)
         return false;
     return n.callout == XBT_CO_NONE &&
@@ -1514,13 +1521,14 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
             emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
             break;
         }
-        bool gate = t.gate_due;
+        bool gate = t.gate_due, needs_gate = false;
         t.gate_due = false;
         t.sti_inline = in.callout == XBT_CO_STI && mode->cpl == 0 && !gate &&
-                       sti_shadow_fits(&t, fetch, opaque, pc + in.length, first_page, max);
+                       sti_shadow_fits(&t, fetch, opaque, pc + in.length, first_page, max,
+                                       &needs_gate);
         bool ends = translate_insn(&t, &in);
         if (t.sti_inline)
-            t.gate_due = true;
+            t.gate_due = needs_gate;
         t.sti_inline = false;
         if (gate && !t.failed)
             emit_intr_gate(&t, pc + in.length); /* the STI shadow ends here */
