@@ -283,6 +283,35 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
     return 1;
 }
 
+/* v->exit: an MMIO access of `size` bytes at `gpa` (a store of `data`, or a read). */
+static void set_exit(struct xbt_vcpu *v, uint64_t gpa, unsigned size, bool write,
+                     uint64_t data)
+{
+    memset(&v->exit, 0, sizeof v->exit);
+    v->exit.reason = XBT_EXIT_MMIO;
+    v->exit.mmio.gpa = gpa;
+    v->exit.mmio.size = size;
+    v->exit.mmio.is_write = write;
+    v->exit.mmio.data = data;
+}
+
+/* One more read exit for the access in progress (mmio_pending stays set): the run
+   returns it at once (mmio_exit_ready) and the next run completes it. */
+static void next_read(struct xbt_vcpu *v, uint64_t gpa, unsigned size)
+{
+    set_exit(v, gpa, size, false, 0);
+    v->mmio_exit_ready = true;
+}
+
+/* A store that follows the exit being made: sent by the next run
+   (xbt_callout_mmio_store, from the queue callouts use). */
+static void queue_store(struct xbt_vcpu *v, uint64_t gpa, unsigned size, uint64_t data)
+{
+    v->co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)size, true, gpa, data };
+    v->co_wr_n = 1;
+    v->co_wr_sent = 0;
+}
+
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
     v->mmio_raised = false;
@@ -434,10 +463,7 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
         if (split) { /* the first page's bytes now, the rest in the next exit */
             v->exit.mmio.size = n1;
             v->exit.mmio.data = val & ((1ull << (8 * n1)) - 1);
-            v->co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)(size - n1), true, g2,
-                                                (uint64_t)val >> (8 * n1) };
-            v->co_wr_n = 1;
-            v->co_wr_sent = 0;
+            queue_store(v, g2, size - n1, (uint64_t)val >> (8 * n1));
         }
         v->ctx.eip = next; /* a store is complete once the embedder has it */
         return true;
@@ -505,18 +531,9 @@ bool xbt_mmio_step_finish(struct xbt_vcpu *v)
     v->mmio_step_active = false;
     if (!v->mmio_step_writes || v->ctx.eip != v->mmio_step_next)
         return false; /* a load, or the instruction faulted: nothing to write */
-    memset(&v->exit, 0, sizeof v->exit);
-    v->exit.reason = XBT_EXIT_MMIO;
-    v->exit.mmio.gpa = v->mmio_step_gpa;
-    v->exit.mmio.size = first;
-    v->exit.mmio.is_write = 1;
-    v->exit.mmio.data = data;
-    if (v->mmio_size > 8) { /* the second half: the exit after this one */
-        v->co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)(v->mmio_size - 8), true,
-                                            v->mmio_step_gpa + 8, high };
-        v->co_wr_n = 1;
-        v->co_wr_sent = 0;
-    }
+    set_exit(v, v->mmio_step_gpa, first, true, data);
+    if (v->mmio_size > 8) /* the second half: the exit after this one */
+        queue_store(v, v->mmio_step_gpa + 8, v->mmio_size - 8u, high);
     return true;
 }
 
@@ -525,12 +542,7 @@ bool xbt_callout_mmio_store(struct xbt_vcpu *v)
     if (v->co_wr_sent >= v->co_wr_n)
         return false;
     const struct xbt_co_mmio *c = &v->co_wr[v->co_wr_sent++];
-    memset(&v->exit, 0, sizeof v->exit);
-    v->exit.reason = XBT_EXIT_MMIO;
-    v->exit.mmio.gpa = c->gpa;
-    v->exit.mmio.size = c->size;
-    v->exit.mmio.is_write = 1;
-    v->exit.mmio.data = c->data;
+    set_exit(v, c->gpa, c->size, true, c->data);
     return true;
 }
 
@@ -557,12 +569,7 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         v->mmio_step_got = (uint8_t)(v->mmio_step_got + n);
         if (v->mmio_step_got < v->mmio_size) {
             /* A 16-byte operand: the second half is another read exit. */
-            uint64_t at = v->mmio_step_gpa + v->mmio_step_got;
-            memset(&v->exit, 0, sizeof v->exit);
-            v->exit.reason = XBT_EXIT_MMIO;
-            v->exit.mmio.gpa = at;
-            v->exit.mmio.size = 8;
-            v->mmio_exit_ready = true; /* mmio_pending stays set */
+            next_read(v, v->mmio_step_gpa + v->mmio_step_got, 8);
             return true;
         }
         v->mmio_pending = false;
@@ -576,11 +583,7 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         v->mmio_cmp_other = d;
         v->mmio_cmp_mmio_first = false; /* [ESI] - [EDI] = other - d */
         v->mmio_kind = 5;
-        memset(&v->exit, 0, sizeof v->exit);
-        v->exit.reason = XBT_EXIT_MMIO;
-        v->exit.mmio.gpa = v->mmio_cmp_dst_gpa;
-        v->exit.mmio.size = sz;
-        v->mmio_exit_ready = true; /* mmio_pending stays set */
+        next_read(v, v->mmio_cmp_dst_gpa, sz);
         return true;
     }
     if (v->mmio_kind == 4 || v->mmio_kind == 5) { /* SCAS, CMPS */
@@ -604,12 +607,8 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
                 return v->mmio_raised; /* #PF on the destination, or an error */
             }
             if (where == 1) {
-                memset(&v->exit, 0, sizeof v->exit);
-                v->exit.reason = XBT_EXIT_MMIO;
-                v->exit.mmio.gpa = dgpa;
-                v->exit.mmio.size = sz;
-                v->exit.mmio.is_write = 1;
-                v->exit.mmio.data = d & (sz == 4 ? 0xFFFFFFFFu : (1u << (8 * sz)) - 1);
+                set_exit(v, dgpa, sz, true,
+                         d & (sz == 4 ? 0xFFFFFFFFu : (1u << (8 * sz)) - 1));
                 v->mmio_exit_ready = true;
                 string_step(v, true, true, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
                 v->mmio_kind = 0;
@@ -633,11 +632,7 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         if (!v->mmio_split_have) { /* the first page's part: now the second's */
             v->mmio_split_lo = d & ((1u << (8 * n1)) - 1);
             v->mmio_split_have = true;
-            memset(&v->exit, 0, sizeof v->exit);
-            v->exit.reason = XBT_EXIT_MMIO;
-            v->exit.mmio.gpa = v->mmio_split_gpa;
-            v->exit.mmio.size = sz - n1;
-            v->mmio_exit_ready = true; /* mmio_pending stays set */
+            next_read(v, v->mmio_split_gpa, sz - n1);
             return true;
         }
         d = v->mmio_split_lo | d << (8 * n1);
