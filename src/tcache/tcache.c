@@ -195,12 +195,19 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
 
     uint32_t h = hash_of(b->eip, key);
     b->hash_next = tc->hash[h];
+    b->hash_pprev = &tc->hash[h];
+    if (b->hash_next)
+        b->hash_next->hash_pprev = &b->hash_next;
     tc->hash[h] = b;
     for (int i = 0; i < 2; i++) {
         if (i == 1 && page1 == page0)
             break;
         uint32_t ph = page_hash(b->page[i]);
-        b->page_next[i] = tc->pages[ph];
+        xbt_block *n = tc->pages[ph];
+        b->page_next[i] = n;
+        b->page_pprev[i] = &tc->pages[ph];
+        if (n)
+            PBLK(n)->page_pprev[PSLOT(n)] = &b->page_next[i];
         tc->pages[ph] = PLINK(b, i);
     }
     tc->order[tc->n_order++] = b;
@@ -304,21 +311,18 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
             }
         b->chained_to[i] = NULL;
     }
-    uint32_t h = hash_of(b->eip, b->mode_key);
-    for (xbt_block **pb = &tc->hash[h]; *pb; pb = &(*pb)->hash_next)
-        if (*pb == b) {
-            *pb = b->hash_next;
-            break;
-        }
+    /* Out of the lookup and page lists in constant time (a page of a shared library
+       can hold thousands of blocks: one per address space it was mapped at). */
+    *b->hash_pprev = b->hash_next;
+    if (b->hash_next)
+        b->hash_next->hash_pprev = b->hash_pprev;
     for (int i = 0; i < 2; i++) {
         if (i == 1 && b->page[1] == b->page[0])
             break;
-        uint32_t ph = page_hash(b->page[i]);
-        for (xbt_block **pb = &tc->pages[ph]; *pb; pb = &PBLK(*pb)->page_next[PSLOT(*pb)])
-            if (PBLK(*pb) == b && PSLOT(*pb) == i) {
-                *pb = b->page_next[i];
-                break;
-            }
+        xbt_block *n = b->page_next[i];
+        *b->page_pprev[i] = n;
+        if (n)
+            PBLK(n)->page_pprev[PSLOT(n)] = b->page_pprev[i];
     }
     b->valid = false;
 }
@@ -405,18 +409,15 @@ void xbt_tc_unchain_all(xbt_tcache *tc)
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
 {
     uint32_t n = 0;
-    for (;;) {
-        xbt_block *victim = NULL;
-        uint32_t ph = page_hash(page);
-        for (xbt_block *p = tc->pages[ph]; p; p = PBLK(p)->page_next[PSLOT(p)])
-            if (PBLK(p)->page[PSLOT(p)] == page) {
-                victim = PBLK(p);
-                break;
-            }
-        if (!victim)
-            break;
-        drop_block(tc, victim);
-        n++;
+    for (xbt_block *p = tc->pages[page_hash(page)], *next; p; p = next) {
+        xbt_block *b = PBLK(p);
+        /* The next entry that is not b (b may be linked here through both slots). */
+        for (next = b->page_next[PSLOT(p)]; next && PBLK(next) == b;)
+            next = b->page_next[PSLOT(next)];
+        if (b->page[0] == page || b->page[1] == page) { /* either entry of b may be skipped */
+            drop_block(tc, b);
+            n++;
+        }
     }
     tc->st.invalidations += n;
     return n;

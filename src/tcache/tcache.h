@@ -29,8 +29,8 @@ typedef struct xbt_block {
     struct xbt_block *chained_to[XBT_BLOCK_MAX_EXITS]; /* target of each exit, or NULL */
     uint32_t n_map;
     struct xbt_pcmap *map;
-    struct xbt_block *hash_next;
-    struct xbt_block *page_next[2];
+    struct xbt_block *hash_next, **hash_pprev; /* pprev: the link that points here */
+    struct xbt_block *page_next[2], **page_pprev[2];
     struct xbt_tc_link *incoming;
     uint64_t execs;             /* dispatcher entries (trace-head counting) */
     uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */

@@ -1,0 +1,146 @@
+/*
+ * test_tcache.c - the translation cache's lookup, page lists, chaining and invalidation
+ * against a model: blocks on one or two physical pages (also pages that share a page-list
+ * bucket, and blocks whose two pages share one), dropped and invalidated in random order.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tcache/tcache.h"
+
+#define NB 600
+
+static uint8_t code[64];
+
+/* A block at `eip` whose bytes lie on physical pages p0 and p1, with one direct exit. */
+static xbt_block *insert(xbt_tcache *tc, uint32_t eip, uint32_t p0, uint32_t p1)
+{
+    xbt_tblock tb;
+    memset(&tb, 0, sizeof tb);
+    memset(code, 0x90, sizeof code);
+    code[0] = 0xE9; /* jmp rel32 -> its stub at 5 */
+    memset(code + 1, 0, 4);
+    tb.eip = eip;
+    tb.guest_len = p0 == p1 ? 8 : 4096 - (eip & 0xFFF) + 8;
+    tb.n_insns = 1;
+    tb.code = code;
+    tb.code_len = sizeof code;
+    tb.body_len = 5;
+    tb.n_exits = 1;
+    tb.exits[0] = (struct xbt_texit){ 1, 5, eip + 100, XBT_EXIT_JMP, 0 };
+    xbt_block *b = xbt_tc_insert(tc, &tb, 7, p0, p1);
+    if (b)
+        b->lin = eip;
+    return b;
+}
+
+/* Two page numbers whose page lists share a bucket (tcache.c's page_hash: if it changes,
+   the pages are merely distinct and the test still holds). */
+static void colliding(uint32_t *a, uint32_t *b)
+{
+    *a = 1;
+    for (uint32_t p = 2; p < 1u << 22; p++)
+        if (((p * 0x9E3779B1u) >> (32 - XBT_TC_PAGE_HASH_BITS)) ==
+            ((1u * 0x9E3779B1u) >> (32 - XBT_TC_PAGE_HASH_BITS))) {
+            *b = p;
+            return;
+        }
+    *b = 2;
+}
+
+START_TEST(test_model)
+{
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    uint32_t pa, pb;
+    colliding(&pa, &pb);
+    uint32_t pages[4] = { pa, pb, 1000, 1001 };
+    xbt_block *blk[NB];
+    uint32_t p0[NB], p1[NB], eip[NB];
+    bool live[NB];
+    srand(42);
+    for (int i = 0; i < NB; i++) {
+        p0[i] = pages[rand() % 4];
+        int k = rand() % 4;
+        p1[i] = k == 0 ? pages[rand() % 4] : p0[i]; /* a quarter span two pages */
+        eip[i] = 0x08000000u + (uint32_t)i * 0x1000u + (p0[i] == p1[i] ? 16u : 4090u);
+        blk[i] = insert(tc, eip[i], p0[i], p1[i]);
+        ck_assert_ptr_nonnull(blk[i]);
+        live[i] = true;
+    }
+    /* Chains between random pairs. */
+    for (int i = 0; i < NB; i++)
+        xbt_tc_chain(tc, blk[i], 0, blk[rand() % NB]);
+    for (int round = 0; round < 40; round++) {
+        if (round % 4 == 0) {
+            uint32_t page = pages[rand() % 4];
+            uint32_t want = 0;
+            for (int i = 0; i < NB; i++)
+                if (live[i] && (p0[i] == page || p1[i] == page))
+                    want++;
+            ck_assert_uint_eq(xbt_tc_invalidate_page(tc, page), want);
+            for (int i = 0; i < NB; i++)
+                if (p0[i] == page || p1[i] == page)
+                    live[i] = false;
+            /* Blocks that went are re-inserted, so that lists keep their length. */
+            for (int i = 0; i < NB; i++)
+                if (!live[i] && rand() % 2) {
+                    blk[i] = insert(tc, eip[i], p0[i], p1[i]);
+                    ck_assert_ptr_nonnull(blk[i]);
+                    live[i] = true;
+                }
+        } else {
+            for (int n = 0; n < 20; n++) {
+                int i = rand() % NB;
+                if (live[i]) {
+                    xbt_tc_drop(tc, blk[i]);
+                    live[i] = false;
+                }
+            }
+        }
+        for (int i = 0; i < NB; i++) {
+            xbt_block *b = xbt_tc_lookup(tc, eip[i], 7);
+            if (live[i])
+                ck_assert_ptr_eq(b, blk[i]);
+            else
+                ck_assert_ptr_null(b);
+        }
+        for (int k = 0; k < 4; k++) {
+            bool any = false;
+            for (int i = 0; i < NB; i++)
+                any |= live[i] && (p0[i] == pages[k] || p1[i] == pages[k]);
+            ck_assert_int_eq(xbt_tc_page_has_code(tc, pages[k]), any);
+        }
+        /* A dropped block's incoming chains went back to their stubs: every live block's
+           exit jumps to a live block or to its own stub. */
+        for (int i = 0; i < NB; i++) {
+            if (!live[i])
+                continue;
+            int32_t rel;
+            memcpy(&rel, blk[i]->host + 1, 4);
+            const uint8_t *to = blk[i]->host + 5 + rel;
+            if (to == blk[i]->host + 5)
+                continue;
+            bool ok = false;
+            for (int j = 0; j < NB && !ok; j++)
+                ok = live[j] && blk[j]->host == to;
+            ck_assert_msg(ok, "block %d chained to a dropped block", i);
+        }
+    }
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tcache");
+    TCase *tc = tcase_create("model");
+    tcase_add_test(tc, test_model);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
