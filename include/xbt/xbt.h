@@ -78,6 +78,7 @@ extern "C" {
  *   xbt_vcpu_request_irq_window (XBT_EXIT_IRQ_WINDOW is produced now), the stats
  *   direct_refaults_saved; the CPU model's vendor is GenuineIntel (xbt's signature moved
  *   to the hypervisor leaf 0x40000000).
+ *   API 1.1: the stats blocks_shared.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -85,7 +86,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 0
+#define XBT_API_VERSION_MINOR 1
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -469,6 +470,9 @@ typedef struct xbt_stats {
     /* guest page faults from directly run code whose page went into the D-window
        before the next entry (the handler had made it present): one exit saved each */
     uint64_t direct_refaults_saved;
+    /* blocks (of `blocks`) copied from a translation of the same physical bytes at
+       another address (a library another process maps elsewhere) instead of translated */
+    uint64_t blocks_shared;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

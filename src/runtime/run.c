@@ -223,16 +223,83 @@ static void ibl_select(struct xbt_vcpu *v, uint32_t key)
         ibl_reset_set(set);
 }
 
+/* The block at ctx.eip into v->tb as a relocated copy of a cached translation of the
+   same physical bytes at another EIP (translator.h, xbt_tblock_relocate), with
+   fetch_gpa_first/last set as a translation sets them.  0: none to copy (translate it);
+   -1: the copy differs from a fresh translation (XBT_CHECK_SHARED; v->exit is set). */
+static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
+{
+    xbt_vm *vm = v->vm;
+    if (vm->no_share || v->xl.path || v->xl.prof || v->xl.block_count)
+        return 0;
+    uint32_t lin = v->seg[XBT_CS].base + v->ctx.eip, p0, p1;
+    if (!code_page(v, lin, &p0))
+        return 0;
+    xbt_block *src = xbt_tc_find_relocatable(vm->tc, p0, lin & 0xFFF, key, v->ctx.eip);
+    if (!src)
+        return 0;
+    /* Its second page (the bytes of a last instruction that crosses, or only the
+       translator's look-ahead) must be the one it was made from as well. */
+    p1 = p0;
+    if (src->page[1] != src->page[0] || (lin & 0xFFF) + src->guest_len > 4096) {
+        uint32_t next = (lin & ~0xFFFu) + 4096;
+        if (!next || !code_page(v, next, &p1) || p1 != src->page[1])
+            return 0;
+    }
+    v->tb.code = v->tbuf;
+    v->tb.code_cap = sizeof v->tbuf;
+    if (!xbt_tc_get_tblock(vm->tc, src, &v->tb))
+        return 0;
+    uint32_t from = v->tb.eip;
+    xbt_tblock_relocate(&v->tb, v->ctx.eip);
+    if (vm->check_shared) {
+        static _Thread_local uint8_t code[XBT_BLOCK_MAX_CODE];
+        static _Thread_local xbt_tblock fresh;
+        fresh.code = code;
+        fresh.code_cap = sizeof code;
+        v->fetch_pf = false;
+        const char *what = NULL;
+        if (xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &fresh) != XBT_T_OK)
+            what = "the fresh translation fails";
+        else if (fresh.code_len != v->tb.code_len || memcmp(code, v->tbuf, fresh.code_len))
+            what = "host code";
+        else if (fresh.n_exits != v->tb.n_exits ||
+                 memcmp(fresh.exits, v->tb.exits, fresh.n_exits * sizeof fresh.exits[0]))
+            what = "exits";
+        else if (fresh.n_map != v->tb.n_map ||
+                 memcmp(fresh.map, v->tb.map, fresh.n_map * sizeof fresh.map[0]))
+            what = "pc map";
+        else if (fresh.guest_len != v->tb.guest_len || fresh.n_sites != v->tb.n_sites)
+            what = "extent";
+        if (what) {
+            xbt_set_internal_error(v, v->ctx.eip, "XBT_CHECK_SHARED: the block at %08x copied "
+                                   "from %08x differs from its fresh translation: %s",
+                                   v->ctx.eip, from, what);
+            return -1;
+        }
+    }
+    v->fetch_gpa_first = p0;
+    v->fetch_gpa_last = p1;
+    v->stats.blocks_shared++;
+    return 1;
+}
+
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
     xbt_vm *vm = v->vm;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    v->tb.code = v->tbuf;
-    v->tb.code_cap = sizeof v->tbuf;
-    v->fetch_pf = false;
-    enum xbt_tstatus ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &v->tb);
+    enum xbt_tstatus ts = XBT_T_OK;
+    int shared = share_block(v, m, key);
+    if (shared < 0)
+        return NULL;
+    if (!shared) {
+        v->tb.code = v->tbuf;
+        v->tb.code_cap = sizeof v->tbuf;
+        v->fetch_pf = false;
+        ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &v->tb);
+    }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     v->stats.translate_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
                              (uint64_t)(t1.tv_nsec - t0.tv_nsec);
@@ -843,8 +910,10 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         if (w > 0)                                                                     \
             n += (size_t)w;                                                            \
     } while (0)
-    OUT("translation: %llu blocks, %llu guest insns, %llu host bytes, %.3f ms\n",
-        (unsigned long long)st->blocks, (unsigned long long)st->guest_insns_translated,
+    OUT("translation: %llu blocks (%llu of them copies relocated from another address), "
+        "%llu guest insns, %llu host bytes, %.3f ms\n",
+        (unsigned long long)st->blocks, (unsigned long long)st->blocks_shared,
+        (unsigned long long)st->guest_insns_translated,
         (unsigned long long)st->block_bytes, (double)st->translate_ns / 1e6);
     OUT("cache: %llu lookups, %.1f%% hits, %llu chains, %llu unchains, %llu ibl misses, "
         "%llu flushes, %llu invalidations, %llu dispatches\n",

@@ -87,6 +87,10 @@ struct xbt_vm {
     bool window_paged;         /* the K-window holds linear (paged) mappings */
     xbt_tcache *tc;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
+    /* Translations of the same physical bytes at another EIP are relocated copies
+       (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
+       translates each one afresh too and stops with an internal error where they differ. */
+    bool no_share, check_shared;
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (in runner processes) */

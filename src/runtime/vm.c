@@ -101,6 +101,10 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         last_host_error = "cannot allocate the translation cache above 4 GiB";
         goto host_fail;
     }
+    const char *e = getenv("XBT_NO_SHARE");
+    vm->no_share = e && *e && strcmp(e, "0") != 0;
+    e = getenv("XBT_CHECK_SHARED");
+    vm->check_shared = e && *e && strcmp(e, "0") != 0;
     if (cfg->flags & XBT_VM_PERF_MAP) {
         vm->perfmap = xbt_perfmap_open(cfg->perf_map_path, host_error_buf,
                                        sizeof host_error_buf);

@@ -169,7 +169,10 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
         tc->cap_order = cap;
     }
     xbt_block *b = calloc(1, sizeof *b);
-    struct xbt_pcmap *map = malloc(tb->n_map * sizeof *map + 1);
+    uint32_t n_relocs = tb->reloc_ok ? tb->n_relocs : 0;
+    /* The pc map, then the relocations (4-byte aligned: a pc-map entry is 12 bytes). */
+    _Static_assert(sizeof(struct xbt_pcmap) % 4 == 0, "relocations after the map");
+    struct xbt_pcmap *map = malloc(tb->n_map * sizeof *map + n_relocs * sizeof(uint32_t) + 1);
     if (!b || !map) {
         free(b);
         free(map);
@@ -191,6 +194,15 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->n_map = tb->n_map;
     memcpy(map, tb->map, tb->n_map * sizeof *map);
     b->map = map;
+    if (tb->reloc_ok) {
+        b->relocs = (uint32_t *)(void *)(map + tb->n_map);
+        memcpy(b->relocs, tb->relocs, n_relocs * sizeof(uint32_t));
+        b->n_relocs = n_relocs;
+    }
+    b->n_sites = tb->n_sites;
+    b->sites_off = tb->sites_off;
+    b->ool_off = tb->ool_off;
+    b->end = tb->end;
     b->valid = true;
 
     uint32_t h = hash_of(b->eip, key);
@@ -421,6 +433,52 @@ uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
     }
     tc->st.invalidations += n;
     return n;
+}
+
+xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,
+                                   uint32_t eip)
+{
+    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)]) {
+        xbt_block *b = PBLK(p);
+        if (PSLOT(p) == 0 && b->page[0] == page && b->relocs && b->mode_key == key &&
+            (b->lin & 0xFFF) == off && ((b->eip - eip) & 0xFFF) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+bool xbt_tc_get_tblock(const xbt_tcache *tc, const xbt_block *b, xbt_tblock *out)
+{
+    (void)tc;
+    if (!b->relocs || b->host_len > out->code_cap || b->n_map > XBT_BLOCK_MAX_MAP ||
+        b->n_relocs > XBT_BLOCK_MAX_RELOCS)
+        return false;
+    memcpy(out->code, b->host, b->host_len);
+    for (uint32_t i = 0; i < b->n_exits; i++) {
+        /* Back to its stub, as translated (chained or not, here). */
+        int32_t d = (int32_t)b->exits[i].stub_off - (int32_t)(b->exits[i].rel32_off + 4);
+        memcpy(out->code + b->exits[i].rel32_off, &d, 4);
+    }
+    out->eip = b->eip;
+    out->guest_len = b->guest_len;
+    out->n_insns = b->n_insns;
+    out->path_used = 1;
+    out->end = b->end;
+    out->code_len = b->host_len;
+    out->body_len = b->body_len;
+    out->ool_off = b->ool_off;
+    out->n_exits = b->n_exits;
+    memcpy(out->exits, b->exits, sizeof out->exits);
+    out->n_map = b->n_map;
+    memcpy(out->map, b->map, b->n_map * sizeof *b->map);
+    out->n_sites = b->n_sites;
+    out->sites_off = b->sites_off;
+    out->reloc_ok = true;
+    out->n_relocs = b->n_relocs;
+    memcpy(out->relocs, b->relocs, b->n_relocs * sizeof *b->relocs);
+    memset(&out->stats, 0, sizeof out->stats);
+    out->error[0] = 0;
+    return true;
 }
 
 bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page)

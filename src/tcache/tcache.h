@@ -29,6 +29,10 @@ typedef struct xbt_block {
     struct xbt_block *chained_to[XBT_BLOCK_MAX_EXITS]; /* target of each exit, or NULL */
     uint32_t n_map;
     struct xbt_pcmap *map;
+    /* What xbt_tblock_relocate needs (translator.h); relocs NULL: not relocatable. */
+    uint32_t *relocs;
+    uint32_t n_relocs, n_sites, sites_off, ool_off;
+    uint8_t end;                /* enum xbt_block_end */
     struct xbt_block *hash_next, **hash_pprev; /* pprev: the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
     struct xbt_tc_link *incoming;
@@ -79,6 +83,17 @@ xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t mode_key);
  */
 xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key, uint32_t page0,
                          uint32_t page1);
+
+/* A relocatable block whose first guest byte is at offset `off` of physical page
+   `page`, made in mode `key` at an EIP a multiple of 4096 away from `eip`: the same
+   bytes mapped at another address (a shared library in another address space).
+   NULL: none. */
+xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,
+                                   uint32_t eip);
+/* Fills *out (its code buffer out->code of out->code_cap bytes) with b as the
+   translator made it, exits unchained, ready for xbt_tblock_relocate.  false: b is not
+   relocatable or does not fit. */
+bool xbt_tc_get_tblock(const xbt_tcache *tc, const xbt_block *b, xbt_tblock *out);
 
 /* Patches exit `exit` of `from` to jump straight into `to`. */
 void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to);

@@ -82,6 +82,20 @@ static void add_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kin
     b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind, 0 };
 }
 
+/* The instruction just emitted (a MOV, whose immediate is always its last 4 bytes)
+   holds guest EIP `eip` there: a relocation (translator.h).  Anything else, or no room
+   to record it, leaves the block unshared. */
+static void add_reloc_last(xbt_tx *t, uint32_t eip)
+{
+    xbt_tblock *b = t->b;
+    if (t->failed || t->len < 4 || memcmp(b->code + t->len - 4, &eip, 4) != 0 ||
+        b->n_relocs >= XBT_BLOCK_MAX_RELOCS) {
+        b->reloc_ok = false;
+        return;
+    }
+    b->relocs[b->n_relocs++] = t->len - 4;
+}
+
 /* jmp rel32 to a chainable exit for `target`. */
 static void emit_direct_exit(xbt_tx *t, uint32_t target, uint8_t kind)
 {
@@ -956,6 +970,7 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
 static void emit_intr_gate(xbt_tx *t, uint32_t next)
 {
     xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)next));
+    add_reloc_last(t, next);
     xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(RIP), NOREG, 0, 0x7fffff00, 8));
     uint32_t lea_end = t->len;
     xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_INTR_GATE, 8));
@@ -1177,6 +1192,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             break;
         }
         emit_stack_store(t, esp_base(t), -4, xo_imm((int32_t)next), 4);
+        add_reloc_last(t, next);
         emit_esp_add(t, -4);
         if (follow != ~0u && follow == branch_target(in)) {
             t->follow = follow; /* a trace goes on into the callee */
@@ -1196,6 +1212,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         }
         emit_load_target(t, in);
         emit_stack_store(t, esp_base(t), -4, xo_imm((int32_t)next), 4);
+        add_reloc_last(t, next);
         emit_esp_add(t, -4);
         emit_indirect_end(t);
         break;
@@ -1226,6 +1243,9 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+    if (in->iclass >= XBT_IC_JMP_DIRECT && in->iclass <= XBT_IC_RET &&
+        in->zi.operand_width == 16)
+        t->b->reloc_ok = false; /* a 16-bit target wraps at 64 KiB, not with the EIP */
     if (t->tr->prof && t->b->n_insns == 0)
         emit_count(t, &t->tr->prof[0]); /* a profiled trace: entries */
     else if (t->tr->block_count && !t->tr->path && t->b->n_insns == 0)
@@ -1383,6 +1403,7 @@ static void finish_block(xbt_tx *t)
         e->stub_off = t->len;
         xbt_patch_rel32(t, e->rel32_off, t->len);
         xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)e->target));
+        add_reloc_last(t, e->target);
         xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(RIP), NOREG, 0, 0x7fffff00, 8));
         int32_t d = (int32_t)e->rel32_off - (int32_t)t->len;
         if (!t->failed)
@@ -1401,6 +1422,10 @@ static void finish_block(xbt_tx *t)
     for (uint32_t i = 0; i < t->n_sites && !t->failed; i++) {
         uint32_t site = t->len + i * (uint32_t)sizeof(struct xbt_callout_site);
         memcpy(b->code + site, &t->sites[i], sizeof t->sites[i]);
+        if (b->n_relocs < XBT_BLOCK_MAX_RELOCS)
+            b->relocs[b->n_relocs++] = site + (uint32_t)offsetof(struct xbt_callout_site, eip);
+        else
+            b->reloc_ok = false;
         int32_t d = (int32_t)site - (int32_t)t->site_patches[i].end;
         memcpy(b->code + t->site_patches[i].at, &d, 4);
     }
@@ -1490,6 +1515,9 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
     b->code_len = b->body_len = b->ool_off = 0;
     b->n_exits = b->n_map = b->n_sites = 0;
     b->sites_off = 0;
+    b->n_relocs = 0;
+    /* Traces hold recorded EIPs in guards and profiles counters' addresses: not shared. */
+    b->reloc_ok = !tr->path && !tr->prof && !tr->block_count;
     memset(&b->stats, 0, sizeof b->stats);
     b->error[0] = 0;
     if (b->code_cap < 2 * INSN_RESERVE) {
@@ -1517,6 +1545,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
                 return XBT_T_FETCH_FAULT;
             }
             b->end = XBT_END_FETCH;
+            b->reloc_ok = false; /* elsewhere the next page may be there */
             add_map(&t, pc, XBT_FIX_NONE, 0, 0);
             emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
             break;
@@ -1581,6 +1610,22 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         return XBT_T_INTERNAL;
     }
     return XBT_T_OK;
+}
+
+void xbt_tblock_relocate(xbt_tblock *b, uint32_t eip)
+{
+    uint32_t d = eip - b->eip;
+    for (uint32_t i = 0; i < b->n_relocs; i++) {
+        uint32_t v;
+        memcpy(&v, b->code + b->relocs[i], 4);
+        v += d;
+        memcpy(b->code + b->relocs[i], &v, 4);
+    }
+    for (uint32_t i = 0; i < b->n_exits; i++)
+        b->exits[i].target += d;
+    for (uint32_t i = 0; i < b->n_map; i++)
+        b->map[i].guest_eip += d;
+    b->eip = eip;
 }
 
 const struct xbt_pcmap *xbt_tblock_lookup(const xbt_tblock *b, uint32_t off)

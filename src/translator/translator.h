@@ -22,6 +22,7 @@
 #define XBT_TRACE_MAX_BLOCKS 8     /* basic blocks on a trace's path */
 #define XBT_BLOCK_MAX_MAP (XBT_BLOCK_MAX_INSNS * 3)
 #define XBT_BLOCK_MAX_CODE 16384   /* host bytes a block may need, stubs included */
+#define XBT_BLOCK_MAX_RELOCS 256   /* guest EIPs in a block's host code (more: not shared) */
 
 /* Mode flags (part of the translation-cache key). */
 #define XBT_TM_FPU_NM   0x01 /* CR0.TS or CR0.EM: x87/SSE instructions raise #NM */
@@ -121,6 +122,18 @@ typedef struct xbt_tblock {
     struct xbt_pcmap map[XBT_BLOCK_MAX_MAP];
     uint32_t n_sites;      /* callout sites, at code + sites_off */
     uint32_t sites_off;
+    /* Relocation.  The translation is a function of the guest bytes, the mode and the
+       EIP, and depends on the EIP only through the guest EIPs it holds: the 4-byte
+       fields at these host offsets (return addresses a CALL pushes, the targets of exit
+       stubs and interrupt gates, the callout sites' eip), the exits' targets and the
+       pc map.  So the same bytes at EIP eip + d, d a multiple of 4096, translate to this
+       code with d added to each (xbt_tblock_relocate): blocks of a library that another
+       address space maps elsewhere are copied, not translated again.  reloc_ok is false
+       where that does not hold (traces, profiling counters, 16-bit branch targets, a
+       block cut short by an unfetchable page, more than XBT_BLOCK_MAX_RELOCS fields). */
+    bool reloc_ok;
+    uint32_t n_relocs;
+    uint32_t relocs[XBT_BLOCK_MAX_RELOCS];
     struct xbt_tstats stats;
     char error[128];       /* set when xbt_translate_block returns an error */
 } xbt_tblock;
@@ -164,6 +177,11 @@ void xbt_translator_init(xbt_translator *t);
  */
 enum xbt_tstatus xbt_translate_block(xbt_translator *t, const xbt_tmode *mode, uint32_t eip,
                                      xbt_fetch_fn fetch, void *opaque, xbt_tblock *out);
+
+/* Moves a block with reloc_ok to guest EIP `eip` (eip - b->eip a multiple of 4096):
+   what xbt_translate_block gives for the same guest bytes there.  Its exits must be
+   unchained (each rel32 at its stub). */
+void xbt_tblock_relocate(xbt_tblock *b, uint32_t eip);
 
 /* Finds the pc-map entry covering host offset off (NULL if off is outside the body). */
 const struct xbt_pcmap *xbt_tblock_lookup(const xbt_tblock *b, uint32_t off);

@@ -192,6 +192,118 @@ START_TEST(random_bytes_never_break_the_translator)
 }
 END_TEST
 
+/* Guest bytes at any EIP: the same page contents wherever they are mapped. */
+struct page_src {
+    const uint8_t *page; /* 4096 bytes */
+    uint32_t base;       /* the EIP of page[0] */
+};
+
+static uint32_t page_fetch(void *o, uint32_t eip, uint8_t *buf, uint32_t len)
+{
+    struct page_src *s = o;
+    uint32_t off = eip - s->base;
+    if (off >= 4096)
+        return 0;
+    if (len > 4096 - off)
+        len = 4096 - off;
+    memcpy(buf, s->page + off, len);
+    return len;
+}
+
+/* A few instruction shapes that hold EIPs (calls, branches, STI with its shadow, INT,
+   callouts) between random bytes, so that relocations are many. */
+static void fill_code(uint8_t *p, size_t n)
+{
+    static const uint8_t shapes[][8] = {
+        { 5, 0xE8, 0x10, 0, 0, 0 },      /* call rel32 */
+        { 2, 0x74, 0x05 },               /* jz */
+        { 2, 0xFF, 0xD0 },               /* call eax */
+        { 1, 0xC3 },                     /* ret */
+        { 2, 0xFB, 0x90 },               /* sti; nop */
+        { 2, 0xCD, 0x80 },               /* int 0x80 */
+        { 1, 0xFA },                     /* cli */
+        { 1, 0x9D },                     /* popf */
+        { 2, 0x0F, 0xA2 },               /* cpuid */
+        { 5, 0xE9, 0x00, 0x01, 0, 0 },   /* jmp rel32 */
+        { 3, 0x8B, 0x45, 0x08 },         /* mov eax, [ebp+8] */
+        { 2, 0xF3, 0xA5 },               /* rep movsd */
+        { 4, 0x66, 0xE8, 0x10, 0x00 },   /* call rel16 (not shared) */
+    };
+    size_t i = 0;
+    while (i < n) {
+        uint32_t r = next_rand();
+        if (r % 3 == 0) {
+            p[i++] = (uint8_t)(r >> 8);
+            continue;
+        }
+        const uint8_t *sh = shapes[(r >> 8) % (sizeof shapes / sizeof shapes[0])];
+        for (int k = 0; k < sh[0] && i < n; k++)
+            p[i++] = sh[1 + k];
+    }
+}
+
+/* xbt_tblock_relocate against a fresh translation of the same bytes at the other EIP:
+   code, exits, pc map and sites identical. */
+START_TEST(relocated_blocks_equal_fresh_translations)
+{
+    static uint8_t page[4096], code_a[XBT_BLOCK_MAX_CODE], code_b[XBT_BLOCK_MAX_CODE];
+    static xbt_tblock a, b;
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    unsigned compared = 0, relocs = 0, unshared = 0;
+    for (int iter = 0; iter < 6000; iter++) {
+        fill_code(page, sizeof page);
+        uint32_t off = next_rand() % 4096;
+        if (iter % 4 == 0)
+            off = 4096 - 1 - next_rand() % 40; /* near the page end */
+        uint32_t base_a = (next_rand() & 0xFFFFF000u) | 0x1000u, base_b;
+        do
+            base_b = (next_rand() & 0xFFFFF000u);
+        while (base_b == base_a);
+        xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0),
+                        (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
+                        (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
+                        (uint8_t)(next_rand() & 0x3F) };
+        struct page_src sa = { page, base_a }, sb = { page, base_b };
+        a.code = code_a;
+        a.code_cap = sizeof code_a;
+        b.code = code_b;
+        b.code_cap = sizeof code_b;
+        enum xbt_tstatus st_a = xbt_translate_block(&tr, &m, base_a + off, page_fetch, &sa, &a);
+        enum xbt_tstatus st_b = xbt_translate_block(&tr, &m, base_b + off, page_fetch, &sb, &b);
+        ck_assert_int_eq(st_a, st_b);
+        if (st_a != XBT_T_OK)
+            continue;
+        ck_assert_int_eq(a.reloc_ok, b.reloc_ok);
+        if (!a.reloc_ok) {
+            unshared++;
+            continue;
+        }
+        xbt_tblock_relocate(&a, base_b + off);
+        ck_assert_uint_eq(a.eip, b.eip);
+        ck_assert_uint_eq(a.code_len, b.code_len);
+        ck_assert_uint_eq(a.n_relocs, b.n_relocs);
+        for (uint32_t i = 0; i < a.code_len; i++)
+            ck_assert_msg(code_a[i] == code_b[i],
+                          "iteration %d: host byte +%x differs (%02x, fresh %02x), %08x -> %08x",
+                          iter, i, code_a[i], code_b[i], base_a + off, base_b + off);
+        ck_assert_uint_eq(a.n_exits, b.n_exits);
+        ck_assert(memcmp(a.exits, b.exits, a.n_exits * sizeof a.exits[0]) == 0);
+        ck_assert_uint_eq(a.n_map, b.n_map);
+        ck_assert(memcmp(a.map, b.map, a.n_map * sizeof a.map[0]) == 0);
+        ck_assert_uint_eq(a.n_sites, b.n_sites);
+        ck_assert_uint_eq(a.sites_off, b.sites_off);
+        ck_assert_uint_eq(a.guest_len, b.guest_len);
+        compared++;
+        relocs += a.n_relocs;
+    }
+    /* Not vacuous: most blocks are shared, with many relocated fields. */
+    ck_assert_uint_gt(compared, 3000);
+    ck_assert_uint_gt(relocs, 2 * compared);
+    ck_assert_uint_gt(unshared, 50); /* call rel16 and page-end blocks are not */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("translator");
@@ -203,6 +315,7 @@ int main(void)
     TCase *tr = tcase_create("robustness");
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, random_bytes_never_break_the_translator);
+    tcase_add_test(tr, relocated_blocks_equal_fresh_translations);
     suite_add_tcase(s, tr);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
