@@ -78,7 +78,7 @@ extern "C" {
  *   xbt_vcpu_request_irq_window (XBT_EXIT_IRQ_WINDOW is produced now), the stats
  *   direct_refaults_saved; the CPU model's vendor is GenuineIntel (xbt's signature moved
  *   to the hypervisor leaf 0x40000000).
- *   API 1.1: the stats blocks_shared.
+ *   API 1.1: the stats blocks_shared and adapt_promotions.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -473,6 +473,9 @@ typedef struct xbt_stats {
     /* blocks (of `blocks`) copied from a translation of the same physical bytes at
        another address (a library another process maps elsewhere) instead of translated */
     uint64_t blocks_shared;
+    /* XBT_USER_ADAPTIVE: address spaces whose user code ran long enough between kernel
+       entries to be run directly from then on */
+    uint64_t adapt_promotions;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

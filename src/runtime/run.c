@@ -858,7 +858,20 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                     v->unlinked = b;
                 }
             }
-            rc = xbt_jit_enter(&v->ctx, b->host);
+            if (vm->cfg.user_mode == XBT_USER_ADAPTIVE && !xbt_adapt_promoted(v)) {
+                /* Adaptive mode: how long this address space's user code runs between
+                   kernel entries. */
+                if (v->cpl == 3) {
+                    uint64_t t0 = __builtin_ia32_rdtsc();
+                    rc = xbt_jit_enter(&v->ctx, b->host);
+                    xbt_adapt_account(v, (__builtin_ia32_rdtsc() - t0) | 1);
+                } else {
+                    xbt_adapt_account(v, 0);
+                    rc = xbt_jit_enter(&v->ctx, b->host);
+                }
+            } else {
+                rc = xbt_jit_enter(&v->ctx, b->host);
+            }
             if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
                 trace_abort(v); /* a callout, an exception or a fault on the way */
             if (rc == XBT_JIT_EXIT_INDIRECT || rc == XBT_JIT_EXIT_DIRECT) {
@@ -915,6 +928,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         (unsigned long long)st->blocks, (unsigned long long)st->blocks_shared,
         (unsigned long long)st->guest_insns_translated,
         (unsigned long long)st->block_bytes, (double)st->translate_ns / 1e6);
+    if (st->adapt_promotions)
+        OUT("adaptive: %llu address spaces promoted to direct execution (user code ran long "
+            "between kernel entries)\n", (unsigned long long)st->adapt_promotions);
     OUT("cache: %llu lookups, %.1f%% hits, %llu chains, %llu unchains, %llu ibl misses, "
         "%llu flushes, %llu invalidations, %llu dispatches\n",
         (unsigned long long)st->lookups,

@@ -70,6 +70,11 @@ struct xbt_wset {
     struct xbt_runner runner;
     struct xbt_wmap dmap;
     uint32_t gen;
+    /* Adaptive mode: whether this address space (generation adapt_gen) has run its
+       user code translated for vm->adapt_ticks without entering the kernel: from then
+       on its user code runs directly (direct.c, xbt_direct_wanted). */
+    uint32_t adapt_gen;
+    bool promoted;
 };
 
 struct xbt_vm {
@@ -91,6 +96,10 @@ struct xbt_vm {
        (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
        translates each one afresh too and stops with an internal error where they differ. */
     bool no_share, check_shared;
+    /* Adaptive mode: TSC ticks of user code run translated without a kernel entry
+       after which an address space runs its user code directly (XBT_ADAPT_TICKS
+       overrides; 0: at once, as direct mode). */
+    uint64_t adapt_ticks;
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (in runner processes) */
@@ -252,6 +261,8 @@ struct xbt_vcpu {
     bool direct_sticky;              /* user code entered a page that runs translated: it
                                         stays translated until it enters the kernel (a
                                         jump back and forth would cost two exits each) */
+    uint64_t adapt_burst;            /* adaptive mode: TSC ticks of translated user code
+                                        since the last kernel entry */
     /* The last guest page fault raised from directly run code (direct.c: the next
        entry maps the page if the guest's handler made it present). */
     uint32_t direct_lost_streak;     /* runners lost to an outside SIGKILL in a row */
@@ -420,6 +431,11 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
                                  bool writable);
 bool xbt_direct_wanted(struct xbt_vcpu *v);
+/* Adaptive mode's address-space policy (direct.c): translated user code's run time is
+   accounted to the current address space, which runs directly once it has earned it
+   (always true in the other modes). */
+void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks);
+bool xbt_adapt_promoted(struct xbt_vcpu *v);
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);
 /* signals.c: the thread's alternate signal stack (NULL: none could be made). */

@@ -21,6 +21,7 @@ struct xbt_tcache {
                                   address): nothing is writable and executable */
     uint64_t size, used;
     xbt_block *hash[1u << XBT_TC_HASH_BITS];
+    xbt_block *phys[1u << XBT_TC_HASH_BITS]; /* relocatable blocks (phys_hash) */
     xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
     xbt_block **order;         /* blocks by host address (allocation order) */
     uint32_t n_order, cap_order;
@@ -49,6 +50,12 @@ static uint32_t hash_of(uint32_t eip, uint32_t key)
 #define PLINK(b, s) ((xbt_block *)((uintptr_t)(b) | (uintptr_t)(s)))
 #define PBLK(p) ((xbt_block *)((uintptr_t)(p) & ~(uintptr_t)1))
 #define PSLOT(p) ((int)((uintptr_t)(p) & 1))
+
+static uint32_t phys_hash(uint32_t page, uint32_t off, uint32_t key)
+{
+    uint32_t h = (page << 12 | off) * 0x9E3779B1u ^ key * 0x85EBCA6Bu;
+    return h >> (32 - XBT_TC_HASH_BITS);
+}
 
 static uint32_t page_hash(uint32_t page)
 {
@@ -198,6 +205,14 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
         b->relocs = (uint32_t *)(void *)(map + tb->n_map);
         memcpy(b->relocs, tb->relocs, n_relocs * sizeof(uint32_t));
         b->n_relocs = n_relocs;
+        /* Indexed by where its first byte is (its offset: the EIP's, as relocation
+           moves by whole pages). */
+        xbt_block **head = &tc->phys[phys_hash(page0, tb->eip & 0xFFF, key)];
+        b->phys_next = *head;
+        b->phys_pprev = head;
+        if (*head)
+            (*head)->phys_pprev = &b->phys_next;
+        *head = b;
     }
     b->n_sites = tb->n_sites;
     b->sites_off = tb->sites_off;
@@ -328,6 +343,12 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
     *b->hash_pprev = b->hash_next;
     if (b->hash_next)
         b->hash_next->hash_pprev = b->hash_pprev;
+    if (b->phys_pprev) {
+        *b->phys_pprev = b->phys_next;
+        if (b->phys_next)
+            b->phys_next->phys_pprev = b->phys_pprev;
+        b->phys_pprev = NULL;
+    }
     for (int i = 0; i < 2; i++) {
         if (i == 1 && b->page[1] == b->page[0])
             break;
@@ -438,12 +459,10 @@ uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
 xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,
                                    uint32_t eip)
 {
-    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)]) {
-        xbt_block *b = PBLK(p);
-        if (PSLOT(p) == 0 && b->page[0] == page && b->relocs && b->mode_key == key &&
-            (b->lin & 0xFFF) == off && ((b->eip - eip) & 0xFFF) == 0)
+    for (xbt_block *b = tc->phys[phys_hash(page, eip & 0xFFF, key)]; b; b = b->phys_next)
+        if (b->page[0] == page && b->mode_key == key && (b->lin & 0xFFF) == off &&
+            ((b->eip - eip) & 0xFFF) == 0)
             return b;
-    }
     return NULL;
 }
 
@@ -515,6 +534,7 @@ void xbt_tc_flush(xbt_tcache *tc)
         tc->reg[r].n = 0;
     tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);
+    memset(tc->phys, 0, sizeof tc->phys);
     memset(tc->pages, 0, sizeof tc->pages);
     tc->used = 0;
     tc->st.flushes++;

@@ -11,7 +11,7 @@
 
 #include "translator/translator.h"
 
-#define XBT_TC_HASH_BITS 16
+#define XBT_TC_HASH_BITS 18
 #define XBT_TC_PAGE_HASH_BITS 12
 
 struct xbt_tc_link; /* an incoming chain */
@@ -35,6 +35,9 @@ typedef struct xbt_block {
     uint8_t end;                /* enum xbt_block_end */
     struct xbt_block *hash_next, **hash_pprev; /* pprev: the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
+    /* Relocatable blocks by the physical address of their first byte and their mode
+       (xbt_tc_find_relocatable). */
+    struct xbt_block *phys_next, **phys_pprev;
     struct xbt_tc_link *incoming;
     uint64_t execs;             /* dispatcher entries (trace-head counting) */
     uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */

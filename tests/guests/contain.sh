@@ -2,12 +2,15 @@
 # contain.sh PEER MODE [ESCAPE]: runs the contain guest and checks that nothing its
 # user code asked of the *host* happened: the probe file of its i386 creat() calls does
 # not exist and the marker of its write(1, ...) is not in the output.
-#   PEER = xbt | qemu-tcg;  MODE = direct | strict | adaptive (xbt's --user-mode)
+#   PEER = xbt | qemu-tcg;  MODE = direct | strict | adaptive | adaptive-now (xbt's --user-mode)
 #   ESCAPE = farjmp | syscall: the guest also tries a far jump to selector 0x33 or a
 #   SYSCALL.  Every peer and mode must give the guest its own #GP(0x30) / #UD (direct
 #   mode too: its runner process contains the 64-bit code, xbt raises the #GP).
 set -u
 peer=$1 mode=$2 escape=${3:-}
+# adaptive-now: adaptive mode with every address space run directly at once.
+xmode=$mode
+[ "$mode" = adaptive-now ] && { xmode=adaptive; export XBT_ADAPT_TICKS=0; }
 here=$(cd "$(dirname "$0")" && pwd)
 probe=${TMPDIR:-/tmp}/xbt-probe-$peer-$mode-${escape:-none}-$$
 rm -f "$probe"
@@ -16,7 +19,7 @@ trap 'rm -f "$out" "$probe"' EXIT
 args="probe=$probe${escape:+ escape=$escape}"
 case "$peer" in
 xbt)
-    timeout 60 "${XBT_RUN:?}" --user-mode "$mode" --append "$args" "${GUEST:?}" </dev/null \
+    timeout 60 "${XBT_RUN:?}" --user-mode "$xmode" --append "$args" "${GUEST:?}" </dev/null \
         >"$out" 2>&1
     status=$? ;;
 qemu-tcg)

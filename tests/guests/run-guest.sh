@@ -78,6 +78,15 @@ xbt)
     timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" --stats "${xbt_args[@]}" "$@" \
         "$kernel" </dev/null >"$out" 2>&1
     status=$?
+    # XBT_EXPECT_ADAPT=1 (adapt.c in adaptive mode): one address space promoted to direct
+    # execution, and direct runs after it.
+    if [ -n "${XBT_EXPECT_ADAPT:-}" ]; then
+        promoted=$(grep -a -o '^adaptive: [0-9]* address spaces promoted' "$out" | grep -o '[0-9]*')
+        entries=$(grep -a -o '^direct: [0-9]* entries' "$out" | grep -o '[0-9]*')
+        echo "== xbt: ${promoted:-no} address spaces promoted, ${entries:-no} direct entries"
+        [ "${promoted:-0}" -eq 1 ] && [ "${entries:-0}" -ge 2 ] ||
+            { echo "FAIL expected exactly one address space promoted, then direct runs"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')

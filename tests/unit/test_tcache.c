@@ -29,6 +29,9 @@ static xbt_block *insert(xbt_tcache *tc, uint32_t eip, uint32_t p0, uint32_t p1)
     tb.body_len = 5;
     tb.n_exits = 1;
     tb.exits[0] = (struct xbt_texit){ 1, 5, eip + 100, XBT_EXIT_JMP, 0 };
+    tb.reloc_ok = true;
+    tb.n_relocs = 1;
+    tb.relocs[0] = 10;
     xbt_block *b = xbt_tc_insert(tc, &tb, 7, p0, p1);
     if (b)
         b->lin = eip;
@@ -111,6 +114,31 @@ START_TEST(test_model)
             for (int i = 0; i < NB; i++)
                 any |= live[i] && (p0[i] == pages[k] || p1[i] == pages[k]);
             ck_assert_int_eq(xbt_tc_page_has_code(tc, pages[k]), any);
+        }
+        /* The relocatable block found for a live block's first byte is a live one
+           with its first byte there; none once no live block starts there. */
+        for (int i = 0; i < NB; i++) {
+            xbt_block *r = xbt_tc_find_relocatable(tc, p0[i], eip[i] & 0xFFF, 7, eip[i]);
+            bool any = false;
+            for (int j = 0; j < NB; j++)
+                any |= live[j] && p0[j] == p0[i] && (eip[j] & 0xFFF) == (eip[i] & 0xFFF);
+            ck_assert_int_eq(r != NULL, any);
+            if (!r)
+                continue;
+            bool ok = false;
+            for (int j = 0; j < NB && !ok; j++)
+                ok = live[j] && blk[j] == r && p0[j] == p0[i] &&
+                     (eip[j] & 0xFFF) == (eip[i] & 0xFFF);
+            ck_assert_msg(ok, "found a block that is gone or elsewhere");
+            xbt_tblock tb;
+            uint8_t buf[64];
+            tb.code = buf;
+            tb.code_cap = sizeof buf;
+            ck_assert(xbt_tc_get_tblock(tc, r, &tb));
+            int32_t rel;
+            memcpy(&rel, buf + 1, 4);
+            ck_assert_int_eq(rel, 0); /* unchained: the exit's jmp at its stub */
+            ck_assert_uint_eq(tb.n_relocs, 1);
         }
         /* A dropped block's incoming chains went back to their stubs: every live block's
            exit jumps to a live block or to its own stub. */

@@ -1,0 +1,118 @@
+/*
+ * adapt.c - two user processes with opposite habits, one after the other, each in its
+ * own address space: "chatty" makes 2,000 system calls with a few hundred cycles of work
+ * between them; "compute" counts for tens of millions of cycles between each of its
+ * three system calls.  The results are checked here (every peer); under xbt's adaptive
+ * mode run-guest.sh also checks the policy from the statistics (XBT_EXPECT_ADAPT=1):
+ * exactly one address space (compute's) promoted to direct execution, and direct runs
+ * after that, while chatty stays translated.
+ */
+#include "lib/guest.h"
+
+#define UVA_CODE  0x40000000u
+#define UVA_DATA  0x40001000u
+#define UVA_STACK 0x40003000u /* top of a mapped page */
+
+static u8 kstack[8192] __attribute__((aligned(16)));
+static u32 pd[2][1024] __attribute__((aligned(4096)));
+static u32 pt_k[4][1024] __attribute__((aligned(4096)));
+static u32 pt_u[2][1024] __attribute__((aligned(4096)));
+static u8 frames[6][4096] __attribute__((aligned(4096)));
+static volatile u32 kernel_esp, syscalls[2], current;
+
+/* chatty: 2,000 times count to 100 (adding into the data page), then system call 1;
+   then system call 0 (exit).  Position independent. */
+__asm__(".text\n.globl chatty_prog\nchatty_prog:\n"
+        "\tmovl $2000, %esi\n"
+        "1:\tmovl $100, %ecx\n"
+        "2:\taddl %ecx, 0x40001000\n\tdecl %ecx\n\tjnz 2b\n"
+        "\tmovl $1, %eax\n\tint $0x80\n"
+        "\tdecl %esi\n\tjnz 1b\n"
+        "\txorl %eax, %eax\n\tint $0x80\n"
+        ".globl chatty_end\nchatty_end:\n");
+/* compute: three times a loop of 20,000,000 steps (a multiply-add chain into the data
+   page at the end), then system call 1; then system call 0. */
+__asm__(".text\n.globl compute_prog\ncompute_prog:\n"
+        "\tmovl $3, %esi\n"
+        "1:\tmovl $20000000, %ecx\n\tmovl 0x40001000, %eax\n"
+        "2:\timull $1103515245, %eax, %eax\n\taddl $12345, %eax\n\tdecl %ecx\n\tjnz 2b\n"
+        "\tmovl %eax, 0x40001000\n"
+        "\tmovl $1, %eax\n\tint $0x80\n"
+        "\tdecl %esi\n\tjnz 1b\n"
+        "\txorl %eax, %eax\n\tint $0x80\n"
+        ".globl compute_end\ncompute_end:\n");
+extern u8 chatty_prog[], chatty_end[], compute_prog[], compute_end[];
+
+void kernel_resume(void);
+void enter_user(u32 eip, u32 esp);
+__asm__(".text\n.globl enter_user\nenter_user:\n"
+        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
+        "\tmovl %esp, kernel_esp\n"
+        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
+        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %eax\n"
+        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
+        ".globl kernel_resume\nkernel_resume:\n"
+        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
+        "\tmovl kernel_esp, %esp\n"
+        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
+
+static void syscall(struct frame *f)
+{
+    if (f->eax == 0) { /* exit: back to the kernel's loop */
+        f->eip = (u32)kernel_resume;
+        f->cs = SEL_CODE;
+        return;
+    }
+    syscalls[current]++;
+    f->eax = 0;
+}
+
+/* What compute leaves in its data page, computed here the same way. */
+static u32 lcg(u32 x, u32 steps)
+{
+    for (u32 k = 0; k < steps; k++)
+        x = x * 1103515245u + 12345u;
+    return x;
+}
+
+void main(void)
+{
+    for (u32 i = 0; i < 4 * 1024; i++)
+        pt_k[i / 1024][i % 1024] = (i << 12) | 3;
+    for (int p = 0; p < 2; p++) {
+        for (u32 i = 0; i < 4; i++)
+            pd[p][i] = (u32)pt_k[i] | 3;
+        u8 *code = frames[3 * p], *data = frames[3 * p + 1], *stack = frames[3 * p + 2];
+        if (p == 0)
+            memcpy(code, chatty_prog, (u32)(chatty_end - chatty_prog));
+        else
+            memcpy(code, compute_prog, (u32)(compute_end - compute_prog));
+        memset(data, 0, 4096);
+        pt_u[p][0] = (u32)code | 5;  /* user, read-only */
+        pt_u[p][1] = (u32)data | 7;  /* user, writable */
+        pt_u[p][2] = (u32)stack | 7;
+        pd[p][0x100] = (u32)pt_u[p] | 7;
+    }
+    ((u32 *)frames[4])[0] = 7; /* compute's seed */
+    tss_init((u32)(kstack + sizeof kstack));
+    set_handler(0x30, syscall);
+    idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
+
+    u32 cr0;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    for (u32 p = 0; p < 2; p++) {
+        current = p;
+        __asm__ volatile("mov %0, %%cr3" : : "r"(pd[p]) : "memory");
+        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80010000u) : "memory"); /* PG, WP */
+        u64 t0 = rdtsc();
+        enter_user(UVA_CODE, UVA_STACK);
+        u64 t1 = rdtsc();
+        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
+        printf("adapt: process %u (%s): %u system calls, %u Mcycles\n", p,
+               p ? "compute" : "chatty", syscalls[p], (u32)((t1 - t0) >> 20));
+    }
+    CHECK_EQ(syscalls[0], 2000, "chatty made 2,000 system calls");
+    CHECK_EQ(*(volatile u32 *)frames[1], 2000u * 5050u, "chatty's sums");
+    CHECK_EQ(syscalls[1], 3, "compute made 3 system calls");
+    CHECK_EQ(*(volatile u32 *)frames[4], lcg(7, 60000000u), "compute's result");
+}
