@@ -78,7 +78,8 @@ extern "C" {
  *   xbt_vcpu_request_irq_window (XBT_EXIT_IRQ_WINDOW is produced now), the stats
  *   direct_refaults_saved; the CPU model's vendor is GenuineIntel (xbt's signature moved
  *   to the hypervisor leaf 0x40000000).
- *   API 1.1: the stats blocks_shared and adapt_promotions.
+ *   API 1.1: the stats blocks_shared and adapt_promotions; XBT_VM_CONFIG_INIT asks for
+ *   XBT_USER_ADAPTIVE (it asked for XBT_USER_DIRECT).
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -225,7 +226,9 @@ typedef struct xbt_vcpu xbt_vcpu;
 enum {
     XBT_USER_DIRECT = 0,   /* guest CPL 3 code runs natively at its own addresses */
     XBT_USER_STRICT = 1,   /* guest CPL 3 code is translated too (user window) */
-    XBT_USER_ADAPTIVE = 2, /* direct, but trapping hot spots are translated */
+    XBT_USER_ADAPTIVE = 2, /* the default: an address space's user code is translated
+                              until it runs long between kernel entries (1 ms), then
+                              directly, with the spots that trap often translated */
 };
 
 typedef struct xbt_vm_config {
@@ -260,7 +263,7 @@ typedef struct xbt_vm_config {
 
 #define XBT_VM_PERF_MAP 0x10 /* write a perf map of translated code (see below) */
 
-#define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_DIRECT, 0, 0, NULL }
+#define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_ADAPTIVE, 0, 0, NULL }
 
 /* Creates a VM.  XBT_E_INVAL for a bad config (an unknown flag among them), XBT_E_HOST
    if the host refuses what every VM needs (signal handlers, memfds, address space for

@@ -61,7 +61,7 @@ static void usage(FILE *f)
             "                         a raw disk image (repeatable), as QEMU's -drive: index 0\n"
             "                         primary master, 1 primary slave, 2 and 3 secondary; no\n"
             "                         index: the first free one\n"
-            "      --user-mode MODE   direct (default), strict or adaptive\n"
+            "      --user-mode MODE   adaptive (default), direct or strict\n"
             "      --traces           build traces of hot paths (default: chained blocks only)\n"
             "      --no-traces        chained blocks only (the default)\n"
             "      --trace-threshold N  entries of a trace head before its path is recorded\n"
