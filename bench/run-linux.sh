@@ -76,6 +76,6 @@ END {
 }' "$out/all"
 echo "medians of $reps interleaved runs; boot = guest uptime at /init, forks = guest seconds"
 echo "for $forks fork+exec of /bin/true; results in bench/results/linux.csv"
-echo "--- xbt --stats of one direct-mode run ---"
+echo "--- xbt --stats of one default-mode (adaptive) run ---"
 timeout 600 "$b/tools/xbt-run" --stats --mem 256 --initrd "$dir/initramfs.cpio.gz" -a "$cmdline" \
     "$dir/vmlinuz" </dev/null 2>&1 | sed -n '/--- xbt-run statistics/,$p'

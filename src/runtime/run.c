@@ -188,6 +188,30 @@ static void ibl_reset_set(struct xbt_ibl_set *set)
     set->stale = false;
 }
 
+/* A table forgets its entries whose EIP lies in a region set in `regions` (1024 bits,
+   4 MiB each): those blocks may not be current any more.  A table that lost count of
+   its entries, or whose code has a CS base (EIP is not the linear address), forgets
+   everything when next used. */
+static void ibl_drop_regions(struct xbt_ibl_set *set, const uint8_t *regions)
+{
+    if (set->stale)
+        return;
+    if (set->n_used > XBT_IBL_USED_CAP || ((set->key >> 4) & (1u << XBT_CS))) {
+        set->stale = true;
+        return;
+    }
+    for (uint32_t k = 0; k < set->n_used; k++) {
+        struct xbt_ibl_entry *e = &set->t[set->used[k]];
+        if (e->tag >> 32)
+            continue; /* empty */
+        uint32_t r = (uint32_t)e->tag >> 22;
+        if (regions[r >> 3] & (1u << (r & 7))) {
+            e->tag = 1ull << 32;
+            e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        }
+    }
+}
+
 /* Every table forgets its entries (the current one now, the others when next used). */
 static void ibl_reset(struct xbt_vcpu *v)
 {
@@ -766,6 +790,12 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         xbt_tmode m = current_mode(v);
         uint32_t key = xbt_tc_mode_key(&m);
+        if (v->ibl_bump_pending) {
+            for (int k = 0; k < XBT_IBL_SETS; k++)
+                ibl_drop_regions(&v->ibl_sets[k], v->ibl_bump);
+            memset(v->ibl_bump, 0, sizeof v->ibl_bump);
+            v->ibl_bump_pending = false;
+        }
         if (key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
             /* An inline lookup table holds blocks of one mode only, and none that
                were invalidated; it survives across runs otherwise. */

@@ -116,6 +116,11 @@ struct xbt_vcpu {
     xbt_translator xl;               /* the translator (its decoder state) */
     struct xbt_ibl_entry *ibl;       /* live indirect-branch table (ibl_cur's) */
     bool ibl_stale;                  /* translations were dropped: clear all before use */
+    /* 4 MiB linear regions whose mapping epoch changed (window.c, bump_regions): every
+       table drops its entries there before the next block runs (a Linux fork+exec used
+       to clear the kernel's table too, thousands of misses each). */
+    bool ibl_bump_pending;
+    uint8_t ibl_bump[128];
     struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
     /* One table per recent mode key (kernel and user code alternate: a single table
        cleared at every switch missed 4,500 times per Linux fork).  Each knows which

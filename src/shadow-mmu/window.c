@@ -334,7 +334,11 @@ static void bump_regions(struct xbt_vcpu *v)
     if (!any)
         return;
     xbt_tc_unchain_regions(v->vm->tc, v->region_bumped);
-    v->ibl_stale = true;
+    /* The inline lookup tables forget their entries into these regions only (run.c,
+       before the next block runs). */
+    for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
+        v->ibl_bump[i] |= v->region_bumped[i];
+    v->ibl_bump_pending = true;
     v->unlinked = NULL;
 }
 
