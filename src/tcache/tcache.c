@@ -15,12 +15,35 @@ struct chain_rec {
     uint32_t exit;
 };
 
+/* A lookup bucket: the EIP and mode of its first block beside the pointer, so that a
+   hit on the first block costs one memory access, not two (lookups were 11% of a
+   strict-mode fork loop, most of it waiting for memory). */
+struct tc_bucket {
+    uint32_t eip, key;
+    xbt_block *head;
+};
+
+/* Chain links come from slabs and go back to a free list (a malloc and a free per
+   chain were 3% of a fork loop). */
+#define LINK_SLAB 4096
+struct link_slab {
+    struct link_slab *next;
+    struct xbt_tc_link links[LINK_SLAB];
+};
+
+/* Host code by 512-byte granule: the allocation-order index + 1 of the last block that
+   starts at or before the granule's start (xbt_tc_block_at without a binary search). */
+#define GRAN_SHIFT 9
+
 struct xbt_tcache {
     uint8_t *code;             /* code space: executable, not writable, above 4 GiB */
     ptrdiff_t wdelta;          /* its writable view is at code + wdelta (another random
                                   address): nothing is writable and executable */
     uint64_t size, used;
-    xbt_block *hash[1u << XBT_TC_HASH_BITS];
+    struct tc_bucket hash[1u << XBT_TC_HASH_BITS];
+    struct xbt_tc_link *free_links;
+    struct link_slab *slabs;
+    uint32_t *gran;            /* size >> GRAN_SHIFT entries */
     xbt_block *phys[1u << XBT_TC_HASH_BITS]; /* relocatable blocks (phys_hash) */
     xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
     xbt_block **order;         /* blocks by host address (allocation order) */
@@ -111,7 +134,37 @@ xbt_tcache *xbt_tc_create(uint64_t size)
     tc->code = x;
     tc->wdelta = w - x;
     tc->size = size;
+    tc->gran = calloc((size >> GRAN_SHIFT) + 1, sizeof *tc->gran);
+    if (!tc->gran) {
+        xbt_tc_unmap_code(size, x, w);
+        free(tc);
+        return NULL;
+    }
     return tc;
+}
+
+static struct xbt_tc_link *link_alloc(xbt_tcache *tc)
+{
+    if (!tc->free_links) {
+        struct link_slab *s = malloc(sizeof *s);
+        if (!s)
+            return NULL;
+        s->next = tc->slabs;
+        tc->slabs = s;
+        for (int i = 0; i < LINK_SLAB; i++) {
+            s->links[i].next = tc->free_links;
+            tc->free_links = &s->links[i];
+        }
+    }
+    struct xbt_tc_link *l = tc->free_links;
+    tc->free_links = l->next;
+    return l;
+}
+
+static void link_free(xbt_tcache *tc, struct xbt_tc_link *l)
+{
+    l->next = tc->free_links;
+    tc->free_links = l;
 }
 
 static void free_blocks(xbt_tcache *tc)
@@ -121,7 +174,7 @@ static void free_blocks(xbt_tcache *tc)
         struct xbt_tc_link *l = b->incoming;
         while (l) {
             struct xbt_tc_link *n = l->next;
-            free(l);
+            link_free(tc, l);
             l = n;
         }
         free(b->map);
@@ -136,6 +189,11 @@ void xbt_tc_destroy(xbt_tcache *tc)
         return;
     free_blocks(tc);
     free(tc->order);
+    free(tc->gran);
+    for (struct link_slab *sl = tc->slabs, *n; sl; sl = n) {
+        n = sl->next;
+        free(sl);
+    }
     for (int r = 0; r < 1024; r++)
         free(tc->reg[r].v);
     xbt_tc_unmap_code(tc->size, tc->code, tc->code + tc->wdelta);
@@ -145,7 +203,15 @@ void xbt_tc_destroy(xbt_tcache *tc)
 xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t key)
 {
     tc->st.lookups++;
-    for (xbt_block *b = tc->hash[hash_of(eip, key)]; b; b = b->hash_next)
+    const struct tc_bucket *h = &tc->hash[hash_of(eip, key)];
+    xbt_block *b = h->head;
+    if (!b)
+        return NULL;
+    if (h->eip == eip && h->key == key) {
+        tc->st.hits++;
+        return b;
+    }
+    for (b = b->hash_next; b; b = b->hash_next)
         if (b->eip == eip && b->mode_key == key) {
             tc->st.hits++;
             return b;
@@ -175,7 +241,10 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
         tc->order = o;
         tc->cap_order = cap;
     }
-    xbt_block *b = calloc(1, sizeof *b);
+    /* Cache-line aligned: its first line is all the dispatcher reads (tcache.h). */
+    xbt_block *b = aligned_alloc(64, (sizeof *b + 63) & ~(size_t)63);
+    if (b)
+        memset(b, 0, sizeof *b);
     uint32_t n_relocs = tb->reloc_ok ? tb->n_relocs : 0;
     /* The pc map, then the relocations (4-byte aligned: a pc-map entry is 12 bytes). */
     _Static_assert(sizeof(struct xbt_pcmap) % 4 == 0, "relocations after the map");
@@ -220,12 +289,14 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->end = tb->end;
     b->valid = true;
 
-    uint32_t h = hash_of(b->eip, key);
-    b->hash_next = tc->hash[h];
-    b->hash_pprev = &tc->hash[h];
+    struct tc_bucket *h = &tc->hash[hash_of(b->eip, key)];
+    b->hash_next = h->head;
+    b->hash_pprev = &h->head;
     if (b->hash_next)
         b->hash_next->hash_pprev = &b->hash_next;
-    tc->hash[h] = b;
+    h->head = b;
+    h->eip = b->eip;
+    h->key = key;
     for (int i = 0; i < 2; i++) {
         if (i == 1 && page1 == page0)
             break;
@@ -237,6 +308,11 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
             PBLK(n)->page_pprev[PSLOT(n)] = &b->page_next[i];
         tc->pages[ph] = PLINK(b, i);
     }
+    /* Granules from the first that starts inside the block to its last byte's. */
+    uint64_t off = (uint64_t)(b->host - tc->code);
+    for (uint64_t g = (off + (1u << GRAN_SHIFT) - 1) >> GRAN_SHIFT;
+         g <= (off + b->host_len - 1) >> GRAN_SHIFT; g++)
+        tc->gran[g] = tc->n_order + 1;
     tc->order[tc->n_order++] = b;
     tc->st.blocks++;
     tc->st.block_bytes += tb->code_len;
@@ -248,7 +324,7 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
 {
     if (!from->valid || !to->valid || exit >= from->n_exits || from->chained_to[exit])
         return;
-    struct xbt_tc_link *l = malloc(sizeof *l);
+    struct xbt_tc_link *l = link_alloc(tc);
     if (!l)
         return; /* chaining is an optimization: without memory, stay unchained */
     l->from = from;
@@ -321,7 +397,7 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
             l->from->chained_to[l->exit] = NULL;
             tc->st.unchains++;
         }
-        free(l);
+        link_free(tc, l);
     }
     b->incoming = NULL;
     /* Outgoing chains: remove our entries from the targets' incoming lists. */
@@ -333,16 +409,21 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
             if ((*pl)->from == b && (*pl)->exit == i) {
                 struct xbt_tc_link *dead = *pl;
                 *pl = dead->next;
-                free(dead);
+                link_free(tc, dead);
                 break;
             }
         b->chained_to[i] = NULL;
     }
     /* Out of the lookup and page lists in constant time (a page of a shared library
        can hold thousands of blocks: one per address space it was mapped at). */
+    struct tc_bucket *h = &tc->hash[hash_of(b->eip, b->mode_key)];
     *b->hash_pprev = b->hash_next;
     if (b->hash_next)
         b->hash_next->hash_pprev = b->hash_pprev;
+    if (b->hash_pprev == &h->head && h->head) { /* a new first block: its tag */
+        h->eip = h->head->eip;
+        h->key = h->head->mode_key;
+    }
     if (b->phys_pprev) {
         *b->phys_pprev = b->phys_next;
         if (b->phys_next)
@@ -381,7 +462,7 @@ static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit)
         if ((*pl)->from == from && (*pl)->exit == exit) {
             struct xbt_tc_link *dead = *pl;
             *pl = dead->next;
-            free(dead);
+            link_free(tc, dead);
             break;
         }
 }
@@ -534,6 +615,7 @@ void xbt_tc_flush(xbt_tcache *tc)
         tc->reg[r].n = 0;
     tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);
+    memset(tc->gran, 0, ((tc->size >> GRAN_SHIFT) + 1) * sizeof *tc->gran);
     memset(tc->phys, 0, sizeof tc->phys);
     memset(tc->pages, 0, sizeof tc->pages);
     tc->used = 0;
@@ -555,18 +637,14 @@ xbt_block *xbt_tc_block_at(xbt_tcache *tc, uint64_t pc)
 {
     if (!xbt_tc_contains(tc, pc))
         return NULL;
-    uint32_t lo = 0, hi = tc->n_order;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if ((uintptr_t)tc->order[mid]->host <= pc)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo == 0)
+    uint32_t i = tc->gran[(pc - (uintptr_t)tc->code) >> GRAN_SHIFT];
+    if (i == 0)
         return NULL;
-    xbt_block *b = tc->order[lo - 1];
-    return pc < (uintptr_t)b->host + b->host_len ? b : NULL;
+    /* The last block that starts at or before pc: from the granule's on. */
+    for (i--; i + 1 < tc->n_order && (uintptr_t)tc->order[i + 1]->host <= pc; i++)
+        ;
+    xbt_block *b = tc->order[i];
+    return pc >= (uintptr_t)b->host && pc < (uintptr_t)b->host + b->host_len ? b : NULL;
 }
 
 void xbt_tc_get_stats(const xbt_tcache *tc, xbt_tc_stats *st)

@@ -7,6 +7,7 @@
 #define XBT_TCACHE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "translator/translator.h"
@@ -16,13 +17,23 @@
 
 struct xbt_tc_link; /* an incoming chain */
 
-/* One cached block.  Lives in host memory beside the code (not in the code region). */
+/* One cached block.  Lives in host memory beside the code (not in the code region).
+   What the dispatcher reads for every block it enters (lookup, freshness, trace-head
+   counting) comes first, in one cache line: dispatches are bound by memory latency. */
 typedef struct xbt_block {
     uint32_t eip;
     uint32_t mode_key;          /* packed xbt_tmode */
+    struct xbt_block *hash_next;
+    uint8_t *host;              /* host code */
+    uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */
+    uint32_t lin;               /* linear address of its first byte (CS base + eip) */
+    uint64_t execs;             /* dispatcher entries (trace-head counting) */
     uint32_t page[2];           /* guest physical pages the guest bytes came from */
     uint32_t guest_len, n_insns;
-    uint8_t *host;              /* host code */
+    uint32_t head_count;        /* entries through a backward branch (trace heads) */
+    uint8_t tstate;             /* 0: may become a trace head, 1: is a trace, 2: gave up */
+    bool valid;
+    /* The rest. */
     uint32_t host_len, body_len;
     uint32_t n_exits;
     struct xbt_texit exits[XBT_BLOCK_MAX_EXITS];
@@ -33,19 +44,14 @@ typedef struct xbt_block {
     uint32_t *relocs;
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
-    struct xbt_block *hash_next, **hash_pprev; /* pprev: the link that points here */
+    struct xbt_block **hash_pprev; /* the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
     /* Relocatable blocks by the physical address of their first byte and their mode
        (xbt_tc_find_relocatable). */
     struct xbt_block *phys_next, **phys_pprev;
     struct xbt_tc_link *incoming;
-    uint64_t execs;             /* dispatcher entries (trace-head counting) */
-    uint32_t epoch;             /* the run loop's mapping epoch it was last checked in */
-    uint32_t lin;               /* linear address of its first byte (CS base + eip) */
-    uint32_t head_count;        /* entries through a backward branch (trace heads) */
-    uint8_t tstate;             /* 0: may become a trace head, 1: is a trace, 2: gave up */
-    bool valid;
 } xbt_block;
+_Static_assert(offsetof(xbt_block, valid) < 64, "the dispatcher's fields in one line");
 
 struct xbt_tc_link {
     xbt_block *from;

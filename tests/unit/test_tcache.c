@@ -115,6 +115,14 @@ START_TEST(test_model)
                 any |= live[i] && (p0[i] == pages[k] || p1[i] == pages[k]);
             ck_assert_int_eq(xbt_tc_page_has_code(tc, pages[k]), any);
         }
+        /* Host addresses map back to their block (dropped ones keep their code until a
+           flush), first, middle and last byte. */
+        for (int i = 0; i < NB; i++)
+            for (uint32_t off = 0; off < blk[i]->host_len; off += blk[i]->host_len / 2 ?: 1) {
+                ck_assert_ptr_eq(xbt_tc_block_at(tc, (uintptr_t)blk[i]->host + off), blk[i]);
+                ck_assert_ptr_eq(xbt_tc_block_at(tc, (uintptr_t)blk[i]->host +
+                                                          blk[i]->host_len - 1), blk[i]);
+            }
         /* The relocatable block found for a live block's first byte is a live one
            with its first byte there; none once no live block starts there. */
         for (int i = 0; i < NB; i++) {
