@@ -577,7 +577,6 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                 }
                 if (write && v->vm->code_prot[page]) {
                     xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
-                    v->ibl_stale = true;
                 }
                 bool fetch = (d->err & XBT_PF_I) && !write;
                 int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,

@@ -212,6 +212,28 @@ static void ibl_drop_regions(struct xbt_ibl_set *set, const uint8_t *regions)
     }
 }
 
+/* A table forgets its entries that lead into dropped blocks (host code stays in place
+   until a flush, so each entry's block is found by its host address). */
+static void ibl_drop_dead(struct xbt_tcache *tc, struct xbt_ibl_set *set)
+{
+    if (set->stale)
+        return;
+    if (set->n_used > XBT_IBL_USED_CAP) {
+        set->stale = true;
+        return;
+    }
+    for (uint32_t k = 0; k < set->n_used; k++) {
+        struct xbt_ibl_entry *e = &set->t[set->used[k]];
+        if (e->tag >> 32)
+            continue;
+        const xbt_block *b = xbt_tc_block_at(tc, e->host);
+        if (!b || !b->valid || (uint64_t)(uintptr_t)b->host != e->host) {
+            e->tag = 1ull << 32;
+            e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        }
+    }
+}
+
 /* Every table forgets its entries (the current one now, the others when next used). */
 static void ibl_reset(struct xbt_vcpu *v)
 {
@@ -441,7 +463,6 @@ static void smc_data_end(struct xbt_vcpu *v)
             last--;
         if (xbt_tc_page_range_has_code(vm->tc, v->smc_data_page, first, last - first + 1)) {
             xbt_vm_invalidate(vm, (uint64_t)v->smc_data_page << 12, 4096);
-            v->ibl_stale = true;
             if (v->smc_data_paged)
                 xbt_window_drop(vm, v->smc_data_lin & ~0xFFFu, 4096);
             return;
@@ -591,7 +612,7 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
         v->unlinked = NULL;
     bool at_head = h == b;
     xbt_tc_drop(v->vm->tc, h); /* the head's chains go; they come back to the trace */
-    v->ibl_stale = true;
+    v->ibl_dropped = true;
     v->xl.path = v->rec_path;
     v->xl.path_n = n;
     uint32_t eip = v->ctx.eip;
@@ -790,6 +811,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         xbt_tmode m = current_mode(v);
         uint32_t key = xbt_tc_mode_key(&m);
+        if (v->ibl_dropped) {
+            /* Blocks were invalidated (self-modifying code, a code page reused): the
+               tables keep their other entries (a reset of all cost the kernel's table
+               thousands of misses per Linux fork). */
+            for (int k = 0; k < XBT_IBL_SETS; k++)
+                ibl_drop_dead(vm->tc, &v->ibl_sets[k]);
+            v->ibl_dropped = false;
+        }
         if (v->ibl_bump_pending) {
             for (int k = 0; k < XBT_IBL_SETS; k++)
                 ibl_drop_regions(&v->ibl_sets[k], v->ibl_bump);
@@ -805,6 +834,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 v->ibl_stale = false;
             }
             ibl_select(v, key);
+            /* The table translated code reads is this mode's from the first block on
+               (it was set above, before the switch: the first block of a new mode
+               looked up its indirect branches in the other mode's table). */
+            v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
             chain_site = 0;
         }
         int rc;

@@ -120,13 +120,14 @@ struct xbt_vcpu {
        table drops its entries there before the next block runs (a Linux fork+exec used
        to clear the kernel's table too, thousands of misses each). */
     bool ibl_bump_pending;
+    bool ibl_dropped;                /* blocks were dropped: entries into them go */
     uint8_t ibl_bump[128];
     struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
     /* One table per recent mode key (kernel and user code alternate: a single table
        cleared at every switch missed 4,500 times per Linux fork).  Each knows which
        entries were filled since its last reset, so a reset clears only those (a full
        1 MiB clear made every CR3 switch cost ~150,000 cycles). */
-#define XBT_IBL_USED_CAP 2048
+#define XBT_IBL_USED_CAP 8192
 #define XBT_IBL_SETS 4
     struct xbt_ibl_set {
         struct xbt_ibl_entry *t;

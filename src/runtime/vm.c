@@ -219,7 +219,7 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
             xbt_tc_invalidate_page(vm->tc, (uint32_t)p);
             xbt_unprotect_code_page(vm, (uint32_t)p);
             if (vm->vcpu)
-                vm->vcpu->ibl_stale = true; /* its entries may name dropped blocks */
+                vm->vcpu->ibl_dropped = true; /* its entries may name dropped blocks */
         }
     }
     return XBT_OK;

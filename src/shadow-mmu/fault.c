@@ -51,7 +51,6 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
             /* Self-modifying code through any alias: drop the page's translations and
                run the writing instruction alone, uncached, with the page writable. */
             xbt_vm_invalidate(vm, r.gpa & ~0xFFFull, 4096);
-            v->ibl_stale = true;
             v->smc_single = true;
         }
     } else if (write && vm->code_prot[page]) {
