@@ -230,6 +230,13 @@ enum {
                               until it runs long between kernel entries (1 ms), then
                               directly, with the spots that trap often translated */
 };
+/* Environment variables the library reads when a VM is created (tuning and debugging,
+   not needed for normal use): XBT_ADAPT_TICKS (adaptive mode's threshold in TSC ticks,
+   default 2500000; 0: run every address space directly at once), XBT_NO_SHARE=1 (never
+   copy a translation from another address; translate every block), XBT_CHECK_SHARED=1
+   (translate every copied block afresh too and stop with XBT_EXIT_INTERNAL_ERROR where
+   the two differ), XBT_SPIN (PAUSEs a side of a runner hand-off spins before it
+   sleeps), XBT_DEBUG_ESCAPE=1 (print why a runner process ended). */
 
 typedef struct xbt_vm_config {
     uint64_t ram_size;     /* bytes of guest physical RAM from address 0 (multiple of 4 KiB,
