@@ -161,6 +161,13 @@ static bool write_mem(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
     return true;
 }
 
+bool xbt_store_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
+{
+    if (v->co_wr_sent >= v->co_wr_n)
+        v->co_wr_n = v->co_wr_sent = 0; /* the queue's earlier stores are all sent */
+    return write_mem(v, lin, src, len);
+}
+
 /* Operand of r/m16 or r/m32 form: register or memory at the EA. */
 static bool read_rm(struct xbt_vcpu *v, unsigned size, uint32_t *val)
 {

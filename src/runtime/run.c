@@ -415,8 +415,10 @@ static void complete_in(struct xbt_vcpu *v)
     uint32_t data = v->exit.io.data;
     unsigned size = v->io_in_reg_size & 7;
     if (v->io_in_reg_size & 0x80) {
+        /* INS: the data goes to ES:EDI, RAM or MMIO (the store exit comes next). */
         uint32_t edi = v->ctx.gpr[XBT_EDI];
-        xbt_write_lin(v, v->seg[XBT_ES].base + edi, &data, size);
+        xbt_store_lin(v, v->seg[XBT_ES].base + edi, &data, size);
+        v->pf_pending = false; /* checked when the INS ran (callouts.c) */
         int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
         v->ctx.gpr[XBT_EDI] = edi + (uint32_t)step;
         const struct xbt_callout_site *s =

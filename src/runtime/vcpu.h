@@ -463,5 +463,10 @@ bool xbt_mmio_step_finish(struct xbt_vcpu *v);
 bool xbt_mmio_complete(struct xbt_vcpu *v); /* false: an internal-error exit is set */
 /* The next of a completed callout's MMIO stores as v->exit (false: none left). */
 bool xbt_callout_mmio_store(struct xbt_vcpu *v);
+/* A store the run loop makes on an instruction's behalf outside a callout (INS's data,
+   when the IN exit has brought it): to RAM with the current privilege's rights, or to
+   memory without RAM as queued MMIO stores that xbt_callout_mmio_store sends as the
+   next exits (callouts.c).  false: neither (a #PF is pending, or not emulated). */
+bool xbt_store_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len);
 
 #endif

@@ -4,7 +4,7 @@
  * 8/16/32-bit MOV, MOVZX and MOVSX, string instructions (STOS, MOVS, LODS, SCAS, CMPS),
  * read-modify-write instructions, with paging off and through a paged mapping, and
  * accesses that cross from RAM into MMIO and back (a #PF on the RAM side comes before
- * the device sees anything).
+ * the device sees anything), and INS/OUTS with the memory side on MMIO.
  */
 #include "lib/guest.h"
 
@@ -195,6 +195,29 @@ void main(void)
     CHECK(!memcmp(y16, x16, 16), "movdqu of 16 bytes from mmio");
     __asm__ volatile("mov %0, %%cr4" : : "r"(cr4v));
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0v));
+
+    /* INS and OUTS with MMIO memory (pc-testdev's port 0xe0 reads back what was last
+       written to it): REP INSB of 1,024 bytes into the block across a page boundary,
+       the IN's data stored to the device each time; REP OUTSB from the block. */
+    volatile u8 *ins_dst = (volatile u8 *)(IOMEM + 0x4fc0); /* 64 bytes before a page */
+    for (int i = 0; i < 1024; i++)
+        ins_dst[i] = 0;
+    outw(0xe0, 0x9999);
+    {
+        u32 di = (u32)ins_dst, cx = 1024;
+        __asm__ volatile("cld; rep insb" : "+D"(di), "+c"(cx) : "d"(0xe0) : "memory");
+        CHECK(di == (u32)ins_dst + 1024 && cx == 0, "rep insb into mmio: registers");
+    }
+    CHECK(ins_dst[0] == 0x99 && ins_dst[63] == 0x99 && ins_dst[64] == 0x99 &&
+          ins_dst[1023] == 0x99, "rep insb into mmio: every byte, both pages");
+    volatile u8 *outs_src = (volatile u8 *)(IOMEM + 0x5800);
+    outs_src[0] = 0x11, outs_src[1] = 0x22, outs_src[2] = 0x33;
+    {
+        u32 si = (u32)outs_src, cx = 3;
+        __asm__ volatile("cld; rep outsb" : "+S"(si), "+c"(cx) : "d"(0xe0) : "memory");
+        CHECK(si == (u32)outs_src + 3 && cx == 0, "rep outsb from mmio: registers");
+    }
+    CHECK_EQ(inb(0xe0), 0x33, "rep outsb from mmio: the last byte reached the port");
 
     /* Through paging: VA 0x80000000 -> the MMIO block. */
     for (u32 i = 0; i < 1024; i++)
