@@ -18,7 +18,7 @@ static u32 pd[2][1024] __attribute__((aligned(4096)));
 static u32 pt_k[4][1024] __attribute__((aligned(4096)));
 static u32 pt_u[2][1024] __attribute__((aligned(4096)));
 static u8 frames[6][4096] __attribute__((aligned(4096)));
-static volatile u32 kernel_esp, syscalls[2], current;
+static volatile u32 syscalls[2], current;
 
 /* chatty: 2,000 times count to 100 (adding into the data page), then system call 1;
    then system call 0 (exit).  Position independent. */
@@ -43,24 +43,10 @@ __asm__(".text\n.globl compute_prog\ncompute_prog:\n"
         ".globl compute_end\ncompute_end:\n");
 extern u8 chatty_prog[], chatty_end[], compute_prog[], compute_end[];
 
-void kernel_resume(void);
-void enter_user(u32 eip, u32 esp);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
-
 static void syscall(struct frame *f)
 {
     if (f->eax == 0) { /* exit: back to the kernel's loop */
-        f->eip = (u32)kernel_resume;
-        f->cs = SEL_CODE;
+        user_return(f);
         return;
     }
     syscalls[current]++;
@@ -105,7 +91,7 @@ void main(void)
         __asm__ volatile("mov %0, %%cr3" : : "r"(pd[p]) : "memory");
         __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80010000u) : "memory"); /* PG, WP */
         u64 t0 = rdtsc();
-        enter_user(UVA_CODE, UVA_STACK);
+        user_enter(UVA_CODE, UVA_STACK, 0);
         u64 t1 = rdtsc();
         __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
         printf("adapt: process %u (%s): %u system calls, %u Mcycles\n", p,

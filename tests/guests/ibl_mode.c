@@ -11,7 +11,7 @@
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[4096] __attribute__((aligned(16)));
-static volatile u32 kernel_esp, gp_eip, gp_count, gp_cs, wrong_way;
+static volatile u32 gp_eip, gp_count, gp_cs, wrong_way;
 
 /* The shared code: CLI; RET (at CPL 0 the caller's STI follows). */
 void cli_ret(void);
@@ -24,23 +24,9 @@ void user_wrong_way(void);
 __asm__(".text\n.globl user_entry\nuser_entry:\n\tjmp *%eax\n"
         ".globl user_wrong_way\nuser_wrong_way:\n\tmovl $1, %eax\n\tint $0x80\n\tjmp .\n");
 
-void kernel_resume(void);
-void enter_user(u32 eip, u32 esp, u32 eax);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %ebx\n\tmovl 24(%esp), %ecx\n\tmovl 28(%esp), %eax\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %ebx\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
-
 static void back_to_kernel(struct frame *f)
 {
-    f->eip = (u32)kernel_resume;
-    f->cs = SEL_CODE;
+    user_return(f);
     f->eflags &= ~0x200u;
 }
 
@@ -77,7 +63,7 @@ void main(void)
     u32 *top = (u32 *)(ustack + sizeof ustack) - 1;
     for (int round = 0; round < 3; round++) {
         *top = (u32)user_wrong_way;
-        enter_user((u32)user_entry, (u32)top, (u32)cli_ret);
+        user_enter((u32)user_entry, (u32)top, (u32)cli_ret);
         target(); /* the kernel's own call still runs CLI at CPL 0 */
         sti();
     }

@@ -38,7 +38,6 @@ __asm__(".text\n.globl sysenter_entry\nsysenter_entry:\n"
         "\txorl %eax, %eax\n\tsti\n\tsysexit\n");
 static volatile int current = -1;
 static volatile u32 ticks, switches, stop_all;
-static volatile u32 kernel_esp;
 
 /* The user program (position independent): count in the data page; after every 4096
    counts check that XMM0 and ST0 still hold this process's values (data page +8 and
@@ -63,19 +62,6 @@ __asm__(".text\n.globl user_prog\nuser_prog:\n"
         "\tpopl %edx\n\tpopl %ecx\n\tpopl %eax\n\tjmp 1b\n"
         ".globl user_prog_end\nuser_prog_end:\n");
 extern u8 user_prog[], user_prog_end[];
-
-void kernel_resume(void);
-void start_first(u32 eip, u32 esp);
-__asm__(".text\n.globl start_first\nstart_first:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
 
 static void save(struct proc *p, const struct frame *f)
 {
@@ -107,8 +93,7 @@ static void switch_to(int n, struct frame *f)
 
 static void leave_to_kernel(struct frame *f)
 {
-    f->eip = (u32)kernel_resume;
-    f->cs = SEL_CODE;
+    user_return(f);
 }
 
 static void timer(struct frame *f)
@@ -198,7 +183,7 @@ void main(void)
     procs[0].runs = 1;
     pit_start(1000);
     pic_unmask(0);
-    start_first(UVA_CODE, UVA_STACK); /* interrupts on in user mode (EFLAGS 0x202) */
+    user_enter(UVA_CODE, UVA_STACK, 0); /* interrupts on in user mode (EFLAGS 0x202) */
     cli();
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
 

@@ -190,6 +190,26 @@ void tss_init(u32 esp0)
     __asm__ volatile("ltr %w0" : : "r"((u16)SEL_TSS));
 }
 
+/* user_enter / user_resume (guest.h): the kernel's callee-saved registers and ESP are
+   kept here while user code runs. */
+static volatile u32 user_kernel_esp;
+__asm__(".text\n.globl user_enter\nuser_enter:\n"
+        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
+        "\tmovl %esp, user_kernel_esp\n"
+        "\tmovl 20(%esp), %ebx\n\tmovl 24(%esp), %ecx\n\tmovl 28(%esp), %eax\n"
+        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %ebx\n"
+        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
+        ".globl user_resume\nuser_resume:\n"
+        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
+        "\tmovl user_kernel_esp, %esp\n"
+        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
+
+void user_return(struct frame *f)
+{
+    f->eip = (u32)user_resume;
+    f->cs = SEL_CODE;
+}
+
 static void cpuid4(u32 leaf, u32 r[4])
 {
     __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));

@@ -112,6 +112,12 @@ extern u32 multiboot_info;
 
 /* The TSS's ring-0 stack (SS0 = SEL_DATA) and LTR; for user-mode tests. */
 void tss_init(u32 esp0);
+/* Runs user code: IRET to CPL 3 at eip with ESP esp, EAX eax, EFLAGS 0x202 (IF set) and
+   the flat user selectors; returns when a handler has called user_return(frame) (the
+   IRET of that handler then lands in user_resume, back on the kernel's stack). */
+void user_enter(u32 eip, u32 esp, u32 eax);
+void user_resume(void);
+void user_return(struct frame *f);
 /* SSn:ESPn of ring 0-2 in the TSS (tss_init sets ring 0's). */
 void tss_set_stack(int ring, u32 esp, u32 ss);
 /* A call gate (32- or 16-bit) at GDT index idx. */
