@@ -468,7 +468,10 @@ static void gen_segwrap(struct code *c)
             put(c, 1, 0x58 + vreg()); put(c, 1, 0x58 + vreg()); break;
     case 2: put(c, 3, 0xFF, 0x75, d8); put(c, 3, 0x8F, 0x45, (uint8_t)(d8 + 4)); break; /* [ebp] */
     case 3: put(c, 4, 0xFF, 0x74, 0x24, d8 & 0x7c); put(c, 4, 0x8F, 0x44, 0x24, d8 & 0x7c); break;
-    case 4: put(c, 3, 0xFF, 0x76, d8); put(c, 3, 0x8F, 0x47, d8); break; /* [esi], [edi]: DS */
+    case 4: /* [esi], [edi]: DS; aligned first (a word string op may have left ESI at
+               2 mod 4, and a dword at offset 0xfffffffe straddles the 4 GiB limit) */
+            put(c, 3, 0x83, 0xE6, 0xFC); put(c, 3, 0x83, 0xE7, 0xFC);
+            put(c, 3, 0xFF, 0x76, d8); put(c, 3, 0x8F, 0x47, d8); break;
     case 5: put(c, 5, 0xE8, 2, 0, 0, 0); put(c, 3, 0xEB, 1, 0xC3); break;
     case 6: put(c, 1, 0x68); put32(c, rnd());
             put(c, 5, 0xE8, 2, 0, 0, 0); put(c, 5, 0xEB, 3, 0xC2, 4, 0); break;
