@@ -299,45 +299,23 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
     v->hot[hot_slot((v->seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
-/* Adaptive mode: translated user code ran `ticks` TSC ticks, or (ticks 0) the vCPU is
-   in the kernel.  An address space whose user code runs vm->adapt_ticks without
-   entering the kernel is promoted to direct execution.  The cost model: a direct run
-   pays a host signal and two hand-offs (about 15,000 cycles here) at every kernel
-   entry, a system call in strict mode 2,600 cycles, while translated user code runs
-   close to native speed (bench/run-nano.sh: compute within 5%), its first run aside;
-   so long bursts gain from direct execution and short ones (a shell between forks, a
-   fork+exec of a small program) lose.  Timer interrupts end a burst too: the default
-   (1 ms) is below their period. */
+/* Adaptive mode: translated user code of an address space not yet promoted ran `ticks`
+   TSC ticks (the run loop ends the burst, adapt_burst, at every dispatch at CPL 0).  An
+   address space whose user code runs vm->adapt_ticks without entering the kernel is
+   promoted to direct execution.  The cost model: a direct run pays a host signal and
+   two hand-offs (about 15,000 cycles here) at every kernel entry, a system call in
+   strict mode 2,600 cycles, while translated user code runs close to native speed
+   (bench/run-nano.sh: compute within 5%), its first run aside; so long bursts gain from
+   direct execution and short ones (a shell between forks, a fork+exec of a small
+   program) lose.  Timer interrupts end a burst too: the default (1 ms) is below their
+   period. */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
-    struct xbt_wset *w = v->vm->cur;
-    if (w->adapt_gen != w->gen) { /* the set serves another address space now */
-        w->adapt_gen = w->gen;
-        w->promoted = false;
-    }
-    if (!ticks) {
-        v->adapt_burst = 0;
-        return;
-    }
     v->adapt_burst += ticks;
-    if (v->adapt_burst >= v->vm->adapt_ticks && !w->promoted) {
-        w->promoted = true;
+    if (v->adapt_burst >= v->vm->adapt_ticks) {
+        v->vm->cur->promoted = true;
         v->stats.adapt_promotions++;
     }
-}
-
-/* Adaptive mode: whether the current address space has earned direct execution
-   (always in direct mode). */
-bool xbt_adapt_promoted(struct xbt_vcpu *v)
-{
-    struct xbt_wset *w = v->vm->cur;
-    if (v->vm->cfg.user_mode != XBT_USER_ADAPTIVE)
-        return true;
-    if (w->adapt_gen != w->gen) {
-        w->adapt_gen = w->gen;
-        w->promoted = false;
-    }
-    return w->promoted || !v->vm->adapt_ticks;
 }
 
 bool xbt_direct_wanted(struct xbt_vcpu *v)

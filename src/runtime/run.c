@@ -173,30 +173,28 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 static void ibl_reset_set(struct xbt_ibl_set *set)
 {
     if (set->n_used <= XBT_IBL_USED_CAP) {
-        for (uint32_t k = 0; k < set->n_used; k++) {
-            struct xbt_ibl_entry *e = &set->t[set->used[k]];
-            e->tag = 1ull << 32;
-            e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
-        }
+        for (uint32_t k = 0; k < set->n_used; k++)
+            xbt_ibl_clear(&set->t[set->used[k]]);
     } else {
-        for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
-            set->t[i].tag = 1ull << 32;
-            set->t[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
-        }
+        for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++)
+            xbt_ibl_clear(&set->t[i]);
     }
     set->n_used = 0;
     set->stale = false;
 }
 
-/* A table forgets its entries whose EIP lies in a region set in `regions` (1024 bits,
-   4 MiB each): those blocks may not be current any more.  A table that lost count of
-   its entries, or whose code has a CS base (EIP is not the linear address), forgets
-   everything when next used. */
-static void ibl_drop_regions(struct xbt_ibl_set *set, const uint8_t *regions)
+/* A table forgets, in one pass over the entries it filled, those that may no longer
+   lead where they say: with `regions` (1024 bits, 4 MiB each, whose mapping epoch
+   changed), the entries whose EIP lies in one of them; with `tc`, the entries into
+   blocks that were dropped (host code stays in place until a flush, so each entry's
+   block is found by its host address).  A table that lost count of its entries, or
+   (for regions) whose code has a CS base, where EIP is not the linear address,
+   forgets everything when next used. */
+static void ibl_prune(struct xbt_ibl_set *set, const uint8_t *regions, struct xbt_tcache *tc)
 {
     if (set->stale)
         return;
-    if (set->n_used > XBT_IBL_USED_CAP || ((set->key >> 4) & (1u << XBT_CS))) {
+    if (set->n_used > XBT_IBL_USED_CAP || (regions && ((set->key >> 4) & (1u << XBT_CS)))) {
         set->stale = true;
         return;
     }
@@ -205,32 +203,13 @@ static void ibl_drop_regions(struct xbt_ibl_set *set, const uint8_t *regions)
         if (e->tag >> 32)
             continue; /* empty */
         uint32_t r = (uint32_t)e->tag >> 22;
-        if (regions[r >> 3] & (1u << (r & 7))) {
-            e->tag = 1ull << 32;
-            e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+        bool gone = regions && (regions[r >> 3] & (1u << (r & 7)));
+        if (!gone && tc) {
+            const xbt_block *b = xbt_tc_block_at(tc, e->host);
+            gone = !b || !b->valid || (uint64_t)(uintptr_t)b->host != e->host;
         }
-    }
-}
-
-/* A table forgets its entries that lead into dropped blocks (host code stays in place
-   until a flush, so each entry's block is found by its host address). */
-static void ibl_drop_dead(struct xbt_tcache *tc, struct xbt_ibl_set *set)
-{
-    if (set->stale)
-        return;
-    if (set->n_used > XBT_IBL_USED_CAP) {
-        set->stale = true;
-        return;
-    }
-    for (uint32_t k = 0; k < set->n_used; k++) {
-        struct xbt_ibl_entry *e = &set->t[set->used[k]];
-        if (e->tag >> 32)
-            continue;
-        const xbt_block *b = xbt_tc_block_at(tc, e->host);
-        if (!b || !b->valid || (uint64_t)(uintptr_t)b->host != e->host) {
-            e->tag = 1ull << 32;
-            e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
-        }
+        if (gone)
+            xbt_ibl_clear(e);
     }
 }
 
@@ -294,7 +273,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     }
     v->tb.code = v->tbuf;
     v->tb.code_cap = sizeof v->tbuf;
-    if (!xbt_tc_get_tblock(vm->tc, src, &v->tb))
+    if (!xbt_tc_get_tblock(src, &v->tb))
         return 0;
     uint32_t from = v->tb.eip;
     xbt_tblock_relocate(&v->tb, v->ctx.eip);
@@ -304,19 +283,10 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
         fresh.code = code;
         fresh.code_cap = sizeof code;
         v->fetch_pf = false;
-        const char *what = NULL;
-        if (xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &fresh) != XBT_T_OK)
-            what = "the fresh translation fails";
-        else if (fresh.code_len != v->tb.code_len || memcmp(code, v->tbuf, fresh.code_len))
-            what = "host code";
-        else if (fresh.n_exits != v->tb.n_exits ||
-                 memcmp(fresh.exits, v->tb.exits, fresh.n_exits * sizeof fresh.exits[0]))
-            what = "exits";
-        else if (fresh.n_map != v->tb.n_map ||
-                 memcmp(fresh.map, v->tb.map, fresh.n_map * sizeof fresh.map[0]))
-            what = "pc map";
-        else if (fresh.guest_len != v->tb.guest_len || fresh.n_sites != v->tb.n_sites)
-            what = "extent";
+        const char *what =
+            xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &fresh) != XBT_T_OK
+                ? "the fresh translation fails"
+                : xbt_tblock_diff(&fresh, &v->tb);
         if (what) {
             xbt_set_internal_error(v, v->ctx.eip, "XBT_CHECK_SHARED: the block at %08x copied "
                                    "from %08x differs from its fresh translation: %s",
@@ -813,19 +783,17 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         }
         xbt_tmode m = current_mode(v);
         uint32_t key = xbt_tc_mode_key(&m);
-        if (v->ibl_dropped) {
-            /* Blocks were invalidated (self-modifying code, a code page reused): the
-               tables keep their other entries (a reset of all cost the kernel's table
-               thousands of misses per Linux fork). */
+        if (v->ibl_dropped || v->ibl_bump_pending) {
+            /* Blocks were invalidated (self-modifying code, a code page reused) or
+               regions changed their mapping epoch: the tables keep their other entries
+               (a reset of all cost the kernel's table thousands of misses per Linux
+               fork). */
             for (int k = 0; k < XBT_IBL_SETS; k++)
-                ibl_drop_dead(vm->tc, &v->ibl_sets[k]);
-            v->ibl_dropped = false;
-        }
-        if (v->ibl_bump_pending) {
-            for (int k = 0; k < XBT_IBL_SETS; k++)
-                ibl_drop_regions(&v->ibl_sets[k], v->ibl_bump);
-            memset(v->ibl_bump, 0, sizeof v->ibl_bump);
-            v->ibl_bump_pending = false;
+                ibl_prune(&v->ibl_sets[k], v->ibl_bump_pending ? v->ibl_bump : NULL,
+                          v->ibl_dropped ? vm->tc : NULL);
+            if (v->ibl_bump_pending)
+                memset(v->ibl_bump, 0, sizeof v->ibl_bump);
+            v->ibl_dropped = v->ibl_bump_pending = false;
         }
         if (key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
             /* An inline lookup table holds blocks of one mode only, and none that
@@ -923,18 +891,14 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                     v->unlinked = b;
                 }
             }
-            if (vm->cfg.user_mode == XBT_USER_ADAPTIVE && !xbt_adapt_promoted(v)) {
+            if (!xbt_adapt_promoted(v) && v->cpl == 3) {
                 /* Adaptive mode: how long this address space's user code runs between
                    kernel entries. */
-                if (v->cpl == 3) {
-                    uint64_t t0 = __builtin_ia32_rdtsc();
-                    rc = xbt_jit_enter(&v->ctx, b->host);
-                    xbt_adapt_account(v, (__builtin_ia32_rdtsc() - t0) | 1);
-                } else {
-                    xbt_adapt_account(v, 0);
-                    rc = xbt_jit_enter(&v->ctx, b->host);
-                }
+                uint64_t t0 = __builtin_ia32_rdtsc();
+                rc = xbt_jit_enter(&v->ctx, b->host);
+                xbt_adapt_account(v, __builtin_ia32_rdtsc() - t0);
             } else {
+                v->adapt_burst = 0; /* a kernel entry ends the burst */
                 rc = xbt_jit_enter(&v->ctx, b->host);
             }
             if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)

@@ -110,6 +110,14 @@ struct xbt_vm {
     uint8_t pse_region[256];
 };
 
+/* An inline lookup table's entry made empty: it misses (and its miss leaves to the
+   dispatcher). */
+static inline void xbt_ibl_clear(struct xbt_ibl_entry *e)
+{
+    e->tag = 1ull << 32;
+    e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+}
+
 struct xbt_vcpu {
     struct xbt_jit_ctx ctx;    /* first: R13 points here */
     xbt_vm *vm;
@@ -437,11 +445,24 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
                                  bool writable);
 bool xbt_direct_wanted(struct xbt_vcpu *v);
-/* Adaptive mode's address-space policy (direct.c): translated user code's run time is
-   accounted to the current address space, which runs directly once it has earned it
-   (always true in the other modes). */
+/* Adaptive mode's address-space policy (direct.c): the run time of translated user
+   code not yet promoted is accounted to the current address space, which runs directly
+   once it has earned it. */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks);
-bool xbt_adapt_promoted(struct xbt_vcpu *v);
+/* Whether the current address space's user code may run directly: always in direct
+   mode; in adaptive mode once promoted (a window set given to another address space
+   starts unpromoted again) or with a threshold of 0. */
+static inline bool xbt_adapt_promoted(struct xbt_vcpu *v)
+{
+    struct xbt_wset *w = v->vm->cur;
+    if (v->vm->cfg.user_mode != XBT_USER_ADAPTIVE)
+        return true;
+    if (w->adapt_gen != w->gen) {
+        w->adapt_gen = w->gen;
+        w->promoted = false;
+    }
+    return w->promoted || !v->vm->adapt_ticks;
+}
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);
 /* signals.c: the thread's alternate signal stack (NULL: none could be made). */

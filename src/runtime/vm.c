@@ -21,6 +21,13 @@ const char *xbt_last_host_error(void)
 
 #define GIB (1ull << 30)
 
+/* An on/off environment variable (xbt.h lists them): set, non-empty and not "0". */
+static bool env_set(const char *name)
+{
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
 {
     if (!out || !cfg)
@@ -101,12 +108,10 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         last_host_error = "cannot allocate the translation cache above 4 GiB";
         goto host_fail;
     }
-    const char *e = getenv("XBT_NO_SHARE");
-    vm->no_share = e && *e && strcmp(e, "0") != 0;
-    e = getenv("XBT_CHECK_SHARED");
-    vm->check_shared = e && *e && strcmp(e, "0") != 0;
+    vm->no_share = env_set("XBT_NO_SHARE");
+    vm->check_shared = env_set("XBT_CHECK_SHARED");
     /* About 1 ms at this machine's 2.4 GHz (direct.c, xbt_adapt_account). */
-    e = getenv("XBT_ADAPT_TICKS");
+    const char *e = getenv("XBT_ADAPT_TICKS");
     vm->adapt_ticks = e && *e ? strtoull(e, NULL, 0) : 2500000ull;
     if (cfg->flags & XBT_VM_PERF_MAP) {
         vm->perfmap = xbt_perfmap_open(cfg->perf_map_path, host_error_buf,
@@ -282,12 +287,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         return XBT_E_NOMEM;
     }
     for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
-        v->ibl_miss[i].tag = 1ull << 32;
-        v->ibl_miss[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
-        for (int k = 0; k < XBT_IBL_SETS; k++) {
-            v->ibl_sets[k].t[i].tag = 1ull << 32;
-            v->ibl_sets[k].t[i].host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
-        }
+        xbt_ibl_clear(&v->ibl_miss[i]);
+        for (int k = 0; k < XBT_IBL_SETS; k++)
+            xbt_ibl_clear(&v->ibl_sets[k].t[i]);
     }
     v->ibl_cur = &v->ibl_sets[0];
     v->stlb_gen = 1;

@@ -547,9 +547,8 @@ xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, 
     return NULL;
 }
 
-bool xbt_tc_get_tblock(const xbt_tcache *tc, const xbt_block *b, xbt_tblock *out)
+bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
 {
-    (void)tc;
     if (!b->relocs || b->host_len > out->code_cap || b->n_map > XBT_BLOCK_MAX_MAP ||
         b->n_relocs > XBT_BLOCK_MAX_RELOCS)
         return false;

@@ -102,7 +102,7 @@ xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, 
 /* Fills *out (its code buffer out->code of out->code_cap bytes) with b as the
    translator made it, exits unchained, ready for xbt_tblock_relocate.  false: b is not
    relocatable or does not fit. */
-bool xbt_tc_get_tblock(const xbt_tcache *tc, const xbt_block *b, xbt_tblock *out);
+bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out);
 
 /* Patches exit `exit` of `from` to jump straight into `to`. */
 void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to);

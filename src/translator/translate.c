@@ -85,15 +85,20 @@ static void add_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kin
 /* The instruction just emitted (a MOV, whose immediate is always its last 4 bytes)
    holds guest EIP `eip` there: a relocation (translator.h).  Anything else, or no room
    to record it, leaves the block unshared. */
+static void add_reloc(xbt_tblock *b, uint32_t off)
+{
+    if (b->n_relocs < XBT_BLOCK_MAX_RELOCS)
+        b->relocs[b->n_relocs++] = off;
+    else
+        b->reloc_ok = false;
+}
+
 static void add_reloc_last(xbt_tx *t, uint32_t eip)
 {
-    xbt_tblock *b = t->b;
-    if (t->failed || t->len < 4 || memcmp(b->code + t->len - 4, &eip, 4) != 0 ||
-        b->n_relocs >= XBT_BLOCK_MAX_RELOCS) {
-        b->reloc_ok = false;
-        return;
-    }
-    b->relocs[b->n_relocs++] = t->len - 4;
+    if (t->failed || t->len < 4 || memcmp(t->b->code + t->len - 4, &eip, 4) != 0)
+        t->b->reloc_ok = false;
+    else
+        add_reloc(t->b, t->len - 4);
 }
 
 /* jmp rel32 to a chainable exit for `target`. */
@@ -1422,10 +1427,7 @@ static void finish_block(xbt_tx *t)
     for (uint32_t i = 0; i < t->n_sites && !t->failed; i++) {
         uint32_t site = t->len + i * (uint32_t)sizeof(struct xbt_callout_site);
         memcpy(b->code + site, &t->sites[i], sizeof t->sites[i]);
-        if (b->n_relocs < XBT_BLOCK_MAX_RELOCS)
-            b->relocs[b->n_relocs++] = site + (uint32_t)offsetof(struct xbt_callout_site, eip);
-        else
-            b->reloc_ok = false;
+        add_reloc(b, site + (uint32_t)offsetof(struct xbt_callout_site, eip));
         int32_t d = (int32_t)site - (int32_t)t->site_patches[i].end;
         memcpy(b->code + t->site_patches[i].at, &d, 4);
     }
@@ -1626,6 +1628,33 @@ void xbt_tblock_relocate(xbt_tblock *b, uint32_t eip)
     for (uint32_t i = 0; i < b->n_map; i++)
         b->map[i].guest_eip += d;
     b->eip = eip;
+}
+
+const char *xbt_tblock_diff(const xbt_tblock *a, const xbt_tblock *b)
+{
+    if (a->eip != b->eip)
+        return "eip";
+    if (a->code_len != b->code_len || a->body_len != b->body_len ||
+        memcmp(a->code, b->code, a->code_len) != 0)
+        return "host code";
+    if (a->n_exits != b->n_exits)
+        return "exits";
+    for (uint32_t i = 0; i < a->n_exits; i++) {
+        const struct xbt_texit *x = &a->exits[i], *y = &b->exits[i];
+        if (x->rel32_off != y->rel32_off || x->stub_off != y->stub_off ||
+            x->target != y->target || x->kind != y->kind || x->prof != y->prof)
+            return "exits";
+    }
+    if (a->n_map != b->n_map || memcmp(a->map, b->map, a->n_map * sizeof a->map[0]) != 0)
+        return "pc map";
+    if (a->guest_len != b->guest_len || a->n_insns != b->n_insns || a->end != b->end)
+        return "extent";
+    if (a->n_sites != b->n_sites || a->sites_off != b->sites_off || a->ool_off != b->ool_off)
+        return "callout sites";
+    if (a->reloc_ok != b->reloc_ok || a->n_relocs != b->n_relocs ||
+        memcmp(a->relocs, b->relocs, a->n_relocs * sizeof a->relocs[0]) != 0)
+        return "relocations";
+    return NULL;
 }
 
 const struct xbt_pcmap *xbt_tblock_lookup(const xbt_tblock *b, uint32_t off)

@@ -183,6 +183,10 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *t, const xbt_tmode *mode, u
    unchained (each rel32 at its stub). */
 void xbt_tblock_relocate(xbt_tblock *b, uint32_t eip);
 
+/* NULL if two translations are the same (code, exits, pc map, extent, sites,
+   relocations), else the name of the first part that differs. */
+const char *xbt_tblock_diff(const xbt_tblock *a, const xbt_tblock *b);
+
 /* Finds the pc-map entry covering host offset off (NULL if off is outside the body). */
 const struct xbt_pcmap *xbt_tblock_lookup(const xbt_tblock *b, uint32_t off);
 

@@ -142,7 +142,7 @@ START_TEST(test_model)
             uint8_t buf[64];
             tb.code = buf;
             tb.code_cap = sizeof buf;
-            ck_assert(xbt_tc_get_tblock(tc, r, &tb));
+            ck_assert(xbt_tc_get_tblock(r, &tb));
             int32_t rel;
             memcpy(&rel, buf + 1, 4);
             ck_assert_int_eq(rel, 0); /* unchained: the exit's jmp at its stub */
