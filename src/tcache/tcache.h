@@ -12,7 +12,7 @@
 
 #include "translator/translator.h"
 
-#define XBT_TC_HASH_BITS 18
+#define XBT_TC_HASH_BITS 20
 #define XBT_TC_PAGE_HASH_BITS 12
 
 struct xbt_tc_link; /* an incoming chain */
