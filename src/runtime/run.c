@@ -181,36 +181,68 @@ static void ibl_reset_set(struct xbt_ibl_set *set)
     }
     set->n_used = 0;
     set->stale = false;
+    set->prune_dropped = set->prune_regions_any = false;
+    memset(set->prune_regions, 0, sizeof set->prune_regions);
 }
 
 /* A table forgets, in one pass over the entries it filled, those that may no longer
-   lead where they say: with `regions` (1024 bits, 4 MiB each, whose mapping epoch
-   changed), the entries whose EIP lies in one of them; with `tc`, the entries into
-   blocks that were dropped (host code stays in place until a flush, so each entry's
-   block is found by its host address).  A table that lost count of its entries, or
-   (for regions) whose code has a CS base, where EIP is not the linear address,
-   forgets everything when next used. */
-static void ibl_prune(struct xbt_ibl_set *set, const uint8_t *regions, struct xbt_tcache *tc)
+   lead where they say (noted by ibl_note_prune): the entries whose EIP lies in a 4 MiB
+   region whose mapping epoch changed, and the entries into blocks that were dropped
+   (host code stays in place until a flush, so each entry's block is found by its host
+   address).  The list of filled entries loses the forgotten ones.  A table that lost
+   count of its entries, or (for regions) whose code has a CS base, where EIP is not the
+   linear address, forgets everything instead. */
+static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
 {
+    const uint8_t *regions = set->prune_regions_any ? set->prune_regions : NULL;
+    bool dropped = set->prune_dropped;
     if (set->stale)
         return;
     if (set->n_used > XBT_IBL_USED_CAP || (regions && ((set->key >> 4) & (1u << XBT_CS)))) {
-        set->stale = true;
+        ibl_reset_set(set);
         return;
     }
+    uint32_t keep = 0;
     for (uint32_t k = 0; k < set->n_used; k++) {
         struct xbt_ibl_entry *e = &set->t[set->used[k]];
         if (e->tag >> 32)
             continue; /* empty */
         uint32_t r = (uint32_t)e->tag >> 22;
         bool gone = regions && (regions[r >> 3] & (1u << (r & 7)));
-        if (!gone && tc) {
+        if (!gone && dropped) {
             const xbt_block *b = xbt_tc_block_at(tc, e->host);
             gone = !b || !b->valid || (uint64_t)(uintptr_t)b->host != e->host;
         }
         if (gone)
             xbt_ibl_clear(e);
+        else
+            set->used[keep++] = set->used[k];
     }
+    set->n_used = keep;
+    if (regions)
+        memset(set->prune_regions, 0, sizeof set->prune_regions);
+    set->prune_dropped = set->prune_regions_any = false;
+}
+
+/* What every table must forget before its next use (v->ibl_dropped, v->ibl_bump); the
+   current one forgets it now, the others when they are selected again (pruning all
+   four at every invalidation was 3% of a glibc exec loop). */
+static void ibl_note_prune(struct xbt_vcpu *v)
+{
+    for (int k = 0; k < XBT_IBL_SETS; k++) {
+        struct xbt_ibl_set *set = &v->ibl_sets[k];
+        if (set->stale)
+            continue;
+        set->prune_dropped |= v->ibl_dropped;
+        if (v->ibl_bump_pending) {
+            set->prune_regions_any = true;
+            for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
+                set->prune_regions[i] |= v->ibl_bump[i];
+        }
+    }
+    if (v->ibl_bump_pending)
+        memset(v->ibl_bump, 0, sizeof v->ibl_bump);
+    v->ibl_dropped = v->ibl_bump_pending = false;
 }
 
 /* Every table forgets its entries (the current one now, the others when next used). */
@@ -304,8 +336,9 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
     xbt_vm *vm = v->vm;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* Timed in TSC ticks (xbt_vcpu_get_stats converts): two clock_gettime calls per
+       block were 2% of a glibc exec loop on this VM host. */
+    uint64_t t0 = __builtin_ia32_rdtsc();
     enum xbt_tstatus ts = XBT_T_OK;
     int shared = share_block(v, m, key);
     if (shared < 0)
@@ -316,9 +349,7 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         v->fetch_pf = false;
         ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &v->tb);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    v->stats.translate_ns += (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
-                             (uint64_t)(t1.tv_nsec - t0.tv_nsec);
+    v->translate_ticks += __builtin_ia32_rdtsc() - t0;
     if (v->xl.path && ts != XBT_T_OK)
         return NULL; /* a trace that cannot be laid out: the caller goes on without it */
     if (ts == XBT_T_FETCH_FAULT) {
@@ -788,12 +819,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                regions changed their mapping epoch: the tables keep their other entries
                (a reset of all cost the kernel's table thousands of misses per Linux
                fork). */
-            for (int k = 0; k < XBT_IBL_SETS; k++)
-                ibl_prune(&v->ibl_sets[k], v->ibl_bump_pending ? v->ibl_bump : NULL,
-                          v->ibl_dropped ? vm->tc : NULL);
-            if (v->ibl_bump_pending)
-                memset(v->ibl_bump, 0, sizeof v->ibl_bump);
-            v->ibl_dropped = v->ibl_bump_pending = false;
+            ibl_note_prune(v);
         }
         if (key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
             /* An inline lookup table holds blocks of one mode only, and none that
@@ -810,6 +836,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
             chain_site = 0;
         }
+        if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
+            ibl_prune(v->ibl_cur, vm->tc);
         int rc;
         if (v->smc_single) {
             /* One instruction, not cached, with its page writable. */

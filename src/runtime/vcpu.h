@@ -143,6 +143,10 @@ struct xbt_vcpu {
         bool stale;
         uint64_t stamp;              /* last use, for replacement */
         uint32_t n_used;             /* > XBT_IBL_USED_CAP: unknown, clear all */
+        /* Entries to forget before the table is next used (run.c, ibl_prune): those
+           into blocks dropped since and those into the regions marked here. */
+        bool prune_dropped, prune_regions_any;
+        uint8_t prune_regions[128];
         uint16_t used[XBT_IBL_USED_CAP];
     } ibl_sets[XBT_IBL_SETS], *ibl_cur;
     uint64_t ibl_clock;
@@ -303,6 +307,10 @@ struct xbt_vcpu {
 
     xbt_exit exit;
     xbt_stats stats;
+    /* Translation time in TSC ticks, and a TSC and monotonic-clock reading taken when
+       the vCPU was created: the statistics convert the ticks with the rate seen since. */
+    uint64_t translate_ticks, created_tsc, created_ns;
+    uint64_t translate_ticks_seen, translate_ns; /* the last conversion */
     uint8_t tbuf[XBT_BLOCK_MAX_CODE];
     xbt_tblock tb;
     /* Software TLB of the VMM's own guest accesses (excp.c, lin_page). */

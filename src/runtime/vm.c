@@ -274,6 +274,10 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         return XBT_E_NOMEM;
     memset(v, 0, sizeof *v);
     v->vm = vm;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    v->created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    v->created_tsc = __builtin_ia32_rdtsc();
     bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss)) != NULL;
     for (int k = 0; k < XBT_IBL_SETS; k++) {
         v->ibl_sets[k].key = ~0u;
@@ -498,6 +502,20 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
         return XBT_E_INVAL;
     /* Gathered whole, then as much of it as the caller's struct holds (xbt.h). */
     xbt_stats all = v->stats, *st = &all;
+    if (v->translate_ticks != v->translate_ticks_seen) {
+        /* Converted when it changed only: two reads with no translation between them
+           agree. */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec -
+                      v->created_ns;
+        uint64_t ticks = __builtin_ia32_rdtsc() - v->created_tsc;
+        v->translate_ticks_seen = v->translate_ticks;
+        v->translate_ns = ticks ? (uint64_t)((double)v->translate_ticks * (double)ns /
+                                             (double)ticks)
+                                : 0;
+    }
+    st->translate_ns = v->translate_ns;
     st->block_execs = v->prof_block_entries;
     st->code_page_invalidations = v->vm->code_page_invals;
     st->wrec_checked = v->vm->wrec_checked;

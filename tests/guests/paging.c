@@ -222,6 +222,25 @@ void main(void)
     CHECK_EQ(at16(), 20, "changed back and forth between CR3 loads: the current frame");
     CHECK_EQ(at0(), 2, "and its other entry point too");
 
+    /* The same through indirect calls (the calls above are direct: chained, where these
+       go through the inline lookup table, which must forget its entries into a region
+       whose mapping changed). */
+    fn_t volatile ind0 = at0, ind16 = at16;
+    for (u32 round = 0; round < 3; round++) {
+        pt_code[1] = (u32)code_f1 | P | W;
+        write_cr3(round & 1 ? (u32)pd2 : (u32)pd);
+        for (int i = 0; i < 50; i++) /* hot: in the table */
+            r0 = ind0(), r16 = ind16();
+        CHECK(r0 == 1 && r16 == 10, "indirect: the first frame's code");
+        pt_code[1] = (u32)code_f2 | P | W;
+        invlpg(0x60001000);
+        CHECK_EQ(ind0(), 2, "indirect, entry changed, INVLPG: the second frame's code");
+        CHECK_EQ(ind16(), 20, "indirect: and its other entry point too");
+        pt_code[1] = (u32)code_f1 | P | W;
+        write_cr3(round & 1 ? (u32)pd : (u32)pd2);
+        CHECK_EQ(ind16(), 10, "indirect, entry changed, CR3 loaded: the first frame again");
+    }
+
     /* Paging off. */
     write_cr0(read_cr0() & ~0x80000000u);
     CHECK(!(read_cr0() & 0x80000000u), "paging off");
