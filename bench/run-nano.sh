@@ -14,7 +14,7 @@ guest=$b/bench/nano.elf
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 qemu=(-m 128 -kernel "$guest" -display none -nographic -monitor none -serial stdio -no-reboot
-      -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+      -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device pc-testdev)
 
 kvm_note=""
 if ! command -v qemu-system-i386 >/dev/null; then

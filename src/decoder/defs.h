@@ -45,6 +45,8 @@ enum xbt_callout_kind {
     XBT_CO_MONITOR, XBT_CO_MWAIT, XBT_CO_XGETBV, XBT_CO_XSETBV,
     XBT_CO_DE,          /* DIV/IDIV by a zero register: raise #DE without a host SIGFPE */
     XBT_CO_GP0, XBT_CO_SS0, /* a segment-limit check failed: #GP(0) / #SS(0) */
+    XBT_CO_MMIO,        /* an instruction that keeps touching MMIO (the runtime marked its
+                           EIP): its access is made by the runtime, without a host fault */
     XBT_CO_COUNT
 };
 

@@ -540,6 +540,14 @@ static int callout_body(struct xbt_jit_ctx *ctx)
         if (v->cr0 & XBT_CR0_TS)
             return fault(v, XBT_NMV, 0);
         return fault(v, XBT_UDV, 0); /* SSE with CR4.OSFXSR clear */
+    case XBT_CO_MMIO:
+        /* An MMIO site (mmio.c): the access as after a host fault, without one; not
+           MMIO this time, the instruction runs alone, translated as it is. */
+        if (!xbt_mmio_callout(v)) {
+            v->smc_single = true;
+            return XBT_LEAVE_DISPATCH;
+        }
+        return (v->mmio_run || v->mmio_raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
     case XBT_CO_UNSUPPORTED:
         xbt_set_internal_error(v, eip, "unsupported instruction %s at %08x",
                                ZydisMnemonicGetString((ZydisMnemonic)s->mnemonic), eip);

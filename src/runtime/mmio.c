@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -312,22 +313,35 @@ static void queue_store(struct xbt_vcpu *v, uint64_t gpa, unsigned size, uint64_
     v->co_wr_sent = 0;
 }
 
-bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
+/* The instruction at ctx.eip, decoded (paging on: its bytes read through the walker). */
+static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
 {
-    v->mmio_raised = false;
     uint8_t buf[16];
-    /* The instruction's bytes (paging on: read through the walker). */
     uint32_t n = 0;
     uint32_t ilin = v->seg[XBT_CS].base + v->ctx.eip;
     while (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, 1))
         n++;
     v->pf_pending = false;
+    return n && xbt_decode(&v->xl.dec, buf, n, v->ctx.eip, in) == XBT_DECODE_OK;
+}
+
+static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *ip);
+
+bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
+{
+    v->mmio_raised = false;
     xbt_insn in;
-    if (n == 0 || xbt_decode(&v->xl.dec, buf, n, v->ctx.eip, &in) != XBT_DECODE_OK) {
+    if (!decode_at_eip(v, &in)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM): cannot decode "
                                "the instruction", (unsigned long long)gpa);
         return false;
     }
+    return mmio_begin_insn(v, lin, gpa, &in);
+}
+
+static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *ip)
+{
+    const xbt_insn in = *ip;
     if (in.mem_op < 0 && string_mmio(v, &in, lin, gpa))
         return true;
     if (in.mem_op < 0 && v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
@@ -655,4 +669,105 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
     v->ctx.eip = v->mmio_next_eip;
     v->mmio_pending = false;
     return true;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* MMIO sites: instructions that keep reaching MMIO run their access through a callout. */
+
+static struct xbt_mmio_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, bool add)
+{
+    uint32_t h = (lin * 0x9E3779B1u) >> 22; /* XBT_MMIO_SITES = 2^10 */
+    for (uint32_t k = 0; k < 16; k++) {
+        struct xbt_mmio_site_rec *e = &v->mmio_sites[(h + k) & (XBT_MMIO_SITES - 1)];
+        if (e->faults && e->lin == lin)
+            return e;
+        if (!e->faults) {
+            if (!add || v->n_mmio_sites >= XBT_MMIO_SITES / 2)
+                return NULL; /* full enough: no new sites (they are only faster) */
+            e->lin = lin;
+            v->n_mmio_sites++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin)
+{
+    return v->mmio_site_pages && (v->mmio_site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
+}
+
+bool xbt_mmio_site(void *vcpu, uint32_t eip)
+{
+    struct xbt_vcpu *v = vcpu;
+    uint32_t lin = v->seg[XBT_CS].base + eip;
+    if (!xbt_mmio_site_page(v, lin))
+        return false;
+    const struct xbt_mmio_site_rec *e = site_find(v, lin, false);
+    return e && e->faults >= XBT_MMIO_SITE_FAULTS;
+}
+
+void xbt_mmio_note_fault(struct xbt_vcpu *v)
+{
+    xbt_tcache *tc = v->vm->tc;
+    if (!v->xl.mmio_site || !xbt_tc_contains(tc, v->fault_rip))
+        return; /* not translated code (direct execution, a single step's scratch) */
+    uint32_t lin = v->seg[XBT_CS].base + v->ctx.eip;
+    struct xbt_mmio_site_rec *e = site_find(v, lin, true);
+    if (!e || ++e->faults != XBT_MMIO_SITE_FAULTS)
+        return;
+    if (!v->mmio_site_pages && !(v->mmio_site_pages = calloc(1, 1u << 17))) {
+        e->faults--; /* not a site after all */
+        return;
+    }
+    v->mmio_site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
+    /* Its block is translated again when next entered, the access as a callout. */
+    xbt_block *b = xbt_tc_block_at(tc, v->fault_rip);
+    if (b && b->valid) {
+        if (v->unlinked == b)
+            v->unlinked = NULL;
+        xbt_tc_drop(tc, b);
+        v->ibl_dropped = true;
+    }
+}
+
+int xbt_mmio_callout(struct xbt_vcpu *v)
+{
+    xbt_insn in;
+    if (!decode_at_eip(v, &in) || in.mem_op < 0)
+        return 0;
+    const ZydisDecodedOperand *mem = &in.ops[in.mem_op];
+    ZydisMnemonic mn = in.zi.mnemonic;
+    if (mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
+        mn == ZYDIS_MNEMONIC_BTC)
+        return 0; /* a register bit offset may move the access: as before, by a fault */
+    unsigned size = mem->size / 8;
+    bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
+    ZydisRegisterContext rc;
+    memset(&rc, 0, sizeof rc);
+    static const ZydisRegister regs32[8] = { ZYDIS_REGISTER_EAX, ZYDIS_REGISTER_ECX,
+        ZYDIS_REGISTER_EDX, ZYDIS_REGISTER_EBX, ZYDIS_REGISTER_ESP, ZYDIS_REGISTER_EBP,
+        ZYDIS_REGISTER_ESI, ZYDIS_REGISTER_EDI };
+    for (int i = 0; i < 8; i++)
+        rc.values[regs32[i]] = v->ctx.gpr[i];
+    ZyanU64 ea = 0;
+    if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in.zi, mem, v->ctx.eip, &rc, &ea)))
+        return 0;
+    uint32_t lin = v->seg[in.seg].base + (uint32_t)ea;
+    if (size == 0 || (lin & 0xFFF) + size > 4096)
+        return 0; /* crossing a page: the fault path knows how */
+    uint64_t gpa = lin;
+    if (xbt_paging(v)) {
+        /* The rights of the access as the CPU checks them; a refusal is the guest's #PF,
+           which the instruction run alone raises itself. */
+        xbt_walk_result r;
+        if (!xbt_walk_lin(v, lin, is_store, v->cpl == 3, false, &r))
+            return 0;
+        gpa = r.gpa;
+    }
+    if (gpa < v->vm->ram_size)
+        return 0;
+    v->mmio_raised = false;
+    mmio_begin_insn(v, lin, gpa, &in);
+    return 1;
 }

@@ -295,6 +295,9 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     xbt_block *src = xbt_tc_find_relocatable(vm->tc, p0, lin & 0xFFF, key, v->ctx.eip);
     if (!src)
         return 0;
+    /* Not where an MMIO site may be (its translation has the site's callout). */
+    if (xbt_mmio_site_page(v, lin) || xbt_mmio_site_page(v, lin + src->guest_len))
+        return 0;
     /* Its second page (the bytes of a last instruction that crosses, or only the
        translator's look-ahead) must be the one it was made from as well. */
     p1 = p0;
@@ -518,6 +521,7 @@ static bool handle_fault(struct xbt_vcpu *v)
             }
             if (gpa >= vm->ram_size) {
                 /* No RAM: an MMIO exit (or an internal error naming the instruction). */
+                xbt_mmio_note_fault(v);
                 xbt_mmio_begin(v, (uint32_t)gpa, gpa);
                 return v->mmio_run || v->mmio_raised; /* a step to run, or an exception */
             }
@@ -840,16 +844,20 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             ibl_prune(v->ibl_cur, vm->tc);
         int rc;
         if (v->smc_single) {
-            /* One instruction, not cached, with its page writable. */
+            /* One instruction, not cached, with its page writable (an MMIO site's too,
+               when its access is to RAM this time: as it is, no callout). */
             v->smc_single = false;
             uint32_t saved = v->xl.max_insns;
+            bool (*site)(void *, uint32_t) = v->xl.mmio_site;
             v->xl.max_insns = 1;
+            v->xl.mmio_site = NULL;
             v->tb.code = v->tbuf;
             v->tb.code_cap = sizeof v->tbuf;
             v->fetch_pf = false;
             enum xbt_tstatus ts =
                 xbt_translate_block(&v->xl, &m, v->ctx.eip, fetch_code, v, &v->tb);
             v->xl.max_insns = saved;
+            v->xl.mmio_site = site;
             if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
                 /* The instruction's bytes are on a page the guest cannot fetch. */
                 v->cr2 = v->fetch_pf_lin;

@@ -188,6 +188,16 @@ struct xbt_vcpu {
        MMIO address, filled with the device's data; what it stored there is written. */
     bool mmio_run, mmio_step_active, mmio_step_writes;
     bool mmio_raised;                /* xbt_mmio_begin raised a guest exception instead */
+    /* MMIO sites (mmio.c, xbt_mmio_note_fault): linear EIPs of instructions whose
+       accesses reached MMIO through host faults, with their counts (open addressing),
+       and the linear pages that hold a site (1 bit each; NULL until the first). */
+#define XBT_MMIO_SITES 1024
+#define XBT_MMIO_SITE_FAULTS 4       /* faults that make a site */
+    struct xbt_mmio_site_rec {
+        uint32_t lin, faults;
+    } mmio_sites[XBT_MMIO_SITES];
+    uint32_t n_mmio_sites;
+    uint8_t *mmio_site_pages;
     bool mmio_exit_ready;            /* v->exit holds an MMIO write to return at once */
     /* A callout's explicit operand or stack access that met MMIO (callouts.c): reads are
        exits answered before the instruction runs again, which then takes the data from
@@ -485,6 +495,16 @@ extern __thread struct xbt_vcpu *xbt_current_vcpu;
    an internal error set or, with v->mmio_raised, a guest exception delivered (a #PF on
    the RAM side of an access that crosses into MMIO). */
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
+/* MMIO sites (mmio.c): a host fault on MMIO by translated code at ctx.eip counts
+   against the instruction's linear address, and a few make it a site: its block is
+   dropped and translated again with the access as an XBT_CO_MMIO callout.
+   xbt_mmio_site is the translator's question; xbt_mmio_callout makes the access: 1 as
+   xbt_mmio_begin after a fault (an exit, a step or an exception set up), 0 when the
+   access is not to MMIO this time (the caller runs the instruction alone). */
+void xbt_mmio_note_fault(struct xbt_vcpu *v);
+bool xbt_mmio_site(void *vcpu, uint32_t eip);
+bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin);
+int xbt_mmio_callout(struct xbt_vcpu *v);
 /* The generic MMIO path's step (see mmio.c): before the run loop runs the instruction,
    and after it (an MMIO write exit prepared: true). */
 void xbt_mmio_step_prepare(struct xbt_vcpu *v);

@@ -299,6 +299,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->stlb_gen = 1;
     v->ibl = v->ibl_cur->t;
     xbt_translator_init(&v->xl);
+    if (!env_set("XBT_NO_MMIO_SITES"))
+        v->xl.mmio_site = xbt_mmio_site;
+    v->xl.mmio_ctx = v;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
         v->xl.block_count = &v->prof_block_entries;
     struct xbt_jit_ctx *c = &v->ctx;
@@ -386,6 +389,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     free(v->prof_info);
     for (int r = 0; r < 1024; r++)
         free(v->region_ptes[r]);
+    free(v->mmio_site_pages);
     if (v->mmio_scratch) {
         munmap(v->mmio_scratch, 4096);
         close(v->mmio_scratch_fd);

@@ -37,6 +37,7 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     if (r.gpa >= vm->ram_size) {
         if (win == XBT_WINDOW_D)
             return 2; /* the translator runs the access and makes the MMIO exit */
+        xbt_mmio_note_fault(v);
         xbt_mmio_begin(v, lin, r.gpa);
         return (v->mmio_run || v->mmio_raised) ? 1 : 0; /* a step to run, or an exception */
     }

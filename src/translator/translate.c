@@ -36,6 +36,8 @@ void xbt_translator_init(xbt_translator *t)
     t->path_n = 0;
     t->prof = NULL;
     t->block_count = NULL;
+    t->mmio_site = NULL;
+    t->mmio_ctx = NULL;
 }
 
 /* Guest register -> the host register that holds it (ESP/SP -> R12D/R12W). */
@@ -1257,6 +1259,17 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         emit_count(t, t->tr->block_count); /* profiling: entries of plain blocks */
     uint32_t next = in->eip + in->length;
     bool ends = (in->flags & XBT_IF_ENDS_BLOCK) != 0;
+
+    /* An access that keeps reaching MMIO: the runtime makes it (a host fault per access
+       cost 4.9 us, 20 times a port read). */
+    if (t->tr->mmio_site && in->iclass == XBT_IC_MEMORY && in->mem_op >= 0 &&
+        in->callout == XBT_CO_NONE && !t->mode->seglimit_mask &&
+        !(in->flags & XBT_IF_FPU) && t->tr->mmio_site(t->tr->mmio_ctx, in->eip)) {
+        emit_callout(t, in, XBT_CO_MMIO);
+        t->b->reloc_ok = false; /* only where the runtime asked for it */
+        emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+        return true;
+    }
 
     /* x87/SSE under CR0.TS/EM, SSE with CR4.OSFXSR clear: the handler raises #NM or
        #UD as the architecture says. */

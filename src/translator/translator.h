@@ -165,6 +165,12 @@ typedef struct xbt_translator {
     /* Profiling: a counter every block that is not a trace increments at its entry
        (NULL: none). */
     uint64_t *block_count;
+    /* Instructions at the EIPs for which mmio_site(mmio_ctx, eip) is true, with one
+       explicit memory operand and flat segments, become XBT_CO_MMIO callouts that end
+       the block (the runtime marks the EIPs whose accesses keep reaching MMIO through
+       host faults).  Such a block is not relocatable.  NULL: none. */
+    bool (*mmio_site)(void *ctx, uint32_t eip);
+    void *mmio_ctx;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

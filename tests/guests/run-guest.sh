@@ -87,6 +87,12 @@ xbt)
         [ "${promoted:-0}" -eq 1 ] && [ "${entries:-0}" -ge 2 ] ||
             { echo "FAIL expected exactly one address space promoted, then direct runs"; status=99; }
     fi
+    # XBT_EXPECT_CALLOUT=NAME: the statistics must count callouts of that kind.
+    if [ -n "${XBT_EXPECT_CALLOUT:-}" ]; then
+        n=$(grep -a '^callouts:' "$out" | grep -o " ${XBT_EXPECT_CALLOUT}=[0-9]*" | grep -o '[0-9]*$')
+        echo "== xbt: ${n:-no} ${XBT_EXPECT_CALLOUT} callouts"
+        [ "${n:-0}" -gt 0 ] || { echo "FAIL expected ${XBT_EXPECT_CALLOUT} callouts"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
