@@ -319,6 +319,14 @@ static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
     uint8_t buf[16];
     uint32_t n = 0;
     uint32_t ilin = v->seg[XBT_CS].base + v->ctx.eip;
+    /* The bytes up to the page's end at once, then the next page's (an instruction
+       shorter than what we read may end before an unmapped page: byte by byte there). */
+    uint32_t first = 4096 - (ilin & 0xFFF) < sizeof buf ? 4096 - (ilin & 0xFFF) : sizeof buf;
+    if (xbt_read_lin(v, ilin, buf, first)) {
+        n = first;
+        if (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, (uint32_t)sizeof buf - n))
+            n = sizeof buf;
+    }
     while (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, 1))
         n++;
     v->pf_pending = false;
