@@ -313,6 +313,31 @@ static void queue_store(struct xbt_vcpu *v, uint64_t gpa, unsigned size, uint64_
     v->co_wr_sent = 0;
 }
 
+/* The effective address of memory operand `mem`: base + index * scale + displacement,
+   modulo the address size (SDM vol. 1, 3.7.5); false for a register that is not a
+   general one. */
+static bool operand_ea(const struct xbt_vcpu *v, const xbt_insn *in,
+                       const ZydisDecodedOperand *mem, uint32_t *out)
+{
+    uint32_t ea = (uint32_t)mem->mem.disp.value;
+    if (mem->mem.base != ZYDIS_REGISTER_NONE) {
+        int i = xbt_gpr_index(mem->mem.base);
+        if (i < 0)
+            return false;
+        ea += v->ctx.gpr[i];
+    }
+    if (mem->mem.index != ZYDIS_REGISTER_NONE) {
+        int i = xbt_gpr_index(mem->mem.index);
+        if (i < 0)
+            return false;
+        ea += v->ctx.gpr[i] * (uint32_t)mem->mem.scale;
+    }
+    if (in->zi.address_width == 16)
+        ea &= 0xFFFF;
+    *out = ea;
+    return true;
+}
+
 /* The instruction at ctx.eip, decoded (paging on: its bytes read through the walker). */
 static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
 {
@@ -347,47 +372,39 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     return mmio_begin_insn(v, lin, gpa, &in);
 }
 
-static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *ip)
+static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *in)
 {
-    const xbt_insn in = *ip;
-    if (in.mem_op < 0 && string_mmio(v, &in, lin, gpa))
+    if (in->mem_op < 0 && string_mmio(v, in, lin, gpa))
         return true;
-    if (in.mem_op < 0 && v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
+    if (in->mem_op < 0 && v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
         return false;
-    if (in.mem_op < 0) {
+    if (in->mem_op < 0) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s through "
                                "an implicit operand (stack or string): not emulated as MMIO",
-                               (unsigned long long)gpa, ZydisMnemonicGetString(in.zi.mnemonic));
+                               (unsigned long long)gpa, ZydisMnemonicGetString(in->zi.mnemonic));
         return false;
     }
-    const ZydisDecodedOperand *mem = &in.ops[in.mem_op];
+    const ZydisDecodedOperand *mem = &in->ops[in->mem_op];
     unsigned size = mem->size / 8;
-    ZydisMnemonic mn = in.zi.mnemonic;
+    ZydisMnemonic mn = in->zi.mnemonic;
     bool is_load = mem->actions & ZYDIS_OPERAND_ACTION_MASK_READ;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
     /* Where the access starts (a fault in its second page arrives with that page's
        address). */
-    ZydisRegisterContext rc;
-    memset(&rc, 0, sizeof rc);
-    static const ZydisRegister regs32[8] = { ZYDIS_REGISTER_EAX, ZYDIS_REGISTER_ECX,
-        ZYDIS_REGISTER_EDX, ZYDIS_REGISTER_EBX, ZYDIS_REGISTER_ESP, ZYDIS_REGISTER_EBP,
-        ZYDIS_REGISTER_ESI, ZYDIS_REGISTER_EDI };
-    for (int i = 0; i < 8; i++)
-        rc.values[regs32[i]] = v->ctx.gpr[i];
-    ZyanU64 ea = 0;
-    if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in.zi, mem, v->ctx.eip, &rc, &ea))) {
+    uint32_t ea = 0;
+    if (!operand_ea(v, in, mem, &ea)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM): cannot compute "
                                "the address of %s", (unsigned long long)gpa,
                                ZydisMnemonicGetString(mn));
         return false;
     }
-    uint32_t start = v->seg[in.seg].base + (uint32_t)ea;
+    uint32_t start = v->seg[in->seg].base + (uint32_t)ea;
     if ((mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
-         mn == ZYDIS_MNEMONIC_BTC) && in.ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+         mn == ZYDIS_MNEMONIC_BTC) && in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
         (size == 2 || size == 4)) {
         /* A register bit offset reaches outside the operand: the word or dword at
            EA + size * (offset / (8 * size)), the offset signed (SDM, BT). */
-        uint32_t off = v->ctx.gpr[xbt_gpr_index(in.ops[1].reg.value) & 7];
+        uint32_t off = v->ctx.gpr[xbt_gpr_index(in->ops[1].reg.value) & 7];
         int32_t bit = size == 2 ? (int16_t)off : (int32_t)off;
         start += (uint32_t)((bit >> (size == 2 ? 4 : 5)) * (int32_t)size);
     }
@@ -436,7 +453,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
               (size == 1 || size == 2 || size == 4) && is_load != is_store &&
               gpa >= v->vm->ram_size && (!crosses || all_mmio || split);
     /* The other operand must be a general register or an immediate (not MOV Sreg). */
-    const ZydisDecodedOperand *other = &in.ops[in.mem_op == 0 ? 1 : 0];
+    const ZydisDecodedOperand *other = &in->ops[in->mem_op == 0 ? 1 : 0];
     if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
         ok = false;
     /* 16 bytes (SSE): two 8-byte exits each way, within one MMIO page. */
@@ -454,7 +471,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     v->exit.mmio.gpa = gpa;
     v->exit.mmio.size = generic ? (mlen > 8 ? 8 : mlen) : size;
     v->exit.mmio.is_write = is_store;
-    uint32_t next = v->ctx.eip + in.length;
+    uint32_t next = v->ctx.eip + in->length;
     if (generic) {
         /* The MMIO part only (an access crossing into or out of RAM: the rest is RAM,
            read and written by the instruction itself). */
@@ -476,7 +493,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         return true;
     }
     if (is_store) {
-        const ZydisDecodedOperand *src = &in.ops[in.mem_op == 0 ? 1 : 0];
+        const ZydisDecodedOperand *src = &in->ops[in->mem_op == 0 ? 1 : 0];
         uint32_t val = src->type == ZYDIS_OPERAND_TYPE_IMMEDIATE ? (uint32_t)src->imm.value.u
                                                                   : gpr_read(v, src->reg.value);
         if (size < 4)
@@ -490,7 +507,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         v->ctx.eip = next; /* a store is complete once the embedder has it */
         return true;
     }
-    const ZydisDecodedOperand *dst = &in.ops[0];
+    const ZydisDecodedOperand *dst = &in->ops[0];
     v->mmio_pending = true;
     v->mmio_reg = (uint8_t)(xbt_gpr_index(dst->reg.value) |
                             (xbt_reg_is_high8(dst->reg.value) ? 0x80 : 0));
@@ -741,27 +758,31 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v)
 
 int xbt_mmio_callout(struct xbt_vcpu *v)
 {
-    xbt_insn in;
-    if (!decode_at_eip(v, &in) || in.mem_op < 0)
+    uint64_t site = v->ctx.callout_site;
+    uint32_t flushes = (uint32_t)xbt_tc_flushes(v->vm->tc);
+    struct xbt_mmio_dcache *dc = &v->mmio_dcache[(site >> 4) % XBT_MMIO_DCACHE];
+    if (dc->site != site || dc->flushes != flushes) {
+        if (!decode_at_eip(v, &dc->in)) {
+            dc->site = 0;
+            return 0;
+        }
+        dc->site = site;
+        dc->flushes = flushes;
+    }
+    const xbt_insn *in = &dc->in;
+    if (in->mem_op < 0)
         return 0;
-    const ZydisDecodedOperand *mem = &in.ops[in.mem_op];
-    ZydisMnemonic mn = in.zi.mnemonic;
+    const ZydisDecodedOperand *mem = &in->ops[in->mem_op];
+    ZydisMnemonic mn = in->zi.mnemonic;
     if (mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
         mn == ZYDIS_MNEMONIC_BTC)
         return 0; /* a register bit offset may move the access: as before, by a fault */
     unsigned size = mem->size / 8;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
-    ZydisRegisterContext rc;
-    memset(&rc, 0, sizeof rc);
-    static const ZydisRegister regs32[8] = { ZYDIS_REGISTER_EAX, ZYDIS_REGISTER_ECX,
-        ZYDIS_REGISTER_EDX, ZYDIS_REGISTER_EBX, ZYDIS_REGISTER_ESP, ZYDIS_REGISTER_EBP,
-        ZYDIS_REGISTER_ESI, ZYDIS_REGISTER_EDI };
-    for (int i = 0; i < 8; i++)
-        rc.values[regs32[i]] = v->ctx.gpr[i];
-    ZyanU64 ea = 0;
-    if (!ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in.zi, mem, v->ctx.eip, &rc, &ea)))
+    uint32_t ea = 0;
+    if (!operand_ea(v, in, mem, &ea))
         return 0;
-    uint32_t lin = v->seg[in.seg].base + (uint32_t)ea;
+    uint32_t lin = v->seg[in->seg].base + (uint32_t)ea;
     if (size == 0 || (lin & 0xFFF) + size > 4096)
         return 0; /* crossing a page: the fault path knows how */
     uint64_t gpa = lin;
@@ -776,6 +797,6 @@ int xbt_mmio_callout(struct xbt_vcpu *v)
     if (gpa < v->vm->ram_size)
         return 0;
     v->mmio_raised = false;
-    mmio_begin_insn(v, lin, gpa, &in);
+    mmio_begin_insn(v, lin, gpa, in);
     return 1;
 }

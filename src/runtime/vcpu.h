@@ -198,6 +198,15 @@ struct xbt_vcpu {
     } mmio_sites[XBT_MMIO_SITES];
     uint32_t n_mmio_sites;
     uint8_t *mmio_site_pages;
+    /* The decoded instructions of recent MMIO-site callouts, by callout site: a site's
+       bytes cannot change while its block lives (its page is write-protected), and a
+       site's address is reused only after a flush. */
+#define XBT_MMIO_DCACHE 16
+    struct xbt_mmio_dcache {
+        uint64_t site;
+        uint32_t flushes;
+        xbt_insn in;
+    } mmio_dcache[XBT_MMIO_DCACHE];
     bool mmio_exit_ready;            /* v->exit holds an MMIO write to return at once */
     /* A callout's explicit operand or stack access that met MMIO (callouts.c): reads are
        exits answered before the instruction runs again, which then takes the data from

@@ -604,6 +604,11 @@ xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, 
     return NULL;
 }
 
+uint32_t xbt_tc_flushes(const xbt_tcache *tc)
+{
+    return (uint32_t)tc->st.flushes;
+}
+
 bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
 {
     if (!b->relocs || b->host_len > out->code_cap || b->n_map > XBT_BLOCK_MAX_MAP ||
