@@ -779,10 +779,13 @@ int xbt_mmio_callout(struct xbt_vcpu *v)
         return 0; /* a register bit offset may move the access: as before, by a fault */
     unsigned size = mem->size / 8;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
+    const xbt_segment *sg = &v->seg[in->seg];
+    if (sg->unusable || sg->limit != 0xFFFFFFFFu)
+        return 0; /* a null or limited segment: its checks are the translated code's */
     uint32_t ea = 0;
     if (!operand_ea(v, in, mem, &ea))
         return 0;
-    uint32_t lin = v->seg[in->seg].base + (uint32_t)ea;
+    uint32_t lin = sg->base + (uint32_t)ea;
     if (size == 0 || (lin & 0xFFF) + size > 4096)
         return 0; /* crossing a page: the fault path knows how */
     uint64_t gpa = lin;
