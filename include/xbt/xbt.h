@@ -80,6 +80,8 @@ extern "C" {
  *   to the hypervisor leaf 0x40000000).
  *   API 1.1: the stats blocks_shared and adapt_promotions; XBT_VM_CONFIG_INIT asks for
  *   XBT_USER_ADAPTIVE (it asked for XBT_USER_DIRECT).
+ *   API 1.2: XBT_VM_STRING_IO (REP INS/OUTS: many elements per I/O exit, io.count and
+ *   io.buf), XBT_CAP_STRING_IO.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -87,7 +89,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 1
+#define XBT_API_VERSION_MINOR 2
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -126,6 +128,7 @@ uint32_t xbt_api_version(void);
 #define XBT_CAP_PAE           (1ull << 3) /* guest PAE paging (CR4.PAE, 2 MiB pages) */
 #define XBT_CAP_TRACES        (1ull << 4) /* XBT_VM_TRACES */
 #define XBT_CAP_TRACE_PROFILE (1ull << 5) /* XBT_VM_TRACE_PROFILE, xbt_vcpu_trace_profile */
+#define XBT_CAP_STRING_IO     (1ull << 6) /* XBT_VM_STRING_IO */
 
 /* The XBT_CAP_* bits available. */
 uint64_t xbt_capabilities(void);
@@ -269,6 +272,10 @@ typedef struct xbt_vm_config {
 #define XBT_VM_NO_TRACES 0x01
 
 #define XBT_VM_PERF_MAP 0x10 /* write a perf map of translated code (see below) */
+#define XBT_VM_STRING_IO 0x40 /* the embedder handles I/O exits of several elements
+                                 (io.count > 1, io.buf): a REP INS or OUTS moves up to a
+                                 page of RAM per exit, as KVM's string I/O does (without:
+                                 one element per exit) */
 
 #define XBT_VM_CONFIG_INIT { 64u << 20, 0, XBT_USER_ADAPTIVE, 0, 0, NULL }
 
@@ -383,7 +390,13 @@ typedef struct xbt_exit {
             uint16_t port;
             uint8_t size;    /* 1, 2 or 4 */
             uint8_t is_in;
-            uint32_t data;   /* out: the value written; in: filled by the embedder */
+            uint32_t data;   /* count 1: out: the value written; in: filled by the
+                                embedder */
+            uint32_t count;  /* elements: 1, or more with XBT_VM_STRING_IO (a REP INS or
+                                OUTS); the port sees them one after the other */
+            uint32_t pad2;
+            uint8_t *buf;    /* count > 1: count elements of `size` bytes, in order; out:
+                                the values written; in: the embedder fills them */
         } io;
         struct {
             uint64_t gpa;

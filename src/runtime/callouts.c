@@ -309,6 +309,39 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
     v->exit.io.size = (uint8_t)size;
     v->exit.io.is_in = in;
     v->exit.io.data = data;
+    v->exit.io.count = 1;
+    v->exit.io.pad2 = 0;
+    v->exit.io.buf = NULL;
+    v->io_count = 1;
+    return XBT_LEAVE_EXIT;
+}
+
+/* How many elements of a REP INS/OUTS one exit moves (XBT_VM_STRING_IO): while ECX
+   lasts, up to the end of the memory operand's page, upwards only, RAM only (checked
+   with the access's rights); 1 where any of that does not hold (the element path: its
+   faults and MMIO are exact). */
+static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size, bool write)
+{
+    if (!(v->vm->cfg.flags & XBT_VM_STRING_IO) || (v->ctx.eflags & XBT_EFLAGS_DF))
+        return 1;
+    uint32_t n = v->ctx.gpr[XBT_ECX];
+    uint32_t room = (4096 - (lin & 0xFFF)) / size;
+    if (n > room)
+        n = room;
+    if (n < 2 || !xbt_probe_lin(v, lin, n * size, write, v->cpl == 3)) {
+        v->pf_pending = false;
+        return 1;
+    }
+    return n;
+}
+
+static int string_io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in,
+                          uint32_t n)
+{
+    io_exit(v, port, size, in, 0);
+    v->exit.io.count = n;
+    v->exit.io.buf = v->io_buf;
+    v->io_count = n;
     return XBT_LEAVE_EXIT;
 }
 
@@ -818,7 +851,19 @@ static int callout_body(struct xbt_jit_ctx *ctx)
             return next(v);
         uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
         int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
-        /* One element per exit; EIP stays on the instruction until ECX runs out. */
+        /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
+           instruction until ECX runs out. */
+        if (s->kind == XBT_CO_OUTS && rep) {
+            uint32_t lin = v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI];
+            uint32_t n = string_io_count(v, lin, size, false);
+            if (n > 1 && xbt_read_lin_as(v, lin, v->io_buf, n * size, v->cpl == 3)) {
+                v->ctx.gpr[XBT_ESI] += n * size;
+                v->ctx.gpr[XBT_ECX] -= n;
+                v->ctx.eip = v->ctx.gpr[XBT_ECX] ? eip : nxt;
+                return string_io_exit(v, port, size, false, n);
+            }
+            v->pf_pending = false;
+        }
         if (s->kind == XBT_CO_OUTS) {
             uint32_t val = 0;
             if (!read_mem(v, v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
@@ -836,8 +881,13 @@ static int callout_body(struct xbt_jit_ctx *ctx)
             return fault(v, XBT_PF, 0);
         v->io_in_pending = true;
         v->io_in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
-        v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > 1 ? eip : nxt;
+        uint32_t n = rep ? string_io_count(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI],
+                                           size, true)
+                         : 1;
+        v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > n ? eip : nxt;
         v->ctx.eip = v->io_next_eip;
+        if (n > 1)
+            return string_io_exit(v, port, size, true, n);
         return io_exit(v, port, size, true, 0);
     }
     case XBT_CO_INVLPG:

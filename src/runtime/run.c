@@ -418,7 +418,15 @@ static void complete_in(struct xbt_vcpu *v)
 {
     uint32_t data = v->exit.io.data;
     unsigned size = v->io_in_reg_size & 7;
-    if (v->io_in_reg_size & 0x80) {
+    if ((v->io_in_reg_size & 0x80) && v->io_count > 1) {
+        /* A REP INS of io_count elements into one page of RAM (checked at the exit). */
+        uint32_t n = v->io_count, edi = v->ctx.gpr[XBT_EDI];
+        xbt_store_lin(v, v->seg[XBT_ES].base + edi, v->io_buf, n * size);
+        v->pf_pending = false;
+        v->ctx.gpr[XBT_EDI] = edi + n * size;
+        v->ctx.gpr[XBT_ECX] -= n;
+        v->io_count = 1;
+    } else if (v->io_in_reg_size & 0x80) {
         /* INS: the data goes to ES:EDI, RAM or MMIO (the store exit comes next). */
         uint32_t edi = v->ctx.gpr[XBT_EDI];
         xbt_store_lin(v, v->seg[XBT_ES].base + edi, &data, size);

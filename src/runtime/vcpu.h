@@ -232,6 +232,8 @@ struct xbt_vcpu {
     uint32_t mmio_dst_lin;           /* MOVS from MMIO: where the element goes */
     uint32_t mmio_next_eip;
     uint8_t io_in_reg_size;
+    uint32_t io_count;               /* elements of the pending string I/O exit */
+    uint8_t io_buf[4096];            /* their data (XBT_VM_STRING_IO) */
     uint32_t io_next_eip;
     /* An SMC fault: run one instruction without caching, page writable. */
     bool smc_single;

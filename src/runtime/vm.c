@@ -34,7 +34,8 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         return XBT_E_INVAL;
     *out = NULL;
 #define XBT_VM_FLAGS(op) (XBT_VM_NO_TRACES op XBT_VM_NO_CHAIN op XBT_VM_TRACES op \
-                          XBT_VM_TRACE_PROFILE op XBT_VM_PERF_MAP op XBT_VM_LOCAL_APIC)
+                          XBT_VM_TRACE_PROFILE op XBT_VM_PERF_MAP op XBT_VM_LOCAL_APIC op \
+                          XBT_VM_STRING_IO)
     _Static_assert(XBT_VM_FLAGS(|) == XBT_VM_FLAGS(+), "two XBT_VM_* flags share a bit");
     const uint32_t known = XBT_VM_FLAGS(|);
     if (cfg->ram_size == 0 || (cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||

@@ -84,6 +84,39 @@ void main(void)
     *(volatile u32 *)0x40001004 = 0x5a5a5a5a;
     CHECK_EQ(pf_err, 2, "#PF error: not present, write");
     CHECK_EQ(*(volatile u32 *)0x00801004, 0x5a5a5a5a, "write reached the frame");
+
+    /* REP INSB / OUTSB across into a page not present: the #PF comes at the page's
+       first byte with EDI (ESI) and ECX showing the elements done, and the retry
+       finishes (xbt moves a page's worth per exit where it can). */
+    outb(0x3ff, 0x5c); /* COM1's scratch register reads back */
+    (void)*(volatile u8 *)0x40005000; /* page 5 present, page 6 not */
+    u32 pf_before = pf_count;
+    u8 *di = (u8 *)0x40005ff8;
+    u32 cx = 24;
+    __asm__ volatile("cld; rep insb" : "+D"(di), "+c"(cx) : "d"(0x3ff) : "memory");
+    CHECK(pf_count == pf_before + 1 && pf_cr2 == 0x40006000u && pf_err == 2,
+          "rep insb into a page not present: one #PF at its first byte");
+    CHECK(pf_edi == 0x40006000u && pf_ecx == 16, "rep insb: edi and ecx at the fault");
+    u32 all = (u32)di == 0x40006010u && cx == 0;
+    for (u32 k = 0; k < 24; k++)
+        all &= *(volatile u8 *)(0x00805ff8u + k) == 0x5c;
+    CHECK(all, "rep insb: every byte stored once the page is there");
+    *(volatile u8 *)0x00807ffc = 0x71;
+    *(volatile u8 *)0x00807ffd = 0x72;
+    *(volatile u8 *)0x00807ffe = 0x73;
+    *(volatile u8 *)0x00807fff = 0x74;
+    *(volatile u8 *)0x00808000 = 0x75;
+    *(volatile u8 *)0x00808001 = 0x76;
+    (void)*(volatile u8 *)0x40007000; /* page 7 present, page 8 not */
+    pf_before = pf_count;
+    const u8 *si = (const u8 *)0x40007ffc;
+    cx = 6;
+    __asm__ volatile("cld; rep outsb" : "+S"(si), "+c"(cx) : "d"(0x3ff) : "memory");
+    CHECK(pf_count == pf_before + 1 && pf_cr2 == 0x40008000u && pf_err == 0,
+          "rep outsb from a page not present: one #PF at its first byte");
+    CHECK_EQ(pf_ecx, 2, "rep outsb: ecx at the fault");
+    CHECK((u32)si == 0x40008002u && cx == 0 && inb(0x3ff) == 0x76,
+          "rep outsb: every byte out, the last one last");
     pf_map = 0;
 
     /* Accessed and dirty bits. */

@@ -295,6 +295,19 @@ static int run_loop(struct vmm *m, double timeout)
         case XBT_EXIT_IO: {
             pthread_mutex_lock(&m->lock);
             m->io_exits++;
+            if (ex->io.count > 1) {
+                /* A REP INS/OUTS (XBT_VM_STRING_IO): the port sees each element. */
+                for (uint32_t k = 0; k < ex->io.count; k++) {
+                    uint8_t *e = ex->io.buf + (size_t)k * ex->io.size;
+                    uint32_t d = 0;
+                    memcpy(&d, e, ex->io.size);
+                    d = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, d);
+                    if (ex->io.is_in)
+                        memcpy(e, &d, ex->io.size);
+                }
+                pthread_mutex_unlock(&m->lock);
+                break;
+            }
             uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, ex->io.data);
             if (ex->io.is_in)
                 ex->io.data = v;
@@ -438,6 +451,7 @@ int main(int argc, char **argv)
 {
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.flags |= XBT_VM_LOCAL_APIC; /* tools/vmm/lapic.c at 0xfee00000 */
+    cfg.flags |= XBT_VM_STRING_IO;  /* run_loop handles io.count > 1 */
     cfg.ram_size = 128u << 20;
     const char *append = "";
     const char *initrd = NULL;
