@@ -756,7 +756,41 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v)
     }
 }
 
+/* A site whose callouts mostly find RAM (an instruction that reached MMIO a few times,
+   a copy loop say, and RAM ever after) stops being one: its block goes and is translated
+   again without the callout, and its count starts over (it can become a site again). */
+#define XBT_MMIO_SITE_RAM_MIN 64
+static int site_result(struct xbt_vcpu *v, int r)
+{
+    struct xbt_mmio_site_rec *e = site_find(v, v->seg[XBT_CS].base + v->ctx.eip, false);
+    if (!e)
+        return r;
+    if (r) {
+        e->mmio++;
+        return r;
+    }
+    if (++e->ram < XBT_MMIO_SITE_RAM_MIN || e->ram < 4 * e->mmio)
+        return r;
+    e->faults = 1; /* kept in the table; below the mark */
+    e->ram = e->mmio = 0;
+    xbt_block *b = xbt_tc_block_at(v->vm->tc, v->ctx.callout_site);
+    if (b && b->valid) {
+        if (v->unlinked == b)
+            v->unlinked = NULL;
+        xbt_tc_drop(v->vm->tc, b);
+        v->ibl_dropped = true;
+    }
+    return r;
+}
+
+static int mmio_callout(struct xbt_vcpu *v);
+
 int xbt_mmio_callout(struct xbt_vcpu *v)
+{
+    return site_result(v, mmio_callout(v));
+}
+
+static int mmio_callout(struct xbt_vcpu *v)
 {
     uint64_t site = v->ctx.callout_site;
     uint32_t flushes = (uint32_t)xbt_tc_flushes(v->vm->tc);

@@ -195,6 +195,7 @@ struct xbt_vcpu {
 #define XBT_MMIO_SITE_FAULTS 4       /* faults that make a site */
     struct xbt_mmio_site_rec {
         uint32_t lin, faults;
+        uint32_t ram, mmio;          /* a site's callouts that found RAM, MMIO */
     } mmio_sites[XBT_MMIO_SITES];
     uint32_t n_mmio_sites;
     uint8_t *mmio_site_pages;

@@ -57,6 +57,17 @@ static void mmio_sites(void)
     for (u32 k = 0; k < 8; k++)
         all &= *(volatile u32 *)(IOMEM + 0x800 + k * 4) == (56 + k) * 3 + 6;
     CHECK(all, "the device holds the last round's values");
+    /* Then RAM only, long enough for xbt to give the sites up, and MMIO once more. */
+    ok = 1;
+    for (u32 i = 0; i < 500; i++) {
+        store_at(&ram_words[i & 3], i);
+        add_at(&ram_words[i & 3], 7);
+        ok &= load_at(&ram_words[i & 3]) == i + 7;
+    }
+    store_at((volatile u32 *)(IOMEM + 0x820), 0x600d);
+    add_at((volatile u32 *)(IOMEM + 0x820), 1);
+    ok &= load_at((volatile u32 *)(IOMEM + 0x820)) == 0x600e;
+    CHECK(ok, "the same instructions on ram 500 times, then on mmio again");
 }
 
 void main(void)
