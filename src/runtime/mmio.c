@@ -360,6 +360,13 @@ static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
 
 static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *ip);
 
+/* BT, BTS, BTR, BTC: with a register bit offset the access may lie outside the operand. */
+static bool is_bit_test(ZydisMnemonic mn)
+{
+    return mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
+           mn == ZYDIS_MNEMONIC_BTC;
+}
+
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
     v->mmio_raised = false;
@@ -399,8 +406,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         return false;
     }
     uint32_t start = v->seg[in->seg].base + (uint32_t)ea;
-    if ((mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
-         mn == ZYDIS_MNEMONIC_BTC) && in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+    if (is_bit_test(mn) && in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
         (size == 2 || size == 4)) {
         /* A register bit offset reaches outside the operand: the word or dword at
            EA + size * (offset / (8 * size)), the offset signed (SDM, BT). */
@@ -717,6 +723,14 @@ static struct xbt_mmio_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, boo
     return NULL;
 }
 
+/* The block whose host code holds `pc`, if it is still in the cache, goes. */
+static void drop_block_at(struct xbt_vcpu *v, uint64_t pc)
+{
+    xbt_block *b = xbt_tc_block_at(v->vm->tc, pc);
+    if (b && b->valid)
+        xbt_vcpu_drop_block(v, b);
+}
+
 bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin)
 {
     return v->mmio_site_pages && (v->mmio_site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
@@ -734,8 +748,7 @@ bool xbt_mmio_site(void *vcpu, uint32_t eip)
 
 void xbt_mmio_note_fault(struct xbt_vcpu *v)
 {
-    xbt_tcache *tc = v->vm->tc;
-    if (!v->xl.mmio_site || !xbt_tc_contains(tc, v->fault_rip))
+    if (!v->xl.mmio_site || !xbt_tc_contains(v->vm->tc, v->fault_rip))
         return; /* not translated code (direct execution, a single step's scratch) */
     uint32_t lin = v->seg[XBT_CS].base + v->ctx.eip;
     struct xbt_mmio_site_rec *e = site_find(v, lin, true);
@@ -747,13 +760,7 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v)
     }
     v->mmio_site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
     /* Its block is translated again when next entered, the access as a callout. */
-    xbt_block *b = xbt_tc_block_at(tc, v->fault_rip);
-    if (b && b->valid) {
-        if (v->unlinked == b)
-            v->unlinked = NULL;
-        xbt_tc_drop(tc, b);
-        v->ibl_dropped = true;
-    }
+    drop_block_at(v, v->fault_rip);
 }
 
 /* A site whose callouts mostly find RAM (an instruction that reached MMIO a few times,
@@ -773,13 +780,7 @@ static int site_result(struct xbt_vcpu *v, int r)
         return r;
     e->faults = 1; /* kept in the table; below the mark */
     e->ram = e->mmio = 0;
-    xbt_block *b = xbt_tc_block_at(v->vm->tc, v->ctx.callout_site);
-    if (b && b->valid) {
-        if (v->unlinked == b)
-            v->unlinked = NULL;
-        xbt_tc_drop(v->vm->tc, b);
-        v->ibl_dropped = true;
-    }
+    drop_block_at(v, v->ctx.callout_site);
     return r;
 }
 
@@ -807,9 +808,7 @@ static int mmio_callout(struct xbt_vcpu *v)
     if (in->mem_op < 0)
         return 0;
     const ZydisDecodedOperand *mem = &in->ops[in->mem_op];
-    ZydisMnemonic mn = in->zi.mnemonic;
-    if (mn == ZYDIS_MNEMONIC_BT || mn == ZYDIS_MNEMONIC_BTS || mn == ZYDIS_MNEMONIC_BTR ||
-        mn == ZYDIS_MNEMONIC_BTC)
+    if (is_bit_test(in->zi.mnemonic))
         return 0; /* a register bit offset may move the access: as before, by a fault */
     unsigned size = mem->size / 8;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;

@@ -594,6 +594,14 @@ static uint64_t trace_events(const struct xbt_vcpu *v)
     return n;
 }
 
+void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b)
+{
+    if (v->unlinked == b)
+        v->unlinked = NULL;
+    xbt_tc_drop(v->vm->tc, b);
+    v->ibl_dropped = true;
+}
+
 static void trace_abort(struct xbt_vcpu *v)
 {
     xbt_block *h = v->rec_n ? xbt_tc_lookup(v->vm->tc, v->rec_path[0], v->rec_key) : NULL;
@@ -623,11 +631,8 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     xbt_block *h = xbt_tc_lookup(v->vm->tc, v->rec_path[0], key);
     if (!h)
         return b;
-    if (v->unlinked == h)
-        v->unlinked = NULL;
     bool at_head = h == b;
-    xbt_tc_drop(v->vm->tc, h); /* the head's chains go; they come back to the trace */
-    v->ibl_dropped = true;
+    xbt_vcpu_drop_block(v, h); /* the head's chains go; they come back to the trace */
     v->xl.path = v->rec_path;
     v->xl.path_n = n;
     uint32_t eip = v->ctx.eip;

@@ -175,7 +175,7 @@ void xbt_runner_init(struct xbt_runner *r)
     r->pidfd = r->efd = r->sysfd = r->comm_fd = r->ring_fd = -1;
 }
 
-static uint64_t now_ns(void)
+uint64_t xbt_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -284,9 +284,9 @@ bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char 
         CPU_SET(atoi(getenv("XBT_RUNNER_CPU")), &set);
         sched_setaffinity(pid, sizeof set, &set);
     }
-    uint64_t deadline = now_ns() + 5000000000ull;
+    uint64_t deadline = xbt_now_ns() + 5000000000ull;
     while (C32(r, XRN_C_STATE) == XRN_ST_BOOT) {
-        if (child_gone(r) || now_ns() > deadline) {
+        if (child_gone(r) || xbt_now_ns() > deadline) {
             snprintf(why, why_len, "the runner process did not start (its code %#x: %s)",
                      C32(r, XRN_C_FATAL),
                      C32(r, XRN_C_FATAL) == 2 ? "the low 4 GiB or its own addresses are taken"
@@ -328,7 +328,7 @@ static void confirm(struct xbt_runner *r)
    against the guest). */
 static bool given_up(struct xbt_runner *r, uint64_t *deadline, uint64_t ns)
 {
-    uint64_t t = now_ns();
+    uint64_t t = xbt_now_ns();
     if (!*deadline)
         *deadline = t + ns;
     if (!child_gone(r) && t <= *deadline)
@@ -383,9 +383,9 @@ static bool wait_done(struct xbt_runner *r, uint64_t k)
     if (r->confirmed >= k)
         return true;
     r->waits++;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = xbt_now_ns();
     bool ok = wait_slow(r, k);
-    r->wait_ns += now_ns() - t0;
+    r->wait_ns += xbt_now_ns() - t0;
     return ok;
 }
 
@@ -590,7 +590,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
         }
         if (kicked) {
             /* Guest code that ignores kicks for seconds is not guest code. */
-            uint64_t t = now_ns();
+            uint64_t t = xbt_now_ns();
             if (!kick_ns)
                 kick_ns = t;
             else if (t - kick_ns > 3000000000ull) {
@@ -641,10 +641,10 @@ bool xbt_runner_park(struct xbt_runner *r)
     if (!xbt_runner_alive(r) || r->parked || r->fresh)
         return true;
     r->parks++;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = xbt_now_ns();
     if (C32(r, XRN_C_CHILD_SLEEP) && seen_quiet(r)) {
         r->parked = true; /* already asleep waiting for a command */
-        r->park_ns += now_ns() - t0;
+        r->park_ns += xbt_now_ns() - t0;
         return true;
     }
     C32(r, XRN_C_PARK_WORD) = 0;
@@ -653,7 +653,7 @@ bool xbt_runner_park(struct xbt_runner *r)
     for (unsigned tries = 0;; tries++) {
         if (seen_quiet(r)) {
             r->parked = true;
-            r->park_ns += now_ns() - t0;
+            r->park_ns += xbt_now_ns() - t0;
             return true;
         }
         if (tries < 8) {

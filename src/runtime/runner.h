@@ -47,6 +47,8 @@ struct xbt_runner {
 
 /* A runner with no process yet; xbt_runner_free releases everything. */
 void xbt_runner_init(struct xbt_runner *r);
+/* CLOCK_MONOTONIC in nanoseconds (the runner's waits; the vCPU's statistics). */
+uint64_t xbt_now_ns(void);
 void xbt_runner_free(struct xbt_runner *r);
 /* Starts (or restarts) the runner's process for guest RAM `ram_fd` of `ram_size` bytes; false with `why`. */
 bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char *why,

@@ -514,6 +514,9 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
    xbt_mmio_begin after a fault (an exit, a step or an exception set up), 0 when the
    access is not to MMIO this time (the caller runs the instruction alone). */
 void xbt_mmio_note_fault(struct xbt_vcpu *v);
+/* run.c: drops block b from the cache with the vCPU's bookkeeping (the unlinked block
+   forgotten, the inline lookup tables told to prune). */
+void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b);
 bool xbt_mmio_site(void *vcpu, uint32_t eip);
 bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin);
 int xbt_mmio_callout(struct xbt_vcpu *v);

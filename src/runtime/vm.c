@@ -275,9 +275,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         return XBT_E_NOMEM;
     memset(v, 0, sizeof *v);
     v->vm = vm;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    v->created_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    v->created_ns = xbt_now_ns();
     v->created_tsc = __builtin_ia32_rdtsc();
     bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss)) != NULL;
     for (int k = 0; k < XBT_IBL_SETS; k++) {
@@ -510,10 +508,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     if (v->translate_ticks != v->translate_ticks_seen) {
         /* Converted when it changed only: two reads with no translation between them
            agree. */
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        uint64_t ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec -
-                      v->created_ns;
+        uint64_t ns = xbt_now_ns() - v->created_ns;
         uint64_t ticks = __builtin_ia32_rdtsc() - v->created_tsc;
         v->translate_ticks_seen = v->translate_ticks;
         v->translate_ns = ticks ? (uint64_t)((double)v->translate_ticks * (double)ns /

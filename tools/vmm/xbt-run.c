@@ -305,12 +305,12 @@ static int run_loop(struct vmm *m, double timeout)
                     if (ex->io.is_in)
                         memcpy(e, &d, ex->io.size);
                 }
-                pthread_mutex_unlock(&m->lock);
-                break;
+            } else {
+                uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in,
+                                         ex->io.data);
+                if (ex->io.is_in)
+                    ex->io.data = v;
             }
-            uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, ex->io.data);
-            if (ex->io.is_in)
-                ex->io.data = v;
             pthread_mutex_unlock(&m->lock);
             break;
         }
