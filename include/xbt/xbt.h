@@ -499,6 +499,10 @@ typedef struct xbt_stats {
     /* XBT_USER_ADAPTIVE: address spaces whose user code ran long enough between kernel
        entries to be run directly from then on */
     uint64_t adapt_promotions;
+    /* guest pages that became code pages (their first translation) with paging on, and
+       of those the ones whose writable mappings the reverse map had lost track of (every
+       window emptied instead of the page's own mappings dropped) */
+    uint64_t code_page_protects, code_protect_resets;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -172,6 +172,8 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
         if (!xbt_runner_map(r, lin, gpa, len, PROT_READ | PROT_WRITE))
             return XBT_DMAP_FAIL;
         xbt_wmap_note(vm, XBT_WINDOW_D, lin, len);
+        if (vm->window_paged)
+            xbt_rmap_note(vm, XBT_WINDOW_D, lin, gpa, len);
         return XBT_DMAP_OK;
     }
     int rc = XBT_DMAP_OK;

@@ -995,9 +995,11 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         memcpy(&all, caller, caller->size < sizeof all ? caller->size : sizeof all);
     const xbt_stats *st = &all;
     size_t n = 0;
+    char none[1]; /* where nothing is written: measuring only (buf NULL or full) */
 #define OUT(...)                                                                       \
     do {                                                                               \
-        int w = snprintf(buf ? buf + n : NULL, n < size ? size - n : 0, __VA_ARGS__); \
+        bool room = buf && n < size;                                                   \
+        int w = snprintf(room ? buf + n : none, room ? size - n : 0, __VA_ARGS__);     \
         if (w > 0)                                                                     \
             n += (size_t)w;                                                            \
     } while (0)
@@ -1024,6 +1026,11 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
         (unsigned long long)st->window_drops, (unsigned long long)st->code_page_invalidations,
         (unsigned long long)st->wrec_checked, (unsigned long long)st->wrec_dropped);
+    if (st->code_page_protects)
+        OUT("paging: %llu pages became code pages, %llu of them emptied every window (their "
+            "writable mappings were not all known)\n",
+            (unsigned long long)st->code_page_protects,
+            (unsigned long long)st->code_protect_resets);
     OUT("traces: %llu built (%.1f blocks each), %llu recordings given up, %llu dispatcher "
         "entries\n", (unsigned long long)st->traces,
         st->traces ? (double)st->trace_blocks / (double)st->traces : 0.0,

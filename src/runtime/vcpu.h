@@ -75,7 +75,18 @@ struct xbt_wset {
        on its user code runs directly (direct.c, xbt_direct_wanted). */
     uint32_t adapt_gen;
     bool promoted;
+    uint8_t idx;                      /* its index in vm->wset */
 };
+
+/* Where a guest physical page is mapped writable in the windows (window.c): up to two
+   linear pages, each with the windows that map it there (bit 3 * set + window: the K-,
+   user and D-windows of each set); XBT_RMAP_LOST when there were more.  Entries may be
+   stale (the window dropped the page since): a stale one costs a needless drop at most.
+   Making the page a code page drops exactly these mappings, or every window when the
+   entry was lost. */
+struct xbt_rmap { uint32_t lin[2]; uint16_t who[2]; };
+#define XBT_RMAP_LOST 0x8000u
+_Static_assert(XBT_WSETS * 3 <= 15, "xbt_rmap.who has a bit per set and window");
 
 struct xbt_vm {
     xbt_vm_config cfg;
@@ -86,6 +97,8 @@ struct xbt_vm {
     struct xbt_wset *cur;      /* the current address space's windows */
     uint64_t wclock;
     uint64_t code_page_invals, wrec_checked, wrec_dropped; /* statistics */
+    uint64_t code_protects, code_protect_resets;
+    struct xbt_rmap *rmap;     /* per RAM page (see struct xbt_rmap) */
     uint8_t *kbase;            /* K-window of cur: guest linear 0 */
     uint8_t *ubase;            /* user window of cur (paging on, CPL 3): user pages only */
     uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
@@ -399,6 +412,9 @@ uint8_t *xbt_current_window(const struct xbt_vcpu *v);
 void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
 /* Records that window `win` (enum xbt_window) now maps [lin, lin + len). */
 void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len);
+/* The current set maps [lin, lin + len) writable onto [gpa, ...) in window win: noted
+   in the reverse map (struct xbt_rmap; window.c). */
+void xbt_rmap_note(xbt_vm *vm, int win, uint32_t lin, uint64_t gpa, uint32_t len);
 /* Records that [lin, lin + len) was mapped into window `win` of the current address
    space from a global entry or not (then with the entries it came from). */
 void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool global,

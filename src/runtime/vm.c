@@ -75,6 +75,7 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
             goto host_fail;
         }
         vm->wset[k] = w;
+        w->idx = (uint8_t)k;
         w->cr3 = ~0u;
         xbt_runner_init(&w->runner);
         w->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -103,9 +104,10 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     }
     vm->cur->identity = true;
     vm->code_prot = calloc(vm->ram_size >> 12, 1);
+    vm->rmap = calloc(vm->ram_size >> 12, sizeof *vm->rmap);
     uint64_t tcs = cfg->tcache_size ? cfg->tcache_size : 64ull << 20;
     vm->tc = xbt_tc_create(tcs);
-    if (!vm->code_prot || !vm->tc) {
+    if (!vm->code_prot || !vm->rmap || !vm->tc) {
         last_host_error = "cannot allocate the translation cache above 4 GiB";
         goto host_fail;
     }
@@ -146,6 +148,7 @@ void xbt_vm_destroy(xbt_vm *vm)
     xbt_symtab_free(&vm->syms);
     xbt_tc_destroy(vm->tc);
     free(vm->code_prot);
+    free(vm->rmap);
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = vm->wset[k];
         if (!w)
@@ -520,6 +523,8 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     st->code_page_invalidations = v->vm->code_page_invals;
     st->wrec_checked = v->vm->wrec_checked;
     st->wrec_dropped = v->vm->wrec_dropped;
+    st->code_page_protects = v->vm->code_protects;
+    st->code_protect_resets = v->vm->code_protect_resets;
     for (int k = 0; k < XBT_WSETS; k++) {
         const struct xbt_runner *r = &v->vm->wset[k]->runner;
         st->direct_parks += r->parks;

@@ -14,17 +14,77 @@
 
 static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len);
 
+static void wset_drop(xbt_vm *vm, struct xbt_wset *w, int win, uint32_t lin, uint64_t len);
+
+static bool wmap_has(const struct xbt_wmap *m, uint32_t lin)
+{
+    uint32_t p = lin >> 12;
+    return (m->page[p >> 6] >> (p & 63)) & 1;
+}
+
+/* The windows of `who` (struct xbt_rmap) that still map linear page lin. */
+static uint16_t rmap_live(const xbt_vm *vm, uint32_t lin, uint16_t who)
+{
+    for (int b = 0; b < XBT_WSETS * 3; b++)
+        if ((who & (1u << b)) && !wmap_has(b % 3 == XBT_WINDOW_D ? &vm->wset[b / 3]->dmap
+                                                                : &vm->wset[b / 3]->wmap[b % 3],
+                                           lin))
+            who &= (uint16_t)~(1u << b);
+    return who;
+}
+
+void xbt_rmap_note(xbt_vm *vm, int win, uint32_t lin, uint64_t gpa, uint32_t len)
+{
+    uint16_t bit = (uint16_t)(1u << (vm->cur->idx * 3 + win));
+    for (uint32_t off = 0; off < len; off += 4096) {
+        uint64_t p = (gpa + off) >> 12;
+        if (p >= vm->ram_size >> 12)
+            break;
+        struct xbt_rmap *e = &vm->rmap[p];
+        uint32_t l = lin + off;
+        if (e->who[0] & XBT_RMAP_LOST)
+            continue;
+        int k = 0;
+        while (k < 2 && !(e->who[k] && e->lin[k] == l))
+            k++;
+        if (k < 2) {
+            e->who[k] |= bit;
+            continue;
+        }
+        for (k = 0; k < 2; k++)
+            if (!e->who[k] || !(e->who[k] = rmap_live(vm, e->lin[k], e->who[k]))) {
+                e->lin[k] = l;
+                e->who[k] = bit;
+                break;
+            }
+        if (k == 2)
+            e->who[0] |= XBT_RMAP_LOST;
+    }
+}
+
 /* Code pages are write-protected in the window.  Paging off, the window address of a
-   physical page is the page itself; paging on, any number of linear pages may map it,
-   so protecting drops every mapping (they come back read-only on the next touch) and
-   unprotecting leaves the remapping to the next write fault. */
+   physical page is the page itself; paging on, the page's writable mappings (its
+   reverse map) are dropped, to come back read-only on the next touch, or every window
+   when the reverse map lost track; unprotecting leaves the remapping to the next write
+   fault. */
 void xbt_protect_code_page(xbt_vm *vm, uint32_t page)
 {
     if ((uint64_t)page >= vm->ram_size >> 12 || vm->code_prot[page])
         return;
     vm->code_prot[page] = 1;
+    vm->code_protects++;
     if (vm->window_paged) {
-        xbt_window_reset(vm);
+        struct xbt_rmap *e = &vm->rmap[page];
+        if (e->who[0] & XBT_RMAP_LOST) {
+            vm->code_protect_resets++;
+            xbt_window_reset(vm);
+        } else {
+            for (int k = 0; k < 2; k++)
+                for (int b = 0; b < XBT_WSETS * 3; b++)
+                    if (e->who[k] & (1u << b))
+                        wset_drop(vm, vm->wset[b / 3], b % 3, e->lin[k], 4096);
+        }
+        memset(e, 0, sizeof *e);
     } else {
         mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
         if (wmap_take(&vm->cur->dmap, page << 12, 4096)) /* remapped read-only on demand */
@@ -173,6 +233,8 @@ bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gp
              (off_t)gpa) != at)
         return false;
     xbt_wmap_note(vm, window == vm->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len);
+    if (writable && vm->window_paged)
+        xbt_rmap_note(vm, window == vm->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, gpa, len);
     return true;
 }
 
