@@ -53,6 +53,20 @@ __asm__(".text\n.globl smc_fn\n.align 4096\nsmc_fn:\n\tmovl $1, %eax\n\tret\n"
         ".globl smc_imm\n.set smc_imm, smc_fn + 1\n.align 4096\n");
 u32 smc_fn(void);
 extern u8 smc_imm[];
+/* Two more code pages, written through writable aliases made before their first
+   translation: the translation must take every such alias away (xbt's reverse map of
+   writable mappings tracks two linear pages a page; a third empties every window). */
+__asm__(".text\n.globl smc_fn2\n.align 4096\nsmc_fn2:\n\tmovl $1, %eax\n\tret\n"
+        ".globl smc_imm2\n.set smc_imm2, smc_fn2 + 1\n.align 4096\n"
+        ".globl smc_fn3\nsmc_fn3:\n\tmovl $1, %eax\n\tret\n"
+        ".globl smc_imm3\n.set smc_imm3, smc_fn3 + 1\n.align 4096\n");
+u32 smc_fn2(void), smc_fn3(void);
+extern u8 smc_imm2[], smc_imm3[];
+
+static void alias_poke(u32 alias_page, const u8 *imm, u32 value)
+{
+    *(volatile u32 *)(0x50000000u + (alias_page << 12) + ((u32)imm & 0xFFF)) = value;
+}
 
 void main(void)
 {
@@ -63,6 +77,9 @@ void main(void)
     pd[0x100] = (u32)pt_hi | P | W;    /* 0x40000000: nothing present yet */
     pd[0x140] = (u32)pt_alias | P | W; /* 0x50000000: alias of smc_fn's page */
     pt_alias[0] = ((u32)smc_fn & ~0xFFFu) | P | W;
+    pt_alias[1] = ((u32)smc_fn2 & ~0xFFFu) | P | W; /* one alias of smc_fn2's page */
+    for (u32 i = 2; i < 5; i++)                      /* three of smc_fn3's */
+        pt_alias[i] = ((u32)smc_fn3 & ~0xFFFu) | P | W;
     *(volatile u32 *)0x00800000 = 0x11111111;
     *(volatile u32 *)0x00801000 = 0x22222222;
     *(volatile u32 *)0x00802000 = 0x33333333;
@@ -206,6 +223,21 @@ void main(void)
     CHECK_EQ(smc_fn(), 1, "code before");
     *(volatile u32 *)(0x50000000u + ((u32)smc_imm & 0xFFF)) = 42;
     CHECK_EQ(smc_fn(), 42, "code patched through an alias mapping");
+    alias_poke(1, smc_imm2, 5);              /* writable in the window before any code */
+    *(volatile u32 *)smc_imm2 = 6;           /* and at its own address */
+    CHECK_EQ(smc_fn2(), 6, "code written through two aliases before it ran");
+    alias_poke(1, smc_imm2, 7);
+    CHECK_EQ(smc_fn2(), 7, "code patched through an alias mapped writable before it ran");
+    *(volatile u32 *)smc_imm2 = 8;
+    CHECK_EQ(smc_fn2(), 8, "code patched at its own address after that");
+    for (u32 i = 2; i < 5; i++)
+        alias_poke(i, smc_imm3, 10 + i);
+    *(volatile u32 *)smc_imm3 = 9;
+    CHECK_EQ(smc_fn3(), 9, "code written through four aliases before it ran");
+    alias_poke(2, smc_imm3, 21);
+    CHECK_EQ(smc_fn3(), 21, "code patched through the first of three aliases");
+    alias_poke(4, smc_imm3, 23);
+    CHECK_EQ(smc_fn3(), 23, "code patched through the last of three aliases");
 
     /* A fault half way through REP MOVSB: ECX and EDI show the progress. */
     static u8 src[64];
