@@ -5,14 +5,23 @@
  * The model is an Intel family 6 CPU (vendor "GenuineIntel", family 6, model 15,
  * stepping 1: a Core 2), restricted to what xbt implements:
  *
- *   leaf 0     max leaf 7, "GenuineIntel"
+ *   leaf 0     max leaf 0x16, "GenuineIntel"
  *   leaf 1     EAX 0x000006F1; EBX: one logical processor, initial APIC ID 0;
  *              ECX: SSE3 SSSE3 SSE4.1 SSE4.2, hypervisor;
  *              EDX: FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2, and APIC when
  *              the embedder models a local APIC (XBT_VM_LOCAL_APIC)
  *   leaf 7.0   EDX: IA32_ARCH_CAPABILITIES (bit 29)
+ *   leaf 0x15  the TSC's frequency as a ratio to a 1 GHz crystal (ECX: 1,000,000,000 Hz;
+ *              EBX/EAX: the host TSC's rate, measured once, as a fraction whose
+ *              numerator times the crystal's kHz fits 32 bits, as Linux computes it),
+ *              the rate of the local APIC timer of xbt-run's platform at divide 1
+ *   leaf 0x16  base and maximum frequency in MHz (the TSC's), bus 100 MHz
+ *              (without these a guest calibrates the TSC against the PIT, whose reads
+ *              are exits here: Linux gave up on the TSC now and then and ran from the
+ *              PIT, three port I/O exits per clock read, no vDSO time)
  *   0x40000000 the hypervisor leaf: max 0x40000000, signature "xbtVirtualCP" (EBX ECX EDX)
- *   others     zero (leaves 2-6 included; no extended leaves: 0x80000000 reads 0)
+ *   others     zero (leaves 2-6 and 8-0x14 included; no extended leaves: 0x80000000
+ *              reads 0)
  *
  * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
  * kernel could not save their state), RDTSCP, RDPID, SYSCALL, NX (no EFER: a CPU
@@ -34,7 +43,9 @@
  *   0x277  IA32_PAT                 0x0007040600070406 at reset; a reserved memory type
  *                                   (2, 3, 8-255) in any byte #GP
  */
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <x86intrin.h>
 
 #include "runtime/vcpu.h"
@@ -52,12 +63,74 @@ static bool local_apic(const struct xbt_vcpu *v)
     return v->vm->cfg.flags & XBT_VM_LOCAL_APIC;
 }
 
+/* The host TSC's rate in Hz, measured once against CLOCK_MONOTONIC over 20 ms (the
+   sample pairs taken where reading both was quickest: within about a microsecond, so
+   the rate is good to about 1e-5 or better). */
+static uint64_t tsc_rate;
+
+static void tsc_pair(uint64_t *tsc, uint64_t *ns)
+{
+    uint64_t best = ~0ull;
+    for (int i = 0; i < 5; i++) {
+        struct timespec t;
+        uint64_t a = __rdtsc();
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        uint64_t b = __rdtsc();
+        if (b - a < best) {
+            best = b - a;
+            *tsc = a + (b - a) / 2;
+            *ns = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+        }
+    }
+}
+
+static void measure_tsc(void)
+{
+    uint64_t t0, n0, t1, n1;
+    tsc_pair(&t0, &n0);
+    struct timespec d = { 0, 20000000 };
+    while (nanosleep(&d, &d) != 0) {
+    }
+    tsc_pair(&t1, &n1);
+    tsc_rate = n1 > n0 ? (uint64_t)((double)(t1 - t0) * 1e9 / (double)(n1 - n0)) : 0;
+    if (tsc_rate < 100000000ull) /* a TSC below 100 MHz: not believable */
+        tsc_rate = 0;
+}
+
+static uint64_t host_tsc_hz(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, measure_tsc);
+    return tsc_rate;
+}
+
+/* Leaf 0x15: TSC = crystal * EBX / EAX with the 1 GHz crystal; EBX below 4,295 (Linux
+   multiplies it by the crystal's kHz in 32 bits). */
+static void tsc_ratio(uint32_t *num, uint32_t *den)
+{
+    double r = (double)host_tsc_hz() / 1e9, best = 1e9;
+    *num = *den = 0;
+    if (r <= 0)
+        return;
+    for (uint32_t q = 1; q < 4295; q++) {
+        double p = r * q + 0.5;
+        if (p >= 4295)
+            break;
+        uint32_t pi = (uint32_t)p;
+        double e = pi ? (double)pi / q - r : 1e9;
+        if (pi && (e < 0 ? -e : e) < best) {
+            best = e < 0 ? -e : e;
+            *num = pi, *den = q;
+        }
+    }
+}
+
 void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
     uint32_t a = 0, b = 0, c = 0, d = 0;
     switch (leaf) {
     case 0:
-        a = 7;
+        a = 0x16;
         memcpy(&b, "Genu", 4), memcpy(&d, "ineI", 4), memcpy(&c, "ntel", 4);
         break;
     case 1:
@@ -74,6 +147,14 @@ void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
            exit: the 686-pae kernel's 100 fork+exec took 2.6 s with it, 0.3 s without). */
         if (sub == 0)
             d = XBT_BIT(29);
+        break;
+    case 0x15:
+        tsc_ratio(&b, &a);
+        c = b ? 1000000000u : 0;
+        break;
+    case 0x16:
+        a = b = (uint32_t)((host_tsc_hz() + 500000) / 1000000);
+        c = 100;
         break;
     case 0x40000000:
         /* The hypervisor leaf (CPUID.1:ECX.hypervisor is set), as VMware's and KVM's:
