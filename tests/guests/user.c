@@ -76,6 +76,22 @@ static __attribute__((section(".cpuidtext"), noinline)) void user_avx(void)
     __asm__ volatile("int $0x80" : : "a"(0) : "memory");
 }
 
+/* A CPUID behind a segment prefix, after ordinary code on its page: direct execution's
+   scan finds the 0F A2 and the decode in context sees that the instruction there is
+   the prefixed CPUID, so the page runs translated and the answer is the virtual CPU's,
+   the same as the kernel gets (a decode that took it for bytes inside another
+   instruction would let the host CPU answer). */
+volatile u32 ucpuid[3];
+void user_cpuid_prefixed(void);
+__asm__(".section .cpuidtext2,\"ax\"\n"
+        "\t.fill 64, 1, 0x90\n"
+        ".globl user_cpuid_prefixed\nuser_cpuid_prefixed:\n"
+        "\txorl %eax, %eax\n\txorl %ecx, %ecx\n"
+        "\t.byte 0x3e\n\tcpuid\n"
+        "\tmovl %ebx, ucpuid\n\tmovl %edx, ucpuid+4\n\tmovl %ecx, ucpuid+8\n"
+        "\tmovl $0, %eax\n\tint $0x80\n"
+        ".previous\n");
+
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit: back to the kernel, at CPL 0 */
@@ -223,6 +239,13 @@ void main(void)
         CHECK(same, "AVX register (upper half too) kept across system calls");
     } else {
         CHECK(1, "no AVX offered to user code here: nothing to keep");
+    }
+    enter_user(user_cpuid_prefixed, (u32)(ustack + sizeof ustack));
+    {
+        u32 a = 0, b, c = 0, d;
+        __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+        CHECK(ucpuid[0] == b && ucpuid[1] == d && ucpuid[2] == c,
+              "a prefixed CPUID in user code answers as the kernel's CPUID does");
     }
 
     /* Paging on, user_secret's page supervisor-only. */
