@@ -17,6 +17,7 @@ dir=$b/linux
 cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet XBT_FORKS=$forks"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+. "$root/scripts/qemu-linux.sh"
 
 run_one() { # peer -> "peer boot forks wall" on stdout
     local peer=$1 log=$out/log t0 t1
@@ -26,16 +27,7 @@ run_one() { # peer -> "peer boot forks wall" on stdout
         timeout 600 "$b/tools/xbt-run" --mem 256 --user-mode "${peer#xbt-}" \
             --initrd "$dir/initramfs.cpio.gz" -a "$cmdline" "$dir/vmlinuz" </dev/null >"$log" 2>&1 ;;
     qemu-tcg)
-        qemu-system-i386 -accel tcg -m 256 -kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" \
-            -append "$cmdline" -display none -nographic -monitor none -serial stdio \
-            -no-reboot </dev/null >"$log" 2>&1 &
-        local q=$!
-        for _ in $(seq 6000); do
-            grep -aq "System halted\|Kernel panic" "$log" && break
-            kill -0 $q 2>/dev/null || break
-            sleep 0.1
-        done
-        kill $q 2>/dev/null; wait $q 2>/dev/null ;;
+        qemu_linux tcg 256 "$dir/vmlinuz" "$dir/initramfs.cpio.gz" "$cmdline" "$log" ;;
     esac
     t1=$(date +%s.%N)
     tr -d '\r' <"$log" | awk -v p="$peer" -v w="$(awk "BEGIN{print $t1-$t0}")" '

@@ -88,16 +88,9 @@ fi
 command -v qemu-system-i386 >/dev/null || notes="${notes}QEMU: qemu-system-i386 not installed"$'\n'
 [ "$(id -u)" -eq 0 ] || notes="${notes}native: chroot needs root"$'\n'
 
+. "$root/scripts/qemu-linux.sh"
 qemu_run() { # accel log
-    qemu-system-i386 -accel "$1" -m 1024 -kernel "$lx/vmlinuz" -initrd "$cpio" -append "$cmdline" \
-        -display none -nographic -monitor none -serial stdio -no-reboot </dev/null >"$2" 2>&1 &
-    local q=$!
-    for _ in $(seq 24000); do
-        grep -aq "System halted\|Kernel panic\|reboot: Power down" "$2" && break
-        kill -0 $q 2>/dev/null || break
-        sleep 0.1
-    done
-    kill $q 2>/dev/null; wait $q 2>/dev/null
+    qemu_linux "$1" 1024 "$lx/vmlinuz" "$cpio" "$cmdline" "$2" 24000
 }
 run_one() { # peer: appends "peer phase seconds" and "peer SUM name md5" lines to $out/all
     local p=$1 log=$out/log.$1 t0 t1

@@ -36,17 +36,8 @@ qemu-tcg)
     command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
     # With acpi=off, poweroff halts the CPU and QEMU idles: stop it once Linux says so
     # (with ACPI, the power-off ends QEMU).
-    qemu-system-i386 -accel tcg -m 256 -kernel "$kernel" \
-        -initrd "$dir/initramfs.cpio.gz" -append "$cmdline" -display none -nographic \
-        -monitor none -serial stdio -no-reboot </dev/null >"$out" 2>&1 &
-    qpid=$!
-    for _ in $(seq 3000); do
-        grep -aq "System halted\|Kernel panic\|reboot: Power down" "$out" && break
-        kill -0 $qpid 2>/dev/null || break
-        sleep 0.1
-    done
-    kill $qpid 2>/dev/null
-    wait $qpid 2>/dev/null
+    . "$here/../../scripts/qemu-linux.sh"
+    qemu_linux tcg 256 "$kernel" "$dir/initramfs.cpio.gz" "$cmdline" "$out" 3000
     ;;
 *) echo "usage: run-linux.sh xbt|qemu-tcg [xbt-run options]" >&2; exit 2 ;;
 esac
