@@ -48,6 +48,7 @@
 #include <time.h>
 #include <x86intrin.h>
 
+#include "runtime/runner.h"
 #include "runtime/vcpu.h"
 
 /* CPUID.1:EDX and :ECX bits of the model. */
@@ -72,21 +73,20 @@ static void tsc_pair(uint64_t *tsc, uint64_t *ns)
 {
     uint64_t best = ~0ull;
     for (int i = 0; i < 5; i++) {
-        struct timespec t;
         uint64_t a = __rdtsc();
-        clock_gettime(CLOCK_MONOTONIC, &t);
+        uint64_t t = xbt_now_ns();
         uint64_t b = __rdtsc();
         if (b - a < best) {
             best = b - a;
             *tsc = a + (b - a) / 2;
-            *ns = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+            *ns = t;
         }
     }
 }
 
 static void measure_tsc(void)
 {
-    uint64_t t0, n0, t1, n1;
+    uint64_t t0 = 0, n0 = 0, t1 = 0, n1 = 0;
     tsc_pair(&t0, &n0);
     struct timespec d = { 0, 20000000 };
     while (nanosleep(&d, &d) != 0) {
@@ -117,9 +117,11 @@ static void tsc_ratio(uint32_t *num, uint32_t *den)
         if (p >= 4295)
             break;
         uint32_t pi = (uint32_t)p;
-        double e = pi ? (double)pi / q - r : 1e9;
-        if (pi && (e < 0 ? -e : e) < best) {
-            best = e < 0 ? -e : e;
+        double e = (double)pi / q - r;
+        if (e < 0)
+            e = -e;
+        if (pi && e < best) {
+            best = e;
             *num = pi, *den = q;
         }
     }

@@ -105,6 +105,14 @@ static bool sensitive_mnemonic(ZydisMnemonic m)
     }
 }
 
+static ZydisDecoder compat32;
+static pthread_once_t compat32_once = PTHREAD_ONCE_INIT;
+
+static void compat32_init(void)
+{
+    ZydisDecoderInit(&compat32, ZYDIS_MACHINE_MODE_LONG_COMPAT_32, ZYDIS_STACK_WIDTH_32);
+}
+
 /*
  * Whether the sensitive byte sequence at offset p of code bytes w[0..n) can be
  * executed as the instruction it spells by code that runs through these bytes in the
@@ -122,14 +130,6 @@ static bool sensitive_mnemonic(ZydisMnemonic m)
  * holds 0F 01 D0), which is what about nine in ten of the byte scan's finds in Debian's
  * gcc, libc and ld.so are.
  */
-static ZydisDecoder compat32;
-static pthread_once_t compat32_once = PTHREAD_ONCE_INIT;
-
-static void compat32_init(void)
-{
-    ZydisDecoderInit(&compat32, ZYDIS_MACHINE_MODE_LONG_COMPAT_32, ZYDIS_STACK_WIDTH_32);
-}
-
 static bool starts_instruction(const uint8_t *w, size_t n, size_t p)
 {
     enum { BACK = 64, RUN_UP = 24, VOTES = 8 };

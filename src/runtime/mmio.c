@@ -784,17 +784,10 @@ static int site_result(struct xbt_vcpu *v, int r)
     return r;
 }
 
-static int mmio_callout(struct xbt_vcpu *v);
-
-int xbt_mmio_callout(struct xbt_vcpu *v)
-{
-    return site_result(v, mmio_callout(v));
-}
-
 static int mmio_callout(struct xbt_vcpu *v)
 {
     uint64_t site = v->ctx.callout_site;
-    uint32_t flushes = (uint32_t)xbt_tc_flushes(v->vm->tc);
+    uint32_t flushes = xbt_tc_flushes(v->vm->tc);
     struct xbt_mmio_dcache *dc = &v->mmio_dcache[(site >> 4) % XBT_MMIO_DCACHE];
     if (dc->site != site || dc->flushes != flushes) {
         if (!decode_at_eip(v, &dc->in)) {
@@ -835,4 +828,9 @@ static int mmio_callout(struct xbt_vcpu *v)
     v->mmio_raised = false;
     mmio_begin_insn(v, lin, gpa, in);
     return 1;
+}
+
+int xbt_mmio_callout(struct xbt_vcpu *v)
+{
+    return site_result(v, mmio_callout(v));
 }

@@ -106,9 +106,13 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     vm->cur->identity = true;
     vm->code_prot = calloc(vm->ram_size >> 12, 1);
     vm->rmap = calloc(vm->ram_size >> 12, sizeof *vm->rmap);
+    if (!vm->code_prot || !vm->rmap) {
+        last_host_error = "cannot allocate the per-page tables of guest RAM";
+        goto host_fail;
+    }
     uint64_t tcs = cfg->tcache_size ? cfg->tcache_size : 64ull << 20;
     vm->tc = xbt_tc_create(tcs);
-    if (!vm->code_prot || !vm->rmap || !vm->tc) {
+    if (!vm->tc) {
         last_host_error = "cannot allocate the translation cache above 4 GiB";
         goto host_fail;
     }

@@ -99,11 +99,11 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key
    NULL: none. */
 xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,
                                    uint32_t eip);
+/* How many times the cache was flushed (a generation for what names a block's code). */
+uint32_t xbt_tc_flushes(const xbt_tcache *tc);
 /* Fills *out (its code buffer out->code of out->code_cap bytes) with b as the
    translator made it, exits unchained, ready for xbt_tblock_relocate.  false: b is not
    relocatable or does not fit. */
-/* How many times the cache was flushed (a generation for what names a block's code). */
-uint32_t xbt_tc_flushes(const xbt_tcache *tc);
 bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out);
 
 /* Patches exit `exit` of `from` to jump straight into `to`. */
