@@ -50,8 +50,7 @@ struct xbt_wrec {
    is cached re-checks its non-global mappings against the page tables instead of
    refilling them by faults (the design's per-address-space windows). */
 #define XBT_WSETS 4
-#define XBT_WREC_CAP0 8192     /* records a set starts with */
-#define XBT_WREC_CAP (1u << 18) /* at most (doubling as needed): 4 MiB a set */
+#define XBT_WREC_CAP 8192
 struct xbt_wset {
     uint8_t *kreserve, *kbase;        /* K-window: 4 GiB of an 8 GiB reservation */
     uint8_t *ureserve, *ubase;        /* user window (translated CPL 3 code) */
@@ -63,7 +62,7 @@ struct xbt_wset {
     uint8_t g_region[128], ng_region[128];
     struct xbt_wmap wmap[2];          /* what the K- and U-window map (by enum xbt_window) */
     struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
-    uint32_t n_rec, cap_rec;
+    uint32_t n_rec;
     bool rec_overflow;                /* too many: a switch back drops them all */
     /* Direct execution: the runner process whose D-window mirrors this address space's
        user pages (parked while another address space is current), what it maps, and a

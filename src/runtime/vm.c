@@ -69,14 +69,13 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
        4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = calloc(1, sizeof *w);
-        if (!w || !(w->rec = malloc(XBT_WREC_CAP0 * sizeof *w->rec))) {
+        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec))) {
             free(w);
             last_host_error = "cannot allocate the window sets";
             goto host_fail;
         }
         vm->wset[k] = w;
         w->idx = (uint8_t)k;
-        w->cap_rec = XBT_WREC_CAP0;
         w->cr3 = ~0u;
         xbt_runner_init(&w->runner);
         w->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,

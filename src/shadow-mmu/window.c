@@ -269,18 +269,9 @@ void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool globa
         w->rec_overflow = true;
         return;
     }
-    if (w->n_rec == w->cap_rec) {
-        /* A big working set (a compiler's: 30,000 pages and more) grows the records;
-           an overflow would drop them all at the next CR3 load to this set. */
-        struct xbt_wrec *more = w->cap_rec < XBT_WREC_CAP
-                                    ? realloc(w->rec, 2 * (size_t)w->cap_rec * sizeof *w->rec)
-                                    : NULL;
-        if (!more) {
-            w->rec_overflow = true;
-            return;
-        }
-        w->rec = more;
-        w->cap_rec *= 2;
+    if (w->n_rec == XBT_WREC_CAP) {
+        w->rec_overflow = true;
+        return;
     }
     w->rec[w->n_rec++] = (struct xbt_wrec){ lin, pde, pte0, (uint16_t)(len >> 12), (uint8_t)win,
                                             big };
