@@ -899,10 +899,10 @@ static int callout_body(struct xbt_jit_ctx *ctx)
             uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
             xbt_vm *vm = v->vm;
             uint32_t u = ea >> 21;
-            if (vm->pse_region[u >> 3] & (1u << (u & 7))) {
+            if (vm->mmu->pse_region[u >> 3] & (1u << (u & 7))) {
                 uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
                 for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
-                    vm->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
+                    vm->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
                 xbt_mapping_changed(v, ea & ~(size - 1), size);
             } else {
                 xbt_mapping_changed(v, ea & ~0xFFFu, 4096);

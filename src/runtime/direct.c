@@ -47,23 +47,32 @@ bool xbt_direct_vm_init(xbt_vm *vm, const char **why)
 void xbt_direct_vm_destroy(xbt_vm *vm)
 {
     for (int k = 0; k < XBT_WSETS; k++)
-        if (vm->wset[k])
-            xbt_runner_free(&vm->wset[k]->runner);
+        xbt_runner_free(&vm->dset[k].runner);
 }
 
-/* Drops [lin, lin + len) from set w's D-window; the current set's at once if its guest
-   thread may run (the guest sees the change before its next instruction). */
-void xbt_direct_set_drop(xbt_vm *vm, struct xbt_wset *w, uint32_t lin, uint64_t len)
+/* The shadow MMU's D-window operations (struct xbt_smmu_dwin): set k's D-window is its
+   runner's address space. */
+static bool dwin_drop(void *opaque, unsigned set, uint32_t lin, uint64_t len)
 {
-    /* A runner that had to be killed to get there has no D-window left at all. */
-    if (!xbt_runner_unmap(&w->runner, lin, len, w == vm->cur))
-        memset(&w->dmap, 0, sizeof w->dmap);
+    xbt_vm *vm = opaque;
+    /* The current set's at once if its guest thread may run (the guest sees the change
+       before its next instruction). */
+    return xbt_runner_unmap(&vm->dset[set].runner, lin, len, set == vm->mmu->cur->idx);
 }
 
-void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len)
+static int dwin_map(void *opaque, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
+                    int64_t fetch)
 {
-    xbt_direct_set_drop(vm, vm->cur, lin, len);
+    return xbt_direct_map(opaque, lin, gpa, len, writable, fetch);
 }
+
+static void dwin_park(void *opaque, unsigned set)
+{
+    xbt_vm *vm = opaque;
+    xbt_runner_park(&vm->dset[set].runner);
+}
+
+const struct xbt_smmu_dwin xbt_direct_dwin = { NULL, dwin_drop, dwin_map, dwin_park };
 
 /* The fast system call instruction the host CPU accepts in compatibility mode and
    whose return address its kernel then loses (AMD: SYSCALL, 0F 05; Intel: SYSENTER,
@@ -246,7 +255,7 @@ static bool page_sensitive(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint64_t next
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
                    int64_t fetch)
 {
-    struct xbt_runner *r = &vm->cur->runner;
+    struct xbt_runner *r = &xbt_dset_cur(vm)->runner;
     if (!xbt_runner_alive(r) || lin < r->min_addr)
         return XBT_DMAP_FAIL;
     if (writable) {
@@ -254,9 +263,9 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
            and it comes back read-only and executable (after the check below). */
         if (!xbt_runner_map(r, lin, gpa, len, PROT_READ | PROT_WRITE))
             return XBT_DMAP_FAIL;
-        xbt_wmap_note(vm, XBT_WINDOW_D, lin, len);
-        if (vm->window_paged)
-            xbt_rmap_note(vm, XBT_WINDOW_D, lin, gpa, len);
+        xbt_wmap_note(vm->mmu, XBT_WINDOW_D, lin, len);
+        if (vm->mmu->window_paged)
+            xbt_rmap_note(vm->mmu, XBT_WINDOW_D, lin, gpa, len);
         return XBT_DMAP_OK;
     }
     int rc = XBT_DMAP_OK;
@@ -275,19 +284,8 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
             rc = XBT_DMAP_XLATE;
         off += n;
     }
-    xbt_wmap_note(vm, XBT_WINDOW_D, lin, len);
+    xbt_wmap_note(vm->mmu, XBT_WINDOW_D, lin, len);
     return rc;
-}
-
-bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
-                                 bool writable)
-{
-    return xbt_direct_map(vm, lin, gpa, len, writable, -1) == XBT_DMAP_OK;
-}
-
-bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable)
-{
-    return xbt_direct_window_map_range(vm, lin & ~0xFFFu, gpa & ~0xFFFull, 4096, writable);
 }
 
 /* ---- segments ----------------------------------------------------------------------- */
@@ -332,7 +330,7 @@ static bool mirror_segment(struct xbt_vcpu *v, int seg, uint16_t *out)
         errno = EINVAL;
         return false;
     }
-    xbt_runner_set_ldt(&v->vm->cur->runner, seg, &d); /* written at entry if it changed */
+    xbt_runner_set_ldt(&xbt_dset_cur(v->vm)->runner, seg, &d); /* written at entry if it changed */
     *out = (uint16_t)((seg << 3) | 4 | 3);
     return true;
 }
@@ -345,9 +343,9 @@ static uint32_t as_tag(const struct xbt_vcpu *v)
 {
     const xbt_vm *vm = v->vm;
     uint32_t k = 0;
-    while (k < XBT_WSETS - 1 && vm->wset[k] != vm->cur)
+    while (k < XBT_WSETS - 1 && vm->mmu->wset[k] != vm->mmu->cur)
         k++;
-    return (k + 1) << 24 | (vm->cur->gen & 0xFFFFFF);
+    return (k + 1) << 24 | (vm->mmu->cur->gen & 0xFFFFFF);
 }
 
 /* Adaptive mode: linear code pages (with the address space) that trapped often. */
@@ -398,7 +396,7 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
     v->adapt_burst += ticks;
     if (v->adapt_burst >= v->vm->adapt_ticks) {
-        v->vm->cur->promoted = true;
+        xbt_dset_cur(v->vm)->promoted = true;
         v->stats.adapt_promotions++;
     }
 }
@@ -443,12 +441,12 @@ static void forget_runner(struct xbt_wset *w)
    selector the guest never gave it would raise; its state is the last one seen. */
 static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
 {
-    struct xbt_wset *w = v->vm->cur;
+    struct xbt_wset *w = v->vm->mmu->cur;
     if (getenv("XBT_DEBUG_ESCAPE"))
         fprintf(stderr, "escape: sig %d trap %d err %#x rip %#llx cs %#x cr2 %#llx\n", v->direct.sig,
                 v->direct.trapno, v->direct.err, (unsigned long long)v->direct.rip, v->direct.uc_cs,
                 (unsigned long long)v->direct.cr2);
-    xbt_runner_kill(&w->runner);
+    xbt_runner_kill(&xbt_dset_cur(v->vm)->runner);
     forget_runner(w);
     v->stats.direct_escapes++;
     return xbt_raise(v, XBT_GP, true, sel & 0xFFFCu, eip);
@@ -512,8 +510,8 @@ bool xbt_direct_run(struct xbt_vcpu *v)
 {
     struct xbt_direct *d = &v->direct;
     xbt_vm *vm = v->vm;
-    struct xbt_wset *w = vm->cur;
-    struct xbt_runner *r = &w->runner;
+    struct xbt_wset *w = vm->mmu->cur;
+    struct xbt_runner *r = &xbt_dset_cur(vm)->runner;
     if (!xbt_runner_alive(r)) {
         char why[sizeof vm->direct_why];
         if (!xbt_runner_start(r, vm->memfd, vm->ram_size, why, sizeof why)) {
@@ -638,12 +636,12 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                     v->direct_xlate = true; /* MMIO or open bus: the translator exits */
                     return true;
                 }
-                if (write && v->vm->code_prot[page]) {
+                if (write && v->vm->mmu->code_prot[page]) {
                     xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
                 }
                 bool fetch = (d->err & XBT_PF_I) && !write;
                 int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
-                                        !v->vm->code_prot[page] && !fetch,
+                                        !v->vm->mmu->code_prot[page] && !fetch,
                                         fetch ? (int64_t)lin : -1);
                 if (rc == XBT_DMAP_XLATE)
                     xbt_direct_page_translated(v, eip);

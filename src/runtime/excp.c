@@ -54,7 +54,7 @@ static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
     struct xbt_vcpu *v = opaque;
     if (gpa + 4 > v->vm->ram_size)
         return false;
-    if (v->vm->code_prot[gpa >> 12])
+    if (v->vm->mmu->code_prot[gpa >> 12])
         xbt_vm_invalidate(v->vm, gpa, 4);
     memcpy(v->vm->ram + gpa, &val, 4);
     return true;
@@ -114,7 +114,7 @@ static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool
 void xbt_stlb_flush(struct xbt_vcpu *v)
 {
     if (++v->stlb_gen == 0) { /* wrapped: make every entry stale for good */
-        memset(v->stlb, 0, sizeof v->stlb);
+        memset(v->stlb, 0, XBT_STLB_SIZE * sizeof *v->stlb);
         v->stlb_gen = 1;
     }
 }
@@ -147,7 +147,7 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
         uint64_t gpa;
         if (!lin_page(v, lin, n, true, user, &gpa))
             return false;
-        if (v->vm->code_prot[gpa >> 12])
+        if (v->vm->mmu->code_prot[gpa >> 12])
             xbt_vm_invalidate(v->vm, gpa, n);
         memcpy(v->vm->ram + gpa, p, n);
         p += n, lin += n, len -= n;

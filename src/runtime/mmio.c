@@ -268,7 +268,7 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
                                "without RAM into another: not emulated", start);
         return -1;
     }
-    if (is_store && vm->code_prot[rgpa >> 12]) {
+    if (is_store && vm->mmu->code_prot[rgpa >> 12]) {
         xbt_set_internal_error(v, v->ctx.eip, "guest store at %08x crosses from MMIO into a "
                                "page holding translated code: not emulated", start);
         return -1;

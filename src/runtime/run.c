@@ -43,7 +43,7 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
             }
             gpa = r.gpa;
             if (!r.global)
-                v->region_code_ng[l >> 25] |= (uint8_t)(1u << ((l >> 22) & 7));
+                xbt_smmu_code_nonglobal(v->mmu, l);
         }
         if (gpa + chunk > v->vm->ram_size)
             break;
@@ -81,57 +81,9 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     return m;
 }
 
-uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region)
-{
-    if (xbt_pae(v))
-        return 0; /* no 32-bit directory entry (PAE regions: xbt_region_key) */
-    uint64_t at = (uint64_t)(v->cr3 & ~0xFFFu) + region * 4;
-    uint32_t pde = 0;
-    if (at + 4 <= v->vm->ram_size)
-        memcpy(&pde, v->vm->ram + at, 4);
-    return pde;
-}
-
-uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region)
-{
-    if (!xbt_paging(v))
-        return 0; /* PAE: 0 as well (xbt_region_pde_raw); its key is xbt_region_key's */
-    return xbt_region_pde_raw(v, region) & ~0x60u; /* A and D change, the mapping not */
-}
-
-static void mark_code_region(struct xbt_vcpu *v, uint32_t lin)
-{
-    uint32_t r = lin >> 22;
-    uint8_t bit = (uint8_t)(1u << (r & 7));
-    if (!(v->code_region[r >> 3] & bit)) {
-        v->code_region[r >> 3] |= bit;
-        xbt_region_key(v, r, v->region_key[r]);
-    }
-}
-
-/* A block was translated or re-checked on linear page lin under the current tables: if
-   the page's table entry is not the one the region's snapshot holds from the last CR3
-   load, the next CR3 load must give the region a new epoch (window.c,
-   region_code_same). */
-static void note_code_pte(struct xbt_vcpu *v, uint32_t lin)
-{
-    uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
-    if (!xbt_paging(v) || !v->region_ptes[r])
-        return; /* no snapshot yet: the first compare fails anyway */
-    uint32_t pte = 0;
-    if (!xbt_code_pte(v, lin, &pte) || pte != v->region_ptes[r][i])
-        v->region_code_moved[r >> 3] |= (uint8_t)(1u << (r & 7));
-}
-
 static void mark_code_lin(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1)
 {
-    v->code_lin[lin0 >> 15] |= (uint8_t)(1u << ((lin0 >> 12) & 7));
-    v->code_lin[lin1 >> 15] |= (uint8_t)(1u << ((lin1 >> 12) & 7));
-    mark_code_region(v, lin0);
-    mark_code_region(v, lin1);
-    note_code_pte(v, lin0);
-    if ((lin1 ^ lin0) >> 12)
-        note_code_pte(v, lin1);
+    xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1);
 }
 
 /* Physical page of a linear code address under the current mapping, or false. */
@@ -146,7 +98,7 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
         return false;
     *page = (uint32_t)(r.gpa >> 12);
     if (!r.global)
-        v->region_code_ng[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
+        xbt_smmu_code_nonglobal(v->mmu, lin);
     return true;
 }
 
@@ -161,7 +113,7 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
     uint32_t p0, p1;
     if (code_page(v, lin0, &p0) && code_page(v, lin1, &p1) && p0 == b->page[0] &&
         p1 == b->page[1]) {
-        b->epoch = v->tc_epoch;
+        b->epoch = v->mmu->tc_epoch;
         b->lin = lin0;
         mark_code_lin(v, lin0, lin1);
         return true;
@@ -306,12 +258,12 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
         if (!next || !code_page(v, next, &p1) || p1 != src->page[1])
             return 0;
     }
-    v->tb.code = v->tbuf;
-    v->tb.code_cap = sizeof v->tbuf;
-    if (!xbt_tc_get_tblock(src, &v->tb))
+    v->tb->code = v->tbuf;
+    v->tb->code_cap = XBT_BLOCK_MAX_CODE;
+    if (!xbt_tc_get_tblock(src, v->tb))
         return 0;
-    uint32_t from = v->tb.eip;
-    xbt_tblock_relocate(&v->tb, v->ctx.eip);
+    uint32_t from = v->tb->eip;
+    xbt_tblock_relocate(v->tb, v->ctx.eip);
     if (vm->check_shared) {
         static _Thread_local uint8_t code[XBT_BLOCK_MAX_CODE];
         static _Thread_local xbt_tblock fresh;
@@ -321,7 +273,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
         const char *what =
             xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &fresh) != XBT_T_OK
                 ? "the fresh translation fails"
-                : xbt_tblock_diff(&fresh, &v->tb);
+                : xbt_tblock_diff(&fresh, v->tb);
         if (what) {
             xbt_set_internal_error(v, v->ctx.eip, "XBT_CHECK_SHARED: the block at %08x copied "
                                    "from %08x differs from its fresh translation: %s",
@@ -347,10 +299,10 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     if (shared < 0)
         return NULL;
     if (!shared) {
-        v->tb.code = v->tbuf;
-        v->tb.code_cap = sizeof v->tbuf;
+        v->tb->code = v->tbuf;
+        v->tb->code_cap = XBT_BLOCK_MAX_CODE;
         v->fetch_pf = false;
-        ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, &v->tb);
+        ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, v->tb);
     }
     v->translate_ticks += __builtin_ia32_rdtsc() - t0;
     if (v->xl.path && ts != XBT_T_OK)
@@ -370,19 +322,19 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     }
     if (ts != XBT_T_OK) {
         xbt_set_internal_error(v, v->ctx.eip, "translation failed at %08x: %s", v->ctx.eip,
-                               v->tb.error);
+                               v->tb->error);
         return NULL;
     }
     /* Physical pages of the block's first and last byte (paging off: the linear ones).
        A trace's bytes need not end with its last fetch: walk both ends. */
     uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
     if (v->xl.path) {
-        uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
+        uint32_t l0 = v->seg[XBT_CS].base + v->tb->eip;
         if (!code_page(v, l0, &lin0) ||
-            !code_page(v, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0), &lin1))
+            !code_page(v, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0), &lin1))
             return NULL; /* its pages are no longer mapped: no trace */
     }
-    xbt_block *b = xbt_tc_insert(vm->tc, &v->tb, key, lin0, lin1);
+    xbt_block *b = xbt_tc_insert(vm->tc, v->tb, key, lin0, lin1);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
         xbt_tc_flush(vm->tc);
@@ -391,25 +343,25 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         ibl_reset(v);
         v->unlinked = NULL;
         for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
-            if (vm->code_prot[p])
-                xbt_unprotect_code_page(vm, (uint32_t)p);
-        b = xbt_tc_insert(vm->tc, &v->tb, key, lin0, lin1);
+            if (vm->mmu->code_prot[p])
+                xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
+        b = xbt_tc_insert(vm->tc, v->tb, key, lin0, lin1);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
             return NULL;
         }
     }
-    b->epoch = v->tc_epoch;
-    b->lin = v->seg[XBT_CS].base + v->tb.eip;
+    b->epoch = v->mmu->tc_epoch;
+    b->lin = v->seg[XBT_CS].base + v->tb->eip;
     if (vm->perfmap)
         xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
                               v->xl.path != NULL);
     {
-        uint32_t l0 = v->seg[XBT_CS].base + v->tb.eip;
-        mark_code_lin(v, l0, l0 + (v->tb.guest_len ? v->tb.guest_len - 1 : 0));
+        uint32_t l0 = v->seg[XBT_CS].base + v->tb->eip;
+        mark_code_lin(v, l0, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0));
     }
-    xbt_protect_code_page(vm, lin0);
-    xbt_protect_code_page(vm, lin1);
+    xbt_protect_code_page(vm->mmu, lin0);
+    xbt_protect_code_page(vm->mmu, lin1);
     return b;
 }
 
@@ -478,16 +430,16 @@ static void smc_data_end(struct xbt_vcpu *v)
         if (xbt_tc_page_range_has_code(vm->tc, v->smc_data_page, first, last - first + 1)) {
             xbt_vm_invalidate(vm, (uint64_t)v->smc_data_page << 12, 4096);
             if (v->smc_data_paged)
-                xbt_window_drop(vm, v->smc_data_lin & ~0xFFFu, 4096);
+                xbt_window_drop(vm->mmu, v->smc_data_lin & ~0xFFFu, 4096);
             return;
         }
     }
-    if (!vm->code_prot[v->smc_data_page])
+    if (!vm->mmu->code_prot[v->smc_data_page])
         return; /* invalidated meanwhile */
     if (v->smc_data_paged)
-        xbt_window_drop(vm, v->smc_data_lin & ~0xFFFu, 4096);
+        xbt_window_drop(vm->mmu, v->smc_data_lin & ~0xFFFu, 4096);
     else
-        mprotect(vm->kbase + ((uint64_t)v->smc_data_page << 12), 4096, PROT_READ);
+        mprotect(vm->mmu->kbase + ((uint64_t)v->smc_data_page << 12), 4096, PROT_READ);
 }
 
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
@@ -504,20 +456,20 @@ static bool handle_fault(struct xbt_vcpu *v)
     xbt_vm *vm = v->vm;
     switch (sig) {
     case SIGSEGV: {
-        uint64_t a = v->fault_addr, k = (uintptr_t)vm->kbase, u = (uintptr_t)vm->ubase;
+        uint64_t a = v->fault_addr, k = (uintptr_t)vm->mmu->kbase, u = (uintptr_t)vm->mmu->ubase;
         if (a >= k && a < k + (4ull << 30) && xbt_paging(v))
             return xbt_paged_fault(v, XBT_WINDOW_K, (uint32_t)(a - k)) != 0;
         if (a >= u && a < u + (4ull << 30) && xbt_paging(v))
             return xbt_paged_fault(v, XBT_WINDOW_U, (uint32_t)(a - u)) != 0;
         if (a >= k && a < k + (4ull << 30)) {
             uint64_t gpa = a - k;
-            if (gpa < vm->ram_size && vm->code_prot[gpa >> 12]) {
+            if (gpa < vm->ram_size && vm->mmu->code_prot[gpa >> 12]) {
                 uint32_t page = (uint32_t)(gpa >> 12), off = (uint32_t)gpa & 0xFFF;
                 uint32_t len = 4096 - off < 16 ? 4096 - off : 16;
                 if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
                     /* Data beside code: the page stays protected, its code cached. */
                     xbt_smc_data_begin(v, page, (uint32_t)gpa, false);
-                    mprotect(vm->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+                    mprotect(vm->mmu->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
                     return true;
                 }
                 /* A write to a page holding translated code: drop its translations and
@@ -660,10 +612,10 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     if (t) {
         t->tstate = 1;
         v->stats.traces++;
-        v->stats.trace_blocks += v->tb.path_used;
-        v->stats.trace_guards += v->tb.stats.trace_guards;
+        v->stats.trace_blocks += v->tb->path_used;
+        v->stats.trace_guards += v->tb->stats.trace_guards;
         if (profiled)
-            v->prof_info[v->prof_n++] = (struct xbt_prof_info){ v->rec_path[0], v->tb.path_used };
+            v->prof_info[v->prof_n++] = (struct xbt_prof_info){ v->rec_path[0], v->tb->path_used };
         if (at_head)
             return t;
     } else {
@@ -864,11 +816,11 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
             bool (*site)(void *, uint32_t) = v->xl.mmio_site;
             v->xl.max_insns = 1;
             v->xl.mmio_site = NULL;
-            v->tb.code = v->tbuf;
-            v->tb.code_cap = sizeof v->tbuf;
+            v->tb->code = v->tbuf;
+            v->tb->code_cap = XBT_BLOCK_MAX_CODE;
             v->fetch_pf = false;
             enum xbt_tstatus ts =
-                xbt_translate_block(&v->xl, &m, v->ctx.eip, fetch_code, v, &v->tb);
+                xbt_translate_block(&v->xl, &m, v->ctx.eip, fetch_code, v, v->tb);
             v->xl.max_insns = saved;
             v->xl.mmio_site = site;
             if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
@@ -885,10 +837,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
                 break;
             }
             if (ts != XBT_T_OK) {
-                xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb.error);
+                xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb->error);
                 break;
             }
-            memcpy(v->smc_exec_w, v->tb.code, v->tb.code_len);
+            memcpy(v->smc_exec_w, v->tb->code, v->tb->code_len);
             chain_site = 0;
             rc = xbt_jit_enter(&v->ctx, v->smc_exec);
             v->interrupt_shadow = false; /* the covered instruction has run */

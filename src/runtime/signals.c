@@ -101,7 +101,7 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
     }
     if (v && v->running && v->smc_exec && rip >= (uintptr_t)v->smc_exec &&
         rip < (uintptr_t)v->smc_exec + XBT_BLOCK_MAX_CODE) {
-        const struct xbt_pcmap *m = xbt_tblock_lookup(&v->tb, (uint32_t)(rip - (uintptr_t)v->smc_exec));
+        const struct xbt_pcmap *m = xbt_tblock_lookup(v->tb, (uint32_t)(rip - (uintptr_t)v->smc_exec));
         take_guest_state(v, uc, NULL, m);
         v->fault_sig = m ? sig : -sig;
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;

@@ -20,6 +20,7 @@
 #include "runtime/direct.h"
 #include "runtime/perfmap.h"
 #include "runtime/runner.h"
+#include "shadow-mmu/smmu.h"
 #include "tcache/tcache.h"
 #include "translator/abi.h"
 #include "translator/translator.h"
@@ -32,77 +33,26 @@ enum {
     XBT_PF = 14, XBT_MF = 16, XBT_AC = 17, XBT_MC = 18, XBT_XM = 19,
 };
 
-/* What a window maps, by linear page, and by 4 MiB region (for cheap scans). */
-struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; };
-
-/* A window mapping made from a non-global entry: what it was derived from, so that a
-   CR3 load (a TLB flush) can keep it if the entries are still the same. */
-struct xbt_wrec {
-    uint32_t lin;      /* first linear page */
-    uint32_t pde;      /* the directory entry then */
-    uint32_t pte0;     /* the first page's table entry then (4 KiB pages) */
-    uint16_t npages;   /* a run of pages whose entries are pte0 + k * 4096 */
-    uint8_t win;       /* XBT_WINDOW_K or XBT_WINDOW_U */
-    uint8_t big;       /* a 4 MiB page: the directory entry says it all */
-};
-
-/* One address space's K- and U-window: a CR3 switch back to an address space whose set
-   is cached re-checks its non-global mappings against the page tables instead of
-   refilling them by faults (the design's per-address-space windows). */
-#define XBT_WSETS 4
-#define XBT_WREC_CAP 8192
-struct xbt_wset {
-    uint8_t *kreserve, *kbase;        /* K-window: 4 GiB of an 8 GiB reservation */
-    uint8_t *ureserve, *ubase;        /* user window (translated CPL 3 code) */
-    uint32_t cr3;                     /* the page directory it mirrors (~0: none) */
-    uint64_t stamp;                   /* last use */
-    bool identity;                    /* the K-window holds RAM 1:1 (paging off) */
-    /* Mappings from global entries and from others, by linear page and region. */
-    uint64_t g_page[1u << 14], ng_page[1u << 14];
-    uint8_t g_region[128], ng_region[128];
-    struct xbt_wmap wmap[2];          /* what the K- and U-window map (by enum xbt_window) */
-    struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
-    uint32_t n_rec;
-    bool rec_overflow;                /* too many: a switch back drops them all */
-    /* Direct execution: the runner process whose D-window mirrors this address space's
-       user pages (parked while another address space is current), what it maps, and a
-       generation bumped when the set is given to another address space. */
+/* The runtime's part of a window set (by the set's idx): the runner process whose
+   D-window mirrors that address space's user pages (parked while another address space
+   is current), and adaptive mode's promotion: whether this address space (the set's
+   generation adapt_gen) has run its user code translated for vm->adapt_ticks without
+   entering the kernel; from then on its user code runs directly (direct.c,
+   xbt_direct_wanted). */
+struct xbt_dset {
     struct xbt_runner runner;
-    struct xbt_wmap dmap;
-    uint32_t gen;
-    /* Adaptive mode: whether this address space (generation adapt_gen) has run its
-       user code translated for vm->adapt_ticks without entering the kernel: from then
-       on its user code runs directly (direct.c, xbt_direct_wanted). */
     uint32_t adapt_gen;
     bool promoted;
-    uint8_t idx;                      /* its index in vm->wset */
 };
-
-/* Where a guest physical page is mapped writable in the windows (window.c): up to two
-   linear pages, each with the windows that map it there (bit 3 * set + window: the K-,
-   user and D-windows of each set); XBT_RMAP_LOST when there were more.  Entries may be
-   stale (the window dropped the page since): a stale one costs a needless drop at most.
-   Making the page a code page drops exactly these mappings, or every window when the
-   entry was lost. */
-struct xbt_rmap { uint32_t lin[2]; uint16_t who[2]; };
-#define XBT_RMAP_LOST 0x8000u
-_Static_assert(XBT_WSETS * 3 <= 15, "xbt_rmap.who has a bit per set and window");
 
 struct xbt_vm {
     xbt_vm_config cfg;
     int memfd;
     uint8_t *ram;              /* host view of guest RAM (its own mapping) */
     uint64_t ram_size;
-    struct xbt_wset *wset[XBT_WSETS];
-    struct xbt_wset *cur;      /* the current address space's windows */
-    uint64_t wclock;
-    uint64_t code_page_invals, wrec_checked, wrec_dropped; /* statistics */
-    uint64_t code_protects, code_protect_resets;
-    struct xbt_rmap *rmap;     /* per RAM page (see struct xbt_rmap) */
-    uint8_t *kbase;            /* K-window of cur: guest linear 0 */
-    uint8_t *ubase;            /* user window of cur (paging on, CPL 3): user pages only */
-    uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
-    bool window_paged;         /* the K-window holds linear (paged) mappings */
+    xbt_smmu *mmu;             /* the shadow MMU: windows, sets, epochs, code pages */
+    struct xbt_dset dset[XBT_WSETS]; /* the runtime's part of each window set */
+    uint64_t code_page_invals; /* statistics */
     xbt_tcache *tc;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
     /* Translations of the same physical bytes at another EIP are relocated copies
@@ -117,10 +67,6 @@ struct xbt_vm {
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
     bool direct_ok;            /* user code may run directly (in runner processes) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
-    /* 2 MiB units where some window mapping came from a large guest page (a 4 MiB page
-       marks its two units, a PAE 2 MiB page its one): an INVLPG there drops that whole
-       large page (one TLB entry in hardware), elsewhere one 4 KiB page. */
-    uint8_t pse_region[256];
 };
 
 /* An inline lookup table's entry made empty: it misses (and its miss leaves to the
@@ -134,6 +80,8 @@ static inline void xbt_ibl_clear(struct xbt_ibl_entry *e)
 struct xbt_vcpu {
     struct xbt_jit_ctx ctx;    /* first: R13 points here */
     xbt_vm *vm;
+    xbt_smmu *mmu;                   /* the VM's shadow MMU (vm->mmu) */
+    struct xbt_vcpu_tables *tables;  /* its large tables, behind the pointers below */
     xbt_translator xl;               /* the translator (its decoder state) */
     struct xbt_ibl_entry *ibl;       /* live indirect-branch table (ibl_cur's) */
     bool ibl_stale;                  /* translations were dropped: clear all before use */
@@ -161,7 +109,7 @@ struct xbt_vcpu {
         bool prune_dropped, prune_regions_any;
         uint8_t prune_regions[128];
         uint16_t used[XBT_IBL_USED_CAP];
-    } ibl_sets[XBT_IBL_SETS], *ibl_cur;
+    } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
 
     /* Architectural state not held in ctx. */
@@ -209,7 +157,7 @@ struct xbt_vcpu {
     struct xbt_mmio_site_rec {
         uint32_t lin, faults;
         uint32_t ram, mmio;          /* a site's callouts that found RAM, MMIO */
-    } mmio_sites[XBT_MMIO_SITES];
+    } *mmio_sites;                   /* XBT_MMIO_SITES */
     uint32_t n_mmio_sites;
     uint8_t *mmio_site_pages;
     /* The decoded instructions of recent MMIO-site callouts, by callout site: a site's
@@ -220,7 +168,7 @@ struct xbt_vcpu {
         uint64_t site;
         uint32_t flushes;
         xbt_insn in;
-    } mmio_dcache[XBT_MMIO_DCACHE];
+    } *mmio_dcache;                  /* XBT_MMIO_DCACHE */
     bool mmio_exit_ready;            /* v->exit holds an MMIO write to return at once */
     /* A callout's explicit operand or stack access that met MMIO (callouts.c): reads are
        exits answered before the instruction runs again, which then takes the data from
@@ -247,7 +195,7 @@ struct xbt_vcpu {
     uint32_t mmio_next_eip;
     uint8_t io_in_reg_size;
     uint32_t io_count;               /* elements of the pending string I/O exit */
-    uint8_t io_buf[4096];            /* their data (XBT_VM_STRING_IO) */
+    uint8_t *io_buf;                 /* their data (XBT_VM_STRING_IO; 4 KiB) */
     uint32_t io_next_eip;
     /* An SMC fault: run one instruction without caching, page writable. */
     bool smc_single;
@@ -257,7 +205,7 @@ struct xbt_vcpu {
     bool smc_data;
     uint32_t smc_data_page, smc_data_lin;
     bool smc_data_paged;
-    uint8_t smc_shadow[4096];
+    uint8_t *smc_shadow;             /* the page before the step (4 KiB) */
     uint8_t *smc_exec;               /* scratch code for uncached single steps (R+X) ... */
     uint8_t *smc_exec_w;             /* ... and its writable view */
 
@@ -283,27 +231,6 @@ struct xbt_vcpu {
     uint32_t pf_lin, pf_err;
     /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
     bool fetch_pf, fetch_raised;
-    uint32_t tc_epoch;               /* bumped when linear-to-physical mappings may change */
-    /* Mapping epochs by 4 MiB region: a block checked at epoch E is current while
-       neither of its regions (nor everything, all_epoch) changed after E.  A CR3 load
-       bumps only the regions with code whose directory entry is not the same 4 MiB
-       page as before: the kernel's code (Linux maps it with 4 MiB pages, the same in
-       every address space) keeps its chains across process switches. */
-    uint32_t region_epoch[1024], all_epoch;
-    uint64_t region_key[1024][3];    /* the entries its code was checked under (A and D
-                                        masked): its directory entry; PAE: its PDPTE and
-                                        its two directory entries (xbt_region_key) */
-    uint32_t *region_ptes[1024];     /* the table entries of its code pages then (a page
-                                        table's 1,024 slots, only code pages' kept; A and
-                                        D masked), allocated for regions that need it */
-    uint8_t region_code_moved[128];  /* a block was checked since under another entry */
-    uint8_t code_region[128];        /* regions translated code came from */
-    uint8_t region_bumped[128];      /* scratch: the regions the last change bumped */
-    uint8_t region_code_ng[128];     /* regions whose code was checked through a
-                                        non-global entry (a CR3 load may change it) */
-    /* Linear pages translated code has come from (a superset, never cleared but on a
-       flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
-    uint8_t code_lin[1u << 17];
     uint32_t fetch_pf_lin, fetch_pf_err;
     uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
 
@@ -325,7 +252,7 @@ struct xbt_vcpu {
 #define XBT_HOT_THRESHOLD 16
     /* Adaptive mode: trap counts by linear page and address space (window set and its
        generation: a set given to another address space forgets them). */
-    struct xbt_hot { uint32_t page, as, count; } hot[XBT_HOT_SLOTS];
+    struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
 
     /* Trace recording (run.c): the path of basic blocks run since a hot head. */
     uint32_t rec_path[XBT_TRACE_MAX_BLOCKS];
@@ -346,16 +273,30 @@ struct xbt_vcpu {
        the vCPU was created: the statistics convert the ticks with the rate seen since. */
     uint64_t translate_ticks, created_tsc, created_ns;
     uint64_t translate_ticks_seen, translate_ns; /* the last conversion */
-    uint8_t tbuf[XBT_BLOCK_MAX_CODE];
-    xbt_tblock tb;
+    uint8_t *tbuf;                   /* XBT_BLOCK_MAX_CODE: the translator's output ... */
+    xbt_tblock *tb;                  /* ... and its description */
     /* Software TLB of the VMM's own guest accesses (excp.c, lin_page). */
 #define XBT_STLB_SIZE 64
     struct xbt_stlb_entry {
         uint32_t page, frame, gen;
         bool writable;               /* a write of the walk's privilege needs no walk */
         bool user;                   /* walked with CPL 3 rights (good for both) */
-    } stlb[XBT_STLB_SIZE];
+    } *stlb;                         /* XBT_STLB_SIZE */
     uint32_t stlb_gen;
+};
+
+/* The vCPU's large tables, one allocation behind the pointers of struct xbt_vcpu (which
+   stays small: what the run loop touches on every block is close together). */
+struct xbt_vcpu_tables {
+    struct xbt_ibl_set ibl_sets[XBT_IBL_SETS];
+    struct xbt_mmio_site_rec mmio_sites[XBT_MMIO_SITES];
+    struct xbt_mmio_dcache mmio_dcache[XBT_MMIO_DCACHE];
+    uint8_t io_buf[4096];
+    uint8_t smc_shadow[4096];
+    struct xbt_hot hot[XBT_HOT_SLOTS];
+    uint8_t tbuf[XBT_BLOCK_MAX_CODE];
+    xbt_tblock tb;
+    struct xbt_stlb_entry stlb[XBT_STLB_SIZE];
 };
 
 /* Exception delivery (excp.c).  Returns false on a triple fault (exit recorded). */
@@ -398,75 +339,49 @@ enum {
 void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Code-page protection (vm.c). */
-void xbt_protect_code_page(xbt_vm *vm, uint32_t page);
-/* The K-window under guest paging (vm.c): drop every mapping (and, paging off, map RAM
-   1:1 again with the code pages read-only); map one 4 KiB page; drop a range. */
-void xbt_window_reset(xbt_vm *vm);
-bool xbt_window_map(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa, bool writable);
-bool xbt_window_map_range(xbt_vm *vm, uint8_t *window, uint32_t lin, uint64_t gpa,
-                          uint32_t len, bool writable);
+/* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */
+static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & XBT_CR0_PG; }
+static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & XBT_CR4_PAE; }
+static inline xbt_smmu_regs xbt_paging_regs(const struct xbt_vcpu *v)
+{
+    return (xbt_smmu_regs){ v->cr0, v->cr3, v->cr4 };
+}
+/* The address space CR3 names (xbt_smmu_as_key). */
+static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
+{
+    return xbt_smmu_as_key(xbt_paging_regs(v));
+}
 /* The window translated code of this vCPU uses now: the user window for CPL 3 with
    paging on, else the K-window. */
-uint8_t *xbt_current_window(const struct xbt_vcpu *v);
-void xbt_window_drop(xbt_vm *vm, uint32_t lin, uint32_t len);
-/* Records that window `win` (enum xbt_window) now maps [lin, lin + len). */
-void xbt_wmap_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len);
-/* The current set maps [lin, lin + len) writable onto [gpa, ...) in window win: noted
-   in the reverse map (struct xbt_rmap; window.c). */
-void xbt_rmap_note(xbt_vm *vm, int win, uint32_t lin, uint64_t gpa, uint32_t len);
-/* Records that [lin, lin + len) was mapped into window `win` of the current address
-   space from a global entry or not (then with the entries it came from). */
-void xbt_window_note(xbt_vm *vm, int win, uint32_t lin, uint32_t len, bool global,
-                     uint32_t pde, uint32_t pte0, bool big);
-/* A CR3 load: the D-window is emptied; the windows become those of the new address
-   space (cached: its non-global mappings re-checked against its page tables). */
-void xbt_window_switch(xbt_vm *vm, uint32_t as_key); /* xbt_as_key of the new CR3 */
-/* INVLPG: [lin, lin + len) leaves every address space's windows. */
-void xbt_window_drop_all(xbt_vm *vm, uint32_t lin, uint32_t len);
-/* Guest paging changed (CR3 load, CR0.PG/WP, CR4.PSE/PGE): drop the window's mappings,
-   undo every chain and start a new mapping epoch, in which each translation is checked
-   against the new mapping before it runs again. */
-void xbt_paging_changed(struct xbt_vcpu *v);
-/* A CR3 load: the windows are dropped, and only regions whose mapping may differ get a
-   new epoch. */
-void xbt_cr3_changed(struct xbt_vcpu *v);
-/* The directory entry of a 4 MiB region under the current CR3 (A and D masked). */
-uint32_t xbt_region_pde(struct xbt_vcpu *v, uint32_t region);
-uint32_t xbt_region_pde_raw(struct xbt_vcpu *v, uint32_t region); /* as in RAM */
+static inline uint8_t *xbt_current_window(const struct xbt_vcpu *v)
+{
+    return (xbt_paging(v) && v->cpl == 3) ? v->mmu->ubase : v->mmu->kbase;
+}
 /* The block may run without a walk: none of its regions changed since it was checked. */
 static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
 {
-    uint32_t l1 = b->lin + (b->guest_len ? b->guest_len - 1 : 0);
-    return v->all_epoch <= b->epoch && v->region_epoch[b->lin >> 22] <= b->epoch &&
-           v->region_epoch[l1 >> 22] <= b->epoch;
+    return xbt_smmu_fresh(v->mmu, b->lin, b->guest_len, b->epoch);
 }
-/* The same for INVLPG: the window loses [lin, lin + len) only. */
+/* Guest paging changed (CR0.PG/WP, CR4.PSE/PGE/PAE): drop every window's mappings, undo
+   every chain and start a new mapping epoch, in which each translation is checked
+   against the new mapping before it runs again.  xbt_mapping_changed: the same for
+   INVLPG, where only [lin, lin + len) changes (len 0: everything). */
+void xbt_paging_changed(struct xbt_vcpu *v);
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
+/* A CR3 load: the windows become the new address space's, and only regions whose
+   mapping may differ get a new epoch. */
+void xbt_cr3_changed(struct xbt_vcpu *v);
 void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
-/* window.c: the paging-structure entries that decide how 4 MiB region r maps (see
-   region_key), and the last-level entry of a linear page reached through a page table
-   (low half, A and D masked; false for a large page, a missing entry or, with PAE, an
-   entry with a nonzero upper half). */
-void xbt_region_key(struct xbt_vcpu *v, uint32_t r, uint64_t key[3]);
-bool xbt_code_pte(struct xbt_vcpu *v, uint32_t lin, uint32_t *pte);
-static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & XBT_CR0_PG; }
-static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & XBT_CR4_PAE; }
-/* The address space CR3 names: its page directory (PAE: its 32-byte PDPT, several of
-   which may share a page). */
-static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
-{
-    return v->cr3 & (xbt_pae(v) ? ~0x1Fu : ~0xFFFu);
-}
 /* The guest page walker on this vCPU's control registers and RAM (excp.c). */
-struct xbt_walk_result;
 bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
                   struct xbt_walk_result *r);
-void xbt_unprotect_code_page(xbt_vm *vm, uint32_t page);
+/* The D-window's keeper for the shadow MMU (direct.c: the runner processes). */
+extern const struct xbt_smmu_dwin xbt_direct_dwin;
+static inline struct xbt_dset *xbt_dset_cur(xbt_vm *vm) { return &vm->dset[vm->mmu->cur->idx]; }
 
-/* A host page fault at linear `lin` of window `win` (enum xbt_window; shadow-mmu/fault.c):
-   1 handled (mapped or a guest fault raised), 0 an exit is recorded, 2 the D-window
-   cannot hold the page (below mmap_min_addr). */
+/* A host page fault at linear `lin` of window `win` (enum xbt_window; mmu.c): 1 handled
+   (mapped or a guest fault raised), 0 an exit is recorded, 2 the D-window cannot hold
+   the page (below mmap_min_addr). */
 int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
 
 /* Direct execution (direct.c). */
@@ -474,22 +389,15 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged);
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why);
 void xbt_direct_vm_destroy(xbt_vm *vm);
-/* Drops [lin, lin + len) from set w's D-window (the current set's before returning). */
-void xbt_direct_set_drop(xbt_vm *vm, struct xbt_wset *w, uint32_t lin, uint64_t len);
-void xbt_direct_window_drop(xbt_vm *vm, uint32_t lin, uint64_t len);
-bool xbt_direct_window_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, bool writable);
 /* Maps [lin, lin + len) of the current set's D-window onto guest RAM at gpa: a writable
    run without execute permission (W^X), a read-only one executable where its pages are
    not sensitive (xbt_direct_page_sensitive).  XBT_DMAP_XLATE: the page holding `fetch`
    (-1: none) is sensitive; it was mapped without execute permission and runs
    translated (xbt_direct_page_translated). */
-enum { XBT_DMAP_FAIL = 0, XBT_DMAP_OK = 1, XBT_DMAP_XLATE = 2 };
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
                    int64_t fetch);
 bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next);
 void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
-bool xbt_direct_window_map_range(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len,
-                                 bool writable);
 bool xbt_direct_wanted(struct xbt_vcpu *v);
 /* Adaptive mode's address-space policy (direct.c): the run time of translated user
    code not yet promoted is accounted to the current address space, which runs directly
@@ -500,14 +408,15 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks);
    starts unpromoted again) or with a threshold of 0. */
 static inline bool xbt_adapt_promoted(struct xbt_vcpu *v)
 {
-    struct xbt_wset *w = v->vm->cur;
+    struct xbt_wset *w = v->mmu->cur;
+    struct xbt_dset *d = &v->vm->dset[w->idx];
     if (v->vm->cfg.user_mode != XBT_USER_ADAPTIVE)
         return true;
-    if (w->adapt_gen != w->gen) {
-        w->adapt_gen = w->gen;
-        w->promoted = false;
+    if (d->adapt_gen != w->gen) {
+        d->adapt_gen = w->gen;
+        d->promoted = false;
     }
-    return w->promoted || !v->vm->adapt_ticks;
+    return d->promoted || !v->vm->adapt_ticks;
 }
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);

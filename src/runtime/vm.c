@@ -53,6 +53,8 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     if (!vm)
         return XBT_E_NOMEM;
     vm->cfg = *cfg;
+    for (int k = 0; k < XBT_WSETS; k++)
+        xbt_runner_init(&vm->dset[k].runner);
     vm->ram_size = cfg->ram_size;
     vm->memfd = memfd_create("xbt-guest-ram", MFD_CLOEXEC);
     if (vm->memfd < 0 || ftruncate(vm->memfd, (off_t)vm->ram_size) != 0) {
@@ -65,50 +67,15 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
         last_host_error = "cannot map guest RAM";
         goto host_fail;
     }
-    /* Window sets, one per recent address space: each a K-window and a user window of
-       4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
-    for (int k = 0; k < XBT_WSETS; k++) {
-        struct xbt_wset *w = calloc(1, sizeof *w);
-        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec))) {
-            free(w);
-            last_host_error = "cannot allocate the window sets";
-            goto host_fail;
-        }
-        vm->wset[k] = w;
-        w->idx = (uint8_t)k;
-        w->cr3 = ~0u;
-        xbt_runner_init(&w->runner);
-        w->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
-        w->ureserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
-        if (w->kreserve == MAP_FAILED || w->ureserve == MAP_FAILED) {
-            if (w->kreserve == MAP_FAILED)
-                w->kreserve = NULL;
-            if (w->ureserve == MAP_FAILED)
-                w->ureserve = NULL;
-            last_host_error = "cannot reserve 16 GiB of address space for a window set";
-            goto host_fail;
-        }
-        w->kbase = (uint8_t *)(((uintptr_t)w->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
-        w->ubase = (uint8_t *)(((uintptr_t)w->ureserve + 4 * GIB - 1) & ~(4 * GIB - 1));
-    }
-    vm->cur = vm->wset[0];
-    vm->kbase = vm->cur->kbase;
-    vm->ubase = vm->cur->ubase;
-    /* Paging off: guest linear == physical, so RAM is mapped 1:1 at the window base. */
-    if (mmap(vm->kbase, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-             vm->memfd, 0) == MAP_FAILED) {
-        last_host_error = "cannot map guest RAM into the K-window";
+    vm->mmu = calloc(1, sizeof *vm->mmu);
+    if (!vm->mmu) {
+        last_host_error = "cannot allocate the shadow MMU";
         goto host_fail;
     }
-    vm->cur->identity = true;
-    vm->code_prot = calloc(vm->ram_size >> 12, 1);
-    vm->rmap = calloc(vm->ram_size >> 12, sizeof *vm->rmap);
-    if (!vm->code_prot || !vm->rmap) {
-        last_host_error = "cannot allocate the per-page tables of guest RAM";
+    if (!xbt_smmu_init(vm->mmu, vm->memfd, vm->ram, vm->ram_size, &last_host_error))
         goto host_fail;
-    }
+    vm->mmu->dwin = xbt_direct_dwin;
+    vm->mmu->dwin.opaque = vm;
     uint64_t tcs = cfg->tcache_size ? cfg->tcache_size : 64ull << 20;
     vm->tc = xbt_tc_create(tcs);
     if (!vm->tc) {
@@ -151,19 +118,9 @@ void xbt_vm_destroy(xbt_vm *vm)
     xbt_perfmap_close(vm->perfmap);
     xbt_symtab_free(&vm->syms);
     xbt_tc_destroy(vm->tc);
-    free(vm->code_prot);
-    free(vm->rmap);
-    for (int k = 0; k < XBT_WSETS; k++) {
-        struct xbt_wset *w = vm->wset[k];
-        if (!w)
-            continue;
-        if (w->kreserve)
-            munmap(w->kreserve, 8 * GIB);
-        if (w->ureserve)
-            munmap(w->ureserve, 8 * GIB);
-        free(w->rec);
-        free(w);
-    }
+    if (vm->mmu)
+        xbt_smmu_destroy(vm->mmu);
+    free(vm->mmu);
     if (vm->ram)
         munmap(vm->ram, vm->ram_size);
     if (vm->memfd >= 0)
@@ -227,10 +184,10 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
     if (len == 0)
         return XBT_OK;
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++) {
-        if (vm->code_prot[p]) {
+        if (vm->mmu->code_prot[p]) {
             vm->code_page_invals++;
             xbt_tc_invalidate_page(vm->tc, (uint32_t)p);
-            xbt_unprotect_code_page(vm, (uint32_t)p);
+            xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
             if (vm->vcpu)
                 vm->vcpu->ibl_dropped = true; /* its entries may name dropped blocks */
         }
@@ -281,7 +238,23 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     if (posix_memalign((void **)&v, 64, sizeof *v) != 0)
         return XBT_E_NOMEM;
     memset(v, 0, sizeof *v);
+    struct xbt_vcpu_tables *t = calloc(1, sizeof *t);
+    if (!t) {
+        free(v);
+        return XBT_E_NOMEM;
+    }
+    v->tables = t;
+    v->ibl_sets = t->ibl_sets;
+    v->mmio_sites = t->mmio_sites;
+    v->mmio_dcache = t->mmio_dcache;
+    v->io_buf = t->io_buf;
+    v->smc_shadow = t->smc_shadow;
+    v->hot = t->hot;
+    v->tbuf = t->tbuf;
+    v->tb = &t->tb;
+    v->stlb = t->stlb;
     v->vm = vm;
+    v->mmu = vm->mmu;
     v->created_ns = xbt_now_ns();
     v->created_tsc = __builtin_ia32_rdtsc();
     bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss)) != NULL;
@@ -293,6 +266,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         for (int k = 0; k < XBT_IBL_SETS; k++)
             free(v->ibl_sets[k].t);
         free(v->ibl_miss);
+        free(t);
         free(v);
         return XBT_E_NOMEM;
     }
@@ -319,7 +293,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
-    c->kbase = (uint64_t)(uintptr_t)vm->kbase;
+    c->kbase = (uint64_t)(uintptr_t)vm->mmu->kbase;
     c->eflags_sys = XBT_EFLAGS_FIXED;
     c->vif = 0;
     c->eflags = XBT_EFLAGS_FIXED;
@@ -393,8 +367,6 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     free(v->ibl_miss);
     free(v->prof_pool);
     free(v->prof_info);
-    for (int r = 0; r < 1024; r++)
-        free(v->region_ptes[r]);
     free(v->mmio_site_pages);
     if (v->mmio_scratch) {
         munmap(v->mmio_scratch, 4096);
@@ -404,6 +376,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
         munmap(v->smc_exec, XBT_BLOCK_MAX_CODE);
         munmap(v->smc_exec_w, XBT_BLOCK_MAX_CODE);
     }
+    free(v->tables);
     free(v);
 }
 
@@ -525,12 +498,12 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     st->translate_ns = v->translate_ns;
     st->block_execs = v->prof_block_entries;
     st->code_page_invalidations = v->vm->code_page_invals;
-    st->wrec_checked = v->vm->wrec_checked;
-    st->wrec_dropped = v->vm->wrec_dropped;
-    st->code_page_protects = v->vm->code_protects;
-    st->code_protect_resets = v->vm->code_protect_resets;
+    st->wrec_checked = v->vm->mmu->wrec_checked;
+    st->wrec_dropped = v->vm->mmu->wrec_dropped;
+    st->code_page_protects = v->vm->mmu->code_protects;
+    st->code_protect_resets = v->vm->mmu->code_protect_resets;
     for (int k = 0; k < XBT_WSETS; k++) {
-        const struct xbt_runner *r = &v->vm->wset[k]->runner;
+        const struct xbt_runner *r = &v->vm->dset[k].runner;
         st->direct_parks += r->parks;
         st->direct_sync_waits += r->waits;
         st->direct_escapes += r->kills;

@@ -1,0 +1,225 @@
+/*
+ * smmu.h - the shadow MMU: what the host MMU maps for guest linear addresses, below the
+ * runtime.
+ *
+ * Guest linear pages are mapped onto guest RAM (a memfd) in host windows: the K-window
+ * (guest code at CPL 0, and paging off), the U-window (strict-mode user code: user pages
+ * only) and the D-window (directly executed user code, in a runner process that the
+ * runtime owns: this unit keeps its bookkeeping and asks the runtime, through struct
+ * xbt_smmu_dwin, to map and drop there).  Mappings are kept per address space (window
+ * sets keyed by CR3) and dropped or re-checked with TLB semantics (CR3 loads, INVLPG,
+ * global pages).  Mapping epochs by 4 MiB region tell the translation cache which
+ * translations must be checked against the guest's tables again; pages holding
+ * translated code are write-protected (a reverse map finds their writable mappings).
+ *
+ * The unit knows the guest's paging registers only as the arguments it is given (struct
+ * xbt_smmu_regs) and guest RAM only as the memfd and its host view; it includes nothing
+ * of src/runtime.  window.c: windows, sets, epochs, code pages; fault.c: filling a
+ * window after the runtime's walk of a host fault.
+ */
+#ifndef XBT_SHADOW_MMU_SMMU_H
+#define XBT_SHADOW_MMU_SMMU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "shadow-mmu/walk.h"
+#include "xbt/xbt.h"
+
+/* What a window maps, by linear page, and by 4 MiB region (for cheap scans). */
+struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; };
+
+/* A window mapping made from a non-global entry: what it was derived from, so that a
+   CR3 load (a TLB flush) can keep it if the entries are still the same. */
+struct xbt_wrec {
+    uint32_t lin;      /* first linear page */
+    uint32_t pde;      /* the directory entry then */
+    uint32_t pte0;     /* the first page's table entry then (4 KiB pages) */
+    uint16_t npages;   /* a run of pages whose entries are pte0 + k * 4096 */
+    uint8_t win;       /* XBT_WINDOW_K or XBT_WINDOW_U */
+    uint8_t big;       /* a 4 MiB page: the directory entry says it all */
+};
+
+/* One address space's K- and U-window: a CR3 switch back to an address space whose set
+   is cached re-checks its non-global mappings against the page tables instead of
+   refilling them by faults (the design's per-address-space windows).  Each set has a
+   D-window too, in the runner process the runtime keeps for it (by idx). */
+#define XBT_WSETS 4
+#define XBT_WREC_CAP 8192
+struct xbt_wset {
+    uint8_t *kreserve, *kbase;        /* K-window: 4 GiB of an 8 GiB reservation */
+    uint8_t *ureserve, *ubase;        /* user window (translated CPL 3 code) */
+    uint32_t cr3;                     /* the page directory it mirrors (~0: none) */
+    uint64_t stamp;                   /* last use */
+    bool identity;                    /* the K-window holds RAM 1:1 (paging off) */
+    /* Mappings from global entries and from others, by linear page and region. */
+    uint64_t g_page[1u << 14], ng_page[1u << 14];
+    uint8_t g_region[128], ng_region[128];
+    struct xbt_wmap wmap[2];          /* what the K- and U-window map (by enum xbt_window) */
+    struct xbt_wmap dmap;             /* what its D-window maps */
+    struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
+    uint32_t n_rec;
+    bool rec_overflow;                /* too many: a switch back drops them all */
+    uint32_t gen;                     /* bumped when the set goes to another address space */
+    uint8_t idx;                      /* its index in xbt_smmu.wset */
+};
+
+/* Where a guest physical page is mapped writable in the windows: up to two linear
+   pages, each with the windows that map it there (bit 3 * set + window: the K-, user
+   and D-windows of each set); XBT_RMAP_LOST when there were more.  Entries may be stale
+   (the window dropped the page since): a stale one costs a needless drop at most.
+   Making the page a code page drops exactly these mappings, or every window when the
+   entry was lost. */
+struct xbt_rmap { uint32_t lin[2]; uint16_t who[2]; };
+#define XBT_RMAP_LOST 0x8000u
+_Static_assert(XBT_WSETS * 3 <= 15, "xbt_rmap.who has a bit per set and window");
+
+/* The D-windows live in runner processes the runtime owns (runtime/direct.c). */
+enum { XBT_DMAP_FAIL = 0, XBT_DMAP_OK = 1, XBT_DMAP_XLATE = 2 };
+struct xbt_smmu_dwin {
+    void *opaque;
+    /* Drops [lin, lin + len) from set `set`'s D-window; false: the set's D-window is
+       gone altogether (its runner had to be killed). */
+    bool (*drop)(void *opaque, unsigned set, uint32_t lin, uint64_t len);
+    /* Maps [lin, lin + len) of the current set's D-window onto RAM at gpa (the runtime's
+       xbt_direct_map: XBT_DMAP_*; `fetch` is the linear address of an instruction fetch
+       that faulted, -1 for none). */
+    int (*map)(void *opaque, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
+               int64_t fetch);
+    /* Set `set`'s address space stops being current: its user code must not run on. */
+    void (*park)(void *opaque, unsigned set);
+};
+
+/* The guest's paging registers, as the shadow MMU needs them. */
+typedef struct xbt_smmu_regs { uint32_t cr0, cr3, cr4; } xbt_smmu_regs;
+static inline bool xbt_smmu_paging(xbt_smmu_regs r) { return r.cr0 & XBT_CR0_PG; }
+static inline bool xbt_smmu_pae(xbt_smmu_regs r) { return r.cr4 & XBT_CR4_PAE; }
+/* The address space CR3 names: its page directory (PAE: its 32-byte PDPT, several of
+   which may share a page). */
+static inline uint32_t xbt_smmu_as_key(xbt_smmu_regs r)
+{
+    return r.cr3 & (xbt_smmu_pae(r) ? ~0x1Fu : ~0xFFFu);
+}
+
+typedef struct xbt_smmu {
+    /* Guest RAM: the memfd the windows map, and the VMM's own view of it. */
+    int memfd;
+    uint8_t *ram;
+    uint64_t ram_size;
+    struct xbt_smmu_dwin dwin;
+
+    struct xbt_wset *wset[XBT_WSETS];
+    struct xbt_wset *cur;      /* the current address space's windows */
+    uint64_t wclock;
+    uint8_t *kbase;            /* K-window of cur: guest linear 0 */
+    uint8_t *ubase;            /* user window of cur (paging on, CPL 3): user pages only */
+    bool window_paged;         /* the K-window holds linear (paged) mappings */
+    /* 2 MiB units where some window mapping came from a large guest page (a 4 MiB page
+       marks its two units, a PAE 2 MiB page its one): an INVLPG there drops that whole
+       large page (one TLB entry in hardware), elsewhere one 4 KiB page. */
+    uint8_t pse_region[256];
+    struct xbt_rmap *rmap;     /* per RAM page (see struct xbt_rmap) */
+    uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
+
+    /* Mapping epochs by 4 MiB region: a block checked at epoch E is current while
+       neither of its regions (nor everything, all_epoch) changed after E.  A CR3 load
+       bumps only the regions with code whose directory entry is not the same 4 MiB
+       page as before: the kernel's code (Linux maps it with 4 MiB pages, the same in
+       every address space) keeps its chains across process switches. */
+    uint32_t tc_epoch;               /* bumped when linear-to-physical mappings may change */
+    uint32_t region_epoch[1024], all_epoch;
+    uint64_t region_key[1024][3];    /* the entries its code was checked under (A and D
+                                        masked): its directory entry; PAE: its PDPTE and
+                                        its two directory entries (xbt_region_key) */
+    uint32_t *region_ptes[1024];     /* the table entries of its code pages then (a page
+                                        table's 1,024 slots, only code pages' kept; A and
+                                        D masked), allocated for regions that need it */
+    uint8_t region_code_moved[128];  /* a block was checked since under another entry */
+    uint8_t code_region[128];        /* regions translated code came from */
+    uint8_t region_bumped[128];      /* the regions the last change bumped */
+    uint8_t region_code_ng[128];     /* regions whose code was checked through a
+                                        non-global entry (a CR3 load may change it) */
+    /* Linear pages translated code has come from (a superset, never cleared but on a
+       flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
+    uint8_t code_lin[1u << 17];
+
+    /* Statistics. */
+    uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets;
+} xbt_smmu;
+
+/* Creation: window sets reserved (8 GiB each for the K- and U-window), per-page tables
+   for ram_size bytes of RAM.  false with *why set. */
+bool xbt_smmu_init(xbt_smmu *m, int memfd, uint8_t *ram, uint64_t ram_size, const char **why);
+void xbt_smmu_destroy(xbt_smmu *m);
+
+/* Code pages are write-protected in the windows (unprotecting leaves the remapping to
+   the next write fault). */
+void xbt_protect_code_page(xbt_smmu *m, uint32_t page);
+void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page);
+
+/* Drop every mapping of every set (and, paging off, map RAM 1:1 again with the code
+   pages read-only). */
+void xbt_window_reset(xbt_smmu *m, xbt_smmu_regs regs);
+/* Map [lin, lin + len) of the K-window (window == m->kbase) or U-window onto RAM. */
+bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t gpa,
+                          uint32_t len, bool writable);
+/* [lin, lin + len) leaves the current set's windows; every set's. */
+void xbt_window_drop(xbt_smmu *m, uint32_t lin, uint32_t len);
+void xbt_window_drop_all(xbt_smmu *m, uint32_t lin, uint32_t len);
+/* Window `win` of the current set now maps [lin, lin + len) (onto gpa: writable ones
+   go in the reverse map). */
+void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len);
+void xbt_rmap_note(xbt_smmu *m, int win, uint32_t lin, uint64_t gpa, uint32_t len);
+/* Window `win` of the current set was filled with [lin, lin + len) from a global entry
+   or not (then with the entries it came from, for re-checking at a CR3 load: the
+   directory entry, the first page's table entry, or a large page's). */
+void xbt_window_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len, bool global, bool pae,
+                     uint32_t pde, uint32_t pte0, bool big);
+/* A CR3 load: the windows become those of address space as_key (cached: its non-global
+   mappings re-checked against its page tables). */
+void xbt_window_switch(xbt_smmu *m, uint32_t as_key);
+
+/* Epochs.  A mapping change: [lin, lin + len) (len 0: everything) leaves the windows of
+   every set; returns whether translations may be affected: then m->region_bumped (a
+   range) or m->all_epoch (everything) has a new epoch, and the runtime unchains and
+   forgets lookups into those regions (xbt_smmu_unchain_all when all). */
+enum { XBT_SMMU_UNCHANGED = 0, XBT_SMMU_REGIONS = 1, XBT_SMMU_ALL = 2 };
+int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len);
+/* A CR3 load (regs hold the new CR3): windows switched, and the regions with code whose
+   mapping may differ get a new epoch (m->region_bumped; XBT_SMMU_REGIONS if any). */
+int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);
+/* A block was translated or found current on linear [lin0, lin1] under the current
+   tables: its pages and regions become code for the epoch checks; `nonglobal`: it was
+   reached through a non-global entry. */
+void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1);
+static inline void xbt_smmu_code_nonglobal(xbt_smmu *m, uint32_t lin)
+{
+    m->region_code_ng[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));
+}
+/* A block of linear [lin, lin + len) checked at epoch `epoch` may run without a walk:
+   none of its regions changed since. */
+static inline bool xbt_smmu_fresh(const xbt_smmu *m, uint32_t lin, uint32_t len,
+                                  uint32_t epoch)
+{
+    uint32_t l1 = lin + (len ? len - 1 : 0);
+    return m->all_epoch <= epoch && m->region_epoch[lin >> 22] <= epoch &&
+           m->region_epoch[l1 >> 22] <= epoch;
+}
+/* The directory entry of a 4 MiB region under regs (0 with PAE or paging off); the
+   same with A and D masked. */
+uint32_t xbt_region_pde_raw(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t region);
+uint32_t xbt_region_pde(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t region);
+
+/* A host fault at `lin` in window `win` that the runtime's walk (r) found to be RAM the
+   access may reach: fills the window (with the guest's neighbouring pages where they
+   map alike; a large page whole).  `writable`: map it writable; `fetch`: the D-window
+   fault was an instruction fetch (mapped read-only and executable, W^X).  `allow_large`:
+   a large page may go in whole (no translated code in it, no write being handled).
+   Returns XBT_DMAP_OK, XBT_DMAP_XLATE (a D-window page whose code must run translated:
+   mapped without execute permission) or XBT_DMAP_FAIL (the D-window cannot hold it:
+   below mmap_min_addr; the K- or U-window: the host's mmap failed). */
+int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
+                  const xbt_walk_result *r, bool writable, bool fetch, bool allow_large);
+
+#endif

@@ -1,0 +1,377 @@
+/*
+ * test_smmu.c - the shadow MMU as a unit of its own: linked with src/shadow-mmu alone (no
+ * runtime), it maps guest RAM (a memfd) into real host windows, and what the host MMU
+ * then allows is probed with loads and stores that may fault.  Covered: the identity
+ * K-window with paging off and its code pages read-only; fills after a walk (a run of
+ * neighbours that map alike, a 4 MiB page whole, clean pages read-only); code pages
+ * under paging found through the reverse map (every writable alias dropped, other
+ * mappings kept); CR3 switches (non-global mappings dropped, kept on a switch back when
+ * the entries are unchanged, global ones kept with CR4.PGE); INVLPG and the mapping
+ * epochs translations are checked by; the D-window through the runtime's operations.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shadow-mmu/smmu.h"
+
+#define RAM (16u << 20)
+#define PG   0x80000000u
+#define PSE  0x10u
+#define PGE  0x80u
+#define P    0x001u
+#define RW   0x002u
+#define US   0x004u
+#define A    0x020u
+#define D    0x040u
+#define PS   0x080u
+#define G    0x100u
+
+static xbt_smmu *m;
+static uint8_t *ram;
+static int memfd;
+
+/* ---- probing the host MMU ------------------------------------------------------------ */
+
+static sigjmp_buf probe_jmp;
+static volatile int probing;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    if (probing)
+        siglongjmp(probe_jmp, 1);
+    abort();
+}
+
+/* Whether a load (or a store of the byte already there) at p succeeds. */
+static bool can(volatile uint8_t *p, bool write)
+{
+    probing = 1;
+    if (sigsetjmp(probe_jmp, 1)) {
+        probing = 0;
+        return false;
+    }
+    uint8_t b = *p;
+    if (write)
+        *p = b;
+    probing = 0;
+    return true;
+}
+
+static bool can_read(uint32_t lin) { return can(m->kbase + lin, false); }
+static bool can_write(uint32_t lin) { return can(m->kbase + lin, true); }
+
+/* ---- the D-window's operations, recorded ------------------------------------------- */
+
+static unsigned d_drops, d_parks, d_maps;
+static uint32_t d_last_lin;
+
+static bool d_drop(void *o, unsigned set, uint32_t lin, uint64_t len)
+{
+    (void)o, (void)set, (void)len;
+    d_drops++;
+    d_last_lin = lin;
+    return true;
+}
+
+static int d_map(void *o, uint32_t lin, uint64_t gpa, uint32_t len, bool w, int64_t fetch)
+{
+    (void)o, (void)fetch;
+    d_maps++;
+    xbt_wmap_note(m, XBT_WINDOW_D, lin, len); /* as the runtime's xbt_direct_map does */
+    if (w && m->window_paged)
+        xbt_rmap_note(m, XBT_WINDOW_D, lin, gpa, len);
+    return XBT_DMAP_OK;
+}
+
+static void d_park(void *o, unsigned set)
+{
+    (void)o, (void)set;
+    d_parks++;
+}
+
+/* ---- guest page tables in RAM --------------------------------------------------------- */
+
+static uint32_t *word(uint32_t gpa) { return (uint32_t *)(ram + gpa); }
+
+/* Maps lin -> gpa with 4 KiB pages in directory pd, the page table at pt. */
+static void map4k(uint32_t pd, uint32_t pt, uint32_t lin, uint32_t gpa, uint32_t flags)
+{
+    *word(pd + (lin >> 22) * 4) = pt | P | RW | US | A;
+    *word(pt + ((lin >> 12) & 0x3FF) * 4) = gpa | flags;
+}
+
+static bool rd32(void *o, uint64_t gpa, uint32_t *v)
+{
+    (void)o;
+    if (gpa + 4 > RAM)
+        return false;
+    memcpy(v, ram + gpa, 4);
+    return true;
+}
+
+static bool wr32(void *o, uint64_t gpa, uint32_t v)
+{
+    (void)o;
+    if (gpa + 4 > RAM)
+        return false;
+    memcpy(ram + gpa, &v, 4);
+    return true;
+}
+
+/* What the runtime does with a host fault at lin: walk, then fill (writable when the
+   walk allows it and the page is dirty or this is a write, and not a code page). */
+static int fault(xbt_smmu_regs regs, int win, uint32_t lin, bool write)
+{
+    xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, lin, write, win != XBT_WINDOW_K, false };
+    xbt_walk_result r;
+    ck_assert_msg(xbt_walk(&q, rd32, wr32, NULL, &r), "walk of %08x failed", lin);
+    bool writable = r.writable && (r.dirty || write) && !m->code_prot[r.gpa >> 12];
+    return xbt_smmu_fill(m, regs, win, lin, &r, writable, false, true);
+}
+
+static void setup(void)
+{
+    struct sigaction sa = { 0 };
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, NULL);
+    memfd = memfd_create("smmu-test", 0);
+    ck_assert_int_ge(memfd, 0);
+    ck_assert_int_eq(ftruncate(memfd, RAM), 0);
+    ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
+    ck_assert_ptr_ne(ram, MAP_FAILED);
+    m = calloc(1, sizeof *m);
+    const char *why = NULL;
+    ck_assert_msg(xbt_smmu_init(m, memfd, ram, RAM, &why), "%s", why ? why : "");
+    m->dwin = (struct xbt_smmu_dwin){ NULL, d_drop, d_map, d_park };
+    d_drops = d_parks = d_maps = 0;
+}
+
+static void teardown(void)
+{
+    xbt_smmu_destroy(m);
+    free(m);
+    munmap(ram, RAM);
+    close(memfd);
+}
+
+static const xbt_smmu_regs OFF = { 0x11, 0, 0 };
+
+START_TEST(identity_with_paging_off)
+{
+    ram[0x5000] = 0xAB;
+    ck_assert_int_eq(m->kbase[0x5000], 0xAB);
+    m->kbase[0x6000] = 0xCD; /* the window is RAM itself */
+    ck_assert_int_eq(ram[0x6000], 0xCD);
+    ck_assert(!can_read(RAM)); /* nothing past RAM */
+    xbt_protect_code_page(m, 0x6);
+    ck_assert(can_read(0x6000));
+    ck_assert(!can_write(0x6000));
+    ck_assert(can_write(0x7000));
+    xbt_unprotect_code_page(m, 0x6);
+    ck_assert(can_write(0x6000));
+    /* A reset (paging still off) keeps code pages read-only. */
+    xbt_protect_code_page(m, 0x8);
+    xbt_window_reset(m, OFF);
+    ck_assert(!can_write(0x8000));
+    ck_assert(can_write(0x9000));
+}
+END_TEST
+
+#define PD1 0x100000u
+#define PT1 0x101000u
+#define PD2 0x102000u
+#define PT2 0x103000u
+
+START_TEST(fill_runs_and_dirty_bits)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    /* 0x400000.. -> 0x200000..: 4 pages accessed and dirty, then one clean one. */
+    for (uint32_t i = 0; i < 4; i++)
+        map4k(PD1, PT1, 0x400000 + i * 4096, 0x200000 + i * 4096, P | RW | A | D);
+    map4k(PD1, PT1, 0x404000, 0x204000, P | RW | A);
+    xbt_window_reset(m, regs);
+    ck_assert(!can_read(0x401000));
+    ck_assert_int_eq(fault(regs, XBT_WINDOW_K, 0x401000, false), XBT_DMAP_OK);
+    /* The neighbours that map alike came in with it; the clean page did not. */
+    ram[0x203010] = 0x5A;
+    ck_assert(can_write(0x400000) && can_write(0x403000));
+    ck_assert_int_eq(m->kbase[0x403010], 0x5A);
+    ck_assert(!can_read(0x404000));
+    /* A read of the clean page maps it read-only: the first write comes back. */
+    ck_assert_int_eq(fault(regs, XBT_WINDOW_K, 0x404000, false), XBT_DMAP_OK);
+    ck_assert(can_read(0x404000) && !can_write(0x404000));
+    ck_assert_int_eq(fault(regs, XBT_WINDOW_K, 0x404000, true), XBT_DMAP_OK);
+    ck_assert(can_write(0x404000));
+    ck_assert_uint_eq(*word(PT1 + 4 * 4) & D, D); /* the walk set the dirty bit */
+}
+END_TEST
+
+START_TEST(large_page_whole)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, PSE };
+    *word(PD1 + 2 * 4) = 0x400000 | P | RW | A | D | PS; /* 0x800000 -> 0x400000, 4 MiB */
+    xbt_window_reset(m, regs);
+    ck_assert_int_eq(fault(regs, XBT_WINDOW_K, 0x812345, false), XBT_DMAP_OK);
+    ck_assert(can_write(0x800000) && can_write(0xBFF000));
+    ram[0x7FF000] = 0x77;
+    ck_assert_int_eq(m->kbase[0xBFF000], 0x77);
+    /* Its two 2 MiB units are marked, so that an INVLPG there drops all of it (the
+       runtime widens the range); a range drop takes exactly the range. */
+    ck_assert_uint_eq(m->pse_region[0], (1u << 4) | (1u << 5));
+    ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0x900000, 4096), XBT_SMMU_UNCHANGED);
+    ck_assert(!can_read(0x900000) && can_read(0x800000) && can_read(0xBFF000));
+}
+END_TEST
+
+START_TEST(code_page_drops_its_writable_aliases)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    /* Two linear aliases of RAM page 0x300000, and an unrelated page. */
+    map4k(PD1, PT1, 0x400000, 0x300000, P | RW | A | D);
+    map4k(PD1, PT1, 0x410000, 0x300000, P | RW | A | D);
+    map4k(PD1, PT1, 0x420000, 0x301000, P | RW | A | D);
+    xbt_window_reset(m, regs);
+    fault(regs, XBT_WINDOW_K, 0x400000, true);
+    fault(regs, XBT_WINDOW_K, 0x410000, true);
+    fault(regs, XBT_WINDOW_K, 0x420000, true);
+    ck_assert(can_write(0x400000) && can_write(0x410000) && can_write(0x420000));
+    xbt_protect_code_page(m, 0x300);
+    ck_assert_uint_eq(m->code_protect_resets, 0); /* the reverse map knew both */
+    ck_assert(!can_read(0x400000) && !can_read(0x410000));
+    ck_assert(can_write(0x420000)); /* untouched */
+    /* Mapped again, a code page comes back read-only. */
+    fault(regs, XBT_WINDOW_K, 0x400000, true);
+    ck_assert(can_read(0x400000) && !can_write(0x400000));
+}
+END_TEST
+
+START_TEST(code_page_with_lost_aliases_resets)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    for (uint32_t k = 0; k < 3; k++) /* three aliases: more than the reverse map keeps */
+        map4k(PD1, PT1, 0x400000 + k * 0x10000, 0x300000, P | RW | A | D);
+    map4k(PD1, PT1, 0x480000, 0x305000, P | RW | A | D);
+    xbt_window_reset(m, regs);
+    for (uint32_t k = 0; k < 3; k++)
+        fault(regs, XBT_WINDOW_K, 0x400000 + k * 0x10000, true);
+    fault(regs, XBT_WINDOW_K, 0x480000, true);
+    xbt_protect_code_page(m, 0x300);
+    ck_assert_uint_eq(m->code_protect_resets, 1);
+    for (uint32_t k = 0; k < 3; k++)
+        ck_assert(!can_read(0x400000 + k * 0x10000));
+    ck_assert(!can_read(0x480000)); /* everything went */
+}
+END_TEST
+
+START_TEST(cr3_switch_with_tlb_semantics)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, PGE }, b = { PG | 0x11, PD2, PGE };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);         /* non-global */
+    map4k(PD1, PT1, 0x401000, 0x201000, P | RW | A | D | G);     /* global */
+    map4k(PD2, PT2, 0x400000, 0x250000, P | RW | A | D);
+    xbt_window_reset(m, a);
+    fault(a, XBT_WINDOW_K, 0x400000, false);
+    fault(a, XBT_WINDOW_K, 0x401000, false);
+    ck_assert(can_read(0x400000) && can_read(0x401000));
+    /* Another address space: another set (the least recently used one). */
+    xbt_smmu_cr3_changed(m, b);
+    ck_assert(!can_read(0x400000));
+    ck_assert_uint_eq(d_parks, 1);
+    fault(b, XBT_WINDOW_K, 0x400000, false);
+    ram[0x250000] = 0x42;
+    ck_assert_int_eq(m->kbase[0x400000], 0x42);
+    /* Back to A, entries unchanged: its mappings were kept and re-checked. */
+    xbt_smmu_cr3_changed(m, a);
+    ram[0x200000] = 0x17;
+    ck_assert(can_read(0x400000) && can_read(0x401000));
+    ck_assert_int_eq(m->kbase[0x400000], 0x17);
+    ck_assert_uint_ge(m->wrec_checked, 1);
+    /* Away, A's entry changed, back: the mapping is dropped, not used stale. */
+    xbt_smmu_cr3_changed(m, b);
+    *word(PT1) = 0x260000 | P | RW | A | D;
+    xbt_smmu_cr3_changed(m, a);
+    ck_assert(!can_read(0x400000));
+    ck_assert_uint_ge(m->wrec_dropped, 1);
+}
+END_TEST
+
+START_TEST(epochs_follow_code)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    map4k(PD1, PT1, 0x401000, 0x201000, P | RW | A | D);
+    xbt_window_reset(m, regs);
+    /* A block translated from 0x400100..0x40010f at the current epoch. */
+    uint32_t epoch = m->tc_epoch;
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f);
+    ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
+    /* INVLPG of a page without code: nothing to check again. */
+    ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0x401000, 4096), XBT_SMMU_UNCHANGED);
+    ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
+    /* INVLPG of the code page: its region gets a new epoch. */
+    ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0x400000, 4096), XBT_SMMU_REGIONS);
+    ck_assert(m->region_bumped[0] & 2);
+    ck_assert(!xbt_smmu_fresh(m, 0x400100, 16, epoch));
+    /* A CR3 load of the same tables keeps the epoch once the region's entries are known
+       (the first load takes the snapshot and bumps, conservatively); with the code's
+       entry changed, not. */
+    xbt_smmu_cr3_changed(m, regs);
+    epoch = m->tc_epoch;
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f); /* the block checked again */
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, regs), XBT_SMMU_UNCHANGED);
+    ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
+    *word(PT1) = 0x270000 | P | RW | A | D;
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, regs), XBT_SMMU_REGIONS);
+    ck_assert(!xbt_smmu_fresh(m, 0x400100, 16, epoch));
+    /* Everything: the all-epoch. */
+    epoch = m->tc_epoch;
+    ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0, 0), XBT_SMMU_ALL);
+    ck_assert(!xbt_smmu_fresh(m, 0x12345000, 16, epoch));
+}
+END_TEST
+
+START_TEST(d_window_through_the_runtime)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    map4k(PD1, PT1, 0x400000, 0x300000, P | RW | US | A | D);
+    xbt_window_reset(m, regs);
+    ck_assert_int_eq(fault(regs, XBT_WINDOW_D, 0x400000, true), XBT_DMAP_OK);
+    ck_assert_uint_eq(d_maps, 1);
+    /* The page becomes code: its writable D-window mapping is dropped there. */
+    xbt_protect_code_page(m, 0x300);
+    ck_assert_uint_eq(d_drops, 1);
+    ck_assert_uint_eq(d_last_lin, 0x400000);
+    /* Dropped once: a second drop finds nothing mapped and asks the runtime nothing. */
+    xbt_window_drop(m, 0x400000, 4096);
+    ck_assert_uint_eq(d_drops, 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("shadow_mmu");
+    TCase *tc = tcase_create("windows");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, identity_with_paging_off);
+    tcase_add_test(tc, fill_runs_and_dirty_bits);
+    tcase_add_test(tc, large_page_whole);
+    tcase_add_test(tc, code_page_drops_its_writable_aliases);
+    tcase_add_test(tc, code_page_with_lost_aliases_resets);
+    tcase_add_test(tc, cr3_switch_with_tlb_semantics);
+    tcase_add_test(tc, epochs_follow_code);
+    tcase_add_test(tc, d_window_through_the_runtime);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
