@@ -23,28 +23,41 @@
  *
  * Process-wide state.  Translating touches nothing global but a per-thread cache of
  * encoder results (about 1.7 MiB per translating thread, freed when the thread ends).
- * Running a VM does more:
- *  - Signal handlers, installed by the first xbt_vm_create and kept for the life of the
- *    process: SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGTRAP (guest faults in translated
- *    code arrive as these) and SIGUSR2 (xbt_vcpu_kick sends it to the vCPU's thread).
- *    They replace whatever handler was there and do not chain to it: a fault that is
- *    not the guest's is reported on stderr with a backtrace and becomes
+ * Running a VM does more; each effect, and how an embedder lives beside it:
+ *  - Signal handlers for six signals, installed by the first xbt_vm_create and kept for
+ *    the life of the process: SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGTRAP (guest faults
+ *    in translated code arrive as these) and SIGUSR2 (xbt_vcpu_kick sends it to the
+ *    vCPU's thread).  They replace whatever handler was there and do not chain to it: a
+ *    fault that is not the guest's is reported on stderr with a backtrace and becomes
  *    XBT_EXIT_INTERNAL_ERROR while a vCPU runs on that thread, else the signal's default
- *    action (the process dies); a SIGUSR2 with no vCPU running is ignored.  The
- *    embedder must leave these six signals to xbt and must not block them in a thread
- *    that runs a vCPU.
- *  - Per thread that runs a vCPU: an alternate signal stack (64 KiB, replacing the
- *    thread's own; switched off and freed when the thread ends), and the GS base, which points at a guest memory window during and
- *    after xbt_vcpu_run (x86-64 Linux user code does not use GS; FS holds the TLS).
+ *    action (the process dies); a SIGUSR2 with no vCPU running is ignored.  A thread
+ *    that runs a vCPU must not block them.  An embedder that needs one of them too
+ *    installs its own handler after the first xbt_vm_create, with SA_SIGINFO |
+ *    SA_ONSTACK | SA_NODEFER and an empty sa_mask, keeps the old action sigaction()
+ *    returns (xbt's), and calls its sa_sigaction with the same three arguments for every
+ *    signal that is not its own.  SA_NODEFER is needed: xbt leaves its handler for a
+ *    guest fault by siglongjmp without restoring the signal mask, so a signal blocked
+ *    while the handler ran would stay blocked, and the next guest fault kill the process.
+ *  - An alternate signal stack (64 KiB) on every thread that runs a vCPU and on the
+ *    thread of the first xbt_vm_create, replacing the thread's own (not restored);
+ *    switched off and freed when the thread ends.
+ *  - The GS base of a thread that runs a vCPU points at a guest memory window during and
+ *    after xbt_vcpu_run.  x86-64 Linux user code does not use GS (FS holds the TLS); an
+ *    embedder's code that does must not run on such a thread.
  *  - Direct and adaptive user mode start runner processes (one per recently used guest
  *    address space; killed by xbt_vm_destroy, or by the kernel when the thread that
- *    started them ends, after which xbt starts another one unseen by the guest) without an exit signal: no SIGCHLD, and wait() does not see
- *    them.  The seccomp filters, the LDT entries and the reservation of the low 4 GiB
- *    that directly run guest code needs are in the runner processes, not in the
- *    embedder's.  The runner's program is a sealed memfd made once per process and kept
- *    open (close-on-exec).
- *  - Per VM: memfds (close-on-exec) and 64 GiB of reserved, inaccessible address
- *    space for the guest memory windows, released by xbt_vm_destroy.
+ *    started them ends, after which xbt starts another one unseen by the guest) without
+ *    an exit signal: no SIGCHLD, and wait() does not see them (a wait for any child
+ *    with __WALL or __WCLONE would reap them: an embedder must not use one).  The first
+ *    xbt_capabilities() or xbt_has() starts one and ends it to probe the host.  The
+ *    seccomp filters, the LDT entries and the reservation of the low 4 GiB that directly
+ *    run guest code needs are in the runner processes, not in the embedder's: its
+ *    system calls and LDT stay as they were, and nothing reserves its low 4 GiB.  The
+ *    runner's program is a sealed memfd made once per process and kept open
+ *    (close-on-exec).
+ *  - Per VM: memfds (close-on-exec), 64 GiB of reserved, inaccessible address space for
+ *    the guest memory windows, and the translation cache (two views of it, both above
+ *    4 GiB), released by xbt_vm_destroy.
  *
  * Thread safety: translate calls are independent and may run concurrently; the VM and
  * vCPU rules are given with those calls below.

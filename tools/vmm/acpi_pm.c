@@ -137,6 +137,6 @@ uint32_t acpi_pm_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uin
         }
     }
     update_sci(m, now);
-    pc_timer_changed(m);
+    vmm_timer_changed(m);
     return 0;
 }

@@ -94,7 +94,7 @@ uint32_t cmos_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
         if (c->index == 0x0b) {
             c->ram[0x0b] = (uint8_t)((val & ~0x06u) | 0x02); /* stays BCD, 24-hour */
             update_irq(m);
-            pc_timer_changed(m);
+            vmm_timer_changed(m);
         } else if (c->index == 0x0a) {
             c->ram[0x0a] = (uint8_t)(val & 0x7f); /* UIP is read-only */
         } else if (c->index == 0x01 || c->index == 0x03 || c->index == 0x05 || c->index > 0x0d) {

@@ -107,7 +107,7 @@ static void rearm(struct vmm *m, int n, uint64_t now)
     for (int i = 0; i < HPET_TIMERS; i++)
         if (n < 0 || i == n)
             m->hpet.t[i].next_ns = next_match(&m->hpet, &m->hpet.t[i], now);
-    pc_timer_changed(m);
+    vmm_timer_changed(m);
 }
 
 static void fire(struct vmm *m, int n, uint64_t now)

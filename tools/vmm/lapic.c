@@ -260,7 +260,7 @@ static void timer_rearm(struct vmm *m, uint64_t now, uint32_t count)
     uint64_t done = (uint64_t)(a->timer_initial - count) * divisor(a);
     a->timer_start_ns = now - done;
     a->timer_next_ns = now + (uint64_t)count * divisor(a);
-    pc_timer_changed(m);
+    vmm_timer_changed(m);
 }
 
 uint64_t lapic_poll(struct vmm *m, uint64_t now)

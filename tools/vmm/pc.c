@@ -15,17 +15,6 @@
 
 #include "vmm.h"
 
-void vmm_request_exit(struct vmm *m, enum vmm_end why, int status)
-{
-    if (m->exit_requested)
-        return; /* the first reason stands */
-    m->exit_requested = true;
-    m->end = why;
-    m->exit_status = status;
-    pthread_cond_broadcast(&m->wake);
-    xbt_vcpu_stop(m->cpu); /* from another thread: the run returns STOPPED */
-}
-
 int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err, size_t errlen)
 {
     m->ram_size = xbt_vm_ram_size(m->vm);
@@ -67,12 +56,6 @@ uint64_t pc_poll(struct vmm *m, uint64_t now)
     next = earliest(next, cmos_poll(m, now));
     m->next_timer_ns = next;
     return next;
-}
-
-void pc_timer_changed(struct vmm *m)
-{
-    m->next_timer_ns = 1; /* poll at the next chance */
-    pthread_cond_broadcast(&m->timer_cv);
 }
 
 bool pc_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data)

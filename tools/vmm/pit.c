@@ -85,7 +85,7 @@ static void start(struct vmm *m, int i, uint64_t now)
             c->next_irq_ns = now + period_ns(c);
         else if (c->mode == 0 || c->mode == 4)
             c->next_irq_ns = now + ticks_to_ns((uint64_t)c->reload + 1);
-        pc_timer_changed(m);
+        vmm_timer_changed(m);
     }
 }
 

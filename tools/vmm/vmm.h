@@ -224,8 +224,10 @@ enum {
    no lock needed. */
 uint64_t vmm_now_ns(void);
 
-/* Asks the run loop to end with status (and why). */
-void vmm_request_exit(struct vmm *m, enum vmm_end why, int status);
+/* events.c: what a device tells the run loop and the timer thread (below every device,
+   as clock.c: no device calls back into pc.c or xbt-run.c). */
+void vmm_request_exit(struct vmm *m, enum vmm_end why, int status); /* the first stands */
+void vmm_timer_changed(struct vmm *m);               /* a device deadline moved */
 
 /* intr.c: the interrupt wiring (see the top of this file). */
 void irq_set(struct vmm *m, int line, int level); /* ISA lines 0-15; 16-23: IOAPIC only */
@@ -308,7 +310,6 @@ struct disk_spec {
    -1 with a message in err (a disk that cannot be opened). */
 int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err, size_t errlen);
 uint64_t pc_poll(struct vmm *m, uint64_t now);       /* all timers; earliest deadline */
-void pc_timer_changed(struct vmm *m);                /* a device deadline moved */
 bool pc_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
 
 /* pit.c */

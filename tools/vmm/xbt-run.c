@@ -155,7 +155,7 @@ static void *timer_thread(void *arg)
             until = next;
         if (m->deadline_ns && m->deadline_ns < until && !m->timed_out)
             until = m->deadline_ns;
-        /* CLOCK_MONOTONIC deadline for the condition variable (set in main). */
+        /* CLOCK_MONOTONIC deadline for the condition variable (create_platform). */
         struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
         pthread_cond_timedwait(&m->timer_cv, &m->lock, &ts);
     }
@@ -226,6 +226,28 @@ static int on_hlt(struct vmm *m)
     return -1;
 }
 
+static void on_io(struct vmm *m, xbt_exit *ex)
+{
+    pthread_mutex_lock(&m->lock);
+    m->io_exits++;
+    if (ex->io.count > 1) {
+        /* A REP INS/OUTS (XBT_VM_STRING_IO): the port sees each element. */
+        for (uint32_t k = 0; k < ex->io.count; k++) {
+            uint8_t *e = ex->io.buf + (size_t)k * ex->io.size;
+            uint32_t d = 0;
+            memcpy(&d, e, ex->io.size);
+            d = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, d);
+            if (ex->io.is_in)
+                memcpy(e, &d, ex->io.size);
+        }
+    } else {
+        uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, ex->io.data);
+        if (ex->io.is_in)
+            ex->io.data = v;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void on_mmio(struct vmm *m, xbt_exit *ex)
 {
     pthread_mutex_lock(&m->lock);
@@ -292,28 +314,7 @@ static int run_loop(struct vmm *m, double timeout)
         }
         int status = -1;
         switch (ex->reason) {
-        case XBT_EXIT_IO: {
-            pthread_mutex_lock(&m->lock);
-            m->io_exits++;
-            if (ex->io.count > 1) {
-                /* A REP INS/OUTS (XBT_VM_STRING_IO): the port sees each element. */
-                for (uint32_t k = 0; k < ex->io.count; k++) {
-                    uint8_t *e = ex->io.buf + (size_t)k * ex->io.size;
-                    uint32_t d = 0;
-                    memcpy(&d, e, ex->io.size);
-                    d = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in, d);
-                    if (ex->io.is_in)
-                        memcpy(e, &d, ex->io.size);
-                }
-            } else {
-                uint32_t v = vmm_port_io(m, ex->io.port, ex->io.size, ex->io.is_in,
-                                         ex->io.data);
-                if (ex->io.is_in)
-                    ex->io.data = v;
-            }
-            pthread_mutex_unlock(&m->lock);
-            break;
-        }
+        case XBT_EXIT_IO: on_io(m, ex); break;
         case XBT_EXIT_MMIO: on_mmio(m, ex); break;
         case XBT_EXIT_HLT: status = on_hlt(m); break;
         case XBT_EXIT_STOPPED: return on_stopped(m, timeout);
@@ -374,6 +375,32 @@ static bool parse_disk(char *arg, struct disk_spec *d)
 #define MAX_MODULES 16
 #define MAX_DISKS 4
 #define MAX_SYMBOL_FILES 16
+#define PATH_CAP 4096
+
+/* What the command line asks for: parse_options fills it, check_options and
+   choose_kernel complete it.  Its strings are argv's or its own (main's is static: an
+   early exit leaves nothing allocated behind). */
+struct options {
+    xbt_vm_config vm;      /* flags, RAM, translation cache, user mode, perf map */
+    const char *kernel;
+    const char *append;    /* "" when not given */
+    const char *initrd;    /* NULL when not given */
+    struct boot_module mods[MAX_MODULES];
+    int nmods;
+    struct disk_spec disks[MAX_DISKS];
+    int ndisks;
+    const char *symbol_files[MAX_SYMBOL_FILES];
+    int nsymbol_files;
+    double timeout;        /* seconds; 0 none */
+    bool stats, trace_io;
+    uint32_t seen;         /* the single-valued options given, a bit per S_* */
+    bool want_traces, no_traces; /* the trace switches seen */
+    char mod_path[MAX_MODULES][PATH_CAP]; /* each module's FILE */
+    char def_kernel[PATH_CAP], def_initrd[PATH_CAP]; /* the Linux guest beside the build */
+};
+
+/* Each step of main returns GO_ON or the exit status to end with. */
+#define GO_ON (-1)
 
 /* ---- options: whatever xbt-run cannot honour is one line and EXIT_USAGE ------------ */
 
@@ -447,209 +474,244 @@ static int once(uint32_t *seen, int bit, const char *name)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* --module 'FILE [ARGS]': as GRUB and QEMU do, the module's string is the whole
+   argument; the file is the string up to its first space. */
+static int add_module(struct options *o, const char *arg)
 {
-    xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
-    cfg.flags |= XBT_VM_LOCAL_APIC; /* tools/vmm/lapic.c at 0xfee00000 */
-    cfg.flags |= XBT_VM_STRING_IO;  /* run_loop handles io.count > 1 */
-    cfg.ram_size = 128u << 20;
-    const char *append = "";
-    const char *initrd = NULL;
-    struct boot_module mods[MAX_MODULES];
-    int nmods = 0;
-    struct disk_spec disks[MAX_DISKS];
-    int ndisks = 0;
-    bool stats = false;
-    double timeout = 0;
-    struct vmm *m = &the_vmm;
+    if (o->nmods == MAX_MODULES)
+        return usage_error("at most %d modules", MAX_MODULES);
+    if (!*arg || *arg == ' ')
+        return usage_error("--module wants 'FILE [ARGS]', not '%s'", arg);
+    size_t plen = strcspn(arg, " ");
+    if (plen >= sizeof o->mod_path[0])
+        return usage_error("--module: the file name is longer than %zu bytes",
+                           sizeof o->mod_path[0] - 1);
+    memcpy(o->mod_path[o->nmods], arg, plen);
+    o->mod_path[o->nmods][plen] = 0;
+    o->mods[o->nmods].string = arg;
+    o->mods[o->nmods].path = o->mod_path[o->nmods];
+    o->nmods++;
+    return GO_ON;
+}
 
-    enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE, O_TIMEOUT, O_STATS,
-           O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS };
-    static const struct option opts[] = {
-        { "mem", required_argument, 0, 'm' },      { "append", required_argument, 0, 'a' },
-        { "module", required_argument, 0, O_MODULE }, { "initrd", required_argument, 0, O_INITRD }, { "disk", required_argument, 0, O_DISK }, { "user-mode", required_argument, 0, O_USER },
-        { "no-traces", no_argument, 0, O_NOTRACE }, { "traces", no_argument, 0, O_TRACE }, { "trace-profile", no_argument, 0, O_TPROF }, { "trace-threshold", required_argument, 0, O_THOT }, { "no-chain", no_argument, 0, O_NOCHAIN },
-        { "tcache", required_argument, 0, O_TCACHE }, { "timeout", required_argument, 0, O_TIMEOUT },
-        { "stats", no_argument, 0, O_STATS },       { "trace-io", no_argument, 0, O_TRACEIO },
-        { "perf-map", optional_argument, 0, O_PERFMAP }, { "symbols", required_argument, 0, O_SYMBOLS },
-        { "help", no_argument, 0, 'h' },            { "version", no_argument, 0, O_VERSION },
-        { 0, 0, 0, 0 },
-    };
-    /* Options given (bit per single-valued option), and the trace switches seen. */
-    enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP };
-    uint32_t seen = 0;
-    bool want_traces = false, no_traces = false;
-    const char *symbol_files[MAX_SYMBOL_FILES];
-    int nsymbol_files = 0;
-    int c;
-    opterr = 0; /* the messages below, one line each */
-    while ((c = getopt_long(argc, argv, ":m:a:h", opts, NULL)) != -1) {
-        uint64_t u;
-        switch (c) {
-        case 'm':
-            if (once(&seen, S_MEM, "--mem"))
-                return EXIT_USAGE;
-            if (!parse_uint(optarg, 3072, &u) || u < 2)
-                return usage_error("--mem wants 2..3072 (MiB), not '%s'", optarg);
-            cfg.ram_size = u << 20;
-            break;
-        case O_DISK:
-            if (ndisks == MAX_DISKS || !parse_disk(optarg, &disks[ndisks]))
-                return usage_error("--disk wants [index=0-3,][file=]FILE[,format=raw]"
-                                   "[,media=disk][,readonly=on] (at most %d disks)", MAX_DISKS);
-            ndisks++;
-            break;
-        case 'a':
-            if (once(&seen, S_APPEND, "--append"))
-                return EXIT_USAGE;
-            append = optarg;
-            break;
-        case O_INITRD:
-            if (once(&seen, S_INITRD, "--initrd"))
-                return EXIT_USAGE;
-            if (!*optarg)
-                return usage_error("--initrd wants a file name");
-            initrd = optarg;
-            break;
-        case O_MODULE: {
-            if (nmods == MAX_MODULES)
-                return usage_error("at most %d modules", MAX_MODULES);
-            /* As GRUB and QEMU do, the module's string is the whole "FILE ARGS". */
-            if (!*optarg || *optarg == ' ')
-                return usage_error("--module wants 'FILE [ARGS]', not '%s'", optarg);
-            mods[nmods].string = optarg;
-            /* The file is the string up to its first space (static: an early exit
-               leaves nothing allocated behind). */
-            static char mod_path[MAX_MODULES][4096];
-            size_t plen = strcspn(optarg, " ");
-            if (plen >= sizeof mod_path[0])
-                return usage_error("--module: the file name is longer than %zu bytes",
-                                   sizeof mod_path[0] - 1);
-            memcpy(mod_path[nmods], optarg, plen);
-            mod_path[nmods][plen] = 0;
-            mods[nmods].path = mod_path[nmods];
-            nmods++;
-            break;
-        }
-        case O_USER:
-            if (once(&seen, S_USER, "--user-mode"))
-                return EXIT_USAGE;
-            if (!strcmp(optarg, "direct"))
-                cfg.user_mode = XBT_USER_DIRECT;
-            else if (!strcmp(optarg, "strict"))
-                cfg.user_mode = XBT_USER_STRICT;
-            else if (!strcmp(optarg, "adaptive"))
-                cfg.user_mode = XBT_USER_ADAPTIVE;
-            else
-                return usage_error("--user-mode is direct, strict or adaptive, not '%s'",
-                                   optarg);
-            break;
-        case O_NOTRACE: no_traces = true; break; /* the default: nothing to ask for */
-        case O_TRACE: want_traces = true; cfg.flags |= XBT_VM_TRACES; break;
-        case O_TPROF:
-            want_traces = true;
-            cfg.flags |= XBT_VM_TRACES | XBT_VM_TRACE_PROFILE;
-            break;
-        case O_THOT:
-            if (once(&seen, S_THOT, "--trace-threshold"))
-                return EXIT_USAGE;
-            if (!parse_uint(optarg, UINT32_MAX, &u) || u == 0)
-                return usage_error("--trace-threshold wants 1..%u entries, not '%s'",
-                                   UINT32_MAX, optarg);
-            cfg.trace_threshold = (uint32_t)u;
-            break;
-        case O_NOCHAIN: cfg.flags |= XBT_VM_NO_CHAIN; break;
-        case O_TCACHE: {
-            double v;
-            if (once(&seen, S_TCACHE, "--tcache"))
-                return EXIT_USAGE;
-            if (!parse_real(optarg, &v) || v * 1048576.0 < TCACHE_MIN || v > 1024)
-                return usage_error("--tcache wants a size in MiB from %g to 1024 (may be "
-                                   "fractional), not '%s'", TCACHE_MIN / 1048576.0, optarg);
-            cfg.tcache_size = (uint64_t)(v * 1048576.0);
-            break;
-        }
-        case O_TIMEOUT:
-            if (once(&seen, S_TIMEOUT, "--timeout"))
-                return EXIT_USAGE;
-            if (!parse_real(optarg, &timeout) || !(timeout > 0) || timeout > TIMEOUT_MAX)
-                return usage_error("--timeout wants seconds, more than 0 and at most %g, "
-                                   "not '%s'", TIMEOUT_MAX, optarg);
-            break;
-        case O_STATS: stats = true; break;
-        case O_PERFMAP:
-            if (once(&seen, S_PERFMAP, "--perf-map"))
-                return EXIT_USAGE;
-            if (optarg && !*optarg)
-                return usage_error("--perf-map=FILE wants a file name");
-            cfg.flags |= XBT_VM_PERF_MAP;
-            cfg.perf_map_path = optarg; /* NULL: /tmp/perf-PID.map */
-            break;
-        case O_SYMBOLS:
-            if (nsymbol_files == MAX_SYMBOL_FILES)
-                return usage_error("at most %d --symbols files", MAX_SYMBOL_FILES);
-            if (!*optarg)
-                return usage_error("--symbols wants a file name");
-            symbol_files[nsymbol_files++] = optarg;
-            break;
-        case O_TRACEIO: m->trace_io = true; break;
-        case O_VERSION:
-            printf("xbt-run %u.%u.%u (API %u.%u)\n", xbt_version() >> 16,
-                   (xbt_version() >> 8) & 0xff, xbt_version() & 0xff, xbt_api_version() >> 16,
-                   xbt_api_version() & 0xffff);
-            return 0;
-        case 'h': usage(stdout); return 0;
-        case ':':
-            return usage_error("option '%s' needs an argument", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (no_traces && want_traces)
-        return usage_error("--no-traces contradicts --traces and --trace-profile");
-    if ((seen & (1u << S_THOT)) && !want_traces)
-        return usage_error("--trace-threshold needs --traces (or --trace-profile)");
-    if (nsymbol_files && !(cfg.flags & XBT_VM_PERF_MAP))
-        return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
-    const char *kernel;
-    static char def_kernel[4096], def_initrd[4096];
-    if (optind == argc) {
-        /* No kernel: the Linux guest scripts/linux-guest.sh put beside the build. */
-        char exe[3900];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        exe[n > 0 ? n : 0] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = 0;
-        snprintf(def_kernel, sizeof def_kernel, "%s/../linux/vmlinuz", exe);
-        snprintf(def_initrd, sizeof def_initrd, "%s/../linux/initramfs.cpio.gz", exe);
-        if (access(def_kernel, R_OK) != 0 || access(def_initrd, R_OK) != 0) {
-            fprintf(stderr, "xbt-run: no kernel given, and no Linux guest at %s (run "
-                            "scripts/linux-guest.sh to fetch one from Debian)\n", def_kernel);
+static int set_user_mode(struct options *o, const char *arg)
+{
+    if (!strcmp(arg, "direct"))
+        o->vm.user_mode = XBT_USER_DIRECT;
+    else if (!strcmp(arg, "strict"))
+        o->vm.user_mode = XBT_USER_STRICT;
+    else if (!strcmp(arg, "adaptive"))
+        o->vm.user_mode = XBT_USER_ADAPTIVE;
+    else
+        return usage_error("--user-mode is direct, strict or adaptive, not '%s'", arg);
+    return GO_ON;
+}
+
+/* Single-valued options: their bits in options.seen. */
+enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP };
+
+enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
+       O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS };
+static const struct option long_options[] = {
+    { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
+    { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
+    { "disk", required_argument, 0, O_DISK },       { "user-mode", required_argument, 0, O_USER },
+    { "no-traces", no_argument, 0, O_NOTRACE },     { "traces", no_argument, 0, O_TRACE },
+    { "trace-profile", no_argument, 0, O_TPROF },
+    { "trace-threshold", required_argument, 0, O_THOT },
+    { "no-chain", no_argument, 0, O_NOCHAIN },      { "tcache", required_argument, 0, O_TCACHE },
+    { "timeout", required_argument, 0, O_TIMEOUT }, { "stats", no_argument, 0, O_STATS },
+    { "trace-io", no_argument, 0, O_TRACEIO },
+    { "perf-map", optional_argument, 0, O_PERFMAP },
+    { "symbols", required_argument, 0, O_SYMBOLS },
+    { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
+    { 0, 0, 0, 0 },
+};
+
+/* One option c (getopt_long's return) with its argument arg. */
+static int parse_option(struct options *o, int c, char *arg, char **argv)
+{
+    uint64_t u;
+    double v;
+    switch (c) {
+    case 'm':
+        if (once(&o->seen, S_MEM, "--mem"))
             return EXIT_USAGE;
-        }
-        kernel = def_kernel;
-        if (!initrd)
-            initrd = def_initrd;
-        /* console=ttyS0: the 16550 is the only console; acpi=off pci=off: no firmware
-           tables and no PCI host bridge here; nolapic noapic: the 8259 pair and the
-           8254 are the interrupt and timer hardware.  At a terminal, /init ends in a
-           shell (XBT_SHELL=1) instead of powering off. */
-        if (!*append)
-            append = isatty(0) ? "console=ttyS0 acpi=off pci=off nolapic noapic quiet XBT_SHELL=1"
-                               : "console=ttyS0 acpi=off pci=off nolapic noapic quiet";
-        if (cfg.ram_size < (256u << 20))
-            cfg.ram_size = 256u << 20;
-        fprintf(stderr, "xbt-run: booting the Linux guest %s\n", def_kernel);
-    } else if (optind == argc - 1) {
-        kernel = argv[optind];
-        if (!*kernel)
-            return usage_error("an empty kernel file name");
-    } else {
+        if (!parse_uint(arg, 3072, &u) || u < 2)
+            return usage_error("--mem wants 2..3072 (MiB), not '%s'", arg);
+        o->vm.ram_size = u << 20;
+        return GO_ON;
+    case O_DISK:
+        if (o->ndisks == MAX_DISKS || !parse_disk(arg, &o->disks[o->ndisks]))
+            return usage_error("--disk wants [index=0-3,][file=]FILE[,format=raw]"
+                               "[,media=disk][,readonly=on] (at most %d disks)", MAX_DISKS);
+        o->ndisks++;
+        return GO_ON;
+    case 'a':
+        if (once(&o->seen, S_APPEND, "--append"))
+            return EXIT_USAGE;
+        o->append = arg;
+        return GO_ON;
+    case O_INITRD:
+        if (once(&o->seen, S_INITRD, "--initrd"))
+            return EXIT_USAGE;
+        if (!*arg)
+            return usage_error("--initrd wants a file name");
+        o->initrd = arg;
+        return GO_ON;
+    case O_MODULE: return add_module(o, arg);
+    case O_USER:
+        if (once(&o->seen, S_USER, "--user-mode"))
+            return EXIT_USAGE;
+        return set_user_mode(o, arg);
+    case O_NOTRACE: o->no_traces = true; return GO_ON; /* the default: nothing to ask for */
+    case O_TRACE:
+        o->want_traces = true;
+        o->vm.flags |= XBT_VM_TRACES;
+        return GO_ON;
+    case O_TPROF:
+        o->want_traces = true;
+        o->vm.flags |= XBT_VM_TRACES | XBT_VM_TRACE_PROFILE;
+        return GO_ON;
+    case O_THOT:
+        if (once(&o->seen, S_THOT, "--trace-threshold"))
+            return EXIT_USAGE;
+        if (!parse_uint(arg, UINT32_MAX, &u) || u == 0)
+            return usage_error("--trace-threshold wants 1..%u entries, not '%s'", UINT32_MAX,
+                               arg);
+        o->vm.trace_threshold = (uint32_t)u;
+        return GO_ON;
+    case O_NOCHAIN: o->vm.flags |= XBT_VM_NO_CHAIN; return GO_ON;
+    case O_TCACHE:
+        if (once(&o->seen, S_TCACHE, "--tcache"))
+            return EXIT_USAGE;
+        if (!parse_real(arg, &v) || v * 1048576.0 < TCACHE_MIN || v > 1024)
+            return usage_error("--tcache wants a size in MiB from %g to 1024 (may be "
+                               "fractional), not '%s'", TCACHE_MIN / 1048576.0, arg);
+        o->vm.tcache_size = (uint64_t)(v * 1048576.0);
+        return GO_ON;
+    case O_TIMEOUT:
+        if (once(&o->seen, S_TIMEOUT, "--timeout"))
+            return EXIT_USAGE;
+        if (!parse_real(arg, &o->timeout) || !(o->timeout > 0) || o->timeout > TIMEOUT_MAX)
+            return usage_error("--timeout wants seconds, more than 0 and at most %g, "
+                               "not '%s'", TIMEOUT_MAX, arg);
+        return GO_ON;
+    case O_STATS: o->stats = true; return GO_ON;
+    case O_PERFMAP:
+        if (once(&o->seen, S_PERFMAP, "--perf-map"))
+            return EXIT_USAGE;
+        if (arg && !*arg)
+            return usage_error("--perf-map=FILE wants a file name");
+        o->vm.flags |= XBT_VM_PERF_MAP;
+        o->vm.perf_map_path = arg; /* NULL: /tmp/perf-PID.map */
+        return GO_ON;
+    case O_SYMBOLS:
+        if (o->nsymbol_files == MAX_SYMBOL_FILES)
+            return usage_error("at most %d --symbols files", MAX_SYMBOL_FILES);
+        if (!*arg)
+            return usage_error("--symbols wants a file name");
+        o->symbol_files[o->nsymbol_files++] = arg;
+        return GO_ON;
+    case O_TRACEIO: o->trace_io = true; return GO_ON;
+    case O_VERSION:
+        printf("xbt-run %u.%u.%u (API %u.%u)\n", xbt_version() >> 16,
+               (xbt_version() >> 8) & 0xff, xbt_version() & 0xff, xbt_api_version() >> 16,
+               xbt_api_version() & 0xffff);
+        return 0;
+    case 'h': usage(stdout); return 0;
+    case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);
+    default: return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+}
+
+static int parse_options(struct options *o, int argc, char **argv)
+{
+    o->vm = (xbt_vm_config)XBT_VM_CONFIG_INIT;
+    o->vm.flags |= XBT_VM_LOCAL_APIC; /* tools/vmm/lapic.c at 0xfee00000 */
+    o->vm.flags |= XBT_VM_STRING_IO;  /* on_io handles io.count > 1 */
+    o->vm.ram_size = 128u << 20;
+    o->append = "";
+    opterr = 0; /* usage_error's messages, one line each */
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:a:h", long_options, NULL)) != -1) {
+        int status = parse_option(o, c, optarg, argv);
+        if (status != GO_ON)
+            return status;
+    }
+    return GO_ON;
+}
+
+/* Options that contradict or need one another. */
+static int check_options(const struct options *o)
+{
+    if (o->no_traces && o->want_traces)
+        return usage_error("--no-traces contradicts --traces and --trace-profile");
+    if ((o->seen & (1u << S_THOT)) && !o->want_traces)
+        return usage_error("--trace-threshold needs --traces (or --trace-profile)");
+    if (o->nsymbol_files && !(o->vm.flags & XBT_VM_PERF_MAP))
+        return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
+    return GO_ON;
+}
+
+/* No kernel: the Linux guest scripts/linux-guest.sh put beside the build, with a
+   command line and RAM it boots with. */
+static int choose_linux_guest(struct options *o)
+{
+    char exe[3900];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(o->def_kernel, sizeof o->def_kernel, "%s/../linux/vmlinuz", exe);
+    snprintf(o->def_initrd, sizeof o->def_initrd, "%s/../linux/initramfs.cpio.gz", exe);
+    if (access(o->def_kernel, R_OK) != 0 || access(o->def_initrd, R_OK) != 0) {
+        fprintf(stderr, "xbt-run: no kernel given, and no Linux guest at %s (run "
+                        "scripts/linux-guest.sh to fetch one from Debian)\n", o->def_kernel);
+        return EXIT_USAGE;
+    }
+    o->kernel = o->def_kernel;
+    if (!o->initrd)
+        o->initrd = o->def_initrd;
+    /* console=ttyS0: the 16550 is the only console; acpi=off pci=off: no firmware
+       tables and no PCI host bridge here; nolapic noapic: the 8259 pair and the
+       8254 are the interrupt and timer hardware.  At a terminal, /init ends in a
+       shell (XBT_SHELL=1) instead of powering off. */
+    if (!*o->append)
+        o->append = isatty(0) ? "console=ttyS0 acpi=off pci=off nolapic noapic quiet XBT_SHELL=1"
+                              : "console=ttyS0 acpi=off pci=off nolapic noapic quiet";
+    if (o->vm.ram_size < (256u << 20))
+        o->vm.ram_size = 256u << 20;
+    fprintf(stderr, "xbt-run: booting the Linux guest %s\n", o->def_kernel);
+    return GO_ON;
+}
+
+/* The operands: one kernel, or none for the Linux guest. */
+static int choose_kernel(struct options *o, int argc, char **argv)
+{
+    if (optind == argc)
+        return choose_linux_guest(o);
+    if (optind < argc - 1)
         return usage_error("one kernel, not %d files ('%s', '%s'%s)", argc - optind,
                            argv[optind], argv[optind + 1], argc - optind > 2 ? ", ..." : "");
-    }
+    o->kernel = argv[optind];
+    if (!*o->kernel)
+        return usage_error("an empty kernel file name");
+    return GO_ON;
+}
 
+/* A VM whose devices or guest could not be set up: the disks closed, the VM gone. */
+static int abandon(struct vmm *m)
+{
+    ata_detach_all(m);
+    xbt_vm_destroy(m->vm);
+    return EXIT_NOIMAGE;
+}
+
+/* The VM, its vCPU and the PC platform with its disks. */
+static int create_platform(struct vmm *m, const struct options *o)
+{
     /* What every embedder checks first; linked statically here, it cannot fail, but a
        shared libxbt could be older than the header this was built with. */
     if (!XBT_API_COMPATIBLE(xbt_api_version())) {
@@ -658,7 +720,7 @@ int main(int argc, char **argv)
                 xbt_api_version() & 0xffff);
         return EXIT_INTERNAL;
     }
-    xbt_status st = xbt_vm_create(&cfg, &m->vm);
+    xbt_status st = xbt_vm_create(&o->vm, &m->vm);
     if (st != XBT_OK) {
         fprintf(stderr, "xbt-run: cannot create the VM: %s%s%s\n", xbt_strerror(st),
                 st == XBT_E_HOST ? ": " : "", st == XBT_E_HOST ? xbt_last_host_error() : "");
@@ -668,95 +730,128 @@ int main(int argc, char **argv)
         fprintf(stderr, "xbt-run: cannot create the vCPU: %s\n", xbt_strerror(st));
         return EXIT_INTERNAL;
     }
+    m->trace_io = o->trace_io;
     pthread_mutex_init(&m->lock, NULL);
-    pthread_condattr_t ca;
+    pthread_condattr_t ca; /* timer_thread's deadlines are CLOCK_MONOTONIC (vmm_now_ns) */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&m->wake, &ca);
     pthread_cond_init(&m->timer_cv, &ca);
     char err[512];
-    if (pc_init(m, disks, ndisks, err, sizeof err) != 0) {
+    if (pc_init(m, o->disks, o->ndisks, err, sizeof err) != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
-        ata_detach_all(m);
-        xbt_vm_destroy(m->vm);
-        return EXIT_NOIMAGE;
+        return abandon(m);
     }
-    if (vmm_boot(m->vm, m->cpu, kernel, append, initrd, mods, nmods, err, sizeof err) != 0) {
-        fprintf(stderr, "xbt-run: %s\n", err);
-        ata_detach_all(m);
-        xbt_vm_destroy(m->vm);
-        return EXIT_NOIMAGE;
-    }
-    long nsyms = 0;
-    if ((cfg.flags & XBT_VM_PERF_MAP) &&
-        (nsyms = load_symbols(m->vm, kernel, symbol_files, nsymbol_files)) < 0) {
-        ata_detach_all(m);
-        xbt_vm_destroy(m->vm);
-        return EXIT_NOIMAGE;
-    }
-    {
-        const char *why = NULL;
-        if (xbt_vm_user_mode(m->vm, &why) != cfg.user_mode && why)
-            fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
-                    why);
-    }
-    uint64_t t0 = vmm_now_ns();
-    if (timeout > 0)
-        m->deadline_ns = t0 + (uint64_t)(timeout * 1e9);
-    xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
+    return GO_ON;
+}
 
+/* The kernel, initrd or modules in RAM and the vCPU at the entry; the perf map's
+   symbols (their number in *nsyms). */
+static int load_guest(struct vmm *m, const struct options *o, long *nsyms)
+{
+    char err[512];
+    if (vmm_boot(m->vm, m->cpu, o->kernel, o->append, o->initrd, o->mods, o->nmods, err,
+                 sizeof err) != 0) {
+        fprintf(stderr, "xbt-run: %s\n", err);
+        return abandon(m);
+    }
+    if ((o->vm.flags & XBT_VM_PERF_MAP) &&
+        (*nsyms = load_symbols(m->vm, o->kernel, o->symbol_files, o->nsymbol_files)) < 0)
+        return abandon(m);
+    const char *why = NULL;
+    if (xbt_vm_user_mode(m->vm, &why) != o->vm.user_mode && why)
+        fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
+                why);
+    return GO_ON;
+}
+
+/* The threads beside the vCPU's: timers, and the terminal's input for the UART. */
+struct helpers {
+    pthread_t timer, input;
+    bool have_input;
+};
+
+static void start_helpers(struct vmm *m, struct helpers *h)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     setup_tty();
-    pthread_t timer, input;
-    pthread_create(&timer, NULL, timer_thread, m);
-    bool have_input = pthread_create(&input, NULL, input_thread, m) == 0;
+    pthread_create(&h->timer, NULL, timer_thread, m);
+    h->have_input = pthread_create(&h->input, NULL, input_thread, m) == 0;
+}
 
-    int status = run_loop(m, timeout);
-    uint64_t t1 = vmm_now_ns();
-
+static void stop_helpers(struct vmm *m, struct helpers *h)
+{
     pthread_mutex_lock(&m->lock);
     m->stop_timer = true;
     pthread_cond_broadcast(&m->timer_cv);
     pthread_mutex_unlock(&m->lock);
-    pthread_join(timer, NULL);
-    if (have_input) {
-        pthread_cancel(input);
-        pthread_join(input, NULL);
+    pthread_join(h->timer, NULL);
+    if (h->have_input) {
+        pthread_cancel(h->input);
+        pthread_join(h->input, NULL);
     }
-    if (stats) {
-        xbt_stats s = XBT_STATS_INIT;
-        if (xbt_vcpu_get_stats(m->cpu, &s) == XBT_OK) {
-            char buf[8192];
-            xbt_stats_format(&s, buf, sizeof buf);
-            fprintf(stderr, "--- xbt-run statistics (%.3f s wall) ---\n%s", (double)(t1 - t0) / 1e9,
-                    buf);
-            fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled\n",
-                    (unsigned long long)m->io_exits, (unsigned long long)m->mmio_exits);
-            uint64_t code, code_size;
-            if (xbt_vm_code_range(m->vm, &code, &code_size) == XBT_OK)
-                fprintf(stderr, "code cache: executable view %#llx-%#llx\n",
-                        (unsigned long long)code, (unsigned long long)(code + code_size));
-            if (cfg.flags & XBT_VM_PERF_MAP) {
-                char def[64];
-                snprintf(def, sizeof def, "/tmp/perf-%d.map", (int)getpid());
-                fprintf(stderr, "perf map: %s, %ld guest code symbols\n",
-                        cfg.perf_map_path ? cfg.perf_map_path : def, nsyms);
-            }
-            xbt_trace_profile top[10];
-            size_t nt = xbt_vcpu_trace_profile(m->cpu, top, 10);
-            if (nt)
-                fprintf(stderr, "trace profile: %zu traces; the most entered:\n", nt);
-            for (size_t i = 0; i < nt && i < 10; i++)
-                fprintf(stderr, "  %08x  %u blocks  %12llu entries  %5.1f%% side exits\n",
-                        top[i].eip, top[i].blocks, (unsigned long long)top[i].entries,
-                        top[i].entries ? 100.0 * (double)top[i].side_exits /
-                                             (double)top[i].entries : 0.0);
-        }
+}
+
+/* Runs the guest to its end; the exit status, and the run's wall time in *wall_ns. */
+static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
+{
+    uint64_t t0 = vmm_now_ns();
+    if (o->timeout > 0)
+        m->deadline_ns = t0 + (uint64_t)(o->timeout * 1e9);
+    xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
+    struct helpers h;
+    start_helpers(m, &h);
+    int status = run_loop(m, o->timeout);
+    *wall_ns = vmm_now_ns() - t0;
+    stop_helpers(m, &h);
+    return status;
+}
+
+static void print_trace_profile(xbt_vcpu *cpu)
+{
+    xbt_trace_profile top[10];
+    size_t nt = xbt_vcpu_trace_profile(cpu, top, 10);
+    if (nt)
+        fprintf(stderr, "trace profile: %zu traces; the most entered:\n", nt);
+    for (size_t i = 0; i < nt && i < 10; i++)
+        fprintf(stderr, "  %08x  %u blocks  %12llu entries  %5.1f%% side exits\n",
+                top[i].eip, top[i].blocks, (unsigned long long)top[i].entries,
+                top[i].entries ? 100.0 * (double)top[i].side_exits / (double)top[i].entries
+                               : 0.0);
+}
+
+/* --stats: the library's figures, the VMM's exits, the code cache and the perf map. */
+static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint64_t wall_ns)
+{
+    xbt_stats s = XBT_STATS_INIT;
+    if (xbt_vcpu_get_stats(m->cpu, &s) != XBT_OK)
+        return;
+    char buf[8192];
+    xbt_stats_format(&s, buf, sizeof buf);
+    fprintf(stderr, "--- xbt-run statistics (%.3f s wall) ---\n%s", (double)wall_ns / 1e9, buf);
+    fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled\n",
+            (unsigned long long)m->io_exits, (unsigned long long)m->mmio_exits);
+    uint64_t code, code_size;
+    if (xbt_vm_code_range(m->vm, &code, &code_size) == XBT_OK)
+        fprintf(stderr, "code cache: executable view %#llx-%#llx\n", (unsigned long long)code,
+                (unsigned long long)(code + code_size));
+    if (o->vm.flags & XBT_VM_PERF_MAP) {
+        char def[64];
+        snprintf(def, sizeof def, "/tmp/perf-%d.map", (int)getpid());
+        fprintf(stderr, "perf map: %s, %ld guest code symbols\n",
+                o->vm.perf_map_path ? o->vm.perf_map_path : def, nsyms);
     }
+    print_trace_profile(m->cpu);
+}
+
+/* After the run: what the guest wrote on the disk files and the perf map, the VM gone,
+   the terminal as it was. */
+static int shut_down(struct vmm *m, int status)
+{
     ata_detach_all(m); /* fsync: what the guest wrote is on the disk files */
     if (xbt_vm_perf_map_flush(m->vm) != XBT_OK)
         fprintf(stderr, "xbt-run: the perf map is incomplete: %s\n", xbt_last_host_error());
@@ -764,4 +859,27 @@ int main(int argc, char **argv)
     xbt_vm_destroy(m->vm);
     restore_tty();
     return status & 0xff;
+}
+
+int main(int argc, char **argv)
+{
+    static struct options o; /* static: its buffers are large */
+    struct vmm *m = &the_vmm;
+    long nsyms = 0;
+    int status = parse_options(&o, argc, argv);
+    if (status == GO_ON)
+        status = check_options(&o);
+    if (status == GO_ON)
+        status = choose_kernel(&o, argc, argv);
+    if (status == GO_ON)
+        status = create_platform(m, &o);
+    if (status == GO_ON)
+        status = load_guest(m, &o, &nsyms);
+    if (status != GO_ON)
+        return status;
+    uint64_t wall_ns;
+    status = run_guest(m, &o, &wall_ns);
+    if (o.stats)
+        print_stats(m, &o, nsyms, wall_ns);
+    return shut_down(m, status);
 }
