@@ -53,7 +53,7 @@ static void skip_load(struct frame *f) { f->eip += 6; /* movl abs32, %ecx: 6 byt
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp, user_cycles;
+static volatile u32 kernel_esp __attribute__((used)), user_cycles; /* kernel_esp: the asm */
 
 void enter_user(void (*fn)(void), u32 esp);
 void kernel_resume(void);
@@ -122,6 +122,7 @@ static void user_compute(void)
         u64 t1 = rdtsc();
         samples[r] = (u32)((t1 - t0) / 2000);
     }
+    (void)sink; /* volatile: the loop's results are stored, not optimized away */
     user_cycles = median(samples, REPS);
     __asm__ volatile("int $0x80" : : "a"(0) : "memory");
 }

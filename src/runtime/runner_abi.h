@@ -25,16 +25,23 @@
 #define XBT_RUNTIME_RUNNER_ABI_H
 
 /* Fixed addresses in the runner (above 4 GiB, far from what the kernel places). */
-#define XRN_TEXT_ADDR    0x10000000000ull  /* the program (linked there) */
-#define XRN_COMM_ADDR    0x100000000000ull /* comm page(s), read-write, shared */
+/* Fixed addresses in the runner (above 4 GiB, far from what the kernel places).  C gets
+   them with a suffix, the assembler as plain numbers (clang's refuses suffixes). */
+#ifdef __ASSEMBLER__
+#define XRN_U64(x) x
+#else
+#define XRN_U64(x) x##ull
+#endif
+#define XRN_TEXT_ADDR    XRN_U64(0x10000000000)  /* the program (linked there) */
+#define XRN_COMM_ADDR    XRN_U64(0x100000000000) /* comm page(s), read-write, shared */
 #define XRN_COMM_SIZE    0x4000
-#define XRN_RING_ADDR    0x100000100000ull /* request ring, read-only in the runner */
+#define XRN_RING_ADDR    XRN_U64(0x100000100000) /* request ring, read-only in the runner */
 #define XRN_RING_SIZE    0x10000
-#define XRN_ALT_ADDR     0x100000200000ull /* the guest thread's signal stack */
+#define XRN_ALT_ADDR     XRN_U64(0x100000200000) /* the guest thread's signal stack */
 #define XRN_ALT_SIZE     0x10000
-#define XRN_STACK_ADDR   0x100000300000ull /* the guest thread's stub stack */
+#define XRN_STACK_ADDR   XRN_U64(0x100000300000) /* the guest thread's stub stack */
 #define XRN_STACK_SIZE   0x4000
-#define XRN_TSTACK_ADDR  0x100000400000ull /* the trusted thread's (only at its start) */
+#define XRN_TSTACK_ADDR  XRN_U64(0x100000400000) /* the trusted thread's (only at its start) */
 #define XRN_TSTACK_SIZE  0x1000
 
 /* File descriptors the runner is started with. */

@@ -18,7 +18,7 @@
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp;
+static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
 static char probe[128] = "/tmp/xbt-containment-probe";
 static const char marker[] = "HOST-WRITE-LEAK\n";
 static volatile u32 seen_eax[8], seen_ebx[8], n_seen;

@@ -157,7 +157,7 @@ static void expect_fault0(u32 kind, u32 vec, u32 err, const char *name)
 }
 
 /* ---- user mode (as user.c) ------------------------------------------------------------ */
-static volatile u32 kernel_esp;
+static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
 void enter_ring(void (*fn)(void), u32 esp, u32 cs, u32 ss);
 void kernel_resume(void);
 __asm__(".text\n.globl enter_ring\nenter_ring:\n"
@@ -262,7 +262,8 @@ static void test_user_faults(void)
 
 /* ---- call gates from CPL 3 to inner rings, 0-3 parameters -------------------------------- */
 static volatile u32 gate_esp, gate_cs, gate_stack[10], ucall_n, ucall_params[4];
-static volatile u32 ucall_esp_before, ucall_esp_pushed, ucall_esp_after, ucall_ret;
+static volatile u32 ucall_esp_before, ucall_esp_pushed, ucall_esp_after;
+static volatile u32 ucall_ret __attribute__((used)); /* written by the asm */
 /* The handlers: record ESP, CS and the frame, return with RET imm16 releasing the
    parameters from both stacks. */
 #define GATE_HANDLER(n)                                                                  \

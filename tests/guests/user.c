@@ -9,7 +9,8 @@
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp, saw_cs, saw_ss, saw_esp3, frame_at, gp_cs, gp_err, gp_count;
+static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
+static volatile u32 saw_cs, saw_ss, saw_esp3, frame_at, gp_cs, gp_err, gp_count;
 static volatile u32 pf_err, pf_cr2, pf_cs;
 static u32 pd[1024] __attribute__((aligned(4096)));
 static u32 pt[4][1024] __attribute__((aligned(4096)));

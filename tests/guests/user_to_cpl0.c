@@ -20,7 +20,9 @@ static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
 /* The payload's landing pad: at an address whose low 16 bits are what the attack needs. */
 static u8 pad[0x20000] __attribute__((aligned(65536)));
-static volatile u32 kernel_esp, skip_len, attack_x, attack_word, pwned, pwn_cs;
+static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
+static volatile u32 skip_len, attack_x, attack_word, pwned;
+static volatile u32 pwn_cs __attribute__((used)); /* written by the asm */
 static volatile u32 gp_count, gp_err, gp_eip, gp_cs, gp_esp3, gp_ss3, gp_frame;
 
 void enter_user(void (*fn)(void), u32 esp);

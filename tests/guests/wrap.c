@@ -191,7 +191,7 @@ static void fault_in_a_wrap(void)
 
 /* Results of the based-stack block (read through DS). */
 static volatile u32 r_call, r_label, r_pushm, r_ret4, r_popa, r_enter, r_ebp, r_esp, r_flags;
-static volatile u32 saved_esp, saved_ebp;
+static volatile u32 saved_esp __attribute__((used)), saved_ebp __attribute__((used)); /* the asm's */
 
 static void stack_with_ss_base(void)
 {

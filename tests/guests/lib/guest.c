@@ -192,7 +192,7 @@ void tss_init(u32 esp0)
 
 /* user_enter / user_resume (guest.h): the kernel's callee-saved registers and ESP are
    kept here while user code runs. */
-static volatile u32 user_kernel_esp;
+static volatile u32 user_kernel_esp __attribute__((used)); /* read by the asm below */
 __asm__(".text\n.globl user_enter\nuser_enter:\n"
         "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
         "\tmovl %esp, user_kernel_esp\n"
