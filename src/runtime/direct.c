@@ -446,7 +446,7 @@ static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
         fprintf(stderr, "escape: sig %d trap %d err %#x rip %#llx cs %#x cr2 %#llx\n", v->direct.sig,
                 v->direct.trapno, v->direct.err, (unsigned long long)v->direct.rip, v->direct.uc_cs,
                 (unsigned long long)v->direct.cr2);
-    xbt_runner_kill(&xbt_dset_cur(v->vm)->runner);
+    xbt_runner_kill(xbt_set_runner(v->vm, w));
     forget_runner(w);
     v->stats.direct_escapes++;
     return xbt_raise(v, XBT_GP, true, sel & 0xFFFCu, eip);
@@ -504,34 +504,32 @@ static bool refault_map(struct xbt_vcpu *v)
     return r != 0;
 }
 
-/* Runs the guest's user code directly until the next exit and handles that exit.
-   false: an exit for the embedder (or an internal error) is recorded in v->exit. */
-bool xbt_direct_run(struct xbt_vcpu *v)
+/* Window set w's runner, started if it is not running.  false: none can be (direct
+   execution is off from now on; vm->direct_why says why). */
+static bool runner_ready(struct xbt_vcpu *v, struct xbt_wset *w)
 {
-    struct xbt_direct *d = &v->direct;
     xbt_vm *vm = v->vm;
-    struct xbt_wset *w = vm->mmu->cur;
-    struct xbt_runner *r = &xbt_dset_cur(vm)->runner;
-    if (!xbt_runner_alive(r)) {
-        char why[sizeof vm->direct_why];
-        if (!xbt_runner_start(r, vm->memfd, vm->ram_size, why, sizeof why)) {
-            vm->direct_ok = false;
-            snprintf(vm->direct_why, sizeof vm->direct_why, "%s", why);
-            return true; /* strict from now on */
-        }
-        forget_runner(w);
-        v->stats.direct_runner_starts++;
+    if (xbt_runner_alive(xbt_set_runner(v->vm, w)))
+        return true;
+    char why[sizeof vm->direct_why];
+    if (!xbt_runner_start(xbt_set_runner(v->vm, w), vm->memfd, vm->ram_size, why, sizeof why)) {
+        vm->direct_ok = false;
+        snprintf(vm->direct_why, sizeof vm->direct_why, "%s", why);
+        return false;
     }
-    if (v->direct_refault) {
-        if (!refault_map(v))
-            return false;
-        if (v->direct_xlate)
-            return true;
-    }
+    forget_runner(w);
+    v->stats.direct_runner_starts++;
+    return true;
+}
+
+/* The guest's segment registers as host selectors (mirror_segment) in v->direct.sel.
+   false: internal error; or direct_xlate set: the instruction runs translated. */
+static bool mirror_segments(struct xbt_vcpu *v)
+{
     static const char *const names[XBT_NSEG] = { "ES", "CS", "SS", "DS", "FS", "GS" };
     for (int s = 0; s < XBT_NSEG; s++) {
         errno = 0;
-        if (!mirror_segment(v, s, &d->sel[s])) {
+        if (!mirror_segment(v, s, &v->direct.sel[s])) {
             if (errno == EINVAL) {
                 /* A descriptor the host's LDT refuses (Linux takes no present
                    conforming code segment): this instruction runs translated, which
@@ -544,9 +542,16 @@ bool xbt_direct_run(struct xbt_vcpu *v)
             return false;
         }
     }
+    return true;
+}
+
+/* Runs the guest in runner r from the vCPU's state until it stops; xbt_runner_run's
+   result. */
+static int enter_runner(struct xbt_vcpu *v, struct xbt_runner *r)
+{
+    struct xbt_direct *d = &v->direct;
     memcpy(d->gpr, v->ctx.gpr, sizeof d->gpr);
-    uint32_t entry_eip = v->ctx.eip;
-    d->eip = entry_eip;
+    d->eip = v->ctx.eip;
     d->eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) |
                 (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
                 XBT_EFLAGS_IF | XBT_EFLAGS_FIXED;
@@ -554,54 +559,53 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     int rc = xbt_runner_run(r, d, v->ctx.fpu, v->ctx.fpu, &v->kick);
     atomic_store(&v->direct_runner, NULL);
     v->stats.direct_entries++;
-    if (rc < 0 && r->lost) {
-        /* Killed from outside (the thread that started it has exited, or the OOM
-           killer): the guest did nothing; a new runner takes the entry again. */
-        xbt_runner_kill(r);
-        forget_runner(w);
-        if (++v->direct_lost_streak > 16) {
-            xbt_set_internal_error(v, entry_eip, "runner processes keep being killed from "
-                                   "outside (SIGKILL: the OOM killer?)");
-            return false;
-        }
-        return true;
-    }
-    if (rc < 0)
-        return escaped(v, entry_eip, 0);
-    v->direct_lost_streak = 0;
-    if (d->aborted == 1)
-        return true; /* a kick before the guest ran */
-    if (d->aborted) {
-        /* The host refused the entry (an LDT descriptor, a selector IRETQ would not
-           load): the instruction runs translated, with the guest's rules. */
-        v->direct_xlate = true;
-        return true;
-    }
+    return rc;
+}
+
+/* The guest ran in the runner and stopped: its state back into the vCPU. */
+static void leave_runner(struct xbt_vcpu *v)
+{
+    const struct xbt_direct *d = &v->direct;
     v->stats.direct_exits++;
     memcpy(v->ctx.gpr, d->gpr, sizeof d->gpr);
     v->ctx.eip = d->eip;
     v->ctx.eflags = d->eflags & XBT_EFLAGS_ARITH;
     v->ctx.eflags_sys = (v->ctx.eflags_sys & ~(XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
                         (d->eflags & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT));
-    uint32_t eip = d->eip;
-    if (d->rip >> 32 || d->uc_cs == 0x33 || (d->sig == SIGSYS && d->arch != AUDIT_ARCH_I386))
-        return escaped(v, d->rip >> 32 ? entry_eip : eip, d->uc_cs != d->sel[XBT_CS] ? d->uc_cs : 0);
-    if (d->uc_cs != d->sel[XBT_CS]) {
-        /* A far transfer to a 32-bit host selector (0x23): the guest's GDT has some
-           other descriptor there, the VMM a #GP for the guest. */
-        v->stats.direct_escapes++;
-        return xbt_raise(v, XBT_GP, true, d->uc_cs & 0xFFFCu, eip);
+}
+
+/* Window set w's runner is gone (xbt_runner_run failed): killed from outside, or by
+   guest code that left guest semantics (escaped).  false: an exit is recorded. */
+static bool runner_gone(struct xbt_vcpu *v, struct xbt_wset *w, uint32_t entry_eip)
+{
+    if (!xbt_set_runner(v->vm, w)->lost)
+        return escaped(v, entry_eip, 0);
+    /* Killed from outside (the thread that started it has exited, or the OOM killer):
+       the guest did nothing; a new runner takes the entry again. */
+    xbt_runner_kill(xbt_set_runner(v->vm, w));
+    forget_runner(w);
+    if (++v->direct_lost_streak > 16) {
+        xbt_set_internal_error(v, entry_eip, "runner processes keep being killed from "
+                               "outside (SIGKILL: the OOM killer?)");
+        return false;
     }
-    /* Data segment registers the guest loaded itself: the host resolved them against
-       its own GDT, so the guest's own load is done now, against the guest's tables. */
+    return true;
+}
+
+/* Data segment registers the guest loaded itself: the host resolved them against its own
+   GDT, so the guest's own load is done now, against the guest's tables.  Returns how
+   many were loaded, or -1 when a load raised the guest's fault. */
+static int reload_segments(struct xbt_vcpu *v, uint32_t eip)
+{
+    const struct xbt_direct *d = &v->direct;
     static const int hseg[4] = { XBT_DS, XBT_ES, XBT_FS, XBT_GS };
-    bool reloaded = false;
+    int reloaded = 0;
     for (int i = 0; i < 4; i++) {
         int s = hseg[i];
         uint16_t hsel = d->hsel[i];
         if (hsel == d->sel[s])
             continue;
-        reloaded = true;
+        reloaded++;
         int from = -1; /* a copy of another register's mirror selector */
         for (int t = 0; t < XBT_NSEG && from < 0; t++)
             if (d->sel[t] == hsel && hsel != 0)
@@ -609,62 +613,106 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         if (from >= 0)
             xbt_set_seg(v, s, &v->seg[from]);
         else if (!xbt_load_seg(v, s, hsel, eip))
-            return true; /* the guest's fault is raised */
+            return -1;
     }
-    if (reloaded && (d->sig == SIGSEGV || d->sig == SIGBUS))
-        return true; /* most likely the host's segment faulted: retry with the guest's */
+    return reloaded;
+}
+
+/* A page fault with paging off: linear is physical and every page is the user's; the
+   page goes into the D-window, or the instruction runs translated. */
+static bool unpaged_fault(struct xbt_vcpu *v, uint32_t lin, uint32_t eip)
+{
+    xbt_vm *vm = v->vm;
+    bool write = v->direct.err & XBT_PF_W;
+    uint32_t page = lin >> 12;
+    if (lin >= vm->ram_size) {
+        v->direct_xlate = true; /* MMIO or open bus: the translator exits */
+        return true;
+    }
+    if (write && vm->mmu->code_prot[page])
+        xbt_vm_invalidate(vm, (uint64_t)page << 12, 4096);
+    bool fetch = (v->direct.err & XBT_PF_I) && !write;
+    int rc = xbt_direct_map(vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
+                            !vm->mmu->code_prot[page] && !fetch, fetch ? (int64_t)lin : -1);
+    if (rc == XBT_DMAP_XLATE)
+        xbt_direct_page_translated(v, eip);
+    if (rc != XBT_DMAP_OK)
+        v->direct_xlate = true;
+    else
+        v->stats.hidden_faults++;
+    return true;
+}
+
+/* A #PF in the runner: a jump into a page that runs translated, a hidden fault (the
+   D-window filled), a page only the translator can run, or the guest's own #PF, raised.
+   false: an exit is recorded. */
+static bool direct_page_fault(struct xbt_vcpu *v, uint32_t eip)
+{
+    const struct xbt_direct *d = &v->direct;
+    v->fault_err = d->err;
+    uint32_t lin = (uint32_t)d->cr2;
+    if ((d->err & XBT_PF_I) && xbt_direct_hot(v, eip)) {
+        /* A jump into a page that runs translated (mapped without execute
+           permission): it does, from here on. */
+        v->stats.direct_crossings++;
+        v->direct_sticky = true;
+        return true;
+    }
+    if (!xbt_paging(v))
+        return unpaged_fault(v, lin, eip);
+    uint64_t raised = v->stats.page_faults;
+    int r = xbt_paged_fault(v, XBT_WINDOW_D, lin);
+    if (v->stats.page_faults != raised) { /* the guest's: see refault_map */
+        v->direct_refault = true;
+        v->direct_refault_lin = lin;
+        v->direct_refault_err = d->err;
+        v->direct_refault_cr3 = v->cr3;
+    }
+    if (r == 2) { /* cannot be mapped at its own address: translate it */
+        v->direct_xlate = true;
+        return true;
+    }
+    return r != 0;
+}
+
+/* int 0x80 (or INT n through a host DPL 3 gate) from guest code: the host kernel never
+   ran it.  EIP is past the instruction; the guest's own IDT decides. */
+static bool direct_int(struct xbt_vcpu *v, uint32_t eip)
+{
+    uint8_t b[2];
+    v->stats.direct_syscalls++;
+    if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD) {
+        /* INT n with the guest's gate rules (DPL check, stack switch), delivered
+           right here: the instruction needs no translation. */
+        v->ctx.eip = eip - 2;
+        if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
+            count_trap(v, v->ctx.eip);
+        return xbt_deliver_interrupt(v, b[1], true, eip, eip - 2);
+    }
+    if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0x0F && b[1] == 0x05) {
+        /* SYSCALL from compatibility mode (AMD): the virtual CPU has none (#UD).
+           The CPU has already put the return address into ECX: the guest's ECX
+           is lost (documented). */
+        return xbt_raise(v, XBT_UDV, false, 0, eip - 2);
+    }
+    /* A system call from an instruction that is not there any more: nothing
+       the guest could have done at CPL 3 on a real CPU. */
+    return escaped(v, eip, 0);
+}
+
+/* Answers the host signal that stopped the guest at eip: a kick, a fault or trap the
+   guest sees, SYSENTER or INT n done here; anything else runs the instruction at
+   ctx.eip once through the translator.  false: an exit is recorded. */
+static bool direct_signal(struct xbt_vcpu *v, uint32_t eip)
+{
+    const struct xbt_direct *d = &v->direct;
     switch (d->sig) {
     case SIGUSR2: /* a kick: the run loop looks at interrupts and requests */
         v->stats.direct_kicks++;
         return true;
     case SIGSEGV:
-        if (d->trapno == 14) {
-            v->fault_err = d->err;
-            uint32_t lin = (uint32_t)d->cr2;
-            if ((d->err & XBT_PF_I) && xbt_direct_hot(v, eip)) {
-                /* A jump into a page that runs translated (mapped without execute
-                   permission): it does, from here on. */
-                v->stats.direct_crossings++;
-                v->direct_sticky = true;
-                return true;
-            }
-            if (!xbt_paging(v)) {
-                /* Paging off: linear is physical and every page is the user's. */
-                bool write = d->err & XBT_PF_W;
-                uint32_t page = lin >> 12;
-                if (lin >= v->vm->ram_size) {
-                    v->direct_xlate = true; /* MMIO or open bus: the translator exits */
-                    return true;
-                }
-                if (write && v->vm->mmu->code_prot[page]) {
-                    xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
-                }
-                bool fetch = (d->err & XBT_PF_I) && !write;
-                int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
-                                        !v->vm->mmu->code_prot[page] && !fetch,
-                                        fetch ? (int64_t)lin : -1);
-                if (rc == XBT_DMAP_XLATE)
-                    xbt_direct_page_translated(v, eip);
-                if (rc != XBT_DMAP_OK)
-                    v->direct_xlate = true;
-                else
-                    v->stats.hidden_faults++;
-                return true;
-            }
-            uint64_t raised = v->stats.page_faults;
-            int r = xbt_paged_fault(v, XBT_WINDOW_D, lin);
-            if (v->stats.page_faults != raised) { /* the guest's: see refault_map */
-                v->direct_refault = true;
-                v->direct_refault_lin = lin;
-                v->direct_refault_err = d->err;
-                v->direct_refault_cr3 = v->cr3;
-            }
-            if (r == 2) { /* cannot be mapped at its own address: translate it */
-                v->direct_xlate = true;
-                return true;
-            }
-            return r != 0;
-        }
+        if (d->trapno == 14)
+            return direct_page_fault(v, eip);
         if (d->trapno == 4) /* INTO: a trap, EIP is past it */
             return xbt_raise(v, XBT_OF, false, 0, eip);
         break; /* #GP and the rest: the translator knows the guest's rules */
@@ -699,29 +747,8 @@ bool xbt_direct_run(struct xbt_vcpu *v)
                 v->ctx.eip = eip - 2;
         }
         break;
-    case SIGSYS: {
-        /* int 0x80 (or INT n through a host DPL 3 gate) from guest code: the host kernel
-           never ran it.  EIP is past the instruction; the guest's own IDT decides. */
-        uint8_t b[2];
-        v->stats.direct_syscalls++;
-        if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD) {
-            /* INT n with the guest's gate rules (DPL check, stack switch), delivered
-               right here: the instruction needs no translation. */
-            v->ctx.eip = eip - 2;
-            if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
-                count_trap(v, v->ctx.eip);
-            return xbt_deliver_interrupt(v, b[1], true, eip, eip - 2);
-        }
-        if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0x0F && b[1] == 0x05) {
-            /* SYSCALL from compatibility mode (AMD): the virtual CPU has none (#UD).
-               The CPU has already put the return address into ECX: the guest's ECX
-               is lost (documented). */
-            return xbt_raise(v, XBT_UDV, false, 0, eip - 2);
-        }
-        /* A system call from an instruction that is not there any more: nothing
-           the guest could have done at CPL 3 on a real CPU. */
-        return escaped(v, eip, 0);
-    }
+    case SIGSYS:
+        return direct_int(v, eip);
     default:
         break;
     }
@@ -731,4 +758,53 @@ bool xbt_direct_run(struct xbt_vcpu *v)
         count_trap(v, v->ctx.eip);
     v->direct_xlate = true;
     return true;
+}
+
+/* Runs the guest's user code directly until the next exit and handles that exit.
+   false: an exit for the embedder (or an internal error) is recorded in v->exit. */
+bool xbt_direct_run(struct xbt_vcpu *v)
+{
+    struct xbt_direct *d = &v->direct;
+    struct xbt_wset *w = v->vm->mmu->cur;
+    if (!runner_ready(v, w))
+        return true; /* strict from now on */
+    if (v->direct_refault) {
+        if (!refault_map(v))
+            return false;
+        if (v->direct_xlate)
+            return true;
+    }
+    if (!mirror_segments(v))
+        return false;
+    if (v->direct_xlate)
+        return true;
+    uint32_t entry_eip = v->ctx.eip;
+    if (enter_runner(v, xbt_set_runner(v->vm, w)) < 0)
+        return runner_gone(v, w, entry_eip);
+    v->direct_lost_streak = 0;
+    if (d->aborted == 1)
+        return true; /* a kick before the guest ran */
+    if (d->aborted) {
+        /* The host refused the entry (an LDT descriptor, a selector IRETQ would not
+           load): the instruction runs translated, with the guest's rules. */
+        v->direct_xlate = true;
+        return true;
+    }
+    leave_runner(v);
+    uint32_t eip = d->eip;
+    if (d->rip >> 32 || d->uc_cs == 0x33 || (d->sig == SIGSYS && d->arch != AUDIT_ARCH_I386))
+        return escaped(v, d->rip >> 32 ? entry_eip : eip,
+                       d->uc_cs != d->sel[XBT_CS] ? d->uc_cs : 0);
+    if (d->uc_cs != d->sel[XBT_CS]) {
+        /* A far transfer to a 32-bit host selector (0x23): the guest's GDT has some
+           other descriptor there, the VMM a #GP for the guest. */
+        v->stats.direct_escapes++;
+        return xbt_raise(v, XBT_GP, true, d->uc_cs & 0xFFFCu, eip);
+    }
+    int reloaded = reload_segments(v, eip);
+    if (reloaded < 0)
+        return true; /* the guest's fault is raised */
+    if (reloaded && (d->sig == SIGSEGV || d->sig == SIGBUS))
+        return true; /* most likely the host's segment faulted: retry with the guest's */
+    return direct_signal(v, eip);
 }

@@ -232,6 +232,25 @@ static void ibl_select(struct xbt_vcpu *v, uint32_t key)
         ibl_reset_set(set);
 }
 
+/* The inline lookup missed the target of an indirect branch (at ctx.eip): the table
+   learns it if its block is cached and current. */
+static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
+{
+    v->stats.ibl_misses++;
+    xbt_block *t = xbt_tc_lookup(v->vm->tc, v->ctx.eip, key);
+    if (!t || t->lin != v->seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
+        return;
+    uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
+    struct xbt_ibl_entry *e = &v->ibl[idx];
+    struct xbt_ibl_set *set = v->ibl_cur;
+    if (set->n_used < XBT_IBL_USED_CAP)
+        set->used[set->n_used] = (uint16_t)idx;
+    if (set->n_used <= XBT_IBL_USED_CAP)
+        set->n_used++;
+    e->tag = v->ctx.eip;
+    e->host = (uint64_t)(uintptr_t)t->host;
+}
+
 /* The block at ctx.eip into v->tb as a relocated copy of a cached translation of the
    same physical bytes at another EIP (translator.h, xbt_tblock_relocate), with
    fetch_gpa_first/last set as a translation sets them.  0: none to copy (translate it);
@@ -287,6 +306,15 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     return 1;
 }
 
+/* Translates the block at ctx.eip into v->tb, with the translator's settings as they are. */
+static enum xbt_tstatus translate_tb(struct xbt_vcpu *v, const xbt_tmode *m)
+{
+    v->tb->code = v->tbuf;
+    v->tb->code_cap = XBT_BLOCK_MAX_CODE;
+    v->fetch_pf = false;
+    return xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, v->tb);
+}
+
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
@@ -298,12 +326,8 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     int shared = share_block(v, m, key);
     if (shared < 0)
         return NULL;
-    if (!shared) {
-        v->tb->code = v->tbuf;
-        v->tb->code_cap = XBT_BLOCK_MAX_CODE;
-        v->fetch_pf = false;
-        ts = xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, v->tb);
-    }
+    if (!shared)
+        ts = translate_tb(v, m);
     v->translate_ticks += __builtin_ia32_rdtsc() - t0;
     if (v->xl.path && ts != XBT_T_OK)
         return NULL; /* a trace that cannot be laid out: the caller goes on without it */
@@ -566,7 +590,7 @@ static void trace_abort(struct xbt_vcpu *v)
 /* The dispatcher is about to run b: record it, or close the path and build the trace
    (returned instead of b), or give up.  NULL: translation failed (exit recorded). */
 static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *m, uint32_t key,
-                             volatile uint64_t *chain_site)
+                             uint64_t *chain_site)
 {
     if (key != v->rec_key || trace_events(v) != v->rec_events) {
         trace_abort(v);
@@ -629,6 +653,354 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     return translate(v, m, key);
 }
 
+/* ---- the run loop, in the steps of QEMU's cpu_exec ----------------------------------
+   Each step returns 0 to go on to the next one, or what the loop does now:
+   XBT_LEAVE_DISPATCH (round again, with no exit to chain: an event was delivered, or the
+   guest ran elsewhere), XBT_LEAVE_EXIT (v->exit holds an exit for the embedder), or the
+   value translated code left with (XBT_JIT_EXIT_DIRECT: chain the exit it took). */
+
+static inline int dispatch_or_exit(bool ok)
+{
+    return ok ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+}
+
+/* What translated code needs of this thread and vCPU: the alternate signal stack, the
+   scratch page for uncached single steps, the GS base.  false: internal error. */
+static bool run_setup(struct xbt_vcpu *v)
+{
+    if (!xbt_thread_altstack()) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot set up an alternate signal stack");
+        return false;
+    }
+    if (!v->smc_exec) {
+        /* The scratch code page for uncached single steps: executable here, writable
+           through a second mapping elsewhere (nothing is both), as the cache. */
+        if (!xbt_tc_map_code(XBT_BLOCK_MAX_CODE, &v->smc_exec, &v->smc_exec_w)) {
+            v->smc_exec = v->smc_exec_w = NULL;
+            xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
+            return false;
+        }
+        if (v->vm->perfmap)
+            xbt_perfmap_add(v->vm->perfmap, v->smc_exec, XBT_BLOCK_MAX_CODE, "xbt:single-step");
+    }
+    if (!set_window(v)) {
+        xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
+        return false;
+    }
+    return true;
+}
+
+/* Finishes the instruction the last exit stopped in, with the embedder's answer (an IN's
+   data, an MMIO read's).  false: the same instruction makes its next exit at once, or
+   failed; v->exit holds it. */
+static bool finish_exit(struct xbt_vcpu *v)
+{
+    if (v->io_in_pending)
+        complete_in(v);
+    if (v->mmio_pending && !xbt_mmio_complete(v)) {
+        v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
+        return false; /* v->exit holds the reason */
+    }
+    if (v->mmio_exit_ready) { /* MMIO to MMIO: MOVS's write, CMPS's second read */
+        v->mmio_exit_ready = false;
+        v->stats.exits[XBT_EXIT_MMIO]++;
+        return false;
+    }
+    if (xbt_callout_mmio_store(v)) { /* a callout's second (third ...) MMIO store */
+        v->stats.exits[XBT_EXIT_MMIO]++;
+        return false;
+    }
+    return true;
+}
+
+/* set_window where the window changed since the last dispatch (a CPL switch, an MMIO
+   step); compared first, as this is per dispatch.  false: internal error. */
+static bool follow_window(struct xbt_vcpu *v)
+{
+    if ((uintptr_t)xbt_current_window(v) == thread_gs_base || set_window(v))
+        return true;
+    xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
+    return false;
+}
+
+/* What the last step left: a triple fault, an MMIO instruction's step, the data write on
+   a code page, the block a recording unlinked; then a stop request. */
+static int begin_dispatch(struct xbt_vcpu *v)
+{
+    if (v->shutdown) { /* a triple fault whose reporter went on (excp.c) */
+        memset(&v->exit, 0, sizeof v->exit);
+        v->exit.reason = XBT_EXIT_SHUTDOWN;
+        return XBT_LEAVE_EXIT;
+    }
+    if (v->mmio_step_active && xbt_mmio_step_finish(v))
+        return XBT_LEAVE_EXIT; /* the MMIO store of the instruction that just ran */
+    if (v->mmio_run) {
+        if (!follow_window(v))
+            return XBT_LEAVE_EXIT;
+        xbt_mmio_step_prepare(v);
+        if (v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
+            return XBT_LEAVE_EXIT;
+    }
+    if (v->smc_data && !v->smc_single)
+        smc_data_end(v); /* the data write on a code page has run (or was undone) */
+    if (v->unlinked) {
+        xbt_tc_relink_out(v->vm->tc, v->unlinked);
+        v->unlinked = NULL;
+    }
+    v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
+    /* Plain loads and stores on this per-dispatch path (xchg costs ~20 cycles); the
+       interrupt source's own lock orders the kick flag against its state. */
+    if (atomic_load_explicit(&v->stop, memory_order_relaxed)) {
+        atomic_store(&v->stop, false);
+        v->exit.reason = XBT_EXIT_STOPPED;
+        return XBT_LEAVE_EXIT;
+    }
+    atomic_store_explicit(&v->kick, false, memory_order_relaxed);
+    return 0;
+}
+
+/* handle-interrupt: an NMI, an interrupt from the embedder's source, the interrupt
+   window the embedder asked for, HLT. */
+static int handle_interrupt(struct xbt_vcpu *v)
+{
+    /* The STI / MOV SS shadow covers exactly one instruction: run that one alone
+       (uncached), so a loop starting right after STI still takes interrupts. */
+    if (v->interrupt_shadow) {
+        if (v->ctx.eip != v->shadow_eip)
+            v->interrupt_shadow = false;
+        else
+            v->smc_single = true;
+    }
+    if (!v->nmi_blocked && !v->interrupt_shadow &&
+        atomic_load_explicit(&v->nmi_pending, memory_order_relaxed)) {
+        /* An NMI: whatever IF says; NMIs stay blocked until the next IRET. */
+        atomic_store(&v->nmi_pending, false);
+        v->nmi_blocked = true;
+        v->stats.interrupts++;
+        return dispatch_or_exit(xbt_deliver_interrupt(v, XBT_NMI, false, v->ctx.eip,
+                                                      v->ctx.eip));
+    }
+    if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
+        /* The gates open before the poll (a kick after it closes them again); only
+           a poll that finds nothing proves that nothing is pending. */
+        __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_open,
+                         __ATOMIC_SEQ_CST);
+        int vec = v->irq_fn(v->irq_opaque);
+        if (vec >= 0) {
+            v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
+            return dispatch_or_exit(xbt_deliver_interrupt(v, vec & 0xFF, false, v->ctx.eip,
+                                                          v->ctx.eip));
+        }
+    } else if (!v->irq_fn && !v->irq_window_req) {
+        v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_open; /* no source */
+    }
+    if (v->irq_window_req && v->ctx.vif && !v->interrupt_shadow) {
+        v->irq_window_req = false; /* the embedder injects now */
+        memset(&v->exit, 0, sizeof v->exit);
+        v->exit.reason = XBT_EXIT_IRQ_WINDOW;
+        return XBT_LEAVE_EXIT;
+    }
+    if (v->halted) {
+        v->exit.reason = XBT_EXIT_HLT;
+        return XBT_LEAVE_EXIT;
+    }
+    return 0;
+}
+
+/* Guest user code runs directly (direct.c) until a host signal brings it back, unless
+   an instruction must run alone here; 0: translated code runs. */
+static int run_direct(struct xbt_vcpu *v)
+{
+    if (v->cpl != 3)
+        v->direct_sticky = false; /* back in the kernel: user code may run directly */
+    if (!v->smc_single && !v->interrupt_shadow && xbt_direct_wanted(v)) {
+        if (!xbt_direct_run(v))
+            return XBT_LEAVE_EXIT;
+        if (v->direct_xlate)
+            v->smc_single = true; /* that one instruction, translated */
+        return XBT_LEAVE_DISPATCH;
+    }
+    v->direct_xlate = false;
+    return 0;
+}
+
+/* The mode translated code runs in now (its window, its cache key) and that mode's
+   inline lookup table, which forgets first what it must. */
+static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t *chain_site)
+{
+    if (!follow_window(v))
+        return XBT_LEAVE_EXIT;
+    *m = current_mode(v);
+    *key = xbt_tc_mode_key(m);
+    if (v->ibl_dropped || v->ibl_bump_pending) {
+        /* Blocks were invalidated (self-modifying code, a code page reused) or
+           regions changed their mapping epoch: the tables keep their other entries
+           (a reset of all cost the kernel's table thousands of misses per Linux
+           fork). */
+        ibl_note_prune(v);
+    }
+    if (*key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
+        /* An inline lookup table holds blocks of one mode only, and none that
+           were invalidated; it survives across runs otherwise. */
+        if (v->ibl_stale) {
+            for (int k = 0; k < XBT_IBL_SETS; k++)
+                v->ibl_sets[k].stale = true;
+            v->ibl_stale = false;
+        }
+        ibl_select(v, *key);
+        /* The table translated code reads is this mode's from the first block on
+           (it was set in begin_dispatch, before the switch: the first block of a new
+           mode looked up its indirect branches in the other mode's table). */
+        v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
+        *chain_site = 0;
+    }
+    if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
+        ibl_prune(v->ibl_cur, v->vm->tc);
+    return 0;
+}
+
+/* One instruction, not cached, with its page writable (an MMIO site's too, when its
+   access is to RAM this time: as it is, no callout): a write to translated code, an
+   interrupt shadow, an instruction direct execution hands over. */
+static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
+{
+    if (v->rec_n)
+        trace_abort(v);
+    v->smc_single = false;
+    uint32_t saved = v->xl.max_insns;
+    bool (*site)(void *, uint32_t) = v->xl.mmio_site;
+    v->xl.max_insns = 1;
+    v->xl.mmio_site = NULL;
+    enum xbt_tstatus ts = translate_tb(v, m);
+    v->xl.max_insns = saved;
+    v->xl.mmio_site = site;
+    if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
+        /* The instruction's bytes are on a page the guest cannot fetch. */
+        v->cr2 = v->fetch_pf_lin;
+        return dispatch_or_exit(xbt_raise(v, XBT_PF, true, v->fetch_pf_err, v->ctx.eip));
+    }
+    if (ts == XBT_T_FETCH_FAULT) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest EIP %08x is outside RAM (no MMIO "
+                               "execution)", v->ctx.eip);
+        return XBT_LEAVE_EXIT;
+    }
+    if (ts != XBT_T_OK) {
+        xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb->error);
+        return XBT_LEAVE_EXIT;
+    }
+    memcpy(v->smc_exec_w, v->tb->code, v->tb->code_len);
+    int rc = xbt_jit_enter(&v->ctx, v->smc_exec);
+    v->interrupt_shadow = false; /* the covered instruction has run */
+    return rc;
+}
+
+/* Chains the exit at chain_site to b, or, where b is a trace head (the target of a
+   backward branch or of an exit from a trace), counts it unchained until it is hot and
+   then starts recording. */
+static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t chain_site)
+{
+    xbt_vm *vm = v->vm;
+    xbt_block *from;
+    uint32_t exit;
+    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(vm->tc, chain_site, &from, &exit))
+        return;
+    if ((vm->cfg.flags & XBT_VM_TRACES) && b->tstate == 0 &&
+        (b->eip <= from->eip || from->tstate == 1) && !v->rec_n) {
+        uint32_t hot = vm->cfg.trace_threshold ? vm->cfg.trace_threshold : XBT_TRACE_HOT;
+        if (++b->head_count >= hot) {
+            v->rec_n = 1;
+            v->rec_path[0] = b->eip;
+            v->rec_key = key;
+            v->rec_events = trace_events(v);
+        }
+    } else if (!v->rec_n) {
+        xbt_tc_chain(vm->tc, from, exit, b);
+    }
+}
+
+/* find-block: the block at ctx.eip in this mode, cached and current or translated now
+   (or the trace a recording closes with it), chained to the exit we came by.  0: *bp. */
+static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
+                      uint64_t *chain_site, xbt_block **bp)
+{
+    xbt_block *b = xbt_tc_lookup(v->vm->tc, v->ctx.eip, key);
+    if (b && !block_current(v, b))
+        b = NULL;
+    if (!b && !(b = translate(v, m, key))) {
+        if (!v->fetch_raised)
+            return XBT_LEAVE_EXIT;
+        v->fetch_raised = false; /* #PF on the code fetch, delivered */
+        return XBT_LEAVE_DISPATCH;
+    }
+    if (v->rec_n && !(b = trace_step(v, b, m, key, chain_site)))
+        return XBT_LEAVE_EXIT;
+    if (*chain_site)
+        chain_block(v, b, key, *chain_site);
+    *bp = b;
+    return 0;
+}
+
+/* execute-block: enters b and returns how translated code left it. */
+static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
+{
+    b->execs++;
+    if (b->tstate == 1)
+        v->stats.trace_entries++;
+    if (v->rec_n) {
+        /* Recording: every block comes back to the dispatcher (its exits and the
+           inline lookup are off for this run; begin_dispatch relinks them). */
+        v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
+        if (!v->unlinked) {
+            xbt_tc_unlink_out(v->vm->tc, b);
+            v->unlinked = b;
+        }
+    }
+    int rc;
+    if (!xbt_adapt_promoted(v) && v->cpl == 3) {
+        /* Adaptive mode: how long this address space's user code runs between
+           kernel entries. */
+        uint64_t t0 = __builtin_ia32_rdtsc();
+        rc = xbt_jit_enter(&v->ctx, b->host);
+        xbt_adapt_account(v, __builtin_ia32_rdtsc() - t0);
+    } else {
+        v->adapt_burst = 0; /* a kernel entry ends the burst */
+        rc = xbt_jit_enter(&v->ctx, b->host);
+    }
+    if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
+        trace_abort(v); /* a callout, an exception or a fault on the way */
+    if (rc == XBT_JIT_EXIT_INDIRECT)
+        ibl_learn(v, key);
+    return rc;
+}
+
+/* The dispatcher.  A function of its own, not inlined into xbt_vcpu_run: a host fault in
+   translated code leaves it by siglongjmp, and nothing of it outlives that (the exit the
+   faulting block was to take is not chained). */
+static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
+{
+    uint64_t chain_site = 0; /* the exit the last block took, to chain to the next */
+    for (;;) {
+        v->stats.dispatches++;
+        xbt_tmode m;
+        uint32_t key = 0;
+        xbt_block *b = NULL;
+        int rc = begin_dispatch(v);
+        if (!rc)
+            rc = handle_interrupt(v);
+        if (!rc)
+            rc = run_direct(v);
+        if (!rc)
+            rc = enter_mode(v, &m, &key, &chain_site);
+        if (!rc && !v->smc_single)
+            rc = find_block(v, &m, key, &chain_site, &b);
+        if (!rc)
+            rc = b ? execute_block(v, b, key) : single_step(v, &m);
+        if (rc == XBT_LEAVE_EXIT)
+            return;
+        chain_site = rc == XBT_JIT_EXIT_DIRECT ? v->ctx.exit_site : 0;
+    }
+}
+
 xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
 {
     if (!v || !exitp)
@@ -637,301 +1009,22 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     /* The embedder ran since the last exit: its devices may have raised an interrupt
        without a kick.  The first gate leaves to the dispatcher, whose poll decides. */
     v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
-    xbt_vm *vm = v->vm;
-    if (!xbt_thread_altstack()) {
-        xbt_set_internal_error(v, v->ctx.eip, "cannot set up an alternate signal stack");
+    if (!run_setup(v) || !finish_exit(v))
         return XBT_OK;
-    }
-    if (!v->smc_exec) {
-        /* The scratch code page for uncached single steps: executable here, writable
-           through a second mapping elsewhere (nothing is both), as the cache. */
-        if (!xbt_tc_map_code(XBT_BLOCK_MAX_CODE, &v->smc_exec, &v->smc_exec_w)) {
-            v->smc_exec = v->smc_exec_w = NULL;
-            xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
-            return XBT_OK;
-        }
-        if (vm->perfmap)
-            xbt_perfmap_add(vm->perfmap, v->smc_exec, XBT_BLOCK_MAX_CODE, "xbt:single-step");
-    }
-    if (!set_window(v)) {
-        xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
-        return XBT_OK;
-    }
-    if (v->io_in_pending)
-        complete_in(v);
-    if (v->mmio_pending && !xbt_mmio_complete(v)) {
-        v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
-        return XBT_OK; /* v->exit holds the reason */
-    }
-    if (v->mmio_exit_ready) { /* MMIO to MMIO: MOVS's write, CMPS's second read */
-        v->mmio_exit_ready = false;
-        v->stats.exits[XBT_EXIT_MMIO]++;
-        return XBT_OK;
-    }
-    if (xbt_callout_mmio_store(v)) { /* a callout's second (third ...) MMIO store */
-        v->stats.exits[XBT_EXIT_MMIO]++;
-        return XBT_OK;
-    }
     /* Producers fill their member of the exit record; here only the reason resets. */
     v->exit.reason = XBT_EXIT_NONE;
     v->shutdown = false;
     xbt_current_vcpu = v;
     v->thread = pthread_self();
     atomic_store(&v->running, true);
-
-    volatile uint64_t chain_site = 0;
-    if (sigsetjmp(v->fault_jmp, 0)) {
-        chain_site = 0;
-        if (v->fault_sig == 0 || !handle_fault(v))
-            goto out; /* internal error or triple fault: v->exit is set */
-    }
-    for (;;) {
-        v->stats.dispatches++;
-        if (v->shutdown) { /* a triple fault whose reporter went on (excp.c) */
-            memset(&v->exit, 0, sizeof v->exit);
-            v->exit.reason = XBT_EXIT_SHUTDOWN;
-            break;
-        }
-        if (v->mmio_step_active && xbt_mmio_step_finish(v))
-            break; /* the MMIO store of the instruction that just ran */
-        if (v->mmio_run) {
-            if ((uintptr_t)xbt_current_window(v) != thread_gs_base && !set_window(v)) {
-                xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
-                break;
-            }
-            xbt_mmio_step_prepare(v);
-            if (v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
-                break;
-        }
-        if (v->smc_data && !v->smc_single)
-            smc_data_end(v); /* the data write on a code page has run (or was undone) */
-        if (v->unlinked) {
-            xbt_tc_relink_out(vm->tc, v->unlinked);
-            v->unlinked = NULL;
-        }
-        v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
-        /* Plain loads and stores on this per-dispatch path (xchg costs ~20 cycles); the
-           interrupt source's own lock orders the kick flag against its state. */
-        if (atomic_load_explicit(&v->stop, memory_order_relaxed)) {
-            atomic_store(&v->stop, false);
-            v->exit.reason = XBT_EXIT_STOPPED;
-            break;
-        }
-        atomic_store_explicit(&v->kick, false, memory_order_relaxed);
-        /* The STI / MOV SS shadow covers exactly one instruction: run that one alone
-           (uncached), so a loop starting right after STI still takes interrupts. */
-        if (v->interrupt_shadow) {
-            if (v->ctx.eip != v->shadow_eip)
-                v->interrupt_shadow = false;
-            else
-                v->smc_single = true;
-        }
-        if (!v->nmi_blocked && !v->interrupt_shadow &&
-            atomic_load_explicit(&v->nmi_pending, memory_order_relaxed)) {
-            /* An NMI: whatever IF says; NMIs stay blocked until the next IRET. */
-            atomic_store(&v->nmi_pending, false);
-            v->nmi_blocked = true;
-            v->stats.interrupts++;
-            chain_site = 0;
-            if (!xbt_deliver_interrupt(v, XBT_NMI, false, v->ctx.eip, v->ctx.eip))
-                break;
-            continue;
-        }
-        if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
-            /* The gates open before the poll (a kick after it closes them again); only
-               a poll that finds nothing proves that nothing is pending. */
-            __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_open,
-                             __ATOMIC_SEQ_CST);
-            int vec = v->irq_fn(v->irq_opaque);
-            if (vec >= 0) {
-                v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
-                chain_site = 0;
-                if (!xbt_deliver_interrupt(v, vec & 0xFF, false, v->ctx.eip, v->ctx.eip))
-                    break;
-                continue;
-            }
-        } else if (!v->irq_fn && !v->irq_window_req) {
-            v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_open; /* no source */
-        }
-        if (v->irq_window_req && v->ctx.vif && !v->interrupt_shadow) {
-            v->irq_window_req = false; /* the embedder injects now */
-            memset(&v->exit, 0, sizeof v->exit);
-            v->exit.reason = XBT_EXIT_IRQ_WINDOW;
-            break;
-        }
-        if (v->halted) {
-            v->exit.reason = XBT_EXIT_HLT;
-            break;
-        }
-        if (v->rec_n && (v->smc_single || v->halted))
-            trace_abort(v);
-        if (v->cpl != 3)
-            v->direct_sticky = false; /* back in the kernel: user code may run directly */
-        if (!v->smc_single && !v->interrupt_shadow && xbt_direct_wanted(v)) {
-            /* Guest user code runs directly until a host signal brings it back. */
-            chain_site = 0;
-            if (!xbt_direct_run(v))
-                break;
-            if (v->direct_xlate)
-                v->smc_single = true; /* that one instruction, translated */
-            continue;
-        }
-        v->direct_xlate = false;
-        if ((uintptr_t)xbt_current_window(v) != thread_gs_base && !set_window(v)) {
-            xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
-            break;
-        }
-        xbt_tmode m = current_mode(v);
-        uint32_t key = xbt_tc_mode_key(&m);
-        if (v->ibl_dropped || v->ibl_bump_pending) {
-            /* Blocks were invalidated (self-modifying code, a code page reused) or
-               regions changed their mapping epoch: the tables keep their other entries
-               (a reset of all cost the kernel's table thousands of misses per Linux
-               fork). */
-            ibl_note_prune(v);
-        }
-        if (key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
-            /* An inline lookup table holds blocks of one mode only, and none that
-               were invalidated; it survives across runs otherwise. */
-            if (v->ibl_stale) {
-                for (int k = 0; k < XBT_IBL_SETS; k++)
-                    v->ibl_sets[k].stale = true;
-                v->ibl_stale = false;
-            }
-            ibl_select(v, key);
-            /* The table translated code reads is this mode's from the first block on
-               (it was set above, before the switch: the first block of a new mode
-               looked up its indirect branches in the other mode's table). */
-            v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
-            chain_site = 0;
-        }
-        if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
-            ibl_prune(v->ibl_cur, vm->tc);
-        int rc;
-        if (v->smc_single) {
-            /* One instruction, not cached, with its page writable (an MMIO site's too,
-               when its access is to RAM this time: as it is, no callout). */
-            v->smc_single = false;
-            uint32_t saved = v->xl.max_insns;
-            bool (*site)(void *, uint32_t) = v->xl.mmio_site;
-            v->xl.max_insns = 1;
-            v->xl.mmio_site = NULL;
-            v->tb->code = v->tbuf;
-            v->tb->code_cap = XBT_BLOCK_MAX_CODE;
-            v->fetch_pf = false;
-            enum xbt_tstatus ts =
-                xbt_translate_block(&v->xl, &m, v->ctx.eip, fetch_code, v, v->tb);
-            v->xl.max_insns = saved;
-            v->xl.mmio_site = site;
-            if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
-                /* The instruction's bytes are on a page the guest cannot fetch. */
-                v->cr2 = v->fetch_pf_lin;
-                if (!xbt_raise(v, XBT_PF, true, v->fetch_pf_err, v->ctx.eip))
-                    break;
-                chain_site = 0;
-                continue;
-            }
-            if (ts == XBT_T_FETCH_FAULT) {
-                xbt_set_internal_error(v, v->ctx.eip, "guest EIP %08x is outside RAM (no MMIO "
-                                       "execution)", v->ctx.eip);
-                break;
-            }
-            if (ts != XBT_T_OK) {
-                xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb->error);
-                break;
-            }
-            memcpy(v->smc_exec_w, v->tb->code, v->tb->code_len);
-            chain_site = 0;
-            rc = xbt_jit_enter(&v->ctx, v->smc_exec);
-            v->interrupt_shadow = false; /* the covered instruction has run */
-        } else {
-            xbt_block *b = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
-            if (b && !block_current(v, b))
-                b = NULL;
-            if (!b && !(b = translate(v, &m, key))) {
-                if (v->fetch_raised) { /* #PF on the code fetch, delivered */
-                    v->fetch_raised = false;
-                    chain_site = 0;
-                    continue;
-                }
-                break;
-            }
-            bool traces = (vm->cfg.flags & XBT_VM_TRACES) && !(vm->cfg.flags & XBT_VM_NO_CHAIN);
-            if (v->rec_n && !(b = trace_step(v, b, &m, key, &chain_site)))
-                break;
-            b->execs++;
-            if (b->tstate == 1)
-                v->stats.trace_entries++;
-            xbt_block *from;
-            uint32_t exit;
-            if (chain_site && !(vm->cfg.flags & XBT_VM_NO_CHAIN) &&
-                xbt_tc_find_site(vm->tc, chain_site, &from, &exit)) {
-                if (traces && b->tstate == 0 && (b->eip <= from->eip || from->tstate == 1) &&
-                    !v->rec_n) {
-                    /* A trace head (the target of a backward branch or of an exit from
-                       a trace): counted, not chained, until it is hot. */
-                    uint32_t hot = vm->cfg.trace_threshold ? vm->cfg.trace_threshold
-                                                           : XBT_TRACE_HOT;
-                    if (++b->head_count >= hot) {
-                        v->rec_n = 1;
-                        v->rec_path[0] = b->eip;
-                        v->rec_key = key;
-                        v->rec_events = trace_events(v);
-                    }
-                } else if (!v->rec_n) {
-                    xbt_tc_chain(vm->tc, from, exit, b);
-                }
-            }
-            chain_site = 0;
-            if (v->rec_n) {
-                /* Recording: every block comes back to the dispatcher (its exits and the
-                   inline lookup are off for this run; the loop's top relinks them). */
-                v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
-                if (!v->unlinked) {
-                    xbt_tc_unlink_out(vm->tc, b);
-                    v->unlinked = b;
-                }
-            }
-            if (!xbt_adapt_promoted(v) && v->cpl == 3) {
-                /* Adaptive mode: how long this address space's user code runs between
-                   kernel entries. */
-                uint64_t t0 = __builtin_ia32_rdtsc();
-                rc = xbt_jit_enter(&v->ctx, b->host);
-                xbt_adapt_account(v, __builtin_ia32_rdtsc() - t0);
-            } else {
-                v->adapt_burst = 0; /* a kernel entry ends the burst */
-                rc = xbt_jit_enter(&v->ctx, b->host);
-            }
-            if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
-                trace_abort(v); /* a callout, an exception or a fault on the way */
-            if (rc == XBT_JIT_EXIT_INDIRECT || rc == XBT_JIT_EXIT_DIRECT) {
-                /* Remember where indirect branches go, for the inline lookup. */
-                if (rc == XBT_JIT_EXIT_INDIRECT) {
-                    v->stats.ibl_misses++;
-                    xbt_block *t = xbt_tc_lookup(vm->tc, v->ctx.eip, key);
-                    if (t && t->lin == v->seg[XBT_CS].base + t->eip && xbt_block_fresh(v, t)) {
-                        uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
-                        struct xbt_ibl_entry *e = &v->ibl[idx];
-                        struct xbt_ibl_set *set = v->ibl_cur;
-                        if (set->n_used < XBT_IBL_USED_CAP)
-                            set->used[set->n_used] = (uint16_t)idx;
-                        if (set->n_used <= XBT_IBL_USED_CAP)
-                            set->n_used++;
-                        e->tag = v->ctx.eip;
-                        e->host = (uint64_t)(uintptr_t)t->host;
-                    }
-                }
-            }
-        }
-        if (rc == XBT_JIT_EXIT_DIRECT)
-            chain_site = v->ctx.exit_site;
-        else if (rc == XBT_LEAVE_EXIT)
-            break;
-    }
-out:
+    /* A host fault in translated code comes back here (signals.c): turned into a guest
+       event, the loop goes on; an internal error or a triple fault ends the run. */
+    if (!sigsetjmp(v->fault_jmp, 0) || (v->fault_sig != 0 && handle_fault(v)))
+        run_loop(v);
     atomic_store(&v->running, false);
     /* The map is written at the quieter exits (HLT, stop, the end of the guest), not at
        the frequent I/O ones: the lines of a run are on disk when the embedder stops. */
+    xbt_vm *vm = v->vm;
     if (vm->perfmap && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
         xbt_perfmap_flush(vm->perfmap);
     v->stats.exits[v->exit.reason < 16 ? v->exit.reason : 0]++;

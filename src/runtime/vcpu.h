@@ -378,6 +378,10 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool 
 /* The D-window's keeper for the shadow MMU (direct.c: the runner processes). */
 extern const struct xbt_smmu_dwin xbt_direct_dwin;
 static inline struct xbt_dset *xbt_dset_cur(xbt_vm *vm) { return &vm->dset[vm->mmu->cur->idx]; }
+static inline struct xbt_runner *xbt_set_runner(xbt_vm *vm, const struct xbt_wset *w)
+{
+    return &vm->dset[w->idx].runner;
+}
 
 /* A host page fault at linear `lin` of window `win` (enum xbt_window; mmu.c): 1 handled
    (mapped or a guest fault raised), 0 an exit is recorded, 2 the D-window cannot hold
