@@ -21,8 +21,12 @@ if [ "${1:-}" = -v ]; then
 fi
 [ $# -gt 0 ] || { echo "usage: $0 [-v] FILE-OR-DIR..." >&2; exit 2; }
 
+# An argument may be a CMake list (paths joined by ';', as ctest passes
+# $<TARGET_OBJECTS:...>); a file named twice counts once.
 objs=()
-for a in "$@"; do
+IFS=';' read -r -a args <<< "$(IFS=';'; echo "$*")"
+for a in "${args[@]}"; do
+    [ -n "$a" ] || continue
     if [ -d "$a" ]; then
         for o in "$a"/*.o; do
             [ -e "$o" ] && objs+=("$o")
@@ -35,6 +39,7 @@ for a in "$@"; do
     fi
 done
 [ ${#objs[@]} -gt 0 ] || { echo "$0: no object files in $*" >&2; exit 2; }
+mapfile -t objs < <(printf '%s\n' "${objs[@]}" | awk '!seen[$0]++')
 
 # One line per symbol: "D module symbol" (defined) or "U module symbol" (undefined);
 # the module is the file name without .o and the source suffix (pic.c.o -> pic.c).
