@@ -10,12 +10,25 @@
  * the 8259's INTR reaches the CPU (LINT0 unmasked in ExtINT mode, or the APIC globally
  * disabled in IA32_APIC_BASE), the 8259 is acknowledged for its vector.  ExtINT
  * bypasses the APIC's priority logic (SDM 10.8.1).  Call everything with vmm.lock held.
+ *
+ * Layering: the router, above the three controllers (pic.c; ioapic.c over lapic.c) and
+ * below the devices that drive lines and the board.  It calls down into the controllers
+ * and connects their outputs upward (struct intr_hooks, intr_init); none of them calls it.
  */
 #include "vmm.h"
 
 /* ISA IRQ0 is wired to IOAPIC pin 2 (the MADT's interrupt source override and the MP
    table say so); every other ISA line n to pin n. */
 static int isa_to_pin(int line) { return line == 0 ? 2 : line; }
+
+/* The controllers' outputs, as the board wires them: the 8259's INT to LINT0, the local
+   APIC's EOI of a level-triggered vector to the IOAPIC, any change to intr_changed. */
+void intr_init(struct vmm *m)
+{
+    m->intr_hooks = (struct intr_hooks){
+        .changed = intr_changed, .pic_int = lapic_lint0, .level_eoi = ioapic_eoi,
+    };
+}
 
 void irq_set(struct vmm *m, int line, int level)
 {

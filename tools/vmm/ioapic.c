@@ -13,6 +13,10 @@
  * remote IRR.  Every source here drives its line active high; the polarity bit is kept
  * and read back but not applied (the MADT and MP table say the ISA lines conform to
  * the bus: active high), as in QEMU.  Call everything with vmm.lock held.
+ *
+ * Layering: an interrupt controller above the local APIC, which it delivers to
+ * (lapic_accept, lapic_nmi, lapic_extint: downward calls), below intr.c, which drives
+ * its pins and routes the local APIC's EOI broadcast to ioapic_eoi (struct intr_hooks).
  */
 #include <stdio.h>
 
@@ -57,8 +61,7 @@ static void send(struct vmm *m, int pin)
         vmm_request_exit(m, END_RESET, EXIT_RESET);
         break;
     case 7: /* ExtINT: the CPU asks the 8259 for the vector */
-        m->lapic.extint_req = true;
-        intr_changed(m);
+        lapic_extint(m);
         break;
     default:
         break; /* SMI: no SMM */

@@ -19,6 +19,11 @@
  * mode) have no delivery path in xbt's API: counted and reported once.  INIT to this
  * CPU resets it (the BSP restarts at the reset vector): the run ends as a reset.
  * Call everything with vmm.lock held.
+ *
+ * Layering: the lowest interrupt controller; it calls only events.c and clock.c.  The
+ * IOAPIC delivers into it (lapic_accept, lapic_nmi, lapic_extint), intr.c asks it for
+ * vectors and feeds LINT0; what it tells them goes through the hooks intr.c connects
+ * (struct intr_hooks: changed, and level_eoi for the EOI broadcast to the IOAPIC).
  */
 #include <stdio.h>
 #include <string.h>
@@ -138,7 +143,7 @@ void lapic_accept(struct vmm *m, uint8_t vector, bool level)
         bit_set(a->tmr, vector);
     else
         bit_clr(a->tmr, vector);
-    intr_changed(m);
+    m->intr_hooks.changed(m);
 }
 
 bool lapic_has_deliverable(const struct vmm *m)
@@ -159,6 +164,13 @@ int lapic_ack(struct vmm *m)
     bit_clr(a->irr, (unsigned)v);
     bit_set(a->isr, (unsigned)v);
     return v;
+}
+
+/* An ExtINT message (an IOAPIC pin in ExtINT mode): the next INTA goes to the 8259. */
+void lapic_extint(struct vmm *m)
+{
+    m->lapic.extint_req = true;
+    m->intr_hooks.changed(m);
 }
 
 bool lapic_extint_open(const struct vmm *m)
@@ -212,7 +224,7 @@ static void eoi(struct vmm *m)
         return;
     bit_clr(a->isr, (unsigned)v);
     if (bit_get(a->tmr, (unsigned)v)) {
-        ioapic_eoi(m, (uint8_t)v);
+        m->intr_hooks.level_eoi(m, (uint8_t)v);
         uint32_t *l0 = &a->lvt[LVT_LINT0];
         if ((*l0 & LVT_REMOTE_IRR) && (*l0 & 0xff) == (uint32_t)v) {
             *l0 &= ~LVT_REMOTE_IRR;
@@ -220,7 +232,7 @@ static void eoi(struct vmm *m)
                 lint_fire(m, LVT_LINT0, false);
         }
     }
-    intr_changed(m);
+    m->intr_hooks.changed(m);
 }
 
 /* ---- timer -------------------------------------------------------------------------- */
@@ -385,7 +397,7 @@ static void write_svr(struct vmm *m, uint32_t v)
         for (int i = 0; i < LVT_N; i++)
             a->lvt[i] |= LVT_MASKED;
     }
-    intr_changed(m);
+    m->intr_hooks.changed(m);
 }
 
 static void write_lvt(struct vmm *m, int n, uint32_t v)
@@ -407,7 +419,7 @@ static void write_lvt(struct vmm *m, int n, uint32_t v)
         timer_rearm(m, now, count);
     if (n == LVT_LINT0 && a->lint0_in)
         lint_fire(m, LVT_LINT0, false);
-    intr_changed(m);
+    m->intr_hooks.changed(m);
 }
 
 static bool reg_write(struct vmm *m, unsigned reg, uint32_t v)
@@ -417,7 +429,7 @@ static bool reg_write(struct vmm *m, unsigned reg, uint32_t v)
     switch (reg) {
     case 0x02: a->id = v & 0xff000000u; return true;
     case 0x03: case 0x09: case 0x0a: case 0x0c: case 0x39: return true; /* read-only */
-    case 0x08: a->tpr = v & 0xff; intr_changed(m); return true;
+    case 0x08: a->tpr = v & 0xff; m->intr_hooks.changed(m); return true;
     case 0x0b: eoi(m); return true;
     case 0x0d: a->ldr = v & 0xff000000u; return true;
     case 0x0e: a->dfr = v | 0x0fffffffu; return true;
@@ -456,7 +468,7 @@ void lapic_sync_base(struct vmm *m)
     m->lapic.base_msr = v;
     if (was != lapic_hw_enabled(m))
         power_up(&m->lapic); /* global disable (or re-enable) starts from power-up state */
-    intr_changed(m);
+    m->intr_hooks.changed(m);
 }
 
 /*

@@ -10,6 +10,9 @@
  * earliest is kept in vmm.next_timer_ns.  The timer thread sleeps until then; the vCPU,
  * when it asks for an interrupt, polls first if that time has passed, so a deadline is
  * seen even if the timer thread has not run yet.  Call with vmm.lock held.
+ *
+ * Layering: the board, above every device and the interrupt router (whose hooks it has
+ * intr_init connect before any device starts), below xbt-run.c only.
  */
 #include <stdio.h>
 
@@ -19,6 +22,7 @@ int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err,
 {
     m->ram_size = xbt_vm_ram_size(m->vm);
     m->start_ns = vmm_now_ns();
+    intr_init(m); /* first: a device's init may already drive its line (the UART's) */
     pic_init(m);
     pit_init(m);
     uart_init(m, 0x3f8, 1);

@@ -5,6 +5,10 @@
  * level requests while the line is high), fully nested priority (IR0 highest),
  * non-specific and specific EOI, auto-EOI, IRR/ISR reads through OCW3, poll mode,
  * special mask mode.  Call everything with vmm.lock held.
+ *
+ * Layering: an interrupt controller beside the local APIC, calling no other module.  Its
+ * INT output and every change reach the modules above through the hooks intr.c
+ * connects (struct intr_hooks: pic_int is LINT0, changed wakes the vCPU).
  */
 #include "vmm.h"
 
@@ -32,11 +36,12 @@ static int pic_output(const struct pic *p)
     return r < s ? r : -1;
 }
 
-/* The master's INT output is LINT0 of the local APIC (and INTR with the APIC off). */
+/* The master's INT output is LINT0 of the local APIC (and INTR with the APIC off): the
+   pic_int hook, which intr.c connects there. */
 static void notify(struct vmm *m)
 {
-    lapic_lint0(m, pic_output(&m->pic[0]) >= 0);
-    intr_changed(m);
+    m->intr_hooks.pic_int(m, pic_output(&m->pic[0]) >= 0);
+    m->intr_hooks.changed(m);
 }
 
 /* The slave's INT output drives master IR2 as a level. */

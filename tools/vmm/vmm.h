@@ -11,6 +11,19 @@
  * 8259's vector through LINT0 when LINT0 is unmasked ExtINT (virtual wire) or the APIC
  * is globally disabled.
  *
+ * Layering: a module calls only modules below it (scripts/check-module-graph.sh finds
+ * any circle; ctest tools.module-graph runs it on these objects):
+ *
+ *   xbt-run.c (boot_xbt.c over loader.c, linux.c, symbols.c, boot.c)   the program
+ *   pc.c, ioport.c                                      the board: creation, MMIO, ports
+ *   pit, uart, cmos, hpet, acpi_pm, ata, testdev, fwcfg, firmware      the devices
+ *   intr.c                                              the interrupt router
+ *   ioapic.c over lapic.c; pic.c beside them            the interrupt controllers
+ *   events.c, clock.c                                   what every device may use
+ *
+ * What goes up is a hook, never a call: the interrupt controllers tell the router
+ * through struct intr_hooks, which intr_init fills when pc_init creates the board.
+ *
  * Threads: the vCPU thread handles port I/O and MMIO exits and asks for interrupts; a
  * timer thread raises timer interrupts (PIT, local APIC timer, HPET, PM timer) and
  * kicks the vCPU; an input thread feeds the UART.  All device state is under one mutex
@@ -99,6 +112,14 @@ struct lapic {
     bool extint_req;       /* an IOAPIC ExtINT message: the next INTA goes to the 8259 */
     uint64_t nmis, init_self, ipis_out;
     struct ipi_record last_ipi;
+};
+
+/* ---- the interrupt controllers' outputs upward (intr.c connects them) ------------------ */
+struct vmm;
+struct intr_hooks {
+    void (*changed)(struct vmm *m);             /* pic, lapic, ioapic: interrupt state changed */
+    void (*pic_int)(struct vmm *m, bool level); /* pic: the master's INT output (LINT0) */
+    void (*level_eoi)(struct vmm *m, uint8_t vector); /* lapic: EOI of a TMR vector (IOAPIC) */
 };
 
 /* ---- IOAPIC (82093AA-compatible, MMIO at 0xfec00000) ---------------------------------- */
@@ -192,6 +213,7 @@ struct vmm {
     struct cmos cmos;
     struct lapic lapic;
     struct ioapic ioapic;
+    struct intr_hooks intr_hooks; /* set by intr_init */
     struct hpet hpet;
     struct acpi_pm pm;
     struct ata ata;
@@ -230,6 +252,7 @@ void vmm_request_exit(struct vmm *m, enum vmm_end why, int status); /* the first
 void vmm_timer_changed(struct vmm *m);               /* a device deadline moved */
 
 /* intr.c: the interrupt wiring (see the top of this file). */
+void intr_init(struct vmm *m);   /* connects the controllers' hooks: before any device */
 void irq_set(struct vmm *m, int line, int level); /* ISA lines 0-15; 16-23: IOAPIC only */
 void irq_pulse(struct vmm *m, int line);
 void gsi_set(struct vmm *m, int gsi, int level);  /* an IOAPIC input alone (HPET routes) */
@@ -256,6 +279,7 @@ void lapic_nmi(struct vmm *m); /* an NMI to the CPU (xbt_vcpu_nmi) */
 bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical);
 int lapic_ack(struct vmm *m);                        /* highest deliverable vector, or -1 */
 bool lapic_has_deliverable(const struct vmm *m);
+void lapic_extint(struct vmm *m);                    /* an ExtINT message: INTA to the 8259 */
 bool lapic_extint_open(const struct vmm *m);         /* 8259 INTR reaches the CPU */
 void lapic_lint0(struct vmm *m, bool level);         /* the 8259's INTR output changed */
 uint64_t lapic_poll(struct vmm *m, uint64_t now);    /* timer; next deadline (0 none) */
