@@ -495,13 +495,13 @@ static bool refault_map(struct xbt_vcpu *v)
         return true;
     uint32_t saved = v->fault_err;
     v->fault_err = err & (2 | 0x10);
-    int r = xbt_paged_fault(v, XBT_WINDOW_D, lin);
+    int r = xbt_window_fault(v, XBT_WINDOW_D, lin);
     v->fault_err = saved;
-    if (r == 2)
+    if (r == XBT_WF_TRANSLATE)
         v->direct_xlate = true;
-    else if (r == 1)
+    else if (r == XBT_WF_DONE)
         v->stats.direct_refaults_saved++;
-    return r != 0;
+    return r != XBT_WF_EXIT;
 }
 
 /* Window set w's runner, started if it is not running.  false: none can be (direct
@@ -618,31 +618,6 @@ static int reload_segments(struct xbt_vcpu *v, uint32_t eip)
     return reloaded;
 }
 
-/* A page fault with paging off: linear is physical and every page is the user's; the
-   page goes into the D-window, or the instruction runs translated. */
-static bool unpaged_fault(struct xbt_vcpu *v, uint32_t lin, uint32_t eip)
-{
-    xbt_vm *vm = v->vm;
-    bool write = v->direct.err & XBT_PF_W;
-    uint32_t page = lin >> 12;
-    if (lin >= vm->ram_size) {
-        v->direct_xlate = true; /* MMIO or open bus: the translator exits */
-        return true;
-    }
-    if (write && vm->mmu->code_prot[page])
-        xbt_vm_invalidate(vm, (uint64_t)page << 12, 4096);
-    bool fetch = (v->direct.err & XBT_PF_I) && !write;
-    int rc = xbt_direct_map(vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
-                            !vm->mmu->code_prot[page] && !fetch, fetch ? (int64_t)lin : -1);
-    if (rc == XBT_DMAP_XLATE)
-        xbt_direct_page_translated(v, eip);
-    if (rc != XBT_DMAP_OK)
-        v->direct_xlate = true;
-    else
-        v->stats.hidden_faults++;
-    return true;
-}
-
 /* A #PF in the runner: a jump into a page that runs translated, a hidden fault (the
    D-window filled), a page only the translator can run, or the guest's own #PF, raised.
    false: an exit is recorded. */
@@ -658,21 +633,19 @@ static bool direct_page_fault(struct xbt_vcpu *v, uint32_t eip)
         v->direct_sticky = true;
         return true;
     }
-    if (!xbt_paging(v))
-        return unpaged_fault(v, lin, eip);
     uint64_t raised = v->stats.page_faults;
-    int r = xbt_paged_fault(v, XBT_WINDOW_D, lin);
+    int r = xbt_window_fault(v, XBT_WINDOW_D, lin);
     if (v->stats.page_faults != raised) { /* the guest's: see refault_map */
         v->direct_refault = true;
         v->direct_refault_lin = lin;
         v->direct_refault_err = d->err;
         v->direct_refault_cr3 = v->cr3;
     }
-    if (r == 2) { /* cannot be mapped at its own address: translate it */
+    if (r == XBT_WF_TRANSLATE) { /* the D-window cannot take it: translate it */
         v->direct_xlate = true;
         return true;
     }
-    return r != 0;
+    return r != XBT_WF_EXIT;
 }
 
 /* int 0x80 (or INT n through a host DPL 3 gate) from guest code: the host kernel never

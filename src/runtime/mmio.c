@@ -276,9 +276,9 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
     if (xbt_paging(v)) {
         uint32_t err = v->fault_err;
         v->fault_err = is_store ? XBT_PF_W : 0;
-        int rc = xbt_paged_fault(v, v->cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K, r0);
+        int rc = xbt_window_fault(v, v->cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K, r0);
         v->fault_err = err;
-        if (rc != 1)
+        if (rc != XBT_WF_DONE)
             return -1;
     }
     return 1;
@@ -548,15 +548,14 @@ void xbt_mmio_step_prepare(struct xbt_vcpu *v)
         v->mmio_scratch_fd = fd;
         v->mmio_scratch = p;
     }
-    uint8_t *page = xbt_current_window(v) + (v->mmio_step_lin & ~0xFFFu);
+    uint8_t *window = xbt_current_window(v);
     memset(v->mmio_scratch, 0, 4096);
     memcpy(v->mmio_scratch + (v->mmio_step_lin & 0xFFF), v->mmio_step_data, v->mmio_size);
-    if (mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, v->mmio_scratch_fd, 0) !=
-        page) {
+    if (!xbt_window_map_scratch(v->mmu, window, v->mmio_step_lin, v->mmio_scratch_fd)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map the MMIO scratch page");
         return;
     }
-    v->mmio_scratch_at = page;
+    v->mmio_scratch_at = window;
     v->mmio_step_active = true;
     v->interrupt_shadow = true; /* exactly this instruction, alone and uncached */
     v->shadow_eip = v->ctx.eip;
@@ -571,8 +570,7 @@ bool xbt_mmio_step_finish(struct xbt_vcpu *v)
     memcpy(&data, v->mmio_scratch + (v->mmio_step_lin & 0xFFF), first);
     if (v->mmio_size > 8)
         memcpy(&high, v->mmio_scratch + (v->mmio_step_lin & 0xFFF) + 8, v->mmio_size - 8u);
-    mmap(v->mmio_scratch_at, 4096, PROT_NONE,
-         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    xbt_window_unmap_scratch(v->mmu, v->mmio_scratch_at, v->mmio_step_lin);
     v->mmio_step_active = false;
     if (!v->mmio_step_writes || v->ctx.eip != v->mmio_step_next)
         return false; /* a load, or the instruction faulted: nothing to write */

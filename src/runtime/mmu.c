@@ -50,15 +50,73 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
     epochs_bumped(v, xbt_smmu_cr3_changed(v->mmu, xbt_paging_regs(v)));
 }
 
+/* A write to a page holding translated code, from translated code (K- or U-window) at
+   linear lin of physical page `page`.  Data beside code (the 16 bytes at the fault hold
+   no translated code): the page keeps its translations and the writing instruction runs
+   alone with the page writable, compared afterwards (true: map it writable).
+   Otherwise self-modifying code through any alias: the page's translations are dropped
+   and the writing instruction runs alone, uncached. */
+static bool code_page_write(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
+{
+    uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
+    if (!xbt_tc_page_range_has_code(v->vm->tc, page, off, len)) {
+        xbt_smc_data_begin(v, page, lin, paged);
+        return true;
+    }
+    xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
+    v->smc_single = true;
+    return false;
+}
+
+/* No RAM at gpa: an MMIO access from translated code (or an internal error naming the
+   instruction); from the D-window, the translator runs it and makes the exit. */
+static int mmio_fault(struct xbt_vcpu *v, int win, uint32_t lin, uint64_t gpa)
+{
+    if (win == XBT_WINDOW_D)
+        return XBT_WF_TRANSLATE;
+    xbt_mmio_note_fault(v);
+    xbt_mmio_begin(v, lin, gpa);
+    return (v->mmio_run || v->mmio_raised) ? XBT_WF_DONE : XBT_WF_EXIT;
+}
+
+/* Paging off: linear is physical, the K-window maps RAM 1:1 (only code pages fault, on
+   a write) and the D-window takes every page. */
+static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
+{
+    xbt_smmu *m = v->mmu;
+    bool write = v->fault_err & XBT_PF_W;
+    uint32_t page = lin >> 12;
+    if (lin >= v->vm->ram_size)
+        return mmio_fault(v, win, lin, lin);
+    if (win == XBT_WINDOW_D) {
+        if (write && m->code_prot[page])
+            xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
+        bool fetch = (v->fault_err & XBT_PF_I) && !write;
+        int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
+                                !m->code_prot[page] && !fetch, fetch ? (int64_t)lin : -1);
+        if (rc == XBT_DMAP_XLATE)
+            xbt_direct_page_translated(v, v->ctx.eip);
+        if (rc != XBT_DMAP_OK)
+            return XBT_WF_TRANSLATE;
+        v->stats.hidden_faults++;
+        return XBT_WF_DONE;
+    }
+    if (win == XBT_WINDOW_K && write && m->code_prot[page]) {
+        if (code_page_write(v, page, lin, false))
+            xbt_identity_protect(m, page, true); /* until the step is compared */
+        return XBT_WF_DONE;
+    }
+    return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
+}
+
 /*
  * A host fault in a window with guest paging on: a hidden fault (the page is mapped
  * in the guest's tables, just not yet in the window: map it and retry), a true guest
  * page fault (#PF with CR2 and the error code), MMIO, or a write to a page holding
  * translated code.  Clean pages are mapped read-only so that the first write comes back
- * here and sets the dirty bit.  Returns 1 (handled), 0 (an exit is recorded) or 2 (the
- * D-window cannot take it: the translator runs the instruction), as vcpu.h says.
+ * here and sets the dirty bit.
  */
-int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
+static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
     xbt_smmu *m = v->mmu;
@@ -69,35 +127,20 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         if (r.bus_error) {
             xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
                                    lin);
-            return 0;
+            return XBT_WF_EXIT;
         }
         v->cr2 = lin;
         v->stats.page_faults++;
-        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? 1 : 0;
+        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
     }
-    if (r.gpa >= vm->ram_size) {
-        if (win == XBT_WINDOW_D)
-            return 2; /* the translator runs the access and makes the MMIO exit */
-        xbt_mmio_note_fault(v);
-        xbt_mmio_begin(v, lin, r.gpa);
-        return (v->mmio_run || v->mmio_raised) ? 1 : 0; /* a step to run, or an exception */
-    }
+    if (r.gpa >= vm->ram_size)
+        return mmio_fault(v, win, lin, r.gpa);
     uint32_t page = (uint32_t)(r.gpa >> 12);
     bool data_write = false;
     if (write && m->code_prot[page] && win == XBT_WINDOW_D)
-        return 2; /* the writing instruction runs once translated, the page writable */
-    if (write && m->code_prot[page]) {
-        uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
-        if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
-            xbt_smc_data_begin(v, page, lin, true);
-            data_write = true;
-        } else {
-            /* Self-modifying code through any alias: drop the page's translations and
-               run the writing instruction alone, uncached, with the page writable. */
-            xbt_vm_invalidate(vm, r.gpa & ~0xFFFull, 4096);
-            v->smc_single = true;
-        }
-    }
+        return XBT_WF_TRANSLATE; /* the writing instruction runs once translated */
+    if (write && m->code_prot[page])
+        data_write = code_page_write(v, page, lin, true);
     bool writable = r.writable && (r.dirty || write) && (!m->code_prot[page] || data_write);
     /* The D-window keeps W^X: an instruction fetch maps the page read-only and
        executable, a later write read-write again (direct.c). */
@@ -107,16 +150,21 @@ int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc_single);
     if (rc == XBT_DMAP_FAIL && win != XBT_WINDOW_D) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
-        return 0;
+        return XBT_WF_EXIT;
     }
     if (rc == XBT_DMAP_FAIL)
-        return 2; /* below mmap_min_addr */
+        return XBT_WF_TRANSLATE; /* below mmap_min_addr */
     v->stats.hidden_faults++;
     if (rc == XBT_DMAP_XLATE) {
         /* Code the host CPU would answer for the virtual one (CPUID ...): this page
            runs translated in this address space. */
         xbt_direct_page_translated(v, v->ctx.eip);
-        return 2;
+        return XBT_WF_TRANSLATE;
     }
-    return 1;
+    return XBT_WF_DONE;
+}
+
+int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin)
+{
+    return xbt_paging(v) ? paged_fault(v, win, lin) : unpaged_fault(v, win, lin);
 }

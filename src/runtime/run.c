@@ -463,7 +463,7 @@ static void smc_data_end(struct xbt_vcpu *v)
     if (v->smc_data_paged)
         xbt_window_drop(vm->mmu, v->smc_data_lin & ~0xFFFu, 4096);
     else
-        mprotect(vm->mmu->kbase + ((uint64_t)v->smc_data_page << 12), 4096, PROT_READ);
+        xbt_identity_protect(vm->mmu, v->smc_data_page, false);
 }
 
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
@@ -480,36 +480,12 @@ static bool handle_fault(struct xbt_vcpu *v)
     xbt_vm *vm = v->vm;
     switch (sig) {
     case SIGSEGV: {
+        /* In the K-window, or (paging on) the U-window: the shadow MMU's route. */
         uint64_t a = v->fault_addr, k = (uintptr_t)vm->mmu->kbase, u = (uintptr_t)vm->mmu->ubase;
-        if (a >= k && a < k + (4ull << 30) && xbt_paging(v))
-            return xbt_paged_fault(v, XBT_WINDOW_K, (uint32_t)(a - k)) != 0;
-        if (a >= u && a < u + (4ull << 30) && xbt_paging(v))
-            return xbt_paged_fault(v, XBT_WINDOW_U, (uint32_t)(a - u)) != 0;
-        if (a >= k && a < k + (4ull << 30)) {
-            uint64_t gpa = a - k;
-            if (gpa < vm->ram_size && vm->mmu->code_prot[gpa >> 12]) {
-                uint32_t page = (uint32_t)(gpa >> 12), off = (uint32_t)gpa & 0xFFF;
-                uint32_t len = 4096 - off < 16 ? 4096 - off : 16;
-                if (!xbt_tc_page_range_has_code(vm->tc, page, off, len)) {
-                    /* Data beside code: the page stays protected, its code cached. */
-                    xbt_smc_data_begin(v, page, (uint32_t)gpa, false);
-                    mprotect(vm->mmu->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
-                    return true;
-                }
-                /* A write to a page holding translated code: drop its translations and
-                   run the writing instruction alone, uncached. */
-                xbt_vm_invalidate(vm, gpa, 1);
-                ibl_reset(v);
-                v->smc_single = true;
-                return true;
-            }
-            if (gpa >= vm->ram_size) {
-                /* No RAM: an MMIO exit (or an internal error naming the instruction). */
-                xbt_mmio_note_fault(v);
-                xbt_mmio_begin(v, (uint32_t)gpa, gpa);
-                return v->mmio_run || v->mmio_raised; /* a step to run, or an exception */
-            }
-        }
+        if (a - k < (4ull << 30))
+            return xbt_window_fault(v, XBT_WINDOW_K, (uint32_t)(a - k)) != XBT_WF_EXIT;
+        if (a - u < (4ull << 30) && xbt_paging(v))
+            return xbt_window_fault(v, XBT_WINDOW_U, (uint32_t)(a - u)) != XBT_WF_EXIT;
         return xbt_raise(v, XBT_GP, true, 0, eip);
     }
     case SIGFPE:

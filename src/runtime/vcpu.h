@@ -383,10 +383,15 @@ static inline struct xbt_runner *xbt_set_runner(xbt_vm *vm, const struct xbt_wse
     return &vm->dset[w->idx].runner;
 }
 
-/* A host page fault at linear `lin` of window `win` (enum xbt_window; mmu.c): 1 handled
-   (mapped or a guest fault raised), 0 an exit is recorded, 2 the D-window cannot hold
-   the page (below mmap_min_addr). */
-int xbt_paged_fault(struct xbt_vcpu *v, int win, uint32_t lin);
+/* A host page fault at linear `lin` of window `win` (enum xbt_window), with the access
+   in v->fault_err (XBT_PF_W, XBT_PF_I), from translated code or from directly run code,
+   paging on or off: the one route (mmu.c).  XBT_WF_DONE: go on (the window filled, a
+   guest exception raised, an MMIO step or a write to translated code set up);
+   XBT_WF_EXIT: an exit is recorded; XBT_WF_TRANSLATE: the D-window cannot take it (MMIO,
+   a write to translated code, a page below mmap_min_addr or one whose code must run
+   translated): the instruction runs translated. */
+enum { XBT_WF_EXIT = 0, XBT_WF_DONE = 1, XBT_WF_TRANSLATE = 2 };
+int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin);
 
 /* Direct execution (direct.c). */
 /* run.c: a data write beside translated code (snapshot, single step, compare). */

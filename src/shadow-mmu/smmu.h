@@ -158,6 +158,13 @@ void xbt_smmu_destroy(xbt_smmu *m);
 void xbt_protect_code_page(xbt_smmu *m, uint32_t page);
 void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page);
 
+/* Paging off: the identity K-window's page made writable (a write beside translated
+   code runs alone) or read-only again. */
+void xbt_identity_protect(xbt_smmu *m, uint32_t page, bool writable);
+/* A one-page file (the MMIO scratch page) mapped at linear page lin of a window, over
+   whatever was there (an MMIO address: nothing); and taken away again. */
+bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd);
+void xbt_window_unmap_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin);
 /* Drop every mapping of every set (and, paging off, map RAM 1:1 again with the code
    pages read-only). */
 void xbt_window_reset(xbt_smmu *m, xbt_smmu_regs regs);

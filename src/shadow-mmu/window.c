@@ -15,6 +15,7 @@
 static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len);
 
 static void wset_drop(xbt_smmu *m, struct xbt_wset *w, int win, uint32_t lin, uint64_t len);
+static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len);
 static void window_reset(xbt_smmu *m, bool paged, uint32_t as_key);
 
 static bool wmap_has(const struct xbt_wmap *m, uint32_t lin)
@@ -99,6 +100,25 @@ void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page)
     m->code_prot[page] = 0;
     if (!m->window_paged)
         mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
+}
+
+void xbt_identity_protect(xbt_smmu *m, uint32_t page, bool writable)
+{
+    if ((uint64_t)page < m->ram_size >> 12 && !m->window_paged)
+        mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | (writable ? PROT_WRITE : 0));
+}
+
+bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd)
+{
+    (void)m;
+    uint8_t *at = window + (lin & ~0xFFFu);
+    return mmap(at, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == at;
+}
+
+void xbt_window_unmap_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin)
+{
+    (void)m;
+    unmap_range(window, lin & ~0xFFFu, 4096);
 }
 
 static struct xbt_wmap *wmap_of(struct xbt_wset *w, int win)
@@ -388,12 +408,15 @@ static bool bump_regions(xbt_smmu *m)
 {
     uint32_t e = ++m->tc_epoch;
     bool any = false;
-    for (uint32_t r = 0; r < 1024; r++)
-        if (m->region_bumped[r >> 3] & (1u << (r & 7))) {
-            m->region_epoch[r] = e;
-            m->region_code_ng[r >> 3] &= (uint8_t)~(1u << (r & 7));
-            any = true;
-        }
+    for (uint32_t i = 0; i < sizeof m->region_bumped; i++) {
+        uint8_t bits = m->region_bumped[i];
+        if (!bits)
+            continue; /* a CR3 load usually bumps few regions, or none */
+        any = true;
+        m->region_code_ng[i] &= (uint8_t)~bits;
+        for (; bits; bits &= (uint8_t)(bits - 1))
+            m->region_epoch[i * 8 + (uint32_t)__builtin_ctz(bits)] = e;
+    }
     return any;
 }
 
