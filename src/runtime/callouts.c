@@ -11,6 +11,7 @@
 #include <x86intrin.h>
 
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "runtime/xfer.h"
 #include "shadow-mmu/walk.h"
 
@@ -287,13 +288,8 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
         return mov_to_cr(v, s->reg2, get_reg(v, s->reg, 4));
     case XBT_CO_MOV_FROM_CR: {
         uint32_t val;
-        switch (s->reg2) {
-        case 0: val = v->cr0; break;
-        case 2: val = v->cr2; break;
-        case 3: val = v->cr3; break;
-        case 4: val = v->cr4; break;
-        default: return fault(v, XBT_UDV, 0);
-        }
+        if (!xbt_cr_read(v, s->reg2, &val))
+            return fault(v, XBT_UDV, 0);
         set_reg(v, s->reg, 4, val);
         return next(v);
     }
@@ -752,26 +748,13 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
     case XBT_CO_STI:
         if (!iopl_allowed(v))
             return fault(v, XBT_GP, 0);
-        if (!v->ctx.vif) {
-            v->interrupt_shadow = true;
-            v->shadow_eip = c->nxt;
-        }
-        v->ctx.vif = XBT_EFLAGS_IF;
+        xbt_sti(v, c->nxt);
         return next(v);
     case XBT_CO_POPF: {
         uint32_t val;
         if (!pop(v, &esp, size, &val))
             return fault(v, XBT_SSF, 0);
-        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
-                        XBT_EFLAGS_ID;
-        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
-        if (v->cpl == 0)
-            mask |= XBT_EFLAGS_IOPL;
-        if (v->cpl <= iopl)
-            mask |= XBT_EFLAGS_IF;
-        if (size == 2)
-            mask &= 0xFFFF;
-        xbt_set_eflags(v, val, mask);
+        xbt_eflags_write(v, val, xbt_popf_mask(v->cpl, v->ctx.eflags_sys, size));
         v->ctx.gpr[XBT_ESP] = esp;
         return next(v);
     }
