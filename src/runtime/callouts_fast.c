@@ -26,6 +26,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx);
 static inline int done(struct xbt_vcpu *v, const struct xbt_callout_site *s)
 {
     v->stats.callouts[s->kind]++;
+    v->stats.fast_callouts++;
     v->ctx.eip = s->eip + s->len;
     /* A kick while this ran found RIP outside translated code: leave now instead. */
     if (__atomic_load_n((const bool *)&v->kick, __ATOMIC_RELAXED))
@@ -125,7 +126,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
-    if (v->cpl != 0 || s->kind >= 96)
+    if (v->cpl != 0 || v->no_fast_callouts || s->kind >= 96)
         return XBT_FAST_DECLINE;
     switch (s->kind) {
     case XBT_CO_CLI:
@@ -209,6 +210,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         v->ctx.gpr[XBT_ESP] = esp + 12;
         v->ctx.eip = frame[0];
         v->stats.callouts[s->kind]++;
+        v->stats.fast_callouts++;
         return XBT_FAST_LEAVE;
     }
     case XBT_CO_RDTSC: { /* CPL 0: CR4.TSD does not apply */
