@@ -2,6 +2,8 @@
  * sensitive.h - rules of sensitive instructions that the fast callouts (callouts_fast.c)
  * and the full ones (callouts.c, far.c, excp.c) both apply, written once.  Static inline
  * and general registers only: callouts_fast.c may call no function of another file.
+ * The rest of the fast path (descriptor and stack reads, segment checks) is checked
+ * against the full handlers by tests/guests/fast-full.sh.
  */
 #ifndef XBT_RUNTIME_SENSITIVE_H
 #define XBT_RUNTIME_SENSITIVE_H
