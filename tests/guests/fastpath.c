@@ -149,13 +149,21 @@ static void random_desc(int idx)
         limit = rnd() & 0xf;
     else
         limit = 0xffff0 | (rnd() & 0xf);
-    gdt_set(idx, base, limit, (u8)(p << 7 | dpl << 5 | s << 4 | type), (u8)(g << 3 | db << 2 | avl));
+    gdt_set(idx, base, limit, (u8)(p << 7 | dpl << 5 | s << 4 | type),
+            (u8)(g << 3 | db << 2 | avl));
 }
 
+/* One load with the fault record armed (as guest.h's TRY_FAULT), then `store`; ESP is
+   put back in between, since a POP that faulted left its word on the stack. */
 #define TRY_LOAD(load, store)                                                            \
     __asm__ volatile("movl %%esp, %%ecx\n\tmovl $1f, fault+16\n\tmovl $2f, fault+20\n"    \
                      "1:\t" load "\n2:\n\tmovl %%ecx, %%esp\n\t" store                   \
                      : "=r"(got) : "r"(sel) : "ecx", "edx", "memory", "cc")
+#define MOV_TO(r) "movl %1, %%" r
+#define POP_TO(r) "pushl %1\n\tpopl %%" r
+#define READ(r) "movl %%" r ", %0"
+#define KEEP(r) "movl %%" r ", %%edx\n\t"     /* DS and ES: kept in EDX, */
+#define BACK(r) READ(r) "\n\tmovl %%edx, %%" r /* and put back */
 
 /* Loads sel into FS, GS, DS or ES (which 0-3) by MOV or POP; DS and ES are put back at
    once (C code runs on them), FS and GS keep what they got.  Returns the selector the
@@ -165,14 +173,14 @@ static u32 seg_load(int which, int pop, u32 sel)
     u32 got;
     fault.vector = fault.err = ~0u;
     switch (which * 2 + pop) {
-    case 0: TRY_LOAD("movl %1, %%fs", "movl %%fs, %0"); break;
-    case 1: TRY_LOAD("pushl %1\n\tpopl %%fs", "movl %%fs, %0"); break;
-    case 2: TRY_LOAD("movl %1, %%gs", "movl %%gs, %0"); break;
-    case 3: TRY_LOAD("pushl %1\n\tpopl %%gs", "movl %%gs, %0"); break;
-    case 4: TRY_LOAD("movl %%ds, %%edx\n\tmovl %1, %%ds", "movl %%ds, %0\n\tmovl %%edx, %%ds"); break;
-    case 5: TRY_LOAD("movl %%ds, %%edx\n\tpushl %1\n\tpopl %%ds", "movl %%ds, %0\n\tmovl %%edx, %%ds"); break;
-    case 6: TRY_LOAD("movl %%es, %%edx\n\tmovl %1, %%es", "movl %%es, %0\n\tmovl %%edx, %%es"); break;
-    default: TRY_LOAD("movl %%es, %%edx\n\tpushl %1\n\tpopl %%es", "movl %%es, %0\n\tmovl %%edx, %%es"); break;
+    case 0: TRY_LOAD(MOV_TO("fs"), READ("fs")); break;
+    case 1: TRY_LOAD(POP_TO("fs"), READ("fs")); break;
+    case 2: TRY_LOAD(MOV_TO("gs"), READ("gs")); break;
+    case 3: TRY_LOAD(POP_TO("gs"), READ("gs")); break;
+    case 4: TRY_LOAD(KEEP("ds") MOV_TO("ds"), BACK("ds")); break;
+    case 5: TRY_LOAD(KEEP("ds") POP_TO("ds"), BACK("ds")); break;
+    case 6: TRY_LOAD(KEEP("es") MOV_TO("es"), BACK("es")); break;
+    default: TRY_LOAD(KEEP("es") POP_TO("es"), BACK("es")); break;
     }
     fault.resume = 0;
     return got & 0xffff;
