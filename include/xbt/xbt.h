@@ -252,7 +252,8 @@ enum {
    copy a translation from another address; translate every block), XBT_CHECK_SHARED=1
    (translate every copied block afresh too and stop with XBT_EXIT_INTERNAL_ERROR where
    the two differ), XBT_SPIN (PAUSEs a side of a runner hand-off spins before it
-   sleeps), XBT_DEBUG_ESCAPE=1 (print why a runner process ended). */
+   sleeps), XBT_DEBUG_ESCAPE=1 (print why a runner process ended), XBT_NO_FAST_CALLOUTS=1
+   (every callout takes the full handler: for checking the fast ones against it). */
 
 typedef struct xbt_vm_config {
     uint64_t ram_size;     /* bytes of guest physical RAM from address 0 (multiple of 4 KiB,
@@ -516,6 +517,9 @@ typedef struct xbt_stats {
        of those the ones whose writable mappings the reverse map had lost track of (every
        window emptied instead of the page's own mappings dropped) */
     uint64_t code_page_protects, code_protect_resets;
+    /* callouts (of those counted in `callouts`) that the fast handlers completed with the
+       guest's x87/SSE state left in the registers */
+    uint64_t fast_callouts;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

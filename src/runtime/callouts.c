@@ -11,10 +11,19 @@
 #include <x86intrin.h>
 
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "runtime/xfer.h"
 #include "shadow-mmu/walk.h"
 
 #define SITE(v) ((const struct xbt_callout_site *)(uintptr_t)(v)->ctx.callout_site)
+
+/* A callout as its family's handler gets it from callout_body. */
+struct co_call {
+    const struct xbt_callout_site *s;
+    uint32_t eip, nxt; /* the instruction's EIP and the next instruction's */
+    unsigned size;     /* operand size: the site's, 4 where it has none */
+    bool priv_ok;      /* CPL 0 */
+};
 
 static uint32_t get_reg(struct xbt_vcpu *v, uint8_t reg, unsigned size)
 {
@@ -270,6 +279,73 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
     return next(v);
 }
 
+/* MOV to and from CR0-CR4 and DR0-DR7, SMSW, LMSW, CLTS. */
+static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    switch (s->kind) {
+    case XBT_CO_MOV_TO_CR:
+        return mov_to_cr(v, s->reg2, get_reg(v, s->reg, 4));
+    case XBT_CO_MOV_FROM_CR: {
+        uint32_t val;
+        if (!xbt_cr_read(v, s->reg2, &val))
+            return fault(v, XBT_UDV, 0);
+        set_reg(v, s->reg, 4, val);
+        return next(v);
+    }
+    case XBT_CO_MOV_TO_DR:
+    case XBT_CO_MOV_FROM_DR: {
+        unsigned dr = s->reg2;
+        if (dr == 4 || dr == 5)
+            dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
+        if (s->kind == XBT_CO_MOV_TO_DR)
+            v->dr[dr] = get_reg(v, s->reg, 4);
+        else
+            set_reg(v, s->reg, 4, dr == 6 ? (v->dr[6] | 0xFFFF0FF0) : dr == 7 ? (v->dr[7] | 0x400) : v->dr[dr]);
+        return next(v);
+    }
+    case XBT_CO_SMSW:
+        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, v->cr0))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    case XBT_CO_LMSW: {
+        uint32_t val;
+        if (!read_rm(v, 2, &val))
+            return fault(v, XBT_GP, 0);
+        /* LMSW: MP, EM, TS written; PE set but never cleared. */
+        v->cr0 = (v->cr0 & ~(XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
+                 (val & (XBT_CR0_PE | XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
+                 (v->cr0 & XBT_CR0_PE);
+        return next(v);
+    }
+    default: /* CLTS */
+        v->cr0 &= ~XBT_CR0_TS;
+        return next(v);
+    }
+}
+
+/* INVLPG, WBINVD, INVD: the TLB is the windows' mappings; the caches have nothing to do. */
+static int co_cache(struct xbt_vcpu *v, const struct co_call *c)
+{
+    if (c->s->kind != XBT_CO_INVLPG || !xbt_paging(v))
+        return next(v);
+    /* Drop the page, or the whole large page where a mapping there came from a 4 MiB
+       (PAE: 2 MiB) page (one TLB entry in hardware). */
+    uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
+    xbt_vm *vm = v->vm;
+    uint32_t u = ea >> 21;
+    if (vm->mmu->pse_region[u >> 3] & (1u << (u & 7))) {
+        uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
+        for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
+            vm->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
+        xbt_mapping_changed(v, ea & ~(size - 1), size);
+    } else {
+        xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
+    }
+    v->ctx.eip = c->nxt;
+    return XBT_LEAVE_DISPATCH;
+}
+
 /* ---- port I/O -------------------------------------------------------------------------- */
 
 /* CLI/STI and friends: CPL <= IOPL. */
@@ -345,7 +421,78 @@ static int string_io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool
     return XBT_LEAVE_EXIT;
 }
 
-/* ---- BCD ------------------------------------------------------------------------------ */
+/* IN and OUT: one I/O exit each (IN completes when the embedder answers). */
+static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    unsigned size = c->size;
+    uint16_t port = (s->flags & XBT_COF_IMM_PORT) ? (uint16_t)s->imm
+                                                  : (uint16_t)v->ctx.gpr[XBT_EDX];
+    if (!io_allowed_port(v, port, size))
+        return fault(v, XBT_GP, 0);
+    v->ctx.eip = c->nxt;
+    if (s->kind == XBT_CO_IN) {
+        v->io_in_pending = true;
+        v->io_in_reg_size = (uint8_t)size;
+        return io_exit(v, port, size, true, 0);
+    }
+    return io_exit(v, port, size, false, get_reg(v, XBT_EAX, size));
+}
+
+/* INS and OUTS, with or without REP. */
+static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    unsigned size = c->size;
+    uint32_t eip = c->eip, nxt = c->nxt;
+    if (!io_allowed_port(v, (uint16_t)v->ctx.gpr[XBT_EDX], size))
+        return fault(v, XBT_GP, 0);
+    bool rep = s->flags & XBT_COF_REP;
+    if (rep && v->ctx.gpr[XBT_ECX] == 0)
+        return next(v);
+    uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
+    int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
+    /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
+       instruction until ECX runs out. */
+    if (s->kind == XBT_CO_OUTS && rep) {
+        uint32_t lin = v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI];
+        uint32_t n = string_io_count(v, lin, size, false);
+        if (n > 1 && xbt_read_lin_as(v, lin, v->io_buf, n * size, v->cpl == 3)) {
+            v->ctx.gpr[XBT_ESI] += n * size;
+            v->ctx.gpr[XBT_ECX] -= n;
+            v->ctx.eip = v->ctx.gpr[XBT_ECX] ? eip : nxt;
+            return string_io_exit(v, port, size, false, n);
+        }
+        v->pf_pending = false;
+    }
+    if (s->kind == XBT_CO_OUTS) {
+        uint32_t val = 0;
+        if (!read_mem(v, v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
+            return fault(v, XBT_GP, 0);
+        v->ctx.gpr[XBT_ESI] += (uint32_t)step;
+        if (rep)
+            v->ctx.gpr[XBT_ECX]--;
+        v->ctx.eip = rep && v->ctx.gpr[XBT_ECX] ? eip : nxt;
+        return io_exit(v, port, size, false, val);
+    }
+    /* The store to ES:EDI is made when the data comes: check it now, with the rights of
+       the current privilege (memory without RAM: left to the store). */
+    if (!xbt_probe_lin(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size, true,
+                       v->cpl == 3) && v->pf_pending)
+        return fault(v, XBT_PF, 0);
+    v->io_in_pending = true;
+    v->io_in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
+    uint32_t n = rep ? string_io_count(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size,
+                                       true)
+                     : 1;
+    v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > n ? eip : nxt;
+    v->ctx.eip = v->io_next_eip;
+    if (n > 1)
+        return string_io_exit(v, port, size, true, n);
+    return io_exit(v, port, size, true, 0);
+}
+
+/* ---- BCD and SALC ---------------------------------------------------------------------- */
 
 static void set_szp(struct xbt_vcpu *v, uint8_t r)
 {
@@ -356,9 +503,14 @@ static void set_szp(struct xbt_vcpu *v, uint8_t r)
     v->ctx.eflags = f;
 }
 
-static int bcd(struct xbt_vcpu *v)
+/* AL's arithmetic: DAA DAS AAA AAS AAM AAD, and SALC (AL from CF). */
+static int co_bcd(struct xbt_vcpu *v, const struct co_call *c)
 {
-    const struct xbt_callout_site *s = SITE(v);
+    const struct xbt_callout_site *s = c->s;
+    if (s->kind == XBT_CO_SALC) {
+        set_reg(v, XBT_EAX, 1, (v->ctx.eflags & XBT_EFLAGS_CF) ? 0xFF : 0);
+        return next(v);
+    }
     uint32_t *eax = &v->ctx.gpr[XBT_EAX];
     uint8_t al = *eax & 0xFF, ah = (*eax >> 8) & 0xFF;
     uint32_t f = v->ctx.eflags;
@@ -430,12 +582,27 @@ static int bcd(struct xbt_vcpu *v)
     return next(v);
 }
 
-/* ---- LAR LSL VERR VERW ----------------------------------------------------------- */
+/* ---- ARPL LAR LSL VERR VERW ------------------------------------------------------ */
 
-static int descriptor_query(struct xbt_vcpu *v, unsigned kind)
+/* The selector instructions: ARPL adjusts an RPL; LAR, LSL, VERR and VERW ask what the
+   descriptor a selector names allows at this privilege. */
+static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
 {
+    const struct xbt_callout_site *site = c->s;
+    unsigned kind = site->kind;
+    if (kind == XBT_CO_ARPL) {
+        /* ARPL r/m16, r16: memory form has the source in reg, register form in reg2. */
+        uint32_t dst;
+        if (!read_rm(v, 2, &dst))
+            return fault(v, XBT_GP, 0);
+        uint32_t src = get_reg(v, (site->flags & XBT_COF_HAS_MEM) ? site->reg : site->reg2, 2);
+        bool adj = (dst & 3) < (src & 3);
+        if (adj && !write_rm(v, 2, (dst & ~3u) | (src & 3)))
+            return fault(v, XBT_GP, 0);
+        set_zf(v, adj);
+        return next(v);
+    }
     /* LAR/LSL r, r/m16: destination in reg, source in reg2 or memory; VERR/VERW r/m16. */
-    const struct xbt_callout_site *site = SITE(v);
     uint32_t sel32 = 0;
     bool two = kind == XBT_CO_LAR || kind == XBT_CO_LSL;
     if (site->flags & XBT_COF_HAS_MEM) {
@@ -474,7 +641,7 @@ static int descriptor_query(struct xbt_vcpu *v, unsigned kind)
     return next(v);
 }
 
-/* ---- the dispatcher of callouts ------------------------------------------------------ */
+/* ---- SYSENTER and SYSEXIT -------------------------------------------------------------- */
 
 /* SYSENTER / SYSEXIT: flat CS and SS from IA32_SYSENTER_CS (+8, +16, +24), no
    descriptor reads, as the SDM specifies. */
@@ -517,7 +684,370 @@ bool xbt_sysenter(struct xbt_vcpu *v)
     return true;
 }
 
-static int callout_body(struct xbt_jit_ctx *ctx);
+/* SYSENTER and SYSEXIT: #GP(0) while IA32_SYSENTER_CS holds a null selector. */
+static int co_sysenter(struct xbt_vcpu *v, const struct co_call *c)
+{
+    if ((v->msr_sysenter_cs & 0xFFFC) == 0)
+        return fault(v, XBT_GP, 0);
+    return sysenter_exit(v, c->s->kind == XBT_CO_SYSENTER);
+}
+
+/* ---- exceptions, EFLAGS, interrupts, tables, segments, the CPU model ------------------ */
+
+/* Kinds whose whole effect is an exception, or for an instruction the translator cannot
+   handle an internal-error exit. */
+static int co_raise(struct xbt_vcpu *v, const struct co_call *c)
+{
+    switch (c->s->kind) {
+    case XBT_CO_DE:
+        return fault(v, XBT_DE, 0);
+    case XBT_CO_GP0:
+        return fault(v, XBT_GP, 0);
+    case XBT_CO_SS0:
+        return fault(v, XBT_SSF, 0);
+    case XBT_CO_NM:
+        if (v->cr0 & XBT_CR0_EM)
+            return fault(v, XBT_UDV, 0);
+        if (v->cr0 & XBT_CR0_TS)
+            return fault(v, XBT_NMV, 0);
+        return fault(v, XBT_UDV, 0); /* SSE with CR4.OSFXSR clear */
+    case XBT_CO_RDPMC:
+        return fault(v, XBT_GP, 0); /* CR4.PCE is never set: no counters */
+    case XBT_CO_UNSUPPORTED:
+        xbt_set_internal_error(v, c->eip, "unsupported instruction %s at %08x",
+                               ZydisMnemonicGetString((ZydisMnemonic)c->s->mnemonic), c->eip);
+        return XBT_LEAVE_EXIT;
+    default: /* UD; RDTSCP SYSCALL SYSRET MONITOR MWAIT XGETBV XSETBV: not in the virtual CPUID */
+        return fault(v, XBT_UDV, 0);
+    }
+}
+
+/* An MMIO site (mmio.c): the access as after a host fault, without one; not MMIO this
+   time, the instruction runs alone, translated as it is. */
+static int co_mmio(struct xbt_vcpu *v, const struct co_call *c)
+{
+    (void)c;
+    if (!xbt_mmio_callout(v)) {
+        v->smc_single = true;
+        return XBT_LEAVE_DISPATCH;
+    }
+    return (v->mmio_run || v->mmio_raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+}
+
+/* The interrupt flag and EFLAGS: CLI, STI, POPF, PUSHF, and HLT, which waits for IF. */
+static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
+{
+    unsigned size = c->size;
+    uint32_t esp = v->ctx.gpr[XBT_ESP];
+    switch (c->s->kind) {
+    case XBT_CO_CLI:
+        if (!iopl_allowed(v))
+            return fault(v, XBT_GP, 0);
+        v->ctx.vif = 0;
+        return next(v);
+    case XBT_CO_STI:
+        if (!iopl_allowed(v))
+            return fault(v, XBT_GP, 0);
+        xbt_sti(v, c->nxt);
+        return next(v);
+    case XBT_CO_POPF: {
+        uint32_t val;
+        if (!pop(v, &esp, size, &val))
+            return fault(v, XBT_SSF, 0);
+        xbt_eflags_write(v, val, xbt_popf_mask(v->cpl, v->ctx.eflags_sys, size));
+        v->ctx.gpr[XBT_ESP] = esp;
+        return next(v);
+    }
+    case XBT_CO_PUSHF:
+        if (!push(v, &esp, size, xbt_get_eflags(v) & ~(XBT_EFLAGS_RF | XBT_EFLAGS_VM)))
+            return fault(v, XBT_SSF, 0);
+        v->ctx.gpr[XBT_ESP] = esp;
+        return next(v);
+    default: /* HLT */
+        v->ctx.eip = c->nxt;
+        v->halted = true;
+        return XBT_LEAVE_DISPATCH; /* the run loop delivers an interrupt or exits HLT */
+    }
+}
+
+/* The instructions that raise an interrupt of their own (INT n, INT3, INT1, INTO, BOUND),
+   and IRET. */
+static int co_soft_int(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    uint32_t eip = c->eip, nxt = c->nxt;
+    int vector;
+    bool software = true;
+    switch (s->kind) {
+    case XBT_CO_INT: vector = (int)(s->imm & 0xFF); break;
+    case XBT_CO_INT3: vector = XBT_BP; break;
+    case XBT_CO_INT1: vector = XBT_DB, software = false; break;
+    case XBT_CO_INTO:
+        if (!(v->ctx.eflags & XBT_EFLAGS_OF))
+            return next(v);
+        vector = XBT_OF;
+        break;
+    case XBT_CO_IRET: {
+        v->nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
+        uint32_t err = 0;
+        int r = xbt_iret(v, c->size == 2 ? 2 : 4, nxt, &err);
+        return xfer(v, r, err);
+    }
+    default: { /* BOUND */
+        int32_t lo = 0, hi = 0;
+        unsigned bsz = c->size == 2 ? 2 : 4;
+        if (!read_mem(v, v->ctx.callout_ea, &lo, bsz) ||
+            !read_mem(v, v->ctx.callout_ea + bsz, &hi, bsz))
+            return fault(v, XBT_GP, 0);
+        int32_t idx = (int32_t)get_reg(v, s->reg, bsz);
+        if (bsz == 2)
+            lo = (int16_t)lo, hi = (int16_t)hi, idx = (int16_t)idx;
+        if (idx < lo || idx > hi)
+            return fault(v, XBT_BR, 0);
+        return next(v);
+    }
+    }
+    return xbt_deliver_interrupt(v, vector, software, nxt, eip) ? XBT_LEAVE_DISPATCH
+                                                               : XBT_LEAVE_EXIT;
+}
+
+/* The descriptor-table registers (LGDT, LIDT, SGDT, SIDT) and the selectors of the LDT
+   and the task register (SLDT, STR). */
+static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    switch (s->kind) {
+    case XBT_CO_LGDT:
+    case XBT_CO_LIDT: {
+        uint16_t limit;
+        uint32_t base;
+        if (!read_mem(v, v->ctx.callout_ea, &limit, 2) ||
+            !read_mem(v, v->ctx.callout_ea + 2, &base, 4))
+            return fault(v, XBT_GP, 0);
+        if (s->opsize == 2 || (s->mnemonic && c->size == 2))
+            base &= 0x00FFFFFF;
+        xbt_dtable *t = s->kind == XBT_CO_LGDT ? &v->gdtr : &v->idtr;
+        t->base = base;
+        t->limit = limit;
+        return next(v);
+    }
+    case XBT_CO_SGDT:
+    case XBT_CO_SIDT: {
+        xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->gdtr : &v->idtr;
+        if (!write_mem(v, v->ctx.callout_ea, &t->limit, 2) ||
+            !write_mem(v, v->ctx.callout_ea + 2, &t->base, 4))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    }
+    default: { /* SLDT, STR */
+        uint16_t sel = s->kind == XBT_CO_SLDT ? v->ldtr.selector : v->tr.selector;
+        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, sel))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    }
+    }
+}
+
+/* LLDT and LTR: a system descriptor from the GDT (LTR marks the TSS busy). */
+static int co_ldt_tr(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    uint32_t sel32;
+    if (!read_rm(v, 2, &sel32))
+        return fault(v, XBT_GP, 0);
+    uint16_t sel = (uint16_t)sel32;
+    if ((sel & ~3u) == 0) {
+        if (s->kind == XBT_CO_LTR)
+            return fault(v, XBT_GP, 0);
+        memset(&v->ldtr, 0, sizeof v->ldtr);
+        v->ldtr.unusable = 1;
+        return next(v);
+    }
+    uint64_t d;
+    if ((sel & 4) || !xbt_read_descriptor(v, sel, &d))
+        return fault(v, XBT_GP, sel & 0xFFFC);
+    xbt_segment seg;
+    xbt_seg_from_desc(&seg, sel, d);
+    if (seg.s || (s->kind == XBT_CO_LLDT ? seg.type != 2 : (seg.type != 9 && seg.type != 1)))
+        return fault(v, XBT_GP, sel & 0xFFFC);
+    if (!seg.present)
+        return fault(v, XBT_NP, sel & 0xFFFC);
+    if (s->kind == XBT_CO_LLDT) {
+        v->ldtr = seg;
+    } else {
+        uint8_t access = (uint8_t)((d >> 40) | 2); /* busy */
+        xbt_write_lin(v, v->gdtr.base + (sel & ~7u) + 5, &access, 1);
+        seg.type |= 2;
+        v->tr = seg;
+    }
+    return next(v);
+}
+
+/* Segment register loads: MOV and POP to a segment register, LDS LES LFS LGS LSS. */
+static int co_seg_load(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    unsigned size = c->size;
+    uint32_t err = 0;
+    if (s->kind == XBT_CO_LOAD_FAR_PTR) {
+        uint32_t off = 0;
+        uint16_t sel;
+        if (!read_mem(v, v->ctx.callout_ea, &off, size == 2 ? 2 : 4) ||
+            !read_mem(v, v->ctx.callout_ea + (size == 2 ? 2 : 4), &sel, 2))
+            return fault(v, XBT_GP, 0);
+        int seg = s->mnemonic == ZYDIS_MNEMONIC_LDS ? XBT_DS : s->mnemonic == ZYDIS_MNEMONIC_LES ? XBT_ES
+                : s->mnemonic == ZYDIS_MNEMONIC_LFS ? XBT_FS : s->mnemonic == ZYDIS_MNEMONIC_LGS ? XBT_GS
+                : XBT_SS;
+        int r = xbt_seg_load(v, seg, sel, &err);
+        if (r >= 0)
+            return xfer(v, r, err);
+        set_reg(v, s->reg, size == 2 ? 2 : 4, off);
+        return next(v);
+    }
+    uint32_t sel, esp = v->ctx.gpr[XBT_ESP];
+    if (s->kind == XBT_CO_POP_SREG) {
+        if (!pop(v, &esp, size, &sel))
+            return fault(v, XBT_SSF, 0);
+    } else if (!read_rm(v, 2, &sel)) {
+        return fault(v, XBT_GP, 0);
+    }
+    int r = xbt_seg_load(v, s->reg2, (uint16_t)sel, &err);
+    if (r >= 0)
+        return xfer(v, r, err);
+    v->ctx.gpr[XBT_ESP] = esp;
+    if (s->reg2 == XBT_SS) {
+        v->interrupt_shadow = true;
+        v->shadow_eip = c->nxt;
+    }
+    return next(v);
+}
+
+/* Far JMP, CALL and RET (far.c: gates, task switches, returns to an outer level). */
+static int co_far(struct xbt_vcpu *v, const struct co_call *c)
+{
+    const struct xbt_callout_site *s = c->s;
+    uint32_t err = 0;
+    if (s->kind == XBT_CO_RET_FAR) {
+        int r = xbt_far_ret(v, c->size == 2 ? 2 : 4, (uint16_t)s->imm, &err);
+        return xfer(v, r, err);
+    }
+    /* ptr16:16 / ptr16:32 or m16:16 / m16:32: the operand is 4 or 6 bytes. */
+    uint32_t off = s->imm;
+    uint16_t sel = s->imm_sel;
+    unsigned osz = c->size == 4 ? 2 : 4;
+    if (s->flags & XBT_COF_HAS_MEM) {
+        off = 0;
+        if (!read_mem(v, v->ctx.callout_ea, &off, osz) ||
+            !read_mem(v, v->ctx.callout_ea + osz, &sel, 2))
+            return fault(v, XBT_GP, 0);
+    }
+    int r = s->kind == XBT_CO_CALL_FAR ? xbt_far_call(v, sel, off, osz, c->nxt, &err)
+                                       : xbt_far_jmp(v, sel, off, osz, c->nxt, &err);
+    return xfer(v, r, err);
+}
+
+/* The CPU model's registers: RDMSR, WRMSR, CPUID, RDTSC. */
+static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
+{
+    uint32_t *gpr = v->ctx.gpr;
+    switch (c->s->kind) {
+    case XBT_CO_RDMSR: {
+        uint64_t val;
+        if (!xbt_msr_read(v, gpr[XBT_ECX], &val))
+            return fault(v, XBT_GP, 0);
+        gpr[XBT_EAX] = (uint32_t)val;
+        gpr[XBT_EDX] = (uint32_t)(val >> 32);
+        return next(v);
+    }
+    case XBT_CO_WRMSR:
+        if (!xbt_msr_write(v, gpr[XBT_ECX], (uint64_t)gpr[XBT_EDX] << 32 | gpr[XBT_EAX]))
+            return fault(v, XBT_GP, 0);
+        return next(v);
+    case XBT_CO_CPUID: {
+        uint32_t r[4];
+        xbt_cpuid(v, gpr[XBT_EAX], gpr[XBT_ECX], r);
+        gpr[XBT_EAX] = r[0], gpr[XBT_EBX] = r[1];
+        gpr[XBT_ECX] = r[2], gpr[XBT_EDX] = r[3];
+        return next(v);
+    }
+    default: { /* RDTSC */
+        if ((v->cr4 & XBT_CR4_TSD) && !c->priv_ok)
+            return fault(v, XBT_GP, 0);
+        uint64_t t = __rdtsc() + v->ctx.tsc_offset;
+        gpr[XBT_EAX] = (uint32_t)t;
+        gpr[XBT_EDX] = (uint32_t)(t >> 32);
+        return next(v);
+    }
+    }
+}
+
+/* ---- the dispatcher of callouts ------------------------------------------------------ */
+
+#define CPL0 true
+/* Each kind's family, and whether the instruction is privileged: #GP(0) outside CPL 0,
+   raised before its handler runs.  A kind without a handler is an internal error. */
+static const struct {
+    int (*handler)(struct xbt_vcpu *v, const struct co_call *c);
+    bool cpl0;
+} co_table[XBT_CO_COUNT] = {
+    [XBT_CO_UD] = { co_raise }, [XBT_CO_DE] = { co_raise },
+    [XBT_CO_GP0] = { co_raise }, [XBT_CO_SS0] = { co_raise },
+    [XBT_CO_NM] = { co_raise }, [XBT_CO_UNSUPPORTED] = { co_raise },
+    [XBT_CO_RDPMC] = { co_raise }, [XBT_CO_RDTSCP] = { co_raise },
+    [XBT_CO_SYSCALL] = { co_raise }, [XBT_CO_SYSRET] = { co_raise },
+    [XBT_CO_MONITOR] = { co_raise }, [XBT_CO_MWAIT] = { co_raise },
+    [XBT_CO_XGETBV] = { co_raise }, [XBT_CO_XSETBV] = { co_raise },
+    [XBT_CO_MMIO] = { co_mmio },
+    [XBT_CO_CLI] = { co_intr_flag }, [XBT_CO_STI] = { co_intr_flag },
+    [XBT_CO_POPF] = { co_intr_flag }, [XBT_CO_PUSHF] = { co_intr_flag },
+    [XBT_CO_HLT] = { co_intr_flag, CPL0 },
+    [XBT_CO_INT] = { co_soft_int }, [XBT_CO_INT3] = { co_soft_int },
+    [XBT_CO_INT1] = { co_soft_int }, [XBT_CO_INTO] = { co_soft_int },
+    [XBT_CO_BOUND] = { co_soft_int }, [XBT_CO_IRET] = { co_soft_int },
+    [XBT_CO_MOV_TO_CR] = { co_ctrl_reg, CPL0 }, [XBT_CO_MOV_FROM_CR] = { co_ctrl_reg, CPL0 },
+    [XBT_CO_MOV_TO_DR] = { co_ctrl_reg, CPL0 }, [XBT_CO_MOV_FROM_DR] = { co_ctrl_reg, CPL0 },
+    [XBT_CO_LMSW] = { co_ctrl_reg, CPL0 }, [XBT_CO_CLTS] = { co_ctrl_reg, CPL0 },
+    [XBT_CO_SMSW] = { co_ctrl_reg },
+    [XBT_CO_INVLPG] = { co_cache, CPL0 }, [XBT_CO_WBINVD] = { co_cache, CPL0 },
+    [XBT_CO_INVD] = { co_cache, CPL0 },
+    [XBT_CO_LGDT] = { co_dtable, CPL0 }, [XBT_CO_LIDT] = { co_dtable, CPL0 },
+    [XBT_CO_SGDT] = { co_dtable }, [XBT_CO_SIDT] = { co_dtable },
+    [XBT_CO_SLDT] = { co_dtable }, [XBT_CO_STR] = { co_dtable },
+    [XBT_CO_LLDT] = { co_ldt_tr, CPL0 }, [XBT_CO_LTR] = { co_ldt_tr, CPL0 },
+    [XBT_CO_ARPL] = { co_selector }, [XBT_CO_LAR] = { co_selector },
+    [XBT_CO_LSL] = { co_selector }, [XBT_CO_VERR] = { co_selector },
+    [XBT_CO_VERW] = { co_selector },
+    [XBT_CO_MOV_TO_SREG] = { co_seg_load }, [XBT_CO_POP_SREG] = { co_seg_load },
+    [XBT_CO_LOAD_FAR_PTR] = { co_seg_load },
+    [XBT_CO_JMP_FAR] = { co_far }, [XBT_CO_CALL_FAR] = { co_far },
+    [XBT_CO_RET_FAR] = { co_far },
+    [XBT_CO_IN] = { co_port_io }, [XBT_CO_OUT] = { co_port_io },
+    [XBT_CO_INS] = { co_string_io }, [XBT_CO_OUTS] = { co_string_io },
+    [XBT_CO_RDMSR] = { co_cpu_info, CPL0 }, [XBT_CO_WRMSR] = { co_cpu_info, CPL0 },
+    [XBT_CO_CPUID] = { co_cpu_info }, [XBT_CO_RDTSC] = { co_cpu_info },
+    [XBT_CO_SYSENTER] = { co_sysenter }, [XBT_CO_SYSEXIT] = { co_sysenter, CPL0 },
+    [XBT_CO_BCD] = { co_bcd }, [XBT_CO_SALC] = { co_bcd },
+#undef CPL0
+};
+
+static int callout_body(struct xbt_jit_ctx *ctx)
+{
+    struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
+    const struct xbt_callout_site *s = SITE(v);
+    const struct co_call c = { s, s->eip, s->eip + s->len, s->opsize ? s->opsize : 4,
+                               v->cpl == 0 };
+    v->stats.callouts[s->kind < 96 ? s->kind : 0]++;
+    v->pf_pending = false;
+    /* The guest's EIP during a callout is the instruction's own. */
+    v->ctx.eip = c.eip;
+    if (s->kind >= XBT_CO_COUNT || !co_table[s->kind].handler) {
+        xbt_set_internal_error(v, c.eip, "callout %s not implemented", xbt_callout_name(s->kind));
+        return XBT_LEAVE_EXIT;
+    }
+    if (co_table[s->kind].cpl0 && !c.priv_ok)
+        return fault(v, XBT_GP, 0);
+    return co_table[s->kind].handler(v, &c);
+}
 
 /* The full callout handler.  A kick or stop that arrived while it ran (the signal then
    found RIP outside translated code and unlinked nothing) is honoured here: the guest
@@ -544,458 +1074,4 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
         v->ctx.eip == SITE(v)->eip + SITE(v)->len)
         return XBT_LEAVE_DISPATCH;
     return r;
-}
-
-static int callout_body(struct xbt_jit_ctx *ctx)
-{
-    struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
-    const struct xbt_callout_site *s = SITE(v);
-    uint32_t eip = s->eip, nxt = s->eip + s->len;
-    unsigned size = s->opsize ? s->opsize : 4;
-    v->stats.callouts[s->kind < 96 ? s->kind : 0]++;
-    v->pf_pending = false;
-    /* The guest's EIP during a callout is the instruction's own. */
-    v->ctx.eip = eip;
-    bool priv_ok = v->cpl == 0;
-
-    switch (s->kind) {
-    case XBT_CO_UD:
-        return fault(v, XBT_UDV, 0);
-    case XBT_CO_DE:
-        return fault(v, XBT_DE, 0);
-    case XBT_CO_GP0:
-        return fault(v, XBT_GP, 0);
-    case XBT_CO_SS0:
-        return fault(v, XBT_SSF, 0);
-    case XBT_CO_NM:
-        if (v->cr0 & XBT_CR0_EM)
-            return fault(v, XBT_UDV, 0);
-        if (v->cr0 & XBT_CR0_TS)
-            return fault(v, XBT_NMV, 0);
-        return fault(v, XBT_UDV, 0); /* SSE with CR4.OSFXSR clear */
-    case XBT_CO_MMIO:
-        /* An MMIO site (mmio.c): the access as after a host fault, without one; not
-           MMIO this time, the instruction runs alone, translated as it is. */
-        if (!xbt_mmio_callout(v)) {
-            v->smc_single = true;
-            return XBT_LEAVE_DISPATCH;
-        }
-        return (v->mmio_run || v->mmio_raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
-    case XBT_CO_UNSUPPORTED:
-        xbt_set_internal_error(v, eip, "unsupported instruction %s at %08x",
-                               ZydisMnemonicGetString((ZydisMnemonic)s->mnemonic), eip);
-        return XBT_LEAVE_EXIT;
-    case XBT_CO_CLI:
-        if (!iopl_allowed(v))
-            return fault(v, XBT_GP, 0);
-        v->ctx.vif = 0;
-        return next(v);
-    case XBT_CO_STI:
-        if (!iopl_allowed(v))
-            return fault(v, XBT_GP, 0);
-        if (!v->ctx.vif) {
-            v->interrupt_shadow = true;
-            v->shadow_eip = nxt;
-        }
-        v->ctx.vif = XBT_EFLAGS_IF;
-        return next(v);
-    case XBT_CO_POPF: {
-        uint32_t esp = v->ctx.gpr[XBT_ESP], val;
-        if (!pop(v, &esp, size, &val))
-            return fault(v, XBT_SSF, 0);
-        uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
-                        XBT_EFLAGS_ID;
-        uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
-        if (v->cpl == 0)
-            mask |= XBT_EFLAGS_IOPL;
-        if (v->cpl <= iopl)
-            mask |= XBT_EFLAGS_IF;
-        if (size == 2)
-            mask &= 0xFFFF;
-        xbt_set_eflags(v, val, mask);
-        v->ctx.gpr[XBT_ESP] = esp;
-        return next(v);
-    }
-    case XBT_CO_PUSHF: {
-        uint32_t esp = v->ctx.gpr[XBT_ESP];
-        if (!push(v, &esp, size, xbt_get_eflags(v) & ~(XBT_EFLAGS_RF | XBT_EFLAGS_VM)))
-            return fault(v, XBT_SSF, 0);
-        v->ctx.gpr[XBT_ESP] = esp;
-        return next(v);
-    }
-    case XBT_CO_HLT:
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        v->ctx.eip = nxt;
-        v->halted = true;
-        return XBT_LEAVE_DISPATCH; /* the run loop delivers an interrupt or exits HLT */
-    case XBT_CO_INT:
-        return xbt_deliver_interrupt(v, (int)(s->imm & 0xFF), true, nxt, eip)
-                   ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
-    case XBT_CO_INT3:
-        return xbt_deliver_interrupt(v, XBT_BP, true, nxt, eip) ? XBT_LEAVE_DISPATCH
-                                                                 : XBT_LEAVE_EXIT;
-    case XBT_CO_INT1:
-        return xbt_deliver_interrupt(v, XBT_DB, false, nxt, eip) ? XBT_LEAVE_DISPATCH
-                                                                  : XBT_LEAVE_EXIT;
-    case XBT_CO_INTO:
-        if (!(v->ctx.eflags & XBT_EFLAGS_OF))
-            return next(v);
-        return xbt_deliver_interrupt(v, XBT_OF, true, nxt, eip) ? XBT_LEAVE_DISPATCH
-                                                                 : XBT_LEAVE_EXIT;
-    case XBT_CO_IRET: {
-        v->nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
-        uint32_t err = 0;
-        int r = xbt_iret(v, size == 2 ? 2 : 4, nxt, &err);
-        return xfer(v, r, err);
-    }
-    case XBT_CO_MOV_TO_CR:
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        return mov_to_cr(v, s->reg2, get_reg(v, s->reg, 4));
-    case XBT_CO_MOV_FROM_CR: {
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint32_t val;
-        switch (s->reg2) {
-        case 0: val = v->cr0; break;
-        case 2: val = v->cr2; break;
-        case 3: val = v->cr3; break;
-        case 4: val = v->cr4; break;
-        default: return fault(v, XBT_UDV, 0);
-        }
-        set_reg(v, s->reg, 4, val);
-        return next(v);
-    }
-    case XBT_CO_MOV_TO_DR:
-    case XBT_CO_MOV_FROM_DR: {
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        unsigned dr = s->reg2;
-        if (dr == 4 || dr == 5)
-            dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
-        if (s->kind == XBT_CO_MOV_TO_DR)
-            v->dr[dr] = get_reg(v, s->reg, 4);
-        else
-            set_reg(v, s->reg, 4, dr == 6 ? (v->dr[6] | 0xFFFF0FF0) : dr == 7 ? (v->dr[7] | 0x400) : v->dr[dr]);
-        return next(v);
-    }
-    case XBT_CO_LGDT:
-    case XBT_CO_LIDT: {
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint16_t limit;
-        uint32_t base;
-        if (!read_mem(v, v->ctx.callout_ea, &limit, 2) ||
-            !read_mem(v, v->ctx.callout_ea + 2, &base, 4))
-            return fault(v, XBT_GP, 0);
-        if (s->opsize == 2 || (s->mnemonic && size == 2))
-            base &= 0x00FFFFFF;
-        xbt_dtable *t = s->kind == XBT_CO_LGDT ? &v->gdtr : &v->idtr;
-        t->base = base;
-        t->limit = limit;
-        return next(v);
-    }
-    case XBT_CO_SGDT:
-    case XBT_CO_SIDT: {
-        xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->gdtr : &v->idtr;
-        if (!write_mem(v, v->ctx.callout_ea, &t->limit, 2) ||
-            !write_mem(v, v->ctx.callout_ea + 2, &t->base, 4))
-            return fault(v, XBT_GP, 0);
-        return next(v);
-    }
-    case XBT_CO_SLDT:
-    case XBT_CO_STR: {
-        uint16_t sel = s->kind == XBT_CO_SLDT ? v->ldtr.selector : v->tr.selector;
-        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : size, sel))
-            return fault(v, XBT_GP, 0);
-        return next(v);
-    }
-    case XBT_CO_SMSW:
-        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : size, v->cr0))
-            return fault(v, XBT_GP, 0);
-        return next(v);
-    case XBT_CO_LMSW: {
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint32_t val;
-        if (!read_rm(v, 2, &val))
-            return fault(v, XBT_GP, 0);
-        /* LMSW: MP, EM, TS written; PE set but never cleared. */
-        v->cr0 = (v->cr0 & ~(XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
-                 (val & (XBT_CR0_PE | XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
-                 (v->cr0 & XBT_CR0_PE);
-        return next(v);
-    }
-    case XBT_CO_CLTS:
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        v->cr0 &= ~XBT_CR0_TS;
-        return next(v);
-    case XBT_CO_LLDT:
-    case XBT_CO_LTR: {
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint32_t sel32;
-        if (!read_rm(v, 2, &sel32))
-            return fault(v, XBT_GP, 0);
-        uint16_t sel = (uint16_t)sel32;
-        if ((sel & ~3u) == 0) {
-            if (s->kind == XBT_CO_LTR)
-                return fault(v, XBT_GP, 0);
-            memset(&v->ldtr, 0, sizeof v->ldtr);
-            v->ldtr.unusable = 1;
-            return next(v);
-        }
-        uint64_t d;
-        if ((sel & 4) || !xbt_read_descriptor(v, sel, &d))
-            return fault(v, XBT_GP, sel & 0xFFFC);
-        xbt_segment seg;
-        xbt_seg_from_desc(&seg, sel, d);
-        if (seg.s || (s->kind == XBT_CO_LLDT ? seg.type != 2 : (seg.type != 9 && seg.type != 1)))
-            return fault(v, XBT_GP, sel & 0xFFFC);
-        if (!seg.present)
-            return fault(v, XBT_NP, sel & 0xFFFC);
-        if (s->kind == XBT_CO_LLDT) {
-            v->ldtr = seg;
-        } else {
-            uint8_t access = (uint8_t)((d >> 40) | 2); /* busy */
-            xbt_write_lin(v, v->gdtr.base + (sel & ~7u) + 5, &access, 1);
-            seg.type |= 2;
-            v->tr = seg;
-        }
-        return next(v);
-    }
-    case XBT_CO_LAR:
-    case XBT_CO_LSL:
-    case XBT_CO_VERR:
-    case XBT_CO_VERW:
-        return descriptor_query(v, s->kind);
-    case XBT_CO_MOV_TO_SREG:
-    case XBT_CO_POP_SREG: {
-        uint32_t sel, esp = v->ctx.gpr[XBT_ESP];
-        if (s->kind == XBT_CO_POP_SREG) {
-            if (!pop(v, &esp, size, &sel))
-                return fault(v, XBT_SSF, 0);
-        } else if (!read_rm(v, 2, &sel)) {
-            return fault(v, XBT_GP, 0);
-        }
-        uint32_t err = 0;
-        int r = xbt_seg_load(v, s->reg2, (uint16_t)sel, &err);
-        if (r >= 0)
-            return xfer(v, r, err);
-        v->ctx.gpr[XBT_ESP] = esp;
-        if (s->reg2 == XBT_SS) {
-            v->interrupt_shadow = true;
-            v->shadow_eip = nxt;
-        }
-        return next(v);
-    }
-    case XBT_CO_LOAD_FAR_PTR: {
-        uint32_t off = 0;
-        uint16_t sel;
-        if (!read_mem(v, v->ctx.callout_ea, &off, size == 2 ? 2 : 4) ||
-            !read_mem(v, v->ctx.callout_ea + (size == 2 ? 2 : 4), &sel, 2))
-            return fault(v, XBT_GP, 0);
-        int seg = s->mnemonic == ZYDIS_MNEMONIC_LDS ? XBT_DS : s->mnemonic == ZYDIS_MNEMONIC_LES ? XBT_ES
-                : s->mnemonic == ZYDIS_MNEMONIC_LFS ? XBT_FS : s->mnemonic == ZYDIS_MNEMONIC_LGS ? XBT_GS
-                : XBT_SS;
-        uint32_t err = 0;
-        int r = xbt_seg_load(v, seg, sel, &err);
-        if (r >= 0)
-            return xfer(v, r, err);
-        set_reg(v, s->reg, size == 2 ? 2 : 4, off);
-        return next(v);
-    }
-    case XBT_CO_JMP_FAR:
-    case XBT_CO_CALL_FAR: {
-        /* ptr16:16 / ptr16:32 or m16:16 / m16:32: the operand is 4 or 6 bytes. */
-        uint32_t off = s->imm, err = 0;
-        uint16_t sel = s->imm_sel;
-        unsigned osz = size == 4 ? 2 : 4;
-        if (s->flags & XBT_COF_HAS_MEM) {
-            off = 0;
-            if (!read_mem(v, v->ctx.callout_ea, &off, osz) ||
-                !read_mem(v, v->ctx.callout_ea + osz, &sel, 2))
-                return fault(v, XBT_GP, 0);
-        }
-        int r = s->kind == XBT_CO_CALL_FAR ? xbt_far_call(v, sel, off, osz, nxt, &err)
-                                           : xbt_far_jmp(v, sel, off, osz, nxt, &err);
-        return xfer(v, r, err);
-    }
-    case XBT_CO_RET_FAR: {
-        uint32_t err = 0;
-        int r = xbt_far_ret(v, size == 2 ? 2 : 4, (uint16_t)s->imm, &err);
-        return xfer(v, r, err);
-    }
-    case XBT_CO_IN:
-    case XBT_CO_OUT: {
-        uint16_t port = (s->flags & XBT_COF_IMM_PORT) ? (uint16_t)s->imm
-                                                      : (uint16_t)v->ctx.gpr[XBT_EDX];
-        if (!io_allowed_port(v, port, size))
-            return fault(v, XBT_GP, 0);
-        v->ctx.eip = nxt;
-        if (s->kind == XBT_CO_IN) {
-            v->io_in_pending = true;
-            v->io_in_reg_size = (uint8_t)size;
-            return io_exit(v, port, size, true, 0);
-        }
-        return io_exit(v, port, size, false, get_reg(v, XBT_EAX, size));
-    }
-    case XBT_CO_INS:
-    case XBT_CO_OUTS: {
-        if (!io_allowed_port(v, (uint16_t)v->ctx.gpr[XBT_EDX], size))
-            return fault(v, XBT_GP, 0);
-        bool rep = s->flags & XBT_COF_REP;
-        if (rep && v->ctx.gpr[XBT_ECX] == 0)
-            return next(v);
-        uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
-        int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
-        /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
-           instruction until ECX runs out. */
-        if (s->kind == XBT_CO_OUTS && rep) {
-            uint32_t lin = v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI];
-            uint32_t n = string_io_count(v, lin, size, false);
-            if (n > 1 && xbt_read_lin_as(v, lin, v->io_buf, n * size, v->cpl == 3)) {
-                v->ctx.gpr[XBT_ESI] += n * size;
-                v->ctx.gpr[XBT_ECX] -= n;
-                v->ctx.eip = v->ctx.gpr[XBT_ECX] ? eip : nxt;
-                return string_io_exit(v, port, size, false, n);
-            }
-            v->pf_pending = false;
-        }
-        if (s->kind == XBT_CO_OUTS) {
-            uint32_t val = 0;
-            if (!read_mem(v, v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
-                return fault(v, XBT_GP, 0);
-            v->ctx.gpr[XBT_ESI] += (uint32_t)step;
-            if (rep)
-                v->ctx.gpr[XBT_ECX]--;
-            v->ctx.eip = rep && v->ctx.gpr[XBT_ECX] ? eip : nxt;
-            return io_exit(v, port, size, false, val);
-        }
-        /* The store to ES:EDI is made when the data comes: check it now, with the
-           rights of the current privilege (memory without RAM: left to the store). */
-        if (!xbt_probe_lin(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size, true,
-                           v->cpl == 3) && v->pf_pending)
-            return fault(v, XBT_PF, 0);
-        v->io_in_pending = true;
-        v->io_in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
-        uint32_t n = rep ? string_io_count(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI],
-                                           size, true)
-                         : 1;
-        v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > n ? eip : nxt;
-        v->ctx.eip = v->io_next_eip;
-        if (n > 1)
-            return string_io_exit(v, port, size, true, n);
-        return io_exit(v, port, size, true, 0);
-    }
-    case XBT_CO_INVLPG:
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        if (xbt_paging(v)) {
-            /* Drop the page, or the whole large page where a mapping there came from a
-               4 MiB (PAE: 2 MiB) page (one TLB entry in hardware). */
-            uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
-            xbt_vm *vm = v->vm;
-            uint32_t u = ea >> 21;
-            if (vm->mmu->pse_region[u >> 3] & (1u << (u & 7))) {
-                uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
-                for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
-                    vm->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
-                xbt_mapping_changed(v, ea & ~(size - 1), size);
-            } else {
-                xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
-            }
-            v->ctx.eip = nxt;
-            return XBT_LEAVE_DISPATCH;
-        }
-        return next(v);
-    case XBT_CO_WBINVD:
-    case XBT_CO_INVD:
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        return next(v);
-    case XBT_CO_RDMSR:
-    case XBT_CO_WRMSR: {
-        if (!priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint32_t idx = v->ctx.gpr[XBT_ECX];
-        if (s->kind == XBT_CO_RDMSR) {
-            uint64_t val;
-            if (!xbt_msr_read(v, idx, &val))
-                return fault(v, XBT_GP, 0);
-            v->ctx.gpr[XBT_EAX] = (uint32_t)val;
-            v->ctx.gpr[XBT_EDX] = (uint32_t)(val >> 32);
-        } else {
-            uint64_t val = (uint64_t)v->ctx.gpr[XBT_EDX] << 32 | v->ctx.gpr[XBT_EAX];
-            if (!xbt_msr_write(v, idx, val))
-                return fault(v, XBT_GP, 0);
-        }
-        return next(v);
-    }
-    case XBT_CO_CPUID: {
-        uint32_t r[4];
-        xbt_cpuid(v, v->ctx.gpr[XBT_EAX], v->ctx.gpr[XBT_ECX], r);
-        v->ctx.gpr[XBT_EAX] = r[0], v->ctx.gpr[XBT_EBX] = r[1];
-        v->ctx.gpr[XBT_ECX] = r[2], v->ctx.gpr[XBT_EDX] = r[3];
-        return next(v);
-    }
-    case XBT_CO_RDTSC: {
-        if ((v->cr4 & XBT_CR4_TSD) && !priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint64_t t = __rdtsc() + v->ctx.tsc_offset;
-        v->ctx.gpr[XBT_EAX] = (uint32_t)t;
-        v->ctx.gpr[XBT_EDX] = (uint32_t)(t >> 32);
-        return next(v);
-    }
-    case XBT_CO_RDPMC:
-        return fault(v, XBT_GP, 0); /* CR4.PCE is never set: no counters */
-    case XBT_CO_RDTSCP:
-    case XBT_CO_SYSCALL:
-    case XBT_CO_SYSRET:
-    case XBT_CO_MONITOR:
-    case XBT_CO_MWAIT:
-    case XBT_CO_XGETBV:
-    case XBT_CO_XSETBV:
-        return fault(v, XBT_UDV, 0); /* not in the virtual CPUID */
-    case XBT_CO_SYSENTER:
-    case XBT_CO_SYSEXIT:
-        if ((v->msr_sysenter_cs & 0xFFFC) == 0 || (s->kind == XBT_CO_SYSEXIT && !priv_ok))
-            return fault(v, XBT_GP, 0);
-        return sysenter_exit(v, s->kind == XBT_CO_SYSENTER);
-    case XBT_CO_BCD:
-        return bcd(v);
-    case XBT_CO_SALC:
-        set_reg(v, XBT_EAX, 1, (v->ctx.eflags & XBT_EFLAGS_CF) ? 0xFF : 0);
-        return next(v);
-    case XBT_CO_ARPL: {
-        /* ARPL r/m16, r16: memory form has the source in reg, register form in reg2. */
-        uint32_t dst;
-        if (!read_rm(v, 2, &dst))
-            return fault(v, XBT_GP, 0);
-        uint32_t src = get_reg(v, (s->flags & XBT_COF_HAS_MEM) ? s->reg : s->reg2, 2);
-        bool adj = (dst & 3) < (src & 3);
-        if (adj && !write_rm(v, 2, (dst & ~3u) | (src & 3)))
-            return fault(v, XBT_GP, 0);
-        set_zf(v, adj);
-        return next(v);
-    }
-    case XBT_CO_BOUND: {
-        int32_t lo = 0, hi = 0;
-        unsigned bsz = size == 2 ? 2 : 4;
-        if (!read_mem(v, v->ctx.callout_ea, &lo, bsz) ||
-            !read_mem(v, v->ctx.callout_ea + bsz, &hi, bsz))
-            return fault(v, XBT_GP, 0);
-        int32_t idx = (int32_t)get_reg(v, s->reg, bsz);
-        if (bsz == 2)
-            lo = (int16_t)lo, hi = (int16_t)hi, idx = (int16_t)idx;
-        if (idx < lo || idx > hi)
-            return fault(v, XBT_BR, 0);
-        return next(v);
-    }
-    default:
-        xbt_set_internal_error(v, eip, "callout %s not implemented", xbt_callout_name(s->kind));
-        return XBT_LEAVE_EXIT;
-    }
 }

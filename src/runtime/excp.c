@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "runtime/xfer.h"
 #include "shadow-mmu/walk.h"
 
@@ -19,14 +20,7 @@ uint32_t xbt_get_eflags(const struct xbt_vcpu *v)
 
 void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask)
 {
-    uint32_t cur = xbt_get_eflags(v);
-    uint32_t nv = (cur & ~mask) | (value & mask);
-    /* Bits the virtual CPU implements: arithmetic, TF, IF, IOPL, NT, AC, ID. */
-    nv &= XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL | XBT_EFLAGS_NT |
-          XBT_EFLAGS_AC | XBT_EFLAGS_ID;
-    v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
-    v->ctx.vif = nv & XBT_EFLAGS_IF;
-    v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
+    xbt_eflags_write(v, value, mask);
 }
 
 void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, ...)

@@ -10,6 +10,7 @@
  * included), so a fault is raised with the instruction's own state and EIP.
  */
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "runtime/xfer.h"
 
 /* The descriptor a far JMP or CALL names: a null selector is #GP(0). */
@@ -332,14 +333,6 @@ int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
     xbt_segment cs;
     if ((r = return_cs(v, (uint16_t)w[1], &cd, &cs, err)) >= 0)
         return r;
-    uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
-    uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
-                    XBT_EFLAGS_ID | XBT_EFLAGS_RF;
-    if (v->cpl == 0)
-        mask |= XBT_EFLAGS_IOPL;
-    if (v->cpl <= iopl)
-        mask |= XBT_EFLAGS_IF;
-    if (osz == 2)
-        mask &= 0xFFFF;
+    uint32_t mask = xbt_popf_mask(v->cpl, v->ctx.eflags_sys, osz) | (osz == 2 ? 0 : XBT_EFLAGS_RF);
     return return_to(v, &st, w[0], (uint16_t)w[1], cd, &cs, osz, 0, w[2], mask, err);
 }

@@ -1090,6 +1090,7 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
     for (int i = 0; i < XBT_CO_COUNT && i < 96; i++)
         if (st->callouts[i])
             OUT(" %s=%llu", xbt_callout_name((unsigned)i), (unsigned long long)st->callouts[i]);
+    OUT("\ncallouts by the fast handlers: %llu", (unsigned long long)st->fast_callouts);
     OUT("\nexceptions:");
     for (int i = 0; i < 32; i++)
         if (st->exceptions[i])

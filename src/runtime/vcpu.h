@@ -59,6 +59,9 @@ struct xbt_vm {
        (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
        translates each one afresh too and stops with an internal error where they differ. */
     bool no_share, check_shared;
+    /* XBT_NO_FAST_CALLOUTS=1: every callout runs the full handler (callouts.c), so that
+       tests/guests/fast-full.sh can compare the two paths' results. */
+    bool no_fast_callouts;
     /* Adaptive mode: TSC ticks of user code run translated without a kernel entry
        after which an address space runs its user code directly (XBT_ADAPT_TICKS
        overrides; 0: at once, as direct mode). */
@@ -119,6 +122,7 @@ struct xbt_vcpu {
     xbt_segment ldtr, tr;
     xbt_dtable gdtr, idtr;
     uint32_t cpl;
+    bool no_fast_callouts;           /* the VM's, where callouts_fast.c reads it */
     uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
         msr_efer, msr_misc_enable;
     bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */

@@ -84,6 +84,7 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     }
     vm->no_share = env_set("XBT_NO_SHARE");
     vm->check_shared = env_set("XBT_CHECK_SHARED");
+    vm->no_fast_callouts = env_set("XBT_NO_FAST_CALLOUTS");
     /* About 1 ms at this machine's 2.4 GHz (direct.c, xbt_adapt_account). */
     const char *e = getenv("XBT_ADAPT_TICKS");
     vm->adapt_ticks = e && *e ? strtoull(e, NULL, 0) : 2500000ull;
@@ -255,6 +256,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->stlb = t->stlb;
     v->vm = vm;
     v->mmu = vm->mmu;
+    v->no_fast_callouts = vm->no_fast_callouts;
     v->created_ns = xbt_now_ns();
     v->created_tsc = __builtin_ia32_rdtsc();
     bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss)) != NULL;

@@ -1,0 +1,65 @@
+/*
+ * sensitive.h - rules of sensitive instructions that the fast callouts (callouts_fast.c)
+ * and the full ones (callouts.c, far.c, excp.c) both apply, written once.  Static inline
+ * and general registers only: callouts_fast.c may call no function of another file.
+ * The rest of the fast path (descriptor and stack reads, segment checks) is checked
+ * against the full handlers by tests/guests/fast-full.sh.
+ */
+#ifndef XBT_RUNTIME_SENSITIVE_H
+#define XBT_RUNTIME_SENSITIVE_H
+
+#include "vcpu.h"
+
+/* MOV from CRn: false for a control register the virtual CPU does not have (#UD). */
+static inline bool xbt_cr_read(const struct xbt_vcpu *v, unsigned n, uint32_t *val)
+{
+    switch (n) {
+    case 0: *val = v->cr0; return true;
+    case 2: *val = v->cr2; return true;
+    case 3: *val = v->cr3; return true;
+    case 4: *val = v->cr4; return true;
+    default: return false;
+    }
+}
+
+/* The EFLAGS bits a POPF of `size` bytes may change at privilege `cpl` with the system
+   flags `eflags_sys` (ctx.eflags_sys): IOPL at CPL 0 only, IF where CPL <= IOPL (an
+   IRET's are these and RF).  A constant `cpl` folds it to a constant. */
+static inline uint32_t xbt_popf_mask(unsigned cpl, uint32_t eflags_sys, unsigned size)
+{
+    uint32_t mask = XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_AC |
+                    XBT_EFLAGS_ID;
+    uint32_t iopl = (eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
+    if (cpl == 0)
+        mask |= XBT_EFLAGS_IOPL;
+    if (cpl <= iopl)
+        mask |= XBT_EFLAGS_IF;
+    return size == 2 ? mask & 0xFFFF : mask;
+}
+
+/* EFLAGS bits of `mask` from `value`, into the three places the vCPU keeps them
+   (arithmetic flags, IF as ctx.vif, the rest); the bits the virtual CPU does not
+   implement (RF, VM) stay clear, and bit 1 set. */
+static inline void xbt_eflags_write(struct xbt_vcpu *v, uint32_t value, uint32_t mask)
+{
+    uint32_t cur = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys;
+    uint32_t nv = (cur & ~mask) | (value & mask);
+    nv &= XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL | XBT_EFLAGS_NT |
+          XBT_EFLAGS_AC | XBT_EFLAGS_ID;
+    v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
+    v->ctx.vif = nv & XBT_EFLAGS_IF;
+    v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
+}
+
+/* STI once its privilege check passed: IF set, and when it was clear an interrupt
+   shadow over the next instruction (at `next_eip`). */
+static inline void xbt_sti(struct xbt_vcpu *v, uint32_t next_eip)
+{
+    if (!v->ctx.vif) {
+        v->interrupt_shadow = true;
+        v->shadow_eip = next_eip;
+    }
+    v->ctx.vif = XBT_EFLAGS_IF;
+}
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * fastpath.c - the instructions xbt's fast callouts take (src/runtime/callouts_fast.c)
+ * with thousands of pseudo-random operands, each group of results printed as a hash:
+ * 16-bit POPF, 32-bit POPF with a limit-checked SS, STI that ends a block, MOV to and
+ * from CR2 and CR3 and from CR0 and CR4, MOV and POP to FS, GS, DS and ES with random
+ * descriptors (the loaded FS and GS then read at offsets around their limits), and IRET
+ * at CPL 0; the segment loads and IRETs again with paging on.  tests/guests/fast-full.sh
+ * runs it with and without XBT_NO_FAST_CALLOUTS=1 and requires the same lines.  The
+ * checks below hold on any x86 (QEMU runs them too); QEMU TCG prints the same hashes but
+ * for the segment groups (it does not check data segment limits).
+ */
+#include "lib/guest.h"
+
+#define SEL_LIMSS 0x68  /* GDT 13: data, base 0, limit 128 MiB: SS limit-checked */
+#define SEL_CODE2 0xf0  /* GDT 30: a second flat code segment */
+#define FIRST 14        /* GDT 14-29: random descriptors */
+#define COUNT 16
+#define GROUP 64        /* cases per printed hash */
+
+static u32 seed = 0x2545f491u;
+static u32 rnd(void)
+{
+    seed ^= seed << 13;
+    seed ^= seed >> 17;
+    seed ^= seed << 5;
+    return seed;
+}
+
+static u32 hash, cases;
+static const char *group_name;
+static void mix(u32 w)
+{
+    hash = (hash ^ w) * 16777619u;
+}
+static void group_start(const char *name)
+{
+    group_name = name;
+    hash = 2166136261u;
+    cases = 0;
+}
+/* One case done: every GROUP cases (and at the end of a group) the hash is printed. */
+static void case_done(int last)
+{
+    cases++;
+    if (cases % GROUP == 0 || last) {
+        printf("HASH %s %u %x\n", group_name, (cases - 1) / GROUP, hash);
+        hash = 2166136261u;
+    }
+}
+
+/* Every dword of the pattern holds its own address: a read through a segment shows
+   where the segment's base and the offset took it. */
+static u32 pat[0x50000 / 4] __attribute__((aligned(4096)));
+
+/* ---- POPF, STI ---------------------------------------------------------------------- */
+
+#define FLAGS_CPL0 0x7fd5u /* CF PF AF ZF SF IF DF OF IOPL NT: what POPF writes at CPL 0 */
+#define AC_ID 0x240000u
+
+static void test_popf(void)
+{
+    int ok16 = 1, ok32 = 1;
+    group_start("popf16");
+    for (int i = 0; i < 256; i++) {
+        u16 val = (u16)(rnd() & ~0x100u); /* not TF */
+        u32 out;
+        __asm__ volatile("pushfl\n\tpushw %w1\n\tpopfw\n\tpushfl\n\tpopl %0\n\tpopfl"
+                         : "=r"(out) : "r"(val) : "memory", "cc");
+        mix(val), mix(out);
+        ok16 &= (out & FLAGS_CPL0) == (val & FLAGS_CPL0);
+        case_done(i == 255);
+    }
+    CHECK(ok16, "popfw writes the low flags at CPL 0 (256 values)");
+    /* An SS with a limit: POPF cannot be inlined, it is a callout. */
+    gdt_set(13, 0, 0x7fff, 0x92, 0xc);
+    group_start("popf32");
+    for (int i = 0; i < 256; i++) {
+        u32 val = rnd() & ~0x180100u; /* not TF, VIF, VIP */
+        u32 out;
+        __asm__ volatile("movl %%ss, %%edx\n\tmovl %2, %%ss\n\tpushfl\n\tpushl %1\n\tpopfl\n\t"
+                         "pushfl\n\tpopl %0\n\tpopfl\n\tmovl %%edx, %%ss"
+                         : "=r"(out) : "r"(val), "r"((u32)SEL_LIMSS) : "edx", "memory", "cc");
+        mix(val), mix(out);
+        ok32 &= (out & (FLAGS_CPL0 | AC_ID)) == (val & (FLAGS_CPL0 | AC_ID));
+        case_done(i == 255);
+    }
+    CHECK(ok32, "popfl writes the flags at CPL 0, AC and ID too (256 values)");
+    /* STI followed by a branch: the shadow does not fit in the block, STI is a callout. */
+    group_start("sti");
+    int sti_ok = 1;
+    for (int i = 0; i < 8; i++) {
+        u32 out;
+        if (i & 1)
+            __asm__ volatile("cli" ::: "memory");
+        __asm__ volatile("sti\n\tjmp 1f\n1:\tpushfl\n\tpopl %0\n\tcli" : "=r"(out) : : "memory");
+        mix(out);
+        sti_ok &= (out & 0x200) != 0;
+        case_done(i == 7);
+    }
+    CHECK(sti_ok, "sti sets IF");
+}
+
+/* ---- control registers ----------------------------------------------------------------- */
+
+static void test_crs(void)
+{
+    int ok2 = 1, ok3 = 1;
+    u32 cr3_0, v;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3_0));
+    group_start("cr");
+    for (int i = 0; i < 128; i++) {
+        u32 w2 = rnd(), w3 = rnd() & 0xfffff018u; /* a page directory, PWT, PCD */
+        __asm__ volatile("mov %0, %%cr2" : : "r"(w2));
+        __asm__ volatile("mov %%cr2, %0" : "=r"(v));
+        mix(v);
+        ok2 &= v == w2;
+        __asm__ volatile("mov %0, %%cr3" : : "r"(w3) : "memory");
+        __asm__ volatile("mov %%cr3, %0" : "=r"(v));
+        mix(v);
+        ok3 &= v == w3;
+        __asm__ volatile("mov %%cr0, %0" : "=r"(v));
+        mix(v);
+        __asm__ volatile("mov %%cr4, %0" : "=r"(v));
+        mix(v);
+        case_done(i == 127);
+    }
+    __asm__ volatile("mov %0, %%cr3" : : "r"(cr3_0) : "memory");
+    CHECK(ok2, "cr2 round trip (128 values)");
+    CHECK(ok3, "cr3 round trip with paging off (128 values)");
+}
+
+/* ---- segment loads ----------------------------------------------------------------------- */
+
+/* A random code or data descriptor (now and then a system one or one not present) based
+   inside the pattern, so that reads at offsets up to 64 KiB past the base, or below it
+   through a limit near 4 GiB, stay in it. */
+static void random_desc(int idx)
+{
+    u32 r = rnd();
+    u32 type = r & 0xf, s = (r >> 4) % 8 != 0, dpl = (r >> 7) & 3, p = (r >> 9) % 8 != 0;
+    u32 g = (r >> 12) & 1, db = (r >> 13) & 1, avl = (r >> 14) & 1;
+    u32 base = (u32)pat + 0x10000 + (rnd() & 0x1fffc);
+    u32 limit;
+    if (!g)
+        limit = rnd() & 0xffff;
+    else if (((r >> 15) & 3) == 0)
+        limit = 0xfffff;
+    else if (((r >> 15) & 3) == 1)
+        limit = rnd() & 0xf;
+    else
+        limit = 0xffff0 | (rnd() & 0xf);
+    gdt_set(idx, base, limit, (u8)(p << 7 | dpl << 5 | s << 4 | type),
+            (u8)(g << 3 | db << 2 | avl));
+}
+
+/* One load with the fault record armed (as guest.h's TRY_FAULT), then `store`; ESP is
+   put back in between, since a POP that faulted left its word on the stack. */
+#define TRY_LOAD(load, store)                                                            \
+    __asm__ volatile("movl %%esp, %%ecx\n\tmovl $1f, fault+16\n\tmovl $2f, fault+20\n"    \
+                     "1:\t" load "\n2:\n\tmovl %%ecx, %%esp\n\t" store                   \
+                     : "=r"(got) : "r"(sel) : "ecx", "edx", "memory", "cc")
+#define MOV_TO(r) "movl %1, %%" r
+#define POP_TO(r) "pushl %1\n\tpopl %%" r
+#define READ(r) "movl %%" r ", %0"
+#define KEEP(r) "movl %%" r ", %%edx\n\t"     /* DS and ES: kept in EDX, */
+#define BACK(r) READ(r) "\n\tmovl %%edx, %%" r /* and put back */
+
+/* Loads sel into FS, GS, DS or ES (which 0-3) by MOV or POP; DS and ES are put back at
+   once (C code runs on them), FS and GS keep what they got.  Returns the selector the
+   register holds afterwards; fault.vector is the fault's or ~0. */
+static u32 seg_load(int which, int pop, u32 sel)
+{
+    u32 got;
+    fault.vector = fault.err = ~0u;
+    switch (which * 2 + pop) {
+    case 0: TRY_LOAD(MOV_TO("fs"), READ("fs")); break;
+    case 1: TRY_LOAD(POP_TO("fs"), READ("fs")); break;
+    case 2: TRY_LOAD(MOV_TO("gs"), READ("gs")); break;
+    case 3: TRY_LOAD(POP_TO("gs"), READ("gs")); break;
+    case 4: TRY_LOAD(KEEP("ds") MOV_TO("ds"), BACK("ds")); break;
+    case 5: TRY_LOAD(KEEP("ds") POP_TO("ds"), BACK("ds")); break;
+    case 6: TRY_LOAD(KEEP("es") MOV_TO("es"), BACK("es")); break;
+    default: TRY_LOAD(KEEP("es") POP_TO("es"), BACK("es")); break;
+    }
+    fault.resume = 0;
+    return got & 0xffff;
+}
+
+/* A dword at FS:off or GS:off; *vec the fault's vector or ~0. */
+static u32 seg_read(int gs, u32 off, u32 *vec)
+{
+    u32 val = 0xdeadbeefu;
+    fault.vector = ~0u;
+    if (gs)
+        __asm__ volatile("movl $1f, fault+16\n\tmovl $2f, fault+20\n1:\tmovl %%gs:(%1), %0\n2:"
+                         : "+r"(val) : "r"(off) : "memory", "cc");
+    else
+        __asm__ volatile("movl $1f, fault+16\n\tmovl $2f, fault+20\n1:\tmovl %%fs:(%1), %0\n2:"
+                         : "+r"(val) : "r"(off) : "memory", "cc");
+    fault.resume = 0;
+    *vec = fault.vector;
+    return val;
+}
+
+static void test_seg_loads(const char *name, int n)
+{
+    int loaded = 0, faulted = 0, base_ok = 1;
+    group_start(name);
+    for (int i = 0; i < n; i++) {
+        u32 r = rnd();
+        int idx = FIRST + (int)(r % COUNT), which = (r >> 8) & 3, pop = (r >> 10) & 1;
+        u32 sel = (u32)idx << 3 | ((r >> 11) & 3);
+        if (((r >> 13) & 15) == 0)
+            sel |= 4; /* the LDT: none is loaded, #GP */
+        if (((r >> 17) & 31) == 0)
+            sel &= 3; /* a null selector */
+        random_desc(idx);
+        u64 d = gdt[idx];
+        u32 got = seg_load(which, pop, sel);
+        mix(sel), mix((u32)(d >> 32)), mix(fault.vector), mix(fault.err), mix(got);
+        mix((u32)(gdt[idx] >> 40) & 0xff); /* the accessed bit */
+        if (fault.vector == ~0u)
+            loaded++;
+        else
+            faulted++;
+        /* Reads through FS and GS (not through a null selector: that is #GP(0) on
+           hardware, which neither xbt nor QEMU TCG raises). */
+        if (fault.vector == ~0u && which < 2 && (sel & ~3u)) {
+            u32 access = (u32)(d >> 40) & 0xff, g = (u32)(d >> 55) & 1;
+            u32 limit = (u32)(d & 0xffff) | (u32)((d >> 48) & 0xf) << 16;
+            u32 base = (u32)((d >> 16) & 0xffffff) | (u32)(d >> 56) << 24;
+            if (g)
+                limit = limit << 12 | 0xfff;
+            const u32 offs[] = { 0, 4, limit - 3, limit + 1, 0xfffc, 0x10000, 0xfffffffcu };
+            for (unsigned k = 0; k < sizeof offs / sizeof offs[0]; k++) {
+                u32 vec, val = seg_read(which, offs[k], &vec);
+                mix(vec), mix(val);
+                /* An expand-up readable segment with a nonzero selector: offset 0 is
+                   its base. */
+                if (k == 0 && (access & 0x10) && !(access & 0x4) &&
+                    (!(access & 0x8) || (access & 0x2)))
+                    base_ok &= vec == ~0u && val == base;
+            }
+        }
+        case_done(i == n - 1);
+    }
+    __asm__ volatile("movl %0, %%fs\n\tmovl %0, %%gs" : : "r"((u32)SEL_DATA));
+    printf("%s: %d loaded, %d faulted\n", name, loaded, faulted);
+    CHECK(loaded > 0 && faulted > 0, "segment loads: some load, some fault");
+    CHECK(base_ok, "segment loads: offset 0 of a readable expand-up segment is its base");
+}
+
+/* ---- IRET --------------------------------------------------------------------------- */
+
+static void test_iret(const char *name, int n)
+{
+    int ok = 1;
+    gdt_set(30, 0, 0xfffff, 0x9a, 0xc);
+    group_start(name);
+    for (int i = 0; i < n; i++) {
+        u32 fl = (rnd() & ~0x3a0100u) | 2; /* not TF, VM, VIF, VIP, RF */
+        u32 out, other = (i % 16) == 15;
+        if (!other)
+            __asm__ volatile("pushfl\n\tpushl %1\n\tpushl %2\n\tpushl $1f\n\tiret\n"
+                             "1:\tpushfl\n\tpopl %0\n\tpopfl"
+                             : "=r"(out) : "r"(fl), "i"(SEL_CODE) : "memory", "cc");
+        else /* to another code segment: the full handler's */
+            __asm__ volatile("pushfl\n\tpushl %1\n\tpushl %2\n\tpushl $1f\n\tiret\n"
+                             "1:\tpushfl\n\tpopl %0\n\tljmp %3, $2f\n2:\tpopfl"
+                             : "=r"(out) : "r"(fl), "i"(SEL_CODE2), "i"(SEL_CODE) : "memory", "cc");
+        mix(fl), mix(out);
+        ok &= (out & (FLAGS_CPL0 | AC_ID)) == (fl & (FLAGS_CPL0 | AC_ID));
+        case_done(i == n - 1);
+    }
+    CHECK(ok, "iret at CPL 0 writes the flags of its frame");
+}
+
+/* ---- paging on -------------------------------------------------------------------------- */
+
+static u32 pd[1024] __attribute__((aligned(4096)));
+
+static void paging_on(void)
+{
+    for (u32 i = 0; i < 32; i++)
+        pd[i] = i << 22 | 0x83; /* 4 MiB pages: present, writable, PS */
+    u32 cr0, cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+    __asm__ volatile("mov %0, %%cr3" : : "r"((u32)pd) : "memory");
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+}
+
+static void paging_off(void)
+{
+    u32 cr0;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~0x80000000u) : "memory");
+}
+
+void main(void)
+{
+    for (u32 i = 0; i < sizeof pat / 4; i++)
+        pat[i] = (u32)&pat[i];
+    __asm__ volatile("lldt %w0" : : "r"(0)); /* a selector with TI set: #GP everywhere */
+    test_popf();
+    test_crs();
+    test_seg_loads("seg", 1024);
+    test_iret("iret", 256);
+    paging_on();
+    test_seg_loads("seg-paged", 512);
+    test_iret("iret-paged", 128);
+    paging_off();
+}
