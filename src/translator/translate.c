@@ -1246,6 +1246,24 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
 /* ------------------------------------------------------------------------------------ */
 /* One instruction                                                                      */
 
+/* DIV/IDIV by a register: a zero divisor raises #DE through a callout, not through a
+   host SIGFPE (2,500 cycles of signal delivery).  Flag-free: RCX parked in R10, the
+   divisor zero-extended into ECX, JRCXZ.  Quotient overflow still faults. */
+static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
+{
+    ZydisRegister d = host_reg(in->ops[0].reg.value);
+    unsigned w = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, d);
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, w == 32 ? M(MOV) : M(MOVZX), xo_reg(R(ECX)), xo_reg(d));
+    uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    uint32_t over = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, zero, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    emit_callout(t, in, XBT_CO_DE);
+    xbt_patch_rel8(t, over, t->len);
+}
+
 /* Returns true if the block must end after this instruction. */
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
@@ -1283,23 +1301,9 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         return true;
     }
 
-    /* DIV/IDIV by a register: a zero divisor raises #DE through a callout, not through a
-       host SIGFPE (2,500 cycles of signal delivery).  Flag-free: RCX parked in R10,
-       the divisor zero-extended into ECX, JRCXZ.  Quotient overflow still faults. */
     if ((in->zi.mnemonic == M(DIV) || in->zi.mnemonic == M(IDIV)) &&
-        in->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && in->iclass == XBT_IC_COPY) {
-        ZydisRegister d = host_reg(in->ops[0].reg.value);
-        unsigned w = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, d);
-        xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
-        xbt_emit2(t, w == 32 ? M(MOV) : M(MOVZX), xo_reg(R(ECX)), xo_reg(d));
-        uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
-        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-        uint32_t over = xbt_emit_branch8(t, M(JMP), false);
-        xbt_patch_rel8(t, zero, t->len);
-        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-        emit_callout(t, in, XBT_CO_DE);
-        xbt_patch_rel8(t, over, t->len);
-    }
+        in->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && in->iclass == XBT_IC_COPY)
+        emit_div_zero_check(t, in);
 
     /* Lazy x87/SSE: the guest's state is loaded by the first block that needs it
        after an entry from C (abi.h, fpu_entry). */
