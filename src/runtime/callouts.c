@@ -50,12 +50,12 @@ static void set_reg(struct xbt_vcpu *v, uint8_t reg, unsigned size, uint32_t val
    access that met MMIO is not a fault: its read exit is recorded (co_rd_requested). */
 static int fault(struct xbt_vcpu *v, int vector, uint32_t err)
 {
-    if (v->co_rd_requested)
+    if (v->mmio.co_rd_requested)
         return XBT_LEAVE_EXIT;
     if (v->pf_pending) {
         /* The access that failed met a guest page fault: that is the exception. */
         v->pf_pending = false;
-        v->cr2 = v->pf_lin;
+        v->arch.cr2 = v->pf_lin;
         vector = XBT_PF;
         err = v->pf_err;
     }
@@ -74,13 +74,13 @@ static int xfer(struct xbt_vcpu *v, int r, uint32_t err)
     if (r >= 0) {
         if (r == XBT_PF && v->pf_pending) {
             v->pf_pending = false;
-            v->cr2 = v->pf_lin;
+            v->arch.cr2 = v->pf_lin;
         }
-        v->tss_trap = false;
+        v->arch.tss_trap = false;
         return xbt_raise(v, r, true, err, v->ctx.eip) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
     }
-    if (v->tss_trap) {
-        v->tss_trap = false;
+    if (v->arch.tss_trap) {
+        v->arch.tss_trap = false;
         if (!xbt_raise(v, XBT_DB, false, 0, v->ctx.eip))
             return XBT_LEAVE_EXIT;
     }
@@ -105,7 +105,7 @@ static bool mmio_target(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool wri
     *gpa = lin;
     if (xbt_paging(v)) {
         xbt_walk_result r;
-        if (!xbt_walk_lin(v, lin, write, v->cpl == 3, false, &r))
+        if (!xbt_walk_lin(v, lin, write, v->arch.cpl == 3, false, &r))
             return false;
         *gpa = r.gpa;
     }
@@ -118,53 +118,53 @@ static bool mmio_target(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool wri
    which the instruction runs again (nothing of it is done before its reads succeed). */
 static bool read_mem(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
 {
-    if (xbt_read_lin_as(v, lin, dst, len, v->cpl == 3))
+    if (xbt_read_lin_as(v, lin, dst, len, v->arch.cpl == 3))
         return true;
     uint64_t gpa;
     if (!mmio_target(v, lin, len, false, &gpa))
         return false;
-    if (v->co_rd_eip != SITE(v)->eip)
-        v->co_rd_n = 0; /* answers for another instruction */
-    for (unsigned i = 0; i < v->co_rd_n; i++) {
-        struct xbt_co_mmio *c = &v->co_rd[i];
+    if (v->mmio.co_rd_eip != SITE(v)->eip)
+        v->mmio.co_rd_n = 0; /* answers for another instruction */
+    for (unsigned i = 0; i < v->mmio.co_rd_n; i++) {
+        struct xbt_co_mmio *c = &v->mmio.co_rd[i];
         if (c->valid && c->lin == lin && c->size == len) {
             c->valid = false; /* each answer once per run of the instruction */
             memcpy(dst, &c->data, len);
             return true;
         }
     }
-    if (v->co_rd_n == 4) {
+    if (v->mmio.co_rd_n == 4) {
         xbt_set_internal_error(v, SITE(v)->eip, "more than four MMIO reads by one "
                                "instruction (not emulated)");
-        v->co_rd_requested = true;
+        v->mmio.co_rd_requested = true;
         return false;
     }
     /* Answers already used in this run are kept for the next one. */
-    for (unsigned i = 0; i < v->co_rd_n; i++)
-        v->co_rd[i].valid = true;
-    v->co_rd_eip = SITE(v)->eip;
-    v->co_rd[v->co_rd_n++] = (struct xbt_co_mmio){ lin, (uint8_t)len, false, gpa, 0 };
+    for (unsigned i = 0; i < v->mmio.co_rd_n; i++)
+        v->mmio.co_rd[i].valid = true;
+    v->mmio.co_rd_eip = SITE(v)->eip;
+    v->mmio.co_rd[v->mmio.co_rd_n++] = (struct xbt_co_mmio){ lin, (uint8_t)len, false, gpa, 0 };
     memset(&v->exit, 0, sizeof v->exit);
     v->exit.reason = XBT_EXIT_MMIO;
     v->exit.mmio.gpa = gpa;
     v->exit.mmio.size = len;
-    v->mmio_pending = true;
-    v->mmio_kind = 7;
-    v->mmio_size = (uint8_t)len;
-    v->co_rd_requested = true;
+    v->mmio.pending = true;
+    v->mmio.kind = XBT_MMIO_CALLOUT;
+    v->mmio.size = (uint8_t)len;
+    v->mmio.co_rd_requested = true;
     return false;
 }
 
 static bool write_mem(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
 {
-    if (xbt_write_lin_as(v, lin, src, len, v->cpl == 3))
+    if (xbt_write_lin_as(v, lin, src, len, v->arch.cpl == 3))
         return true;
     uint64_t gpa;
     if (!mmio_target(v, lin, len, true, &gpa))
         return false;
-    if (v->co_wr_n == 4)
+    if (v->mmio.co_wr_n == 4)
         return false; /* not emulated: the caller's fault */
-    struct xbt_co_mmio *c = &v->co_wr[v->co_wr_n++];
+    struct xbt_co_mmio *c = &v->mmio.co_wr[v->mmio.co_wr_n++];
     *c = (struct xbt_co_mmio){ lin, (uint8_t)len, true, gpa, 0 };
     memcpy(&c->data, src, len);
     return true;
@@ -172,8 +172,8 @@ static bool write_mem(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
 
 bool xbt_store_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
 {
-    if (v->co_wr_sent >= v->co_wr_n)
-        v->co_wr_n = v->co_wr_sent = 0; /* the queue's earlier stores are all sent */
+    if (v->mmio.co_wr_sent >= v->mmio.co_wr_n)
+        v->mmio.co_wr_n = v->mmio.co_wr_sent = 0; /* the queue's earlier stores are all sent */
     return write_mem(v, lin, src, len);
 }
 
@@ -211,7 +211,7 @@ static void set_zf(struct xbt_vcpu *v, bool zf)
 static bool pop(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t *val)
 {
     *val = 0;
-    if (!read_mem(v, v->seg[XBT_SS].base + *esp, val, size))
+    if (!read_mem(v, v->arch.seg[XBT_SS].base + *esp, val, size))
         return false;
     *esp += size;
     return true;
@@ -220,7 +220,7 @@ static bool pop(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t *val)
 static bool push(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t val)
 {
     *esp -= size;
-    return write_mem(v, v->seg[XBT_SS].base + *esp, &val, size);
+    return write_mem(v, v->arch.seg[XBT_SS].base + *esp, &val, size);
 }
 
 /* ---- control registers --------------------------------------------------------------- */
@@ -239,18 +239,18 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
             return XBT_LEAVE_EXIT;
         }
         {
-            uint32_t old = v->cr0;
-            v->cr0 = val | XBT_CR0_ET;
-            if ((old ^ v->cr0) & (XBT_CR0_PG | XBT_CR0_WP)) {
+            uint32_t old = v->arch.cr0;
+            v->arch.cr0 = val | XBT_CR0_ET;
+            if ((old ^ v->arch.cr0) & (XBT_CR0_PG | XBT_CR0_WP)) {
                 xbt_paging_changed(v);
                 v->ctx.eip = SITE(v)->eip + SITE(v)->len;
                 return XBT_LEAVE_DISPATCH; /* the translations just went away */
             }
         }
         break;
-    case 2: v->cr2 = val; break;
+    case 2: v->arch.cr2 = val; break;
     case 3:
-        v->cr3 = val;
+        v->arch.cr3 = val;
         if (xbt_paging(v)) {
             xbt_cr3_changed(v);
             v->ctx.eip = SITE(v)->eip + SITE(v)->len;
@@ -264,8 +264,8 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
                     XBT_CR4_OSXMMEXCPT))
             return fault(v, XBT_GP, 0);
         {
-            uint32_t old = v->cr4;
-            v->cr4 = val;
+            uint32_t old = v->arch.cr4;
+            v->arch.cr4 = val;
             if (xbt_paging(v) && ((old ^ val) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE))) {
                 xbt_paging_changed(v);
                 v->ctx.eip = SITE(v)->eip + SITE(v)->len;
@@ -299,13 +299,15 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
         if (dr == 4 || dr == 5)
             dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
         if (s->kind == XBT_CO_MOV_TO_DR)
-            v->dr[dr] = get_reg(v, s->reg, 4);
+            v->arch.dr[dr] = get_reg(v, s->reg, 4);
         else
-            set_reg(v, s->reg, 4, dr == 6 ? (v->dr[6] | 0xFFFF0FF0) : dr == 7 ? (v->dr[7] | 0x400) : v->dr[dr]);
+            set_reg(v, s->reg, 4, dr == 6   ? (v->arch.dr[6] | 0xFFFF0FF0)
+                                  : dr == 7 ? (v->arch.dr[7] | 0x400)
+                                            : v->arch.dr[dr]);
         return next(v);
     }
     case XBT_CO_SMSW:
-        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, v->cr0))
+        if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, v->arch.cr0))
             return fault(v, XBT_GP, 0);
         return next(v);
     case XBT_CO_LMSW: {
@@ -313,13 +315,13 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
         if (!read_rm(v, 2, &val))
             return fault(v, XBT_GP, 0);
         /* LMSW: MP, EM, TS written; PE set but never cleared. */
-        v->cr0 = (v->cr0 & ~(XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
+        v->arch.cr0 = (v->arch.cr0 & ~(XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
                  (val & (XBT_CR0_PE | XBT_CR0_MP | XBT_CR0_EM | XBT_CR0_TS)) |
-                 (v->cr0 & XBT_CR0_PE);
+                 (v->arch.cr0 & XBT_CR0_PE);
         return next(v);
     }
     default: /* CLTS */
-        v->cr0 &= ~XBT_CR0_TS;
+        v->arch.cr0 &= ~XBT_CR0_TS;
         return next(v);
     }
 }
@@ -352,7 +354,7 @@ static int co_cache(struct xbt_vcpu *v, const struct co_call *c)
 static bool iopl_allowed(struct xbt_vcpu *v)
 {
     uint32_t iopl = (v->ctx.eflags_sys & XBT_EFLAGS_IOPL) >> XBT_EFLAGS_IOPL_SHIFT;
-    return v->cpl <= iopl;
+    return v->arch.cpl <= iopl;
 }
 
 /* Port access: CPL <= IOPL, or else every bit for port..port+size-1 clear in the 32-bit
@@ -361,16 +363,17 @@ static bool io_allowed_port(struct xbt_vcpu *v, uint16_t port, unsigned size)
 {
     if (iopl_allowed(v))
         return true;
-    if (v->tr.unusable || !v->tr.present || (v->tr.type & 7) != 3 || v->tr.limit < 103)
+    const xbt_segment *tr = &v->arch.tr;
+    if (tr->unusable || !tr->present || (tr->type & 7) != 3 || tr->limit < 103)
         return false; /* no 32-bit TSS (type 9/11): no bitmap */
     uint16_t base = 0;
-    if (!xbt_read_lin(v, v->tr.base + 102, &base, 2))
+    if (!xbt_read_lin(v, v->arch.tr.base + 102, &base, 2))
         return false;
     uint32_t byte = base + port / 8u;
-    if (byte + 1 > v->tr.limit) /* both bytes that may hold the bits must be inside */
+    if (byte + 1 > v->arch.tr.limit) /* both bytes that may hold the bits must be inside */
         return false;
     uint16_t bits = 0;
-    if (!xbt_read_lin(v, v->tr.base + byte, &bits, 2))
+    if (!xbt_read_lin(v, v->arch.tr.base + byte, &bits, 2))
         return false;
     uint32_t mask = ((1u << size) - 1) << (port & 7);
     return (bits & mask) == 0;
@@ -388,7 +391,7 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
     v->exit.io.count = 1;
     v->exit.io.pad2 = 0;
     v->exit.io.buf = NULL;
-    v->io_count = 1;
+    v->pio.count = 1;
     return XBT_LEAVE_EXIT;
 }
 
@@ -404,7 +407,7 @@ static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size,
     uint32_t room = (4096 - (lin & 0xFFF)) / size;
     if (n > room)
         n = room;
-    if (n < 2 || !xbt_probe_lin(v, lin, n * size, write, v->cpl == 3)) {
+    if (n < 2 || !xbt_probe_lin(v, lin, n * size, write, v->arch.cpl == 3)) {
         v->pf_pending = false;
         return 1;
     }
@@ -416,8 +419,8 @@ static int string_io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool
 {
     io_exit(v, port, size, in, 0);
     v->exit.io.count = n;
-    v->exit.io.buf = v->io_buf;
-    v->io_count = n;
+    v->exit.io.buf = v->pio.buf;
+    v->pio.count = n;
     return XBT_LEAVE_EXIT;
 }
 
@@ -432,8 +435,8 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
         return fault(v, XBT_GP, 0);
     v->ctx.eip = c->nxt;
     if (s->kind == XBT_CO_IN) {
-        v->io_in_pending = true;
-        v->io_in_reg_size = (uint8_t)size;
+        v->pio.in_pending = true;
+        v->pio.in_reg_size = (uint8_t)size;
         return io_exit(v, port, size, true, 0);
     }
     return io_exit(v, port, size, false, get_reg(v, XBT_EAX, size));
@@ -455,9 +458,9 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
     /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
        instruction until ECX runs out. */
     if (s->kind == XBT_CO_OUTS && rep) {
-        uint32_t lin = v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI];
+        uint32_t lin = v->arch.seg[XBT_DS].base + v->ctx.gpr[XBT_ESI];
         uint32_t n = string_io_count(v, lin, size, false);
-        if (n > 1 && xbt_read_lin_as(v, lin, v->io_buf, n * size, v->cpl == 3)) {
+        if (n > 1 && xbt_read_lin_as(v, lin, v->pio.buf, n * size, v->arch.cpl == 3)) {
             v->ctx.gpr[XBT_ESI] += n * size;
             v->ctx.gpr[XBT_ECX] -= n;
             v->ctx.eip = v->ctx.gpr[XBT_ECX] ? eip : nxt;
@@ -467,7 +470,7 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
     }
     if (s->kind == XBT_CO_OUTS) {
         uint32_t val = 0;
-        if (!read_mem(v, v->seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
+        if (!read_mem(v, v->arch.seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
             return fault(v, XBT_GP, 0);
         v->ctx.gpr[XBT_ESI] += (uint32_t)step;
         if (rep)
@@ -477,16 +480,16 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
     }
     /* The store to ES:EDI is made when the data comes: check it now, with the rights of
        the current privilege (memory without RAM: left to the store). */
-    if (!xbt_probe_lin(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size, true,
-                       v->cpl == 3) && v->pf_pending)
+    if (!xbt_probe_lin(v, v->arch.seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size, true,
+                       v->arch.cpl == 3) && v->pf_pending)
         return fault(v, XBT_PF, 0);
-    v->io_in_pending = true;
-    v->io_in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
-    uint32_t n = rep ? string_io_count(v, v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size,
+    v->pio.in_pending = true;
+    v->pio.in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
+    uint32_t n = rep ? string_io_count(v, v->arch.seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size,
                                        true)
                      : 1;
-    v->io_next_eip = rep && v->ctx.gpr[XBT_ECX] > n ? eip : nxt;
-    v->ctx.eip = v->io_next_eip;
+    v->pio.next_eip = rep && v->ctx.gpr[XBT_ECX] > n ? eip : nxt;
+    v->ctx.eip = v->pio.next_eip;
     if (n > 1)
         return string_io_exit(v, port, size, true, n);
     return io_exit(v, port, size, true, 0);
@@ -618,7 +621,7 @@ static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
     if (ok) {
         xbt_seg_from_desc(&s, sel, d);
         bool code = s.s && (s.type & 8), conforming = code && (s.type & 4);
-        if (!conforming && (s.dpl < v->cpl || s.dpl < (sel & 3)))
+        if (!conforming && (s.dpl < v->arch.cpl || s.dpl < (sel & 3)))
             ok = false;
         if (ok && !s.s) {
             static const bool lar_ok[16] = { 0, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0 };
@@ -633,7 +636,7 @@ static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
             ok = s.s && !code && (s.type & 2);
     }
     set_zf(v, ok);
-    unsigned osz = v->seg[XBT_CS].db ? 4 : 2;
+    unsigned osz = v->arch.seg[XBT_CS].db ? 4 : 2;
     if (ok && kind == XBT_CO_LAR)
         set_reg(v, site->reg, osz, (uint32_t)(d >> 32) & 0x00F0FF00);
     if (ok && kind == XBT_CO_LSL)
@@ -647,7 +650,7 @@ static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
    descriptor reads, as the SDM specifies. */
 static int sysenter_exit(struct xbt_vcpu *v, bool enter)
 {
-    uint16_t base = (uint16_t)(v->msr_sysenter_cs & 0xFFFC);
+    uint16_t base = (uint16_t)(v->arch.msr_sysenter_cs & 0xFFFC);
     unsigned dpl = enter ? 0 : 3;
     xbt_segment cs = { 0 }, ss = { 0 };
     cs.base = ss.base = 0;
@@ -663,11 +666,11 @@ static int sysenter_exit(struct xbt_vcpu *v, bool enter)
     ss.selector = (uint16_t)(enter ? base + 8 : (base + 24) | 3);
     xbt_set_seg(v, XBT_CS, &cs);
     xbt_set_seg(v, XBT_SS, &ss);
-    v->cpl = dpl;
+    v->arch.cpl = dpl;
     if (enter) {
         v->ctx.vif = 0; /* IF cleared (and VM, RF) */
-        v->ctx.gpr[XBT_ESP] = (uint32_t)v->msr_sysenter_esp;
-        v->ctx.eip = (uint32_t)v->msr_sysenter_eip;
+        v->ctx.gpr[XBT_ESP] = (uint32_t)v->arch.msr_sysenter_esp;
+        v->ctx.eip = (uint32_t)v->arch.msr_sysenter_eip;
     } else {
         v->ctx.gpr[XBT_ESP] = v->ctx.gpr[XBT_ECX];
         v->ctx.eip = v->ctx.gpr[XBT_EDX];
@@ -677,7 +680,7 @@ static int sysenter_exit(struct xbt_vcpu *v, bool enter)
 
 bool xbt_sysenter(struct xbt_vcpu *v)
 {
-    if ((v->msr_sysenter_cs & 0xFFFC) == 0)
+    if ((v->arch.msr_sysenter_cs & 0xFFFC) == 0)
         return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip);
     v->stats.callouts[XBT_CO_SYSENTER]++;
     sysenter_exit(v, true);
@@ -687,7 +690,7 @@ bool xbt_sysenter(struct xbt_vcpu *v)
 /* SYSENTER and SYSEXIT: #GP(0) while IA32_SYSENTER_CS holds a null selector. */
 static int co_sysenter(struct xbt_vcpu *v, const struct co_call *c)
 {
-    if ((v->msr_sysenter_cs & 0xFFFC) == 0)
+    if ((v->arch.msr_sysenter_cs & 0xFFFC) == 0)
         return fault(v, XBT_GP, 0);
     return sysenter_exit(v, c->s->kind == XBT_CO_SYSENTER);
 }
@@ -706,9 +709,9 @@ static int co_raise(struct xbt_vcpu *v, const struct co_call *c)
     case XBT_CO_SS0:
         return fault(v, XBT_SSF, 0);
     case XBT_CO_NM:
-        if (v->cr0 & XBT_CR0_EM)
+        if (v->arch.cr0 & XBT_CR0_EM)
             return fault(v, XBT_UDV, 0);
-        if (v->cr0 & XBT_CR0_TS)
+        if (v->arch.cr0 & XBT_CR0_TS)
             return fault(v, XBT_NMV, 0);
         return fault(v, XBT_UDV, 0); /* SSE with CR4.OSFXSR clear */
     case XBT_CO_RDPMC:
@@ -728,10 +731,10 @@ static int co_mmio(struct xbt_vcpu *v, const struct co_call *c)
 {
     (void)c;
     if (!xbt_mmio_callout(v)) {
-        v->smc_single = true;
+        v->smc.single = true;
         return XBT_LEAVE_DISPATCH;
     }
-    return (v->mmio_run || v->mmio_raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+    return (v->mmio.run || v->mmio.raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
 }
 
 /* The interrupt flag and EFLAGS: CLI, STI, POPF, PUSHF, and HLT, which waits for IF. */
@@ -754,7 +757,7 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
         uint32_t val;
         if (!pop(v, &esp, size, &val))
             return fault(v, XBT_SSF, 0);
-        xbt_eflags_write(v, val, xbt_popf_mask(v->cpl, v->ctx.eflags_sys, size));
+        xbt_eflags_write(v, val, xbt_popf_mask(v->arch.cpl, v->ctx.eflags_sys, size));
         v->ctx.gpr[XBT_ESP] = esp;
         return next(v);
     }
@@ -765,7 +768,7 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     default: /* HLT */
         v->ctx.eip = c->nxt;
-        v->halted = true;
+        v->arch.halted = true;
         return XBT_LEAVE_DISPATCH; /* the run loop delivers an interrupt or exits HLT */
     }
 }
@@ -788,7 +791,7 @@ static int co_soft_int(struct xbt_vcpu *v, const struct co_call *c)
         vector = XBT_OF;
         break;
     case XBT_CO_IRET: {
-        v->nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
+        v->arch.nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
         uint32_t err = 0;
         int r = xbt_iret(v, c->size == 2 ? 2 : 4, nxt, &err);
         return xfer(v, r, err);
@@ -826,21 +829,21 @@ static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
             return fault(v, XBT_GP, 0);
         if (s->opsize == 2 || (s->mnemonic && c->size == 2))
             base &= 0x00FFFFFF;
-        xbt_dtable *t = s->kind == XBT_CO_LGDT ? &v->gdtr : &v->idtr;
+        xbt_dtable *t = s->kind == XBT_CO_LGDT ? &v->arch.gdtr : &v->arch.idtr;
         t->base = base;
         t->limit = limit;
         return next(v);
     }
     case XBT_CO_SGDT:
     case XBT_CO_SIDT: {
-        xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->gdtr : &v->idtr;
+        xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->arch.gdtr : &v->arch.idtr;
         if (!write_mem(v, v->ctx.callout_ea, &t->limit, 2) ||
             !write_mem(v, v->ctx.callout_ea + 2, &t->base, 4))
             return fault(v, XBT_GP, 0);
         return next(v);
     }
     default: { /* SLDT, STR */
-        uint16_t sel = s->kind == XBT_CO_SLDT ? v->ldtr.selector : v->tr.selector;
+        uint16_t sel = s->kind == XBT_CO_SLDT ? v->arch.ldtr.selector : v->arch.tr.selector;
         if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, sel))
             return fault(v, XBT_GP, 0);
         return next(v);
@@ -859,8 +862,8 @@ static int co_ldt_tr(struct xbt_vcpu *v, const struct co_call *c)
     if ((sel & ~3u) == 0) {
         if (s->kind == XBT_CO_LTR)
             return fault(v, XBT_GP, 0);
-        memset(&v->ldtr, 0, sizeof v->ldtr);
-        v->ldtr.unusable = 1;
+        memset(&v->arch.ldtr, 0, sizeof v->arch.ldtr);
+        v->arch.ldtr.unusable = 1;
         return next(v);
     }
     uint64_t d;
@@ -873,12 +876,12 @@ static int co_ldt_tr(struct xbt_vcpu *v, const struct co_call *c)
     if (!seg.present)
         return fault(v, XBT_NP, sel & 0xFFFC);
     if (s->kind == XBT_CO_LLDT) {
-        v->ldtr = seg;
+        v->arch.ldtr = seg;
     } else {
         uint8_t access = (uint8_t)((d >> 40) | 2); /* busy */
-        xbt_write_lin(v, v->gdtr.base + (sel & ~7u) + 5, &access, 1);
+        xbt_write_lin(v, v->arch.gdtr.base + (sel & ~7u) + 5, &access, 1);
         seg.type |= 2;
-        v->tr = seg;
+        v->arch.tr = seg;
     }
     return next(v);
 }
@@ -916,8 +919,8 @@ static int co_seg_load(struct xbt_vcpu *v, const struct co_call *c)
         return xfer(v, r, err);
     v->ctx.gpr[XBT_ESP] = esp;
     if (s->reg2 == XBT_SS) {
-        v->interrupt_shadow = true;
-        v->shadow_eip = c->nxt;
+        v->arch.interrupt_shadow = true;
+        v->arch.shadow_eip = c->nxt;
     }
     return next(v);
 }
@@ -971,7 +974,7 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     }
     default: { /* RDTSC */
-        if ((v->cr4 & XBT_CR4_TSD) && !c->priv_ok)
+        if ((v->arch.cr4 & XBT_CR4_TSD) && !c->priv_ok)
             return fault(v, XBT_GP, 0);
         uint64_t t = __rdtsc() + v->ctx.tsc_offset;
         gpr[XBT_EAX] = (uint32_t)t;
@@ -1035,7 +1038,7 @@ static int callout_body(struct xbt_jit_ctx *ctx)
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     const struct xbt_callout_site *s = SITE(v);
     const struct co_call c = { s, s->eip, s->eip + s->len, s->opsize ? s->opsize : 4,
-                               v->cpl == 0 };
+                               v->arch.cpl == 0 };
     v->stats.callouts[s->kind < 96 ? s->kind : 0]++;
     v->pf_pending = false;
     /* The guest's EIP during a callout is the instruction's own. */
@@ -1056,19 +1059,19 @@ static int callout_body(struct xbt_jit_ctx *ctx)
 int xbt_callout_entry(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
-    v->co_wr_n = v->co_wr_sent = 0;
+    v->mmio.co_wr_n = v->mmio.co_wr_sent = 0;
     int r = callout_body(ctx);
-    if (v->co_rd_requested) {
+    if (v->mmio.co_rd_requested) {
         /* A read met MMIO: its exit is recorded; the instruction runs again, from its
            start, once the device answered (mmio.c stores the data in co_rd). */
-        v->co_rd_requested = false;
-        v->co_wr_n = 0;
+        v->mmio.co_rd_requested = false;
+        v->mmio.co_wr_n = 0;
         v->pf_pending = false;
         v->ctx.eip = SITE(v)->eip;
         return XBT_LEAVE_EXIT;
     }
-    v->co_rd_n = 0;
-    if (v->co_wr_n && r != XBT_LEAVE_EXIT)
+    v->mmio.co_rd_n = 0;
+    if (v->mmio.co_wr_n && r != XBT_LEAVE_EXIT)
         return xbt_callout_mmio_store(v) ? XBT_LEAVE_EXIT : r; /* the stores, in order */
     if (r == 0 && atomic_load_explicit(&v->kick, memory_order_relaxed) &&
         v->ctx.eip == SITE(v)->eip + SITE(v)->len)

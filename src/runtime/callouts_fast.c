@@ -48,7 +48,7 @@ static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t l
     const xbt_vm *vm = v->vm;
     if ((uint64_t)lin + len > (1ull << 32))
         return NULL; /* wraps at 4 GiB: the window is not contiguous there */
-    if (!(v->cr0 & XBT_CR0_PG))
+    if (!(v->arch.cr0 & XBT_CR0_PG))
         return (uint64_t)lin + len <= vm->ram_size ? vm->ram + lin : NULL;
     const struct xbt_wmap *m = &vm->mmu->cur->wmap[XBT_WINDOW_K];
     for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
@@ -62,9 +62,9 @@ static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t l
 static bool gdt_desc(const struct xbt_vcpu *v, uint32_t sel, uint64_t *d)
 {
     uint32_t index = sel & ~7u;
-    if ((sel & 4) || index == 0 || index + 7 > v->gdtr.limit)
+    if ((sel & 4) || index == 0 || index + 7 > v->arch.gdtr.limit)
         return false;
-    const uint8_t *p = lin_ptr(v, v->gdtr.base + index, 8);
+    const uint8_t *p = lin_ptr(v, v->arch.gdtr.base + index, 8);
     if (!p)
         return false;
     __builtin_memcpy(d, p, 8);
@@ -114,7 +114,7 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
     g.db = (d >> 54) & 1;
     g.avl = (d >> 52) & 1;
     g.unusable = 0;
-    v->seg[seg] = g;
+    v->arch.seg[seg] = g;
     v->ctx.seg_sel[seg] = g.selector;
     v->ctx.seg_base[seg] = g.base;
     v->ctx.seg_limit[seg] = g.limit;
@@ -126,7 +126,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
-    if (v->cpl != 0 || v->no_fast_callouts || s->kind >= 96)
+    if (v->arch.cpl != 0 || v->no_fast_callouts || s->kind >= 96)
         return XBT_FAST_DECLINE;
     switch (s->kind) {
     case XBT_CO_CLI:
@@ -138,8 +138,8 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     case XBT_CO_POPF: {
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
-        uint64_t lin = (uint64_t)v->seg[XBT_SS].base + esp;
-        if ((v->cr0 & XBT_CR0_PG) || lin + size > v->vm->ram_size)
+        uint64_t lin = (uint64_t)v->arch.seg[XBT_SS].base + esp;
+        if ((v->arch.cr0 & XBT_CR0_PG) || lin + size > v->vm->ram_size)
             return XBT_FAST_DECLINE; /* paging (a walk) or a fault: the full handler */
         uint32_t val = 0;
         __builtin_memcpy(&val, v->vm->ram + lin, size); /* inlined: a 2- or 4-byte load */
@@ -149,11 +149,11 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     }
     case XBT_CO_MOV_TO_CR:
         if (s->reg2 == 2) {
-            v->cr2 = reg_get(v, s->reg);
+            v->arch.cr2 = reg_get(v, s->reg);
             return done(v, s);
         }
-        if (s->reg2 == 3 && !(v->cr0 & XBT_CR0_PG)) {
-            v->cr3 = reg_get(v, s->reg); /* paging off: no TLB to flush */
+        if (s->reg2 == 3 && !(v->arch.cr0 & XBT_CR0_PG)) {
+            v->arch.cr3 = reg_get(v, s->reg); /* paging off: no TLB to flush */
             return done(v, s);
         }
         return XBT_FAST_DECLINE; /* CR0/CR4 change the mode */
@@ -171,7 +171,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     case XBT_CO_POP_SREG: {
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
-        const uint8_t *p = lin_ptr(v, v->seg[XBT_SS].base + esp, size);
+        const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp, size);
         if (!p || v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu)
             return XBT_FAST_DECLINE;
         uint16_t sel;
@@ -179,7 +179,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         return load_data_seg(v, s, sel, esp + size);
     }
     case XBT_CO_IRET: {
-        v->nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
+        v->arch.nmi_blocked = false; /* even if the IRET faults (SDM 6.7.1) */
         /* 32-bit IRET to the same CS at CPL 0 (an interrupt handler's return inside the
            kernel): the stack readable without a walk, no task return, the code
            segment's descriptor still what CS holds. */
@@ -187,14 +187,14 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu)
             return XBT_FAST_DECLINE;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
-        const uint8_t *p = lin_ptr(v, v->seg[XBT_SS].base + esp, 12);
+        const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp, 12);
         if (!p)
             return XBT_FAST_DECLINE;
         uint32_t frame[3];
         __builtin_memcpy(frame, p, 12);
         if (frame[2] & XBT_EFLAGS_VM)
             return XBT_FAST_DECLINE; /* to virtual-8086 mode: the full handler's answer */
-        const xbt_segment *cs = &v->seg[XBT_CS];
+        const xbt_segment *cs = &v->arch.seg[XBT_CS];
         uint32_t sel = frame[1] & 0xFFFF;
         uint64_t d;
         if (sel != cs->selector || (sel & 7) || !gdt_desc(v, sel, &d))

@@ -178,15 +178,15 @@ bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
     case 0x1B:
         if (!local_apic(v))
             return false;
-        *value = v->msr_apic_base;
+        *value = v->arch.msr_apic_base;
         return true;
     case 0x8B: *value = 0; return true;
     case 0x10A: *value = 1; return true; /* RDCL_NO (see CPUID 7) */
-    case 0x174: *value = v->msr_sysenter_cs; return true;
-    case 0x175: *value = v->msr_sysenter_esp; return true;
-    case 0x176: *value = v->msr_sysenter_eip; return true;
-    case 0x1A0: *value = v->msr_misc_enable; return true;
-    case 0x277: *value = v->msr_pat; return true;
+    case 0x174: *value = v->arch.msr_sysenter_cs; return true;
+    case 0x175: *value = v->arch.msr_sysenter_esp; return true;
+    case 0x176: *value = v->arch.msr_sysenter_eip; return true;
+    case 0x1A0: *value = v->arch.msr_misc_enable; return true;
+    case 0x277: *value = v->arch.msr_pat; return true;
     default: return false;
     }
 }
@@ -209,17 +209,17 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
         /* Bits 0-7, 9, 10 and 36-63 are reserved (a 36-bit physical address space). */
         if (!local_apic(v) || (value & ~0x0000000FFFFFF900ull))
             return false;
-        v->msr_apic_base = value;
+        v->arch.msr_apic_base = value;
         return true;
     case 0x8B: return true;
-    case 0x174: v->msr_sysenter_cs = value & 0xFFFF; return true;
-    case 0x175: v->msr_sysenter_esp = value & 0xFFFFFFFF; return true;
-    case 0x176: v->msr_sysenter_eip = value & 0xFFFFFFFF; return true;
-    case 0x1A0: v->msr_misc_enable = value; return true;
+    case 0x174: v->arch.msr_sysenter_cs = value & 0xFFFF; return true;
+    case 0x175: v->arch.msr_sysenter_esp = value & 0xFFFFFFFF; return true;
+    case 0x176: v->arch.msr_sysenter_eip = value & 0xFFFFFFFF; return true;
+    case 0x1A0: v->arch.msr_misc_enable = value; return true;
     case 0x277:
         if (!pat_valid(value))
             return false;
-        v->msr_pat = value;
+        v->arch.msr_pat = value;
         return true;
     default: return false; /* 0x17, 0x10A: read-only */
     }

@@ -236,7 +236,7 @@ static uint64_t probe_page(const struct xbt_vcpu *v, uint32_t lin)
 {
     if (!xbt_paging(v))
         return lin;
-    xbt_walk_req q = { v->cr0, v->cr3, v->cr4, lin, false, true, true };
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, false, true, true };
     xbt_walk_result r;
     if (!xbt_walk(&q, probe_read, probe_write, v->vm, &r))
         return ~0ull;
@@ -301,7 +301,7 @@ static bool flat(const xbt_segment *s)
    shows as a CS the VMM did not load (direct_run). */
 static bool mirror_segment(struct xbt_vcpu *v, int seg, uint16_t *out)
 {
-    const xbt_segment *s = &v->seg[seg];
+    const xbt_segment *s = &v->arch.seg[seg];
     bool code = s->type & 8;
     if (seg != XBT_CS && seg != XBT_SS && (s->unusable || !(s->selector & ~3u))) {
         *out = 0;
@@ -356,15 +356,15 @@ static uint32_t hot_slot(uint32_t page, uint32_t as)
 
 bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip)
 {
-    uint32_t page = (v->seg[XBT_CS].base + eip) >> 12, as = as_tag(v);
-    const struct xbt_hot *h = &v->hot[hot_slot(page, as)];
+    uint32_t page = (v->arch.seg[XBT_CS].base + eip) >> 12, as = as_tag(v);
+    const struct xbt_hot *h = &v->dx.hot[hot_slot(page, as)];
     return h->page == page && h->as == as && h->count >= XBT_HOT_THRESHOLD;
 }
 
 static void count_trap(struct xbt_vcpu *v, uint32_t eip)
 {
-    uint32_t page = (v->seg[XBT_CS].base + eip) >> 12, as = as_tag(v);
-    struct xbt_hot *h = &v->hot[hot_slot(page, as)];
+    uint32_t page = (v->arch.seg[XBT_CS].base + eip) >> 12, as = as_tag(v);
+    struct xbt_hot *h = &v->dx.hot[hot_slot(page, as)];
     if (h->page != page || h->as != as) {
         h->page = page;
         h->as = as;
@@ -379,7 +379,7 @@ static void count_trap(struct xbt_vcpu *v, uint32_t eip)
 void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
 {
     count_trap(v, eip);
-    v->hot[hot_slot((v->seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
+    v->dx.hot[hot_slot((v->arch.seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
 /* Adaptive mode: translated user code of an address space not yet promoted ran `ticks`
@@ -394,8 +394,8 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
    period. */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
-    v->adapt_burst += ticks;
-    if (v->adapt_burst >= v->vm->adapt_ticks) {
+    v->dx.adapt_burst += ticks;
+    if (v->dx.adapt_burst >= v->vm->adapt_ticks) {
         xbt_dset_cur(v->vm)->promoted = true;
         v->stats.adapt_promotions++;
     }
@@ -404,7 +404,7 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 bool xbt_direct_wanted(struct xbt_vcpu *v)
 {
     const xbt_vm *vm = v->vm;
-    if (!vm->direct_ok || v->cpl != 3 || v->direct_xlate || v->direct_sticky)
+    if (!vm->direct_ok || v->arch.cpl != 3 || v->dx.xlate || v->dx.sticky)
         return false;
     /* Adaptive mode: a new address space runs translated until its user code has run
        for vm->adapt_ticks; short-lived processes never pay for a runner. */
@@ -412,10 +412,10 @@ bool xbt_direct_wanted(struct xbt_vcpu *v)
         return false;
     uint32_t sys = v->ctx.eflags_sys;
     if ((sys & XBT_EFLAGS_IOPL) == XBT_EFLAGS_IOPL || (sys & XBT_EFLAGS_VM) ||
-        (v->cr0 & (XBT_CR0_TS | XBT_CR0_EM)))
+        (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM)))
         return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU: translated */
     if (xbt_direct_hot(v, v->ctx.eip)) { /* adaptive mode's hot pages, sensitive pages */
-        v->direct_sticky = true;
+        v->dx.sticky = true;
         return false;
     }
     return true;
@@ -483,11 +483,11 @@ static bool refault_write(void *opaque, uint64_t gpa, uint32_t val)
  */
 static bool refault_map(struct xbt_vcpu *v)
 {
-    v->direct_refault = false;
-    if (!xbt_paging(v) || v->cr3 != v->direct_refault_cr3)
+    v->dx.refault = false;
+    if (!xbt_paging(v) || v->arch.cr3 != v->dx.refault_cr3)
         return true;
-    uint32_t err = v->direct_refault_err, lin = v->direct_refault_lin;
-    xbt_walk_req q = { v->cr0, v->cr3, v->cr4, lin, err & 2, true, err & 0x10 };
+    uint32_t err = v->dx.refault_err, lin = v->dx.refault_lin;
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, err & 2, true, err & 0x10 };
     xbt_walk_result wr;
     struct refault_probe p = { v->vm, false };
     if (!xbt_walk(&q, refault_read, refault_write, &p, &wr) || p.would_write ||
@@ -498,7 +498,7 @@ static bool refault_map(struct xbt_vcpu *v)
     int r = xbt_window_fault(v, XBT_WINDOW_D, lin);
     v->fault_err = saved;
     if (r == XBT_WF_TRANSLATE)
-        v->direct_xlate = true;
+        v->dx.xlate = true;
     else if (r == XBT_WF_DONE)
         v->stats.direct_refaults_saved++;
     return r != XBT_WF_EXIT;
@@ -534,7 +534,7 @@ static bool mirror_segments(struct xbt_vcpu *v)
                 /* A descriptor the host's LDT refuses (Linux takes no present
                    conforming code segment): this instruction runs translated, which
                    has every rule. */
-                v->direct_xlate = true;
+                v->dx.xlate = true;
                 return true;
             }
             xbt_set_internal_error(v, v->ctx.eip, "cannot mirror the guest's %s segment",
@@ -555,9 +555,9 @@ static int enter_runner(struct xbt_vcpu *v, struct xbt_runner *r)
     d->eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) |
                 (v->ctx.eflags_sys & (XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_NT)) |
                 XBT_EFLAGS_IF | XBT_EFLAGS_FIXED;
-    atomic_store(&v->direct_runner, r);
+    atomic_store(&v->dx.runner, r);
     int rc = xbt_runner_run(r, d, v->ctx.fpu, v->ctx.fpu, &v->kick);
-    atomic_store(&v->direct_runner, NULL);
+    atomic_store(&v->dx.runner, NULL);
     v->stats.direct_entries++;
     return rc;
 }
@@ -584,7 +584,7 @@ static bool runner_gone(struct xbt_vcpu *v, struct xbt_wset *w, uint32_t entry_e
        the guest did nothing; a new runner takes the entry again. */
     xbt_runner_kill(xbt_set_runner(v->vm, w));
     forget_runner(w);
-    if (++v->direct_lost_streak > 16) {
+    if (++v->dx.lost_streak > 16) {
         xbt_set_internal_error(v, entry_eip, "runner processes keep being killed from "
                                "outside (SIGKILL: the OOM killer?)");
         return false;
@@ -611,7 +611,7 @@ static int reload_segments(struct xbt_vcpu *v, uint32_t eip)
             if (d->sel[t] == hsel && hsel != 0)
                 from = t;
         if (from >= 0)
-            xbt_set_seg(v, s, &v->seg[from]);
+            xbt_set_seg(v, s, &v->arch.seg[from]);
         else if (!xbt_load_seg(v, s, hsel, eip))
             return -1;
     }
@@ -630,19 +630,19 @@ static bool direct_page_fault(struct xbt_vcpu *v, uint32_t eip)
         /* A jump into a page that runs translated (mapped without execute
            permission): it does, from here on. */
         v->stats.direct_crossings++;
-        v->direct_sticky = true;
+        v->dx.sticky = true;
         return true;
     }
     uint64_t raised = v->stats.page_faults;
     int r = xbt_window_fault(v, XBT_WINDOW_D, lin);
     if (v->stats.page_faults != raised) { /* the guest's: see refault_map */
-        v->direct_refault = true;
-        v->direct_refault_lin = lin;
-        v->direct_refault_err = d->err;
-        v->direct_refault_cr3 = v->cr3;
+        v->dx.refault = true;
+        v->dx.refault_lin = lin;
+        v->dx.refault_err = d->err;
+        v->dx.refault_cr3 = v->arch.cr3;
     }
     if (r == XBT_WF_TRANSLATE) { /* the D-window cannot take it: translate it */
-        v->direct_xlate = true;
+        v->dx.xlate = true;
         return true;
     }
     return r != XBT_WF_EXIT;
@@ -654,7 +654,7 @@ static bool direct_int(struct xbt_vcpu *v, uint32_t eip)
 {
     uint8_t b[2];
     v->stats.direct_syscalls++;
-    if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD) {
+    if (read_guest(v, v->arch.seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD) {
         /* INT n with the guest's gate rules (DPL check, stack switch), delivered
            right here: the instruction needs no translation. */
         v->ctx.eip = eip - 2;
@@ -662,7 +662,7 @@ static bool direct_int(struct xbt_vcpu *v, uint32_t eip)
             count_trap(v, v->ctx.eip);
         return xbt_deliver_interrupt(v, b[1], true, eip, eip - 2);
     }
-    if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0x0F && b[1] == 0x05) {
+    if (read_guest(v, v->arch.seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0x0F && b[1] == 0x05) {
         /* SYSCALL from compatibility mode (AMD): the virtual CPU has none (#UD).
            The CPU has already put the return address into ECX: the guest's ECX
            is lost (documented). */
@@ -695,13 +695,14 @@ static bool direct_signal(struct xbt_vcpu *v, uint32_t eip)
         if (d->trapno == 16)
             return xbt_raise(v, XBT_MF, false, 0, eip);
         if (d->trapno == 19)
-            return xbt_raise(v, (v->cr4 & XBT_CR4_OSXMMEXCPT) ? XBT_XM : XBT_UDV, false, 0, eip);
+            return xbt_raise(v, (v->arch.cr4 & XBT_CR4_OSXMMEXCPT) ? XBT_XM : XBT_UDV, false, 0,
+                             eip);
         break;
     case SIGILL: {
         /* SYSENTER (AMD refuses it in compatibility mode; so does xbt's host kernel on
            Intel, which would lose its address): the guest's own, done here. */
         uint8_t b[2];
-        if (read_guest(v, v->seg[XBT_CS].base + eip, b, 2) && b[0] == 0x0F && b[1] == 0x34) {
+        if (read_guest(v, v->arch.seg[XBT_CS].base + eip, b, 2) && b[0] == 0x0F && b[1] == 0x34) {
             v->stats.direct_syscalls++;
             if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
                 count_trap(v, eip);
@@ -714,9 +715,9 @@ static bool direct_signal(struct xbt_vcpu *v, uint32_t eip)
             return xbt_raise(v, XBT_DB, false, 0, eip);
         if (d->trapno == 3) { /* INT3 / INT 3: back to the instruction, translated */
             uint8_t b[2];
-            if (read_guest(v, v->seg[XBT_CS].base + eip - 1, b + 1, 1) && b[1] == 0xCC)
+            if (read_guest(v, v->arch.seg[XBT_CS].base + eip - 1, b + 1, 1) && b[1] == 0xCC)
                 v->ctx.eip = eip - 1;
-            else if (read_guest(v, v->seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD)
+            else if (read_guest(v, v->arch.seg[XBT_CS].base + eip - 2, b, 2) && b[0] == 0xCD)
                 v->ctx.eip = eip - 2;
         }
         break;
@@ -729,7 +730,7 @@ static bool direct_signal(struct xbt_vcpu *v, uint32_t eip)
     v->stats.direct_xlate++;
     if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE)
         count_trap(v, v->ctx.eip);
-    v->direct_xlate = true;
+    v->dx.xlate = true;
     return true;
 }
 
@@ -741,26 +742,26 @@ bool xbt_direct_run(struct xbt_vcpu *v)
     struct xbt_wset *w = v->vm->mmu->cur;
     if (!runner_ready(v, w))
         return true; /* strict from now on */
-    if (v->direct_refault) {
+    if (v->dx.refault) {
         if (!refault_map(v))
             return false;
-        if (v->direct_xlate)
+        if (v->dx.xlate)
             return true;
     }
     if (!mirror_segments(v))
         return false;
-    if (v->direct_xlate)
+    if (v->dx.xlate)
         return true;
     uint32_t entry_eip = v->ctx.eip;
     if (enter_runner(v, xbt_set_runner(v->vm, w)) < 0)
         return runner_gone(v, w, entry_eip);
-    v->direct_lost_streak = 0;
+    v->dx.lost_streak = 0;
     if (d->aborted == 1)
         return true; /* a kick before the guest ran */
     if (d->aborted) {
         /* The host refused the entry (an LDT descriptor, a selector IRETQ would not
            load): the instruction runs translated, with the guest's rules. */
-        v->direct_xlate = true;
+        v->dx.xlate = true;
         return true;
     }
     leave_runner(v);

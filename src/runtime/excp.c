@@ -57,7 +57,7 @@ static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
 bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
                   xbt_walk_result *r)
 {
-    xbt_walk_req q = { v->cr0, v->cr3, v->cr4, lin, write, user, fetch };
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, write, user, fetch };
     return xbt_walk(&q, pt_read, pt_write, v, r);
 }
 
@@ -182,13 +182,13 @@ bool xbt_read_descriptor(struct xbt_vcpu *v, uint16_t sel, uint64_t *desc)
     uint32_t index = sel & ~7u;
     uint32_t base, limit;
     if (sel & 4) {
-        if (v->ldtr.unusable || (v->ldtr.selector & ~3u) == 0)
+        if (v->arch.ldtr.unusable || (v->arch.ldtr.selector & ~3u) == 0)
             return false;
-        base = v->ldtr.base;
-        limit = v->ldtr.limit;
+        base = v->arch.ldtr.base;
+        limit = v->arch.ldtr.limit;
     } else {
-        base = v->gdtr.base;
-        limit = v->gdtr.limit;
+        base = v->arch.gdtr.base;
+        limit = v->arch.gdtr.limit;
     }
     if (index + 7 > limit)
         return false;
@@ -223,7 +223,7 @@ void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d)
 
 static void set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
 {
-    v->seg[seg] = *s;
+    v->arch.seg[seg] = *s;
     v->ctx.seg_sel[seg] = s->selector;
     v->ctx.seg_base[seg] = s->base;
     v->ctx.seg_limit[seg] = s->limit;
@@ -240,7 +240,7 @@ void xbt_mark_accessed(struct xbt_vcpu *v, uint16_t sel, uint64_t d)
 {
     if (d & (1ull << 40))
         return;
-    uint32_t base = (sel & 4) ? v->ldtr.base : v->gdtr.base;
+    uint32_t base = (sel & 4) ? v->arch.ldtr.base : v->arch.gdtr.base;
     uint8_t b = (uint8_t)(((d >> 40) & 0xFF) | 1);
     bool pf = v->pf_pending;
     xbt_write_lin(v, base + (sel & ~7u) + 5, &b, 1);
@@ -259,8 +259,8 @@ void xbt_null_inner_data_segs(struct xbt_vcpu *v)
 {
     static const int segs[4] = { XBT_ES, XBT_FS, XBT_GS, XBT_DS };
     for (int i = 0; i < 4; i++) {
-        const xbt_segment *d = &v->seg[segs[i]];
-        if (!d->unusable && d->s && !xbt_is_conforming(d) && d->dpl < v->cpl) {
+        const xbt_segment *d = &v->arch.seg[segs[i]];
+        if (!d->unusable && d->s && !xbt_is_conforming(d) && d->dpl < v->arch.cpl) {
             xbt_segment null = { 0 };
             null.unusable = 1;
             set_seg(v, segs[i], &null);
@@ -295,7 +295,7 @@ int xbt_seg_load(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
     *err = sel & 0xFFFC;
     bool code = s.type & 8, rw = s.type & 2;
     if (seg == XBT_SS) {
-        if (rpl != v->cpl || !s.s || code || !rw || s.dpl != v->cpl)
+        if (rpl != v->arch.cpl || !s.s || code || !rw || s.dpl != v->arch.cpl)
             return XBT_GP;
         if (!s.present)
             return XBT_SSF;
@@ -304,7 +304,7 @@ int xbt_seg_load(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
             return XBT_GP;
         /* Data or non-conforming code: RPL and CPL must not exceed DPL. */
         bool conforming = code && (s.type & 4);
-        if (!conforming && (rpl > s.dpl || v->cpl > s.dpl))
+        if (!conforming && (rpl > s.dpl || v->arch.cpl > s.dpl))
             return XBT_GP;
         if (!s.present)
             return XBT_NP;
@@ -322,7 +322,7 @@ bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip)
     if (r < 0)
         return true;
     if (r == XBT_PF) {
-        v->cr2 = v->pf_lin;
+        v->arch.cr2 = v->pf_lin;
         v->pf_pending = false;
     }
     xbt_raise(v, r, true, err, eip);
@@ -359,23 +359,23 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     int second = xbt_deliver_event(v, vector, has_err, err, ret_eip, software, &second_err,
                                    &moved);
     if (second == XBT_X_DONE) {
-        if (v->tss_trap) { /* through a task gate to a TSS with the T bit: #DB, a trap */
-            v->tss_trap = false;
+        if (v->arch.tss_trap) { /* through a task gate to a TSS with the T bit: #DB, a trap */
+            v->arch.tss_trap = false;
             return raise_nested(v, XBT_DB, false, 0, v->ctx.eip, v->ctx.eip, false, 0);
         }
         return true;
     }
-    v->tss_trap = false;
+    v->arch.tss_trap = false;
     if (second == XBT_X_EXIT)
         return false;
     if (vector == XBT_DF || depth >= 4) {
         memset(&v->exit, 0, sizeof v->exit);
         v->exit.reason = XBT_EXIT_SHUTDOWN; /* triple fault */
-        v->shutdown = true; /* whatever the caller does next, the vCPU stops */
+        v->arch.shutdown = true; /* whatever the caller does next, the vCPU stops */
         return false;
     }
     if (second == XBT_PF) {
-        v->cr2 = v->pf_lin;
+        v->arch.cr2 = v->pf_lin;
         v->pf_pending = false;
     }
     if (moved)

@@ -32,7 +32,8 @@ static int code_target(const struct xbt_vcpu *v, uint16_t sel, const xbt_segment
     *err = sel & 0xFFFC;
     if (!xbt_is_code(s))
         return XBT_GP;
-    if (xbt_is_conforming(s) ? s->dpl > v->cpl : ((sel & 3u) > v->cpl || s->dpl != v->cpl))
+    uint32_t cpl = v->arch.cpl;
+    if (xbt_is_conforming(s) ? s->dpl > cpl : ((sel & 3u) > cpl || s->dpl != cpl))
         return XBT_GP;
     if (!s->present)
         return XBT_NP;
@@ -47,7 +48,7 @@ static int gate_target(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_s
                        bool jmp, uint64_t *cd, xbt_segment *cs, uint32_t *err)
 {
     *err = sel & 0xFFFC;
-    if (gs->dpl < v->cpl || gs->dpl < (sel & 3u))
+    if (gs->dpl < v->arch.cpl || gs->dpl < (sel & 3u))
         return XBT_GP;
     if (!gs->present)
         return XBT_NP;
@@ -60,9 +61,9 @@ static int gate_target(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_s
     if (r >= 0)
         return r;
     *err = csel & 0xFFFC;
-    if (!xbt_is_code(cs) || cs->dpl > v->cpl)
+    if (!xbt_is_code(cs) || cs->dpl > v->arch.cpl)
         return XBT_GP;
-    if (jmp && !xbt_is_conforming(cs) && cs->dpl != v->cpl)
+    if (jmp && !xbt_is_conforming(cs) && cs->dpl != v->arch.cpl)
         return XBT_GP;
     if (!cs->present)
         return XBT_NP;
@@ -80,7 +81,7 @@ static int to_task(struct xbt_vcpu *v, uint16_t sel, uint64_t d, const xbt_segme
                    enum xbt_task_reason why, uint32_t next_eip, uint32_t *err)
 {
     *err = sel & 0xFFFC;
-    if (s->dpl < v->cpl || s->dpl < (sel & 3u))
+    if (s->dpl < v->arch.cpl || s->dpl < (sel & 3u))
         return XBT_GP;
     if (s->type == 5) {
         if (!s->present)
@@ -122,7 +123,7 @@ int xbt_far_jmp(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
         *err = 0;
         return XBT_GP;
     }
-    xbt_commit_cs(v, cs.selector, cd, &cs, v->cpl);
+    xbt_commit_cs(v, cs.selector, cd, &cs, v->arch.cpl);
     v->ctx.eip = eip;
     return XBT_X_DONE;
 }
@@ -139,11 +140,11 @@ static int call_gate(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_seg
     if (r >= 0)
         return r;
     bool gate32 = gs->type & 8;
-    unsigned size = gate32 ? 4 : 2, count = (unsigned)(g >> 32) & 0x1F, ncpl = v->cpl;
+    unsigned size = gate32 ? 4 : 2, count = (unsigned)(g >> 32) & 0x1F, ncpl = v->arch.cpl;
     uint32_t eip = gate_offset(g, gate32);
     struct xbt_stack st;
     uint32_t w[4 + 31], n = 0;
-    if (!xbt_is_conforming(&cs) && cs.dpl < v->cpl) {
+    if (!xbt_is_conforming(&cs) && cs.dpl < v->arch.cpl) {
         ncpl = cs.dpl;
         if ((r = xbt_stack_inner(v, ncpl, 0, &st, err)) >= 0)
             return r;
@@ -160,7 +161,7 @@ static int call_gate(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_seg
         xbt_stack_current(v, &old);
         if ((r = xbt_stack_get(v, &old, p, count, size, 0, err)) >= 0)
             return r;
-        w[n++] = v->seg[XBT_SS].selector;
+        w[n++] = v->arch.seg[XBT_SS].selector;
         w[n++] = v->ctx.gpr[XBT_ESP];
         for (unsigned i = count; i-- > 0;)
             w[n++] = p[i];
@@ -173,12 +174,12 @@ static int call_gate(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_seg
             return XBT_GP;
         }
     }
-    w[n++] = v->seg[XBT_CS].selector;
+    w[n++] = v->arch.seg[XBT_CS].selector;
     w[n++] = next_eip;
     /* Committed. */
     xbt_stack_put(v, &st, w, n, size);
     xbt_stack_commit(v, &st);
-    v->cpl = ncpl;
+    v->arch.cpl = ncpl;
     xbt_commit_cs(v, cs.selector, cd, &cs, ncpl);
     v->ctx.eip = eip;
     return XBT_X_DONE;
@@ -211,10 +212,10 @@ int xbt_far_call(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
         *err = 0;
         return XBT_GP;
     }
-    uint32_t w[2] = { v->seg[XBT_CS].selector, next_eip };
+    uint32_t w[2] = { v->arch.seg[XBT_CS].selector, next_eip };
     xbt_stack_put(v, &st, w, 2, osz);
     xbt_stack_commit(v, &st);
-    xbt_commit_cs(v, sel, d, &s, v->cpl);
+    xbt_commit_cs(v, sel, d, &s, v->arch.cpl);
     v->ctx.eip = eip;
     return XBT_X_DONE;
 }
@@ -234,7 +235,7 @@ static int return_cs(struct xbt_vcpu *v, uint16_t ncs, uint64_t *d, xbt_segment 
         return r;
     unsigned rpl = ncs & 3;
     *err = ncs & 0xFFFC;
-    if (!xbt_is_code(s) || rpl < v->cpl ||
+    if (!xbt_is_code(s) || rpl < v->arch.cpl ||
         (xbt_is_conforming(s) ? s->dpl > rpl : s->dpl != rpl))
         return XBT_GP;
     if (!s->present)
@@ -274,7 +275,7 @@ static int return_to(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t neip, ui
     unsigned rpl = ncs & 3;
     int r;
     xbt_stack_add(st, imm);
-    if (rpl > v->cpl) {
+    if (rpl > v->arch.cpl) {
         uint32_t o[2];
         if ((r = xbt_stack_get(v, st, o, 2, osz, 0, err)) >= 0)
             return r;
@@ -289,8 +290,8 @@ static int return_to(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t neip, ui
     /* Committed.  EFLAGS first: what IRET may change depends on the old CPL. */
     if (flag_mask)
         xbt_set_eflags(v, eflags, flag_mask);
-    bool outer = rpl > v->cpl;
-    v->cpl = rpl;
+    bool outer = rpl > v->arch.cpl;
+    v->arch.cpl = rpl;
     xbt_commit_cs(v, ncs, cd, cs, rpl);
     xbt_stack_commit(v, st);
     v->ctx.eip = neip;
@@ -324,7 +325,7 @@ int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
     int r = xbt_stack_get(v, &st, w, 3, osz, 0, err);
     if (r >= 0)
         return r;
-    if (osz == 4 && (w[2] & XBT_EFLAGS_VM) && v->cpl == 0) {
+    if (osz == 4 && (w[2] & XBT_EFLAGS_VM) && v->arch.cpl == 0) {
         xbt_set_internal_error(v, v->ctx.eip, "IRET to virtual-8086 mode (EFLAGS %#x): "
                                "virtual-8086 mode is not supported", w[2]);
         return XBT_X_EXIT;
@@ -333,6 +334,7 @@ int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
     xbt_segment cs;
     if ((r = return_cs(v, (uint16_t)w[1], &cd, &cs, err)) >= 0)
         return r;
-    uint32_t mask = xbt_popf_mask(v->cpl, v->ctx.eflags_sys, osz) | (osz == 2 ? 0 : XBT_EFLAGS_RF);
+    uint32_t mask =
+        xbt_popf_mask(v->arch.cpl, v->ctx.eflags_sys, osz) | (osz == 2 ? 0 : XBT_EFLAGS_RF);
     return return_to(v, &st, w[0], (uint16_t)w[1], cd, &cs, osz, 0, w[2], mask, err);
 }

@@ -27,7 +27,7 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     if (r >= 0)
         return r;
     *err = xbt_sel_err(csel, ext);
-    if (!xbt_is_code(&cs) || cs.dpl > v->cpl)
+    if (!xbt_is_code(&cs) || cs.dpl > v->arch.cpl)
         return XBT_GP;
     if (!cs.present)
         return XBT_NP;
@@ -35,13 +35,13 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
        as the gate is. */
     struct xbt_stack st;
     uint32_t w[6], n = 0, serr;
-    unsigned ncpl = v->cpl;
-    if (!xbt_is_conforming(&cs) && cs.dpl < v->cpl) {
+    unsigned ncpl = v->arch.cpl;
+    if (!xbt_is_conforming(&cs) && cs.dpl < v->arch.cpl) {
         ncpl = cs.dpl;
         r = xbt_stack_inner(v, ncpl, ext, &st, err);
         if (r >= 0)
             return r;
-        w[n++] = v->seg[XBT_SS].selector;
+        w[n++] = v->arch.seg[XBT_SS].selector;
         w[n++] = v->ctx.gpr[XBT_ESP];
         serr = xbt_sel_err(st.ss.selector, ext);
     } else {
@@ -49,7 +49,7 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
         serr = ext;
     }
     w[n++] = xbt_get_eflags(v);
-    w[n++] = v->seg[XBT_CS].selector;
+    w[n++] = v->arch.seg[XBT_CS].selector;
     w[n++] = ret_eip;
     if (has_err)
         w[n++] = errcode;
@@ -64,7 +64,7 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     /* Committed. */
     xbt_stack_put(v, &st, w, n, size);
     xbt_stack_commit(v, &st);
-    v->cpl = ncpl;
+    v->arch.cpl = ncpl;
     xbt_commit_cs(v, csel, cd, &cs, ncpl);
     v->ctx.eip = target;
     /* Interrupt gates clear IF; both clear TF, NT, RF (and VM). */
@@ -86,7 +86,7 @@ static int through_task_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint3
     if (has_err) {
         struct xbt_stack st;
         xbt_stack_current(v, &st);
-        unsigned size = (v->tr.type & 8) ? 4 : 2;
+        unsigned size = (v->arch.tr.type & 8) ? 4 : 2;
         r = xbt_stack_room(v, &st, 1, size, ext, err);
         if (r >= 0)
             return r;
@@ -102,27 +102,27 @@ int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err
     uint32_t ext = software ? 0 : XBT_ERR_EXT;
     *moved = false;
     *err = (uint32_t)vector * 8 + 2 + ext; /* the IDT entry */
-    if (!(v->cr0 & XBT_CR0_PE))
+    if (!(v->arch.cr0 & XBT_CR0_PE))
         return XBT_GP; /* real mode is not supported */
     uint32_t off = (uint32_t)vector * 8;
-    if (off + 7 > v->idtr.limit)
+    if (off + 7 > v->arch.idtr.limit)
         return XBT_GP;
     uint64_t g;
     v->pf_pending = false;
-    if (!xbt_read_lin(v, v->idtr.base + off, &g, 8))
+    if (!xbt_read_lin(v, v->arch.idtr.base + off, &g, 8))
         return xbt_mem_fault(v, XBT_GP, *err, err);
     uint32_t type = (g >> 40) & 0x1F, dpl = (g >> 45) & 3; /* S bit included in type */
     if (type != 5 && type != 6 && type != 7 && type != 0xE && type != 0xF)
         return XBT_GP;
-    if (software && dpl < v->cpl)
+    if (software && dpl < v->arch.cpl)
         return XBT_GP; /* INT n, INT3, INTO: the gate's DPL (error code without EXT) */
     if (!((g >> 47) & 1))
         return XBT_NP;
     int r = type == 5 ? through_task_gate(v, g, has_err, errcode, ret_eip, ext, err, moved)
                       : through_gate(v, g, has_err, errcode, ret_eip, ext, err);
     if (r == XBT_X_DONE) {
-        v->halted = false;
-        v->interrupt_shadow = false;
+        v->arch.halted = false;
+        v->arch.interrupt_shadow = false;
     }
     return r;
 }

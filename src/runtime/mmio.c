@@ -49,7 +49,7 @@ static int walk_access(struct xbt_vcpu *v, uint32_t lin, bool write, uint64_t *g
     if (!xbt_paging(v))
         return 1;
     xbt_walk_result r;
-    if (xbt_walk_lin(v, lin, write, v->cpl == 3, false, &r)) {
+    if (xbt_walk_lin(v, lin, write, v->arch.cpl == 3, false, &r)) {
         *gpa = r.gpa;
         return 1;
     }
@@ -57,20 +57,20 @@ static int walk_access(struct xbt_vcpu *v, uint32_t lin, bool write, uint64_t *g
         xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM", lin);
         return -1;
     }
-    v->cr2 = lin;
+    v->arch.cr2 = lin;
     v->stats.page_faults++;
     return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? 0 : -1;
 }
 
 /* Where a MOVS element read from MMIO goes: 0 RAM, 1 MMIO (*gpa), -1 neither (a #PF
-   raised, v->mmio_raised, or an internal error set). */
+   raised, v->mmio.raised, or an internal error set). */
 static int dst_kind(struct xbt_vcpu *v, uint32_t lin, unsigned size, uint64_t *gpa)
 {
-    v->mmio_raised = false;
+    v->mmio.raised = false;
     uint64_t g;
     int w = walk_access(v, lin, true, &g);
     if (w <= 0) {
-        v->mmio_raised = w == 0;
+        v->mmio.raised = w == 0;
         return -1;
     }
     if (g < v->vm->ram_size)
@@ -118,24 +118,24 @@ static uint32_t cmp_flags(uint32_t a, uint32_t b, unsigned size)
    flags, step, and end a REPE/REPNE whose condition fails. */
 static void compare_step(struct xbt_vcpu *v, uint32_t d)
 {
-    unsigned sz = v->mmio_size;
+    unsigned sz = v->mmio.size;
     uint32_t mask = sz == 4 ? 0xFFFFFFFFu : (1u << (8 * sz)) - 1;
-    uint32_t other = v->mmio_cmp_other & mask;
+    uint32_t other = v->mmio.cmp_other & mask;
     d &= mask;
     /* SCAS: accumulator - [EDI]; CMPS: [ESI] - [EDI] (the MMIO side is either). */
-    uint32_t a = v->mmio_cmp_mmio_first ? d : other, b = v->mmio_cmp_mmio_first ? other : d;
+    uint32_t a = v->mmio.cmp_mmio_first ? d : other, b = v->mmio.cmp_mmio_first ? other : d;
     uint32_t fl = cmp_flags(a, b, sz);
     v->ctx.eflags = (v->ctx.eflags & ~CMP_FLAGS) | fl;
-    bool src = v->mmio_kind == 5;
+    bool src = v->mmio.kind == XBT_MMIO_CMPS;
     if (src)
-        v->ctx.gpr[XBT_ESI] += (uint32_t)v->mmio_step;
-    v->ctx.gpr[XBT_EDI] += (uint32_t)v->mmio_step;
-    if (v->mmio_rep) {
+        v->ctx.gpr[XBT_ESI] += (uint32_t)v->mmio.step;
+    v->ctx.gpr[XBT_EDI] += (uint32_t)v->mmio.step;
+    if (v->mmio.rep) {
         bool zf = fl & XBT_EFLAGS_ZF;
-        if (--v->ctx.gpr[XBT_ECX] != 0 && zf == (v->mmio_rep == 1))
+        if (--v->ctx.gpr[XBT_ECX] != 0 && zf == (v->mmio.rep == 1))
             return; /* REPE while equal, REPNE while different: the next element */
     }
-    v->ctx.eip = v->mmio_next_eip;
+    v->ctx.eip = v->mmio.next_eip;
 }
 
 /* STOS, LODS, MOVS, SCAS, CMPS touching MMIO: one element.  false with no exit set: not
@@ -163,8 +163,8 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
             sseg = xbt_seg_index(in->ops[i].mem.segment);
     if (sseg < 0)
         sseg = XBT_DS;
-    uint32_t src = v->seg[sseg].base + v->ctx.gpr[XBT_ESI];
-    uint32_t dst = v->seg[XBT_ES].base + v->ctx.gpr[XBT_EDI];
+    uint32_t src = v->arch.seg[sseg].base + v->ctx.gpr[XBT_ESI];
+    uint32_t dst = v->arch.seg[XBT_ES].base + v->ctx.gpr[XBT_EDI];
     uint32_t next = v->ctx.eip + in->length;
     uint32_t mask = size == 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1;
     memset(&v->exit, 0, sizeof v->exit);
@@ -203,7 +203,7 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
                both sides reads [ESI], then [EDI] (two read exits), then compares. */
             int w = walk_access(v, olin, false, &ogpa);
             if (w == 0) {
-                v->mmio_raised = true;
+                v->mmio.raised = true;
                 return true;
             }
             if (w < 0)
@@ -216,26 +216,26 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
             }
             both = true;
             v->exit.mmio.gpa = mmio_is_src ? gpa : ogpa; /* [ESI] first */
-            v->mmio_cmp_dst_gpa = mmio_is_src ? ogpa : gpa;
+            v->mmio.cmp_dst_gpa = mmio_is_src ? ogpa : gpa;
         }
-        v->mmio_pending = true;
-        v->mmio_kind = both ? 6 : cmps ? 5 : 4;
-        v->mmio_size = (uint8_t)size;
-        v->mmio_rep = !rep ? 0 : (in->zi.attributes & ZYDIS_ATTRIB_HAS_REPNE) ? 2 : 1;
-        v->mmio_step = step;
-        v->mmio_next_eip = next;
-        v->mmio_cmp_other = other;
-        v->mmio_cmp_mmio_first = mmio_is_src; /* CMPS computes [ESI] - [EDI] */
+        v->mmio.pending = true;
+        v->mmio.kind = both ? XBT_MMIO_CMPS_BOTH : cmps ? XBT_MMIO_CMPS : XBT_MMIO_SCAS;
+        v->mmio.size = (uint8_t)size;
+        v->mmio.rep = !rep ? 0 : (in->zi.attributes & ZYDIS_ATTRIB_HAS_REPNE) ? 2 : 1;
+        v->mmio.step = step;
+        v->mmio.next_eip = next;
+        v->mmio.cmp_other = other;
+        v->mmio.cmp_mmio_first = mmio_is_src; /* CMPS computes [ESI] - [EDI] */
         return true;
     }
     if ((lods || movs) && lin == src) {
-        v->mmio_pending = true;
-        v->mmio_kind = lods ? 1 : 2;
-        v->mmio_size = (uint8_t)size;
-        v->mmio_rep = rep;
-        v->mmio_step = step;
-        v->mmio_dst_lin = dst;
-        v->mmio_next_eip = next;
+        v->mmio.pending = true;
+        v->mmio.kind = lods ? XBT_MMIO_LODS : XBT_MMIO_MOVS;
+        v->mmio.size = (uint8_t)size;
+        v->mmio.rep = rep;
+        v->mmio.step = step;
+        v->mmio.dst_lin = dst;
+        v->mmio.next_eip = next;
         return true;
     }
     xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: the "
@@ -276,7 +276,7 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
     if (xbt_paging(v)) {
         uint32_t err = v->fault_err;
         v->fault_err = is_store ? XBT_PF_W : 0;
-        int rc = xbt_window_fault(v, v->cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K, r0);
+        int rc = xbt_window_fault(v, v->arch.cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K, r0);
         v->fault_err = err;
         if (rc != XBT_WF_DONE)
             return -1;
@@ -301,16 +301,16 @@ static void set_exit(struct xbt_vcpu *v, uint64_t gpa, unsigned size, bool write
 static void next_read(struct xbt_vcpu *v, uint64_t gpa, unsigned size)
 {
     set_exit(v, gpa, size, false, 0);
-    v->mmio_exit_ready = true;
+    v->mmio.exit_ready = true;
 }
 
 /* A store that follows the exit being made: sent by the next run
    (xbt_callout_mmio_store, from the queue callouts use). */
 static void queue_store(struct xbt_vcpu *v, uint64_t gpa, unsigned size, uint64_t data)
 {
-    v->co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)size, true, gpa, data };
-    v->co_wr_n = 1;
-    v->co_wr_sent = 0;
+    v->mmio.co_wr[0] = (struct xbt_co_mmio){ 0, (uint8_t)size, true, gpa, data };
+    v->mmio.co_wr_n = 1;
+    v->mmio.co_wr_sent = 0;
 }
 
 /* The effective address of memory operand `mem`: base + index * scale + displacement,
@@ -343,7 +343,7 @@ static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
 {
     uint8_t buf[16];
     uint32_t n = 0;
-    uint32_t ilin = v->seg[XBT_CS].base + v->ctx.eip;
+    uint32_t ilin = v->arch.seg[XBT_CS].base + v->ctx.eip;
     /* The bytes up to the page's end at once, then the next page's (an instruction
        shorter than what we read may end before an unmapped page: byte by byte there). */
     uint32_t first = 4096 - (ilin & 0xFFF) < sizeof buf ? 4096 - (ilin & 0xFFF) : sizeof buf;
@@ -369,7 +369,7 @@ static bool is_bit_test(ZydisMnemonic mn)
 
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
-    v->mmio_raised = false;
+    v->mmio.raised = false;
     xbt_insn in;
     if (!decode_at_eip(v, &in)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM): cannot decode "
@@ -405,7 +405,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
                                ZydisMnemonicGetString(mn));
         return false;
     }
-    uint32_t start = v->seg[in->seg].base + (uint32_t)ea;
+    uint32_t start = v->arch.seg[in->seg].base + (uint32_t)ea;
     if (is_bit_test(mn) && in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
         (size == 2 || size == 4)) {
         /* A register bit offset reaches outside the operand: the word or dword at
@@ -437,7 +437,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         if (w > 0)
             w = walk_access(v, p2, is_store, &g2);
         if (w <= 0) {
-            v->mmio_raised = w == 0;
+            v->mmio.raised = w == 0;
             return false;
         }
         if (g1 >= v->vm->ram_size && g2 >= v->vm->ram_size) {
@@ -449,7 +449,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     if (crosses && !all_mmio && !split && size <= 8 && (is_load || is_store)) {
         int r = straddle_prepare(v, lin, start, size, is_store, &m0, &mlen);
         if (r <= 0) {
-            v->mmio_raised = r == 0;
+            v->mmio.raised = r == 0;
             return false;
         }
         gpa += m0 - lin; /* the MMIO part, in the same page as the fault */
@@ -481,21 +481,21 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     if (generic) {
         /* The MMIO part only (an access crossing into or out of RAM: the rest is RAM,
            read and written by the instruction itself). */
-        v->mmio_step_lin = m0;
-        v->mmio_step_gpa = gpa;
-        v->mmio_step_next = next;
-        v->mmio_step_writes = is_store;
-        v->mmio_size = (uint8_t)mlen;
-        memset(v->mmio_step_data, 0, sizeof v->mmio_step_data);
-        v->mmio_step_got = 0;
+        v->mmio.step_lin = m0;
+        v->mmio.step_gpa = gpa;
+        v->mmio.step_next = next;
+        v->mmio.step_writes = is_store;
+        v->mmio.size = (uint8_t)mlen;
+        memset(v->mmio.step_data, 0, sizeof v->mmio.step_data);
+        v->mmio.step_got = 0;
         if (is_load) { /* the device's data first */
             v->exit.mmio.is_write = 0;
-            v->mmio_pending = true;
-            v->mmio_kind = 3;
+            v->mmio.pending = true;
+            v->mmio.kind = XBT_MMIO_GENERIC;
             return true;
         }
         v->exit.reason = XBT_EXIT_NONE; /* a pure store: run it now, then the write exit */
-        v->mmio_run = true;
+        v->mmio.run = true;
         return true;
     }
     if (is_store) {
@@ -514,16 +514,16 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         return true;
     }
     const ZydisDecodedOperand *dst = &in->ops[0];
-    v->mmio_pending = true;
-    v->mmio_reg = (uint8_t)(xbt_gpr_index(dst->reg.value) |
+    v->mmio.pending = true;
+    v->mmio.reg = (uint8_t)(xbt_gpr_index(dst->reg.value) |
                             (xbt_reg_is_high8(dst->reg.value) ? 0x80 : 0));
-    v->mmio_size = (uint8_t)size;
-    v->mmio_dst_size = (uint8_t)(dst->size / 8);
-    v->mmio_sign = mn == ZYDIS_MNEMONIC_MOVSX;
-    v->mmio_next_eip = next;
-    v->mmio_split_n1 = (uint8_t)(split ? n1 : 0);
-    v->mmio_split_have = false;
-    v->mmio_split_gpa = g2;
+    v->mmio.size = (uint8_t)size;
+    v->mmio.dst_size = (uint8_t)(dst->size / 8);
+    v->mmio.sign = mn == ZYDIS_MNEMONIC_MOVSX;
+    v->mmio.next_eip = next;
+    v->mmio.split_n1 = (uint8_t)(split ? n1 : 0);
+    v->mmio.split_have = false;
+    v->mmio.split_gpa = g2;
     if (split)
         v->exit.mmio.size = n1;
     return true;
@@ -533,8 +533,8 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
    the operand, and has the run loop run the instruction alone, interrupts held off. */
 void xbt_mmio_step_prepare(struct xbt_vcpu *v)
 {
-    v->mmio_run = false;
-    if (!v->mmio_scratch) {
+    v->mmio.run = false;
+    if (!v->mmio.scratch) {
         int fd = memfd_create("xbt-mmio-scratch", MFD_CLOEXEC);
         void *p = MAP_FAILED;
         if (fd >= 0 && ftruncate(fd, 4096) == 0)
@@ -545,20 +545,20 @@ void xbt_mmio_step_prepare(struct xbt_vcpu *v)
             xbt_set_internal_error(v, v->ctx.eip, "cannot create the MMIO scratch page");
             return;
         }
-        v->mmio_scratch_fd = fd;
-        v->mmio_scratch = p;
+        v->mmio.scratch_fd = fd;
+        v->mmio.scratch = p;
     }
     uint8_t *window = xbt_current_window(v);
-    memset(v->mmio_scratch, 0, 4096);
-    memcpy(v->mmio_scratch + (v->mmio_step_lin & 0xFFF), v->mmio_step_data, v->mmio_size);
-    if (!xbt_window_map_scratch(v->mmu, window, v->mmio_step_lin, v->mmio_scratch_fd)) {
+    memset(v->mmio.scratch, 0, 4096);
+    memcpy(v->mmio.scratch + (v->mmio.step_lin & 0xFFF), v->mmio.step_data, v->mmio.size);
+    if (!xbt_window_map_scratch(v->mmu, window, v->mmio.step_lin, v->mmio.scratch_fd)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map the MMIO scratch page");
         return;
     }
-    v->mmio_scratch_at = window;
-    v->mmio_step_active = true;
-    v->interrupt_shadow = true; /* exactly this instruction, alone and uncached */
-    v->shadow_eip = v->ctx.eip;
+    v->mmio.scratch_at = window;
+    v->mmio.step_active = true;
+    v->arch.interrupt_shadow = true; /* exactly this instruction, alone and uncached */
+    v->arch.shadow_eip = v->ctx.eip;
 }
 
 /* After the step: the scratch page leaves the window (wherever the step left things: the
@@ -566,25 +566,25 @@ void xbt_mmio_step_prepare(struct xbt_vcpu *v)
 bool xbt_mmio_step_finish(struct xbt_vcpu *v)
 {
     uint64_t data = 0, high = 0;
-    unsigned first = v->mmio_size > 8 ? 8 : v->mmio_size;
-    memcpy(&data, v->mmio_scratch + (v->mmio_step_lin & 0xFFF), first);
-    if (v->mmio_size > 8)
-        memcpy(&high, v->mmio_scratch + (v->mmio_step_lin & 0xFFF) + 8, v->mmio_size - 8u);
-    xbt_window_unmap_scratch(v->mmu, v->mmio_scratch_at, v->mmio_step_lin);
-    v->mmio_step_active = false;
-    if (!v->mmio_step_writes || v->ctx.eip != v->mmio_step_next)
+    unsigned first = v->mmio.size > 8 ? 8 : v->mmio.size;
+    memcpy(&data, v->mmio.scratch + (v->mmio.step_lin & 0xFFF), first);
+    if (v->mmio.size > 8)
+        memcpy(&high, v->mmio.scratch + (v->mmio.step_lin & 0xFFF) + 8, v->mmio.size - 8u);
+    xbt_window_unmap_scratch(v->mmu, v->mmio.scratch_at, v->mmio.step_lin);
+    v->mmio.step_active = false;
+    if (!v->mmio.step_writes || v->ctx.eip != v->mmio.step_next)
         return false; /* a load, or the instruction faulted: nothing to write */
-    set_exit(v, v->mmio_step_gpa, first, true, data);
-    if (v->mmio_size > 8) /* the second half: the exit after this one */
-        queue_store(v, v->mmio_step_gpa + 8, v->mmio_size - 8u, high);
+    set_exit(v, v->mmio.step_gpa, first, true, data);
+    if (v->mmio.size > 8) /* the second half: the exit after this one */
+        queue_store(v, v->mmio.step_gpa + 8, v->mmio.size - 8u, high);
     return true;
 }
 
 bool xbt_callout_mmio_store(struct xbt_vcpu *v)
 {
-    if (v->co_wr_sent >= v->co_wr_n)
+    if (v->mmio.co_wr_sent >= v->mmio.co_wr_n)
         return false;
-    const struct xbt_co_mmio *c = &v->co_wr[v->co_wr_sent++];
+    const struct xbt_co_mmio *c = &v->mmio.co_wr[v->mmio.co_wr_sent++];
     set_exit(v, c->gpa, c->size, true, c->data);
     return true;
 }
@@ -592,111 +592,111 @@ bool xbt_callout_mmio_store(struct xbt_vcpu *v)
 bool xbt_mmio_complete(struct xbt_vcpu *v)
 {
     uint32_t d = (uint32_t)v->exit.mmio.data;
-    unsigned sz = v->mmio_size;
-    if (v->mmio_kind == 7) {
+    unsigned sz = v->mmio.size;
+    if (v->mmio.kind == XBT_MMIO_CALLOUT) {
         /* A callout's read (callouts.c): the answer waits for the instruction, which
            runs again from its start. */
-        v->mmio_pending = false;
-        v->mmio_kind = 0;
-        if (v->co_rd_n) {
-            v->co_rd[v->co_rd_n - 1].data = v->exit.mmio.data;
-            v->co_rd[v->co_rd_n - 1].valid = true;
+        v->mmio.pending = false;
+        v->mmio.kind = XBT_MMIO_LOAD;
+        if (v->mmio.co_rd_n) {
+            v->mmio.co_rd[v->mmio.co_rd_n - 1].data = v->exit.mmio.data;
+            v->mmio.co_rd[v->mmio.co_rd_n - 1].valid = true;
         }
         return true;
     }
-    if (v->mmio_kind == 3) { /* the generic path: the instruction runs next */
+    if (v->mmio.kind == XBT_MMIO_GENERIC) { /* the generic path: the instruction runs next */
         uint32_t n = v->exit.mmio.size;
-        if (v->mmio_step_got + n > sizeof v->mmio_step_data)
-            n = sizeof v->mmio_step_data - v->mmio_step_got;
-        memcpy(v->mmio_step_data + v->mmio_step_got, &v->exit.mmio.data, n);
-        v->mmio_step_got = (uint8_t)(v->mmio_step_got + n);
-        if (v->mmio_step_got < v->mmio_size) {
+        if (v->mmio.step_got + n > sizeof v->mmio.step_data)
+            n = sizeof v->mmio.step_data - v->mmio.step_got;
+        memcpy(v->mmio.step_data + v->mmio.step_got, &v->exit.mmio.data, n);
+        v->mmio.step_got = (uint8_t)(v->mmio.step_got + n);
+        if (v->mmio.step_got < v->mmio.size) {
             /* A 16-byte operand: the second half is another read exit. */
-            next_read(v, v->mmio_step_gpa + v->mmio_step_got, 8);
+            next_read(v, v->mmio.step_gpa + v->mmio.step_got, 8);
             return true;
         }
-        v->mmio_pending = false;
-        v->mmio_kind = 0;
-        v->mmio_run = true;
+        v->mmio.pending = false;
+        v->mmio.kind = XBT_MMIO_LOAD;
+        v->mmio.run = true;
         return true;
     }
-    if (v->mmio_kind == 6) {
+    if (v->mmio.kind == XBT_MMIO_CMPS_BOTH) {
         /* CMPS with MMIO on both sides: [ESI] arrived; now [EDI] (a second read exit,
            the compare when it completes). */
-        v->mmio_cmp_other = d;
-        v->mmio_cmp_mmio_first = false; /* [ESI] - [EDI] = other - d */
-        v->mmio_kind = 5;
-        next_read(v, v->mmio_cmp_dst_gpa, sz);
+        v->mmio.cmp_other = d;
+        v->mmio.cmp_mmio_first = false; /* [ESI] - [EDI] = other - d */
+        v->mmio.kind = XBT_MMIO_CMPS;
+        next_read(v, v->mmio.cmp_dst_gpa, sz);
         return true;
     }
-    if (v->mmio_kind == 4 || v->mmio_kind == 5) { /* SCAS, CMPS */
-        v->mmio_pending = false;
+    if (v->mmio.kind == XBT_MMIO_SCAS || v->mmio.kind == XBT_MMIO_CMPS) { /* SCAS, CMPS */
+        v->mmio.pending = false;
         compare_step(v, d);
-        v->mmio_kind = 0;
+        v->mmio.kind = XBT_MMIO_LOAD;
         return true;
     }
-    if (v->mmio_kind) {
-        v->mmio_pending = false;
-        if (v->mmio_kind == 1) { /* LODS: into AL/AX/EAX */
+    if (v->mmio.kind != XBT_MMIO_LOAD) {
+        v->mmio.pending = false;
+        if (v->mmio.kind == XBT_MMIO_LODS) { /* LODS: into AL/AX/EAX */
             uint32_t *a = &v->ctx.gpr[XBT_EAX];
             *a = sz == 4 ? d : (*a & ~((1u << (8 * sz)) - 1)) | (d & ((1u << (8 * sz)) - 1));
-            string_step(v, true, false, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
+            string_step(v, true, false, v->mmio.step, v->mmio.rep, v->mmio.next_eip);
         } else { /* MOVS from MMIO: the element goes to RAM, or to MMIO as a write exit */
             uint64_t dgpa;
-            int where = dst_kind(v, v->mmio_dst_lin, sz, &dgpa);
+            int where = dst_kind(v, v->mmio.dst_lin, sz, &dgpa);
             if (where < 0) {
-                v->mmio_kind = 0;
-                v->mmio_pending = false;
-                return v->mmio_raised; /* #PF on the destination, or an error */
+                v->mmio.kind = XBT_MMIO_LOAD;
+                v->mmio.pending = false;
+                return v->mmio.raised; /* #PF on the destination, or an error */
             }
             if (where == 1) {
                 set_exit(v, dgpa, sz, true,
                          d & (sz == 4 ? 0xFFFFFFFFu : (1u << (8 * sz)) - 1));
-                v->mmio_exit_ready = true;
-                string_step(v, true, true, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
-                v->mmio_kind = 0;
+                v->mmio.exit_ready = true;
+                string_step(v, true, true, v->mmio.step, v->mmio.rep, v->mmio.next_eip);
+                v->mmio.kind = XBT_MMIO_LOAD;
                 return true;
             }
-            if (!xbt_write_lin(v, v->mmio_dst_lin, &d, sz)) {
+            if (!xbt_write_lin(v, v->mmio.dst_lin, &d, sz)) {
                 v->pf_pending = false;
                 xbt_set_internal_error(v, v->ctx.eip, "MOVS from MMIO to %08x: the "
                                        "destination is not writable RAM (not emulated yet)",
-                                       v->mmio_dst_lin);
-                v->mmio_kind = 0;
+                                       v->mmio.dst_lin);
+                v->mmio.kind = XBT_MMIO_LOAD;
                 return false;
             }
-            string_step(v, true, true, v->mmio_step, v->mmio_rep, v->mmio_next_eip);
+            string_step(v, true, true, v->mmio.step, v->mmio.rep, v->mmio.next_eip);
         }
-        v->mmio_kind = 0;
+        v->mmio.kind = XBT_MMIO_LOAD;
         return true;
     }
-    if (v->mmio_split_n1) {
-        unsigned n1 = v->mmio_split_n1;
-        if (!v->mmio_split_have) { /* the first page's part: now the second's */
-            v->mmio_split_lo = d & ((1u << (8 * n1)) - 1);
-            v->mmio_split_have = true;
-            next_read(v, v->mmio_split_gpa, sz - n1);
+    if (v->mmio.split_n1) {
+        unsigned n1 = v->mmio.split_n1;
+        if (!v->mmio.split_have) { /* the first page's part: now the second's */
+            v->mmio.split_lo = d & ((1u << (8 * n1)) - 1);
+            v->mmio.split_have = true;
+            next_read(v, v->mmio.split_gpa, sz - n1);
             return true;
         }
-        d = v->mmio_split_lo | d << (8 * n1);
-        v->mmio_split_n1 = 0;
+        d = v->mmio.split_lo | d << (8 * n1);
+        v->mmio.split_n1 = 0;
     }
     if (sz < 4) {
         d &= (1u << (8 * sz)) - 1;
-        if (v->mmio_sign && (d >> (8 * sz - 1)) & 1)
+        if (v->mmio.sign && (d >> (8 * sz - 1)) & 1)
             d |= ~((1u << (8 * sz)) - 1);
     }
-    uint32_t *r = &v->ctx.gpr[v->mmio_reg & 7];
-    if (v->mmio_reg & 0x80)
+    uint32_t *r = &v->ctx.gpr[v->mmio.reg & 7];
+    if (v->mmio.reg & 0x80)
         *r = (*r & ~0xFF00u) | (d & 0xFF) << 8;
-    else if (v->mmio_dst_size == 1)
+    else if (v->mmio.dst_size == 1)
         *r = (*r & ~0xFFu) | (d & 0xFF);
-    else if (v->mmio_dst_size == 2)
+    else if (v->mmio.dst_size == 2)
         *r = (*r & ~0xFFFFu) | (d & 0xFFFF);
     else
         *r = d;
-    v->ctx.eip = v->mmio_next_eip;
-    v->mmio_pending = false;
+    v->ctx.eip = v->mmio.next_eip;
+    v->mmio.pending = false;
     return true;
 }
 
@@ -707,14 +707,14 @@ static struct xbt_mmio_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, boo
 {
     uint32_t h = (lin * 0x9E3779B1u) >> 22; /* XBT_MMIO_SITES = 2^10 */
     for (uint32_t k = 0; k < 16; k++) {
-        struct xbt_mmio_site_rec *e = &v->mmio_sites[(h + k) & (XBT_MMIO_SITES - 1)];
+        struct xbt_mmio_site_rec *e = &v->mmio.sites[(h + k) & (XBT_MMIO_SITES - 1)];
         if (e->faults && e->lin == lin)
             return e;
         if (!e->faults) {
-            if (!add || v->n_mmio_sites >= XBT_MMIO_SITES / 2)
+            if (!add || v->mmio.n_sites >= XBT_MMIO_SITES / 2)
                 return NULL; /* full enough: no new sites (they are only faster) */
             e->lin = lin;
-            v->n_mmio_sites++;
+            v->mmio.n_sites++;
             return e;
         }
     }
@@ -731,13 +731,13 @@ static void drop_block_at(struct xbt_vcpu *v, uint64_t pc)
 
 bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin)
 {
-    return v->mmio_site_pages && (v->mmio_site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
+    return v->mmio.site_pages && (v->mmio.site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
 }
 
 bool xbt_mmio_site(void *vcpu, uint32_t eip)
 {
     struct xbt_vcpu *v = vcpu;
-    uint32_t lin = v->seg[XBT_CS].base + eip;
+    uint32_t lin = v->arch.seg[XBT_CS].base + eip;
     if (!xbt_mmio_site_page(v, lin))
         return false;
     const struct xbt_mmio_site_rec *e = site_find(v, lin, false);
@@ -748,15 +748,15 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v)
 {
     if (!v->xl.mmio_site || !xbt_tc_contains(v->vm->tc, v->fault_rip))
         return; /* not translated code (direct execution, a single step's scratch) */
-    uint32_t lin = v->seg[XBT_CS].base + v->ctx.eip;
+    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip;
     struct xbt_mmio_site_rec *e = site_find(v, lin, true);
     if (!e || ++e->faults != XBT_MMIO_SITE_FAULTS)
         return;
-    if (!v->mmio_site_pages && !(v->mmio_site_pages = calloc(1, 1u << 17))) {
+    if (!v->mmio.site_pages && !(v->mmio.site_pages = calloc(1, 1u << 17))) {
         e->faults--; /* not a site after all */
         return;
     }
-    v->mmio_site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
+    v->mmio.site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
     /* Its block is translated again when next entered, the access as a callout. */
     drop_block_at(v, v->fault_rip);
 }
@@ -767,7 +767,7 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v)
 #define XBT_MMIO_SITE_RAM_MIN 64
 static int site_result(struct xbt_vcpu *v, int r)
 {
-    struct xbt_mmio_site_rec *e = site_find(v, v->seg[XBT_CS].base + v->ctx.eip, false);
+    struct xbt_mmio_site_rec *e = site_find(v, v->arch.seg[XBT_CS].base + v->ctx.eip, false);
     if (!e)
         return r;
     if (r) {
@@ -786,7 +786,7 @@ static int mmio_callout(struct xbt_vcpu *v)
 {
     uint64_t site = v->ctx.callout_site;
     uint32_t flushes = xbt_tc_flushes(v->vm->tc);
-    struct xbt_mmio_dcache *dc = &v->mmio_dcache[(site >> 4) % XBT_MMIO_DCACHE];
+    struct xbt_mmio_dcache *dc = &v->mmio.dcache[(site >> 4) % XBT_MMIO_DCACHE];
     if (dc->site != site || dc->flushes != flushes) {
         if (!decode_at_eip(v, &dc->in)) {
             dc->site = 0;
@@ -803,7 +803,7 @@ static int mmio_callout(struct xbt_vcpu *v)
         return 0; /* a register bit offset may move the access: as before, by a fault */
     unsigned size = mem->size / 8;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
-    const xbt_segment *sg = &v->seg[in->seg];
+    const xbt_segment *sg = &v->arch.seg[in->seg];
     if (sg->unusable || sg->limit != 0xFFFFFFFFu)
         return 0; /* a null or limited segment: its checks are the translated code's */
     uint32_t ea = 0;
@@ -817,13 +817,13 @@ static int mmio_callout(struct xbt_vcpu *v)
         /* The rights of the access as the CPU checks them; a refusal is the guest's #PF,
            which the instruction run alone raises itself. */
         xbt_walk_result r;
-        if (!xbt_walk_lin(v, lin, is_store, v->cpl == 3, false, &r))
+        if (!xbt_walk_lin(v, lin, is_store, v->arch.cpl == 3, false, &r))
             return 0;
         gpa = r.gpa;
     }
     if (gpa < v->vm->ram_size)
         return 0;
-    v->mmio_raised = false;
+    v->mmio.raised = false;
     mmio_begin_insn(v, lin, gpa, in);
     return 1;
 }

@@ -64,7 +64,7 @@ static bool code_page_write(struct xbt_vcpu *v, uint32_t page, uint32_t lin, boo
         return true;
     }
     xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
-    v->smc_single = true;
+    v->smc.single = true;
     return false;
 }
 
@@ -76,7 +76,7 @@ static int mmio_fault(struct xbt_vcpu *v, int win, uint32_t lin, uint64_t gpa)
         return XBT_WF_TRANSLATE;
     xbt_mmio_note_fault(v);
     xbt_mmio_begin(v, lin, gpa);
-    return (v->mmio_run || v->mmio_raised) ? XBT_WF_DONE : XBT_WF_EXIT;
+    return (v->mmio.run || v->mmio.raised) ? XBT_WF_DONE : XBT_WF_EXIT;
 }
 
 /* Paging off: linear is physical, the K-window maps RAM 1:1 (only code pages fault, on
@@ -129,7 +129,7 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
                                    lin);
             return XBT_WF_EXIT;
         }
-        v->cr2 = lin;
+        v->arch.cr2 = lin;
         v->stats.page_faults++;
         return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
     }
@@ -147,7 +147,7 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
     if (fetch)
         writable = false;
-    int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc_single);
+    int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc.single);
     if (rc == XBT_DMAP_FAIL && win != XBT_WINDOW_D) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
         return XBT_WF_EXIT;

@@ -24,7 +24,7 @@
 static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
 {
     struct xbt_vcpu *v = opaque;
-    uint32_t lin = v->seg[XBT_CS].base + eip;
+    uint32_t lin = v->arch.seg[XBT_CS].base + eip;
     uint32_t n = 0;
     while (n < len) {
         uint32_t l = lin + n, chunk = 4096 - (l & 0xFFF);
@@ -33,7 +33,7 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         uint64_t gpa = l;
         if (xbt_paging(v)) {
             xbt_walk_result r;
-            if (!xbt_walk_lin(v, l, false, v->cpl == 3, true, &r)) {
+            if (!xbt_walk_lin(v, l, false, v->arch.cpl == 3, true, &r)) {
                 if (!r.bus_error) {
                     v->fetch_pf = true;
                     v->fetch_pf_lin = l;
@@ -59,24 +59,24 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
 static xbt_tmode current_mode(const struct xbt_vcpu *v)
 {
     xbt_tmode m = { 0 };
-    m.cpl = (uint8_t)v->cpl;
+    m.cpl = (uint8_t)v->arch.cpl;
     /* At CPL 3 too: the U-window's code is the K-window's (both through GS, which
        set_window points at the right one), and one value keeps one mode key. */
     m.window = XBT_WINDOW_K;
     for (int s = XBT_ES; s <= XBT_DS; s++)
-        if (v->seg[s].base)
+        if (v->arch.seg[s].base)
             m.segbase_mask |= (uint8_t)(1u << s);
     /* Expand-up data segments (and CS) with a limit below 4 GiB: accesses are checked.
        Expand-down segments are not checked yet (README). */
     for (int s = 0; s < XBT_NSEG; s++) {
-        const xbt_segment *g = &v->seg[s];
+        const xbt_segment *g = &v->arch.seg[s];
         bool expand_down = g->s && !(g->type & 8) && (g->type & 4);
         if (g->limit != 0xFFFFFFFFu && !expand_down && !g->unusable)
             m.seglimit_mask |= (uint8_t)(1u << s);
     }
-    if (v->cr0 & (XBT_CR0_TS | XBT_CR0_EM))
+    if (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM))
         m.flags |= XBT_TM_FPU_NM;
-    if (!(v->cr4 & XBT_CR4_OSFXSR))
+    if (!(v->arch.cr4 & XBT_CR4_OSFXSR))
         m.flags |= XBT_TM_NO_SSE;
     return m;
 }
@@ -94,7 +94,7 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
         return true;
     }
     xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, false, v->cpl == 3, true, &r))
+    if (!xbt_walk_lin(v, lin, false, v->arch.cpl == 3, true, &r))
         return false;
     *page = (uint32_t)(r.gpa >> 12);
     if (!r.global)
@@ -106,7 +106,7 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
    physical pages it was translated from; otherwise it is dropped (false). */
 static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 {
-    uint32_t lin0 = v->seg[XBT_CS].base + b->eip;
+    uint32_t lin0 = v->arch.seg[XBT_CS].base + b->eip;
     if (lin0 == b->lin && xbt_block_fresh(v, b))
         return true;
     uint32_t lin1 = lin0 + (b->guest_len ? b->guest_len - 1 : 0);
@@ -238,7 +238,7 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
 {
     v->stats.ibl_misses++;
     xbt_block *t = xbt_tc_lookup(v->vm->tc, v->ctx.eip, key);
-    if (!t || t->lin != v->seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
+    if (!t || t->lin != v->arch.seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
         return;
     uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
     struct xbt_ibl_entry *e = &v->ibl[idx];
@@ -260,7 +260,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     xbt_vm *vm = v->vm;
     if (vm->no_share || v->xl.path || v->xl.prof || v->xl.block_count)
         return 0;
-    uint32_t lin = v->seg[XBT_CS].base + v->ctx.eip, p0, p1;
+    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip, p0, p1;
     if (!code_page(v, lin, &p0))
         return 0;
     xbt_block *src = xbt_tc_find_relocatable(vm->tc, p0, lin & 0xFFF, key, v->ctx.eip);
@@ -334,7 +334,7 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     if (ts == XBT_T_FETCH_FAULT) {
         if (v->fetch_pf) {
             /* The first instruction's bytes are on a page the guest cannot fetch. */
-            v->cr2 = v->fetch_pf_lin;
+            v->arch.cr2 = v->fetch_pf_lin;
             v->fetch_raised = true;
             if (!xbt_raise(v, XBT_PF, true, v->fetch_pf_err, v->ctx.eip))
                 v->fetch_raised = false; /* triple fault: the exit is set */
@@ -353,7 +353,7 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
        A trace's bytes need not end with its last fetch: walk both ends. */
     uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
     if (v->xl.path) {
-        uint32_t l0 = v->seg[XBT_CS].base + v->tb->eip;
+        uint32_t l0 = v->arch.seg[XBT_CS].base + v->tb->eip;
         if (!code_page(v, l0, &lin0) ||
             !code_page(v, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0), &lin1))
             return NULL; /* its pages are no longer mapped: no trace */
@@ -376,12 +376,12 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         }
     }
     b->epoch = v->mmu->tc_epoch;
-    b->lin = v->seg[XBT_CS].base + v->tb->eip;
+    b->lin = v->arch.seg[XBT_CS].base + v->tb->eip;
     if (vm->perfmap)
         xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
                               v->xl.path != NULL);
     {
-        uint32_t l0 = v->seg[XBT_CS].base + v->tb->eip;
+        uint32_t l0 = v->arch.seg[XBT_CS].base + v->tb->eip;
         mark_code_lin(v, l0, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0));
     }
     xbt_protect_code_page(vm->mmu, lin0);
@@ -393,19 +393,19 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
 static void complete_in(struct xbt_vcpu *v)
 {
     uint32_t data = v->exit.io.data;
-    unsigned size = v->io_in_reg_size & 7;
-    if ((v->io_in_reg_size & 0x80) && v->io_count > 1) {
+    unsigned size = v->pio.in_reg_size & 7;
+    if ((v->pio.in_reg_size & 0x80) && v->pio.count > 1) {
         /* A REP INS of io_count elements into one page of RAM (checked at the exit). */
-        uint32_t n = v->io_count, edi = v->ctx.gpr[XBT_EDI];
-        xbt_store_lin(v, v->seg[XBT_ES].base + edi, v->io_buf, n * size);
+        uint32_t n = v->pio.count, edi = v->ctx.gpr[XBT_EDI];
+        xbt_store_lin(v, v->arch.seg[XBT_ES].base + edi, v->pio.buf, n * size);
         v->pf_pending = false;
         v->ctx.gpr[XBT_EDI] = edi + n * size;
         v->ctx.gpr[XBT_ECX] -= n;
-        v->io_count = 1;
-    } else if (v->io_in_reg_size & 0x80) {
+        v->pio.count = 1;
+    } else if (v->pio.in_reg_size & 0x80) {
         /* INS: the data goes to ES:EDI, RAM or MMIO (the store exit comes next). */
         uint32_t edi = v->ctx.gpr[XBT_EDI];
-        xbt_store_lin(v, v->seg[XBT_ES].base + edi, &data, size);
+        xbt_store_lin(v, v->arch.seg[XBT_ES].base + edi, &data, size);
         v->pf_pending = false; /* checked when the INS ran (callouts.c) */
         int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
         v->ctx.gpr[XBT_EDI] = edi + (uint32_t)step;
@@ -422,19 +422,19 @@ static void complete_in(struct xbt_vcpu *v)
         else
             *eax = data;
     }
-    v->io_in_pending = false;
+    v->pio.in_pending = false;
 }
 
 /* A data write to a page holding translated code: snapshot the page, run the writing
    instruction alone (smc_single) with the page writable, then smc_data_end. */
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
 {
-    memcpy(v->smc_shadow, v->vm->ram + ((uint64_t)page << 12), 4096);
-    v->smc_data = true;
-    v->smc_data_page = page;
-    v->smc_data_lin = lin;
-    v->smc_data_paged = paged;
-    v->smc_single = true;
+    memcpy(v->smc.shadow, v->vm->ram + ((uint64_t)page << 12), 4096);
+    v->smc.data = true;
+    v->smc.data_page = page;
+    v->smc.data_lin = lin;
+    v->smc.data_paged = paged;
+    v->smc.single = true;
 }
 
 /* After the single step: if it changed code bytes after all (a string instruction
@@ -443,27 +443,27 @@ void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool pa
 static void smc_data_end(struct xbt_vcpu *v)
 {
     xbt_vm *vm = v->vm;
-    v->smc_data = false;
-    const uint8_t *now = vm->ram + ((uint64_t)v->smc_data_page << 12);
-    if (memcmp(now, v->smc_shadow, 4096) != 0) {
+    v->smc.data = false;
+    const uint8_t *now = vm->ram + ((uint64_t)v->smc.data_page << 12);
+    if (memcmp(now, v->smc.shadow, 4096) != 0) {
         uint32_t first = 0, last = 4095;
-        while (now[first] == v->smc_shadow[first])
+        while (now[first] == v->smc.shadow[first])
             first++;
-        while (now[last] == v->smc_shadow[last])
+        while (now[last] == v->smc.shadow[last])
             last--;
-        if (xbt_tc_page_range_has_code(vm->tc, v->smc_data_page, first, last - first + 1)) {
-            xbt_vm_invalidate(vm, (uint64_t)v->smc_data_page << 12, 4096);
-            if (v->smc_data_paged)
-                xbt_window_drop(vm->mmu, v->smc_data_lin & ~0xFFFu, 4096);
+        if (xbt_tc_page_range_has_code(vm->tc, v->smc.data_page, first, last - first + 1)) {
+            xbt_vm_invalidate(vm, (uint64_t)v->smc.data_page << 12, 4096);
+            if (v->smc.data_paged)
+                xbt_window_drop(vm->mmu, v->smc.data_lin & ~0xFFFu, 4096);
             return;
         }
     }
-    if (!vm->mmu->code_prot[v->smc_data_page])
+    if (!vm->mmu->code_prot[v->smc.data_page])
         return; /* invalidated meanwhile */
-    if (v->smc_data_paged)
-        xbt_window_drop(vm->mmu, v->smc_data_lin & ~0xFFFu, 4096);
+    if (v->smc.data_paged)
+        xbt_window_drop(vm->mmu, v->smc.data_lin & ~0xFFFu, 4096);
     else
-        xbt_identity_protect(vm->mmu, v->smc_data_page, false);
+        xbt_identity_protect(vm->mmu, v->smc.data_page, false);
 }
 
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
@@ -491,7 +491,7 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGFPE:
         if (v->fault_code == FPE_INTDIV || v->fault_code == FPE_INTOVF)
             return xbt_raise(v, XBT_DE, false, 0, eip);
-        return xbt_raise(v, (v->cr4 & XBT_CR4_OSXMMEXCPT) ? XBT_XM : XBT_MF, false, 0, eip);
+        return xbt_raise(v, (v->arch.cr4 & XBT_CR4_OSXMMEXCPT) ? XBT_XM : XBT_MF, false, 0, eip);
     case SIGILL:
         return xbt_raise(v, XBT_UDV, false, 0, eip);
     case SIGTRAP:
@@ -556,10 +556,12 @@ void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b)
 
 static void trace_abort(struct xbt_vcpu *v)
 {
-    xbt_block *h = v->rec_n ? xbt_tc_lookup(v->vm->tc, v->rec_path[0], v->rec_key) : NULL;
+    xbt_block *h = v->trace.rec_n
+                       ? xbt_tc_lookup(v->vm->tc, v->trace.rec_path[0], v->trace.rec_key)
+                       : NULL;
     if (h && !h->tstate)
         h->tstate = 2;
-    v->rec_n = 0;
+    v->trace.rec_n = 0;
     v->stats.trace_aborts++;
 }
 
@@ -568,35 +570,35 @@ static void trace_abort(struct xbt_vcpu *v)
 static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *m, uint32_t key,
                              uint64_t *chain_site)
 {
-    if (key != v->rec_key || trace_events(v) != v->rec_events) {
+    if (key != v->trace.rec_key || trace_events(v) != v->trace.rec_events) {
         trace_abort(v);
         return b;
     }
-    if (b->eip != v->rec_path[0] && b->tstate != 1 && v->rec_n < XBT_TRACE_MAX_BLOCKS) {
-        v->rec_path[v->rec_n++] = b->eip;
+    if (b->eip != v->trace.rec_path[0] && b->tstate != 1 && v->trace.rec_n < XBT_TRACE_MAX_BLOCKS) {
+        v->trace.rec_path[v->trace.rec_n++] = b->eip;
         return b;
     }
     /* Back at the head, at an existing trace or at the size bound: lay the path out
        (its last block's exits lead on as usual). */
-    uint32_t n = v->rec_n;
-    v->rec_n = 0;
-    xbt_block *h = xbt_tc_lookup(v->vm->tc, v->rec_path[0], key);
+    uint32_t n = v->trace.rec_n;
+    v->trace.rec_n = 0;
+    xbt_block *h = xbt_tc_lookup(v->vm->tc, v->trace.rec_path[0], key);
     if (!h)
         return b;
     bool at_head = h == b;
     xbt_vcpu_drop_block(v, h); /* the head's chains go; they come back to the trace */
-    v->xl.path = v->rec_path;
+    v->xl.path = v->trace.rec_path;
     v->xl.path_n = n;
     uint32_t eip = v->ctx.eip;
-    v->ctx.eip = v->rec_path[0];
+    v->ctx.eip = v->trace.rec_path[0];
     v->xl.prof = NULL;
     if (v->vm->cfg.flags & XBT_VM_TRACE_PROFILE) {
-        if (!v->prof_pool) {
-            v->prof_pool = calloc((size_t)XBT_PROF_TRACES * XBT_PROF_STRIDE, 8);
-            v->prof_info = calloc(XBT_PROF_TRACES, sizeof *v->prof_info);
+        if (!v->trace.prof_pool) {
+            v->trace.prof_pool = calloc((size_t)XBT_PROF_TRACES * XBT_PROF_STRIDE, 8);
+            v->trace.prof_info = calloc(XBT_PROF_TRACES, sizeof *v->trace.prof_info);
         }
-        if (v->prof_pool && v->prof_info && v->prof_n < XBT_PROF_TRACES)
-            v->xl.prof = &v->prof_pool[(size_t)v->prof_n * XBT_PROF_STRIDE];
+        if (v->trace.prof_pool && v->trace.prof_info && v->trace.prof_n < XBT_PROF_TRACES)
+            v->xl.prof = &v->trace.prof_pool[(size_t)v->trace.prof_n * XBT_PROF_STRIDE];
     }
     xbt_tc_stats before, after;
     xbt_tc_get_stats(v->vm->tc, &before);
@@ -615,7 +617,8 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
         v->stats.trace_blocks += v->tb->path_used;
         v->stats.trace_guards += v->tb->stats.trace_guards;
         if (profiled)
-            v->prof_info[v->prof_n++] = (struct xbt_prof_info){ v->rec_path[0], v->tb->path_used };
+            v->trace.prof_info[v->trace.prof_n++] =
+                (struct xbt_prof_info){ v->trace.rec_path[0], v->tb->path_used };
         if (at_head)
             return t;
     } else {
@@ -648,16 +651,16 @@ static bool run_setup(struct xbt_vcpu *v)
         xbt_set_internal_error(v, v->ctx.eip, "cannot set up an alternate signal stack");
         return false;
     }
-    if (!v->smc_exec) {
+    if (!v->smc.exec) {
         /* The scratch code page for uncached single steps: executable here, writable
            through a second mapping elsewhere (nothing is both), as the cache. */
-        if (!xbt_tc_map_code(XBT_BLOCK_MAX_CODE, &v->smc_exec, &v->smc_exec_w)) {
-            v->smc_exec = v->smc_exec_w = NULL;
+        if (!xbt_tc_map_code(XBT_BLOCK_MAX_CODE, &v->smc.exec, &v->smc.exec_w)) {
+            v->smc.exec = v->smc.exec_w = NULL;
             xbt_set_internal_error(v, v->ctx.eip, "cannot map a scratch code page");
             return false;
         }
         if (v->vm->perfmap)
-            xbt_perfmap_add(v->vm->perfmap, v->smc_exec, XBT_BLOCK_MAX_CODE, "xbt:single-step");
+            xbt_perfmap_add(v->vm->perfmap, v->smc.exec, XBT_BLOCK_MAX_CODE, "xbt:single-step");
     }
     if (!set_window(v)) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base (arch_prctl)");
@@ -671,14 +674,14 @@ static bool run_setup(struct xbt_vcpu *v)
    failed; v->exit holds it. */
 static bool finish_exit(struct xbt_vcpu *v)
 {
-    if (v->io_in_pending)
+    if (v->pio.in_pending)
         complete_in(v);
-    if (v->mmio_pending && !xbt_mmio_complete(v)) {
+    if (v->mmio.pending && !xbt_mmio_complete(v)) {
         v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
         return false; /* v->exit holds the reason */
     }
-    if (v->mmio_exit_ready) { /* MMIO to MMIO: MOVS's write, CMPS's second read */
-        v->mmio_exit_ready = false;
+    if (v->mmio.exit_ready) { /* MMIO to MMIO: MOVS's write, CMPS's second read */
+        v->mmio.exit_ready = false;
         v->stats.exits[XBT_EXIT_MMIO]++;
         return false;
     }
@@ -703,21 +706,21 @@ static bool follow_window(struct xbt_vcpu *v)
    a code page, the block a recording unlinked; then a stop request. */
 static int begin_dispatch(struct xbt_vcpu *v)
 {
-    if (v->shutdown) { /* a triple fault whose reporter went on (excp.c) */
+    if (v->arch.shutdown) { /* a triple fault whose reporter went on (excp.c) */
         memset(&v->exit, 0, sizeof v->exit);
         v->exit.reason = XBT_EXIT_SHUTDOWN;
         return XBT_LEAVE_EXIT;
     }
-    if (v->mmio_step_active && xbt_mmio_step_finish(v))
+    if (v->mmio.step_active && xbt_mmio_step_finish(v))
         return XBT_LEAVE_EXIT; /* the MMIO store of the instruction that just ran */
-    if (v->mmio_run) {
+    if (v->mmio.run) {
         if (!follow_window(v))
             return XBT_LEAVE_EXIT;
         xbt_mmio_step_prepare(v);
         if (v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
             return XBT_LEAVE_EXIT;
     }
-    if (v->smc_data && !v->smc_single)
+    if (v->smc.data && !v->smc.single)
         smc_data_end(v); /* the data write on a code page has run (or was undone) */
     if (v->unlinked) {
         xbt_tc_relink_out(v->vm->tc, v->unlinked);
@@ -741,22 +744,22 @@ static int handle_interrupt(struct xbt_vcpu *v)
 {
     /* The STI / MOV SS shadow covers exactly one instruction: run that one alone
        (uncached), so a loop starting right after STI still takes interrupts. */
-    if (v->interrupt_shadow) {
-        if (v->ctx.eip != v->shadow_eip)
-            v->interrupt_shadow = false;
+    if (v->arch.interrupt_shadow) {
+        if (v->ctx.eip != v->arch.shadow_eip)
+            v->arch.interrupt_shadow = false;
         else
-            v->smc_single = true;
+            v->smc.single = true;
     }
-    if (!v->nmi_blocked && !v->interrupt_shadow &&
+    if (!v->arch.nmi_blocked && !v->arch.interrupt_shadow &&
         atomic_load_explicit(&v->nmi_pending, memory_order_relaxed)) {
         /* An NMI: whatever IF says; NMIs stay blocked until the next IRET. */
         atomic_store(&v->nmi_pending, false);
-        v->nmi_blocked = true;
+        v->arch.nmi_blocked = true;
         v->stats.interrupts++;
         return dispatch_or_exit(xbt_deliver_interrupt(v, XBT_NMI, false, v->ctx.eip,
                                                       v->ctx.eip));
     }
-    if (v->ctx.vif && !v->interrupt_shadow && v->irq_fn) {
+    if (v->ctx.vif && !v->arch.interrupt_shadow && v->irq_fn) {
         /* The gates open before the poll (a kick after it closes them again); only
            a poll that finds nothing proves that nothing is pending. */
         __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_open,
@@ -770,13 +773,13 @@ static int handle_interrupt(struct xbt_vcpu *v)
     } else if (!v->irq_fn && !v->irq_window_req) {
         v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_open; /* no source */
     }
-    if (v->irq_window_req && v->ctx.vif && !v->interrupt_shadow) {
+    if (v->irq_window_req && v->ctx.vif && !v->arch.interrupt_shadow) {
         v->irq_window_req = false; /* the embedder injects now */
         memset(&v->exit, 0, sizeof v->exit);
         v->exit.reason = XBT_EXIT_IRQ_WINDOW;
         return XBT_LEAVE_EXIT;
     }
-    if (v->halted) {
+    if (v->arch.halted) {
         v->exit.reason = XBT_EXIT_HLT;
         return XBT_LEAVE_EXIT;
     }
@@ -787,16 +790,16 @@ static int handle_interrupt(struct xbt_vcpu *v)
    an instruction must run alone here; 0: translated code runs. */
 static int run_direct(struct xbt_vcpu *v)
 {
-    if (v->cpl != 3)
-        v->direct_sticky = false; /* back in the kernel: user code may run directly */
-    if (!v->smc_single && !v->interrupt_shadow && xbt_direct_wanted(v)) {
+    if (v->arch.cpl != 3)
+        v->dx.sticky = false; /* back in the kernel: user code may run directly */
+    if (!v->smc.single && !v->arch.interrupt_shadow && xbt_direct_wanted(v)) {
         if (!xbt_direct_run(v))
             return XBT_LEAVE_EXIT;
-        if (v->direct_xlate)
-            v->smc_single = true; /* that one instruction, translated */
+        if (v->dx.xlate)
+            v->smc.single = true; /* that one instruction, translated */
         return XBT_LEAVE_DISPATCH;
     }
-    v->direct_xlate = false;
+    v->dx.xlate = false;
     return 0;
 }
 
@@ -840,9 +843,9 @@ static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t 
    interrupt shadow, an instruction direct execution hands over. */
 static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
 {
-    if (v->rec_n)
+    if (v->trace.rec_n)
         trace_abort(v);
-    v->smc_single = false;
+    v->smc.single = false;
     uint32_t saved = v->xl.max_insns;
     bool (*site)(void *, uint32_t) = v->xl.mmio_site;
     v->xl.max_insns = 1;
@@ -852,7 +855,7 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     v->xl.mmio_site = site;
     if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
         /* The instruction's bytes are on a page the guest cannot fetch. */
-        v->cr2 = v->fetch_pf_lin;
+        v->arch.cr2 = v->fetch_pf_lin;
         return dispatch_or_exit(xbt_raise(v, XBT_PF, true, v->fetch_pf_err, v->ctx.eip));
     }
     if (ts == XBT_T_FETCH_FAULT) {
@@ -864,9 +867,9 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
         xbt_set_internal_error(v, v->ctx.eip, "translation failed: %s", v->tb->error);
         return XBT_LEAVE_EXIT;
     }
-    memcpy(v->smc_exec_w, v->tb->code, v->tb->code_len);
-    int rc = xbt_jit_enter(&v->ctx, v->smc_exec);
-    v->interrupt_shadow = false; /* the covered instruction has run */
+    memcpy(v->smc.exec_w, v->tb->code, v->tb->code_len);
+    int rc = xbt_jit_enter(&v->ctx, v->smc.exec);
+    v->arch.interrupt_shadow = false; /* the covered instruction has run */
     return rc;
 }
 
@@ -881,15 +884,15 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
     if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(vm->tc, chain_site, &from, &exit))
         return;
     if ((vm->cfg.flags & XBT_VM_TRACES) && b->tstate == 0 &&
-        (b->eip <= from->eip || from->tstate == 1) && !v->rec_n) {
+        (b->eip <= from->eip || from->tstate == 1) && !v->trace.rec_n) {
         uint32_t hot = vm->cfg.trace_threshold ? vm->cfg.trace_threshold : XBT_TRACE_HOT;
         if (++b->head_count >= hot) {
-            v->rec_n = 1;
-            v->rec_path[0] = b->eip;
-            v->rec_key = key;
-            v->rec_events = trace_events(v);
+            v->trace.rec_n = 1;
+            v->trace.rec_path[0] = b->eip;
+            v->trace.rec_key = key;
+            v->trace.rec_events = trace_events(v);
         }
-    } else if (!v->rec_n) {
+    } else if (!v->trace.rec_n) {
         xbt_tc_chain(vm->tc, from, exit, b);
     }
 }
@@ -908,7 +911,7 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
         v->fetch_raised = false; /* #PF on the code fetch, delivered */
         return XBT_LEAVE_DISPATCH;
     }
-    if (v->rec_n && !(b = trace_step(v, b, m, key, chain_site)))
+    if (v->trace.rec_n && !(b = trace_step(v, b, m, key, chain_site)))
         return XBT_LEAVE_EXIT;
     if (*chain_site)
         chain_block(v, b, key, *chain_site);
@@ -922,7 +925,7 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     b->execs++;
     if (b->tstate == 1)
         v->stats.trace_entries++;
-    if (v->rec_n) {
+    if (v->trace.rec_n) {
         /* Recording: every block comes back to the dispatcher (its exits and the
            inline lookup are off for this run; begin_dispatch relinks them). */
         v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
@@ -932,17 +935,17 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
         }
     }
     int rc;
-    if (!xbt_adapt_promoted(v) && v->cpl == 3) {
+    if (!xbt_adapt_promoted(v) && v->arch.cpl == 3) {
         /* Adaptive mode: how long this address space's user code runs between
            kernel entries. */
         uint64_t t0 = __builtin_ia32_rdtsc();
         rc = xbt_jit_enter(&v->ctx, b->host);
         xbt_adapt_account(v, __builtin_ia32_rdtsc() - t0);
     } else {
-        v->adapt_burst = 0; /* a kernel entry ends the burst */
+        v->dx.adapt_burst = 0; /* a kernel entry ends the burst */
         rc = xbt_jit_enter(&v->ctx, b->host);
     }
-    if (v->rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
+    if (v->trace.rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
         trace_abort(v); /* a callout, an exception or a fault on the way */
     if (rc == XBT_JIT_EXIT_INDIRECT)
         ibl_learn(v, key);
@@ -967,7 +970,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
             rc = run_direct(v);
         if (!rc)
             rc = enter_mode(v, &m, &key, &chain_site);
-        if (!rc && !v->smc_single)
+        if (!rc && !v->smc.single)
             rc = find_block(v, &m, key, &chain_site, &b);
         if (!rc)
             rc = b ? execute_block(v, b, key) : single_step(v, &m);
@@ -989,7 +992,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         return XBT_OK;
     /* Producers fill their member of the exit record; here only the reason resets. */
     v->exit.reason = XBT_EXIT_NONE;
-    v->shutdown = false;
+    v->arch.shutdown = false;
     xbt_current_vcpu = v;
     v->thread = pthread_self();
     atomic_store(&v->running, true);

@@ -14,10 +14,10 @@
 static inline bool xbt_cr_read(const struct xbt_vcpu *v, unsigned n, uint32_t *val)
 {
     switch (n) {
-    case 0: *val = v->cr0; return true;
-    case 2: *val = v->cr2; return true;
-    case 3: *val = v->cr3; return true;
-    case 4: *val = v->cr4; return true;
+    case 0: *val = v->arch.cr0; return true;
+    case 2: *val = v->arch.cr2; return true;
+    case 3: *val = v->arch.cr3; return true;
+    case 4: *val = v->arch.cr4; return true;
     default: return false;
     }
 }
@@ -56,8 +56,8 @@ static inline void xbt_eflags_write(struct xbt_vcpu *v, uint32_t value, uint32_t
 static inline void xbt_sti(struct xbt_vcpu *v, uint32_t next_eip)
 {
     if (!v->ctx.vif) {
-        v->interrupt_shadow = true;
-        v->shadow_eip = next_eip;
+        v->arch.interrupt_shadow = true;
+        v->arch.shadow_eip = next_eip;
     }
     v->ctx.vif = XBT_EFLAGS_IF;
 }

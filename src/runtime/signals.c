@@ -99,9 +99,9 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
         v->fault_rip = rip;
         siglongjmp(v->fault_jmp, 1);
     }
-    if (v && v->running && v->smc_exec && rip >= (uintptr_t)v->smc_exec &&
-        rip < (uintptr_t)v->smc_exec + XBT_BLOCK_MAX_CODE) {
-        const struct xbt_pcmap *m = xbt_tblock_lookup(v->tb, (uint32_t)(rip - (uintptr_t)v->smc_exec));
+    if (v && v->running && v->smc.exec && rip >= (uintptr_t)v->smc.exec &&
+        rip < (uintptr_t)v->smc.exec + XBT_BLOCK_MAX_CODE) {
+        const struct xbt_pcmap *m = xbt_tblock_lookup(v->tb, (uint32_t)(rip - (uintptr_t)v->smc.exec));
         take_guest_state(v, uc, NULL, m);
         v->fault_sig = m ? sig : -sig;
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
@@ -223,7 +223,7 @@ void xbt_vcpu_kick(xbt_vcpu *v)
     atomic_store(&v->kick, true);
     /* Guest user code running in a runner process leaves it; the vCPU thread waiting
        for it looks at the kick flag too. */
-    struct xbt_runner *r = atomic_load(&v->direct_runner);
+    struct xbt_runner *r = atomic_load(&v->dx.runner);
     if (r)
         xbt_runner_kick(r);
     if (atomic_load(&v->running))

@@ -12,10 +12,10 @@
 
 void xbt_stack_current(const struct xbt_vcpu *v, struct xbt_stack *st)
 {
-    st->ss = v->seg[XBT_SS];
+    st->ss = v->arch.seg[XBT_SS];
     st->desc = 0;
     st->esp = v->ctx.gpr[XBT_ESP];
-    st->user = v->cpl == 3;
+    st->user = v->arch.cpl == 3;
 }
 
 static inline uint32_t sp_mask(const xbt_segment *ss)
@@ -160,16 +160,16 @@ void xbt_stack_commit(struct xbt_vcpu *v, struct xbt_stack *st)
 int xbt_stack_inner(struct xbt_vcpu *v, unsigned dpl, uint32_t ext, struct xbt_stack *st,
                     uint32_t *err)
 {
-    bool tss32 = v->tr.type & 8;
+    bool tss32 = v->arch.tr.type & 8;
     uint32_t at = tss32 ? dpl * 8 + 4 : dpl * 4 + 2, width = tss32 ? 4 : 2;
     uint32_t esp = 0;
     uint16_t ss = 0;
-    *err = xbt_sel_err(v->tr.selector, ext);
-    if (v->tr.unusable || !v->tr.present || at + width + 1 > v->tr.limit)
+    *err = xbt_sel_err(v->arch.tr.selector, ext);
+    if (v->arch.tr.unusable || !v->arch.tr.present || at + width + 1 > v->arch.tr.limit)
         return XBT_TS;
     v->pf_pending = false;
-    if (!xbt_read_lin(v, v->tr.base + at, &esp, width) ||
-        !xbt_read_lin(v, v->tr.base + at + width, &ss, 2))
+    if (!xbt_read_lin(v, v->arch.tr.base + at, &esp, width) ||
+        !xbt_read_lin(v, v->arch.tr.base + at + width, &ss, 2))
         return xbt_mem_fault(v, XBT_TS, *err, err);
     *err = xbt_sel_err(ss, ext);
     if ((ss & ~3u) == 0 || (ss & 3) != dpl)

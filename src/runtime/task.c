@@ -65,32 +65,32 @@ static bool read_image(struct xbt_vcpu *v, uint32_t base, bool is32, struct tss_
 /* Saves the outgoing task's state into its TSS (checked writable before). */
 static void save_state(struct xbt_vcpu *v, uint32_t eip, uint32_t eflags)
 {
-    bool is32 = v->tr.type & 8;
+    bool is32 = v->arch.tr.type & 8;
     uint8_t b[0x60];
     uint32_t at, len;
     save_range(is32, &at, &len);
-    xbt_read_lin(v, v->tr.base + at, b + at, len); /* the words between stay as they are */
+    xbt_read_lin(v, v->arch.tr.base + at, b + at, len); /* the words between stay as they are */
     if (is32) {
         memcpy(b + 0x20, &eip, 4);
         memcpy(b + 0x24, &eflags, 4);
         memcpy(b + 0x28, v->ctx.gpr, 32);
         for (int i = 0; i < XBT_NSEG; i++)
-            memcpy(b + 0x48 + 4 * i, &v->seg[i].selector, 2);
+            memcpy(b + 0x48 + 4 * i, &v->arch.seg[i].selector, 2);
     } else {
         memcpy(b + 0x0E, &eip, 2);
         memcpy(b + 0x10, &eflags, 2);
         for (int i = 0; i < 8; i++)
             memcpy(b + 0x12 + 2 * i, &v->ctx.gpr[i], 2);
         for (int i = 0; i < 4; i++)
-            memcpy(b + 0x22 + 2 * i, &v->seg[i].selector, 2);
+            memcpy(b + 0x22 + 2 * i, &v->arch.seg[i].selector, 2);
     }
-    xbt_write_lin(v, v->tr.base + at, b + at, len);
+    xbt_write_lin(v, v->arch.tr.base + at, b + at, len);
 }
 
 /* The byte of a GDT descriptor that holds its type (busy bit: 2). */
 static uint32_t type_byte(const struct xbt_vcpu *v, uint16_t sel)
 {
-    return v->gdtr.base + (sel & ~7u) + 5;
+    return v->arch.gdtr.base + (sel & ~7u) + 5;
 }
 
 static void set_busy(struct xbt_vcpu *v, uint16_t sel, bool busy)
@@ -125,7 +125,7 @@ static int load_ldt(struct xbt_vcpu *v, uint16_t sel, uint32_t ext, uint32_t *er
         return r;
     if (s.s || s.type != 2 || !s.present)
         return XBT_TS;
-    v->ldtr = s;
+    v->arch.ldtr = s;
     return XBT_X_DONE;
 }
 
@@ -148,14 +148,14 @@ static int load_task_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t ext
         if (!s.present)
             return XBT_NP;
     } else if (seg == XBT_SS) {
-        if (!xbt_is_wdata(&s) || dpl != v->cpl || rpl != v->cpl)
+        if (!xbt_is_wdata(&s) || dpl != v->arch.cpl || rpl != v->arch.cpl)
             return XBT_TS;
         if (!s.present)
             return XBT_SSF;
     } else {
         if (!s.s || (xbt_is_code(&s) && !(s.type & 2)))
             return XBT_TS;
-        if (!xbt_is_conforming(&s) && (dpl < v->cpl || dpl < rpl))
+        if (!xbt_is_conforming(&s) && (dpl < v->arch.cpl || dpl < rpl))
             return XBT_TS;
         if (!s.present)
             return XBT_NP;
@@ -171,7 +171,7 @@ static int precheck(struct xbt_vcpu *v, uint16_t sel, const xbt_segment *nt,
                     enum xbt_task_reason why, uint32_t ext, struct tss_image *img,
                     uint32_t *err)
 {
-    bool new32 = nt->type & 8, old32 = v->tr.type & 8;
+    bool new32 = nt->type & 8, old32 = v->arch.tr.type & 8;
     *err = xbt_sel_err(sel, ext);
     if (nt->limit < (new32 ? 0x67u : 0x2Bu))
         return XBT_TS;
@@ -180,11 +180,11 @@ static int precheck(struct xbt_vcpu *v, uint16_t sel, const xbt_segment *nt,
         return xbt_mem_fault(v, XBT_TS, *err, err);
     uint32_t at, len;
     save_range(old32, &at, &len);
-    bool ok = xbt_probe_lin(v, v->tr.base + at, len, true, false);
+    bool ok = xbt_probe_lin(v, v->arch.tr.base + at, len, true, false);
     if (ok && (why == XBT_TASK_CALL || why == XBT_TASK_INT))
         ok = xbt_probe_lin(v, nt->base, 2, true, false);
-    if (ok && (why == XBT_TASK_JMP || why == XBT_TASK_IRET) && (v->tr.selector & ~7u))
-        ok = xbt_probe_lin(v, type_byte(v, v->tr.selector), 1, true, false);
+    if (ok && (why == XBT_TASK_JMP || why == XBT_TASK_IRET) && (v->arch.tr.selector & ~7u))
+        ok = xbt_probe_lin(v, type_byte(v, v->arch.tr.selector), 1, true, false);
     if (ok && why != XBT_TASK_IRET)
         ok = xbt_probe_lin(v, type_byte(v, sel), 1, true, false);
     if (!ok)
@@ -202,7 +202,7 @@ static int load_task(struct xbt_vcpu *v, bool new32, const struct tss_image *img
                      uint32_t ext, uint32_t *err)
 {
     if (new32 && xbt_paging(v)) {
-        v->cr3 = img->cr3;
+        v->arch.cr3 = img->cr3;
         xbt_cr3_changed(v); /* what MOV to CR3 does: windows, TLB, translations */
     }
     uint32_t keep = new32 ? 0 : 0xFFFF0000u;
@@ -210,19 +210,19 @@ static int load_task(struct xbt_vcpu *v, bool new32, const struct tss_image *img
     xbt_set_eflags(v, img->eflags, new32 ? 0xFFFFFFFFu : 0xFFFFu);
     for (int i = 0; i < 8; i++)
         v->ctx.gpr[i] = (v->ctx.gpr[i] & keep) | img->gpr[i];
-    v->cpl = img->seg[XBT_CS] & 3;
+    v->arch.cpl = img->seg[XBT_CS] & 3;
     for (int i = 0; i < XBT_NSEG; i++)
         null_seg(v, i, img->seg[i]);
-    memset(&v->ldtr, 0, sizeof v->ldtr);
-    v->ldtr.selector = img->ldt;
-    v->ldtr.unusable = 1;
+    memset(&v->arch.ldtr, 0, sizeof v->arch.ldtr);
+    v->arch.ldtr.selector = img->ldt;
+    v->arch.ldtr.unusable = 1;
     int r = load_ldt(v, img->ldt, ext, err);
     static const int order[XBT_NSEG] = { XBT_CS, XBT_SS, XBT_ES, XBT_DS, XBT_FS, XBT_GS };
     for (int i = 0; i < XBT_NSEG && r < 0; i++)
         r = load_task_seg(v, order[i], img->seg[order[i]], ext, err);
     if (r >= 0)
         return r;
-    if (v->ctx.eip > v->seg[XBT_CS].limit) {
+    if (v->ctx.eip > v->arch.seg[XBT_CS].limit) {
         *err = ext;
         return XBT_GP;
     }
@@ -244,25 +244,25 @@ int xbt_task_switch(struct xbt_vcpu *v, uint16_t sel, uint64_t d, enum xbt_task_
     uint32_t eflags = xbt_get_eflags(v);
     if (why == XBT_TASK_IRET)
         eflags &= ~XBT_EFLAGS_NT;
-    if ((why == XBT_TASK_JMP || why == XBT_TASK_IRET) && (v->tr.selector & ~7u))
-        set_busy(v, v->tr.selector, false);
+    if ((why == XBT_TASK_JMP || why == XBT_TASK_IRET) && (v->arch.tr.selector & ~7u))
+        set_busy(v, v->arch.tr.selector, false);
     save_state(v, ret_eip, eflags);
     bool new32 = nt.type & 8;
     if (why == XBT_TASK_CALL || why == XBT_TASK_INT) {
-        xbt_write_lin(v, nt.base, &v->tr.selector, 2);
+        xbt_write_lin(v, nt.base, &v->arch.tr.selector, 2);
         img.eflags |= XBT_EFLAGS_NT;
     }
     if (why != XBT_TASK_IRET)
         set_busy(v, sel, true);
     nt.type |= 2;
     nt.selector = sel;
-    v->tr = nt;
-    v->cr0 |= XBT_CR0_TS;
-    v->dr[7] &= ~0x155u; /* the local breakpoint enables (L0-L3, LE) */
+    v->arch.tr = nt;
+    v->arch.cr0 |= XBT_CR0_TS;
+    v->arch.dr[7] &= ~0x155u; /* the local breakpoint enables (L0-L3, LE) */
     r = load_task(v, new32, &img, ext, err);
     if (r == XBT_X_DONE && img.trap) {
-        v->dr[6] |= 0x8000; /* BT: the debug trap of the new TSS's T bit */
-        v->tss_trap = true;
+        v->arch.dr[6] |= 0x8000; /* BT: the debug trap of the new TSS's T bit */
+        v->arch.tss_trap = true;
     }
     return r;
 }
@@ -290,8 +290,8 @@ int xbt_task_return(struct xbt_vcpu *v, uint32_t next_eip, uint32_t *err)
 {
     uint16_t link = 0;
     v->pf_pending = false;
-    if (!xbt_read_lin(v, v->tr.base, &link, 2))
-        return xbt_mem_fault(v, XBT_TS, xbt_sel_err(v->tr.selector, 0), err);
+    if (!xbt_read_lin(v, v->arch.tr.base, &link, 2))
+        return xbt_mem_fault(v, XBT_TS, xbt_sel_err(v->arch.tr.selector, 0), err);
     *err = xbt_sel_err(link, 0);
     if (link & 4)
         return XBT_TS;

@@ -3,7 +3,12 @@
  *
  * All per-vCPU state lives in struct xbt_vcpu so that one thread (or process) per
  * vCPU stays possible.  The part translated code touches is the xbt_jit_ctx at the
- * start (R13 points at it).
+ * start (R13 points at it).  The rest is grouped by concern: the inline lookup tables,
+ * the architectural state outside ctx (arch), port I/O and MMIO exits with the MMIO
+ * state machine (pio, mmio), self-modifying code (smc), direct execution (direct, dx),
+ * traces and profiles (trace), host-fault reporting, statistics; large tables sit
+ * behind pointers in one allocation (struct xbt_vcpu_tables), so the vCPU is about
+ * 4 KiB.  The shadow MMU's state is its own (shadow-mmu/smmu.h, reached as v->mmu).
  */
 #ifndef XBT_RUNTIME_VCPU_H
 #define XBT_RUNTIME_VCPU_H
@@ -80,6 +85,19 @@ static inline void xbt_ibl_clear(struct xbt_ibl_entry *e)
     e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
 }
 
+/* What an MMIO access in progress is (struct xbt_vcpu_mmio.kind): what its completion
+   does with the device's data (mmio.c, xbt_mmio_complete). */
+enum xbt_mmio_kind {
+    XBT_MMIO_LOAD = 0,      /* a register load (MOV, MOVZX/MOVSX): the data into mmio.reg */
+    XBT_MMIO_LODS = 1,      /* LODS: into AL/AX/EAX */
+    XBT_MMIO_MOVS = 2,      /* MOVS from MMIO: the element stored at mmio.dst_lin */
+    XBT_MMIO_GENERIC = 3,   /* any other instruction: run once against the scratch page */
+    XBT_MMIO_SCAS = 4,      /* SCAS: compared with the other side */
+    XBT_MMIO_CMPS = 5,      /* CMPS with one side MMIO */
+    XBT_MMIO_CMPS_BOTH = 6, /* CMPS with both sides MMIO: [ESI] first, then XBT_MMIO_CMPS */
+    XBT_MMIO_CALLOUT = 7,   /* a callout's read: the data into mmio.co_rd */
+};
+
 struct xbt_vcpu {
     struct xbt_jit_ctx ctx;    /* first: R13 points here */
     xbt_vm *vm;
@@ -115,109 +133,118 @@ struct xbt_vcpu {
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
 
-    /* Architectural state not held in ctx. */
-    uint32_t cr0, cr2, cr3, cr4;
-    uint32_t dr[8];
-    xbt_segment seg[XBT_NSEG];       /* hidden parts; ctx->seg_sel/base mirror them */
-    xbt_segment ldtr, tr;
-    xbt_dtable gdtr, idtr;
-    uint32_t cpl;
+    /* Architectural state not held in ctx (the guest's registers, EIP and EFLAGS). */
+    struct xbt_vcpu_arch {
+        uint32_t cr0, cr2, cr3, cr4;
+        uint32_t dr[8];
+        xbt_segment seg[XBT_NSEG];       /* hidden parts; ctx->seg_sel/base mirror them */
+        xbt_segment ldtr, tr;
+        xbt_dtable gdtr, idtr;
+        uint32_t cpl;
+        uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
+            msr_efer, msr_misc_enable;
+        bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
+        uint32_t shadow_eip;             /* the instruction the shadow covers */
+        bool halted;
+        bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
+        bool shutdown;                   /* a triple fault: the run loop stops with SHUTDOWN */
+        bool nmi_blocked;                /* an NMI was delivered; the next IRET unblocks */
+    } arch;
     bool no_fast_callouts;           /* the VM's, where callouts_fast.c reads it */
-    uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
-        msr_efer, msr_misc_enable;
-    bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
-    uint32_t shadow_eip;             /* the instruction the shadow covers */
-    bool halted;
-    bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
-    bool shutdown;                   /* a triple fault: the run loop stops with SHUTDOWN */
 
-    /* Pending IN completion (KVM's rule: the embedder fills data, then runs again). */
-    bool io_in_pending;
-    /* An MMIO read waiting for the embedder's data (mmio.c). */
-    bool mmio_pending;
-    uint8_t mmio_reg;                /* destination GPR (|0x80: high byte) */
-    /* A MOV load crossing two MMIO pages: the first page's n1 bytes (lo) arrived, the
-       rest comes from split_gpa (a second read exit). */
-    uint8_t mmio_split_n1;
-    bool mmio_split_have;
-    uint32_t mmio_split_lo;
-    uint64_t mmio_split_gpa;
-    uint8_t mmio_size, mmio_dst_size; /* access size; register width written */
-    uint8_t mmio_sign;               /* MOVSX */
-    uint8_t mmio_kind;               /* 0 register load, 1 LODS, 2 MOVS from MMIO,
-                                        3 any other instruction (the generic path),
-                                        4 SCAS, 5 CMPS, 6 CMPS with MMIO on both
-                                        sides ([ESI] first, then kind 5 for [EDI]),
-                                        7 a callout's read (co_rd) */
-    /* The generic path: the instruction runs once against a scratch page mapped at the
-       MMIO address, filled with the device's data; what it stored there is written. */
-    bool mmio_run, mmio_step_active, mmio_step_writes;
-    bool mmio_raised;                /* xbt_mmio_begin raised a guest exception instead */
-    /* MMIO sites (mmio.c, xbt_mmio_note_fault): linear EIPs of instructions whose
-       accesses reached MMIO through host faults, with their counts (open addressing),
-       and the linear pages that hold a site (1 bit each; NULL until the first). */
-#define XBT_MMIO_SITES 1024
-#define XBT_MMIO_SITE_FAULTS 4       /* faults that make a site */
-    struct xbt_mmio_site_rec {
-        uint32_t lin, faults;
-        uint32_t ram, mmio;          /* a site's callouts that found RAM, MMIO */
-    } *mmio_sites;                   /* XBT_MMIO_SITES */
-    uint32_t n_mmio_sites;
-    uint8_t *mmio_site_pages;
-    /* The decoded instructions of recent MMIO-site callouts, by callout site: a site's
-       bytes cannot change while its block lives (its page is write-protected), and a
-       site's address is reused only after a flush. */
-#define XBT_MMIO_DCACHE 16
-    struct xbt_mmio_dcache {
-        uint64_t site;
-        uint32_t flushes;
-        xbt_insn in;
-    } *mmio_dcache;                  /* XBT_MMIO_DCACHE */
-    bool mmio_exit_ready;            /* v->exit holds an MMIO write to return at once */
-    /* A callout's explicit operand or stack access that met MMIO (callouts.c): reads are
-       exits answered before the instruction runs again, which then takes the data from
-       co_rd (up to 4 per instruction); stores are exits after it completed (co_wr, sent
-       one per xbt_vcpu_run). */
-    struct xbt_co_mmio { uint32_t lin; uint8_t size; bool valid; uint64_t gpa, data; }
-        co_rd[4], co_wr[4];
-    uint32_t co_rd_eip;              /* the instruction co_rd belongs to */
-    uint8_t co_rd_n, co_wr_n, co_wr_sent;
-    bool co_rd_requested;            /* a read exit is recorded: the callout leaves */
-    uint32_t mmio_step_lin, mmio_step_next;
-    uint64_t mmio_step_gpa;
-    uint8_t mmio_step_data[16];      /* the device's data (a 16-byte operand: two exits) */
-    uint8_t mmio_step_got;           /* bytes of it answered so far */
-    int mmio_scratch_fd;             /* a one-page memfd: the scratch page ... */
-    uint8_t *mmio_scratch;           /* ... as the VMM sees it */
-    uint8_t *mmio_scratch_at;        /* ... and where the window has it now */
-    uint8_t mmio_rep;                /* REP (CMPS/SCAS: 1 REPE, 2 REPNE) */
-    uint32_t mmio_cmp_other;         /* CMPS/SCAS: the element from the other side */
-    bool mmio_cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */
-    uint64_t mmio_cmp_dst_gpa;       /* CMPS with MMIO on both sides (kind 6): [EDI]'s */
-    int32_t mmio_step;               /* string: +-size per element (DF) */
-    uint32_t mmio_dst_lin;           /* MOVS from MMIO: where the element goes */
-    uint32_t mmio_next_eip;
-    uint8_t io_in_reg_size;
-    uint32_t io_count;               /* elements of the pending string I/O exit */
-    uint8_t *io_buf;                 /* their data (XBT_VM_STRING_IO; 4 KiB) */
-    uint32_t io_next_eip;
-    /* An SMC fault: run one instruction without caching, page writable. */
-    bool smc_single;
-    /* A write to a page with translated code but not to its code bytes (data beside
-       code): the page stays protected and its translations stay; the instruction runs
-       alone with the page writable, and what it changed is compared afterwards. */
-    bool smc_data;
-    uint32_t smc_data_page, smc_data_lin;
-    bool smc_data_paged;
-    uint8_t *smc_shadow;             /* the page before the step (4 KiB) */
-    uint8_t *smc_exec;               /* scratch code for uncached single steps (R+X) ... */
-    uint8_t *smc_exec_w;             /* ... and its writable view */
+    /* Port I/O exits: an IN waiting for the embedder's data (KVM's rule: the embedder
+       fills it, then runs again), string I/O's elements. */
+    struct xbt_vcpu_pio {
+        bool in_pending;
+        uint8_t in_reg_size;
+        uint32_t count;               /* elements of the pending string I/O exit */
+        uint8_t *buf;                 /* their data (XBT_VM_STRING_IO; 4 KiB) */
+        uint32_t next_eip;
+    } pio;
+    /* MMIO exits and their state machine (mmio.c), and a callout's accesses that met
+       MMIO (callouts.c). */
+    struct xbt_vcpu_mmio {
+        /* An MMIO read waiting for the embedder's data (mmio.c). */
+        bool pending;
+        uint8_t reg;                /* destination GPR (|0x80: high byte) */
+        /* A MOV load crossing two MMIO pages: the first page's n1 bytes (lo) arrived, the
+           rest comes from split_gpa (a second read exit). */
+        uint8_t split_n1;
+        bool split_have;
+        uint32_t split_lo;
+        uint64_t split_gpa;
+        uint8_t size, dst_size; /* access size; register width written */
+        uint8_t sign;               /* MOVSX */
+        uint8_t kind;                /* enum xbt_mmio_kind: what completes the access */
+        /* The generic path: the instruction runs once against a scratch page mapped at the
+           MMIO address, filled with the device's data; what it stored there is written. */
+        bool run, step_active, step_writes;
+        bool raised;                /* xbt_mmio_begin raised a guest exception instead */
+        /* MMIO sites (mmio.c, xbt_mmio_note_fault): linear EIPs of instructions whose
+           accesses reached MMIO through host faults, with their counts (open addressing),
+           and the linear pages that hold a site (1 bit each; NULL until the first). */
+    #define XBT_MMIO_SITES 1024
+    #define XBT_MMIO_SITE_FAULTS 4       /* faults that make a site */
+        struct xbt_mmio_site_rec {
+            uint32_t lin, faults;
+            uint32_t ram, mmio;          /* a site's callouts that found RAM, MMIO */
+        } *sites;                   /* XBT_MMIO_SITES */
+        uint32_t n_sites;
+        uint8_t *site_pages;
+        /* The decoded instructions of recent MMIO-site callouts, by callout site: a site's
+           bytes cannot change while its block lives (its page is write-protected), and a
+           site's address is reused only after a flush. */
+    #define XBT_MMIO_DCACHE 16
+        struct xbt_mmio_dcache {
+            uint64_t site;
+            uint32_t flushes;
+            xbt_insn in;
+        } *dcache;                  /* XBT_MMIO_DCACHE */
+        bool exit_ready;            /* v->exit holds an MMIO write to return at once */
+        /* A callout's explicit operand or stack access that met MMIO (callouts.c): reads are
+           exits answered before the instruction runs again, which then takes the data from
+           co_rd (up to 4 per instruction); stores are exits after it completed (co_wr, sent
+           one per xbt_vcpu_run). */
+        struct xbt_co_mmio { uint32_t lin; uint8_t size; bool valid; uint64_t gpa, data; }
+            co_rd[4], co_wr[4];
+        uint32_t co_rd_eip;              /* the instruction co_rd belongs to */
+        uint8_t co_rd_n, co_wr_n, co_wr_sent;
+        bool co_rd_requested;            /* a read exit is recorded: the callout leaves */
+        uint32_t step_lin, step_next;
+        uint64_t step_gpa;
+        uint8_t step_data[16];      /* the device's data (a 16-byte operand: two exits) */
+        uint8_t step_got;           /* bytes of it answered so far */
+        int scratch_fd;             /* a one-page memfd: the scratch page ... */
+        uint8_t *scratch;           /* ... as the VMM sees it */
+        uint8_t *scratch_at;        /* ... and where the window has it now */
+        uint8_t rep;                /* REP (CMPS/SCAS: 1 REPE, 2 REPNE) */
+        uint32_t cmp_other;         /* CMPS/SCAS: the element from the other side */
+        bool cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */
+        uint64_t cmp_dst_gpa;       /* CMPS with MMIO on both sides (kind 6): [EDI]'s */
+        int32_t step;               /* string: +-size per element (DF) */
+        uint32_t dst_lin;           /* MOVS from MMIO: where the element goes */
+        uint32_t next_eip;
+    } mmio;
+
+    /* Self-modifying code (run.c, mmu.c). */
+    struct xbt_vcpu_smc {
+        /* An SMC fault: run one instruction without caching, page writable. */
+        bool single;
+        /* A write to a page with translated code but not to its code bytes (data beside
+           code): the page stays protected and its translations stay; the instruction runs
+           alone with the page writable, and what it changed is compared afterwards. */
+        bool data;
+        uint32_t data_page, data_lin;
+        bool data_paged;
+        uint8_t *shadow;             /* the page before the step (4 KiB) */
+        uint8_t *exec;               /* scratch code for uncached single steps (R+X) ... */
+        uint8_t *exec_w;             /* ... and its writable view */
+    } smc;
 
     xbt_irq_fn irq_fn;
     void *irq_opaque;
     atomic_bool kick, stop;
     atomic_bool nmi_pending;         /* xbt_vcpu_nmi */
-    bool nmi_blocked;                /* an NMI was delivered; the next IRET unblocks */
     bool irq_window_req;             /* xbt_vcpu_request_irq_window */
     pthread_t thread;
     atomic_bool running;
@@ -238,38 +265,44 @@ struct xbt_vcpu {
     uint32_t fetch_pf_lin, fetch_pf_err;
     uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
 
-    /* Direct execution of user code (direct.c). */
+    /* Direct execution of user code (direct.c): the runner's last stop, and the vCPU's
+       side of it. */
     struct xbt_direct direct;
-    _Atomic(struct xbt_runner *) direct_runner; /* running guest code now: kicks go there */
-    bool direct_xlate;               /* run the next instruction translated, then direct */
-    bool direct_sticky;              /* user code entered a page that runs translated: it
-                                        stays translated until it enters the kernel (a
-                                        jump back and forth would cost two exits each) */
-    uint64_t adapt_burst;            /* adaptive mode: TSC ticks of translated user code
-                                        since the last kernel entry */
-    /* The last guest page fault raised from directly run code (direct.c: the next
-       entry maps the page if the guest's handler made it present). */
-    uint32_t direct_lost_streak;     /* runners lost to an outside SIGKILL in a row */
-    bool direct_refault;
-    uint32_t direct_refault_lin, direct_refault_err, direct_refault_cr3;
-#define XBT_HOT_SLOTS 256
-#define XBT_HOT_THRESHOLD 16
-    /* Adaptive mode: trap counts by linear page and address space (window set and its
-       generation: a set given to another address space forgets them). */
-    struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
+    struct xbt_vcpu_dx {
+        _Atomic(struct xbt_runner *) runner; /* running guest code now: kicks go there */
+        bool xlate;               /* run the next instruction translated, then direct */
+        bool sticky;              /* user code entered a page that runs translated: it
+                                            stays translated until it enters the kernel (a
+                                            jump back and forth would cost two exits each) */
+        uint64_t adapt_burst;            /* adaptive mode: TSC ticks of translated user code
+                                            since the last kernel entry */
+        /* The last guest page fault raised from directly run code (direct.c: the next
+           entry maps the page if the guest's handler made it present). */
+        uint32_t lost_streak;     /* runners lost to an outside SIGKILL in a row */
+        bool refault;
+        uint32_t refault_lin, refault_err, refault_cr3;
+    #define XBT_HOT_SLOTS 256
+    #define XBT_HOT_THRESHOLD 16
+        /* Adaptive mode: trap counts by linear page and address space (window set and its
+           generation: a set given to another address space forgets them). */
+        struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
+    } dx;
 
-    /* Trace recording (run.c): the path of basic blocks run since a hot head. */
-    uint32_t rec_path[XBT_TRACE_MAX_BLOCKS];
-    uint32_t rec_n, rec_key;
-    uint64_t rec_events;             /* interrupts + exceptions when it began */
-    /* Trace profiles (XBT_VM_TRACE_PROFILE): counters of XBT_PROF_TRACES traces,
-       XBT_PROF_STRIDE each ([0] entries, [k] side exit k), allocated at the first. */
-#define XBT_PROF_TRACES 4096
-#define XBT_PROF_STRIDE (1 + XBT_BLOCK_MAX_EXITS)
-    uint64_t *prof_pool;
-    struct xbt_prof_info { uint32_t eip, blocks; } *prof_info;
-    uint32_t prof_n;
-    uint64_t prof_block_entries;     /* entries of plain blocks (profiling) */
+    /* Traces and profiles (run.c). */
+    struct xbt_vcpu_trace {
+        /* Trace recording (run.c): the path of basic blocks run since a hot head. */
+        uint32_t rec_path[XBT_TRACE_MAX_BLOCKS];
+        uint32_t rec_n, rec_key;
+        uint64_t rec_events;             /* interrupts + exceptions when it began */
+        /* Trace profiles (XBT_VM_TRACE_PROFILE): counters of XBT_PROF_TRACES traces,
+           XBT_PROF_STRIDE each ([0] entries, [k] side exit k), allocated at the first. */
+    #define XBT_PROF_TRACES 4096
+    #define XBT_PROF_STRIDE (1 + XBT_BLOCK_MAX_EXITS)
+        uint64_t *prof_pool;
+        struct xbt_prof_info { uint32_t eip, blocks; } *prof_info;
+        uint32_t prof_n;
+        uint64_t prof_block_entries;     /* entries of plain blocks (profiling) */
+    } trace;
 
     xbt_exit exit;
     xbt_stats stats;
@@ -315,7 +348,7 @@ bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32
 uint32_t xbt_get_eflags(const struct xbt_vcpu *v);
 void xbt_set_eflags(struct xbt_vcpu *v, uint32_t value, uint32_t mask);
 /* MOV/POP to a data segment register or SS: false if it faulted (the fault raised; after
-   a triple fault v->shutdown stops the run loop). */
+   a triple fault v->arch.shutdown stops the run loop). */
 bool xbt_load_seg(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t eip);
 void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s);
 int xbt_iret_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, uint32_t nfl, uint32_t esp,
@@ -344,11 +377,11 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
     __attribute__((format(printf, 3, 4)));
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */
-static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->cr0 & XBT_CR0_PG; }
-static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->cr4 & XBT_CR4_PAE; }
+static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->arch.cr0 & XBT_CR0_PG; }
+static inline bool xbt_pae(const struct xbt_vcpu *v) { return v->arch.cr4 & XBT_CR4_PAE; }
 static inline xbt_smmu_regs xbt_paging_regs(const struct xbt_vcpu *v)
 {
-    return (xbt_smmu_regs){ v->cr0, v->cr3, v->cr4 };
+    return (xbt_smmu_regs){ v->arch.cr0, v->arch.cr3, v->arch.cr4 };
 }
 /* The address space CR3 names (xbt_smmu_as_key). */
 static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
@@ -359,7 +392,7 @@ static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
    paging on, else the K-window. */
 static inline uint8_t *xbt_current_window(const struct xbt_vcpu *v)
 {
-    return (xbt_paging(v) && v->cpl == 3) ? v->mmu->ubase : v->mmu->kbase;
+    return (xbt_paging(v) && v->arch.cpl == 3) ? v->mmu->ubase : v->mmu->kbase;
 }
 /* The block may run without a walk: none of its regions changed since it was checked. */
 static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
@@ -441,8 +474,8 @@ bool xbt_signals_init(void);
 extern __thread struct xbt_vcpu *xbt_current_vcpu;
 
 /* mmio.c: a guest access to physical memory without RAM.  Returns true with an MMIO
-   exit prepared in v->exit (or, with v->mmio_run, a step to run first), or false with
-   an internal error set or, with v->mmio_raised, a guest exception delivered (a #PF on
+   exit prepared in v->exit (or, with v->mmio.run, a step to run first), or false with
+   an internal error set or, with v->mmio.raised, a guest exception delivered (a #PF on
    the RAM side of an access that crosses into MMIO). */
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa);
 /* MMIO sites (mmio.c): a host fault on MMIO by translated code at ctx.eip counts

@@ -246,11 +246,11 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     }
     v->tables = t;
     v->ibl_sets = t->ibl_sets;
-    v->mmio_sites = t->mmio_sites;
-    v->mmio_dcache = t->mmio_dcache;
-    v->io_buf = t->io_buf;
-    v->smc_shadow = t->smc_shadow;
-    v->hot = t->hot;
+    v->mmio.sites = t->mmio_sites;
+    v->mmio.dcache = t->mmio_dcache;
+    v->pio.buf = t->io_buf;
+    v->smc.shadow = t->smc_shadow;
+    v->dx.hot = t->hot;
     v->tbuf = t->tbuf;
     v->tb = &t->tb;
     v->stlb = t->stlb;
@@ -285,7 +285,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         v->xl.mmio_site = xbt_mmio_site;
     v->xl.mmio_ctx = v;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
-        v->xl.block_count = &v->prof_block_entries;
+        v->xl.block_count = &v->trace.prof_block_entries;
     struct xbt_jit_ctx *c = &v->ctx;
     c->exit_direct = (uint64_t)(uintptr_t)xbt_jit_exit_direct;
     c->exit_indirect = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
@@ -307,21 +307,21 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     uint32_t mxcsr_mask = 0xFFFF;
     memcpy(c->fpu + 28, &mxcsr_mask, 4);
     /* Protected mode, paging off, flat segments (the multiboot entry state). */
-    v->cr0 = XBT_CR0_PE | XBT_CR0_ET;
-    flat_seg(&v->seg[XBT_CS], 0x08, 0xB);
+    v->arch.cr0 = XBT_CR0_PE | XBT_CR0_ET;
+    flat_seg(&v->arch.seg[XBT_CS], 0x08, 0xB);
     for (int s = 0; s < XBT_NSEG; s++) {
         if (s != XBT_CS)
-            flat_seg(&v->seg[s], 0x10, 0x3);
-        c->seg_sel[s] = v->seg[s].selector;
-        c->seg_limit[s] = v->seg[s].limit;
+            flat_seg(&v->arch.seg[s], 0x10, 0x3);
+        c->seg_sel[s] = v->arch.seg[s].selector;
+        c->seg_limit[s] = v->arch.seg[s].limit;
     }
-    v->ldtr.type = 2;
-    v->tr.type = 0xB;
-    v->tr.present = 1;
-    v->gdtr.limit = 0xFFFF;
-    v->idtr.limit = 0xFFFF;
-    v->msr_apic_base = 0xFEE00900;
-    v->msr_pat = 0x0007040600070406ull;
+    v->arch.ldtr.type = 2;
+    v->arch.tr.type = 0xB;
+    v->arch.tr.present = 1;
+    v->arch.gdtr.limit = 0xFFFF;
+    v->arch.idtr.limit = 0xFFFF;
+    v->arch.msr_apic_base = 0xFEE00900;
+    v->arch.msr_pat = 0x0007040600070406ull;
     vm->vcpu = v;
     *out = v;
     return XBT_OK;
@@ -338,24 +338,24 @@ size_t xbt_vcpu_trace_profile(xbt_vcpu *v, xbt_trace_profile *out, size_t max)
 {
     if (!v || (max && !out))
         return 0;
-    if (!max || !v->prof_n)
-        return v->prof_n;
-    xbt_trace_profile *all = calloc(v->prof_n, sizeof *all);
+    if (!max || !v->trace.prof_n)
+        return v->trace.prof_n;
+    xbt_trace_profile *all = calloc(v->trace.prof_n, sizeof *all);
     if (!all)
         return 0;
-    for (uint32_t i = 0; i < v->prof_n; i++) {
-        const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
-        all[i].eip = v->prof_info[i].eip;
-        all[i].blocks = v->prof_info[i].blocks;
+    for (uint32_t i = 0; i < v->trace.prof_n; i++) {
+        const uint64_t *c = &v->trace.prof_pool[(size_t)i * XBT_PROF_STRIDE];
+        all[i].eip = v->trace.prof_info[i].eip;
+        all[i].blocks = v->trace.prof_info[i].blocks;
         all[i].entries = c[0];
         for (int k = 1; k < XBT_PROF_STRIDE; k++)
             all[i].side_exits += c[k];
     }
-    qsort(all, v->prof_n, sizeof *all, prof_cmp);
-    size_t n = max < v->prof_n ? max : v->prof_n;
+    qsort(all, v->trace.prof_n, sizeof *all, prof_cmp);
+    size_t n = max < v->trace.prof_n ? max : v->trace.prof_n;
     memcpy(out, all, n * sizeof *out);
     free(all);
-    return v->prof_n;
+    return v->trace.prof_n;
 }
 
 void xbt_vcpu_destroy(xbt_vcpu *v)
@@ -367,16 +367,16 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     for (int k = 0; k < XBT_IBL_SETS; k++)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);
-    free(v->prof_pool);
-    free(v->prof_info);
-    free(v->mmio_site_pages);
-    if (v->mmio_scratch) {
-        munmap(v->mmio_scratch, 4096);
-        close(v->mmio_scratch_fd);
+    free(v->trace.prof_pool);
+    free(v->trace.prof_info);
+    free(v->mmio.site_pages);
+    if (v->mmio.scratch) {
+        munmap(v->mmio.scratch, 4096);
+        close(v->mmio.scratch_fd);
     }
-    if (v->smc_exec) {
-        munmap(v->smc_exec, XBT_BLOCK_MAX_CODE);
-        munmap(v->smc_exec_w, XBT_BLOCK_MAX_CODE);
+    if (v->smc.exec) {
+        munmap(v->smc.exec, XBT_BLOCK_MAX_CODE);
+        munmap(v->smc.exec_w, XBT_BLOCK_MAX_CODE);
     }
     free(v->tables);
     free(v);
@@ -401,10 +401,10 @@ xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
     g[4] = r->esp, g[5] = r->ebp, g[6] = r->esi, g[7] = r->edi;
     v->ctx.eip = r->eip;
     xbt_set_eflags(v, r->eflags, 0xFFFFFFFF);
-    v->io_in_pending = false;
-    v->mmio_pending = false;
-    v->halted = false;          /* new state from the embedder ends a HLT */
-    v->interrupt_shadow = false;
+    v->pio.in_pending = false;
+    v->mmio.pending = false;
+    v->arch.halted = false;          /* new state from the embedder ends a HLT */
+    v->arch.interrupt_shadow = false;
     return XBT_OK;
 }
 
@@ -412,11 +412,11 @@ xbt_status xbt_vcpu_get_sregs(xbt_vcpu *v, xbt_sregs *s)
 {
     if (!v || !s)
         return XBT_E_INVAL;
-    s->es = v->seg[XBT_ES], s->cs = v->seg[XBT_CS], s->ss = v->seg[XBT_SS];
-    s->ds = v->seg[XBT_DS], s->fs = v->seg[XBT_FS], s->gs = v->seg[XBT_GS];
-    s->tr = v->tr, s->ldt = v->ldtr, s->gdt = v->gdtr, s->idt = v->idtr;
-    s->cr0 = v->cr0, s->cr2 = v->cr2, s->cr3 = v->cr3, s->cr4 = v->cr4;
-    memcpy(s->dr, v->dr, sizeof s->dr);
+    s->es = v->arch.seg[XBT_ES], s->cs = v->arch.seg[XBT_CS], s->ss = v->arch.seg[XBT_SS];
+    s->ds = v->arch.seg[XBT_DS], s->fs = v->arch.seg[XBT_FS], s->gs = v->arch.seg[XBT_GS];
+    s->tr = v->arch.tr, s->ldt = v->arch.ldtr, s->gdt = v->arch.gdtr, s->idt = v->arch.idtr;
+    s->cr0 = v->arch.cr0, s->cr2 = v->arch.cr2, s->cr3 = v->arch.cr3, s->cr4 = v->arch.cr4;
+    memcpy(s->dr, v->arch.dr, sizeof s->dr);
     return XBT_OK;
 }
 
@@ -427,22 +427,26 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     if ((s->cr0 & XBT_CR0_PG) && !(s->cr0 & XBT_CR0_PE))
         return XBT_E_INVAL;
     bool paging_was = xbt_paging(v);
-    uint32_t cr3_was = v->cr3, cr4_was = v->cr4, cr0_was = v->cr0;
-    v->seg[XBT_ES] = s->es, v->seg[XBT_CS] = s->cs, v->seg[XBT_SS] = s->ss;
-    v->seg[XBT_DS] = s->ds, v->seg[XBT_FS] = s->fs, v->seg[XBT_GS] = s->gs;
+    uint32_t cr3_was = v->arch.cr3, cr4_was = v->arch.cr4, cr0_was = v->arch.cr0;
+    v->arch.seg[XBT_ES] = s->es, v->arch.seg[XBT_CS] = s->cs, v->arch.seg[XBT_SS] = s->ss;
+    v->arch.seg[XBT_DS] = s->ds, v->arch.seg[XBT_FS] = s->fs, v->arch.seg[XBT_GS] = s->gs;
     for (int i = 0; i < XBT_NSEG; i++) {
-        v->ctx.seg_sel[i] = v->seg[i].selector;
-        v->ctx.seg_base[i] = v->seg[i].base;
-        v->ctx.seg_limit[i] = v->seg[i].limit;
+        v->ctx.seg_sel[i] = v->arch.seg[i].selector;
+        v->ctx.seg_base[i] = v->arch.seg[i].base;
+        v->ctx.seg_limit[i] = v->arch.seg[i].limit;
     }
-    v->cpl = v->seg[XBT_CS].dpl;
-    v->tr = s->tr, v->ldtr = s->ldt, v->gdtr = s->gdt, v->idtr = s->idt;
-    v->cr0 = s->cr0 | XBT_CR0_ET, v->cr2 = s->cr2, v->cr3 = s->cr3, v->cr4 = s->cr4;
-    memcpy(v->dr, s->dr, sizeof v->dr);
+    v->arch.cpl = v->arch.seg[XBT_CS].dpl;
+    v->arch.tr = s->tr, v->arch.ldtr = s->ldt, v->arch.gdtr = s->gdt, v->arch.idtr = s->idt;
+    v->arch.cr0 = s->cr0 | XBT_CR0_ET;
+    v->arch.cr2 = s->cr2;
+    v->arch.cr3 = s->cr3;
+    v->arch.cr4 = s->cr4;
+    memcpy(v->arch.dr, s->dr, sizeof v->arch.dr);
     if (paging_was != xbt_paging(v) ||
         (xbt_paging(v) &&
-         (cr3_was != v->cr3 || ((cr4_was ^ v->cr4) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE)) ||
-          ((cr0_was ^ v->cr0) & XBT_CR0_WP))))
+         (cr3_was != v->arch.cr3 ||
+          ((cr4_was ^ v->arch.cr4) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE)) ||
+          ((cr0_was ^ v->arch.cr0) & XBT_CR0_WP))))
         xbt_paging_changed(v);
     return XBT_OK;
 }
@@ -498,7 +502,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
                                 : 0;
     }
     st->translate_ns = v->translate_ns;
-    st->block_execs = v->prof_block_entries;
+    st->block_execs = v->trace.prof_block_entries;
     st->code_page_invalidations = v->vm->code_page_invals;
     st->wrec_checked = v->vm->mmu->wrec_checked;
     st->wrec_dropped = v->vm->mmu->wrec_dropped;
@@ -513,8 +517,8 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
         st->direct_wait_ns += r->wait_ns;
         st->direct_map_requests += r->requests;
     }
-    for (uint32_t i = 0; i < v->prof_n; i++) {
-        const uint64_t *c = &v->prof_pool[(size_t)i * XBT_PROF_STRIDE];
+    for (uint32_t i = 0; i < v->trace.prof_n; i++) {
+        const uint64_t *c = &v->trace.prof_pool[(size_t)i * XBT_PROF_STRIDE];
         st->trace_execs += c[0];
         for (int k = 1; k < XBT_PROF_STRIDE; k++)
             st->trace_side_exits += c[k];
