@@ -19,7 +19,7 @@ new=$b/tools/xbt-run
 guest=$b/bench/nano.elf
 dir=$b/linux
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+[ -n "${XBT_COMPARE_KEEP:-}" ] && echo "raw results in $out" >&2 || trap 'rm -rf "$out"' EXIT
 have_linux=1
 [ -f "$dir/vmlinuz" ] || { have_linux=0; echo "SKIP Linux: no guest in $dir (scripts/linux-guest.sh)"; }
 cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet XBT_FORKS=$forks"
@@ -59,7 +59,8 @@ END {
         for (m = 1; m <= 3; m++) {
             o = median("old-" ml[m] SUBSEP order[i]); n = median("new-" ml[m] SUBSEP order[i])
             if (o == "" || n == "") continue
-            printf "%-12s %-9s %12s %12s %8s\n", order[i], ml[m], o, n, o > 0 ? sprintf("%.2f", n / o) : "-"
+            r = (o > 0) ? sprintf("%.2f", n / o) : "-"
+            printf "%-12s %-9s %12s %12s %8s\n", order[i], ml[m], o, n, r
         }
     printf "medians of %d interleaved runs; nanobenchmarks in cycles, linux-boot and linux-forks in guest seconds\n", reps
 }' "$out/nano"
