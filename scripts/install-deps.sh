@@ -13,6 +13,7 @@ PKGS=(
   libcapstone-dev                # independent decoder used as a test oracle
   libunwind-dev                  # host backtraces in crash reports
   qemu-system-x86                # qemu-system-i386: the TCG (and KVM) peer
+  gdb                            # xbt-run --gdb's test (tests/gdb)
   binutils                       # objdump/objcopy for guest images
   gnuplot-nox                    # benchmark plots
   valgrind

@@ -95,6 +95,9 @@ extern "C" {
  *   XBT_USER_ADAPTIVE (it asked for XBT_USER_DIRECT).
  *   API 1.2: XBT_VM_STRING_IO (REP INS/OUTS: many elements per I/O exit, io.count and
  *   io.buf), XBT_CAP_STRING_IO.
+ *   API 1.3: debugging: xbt_vcpu_set_breakpoint, xbt_vcpu_set_single_step,
+ *   xbt_vcpu_read_virt; XBT_EXIT_DEBUG is produced (exit record member debug);
+ *   XBT_CAP_DEBUG.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -102,7 +105,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 2
+#define XBT_API_VERSION_MINOR 3
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -142,6 +145,7 @@ uint32_t xbt_api_version(void);
 #define XBT_CAP_TRACES        (1ull << 4) /* XBT_VM_TRACES */
 #define XBT_CAP_TRACE_PROFILE (1ull << 5) /* XBT_VM_TRACE_PROFILE, xbt_vcpu_trace_profile */
 #define XBT_CAP_STRING_IO     (1ull << 6) /* XBT_VM_STRING_IO */
+#define XBT_CAP_DEBUG         (1ull << 7) /* breakpoints, single-step, XBT_EXIT_DEBUG */
 
 /* The XBT_CAP_* bits available. */
 uint64_t xbt_capabilities(void);
@@ -390,7 +394,7 @@ enum xbt_exit_reason {
     XBT_EXIT_MMIO,           /* access to guest physical memory without RAM: mmio */
     XBT_EXIT_HLT,            /* HLT with interrupts enabled and none pending (or IF=0) */
     XBT_EXIT_SHUTDOWN,       /* triple fault */
-    XBT_EXIT_DEBUG,          /* a debug event (reserved) */
+    XBT_EXIT_DEBUG,          /* a breakpoint or a single step (xbt_vcpu_set_breakpoint) */
     XBT_EXIT_INTERNAL_ERROR, /* xbt could not go on: internal.message says why */
     XBT_EXIT_STOPPED,        /* the embedder asked (xbt_vcpu_stop) */
     XBT_EXIT_IRQ_WINDOW,     /* the guest can take an interrupt now (if requested) */
@@ -423,6 +427,11 @@ typedef struct xbt_exit {
             uint32_t eip;
             char message[200];
         } internal;
+        struct {
+            uint32_t eip;    /* where the guest stopped (the next instruction to run) */
+            uint32_t linear; /* CS base + eip */
+            uint32_t why;    /* XBT_DEBUG_BREAKPOINT or XBT_DEBUG_STEP */
+        } debug;
         uint8_t raw[256];
     };
 } xbt_exit;
@@ -458,6 +467,28 @@ void xbt_vcpu_kick(xbt_vcpu *cpu);
 void xbt_vcpu_nmi(xbt_vcpu *cpu);
 /* Any thread: leave xbt_vcpu_run with XBT_EXIT_STOPPED within a bounded time. */
 void xbt_vcpu_stop(xbt_vcpu *cpu);
+
+/*
+ * Debugging (what a gdb stub needs; xbt-run --gdb is one).  A breakpoint is a guest
+ * linear address (CS base + EIP, as hardware's debug registers see it): the run stops
+ * with XBT_EXIT_DEBUG (why XBT_DEBUG_BREAKPOINT) before the instruction there runs; the
+ * next run starts with that instruction without stopping again.  With single-step on,
+ * each run executes one instruction (an interrupt or exception it raises is delivered:
+ * the stop is at the handler's first instruction) and stops with XBT_DEBUG_STEP.  While
+ * any breakpoint or single-step is set, guest user code runs translated, never
+ * directly (direct execution would not see them), and translations end before every
+ * breakpoint; setting or clearing one drops the translation cache.  At most
+ * XBT_MAX_BREAKPOINTS; XBT_E_INVAL beyond, or for clearing one that is not set.  On the
+ * vCPU's thread between runs.
+ */
+#define XBT_MAX_BREAKPOINTS 32
+enum { XBT_DEBUG_BREAKPOINT = 1, XBT_DEBUG_STEP = 2 };
+xbt_status xbt_vcpu_set_breakpoint(xbt_vcpu *cpu, uint32_t linear, int on);
+xbt_status xbt_vcpu_set_single_step(xbt_vcpu *cpu, int on);
+/* Guest memory by linear address, through the guest's page tables as they are now
+   (paging off: physical), as a debugger reads it: no accessed or dirty bit is set, no
+   fault is raised.  XBT_E_INVAL if some byte is not mapped or not RAM. */
+xbt_status xbt_vcpu_read_virt(xbt_vcpu *cpu, uint32_t linear, void *dst, size_t len);
 
 /*
  * Counters of one vCPU.  Sized: the caller sets `size` to the size of the struct it was

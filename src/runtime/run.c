@@ -240,6 +240,8 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
     xbt_block *t = xbt_tc_lookup(v->vm->tc, v->ctx.eip, key);
     if (!t || t->lin != v->arch.seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
         return;
+    if (v->dbg.n_bp && xbt_debug_is_bp(v, t->lin))
+        return; /* a breakpoint: indirect branches there leave to the dispatcher */
     uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
     struct xbt_ibl_entry *e = &v->ibl[idx];
     struct xbt_ibl_set *set = v->ibl_cur;
@@ -316,6 +318,21 @@ static enum xbt_tstatus translate_tb(struct xbt_vcpu *v, const xbt_tmode *m)
 }
 
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
+void xbt_vcpu_flush_translations(struct xbt_vcpu *v)
+{
+    xbt_vm *vm = v->vm;
+    xbt_tc_flush(vm->tc);
+    if (vm->perfmap)
+        xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
+    ibl_reset(v);
+    v->unlinked = NULL;
+    if (v->trace.rec_n)
+        v->trace.rec_n = 0; /* its blocks are gone */
+    for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
+        if (vm->mmu->code_prot[p])
+            xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
+}
+
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
     xbt_vm *vm = v->vm;
@@ -323,7 +340,8 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
        block were 2% of a glibc exec loop on this VM host. */
     uint64_t t0 = __builtin_ia32_rdtsc();
     enum xbt_tstatus ts = XBT_T_OK;
-    int shared = share_block(v, m, key);
+    /* A copy made for another EIP knows nothing of breakpoints at this one. */
+    int shared = xbt_debugging(v) ? 0 : share_block(v, m, key);
     if (shared < 0)
         return NULL;
     if (!shared)
@@ -361,14 +379,7 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
     xbt_block *b = xbt_tc_insert(vm->tc, v->tb, key, lin0, lin1);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
-        xbt_tc_flush(vm->tc);
-        if (vm->perfmap)
-            xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
-        ibl_reset(v);
-        v->unlinked = NULL;
-        for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
-            if (vm->mmu->code_prot[p])
-                xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
+        xbt_vcpu_flush_translations(v);
         b = xbt_tc_insert(vm->tc, v->tb, key, lin0, lin1);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
@@ -883,7 +894,9 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
     uint32_t exit;
     if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(vm->tc, chain_site, &from, &exit))
         return;
-    if ((vm->cfg.flags & XBT_VM_TRACES) && b->tstate == 0 &&
+    if (v->dbg.n_bp && xbt_debug_is_bp(v, b->lin))
+        return; /* entered through the dispatcher, which stops there */
+    if ((vm->cfg.flags & XBT_VM_TRACES) && b->tstate == 0 && !xbt_debugging(v) &&
         (b->eip <= from->eip || from->tstate == 1) && !v->trace.rec_n) {
         uint32_t hot = vm->cfg.trace_threshold ? vm->cfg.trace_threshold : XBT_TRACE_HOT;
         if (++b->head_count >= hot) {
@@ -952,6 +965,39 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     return rc;
 }
 
+/* The debugger's stops: after a single step, or before an instruction at a breakpoint
+   (once: the run after the stop starts with it).  Single-step runs each instruction
+   alone, uncached. */
+static int debug_stop(struct xbt_vcpu *v)
+{
+    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip;
+    uint32_t why = 0;
+    if (v->dbg.stepped) {
+        v->dbg.stepped = false;
+        why = XBT_DEBUG_STEP;
+    } else if (v->dbg.resume && lin == v->dbg.resume_lin) {
+        v->dbg.resume = false;
+    } else if (xbt_debug_is_bp(v, lin)) {
+        why = XBT_DEBUG_BREAKPOINT;
+    }
+    if (why) {
+        v->dbg.resume = true; /* continuing runs this instruction */
+        v->dbg.resume_lin = lin;
+        memset(&v->exit, 0, sizeof v->exit);
+        v->exit.reason = XBT_EXIT_DEBUG;
+        v->exit.debug.eip = v->ctx.eip;
+        v->exit.debug.linear = lin;
+        v->exit.debug.why = why;
+        return XBT_LEAVE_EXIT;
+    }
+    v->dbg.resume = false;
+    if (v->dbg.step) {
+        v->smc.single = true;
+        v->dbg.stepped = true;
+    }
+    return 0;
+}
+
 /* The dispatcher.  A function of its own, not inlined into xbt_vcpu_run: a host fault in
    translated code leaves it by siglongjmp, and nothing of it outlives that (the exit the
    faulting block was to take is not chained). */
@@ -964,6 +1010,8 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         uint32_t key = 0;
         xbt_block *b = NULL;
         int rc = begin_dispatch(v);
+        if (!rc && xbt_debugging(v))
+            rc = debug_stop(v);
         if (!rc)
             rc = handle_interrupt(v);
         if (!rc)

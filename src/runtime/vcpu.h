@@ -288,6 +288,16 @@ struct xbt_vcpu {
         struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
     } dx;
 
+    /* The debugger's breakpoints (linear addresses) and single-step (run.c). */
+    struct xbt_vcpu_dbg {
+        uint32_t bp[XBT_MAX_BREAKPOINTS];
+        uint32_t n_bp;
+        bool step;                   /* each run: one instruction */
+        bool stepped;                /* that instruction ran: stop now */
+        bool resume;                 /* the next dispatch at resume_lin runs it, no stop */
+        uint32_t resume_lin;
+    } dbg;
+
     /* Traces and profiles (run.c). */
     struct xbt_vcpu_trace {
         /* Trace recording (run.c): the path of basic blocks run since a hot head. */
@@ -375,6 +385,21 @@ enum {
 
 void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A debugger's breakpoint or single-step is set: user code runs translated, no traces. */
+static inline bool xbt_debugging(const struct xbt_vcpu *v)
+{
+    return v->dbg.n_bp || v->dbg.step;
+}
+static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
+{
+    for (uint32_t i = 0; i < v->dbg.n_bp; i++)
+        if (v->dbg.bp[i] == lin)
+            return true;
+    return false;
+}
+/* run.c: every translation dropped (chains, lookup tables, code-page protection). */
+void xbt_vcpu_flush_translations(struct xbt_vcpu *v);
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->arch.cr0 & XBT_CR0_PG; }

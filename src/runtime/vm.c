@@ -540,3 +540,85 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     memcpy(out, &all, n);
     return XBT_OK;
 }
+
+/* ---- debugging -------------------------------------------------------------------- */
+
+/* The translator's stop hook: an instruction at a breakpoint starts a block of its own. */
+static bool debug_stop_before(void *vcpu, uint32_t eip)
+{
+    const struct xbt_vcpu *v = vcpu;
+    return xbt_debug_is_bp(v, v->arch.seg[XBT_CS].base + eip);
+}
+
+xbt_status xbt_vcpu_set_breakpoint(xbt_vcpu *v, uint32_t linear, int on)
+{
+    if (!v)
+        return XBT_E_INVAL;
+    uint32_t i = 0;
+    while (i < v->dbg.n_bp && v->dbg.bp[i] != linear)
+        i++;
+    if (on && i == v->dbg.n_bp) {
+        if (v->dbg.n_bp == XBT_MAX_BREAKPOINTS)
+            return XBT_E_INVAL;
+        v->dbg.bp[v->dbg.n_bp++] = linear;
+    } else if (!on) {
+        if (i == v->dbg.n_bp)
+            return XBT_E_INVAL;
+        v->dbg.bp[i] = v->dbg.bp[--v->dbg.n_bp];
+    } else {
+        return XBT_OK; /* set already */
+    }
+    v->xl.stop_before = v->dbg.n_bp ? debug_stop_before : NULL;
+    v->xl.stop_ctx = v;
+    /* Translations made before know nothing of it (a block may run through it, chains
+       and lookup tables lead into it). */
+    xbt_vcpu_flush_translations(v);
+    return XBT_OK;
+}
+
+xbt_status xbt_vcpu_set_single_step(xbt_vcpu *v, int on)
+{
+    if (!v)
+        return XBT_E_INVAL;
+    v->dbg.step = on != 0;
+    v->dbg.stepped = false;
+    return XBT_OK;
+}
+
+/* Walker callbacks for a debugger's read: entries from RAM, nothing written back. */
+static bool dbg_pt_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    const xbt_vm *vm = opaque;
+    if (gpa + 4 > vm->ram_size)
+        return false;
+    memcpy(val, vm->ram + gpa, 4);
+    return true;
+}
+
+static bool dbg_pt_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    (void)opaque, (void)gpa, (void)val;
+    return true; /* accessed and dirty bits stay as the guest left them */
+}
+
+xbt_status xbt_vcpu_read_virt(xbt_vcpu *v, uint32_t linear, void *dst, size_t len)
+{
+    if (!v || (!dst && len) || len > (1ull << 32) - linear)
+        return XBT_E_INVAL;
+    uint8_t *out = dst;
+    while (len) {
+        uint32_t n = 4096 - (linear & 0xFFF);
+        if (n > len)
+            n = (uint32_t)len;
+        xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, linear, false, false, false };
+        xbt_walk_result r;
+        if (!xbt_walk(&q, dbg_pt_read, dbg_pt_write, v->vm, &r) ||
+            r.gpa + n > v->vm->ram_size)
+            return XBT_E_INVAL;
+        memcpy(out, v->vm->ram + r.gpa, n);
+        out += n;
+        linear += n;
+        len -= n;
+    }
+    return XBT_OK;
+}

@@ -37,6 +37,7 @@ void xbt_translator_init(xbt_translator *t)
     t->prof = NULL;
     t->block_count = NULL;
     t->mmio_site = NULL;
+    t->stop_before = NULL;
     t->mmio_ctx = NULL;
 }
 
@@ -1572,6 +1573,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         bool gate = t.gate_due, needs_gate = false;
         t.gate_due = false;
         t.sti_inline = in.callout == XBT_CO_STI && mode->cpl == 0 && !gate &&
+                       !(tr->stop_before && tr->stop_before(tr->stop_ctx, pc + in.length)) &&
                        sti_shadow_fits(&t, fetch, opaque, pc + in.length, first_page, max,
                                        &needs_gate);
         bool ends = translate_insn(&t, &in);
@@ -1610,7 +1612,12 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
                          ? XBT_END_BRANCH : XBT_END_CALLOUT;
             break;
         }
-        /* Limits: instruction count, host space, at most two guest pages. */
+        /* Limits: instruction count, host space, at most two guest pages; a stop the
+           runtime asked for. */
+        if (tr->stop_before && tr->stop_before(tr->stop_ctx, pc)) {
+            end_at_limit(&t, pc);
+            break;
+        }
         bool page_ok = tr->path ? ((pc - 1) & ~0xFFFu) - first_page <= 4096
                                 : ((pc - 1) & ~0xFFFu) == first_page;
         if (!page_ok || out_of_room(&t, max)) {

@@ -171,6 +171,11 @@ typedef struct xbt_translator {
        host faults).  Such a block is not relocatable.  NULL: none. */
     bool (*mmio_site)(void *ctx, uint32_t eip);
     void *mmio_ctx;
+    /* A block ends before any instruction but its first for which stop_before(
+       stop_ctx, eip) is true (the debugger's breakpoints: the dispatcher then sees that
+       EIP).  NULL: none. */
+    bool (*stop_before)(void *ctx, uint32_t eip);
+    void *stop_ctx;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

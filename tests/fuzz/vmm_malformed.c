@@ -367,6 +367,14 @@ static void option_cases(const char *k)
         RUN(name, USAGE, "--tcache", bad_tc[i], k);
     }
     RUN("--tcache twice", USAGE, "--tcache", "8", "--tcache", "8", k);
+    static const char *const bad_gdb[] = { "0", "-1", "65536", "70000", "abc", "", "1 2",
+                                           "0x", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof bad_gdb / sizeof *bad_gdb; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--gdb '%s'", bad_gdb[i]);
+        RUN(name, USAGE, "--gdb", bad_gdb[i], k);
+    }
+    RUN("--gdb twice", USAGE, "--gdb", "5", "--gdb", "6", k);
     static const char *const bad_th[] = { "0", "-5", "abc", "4294967296", "" };
     for (size_t i = 0; i < sizeof bad_th / sizeof *bad_th; i++) {
         char name[64];

@@ -221,6 +221,62 @@ START_TEST(one_window_enum)
 }
 END_TEST
 
+/* Debugging through the API: a breakpoint stops before its instruction (once: the next
+   run executes it), single-step runs one instruction a run, read_virt reads guest memory,
+   and the limits answer XBT_E_INVAL.  Code at 1 MiB: mov al,1; mov al,2; mov al,3;
+   out 0xf1, al; hlt. */
+START_TEST(debugging)
+{
+    static const uint8_t code[] = { 0xb0, 0x01, 0xb0, 0x02, 0xb0, 0x03, 0xe6, 0xf1, 0xf4 };
+    ck_assert(xbt_has(XBT_CAP_DEBUG, NULL));
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 4u << 20;
+    c.user_mode = XBT_USER_STRICT;
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x100000, code, sizeof code), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(vm, &cpu), XBT_OK);
+    xbt_regs r;
+    xbt_vcpu_get_regs(cpu, &r);
+    r.eip = 0x100000;
+    r.esp = 0x90000;
+    xbt_vcpu_set_regs(cpu, &r);
+    uint8_t b[3];
+    ck_assert_int_eq(xbt_vcpu_read_virt(cpu, 0x100002, b, 3), XBT_OK);
+    ck_assert(b[0] == 0xb0 && b[1] == 0x02 && b[2] == 0xb0);
+    ck_assert_int_eq(xbt_vcpu_read_virt(cpu, 0x3ffffe, b, 3), XBT_E_INVAL); /* past RAM */
+    /* A breakpoint in the middle of what would be one block. */
+    ck_assert_int_eq(xbt_vcpu_set_breakpoint(cpu, 0x100004, 1), XBT_OK);
+    xbt_exit *ex;
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_DEBUG);
+    ck_assert_uint_eq(ex->debug.why, XBT_DEBUG_BREAKPOINT);
+    ck_assert_uint_eq(ex->debug.eip, 0x100004);
+    xbt_vcpu_get_regs(cpu, &r);
+    ck_assert_uint_eq(r.eax & 0xff, 2); /* the instructions before it ran, it did not */
+    /* Single-step from there: it runs, once. */
+    ck_assert_int_eq(xbt_vcpu_set_single_step(cpu, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_DEBUG);
+    ck_assert_uint_eq(ex->debug.why, XBT_DEBUG_STEP);
+    ck_assert_uint_eq(ex->debug.eip, 0x100006);
+    xbt_vcpu_get_regs(cpu, &r);
+    ck_assert_uint_eq(r.eax & 0xff, 3);
+    ck_assert_int_eq(xbt_vcpu_set_single_step(cpu, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    ck_assert_uint_eq(ex->io.data & 0xff, 3);
+    /* Limits. */
+    ck_assert_int_eq(xbt_vcpu_set_breakpoint(cpu, 0x200000, 0), XBT_E_INVAL); /* not set */
+    for (uint32_t i = 1; i < XBT_MAX_BREAKPOINTS; i++)
+        ck_assert_int_eq(xbt_vcpu_set_breakpoint(cpu, 0x200000 + i, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_breakpoint(cpu, 0x300000, 1), XBT_E_INVAL); /* full */
+    ck_assert_int_eq(xbt_vcpu_set_breakpoint(cpu, 0x100004, 0), XBT_OK);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -231,6 +287,7 @@ int main(void)
     tcase_add_test(tc, sized_stats);
     tcase_add_test(tc, trace_flags);
     tcase_add_test(tc, one_window_enum);
+    tcase_add_test(tc, debugging);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

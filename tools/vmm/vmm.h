@@ -374,4 +374,15 @@ int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
    without, either is an error.  The number registered, or -1 with one line in err. */
 long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, size_t errlen);
 
+
+/* gdbstub.c: gdb's remote protocol on 127.0.0.1:port (xbt-run --gdb).  It waits for gdb,
+   then serves it; for continue and step it calls run(ctx), which runs the vCPU and
+   returns VMM_DEBUG_STOP when it stopped for a breakpoint or step (XBT_EXIT_DEBUG), or
+   the run's exit status when the guest ended.  Returns that status (a host error:
+   VMM_GDB_HOST_ERROR). */
+#define VMM_DEBUG_STOP (-2)
+#define VMM_GDB_HOST_ERROR 70
+typedef int (*gdb_run_fn)(void *ctx);
+int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, void *ctx);
+
 #endif

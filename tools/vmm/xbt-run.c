@@ -74,6 +74,9 @@ static void usage(FILE *f)
             "      --timeout SEC      stop the guest after SEC seconds (exit status 124;\n"
             "                         0 < SEC <= 1e9, may be fractional)\n"
             "      --stats            print exits, callouts and cache figures at the end\n"
+            "      --gdb PORT         wait for gdb on 127.0.0.1:PORT (target remote :PORT)\n"
+            "                         before the guest runs: registers, memory, break,\n"
+            "                         step, continue (user code then runs translated)\n"
             "      --perf-map[=FILE]  name translated code for perf: append START SIZE NAME\n"
             "                         lines (guest EIP and CPL, or guest symbol+offset) to\n"
             "                         FILE (default /tmp/perf-PID.map, where perf report\n"
@@ -318,6 +321,7 @@ static int run_loop(struct vmm *m, double timeout)
         case XBT_EXIT_MMIO: on_mmio(m, ex); break;
         case XBT_EXIT_HLT: status = on_hlt(m); break;
         case XBT_EXIT_STOPPED: return on_stopped(m, timeout);
+        case XBT_EXIT_DEBUG: return VMM_DEBUG_STOP; /* for gdb (--gdb) */
         case XBT_EXIT_SHUTDOWN:
             fprintf(stderr, "xbt-run: guest triple fault (shutdown)\n");
             dump_state(m->cpu);
@@ -392,6 +396,7 @@ struct options {
     const char *symbol_files[MAX_SYMBOL_FILES];
     int nsymbol_files;
     double timeout;        /* seconds; 0 none */
+    int gdb_port;          /* --gdb: 0 none */
     bool stats, trace_io;
     uint32_t seen;         /* the single-valued options given, a bit per S_* */
     bool want_traces, no_traces; /* the trace switches seen */
@@ -508,10 +513,11 @@ static int set_user_mode(struct options *o, const char *arg)
 }
 
 /* Single-valued options: their bits in options.seen. */
-enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP };
+enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP, S_GDB };
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
-       O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS };
+       O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
+       O_GDB };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
     { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
@@ -523,7 +529,7 @@ static const struct option long_options[] = {
     { "timeout", required_argument, 0, O_TIMEOUT }, { "stats", no_argument, 0, O_STATS },
     { "trace-io", no_argument, 0, O_TRACEIO },
     { "perf-map", optional_argument, 0, O_PERFMAP },
-    { "symbols", required_argument, 0, O_SYMBOLS },
+    { "symbols", required_argument, 0, O_SYMBOLS }, { "gdb", required_argument, 0, O_GDB },
     { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
     { 0, 0, 0, 0 },
 };
@@ -598,6 +604,13 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
                                "not '%s'", TIMEOUT_MAX, arg);
         return GO_ON;
     case O_STATS: o->stats = true; return GO_ON;
+    case O_GDB:
+        if (once(&o->seen, S_GDB, "--gdb"))
+            return EXIT_USAGE;
+        if (!parse_uint(arg, 65535, &u) || u == 0)
+            return usage_error("--gdb wants a TCP port from 1 to 65535, not '%s'", arg);
+        o->gdb_port = (int)u;
+        return GO_ON;
     case O_PERFMAP:
         if (once(&o->seen, S_PERFMAP, "--perf-map"))
             return EXIT_USAGE;
@@ -797,6 +810,18 @@ static void stop_helpers(struct vmm *m, struct helpers *h)
 }
 
 /* Runs the guest to its end; the exit status, and the run's wall time in *wall_ns. */
+/* What gdb's continue and step run (gdbstub.c). */
+struct gdb_ctx {
+    struct vmm *m;
+    double timeout;
+};
+
+static int gdb_run(void *ctx)
+{
+    struct gdb_ctx *g = ctx;
+    return run_loop(g->m, g->timeout);
+}
+
 static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
 {
     uint64_t t0 = vmm_now_ns();
@@ -805,7 +830,9 @@ static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
     xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
     struct helpers h;
     start_helpers(m, &h);
-    int status = run_loop(m, o->timeout);
+    struct gdb_ctx g = { m, o->timeout };
+    int status = o->gdb_port ? gdb_serve(m->cpu, o->gdb_port, gdb_run, &g)
+                             : run_loop(m, o->timeout);
     *wall_ns = vmm_now_ns() - t0;
     stop_helpers(m, &h);
     return status;
