@@ -217,28 +217,12 @@ bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next)
 
 /* The physical page of linear page `lin` for a user fetch, without touching accessed
    bits (~0: none). */
-static bool probe_read(void *opaque, uint64_t gpa, uint32_t *val)
-{
-    const xbt_vm *vm = opaque;
-    if (gpa + 4 > vm->ram_size)
-        return false;
-    memcpy(val, vm->ram + gpa, 4);
-    return true;
-}
-
-static bool probe_write(void *opaque, uint64_t gpa, uint32_t val)
-{
-    (void)opaque, (void)gpa, (void)val;
-    return true; /* a probe: the guest's accessed bits stay as they are */
-}
-
 static uint64_t probe_page(const struct xbt_vcpu *v, uint32_t lin)
 {
     if (!xbt_paging(v))
         return lin;
-    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, false, true, true };
     xbt_walk_result r;
-    if (!xbt_walk(&q, probe_read, probe_write, v->vm, &r))
+    if (!xbt_walk_quiet(v, lin, true, true, &r))
         return ~0ull;
     return r.gpa & ~0xFFFull;
 }
@@ -460,7 +444,7 @@ struct refault_probe {
 
 static bool refault_read(void *opaque, uint64_t gpa, uint32_t *val)
 {
-    return probe_read((void *)((struct refault_probe *)opaque)->vm, gpa, val);
+    return xbt_vm_pt_read((void *)((struct refault_probe *)opaque)->vm, gpa, val);
 }
 
 static bool refault_write(void *opaque, uint64_t gpa, uint32_t val)

@@ -11,6 +11,29 @@
 #include "runtime/vcpu.h"
 #include "shadow-mmu/walk.h"
 
+/* Walker callbacks for a walk that writes nothing: entries from RAM. */
+bool xbt_vm_pt_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    const xbt_vm *vm = opaque;
+    if (gpa + 4 > vm->ram_size)
+        return false;
+    memcpy(val, vm->ram + gpa, 4);
+    return true;
+}
+
+static bool quiet_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    (void)opaque, (void)gpa, (void)val;
+    return true; /* accessed and dirty bits stay as the guest left them */
+}
+
+bool xbt_walk_quiet(const struct xbt_vcpu *v, uint32_t lin, bool user, bool fetch,
+                    xbt_walk_result *r)
+{
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, false, user, fetch };
+    return xbt_walk(&q, xbt_vm_pt_read, quiet_write, v->vm, r);
+}
+
 /* The regions the shadow MMU gave a new epoch (m->region_bumped): chains into their
    blocks undone, and the inline lookup tables forget their entries there (run.c, before
    the next block runs).  Everything: all chains and tables. */

@@ -437,6 +437,12 @@ void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c
 /* The guest page walker on this vCPU's control registers and RAM (excp.c). */
 bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
                   struct xbt_walk_result *r);
+/* The walker's read callback over a VM's RAM (opaque: the xbt_vm; mmu.c). */
+bool xbt_vm_pt_read(void *opaque, uint64_t gpa, uint32_t *val);
+/* A read walk of lin that sets no accessed or dirty bit and raises nothing (probes, a
+   debugger's reads; mmu.c); paging off: the identity. */
+bool xbt_walk_quiet(const struct xbt_vcpu *v, uint32_t lin, bool user, bool fetch,
+                    struct xbt_walk_result *r);
 /* The D-window's keeper for the shadow MMU (direct.c: the runner processes). */
 extern const struct xbt_smmu_dwin xbt_direct_dwin;
 static inline struct xbt_dset *xbt_dset_cur(xbt_vm *vm) { return &vm->dset[vm->mmu->cur->idx]; }

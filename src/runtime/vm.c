@@ -585,22 +585,6 @@ xbt_status xbt_vcpu_set_single_step(xbt_vcpu *v, int on)
     return XBT_OK;
 }
 
-/* Walker callbacks for a debugger's read: entries from RAM, nothing written back. */
-static bool dbg_pt_read(void *opaque, uint64_t gpa, uint32_t *val)
-{
-    const xbt_vm *vm = opaque;
-    if (gpa + 4 > vm->ram_size)
-        return false;
-    memcpy(val, vm->ram + gpa, 4);
-    return true;
-}
-
-static bool dbg_pt_write(void *opaque, uint64_t gpa, uint32_t val)
-{
-    (void)opaque, (void)gpa, (void)val;
-    return true; /* accessed and dirty bits stay as the guest left them */
-}
-
 xbt_status xbt_vcpu_read_virt(xbt_vcpu *v, uint32_t linear, void *dst, size_t len)
 {
     if (!v || (!dst && len) || len > (1ull << 32) - linear)
@@ -610,10 +594,8 @@ xbt_status xbt_vcpu_read_virt(xbt_vcpu *v, uint32_t linear, void *dst, size_t le
         uint32_t n = 4096 - (linear & 0xFFF);
         if (n > len)
             n = (uint32_t)len;
-        xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, linear, false, false, false };
-        xbt_walk_result r;
-        if (!xbt_walk(&q, dbg_pt_read, dbg_pt_write, v->vm, &r) ||
-            r.gpa + n > v->vm->ram_size)
+        xbt_walk_result r; /* a debugger's read sets no accessed bit */
+        if (!xbt_walk_quiet(v, linear, false, false, &r) || r.gpa + n > v->vm->ram_size)
             return XBT_E_INVAL;
         memcpy(out, v->vm->ram + r.gpa, n);
         out += n;
