@@ -96,7 +96,7 @@ extern "C" {
  *   API 1.2: XBT_VM_STRING_IO (REP INS/OUTS: many elements per I/O exit, io.count and
  *   io.buf), XBT_CAP_STRING_IO.
  *   API 1.3: debugging: xbt_vcpu_set_breakpoint, xbt_vcpu_set_single_step,
- *   xbt_vcpu_read_virt; XBT_EXIT_DEBUG is produced (exit record member debug);
+ *   xbt_vcpu_read_virt, xbt_vcpu_write_virt; XBT_EXIT_DEBUG is produced (exit record member debug);
  *   XBT_CAP_DEBUG.
  */
 #define XBT_VERSION_MAJOR 0
@@ -489,6 +489,9 @@ xbt_status xbt_vcpu_set_single_step(xbt_vcpu *cpu, int on);
    (paging off: physical), as a debugger reads it: no accessed or dirty bit is set, no
    fault is raised.  XBT_E_INVAL if some byte is not mapped or not RAM. */
 xbt_status xbt_vcpu_read_virt(xbt_vcpu *cpu, uint32_t linear, void *dst, size_t len);
+/* The same for a debugger's write (translations of what it overwrites are dropped, as
+   with xbt_vm_write_phys); nothing is written unless every byte is mapped RAM. */
+xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, size_t len);
 
 /*
  * Counters of one vCPU.  Sized: the caller sets `size` to the size of the struct it was

@@ -585,22 +585,41 @@ xbt_status xbt_vcpu_set_single_step(xbt_vcpu *v, int on)
     return XBT_OK;
 }
 
-xbt_status xbt_vcpu_read_virt(xbt_vcpu *v, uint32_t linear, void *dst, size_t len)
+/* A debugger's access to [linear, linear + len): every page mapped to RAM (a walk that
+   sets no accessed or dirty bit), then, with `go`, copied page by page. */
+static xbt_status debug_access(xbt_vcpu *v, uint32_t linear, uint8_t *dst, const uint8_t *src,
+                               size_t len, bool go)
 {
-    if (!v || (!dst && len) || len > (1ull << 32) - linear)
-        return XBT_E_INVAL;
-    uint8_t *out = dst;
     while (len) {
         uint32_t n = 4096 - (linear & 0xFFF);
         if (n > len)
             n = (uint32_t)len;
-        xbt_walk_result r; /* a debugger's read sets no accessed bit */
+        xbt_walk_result r;
         if (!xbt_walk_quiet(v, linear, false, false, &r) || r.gpa + n > v->vm->ram_size)
             return XBT_E_INVAL;
-        memcpy(out, v->vm->ram + r.gpa, n);
-        out += n;
+        if (go && dst)
+            memcpy(dst, v->vm->ram + r.gpa, n);
+        if (go && src)
+            xbt_vm_write_phys(v->vm, r.gpa, src, n); /* drops what it overwrites */
+        dst = dst ? dst + n : NULL;
+        src = src ? src + n : NULL;
         linear += n;
         len -= n;
     }
     return XBT_OK;
+}
+
+xbt_status xbt_vcpu_read_virt(xbt_vcpu *v, uint32_t linear, void *dst, size_t len)
+{
+    if (!v || (!dst && len) || len > (1ull << 32) - linear)
+        return XBT_E_INVAL;
+    return debug_access(v, linear, dst, NULL, len, true);
+}
+
+xbt_status xbt_vcpu_write_virt(xbt_vcpu *v, uint32_t linear, const void *src, size_t len)
+{
+    if (!v || (!src && len) || len > (1ull << 32) - linear)
+        return XBT_E_INVAL;
+    xbt_status s = debug_access(v, linear, NULL, src, len, false); /* all mapped? */
+    return s == XBT_OK ? debug_access(v, linear, NULL, src, len, true) : s;
 }

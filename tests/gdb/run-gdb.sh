@@ -3,8 +3,8 @@
 # xbt-run --gdb and against QEMU TCG's gdb stub, on the same guest kernel: a breakpoint
 # at FUNC, a single step, a read of the stack through the guest's page tables, continue
 # to the guest's end.  Both transcripts must show the stop at FUNC's address, a step to
-# a later address, the same stack word, and the guest passing its own checks; and they
-# must agree.  QEMU missing: said, and xbt's transcript alone is checked.  gdb missing:
+# a later address, the same stack word, a memory and a register write read back, and
+# the guest passing its own checks; and they must agree.  QEMU missing: said, and xbt's transcript alone is checked.  gdb missing:
 # SKIP (exit 77).
 set -u
 xbt=$1 kernel=$2 func=$3
@@ -37,7 +37,10 @@ session() { # peer -> transcript in $out/peer.gdb, guest output in $out/peer.log
     timeout 120 gdb -batch -nx -ex 'set architecture i386' -ex 'set confirm off' \
         -ex "target remote 127.0.0.1:$p" -ex "break *$addr" -ex continue \
         -ex 'printf "stop %#x\n", $eip' -ex stepi -ex 'printf "step %#x\n", $eip' \
-        -ex 'printf "stack %#x\n", *(unsigned int *)$esp' -ex 'delete' -ex continue \
+        -ex 'printf "stack %#x\n", *(unsigned int *)$esp' \
+        -ex 'set {unsigned int}($esp - 64) = 0xcafef00d' \
+        -ex 'printf "poke %#x\n", *(unsigned int *)($esp - 64)' \
+        -ex 'set $edi = 0x1234abcd' -ex 'printf "edi %#x\n", $edi' -ex 'delete' -ex continue \
         "$kernel" >"$out/$peer.gdb" 2>&1
     wait
 }
@@ -50,9 +53,12 @@ for peer in xbt $([ $qemu = 1 ] && echo qemu-tcg); do
     stop=$(awk '/^stop /{print $2}' "$out/$peer.gdb")
     step=$(awk '/^step /{print $2}' "$out/$peer.gdb")
     stack=$(awk '/^stack /{print $2}' "$out/$peer.gdb")
+    poke=$(awk '/^poke /{print $2}' "$out/$peer.gdb")
+    edi=$(awk '/^edi /{print $2}' "$out/$peer.gdb")
     echo "$peer: stop $stop step $step stack $stack; guest: $(grep -a '^DONE' "$out/$peer.log")"
     if [ "$stop" != "$(printf '%#x' "$addr")" ] || [ -z "$step" ] || [ -z "$stack" ] ||
        [ $((step)) -le $((addr)) ] || [ $((step)) -gt $((addr + 15)) ] ||
+       [ "$poke" != 0xcafef00d ] || [ "$edi" != 0x1234abcd ] ||
        ! grep -aq '^DONE pass=[0-9]* fail=0' "$out/$peer.log"; then
         echo "FAIL: $peer"; sed 's/^/  gdb: /' "$out/$peer.gdb"; tail -5 "$out/$peer.log" | sed 's/^/  guest: /'
         status=1

@@ -4,8 +4,10 @@
  * general ones, EIP, EFLAGS and the six segment selectors), memory by guest linear
  * address (through the guest's page tables, setting no accessed bit), breakpoints
  * (Z0/Z1: the library's, XBT_EXIT_DEBUG), single-step, continue, detach and kill.
- * Not served: writing registers or memory, watchpoints, interrupting a running guest
- * (Ctrl-C), threads beyond the one vCPU.
+ * Also register and memory writes (G, P, M: general registers, EIP and EFLAGS; the
+ * segment selectors are read-only here) and Ctrl-C while the guest runs (a thread
+ * watches the connection and stops the vCPU).  Not served: watchpoints, threads beyond
+ * the one vCPU.
  *
  * In tools/vmm's layering this is beside the board: it calls the library and the run
  * function xbt-run hands it, nothing of xbt-run itself.
@@ -14,6 +16,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +36,8 @@ struct gdb {
 };
 
 static const char hex[] = "0123456789abcdef";
+
+static bool parse_range(const char *s, uint32_t *addr, uint32_t *len, const char **end);
 
 static int from_hex(char c)
 {
@@ -109,6 +115,130 @@ static char *put_le32(char *p, uint32_t v)
         *p++ = hex[v & 15];
     }
     return p;
+}
+
+/* 8 hex digits of gdb's target bytes as a 32-bit value; false if malformed. */
+static bool get_le32(const char *p, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = from_hex(p[2 * i]), l = from_hex(p[2 * i + 1]);
+        if (h < 0 || l < 0)
+            return false;
+        x |= (uint32_t)(h << 4 | l) << (8 * i);
+    }
+    *v = x;
+    return true;
+}
+
+/* Register n of gdb's i386 numbering (0-9: the general registers, EIP, EFLAGS) set to
+   val; false for a number this stub does not write. */
+static bool write_register(struct gdb *g, unsigned n, uint32_t val)
+{
+    xbt_regs r;
+    xbt_vcpu_get_regs(g->cpu, &r);
+    uint32_t *slot[10] = { &r.eax, &r.ecx, &r.edx, &r.ebx, &r.esp, &r.ebp, &r.esi, &r.edi,
+                           &r.eip, &r.eflags };
+    if (n >= 10)
+        return false;
+    *slot[n] = val;
+    return xbt_vcpu_set_regs(g->cpu, &r) == XBT_OK;
+}
+
+/* G: all of them, as g sends them (the selectors must stay as they are). */
+static void write_registers(struct gdb *g)
+{
+    const char *p = g->in + 1;
+    size_t n = strlen(p) / 8;
+    uint32_t v[16];
+    for (size_t i = 0; i < n && i < 16; i++)
+        if (!get_le32(p + 8 * i, &v[i])) {
+            strcpy(g->out, "E01");
+            return;
+        }
+    for (unsigned i = 0; i < n && i < 10; i++)
+        write_register(g, i, v[i]);
+    strcpy(g->out, "OK");
+}
+
+/* P n=v */
+static void put_register(struct gdb *g)
+{
+    char *eq;
+    unsigned long n = strtoul(g->in + 1, &eq, 16);
+    uint32_t v;
+    strcpy(g->out, *eq == '=' && get_le32(eq + 1, &v) && write_register(g, (unsigned)n, v)
+                       ? "OK" : "E01");
+}
+
+/* M addr,len:bytes */
+static void write_memory(struct gdb *g)
+{
+    uint32_t addr, len;
+    const char *p;
+    uint8_t buf[1024];
+    if (!parse_range(g->in + 1, &addr, &len, &p) || *p != ':' || len > sizeof buf ||
+        strlen(p + 1) != 2 * (size_t)len) {
+        strcpy(g->out, "E01");
+        return;
+    }
+    for (uint32_t i = 0; i < len; i++) {
+        int h = from_hex(p[1 + 2 * i]), l = from_hex(p[2 + 2 * i]);
+        if (h < 0 || l < 0) {
+            strcpy(g->out, "E01");
+            return;
+        }
+        buf[i] = (uint8_t)(h << 4 | l);
+    }
+    strcpy(g->out, xbt_vcpu_write_virt(g->cpu, addr, buf, len) == XBT_OK ? "OK" : "E14");
+}
+
+/* While the guest runs: a Ctrl-C (0x03) from gdb stops it. */
+struct watch {
+    int fd;
+    gdb_break_fn brk;
+    void *ctx;
+    atomic_bool done;
+    bool fired;           /* it stopped the guest */
+};
+
+static void *watch_thread(void *arg)
+{
+    struct watch *w = arg;
+    while (!atomic_load(&w->done)) {
+        struct pollfd p = { w->fd, POLLIN, 0 };
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        unsigned char c;
+        if (recv(w->fd, &c, 1, MSG_PEEK) != 1)
+            break; /* gone: the main loop sees it */
+        if (c != 0x03)
+            break; /* a packet (gdb does not send one while the target runs): leave it */
+        if (recv(w->fd, &c, 1, 0) == 1) {
+            w->fired = true;
+            w->brk(w->ctx);
+        }
+        break;
+    }
+    return NULL;
+}
+
+/* Continue or step: runs the guest with the watcher beside it (*interrupted: it was
+   Ctrl-C that stopped it). */
+static int resume(struct gdb *g, bool step, gdb_run_fn run, gdb_break_fn brk, void *ctx,
+                  bool *interrupted)
+{
+    struct watch w = { g->fd, brk, ctx, false, false };
+    pthread_t t;
+    bool watching = brk && pthread_create(&t, NULL, watch_thread, &w) == 0;
+    xbt_vcpu_set_single_step(g->cpu, step);
+    int rc = run(ctx);
+    xbt_vcpu_set_single_step(g->cpu, 0);
+    atomic_store(&w.done, true);
+    if (watching)
+        pthread_join(t, NULL);
+    *interrupted = w.fired;
+    return rc;
 }
 
 static void read_registers(struct gdb *g)
@@ -203,7 +333,7 @@ static int run_on(struct gdb *g, gdb_run_fn run, void *ctx)
     return rc;
 }
 
-int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, void *ctx)
+int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *ctx)
 {
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -232,15 +362,17 @@ int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, void *ctx)
         switch (g.in[0]) {
         case '?': strcpy(g.out, "S05"); break;
         case 'g': read_registers(&g); break;
+        case 'G': write_registers(&g); break;
+        case 'P': put_register(&g); break;
         case 'm': read_memory(&g); break;
+        case 'M': write_memory(&g); break;
         case 'Z': case 'z': breakpoint(&g); break;
         case 'H': strcpy(g.out, "OK"); break;
         case 'c': case 's': {
-            xbt_vcpu_set_single_step(cpu, g.in[0] == 's');
-            int rc = run(ctx);
-            xbt_vcpu_set_single_step(cpu, 0);
+            bool intr;
+            int rc = resume(&g, g.in[0] == 's', run, brk, ctx, &intr);
             if (rc == VMM_DEBUG_STOP) {
-                strcpy(g.out, "S05");
+                strcpy(g.out, intr ? "S02" : "S05"); /* SIGINT, SIGTRAP */
             } else {
                 snprintf(g.out, sizeof g.out, "W%02x", rc & 0xff); /* the guest ended */
                 status = rc;

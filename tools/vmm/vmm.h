@@ -34,6 +34,7 @@
 #define XBT_TOOLS_VMM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -224,6 +225,7 @@ struct vmm {
     uint16_t isa_level;    /* ISA IRQ lines as the devices drive them */
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     bool exit_requested;
+    atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */
     enum vmm_end end;
     int exit_status;
     bool stop_timer;
@@ -377,12 +379,14 @@ long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, si
 
 /* gdbstub.c: gdb's remote protocol on 127.0.0.1:port (xbt-run --gdb).  It waits for gdb,
    then serves it; for continue and step it calls run(ctx), which runs the vCPU and
-   returns VMM_DEBUG_STOP when it stopped for a breakpoint or step (XBT_EXIT_DEBUG), or
-   the run's exit status when the guest ended.  Returns that status (a host error:
-   VMM_GDB_HOST_ERROR). */
+   returns VMM_DEBUG_STOP when it stopped for a breakpoint or step (XBT_EXIT_DEBUG) or
+   because gdb interrupted it (Ctrl-C: brk(ctx) was called from another thread, and
+   should stop the vCPU), or the run's exit status when the guest ended.  Returns that
+   status (a host error: VMM_GDB_HOST_ERROR). */
 #define VMM_DEBUG_STOP (-2)
 #define VMM_GDB_HOST_ERROR 70
 typedef int (*gdb_run_fn)(void *ctx);
-int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, void *ctx);
+typedef void (*gdb_break_fn)(void *ctx);
+int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *ctx);
 
 #endif

@@ -275,6 +275,8 @@ static int on_stopped(struct vmm *m, double timeout)
 {
     if (m->exit_requested)
         return m->exit_status;
+    if (atomic_exchange(&m->gdb_break, false))
+        return VMM_DEBUG_STOP; /* gdb's Ctrl-C */
     if (m->timed_out) {
         fprintf(stderr, "xbt-run: timeout after %g s\n", timeout);
         dump_state(m->cpu);
@@ -822,6 +824,13 @@ static int gdb_run(void *ctx)
     return run_loop(g->m, g->timeout);
 }
 
+static void gdb_break(void *ctx)
+{
+    struct gdb_ctx *g = ctx;
+    atomic_store(&g->m->gdb_break, true);
+    xbt_vcpu_stop(g->m->cpu);
+}
+
 static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
 {
     uint64_t t0 = vmm_now_ns();
@@ -831,7 +840,7 @@ static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
     struct helpers h;
     start_helpers(m, &h);
     struct gdb_ctx g = { m, o->timeout };
-    int status = o->gdb_port ? gdb_serve(m->cpu, o->gdb_port, gdb_run, &g)
+    int status = o->gdb_port ? gdb_serve(m->cpu, o->gdb_port, gdb_run, gdb_break, &g)
                              : run_loop(m, o->timeout);
     *wall_ns = vmm_now_ns() - t0;
     stop_helpers(m, &h);
