@@ -50,7 +50,7 @@ function median(k,   n, i, j, t, a) {
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j-1]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
     return n ? a[int((n + 1) / 2)] : ""
 }
-{ k = $1 SUBSEP $2; cnt[k]++; val[k, cnt[k]] = $3; split($1, p, "-"); modes[p[2]] = 1
+{ k = $1 SUBSEP $2; cnt[k]++; val[k, cnt[k]] = $3
   if (!($2 in seen)) { seen[$2] = 1; order[++nb] = $2 } }
 END {
     printf "%-12s %-9s %12s %12s %8s\n", "benchmark", "mode", "old", "new", "new/old"

@@ -412,12 +412,6 @@ static bool read_guest(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t n)
     return ok;
 }
 
-/* The runner's process is gone with its D-window: nothing of it is mapped any more. */
-static void forget_runner(struct xbt_wset *w)
-{
-    memset(&w->dmap, 0, sizeof w->dmap);
-}
-
 /* Guest code left guest semantics in its runner (a far transfer to a host selector:
    the host's 64-bit code segment), or its runner died under it.  Whatever it did since,
    it did inside a process that holds only this address space's user pages and may make
@@ -431,7 +425,7 @@ static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
                 v->direct.trapno, v->direct.err, (unsigned long long)v->direct.rip, v->direct.uc_cs,
                 (unsigned long long)v->direct.cr2);
     xbt_runner_kill(xbt_set_runner(v->vm, w));
-    forget_runner(w);
+    xbt_smmu_dwin_lost(v->mmu, w->idx);
     v->stats.direct_escapes++;
     return xbt_raise(v, XBT_GP, true, sel & 0xFFFCu, eip);
 }
@@ -501,7 +495,7 @@ static bool runner_ready(struct xbt_vcpu *v, struct xbt_wset *w)
         snprintf(vm->direct_why, sizeof vm->direct_why, "%s", why);
         return false;
     }
-    forget_runner(w);
+    xbt_smmu_dwin_lost(v->mmu, w->idx);
     v->stats.direct_runner_starts++;
     return true;
 }
@@ -567,7 +561,7 @@ static bool runner_gone(struct xbt_vcpu *v, struct xbt_wset *w, uint32_t entry_e
     /* Killed from outside (the thread that started it has exited, or the OOM killer):
        the guest did nothing; a new runner takes the entry again. */
     xbt_runner_kill(xbt_set_runner(v->vm, w));
-    forget_runner(w);
+    xbt_smmu_dwin_lost(v->mmu, w->idx);
     if (++v->dx.lost_streak > 16) {
         xbt_set_internal_error(v, entry_eip, "runner processes keep being killed from "
                                "outside (SIGKILL: the OOM killer?)");

@@ -216,7 +216,7 @@ struct xbt_vcpu {
         uint8_t step_got;           /* bytes of it answered so far */
         int scratch_fd;             /* a one-page memfd: the scratch page ... */
         uint8_t *scratch;           /* ... as the VMM sees it */
-        uint8_t *scratch_at;        /* ... and where the window has it now */
+        uint8_t *scratch_at;        /* ... and the window it is in now (at step_lin) */
         uint8_t rep;                /* REP (CMPS/SCAS: 1 REPE, 2 REPNE) */
         uint32_t cmp_other;         /* CMPS/SCAS: the element from the other side */
         bool cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */

@@ -183,6 +183,9 @@ void xbt_rmap_note(xbt_smmu *m, int win, uint32_t lin, uint64_t gpa, uint32_t le
    directory entry, the first page's table entry, or a large page's). */
 void xbt_window_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len, bool global, bool pae,
                      uint32_t pde, uint32_t pte0, bool big);
+/* Set `set`'s D-window is gone altogether (its runner process ended): nothing of it is
+   mapped any more. */
+void xbt_smmu_dwin_lost(xbt_smmu *m, unsigned set);
 /* A CR3 load: the windows become those of address space as_key (cached: its non-global
    mappings re-checked against its page tables). */
 void xbt_window_switch(xbt_smmu *m, uint32_t as_key);

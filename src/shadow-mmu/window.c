@@ -15,6 +15,7 @@
 static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len);
 
 static void wset_drop(xbt_smmu *m, struct xbt_wset *w, int win, uint32_t lin, uint64_t len);
+static struct xbt_wmap *wmap_of(struct xbt_wset *w, int win);
 static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len);
 static void window_reset(xbt_smmu *m, bool paged, uint32_t as_key);
 
@@ -28,9 +29,7 @@ static bool wmap_has(const struct xbt_wmap *m, uint32_t lin)
 static uint16_t rmap_live(const xbt_smmu *m, uint32_t lin, uint16_t who)
 {
     for (int b = 0; b < XBT_WSETS * 3; b++)
-        if ((who & (1u << b)) && !wmap_has(b % 3 == XBT_WINDOW_D ? &m->wset[b / 3]->dmap
-                                                                : &m->wset[b / 3]->wmap[b % 3],
-                                           lin))
+        if ((who & (1u << b)) && !wmap_has(wmap_of(m->wset[b / 3], b % 3), lin))
             who &= (uint16_t)~(1u << b);
     return who;
 }
@@ -180,7 +179,12 @@ static void d_drop(xbt_smmu *m, struct xbt_wset *w, uint32_t lin, uint64_t len)
 {
     if (wmap_take(&w->dmap, lin, len) && m->dwin.drop &&
         !m->dwin.drop(m->dwin.opaque, w->idx, lin, len))
-        memset(&w->dmap, 0, sizeof w->dmap);
+        xbt_smmu_dwin_lost(m, w->idx);
+}
+
+void xbt_smmu_dwin_lost(xbt_smmu *m, unsigned set)
+{
+    memset(&m->wset[set]->dmap, 0, sizeof m->wset[set]->dmap);
 }
 
 static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len)
