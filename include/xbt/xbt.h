@@ -98,6 +98,8 @@ extern "C" {
  *   API 1.3: debugging: xbt_vcpu_set_breakpoint, xbt_vcpu_set_single_step,
  *   xbt_vcpu_read_virt, xbt_vcpu_write_virt; XBT_EXIT_DEBUG is produced (exit record member debug);
  *   XBT_CAP_DEBUG.
+ *   API 1.4: guest physical memory slots: xbt_vm_set_mem_region, xbt_vm_mem_host,
+ *   xbt_vm_get_dirty_log, XBT_MEM_READONLY, XBT_MEM_LOG_DIRTY; cfg.ram_size may be 0.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -105,7 +107,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 3
+#define XBT_API_VERSION_MINOR 4
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -261,7 +263,8 @@ enum {
 
 typedef struct xbt_vm_config {
     uint64_t ram_size;     /* bytes of guest physical RAM from address 0 (multiple of 4 KiB,
-                              at most 3 GiB) */
+                              at most 3 GiB): memory slot 0; 0 for none (slots are then
+                              added with xbt_vm_set_mem_region) */
     uint64_t tcache_size;  /* bytes of translation cache, 0 for the default (64 MiB) */
     uint32_t user_mode;    /* XBT_USER_*; direct and adaptive fall back to strict where
                               the host cannot (see xbt_vm_user_mode) */
@@ -307,14 +310,77 @@ void xbt_vm_destroy(xbt_vm *vm);
 /* The user-code mode in effect (XBT_USER_*), and why it differs from the one asked
    for (NULL when it does not). */
 uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why);
-/* Host view of guest physical RAM (ram_size bytes), valid until destroy.  Writes
-   through it to pages holding translated code must be followed by
-   xbt_vm_invalidate(), or done with xbt_vm_write_phys(). */
+/* Host view of memory slot 0 (xbt_vm_mem_host(vm, 0); cfg.ram_size's RAM, NULL without
+   a slot 0), valid until the slot changes.  Writes through it to pages holding
+   translated code must be followed by xbt_vm_invalidate(), or done with
+   xbt_vm_write_phys(). */
 uint8_t *xbt_vm_ram(xbt_vm *vm);
-uint64_t xbt_vm_ram_size(const xbt_vm *vm);
+uint64_t xbt_vm_ram_size(const xbt_vm *vm); /* slot 0's size */
+/* Guest physical memory by address, across slots ([gpa, gpa + len) all in slots, or
+   XBT_E_INVAL): write_phys writes ROM too and is not logged in dirty logs (the
+   embedder's own write, KVM's rule); invalidate drops the translations made from it. */
 xbt_status xbt_vm_write_phys(xbt_vm *vm, uint64_t gpa, const void *src, size_t len);
 xbt_status xbt_vm_read_phys(xbt_vm *vm, uint64_t gpa, void *dst, size_t len);
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len);
+
+/* ---- guest physical memory slots (API 1.4) -------------------------------------------
+ *
+ * Shaped after KVM_SET_USER_MEMORY_REGION.  Guest physical memory is up to
+ * XBT_MAX_MEM_SLOTS slots, each a page-aligned range below 4 GiB backed by a file;
+ * every address outside them is MMIO (XBT_EXIT_MMIO).  Slot 0 is cfg.ram_size's RAM
+ * when that is not 0.  A slot's bytes are shared: the embedder's view
+ * (xbt_vm_mem_host), the guest's and, for an embedder's file, every other mapping of it.
+ *
+ *  - fd -1: the library makes zeroed memory (a memfd); else the embedder's file (a
+ *    memfd, a shm or another regular file opened read-write), of which the library
+ *    keeps a dup(): [fd_offset, fd_offset + size) must be inside the file, and the
+ *    embedder must not shrink it while the slot exists.
+ *  - XBT_MEM_READONLY (ROM): guest reads see the bytes; a guest write is an
+ *    XBT_EXIT_MMIO write exit with its gpa and data (KVM's rule), as are the VMM's
+ *    writes on the guest's behalf (a callout's operand); the embedder loads it with
+ *    xbt_vm_write_phys or through xbt_vm_mem_host.
+ *  - XBT_MEM_LOG_DIRTY: pages the guest writes (and the VMM on its behalf: callouts,
+ *    accessed and dirty bits in page tables, string I/O) are logged; the embedder's
+ *    own writes are not.  xbt_vm_get_dirty_log reads and clears the log: from then on
+ *    the next write to each of those pages is logged again (the windows map a logged
+ *    page read-only until it is written).
+ *  - size 0 deletes the slot.  Setting a slot that exists with the same gpa and size
+ *    and fd -1 changes only its flags (the bytes stay; a log turned on starts clean);
+ *    anything else replaces it (the old bytes are gone unless the embedder's file
+ *    keeps them).
+ * XBT_E_INVAL: slot out of range, unknown flags, pad not 0, gpa/size/fd_offset not
+ * page aligned, a range reaching 4 GiB or beyond (PAE's 36-bit addresses are not slots
+ * yet: above 4 GiB is MMIO to the guest), an overlap with another slot, fd below -1 or
+ * not a read-write regular file holding the range, fd_offset with fd -1.  XBT_E_NOMEM,
+ * XBT_E_HOST (xbt_last_host_error).
+ *
+ * Between runs, any time: a change drops every window mapping and every translation
+ * (the vCPU's next run refills them) and restarts the runner processes of direct
+ * user mode, so that nothing the guest sees comes from the old layout.  Not while
+ * xbt_vcpu_run runs on the VM's vCPU.
+ */
+#define XBT_MAX_MEM_SLOTS 32
+#define XBT_MEM_READONLY  0x1
+#define XBT_MEM_LOG_DIRTY 0x2
+typedef struct xbt_mem_region {
+    uint32_t slot;       /* 0..XBT_MAX_MEM_SLOTS-1 */
+    uint32_t flags;      /* XBT_MEM_* */
+    uint64_t gpa;        /* first guest physical address, page aligned */
+    uint64_t size;       /* bytes, a multiple of 4 KiB; 0 deletes the slot */
+    int32_t fd;          /* -1: library memory; else the embedder's file (dup()ed) */
+    uint32_t pad;        /* 0 */
+    uint64_t fd_offset;  /* where the slot's bytes start in fd, page aligned */
+} xbt_mem_region;
+xbt_status xbt_vm_set_mem_region(xbt_vm *vm, const xbt_mem_region *r);
+/* Host view of the slot's bytes (size bytes), or NULL for a slot not in use; valid
+   until the slot changes. */
+uint8_t *xbt_vm_mem_host(xbt_vm *vm, uint32_t slot);
+/* The dirty log of a slot with XBT_MEM_LOG_DIRTY: bitmap gets one bit per page of the
+   slot (bit k of bitmap[k / 64] is page gpa + k * 4096; (pages + 63) / 64 words), set
+   = written by the guest since the last call; the log is cleared and the pages are
+   write-protected again.  XBT_E_INVAL for a slot without a log or a NULL bitmap. */
+xbt_status xbt_vm_get_dirty_log(xbt_vm *vm, uint32_t slot, uint64_t *bitmap);
+/* ---- end of guest physical memory slots ---------------------------------------------- */
 /* Why the last XBT_E_HOST happened on this thread (valid until the next call on the
    thread that fails with XBT_E_HOST). */
 const char *xbt_last_host_error(void);

@@ -109,7 +109,7 @@ static bool mmio_target(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool wri
             return false;
         *gpa = r.gpa;
     }
-    return *gpa >= v->vm->ram_size;
+    return !xbt_gpa_mem(v->vm, *gpa, write); /* no RAM, or a write to ROM */
 }
 
 /* Explicit operands and stack accesses: with the rights of the current privilege (at

@@ -49,7 +49,7 @@ static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t l
     if ((uint64_t)lin + len > (1ull << 32))
         return NULL; /* wraps at 4 GiB: the window is not contiguous there */
     if (!(v->arch.cr0 & XBT_CR0_PG))
-        return (uint64_t)lin + len <= vm->ram_size ? vm->ram + lin : NULL;
+        return len && xbt_phys_ram(&vm->phys, lin, len) ? vm->phys.view + lin : NULL;
     const struct xbt_wmap *m = &vm->mmu->cur->wmap[XBT_WINDOW_K];
     for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
         if (!(m->page[p >> 6] & (1ull << (p & 63))))
@@ -139,10 +139,10 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         uint64_t lin = (uint64_t)v->arch.seg[XBT_SS].base + esp;
-        if ((v->arch.cr0 & XBT_CR0_PG) || lin + size > v->vm->ram_size)
+        if ((v->arch.cr0 & XBT_CR0_PG) || !xbt_phys_ram(&v->vm->phys, lin, size))
             return XBT_FAST_DECLINE; /* paging (a walk) or a fault: the full handler */
         uint32_t val = 0;
-        __builtin_memcpy(&val, v->vm->ram + lin, size); /* inlined: a 2- or 4-byte load */
+        __builtin_memcpy(&val, v->vm->phys.view + lin, size); /* inlined: a 2- or 4-byte load */
         xbt_eflags_write(v, val, xbt_popf_mask(0, v->ctx.eflags_sys, size));
         v->ctx.gpr[XBT_ESP] = esp + size;
         return done(v, s);

@@ -42,7 +42,11 @@ static void probe(void)
         struct xbt_runner r;
         xbt_runner_init(&r);
         char why[sizeof direct_why];
-        if (xbt_runner_start(&r, ram, 4096, why, sizeof why))
+        struct xbt_runner_files f = { .lo = { 0 }, .hi = { 4096 } };
+        f.fd[0] = ram;
+        for (int k = 1; k < XRN_SLOTS; k++)
+            f.fd[k] = -1;
+        if (xbt_runner_start(&r, &f, why, sizeof why))
             caps |= XBT_CAP_USER_DIRECT | XBT_CAP_USER_ADAPTIVE;
         else
             snprintf(direct_why, sizeof direct_why, "%s", why);

@@ -50,6 +50,30 @@ void xbt_direct_vm_destroy(xbt_vm *vm)
         xbt_runner_free(&vm->dset[k].runner);
 }
 
+/* The slots change: every runner ends (it holds the old files; the next direct run
+   starts one with the new ones), and its D-window with it. */
+void xbt_direct_slots_changed(xbt_vm *vm)
+{
+    for (int k = 0; k < XBT_WSETS; k++) {
+        xbt_runner_kill(&vm->dset[k].runner);
+        xbt_smmu_dwin_lost(vm->mmu, (unsigned)k);
+    }
+}
+
+/* What a runner may map: each slot's file over the slot's range, if that lies below
+   4 GiB in the file (the runner's filter compares 32-bit offsets; the pages of a slot
+   beyond run translated). */
+static void runner_files(const xbt_vm *vm, struct xbt_runner_files *f)
+{
+    for (int k = 0; k < XRN_SLOTS; k++) {
+        const struct xbt_slot *s = &vm->phys.slot[k];
+        bool ok = s->used && s->fd_offset + s->size < (1ull << 32);
+        f->fd[k] = ok ? s->fd : -1;
+        f->lo[k] = ok ? s->fd_offset : 0;
+        f->hi[k] = ok ? s->fd_offset + s->size : 0;
+    }
+}
+
 /* The shadow MMU's D-window operations (struct xbt_smmu_dwin): set k's D-window is its
    runner's address space. */
 static bool dwin_drop(void *opaque, unsigned set, uint32_t lin, uint64_t len)
@@ -193,13 +217,15 @@ static bool starts_instruction(const uint8_t *w, size_t n, size_t p)
    README, with what a jump into the middle of an instruction can still see.) */
 bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next)
 {
-    if (gpa + 4096 > vm->ram_size)
+    const uint8_t *h = xbt_phys_r(&vm->phys, gpa & ~0xFFFull, 4096);
+    if (!h)
         return true;
     uint8_t w[4096 + 16];
     size_t n = 4096;
-    memcpy(w, vm->ram + (gpa & ~0xFFFull), 4096);
-    if (next != ~0ull && next + 4096 <= vm->ram_size) {
-        memcpy(w + 4096, vm->ram + (next & ~0xFFFull), 16);
+    memcpy(w, h, 4096);
+    const uint8_t *hn = next != ~0ull ? xbt_phys_r(&vm->phys, next & ~0xFFFull, 4096) : NULL;
+    if (hn) {
+        memcpy(w + 4096, hn, 16);
         n += 16;
     }
     /* Every 0F that a sequence starting in this page may hold (RDPID's F3 0F may have its
@@ -240,12 +266,16 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
                    int64_t fetch)
 {
     struct xbt_runner *r = &xbt_dset_cur(vm)->runner;
-    if (!xbt_runner_alive(r) || lin < r->min_addr)
-        return XBT_DMAP_FAIL;
+    const struct xbt_slot *s = xbt_phys_slot(&vm->phys, gpa);
+    if (!xbt_runner_alive(r) || lin < r->min_addr || !xbt_phys_one_slot(&vm->phys, gpa, len) ||
+        s->fd_offset + s->size >= (1ull << 32))
+        return XBT_DMAP_FAIL; /* (runner_files) */
+    uint32_t slot = (uint32_t)(s - vm->phys.slot);
+    uint64_t off = s->fd_offset + (gpa - s->gpa); /* in the slot's file */
     if (writable) {
         /* W^X: a page the guest writes is not executable here; executing it faults
            and it comes back read-only and executable (after the check below). */
-        if (!xbt_runner_map(r, lin, gpa, len, PROT_READ | PROT_WRITE))
+        if (!xbt_runner_map(r, lin, slot, off, len, PROT_READ | PROT_WRITE))
             return XBT_DMAP_FAIL;
         xbt_wmap_note(vm->mmu, XBT_WINDOW_D, lin, len);
         if (vm->mmu->window_paged)
@@ -253,20 +283,20 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
         return XBT_DMAP_OK;
     }
     int rc = XBT_DMAP_OK;
-    for (uint32_t off = 0; off < len;) {
-        bool sens = page_sensitive(vm, lin + off, gpa + off, off + 4096 < len ? gpa + off + 4096 : ~0ull);
+    for (uint32_t at = 0; at < len;) {
+        bool sens = page_sensitive(vm, lin + at, gpa + at, at + 4096 < len ? gpa + at + 4096 : ~0ull);
         uint32_t n = 4096;
-        while (off + n < len &&
-               page_sensitive(vm, lin + off + n, gpa + off + n,
-                              off + n + 4096 < len ? gpa + off + n + 4096 : ~0ull) == sens)
+        while (at + n < len &&
+               page_sensitive(vm, lin + at + n, gpa + at + n,
+                              at + n + 4096 < len ? gpa + at + n + 4096 : ~0ull) == sens)
             n += 4096;
         int prot = PROT_READ | (sens ? 0 : PROT_EXEC);
-        if (!xbt_runner_map(r, lin + off, gpa + off, n, prot))
+        if (!xbt_runner_map(r, lin + at, slot, off + at, n, prot))
             return XBT_DMAP_FAIL;
-        if (sens && fetch >= 0 && (uint64_t)fetch >= (uint64_t)lin + off &&
-            (uint64_t)fetch < (uint64_t)lin + off + n)
+        if (sens && fetch >= 0 && (uint64_t)fetch >= (uint64_t)lin + at &&
+            (uint64_t)fetch < (uint64_t)lin + at + n)
             rc = XBT_DMAP_XLATE;
-        off += n;
+        at += n;
     }
     xbt_wmap_note(vm->mmu, XBT_WINDOW_D, lin, len);
     return rc;
@@ -469,7 +499,7 @@ static bool refault_map(struct xbt_vcpu *v)
     xbt_walk_result wr;
     struct refault_probe p = { v->vm, false };
     if (!xbt_walk(&q, refault_read, refault_write, &p, &wr) || p.would_write ||
-        wr.gpa >= v->vm->ram_size)
+        !xbt_gpa_mem(v->vm, wr.gpa, err & 2))
         return true;
     uint32_t saved = v->fault_err;
     v->fault_err = err & (2 | 0x10);
@@ -490,7 +520,9 @@ static bool runner_ready(struct xbt_vcpu *v, struct xbt_wset *w)
     if (xbt_runner_alive(xbt_set_runner(v->vm, w)))
         return true;
     char why[sizeof vm->direct_why];
-    if (!xbt_runner_start(xbt_set_runner(v->vm, w), vm->memfd, vm->ram_size, why, sizeof why)) {
+    struct xbt_runner_files files;
+    runner_files(vm, &files);
+    if (!xbt_runner_start(xbt_set_runner(v->vm, w), &files, why, sizeof why)) {
         vm->direct_ok = false;
         snprintf(vm->direct_why, sizeof vm->direct_why, "%s", why);
         return false;

@@ -37,20 +37,26 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
 static bool pt_read(void *opaque, uint64_t gpa, uint32_t *val)
 {
     struct xbt_vcpu *v = opaque;
-    if (gpa + 4 > v->vm->ram_size)
+    const uint8_t *h = xbt_phys_r(&v->vm->phys, gpa, 4);
+    if (!h)
         return false;
-    memcpy(val, v->vm->ram + gpa, 4);
+    memcpy(val, h, 4);
     return true;
 }
 
 static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
 {
     struct xbt_vcpu *v = opaque;
-    if (gpa + 4 > v->vm->ram_size)
+    if (!xbt_phys_ram(&v->vm->phys, gpa, 4))
         return false;
+    /* Accessed and dirty bits: the CPU's own write (logged); in ROM it goes nowhere, as
+       a write to ROM does on a PC. */
+    uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, 4);
+    if (!h)
+        return true;
     if (v->vm->mmu->code_prot[gpa >> 12])
         xbt_vm_invalidate(v->vm, gpa, 4);
-    memcpy(v->vm->ram + gpa, &val, 4);
+    memcpy(h, &val, 4);
     return true;
 }
 
@@ -62,22 +68,22 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool 
 }
 
 /* One linear access that stays within a page: its physical address, or false with a
-   pending #PF (v->pf_*) or for memory that is not RAM.  user: with CPL 3 rights.
+   pending #PF (v->pf_*) or for memory that is not RAM (for a write: not RAM or ROM;
+   the page's kind decides for all its bytes).  user: with CPL 3 rights.
    Successful walks are kept in a small software TLB (v->stlb) that every TLB-flushing
    event empties (xbt_stlb_flush: CR3 loads, INVLPG, paging mode changes): interrupt
    delivery reads the IDT, the GDT and writes the stack frame through here, each a walk
    before.  An entry walked with user rights serves supervisor accesses too (a page a
    CPL 3 access may read or write, the supervisor may as well). */
 static __attribute__((noinline)) bool lin_page_paged(struct xbt_vcpu *v, uint32_t lin,
-                                                     uint32_t len, bool write, bool user,
-                                                     uint64_t *gpa)
+                                                     bool write, bool user, uint64_t *gpa)
 {
     {
         struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
         if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable) &&
             (!user || e->user)) {
             *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
-            return *gpa + len <= v->vm->ram_size;
+            return xbt_gpa_mem(v->vm, *gpa, write);
         }
         xbt_walk_result r;
         if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
@@ -89,20 +95,20 @@ static __attribute__((noinline)) bool lin_page_paged(struct xbt_vcpu *v, uint32_
             return false;
         }
         *gpa = r.gpa;
-        if (r.gpa < v->vm->ram_size)
+        if (xbt_phys_kind(&v->vm->phys, r.gpa))
             *e = (struct xbt_stlb_entry){ lin >> 12, (uint32_t)(r.gpa >> 12), v->stlb_gen,
                                           r.writable && r.dirty, user };
     }
-    return *gpa + len <= v->vm->ram_size;
+    return xbt_gpa_mem(v->vm, *gpa, write);
 }
 
-static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write,
+static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, bool write,
                             bool user, uint64_t *gpa)
 {
     if (xbt_paging(v))
-        return lin_page_paged(v, lin, len, write, user, gpa);
+        return lin_page_paged(v, lin, write, user, gpa);
     *gpa = lin;
-    return (uint64_t)lin + len <= v->vm->ram_size;
+    return xbt_gpa_mem(v->vm, lin, write);
 }
 
 void xbt_stlb_flush(struct xbt_vcpu *v)
@@ -122,9 +128,9 @@ bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, 
         if (n > len)
             n = len;
         uint64_t gpa;
-        if (!lin_page(v, lin, n, false, user, &gpa))
+        if (!lin_page(v, lin, false, user, &gpa))
             return false;
-        memcpy(d, v->vm->ram + gpa, n);
+        memcpy(d, v->vm->phys.view + gpa, n); /* lin_page: RAM */
         d += n, lin += n, len -= n;
     }
     return true;
@@ -139,11 +145,12 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
         if (n > len)
             n = len;
         uint64_t gpa;
-        if (!lin_page(v, lin, n, true, user, &gpa))
+        if (!lin_page(v, lin, true, user, &gpa))
             return false;
+        uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, n); /* lin_page: RAM, not ROM */
         if (v->vm->mmu->code_prot[gpa >> 12])
             xbt_vm_invalidate(v->vm, gpa, n);
-        memcpy(v->vm->ram + gpa, p, n);
+        memcpy(h, p, n);
         p += n, lin += n, len -= n;
     }
     return true;
@@ -156,7 +163,7 @@ bool xbt_probe_lin(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, b
         if (n > len)
             n = len;
         uint64_t gpa;
-        if (!lin_page(v, lin, n, write, user, &gpa))
+        if (!lin_page(v, lin, write, user, &gpa))
             return false;
         lin += n, len -= n;
     }

@@ -73,7 +73,7 @@ static int dst_kind(struct xbt_vcpu *v, uint32_t lin, unsigned size, uint64_t *g
         v->mmio.raised = w == 0;
         return -1;
     }
-    if (g < v->vm->ram_size)
+    if (xbt_gpa_mem(v->vm, g, true))
         return 0;
     if ((lin & 0xFFF) + size > 4096) {
         xbt_set_internal_error(v, v->ctx.eip, "MOVS from MMIO to %08x: the destination "
@@ -208,7 +208,7 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
             }
             if (w < 0)
                 return false;
-            if (ogpa < v->vm->ram_size || (olin & 0xFFF) + size > 4096) {
+            if (xbt_gpa_mem(v->vm, ogpa, false) || (olin & 0xFFF) + size > 4096) {
                 xbt_set_internal_error(v, v->ctx.eip, "CMPS between MMIO at %#llx and %08x: "
                                        "the other side is neither RAM nor MMIO within one "
                                        "page (not emulated)", (unsigned long long)gpa, olin);
@@ -263,7 +263,7 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
     int w = walk_access(v, r0, is_store, &rgpa);
     if (w <= 0)
         return w;
-    if (rgpa >= vm->ram_size) {
+    if (!xbt_gpa_mem(vm, rgpa, is_store)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access at %08x crosses from one page "
                                "without RAM into another: not emulated", start);
         return -1;
@@ -416,7 +416,8 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     }
     bool crosses = (start & 0xFFF) + size > 4096;
     /* Paging off, the next page without RAM is MMIO too: one access of the full size. */
-    bool all_mmio = crosses && !xbt_paging(v) && start >= v->vm->ram_size && start == lin;
+    bool all_mmio = crosses && !xbt_paging(v) && !xbt_gpa_mem(v->vm, start, is_store) &&
+                    !xbt_gpa_mem(v->vm, (start & ~0xFFFu) + 4096ull, is_store) && start == lin;
     if (start != lin && !(crosses && (lin & 0xFFF) == 0 && lin - start < size)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: the "
                                "fault at %08x is not inside the access at %08x",
@@ -440,7 +441,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
             v->mmio.raised = w == 0;
             return false;
         }
-        if (g1 >= v->vm->ram_size && g2 >= v->vm->ram_size) {
+        if (!xbt_gpa_mem(v->vm, g1, is_store) && !xbt_gpa_mem(v->vm, g2, is_store)) {
             split = true;
             n1 = p2 - start;
             gpa = g1;
@@ -457,7 +458,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     bool ok = (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX ||
                mn == ZYDIS_MNEMONIC_MOVSX) &&
               (size == 1 || size == 2 || size == 4) && is_load != is_store &&
-              gpa >= v->vm->ram_size && (!crosses || all_mmio || split);
+              !xbt_gpa_mem(v->vm, gpa, is_store) && (!crosses || all_mmio || split);
     /* The other operand must be a general register or an immediate (not MOV Sreg). */
     const ZydisDecodedOperand *other = &in->ops[in->mem_op == 0 ? 1 : 0];
     if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
@@ -465,7 +466,8 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     /* 16 bytes (SSE): two 8-byte exits each way, within one MMIO page. */
     bool wide = size == 16 && !crosses;
     bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8 || wide) &&
-                   (is_load || is_store) && gpa >= v->vm->ram_size && (!crosses || !all_mmio);
+                   (is_load || is_store) && !xbt_gpa_mem(v->vm, gpa, is_store) &&
+                   (!crosses || !all_mmio);
     if (!ok && !generic) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: a %u-byte "
                                "operand is not emulated as MMIO", (unsigned long long)gpa,
@@ -821,7 +823,7 @@ static int mmio_callout(struct xbt_vcpu *v)
             return 0;
         gpa = r.gpa;
     }
-    if (gpa < v->vm->ram_size)
+    if (xbt_gpa_mem(v->vm, gpa, is_store))
         return 0;
     v->mmio.raised = false;
     mmio_begin_insn(v, lin, gpa, in);

@@ -15,9 +15,10 @@
 bool xbt_vm_pt_read(void *opaque, uint64_t gpa, uint32_t *val)
 {
     const xbt_vm *vm = opaque;
-    if (gpa + 4 > vm->ram_size)
+    const uint8_t *h = xbt_phys_r(&vm->phys, gpa, 4);
+    if (!h)
         return false;
-    memcpy(val, vm->ram + gpa, 4);
+    memcpy(val, h, 4);
     return true;
 }
 
@@ -102,21 +103,25 @@ static int mmio_fault(struct xbt_vcpu *v, int win, uint32_t lin, uint64_t gpa)
     return (v->mmio.run || v->mmio.raised) ? XBT_WF_DONE : XBT_WF_EXIT;
 }
 
-/* Paging off: linear is physical, the K-window maps RAM 1:1 (only code pages fault, on
-   a write) and the D-window takes every page. */
+/* Paging off: linear is physical, the K-window maps the slots 1:1 (code pages, ROM and
+   clean pages of dirty-logged slots fault on a write) and the D-window takes every
+   page. */
 static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_smmu *m = v->mmu;
     bool write = v->fault_err & XBT_PF_W;
     uint32_t page = lin >> 12;
-    if (lin >= v->vm->ram_size)
-        return mmio_fault(v, win, lin, lin);
+    if (!xbt_gpa_mem(v->vm, lin, write))
+        return mmio_fault(v, win, lin, lin); /* no RAM, or a write to ROM */
+    if (write)
+        xbt_phys_log(&v->vm->phys, lin, 1);
     if (win == XBT_WINDOW_D) {
         if (write && m->code_prot[page])
             xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
         bool fetch = (v->fault_err & XBT_PF_I) && !write;
-        int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096,
-                                !m->code_prot[page] && !fetch, fetch ? (int64_t)lin : -1);
+        bool writable = !m->code_prot[page] && !fetch && xbt_phys_write_ok(&v->vm->phys, page);
+        int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096, writable,
+                                fetch ? (int64_t)lin : -1);
         if (rc == XBT_DMAP_XLATE)
             xbt_direct_page_translated(v, v->ctx.eip);
         if (rc != XBT_DMAP_OK)
@@ -127,6 +132,12 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     if (win == XBT_WINDOW_K && write && m->code_prot[page]) {
         if (code_page_write(v, page, lin, false))
             xbt_identity_protect(m, page, true); /* until the step is compared */
+        return XBT_WF_DONE;
+    }
+    if (win == XBT_WINDOW_K && write && (xbt_phys_kind(&v->vm->phys, lin) & XBT_PP_LOG)) {
+        /* The first write to a page of a dirty-logged slot since its log was read
+           (logged above): writable from now on. */
+        xbt_identity_protect(m, page, true);
         return XBT_WF_DONE;
     }
     return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
@@ -156,15 +167,18 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         v->stats.page_faults++;
         return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
     }
-    if (r.gpa >= vm->ram_size)
-        return mmio_fault(v, win, lin, r.gpa);
+    if (!xbt_gpa_mem(vm, r.gpa, write))
+        return mmio_fault(v, win, lin, r.gpa); /* no RAM, or a write to ROM */
     uint32_t page = (uint32_t)(r.gpa >> 12);
+    if (write)
+        xbt_phys_log(&vm->phys, r.gpa, 1);
     bool data_write = false;
     if (write && m->code_prot[page] && win == XBT_WINDOW_D)
         return XBT_WF_TRANSLATE; /* the writing instruction runs once translated */
     if (write && m->code_prot[page])
         data_write = code_page_write(v, page, lin, true);
-    bool writable = r.writable && (r.dirty || write) && (!m->code_prot[page] || data_write);
+    bool writable = r.writable && (r.dirty || write) && (!m->code_prot[page] || data_write) &&
+                    xbt_phys_write_ok(&vm->phys, page);
     /* The D-window keeps W^X: an instruction fetch maps the page read-only and
        executable, a later write read-write again (direct.c). */
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;

@@ -45,9 +45,10 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
             if (!r.global)
                 xbt_smmu_code_nonglobal(v->mmu, l);
         }
-        if (gpa + chunk > v->vm->ram_size)
+        const uint8_t *h = xbt_phys_r(&v->vm->phys, gpa, chunk);
+        if (!h)
             break;
-        memcpy(buf + n, v->vm->ram + gpa, chunk);
+        memcpy(buf + n, h, chunk);
         if (n == 0)
             v->fetch_gpa_first = (uint32_t)(gpa >> 12);
         v->fetch_gpa_last = (uint32_t)((gpa + chunk - 1) >> 12);
@@ -328,9 +329,16 @@ void xbt_vcpu_flush_translations(struct xbt_vcpu *v)
     v->unlinked = NULL;
     if (v->trace.rec_n)
         v->trace.rec_n = 0; /* its blocks are gone */
-    for (uint64_t p = 0; p < vm->ram_size >> 12; p++)
-        if (vm->mmu->code_prot[p])
-            xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
+    xbt_unprotect_all(vm);
+}
+
+void xbt_unprotect_all(xbt_vm *vm)
+{
+    const xbt_phys *ph = &vm->phys;
+    for (const struct xbt_slot *s = NULL; (s = xbt_phys_next(ph, s)) != NULL;)
+        for (uint64_t p = s->gpa >> 12; p < (s->gpa + s->size) >> 12; p++)
+            if (vm->mmu->code_prot[p])
+                xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
 }
 
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
@@ -440,7 +448,7 @@ static void complete_in(struct xbt_vcpu *v)
    instruction alone (smc_single) with the page writable, then smc_data_end. */
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
 {
-    memcpy(v->smc.shadow, v->vm->ram + ((uint64_t)page << 12), 4096);
+    memcpy(v->smc.shadow, v->vm->phys.view + ((uint64_t)page << 12), 4096);
     v->smc.data = true;
     v->smc.data_page = page;
     v->smc.data_lin = lin;
@@ -455,7 +463,7 @@ static void smc_data_end(struct xbt_vcpu *v)
 {
     xbt_vm *vm = v->vm;
     v->smc.data = false;
-    const uint8_t *now = vm->ram + ((uint64_t)v->smc.data_page << 12);
+    const uint8_t *now = vm->phys.view + ((uint64_t)v->smc.data_page << 12);
     if (memcmp(now, v->smc.shadow, 4096) != 0) {
         uint32_t first = 0, last = 4095;
         while (now[first] == v->smc.shadow[first])

@@ -97,18 +97,23 @@ static void image_init(void)
 
 /* ---- start and stop ---------------------------------------------------------------- */
 
-struct spawn_args { int img, ram, comm, ring, efd; };
+struct spawn_args { int img, comm, ring, efd; const struct xbt_runner_files *f; };
 
 /* The clone(CLONE_VM | CLONE_VFORK) child: raw system calls only, then the runner. */
 static int spawn_child(void *p)
 {
     const struct spawn_args *a = p;
-    int fds[5] = { a->img, a->ram, a->comm, a->ring, a->efd };
-    for (int i = 0; i < 5; i++) /* out of the way of 3..6 first */
-        fds[i] = (int)syscall(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, 64);
-    for (int i = 1; i < 5; i++)
-        if (syscall(SYS_dup3, fds[i], XRN_FD_RAM + i - 1, 0) < 0)
+    int fds[4 + XRN_SLOTS] = { a->img, a->comm, a->ring, a->efd };
+    for (int k = 0; k < XRN_SLOTS; k++)
+        fds[4 + k] = a->f->fd[k];
+    for (int i = 0; i < 4 + XRN_SLOTS; i++) /* out of the way of 4..38 first */
+        if (fds[i] >= 0)
+            fds[i] = (int)syscall(SYS_fcntl, fds[i], F_DUPFD_CLOEXEC, 64);
+    for (int i = 1; i < 4 + XRN_SLOTS; i++) {
+        int to = i < 4 ? XRN_FD_COMM + i - 1 : XRN_FD_SLOT0 + i - 4;
+        if (fds[i] >= 0 && syscall(SYS_dup3, fds[i], to, 0) < 0)
             syscall(SYS_exit, 126);
+    }
     static char *const argv[] = { "xbt-runner", NULL };
     static char *const envp[] = { NULL };
     syscall(SYS_execveat, fds[0], "", argv, envp, AT_EMPTY_PATH);
@@ -231,7 +236,7 @@ static bool pages(struct xbt_runner *r)
     return true;
 }
 
-bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char *why,
+bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, char *why,
                       size_t why_len)
 {
     xbt_runner_kill(r);
@@ -249,14 +254,17 @@ bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char 
     C32(r, XRN_C_SPIN) = (uint32_t)XBT_SPIN;
     r->min_addr = min_addr();
     R64(r, XRN_R_MINADDR) = r->min_addr;
-    R64(r, XRN_R_RAMSIZE) = ram_size;
+    for (int k = 0; k < XRN_SLOTS; k++) {
+        R64(r, XRN_R_SLOTLO + 8 * k) = f->fd[k] >= 0 ? f->lo[k] : 0;
+        R64(r, XRN_R_SLOTHI + 8 * k) = f->fd[k] >= 0 ? f->hi[k] : 0;
+    }
     r->seq = r->confirmed = 0;
     r->parked = r->fresh = r->lost = false;
     r->ldt_valid = 0;
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->efd < 0)
         return fail(r, why, why_len, "eventfd");
-    struct spawn_args a = { image_fd, ram_fd, r->comm_fd, r->ring_fd, r->efd };
+    struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, f };
     size_t ss = 64 * 1024;
     uint8_t *stack = mmap(NULL, ss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stack == MAP_FAILED)
@@ -414,9 +422,10 @@ static bool post(struct xbt_runner *r, uint32_t opc, uint32_t lin, uint32_t len,
     return true;
 }
 
-bool xbt_runner_map(struct xbt_runner *r, uint32_t lin, uint64_t gpa, uint32_t len, int prot)
+bool xbt_runner_map(struct xbt_runner *r, uint32_t lin, uint32_t slot, uint64_t off,
+                    uint32_t len, int prot)
 {
-    return post(r, XRN_OP_MAP, lin, len, gpa, (uint32_t)prot);
+    return post(r, XRN_OP_MAP | (slot << 8), lin, len, off, (uint32_t)prot);
 }
 
 bool xbt_runner_unmap(struct xbt_runner *r, uint32_t lin, uint64_t len, bool sync)

@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "runtime/direct.h"
+#include "runtime/runner_abi.h"
 
 struct xbt_wmap;
 
@@ -50,8 +51,14 @@ void xbt_runner_init(struct xbt_runner *r);
 /* CLOCK_MONOTONIC in nanoseconds (the runner's waits; the vCPU's statistics). */
 uint64_t xbt_now_ns(void);
 void xbt_runner_free(struct xbt_runner *r);
-/* Starts (or restarts) the runner's process for guest RAM `ram_fd` of `ram_size` bytes; false with `why`. */
-bool xbt_runner_start(struct xbt_runner *r, int ram_fd, uint64_t ram_size, char *why,
+/* The files of guest memory a runner may map: slot k's fd (-1: none) and the range
+   [lo, hi) of it (below 4 GiB). */
+struct xbt_runner_files {
+    int fd[XRN_SLOTS];
+    uint64_t lo[XRN_SLOTS], hi[XRN_SLOTS];
+};
+/* Starts (or restarts) the runner's process with these files; false with `why`. */
+bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, char *why,
                       size_t why_len);
 /* Kills the runner's process (its D-window with it). */
 void xbt_runner_kill(struct xbt_runner *r);
@@ -60,7 +67,8 @@ static inline bool xbt_runner_alive(const struct xbt_runner *r) { return r->pidf
 /* D-window requests, done by the trusted thread before the guest thread next enters
    guest code.  unmap with `sync` returns once the pages are gone (or the runner is
    dead); false if it had to be killed to get there. */
-bool xbt_runner_map(struct xbt_runner *r, uint32_t lin, uint64_t gpa, uint32_t len, int prot);
+bool xbt_runner_map(struct xbt_runner *r, uint32_t lin, uint32_t slot, uint64_t off,
+                    uint32_t len, int prot);
 bool xbt_runner_unmap(struct xbt_runner *r, uint32_t lin, uint64_t len, bool sync);
 
 /* Runs guest code from d's registers until the next exit, which it writes into d

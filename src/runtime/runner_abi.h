@@ -13,7 +13,7 @@
  *    allows no system call that reaches anything outside the process (futex,
  *    rt_sigreturn, modify_ldt, sched_yield, exit); every exit is a signal whose handler
  *    reports through the comm page and waits for the next command;
- *  - the trusted thread changes the D-window (mmap/munmap of guest RAM) on requests it
+ *  - the trusted thread changes the D-window (mmap/munmap of guest memory slots) on requests it
  *    reads from the ring, a page the runner maps read-only: it runs from read-only code
  *    with its state in registers only, so guest code that reached 64-bit mode cannot
  *    steer it; it confirms through an eventfd the guest thread may not write.
@@ -45,7 +45,8 @@
 #define XRN_TSTACK_SIZE  0x1000
 
 /* File descriptors the runner is started with. */
-#define XRN_FD_RAM   3 /* guest RAM (memfd) */
+#define XRN_FD_SLOT0 7 /* guest memory slot k's file is fd XRN_FD_SLOT0 + k */
+#define XRN_SLOTS    32 /* XBT_MAX_MEM_SLOTS */
 #define XRN_FD_COMM  4 /* the comm pages (closed once mapped) */
 #define XRN_FD_RING  5 /* the ring (closed once mapped read-only) */
 #define XRN_FD_DONE  6 /* eventfd: the trusted thread adds the number of requests done */
@@ -113,7 +114,8 @@
 #define XRN_R_HEAD     0    /* u64: last published seq (futex word: its low half) */
 #define XRN_R_ONES     64   /* u64[64]: 1..64, the values written to the eventfd */
 #define XRN_R_MINADDR  640  /* u64: the D-window's bottom */
-#define XRN_R_RAMSIZE  648  /* u64 */
+#define XRN_R_SLOTLO   648  /* u64[XRN_SLOTS]: slot k's file may be mapped from offset */
+#define XRN_R_SLOTHI   904  /* u64[XRN_SLOTS]: ... up to this one (0: no file; < 4 GiB) */
 #define XRN_R_ENTRIES  4096
 #define XRN_RING_N     1024
 #define XRN_E_SIZE     32
@@ -124,7 +126,9 @@
 #define XRN_E_LEN      20   /* u32 */
 #define XRN_E_GPA      24   /* u64 */
 
-#define XRN_OP_MAP     1    /* mmap(lin, len, prot, MAP_SHARED|MAP_FIXED, ram, gpa) */
+#define XRN_OP_MAP     1    /* mmap(lin, len, prot, MAP_SHARED|MAP_FIXED, slot's fd, gpa);
+                               the op field's bits 8-15 hold the slot, GPA the offset
+                               in its file */
 #define XRN_OP_UNMAP   2    /* mmap(lin, len, PROT_NONE, private anonymous fixed) */
 
 /* Each comm field ends where the next begins or before (offset + size <= next):
@@ -161,8 +165,9 @@ XRN_FITS(XRN_C_FPU_IN, XRN_C_FPU_IN_SIZE, XRN_C_FPU_OUT);
 XRN_FITS(XRN_C_FPU_OUT, 512, XRN_COMM_SIZE);
 XRN_FITS(XRN_R_HEAD, 8, XRN_R_ONES);
 XRN_FITS(XRN_R_ONES, 64 * 8, XRN_R_MINADDR);
-XRN_FITS(XRN_R_MINADDR, 8, XRN_R_RAMSIZE);
-XRN_FITS(XRN_R_RAMSIZE, 8, XRN_R_ENTRIES);
+XRN_FITS(XRN_R_MINADDR, 8, XRN_R_SLOTLO);
+XRN_FITS(XRN_R_SLOTLO, 8 * XRN_SLOTS, XRN_R_SLOTHI);
+XRN_FITS(XRN_R_SLOTHI, 8 * XRN_SLOTS, XRN_R_ENTRIES);
 #undef XRN_FITS
 #endif
 

@@ -52,9 +52,7 @@ struct xbt_dset {
 
 struct xbt_vm {
     xbt_vm_config cfg;
-    int memfd;
-    uint8_t *ram;              /* host view of guest RAM (its own mapping) */
-    uint64_t ram_size;
+    xbt_phys phys;             /* guest physical memory: slots, the host view of all */
     xbt_smmu *mmu;             /* the shadow MMU: windows, sets, epochs, code pages */
     struct xbt_dset dset[XBT_WSETS]; /* the runtime's part of each window set */
     uint64_t code_page_invals; /* statistics */
@@ -400,6 +398,15 @@ static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
 }
 /* run.c: every translation dropped (chains, lookup tables, code-page protection). */
 void xbt_vcpu_flush_translations(struct xbt_vcpu *v);
+/* Whether an access to guest physical gpa reaches memory: a slot, and for a write not
+   ROM (a write to ROM is an MMIO write, KVM's rule).  Otherwise it is MMIO. */
+static inline bool xbt_gpa_mem(const xbt_vm *vm, uint64_t gpa, bool write)
+{
+    uint8_t k = xbt_phys_kind(&vm->phys, gpa);
+    return k && !(write && (k & XBT_PP_ROM));
+}
+/* Every code page's write protection lifted (its translations gone). */
+void xbt_unprotect_all(xbt_vm *vm);
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->arch.cr0 & XBT_CR0_PG; }
@@ -466,6 +473,8 @@ int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin);
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged);
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why);
 void xbt_direct_vm_destroy(xbt_vm *vm);
+/* Guest memory slots changed: the runners end (direct.c). */
+void xbt_direct_slots_changed(xbt_vm *vm);
 /* Maps [lin, lin + len) of the current set's D-window onto guest RAM at gpa: a writable
    run without execute permission (W^X), a read-only one executable where its pages are
    not sensitive (xbt_direct_page_sensitive).  XBT_DMAP_XLATE: the page holding `fetch`

@@ -1,5 +1,6 @@
 /*
- * vm.c - VM and vCPU objects: guest RAM (one memfd), the K-window, register access.
+ * vm.c - VM and vCPU objects: guest physical memory slots (shadow-mmu/phys.h), the
+ * K-window, register access.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,7 +39,7 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
                           XBT_VM_STRING_IO)
     _Static_assert(XBT_VM_FLAGS(|) == XBT_VM_FLAGS(+), "two XBT_VM_* flags share a bit");
     const uint32_t known = XBT_VM_FLAGS(|);
-    if (cfg->ram_size == 0 || (cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||
+    if ((cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||
         cfg->user_mode > XBT_USER_ADAPTIVE || (cfg->flags & ~known))
         return XBT_E_INVAL;
     /* The deprecated XBT_VM_NO_TRACES once overrode XBT_VM_TRACES; asking for both is a
@@ -55,24 +56,23 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     vm->cfg = *cfg;
     for (int k = 0; k < XBT_WSETS; k++)
         xbt_runner_init(&vm->dset[k].runner);
-    vm->ram_size = cfg->ram_size;
-    vm->memfd = memfd_create("xbt-guest-ram", MFD_CLOEXEC);
-    if (vm->memfd < 0 || ftruncate(vm->memfd, (off_t)vm->ram_size) != 0) {
-        last_host_error = "memfd_create/ftruncate failed";
+    if (!xbt_phys_init(&vm->phys, &last_host_error))
         goto host_fail;
-    }
-    vm->ram = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, vm->memfd, 0);
-    if (vm->ram == MAP_FAILED) {
-        vm->ram = NULL;
-        last_host_error = "cannot map guest RAM";
-        goto host_fail;
+    if (cfg->ram_size) {
+        xbt_mem_region r0 = { 0, 0, 0, cfg->ram_size, -1, 0, 0 };
+        xbt_status st = xbt_phys_set(&vm->phys, &r0);
+        if (st != XBT_OK) {
+            last_host_error = "memfd_create/ftruncate/mmap of guest RAM failed";
+            xbt_vm_destroy(vm);
+            return st;
+        }
     }
     vm->mmu = calloc(1, sizeof *vm->mmu);
     if (!vm->mmu) {
         last_host_error = "cannot allocate the shadow MMU";
         goto host_fail;
     }
-    if (!xbt_smmu_init(vm->mmu, vm->memfd, vm->ram, vm->ram_size, &last_host_error))
+    if (!xbt_smmu_init(vm->mmu, &vm->phys, &last_host_error))
         goto host_fail;
     vm->mmu->dwin = xbt_direct_dwin;
     vm->mmu->dwin.opaque = vm;
@@ -122,21 +122,18 @@ void xbt_vm_destroy(xbt_vm *vm)
     if (vm->mmu)
         xbt_smmu_destroy(vm->mmu);
     free(vm->mmu);
-    if (vm->ram)
-        munmap(vm->ram, vm->ram_size);
-    if (vm->memfd >= 0)
-        close(vm->memfd);
+    xbt_phys_destroy(&vm->phys);
     free(vm);
 }
 
 uint8_t *xbt_vm_ram(xbt_vm *vm)
 {
-    return vm ? vm->ram : NULL;
+    return xbt_vm_mem_host(vm, 0);
 }
 
 uint64_t xbt_vm_ram_size(const xbt_vm *vm)
 {
-    return vm ? vm->ram_size : 0;
+    return vm && vm->phys.slot[0].used ? vm->phys.slot[0].size : 0;
 }
 
 uint32_t xbt_vm_user_mode(const xbt_vm *vm, const char **why)
@@ -180,10 +177,12 @@ xbt_status xbt_vm_code_range(const xbt_vm *vm, uint64_t *start, uint64_t *size)
 
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
 {
-    if (!vm || gpa > vm->ram_size || len > vm->ram_size - gpa)
+    if (!vm)
         return XBT_E_INVAL;
     if (len == 0)
-        return XBT_OK;
+        return gpa <= XBT_PHYS_LIMIT ? XBT_OK : XBT_E_INVAL;
+    if (!xbt_phys_ram(&vm->phys, gpa, len))
+        return XBT_E_INVAL;
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++) {
         if (vm->mmu->code_prot[p]) {
             vm->code_page_invals++;
@@ -201,16 +200,68 @@ xbt_status xbt_vm_write_phys(xbt_vm *vm, uint64_t gpa, const void *src, size_t l
     xbt_status s = xbt_vm_invalidate(vm, gpa, len);
     if (s != XBT_OK || !src)
         return s ? s : XBT_E_INVAL;
-    memcpy(vm->ram + gpa, src, len);
+    if (len)
+        memcpy(vm->phys.view + gpa, src, len); /* ROM too; not logged (the embedder's) */
     return XBT_OK;
 }
 
 xbt_status xbt_vm_read_phys(xbt_vm *vm, uint64_t gpa, void *dst, size_t len)
 {
-    if (!vm || !dst || gpa > vm->ram_size || len > vm->ram_size - gpa)
+    if (!vm || !dst || (len ? !xbt_phys_ram(&vm->phys, gpa, len) : gpa > XBT_PHYS_LIMIT))
         return XBT_E_INVAL;
-    memcpy(dst, vm->ram + gpa, len);
+    memcpy(dst, vm->phys.view + gpa, len);
     return XBT_OK;
+}
+
+/* ---- guest physical memory slots --------------------------------------------------- */
+
+uint8_t *xbt_vm_mem_host(xbt_vm *vm, uint32_t slot)
+{
+    if (!vm || slot >= XBT_MAX_MEM_SLOTS || !vm->phys.slot[slot].used)
+        return NULL;
+    return vm->phys.view + vm->phys.slot[slot].gpa;
+}
+
+xbt_status xbt_vm_set_mem_region(xbt_vm *vm, const xbt_mem_region *r)
+{
+    if (!vm)
+        return XBT_E_INVAL;
+    xbt_status st = xbt_phys_check(&vm->phys, r);
+    if (st != XBT_OK)
+        return st;
+    /* Nothing made from the old layout survives: the runners (their D-windows map the
+       slots' files; a new one starts with the new files), every translation and its
+       code-page protection, every window mapping (paging off: the identity mapping is
+       made again from the new slots). */
+    xbt_direct_slots_changed(vm);
+    if (vm->vcpu)
+        xbt_vcpu_flush_translations(vm->vcpu);
+    else
+        xbt_unprotect_all(vm);
+    xbt_smmu_regs none = { 0, 0, 0 };
+    xbt_window_reset(vm->mmu, none); /* unmaps the identity mapping of the old slots */
+    st = xbt_phys_set(&vm->phys, r);
+    if (st == XBT_E_HOST)
+        last_host_error = "cannot make or map the slot's memory";
+    if (vm->vcpu)
+        xbt_paging_changed(vm->vcpu); /* windows as the vCPU's paging mode needs them */
+    else
+        xbt_window_reset(vm->mmu, none);
+    return st;
+}
+
+/* A page the dirty log has just cleared: written through no window until it faults. */
+static void dirty_protect(void *opaque, uint64_t page)
+{
+    xbt_vm *vm = opaque;
+    xbt_smmu_write_protect(vm->mmu, page); /* the VMM's own writes log as they go */
+}
+
+xbt_status xbt_vm_get_dirty_log(xbt_vm *vm, uint32_t slot, uint64_t *bitmap)
+{
+    if (!vm)
+        return XBT_E_INVAL;
+    return xbt_phys_take_dirty(&vm->phys, slot, bitmap, dirty_protect, vm);
 }
 
 /* ---- vCPU -------------------------------------------------------------------------- */
@@ -595,10 +646,10 @@ static xbt_status debug_access(xbt_vcpu *v, uint32_t linear, uint8_t *dst, const
         if (n > len)
             n = (uint32_t)len;
         xbt_walk_result r;
-        if (!xbt_walk_quiet(v, linear, false, false, &r) || r.gpa + n > v->vm->ram_size)
+        if (!xbt_walk_quiet(v, linear, false, false, &r) || !xbt_phys_ram(&v->vm->phys, r.gpa, n))
             return XBT_E_INVAL;
         if (go && dst)
-            memcpy(dst, v->vm->ram + r.gpa, n);
+            memcpy(dst, v->vm->phys.view + r.gpa, n);
         if (go && src)
             xbt_vm_write_phys(v->vm, r.gpa, src, n); /* drops what it overwrites */
         dst = dst ? dst + n : NULL;

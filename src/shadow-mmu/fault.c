@@ -34,7 +34,9 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
         uint32_t size = r->page_size;
         uint64_t g0 = r->gpa & ~(uint64_t)(size - 1);
         uint32_t l0 = lin & ~(size - 1);
-        if (g0 + size <= m->ram_size && allow_large &&
+        const struct xbt_slot *s = xbt_phys_slot(m->phys, g0);
+        if (xbt_phys_one_slot(m->phys, g0, size) && allow_large &&
+            (!writable || !(s->flags & (XBT_MEM_READONLY | XBT_MEM_LOG_DIRTY))) &&
             !memchr(m->code_prot + (g0 >> 12), 1, size >> 12)) {
             bool ok = win == XBT_WINDOW_D
                           ? d_map(m, l0, g0, size, writable, -1) == XBT_DMAP_OK
@@ -58,31 +60,36 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
        walk checked), so nothing a walk would refuse is mapped. */
     uint32_t es = pae ? 8 : 4, n_ent = pae ? 512 : 1024;
     uint64_t amask = pae ? 0x0000000FFFFFF000ull : 0xFFFFF000ull;
-    if (r->page_size == 4096 && r->pte_gpa + es <= m->ram_size) {
+    const xbt_phys *ph = m->phys;
+    const uint8_t *pt = r->page_size == 4096 ? xbt_phys_r(ph, r->pte_gpa & ~0xFFFull, 4096)
+                                             : NULL;
+    uint8_t slot = xbt_phys_kind(ph, glo) & XBT_PP_SLOT;
+    if (pt) {
         uint64_t pte0 = 0;
-        memcpy(&pte0, m->ram + r->pte_gpa, es);
+        memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
         const uint64_t same = XBT_PTE_P | XBT_PTE_RW | XBT_PTE_US | XBT_PTE_A | XBT_PTE_D |
                               XBT_PTE_G | (pae ? 0xFFFFFFF000000000ull : 0);
-        uint64_t pt_page = r->pte_gpa & ~0xFFFull;
         uint32_t idx = (uint32_t)(r->pte_gpa & 0xFFF) / es;
         if ((pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
             for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12); k++) {
                 uint64_t pte = 0;
-                memcpy(&pte, m->ram + pt_page + k * es, es);
+                memcpy(&pte, pt + k * es, es);
                 uint64_t g = glo + (hi - lo);
                 if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
-                    g + 4096 > m->ram_size || m->code_prot[g >> 12])
+                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || m->code_prot[g >> 12] ||
+                    (writable && !xbt_phys_write_ok(ph, g >> 12)))
                     break;
                 hi += 4096;
             }
             for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12);) {
                 uint64_t pte = 0;
-                memcpy(&pte, m->ram + pt_page + k * es, es);
+                memcpy(&pte, pt + k * es, es);
                 if (glo < 4096)
                     break;
                 uint64_t g = glo - 4096;
                 if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
-                    m->code_prot[g >> 12])
+                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || m->code_prot[g >> 12] ||
+                    (writable && !xbt_phys_write_ok(ph, g >> 12)))
                     break;
                 lo -= 4096;
                 glo = g;
@@ -107,9 +114,8 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
     }
     {
         uint32_t pte_lo = 0;
-        uint64_t at = (r->pte_gpa & ~0xFFFull) + ((lo >> 12) & 0x3FF) * 4;
-        if (r->page_size == 4096 && !pae && at + 4 <= m->ram_size)
-            memcpy(&pte_lo, m->ram + at, 4);
+        if (pt && !pae)
+            memcpy(&pte_lo, pt + ((lo >> 12) & 0x3FF) * 4, 4);
         xbt_window_note(m, win, lo, hi - lo, r->global, pae,
                         xbt_region_pde_raw(m, regs, lo >> 22), pte_lo, r->page_size != 4096);
     }

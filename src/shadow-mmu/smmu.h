@@ -13,8 +13,8 @@
  * translated code are write-protected (a reverse map finds their writable mappings).
  *
  * The unit knows the guest's paging registers only as the arguments it is given (struct
- * xbt_smmu_regs) and guest RAM only as the memfd and its host view; it includes nothing
- * of src/runtime.  window.c: windows, sets, epochs, code pages; fault.c: filling a
+ * xbt_smmu_regs) and guest memory only as its slots (phys.h: each slot's file and the
+ * host view of all of them); it includes nothing of src/runtime.  window.c: windows, sets, epochs, code pages; fault.c: filling a
  * window after the runtime's walk of a host fault.
  */
 #ifndef XBT_SHADOW_MMU_SMMU_H
@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "arch.h"
+#include "shadow-mmu/phys.h"
 #include "shadow-mmu/walk.h"
 #include "xbt/xbt.h"
 
@@ -103,10 +104,9 @@ static inline uint32_t xbt_smmu_as_key(xbt_smmu_regs r)
 }
 
 typedef struct xbt_smmu {
-    /* Guest RAM: the memfd the windows map, and the VMM's own view of it. */
-    int memfd;
-    uint8_t *ram;
-    uint64_t ram_size;
+    /* Guest physical memory: the slots' files the windows map (ROM and clean pages of
+       dirty-logged slots read-only), and the VMM's own view of them. */
+    xbt_phys *phys;
     struct xbt_smmu_dwin dwin;
 
     struct xbt_wset *wset[XBT_WSETS];
@@ -119,8 +119,8 @@ typedef struct xbt_smmu {
        marks its two units, a PAE 2 MiB page its one): an INVLPG there drops that whole
        large page (one TLB entry in hardware), elsewhere one 4 KiB page. */
     uint8_t pse_region[256];
-    struct xbt_rmap *rmap;     /* per RAM page (see struct xbt_rmap) */
-    uint8_t *code_prot;        /* per RAM page: 1 when write-protected for code */
+    struct xbt_rmap *rmap;     /* per guest physical page (see struct xbt_rmap) */
+    uint8_t *code_prot;        /* per guest physical page: 1 when write-protected for code */
 
     /* Mapping epochs by 4 MiB region: a block checked at epoch E is current while
        neither of its regions (nor everything, all_epoch) changed after E.  A CR3 load
@@ -149,14 +149,20 @@ typedef struct xbt_smmu {
 } xbt_smmu;
 
 /* Creation: window sets reserved (8 GiB each for the K- and U-window), per-page tables
-   for ram_size bytes of RAM.  false with *why set. */
-bool xbt_smmu_init(xbt_smmu *m, int memfd, uint8_t *ram, uint64_t ram_size, const char **why);
+   for the 4 GiB of guest physical addresses, over the slots of phys.  false with *why. */
+bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why);
 void xbt_smmu_destroy(xbt_smmu *m);
 
 /* Code pages are write-protected in the windows (unprotecting leaves the remapping to
    the next write fault). */
 void xbt_protect_code_page(xbt_smmu *m, uint32_t page);
 void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page);
+
+/* Guest physical page `page` is written through no window until it faults again: its
+   writable mappings in every window (the reverse map; every window when it lost track)
+   are dropped, or paging off, the identity K-window's page made read-only and the
+   D-window's dropped.  For dirty logs (xbt_vm_get_dirty_log). */
+void xbt_smmu_write_protect(xbt_smmu *m, uint64_t page);
 
 /* Paging off: the identity K-window's page made writable (a write beside translated
    code runs alone) or read-only again. */

@@ -39,7 +39,7 @@ void xbt_rmap_note(xbt_smmu *m, int win, uint32_t lin, uint64_t gpa, uint32_t le
     uint16_t bit = (uint16_t)(1u << (m->cur->idx * 3 + win));
     for (uint32_t off = 0; off < len; off += 4096) {
         uint64_t p = (gpa + off) >> 12;
-        if (p >= m->ram_size >> 12)
+        if (p >= XBT_PHYS_PAGES)
             break;
         struct xbt_rmap *e = &m->rmap[p];
         uint32_t l = lin + off;
@@ -68,12 +68,10 @@ void xbt_rmap_note(xbt_smmu *m, int win, uint32_t lin, uint64_t gpa, uint32_t le
    reverse map) are dropped, to come back read-only on the next touch, or every window
    when the reverse map lost track; unprotecting leaves the remapping to the next write
    fault. */
-void xbt_protect_code_page(xbt_smmu *m, uint32_t page)
+void xbt_smmu_write_protect(xbt_smmu *m, uint64_t page)
 {
-    if ((uint64_t)page >= m->ram_size >> 12 || m->code_prot[page])
+    if (page >= XBT_PHYS_PAGES)
         return;
-    m->code_prot[page] = 1;
-    m->code_protects++;
     if (m->window_paged) {
         struct xbt_rmap *e = &m->rmap[page];
         if (e->who[0] & XBT_RMAP_LOST) {
@@ -87,24 +85,55 @@ void xbt_protect_code_page(xbt_smmu *m, uint32_t page)
         }
         memset(e, 0, sizeof *e);
     } else {
-        mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ);
-        wset_drop(m, m->cur, XBT_WINDOW_D, page << 12, 4096); /* remapped read-only on demand */
+        if (m->cur->identity && m->phys->page[page])
+            mprotect(m->kbase + (page << 12), 4096, PROT_READ);
+        /* remapped read-only on demand */
+        wset_drop(m, m->cur, XBT_WINDOW_D, (uint32_t)(page << 12), 4096);
     }
+}
+
+void xbt_protect_code_page(xbt_smmu *m, uint32_t page)
+{
+    if ((uint64_t)page >= XBT_PHYS_PAGES || !m->phys->page[page] || m->code_prot[page])
+        return;
+    m->code_prot[page] = 1;
+    m->code_protects++;
+    xbt_smmu_write_protect(m, page);
 }
 
 void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page)
 {
-    if ((uint64_t)page >= m->ram_size >> 12 || !m->code_prot[page])
+    if ((uint64_t)page >= XBT_PHYS_PAGES || !m->code_prot[page])
         return;
     m->code_prot[page] = 0;
-    if (!m->window_paged)
+    if (!m->window_paged && m->cur->identity && xbt_phys_write_ok(m->phys, page))
         mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
 }
 
 void xbt_identity_protect(xbt_smmu *m, uint32_t page, bool writable)
 {
-    if ((uint64_t)page < m->ram_size >> 12 && !m->window_paged)
-        mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | (writable ? PROT_WRITE : 0));
+    if (m->window_paged || !m->cur->identity || page >= XBT_PHYS_PAGES || !m->phys->page[page])
+        return;
+    writable = writable && xbt_phys_write_ok(m->phys, page);
+    mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | (writable ? PROT_WRITE : 0));
+}
+
+/* Paging off: every slot at its guest physical address in the current K-window, ROM,
+   clean pages of logged slots and code pages read-only. */
+static void identity_map(xbt_smmu *m)
+{
+    const xbt_phys *p = m->phys;
+    for (const struct xbt_slot *s = NULL; (s = xbt_phys_next(p, s)) != NULL;) {
+        bool rw = !(s->flags & (XBT_MEM_READONLY | XBT_MEM_LOG_DIRTY));
+        mmap(m->kbase + s->gpa, s->size, PROT_READ | (rw ? PROT_WRITE : 0),
+             MAP_SHARED | MAP_FIXED, s->fd, (off_t)s->fd_offset);
+        for (uint64_t q = s->gpa >> 12; q < (s->gpa + s->size) >> 12; q++)
+            if (m->code_prot[q])
+                mprotect(m->kbase + (q << 12), 4096, PROT_READ);
+            else if (!rw && xbt_phys_write_ok(p, q))
+                mprotect(m->kbase + (q << 12), 4096, PROT_READ | PROT_WRITE);
+    }
+    m->cur->identity = true;
 }
 
 bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd)
@@ -243,11 +272,7 @@ static void window_reset(xbt_smmu *m, bool paged, uint32_t as_key)
     m->window_paged = paged;
     if (paged)
         return;
-    mmap(m->kbase, m->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->memfd, 0);
-    m->cur->identity = true;
-    for (uint64_t p = 0; p < m->ram_size >> 12; p++)
-        if (m->code_prot[p])
-            mprotect(m->kbase + (p << 12), 4096, PROT_READ);
+    identity_map(m);
 }
 
 void xbt_window_reset(xbt_smmu *m, xbt_smmu_regs regs)
@@ -259,8 +284,10 @@ bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t g
                           uint32_t len, bool writable)
 {
     void *at = window + lin;
-    if (mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, m->memfd,
-             (off_t)gpa) != at)
+    const struct xbt_slot *s = xbt_phys_slot(m->phys, gpa);
+    if (!s || !xbt_phys_one_slot(m->phys, gpa, len) ||
+        mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, s->fd,
+             (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
         return false;
     xbt_wmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len);
     if (writable && m->window_paged)
@@ -337,9 +364,10 @@ static void wset_drop_nonglobal(xbt_smmu *m, struct xbt_wset *w)
 
 static bool ram32(const xbt_smmu *m, uint64_t gpa, uint32_t *v)
 {
-    if (gpa + 4 > m->ram_size)
+    const uint8_t *h = xbt_phys_r(m->phys, gpa, 4);
+    if (!h)
         return false;
-    memcpy(v, m->ram + gpa, 4);
+    memcpy(v, h, 4);
     return true;
 }
 
@@ -452,8 +480,7 @@ uint32_t xbt_region_pde_raw(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t regi
         return 0; /* no 32-bit directory entry (PAE regions: region_key) */
     uint64_t at = (uint64_t)(regs.cr3 & ~0xFFFu) + region * 4;
     uint32_t pde = 0;
-    if (at + 4 <= m->ram_size)
-        memcpy(&pde, m->ram + at, 4);
+    ram32(m, at, &pde);
     return pde;
 }
 
@@ -466,9 +493,10 @@ uint32_t xbt_region_pde(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t region)
 
 static bool ram64(const xbt_smmu *m, uint64_t gpa, uint64_t *v)
 {
-    if (gpa + 8 > m->ram_size)
+    const uint8_t *h = xbt_phys_r(m->phys, gpa, 8);
+    if (!h)
         return false;
-    memcpy(v, m->ram + gpa, 8);
+    memcpy(v, h, 8);
     return true;
 }
 
@@ -626,11 +654,9 @@ void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t
 
 #define GIB (1ull << 30)
 
-bool xbt_smmu_init(xbt_smmu *m, int memfd, uint8_t *ram, uint64_t ram_size, const char **why)
+bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
 {
-    m->memfd = memfd;
-    m->ram = ram;
-    m->ram_size = ram_size;
+    m->phys = phys;
     /* Window sets, one per recent address space: each a K-window and a user window of
        4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
     for (int k = 0; k < XBT_WSETS; k++) {
@@ -661,19 +687,17 @@ bool xbt_smmu_init(xbt_smmu *m, int memfd, uint8_t *ram, uint64_t ram_size, cons
     m->cur = m->wset[0];
     m->kbase = m->cur->kbase;
     m->ubase = m->cur->ubase;
-    /* Paging off: guest linear == physical, so RAM is mapped 1:1 at the window base. */
-    if (mmap(m->kbase, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0) ==
-        MAP_FAILED) {
-        *why = "cannot map guest RAM into the K-window";
-        return false;
-    }
-    m->cur->identity = true;
-    m->code_prot = calloc(ram_size >> 12, 1);
-    m->rmap = calloc(ram_size >> 12, sizeof *m->rmap);
+    /* Per guest physical page (untouched pages cost no memory: calloc of this size
+       is fresh zero pages). */
+    m->code_prot = calloc(XBT_PHYS_PAGES, 1);
+    m->rmap = calloc(XBT_PHYS_PAGES, sizeof *m->rmap);
     if (!m->code_prot || !m->rmap) {
         *why = "cannot allocate the per-page tables of guest RAM";
         return false;
     }
+    /* Paging off: guest linear == physical, so the slots are mapped 1:1 at the window
+       base. */
+    identity_map(m);
     return true;
 }
 

@@ -34,7 +34,7 @@
 
 static xbt_smmu *m;
 static uint8_t *ram;
-static int memfd;
+static xbt_phys phys;
 
 /* ---- probing the host MMU ------------------------------------------------------------ */
 
@@ -142,14 +142,13 @@ static void setup(void)
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigaction(SIGSEGV, &sa, NULL);
-    memfd = memfd_create("smmu-test", 0);
-    ck_assert_int_ge(memfd, 0);
-    ck_assert_int_eq(ftruncate(memfd, RAM), 0);
-    ram = mmap(NULL, RAM, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-    ck_assert_ptr_ne(ram, MAP_FAILED);
-    m = calloc(1, sizeof *m);
     const char *why = NULL;
-    ck_assert_msg(xbt_smmu_init(m, memfd, ram, RAM, &why), "%s", why ? why : "");
+    ck_assert_msg(xbt_phys_init(&phys, &why), "%s", why ? why : "");
+    xbt_mem_region r0 = { 0, 0, 0, RAM, -1, 0, 0 }; /* guest RAM: slot 0 at 0 */
+    ck_assert_int_eq(xbt_phys_set(&phys, &r0), XBT_OK);
+    ram = phys.view;
+    m = calloc(1, sizeof *m);
+    ck_assert_msg(xbt_smmu_init(m, &phys, &why), "%s", why ? why : "");
     m->dwin = (struct xbt_smmu_dwin){ NULL, d_drop, d_map, d_park };
     d_drops = d_parks = d_maps = 0;
 }
@@ -158,8 +157,7 @@ static void teardown(void)
 {
     xbt_smmu_destroy(m);
     free(m);
-    munmap(ram, RAM);
-    close(memfd);
+    xbt_phys_destroy(&phys);
 }
 
 static const xbt_smmu_regs OFF = { 0x11, 0, 0 };

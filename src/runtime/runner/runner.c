@@ -262,9 +262,10 @@ void xrn_cmd_loop(void)
 
 /* A seccomp program with symbolic jump targets, resolved when it is installed. */
 enum { L_NEXT = 0, L_ALLOW, L_DENY, L_MMAP, L_FUTEX, L_WRITE, L_ANON, L_SHARED, L_MAX };
+#define RAW(n) ((uint8_t)(128 + (n))) /* a jump target given as an offset, not a label */
 struct prog {
-    struct sock_filter f[64];
-    uint8_t jt[64], jf[64];
+    struct sock_filter f[512];
+    uint8_t jt[512], jf[512];
     int16_t at[L_MAX];
     unsigned n;
 };
@@ -290,18 +291,38 @@ static void label(struct prog *p, int l)
 #define JSET(k, t, f) op(p, BPF_JMP | BPF_JSET | BPF_K, (k), (t), (f))
 #define JGTX(t, f) op(p, BPF_JMP | BPF_JGT | BPF_X, 0, (t), (f))
 
-static void install(struct prog *p, uint32_t deny)
+static void ends(struct prog *p, uint32_t deny)
 {
     label(p, L_ALLOW);
     op(p, BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0);
     label(p, L_DENY);
     op(p, BPF_RET | BPF_K, deny, 0, 0);
+}
+
+static uint8_t target(const struct prog *p, unsigned i, uint8_t l)
+{
+    if (l >= 128)
+        return (uint8_t)(l - 128);
+    int off = l ? p->at[l] - (int)i - 1 : 0;
+    if (off < 0 || off > 255)
+        die(10); /* a jump BPF cannot express */
+    return (uint8_t)off;
+}
+
+static void resolve(struct prog *p)
+{
     for (unsigned i = 0; i < p->n; i++) {
         if (BPF_CLASS(p->f[i].code) != BPF_JMP)
             continue;
-        p->f[i].jt = p->jt[i] ? (uint8_t)(p->at[p->jt[i]] - (int)i - 1) : 0;
-        p->f[i].jf = p->jf[i] ? (uint8_t)(p->at[p->jf[i]] - (int)i - 1) : 0;
+        p->f[i].jt = target(p, i, p->jt[i]);
+        p->f[i].jf = target(p, i, p->jf[i]);
     }
+}
+
+static void install(struct prog *p, uint32_t deny)
+{
+    ends(p, deny);
+    resolve(p);
 }
 
 /* The guest thread: futex wait/wake, rt_sigreturn, modify_ldt, sched_yield and exit;
@@ -326,10 +347,51 @@ static void guest_filter(void)
         die(3);
 }
 
-/* The trusted thread: mmap of guest RAM at [min, 4 GiB) inside RAM with at most RWX,
-   or of nothing (PROT_NONE, anonymous) there; futex wait/wake; write to the eventfd;
-   exit.  Anything else kills the runner. */
-static void trusted_filter(struct prog *p, uint32_t min, uint32_t ram)
+/* The shared mappings the trusted thread may make: prot at most RWX, then for each
+   slot with a file, that file within [lo, hi) of it.  Every jump is local (the checks
+   of 32 slots are longer than a BPF jump reaches), each slot's block ending in its own
+   returns. */
+#define RET(k) op(p, BPF_RET | BPF_K, (k), 0, 0)
+static void shared_filter(struct prog *p)
+{
+    const uint32_t kill = SECCOMP_RET_KILL_PROCESS;
+    label(p, L_SHARED);
+    ARG_HI(2);
+    JEQ(0, RAW(1), RAW(0));
+    RET(kill);
+    ARG_LO(2);
+    JSET(~7u, RAW(0), RAW(1));
+    RET(kill);
+    ARG_HI(5);
+    JEQ(0, RAW(1), RAW(0));
+    RET(kill);
+    for (uint32_t k = 0; k < XRN_SLOTS; k++) {
+        uint64_t lo = RING64(XRN_R_SLOTLO + 8 * k), hi = RING64(XRN_R_SLOTHI + 8 * k);
+        if (hi == 0)
+            continue;
+        if (hi >= (1ull << 32) || lo >= hi)
+            die(4);
+        ARG_LO(4);
+        JEQ(XRN_FD_SLOT0 + k, RAW(0), RAW(10));
+        ARG_LO(5);                                  /* offset in [lo, hi) */
+        JGE((uint32_t)lo, RAW(0), RAW(7));
+        JGE((uint32_t)hi, RAW(6), RAW(0));
+        op(p, BPF_ALU | BPF_NEG, 0, 0, 0);
+        op(p, BPF_ALU | BPF_ADD | BPF_K, (uint32_t)hi, 0, 0);
+        op(p, BPF_MISC | BPF_TAX, 0, 0, 0);         /* X = hi - offset */
+        ARG_LO(1);
+        JGTX(RAW(1), RAW(0));                       /* len <= X */
+        RET(SECCOMP_RET_ALLOW);
+        RET(kill);
+    }
+    RET(kill);
+}
+
+/* The trusted thread: mmap of guest memory slots' files at [min, 4 GiB) inside the
+   ranges the VMM gave (shared_filter) with at most RWX, or of nothing (PROT_NONE,
+   anonymous) there; futex wait/wake; write to the eventfd; exit.  Anything else kills
+   the runner. */
+static void trusted_filter(struct prog *p, uint32_t min)
 {
     p->n = 0;
     LDW(offsetof(struct seccomp_data, arch));
@@ -368,23 +430,9 @@ static void trusted_filter(struct prog *p, uint32_t min, uint32_t ram)
     JEQ(0, L_NEXT, L_DENY);
     ARG_LO(2);
     JEQ(0, L_ALLOW, L_DENY);
-    label(p, L_SHARED); /* guest RAM: the fd, offset + len within RAM, prot <= RWX */
-    ARG_LO(4);
-    JEQ(XRN_FD_RAM, L_NEXT, L_DENY);
-    ARG_HI(5);
-    JEQ(0, L_NEXT, L_DENY);
-    ARG_LO(5);
-    JGE(ram, L_DENY, L_NEXT);
-    op(p, BPF_ALU | BPF_NEG, 0, 0, 0);
-    op(p, BPF_ALU | BPF_ADD | BPF_K, ram, 0, 0);
-    op(p, BPF_MISC | BPF_TAX, 0, 0, 0);
-    ARG_LO(1);
-    JGTX(L_DENY, L_NEXT);
-    ARG_HI(2);
-    JEQ(0, L_NEXT, L_DENY);
-    ARG_LO(2);
-    JSET(~7u, L_DENY, L_ALLOW);
-    install(p, SECCOMP_RET_KILL_PROCESS);
+    ends(p, SECCOMP_RET_KILL_PROCESS);
+    shared_filter(p);
+    resolve(p);
 }
 
 static void *map_fixed(uint64_t at, uint64_t len, int prot, int flags, int fd)
@@ -398,7 +446,8 @@ static void *map_fixed(uint64_t at, uint64_t len, int prot, int flags, int fd)
 void xrn_main(void)
 {
     SYS(SYS_close_range, 0, 2, 0, 0, 0, 0);
-    SYS(SYS_close_range, 7, ~0u, 0, 0, 0, 0);
+    SYS(SYS_close, 3, 0, 0, 0, 0, 0);
+    SYS(SYS_close_range, XRN_FD_SLOT0 + XRN_SLOTS, ~0u, 0, 0, 0, 0);
     SYS(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
     uint64_t none = 0; /* the VMM started it with every signal blocked */
     SYS(SYS_rt_sigprocmask, SIG_SETMASK, &none, 0, 8, 0, 0);
@@ -406,8 +455,8 @@ void xrn_main(void)
     map_fixed(XRN_RING_ADDR, XRN_RING_SIZE, 1, 0x01, XRN_FD_RING);
     SYS(SYS_close, XRN_FD_COMM, 0, 0, 0, 0, 0);
     SYS(SYS_close, XRN_FD_RING, 0, 0, 0, 0, 0);
-    uint64_t min = RING64(XRN_R_MINADDR), ram = RING64(XRN_R_RAMSIZE);
-    if (min < 4096 || min >= (1ull << 32) || ram > (1ull << 32))
+    uint64_t min = RING64(XRN_R_MINADDR);
+    if (min < 4096 || min >= (1ull << 32))
         die(4);
     map_fixed(min, (1ull << 32) - min, 0, 0x4022 /* PRIVATE|ANON|NORESERVE */, -1);
     map_fixed(XRN_ALT_ADDR, XRN_ALT_SIZE, 3, 0x22, -1);
@@ -443,7 +492,7 @@ void xrn_main(void)
     if (SYS(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0) != 0)
         die(8);
     struct prog tprog;
-    trusted_filter(&tprog, (uint32_t)min, (uint32_t)(ram > 0xFFFFFFFFull ? 0xFFFFFFFFull : ram));
+    trusted_filter(&tprog, (uint32_t)min);
     struct sock_fprog tp = { .len = (unsigned short)tprog.n, .filter = tprog.f };
     if (xrn_clone_trusted(&tp) < 0)
         die(9);

@@ -242,6 +242,9 @@ xrn_trusted_entry:                      /* rdi = struct sock_fprog * (main's sta
         mov     rax, [r15 + XRN_E_TAG]          /* the same request still */
         cmp     rax, r14
         jne     5f
+        mov     r8d, ecx                        /* the slot: bits 8-15 */
+        shr     r8d, 8
+        movzx   ecx, cl
         cmp     ecx, XRN_OP_MAP
         je      6f
         cmp     ecx, XRN_OP_UNMAP
@@ -252,7 +255,7 @@ xrn_trusted_entry:                      /* rdi = struct sock_fprog * (main's sta
         xor     r9d, r9d
         jmp     7f
 6:      mov     r10d, 0x11                      /* SHARED|FIXED */
-        mov     r8d, XRN_FD_RAM
+        add     r8d, XRN_FD_SLOT0               /* its file (the filter checks it) */
 7:      mov     eax, 9                          /* mmap */
         syscall
         cmp     rax, rdi
