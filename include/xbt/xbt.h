@@ -55,8 +55,9 @@
  *    system calls and LDT stay as they were, and nothing reserves its low 4 GiB.  The
  *    runner's program is a sealed memfd made once per process and kept open
  *    (close-on-exec).
- *  - Per VM: memfds (close-on-exec), 64 GiB of reserved, inaccessible address space for
- *    the guest memory windows, and the translation cache (two views of it, both above
+ *  - Per VM: memfds (close-on-exec; each memory slot's file, the library's or a dup of
+ *    the embedder's), 68 GiB of reserved, inaccessible address space for the guest
+ *    memory windows and the host view of guest physical memory, and the translation cache (two views of it, both above
  *    4 GiB), released by xbt_vm_destroy.
  *
  * Thread safety: translate calls are independent and may run concurrently; the VM and

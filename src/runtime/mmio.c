@@ -379,6 +379,13 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
     return mmio_begin_insn(v, lin, gpa, &in);
 }
 
+/* Paging off: an access crossing the page boundary after `start` has MMIO on both
+   sides (no slot, or ROM for a write). */
+static bool mmio_pair(const xbt_vm *vm, uint32_t start, bool write)
+{
+    return !xbt_gpa_mem(vm, start, write) && !xbt_gpa_mem(vm, (start & ~0xFFFu) + 4096ull, write);
+}
+
 static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *in)
 {
     if (in->mem_op < 0 && string_mmio(v, in, lin, gpa))
@@ -416,8 +423,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     }
     bool crosses = (start & 0xFFF) + size > 4096;
     /* Paging off, the next page without RAM is MMIO too: one access of the full size. */
-    bool all_mmio = crosses && !xbt_paging(v) && !xbt_gpa_mem(v->vm, start, is_store) &&
-                    !xbt_gpa_mem(v->vm, (start & ~0xFFFu) + 4096ull, is_store) && start == lin;
+    bool all_mmio = crosses && !xbt_paging(v) && mmio_pair(v->vm, start, is_store) && start == lin;
     if (start != lin && !(crosses && (lin & 0xFFF) == 0 && lin - start < size)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: the "
                                "fault at %08x is not inside the access at %08x",
@@ -455,10 +461,11 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         }
         gpa += m0 - lin; /* the MMIO part, in the same page as the fault */
     }
+    bool mmio = !xbt_gpa_mem(v->vm, gpa, is_store); /* the faulting side */
     bool ok = (mn == ZYDIS_MNEMONIC_MOV || mn == ZYDIS_MNEMONIC_MOVZX ||
                mn == ZYDIS_MNEMONIC_MOVSX) &&
               (size == 1 || size == 2 || size == 4) && is_load != is_store &&
-              !xbt_gpa_mem(v->vm, gpa, is_store) && (!crosses || all_mmio || split);
+              mmio && (!crosses || all_mmio || split);
     /* The other operand must be a general register or an immediate (not MOV Sreg). */
     const ZydisDecodedOperand *other = &in->ops[in->mem_op == 0 ? 1 : 0];
     if (other->type == ZYDIS_OPERAND_TYPE_REGISTER && xbt_gpr_index(other->reg.value) < 0)
@@ -466,8 +473,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     /* 16 bytes (SSE): two 8-byte exits each way, within one MMIO page. */
     bool wide = size == 16 && !crosses;
     bool generic = !ok && (size == 1 || size == 2 || size == 4 || size == 8 || wide) &&
-                   (is_load || is_store) && !xbt_gpa_mem(v->vm, gpa, is_store) &&
-                   (!crosses || !all_mmio);
+                   (is_load || is_store) && mmio && (!crosses || !all_mmio);
     if (!ok && !generic) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s: a %u-byte "
                                "operand is not emulated as MMIO", (unsigned long long)gpa,

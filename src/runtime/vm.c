@@ -238,13 +238,14 @@ xbt_status xbt_vm_set_mem_region(xbt_vm *vm, const xbt_mem_region *r)
         xbt_vcpu_flush_translations(vm->vcpu);
     else
         xbt_unprotect_all(vm);
-    xbt_smmu_regs none = { 0, 0, 0 };
-    xbt_window_reset(vm->mmu, none); /* unmaps the identity mapping of the old slots */
     st = xbt_phys_set(&vm->phys, r);
     if (st == XBT_E_HOST)
         last_host_error = "cannot make or map the slot's memory";
+    /* Every window emptied (the old files' mappings with them), then filled as the
+       paging mode needs (paging off: every slot 1:1 again). */
+    xbt_smmu_regs none = { 0, 0, 0 };
     if (vm->vcpu)
-        xbt_paging_changed(vm->vcpu); /* windows as the vCPU's paging mode needs them */
+        xbt_paging_changed(vm->vcpu);
     else
         xbt_window_reset(vm->mmu, none);
     return st;

@@ -14,8 +14,9 @@
  *
  * The unit knows the guest's paging registers only as the arguments it is given (struct
  * xbt_smmu_regs) and guest memory only as its slots (phys.h: each slot's file and the
- * host view of all of them); it includes nothing of src/runtime.  window.c: windows, sets, epochs, code pages; fault.c: filling a
- * window after the runtime's walk of a host fault.
+ * host view of all of them); it includes nothing of src/runtime.  window.c: windows,
+ * sets, epochs, code pages; fault.c: filling a window after the runtime's walk of a host
+ * fault; phys.c: the slots.
  */
 #ifndef XBT_SHADOW_MMU_SMMU_H
 #define XBT_SHADOW_MMU_SMMU_H
