@@ -74,11 +74,11 @@ static void page_tables(xbt_vm *vm)
     pd[SLOT1_GPA >> 22] = PT1 | 0x07;
     pd[(SLOT1_GPA >> 22) + 1] = (SLOT1_GPA + (4u << 20)) | 0x87;
     pd[0x20000000u >> 22] = 0x20000000u | 0x83;
-    pd[1023] = PTROM | 0x03;
+    pd[1023] = PTROM | 0x07;
     for (uint32_t k = 0; k < 1024; k++)
         pt[k] = (SLOT1_GPA + (k << 12)) | 0x07;
     for (uint32_t k = 1008; k < 1024; k++)
-        ptrom[k] = (0xFFC00000u + (k << 12)) | 0x03;
+        ptrom[k] = (0xFFC00000u + (k << 12)) | 0x07;
     ck_assert_int_eq(xbt_vm_write_phys(vm, PD, pd, sizeof pd), XBT_OK);
     ck_assert_int_eq(xbt_vm_write_phys(vm, PT1, pt, sizeof pt), XBT_OK);
     ck_assert_int_eq(xbt_vm_write_phys(vm, PTROM, ptrom, sizeof ptrom), XBT_OK);
@@ -166,11 +166,19 @@ START_TEST(two_slots_rom_hole_and_log)
         0xe7, 0xf8,                                                 /* out 0xf8 */
         0xc7, 0x05, 0x0c, 0x10, 0x00, 0x40, 0x02, 0, 0, 0,          /* mov [0x4000100c], 2 */
         0xe7, 0xf9,                                                 /* out 0xf9 */
+        0xa1, 0x00, 0x00, 0x80, 0xc0,                               /* mov eax, [0xc0800000] */
+        0xe7, 0xfa,                                                 /* out 0xfa */
         0xf4,
     };
     ck_assert_int_eq(xbt_vm_write_phys(vm, 0x100000, code, sizeof code), XBT_OK);
     flat_kernel(vm, cpu, 0x100000);
     view[0x600000] = 0x66;
+    /* 0xc0800000 through a page table in the logged slot (its page 7): the walker's
+       accessed bit there is a write the log sees. */
+    uint32_t e = (SLOT1_GPA + 0x7000) | 0x03;
+    xbt_vm_write_phys(vm, PD + 4 * 0x302, &e, 4);
+    e = (SLOT1_GPA + 0x8000) | 0x03;
+    xbt_vm_write_phys(vm, SLOT1_GPA + 0x7000, &e, 4);
     expect_out(cpu, 0xf1, 0xdeadbeef);
     uint32_t v;
     memcpy(&v, view + 0x1000, 4);
@@ -203,6 +211,10 @@ START_TEST(two_slots_rom_hole_and_log)
     xbt_vm_write_phys(vm, SLOT1_GPA + 0x5000, "x", 1); /* the embedder's: not logged */
     expect_out(cpu, 0xf9, 0);
     expect_log(vm, (const int[]){ 1, -1 });
+    expect_out(cpu, 0xfa, 0);
+    expect_log(vm, (const int[]){ 7, -1 }); /* the table's page, not the page read */
+    memcpy(&v, view + 0x7000, 4);
+    ck_assert_uint_eq(v & 0x20, 0x20);      /* A set */
     ck_assert_uint_eq(run(cpu)->reason, XBT_EXIT_HLT);
     memcpy(&v, view + 0x100c, 4);
     ck_assert_uint_eq(v, 2);
@@ -250,6 +262,9 @@ static uint64_t user_log_case(uint32_t mode)
         0xc7, 0x05, 0x00, 0x00, 0x70, 0x40, 0x05, 0, 0, 0, /* mov [0x40700000], 5 (4 MiB page) */
         0xb8, 0x03, 0, 0, 0, 0xcd, 0x80,                   /* int 0x80 (3) */
         0xb8, 0x04, 0, 0, 0, 0xcd, 0x80,                   /* int 0x80 (4): nothing written */
+        0xc7, 0x05, 0x20, 0x00, 0xff, 0xff, 0x99, 0, 0, 0, /* mov [0xffff0020], 0x99 (ROM) */
+        0xa1, 0x20, 0x00, 0xff, 0xff,                      /* mov eax, [0xffff0020] */
+        0xcd, 0x80,                                        /* int 0x80 (ROM's bytes) */
         0xeb, 0xfe,
     };
     xbt_vm_write_phys(vm, 0x400000, user, sizeof user);
@@ -278,6 +293,13 @@ static uint64_t user_log_case(uint32_t mode)
     expect_log(vm, (const int[]){ 3, 5, 0x700, -1 }); /* the read did not map 3 writable */
     expect_out(cpu, 0xf1, 4);
     expect_log(vm, (const int[]){ -1 });
+    xbt_exit *ex = run(cpu); /* user code writing ROM: an MMIO write exit in every mode */
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, ROM_GPA + 0x20);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.size, 4);
+    ck_assert_uint_eq(ex->mmio.data, 0x99);
+    expect_out(cpu, 0xf1, rom_word(0x20) & 0xff);
     uint32_t v;
     memcpy(&v, view + 0x700000, 4);
     ck_assert_uint_eq(v, 5);
@@ -447,6 +469,15 @@ START_TEST(bad_regions_refused)
     ck_assert_int_eq(xbt_vm_read_phys(vm, 0x1ffff8, b, 8), XBT_OK);
     ck_assert_int_eq(xbt_vm_read_phys(vm, 0x1ffff8, b, 9), XBT_E_INVAL); /* past the slot */
     ck_assert_int_eq(xbt_vm_read_phys(vm, 0xff000, b, 8), XBT_E_INVAL);  /* before it */
+    xbt_mem_region next = { 3, 0, 0x200000, 0x1000, -1, 0, 0 };       /* adjacent */
+    ck_assert_int_eq(xbt_vm_set_mem_region(vm, &next), XBT_OK);
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x1ffffc, "abcdefgh", 8), XBT_OK);
+    ck_assert_int_eq(xbt_vm_read_phys(vm, 0x1ffffc, b, 8), XBT_OK);   /* across slots */
+    ck_assert_int_eq(memcmp(b, "abcdefgh", 8), 0);
+    ck_assert_int_eq(memcmp(xbt_vm_mem_host(vm, 3), "efgh", 4), 0);
+    ck_assert_int_eq(xbt_vm_read_phys(vm, 0x200ffc, b, 8), XBT_E_INVAL);
+    next.size = 0;
+    ck_assert_int_eq(xbt_vm_set_mem_region(vm, &next), XBT_OK);
     const xbt_mem_region bad[] = {
         { 1, 0, 0x180000, 0x100000, -1, 0, 0 },        /* overlaps slot 0 */
         { 1, 0, 0x080000, 0x100000, -1, 0, 0 },        /* overlaps its start */
