@@ -348,7 +348,8 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len);
  *  - size 0 deletes the slot.  Setting a slot that exists with the same gpa and size
  *    and fd -1 changes only its flags (the bytes stay; a log turned on starts clean);
  *    anything else replaces it (the old bytes are gone unless the embedder's file
- *    keeps them).
+ *    keeps them; if making the new one fails, XBT_E_NOMEM or XBT_E_HOST, the slot is
+ *    left empty).
  * XBT_E_INVAL: slot out of range, unknown flags, pad not 0, gpa/size/fd_offset not
  * page aligned, a range reaching 4 GiB or beyond (PAE's 36-bit addresses are not slots
  * yet: above 4 GiB is MMIO to the guest), an overlap with another slot, fd below -1 or
@@ -357,8 +358,9 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len);
  *
  * Between runs, any time: a change drops every window mapping and every translation
  * (the vCPU's next run refills them) and restarts the runner processes of direct
- * user mode, so that nothing the guest sees comes from the old layout.  Not while
- * xbt_vcpu_run runs on the VM's vCPU.
+ * user mode, so that nothing the guest sees comes from the old layout.  These calls,
+ * xbt_vm_get_dirty_log included, are not made while xbt_vcpu_run runs on the VM's vCPU
+ * (an embedder that reads the log of a running guest stops it first: xbt_vcpu_stop).
  */
 #define XBT_MAX_MEM_SLOTS 32
 #define XBT_MEM_READONLY  0x1

@@ -157,6 +157,7 @@ START_TEST(two_slots_rom_hole_and_log)
         0xa1, 0x00, 0x00, 0x60, 0x40, 0xe7, 0xf3,                   /* mov eax, [0x40600000] (4 MiB page) */
         0xa1, 0x10, 0x00, 0xff, 0xff, 0xe7, 0xf4,                   /* mov eax, [0xffff0010] (ROM); out */
         0xc7, 0x05, 0x20, 0x00, 0xff, 0xff, 0xbe, 0xba, 0xfe, 0xca, /* mov [0xffff0020], 0xcafebabe */
+        0x0f, 0x01, 0x05, 0x40, 0x00, 0xff, 0xff,                   /* sgdt [0xffff0040] (callout) */
         0xa1, 0x20, 0x00, 0xff, 0xff, 0xe7, 0xf5,                   /* mov eax, [0xffff0020]; out */
         0xa1, 0x00, 0x00, 0x00, 0x20, 0xe7, 0xf6,                   /* mov eax, [0x20000000] (hole) */
         0x0f, 0x01, 0x05, 0x00, 0x60, 0x00, 0x40,                   /* sgdt [0x40006000] */
@@ -194,7 +195,22 @@ START_TEST(two_slots_rom_hole_and_log)
     ck_assert_uint_eq(ex->mmio.is_write, 1);
     ck_assert_uint_eq(ex->mmio.size, 4);
     ck_assert_uint_eq(ex->mmio.data, 0xcafebabe);
+    ex = run(cpu); /* a callout's store into ROM: MMIO write exits, limit then base */
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, ROM_GPA + 0x40);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.size, 2);
+    ck_assert_uint_eq(ex->mmio.data, 23);
+    ex = run(cpu);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, ROM_GPA + 0x42);
+    ck_assert_uint_eq(ex->mmio.size, 4);
+    ck_assert_uint_eq(ex->mmio.data, 0x1000);
     expect_out(cpu, 0xf5, rom_word(0x20)); /* unchanged */
+    uint8_t rom[8];
+    ck_assert_int_eq(xbt_vm_read_phys(vm, ROM_GPA + 0x40, rom, 6), XBT_OK);
+    ck_assert_uint_eq(rom[0], (uint8_t)(0x40 * 7 + 1));
+    ck_assert_uint_eq(rom[5], (uint8_t)(0x45 * 7 + 1));
     ex = run(cpu);
     ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO); /* no slot there */
     ck_assert_uint_eq(ex->mmio.gpa, 0x20000000);
