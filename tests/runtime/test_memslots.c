@@ -281,6 +281,8 @@ static uint64_t user_log_case(uint32_t mode)
         0xc7, 0x05, 0x20, 0x00, 0xff, 0xff, 0x99, 0, 0, 0, /* mov [0xffff0020], 0x99 (ROM) */
         0xa1, 0x20, 0x00, 0xff, 0xff,                      /* mov eax, [0xffff0020] */
         0xcd, 0x80,                                        /* int 0x80 (ROM's bytes) */
+        0xc7, 0x05, 0x00, 0x20, 0x00, 0x40, 0x07, 0, 0, 0, /* mov [0x40002000], 7 */
+        0xb8, 0x06, 0, 0, 0, 0xcd, 0x80,                   /* int 0x80 (6) */
         0xeb, 0xfe,
     };
     xbt_vm_write_phys(vm, 0x400000, user, sizeof user);
@@ -309,6 +311,10 @@ static uint64_t user_log_case(uint32_t mode)
     expect_log(vm, (const int[]){ 3, 5, 0x700, -1 }); /* the read did not map 3 writable */
     expect_out(cpu, 0xf1, 4);
     expect_log(vm, (const int[]){ -1 });
+    /* Slot 1 set again (the same file): the runner that mapped it ends, a new one
+       starts with the new descriptors, the log starts clean. */
+    xbt_mem_region r1 = { 1, XBT_MEM_LOG_DIRTY, SLOT1_GPA, SLOT1_SIZE, fd, 0, 0x3000 };
+    ck_assert_int_eq(xbt_vm_set_mem_region(vm, &r1), XBT_OK);
     xbt_exit *ex = run(cpu); /* user code writing ROM: an MMIO write exit in every mode */
     ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
     ck_assert_uint_eq(ex->mmio.gpa, ROM_GPA + 0x20);
@@ -316,6 +322,9 @@ static uint64_t user_log_case(uint32_t mode)
     ck_assert_uint_eq(ex->mmio.size, 4);
     ck_assert_uint_eq(ex->mmio.data, 0x99);
     expect_out(cpu, 0xf1, rom_word(0x20) & 0xff);
+    expect_out(cpu, 0xf1, 6);
+    expect_log(vm, (const int[]){ 2, -1 });
+    ck_assert_uint_eq(view[0x2000], 7);
     uint32_t v;
     memcpy(&v, view + 0x700000, 4);
     ck_assert_uint_eq(v, 5);
@@ -328,8 +337,10 @@ static uint64_t user_log_case(uint32_t mode)
     printf("user dirty log, mode %u (in effect %u): %llu direct entries, %llu runner "
            "starts\n", mode, xbt_vm_user_mode(vm, NULL), (unsigned long long)st.direct_entries,
            (unsigned long long)st.direct_runner_starts);
-    if (mode != XBT_USER_STRICT && xbt_vm_user_mode(vm, NULL) == mode)
+    if (mode != XBT_USER_STRICT && xbt_vm_user_mode(vm, NULL) == mode) {
         ck_assert_uint_gt(st.direct_entries, 0);
+        ck_assert_uint_ge(st.direct_runner_starts, 2); /* restarted at the slot change */
+    }
     xbt_vm_destroy(vm);
     munmap(view, SLOT1_SIZE);
     close(fd);
