@@ -442,6 +442,8 @@ START_TEST(tables_between_slots)
     xbt_vm_write_phys(vm, PTROM + 4 * 1007, &pte, 4);
     pde = 0x30000000u | 0x03;                       /* a page table in the hole */
     xbt_vm_write_phys(vm, PD + 4 * 0x301, &pde, 4); /* at 0xC0400000 */
+    pde = (1u << 13) | 0x83;                        /* PSE-36: 4 MiB page at 4 GiB */
+    xbt_vm_write_phys(vm, PD + 4 * 0x303, &pde, 4); /* at 0xC0C00000 */
     static const uint8_t code[] = {
         0x0f, 0x20, 0xe0, 0x0d, 0x10, 0, 0, 0, 0x0f, 0x22, 0xe0,
         0xb8, 0x00, 0x00, 0x01, 0x00, 0x0f, 0x22, 0xd8,
@@ -450,6 +452,7 @@ START_TEST(tables_between_slots)
         0xa3, 0x00, 0xf0, 0xfe, 0xff,                   /* mov [0xfffef000], eax */
         0xbf, 0x00, 0x00, 0x00, 0xc0,                   /* mov edi, 0xc0000000 */
         0xab,                                           /* stosd */
+        0xa1, 0x10, 0x00, 0xc0, 0xc0,                   /* mov eax, [0xc0c00010] */
         0xa1, 0x00, 0x00, 0x40, 0xc0,                   /* mov eax, [0xc0400000] */
         0xf4,
     };
@@ -469,6 +472,10 @@ START_TEST(tables_between_slots)
     ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO); /* STOS */
     ck_assert_uint_eq(ex->mmio.gpa, SLOT1_GPA + SLOT1_SIZE);
     ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ex = run(cpu);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO); /* above 4 GiB: never a slot */
+    ck_assert_uint_eq(ex->mmio.gpa, 0x100000010ull);
+    ck_assert_uint_eq(ex->mmio.is_write, 0);
     ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
     ck_assert_uint_eq(ex->reason, XBT_EXIT_INTERNAL_ERROR);
     ck_assert_ptr_ne(strstr(ex->internal.message, "not in RAM"), NULL);
