@@ -254,6 +254,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->tbuf = t->tbuf;
     v->tb = &t->tb;
     v->stlb = t->stlb;
+    v->pol.cpuid = t->cpuid;
     v->vm = vm;
     v->mmu = vm->mmu;
     v->no_fast_callouts = vm->no_fast_callouts;
