@@ -383,8 +383,9 @@ typedef struct xbt_sregs {
 xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out);
 void xbt_vcpu_destroy(xbt_vcpu *cpu);
 xbt_status xbt_vcpu_get_regs(xbt_vcpu *cpu, xbt_regs *r);
-/* Setting registers also ends a HLT and an interrupt shadow, and drops an IN that was
-   not completed: the vCPU continues from exactly the state given. */
+/* Setting registers also ends a HLT and an interrupt shadow, and drops an IN (or an
+   MSR exit, API 1.4) that was not completed: the vCPU continues from exactly the state
+   given.  Injected events stay pending. */
 xbt_status xbt_vcpu_set_regs(xbt_vcpu *cpu, const xbt_regs *r);
 xbt_status xbt_vcpu_get_sregs(xbt_vcpu *cpu, xbt_sregs *s);
 xbt_status xbt_vcpu_set_sregs(xbt_vcpu *cpu, const xbt_sregs *s);

@@ -404,6 +404,7 @@ xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
     xbt_set_eflags(v, r->eflags, 0xFFFFFFFF);
     v->pio.in_pending = false;
     v->mmio.pending = false;
+    v->pol.msr_pending = false;      /* and an MSR exit not answered (policy.c) */
     v->arch.halted = false;          /* new state from the embedder ends a HLT */
     v->arch.interrupt_shadow = false;
     return XBT_OK;
