@@ -100,7 +100,9 @@ extern "C" {
  *   XBT_CAP_DEBUG.
  *   API 1.4: the embedder's policy: xbt_vcpu_get_cpuid / xbt_vcpu_set_cpuid (a CPUID
  *   policy within the model), xbt_vm_set_msr_exits (XBT_EXIT_MSR, exit record member
- *   msr), xbt_vcpu_inject_interrupt, xbt_vcpu_inject_exception; XBT_CAP_POLICY.
+ *   msr), xbt_vcpu_inject_interrupt, xbt_vcpu_inject_exception; XBT_CAP_POLICY;
+ *   watchpoints: xbt_vcpu_set_watchpoint, XBT_DEBUG_WATCH (exit.debug's watch and
+ *   watch_access), XBT_CAP_WATCH.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -150,6 +152,7 @@ uint32_t xbt_api_version(void);
 #define XBT_CAP_STRING_IO     (1ull << 6) /* XBT_VM_STRING_IO */
 #define XBT_CAP_DEBUG         (1ull << 7) /* breakpoints, single-step, XBT_EXIT_DEBUG */
 #define XBT_CAP_POLICY        (1ull << 8) /* CPUID policy, MSR exits, event injection */
+#define XBT_CAP_WATCH         (1ull << 9) /* watchpoints (xbt_vcpu_set_watchpoint) */
 
 /* The XBT_CAP_* bits available. */
 uint64_t xbt_capabilities(void);
@@ -436,7 +439,10 @@ typedef struct xbt_exit {
         struct {
             uint32_t eip;    /* where the guest stopped (the next instruction to run) */
             uint32_t linear; /* CS base + eip */
-            uint32_t why;    /* XBT_DEBUG_BREAKPOINT or XBT_DEBUG_STEP */
+            uint32_t why;    /* XBT_DEBUG_BREAKPOINT, XBT_DEBUG_STEP or XBT_DEBUG_WATCH */
+            uint32_t watch;  /* XBT_DEBUG_WATCH (API 1.4): the watchpoint's linear address */
+            uint32_t watch_access; /* XBT_DEBUG_WATCH: XBT_WATCH_WRITE or XBT_WATCH_READ,
+                                      the access that hit it */
         } debug;
         struct {
             uint32_t index;  /* ECX: the MSR */
@@ -589,6 +595,30 @@ xbt_status xbt_vm_set_msr_exits(xbt_vm *vm, const uint32_t *indices, size_t n);
 xbt_status xbt_vcpu_inject_interrupt(xbt_vcpu *cpu, int vector);
 xbt_status xbt_vcpu_inject_exception(xbt_vcpu *cpu, int vector, int has_error,
                                      uint32_t error_code);
+
+/*
+ * Watchpoints (data breakpoints, as the debug registers' DR0-DR3 with R/W 01 and 11):
+ * `len` bytes (1, 2, 4 or 8, `linear` a multiple of len) at a guest linear address,
+ * hit by a write (XBT_WATCH_WRITE), a read (XBT_WATCH_READ: the debug registers cannot
+ * tell a read from an access; xbt can) or either (XBT_WATCH_ACCESS), at any CPL, by
+ * translated code and by what the VMM does on an instruction's behalf (a PUSH of an
+ * interrupt frame, MOVS or an IRET in a callout).  Trap-like: the run stops with
+ * XBT_EXIT_DEBUG, why XBT_DEBUG_WATCH, after the instruction that made the access (EIP
+ * is the next one's; an interrupt frame's push stops at the handler's first
+ * instruction); debug.watch names the watchpoint, debug.watch_access the access.  A
+ * REP string instruction is checked over the iterations it has left when it first
+ * touches a watched page and stops after its last.  While any is set, user code runs
+ * translated (as with breakpoints), the watched pages stay out of the memory windows
+ * (an access to anything on such a page runs alone, checked) and the fast callouts are
+ * off.  At most XBT_MAX_WATCHPOINTS; XBT_E_INVAL beyond, for a bad len, kind or
+ * alignment, or for clearing one that is not set (on: 1 sets, 0 clears; the same
+ * linear, len and kind).  On the vCPU's thread between runs.
+ */
+#define XBT_MAX_WATCHPOINTS 4
+enum { XBT_DEBUG_WATCH = 3 };
+enum { XBT_WATCH_WRITE = 1, XBT_WATCH_READ = 2, XBT_WATCH_ACCESS = 3 };
+xbt_status xbt_vcpu_set_watchpoint(xbt_vcpu *cpu, uint32_t linear, uint32_t len, int kind,
+                                   int on);
 
 /*
  * Counters of one vCPU.  Sized: the caller sets `size` to the size of the struct it was

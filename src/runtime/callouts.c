@@ -1078,6 +1078,8 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     v->mmio.co_rd_n = 0;
     if (v->mmio.co_wr_n && r != XBT_LEAVE_EXIT)
         return xbt_callout_mmio_store(v) ? XBT_LEAVE_EXIT : r; /* the stores, in order */
+    if (r == 0 && v->dbg.whit)
+        return XBT_LEAVE_DISPATCH; /* a watchpoint was hit: stop after this instruction */
     if (r == 0 && atomic_load_explicit(&v->kick, memory_order_relaxed) &&
         v->ctx.eip == SITE(v)->eip + SITE(v)->len)
         return XBT_LEAVE_DISPATCH;

@@ -1014,6 +1014,8 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         uint32_t key = 0;
         xbt_block *b = NULL;
         int rc = begin_dispatch(v);
+        if (!rc && (v->dbg.n_wp || v->dbg.wstep || v->dbg.whit))
+            rc = xbt_watch_dispatch(v); /* watchpoints: a step's page out, a hit's stop */
         if (!rc && (v->pol.exc_pending || v->pol.irq_pending))
             rc = xbt_policy_deliver(v); /* what the embedder injected */
         if (!rc && xbt_debugging(v))

@@ -299,6 +299,16 @@ struct xbt_vcpu {
         bool stepped;                /* that instruction ran: stop now */
         bool resume;                 /* the next dispatch at resume_lin runs it, no stop */
         uint32_t resume_lin;
+        /* Watchpoints (watch.c): their pages stay out of the windows; an access there
+           runs its instruction alone with the page mapped (wstep), checked for overlap
+           (whit: stop after it). */
+        struct xbt_watch { uint32_t lin, len; uint8_t kind; } wp[XBT_MAX_WATCHPOINTS];
+        uint32_t n_wp;
+        bool wstep, wstep_paged;
+        uint32_t wstep_page;         /* the linear page mapped for the step */
+        bool whit;
+        uint8_t whit_access;         /* XBT_WATCH_WRITE or XBT_WATCH_READ */
+        uint32_t whit_lin;           /* the watchpoint hit */
     } dbg;
 
     /* The embedder's policy (policy.c): its CPUID entries (cpuid_set: they replace the
@@ -430,8 +440,19 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
 /* A debugger's breakpoint or single-step is set: user code runs translated, no traces. */
 static inline bool xbt_debugging(const struct xbt_vcpu *v)
 {
-    return v->dbg.n_bp || v->dbg.step;
+    return v->dbg.n_bp || v->dbg.step || v->dbg.n_wp;
 }
+/* Watchpoints (watch.c).  xbt_watch_fault: a host fault at linear lin (paged: through
+   the guest's tables) of a page that holds a watchpoint: the access checked, the page
+   mapped for this one instruction (true; the caller maps it, read-only unless the fault
+   was a write).  xbt_watch_filled: after a window fill, the watched pages out again
+   (but the one being stepped).  xbt_watch_access: an access the VMM makes for the
+   guest.  xbt_watch_dispatch: at a dispatch, the step's page out again, and the stop
+   after an instruction that hit (XBT_LEAVE_EXIT) or 0. */
+bool xbt_watch_fault(struct xbt_vcpu *v, uint32_t lin, bool write, bool paged);
+void xbt_watch_filled(struct xbt_vcpu *v);
+void xbt_watch_access(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write);
+int xbt_watch_dispatch(struct xbt_vcpu *v);
 static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
 {
     for (uint32_t i = 0; i < v->dbg.n_bp; i++)

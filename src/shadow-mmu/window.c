@@ -107,6 +107,12 @@ void xbt_identity_protect(xbt_smmu *m, uint32_t page, bool writable)
         mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | (writable ? PROT_WRITE : 0));
 }
 
+void xbt_identity_hide(xbt_smmu *m, uint32_t page)
+{
+    if ((uint64_t)page < m->ram_size >> 12 && !m->window_paged)
+        mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_NONE);
+}
+
 bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd)
 {
     (void)m;

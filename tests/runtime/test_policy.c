@@ -5,7 +5,9 @@
  * directly and adaptively), the CPUID policy (what the guest reads, from kernel code and
  * from directly run user code, and what a hidden feature changes: #UD for SSE, #GP for
  * CR4.PAE, the MSRs that go with CPUID bits), MSR exits (a read answered, a write seen,
- * #GP injected) and the misuse each call refuses.
+ * #GP injected), watchpoints (paging off: a read, a write, a write beside one, INT's
+ * frame pushed by the VMM, REP STOSD; paging on: kernel and user writes, strict and
+ * direct) and the misuse each call refuses.
  *
  * The guest: GDT at 0x1000 (kernel code 0x08 and data 0x10, user code 0x1b and data
  * 0x23, a TSS 0x28 at 0x3000 with the ring-0 stack at 0x90000), IDT at 0x2000, handlers
@@ -585,6 +587,122 @@ START_TEST(msr_exits)
 }
 END_TEST
 
+/* ---- watchpoints ---------------------------------------------------------------------- */
+
+static void expect_watch(struct guest *g, uint32_t eip, uint32_t watch, uint32_t access)
+{
+    xbt_exit *ex = run(g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_DEBUG);
+    ck_assert_uint_eq(ex->debug.why, XBT_DEBUG_WATCH);
+    ck_assert_uint_eq(ex->debug.eip, eip);
+    ck_assert_uint_eq(ex->debug.watch, watch);
+    ck_assert_uint_eq(ex->debug.watch_access, access);
+}
+
+/* Paging off, CPL 0: a read hits an access watchpoint, a write a write watchpoint (and a
+   read of it does not), a write beside one on its page does not, INT's frame push (the
+   VMM's) hits one on the stack and stops at the handler, REP STOSD hits one in its
+   buffer and stops after its last iteration; the limits. */
+START_TEST(watch_kernel_unpaged)
+{
+    static const uint8_t code[] = {
+        0xa1, 0x00, 0x00, 0x20, 0x00,                         /* mov eax, [0x200000] */
+        0xc7, 0x05, 0x04, 0x00, 0x20, 0x00, 0x07, 0, 0, 0,    /* mov dword [0x200004], 7 */
+        0x8b, 0x1d, 0x04, 0x00, 0x20, 0x00,                   /* mov ebx, [0x200004] */
+        0xa3, 0x00, 0x01, 0x20, 0x00,                         /* mov [0x200100], eax */
+        0xcd, 0x40,                                           /* int 0x40 (0x10001a) */
+        0xbf, 0x00, 0x08, 0x20, 0x00,                         /* mov edi, 0x200800 */
+        0xb9, 0x10, 0x00, 0x00, 0x00, 0x31, 0xc0,             /* mov ecx, 16; xor eax, eax */
+        0xf3, 0xab,                                           /* rep stosd (0x100028) */
+        0xe6, 0xf1, 0xf4,                                     /* out 0xf1, al; hlt */
+    };
+    ck_assert(xbt_has(XBT_CAP_WATCH, NULL));
+    struct guest g;
+    setup(&g, XBT_USER_STRICT, 0, false);
+    memcpy(g.ram + 0x100000, code, sizeof code);
+    g.ram[0x101000] = 0xcf; /* iret */
+    set_gate(&g, 0x40, 0x101000, 0x8e);
+    uint32_t var = 0x11223344;
+    memcpy(g.ram + 0x200000, &var, 4);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_ACCESS, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200004, 4, XBT_WATCH_WRITE, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x8fff8, 4, XBT_WATCH_WRITE, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200820, 4, XBT_WATCH_WRITE, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200820, 4, XBT_WATCH_WRITE, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x300000, 4, XBT_WATCH_WRITE, 1),
+                     XBT_E_INVAL); /* a fifth */
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x300001, 2, XBT_WATCH_WRITE, 0),
+                     XBT_E_INVAL); /* misaligned */
+    expect_watch(&g, 0x100005, 0x200000, XBT_WATCH_READ);
+    expect_watch(&g, 0x10000f, 0x200004, XBT_WATCH_WRITE);
+    expect_watch(&g, 0x101000, 0x8fff8, XBT_WATCH_WRITE); /* CS pushed */
+    expect_watch(&g, 0x10002a, 0x200820, XBT_WATCH_WRITE);
+    xbt_exit *ex = run(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.ebx, 7);
+    ck_assert_uint_eq(r.ecx, 0);
+    uint32_t w;
+    memcpy(&w, g.ram + 0x200004, 4);
+    ck_assert_uint_eq(w, 7);
+    memcpy(&w, g.ram + 0x200100, 4);
+    ck_assert_uint_eq(w, 0x11223344);
+    /* Cleared, the same code runs through. */
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_ACCESS, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_ACCESS, 0),
+                     XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200004, 4, XBT_WATCH_WRITE, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x8fff8, 4, XBT_WATCH_WRITE, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200820, 4, XBT_WATCH_WRITE, 0), XBT_OK);
+    go(&g, 0x100000);
+    ck_assert_uint_eq(run(&g)->reason, XBT_EXIT_IO);
+    expect_reason(&g, XBT_EXIT_HLT);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+/* Paging on: a kernel write and a user write (CPL 3) hit; user code runs translated
+   while watching, in every user mode. */
+static void watch_paged_case(uint32_t mode)
+{
+    static const uint8_t kernel[] = {
+        0x66, 0xb8, 0x23, 0x00, 0x8e, 0xd8, 0x8e, 0xc0,       /* user data in DS, ES */
+        0xc7, 0x05, 0x10, 0x00, 0x48, 0x00, 1, 0, 0, 0,       /* mov dword [0x480010], 1 */
+        0x6a, 0x23, 0x68, 0xf0, 0xff, 0x47, 0x00,             /* (0x100012) to user code */
+        0x68, 0x02, 0x02, 0x00, 0x00, 0x6a, 0x1b,
+        0x68, 0x00, 0x00, 0x40, 0x00, 0xcf,
+    };
+    static const uint8_t user[] = {
+        0xc7, 0x05, 0x20, 0x00, 0x48, 0x00, 2, 0, 0, 0,       /* mov dword [0x480020], 2 */
+        0x46, 0xeb, 0xfd,                                     /* inc esi; jmp $-1 */
+    };
+    struct guest g;
+    setup(&g, mode, 0, true);
+    memcpy(g.ram + 0x100000, kernel, sizeof kernel);
+    memcpy(g.ram + 0x400000, user, sizeof user);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x480010, 4, XBT_WATCH_WRITE, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x480020, 2, XBT_WATCH_ACCESS, 1), XBT_OK);
+    expect_watch(&g, 0x100012, 0x480010, XBT_WATCH_WRITE);
+    expect_watch(&g, 0x40000a, 0x480020, XBT_WATCH_WRITE);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    ck_assert_uint_eq(s.cs.selector, 0x1b);
+    run_until_stopped(&g);
+    ck_assert_uint_eq(direct_entries(&g), 0); /* translated while watching */
+    uint32_t w;
+    memcpy(&w, g.ram + 0x480020, 4);
+    ck_assert_uint_eq(w, 2);
+    xbt_vm_destroy(g.vm);
+}
+
+START_TEST(watch_paged)
+{
+    watch_paged_case(XBT_USER_STRICT);
+    watch_paged_case(XBT_USER_DIRECT);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("policy");
@@ -596,6 +714,8 @@ int main(void)
     tcase_add_test(tc, inject_user_adaptive_now);
     tcase_add_test(tc, cpuid_policy);
     tcase_add_test(tc, msr_exits);
+    tcase_add_test(tc, watch_kernel_unpaged);
+    tcase_add_test(tc, watch_paged);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

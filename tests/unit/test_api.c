@@ -322,6 +322,22 @@ START_TEST(policy_misuse)
     ck_assert_int_eq(xbt_vm_set_msr_exits(g.vm, idx, XBT_MAX_MSR_EXITS + 1), XBT_E_INVAL);
     ck_assert_int_eq(xbt_vm_set_msr_exits(g.vm, NULL, 2), XBT_E_INVAL);
     ck_assert_int_eq(xbt_vm_set_msr_exits(NULL, idx, 1), XBT_E_INVAL);
+    /* Watchpoints: lengths, alignment, kinds, too many, clearing one not set. */
+    ck_assert(xbt_has(XBT_CAP_WATCH, NULL));
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 3, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 16, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1002, 4, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 4, 0, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 4, 4, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(NULL, 0x1000, 4, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 4, XBT_WATCH_WRITE, 0), XBT_E_INVAL);
+    for (uint32_t i = 0; i < XBT_MAX_WATCHPOINTS; i++)
+        ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000 + 8 * i, 8, XBT_WATCH_READ, 1),
+                         XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x2000, 1, XBT_WATCH_ACCESS, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 8, XBT_WATCH_WRITE, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 8, XBT_WATCH_READ, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x2000, 1, XBT_WATCH_ACCESS, 1), XBT_OK);
     xbt_vm_destroy(g.vm);
 }
 END_TEST
