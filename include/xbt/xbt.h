@@ -539,14 +539,16 @@ xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, 
  *   every other leaf  zero (XSAVE's leaf 0xD, 0x80000001's SYSCALL/NX/long mode, the
  *                     performance monitor, and the rest)
  * What follows the policy: CPUID wherever it runs (translated, callouts, user code run
- * directly: its CPUID always runs translated); SSE hidden (leaf 1 EDX bit 25): SSE to
- * SSE4.2 instructions raise #UD, as the SDM says for a CPU without it; MOV to CR4 raises
+ * directly: its CPUID always runs translated); an SSE generation hidden (leaf 1 EDX bits
+ * 25 SSE, 26 SSE2; ECX bits 0 SSE3, 9 SSSE3, 19 SSE4.1, 20 SSE4.2): its instructions
+ * raise #UD, as the SDM says for a CPU without it (and user code then always runs
+ * translated, since the host CPU would run them); MOV to CR4 raises
  * #GP for PSE, PAE, PGE, OSFXSR or OSXMMEXCPT while PSE, PAE, PGE, FXSR or SSE is hidden
  * (a reserved bit then); APIC hidden: IA32_APIC_BASE raises #GP; leaf 7's EDX bit 29
- * hidden: IA32_ARCH_CAPABILITIES raises #GP.  Hiding SEP, TSC, CMOV, CX8, MMX or the
- * SSE2-SSE4.2 bits alone changes only what CPUID says: hardware runs those instructions
- * whatever CPUID reports (the SDM lists no fault for SYSENTER, RDTSC, CMOVcc or
- * CMPXCHG8B on a CPUID bit).  At most XBT_MAX_CPUID_ENTRIES; entries must be unique
+ * hidden: IA32_ARCH_CAPABILITIES raises #GP.  Hiding SEP, TSC, CMOV, CX8, MMX or FXSR
+ * changes only what CPUID says (and CR4 as above): the SDM lists no fault for SYSENTER,
+ * RDTSC, CMOVcc, CMPXCHG8B or the MMX instructions on a CPUID bit; FXSAVE/FXRSTOR with
+ * FXSR hidden still run (the SDM's #UD for them is not modelled).  At most XBT_MAX_CPUID_ENTRIES; entries must be unique
  * (function, and index for indexed ones).  xbt_vcpu_get_cpuid writes at most max
  * entries and sets *n to how many there are (max 0 counts; XBT_E_INVAL if max is
  * smaller than that, with *n set).

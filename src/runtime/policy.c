@@ -130,6 +130,19 @@ uint32_t xbt_feature(const struct xbt_vcpu *v, int which)
          : which == XBT_FEAT_1_EDX ? LEAF1_EDX | LEAF1_EDX_APIC : LEAF7_EDX;
 }
 
+uint8_t xbt_hidden_isa(const struct xbt_vcpu *v)
+{
+    if (!v->pol.cpuid_set)
+        return 0;
+    uint32_t d = v->pol.f1_edx, c = v->pol.f1_ecx;
+    return (uint8_t)((d & (1u << 25) ? 0 : XBT_TM_HIDE_SSE) |
+                     (d & (1u << 26) ? 0 : XBT_TM_HIDE_SSE2) |
+                     (c & (1u << 0) ? 0 : XBT_TM_HIDE_SSE3) |
+                     (c & (1u << 9) ? 0 : XBT_TM_HIDE_SSSE3) |
+                     (c & (1u << 19) ? 0 : XBT_TM_HIDE_SSE41) |
+                     (c & (1u << 20) ? 0 : XBT_TM_HIDE_SSE42));
+}
+
 uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v)
 {
     uint32_t d = xbt_feature(v, XBT_FEAT_1_EDX), r = 0;

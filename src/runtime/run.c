@@ -76,10 +76,10 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     }
     if (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM))
         m.flags |= XBT_TM_FPU_NM;
-    /* SSE instructions raise #UD with CR4.OSFXSR clear, and where the CPUID policy
-       hides SSE (CPUID.1:EDX.SSE, the SDM's #UD condition). */
-    if (!(v->arch.cr4 & XBT_CR4_OSFXSR) || !(xbt_feature(v, XBT_FEAT_1_EDX) & (1u << 25)))
+    if (!(v->arch.cr4 & XBT_CR4_OSFXSR))
         m.flags |= XBT_TM_NO_SSE;
+    /* SSE generations the CPUID policy hides raise #UD (policy.c). */
+    m.flags |= xbt_hidden_isa(v);
     return m;
 }
 

@@ -391,6 +391,9 @@ size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max);
    or the model's): leaf 1 ECX, EDX, leaf 7.0 EDX. */
 enum { XBT_FEAT_1_ECX, XBT_FEAT_1_EDX, XBT_FEAT_7_EDX };
 uint32_t xbt_feature(const struct xbt_vcpu *v, int which);
+/* The translator's XBT_TM_HIDE_* flags for the SSE generations the policy hides (none:
+   0; then user code must not run directly either, where the host CPU would run them). */
+uint8_t xbt_hidden_isa(const struct xbt_vcpu *v);
 /* CPUID through the policy: true with out[] set when a policy is in force. */
 bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* CR4 bits that are reserved because the policy hides their feature. */
