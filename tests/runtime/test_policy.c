@@ -657,7 +657,7 @@ static void expect_watch(struct guest *g, uint32_t eip, uint32_t watch, uint32_t
     ck_assert_uint_eq(ex->debug.watch_access, access);
 }
 
-/* Paging off, CPL 0: a read hits an access watchpoint, a write a write watchpoint (and a
+/* Paging off, CPL 0: a read hits a read watchpoint, a write a write watchpoint (and a
    read of it does not), a write beside one on its page does not, INT's frame push (the
    VMM's) hits one on the stack and stops at the handler, REP STOSD hits one in its
    buffer and stops after its last iteration; the limits. */
@@ -682,7 +682,7 @@ START_TEST(watch_kernel_unpaged)
     set_gate(&g, 0x40, 0x101000, 0x8e);
     uint32_t var = 0x11223344;
     memcpy(g.ram + 0x200000, &var, 4);
-    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_ACCESS, 1), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_READ, 1), XBT_OK);
     ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200004, 4, XBT_WATCH_WRITE, 1), XBT_OK);
     ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x8fff8, 4, XBT_WATCH_WRITE, 1), XBT_OK);
     ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200820, 4, XBT_WATCH_WRITE, 1), XBT_OK);
@@ -707,8 +707,8 @@ START_TEST(watch_kernel_unpaged)
     memcpy(&w, g.ram + 0x200100, 4);
     ck_assert_uint_eq(w, 0x11223344);
     /* Cleared, the same code runs through. */
-    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_ACCESS, 0), XBT_OK);
-    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_ACCESS, 0),
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_READ, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200000, 4, XBT_WATCH_READ, 0),
                      XBT_E_INVAL);
     ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x200004, 4, XBT_WATCH_WRITE, 0), XBT_OK);
     ck_assert_int_eq(xbt_vcpu_set_watchpoint(g.cpu, 0x8fff8, 4, XBT_WATCH_WRITE, 0), XBT_OK);
