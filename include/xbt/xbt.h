@@ -402,7 +402,7 @@ enum xbt_exit_reason {
     XBT_EXIT_MMIO,           /* access to guest physical memory without RAM: mmio */
     XBT_EXIT_HLT,            /* HLT with interrupts enabled and none pending (or IF=0) */
     XBT_EXIT_SHUTDOWN,       /* triple fault */
-    XBT_EXIT_DEBUG,          /* a breakpoint or a single step (xbt_vcpu_set_breakpoint) */
+    XBT_EXIT_DEBUG,          /* a breakpoint, a single step or a watchpoint: debug */
     XBT_EXIT_INTERNAL_ERROR, /* xbt could not go on: internal.message says why */
     XBT_EXIT_STOPPED,        /* the embedder asked (xbt_vcpu_stop) */
     XBT_EXIT_IRQ_WINDOW,     /* the guest can take an interrupt now (if requested) */

@@ -3,7 +3,7 @@
  * version numbers and their compatibility rule, the capability query, the sized
  * statistics (a caller's smaller struct gets exactly its size written: checked with a
  * guard pattern after it), the trace flags, and the one window enum as xbt_translate
- * reads it; the misuse the policy calls (API 1.4) refuse.
+ * reads it; the misuse the policy and watchpoint calls (API 1.4) refuse.
  */
 #include <check.h>
 #include <stddef.h>
