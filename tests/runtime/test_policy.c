@@ -18,6 +18,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -647,9 +648,32 @@ END_TEST
 
 /* ---- watchpoints ---------------------------------------------------------------------- */
 
+/* A stop after 5 s unless cancelled: a watchpoint that is never hit fails the test
+   (the guest would loop on) instead of hanging it. */
+struct guard {
+    xbt_vcpu *cpu;
+    atomic_bool cancel;
+    pthread_t th;
+};
+
+static void *guard_thread(void *arg)
+{
+    struct guard *gd = arg;
+    for (int i = 0; i < 500 && !atomic_load(&gd->cancel); i++)
+        usleep(10000);
+    if (!atomic_load(&gd->cancel))
+        xbt_vcpu_stop(gd->cpu);
+    return NULL;
+}
+
 static void expect_watch(struct guest *g, uint32_t eip, uint32_t watch, uint32_t access)
 {
+    struct guard gd = { .cpu = g->cpu };
+    atomic_init(&gd.cancel, false);
+    pthread_create(&gd.th, NULL, guard_thread, &gd);
     xbt_exit *ex = run(g);
+    atomic_store(&gd.cancel, true);
+    pthread_join(gd.th, NULL);
     ck_assert_uint_eq(ex->reason, XBT_EXIT_DEBUG);
     ck_assert_uint_eq(ex->debug.why, XBT_DEBUG_WATCH);
     ck_assert_uint_eq(ex->debug.eip, eip);
