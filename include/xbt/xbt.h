@@ -101,6 +101,11 @@ extern "C" {
  *   XBT_CAP_DEBUG.
  *   API 1.4: guest physical memory slots: xbt_vm_set_mem_region, xbt_vm_mem_host,
  *   xbt_vm_get_dirty_log, XBT_MEM_READONLY, XBT_MEM_LOG_DIRTY; cfg.ram_size may be 0.
+ *   API 1.4 also: the embedder's policy: xbt_vcpu_get_cpuid / xbt_vcpu_set_cpuid (a CPUID
+ *   policy within the model), xbt_vm_set_msr_exits (XBT_EXIT_MSR, exit record member
+ *   msr), xbt_vcpu_inject_interrupt, xbt_vcpu_inject_exception; XBT_CAP_POLICY;
+ *   watchpoints: xbt_vcpu_set_watchpoint, XBT_DEBUG_WATCH (exit.debug's watch and
+ *   watch_access), XBT_CAP_WATCH.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -149,6 +154,8 @@ uint32_t xbt_api_version(void);
 #define XBT_CAP_TRACE_PROFILE (1ull << 5) /* XBT_VM_TRACE_PROFILE, xbt_vcpu_trace_profile */
 #define XBT_CAP_STRING_IO     (1ull << 6) /* XBT_VM_STRING_IO */
 #define XBT_CAP_DEBUG         (1ull << 7) /* breakpoints, single-step, XBT_EXIT_DEBUG */
+#define XBT_CAP_POLICY        (1ull << 8) /* CPUID policy, MSR exits, event injection */
+#define XBT_CAP_WATCH         (1ull << 9) /* watchpoints (xbt_vcpu_set_watchpoint) */
 
 /* The XBT_CAP_* bits available. */
 uint64_t xbt_capabilities(void);
@@ -448,8 +455,9 @@ typedef struct xbt_sregs {
 xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out);
 void xbt_vcpu_destroy(xbt_vcpu *cpu);
 xbt_status xbt_vcpu_get_regs(xbt_vcpu *cpu, xbt_regs *r);
-/* Setting registers also ends a HLT and an interrupt shadow, and drops an IN that was
-   not completed: the vCPU continues from exactly the state given. */
+/* Setting registers also ends a HLT and an interrupt shadow, and drops an IN (or an
+   MSR exit, API 1.4) that was not completed: the vCPU continues from exactly the state
+   given.  Injected events stay pending. */
 xbt_status xbt_vcpu_set_regs(xbt_vcpu *cpu, const xbt_regs *r);
 xbt_status xbt_vcpu_get_sregs(xbt_vcpu *cpu, xbt_sregs *s);
 xbt_status xbt_vcpu_set_sregs(xbt_vcpu *cpu, const xbt_sregs *s);
@@ -463,10 +471,11 @@ enum xbt_exit_reason {
     XBT_EXIT_MMIO,           /* access to guest physical memory without RAM: mmio */
     XBT_EXIT_HLT,            /* HLT with interrupts enabled and none pending (or IF=0) */
     XBT_EXIT_SHUTDOWN,       /* triple fault */
-    XBT_EXIT_DEBUG,          /* a breakpoint or a single step (xbt_vcpu_set_breakpoint) */
+    XBT_EXIT_DEBUG,          /* a breakpoint, a single step or a watchpoint: debug */
     XBT_EXIT_INTERNAL_ERROR, /* xbt could not go on: internal.message says why */
     XBT_EXIT_STOPPED,        /* the embedder asked (xbt_vcpu_stop) */
     XBT_EXIT_IRQ_WINDOW,     /* the guest can take an interrupt now (if requested) */
+    XBT_EXIT_MSR,            /* RDMSR/WRMSR of an MSR the embedder handles: msr */
 };
 
 typedef struct xbt_exit {
@@ -499,8 +508,18 @@ typedef struct xbt_exit {
         struct {
             uint32_t eip;    /* where the guest stopped (the next instruction to run) */
             uint32_t linear; /* CS base + eip */
-            uint32_t why;    /* XBT_DEBUG_BREAKPOINT or XBT_DEBUG_STEP */
+            uint32_t why;    /* XBT_DEBUG_BREAKPOINT, XBT_DEBUG_STEP or XBT_DEBUG_WATCH */
+            uint32_t watch;  /* XBT_DEBUG_WATCH (API 1.4): the watchpoint's linear address */
+            uint32_t watch_access; /* XBT_DEBUG_WATCH: XBT_WATCH_WRITE or XBT_WATCH_READ,
+                                      the access that hit it */
         } debug;
+        struct {
+            uint32_t index;  /* ECX: the MSR */
+            uint8_t is_write;
+            uint8_t inject_gp; /* set by the embedder: the instruction raises #GP(0) */
+            uint8_t pad[2];
+            uint64_t data;   /* write: EDX:EAX; read: filled by the embedder */
+        } msr;
         uint8_t raw[256];
     };
 } xbt_exit;
@@ -561,6 +580,116 @@ xbt_status xbt_vcpu_read_virt(xbt_vcpu *cpu, uint32_t linear, void *dst, size_t 
 /* The same for a debugger's write (translations of what it overwrites are dropped, as
    with xbt_vm_write_phys); nothing is written unless every byte is mapped RAM. */
 xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, size_t len);
+
+/* ---- the embedder's policy: CPUID, MSR exits, event injection (API 1.4) --------------
+ *
+ * What a KVM user sets beyond run and exit (KVM_SET_CPUID2, the MSR filter with
+ * KVM_EXIT_X86_RDMSR/WRMSR, KVM_INTERRUPT, KVM_SET_VCPU_EVENTS's exception).  All of it
+ * on the vCPU's thread between runs (xbt_vm_set_msr_exits: before or between runs).
+ */
+
+/*
+ * CPUID.  xbt_vcpu_get_cpuid lists the leaves of the CPU model xbt implements by
+ * default (cpumodel.c; with XBT_VM_LOCAL_APIC the APIC bit is in leaf 1), or the policy
+ * set since.  xbt_vcpu_set_cpuid replaces the model by the entries given: CPUID of a
+ * leaf (and, for an XBT_CPUID_INDEXED entry, the subleaf in ECX) that no entry names
+ * returns zeros, as the model does for the leaves it does not list.  The policy may hide
+ * features and may say what it likes where nothing depends on it, but may not claim a
+ * feature xbt cannot provide: an entry with a bit outside its leaf's mask is refused
+ * with XBT_E_INVAL, and nothing changes.  The masks (bits an entry may set):
+ *   leaf 0            any (the highest leaf, the vendor string)
+ *   leaf 1            EAX, EBX any (signature, APIC ID, counts); ECX 0x80180201 (SSE3
+ *                     SSSE3 SSE4.1 SSE4.2 hypervisor); EDX 0x0781A979 (FPU PSE TSC MSR
+ *                     PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2), and 0x200 (APIC) with
+ *                     XBT_VM_LOCAL_APIC only
+ *   leaf 7            subleaf 0 EDX 0x20000000 (IA32_ARCH_CAPABILITIES); the rest 0
+ *   leaves 2, 4, 0x15, 0x16, 0x40000000-0x400000FF, 0x80000000, 0x80000002-0x80000004
+ *                     any (caches, the TSC's rate, hypervisor leaves, the brand string)
+ *   every other leaf  zero (XSAVE's leaf 0xD, 0x80000001's SYSCALL/NX/long mode, the
+ *                     performance monitor, and the rest)
+ * What follows the policy: CPUID wherever it runs (translated, callouts, user code run
+ * directly: its CPUID always runs translated); an SSE generation hidden (leaf 1 EDX bits
+ * 25 SSE, 26 SSE2; ECX bits 0 SSE3, 9 SSSE3, 19 SSE4.1, 20 SSE4.2): its instructions
+ * raise #UD, as the SDM says for a CPU without it (and user code then always runs
+ * translated, since the host CPU would run them); MOV to CR4 raises
+ * #GP for PSE, PAE, PGE, OSFXSR or OSXMMEXCPT while PSE, PAE, PGE, FXSR or SSE is hidden
+ * (a reserved bit then); APIC hidden: IA32_APIC_BASE raises #GP; leaf 7's EDX bit 29
+ * hidden: IA32_ARCH_CAPABILITIES raises #GP.  Hiding SEP, TSC, CMOV, CX8, MMX or FXSR
+ * changes only what CPUID says (and CR4 as above): the SDM lists no fault for SYSENTER,
+ * RDTSC, CMOVcc, CMPXCHG8B or the MMX instructions on a CPUID bit; FXSAVE/FXRSTOR with
+ * FXSR hidden still run (the SDM's #UD for them is not modelled).  At most XBT_MAX_CPUID_ENTRIES; entries must be unique
+ * (function, and index for indexed ones).  xbt_vcpu_get_cpuid writes at most max
+ * entries and sets *n to how many there are (max 0 counts; XBT_E_INVAL if max is
+ * smaller than that, with *n set).
+ */
+#define XBT_MAX_CPUID_ENTRIES 64
+#define XBT_CPUID_INDEXED 1u /* the entry is for the subleaf `index` (ECX) only */
+typedef struct xbt_cpuid_entry {
+    uint32_t function, index, flags; /* flags: XBT_CPUID_INDEXED */
+    uint32_t eax, ebx, ecx, edx;
+} xbt_cpuid_entry;
+xbt_status xbt_vcpu_get_cpuid(xbt_vcpu *cpu, xbt_cpuid_entry *entries, size_t max, size_t *n);
+xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *cpu, const xbt_cpuid_entry *entries, size_t n);
+
+/*
+ * MSRs the embedder handles itself.  RDMSR or WRMSR (at CPL 0, where they do not raise
+ * #GP first) of an MSR in the list leaves the run with XBT_EXIT_MSR: msr.index, is_write
+ * and, for a write, data (EDX:EAX).  The next run completes the instruction: a read puts
+ * the embedder's msr.data into EDX:EAX; with msr.inject_gp set, the instruction raises
+ * #GP(0) instead (its registers unchanged).  The list replaces the previous one (n 0:
+ * none), takes precedence over the MSRs xbt implements (the embedder's answers replace
+ * them for the guest; xbt_vcpu_get_msr/set_msr still reach xbt's), and holds at most
+ * XBT_MAX_MSR_EXITS distinct indices (XBT_E_INVAL beyond, or for a NULL list with n > 0).
+ * MSRs neither in the list nor implemented raise #GP as before.
+ */
+#define XBT_MAX_MSR_EXITS 64
+xbt_status xbt_vm_set_msr_exits(xbt_vm *vm, const uint32_t *indices, size_t n);
+
+/*
+ * Event injection.  xbt_vcpu_inject_interrupt: an external interrupt through IDT vector
+ * `vector` (0-255), delivered at the start of the next run as the interrupt source's
+ * are (it ends a HLT; the return address pushed is the next instruction's).  Allowed
+ * only when the guest can take one now: EFLAGS.IF=1 and no STI/MOV SS shadow (as
+ * after XBT_EXIT_IRQ_WINDOW); XBT_E_INVAL otherwise, and while one injected interrupt
+ * is still pending.
+ * xbt_vcpu_inject_exception: exception `vector` (0-31 but 2, the NMI: xbt_vcpu_nmi) as
+ * a fault at the current EIP, delivered before the next instruction whatever IF says,
+ * with the SDM's rules: the error code is pushed for the vectors that have one (8, 10-14,
+ * 17), and has_error must be set for exactly those (XBT_E_INVAL otherwise); a
+ * contributory fault (or a #PF after a #PF) met while delivering it becomes #DF, a fault
+ * while delivering #DF a triple fault (XBT_EXIT_SHUTDOWN).  For a #PF the embedder sets
+ * CR2 (xbt_vcpu_set_sregs) first.  One at a time: XBT_E_INVAL while one is pending,
+ * and while an XBT_EXIT_MSR waits for its answer (inject_gp is the way to fault it).
+ * Either reaches the guest wherever it is, user code run directly included (the run
+ * delivers it before user code continues).
+ */
+xbt_status xbt_vcpu_inject_interrupt(xbt_vcpu *cpu, int vector);
+xbt_status xbt_vcpu_inject_exception(xbt_vcpu *cpu, int vector, int has_error,
+                                     uint32_t error_code);
+
+/*
+ * Watchpoints (data breakpoints, as the debug registers' DR0-DR3 with R/W 01 and 11):
+ * `len` bytes (1, 2, 4 or 8, `linear` a multiple of len) at a guest linear address,
+ * hit by a write (XBT_WATCH_WRITE), a read (XBT_WATCH_READ: the debug registers cannot
+ * tell a read from an access; xbt can) or either (XBT_WATCH_ACCESS), at any CPL, by
+ * translated code and by what the VMM does on an instruction's behalf (a PUSH of an
+ * interrupt frame, MOVS or an IRET in a callout).  Trap-like: the run stops with
+ * XBT_EXIT_DEBUG, why XBT_DEBUG_WATCH, after the instruction that made the access (EIP
+ * is the next one's; an interrupt frame's push stops at the handler's first
+ * instruction); debug.watch names the watchpoint, debug.watch_access the access.  A
+ * REP string instruction is checked over the iterations it has left when it first
+ * touches a watched page and stops after its last.  While any is set, user code runs
+ * translated (as with breakpoints), the watched pages stay out of the memory windows
+ * (an access to anything on such a page runs alone, checked) and the fast callouts are
+ * off.  At most XBT_MAX_WATCHPOINTS; XBT_E_INVAL beyond, for a bad len, kind or
+ * alignment, or for clearing one that is not set (on: 1 sets, 0 clears; the same
+ * linear, len and kind).  On the vCPU's thread between runs.
+ */
+#define XBT_MAX_WATCHPOINTS 4
+enum { XBT_DEBUG_WATCH = 3 };
+enum { XBT_WATCH_WRITE = 1, XBT_WATCH_READ = 2, XBT_WATCH_ACCESS = 3 };
+xbt_status xbt_vcpu_set_watchpoint(xbt_vcpu *cpu, uint32_t linear, uint32_t len, int kind,
+                                   int on);
 
 /*
  * Counters of one vCPU.  Sized: the caller sets `size` to the size of the struct it was

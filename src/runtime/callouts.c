@@ -261,7 +261,8 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         /* The bits the virtual CPU has (MCE and everything newer reserved). */
         if (val & ~(XBT_CR4_VME | XBT_CR4_PVI | XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
                     XBT_CR4_PAE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
-                    XBT_CR4_OSXMMEXCPT))
+                    XBT_CR4_OSXMMEXCPT) ||
+            (val & xbt_cr4_hidden(v))) /* reserved where the CPUID policy hides them */
             return fault(v, XBT_GP, 0);
         {
             uint32_t old = v->arch.cr4;
@@ -956,6 +957,8 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
     switch (c->s->kind) {
     case XBT_CO_RDMSR: {
         uint64_t val;
+        if (xbt_msr_exit(v, false, c->nxt))
+            return XBT_LEAVE_EXIT; /* the embedder's MSR (policy.c) */
         if (!xbt_msr_read(v, gpr[XBT_ECX], &val))
             return fault(v, XBT_GP, 0);
         gpr[XBT_EAX] = (uint32_t)val;
@@ -963,6 +966,8 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     }
     case XBT_CO_WRMSR:
+        if (xbt_msr_exit(v, true, c->nxt))
+            return XBT_LEAVE_EXIT;
         if (!xbt_msr_write(v, gpr[XBT_ECX], (uint64_t)gpr[XBT_EDX] << 32 | gpr[XBT_EAX]))
             return fault(v, XBT_GP, 0);
         return next(v);
@@ -1073,6 +1078,8 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     v->mmio.co_rd_n = 0;
     if (v->mmio.co_wr_n && r != XBT_LEAVE_EXIT)
         return xbt_callout_mmio_store(v) ? XBT_LEAVE_EXIT : r; /* the stores, in order */
+    if (r == 0 && v->dbg.whit)
+        return XBT_LEAVE_DISPATCH; /* a watchpoint was hit: stop after this instruction */
     if (r == 0 && atomic_load_explicit(&v->kick, memory_order_relaxed) &&
         v->ctx.eip == SITE(v)->eip + SITE(v)->len)
         return XBT_LEAVE_DISPATCH;

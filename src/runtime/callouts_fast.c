@@ -126,7 +126,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
-    if (v->arch.cpl != 0 || v->no_fast_callouts || s->kind >= 96)
+    if (v->arch.cpl != 0 || v->no_fast_callouts || s->kind >= 96 || v->dbg.n_wp)
         return XBT_FAST_DECLINE;
     switch (s->kind) {
     case XBT_CO_CLI:

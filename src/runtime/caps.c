@@ -32,7 +32,8 @@ static void probe(void)
 {
     /* Built into every library: nothing on the host decides them. */
     caps = XBT_CAP_USER_STRICT | XBT_CAP_PAE | XBT_CAP_TRACES | XBT_CAP_TRACE_PROFILE |
-           XBT_CAP_STRING_IO | XBT_CAP_DEBUG;
+           XBT_CAP_STRING_IO | XBT_CAP_DEBUG | XBT_CAP_POLICY |
+           XBT_CAP_WATCH;
     /* A runner needs guest RAM to be handed; one page of an empty memfd stands for it
        (the runner maps none of it before it is asked to). */
     int ram = memfd_create("xbt-probe-ram", MFD_CLOEXEC);

@@ -28,7 +28,9 @@
  * without extended features has none), MTRRs, MCE/MCA, SMAP/SMEP, UMIP, PCID.  (PAT
  * selects memory types, which mean nothing here: the walker ignores the PAT bits.)
  * Directly executed code never runs CPUID or XGETBV natively (direct.c translates the
- * pages that hold them), so it sees this model too.
+ * pages that hold them), so it sees this model too.  An embedder's CPUID policy
+ * (xbt_vcpu_set_cpuid, policy.c) replaces the model's leaves within their masks; the
+ * MSRs that go with a CPUID bit (IA32_APIC_BASE, IA32_ARCH_CAPABILITIES) follow it.
  *
  * MSRs (anything else: #GP, as the hardware raises for an MSR it does not have):
  *
@@ -59,9 +61,12 @@
 #define CPUID1_ECX (XBT_BIT(0) | XBT_BIT(9) | XBT_BIT(19) | XBT_BIT(20) | XBT_BIT(31))
 #define XBT_BIT(n) (1u << (n))
 
+/* The model's local APIC (XBT_VM_LOCAL_APIC), where the embedder's CPUID policy does
+   not hide it: CPUID.1:EDX.APIC and IA32_APIC_BASE go together. */
 static bool local_apic(const struct xbt_vcpu *v)
 {
-    return v->vm->cfg.flags & XBT_VM_LOCAL_APIC;
+    return (v->vm->cfg.flags & XBT_VM_LOCAL_APIC) &&
+           (xbt_feature(v, XBT_FEAT_1_EDX) & CPUID1_EDX_APIC);
 }
 
 /* The host TSC's rate in Hz, measured once against CLOCK_MONOTONIC over 20 ms (the
@@ -127,7 +132,7 @@ static void tsc_ratio(uint32_t *num, uint32_t *den)
     }
 }
 
-void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
+void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
     uint32_t a = 0, b = 0, c = 0, d = 0;
     switch (leaf) {
@@ -139,7 +144,7 @@ void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
         a = 0x000006F1;
         b = 0x00010000; /* one logical processor, APIC ID 0 */
         c = CPUID1_ECX;
-        d = CPUID1_EDX | (local_apic(v) ? CPUID1_EDX_APIC : 0);
+        d = CPUID1_EDX | ((v->vm->cfg.flags & XBT_VM_LOCAL_APIC) ? CPUID1_EDX_APIC : 0);
         break;
     case 7:
         /* IA32_ARCH_CAPABILITIES exists (MSR 0x10A: RDCL_NO).  Guest user code never has
@@ -170,6 +175,30 @@ void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
     out[0] = a, out[1] = b, out[2] = c, out[3] = d;
 }
 
+/* CPUID as the guest sees it: the embedder's policy (policy.c) or the model. */
+void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    if (!xbt_cpuid_policy(v, leaf, sub, out))
+        xbt_cpuid_model(v, leaf, sub, out);
+}
+
+/* The model's leaves (the others read zero), for xbt_vcpu_get_cpuid. */
+size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max)
+{
+    static const struct { uint32_t leaf, sub, flags; } leaves[] = {
+        { 0, 0, 0 }, { 1, 0, 0 }, { 7, 0, XBT_CPUID_INDEXED }, { 0x15, 0, 0 },
+        { 0x16, 0, 0 }, { 0x40000000, 0, 0 },
+    };
+    size_t n = sizeof leaves / sizeof leaves[0];
+    for (size_t i = 0; i < n && i < max; i++) {
+        uint32_t r[4];
+        xbt_cpuid_model(v, leaves[i].leaf, leaves[i].sub, r);
+        e[i] = (xbt_cpuid_entry){ leaves[i].leaf, leaves[i].sub, leaves[i].flags,
+                                  r[0], r[1], r[2], r[3] };
+    }
+    return n;
+}
+
 bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
 {
     switch (index) {
@@ -181,7 +210,11 @@ bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
         *value = v->arch.msr_apic_base;
         return true;
     case 0x8B: *value = 0; return true;
-    case 0x10A: *value = 1; return true; /* RDCL_NO (see CPUID 7) */
+    case 0x10A: /* RDCL_NO (see CPUID 7), where CPUID says the MSR exists */
+        if (!(xbt_feature(v, XBT_FEAT_7_EDX) & XBT_BIT(29)))
+            return false;
+        *value = 1;
+        return true;
     case 0x174: *value = v->arch.msr_sysenter_cs; return true;
     case 0x175: *value = v->arch.msr_sysenter_esp; return true;
     case 0x176: *value = v->arch.msr_sysenter_eip; return true;

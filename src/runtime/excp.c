@@ -123,6 +123,8 @@ void xbt_stlb_flush(struct xbt_vcpu *v)
 bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, bool user)
 {
     uint8_t *d = dst;
+    if (v->dbg.n_wp)
+        xbt_watch_access(v, lin, len, false);
     while (len) {
         uint32_t n = 4096 - (lin & 0xFFF);
         if (n > len)
@@ -140,6 +142,8 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
                       bool user)
 {
     const uint8_t *p = src;
+    if (v->dbg.n_wp)
+        xbt_watch_access(v, lin, len, true);
     while (len) {
         uint32_t n = 4096 - (lin & 0xFFF);
         if (n > len)

@@ -129,9 +129,14 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         v->stats.hidden_faults++;
         return XBT_WF_DONE;
     }
+    bool watched = win == XBT_WINDOW_K && v->dbg.n_wp && xbt_watch_fault(v, lin, write, false);
     if (win == XBT_WINDOW_K && write && m->code_prot[page]) {
         if (code_page_write(v, page, lin, false))
             xbt_identity_protect(m, page, true); /* until the step is compared */
+        return XBT_WF_DONE;
+    }
+    if (watched) { /* for the one instruction; a write after a read faults again */
+        xbt_identity_protect(m, page, write);
         return XBT_WF_DONE;
     }
     if (win == XBT_WINDOW_K && write && (xbt_phys_kind(&v->vm->phys, lin) & XBT_PP_LOG)) {
@@ -173,12 +178,13 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     if (write)
         xbt_phys_log(&vm->phys, r.gpa, 1);
     bool data_write = false;
+    bool watched = win != XBT_WINDOW_D && v->dbg.n_wp && xbt_watch_fault(v, lin, write, true);
     if (write && m->code_prot[page] && win == XBT_WINDOW_D)
         return XBT_WF_TRANSLATE; /* the writing instruction runs once translated */
     if (write && m->code_prot[page])
         data_write = code_page_write(v, page, lin, true);
     bool writable = r.writable && (r.dirty || write) && (!m->code_prot[page] || data_write) &&
-                    xbt_phys_write_ok(&vm->phys, page);
+                    xbt_phys_write_ok(&vm->phys, page) && (!watched || write);
     /* The D-window keeps W^X: an instruction fetch maps the page read-only and
        executable, a later write read-write again (direct.c). */
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
@@ -191,6 +197,8 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     }
     if (rc == XBT_DMAP_FAIL)
         return XBT_WF_TRANSLATE; /* below mmap_min_addr */
+    if (v->dbg.n_wp && win != XBT_WINDOW_D)
+        xbt_watch_filled(v); /* neighbours filled with it: watched pages out again */
     v->stats.hidden_faults++;
     if (rc == XBT_DMAP_XLATE) {
         /* Code the host CPU would answer for the virtual one (CPUID ...): this page

@@ -79,6 +79,8 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
         m.flags |= XBT_TM_FPU_NM;
     if (!(v->arch.cr4 & XBT_CR4_OSFXSR))
         m.flags |= XBT_TM_NO_SSE;
+    /* SSE generations the CPUID policy hides raise #UD (policy.c). */
+    m.flags |= xbt_hidden_isa(v);
     return m;
 }
 
@@ -695,6 +697,8 @@ static bool finish_exit(struct xbt_vcpu *v)
 {
     if (v->pio.in_pending)
         complete_in(v);
+    if (v->pol.msr_pending)
+        xbt_msr_exit_complete(v); /* an MSR the embedder handles (policy.c) */
     if (v->mmio.pending && !xbt_mmio_complete(v)) {
         v->stats.exits[XBT_EXIT_INTERNAL_ERROR]++;
         return false; /* v->exit holds the reason */
@@ -1018,6 +1022,10 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         uint32_t key = 0;
         xbt_block *b = NULL;
         int rc = begin_dispatch(v);
+        if (!rc && (v->dbg.n_wp || v->dbg.wstep || v->dbg.whit))
+            rc = xbt_watch_dispatch(v); /* watchpoints: a step's page out, a hit's stop */
+        if (!rc && (v->pol.exc_pending || v->pol.irq_pending))
+            rc = xbt_policy_deliver(v); /* what the embedder injected */
         if (!rc && xbt_debugging(v))
             rc = debug_stop(v);
         if (!rc)
@@ -1140,9 +1148,10 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings,
             (unsigned long long)st->direct_refaults_saved);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
-                                           "internal-error", "stopped", "irq-window" };
+                                           "internal-error", "stopped", "irq-window",
+                                           "msr" };
     OUT("exits:");
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < (int)(sizeof reasons / sizeof reasons[0]); i++)
         if (st->exits[i])
             OUT(" %s=%llu", reasons[i], (unsigned long long)st->exits[i]);
     OUT("\ncallouts:");

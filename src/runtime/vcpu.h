@@ -71,6 +71,9 @@ struct xbt_vm {
     uint64_t adapt_ticks;
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
+    /* MSRs the embedder handles (xbt_vm_set_msr_exits; policy.c). */
+    uint32_t msr_exits[XBT_MAX_MSR_EXITS];
+    uint32_t n_msr_exits;
     bool direct_ok;            /* user code may run directly (in runner processes) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
 };
@@ -294,7 +297,34 @@ struct xbt_vcpu {
         bool stepped;                /* that instruction ran: stop now */
         bool resume;                 /* the next dispatch at resume_lin runs it, no stop */
         uint32_t resume_lin;
+        /* Watchpoints (watch.c): their pages stay out of the windows; an access there
+           runs its instruction alone with the page mapped (wstep), checked for overlap
+           (whit: stop after it). */
+        struct xbt_watch { uint32_t lin, len; uint8_t kind; } wp[XBT_MAX_WATCHPOINTS];
+        uint32_t n_wp;
+        bool wstep, wstep_paged;
+        uint32_t wstep_page;         /* the linear page mapped for the step */
+        bool whit;
+        uint8_t whit_access;         /* XBT_WATCH_WRITE or XBT_WATCH_READ */
+        uint32_t whit_lin;           /* the watchpoint hit */
     } dbg;
+
+    /* The embedder's policy (policy.c): its CPUID entries (cpuid_set: they replace the
+       model) and the feature words the rest of the runtime consults, events it injected
+       that the next dispatch delivers, an MSR exit waiting for its answer. */
+    struct xbt_vcpu_policy {
+        xbt_cpuid_entry *cpuid;      /* XBT_MAX_CPUID_ENTRIES (struct xbt_vcpu_tables) */
+        uint32_t n_cpuid;
+        bool cpuid_set;
+        uint32_t f1_ecx, f1_edx, f7_edx; /* with cpuid_set: leaf 1 ECX, EDX, leaf 7.0 EDX */
+        bool exc_pending, exc_has_err;
+        uint8_t exc_vec;
+        uint32_t exc_err;
+        bool irq_pending;
+        uint8_t irq_vec;
+        bool msr_pending;            /* v->exit.msr is the embedder's to answer */
+        uint32_t msr_next;           /* the EIP after the RDMSR/WRMSR */
+    } pol;
 
     /* Traces and profiles (run.c). */
     struct xbt_vcpu_trace {
@@ -342,6 +372,7 @@ struct xbt_vcpu_tables {
     uint8_t tbuf[XBT_BLOCK_MAX_CODE];
     xbt_tblock tb;
     struct xbt_stlb_entry stlb[XBT_STLB_SIZE];
+    xbt_cpuid_entry cpuid[XBT_MAX_CPUID_ENTRIES];
 };
 
 /* Exception delivery (excp.c).  Returns false on a triple fault (exit recorded). */
@@ -350,6 +381,29 @@ struct xbt_vcpu_tables {
 void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value);
 bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value);
+/* The model's own CPUID (cpumodel.c), whatever the policy; its leaves for
+   xbt_vcpu_get_cpuid: fills at most max entries, returns how many there are. */
+void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max);
+/* The embedder's policy (policy.c).  Feature words as the guest sees them (the policy's
+   or the model's): leaf 1 ECX, EDX, leaf 7.0 EDX. */
+enum { XBT_FEAT_1_ECX, XBT_FEAT_1_EDX, XBT_FEAT_7_EDX };
+uint32_t xbt_feature(const struct xbt_vcpu *v, int which);
+/* The translator's XBT_TM_HIDE_* flags for the SSE generations the policy hides (none:
+   0; then user code must not run directly either, where the host CPU would run them). */
+uint8_t xbt_hidden_isa(const struct xbt_vcpu *v);
+/* CPUID through the policy: true with out[] set when a policy is in force. */
+bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+/* CR4 bits that are reserved because the policy hides their feature. */
+uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v);
+/* RDMSR/WRMSR of an MSR the embedder handles: true with the exit recorded (the
+   instruction at ctx.eip, next_eip after it). */
+bool xbt_msr_exit(struct xbt_vcpu *v, bool write, uint32_t next_eip);
+/* The embedder answered the MSR exit (xbt_vcpu_run, before the loop). */
+void xbt_msr_exit_complete(struct xbt_vcpu *v);
+/* The injected events, at a dispatch: 0 (none now), XBT_LEAVE_DISPATCH (one delivered)
+   or XBT_LEAVE_EXIT (a triple fault). */
+int xbt_policy_deliver(struct xbt_vcpu *v);
 bool xbt_raise(struct xbt_vcpu *v, int vector, bool has_error, uint32_t error, uint32_t eip);
 bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32_t next_eip,
                            uint32_t fault_eip);
@@ -387,8 +441,19 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
 /* A debugger's breakpoint or single-step is set: user code runs translated, no traces. */
 static inline bool xbt_debugging(const struct xbt_vcpu *v)
 {
-    return v->dbg.n_bp || v->dbg.step;
+    return v->dbg.n_bp || v->dbg.step || v->dbg.n_wp;
 }
+/* Watchpoints (watch.c).  xbt_watch_fault: a host fault at linear lin (paged: through
+   the guest's tables) of a page that holds a watchpoint: the access checked, the page
+   mapped for this one instruction (true; the caller maps it, read-only unless the fault
+   was a write).  xbt_watch_filled: after a window fill, the watched pages out again
+   (but the one being stepped).  xbt_watch_access: an access the VMM makes for the
+   guest.  xbt_watch_dispatch: at a dispatch, the step's page out again, and the stop
+   after an instruction that hit (XBT_LEAVE_EXIT) or 0. */
+bool xbt_watch_fault(struct xbt_vcpu *v, uint32_t lin, bool write, bool paged);
+void xbt_watch_filled(struct xbt_vcpu *v);
+void xbt_watch_access(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write);
+int xbt_watch_dispatch(struct xbt_vcpu *v);
 static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
 {
     for (uint32_t i = 0; i < v->dbg.n_bp; i++)

@@ -306,6 +306,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->tbuf = t->tbuf;
     v->tb = &t->tb;
     v->stlb = t->stlb;
+    v->pol.cpuid = t->cpuid;
     v->vm = vm;
     v->mmu = vm->mmu;
     v->no_fast_callouts = vm->no_fast_callouts;
@@ -455,6 +456,7 @@ xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
     xbt_set_eflags(v, r->eflags, 0xFFFFFFFF);
     v->pio.in_pending = false;
     v->mmio.pending = false;
+    v->pol.msr_pending = false;      /* and an MSR exit not answered (policy.c) */
     v->arch.halted = false;          /* new state from the embedder ends a HLT */
     v->arch.interrupt_shadow = false;
     return XBT_OK;

@@ -168,6 +168,9 @@ void xbt_smmu_write_protect(xbt_smmu *m, uint64_t page);
 /* Paging off: the identity K-window's page made writable (a write beside translated
    code runs alone) or read-only again. */
 void xbt_identity_protect(xbt_smmu *m, uint32_t page, bool writable);
+/* Paging off: the identity K-window's page made inaccessible (a watched page, until
+   xbt_identity_protect gives it back). */
+void xbt_identity_hide(xbt_smmu *m, uint32_t page);
 /* A one-page file (the MMIO scratch page) mapped at linear page lin of a window, over
    whatever was there (an MMIO address: nothing); and taken away again. */
 bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd);

@@ -136,6 +136,12 @@ static void identity_map(xbt_smmu *m)
     m->cur->identity = true;
 }
 
+void xbt_identity_hide(xbt_smmu *m, uint32_t page)
+{
+    if ((uint64_t)page < XBT_PHYS_PAGES && m->phys->page[page] && !m->window_paged)
+        mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_NONE);
+}
+
 bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd)
 {
     (void)m;

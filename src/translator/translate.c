@@ -21,6 +21,20 @@
 #define M(x) ZYDIS_MNEMONIC_##x
 #define NOREG ZYDIS_REGISTER_NONE
 
+/* Whether the instruction belongs to an SSE generation the mode hides (XBT_TM_HIDE_*). */
+static bool isa_hidden(const xbt_insn *in, uint8_t flags)
+{
+    switch (in->zi.meta.isa_set) {
+    case ZYDIS_ISA_SET_SSE: case ZYDIS_ISA_SET_SSEMXCSR: return flags & XBT_TM_HIDE_SSE;
+    case ZYDIS_ISA_SET_SSE2: case ZYDIS_ISA_SET_SSE2MMX: return flags & XBT_TM_HIDE_SSE2;
+    case ZYDIS_ISA_SET_SSE3: case ZYDIS_ISA_SET_SSE3X87: return flags & XBT_TM_HIDE_SSE3;
+    case ZYDIS_ISA_SET_SSSE3: case ZYDIS_ISA_SET_SSSE3MMX: return flags & XBT_TM_HIDE_SSSE3;
+    case ZYDIS_ISA_SET_SSE4: return flags & XBT_TM_HIDE_SSE41;
+    case ZYDIS_ISA_SET_SSE42: return flags & XBT_TM_HIDE_SSE42;
+    default: return false;
+    }
+}
+
 static const ZydisRegister host32[8] = { R(EAX), R(ECX), R(EDX), R(EBX),
                                          R(R12D), R(EBP), R(ESI), R(EDI) };
 static const ZydisRegister host16[8] = { R(AX), R(CX), R(DX), R(BX),
@@ -1287,6 +1301,12 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         emit_callout(t, in, XBT_CO_MMIO);
         t->b->reloc_ok = false; /* only where the runtime asked for it */
         emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+        return true;
+    }
+
+    /* An SSE generation the CPUID policy hides: #UD, before CR0.TS's #NM. */
+    if (in->iclass != XBT_IC_UNDEFINED && (t->mode->flags & 0xFC) && isa_hidden(in, t->mode->flags)) {
+        emit_callout(t, in, XBT_CO_UD);
         return true;
     }
 

@@ -27,7 +27,14 @@
 /* Mode flags (part of the translation-cache key). */
 #define XBT_TM_FPU_NM   0x01 /* CR0.TS or CR0.EM: x87/SSE instructions raise #NM */
 #define XBT_TM_NO_SSE   0x02 /* CR4.OSFXSR clear: SSE instructions raise #UD */
-#define XBT_TM_NO_TRACE_HINTS 0x04 /* reserved */
+/* The CPUID policy hides an SSE generation (xbt.h's xbt_vcpu_set_cpuid): its
+   instructions raise #UD (the SDM's rule for a CPU without it). */
+#define XBT_TM_HIDE_SSE   0x04 /* CPUID.1:EDX.SSE clear */
+#define XBT_TM_HIDE_SSE2  0x08 /* CPUID.1:EDX.SSE2 clear */
+#define XBT_TM_HIDE_SSE3  0x10 /* CPUID.1:ECX.SSE3 clear */
+#define XBT_TM_HIDE_SSSE3 0x20 /* CPUID.1:ECX.SSSE3 clear */
+#define XBT_TM_HIDE_SSE41 0x40 /* CPUID.1:ECX.SSE4_1 clear */
+#define XBT_TM_HIDE_SSE42 0x80 /* CPUID.1:ECX.SSE4_2 clear */
 
 /* The translation mode: everything besides the guest bytes that the code depends on. */
 typedef struct xbt_tmode {

@@ -3,7 +3,7 @@
  * version numbers and their compatibility rule, the capability query, the sized
  * statistics (a caller's smaller struct gets exactly its size written: checked with a
  * guard pattern after it), the trace flags, and the one window enum as xbt_translate
- * reads it.
+ * reads it; the misuse the policy and watchpoint calls (API 1.4) refuse.
  */
 #include <check.h>
 #include <stddef.h>
@@ -277,6 +277,71 @@ START_TEST(debugging)
 }
 END_TEST
 
+/* The embedder's policy (API 1.4): every call refuses what it must, and nothing it
+   refused takes effect (tests/runtime/test_policy.c runs guests against the policy). */
+START_TEST(policy_misuse)
+{
+    ck_assert(xbt_has(XBT_CAP_POLICY, NULL));
+    struct one_exit g;
+    run_one_exit(&g); /* stopped at an OUT, IF=0 */
+    xbt_vcpu *cpu = g.cpu;
+    /* Injection: vectors, error codes, IF=0, one at a time. */
+    ck_assert_int_eq(xbt_vcpu_inject_interrupt(cpu, 0x20), XBT_E_INVAL); /* IF=0 */
+    ck_assert_int_eq(xbt_vcpu_inject_interrupt(cpu, 256), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 2, 0, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 32, 0, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 255, 0, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 3, 1, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 14, 0, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 17, 1, 0), XBT_OK); /* #AC has one */
+    ck_assert_int_eq(xbt_vcpu_inject_exception(cpu, 0, 0, 0), XBT_E_INVAL); /* pending */
+    /* CPUID: claimed features refused; the model stays. */
+    xbt_cpuid_entry e[XBT_MAX_CPUID_ENTRIES];
+    size_t n = 0;
+    ck_assert_int_eq(xbt_vcpu_get_cpuid(cpu, e, XBT_MAX_CPUID_ENTRIES, &n), XBT_OK);
+    ck_assert_uint_gt(n, 1);
+    ck_assert_uint_eq(e[1].function, 1);
+    e[1].ecx |= 1u << 28; /* AVX */
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(cpu, e, n), XBT_E_INVAL);
+    e[1].ecx &= ~(1u << 28);
+    e[1].edx |= 1u << 9; /* the APIC, without XBT_VM_LOCAL_APIC */
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(cpu, e, n), XBT_E_INVAL);
+    xbt_cpuid_entry lm = { 0x80000001u, 0, 0, 0, 0, 0, 1u << 29 }; /* long mode */
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(cpu, &lm, 1), XBT_E_INVAL);
+    xbt_cpuid_entry back[XBT_MAX_CPUID_ENTRIES];
+    size_t nb = 0;
+    ck_assert_int_eq(xbt_vcpu_get_cpuid(cpu, back, XBT_MAX_CPUID_ENTRIES, &nb), XBT_OK);
+    ck_assert_uint_eq(nb, n);
+    ck_assert_uint_eq(back[1].edx & (1u << 9), 0);
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(cpu, NULL, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_get_cpuid(NULL, back, 1, &nb), XBT_E_INVAL);
+    /* MSR exits: too many, NULL. */
+    uint32_t idx[XBT_MAX_MSR_EXITS + 1];
+    for (uint32_t i = 0; i <= XBT_MAX_MSR_EXITS; i++)
+        idx[i] = 0xc0000000u + i;
+    ck_assert_int_eq(xbt_vm_set_msr_exits(g.vm, idx, XBT_MAX_MSR_EXITS + 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vm_set_msr_exits(g.vm, NULL, 2), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vm_set_msr_exits(NULL, idx, 1), XBT_E_INVAL);
+    /* Watchpoints: lengths, alignment, kinds, too many, clearing one not set. */
+    ck_assert(xbt_has(XBT_CAP_WATCH, NULL));
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 3, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 16, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1002, 4, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 4, 0, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 4, 4, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(NULL, 0x1000, 4, XBT_WATCH_WRITE, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 4, XBT_WATCH_WRITE, 0), XBT_E_INVAL);
+    for (uint32_t i = 0; i < XBT_MAX_WATCHPOINTS; i++)
+        ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000 + 8 * i, 8, XBT_WATCH_READ, 1),
+                         XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x2000, 1, XBT_WATCH_ACCESS, 1), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 8, XBT_WATCH_WRITE, 0), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x1000, 8, XBT_WATCH_READ, 0), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_watchpoint(cpu, 0x2000, 1, XBT_WATCH_ACCESS, 1), XBT_OK);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -288,6 +353,7 @@ int main(void)
     tcase_add_test(tc, trace_flags);
     tcase_add_test(tc, one_window_enum);
     tcase_add_test(tc, debugging);
+    tcase_add_test(tc, policy_misuse);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

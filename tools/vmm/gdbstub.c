@@ -3,11 +3,12 @@
  * 127.0.0.1, the guest stopped until gdb says continue or step.  Registers (the i386
  * general ones, EIP, EFLAGS and the six segment selectors), memory by guest linear
  * address (through the guest's page tables, setting no accessed bit), breakpoints
- * (Z0/Z1: the library's, XBT_EXIT_DEBUG), single-step, continue, detach and kill.
+ * (Z0/Z1: the library's, XBT_EXIT_DEBUG), watchpoints (Z2/Z3/Z4: write, read and access,
+ * reported as watch/rwatch/awatch in the T stop reply), single-step, continue, detach
+ * and kill.
  * Also register and memory writes (G, P, M: general registers, EIP and EFLAGS; the
  * segment selectors are read-only here) and Ctrl-C while the guest runs (a thread
- * watches the connection and stops the vCPU).  Not served: watchpoints, threads beyond
- * the one vCPU.
+ * watches the connection and stops the vCPU).  Not served: threads beyond the one vCPU.
  *
  * In tools/vmm's layering this is beside the board: it calls the library and the run
  * function xbt-run hands it, nothing of xbt-run itself.
@@ -31,6 +32,9 @@ struct gdb {
     xbt_vcpu *cpu;
     uint32_t bp[XBT_MAX_BREAKPOINTS]; /* those gdb set, to clear when it leaves */
     uint32_t n_bp;
+    struct gdb_wp { uint32_t addr, len; char type; } wp[XBT_MAX_WATCHPOINTS]; /* Z2-Z4 */
+    uint32_t n_wp;
+    xbt_exit last;        /* the last debug stop (its watchpoint, for the T reply) */
     char in[4096];        /* a packet's data */
     char out[4096];
 };
@@ -232,7 +236,7 @@ static int resume(struct gdb *g, bool step, gdb_run_fn run, gdb_break_fn brk, vo
     pthread_t t;
     bool watching = brk && pthread_create(&t, NULL, watch_thread, &w) == 0;
     xbt_vcpu_set_single_step(g->cpu, step);
-    int rc = run(ctx);
+    int rc = run(ctx, &g->last);
     xbt_vcpu_set_single_step(g->cpu, 0);
     atomic_store(&w.done, true);
     if (watching)
@@ -295,17 +299,61 @@ static void read_memory(struct gdb *g)
     *p = 0;
 }
 
-/* Z0/Z1 (software and hardware breakpoints alike) and z0/z1. */
+/* gdb's watchpoint types: 2 write, 3 read, 4 access. */
+static int watch_kind(char type)
+{
+    return type == '2' ? XBT_WATCH_WRITE : type == '3' ? XBT_WATCH_READ : XBT_WATCH_ACCESS;
+}
+
+/* Z2/Z3/Z4 and z2/z3/z4: the library's watchpoints (ADDR,LEN; LEN 1, 2, 4 or 8 and ADDR
+   a multiple of it, else an error: gdb then splits the range or falls back). */
+static void watchpoint(struct gdb *g, uint32_t addr, uint32_t len, char type)
+{
+    bool on = g->in[0] == 'Z';
+    xbt_status st = xbt_vcpu_set_watchpoint(g->cpu, addr, len, watch_kind(type), on);
+    uint32_t i = 0;
+    while (i < g->n_wp && !(g->wp[i].addr == addr && g->wp[i].len == len &&
+                            g->wp[i].type == type))
+        i++;
+    if (st == XBT_OK && on && i == g->n_wp)
+        g->wp[g->n_wp++] = (struct gdb_wp){ addr, len, type };
+    else if (!on && i < g->n_wp)
+        g->wp[i] = g->wp[--g->n_wp];
+    strcpy(g->out, st == XBT_OK || !on ? "OK" : "E0e");
+}
+
+/* The stop reply after a continue or step that stopped for the debugger: a watchpoint's
+   T packet (watch, rwatch or awatch with its address, as gdb expects), else SIGTRAP. */
+static void stop_reply(struct gdb *g)
+{
+    const xbt_exit *ex = &g->last;
+    if (ex->reason != XBT_EXIT_DEBUG || ex->debug.why != XBT_DEBUG_WATCH) {
+        strcpy(g->out, "S05");
+        return;
+    }
+    char type = '2';
+    for (uint32_t i = 0; i < g->n_wp; i++)
+        if (g->wp[i].addr == ex->debug.watch)
+            type = g->wp[i].type;
+    const char *what = type == '3' ? "rwatch" : type == '4' ? "awatch" : "watch";
+    snprintf(g->out, sizeof g->out, "T05%s:%x;", what, ex->debug.watch);
+}
+
+/* Z0/Z1 (software and hardware breakpoints alike) and z0/z1; Z2-Z4 (watchpoints). */
 static void breakpoint(struct gdb *g)
 {
     uint32_t addr, kind;
     char type = g->in[1];
-    if ((type != '0' && type != '1') || g->in[2] != ',') {
-        g->out[0] = 0; /* watchpoints: not served */
+    if (type < '0' || type > '4' || g->in[2] != ',') {
+        g->out[0] = 0; /* not served */
         return;
     }
     if (!parse_range(g->in + 3, &addr, &kind, NULL)) {
         strcpy(g->out, "E01");
+        return;
+    }
+    if (type >= '2') {
+        watchpoint(g, addr, kind, type);
         return;
     }
     bool on = g->in[0] == 'Z';
@@ -326,9 +374,13 @@ static int run_on(struct gdb *g, gdb_run_fn run, void *ctx)
 {
     while (g->n_bp)
         xbt_vcpu_set_breakpoint(g->cpu, g->bp[--g->n_bp], 0);
+    while (g->n_wp) {
+        const struct gdb_wp *w = &g->wp[--g->n_wp];
+        xbt_vcpu_set_watchpoint(g->cpu, w->addr, w->len, watch_kind(w->type), 0);
+    }
     xbt_vcpu_set_single_step(g->cpu, 0);
     int rc;
-    while ((rc = run(ctx)) == VMM_DEBUG_STOP)
+    while ((rc = run(ctx, &g->last)) == VMM_DEBUG_STOP)
         ;
     return rc;
 }
@@ -372,7 +424,10 @@ int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *c
             bool intr;
             int rc = resume(&g, g.in[0] == 's', run, brk, ctx, &intr);
             if (rc == VMM_DEBUG_STOP) {
-                strcpy(g.out, intr ? "S02" : "S05"); /* SIGINT, SIGTRAP */
+                if (intr)
+                    strcpy(g.out, "S02"); /* SIGINT */
+                else
+                    stop_reply(&g);        /* SIGTRAP, with a watchpoint's address */
             } else {
                 snprintf(g.out, sizeof g.out, "W%02x", rc & 0xff); /* the guest ended */
                 status = rc;

@@ -226,6 +226,7 @@ struct vmm {
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     bool exit_requested;
     atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */
+    xbt_exit last_debug;    /* the last XBT_EXIT_DEBUG (for gdb's stop reply) */
     enum vmm_end end;
     int exit_status;
     bool stop_timer;
@@ -379,13 +380,14 @@ long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, si
 
 /* gdbstub.c: gdb's remote protocol on 127.0.0.1:port (xbt-run --gdb).  It waits for gdb,
    then serves it; for continue and step it calls run(ctx), which runs the vCPU and
-   returns VMM_DEBUG_STOP when it stopped for a breakpoint or step (XBT_EXIT_DEBUG) or
-   because gdb interrupted it (Ctrl-C: brk(ctx) was called from another thread, and
-   should stop the vCPU), or the run's exit status when the guest ended.  Returns that
-   status (a host error: VMM_GDB_HOST_ERROR). */
+   returns VMM_DEBUG_STOP when it stopped for a breakpoint, step or watchpoint
+   (XBT_EXIT_DEBUG: a copy of that exit in *debug) or because gdb interrupted it
+   (Ctrl-C: brk(ctx) was called from another thread, and should stop the vCPU; debug's
+   reason is not XBT_EXIT_DEBUG then), or the run's exit status when the guest ended.
+   Returns that status (a host error: VMM_GDB_HOST_ERROR). */
 #define VMM_DEBUG_STOP (-2)
 #define VMM_GDB_HOST_ERROR 70
-typedef int (*gdb_run_fn)(void *ctx);
+typedef int (*gdb_run_fn)(void *ctx, xbt_exit *debug);
 typedef void (*gdb_break_fn)(void *ctx);
 int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *ctx);
 

@@ -323,7 +323,9 @@ static int run_loop(struct vmm *m, double timeout)
         case XBT_EXIT_MMIO: on_mmio(m, ex); break;
         case XBT_EXIT_HLT: status = on_hlt(m); break;
         case XBT_EXIT_STOPPED: return on_stopped(m, timeout);
-        case XBT_EXIT_DEBUG: return VMM_DEBUG_STOP; /* for gdb (--gdb) */
+        case XBT_EXIT_DEBUG: /* for gdb (--gdb) */
+            m->last_debug = *ex;
+            return VMM_DEBUG_STOP;
         case XBT_EXIT_SHUTDOWN:
             fprintf(stderr, "xbt-run: guest triple fault (shutdown)\n");
             dump_state(m->cpu);
@@ -818,10 +820,13 @@ struct gdb_ctx {
     double timeout;
 };
 
-static int gdb_run(void *ctx)
+static int gdb_run(void *ctx, xbt_exit *debug)
 {
     struct gdb_ctx *g = ctx;
-    return run_loop(g->m, g->timeout);
+    g->m->last_debug.reason = XBT_EXIT_NONE;
+    int rc = run_loop(g->m, g->timeout);
+    *debug = g->m->last_debug;
+    return rc;
 }
 
 static void gdb_break(void *ctx)
