@@ -613,7 +613,7 @@ static xbt_status read_section(struct in *i, xbt_vm *vm, struct staged *s, uint3
         }
         return XBT_OK;
     }
-    if (len > 4 + 16 * MAX_MSRS) /* MSRS; the others' lengths are checked above */
+    if (tag == SEC_MSRS && len > 4 + 16 * MAX_MSRS) /* the others: checked above */
         return fail(XBT_E_INVAL, "the state's %s section is too long", name);
     uint8_t tmp[CPU_SEC_LEN + 16 * MAX_MSRS];
     if (!in_raw(i, tmp, len))
