@@ -157,9 +157,11 @@ int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t e
         return fail(err, errlen, "%s: not an xbt-run state", path);
     if (!get(sv->fd, ver, 8, &eof))
         return bad_read(err, errlen, path, eof);
-    if (ver[0] != SAVE_VERSION || ver[1])
+    if (ver[0] != SAVE_VERSION)
         return fail(err, errlen, "%s: an xbt-run state of version %u; this xbt-run reads %u",
                     path, ver[0], SAVE_VERSION);
+    if (ver[1])
+        return fail(err, errlen, "%s: the xbt-run state's header is malformed", path);
     if (!get(sv->fd, &sv->ram_size, 8, &eof) || !get(sv->fd, shape, 8, &eof))
         return bad_read(err, errlen, path, eof);
     sv->vm_flags = shape[0];
