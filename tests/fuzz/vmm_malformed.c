@@ -688,8 +688,8 @@ static uint64_t fnv64(const uint8_t *p, size_t n)
     return h;
 }
 
-/* A guest counting ECX down from 2^32-1, then exiting with 0x21 (status 0x43): saved by
-   SIGUSR1 0.3 s into its loop.  The file's bytes in *len, or NULL (a failure counted). */
+/* A guest counting ECX down from 2^32-1 (seconds), then exiting with 0x21 (status 0x43):
+   saved by SIGUSR1 0.3 s into its loop.  The file's bytes in *len, or NULL (a failure counted). */
 static uint8_t *saved_state(const char *k, size_t *len)
 {
     static const uint8_t count[] = { 0xb9, 0xff, 0xff, 0xff, 0xff, 0x49, 0x75, 0xfd,
@@ -698,19 +698,24 @@ static uint8_t *saved_state(const char *k, size_t *len)
     char *guest = wfile("count", img, n), *state = path("state");
     char *argv[8] = { (char *)xbt_run, "--save", state, guest, NULL };
     (void)k;
-    pid_t pid = fork();
-    if (pid == 0) {
-        int nul = open("/dev/null", O_RDWR);
-        dup2(nul, 0);
-        dup2(nul, 1);
-        dup2(nul, 2);
-        execv(xbt_run, argv);
-        _exit(127);
-    }
-    nanosleep(&(struct timespec){ 0, 300000000 }, NULL);
-    kill(pid, SIGUSR1); /* our own child */
     int st = 0;
-    waitpid(pid, &st, 0);
+    /* A loaded host may not have set up xbt-run's handler yet: a later signal then. */
+    for (long wait_ms = 300; wait_ms <= 2400; wait_ms *= 2) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int nul = open("/dev/null", O_RDWR);
+            dup2(nul, 0);
+            dup2(nul, 1);
+            dup2(nul, 2);
+            execv(xbt_run, argv);
+            _exit(127);
+        }
+        nanosleep(&(struct timespec){ wait_ms / 1000, (wait_ms % 1000) * 1000000 }, NULL);
+        kill(pid, SIGUSR1); /* our own child */
+        waitpid(pid, &st, 0);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGUSR1)
+            break;
+    }
     cases++;
     FILE *f = fopen(state, "rb");
     uint8_t *b = malloc(64u << 20);
