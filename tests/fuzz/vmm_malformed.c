@@ -690,14 +690,15 @@ static uint64_t fnv64(const uint8_t *p, size_t n)
 
 /* A guest counting ECX down from 2^32-1 (seconds), then exiting with 0x21 (status 0x43):
    saved by SIGUSR1 0.3 s into its loop.  The file's bytes in *len, or NULL (a failure counted). */
-static uint8_t *saved_state(const char *k, size_t *len)
+static uint8_t *saved_state(const char *disk, size_t *len)
 {
     static const uint8_t count[] = { 0xb9, 0xff, 0xff, 0xff, 0xff, 0x49, 0x75, 0xfd,
                                      0xb0, 0x21, 0xe6, 0xf4, 0xeb, 0xfe };
     size_t n = bg_elf(img, sizeof img, 0x100000, count, sizeof count, 0);
     char *guest = wfile("count", img, n), *state = path("state");
     char *argv[8] = { (char *)xbt_run, "--save", state, guest, NULL };
-    (void)k;
+    if (disk) /* a disk file, which the state names */
+        argv[3] = "--disk", argv[4] = (char *)disk, argv[5] = guest;
     int st = 0;
     /* A loaded host may not have set up xbt-run's handler yet: a later signal then. */
     for (long wait_ms = 300; wait_ms <= 2400; wait_ms *= 2) {
@@ -754,7 +755,15 @@ static void state_cases(const char *k)
     RUN("--restore of a missing file", NOIMAGE, "--restore", path("no-such-state"));
     RUN("--restore of a kernel", NOIMAGE, "--restore", k);
     size_t n;
-    uint8_t *s = saved_state(k, &n);
+    /* With a disk: restored while the disk file is there, refused when it is gone. */
+    char *disk = sparse("state-disk", 1 << 20, 0);
+    uint8_t *s = saved_state(disk, &n);
+    if (!s)
+        return;
+    restore_case("--restore: a state with a disk finishes", 0x43, s, n);
+    unlink(disk);
+    restore_case("--restore: its disk file is gone", NOIMAGE, s, n);
+    s = saved_state(NULL, &n);
     if (!s)
         return;
     restore_case("--restore: the saved state finishes", 0x43, s, n);
