@@ -15,7 +15,8 @@
  *
  * Save and restore: with --save FILE, SIGUSR1 stops the vCPU at the next instruction
  * boundary, writes the whole machine (savefile.c: the library's vCPU and RAM, every
- * device, the disks' names) to FILE and ends xbt-run with status 0 (the disks synced).
+ * device, the disks' names) to FILE and ends xbt-run with status 0 (the disks synced);
+ * with --save-continue the guest runs on after each save instead.
  * --restore FILE makes the same machine (RAM and disks from the file) and continues the
  * guest where it was saved; the options that describe the machine (a kernel, --mem,
  * --append, --initrd, --module, --disk, --symbols) are refused beside it, the ones that
@@ -96,6 +97,8 @@ static void usage(FILE *f)
             "      --trace-io         log every port access to stderr\n"
             "      --save FILE        on SIGUSR1: stop the guest, write the whole machine to\n"
             "                         FILE and exit (status 0)\n"
+            "      --save-continue    with --save: go on after each save (a later SIGUSR1\n"
+            "                         saves again, over FILE)\n"
             "      --restore FILE     continue the machine saved in FILE (no kernel, --mem,\n"
             "                         --append, --initrd, --module, --disk or --symbols)\n"
             "  -h, --help, --version\n"
@@ -294,9 +297,10 @@ static void on_mmio(struct vmm *m, xbt_exit *ex)
     }
 }
 
-/* --save: the file, and the VM's flags it records (main sets them). */
+/* --save: the file, the VM's flags it records, and --save-continue (main sets them). */
 static const char *save_path;
 static uint32_t save_vm_flags;
+static bool save_continue;
 
 /* SIGUSR1 stopped the vCPU: the machine into save_path, or -1 to run on (the vCPU is in
    the middle of an exit: the next run completes it, and stops again). */
@@ -313,6 +317,10 @@ static int on_save(struct vmm *m)
         return EXIT_INTERNAL;
     }
     fprintf(stderr, "xbt-run: state saved to %s\n", save_path);
+    if (save_continue) {
+        atomic_store(&m->save_requested, false); /* the next SIGUSR1 saves again */
+        return -1;
+    }
     return 0;
 }
 
@@ -450,6 +458,7 @@ struct options {
     double timeout;        /* seconds; 0 none */
     int gdb_port;          /* --gdb: 0 none */
     const char *save_path, *restore_path; /* --save, --restore: NULL none */
+    bool save_continue;    /* --save-continue */
     bool stats, trace_io;
     uint32_t seen;         /* the single-valued options given, a bit per S_* */
     bool want_traces, no_traces; /* the trace switches seen */
@@ -571,7 +580,7 @@ enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
        O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
-       O_GDB, O_SAVE, O_RESTORE };
+       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
     { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
@@ -585,6 +594,7 @@ static const struct option long_options[] = {
     { "perf-map", optional_argument, 0, O_PERFMAP },
     { "symbols", required_argument, 0, O_SYMBOLS }, { "gdb", required_argument, 0, O_GDB },
     { "save", required_argument, 0, O_SAVE },     { "restore", required_argument, 0, O_RESTORE },
+    { "save-continue", no_argument, 0, O_SAVECONT },
     { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
     { 0, 0, 0, 0 },
 };
@@ -682,6 +692,7 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
         o->symbol_files[o->nsymbol_files++] = arg;
         return GO_ON;
     case O_TRACEIO: o->trace_io = true; return GO_ON;
+    case O_SAVECONT: o->save_continue = true; return GO_ON;
     case O_SAVE:
     case O_RESTORE:
         if (once(&o->seen, c == O_SAVE ? S_SAVE : S_RESTORE, c == O_SAVE ? "--save" : "--restore"))
@@ -727,6 +738,8 @@ static int check_options(const struct options *o)
         return usage_error("--trace-threshold needs --traces (or --trace-profile)");
     if (o->nsymbol_files && !(o->vm.flags & XBT_VM_PERF_MAP))
         return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
+    if (o->save_continue && !o->save_path)
+        return usage_error("--save-continue needs --save FILE");
     if (o->restore_path) {
         const char *what = (o->seen & (1u << S_MEM)) ? "--mem"
                          : (o->seen & (1u << S_APPEND)) ? "--append"
@@ -1025,6 +1038,7 @@ int main(int argc, char **argv)
     if (status == GO_ON)
         status = o.restore_path ? finish_restore(m, &o, &sv) : load_guest(m, &o, &nsyms);
     save_path = o.save_path;
+    save_continue = o.save_continue;
     save_vm_flags = o.vm.flags & (XBT_VM_LOCAL_APIC | XBT_VM_STRING_IO);
     if (status != GO_ON)
         return status;
