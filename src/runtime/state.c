@@ -630,10 +630,36 @@ static xbt_status read_section(struct in *i, xbt_vm *vm, struct staged *s, uint3
 }
 
 /* The staged vCPU state into the vCPU, whose caches all go. */
+/* The staged MSRs written, or none of them (the ones written are put back) and false. */
+static bool apply_msrs(xbt_vcpu *v, const struct staged *s)
+{
+    uint64_t old[MAX_MSRS];
+    for (uint32_t k = 0; k < s->n_msrs; k++) {
+        if (!xbt_msr_read(v, s->msrs[k].index, &old[k]) ||
+            !xbt_msr_write(v, s->msrs[k].index, s->msrs[k].value)) {
+            fail(XBT_E_INVAL, "the state's MSR %#x cannot take %#llx", s->msrs[k].index,
+                 (unsigned long long)s->msrs[k].value);
+            while (k--)
+                xbt_msr_write(v, s->msrs[k].index, old[k]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The staged state into the vCPU, whose caches all go; everything that can be refused
+   is checked before anything changes. */
 static xbt_status apply(xbt_vcpu *v, struct staged *s)
 {
-    if (xbt_vcpu_set_fpu(v, &s->fpu) != XBT_OK)
+    const xbt_vcpu_events *e = &s->ev;
+    if (s->fpu.mxcsr & ~host_mxcsr_mask())
         return fail(XBT_E_INVAL, "the state's MXCSR has reserved bits set");
+    if (e->exit_pending || e->reserved[0] || e->reserved[1] ||
+        (e->nmi_pending | e->nmi_blocked | e->interrupt_shadow | e->halted | e->debug_trap) > 1)
+        return fail(XBT_E_INVAL, "the state's events are invalid");
+    if (!apply_msrs(v, s))
+        return XBT_E_INVAL;
+    xbt_vcpu_set_fpu(v, &s->fpu);
     memset(&v->pio, 0, offsetof(struct xbt_vcpu_pio, buf));
     v->pio.count = 0;
     v->mmio.pending = v->mmio.exit_ready = v->mmio.step_active = v->mmio.run = false;
@@ -645,12 +671,7 @@ static xbt_status apply(xbt_vcpu *v, struct staged *s)
     xbt_vcpu_set_sregs(v, &s->cpu.s);
     v->arch.cpl = s->cpu.cpl;
     xbt_vcpu_set_regs(v, &s->cpu.r);
-    if (xbt_vcpu_set_events(v, &s->ev) != XBT_OK)
-        return fail(XBT_E_INVAL, "the state's events are invalid");
-    for (uint32_t k = 0; k < s->n_msrs; k++)
-        if (!xbt_msr_write(v, s->msrs[k].index, s->msrs[k].value))
-            return fail(XBT_E_INVAL, "the state's MSR %#x cannot take %#llx",
-                        s->msrs[k].index, (unsigned long long)s->msrs[k].value);
+    xbt_vcpu_set_events(v, e); /* after set_regs, which ends HLT and the shadow */
     /* The guest TSC never goes below the value saved; on the same host the offset
        stays, so directly run user code (the raw host TSC) agrees with the kernel. */
     uint64_t host = __rdtsc();
