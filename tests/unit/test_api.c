@@ -560,6 +560,54 @@ START_TEST(fpu_events_limits)
 }
 END_TEST
 
+/* An IN the embedder has not completed: exit_pending, and a save refuses in one line;
+   once it completed, the guest halts (STI; HLT), and a state saved in HLT restores
+   halted with interrupts enabled.  Code at 1 MiB: in al, 0xf0; sti; hlt. */
+START_TEST(save_pending_and_halted)
+{
+    static const uint8_t code[] = { 0xe4, 0xf0, 0xfb, 0xf4 };
+    xbt_vm *vm, *vm2;
+    xbt_vcpu *cpu, *cpu2;
+    sr_make(XBT_USER_STRICT, &vm, &cpu);
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x100000, code, sizeof code), XBT_OK);
+    xbt_regs r;
+    xbt_vcpu_get_regs(cpu, &r);
+    r.eip = 0x100000;
+    r.esp = 0x90000;
+    xbt_vcpu_set_regs(cpu, &r);
+    xbt_exit *ex;
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert(ex->reason == XBT_EXIT_IO && ex->io.is_in && ex->io.port == 0xf0);
+    ex->io.data = 0x5a;
+    xbt_vcpu_events e;
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu, &e), XBT_OK);
+    ck_assert_uint_eq(e.exit_pending, 1);
+    int fd = sr_file();
+    ck_assert_int_eq(xbt_vm_save_state(vm, fd), XBT_E_INVAL);
+    ck_assert_msg(strstr(xbt_state_error(), "middle of an exit"), "%s", xbt_state_error());
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0); /* nothing written */
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu, &e), XBT_OK);
+    ck_assert(!e.exit_pending && e.halted);
+    ck_assert_msg(xbt_vm_save_state(vm, fd) == XBT_OK, "%s", xbt_state_error());
+    sr_make(XBT_USER_STRICT, &vm2, &cpu2);
+    lseek(fd, 0, SEEK_SET);
+    ck_assert_msg(xbt_vm_restore_state(vm2, fd) == XBT_OK, "%s", xbt_state_error());
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu2, &e), XBT_OK);
+    ck_assert(e.halted && !e.exit_pending && !e.nmi_pending);
+    xbt_vcpu_get_regs(cpu2, &r);
+    ck_assert_uint_eq(r.eax & 0xff, 0x5a); /* the IN's data */
+    ck_assert_uint_eq(r.eip, 0x100004);
+    ck_assert(r.eflags & 0x200);
+    ck_assert_int_eq(xbt_vcpu_run(cpu2, &ex), XBT_OK); /* still halted: no interrupt */
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    close(fd);
+    xbt_vm_destroy(vm);
+    xbt_vm_destroy(vm2);
+}
+END_TEST
+
 /* A restore of stream s (n bytes) into a fresh 4 MiB VM: its status, the message in msg. */
 static xbt_status sr_try(const uint8_t *s, size_t n, uint64_t ram, char *msg, size_t cap)
 {
@@ -745,6 +793,7 @@ int main(void)
     tcase_add_test(tc, one_window_enum);
     tcase_add_test(tc, debugging);
     tcase_add_test(tc, fpu_events_limits);
+    tcase_add_test(tc, save_pending_and_halted);
     tcase_add_test(tc, save_restore_strict);
     tcase_add_test(tc, save_restore_direct);
     tcase_add_test(tc, save_restore_adaptive);
