@@ -51,7 +51,10 @@ want="XBT-SAVE-RESULT $n $s"
 
 (boot "$save_mode") >"$work/plain.out" 2>"$work/plain.err" || fail "the uninterrupted run ended with $?"
 lines "$work/plain.out" >"$work/plain.lines"
-grep -qx "$want" "$work/plain.lines" || fail "the uninterrupted run did not print '$want'"
+if ! grep -qx "$want" "$work/plain.lines"; then
+    tr -d '\r' <"$work/plain.out" | tail -8
+    fail "the uninterrupted run did not print '$want'"
+fi
 
 boot "$save_mode" --save "$work/state" >"$work/saved.out" 2>"$work/saved.err" &
 pid=$!
