@@ -106,6 +106,9 @@ extern "C" {
  *   msr), xbt_vcpu_inject_interrupt, xbt_vcpu_inject_exception; XBT_CAP_POLICY;
  *   watchpoints: xbt_vcpu_set_watchpoint, XBT_DEBUG_WATCH (exit.debug's watch and
  *   watch_access), XBT_CAP_WATCH.
+ *   API 1.4 also: save and restore: xbt_fpu with xbt_vcpu_get_fpu/xbt_vcpu_set_fpu,
+ *   xbt_vcpu_events with xbt_vcpu_get_events/xbt_vcpu_set_events, xbt_vm_save_state,
+ *   xbt_vm_restore_state, xbt_state_error.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -773,6 +776,96 @@ size_t xbt_vcpu_trace_profile(xbt_vcpu *cpu, xbt_trace_profile *out, size_t max)
    st->size (the others count as 0) into buf (at most size bytes, NUL-terminated when
    size > 0); returns the length of the whole report, as snprintf does. */
 size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size);
+
+/* ---- save and restore (API 1.4) -----------------------------------------------------
+ *
+ * The guest's x87/SSE state, its pending events, and the whole VM (vCPU and guest RAM)
+ * as one versioned stream.  All calls here: on the vCPU's thread, between runs
+ * (XBT_E_INVAL while the vCPU runs).
+ */
+
+/* The guest's x87/SSE state in the layout a 32-bit guest's own FXSAVE stores (the
+   legacy 512-byte image, not the 64-bit one: FIP and FDP are 32-bit offsets with
+   selectors, eight XMM registers).  The virtual CPU has no XSAVE (cpumodel.c), so this
+   is all of it.  fcs and fds read as 0 (the guest's x87 instruction pointers are the
+   host's: the values mean nothing to the guest, as on CPUs that deprecate FCS/FDS);
+   the reserved bytes read as 0 and are ignored on set, as is mxcsr_mask (the host's:
+   bits of mxcsr outside it are reserved). */
+typedef struct xbt_fpu {
+    uint16_t fcw, fsw;
+    uint8_t ftw;             /* abridged tag word: bit i set, physical register i valid */
+    uint8_t reserved0;
+    uint16_t fop;
+    uint32_t fip;
+    uint16_t fcs, reserved1;
+    uint32_t fdp;
+    uint16_t fds, reserved2;
+    uint32_t mxcsr, mxcsr_mask;
+    uint8_t st[8][16];       /* ST0-ST7 (MM0-MM7): 10 bytes each, then 6 reserved */
+    uint8_t xmm[8][16];      /* XMM0-XMM7 */
+    uint8_t reserved3[224];
+} xbt_fpu;
+/* The state the vCPU's next run starts with (also while user code runs directly in a
+   runner process: that state comes back with every exit and goes out at every entry).
+   set: XBT_E_INVAL for a reserved MXCSR bit set (FXRSTOR's #GP). */
+xbt_status xbt_vcpu_get_fpu(xbt_vcpu *cpu, xbt_fpu *fpu);
+xbt_status xbt_vcpu_set_fpu(xbt_vcpu *cpu, const xbt_fpu *fpu);
+
+/* What the vCPU holds besides registers: events taken but not yet delivered, and
+   conditions that change when the next interrupt may come.  The embedder's own
+   requests (xbt_vcpu_request_irq_window, the interrupt source, breakpoints) are not in
+   it; xbt_vcpu_set_regs clears interrupt_shadow and halted, so set events after regs. */
+typedef struct xbt_vcpu_events {
+    uint8_t nmi_pending;      /* an NMI (xbt_vcpu_nmi) waits to be taken */
+    uint8_t nmi_blocked;      /* an NMI handler runs: NMIs wait for the next IRET */
+    uint8_t interrupt_shadow; /* the instruction at EIP runs before any interrupt (it
+                                 follows STI, MOV SS or POP SS) */
+    uint8_t halted;           /* in HLT: the next interrupt or NMI resumes it */
+    uint8_t debug_trap;       /* a #DB is due before the next instruction (a task switch
+                                 into a TSS whose T bit is set) */
+    uint8_t exit_pending;     /* get only (0 on set): the last exit is not complete (an
+                                 IN's or MMIO read's data awaited, more MMIO stores of
+                                 one instruction to send): run again before saving */
+    uint8_t reserved[2];      /* 0 */
+} xbt_vcpu_events;
+xbt_status xbt_vcpu_get_events(xbt_vcpu *cpu, xbt_vcpu_events *ev);
+/* XBT_E_INVAL for a field other than 0 or 1, exit_pending or reserved set. */
+xbt_status xbt_vcpu_set_events(xbt_vcpu *cpu, const xbt_vcpu_events *ev);
+
+/*
+ * The VM's whole state (its vCPU's registers, segment and control registers, debug
+ * registers, MSRs, x87/SSE, events, the guest TSC, and guest RAM) written to fd as one
+ * stream, and read back into a VM created with the same ram_size and XBT_VM_LOCAL_APIC
+ * flag (the other settings, the user mode among them, may differ) that has its vCPU.
+ * docs/ARCHITECTURE.md gives the format: a header ("XBTSTATE", format version 1), then
+ * tagged, sized sections (a reader skips a section it does not know unless it is
+ * marked required), an END section with a checksum of all before it.  The library
+ * reads and writes exactly its own bytes and no further (fd may be a pipe): an
+ * embedder's own state (its devices) goes to the same fd after xbt_vm_save_state
+ * returns, and is read after xbt_vm_restore_state returns.
+ *
+ * Not state, so not saved: statistics, translations and every other cache (a restore
+ * drops them all, and every window mapping), breakpoints and single-step, the
+ * interrupt source and an irq-window request, the perf map's symbols.  Time: the guest
+ * TSC is saved; a restore keeps the saved offset to the host TSC unless that would
+ * take the guest's TSC below the value saved (another host, or a host rebooted), when
+ * it continues from the saved value.  On the same host, guest time thus includes the
+ * time between save and restore, as it must: directly run user code reads the host
+ * TSC unchanged (RDTSC is not trapped there), which the VMM cannot offset.
+ *
+ * Save: XBT_E_INVAL for a VM without a vCPU, a running vCPU, or one in the middle of
+ * an exit (xbt_vcpu_events.exit_pending: run it again, e.g. to an XBT_EXIT_STOPPED);
+ * XBT_E_HOST when a write fails.  Restore: XBT_E_INVAL for a stream that is not a
+ * state of this format version, is truncated or corrupted, or does not fit the VM;
+ * XBT_E_HOST when a read fails.  Either way xbt_state_error() says why in one line.
+ * A failed restore may have changed guest RAM: destroy the VM (its vCPU's registers
+ * change only after the whole stream was read and checked).
+ */
+xbt_status xbt_vm_save_state(xbt_vm *vm, int fd);
+xbt_status xbt_vm_restore_state(xbt_vm *vm, int fd);
+/* Why the last xbt_vm_save_state or xbt_vm_restore_state on this thread failed (a
+   static or thread-local string: valid until the next such call on the thread). */
+const char *xbt_state_error(void);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,10 @@
  * happen: a refusal, with exactly one line on stderr ("xbt-run: ...") and exit status
  * 64 (options) or 66 (files and images); or a boot, whose guest reports through
  * isa-debug-exit what the loader gave it (the exit status), with nothing on stderr.
- * No case may end by a signal or hang.  Prints one line per case (with what xbt-run
+ * No case may end by a signal or hang.  State files for --restore: one saved here (a
+ * counting guest stopped by SIGUSR1 with --save), which restores and finishes, then
+ * truncated and damaged in its header, the library's stream and the devices' sections
+ * (their checksum made right again, so that each device's checks see the damage).  Prints one line per case (with what xbt-run
  * printed); fails if any case differs.
  */
 #define _GNU_SOURCE
@@ -36,6 +39,7 @@
 
 static const char *xbt_run;
 static bool expect_note; /* a boot that must say one "xbt-run: note: " line */
+static int accept_boot;  /* a refusal case that may also boot silently to this status */
 static char dir[256];
 static int verbose = 1, failures, cases, refusals, boots;
 
@@ -141,6 +145,10 @@ static void run_case(const char *name, int want, const char *const *args)
     for (size_t i = 0; i < n; i++)
         lines += err[i] == '\n';
     bool refusal = want == USAGE || want == NOIMAGE;
+    if (accept_boot && !hung && WIFEXITED(st) && WEXITSTATUS(st) == accept_boot && !n) {
+        want = accept_boot; /* damage the restore did not need to see */
+        refusal = false;
+    }
     if (hung)
         snprintf(why, sizeof why, "no exit after %d s", CASE_SECONDS);
     else if (WIFSIGNALED(st))
@@ -670,6 +678,158 @@ static void cleanup(void)
         free(owned[--n_owned]);
 }
 
+/* ---- save and restore ------------------------------------------------------------- */
+
+static uint64_t fnv64(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* A guest counting ECX down from 2^32-1 (seconds), then exiting with 0x21 (status 0x43):
+   saved by SIGUSR1 0.3 s into its loop.  The file's bytes in *len, or NULL (a failure counted). */
+static uint8_t *saved_state(const char *disk, bool cont, size_t *len)
+{
+    static const uint8_t count[] = { 0xb9, 0xff, 0xff, 0xff, 0xff, 0x49, 0x75, 0xfd,
+                                     0xb0, 0x21, 0xe6, 0xf4, 0xeb, 0xfe };
+    size_t n = bg_elf(img, sizeof img, 0x100000, count, sizeof count, 0);
+    char *guest = wfile("count", img, n), *state = path("state");
+    char *argv[8] = { (char *)xbt_run, "--save", state, guest, NULL };
+    if (disk) /* a disk file, which the state names */
+        argv[3] = "--disk", argv[4] = (char *)disk, argv[5] = guest;
+    if (cont) /* the guest runs on after the save, to its end */
+        argv[3] = "--save-continue", argv[4] = guest;
+    int st = 0;
+    /* A loaded host may not have set up xbt-run's handler yet: a later signal then. */
+    for (long wait_ms = 300; wait_ms <= 2400; wait_ms *= 2) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            int nul = open("/dev/null", O_RDWR);
+            dup2(nul, 0);
+            dup2(nul, 1);
+            dup2(nul, 2);
+            execv(xbt_run, argv);
+            _exit(127);
+        }
+        nanosleep(&(struct timespec){ wait_ms / 1000, (wait_ms % 1000) * 1000000 }, NULL);
+        kill(pid, SIGUSR1); /* our own child */
+        waitpid(pid, &st, 0);
+        if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGUSR1)
+            break;
+    }
+    cases++;
+    FILE *f = fopen(state, "rb");
+    uint8_t *b = malloc(64u << 20);
+    *len = f && b ? fread(b, 1, 64u << 20, f) : 0;
+    if (f)
+        fclose(f);
+    if (WIFSIGNALED(st) || WEXITSTATUS(st) != (cont ? 0x43 : 0) || *len < 1000) {
+        failures++;
+        printf("FAIL %-44s status %d signal %d, %zu bytes saved\n", "--save on SIGUSR1",
+               WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0, *len);
+        free(b);
+        return NULL;
+    }
+    boots++;
+    if (verbose)
+        printf("ok   %-44s %d  (%zu bytes)\n", cont ? "--save --save-continue on SIGUSR1"
+               : "--save on SIGUSR1", cont ? 0x43 : 0, *len);
+    return own((char *)b) ? b : NULL;
+}
+
+static void restore_case(const char *name, int want, const uint8_t *b, size_t n)
+{
+    char *f = wfile("damaged", b, n);
+    RUN(name, want, "--restore", f);
+}
+
+static void state_cases(const char *k)
+{
+    RUN("--save ''", USAGE, "--save", "", k);
+    RUN("--restore ''", USAGE, "--restore", "");
+    RUN("--save twice", USAGE, "--save", "a", "--save", "b", k);
+    RUN("--save-continue without --save", USAGE, "--save-continue", k);
+    RUN("--restore twice", USAGE, "--restore", "a", "--restore", "b");
+    RUN("--restore with a kernel", USAGE, "--restore", "a", k);
+    RUN("--restore with --mem", USAGE, "--restore", "a", "--mem", "64");
+    RUN("--restore with --append", USAGE, "--restore", "a", "-a", "x");
+    RUN("--restore with --disk", USAGE, "--restore", "a", "--disk", k);
+    RUN("--restore of a missing file", NOIMAGE, "--restore", path("no-such-state"));
+    RUN("--restore of a kernel", NOIMAGE, "--restore", k);
+    size_t n;
+    /* With a disk: restored while the disk file is there, refused when it is gone. */
+    char *disk = sparse("state-disk", 1 << 20, 0);
+    uint8_t *s = saved_state(disk, false, &n);
+    if (!s)
+        return;
+    restore_case("--restore: a state with a disk finishes", 0x43, s, n);
+    unlink(disk);
+    restore_case("--restore: its disk file is gone", NOIMAGE, s, n);
+    if ((s = saved_state(NULL, true, &n)) != NULL)
+        restore_case("--restore: a state saved on the way finishes", 0x43, s, n);
+    s = saved_state(NULL, false, &n);
+    if (!s)
+        return;
+    restore_case("--restore: the saved state finishes", 0x43, s, n);
+    uint8_t *t = malloc(n);
+    if (!t)
+        abort();
+    own((char *)t);
+    const size_t cuts[] = { 0, 7, 12, 20, 40, 60, 100, 200, n / 2, n - 200, n - 17, n - 1 };
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--restore: cut at %zu of %zu", cuts[i], n);
+        restore_case(name, NOIMAGE, s, cuts[i]);
+    }
+    const size_t flips[] = { 0, 8, 12, 16, 20, 24, 28, 29, 30, 40, 72, 90, n / 2, n - 10 };
+    for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+        char name[64];
+        memcpy(t, s, n);
+        t[flips[i]] ^= 0x41;
+        snprintf(name, sizeof name, "--restore: byte %zu changed", flips[i]);
+        accept_boot = 0x43; /* some header bytes (the save's time) need not matter */
+        restore_case(name, NOIMAGE, t, n);
+        accept_boot = 0;
+    }
+    /* The devices' part: u64 length, u64 checksum, the sections, at the end. */
+    size_t at = n - 17; /* a length of at least 1 (the last bytes are zeros) */
+    while (at > 0) {
+        uint64_t len;
+        memcpy(&len, s + at, 8);
+        if (len == n - at - 16)
+            break;
+        at--;
+    }
+    /* Its sections (u32 tag, u32 length): each device's first fields are damaged in
+       turn, then anything anywhere. */
+    size_t blob = at + 16, len = n - blob, sec[32], nsec = 0;
+    for (size_t o = 0; o + 8 <= len && nsec < 32;) {
+        uint32_t l;
+        memcpy(&l, s + blob + o + 4, 4);
+        sec[nsec++] = o;
+        o += 8 + (size_t)l;
+    }
+    srand(4);
+    accept_boot = 0x43;
+    for (int i = 0; i < 120; i++) {
+        char name[64];
+        memcpy(t, s, n);
+        for (int j = 0; j < 1 + i % 3; j++) {
+            size_t o = sec[(size_t)i % nsec] + (size_t)rand() % 72;
+            size_t off = i < 90 ? o : (size_t)rand() % len;
+            if (off < len)
+                t[blob + off] = (uint8_t)rand();
+        }
+        uint64_t sum = fnv64(t + blob, len);
+        memcpy(t + at + 8, &sum, 8);
+        snprintf(name, sizeof name, "--restore: devices damaged (%d)", i);
+        restore_case(name, NOIMAGE, t, i % 7 == 6 ? n - (size_t)rand() % 64 : n);
+    }
+    accept_boot = 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -691,6 +851,7 @@ int main(int argc, char **argv)
     bz_cases();
     symbol_cases(k);
     accepted_cases(k);
+    state_cases(k);
     printf("xbt-run against malformed input: %d cases, %d refused with one line, %d booted, "
            "%d failed\n", cases, refusals, boots, failures);
     return failures ? 1 : 0;

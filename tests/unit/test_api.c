@@ -3,14 +3,22 @@
  * version numbers and their compatibility rule, the capability query, the sized
  * statistics (a caller's smaller struct gets exactly its size written: checked with a
  * guard pattern after it), the trace flags, and the one window enum as xbt_translate
- * reads it; the misuse the policy and watchpoint calls (API 1.4) refuse.
+ * reads it; the misuse the policy and watchpoint calls (API 1.4) refuse; save and restore
+ * (a user-mode guest saved mid-computation and restored into a new VM in each user mode,
+ * get/set of the x87/SSE state seen by the guest, events, malformed and corrupted state
+ * streams).
  */
+#define _GNU_SOURCE
 #include <check.h>
+#include <pthread.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "xbt/xbt.h"
 
@@ -342,11 +350,508 @@ START_TEST(policy_misuse)
 }
 END_TEST
 
+/* ---- save and restore ---------------------------------------------------------------- */
+
+/* A guest at CPL 3 with paging on (identity-mapped 4 MiB, user pages), IOPL 3, set up
+   through the API alone: it loops 0x40000 times over an integer checksum (EBX), an SSE
+   sum (XMM0 += XMM1) and an x87 sum (ST0 += 1), reports every 4096th iteration with
+   OUT 0xf1 (EAX = ECX), then stores EBX, XMM0 and ST0 at 0x200000 and ends with OUT
+   0xf2.  Directly run in direct and adaptive mode. */
+#define SR_ITER 0x40000u
+static const uint8_t sr_code[] = {
+    0x69, 0xDB, 0x93, 0x01, 0x00, 0x01,       /* loop: imul ebx, ebx, 0x01000193 */
+    0x01, 0xCB,                               /* add ebx, ecx */
+    0x66, 0x0F, 0xFE, 0xC1,                   /* paddd xmm0, xmm1 */
+    0xD9, 0xE8, 0xDE, 0xC1,                   /* fld1; faddp st1, st */
+    0x41,                                     /* inc ecx */
+    0xF7, 0xC1, 0xFF, 0x0F, 0x00, 0x00,       /* test ecx, 0xfff */
+    0x75, 0x07,                               /* jnz next */
+    0x89, 0xC8, 0xA3, 0x00, 0xF0, 0x3F, 0x00, /* mov eax, ecx; mov [0x3ff000], eax */
+    0x81, 0xF9, 0x00, 0x00, 0x04, 0x00,       /* next: cmp ecx, 0x40000 */
+    0x75, 0xD8,                               /* jne loop */
+    0x89, 0x1D, 0x00, 0x00, 0x20, 0x00,       /* mov [0x200000], ebx */
+    0xF3, 0x0F, 0x7F, 0x05, 0x10, 0x00, 0x20, 0x00, /* movdqu [0x200010], xmm0 */
+    0xDD, 0x1D, 0x20, 0x00, 0x20, 0x00,       /* fstp qword [0x200020] */
+    0xA3, 0x04, 0xF0, 0x3F, 0x00, 0xEB, 0xFE, /* mov [0x3ff004], eax; jmp $ */
+};
+/* Linear page 0x3ff000 maps a guest physical page without RAM: the reports are MMIO
+   writes to SR_MMIO (+4 for the end). */
+#define SR_MMIO 0x10000000u
+
+static xbt_segment sr_seg(uint16_t sel, uint8_t type, uint8_t dpl)
+{
+    return (xbt_segment){ .base = 0, .limit = 0xFFFFFFFF, .selector = sel, .type = type,
+                          .s = 1, .dpl = dpl, .present = 1, .db = 1, .g = 1 };
+}
+
+static void sr_put64(xbt_vm *vm, uint64_t gpa, uint64_t v)
+{
+    ck_assert_int_eq(xbt_vm_write_phys(vm, gpa, &v, 8), XBT_OK);
+}
+
+static void sr_make(uint32_t mode, xbt_vm **vmp, xbt_vcpu **cpup)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 4u << 20;
+    c.user_mode = mode;
+    ck_assert_int_eq(xbt_vm_create(&c, vmp), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(*vmp, cpup), XBT_OK);
+}
+
+/* The guest's memory, registers and x87/SSE state at its start. */
+static void sr_setup(xbt_vm *vm, xbt_vcpu *cpu)
+{
+    sr_put64(vm, 0x1008, 0x00CF9B000000FFFFull); /* 0x08 kernel code */
+    sr_put64(vm, 0x1010, 0x00CF93000000FFFFull); /* 0x10 kernel data */
+    sr_put64(vm, 0x1018, 0x00CFFB000000FFFFull); /* 0x1b user code */
+    sr_put64(vm, 0x1020, 0x00CFF3000000FFFFull); /* 0x23 user data */
+    sr_put64(vm, 0x1028, 0x00008B0050000067ull); /* 0x28 TSS at 0x5000 (busy) */
+    uint32_t pde = 0x4000 | 7;
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x3000, &pde, 4), XBT_OK);
+    for (uint32_t i = 0; i < 1024; i++) {
+        uint32_t pte = (i == 0x3FF ? SR_MMIO : i << 12) | 7;
+        ck_assert_int_eq(xbt_vm_write_phys(vm, 0x4000 + 4 * i, &pte, 4), XBT_OK);
+    }
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x100000, sr_code, sizeof sr_code), XBT_OK);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(cpu, &s);
+    s.cs = sr_seg(0x1B, 0xB, 3);
+    s.ds = s.es = s.fs = s.gs = s.ss = sr_seg(0x23, 0x3, 3);
+    s.tr = (xbt_segment){ .base = 0x5000, .limit = 0x67, .selector = 0x28, .type = 0xB,
+                          .present = 1 };
+    s.gdt = (xbt_dtable){ 0x1000, 0x2F };
+    s.idt = (xbt_dtable){ 0x2000, 0x7FF };
+    s.cr3 = 0x3000;
+    s.cr4 = (1u << 9) | (1u << 10); /* OSFXSR, OSXMMEXCPT */
+    s.cr0 = 0x80000033u;            /* PG NE ET MP PE */
+    ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
+    xbt_regs r = { 0 };
+    r.ebx = 0x811C9DC5u;
+    r.esp = 0x300000;
+    r.eip = 0x100000;
+    r.eflags = 0x202;
+    ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
+    xbt_fpu f;
+    ck_assert_int_eq(xbt_vcpu_get_fpu(cpu, &f), XBT_OK);
+    ck_assert_uint_eq(f.fcw, 0x37F);
+    ck_assert_uint_eq(f.mxcsr, 0x1F80);
+    f.fsw = 7u << 11; /* TOP 7: one value pushed, in physical register 7 */
+    f.ftw = 0x80;
+    long double st0 = 1000.0L;
+    memset(f.st, 0, sizeof f.st);
+    memcpy(f.st[0], &st0, 10);
+    memset(f.xmm, 0, sizeof f.xmm);
+    uint32_t x1[4] = { 1, 2, 3, 4 };
+    memcpy(f.xmm[1], x1, 16);
+    ck_assert_int_eq(xbt_vcpu_set_fpu(cpu, &f), XBT_OK);
+}
+
+/* Runs to the n-th report (0: to the end); at the 10th, checks the x87/SSE
+   state the guest has made and sets XMM1 to 5, 6, 7, 8. */
+static void sr_run(xbt_vcpu *cpu, unsigned *seen, unsigned stop_at)
+{
+    for (;;) {
+        xbt_exit *ex;
+        ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+        ck_assert_msg(ex->reason == XBT_EXIT_MMIO, "exit %u", ex->reason);
+        ck_assert(ex->mmio.is_write && ex->mmio.size == 4);
+        if (ex->mmio.gpa == SR_MMIO + 4)
+            return;
+        ck_assert_uint_eq(ex->mmio.gpa, SR_MMIO);
+        ck_assert_uint_eq(ex->mmio.data, ++*seen * 4096u);
+        if (*seen == 10) {
+            xbt_fpu f;
+            ck_assert_int_eq(xbt_vcpu_get_fpu(cpu, &f), XBT_OK);
+            long double st0 = 0;
+            memcpy(&st0, f.st[0], 10);
+            ck_assert(st0 == 1000.0L + 40960.0L);
+            uint32_t x0[4];
+            memcpy(x0, f.xmm[0], 16);
+            for (int j = 0; j < 4; j++)
+                ck_assert_uint_eq(x0[j], 40960u * (uint32_t)(j + 1));
+            uint32_t x1[4] = { 5, 6, 7, 8 };
+            memcpy(f.xmm[1], x1, 16);
+            ck_assert_int_eq(xbt_vcpu_set_fpu(cpu, &f), XBT_OK);
+        }
+        if (*seen == stop_at)
+            return;
+    }
+}
+
+/* What the guest stored at its end against the loop computed here. */
+static void sr_check(xbt_vm *vm)
+{
+    uint32_t ebx = 0x811C9DC5u, x0[4], want[4];
+    for (uint32_t i = 0; i < SR_ITER; i++)
+        ebx = ebx * 0x01000193u + i;
+    for (uint32_t j = 0; j < 4; j++)
+        want[j] = 40960u * (j + 1) + (SR_ITER - 40960u) * (j + 5);
+    uint32_t got;
+    double st0;
+    ck_assert_int_eq(xbt_vm_read_phys(vm, 0x200000, &got, 4), XBT_OK);
+    ck_assert_int_eq(xbt_vm_read_phys(vm, 0x200010, x0, 16), XBT_OK);
+    ck_assert_int_eq(xbt_vm_read_phys(vm, 0x200020, &st0, 8), XBT_OK);
+    ck_assert_uint_eq(got, ebx);
+    for (int j = 0; j < 4; j++)
+        ck_assert_uint_eq(x0[j], want[j]);
+    ck_assert(st0 == 1000.0 + SR_ITER);
+}
+
+static int sr_file(void)
+{
+    int fd = memfd_create("xbt-state-test", 0);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+/* In each user mode: run to the 20th report, save (the embedder's own bytes after the
+   library's), finish; restore into a new VM of the same mode, finish there; both
+   results are the loop's.  The guest TSC does not go back. */
+static void sr_round_trip(uint32_t mode)
+{
+    if (mode == XBT_USER_ADAPTIVE)
+        setenv("XBT_ADAPT_TICKS", "100000", 1); /* promoted early in the loop */
+    xbt_vm *vm, *vm2;
+    xbt_vcpu *cpu, *cpu2;
+    sr_make(mode, &vm, &cpu);
+    sr_setup(vm, cpu);
+    unsigned seen = 0;
+    sr_run(cpu, &seen, 20);
+    uint64_t tsc1;
+    ck_assert_int_eq(xbt_vcpu_get_msr(cpu, 0x10, &tsc1), XBT_OK);
+    int fd = sr_file();
+    ck_assert_msg(xbt_vm_save_state(vm, fd) == XBT_OK, "%s", xbt_state_error());
+    ck_assert_int_eq(write(fd, "EMBEDDER", 8), 8);
+    sr_run(cpu, &seen, 0);
+    sr_check(vm);
+    xbt_stats st = XBT_STATS_INIT;
+    xbt_vcpu_get_stats(cpu, &st);
+    if (mode != XBT_USER_STRICT && xbt_vm_user_mode(vm, NULL) == mode)
+        ck_assert_uint_gt(st.direct_entries, 0);
+    /* Other code where the loop was, run (translated, mapped); a restore into this VM
+       must drop all of that and run the loop again from the 20th report. */
+    static const uint8_t other[] = { 0xA3, 0x04, 0xF0, 0x3F, 0x00, 0xEB, 0xFE };
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x100000, other, sizeof other), XBT_OK);
+    xbt_regs r0;
+    xbt_vcpu_get_regs(cpu, &r0);
+    r0.eip = 0x100000;
+    xbt_vcpu_set_regs(cpu, &r0);
+    xbt_exit *ex;
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    ck_assert_msg(xbt_vm_restore_state(vm, fd) == XBT_OK, "%s", xbt_state_error());
+    memset(xbt_vm_ram(vm) + 0x200000, 0, 64);
+    seen = 20;
+    sr_run(cpu, &seen, 0);
+    ck_assert_uint_eq(seen, SR_ITER / 4096);
+    sr_check(vm);
+    xbt_vm_destroy(vm);
+
+    /* Restored into a VM of the same mode, then into a strict one (the user mode is not
+       part of the state). */
+    for (int k = 0; k < 2; k++) {
+        uint32_t into = k ? XBT_USER_STRICT : mode;
+        sr_make(into, &vm2, &cpu2);
+        ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+        ck_assert_msg(xbt_vm_restore_state(vm2, fd) == XBT_OK, "%s", xbt_state_error());
+        char tail[9] = { 0 };
+        ck_assert_int_eq(read(fd, tail, 9), 8); /* exactly the library's bytes were read */
+        ck_assert_str_eq(tail, "EMBEDDER");
+        uint64_t tsc2;
+        ck_assert_int_eq(xbt_vcpu_get_msr(cpu2, 0x10, &tsc2), XBT_OK);
+        ck_assert_uint_ge(tsc2, tsc1);
+        xbt_regs r;
+        xbt_vcpu_get_regs(cpu2, &r);
+        ck_assert_uint_eq(r.ecx, 20 * 4096u);
+        seen = 20;
+        sr_run(cpu2, &seen, 0);
+        ck_assert_uint_eq(seen, SR_ITER / 4096);
+        sr_check(vm2);
+        xbt_stats st2 = XBT_STATS_INIT;
+        xbt_vcpu_get_stats(cpu2, &st2);
+        if (into != XBT_USER_STRICT && xbt_vm_user_mode(vm2, NULL) == into)
+            ck_assert_uint_gt(st2.direct_entries, 0);
+        xbt_vm_destroy(vm2);
+    }
+    close(fd);
+    unsetenv("XBT_ADAPT_TICKS");
+}
+
+START_TEST(save_restore_strict) { sr_round_trip(XBT_USER_STRICT); }
+END_TEST
+START_TEST(save_restore_direct)
+{
+    if (!xbt_has(XBT_CAP_USER_DIRECT, NULL))
+        return; /* the host cannot run user code directly: strict covers the rest */
+    sr_round_trip(XBT_USER_DIRECT);
+}
+END_TEST
+START_TEST(save_restore_adaptive)
+{
+    if (!xbt_has(XBT_CAP_USER_ADAPTIVE, NULL))
+        return;
+    sr_round_trip(XBT_USER_ADAPTIVE);
+}
+END_TEST
+
+/* The x87/SSE and events calls' limits. */
+START_TEST(fpu_events_limits)
+{
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    sr_make(XBT_USER_STRICT, &vm, &cpu);
+    xbt_fpu f;
+    ck_assert_int_eq(xbt_vcpu_get_fpu(cpu, &f), XBT_OK);
+    f.mxcsr = 0xFFFF0000u; /* reserved bits */
+    ck_assert_int_eq(xbt_vcpu_set_fpu(cpu, &f), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_fpu(cpu, NULL), XBT_E_INVAL);
+    xbt_vcpu_events e;
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu, &e), XBT_OK);
+    ck_assert(!e.nmi_pending && !e.nmi_blocked && !e.halted && !e.exit_pending);
+    e.nmi_blocked = 1;
+    e.halted = 1;
+    e.nmi_pending = 1;
+    ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_OK);
+    xbt_vcpu_events g;
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu, &g), XBT_OK);
+    ck_assert(!memcmp(&e, &g, sizeof e));
+    e.halted = 2;
+    ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
+    e.halted = 0, e.exit_pending = 1;
+    ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
+    e.exit_pending = 0, e.reserved[1] = 1;
+    ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
+/* An IN the embedder has not completed: exit_pending, and a save refuses in one line;
+   once it completed, the guest halts (STI; HLT), and a state saved in HLT restores
+   halted with interrupts enabled.  Code at 1 MiB: in al, 0xf0; sti; hlt. */
+START_TEST(save_pending_and_halted)
+{
+    static const uint8_t code[] = { 0xe4, 0xf0, 0xfb, 0xf4 };
+    xbt_vm *vm, *vm2;
+    xbt_vcpu *cpu, *cpu2;
+    sr_make(XBT_USER_STRICT, &vm, &cpu);
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x100000, code, sizeof code), XBT_OK);
+    xbt_regs r;
+    xbt_vcpu_get_regs(cpu, &r);
+    r.eip = 0x100000;
+    r.esp = 0x90000;
+    xbt_vcpu_set_regs(cpu, &r);
+    xbt_exit *ex;
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert(ex->reason == XBT_EXIT_IO && ex->io.is_in && ex->io.port == 0xf0);
+    ex->io.data = 0x5a;
+    xbt_vcpu_events e;
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu, &e), XBT_OK);
+    ck_assert_uint_eq(e.exit_pending, 1);
+    int fd = sr_file();
+    ck_assert_int_eq(xbt_vm_save_state(vm, fd), XBT_E_INVAL);
+    ck_assert_msg(strstr(xbt_state_error(), "middle of an exit"), "%s", xbt_state_error());
+    ck_assert_int_eq(lseek(fd, 0, SEEK_END), 0); /* nothing written */
+    ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu, &e), XBT_OK);
+    ck_assert(!e.exit_pending && e.halted);
+    ck_assert_msg(xbt_vm_save_state(vm, fd) == XBT_OK, "%s", xbt_state_error());
+    sr_make(XBT_USER_STRICT, &vm2, &cpu2);
+    lseek(fd, 0, SEEK_SET);
+    ck_assert_msg(xbt_vm_restore_state(vm2, fd) == XBT_OK, "%s", xbt_state_error());
+    ck_assert_int_eq(xbt_vcpu_get_events(cpu2, &e), XBT_OK);
+    ck_assert(e.halted && !e.exit_pending && !e.nmi_pending);
+    xbt_vcpu_get_regs(cpu2, &r);
+    ck_assert_uint_eq(r.eax & 0xff, 0x5a); /* the IN's data */
+    ck_assert_uint_eq(r.eip, 0x100004);
+    ck_assert(r.eflags & 0x200);
+    ck_assert_int_eq(xbt_vcpu_run(cpu2, &ex), XBT_OK); /* still halted: no interrupt */
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    close(fd);
+    xbt_vm_destroy(vm);
+    xbt_vm_destroy(vm2);
+}
+END_TEST
+
+/* A restore of stream s (n bytes) into a fresh 4 MiB VM: its status, the message in msg. */
+static xbt_status sr_try(const uint8_t *s, size_t n, uint64_t ram, char *msg, size_t cap)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = ram;
+    c.user_mode = XBT_USER_STRICT;
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(vm, &cpu), XBT_OK);
+    int fd = sr_file();
+    ck_assert_int_eq(write(fd, s, n), (ssize_t)n);
+    lseek(fd, 0, SEEK_SET);
+    xbt_status st = xbt_vm_restore_state(vm, fd);
+    snprintf(msg, cap, "%s", xbt_state_error());
+    close(fd);
+    xbt_vm_destroy(vm);
+    return st;
+}
+
+/* The stream's checksum as docs/ARCHITECTURE.md gives it: over the n bytes before the
+   END section's header, 8-byte little-endian words w (the last one zero-padded) mixed
+   into h (from 0) as h = (h ^ w) * 0x9E3779B97F4A7C15, h ^= h >> 29; then n itself. */
+static uint64_t sr_mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+    return h ^ (h >> 29);
+}
+static uint64_t sr_sum(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = sr_mix(h, w);
+    }
+    w = 0;
+    memcpy(&w, p + i, n - i);
+    return sr_mix(sr_mix(h, w), n);
+}
+
+static void *sr_stopper(void *cpu)
+{
+    nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
+    xbt_vcpu_stop(cpu);
+    return NULL;
+}
+
+/* Damage that the checksum does not catch (it is made right again): the registers'
+   sections hold anything.  A restore refuses it in one line or takes it, and a vCPU
+   that took it runs (stopped after 20 ms) without harm to the process. */
+START_TEST(state_damaged_registers)
+{
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    sr_make(XBT_USER_STRICT, &vm, &cpu);
+    sr_setup(vm, cpu);
+    unsigned seen = 0;
+    sr_run(cpu, &seen, 3);
+    int fd = sr_file();
+    ck_assert_int_eq(xbt_vm_save_state(vm, fd), XBT_OK);
+    xbt_vm_destroy(vm);
+    size_t n = (size_t)lseek(fd, 0, SEEK_END);
+    uint8_t *s = malloc(n), *t = malloc(n);
+    ck_assert(s && t);
+    ck_assert_int_eq(pread(fd, s, n, 0), (ssize_t)n);
+    close(fd);
+    uint64_t sum = sr_sum(s, n - 24);
+    ck_assert_msg(!memcmp(s + n - 8, &sum, 8), "the checksum is not the documented one");
+    int took = 0;
+    srand(1504);
+    for (int k = 0; k < 200; k++) {
+        memcpy(t, s, n);
+        for (int j = 0; j < 1 + k % 3; j++)
+            t[48 + rand() % 900] = (uint8_t)(k % 2 ? rand() : rand() & 3);
+        sum = sr_sum(t, n - 24);
+        memcpy(t + n - 8, &sum, 8);
+        xbt_vm_config c = XBT_VM_CONFIG_INIT;
+        c.ram_size = 4u << 20;
+        c.user_mode = XBT_USER_STRICT;
+        ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+        ck_assert_int_eq(xbt_vcpu_create(vm, &cpu), XBT_OK);
+        fd = sr_file();
+        ck_assert_int_eq(write(fd, t, n), (ssize_t)n);
+        lseek(fd, 0, SEEK_SET);
+        xbt_status st = xbt_vm_restore_state(vm, fd);
+        close(fd);
+        ck_assert(st == XBT_OK || (st == XBT_E_INVAL && *xbt_state_error() &&
+                                   !strchr(xbt_state_error(), '\n')));
+        if (st == XBT_OK) {
+            took++;
+            pthread_t th;
+            pthread_create(&th, NULL, sr_stopper, cpu);
+            for (int e = 0; e < 1000; e++) {
+                xbt_exit *ex;
+                ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
+                if (ex->reason != XBT_EXIT_MMIO && ex->reason != XBT_EXIT_IO)
+                    break;
+            }
+            pthread_join(th, NULL);
+        }
+        xbt_vm_destroy(vm);
+    }
+    ck_assert_int_gt(took, 0);
+    printf("state_damaged_registers: %d of 200 damaged states restored and run\n", took);
+    free(s);
+    free(t);
+}
+END_TEST
+
+/* Streams that are truncated, corrupted, of another version or VM, or need sections this
+   version does not know: one-line refusals; and random damage never crashes. */
+START_TEST(state_malformed)
+{
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    sr_make(XBT_USER_STRICT, &vm, &cpu);
+    sr_setup(vm, cpu);
+    unsigned seen = 0;
+    sr_run(cpu, &seen, 3);
+    int fd = sr_file();
+    ck_assert_int_eq(xbt_vm_save_state(vm, fd), XBT_OK);
+    xbt_vm_destroy(vm);
+    size_t n = (size_t)lseek(fd, 0, SEEK_END);
+    uint8_t *s = malloc(n), *t = malloc(n + 64);
+    ck_assert(s && t);
+    ck_assert_int_eq(pread(fd, s, n, 0), (ssize_t)n);
+    close(fd);
+    char msg[256];
+    ck_assert_int_eq(sr_try(s, n, 4u << 20, msg, sizeof msg), XBT_OK);
+    const size_t cuts[] = { 0, 5, 16, 20, 40, 300, n / 2, n - 9, n - 1 };
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        ck_assert_int_eq(sr_try(s, cuts[k], 4u << 20, msg, sizeof msg), XBT_E_INVAL);
+        ck_assert_msg(!strchr(msg, '\n') && *msg, "cut %zu: '%s'", cuts[k], msg);
+    }
+    ck_assert_int_eq(sr_try(s, n / 2, 4u << 20, msg, sizeof msg), XBT_E_INVAL);
+    ck_assert_msg(strstr(msg, "truncated"), "%s", msg);
+    memcpy(t, s, n);
+    t[n - 100] ^= 1; /* in RAM */
+    ck_assert_int_eq(sr_try(t, n, 4u << 20, msg, sizeof msg), XBT_E_INVAL);
+    ck_assert_msg(strstr(msg, "corrupted"), "%s", msg);
+    memcpy(t, s, n);
+    t[0] = 'Y';
+    ck_assert_int_eq(sr_try(t, n, 4u << 20, msg, sizeof msg), XBT_E_INVAL);
+    ck_assert_msg(strstr(msg, "not an xbt state"), "%s", msg);
+    memcpy(t, s, n);
+    t[8] = 2; /* format version 2 */
+    ck_assert_int_eq(sr_try(t, n, 4u << 20, msg, sizeof msg), XBT_E_INVAL);
+    ck_assert_msg(strstr(msg, "version 2"), "%s", msg);
+    ck_assert_int_eq(sr_try(s, n, 8u << 20, msg, sizeof msg), XBT_E_INVAL);
+    ck_assert_msg(strstr(msg, "RAM"), "%s", msg);
+    /* A required section this version does not know, right after the header. */
+    memcpy(t, s, 16);
+    memcpy(t + 16, "NEW!\1\0\0\0\0\0\0\0\0\0\0\0", 16);
+    memcpy(t + 32, s + 16, n - 16);
+    ck_assert_int_eq(sr_try(t, n + 16, 4u << 20, msg, sizeof msg), XBT_E_INVAL);
+    ck_assert_msg(strstr(msg, "newer xbt"), "%s", msg);
+    /* Random damage to the sections before RAM (the registers' part). */
+    srand(15);
+    for (int k = 0; k < 300; k++) {
+        memcpy(t, s, n);
+        for (int j = 0; j < 1 + k % 4; j++)
+            t[rand() % 1000] = (uint8_t)rand();
+        size_t len = k % 3 ? n : (size_t)rand() % n;
+        xbt_status st = sr_try(t, len, 4u << 20, msg, sizeof msg);
+        ck_assert(st == XBT_OK || st == XBT_E_INVAL);
+        ck_assert(st == XBT_OK || (*msg && !strchr(msg, '\n')));
+    }
+    free(s);
+    free(t);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("api");
-    tcase_set_timeout(tc, 30);
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, versions);
     tcase_add_test(tc, capabilities);
     tcase_add_test(tc, sized_stats);
@@ -354,6 +859,13 @@ int main(void)
     tcase_add_test(tc, one_window_enum);
     tcase_add_test(tc, debugging);
     tcase_add_test(tc, policy_misuse);
+    tcase_add_test(tc, fpu_events_limits);
+    tcase_add_test(tc, save_pending_and_halted);
+    tcase_add_test(tc, save_restore_strict);
+    tcase_add_test(tc, save_restore_direct);
+    tcase_add_test(tc, save_restore_adaptive);
+    tcase_add_test(tc, state_malformed);
+    tcase_add_test(tc, state_damaged_registers);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

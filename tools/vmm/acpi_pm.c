@@ -140,3 +140,16 @@ uint32_t acpi_pm_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uin
     vmm_timer_changed(m);
     return 0;
 }
+
+/* PM1 status, enable and control, the PM timer's status edge, the SCI level (the timer
+   itself counts from the board's power-on time, vmm.start_ns). */
+void acpi_pm_state(struct vmm *m, struct vstate *s)
+{
+    struct acpi_pm *p = &m->pm;
+    s->dev = "ACPI PM";
+    vs_u16(s, &p->sts);
+    vs_u16(s, &p->en);
+    vs_u16(s, &p->cnt);
+    vs_time(s, &p->tmr_clear_ns);
+    vs_bool(s, &p->sci);
+}

@@ -454,3 +454,38 @@ uint32_t ata_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_
     }
     return is_in ? 0xffffffffu : 0;
 }
+
+/* Each channel's registers, the command in progress with its data buffer, and each
+   drive's READ/WRITE MULTIPLE setting.  The disks themselves are files: their names and
+   contents are not state (the restore opens the files the state names, which hold what
+   the guest wrote: ata_flush runs before a save). */
+void ata_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "ATA";
+    for (int i = 0; i < 2; i++) {
+        struct ata_channel *c = &m->ata.ch[i];
+        uint8_t *f[] = { &c->feature, &c->nsect, &c->lbal, &c->lbam, &c->lbah, &c->select,
+                         &c->control, &c->status[0], &c->status[1], &c->error[0],
+                         &c->error[1], &c->cmd };
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+            vs_u8(s, f[k]);
+        vs_bool(s, &c->intrq);
+        vs_bool(s, &c->first_done);
+        uint32_t pos = c->buf_pos, len = c->buf_len, block = c->block;
+        vs_u32(s, &pos);
+        vs_u32(s, &len);
+        vs_u32(s, &block);
+        vs_u32(s, &c->xfer_left);
+        vs_u64(s, &c->lba);
+        vs_check(s, pos <= len && len <= sizeof c->buf && block <= 16,
+                 "a data transfer beyond the buffer");
+        if (s->load && s->err[0])
+            return;
+        c->buf_pos = pos, c->buf_len = len, c->block = block;
+        vs_bytes(s, c->buf, sizeof c->buf);
+    }
+    for (int i = 0; i < ATA_DRIVES; i++) {
+        vs_u8(s, &m->ata.drive[i].multiple);
+        vs_check(s, m->ata.drive[i].multiple <= 16, "a block of more than 16 sectors");
+    }
+}

@@ -125,3 +125,18 @@ uint32_t cmos_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
     default: return c->ram[c->index];
     }
 }
+
+/* The index, the 128 bytes (the time registers follow the host's clock anyway), the
+   alarm's interrupt and when it was last compared (a host wall-clock second). */
+void cmos_state(struct vmm *m, struct vstate *s)
+{
+    struct cmos *c = &m->cmos;
+    s->dev = "RTC";
+    vs_u8(s, &c->index);
+    vs_bytes(s, c->ram, sizeof c->ram);
+    vs_bool(s, &c->irq_level);
+    uint64_t checked = (uint64_t)c->alarm_checked;
+    vs_u64(s, &checked);
+    c->alarm_checked = (int64_t)checked;
+    vs_check(s, c->index < sizeof c->ram, "the index is past the 128 bytes");
+}

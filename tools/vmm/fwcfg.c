@@ -58,3 +58,11 @@ uint32_t fwcfg_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint3
             v |= (uint32_t)data[f->off] << (8 * i);
     return v;
 }
+
+/* The selected item and the position in it. */
+void fwcfg_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "fw_cfg";
+    vs_u16(s, &m->fwcfg.sel);
+    vs_u32(s, &m->fwcfg.off);
+}

@@ -269,3 +269,22 @@ bool hpet_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64
     *data = size >= 8 ? v : v & ((1ull << (8 * size)) - 1);
     return true;
 }
+
+/* The configuration, the counter (frozen, or counting from a host time) and the timers. */
+void hpet_state(struct vmm *m, struct vstate *s)
+{
+    struct hpet *h = &m->hpet;
+    s->dev = "HPET";
+    vs_u64(s, &h->config);
+    vs_u64(s, &h->isr);
+    vs_u64(s, &h->counter_base);
+    vs_time(s, &h->base_ns);
+    for (int i = 0; i < HPET_TIMERS; i++) {
+        struct hpet_timer *t = &h->t[i];
+        vs_u64(s, &t->config);
+        vs_u64(s, &t->cmp);
+        vs_u64(s, &t->period);
+        vs_time(s, &t->next_ns);
+        vs_bool(s, &t->line);
+    }
+}

@@ -81,3 +81,10 @@ void intr_changed(struct vmm *m)
     if (intr_pending(m))
         pthread_cond_broadcast(&m->wake);
 }
+
+/* The ISA lines' levels as the devices drive them (the wiring itself is fixed). */
+void intr_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "interrupt lines";
+    vs_u16(s, &m->isa_level);
+}

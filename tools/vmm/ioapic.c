@@ -168,3 +168,15 @@ bool ioapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint
         ioapic_eoi(m, (uint8_t)v);
     return true;
 }
+
+/* The ID, the register selector, the redirection table and the pins' input levels. */
+void ioapic_state(struct vmm *m, struct vstate *s)
+{
+    struct ioapic *io = &m->ioapic;
+    s->dev = "IOAPIC";
+    vs_u32(s, &io->id);
+    vs_u8(s, &io->sel);
+    for (int i = 0; i < IOAPIC_PINS; i++)
+        vs_u64(s, &io->redir[i]);
+    vs_u32(s, &io->level);
+}

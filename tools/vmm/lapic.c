@@ -498,3 +498,28 @@ bool lapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint6
         error(m, ESR_ILLEGAL_REG);
     return true;
 }
+
+/* The registers, the interrupt bitmaps, the timer (its host times through vs_time) and
+   the LINT0 and ExtINT inputs; the message counters are statistics, not state. */
+void lapic_state(struct vmm *m, struct vstate *s)
+{
+    struct lapic *a = &m->lapic;
+    s->dev = "local APIC";
+    vs_u64(s, &a->base_msr);
+    uint32_t *f[] = { &a->id, &a->tpr, &a->ldr, &a->dfr, &a->svr, &a->esr, &a->esr_pending,
+                      &a->icr_lo, &a->icr_hi, &a->timer_initial, &a->dcr };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        vs_u32(s, f[i]);
+    for (int i = 0; i < LVT_N; i++)
+        vs_u32(s, &a->lvt[i]);
+    for (int i = 0; i < 8; i++) {
+        vs_u32(s, &a->irr[i]);
+        vs_u32(s, &a->isr[i]);
+        vs_u32(s, &a->tmr[i]);
+    }
+    vs_time(s, &a->timer_start_ns);
+    vs_time(s, &a->timer_next_ns);
+    vs_bool(s, &a->lint0_in);
+    vs_bool(s, &a->extint_req);
+    vs_check(s, !(a->dcr & ~0xbu), "the divide configuration has reserved bits");
+}

@@ -201,3 +201,19 @@ uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
     notify(m);
     return 0;
 }
+
+/* The pair's registers and their initialization sequence (vstate.c's shape). */
+void pic_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "8259";
+    for (int k = 0; k < 2; k++) {
+        struct pic *p = &m->pic[k];
+        uint8_t *f[] = { &p->irr, &p->isr, &p->imr, &p->base, &p->icw_step, &p->icw4_needed,
+                         &p->single, &p->auto_eoi, &p->read_isr, &p->line, &p->special_mask,
+                         &p->poll, &p->elcr };
+        for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+            vs_u8(s, f[i]);
+        vs_check(s, p->icw_step == 0 || (p->icw_step >= 2 && p->icw_step <= 4),
+                 "an initialization step that does not exist");
+    }
+}

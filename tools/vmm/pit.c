@@ -228,3 +228,25 @@ uint32_t port61_io(struct vmm *m, bool is_in, uint32_t val)
     m->pit.port61 = (uint8_t)(val & 3);
     return 0;
 }
+
+/* The three counters (their host times through vs_time) and port 0x61. */
+void pit_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "8254";
+    for (int i = 0; i < 3; i++) {
+        struct pit_channel *c = &m->pit.ch[i];
+        vs_u32(s, &c->reload);
+        uint8_t *f[] = { &c->mode, &c->rw, &c->bcd, &c->write_lsb_next, &c->read_lsb_next,
+                         &c->write_latch_lsb, &c->latched, &c->status_latched, &c->status };
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+            vs_u8(s, f[k]);
+        vs_u16(s, &c->latch);
+        vs_bool(s, &c->gate);
+        vs_bool(s, &c->armed);
+        vs_time(s, &c->start_ns);
+        vs_time(s, &c->next_irq_ns);
+        vs_check(s, c->reload >= 1 && c->reload <= 65536 && c->mode <= 5 && c->rw <= 3,
+                 "a counter's reload value, mode or access is out of range");
+    }
+    vs_u8(s, &m->pit.port61);
+}

@@ -60,3 +60,11 @@ bool testdev_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uin
     }
     return true;
 }
+
+/* The I/O register and the 64 KiB MMIO window's contents. */
+void testdev_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "pc-testdev";
+    vs_u32(s, &m->testdev.ioport);
+    vs_bytes(s, m->testdev.iomem, sizeof m->testdev.iomem);
+}

@@ -141,3 +141,23 @@ uint32_t uart_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val)
     uart_update_irq(m);
     return r;
 }
+
+/* The registers and the receive buffer (what the terminal typed that the guest has not
+   read); the output goes where this xbt-run's goes. */
+void uart_state(struct vmm *m, struct vstate *s)
+{
+    struct uart *u = &m->com1;
+    s->dev = "16550";
+    uint8_t *f[] = { &u->ier, &u->lcr, &u->mcr, &u->scr, &u->dll, &u->dlm, &u->fcr };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        vs_u8(s, f[i]);
+    vs_bool(s, &u->thre_pending);
+    uint32_t head = u->rx_head, len = u->rx_len;
+    vs_u32(s, &head);
+    vs_u32(s, &len);
+    vs_check(s, head < UART_RX_CAP && len <= UART_RX_CAP, "the receive buffer is malformed");
+    if (s->load && s->err[0])
+        return;
+    u->rx_head = head, u->rx_len = len;
+    vs_bytes(s, u->rx, sizeof u->rx);
+}

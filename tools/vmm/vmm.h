@@ -227,6 +227,7 @@ struct vmm {
     bool exit_requested;
     atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */
     xbt_exit last_debug;    /* the last XBT_EXIT_DEBUG (for gdb's stop reply) */
+    atomic_bool save_requested; /* SIGUSR1 with --save: the vCPU stops, the state is saved */
     enum vmm_end end;
     int exit_status;
     bool stop_timer;
@@ -248,6 +249,30 @@ enum {
 /* clock.c: host monotonic time in ns, the time base of every timed device.  Any thread,
    no lock needed. */
 uint64_t vmm_now_ns(void);
+
+/* vstate.c: the one shape of a device's save and restore (xbt-run --save/--restore).
+   Each device's X_state(m, s) names every field of its state once with these: saving
+   (load false) appends them to buf; restoring reads them back from buf[pos..len) and
+   checks them, the first problem kept in err (one line; nothing else is read then).
+   Host times go through vs_time.  Devices check what their code relies on (an index,
+   a length) with vs_check, which only complains while loading. */
+struct vstate {
+    bool load;
+    uint8_t *buf;
+    size_t len, cap, pos;
+    int64_t shift_ns;      /* load: added to every host time (vs_time) */
+    const char *dev;       /* the device being done, for messages */
+    char err[200];
+};
+void vs_u8(struct vstate *s, uint8_t *v);
+void vs_u16(struct vstate *s, uint16_t *v);
+void vs_u32(struct vstate *s, uint32_t *v);
+void vs_u64(struct vstate *s, uint64_t *v);
+void vs_int(struct vstate *s, int *v);
+void vs_bool(struct vstate *s, bool *v);
+void vs_bytes(struct vstate *s, void *v, size_t n);
+void vs_time(struct vstate *s, uint64_t *ns);
+void vs_check(struct vstate *s, bool ok, const char *what);
 
 /* events.c: what a device tells the run loop and the timer thread (below every device,
    as clock.c: no device calls back into pc.c or xbt-run.c). */
@@ -339,6 +364,25 @@ int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err,
 uint64_t pc_poll(struct vmm *m, uint64_t now);       /* all timers; earliest deadline */
 bool pc_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
 
+/* Save and restore (xbt-run --save/--restore): each device's state in vstate.c's shape,
+   one function per device file; the board's in pc.c, which frames them as sections
+   (u32 tag, u32 length, the fields) and restores them (false: s->err says why, in one
+   line).  Call with the vCPU stopped and vmm.lock held. */
+void pic_state(struct vmm *m, struct vstate *s);
+void pit_state(struct vmm *m, struct vstate *s);
+void uart_state(struct vmm *m, struct vstate *s);
+void cmos_state(struct vmm *m, struct vstate *s);
+void lapic_state(struct vmm *m, struct vstate *s);
+void ioapic_state(struct vmm *m, struct vstate *s);
+void hpet_state(struct vmm *m, struct vstate *s);
+void acpi_pm_state(struct vmm *m, struct vstate *s);
+void ata_state(struct vmm *m, struct vstate *s);
+void fwcfg_state(struct vmm *m, struct vstate *s);
+void testdev_state(struct vmm *m, struct vstate *s);
+void intr_state(struct vmm *m, struct vstate *s);
+bool pc_save_state(struct vmm *m, struct vstate *s);
+bool pc_load_state(struct vmm *m, struct vstate *s);
+
 /* pit.c */
 void pit_init(struct vmm *m);
 uint32_t pit_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val);
@@ -359,6 +403,25 @@ uint64_t cmos_poll(struct vmm *m, uint64_t now);     /* alarm; next check (0 non
 
 /* ioport.c: dispatch of one port access (size 1, 2 or 4). */
 uint32_t vmm_port_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
+
+/* savefile.c: xbt-run's state file (--save, --restore; its format is at the top of the
+   file).  vmm_save: the devices, the library's stream and the machine's shape into path
+   (through path.tmp, renamed when complete), with the vCPU stopped between runs and
+   vmm.lock not held.  vmm_restore_open: the file's header, which says how to make the
+   machine (RAM, flags, disks); vmm_restore_finish, once the platform is made from it:
+   the library's stream and the devices.  0, or -1 with one line in err. */
+struct vmm_saved {
+    int fd;
+    uint64_t ram_size, saved_ns;
+    uint32_t vm_flags;
+    struct disk_spec disks[ATA_DRIVES];
+    int ndisks;
+    char disk_path[ATA_DRIVES][4096];
+};
+int vmm_save(struct vmm *m, const char *path, uint32_t vm_flags, char *err, size_t errlen);
+int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t errlen);
+int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, char *err,
+                       size_t errlen);
 
 /* boot_xbt.c: the kernel (multiboot v1 or a Linux bzImage), its modules or initrd and
    the command line loaded into the VM's RAM by the loaders of boot.h, and the vCPU set

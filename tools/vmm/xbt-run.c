@@ -12,6 +12,16 @@
  * an INIT to the CPU); 6 ACPI suspend to RAM (S3: no resume); 64 usage; 66 the image,
  * a disk or a --symbols file cannot be loaded; 70 internal error (also: the VM cannot
  * be created, e.g. the --perf-map file cannot be opened); 124 --timeout; 130 interrupted.
+ *
+ * Save and restore: with --save FILE, SIGUSR1 stops the vCPU at the next instruction
+ * boundary, writes the whole machine (savefile.c: the library's vCPU and RAM, every
+ * device, the disks' names) to FILE and ends xbt-run with status 0 (the disks synced);
+ * with --save-continue the guest runs on after each save instead.
+ * --restore FILE makes the same machine (RAM and disks from the file) and continues the
+ * guest where it was saved; the options that describe the machine (a kernel, --mem,
+ * --append, --initrd, --module, --disk, --symbols) are refused beside it, the ones that
+ * say how to run it (--user-mode, --traces, --timeout, --stats, --save, ...) apply.  A
+ * file that cannot be restored is one line and status 66.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -85,6 +95,12 @@ static void usage(FILE *f)
             "                         listing (ADDR [SIZE] TYPE NAME), or an ELF file with a\n"
             "                         symbol table such as a vmlinux (repeatable)\n"
             "      --trace-io         log every port access to stderr\n"
+            "      --save FILE        on SIGUSR1: stop the guest, write the whole machine to\n"
+            "                         FILE and exit (status 0)\n"
+            "      --save-continue    with --save: go on after each save (a later SIGUSR1\n"
+            "                         saves again, over FILE)\n"
+            "      --restore FILE     continue the machine saved in FILE (no kernel, --mem,\n"
+            "                         --append, --initrd, --module, --disk or --symbols)\n"
             "  -h, --help, --version\n"
             "Numbers are decimal or 0x-hexadecimal; options with a value (but --module and\n"
             "--symbols) once.\n"
@@ -148,6 +164,8 @@ static void *timer_thread(void *arg)
         bool pending = intr_pending(m);
         if (pending)
             xbt_vcpu_kick(m->cpu); /* new, or still not taken */
+        if (m->interrupted || atomic_load(&m->save_requested))
+            pthread_cond_broadcast(&m->wake); /* set by a signal handler: end a HLT wait */
         if (m->deadline_ns && now >= m->deadline_ns && !m->timed_out) {
             m->timed_out = true;
             xbt_vcpu_stop(m->cpu);
@@ -183,6 +201,13 @@ static void *input_thread(void *arg)
         if (pending)
             xbt_vcpu_kick(m->cpu);
     }
+}
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    atomic_store(&the_vmm.save_requested, true);
+    xbt_vcpu_stop(the_vmm.cpu);
 }
 
 static void on_sigint(int sig)
@@ -221,10 +246,11 @@ static int on_hlt(struct vmm *m)
     }
     pthread_mutex_lock(&m->lock);
     lapic_sync_base(m);
-    while (!intr_pending(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
+    while (!intr_pending(m) && !m->timed_out && !m->interrupted && !m->exit_requested &&
+           !atomic_load(&m->save_requested))
         pthread_cond_wait(&m->wake, &m->lock);
     pthread_mutex_unlock(&m->lock);
-    if (m->timed_out || m->interrupted || m->exit_requested)
+    if (m->timed_out || m->interrupted || m->exit_requested || atomic_load(&m->save_requested))
         xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit */
     return -1;
 }
@@ -271,10 +297,39 @@ static void on_mmio(struct vmm *m, xbt_exit *ex)
     }
 }
 
+/* --save: the file, the VM's flags it records, and --save-continue (main sets them). */
+static const char *save_path;
+static uint32_t save_vm_flags;
+static bool save_continue;
+
+/* SIGUSR1 stopped the vCPU: the machine into save_path, or -1 to run on (the vCPU is in
+   the middle of an exit: the next run completes it, and stops again). */
+static int on_save(struct vmm *m)
+{
+    xbt_vcpu_events ev;
+    if (xbt_vcpu_get_events(m->cpu, &ev) == XBT_OK && ev.exit_pending) {
+        xbt_vcpu_stop(m->cpu);
+        return -1;
+    }
+    char err[512];
+    if (vmm_save(m, save_path, save_vm_flags, err, sizeof err) != 0) {
+        fprintf(stderr, "xbt-run: %s\n", err);
+        return EXIT_INTERNAL;
+    }
+    fprintf(stderr, "xbt-run: state saved to %s\n", save_path);
+    if (save_continue) {
+        atomic_store(&m->save_requested, false); /* the next SIGUSR1 saves again */
+        return -1;
+    }
+    return 0;
+}
+
 static int on_stopped(struct vmm *m, double timeout)
 {
     if (m->exit_requested)
         return m->exit_status;
+    if (save_path && atomic_load(&m->save_requested))
+        return on_save(m);
     if (atomic_exchange(&m->gdb_break, false))
         return VMM_DEBUG_STOP; /* gdb's Ctrl-C */
     if (m->timed_out) {
@@ -322,7 +377,10 @@ static int run_loop(struct vmm *m, double timeout)
         case XBT_EXIT_IO: on_io(m, ex); break;
         case XBT_EXIT_MMIO: on_mmio(m, ex); break;
         case XBT_EXIT_HLT: status = on_hlt(m); break;
-        case XBT_EXIT_STOPPED: return on_stopped(m, timeout);
+        case XBT_EXIT_STOPPED:
+            if ((status = on_stopped(m, timeout)) != -1)
+                return status;
+            break;
         case XBT_EXIT_DEBUG: /* for gdb (--gdb) */
             m->last_debug = *ex;
             return VMM_DEBUG_STOP;
@@ -401,6 +459,8 @@ struct options {
     int nsymbol_files;
     double timeout;        /* seconds; 0 none */
     int gdb_port;          /* --gdb: 0 none */
+    const char *save_path, *restore_path; /* --save, --restore: NULL none */
+    bool save_continue;    /* --save-continue */
     bool stats, trace_io;
     uint32_t seen;         /* the single-valued options given, a bit per S_* */
     bool want_traces, no_traces; /* the trace switches seen */
@@ -517,11 +577,12 @@ static int set_user_mode(struct options *o, const char *arg)
 }
 
 /* Single-valued options: their bits in options.seen. */
-enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP, S_GDB };
+enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP, S_GDB,
+       S_SAVE, S_RESTORE };
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
        O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
-       O_GDB };
+       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
     { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
@@ -534,6 +595,8 @@ static const struct option long_options[] = {
     { "trace-io", no_argument, 0, O_TRACEIO },
     { "perf-map", optional_argument, 0, O_PERFMAP },
     { "symbols", required_argument, 0, O_SYMBOLS }, { "gdb", required_argument, 0, O_GDB },
+    { "save", required_argument, 0, O_SAVE },     { "restore", required_argument, 0, O_RESTORE },
+    { "save-continue", no_argument, 0, O_SAVECONT },
     { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
     { 0, 0, 0, 0 },
 };
@@ -631,6 +694,15 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
         o->symbol_files[o->nsymbol_files++] = arg;
         return GO_ON;
     case O_TRACEIO: o->trace_io = true; return GO_ON;
+    case O_SAVECONT: o->save_continue = true; return GO_ON;
+    case O_SAVE:
+    case O_RESTORE:
+        if (once(&o->seen, c == O_SAVE ? S_SAVE : S_RESTORE, c == O_SAVE ? "--save" : "--restore"))
+            return EXIT_USAGE;
+        if (!*arg)
+            return usage_error("%s wants a file name", c == O_SAVE ? "--save" : "--restore");
+        *(c == O_SAVE ? &o->save_path : &o->restore_path) = arg;
+        return GO_ON;
     case O_VERSION:
         printf("xbt-run %u.%u.%u (API %u.%u)\n", xbt_version() >> 16,
                (xbt_version() >> 8) & 0xff, xbt_version() & 0xff, xbt_api_version() >> 16,
@@ -668,6 +740,18 @@ static int check_options(const struct options *o)
         return usage_error("--trace-threshold needs --traces (or --trace-profile)");
     if (o->nsymbol_files && !(o->vm.flags & XBT_VM_PERF_MAP))
         return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
+    if (o->save_continue && !o->save_path)
+        return usage_error("--save-continue needs --save FILE");
+    if (o->restore_path) {
+        const char *what = (o->seen & (1u << S_MEM)) ? "--mem"
+                         : (o->seen & (1u << S_APPEND)) ? "--append"
+                         : (o->seen & (1u << S_INITRD)) ? "--initrd"
+                         : o->nmods ? "--module" : o->ndisks ? "--disk"
+                         : o->nsymbol_files ? "--symbols" : NULL;
+        if (what)
+            return usage_error("--restore takes the machine from its file: %s cannot be given "
+                               "with it", what);
+    }
     return GO_ON;
 }
 
@@ -782,6 +866,41 @@ static int load_guest(struct vmm *m, const struct options *o, long *nsyms)
     return GO_ON;
 }
 
+/* --restore: the machine's shape from the file's header (RAM, disks); no kernel. */
+static int open_restore(struct options *o, struct vmm_saved *sv, int argc, char **argv)
+{
+    if (optind < argc)
+        return usage_error("--restore takes the machine from its file: no kernel ('%s')",
+                           argv[optind]);
+    char err[512];
+    if (vmm_restore_open(o->restore_path, sv, err, sizeof err) != 0) {
+        fprintf(stderr, "xbt-run: %s\n", err);
+        if (sv->fd >= 0)
+            close(sv->fd);
+        return EXIT_NOIMAGE;
+    }
+    o->vm.ram_size = sv->ram_size;
+    memcpy(o->disks, sv->disks, sizeof sv->disks);
+    o->ndisks = sv->ndisks;
+    return GO_ON;
+}
+
+/* --restore, once the platform is made: the vCPU, RAM and the devices as saved. */
+static int finish_restore(struct vmm *m, const struct options *o, struct vmm_saved *sv)
+{
+    char err[512];
+    if (vmm_restore_finish(m, sv, o->restore_path, err, sizeof err) != 0) {
+        fprintf(stderr, "xbt-run: %s\n", err);
+        close(sv->fd);
+        return abandon(m);
+    }
+    const char *why = NULL;
+    if (xbt_vm_user_mode(m->vm, &why) != o->vm.user_mode && why)
+        fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
+                why);
+    return GO_ON;
+}
+
 /* The threads beside the vCPU's: timers, and the terminal's input for the UART. */
 struct helpers {
     pthread_t timer, input;
@@ -795,6 +914,11 @@ static void start_helpers(struct vmm *m, struct helpers *h)
     sa.sa_handler = on_sigint;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (save_path) {
+        sa.sa_handler = on_sigusr1;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGUSR1, &sa, NULL);
+    }
     setup_tty();
     pthread_create(&h->timer, NULL, timer_thread, m);
     h->have_input = pthread_create(&h->input, NULL, input_thread, m) == 0;
@@ -910,12 +1034,17 @@ int main(int argc, char **argv)
     int status = parse_options(&o, argc, argv);
     if (status == GO_ON)
         status = check_options(&o);
+    static struct vmm_saved sv;
     if (status == GO_ON)
-        status = choose_kernel(&o, argc, argv);
+        status = o.restore_path ? open_restore(&o, &sv, argc, argv)
+                                : choose_kernel(&o, argc, argv);
     if (status == GO_ON)
         status = create_platform(m, &o);
     if (status == GO_ON)
-        status = load_guest(m, &o, &nsyms);
+        status = o.restore_path ? finish_restore(m, &o, &sv) : load_guest(m, &o, &nsyms);
+    save_path = o.save_path;
+    save_continue = o.save_continue;
+    save_vm_flags = o.vm.flags & (XBT_VM_LOCAL_APIC | XBT_VM_STRING_IO);
     if (status != GO_ON)
         return status;
     uint64_t wall_ns;

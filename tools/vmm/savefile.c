@@ -1,0 +1,234 @@
+/*
+ * savefile.c - xbt-run's state file (--save, --restore): the machine's shape, the
+ * library's stream (xbt_vm_save_state: vCPU and RAM), then the board's devices.
+ *
+ *   "XBTRUN\0\0", u32 version (1), u32 0
+ *   u64 RAM bytes, u32 the VM's XBT_VM_* flags that shape the guest, u32 ATA_DRIVES
+ *   per drive: u8 attached, u8 read-only, u16 path length, the path (absolute)
+ *   u64 host CLOCK_MONOTONIC ns at the save
+ *   the library's stream (xbt.h, docs/ARCHITECTURE.md)
+ *   u64 length, u64 checksum (FNV-1a), the devices' sections (pc.c, vstate.c)
+ *
+ * All little-endian.  Every refusal is one line in err; nothing read from the file is
+ * trusted: lengths are bounded before anything is allocated or copied.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+#define SAVE_MAGIC "XBTRUN\0\0"
+#define SAVE_VERSION 1u
+#define DEVICES_MAX (64u << 20)
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p; p++) /* one line, whatever a path holds */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return -1;
+}
+
+static uint64_t fnv(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool put(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        b += w, n -= (size_t)w;
+    }
+    return true;
+}
+
+/* n bytes, or false at the end of the file or an error (*eof tells which). */
+static bool get(int fd, void *p, size_t n, bool *eof)
+{
+    uint8_t *b = p;
+    *eof = false;
+    while (n) {
+        ssize_t r = read(fd, b, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            *eof = r == 0;
+            return false;
+        }
+        b += r, n -= (size_t)r;
+    }
+    return true;
+}
+
+/* The header up to the library's stream. */
+static bool put_header(struct vmm *m, int fd, uint32_t vm_flags)
+{
+    uint32_t ver[2] = { SAVE_VERSION, 0 }, shape[2] = { vm_flags, ATA_DRIVES };
+    bool ok = put(fd, SAVE_MAGIC, 8) && put(fd, ver, 8) && put(fd, &m->ram_size, 8) &&
+              put(fd, shape, 8);
+    for (int i = 0; i < ATA_DRIVES && ok; i++) {
+        const struct ata_drive *d = &m->ata.drive[i];
+        char abs[PATH_MAX];
+        const char *p = d->fd >= 0 ? (realpath(d->path, abs) ? abs : d->path) : "";
+        uint8_t f[4] = { d->fd >= 0, d->read_only, 0, 0 };
+        uint16_t len = (uint16_t)strlen(p);
+        memcpy(f + 2, &len, 2);
+        ok = put(fd, f, 4) && put(fd, p, len);
+    }
+    uint64_t now = vmm_now_ns();
+    return ok && put(fd, &now, 8);
+}
+
+int vmm_save(struct vmm *m, const char *path, uint32_t vm_flags, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return fail(err, errlen, "--save %s: the name is too long", path);
+    ata_flush(m); /* what the guest wrote is in the disk files */
+    struct vstate s = { 0 };
+    if (!pc_save_state(m, &s)) {
+        free(s.buf);
+        return fail(err, errlen, "cannot save the devices: %s", s.err);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        free(s.buf);
+        return fail(err, errlen, "--save %s: %s", tmp, strerror(errno));
+    }
+    bool ok = put_header(m, fd, vm_flags);
+    xbt_status st = ok ? xbt_vm_save_state(m->vm, fd) : XBT_OK;
+    uint64_t len = s.len, sum = fnv(s.buf, s.len);
+    ok = ok && st == XBT_OK && put(fd, &len, 8) && put(fd, &sum, 8) && put(fd, s.buf, s.len);
+    int e = errno;
+    free(s.buf);
+    if (close(fd) != 0 && ok)
+        ok = false, e = errno;
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok)
+            e = errno;
+        unlink(tmp);
+        if (st != XBT_OK)
+            return fail(err, errlen, "--save %s: %s", path, xbt_state_error());
+        return fail(err, errlen, "--save %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* What a header read refused: a short file is "truncated", a failed read its error. */
+static int bad_read(char *err, size_t errlen, const char *path, bool eof)
+{
+    return eof ? fail(err, errlen, "%s: not an xbt-run state, or truncated", path)
+               : fail(err, errlen, "%s: %s", path, strerror(errno));
+}
+
+int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t errlen)
+{
+    memset(sv, 0, sizeof *sv);
+    sv->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (sv->fd < 0)
+        return fail(err, errlen, "--restore %s: %s", path, strerror(errno));
+    uint8_t magic[8];
+    uint32_t ver[2], shape[2];
+    bool eof;
+    if (!get(sv->fd, magic, 8, &eof))
+        return bad_read(err, errlen, path, eof);
+    if (memcmp(magic, SAVE_MAGIC, 8) != 0)
+        return fail(err, errlen, "%s: not an xbt-run state", path);
+    if (!get(sv->fd, ver, 8, &eof))
+        return bad_read(err, errlen, path, eof);
+    if (ver[0] != SAVE_VERSION)
+        return fail(err, errlen, "%s: an xbt-run state of version %u; this xbt-run reads %u",
+                    path, ver[0], SAVE_VERSION);
+    if (ver[1])
+        return fail(err, errlen, "%s: the xbt-run state's header is malformed", path);
+    if (!get(sv->fd, &sv->ram_size, 8, &eof) || !get(sv->fd, shape, 8, &eof))
+        return bad_read(err, errlen, path, eof);
+    sv->vm_flags = shape[0];
+    if (shape[1] != ATA_DRIVES || !sv->ram_size || (sv->ram_size & 0xFFF) ||
+        sv->ram_size > (3ull << 30))
+        return fail(err, errlen, "%s: a machine this xbt-run cannot make (%u disks, %llu "
+                    "bytes of RAM)", path, shape[1], (unsigned long long)sv->ram_size);
+    for (int i = 0; i < ATA_DRIVES; i++) {
+        uint8_t f[4];
+        uint16_t len;
+        if (!get(sv->fd, f, 4, &eof))
+            return bad_read(err, errlen, path, eof);
+        memcpy(&len, f + 2, 2);
+        if (f[0] > 1 || f[1] > 1 || len >= sizeof sv->disk_path[0] || (f[0] && !len) ||
+            (!f[0] && len))
+            return fail(err, errlen, "%s: disk %d is malformed", path, i);
+        if (!get(sv->fd, sv->disk_path[i], len, &eof))
+            return bad_read(err, errlen, path, eof);
+        sv->disk_path[i][len] = 0;
+        if (f[0]) {
+            if (memchr(sv->disk_path[i], 0, len))
+                return fail(err, errlen, "%s: disk %d has a malformed name", path, i);
+            sv->disks[sv->ndisks++] = (struct disk_spec){ i, sv->disk_path[i], f[1] != 0 };
+        }
+    }
+    if (!get(sv->fd, &sv->saved_ns, 8, &eof))
+        return bad_read(err, errlen, path, eof);
+    return 0;
+}
+
+int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, char *err,
+                       size_t errlen)
+{
+    if (xbt_vm_restore_state(m->vm, sv->fd) != XBT_OK)
+        return fail(err, errlen, "%s: %s", path, xbt_state_error());
+    uint64_t hdr[2];
+    bool eof;
+    if (!get(sv->fd, hdr, 16, &eof))
+        return bad_read(err, errlen, path, eof);
+    if (hdr[0] > DEVICES_MAX)
+        return fail(err, errlen, "%s: the devices' state is too long", path);
+    struct vstate s = { .len = hdr[0] };
+    s.buf = malloc(hdr[0] ? hdr[0] : 1);
+    if (!s.buf)
+        return fail(err, errlen, "%s: out of memory", path);
+    if (!get(sv->fd, s.buf, s.len, &eof)) {
+        free(s.buf);
+        return bad_read(err, errlen, path, eof);
+    }
+    if (fnv(s.buf, s.len) != hdr[1]) {
+        free(s.buf);
+        return fail(err, errlen, "%s: the devices' state is corrupted (checksum mismatch)",
+                    path);
+    }
+    /* Host time goes on from the save on the same host boot; after a reboot (the clock
+       behind the saved time) guest time continues from the save. */
+    uint64_t now = vmm_now_ns();
+    s.shift_ns = now < sv->saved_ns ? (int64_t)(now - sv->saved_ns) : 0;
+    pthread_mutex_lock(&m->lock);
+    bool ok = pc_load_state(m, &s);
+    if (ok)
+        lapic_sync_base(m);
+    pthread_mutex_unlock(&m->lock);
+    free(s.buf);
+    if (!ok)
+        return fail(err, errlen, "%s: %s", path, s.err);
+    close(sv->fd);
+    sv->fd = -1;
+    return 0;
+}
