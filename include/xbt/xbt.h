@@ -835,8 +835,10 @@ xbt_status xbt_vcpu_set_events(xbt_vcpu *cpu, const xbt_vcpu_events *ev);
 /*
  * The VM's whole state (its vCPU's registers, segment and control registers, debug
  * registers, MSRs, x87/SSE, events, the guest TSC, and guest RAM) written to fd as one
- * stream, and read back into a VM created with the same ram_size and XBT_VM_LOCAL_APIC
- * flag (the other settings, the user mode among them, may differ) that has its vCPU.
+ * stream, and read back into a VM created with the same memory slots (slot numbers,
+ * addresses, sizes, ROM or not: the embedder sets them up first; a restore fills every
+ * slot, the embedder's files included) and XBT_VM_LOCAL_APIC flag (the other settings,
+ * the user mode among them, may differ) that has its vCPU.
  * docs/ARCHITECTURE.md gives the format: a header ("XBTSTATE", format version 1), then
  * tagged, sized sections (a reader skips a section it does not know unless it is
  * marked required), an END section with a checksum of all before it.  The library
