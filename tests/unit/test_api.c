@@ -786,6 +786,62 @@ END_TEST
 
 /* Streams that are truncated, corrupted, of another version or VM, or need sections this
    version does not know: one-line refusals; and random damage never crashes. */
+/* Memory slots in the state: a restore fills every slot (the embedder's RAM and ROM
+   too) and refuses a VM whose slots differ. */
+static void slots_vm(xbt_vm **vm, xbt_vcpu **cpu, int layout)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 4u << 20;
+    c.user_mode = XBT_USER_STRICT;
+    ck_assert_int_eq(xbt_vm_create(&c, vm), XBT_OK);
+    xbt_mem_region ram = { .slot = 1, .gpa = 0x40000000u + (layout == 2 ? 0x10000u : 0),
+                           .size = 0x10000, .fd = -1 };
+    xbt_mem_region rom = { .slot = 2, .flags = XBT_MEM_READONLY, .gpa = 0xffff0000u,
+                           .size = 0x10000, .fd = -1 };
+    if (layout != 1)
+        ck_assert_int_eq(xbt_vm_set_mem_region(*vm, &ram), XBT_OK);
+    ck_assert_int_eq(xbt_vm_set_mem_region(*vm, &rom), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_create(*vm, cpu), XBT_OK);
+}
+
+START_TEST(state_slots)
+{
+    xbt_vm *vm;
+    xbt_vcpu *cpu;
+    slots_vm(&vm, &cpu, 0);
+    const uint32_t a = 0x11223344u, b = 0x55667788u, c = 0x99aabbccu;
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x1000, &a, 4), XBT_OK);
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0x4000fffcu, &b, 4), XBT_OK);
+    ck_assert_int_eq(xbt_vm_write_phys(vm, 0xffff0000u, &c, 4), XBT_OK);
+    int fd = sr_file();
+    ck_assert_int_eq(xbt_vm_save_state(vm, fd), XBT_OK);
+    xbt_vm_destroy(vm);
+    const char *want[3] = { NULL, "memory slots", "slot 1" };
+    for (int layout = 0; layout < 3; layout++) {
+        slots_vm(&vm, &cpu, layout);
+        uint32_t junk = 0xdeadbeefu, got[3];
+        xbt_vm_write_phys(vm, 0xffff0000u, &junk, 4); /* the restore zeroes, then fills */
+        xbt_vm_write_phys(vm, 0xffff1000u, &junk, 4);
+        lseek(fd, 0, SEEK_SET);
+        xbt_status st = xbt_vm_restore_state(vm, fd);
+        if (!want[layout]) {
+            ck_assert_msg(st == XBT_OK, "%s", xbt_state_error());
+            ck_assert_int_eq(xbt_vm_read_phys(vm, 0x1000, &got[0], 4), XBT_OK);
+            ck_assert_int_eq(xbt_vm_read_phys(vm, 0x4000fffcu, &got[1], 4), XBT_OK);
+            ck_assert_int_eq(xbt_vm_read_phys(vm, 0xffff0000u, &got[2], 4), XBT_OK);
+            ck_assert(got[0] == a && got[1] == b && got[2] == c);
+            ck_assert_int_eq(xbt_vm_read_phys(vm, 0xffff1000u, &got[0], 4), XBT_OK);
+            ck_assert_uint_eq(got[0], 0);
+        } else {
+            ck_assert_int_eq(st, XBT_E_INVAL);
+            ck_assert_msg(strstr(xbt_state_error(), want[layout]), "%s", xbt_state_error());
+        }
+        xbt_vm_destroy(vm);
+    }
+    close(fd);
+}
+END_TEST
+
 START_TEST(state_malformed)
 {
     xbt_vm *vm;
@@ -865,6 +921,7 @@ int main(void)
     tcase_add_test(tc, save_restore_direct);
     tcase_add_test(tc, save_restore_adaptive);
     tcase_add_test(tc, state_malformed);
+    tcase_add_test(tc, state_slots);
     tcase_add_test(tc, state_damaged_registers);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
