@@ -426,9 +426,11 @@ bool xbt_direct_wanted(struct xbt_vcpu *v)
         return false;
     uint32_t sys = v->ctx.eflags_sys;
     if ((sys & XBT_EFLAGS_IOPL) == XBT_EFLAGS_IOPL || (sys & XBT_EFLAGS_VM) ||
-        (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM)) || xbt_hidden_isa(v))
-        return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU, SSE the CPUID
-                         policy hides (the host would run it): translated */
+        (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM)) || !(v->arch.cr4 & XBT_CR4_OSFXSR) ||
+        xbt_hidden_isa(v))
+        return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU, SSE that must
+                         raise #UD (CR4.OSFXSR clear, or hidden by the CPUID policy:
+                         the host would run it): translated */
     if (xbt_direct_hot(v, v->ctx.eip)) { /* adaptive mode's hot pages, sensitive pages */
         v->dx.sticky = true;
         return false;

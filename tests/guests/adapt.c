@@ -63,6 +63,7 @@ static u32 lcg(u32 x, u32 steps)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     for (u32 i = 0; i < 4 * 1024; i++)
         pt_k[i / 1024][i % 1024] = (i << 12) | 3;
     for (int p = 0; p < 2; p++) {

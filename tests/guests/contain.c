@@ -133,6 +133,7 @@ static void parse_cmdline(void)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     parse_cmdline();
     tss_init((u32)(kstack + sizeof kstack));
     set_handler(0x30, syscall_handler);

@@ -50,6 +50,7 @@ static void on_syscall(struct frame *f)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     tss_init((u32)(kstack + sizeof kstack));
     set_handler(13, on_gp);
     set_handler(0x30, on_syscall);

@@ -134,6 +134,7 @@ static void page_fault(struct frame *f)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     u32 cr0x;
     /* Kernel: 0..16 MiB identity, supervisor.  Each process: code and data pages at
        0x40000000, its own frames; the stack page missing until first touched. */

@@ -673,6 +673,7 @@ static void test_delivery_errors(void)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     tss_init(TOP(kstack));
     gdt_set(IDX(SEL_R1CODE), 0, 0xfffff, 0xba, 0xc);
     gdt_set(IDX(SEL_R1DATA), 0, 0xfffff, 0xb2, 0xc);

@@ -3,7 +3,7 @@
  * through a DPL 3 gate with the TSS stack switch (the handler sees the user's CS, SS
  * and ESP), a privileged instruction at CPL 3 (#GP), INT through a DPL 0 gate from CPL 3
  * (#GP with the IDT error code), and with paging on a user access to a supervisor page
- * (#PF with the U bit).  User code returns to the kernel with an "exit" system call.
+ * (#PF with the U bit), SSE at CPL 3 with CR4.OSFXSR clear (#UD).  User code returns to the kernel with an "exit" system call.
  */
 #include "lib/guest.h"
 
@@ -177,6 +177,23 @@ static void user_io(void)
     __asm__ volatile("int $0x80" : : "a"(0) : "memory");
 }
 
+/* SSE with CR4.OSFXSR clear: #UD at any CPL (SDM), also where user code runs natively
+   on a host whose own CR4 has it set. */
+static volatile u32 ud_count, ud_cs;
+
+static void ud_handler(struct frame *f)
+{
+    ud_count++;
+    ud_cs = f->cs;
+    f->eip += 3;
+}
+
+static __attribute__((section(".ssetext"), noinline)) void user_sse_off(void)
+{
+    __asm__ volatile(".byte 0x0f, 0x57, 0xc0" ::: "memory"); /* xorps %xmm0, %xmm0 */
+    __asm__ volatile("int $0x80" : : "a"(0) : "memory");
+}
+
 static void user_supervisor_page(void)
 {
     __asm__ volatile("movl user_secret_page, %%eax" : : : "eax", "memory");
@@ -185,6 +202,7 @@ static void user_supervisor_page(void)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     tss_init((u32)(kstack + sizeof kstack));
     /* The library has stubs for vectors 0-63: INT 0x80 goes through stub 0x30. */
     set_handler(0x30, syscall_handler);
@@ -247,6 +265,17 @@ void main(void)
         __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
         CHECK(ucpuid[0] == b && ucpuid[1] == d && ucpuid[2] == c,
               "a prefixed CPUID in user code answers as the kernel's CPUID does");
+    }
+
+    {
+        u32 cr4;
+        __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 & ~0x600u)); /* OSFXSR, OSXMMEXCPT */
+        set_handler(6, ud_handler);
+        enter_user(user_sse_off, (u32)(ustack + sizeof ustack));
+        CHECK_EQ(ud_count, 1, "SSE at CPL 3 with CR4.OSFXSR clear: #UD");
+        CHECK_EQ(ud_cs, SEL_UCODE, "#UD from CPL 3");
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4));
     }
 
     /* Paging on, user_secret's page supervisor-only. */

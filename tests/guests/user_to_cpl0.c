@@ -107,6 +107,7 @@ static void attack(void (*fn)(void), const u8 *insn, u32 len, const char *name)
 
 void main(void)
 {
+    sse_os_support(); /* user code may run directly (lib/guest.h) */
     tss_init((u32)kstack + sizeof kstack);
     set_handler(0x30, syscall_handler);
     idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);

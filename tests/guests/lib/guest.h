@@ -50,6 +50,15 @@ static inline u64 rdtsc(void) { u32 lo, hi; __asm__ volatile("rdtsc" : "=a"(lo),
 static inline u32 read_eflags(void) { u32 f; __asm__ volatile("pushfl; popl %0" : "=r"(f)); return f; }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+/* CR4.OSFXSR and OSXMMEXCPT on, as every OS that uses SSE sets them: without them SSE
+   raises #UD, so xbt runs user code translated (its direct mode cannot make the host's
+   SSE fault).  Guests whose user code must run directly call it first. */
+static inline void sse_os_support(void)
+{
+    u32 cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x600));
+}
 
 void *memset(void *d, int c, unsigned n);
 void *memcpy(void *d, const void *s, unsigned n);
