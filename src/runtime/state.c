@@ -281,7 +281,7 @@ struct buf {
 };
 static void put(struct buf *b, const void *v, size_t len)
 {
-    if (b->n + len <= b->cap)
+    if (b->n <= b->cap && len <= b->cap - b->n)
         memcpy(b->p + b->n, v, len);
     b->n += len;
 }

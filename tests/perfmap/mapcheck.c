@@ -99,7 +99,7 @@ int map_check(struct map *m, uint64_t view_lo, uint64_t view_hi)
         if (e->start == view_lo) {
             m->generations++; /* the cache starts filling (again) */
         } else if (e->start < end || m->generations == 0) {
-            snprintf(m->why, sizeof m->why, "line %zu: %s at %#llx overlaps the region "
+            snprintf(m->why, sizeof m->why, "line %zu: %.160s at %#llx overlaps the region "
                      "before it (which ends at %#llx) in generation %ld", i + 1, e->name,
                      (unsigned long long)e->start, (unsigned long long)end, m->generations);
             return -1;
