@@ -298,7 +298,7 @@ static uint64_t user_log_case(uint32_t mode)
     s.gdt = (xbt_dtable){ 0x1000, 47 };
     s.idt = (xbt_dtable){ 0x2000, 0x7ff };
     s.cr3 = PD;
-    s.cr4 = 0x10;
+    s.cr4 = 0x10 | 0x600; /* PSE; OSFXSR, OSXMMEXCPT: user code may run directly */
     s.cr0 |= 0x80000001u;
     ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
     xbt_regs r = { 0, 0, 0, 0, 0x80000, 0, 0, 0, 0x400000, 0x202 };

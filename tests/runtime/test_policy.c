@@ -65,7 +65,7 @@ static void setup(struct guest *g, uint32_t user_mode, uint32_t flags, bool pagi
                           .present = 1 };
     if (paging) {
         s.cr3 = 0x4000;
-        s.cr4 |= 0x10; /* PSE */
+        s.cr4 |= 0x10 | 0x600; /* PSE; OSFXSR, OSXMMEXCPT (else user code runs translated) */
         s.cr0 |= 0x80000001u;
     }
     ck_assert_int_eq(xbt_vcpu_set_sregs(g->cpu, &s), XBT_OK);

@@ -492,6 +492,8 @@ static void user_sregs(xbt_sregs *s, uint32_t fs_base)
     s->gdt.limit = USER_GDT_BYTES - 1;
     s->idt.base = 0x2000;
     s->idt.limit = 0x7ff;
+    s->cr4 |= 0x600; /* OSFXSR, OSXMMEXCPT: as an OS sets them (without, user code runs
+                        translated so that SSE raises #UD) */
 }
 
 static void random_user(uint32_t mode, unsigned programs, const char *name)
