@@ -331,6 +331,36 @@ static void confirm(struct xbt_runner *r)
         r->confirmed += n;
 }
 
+/* XBT_DEBUG_ESCAPE: why a live runner is given up, and where its threads are (the
+   comm page's words, each thread's state and system call). */
+static void report_stuck(struct xbt_runner *r, const char *why)
+{
+    if (!getenv("XBT_DEBUG_ESCAPE") || r->pidfd < 0)
+        return;
+    fprintf(stderr, "runner %d given up (%s): state %u child_sleep %u kick %u parked %u "
+            "done_hint %llu wait_seq %llu seq %llu woken %llu confirmed %llu head %llu\n",
+            (int)r->pid, why, C32(r, XRN_C_STATE), C32(r, XRN_C_CHILD_SLEEP),
+            C32(r, XRN_C_KICK), C32(r, XRN_C_PARKED),
+            (unsigned long long)C64(r, XRN_C_DONE_HINT),
+            (unsigned long long)C64(r, XRN_C_WAIT_SEQ), (unsigned long long)r->seq,
+            (unsigned long long)r->woken, (unsigned long long)r->confirmed,
+            (unsigned long long)R64(r, XRN_R_HEAD));
+    unsigned tids[2] = { C32(r, XRN_C_GUEST_TID), C32(r, XRN_C_TRUSTED_TID) };
+    for (int i = 0; i < 2; i++) {
+        static const char *const what[] = { "stat", "syscall", "wchan" };
+        for (int k = 0; k < 3; k++) {
+            char path[96], buf[400];
+            snprintf(path, sizeof path, "/proc/%d/task/%u/%s", (int)r->pid, tids[i], what[k]);
+            FILE *f = fopen(path, "re");
+            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[n] = 0;
+            fprintf(stderr, "  %s %s: %s\n", i ? "trusted" : "guest", what[k], buf);
+        }
+    }
+}
+
 /* While waiting for the runner: true once it has died or not answered for `ns` since the
    first call (*deadline 0); it is killed then (a runner lost to a SIGKILL is not counted
    against the guest). */
@@ -341,6 +371,7 @@ static bool given_up(struct xbt_runner *r, uint64_t *deadline, uint64_t ns)
         *deadline = t + ns;
     if (!child_gone(r) && t <= *deadline)
         return false;
+    report_stuck(r, "a wait or park timed out");
     r->kills += !r->lost;
     xbt_runner_kill(r);
     return true;
@@ -593,6 +624,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
         if (__atomic_load_n(st, __ATOMIC_ACQUIRE) == XRN_ST_EXITED)
             break;
         if (child_gone(r)) {
+            report_stuck(r, "it died while running");
             r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
             xbt_runner_kill(r);
             return -1;
@@ -603,6 +635,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
             if (!kick_ns)
                 kick_ns = t;
             else if (t - kick_ns > 3000000000ull) {
+                report_stuck(r, "kicks unanswered for 3 s");
                 r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
                 xbt_runner_kill(r);
                 return -1;
