@@ -495,6 +495,47 @@ void xbt_runner_set_ldt(struct xbt_runner *r, int i, const void *user_desc)
 
 /* ---- running, parking, kicks ---------------------------------------------------------- */
 
+/* The CPU time the runner process has used, in ns (0: unknown). */
+static uint64_t runner_cpu_ns(const struct xbt_runner *r)
+{
+    clockid_t c;
+    struct timespec ts;
+    if (clock_getcpuclockid(r->pid, &c) != 0 || clock_gettime(c, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Since the first kick of a run: wall and runner CPU time. */
+struct kick_clock { uint64_t wall, cpu; };
+
+/* Whether the guest thread ignores kicks: guest code cannot (it may not block SIGUSR2),
+   only code that left guest semantics can (the runner's own code, reached by a jump,
+   lets it pass).  Counted in the runner's own CPU time, 3 s of it: on a loaded host a
+   runner may get little CPU, or wait in the host kernel for seconds (its trusted
+   thread's mmap blocked on the guest memory file's mapping lock, with the guest thread
+   waiting for that request), and killing it then gave the guest a #GP for nothing
+   (a guest process's segmentation fault).  60 s of wall time is the last limit. */
+static bool kicks_ignored(struct xbt_runner *r, struct kick_clock *k)
+{
+    uint64_t t = xbt_now_ns(), cpu = runner_cpu_ns(r);
+    if (!cpu)
+        cpu = t; /* no CPU clock: wall time */
+    if (!k->wall) {
+        k->wall = t;
+        k->cpu = cpu;
+        return false;
+    }
+    if (cpu - k->cpu > 3000000000ull) {
+        report_stuck(r, "kicks unanswered for 3 s of its CPU time");
+        return true;
+    }
+    if (t - k->wall > 60000000000ull) {
+        report_stuck(r, "kicks unanswered for 60 s");
+        return true;
+    }
+    return false;
+}
+
 void xbt_runner_kick(struct xbt_runner *r)
 {
     volatile uint8_t *c = r->comm;
@@ -602,7 +643,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
     r->parked = r->fresh = false;
     volatile uint32_t *st = (volatile uint32_t *)(r->comm + XRN_C_STATE);
     bool kicked = false;
-    uint64_t kick_ns = 0;
+    struct kick_clock kclock = { 0, 0 };
     /* Spinning helps only while the guest thread runs on another CPU. */
     unsigned budget = C32(r, XRN_C_CHILD_CPU) == C32(r, XRN_C_SUP_CPU) ? 0 : XBT_SPIN;
     for (unsigned spin = 0;; spin++) {
@@ -630,12 +671,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
             return -1;
         }
         if (kicked) {
-            /* Guest code that ignores kicks for seconds is not guest code. */
-            uint64_t t = xbt_now_ns();
-            if (!kick_ns)
-                kick_ns = t;
-            else if (t - kick_ns > 3000000000ull) {
-                report_stuck(r, "kicks unanswered for 3 s");
+            if (kicks_ignored(r, &kclock)) {
                 r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
                 xbt_runner_kill(r);
                 return -1;
