@@ -258,7 +258,7 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
         R64(r, XRN_R_SLOTLO + 8 * k) = f->fd[k] >= 0 ? f->lo[k] : 0;
         R64(r, XRN_R_SLOTHI + 8 * k) = f->fd[k] >= 0 ? f->hi[k] : 0;
     }
-    r->seq = r->confirmed = 0;
+    r->seq = r->confirmed = r->woken = 0; /* a new trusted thread sleeps at head 0 */
     r->parked = r->fresh = r->lost = false;
     r->ldt_valid = 0;
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
