@@ -258,7 +258,7 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
         R64(r, XRN_R_SLOTLO + 8 * k) = f->fd[k] >= 0 ? f->lo[k] : 0;
         R64(r, XRN_R_SLOTHI + 8 * k) = f->fd[k] >= 0 ? f->hi[k] : 0;
     }
-    r->seq = r->confirmed = 0;
+    r->seq = r->confirmed = r->woken = 0; /* a new trusted thread sleeps at head 0 */
     r->parked = r->fresh = r->lost = false;
     r->ldt_valid = 0;
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -331,6 +331,36 @@ static void confirm(struct xbt_runner *r)
         r->confirmed += n;
 }
 
+/* XBT_DEBUG_ESCAPE: why a live runner is given up, and where its threads are (the
+   comm page's words, each thread's state and system call). */
+static void report_stuck(struct xbt_runner *r, const char *why)
+{
+    if (!getenv("XBT_DEBUG_ESCAPE") || r->pidfd < 0)
+        return;
+    fprintf(stderr, "runner %d given up (%s): state %u child_sleep %u kick %u parked %u "
+            "done_hint %llu wait_seq %llu seq %llu woken %llu confirmed %llu head %llu\n",
+            (int)r->pid, why, C32(r, XRN_C_STATE), C32(r, XRN_C_CHILD_SLEEP),
+            C32(r, XRN_C_KICK), C32(r, XRN_C_PARKED),
+            (unsigned long long)C64(r, XRN_C_DONE_HINT),
+            (unsigned long long)C64(r, XRN_C_WAIT_SEQ), (unsigned long long)r->seq,
+            (unsigned long long)r->woken, (unsigned long long)r->confirmed,
+            (unsigned long long)R64(r, XRN_R_HEAD));
+    unsigned tids[2] = { C32(r, XRN_C_GUEST_TID), C32(r, XRN_C_TRUSTED_TID) };
+    for (int i = 0; i < 2; i++) {
+        static const char *const what[] = { "stat", "syscall", "wchan" };
+        for (int k = 0; k < 3; k++) {
+            char path[96], buf[400];
+            snprintf(path, sizeof path, "/proc/%d/task/%u/%s", (int)r->pid, tids[i], what[k]);
+            FILE *f = fopen(path, "re");
+            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[n] = 0;
+            fprintf(stderr, "  %s %s: %s\n", i ? "trusted" : "guest", what[k], buf);
+        }
+    }
+}
+
 /* While waiting for the runner: true once it has died or not answered for `ns` since the
    first call (*deadline 0); it is killed then (a runner lost to a SIGKILL is not counted
    against the guest). */
@@ -341,6 +371,7 @@ static bool given_up(struct xbt_runner *r, uint64_t *deadline, uint64_t ns)
         *deadline = t + ns;
     if (!child_gone(r) && t <= *deadline)
         return false;
+    report_stuck(r, "a wait or park timed out");
     r->kills += !r->lost;
     xbt_runner_kill(r);
     return true;
@@ -464,6 +495,47 @@ void xbt_runner_set_ldt(struct xbt_runner *r, int i, const void *user_desc)
 
 /* ---- running, parking, kicks ---------------------------------------------------------- */
 
+/* The CPU time the runner process has used, in ns (0: unknown). */
+static uint64_t runner_cpu_ns(const struct xbt_runner *r)
+{
+    clockid_t c;
+    struct timespec ts;
+    if (clock_getcpuclockid(r->pid, &c) != 0 || clock_gettime(c, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Since the first kick of a run: wall and runner CPU time. */
+struct kick_clock { uint64_t wall, cpu; };
+
+/* Whether the guest thread ignores kicks: guest code cannot (it may not block SIGUSR2),
+   only code that left guest semantics can (the runner's own code, reached by a jump,
+   lets it pass).  Counted in the runner's own CPU time, 3 s of it: on a loaded host a
+   runner may get little CPU, or wait in the host kernel for seconds (its trusted
+   thread's mmap blocked on the guest memory file's mapping lock, with the guest thread
+   waiting for that request), and killing it then gave the guest a #GP for nothing
+   (a guest process's segmentation fault).  60 s of wall time is the last limit. */
+static bool kicks_ignored(struct xbt_runner *r, struct kick_clock *k)
+{
+    uint64_t t = xbt_now_ns(), cpu = runner_cpu_ns(r);
+    if (!cpu)
+        cpu = t; /* no CPU clock: wall time */
+    if (!k->wall) {
+        k->wall = t;
+        k->cpu = cpu;
+        return false;
+    }
+    if (cpu - k->cpu > 3000000000ull) {
+        report_stuck(r, "kicks unanswered for 3 s of its CPU time");
+        return true;
+    }
+    if (t - k->wall > 60000000000ull) {
+        report_stuck(r, "kicks unanswered for 60 s");
+        return true;
+    }
+    return false;
+}
+
 void xbt_runner_kick(struct xbt_runner *r)
 {
     volatile uint8_t *c = r->comm;
@@ -571,7 +643,7 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
     r->parked = r->fresh = false;
     volatile uint32_t *st = (volatile uint32_t *)(r->comm + XRN_C_STATE);
     bool kicked = false;
-    uint64_t kick_ns = 0;
+    struct kick_clock kclock = { 0, 0 };
     /* Spinning helps only while the guest thread runs on another CPU. */
     unsigned budget = C32(r, XRN_C_CHILD_CPU) == C32(r, XRN_C_SUP_CPU) ? 0 : XBT_SPIN;
     for (unsigned spin = 0;; spin++) {
@@ -593,16 +665,13 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
         if (__atomic_load_n(st, __ATOMIC_ACQUIRE) == XRN_ST_EXITED)
             break;
         if (child_gone(r)) {
+            report_stuck(r, "it died while running");
             r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
             xbt_runner_kill(r);
             return -1;
         }
         if (kicked) {
-            /* Guest code that ignores kicks for seconds is not guest code. */
-            uint64_t t = xbt_now_ns();
-            if (!kick_ns)
-                kick_ns = t;
-            else if (t - kick_ns > 3000000000ull) {
+            if (kicks_ignored(r, &kclock)) {
                 r->kills += !r->lost; /* a runner lost to a SIGKILL is not the guest's */
                 xbt_runner_kill(r);
                 return -1;

@@ -231,9 +231,15 @@ static __attribute__((noreturn)) void resume(void)
             report();
         }
     }
-    /* The D-window requests of this command: the trusted thread does them. */
+    /* The D-window requests of this command: the trusted thread does them.  A kick
+       meanwhile ends the entry before any guest code ran (aborted 1): the trusted
+       thread can be blocked in the host kernel for seconds (its mmap waiting for the
+       guest memory file's locks on a loaded host), and the supervisor takes kicks
+       unanswered for that long for guest code that left guest semantics. */
     uint64_t want = C64(XRN_C_WAIT_SEQ);
     for (unsigned n = 0; (int64_t)(C64(XRN_C_DONE_HINT) - want) < 0; n++) {
+        if (C32(XRN_C_KICK))
+            xrn_report_kicked();
         __asm__ volatile("pause");
         if ((n & 63) == 63)
             SYS(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
