@@ -162,6 +162,7 @@ static void iret_only(struct frame *f) { (void)f; }
 
 void main(void)
 {
+    sse_os_support(); /* as an OS does: user code may then run directly (lib/guest.h) */
     volatile u32 sink = 0;
     u32 samples[REPS];
     for (int r = 0; r < REPS; r++) {
