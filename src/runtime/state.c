@@ -514,16 +514,26 @@ static void save_vcpu(struct out *o, xbt_vcpu *v)
     out_section(o, SEC_TSC, SEC_REQUIRED, tsc, sizeof tsc);
 }
 
-xbt_status xbt_vm_save_state(xbt_vm *vm, int fd)
+/* What a save and a restore both need: a VM with its vCPU, stopped, and a file;
+   XBT_OK with *out set, else the error (state_err says why). */
+static xbt_status stopped_vcpu(xbt_vm *vm, int fd, xbt_vcpu **out)
 {
     state_err[0] = 0;
     if (!vm || fd < 0)
         return fail(XBT_E_INVAL, "no VM or no file");
-    xbt_vcpu *v = vm->vcpu;
-    if (!v)
+    if (!(*out = vm->vcpu))
         return fail(XBT_E_INVAL, "the VM has no vCPU");
-    if (atomic_load(&v->running))
+    if (atomic_load(&(*out)->running))
         return fail(XBT_E_INVAL, "the vCPU is running");
+    return XBT_OK;
+}
+
+xbt_status xbt_vm_save_state(xbt_vm *vm, int fd)
+{
+    xbt_vcpu *v;
+    xbt_status vs = stopped_vcpu(vm, fd, &v);
+    if (vs != XBT_OK)
+        return vs;
     if (exit_pending(v))
         return fail(XBT_E_INVAL, "the vCPU is in the middle of an exit (an IN or MMIO "
                                  "read not completed): run it again first");
@@ -771,14 +781,10 @@ static xbt_status restore_sections(struct in *i, xbt_vm *vm, struct staged *s)
 
 xbt_status xbt_vm_restore_state(xbt_vm *vm, int fd)
 {
-    state_err[0] = 0;
-    if (!vm || fd < 0)
-        return fail(XBT_E_INVAL, "no VM or no file");
-    xbt_vcpu *v = vm->vcpu;
-    if (!v)
-        return fail(XBT_E_INVAL, "the VM has no vCPU");
-    if (atomic_load(&v->running))
-        return fail(XBT_E_INVAL, "the vCPU is running");
+    xbt_vcpu *v;
+    xbt_status vs = stopped_vcpu(vm, fd, &v);
+    if (vs != XBT_OK)
+        return vs;
     struct in i = { .fd = fd };
     uint8_t hdr[16];
     if (!in_raw(&i, hdr, 16))

@@ -846,6 +846,15 @@ static int create_platform(struct vmm *m, const struct options *o)
     return GO_ON;
 }
 
+/* Says so when the user mode asked for is not the one in effect (the host cannot). */
+static void note_user_mode(const struct vmm *m, const struct options *o)
+{
+    const char *why = NULL;
+    if (xbt_vm_user_mode(m->vm, &why) != o->vm.user_mode && why)
+        fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
+                why);
+}
+
 /* The kernel, initrd or modules in RAM and the vCPU at the entry; the perf map's
    symbols (their number in *nsyms). */
 static int load_guest(struct vmm *m, const struct options *o, long *nsyms)
@@ -859,10 +868,7 @@ static int load_guest(struct vmm *m, const struct options *o, long *nsyms)
     if ((o->vm.flags & XBT_VM_PERF_MAP) &&
         (*nsyms = load_symbols(m->vm, o->kernel, o->symbol_files, o->nsymbol_files)) < 0)
         return abandon(m);
-    const char *why = NULL;
-    if (xbt_vm_user_mode(m->vm, &why) != o->vm.user_mode && why)
-        fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
-                why);
+    note_user_mode(m, o);
     return GO_ON;
 }
 
@@ -894,10 +900,7 @@ static int finish_restore(struct vmm *m, const struct options *o, struct vmm_sav
         close(sv->fd);
         return abandon(m);
     }
-    const char *why = NULL;
-    if (xbt_vm_user_mode(m->vm, &why) != o->vm.user_mode && why)
-        fprintf(stderr, "xbt-run: note: guest user code runs translated (strict mode): %s\n",
-                why);
+    note_user_mode(m, o);
     return GO_ON;
 }
 
