@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "vmm.h"
+#include "../state_sum.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,26 +53,6 @@ static void setup(void)
     state_fd = memfd_create("fuzz-state", 0);
     if (state_fd < 0)
         exit(1);
-}
-
-static uint64_t mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    return h ^ (h >> 29);
-}
-
-/* The library's checksum of n bytes (docs/ARCHITECTURE.md, "Save and restore"). */
-static uint64_t state_sum(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        h = mix(h, w);
-    }
-    w = 0;
-    memcpy(&w, p + i, n - i);
-    return mix(mix(h, w), n);
 }
 
 static void check_error(const char *e)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "xbt/xbt.h"
+#include "../state_sum.h"
 
 START_TEST(versions)
 {
@@ -694,27 +695,6 @@ static xbt_status sr_try(const uint8_t *s, size_t n, uint64_t ram, char *msg, si
     return st;
 }
 
-/* The stream's checksum as docs/ARCHITECTURE.md gives it: over the n bytes before the
-   END section's header, 8-byte little-endian words w (the last one zero-padded) mixed
-   into h (from 0) as h = (h ^ w) * 0x9E3779B97F4A7C15, h ^= h >> 29; then n itself. */
-static uint64_t sr_mix(uint64_t h, uint64_t w)
-{
-    h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-    return h ^ (h >> 29);
-}
-static uint64_t sr_sum(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0, w;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        h = sr_mix(h, w);
-    }
-    w = 0;
-    memcpy(&w, p + i, n - i);
-    return sr_mix(sr_mix(h, w), n);
-}
-
 static void *sr_stopper(void *cpu)
 {
     nanosleep(&(struct timespec){ 0, 20000000 }, NULL);
@@ -741,7 +721,7 @@ START_TEST(state_damaged_registers)
     ck_assert(s && t);
     ck_assert_int_eq(pread(fd, s, n, 0), (ssize_t)n);
     close(fd);
-    uint64_t sum = sr_sum(s, n - 24);
+    uint64_t sum = state_sum(s, n - 24);
     ck_assert_msg(!memcmp(s + n - 8, &sum, 8), "the checksum is not the documented one");
     int took = 0;
     srand(1504);
@@ -749,7 +729,7 @@ START_TEST(state_damaged_registers)
         memcpy(t, s, n);
         for (int j = 0; j < 1 + k % 3; j++)
             t[48 + rand() % 900] = (uint8_t)(k % 2 ? rand() : rand() & 3);
-        sum = sr_sum(t, n - 24);
+        sum = state_sum(t, n - 24);
         memcpy(t + n - 8, &sum, 8);
         xbt_vm_config c = XBT_VM_CONFIG_INIT;
         c.ram_size = 4u << 20;
