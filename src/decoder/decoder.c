@@ -10,15 +10,22 @@ void xbt_classify(xbt_insn *in); /* classify.c */
 void xbt_decoder_init(xbt_decoder *d)
 {
     ZydisDecoderInit(&d->zd, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+    ZydisDecoderInit(&d->zd16, ZYDIS_MACHINE_MODE_LEGACY_16, ZYDIS_STACK_WIDTH_16);
 }
 
 enum xbt_decode_status xbt_decode(const xbt_decoder *d, const uint8_t *buf, size_t len,
                                   uint32_t eip, xbt_insn *out)
 {
+    return xbt_decode_as(d, false, buf, len, eip, out);
+}
+
+enum xbt_decode_status xbt_decode_as(const xbt_decoder *d, bool code16, const uint8_t *buf,
+                                     size_t len, uint32_t eip, xbt_insn *out)
+{
     memset(out, 0, offsetof(xbt_insn, zi));
     out->eip = eip;
     out->mem_op = -1;
-    ZyanStatus s = ZydisDecoderDecodeFull(&d->zd, buf, len, &out->zi, out->ops);
+    ZyanStatus s = ZydisDecoderDecodeFull(code16 ? &d->zd16 : &d->zd, buf, len, &out->zi, out->ops);
     if (ZYAN_SUCCESS(s)) {
         out->length = out->zi.length;
         memcpy(out->bytes, buf, out->length);

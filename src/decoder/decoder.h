@@ -72,7 +72,8 @@ typedef struct xbt_insn {
 
 /* Decoder state: one per thread (Zydis decoders are plain values). */
 typedef struct xbt_decoder {
-    ZydisDecoder zd;
+    ZydisDecoder zd;      /* 32-bit code (CS.D set) */
+    ZydisDecoder zd16;    /* 16-bit code: real mode, CS.D clear */
 } xbt_decoder;
 
 void xbt_decoder_init(xbt_decoder *d);
@@ -92,6 +93,10 @@ enum xbt_decode_status {
  */
 enum xbt_decode_status xbt_decode(const xbt_decoder *d, const uint8_t *buf, size_t len,
                                   uint32_t eip, xbt_insn *out);
+/* The same for 16-bit code when code16 (default operand and address size 16: real
+   mode, or a code segment with D clear); XBT_IF_ADDR16 then means no 0x67 prefix. */
+enum xbt_decode_status xbt_decode_as(const xbt_decoder *d, bool code16, const uint8_t *buf,
+                                     size_t len, uint32_t eip, xbt_insn *out);
 
 const char *xbt_iclass_name(unsigned iclass);
 /* Writes a short " mem stack priv ..." list of the flags into buf; returns buf. */

@@ -81,6 +81,12 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
         m.flags |= XBT_TM_NO_SSE;
     /* SSE generations the CPUID policy hides raise #UD (policy.c). */
     m.flags |= xbt_hidden_isa(v);
+    /* 16-bit code and stack: the D/B bits of CS's and SS's hidden parts (real mode
+       keeps what the last protected-mode load, or a real-mode load, left there). */
+    if (!v->arch.seg[XBT_CS].db)
+        m.size16 |= XBT_TS_CODE16;
+    if (!v->arch.seg[XBT_SS].db)
+        m.size16 |= XBT_TS_STACK16;
     return m;
 }
 

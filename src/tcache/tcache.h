@@ -80,7 +80,8 @@ void xbt_tc_destroy(xbt_tcache *tc);
 static inline uint32_t xbt_tc_mode_key(const xbt_tmode *m)
 {
     return (uint32_t)m->cpl | (uint32_t)m->window << 2 | (uint32_t)m->segbase_mask << 4 |
-           (uint32_t)m->flags << 8 | (uint32_t)m->seglimit_mask << 16;
+           (uint32_t)m->flags << 8 | (uint32_t)m->seglimit_mask << 16 |
+           (uint32_t)m->size16 << 24;
 }
 
 xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t mode_key);

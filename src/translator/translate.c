@@ -1524,7 +1524,7 @@ static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_
     uint32_t room = page + 4096 - next;
     uint32_t got = fetch(opaque, next, buf, room < sizeof buf ? room : sizeof buf);
     xbt_insn n;
-    if (!got || xbt_decode(&t->tr->dec, buf, got, next, &n) != XBT_DECODE_OK)
+    if (!got || xbt_decode_as(&t->tr->dec, t->mode->size16 & XBT_TS_CODE16, buf, got, next, &n) != XBT_DECODE_OK)
         return false;
     if (((next + n.length - 1) & ~0xFFFu) != page)
         return false;
@@ -1577,7 +1577,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         uint8_t buf[ZYDIS_MAX_INSTRUCTION_LENGTH];
         uint32_t got = fetch(opaque, pc, buf, sizeof buf);
         xbt_insn in;
-        enum xbt_decode_status ds = got ? xbt_decode(&tr->dec, buf, got, pc, &in)
+        enum xbt_decode_status ds = got ? xbt_decode_as(&tr->dec, mode->size16 & XBT_TS_CODE16, buf, got, pc, &in)
                                         : XBT_DECODE_TRUNCATED;
         if (ds == XBT_DECODE_TRUNCATED) {
             if (b->n_insns == 0) {

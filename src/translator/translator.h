@@ -47,7 +47,14 @@ typedef struct xbt_tmode {
     uint8_t seglimit_mask; /* 1 << XBT_ES..XBT_GS for each segment whose limit is not the
                               flat 4 GiB: explicit memory operands through it are checked
                               against ctx->seg_limit (#GP(0), #SS(0) for SS) */
+    uint8_t size16;       /* XBT_TS_*: 16-bit code and stack (real mode, D/B clear) */
 } xbt_tmode;
+
+/* xbt_tmode.size16 (part of the translation-cache key). */
+#define XBT_TS_CODE16  0x01 /* CS.D clear or real mode: 16-bit default operand and
+                               address size; IP-relative targets wrap at 64 KiB */
+#define XBT_TS_STACK16 0x02 /* SS.B clear: implicit stack accesses move SP, not ESP, and
+                               address SS.base + SP (wrapping at 64 KiB) */
 
 /*
  * Reads up to len guest code bytes at guest linear address eip into buf.  Returns the
