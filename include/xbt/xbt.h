@@ -116,7 +116,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 4
+#define XBT_API_VERSION_MINOR 5
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -186,6 +186,8 @@ enum xbt_window {
 
 #define XBT_TRANSLATE_FPU_NM 0x01 /* as if CR0.TS were set: x87/SSE become #NM callouts */
 #define XBT_TRANSLATE_NO_SSE 0x02 /* as if CR4.OSFXSR were clear */
+#define XBT_TRANSLATE_CODE16 0x04 /* 16-bit code (real mode, CS.D clear; API 1.5) */
+#define XBT_TRANSLATE_STACK16 0x08 /* 16-bit stack (SS.B clear: SP moves; API 1.5) */
 
 typedef struct xbt_translate_opts {
     uint32_t cpl;          /* guest CPL the code runs at: 0 or 3 */

@@ -75,7 +75,9 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
     xbt_tmode mode = { (uint8_t)opts->cpl, (uint8_t)opts->window, (uint8_t)opts->segbase_mask,
                        (uint8_t)((opts->flags & XBT_TRANSLATE_FPU_NM ? XBT_TM_FPU_NM : 0) |
                                  (opts->flags & XBT_TRANSLATE_NO_SSE ? XBT_TM_NO_SSE : 0)),
-                       (uint8_t)opts->seglimit_mask };
+                       (uint8_t)opts->seglimit_mask,
+                       (uint8_t)((opts->flags & XBT_TRANSLATE_CODE16 ? XBT_TS_CODE16 : 0) |
+                                 (opts->flags & XBT_TRANSLATE_STACK16 ? XBT_TS_STACK16 : 0)) };
     struct flat_src src = { guest, guest_len, eip };
     box->block.code = box->code;
     box->block.code_cap = sizeof box->code;

@@ -153,7 +153,7 @@ START_TEST(random_bytes_never_break_the_translator)
         xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0),
                         (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
                         (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
-                        (uint8_t)(next_rand() & 0x3F) };
+                        (uint8_t)(next_rand() & 0x3F), (uint8_t)(next_rand() & 3) };
         xbt_tblock b;
         b.code = code;
         b.code_cap = sizeof code;
@@ -263,7 +263,7 @@ START_TEST(relocated_blocks_equal_fresh_translations)
         xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0),
                         (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
                         (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
-                        (uint8_t)(next_rand() & 0x3F) };
+                        (uint8_t)(next_rand() & 0x3F), (uint8_t)(next_rand() & 3) };
         struct page_src sa = { page, base_a }, sb = { page, base_b };
         a.code = code_a;
         a.code_cap = sizeof code_a;
