@@ -16,6 +16,7 @@
  *   -t         as if CR0.TS were set (x87/SSE become #NM callouts)
  *   -L MASK    segments with a limit below 4 GiB (bit 0 ES .. bit 5 GS): checked
  *   -S         as if CR4.OSFXSR were clear (SSE is #UD)
+ *   -16        16-bit code and stack (real mode, CS.D and SS.B clear)
  *   -q         summary only (translation statistics, no listing)
  * Blocks are translated one after the other, each starting where the last ended
  * (a linear sweep), so a whole section is listed.
@@ -161,6 +162,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-t")) o.flags |= XBT_TRANSLATE_FPU_NM;
         else if (!strcmp(a, "-L") && v) o.seglimit_mask = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-S")) o.flags |= XBT_TRANSLATE_NO_SSE;
+        else if (!strcmp(a, "-16")) o.flags |= XBT_TRANSLATE_CODE16 | XBT_TRANSLATE_STACK16;
         else if (!strcmp(a, "-q")) quiet = 1;
         else usage();
     }

@@ -54,6 +54,12 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
             gpr[XBT_ESI] -= v->ctx.seg_base[m->seg];
         if (m->arg & 2)
             gpr[XBT_EDI] -= v->ctx.seg_base[XBT_ES];
+        /* 16-bit addressing: SI/DI are the low halves; ESI's and EDI's upper halves
+           wait in R8/R9 (translate.c, emit_string16). */
+        if (m->arg & 4)
+            gpr[XBT_ESI] = ((uint32_t)g[REG_R8] & 0xFFFF0000u) | (gpr[XBT_ESI] & 0xFFFF);
+        if (m->arg & 8)
+            gpr[XBT_EDI] = ((uint32_t)g[REG_R9] & 0xFFFF0000u) | (gpr[XBT_EDI] & 0xFFFF);
     } else if (m->fixup == XBT_FIX_SAVED_REG) {
         gpr[m->arg & 7] = (uint32_t)g[REG_R10];
     }

@@ -87,7 +87,7 @@ size_t xbt_tblock_list(const xbt_tblock *b, xbt_fetch_fn fetch, void *opaque, ch
         uint8_t gb[16];
         uint32_t got = fetch(opaque, pc, gb, sizeof gb);
         xbt_insn in;
-        if (!got || xbt_decode(&gd, gb, got, pc, &in) != XBT_DECODE_OK)
+        if (!got || xbt_decode_as(&gd, b->code16, gb, got, pc, &in) != XBT_DECODE_OK)
             break;
         char gtext[160], fl[160];
         if (in.zi.mnemonic != ZYDIS_MNEMONIC_INVALID)

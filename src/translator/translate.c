@@ -527,22 +527,65 @@ static ZydisRegister stack_base(xbt_tx *t, ZydisRegister reg, ZydisRegister into
     return into;
 }
 
-/* The stack top's base register for this instruction (R12D, or R15D = SS.base + ESP). */
-static ZydisRegister esp_base(xbt_tx *t)
+static bool stack16(const xbt_tx *t)
 {
-    return stack_base(t, R(R12D), R(R15D));
+    return (t->mode->size16 & XBT_TS_STACK16) != 0;
 }
 
-/* mov SS:[ESP + disp], src  (size bytes), addressed through sp = esp_base(). */
-static void emit_stack_store(xbt_tx *t, ZydisRegister sp, int32_t disp, ZydisEncoderOperand src,
+/* Where an implicit stack access goes: SS:[SP + disp] is [reg + disp - bias]. */
+typedef struct xbt_stk {
+    ZydisRegister reg;
+    int32_t bias;
+} xbt_stk;
+
+/* SS + zx16(reg + lo) into `into` (a 16-bit stack's wrap of SP or BP), R11 scratch. */
+static void emit_stack16_addr(xbt_tx *t, ZydisRegister reg64, int32_t lo, ZydisRegister into)
+{
+    xbt_emit2(t, M(LEA), xo_reg(into), xo_mem(reg64, NOREG, 0, lo, 8));
+    ZydisRegister into16 = (ZydisRegister)(into == R(R15D) ? R(R15W) : R(R8W));
+    xbt_emit2(t, M(MOVZX), xo_reg(into), xo_reg(into16));
+    if (seg_needs_base(t, XBT_SS)) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * XBT_SS, 4));
+        xbt_emit2(t, M(LEA), xo_reg(into), xo_mem(into, R(R11D), 1, 0, 4));
+    }
+}
+
+/*
+ * The stack area the instruction touches, from SP + lo up.  A 32-bit stack: R12D (or
+ * R15D = SS.base + ESP), no bias.  A 16-bit stack (SS.B clear): R15D = SS.base +
+ * ((SP + lo) mod 64 KiB), so a push at SP = 0 writes at SS:0xFFFE as the CPU does; the
+ * accesses of one instruction are contiguous from there (an area that itself crosses
+ * the 64 KiB wrap, e.g. PUSHA at SP = 6, is not split: the limit check a CPU makes
+ * there is not made either).
+ */
+static xbt_stk stack_at(xbt_tx *t, int32_t lo)
+{
+    if (!stack16(t))
+        return (xbt_stk){ stack_base(t, R(R12D), R(R15D)), 0 };
+    emit_stack16_addr(t, R(R12), lo, R(R15D));
+    return (xbt_stk){ R(R15D), lo };
+}
+
+/* mov SS:[SP + disp], src  (size bytes). */
+static void emit_stack_store(xbt_tx *t, xbt_stk sp, int32_t disp, ZydisEncoderOperand src,
                              uint16_t size)
 {
-    xbt_emit2_guest(t, M(MOV), xo_mem(sp, NOREG, 0, disp, size), src);
+    xbt_emit2_guest(t, M(MOV), xo_mem(sp.reg, NOREG, 0, disp - sp.bias, size), src);
 }
 
+/* mov dst, SS:[SP + disp]. */
+static void emit_stack_load(xbt_tx *t, xbt_stk sp, int32_t disp, ZydisRegister dst, uint16_t size)
+{
+    xbt_emit2_guest(t, M(MOV), xo_reg(dst), xo_mem(sp.reg, NOREG, 0, disp - sp.bias, size));
+}
+
+/* ESP += delta; a 16-bit stack moves SP only (mod 64 KiB, ESP's upper half kept). */
 static void emit_esp_add(xbt_tx *t, int32_t delta)
 {
-    xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(R12D), NOREG, 0, delta, 4));
+    if (stack16(t))
+        xbt_emit2(t, M(LEA), xo_reg(R(R12W)), xo_mem(R(R12), NOREG, 0, delta, 8));
+    else
+        xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(R12D), NOREG, 0, delta, 4));
 }
 
 static void emit_push(xbt_tx *t, const xbt_insn *in)
@@ -556,21 +599,24 @@ static void emit_push(xbt_tx *t, const xbt_insn *in)
         if (seg >= 0) {
             /* PUSH Sreg: the virtual selector, zero-extended to the operand size. */
             xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), ctx_mem(XBT_CTX_SEG_SEL + 2 * seg, 2));
-            emit_stack_store(t, esp_base(t), -sz, xo_reg(tmp), sz);
+            emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(tmp), sz);
         } else {
-            emit_stack_store(t, esp_base(t), -sz, xo_reg(host_reg(op->reg.value)), sz);
+            /* PUSH SP/ESP pushes the value before the push: R12 is read before the
+               stack pointer moves. */
+            emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(host_reg(op->reg.value)), sz);
         }
         break;
     }
     case ZYDIS_OPERAND_TYPE_IMMEDIATE:
-        emit_stack_store(t, esp_base(t), -sz, xo_imm(sz == 2 ? (int16_t)op->imm.value.s
-                                                             : (int32_t)op->imm.value.s), sz);
+        emit_stack_store(t, stack_at(t, -sz), -sz,
+                         xo_imm(sz == 2 ? (int16_t)op->imm.value.s : (int32_t)op->imm.value.s),
+                         sz);
         break;
     case ZYDIS_OPERAND_TYPE_MEMORY: {
         /* The operand first (it may use R15 and R11 itself), then the stack address. */
         ZydisEncoderOperand m = guest_mem(t, in, op, 0);
         xbt_emit2_guest(t, M(MOV), xo_reg(tmp), m);
-        emit_stack_store(t, esp_base(t), -sz, xo_reg(tmp), sz);
+        emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(tmp), sz);
         break;
     }
     default:
@@ -584,10 +630,10 @@ static void emit_pop(xbt_tx *t, const xbt_insn *in)
 {
     const ZydisDecodedOperand *op = &in->ops[0];
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
-    ZydisEncoderOperand top = xo_mem(esp_base(t), NOREG, 0, 0, sz);
+    xbt_stk top = stack_at(t, 0);
     if (op->type == ZYDIS_OPERAND_TYPE_REGISTER) {
         ZydisRegister h = host_reg(op->reg.value);
-        xbt_emit2_guest(t, M(MOV), xo_reg(h), top);
+        emit_stack_load(t, top, 0, h, sz);
         if (h != R(R12D) && h != R(R12W))
             emit_esp_add(t, sz);
         /* pop esp: ESP is the value read; pop sp: only the low half is replaced. */
@@ -595,7 +641,7 @@ static void emit_pop(xbt_tx *t, const xbt_insn *in)
     }
     /* pop r/m: the address is computed with ESP already incremented. */
     ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
-    xbt_emit2_guest(t, M(MOV), xo_reg(tmp), top);
+    emit_stack_load(t, top, 0, tmp, sz);
     int32_t extra = 0;
     if (xbt_gpr_index(op->mem.base) == XBT_ESP)
         extra = sz;
@@ -608,7 +654,7 @@ static void emit_pusha(xbt_tx *t, const xbt_insn *in)
 {
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
     const ZydisRegister *regs = sz == 2 ? host16 : host32;
-    ZydisRegister sp = esp_base(t);
+    xbt_stk sp = stack_at(t, -8 * sz);
     /* EAX ECX EDX EBX (original) ESP EBP ESI EDI, EAX at the highest address. */
     for (int i = 0; i < 8; i++)
         emit_stack_store(t, sp, -(int32_t)sz * (i + 1), xo_reg(regs[i]), sz);
@@ -620,53 +666,80 @@ static void emit_popa(xbt_tx *t, const xbt_insn *in)
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
     const ZydisRegister *regs = sz == 2 ? host16 : host32;
     ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
-    ZydisRegister sp = esp_base(t);
+    xbt_stk sp = stack_at(t, 0);
     /* Touch the highest word first: if both ends are readable, every load is. */
-    xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(sp, NOREG, 0, 7 * sz, sz));
+    emit_stack_load(t, sp, 7 * sz, tmp, sz);
     for (int i = 7; i >= 0; i--) {
         if (i == XBT_ESP)
             continue; /* the saved ESP is skipped */
-        xbt_emit2_guest(t, M(MOV), xo_reg(regs[i]), xo_mem(sp, NOREG, 0, (7 - i) * sz, sz));
+        emit_stack_load(t, sp, (7 - i) * sz, regs[i], sz);
     }
     emit_esp_add(t, 8 * sz);
 }
 
+/*
+ * ENTER size, level (SDM vol. 2, ENTER; the operand size sz picks BP or EBP and the
+ * width of each push, the stack size SP or ESP and the wrap): push (E)BP; for
+ * level > 1, level - 1 frame pointers copied from SS:[(E)BP - sz*i]; for level > 0 the
+ * frame temp ((E)SP after the first push) pushed; (E)BP = frame temp; (E)SP drops by
+ * size more.  Every access first, the registers last.
+ */
 static void emit_enter(xbt_tx *t, const xbt_insn *in)
 {
-    uint32_t size = (uint32_t)in->ops[0].imm.value.u & 0xFFFF;
-    uint32_t level = (uint32_t)in->ops[1].imm.value.u & 31;
-    if (in->zi.operand_width != 32) {
-        emit_callout(t, in, XBT_CO_UNSUPPORTED);
-        return;
-    }
-    ZydisRegister sp = esp_base(t);
-    emit_stack_store(t, sp, -4, xo_reg(R(EBP)), 4);
-    if (level > 0) {
-        /* The outer frame pointers are read through SS:EBP. */
-        ZydisRegister bp = level > 1 ? stack_base(t, R(EBP), R(R8D)) : R(EBP);
-        for (uint32_t i = 1; i < level; i++) {
-            xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)),
-                            xo_mem(bp, NOREG, 0, -(int32_t)(4 * i), 4));
-            emit_stack_store(t, sp, -4 - (int32_t)(4 * i), xo_reg(R(R14D)), 4);
+    int32_t size = (int32_t)(in->ops[0].imm.value.u & 0xFFFF);
+    int32_t level = (int32_t)(in->ops[1].imm.value.u & 31);
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    int32_t pushed = sz * (1 + level);
+    xbt_stk sp = stack_at(t, -pushed);
+    emit_stack_store(t, sp, -sz, xo_reg(sz == 2 ? R(BP) : R(EBP)), sz);
+    ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
+    for (int32_t i = 1; i < level; i++) {
+        /* The outer frame pointers are read through SS:(E)BP, wrapped as the stack. */
+        if (stack16(t)) {
+            emit_stack16_addr(t, R(RBP), -sz * i, R(R8D));
+            xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(R(R8D), NOREG, 0, 0, sz));
+        } else {
+            ZydisRegister bp = stack_base(t, R(EBP), R(R8D));
+            xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(bp, NOREG, 0, -sz * i, sz));
         }
-        /* push frame temp (the new EBP value: an offset, not a linear address) */
-        xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, -4, 4));
-        emit_stack_store(t, sp, -4 - (int32_t)(4 * level), xo_reg(R(R14D)), 4);
+        emit_stack_store(t, sp, -sz - sz * i, xo_reg(tmp), sz);
     }
-    xbt_emit2(t, M(LEA), xo_reg(R(EBP)), xo_mem(R(R12D), NOREG, 0, -4, 4));
-    emit_esp_add(t, -4 - (int32_t)(4 * level) - (int32_t)size);
+    /* The frame temp: (E)SP after the first push, in the stack's width; (E)BP = it
+       (BP alone on a 16-bit stack). */
+    if (level == 0) {
+        if (stack16(t))
+            xbt_emit2(t, M(LEA), xo_reg(R(BP)), xo_mem(R(R12), NOREG, 0, -sz, 8));
+        else
+            xbt_emit2(t, M(LEA), xo_reg(R(EBP)), xo_mem(R(R12D), NOREG, 0, -sz, 4));
+    } else {
+        if (stack16(t)) {
+            xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R12), NOREG, 0, -sz, 8));
+            xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), xo_reg(R(R14W)));
+        } else {
+            xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, -sz, 4));
+        }
+        emit_stack_store(t, sp, -pushed, xo_reg(tmp), sz);
+        xbt_emit2(t, M(MOV), xo_reg(stack16(t) ? R(BP) : R(EBP)),
+                  xo_reg(stack16(t) ? R(R14W) : R(R14D)));
+    }
+    emit_esp_add(t, -pushed - size);
 }
 
+/* LEAVE: (E)SP = (E)BP in the stack's width, then pop (E)BP in the operand size. */
 static void emit_leave(xbt_tx *t, const xbt_insn *in)
 {
-    if (in->zi.operand_width != 32) {
-        emit_callout(t, in, XBT_CO_UNSUPPORTED);
-        return;
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
+    if (stack16(t)) {
+        emit_stack16_addr(t, R(RBP), 0, R(R15D));
+        xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(R(R15D), NOREG, 0, 0, sz));
+        xbt_emit2(t, M(LEA), xo_reg(R(R12W)), xo_mem(R(RBP), NOREG, 0, sz, 8));
+    } else {
+        ZydisRegister bp = stack_base(t, R(EBP), R(R15D));
+        xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(bp, NOREG, 0, 0, sz));
+        xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(EBP), NOREG, 0, sz, 4));
     }
-    ZydisRegister bp = stack_base(t, R(EBP), R(R15D));
-    xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(bp, NOREG, 0, 0, 4));
-    xbt_emit2(t, M(LEA), xo_reg(R(R12D)), xo_mem(R(EBP), NOREG, 0, 4, 4));
-    xbt_emit2(t, M(MOV), xo_reg(R(EBP)), xo_reg(R(R14D)));
+    xbt_emit2(t, M(MOV), xo_reg(sz == 2 ? R(BP) : R(EBP)), xo_reg(tmp));
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -862,13 +935,93 @@ static void emit_string_tail(xbt_tx *t, const struct xbt_string_tail *st)
 /* Host bytes reserved per out-of-line string path (it needs about 150). */
 #define TAIL_RESERVE 256
 
+/* SI/DI (16-bit addressing) as linear addresses: zero-extended, plus the segment base;
+   or back to offsets, wrapped at 64 KiB. */
+static void emit_si_di16(xbt_tx *t, int src_seg, bool dst, bool apply)
+{
+    if (!apply) {
+        if (src_seg >= 0)
+            emit_seg_bias(t, R(ESI), src_seg, false);
+        if (dst)
+            emit_seg_bias(t, R(EDI), XBT_ES, false);
+    }
+    if (src_seg >= 0)
+        xbt_emit2(t, M(MOVZX), xo_reg(R(ESI)), xo_reg(R(SI)));
+    if (dst)
+        xbt_emit2(t, M(MOVZX), xo_reg(R(EDI)), xo_reg(R(DI)));
+    if (apply) {
+        if (src_seg >= 0)
+            emit_seg_bias(t, R(ESI), src_seg, true);
+        if (dst)
+            emit_seg_bias(t, R(EDI), XBT_ES, true);
+    }
+}
+
+/*
+ * A string instruction with 16-bit addressing (real mode, 16-bit code, or 0x67 in
+ * 32-bit code): SI, DI and CX, wrapping at 64 KiB, which 64-bit mode cannot address.
+ * ESI's and EDI's upper halves are parked in R8/R9 (the XBT_FIX_STRING fix-up with
+ * arg bit 2 puts them back after a fault); each element runs as a single host string
+ * instruction on linear pointers rebuilt from SI/DI; a REP prefix becomes a loop over
+ * CX (tested flag-free by JRCXZ on a zero-extended copy) with REPE/REPNE's ZF test.
+ */
+static void emit_string16(xbt_tx *t, const xbt_insn *in, int src_seg, bool dst,
+                          ZydisInstructionAttributes rep, uint8_t arg)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    bool src = src_seg >= 0, kwin = t->mode->window != XBT_WINDOW_D;
+    arg |= (uint8_t)((src ? 4 : 0) | (dst ? 8 : 0));
+    if (src)
+        xbt_emit2(t, M(MOV), xo_reg(R(R8)), xo_reg(R(RSI)));
+    if (dst)
+        xbt_emit2(t, M(MOV), xo_reg(R(R9)), xo_reg(R(RDI)));
+    if (kwin)
+        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+    uint32_t top = t->len, done = ~0u, stop = ~0u;
+    if (rep) {
+        /* CX = 0: out (JRCXZ reaches only rel8, so through a JMP rel32). */
+        xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+        xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CX)));
+        uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
+        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+        uint32_t body = xbt_emit_branch8(t, M(JMP), false);
+        xbt_patch_rel8(t, zero, t->len);
+        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+        done = xbt_emit_branch32(t, M(JMP));
+        xbt_patch_rel8(t, body, t->len);
+    }
+    emit_si_di16(t, src_seg, dst, true);
+    if (kwin)
+        emit_kwin_bias(t, src, dst, true);
+    emit_string_op(t, m, 0, !kwin, in->eip, arg, (uint16_t)(src ? src_seg : XBT_DS));
+    if (kwin)
+        emit_kwin_bias(t, src, dst, false);
+    emit_si_di16(t, src_seg, dst, false);
+    if (rep) {
+        xbt_emit2(t, M(LEA), xo_reg(R(CX)), xo_mem(R(RCX), NOREG, 0, -1, 8));
+        bool zf = m == M(CMPSB) || m == M(CMPSW) || m == M(CMPSD) || m == M(SCASB) ||
+                  m == M(SCASW) || m == M(SCASD);
+        if (zf)
+            stop = xbt_emit_branch32(t, (rep & ZYDIS_ATTRIB_HAS_REPNE) ? M(JZ) : M(JNZ));
+        xbt_patch_rel32(t, xbt_emit_branch32(t, M(JMP)), top);
+        xbt_patch_rel32(t, done, t->len);
+        if (stop != ~0u)
+            xbt_patch_rel32(t, stop, t->len);
+    }
+    /* ESI/EDI = their upper halves from R8/R9 and the new SI/DI. */
+    if (src) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R8W)), xo_reg(R(SI)));
+        xbt_emit2(t, M(MOV), xo_reg(R(RSI)), xo_reg(R(R8)));
+    }
+    if (dst) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R9W)), xo_reg(R(DI)));
+        xbt_emit2(t, M(MOV), xo_reg(R(RDI)), xo_reg(R(R9)));
+    }
+}
+
 static void emit_string(xbt_tx *t, const xbt_insn *in)
 {
     ZydisMnemonic m = in->zi.mnemonic;
-    if (in->flags & XBT_IF_ADDR16) {
-        emit_callout(t, in, XBT_CO_UNSUPPORTED);
-        return;
-    }
     int src_seg = xbt_seg_index(in->ops[1].type == ZYDIS_OPERAND_TYPE_MEMORY
                                     ? in->ops[1].mem.segment : NOREG);
     if (m == M(LODSB) || m == M(LODSW) || m == M(LODSD))
@@ -886,6 +1039,11 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
                                                           ZYDIS_ATTRIB_HAS_REPNE);
     uint8_t arg = (uint8_t)((src && seg_needs_base(t, src_seg) ? 1 : 0) |
                             (dst && seg_needs_base(t, XBT_ES) ? 2 : 0));
+    if (in->flags & XBT_IF_ADDR16) {
+        emit_string16(t, in, src ? src_seg : -1, dst, rep, arg);
+        t->b->stats.rewritten++;
+        return;
+    }
     if (src)
         emit_seg_bias(t, R(ESI), src_seg, true);
     if (dst)
@@ -971,7 +1129,7 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
               xo_mem(R(R14D), R(R15D), 1, -(int32_t)XBT_HOST_FLAGS_FIXED, 4));
     xbt_emit2(t, M(MOV), xo_reg(R(R15D)), ctx_mem(XBT_CTX_VIF, 4));
     xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R14D), R(R15D), 1, 0, 4));
-    emit_stack_store(t, esp_base(t), -sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)), sz);
+    emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)), sz);
     emit_esp_add(t, -sz);
     t->b->stats.rewritten++;
 }
@@ -1161,6 +1319,55 @@ static ZydisMnemonic invert_jcc(ZydisMnemonic m)
     return ZYDIS_MNEMONIC_INVALID;
 }
 
+/* CALL's return address: the next EIP (IP for a 16-bit operand) pushed in the operand
+   size.  R14 is kept (an indirect CALL's target). */
+static void emit_push_return(xbt_tx *t, const xbt_insn *in, uint32_t next)
+{
+    uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
+    if (sz == 2) {
+        emit_stack_store(t, stack_at(t, -2), -2, xo_imm((int16_t)(next & 0xFFFF)), 2);
+    } else {
+        emit_stack_store(t, stack_at(t, -4), -4, xo_imm((int32_t)next), 4);
+        add_reloc_last(t, next);
+    }
+    emit_esp_add(t, -sz);
+}
+
+/*
+ * LOOP/LOOPE/LOOPNE/JCXZ with a 16-bit address size count in CX, which 64-bit mode
+ * cannot name: CX is decremented with a 16-bit LEA (ECX's upper half kept) and tested
+ * by JRCXZ on a zero-extended copy (RCX parked in R10); no flag is touched, so LOOPE
+ * and LOOPNE test the guest's ZF after it.
+ */
+static void emit_loop16(xbt_tx *t, const xbt_insn *in, uint32_t next)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    if (m != M(JCXZ))
+        xbt_emit2(t, M(LEA), xo_reg(R(CX)), xo_mem(R(RCX), NOREG, 0, -1, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CX)));
+    uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    if (m == M(JCXZ)) {
+        emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+        xbt_patch_rel8(t, zero, t->len);
+        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+        emit_direct_exit(t, branch_target(in), XBT_EXIT_TAKEN);
+        return;
+    }
+    uint32_t stop = ~0u;
+    if (m == M(LOOPE))
+        stop = xbt_emit_branch8(t, M(JNZ), false);
+    else if (m == M(LOOPNE))
+        stop = xbt_emit_branch8(t, M(JZ), false);
+    emit_direct_exit(t, branch_target(in), XBT_EXIT_TAKEN);
+    xbt_patch_rel8(t, zero, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    if (stop != ~0u)
+        xbt_patch_rel8(t, stop, t->len);
+    emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+}
+
 static void emit_branch(xbt_tx *t, const xbt_insn *in)
 {
     uint32_t next = in->eip + in->length;
@@ -1197,8 +1404,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
     }
     case XBT_IC_LOOP: {
         if (in->zi.address_width == 16) {
-            emit_callout(t, in, XBT_CO_UNSUPPORTED); /* loopw/jcxz on CX */
-            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+            emit_loop16(t, in, next);
             break;
         }
         uint32_t rel8 = xbt_emit_branch8(t, in->zi.mnemonic, true);
@@ -1208,14 +1414,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         break;
     }
     case XBT_IC_CALL_DIRECT:
-        if (in->zi.operand_width != 32) {
-            emit_callout(t, in, XBT_CO_UNSUPPORTED);
-            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
-            break;
-        }
-        emit_stack_store(t, esp_base(t), -4, xo_imm((int32_t)next), 4);
-        add_reloc_last(t, next);
-        emit_esp_add(t, -4);
+        emit_push_return(t, in, next);
         if (follow != ~0u && follow == branch_target(in)) {
             t->follow = follow; /* a trace goes on into the callee */
             break;
@@ -1227,28 +1426,22 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         emit_indirect_end(t);
         break;
     case XBT_IC_CALL_INDIRECT:
-        if (in->zi.operand_width != 32) {
-            emit_callout(t, in, XBT_CO_UNSUPPORTED);
-            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
-            break;
-        }
         emit_load_target(t, in);
-        emit_stack_store(t, esp_base(t), -4, xo_imm((int32_t)next), 4);
-        add_reloc_last(t, next);
-        emit_esp_add(t, -4);
+        emit_push_return(t, in, next);
         emit_indirect_end(t);
         break;
     case XBT_IC_RET: {
-        if (in->zi.operand_width != 32) {
-            emit_callout(t, in, XBT_CO_UNSUPPORTED);
-            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
-            break;
-        }
+        uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
         uint32_t imm = 0;
         if (in->zi.operand_count_visible == 1)
             imm = (uint32_t)in->ops[0].imm.value.u & 0xFFFF;
-        xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(esp_base(t), NOREG, 0, 0, 4));
-        emit_esp_add(t, 4 + (int32_t)imm);
+        xbt_stk top = stack_at(t, 0);
+        if (sz == 2)
+            xbt_emit2_guest(t, M(MOVZX), xo_reg(R(R14D)),
+                            xo_mem(top.reg, NOREG, 0, -top.bias, 2));
+        else
+            emit_stack_load(t, top, 0, R(R14D), 4);
+        emit_esp_add(t, sz + (int32_t)imm);
         emit_indirect_end(t);
         break;
     }
@@ -1389,7 +1582,7 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
             return false;
         }
         if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&
-            !(t->mode->segbase_mask & (1u << XBT_SS)) &&
+            !stack16(t) && !(t->mode->segbase_mask & (1u << XBT_SS)) &&
             !(t->mode->seglimit_mask & (1u << XBT_SS))) {
             emit_popf(t, in);
             return false;
@@ -1557,7 +1750,9 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
     b->sites_off = 0;
     b->n_relocs = 0;
     /* Traces hold recorded EIPs in guards and profiles counters' addresses: not shared. */
-    b->reloc_ok = !tr->path && !tr->prof && !tr->block_count;
+    b->reloc_ok = !tr->path && !tr->prof && !tr->block_count &&
+                  !(mode->size16 & XBT_TS_CODE16); /* IP wraps at 64 KiB, not with EIP */
+    b->code16 = (mode->size16 & XBT_TS_CODE16) != 0;
     memset(&b->stats, 0, sizeof b->stats);
     b->error[0] = 0;
     if (b->code_cap < 2 * INSN_RESERVE) {

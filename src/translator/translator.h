@@ -83,7 +83,8 @@ struct xbt_texit {
 enum xbt_fixup {
     XBT_FIX_NONE = 0,   /* host registers hold the guest state as before the insn */
     XBT_FIX_STRING,     /* RSI/RDI carry window and segment bias: low 32 bits minus the
-                           segment base (arg bit 0: DS-side base, bit 1: ES base) */
+                           segment base (arg bit 0: DS-side base, bit 1: ES base; bits 2, 3:
+                           16-bit addressing, ESI's/EDI's upper half in R8/R9) */
     XBT_FIX_SAVED_REG,  /* guest GPR `arg` was borrowed; its value is in R10 */
 };
 
@@ -146,6 +147,7 @@ typedef struct xbt_tblock {
        where that does not hold (traces, profiling counters, 16-bit branch targets, a
        block cut short by an unfetchable page, more than XBT_BLOCK_MAX_RELOCS fields). */
     bool reloc_ok;
+    bool code16;           /* translated as 16-bit code (the listing decodes it so) */
     uint32_t n_relocs;
     uint32_t relocs[XBT_BLOCK_MAX_RELOCS];
     struct xbt_tstats stats;

@@ -263,7 +263,8 @@ START_TEST(relocated_blocks_equal_fresh_translations)
         xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0),
                         (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
                         (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
-                        (uint8_t)(next_rand() & 0x3F), (uint8_t)(next_rand() & 3) };
+                        (uint8_t)(next_rand() & 0x3F),
+                        (uint8_t)(next_rand() & XBT_TS_STACK16) }; /* 16-bit code never relocates */
         struct page_src sa = { page, base_a }, sb = { page, base_b };
         a.code = code_a;
         a.code_cap = sizeof code_a;
