@@ -33,7 +33,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: xbt-dis [-a addr] [-c cpl] [-d] [-t] [-S] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
+            "usage: xbt-dis [-a addr] [-c cpl] [-d] [-t] [-S] [-16] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
             "               (-x HEX | -f FILE | -e ELF [-s SECTION])\n");
     exit(2);
 }
