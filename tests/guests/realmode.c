@@ -4,7 +4,7 @@
  * bases are not 0, and there 16-bit arithmetic and flags, the 0x66 and 0x67 prefixes,
  * the stack with SP wrapping and ESP's upper half kept, near and far calls, returns and
  * jumps (also to CS=0x0800 running the same bytes), INT n, IRET and IRETL, INT3, INTO
- * and exceptions through the IVT (#DE, #UD: the pushed IP, no error code), LOOP/JCXZ
+ * and exceptions through the IVT (#DE, #UD, #GP: the pushed IP, no error code), LOOP/JCXZ
  * with CX and ECX, Jcc rel8/rel16, string instructions (REP, both directions, segment
  * overrides, SI and DI wrapping at 64 KiB), SS as the default for BP-based addresses,
  * LDS/LES/LFS/LGS/LSS and MOV to segment registers (base = 16 * value), XLAT,
@@ -15,9 +15,12 @@
  * mode (CS.D=0, SS.B=0: push, pop, call, ret, loop).  The checks are written in
  * realmode16.S; each leaves (name, want, got) in a table printed here.
  *
- * Not checked: a word access at offset 0xffff of a 64 KiB segment (#GP in real mode by
- * the SDM): QEMU TCG does not check segment limits and reads across the limit, so the
- * reference peer cannot confirm it.  Virtual-8086 mode is not covered.
+ * The #GP checked in real mode is INT n beyond the IDTR limit (also an IVT at base
+ * 0x20004).  Not checked: segment limit violations (a word at offset 0xffff, a dword at
+ * 0xfffe, a 0x67 offset of 0x10000: #GP by the SDM): QEMU TCG does not check segment
+ * limits and reads across them, so the reference peer cannot confirm it.  Nor single
+ * steps: a #DB after INT n with TF set is counted, not required (QEMU raises none).
+ * Virtual-8086 mode is not covered.
  */
 #include "lib/guest.h"
 

@@ -25,6 +25,8 @@
 #define GS_SEG   0x6000
 #define ALT_SEG  0x0800   /* the same code with CS=0x0800: IP = O(x) + ALT_DELTA */
 #define ALT_DELTA 0x8000
+#define ALT2_SEG 0x0fff   /* and with CS=0x0fff, a base that is not page aligned */
+#define ALT2_DELTA 0x10
 #define TOP_SP   0xfff0   /* SP between checks */
 #define IVT_BASE 0x20000
 
@@ -496,6 +498,11 @@ t_stack:
     movw (%bp), %ax
     addw $2, %sp
     CHECKW "push cs", RM_SEG
+    movw %sp, %si
+    pushw %sp
+    popw %ax
+    subw %si, %ax
+    CHECKW "push %sp pushes SP as it was before the push", 0
     movw %sp, %ax
     CHECKW "SP balanced", TOP_SP - 2
     ret
@@ -593,6 +600,9 @@ fc1:
     CHECKM "lcall to 0x0800: CS", tmp0, ALT_SEG
     CHECKM "lcall to 0x0800: IP", tmp1, O(ffalt_ip) + ALT_DELTA
     CHECKM "lcall to 0x0800: code read through cs:", tmp2, 0x8c
+    lcall $ALT2_SEG, $O(ffalt) + ALT2_DELTA
+    CHECKM "lcall to 0x0fff (base 0xfff0): CS", tmp0, ALT2_SEG
+    CHECKM "lcall to 0x0fff: IP", tmp1, O(ffalt_ip) + ALT2_DELTA
     lcalll $RM_SEG, $O(ff32)
 fc3:
     CHECKM "lcalll (0x66): pushed EIP", tmp0, O(fc3)
@@ -818,6 +828,37 @@ ud_after:
     movw D(exc_sp), %ax
     CHECKW "#UD: 6-byte frame", TOP_SP - 2 - 6
     movw $0, D(exc_resume)
+    /* The IDTR limit: INT n needs 4 * n + 3 <= limit, else #GP (no error code here) */
+    lidt D(ivt_small)       /* limit 0x103: vectors 0-0x40 */
+    movw $0, D(h_count)
+    int $0x40
+    movw D(h_count), %ax
+    CHECKW "IVT limit 0x103: int 0x40 (4 * 0x40 + 3 = 0x103) delivered", 1
+    EXPECT gp1_after
+gp1_insn:
+    int $0x41
+gp1_after:
+    lidt D(ivt_desc)
+    movw D(exc_vec), %ax
+    CHECKW "IVT limit 0x103: int 0x41 raises #GP (vector 13)", 13
+    movw D(exc_ip), %ax
+    CHECKW "#GP: pushed IP is the int", O(gp1_insn)
+    movw D(exc_sp), %ax
+    CHECKW "#GP: 6-byte frame, no error code", TOP_SP - 2 - 6
+    lidt D(ivt_small2)      /* limit 0x102: 0x40 is out by one byte */
+    EXPECT gp2_after
+    int $0x40
+gp2_after:
+    lidt D(ivt_desc)
+    movw D(exc_vec), %ax
+    CHECKW "IVT limit 0x102: int 0x40 raises #GP", 13
+    movw $0, D(exc_resume)
+    lidt D(ivt_shifted)     /* base 0x20004: vector n uses entry n + 1 */
+    movw $0, D(h_count)
+    int $0x3f
+    lidt D(ivt_desc)
+    movw D(h_count), %ax
+    CHECKW "IVT at base 0x20004: int 0x3f reaches entry 0x40", 1
     movw %sp, %ax
     CHECKW "SP balanced", TOP_SP - 2
     ret
@@ -1749,6 +1790,12 @@ pat:    .byte 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7
     .globl ivt_desc
 ivt_desc: .word 0x3ff
     .long IVT_BASE
+ivt_small: .word 0x103
+    .long IVT_BASE
+ivt_small2: .word 0x102
+    .long IVT_BASE
+ivt_shifted: .word 0x3ff
+    .long IVT_BASE + 4
     .balign 4
 tbl32:  .long 0x11223344, 0x55667788, 0x99aabbcc, 0xddeeff00
 str_src: .ascii "0123456789ABCDEF"
