@@ -10,9 +10,10 @@
  * LDS/LES/LFS/LGS/LSS and MOV to segment registers (base = 16 * value), XLAT,
  * ENTER/LEAVE, PUSHA/POPA, PUSHF/POPF (IF, DF, ID), LAHF/SAHF, CBW..CDQ, MOVZX/MOVSX,
  * BSWAP, AAD/AAM, XCHG/CMPXCHG/XADD, BT* with register offsets, SHLD/SHRD, 16-bit
- * MUL/DIV, CLI/STI, IN/OUT, CPUID, RDTSC, self-modifying code, big real mode (a 4 GiB
- * GS limit kept after PE is cleared and across real-mode loads), and 16-bit protected
- * mode (CS.D=0, SS.B=0: push, pop, call, ret, loop).  The checks are written in
+ * MUL/DIV, CLI/STI, IN/OUT, CPUID, RDTSC, a PIT interrupt waking HLT through the IVT,
+ * self-modifying code, big real mode (a 4 GiB GS limit kept after PE is cleared and
+ * across real-mode loads), and 16-bit protected mode (CS.D=0, SS.B=0: push, pop, near
+ * and far call and return, loop).  The checks are written in
  * realmode16.S; each leaves (name, want, got) in a table printed here.
  *
  * The #GP checked in real mode is INT n beyond the IDTR limit (also an IVT at base
@@ -55,11 +56,12 @@ void main(void)
     gdt_set(16, 0x30000, 0xffff, 0x92, 0x0);
     gdt_set(17, (u32)LOW(rm_data), 0xffff, 0x92, 0x0);
     /* The IVT at 0x20000: vectors 0-31 through stubs that record the frame, the others
-       through one that says "unexpected", 0x40 the INT n handler. */
+       through one that says "unexpected", 0x40 the INT n handler, 0x20 the PIT's. */
     u32 *ivt = (u32 *)IVT_BASE;
     for (int v = 0; v < 256; v++)
         ivt[v] = (0x1000u << 16) | rm_vectors[v < 32 ? v : 32];
     ivt[0x40] = (0x1000u << 16) | rm_vectors[33];
+    ivt[0x20] = (0x1000u << 16) | rm_vectors[34]; /* IRQ0 (pic_init's base 0x20) */
     u32 r[4];
     __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(0), "c"(0));
     *(u32 *)LOW(cpuid0_ebx) = r[1];

@@ -146,6 +146,12 @@ rm_entry:
     CHECK "rm: SIDT limit", 0x3ff
     movl D(tmp0) + 2, %eax
     CHECK "rm: SIDT base", IVT_BASE
+    movl %cr0, %eax
+    andl $1, %eax
+    CHECK "rm: CR0.PE clear", 0
+    smsw %ax
+    andw $1, %ax
+    CHECKW "rm: SMSW: PE clear", 0
 
     call t_arith
     call t_stack
@@ -163,6 +169,7 @@ rm_entry:
     call t_muldiv
     call t_io
     call t_smc
+    call t_irq
     call t_unreal
     call t_pm16
     movw $1, D(rm_finished)
@@ -1045,6 +1052,24 @@ t_strings:
     movw %bx, %ax
     andw $0x40, %ax
     CHECKW "repne scasb: ZF set", 0x40
+    std
+    movw $D(str_src) + 15, %di
+    movw $16, %cx
+    movb $'7', %al
+    repne scasb
+    cld
+    movw %di, %ax
+    CHECKW "std; repne scasb: DI below the match", D(str_src) + 6
+    movw %cx, %ax
+    CHECKW "std; repne scasb: CX", 7
+    std
+    movw $D(str_src) + 9, %si
+    movw $D(str_cmp) + 9, %di
+    movw $8, %cx
+    repe cmpsb
+    cld
+    movw %cx, %ax
+    CHECKW "std; repe cmpsb: CX after the difference at 5", 3
     popw %es
     movw $D(str_src) + 2, %si
     lodsw
@@ -1616,6 +1641,66 @@ t_io:
 2:  CHECK "rdtsc advances", 1
     ret
 
+/* ---- a hardware interrupt (PIT, IRQ0 at vector 0x20 as the library set the 8259 up)
+        wakes HLT and goes through the IVT ------------------------------------------- */
+t_irq:
+    movw $0, D(irq_count)
+    movb $0x34, %al         /* channel 0, mode 2, about 1 kHz */
+    outb %al, $0x43
+    movw $1193, %ax
+    outb %al, $0x40
+    movb %ah, %al
+    outb %al, $0x40
+    inb $0x21, %al
+    andb $0xfe, %al
+    outb %al, $0x21
+    sti
+    hlt
+hlt_after:
+    cli
+    inb $0x21, %al
+    orb $1, %al
+    outb %al, $0x21
+    movw D(irq_count), %ax
+    testw %ax, %ax
+    setnz %al
+    CHECKB "IRQ0 through the IVT woke HLT", 1
+    movw D(irq_ip), %ax
+    CHECKW "IRQ0: pushed IP follows the HLT", O(hlt_after)
+    movw D(irq_cs), %ax
+    CHECKW "IRQ0: pushed CS", RM_SEG
+    movw D(irq_flags), %ax
+    andw $0x200, %ax
+    CHECKW "IRQ0: pushed FLAGS have IF", 0x200
+    movw D(irq_hflags), %ax
+    andw $0x200, %ax
+    CHECKW "IRQ0: handler runs with IF clear", 0
+    ret
+rm_irq0:
+    pushf
+    pushw %bp
+    movw %sp, %bp           /* bp+2 handler flags, +4 IP, +6 CS, +8 FLAGS */
+    pushw %ax
+    pushw %ds
+    movw $DATA_SEG, %ax
+    movw %ax, %ds
+    incw D(irq_count)
+    movw 2(%bp), %ax
+    movw %ax, D(irq_hflags)
+    movw 4(%bp), %ax
+    movw %ax, D(irq_ip)
+    movw 6(%bp), %ax
+    movw %ax, D(irq_cs)
+    movw 8(%bp), %ax
+    movw %ax, D(irq_flags)
+    movb $0x20, %al         /* EOI */
+    outb %al, $0x20
+    popw %ds
+    popw %ax
+    popw %bp
+    popf
+    iret
+
 /* ---- self-modifying code ----------------------------------------------------------- */
 t_smc:
     xorw %bx, %bx
@@ -1712,6 +1797,8 @@ p16a:
 p16r:
     calll p16g
 p16r2:
+    lcall $SEL_C16, $O(p16h)
+p16r3:
     movl $0x77770004, %ecx
     xorw %dx, %dx
 1:  incw %dx
@@ -1747,6 +1834,8 @@ p16back:
     CHECKM "pm16: popw", tmp3, 0x1234
     CHECKM "pm16: call pushes the 16-bit IP", tmp4, O(p16r)
     CHECKM "pm16: calll pushes the 32-bit EIP", tmp5, O(p16r2)
+    CHECKM "pm16: lcall pushes IP", tmp13, O(p16r3)
+    CHECKM "pm16: lcall pushes the selector", tmp14, SEL_C16
     CHECKM "pm16: loop uses CX", tmp6, 0x77770000
     CHECKM "pm16: loop rounds", tmp7, 4
     CHECKM "pm16: ESP back", tmp8, 0xbeef0800
@@ -1762,6 +1851,13 @@ p16f:
     movzwl %ss:(%bx), %eax
     movl %eax, D(tmp4)
     ret
+p16h:
+    movw %sp, %bx
+    movzwl %ss:(%bx), %eax
+    movl %eax, D(tmp13)
+    movzwl %ss:2(%bx), %eax
+    movl %eax, D(tmp14)
+    lret
 p16g:
     movw %sp, %bx
     movl %ss:(%bx), %eax
@@ -1843,6 +1939,11 @@ h_cs:   .word 0
 h_flags: .word 0
 h_hflags: .word 0
 h_sp:   .word 0
+irq_count: .word 0
+irq_ip: .word 0
+irq_cs: .word 0
+irq_flags: .word 0
+irq_hflags: .word 0
     .balign 4
 tmp0:   .long 0
 tmp1:   .long 0
@@ -1857,6 +1958,8 @@ tmp9:   .long 0
 tmp10:  .long 0
 tmp11:  .long 0
 tmp12:  .long 0
+tmp13:  .long 0
+tmp14:  .long 0
 recp:   .word D(results)
     .balign 4
     .globl results
@@ -1880,6 +1983,7 @@ rm_vectors:
     .noaltmacro
     .word O(vec_other)
     .word O(rm_int40)
+    .word O(rm_irq0)
     .globl rm_end
 rm_end:
     .section .note.GNU-stack, "", @progbits
