@@ -70,6 +70,23 @@
     movw $0xffff, D(exc_vec)
 .endm
 
+/* SAY string: prints it on COM1 from real mode (progress: when a group dies, the line
+   shows which). */
+.macro SAY str
+    pushw %si
+    movw $O(.Lsay\@), %si
+    call rm_puts
+    popw %si
+    jmp .Lsaid\@
+.Lsay\@: .asciz "\str"
+.Lsaid\@:
+.endm
+/* GROUP fn: says its name, then calls it. */
+.macro GROUP fn
+    SAY " \fn"
+    call \fn
+.endm
+
 /* ===================================================================================== */
     .section .text
     .code32
@@ -153,25 +170,27 @@ rm_entry:
     andw $1, %ax
     CHECKW "rm: SMSW: PE clear", 0
 
-    call t_arith
-    call t_stack
-    call t_near
-    call t_far
-    call t_int
-    call t_exc
-    call t_loop
-    call t_jcc
-    call t_strings
-    call t_segdefault
-    call t_segload
-    call t_misc
-    call t_flags
-    call t_muldiv
-    call t_io
-    call t_smc
-    call t_irq
-    call t_unreal
-    call t_pm16
+    SAY "realmode16:"
+    GROUP t_arith
+    GROUP t_stack
+    GROUP t_near
+    GROUP t_far
+    GROUP t_int
+    GROUP t_exc
+    GROUP t_loop
+    GROUP t_jcc
+    GROUP t_strings
+    GROUP t_segdefault
+    GROUP t_segload
+    GROUP t_misc
+    GROUP t_flags
+    GROUP t_muldiv
+    GROUP t_io
+    GROUP t_smc
+    GROUP t_irq
+    GROUP t_unreal
+    GROUP t_pm16
+    SAY " end\n"
     movw $1, D(rm_finished)
     jmp rm_exit
 
@@ -182,6 +201,29 @@ rm_exit:
     orl $1, %eax
     movl %eax, %cr0
     ljmpl $SEL_CODE, $back32
+
+/* rm_puts: the string at CS:SI on COM1. */
+rm_puts:
+    pushw %ax
+    pushw %dx
+    pushw %si
+1:  movb %cs:(%si), %al
+    testb %al, %al
+    jz 3f
+    movb %al, %ah
+    movw $0x3fd, %dx
+2:  inb %dx, %al
+    testb $0x20, %al
+    jz 2b
+    movb %ah, %al
+    movw $0x3f8, %dx
+    outb %al, %dx
+    incw %si
+    jmp 1b
+3:  popw %si
+    popw %dx
+    popw %ax
+    ret
 
 /* rec: the CHECK record.  Stack: return IP, want (4), name (4); EAX = got. */
 rec:
@@ -273,6 +315,7 @@ rm_unexpected:
     movw %ax, %ds
     movzwl D(exc_vec), %eax
     CHECK "rm: no unexpected exception (got = its vector)", 0xffffffff
+    SAY " stopped by an exception\n"
     jmp rm_exit
 
 /* INT 0x40: keeps what the CPU pushed and the flags the handler runs with; clears TF
