@@ -979,7 +979,7 @@ static void gen16_branch(struct code *c)
 static void gen16_stack(struct code *c)
 {
     uint8_t v = vreg();
-    switch (rndn(15)) {
+    switch (rndn(18)) {
     case 0: put(c, 1, 0x50 + areg()); put(c, 1, 0x58 + vreg()); break;           /* push/pop r16 */
     case 1: put(c, 2, 0x66, 0x50 + areg()); put(c, 2, 0x66, 0x58 + vreg()); break; /* r32 */
     case 2: put(c, 2, 0x6A, (int)rndn(256)); put(c, 3, 0x68, (int)rndn(256), (int)rndn(256));
@@ -1037,6 +1037,32 @@ static void gen16_stack(struct code *c)
             put(c, 4, 0xC8, 4 * (int)rndn(16), 0, (int)rndn(2)), put(c, 1, 0xC9);
         else
             put(c, 5, 0x66, 0xC8, 4 * (int)rndn(16), 0, (int)rndn(3)), put(c, 2, 0x66, 0xC9);
+        break;
+    case 14: case 15: { /* call/jmp through memory, the target (from a pushed IP) stored
+                           there first; the callee returns */
+        bool call = rndn(2);
+        struct ea e = pick_ea(c);
+        /* EXCLUDED (xbt bug): 0x3E on an indirect CALL/JMP decodes as NOTRACK (Zydis)
+           and the DS override is lost: [bp+...] is read through SS */
+        uint8_t seg = rndn(4) ? 0 : (const uint8_t[]){ 0x26, 0x36, 0x64, 0x65 }[rndn(4)];
+        struct code t = { .n = 0 };
+        for (int i = 0; i < 2; i++) { /* mov [m], v; call/jmp [m] */
+            if (seg) put(&t, 1, seg);
+            if (e.a32) put(&t, 1, 0x67);
+            put(&t, 1, i ? 0xFF : 0x89);
+            operand16(&t, &e, i ? (call ? 2 : 4) : v, !i, false);
+        }
+        if (call) put(&t, 3, 0xEB, 1, 0xC3); else put(&t, 1, 0x40 + vreg());
+        put(c, 3, 0xE8, 0, 0); put(c, 1, 0x58 + v);
+        put(c, 3, 0x83, 0xC0 | v, (int)(call ? 3 + t.n : 4 + t.n));
+        memcpy(c->b + c->n, t.b, t.n);
+        c->n += t.n;
+        break;
+    }
+    case 16: /* call eax (0x66: EIP pushed as a dword); ret 32 */
+        put(c, 3, 0xE8, 0, 0); put(c, 1, 0x58 + v); put(c, 3, 0x83, 0xC0 | v, 13);
+        put(c, 4, 0x66, 0x0F, 0xB7, 0xC0 | v << 3 | v); /* movzx e_v, v */
+        put(c, 3, 0x66, 0xFF, 0xD0 | v); put(c, 4, 0xEB, 2, 0x66, 0xC3);
         break;
     default:
         flags16(c);
