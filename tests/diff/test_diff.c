@@ -971,7 +971,11 @@ static void gen16_branch(struct code *c)
         put(c, 2, 0x40 + vreg(), 0x90);
         put(c, 1, 0x40 + vreg());
         break;
-    default: put(c, 3, 0xE9, 1, 0); put(c, 2, 0x40 + vreg(), 0x40 + vreg()); break; /* jmp rel16 over one */
+    default: /* jmp rel16 or (0x66) rel32 over one byte */
+        if (rndn(2)) put(c, 3, 0xE9, 1, 0);
+        else { put(c, 2, 0x66, 0xE9); put32(c, 1); }
+        put(c, 2, 0x40 + vreg(), 0x40 + vreg());
+        break;
     }
 }
 
@@ -998,7 +1002,14 @@ static void gen16_stack(struct code *c)
     case 6: put(c, 3, 0xE8, 2, 0); put(c, 3, 0xEB, 1, 0xC3); break;               /* call; ret */
     case 7: put(c, 2, 0x6A, (int)rndn(256)); put(c, 2, 0x6A, (int)rndn(256));
             put(c, 3, 0xE8, 2, 0); put(c, 5, 0xEB, 3, 0xC2, 4, 0); break;         /* ret 4 */
-    case 8: put(c, 2, 0x66, 0xE8); put32(c, 2); put(c, 4, 0xEB, 2, 0x66, 0xC3); break; /* call32; ret32 */
+    case 8: /* call32; ret32 or ret32 4 */
+        if (rndn(2)) {
+            put(c, 2, 0x66, 0xE8); put32(c, 2); put(c, 4, 0xEB, 2, 0x66, 0xC3);
+        } else {
+            put(c, 2, 0x6A, (int)rndn(256)); put(c, 2, 0x6A, (int)rndn(256));
+            put(c, 2, 0x66, 0xE8); put32(c, 2); put(c, 6, 0xEB, 4, 0x66, 0xC2, 4, 0);
+        }
+        break;
     case 9: /* call ax: the target computed from a pushed IP; the callee returns */
         put(c, 3, 0xE8, 0, 0); put(c, 1, 0x58 + v); put(c, 3, 0x83, 0xC0 | v, 8);
         put(c, 2, 0xFF, 0xD0 | v); put(c, 3, 0xEB, 1, 0xC3); break;
