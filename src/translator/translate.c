@@ -532,10 +532,14 @@ static bool stack16(const xbt_tx *t)
     return (t->mode->size16 & XBT_TS_STACK16) != 0;
 }
 
-/* Where an implicit stack access goes: SS:[SP + disp] is [reg + disp - bias]. */
+/* Where an implicit stack access goes: SS:[SP + disp] is [reg + disp - bias].  On a
+   16-bit stack (wrap16) each access at another disp rebuilds reg (R15D) for that disp:
+   every element wraps at 64 KiB by itself, as the CPU's do (PUSHA at SP = 6 writes AX
+   at SS:0004 and DI at SS:0xFFF8). */
 typedef struct xbt_stk {
     ZydisRegister reg;
     int32_t bias;
+    bool wrap16;
 } xbt_stk;
 
 /* SS + zx16(reg + lo) into `into` (a 16-bit stack's wrap of SP or BP), R11 scratch. */
@@ -561,22 +565,40 @@ static void emit_stack16_addr(xbt_tx *t, ZydisRegister reg64, int32_t lo, ZydisR
 static xbt_stk stack_at(xbt_tx *t, int32_t lo)
 {
     if (!stack16(t))
-        return (xbt_stk){ stack_base(t, R(R12D), R(R15D)), 0 };
+        return (xbt_stk){ stack_base(t, R(R12D), R(R15D)), 0, false };
     emit_stack16_addr(t, R(R12), lo, R(R15D));
-    return (xbt_stk){ R(R15D), lo };
+    return (xbt_stk){ R(R15D), lo, true };
+}
+
+/* The host operand of SS:[SP + disp] (a 16-bit stack: R15D rebuilt for disp first). */
+static ZydisEncoderOperand stack_mem(xbt_tx *t, xbt_stk *sp, int32_t disp, uint16_t size)
+{
+    if (sp->wrap16 && disp != sp->bias) {
+        emit_stack16_addr(t, R(R12), disp, R(R15D));
+        sp->bias = disp;
+    }
+    return xo_mem(sp->reg, NOREG, 0, disp - sp->bias, size);
 }
 
 /* mov SS:[SP + disp], src  (size bytes). */
-static void emit_stack_store(xbt_tx *t, xbt_stk sp, int32_t disp, ZydisEncoderOperand src,
+static void emit_stack_store(xbt_tx *t, xbt_stk *sp, int32_t disp, ZydisEncoderOperand src,
                              uint16_t size)
 {
-    xbt_emit2_guest(t, M(MOV), xo_mem(sp.reg, NOREG, 0, disp - sp.bias, size), src);
+    xbt_emit2_guest(t, M(MOV), stack_mem(t, sp, disp, size), src);
 }
 
 /* mov dst, SS:[SP + disp]. */
-static void emit_stack_load(xbt_tx *t, xbt_stk sp, int32_t disp, ZydisRegister dst, uint16_t size)
+static void emit_stack_load(xbt_tx *t, xbt_stk *sp, int32_t disp, ZydisRegister dst,
+                            uint16_t size)
 {
-    xbt_emit2_guest(t, M(MOV), xo_reg(dst), xo_mem(sp.reg, NOREG, 0, disp - sp.bias, size));
+    xbt_emit2_guest(t, M(MOV), xo_reg(dst), stack_mem(t, sp, disp, size));
+}
+
+/* Pushes src (sz bytes) at SS:[SP - sz]; the caller moves SP. */
+static void emit_push_value(xbt_tx *t, uint16_t sz, ZydisEncoderOperand src)
+{
+    xbt_stk sp = stack_at(t, -sz);
+    emit_stack_store(t, &sp, -sz, src, sz);
 }
 
 /* ESP += delta; a 16-bit stack moves SP only (mod 64 KiB, ESP's upper half kept). */
@@ -599,24 +621,23 @@ static void emit_push(xbt_tx *t, const xbt_insn *in)
         if (seg >= 0) {
             /* PUSH Sreg: the virtual selector, zero-extended to the operand size. */
             xbt_emit2(t, M(MOVZX), xo_reg(R(R14D)), ctx_mem(XBT_CTX_SEG_SEL + 2 * seg, 2));
-            emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(tmp), sz);
+            emit_push_value(t, sz, xo_reg(tmp));
         } else {
             /* PUSH SP/ESP pushes the value before the push: R12 is read before the
                stack pointer moves. */
-            emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(host_reg(op->reg.value)), sz);
+            emit_push_value(t, sz, xo_reg(host_reg(op->reg.value)));
         }
         break;
     }
     case ZYDIS_OPERAND_TYPE_IMMEDIATE:
-        emit_stack_store(t, stack_at(t, -sz), -sz,
-                         xo_imm(sz == 2 ? (int16_t)op->imm.value.s : (int32_t)op->imm.value.s),
-                         sz);
+        emit_push_value(t, sz,
+                        xo_imm(sz == 2 ? (int16_t)op->imm.value.s : (int32_t)op->imm.value.s));
         break;
     case ZYDIS_OPERAND_TYPE_MEMORY: {
         /* The operand first (it may use R15 and R11 itself), then the stack address. */
         ZydisEncoderOperand m = guest_mem(t, in, op, 0);
         xbt_emit2_guest(t, M(MOV), xo_reg(tmp), m);
-        emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(tmp), sz);
+        emit_push_value(t, sz, xo_reg(tmp));
         break;
     }
     default:
@@ -633,7 +654,7 @@ static void emit_pop(xbt_tx *t, const xbt_insn *in)
     xbt_stk top = stack_at(t, 0);
     if (op->type == ZYDIS_OPERAND_TYPE_REGISTER) {
         ZydisRegister h = host_reg(op->reg.value);
-        emit_stack_load(t, top, 0, h, sz);
+        emit_stack_load(t, &top, 0, h, sz);
         if (h != R(R12D) && h != R(R12W))
             emit_esp_add(t, sz);
         /* pop esp: ESP is the value read; pop sp: only the low half is replaced. */
@@ -641,7 +662,7 @@ static void emit_pop(xbt_tx *t, const xbt_insn *in)
     }
     /* pop r/m: the address is computed with ESP already incremented. */
     ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
-    emit_stack_load(t, top, 0, tmp, sz);
+    emit_stack_load(t, &top, 0, tmp, sz);
     int32_t extra = 0;
     if (xbt_gpr_index(op->mem.base) == XBT_ESP)
         extra = sz;
@@ -657,7 +678,7 @@ static void emit_pusha(xbt_tx *t, const xbt_insn *in)
     xbt_stk sp = stack_at(t, -8 * sz);
     /* EAX ECX EDX EBX (original) ESP EBP ESI EDI, EAX at the highest address. */
     for (int i = 0; i < 8; i++)
-        emit_stack_store(t, sp, -(int32_t)sz * (i + 1), xo_reg(regs[i]), sz);
+        emit_stack_store(t, &sp, -(int32_t)sz * (i + 1), xo_reg(regs[i]), sz);
     emit_esp_add(t, -8 * sz);
 }
 
@@ -668,11 +689,11 @@ static void emit_popa(xbt_tx *t, const xbt_insn *in)
     ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
     xbt_stk sp = stack_at(t, 0);
     /* Touch the highest word first: if both ends are readable, every load is. */
-    emit_stack_load(t, sp, 7 * sz, tmp, sz);
+    emit_stack_load(t, &sp, 7 * sz, tmp, sz);
     for (int i = 7; i >= 0; i--) {
         if (i == XBT_ESP)
             continue; /* the saved ESP is skipped */
-        emit_stack_load(t, sp, (7 - i) * sz, regs[i], sz);
+        emit_stack_load(t, &sp, (7 - i) * sz, regs[i], sz);
     }
     emit_esp_add(t, 8 * sz);
 }
@@ -691,7 +712,7 @@ static void emit_enter(xbt_tx *t, const xbt_insn *in)
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
     int32_t pushed = sz * (1 + level);
     xbt_stk sp = stack_at(t, -pushed);
-    emit_stack_store(t, sp, -sz, xo_reg(sz == 2 ? R(BP) : R(EBP)), sz);
+    emit_stack_store(t, &sp, -sz, xo_reg(sz == 2 ? R(BP) : R(EBP)), sz);
     ZydisRegister tmp = sz == 2 ? R(R14W) : R(R14D);
     for (int32_t i = 1; i < level; i++) {
         /* The outer frame pointers are read through SS:(E)BP, wrapped as the stack. */
@@ -702,7 +723,7 @@ static void emit_enter(xbt_tx *t, const xbt_insn *in)
             ZydisRegister bp = stack_base(t, R(EBP), R(R8D));
             xbt_emit2_guest(t, M(MOV), xo_reg(tmp), xo_mem(bp, NOREG, 0, -sz * i, sz));
         }
-        emit_stack_store(t, sp, -sz - sz * i, xo_reg(tmp), sz);
+        emit_stack_store(t, &sp, -sz - sz * i, xo_reg(tmp), sz);
     }
     /* The frame temp: (E)SP after the first push, in the stack's width; (E)BP = it
        (BP alone on a 16-bit stack). */
@@ -718,7 +739,7 @@ static void emit_enter(xbt_tx *t, const xbt_insn *in)
         } else {
             xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, -sz, 4));
         }
-        emit_stack_store(t, sp, -pushed, xo_reg(tmp), sz);
+        emit_stack_store(t, &sp, -pushed, xo_reg(tmp), sz);
         xbt_emit2(t, M(MOV), xo_reg(stack16(t) ? R(BP) : R(EBP)),
                   xo_reg(stack16(t) ? R(R14W) : R(R14D)));
     }
@@ -1028,7 +1049,8 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         src_seg = -1;
     for (unsigned i = 0; i < in->zi.operand_count; i++) {
         const ZydisDecodedOperand *op = &in->ops[i];
-        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY && op->mem.base == R(ESI))
+        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY &&
+            (op->mem.base == R(ESI) || op->mem.base == R(SI)))
             src_seg = xbt_seg_index(op->mem.segment);
     }
     if (src_seg < 0)
@@ -1129,7 +1151,7 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
               xo_mem(R(R14D), R(R15D), 1, -(int32_t)XBT_HOST_FLAGS_FIXED, 4));
     xbt_emit2(t, M(MOV), xo_reg(R(R15D)), ctx_mem(XBT_CTX_VIF, 4));
     xbt_emit2(t, M(LEA), xo_reg(R(R14D)), xo_mem(R(R14D), R(R15D), 1, 0, 4));
-    emit_stack_store(t, stack_at(t, -sz), -sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)), sz);
+    emit_push_value(t, sz, xo_reg(sz == 2 ? R(R14W) : R(R14D)));
     emit_esp_add(t, -sz);
     t->b->stats.rewritten++;
 }
@@ -1325,9 +1347,9 @@ static void emit_push_return(xbt_tx *t, const xbt_insn *in, uint32_t next)
 {
     uint16_t sz = (uint16_t)(in->zi.operand_width / 8);
     if (sz == 2) {
-        emit_stack_store(t, stack_at(t, -2), -2, xo_imm((int16_t)(next & 0xFFFF)), 2);
+        emit_push_value(t, 2, xo_imm((int16_t)(next & 0xFFFF)));
     } else {
-        emit_stack_store(t, stack_at(t, -4), -4, xo_imm((int32_t)next), 4);
+        emit_push_value(t, 4, xo_imm((int32_t)next));
         add_reloc_last(t, next);
     }
     emit_esp_add(t, -sz);
@@ -1438,9 +1460,9 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         xbt_stk top = stack_at(t, 0);
         if (sz == 2)
             xbt_emit2_guest(t, M(MOVZX), xo_reg(R(R14D)),
-                            xo_mem(top.reg, NOREG, 0, -top.bias, 2));
+                            stack_mem(t, &top, 0, 2));
         else
-            emit_stack_load(t, top, 0, R(R14D), 4);
+            emit_stack_load(t, &top, 0, R(R14D), 4);
         emit_esp_add(t, sz + (int32_t)imm);
         emit_indirect_end(t);
         break;
