@@ -152,6 +152,13 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
                 (mn == ZYDIS_MNEMONIC_CMPSD && in->zi.meta.category == ZYDIS_CATEGORY_STRINGOP);
     if (!stos && !lods && !movs && !scas && !cmps)
         return false;
+    if (in->zi.address_width == 16) {
+        /* SI, DI and CX alone would move and wrap at 64 KiB: not done here yet. */
+        xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM) by %s with "
+                               "16-bit addressing: not emulated as MMIO",
+                               (unsigned long long)gpa, ZydisMnemonicGetString(mn));
+        return false;
+    }
     unsigned size = in->zi.operand_width / 8;
     bool rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
                                     ZYDIS_ATTRIB_HAS_REPNE);
@@ -355,7 +362,9 @@ static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
     while (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, 1))
         n++;
     v->pf_pending = false;
-    return n && xbt_decode(&v->xl.dec, buf, n, v->ctx.eip, in) == XBT_DECODE_OK;
+    /* CS's D bit decides the default sizes (real mode included: its CS may be either). */
+    return n && xbt_decode_as(&v->xl.dec, !v->arch.seg[XBT_CS].db, buf, n, v->ctx.eip, in) ==
+                    XBT_DECODE_OK;
 }
 
 static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *ip);
