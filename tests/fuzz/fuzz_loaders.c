@@ -128,7 +128,10 @@ static void check_string(const struct boot_ram *ram, uint32_t a, uint64_t lim)
 static void check_multiboot(const struct boot_ram *ram, const struct boot_entry *e,
                             int nmods, const size_t *mod_len)
 {
-    if (e->eax != 0x2BADB002u || e->ebx != 0x9000)
+    /* The information follows the boot GDT (0x100 bytes after it), in low memory below
+       0x9f000: at 0x9000 unless the kernel occupies that area (loader.c). */
+    if (e->eax != 0x2BADB002u || e->ebx != e->gdt_base + 0x100 || e->ebx < 0x1100 ||
+        e->ebx + 128 > 0x9f000)
         abort();
     const uint8_t *mbi = ram->mem + e->ebx;
     uint32_t flags = boot_rd32(mbi);
@@ -137,11 +140,11 @@ static void check_multiboot(const struct boot_ram *ram, const struct boot_entry 
         if (!(flags & 8) || boot_rd32(mbi + 20) != (uint32_t)nmods)
             abort();
         uint32_t t = boot_rd32(mbi + 24);
-        if (t < 0x9000 || t + 16u * nmods > 0x9f000)
+        if (t < e->ebx || t + 16u * nmods > 0x9f000)
             abort();
         for (int i = 0; i < nmods; i++) {
             uint32_t s = boot_rd32(ram->mem + t + 16 * i), end = boot_rd32(ram->mem + t + 16 * i + 4);
-            if ((s & 0xfff) || s < 0xa0000 || end < s || end > ram->size || end - s != mod_len[i]) {
+            if ((s & 0xfff) || s < 0x100000 || end < s || end > ram->size || end - s != mod_len[i]) {
                 fprintf(stderr, "module %d at %#x-%#x (RAM %#llx)\n", i, s, end,
                         (unsigned long long)ram->size);
                 abort();
