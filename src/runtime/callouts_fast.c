@@ -2,7 +2,8 @@
  * callouts_fast.c - the callouts that run with the guest's x87/SSE state still live in
  * the host registers: the frequent, simple ones (POPF, CLI, STI, MOV to and from CR2/CR3,
  * MOV from CR0/CR4, RDTSC, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at CPL 0.  In
- * real mode only MOV to DS/ES/FS/GS (selector and base); POP and IRET decline there.
+ * real mode MOV and POP to DS/ES/FS/GS load selector and base (sensitive.h); IRET
+ * declines there, and POPF, POP Sreg and IRET decline on a 16-bit stack (SS.B clear).
  *
  * WARNING: this file is compiled with -mgeneral-regs-only and must stay self-contained:
  * no calls to libc or to any function of another file (their code may use vector

@@ -271,6 +271,57 @@ START_TEST(far_call_ret_iretd)
 }
 END_TEST
 
+/* 16-bit operands (o16 in 32-bit code): CALL ptr16:16 pushes CS and IP as words, RETF 4
+   pops them and releases 4 bytes more. */
+START_TEST(far_call16_ret_imm)
+{
+    const uint8_t body[] = {
+        0x6a, 0x00,                         /* push 0 (4 bytes) */
+        0x66, 0x9a, 0x00, 0x72, 0x00, 0x00, /* call far 0000:7200 (o16) */
+        0xe7, 0xf3, 0xf4,                   /* out 0xf3, eax; hlt */
+    };
+    const uint8_t callee[] = {
+        0x89, 0xe0, 0xe7, 0xf1, /* mov eax, esp; out 0xf1, eax */
+        0x66, 0xca, 0x04, 0x00, /* retf 4 (o16) */
+    };
+    struct guest g;
+    setup(&g, body, sizeof body, 0x3ff);
+    memcpy(g.ram + 0x7200, callee, sizeof callee);
+    ck_assert_uint_eq(expect_out(&g, 0xf1), 0x9000 - 8);
+    uint16_t frame[2];
+    memcpy(frame, g.ram + 0x9000 - 8, 4);
+    ck_assert_uint_eq(frame[0], BODY + 8);
+    ck_assert_uint_eq(frame[1], 0);
+    expect_out(&g, 0xf3);
+    expect_hlt(&g);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.esp, 0x9000);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+static int irq_once(void *opaque)
+{
+    int *left = opaque;
+    return (*left)-- > 0 ? 0x40 : -1;
+}
+
+/* An external interrupt goes through the IVT as INT n does, with the EIP it
+   interrupted. */
+START_TEST(external_interrupt_through_ivt)
+{
+    const uint8_t body[] = { 0xe7, 0xf0, 0xeb, 0xfe }; /* out 0xf0, eax; jmp $ */
+    struct guest g;
+    setup(&g, body, sizeof body, 0x3ff);
+    expect_out(&g, 0xf0);
+    int left = 1;
+    xbt_vcpu_set_irq_source(g.cpu, irq_once, &left);
+    expect_event(&g, BODY + 2);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* #DE through vector 0: the faulting instruction's IP, no error code. */
 START_TEST(divide_error_through_vector0)
 {
@@ -405,6 +456,8 @@ int main(void)
     tcase_add_test(tc, int_and_iret16);
     tcase_add_test(tc, int_on_a_16bit_stack);
     tcase_add_test(tc, far_call_ret_iretd);
+    tcase_add_test(tc, far_call16_ret_imm);
+    tcase_add_test(tc, external_interrupt_through_ivt);
     tcase_add_test(tc, divide_error_through_vector0);
     tcase_add_test(tc, far_jmp_beyond_limit);
     tcase_add_test(tc, not_in_real_mode);
