@@ -223,6 +223,7 @@ struct xbt_vcpu {
         bool cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */
         uint64_t cmp_dst_gpa;       /* CMPS with MMIO on both sides (kind 6): [EDI]'s */
         int32_t step;               /* string: +-size per element (DF) */
+        bool addr16;                /* string: 16-bit addressing (SI, DI, CX alone) */
         uint32_t dst_lin;           /* MOVS from MMIO: where the element goes */
         uint32_t next_eip;
     } mmio;
