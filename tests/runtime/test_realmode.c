@@ -10,8 +10,11 @@
  * the IVT's limit up to a triple fault, a 16-bit stack (SS.B clear) that wraps, and the
  * instructions real mode does not have.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include <check.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "xbt/xbt.h"
 
@@ -408,6 +411,36 @@ START_TEST(ivt_limit)
 }
 END_TEST
 
+/* A state saved in real mode restores (PE clear, CPL 0, the hidden parts as they were)
+   and runs on in a new VM: an INT through the IVT there. */
+START_TEST(save_restore_in_real_mode)
+{
+    const uint8_t body[] = {
+        0x66, 0xb8, 0x00, 0x20, 0x8e, 0xd8, /* mov ax, 0x2000; mov ds, ax */
+        0xe7, 0xf0,                         /* out 0xf0, eax */
+        0xcd, 0x30,                         /* int 0x30 (at BODY + 8) */
+    };
+    struct guest g, h;
+    setup(&g, body, sizeof body, 0x3ff);
+    expect_out(&g, 0xf0);
+    int fd = memfd_create("xbt-realmode-state", 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_msg(xbt_vm_save_state(g.vm, fd) == XBT_OK, "%s", xbt_state_error());
+    xbt_vm_destroy(g.vm);
+    setup(&h, (const uint8_t[]){ 0xf4 }, 1, 0x3ff);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    ck_assert_msg(xbt_vm_restore_state(h.vm, fd) == XBT_OK, "%s", xbt_state_error());
+    close(fd);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(h.cpu, &s);
+    ck_assert_uint_eq(s.cr0 & 1, 0);
+    ck_assert_uint_eq(s.ds.base, 0x20000);
+    ck_assert_uint_eq(s.cs.db, 1);
+    expect_event(&h, BODY + 10);
+    xbt_vm_destroy(h.vm);
+}
+END_TEST
+
 /* The API: CR0.PE clear means CPL 0 whatever CS's DPL (a privileged instruction runs);
    PG without PE is refused.  LMSW cannot clear PE. */
 START_TEST(api_real_mode_cpl0_and_lmsw)
@@ -464,6 +497,7 @@ int main(void)
     tcase_add_test(tc, nmi_through_vector2);
     tcase_add_test(tc, ivt_limit);
     tcase_add_test(tc, api_real_mode_cpl0_and_lmsw);
+    tcase_add_test(tc, save_restore_in_real_mode);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
