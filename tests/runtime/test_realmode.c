@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE /* memfd_create */
 #include <check.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -411,6 +412,62 @@ START_TEST(ivt_limit)
 }
 END_TEST
 
+/* Big real mode as kvm-unit-tests' realmode.flat makes it: with DS's limit 64 KiB, an
+   access beyond it is #GP (vector 13); PE set, DS loaded from the GDT (4 GiB), PE
+   cleared, a real-mode load of DS keeps the 4 GiB limit and the access works. */
+static const uint8_t big_real_prefix[] = {
+    0x66, 0xb8, 0x00, 0x10, 0x8e, 0xd8, /* mov ax, 0x1000; mov ds, ax */
+};
+static const uint8_t big_real_toggle[] = {
+    0x0f, 0x20, 0xc0, 0x0c, 0x01, 0x0f, 0x22, 0xc0, /* mov eax, cr0; or al, 1; mov cr0, eax */
+    0x66, 0xbb, 0x10, 0x00, 0x8e, 0xdb,             /* mov bx, 0x10; mov ds, bx (GDT) */
+    0x24, 0xfe, 0x0f, 0x22, 0xc0,                   /* and al, 0xfe; mov cr0, eax */
+    0x66, 0xb8, 0x00, 0x10, 0x8e, 0xd8,             /* mov ax, 0x1000; mov ds, ax */
+};
+static const uint8_t big_real_access[] = {
+    0xc7, 0x05, 0x00, 0x00, 0x01, 0x00, 0x78, 0x56, 0x34, 0x12, /* mov dword [0x10000], .. */
+    0xe7, 0xf0, 0xf4,                                           /* out 0xf0, eax; hlt */
+};
+
+static void big_real_case(bool toggle)
+{
+    uint8_t body[64];
+    size_t n = 0;
+    memcpy(body, big_real_prefix, sizeof big_real_prefix), n += sizeof big_real_prefix;
+    if (toggle)
+        memcpy(body + n, big_real_toggle, sizeof big_real_toggle), n += sizeof big_real_toggle;
+    uint16_t access = (uint16_t)(BODY + n);
+    memcpy(body + n, big_real_access, sizeof big_real_access), n += sizeof big_real_access;
+    struct guest g;
+    setup(&g, body, n, 0x3ff);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    s.ds.limit = 0xffff;
+    s.ds.g = 0;
+    ck_assert_int_eq(xbt_vcpu_set_sregs(g.cpu, &s), XBT_OK);
+    if (!toggle) {
+        expect_event(&g, access);
+    } else {
+        expect_out(&g, 0xf0);
+        expect_hlt(&g);
+        uint32_t v;
+        memcpy(&v, g.ram + 0x20000, 4);
+        ck_assert_uint_eq(v, 0x12345678);
+        xbt_vcpu_get_sregs(g.cpu, &s);
+        ck_assert_uint_eq(s.cr0 & 1, 0);
+        ck_assert_uint_eq(s.ds.base, 0x10000);
+        ck_assert_uint_eq(s.ds.limit, 0xffffffffu);
+    }
+    xbt_vm_destroy(g.vm);
+}
+
+START_TEST(big_real_mode)
+{
+    big_real_case(false);
+    big_real_case(true);
+}
+END_TEST
+
 /* A state saved in real mode restores (PE clear, CPL 0, the hidden parts as they were)
    and runs on in a new VM: an INT through the IVT there. */
 START_TEST(save_restore_in_real_mode)
@@ -498,6 +555,7 @@ int main(void)
     tcase_add_test(tc, ivt_limit);
     tcase_add_test(tc, api_real_mode_cpl0_and_lmsw);
     tcase_add_test(tc, save_restore_in_real_mode);
+    tcase_add_test(tc, big_real_mode);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
