@@ -123,6 +123,7 @@ struct xbt_vcpu {
     struct xbt_ibl_set {
         struct xbt_ibl_entry *t;
         uint32_t key;                /* the mode key of its entries (~0: none) */
+        uint32_t cs_base;            /* the CS base its entries' EIPs were learned under */
         bool stale;
         uint64_t stamp;              /* last use, for replacement */
         uint32_t n_used;             /* > XBT_IBL_USED_CAP: unknown, clear all */

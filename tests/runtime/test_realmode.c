@@ -468,6 +468,37 @@ START_TEST(big_real_mode)
 }
 END_TEST
 
+/* Two code segments with the same offsets: an indirect JMP to IP 0x200 in segment 0x2000
+   must not reach the translation of 0x1000:0200 that the inline lookup learned (its
+   entries are EIPs, valid for one CS base). */
+START_TEST(indirect_branch_after_cs_change)
+{
+    const uint8_t body[] = {
+        0x31, 0xc9,                                     /* xor ecx, ecx */
+        0xea, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10,       /* jmp far 1000:0100 */
+    };
+    const uint8_t to_200[] = { 0xb8, 0x00, 0x02, 0, 0, 0xff, 0xe0 }; /* mov eax,0x200; jmp eax */
+    const uint8_t a_200[] = {
+        0x41, 0x89, 0xc8, 0xe7, 0xf2,                   /* inc ecx; mov eax, ecx; out 0xf2 */
+        0x83, 0xf9, 0x03,                               /* cmp ecx, 3 */
+        0x0f, 0x85, 0xf2, 0xfe, 0xff, 0xff,             /* jne 0x100 */
+        0xea, 0x00, 0x01, 0x00, 0x00, 0x00, 0x20,       /* jmp far 2000:0100 */
+    };
+    const uint8_t b_200[] = { 0xb8, 0x0b, 0, 0, 0, 0xe7, 0xf1, 0xf4 }; /* eax = 0xb; out */
+    struct guest g;
+    setup(&g, body, sizeof body, 0x3ff);
+    memcpy(g.ram + 0x10100, to_200, sizeof to_200);
+    memcpy(g.ram + 0x20100, to_200, sizeof to_200);
+    memcpy(g.ram + 0x10200, a_200, sizeof a_200);
+    memcpy(g.ram + 0x20200, b_200, sizeof b_200);
+    for (uint32_t i = 1; i <= 3; i++)
+        ck_assert_uint_eq(expect_out(&g, 0xf2), i);
+    ck_assert_uint_eq(expect_out(&g, 0xf1), 0xb);
+    expect_hlt(&g);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* A state saved in real mode restores (PE clear, CPL 0, the hidden parts as they were)
    and runs on in a new VM: an INT through the IVT there. */
 START_TEST(save_restore_in_real_mode)
@@ -556,6 +587,7 @@ int main(void)
     tcase_add_test(tc, api_real_mode_cpl0_and_lmsw);
     tcase_add_test(tc, save_restore_in_real_mode);
     tcase_add_test(tc, big_real_mode);
+    tcase_add_test(tc, indirect_branch_after_cs_change);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
