@@ -353,6 +353,24 @@ START_TEST(far_jmp_beyond_limit)
 }
 END_TEST
 
+/* IRETD to an EIP with bits 31:16 set is #GP(0), raised at the IRET with its frame
+   still on the stack. */
+START_TEST(iretd_beyond_64k)
+{
+    const uint8_t body[] = {
+        0x9c, 0x6a, 0x00,                   /* pushfd; push 0 (CS) */
+        0x68, 0x00, 0x00, 0x01, 0x00,       /* push 0x10000 */
+        0xcf,                               /* iretd (at BODY + 8) */
+    };
+    struct guest g;
+    setup(&g, body, sizeof body, 0x3ff);
+    ck_assert_uint_eq(expect_out(&g, 0xf1), BODY + 8);
+    ck_assert_uint_eq(expect_out(&g, 0xf2), 0x9000 - 12 - 6);
+    expect_hlt(&g);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* Real mode does not have them: LAR, LSL, VERR, VERW, ARPL, SLDT, STR, LLDT, LTR #UD;
    SYSENTER and SYSEXIT #GP. */
 START_TEST(not_in_real_mode)
@@ -581,6 +599,7 @@ int main(void)
     tcase_add_test(tc, external_interrupt_through_ivt);
     tcase_add_test(tc, divide_error_through_vector0);
     tcase_add_test(tc, far_jmp_beyond_limit);
+    tcase_add_test(tc, iretd_beyond_64k);
     tcase_add_test(tc, not_in_real_mode);
     tcase_add_test(tc, nmi_through_vector2);
     tcase_add_test(tc, ivt_limit);
