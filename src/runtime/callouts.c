@@ -244,8 +244,8 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
             return fault(v, XBT_GP, 0);
         /* Clearing PE enters real mode at CPL 0 (the instruction is privileged, so the
            CPL is 0 already).  No segment register changes: each keeps its hidden part
-           until a load, so CS stays 32-bit code until a far transfer (SDM vol. 3, "Switching Back to
-           Real-Address Mode"). */
+           until a load, so CS stays 32-bit code until a far transfer (SDM vol. 3,
+           "Switching Back to Real-Address Mode"). */
         {
             uint32_t old = v->arch.cr0;
             v->arch.cr0 = val | XBT_CR0_ET;

@@ -495,7 +495,8 @@ START_TEST(indirect_branch_after_cs_change)
         0x31, 0xc9,                                     /* xor ecx, ecx */
         0xea, 0x00, 0x01, 0x00, 0x00, 0x00, 0x10,       /* jmp far 1000:0100 */
     };
-    const uint8_t to_200[] = { 0xb8, 0x00, 0x02, 0, 0, 0xff, 0xe0 }; /* mov eax,0x200; jmp eax */
+    /* mov eax, 0x200; jmp eax */
+    const uint8_t to_200[] = { 0xb8, 0x00, 0x02, 0, 0, 0xff, 0xe0 };
     const uint8_t a_200[] = {
         0x41, 0x89, 0xc8, 0xe7, 0xf2,                   /* inc ecx; mov eax, ecx; out 0xf2 */
         0x83, 0xf9, 0x03,                               /* cmp ecx, 3 */
