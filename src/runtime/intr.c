@@ -16,7 +16,9 @@
    (nested as in protected mode: #DF, then shutdown); FLAGS, CS and IP pushed as 16-bit
    words on SS:SP (SS.B clear) or SS:ESP, #SS if they do not fit; IF, TF, AC and RF
    cleared; CS loaded as real mode loads it (xbt_real_seg: its D bit kept).  No error
-   code is ever pushed, and INT n has no gate DPL to check. */
+   code is ever pushed, and INT n has no gate DPL to check.  The stack's width is SS.B's
+   as for every push (the SDM's Push); QEMU TCG moves SP alone here and in IRET whatever
+   SS.B is, which differs only in big real mode with a 32-bit stack. */
 static int real_mode_event(struct xbt_vcpu *v, int vector, uint32_t ret_eip, uint32_t *err)
 {
     uint32_t off = (uint32_t)vector * 4, entry;
