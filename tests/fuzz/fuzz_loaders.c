@@ -273,7 +273,10 @@ static size_t gen_input(uint8_t *in, size_t cap)
     uint8_t flags = (uint8_t)(rnd() & 0xfe) | (kind == 2);
     uint8_t ramb = (uint8_t)(rnd() % 8 ? rnd() % 25 : 0xff);
     uint64_t ramsz = ramb == 0xff ? 1u << 20 : (2u << 20) + ramb * (256u << 10);
-    uint32_t load = rnd() % 2 ? 0x100000 : 0xa0000 + (rnd() % 0x1000) * 0x1000;
+    /* High, from 640 KiB on, or low (where the loader's area has to move). */
+    uint32_t load = rnd() % 2   ? 0x100000
+                    : rnd() % 2 ? 0xa0000 + (rnd() % 0x1000) * 0x1000
+                                : 0x1000 + (rnd() % 0xa0) * 0x1000;
     if (kind == 0) {
         cn = bg_code_exit(code, 0);
         n = bg_elf(img, sizeof img, load, code, cn, rnd() % 0x10000);
