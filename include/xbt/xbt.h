@@ -465,6 +465,10 @@ xbt_status xbt_vcpu_get_regs(xbt_vcpu *cpu, xbt_regs *r);
    given.  Injected events stay pending. */
 xbt_status xbt_vcpu_set_regs(xbt_vcpu *cpu, const xbt_regs *r);
 xbt_status xbt_vcpu_get_sregs(xbt_vcpu *cpu, xbt_sregs *s);
+/* CR0.PE clear is real mode (PG set with PE clear: XBT_E_INVAL): the CPL is then 0
+   whatever CS's DPL, and the segment registers' hidden parts are used as given (a
+   real-mode load changes only selector and base; CS's D bit chooses 16- or 32-bit
+   code, SS's B bit the stack pointer's width). */
 xbt_status xbt_vcpu_set_sregs(xbt_vcpu *cpu, const xbt_sregs *s);
 /* Model-specific registers the virtual CPU implements; XBT_E_INVAL for others. */
 xbt_status xbt_vcpu_get_msr(xbt_vcpu *cpu, uint32_t index, uint64_t *value);

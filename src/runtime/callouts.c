@@ -208,19 +208,28 @@ static void set_zf(struct xbt_vcpu *v, bool zf)
 
 /* ---- stack helpers --------------------------------------------------------------- */
 
+/* The stack pointer's width: SP alone moves, and wraps at 64 KiB, with SS.B clear (a
+   16-bit stack segment, and real mode's usual one). */
+static uint32_t sp_mask(const struct xbt_vcpu *v)
+{
+    return v->arch.seg[XBT_SS].db ? 0xFFFFFFFFu : 0xFFFFu;
+}
+
 static bool pop(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t *val)
 {
+    uint32_t m = sp_mask(v);
     *val = 0;
-    if (!read_mem(v, v->arch.seg[XBT_SS].base + *esp, val, size))
+    if (!read_mem(v, v->arch.seg[XBT_SS].base + (*esp & m), val, size))
         return false;
-    *esp += size;
+    *esp = (*esp & ~m) | ((*esp + size) & m);
     return true;
 }
 
 static bool push(struct xbt_vcpu *v, uint32_t *esp, unsigned size, uint32_t val)
 {
-    *esp -= size;
-    return write_mem(v, v->arch.seg[XBT_SS].base + *esp, &val, size);
+    uint32_t m = sp_mask(v);
+    *esp = (*esp & ~m) | ((*esp - size) & m);
+    return write_mem(v, v->arch.seg[XBT_SS].base + (*esp & m), &val, size);
 }
 
 /* ---- control registers --------------------------------------------------------------- */
@@ -233,11 +242,10 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
             return fault(v, XBT_GP, 0);
         if ((val & XBT_CR0_NW) && !(val & XBT_CR0_CD))
             return fault(v, XBT_GP, 0);
-        if (!(val & XBT_CR0_PE)) {
-            xbt_set_internal_error(v, SITE(v)->eip, "guest leaves protected mode: real mode "
-                                                    "is not supported");
-            return XBT_LEAVE_EXIT;
-        }
+        /* Clearing PE enters real mode at CPL 0 (the instruction is privileged, so the
+           CPL is 0 already).  No segment register changes: each keeps its hidden part
+           until a load, so CS stays 32-bit code until a far transfer (SDM vol. 3,
+           "Switching Back to Real-Address Mode"). */
         {
             uint32_t old = v->arch.cr0;
             v->arch.cr0 = val | XBT_CR0_ET;
@@ -594,6 +602,8 @@ static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
 {
     const struct xbt_callout_site *site = c->s;
     unsigned kind = site->kind;
+    if (xbt_real_mode(v))
+        return fault(v, XBT_UDV, 0); /* none of them is recognized in real mode */
     if (kind == XBT_CO_ARPL) {
         /* ARPL r/m16, r16: memory form has the source in reg, register form in reg2. */
         uint32_t dst;
@@ -688,10 +698,11 @@ bool xbt_sysenter(struct xbt_vcpu *v)
     return true;
 }
 
-/* SYSENTER and SYSEXIT: #GP(0) while IA32_SYSENTER_CS holds a null selector. */
+/* SYSENTER and SYSEXIT: #GP(0) in real mode or while IA32_SYSENTER_CS holds a null
+   selector. */
 static int co_sysenter(struct xbt_vcpu *v, const struct co_call *c)
 {
-    if ((v->arch.msr_sysenter_cs & 0xFFFC) == 0)
+    if (xbt_real_mode(v) || (v->arch.msr_sysenter_cs & 0xFFFC) == 0)
         return fault(v, XBT_GP, 0);
     return sysenter_exit(v, c->s->kind == XBT_CO_SYSENTER);
 }
@@ -844,6 +855,8 @@ static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     }
     default: { /* SLDT, STR */
+        if (xbt_real_mode(v))
+            return fault(v, XBT_UDV, 0); /* not recognized in real mode */
         uint16_t sel = s->kind == XBT_CO_SLDT ? v->arch.ldtr.selector : v->arch.tr.selector;
         if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, sel))
             return fault(v, XBT_GP, 0);
@@ -857,6 +870,8 @@ static int co_ldt_tr(struct xbt_vcpu *v, const struct co_call *c)
 {
     const struct xbt_callout_site *s = c->s;
     uint32_t sel32;
+    if (xbt_real_mode(v))
+        return fault(v, XBT_UDV, 0); /* LLDT and LTR: not recognized in real mode */
     if (!read_rm(v, 2, &sel32))
         return fault(v, XBT_GP, 0);
     uint16_t sel = (uint16_t)sel32;

@@ -1,7 +1,9 @@
 /*
  * callouts_fast.c - the callouts that run with the guest's x87/SSE state still live in
  * the host registers: the frequent, simple ones (POPF, CLI, STI, MOV to and from CR2/CR3,
- * MOV from CR0/CR4, RDTSC, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at CPL 0.
+ * MOV from CR0/CR4, RDTSC, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at CPL 0.  In
+ * real mode MOV and POP to DS/ES/FS/GS load selector and base (sensitive.h); IRET
+ * declines there, and POPF, POP Sreg and IRET decline on a 16-bit stack (SS.B clear).
  *
  * WARNING: this file is compiled with -mgeneral-regs-only and must stay self-contained:
  * no calls to libc or to any function of another file (their code may use vector
@@ -94,6 +96,11 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
     if (seg != XBT_DS && seg != XBT_ES && seg != XBT_FS && seg != XBT_GS)
         return XBT_FAST_DECLINE;
     sel &= 0xFFFF;
+    if (xbt_real_mode(v)) { /* selector and base only (sensitive.h) */
+        xbt_real_seg(v, seg, (uint16_t)sel);
+        v->ctx.gpr[XBT_ESP] = new_esp;
+        return done(v, s);
+    }
     uint64_t d;
     if (!gdt_desc(v, sel, &d))
         return XBT_FAST_DECLINE;
@@ -139,8 +146,9 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         uint64_t lin = (uint64_t)v->arch.seg[XBT_SS].base + esp;
-        if ((v->arch.cr0 & XBT_CR0_PG) || !xbt_phys_ram(&v->vm->phys, lin, size))
-            return XBT_FAST_DECLINE; /* paging (a walk) or a fault: the full handler */
+        if ((v->arch.cr0 & XBT_CR0_PG) || !v->arch.seg[XBT_SS].db ||
+            !xbt_phys_ram(&v->vm->phys, lin, size))
+            return XBT_FAST_DECLINE; /* paging (a walk), a fault, or a 16-bit SP to wrap */
         uint32_t val = 0;
         __builtin_memcpy(&val, v->vm->phys.view + lin, size); /* inlined: a 2- or 4-byte load */
         xbt_eflags_write(v, val, xbt_popf_mask(0, v->ctx.eflags_sys, size));
@@ -172,7 +180,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         unsigned size = s->opsize == 2 ? 2 : 4;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp, size);
-        if (!p || v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu)
+        if (!p || v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu || !v->arch.seg[XBT_SS].db)
             return XBT_FAST_DECLINE;
         uint16_t sel;
         __builtin_memcpy(&sel, p, 2);
@@ -183,8 +191,8 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         /* 32-bit IRET to the same CS at CPL 0 (an interrupt handler's return inside the
            kernel): the stack readable without a walk, no task return, the code
            segment's descriptor still what CS holds. */
-        if (s->opsize == 2 || (v->ctx.eflags_sys & XBT_EFLAGS_NT) ||
-            v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu)
+        if (s->opsize == 2 || (v->ctx.eflags_sys & XBT_EFLAGS_NT) || xbt_real_mode(v) ||
+            v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu || !v->arch.seg[XBT_SS].db)
             return XBT_FAST_DECLINE;
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp, 12);

@@ -418,7 +418,10 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 bool xbt_direct_wanted(struct xbt_vcpu *v)
 {
     const xbt_vm *vm = v->vm;
-    if (!vm->direct_ok || v->arch.cpl != 3 || v->dx.xlate || v->dx.sticky || xbt_debugging(v))
+    /* User code only: CPL 3, which real mode (CPL 0) never is; PE checked all the same,
+       as the runner has no real mode. */
+    if (!vm->direct_ok || v->arch.cpl != 3 || !(v->arch.cr0 & XBT_CR0_PE) || v->dx.xlate ||
+        v->dx.sticky || xbt_debugging(v))
         return false;
     /* Adaptive mode: a new address space runs translated until its user code has run
        for vm->adapt_ticks; short-lived processes never pay for a runner. */

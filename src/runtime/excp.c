@@ -282,10 +282,16 @@ void xbt_null_inner_data_segs(struct xbt_vcpu *v)
 /*
  * Loads data/stack segment register seg with selector sel, with the checks of MOV Sreg
  * (Intel SDM vol. 2, MOV): raises #GP/#SS/#NP with the selector as error code (or the
- * #PF met reading the descriptor) and returns false if the load faults.
+ * #PF met reading the descriptor) and returns false if the load faults.  In real mode
+ * the load is the selector and its base only, and never faults.
  */
 int xbt_seg_load(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
 {
+    if (xbt_real_mode(v)) { /* no descriptor, no fault (sensitive.h) */
+        *err = 0;
+        xbt_real_seg(v, seg, sel);
+        return XBT_X_DONE;
+    }
     uint32_t rpl = sel & 3;
     if ((sel & ~3u) == 0) {
         *err = 0;

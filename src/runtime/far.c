@@ -1,5 +1,5 @@
 /*
- * far.c - far JMP, CALL, RET and IRET in protected mode (Intel SDM vol. 2, their
+ * far.c - far JMP, CALL, RET and IRET (Intel SDM vol. 2, their
  * "Operation" sections): to code segments (conforming or not), through call gates (32-
  * and 16-bit; CALL to an inner level switches to the stack of that level from the TSS
  * and copies the gate's count of parameters), to TSSs and through task gates (task.c),
@@ -8,10 +8,103 @@
  * Each one reads and checks everything first and changes the guest's state only after
  * the last check that can fault (segment limits of the stacks and the target EIP
  * included), so a fault is raised with the instruction's own state and EIP.
+ *
+ * In real-address mode (CR0.PE clear) each has the SDM's "Real-Address Mode" branch
+ * instead: CS loaded as any segment register is there (xbt_real_seg), no descriptor.
  */
 #include "vcpu.h"
 #include "runtime/sensitive.h"
 #include "runtime/xfer.h"
+
+/* ---- real-address mode -------------------------------------------------------------- */
+
+/* The target offset of a real-mode transfer: IP (osz 2) or EIP, within CS's limit as it
+   stands (the hidden limit a real-mode load keeps), else #GP(0). */
+static int real_target(const struct xbt_vcpu *v, uint32_t off, unsigned osz, uint32_t *eip,
+                       uint32_t *err)
+{
+    *eip = osz == 2 ? off & 0xFFFF : off;
+    *err = 0;
+    return *eip > v->arch.seg[XBT_CS].limit ? XBT_GP : XBT_X_DONE;
+}
+
+static int real_jmp(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
+                    uint32_t *err)
+{
+    uint32_t eip;
+    int r = real_target(v, off, osz, &eip, err);
+    if (r >= 0)
+        return r;
+    xbt_real_seg(v, XBT_CS, sel);
+    v->ctx.eip = eip;
+    return XBT_X_DONE;
+}
+
+/* CS, then IP or EIP, pushed as osz-byte words on SS:SP (SS.B clear) or SS:ESP. */
+static int real_call(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
+                     uint32_t next_eip, uint32_t *err)
+{
+    uint32_t eip;
+    int r = real_target(v, off, osz, &eip, err);
+    if (r >= 0)
+        return r;
+    struct xbt_stack st;
+    xbt_stack_current(v, &st);
+    if ((r = xbt_stack_room(v, &st, 2, osz, 0, err)) >= 0)
+        return r;
+    uint32_t w[2] = { v->arch.seg[XBT_CS].selector, next_eip };
+    xbt_stack_put(v, &st, w, 2, osz);
+    xbt_stack_commit(v, &st);
+    xbt_real_seg(v, XBT_CS, sel);
+    v->ctx.eip = eip;
+    return XBT_X_DONE;
+}
+
+/* IP or EIP, then CS (an osz-byte slot, its high half dropped); imm16 released after. */
+static int real_ret(struct xbt_vcpu *v, unsigned osz, uint16_t imm, uint32_t *err)
+{
+    struct xbt_stack st;
+    uint32_t w[2], eip;
+    xbt_stack_current(v, &st);
+    int r = xbt_stack_get(v, &st, w, 2, osz, 0, err);
+    if (r >= 0)
+        return r;
+    if ((r = real_target(v, w[0], osz, &eip, err)) >= 0)
+        return r;
+    xbt_stack_add(&st, imm);
+    xbt_stack_commit(v, &st);
+    xbt_real_seg(v, XBT_CS, (uint16_t)w[1]);
+    v->ctx.eip = eip;
+    return XBT_X_DONE;
+}
+
+/* IP, CS, FLAGS (osz 2: FLAGS[15:0] all written), or EIP, CS, EFLAGS (osz 4: the SDM's
+   mask 0x257FD5, VM, VIF and VIP keep their values, which xbt_eflags_write does).  The
+   CPL is 0: IOPL and IF change whatever IOPL was.  EIP with bits 31:16 set, or beyond
+   CS's limit: #GP(0).  IRET in real mode ignores NT. */
+static int real_iret(struct xbt_vcpu *v, unsigned osz, uint32_t *err)
+{
+    struct xbt_stack st;
+    uint32_t w[3], eip;
+    xbt_stack_current(v, &st);
+    int r = xbt_stack_get(v, &st, w, 3, osz, 0, err);
+    if (r >= 0)
+        return r;
+    if (osz == 4 && (w[0] >> 16)) {
+        *err = 0;
+        return XBT_GP;
+    }
+    if ((r = real_target(v, w[0], osz, &eip, err)) >= 0)
+        return r;
+    uint32_t mask = xbt_popf_mask(0, v->ctx.eflags_sys, osz) | (osz == 2 ? 0 : XBT_EFLAGS_RF);
+    xbt_set_eflags(v, w[2], mask);
+    xbt_stack_commit(v, &st);
+    xbt_real_seg(v, XBT_CS, (uint16_t)w[1]);
+    v->ctx.eip = eip;
+    return XBT_X_DONE;
+}
+
+/* ---- protected mode ------------------------------------------------------------------ */
 
 /* The descriptor a far JMP or CALL names: a null selector is #GP(0). */
 static int target_desc(struct xbt_vcpu *v, uint16_t sel, uint64_t *d, xbt_segment *s,
@@ -98,6 +191,8 @@ static int to_task(struct xbt_vcpu *v, uint16_t sel, uint64_t d, const xbt_segme
 int xbt_far_jmp(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
                 uint32_t next_eip, uint32_t *err)
 {
+    if (xbt_real_mode(v))
+        return real_jmp(v, sel, off, osz, err);
     uint64_t d, cd;
     xbt_segment s, cs;
     int r = target_desc(v, sel, &d, &s, err);
@@ -188,6 +283,8 @@ static int call_gate(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_seg
 int xbt_far_call(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
                  uint32_t next_eip, uint32_t *err)
 {
+    if (xbt_real_mode(v))
+        return real_call(v, sel, off, osz, next_eip, err);
     uint64_t d;
     xbt_segment s;
     int r = target_desc(v, sel, &d, &s, err);
@@ -302,6 +399,8 @@ static int return_to(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t neip, ui
 
 int xbt_far_ret(struct xbt_vcpu *v, unsigned osz, uint16_t imm, uint32_t *err)
 {
+    if (xbt_real_mode(v))
+        return real_ret(v, osz, imm, err);
     struct xbt_stack st;
     uint32_t w[2];
     xbt_stack_current(v, &st);
@@ -317,6 +416,8 @@ int xbt_far_ret(struct xbt_vcpu *v, unsigned osz, uint16_t imm, uint32_t *err)
 
 int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
 {
+    if (xbt_real_mode(v))
+        return real_iret(v, osz, err);
     if (v->ctx.eflags_sys & XBT_EFLAGS_NT)
         return xbt_task_return(v, next_eip, err);
     struct xbt_stack st;

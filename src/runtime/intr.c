@@ -4,10 +4,42 @@
  * from any privilege level to any inner or the same one, with the stack of the new
  * level from the TSS; task gates (a task switch, then the error code on the new task's
  * stack).  Every check is made before the first change; the error codes carry EXT for
- * events from outside the program.  The nesting rules around it are excp.c's.
+ * events from outside the program.  In real mode: the interrupt vector table instead.
+ * The nesting rules around it are excp.c's.
  */
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "runtime/xfer.h"
+
+/* Real-address mode (SDM vol. 2 INT n, REAL-ADDRESS-MODE; vol. 3 20.1.4): the vector's
+   4-byte entry (offset, then segment) at IDTR.base + 4 * vector, beyond IDTR.limit #GP
+   (nested as in protected mode: #DF, then shutdown); FLAGS, CS and IP pushed as 16-bit
+   words on SS:SP (SS.B clear) or SS:ESP, #SS if they do not fit; IF, TF, AC and RF
+   cleared; CS loaded as real mode loads it (xbt_real_seg: its D bit kept).  No error
+   code is ever pushed, and INT n has no gate DPL to check.  The stack's width is SS.B's
+   as for every push (the SDM's Push); QEMU TCG moves SP alone here and in IRET whatever
+   SS.B is, which differs only in big real mode with a 32-bit stack. */
+static int real_mode_event(struct xbt_vcpu *v, int vector, uint32_t ret_eip, uint32_t *err)
+{
+    uint32_t off = (uint32_t)vector * 4, entry;
+    if (off + 3 > v->arch.idtr.limit)
+        return XBT_GP;
+    v->pf_pending = false;
+    if (!xbt_read_lin(v, v->arch.idtr.base + off, &entry, 4))
+        return xbt_mem_fault(v, XBT_GP, *err, err);
+    struct xbt_stack st;
+    xbt_stack_current(v, &st);
+    int r = xbt_stack_room(v, &st, 3, 2, 0, err);
+    if (r >= 0)
+        return r;
+    uint32_t w[3] = { xbt_get_eflags(v), v->arch.seg[XBT_CS].selector, ret_eip };
+    xbt_stack_put(v, &st, w, 3, 2);
+    xbt_stack_commit(v, &st);
+    xbt_real_seg(v, XBT_CS, (uint16_t)(entry >> 16));
+    v->ctx.eip = entry & 0xFFFF;
+    xbt_set_eflags(v, 0, XBT_EFLAGS_IF | XBT_EFLAGS_TF | XBT_EFLAGS_AC | XBT_EFLAGS_RF);
+    return XBT_X_DONE;
+}
 
 /* Interrupt or trap gate: the target code segment, the stack, the frame. */
 static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t errcode,
@@ -102,8 +134,14 @@ int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err
     uint32_t ext = software ? 0 : XBT_ERR_EXT;
     *moved = false;
     *err = (uint32_t)vector * 8 + 2 + ext; /* the IDT entry */
-    if (!(v->arch.cr0 & XBT_CR0_PE))
-        return XBT_GP; /* real mode is not supported */
+    if (xbt_real_mode(v)) {
+        int r = real_mode_event(v, vector, ret_eip, err);
+        if (r == XBT_X_DONE) {
+            v->arch.halted = false;
+            v->arch.interrupt_shadow = false;
+        }
+        return r;
+    }
     uint32_t off = (uint32_t)vector * 8;
     if (off + 7 > v->arch.idtr.limit)
         return XBT_GP;

@@ -84,17 +84,36 @@ static int dst_kind(struct xbt_vcpu *v, uint32_t lin, unsigned size, uint64_t *g
     return 1;
 }
 
+/* A string instruction's ESI, EDI or ECX as its address size uses it: with 16-bit
+   addressing (real mode's usual) SI, DI and CX alone, wrapping at 64 KiB. */
+static uint32_t sreg_get(const struct xbt_vcpu *v, int r)
+{
+    return v->mmio.addr16 ? v->ctx.gpr[r] & 0xFFFF : v->ctx.gpr[r];
+}
+
+static void sreg_add(struct xbt_vcpu *v, int r, int32_t n)
+{
+    uint32_t *g = &v->ctx.gpr[r];
+    if (v->mmio.addr16)
+        *g = (*g & 0xFFFF0000u) | ((*g + (uint32_t)n) & 0xFFFF);
+    else
+        *g += (uint32_t)n;
+}
+
 /* After one string element: advance the pointers, count down a REP, and either stay on
    the instruction (more elements) or move past it. */
 static void string_step(struct xbt_vcpu *v, bool src, bool dst, int32_t step, bool rep,
                         uint32_t next)
 {
     if (src)
-        v->ctx.gpr[XBT_ESI] += (uint32_t)step;
+        sreg_add(v, XBT_ESI, step);
     if (dst)
-        v->ctx.gpr[XBT_EDI] += (uint32_t)step;
-    if (rep && --v->ctx.gpr[XBT_ECX] != 0)
-        return; /* EIP stays: the next element runs (and exits) again */
+        sreg_add(v, XBT_EDI, step);
+    if (rep) {
+        sreg_add(v, XBT_ECX, -1);
+        if (sreg_get(v, XBT_ECX) != 0)
+            return; /* EIP stays: the next element runs (and exits) again */
+    }
     v->ctx.eip = next;
 }
 
@@ -128,11 +147,12 @@ static void compare_step(struct xbt_vcpu *v, uint32_t d)
     v->ctx.eflags = (v->ctx.eflags & ~CMP_FLAGS) | fl;
     bool src = v->mmio.kind == XBT_MMIO_CMPS;
     if (src)
-        v->ctx.gpr[XBT_ESI] += (uint32_t)v->mmio.step;
-    v->ctx.gpr[XBT_EDI] += (uint32_t)v->mmio.step;
+        sreg_add(v, XBT_ESI, v->mmio.step);
+    sreg_add(v, XBT_EDI, v->mmio.step);
     if (v->mmio.rep) {
         bool zf = fl & XBT_EFLAGS_ZF;
-        if (--v->ctx.gpr[XBT_ECX] != 0 && zf == (v->mmio.rep == 1))
+        sreg_add(v, XBT_ECX, -1);
+        if (sreg_get(v, XBT_ECX) != 0 && zf == (v->mmio.rep == 1))
             return; /* REPE while equal, REPNE while different: the next element */
     }
     v->ctx.eip = v->mmio.next_eip;
@@ -152,6 +172,7 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
                 (mn == ZYDIS_MNEMONIC_CMPSD && in->zi.meta.category == ZYDIS_CATEGORY_STRINGOP);
     if (!stos && !lods && !movs && !scas && !cmps)
         return false;
+    v->mmio.addr16 = in->zi.address_width == 16;
     unsigned size = in->zi.operand_width / 8;
     bool rep = in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
                                     ZYDIS_ATTRIB_HAS_REPNE);
@@ -163,8 +184,8 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
             sseg = xbt_seg_index(in->ops[i].mem.segment);
     if (sseg < 0)
         sseg = XBT_DS;
-    uint32_t src = v->arch.seg[sseg].base + v->ctx.gpr[XBT_ESI];
-    uint32_t dst = v->arch.seg[XBT_ES].base + v->ctx.gpr[XBT_EDI];
+    uint32_t src = v->arch.seg[sseg].base + sreg_get(v, XBT_ESI);
+    uint32_t dst = v->arch.seg[XBT_ES].base + sreg_get(v, XBT_EDI);
     uint32_t next = v->ctx.eip + in->length;
     uint32_t mask = size == 4 ? 0xFFFFFFFFu : (1u << (8 * size)) - 1;
     memset(&v->exit, 0, sizeof v->exit);
@@ -355,7 +376,9 @@ static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
     while (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, 1))
         n++;
     v->pf_pending = false;
-    return n && xbt_decode(&v->xl.dec, buf, n, v->ctx.eip, in) == XBT_DECODE_OK;
+    /* CS's D bit decides the default sizes (real mode included: its CS may be either). */
+    return n && xbt_decode_as(&v->xl.dec, !v->arch.seg[XBT_CS].db, buf, n, v->ctx.eip, in) ==
+                    XBT_DECODE_OK;
 }
 
 static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *ip);

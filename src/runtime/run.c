@@ -237,6 +237,12 @@ static void ibl_select(struct xbt_vcpu *v, uint32_t key)
         v->ibl = set->t;
     }
     set->stamp = ++v->ibl_clock;
+    /* Its entries are EIPs, offsets in CS: under another CS base (a far transfer in real
+       mode, where the mode key does not name the base) they lead to the wrong code. */
+    if (set->cs_base != v->arch.seg[XBT_CS].base) {
+        set->cs_base = v->arch.seg[XBT_CS].base;
+        set->stale = true;
+    }
     if (set->stale)
         ibl_reset_set(set);
 }
@@ -847,9 +853,10 @@ static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t 
            fork). */
         ibl_note_prune(v);
     }
-    if (*key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale) {
-        /* An inline lookup table holds blocks of one mode only, and none that
-           were invalidated; it survives across runs otherwise. */
+    if (*key != v->ibl_cur->key || v->ibl_stale || v->ibl_cur->stale ||
+        v->ibl_cur->cs_base != v->arch.seg[XBT_CS].base) {
+        /* An inline lookup table holds blocks of one mode and CS base only, and none
+           that were invalidated; it survives across runs otherwise. */
         if (v->ibl_stale) {
             for (int k = 0; k < XBT_IBL_SETS; k++)
                 v->ibl_sets[k].stale = true;

@@ -51,6 +51,36 @@ static inline void xbt_eflags_write(struct xbt_vcpu *v, uint32_t value, uint32_t
     v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
 }
 
+/* Real-address mode (CR0.PE clear).  The CPL is 0 there (v->arch.cpl is kept so). */
+static inline bool xbt_real_mode(const struct xbt_vcpu *v)
+{
+    return !(v->arch.cr0 & XBT_CR0_PE);
+}
+
+/* A segment register load in real mode (MOV, POP, LDS..LSS, far transfers, interrupts):
+   selector and base = selector << 4, nothing read, nothing checked.  The limit and the
+   other hidden attributes stay what the last protected-mode load left (big or "unreal"
+   mode relies on it; QEMU TCG does the same), so a CS loaded here keeps its D bit.  A
+   register that was unusable (null in protected mode) has nothing worth keeping: it
+   gets the attributes it has after a reset (64 KiB writable data, 16-bit), which keeps
+   the translator's limit checks from refusing every access through it. */
+static inline void xbt_real_seg(struct xbt_vcpu *v, int seg, uint16_t sel)
+{
+    xbt_segment *s = &v->arch.seg[seg];
+    if (s->unusable) {
+        *s = (xbt_segment){ 0 };
+        s->limit = 0xFFFF;
+        s->type = seg == XBT_CS ? 0xB : 0x3;
+        s->s = 1;
+        s->present = 1;
+    }
+    s->selector = sel;
+    s->base = (uint32_t)sel << 4;
+    v->ctx.seg_sel[seg] = sel;
+    v->ctx.seg_base[seg] = s->base;
+    v->ctx.seg_limit[seg] = s->limit;
+}
+
 /* STI once its privilege check passed: IF set, and when it was clear an interrupt
    shadow over the next instruction (at `next_eip`). */
 static inline void xbt_sti(struct xbt_vcpu *v, uint32_t next_eip)

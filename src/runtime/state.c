@@ -372,10 +372,11 @@ static bool get_cpu(struct buf *b, struct cpu_image *c)
     for (int i = 0; i < 8; i++)
         c->s.dr[i] = get32(b);
     c->cpl = get32(b);
-    /* What set_sregs and the run loop rely on: protected mode (xbt runs nothing else),
-       paging only with it, a CPL of 0 or 3 (the run loop knows no other). */
-    return ok && gl <= 0xFFFF && il <= 0xFFFF && (c->s.cr0 & XBT_CR0_PE) &&
-           (c->cpl == 0 || c->cpl == 3);
+    /* What set_sregs and the run loop rely on: paging only with protected mode, a CPL
+       of 0 or 3 (the run loop knows no other), and 0 in real mode. */
+    bool pe = c->s.cr0 & XBT_CR0_PE;
+    return ok && gl <= 0xFFFF && il <= 0xFFFF && (pe || !(c->s.cr0 & XBT_CR0_PG)) &&
+           (c->cpl == 0 || (c->cpl == 3 && pe));
 }
 
 /* The MSRs a guest can write (the TSC is a section of its own). */

@@ -123,6 +123,7 @@ struct xbt_vcpu {
     struct xbt_ibl_set {
         struct xbt_ibl_entry *t;
         uint32_t key;                /* the mode key of its entries (~0: none) */
+        uint32_t cs_base;            /* the CS base its entries' EIPs were learned under */
         bool stale;
         uint64_t stamp;              /* last use, for replacement */
         uint32_t n_used;             /* > XBT_IBL_USED_CAP: unknown, clear all */
@@ -223,6 +224,7 @@ struct xbt_vcpu {
         bool cmp_mmio_first;        /* CMPS with MMIO at ESI: [ESI] - [EDI] = mmio - other */
         uint64_t cmp_dst_gpa;       /* CMPS with MMIO on both sides (kind 6): [EDI]'s */
         int32_t step;               /* string: +-size per element (DF) */
+        bool addr16;                /* string: 16-bit addressing (SI, DI, CX alone) */
         uint32_t dst_lin;           /* MOVS from MMIO: where the element goes */
         uint32_t next_eip;
     } mmio;

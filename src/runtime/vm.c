@@ -489,7 +489,8 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
         v->ctx.seg_base[i] = v->arch.seg[i].base;
         v->ctx.seg_limit[i] = v->arch.seg[i].limit;
     }
-    v->arch.cpl = v->arch.seg[XBT_CS].dpl;
+    /* The CPL is CS's DPL in protected mode and 0 in real mode, whatever CS holds. */
+    v->arch.cpl = (s->cr0 & XBT_CR0_PE) ? v->arch.seg[XBT_CS].dpl : 0;
     v->arch.tr = s->tr, v->arch.ldtr = s->ldt, v->arch.gdtr = s->gdt, v->arch.idtr = s->idt;
     v->arch.cr0 = s->cr0 | XBT_CR0_ET;
     v->arch.cr2 = s->cr2;

@@ -76,7 +76,10 @@ static bool decode_current(struct xbt_vcpu *v, ZydisDecodedInstruction *in,
         n += chunk;
     }
     ZydisDecoder d;
-    ZydisDecoderInit(&d, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+    if (v->arch.seg[XBT_CS].db) /* CS's D bit: 32- or 16-bit code, in real mode too */
+        ZydisDecoderInit(&d, ZYDIS_MACHINE_MODE_LEGACY_32, ZYDIS_STACK_WIDTH_32);
+    else
+        ZydisDecoderInit(&d, ZYDIS_MACHINE_MODE_LEGACY_16, ZYDIS_STACK_WIDTH_16);
     return n && ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d, b, n, in, ops));
 }
 
@@ -115,9 +118,12 @@ static void check_string_operand(struct xbt_vcpu *v, const ZydisDecodedInstructi
     uint32_t size = op->size / 8, count = 1;
     if (in->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))
         count = v->ctx.gpr[XBT_ECX];
-    bool edi = op->mem.base == ZYDIS_REGISTER_EDI;
+    bool edi = op->mem.base == ZYDIS_REGISTER_EDI || op->mem.base == ZYDIS_REGISTER_DI;
+    uint32_t amask = in->address_width == 16 ? 0xFFFFu : 0xFFFFFFFFu;
+    if (amask == 0xFFFF)
+        count &= 0xFFFF; /* CX */
     uint32_t at = seg_base_of(v, edi ? ZYDIS_REGISTER_ES : op->mem.segment) +
-                  v->ctx.gpr[edi ? XBT_EDI : XBT_ESI];
+                  (v->ctx.gpr[edi ? XBT_EDI : XBT_ESI] & amask);
     if (!size || !count)
         return;
     uint64_t span = (uint64_t)count * size;
@@ -151,8 +157,10 @@ static void check_fault(struct xbt_vcpu *v, uint32_t lin, bool write)
         if (op->visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT && n) {
             ZydisRegisterContext ctx;
             memset(&ctx, 0, sizeof ctx);
-            for (int r = 0; r < 8; r++)
+            for (int r = 0; r < 8; r++) {
                 ctx.values[ZYDIS_REGISTER_EAX + r] = v->ctx.gpr[r];
+                ctx.values[ZYDIS_REGISTER_AX + r] = v->ctx.gpr[r] & 0xFFFF; /* 16-bit EAs */
+            }
             ZyanU64 ea;
             if (ZYAN_SUCCESS(ZydisCalcAbsoluteAddressEx(&in, op, 0, &ctx, &ea))) {
                 uint32_t at = seg_base_of(v, op->mem.segment) + (uint32_t)ea;

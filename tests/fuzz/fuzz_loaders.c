@@ -128,7 +128,10 @@ static void check_string(const struct boot_ram *ram, uint32_t a, uint64_t lim)
 static void check_multiboot(const struct boot_ram *ram, const struct boot_entry *e,
                             int nmods, const size_t *mod_len)
 {
-    if (e->eax != 0x2BADB002u || e->ebx != 0x9000)
+    /* The information follows the boot GDT (0x100 bytes after it), in low memory below
+       0x9f000: at 0x9000 unless the kernel occupies that area (loader.c). */
+    if (e->eax != 0x2BADB002u || e->ebx != e->gdt_base + 0x100 || e->ebx < 0x1100 ||
+        e->ebx + 128 > 0x9f000)
         abort();
     const uint8_t *mbi = ram->mem + e->ebx;
     uint32_t flags = boot_rd32(mbi);
@@ -137,11 +140,11 @@ static void check_multiboot(const struct boot_ram *ram, const struct boot_entry 
         if (!(flags & 8) || boot_rd32(mbi + 20) != (uint32_t)nmods)
             abort();
         uint32_t t = boot_rd32(mbi + 24);
-        if (t < 0x9000 || t + 16u * nmods > 0x9f000)
+        if (t < e->ebx || t + 16u * nmods > 0x9f000)
             abort();
         for (int i = 0; i < nmods; i++) {
             uint32_t s = boot_rd32(ram->mem + t + 16 * i), end = boot_rd32(ram->mem + t + 16 * i + 4);
-            if ((s & 0xfff) || s < 0xa0000 || end < s || end > ram->size || end - s != mod_len[i]) {
+            if ((s & 0xfff) || s < 0x100000 || end < s || end > ram->size || end - s != mod_len[i]) {
                 fprintf(stderr, "module %d at %#x-%#x (RAM %#llx)\n", i, s, end,
                         (unsigned long long)ram->size);
                 abort();
@@ -270,7 +273,10 @@ static size_t gen_input(uint8_t *in, size_t cap)
     uint8_t flags = (uint8_t)(rnd() & 0xfe) | (kind == 2);
     uint8_t ramb = (uint8_t)(rnd() % 8 ? rnd() % 25 : 0xff);
     uint64_t ramsz = ramb == 0xff ? 1u << 20 : (2u << 20) + ramb * (256u << 10);
-    uint32_t load = rnd() % 2 ? 0x100000 : 0xa0000 + (rnd() % 0x1000) * 0x1000;
+    /* High, from 640 KiB on, or low (where the loader's area has to move). */
+    uint32_t load = rnd() % 2   ? 0x100000
+                    : rnd() % 2 ? 0xa0000 + (rnd() % 0x1000) * 0x1000
+                                : 0x1000 + (rnd() % 0xa0) * 0x1000;
     if (kind == 0) {
         cn = bg_code_exit(code, 0);
         n = bg_elf(img, sizeof img, load, code, cn, rnd() % 0x10000);

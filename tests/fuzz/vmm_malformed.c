@@ -237,7 +237,7 @@ static void p_off_wrap(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(4), 
 static void p_filesz_big(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(16), 0x100); bg_w32(PH(20), 0x100); }
 static void p_file_gt_mem(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(20), 2); }
 static void p_paddr0(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0); }
-static void p_paddr_low(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0x9f000); }
+static void p_paddr_low(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0xff0); }
 static void p_paddr_top(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0xfffff000u); bg_w32(PH(20), 0x2000); }
 static void p_paddr_wrap(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(12), 0xfffffffcu); }
 static void p_memsz_huge(uint8_t *b, size_t *n) { (void)b; (void)n; bg_w32(PH(20), 0xffffffffu); }
@@ -303,8 +303,8 @@ static void k_trunc20(uint8_t *b, size_t *n) { (void)b; *n = 20; }
 static void k_load_low(uint8_t *b, size_t *n)
 {
     (void)n;
-    bg_w32(b + 12, 0x1000);
-    bg_w32(b + 16, 0x1000);
+    bg_w32(b + 12, 0x800);
+    bg_w32(b + 16, 0x800);
     bg_w32(b + 20, 0);
     bg_w32(b + 24, 0);
 }
@@ -453,7 +453,7 @@ static void elf_cases(void)
         { "ELF: p_offset + p_filesz wraps", p_off_wrap },
         { "ELF: p_filesz beyond the file", p_filesz_big },
         { "ELF: p_filesz > p_memsz", p_file_gt_mem }, { "ELF: p_paddr 0", p_paddr0 },
-        { "ELF: p_paddr in the low 640K", p_paddr_low }, { "ELF: p_paddr at 4G-4K", p_paddr_top },
+        { "ELF: p_paddr in the first page", p_paddr_low }, { "ELF: p_paddr at 4G-4K", p_paddr_top },
         { "ELF: p_paddr + p_memsz wraps", p_paddr_wrap }, { "ELF: p_memsz 4G-1", p_memsz_huge },
         { "ELF: segment past the end of RAM", p_ram_end }, { "ELF: no PT_LOAD", p_noload },
         { "ELF: only an empty segment", p_memsz0 }, { "ELF: overlapping segments", p_overlap },
@@ -477,6 +477,13 @@ static void elf_cases(void)
     RUN("boot: ELF, entry virtual", 0x4b, elf_file("ok5", L, 0x25, 0, p_two_high));
     RUN("boot: ELF at the end of 2 MiB", 0x4d, "--mem", "2",
         elf_file("ok6", (2u << 20) - 0x1000, 0x26, 0xff0, NULL));
+    /* Low kernels (kvm-unit-tests' realmode.flat is at 32 KiB): the loader's GDT and
+       information move to a free gap, or the kernel is refused when none is 64 KiB. */
+    RUN("boot: ELF at 32 KiB over the usual information area", 0x4f,
+        elf_file("ok7", 0x8000, 0x27, 0x10000, NULL));
+    RUN("boot: ELF at 4 KiB", 0x51, elf_file("ok8", 0x1000, 0x28, 0, NULL));
+    RUN("ELF: low memory left without 64 KiB for the information", NOIMAGE,
+        elf_file("full", 0x8000, 0x29, 0x90000, NULL));
 }
 
 static void kludge_cases(void)
@@ -490,7 +497,7 @@ static void kludge_cases(void)
         { "kludge: load_end 4G-1", k_end_wrap },
         { "kludge: bss_end below load_end", k_bss_below },
         { "kludge: bss_end 4G-16", k_bss_huge }, { "kludge: bss past RAM", k_bss_ram },
-        { "kludge: truncated header", k_trunc20 }, { "kludge: load at 4K", k_load_low },
+        { "kludge: truncated header", k_trunc20 }, { "kludge: load at 2K", k_load_low },
         { "kludge: load at 4G-16", k_load_top },
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

@@ -1,9 +1,15 @@
 /*
  * loader.c - multiboot v1 loading: find the header in the first 8 KiB, load an ELF32
  * image by its program headers (or a flat image by the a.out kludge addresses), place
- * modules page-aligned after the kernel, write the multiboot information with a
- * memory map at 0x9000, and give the entry state (EAX 0x2BADB002, EBX the information,
- * paging and interrupts off, a flat boot GDT).
+ * modules page-aligned after the kernel (from 1 MiB for a kernel below it), write the
+ * multiboot information with a memory map, and give the entry state (EAX 0x2BADB002, EBX
+ * the information, paging and interrupts off, a flat boot GDT).
+ *
+ * A kernel may load anywhere in RAM from 0x1000 up (kvm-unit-tests' realmode.flat loads
+ * at 32 KiB).  The loader's own area (the boot GDT, then the information, command lines
+ * and module table) lies in low memory where the kernel is not: [0x8f00, 0x9f000) as
+ * always when that is free, else the largest free gap of at least 64 KiB between 0x1000
+ * and 0x9f000 (below the EBDA).
  *
  * All arithmetic on the file's sizes and addresses is 64-bit, and every range is
  * checked against the file and against RAM before anything is copied.
@@ -17,20 +23,73 @@
 #define MB_BOOT_MAGIC 0x2BADB002u
 #define MB_AOUT_KLUDGE (1u << 16)
 #define MB_SEARCH 8192u      /* the header lies within the file's first 8 KiB */
-#define MBI_ADDR 0x9000u     /* information, command lines, map: up to MBI_END */
-#define MBI_END 0x9f000u
-#define GDT_ADDR 0x8f00u     /* the boot GDT, just below the information */
-#define LOAD_MIN 0xa0000u    /* kernels and modules load above the low 640 KiB */
+#define LOAD_MIN 0x1000u     /* the first page: the IVT and the BIOS data area */
+#define AREA_DEFAULT 0x8f00u /* the loader's area when free: GDT 0x8f00, information 0x9000 */
+#define AREA_END 0x9f000u    /* areas end below the EBDA (firmware.c, 0x9fc00) */
+#define AREA_MIN 0x10000u    /* an area elsewhere has at least 64 KiB */
+#define AREA_INFO 0x100u     /* the information's offset in the area, after the GDT */
+#define MODS_LOW_MIN 0x100000u /* modules of a kernel below 1 MiB start there */
 
 /* The span [lo, hi) of guest RAM a kernel occupies. */
 struct span {
     uint64_t lo, hi;
 };
 
-/* [a, a + n) inside RAM and above the low 640 KiB (the information lives there). */
+/* What the kernel occupies: each loaded segment, and their hull. */
+struct kmap {
+    struct span seg[64];
+    unsigned n;
+    struct span all;
+};
+
+/* The loader's area: GDT at gdt, the information at info, its strings up to end. */
+struct area {
+    uint32_t gdt, info, end;
+};
+
+/* [a, a + n) inside RAM and above its first page. */
 static bool fits(const struct boot_ram *ram, uint64_t a, uint64_t n)
 {
     return a >= LOAD_MIN && n <= ram->size && a <= ram->size - n;
+}
+
+/* Where the run of memory free of the kernel that starts at `at` ends (at most
+   AREA_END); `at` itself when a segment holds it. */
+static uint64_t free_until(const struct kmap *k, uint64_t at)
+{
+    uint64_t end = AREA_END;
+    for (unsigned i = 0; i < k->n; i++) {
+        if (k->seg[i].lo <= at && at < k->seg[i].hi)
+            return at;
+        if (k->seg[i].lo > at && k->seg[i].lo < end)
+            end = k->seg[i].lo;
+    }
+    return end;
+}
+
+/* The loader's area (see the top): the usual one, or the largest free gap below
+   AREA_END starting at LOAD_MIN or at the page after a segment. */
+static int pick_area(const struct kmap *k, const char *name, struct area *a, char *err,
+                     size_t errlen)
+{
+    uint64_t best = AREA_DEFAULT, best_end = free_until(k, AREA_DEFAULT);
+    if (best_end != AREA_END) {
+        best = LOAD_MIN;
+        best_end = free_until(k, LOAD_MIN);
+        for (unsigned i = 0; i < k->n; i++) {
+            uint64_t c = (k->seg[i].hi + 0xfff) & ~0xfffull;
+            uint64_t e = c < AREA_END ? free_until(k, c) : c;
+            if (e - c > best_end - best)
+                best = c, best_end = e;
+        }
+        if (best_end - best < AREA_MIN)
+            return boot_fail(err, errlen, "%s: the kernel leaves no 64 KiB between %#x and "
+                             "%#x for the multiboot information", name, LOAD_MIN, AREA_END);
+    }
+    a->gdt = (uint32_t)best;
+    a->info = (uint32_t)best + AREA_INFO;
+    a->end = (uint32_t)best_end;
+    return 0;
 }
 
 /* The header: magic, flags and checksum, 4-byte aligned within the first 8 KiB. */
@@ -50,7 +109,7 @@ static int find_header(const struct boot_blob *k, size_t *hoff, char *err, size_
 
 /* The a.out kludge: the header gives the load addresses of a flat image. */
 static int load_kludge(const struct boot_ram *ram, const struct boot_blob *k, size_t hoff,
-                       uint32_t *entry, struct span *sp, char *err, size_t errlen)
+                       uint32_t *entry, struct kmap *km, char *err, size_t errlen)
 {
     size_t lim = k->len < MB_SEARCH ? k->len : MB_SEARCH;
     if (hoff + 32 > lim)
@@ -83,8 +142,8 @@ static int load_kludge(const struct boot_ram *ram, const struct boot_blob *k, si
                          (unsigned long long)top, LOAD_MIN, (unsigned long long)ram->size);
     memcpy(ram->mem + load_addr, k->data + foff, n);
     memset(ram->mem + load_addr + n, 0, top - load_addr - n);
-    sp->lo = load_addr;
-    sp->hi = top;
+    km->seg[0] = km->all = (struct span){ load_addr, top };
+    km->n = 1;
     return 0;
 }
 
@@ -123,14 +182,14 @@ static const uint8_t *elf_phdrs(const struct boot_blob *k, unsigned *phnum, uint
 
 /* Loads the PT_LOAD segments at their physical addresses. */
 static int load_elf(const struct boot_ram *ram, const struct boot_blob *k, uint32_t *entry,
-                    struct span *sp, char *err, size_t errlen)
+                    struct kmap *km, char *err, size_t errlen)
 {
     unsigned phnum;
     uint32_t e_entry;
     const uint8_t *ph = elf_phdrs(k, &phnum, &e_entry, err, errlen);
     if (!ph)
         return -1;
-    struct span seen[64];
+    struct span *seen = km->seg, *sp = &km->all;
     unsigned nseen = 0;
     *entry = e_entry;
     sp->lo = ~0ull;
@@ -157,9 +216,10 @@ static int load_elf(const struct boot_ram *ram, const struct boot_blob *k, uint3
                 return boot_fail(err, errlen, "%s: segment %u at %#llx-%#llx overlaps an "
                                  "earlier one in memory", k->name, i,
                                  (unsigned long long)lo, (unsigned long long)hi);
-        if (nseen == sizeof seen / sizeof seen[0])
+        if (nseen == sizeof km->seg / sizeof km->seg[0])
             return boot_fail(err, errlen, "%s: more than %u loadable segments", k->name, nseen);
         seen[nseen++] = (struct span){ lo, hi };
+        km->n = nseen;
         memcpy(ram->mem + lo, k->data + p.p_offset, p.p_filesz);
         memset(ram->mem + lo + p.p_filesz, 0, p.p_memsz - p.p_filesz);
         if (lo < sp->lo)
@@ -175,21 +235,21 @@ static int load_elf(const struct boot_ram *ram, const struct boot_blob *k, uint3
     return 0;
 }
 
-/* Bump allocation inside the information area [MBI_ADDR, MBI_END). */
+/* Bump allocation inside the information area [info, end). */
 struct mbi_area {
     uint8_t *mem;
-    uint32_t p;
+    uint32_t p, end;
 };
 
 static uint32_t mbi_put(struct mbi_area *a, const void *src, size_t n)
 {
-    if (n > MBI_END - a->p)
+    if (n > a->end - a->p)
         return 0;
     uint32_t at = a->p;
     memcpy(a->mem + at, src, n);
     a->p += (uint32_t)((n + 3) & ~(size_t)3);
-    if (a->p > MBI_END)
-        a->p = MBI_END;
+    if (a->p > a->end)
+        a->p = a->end;
     return at;
 }
 
@@ -232,17 +292,17 @@ static int load_modules(const struct boot_ram *ram, const struct boot_mod *mods,
 /* The information block: memory sizes, command line, loader name, memory map, modules. */
 static int write_info(const struct boot_ram *ram, const struct boot_blob *k,
                       const char *cmdline, const struct boot_mod *mods, int nmods,
-                      uint64_t mods_at, char *err, size_t errlen)
+                      uint64_t mods_at, const struct area *ar, char *err, size_t errlen)
 {
-    struct mbi_area a = { ram->mem, MBI_ADDR + 128 };
-    memset(ram->mem + MBI_ADDR, 0, MBI_END - MBI_ADDR);
+    struct mbi_area a = { ram->mem, ar->info + 128, ar->end };
+    memset(ram->mem + ar->info, 0, ar->end - ar->info);
     uint32_t info[30] = { 0 };
     info[0] = 0x1 | 0x4 | 0x40 | 0x200; /* mem, cmdline, mmap, loader name */
     info[1] = 639;
     info[2] = (uint32_t)((ram->size - 0x100000) >> 10);
     /* The command line: the kernel's name, then the arguments, as GRUB passes them. */
     size_t nl = strlen(k->name), cl = cmdline ? strlen(cmdline) : 0;
-    if (nl + 1 + cl + 1 > MBI_END - a.p - 4096)
+    if (nl + 1 + cl + 1 > a.end - a.p - 4096)
         return boot_fail(err, errlen, "the command line has %zu bytes: more than the "
                          "multiboot information area holds", nl + 1 + cl);
     uint8_t *line = ram->mem + a.p;
@@ -272,7 +332,7 @@ static int write_info(const struct boot_ram *ram, const struct boot_blob *k,
     info[12] = mbi_put(&a, map, sizeof map);
     if (nmods > 0 && load_modules(ram, mods, nmods, mods_at, &a, info, err, errlen))
         return -1;
-    memcpy(ram->mem + MBI_ADDR, info, sizeof info);
+    memcpy(ram->mem + ar->info, info, sizeof info);
     return 0;
 }
 
@@ -293,24 +353,31 @@ int boot_multiboot(const struct boot_ram *ram, const struct boot_blob *kernel,
         return boot_fail(err, errlen, "%s: multiboot header asks for unsupported features "
                          "(flags %#x)", kernel->name, flags);
     uint32_t eip = 0;
-    struct span sp = { 0, 0 };
-    if ((flags & MB_AOUT_KLUDGE) ? load_kludge(ram, kernel, hoff, &eip, &sp, err, errlen)
-                                 : load_elf(ram, kernel, &eip, &sp, err, errlen))
+    struct kmap km;
+    memset(&km, 0, sizeof km);
+    struct area ar = { 0, 0, 0 };
+    if ((flags & MB_AOUT_KLUDGE) ? load_kludge(ram, kernel, hoff, &eip, &km, err, errlen)
+                                 : load_elf(ram, kernel, &eip, &km, err, errlen))
         return -1;
-    if (write_info(ram, kernel, cmdline, mods, nmods, sp.hi, err, errlen))
+    if (pick_area(&km, kernel->name, &ar, err, errlen))
+        return -1;
+    /* Below 1 MiB lie the loader's area, the EBDA and the firmware's tables: a low
+       kernel's modules go above. */
+    uint64_t mods_at = km.all.hi < MODS_LOW_MIN ? MODS_LOW_MIN : km.all.hi;
+    if (write_info(ram, kernel, cmdline, mods, nmods, mods_at, &ar, err, errlen))
         return -1;
 
     /* Multiboot leaves GDTR undefined; like QEMU's loader, give a valid flat GDT so a
        guest that never loads its own still takes interrupts (CS 0x08, data 0x10/0x18). */
     static const uint64_t gdt[4] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
                                      0x00cf92000000ffffull };
-    memcpy(ram->mem + GDT_ADDR, gdt, sizeof gdt);
+    memcpy(ram->mem + ar.gdt, gdt, sizeof gdt);
     memset(entry, 0, sizeof *entry);
     entry->eax = MB_BOOT_MAGIC;
-    entry->ebx = MBI_ADDR;
+    entry->ebx = ar.info;
     entry->eip = eip;
     entry->eflags = 0x2;
-    entry->gdt_base = GDT_ADDR;
+    entry->gdt_base = ar.gdt;
     entry->gdt_limit = sizeof gdt - 1;
     entry->idt_limit = 0x3ff;
     return 0;
