@@ -29,6 +29,17 @@ enum xbt_decode_status xbt_decode_as(const xbt_decoder *d, bool code16, const ui
     if (ZYAN_SUCCESS(s)) {
         out->length = out->zi.length;
         memcpy(out->bytes, buf, out->length);
+        /* 0x3E before an indirect CALL/JMP is CET's NOTRACK to Zydis, which then drops
+           it as a segment override; without CET it is DS: [EBP]/[BP] operands must not
+           default to SS. */
+        if (out->zi.attributes & ZYDIS_ATTRIB_HAS_NOTRACK) {
+            out->zi.attributes |= ZYDIS_ATTRIB_HAS_SEGMENT_DS;
+            for (unsigned i = 0; i < out->zi.operand_count; i++)
+                if (out->ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+                    out->ops[i].mem.type == ZYDIS_MEMOP_TYPE_MEM &&
+                    out->ops[i].visibility == ZYDIS_OPERAND_VISIBILITY_EXPLICIT)
+                    out->ops[i].mem.segment = ZYDIS_REGISTER_DS;
+        }
         xbt_classify(out);
         return XBT_DECODE_OK;
     }

@@ -34,7 +34,7 @@
  * compat.S's code does not); in xbt the same segments with CS.db and SS.db as natively.
  * With 64 KiB segments every 16-bit offset is valid, so SI, DI and SP wrap at 64 KiB
  * inside them.  The section "16-bit code" below says what is generated and kept by
- * construction, and which forms are excluded because of known xbt bugs (EXCLUDED).
+ * construction, and the one form excluded where this CPU and the SDM differ (EXCLUDED).
  * Not covered: instructions that fault by design (tests/guests covers faults).
  */
 #define _GNU_SOURCE
@@ -803,13 +803,6 @@ static void gen16_muldiv(struct code *c)
 /* push flags; popf; pushf; pop r (16 or 32 bits): arithmetic flags and DF, IF kept. */
 static void flags16(struct code *c)
 {
-    /* EXCLUDED on a 16-bit stack (xbt bug): POPF's callout (callouts.c pop(), and the
-       fast path in callouts_fast.c) reads SS.base + ESP and adds to ESP whole, ignoring
-       SS.B: an MMIO exit when ESP's upper half is nonzero, no wrap of SP at 64 KiB. */
-    if (gen_on_stack16) {
-        put(c, 1, 0x9C); put(c, 1, 0x58 + vreg()); /* pushf; pop r: PUSHF is right */
-        return;
-    }
     uint32_t v = (rnd() & 0xCD5u) | 0x202u;
     if (rndn(2)) {
         put(c, 2, 0x66, 0x68); put32(c, v); put(c, 2, 0x66, 0x9D);
@@ -889,15 +882,7 @@ static void gen16_string(struct code *c)
     static const uint8_t ops[] = { 0xA4, 0xA5, 0xAA, 0xAB, 0xAC, 0xAD, 0xA6, 0xA7, 0xAE, 0xAF };
     bool a32 = rndn(5) == 0;
     uint8_t op = ops[rndn(10)];
-    /* EXCLUDED (xbt bug): CMPS with 16-bit addressing reads its source through ES, not DS
-       or the override (emit_string takes ops[1]'s segment, ES:DI for CMPS, and looks for
-       the ESI-based operand only; with 16-bit addressing its base is SI). */
-    if (!a32 && (op == 0xA6 || op == 0xA7))
-        op = rndn(2) ? 0xA4 : 0xAE;
-    /* EXCLUDED (xbt bug): LODS with a segment override and 16-bit addressing reads DS
-       (emit_string looks for the override on an ESI-based operand only; here it is SI). */
-    bool lods16 = !a32 && (op == 0xAC || op == 0xAD);
-    bool cs_src = !a32 && !lods16 && rndn(8) == 0 && op != 0xAA && op != 0xAB && op != 0xAE &&
+    bool cs_src = !a32 && rndn(8) == 0 && op != 0xAA && op != 0xAB && op != 0xAE &&
                   op != 0xAF;
     if (a32) {
         norm32(c, ESI);
@@ -921,7 +906,7 @@ static void gen16_string(struct code *c)
         put(c, 1, 0xFD);
     if (cs_src)
         put(c, 1, 0x2E);
-    else if (!lods16 && rndn(3) == 0)
+    else if (rndn(3) == 0)
         put(c, 1, (const uint8_t[]){ 0x26, 0x36, 0x3E, 0x64, 0x65 }[rndn(5)]);
     if ((op & 1) && rndn(3) == 0)
         put(c, 1, 0x66);
@@ -1016,34 +1001,18 @@ static void gen16_stack(struct code *c)
     case 10: /* jmp ax over one byte */
         put(c, 3, 0xE8, 0, 0); put(c, 1, 0x58 + v); put(c, 3, 0x83, 0xC0 | v, 7);
         put(c, 2, 0xFF, 0xE0 | v); put(c, 1, 0x40 + vreg()); break;
-    case 11: /* pusha; clobber; popa (16 or 32 bits).  EXCLUDED on a 16-bit stack (xbt
-                bug): PUSHA(D)/POPA(D) whose 16 or 32 bytes pass SP's wrap at 64 KiB
-                address SS.base + (SP - n mod 64 KiB) + k for each register, beyond the
-                segment, instead of wrapping each element: so with SP moved away first */
-        if (gen_on_stack16)
-            put(c, 3, 0x83, 0xEC, 0x40); /* sub sp, 0x40 */
+    case 11: /* pusha; clobber; popa (16 or 32 bits); on a 16-bit stack each element
+                wraps at 64 KiB by itself */
         if (rndn(2)) { put(c, 1, 0x60); put(c, 2, 0x31, 0xC0 | areg() << 3 | vreg()); put(c, 1, 0x61); }
         else { put(c, 2, 0x66, 0x60); put(c, 3, 0x66, 0x31, 0xC0 | areg() << 3 | vreg()); put(c, 2, 0x66, 0x61); }
-        if (gen_on_stack16)
-            put(c, 3, 0x83, 0xC4, 0x40); /* add sp, 0x40 */
         break;
-    case 12: { /* enter/leave 16.  EXCLUDED on a 16-bit stack (xbt bug): ENTER level 2,
-                  whose three pushes pass SP's wrap when SP = 4, writes beyond the segment
-                  as PUSHA does: so with SP moved away first (levels 0 and 1 stay at the
-                  wrap; their pushes cannot pass it from SP = 0 mod 4) */
-        unsigned level = rndn(3);
-        bool away = gen_on_stack16 && level == 2;
-        if (away)
-            put(c, 3, 0x83, 0xEC, 0x40); /* sub sp, 0x40 */
-        put(c, 4, 0xC8, 2 * (int)rndn(32), 0, (int)level); put(c, 1, 0xC9);
-        if (away)
-            put(c, 3, 0x83, 0xC4, 0x40); /* add sp, 0x40 */
+    case 12: /* enter/leave 16, levels 0-2 (on a 16-bit stack, at SP's wrap too) */
+        put(c, 4, 0xC8, 2 * (int)rndn(32), 0, (int)rndn(3)); put(c, 1, 0xC9);
         break;
-    }
-    case 13: /* enter/leave 32.  EXCLUDED on a 16-bit stack (xbt bug): there this CPU
-                takes ENTER's frame pointer from ESP whole (EBP = ESP's upper half : SP,
-                pushed so at levels 1 and 2), xbt from SP (EBP's upper half kept; pushed
-                zero-extended) */
+    case 13: /* enter/leave 32.  EXCLUDED on a 16-bit stack: there this (AMD) CPU takes
+                ENTER's frame pointer from ESP whole (EBP = ESP's upper half : SP, pushed
+                so at levels 1 and 2); xbt follows the SDM's ENTER (StackSize 16: BP =
+                FrameTemp, SP-based) and QEMU TCG (gen_enter: the stack size's width) */
         if (gen_on_stack16)
             put(c, 4, 0xC8, 4 * (int)rndn(16), 0, (int)rndn(2)), put(c, 1, 0xC9);
         else
@@ -1053,9 +1022,7 @@ static void gen16_stack(struct code *c)
                            there first; the callee returns */
         bool call = rndn(2);
         struct ea e = pick_ea(c);
-        /* EXCLUDED (xbt bug): 0x3E on an indirect CALL/JMP decodes as NOTRACK (Zydis)
-           and the DS override is lost: [bp+...] is read through SS */
-        uint8_t seg = rndn(4) ? 0 : (const uint8_t[]){ 0x26, 0x36, 0x64, 0x65 }[rndn(4)];
+        uint8_t seg = rndn(4) ? 0 : (const uint8_t[]){ 0x26, 0x36, 0x3E, 0x64, 0x65 }[rndn(5)];
         struct code t = { .n = 0 };
         for (int i = 0; i < 2; i++) { /* mov [m], v; call/jmp [m] */
             if (seg) put(&t, 1, seg);
