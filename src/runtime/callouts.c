@@ -909,10 +909,12 @@ static int co_seg_load(struct xbt_vcpu *v, const struct co_call *c)
     unsigned size = c->size;
     uint32_t err = 0;
     if (s->kind == XBT_CO_LOAD_FAR_PTR) {
+        /* The site's size is the far pointer's: m16:16 (4 bytes) or m16:32 (6). */
+        unsigned osz = size == 4 ? 2 : 4;
         uint32_t off = 0;
         uint16_t sel;
-        if (!read_mem(v, v->ctx.callout_ea, &off, size == 2 ? 2 : 4) ||
-            !read_mem(v, v->ctx.callout_ea + (size == 2 ? 2 : 4), &sel, 2))
+        if (!read_mem(v, v->ctx.callout_ea, &off, osz) ||
+            !read_mem(v, v->ctx.callout_ea + osz, &sel, 2))
             return fault(v, XBT_GP, 0);
         int seg = s->mnemonic == ZYDIS_MNEMONIC_LDS ? XBT_DS : s->mnemonic == ZYDIS_MNEMONIC_LES ? XBT_ES
                 : s->mnemonic == ZYDIS_MNEMONIC_LFS ? XBT_FS : s->mnemonic == ZYDIS_MNEMONIC_LGS ? XBT_GS
@@ -920,7 +922,7 @@ static int co_seg_load(struct xbt_vcpu *v, const struct co_call *c)
         int r = xbt_seg_load(v, seg, sel, &err);
         if (r >= 0)
             return xfer(v, r, err);
-        set_reg(v, s->reg, size == 2 ? 2 : 4, off);
+        set_reg(v, s->reg, osz, off);
         return next(v);
     }
     uint32_t sel, esp = v->ctx.gpr[XBT_ESP];

@@ -289,8 +289,13 @@ static void on_mmio(struct vmm *m, xbt_exit *ex)
         static bool said;
         if (!said) {
             said = true;
-            fprintf(stderr, "xbt-run: MMIO at %#llx without a device: open bus\n",
-                    (unsigned long long)ex->mmio.gpa);
+            xbt_regs r = { 0 };
+            xbt_sregs sr = { 0 };
+            xbt_vcpu_get_regs(m->cpu, &r);
+            xbt_vcpu_get_sregs(m->cpu, &sr);
+            fprintf(stderr, "xbt-run: MMIO %s at %#llx without a device (cs=%04x eip=%08x): "
+                    "open bus\n", ex->mmio.is_write ? "write" : "read",
+                    (unsigned long long)ex->mmio.gpa, sr.cs.selector, r.eip);
         }
         if (!ex->mmio.is_write)
             ex->mmio.data = ~0ull;
