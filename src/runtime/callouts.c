@@ -408,14 +408,17 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
    lasts, up to the end of the memory operand's page, upwards only, RAM only (checked
    with the access's rights); 1 where any of that does not hold (the element path: its
    faults and MMIO are exact). */
-static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size, bool write)
+static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size, bool write,
+                                uint32_t mask, uint32_t ptr)
 {
     if (!(v->vm->cfg.flags & XBT_VM_STRING_IO) || (v->ctx.eflags & XBT_EFLAGS_DF))
         return 1;
-    uint32_t n = v->ctx.gpr[XBT_ECX];
+    uint32_t n = v->ctx.gpr[XBT_ECX] & mask;
     uint32_t room = (4096 - (lin & 0xFFF)) / size;
     if (n > room)
         n = room;
+    if (mask != 0xFFFFFFFFu && n > (0x10000 - (ptr & mask)) / size)
+        n = (0x10000 - (ptr & mask)) / size; /* SI/DI wrap at 64 KiB: not in one batch */
     if (n < 2 || !xbt_probe_lin(v, lin, n * size, write, v->arch.cpl == 3)) {
         v->pf_pending = false;
         return 1;
@@ -456,48 +459,46 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
 {
     const struct xbt_callout_site *s = c->s;
     unsigned size = c->size;
-    uint32_t eip = c->eip, nxt = c->nxt;
+    uint32_t eip = c->eip, nxt = c->nxt, m = xbt_str_mask(s);
+    uint32_t *esi = &v->ctx.gpr[XBT_ESI], *edi = &v->ctx.gpr[XBT_EDI];
+    uint32_t *ecx = &v->ctx.gpr[XBT_ECX];
     if (!io_allowed_port(v, (uint16_t)v->ctx.gpr[XBT_EDX], size))
         return fault(v, XBT_GP, 0);
     bool rep = s->flags & XBT_COF_REP;
-    if (rep && v->ctx.gpr[XBT_ECX] == 0)
+    if (rep && (*ecx & m) == 0)
         return next(v);
     uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
     int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
     /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
-       instruction until ECX runs out. */
-    if (s->kind == XBT_CO_OUTS && rep) {
-        uint32_t lin = v->arch.seg[XBT_DS].base + v->ctx.gpr[XBT_ESI];
-        uint32_t n = string_io_count(v, lin, size, false);
+       instruction until the count runs out. */
+    if (s->kind == XBT_CO_OUTS) {
+        uint32_t lin = v->arch.seg[s->seg < XBT_NSEG ? s->seg : XBT_DS].base + (*esi & m);
+        uint32_t n = rep ? string_io_count(v, lin, size, false, m, *esi) : 1;
         if (n > 1 && xbt_read_lin_as(v, lin, v->pio.buf, n * size, v->arch.cpl == 3)) {
-            v->ctx.gpr[XBT_ESI] += n * size;
-            v->ctx.gpr[XBT_ECX] -= n;
-            v->ctx.eip = v->ctx.gpr[XBT_ECX] ? eip : nxt;
+            xbt_str_add(esi, m, n * size);
+            xbt_str_add(ecx, m, (uint32_t)-n);
+            v->ctx.eip = (*ecx & m) ? eip : nxt;
             return string_io_exit(v, port, size, false, n);
         }
         v->pf_pending = false;
-    }
-    if (s->kind == XBT_CO_OUTS) {
         uint32_t val = 0;
-        if (!read_mem(v, v->arch.seg[XBT_DS].base + v->ctx.gpr[XBT_ESI], &val, size))
+        if (!read_mem(v, lin, &val, size))
             return fault(v, XBT_GP, 0);
-        v->ctx.gpr[XBT_ESI] += (uint32_t)step;
+        xbt_str_add(esi, m, (uint32_t)step);
         if (rep)
-            v->ctx.gpr[XBT_ECX]--;
-        v->ctx.eip = rep && v->ctx.gpr[XBT_ECX] ? eip : nxt;
+            xbt_str_add(ecx, m, (uint32_t)-1);
+        v->ctx.eip = rep && (*ecx & m) ? eip : nxt;
         return io_exit(v, port, size, false, val);
     }
-    /* The store to ES:EDI is made when the data comes: check it now, with the rights of
-       the current privilege (memory without RAM: left to the store). */
-    if (!xbt_probe_lin(v, v->arch.seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size, true,
-                       v->arch.cpl == 3) && v->pf_pending)
+    /* The store to ES:(E)DI is made when the data comes: check it now, with the rights
+       of the current privilege (memory without RAM: left to the store). */
+    uint32_t lin = v->arch.seg[XBT_ES].base + (*edi & m);
+    if (!xbt_probe_lin(v, lin, size, true, v->arch.cpl == 3) && v->pf_pending)
         return fault(v, XBT_PF, 0);
     v->pio.in_pending = true;
     v->pio.in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
-    uint32_t n = rep ? string_io_count(v, v->arch.seg[XBT_ES].base + v->ctx.gpr[XBT_EDI], size,
-                                       true)
-                     : 1;
-    v->pio.next_eip = rep && v->ctx.gpr[XBT_ECX] > n ? eip : nxt;
+    uint32_t n = rep ? string_io_count(v, lin, size, true, m, *edi) : 1;
+    v->pio.next_eip = rep && (*ecx & m) > n ? eip : nxt;
     v->ctx.eip = v->pio.next_eip;
     if (n > 1)
         return string_io_exit(v, port, size, true, n);

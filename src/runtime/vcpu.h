@@ -611,4 +611,15 @@ bool xbt_callout_mmio_store(struct xbt_vcpu *v);
    next exits (callouts.c).  false: neither (a #PF is pending, or not emulated). */
 bool xbt_store_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len);
 
+/* INS/OUTS's pointers and count in the site's address size: SI/DI/CX wrapping at 64 KiB
+   with 16-bit addressing (the upper halves kept), else ESI/EDI/ECX. */
+static inline uint32_t xbt_str_mask(const struct xbt_callout_site *s)
+{
+    return (s->flags & XBT_COF_ADDR16) ? 0xFFFFu : 0xFFFFFFFFu;
+}
+static inline void xbt_str_add(uint32_t *r, uint32_t mask, uint32_t delta)
+{
+    *r = (*r & ~mask) | ((*r + delta) & mask);
+}
+
 #endif

@@ -194,6 +194,7 @@ struct xbt_ibl_entry {
 #define XBT_COF_HAS_MEM    0x02 /* R15D holds the memory operand's linear address */
 #define XBT_COF_REP        0x04 /* REP prefix (INS/OUTS) */
 #define XBT_COF_IMM_PORT   0x08 /* IN/OUT with an immediate port (imm) else DX */
+#define XBT_COF_ADDR16     0x10 /* 16-bit address size: INS/OUTS use DI/SI/CX */
 
 #ifndef __ASSEMBLER__
 /*
@@ -211,7 +212,8 @@ struct xbt_callout_site {
     uint8_t reg2;       /* CRn/DRn number, segment register number, or 0xFF */
     uint32_t imm;       /* immediate: vector, port, offset of a far pointer, ret imm16 */
     uint16_t imm_sel;   /* selector of a direct far pointer */
-    uint16_t pad;
+    uint8_t seg;        /* the memory operand's segment (XBT_ES..; OUTS: its source) */
+    uint8_t pad;
 };
 _Static_assert(sizeof(struct xbt_callout_site) == 20, "abi");
 #endif

@@ -279,6 +279,14 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
         s.flags |= XBT_COF_ENDS_BLOCK;
     if (in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))
         s.flags |= XBT_COF_REP;
+    if (in->zi.address_width == 16)
+        s.flags |= XBT_COF_ADDR16;
+    s.seg = in->seg;
+    for (unsigned i = 0; i < in->zi.operand_count && kind == XBT_CO_OUTS; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i]; /* OUTS's source: DS or an override */
+        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY && xbt_gpr_index(op->mem.base) == XBT_ESI)
+            s.seg = (uint8_t)xbt_seg_index(op->mem.segment);
+    }
 
     for (unsigned i = 0; i < in->zi.operand_count; i++) {
         const ZydisDecodedOperand *op = &in->ops[i];

@@ -1664,6 +1664,49 @@ t_io:
     outw %ax, $0xe0
     inl $0xe0, %eax
     CHECK "outw imm8 then inl", 0x0102beef
+    /* OUTS and INS with 16-bit addressing: SI, DI and CX wrap at 64 KiB (the upper
+       halves of ESI, EDI and ECX kept); OUTS reads through its segment override. */
+    movb %fs:0xffff, %al
+    movb %fs:0, %ah
+    pushw %ax
+    movb $0x5a, %fs:0xffff
+    movb $0xa5, %fs:0
+    movl $0x12340002, %ecx
+    movl $0x7777ffff, %esi
+    movw $0xe0, %dx
+    rep outsb %fs:(%si), (%dx)
+    movl %esi, %eax
+    CHECK "rep outsb fs:(si) from 0xffff: ESI wraps to 0x77770001", 0x77770001
+    movl %ecx, %eax
+    CHECK "rep outsb: CX counts to 0, ECX's upper half kept", 0x12340000
+    inb $0xe0, %al
+    CHECKB "rep outsb: the second byte came from FS:0", 0xa5
+    popw %ax
+    movb %al, %fs:0xffff
+    movb %ah, %fs:0
+    movw $ES_SEG, %ax
+    movw %ax, %es
+    movb %es:0xffff, %al
+    movb %es:0, %ah
+    pushw %ax
+    movb $0, %es:0xffff
+    movb $0, %es:0
+    movl $0xc3, %eax
+    outl %eax, $0xe0
+    movl $0x5678ffff, %edi
+    movl $0x9abc0002, %ecx
+    movw $0xe0, %dx
+    rep insb (%dx), %es:(%di)
+    movl %edi, %eax
+    CHECK "rep insb to 0xffff: EDI wraps to 0x56780001", 0x56780001
+    movl %ecx, %eax
+    CHECK "rep insb: ECX's upper half kept", 0x9abc0000
+    movb %es:0xffff, %al
+    movb %es:0, %ah
+    CHECKW "rep insb: ES:0xffff and ES:0 written", 0xc3c3
+    popw %ax
+    movb %al, %es:0xffff
+    movb %ah, %es:0
     xorl %eax, %eax
     cpuid
     movl %ebx, %eax
