@@ -14,6 +14,15 @@
  *              IOAPIC 1, interrupt entries for ISA IRQs 0-15 but the cascade, ExtINT on
  *              LINT0 and NMI on LINT1).
  *
+ *   0x0        the real-mode interrupt vector table as a BIOS leaves it: every vector at
+ *              an IRET in the BIOS segment (F000:FF53, where PC BIOSes keep theirs),
+ *              IRQ0-7 (vectors 0x08-0x0F) and IRQ8-15 (0x70-0x77) at stubs that send
+ *              the 8259s their EOI, IRQ0's also counting the BDA's ticks (0x46c); the
+ *              stubs at 0xfff00 (the PIT and PICs start as the BIOS leaves them too:
+ *              pit.c, pic.c).  Real-mode guests that enable interrupts without
+ *              installing handlers (kvm-unit-tests' realmode) find what QEMU's SeaBIOS
+ *              leaves them.
+ *
  * Every table carries its checksum.  Identifiers: OEM "XBTRUN", table "XBTPC".
  */
 #include <string.h>
@@ -275,11 +284,35 @@ static void mp_table(uint8_t *ram)
     f[10] = fix_sum(f, 16);
 }
 
+static void bios_ivt(uint8_t *ram)
+{
+    static const uint8_t irq0[] = { 0x50, 0x1e, 0x31, 0xc0, 0x8e, 0xd8, /* push ax/ds; ds=0 */
+                                    0x66, 0xff, 0x06, 0x6c, 0x04,       /* inc dword [46c] */
+                                    0xb0, 0x20, 0xe6, 0x20,             /* EOI to the master */
+                                    0x1f, 0x58, 0xcf };                 /* pop ds/ax; iret */
+    static const uint8_t master[] = { 0x50, 0xb0, 0x20, 0xe6, 0x20, 0x58, 0xcf };
+    static const uint8_t slave[] = { 0x50, 0xb0, 0x20, 0xe6, 0xa0, 0xe6, 0x20, 0x58, 0xcf };
+    uint8_t *stubs = ram + 0xfff00;
+    memcpy(stubs, irq0, sizeof irq0);
+    memcpy(stubs + 0x20, master, sizeof master);
+    memcpy(stubs + 0x30, slave, sizeof slave);
+    stubs[0x53] = 0xcf;
+    for (unsigned v = 0; v < 256; v++) {
+        uint16_t off = v == 0x08                ? 0xff00
+                       : v > 0x08 && v <= 0x0f  ? 0xff20
+                       : v >= 0x70 && v <= 0x77 ? 0xff30
+                                                : 0xff53;
+        put16(ram + 4 * v, off);
+        put16(ram + 4 * v + 2, 0xf000);
+    }
+}
+
 void firmware_write(struct vmm *m)
 {
     uint8_t *ram = xbt_vm_ram(m->vm);
     bios_data_area(m, ram);
     memset(ram + TABLES, 0, 0x10000);
+    bios_ivt(ram);
     acpi_tables(ram);
     mp_table(ram);
     xbt_vm_invalidate(m->vm, 0, 0x100000);

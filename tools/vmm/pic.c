@@ -58,8 +58,10 @@ void pic_init(struct vmm *m)
     for (int i = 0; i < 2; i++) {
         struct pic *p = &m->pic[i];
         *p = (struct pic){ 0 };
-        p->imr = 0xff;
-        p->base = i ? 0x70 : 0x08; /* the BIOS defaults, until the guest programs ICW2 */
+        /* As the BIOS leaves them (SeaBIOS's pic_reset and its timer): vectors 0x08
+           and 0x70; IRQ0 and the cascade unmasked, the rest masked. */
+        p->imr = i ? 0xff : 0xfa;
+        p->base = i ? 0x70 : 0x08;
     }
 }
 

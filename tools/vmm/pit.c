@@ -21,6 +21,11 @@ static uint64_t period_ns(const struct pit_channel *c)
     return p < PIT_MIN_PERIOD_NS ? PIT_MIN_PERIOD_NS : p;
 }
 
+static void start(struct vmm *m, int i, uint64_t now);
+
+/* As a PC BIOS leaves it (SeaBIOS, under QEMU's -kernel): channel 0 in mode 2 with a
+   count of 65536, IRQ0 at 18.2 Hz; a guest that never programs the PIT still gets its
+   timer (kvm-unit-tests' realmode waits in HLT for it). */
 void pit_init(struct vmm *m)
 {
     m->pit = (struct pit){ 0 };
@@ -29,6 +34,8 @@ void pit_init(struct vmm *m)
         m->pit.ch[i].rw = 3;
         m->pit.ch[i].gate = i != 2;
     }
+    m->pit.ch[0].mode = 2;
+    start(m, 0, vmm_now_ns());
 }
 
 /* Ticks elapsed since the count was loaded (0 if not counting). */

@@ -5,8 +5,8 @@
  *   0xe4       a 4-byte write of a guest physical address "flushes" that page (QEMU
  *              drops KVM's mappings of it; here its translations are dropped)
  *   0xe8-0xeb  the same register, byte by byte (wider accesses split into bytes)
- *   0x2000-0x2017  a 1-byte write sets line n to (value != 0): ISA IRQ n for n < 16,
- *              IOAPIC input n above
+ *   0x2000-0x2017  a write of byte value v at 0x2000 + n sets line n to (v != 0): ISA
+ *              IRQ n for n < 16, IOAPIC input n above (wider writes: byte by byte)
  *   0xff000000 64 KiB of MMIO scratch memory that reads back what was written
  * Call with vmm.lock held.
  */
@@ -42,8 +42,11 @@ uint32_t testdev_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uin
             xbt_vm_invalidate(m->vm, page, 4096);
         return 0;
     }
-    if (port >= 0x2000 && port < 0x2018 && !is_in && size == 1)
-        irq_set(m, port - 0x2000, val != 0);
+    /* Wider writes split into bytes, as QEMU's 1-byte-only region does: outl 1 to
+       0x200b sets line 11 and clears lines 12-14 (kvm-unit-tests' realmode does that). */
+    for (unsigned k = 0; k < size && !is_in; k++)
+        if (port + k >= 0x2000 && port + k < 0x2018)
+            irq_set(m, port + k - 0x2000, ((val >> (8 * k)) & 0xFF) != 0);
     return 0;
 }
 
