@@ -42,9 +42,8 @@ declare -A known=(
     [la57]="#GP where QEMU (-cpu max) has the 64-bit CPU's CR4 bits (src/runtime/cpumodel.c)"
     [msr]="EFER: the test writes EFER.SCE on every CPU; xbt's model (like a 32-bit CPU without SYSCALL or NX) has no EFER, #GP (src/runtime/cpumodel.c)"
     [emulator]="xbt passes all 86 (string_io_mmio, REP INSB into MMIO, since 2026-11-30); QEMU TCG fails 2 of them"
-    [s3]="S3 resume: the waking vector runs in real mode, which xbt cannot enter; xbt-run ends the run at the suspend (status 6)"
+    [s3]="xbt resumes at the waking vector (RTC alarm wake, real mode) and passes; QEMU TCG's S3 wake is a system reset, which -no-reboot turns into an exit"
     [taskswitch2]="its last part switches to a virtual-8086 task, which xbt does not run (internal error) (src/runtime/task.c)"
-    [realmode]="real mode: the loader refuses an image below 0xa0000 and xbt has no real mode"
 )
 
 command -v "$qemu" >/dev/null || { echo "SKIP: $qemu not installed"; exit 77; }

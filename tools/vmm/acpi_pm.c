@@ -8,8 +8,10 @@
  * raises the SCI.  PM1_STS bits clear by writing 1.  There is no SMI command port (the
  * FADT's SMI_CMD is 0), so the hardware is always in ACPI mode: SCI_EN reads 1.
  * Sleep: SLP_EN with SLP_TYP 0 (the DSDT's _S5) powers off, 2 (S4, no hibernation
- * image to come back to) too; SLP_TYP 1 (S3) suspends to RAM, which ends the run:
- * resuming needs the waking vector run in real mode.  Call with vmm.lock held.
+ * image to come back to) too; SLP_TYP 1 (S3) suspends to RAM: with RTC_EN set the vCPU
+ * waits for the RTC alarm and resumes at the FACS's waking vector in real mode
+ * (xbt-run.c, resume_s3), as a BIOS's resume path would; without a wake source enabled
+ * the run ends (nothing could wake the machine).  Call with vmm.lock held.
  */
 #include <stdio.h>
 
@@ -68,10 +70,22 @@ uint64_t acpi_pm_poll(struct vmm *m, uint64_t now)
     return next_toggle(m, m->pm.tmr_clear_ns);
 }
 
+bool acpi_pm_wake(struct vmm *m)
+{
+    if (!(m->pm.sts & STS_RTC) || !(m->pm.en & STS_RTC))
+        return false;
+    m->pm.suspended = false;
+    m->pm.sts |= STS_WAK;
+    m->pm.cnt &= (uint16_t)~0x1c00u; /* SLP_TYP back to S0 */
+    return true;
+}
+
 void acpi_pm_rtc_event(struct vmm *m)
 {
     m->pm.sts |= STS_RTC;
     update_sci(m, vmm_now_ns());
+    if (m->pm.suspended)
+        pthread_cond_broadcast(&m->wake); /* xbt-run.c's resume_s3 waits for it */
 }
 
 static void sleep_request(struct vmm *m, unsigned typ)
@@ -83,12 +97,18 @@ static void sleep_request(struct vmm *m, unsigned typ)
         vmm_request_exit(m, END_POWEROFF, EXIT_HALTED);
         break;
     case 1:
-        fprintf(stderr, "xbt-run: ACPI suspend to RAM (S3): no resume (the waking vector "
-                        "runs in real mode)\n");
-        vmm_request_exit(m, END_SUSPEND, EXIT_SUSPEND);
+        if (!(m->pm.en & STS_RTC)) {
+            fprintf(stderr, "xbt-run: ACPI suspend to RAM (S3) with no wake source "
+                            "enabled (PM1_EN.RTC_EN clear): the run ends\n");
+            vmm_request_exit(m, END_SUSPEND, EXIT_SUSPEND);
+            break;
+        }
+        m->pm.suspended = true;
+        m->pm.sts &= (uint16_t)~STS_WAK;
         break;
     default:
-        break; /* no such sleeping state in the DSDT: ignored */
+        m->pm.sts |= STS_WAK; /* no such sleeping state in the DSDT: "woken" at once */
+        break;
     }
 }
 
@@ -130,10 +150,8 @@ uint32_t acpi_pm_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uin
             unsigned sh = 8 * (o - 4);
             uint16_t v = (uint16_t)((m->pm.cnt & ~(0xffu << sh)) | ((unsigned)b << sh));
             m->pm.cnt = v & 0x1c02; /* BM_RLD, SLP_TYP; SLP_EN and GBL_RLS are write-only */
-            if (v & CNT_SLP_EN) {
-                m->pm.sts |= STS_WAK;
+            if (v & CNT_SLP_EN)
                 sleep_request(m, (v >> 10) & 7);
-            }
         }
     }
     update_sci(m, now);

@@ -307,6 +307,13 @@ static void bios_ivt(uint8_t *ram)
     }
 }
 
+uint32_t firmware_waking_vector(struct vmm *m)
+{
+    uint32_t v;
+    memcpy(&v, xbt_vm_ram(m->vm) + FACS_AT + 12, 4);
+    return v;
+}
+
 void firmware_write(struct vmm *m)
 {
     uint8_t *ram = xbt_vm_ram(m->vm);

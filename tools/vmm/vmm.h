@@ -151,6 +151,7 @@ struct acpi_pm {
     uint16_t sts, en, cnt;
     uint64_t tmr_clear_ns; /* TMR_STS: bit 23 of the PM timer has toggled since */
     bool sci;              /* SCI (IRQ9) level */
+    bool suspended;        /* in S3 until a wake event (xbt-run.c, resume_s3) */
 };
 
 /* ---- ATA PIO (primary channel 0x1f0-0x1f7, 0x3f6; secondary 0x170-0x177, 0x376) ---- */
@@ -336,6 +337,11 @@ void acpi_pm_rtc_event(struct vmm *m);               /* RTC alarm: RTC_STS */
 
 /* firmware.c: what a PC BIOS leaves in memory (BDA, MP table, ACPI tables) */
 void firmware_write(struct vmm *m);
+/* The FACS's firmware waking vector (the real-mode address S3 resumes at; 0: none). */
+uint32_t firmware_waking_vector(struct vmm *m);
+/* In S3: true (and the machine marked awake: WAK_STS) once a wake event came, RTC_STS
+   with RTC_EN (the only wake source the platform has). */
+bool acpi_pm_wake(struct vmm *m);
 
 /* fwcfg.c */
 uint32_t fwcfg_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);

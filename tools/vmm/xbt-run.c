@@ -368,6 +368,50 @@ static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *file
     return total;
 }
 
+/* The vCPU as a BIOS's resume path hands it to the waking vector: real mode, CS:IP =
+   vector >> 4 : vector & 15, the other segments 0, 64 KiB limits, paging off, IF clear,
+   the IVT's IDTR. */
+static void waking_state(xbt_vcpu *cpu, uint32_t vector)
+{
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(cpu, &s);
+    xbt_segment data = { .limit = 0xffff, .type = 3, .s = 1, .present = 1 };
+    s.ds = s.es = s.fs = s.gs = s.ss = data;
+    s.cs = data;
+    s.cs.type = 0xb;
+    s.cs.selector = (uint16_t)(vector >> 4);
+    s.cs.base = (vector >> 4) << 4;
+    s.cr0 = 0x10, s.cr2 = 0, s.cr3 = 0, s.cr4 = 0;
+    s.idt = (xbt_dtable){ 0, 0x3ff };
+    s.gdt = (xbt_dtable){ 0, 0xffff };
+    xbt_vcpu_set_sregs(cpu, &s);
+    xbt_regs r = { .eip = vector & 15, .eflags = 2 };
+    xbt_vcpu_set_regs(cpu, &r);
+}
+
+/* S3 (acpi_pm.c): the vCPU sleeps until the RTC alarm wakes the machine, the interrupt
+   controllers and timers come back as after power-on, and the guest resumes at the
+   FACS's waking vector.  Returns -1: run on (a timeout or signal while asleep ends the
+   run through the STOPPED exit). */
+static int resume_s3(struct vmm *m)
+{
+    pthread_mutex_lock(&m->lock);
+    while (!acpi_pm_wake(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
+        pthread_cond_wait(&m->wake, &m->lock); /* the timer thread polls the RTC */
+    bool woke = !m->pm.suspended;
+    if (woke) {
+        pic_init(m);
+        pit_init(m);
+        lapic_init(m);
+        ioapic_init(m);
+        waking_state(m->cpu, firmware_waking_vector(m));
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (!woke)
+        xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit (timeout, signal) */
+    return -1;
+}
+
 /* Runs the vCPU until the guest or the user ends the run; returns the exit status. */
 static int run_loop(struct vmm *m, double timeout)
 {
@@ -379,7 +423,11 @@ static int run_loop(struct vmm *m, double timeout)
         }
         int status = -1;
         switch (ex->reason) {
-        case XBT_EXIT_IO: on_io(m, ex); break;
+        case XBT_EXIT_IO:
+            on_io(m, ex);
+            if (m->pm.suspended)
+                status = resume_s3(m);
+            break;
         case XBT_EXIT_MMIO: on_mmio(m, ex); break;
         case XBT_EXIT_HLT: status = on_hlt(m); break;
         case XBT_EXIT_STOPPED:
