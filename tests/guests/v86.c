@@ -10,13 +10,16 @@
  * #GP(vector * 8 + 2) through a DPL-0 one); port I/O through the TSS's bitmap whatever
  * IOPL is; INT3, #DE, #UD (also LAR, SLDT, LLDT); MOV from CR0 #GP(0), SMSW allowed.
  * The v86 side leaves for good with a service call (HLT, #GP at CPL 3) after which
- * the monitor's IRET goes to 32-bit ring 0 code.  Paging stays off.
+ * the monitor's IRET goes to 32-bit ring 0 code.  The program runs twice: with paging
+ * off, then on (user pages; a supervisor page and a read-only one give #PF with U in
+ * the error code).  Last, a JMP to a TSS whose EFLAGS has VM starts a virtual-8086
+ * task (segments, ESP, EBX from the TSS).
  */
 #include "lib/guest.h"
 
 extern const u8 v86_base[], v86_start[], v86_cli1[], v86_int30[], v86_int30_next[],
-    v86_end[], results[];
-extern const u16 recp[];
+    v86_task_start[], v86_end[], results[];
+extern u16 recp[];
 
 #define V86_LINEAR 0x10000u
 #define V86_SEG 0x1000u
@@ -39,9 +42,19 @@ static struct v86_segs *v86_segs(struct frame *f) { return (struct v86_segs *)(&
 
 static volatile u32 v86_vif = EFLAGS_IF; /* the monitor's virtual IF for IOPL 0 */
 static volatile u32 events, not_v86, left, ring0_fs, ring0_gs;
-static volatile u32 cli_checked, int30_checked;
+static volatile u32 cli_checked, int30_checked, paging_on, pf_count, pf_cr2[2];
+
+/* Paging for the second run: 4 KiB identity pages over the first 4 MiB, all user and
+   writable but 0x70000 (supervisor) and 0x71000 (read-only). */
+static u32 page_dir[1024] __attribute__((aligned(4096)));
+static u32 page_table[1024] __attribute__((aligned(4096)));
+
+/* A virtual-8086 task (GDT 13, selector 0x68): its TSS with VM in EFLAGS. */
+#define SEL_V86TSS 0x68
+static u8 v86_tss[104] __attribute__((aligned(16)));
 
 void v86_enter(u32 eip, u32 esp, u32 eflags);
+void v86_task_enter(void);
 void v86_resume(void);
 static volatile u32 v86_kernel_esp __attribute__((used));
 /* IRET to v86 mode: GS, FS, DS, ES, SS, ESP, EFLAGS, CS, EIP. */
@@ -52,6 +65,10 @@ __asm__(".text\n.globl v86_enter\nv86_enter:\n"
         "\tpushl $0x6000\n\tpushl $0x5000\n\tpushl $0x1000\n\tpushl $0x4000\n"
         "\tpushl $0x3000\n\tpushl %ecx\n\tpushl %edx\n\tpushl $0x1000\n\tpushl %eax\n"
         "\tiret\n"
+        ".globl v86_task_enter\nv86_task_enter:\n"
+        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
+        "\tmovl %esp, v86_kernel_esp\n"
+        "\tljmp $0x68, $0\n"
         ".globl v86_resume\nv86_resume:\n"
         "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n\tmovl %eax, %fs\n"
         "\tmovl %eax, %gs\n\tmovl %eax, %ss\n"
@@ -118,7 +135,9 @@ static void v86_gp(struct frame *f)
 static void v86_service(struct frame *f, u32 ax)
 {
     f->eip = (f->eip + 1) & 0xffff;
-    if (ax == 1)
+    if (ax == 3)
+        f->eax = paging_on;
+    else if (ax == 1)
         f->eflags |= EFLAGS_IOPL;
     else if (ax == 2)
         f->eflags &= ~EFLAGS_IOPL;
@@ -154,6 +173,16 @@ static void v86_event(struct frame *f)
         f->eip += ip[0] == 0x0f && ip[1] != 0x0b ? 3 : 2;
         return;
     }
+    case 14: { /* the 5-byte MOVs of t_paging */
+        u32 cr2;
+        __asm__ volatile("movl %%cr2, %0" : "=r"(cr2));
+        if (pf_count < 2)
+            pf_cr2[pf_count] = cr2;
+        pf_count++;
+        f->eax = 0x0e000000u | f->err;
+        f->eip += 5;
+        return;
+    }
     case 0x30:
         if (!int30_checked++) {
             CHECK_EQ(f->eip, O(v86_int30_next), "INT 0x30 (IOPL 3): EIP after the INT");
@@ -175,6 +204,79 @@ struct result {
     u32 name, want, got;
 };
 
+/* The checks the v86 side recorded since the last call, printed; the table emptied. */
+static u32 report(void)
+{
+    const struct result *res = LOW(results);
+    u16 *rp = LOW(recp);
+    u32 n = (*rp - O(results)) / sizeof *res;
+    for (u32 i = 0; i < n; i++)
+        check_eq(res[i].got, res[i].want, (const char *)res[i].name);
+    *rp = (u16)O(results);
+    return n;
+}
+
+static void paging(int on)
+{
+    if (on) {
+        for (u32 i = 0; i < 1024; i++)
+            page_table[i] = i << 12 | 0x7; /* present, writable, user */
+        page_table[0x70] = 0x70000 | 0x3;  /* supervisor */
+        page_table[0x71] = 0x71000 | 0x5;  /* user, read-only */
+        page_dir[0] = (u32)page_table | 0x7;
+        __asm__ volatile("movl %0, %%cr3; movl %%cr0, %%eax; orl $0x80000000, %%eax;"
+                         "movl %%eax, %%cr0" : : "r"(page_dir) : "eax", "memory");
+    } else {
+        __asm__ volatile("movl %%cr0, %%eax; andl $0x7fffffff, %%eax; movl %%eax, %%cr0"
+                         : : : "eax", "memory");
+    }
+    paging_on = on;
+}
+
+/* The v86 program once, with paging off or on; returns the checks it recorded. */
+static u32 run_program(int with_paging)
+{
+    left = cli_checked = int30_checked = 0;
+    paging(with_paging);
+    v86_enter(O(v86_start), TOP_SP, EFLAGS_VM | EFLAGS_IF | 0x2);
+    paging(0);
+    printf("v86: back in 32-bit ring 0 (paging %s), %u events so far\n",
+           with_paging ? "on" : "off", events);
+    CHECK(left, "v86 mode left through the service call");
+    CHECK_EQ(read_eflags() & EFLAGS_VM, 0, "VM clear after leaving");
+    CHECK_EQ(cli_checked, 1, "one CLI #GP with IOPL 0");
+    CHECK_EQ(int30_checked, 1, "one INT 0x30 through the gate");
+    return report();
+}
+
+/* A JMP to a TSS whose EFLAGS has VM: the v86 task's segments, ESP and EBX from it. */
+static void run_task(void)
+{
+    u32 eip = O(v86_task_start), eflags = EFLAGS_VM | 0x2, esp = 0xeee0, ebx = 0x7a5c;
+    u32 seg[6] = { 0x4000, 0x1000, 0x3000, 0x1000, 0x5000, 0x6000 }; /* ES CS SS DS FS GS */
+    u32 esp0 = KSTACK_TOP, ss0 = SEL_DATA;
+    u16 iomap = 104; /* at the limit: no bitmap */
+    memset(v86_tss, 0, sizeof v86_tss);
+    memcpy(v86_tss + 4, &esp0, 4);
+    memcpy(v86_tss + 8, &ss0, 4);
+    memcpy(v86_tss + 0x20, &eip, 4);
+    memcpy(v86_tss + 0x24, &eflags, 4);
+    memcpy(v86_tss + 0x34, &ebx, 4);
+    memcpy(v86_tss + 0x38, &esp, 4);
+    for (int i = 0; i < 6; i++)
+        memcpy(v86_tss + 0x48 + 4 * i, &seg[i], 4);
+    memcpy(v86_tss + 102, &iomap, 2);
+    gdt_set(13, (u32)v86_tss, sizeof v86_tss - 1, 0x89, 0x0);
+    *(volatile u32 *)0x50000 = 0x50505050;
+    left = 0;
+    v86_task_enter();
+    u16 tr;
+    __asm__ volatile("str %0" : "=r"(tr));
+    CHECK(left, "v86 task left through the service call");
+    CHECK_EQ(tr, SEL_V86TSS, "TR: the v86 task's TSS");
+    report();
+}
+
 void main(void)
 {
     u32 size = (u32)v86_end - (u32)v86_base;
@@ -186,22 +288,19 @@ void main(void)
     idt_set(3, isr_table[3], SEL_CODE, 0xe, 3);
     idt_set(0x30, isr_table[0x30], SEL_CODE, 0xe, 3);
     idt_set(0x32, isr_table[0x32], SEL_CODE, 0xe, 0);
-    static const int vecs[] = { 0, 3, 6, 13, 0x30 };
+    static const int vecs[] = { 0, 3, 6, 13, 14, 0x30 };
     for (unsigned i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
         set_handler(vecs[i], v86_event);
 
-    v86_enter(O(v86_start), TOP_SP, EFLAGS_VM | EFLAGS_IF | 0x2);
+    u32 n = run_program(0);
+    CHECK(n >= 50, "at least 50 checks recorded in v86 mode (paging off)");
+    n = run_program(1);
+    CHECK(n >= 53, "at least 53 checks recorded in v86 mode (paging on)");
+    CHECK_EQ(pf_count, 2, "two #PF in v86 mode with paging");
+    CHECK_EQ(pf_cr2[0], 0x70010, "#PF: CR2 of the supervisor page's read");
+    CHECK_EQ(pf_cr2[1], 0x72010 - 0x1000, "#PF: CR2 of the read-only page's write");
+    run_task();
 
-    printf("v86: back in 32-bit ring 0 after %u events\n", events);
     for (unsigned i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
         set_handler(vecs[i], 0);
-    CHECK(left, "v86 mode left through the service call");
-    CHECK_EQ(read_eflags() & EFLAGS_VM, 0, "VM clear after leaving");
-    const struct result *res = LOW(results);
-    u32 n = (*(const u16 *)LOW(recp) - O(results)) / sizeof *res;
-    for (u32 i = 0; i < n; i++)
-        check_eq(res[i].got, res[i].want, (const char *)res[i].name);
-    CHECK_EQ(cli_checked, 1, "one CLI #GP with IOPL 0");
-    CHECK_EQ(int30_checked, 1, "one INT 0x30 through the gate");
-    CHECK(n >= 50, "at least 50 checks recorded in v86 mode");
 }

@@ -61,6 +61,7 @@ v86_start:
     call t_io
     call t_iopl0
     call t_exc
+    call t_paging
     movw $1, %ax            /* service 1: IOPL 3 */
     hlt
     call t_iopl3
@@ -325,6 +326,50 @@ lldt_at:
     int $0x32
     CHECK "v86 IOPL 0: INT 0x32 (IOPL first)", GP(0)
     ret
+
+/* With paging on (service 3 says so), CPL 3 rights: a supervisor page and a read-only
+   one fault with U set in the error code. */
+t_paging:
+    movw $3, %ax
+    hlt
+    cmpl $1, %eax
+    jne 1f
+    movw $0x7000, %ax
+    movw %ax, %es
+    movl $0, %eax
+    movl %es:0x10, %eax     /* 5 bytes, as the monitor's skip assumes */
+    CHECK "v86 paging: read of a supervisor page: #PF(U|P)", 0x0e000005
+    movl $0, %eax
+    movl %eax, %es:0x1010
+    CHECK "v86 paging: write to a read-only user page: #PF(U|W|P)", 0x0e000007
+    movl $0x600df00d, %es:0x2010
+    movl %es:0x2010, %eax
+    CHECK "v86 paging: a user page is read and written", 0x600df00d
+    movw $ES_SEG, %ax
+    movw %ax, %es
+1:  ret
+
+/* A virtual-8086 task: entered by a JMP to its TSS (EFLAGS.VM set there), checks what
+   the switch loaded and leaves. */
+    .globl v86_task_start
+v86_task_start:
+    movw %cs, %ax
+    CHECKW "v86 task: CS from the TSS", V86_SEG
+    movw %ds, %ax
+    CHECKW "v86 task: DS from the TSS", V86_SEG
+    movw %fs, %ax
+    CHECKW "v86 task: FS from the TSS", FS_SEG
+    movl %esp, %eax
+    CHECK "v86 task: ESP from the TSS", 0xeee0
+    movl %ebx, %eax
+    CHECK "v86 task: EBX from the TSS", 0x7a5c
+    movl %fs:0, %eax       /* FS base 0x50000 */
+    CHECK "v86 task: FS base = 0x50000", 0x50505050
+    movl $0, %eax
+    int $0x30               /* IOPL 0 in the task: #GP(0) */
+    CHECK "v86 task: INT n with IOPL 0: #GP(0)", GP(0)
+    movw $0xff, %ax
+    hlt
 
 /* IOPL 3: the flag instructions work, POPF cannot change IOPL, INT n goes through the
    IDT (DPL-3 gate to ring 0; a DPL-0 gate: #GP(vector * 8 + 2)), IRET works. */
