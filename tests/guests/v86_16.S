@@ -65,6 +65,7 @@ v86_start:
     movw $1, %ax            /* service 1: IOPL 3 */
     hlt
     call t_iopl3
+    call t_irq
     call t_io
     movw $2, %ax            /* service 2: IOPL 0 again */
     hlt
@@ -327,6 +328,27 @@ lldt_at:
     CHECK "v86 IOPL 0: INT 0x32 (IOPL first)", GP(0)
     ret
 
+/* An external interrupt (the PIT's IRQ 0, services 4 and 5 start and stop it) taken
+   while in v86 mode: the monitor's handler counts it in `ticks` when its frame has VM. */
+t_irq:
+    movl $0, O(ticks)
+    movw $4, %ax
+    hlt
+    sti
+    movl $50000000, %ecx
+1:  cmpl $0, O(ticks)
+    jne 2f
+    decl %ecx
+    jnz 1b
+2:  movw $5, %ax
+    hlt
+    movl O(ticks), %eax
+    cmpl $0, %eax
+    setne %al
+    movzbl %al, %eax
+    CHECK "v86: a timer interrupt taken in v86 mode (IOPL 3, IF set)", 1
+    ret
+
 /* With paging on (service 3 says so), CPL 3 rights: a supervisor page and a read-only
    one fault with U set in the error code. */
 t_paging:
@@ -427,6 +449,8 @@ v86_int30_next:
 
     .p2align 2
 fptr:   .long 0
+    .globl ticks
+ticks:  .long 0
     .globl recp, results, results_end
 recp:   .word O(results)
     .p2align 2
