@@ -11,12 +11,16 @@
  * Checked: the entry and the segment registers it loads (and MOV Sreg there), the frame
  * and the null data segments of INT n and of #GP, the IOPL-sensitive instructions with
  * IOPL 0 and 3, POPF and IRET leaving IOPL and VM alone, the bitmap whatever IOPL is,
- * a gate to a DPL-3 segment (#GP), a task switch to a TSS whose EFLAGS has VM, and the
- * instructions the mode does not have.
+ * a gate to a DPL-3 segment (#GP), a task switch to a TSS whose EFLAGS has VM, the
+ * instructions the mode does not have, save and restore in the mode, and SYSENTER out
+ * of it.
  */
+#define _GNU_SOURCE /* memfd_create */
 #include <check.h>
 #include <stdbool.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "xbt/xbt.h"
 
@@ -398,6 +402,65 @@ START_TEST(not_in_v86)
 }
 END_TEST
 
+/* A save in v86 mode restores into v86 mode: VM, CPL 3 and the v86 segments come back,
+   and the next event leaves through the IDT with the v86 frame. */
+START_TEST(save_restore_in_v86)
+{
+    const uint8_t code[] = {
+        0xb8, 0x00, 0x20, 0x8e, 0xd8, /* mov ax, 0x2000; mov ds, ax */
+        0xe6, 0xf0,                   /* out 0xf0, al */
+        0xfa,                         /* cli: #GP(0) with IOPL 0 (at IP + 7) */
+    };
+    struct guest g, h;
+    setup(&g, code, sizeof code, 0);
+    expect_out(&g, 0xf0);
+    int fd = memfd_create("xbt-v86-state", 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_msg(xbt_vm_save_state(g.vm, fd) == XBT_OK, "%s", xbt_state_error());
+    xbt_vm_destroy(g.vm);
+    setup(&h, (const uint8_t[]){ 0xf4 }, 1, 0);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    ck_assert_msg(xbt_vm_restore_state(h.vm, fd) == XBT_OK, "%s", xbt_state_error());
+    close(fd);
+    xbt_sregs s;
+    xbt_regs r;
+    xbt_vcpu_get_sregs(h.cpu, &s);
+    xbt_vcpu_get_regs(h.cpu, &r);
+    check_v86_seg(&s.cs, 0x1000);
+    check_v86_seg(&s.ds, 0x2000);
+    ck_assert_uint_eq(r.eflags & VM, VM);
+    uint32_t err = ~0u;
+    ck_assert_uint_eq(expect_event(&h, true, &err), V86_IP + 7);
+    ck_assert_uint_eq(err, 0);
+    xbt_vm_destroy(h.vm);
+}
+END_TEST
+
+/* SYSENTER from v86 mode works (SDM SYSENTER: VM and IF cleared, flat CS and SS from
+   IA32_SYSENTER_CS); the data segment registers keep their v86 values. */
+START_TEST(sysenter_from_v86)
+{
+    const uint8_t code[] = { 0x0f, 0x34 }; /* sysenter */
+    struct guest g;
+    setup(&g, code, sizeof code, 0x200);
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x174, 0x08), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x175, 0x7000), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x176, HLT0), XBT_OK);
+    ck_assert_uint_eq(run(&g)->reason, XBT_EXIT_HLT);
+    xbt_sregs s;
+    xbt_regs r;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.eflags & (VM | 0x200), 0);
+    ck_assert_uint_eq(r.esp, 0x7000);
+    ck_assert_uint_eq(s.cs.selector, 0x08);
+    ck_assert_uint_eq(s.ss.selector, 0x10);
+    ck_assert_uint_eq(s.cs.db, 1);
+    ck_assert_uint_eq(s.ds.selector, 0x2000);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("v86");
@@ -410,6 +473,8 @@ int main(void)
     tcase_add_test(tc, io_bitmap);
     tcase_add_test(tc, task_switch_to_v86);
     tcase_add_test(tc, not_in_v86);
+    tcase_add_test(tc, save_restore_in_v86);
+    tcase_add_test(tc, sysenter_from_v86);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
