@@ -7,13 +7,13 @@
  * 1000:0100 (linear 0x10100) with DS=0x2000, SS=0x3000, ES=0x4000, FS=0x5000,
  * GS=0x6000.  Every IDT gate leads to a HLT at CPL 0 (0x08:0x5000), so an event out of
  * the mode is an HLT exit whose stack shows the frame; an IRETD at 0x5010 (0x5020 after
- * dropping an error code) goes back.  The TSS's I/O bitmap allows ports 0xf0-0xf3 only.
+ * dropping an error code) goes back.  RAM ends at 512 KiB: above is MMIO.  The TSS's I/O bitmap allows ports 0xf0-0xf3 only.
  * Checked: the entry and the segment registers it loads (and MOV Sreg there), the frame
  * and the null data segments of INT n and of #GP, the IOPL-sensitive instructions with
  * IOPL 0 and 3, POPF and IRET leaving IOPL and VM alone, the bitmap whatever IOPL is,
  * a gate to a DPL-3 segment (#GP), a task switch to a TSS whose EFLAGS has VM, the
- * instructions the mode does not have, save and restore in the mode, and SYSENTER out
- * of it.
+ * instructions the mode does not have, save and restore in the mode, SYSENTER out of
+ * it, and MMIO reached through a v86 segment.
  */
 #define _GNU_SOURCE /* memfd_create */
 #include <check.h>
@@ -26,8 +26,8 @@
 
 #define GDT 0x1000u
 #define IDT 0x0800u
-#define TSS_A 0x80000u  /* the current task: ESP0, the bitmap */
-#define TSS_B 0x84000u  /* a virtual-8086 task (task_switch_to_v86) */
+#define TSS_A 0x70000u  /* the current task: ESP0, the bitmap */
+#define TSS_B 0x74000u  /* a virtual-8086 task (task_switch_to_v86) */
 #define TSS_LIMIT (104u + 8192u)
 #define HLT0 0x5000u    /* every gate's handler */
 #define IRET0 0x5010u   /* iretd */
@@ -75,7 +75,7 @@ static void set_gate(struct guest *g, int vec, uint16_t sel, uint32_t off, unsig
 static void setup(struct guest *g, const uint8_t *code, size_t n, uint32_t eflags)
 {
     xbt_vm_config c = XBT_VM_CONFIG_INIT;
-    c.ram_size = 4u << 20;
+    c.ram_size = 0x80000; /* 512 KiB: 0xa0000 is MMIO (mmio_from_v86) */
     ck_assert_int_eq(xbt_vm_create(&c, &g->vm), XBT_OK);
     g->ram = xbt_vm_ram(g->vm);
     uint64_t gdt[6] = { 0, 0x00cf9a000000ffffull, 0x00cf92000000ffffull,
@@ -461,6 +461,35 @@ START_TEST(sysenter_from_v86)
 }
 END_TEST
 
+/* MMIO from v86 code (a DOS program's VGA memory): the exits carry the guest physical
+   address DS * 16 + offset, a store's data, and a load completes into its register. */
+START_TEST(mmio_from_v86)
+{
+    const uint8_t code[] = {
+        0xb8, 0x00, 0xa0, 0x8e, 0xd8,       /* mov ax, 0xa000; mov ds, ax */
+        0xc7, 0x06, 0x10, 0x00, 0x34, 0x12, /* mov word [0x10], 0x1234 */
+        0x8b, 0x1e, 0x20, 0x00,             /* mov bx, [0x20] */
+        0x89, 0xd8, 0xe7, 0xf0,             /* mov ax, bx; out 0xf0, ax */
+    };
+    struct guest g;
+    setup(&g, code, sizeof code, 0);
+    xbt_exit *ex = run(&g);
+    ck_assert_msg(ex->reason == XBT_EXIT_MMIO, "exit %u (%s)", ex->reason,
+                  ex->reason == XBT_EXIT_INTERNAL_ERROR ? ex->internal.message : "");
+    ck_assert_uint_eq(ex->mmio.gpa, 0xa0010);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.size, 2);
+    ck_assert_uint_eq(ex->mmio.data & 0xffff, 0x1234);
+    ex = run(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, 0xa0020);
+    ck_assert_uint_eq(ex->mmio.is_write, 0);
+    ex->mmio.data = 0xbeef;
+    ck_assert_uint_eq(expect_out(&g, 0xf0) & 0xffff, 0xbeef);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("v86");
@@ -475,6 +504,7 @@ int main(void)
     tcase_add_test(tc, not_in_v86);
     tcase_add_test(tc, save_restore_in_v86);
     tcase_add_test(tc, sysenter_from_v86);
+    tcase_add_test(tc, mmio_from_v86);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
