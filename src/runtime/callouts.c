@@ -266,8 +266,9 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        /* The bits the virtual CPU has (MCE and everything newer reserved). */
-        if (val & ~(XBT_CR4_VME | XBT_CR4_PVI | XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
+        /* The bits the virtual CPU has (MCE and everything newer reserved; so are VME
+           and PVI: CPUID.1:EDX.VME is clear and virtual-8086 mode is the no-VME one). */
+        if (val & ~(XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
                     XBT_CR4_PAE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
                     XBT_CR4_OSXMMEXCPT) ||
             (val & xbt_cr4_hidden(v))) /* reserved where the CPUID policy hides them */

@@ -490,6 +490,34 @@ START_TEST(mmio_from_v86)
 }
 END_TEST
 
+/* The CPU model has no VME (CPUID.1:EDX bit 1 clear): CR4.VME and CR4.PVI are reserved,
+   MOV to CR4 setting either is #GP(0) and CR4 keeps its value. */
+START_TEST(cr4_vme_reserved)
+{
+    for (uint32_t bit = 1; bit <= 2; bit++) {
+        const uint8_t code[] = { 0xb8, (uint8_t)bit, 0, 0, 0, /* mov eax, bit */
+                                 0x0f, 0x22, 0xe0 };         /* mov cr4, eax */
+        struct guest g;
+        setup(&g, (const uint8_t[]){ 0xf4 }, 1, 0);
+        memcpy(g.ram + 0x6000, code, sizeof code);
+        xbt_regs r;
+        xbt_vcpu_get_regs(g.cpu, &r);
+        r.eip = 0x6000;
+        xbt_vcpu_set_regs(g.cpu, &r);
+        ck_assert_uint_eq(run(&g)->reason, XBT_EXIT_HLT);
+        xbt_vcpu_get_regs(g.cpu, &r);
+        uint32_t f[2];
+        memcpy(f, g.ram + r.esp, 8);
+        ck_assert_uint_eq(f[0], 0);          /* error code */
+        ck_assert_uint_eq(f[1], 0x6005);     /* the MOV */
+        xbt_sregs s;
+        xbt_vcpu_get_sregs(g.cpu, &s);
+        ck_assert_uint_eq(s.cr4 & 3, 0);
+        xbt_vm_destroy(g.vm);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("v86");
@@ -505,6 +533,7 @@ int main(void)
     tcase_add_test(tc, save_restore_in_v86);
     tcase_add_test(tc, sysenter_from_v86);
     tcase_add_test(tc, mmio_from_v86);
+    tcase_add_test(tc, cr4_vme_reserved);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
