@@ -518,6 +518,29 @@ START_TEST(cr4_vme_reserved)
 }
 END_TEST
 
+/* IRETD to v86 mode with EIP above 0xFFFF: #GP(0) at the IRETD, at CPL 0, its frame
+   still on the stack (the SDM's "instruction pointer not within code segment limits";
+   QEMU TCG truncates EIP to 16 bits instead). */
+START_TEST(iret_to_v86_beyond_64k)
+{
+    struct guest g;
+    setup(&g, (const uint8_t[]){ 0xf4 }, 1, 0);
+    uint32_t eip = 0x10000;
+    memcpy(g.ram + ESP0 - 36, &eip, 4);
+    ck_assert_uint_eq(run(&g)->reason, XBT_EXIT_HLT);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.esp, ESP0 - 36 - 16);
+    uint32_t f[4];
+    memcpy(f, g.ram + r.esp, 16);
+    ck_assert_uint_eq(f[0], 0);     /* error code */
+    ck_assert_uint_eq(f[1], IRET0); /* the IRETD */
+    ck_assert_uint_eq(f[2], 0x08);
+    ck_assert_uint_eq(f[3] & VM, 0);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("v86");
@@ -534,6 +557,7 @@ int main(void)
     tcase_add_test(tc, sysenter_from_v86);
     tcase_add_test(tc, mmio_from_v86);
     tcase_add_test(tc, cr4_vme_reserved);
+    tcase_add_test(tc, iret_to_v86_beyond_64k);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
