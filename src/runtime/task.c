@@ -1,7 +1,8 @@
 /*
  * task.c - hardware task switches (Intel SDM vol. 3, chapter 7): JMP or CALL to a TSS or
  * through a task gate, an event through a task gate in the IDT, IRET with NT set back
- * through the TSS's link.  32- and 16-bit TSSs.
+ * through the TSS's link.  32- and 16-bit TSSs; a 32-bit TSS whose EFLAGS has VM is a
+ * virtual-8086 task (segments loaded v86-style, CPL 3).
  *
  * Before the commit point everything that can fault is checked with the old task's
  * state untouched: the new TSS's limit and its whole image read, the old TSS's fields
