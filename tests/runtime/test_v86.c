@@ -541,6 +541,35 @@ START_TEST(iret_to_v86_beyond_64k)
 }
 END_TEST
 
+/* A 16-bit trap gate from v86 mode: the same nine values as words (18 bytes on ESP0's
+   stack), IF kept (a trap gate), VM cleared, data segments null. */
+START_TEST(int_through_16bit_trap_gate)
+{
+    const uint8_t code[] = { 0xcd, 0x33 }; /* int 0x33 */
+    struct guest g;
+    setup(&g, code, sizeof code, IOPL3 | 0x200);
+    uint64_t d = (HLT0 & 0xffff) | (uint64_t)0x08 << 16 | (uint64_t)(0x87 | 3 << 5) << 40;
+    memcpy(g.ram + IDT + 8 * 0x33, &d, 8);
+    ck_assert_uint_eq(run(&g)->reason, XBT_EXIT_HLT);
+    xbt_regs r;
+    xbt_sregs s;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    ck_assert_uint_eq(r.esp, ESP0 - 18);
+    ck_assert_uint_eq(r.eflags & (VM | 0x200), 0x200);
+    ck_assert_uint_eq(s.ds.unusable, 1);
+    uint16_t w[9];
+    memcpy(w, g.ram + r.esp, sizeof w);
+    const uint16_t want[9] = { V86_IP + 2, 0x1000, 0, 0xfff0, 0x3000,
+                               0x4000, 0x2000, 0x5000, 0x6000 };
+    for (int i = 0; i < 9; i++)
+        if (i != 2)
+            ck_assert_msg(w[i] == want[i], "word %d: %x, want %x", i, w[i], want[i]);
+    ck_assert_uint_eq(w[2] & (IOPL3 | 0x200), IOPL3 | 0x200); /* FLAGS: low half only */
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("v86");
@@ -558,6 +587,7 @@ int main(void)
     tcase_add_test(tc, mmio_from_v86);
     tcase_add_test(tc, cr4_vme_reserved);
     tcase_add_test(tc, iret_to_v86_beyond_64k);
+    tcase_add_test(tc, int_through_16bit_trap_gate);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
