@@ -266,8 +266,9 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        /* The bits the virtual CPU has (MCE and everything newer reserved). */
-        if (val & ~(XBT_CR4_VME | XBT_CR4_PVI | XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
+        /* The bits the virtual CPU has (MCE and everything newer reserved; so are VME
+           and PVI: CPUID.1:EDX.VME is clear and virtual-8086 mode is the no-VME one). */
+        if (val & ~(XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
                     XBT_CR4_PAE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
                     XBT_CR4_OSXMMEXCPT) ||
             (val & xbt_cr4_hidden(v))) /* reserved where the CPUID policy hides them */
@@ -367,10 +368,11 @@ static bool iopl_allowed(struct xbt_vcpu *v)
 }
 
 /* Port access: CPL <= IOPL, or else every bit for port..port+size-1 clear in the 32-bit
-   TSS's I/O permission bitmap (base at TSS offset 102, within the TSS limit). */
+   TSS's I/O permission bitmap (base at TSS offset 102, within the TSS limit).  In
+   virtual-8086 mode the bitmap decides whatever IOPL is (SDM vol. 1 19.5.2). */
 static bool io_allowed_port(struct xbt_vcpu *v, uint16_t port, unsigned size)
 {
-    if (iopl_allowed(v))
+    if (iopl_allowed(v) && !xbt_v86(v))
         return true;
     const xbt_segment *tr = &v->arch.tr;
     if (tr->unusable || !tr->present || (tr->type & 7) != 3 || tr->limit < 103)
@@ -603,8 +605,8 @@ static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
 {
     const struct xbt_callout_site *site = c->s;
     unsigned kind = site->kind;
-    if (xbt_real_mode(v))
-        return fault(v, XBT_UDV, 0); /* none of them is recognized in real mode */
+    if (xbt_seg_plain(v))
+        return fault(v, XBT_UDV, 0); /* none of them is recognized in real or v86 mode */
     if (kind == XBT_CO_ARPL) {
         /* ARPL r/m16, r16: memory form has the source in reg, register form in reg2. */
         uint32_t dst;
@@ -680,7 +682,7 @@ static int sysenter_exit(struct xbt_vcpu *v, bool enter)
     xbt_set_seg(v, XBT_SS, &ss);
     v->arch.cpl = dpl;
     if (enter) {
-        v->ctx.vif = 0; /* IF cleared (and VM, RF) */
+        xbt_set_eflags(v, 0, XBT_EFLAGS_IF | XBT_EFLAGS_VM | XBT_EFLAGS_RF);
         v->ctx.gpr[XBT_ESP] = (uint32_t)v->arch.msr_sysenter_esp;
         v->ctx.eip = (uint32_t)v->arch.msr_sysenter_eip;
     } else {
@@ -700,7 +702,8 @@ bool xbt_sysenter(struct xbt_vcpu *v)
 }
 
 /* SYSENTER and SYSEXIT: #GP(0) in real mode or while IA32_SYSENTER_CS holds a null
-   selector. */
+   selector.  From virtual-8086 mode SYSENTER works and clears VM (SDM SYSENTER); the
+   data segment registers keep their v86 values, for ring 0 to reload. */
 static int co_sysenter(struct xbt_vcpu *v, const struct co_call *c)
 {
     if (xbt_real_mode(v) || (v->arch.msr_sysenter_cs & 0xFFFC) == 0)
@@ -768,6 +771,8 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     case XBT_CO_POPF: {
         uint32_t val;
+        if (xbt_v86(v) && !iopl_allowed(v))
+            return fault(v, XBT_GP, 0); /* IOPL-sensitive in v86 mode (no VME) */
         if (!pop(v, &esp, size, &val))
             return fault(v, XBT_SSF, 0);
         xbt_eflags_write(v, val, xbt_popf_mask(v->arch.cpl, v->ctx.eflags_sys, size));
@@ -775,6 +780,8 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     }
     case XBT_CO_PUSHF:
+        if (xbt_v86(v) && !iopl_allowed(v))
+            return fault(v, XBT_GP, 0);
         if (!push(v, &esp, size, xbt_get_eflags(v) & ~(XBT_EFLAGS_RF | XBT_EFLAGS_VM)))
             return fault(v, XBT_SSF, 0);
         v->ctx.gpr[XBT_ESP] = esp;
@@ -795,7 +802,12 @@ static int co_soft_int(struct xbt_vcpu *v, const struct co_call *c)
     int vector;
     bool software = true;
     switch (s->kind) {
-    case XBT_CO_INT: vector = (int)(s->imm & 0xFF); break;
+    case XBT_CO_INT:
+        /* INT n is IOPL-sensitive in v86 mode (INT3, INTO, INT1 are not): #GP(0). */
+        if (xbt_v86(v) && !iopl_allowed(v))
+            return fault(v, XBT_GP, 0);
+        vector = (int)(s->imm & 0xFF);
+        break;
     case XBT_CO_INT3: vector = XBT_BP; break;
     case XBT_CO_INT1: vector = XBT_DB, software = false; break;
     case XBT_CO_INTO:
@@ -856,8 +868,8 @@ static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     }
     default: { /* SLDT, STR */
-        if (xbt_real_mode(v))
-            return fault(v, XBT_UDV, 0); /* not recognized in real mode */
+        if (xbt_seg_plain(v))
+            return fault(v, XBT_UDV, 0); /* not recognized in real or v86 mode */
         uint16_t sel = s->kind == XBT_CO_SLDT ? v->arch.ldtr.selector : v->arch.tr.selector;
         if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, sel))
             return fault(v, XBT_GP, 0);
@@ -866,13 +878,16 @@ static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
     }
 }
 
-/* LLDT and LTR: a system descriptor from the GDT (LTR marks the TSS busy). */
+/* LLDT and LTR: a system descriptor from the GDT (LTR marks the TSS busy).  Privileged,
+   but not recognized in real or v86 mode: #UD comes before the CPL's #GP. */
 static int co_ldt_tr(struct xbt_vcpu *v, const struct co_call *c)
 {
     const struct xbt_callout_site *s = c->s;
     uint32_t sel32;
-    if (xbt_real_mode(v))
-        return fault(v, XBT_UDV, 0); /* LLDT and LTR: not recognized in real mode */
+    if (xbt_seg_plain(v))
+        return fault(v, XBT_UDV, 0);
+    if (!c->priv_ok)
+        return fault(v, XBT_GP, 0);
     if (!read_rm(v, 2, &sel32))
         return fault(v, XBT_GP, 0);
     uint16_t sel = (uint16_t)sel32;
@@ -1039,7 +1054,7 @@ static const struct {
     [XBT_CO_LGDT] = { co_dtable, CPL0 }, [XBT_CO_LIDT] = { co_dtable, CPL0 },
     [XBT_CO_SGDT] = { co_dtable }, [XBT_CO_SIDT] = { co_dtable },
     [XBT_CO_SLDT] = { co_dtable }, [XBT_CO_STR] = { co_dtable },
-    [XBT_CO_LLDT] = { co_ldt_tr, CPL0 }, [XBT_CO_LTR] = { co_ldt_tr, CPL0 },
+    [XBT_CO_LLDT] = { co_ldt_tr }, [XBT_CO_LTR] = { co_ldt_tr }, /* CPL: their handler */
     [XBT_CO_ARPL] = { co_selector }, [XBT_CO_LAR] = { co_selector },
     [XBT_CO_LSL] = { co_selector }, [XBT_CO_VERR] = { co_selector },
     [XBT_CO_VERW] = { co_selector },

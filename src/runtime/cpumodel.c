@@ -25,7 +25,8 @@
  *
  * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
  * kernel could not save their state), RDTSCP, RDPID, SYSCALL, NX (no EFER: a CPU
- * without extended features has none), MTRRs, MCE/MCA, SMAP/SMEP, UMIP, PCID.  (PAT
+ * without extended features has none), MTRRs, MCE/MCA, SMAP/SMEP, UMIP, PCID, VME
+ * (CR4.VME and CR4.PVI are reserved: virtual-8086 mode is the SDM's no-VME one).  (PAT
  * selects memory types, which mean nothing here: the walker ignores the PAT bits.)
  * Directly executed code never runs CPUID or XGETBV natively (direct.c translates the
  * pages that hold them), so it sees this model too.  An embedder's CPUID policy

@@ -283,13 +283,14 @@ void xbt_null_inner_data_segs(struct xbt_vcpu *v)
  * Loads data/stack segment register seg with selector sel, with the checks of MOV Sreg
  * (Intel SDM vol. 2, MOV): raises #GP/#SS/#NP with the selector as error code (or the
  * #PF met reading the descriptor) and returns false if the load faults.  In real mode
- * the load is the selector and its base only, and never faults.
+ * the load is the selector and its base only, and never faults; in virtual-8086 mode
+ * also the fixed attributes (xbt_v86_seg).
  */
 int xbt_seg_load(struct xbt_vcpu *v, int seg, uint16_t sel, uint32_t *err)
 {
-    if (xbt_real_mode(v)) { /* no descriptor, no fault (sensitive.h) */
+    if (xbt_seg_plain(v)) { /* real or v86 mode: no descriptor, no fault (sensitive.h) */
         *err = 0;
-        xbt_real_seg(v, seg, sel);
+        xbt_plain_seg(v, seg, sel);
         return XBT_X_DONE;
     }
     uint32_t rpl = sel & 3;

@@ -11,6 +11,9 @@
  *
  * In real-address mode (CR0.PE clear) each has the SDM's "Real-Address Mode" branch
  * instead: CS loaded as any segment register is there (xbt_real_seg), no descriptor.
+ * Virtual-8086 mode takes the same branches with its own segment loads (xbt_v86_seg),
+ * IRET there only with IOPL 3; an IRET at CPL 0 whose EFLAGS image has VM set enters
+ * the mode (iret_to_v86).
  */
 #include "vcpu.h"
 #include "runtime/sensitive.h"
@@ -35,7 +38,7 @@ static int real_jmp(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz
     int r = real_target(v, off, osz, &eip, err);
     if (r >= 0)
         return r;
-    xbt_real_seg(v, XBT_CS, sel);
+    xbt_plain_seg(v, XBT_CS, sel);
     v->ctx.eip = eip;
     return XBT_X_DONE;
 }
@@ -55,7 +58,7 @@ static int real_call(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned os
     uint32_t w[2] = { v->arch.seg[XBT_CS].selector, next_eip };
     xbt_stack_put(v, &st, w, 2, osz);
     xbt_stack_commit(v, &st);
-    xbt_real_seg(v, XBT_CS, sel);
+    xbt_plain_seg(v, XBT_CS, sel);
     v->ctx.eip = eip;
     return XBT_X_DONE;
 }
@@ -73,7 +76,7 @@ static int real_ret(struct xbt_vcpu *v, unsigned osz, uint16_t imm, uint32_t *er
         return r;
     xbt_stack_add(&st, imm);
     xbt_stack_commit(v, &st);
-    xbt_real_seg(v, XBT_CS, (uint16_t)w[1]);
+    xbt_plain_seg(v, XBT_CS, (uint16_t)w[1]);
     v->ctx.eip = eip;
     return XBT_X_DONE;
 }
@@ -81,7 +84,9 @@ static int real_ret(struct xbt_vcpu *v, unsigned osz, uint16_t imm, uint32_t *er
 /* IP, CS, FLAGS (osz 2: FLAGS[15:0] all written), or EIP, CS, EFLAGS (osz 4: the SDM's
    mask 0x257FD5, VM, VIF and VIP keep their values, which xbt_eflags_write does).  The
    CPL is 0: IOPL and IF change whatever IOPL was.  EIP with bits 31:16 set, or beyond
-   CS's limit: #GP(0).  IRET in real mode ignores NT. */
+   CS's limit: #GP(0).  IRET in real mode ignores NT.  In virtual-8086 mode (IOPL 3,
+   checked by the caller) the same pops, but the flags are those POPF may write at CPL 3
+   (IOPL, VM kept; SDM IRET, "IF VM = 1 and IOPL = 3"), and CS is loaded v86-style. */
 static int real_iret(struct xbt_vcpu *v, unsigned osz, uint32_t *err)
 {
     struct xbt_stack st;
@@ -96,11 +101,43 @@ static int real_iret(struct xbt_vcpu *v, unsigned osz, uint32_t *err)
     }
     if ((r = real_target(v, w[0], osz, &eip, err)) >= 0)
         return r;
-    uint32_t mask = xbt_popf_mask(0, v->ctx.eflags_sys, osz) | (osz == 2 ? 0 : XBT_EFLAGS_RF);
+    uint32_t mask = xbt_popf_mask(v->arch.cpl, v->ctx.eflags_sys, osz) |
+                    (osz == 2 ? 0 : XBT_EFLAGS_RF);
     xbt_set_eflags(v, w[2], mask);
     xbt_stack_commit(v, &st);
-    xbt_real_seg(v, XBT_CS, (uint16_t)w[1]);
+    xbt_plain_seg(v, XBT_CS, (uint16_t)w[1]);
     v->ctx.eip = eip;
+    return XBT_X_DONE;
+}
+
+/* IRET at CPL 0 (32-bit operand) whose EFLAGS image has VM set (SDM IRET,
+   RETURN-TO-VIRTUAL-8086-MODE): after EIP, CS, EFLAGS (popped by the caller) come ESP,
+   SS, ES, DS, FS, GS, six dwords on the current stack (#SS(0) beyond its limit).  EIP
+   beyond the 64 KiB CS the mode gives: #GP(0) (QEMU TCG truncates it to 16 bits
+   instead).  Then EFLAGS whole (VM, IOPL and IF included), CPL 3 and every segment
+   register loaded v86-style, ESP all 32 bits. */
+static int iret_to_v86(struct xbt_vcpu *v, struct xbt_stack *st, const uint32_t *w,
+                       uint32_t *err)
+{
+    uint32_t o[6];
+    int r = xbt_stack_get(v, st, o, 6, 4, 0, err);
+    if (r >= 0)
+        return r;
+    if (w[0] > 0xFFFF) {
+        *err = 0;
+        return XBT_GP;
+    }
+    /* Committed. */
+    xbt_set_eflags(v, w[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4) | XBT_EFLAGS_RF |
+                                XBT_EFLAGS_VM);
+    v->arch.cpl = 3;
+    static const int segs[4] = { XBT_ES, XBT_DS, XBT_FS, XBT_GS };
+    for (int i = 0; i < 4; i++)
+        xbt_v86_seg(v, segs[i], (uint16_t)o[2 + i]);
+    xbt_v86_seg(v, XBT_SS, (uint16_t)o[1]);
+    xbt_v86_seg(v, XBT_CS, (uint16_t)w[1]);
+    v->ctx.gpr[XBT_ESP] = o[0];
+    v->ctx.eip = w[0];
     return XBT_X_DONE;
 }
 
@@ -191,7 +228,7 @@ static int to_task(struct xbt_vcpu *v, uint16_t sel, uint64_t d, const xbt_segme
 int xbt_far_jmp(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
                 uint32_t next_eip, uint32_t *err)
 {
-    if (xbt_real_mode(v))
+    if (xbt_seg_plain(v))
         return real_jmp(v, sel, off, osz, err);
     uint64_t d, cd;
     xbt_segment s, cs;
@@ -283,7 +320,7 @@ static int call_gate(struct xbt_vcpu *v, uint16_t sel, uint64_t g, const xbt_seg
 int xbt_far_call(struct xbt_vcpu *v, uint16_t sel, uint32_t off, unsigned osz,
                  uint32_t next_eip, uint32_t *err)
 {
-    if (xbt_real_mode(v))
+    if (xbt_seg_plain(v))
         return real_call(v, sel, off, osz, next_eip, err);
     uint64_t d;
     xbt_segment s;
@@ -399,7 +436,7 @@ static int return_to(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t neip, ui
 
 int xbt_far_ret(struct xbt_vcpu *v, unsigned osz, uint16_t imm, uint32_t *err)
 {
-    if (xbt_real_mode(v))
+    if (xbt_seg_plain(v))
         return real_ret(v, osz, imm, err);
     struct xbt_stack st;
     uint32_t w[2];
@@ -418,6 +455,14 @@ int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
 {
     if (xbt_real_mode(v))
         return real_iret(v, osz, err);
+    if (xbt_v86(v)) {
+        /* IOPL-sensitive in virtual-8086 mode: without VME, #GP(0) below IOPL 3. */
+        if ((v->ctx.eflags_sys & XBT_EFLAGS_IOPL) != XBT_EFLAGS_IOPL) {
+            *err = 0;
+            return XBT_GP;
+        }
+        return real_iret(v, osz, err);
+    }
     if (v->ctx.eflags_sys & XBT_EFLAGS_NT)
         return xbt_task_return(v, next_eip, err);
     struct xbt_stack st;
@@ -426,11 +471,8 @@ int xbt_iret(struct xbt_vcpu *v, unsigned osz, uint32_t next_eip, uint32_t *err)
     int r = xbt_stack_get(v, &st, w, 3, osz, 0, err);
     if (r >= 0)
         return r;
-    if (osz == 4 && (w[2] & XBT_EFLAGS_VM) && v->arch.cpl == 0) {
-        xbt_set_internal_error(v, v->ctx.eip, "IRET to virtual-8086 mode (EFLAGS %#x): "
-                               "virtual-8086 mode is not supported", w[2]);
-        return XBT_X_EXIT;
-    }
+    if (osz == 4 && (w[2] & XBT_EFLAGS_VM) && v->arch.cpl == 0)
+        return iret_to_v86(v, &st, w, err);
     uint64_t cd;
     xbt_segment cs;
     if ((r = return_cs(v, (uint16_t)w[1], &cd, &cs, err)) >= 0)

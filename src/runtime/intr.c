@@ -5,6 +5,8 @@
  * level from the TSS; task gates (a task switch, then the error code on the new task's
  * stack).  Every check is made before the first change; the error codes carry EXT for
  * events from outside the program.  In real mode: the interrupt vector table instead.
+ * From virtual-8086 mode: the IDT too, to ring 0 only, with the data segments in the
+ * frame (SDM vol. 3 20.3.1.1).
  * The nesting rules around it are excp.c's.
  */
 #include "vcpu.h"
@@ -61,18 +63,27 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     *err = xbt_sel_err(csel, ext);
     if (!xbt_is_code(&cs) || cs.dpl > v->arch.cpl)
         return XBT_GP;
+    /* From virtual-8086 mode only to a non-conforming ring-0 segment (SDM INT n). */
+    bool v86 = xbt_v86(v);
+    if (v86 && (xbt_is_conforming(&cs) || cs.dpl != 0))
+        return XBT_GP;
     if (!cs.present)
         return XBT_NP;
-    /* The frame: [old SS, old ESP,] EFLAGS, CS, EIP[, error code], 32- or 16-bit words
-       as the gate is. */
+    /* The frame: [old GS, FS, DS, ES (from v86 mode),] [old SS, old ESP,] EFLAGS, CS,
+       EIP[, error code], 32- or 16-bit words as the gate is. */
     struct xbt_stack st;
-    uint32_t w[6], n = 0, serr;
+    uint32_t w[10], n = 0, serr;
     unsigned ncpl = v->arch.cpl;
     if (!xbt_is_conforming(&cs) && cs.dpl < v->arch.cpl) {
         ncpl = cs.dpl;
         r = xbt_stack_inner(v, ncpl, ext, &st, err);
         if (r >= 0)
             return r;
+        if (v86) {
+            static const int segs[4] = { XBT_GS, XBT_FS, XBT_DS, XBT_ES };
+            for (int i = 0; i < 4; i++)
+                w[n++] = v->arch.seg[segs[i]].selector;
+        }
         w[n++] = v->arch.seg[XBT_SS].selector;
         w[n++] = v->ctx.gpr[XBT_ESP];
         serr = xbt_sel_err(st.ss.selector, ext);
@@ -99,8 +110,15 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     v->arch.cpl = ncpl;
     xbt_commit_cs(v, csel, cd, &cs, ncpl);
     v->ctx.eip = target;
-    /* Interrupt gates clear IF; both clear TF, NT, RF (and VM). */
-    uint32_t clear = XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_RF;
+    if (v86) { /* the v86 selectors mean nothing to ring 0: null, as the SDM loads them */
+        static const int segs[4] = { XBT_ES, XBT_DS, XBT_FS, XBT_GS };
+        xbt_segment null = { 0 };
+        null.unusable = 1;
+        for (int i = 0; i < 4; i++)
+            xbt_set_seg(v, segs[i], &null);
+    }
+    /* Interrupt gates clear IF; both clear TF, NT, RF and VM. */
+    uint32_t clear = XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_RF | XBT_EFLAGS_VM;
     if ((type & 1) == 0)
         clear |= XBT_EFLAGS_IF;
     xbt_set_eflags(v, 0, clear);

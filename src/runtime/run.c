@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "shadow-mmu/walk.h"
 
 /* Guest code bytes for the translator.  Paging on, each page is walked as an
@@ -87,6 +88,8 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
         m.size16 |= XBT_TS_CODE16;
     if (!v->arch.seg[XBT_SS].db)
         m.size16 |= XBT_TS_STACK16;
+    if (xbt_v86(v))
+        m.size16 |= XBT_TS_V86;
     return m;
 }
 

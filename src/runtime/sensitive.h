@@ -38,14 +38,16 @@ static inline uint32_t xbt_popf_mask(unsigned cpl, uint32_t eflags_sys, unsigned
 }
 
 /* EFLAGS bits of `mask` from `value`, into the three places the vCPU keeps them
-   (arithmetic flags, IF as ctx.vif, the rest); the bits the virtual CPU does not
-   implement (RF, VM) stay clear, and bit 1 set. */
+   (arithmetic flags, IF as ctx.vif, the rest); the bit the virtual CPU does not
+   implement (RF) stays clear, and bit 1 set.  VM changes only where `mask` names it
+   (an IRET from CPL 0, a task switch, an event leaving virtual-8086 mode, the
+   embedder): no POPF or IRET mask does. */
 static inline void xbt_eflags_write(struct xbt_vcpu *v, uint32_t value, uint32_t mask)
 {
     uint32_t cur = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys;
     uint32_t nv = (cur & ~mask) | (value & mask);
     nv &= XBT_EFLAGS_ARITH | XBT_EFLAGS_TF | XBT_EFLAGS_IF | XBT_EFLAGS_IOPL | XBT_EFLAGS_NT |
-          XBT_EFLAGS_AC | XBT_EFLAGS_ID;
+          XBT_EFLAGS_AC | XBT_EFLAGS_ID | XBT_EFLAGS_VM;
     v->ctx.eflags = nv & XBT_EFLAGS_ARITH;
     v->ctx.vif = nv & XBT_EFLAGS_IF;
     v->ctx.eflags_sys = (nv & ~(XBT_EFLAGS_ARITH | XBT_EFLAGS_IF)) | XBT_EFLAGS_FIXED;
@@ -79,6 +81,51 @@ static inline void xbt_real_seg(struct xbt_vcpu *v, int seg, uint16_t sel)
     v->ctx.seg_sel[seg] = sel;
     v->ctx.seg_base[seg] = s->base;
     v->ctx.seg_limit[seg] = s->limit;
+}
+
+/* Virtual-8086 mode (EFLAGS.VM in protected mode; SDM vol. 3 ch. 20).  The CPL is 3
+   there (v->arch.cpl is kept so); VM with PE clear (an embedder's odd state) is real
+   mode, as the processor ignores VM then. */
+static inline bool xbt_v86(const struct xbt_vcpu *v)
+{
+    return (v->ctx.eflags_sys & XBT_EFLAGS_VM) && (v->arch.cr0 & XBT_CR0_PE);
+}
+
+/* Real mode or virtual-8086 mode: segment loads without descriptors. */
+static inline bool xbt_seg_plain(const struct xbt_vcpu *v)
+{
+    return xbt_real_mode(v) || xbt_v86(v);
+}
+
+/* A segment register load in virtual-8086 mode (MOV, POP, LDS..LSS, far transfers,
+   IRET, entering the mode): selector, base = selector << 4, and the whole hidden part
+   rewritten as the SDM's 20.1.1 has it (limit 0xFFFF, byte granular, 16-bit, DPL 3,
+   present, accessed; CS readable code, the others writable data), nothing read,
+   nothing checked.  QEMU TCG gives every register data attributes; CS's type here only
+   says what the register holds. */
+static inline void xbt_v86_seg(struct xbt_vcpu *v, int seg, uint16_t sel)
+{
+    xbt_segment *s = &v->arch.seg[seg];
+    *s = (xbt_segment){ 0 };
+    s->selector = sel;
+    s->base = (uint32_t)sel << 4;
+    s->limit = 0xFFFF;
+    s->type = seg == XBT_CS ? 0xB : 0x3;
+    s->s = 1;
+    s->dpl = 3;
+    s->present = 1;
+    v->ctx.seg_sel[seg] = sel;
+    v->ctx.seg_base[seg] = s->base;
+    v->ctx.seg_limit[seg] = s->limit;
+}
+
+/* The load real mode or virtual-8086 mode makes (xbt_seg_plain). */
+static inline void xbt_plain_seg(struct xbt_vcpu *v, int seg, uint16_t sel)
+{
+    if (xbt_v86(v))
+        xbt_v86_seg(v, seg, sel);
+    else
+        xbt_real_seg(v, seg, sel);
 }
 
 /* STI once its privilege check passed: IF set, and when it was clear an interrupt

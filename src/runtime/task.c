@@ -1,7 +1,8 @@
 /*
  * task.c - hardware task switches (Intel SDM vol. 3, chapter 7): JMP or CALL to a TSS or
  * through a task gate, an event through a task gate in the IDT, IRET with NT set back
- * through the TSS's link.  32- and 16-bit TSSs.
+ * through the TSS's link.  32- and 16-bit TSSs; a 32-bit TSS whose EFLAGS has VM is a
+ * virtual-8086 task (segments loaded v86-style, CPL 3).
  *
  * Before the commit point everything that can fault is checked with the old task's
  * state untouched: the new TSS's limit and its whole image read, the old TSS's fields
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "vcpu.h"
+#include "runtime/sensitive.h"
 #include "runtime/xfer.h"
 
 /* What a TSS holds for the task (16-bit: the low halves, no CR3, FS, GS, T). */
@@ -189,11 +191,6 @@ static int precheck(struct xbt_vcpu *v, uint16_t sel, const xbt_segment *nt,
         ok = xbt_probe_lin(v, type_byte(v, sel), 1, true, false);
     if (!ok)
         return xbt_mem_fault(v, XBT_TS, *err, err);
-    if (new32 && (img->eflags & XBT_EFLAGS_VM)) {
-        xbt_set_internal_error(v, v->ctx.eip, "task switch to a virtual-8086 task (TSS %#x): "
-                               "virtual-8086 mode is not supported", sel);
-        return XBT_X_EXIT;
-    }
     return XBT_X_DONE;
 }
 
@@ -207,18 +204,27 @@ static int load_task(struct xbt_vcpu *v, bool new32, const struct tss_image *img
     }
     uint32_t keep = new32 ? 0 : 0xFFFF0000u;
     v->ctx.eip = img->eip;
-    xbt_set_eflags(v, img->eflags, new32 ? 0xFFFFFFFFu : 0xFFFFu);
+    /* A 16-bit TSS has no VM bit: the new task is never in virtual-8086 mode. */
+    xbt_set_eflags(v, img->eflags, new32 ? 0xFFFFFFFFu : 0xFFFFu | XBT_EFLAGS_VM);
     for (int i = 0; i < 8; i++)
         v->ctx.gpr[i] = (v->ctx.gpr[i] & keep) | img->gpr[i];
-    v->arch.cpl = img->seg[XBT_CS] & 3;
-    for (int i = 0; i < XBT_NSEG; i++)
-        null_seg(v, i, img->seg[i]);
+    /* A 32-bit TSS whose EFLAGS has VM: a virtual-8086 task (CPL 3, segments loaded
+       v86-style, no descriptor checks; the LDT still loaded, as the SDM's table 7-6 and
+       QEMU have it). */
+    bool v86 = new32 && (img->eflags & XBT_EFLAGS_VM);
+    v->arch.cpl = v86 ? 3 : img->seg[XBT_CS] & 3;
+    for (int i = 0; i < XBT_NSEG; i++) {
+        if (v86)
+            xbt_v86_seg(v, i, img->seg[i]);
+        else
+            null_seg(v, i, img->seg[i]);
+    }
     memset(&v->arch.ldtr, 0, sizeof v->arch.ldtr);
     v->arch.ldtr.selector = img->ldt;
     v->arch.ldtr.unusable = 1;
     int r = load_ldt(v, img->ldt, ext, err);
     static const int order[XBT_NSEG] = { XBT_CS, XBT_SS, XBT_ES, XBT_DS, XBT_FS, XBT_GS };
-    for (int i = 0; i < XBT_NSEG && r < 0; i++)
+    for (int i = 0; i < XBT_NSEG && r < 0 && !v86; i++)
         r = load_task_seg(v, order[i], img->seg[order[i]], ext, err);
     if (r >= 0)
         return r;

@@ -1603,7 +1603,7 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
             emit_mov_from_sreg(t, in);
             return false;
         }
-        if (in->callout == XBT_CO_PUSHF) {
+        if (in->callout == XBT_CO_PUSHF && !(t->mode->size16 & XBT_TS_V86)) {
             emit_pushf(t, in);
             return false;
         }

@@ -47,7 +47,8 @@ typedef struct xbt_tmode {
     uint8_t seglimit_mask; /* 1 << XBT_ES..XBT_GS for each segment whose limit is not the
                               flat 4 GiB: explicit memory operands through it are checked
                               against ctx->seg_limit (#GP(0), #SS(0) for SS) */
-    uint8_t size16;       /* XBT_TS_*: 16-bit code and stack (real mode, D/B clear) */
+    uint8_t size16;       /* XBT_TS_*: 16-bit code and stack (real mode, D/B clear),
+                             virtual-8086 mode */
 } xbt_tmode;
 
 /* xbt_tmode.size16 (part of the translation-cache key). */
@@ -55,6 +56,8 @@ typedef struct xbt_tmode {
                                address size; IP-relative targets wrap at 64 KiB */
 #define XBT_TS_STACK16 0x02 /* SS.B clear: implicit stack accesses move SP, not ESP, and
                                address SS.base + SP (wrapping at 64 KiB) */
+#define XBT_TS_V86     0x04 /* virtual-8086 mode (EFLAGS.VM): PUSHF is IOPL-sensitive
+                               there and never pushes VM, so it is a callout */
 
 /*
  * Reads up to len guest code bytes at guest linear address eip into buf.  Returns the

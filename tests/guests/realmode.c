@@ -21,7 +21,7 @@
  * 0xfffe, a 0x67 offset of 0x10000: #GP by the SDM): QEMU TCG does not check segment
  * limits and reads across them, so the reference peer cannot confirm it.  Nor single
  * steps: a #DB after INT n with TF set is counted, not required (QEMU raises none).
- * Virtual-8086 mode is not covered.
+ * Virtual-8086 mode is v86.c's.
  */
 #include "lib/guest.h"
 
