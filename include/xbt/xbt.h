@@ -109,6 +109,9 @@ extern "C" {
  *   API 1.4 also: save and restore: xbt_fpu with xbt_vcpu_get_fpu/xbt_vcpu_set_fpu,
  *   xbt_vcpu_events with xbt_vcpu_get_events/xbt_vcpu_set_events, xbt_vm_save_state,
  *   xbt_vm_restore_state, xbt_state_error.
+ *   API 1.5: real mode, 16-bit code and virtual-8086 mode; XBT_TRANSLATE_CODE16 and
+ *   XBT_TRANSLATE_STACK16; xbt_vm_set_mmio_handler (MMIO answered without an exit) and
+ *   xbt_stats.mmio_handled.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -548,6 +551,23 @@ xbt_status xbt_vcpu_run(xbt_vcpu *cpu, xbt_exit **exit);
 typedef int (*xbt_irq_fn)(void *opaque);
 xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *cpu, xbt_irq_fn pending, void *opaque);
 /*
+ * MMIO answered without an exit (API 1.5): for a plain access (a MOV, MOVZX or MOVSX of
+ * 1, 2 or 4 bytes within one page, to or from a general register or an immediate) the
+ * run calls fn on the vCPU's thread, inside xbt_vcpu_run, instead of returning an
+ * XBT_EXIT_MMIO.  fn returns nonzero when it handled the access: a read's value in
+ * *data (the low `size` bytes), a write's in *data already; zero, and the access is
+ * made as an exit as before (a device fn does not serve, an address it does not know).
+ * Other accesses (strings, read-modify-write, SSE, accesses crossing pages) are always
+ * exits.  What the embedder does on an exit it may do in fn, but fn must not call back
+ * into the vCPU (run, get/set registers) or block on something only the vCPU's thread
+ * could release.  Like KVM's in-kernel devices, this saves the round trip out of the
+ * run for the hot registers (a local APIC's).  fn NULL: every access exits.  Call
+ * between runs.
+ */
+typedef int (*xbt_mmio_fn)(void *opaque, uint64_t gpa, uint32_t size, int is_write,
+                           uint64_t *data);
+xbt_status xbt_vm_set_mmio_handler(xbt_vm *vm, xbt_mmio_fn fn, void *opaque);
+/*
  * For embedders that decide themselves when to inject (KVM's request_interrupt_window):
  * with `on`, the next run returns XBT_EXIT_IRQ_WINDOW as soon as the guest can take an
  * external interrupt (EFLAGS.IF=1 and no STI/MOV SS shadow, checked after the interrupt
@@ -761,6 +781,9 @@ typedef struct xbt_stats {
     /* callouts (of those counted in `callouts`) that the fast handlers completed with the
        guest's x87/SSE state left in the registers */
     uint64_t fast_callouts;
+    /* MMIO accesses the embedder's handler answered without an exit (API 1.5;
+       xbt_vm_set_mmio_handler) */
+    uint64_t mmio_handled;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

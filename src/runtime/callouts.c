@@ -750,6 +750,8 @@ static int co_mmio(struct xbt_vcpu *v, const struct co_call *c)
         v->smc.single = true;
         return XBT_LEAVE_DISPATCH;
     }
+    if (v->mmio.synced)
+        return 0; /* the handler answered: on after the instruction, in the block */
     return (v->mmio.run || v->mmio.raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
 }
 

@@ -390,6 +390,31 @@ static bool is_bit_test(ZydisMnemonic mn)
            mn == ZYDIS_MNEMONIC_BTC;
 }
 
+/*
+ * The access just begun, if it is a plain MOV load or store, offered to the embedder's
+ * handler (xbt_vm_set_mmio_handler): answered, it completes here as after its exit (a
+ * load's register written, EIP past the instruction) and no exit is made
+ * (v->mmio.synced).
+ */
+static void mmio_sync(struct xbt_vcpu *v)
+{
+    xbt_vm *vm = v->vm;
+    if (!vm->mmio_fn || !v->mmio.simple || v->exit.reason != XBT_EXIT_MMIO ||
+        v->mmio.run || v->mmio.raised || v->mmio.exit_ready)
+        return;
+    uint64_t data = v->exit.mmio.data;
+    if (!vm->mmio_fn(vm->mmio_opaque, v->exit.mmio.gpa, v->exit.mmio.size,
+                     v->exit.mmio.is_write, &data))
+        return;
+    if (v->mmio.pending) {
+        v->exit.mmio.data = data;
+        xbt_mmio_complete(v);
+    }
+    v->exit.reason = XBT_EXIT_NONE;
+    v->mmio.synced = true;
+    v->stats.mmio_handled++;
+}
+
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
     v->mmio.raised = false;
@@ -399,7 +424,10 @@ bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
                                "the instruction", (unsigned long long)gpa);
         return false;
     }
-    return mmio_begin_insn(v, lin, gpa, &in);
+    if (!mmio_begin_insn(v, lin, gpa, &in))
+        return false;
+    mmio_sync(v);
+    return true;
 }
 
 /* Paging off: an access crossing the page boundary after `start` has MMIO on both
@@ -411,6 +439,7 @@ static bool mmio_pair(const xbt_vm *vm, uint32_t start, bool write)
 
 static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *in)
 {
+    v->mmio.simple = v->mmio.synced = false;
     if (in->mem_op < 0 && string_mmio(v, in, lin, gpa))
         return true;
     if (in->mem_op < 0 && v->exit.reason == XBT_EXIT_INTERNAL_ERROR)
@@ -509,6 +538,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     v->exit.mmio.size = generic ? (mlen > 8 ? 8 : mlen) : size;
     v->exit.mmio.is_write = is_store;
     uint32_t next = v->ctx.eip + in->length;
+    v->mmio.simple = !generic && !split;
     if (generic) {
         /* The MMIO part only (an access crossing into or out of RAM: the rest is RAM,
            read and written by the instruction itself). */
@@ -855,7 +885,8 @@ static int mmio_callout(struct xbt_vcpu *v)
     if (xbt_gpa_mem(v->vm, gpa, is_store))
         return 0;
     v->mmio.raised = false;
-    mmio_begin_insn(v, lin, gpa, in);
+    if (mmio_begin_insn(v, lin, gpa, in))
+        mmio_sync(v);
     return 1;
 }
 

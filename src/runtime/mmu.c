@@ -100,7 +100,7 @@ static int mmio_fault(struct xbt_vcpu *v, int win, uint32_t lin, uint64_t gpa)
         return XBT_WF_TRANSLATE;
     xbt_mmio_note_fault(v);
     xbt_mmio_begin(v, lin, gpa);
-    return (v->mmio.run || v->mmio.raised) ? XBT_WF_DONE : XBT_WF_EXIT;
+    return (v->mmio.run || v->mmio.raised || v->mmio.synced) ? XBT_WF_DONE : XBT_WF_EXIT;
 }
 
 /* Paging off: linear is physical, the K-window maps the slots 1:1 (code pages, ROM and

@@ -71,6 +71,9 @@ struct xbt_vm {
     uint64_t adapt_ticks;
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     struct xbt_vcpu *vcpu;     /* one vCPU for now */
+    /* The embedder's synchronous MMIO handler (xbt_vm_set_mmio_handler; mmio.c). */
+    xbt_mmio_fn mmio_fn;
+    void *mmio_opaque;
     /* MSRs the embedder handles (xbt_vm_set_msr_exits; policy.c). */
     uint32_t msr_exits[XBT_MAX_MSR_EXITS];
     uint32_t n_msr_exits;
@@ -182,6 +185,8 @@ struct xbt_vcpu {
            MMIO address, filled with the device's data; what it stored there is written. */
         bool run, step_active, step_writes;
         bool raised;                /* xbt_mmio_begin raised a guest exception instead */
+        bool simple;                /* the access begun is a plain MOV load or store */
+        bool synced;                /* the embedder's handler answered it (no exit) */
         /* MMIO sites (mmio.c, xbt_mmio_note_fault): linear EIPs of instructions whose
            accesses reached MMIO through host faults, with their counts (open addressing),
            and the linear pages that hold a site (1 bit each; NULL until the first). */

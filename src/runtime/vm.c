@@ -530,6 +530,15 @@ xbt_status xbt_vcpu_request_irq_window(xbt_vcpu *v, int on)
     return XBT_OK;
 }
 
+xbt_status xbt_vm_set_mmio_handler(xbt_vm *vm, xbt_mmio_fn fn, void *opaque)
+{
+    if (!vm)
+        return XBT_E_INVAL;
+    vm->mmio_fn = fn;
+    vm->mmio_opaque = opaque;
+    return XBT_OK;
+}
+
 xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *v, xbt_irq_fn fn, void *opaque)
 {
     if (!v)

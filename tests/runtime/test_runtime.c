@@ -531,6 +531,81 @@ START_TEST(mmio_exits)
 END_TEST
 
 
+/* The embedder's synchronous MMIO handler (API 1.5): plain loads and stores it answers
+   make no exit, from the fault path and from an MMIO site's callout alike (a loop of 20
+   loads: a site after 4); an address it refuses, and a read-modify-write, still exit. */
+struct mmio_log {
+    unsigned reads, writes;
+    uint64_t last_write_gpa, last_write;
+};
+
+static int answer_mmio(void *opaque, uint64_t gpa, uint32_t size, int is_write, uint64_t *data)
+{
+    struct mmio_log *l = opaque;
+    if (gpa >= 0x10000010)
+        return 0; /* not this device's */
+    if (is_write) {
+        l->writes++;
+        l->last_write_gpa = gpa;
+        l->last_write = *data;
+    } else {
+        l->reads++;
+        *data = size == 1 ? 0x80 : 0x1000 + l->reads; /* MOVSX sees 0x80 */
+    }
+    return 1;
+}
+
+START_TEST(mmio_handler)
+{
+    const uint8_t code[] = {
+        0xbb, 0x00, 0x00, 0x00, 0x10,             /* mov ebx, 0x10000000 */
+        0x31, 0xf6,                               /* xor esi, esi */
+        0xb9, 0x14, 0x00, 0x00, 0x00,             /* mov ecx, 20 */
+        0x8b, 0x03,                               /* 1: mov eax, [ebx] */
+        0x01, 0xc6,                               /* add esi, eax */
+        0xe2, 0xfa,                               /* loop 1b */
+        0x89, 0xf0, 0xe7, 0xf1,                   /* mov eax, esi; out 0xf1, eax */
+        0x89, 0x43, 0x04,                         /* mov [ebx+4], eax */
+        0x0f, 0xbe, 0x4b, 0x08,                   /* movsx ecx, byte [ebx+8] */
+        0x89, 0xc8, 0xe7, 0xf2,                   /* mov eax, ecx; out 0xf2, eax */
+        0x8b, 0x43, 0x10,                         /* mov eax, [ebx+16]: refused */
+        0xe7, 0xf3,                               /* out 0xf3, eax */
+        0x01, 0x03,                               /* add [ebx], eax: an exit each way */
+        0xf4,
+    };
+    struct guest g;
+    struct mmio_log l = { 0 };
+    setup_guest(&g, code, sizeof code);
+    ck_assert_int_eq(xbt_vm_set_mmio_handler(g.vm, answer_mmio, &l), XBT_OK);
+    expect_out(&g, 0xf1, 20 * 0x1000 + 210); /* 0x1001 + ... + 0x1014 */
+    ck_assert_uint_eq(l.reads, 20);
+    expect_out(&g, 0xf2, 0xffffff80);
+    ck_assert_uint_eq(l.writes, 1);
+    ck_assert_uint_eq(l.last_write_gpa, 0x10000004);
+    ck_assert_uint_eq(l.last_write, 20 * 0x1000 + 210);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.gpa, 0x10000010);
+    ex->mmio.data = 7;
+    expect_out(&g, 0xf3, 7);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.is_write, 0);
+    ex->mmio.data = 5;
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_MMIO);
+    ck_assert_uint_eq(ex->mmio.is_write, 1);
+    ck_assert_uint_eq(ex->mmio.data, 12);
+    ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    xbt_stats st = XBT_STATS_INIT;
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
+    ck_assert_uint_eq(st.mmio_handled, 22);
+    ck_assert_uint_eq(st.exits[XBT_EXIT_MMIO], 3);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* Data-segment limits: a 4 KiB expand-up segment in ES; an access inside works, one
    across or past the limit is #GP(0) at the instruction; SS-relative is #SS(0). */
 START_TEST(segment_limits)
@@ -594,6 +669,7 @@ int main(void)
     tcase_add_test(tc, stop_from_another_thread);
     tcase_add_test(tc, unknown_msr_is_gp);
     tcase_add_test(tc, mmio_exits);
+    tcase_add_test(tc, mmio_handler);
     tcase_add_test(tc, segment_limits);
     tcase_add_test(tc, trace_profile_counts);
     suite_add_tcase(s, tc);

@@ -302,6 +302,22 @@ static void on_mmio(struct vmm *m, xbt_exit *ex)
     }
 }
 
+/* The devices' MMIO answered inside the run (xbt_vm_set_mmio_handler): a plain load or
+   store of a device register costs no exit (xv6 reads its local APIC's ID millions of
+   times a second).  An address no device claims is left to the exit, which says so. */
+static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
+                        uint64_t *data)
+{
+    struct vmm *m = opaque;
+    pthread_mutex_lock(&m->lock);
+    lapic_sync_base(m);
+    bool claimed = pc_mmio(m, gpa, size, is_write, data);
+    if (claimed)
+        m->mmio_exits++;
+    pthread_mutex_unlock(&m->lock);
+    return claimed;
+}
+
 /* --save: the file, the VM's flags it records, and --save-continue (main sets them). */
 static const char *save_path;
 static uint32_t save_vm_flags;
@@ -1022,6 +1038,7 @@ static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
     if (o->timeout > 0)
         m->deadline_ns = t0 + (uint64_t)(o->timeout * 1e9);
     xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
+    xbt_vm_set_mmio_handler(m->vm, on_mmio_sync, m);
     struct helpers h;
     start_helpers(m, &h);
     struct gdb_ctx g = { m, o->timeout };
