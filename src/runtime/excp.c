@@ -75,31 +75,46 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool 
    delivery reads the IDT, the GDT and writes the stack frame through here, each a walk
    before.  An entry walked with user rights serves supervisor accesses too (a page a
    CPL 3 access may read or write, the supervisor may as well). */
+/* The walk of one access through the software TLB: true with its physical address
+   (RAM or not), false for a #PF (pending in v->pf_* when pf) or a bus error.  An MMIO
+   frame is kept too (mmio.c's sites look theirs up on every access). */
+static bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool pf,
+                      uint64_t *gpa)
+{
+    struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
+    if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable) &&
+        (!user || e->user)) {
+        *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
+        return true;
+    }
+    xbt_walk_result r;
+    if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
+        if (pf && !r.bus_error) {
+            v->pf_pending = true;
+            v->pf_lin = lin;
+            v->pf_err = r.error_code;
+        }
+        return false;
+    }
+    *gpa = r.gpa;
+    *e = (struct xbt_stlb_entry){ lin >> 12, (uint32_t)(r.gpa >> 12), v->stlb_gen,
+                                  r.writable && r.dirty, user };
+    return true;
+}
+
+bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, uint64_t *gpa)
+{
+    if (!xbt_paging(v)) {
+        *gpa = lin;
+        return true;
+    }
+    return stlb_walk(v, lin, write, user, false, gpa);
+}
+
 static __attribute__((noinline)) bool lin_page_paged(struct xbt_vcpu *v, uint32_t lin,
                                                      bool write, bool user, uint64_t *gpa)
 {
-    {
-        struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
-        if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable) &&
-            (!user || e->user)) {
-            *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
-            return xbt_gpa_mem(v->vm, *gpa, write);
-        }
-        xbt_walk_result r;
-        if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
-            if (!r.bus_error) {
-                v->pf_pending = true;
-                v->pf_lin = lin;
-                v->pf_err = r.error_code;
-            }
-            return false;
-        }
-        *gpa = r.gpa;
-        if (xbt_phys_kind(&v->vm->phys, r.gpa))
-            *e = (struct xbt_stlb_entry){ lin >> 12, (uint32_t)(r.gpa >> 12), v->stlb_gen,
-                                          r.writable && r.dirty, user };
-    }
-    return xbt_gpa_mem(v->vm, *gpa, write);
+    return stlb_walk(v, lin, write, user, true, gpa) && xbt_gpa_mem(v->vm, *gpa, write);
 }
 
 static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, bool write,

@@ -873,15 +873,11 @@ static int mmio_callout(struct xbt_vcpu *v)
     uint32_t lin = sg->base + (uint32_t)ea;
     if (size == 0 || (lin & 0xFFF) + size > 4096)
         return 0; /* crossing a page: the fault path knows how */
-    uint64_t gpa = lin;
-    if (xbt_paging(v)) {
-        /* The rights of the access as the CPU checks them; a refusal is the guest's #PF,
-           which the instruction run alone raises itself. */
-        xbt_walk_result r;
-        if (!xbt_walk_lin(v, lin, is_store, v->arch.cpl == 3, false, &r))
-            return 0;
-        gpa = r.gpa;
-    }
+    /* The rights of the access as the CPU checks them; a refusal is the guest's #PF,
+       which the instruction run alone raises itself. */
+    uint64_t gpa;
+    if (!xbt_lin_gpa(v, lin, is_store, v->arch.cpl == 3, &gpa))
+        return 0;
     if (xbt_gpa_mem(v->vm, gpa, is_store))
         return 0;
     v->mmio.raised = false;

@@ -429,6 +429,10 @@ void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d);
 
 /* Guest memory by linear address (paging off: physical).  false if not RAM. */
 bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len);
+/* The physical address of a linear access within one page as the CPU would walk it
+   (through the software TLB, MMIO frames included); false for a #PF (not raised, not
+   pending) or a bus error.  user: CPL 3 rights. */
+bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, uint64_t *gpa);
 bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len);
 
 /* Callouts (callouts.c): the C side of xbt_jit_callout.  xbt_sysenter: SYSENTER at
