@@ -417,7 +417,7 @@ static void mmio_sync(struct xbt_vcpu *v)
 
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
 {
-    v->mmio.raised = false;
+    v->mmio.raised = v->mmio.synced = false;
     xbt_insn in;
     if (!decode_at_eip(v, &in)) {
         xbt_set_internal_error(v, v->ctx.eip, "guest access to %#llx (no RAM): cannot decode "
@@ -650,6 +650,27 @@ bool xbt_callout_mmio_store(struct xbt_vcpu *v)
     return true;
 }
 
+/* A MOV/MOVZX/MOVSX load's value into its register: sz bytes read, zero- or
+   sign-extended, dst_size bytes written (reg | 0x80: AH..BH). */
+static void load_to_reg(struct xbt_vcpu *v, uint8_t reg, unsigned sz, unsigned dst_size,
+                        bool sign, uint32_t d)
+{
+    if (sz < 4) {
+        d &= (1u << (8 * sz)) - 1;
+        if (sign && (d >> (8 * sz - 1)) & 1)
+            d |= ~((1u << (8 * sz)) - 1);
+    }
+    uint32_t *r = &v->ctx.gpr[reg & 7];
+    if (reg & 0x80)
+        *r = (*r & ~0xFF00u) | (d & 0xFF) << 8;
+    else if (dst_size == 1)
+        *r = (*r & ~0xFFu) | (d & 0xFF);
+    else if (dst_size == 2)
+        *r = (*r & ~0xFFFFu) | (d & 0xFFFF);
+    else
+        *r = d;
+}
+
 bool xbt_mmio_complete(struct xbt_vcpu *v)
 {
     uint32_t d = (uint32_t)v->exit.mmio.data;
@@ -742,20 +763,7 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
         d = v->mmio.split_lo | d << (8 * n1);
         v->mmio.split_n1 = 0;
     }
-    if (sz < 4) {
-        d &= (1u << (8 * sz)) - 1;
-        if (v->mmio.sign && (d >> (8 * sz - 1)) & 1)
-            d |= ~((1u << (8 * sz)) - 1);
-    }
-    uint32_t *r = &v->ctx.gpr[v->mmio.reg & 7];
-    if (v->mmio.reg & 0x80)
-        *r = (*r & ~0xFF00u) | (d & 0xFF) << 8;
-    else if (v->mmio.dst_size == 1)
-        *r = (*r & ~0xFFu) | (d & 0xFF);
-    else if (v->mmio.dst_size == 2)
-        *r = (*r & ~0xFFFFu) | (d & 0xFFFF);
-    else
-        *r = d;
+    load_to_reg(v, v->mmio.reg, sz, v->mmio.dst_size, v->mmio.sign, d);
     v->ctx.eip = v->mmio.next_eip;
     v->mmio.pending = false;
     return true;
@@ -843,8 +851,45 @@ static int site_result(struct xbt_vcpu *v, int r)
     return r;
 }
 
+/* An MMIO site's plain MOV, MOVZX or MOVSX (1, 2 or 4 bytes within the page, the
+   other operand a general register or an immediate) answered by the embedder's handler
+   straight from the cached decoding: what mmio_begin_insn and mmio_sync would do for it,
+   without their general analysis.  False: not such an access, or the handler declined
+   (it had no side effect then): the general path makes it. */
+static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsigned size,
+                      bool is_store)
+{
+    xbt_vm *vm = v->vm;
+    ZydisMnemonic mn = in->zi.mnemonic;
+    if (!vm->mmio_fn || (size != 1 && size != 2 && size != 4) ||
+        (mn != ZYDIS_MNEMONIC_MOV && mn != ZYDIS_MNEMONIC_MOVZX && mn != ZYDIS_MNEMONIC_MOVSX))
+        return false;
+    const ZydisDecodedOperand *other = &in->ops[in->mem_op == 0 ? 1 : 0];
+    bool reg = other->type == ZYDIS_OPERAND_TYPE_REGISTER;
+    if ((reg && xbt_gpr_index(other->reg.value) < 0) ||
+        (!reg && (is_store ? other->type != ZYDIS_OPERAND_TYPE_IMMEDIATE : true)))
+        return false;
+    uint64_t data = 0;
+    if (is_store) {
+        uint32_t val = reg ? gpr_read(v, other->reg.value) : (uint32_t)other->imm.value.u;
+        data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
+    }
+    if (!vm->mmio_fn(vm->mmio_opaque, gpa, size, is_store, &data))
+        return false;
+    if (!is_store)
+        load_to_reg(v, (uint8_t)(xbt_gpr_index(other->reg.value) |
+                                 (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0)),
+                    size, other->size / 8, mn == ZYDIS_MNEMONIC_MOVSX, (uint32_t)data);
+    v->ctx.eip += in->length;
+    v->exit.reason = XBT_EXIT_NONE;
+    v->mmio.synced = true;
+    v->stats.mmio_handled++;
+    return true;
+}
+
 static int mmio_callout(struct xbt_vcpu *v)
 {
+    v->mmio.synced = false;
     uint64_t site = v->ctx.callout_site;
     uint32_t flushes = xbt_tc_flushes(v->vm->tc);
     struct xbt_mmio_dcache *dc = &v->mmio.dcache[(site >> 4) % XBT_MMIO_DCACHE];
@@ -881,6 +926,8 @@ static int mmio_callout(struct xbt_vcpu *v)
     if (xbt_gpa_mem(v->vm, gpa, is_store))
         return 0;
     v->mmio.raised = false;
+    if (site_sync(v, in, gpa, size, is_store))
+        return 1;
     if (mmio_begin_insn(v, lin, gpa, in))
         mmio_sync(v);
     return 1;
