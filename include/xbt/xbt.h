@@ -110,8 +110,8 @@ extern "C" {
  *   xbt_vcpu_events with xbt_vcpu_get_events/xbt_vcpu_set_events, xbt_vm_save_state,
  *   xbt_vm_restore_state, xbt_state_error.
  *   API 1.5: real mode, 16-bit code and virtual-8086 mode; XBT_TRANSLATE_CODE16 and
- *   XBT_TRANSLATE_STACK16; xbt_vm_set_mmio_handler (MMIO answered without an exit) and
- *   xbt_stats.mmio_handled.
+ *   XBT_TRANSLATE_STACK16; xbt_vm_set_mmio_handler and xbt_vm_set_pio_handler (MMIO
+ *   and port I/O answered without an exit), xbt_stats.mmio_handled and pio_handled.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -568,6 +568,17 @@ typedef int (*xbt_mmio_fn)(void *opaque, uint64_t gpa, uint32_t size, int is_wri
                            uint64_t *data);
 xbt_status xbt_vm_set_mmio_handler(xbt_vm *vm, xbt_mmio_fn fn, void *opaque);
 /*
+ * The same for port I/O (API 1.5): IN and OUT (not INS/OUTS) call fn with the port, the
+ * size (1, 2, 4) and the data (*data: OUT's value; IN's to fill) instead of an
+ * XBT_EXIT_IO, after the I/O permission checks; zero makes the exit as before.  A
+ * handler that makes an interrupt deliverable (or asks the run to end) calls
+ * xbt_vcpu_kick (xbt_vcpu_stop): the run then leaves translated code after the
+ * instruction, as it would after an exit.  The same goes for the MMIO handler.
+ */
+typedef int (*xbt_pio_fn)(void *opaque, uint16_t port, uint32_t size, int is_in,
+                          uint32_t *data);
+xbt_status xbt_vm_set_pio_handler(xbt_vm *vm, xbt_pio_fn fn, void *opaque);
+/*
  * For embedders that decide themselves when to inject (KVM's request_interrupt_window):
  * with `on`, the next run returns XBT_EXIT_IRQ_WINDOW as soon as the guest can take an
  * external interrupt (EFLAGS.IF=1 and no STI/MOV SS shadow, checked after the interrupt
@@ -784,6 +795,8 @@ typedef struct xbt_stats {
     /* MMIO accesses the embedder's handler answered without an exit (API 1.5;
        xbt_vm_set_mmio_handler) */
     uint64_t mmio_handled;
+    /* IN/OUT the embedder's handler answered without an exit (xbt_vm_set_pio_handler) */
+    uint64_t pio_handled;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

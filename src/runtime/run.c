@@ -1171,9 +1171,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         if (st->callouts[i])
             OUT(" %s=%llu", xbt_callout_name((unsigned)i), (unsigned long long)st->callouts[i]);
     OUT("\ncallouts by the fast handlers: %llu", (unsigned long long)st->fast_callouts);
-    if (st->mmio_handled)
-        OUT("\nMMIO answered by the embedder's handler without an exit: %llu",
-            (unsigned long long)st->mmio_handled);
+    if (st->mmio_handled || st->pio_handled)
+        OUT("\nanswered by the embedder's handlers without an exit: %llu MMIO, %llu port "
+            "I/O", (unsigned long long)st->mmio_handled, (unsigned long long)st->pio_handled);
     OUT("\nexceptions:");
     for (int i = 0; i < 32; i++)
         if (st->exceptions[i])

@@ -74,6 +74,8 @@ struct xbt_vm {
     /* The embedder's synchronous MMIO handler (xbt_vm_set_mmio_handler; mmio.c). */
     xbt_mmio_fn mmio_fn;
     void *mmio_opaque;
+    xbt_pio_fn pio_fn;             /* ... and port I/O (xbt_vm_set_pio_handler) */
+    void *pio_opaque;
     /* MSRs the embedder handles (xbt_vm_set_msr_exits; policy.c). */
     uint32_t msr_exits[XBT_MAX_MSR_EXITS];
     uint32_t n_msr_exits;

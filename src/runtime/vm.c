@@ -539,6 +539,15 @@ xbt_status xbt_vm_set_mmio_handler(xbt_vm *vm, xbt_mmio_fn fn, void *opaque)
     return XBT_OK;
 }
 
+xbt_status xbt_vm_set_pio_handler(xbt_vm *vm, xbt_pio_fn fn, void *opaque)
+{
+    if (!vm)
+        return XBT_E_INVAL;
+    vm->pio_fn = fn;
+    vm->pio_opaque = opaque;
+    return XBT_OK;
+}
+
 xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *v, xbt_irq_fn fn, void *opaque)
 {
     if (!v)

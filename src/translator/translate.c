@@ -363,6 +363,11 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
     t->site_patches[idx] = (struct xbt_patch){ t->len - 4, t->len, idx };
     xbt_emit1(t, M(CALL), ctx_mem(XBT_CTX_CALLOUT, 8));
     t->b->stats.callouts++;
+    /* A full handler saves the guest's x87/SSE state and may resume in this block
+       (a handler that returns, a port answered by the embedder): the next x87/SSE
+       instruction here loads it again through ctx->fpu_entry (a bare RET when the fast
+       path kept it loaded). */
+    t->fpu_ready = false;
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -606,6 +606,49 @@ START_TEST(mmio_handler)
 }
 END_TEST
 
+/* The embedder's port I/O handler (API 1.5): IN and OUT it answers make no exit; a
+   port it refuses exits; the statistics count both. */
+static int answer_pio(void *opaque, uint16_t port, uint32_t size, int is_in, uint32_t *data)
+{
+    uint32_t *last = opaque;
+    if (port == 0xf1)
+        return 0; /* the test's own port: exits */
+    if (is_in)
+        *data = size == 1 ? 0x5a : 0x12345678;
+    else
+        *last = *data | (uint32_t)port << 24;
+    return 1;
+}
+
+START_TEST(pio_handler)
+{
+    const uint8_t code[] = {
+        0xb8, 0xff, 0xff, 0xff, 0xff,             /* mov eax, -1 */
+        0xe4, 0x60,                               /* in al, 0x60 */
+        0x66, 0xba, 0x70, 0x00,                   /* mov dx, 0x70 */
+        0x66, 0xef,                               /* out dx, ax */
+        0xe7, 0xf1,                               /* out 0xf1, eax: exits */
+        0xed,                                     /* in eax, dx */
+        0xe7, 0xf1,                               /* out 0xf1, eax */
+        0xf4,
+    };
+    struct guest g;
+    uint32_t last = 0;
+    setup_guest(&g, code, sizeof code);
+    ck_assert_int_eq(xbt_vm_set_pio_handler(g.vm, answer_pio, &last), XBT_OK);
+    expect_out(&g, 0xf1, 0xffffff5a);
+    ck_assert_uint_eq(last, 0x7000ff5a); /* OUT's 16 bits, from port 0x70 */
+    expect_out(&g, 0xf1, 0x12345678);
+    xbt_exit *ex = run_to_exit(&g);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
+    xbt_stats st = XBT_STATS_INIT;
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
+    ck_assert_uint_eq(st.pio_handled, 3);
+    ck_assert_uint_eq(st.exits[XBT_EXIT_IO], 2);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* Data-segment limits: a 4 KiB expand-up segment in ES; an access inside works, one
    across or past the limit is #GP(0) at the instruction; SS-relative is #SS(0). */
 START_TEST(segment_limits)
@@ -670,6 +713,7 @@ int main(void)
     tcase_add_test(tc, unknown_msr_is_gp);
     tcase_add_test(tc, mmio_exits);
     tcase_add_test(tc, mmio_handler);
+    tcase_add_test(tc, pio_handler);
     tcase_add_test(tc, segment_limits);
     tcase_add_test(tc, trace_profile_counts);
     suite_add_tcase(s, tc);

@@ -311,11 +311,33 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
     struct vmm *m = opaque;
     pthread_mutex_lock(&m->lock);
     lapic_sync_base(m);
+    bool before = intr_pending(m);
     bool claimed = pc_mmio(m, gpa, size, is_write, data);
     if (claimed)
         m->mmio_exits++;
+    if (!before && intr_pending(m))
+        xbt_vcpu_kick(m->cpu); /* delivered after this instruction, as after an exit */
     pthread_mutex_unlock(&m->lock);
     return claimed;
+}
+
+/* Port I/O answered inside the run (xbt_vm_set_pio_handler), but for the ACPI control
+   port, whose S3 the run loop must see after the access (it suspends the vCPU). */
+static int on_pio_sync(void *opaque, uint16_t port, uint32_t size, int is_in, uint32_t *data)
+{
+    struct vmm *m = opaque;
+    if (port >= PM_BASE + 4 && port < PM_BASE + 6)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    m->io_exits++;
+    bool before = intr_pending(m);
+    uint32_t v = vmm_port_io(m, port, size, is_in, *data);
+    if (is_in)
+        *data = v;
+    if (!before && intr_pending(m))
+        xbt_vcpu_kick(m->cpu);
+    pthread_mutex_unlock(&m->lock);
+    return 1;
 }
 
 /* --save: the file, the VM's flags it records, and --save-continue (main sets them). */
@@ -1039,6 +1061,7 @@ static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
         m->deadline_ns = t0 + (uint64_t)(o->timeout * 1e9);
     xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
     xbt_vm_set_mmio_handler(m->vm, on_mmio_sync, m);
+    xbt_vm_set_pio_handler(m->vm, on_pio_sync, m);
     struct helpers h;
     start_helpers(m, &h);
     struct gdb_ctx g = { m, o->timeout };
