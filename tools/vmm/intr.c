@@ -78,6 +78,7 @@ int intr_ack(struct vmm *m)
 
 void intr_changed(struct vmm *m)
 {
+    m->intr_changes++;
     if (intr_pending(m))
         pthread_cond_broadcast(&m->wake);
 }

@@ -224,6 +224,7 @@ struct vmm {
     uint8_t crtc_index, crtc[32];
     uint8_t port92, rcr;   /* system control port A; reset control register (0xcf9) */
     uint16_t isa_level;    /* ISA IRQ lines as the devices drive them */
+    uint32_t intr_changes; /* intr_changed calls: a handler inside the run compares */
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     bool exit_requested;
     atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */

@@ -311,11 +311,11 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
     struct vmm *m = opaque;
     pthread_mutex_lock(&m->lock);
     lapic_sync_base(m);
-    bool before = intr_pending(m);
+    uint32_t changes = m->intr_changes;
     bool claimed = pc_mmio(m, gpa, size, is_write, data);
     if (claimed)
         m->mmio_exits++;
-    if (!before && intr_pending(m))
+    if (m->intr_changes != changes && intr_pending(m))
         xbt_vcpu_kick(m->cpu); /* delivered after this instruction, as after an exit */
     pthread_mutex_unlock(&m->lock);
     return claimed;
@@ -330,11 +330,11 @@ static int on_pio_sync(void *opaque, uint16_t port, uint32_t size, int is_in, ui
         return 0;
     pthread_mutex_lock(&m->lock);
     m->io_exits++;
-    bool before = intr_pending(m);
+    uint32_t changes = m->intr_changes;
     uint32_t v = vmm_port_io(m, port, size, is_in, *data);
     if (is_in)
         *data = v;
-    if (!before && intr_pending(m))
+    if (m->intr_changes != changes && intr_pending(m))
         xbt_vcpu_kick(m->cpu);
     pthread_mutex_unlock(&m->lock);
     return 1;
