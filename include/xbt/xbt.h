@@ -556,13 +556,17 @@ xbt_status xbt_vcpu_set_irq_source(xbt_vcpu *cpu, xbt_irq_fn pending, void *opaq
  * run calls fn on the vCPU's thread, inside xbt_vcpu_run, instead of returning an
  * XBT_EXIT_MMIO.  fn returns nonzero when it handled the access: a read's value in
  * *data (the low `size` bytes), a write's in *data already; zero, and the access is
- * made as an exit as before (a device fn does not serve, an address it does not know).
- * Other accesses (strings, read-modify-write, SSE, accesses crossing pages) are always
- * exits.  What the embedder does on an exit it may do in fn, but fn must not call back
- * into the vCPU (run, get/set registers) or block on something only the vCPU's thread
- * could release.  Like KVM's in-kernel devices, this saves the round trip out of the
- * run for the hot registers (a local APIC's).  fn NULL: every access exits.  Call
- * between runs.
+ * made as an exit as before (a device fn does not serve, an address it does not know;
+ * fn must then have done nothing).  Other accesses (strings, read-modify-write, SSE,
+ * accesses crossing a page) are always exits; a write to ROM (XBT_MEM_READONLY) is MMIO
+ * and reaches fn too.  Inside fn the embedder may read the vCPU (xbt_vcpu_get_regs,
+ * get_sregs, get_msr: EIP is the instruction's own), write guest memory or drop
+ * translations (xbt_vm_write_phys, xbt_vm_invalidate: the run then leaves the block),
+ * kick, stop or NMI the vCPU; it must not run the vCPU or set its state, and must not
+ * block on something only the vCPU's thread could release.  Like KVM's in-kernel
+ * devices, this saves the round trip out of the run for the hot registers (a local
+ * APIC's).  fn NULL: every access exits.  Set it between runs, on the vCPU's thread (or
+ * before any run): fn and opaque are not one atomic pair.
  */
 typedef int (*xbt_mmio_fn)(void *opaque, uint64_t gpa, uint32_t size, int is_write,
                            uint64_t *data);

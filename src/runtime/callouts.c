@@ -450,14 +450,17 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
     v->ctx.eip = c->nxt;
     xbt_vm *vm = v->vm;
     if (vm->pio_fn) {
-        /* The embedder's handler answers it in the run: no exit (xbt.h). */
+        /* The embedder's handler answers it in the run: no exit (xbt.h).  If it dropped
+           translations (xbt_vm_invalidate, a write to a code page), this block may be
+           one of them: on through the dispatcher, not in the block. */
         bool in = s->kind == XBT_CO_IN;
         uint32_t d = in ? 0 : get_reg(v, XBT_EAX, size);
+        uint64_t drops = xbt_tc_drops(vm->tc);
         if (vm->pio_fn(vm->pio_opaque, port, size, in, &d)) {
             if (in)
                 set_reg(v, XBT_EAX, size, d);
             v->stats.pio_handled++;
-            return 0;
+            return xbt_tc_drops(vm->tc) != drops ? XBT_LEAVE_DISPATCH : 0;
         }
     }
     if (s->kind == XBT_CO_IN) {
@@ -511,6 +514,8 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
         return fault(v, XBT_PF, 0);
     v->pio.in_pending = true;
     v->pio.in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
+    v->pio.ins_rep = rep;
+    v->pio.ins_mask = m;
     uint32_t n = rep ? string_io_count(v, lin, size, true, m, *edi) : 1;
     v->pio.next_eip = rep && (*ecx & m) > n ? eip : nxt;
     v->ctx.eip = v->pio.next_eip;
@@ -762,8 +767,9 @@ static int co_mmio(struct xbt_vcpu *v, const struct co_call *c)
         v->smc.single = true;
         return XBT_LEAVE_DISPATCH;
     }
-    if (v->mmio.synced)
-        return 0; /* the handler answered: on after the instruction, in the block */
+    if (v->mmio.synced) /* the handler answered: on after the instruction, in the block
+                           unless it dropped translations (see co_port_io) */
+        return v->mmio.sync_drops ? XBT_LEAVE_DISPATCH : 0;
     return (v->mmio.run || v->mmio.raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
 }
 

@@ -402,10 +402,11 @@ static void mmio_sync(struct xbt_vcpu *v)
     if (!vm->mmio_fn || !v->mmio.simple || v->exit.reason != XBT_EXIT_MMIO ||
         v->mmio.run || v->mmio.raised || v->mmio.exit_ready)
         return;
-    uint64_t data = v->exit.mmio.data;
+    uint64_t data = v->exit.mmio.data, drops = xbt_tc_drops(vm->tc);
     if (!vm->mmio_fn(vm->mmio_opaque, v->exit.mmio.gpa, v->exit.mmio.size,
                      v->exit.mmio.is_write, &data))
         return;
+    v->mmio.sync_drops = xbt_tc_drops(vm->tc) != drops;
     if (v->mmio.pending) {
         v->exit.mmio.data = data;
         xbt_mmio_complete(v);
@@ -538,7 +539,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
     v->exit.mmio.size = generic ? (mlen > 8 ? 8 : mlen) : size;
     v->exit.mmio.is_write = is_store;
     uint32_t next = v->ctx.eip + in->length;
-    v->mmio.simple = !generic && !split;
+    v->mmio.simple = !generic && !split && !crosses; /* one page: one device's */
     if (generic) {
         /* The MMIO part only (an access crossing into or out of RAM: the rest is RAM,
            read and written by the instruction itself). */
@@ -874,8 +875,10 @@ static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsi
         uint32_t val = reg ? gpr_read(v, other->reg.value) : (uint32_t)other->imm.value.u;
         data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
     }
+    uint64_t drops = xbt_tc_drops(vm->tc);
     if (!vm->mmio_fn(vm->mmio_opaque, gpa, size, is_store, &data))
         return false;
+    v->mmio.sync_drops = xbt_tc_drops(vm->tc) != drops;
     if (!is_store)
         load_to_reg(v, (uint8_t)(xbt_gpr_index(other->reg.value) |
                                  (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0)),

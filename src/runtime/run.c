@@ -430,19 +430,17 @@ static void complete_in(struct xbt_vcpu *v)
 {
     uint32_t data = v->exit.io.data;
     unsigned size = v->pio.in_reg_size & 7;
-    const struct xbt_callout_site *s =
-        (const struct xbt_callout_site *)(uintptr_t)v->ctx.callout_site;
     if (v->pio.in_reg_size & 0x80) {
         /* INS: the data goes to ES:(E)DI, RAM or MMIO (the store exit comes next); a REP
            INS of io_count elements into one page of RAM (checked at the exit). */
-        uint32_t m = xbt_str_mask(s), n = v->pio.count > 1 ? v->pio.count : 1;
+        uint32_t m = v->pio.ins_mask, n = v->pio.count > 1 ? v->pio.count : 1;
         uint32_t *edi = &v->ctx.gpr[XBT_EDI];
         xbt_store_lin(v, v->arch.seg[XBT_ES].base + (*edi & m),
                       n > 1 ? (const void *)v->pio.buf : (const void *)&data, n * size);
         v->pf_pending = false; /* checked when the INS ran (callouts.c) */
         int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
         xbt_str_add(edi, m, (uint32_t)step * n);
-        if ((s->flags & XBT_COF_REP) && (v->ctx.gpr[XBT_ECX] & m))
+        if (v->pio.ins_rep && (v->ctx.gpr[XBT_ECX] & m))
             xbt_str_add(&v->ctx.gpr[XBT_ECX], m, (uint32_t)-n);
         v->pio.count = 1;
     } else {

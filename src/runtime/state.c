@@ -738,7 +738,7 @@ static xbt_status apply(xbt_vcpu *v, struct staged *s)
     v->pf_pending = v->fetch_pf = false;
     xbt_vcpu_set_sregs(v, &s->cpu.s);
     v->arch.cpl = s->cpu.cpl;
-    xbt_vcpu_set_regs(v, &s->cpu.r);
+    xbt_vcpu_set_regs(v, &s->cpu.r); /* virtual-8086 mode: CPL 3 whatever the stream says */
     xbt_vcpu_set_events(v, e); /* after set_regs, which ends HLT and the shadow */
     /* The guest TSC never goes below the value saved; on the same host the offset
        stays, so directly run user code (the raw host TSC) agrees with the kernel. */

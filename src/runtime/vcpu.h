@@ -164,6 +164,8 @@ struct xbt_vcpu {
     struct xbt_vcpu_pio {
         bool in_pending;
         uint8_t in_reg_size;
+        bool ins_rep;                 /* a pending INS: REP, and its address size's mask */
+        uint32_t ins_mask;
         uint32_t count;               /* elements of the pending string I/O exit */
         uint8_t *buf;                 /* their data (XBT_VM_STRING_IO; 4 KiB) */
         uint32_t next_eip;
@@ -189,6 +191,7 @@ struct xbt_vcpu {
         bool raised;                /* xbt_mmio_begin raised a guest exception instead */
         bool simple;                /* the access begun is a plain MOV load or store */
         bool synced;                /* the embedder's handler answered it (no exit) */
+        bool sync_drops;            /* ... and dropped translations meanwhile */
         /* MMIO sites (mmio.c, xbt_mmio_note_fault): linear EIPs of instructions whose
            accesses reached MMIO through host faults, with their counts (open addressing),
            and the linear pages that hold a site (1 bit each; NULL until the first). */

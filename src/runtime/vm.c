@@ -454,6 +454,8 @@ xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
     g[4] = r->esp, g[5] = r->ebp, g[6] = r->esi, g[7] = r->edi;
     v->ctx.eip = r->eip;
     xbt_set_eflags(v, r->eflags, 0xFFFFFFFF);
+    if ((v->arch.cr0 & XBT_CR0_PE) && (v->ctx.eflags_sys & XBT_EFLAGS_VM))
+        v->arch.cpl = 3; /* virtual-8086 mode runs at CPL 3, whatever CS's DPL */
     v->pio.in_pending = false;
     v->mmio.pending = false;
     v->pol.msr_pending = false;      /* and an MSR exit not answered (policy.c) */
@@ -489,8 +491,11 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
         v->ctx.seg_base[i] = v->arch.seg[i].base;
         v->ctx.seg_limit[i] = v->arch.seg[i].limit;
     }
-    /* The CPL is CS's DPL in protected mode and 0 in real mode, whatever CS holds. */
+    /* The CPL is CS's DPL in protected mode, 0 in real mode and 3 in virtual-8086 mode,
+       whatever CS holds. */
     v->arch.cpl = (s->cr0 & XBT_CR0_PE) ? v->arch.seg[XBT_CS].dpl : 0;
+    if ((s->cr0 & XBT_CR0_PE) && (v->ctx.eflags_sys & XBT_EFLAGS_VM))
+        v->arch.cpl = 3;
     v->arch.tr = s->tr, v->arch.ldtr = s->ldt, v->arch.gdtr = s->gdt, v->arch.idtr = s->idt;
     v->arch.cr0 = s->cr0 | XBT_CR0_ET;
     v->arch.cr2 = s->cr2;

@@ -609,6 +609,11 @@ uint32_t xbt_tc_flushes(const xbt_tcache *tc)
     return (uint32_t)tc->st.flushes;
 }
 
+uint64_t xbt_tc_drops(const xbt_tcache *tc)
+{
+    return tc->st.flushes + tc->st.invalidations;
+}
+
 bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
 {
     if (!b->relocs || b->host_len > out->code_cap || b->n_map > XBT_BLOCK_MAX_MAP ||

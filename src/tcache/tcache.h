@@ -102,6 +102,9 @@ xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, 
                                    uint32_t eip);
 /* How many times the cache was flushed (a generation for what names a block's code). */
 uint32_t xbt_tc_flushes(const xbt_tcache *tc);
+/* Flushes plus blocks dropped so far: a change says some translation went (a callout
+   that resumes in its block checks it around code it does not control). */
+uint64_t xbt_tc_drops(const xbt_tcache *tc);
 /* Fills *out (its code buffer out->code of out->code_cap bytes) with b as the
    translator made it, exits unchained, ready for xbt_tblock_relocate.  false: b is not
    relocatable or does not fit. */

@@ -402,6 +402,36 @@ START_TEST(not_in_v86)
 }
 END_TEST
 
+/* Virtual-8086 mode set up by the embedder (set_sregs, then set_regs with VM) runs at
+   CPL 3 whatever DPL its segments carry: MOV from CR0 is #GP(0), not executed. */
+START_TEST(embedder_v86_is_cpl3)
+{
+    const uint8_t code[] = { 0x0f, 0x20, 0xc0, 0xf4 }; /* mov eax, cr0; hlt */
+    struct guest g;
+    setup(&g, code, sizeof code, 0);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    xbt_segment seg = { .limit = 0xffff, .type = 3, .s = 1, .present = 1, .dpl = 0 };
+    s.ds = s.es = s.fs = s.gs = s.ss = seg;
+    s.ss.selector = 0x3000, s.ss.base = 0x30000;
+    s.es.selector = 0x4000, s.es.base = 0x40000;
+    s.ds.selector = 0x2000, s.ds.base = 0x20000;
+    s.fs.selector = 0x5000, s.fs.base = 0x50000;
+    s.gs.selector = 0x6000, s.gs.base = 0x60000;
+    s.cs = seg;
+    s.cs.type = 0xb, s.cs.selector = 0x1000, s.cs.base = 0x10000;
+    ck_assert_int_eq(xbt_vcpu_set_sregs(g.cpu, &s), XBT_OK);
+    xbt_regs r;
+    xbt_vcpu_get_regs(g.cpu, &r);
+    r.eip = V86_IP, r.esp = 0xfff0, r.eflags = VM | 2;
+    ck_assert_int_eq(xbt_vcpu_set_regs(g.cpu, &r), XBT_OK);
+    uint32_t err = ~0u;
+    ck_assert_uint_eq(expect_event(&g, true, &err), V86_IP);
+    ck_assert_uint_eq(err, 0);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* A save in v86 mode restores into v86 mode: VM, CPL 3 and the v86 segments come back,
    and the next event leaves through the IDT with the v86 frame. */
 START_TEST(save_restore_in_v86)
@@ -582,6 +612,7 @@ int main(void)
     tcase_add_test(tc, io_bitmap);
     tcase_add_test(tc, task_switch_to_v86);
     tcase_add_test(tc, not_in_v86);
+    tcase_add_test(tc, embedder_v86_is_cpl3);
     tcase_add_test(tc, save_restore_in_v86);
     tcase_add_test(tc, sysenter_from_v86);
     tcase_add_test(tc, mmio_from_v86);

@@ -237,6 +237,7 @@ struct vmm {
     bool timed_out, interrupted;
     uint8_t unknown_port_seen[65536 / 8];
     uint64_t io_exits, mmio_exits;
+    uint64_t io_sync, mmio_sync; /* answered inside the run (xbt-run.c, on_*_sync) */
     bool trace_io;
 };
 

@@ -314,7 +314,7 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
     uint32_t changes = m->intr_changes;
     bool claimed = pc_mmio(m, gpa, size, is_write, data);
     if (claimed)
-        m->mmio_exits++;
+        m->mmio_sync++;
     if (m->intr_changes != changes && intr_pending(m))
         xbt_vcpu_kick(m->cpu); /* delivered after this instruction, as after an exit */
     pthread_mutex_unlock(&m->lock);
@@ -326,10 +326,10 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
 static int on_pio_sync(void *opaque, uint16_t port, uint32_t size, int is_in, uint32_t *data)
 {
     struct vmm *m = opaque;
-    if (port >= PM_BASE + 4 && port < PM_BASE + 6)
-        return 0;
+    if (port < PM_BASE + 6 && port + size > PM_BASE + 4)
+        return 0; /* any access that touches PM1_CNT, a wide one from 0x602 too */
     pthread_mutex_lock(&m->lock);
-    m->io_exits++;
+    m->io_sync++;
     uint32_t changes = m->intr_changes;
     uint32_t v = vmm_port_io(m, port, size, is_in, *data);
     if (is_in)
@@ -411,8 +411,16 @@ static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *file
    the IVT's IDTR. */
 static void waking_state(xbt_vcpu *cpu, uint32_t vector)
 {
+    /* The CPU was off: no debug registers, pending events, x87/SSE state or
+       APIC base from before (the BIOS's INIT state). */
+    xbt_vcpu_set_events(cpu, &(xbt_vcpu_events){ 0 });
+    xbt_fpu f = { .fcw = 0x37f, .mxcsr = 0x1f80, .mxcsr_mask = 0xffff };
+    xbt_vcpu_set_fpu(cpu, &f);
+    xbt_vcpu_set_msr(cpu, 0x1b, 0xfee00900); /* IA32_APIC_BASE: enabled, BSP */
     xbt_sregs s;
     xbt_vcpu_get_sregs(cpu, &s);
+    memset(s.dr, 0, sizeof s.dr);
+    s.dr[6] = 0xffff0ff0, s.dr[7] = 0x400;
     xbt_segment data = { .limit = 0xffff, .type = 3, .s = 1, .present = 1 };
     s.ds = s.es = s.fs = s.gs = s.ss = data;
     s.cs = data;
@@ -437,12 +445,19 @@ static int resume_s3(struct vmm *m)
     while (!acpi_pm_wake(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
         pthread_cond_wait(&m->wake, &m->lock); /* the timer thread polls the RTC */
     bool woke = !m->pm.suspended;
-    if (woke) {
+    uint32_t vector = firmware_waking_vector(m);
+    if (woke && (vector == 0 || vector >= 0x100000)) {
+        /* No real-mode address to resume at: a BIOS boots the machine afresh. */
+        fprintf(stderr, "xbt-run: note: S3 resume with waking vector %#x (none, or above "
+                        "1 MiB): reset\n", vector);
+        vmm_request_exit(m, END_RESET, EXIT_RESET);
+        woke = false;
+    } else if (woke) {
+        waking_state(m->cpu, vector);
         pic_init(m);
         pit_init(m);
         lapic_init(m);
         ioapic_init(m);
-        waking_state(m->cpu, firmware_waking_vector(m));
     }
     pthread_mutex_unlock(&m->lock);
     if (!woke)
@@ -1094,8 +1109,10 @@ static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint
     char buf[8192];
     xbt_stats_format(&s, buf, sizeof buf);
     fprintf(stderr, "--- xbt-run statistics (%.3f s wall) ---\n%s", (double)wall_ns / 1e9, buf);
-    fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled\n",
-            (unsigned long long)m->io_exits, (unsigned long long)m->mmio_exits);
+    fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled; %llu port and %llu "
+            "MMIO accesses answered inside the run\n", (unsigned long long)m->io_exits,
+            (unsigned long long)m->mmio_exits, (unsigned long long)m->io_sync,
+            (unsigned long long)m->mmio_sync);
     uint64_t code, code_size;
     if (xbt_vm_code_range(m->vm, &code, &code_size) == XBT_OK)
         fprintf(stderr, "code cache: executable view %#llx-%#llx\n", (unsigned long long)code,
