@@ -1710,8 +1710,12 @@ static void finish_block(xbt_tx *t)
 static bool out_of_room(const xbt_tx *t, uint32_t max)
 {
     const xbt_tblock *b = t->b;
-    return b->n_insns >= max ||
-           t->len + t->n_tails * TAIL_RESERVE + INSN_RESERVE * 2 > b->code_cap ||
+    /* Room for one more instruction, the tails, exit stubs and the callout sites that
+       finish_block appends (a block of limit-checked 16-bit code, each access with its
+       #GP callout, filled 16 KiB and had no room left for its 64 sites). */
+    uint32_t after = t->n_tails * TAIL_RESERVE + (b->n_exits + 3) * 32 +
+                     (t->n_sites + 2) * (uint32_t)sizeof(struct xbt_callout_site);
+    return b->n_insns >= max || t->len + after + INSN_RESERVE * 2 > b->code_cap ||
            t->n_sites + 2 > XBT_MAX_PENDING_SITES ||
            b->n_map + 4 * t->n_tails + 6 > XBT_BLOCK_MAX_MAP ||
            b->n_exits + 3 > XBT_BLOCK_MAX_EXITS || t->n_tails + 1 > XBT_MAX_STRING_TAILS;

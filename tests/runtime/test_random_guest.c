@@ -64,6 +64,53 @@ static void *watchdog_thread(void *arg)
     return NULL;
 }
 
+static xbt_segment seg16(uint16_t sel, uint32_t base, uint8_t type, uint8_t dpl)
+{
+    return (xbt_segment){ .base = base, .limit = 0xffff, .selector = sel, .type = type,
+                          .s = 1, .dpl = dpl, .present = 1 };
+}
+
+/* Random code as 16-bit code (kind 0: real mode, IVT at 0 into the code; 1: 16-bit
+   protected mode, CS and SS with D/B clear over the code at 1 MiB; 2: virtual-8086 mode,
+   which the first event leaves through the random IDT and a TSS at 0 full of random
+   bytes).  Registers random, IP and SP 16-bit. */
+static void set_16bit_state(xbt_vm *vm, xbt_vcpu *cpu, const xbt_sregs *s0, unsigned kind)
+{
+    static uint8_t page[1 << 16];
+    for (size_t i = 0; i < sizeof page; i++)
+        page[i] = (uint8_t)rnd();
+    xbt_vm_write_phys(vm, 0x10000, page, sizeof page);
+    xbt_sregs s = *s0;
+    uint16_t seg[5];
+    for (int i = 0; i < 5; i++)
+        seg[i] = (uint16_t)(0x1000 + (rnd() & 0x3fff));
+    uint8_t dpl = kind == 2 ? 3 : 0;
+    s.ds = seg16(seg[0], (uint32_t)seg[0] << 4, 3, dpl);
+    s.es = seg16(seg[1], (uint32_t)seg[1] << 4, 3, dpl);
+    s.fs = seg16(seg[2], (uint32_t)seg[2] << 4, 3, dpl);
+    s.gs = seg16(seg[3], (uint32_t)seg[3] << 4, 3, dpl);
+    s.ss = seg16(seg[4], (uint32_t)seg[4] << 4, 3, dpl);
+    s.cs = seg16(0x1000, 0x10000, 0xb, dpl);
+    if (kind == 0) {
+        s.cr0 &= ~1u;
+        s.idt = (xbt_dtable){ 0, 0x3ff };
+        uint32_t ivt[256];
+        for (int v = 0; v < 256; v++)
+            ivt[v] = (rnd() & 0xffff) | 0x10000000u; /* 1000:xxxx */
+        xbt_vm_write_phys(vm, 0, ivt, sizeof ivt);
+    } else if (kind == 1) {
+        uint64_t gdt[4] = { 0, 0x00009a100000ffffull, 0x000092100000ffffull, 0 };
+        xbt_vm_write_phys(vm, 0x1000, gdt, sizeof gdt); /* 16-bit code/data at 1 MiB */
+        s.gdt = (xbt_dtable){ 0x1000, sizeof gdt - 1 };
+        s.cs = seg16(0x08, 0x100000, 0xb, 0);
+        s.ss = seg16(0x10, 0x100000, 3, 0);
+    }
+    ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
+    xbt_regs r = { rnd(), rnd(), rnd(), rnd(), rnd() & 0xfffe, rnd(), rnd(), rnd(),
+                   rnd() & 0xffff, 0x2 | (rnd() & 0xcd5) | (kind == 2 ? 0x20000u : 0) };
+    ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
+}
+
 static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned programs,
                           const char *name)
 {
@@ -127,6 +174,8 @@ static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned pro
         xbt_regs r = { rnd(), rnd(), rnd(), rnd(), 0x80000 + (rnd() & 0xfffc), rnd(), rnd(),
                        rnd(), 0x100000 + (rnd() & 0xffff), 0x2 | (rnd() & 0xcd5) };
         ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
+        if (strstr(name, "16-bit") && p % 4 != 3) /* a quarter stays 32-bit */
+            set_16bit_state(vm, cpu, &s0, p % 4);
         pthread_mutex_lock(&w.m);
         w.generation++;
         pthread_cond_signal(&w.c);
@@ -188,6 +237,13 @@ static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned pro
 START_TEST(random_kernel_code)
 {
     random_kernel(0, 0, 2000, "chained blocks");
+}
+END_TEST
+
+/* Random code as real-mode, 16-bit protected-mode and virtual-8086 code. */
+START_TEST(random_kernel_code_16bit)
+{
+    random_kernel(0, 0, 2000, "16-bit modes");
 }
 END_TEST
 
@@ -862,6 +918,7 @@ int main(void)
     tcase_set_timeout(tc, 240);
     tcase_add_test(tc, random_kernel_code);
     tcase_add_test(tc, random_kernel_code_traces);
+    tcase_add_test(tc, random_kernel_code_16bit);
     tcase_add_test(tc, random_loops_traces_match_blocks);
     tcase_add_test(tc, random_user_code_direct);
     tcase_add_test(tc, direct_runs_from_two_threads);
