@@ -26,14 +26,10 @@
 #include <unistd.h>
 
 #include "xbt/xbt.h"
+#include "guest_util.h"
 
 #define HANDLERS 0x110000u
 
-struct guest {
-    xbt_vm *vm;
-    xbt_vcpu *cpu;
-    uint8_t *ram;
-};
 
 static void setup(struct guest *g, uint32_t user_mode, uint32_t flags, bool paging)
 {
@@ -97,22 +93,6 @@ static void put_handler(struct guest *g, int vec, bool err, bool iret)
     memcpy(q, "\x8b\x44\x24\x0c\xe7\xf4", 6), q += 6;    /* mov eax, [esp+12]; out 0xf4 */
     *q = iret ? 0xcf : 0xf4;
     set_gate(g, vec, at, 0x8e);
-}
-
-static xbt_exit *run(struct guest *g)
-{
-    xbt_exit *ex;
-    ck_assert_int_eq(xbt_vcpu_run(g->cpu, &ex), XBT_OK);
-    return ex;
-}
-
-static uint32_t expect_out(struct guest *g, uint16_t port)
-{
-    xbt_exit *ex = run(g);
-    ck_assert_uint_eq(ex->reason, XBT_EXIT_IO);
-    ck_assert_uint_eq(ex->io.port, port);
-    ck_assert_uint_eq(ex->io.is_in, 0);
-    return ex->io.data;
 }
 
 /* The handler's report of one event: vector, error code (err >= 0), EIP and CS pushed;

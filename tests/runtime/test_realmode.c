@@ -18,16 +18,12 @@
 #include <unistd.h>
 
 #include "xbt/xbt.h"
+#include "guest_util.h"
 
 #define ENTRY 0x7000u   /* protected-mode entry: the switch to real mode */
 #define BODY 0x7010u    /* the test's real-mode code (CS = 0) */
 #define HANDLER 0x7100u /* the IVT's handlers (CS = 0) */
 
-struct guest {
-    xbt_vm *vm;
-    xbt_vcpu *cpu;
-    uint8_t *ram;
-};
 
 /* mov eax, cr0; and eax, -2; mov cr0, eax; jmp far 0000:BODY (ptr16:32). */
 static const uint8_t to_real[16] = {
@@ -72,27 +68,6 @@ static void setup(struct guest *g, const uint8_t *body, size_t n, uint16_t ivt_l
     r.esp = 0x9000;
     r.eflags = 0x202;
     ck_assert_int_eq(xbt_vcpu_set_regs(g->cpu, &r), XBT_OK);
-}
-
-static xbt_exit *run(struct guest *g)
-{
-    xbt_exit *ex;
-    ck_assert_int_eq(xbt_vcpu_run(g->cpu, &ex), XBT_OK);
-    return ex;
-}
-
-static uint32_t expect_out(struct guest *g, uint16_t port)
-{
-    xbt_exit *ex = run(g);
-    ck_assert_msg(ex->reason == XBT_EXIT_IO, "exit %u, not IO (%s)", ex->reason,
-                  ex->reason == XBT_EXIT_INTERNAL_ERROR ? ex->internal.message : "");
-    ck_assert_uint_eq(ex->io.port, port);
-    return ex->io.data;
-}
-
-static void expect_hlt(struct guest *g)
-{
-    ck_assert_uint_eq(run(g)->reason, XBT_EXIT_HLT);
 }
 
 /* An event through the IVT reached `report` with a 6-byte frame (no error code) whose

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "xbt/xbt.h"
+#include "guest_util.h"
 
 #define GDT 0x1000u
 #define IDT 0x0800u
@@ -39,11 +40,6 @@
 #define VM 0x20000u
 #define IOPL3 0x3000u
 
-struct guest {
-    xbt_vm *vm;
-    xbt_vcpu *cpu;
-    uint8_t *ram;
-};
 
 static uint64_t tss_desc(uint32_t base, uint32_t limit, uint8_t type)
 {
@@ -112,22 +108,6 @@ static void setup(struct guest *g, const uint8_t *code, size_t n, uint32_t eflag
     r.esp = ESP0 - sizeof frame;
     r.eflags = 2;
     ck_assert_int_eq(xbt_vcpu_set_regs(g->cpu, &r), XBT_OK);
-}
-
-static xbt_exit *run(struct guest *g)
-{
-    xbt_exit *ex;
-    ck_assert_int_eq(xbt_vcpu_run(g->cpu, &ex), XBT_OK);
-    return ex;
-}
-
-static uint32_t expect_out(struct guest *g, uint16_t port)
-{
-    xbt_exit *ex = run(g);
-    ck_assert_msg(ex->reason == XBT_EXIT_IO, "exit %u, not IO (%s)", ex->reason,
-                  ex->reason == XBT_EXIT_INTERNAL_ERROR ? ex->internal.message : "");
-    ck_assert_uint_eq(ex->io.port, port);
-    return ex->io.data;
 }
 
 /* An event left v86 mode for the ring-0 HLT: the frame there, 9 dwords (10 with an error
