@@ -438,6 +438,27 @@ static bool mmio_pair(const xbt_vm *vm, uint32_t start, bool write)
     return !xbt_gpa_mem(vm, start, write) && !xbt_gpa_mem(vm, (start & ~0xFFFu) + 4096ull, write);
 }
 
+/* A MOV/MOVZX/MOVSX load from MMIO waits for the device's data (xbt_mmio_complete):
+   its register, sizes, sign, the next EIP; n1 > 0: the first page's n1 bytes come from
+   this exit, the rest from g2 (a load crossing two MMIO pages). */
+static void begin_load(struct xbt_vcpu *v, const xbt_insn *in, unsigned size, uint32_t next,
+                       uint32_t n1, uint64_t g2)
+{
+    const ZydisDecodedOperand *dst = &in->ops[0];
+    v->mmio.pending = true;
+    v->mmio.reg = (uint8_t)(xbt_gpr_index(dst->reg.value) |
+                            (xbt_reg_is_high8(dst->reg.value) ? 0x80 : 0));
+    v->mmio.size = (uint8_t)size;
+    v->mmio.dst_size = (uint8_t)(dst->size / 8);
+    v->mmio.sign = in->zi.mnemonic == ZYDIS_MNEMONIC_MOVSX;
+    v->mmio.next_eip = next;
+    v->mmio.split_n1 = (uint8_t)n1;
+    v->mmio.split_have = false;
+    v->mmio.split_gpa = g2;
+    if (n1)
+        v->exit.mmio.size = n1;
+}
+
 static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, const xbt_insn *in)
 {
     v->mmio.simple = v->mmio.synced = false;
@@ -575,19 +596,7 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
         v->ctx.eip = next; /* a store is complete once the embedder has it */
         return true;
     }
-    const ZydisDecodedOperand *dst = &in->ops[0];
-    v->mmio.pending = true;
-    v->mmio.reg = (uint8_t)(xbt_gpr_index(dst->reg.value) |
-                            (xbt_reg_is_high8(dst->reg.value) ? 0x80 : 0));
-    v->mmio.size = (uint8_t)size;
-    v->mmio.dst_size = (uint8_t)(dst->size / 8);
-    v->mmio.sign = mn == ZYDIS_MNEMONIC_MOVSX;
-    v->mmio.next_eip = next;
-    v->mmio.split_n1 = (uint8_t)(split ? n1 : 0);
-    v->mmio.split_have = false;
-    v->mmio.split_gpa = g2;
-    if (split)
-        v->exit.mmio.size = n1;
+    begin_load(v, in, size, next, split ? n1 : 0, g2);
     return true;
 }
 
