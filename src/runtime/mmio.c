@@ -922,8 +922,11 @@ static int mmio_callout(struct xbt_vcpu *v)
     unsigned size = mem->size / 8;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
     const xbt_segment *sg = &v->arch.seg[in->seg];
-    if (sg->unusable || sg->limit != 0xFFFFFFFFu)
-        return 0; /* a null or limited segment: its checks are the translated code's */
+    /* A null segment: its #GP is the translated code's.  An expand-up limit was checked
+       by the site's own address computation before this callout (translate.c,
+       emit_linear_to_r15), so limited segments (real mode's 64 KiB) have sites too. */
+    if (sg->unusable)
+        return 0;
     uint32_t ea = 0;
     if (!operand_ea(v, in, mem, &ea))
         return 0;

@@ -1524,7 +1524,7 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     /* An access that keeps reaching MMIO: the runtime makes it (a host fault per access
        cost 4.9 us, 20 times a port read). */
     if (t->tr->mmio_site && in->iclass == XBT_IC_MEMORY && in->mem_op >= 0 &&
-        in->callout == XBT_CO_NONE && !t->mode->seglimit_mask &&
+        in->callout == XBT_CO_NONE &&
         !(in->flags & XBT_IF_FPU) && t->tr->mmio_site(t->tr->mmio_ctx, in->eip)) {
         emit_callout(t, in, XBT_CO_MMIO);
         t->b->reloc_ok = false; /* only where the runtime asked for it */

@@ -606,6 +606,38 @@ START_TEST(mmio_handler)
 }
 END_TEST
 
+/* MMIO sites form through a segment with a limit below 4 GiB too (real mode's 64 KiB
+   segments, here a 2 GiB DS): the site's own address computation checks the limit, so
+   a loop of 20 loads makes a few host faults, not 20; one past the limit is #GP(0). */
+START_TEST(mmio_site_limited_segment)
+{
+    const uint8_t code[] = {
+        0xbb, 0x00, 0x00, 0x00, 0x10,             /* mov ebx, 0x10000000 */
+        0x31, 0xf6,                               /* xor esi, esi */
+        0xb9, 0x14, 0x00, 0x00, 0x00,             /* mov ecx, 20 */
+        0x8b, 0x03,                               /* 1: mov eax, [ebx] */
+        0x01, 0xc6,                               /* add esi, eax */
+        0xe2, 0xfa,                               /* loop 1b */
+        0x89, 0xf0, 0xe7, 0xf1,                   /* mov eax, esi; out 0xf1, eax */
+        0xf4,
+    };
+    struct guest g;
+    struct mmio_log l = { 0 };
+    setup_guest(&g, code, sizeof code);
+    xbt_sregs s;
+    xbt_vcpu_get_sregs(g.cpu, &s);
+    s.ds.limit = 0x7fffffff;
+    ck_assert_int_eq(xbt_vcpu_set_sregs(g.cpu, &s), XBT_OK);
+    ck_assert_int_eq(xbt_vm_set_mmio_handler(g.vm, answer_mmio, &l), XBT_OK);
+    expect_out(&g, 0xf1, 20 * 0x1000 + 210);
+    xbt_stats st = XBT_STATS_INIT;
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
+    ck_assert_uint_eq(st.mmio_handled, 20);
+    ck_assert_uint_le(st.host_faults, 6); /* the faults that make the site */
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* The embedder's port I/O handler (API 1.5): IN and OUT it answers make no exit; a
    port it refuses exits; the statistics count both. */
 static int answer_pio(void *opaque, uint16_t port, uint32_t size, int is_in, uint32_t *data)
@@ -720,6 +752,7 @@ int main(void)
     tcase_add_test(tc, mmio_exits);
     tcase_add_test(tc, mmio_handler);
     tcase_add_test(tc, pio_handler);
+    tcase_add_test(tc, mmio_site_limited_segment);
     tcase_add_test(tc, segment_limits);
     tcase_add_test(tc, trace_profile_counts);
     suite_add_tcase(s, tc);
