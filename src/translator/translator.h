@@ -185,7 +185,8 @@ typedef struct xbt_translator {
        (NULL: none). */
     uint64_t *block_count;
     /* Instructions at the EIPs for which mmio_site(mmio_ctx, eip) is true, with one
-       explicit memory operand and flat segments, become XBT_CO_MMIO callouts that end
+       explicit memory operand (its expand-up limit checked first), become XBT_CO_MMIO
+       callouts that end
        the block (the runtime marks the EIPs whose accesses keep reaching MMIO through
        host faults).  Such a block is not relocatable.  NULL: none. */
     bool (*mmio_site)(void *ctx, uint32_t eip);
