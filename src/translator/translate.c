@@ -969,6 +969,18 @@ static void emit_string_tail(xbt_tx *t, const struct xbt_string_tail *st)
 /* Host bytes reserved per out-of-line string path (it needs about 150). */
 #define TAIL_RESERVE 256
 
+/* A flag-free test of CX (16-bit address size, which 64-bit mode cannot name): RCX
+   parked in R10, JRCXZ on a zero-extended copy; RCX is back on the fall-through path,
+   and the caller restores it (mov rcx, r10) where the returned rel8 lands. */
+static uint32_t emit_jcxz16(xbt_tx *t)
+{
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CX)));
+    uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    return zero;
+}
+
 /* SI/DI (16-bit addressing) as linear addresses: zero-extended, plus the segment base;
    or back to offsets, wrapped at 64 KiB. */
 static void emit_si_di16(xbt_tx *t, int src_seg, bool dst, bool apply)
@@ -1014,10 +1026,7 @@ static void emit_string16(xbt_tx *t, const xbt_insn *in, int src_seg, bool dst,
     uint32_t top = t->len, done = ~0u, stop = ~0u;
     if (rep) {
         /* CX = 0: out (JRCXZ reaches only rel8, so through a JMP rel32). */
-        xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
-        xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CX)));
-        uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
-        xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+        uint32_t zero = emit_jcxz16(t);
         uint32_t body = xbt_emit_branch8(t, M(JMP), false);
         xbt_patch_rel8(t, zero, t->len);
         xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
@@ -1379,10 +1388,7 @@ static void emit_loop16(xbt_tx *t, const xbt_insn *in, uint32_t next)
     ZydisMnemonic m = in->zi.mnemonic;
     if (m != M(JCXZ))
         xbt_emit2(t, M(LEA), xo_reg(R(CX)), xo_mem(R(RCX), NOREG, 0, -1, 8));
-    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
-    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CX)));
-    uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
-    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    uint32_t zero = emit_jcxz16(t);
     if (m == M(JCXZ)) {
         emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
         xbt_patch_rel8(t, zero, t->len);
