@@ -396,24 +396,34 @@ static bool is_bit_test(ZydisMnemonic mn)
  * load's register written, EIP past the instruction) and no exit is made
  * (v->mmio.synced).
  */
-static void mmio_sync(struct xbt_vcpu *v)
+/* The embedder's handler asked for one access: true if it answered (no exit is made:
+   v->mmio.synced; sync_drops if it dropped translations meanwhile). */
+static bool ask_handler(struct xbt_vcpu *v, uint64_t gpa, unsigned size, bool write,
+                        uint64_t *data)
 {
     xbt_vm *vm = v->vm;
-    if (!vm->mmio_fn || !v->mmio.simple || v->exit.reason != XBT_EXIT_MMIO ||
+    uint64_t drops = xbt_tc_drops(vm->tc);
+    if (!vm->mmio_fn(vm->mmio_opaque, gpa, size, write, data))
+        return false;
+    v->mmio.sync_drops = xbt_tc_drops(vm->tc) != drops;
+    v->exit.reason = XBT_EXIT_NONE;
+    v->mmio.synced = true;
+    v->stats.mmio_handled++;
+    return true;
+}
+
+static void mmio_sync(struct xbt_vcpu *v)
+{
+    if (!v->vm->mmio_fn || !v->mmio.simple || v->exit.reason != XBT_EXIT_MMIO ||
         v->mmio.run || v->mmio.raised || v->mmio.exit_ready)
         return;
-    uint64_t data = v->exit.mmio.data, drops = xbt_tc_drops(vm->tc);
-    if (!vm->mmio_fn(vm->mmio_opaque, v->exit.mmio.gpa, v->exit.mmio.size,
-                     v->exit.mmio.is_write, &data))
+    uint64_t data = v->exit.mmio.data;
+    if (!ask_handler(v, v->exit.mmio.gpa, v->exit.mmio.size, v->exit.mmio.is_write, &data))
         return;
-    v->mmio.sync_drops = xbt_tc_drops(vm->tc) != drops;
     if (v->mmio.pending) {
         v->exit.mmio.data = data;
         xbt_mmio_complete(v);
     }
-    v->exit.reason = XBT_EXIT_NONE;
-    v->mmio.synced = true;
-    v->stats.mmio_handled++;
 }
 
 bool xbt_mmio_begin(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
@@ -884,18 +894,13 @@ static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsi
         uint32_t val = reg ? gpr_read(v, other->reg.value) : (uint32_t)other->imm.value.u;
         data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
     }
-    uint64_t drops = xbt_tc_drops(vm->tc);
-    if (!vm->mmio_fn(vm->mmio_opaque, gpa, size, is_store, &data))
+    if (!ask_handler(v, gpa, size, is_store, &data))
         return false;
-    v->mmio.sync_drops = xbt_tc_drops(vm->tc) != drops;
     if (!is_store)
         load_to_reg(v, (uint8_t)(xbt_gpr_index(other->reg.value) |
                                  (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0)),
                     size, other->size / 8, mn == ZYDIS_MNEMONIC_MOVSX, (uint32_t)data);
     v->ctx.eip += in->length;
-    v->exit.reason = XBT_EXIT_NONE;
-    v->mmio.synced = true;
-    v->stats.mmio_handled++;
     return true;
 }
 
