@@ -277,12 +277,29 @@ static void on_io(struct vmm *m, xbt_exit *ex)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* A device register access (vmm.lock held), the local APIC where IA32_APIC_BASE puts it
+   now: whether a device claimed the address. */
+static bool device_mmio(struct vmm *m, uint64_t gpa, uint32_t size, bool write, uint64_t *data)
+{
+    lapic_sync_base(m);
+    return pc_mmio(m, gpa, size, write, data);
+}
+
+/* After an access answered inside the run (vmm.lock held): an interrupt it made pending
+   (the interrupt state changed since `changes`) is taken after the instruction, as after
+   an exit. */
+static void kick_if_raised(struct vmm *m, uint32_t changes)
+{
+    if (m->intr_changes != changes && intr_pending(m))
+        xbt_vcpu_kick(m->cpu);
+}
+
 static void on_mmio(struct vmm *m, xbt_exit *ex)
 {
     pthread_mutex_lock(&m->lock);
     m->mmio_exits++;
-    lapic_sync_base(m);
-    bool claimed = pc_mmio(m, ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write, &ex->mmio.data);
+    bool claimed = device_mmio(m, ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write,
+                               &ex->mmio.data);
     pthread_mutex_unlock(&m->lock);
     if (!claimed) {
         /* No device: reads see open bus, writes are dropped (logged once). */
@@ -310,13 +327,11 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
 {
     struct vmm *m = opaque;
     pthread_mutex_lock(&m->lock);
-    lapic_sync_base(m);
     uint32_t changes = m->intr_changes;
-    bool claimed = pc_mmio(m, gpa, size, is_write, data);
+    bool claimed = device_mmio(m, gpa, size, is_write, data);
     if (claimed)
         m->mmio_sync++;
-    if (m->intr_changes != changes && intr_pending(m))
-        xbt_vcpu_kick(m->cpu); /* delivered after this instruction, as after an exit */
+    kick_if_raised(m, changes);
     pthread_mutex_unlock(&m->lock);
     return claimed;
 }
@@ -334,8 +349,7 @@ static int on_pio_sync(void *opaque, uint16_t port, uint32_t size, int is_in, ui
     uint32_t v = vmm_port_io(m, port, size, is_in, *data);
     if (is_in)
         *data = v;
-    if (m->intr_changes != changes && intr_pending(m))
-        xbt_vcpu_kick(m->cpu);
+    kick_if_raised(m, changes);
     pthread_mutex_unlock(&m->lock);
     return 1;
 }
