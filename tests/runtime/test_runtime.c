@@ -534,6 +534,17 @@ END_TEST
 /* The embedder's synchronous MMIO handler (API 1.5): plain loads and stores it answers
    make no exit, from the fault path and from an MMIO site's callout alike (a loop of 20
    loads: a site after 4); an address it refuses, and a read-modify-write, still exit. */
+/* 20 loads of the dword at 0x10000000 summed into ESI, the sum sent to port 0xf1 (the
+   fifth load on is an MMIO site's). */
+#define MMIO_LOOP20                                                                     \
+    0xbb, 0x00, 0x00, 0x00, 0x10,             /* mov ebx, 0x10000000 */                 \
+    0x31, 0xf6,                               /* xor esi, esi */                        \
+    0xb9, 0x14, 0x00, 0x00, 0x00,             /* mov ecx, 20 */                         \
+    0x8b, 0x03,                               /* 1: mov eax, [ebx] */                   \
+    0x01, 0xc6,                               /* add esi, eax */                        \
+    0xe2, 0xfa,                               /* loop 1b */                             \
+    0x89, 0xf0, 0xe7, 0xf1                    /* mov eax, esi; out 0xf1, eax */
+
 struct mmio_log {
     unsigned reads, writes;
     uint64_t last_write_gpa, last_write;
@@ -558,13 +569,7 @@ static int answer_mmio(void *opaque, uint64_t gpa, uint32_t size, int is_write, 
 START_TEST(mmio_handler)
 {
     const uint8_t code[] = {
-        0xbb, 0x00, 0x00, 0x00, 0x10,             /* mov ebx, 0x10000000 */
-        0x31, 0xf6,                               /* xor esi, esi */
-        0xb9, 0x14, 0x00, 0x00, 0x00,             /* mov ecx, 20 */
-        0x8b, 0x03,                               /* 1: mov eax, [ebx] */
-        0x01, 0xc6,                               /* add esi, eax */
-        0xe2, 0xfa,                               /* loop 1b */
-        0x89, 0xf0, 0xe7, 0xf1,                   /* mov eax, esi; out 0xf1, eax */
+        MMIO_LOOP20,
         0x89, 0x43, 0x04,                         /* mov [ebx+4], eax */
         0x0f, 0xbe, 0x4b, 0x08,                   /* movsx ecx, byte [ebx+8] */
         0x89, 0xc8, 0xe7, 0xf2,                   /* mov eax, ecx; out 0xf2, eax */
@@ -608,17 +613,11 @@ END_TEST
 
 /* MMIO sites form through a segment with a limit below 4 GiB too (real mode's 64 KiB
    segments, here a 2 GiB DS): the site's own address computation checks the limit, so
-   a loop of 20 loads makes a few host faults, not 20; one past the limit is #GP(0). */
+   a loop of 20 loads makes a few host faults, not 20. */
 START_TEST(mmio_site_limited_segment)
 {
     const uint8_t code[] = {
-        0xbb, 0x00, 0x00, 0x00, 0x10,             /* mov ebx, 0x10000000 */
-        0x31, 0xf6,                               /* xor esi, esi */
-        0xb9, 0x14, 0x00, 0x00, 0x00,             /* mov ecx, 20 */
-        0x8b, 0x03,                               /* 1: mov eax, [ebx] */
-        0x01, 0xc6,                               /* add esi, eax */
-        0xe2, 0xfa,                               /* loop 1b */
-        0x89, 0xf0, 0xe7, 0xf1,                   /* mov eax, esi; out 0xf1, eax */
+        MMIO_LOOP20,
         0xf4,
     };
     struct guest g;
