@@ -16,6 +16,7 @@
  * (the dword above EFLAGS: the interrupted ESP when it came from CPL 3), then IRET or
  * HLT.  Paging (4 MiB pages, user-accessible, identity) for the user-mode cases.
  */
+#define _GNU_SOURCE /* memfd_create (guest_util.h) */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>

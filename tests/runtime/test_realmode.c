@@ -505,14 +505,9 @@ START_TEST(save_restore_in_real_mode)
     struct guest g, h;
     setup(&g, body, sizeof body, 0x3ff);
     expect_out(&g, 0xf0);
-    int fd = memfd_create("xbt-realmode-state", 0);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_msg(xbt_vm_save_state(g.vm, fd) == XBT_OK, "%s", xbt_state_error());
-    xbt_vm_destroy(g.vm);
+    int fd = save_and_destroy(&g);
     setup(&h, (const uint8_t[]){ 0xf4 }, 1, 0x3ff);
-    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
-    ck_assert_msg(xbt_vm_restore_state(h.vm, fd) == XBT_OK, "%s", xbt_state_error());
-    close(fd);
+    restore_from(&h, fd);
     xbt_sregs s;
     xbt_vcpu_get_sregs(h.cpu, &s);
     ck_assert_uint_eq(s.cr0 & 1, 0);

@@ -424,14 +424,9 @@ START_TEST(save_restore_in_v86)
     struct guest g, h;
     setup(&g, code, sizeof code, 0);
     expect_out(&g, 0xf0);
-    int fd = memfd_create("xbt-v86-state", 0);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_msg(xbt_vm_save_state(g.vm, fd) == XBT_OK, "%s", xbt_state_error());
-    xbt_vm_destroy(g.vm);
+    int fd = save_and_destroy(&g);
     setup(&h, (const uint8_t[]){ 0xf4 }, 1, 0);
-    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
-    ck_assert_msg(xbt_vm_restore_state(h.vm, fd) == XBT_OK, "%s", xbt_state_error());
-    close(fd);
+    restore_from(&h, fd);
     xbt_sregs s;
     xbt_regs r;
     xbt_vcpu_get_sregs(h.cpu, &s);
