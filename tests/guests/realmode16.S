@@ -41,24 +41,7 @@
 
 #define UNREAL_ADDR 0x800000 /* 8 MiB: above 1 MiB, clear of the kernel */
 
-/* CHECK name, want: records (name, want, EAX). Keeps every register and flag. */
-.macro CHECK name, want:vararg
-    .pushsection .rodata.rmnames, "a"
-.Lname\@: .asciz "\name"
-    .popsection
-    pushl $.Lname\@
-    pushl $(\want)
-    call rec
-.endm
-/* The same with AX or AL zero-extended into EAX first. */
-.macro CHECKW name, want:vararg
-    movzwl %ax, %eax
-    CHECK "\name", \want
-.endm
-.macro CHECKB name, want:vararg
-    movzbl %al, %eax
-    CHECK "\name", \want
-.endm
+#include "lib/check16.h" /* CHECK, CHECKW, CHECKB */
 /* The dword variable var (in the data part, DS = DATA_SEG) against want. */
 .macro CHECKM name, var, want:vararg
     movl D(\var), %eax

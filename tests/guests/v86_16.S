@@ -20,19 +20,7 @@
 #define GS_SEG  0x6000
 #define ALT_SEG 0x0f00 /* the same bytes with IP = O(x) + 0x1000 */
 
-/* CHECK name, want: records (name, want, EAX); keeps every register and flag. */
-.macro CHECK name, want:vararg
-    .pushsection .rodata.v86names, "a"
-.Lname\@: .asciz "\name"
-    .popsection
-    pushl $.Lname\@
-    pushl $(\want)
-    call rec
-.endm
-.macro CHECKW name, want:vararg
-    movzwl %ax, %eax
-    CHECK "\name", \want
-.endm
+#include "lib/check16.h" /* CHECK, CHECKW */
 /* The monitor's answer to the event of the instruction at label: EAX as v86.c sets it. */
 #define GP(err) (0x0d000000 | (err))
 #define AT(vec, label) (((vec) << 24) | O(label))
