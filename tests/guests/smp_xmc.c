@@ -51,12 +51,13 @@ static void emit(u32 r)
 
 static int wait_flag(u32 r)
 {
-    u32 start = pm_timer_read();
+    struct smp_clock c;
+    smp_clock_start(&c);
     for (u32 spin = 0; flag != r; spin++) {
         if (busy && FN_B() == B_VALUE) /* other code on the page, while it changes */
             b_calls++;
         cpu_relax();
-        if ((spin & 255) == 255 && ((pm_timer_read() - start) & 0xffffff) > 3579545 * 2)
+        if ((spin & 255) == 255 && smp_clock_us(&c) > 10000000)
             return 0;
     }
     return 1;
@@ -89,7 +90,7 @@ static void writer(int cpu)
 {
     (void)cpu;
     for (u32 r = 1; r <= ROUNDS; r++) {
-        if (!smp_wait_eq(&ack, r - 1, 2000000)) {
+        if (!smp_wait_eq(&ack, r - 1, 10000000)) {
             timed_out++;
             return;
         }
@@ -97,7 +98,7 @@ static void writer(int cpu)
         barrier(); /* the bytes before the flag: x86-TSO keeps the stores in order */
         flag = r;
     }
-    if (!smp_wait_eq(&ack, ROUNDS, 2000000))
+    if (!smp_wait_eq(&ack, ROUNDS, 10000000))
         timed_out++;
 }
 
@@ -122,6 +123,8 @@ static void series(int writer_cpu, int with_busy, const char *name)
     if (bad)
         printf("smp_xmc: %s: %u wrong results, the first in round %u: %x, want %x\n", name,
                bad, first_bad, first_got, imm_of(first_bad));
+    if (timed_out)
+        printf("smp_xmc: %s: a wait of 10 s timed out (flag %u, ack %u)\n", name, flag, ack);
     char *m = msg;
     for (const char *s = name; *s; s++)
         *m++ = *s;

@@ -66,14 +66,29 @@ int smp_expected(void)
     return n;
 }
 
+void smp_clock_start(struct smp_clock *c)
+{
+    c->last = pm_timer_read();
+    c->ticks = 0;
+}
+
+u32 smp_clock_us(struct smp_clock *c)
+{
+    u32 now = pm_timer_read();
+    c->ticks += (now - c->last) & 0xffffff;
+    c->last = now;
+    return c->ticks / 358 * 100 + c->ticks % 358 * 100 / 358; /* 3.58 ticks a us, no 64-bit division */
+}
+
 int smp_wait_eq(volatile u32 *p, u32 v, u32 max_us)
 {
-    u32 start = pm_timer_read(), ticks = max_us * 3 + max_us * 58 / 100;
+    struct smp_clock c;
+    smp_clock_start(&c);
     for (u32 spin = 0;; spin++) {
         if (*p == v)
             return 1;
         cpu_relax();
-        if ((spin & 255) == 255 && ((pm_timer_read() - start) & 0xffffff) >= ticks)
+        if ((spin & 255) == 255 && smp_clock_us(&c) >= max_us)
             return *p == v;
     }
 }

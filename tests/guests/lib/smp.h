@@ -75,6 +75,11 @@ static inline void serialize(void)
     u32 a = 0, b, c = 0, d;
     __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d) : : "memory");
 }
+/* Elapsed time on the PM timer beyond its 24-bit wrap (4.7 s): read it more often than
+   that.  smp_clock_start, then smp_clock_us as often as wanted. */
+struct smp_clock { u32 last, ticks; };
+void smp_clock_start(struct smp_clock *c);
+u32 smp_clock_us(struct smp_clock *c);
 /* Busy-waits (pause) until *p == v or about max_us pass; nonzero if it did.  Polls
    the PM timer only every 256 spins: port reads are slow on every peer. */
 int smp_wait_eq(volatile u32 *p, u32 v, u32 max_us);
