@@ -18,7 +18,7 @@
 #define ROUNDS 1000
 #define NMIS 10
 #define WAKES 20
-#define WAIT_US 1000000
+#define WAIT_US 5000000 /* generous: a loaded host may leave a vCPU thread unscheduled */
 
 static volatile u32 hits[SMP_MAX][NV], nmis[SMP_MAX], nmi_if[SMP_MAX];
 static volatile u32 stop, send_req[SMP_MAX], halting, woke, wake_seen;
@@ -79,6 +79,8 @@ static void halt_loop(int cpu)
     (void)cpu;
     for (u32 r = 1; r <= WAKES; r++) {
         cli();
+        if (stop) /* CPU 0 gave up (a wake-up failed): leave for the join */
+            break;
         halting = r;
         /* STI's interrupt shadow covers HLT: an IPI sent after "halting" is seen
            arrives in HLT (or wakes it at once), never before it and lost. */
@@ -155,6 +157,8 @@ void main(void)
     for (u32 i = 1; i <= ROUNDS; i++) {
         send(id1, V_PING);
         if (!smp_wait_eq(&hits[0][V_PONG - V_PING], i, WAIT_US)) {
+            printf("smp_ipi: round %u: no pong in %u us (pings taken %u, pongs %u)\n", i,
+                   WAIT_US, hits[1][V_PING - V_PING], hits[0][V_PONG - V_PING]);
             lost++;
             break;
         }
@@ -173,8 +177,11 @@ void main(void)
         u32 before = total(V_BCAST), own = hits[from][V_BCAST - V_PING];
         request(from, 0xc0000 | V_BCAST);
         wait_total(V_BCAST, before + (u32)(n - 1));
-        bcast_ok &= total(V_BCAST) == before + (u32)(n - 1);
-        bcast_ok &= hits[from][V_BCAST - V_PING] == own;
+        if (total(V_BCAST) != before + (u32)(n - 1) || hits[from][V_BCAST - V_PING] != own) {
+            printf("smp_ipi: broadcast from CPU %d: total %u, want %u; the sender's %u, want %u\n",
+                   from, total(V_BCAST), before + (u32)(n - 1), hits[from][V_BCAST - V_PING], own);
+            bcast_ok = 0;
+        }
     }
     CHECK(bcast_ok, "all-excluding-self: each broadcast reached the n-1 others, not the sender");
     int each = 1;
@@ -188,7 +195,11 @@ void main(void)
         u32 before = total(V_SELF);
         request(c, 0x40000 | V_SELF);
         wait_total(V_SELF, before + 1);
-        self_ok &= hits[c][V_SELF - V_PING] == 1 && total(V_SELF) == before + 1;
+        if (hits[c][V_SELF - V_PING] != 1 || total(V_SELF) != before + 1) {
+            printf("smp_ipi: self-IPI on CPU %d: its count %u, total %u\n", c,
+                   hits[c][V_SELF - V_PING], total(V_SELF));
+            self_ok = 0;
+        }
     }
     CHECK(self_ok, "self-IPI: taken once, by the sender only, on every CPU");
 
@@ -214,7 +225,11 @@ void main(void)
     u32 nmi_lost = 0;
     for (u32 i = 1; i <= NMIS; i++) {
         send(id1, 0x400); /* delivery mode NMI: the vector field is ignored */
-        nmi_lost += !smp_wait_eq(&nmis[1], i, WAIT_US);
+        if (!smp_wait_eq(&nmis[1], i, WAIT_US)) {
+            printf("smp_ipi: NMI %u not taken in %u us (count %u)\n", i, WAIT_US, nmis[1]);
+            nmi_lost++;
+            break;
+        }
     }
     settle();
     CHECK_EQ(nmi_lost, 0, "NMI IPI: every NMI taken");
@@ -224,22 +239,28 @@ void main(void)
     stop_all();
 
     /* IPIs that wake CPU 1 from HLT. */
+    stop = 0;
     smp_call(1, halt_loop);
     u32 wake_fail = 0;
     for (u32 r = 1; r <= WAKES; r++) {
         if (!smp_wait_eq(&halting, r, WAIT_US)) {
+            printf("smp_ipi: CPU 1 did not reach HLT %u\n", r);
             wake_fail++;
             break;
         }
         pm_delay_us(300); /* long enough that CPU 1 sits in HLT */
         send(id1, V_WAKE);
         if (!smp_wait_eq(&woke, r, WAIT_US)) {
+            printf("smp_ipi: IPI %u did not wake CPU 1 (handler count %u)\n", r,
+                   hits[1][V_WAKE - V_PING]);
             wake_fail++;
             break;
         }
     }
-    if (wake_fail)
+    if (wake_fail) {
+        stop = 1;
         send(id1, V_WAKE); /* do not leave it halted for the join */
+    }
     smp_join(1);
     CHECK_EQ(wake_fail, 0, "HLT: every IPI woke CPU 1");
     CHECK_EQ(wake_seen, WAKES, "HLT: each wake-up ran the IPI's handler first");
