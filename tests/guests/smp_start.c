@@ -93,7 +93,7 @@ void main(void)
         memcpy((void *)TRAMP2, (void *)SMP_TRAMP, 0x100);
         int cpu = smp_ncpus - 1;
         u32 arrivals = smp_arrivals;
-        CHECK(smp_start_ap(cpu, TRAMP2 >> 12, 1000000), "INIT, SIPI, SIPI restart a running AP");
+        CHECK(smp_start_ap(cpu, TRAMP2 >> 12, 5000000), "INIT, SIPI, SIPI restart a running AP");
         CHECK_EQ(smp_cpus[cpu].starts, 2, "the restarted AP entered ap_main a second time");
         CHECK_EQ(smp_cpus[cpu].tramp_cs, TRAMP2 >> 4, "it started on the new vector's page");
         CHECK_EQ(smp_arrivals, arrivals + 1, "once (the second SIPI was ignored)");

@@ -95,7 +95,7 @@ static void post(u32 op, u32 va, u32 val)
     cmd_seq++;
 }
 
-static void finish(void) { cmd_failed |= !smp_wait_eq(&done_seq, cmd_seq, 1000000); }
+static void finish(void) { cmd_failed |= !smp_wait_eq(&done_seq, cmd_seq, 5000000); }
 
 static u32 remote_read(u32 va)
 {
@@ -119,7 +119,7 @@ static int shootdown(u32 va, int cr3)
     cli();
     smp_ipi(smp_cpus[1].apic_id, V_SHOOT);
     sti();
-    return smp_wait_eq(&shoot_ack, before + 1, 1000000);
+    return smp_wait_eq(&shoot_ack, before + 1, 5000000);
 }
 
 static void map(int page, int frame) { pt[page] = (u32)frames[frame] | PTE_P | PTE_W; }
@@ -211,7 +211,7 @@ void main(void)
         clear_ad(1);
         clear_ad(2);
         post(OP_WRITE_AT_GO, (r & 1) ? Y : X, r);
-        smp_wait_eq(&ready_seq, cmd_seq, 1000000);
+        smp_wait_eq(&ready_seq, cmd_seq, 5000000);
         go_seq = cmd_seq;
         *(volatile u32 *)X = r;
         finish();

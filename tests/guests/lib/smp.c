@@ -204,7 +204,7 @@ int smp_boot(void)
     memcpy((void *)(SMP_TRAMP + (smp_tramp_gdtr - smp_tramp)), &g, 6);
     int online = 1;
     for (int i = 1; i < smp_ncpus; i++)
-        online += smp_start_ap(i, SMP_TRAMP >> 12, 1000000);
+        online += smp_start_ap(i, SMP_TRAMP >> 12, 5000000);
     return online;
 }
 

@@ -44,8 +44,8 @@ int smp_madt_ids(u32 *ids, int max);
 int smp_mp_ids(u32 *ids, int max, u32 *bsp_id);
 
 /* Finds the CPUs (MADT, else MP), starts every AP with INIT, SIPI, SIPI (vector
-   SMP_TRAMP >> 12) and waits up to a second for each; returns how many CPUs are online,
-   the BSP included. */
+   SMP_TRAMP >> 12) and waits up to 5 s for each (a loaded host may leave a vCPU thread
+   unscheduled that long); returns how many CPUs are online, the BSP included. */
 int smp_boot(void);
 /* INIT, SIPI, SIPI to one APIC ID with the trampoline at page vector << 12; waits up to
    max_us for cpu's starts count to pass its value before; nonzero if it did. */
