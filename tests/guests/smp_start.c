@@ -4,7 +4,8 @@
  * SIPI with the real-mode trampoline of lib/smp16.S (vector = page number of the
  * trampoline), which enters protected mode and calls C on a stack of its own.  Each AP
  * reports its local APIC ID register and CPUID's initial APIC ID; all listed CPUs must
- * come up (exactly "cpus=N" of the command line when run-guest.sh passes GUEST_SMP).
+ * come up (exactly "cpus=N" of the command line when run-guest.sh passes GUEST_SMP),
+ * each with the APIC state an INIT leaves (SVR 0xff: software-disabled).
  * Then work handed to each AP, and a running AP sent INIT, SIPI, SIPI again with a
  * trampoline on another page: it restarts there (SDM vol. 3, "MP Initialization").
  */
@@ -55,7 +56,7 @@ void main(void)
     printf("smp_start: %d of %d CPUs online, %u arrivals\n", online, smp_ncpus, smp_arrivals);
     CHECK_EQ(online, smp_ncpus, "every listed CPU came up");
     CHECK_EQ(smp_arrivals, smp_ncpus - 1, "each AP entered the trampoline once");
-    int ids_ok = 1, cpuid_ok = 1, distinct = 1, stack_ok = 1, mode_ok = 1, cs_ok = 1;
+    int ids_ok = 1, cpuid_ok = 1, distinct = 1, stack_ok = 1, mode_ok = 1, cs_ok = 1, svr_ok = 1;
     for (int i = 0; i < smp_ncpus; i++) {
         struct smp_cpu *c = &smp_cpus[i];
         printf("smp_start: cpu %d table APIC ID %u, register %u, CPUID initial %u", i,
@@ -74,6 +75,7 @@ void main(void)
         /* PE set, CD and NW cleared by the trampoline, PG off. */
         mode_ok &= (c->cr0 & 0xe0000001u) == 1 && c->cs == SEL_CODE;
         cs_ok &= c->tramp_cs == (SMP_TRAMP >> 4);
+        svr_ok &= c->svr_at_start == 0xff;
     }
     CHECK(ids_ok, "each CPU's APIC ID register matches its table entry");
     CHECK(cpuid_ok, "CPUID initial APIC ID equals the APIC ID register on each CPU");
@@ -81,6 +83,9 @@ void main(void)
     CHECK(stack_ok, "each AP runs C on a stack of its own");
     CHECK(mode_ok, "APs run in 32-bit protected mode (PE, CD/NW clear, flat CS)");
     CHECK(cs_ok, "each AP started at CS = vector << 8 (the trampoline's page)");
+    /* INIT resets the local APIC but its ID: SVR 0xff, software-disabled (SDM vol. 3,
+       "Local APIC State After an INIT Reset"). */
+    CHECK(svr_ok, "each AP's APIC came out of INIT software-disabled (SVR 0xff)");
 
     smp_all(square);
     int work_ok = 1;
@@ -97,6 +102,7 @@ void main(void)
         CHECK_EQ(smp_cpus[cpu].starts, 2, "the restarted AP entered ap_main a second time");
         CHECK_EQ(smp_cpus[cpu].tramp_cs, TRAMP2 >> 4, "it started on the new vector's page");
         CHECK_EQ(smp_arrivals, arrivals + 1, "once (the second SIPI was ignored)");
+        CHECK_EQ(smp_cpus[cpu].svr_at_start, 0xff, "INIT reset the running AP's enabled APIC (SVR 0xff)");
         work_out[cpu] = 0;
         smp_call(cpu, square);
         smp_join(cpu);

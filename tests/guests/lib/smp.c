@@ -127,6 +127,7 @@ void ap_main(u32 arrival, u32 tramp_cs)
 {
     struct { u16 limit; u32 base; } __attribute__((packed)) d = { 256 * 8 - 1, (u32)idt };
     __asm__ volatile("lidt %0" : : "m"(d));
+    u32 svr = apic_read(APIC_SVR);
     smp_apic_on();
     u32 id = apic_read(APIC_ID) >> 24, ebx, esp, cr0, cs;
     cpuid1(&ebx);
@@ -146,6 +147,7 @@ void ap_main(u32 arrival, u32 tramp_cs)
     me->cr0 = cr0;
     me->cs = cs & 0xffff;
     me->arrival = arrival;
+    me->svr_at_start = svr;
     me->work = 0;
     __asm__ volatile("lock incl %0" : "+m"(me->starts) : : "memory");
     me->online = 1;

@@ -27,6 +27,7 @@ struct smp_cpu {
     volatile u32 cpuid_id;     /* CPUID.1:EBX[31:24], the initial APIC ID */
     volatile u32 tramp_cs;     /* CS the trampoline ran with (SIPI vector << 8) */
     volatile u32 esp, cr0, cs; /* as ap_main saw them */
+    volatile u32 svr_at_start; /* the APIC's SVR before ap_main enabled it */
     volatile u32 arrival;      /* the trampoline's arrival number (picks the stack) */
     volatile smp_fn work;      /* smp_call's function, cleared when it returns */
 };
