@@ -163,7 +163,8 @@ void main(void)
     CHECK_EQ(stale[0] + stale[1], 0, "MP streamed: never data older than the flag");
 
     run(T_SB);
-    printf("smp_order: SB plain over %u instances: (0,0) %u (allowed), (0,1) %u, (1,0) %u, (1,1) %u\n",
+    printf("smp_order: SB plain over %u instances: (0,0) %u (allowed), (0,1) %u, (1,0) %u, "
+           "(1,1) %u\n",
            K, outcomes(0, 0), outcomes(0, 1), outcomes(1, 0), outcomes(1, 1));
     CHECK_EQ(outcomes(0, 0) + outcomes(0, 1) + outcomes(1, 0) + outcomes(1, 1), K,
              "SB plain: every instance ran on both CPUs");

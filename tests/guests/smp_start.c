@@ -1,8 +1,8 @@
 /*
  * smp_start.c - AP start-up (issue 16): the CPUs the firmware lists in the ACPI MADT and
- * in the MP configuration table (a subset of the MADT's, see below), each AP started by INIT, SIPI,
- * SIPI with the real-mode trampoline of lib/smp16.S (vector = page number of the
- * trampoline), which enters protected mode and calls C on a stack of its own.  Each AP
+ * in the MP configuration table (a subset of the MADT's, see below), each AP started by
+ * INIT, SIPI, SIPI with the real-mode trampoline of lib/smp16.S (vector = page number of
+ * the trampoline), which enters protected mode and calls C on a stack of its own.  Each AP
  * reports its local APIC ID register and CPUID's initial APIC ID; all listed CPUs must
  * come up (exactly "cpus=N" of the command line when run-guest.sh passes GUEST_SMP),
  * each with the APIC state an INIT leaves (SVR 0xff: software-disabled).
@@ -102,7 +102,8 @@ void main(void)
         CHECK_EQ(smp_cpus[cpu].starts, 2, "the restarted AP entered ap_main a second time");
         CHECK_EQ(smp_cpus[cpu].tramp_cs, TRAMP2 >> 4, "it started on the new vector's page");
         CHECK_EQ(smp_arrivals, arrivals + 1, "once (the second SIPI was ignored)");
-        CHECK_EQ(smp_cpus[cpu].svr_at_start, 0xff, "INIT reset the running AP's enabled APIC (SVR 0xff)");
+        CHECK_EQ(smp_cpus[cpu].svr_at_start, 0xff,
+                 "INIT reset the running AP's enabled APIC (SVR 0xff)");
         work_out[cpu] = 0;
         smp_call(cpu, square);
         smp_join(cpu);

@@ -223,7 +223,8 @@ void main(void)
         }
     }
     CHECK_EQ(same_bad, 0, "A/D: both CPUs writing one page: A and D set (100 rounds)");
-    CHECK_EQ(near_bad, 0, "A/D: CPUs writing neighbouring PTEs' pages: both PTEs A and D (100 rounds)");
+    CHECK_EQ(near_bad, 0,
+             "A/D: CPUs writing neighbouring PTEs' pages: both PTEs A and D (100 rounds)");
     CHECK(pd[VBASE >> 22] & PTE_A, "A/D: the PDE's A bit set");
     post(OP_EXIT, 0, 0);
     smp_join(1);

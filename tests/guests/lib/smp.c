@@ -77,7 +77,8 @@ u32 smp_clock_us(struct smp_clock *c)
     u32 now = pm_timer_read();
     c->ticks += (now - c->last) & 0xffffff;
     c->last = now;
-    return c->ticks / 358 * 100 + c->ticks % 358 * 100 / 358; /* 3.58 ticks a us, no 64-bit division */
+    /* 3.58 ticks a microsecond, without a 64-bit division (no libgcc here). */
+    return c->ticks / 358 * 100 + c->ticks % 358 * 100 / 358;
 }
 
 int smp_wait_eq(volatile u32 *p, u32 v, u32 max_us)
