@@ -160,12 +160,8 @@ static void run(smp_fn fn)
 
 void main(void)
 {
-    int online = smp_boot();
-    CHECK(online >= 2, "at least two CPUs online");
-    if (online != smp_ncpus) {
-        printf("FAIL only %d of %d CPUs came up\n", online, smp_ncpus);
+    if (!smp_boot_all())
         return;
-    }
     u32 n = (u32)smp_ncpus, total = n * ITER;
     printf("smp_atomic: %u CPUs, %u iterations each\n", n, ITER);
 

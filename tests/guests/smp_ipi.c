@@ -137,12 +137,8 @@ static void request(int c, u32 low)
 
 void main(void)
 {
-    int online = smp_boot();
-    CHECK(online >= 2, "at least two CPUs online");
-    if (online != smp_ncpus) {
-        printf("FAIL only %d of %d CPUs came up\n", online, smp_ncpus);
+    if (!smp_boot_all())
         return;
-    }
     int n = smp_ncpus;
     for (int v = V_PING; v < V_PING + NV; v++)
         set_handler(v, on_ipi);

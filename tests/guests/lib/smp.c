@@ -236,3 +236,12 @@ void smp_all(smp_fn fn)
         if (smp_cpus[i].online)
             smp_join(i);
 }
+
+int smp_boot_all(void)
+{
+    int online = smp_boot();
+    printf("smp: %d of %d listed CPUs online\n", online, smp_ncpus);
+    CHECK(smp_ncpus >= 2, "at least two CPUs listed");
+    CHECK_EQ(online, smp_ncpus, "every listed CPU online");
+    return smp_ncpus >= 2 && online == smp_ncpus;
+}

@@ -48,6 +48,9 @@ int smp_mp_ids(u32 *ids, int max, u32 *bsp_id);
    SMP_TRAMP >> 12) and waits up to 5 s for each (a loaded host may leave a vCPU thread
    unscheduled that long); returns how many CPUs are online, the BSP included. */
 int smp_boot(void);
+/* smp_boot for the guests that test something else: checks that at least two CPUs are
+   listed and every one came up; nonzero if so (else the guest returns at once). */
+int smp_boot_all(void);
 /* INIT, SIPI, SIPI to one APIC ID with the trampoline at page vector << 12; waits up to
    max_us for cpu's starts count to pass its value before; nonzero if it did. */
 int smp_start_ap(int cpu, u32 vector, u32 max_us);
