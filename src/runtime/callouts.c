@@ -929,8 +929,7 @@ static int co_ldt_tr(struct xbt_vcpu *v, const struct co_call *c)
     if (s->kind == XBT_CO_LLDT) {
         v->arch.ldtr = seg;
     } else {
-        uint8_t access = (uint8_t)((d >> 40) | 2); /* busy */
-        xbt_write_lin(v, v->arch.gdtr.base + (sel & ~7u) + 5, &access, 1);
+        xbt_update_lin8(v, v->arch.gdtr.base + (sel & ~7u) + 5, 2, 0); /* busy */
         seg.type |= 2;
         v->arch.tr = seg;
     }

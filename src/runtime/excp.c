@@ -265,6 +265,26 @@ void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
     set_seg(v, seg, s);
 }
 
+/* Sets and clears bits of the guest byte at linear lin with a locked operation, as the
+   CPU updates descriptors (accessed and busy bits): another vCPU may write the same
+   descriptor meanwhile.  false: not writable RAM (a #PF pending, or no RAM). */
+bool xbt_update_lin8(struct xbt_vcpu *v, uint32_t lin, uint8_t set, uint8_t clear)
+{
+    uint64_t gpa;
+    if (v->dbg.n_wp)
+        xbt_watch_access(v, lin, 1, true);
+    if (!lin_page(v, lin, true, false, &gpa))
+        return false;
+    uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, 1); /* lin_page: RAM, not ROM */
+    if (v->vm->code_prot[gpa >> 12])
+        xbt_code_written(v->vm, v, gpa, 1, true);
+    if (set)
+        __atomic_fetch_or(h, set, __ATOMIC_SEQ_CST);
+    if (clear)
+        __atomic_fetch_and(h, (uint8_t)~clear, __ATOMIC_SEQ_CST);
+    return true;
+}
+
 /* Sets the accessed bit of a descriptor, as the CPU does on a load.  A write that
    fails (the table on a page the walk refuses) is not the load's fault. */
 void xbt_mark_accessed(struct xbt_vcpu *v, uint16_t sel, uint64_t d)
@@ -272,9 +292,8 @@ void xbt_mark_accessed(struct xbt_vcpu *v, uint16_t sel, uint64_t d)
     if (d & (1ull << 40))
         return;
     uint32_t base = (sel & 4) ? v->arch.ldtr.base : v->arch.gdtr.base;
-    uint8_t b = (uint8_t)(((d >> 40) & 0xFF) | 1);
     bool pf = v->pf_pending;
-    xbt_write_lin(v, base + (sel & ~7u) + 5, &b, 1);
+    xbt_update_lin8(v, base + (sel & ~7u) + 5, 1, 0);
     v->pf_pending = pf;
 }
 

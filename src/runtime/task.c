@@ -97,11 +97,7 @@ static uint32_t type_byte(const struct xbt_vcpu *v, uint16_t sel)
 
 static void set_busy(struct xbt_vcpu *v, uint16_t sel, bool busy)
 {
-    uint8_t b;
-    if (!xbt_read_lin(v, type_byte(v, sel), &b, 1))
-        return;
-    b = busy ? (uint8_t)(b | 2) : (uint8_t)(b & ~2u);
-    xbt_write_lin(v, type_byte(v, sel), &b, 1);
+    xbt_update_lin8(v, type_byte(v, sel), busy ? 2 : 0, busy ? 0 : 2);
 }
 
 static void null_seg(struct xbt_vcpu *v, int seg, uint16_t sel)

@@ -56,6 +56,10 @@ int xbt_desc_get(struct xbt_vcpu *v, uint16_t sel, int vec, uint32_t ext, uint64
                  xbt_segment *s, uint32_t *err);
 /* Sets the descriptor's accessed bit (type bit 0) in its table, as a load does. */
 void xbt_mark_accessed(struct xbt_vcpu *v, uint16_t sel, uint64_t d);
+/* Bits `set` and `clear` of the guest byte at linear lin changed with a locked
+   operation, as the CPU updates descriptors (other vCPUs may write them meanwhile);
+   false: not writable RAM. */
+bool xbt_update_lin8(struct xbt_vcpu *v, uint32_t lin, uint8_t set, uint8_t clear);
 /* Loads a code segment register value: accessed bit, the selector with RPL rpl. */
 void xbt_commit_cs(struct xbt_vcpu *v, uint16_t sel, uint64_t d, xbt_segment *s, unsigned rpl);
 /* A code segment (S=1, type bit 3). */
