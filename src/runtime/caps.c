@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "runtime/compat32.h"
 #include "runtime/runner.h"
 #include "xbt/xbt.h"
 
@@ -34,6 +35,13 @@ static void probe(void)
     caps = XBT_CAP_USER_STRICT | XBT_CAP_PAE | XBT_CAP_TRACES | XBT_CAP_TRACE_PROFILE |
            XBT_CAP_STRING_IO | XBT_CAP_DEBUG | XBT_CAP_POLICY |
            XBT_CAP_WATCH;
+    /* A runner would start on a host that runs no 32-bit code, and then die at its
+       first entry: ask that first. */
+    const char *no32 = NULL;
+    if (!xbt_host_runs_compat32(&no32)) {
+        snprintf(direct_why, sizeof direct_why, "%s", no32);
+        return;
+    }
     /* A runner needs guest RAM to be handed; one page of an empty memfd stands for it
        (the runner maps none of it before it is asked to). */
     int ram = memfd_create("xbt-probe-ram", MFD_CLOEXEC);

@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 #include <Zydis/Zydis.h>
 
+#include "runtime/compat32.h"
 #include "runtime/direct.h"
 #include "runtime/runner.h"
 #include "shadow-mmu/walk.h"
@@ -39,7 +40,12 @@
 
 bool xbt_direct_vm_init(xbt_vm *vm, const char **why)
 {
-    (void)why;
+    /* A host that runs no 32-bit code at all would start runners whose every entry
+       dies in #GP; say so once here instead, and run user code translated. */
+    if (!xbt_host_runs_compat32(why)) {
+        vm->direct_ok = false;
+        return false;
+    }
     vm->direct_ok = true; /* the first direct run starts a runner, or says why not */
     return true;
 }

@@ -88,6 +88,25 @@ static char *sparse(const char *name, uint64_t size, uint8_t first)
 
 /* ---- one case ------------------------------------------------------------------- */
 
+static int translated_runs; /* runs whose user code the host could not run directly */
+
+/* On a host that runs no 32-bit code every boot in xbt-run's default (adaptive) user
+   mode says so in one note (src/runtime/compat32.c); that note is about the host, not
+   the input, so it is taken out of err[0..n) (counted, reported at the end) before the
+   checks.  Returns the new length. */
+static size_t drop_user_mode_note(char *err, size_t n)
+{
+    static const char note[] = "xbt-run: note: guest user code runs translated (strict mode): ";
+    char *at = strstr(err, note);
+    if (!at || (at != err && at[-1] != '\n'))
+        return n;
+    char *end = strchr(at, '\n');
+    end = end ? end + 1 : err + n;
+    memmove(at, end, (size_t)(err + n - end) + 1);
+    translated_runs++;
+    return n - (size_t)(end - at);
+}
+
 /* Runs xbt-run with args (NULL-terminated) and checks the outcome: want is the exit
    status; a refusal (64 or 66) must print exactly one "xbt-run: " line, a boot none. */
 static void run_case(const char *name, int want, const char *const *args)
@@ -135,6 +154,7 @@ static void run_case(const char *name, int want, const char *const *args)
         }
     }
     err[n] = 0;
+    n = drop_user_mode_note(err, n);
     close(pfd[0]);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -903,5 +923,8 @@ int main(int argc, char **argv)
     state_cases(k);
     printf("xbt-run against malformed input: %d cases, %d refused with one line, %d booted, "
            "%d failed\n", cases, refusals, boots, failures);
+    if (translated_runs)
+        printf("note: %d runs said guest user code runs translated (this host cannot run it "
+               "directly); that note was not counted against them\n", translated_runs);
     return failures ? 1 : 0;
 }

@@ -31,6 +31,11 @@ qemu-tcg)
 *) echo "unknown peer $peer"; exit 2 ;;
 esac
 cat "$out"
+# The native variants (the runner contains the 64-bit code) need 32-bit code to run.
+if [ "$peer" = xbt ] && { [ "$mode" = direct ] || [ "$mode" = adaptive-now ]; }; then
+    . "$(dirname "$0")/no32.sh"
+    skip_if_no32 "$out"
+fi
 fail=0
 if [ -e "$probe" ]; then echo "FAIL: the host created $probe: a guest system call reached the host"; fail=1; fi
 if grep -aq "HOST-WRITE-LEAK" "$out"; then echo "FAIL: the guest's write(1) reached the host"; fail=1; fi

@@ -28,6 +28,10 @@ qemu-tcg)
 *) echo "unknown peer $peer"; exit 2 ;;
 esac
 cat "$out"
+if [ "$peer" = xbt ] && { [ "$mode" = direct ] || [ "$mode" = adaptive-now ]; }; then
+    . "$(dirname "$0")/no32.sh"
+    skip_if_no32 "$out"
+fi
 fail=0
 if [ -e "$probe" ]; then echo "FAIL: the host created $probe"; fail=1; fi
 if [ "$status" -ne 1 ] || ! grep -aqE "^DONE pass=[1-9][0-9]* fail=0" "$out" || grep -aq "^FAIL" "$out"; then

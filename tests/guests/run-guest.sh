@@ -15,6 +15,7 @@ peer=$1
 kernel=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/no32.sh"
 timeout_s=${GUEST_TIMEOUT:-60}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -86,6 +87,10 @@ xbt)
     timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" --stats "${xbt_args[@]}" "$@" \
         "$kernel" </dev/null >"$out" 2>&1
     status=$?
+    # --user-mode direct or adaptive: variants for direct execution (no32.sh).
+    case " $* " in
+    *" --user-mode direct "* | *" --user-mode adaptive "*) skip_if_no32 "$out" ;;
+    esac
     # XBT_EXPECT_ADAPT=1 (adapt.c in adaptive mode): one address space promoted to direct
     # execution, and direct runs after it.
     if [ -n "${XBT_EXPECT_ADAPT:-}" ]; then

@@ -567,6 +567,13 @@ static void random_user(uint32_t mode, unsigned programs, const char *name)
     xbt_vm *vm;
     xbt_vcpu *cpu;
     ck_assert_int_eq(xbt_vm_create(&cfg, &vm), XBT_OK);
+    const char *why;
+    if (mode != XBT_USER_STRICT && xbt_vm_user_mode(vm, &why) != mode) {
+        /* It would run translated: random_user_code_strict's run, once more. */
+        printf("SKIP: random user code (%s): %s\n", name, why);
+        xbt_vm_destroy(vm);
+        return;
+    }
     ck_assert_int_eq(xbt_vcpu_create(vm, &cpu), XBT_OK);
     xbt_sregs s0;
     xbt_vcpu_get_sregs(cpu, &s0);
@@ -696,8 +703,9 @@ static void *run_once(void *arg)
 /* A direct-mode VM with 4 MiB of RAM, paging off, whose user code (at 0x100000, ESP
    0x80000) makes system calls by int 0x80 (DPL 3 gate -> out 0xf1, al; iret) and whose
    #GP handler reports itself (out 0xf2, al; hlt).  false: no direct mode on this host
-   (nothing to check; vm destroyed). */
-static bool direct_setup(xbt_vm **vmp, xbt_vcpu **cpup, const uint8_t *user, size_t n)
+   (nothing to check, test name's SKIP line printed; vm destroyed). */
+static bool direct_setup(xbt_vm **vmp, xbt_vcpu **cpup, const uint8_t *user, size_t n,
+                         const char *name)
 {
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.ram_size = 4u << 20;
@@ -722,7 +730,9 @@ static bool direct_setup(xbt_vm **vmp, xbt_vcpu **cpup, const uint8_t *user, siz
     ck_assert_int_eq(xbt_vcpu_set_sregs(cpu, &s), XBT_OK);
     xbt_regs r = { 0, 0, 0, 0, 0x80000, 0, 0, 0, 0x100000, 0x202 };
     ck_assert_int_eq(xbt_vcpu_set_regs(cpu, &r), XBT_OK);
-    if (xbt_vm_user_mode(vm, NULL) != XBT_USER_DIRECT) {
+    const char *why;
+    if (xbt_vm_user_mode(vm, &why) != XBT_USER_DIRECT) {
+        printf("SKIP: %s: %s\n", name, why);
         xbt_vm_destroy(vm);
         return false;
     }
@@ -738,7 +748,7 @@ START_TEST(direct_runs_from_two_threads)
                                     0xeb, 0xfe };
     xbt_vm *vm;
     xbt_vcpu *cpu;
-    if (!direct_setup(&vm, &cpu, user, sizeof user))
+    if (!direct_setup(&vm, &cpu, user, sizeof user, "direct_runs_from_two_threads"))
         return; /* no direct mode on this host: nothing to check */
     struct thread_run t = { cpu, 0, 0, 0 };
     pthread_t th;
@@ -851,7 +861,8 @@ static void direct_stalled(int how)
                                     0xeb, 0xfe };
     xbt_vm *vm;
     xbt_vcpu *cpu;
-    if (!direct_setup(&vm, &cpu, user, sizeof user))
+    if (!direct_setup(&vm, &cpu, user, sizeof user,
+                      how ? "direct_runner_stopped" : "direct_trusted_thread_stalled"))
         return;
     xbt_exit *ex;
     ck_assert_int_eq(xbt_vcpu_run(cpu, &ex), XBT_OK);
