@@ -112,6 +112,7 @@ extern "C" {
  *   API 1.5: real mode, 16-bit code and virtual-8086 mode; XBT_TRANSLATE_CODE16 and
  *   XBT_TRANSLATE_STACK16; xbt_vm_set_mmio_handler and xbt_vm_set_pio_handler (MMIO
  *   and port I/O answered without an exit), xbt_stats.mmio_handled and pio_handled.
+ *   API 1.6: several vCPUs per VM (XBT_MAX_VCPUS, xbt_vcpu_index; see "Threads").
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -119,7 +120,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 5
+#define XBT_API_VERSION_MINOR 6
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -256,7 +257,25 @@ void xbt_translation_free(xbt_translation *t);
  * any thread (or a signal handler): it makes a running vCPU re-check its interrupt
  * source and the stop request within a bounded time, even in a tight guest loop.
  * Everything else on a VM or vCPU must not race with xbt_vcpu_run on it.
+ *
+ * Several vCPUs (API 1.6): xbt_vcpu_create may be called up to XBT_MAX_VCPUS times,
+ * all before the first xbt_vcpu_run of any of them (later: XBT_E_INVAL); the k-th
+ * call makes vCPU k (xbt_vcpu_index), in the state vCPU 0 starts in (the embedder
+ * gives application processors their INIT / start-up state with xbt_vcpu_set_sregs
+ * and xbt_vcpu_set_regs).  Different vCPUs run at the same time on different threads;
+ * they share guest memory with x86's ordering (translated code keeps every guest
+ * access and its LOCK prefix), each has its own shadow MMU (a TLB of its own: an INVLPG
+ * or CR3 load on one flushes that one) and translation cache; a guest write to code
+ * another vCPU has translated drops that translation before the write is made (the
+ * writer waits while the other runs translated code).  The embedder's in-run handlers
+ * (xbt_vm_set_mmio_handler, xbt_vm_set_pio_handler) and interrupt sources are called
+ * on each vCPU's own thread, concurrently.  xbt_vm_invalidate and xbt_vm_write_phys
+ * may be called from any thread while vCPUs run (other vCPUs drop the code before
+ * their next translated block).  With more than one vCPU, guest user code runs
+ * translated (xbt_vm_user_mode says why), and xbt_vm_save_state / xbt_vm_restore_state
+ * are not available (XBT_E_INVAL).
  */
+#define XBT_MAX_VCPUS 8
 
 typedef struct xbt_vm xbt_vm;
 typedef struct xbt_vcpu xbt_vcpu;
@@ -462,6 +481,8 @@ typedef struct xbt_sregs {
 
 xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out);
 void xbt_vcpu_destroy(xbt_vcpu *cpu);
+/* Its index k: the k-th xbt_vcpu_create of its VM (0 for the first). */
+uint32_t xbt_vcpu_index(const xbt_vcpu *cpu);
 xbt_status xbt_vcpu_get_regs(xbt_vcpu *cpu, xbt_regs *r);
 /* Setting registers also ends a HLT and an interrupt shadow, and drops an IN (or an
    MSR exit, API 1.4) that was not completed: the vCPU continues from exactly the state

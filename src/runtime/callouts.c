@@ -344,12 +344,11 @@ static int co_cache(struct xbt_vcpu *v, const struct co_call *c)
     /* Drop the page, or the whole large page where a mapping there came from a 4 MiB
        (PAE: 2 MiB) page (one TLB entry in hardware). */
     uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
-    xbt_vm *vm = v->vm;
     uint32_t u = ea >> 21;
-    if (vm->mmu->pse_region[u >> 3] & (1u << (u & 7))) {
+    if (v->mmu->pse_region[u >> 3] & (1u << (u & 7))) {
         uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
         for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
-            vm->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
+            v->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
         xbt_mapping_changed(v, ea & ~(size - 1), size);
     } else {
         xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
@@ -455,12 +454,12 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
            one of them: on through the dispatcher, not in the block. */
         bool in = s->kind == XBT_CO_IN;
         uint32_t d = in ? 0 : get_reg(v, XBT_EAX, size);
-        uint64_t drops = xbt_tc_drops(vm->tc);
+        uint64_t drops = xbt_tc_drops(v->tc);
         if (vm->pio_fn(vm->pio_opaque, port, size, in, &d)) {
             if (in)
                 set_reg(v, XBT_EAX, size, d);
             v->stats.pio_handled++;
-            return xbt_tc_drops(vm->tc) != drops ? XBT_LEAVE_DISPATCH : 0;
+            return xbt_tc_drops(v->tc) != drops ? XBT_LEAVE_DISPATCH : 0;
         }
     }
     if (s->kind == XBT_CO_IN) {

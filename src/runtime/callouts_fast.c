@@ -52,11 +52,11 @@ static const uint8_t *lin_ptr(const struct xbt_vcpu *v, uint32_t lin, uint32_t l
         return NULL; /* wraps at 4 GiB: the window is not contiguous there */
     if (!(v->arch.cr0 & XBT_CR0_PG))
         return len && xbt_phys_ram(&vm->phys, lin, len) ? vm->phys.view + lin : NULL;
-    const struct xbt_wmap *m = &vm->mmu->cur->wmap[XBT_WINDOW_K];
+    const struct xbt_wmap *m = &v->mmu->cur->wmap[XBT_WINDOW_K];
     for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
         if (!(m->page[p >> 6] & (1ull << (p & 63))))
             return NULL;
-    return vm->mmu->kbase + lin;
+    return v->mmu->kbase + lin;
 }
 
 /* The GDT descriptor of sel (nonzero index, TI=0), read without a walk; false: the

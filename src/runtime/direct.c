@@ -257,8 +257,8 @@ static uint64_t probe_page(const struct xbt_vcpu *v, uint32_t lin)
    physical address when known from the same run, else walked. */
 static bool page_sensitive(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint64_t next)
 {
-    if (next == ~0ull && vm->vcpu && lin < 0xFFFFF000u)
-        next = probe_page(vm->vcpu, lin + 4096);
+    if (next == ~0ull && vm->vcpus[0] && lin < 0xFFFFF000u)
+        next = probe_page(vm->vcpus[0], lin + 4096);
     return xbt_direct_page_sensitive(vm, gpa, next);
 }
 

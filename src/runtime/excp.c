@@ -54,9 +54,14 @@ static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
     uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, 4);
     if (!h)
         return true;
-    if (v->vm->mmu->code_prot[gpa >> 12])
-        xbt_vm_invalidate(v->vm, gpa, 4);
-    memcpy(h, &val, 4);
+    if (v->vm->code_prot[gpa >> 12])
+        xbt_code_written(v->vm, v, gpa, 4, true);
+    /* The walker only ever sets the accessed and dirty bits; as the CPU does, with a
+       locked OR: another vCPU may change the same entry meanwhile. */
+    if (!(gpa & 3))
+        __atomic_fetch_or((uint32_t *)(void *)h, val & (XBT_PTE_A | XBT_PTE_D), __ATOMIC_SEQ_CST);
+    else
+        memcpy(h, &val, 4);
     return true;
 }
 
@@ -167,8 +172,8 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
         if (!lin_page(v, lin, true, user, &gpa))
             return false;
         uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, n); /* lin_page: RAM, not ROM */
-        if (v->vm->mmu->code_prot[gpa >> 12])
-            xbt_vm_invalidate(v->vm, gpa, n);
+        if (v->vm->code_prot[gpa >> 12])
+            xbt_code_written(v->vm, v, gpa, n, true);
         memcpy(h, p, n);
         p += n, lin += n, len -= n;
     }

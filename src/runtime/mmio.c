@@ -289,7 +289,7 @@ static int straddle_prepare(struct xbt_vcpu *v, uint32_t lin, uint32_t start, un
                                "without RAM into another: not emulated", start);
         return -1;
     }
-    if (is_store && vm->mmu->code_prot[rgpa >> 12]) {
+    if (is_store && v->mmu->code_prot[rgpa >> 12]) {
         xbt_set_internal_error(v, v->ctx.eip, "guest store at %08x crosses from MMIO into a "
                                "page holding translated code: not emulated", start);
         return -1;
@@ -402,10 +402,10 @@ static bool ask_handler(struct xbt_vcpu *v, uint64_t gpa, unsigned size, bool wr
                         uint64_t *data)
 {
     xbt_vm *vm = v->vm;
-    uint64_t drops = xbt_tc_drops(vm->tc);
+    uint64_t drops = xbt_tc_drops(v->tc);
     if (!vm->mmio_fn(vm->mmio_opaque, gpa, size, write, data))
         return false;
-    v->mmio.sync_drops = xbt_tc_drops(vm->tc) != drops;
+    v->mmio.sync_drops = xbt_tc_drops(v->tc) != drops;
     v->exit.reason = XBT_EXIT_NONE;
     v->mmio.synced = true;
     v->stats.mmio_handled++;
@@ -813,7 +813,7 @@ static struct xbt_mmio_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, boo
 /* The block whose host code holds `pc`, if it is still in the cache, goes. */
 static void drop_block_at(struct xbt_vcpu *v, uint64_t pc)
 {
-    xbt_block *b = xbt_tc_block_at(v->vm->tc, pc);
+    xbt_block *b = xbt_tc_block_at(v->tc, pc);
     if (b && b->valid)
         xbt_vcpu_drop_block(v, b);
 }
@@ -835,7 +835,7 @@ bool xbt_mmio_site(void *vcpu, uint32_t eip)
 
 void xbt_mmio_note_fault(struct xbt_vcpu *v)
 {
-    if (!v->xl.mmio_site || !xbt_tc_contains(v->vm->tc, v->fault_rip))
+    if (!v->xl.mmio_site || !xbt_tc_contains(v->tc, v->fault_rip))
         return; /* not translated code (direct execution, a single step's scratch) */
     uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip;
     struct xbt_mmio_site_rec *e = site_find(v, lin, true);
@@ -908,7 +908,7 @@ static int mmio_callout(struct xbt_vcpu *v)
 {
     v->mmio.synced = false;
     uint64_t site = v->ctx.callout_site;
-    uint32_t flushes = xbt_tc_flushes(v->vm->tc);
+    uint32_t flushes = xbt_tc_flushes(v->tc);
     struct xbt_mmio_dcache *dc = &v->mmio.dcache[(site >> 4) % XBT_MMIO_DCACHE];
     if (dc->site != site || dc->flushes != flushes) {
         if (!decode_at_eip(v, &dc->in)) {

@@ -45,11 +45,11 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
         return;
     v->unlinked = NULL;
     if (what == XBT_SMMU_ALL) {
-        xbt_tc_unchain_all(v->vm->tc);
+        xbt_tc_unchain_all(v->tc);
         v->ibl_stale = true;
         return;
     }
-    xbt_tc_unchain_regions(v->vm->tc, m->region_bumped);
+    xbt_tc_unchain_regions(v->tc, m->region_bumped);
     for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
         v->ibl_bump[i] |= m->region_bumped[i];
     v->ibl_bump_pending = true;
@@ -83,11 +83,14 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
 static bool code_page_write(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
 {
     uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
-    if (!xbt_tc_page_range_has_code(v->vm->tc, page, off, len)) {
+    /* Another vCPU's code there: whether the bytes hold some of it is its cache's to
+       say, so the write is taken as one to code. */
+    if (!(v->vm->code_prot[page] & ~v->bit) &&
+        !xbt_tc_page_range_has_code(v->tc, page, off, len)) {
         xbt_smc_data_begin(v, page, lin, paged);
         return true;
     }
-    xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
+    xbt_code_written(v->vm, v, (uint64_t)page << 12, 4096, true);
     v->smc.single = true;
     return false;
 }
@@ -117,7 +120,7 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         xbt_phys_log(&v->vm->phys, lin, 1);
     if (win == XBT_WINDOW_D) {
         if (write && m->code_prot[page])
-            xbt_vm_invalidate(v->vm, (uint64_t)page << 12, 4096);
+            xbt_code_written(v->vm, v, (uint64_t)page << 12, 4096, true);
         bool fetch = (v->fault_err & XBT_PF_I) && !write;
         bool writable = !m->code_prot[page] && !fetch && xbt_phys_write_ok(&v->vm->phys, page);
         int rc = xbt_direct_map(v->vm, lin & ~0xFFFu, lin & ~0xFFFu, 4096, writable,
@@ -142,6 +145,12 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     if (win == XBT_WINDOW_K && write && (xbt_phys_kind(&v->vm->phys, lin) & XBT_PP_LOG)) {
         /* The first write to a page of a dirty-logged slot since its log was read
            (logged above): writable from now on. */
+        xbt_identity_protect(m, page, true);
+        return XBT_WF_DONE;
+    }
+    if (win == XBT_WINDOW_K && write && !m->code_prot[page] &&
+        xbt_phys_write_ok(&v->vm->phys, page)) {
+        /* Read-only for code that is gone: another vCPU's write dropped it (smp.c). */
         xbt_identity_protect(m, page, true);
         return XBT_WF_DONE;
     }

@@ -49,6 +49,10 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         const uint8_t *h = xbt_phys_r(&v->vm->phys, gpa, chunk);
         if (!h)
             break;
+        /* Several vCPUs: the page is write-protected everywhere before its bytes are
+           read, so no write of another vCPU falls between (smp.c). */
+        if (v->vm->n_vcpus > 1)
+            xbt_code_protect(v, (uint32_t)(gpa >> 12));
         memcpy(buf + n, h, chunk);
         if (n == 0)
             v->fetch_gpa_first = (uint32_t)(gpa >> 12);
@@ -130,7 +134,7 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
         mark_code_lin(v, lin0, lin1);
         return true;
     }
-    xbt_tc_drop(v->vm->tc, b);
+    xbt_tc_drop(v->tc, b);
     return false;
 }
 
@@ -255,7 +259,7 @@ static void ibl_select(struct xbt_vcpu *v, uint32_t key)
 static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
 {
     v->stats.ibl_misses++;
-    xbt_block *t = xbt_tc_lookup(v->vm->tc, v->ctx.eip, key);
+    xbt_block *t = xbt_tc_lookup(v->tc, v->ctx.eip, key);
     if (!t || t->lin != v->arch.seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
         return;
     if (v->dbg.n_bp && xbt_debug_is_bp(v, t->lin))
@@ -283,7 +287,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip, p0, p1;
     if (!code_page(v, lin, &p0))
         return 0;
-    xbt_block *src = xbt_tc_find_relocatable(vm->tc, p0, lin & 0xFFF, key, v->ctx.eip);
+    xbt_block *src = xbt_tc_find_relocatable(v->tc, p0, lin & 0xFFF, key, v->ctx.eip);
     if (!src)
         return 0;
     /* Not where an MMIO site may be (its translation has the site's callout). */
@@ -339,26 +343,26 @@ static enum xbt_tstatus translate_tb(struct xbt_vcpu *v, const xbt_tmode *m)
 void xbt_vcpu_flush_translations(struct xbt_vcpu *v)
 {
     xbt_vm *vm = v->vm;
-    xbt_tc_flush(vm->tc);
+    xbt_tc_flush(v->tc);
     if (vm->perfmap)
         xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
     ibl_reset(v);
     v->unlinked = NULL;
     if (v->trace.rec_n)
         v->trace.rec_n = 0; /* its blocks are gone */
-    xbt_unprotect_all(vm);
+    xbt_unprotect_all(v);
 }
 
-void xbt_unprotect_all(xbt_vm *vm)
+void xbt_unprotect_all(struct xbt_vcpu *v)
 {
-    const xbt_phys *ph = &vm->phys;
+    const xbt_phys *ph = &v->vm->phys;
     for (const struct xbt_slot *s = NULL; (s = xbt_phys_next(ph, s)) != NULL;)
         for (uint64_t p = s->gpa >> 12; p < (s->gpa + s->size) >> 12; p++)
-            if (vm->mmu->code_prot[p])
-                xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
+            if (v->vm->code_prot[p] & v->bit)
+                xbt_unprotect_code_page(v->mmu, (uint32_t)p, v->bit);
 }
 
-static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
+static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
     xbt_vm *vm = v->vm;
     /* Timed in TSC ticks (xbt_vcpu_get_stats converts): two clock_gettime calls per
@@ -401,11 +405,11 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
             !code_page(v, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0), &lin1))
             return NULL; /* its pages are no longer mapped: no trace */
     }
-    xbt_block *b = xbt_tc_insert(vm->tc, v->tb, key, lin0, lin1);
+    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running). */
         xbt_vcpu_flush_translations(v);
-        b = xbt_tc_insert(vm->tc, v->tb, key, lin0, lin1);
+        b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
             return NULL;
@@ -420,9 +424,30 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         uint32_t l0 = v->arch.seg[XBT_CS].base + v->tb->eip;
         mark_code_lin(v, l0, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0));
     }
-    xbt_protect_code_page(vm->mmu, lin0);
-    xbt_protect_code_page(vm->mmu, lin1);
+    xbt_code_protect(v, lin0);
+    xbt_code_protect(v, lin1);
     return b;
+}
+
+/* translate_once, again where another vCPU wrote code while this one translated (the
+   bytes read may be the old ones: smp.c carried out a drop meanwhile).  A trace is
+   not tried again. */
+static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
+{
+    for (int tries = 0;; tries++) {
+        uint64_t invals = v->mbox.invals;
+        xbt_block *b = translate_once(v, m, key);
+        if (!b || v->mbox.invals == invals)
+            return b;
+        xbt_vcpu_drop_block(v, b);
+        if (v->xl.path)
+            return NULL;
+        if (tries == 64) {
+            xbt_set_internal_error(v, v->ctx.eip, "guest code at %08x keeps being written "
+                                   "by another vCPU while it is translated", v->ctx.eip);
+            return NULL;
+        }
+    }
 }
 
 /* Completes an IN or INS whose data the embedder supplied in the exit record. */
@@ -481,19 +506,19 @@ static void smc_data_end(struct xbt_vcpu *v)
             first++;
         while (now[last] == v->smc.shadow[last])
             last--;
-        if (xbt_tc_page_range_has_code(vm->tc, v->smc.data_page, first, last - first + 1)) {
-            xbt_vm_invalidate(vm, (uint64_t)v->smc.data_page << 12, 4096);
+        if (xbt_tc_page_range_has_code(v->tc, v->smc.data_page, first, last - first + 1)) {
+            xbt_code_written(vm, v, (uint64_t)v->smc.data_page << 12, 4096, true);
             if (v->smc.data_paged)
-                xbt_window_drop(vm->mmu, v->smc.data_lin & ~0xFFFu, 4096);
+                xbt_window_drop(v->mmu, v->smc.data_lin & ~0xFFFu, 4096);
             return;
         }
     }
-    if (!vm->mmu->code_prot[v->smc.data_page])
+    if (!v->mmu->code_prot[v->smc.data_page])
         return; /* invalidated meanwhile */
     if (v->smc.data_paged)
-        xbt_window_drop(vm->mmu, v->smc.data_lin & ~0xFFFu, 4096);
+        xbt_window_drop(v->mmu, v->smc.data_lin & ~0xFFFu, 4096);
     else
-        xbt_identity_protect(vm->mmu, v->smc.data_page, false);
+        xbt_identity_protect(v->mmu, v->smc.data_page, false);
 }
 
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
@@ -501,17 +526,17 @@ static bool handle_fault(struct xbt_vcpu *v)
 {
     int sig = v->fault_sig;
     v->stats.host_faults++;
+    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
     if (sig < 0) {
         xbt_set_internal_error(v, v->ctx.eip, "host signal %d outside a guest instruction "
                                "(rip %#llx)", -sig, (unsigned long long)v->fault_rip);
         return false;
     }
     uint32_t eip = v->ctx.eip;
-    xbt_vm *vm = v->vm;
     switch (sig) {
     case SIGSEGV: {
         /* In the K-window, or (paging on) the U-window: the shadow MMU's route. */
-        uint64_t a = v->fault_addr, k = (uintptr_t)vm->mmu->kbase, u = (uintptr_t)vm->mmu->ubase;
+        uint64_t a = v->fault_addr, k = (uintptr_t)v->mmu->kbase, u = (uintptr_t)v->mmu->ubase;
         if (a - k < (4ull << 30))
             return xbt_window_fault(v, XBT_WINDOW_K, (uint32_t)(a - k)) != XBT_WF_EXIT;
         if (a - u < (4ull << 30) && xbt_paging(v))
@@ -580,14 +605,14 @@ void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b)
 {
     if (v->unlinked == b)
         v->unlinked = NULL;
-    xbt_tc_drop(v->vm->tc, b);
+    xbt_tc_drop(v->tc, b);
     v->ibl_dropped = true;
 }
 
 static void trace_abort(struct xbt_vcpu *v)
 {
     xbt_block *h = v->trace.rec_n
-                       ? xbt_tc_lookup(v->vm->tc, v->trace.rec_path[0], v->trace.rec_key)
+                       ? xbt_tc_lookup(v->tc, v->trace.rec_path[0], v->trace.rec_key)
                        : NULL;
     if (h && !h->tstate)
         h->tstate = 2;
@@ -612,7 +637,7 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
        (its last block's exits lead on as usual). */
     uint32_t n = v->trace.rec_n;
     v->trace.rec_n = 0;
-    xbt_block *h = xbt_tc_lookup(v->vm->tc, v->trace.rec_path[0], key);
+    xbt_block *h = xbt_tc_lookup(v->tc, v->trace.rec_path[0], key);
     if (!h)
         return b;
     bool at_head = h == b;
@@ -631,9 +656,9 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
             v->xl.prof = &v->trace.prof_pool[(size_t)v->trace.prof_n * XBT_PROF_STRIDE];
     }
     xbt_tc_stats before, after;
-    xbt_tc_get_stats(v->vm->tc, &before);
+    xbt_tc_get_stats(v->tc, &before);
     xbt_block *t = translate(v, m, key); /* a trace never raises or stops the VM */
-    xbt_tc_get_stats(v->vm->tc, &after);
+    xbt_tc_get_stats(v->tc, &after);
     if (after.flushes != before.flushes)
         *chain_site = 0; /* the exit we came by is gone */
     v->ctx.eip = eip;
@@ -656,7 +681,7 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     }
     /* What runs now is the block at ctx.eip (a full cache was flushed meanwhile, or the
        head that was b is gone): looked up again, or translated. */
-    xbt_block *n2 = xbt_tc_lookup(v->vm->tc, eip, key);
+    xbt_block *n2 = xbt_tc_lookup(v->tc, eip, key);
     if (n2 && block_current(v, n2))
         return n2;
     return translate(v, m, key);
@@ -754,8 +779,10 @@ static int begin_dispatch(struct xbt_vcpu *v)
     }
     if (v->smc.data && !v->smc.single)
         smc_data_end(v); /* the data write on a code page has run (or was undone) */
+    if (xbt_mbox_pending(v))
+        xbt_mbox_run(v); /* other vCPUs' requests (smp.c) */
     if (v->unlinked) {
-        xbt_tc_relink_out(v->vm->tc, v->unlinked);
+        xbt_tc_relink_out(v->tc, v->unlinked);
         v->unlinked = NULL;
     }
     v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl;
@@ -867,8 +894,21 @@ static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t 
         *chain_site = 0;
     }
     if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
-        ibl_prune(v->ibl_cur, v->vm->tc);
+        ibl_prune(v->ibl_cur, v->tc);
     return 0;
+}
+
+/* Translated code is about to run: with several vCPUs it counts as in translated code
+   from here (smp.c); false: requests came meanwhile, through the dispatcher first. */
+static inline bool tc_enter(struct xbt_vcpu *v)
+{
+    if (v->vm->n_vcpus < 2)
+        return true;
+    atomic_store(&v->mbox.in_tc, true);
+    if (!xbt_mbox_pending(v))
+        return true;
+    atomic_store(&v->mbox.in_tc, false);
+    return false;
 }
 
 /* One instruction, not cached, with its page writable (an MMIO site's too, when its
@@ -901,7 +941,12 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
         return XBT_LEAVE_EXIT;
     }
     memcpy(v->smc.exec_w, v->tb->code, v->tb->code_len);
+    if (!tc_enter(v)) {
+        v->smc.single = true; /* after the requests: this instruction alone again */
+        return XBT_LEAVE_DISPATCH;
+    }
     int rc = xbt_jit_enter(&v->ctx, v->smc.exec);
+    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
     v->arch.interrupt_shadow = false; /* the covered instruction has run */
     return rc;
 }
@@ -914,7 +959,7 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
     xbt_vm *vm = v->vm;
     xbt_block *from;
     uint32_t exit;
-    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(vm->tc, chain_site, &from, &exit))
+    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(v->tc, chain_site, &from, &exit))
         return;
     if (v->dbg.n_bp && xbt_debug_is_bp(v, b->lin))
         return; /* entered through the dispatcher, which stops there */
@@ -928,7 +973,7 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
             v->trace.rec_events = trace_events(v);
         }
     } else if (!v->trace.rec_n) {
-        xbt_tc_chain(vm->tc, from, exit, b);
+        xbt_tc_chain(v->tc, from, exit, b);
     }
 }
 
@@ -937,7 +982,7 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
 static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
                       uint64_t *chain_site, xbt_block **bp)
 {
-    xbt_block *b = xbt_tc_lookup(v->vm->tc, v->ctx.eip, key);
+    xbt_block *b = xbt_tc_lookup(v->tc, v->ctx.eip, key);
     if (b && !block_current(v, b))
         b = NULL;
     if (!b && !(b = translate(v, m, key))) {
@@ -965,10 +1010,12 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
            inline lookup are off for this run; begin_dispatch relinks them). */
         v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
         if (!v->unlinked) {
-            xbt_tc_unlink_out(v->vm->tc, b);
+            xbt_tc_unlink_out(v->tc, b);
             v->unlinked = b;
         }
     }
+    if (!tc_enter(v))
+        return XBT_LEAVE_DISPATCH;
     int rc;
     if (!xbt_adapt_promoted(v) && v->arch.cpl == 3) {
         /* Adaptive mode: how long this address space's user code runs between
@@ -980,6 +1027,7 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
         v->dx.adapt_burst = 0; /* a kernel entry ends the burst */
         rc = xbt_jit_enter(&v->ctx, b->host);
     }
+    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
     if (v->trace.rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
         trace_abort(v); /* a callout, an exception or a fault on the way */
     if (rc == XBT_JIT_EXIT_INDIRECT)
@@ -1059,6 +1107,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     if (!v || !exitp)
         return XBT_E_INVAL;
     *exitp = &v->exit;
+    if (!atomic_load_explicit(&v->vm->started, memory_order_relaxed))
+        atomic_store(&v->vm->started, true); /* no more vCPUs (xbt_vcpu_create) */
     /* The embedder ran since the last exit: its devices may have raised an interrupt
        without a kick.  The first gate leaves to the dispatcher, whose poll decides. */
     v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
@@ -1074,6 +1124,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
        event, the loop goes on; an internal error or a triple fault ends the run. */
     if (!sigsetjmp(v->fault_jmp, 0) || (v->fault_sig != 0 && handle_fault(v)))
         run_loop(v);
+    atomic_store(&v->mbox.in_tc, false);
     atomic_store(&v->running, false);
     /* The map is written at the quieter exits (HLT, stop, the end of the guest), not at
        the frequent I/O ones: the lines of a run are on disk when the embedder stops. */

@@ -86,8 +86,8 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
     ucontext_t *uc = uc_;
     struct xbt_vcpu *v = xbt_current_vcpu;
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-    if (v && v->running && xbt_tc_contains(v->vm->tc, rip)) {
-        xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
+    if (v && v->running && xbt_tc_contains(v->tc, rip)) {
+        xbt_block *b = xbt_tc_block_at(v->tc, rip);
         const struct xbt_pcmap *m = NULL;
         if (b) {
             /* A pc map built for the block's own code: offsets relative to b->host. */
@@ -143,10 +143,10 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
     if (rip >= (uint64_t)(uintptr_t)xbt_jit_intr_open &&
         rip < (uint64_t)(uintptr_t)xbt_jit_intr_end)
         rip = (uint64_t)uc->uc_mcontext.gregs[REG_R15]; /* in a gate: its block */
-    if (xbt_tc_contains(v->vm->tc, rip) && !v->unlinked) {
-        xbt_block *b = xbt_tc_block_at(v->vm->tc, rip);
+    if (xbt_tc_contains(v->tc, rip) && !v->unlinked) {
+        xbt_block *b = xbt_tc_block_at(v->tc, rip);
         if (b) {
-            xbt_tc_unlink_out(v->vm->tc, b);
+            xbt_tc_unlink_out(v->tc, b);
             v->unlinked = b;
         }
     }

@@ -522,8 +522,10 @@ static xbt_status stopped_vcpu(xbt_vm *vm, int fd, xbt_vcpu **out)
     state_err[0] = 0;
     if (!vm || fd < 0)
         return fail(XBT_E_INVAL, "no VM or no file");
-    if (!(*out = vm->vcpu))
+    if (!(*out = vm->vcpus[0]))
         return fail(XBT_E_INVAL, "the VM has no vCPU");
+    if (vm->n_vcpus > 1)
+        return fail(XBT_E_INVAL, "the VM has several vCPUs (a state holds one)");
     if (atomic_load(&(*out)->running))
         return fail(XBT_E_INVAL, "the vCPU is running");
     return XBT_OK;

@@ -53,10 +53,15 @@ struct xbt_dset {
 struct xbt_vm {
     xbt_vm_config cfg;
     xbt_phys phys;             /* guest physical memory: slots, the host view of all */
-    xbt_smmu *mmu;             /* the shadow MMU: windows, sets, epochs, code pages */
+    /* vCPU 0's shadow MMU and translation cache, made with the VM (the others' are
+       their own: struct xbt_vcpu mmu, tc).  Direct execution (dset, direct.c) uses
+       them: it is for VMs of one vCPU. */
+    xbt_smmu *mmu;
     struct xbt_dset dset[XBT_WSETS]; /* the runtime's part of each window set */
-    uint64_t code_page_invals; /* statistics */
     xbt_tcache *tc;
+    /* Which vCPUs' caches hold code from each guest physical page (bit k: vCPU k),
+       shared by their shadow MMUs (smmu.h, code_prot; runtime/smp.c). */
+    uint8_t *code_prot;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
     /* Translations of the same physical bytes at another EIP are relocated copies
        (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
@@ -70,7 +75,11 @@ struct xbt_vm {
        overrides; 0: at once, as direct mode). */
     uint64_t adapt_ticks;
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
-    struct xbt_vcpu *vcpu;     /* one vCPU for now */
+    /* The vCPUs, in creation order (index k: xbt_vcpu_index); all are created before
+       the first runs (started). */
+    struct xbt_vcpu *vcpus[XBT_MAX_VCPUS];
+    uint32_t n_vcpus;
+    atomic_bool started;
     /* The embedder's synchronous MMIO handler (xbt_vm_set_mmio_handler; mmio.c). */
     xbt_mmio_fn mmio_fn;
     void *mmio_opaque;
@@ -107,7 +116,24 @@ enum xbt_mmio_kind {
 struct xbt_vcpu {
     struct xbt_jit_ctx ctx;    /* first: R13 points here */
     xbt_vm *vm;
-    xbt_smmu *mmu;                   /* the VM's shadow MMU (vm->mmu) */
+    xbt_smmu *mmu;                   /* its shadow MMU (vCPU 0: vm->mmu) */
+    xbt_tcache *tc;                  /* its translation cache (vCPU 0: vm->tc) */
+    uint32_t idx;                    /* its index in vm->vcpus */
+    uint8_t bit;                     /* 1 << idx: its bit in vm->code_prot */
+    uint64_t code_page_invals;       /* statistics: pages whose code a write dropped */
+    /* Requests of other vCPUs (runtime/smp.c): pages to write-protect in this vCPU's
+       windows, pages whose blocks to drop, done before translated code runs again.
+       seq counts requests posted, done those carried out; in_tc: translated code of
+       this vCPU may be running (a requester waits for it to leave or catch up). */
+    struct xbt_vcpu_mbox {
+        pthread_mutex_t lock;
+        struct xbt_mbox_req { uint32_t page; uint8_t kind; } *req; /* grows */
+        uint32_t n, cap;
+        bool overflow;                /* no memory for one more: flush everything */
+        atomic_uint_fast64_t seq, done;
+        atomic_bool in_tc;
+        uint64_t invals;              /* blocks dropped for others' writes (translate's check) */
+    } mbox;
     struct xbt_vcpu_tables *tables;  /* its large tables, behind the pointers below */
     xbt_translator xl;               /* the translator (its decoder state) */
     struct xbt_ibl_entry *ibl;       /* live indirect-branch table (ibl_cur's) */
@@ -486,8 +512,22 @@ static inline bool xbt_gpa_mem(const xbt_vm *vm, uint64_t gpa, bool write)
     uint8_t k = xbt_phys_kind(&vm->phys, gpa);
     return k && !(write && (k & XBT_PP_ROM));
 }
-/* Every code page's write protection lifted (its translations gone). */
-void xbt_unprotect_all(xbt_vm *vm);
+/* Every code page's write protection for v's translations lifted (they are gone). */
+void xbt_unprotect_all(struct xbt_vcpu *v);
+
+/* Several vCPUs (smp.c).  xbt_code_protect: v is about to translate (or has translated)
+   code from guest physical page `page`: its bit in vm->code_prot set, the page
+   write-protected in its windows and, when it is the first vCPU with code there, in the
+   others' (waiting for those in translated code).  xbt_code_written: guest memory
+   [gpa, gpa + len) is about to be written (by self, NULL: the embedder): every
+   translation of it goes, self's at once, the others' through their mailboxes; `wait`:
+   until none of them can still run one (a guest write; the embedder's do not wait).
+   xbt_mbox_pending / xbt_mbox_run: v's own requests, carried out before its translated
+   code runs again. */
+void xbt_code_protect(struct xbt_vcpu *v, uint32_t page);
+void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait);
+bool xbt_mbox_pending(struct xbt_vcpu *v);
+void xbt_mbox_run(struct xbt_vcpu *v);
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->arch.cr0 & XBT_CR0_PG; }

@@ -29,6 +29,34 @@ static bool env_set(const char *name)
     return e && *e && strcmp(e, "0") != 0;
 }
 
+/* A shadow MMU over the VM's slots, sharing its code-page bits (vCPU 0's is made with
+   the VM, the others' with their vCPUs).  NULL with last_host_error. */
+static xbt_smmu *new_mmu(xbt_vm *vm)
+{
+    xbt_smmu *m = calloc(1, sizeof *m);
+    if (!m) {
+        last_host_error = "cannot allocate the shadow MMU";
+        return NULL;
+    }
+    m->code_prot = vm->code_prot;
+    if (!xbt_smmu_init(m, &vm->phys, &last_host_error)) {
+        xbt_smmu_destroy(m);
+        free(m);
+        return NULL;
+    }
+    m->dwin = xbt_direct_dwin;
+    m->dwin.opaque = vm;
+    return m;
+}
+
+static xbt_tcache *new_tc(xbt_vm *vm)
+{
+    xbt_tcache *tc = xbt_tc_create(vm->cfg.tcache_size ? vm->cfg.tcache_size : 64ull << 20);
+    if (!tc)
+        last_host_error = "cannot allocate the translation cache above 4 GiB";
+    return tc;
+}
+
 xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
 {
     if (!out || !cfg)
@@ -67,21 +95,13 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
             return st;
         }
     }
-    vm->mmu = calloc(1, sizeof *vm->mmu);
-    if (!vm->mmu) {
-        last_host_error = "cannot allocate the shadow MMU";
+    vm->code_prot = calloc(XBT_PHYS_PAGES, 1);
+    if (!vm->code_prot) {
+        last_host_error = "cannot allocate the per-page tables of guest RAM";
         goto host_fail;
     }
-    if (!xbt_smmu_init(vm->mmu, &vm->phys, &last_host_error))
+    if (!(vm->mmu = new_mmu(vm)) || !(vm->tc = new_tc(vm)))
         goto host_fail;
-    vm->mmu->dwin = xbt_direct_dwin;
-    vm->mmu->dwin.opaque = vm;
-    uint64_t tcs = cfg->tcache_size ? cfg->tcache_size : 64ull << 20;
-    vm->tc = xbt_tc_create(tcs);
-    if (!vm->tc) {
-        last_host_error = "cannot allocate the translation cache above 4 GiB";
-        goto host_fail;
-    }
     vm->no_share = env_set("XBT_NO_SHARE");
     vm->check_shared = env_set("XBT_CHECK_SHARED");
     vm->no_fast_callouts = env_set("XBT_NO_FAST_CALLOUTS");
@@ -113,8 +133,9 @@ void xbt_vm_destroy(xbt_vm *vm)
 {
     if (!vm)
         return;
-    if (vm->vcpu)
-        xbt_vcpu_destroy(vm->vcpu);
+    for (int k = XBT_MAX_VCPUS - 1; k >= 0; k--)
+        if (vm->vcpus[k])
+            xbt_vcpu_destroy(vm->vcpus[k]);
     xbt_direct_vm_destroy(vm);
     xbt_perfmap_close(vm->perfmap);
     xbt_symtab_free(&vm->syms);
@@ -122,6 +143,7 @@ void xbt_vm_destroy(xbt_vm *vm)
     if (vm->mmu)
         xbt_smmu_destroy(vm->mmu);
     free(vm->mmu);
+    free(vm->code_prot);
     xbt_phys_destroy(&vm->phys);
     free(vm);
 }
@@ -183,15 +205,11 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
         return gpa <= XBT_PHYS_LIMIT ? XBT_OK : XBT_E_INVAL;
     if (!xbt_phys_ram(&vm->phys, gpa, len))
         return XBT_E_INVAL;
-    for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12; p++) {
-        if (vm->mmu->code_prot[p]) {
-            vm->code_page_invals++;
-            xbt_tc_invalidate_page(vm->tc, (uint32_t)p);
-            xbt_unprotect_code_page(vm->mmu, (uint32_t)p);
-            if (vm->vcpu)
-                vm->vcpu->ibl_dropped = true; /* its entries may name dropped blocks */
-        }
-    }
+    /* From a vCPU's thread (an in-run handler, or between runs): that vCPU's code goes
+       at once; the others' before they run translated code again. */
+    struct xbt_vcpu *self = xbt_current_vcpu && xbt_current_vcpu->vm == vm ? xbt_current_vcpu
+                                                                           : NULL;
+    xbt_code_written(vm, self, gpa, len, false);
     return XBT_OK;
 }
 
@@ -234,20 +252,20 @@ xbt_status xbt_vm_set_mem_region(xbt_vm *vm, const xbt_mem_region *r)
        code-page protection, every window mapping (paging off: the identity mapping is
        made again from the new slots). */
     xbt_direct_slots_changed(vm);
-    if (vm->vcpu)
-        xbt_vcpu_flush_translations(vm->vcpu);
-    else
-        xbt_unprotect_all(vm);
+    for (int k = 0; k < XBT_MAX_VCPUS; k++)
+        if (vm->vcpus[k])
+            xbt_vcpu_flush_translations(vm->vcpus[k]);
     st = xbt_phys_set(&vm->phys, r);
     if (st == XBT_E_HOST)
         last_host_error = "cannot make or map the slot's memory";
     /* Every window emptied (the old files' mappings with them), then filled as the
        paging mode needs (paging off: every slot 1:1 again). */
     xbt_smmu_regs none = { 0, 0, 0 };
-    if (vm->vcpu)
-        xbt_paging_changed(vm->vcpu);
-    else
+    if (!vm->vcpus[0])
         xbt_window_reset(vm->mmu, none);
+    for (int k = 0; k < XBT_MAX_VCPUS; k++)
+        if (vm->vcpus[k])
+            xbt_paging_changed(vm->vcpus[k]);
     return st;
 }
 
@@ -255,7 +273,12 @@ xbt_status xbt_vm_set_mem_region(xbt_vm *vm, const xbt_mem_region *r)
 static void dirty_protect(void *opaque, uint64_t page)
 {
     xbt_vm *vm = opaque;
-    xbt_smmu_write_protect(vm->mmu, page); /* the VMM's own writes log as they go */
+    /* The VMM's own writes log as they go.  Each vCPU's windows (its vCPUs are not
+       running: the embedder reads the log of a stopped guest). */
+    xbt_smmu_write_protect(vm->mmu, page);
+    for (int k = 1; k < XBT_MAX_VCPUS; k++)
+        if (vm->vcpus[k])
+            xbt_smmu_write_protect(vm->vcpus[k]->mmu, page);
 }
 
 xbt_status xbt_vm_get_dirty_log(xbt_vm *vm, uint32_t slot, uint64_t *bitmap)
@@ -280,20 +303,45 @@ static void flat_seg(xbt_segment *s, uint16_t sel, uint8_t type)
     s->g = 1;
 }
 
+/* A vCPU's own shadow MMU and cache (vCPUs after the first), and the vCPU itself. */
+static void free_own(struct xbt_vcpu *v)
+{
+    if (v->idx) {
+        xbt_tc_destroy(v->tc);
+        if (v->mmu)
+            xbt_smmu_destroy(v->mmu);
+        free(v->mmu);
+    }
+    free(v->mbox.req);
+    free(v);
+}
+
 xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
 {
     if (!vm || !out)
         return XBT_E_INVAL;
     *out = NULL;
-    if (vm->vcpu)
-        return XBT_E_INVAL; /* one vCPU per VM for now */
+    /* All vCPUs before any runs: the shadow MMUs and caches are made per vCPU, and
+       what a VM of several does differently (direct execution off) is chosen here. */
+    if (vm->n_vcpus == XBT_MAX_VCPUS || atomic_load(&vm->started))
+        return XBT_E_INVAL;
     xbt_vcpu *v = NULL;
     if (posix_memalign((void **)&v, 64, sizeof *v) != 0)
         return XBT_E_NOMEM;
     memset(v, 0, sizeof *v);
+    v->idx = vm->n_vcpus;
+    v->bit = (uint8_t)(1u << v->idx);
+    if (v->idx == 0) {
+        v->mmu = vm->mmu;
+        v->tc = vm->tc;
+    } else if (!(v->mmu = new_mmu(vm)) || !(v->tc = new_tc(vm))) {
+        free_own(v);
+        return XBT_E_HOST;
+    }
+    pthread_mutex_init(&v->mbox.lock, NULL);
     struct xbt_vcpu_tables *t = calloc(1, sizeof *t);
     if (!t) {
-        free(v);
+        free_own(v);
         return XBT_E_NOMEM;
     }
     v->tables = t;
@@ -308,7 +356,6 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->stlb = t->stlb;
     v->pol.cpuid = t->cpuid;
     v->vm = vm;
-    v->mmu = vm->mmu;
     v->no_fast_callouts = vm->no_fast_callouts;
     v->created_ns = xbt_now_ns();
     v->created_tsc = __builtin_ia32_rdtsc();
@@ -322,7 +369,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
             free(v->ibl_sets[k].t);
         free(v->ibl_miss);
         free(t);
-        free(v);
+        free_own(v);
         return XBT_E_NOMEM;
     }
     for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
@@ -348,7 +395,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
-    c->kbase = (uint64_t)(uintptr_t)vm->mmu->kbase;
+    c->kbase = (uint64_t)(uintptr_t)v->mmu->kbase;
     c->eflags_sys = XBT_EFLAGS_FIXED;
     c->vif = 0;
     c->eflags = XBT_EFLAGS_FIXED;
@@ -375,9 +422,22 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->arch.idtr.limit = 0xFFFF;
     v->arch.msr_apic_base = 0xFEE00900;
     v->arch.msr_pat = 0x0007040600070406ull;
-    vm->vcpu = v;
+    vm->vcpus[v->idx] = v;
+    vm->n_vcpus++;
+    if (vm->n_vcpus == 2 && vm->direct_ok) {
+        /* Direct execution keeps one host process's low 4 GiB per address space for
+           one vCPU (runner.c): user code of a VM of several runs translated. */
+        vm->direct_ok = false;
+        snprintf(vm->direct_why, sizeof vm->direct_why,
+                 "the VM has several vCPUs: guest user code runs translated");
+    }
     *out = v;
     return XBT_OK;
+}
+
+uint32_t xbt_vcpu_index(const xbt_vcpu *v)
+{
+    return v ? v->idx : 0;
 }
 
 static int prof_cmp(const void *a, const void *b)
@@ -415,8 +475,12 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
 {
     if (!v)
         return;
-    if (v->vm && v->vm->vcpu == v)
-        v->vm->vcpu = NULL;
+    xbt_vm *vm = v->vm;
+    if (v->idx)
+        xbt_unprotect_all(v); /* its cache goes with it (vCPU 0's is the VM's) */
+    vm->vcpus[v->idx] = NULL;
+    while (vm->n_vcpus && !vm->vcpus[vm->n_vcpus - 1])
+        vm->n_vcpus--; /* a vCPU made again gets the index back */
     for (int k = 0; k < XBT_IBL_SETS; k++)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);
@@ -432,7 +496,8 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
         munmap(v->smc.exec_w, XBT_BLOCK_MAX_CODE);
     }
     free(v->tables);
-    free(v);
+    pthread_mutex_destroy(&v->mbox.lock);
+    free_own(v);
 }
 
 xbt_status xbt_vcpu_get_regs(xbt_vcpu *v, xbt_regs *r)
@@ -581,11 +646,11 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     }
     st->translate_ns = v->translate_ns;
     st->block_execs = v->trace.prof_block_entries;
-    st->code_page_invalidations = v->vm->code_page_invals;
-    st->wrec_checked = v->vm->mmu->wrec_checked;
-    st->wrec_dropped = v->vm->mmu->wrec_dropped;
-    st->code_page_protects = v->vm->mmu->code_protects;
-    st->code_protect_resets = v->vm->mmu->code_protect_resets;
+    st->code_page_invalidations = v->code_page_invals;
+    st->wrec_checked = v->mmu->wrec_checked;
+    st->wrec_dropped = v->mmu->wrec_dropped;
+    st->code_page_protects = v->mmu->code_protects;
+    st->code_protect_resets = v->mmu->code_protect_resets;
     for (int k = 0; k < XBT_WSETS; k++) {
         const struct xbt_runner *r = &v->vm->dset[k].runner;
         st->direct_parks += r->parks;
@@ -602,7 +667,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
             st->trace_side_exits += c[k];
     }
     xbt_tc_stats t;
-    xbt_tc_get_stats(v->vm->tc, &t);
+    xbt_tc_get_stats(v->tc, &t);
     st->blocks = t.blocks;
     st->block_bytes = t.block_bytes;
     st->guest_insns_translated = t.guest_insns;

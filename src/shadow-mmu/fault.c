@@ -37,7 +37,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
         const struct xbt_slot *s = xbt_phys_slot(m->phys, g0);
         if (xbt_phys_one_slot(m->phys, g0, size) && allow_large &&
             (!writable || !(s->flags & (XBT_MEM_READONLY | XBT_MEM_LOG_DIRTY))) &&
-            !memchr(m->code_prot + (g0 >> 12), 1, size >> 12)) {
+            !xbt_code_in(m, g0 >> 12, size >> 12)) {
             bool ok = win == XBT_WINDOW_D
                           ? d_map(m, l0, g0, size, writable, -1) == XBT_DMAP_OK
                           : xbt_window_map_range(m, window, l0, g0, size, writable);

@@ -121,7 +121,11 @@ typedef struct xbt_smmu {
        large page (one TLB entry in hardware), elsewhere one 4 KiB page. */
     uint8_t pse_region[256];
     struct xbt_rmap *rmap;     /* per guest physical page (see struct xbt_rmap) */
-    uint8_t *code_prot;        /* per guest physical page: 1 when write-protected for code */
+    /* Per guest physical page: which vCPUs' translation caches hold code from it (bit k:
+       vCPU k; 1 with one vCPU); non-zero: write-protected in every window.  Shared by
+       the shadow MMUs of a VM's vCPUs (set before xbt_smmu_init; else its own). */
+    uint8_t *code_prot;
+    bool own_code_prot;
 
     /* Mapping epochs by 4 MiB region: a block checked at epoch E is current while
        neither of its regions (nor everything, all_epoch) changed after E.  A CR3 load
@@ -155,9 +159,21 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why);
 void xbt_smmu_destroy(xbt_smmu *m);
 
 /* Code pages are write-protected in the windows (unprotecting leaves the remapping to
-   the next write fault). */
-void xbt_protect_code_page(xbt_smmu *m, uint32_t page);
-void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page);
+   the next write fault).  `bit` is the vCPU's in code_prot: protecting sets it (and
+   write-protects this shadow MMU's windows when it was not set) and returns the old
+   bits (other vCPUs' windows are the runtime's to protect: runtime/smp.c);
+   unprotecting clears `bits` and, paging off, makes the page writable again in this
+   MMU's identity window once no bit is left. */
+uint8_t xbt_protect_code_page(xbt_smmu *m, uint32_t page, uint8_t bit);
+void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page, uint8_t bits);
+/* Whether any of the n physical pages from `page` on holds translated code. */
+static inline bool xbt_code_in(const xbt_smmu *m, uint64_t page, uint64_t n)
+{
+    for (uint64_t q = 0; q < n; q++)
+        if (m->code_prot[page + q])
+            return true;
+    return false;
+}
 
 /* Guest physical page `page` is written through no window until it faults again: its
    writable mappings in every window (the reverse map; every window when it lost track)

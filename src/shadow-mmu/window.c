@@ -92,20 +92,24 @@ void xbt_smmu_write_protect(xbt_smmu *m, uint64_t page)
     }
 }
 
-void xbt_protect_code_page(xbt_smmu *m, uint32_t page)
+uint8_t xbt_protect_code_page(xbt_smmu *m, uint32_t page, uint8_t bit)
 {
-    if ((uint64_t)page >= XBT_PHYS_PAGES || !m->phys->page[page] || m->code_prot[page])
-        return;
-    m->code_prot[page] = 1;
-    m->code_protects++;
-    xbt_smmu_write_protect(m, page);
+    if ((uint64_t)page >= XBT_PHYS_PAGES || !m->phys->page[page])
+        return bit; /* nothing to protect: as if it were */
+    uint8_t old = __atomic_fetch_or(&m->code_prot[page], bit, __ATOMIC_SEQ_CST);
+    if (!(old & bit)) {
+        m->code_protects++;
+        xbt_smmu_write_protect(m, page);
+    }
+    return old;
 }
 
-void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page)
+void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page, uint8_t bits)
 {
     if ((uint64_t)page >= XBT_PHYS_PAGES || !m->code_prot[page])
         return;
-    m->code_prot[page] = 0;
+    if (__atomic_and_fetch(&m->code_prot[page], (uint8_t)~bits, __ATOMIC_SEQ_CST))
+        return; /* another vCPU's code is still there */
     if (!m->window_paged && m->cur->identity && xbt_phys_write_ok(m->phys, page))
         mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE);
 }
@@ -708,7 +712,10 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
     m->ubase = m->cur->ubase;
     /* Per guest physical page (untouched pages cost no memory: calloc of this size
        is fresh zero pages). */
-    m->code_prot = calloc(XBT_PHYS_PAGES, 1);
+    if (!m->code_prot) {
+        m->code_prot = calloc(XBT_PHYS_PAGES, 1);
+        m->own_code_prot = true;
+    }
     m->rmap = calloc(XBT_PHYS_PAGES, sizeof *m->rmap);
     if (!m->code_prot || !m->rmap) {
         *why = "cannot allocate the per-page tables of guest RAM";
@@ -722,7 +729,8 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
 
 void xbt_smmu_destroy(xbt_smmu *m)
 {
-    free(m->code_prot);
+    if (m->own_code_prot)
+        free(m->code_prot);
     free(m->rmap);
     for (int r = 0; r < 1024; r++)
         free(m->region_ptes[r]);

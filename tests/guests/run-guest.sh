@@ -8,7 +8,8 @@
 # ${GUEST_DISK_INDEX:-0}, xbt-run --disk); GUEST_APPEND=STRING is the kernel command line;
 # GUEST_END=reset|poweroff: the guest ends by resetting or powering off the machine
 # after its DONE line (QEMU -no-reboot then exits 0, xbt-run 4 or 0) instead of
-# through isa-debug-exit.
+# through isa-debug-exit.  GUEST_SMP=N: N CPUs (QEMU -smp N, xbt-run --smp N); an
+# xbt-run whose --help does not offer --smp skips.
 set -u
 peer=$1
 kernel=$2
@@ -28,6 +29,10 @@ fi
 if [ -n "${GUEST_APPEND:-}" ]; then
     qemu_args+=(-append "$GUEST_APPEND")
     xbt_args+=(--append "$GUEST_APPEND")
+fi
+if [ -n "${GUEST_SMP:-}" ]; then
+    qemu_args+=(-smp "$GUEST_SMP")
+    xbt_args+=(--smp "$GUEST_SMP")
 fi
 case "$peer" in
 qemu-tcg)
@@ -75,6 +80,9 @@ qemu-kvm)
 xbt)
     xbt_run=${XBT_RUN:-$here/../../build/tools/xbt-run}
     [ -x "$xbt_run" ] || { echo "SKIP: xbt-run not built ($xbt_run)"; exit 77; }
+    if [ -n "${GUEST_SMP:-}" ] && ! "$xbt_run" --help 2>&1 | grep -q -e '--smp'; then
+        echo "SKIP: xbt-run has no --smp yet"; exit 77
+    fi
     timeout "$timeout_s" "$xbt_run" --timeout "$((timeout_s - 5))" --stats "${xbt_args[@]}" "$@" \
         "$kernel" </dev/null >"$out" 2>&1
     status=$?

@@ -169,14 +169,14 @@ START_TEST(identity_with_paging_off)
     m->kbase[0x6000] = 0xCD; /* the window is RAM itself */
     ck_assert_int_eq(ram[0x6000], 0xCD);
     ck_assert(!can_read(RAM)); /* nothing past RAM */
-    xbt_protect_code_page(m, 0x6);
+    xbt_protect_code_page(m, 0x6, 1);
     ck_assert(can_read(0x6000));
     ck_assert(!can_write(0x6000));
     ck_assert(can_write(0x7000));
-    xbt_unprotect_code_page(m, 0x6);
+    xbt_unprotect_code_page(m, 0x6, 1);
     ck_assert(can_write(0x6000));
     /* A reset (paging still off) keeps code pages read-only. */
-    xbt_protect_code_page(m, 0x8);
+    xbt_protect_code_page(m, 0x8, 1);
     xbt_window_reset(m, OFF);
     ck_assert(!can_write(0x8000));
     ck_assert(can_write(0x9000));
@@ -241,7 +241,7 @@ START_TEST(code_page_drops_its_writable_aliases)
     fault(regs, XBT_WINDOW_K, 0x410000, true);
     fault(regs, XBT_WINDOW_K, 0x420000, true);
     ck_assert(can_write(0x400000) && can_write(0x410000) && can_write(0x420000));
-    xbt_protect_code_page(m, 0x300);
+    xbt_protect_code_page(m, 0x300, 1);
     ck_assert_uint_eq(m->code_protect_resets, 0); /* the reverse map knew both */
     ck_assert(!can_read(0x400000) && !can_read(0x410000));
     ck_assert(can_write(0x420000)); /* untouched */
@@ -261,7 +261,7 @@ START_TEST(code_page_with_lost_aliases_resets)
     for (uint32_t k = 0; k < 3; k++)
         fault(regs, XBT_WINDOW_K, 0x400000 + k * 0x10000, true);
     fault(regs, XBT_WINDOW_K, 0x480000, true);
-    xbt_protect_code_page(m, 0x300);
+    xbt_protect_code_page(m, 0x300, 1);
     ck_assert_uint_eq(m->code_protect_resets, 1);
     for (uint32_t k = 0; k < 3; k++)
         ck_assert(!can_read(0x400000 + k * 0x10000));
@@ -344,7 +344,7 @@ START_TEST(d_window_through_the_runtime)
     ck_assert_int_eq(fault(regs, XBT_WINDOW_D, 0x400000, true), XBT_DMAP_OK);
     ck_assert_uint_eq(d_maps, 1);
     /* The page becomes code: its writable D-window mapping is dropped there. */
-    xbt_protect_code_page(m, 0x300);
+    xbt_protect_code_page(m, 0x300, 1);
     ck_assert_uint_eq(d_drops, 1);
     ck_assert_uint_eq(d_last_lin, 0x400000);
     /* Dropped once: a second drop finds nothing mapped and asks the runtime nothing. */

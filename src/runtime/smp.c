@@ -1,0 +1,186 @@
+/*
+ * smp.c - what one vCPU asks of another: code pages and their translations across
+ * several vCPUs of a VM.
+ *
+ * Each vCPU has its own translation cache and shadow MMU (its windows).  They share
+ * vm->code_prot: per guest physical page, a bit for each vCPU whose cache holds code
+ * from it.  A page with any bit set is written through no window of any vCPU, so that
+ * every guest write to translated code faults (or, from the VMM's C code, is seen) and
+ * can drop the translations first:
+ *
+ *  - translating (xbt_code_protect): the vCPU sets its bit before it reads the bytes;
+ *    when the page had no bit yet, every other vCPU is asked to write-protect the page
+ *    in its windows (a request in its mailbox) and the translator waits for those
+ *    running translated code to leave it or carry the request out.  A vCPU that is not
+ *    in translated code carries out its requests before it enters translated code again,
+ *    so it cannot write through a stale writable mapping meanwhile.
+ *  - writing (xbt_code_written): the writer clears the page's bits, drops its own
+ *    blocks and asks each other vCPU whose bit was set to drop theirs, and waits
+ *    (guest writes) until none of them can still run a translation of the old bytes:
+ *    the SDM's cross-modifying-code rule that a processor which synchronizes with the
+ *    writer executes the new bytes holds, because the write is made only after every
+ *    other vCPU has left translated code once.
+ *
+ * A waiting vCPU is not in translated code (it clears its in_tc while it waits and
+ * carries out its own requests meanwhile), so two vCPUs waiting for each other make
+ * progress.  With one vCPU nothing here costs anything: no bit but its own is ever set.
+ */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/vcpu.h"
+
+enum { MBOX_WP = 1, MBOX_INVAL = 2 };
+
+/* Posts a request to v's mailbox; returns the sequence number it will be done by. */
+static uint64_t mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
+{
+    struct xbt_vcpu_mbox *mb = &v->mbox;
+    pthread_mutex_lock(&mb->lock);
+    if (mb->n == mb->cap) {
+        uint32_t cap = mb->cap ? mb->cap * 2 : 64;
+        struct xbt_mbox_req *r = realloc(mb->req, cap * sizeof *r);
+        if (r)
+            mb->req = r, mb->cap = cap;
+    }
+    if (mb->n < mb->cap)
+        mb->req[mb->n++] = (struct xbt_mbox_req){ page, kind };
+    else
+        mb->overflow = true;
+    uint64_t s = atomic_fetch_add(&mb->seq, 1) + 1;
+    pthread_mutex_unlock(&mb->lock);
+    return s;
+}
+
+bool xbt_mbox_pending(struct xbt_vcpu *v)
+{
+    return atomic_load(&v->mbox.seq) != atomic_load_explicit(&v->mbox.done, memory_order_relaxed);
+}
+
+void xbt_mbox_run(struct xbt_vcpu *v)
+{
+    struct xbt_vcpu_mbox *mb = &v->mbox;
+    pthread_mutex_lock(&mb->lock);
+    uint64_t seq = atomic_load(&mb->seq);
+    uint32_t n = mb->n;
+    bool overflow = mb->overflow;
+    struct xbt_mbox_req *req = mb->req; /* taken whole; the next post makes another */
+    mb->req = NULL;
+    mb->n = mb->cap = 0;
+    mb->overflow = false;
+    pthread_mutex_unlock(&mb->lock);
+    if (overflow) {
+        /* Too many at once: everything this vCPU translated goes, and every window
+           mapping (the protections asked for are then made at the next faults). */
+        xbt_vcpu_flush_translations(v);
+        xbt_paging_changed(v);
+        mb->invals++;
+    } else {
+        for (uint32_t i = 0; i < n; i++) {
+            if (req[i].kind == MBOX_WP) {
+                xbt_smmu_write_protect(v->mmu, req[i].page);
+                continue;
+            }
+            if (xbt_tc_invalidate_page(v->tc, req[i].page))
+                v->ibl_dropped = true; /* its entries may name dropped blocks */
+            v->code_page_invals++;
+            mb->invals++;
+            if (!v->vm->code_prot[req[i].page])
+                xbt_identity_protect(v->mmu, req[i].page, true); /* paging off */
+        }
+    }
+    free(req);
+    atomic_store(&mb->done, seq);
+}
+
+/* Waits until each vCPU in `who` (bits) has carried out its requests up to seq[k] or is
+   not running translated code.  The waiting vCPU (self, may be NULL) counts as out of
+   translated code meanwhile and carries out its own requests. */
+static void mbox_wait(xbt_vm *vm, struct xbt_vcpu *self, uint8_t who, const uint64_t *seq)
+{
+    bool was_in = self && atomic_exchange(&self->mbox.in_tc, false), ran = false;
+    for (uint32_t spins = 0; who; spins++) {
+        for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
+            struct xbt_vcpu *x = vm->vcpus[k];
+            if (!(who & (1u << k)))
+                continue;
+            if (!x || !atomic_load(&x->mbox.in_tc) || atomic_load(&x->mbox.done) >= seq[k])
+                who &= (uint8_t)~(1u << k);
+            else if (spins % 1024 == 0)
+                xbt_vcpu_kick(x); /* leave translated code at the block's end */
+        }
+        if (self && xbt_mbox_pending(self)) {
+            xbt_mbox_run(self);
+            ran = true;
+        }
+        if (who)
+            sched_yield();
+    }
+    if (!was_in)
+        return;
+    /* Waiting inside a callout: translated code runs on after it, which must not be
+       a translation just dropped here.  The callout leaves to the dispatcher as after
+       a kick (callouts.c), and requests that came since are done first. */
+    atomic_store(&self->mbox.in_tc, true);
+    if (xbt_mbox_pending(self)) {
+        xbt_mbox_run(self);
+        ran = true;
+    }
+    if (ran)
+        atomic_store(&self->kick, true);
+}
+
+void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
+{
+    xbt_vm *vm = v->vm;
+    uint8_t old = xbt_protect_code_page(v->mmu, page, v->bit);
+    if (old || vm->n_vcpus < 2)
+        return; /* the others were asked when the first bit was set */
+    uint64_t seq[XBT_MAX_VCPUS] = { 0 };
+    uint8_t who = 0;
+    for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
+        struct xbt_vcpu *x = vm->vcpus[k];
+        if (x && x != v) {
+            seq[k] = mbox_post(x, MBOX_WP, page);
+            who |= (uint8_t)(1u << k);
+        }
+    }
+    mbox_wait(vm, v, who, seq);
+}
+
+void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait)
+{
+    uint64_t seq[XBT_MAX_VCPUS] = { 0 };
+    uint8_t who = 0;
+    for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++) {
+        if (!vm->code_prot[p])
+            continue;
+        uint8_t bits = __atomic_exchange_n(&vm->code_prot[p], 0, __ATOMIC_SEQ_CST);
+        for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
+            struct xbt_vcpu *x = vm->vcpus[k];
+            if (!(bits & (1u << k)) || !x)
+                continue;
+            if (x == self) {
+                if (xbt_tc_invalidate_page(x->tc, (uint32_t)p))
+                    x->ibl_dropped = true; /* its entries may name dropped blocks */
+                x->code_page_invals++;
+            } else {
+                seq[k] = mbox_post(x, MBOX_INVAL, (uint32_t)p);
+                who |= (uint8_t)(1u << k);
+            }
+        }
+        if (self && bits)
+            xbt_identity_protect(self->mmu, (uint32_t)p, true); /* paging off: the write */
+    }
+    if (!who)
+        return;
+    if (wait) {
+        mbox_wait(vm, self, who, seq);
+        return;
+    }
+    for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++)
+        if (who & (1u << k))
+            xbt_vcpu_kick(vm->vcpus[k]);
+}
