@@ -11,9 +11,11 @@
 #   KUT_TIMEOUT         seconds per kvm-unit-tests test and peer (default 90, or the
 #                       test's own timeout from unittests.cfg)
 #   XV6_TIMEOUT         seconds for usertests per peer (default 1800)
+#   PEER_SMP            vCPUs (default 1): xv6 and the single-CPU kvm-unit-tests run on
+#                       that many (xbt-run --smp, QEMU -smp)
 #
-# kvm-unit-tests: every i386 test of x86/unittests.cfg that wants one CPU (not those
-# that need KVM: accel = kvm, -cpu host), and dummy,
+# kvm-unit-tests: every i386 test of x86/unittests.cfg (not those that need KVM: accel
+# = kvm, -cpu host), with the CPU count it names (smp = N, 1 to 8), and dummy,
 # hpet_read_test and init, run as its x86/run runs them on QEMU (pc-testdev,
 # isa-debug-exit at 0xf4, pci-testdev, --no-reboot, the environment file as the initrd,
 # the test's qemu_params); on xbt-run the same image with the environment file as a
@@ -85,13 +87,16 @@ outcome() {
 }
 
 # ---- kvm-unit-tests -------------------------------------------------------------------
-# The single-CPU i386 tests: "name|file|args|qemu_params|timeout" per line.
+# The i386 tests: "name|file|args|qemu_params|timeout|cpus" per line.
 kut_list() {
-    awk -v FS=' = ' '
+    awk -v FS=' = ' -v psmp="${PEER_SMP:-1}" '
         function flush() {
-            if (name != "" && file != "" && (smp == "" || smp == 1) && (arch == "" || arch == "i386") &&
-                accel != "kvm" && qp !~ /-cpu host/)
-                printf "%s|%s|%s|%s|%s\n", name, file, args, qp, to
+            if (smp == "") smp = 1
+            if (name != "" && file != "" && smp ~ /^[1-8]$/ && (arch == "" || arch == "i386") &&
+                accel != "kvm" && qp !~ /-cpu host/) {
+                if (smp == 1 && psmp > 1) smp = psmp
+                printf "%s|%s|%s|%s|%s|%s\n", name, file, args, qp, to, smp
+            }
             name = ""; file = ""; args = ""; qp = ""; smp = ""; arch = ""; to = ""; accel = ""
         }
         /^\[/ { flush(); name = substr($0, 2, length($0) - 2); next }
@@ -112,7 +117,8 @@ kut_list() {
         }
         END { flush() }' "$KVM_UNIT_TESTS_DIR/x86/unittests.cfg"
     # Built for i386 but not in unittests.cfg.
-    printf '%s\n' "dummy|dummy.flat|||" "hpet_read_test|hpet_read_test.flat|||" "init|init.flat|||"
+    local n=${PEER_SMP:-1}
+    printf '%s\n' "dummy|dummy.flat||||$n" "hpet_read_test|hpet_read_test.flat||||$n" "init|init.flat||||$n"
 }
 
 run_kut() {
@@ -127,18 +133,18 @@ run_kut() {
     echo "PEER_SUITES=1" >"$env"
     out=$(mktemp)
     printf '%-26s %-42s %-42s %s\n' TEST xbt qemu-tcg ""
-    while IFS='|' read -r name file args qp to; do
+    while IFS='|' read -r name file args qp to smp; do
         local flat=$b/x86/$file
         [ -f "$flat" ] || continue # another architecture's (svm)
         local t=${KUT_TIMEOUT:-${to:-90}} rx rq
         [ "$t" -ge 10 ] 2>/dev/null || t=90
-        timeout "$t" "$xbt_run" --timeout "$((t - 5))" --module "$env" ${args:+--append "$args"} \
-            "$flat" </dev/null >"$out.xbt" 2>&1
+        timeout "$t" "$xbt_run" --timeout "$((t - 5))" --smp "$smp" --module "$env" \
+            ${args:+--append "$args"} "$flat" </dev/null >"$out.xbt" 2>&1
         rx=$(outcome xbt $? "$out.xbt")
         # shellcheck disable=SC2086 # qemu_params are words
         timeout "$t" "$qemu" --no-reboot -nodefaults -device pc-testdev \
             -device isa-debug-exit,iobase=0xf4,iosize=0x4 -display none -serial stdio \
-            -device pci-testdev -machine accel=tcg $qp -kernel "$flat" -initrd "$env" \
+            -device pci-testdev -machine accel=tcg -smp "$smp" $qp -kernel "$flat" -initrd "$env" \
             ${args:+-append "$args"} </dev/null >"$out" 2>&1
         rq=$(outcome qemu $? "$out")
         local note="" why=""
@@ -167,8 +173,9 @@ xv6_run() {
     fifo=$(mktemp -u)
     mkfifo "$fifo"
     case "$peer" in
-    xbt) "$xbt_run" --mem 512 --disk "index=1,file=$img" "$build/xv6/kernel" <"$fifo" >"$out" 2>&1 & ;;
-    qemu) "$qemu" -accel tcg -m 512 -kernel "$build/xv6/kernel" \
+    xbt) "$xbt_run" --smp "${PEER_SMP:-1}" --mem 512 --disk "index=1,file=$img" "$build/xv6/kernel" \
+             <"$fifo" >"$out" 2>&1 & ;;
+    qemu) "$qemu" -accel tcg -smp "${PEER_SMP:-1}" -m 512 -kernel "$build/xv6/kernel" \
               -drive "file=$img,index=1,media=disk,format=raw" -display none -nographic \
               -monitor none -serial stdio -no-reboot <"$fifo" >"$out" 2>&1 & ;;
     esac

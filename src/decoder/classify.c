@@ -278,6 +278,19 @@ void xbt_classify(xbt_insn *in)
         zi->meta.isa_ext == ZYDIS_ISA_EXT_SSSE3 || zi->meta.isa_ext == ZYDIS_ISA_EXT_SSE4 ||
         zi->meta.isa_set == ZYDIS_ISA_SET_FXSAVE)
         flags |= XBT_IF_FPU;
+    /* SSE-era instructions that touch no x87/SSE state: no CR0.EM/TS or CR4.OSFXSR
+       check applies to them (SDM: fences, prefetches and MOVNTI fault only for a
+       missing CPUID feature or a LOCK prefix), so they need no guest FPU state. */
+    switch (zi->mnemonic) {
+    case ZYDIS_MNEMONIC_MFENCE: case ZYDIS_MNEMONIC_LFENCE: case ZYDIS_MNEMONIC_SFENCE:
+    case ZYDIS_MNEMONIC_PREFETCHNTA: case ZYDIS_MNEMONIC_PREFETCHT0:
+    case ZYDIS_MNEMONIC_PREFETCHT1: case ZYDIS_MNEMONIC_PREFETCHT2:
+    case ZYDIS_MNEMONIC_MOVNTI: case ZYDIS_MNEMONIC_PAUSE:
+        flags &= ~XBT_IF_FPU;
+        break;
+    default:
+        break;
+    }
 
     /* Refinements by operand. */
     switch (zi->mnemonic) {

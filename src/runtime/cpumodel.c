@@ -143,7 +143,9 @@ void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t o
         break;
     case 1:
         a = 0x000006F1;
-        b = 0x00010000; /* one logical processor, APIC ID 0 */
+        /* One logical processor per package; the initial APIC ID is the vCPU's index
+           (the local APIC ID xbt-run and the MP/ACPI tables give it). */
+        b = 0x00010000 | v->idx << 24;
         c = CPUID1_ECX;
         d = CPUID1_EDX | ((v->vm->cfg.flags & XBT_VM_LOCAL_APIC) ? CPUID1_EDX_APIC : 0);
         break;

@@ -3,6 +3,7 @@
  * when it fills, at cache flushes, at the run's quiet exits and when the VM goes.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #define LINE_MAX_LEN 512 /* "START SIZE " and the longest name, with room */
 
 struct xbt_perfmap {
+    pthread_mutex_t lock;  /* vCPUs of one VM add lines from their own threads */
     int fd;
     bool broken;   /* a write failed: the map stays as it is, the guest runs on */
     size_t len;
@@ -49,11 +51,12 @@ struct xbt_perfmap *xbt_perfmap_open(const char *path, char *why, size_t why_len
         return NULL;
     }
     pm->broken = false;
+    pthread_mutex_init(&pm->lock, NULL);
     pm->len = 0;
     return pm;
 }
 
-bool xbt_perfmap_flush(struct xbt_perfmap *pm)
+static bool flush_locked(struct xbt_perfmap *pm)
 {
     size_t done = 0;
     while (done < pm->len && !pm->broken) {
@@ -69,12 +72,21 @@ bool xbt_perfmap_flush(struct xbt_perfmap *pm)
     return !pm->broken;
 }
 
+bool xbt_perfmap_flush(struct xbt_perfmap *pm)
+{
+    pthread_mutex_lock(&pm->lock);
+    bool ok = flush_locked(pm);
+    pthread_mutex_unlock(&pm->lock);
+    return ok;
+}
+
 void xbt_perfmap_close(struct xbt_perfmap *pm)
 {
     if (!pm)
         return;
     xbt_perfmap_flush(pm);
     close(pm->fd);
+    pthread_mutex_destroy(&pm->lock);
     free(pm);
 }
 
@@ -111,7 +123,7 @@ static char *put_str(char *p, const char *s)
 static char *line_start(struct xbt_perfmap *pm, const void *start, size_t size)
 {
     if (BUF_SIZE - pm->len < LINE_MAX_LEN)
-        xbt_perfmap_flush(pm);
+        flush_locked(pm);
     char *p = pm->buf + pm->len;
     p = put_hex(p, (uintptr_t)start);
     *p++ = ' ';
@@ -128,12 +140,14 @@ static void line_end(struct xbt_perfmap *pm, char *p)
 
 void xbt_perfmap_add(struct xbt_perfmap *pm, const void *start, size_t size, const char *name)
 {
-    if (pm->broken)
-        return;
-    char *p = line_start(pm, start, size);
-    size_t n = strnlen(name, XBT_SYM_NAME_MAX);
-    memcpy(p, name, n);
-    line_end(pm, p + n);
+    pthread_mutex_lock(&pm->lock);
+    if (!pm->broken) {
+        char *p = line_start(pm, start, size);
+        size_t n = strnlen(name, XBT_SYM_NAME_MAX);
+        memcpy(p, name, n);
+        line_end(pm, p + n);
+    }
+    pthread_mutex_unlock(&pm->lock);
 }
 
 /* xbt:[trace:]schedule+0x1a for CPL 0 code a symbol covers, xbt:[trace:]cpl3:main+0x4 at
@@ -142,10 +156,13 @@ void xbt_perfmap_add(struct xbt_perfmap *pm, const void *start, size_t size, con
 void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, const void *start,
                            size_t size, uint32_t eip, unsigned cpl, bool trace)
 {
-    if (pm->broken)
-        return;
     uint32_t off = 0;
     const char *sym = syms ? xbt_symtab_find(syms, eip, &off) : NULL;
+    pthread_mutex_lock(&pm->lock);
+    if (pm->broken) {
+        pthread_mutex_unlock(&pm->lock);
+        return;
+    }
     char *p = line_start(pm, start, size);
     p = put_str(p, trace ? "xbt:trace:" : "xbt:");
     char cplbuf[5] = { 'c', 'p', 'l', (char)('0' + (cpl & 3)), ':' };
@@ -163,4 +180,5 @@ void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, cons
         }
     }
     line_end(pm, p);
+    pthread_mutex_unlock(&pm->lock);
 }

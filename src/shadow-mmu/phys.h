@@ -77,7 +77,7 @@ static inline void xbt_phys_log(xbt_phys *p, uint64_t gpa, uint64_t len)
         if (k & XBT_PP_LOG) {
             const struct xbt_slot *s = &p->slot[(k & XBT_PP_SLOT) - 1];
             uint64_t i = q - (s->gpa >> 12);
-            s->dirty[i >> 6] |= 1ull << (i & 63);
+            __atomic_fetch_or(&s->dirty[i >> 6], 1ull << (i & 63), __ATOMIC_RELAXED); /* vCPUs */
         }
     }
 }

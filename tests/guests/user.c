@@ -275,6 +275,16 @@ void main(void)
         enter_user(user_sse_off, (u32)(ustack + sizeof ustack));
         CHECK_EQ(ud_count, 1, "SSE at CPL 3 with CR4.OSFXSR clear: #UD");
         CHECK_EQ(ud_cs, SEL_UCODE, "#UD from CPL 3");
+        /* Fences, PAUSE and prefetches depend on no CR0/CR4 bit (SDM): no #UD with
+           OSFXSR clear, no #NM with CR0.TS and EM set (an unexpected vector fails). */
+        u32 cr0, before = ud_count;
+        __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0xc)); /* TS, EM */
+        __asm__ volatile("mfence; lfence; sfence; pause; prefetchnta (%0)"
+                         : : "r"(&ud_count) : "memory");
+        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0));
+        CHECK_EQ(ud_count, before, "MFENCE, LFENCE, SFENCE, PAUSE, PREFETCHNTA with CR4.OSFXSR "
+                                   "clear and CR0.TS/EM set: no fault");
         __asm__ volatile("mov %0, %%cr4" : : "r"(cr4));
     }
 

@@ -3,7 +3,7 @@
  *
  * The guests are flat 32-bit CPL 0 code with paging off (each vCPU's start state) or on
  * (a page directory of 4 MiB identity pages), one host thread per vCPU running it until
- * it halts.  Checked: creation limits and indices; LOCK-prefixed increments and a
+ * it halts.  Checked: creation limits and indices; CPUID's initial APIC ID; LOCK-prefixed increments and a
  * CMPXCHG loop from four vCPUs at once (exact totals); cross-modifying code: one vCPU
  * rewrites the immediate of a function the other has run (and so translated), then
  * raises a flag; the other waits for the flag, serializes (CPUID) and calls the function,
@@ -200,6 +200,28 @@ START_TEST(locked_counters)
 }
 END_TEST
 
+/* CPUID leaf 1 of vCPU k: initial APIC ID k (EBX bits 31-24). */
+START_TEST(cpuid_apic_id)
+{
+    struct smp s;
+    setup(&s, MAXV);
+    const uint8_t code[] = {
+        0xb8, 0x01, 0, 0, 0, 0x0f, 0xa2, /* mov eax, 1; cpuid */
+        0x89, 0xd8, 0xe7, 0xf0, 0xf4,    /* mov eax, ebx; out 0xf0, eax; hlt */
+    };
+    put(&s, 0x2000, code, sizeof code);
+    for (int k = 0; k < MAXV; k++)
+        start_at(&s, k, 0x2000, 0);
+    struct run_result res[MAXV];
+    run_all(&s, res);
+    for (int k = 0; k < MAXV; k++) {
+        ck_assert_int_eq(res[k].n_outs, 1);
+        ck_assert_uint_eq(res[k].outs[0] >> 24, (uint32_t)k);
+    }
+    xbt_vm_destroy(s.vm);
+}
+END_TEST
+
 #define ROUNDS 500
 /*
  * Writer (vCPU 0) at 0x4000, reader (vCPU 1) at 0x5000; F at 0x3000 is `mov eax, imm32;
@@ -337,6 +359,7 @@ static Suite *smp_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, create_limits);
     tcase_add_test(tc, locked_counters);
+    tcase_add_test(tc, cpuid_apic_id);
     tcase_add_test(tc, cross_modifying_code_unpaged);
     tcase_add_test(tc, cross_modifying_code_paged);
     tcase_add_test(tc, tlb_per_vcpu);
