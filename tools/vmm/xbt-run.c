@@ -1112,21 +1112,6 @@ static int abandon(struct vmm *m)
     return EXIT_NOIMAGE;
 }
 
-/* CPUID leaf 1's initial APIC ID (EBX[31:24]) of vCPU k is k, as its local APIC's ID
-   register says: the policy is the embedder's (as with KVM), the library's model says 0
-   on every vCPU.  False if the library refused. */
-static bool set_cpuid_apic_id(xbt_vcpu *cpu, unsigned k)
-{
-    xbt_cpuid_entry e[XBT_MAX_CPUID_ENTRIES];
-    size_t n;
-    if (xbt_vcpu_get_cpuid(cpu, e, XBT_MAX_CPUID_ENTRIES, &n) != XBT_OK)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (e[i].function == 1)
-            e[i].ebx = (e[i].ebx & 0x00ffffffu) | k << 24;
-    return xbt_vcpu_set_cpuid(cpu, e, n) == XBT_OK;
-}
-
 /* The VM, its vCPU and the PC platform with its disks. */
 static int create_platform(struct vmm *m, const struct options *o)
 {
@@ -1154,10 +1139,6 @@ static int create_platform(struct vmm *m, const struct options *o)
         if ((st = xbt_vcpu_create(m->vm, &m->cpus[k])) != XBT_OK) {
             fprintf(stderr, "xbt-run: cannot create vCPU %u of %u (--smp): %s\n", k,
                     o->ncpus, xbt_strerror(st));
-            return EXIT_INTERNAL;
-        }
-        if (!set_cpuid_apic_id(m->cpus[k], k)) {
-            fprintf(stderr, "xbt-run: cannot set vCPU %u's CPUID APIC ID\n", k);
             return EXIT_INTERNAL;
         }
     }
