@@ -95,11 +95,11 @@ static void step(struct vmm *m, const uint8_t *r)
         uint64_t page = pages[r[2] & 3];
         uint64_t gpa = page + ((r[1] | (unsigned)r[3] << 6) & 0xfff);
         uint64_t data = v | (uint64_t)v << 32;
-        pc_mmio(m, gpa, size, kind == 2, &data);
+        pc_mmio(m, 0, gpa, size, kind == 2, &data);
     }
     if (r[0] & 4) {
         pc_poll(m, vmm_now_ns());
-        int vec = intr_ack(m);
+        int vec = intr_ack(m, 0);
         if (vec < -1 || vec > 255)
             abort();
     }
@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct vmm *m = &the_vmm;
     power_on();
     pthread_mutex_lock(&m->lock);
-    lapic_sync_base(m);
+    lapic_sync_base(m, 0);
     for (size_t i = 0; i + 8 <= size; i += 8)
         step(m, data + i);
     pthread_mutex_unlock(&m->lock);

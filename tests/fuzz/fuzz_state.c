@@ -101,7 +101,7 @@ static void devices(const uint8_t *data, size_t size)
     if (ok) { /* the devices work on from what was loaded */
         loaded++;
         pc_poll(m, vmm_now_ns());
-        intr_ack(m);
+        intr_ack(m, 0);
         uint32_t v = 0;
         for (uint16_t p = 0x3f8; p < 0x400; p++)
             v += vmm_port_io(m, p, 1, true, 0);

@@ -403,6 +403,17 @@ static void option_cases(const char *k)
         RUN(name, USAGE, "--gdb", bad_gdb[i], k);
     }
     RUN("--gdb twice", USAGE, "--gdb", "5", "--gdb", "6", k);
+    static const char *const bad_smp[] = { "0", "9", "x", "", "-1", "2x", " 2", "0x9", "1.5",
+                                           "cpus=2", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof bad_smp / sizeof *bad_smp; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "--smp '%s'", bad_smp[i]);
+        RUN(name, USAGE, "--smp", bad_smp[i], k);
+    }
+    RUN("--smp twice", USAGE, "--smp", "1", "--smp", "1", k);
+    RUN("--smp 2 with --gdb", USAGE, "--smp", "2", "--gdb", "5", k);
+    RUN("--smp 2 with --save", USAGE, "--smp", "2", "--save", "s", k);
+    RUN("--smp 2 with --restore", USAGE, "--smp", "0x2", "--restore", "s");
     static const char *const bad_th[] = { "0", "-5", "abc", "4294967296", "" };
     for (size_t i = 0; i < sizeof bad_th / sizeof *bad_th; i++) {
         char name[64];
@@ -608,6 +619,7 @@ static void accepted_cases(const char *k)
 {
     RUN("boot: --mem 0x40", 0x43, "--mem", "0x40", k);
     RUN("boot: --timeout 1e3", 0x43, "--timeout", "1e3", k);
+    RUN("boot: --smp 1", 0x43, "--smp", "1", k);
     RUN("boot: --tcache 0.004", 0x43, "--tcache", "0.004", k);
     RUN("boot: --traces --trace-threshold 0x10", 0x43, "--traces", "--trace-threshold", "0x10", k);
     RUN("boot: --user-mode strict, repeated flags", 0x43, "--user-mode", "strict", "--no-chain",

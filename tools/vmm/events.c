@@ -15,7 +15,8 @@ void vmm_request_exit(struct vmm *m, enum vmm_end why, int status)
     m->end = why;
     m->exit_status = status;
     pthread_cond_broadcast(&m->wake);
-    xbt_vcpu_stop(m->cpu); /* from another thread: the run returns STOPPED */
+    for (unsigned k = 0; k < m->ncpus; k++)
+        xbt_vcpu_stop(m->cpus[k]); /* from another thread: the run returns STOPPED */
 }
 
 void vmm_timer_changed(struct vmm *m)

@@ -8,9 +8,11 @@
  *   0xf0000    (e820 reserved) ACPI 2.0 tables: RSDP (on a 16-byte boundary, where
  *              kernels search), RSDT and XSDT -> FADT (revision 3; PM blocks at 0x600,
  *              SCI IRQ 9, reset register 0xcf9 = 6, FACS, DSDT with _S5), MADT (local
- *              APIC 0, IOAPIC 1 at 0xfec00000 with GSIs 0-23, IRQ0 -> GSI 2 and IRQ9
+ *              APICs 0..N-1 for --smp N, UID = APIC ID = vCPU index, all enabled;
+ *              IOAPIC 1 at 0xfec00000 with GSIs 0-23, IRQ0 -> GSI 2 and IRQ9
  *              level active high as QEMU has them, LINT1 NMI), HPET (0xfed00000); then the
- *              MP 1.4 floating pointer and configuration table (one processor, bus ISA,
+ *              MP 1.4 floating pointer and configuration table (N processors, APIC IDs
+ *              0..N-1, the BSP flag on 0; bus ISA,
  *              IOAPIC 1, interrupt entries for ISA IRQs 0-15 but the cascade, ExtINT on
  *              LINT0 and NMI on LINT1).
  *
@@ -151,14 +153,18 @@ static void fadt(uint8_t *ram)
     acpi_sum(d);
 }
 
-static uint32_t madt(uint8_t *ram)
+static uint32_t madt(uint8_t *ram, unsigned ncpus)
 {
     uint8_t *t = ram + MADT_AT;
     uint8_t *p = t + 44;
     put32(t + 36, LAPIC_DEFAULT_BASE);
     put32(t + 40, 1);                         /* PCAT_COMPAT: 8259 pair present */
-    /* Processor local APIC: UID 0, APIC ID 0, enabled. */
-    p[0] = 0, p[1] = 8, p[2] = 0, p[3] = 0, put32(p + 4, 1), p += 8;
+    /* Processor local APICs: UID k, APIC ID k, enabled (the table is 82 + 8 N bytes,
+       at most 146: within the 256 before HPET_AT). */
+    for (unsigned k = 0; k < ncpus; k++) {
+        p[0] = 0, p[1] = 8, p[2] = (uint8_t)k, p[3] = (uint8_t)k, put32(p + 4, 1);
+        p += 8;
+    }
     /* I/O APIC: ID 1, GSI base 0. */
     p[0] = 1, p[1] = 12, p[2] = IOAPIC_ID, p[3] = 0, put32(p + 4, IOAPIC_BASE),
         put32(p + 8, 0), p += 12;
@@ -191,10 +197,10 @@ static void hpet_table(uint8_t *ram)
     acpi_sum(t);
 }
 
-static void acpi_tables(uint8_t *ram)
+static void acpi_tables(uint8_t *ram, unsigned ncpus)
 {
     fadt(ram);
-    madt(ram);
+    madt(ram, ncpus);
     hpet_table(ram);
     const uint32_t tables[] = { FADT_AT, MADT_AT, HPET_AT };
     const unsigned n = sizeof tables / sizeof tables[0];
@@ -221,16 +227,19 @@ static void acpi_tables(uint8_t *ram)
 }
 
 /* MP configuration table entries, built in order at *p; returns the entry count. */
-static unsigned mp_entries(uint8_t **pp)
+static unsigned mp_entries(uint8_t **pp, unsigned ncpus)
 {
     uint8_t *p = *pp;
     unsigned n = 0;
-    /* Processor: APIC 0, version 0x14, enabled boot processor, family 6 model 15. */
-    memset(p, 0, 20);
-    p[0] = 0, p[1] = 0, p[2] = 0x14, p[3] = 0x03;
-    put32(p + 4, 0x6f1);
-    put32(p + 8, 0x201);                      /* features: FPU, APIC */
-    p += 20, n++;
+    /* Processors: APIC k, version 0x14, enabled (the boot processor: 0), family 6 model
+       15. */
+    for (unsigned k = 0; k < ncpus; k++) {
+        memset(p, 0, 20);
+        p[0] = 0, p[1] = (uint8_t)k, p[2] = 0x14, p[3] = k ? 0x01 : 0x03;
+        put32(p + 4, 0x6f1);
+        put32(p + 8, 0x201);                  /* features: FPU, APIC */
+        p += 20, n++;
+    }
     memset(p, 0, 8);
     p[0] = 1, p[1] = 0;
     memcpy(p + 2, "ISA   ", 6);
@@ -257,11 +266,11 @@ static unsigned mp_entries(uint8_t **pp)
     return n;
 }
 
-static void mp_table(uint8_t *ram)
+static void mp_table(uint8_t *ram, unsigned ncpus)
 {
     uint8_t *c = ram + MPC_AT;
     uint8_t *p = c + 44;
-    unsigned n = mp_entries(&p);
+    unsigned n = mp_entries(&p, ncpus);
     uint16_t len = (uint16_t)(p - c);
     memset(c, 0, 44);
     memcpy(c, "PCMP", 4);
@@ -320,7 +329,7 @@ void firmware_write(struct vmm *m)
     bios_data_area(m, ram);
     memset(ram + TABLES, 0, 0x10000);
     bios_ivt(ram);
-    acpi_tables(ram);
-    mp_table(ram);
+    acpi_tables(ram, m->ncpus);
+    mp_table(ram, m->ncpus);
     xbt_vm_invalidate(m->vm, 0, 0x100000);
 }

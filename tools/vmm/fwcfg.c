@@ -5,7 +5,8 @@
  * on QEMU since 2.4.  No DMA interface (the ID item says so).
  *
  * Items: signature "QEMU", ID 1 (traditional interface), UUID (zero), RAM size,
- * NOGRAPHIC 1, boot CPUs 1, boot menu 0, maximum CPUs 1, the file directory (empty),
+ * NOGRAPHIC 1, boot CPUs and maximum CPUs --smp's N (kvm-unit-tests counts its CPUs by
+ * the boot CPUs item), boot menu 0, the file directory (empty),
  * and x86's IRQ0 override flag 1 (ISA IRQ0 is GSI 2).  Call with vmm.lock held.
  */
 #include <string.h>
@@ -29,9 +30,9 @@ static unsigned item(const struct vmm *m, uint16_t sel, uint8_t out[16])
     case FW_UUID: return 16;
     case FW_RAM_SIZE: v = m->ram_size; memcpy(out, &v, 8); return 8;
     case FW_NOGRAPHIC: out[0] = 1; return 2;
-    case FW_NB_CPUS: out[0] = 1; return 2;
+    case FW_NB_CPUS: out[0] = (uint8_t)m->ncpus; return 2;
     case FW_BOOT_MENU: return 2;
-    case FW_MAX_CPUS: out[0] = 1; return 2;
+    case FW_MAX_CPUS: out[0] = (uint8_t)m->ncpus; return 2;
     case FW_FILE_DIR: return 4; /* big-endian count: 0 files */
     case FW_IRQ0_OVERRIDE: out[0] = 1; return 4;
     default: return 0;

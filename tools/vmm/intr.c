@@ -2,11 +2,12 @@
  * intr.c - the interrupt wiring of the board, in one place.
  *
  *   device --> ISA line n (0-15) --+--> 8259 input n --> INTR --> LINT0 (ExtINT) --+
- *                                  +--> IOAPIC pin n (IRQ0: pin 2) --> message --> LAPIC --> vCPU
+ *                                  +--> IOAPIC pin n (IRQ0: pin 2) --> message --> LAPIC k --> vCPU k
  *   pc-testdev lines 16-23 --------------> IOAPIC pins 16-23
  *
  * A line has one level, driven by whichever device wrote it last (as QEMU's qemu_irq).
- * The vCPU takes the local APIC's highest deliverable vector first; otherwise, when
+ * INTR and LINT0 are the BSP's (vCPU 0); IOAPIC messages go to the local APIC(s) their
+ * destination names.  A vCPU takes its local APIC's highest deliverable vector first; otherwise, when
  * the 8259's INTR reaches the CPU (LINT0 unmasked in ExtINT mode, or the APIC globally
  * disabled in IA32_APIC_BASE), the 8259 is acknowledged for its vector.  ExtINT
  * bypasses the APIC's priority logic (SDM 10.8.1).  Call everything with vmm.lock held.
@@ -57,29 +58,32 @@ void irq_pulse(struct vmm *m, int line)
     irq_set(m, line, 0);
 }
 
-bool intr_pending(struct vmm *m)
+bool intr_pending(struct vmm *m, unsigned cpu)
 {
-    if (lapic_has_deliverable(m))
+    if (lapic_has_deliverable(m, cpu))
         return true;
-    return (lapic_extint_open(m) || m->lapic.extint_req) && pic_has_pending(m);
+    return (lapic_extint_open(m, cpu) || m->lapic[cpu].extint_req) && pic_has_pending(m);
 }
 
-int intr_ack(struct vmm *m)
+int intr_ack(struct vmm *m, unsigned cpu)
 {
-    int v = lapic_ack(m);
+    int v = lapic_ack(m, cpu);
     if (v >= 0)
         return v;
-    if ((lapic_extint_open(m) || m->lapic.extint_req) && pic_has_pending(m)) {
-        m->lapic.extint_req = false;
+    if ((lapic_extint_open(m, cpu) || m->lapic[cpu].extint_req) && pic_has_pending(m)) {
+        m->lapic[cpu].extint_req = false;
         return pic_ack(m);
     }
     return -1;
 }
 
+/* With several vCPUs every change wakes the halted ones, which each look at their own
+   interrupts (one condition variable for all: simple; a broadcast with no waiter is
+   cheap). */
 void intr_changed(struct vmm *m)
 {
     m->intr_changes++;
-    if (intr_pending(m))
+    if (m->ncpus > 1 || intr_pending(m, 0))
         pthread_cond_broadcast(&m->wake);
 }
 

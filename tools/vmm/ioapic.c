@@ -15,11 +15,9 @@
  * the bus: active high), as in QEMU.  Call everything with vmm.lock held.
  *
  * Layering: an interrupt controller above the local APIC, which it delivers to
- * (lapic_accept, lapic_nmi, lapic_extint: downward calls), below intr.c, which drives
+ * (lapic_deliver: a downward call), below intr.c, which drives
  * its pins and routes the local APIC's EOI broadcast to ioapic_eoi (struct intr_hooks).
  */
-#include <stdio.h>
-
 #include "vmm.h"
 
 #define RED_MASKED (1ull << 16)
@@ -37,35 +35,23 @@ void ioapic_init(struct vmm *m)
         io->redir[i] = RED_MASKED;
 }
 
-/* One interrupt message from pin's redirection entry to the local APIC(s). */
+/* One interrupt message from pin's redirection entry to the local APIC(s) its
+   destination names (physical or logical; lowest priority to one of them, as
+   lapic_deliver chooses; INIT to the BSP resets the machine, ExtINT asks the 8259). */
 static void send(struct vmm *m, int pin)
 {
     struct ioapic *io = &m->ioapic;
     uint64_t e = io->redir[pin];
     uint8_t vector = (uint8_t)e, mode = (e >> 8) & 7, dest = (uint8_t)(e >> 56);
     bool logical = (e >> 11) & 1, level = e & RED_LEVEL;
-    if (!lapic_hw_enabled(m) || !lapic_dest_match(m, dest, logical))
+    uint32_t targets = lapic_dest_mask(m, dest, logical);
+    if (!targets)
         return; /* no CPU takes it (remote IRR stays clear: nobody will send an EOI) */
-    switch (mode) {
-    case 0: /* fixed */
-    case 1: /* lowest priority: the one CPU */
-        if (level)
-            io->redir[pin] |= RED_REMOTE_IRR;
-        lapic_accept(m, vector, level);
-        break;
-    case 4: /* NMI */
-        lapic_nmi(m);
-        break;
-    case 5: /* INIT */
-        fprintf(stderr, "xbt-run: INIT from IOAPIC pin %d: the CPU restarts (reset)\n", pin);
-        vmm_request_exit(m, END_RESET, EXIT_RESET);
-        break;
-    case 7: /* ExtINT: the CPU asks the 8259 for the vector */
-        lapic_extint(m);
-        break;
-    default:
-        break; /* SMI: no SMM */
-    }
+    if (mode == DM_STARTUP)
+        return; /* not a mode an IOAPIC sends (reserved) */
+    if (level && (mode == DM_FIXED || mode == DM_LOWEST))
+        io->redir[pin] |= RED_REMOTE_IRR;
+    lapic_deliver(m, targets, mode, vector, level);
 }
 
 static bool asserted(const struct ioapic *io, int pin) { return (io->level >> pin) & 1; }

@@ -1,23 +1,31 @@
 /*
- * lapic.c - the local APIC of the one vCPU, xAPIC mode: 4 KiB of registers at the
+ * lapic.c - the local APIC of each vCPU (APIC ID = the vCPU's index), xAPIC mode: 4 KiB of registers at the
  * address IA32_APIC_BASE holds (0xfee00000 after reset), as SDM volume 3 chapter 11
  * describes them: ID, version (0x14, six LVT entries), TPR/APR/PPR, EOI with the
  * broadcast to the IOAPIC for level-triggered vectors, LDR/DFR (flat and cluster
  * logical destinations), SVR (software enable: while clear every LVT stays masked),
  * ISR/TMR/IRR with the priority classes, ESR (errors latch until the next ESR write,
  * then read back), the LVTs (timer, thermal, performance counter, LINT0, LINT1, error)
- * and the ICR (fixed, lowest priority, NMI, INIT, start-up; shorthands self, all, all but
- * self; delivery completes at once, so the status bit reads idle).
+ * and the ICR (fixed, lowest priority, NMI, INIT, start-up; physical and logical
+ * destinations, shorthands self, all, all but self; delivery completes at once under
+ * the device lock, so the delivery status bit always reads idle).
  *
  * The timer counts down at 1 GHz / the divide configuration (the bus clock QEMU and KVM
  * use), from host monotonic time, one-shot or periodic.  TSC-deadline mode (LVT timer
  * mode 10b) needs CPUID.01H:ECX.TSC_DEADLINE and IA32_TSC_DEADLINE (MSR 0x6e0) in the
  * runtime, which has neither: the mode bit is not writable, as on a CPU without it.
  *
- * With one vCPU, INIT and start-up messages for other CPUs have no receiver: they are
- * recorded (last_ipi, ipis_out) for an SMP board to route.  NMIs (ICR, LINT0/1 in NMI
- * mode) have no delivery path in xbt's API: counted and reported once.  INIT to this
- * CPU resets it (the BSP restarts at the reset vector): the run ends as a reset.
+ * Messages (ICR, IOAPIC) go to a set of vCPUs (lapic_deliver).  Lowest priority goes
+ * to the lowest vCPU index of the set (its APIC ID unless the guest rewrote it): a
+ * choice the SDM allows and the simplest that is deterministic.  NMIs go through
+ * xbt_vcpu_nmi.  INIT to the BSP (vCPU 0) resets it, and nothing restarts it but the
+ * reset vector: the run ends as a reset, as before SMP.  INIT to an AP latches
+ * init_pending and stops the vCPU; its thread (xbt-run.c) resets the APIC and waits for
+ * a start-up IPI (lapic_wait_sipi), whose vector it takes (lapic_take_sipi) to start
+ * in real mode at vector << 12.  An INIT level de-assert is ignored (only P6-era CPUs
+ * used it, to resynchronize arbitration IDs).  APs are in wait-for-SIPI from power-on,
+ * as a BIOS leaves them.  A vCPU's thread is woken (vmm.wake) and kicked by the one
+ * who delivered (xbt-run.c kicks the vCPUs whose interrupt state changed).
  * Call everything with vmm.lock held.
  *
  * Layering: the lowest interrupt controller; it calls only events.c and clock.c.  The
@@ -40,9 +48,6 @@
 #define ESR_ILLEGAL_REG 0x80u
 #define APIC_MIN_PERIOD_NS 20000ull /* fastest periodic interrupt rate emulated */
 
-enum { DM_FIXED = 0, DM_LOWEST = 1, DM_SMI = 2, DM_NMI = 4, DM_INIT = 5, DM_STARTUP = 6,
-       DM_EXTINT = 7 };
-
 /* Writable bits of each LVT (vector, delivery mode, polarity, trigger, mask, timer mode). */
 static const uint32_t lvt_writable[LVT_N] = {
     [LVT_TIMER] = 0x000300ffu,   [LVT_THERMAL] = 0x000107ffu, [LVT_PERF] = 0x000107ffu,
@@ -63,7 +68,10 @@ static int highest(const uint32_t *v)
 
 static bool sw_enabled(const struct lapic *a) { return a->svr & SVR_ENABLE; }
 
-bool lapic_hw_enabled(const struct vmm *m) { return m->lapic.base_msr & (1u << 11); }
+bool lapic_hw_enabled(const struct vmm *m, unsigned cpu)
+{
+    return m->lapic[cpu].base_msr & (1u << 11);
+}
 
 static uint32_t ppr(const struct lapic *a)
 {
@@ -81,15 +89,22 @@ static uint32_t apr(const struct lapic *a)
     return (a->tpr & 0xf0) >= (top & 0xf0) ? a->tpr & 0xff : top & 0xf0;
 }
 
-/* The power-up state (SDM 11.4.7.1): everything zero, DFR all ones, SVR 0xff (software
-   disabled), every LVT masked. */
+/* The power-up state (SDM 11.4.7.1): everything zero but the APIC ID (the vCPU's
+   index), DFR all ones, SVR 0xff (software disabled), every LVT masked.  The INIT and
+   start-up state belongs to the vCPU's thread, not to the registers: it stays. */
 static void power_up(struct lapic *a)
 {
     uint64_t base = a->base_msr;
     uint64_t nmi = a->nmis, init = a->init_self, out = a->ipis_out;
+    uint8_t index = a->index;
+    bool init_pending = a->init_pending, wait_sipi = a->wait_sipi;
+    int sipi = a->sipi_vector;
     memset(a, 0, sizeof *a);
     a->base_msr = base;
     a->nmis = nmi, a->init_self = init, a->ipis_out = out;
+    a->index = index;
+    a->id = (uint32_t)index << 24;
+    a->init_pending = init_pending, a->wait_sipi = wait_sipi, a->sipi_vector = sipi;
     a->dfr = 0xffffffffu;
     a->svr = 0xff;
     for (int i = 0; i < LVT_N; i++)
@@ -98,44 +113,55 @@ static void power_up(struct lapic *a)
 
 void lapic_init(struct vmm *m)
 {
-    struct lapic *a = &m->lapic;
-    a->base_msr = LAPIC_DEFAULT_BASE | 0x900; /* BSP, enabled: the vCPU's reset value */
-    power_up(a);
-    /* What the BIOS leaves (SeaBIOS on QEMU): software enabled, LINT0 the virtual wire
-       from the 8259 (ExtINT), LINT1 NMI; so a kernel that never touches the APIC gets
-       the 8259's interrupts. */
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        struct lapic *a = &m->lapic[k];
+        a->index = (uint8_t)k;
+        /* Enabled, and BSP on vCPU 0 only: each vCPU's reset value (xbt-run.c gives
+           the APs theirs when they start). */
+        a->base_msr = LAPIC_DEFAULT_BASE | (k ? 0x800 : 0x900);
+        a->init_pending = false;
+        a->wait_sipi = k != 0; /* the APs wait for INIT and start-up, as a BIOS leaves them */
+        a->sipi_vector = -1;
+        power_up(a);
+    }
+    /* What the BIOS leaves on the BSP (SeaBIOS on QEMU): software enabled, LINT0 the
+       virtual wire from the 8259 (ExtINT), LINT1 NMI; so a kernel that never touches
+       the APIC gets the 8259's interrupts. */
+    struct lapic *a = &m->lapic[0];
     a->svr = 0x1ff;
     a->lvt[LVT_LINT0] = 0x8700;
     a->lvt[LVT_LINT1] = 0x8400;
 }
 
-/* An NMI to this CPU (ICR, LINT0/1 in NMI mode, an IOAPIC pin): xbt delivers it. */
-void lapic_nmi(struct vmm *m)
+/* An NMI to this CPU (ICR, LINT0/1 in NMI mode, an IOAPIC pin): xbt delivers it and
+   ends a HLT in the library; a HLT the VMM waits in (xbt-run.c) sees nmis change. */
+void lapic_nmi(struct vmm *m, unsigned cpu)
 {
-    m->lapic.nmis++;
-    xbt_vcpu_nmi(m->cpu);
+    m->lapic[cpu].nmis++;
+    xbt_vcpu_nmi(m->cpus[cpu]);
+    pthread_cond_broadcast(&m->wake);
 }
 
 /* An error the APIC detected: latched for the next ESR write, signalled through the
    error LVT. */
-static void error(struct vmm *m, uint32_t bits)
+static void error(struct vmm *m, unsigned cpu, uint32_t bits)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     a->esr_pending |= bits;
     uint32_t l = a->lvt[LVT_ERROR];
     if (!(l & LVT_MASKED) && sw_enabled(a)) {
         if ((l & 0xff) < 16)
             a->esr_pending |= ESR_RECV_ILLEGAL; /* no recursion: not delivered */
         else
-            lapic_accept(m, (uint8_t)l, false);
+            lapic_accept(m, cpu, (uint8_t)l, false);
     }
 }
 
-void lapic_accept(struct vmm *m, uint8_t vector, bool level)
+void lapic_accept(struct vmm *m, unsigned cpu, uint8_t vector, bool level)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     if (vector < 16) {
-        error(m, ESR_RECV_ILLEGAL);
+        error(m, cpu, ESR_RECV_ILLEGAL);
         return;
     }
     bit_set(a->irr, vector);
@@ -146,20 +172,20 @@ void lapic_accept(struct vmm *m, uint8_t vector, bool level)
     m->intr_hooks.changed(m);
 }
 
-bool lapic_has_deliverable(const struct vmm *m)
+bool lapic_has_deliverable(const struct vmm *m, unsigned cpu)
 {
-    const struct lapic *a = &m->lapic;
-    if (!lapic_hw_enabled(m) || !sw_enabled(a))
+    const struct lapic *a = &m->lapic[cpu];
+    if (!lapic_hw_enabled(m, cpu) || !sw_enabled(a))
         return false;
     int v = highest(a->irr);
     return v >= 0 && ((uint32_t)v & 0xf0) > (ppr(a) & 0xf0);
 }
 
-int lapic_ack(struct vmm *m)
+int lapic_ack(struct vmm *m, unsigned cpu)
 {
-    if (!lapic_has_deliverable(m))
+    if (!lapic_has_deliverable(m, cpu))
         return -1;
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     int v = highest(a->irr);
     bit_clr(a->irr, (unsigned)v);
     bit_set(a->isr, (unsigned)v);
@@ -167,24 +193,26 @@ int lapic_ack(struct vmm *m)
 }
 
 /* An ExtINT message (an IOAPIC pin in ExtINT mode): the next INTA goes to the 8259. */
-void lapic_extint(struct vmm *m)
+void lapic_extint(struct vmm *m, unsigned cpu)
 {
-    m->lapic.extint_req = true;
+    m->lapic[cpu].extint_req = true;
     m->intr_hooks.changed(m);
 }
 
-bool lapic_extint_open(const struct vmm *m)
+bool lapic_extint_open(const struct vmm *m, unsigned cpu)
 {
-    if (!lapic_hw_enabled(m))
+    if (cpu != 0)
+        return false; /* the 8259's INTR is wired to the BSP's LINT0 only */
+    if (!lapic_hw_enabled(m, cpu))
         return true; /* no APIC: LINT0 is the processor's INTR pin */
-    uint32_t l = m->lapic.lvt[LVT_LINT0];
+    uint32_t l = m->lapic[cpu].lvt[LVT_LINT0];
     return !(l & LVT_MASKED) && ((l >> 8) & 7) == DM_EXTINT;
 }
 
 /* LINT0 and LINT1 in fixed or NMI mode (ExtINT is intr_ack's business). */
-static void lint_fire(struct vmm *m, int which, bool rising)
+static void lint_fire(struct vmm *m, unsigned cpu, int which, bool rising)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     uint32_t *l = &a->lvt[which];
     if (*l & LVT_MASKED)
         return;
@@ -194,31 +222,32 @@ static void lint_fire(struct vmm *m, int which, bool rising)
             if (*l & LVT_REMOTE_IRR)
                 return;
             *l |= LVT_REMOTE_IRR;
-            lapic_accept(m, (uint8_t)*l, true);
+            lapic_accept(m, cpu, (uint8_t)*l, true);
         } else if (rising) {
-            lapic_accept(m, (uint8_t)*l, false);
+            lapic_accept(m, cpu, (uint8_t)*l, false);
         }
         break;
     case DM_NMI:
         if (rising)
-            lapic_nmi(m);
+            lapic_nmi(m, cpu);
         break;
     default:
         break;
     }
 }
 
+/* The 8259's INTR: wired to the BSP's LINT0 (the APs' LINT0 see nothing here). */
 void lapic_lint0(struct vmm *m, bool level)
 {
-    bool rising = level && !m->lapic.lint0_in;
-    m->lapic.lint0_in = level;
-    if (level && lapic_hw_enabled(m))
-        lint_fire(m, LVT_LINT0, rising);
+    bool rising = level && !m->lapic[0].lint0_in;
+    m->lapic[0].lint0_in = level;
+    if (level && lapic_hw_enabled(m, 0))
+        lint_fire(m, 0, LVT_LINT0, rising);
 }
 
-static void eoi(struct vmm *m)
+static void eoi(struct vmm *m, unsigned cpu)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     int v = highest(a->isr);
     if (v < 0)
         return;
@@ -229,7 +258,7 @@ static void eoi(struct vmm *m)
         if ((*l0 & LVT_REMOTE_IRR) && (*l0 & 0xff) == (uint32_t)v) {
             *l0 &= ~LVT_REMOTE_IRR;
             if (a->lint0_in)
-                lint_fire(m, LVT_LINT0, false);
+                lint_fire(m, cpu, LVT_LINT0, false);
         }
     }
     m->intr_hooks.changed(m);
@@ -260,9 +289,9 @@ static uint64_t period_ns(const struct lapic *a)
 
 /* Sets the next expiry from the count as it stands (after a mode or divisor change the
    count carries on from where it was). */
-static void timer_rearm(struct vmm *m, uint64_t now, uint32_t count)
+static void timer_rearm(struct vmm *m, unsigned cpu, uint64_t now, uint32_t count)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     a->timer_next_ns = 0;
     if (!a->timer_initial || !count) {
         if (!(a->lvt[LVT_TIMER] & LVT_PERIODIC))
@@ -275,14 +304,14 @@ static void timer_rearm(struct vmm *m, uint64_t now, uint32_t count)
     vmm_timer_changed(m);
 }
 
-uint64_t lapic_poll(struct vmm *m, uint64_t now)
+static uint64_t timer_poll(struct vmm *m, unsigned cpu, uint64_t now)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     if (!a->timer_next_ns || now < a->timer_next_ns)
         return a->timer_next_ns;
     uint32_t l = a->lvt[LVT_TIMER];
-    if (!(l & LVT_MASKED) && lapic_hw_enabled(m))
-        lapic_accept(m, (uint8_t)l, false);
+    if (!(l & LVT_MASKED) && lapic_hw_enabled(m, cpu))
+        lapic_accept(m, cpu, (uint8_t)l, false);
     if (l & LVT_PERIODIC) {
         /* Missed periods coalesce into one interrupt, as they would in the IRR. */
         uint64_t p = period_ns(a) < APIC_MIN_PERIOD_NS ? APIC_MIN_PERIOD_NS : period_ns(a);
@@ -294,13 +323,24 @@ uint64_t lapic_poll(struct vmm *m, uint64_t now)
     return a->timer_next_ns;
 }
 
+uint64_t lapic_poll(struct vmm *m, uint64_t now)
+{
+    uint64_t next = 0;
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        uint64_t t = timer_poll(m, k, now);
+        if (t && (!next || t < next))
+            next = t;
+    }
+    return next;
+}
+
 /* ---- interprocessor interrupts ------------------------------------------------------ */
 
-bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical)
+bool lapic_dest_match(const struct vmm *m, unsigned cpu, uint8_t dest, bool logical)
 {
-    const struct lapic *a = &m->lapic;
+    const struct lapic *a = &m->lapic[cpu];
     if (dest == 0xff)
-        return true;
+        return true; /* broadcast, physical or logical (flat: all bits; cluster: all) */
     if (!logical)
         return dest == (uint8_t)(a->id >> 24);
     uint8_t ldr = (uint8_t)(a->ldr >> 24);
@@ -309,54 +349,126 @@ bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical)
     return (dest >> 4) == (ldr >> 4) && (dest & ldr & 0xf) != 0; /* cluster */
 }
 
-static void send_ipi(struct vmm *m)
+uint32_t lapic_dest_mask(const struct vmm *m, uint8_t dest, bool logical)
 {
-    struct lapic *a = &m->lapic;
+    uint32_t set = 0;
+    for (unsigned k = 0; k < m->ncpus; k++)
+        if (lapic_hw_enabled(m, k) && lapic_dest_match(m, k, dest, logical))
+            set |= 1u << k;
+    return set;
+}
+
+uint32_t lapic_icr_targets(const struct vmm *m, unsigned self, uint32_t icr_lo, uint32_t icr_hi)
+{
+    uint32_t all = 0;
+    for (unsigned k = 0; k < m->ncpus; k++)
+        if (lapic_hw_enabled(m, k))
+            all |= 1u << k;
+    switch ((icr_lo >> 18) & 3) {
+    case 1: return 1u << self;
+    case 2: return all | 1u << self;
+    case 3: return all & ~(1u << self);
+    default: return lapic_dest_mask(m, (uint8_t)(icr_hi >> 24), icr_lo & (1u << 11));
+    }
+}
+
+/* INIT to vCPU cpu: the BSP resets the machine; an AP stops and waits for start-up. */
+static void init_cpu(struct vmm *m, unsigned cpu)
+{
+    struct lapic *a = &m->lapic[cpu];
+    if (cpu == 0) {
+        a->init_self++;
+        fprintf(stderr, "xbt-run: INIT to the boot CPU: it restarts (reset)\n");
+        vmm_request_exit(m, END_RESET, EXIT_RESET);
+        return;
+    }
+    a->init_pending = true;
+    a->sipi_vector = -1; /* a start-up before this INIT does not count */
+    xbt_vcpu_stop(m->cpus[cpu]);
+    pthread_cond_broadcast(&m->wake);
+}
+
+/* Start-up: taken only by a vCPU in wait-for-SIPI (or on its way there after an INIT);
+   the first one stands, a second (the MP protocol sends two) is ignored. */
+static void startup_cpu(struct vmm *m, unsigned cpu, uint8_t vector)
+{
+    struct lapic *a = &m->lapic[cpu];
+    if ((a->wait_sipi || a->init_pending) && a->sipi_vector < 0) {
+        a->sipi_vector = vector;
+        pthread_cond_broadcast(&m->wake);
+    }
+}
+
+void lapic_deliver(struct vmm *m, uint32_t targets, unsigned mode, uint8_t vector, bool level)
+{
+    if (mode == DM_LOWEST)
+        targets &= -targets; /* the lowest index of the set */
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        if (!(targets >> k & 1))
+            continue;
+        switch (mode) {
+        case DM_FIXED:
+        case DM_LOWEST: lapic_accept(m, k, vector, level); break;
+        case DM_NMI: lapic_nmi(m, k); break;
+        case DM_INIT: init_cpu(m, k); break;
+        case DM_STARTUP: startup_cpu(m, k, vector); break;
+        case DM_EXTINT: lapic_extint(m, k); break;
+        default: break; /* SMI: no SMM */
+        }
+    }
+}
+
+static void send_ipi(struct vmm *m, unsigned cpu)
+{
+    struct lapic *a = &m->lapic[cpu];
     uint32_t lo = a->icr_lo;
     uint8_t vector = (uint8_t)lo, mode = (lo >> 8) & 7, shorthand = (lo >> 18) & 3;
-    uint8_t dest = (uint8_t)(a->icr_hi >> 24);
-    bool logical = lo & (1u << 11), level = lo & LVT_LEVEL, assert_ = lo & (1u << 14);
-    bool to_self = shorthand == 1 || shorthand == 2 ||
-                   (shorthand == 0 && lapic_dest_match(m, dest, logical));
-    bool to_others = shorthand == 2 || shorthand == 3 ||
-                     (shorthand == 0 && (dest == 0xff || !to_self));
+    bool level = lo & LVT_LEVEL, assert_ = lo & (1u << 14);
     if (mode == DM_INIT && level && !assert_)
         return; /* INIT level de-assert: only synchronizes arbitration IDs */
-    if (to_others) {
+    uint32_t targets = lapic_icr_targets(m, cpu, lo, a->icr_hi);
+    if (targets & ~(1u << cpu))
         a->ipis_out++;
-        a->last_ipi = (struct ipi_record){ mode, vector, dest, shorthand };
+    if ((mode == DM_FIXED || mode == DM_LOWEST) && vector < 16) {
+        error(m, cpu, shorthand == 1 ? ESR_RECV_ILLEGAL : ESR_SEND_ILLEGAL);
+        return;
     }
-    switch (mode) {
-    case DM_FIXED:
-    case DM_LOWEST:
-        if (vector < 16) {
-            error(m, shorthand == 1 ? ESR_RECV_ILLEGAL : ESR_SEND_ILLEGAL);
-            return;
-        }
-        if (to_self)
-            lapic_accept(m, vector, false);
-        break;
-    case DM_NMI:
-        if (to_self)
-            lapic_nmi(m);
-        break;
-    case DM_INIT:
-        if (to_self && shorthand != 1) {
-            a->init_self++;
-            fprintf(stderr, "xbt-run: INIT IPI to the boot CPU: it restarts (reset)\n");
-            vmm_request_exit(m, END_RESET, EXIT_RESET);
-        }
-        break;
-    default:
-        break; /* start-up and SMI for this CPU: it is not waiting for one / no SMM */
+    if (shorthand == 1 && (mode == DM_INIT || mode == DM_STARTUP))
+        return; /* the self shorthand is for fixed interrupts (and NMI, as before) */
+    lapic_deliver(m, targets, mode, vector, false);
+}
+
+void lapic_wait_sipi(struct vmm *m, unsigned cpu)
+{
+    struct lapic *a = &m->lapic[cpu];
+    if (a->init_pending) {
+        /* INIT: the power-up state but for the base address and ID (SDM 10.4.7.3);
+           the base MSR itself is the vCPU's, set when it starts. */
+        a->init_pending = false;
+        a->base_msr = LAPIC_DEFAULT_BASE | 0x800;
+        power_up(a);
     }
+    a->wait_sipi = true;
+}
+
+int lapic_take_sipi(struct vmm *m, unsigned cpu)
+{
+    struct lapic *a = &m->lapic[cpu];
+    if (a->init_pending)
+        lapic_wait_sipi(m, cpu); /* a fresh INIT while waiting: reset again */
+    int v = a->sipi_vector;
+    if (v >= 0) {
+        a->sipi_vector = -1;
+        a->wait_sipi = false;
+    }
+    return v;
 }
 
 /* ---- registers ---------------------------------------------------------------------- */
 
-static bool reg_read(struct vmm *m, unsigned reg, uint32_t *v)
+static bool reg_read(struct vmm *m, unsigned cpu, unsigned reg, uint32_t *v)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     switch (reg) {
     case 0x02: *v = a->id; return true;
     case 0x03: *v = 0x14 | ((LVT_N - 1u) << 16); return true;
@@ -389,9 +501,9 @@ static bool reg_read(struct vmm *m, unsigned reg, uint32_t *v)
     return true;
 }
 
-static void write_svr(struct vmm *m, uint32_t v)
+static void write_svr(struct vmm *m, unsigned cpu, uint32_t v)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     a->svr = v & 0x1ff; /* vector, enable; focus checking and EOI suppression absent */
     if (!sw_enabled(a)) {
         for (int i = 0; i < LVT_N; i++)
@@ -400,9 +512,9 @@ static void write_svr(struct vmm *m, uint32_t v)
     m->intr_hooks.changed(m);
 }
 
-static void write_lvt(struct vmm *m, int n, uint32_t v)
+static void write_lvt(struct vmm *m, unsigned cpu, int n, uint32_t v)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     uint64_t now = vmm_now_ns();
     uint32_t count = n == LVT_TIMER ? current_count(a, now) : 0;
     uint32_t keep = a->lvt[n] & ~lvt_writable[n]; /* read-only bits: remote IRR */
@@ -416,36 +528,36 @@ static void write_lvt(struct vmm *m, int n, uint32_t v)
     if (!sw_enabled(a))
         a->lvt[n] |= LVT_MASKED;
     if (n == LVT_TIMER)
-        timer_rearm(m, now, count);
+        timer_rearm(m, cpu, now, count);
     if (n == LVT_LINT0 && a->lint0_in)
-        lint_fire(m, LVT_LINT0, false);
+        lint_fire(m, cpu, LVT_LINT0, false);
     m->intr_hooks.changed(m);
 }
 
-static bool reg_write(struct vmm *m, unsigned reg, uint32_t v)
+static bool reg_write(struct vmm *m, unsigned cpu, unsigned reg, uint32_t v)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[cpu];
     uint64_t now = vmm_now_ns();
     switch (reg) {
     case 0x02: a->id = v & 0xff000000u; return true;
     case 0x03: case 0x09: case 0x0a: case 0x0c: case 0x39: return true; /* read-only */
     case 0x08: a->tpr = v & 0xff; m->intr_hooks.changed(m); return true;
-    case 0x0b: eoi(m); return true;
+    case 0x0b: eoi(m, cpu); return true;
     case 0x0d: a->ldr = v & 0xff000000u; return true;
     case 0x0e: a->dfr = v | 0x0fffffffu; return true;
-    case 0x0f: write_svr(m, v); return true;
+    case 0x0f: write_svr(m, cpu, v); return true;
     case 0x28: a->esr = a->esr_pending; a->esr_pending = 0; return true;
-    case 0x30: a->icr_lo = v & 0x000ccfffu; send_ipi(m); return true;
+    case 0x30: a->icr_lo = v & 0x000ccfffu; send_ipi(m, cpu); return true;
     case 0x31: a->icr_hi = v & 0xff000000u; return true;
     case 0x38:
         a->timer_initial = v;
         a->timer_start_ns = v ? now : 0;
-        timer_rearm(m, now, v);
+        timer_rearm(m, cpu, now, v);
         return true;
     case 0x3e: {
         uint32_t count = current_count(a, now);
         a->dcr = v & 0xb;
-        timer_rearm(m, now, count);
+        timer_rearm(m, cpu, now, count);
         return true;
     }
     default: break;
@@ -453,21 +565,22 @@ static bool reg_write(struct vmm *m, unsigned reg, uint32_t v)
     if (reg >= 0x10 && reg <= 0x27)
         return true; /* ISR, TMR, IRR: read-only */
     if (reg >= 0x32 && reg <= 0x37) {
-        write_lvt(m, (int)(reg - 0x32), v);
+        write_lvt(m, cpu, (int)(reg - 0x32), v);
         return true;
     }
     return false;
 }
 
-void lapic_sync_base(struct vmm *m)
+void lapic_sync_base(struct vmm *m, unsigned cpu)
 {
     uint64_t v;
-    if (xbt_vcpu_get_msr(m->cpu, 0x1b, &v) != XBT_OK || v == m->lapic.base_msr)
+    struct lapic *a = &m->lapic[cpu];
+    if (xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &v) != XBT_OK || v == a->base_msr)
         return;
-    bool was = lapic_hw_enabled(m);
-    m->lapic.base_msr = v;
-    if (was != lapic_hw_enabled(m))
-        power_up(&m->lapic); /* global disable (or re-enable) starts from power-up state */
+    bool was = lapic_hw_enabled(m, cpu);
+    a->base_msr = v;
+    if (was != lapic_hw_enabled(m, cpu))
+        power_up(a); /* global disable (or re-enable) starts from power-up state */
     m->intr_hooks.changed(m);
 }
 
@@ -477,33 +590,35 @@ void lapic_sync_base(struct vmm *m)
  * the register's offset (others are dropped: the SDM leaves them undefined).  Offsets
  * that are no register set ESR's illegal-register bit and read 0.
  */
-bool lapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data)
+bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
+                uint64_t *data)
 {
-    if (!lapic_hw_enabled(m))
+    if (!lapic_hw_enabled(m, cpu))
         return false;
-    uint64_t base = m->lapic.base_msr & 0xfffff000u;
+    uint64_t base = m->lapic[cpu].base_msr & 0xfffff000u;
     if (gpa < base || gpa >= base + 0x1000)
         return false;
     unsigned off = (unsigned)(gpa - base), reg = off >> 4, in = off & 15;
     if (!is_write) {
         uint32_t v = 0;
-        if (!reg_read(m, reg, &v))
-            error(m, ESR_ILLEGAL_REG);
+        if (!reg_read(m, cpu, reg, &v))
+            error(m, cpu, ESR_ILLEGAL_REG);
         *data = in + size <= 4 ? (v >> (8 * in)) & (size == 4 ? ~0u : (1u << (8 * size)) - 1) : 0;
         return true;
     }
     if (in != 0 || size != 4)
         return true;
-    if (!reg_write(m, reg, (uint32_t)*data))
-        error(m, ESR_ILLEGAL_REG);
+    if (!reg_write(m, cpu, reg, (uint32_t)*data))
+        error(m, cpu, ESR_ILLEGAL_REG);
     return true;
 }
 
 /* The registers, the interrupt bitmaps, the timer (its host times through vs_time) and
-   the LINT0 and ExtINT inputs; the message counters are statistics, not state. */
+   the LINT0 and ExtINT inputs; the message counters are statistics, not state.  The
+   BSP's only: save and restore are for one vCPU (xbt-run refuses them with --smp). */
 void lapic_state(struct vmm *m, struct vstate *s)
 {
-    struct lapic *a = &m->lapic;
+    struct lapic *a = &m->lapic[0];
     s->dev = "local APIC";
     vs_u64(s, &a->base_msr);
     uint32_t *f[] = { &a->id, &a->tpr, &a->ldr, &a->dfr, &a->svr, &a->esr, &a->esr_pending,

@@ -3,7 +3,7 @@
  * and the MMIO map.
  *
  *   0xfec00000  IOAPIC            0xfed00000  HPET
- *   0xfee00000  local APIC (wherever IA32_APIC_BASE puts it)
+ *   0xfee00000  local APIC (wherever IA32_APIC_BASE puts it; each vCPU sees its own)
  *   0xff000000  pc-testdev's 64 KiB scratch block
  *
  * Timers: each timed device reports its next deadline from its poll function; the
@@ -22,6 +22,10 @@
 int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err, size_t errlen)
 {
     m->ram_size = xbt_vm_ram_size(m->vm);
+    if (!m->ncpus) /* an embedder of the devices with one vCPU (the fuzzers) */
+        m->ncpus = 1;
+    if (!m->cpus[0])
+        m->cpus[0] = m->cpu;
     m->start_ns = vmm_now_ns();
     intr_init(m); /* first: a device's init may already drive its line (the UART's) */
     pic_init(m);
@@ -63,9 +67,11 @@ uint64_t pc_poll(struct vmm *m, uint64_t now)
     return next;
 }
 
-bool pc_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data)
+bool pc_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
+             uint64_t *data)
 {
-    return lapic_mmio(m, gpa, size, is_write, data) || ioapic_mmio(m, gpa, size, is_write, data) ||
+    return lapic_mmio(m, cpu, gpa, size, is_write, data) ||
+           ioapic_mmio(m, gpa, size, is_write, data) ||
            hpet_mmio(m, gpa, size, is_write, data) || testdev_mmio(m, gpa, size, is_write, data);
 }
 

@@ -223,7 +223,7 @@ int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, ch
     pthread_mutex_lock(&m->lock);
     bool ok = pc_load_state(m, &s);
     if (ok)
-        lapic_sync_base(m);
+        lapic_sync_base(m, 0);
     pthread_mutex_unlock(&m->lock);
     free(s.buf);
     if (!ok)

@@ -24,11 +24,13 @@
  * What goes up is a hook, never a call: the interrupt controllers tell the router
  * through struct intr_hooks, which intr_init fills when pc_init creates the board.
  *
- * Threads: the vCPU thread handles port I/O and MMIO exits and asks for interrupts; a
- * timer thread raises timer interrupts (PIT, local APIC timer, HPET, PM timer) and
- * kicks the vCPU; an input thread feeds the UART.  All device state is under one mutex
- * (struct vmm.lock); every function below that takes a struct vmm * expects the caller
- * to hold it unless it says otherwise.
+ * Threads: each vCPU's thread (--smp N: N of them, vCPU k with local APIC k) handles
+ * its port I/O and MMIO exits and asks for its interrupts; a timer thread raises timer
+ * interrupts (PIT, local APIC timers, HPET, PM timer) and kicks the vCPUs; an input
+ * thread feeds the UART.  All device state is under one mutex (struct vmm.lock), one
+ * big lock for every device whichever vCPU touches it: simple and correct first, the
+ * accesses are short.  Every function below that takes a struct vmm * expects the
+ * caller to hold it unless it says otherwise; a `cpu` argument is a vCPU index.
  */
 #ifndef XBT_TOOLS_VMM_H
 #define XBT_TOOLS_VMM_H
@@ -94,12 +96,11 @@ struct cmos {
     int64_t alarm_checked; /* host second last compared against the alarm */
 };
 
-/* ---- local APIC (xAPIC, MMIO at APIC_BASE) -------------------------------------------- */
+/* ---- local APIC (xAPIC, MMIO at APIC_BASE), one per vCPU ------------------------------ */
+#define VMM_MAX_CPUS 8
 enum { LVT_TIMER, LVT_THERMAL, LVT_PERF, LVT_LINT0, LVT_LINT1, LVT_ERROR, LVT_N };
-struct ipi_record {        /* an interprocessor message for another CPU (none yet) */
-    uint8_t mode, vector, dest, shorthand;
-};
 struct lapic {
+    uint8_t index;         /* its vCPU's index: the APIC ID at power-up */
     uint64_t base_msr;     /* IA32_APIC_BASE as last read from the vCPU */
     uint32_t id, tpr, ldr, dfr, svr;
     uint32_t esr, esr_pending; /* ESR as read; errors since the last ESR write */
@@ -111,8 +112,12 @@ struct lapic {
     uint64_t timer_next_ns;   /* next expiry to signal; 0 none */
     bool lint0_in;         /* the 8259's INTR output as LINT0 sees it */
     bool extint_req;       /* an IOAPIC ExtINT message: the next INTA goes to the 8259 */
-    uint64_t nmis, init_self, ipis_out;
-    struct ipi_record last_ipi;
+    uint64_t nmis, init_self, ipis_out; /* NMIs taken, INITs to the BSP, IPIs to others */
+    /* INIT and start-up (xbt-run.c runs the vCPU accordingly): an INIT arrived and the
+       vCPU has not yet stopped for it; the vCPU waits for a start-up IPI (an AP from
+       power-on, or after an INIT); the start-up vector latched for it (-1 none). */
+    bool init_pending, wait_sipi;
+    int sipi_vector;
 };
 
 /* ---- the interrupt controllers' outputs upward (intr.c connects them) ------------------ */
@@ -206,14 +211,16 @@ struct vmm {
     pthread_cond_t wake;   /* signalled when an interrupt becomes deliverable or the run must end */
     pthread_cond_t timer_cv; /* signalled when a timer is reprogrammed */
     xbt_vm *vm;
-    xbt_vcpu *cpu;
+    xbt_vcpu *cpu;         /* vCPU 0, the BSP (cpus[0]) */
+    xbt_vcpu *cpus[VMM_MAX_CPUS];
+    unsigned ncpus;        /* --smp; pc_init makes 0 one (cpus[0] = cpu) */
     uint64_t ram_size;
     uint64_t start_ns;     /* host time of power-on (PM timer zero) */
     struct pic pic[2];
     struct pit pit;
     struct uart com1;
     struct cmos cmos;
-    struct lapic lapic;
+    struct lapic lapic[VMM_MAX_CPUS];
     struct ioapic ioapic;
     struct intr_hooks intr_hooks; /* set by intr_init */
     struct hpet hpet;
@@ -227,6 +234,8 @@ struct vmm {
     uint32_t intr_changes; /* intr_changed calls: a handler inside the run compares */
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     bool exit_requested;
+    bool ending;           /* the VM ends (xbt-run.c): every vCPU stops, end_status stands */
+    int end_status;
     atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */
     xbt_exit last_debug;    /* the last XBT_EXIT_DEBUG (for gdb's stop reply) */
     atomic_bool save_requested; /* SIGUSR1 with --save: the vCPU stops, the state is saved */
@@ -287,8 +296,8 @@ void intr_init(struct vmm *m);   /* connects the controllers' hooks: before any 
 void irq_set(struct vmm *m, int line, int level); /* ISA lines 0-15; 16-23: IOAPIC only */
 void irq_pulse(struct vmm *m, int line);
 void gsi_set(struct vmm *m, int gsi, int level);  /* an IOAPIC input alone (HPET routes) */
-int intr_ack(struct vmm *m);      /* the vector the vCPU takes now, or -1 */
-bool intr_pending(struct vmm *m); /* intr_ack would return a vector */
+int intr_ack(struct vmm *m, unsigned cpu);      /* the vector vCPU cpu takes now, or -1 */
+bool intr_pending(struct vmm *m, unsigned cpu); /* intr_ack would return a vector */
 void intr_changed(struct vmm *m); /* after a device changed interrupt state: wakes HLT */
 
 /* pic.c */
@@ -299,21 +308,36 @@ bool pic_has_pending(struct vmm *m);
 uint32_t pic_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val);
 uint32_t elcr_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val); /* 0x4d0/0x4d1 */
 
-/* lapic.c */
+/* lapic.c: local APIC `cpu` serves vCPU `cpu`; the 8259's INTR reaches LINT0 of vCPU 0. */
 #define LAPIC_DEFAULT_BASE 0xfee00000u
-void lapic_init(struct vmm *m);
-bool lapic_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
-void lapic_sync_base(struct vmm *m);                 /* re-reads IA32_APIC_BASE (vCPU thread) */
-bool lapic_hw_enabled(const struct vmm *m);          /* IA32_APIC_BASE.EN */
-void lapic_accept(struct vmm *m, uint8_t vector, bool level); /* a fixed interrupt */
-void lapic_nmi(struct vmm *m); /* an NMI to the CPU (xbt_vcpu_nmi) */
-bool lapic_dest_match(const struct vmm *m, uint8_t dest, bool logical);
-int lapic_ack(struct vmm *m);                        /* highest deliverable vector, or -1 */
-bool lapic_has_deliverable(const struct vmm *m);
-void lapic_extint(struct vmm *m);                    /* an ExtINT message: INTA to the 8259 */
-bool lapic_extint_open(const struct vmm *m);         /* 8259 INTR reaches the CPU */
+enum { DM_FIXED = 0, DM_LOWEST = 1, DM_SMI = 2, DM_NMI = 4, DM_INIT = 5, DM_STARTUP = 6,
+       DM_EXTINT = 7 };
+void lapic_init(struct vmm *m);                      /* all m->ncpus of them */
+bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
+                uint64_t *data);
+void lapic_sync_base(struct vmm *m, unsigned cpu);   /* re-reads IA32_APIC_BASE (its thread) */
+bool lapic_hw_enabled(const struct vmm *m, unsigned cpu); /* IA32_APIC_BASE.EN */
+void lapic_accept(struct vmm *m, unsigned cpu, uint8_t vector, bool level); /* fixed */
+void lapic_nmi(struct vmm *m, unsigned cpu); /* an NMI to the CPU (xbt_vcpu_nmi) */
+bool lapic_dest_match(const struct vmm *m, unsigned cpu, uint8_t dest, bool logical);
+/* The vCPUs (a bit per index) a message to dest reaches (hardware-enabled APICs). */
+uint32_t lapic_dest_mask(const struct vmm *m, uint8_t dest, bool logical);
+/* The vCPUs an IPI from vCPU self with these ICR halves reaches (shorthand included). */
+uint32_t lapic_icr_targets(const struct vmm *m, unsigned self, uint32_t icr_lo, uint32_t icr_hi);
+/* One interrupt message (DM_*) to the vCPUs in targets: lowest priority goes to the
+   lowest index of the set; INIT and start-up as the SDM's MP protocol has them. */
+void lapic_deliver(struct vmm *m, uint32_t targets, unsigned mode, uint8_t vector, bool level);
+int lapic_ack(struct vmm *m, unsigned cpu);          /* highest deliverable vector, or -1 */
+bool lapic_has_deliverable(const struct vmm *m, unsigned cpu);
+void lapic_extint(struct vmm *m, unsigned cpu);      /* an ExtINT message: INTA to the 8259 */
+bool lapic_extint_open(const struct vmm *m, unsigned cpu); /* 8259 INTR reaches the CPU */
 void lapic_lint0(struct vmm *m, bool level);         /* the 8259's INTR output changed */
-uint64_t lapic_poll(struct vmm *m, uint64_t now);    /* timer; next deadline (0 none) */
+uint64_t lapic_poll(struct vmm *m, uint64_t now);    /* timers; next deadline (0 none) */
+/* INIT and start-up, for the vCPU's thread (xbt-run.c): enter wait-for-SIPI (an INIT
+   resets the APIC as SDM 10.4.7.3 says), and take a latched start-up vector (-1 none;
+   taken, the vCPU leaves wait-for-SIPI). */
+void lapic_wait_sipi(struct vmm *m, unsigned cpu);
+int lapic_take_sipi(struct vmm *m, unsigned cpu);
 
 /* ioapic.c */
 #define IOAPIC_BASE 0xfec00000u
@@ -370,7 +394,9 @@ struct disk_spec {
    -1 with a message in err (a disk that cannot be opened). */
 int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err, size_t errlen);
 uint64_t pc_poll(struct vmm *m, uint64_t now);       /* all timers; earliest deadline */
-bool pc_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
+/* An access by vCPU cpu (its own local APIC is the one at the APIC base). */
+bool pc_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
+             uint64_t *data);
 
 /* Save and restore (xbt-run --save/--restore): each device's state in vstate.c's shape,
    one function per device file; the board's in pc.c, which frames them as sections

@@ -4,6 +4,13 @@
  * the terminal, RTC, ATA disks, fw_cfg, QEMU's isa-debug-exit and pc-testdev; MP and
  * ACPI tables), so that one guest image runs unchanged here and on qemu-system-i386.
  *
+ * --smp N: N vCPUs, each run by its own thread (vCPU 0 on the main thread) with its
+ * own local APIC (APIC ID = index); the APs wait for INIT and start-up IPIs, as a BIOS
+ * leaves them.  An end on any vCPU (triple fault, reset, power-off, isa-debug-exit,
+ * internal error, HLT with interrupts off on vCPU 0) ends the VM: the others are
+ * stopped and joined, and the first end's status stands.  --save, --restore and --gdb
+ * are for one vCPU.
+ *
  *   xbt-run [options] KERNEL.elf
  *
  * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
@@ -81,6 +88,8 @@ static void usage(FILE *f)
             "      --no-chain         every block returns to the dispatcher (debugging)\n"
             "      --tcache MIB       translation cache size (default 64; 4 KiB to 1024 MiB,\n"
             "                         may be fractional)\n"
+            "      --smp N            N virtual CPUs, 1 to 8 (default 1): vCPU 0 boots, the\n"
+            "                         others wait for INIT and start-up IPIs\n"
             "      --timeout SEC      stop the guest after SEC seconds (exit status 124;\n"
             "                         0 < SEC <= 1e9, may be fractional)\n"
             "      --stats            print exits, callouts and cache figures at the end\n"
@@ -131,28 +140,86 @@ static void setup_tty(void)
     atexit(restore_tty);
 }
 
+/* One vCPU and its thread: vCPU 0 (the BSP) runs on the main thread (under gdb's
+   control with --gdb), each AP on a thread of its own (run_guest). */
+struct vcpu_ctx {
+    struct vmm *m;
+    unsigned index;
+    xbt_vcpu *cpu;
+    double timeout;        /* --timeout's seconds, for its message */
+    pthread_t thread;      /* an AP's */
+    bool started;          /* an AP's thread was created */
+};
+static struct vcpu_ctx vcpus[VMM_MAX_CPUS];
+
+/* The vCPU whose thread this is: the handlers inside the run are the VM's (one opaque
+   for every vCPU) and are called on the accessing vCPU's thread. */
+static _Thread_local unsigned this_cpu;
+
+/* run_loop's status when an INIT stopped an AP: back to wait-for-SIPI. */
+#define VCPU_RESTART (-3)
+
+/* Any thread, a signal handler too: every vCPU leaves its run (XBT_EXIT_STOPPED). */
+static void stop_all(struct vmm *m)
+{
+    for (unsigned k = 0; k < m->ncpus; k++)
+        xbt_vcpu_stop(m->cpus[k]);
+}
+
+/* The VM ends with status, whichever vCPU ends it: the first end stands, every vCPU is
+   stopped and every wait ends.  True for the caller whose end it is, who says why (so
+   a timeout is told once, not once per vCPU). */
+static bool claim_end(struct vmm *m, int status)
+{
+    pthread_mutex_lock(&m->lock);
+    bool first = !m->ending;
+    if (first) {
+        m->ending = true;
+        m->end_status = status;
+    }
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    stop_all(m);
+    return first;
+}
+
 /* The vCPU asks (interrupts enabled): timers whose deadline has passed are brought up
    to the present first, so their interrupt is there even if the timer thread has not
    run yet (on a loaded host it may be late; the guest must not see a timer fall
    behind). */
 static int irq_pending(void *opaque)
 {
-    struct vmm *m = opaque;
+    struct vcpu_ctx *c = opaque;
+    struct vmm *m = c->m;
     pthread_mutex_lock(&m->lock);
     if (m->next_timer_ns) {
         uint64_t now = vmm_now_ns();
         if (now >= m->next_timer_ns)
             pc_poll(m, now);
     }
-    int v = intr_ack(m);
+    int v = intr_ack(m, c->index);
     pthread_mutex_unlock(&m->lock);
     return v;
 }
 
+/* Kicks every vCPU with an interrupt to take (vmm.lock held); whether there was one. */
+static bool kick_pending(struct vmm *m)
+{
+    bool any = false;
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        if (intr_pending(m, k)) {
+            xbt_vcpu_kick(m->cpus[k]);
+            any = true;
+        }
+    }
+    return any;
+}
+
 /*
- * The timer thread: raises timer interrupts at their deadlines and kicks the vCPU; while
- * an interrupt stays pending it kicks again every millisecond, so a kick that raced
- * with the vCPU's entry into translated code cannot delay delivery unboundedly.
+ * The timer thread: raises timer interrupts at their deadlines and kicks the vCPUs
+ * they are for; while an interrupt stays pending it kicks again every millisecond, so
+ * a kick that raced with the vCPU's entry into translated code cannot delay delivery
+ * unboundedly.  --timeout's deadline stops every vCPU.
  */
 static void *timer_thread(void *arg)
 {
@@ -161,14 +228,12 @@ static void *timer_thread(void *arg)
     while (!m->stop_timer) {
         uint64_t now = vmm_now_ns();
         uint64_t next = pc_poll(m, now);
-        bool pending = intr_pending(m);
-        if (pending)
-            xbt_vcpu_kick(m->cpu); /* new, or still not taken */
+        bool pending = kick_pending(m); /* new, or still not taken */
         if (m->interrupted || atomic_load(&m->save_requested))
             pthread_cond_broadcast(&m->wake); /* set by a signal handler: end a HLT wait */
         if (m->deadline_ns && now >= m->deadline_ns && !m->timed_out) {
             m->timed_out = true;
-            xbt_vcpu_stop(m->cpu);
+            stop_all(m);
             pthread_cond_broadcast(&m->wake);
         }
         uint64_t until = now + 1000000ull * (pending ? 1 : 50);
@@ -196,10 +261,8 @@ static void *input_thread(void *arg)
             return NULL;
         pthread_mutex_lock(&m->lock);
         uart_receive(m, buf, (unsigned)n);
-        bool pending = intr_pending(m);
+        kick_pending(m);
         pthread_mutex_unlock(&m->lock);
-        if (pending)
-            xbt_vcpu_kick(m->cpu);
     }
 }
 
@@ -207,22 +270,25 @@ static void on_sigusr1(int sig)
 {
     (void)sig;
     atomic_store(&the_vmm.save_requested, true);
-    xbt_vcpu_stop(the_vmm.cpu);
+    xbt_vcpu_stop(the_vmm.cpu); /* --save is for one vCPU */
 }
 
 static void on_sigint(int sig)
 {
     (void)sig;
     the_vmm.interrupted = true;
-    xbt_vcpu_stop(the_vmm.cpu);
+    stop_all(&the_vmm);
 }
 
-static void dump_state(xbt_vcpu *cpu)
+/* The vCPU's registers (on its thread, between runs); which vCPU when there are more. */
+static void dump_state(const struct vcpu_ctx *c)
 {
     xbt_regs r;
     xbt_sregs s;
-    if (xbt_vcpu_get_regs(cpu, &r) != XBT_OK || xbt_vcpu_get_sregs(cpu, &s) != XBT_OK)
+    if (xbt_vcpu_get_regs(c->cpu, &r) != XBT_OK || xbt_vcpu_get_sregs(c->cpu, &s) != XBT_OK)
         return;
+    if (c->m->ncpus > 1)
+        fprintf(stderr, "  vCPU %u:\n", c->index);
     fprintf(stderr,
             "  eax=%08x ebx=%08x ecx=%08x edx=%08x esi=%08x edi=%08x\n"
             "  ebp=%08x esp=%08x eip=%08x eflags=%08x\n"
@@ -234,31 +300,84 @@ static void dump_state(xbt_vcpu *cpu)
             s.idt.limit);
 }
 
-/* HLT with interrupts enabled: wait for an interrupt (or the end of the run). */
-static int on_hlt(struct vmm *m)
+/* A guest event that ends the VM with status: its message (the first end's only) and
+   the vCPU's registers. */
+static int guest_end(const struct vcpu_ctx *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int guest_end(const struct vcpu_ctx *c, int status, const char *fmt, ...)
 {
+    if (!claim_end(c->m, status))
+        return status;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    dump_state(c);
+    return status;
+}
+
+/* Whatever makes every vCPU leave its run: a timeout, a signal, a device's end, the
+   VM's end, a save (vmm.lock held, or a glance). */
+static bool run_must_stop(struct vmm *m)
+{
+    return m->timed_out || m->interrupted || m->exit_requested || m->ending ||
+           atomic_load(&m->save_requested);
+}
+
+/*
+ * HLT: the vCPU waits (on vmm.wake, no busy loop) for what ends a HLT on it: an
+ * interrupt it can take (IF=1), an NMI, an INIT, or the end of the run.  HLT with IF=0
+ * on the BSP ends the run (the guest halted for good, as before SMP); on an AP it
+ * waits for an NMI or INIT, as a CPU parked with CLI; HLT does (guests park APs so).
+ */
+static int on_hlt(struct vcpu_ctx *c)
+{
+    struct vmm *m = c->m;
     xbt_regs r;
-    xbt_vcpu_get_regs(m->cpu, &r);
-    if (!(r.eflags & 0x200)) {
-        fprintf(stderr, "xbt-run: the guest halted with interrupts disabled at eip=%08x\n",
-                r.eip);
+    xbt_vcpu_get_regs(c->cpu, &r);
+    bool if_on = r.eflags & 0x200;
+    if (!if_on && c->index == 0) {
+        if (claim_end(m, EXIT_HALTED))
+            fprintf(stderr, "xbt-run: the guest halted with interrupts disabled at "
+                            "eip=%08x\n", r.eip);
         return EXIT_HALTED;
     }
     pthread_mutex_lock(&m->lock);
-    lapic_sync_base(m);
-    while (!intr_pending(m) && !m->timed_out && !m->interrupted && !m->exit_requested &&
-           !atomic_load(&m->save_requested))
+    lapic_sync_base(m, c->index);
+    struct lapic *a = &m->lapic[c->index];
+    /* An NMI sent before this point is pending in the library; one after it counts. */
+    uint64_t nmis = a->nmis;
+    xbt_vcpu_events ev;
+    bool nmi = xbt_vcpu_get_events(c->cpu, &ev) == XBT_OK && ev.nmi_pending;
+    while (!nmi && !(if_on && intr_pending(m, c->index)) && a->nmis == nmis &&
+           !a->init_pending && !run_must_stop(m))
         pthread_cond_wait(&m->wake, &m->lock);
+    bool stop = run_must_stop(m) || a->init_pending;
     pthread_mutex_unlock(&m->lock);
-    if (m->timed_out || m->interrupted || m->exit_requested || atomic_load(&m->save_requested))
-        xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit */
+    if (stop)
+        xbt_vcpu_stop(c->cpu); /* leave through the STOPPED exit */
     return -1;
 }
 
-static void on_io(struct vmm *m, xbt_exit *ex)
+/* After a device access by vCPU self (vmm.lock held): the vCPUs whose interrupt state
+   it changed (an IPI, an IOAPIC message) and that have an interrupt to take are kicked,
+   so each takes it after its current instruction.  self only when the access was
+   answered inside the run (in_run): after an exit the run looks for itself. */
+static void kick_raised(struct vmm *m, unsigned self, uint32_t changes, bool in_run)
 {
+    if (m->intr_changes == changes)
+        return;
+    for (unsigned k = 0; k < m->ncpus; k++)
+        if ((k != self || in_run) && intr_pending(m, k))
+            xbt_vcpu_kick(m->cpus[k]);
+}
+
+static void on_io(struct vcpu_ctx *c, xbt_exit *ex)
+{
+    struct vmm *m = c->m;
     pthread_mutex_lock(&m->lock);
     m->io_exits++;
+    uint32_t changes = m->intr_changes;
     if (ex->io.count > 1) {
         /* A REP INS/OUTS (XBT_VM_STRING_IO): the port sees each element. */
         for (uint32_t k = 0; k < ex->io.count; k++) {
@@ -274,42 +393,37 @@ static void on_io(struct vmm *m, xbt_exit *ex)
         if (ex->io.is_in)
             ex->io.data = v;
     }
+    kick_raised(m, c->index, changes, false);
     pthread_mutex_unlock(&m->lock);
 }
 
-/* A device register access (vmm.lock held), the local APIC where IA32_APIC_BASE puts it
-   now: whether a device claimed the address. */
-static bool device_mmio(struct vmm *m, uint64_t gpa, uint32_t size, bool write, uint64_t *data)
+/* A device register access by vCPU cpu (vmm.lock held), its local APIC where its
+   IA32_APIC_BASE puts it now: whether a device claimed the address. */
+static bool device_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, uint32_t size, bool write,
+                        uint64_t *data)
 {
-    lapic_sync_base(m);
-    return pc_mmio(m, gpa, size, write, data);
+    lapic_sync_base(m, cpu);
+    return pc_mmio(m, cpu, gpa, size, write, data);
 }
 
-/* After an access answered inside the run (vmm.lock held): an interrupt it made pending
-   (the interrupt state changed since `changes`) is taken after the instruction, as after
-   an exit. */
-static void kick_if_raised(struct vmm *m, uint32_t changes)
+static void on_mmio(struct vcpu_ctx *c, xbt_exit *ex)
 {
-    if (m->intr_changes != changes && intr_pending(m))
-        xbt_vcpu_kick(m->cpu);
-}
-
-static void on_mmio(struct vmm *m, xbt_exit *ex)
-{
+    struct vmm *m = c->m;
     pthread_mutex_lock(&m->lock);
     m->mmio_exits++;
-    bool claimed = device_mmio(m, ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write,
+    uint32_t changes = m->intr_changes;
+    bool claimed = device_mmio(m, c->index, ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write,
                                &ex->mmio.data);
+    kick_raised(m, c->index, changes, false);
     pthread_mutex_unlock(&m->lock);
     if (!claimed) {
         /* No device: reads see open bus, writes are dropped (logged once). */
-        static bool said;
-        if (!said) {
-            said = true;
+        static atomic_bool said;
+        if (!atomic_exchange(&said, true)) {
             xbt_regs r = { 0 };
             xbt_sregs sr = { 0 };
-            xbt_vcpu_get_regs(m->cpu, &r);
-            xbt_vcpu_get_sregs(m->cpu, &sr);
+            xbt_vcpu_get_regs(c->cpu, &r);
+            xbt_vcpu_get_sregs(c->cpu, &sr);
             fprintf(stderr, "xbt-run: MMIO %s at %#llx without a device (cs=%04x eip=%08x): "
                     "open bus\n", ex->mmio.is_write ? "write" : "read",
                     (unsigned long long)ex->mmio.gpa, sr.cs.selector, r.eip);
@@ -328,10 +442,10 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
     struct vmm *m = opaque;
     pthread_mutex_lock(&m->lock);
     uint32_t changes = m->intr_changes;
-    bool claimed = device_mmio(m, gpa, size, is_write, data);
+    bool claimed = device_mmio(m, this_cpu, gpa, size, is_write, data);
     if (claimed)
         m->mmio_sync++;
-    kick_if_raised(m, changes);
+    kick_raised(m, this_cpu, changes, true);
     pthread_mutex_unlock(&m->lock);
     return claimed;
 }
@@ -349,7 +463,7 @@ static int on_pio_sync(void *opaque, uint16_t port, uint32_t size, int is_in, ui
     uint32_t v = vmm_port_io(m, port, size, is_in, *data);
     if (is_in)
         *data = v;
-    kick_if_raised(m, changes);
+    kick_raised(m, this_cpu, changes, true);
     pthread_mutex_unlock(&m->lock);
     return 1;
 }
@@ -381,21 +495,37 @@ static int on_save(struct vmm *m)
     return 0;
 }
 
-static int on_stopped(struct vmm *m, double timeout)
+/* XBT_EXIT_STOPPED: why, and the status to end with (-1: run on; VCPU_RESTART: an
+   INIT for this AP). */
+static int on_stopped(struct vcpu_ctx *c)
 {
+    struct vmm *m = c->m;
     if (m->exit_requested)
         return m->exit_status;
+    if (m->ending)
+        return m->end_status; /* another vCPU ended the VM and said why */
     if (save_path && atomic_load(&m->save_requested))
         return on_save(m);
     if (atomic_exchange(&m->gdb_break, false))
         return VMM_DEBUG_STOP; /* gdb's Ctrl-C */
     if (m->timed_out) {
-        fprintf(stderr, "xbt-run: timeout after %g s\n", timeout);
-        dump_state(m->cpu);
+        if (claim_end(m, EXIT_TIMEOUT)) {
+            fprintf(stderr, "xbt-run: timeout after %g s\n", c->timeout);
+            dump_state(c);
+        }
         return EXIT_TIMEOUT;
     }
-    fprintf(stderr, "xbt-run: interrupted\n");
-    return EXIT_SIGINT;
+    if (m->interrupted) {
+        if (claim_end(m, EXIT_SIGINT))
+            fprintf(stderr, "xbt-run: interrupted\n");
+        return EXIT_SIGINT;
+    }
+    pthread_mutex_lock(&m->lock);
+    bool init = m->lapic[c->index].init_pending;
+    pthread_mutex_unlock(&m->lock);
+    /* Nothing else: the stop of an INIT already taken while the AP waited (stops are
+       kept until the next run) */
+    return init ? VCPU_RESTART : -1;
 }
 
 /* The perf map's names: the kernel's own symbol table when it is an ELF file with one
@@ -420,17 +550,17 @@ static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *file
     return total;
 }
 
-/* The vCPU as a BIOS's resume path hands it to the waking vector: real mode, CS:IP =
-   vector >> 4 : vector & 15, the other segments 0, 64 KiB limits, paging off, IF clear,
-   the IVT's IDTR. */
-static void waking_state(xbt_vcpu *cpu, uint32_t vector)
+/* A vCPU as it starts in real mode at cs_base:ip (cs = cs_base >> 4), the other
+   segments 0, 64 KiB limits, paging off, IF clear, the IVT's IDTR, and with what INIT
+   clears cleared: no debug registers, pending events or x87/SSE state, IA32_APIC_BASE
+   at its reset value (apic_base).  A BIOS's S3 resume and a start-up IPI both leave a
+   CPU so. */
+static void real_mode_state(xbt_vcpu *cpu, uint32_t cs_base, uint16_t ip, uint64_t apic_base)
 {
-    /* The CPU was off: no debug registers, pending events, x87/SSE state or
-       APIC base from before (the BIOS's INIT state). */
     xbt_vcpu_set_events(cpu, &(xbt_vcpu_events){ 0 });
     xbt_fpu f = { .fcw = 0x37f, .mxcsr = 0x1f80, .mxcsr_mask = 0xffff };
     xbt_vcpu_set_fpu(cpu, &f);
-    xbt_vcpu_set_msr(cpu, 0x1b, 0xfee00900); /* IA32_APIC_BASE: enabled, BSP */
+    xbt_vcpu_set_msr(cpu, 0x1b, apic_base);
     xbt_sregs s;
     xbt_vcpu_get_sregs(cpu, &s);
     memset(s.dr, 0, sizeof s.dr);
@@ -439,22 +569,31 @@ static void waking_state(xbt_vcpu *cpu, uint32_t vector)
     s.ds = s.es = s.fs = s.gs = s.ss = data;
     s.cs = data;
     s.cs.type = 0xb;
-    s.cs.selector = (uint16_t)(vector >> 4);
-    s.cs.base = (vector >> 4) << 4;
+    s.cs.selector = (uint16_t)(cs_base >> 4);
+    s.cs.base = cs_base;
     s.cr0 = 0x10, s.cr2 = 0, s.cr3 = 0, s.cr4 = 0;
     s.idt = (xbt_dtable){ 0, 0x3ff };
     s.gdt = (xbt_dtable){ 0, 0xffff };
     xbt_vcpu_set_sregs(cpu, &s);
-    xbt_regs r = { .eip = vector & 15, .eflags = 2 };
+    xbt_regs r = { .eip = ip, .eflags = 2 };
     xbt_vcpu_set_regs(cpu, &r);
 }
 
 /* S3 (acpi_pm.c): the vCPU sleeps until the RTC alarm wakes the machine, the interrupt
    controllers and timers come back as after power-on, and the guest resumes at the
-   FACS's waking vector.  Returns -1: run on (a timeout or signal while asleep ends the
-   run through the STOPPED exit). */
-static int resume_s3(struct vmm *m)
+   FACS's waking vector (CS:IP = vector >> 4 : vector & 15, the BSP's APIC base).
+   Returns -1: run on (a timeout or signal while asleep ends the run through the
+   STOPPED exit).  With several vCPUs there is no resume (it would have to park the
+   APs): the run ends as before S3 resume existed, status 6. */
+static int resume_s3(struct vcpu_ctx *c)
 {
+    struct vmm *m = c->m;
+    if (m->ncpus > 1) {
+        if (claim_end(m, EXIT_SUSPEND))
+            fprintf(stderr, "xbt-run: ACPI S3 with %u vCPUs: no resume (status %d)\n",
+                    m->ncpus, EXIT_SUSPEND);
+        return EXIT_SUSPEND;
+    }
     pthread_mutex_lock(&m->lock);
     while (!acpi_pm_wake(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
         pthread_cond_wait(&m->wake, &m->lock); /* the timer thread polls the RTC */
@@ -467,7 +606,8 @@ static int resume_s3(struct vmm *m)
         vmm_request_exit(m, END_RESET, EXIT_RESET);
         woke = false;
     } else if (woke) {
-        waking_state(m->cpu, vector);
+        real_mode_state(m->cpu, (vector >> 4) << 4, (uint16_t)(vector & 15),
+                        LAPIC_DEFAULT_BASE | 0x900); /* enabled, BSP */
         pic_init(m);
         pit_init(m);
         lapic_init(m);
@@ -479,50 +619,79 @@ static int resume_s3(struct vmm *m)
     return -1;
 }
 
-/* Runs the vCPU until the guest or the user ends the run; returns the exit status. */
-static int run_loop(struct vmm *m, double timeout)
+/* Runs the vCPU until the guest or the user ends the run (the exit status), or until an
+   INIT stops an AP (VCPU_RESTART) or gdb should see it (VMM_DEBUG_STOP). */
+static int run_loop(struct vcpu_ctx *c)
 {
+    struct vmm *m = c->m;
     for (;;) {
         xbt_exit *ex;
-        if (xbt_vcpu_run(m->cpu, &ex) != XBT_OK) {
-            fprintf(stderr, "xbt-run: xbt_vcpu_run failed\n");
-            return EXIT_INTERNAL;
-        }
+        if (xbt_vcpu_run(c->cpu, &ex) != XBT_OK)
+            return guest_end(c, EXIT_INTERNAL, "xbt-run: xbt_vcpu_run failed\n");
         int status = -1;
         switch (ex->reason) {
         case XBT_EXIT_IO:
-            on_io(m, ex);
+            on_io(c, ex);
             if (m->pm.suspended)
-                status = resume_s3(m);
+                status = resume_s3(c);
             break;
-        case XBT_EXIT_MMIO: on_mmio(m, ex); break;
-        case XBT_EXIT_HLT: status = on_hlt(m); break;
+        case XBT_EXIT_MMIO: on_mmio(c, ex); break;
+        case XBT_EXIT_HLT: status = on_hlt(c); break;
         case XBT_EXIT_STOPPED:
-            if ((status = on_stopped(m, timeout)) != -1)
+            if ((status = on_stopped(c)) != -1)
                 return status;
             break;
         case XBT_EXIT_DEBUG: /* for gdb (--gdb) */
             m->last_debug = *ex;
             return VMM_DEBUG_STOP;
         case XBT_EXIT_SHUTDOWN:
-            fprintf(stderr, "xbt-run: guest triple fault (shutdown)\n");
-            dump_state(m->cpu);
-            return EXIT_TRIPLE;
+            return guest_end(c, EXIT_TRIPLE, "xbt-run: guest triple fault (shutdown)\n");
         case XBT_EXIT_INTERNAL_ERROR:
-            fprintf(stderr, "xbt-run: internal error at eip=%08x: %s\n", ex->internal.eip,
-                    ex->internal.message);
-            dump_state(m->cpu);
-            return EXIT_INTERNAL;
+            return guest_end(c, EXIT_INTERNAL, "xbt-run: internal error at eip=%08x: %s\n",
+                             ex->internal.eip, ex->internal.message);
         default:
-            fprintf(stderr, "xbt-run: unexpected exit reason %u\n", ex->reason);
-            dump_state(m->cpu);
-            return EXIT_INTERNAL;
+            return guest_end(c, EXIT_INTERNAL, "xbt-run: unexpected exit reason %u\n",
+                             ex->reason);
         }
         if (status >= 0)
             return status;
-        if (m->exit_requested) /* a device ended the run (set on this thread) */
+        if (m->exit_requested) /* a device ended the run */
             return m->exit_status;
     }
+}
+
+/* An AP waits for INIT and start-up (from power-on, or after an INIT stopped it), then
+   starts in real mode at vector << 12 (CS = vector << 8, IP 0).  False: the VM ended
+   first. */
+static bool wait_for_sipi(struct vcpu_ctx *c)
+{
+    struct vmm *m = c->m;
+    pthread_mutex_lock(&m->lock);
+    lapic_wait_sipi(m, c->index);
+    int vector;
+    while ((vector = lapic_take_sipi(m, c->index)) < 0 && !run_must_stop(m))
+        pthread_cond_wait(&m->wake, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+    if (vector < 0)
+        return false;
+    real_mode_state(c->cpu, (uint32_t)vector << 12, 0, LAPIC_DEFAULT_BASE | 0x800);
+    return true;
+}
+
+/* An AP's thread: wait-for-SIPI, run, and again after each INIT, until the VM ends;
+   an end it meets first (a triple fault, an internal error) ends the VM. */
+static void *ap_thread(void *arg)
+{
+    struct vcpu_ctx *c = arg;
+    this_cpu = c->index;
+    int status;
+    do {
+        if (!wait_for_sipi(c))
+            return NULL;
+        status = run_loop(c);
+    } while (status == VCPU_RESTART);
+    claim_end(c->m, status);
+    return NULL;
 }
 
 /* --disk [index=N,][file=]FILE[,format=raw][,media=disk][,if=ide][,readonly=on|off] */
@@ -578,6 +747,7 @@ struct options {
     const char *symbol_files[MAX_SYMBOL_FILES];
     int nsymbol_files;
     double timeout;        /* seconds; 0 none */
+    unsigned ncpus;        /* --smp: vCPUs, 1..VMM_MAX_CPUS */
     int gdb_port;          /* --gdb: 0 none */
     const char *save_path, *restore_path; /* --save, --restore: NULL none */
     bool save_continue;    /* --save-continue */
@@ -630,7 +800,7 @@ static bool parse_uint(const char *s, uint64_t max, uint64_t *out)
             d = (unsigned)(*s - 'A' + 10);
         else
             return false;
-        if (v > (max - d) / base)
+        if (d > max || v > (max - d) / base) /* d > max: max - d would wrap */
             return false;
         v = v * base + d;
     }
@@ -698,11 +868,11 @@ static int set_user_mode(struct options *o, const char *arg)
 
 /* Single-valued options: their bits in options.seen. */
 enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP, S_GDB,
-       S_SAVE, S_RESTORE };
+       S_SAVE, S_RESTORE, S_SMP };
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
        O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
-       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT };
+       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT, O_SMP };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
     { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
@@ -716,7 +886,7 @@ static const struct option long_options[] = {
     { "perf-map", optional_argument, 0, O_PERFMAP },
     { "symbols", required_argument, 0, O_SYMBOLS }, { "gdb", required_argument, 0, O_GDB },
     { "save", required_argument, 0, O_SAVE },     { "restore", required_argument, 0, O_RESTORE },
-    { "save-continue", no_argument, 0, O_SAVECONT },
+    { "save-continue", no_argument, 0, O_SAVECONT }, { "smp", required_argument, 0, O_SMP },
     { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
     { 0, 0, 0, 0 },
 };
@@ -791,6 +961,13 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
                                "not '%s'", TIMEOUT_MAX, arg);
         return GO_ON;
     case O_STATS: o->stats = true; return GO_ON;
+    case O_SMP:
+        if (once(&o->seen, S_SMP, "--smp"))
+            return EXIT_USAGE;
+        if (!parse_uint(arg, VMM_MAX_CPUS, &u) || u == 0)
+            return usage_error("--smp wants 1 to %d vCPUs, not '%s'", VMM_MAX_CPUS, arg);
+        o->ncpus = (unsigned)u;
+        return GO_ON;
     case O_GDB:
         if (once(&o->seen, S_GDB, "--gdb"))
             return EXIT_USAGE;
@@ -841,6 +1018,7 @@ static int parse_options(struct options *o, int argc, char **argv)
     o->vm.flags |= XBT_VM_STRING_IO;  /* on_io handles io.count > 1 */
     o->vm.ram_size = 128u << 20;
     o->append = "";
+    o->ncpus = 1;
     opterr = 0; /* usage_error's messages, one line each */
     int c;
     while ((c = getopt_long(argc, argv, ":m:a:h", long_options, NULL)) != -1) {
@@ -862,6 +1040,10 @@ static int check_options(const struct options *o)
         return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
     if (o->save_continue && !o->save_path)
         return usage_error("--save-continue needs --save FILE");
+    if (o->ncpus > 1 && (o->save_path || o->restore_path || o->gdb_port))
+        return usage_error("%s is for one vCPU: not with --smp %u",
+                           o->gdb_port ? "--gdb" : o->save_path ? "--save" : "--restore",
+                           o->ncpus);
     if (o->restore_path) {
         const char *what = (o->seen & (1u << S_MEM)) ? "--mem"
                          : (o->seen & (1u << S_APPEND)) ? "--append"
@@ -950,6 +1132,15 @@ static int create_platform(struct vmm *m, const struct options *o)
     if ((st = xbt_vcpu_create(m->vm, &m->cpu)) != XBT_OK) {
         fprintf(stderr, "xbt-run: cannot create the vCPU: %s\n", xbt_strerror(st));
         return EXIT_INTERNAL;
+    }
+    m->cpus[0] = m->cpu;
+    m->ncpus = 1;
+    for (unsigned k = 1; k < o->ncpus; k++, m->ncpus++) {
+        if ((st = xbt_vcpu_create(m->vm, &m->cpus[k])) != XBT_OK) {
+            fprintf(stderr, "xbt-run: cannot create vCPU %u of %u (--smp): %s\n", k,
+                    o->ncpus, xbt_strerror(st));
+            return EXIT_INTERNAL;
+        }
     }
     m->trace_io = o->trace_io;
     pthread_mutex_init(&m->lock, NULL);
@@ -1062,43 +1253,54 @@ static void stop_helpers(struct vmm *m, struct helpers *h)
 
 /* Runs the guest to its end; the exit status, and the run's wall time in *wall_ns. */
 /* What gdb's continue and step run (gdbstub.c). */
-struct gdb_ctx {
-    struct vmm *m;
-    double timeout;
-};
-
+/* gdb's continue and step run vCPU 0 (--gdb is for one vCPU). */
 static int gdb_run(void *ctx, xbt_exit *debug)
 {
-    struct gdb_ctx *g = ctx;
-    g->m->last_debug.reason = XBT_EXIT_NONE;
-    int rc = run_loop(g->m, g->timeout);
-    *debug = g->m->last_debug;
+    struct vcpu_ctx *c = ctx;
+    c->m->last_debug.reason = XBT_EXIT_NONE;
+    int rc = run_loop(c);
+    *debug = c->m->last_debug;
     return rc;
 }
 
 static void gdb_break(void *ctx)
 {
-    struct gdb_ctx *g = ctx;
-    atomic_store(&g->m->gdb_break, true);
-    xbt_vcpu_stop(g->m->cpu);
+    struct vcpu_ctx *c = ctx;
+    atomic_store(&c->m->gdb_break, true);
+    xbt_vcpu_stop(c->cpu);
 }
 
+/* Runs the guest to its end: vCPU 0 on this thread, each AP on its own (waiting for
+   INIT and start-up); the first end on any vCPU stops the others, whose threads are
+   joined.  The exit status, and the run's wall time in *wall_ns. */
 static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
 {
     uint64_t t0 = vmm_now_ns();
     if (o->timeout > 0)
         m->deadline_ns = t0 + (uint64_t)(o->timeout * 1e9);
-    xbt_vcpu_set_irq_source(m->cpu, irq_pending, m);
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        vcpus[k] = (struct vcpu_ctx){ .m = m, .index = k, .cpu = m->cpus[k],
+                                      .timeout = o->timeout };
+        xbt_vcpu_set_irq_source(m->cpus[k], irq_pending, &vcpus[k]);
+    }
     xbt_vm_set_mmio_handler(m->vm, on_mmio_sync, m);
     xbt_vm_set_pio_handler(m->vm, on_pio_sync, m);
     struct helpers h;
     start_helpers(m, &h);
-    struct gdb_ctx g = { m, o->timeout };
-    int status = o->gdb_port ? gdb_serve(m->cpu, o->gdb_port, gdb_run, gdb_break, &g)
-                             : run_loop(m, o->timeout);
+    for (unsigned k = 1; k < m->ncpus; k++) {
+        vcpus[k].started = pthread_create(&vcpus[k].thread, NULL, ap_thread, &vcpus[k]) == 0;
+        if (!vcpus[k].started && claim_end(m, EXIT_INTERNAL))
+            fprintf(stderr, "xbt-run: cannot start the thread of vCPU %u\n", k);
+    }
+    int status = o->gdb_port ? gdb_serve(m->cpu, o->gdb_port, gdb_run, gdb_break, &vcpus[0])
+                             : run_loop(&vcpus[0]);
+    claim_end(m, status);
+    for (unsigned k = 1; k < m->ncpus; k++)
+        if (vcpus[k].started)
+            pthread_join(vcpus[k].thread, NULL);
     *wall_ns = vmm_now_ns() - t0;
     stop_helpers(m, &h);
-    return status;
+    return m->end_status;
 }
 
 static void print_trace_profile(xbt_vcpu *cpu)
@@ -1127,6 +1329,9 @@ static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint
             "MMIO accesses answered inside the run\n", (unsigned long long)m->io_exits,
             (unsigned long long)m->mmio_exits, (unsigned long long)m->io_sync,
             (unsigned long long)m->mmio_sync);
+    if (m->ncpus > 1)
+        fprintf(stderr, "vmm: %u vCPUs; the library's figures above are vCPU 0's\n",
+                m->ncpus);
     uint64_t code, code_size;
     if (xbt_vm_code_range(m->vm, &code, &code_size) == XBT_OK)
         fprintf(stderr, "code cache: executable view %#llx-%#llx\n", (unsigned long long)code,
@@ -1147,7 +1352,8 @@ static int shut_down(struct vmm *m, int status)
     ata_detach_all(m); /* fsync: what the guest wrote is on the disk files */
     if (xbt_vm_perf_map_flush(m->vm) != XBT_OK)
         fprintf(stderr, "xbt-run: the perf map is incomplete: %s\n", xbt_last_host_error());
-    xbt_vcpu_destroy(m->cpu);
+    for (unsigned k = 0; k < m->ncpus; k++)
+        xbt_vcpu_destroy(m->cpus[k]);
     xbt_vm_destroy(m->vm);
     restore_tty();
     return status & 0xff;
