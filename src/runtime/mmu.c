@@ -83,10 +83,7 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
 static bool code_page_write(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
 {
     uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
-    /* Another vCPU's code there: whether the bytes hold some of it is its cache's to
-       say, so the write is taken as one to code. */
-    if (!(v->vm->code_prot[page] & ~v->bit) &&
-        !xbt_tc_page_range_has_code(v->tc, page, off, len)) {
+    if (!xbt_code_at(v, page, off, len)) {
         xbt_smc_data_begin(v, page, lin, paged);
         return true;
     }

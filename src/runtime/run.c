@@ -51,8 +51,10 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
             break;
         /* Several vCPUs: the page is write-protected everywhere before its bytes are
            read, so no write of another vCPU falls between (smp.c). */
-        if (v->vm->n_vcpus > 1)
+        if (v->vm->n_vcpus > 1) {
             xbt_code_protect(v, (uint32_t)(gpa >> 12));
+            xbt_code_chunks_mark(v->vm, gpa, chunk);
+        }
         memcpy(buf + n, h, chunk);
         if (n == 0)
             v->fetch_gpa_first = (uint32_t)(gpa >> 12);
@@ -506,7 +508,7 @@ static void smc_data_end(struct xbt_vcpu *v)
             first++;
         while (now[last] == v->smc.shadow[last])
             last--;
-        if (xbt_tc_page_range_has_code(v->tc, v->smc.data_page, first, last - first + 1)) {
+        if (xbt_code_at(v, v->smc.data_page, first, last - first + 1)) {
             xbt_code_written(vm, v, (uint64_t)v->smc.data_page << 12, 4096, true);
             if (v->smc.data_paged)
                 xbt_window_drop(v->mmu, v->smc.data_lin & ~0xFFFu, 4096);

@@ -132,6 +132,28 @@ static void mbox_wait(xbt_vm *vm, struct xbt_vcpu *self, uint8_t who, const uint
         atomic_store(&self->kick, true);
 }
 
+/* 256 bits per page: bit k of word page * 4 + k / 64 for the chunk at 16 * k. */
+void xbt_code_chunks_mark(xbt_vm *vm, uint64_t gpa, uint32_t len)
+{
+    if (!vm->code_chunks || !len || (gpa >> 12) >= XBT_PHYS_PAGES)
+        return;
+    uint64_t *w = &vm->code_chunks[(gpa >> 12) * 4];
+    for (uint32_t c = (gpa & 0xFFF) >> 4; c <= ((gpa & 0xFFF) + len - 1) >> 4 && c < 256; c++)
+        if (!(w[c >> 6] & (1ull << (c & 63))))
+            __atomic_fetch_or(&w[c >> 6], 1ull << (c & 63), __ATOMIC_SEQ_CST);
+}
+
+bool xbt_code_chunks_any(const xbt_vm *vm, uint32_t page, uint32_t off, uint32_t len)
+{
+    if ((uint64_t)page >= XBT_PHYS_PAGES || !len)
+        return false;
+    const uint64_t *w = &vm->code_chunks[(uint64_t)page * 4];
+    for (uint32_t c = off >> 4; c <= (off + len - 1) >> 4 && c < 256; c++)
+        if (__atomic_load_n(&w[c >> 6], __ATOMIC_SEQ_CST) & (1ull << (c & 63)))
+            return true;
+    return false;
+}
+
 void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
 {
     xbt_vm *vm = v->vm;
@@ -157,6 +179,11 @@ void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t 
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++) {
         if (!vm->code_prot[p])
             continue;
+        /* Chunks first: a translator that marks after this either has its bit in
+           `bits` below (its block is dropped) or sets it after (its marks stay). */
+        if (vm->code_chunks)
+            for (int k = 0; k < 4; k++)
+                __atomic_store_n(&vm->code_chunks[p * 4 + k], 0, __ATOMIC_SEQ_CST);
         uint8_t bits = __atomic_exchange_n(&vm->code_prot[p], 0, __ATOMIC_SEQ_CST);
         for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
             struct xbt_vcpu *x = vm->vcpus[k];

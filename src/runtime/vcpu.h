@@ -62,6 +62,10 @@ struct xbt_vm {
     /* Which vCPUs' caches hold code from each guest physical page (bit k: vCPU k),
        shared by their shadow MMUs (smmu.h, code_prot; runtime/smp.c). */
     uint8_t *code_prot;
+    /* With several vCPUs: per guest physical page, which 16-byte chunks some vCPU has
+       read as code (256 bits; a superset, cleared when the page's code is dropped), so
+       that a write beside another vCPU's code need not drop it (smp.c). */
+    uint64_t *code_chunks;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
     /* Translations of the same physical bytes at another EIP are relocated copies
        (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
@@ -528,6 +532,19 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page);
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait);
 bool xbt_mbox_pending(struct xbt_vcpu *v);
 void xbt_mbox_run(struct xbt_vcpu *v);
+/* Several vCPUs: guest physical [gpa, gpa + len) (one page) is read as code
+   (xbt_code_chunks_mark, before the bytes are read); whether bytes [off, off + len) of
+   physical page `page` may hold some vCPU's code (xbt_code_chunks_any). */
+void xbt_code_chunks_mark(xbt_vm *vm, uint64_t gpa, uint32_t len);
+bool xbt_code_chunks_any(const xbt_vm *vm, uint32_t page, uint32_t off, uint32_t len);
+/* Whether bytes [off, off + len) of physical page `page` may hold translated code of
+   any vCPU (this one's cache alone when it is the only one). */
+static inline bool xbt_code_at(const struct xbt_vcpu *v, uint32_t page, uint32_t off,
+                               uint32_t len)
+{
+    return v->vm->code_chunks ? xbt_code_chunks_any(v->vm, page, off, len)
+                              : xbt_tc_page_range_has_code(v->tc, page, off, len);
+}
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */
 static inline bool xbt_paging(const struct xbt_vcpu *v) { return v->arch.cr0 & XBT_CR0_PG; }

@@ -144,6 +144,7 @@ void xbt_vm_destroy(xbt_vm *vm)
         xbt_smmu_destroy(vm->mmu);
     free(vm->mmu);
     free(vm->code_prot);
+    free(vm->code_chunks);
     xbt_phys_destroy(&vm->phys);
     free(vm);
 }
@@ -422,6 +423,11 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->arch.idtr.limit = 0xFFFF;
     v->arch.msr_apic_base = 0xFEE00900;
     v->arch.msr_pat = 0x0007040600070406ull;
+    if (v->idx == 1 && !vm->code_chunks &&
+        !(vm->code_chunks = calloc((size_t)XBT_PHYS_PAGES * 4, sizeof *vm->code_chunks))) {
+        xbt_vcpu_destroy(v);
+        return XBT_E_NOMEM;
+    }
     vm->vcpus[v->idx] = v;
     vm->n_vcpus++;
     if (vm->n_vcpus == 2 && vm->direct_ok) {
