@@ -585,6 +585,39 @@ void lapic_sync_base(struct vmm *m, unsigned cpu)
 }
 
 /*
+ * A read that the vCPU's own thread answers without the device lock: a register only
+ * this vCPU's accesses and an INIT change (ID, version, TPR, LDR, DFR, SVR), 4 bytes at
+ * its offset, the APIC enabled at the base it last saw.  xv6 reads the ID register at
+ * every pushcli and popcli (mycpu()): under the lock, two vCPUs took turns for each one
+ * (xv6 usertests on 2 vCPUs: most of the time in the lock).  An INIT from another vCPU
+ * may reset these meanwhile: either value is what a CPU could read then.
+ */
+bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, uint64_t *data)
+{
+    struct lapic *a = &m->lapic[cpu];
+    uint64_t msr;
+    if (size != 4 || (gpa & 15) || xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK ||
+        msr != __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) || !(msr & (1u << 11)))
+        return false;
+    uint64_t base = msr & 0xfffff000u;
+    if (gpa < base || gpa >= base + 0x1000)
+        return false;
+    unsigned reg = (unsigned)(gpa - base) >> 4;
+    const uint32_t *f;
+    switch (reg) {
+    case 0x02: f = &a->id; break;
+    case 0x03: *data = 0x14 | ((LVT_N - 1u) << 16); return true;
+    case 0x08: f = &a->tpr; break;
+    case 0x0d: f = &a->ldr; break;
+    case 0x0e: *data = __atomic_load_n(&a->dfr, __ATOMIC_RELAXED) | 0x0fffffffu; return true;
+    case 0x0f: f = &a->svr; break;
+    default: return false;
+    }
+    *data = __atomic_load_n(f, __ATOMIC_RELAXED);
+    return true;
+}
+
+/*
  * An access inside the APIC page: registers are 32 bits at 16-byte boundaries; a read
  * of 1, 2 or 4 bytes returns those bytes of the register, a write must be 4 bytes at
  * the register's offset (others are dropped: the SDM leaves them undefined).  Offsets

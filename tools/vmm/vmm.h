@@ -313,6 +313,9 @@ uint32_t elcr_io(struct vmm *m, uint16_t port, bool is_in, uint32_t val); /* 0x4
 enum { DM_FIXED = 0, DM_LOWEST = 1, DM_SMI = 2, DM_NMI = 4, DM_INIT = 5, DM_STARTUP = 6,
        DM_EXTINT = 7 };
 void lapic_init(struct vmm *m);                      /* all m->ncpus of them */
+/* A read of the vCPU's own APIC answered on its thread without the device lock (ID,
+   version, TPR, LDR, DFR, SVR); false: take the lock and lapic_mmio. */
+bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, uint64_t *data);
 bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
                 uint64_t *data);
 void lapic_sync_base(struct vmm *m, unsigned cpu);   /* re-reads IA32_APIC_BASE (its thread) */

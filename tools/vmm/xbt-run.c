@@ -440,6 +440,8 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
                         uint64_t *data)
 {
     struct vmm *m = opaque;
+    if (!is_write && lapic_read_own(m, this_cpu, gpa, size, data))
+        return 1; /* its own APIC's ID, TPR ...: no lock (lapic.c) */
     pthread_mutex_lock(&m->lock);
     uint32_t changes = m->intr_changes;
     bool claimed = device_mmio(m, this_cpu, gpa, size, is_write, data);
