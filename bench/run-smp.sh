@@ -39,8 +39,8 @@ run_one() { # peer n -> "peer n compute forks" on stdout
         QEMU_SMP=$n qemu_linux tcg 256 "$dir/vmlinuz" "$dir/initramfs.cpio.gz" "$cmdline" "$log" 9000 ;;
     esac
     tr -d '\r' <"$log" | awk -v p="$peer" -v n="$n" '
-        /^XBT-PAR-COMPUTE/ { c = $7 - $5 }
-        /^XBT-PAR-FORKS/ { f = $7 - $5 }
+        /^XBT-PAR-COMPUTE/ { c = $8 - $6 }
+        /^XBT-PAR-FORKS/ { f = $8 - $6 }
         END { if (c == "" || f == "") print p, n, "FAILED"; else printf "%s %d %.2f %.2f\n", p, n, c, f }'
 }
 

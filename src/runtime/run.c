@@ -53,7 +53,13 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
            read, so no write of another vCPU falls between (smp.c). */
         if (v->vm->n_vcpus > 1) {
             xbt_code_protect(v, (uint32_t)(gpa >> 12));
-            xbt_code_chunks_mark(v->vm, gpa, chunk);
+            if (v->flog_n < XBT_FETCH_LOG && chunk <= sizeof v->flog->bytes) {
+                struct xbt_fetch_rec *r = &v->flog[v->flog_n++];
+                *r = (struct xbt_fetch_rec){ gpa, l, chunk, { 0 } };
+                memcpy(r->bytes, h, chunk);
+            } else {
+                xbt_code_chunks_mark(v->vm, gpa, chunk); /* not logged: all of it */
+            }
         }
         memcpy(buf + n, h, chunk);
         if (n == 0)
@@ -338,7 +344,33 @@ static enum xbt_tstatus translate_tb(struct xbt_vcpu *v, const xbt_tmode *m)
     v->tb->code = v->tbuf;
     v->tb->code_cap = XBT_BLOCK_MAX_CODE;
     v->fetch_pf = false;
+    v->flog_n = 0;
     return xbt_translate_block(&v->xl, m, v->ctx.eip, fetch_code, v, v->tb);
+}
+
+/* Several vCPUs: the bytes of block b (a trace: all it fetched) marked as code for the
+   others' writes beside code (smp.c), then compared with what the translator read: a
+   write that another vCPU made between the read and the mark, believing it beside
+   code, shows here.  false: they differ. */
+static bool code_marked(struct xbt_vcpu *v, const xbt_block *b)
+{
+    uint64_t b0 = b->lin, b1 = (uint64_t)b->lin + v->tb->guest_len;
+    if (v->xl.path)
+        b0 = 0, b1 = 1ull << 32;
+    bool same = true;
+    for (uint32_t i = 0; i < v->flog_n; i++) {
+        const struct xbt_fetch_rec *r = &v->flog[i];
+        uint64_t o0 = r->lin > b0 ? r->lin : b0, o1 = (uint64_t)r->lin + r->len;
+        if (o1 > b1)
+            o1 = b1;
+        if (o0 >= o1)
+            continue;
+        uint32_t off = (uint32_t)(o0 - r->lin), n = (uint32_t)(o1 - o0);
+        xbt_code_chunks_mark(v->vm, r->gpa + off, n);
+        if (memcmp(v->vm->phys.view + r->gpa + off, r->bytes + off, n) != 0)
+            same = false;
+    }
+    return same;
 }
 
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
@@ -371,6 +403,7 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
        block were 2% of a glibc exec loop on this VM host. */
     uint64_t t0 = __builtin_ia32_rdtsc();
     enum xbt_tstatus ts = XBT_T_OK;
+    v->flog_n = 0; /* a relocated copy reads nothing: its source's bytes are marked */
     /* A copy made for another EIP knows nothing of breakpoints at this one. */
     int shared = xbt_debugging(v) ? 0 : share_block(v, m, key);
     if (shared < 0)
@@ -428,6 +461,8 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     }
     xbt_code_protect(v, lin0);
     xbt_code_protect(v, lin1);
+    if (vm->n_vcpus > 1 && !code_marked(v, b))
+        v->mbox.invals++; /* changed meanwhile: translate() tries again */
     return b;
 }
 

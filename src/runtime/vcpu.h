@@ -307,6 +307,12 @@ struct xbt_vcpu {
     bool fetch_pf, fetch_raised;
     uint32_t fetch_pf_lin, fetch_pf_err;
     uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
+    /* Several vCPUs: what the translator fetched for the block being translated (one
+       record per fetch, within a page), so that only the block's own bytes are marked
+       as code (vm->code_chunks) and checked unchanged once they are (run.c). */
+#define XBT_FETCH_LOG 256
+    struct xbt_fetch_rec { uint64_t gpa; uint32_t lin, len; uint8_t bytes[16]; } *flog;
+    uint32_t flog_n;
 
     /* Direct execution of user code (direct.c): the runner's last stop, and the vCPU's
        side of it. */
@@ -415,6 +421,7 @@ struct xbt_vcpu_tables {
     xbt_tblock tb;
     struct xbt_stlb_entry stlb[XBT_STLB_SIZE];
     xbt_cpuid_entry cpuid[XBT_MAX_CPUID_ENTRIES];
+    struct xbt_fetch_rec flog[XBT_FETCH_LOG];
 };
 
 /* Exception delivery (excp.c).  Returns false on a triple fault (exit recorded). */

@@ -356,6 +356,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->tb = &t->tb;
     v->stlb = t->stlb;
     v->pol.cpuid = t->cpuid;
+    v->flog = t->flog;
     v->vm = vm;
     v->no_fast_callouts = vm->no_fast_callouts;
     v->created_ns = xbt_now_ns();
