@@ -5,7 +5,9 @@
 # The kernel's own command line (ACPI, local APIC, IOAPIC, HPET all in use), with the
 # console on COM1; LINUX_PLATFORM=bare boots the kernel as on a bare PC instead (no
 # ACPI, no PCI probe, the 8259s and the PIT only).  LINUX_APPEND adds to the command
-# line; LINUX_LOG=FILE keeps the whole output there (this prints its end).
+# line; LINUX_LOG=FILE keeps the whole output there (this prints its end).  LINUX_SMP=N:
+# N vCPUs (xbt-run --smp, QEMU -smp), /proc/cpuinfo must list N and /init runs N
+# compute loops and N fork loops at once (XBT_PAR).
 set -u
 peer=$1
 shift
@@ -17,6 +19,8 @@ bare) cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet" ;;
 *) echo "LINUX_PLATFORM is pc or bare" >&2; exit 2 ;;
 esac
 cmdline="$cmdline${LINUX_APPEND:+ $LINUX_APPEND}" # e.g. nokaslr
+smp=${LINUX_SMP:-1}
+[ "$smp" -gt 1 ] && cmdline="$cmdline XBT_PAR=$smp XBT_PAR_WORK=20000 XBT_PAR_FORKS=50"
 kernel=$dir/${LINUX_KERNEL:-vmlinuz} # LINUX_KERNEL=vmlinuz-pae: the 686-pae flavour
 if [ ! -f "$kernel" ] || [ ! -f "$dir/initramfs.cpio.gz" ]; then
     echo "SKIP: no $(basename "$kernel") in $dir (scripts/linux-guest.sh fetches it from Debian)"
@@ -29,7 +33,7 @@ case "$peer" in
 xbt)
     xbt_run=${XBT_RUN:-$here/../../build/tools/xbt-run}
     [ -x "$xbt_run" ] || { echo "SKIP: xbt-run not built"; exit 77; }
-    timeout 300 "$xbt_run" --mem 256 --timeout 280 "$@" --initrd "$dir/initramfs.cpio.gz" \
+    timeout 300 "$xbt_run" --mem 256 --timeout 280 --smp "$smp" "$@" --initrd "$dir/initramfs.cpio.gz" \
         -a "$cmdline" "$kernel" </dev/null >"$out" 2>&1
     ;;
 qemu-tcg)
@@ -37,7 +41,7 @@ qemu-tcg)
     # With acpi=off, poweroff halts the CPU and QEMU idles: stop it once Linux says so
     # (with ACPI, the power-off ends QEMU).
     . "$here/../../scripts/qemu-linux.sh"
-    qemu_linux tcg 256 "$kernel" "$dir/initramfs.cpio.gz" "$cmdline" "$out" 3000
+    QEMU_SMP=$smp qemu_linux tcg 256 "$kernel" "$dir/initramfs.cpio.gz" "$cmdline" "$out" 3000
     ;;
 *) echo "usage: run-linux.sh xbt|qemu-tcg [xbt-run options]" >&2; exit 2 ;;
 esac
@@ -51,6 +55,13 @@ for want in XBT-INIT-MARKER "forked 200" HELLO-THROUGH-A-PIPE written-in-tmpfs X
         echo "FAIL: '$want' missing from the guest's output"; exit 1
     fi
 done
+if [ "$smp" -gt 1 ]; then
+    cpus=$(tr -d '\r' <"$out" | grep -a -A1 '^Linux .* i686$' | tail -1)
+    [ "$cpus" = "$smp" ] || { echo "FAIL: /proc/cpuinfo lists '$cpus' CPUs, not $smp"; exit 1; }
+    for want in XBT-PAR-COMPUTE XBT-PAR-FORKS; do
+        grep -aq "^$want $smp x" "$out" || { echo "FAIL: no '$want $smp x' line"; exit 1; }
+    done
+fi
 # On the PC platform Linux powers off through ACPI (PM1a_CNT, the DSDT's _S5).
 if [ "$peer" = xbt ] && [ "${LINUX_PLATFORM:-pc}" = pc ] && ! grep -aq "xbt-run: ACPI power off" "$out"; then
     echo "FAIL: no ACPI power off"; exit 1
