@@ -11,6 +11,7 @@
 #   KUT_TIMEOUT         seconds per kvm-unit-tests test and peer (default 90, or the
 #                       test's own timeout from unittests.cfg)
 #   XV6_TIMEOUT         seconds for usertests per peer (default 1800)
+#   KUT_ONLY            an extended regex: only the kvm-unit-tests whose names match
 #   PEER_SMP            vCPUs (default 1): xv6 and the single-CPU kvm-unit-tests run on
 #                       that many (xbt-run --smp, QEMU -smp)
 #
@@ -136,6 +137,7 @@ run_kut() {
     while IFS='|' read -r name file args qp to smp; do
         local flat=$b/x86/$file
         [ -f "$flat" ] || continue # another architecture's (svm)
+        [[ -z "${KUT_ONLY:-}" || "$name" =~ ^(${KUT_ONLY})$ ]] || continue
         local t=${KUT_TIMEOUT:-${to:-90}} rx rq
         [ "$t" -ge 10 ] 2>/dev/null || t=90
         timeout "$t" "$xbt_run" --timeout "$((t - 5))" --smp "$smp" --module "$env" \
