@@ -62,6 +62,7 @@ static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
         __atomic_fetch_or((uint32_t *)(void *)h, val & (XBT_PTE_A | XBT_PTE_D), __ATOMIC_SEQ_CST);
     else
         memcpy(h, &val, 4);
+    xbt_code_recheck(v->vm, v, gpa, 4, true);
     return true;
 }
 
@@ -175,6 +176,7 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
         if (v->vm->code_prot[gpa >> 12])
             xbt_code_written(v->vm, v, gpa, n, true);
         memcpy(h, p, n);
+        xbt_code_recheck(v->vm, v, gpa, n, true);
         p += n, lin += n, len -= n;
     }
     return true;
@@ -282,6 +284,7 @@ bool xbt_update_lin8(struct xbt_vcpu *v, uint32_t lin, uint8_t set, uint8_t clea
         __atomic_fetch_or(h, set, __ATOMIC_SEQ_CST);
     if (clear)
         __atomic_fetch_and(h, (uint8_t)~clear, __ATOMIC_SEQ_CST);
+    xbt_code_recheck(v->vm, v, gpa, 1, true);
     return true;
 }
 

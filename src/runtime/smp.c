@@ -39,6 +39,14 @@ static uint64_t mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
 {
     struct xbt_vcpu_mbox *mb = &v->mbox;
     pthread_mutex_lock(&mb->lock);
+    if (kind == MBOX_WP && mb->n >= XBT_MBOX_WP_MAX) {
+        /* A vCPU that does not run (an AP waiting for its start-up) collects these:
+           past a bound, one "every code page" request stands for them all. */
+        mb->wp_all = true;
+        uint64_t s = atomic_fetch_add(&mb->seq, 1) + 1;
+        pthread_mutex_unlock(&mb->lock);
+        return s;
+    }
     if (mb->n == mb->cap) {
         uint32_t cap = mb->cap ? mb->cap * 2 : 64;
         struct xbt_mbox_req *r = realloc(mb->req, cap * sizeof *r);
@@ -65,12 +73,16 @@ void xbt_mbox_run(struct xbt_vcpu *v)
     pthread_mutex_lock(&mb->lock);
     uint64_t seq = atomic_load(&mb->seq);
     uint32_t n = mb->n;
-    bool overflow = mb->overflow;
+    bool overflow = mb->overflow, wp_all = mb->wp_all;
     struct xbt_mbox_req *req = mb->req; /* taken whole; the next post makes another */
     mb->req = NULL;
     mb->n = mb->cap = 0;
-    mb->overflow = false;
+    mb->overflow = mb->wp_all = false;
     pthread_mutex_unlock(&mb->lock);
+    if (wp_all)
+        for (uint64_t p = 0; p < XBT_PHYS_PAGES; p++)
+            if (v->vm->code_prot[p])
+                xbt_smmu_write_protect(v->mmu, p);
     if (overflow) {
         /* Too many at once: everything this vCPU translated goes, and every window
            mapping (the protections asked for are then made at the next faults). */
@@ -158,13 +170,16 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
 {
     xbt_vm *vm = v->vm;
     uint8_t old = xbt_protect_code_page(v->mmu, page, v->bit);
-    if (old || vm->n_vcpus < 2)
-        return; /* the others were asked when the first bit was set */
+    if ((old & v->bit) || vm->n_vcpus < 2)
+        return; /* protected when this vCPU's bit was set */
+    /* Every vCPU without a bit of its own there may still map the page writable: an
+       earlier protector's request to it may not be done yet (it is in translated
+       code), so this one asks and waits too (those with a bit protected themselves). */
     uint64_t seq[XBT_MAX_VCPUS] = { 0 };
     uint8_t who = 0;
     for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
         struct xbt_vcpu *x = vm->vcpus[k];
-        if (x && x != v) {
+        if (x && x != v && !(old & (1u << k))) {
             seq[k] = mbox_post(x, MBOX_WP, page);
             who |= (uint8_t)(1u << k);
         }

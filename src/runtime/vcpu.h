@@ -134,6 +134,8 @@ struct xbt_vcpu {
         struct xbt_mbox_req { uint32_t page; uint8_t kind; } *req; /* grows */
         uint32_t n, cap;
         bool overflow;                /* no memory for one more: flush everything */
+    #define XBT_MBOX_WP_MAX 4096
+        bool wp_all;                  /* too many write-protects: every code page */
         atomic_uint_fast64_t seq, done;
         atomic_bool in_tc;
         uint64_t invals;              /* blocks dropped for others' writes (translate's check) */
@@ -539,6 +541,21 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page);
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait);
 bool xbt_mbox_pending(struct xbt_vcpu *v);
 void xbt_mbox_run(struct xbt_vcpu *v);
+/* After a write the VMM made through its own view (no window, so no fault): a vCPU
+   that set its bit after the check before the write may have read the old bytes
+   meanwhile; its code goes now (with one vCPU nothing can have come between). */
+static inline void xbt_code_recheck(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa,
+                                    uint64_t len, bool wait)
+{
+    if (vm->n_vcpus < 2 || !len)
+        return;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++)
+        if (__atomic_load_n(&vm->code_prot[p], __ATOMIC_SEQ_CST)) {
+            xbt_code_written(vm, self, gpa, len, wait);
+            return;
+        }
+}
 /* Several vCPUs: guest physical [gpa, gpa + len) (one page) is read as code
    (xbt_code_chunks_mark, before the bytes are read); whether bytes [off, off + len) of
    physical page `page` may hold some vCPU's code (xbt_code_chunks_any). */

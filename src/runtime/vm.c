@@ -198,6 +198,17 @@ xbt_status xbt_vm_code_range(const xbt_vm *vm, uint64_t *start, uint64_t *size)
     return XBT_OK;
 }
 
+/* The vCPU of vm this thread runs (last ran), if any: only one of vm's own, run by this
+   very thread (xbt_current_vcpu outlives runs and may name another VM's). */
+static struct xbt_vcpu *xbt_self(xbt_vm *vm)
+{
+    struct xbt_vcpu *c = xbt_current_vcpu;
+    for (int k = 0; c && k < XBT_MAX_VCPUS; k++)
+        if (vm->vcpus[k] == c)
+            return pthread_equal(c->thread, pthread_self()) ? c : NULL;
+    return NULL;
+}
+
 xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
 {
     if (!vm)
@@ -208,9 +219,7 @@ xbt_status xbt_vm_invalidate(xbt_vm *vm, uint64_t gpa, size_t len)
         return XBT_E_INVAL;
     /* From a vCPU's thread (an in-run handler, or between runs): that vCPU's code goes
        at once; the others' before they run translated code again. */
-    struct xbt_vcpu *self = xbt_current_vcpu && xbt_current_vcpu->vm == vm ? xbt_current_vcpu
-                                                                           : NULL;
-    xbt_code_written(vm, self, gpa, len, false);
+    xbt_code_written(vm, xbt_self(vm), gpa, len, false);
     return XBT_OK;
 }
 
@@ -221,6 +230,7 @@ xbt_status xbt_vm_write_phys(xbt_vm *vm, uint64_t gpa, const void *src, size_t l
         return s ? s : XBT_E_INVAL;
     if (len)
         memcpy(vm->phys.view + gpa, src, len); /* ROM too; not logged (the embedder's) */
+    xbt_code_recheck(vm, xbt_self(vm), gpa, len, false);
     return XBT_OK;
 }
 
@@ -483,6 +493,8 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     if (!v)
         return;
     xbt_vm *vm = v->vm;
+    if (xbt_current_vcpu == v)
+        xbt_current_vcpu = NULL; /* this thread's: no dangling pointer for xbt_self */
     if (v->idx)
         xbt_unprotect_all(v); /* its cache goes with it (vCPU 0's is the VM's) */
     vm->vcpus[v->idx] = NULL;
