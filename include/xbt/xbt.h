@@ -259,7 +259,8 @@ void xbt_translation_free(xbt_translation *t);
  * Everything else on a VM or vCPU must not race with xbt_vcpu_run on it.
  *
  * Several vCPUs (API 1.6): xbt_vcpu_create may be called up to XBT_MAX_VCPUS times,
- * all before the first xbt_vcpu_run of any of them (later: XBT_E_INVAL); the k-th
+ * all before the first xbt_vcpu_run of any of them (later: XBT_E_INVAL, unless every
+ * vCPU of the VM has been destroyed: then it makes vCPU 0 again); the k-th
  * call makes vCPU k (xbt_vcpu_index), in the state vCPU 0 starts in (the embedder
  * gives application processors their INIT / start-up state with xbt_vcpu_set_sregs
  * and xbt_vcpu_set_regs).  Different vCPUs run at the same time on different threads;

@@ -334,8 +334,8 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     *out = NULL;
     /* All vCPUs before any runs: the shadow MMUs and caches are made per vCPU, and
        what a VM of several does differently (direct execution off) is chosen here. */
-    if (vm->n_vcpus == XBT_MAX_VCPUS || atomic_load(&vm->started))
-        return XBT_E_INVAL;
+    if (vm->n_vcpus == XBT_MAX_VCPUS || (vm->n_vcpus && atomic_load(&vm->started)))
+        return XBT_E_INVAL; /* (a VM whose vCPUs are all gone may get one again) */
     xbt_vcpu *v = NULL;
     if (posix_memalign((void **)&v, 64, sizeof *v) != 0)
         return XBT_E_NOMEM;

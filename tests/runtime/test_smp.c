@@ -160,6 +160,13 @@ START_TEST(create_limits)
     ck_assert_int_eq(xbt_vcpu_run(s.cpu[0], &ex), XBT_OK);
     ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
     ck_assert_int_eq(xbt_vcpu_create(s.vm, &extra), XBT_E_INVAL);
+    /* ... but a VM whose only vCPU is gone gets vCPU 0 again, which runs. */
+    xbt_vcpu_destroy(s.cpu[0]);
+    ck_assert_int_eq(xbt_vcpu_create(s.vm, &s.cpu[0]), XBT_OK);
+    ck_assert_uint_eq(xbt_vcpu_index(s.cpu[0]), 0);
+    start_at(&s, 0, 0x2000, 0);
+    ck_assert_int_eq(xbt_vcpu_run(s.cpu[0], &ex), XBT_OK);
+    ck_assert_uint_eq(ex->reason, XBT_EXIT_HLT);
     xbt_vm_destroy(s.vm);
 }
 END_TEST
