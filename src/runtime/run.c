@@ -558,12 +558,31 @@ static void smc_data_end(struct xbt_vcpu *v)
         xbt_identity_protect(v->mmu, v->smc.data_page, false);
 }
 
+/* Translated code is about to run: with several vCPUs it counts as in translated code
+   from here (smp.c); false: requests came meanwhile, through the dispatcher first. */
+static inline bool tc_enter(struct xbt_vcpu *v)
+{
+    if (v->vm->n_vcpus < 2)
+        return true;
+    atomic_store(&v->mbox.in_tc, true);
+    if (!xbt_mbox_pending(v))
+        return true;
+    atomic_store(&v->mbox.in_tc, false);
+    return false;
+}
+
+/* Translated code has returned to C (tc_enter's other half). */
+static inline void tc_leave(struct xbt_vcpu *v)
+{
+    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
+}
+
 /* A host fault in translated code, turned into a guest event.  false: exit recorded. */
 static bool handle_fault(struct xbt_vcpu *v)
 {
     int sig = v->fault_sig;
     v->stats.host_faults++;
-    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
+    tc_leave(v);
     if (sig < 0) {
         xbt_set_internal_error(v, v->ctx.eip, "host signal %d outside a guest instruction "
                                "(rip %#llx)", -sig, (unsigned long long)v->fault_rip);
@@ -935,19 +954,6 @@ static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t 
     return 0;
 }
 
-/* Translated code is about to run: with several vCPUs it counts as in translated code
-   from here (smp.c); false: requests came meanwhile, through the dispatcher first. */
-static inline bool tc_enter(struct xbt_vcpu *v)
-{
-    if (v->vm->n_vcpus < 2)
-        return true;
-    atomic_store(&v->mbox.in_tc, true);
-    if (!xbt_mbox_pending(v))
-        return true;
-    atomic_store(&v->mbox.in_tc, false);
-    return false;
-}
-
 /* One instruction, not cached, with its page writable (an MMIO site's too, when its
    access is to RAM this time: as it is, no callout): a write to translated code, an
    interrupt shadow, an instruction direct execution hands over. */
@@ -983,7 +989,7 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
         return XBT_LEAVE_DISPATCH;
     }
     int rc = xbt_jit_enter(&v->ctx, v->smc.exec);
-    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
+    tc_leave(v);
     v->arch.interrupt_shadow = false; /* the covered instruction has run */
     return rc;
 }
@@ -1064,7 +1070,7 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
         v->dx.adapt_burst = 0; /* a kernel entry ends the burst */
         rc = xbt_jit_enter(&v->ctx, b->host);
     }
-    atomic_store_explicit(&v->mbox.in_tc, false, memory_order_release);
+    tc_leave(v);
     if (v->trace.rec_n && rc != XBT_JIT_EXIT_DIRECT && rc != XBT_JIT_EXIT_INDIRECT)
         trace_abort(v); /* a callout, an exception or a fault on the way */
     if (rc == XBT_JIT_EXIT_INDIRECT)

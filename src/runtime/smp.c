@@ -9,7 +9,7 @@
  * can drop the translations first:
  *
  *  - translating (xbt_code_protect): the vCPU sets its bit before it reads the bytes;
- *    when the page had no bit yet, every other vCPU is asked to write-protect the page
+ *    every other vCPU without a bit of its own there is asked to write-protect the page
  *    in its windows (a request in its mailbox) and the translator waits for those
  *    running translated code to leave it or carry the request out.  A vCPU that is not
  *    in translated code carries out its requests before it enters translated code again,
@@ -19,7 +19,10 @@
  *    (guest writes) until none of them can still run a translation of the old bytes:
  *    the SDM's cross-modifying-code rule that a processor which synchronizes with the
  *    writer executes the new bytes holds, because the write is made only after every
- *    other vCPU has left translated code once.
+ *    other vCPU has left translated code once.  Writes the VMM makes through its own
+ *    view look again after the write (xbt_code_recheck).
+ *  - writing beside code (vm->code_chunks, run.c code_marked): which 16-byte chunks
+ *    are some vCPU's code, so that a write next to them keeps the translations.
  *
  * A waiting vCPU is not in translated code (it clears its in_tc while it waits and
  * carries out its own requests meanwhile), so two vCPUs waiting for each other make

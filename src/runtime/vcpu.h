@@ -550,11 +550,7 @@ static inline void xbt_code_recheck(xbt_vm *vm, struct xbt_vcpu *self, uint64_t 
     if (vm->n_vcpus < 2 || !len)
         return;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++)
-        if (__atomic_load_n(&vm->code_prot[p], __ATOMIC_SEQ_CST)) {
-            xbt_code_written(vm, self, gpa, len, wait);
-            return;
-        }
+    xbt_code_written(vm, self, gpa, len, wait); /* pages without a bit cost a load */
 }
 /* Several vCPUs: guest physical [gpa, gpa + len) (one page) is read as code
    (xbt_code_chunks_mark, before the bytes are read); whether bytes [off, off + len) of
