@@ -202,12 +202,13 @@ static int irq_pending(void *opaque)
     return v;
 }
 
-/* Kicks every vCPU with an interrupt to take (vmm.lock held); whether there was one. */
-static bool kick_pending(struct vmm *m)
+/* Kicks every vCPU but `skip` (-1: none) with an interrupt to take (vmm.lock held);
+   whether there was one. */
+static bool kick_pending(struct vmm *m, int skip)
 {
     bool any = false;
     for (unsigned k = 0; k < m->ncpus; k++) {
-        if (intr_pending(m, k)) {
+        if ((int)k != skip && intr_pending(m, k)) {
             xbt_vcpu_kick(m->cpus[k]);
             any = true;
         }
@@ -228,7 +229,7 @@ static void *timer_thread(void *arg)
     while (!m->stop_timer) {
         uint64_t now = vmm_now_ns();
         uint64_t next = pc_poll(m, now);
-        bool pending = kick_pending(m); /* new, or still not taken */
+        bool pending = kick_pending(m, -1); /* new, or still not taken */
         if (m->interrupted || atomic_load(&m->save_requested))
             pthread_cond_broadcast(&m->wake); /* set by a signal handler: end a HLT wait */
         if (m->deadline_ns && now >= m->deadline_ns && !m->timed_out) {
@@ -261,7 +262,7 @@ static void *input_thread(void *arg)
             return NULL;
         pthread_mutex_lock(&m->lock);
         uart_receive(m, buf, (unsigned)n);
-        kick_pending(m);
+        kick_pending(m, -1);
         pthread_mutex_unlock(&m->lock);
     }
 }
@@ -365,11 +366,8 @@ static int on_hlt(struct vcpu_ctx *c)
    answered inside the run (in_run): after an exit the run looks for itself. */
 static void kick_raised(struct vmm *m, unsigned self, uint32_t changes, bool in_run)
 {
-    if (m->intr_changes == changes)
-        return;
-    for (unsigned k = 0; k < m->ncpus; k++)
-        if ((k != self || in_run) && intr_pending(m, k))
-            xbt_vcpu_kick(m->cpus[k]);
+    if (m->intr_changes != changes)
+        kick_pending(m, in_run ? -1 : (int)self);
 }
 
 static void on_io(struct vcpu_ctx *c, xbt_exit *ex)
