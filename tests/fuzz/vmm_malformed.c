@@ -370,46 +370,37 @@ static void z_v206(uint8_t *b, size_t *n)
 
 /* ---- the cases ------------------------------------------------------------------ */
 
+/* Each value of vals given to option `opt` (with the kernel k) is refused as a usage
+   error. */
+static void bad_values(const char *opt, const char *const *vals, size_t n, const char *k)
+{
+    for (size_t i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s '%s'", opt, vals[i]);
+        RUN(name, USAGE, opt, vals[i], k);
+    }
+}
+
 static void option_cases(const char *k)
 {
     static const char *const bad_mem[] = { "0", "1", "3073", "-1", "12abc", "", " 8", "0x",
                                            "99999999999999999999999", "8.5", "+8", "1e2" };
-    for (size_t i = 0; i < sizeof bad_mem / sizeof *bad_mem; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "--mem '%s'", bad_mem[i]);
-        RUN(name, USAGE, "--mem", bad_mem[i], k);
-    }
+    bad_values("--mem", bad_mem, sizeof bad_mem / sizeof *bad_mem, k);
     RUN("--mem twice", USAGE, "--mem", "64", "--mem", "64", k);
     static const char *const bad_time[] = { "inf", "nan", "-1", "0", "1e10", "1x", "", "0x10",
                                             " 5", "infinity", "1e-400", "+5", "." };
-    for (size_t i = 0; i < sizeof bad_time / sizeof *bad_time; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "--timeout '%s'", bad_time[i]);
-        RUN(name, USAGE, "--timeout", bad_time[i], k);
-    }
+    bad_values("--timeout", bad_time, sizeof bad_time / sizeof *bad_time, k);
     RUN("--timeout twice", USAGE, "--timeout", "5", "--timeout", "5", k);
     static const char *const bad_tc[] = { "0", "-1", "inf", "nan", "2000", "0.001", "abc", "" };
-    for (size_t i = 0; i < sizeof bad_tc / sizeof *bad_tc; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "--tcache '%s'", bad_tc[i]);
-        RUN(name, USAGE, "--tcache", bad_tc[i], k);
-    }
+    bad_values("--tcache", bad_tc, sizeof bad_tc / sizeof *bad_tc, k);
     RUN("--tcache twice", USAGE, "--tcache", "8", "--tcache", "8", k);
     static const char *const bad_gdb[] = { "0", "-1", "65536", "70000", "abc", "", "1 2",
                                            "0x", "99999999999999999999" };
-    for (size_t i = 0; i < sizeof bad_gdb / sizeof *bad_gdb; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "--gdb '%s'", bad_gdb[i]);
-        RUN(name, USAGE, "--gdb", bad_gdb[i], k);
-    }
+    bad_values("--gdb", bad_gdb, sizeof bad_gdb / sizeof *bad_gdb, k);
     RUN("--gdb twice", USAGE, "--gdb", "5", "--gdb", "6", k);
     static const char *const bad_smp[] = { "0", "9", "x", "", "-1", "2x", " 2", "0x9", "1.5",
                                            "cpus=2", "99999999999999999999" };
-    for (size_t i = 0; i < sizeof bad_smp / sizeof *bad_smp; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "--smp '%s'", bad_smp[i]);
-        RUN(name, USAGE, "--smp", bad_smp[i], k);
-    }
+    bad_values("--smp", bad_smp, sizeof bad_smp / sizeof *bad_smp, k);
     RUN("--smp twice", USAGE, "--smp", "1", "--smp", "1", k);
     RUN("--smp 2 with --gdb", USAGE, "--smp", "2", "--gdb", "5", k);
     RUN("--smp 2 with --save", USAGE, "--smp", "2", "--save", "s", k);
