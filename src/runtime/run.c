@@ -462,8 +462,23 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     xbt_code_protect(v, lin0);
     xbt_code_protect(v, lin1);
     if (vm->n_vcpus > 1 && !code_marked(v, b))
-        v->mbox.invals++; /* changed meanwhile: translate() tries again */
+        v->mbox.n_inval = XBT_MBOX_INVAL_LOG + 1; /* changed meanwhile: translate() tries again */
     return b;
+}
+
+/* Whether block b, just made, may hold bytes another vCPU wrote while they were read:
+   a request dropped blocks of one of its pages meanwhile (smp.c), or of more pages
+   than the log holds, or b itself went.  A trace's pages in between are not known:
+   any drop counts. */
+static bool translated_stale(const struct xbt_vcpu *v, const xbt_block *b)
+{
+    const struct xbt_vcpu_mbox *mb = &v->mbox;
+    if (!b->valid || mb->n_inval > XBT_MBOX_INVAL_LOG || (v->xl.path && mb->n_inval))
+        return true;
+    for (uint32_t i = 0; i < mb->n_inval; i++)
+        if (mb->inval_page[i] == b->page[0] || mb->inval_page[i] == b->page[1])
+            return true;
+    return false;
 }
 
 /* translate_once, again where another vCPU wrote code while this one translated (the
@@ -472,9 +487,9 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
     for (int tries = 0;; tries++) {
-        uint64_t invals = v->mbox.invals;
+        v->mbox.n_inval = 0;
         xbt_block *b = translate_once(v, m, key);
-        if (!b || v->mbox.invals == invals)
+        if (!b || !translated_stale(v, b))
             return b;
         xbt_vcpu_drop_block(v, b);
         if (v->xl.path)

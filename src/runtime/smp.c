@@ -91,7 +91,7 @@ void xbt_mbox_run(struct xbt_vcpu *v)
            mapping (the protections asked for are then made at the next faults). */
         xbt_vcpu_flush_translations(v);
         xbt_paging_changed(v);
-        mb->invals++;
+        mb->n_inval = XBT_MBOX_INVAL_LOG + 1;
     } else {
         for (uint32_t i = 0; i < n; i++) {
             if (req[i].kind == MBOX_WP) {
@@ -101,7 +101,10 @@ void xbt_mbox_run(struct xbt_vcpu *v)
             if (xbt_tc_invalidate_page(v->tc, req[i].page))
                 v->ibl_dropped = true; /* its entries may name dropped blocks */
             v->code_page_invals++;
-            mb->invals++;
+            if (mb->n_inval < XBT_MBOX_INVAL_LOG)
+                mb->inval_page[mb->n_inval] = req[i].page;
+            if (mb->n_inval <= XBT_MBOX_INVAL_LOG)
+                mb->n_inval++;
             if (!v->vm->code_prot[req[i].page])
                 xbt_identity_protect(v->mmu, req[i].page, true); /* paging off */
         }

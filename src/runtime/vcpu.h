@@ -138,7 +138,12 @@ struct xbt_vcpu {
         bool wp_all;                  /* too many write-protects: every code page */
         atomic_uint_fast64_t seq, done;
         atomic_bool in_tc;
-        uint64_t invals;              /* blocks dropped for others' writes (translate's check) */
+        /* The pages whose blocks requests dropped since translate() began (its check
+           that the block it made is not one of them); more than the log holds, or an
+           overflow flush, or changed bytes: n_inval > XBT_MBOX_INVAL_LOG, every page. */
+    #define XBT_MBOX_INVAL_LOG 8
+        uint32_t inval_page[XBT_MBOX_INVAL_LOG];
+        uint32_t n_inval;
     } mbox;
     struct xbt_vcpu_tables *tables;  /* its large tables, behind the pointers below */
     xbt_translator xl;               /* the translator (its decoder state) */
