@@ -35,6 +35,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1316,12 +1317,50 @@ static void print_trace_profile(xbt_vcpu *cpu)
                                : 0.0);
 }
 
+/* Adds vCPU cpu's figures to *sum (--stats with several vCPUs: the VM's totals).  Every
+   figure counts that vCPU's events but the runner processes' (direct_parks to
+   direct_map_requests), which are the VM's: the first vCPU's already hold them. */
+static void add_vcpu_stats(xbt_stats *sum, xbt_vcpu *cpu)
+{
+    xbt_stats one = XBT_STATS_INIT;
+    if (xbt_vcpu_get_stats(cpu, &one) != XBT_OK)
+        return;
+    one.direct_parks = one.direct_escapes = one.direct_sync_waits = 0;
+    one.direct_park_ns = one.direct_wait_ns = one.direct_map_requests = 0;
+    uint64_t *d = (uint64_t *)((char *)sum + offsetof(xbt_stats, exits));
+    const uint64_t *a = (const uint64_t *)((const char *)&one + offsetof(xbt_stats, exits));
+    for (size_t i = 0; i < (sizeof one - offsetof(xbt_stats, exits)) / sizeof *a; i++)
+        d[i] += a[i];
+}
+
+/* One line per vCPU: where its time and exits went. */
+static void print_vcpu_lines(struct vmm *m)
+{
+    fprintf(stderr, "vmm: %u vCPUs; the library's figures above are their sums:\n", m->ncpus);
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        xbt_stats s = XBT_STATS_INIT;
+        if (xbt_vcpu_get_stats(m->cpus[k], &s) != XBT_OK)
+            continue;
+        uint64_t exits = 0;
+        for (int i = 0; i < 16; i++)
+            exits += s.exits[i];
+        fprintf(stderr, "  vCPU %u: %llu exits (%llu HLT), %llu interrupts, %llu blocks "
+                "translated, %llu code pages dropped, %llu page faults, %llu hidden faults\n",
+                k, (unsigned long long)exits, (unsigned long long)s.exits[XBT_EXIT_HLT],
+                (unsigned long long)s.interrupts, (unsigned long long)s.blocks,
+                (unsigned long long)s.code_page_invalidations,
+                (unsigned long long)s.page_faults, (unsigned long long)s.hidden_faults);
+    }
+}
+
 /* --stats: the library's figures, the VMM's exits, the code cache and the perf map. */
 static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint64_t wall_ns)
 {
     xbt_stats s = XBT_STATS_INIT;
     if (xbt_vcpu_get_stats(m->cpu, &s) != XBT_OK)
         return;
+    for (unsigned k = 1; k < m->ncpus; k++)
+        add_vcpu_stats(&s, m->cpus[k]);
     char buf[8192];
     xbt_stats_format(&s, buf, sizeof buf);
     fprintf(stderr, "--- xbt-run statistics (%.3f s wall) ---\n%s", (double)wall_ns / 1e9, buf);
@@ -1330,8 +1369,7 @@ static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint
             (unsigned long long)m->mmio_exits, (unsigned long long)m->io_sync,
             (unsigned long long)m->mmio_sync);
     if (m->ncpus > 1)
-        fprintf(stderr, "vmm: %u vCPUs; the library's figures above are vCPU 0's\n",
-                m->ncpus);
+        print_vcpu_lines(m);
     uint64_t code, code_size;
     if (xbt_vm_code_range(m->vm, &code, &code_size) == XBT_OK)
         fprintf(stderr, "code cache: executable view %#llx-%#llx\n", (unsigned long long)code,
