@@ -1,11 +1,12 @@
 /*
  * platform.c - the small PC devices: QEMU's fw_cfg (signature, interface ID, boot CPU
- * count, RAM size, the selector rewinding an item), pc-testdev's port register at 0xe0
+ * count (the firmware tables' processors), RAM size, the selector rewinding an item), pc-testdev's port register at 0xe0
  * (accesses of every size at every offset) and its byte-wise view at 0xe8, the CRTC
  * index/data pair (cursor position reads back), and the RTC's update-in-progress bit,
  * which a kernel waits on before reading the clock.
  */
 #include "lib/pc.h"
+#include "lib/smp.h"
 
 static u32 fwcfg(u16 sel, int bytes)
 {
@@ -20,7 +21,10 @@ static void fw_cfg(void)
 {
     CHECK_EQ(fwcfg(0x00, 4), 0x554d4551, "fw_cfg signature QEMU");
     CHECK(fwcfg(0x01, 4) & 1, "fw_cfg ID: traditional interface");
-    CHECK_EQ(fwcfg(0x05, 2), 1, "fw_cfg boot CPUs 1");
+    u32 ids[16];
+    int n = smp_madt_ids(ids, 16);
+    CHECK(n >= 1, "the firmware tables list a processor");
+    CHECK_EQ(fwcfg(0x05, 2), (u32)n, "fw_cfg boot CPUs: as many as the firmware tables list");
     CHECK_EQ(fwcfg(0x03, 4), 128u << 20, "fw_cfg RAM size 128 MiB (low half)");
     CHECK_EQ(fwcfg(0x03, 4), 128u << 20, "the selector write rewinds the item");
     outw(0x510, 0x00);
