@@ -639,6 +639,9 @@ static void accepted_cases(const char *k)
     size_t sn = bg_elf(img, sizeof img, 0x100000, s3, sizeof s3, 0);
     RUN("boot: ACPI S3, resumed by the RTC alarm", 0x85, "--timeout", "20",
         wfile("s3", img, sn));
+    /* With APs (waiting for start-up): they stay parked, vCPU 0 resumes. */
+    RUN("boot: ACPI S3 on 3 vCPUs, resumed on vCPU 0", 0x85, "--smp", "3", "--timeout", "20",
+        wfile("s3", img, sn));
     /* PM1_EN and PM1_CNT in one 32-bit OUT at 0x602: still an S3 that resumes (a port
        handler inside the run must not swallow it). */
     uint8_t s3w[sizeof s3];

@@ -16,7 +16,7 @@
  * Exit status: what the guest wrote to isa-debug-exit as (value << 1) | 1 (as QEMU);
  * 0 when the guest halts for good (HLT with interrupts disabled) or powers off through
  * ACPI (S5); 2 triple fault; 4 the guest reset the machine (port 0x92, 0xcf9, the 8042,
- * an INIT to the CPU); 6 ACPI suspend to RAM (S3: no resume); 64 usage; 66 the image,
+ * an INIT to the CPU); 6 ACPI suspend to RAM with no wake source; 64 usage; 66 the image,
  * a disk or a --symbols file cannot be loaded; 70 internal error (also: the VM cannot
  * be created, e.g. the --perf-map file cannot be opened); 124 --timeout; 130 interrupted.
  *
@@ -351,10 +351,11 @@ static int on_hlt(struct vcpu_ctx *c)
     uint64_t nmis = a->nmis;
     xbt_vcpu_events ev;
     bool nmi = xbt_vcpu_get_events(c->cpu, &ev) == XBT_OK && ev.nmi_pending;
+    bool s3 = false; /* vCPU 0 and an AP's S3 (suspend_aps) */
     while (!nmi && !(if_on && intr_pending(m, c->index)) && a->nmis == nmis &&
-           !a->init_pending && !run_must_stop(m))
+           !a->init_pending && !run_must_stop(m) && !(s3 = c->index == 0 && m->pm.suspended))
         pthread_cond_wait(&m->wake, &m->lock);
-    bool stop = run_must_stop(m) || a->init_pending;
+    bool stop = run_must_stop(m) || a->init_pending || s3;
     pthread_mutex_unlock(&m->lock);
     if (stop)
         xbt_vcpu_stop(c->cpu); /* leave through the STOPPED exit */
@@ -496,6 +497,8 @@ static int on_save(struct vmm *m)
     return 0;
 }
 
+static int resume_s3(struct vcpu_ctx *c);
+
 /* XBT_EXIT_STOPPED: why, and the status to end with (-1: run on; VCPU_RESTART: an
    INIT for this AP). */
 static int on_stopped(struct vcpu_ctx *c)
@@ -521,6 +524,8 @@ static int on_stopped(struct vcpu_ctx *c)
             fprintf(stderr, "xbt-run: interrupted\n");
         return EXIT_SIGINT;
     }
+    if (c->index == 0 && m->pm.suspended)
+        return resume_s3(c); /* an AP entered S3 (suspend_aps) */
     pthread_mutex_lock(&m->lock);
     bool init = m->lapic[c->index].init_pending;
     pthread_mutex_unlock(&m->lock);
@@ -580,20 +585,48 @@ static void real_mode_state(xbt_vcpu *cpu, uint32_t cs_base, uint16_t ip, uint64
     xbt_vcpu_set_regs(cpu, &r);
 }
 
+/* Whether every AP waits for a start-up IPI (vmm.lock held): what S3 leaves them in. */
+static bool aps_parked(struct vmm *m)
+{
+    for (unsigned k = 1; k < m->ncpus; k++)
+        if (!m->lapic[k].wait_sipi || m->lapic[k].init_pending)
+            return false;
+    return true;
+}
+
+/* S3 with several vCPUs, on the vCPU that wrote SLP_EN: the APs stop as after an INIT
+   (a sleeping machine's processors are off; a BIOS resumes the BSP alone, the APs wait
+   for start-up), vCPU 0 sleeps and resumes.  An AP that wrote it asks vCPU 0 to (its
+   STOPPED exit or HLT sees pm.suspended) and parks itself: VCPU_RESTART.  vCPU 0: -1
+   once every AP is parked (or the run ends). */
+static int suspend_aps(struct vcpu_ctx *c)
+{
+    struct vmm *m = c->m;
+    pthread_mutex_lock(&m->lock);
+    lapic_deliver(m, ((1u << m->ncpus) - 1) & ~1u, DM_INIT, 0, false);
+    if (c->index != 0) {
+        pthread_mutex_unlock(&m->lock);
+        xbt_vcpu_stop(m->cpus[0]);
+        return VCPU_RESTART;
+    }
+    while (!aps_parked(m) && !run_must_stop(m))
+        pthread_cond_wait(&m->wake, &m->lock); /* wait_for_sipi says when one parks */
+    pthread_mutex_unlock(&m->lock);
+    return -1;
+}
+
 /* S3 (acpi_pm.c): the vCPU sleeps until the RTC alarm wakes the machine, the interrupt
    controllers and timers come back as after power-on, and the guest resumes at the
-   FACS's waking vector (CS:IP = vector >> 4 : vector & 15, the BSP's APIC base).
-   Returns -1: run on (a timeout or signal while asleep ends the run through the
-   STOPPED exit).  With several vCPUs there is no resume (it would have to park the
-   APs): the run ends as before S3 resume existed, status 6. */
+   FACS's waking vector (CS:IP = vector >> 4 : vector & 15, the BSP's APIC base) on
+   vCPU 0, the APs waiting for start-up (suspend_aps).  Returns -1: run on (a timeout or
+   signal while asleep ends the run through the STOPPED exit); VCPU_RESTART on an AP. */
 static int resume_s3(struct vcpu_ctx *c)
 {
     struct vmm *m = c->m;
     if (m->ncpus > 1) {
-        if (claim_end(m, EXIT_SUSPEND))
-            fprintf(stderr, "xbt-run: ACPI S3 with %u vCPUs: no resume (status %d)\n",
-                    m->ncpus, EXIT_SUSPEND);
-        return EXIT_SUSPEND;
+        int st = suspend_aps(c);
+        if (st != -1)
+            return st;
     }
     pthread_mutex_lock(&m->lock);
     while (!acpi_pm_wake(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
@@ -633,8 +666,8 @@ static int run_loop(struct vcpu_ctx *c)
         switch (ex->reason) {
         case XBT_EXIT_IO:
             on_io(c, ex);
-            if (m->pm.suspended)
-                status = resume_s3(c);
+            if (m->pm.suspended && (status = resume_s3(c)) == VCPU_RESTART)
+                return status; /* an AP after S3: it waits for start-up */
             break;
         case XBT_EXIT_MMIO: on_mmio(c, ex); break;
         case XBT_EXIT_HLT: status = on_hlt(c); break;
@@ -669,6 +702,7 @@ static bool wait_for_sipi(struct vcpu_ctx *c)
     struct vmm *m = c->m;
     pthread_mutex_lock(&m->lock);
     lapic_wait_sipi(m, c->index);
+    pthread_cond_broadcast(&m->wake); /* parked: vCPU 0 may wait for it (suspend_aps) */
     int vector;
     while ((vector = lapic_take_sipi(m, c->index)) < 0 && !run_must_stop(m))
         pthread_cond_wait(&m->wake, &m->lock);
