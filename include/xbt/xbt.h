@@ -113,6 +113,7 @@ extern "C" {
  *   XBT_TRANSLATE_STACK16; xbt_vm_set_mmio_handler and xbt_vm_set_pio_handler (MMIO
  *   and port I/O answered without an exit), xbt_stats.mmio_handled and pio_handled.
  *   API 1.6: several vCPUs per VM (XBT_MAX_VCPUS, xbt_vcpu_index; see "Threads").
+ *   API 1.7: xbt_vm_save_state and xbt_vm_restore_state of a VM with several vCPUs.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -120,7 +121,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 6
+#define XBT_API_VERSION_MINOR 7
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -273,8 +274,8 @@ void xbt_translation_free(xbt_translation *t);
  * on each vCPU's own thread, concurrently.  xbt_vm_invalidate and xbt_vm_write_phys
  * may be called from any thread while vCPUs run (other vCPUs drop the code before
  * their next translated block).  With more than one vCPU, guest user code runs
- * translated (xbt_vm_user_mode says why), and xbt_vm_save_state / xbt_vm_restore_state
- * are not available (XBT_E_INVAL).
+ * translated (xbt_vm_user_mode says why).  xbt_vm_save_state / xbt_vm_restore_state
+ * (API 1.7) take every vCPU of the VM at once, called on any thread while none runs.
  */
 #define XBT_MAX_VCPUS 8
 
@@ -849,7 +850,8 @@ size_t xbt_stats_format(const xbt_stats *st, char *buf, size_t size);
  *
  * The guest's x87/SSE state, its pending events, and the whole VM (vCPU and guest RAM)
  * as one versioned stream.  All calls here: on the vCPU's thread, between runs
- * (XBT_E_INVAL while the vCPU runs).
+ * (XBT_E_INVAL while the vCPU runs); with several vCPUs (API 1.7) the VM's save and
+ * restore on any thread while none of its vCPUs runs.
  */
 
 /* The guest's x87/SSE state in the layout a 32-bit guest's own FXSAVE stores (the
@@ -922,6 +924,12 @@ xbt_status xbt_vcpu_set_events(xbt_vcpu *cpu, const xbt_vcpu_events *ev);
  * it continues from the saved value.  On the same host, guest time thus includes the
  * time between save and restore, as it must: directly run user code reads the host
  * TSC unchanged (RDTSC is not trapped there), which the VMM cannot offset.
+ *
+ * Several vCPUs (API 1.7): the stream holds each vCPU's state, in a VCPU section per
+ * vCPU; a restore needs a VM with as many vCPUs (vCPU k's state goes to vCPU k), and a
+ * one-vCPU stream (whose format is unchanged) goes into a one-vCPU VM only.  The
+ * embedder's own per-vCPU state (which APs wait for start-up, their local APICs) is
+ * its own to save after the library's.
  *
  * Save: XBT_E_INVAL for a VM without a vCPU, a running vCPU, or one in the middle of
  * an exit (xbt_vcpu_events.exit_pending: run it again, e.g. to an XBT_EXIT_STOPPED);

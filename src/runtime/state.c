@@ -12,6 +12,9 @@
  * zeroes every slot first.  Everything else the VM holds is derived from
  * guest memory and registers and is dropped by a restore: translations, chains, lookup
  * tables, code-page protection, window mappings (the runner processes' D-windows too).
+ * A VM with several vCPUs (API 1.7): a VCPU section (u32 index, u32 count) before each
+ * vCPU's own sections (CPU0, MSRS, FPU, EVNT, TSC); a VM with one has none, so its
+ * stream is as before.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +47,8 @@ enum {
                                            slot u32 slot, u32 flags, u64 gpa, u64 size */
     SEC_RAM = TAG('R', 'A', 'M', ' '),  /* u64 gpa, then bytes (within one slot) */
     SEC_END = TAG('E', 'N', 'D', ' '),  /* u64 checksum */
+    SEC_VCPU = TAG('V', 'C', 'P', 'U'), /* u32 index, u32 count: the sections up to the
+                                           next VCPU are that vCPU's (several vCPUs) */
 };
 #define CPU_SEC_LEN (10 * 4 + 10 * 20 + 2 * 8 + 4 * 4 + 8 * 4 + 4)
 #define MAX_MSRS 16
@@ -515,31 +520,34 @@ static void save_vcpu(struct out *o, xbt_vcpu *v)
     out_section(o, SEC_TSC, SEC_REQUIRED, tsc, sizeof tsc);
 }
 
-/* What a save and a restore both need: a VM with its vCPU, stopped, and a file;
-   XBT_OK with *out set, else the error (state_err says why). */
-static xbt_status stopped_vcpu(xbt_vm *vm, int fd, xbt_vcpu **out)
+/* What a save and a restore both need: a VM whose vCPUs (0 .. n_vcpus - 1) all exist
+   and none runs, and a file; XBT_OK, else the error (state_err says why). */
+static xbt_status stopped_vm(xbt_vm *vm, int fd)
 {
     state_err[0] = 0;
     if (!vm || fd < 0)
         return fail(XBT_E_INVAL, "no VM or no file");
-    if (!(*out = vm->vcpus[0]))
+    if (!vm->n_vcpus)
         return fail(XBT_E_INVAL, "the VM has no vCPU");
-    if (vm->n_vcpus > 1)
-        return fail(XBT_E_INVAL, "the VM has several vCPUs (a state holds one)");
-    if (atomic_load(&(*out)->running))
-        return fail(XBT_E_INVAL, "the vCPU is running");
+    for (uint32_t k = 0; k < vm->n_vcpus; k++) {
+        if (!vm->vcpus[k])
+            return fail(XBT_E_INVAL, "the VM's vCPU %u was destroyed (a state holds vCPUs "
+                        "0 to %u)", k, vm->n_vcpus - 1);
+        if (atomic_load(&vm->vcpus[k]->running))
+            return fail(XBT_E_INVAL, "vCPU %u is running", k);
+    }
     return XBT_OK;
 }
 
 xbt_status xbt_vm_save_state(xbt_vm *vm, int fd)
 {
-    xbt_vcpu *v;
-    xbt_status vs = stopped_vcpu(vm, fd, &v);
+    xbt_status vs = stopped_vm(vm, fd);
     if (vs != XBT_OK)
         return vs;
-    if (exit_pending(v))
-        return fail(XBT_E_INVAL, "the vCPU is in the middle of an exit (an IN or MMIO "
-                                 "read not completed): run it again first");
+    for (uint32_t k = 0; k < vm->n_vcpus; k++)
+        if (exit_pending(vm->vcpus[k]))
+            return fail(XBT_E_INVAL, "vCPU %u is in the middle of an exit (an IN or MMIO "
+                                     "read not completed): run it again first", k);
     struct out o = { .fd = fd };
     uint8_t hdr[16] = STATE_MAGIC;
     uint32_t ver = STATE_VERSION;
@@ -549,7 +557,13 @@ xbt_status xbt_vm_save_state(xbt_vm *vm, int fd)
                                            (uint64_t)vm->cfg.user_mode << 32 };
     out_section(&o, SEC_CONF, SEC_REQUIRED, conf, sizeof conf);
     mem_save(&o, vm);
-    save_vcpu(&o, v);
+    for (uint32_t k = 0; k < vm->n_vcpus; k++) {
+        if (vm->n_vcpus > 1) {
+            uint32_t id[2] = { k, vm->n_vcpus };
+            out_section(&o, SEC_VCPU, SEC_REQUIRED, id, sizeof id);
+        }
+        save_vcpu(&o, vm->vcpus[k]);
+    }
     ram_save(&o, vm);
     uint64_t sum = sum_final(&o.sum);
     out_section(&o, SEC_END, SEC_REQUIRED, &sum, 8);
@@ -560,19 +574,29 @@ xbt_status xbt_vm_save_state(xbt_vm *vm, int fd)
 
 /* ---- restore ------------------------------------------------------------------------- */
 
-/* Everything but RAM, staged until the END section's checksum matched. */
-struct staged {
-    uint32_t seen;          /* a bit per known section read */
+/* Everything but RAM, staged until the END section's checksum matched: the VM's
+   sections, and each vCPU's. */
+struct staged_cpu {
+    uint32_t seen;          /* a bit per section of the vCPU read */
     struct cpu_image cpu;
     uint32_t n_msrs;
     struct { uint32_t index; uint64_t value; } msrs[MAX_MSRS];
+    uint64_t old_msrs[MAX_MSRS]; /* apply_msrs: the values before, to put back */
     xbt_fpu fpu;
     xbt_vcpu_events ev;
     uint64_t tsc_guest, tsc_offset;
+};
+struct staged {
+    uint32_t seen;          /* SEEN_CONF, SEEN_MEM */
+    uint32_t count;         /* vCPUs the VCPU sections name (0: none, one vCPU) */
+    uint32_t cur;           /* whose sections come now */
+    uint32_t vcpus_seen;    /* a bit per VCPU section */
+    struct staged_cpu cpu[XBT_MAX_VCPUS];
     bool ram_cleared;
 };
 enum { SEEN_CONF = 1, SEEN_CPU = 2, SEEN_MSRS = 4, SEEN_FPU = 8, SEEN_EVENTS = 16,
-       SEEN_TSC = 32, SEEN_MEM = 64, SEEN_ALL = 127 };
+       SEEN_TSC = 32, SEEN_MEM = 64, SEEN_VM = SEEN_CONF | SEEN_MEM,
+       SEEN_VCPU_ALL = SEEN_CPU | SEEN_MSRS | SEEN_FPU | SEEN_EVENTS | SEEN_TSC };
 
 static xbt_status check_conf(xbt_vm *vm, struct buf *b)
 {
@@ -588,22 +612,40 @@ static xbt_status check_conf(xbt_vm *vm, struct buf *b)
     return XBT_OK;
 }
 
-/* A known section's payload (already read into b) into the staging area. */
-static xbt_status stage(xbt_vm *vm, struct staged *s, uint32_t tag, struct buf *b)
+/* A VCPU section: the sections that follow are vCPU index's, of count. */
+static xbt_status stage_vcpu(xbt_vm *vm, struct staged *s, struct buf *b)
 {
+    uint32_t index = get32(b), count = get32(b);
+    if (count != vm->n_vcpus)
+        return fail(XBT_E_INVAL, "the state is of a VM with %u vCPUs, this one has %u", count,
+                    vm->n_vcpus);
+    if (index >= count || (s->count && s->count != count))
+        return fail(XBT_E_INVAL, "the state's VCPU section is malformed");
+    if (s->vcpus_seen & (1u << index))
+        return fail(XBT_E_INVAL, "the state has vCPU %u twice", index);
+    if (!s->count && s->cpu[0].seen)
+        return fail(XBT_E_INVAL, "the state has a vCPU's section before its first VCPU");
+    s->count = count;
+    s->cur = index;
+    s->vcpus_seen |= 1u << index;
+    return XBT_OK;
+}
+
+/* A known section's payload (already read into b) into the staging area. */
+static xbt_status stage(xbt_vm *vm, struct staged *all, uint32_t tag, struct buf *b)
+{
+    struct staged_cpu *s = &all->cpu[all->cur];
     switch (tag) {
+    case SEC_VCPU:
+        return stage_vcpu(vm, all, b);
     case SEC_CONF:
-        s->seen |= SEEN_CONF;
         return check_conf(vm, b);
     case SEC_CPU:
-        s->seen |= SEEN_CPU;
         return get_cpu(b, &s->cpu) ? XBT_OK
                                    : fail(XBT_E_INVAL, "the state's CPU registers are invalid");
     case SEC_MEM:
-        s->seen |= SEEN_MEM;
         return check_mem(vm, b);
     case SEC_MSRS:
-        s->seen |= SEEN_MSRS;
         s->n_msrs = get32(b);
         if (s->n_msrs > MAX_MSRS || b->cap != 4 + 16ull * s->n_msrs)
             return fail(XBT_E_INVAL, "the state's MSR section is malformed");
@@ -614,15 +656,12 @@ static xbt_status stage(xbt_vm *vm, struct staged *s, uint32_t tag, struct buf *
         }
         return XBT_OK;
     case SEC_FPU:
-        s->seen |= SEEN_FPU;
         get(b, &s->fpu, sizeof s->fpu);
         return XBT_OK;
     case SEC_EVENTS:
-        s->seen |= SEEN_EVENTS;
         get(b, &s->ev, sizeof s->ev);
         return XBT_OK;
     default: /* SEC_TSC */
-        s->seen |= SEEN_TSC;
         s->tsc_guest = get64(b);
         s->tsc_offset = get64(b);
         return XBT_OK;
@@ -639,6 +678,7 @@ static uint64_t fixed_len(uint32_t tag)
     case SEC_EVENTS: return sizeof(xbt_vcpu_events);
     case SEC_TSC: return 16;
     case SEC_END: return 8;
+    case SEC_VCPU: return 8;
     default: return 0;
     }
 }
@@ -688,47 +728,60 @@ static xbt_status read_section(struct in *i, xbt_vm *vm, struct staged *s, uint3
     uint8_t tmp[CPU_SEC_LEN + 16 * MAX_MSRS + MEM_SEC_MAX];
     if (!in_raw(i, tmp, len))
         return i->st;
-    uint32_t bit = tag == SEC_CONF ? SEEN_CONF : tag == SEC_CPU ? SEEN_CPU
-                 : tag == SEC_MSRS ? SEEN_MSRS : tag == SEC_FPU ? SEEN_FPU
-                 : tag == SEC_EVENTS ? SEEN_EVENTS : tag == SEC_MEM ? SEEN_MEM : SEEN_TSC;
-    if (s->seen & bit)
-        return fail(XBT_E_INVAL, "the state has two %s sections", name);
     if (tag != SEC_CONF && !(s->seen & SEEN_CONF))
         return fail(XBT_E_INVAL, "the state's %s section comes before its configuration", name);
+    uint32_t bit = tag == SEC_CONF ? SEEN_CONF : tag == SEC_CPU ? SEEN_CPU
+                 : tag == SEC_MSRS ? SEEN_MSRS : tag == SEC_FPU ? SEEN_FPU
+                 : tag == SEC_EVENTS ? SEEN_EVENTS : tag == SEC_MEM ? SEEN_MEM
+                 : tag == SEC_TSC ? SEEN_TSC : 0; /* VCPU: stage_vcpu checks */
+    uint32_t *seen = (bit & SEEN_VM) ? &s->seen : &s->cpu[s->cur].seen;
+    if (*seen & bit)
+        return fail(XBT_E_INVAL, "the state has two %s sections%s", name,
+                    (bit & SEEN_VM) ? "" : " for one vCPU");
+    *seen |= bit;
     struct buf b = { tmp, 0, (size_t)len };
     return stage(vm, s, tag, &b);
 }
 
 /* The staged vCPU state into the vCPU, whose caches all go. */
-/* The staged MSRs written, or none of them (the ones written are put back) and false. */
-static bool apply_msrs(xbt_vcpu *v, const struct staged *s)
+/* Puts back the MSRs apply_msrs wrote (the first n of s). */
+static void unapply_msrs(xbt_vcpu *v, struct staged_cpu *s, uint32_t n)
 {
-    uint64_t old[MAX_MSRS];
+    while (n--)
+        xbt_msr_write(v, s->msrs[n].index, s->old_msrs[n]);
+}
+
+/* The staged MSRs written, or none of them (the ones written are put back) and false. */
+static bool apply_msrs(xbt_vcpu *v, struct staged_cpu *s)
+{
     for (uint32_t k = 0; k < s->n_msrs; k++) {
-        if (!xbt_msr_read(v, s->msrs[k].index, &old[k]) ||
+        if (!xbt_msr_read(v, s->msrs[k].index, &s->old_msrs[k]) ||
             !xbt_msr_write(v, s->msrs[k].index, s->msrs[k].value)) {
-            fail(XBT_E_INVAL, "the state's MSR %#x cannot take %#llx", s->msrs[k].index,
-                 (unsigned long long)s->msrs[k].value);
-            while (k--)
-                xbt_msr_write(v, s->msrs[k].index, old[k]);
+            fail(XBT_E_INVAL, "the state's MSR %#x of vCPU %u cannot take %#llx",
+                 s->msrs[k].index, v->idx, (unsigned long long)s->msrs[k].value);
+            unapply_msrs(v, s, k);
             return false;
         }
     }
     return true;
 }
 
-/* The staged state into the vCPU, whose caches all go; everything that can be refused
-   is checked before anything changes. */
-static xbt_status apply(xbt_vcpu *v, struct staged *s)
+/* What apply would refuse for one vCPU's staged state, before anything changes. */
+static xbt_status check_staged(const struct staged_cpu *s, uint32_t k)
 {
     const xbt_vcpu_events *e = &s->ev;
     if (s->fpu.mxcsr & ~host_mxcsr_mask())
-        return fail(XBT_E_INVAL, "the state's MXCSR has reserved bits set");
+        return fail(XBT_E_INVAL, "the state's MXCSR of vCPU %u has reserved bits set", k);
     if (e->exit_pending || e->reserved[0] || e->reserved[1] ||
         (e->nmi_pending | e->nmi_blocked | e->interrupt_shadow | e->halted | e->debug_trap) > 1)
-        return fail(XBT_E_INVAL, "the state's events are invalid");
-    if (!apply_msrs(v, s))
-        return XBT_E_INVAL;
+        return fail(XBT_E_INVAL, "the state's events of vCPU %u are invalid", k);
+    return XBT_OK;
+}
+
+/* The staged state (its MSRs already written) into the vCPU, whose caches all go. */
+static void apply(xbt_vcpu *v, struct staged_cpu *s)
+{
+    const xbt_vcpu_events *e = &s->ev;
     xbt_vcpu_set_fpu(v, &s->fpu);
     memset(&v->pio, 0, offsetof(struct xbt_vcpu_pio, buf));
     v->pio.count = 0;
@@ -752,6 +805,30 @@ static xbt_status apply(xbt_vcpu *v, struct staged *s)
     xbt_paging_changed(v);
     xbt_stlb_flush(v);
     v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
+}
+
+/* Every vCPU's staged state in, or none changed and the error: what can be refused
+   is checked (MSRs written and put back on a refusal) before anything else changes. */
+static xbt_status apply_all(xbt_vm *vm, struct staged *s)
+{
+    uint32_t n = vm->n_vcpus;
+    for (uint32_t k = 0; k < n; k++) {
+        if ((s->cpu[k].seen & SEEN_VCPU_ALL) != SEEN_VCPU_ALL)
+            return fail(XBT_E_INVAL, "the state lacks a section of vCPU %u (CPU0, MSRS, FPU, "
+                        "EVNT, TSC)", k);
+        xbt_status st = check_staged(&s->cpu[k], k);
+        if (st != XBT_OK)
+            return st;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        if (!apply_msrs(vm->vcpus[k], &s->cpu[k])) {
+            while (k--)
+                unapply_msrs(vm->vcpus[k], &s->cpu[k], s->cpu[k].n_msrs);
+            return XBT_E_INVAL;
+        }
+    }
+    for (uint32_t k = 0; k < n; k++)
+        apply(vm->vcpus[k], &s->cpu[k]);
     return XBT_OK;
 }
 
@@ -784,8 +861,7 @@ static xbt_status restore_sections(struct in *i, xbt_vm *vm, struct staged *s)
 
 xbt_status xbt_vm_restore_state(xbt_vm *vm, int fd)
 {
-    xbt_vcpu *v;
-    xbt_status vs = stopped_vcpu(vm, fd, &v);
+    xbt_status vs = stopped_vm(vm, fd);
     if (vs != XBT_OK)
         return vs;
     struct in i = { .fd = fd };
@@ -805,9 +881,12 @@ xbt_status xbt_vm_restore_state(xbt_vm *vm, int fd)
     xbt_status st = restore_sections(&i, vm, &s);
     if (st != XBT_OK)
         return st;
-    if ((s.seen & SEEN_ALL) != SEEN_ALL)
-        return fail(XBT_E_INVAL, "the state lacks a section (CONF, MEM, CPU0, MSRS, FPU, EVNT, TSC)");
+    if ((s.seen & SEEN_VM) != SEEN_VM)
+        return fail(XBT_E_INVAL, "the state lacks a section (CONF, MEM)");
+    if (!s.count && vm->n_vcpus > 1)
+        return fail(XBT_E_INVAL, "the state is of a VM with 1 vCPU, this one has %u",
+                    vm->n_vcpus);
     if (!s.ram_cleared)
         ram_clear(vm); /* all of RAM was zero */
-    return apply(v, &s);
+    return apply_all(vm, &s);
 }
