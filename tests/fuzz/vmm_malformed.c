@@ -10,10 +10,11 @@
  * 64 (options) or 66 (files and images); or a boot, whose guest reports through
  * isa-debug-exit what the loader gave it (the exit status), with nothing on stderr.
  * No case may end by a signal or hang.  State files for --restore: one saved here (a
- * counting guest stopped by SIGUSR1 with --save), which restores and finishes, then
- * truncated and damaged in its header, the library's stream and the devices' sections
- * (their checksum made right again, so that each device's checks see the damage).  Prints one line per case (with what xbt-run
- * printed); fails if any case differs.
+ * counting guest stopped by SIGUSR1 with --save, also on three vCPUs), which restores
+ * and finishes, then truncated and damaged in its header, the library's stream and the
+ * devices' sections (their checksum made right again, so that each device's checks see
+ * the damage).  Prints one line per case (with what xbt-run printed); fails if any case
+ * differs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -403,7 +404,6 @@ static void option_cases(const char *k)
     bad_values("--smp", bad_smp, sizeof bad_smp / sizeof *bad_smp, k);
     RUN("--smp twice", USAGE, "--smp", "1", "--smp", "1", k);
     RUN("--smp 2 with --gdb", USAGE, "--smp", "2", "--gdb", "5", k);
-    RUN("--smp 2 with --save", USAGE, "--smp", "2", "--save", "s", k);
     RUN("--smp 2 with --restore", USAGE, "--smp", "0x2", "--restore", "s");
     static const char *const bad_th[] = { "0", "-5", "abc", "4294967296", "" };
     for (size_t i = 0; i < sizeof bad_th / sizeof *bad_th; i++) {
@@ -765,7 +765,7 @@ static uint64_t fnv64(const uint8_t *p, size_t n)
 
 /* A guest counting ECX down from 2^32-1 (seconds), then exiting with 0x21 (status 0x43):
    saved by SIGUSR1 0.3 s into its loop.  The file's bytes in *len, or NULL (a failure counted). */
-static uint8_t *saved_state(const char *disk, bool cont, size_t *len)
+static uint8_t *saved_state(const char *disk, bool cont, bool smp, size_t *len)
 {
     static const uint8_t count[] = { 0xb9, 0xff, 0xff, 0xff, 0xff, 0x49, 0x75, 0xfd,
                                      0xb0, 0x21, 0xe6, 0xf4, 0xeb, 0xfe };
@@ -776,6 +776,8 @@ static uint8_t *saved_state(const char *disk, bool cont, size_t *len)
         argv[3] = "--disk", argv[4] = (char *)disk, argv[5] = guest;
     if (cont) /* the guest runs on after the save, to its end */
         argv[3] = "--save-continue", argv[4] = guest;
+    if (smp) /* three vCPUs, the APs waiting for start-up */
+        argv[3] = "--smp", argv[4] = "3", argv[5] = guest;
     int st = 0;
     /* A loaded host may not have set up xbt-run's handler yet: a later signal then. */
     for (long wait_ms = 300; wait_ms <= 2400; wait_ms *= 2) {
@@ -836,15 +838,18 @@ static void state_cases(const char *k)
     size_t n;
     /* With a disk: restored while the disk file is there, refused when it is gone. */
     char *disk = sparse("state-disk", 1 << 20, 0);
-    uint8_t *s = saved_state(disk, false, &n);
+    uint8_t *s = saved_state(disk, false, false, &n);
     if (!s)
         return;
     restore_case("--restore: a state with a disk finishes", 0x43, s, n);
     unlink(disk);
     restore_case("--restore: its disk file is gone", NOIMAGE, s, n);
-    if ((s = saved_state(NULL, true, &n)) != NULL)
+    if ((s = saved_state(NULL, true, false, &n)) != NULL)
         restore_case("--restore: a state saved on the way finishes", 0x43, s, n);
-    s = saved_state(NULL, false, &n);
+    if ((s = saved_state(NULL, false, true, &n)) != NULL)
+        restore_case("--restore: a state of three vCPUs finishes", 0x43, s, n);
+    RUN("--restore with --smp", USAGE, "--restore", "a", "--smp", "2");
+    s = saved_state(NULL, false, false, &n);
     if (!s)
         return;
     restore_case("--restore: the saved state finishes", 0x43, s, n);
@@ -858,7 +863,7 @@ static void state_cases(const char *k)
         snprintf(name, sizeof name, "--restore: cut at %zu of %zu", cuts[i], n);
         restore_case(name, NOIMAGE, s, cuts[i]);
     }
-    const size_t flips[] = { 0, 8, 12, 16, 20, 24, 28, 29, 30, 40, 72, 90, n / 2, n - 10 };
+    const size_t flips[] = { 0, 8, 12, 16, 20, 24, 28, 29, 30, 32, 36, 40, 72, 90, n / 2, n - 10 };
     for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
         char name[64];
         memcpy(t, s, n);

@@ -10,6 +10,8 @@
 # same XBT-SAVE lines as the uninterrupted run, whose result must be the chain computed
 # here on the host, and the restored kernel must report no bug, warning or lockup.
 # LINUX_PLATFORM=bare: the kernel on a bare PC (8259s and PIT only), as run-linux.sh.
+# LINUX_SMP=N: N vCPUs (--smp N for the first two runs; the restore takes the count from
+# the file), and the restored kernel must still list N in /proc/cpuinfo.
 # Exit 77 with "SKIP: ..." without the guest.
 set -u
 save_mode=$1
@@ -34,11 +36,13 @@ pc) cmdline="console=ttyS0 quiet XBT_SAVE_N=$n" ;;
 bare) cmdline="console=ttyS0 acpi=off pci=off nolapic noapic quiet XBT_SAVE_N=$n" ;;
 *) echo "LINUX_PLATFORM is pc or bare" >&2; exit 2 ;;
 esac
+smp=()
+[ -n "${LINUX_SMP:-}" ] && smp=(--smp "$LINUX_SMP")
 boot() { # $1 = mode, the rest: more options; the console on stdout.  xbt-run replaces
           # the shell that runs this (a background boot's $! is xbt-run's pid)
     local mode=$1
     shift
-    exec "$xbt_run" --user-mode "$mode" --timeout 250 --mem 256 "$@" --initrd "$work/initrd.gz" \
+    exec "$xbt_run" --user-mode "$mode" --timeout 250 --mem 256 "${smp[@]}" "$@" --initrd "$work/initrd.gz" \
         -a "$cmdline" "$dir/vmlinuz" </dev/null
 }
 lines() { tr -d '\r' <"$1" | grep -a '^XBT-SAVE-'; }
@@ -51,6 +55,8 @@ want="XBT-SAVE-RESULT $n $s"
 
 (boot "$save_mode") >"$work/plain.out" 2>"$work/plain.err" || fail "the uninterrupted run ended with $?"
 lines "$work/plain.out" >"$work/plain.lines"
+grep -qx "XBT-SAVE-CPUS ${LINUX_SMP:-1}" "$work/plain.lines" ||
+    fail "the uninterrupted run did not list ${LINUX_SMP:-1} CPUs"
 if ! grep -qx "$want" "$work/plain.lines"; then
     tr -d '\r' <"$work/plain.out" | tail -8
     fail "the uninterrupted run did not print '$want'"

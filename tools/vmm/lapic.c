@@ -646,13 +646,10 @@ bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool i
     return true;
 }
 
-/* The registers, the interrupt bitmaps, the timer (its host times through vs_time) and
-   the LINT0 and ExtINT inputs; the message counters are statistics, not state.  The
-   BSP's only: save and restore are for one vCPU (xbt-run refuses them with --smp). */
-void lapic_state(struct vmm *m, struct vstate *s)
+/* One APIC's registers, interrupt bitmaps, timer (its host times through vs_time) and
+   LINT0 and ExtINT inputs; the message counters are statistics, not state. */
+static void lapic_state_one(struct lapic *a, struct vstate *s)
 {
-    struct lapic *a = &m->lapic[0];
-    s->dev = "local APIC";
     vs_u64(s, &a->base_msr);
     uint32_t *f[] = { &a->id, &a->tpr, &a->ldr, &a->dfr, &a->svr, &a->esr, &a->esr_pending,
                       &a->icr_lo, &a->icr_hi, &a->timer_initial, &a->dcr };
@@ -670,4 +667,23 @@ void lapic_state(struct vmm *m, struct vstate *s)
     vs_bool(s, &a->lint0_in);
     vs_bool(s, &a->extint_req);
     vs_check(s, !(a->dcr & ~0xbu), "the divide configuration has reserved bits");
+}
+
+/* Every vCPU's APIC, vCPU 0's first (a one-vCPU machine's section is as before
+   several existed); an AP's also with its INIT and start-up state, which says whether
+   its thread runs it or waits for start-up after a restore. */
+void lapic_state(struct vmm *m, struct vstate *s)
+{
+    s->dev = "local APIC";
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        lapic_state_one(&m->lapic[k], s);
+        if (!k)
+            continue;
+        struct lapic *a = &m->lapic[k];
+        vs_bool(s, &a->init_pending);
+        vs_bool(s, &a->wait_sipi);
+        vs_int(s, &a->sipi_vector);
+        vs_check(s, a->sipi_vector >= -1 && a->sipi_vector <= 255,
+                 "an AP's start-up vector is out of range");
+    }
 }

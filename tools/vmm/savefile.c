@@ -2,8 +2,9 @@
  * savefile.c - xbt-run's state file (--save, --restore): the machine's shape, the
  * library's stream (xbt_vm_save_state: vCPU and RAM), then the board's devices.
  *
- *   "XBTRUN\0\0", u32 version (1), u32 0
- *   u64 RAM bytes, u32 the VM's XBT_VM_* flags that shape the guest, u32 ATA_DRIVES
+ *   "XBTRUN\0\0", u32 version (2), u32 0
+ *   u64 RAM bytes, u32 the VM's XBT_VM_* flags that shape the guest, u32 ATA_DRIVES,
+ *   u32 vCPUs, u32 0 (version 1 has neither: one vCPU; it is still read)
  *   per drive: u8 attached, u8 read-only, u16 path length, the path (absolute)
  *   u64 host CLOCK_MONOTONIC ns at the save
  *   the library's stream (xbt.h, docs/ARCHITECTURE.md)
@@ -25,7 +26,7 @@
 #include "vmm.h"
 
 #define SAVE_MAGIC "XBTRUN\0\0"
-#define SAVE_VERSION 1u
+#define SAVE_VERSION 2u
 #define DEVICES_MAX (64u << 20)
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -84,9 +85,9 @@ static bool get(int fd, void *p, size_t n, bool *eof)
 /* The header up to the library's stream. */
 static bool put_header(struct vmm *m, int fd, uint32_t vm_flags)
 {
-    uint32_t ver[2] = { SAVE_VERSION, 0 }, shape[2] = { vm_flags, ATA_DRIVES };
+    uint32_t ver[2] = { SAVE_VERSION, 0 }, shape[4] = { vm_flags, ATA_DRIVES, m->ncpus, 0 };
     bool ok = put(fd, SAVE_MAGIC, 8) && put(fd, ver, 8) && put(fd, &m->ram_size, 8) &&
-              put(fd, shape, 8);
+              put(fd, shape, sizeof shape);
     for (int i = 0; i < ATA_DRIVES && ok; i++) {
         const struct ata_drive *d = &m->ata.drive[i];
         char abs[PATH_MAX];
@@ -107,7 +108,10 @@ int vmm_save(struct vmm *m, const char *path, uint32_t vm_flags, char *err, size
         return fail(err, errlen, "--save %s: the name is too long", path);
     ata_flush(m); /* what the guest wrote is in the disk files */
     struct vstate s = { 0 };
-    if (!pc_save_state(m, &s)) {
+    pthread_mutex_lock(&m->lock); /* the timer thread goes on meanwhile */
+    bool saved = pc_save_state(m, &s);
+    pthread_mutex_unlock(&m->lock);
+    if (!saved) {
         free(s.buf);
         return fail(err, errlen, "cannot save the devices: %s", s.err);
     }
@@ -149,7 +153,7 @@ int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t e
     if (sv->fd < 0)
         return fail(err, errlen, "--restore %s: %s", path, strerror(errno));
     uint8_t magic[8];
-    uint32_t ver[2], shape[2];
+    uint32_t ver[2], shape[4] = { 0, 0, 1, 0 };
     bool eof;
     if (!get(sv->fd, magic, 8, &eof))
         return bad_read(err, errlen, path, eof);
@@ -157,18 +161,21 @@ int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t e
         return fail(err, errlen, "%s: not an xbt-run state", path);
     if (!get(sv->fd, ver, 8, &eof))
         return bad_read(err, errlen, path, eof);
-    if (ver[0] != SAVE_VERSION)
+    if (ver[0] != SAVE_VERSION && ver[0] != 1)
         return fail(err, errlen, "%s: an xbt-run state of version %u; this xbt-run reads %u",
                     path, ver[0], SAVE_VERSION);
     if (ver[1])
         return fail(err, errlen, "%s: the xbt-run state's header is malformed", path);
-    if (!get(sv->fd, &sv->ram_size, 8, &eof) || !get(sv->fd, shape, 8, &eof))
+    if (!get(sv->fd, &sv->ram_size, 8, &eof) ||
+        !get(sv->fd, shape, ver[0] == 1 ? 8 : 16, &eof))
         return bad_read(err, errlen, path, eof);
     sv->vm_flags = shape[0];
+    sv->ncpus = shape[2];
     if (shape[1] != ATA_DRIVES || !sv->ram_size || (sv->ram_size & 0xFFF) ||
-        sv->ram_size > (3ull << 30))
+        sv->ram_size > (3ull << 30) || !shape[2] || shape[2] > VMM_MAX_CPUS || shape[3])
         return fail(err, errlen, "%s: a machine this xbt-run cannot make (%u disks, %llu "
-                    "bytes of RAM)", path, shape[1], (unsigned long long)sv->ram_size);
+                    "bytes of RAM, %u vCPUs)", path, shape[1], (unsigned long long)sv->ram_size,
+                    shape[2]);
     for (int i = 0; i < ATA_DRIVES; i++) {
         uint8_t f[4];
         uint16_t len;
@@ -222,8 +229,8 @@ int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, ch
     s.shift_ns = now < sv->saved_ns ? (int64_t)(now - sv->saved_ns) : 0;
     pthread_mutex_lock(&m->lock);
     bool ok = pc_load_state(m, &s);
-    if (ok)
-        lapic_sync_base(m, 0);
+    for (unsigned k = 0; ok && k < m->ncpus; k++)
+        lapic_sync_base(m, k);
     pthread_mutex_unlock(&m->lock);
     free(s.buf);
     if (!ok)

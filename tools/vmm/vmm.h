@@ -238,7 +238,9 @@ struct vmm {
     int end_status;
     atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */
     xbt_exit last_debug;    /* the last XBT_EXIT_DEBUG (for gdb's stop reply) */
-    atomic_bool save_requested; /* SIGUSR1 with --save: the vCPU stops, the state is saved */
+    atomic_bool save_requested; /* SIGUSR1 with --save: the vCPUs stop, the state is saved */
+    uint32_t save_parked;  /* vCPUs stopped for the save (a bit each; xbt-run.c on_save) */
+    uint64_t save_round;   /* saves done: a parked vCPU runs on when it changes */
     enum vmm_end end;
     int exit_status;
     bool stop_timer;
@@ -451,6 +453,7 @@ struct vmm_saved {
     int fd;
     uint64_t ram_size, saved_ns;
     uint32_t vm_flags;
+    unsigned ncpus;        /* vCPUs (version 1 files: one) */
     struct disk_spec disks[ATA_DRIVES];
     int ndisks;
     char disk_path[ATA_DRIVES][4096];

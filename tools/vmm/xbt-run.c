@@ -8,8 +8,8 @@
  * own local APIC (APIC ID = index); the APs wait for INIT and start-up IPIs, as a BIOS
  * leaves them.  An end on any vCPU (triple fault, reset, power-off, isa-debug-exit,
  * internal error, HLT with interrupts off on vCPU 0) ends the VM: the others are
- * stopped and joined, and the first end's status stands.  --save, --restore and --gdb
- * are for one vCPU.
+ * stopped and joined, and the first end's status stands.  --gdb is for one vCPU;
+ * --save stops and saves them all (the APs parked, vCPU 0 writes the file).
  *
  *   xbt-run [options] KERNEL.elf
  *
@@ -20,7 +20,7 @@
  * a disk or a --symbols file cannot be loaded; 70 internal error (also: the VM cannot
  * be created, e.g. the --perf-map file cannot be opened); 124 --timeout; 130 interrupted.
  *
- * Save and restore: with --save FILE, SIGUSR1 stops the vCPU at the next instruction
+ * Save and restore: with --save FILE, SIGUSR1 stops the vCPUs at the next instruction
  * boundary, writes the whole machine (savefile.c: the library's vCPU and RAM, every
  * device, the disks' names) to FILE and ends xbt-run with status 0 (the disks synced);
  * with --save-continue the guest runs on after each save instead.
@@ -110,7 +110,8 @@ static void usage(FILE *f)
             "      --save-continue    with --save: go on after each save (a later SIGUSR1\n"
             "                         saves again, over FILE)\n"
             "      --restore FILE     continue the machine saved in FILE (no kernel, --mem,\n"
-            "                         --append, --initrd, --module, --disk or --symbols)\n"
+            "                         --append, --initrd, --module, --disk, --symbols or\n"
+            "                         --smp: the file says how many vCPUs)\n"
             "  -h, --help, --version\n"
             "Numbers are decimal or 0x-hexadecimal; options with a value (but --module and\n"
             "--symbols) once.\n"
@@ -150,6 +151,7 @@ struct vcpu_ctx {
     double timeout;        /* --timeout's seconds, for its message */
     pthread_t thread;      /* an AP's */
     bool started;          /* an AP's thread was created */
+    bool running;          /* an AP restored (--restore) as it ran: no start-up first */
 };
 static struct vcpu_ctx vcpus[VMM_MAX_CPUS];
 
@@ -272,7 +274,7 @@ static void on_sigusr1(int sig)
 {
     (void)sig;
     atomic_store(&the_vmm.save_requested, true);
-    xbt_vcpu_stop(the_vmm.cpu); /* --save is for one vCPU */
+    stop_all(&the_vmm); /* every vCPU parks for the save (on_save) */
 }
 
 static void on_sigint(int sig)
@@ -320,10 +322,14 @@ static int guest_end(const struct vcpu_ctx *c, int status, const char *fmt, ...)
 
 /* Whatever makes every vCPU leave its run: a timeout, a signal, a device's end, the
    VM's end, a save (vmm.lock held, or a glance). */
+static bool run_must_end(struct vmm *m)
+{
+    return m->timed_out || m->interrupted || m->exit_requested || m->ending;
+}
+
 static bool run_must_stop(struct vmm *m)
 {
-    return m->timed_out || m->interrupted || m->exit_requested || m->ending ||
-           atomic_load(&m->save_requested);
+    return run_must_end(m) || atomic_load(&m->save_requested);
 }
 
 /*
@@ -475,26 +481,82 @@ static const char *save_path;
 static uint32_t save_vm_flags;
 static bool save_continue;
 
-/* SIGUSR1 stopped the vCPU: the machine into save_path, or -1 to run on (the vCPU is in
-   the middle of an exit: the next run completes it, and stops again). */
-static int on_save(struct vmm *m)
+/* Whether each AP is parked for the save or waits for start-up (vmm.lock held); one
+   that waits for start-up takes none while a save is asked for (wait_for_sipi). */
+static bool aps_still(struct vmm *m)
 {
+    for (unsigned k = 1; k < m->ncpus; k++)
+        if (!(m->save_parked & (1u << k)) && !(m->lapic[k].wait_sipi && !m->lapic[k].init_pending))
+            return false;
+    return true;
+}
+
+/* The save's meeting point with several vCPUs: an AP parks until vCPU 0 has saved
+   (-1: run on; or the VM's end status); vCPU 0 waits until every AP is parked or waits
+   for start-up: -2, save now (or the end status when the VM ends first). */
+static int save_barrier(struct vcpu_ctx *c)
+{
+    struct vmm *m = c->m;
+    pthread_mutex_lock(&m->lock);
+    uint64_t round = m->save_round;
+    m->save_parked |= 1u << c->index;
+    pthread_cond_broadcast(&m->wake);
+    int st = -2;
+    if (c->index) {
+        while (m->save_round == round && !m->ending)
+            pthread_cond_wait(&m->wake, &m->lock);
+        m->save_parked &= ~(1u << c->index);
+        st = m->ending ? m->end_status : -1;
+    } else {
+        while (!aps_still(m) && !m->ending)
+            pthread_cond_wait(&m->wake, &m->lock);
+        if (m->ending)
+            st = m->end_status;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return st;
+}
+
+/* vCPU 0 saved (or failed): the parked APs go on, to the VM's end if it ends. */
+static void save_done(struct vmm *m, bool again)
+{
+    pthread_mutex_lock(&m->lock);
+    if (again)
+        atomic_store(&m->save_requested, false); /* the next SIGUSR1 saves again */
+    m->save_parked &= ~1u;
+    m->save_round++;
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* SIGUSR1 stopped the vCPUs: the machine into save_path, or -1 to run on (this vCPU is
+   in the middle of an exit: the next run completes it, and stops again).  With several
+   vCPUs every one parks first (save_barrier); vCPU 0 saves. */
+static int on_save(struct vcpu_ctx *c)
+{
+    struct vmm *m = c->m;
     xbt_vcpu_events ev;
-    if (xbt_vcpu_get_events(m->cpu, &ev) == XBT_OK && ev.exit_pending) {
-        xbt_vcpu_stop(m->cpu);
+    if (xbt_vcpu_get_events(c->cpu, &ev) == XBT_OK && ev.exit_pending) {
+        xbt_vcpu_stop(c->cpu);
         return -1;
+    }
+    if (m->ncpus > 1) {
+        int st = save_barrier(c);
+        if (st != -2)
+            return st;
     }
     char err[512];
     if (vmm_save(m, save_path, save_vm_flags, err, sizeof err) != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
+        claim_end(m, EXIT_INTERNAL);
+        save_done(m, false);
         return EXIT_INTERNAL;
     }
     fprintf(stderr, "xbt-run: state saved to %s\n", save_path);
-    if (save_continue) {
-        atomic_store(&m->save_requested, false); /* the next SIGUSR1 saves again */
-        return -1;
-    }
-    return 0;
+    if (!save_continue)
+        claim_end(m, 0); /* the APs end with it */
+    save_done(m, save_continue);
+    return save_continue ? -1 : 0;
 }
 
 static int resume_s3(struct vcpu_ctx *c);
@@ -509,7 +571,7 @@ static int on_stopped(struct vcpu_ctx *c)
     if (m->ending)
         return m->end_status; /* another vCPU ended the VM and said why */
     if (save_path && atomic_load(&m->save_requested))
-        return on_save(m);
+        return on_save(c);
     if (atomic_exchange(&m->gdb_break, false))
         return VMM_DEBUG_STOP; /* gdb's Ctrl-C */
     if (m->timed_out) {
@@ -702,9 +764,11 @@ static bool wait_for_sipi(struct vcpu_ctx *c)
     struct vmm *m = c->m;
     pthread_mutex_lock(&m->lock);
     lapic_wait_sipi(m, c->index);
-    pthread_cond_broadcast(&m->wake); /* parked: vCPU 0 may wait for it (suspend_aps) */
-    int vector;
-    while ((vector = lapic_take_sipi(m, c->index)) < 0 && !run_must_stop(m))
+    pthread_cond_broadcast(&m->wake); /* parked: vCPU 0 may wait for it (suspend_aps, on_save) */
+    int vector = -1;
+    /* No start-up taken while a save is asked for: the save counts on it (aps_still). */
+    while (!run_must_end(m) &&
+           (atomic_load(&m->save_requested) || (vector = lapic_take_sipi(m, c->index)) < 0))
         pthread_cond_wait(&m->wake, &m->lock);
     pthread_mutex_unlock(&m->lock);
     if (vector < 0)
@@ -721,8 +785,9 @@ static void *ap_thread(void *arg)
     this_cpu = c->index;
     int status;
     do {
-        if (!wait_for_sipi(c))
+        if (!c->running && !wait_for_sipi(c))
             return NULL;
+        c->running = false; /* a restored AP that was running: once, without start-up */
         status = run_loop(c);
     } while (status == VCPU_RESTART);
     claim_end(c->m, status);
@@ -1075,12 +1140,11 @@ static int check_options(const struct options *o)
         return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
     if (o->save_continue && !o->save_path)
         return usage_error("--save-continue needs --save FILE");
-    if (o->ncpus > 1 && (o->save_path || o->restore_path || o->gdb_port))
-        return usage_error("%s is for one vCPU: not with --smp %u",
-                           o->gdb_port ? "--gdb" : o->save_path ? "--save" : "--restore",
-                           o->ncpus);
+    if (o->ncpus > 1 && o->gdb_port)
+        return usage_error("--gdb is for one vCPU: not with --smp %u", o->ncpus);
     if (o->restore_path) {
         const char *what = (o->seen & (1u << S_MEM)) ? "--mem"
+                         : (o->seen & (1u << S_SMP)) ? "--smp"
                          : (o->seen & (1u << S_APPEND)) ? "--append"
                          : (o->seen & (1u << S_INITRD)) ? "--initrd"
                          : o->nmods ? "--module" : o->ndisks ? "--disk"
@@ -1232,6 +1296,7 @@ static int open_restore(struct options *o, struct vmm_saved *sv, int argc, char 
         return EXIT_NOIMAGE;
     }
     o->vm.ram_size = sv->ram_size;
+    o->ncpus = sv->ncpus;
     memcpy(o->disks, sv->disks, sizeof sv->disks);
     o->ndisks = sv->ndisks;
     return GO_ON;
@@ -1315,7 +1380,8 @@ static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
         m->deadline_ns = t0 + (uint64_t)(o->timeout * 1e9);
     for (unsigned k = 0; k < m->ncpus; k++) {
         vcpus[k] = (struct vcpu_ctx){ .m = m, .index = k, .cpu = m->cpus[k],
-                                      .timeout = o->timeout };
+                                      .timeout = o->timeout,
+                                      .running = o->restore_path && !m->lapic[k].wait_sipi };
         xbt_vcpu_set_irq_source(m->cpus[k], irq_pending, &vcpus[k]);
     }
     xbt_vm_set_mmio_handler(m->vm, on_mmio_sync, m);
