@@ -60,7 +60,18 @@
                     XBT_BIT(24) | XBT_BIT(25) | XBT_BIT(26))
 #define CPUID1_EDX_APIC XBT_BIT(9)
 #define CPUID1_ECX (XBT_BIT(0) | XBT_BIT(9) | XBT_BIT(19) | XBT_BIT(20) | XBT_BIT(31))
+#define CPUID7_ECX_UMIP XBT_BIT(2)
+#define CPUID7_ECX_RDPID XBT_BIT(22)
+#define CPUIDX1_EDX_RDTSCP XBT_BIT(27)
 #define XBT_BIT(n) (1u << (n))
+
+#define MSR_EFER 0xC0000080u
+#define MSR_TSC_AUX 0xC0000103u
+#define EFER_SCE 1u /* the only EFER bit of the model: no LME/LMA (no long mode), no NXE */
+
+/* The brand string (leaves 0x80000002-0x80000004, 48 bytes with the NUL padding), as
+   Linux prints it in /proc/cpuinfo. */
+static const char brand[48] = "xbt virtual CPU (Core 2 class)";
 
 /* The model's local APIC (XBT_VM_LOCAL_APIC), where the embedder's CPUID policy does
    not hide it: CPUID.1:EDX.APIC and IA32_APIC_BASE go together. */
@@ -68,6 +79,14 @@ static bool local_apic(const struct xbt_vcpu *v)
 {
     return (v->vm->cfg.flags & XBT_VM_LOCAL_APIC) &&
            (xbt_feature(v, XBT_FEAT_1_EDX) & CPUID1_EDX_APIC);
+}
+
+/* IA32_TSC_AUX exists where CPUID names an instruction that reads it (SDM: RDTSCP or
+   RDPID). */
+static bool tsc_aux(const struct xbt_vcpu *v)
+{
+    return (xbt_feature(v, XBT_FEAT_X1_EDX) & CPUIDX1_EDX_RDTSCP) ||
+           (xbt_feature(v, XBT_FEAT_7_ECX) & CPUID7_ECX_RDPID);
 }
 
 /* The host TSC's rate in Hz, measured once against CLOCK_MONOTONIC over 20 ms (the
@@ -155,8 +174,10 @@ void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t o
            only), so a Meltdown-style read has nothing to read, and a guest kernel need
            not isolate its page tables (Linux's PTI would switch CR3 at every entry and
            exit: the 686-pae kernel's 100 fork+exec took 2.6 s with it, 0.3 s without). */
-        if (sub == 0)
+        if (sub == 0) {
+            c = CPUID7_ECX_UMIP | CPUID7_ECX_RDPID;
             d = XBT_BIT(29);
+        }
         break;
     case 0x15:
         tsc_ratio(&b, &a);
@@ -171,6 +192,24 @@ void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t o
            the highest hypervisor leaf and the signature "xbtVirtualCP". */
         a = 0x40000000;
         memcpy(&b, "xbtV", 4), memcpy(&c, "irtu", 4), memcpy(&d, "alCP", 4);
+        break;
+    case 0x80000000:
+        a = 0x80000008; /* EBX ECX EDX reserved: zero on Intel */
+        break;
+    case 0x80000001:
+        /* LAHF/SAHF (valid in every mode xbt runs) and RDTSCP.  No SYSCALL (Intel
+           reports it only in 64-bit mode), no NX (the walker has no XD bit), no long
+           mode. */
+        c = XBT_BIT(0);
+        d = CPUIDX1_EDX_RDTSCP;
+        break;
+    case 0x80000002:
+    case 0x80000003:
+    case 0x80000004:
+        memcpy(out, brand + 16 * (leaf - 0x80000002), 16);
+        return;
+    case 0x80000008:
+        a = 0x2024; /* 36 physical address bits (PAE's), 32 linear */
         break;
     default:
         break;
@@ -190,7 +229,9 @@ size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max)
 {
     static const struct { uint32_t leaf, sub, flags; } leaves[] = {
         { 0, 0, 0 }, { 1, 0, 0 }, { 7, 0, XBT_CPUID_INDEXED }, { 0x15, 0, 0 },
-        { 0x16, 0, 0 }, { 0x40000000, 0, 0 },
+        { 0x16, 0, 0 }, { 0x40000000, 0, 0 }, { 0x80000000, 0, 0 }, { 0x80000001, 0, 0 },
+        { 0x80000002, 0, 0 }, { 0x80000003, 0, 0 }, { 0x80000004, 0, 0 },
+        { 0x80000008, 0, 0 },
     };
     size_t n = sizeof leaves / sizeof leaves[0];
     for (size_t i = 0; i < n && i < max; i++) {
@@ -223,6 +264,12 @@ bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
     case 0x176: *value = v->arch.msr_sysenter_eip; return true;
     case 0x1A0: *value = v->arch.msr_misc_enable; return true;
     case 0x277: *value = v->arch.msr_pat; return true;
+    case MSR_EFER: *value = v->arch.msr_efer; return true;
+    case MSR_TSC_AUX:
+        if (!tsc_aux(v))
+            return false;
+        *value = v->arch.msr_tsc_aux;
+        return true;
     default: return false;
     }
 }
@@ -256,6 +303,18 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
         if (!pat_valid(value))
             return false;
         v->arch.msr_pat = value;
+        return true;
+    case MSR_EFER:
+        /* LME (no long mode here), LMA (read-only, and clear) and NXE (no NX) are
+           reserved in this model, as on a CPU without them: #GP. */
+        if (value & ~(uint64_t)EFER_SCE)
+            return false;
+        v->arch.msr_efer = value;
+        return true;
+    case MSR_TSC_AUX:
+        if (!tsc_aux(v) || (value >> 32)) /* bits 63:32 reserved */
+            return false;
+        v->arch.msr_tsc_aux = value;
         return true;
     default: return false; /* 0x17, 0x10A: read-only */
     }

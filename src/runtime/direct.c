@@ -436,10 +436,12 @@ bool xbt_direct_wanted(struct xbt_vcpu *v)
     uint32_t sys = v->ctx.eflags_sys;
     if ((sys & XBT_EFLAGS_IOPL) == XBT_EFLAGS_IOPL || (sys & XBT_EFLAGS_VM) ||
         (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM)) || !(v->arch.cr4 & XBT_CR4_OSFXSR) ||
-        xbt_hidden_isa(v))
+        (v->arch.cr4 & (XBT_CR4_UMIP | XBT_CR4_TSD)) || xbt_hidden_isa(v))
         return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU, SSE that must
                          raise #UD (CR4.OSFXSR clear, or hidden by the CPUID policy:
-                         the host would run it): translated */
+                         the host would run it), SGDT/SIDT/SLDT/SMSW/STR or RDTSC that
+                         must raise #GP (CR4.UMIP, CR4.TSD: the host would run them):
+                         translated */
     if (xbt_direct_hot(v, v->ctx.eip)) { /* adaptive mode's hot pages, sensitive pages */
         v->dx.sticky = true;
         return false;

@@ -385,7 +385,8 @@ static bool get_cpu(struct buf *b, struct cpu_image *c)
 }
 
 /* The MSRs a guest can write (the TSC is a section of its own). */
-static const uint32_t saved_msrs[] = { 0x1B, 0x174, 0x175, 0x176, 0x1A0, 0x277 };
+static const uint32_t saved_msrs[] = { 0x1B, 0x174, 0x175, 0x176, 0x1A0, 0x277, 0xC0000080,
+                                       0xC0000103 };
 
 /* ---- guest RAM: the one place that walks it ------------------------------------------ */
 
