@@ -266,10 +266,10 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        /* The bits the virtual CPU has (MCE and everything newer but UMIP reserved; so are VME
+        /* The bits the virtual CPU has (everything newer than OSXMMEXCPT but UMIP reserved; so are VME
            and PVI: CPUID.1:EDX.VME is clear and virtual-8086 mode is the no-VME one). */
         if (val & ~(XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
-                    XBT_CR4_PAE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
+                    XBT_CR4_PAE | XBT_CR4_MCE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
                     XBT_CR4_OSXMMEXCPT | XBT_CR4_UMIP) ||
             (val & xbt_cr4_hidden(v))) /* reserved where the CPUID policy hides them */
             return fault(v, XBT_GP, 0);

@@ -56,9 +56,10 @@
 
 /* CPUID.1:EDX and :ECX bits of the model. */
 #define CPUID1_EDX (XBT_BIT(0) | XBT_BIT(3) | XBT_BIT(4) | XBT_BIT(5) | XBT_BIT(6) | XBT_BIT(8) | \
-                    XBT_BIT(11) | XBT_BIT(13) | XBT_BIT(15) | XBT_BIT(16) | XBT_BIT(23) |          \
-                    XBT_BIT(24) | XBT_BIT(25) | XBT_BIT(26))
+                    XBT_BIT(7) | XBT_BIT(11) | XBT_BIT(13) | XBT_BIT(14) | XBT_BIT(15) |           \
+                    XBT_BIT(16) | XBT_BIT(23) | XBT_BIT(24) | XBT_BIT(25) | XBT_BIT(26))
 #define CPUID1_EDX_APIC XBT_BIT(9)
+#define CPUID1_EDX_MCA XBT_BIT(14)
 #define CPUID1_ECX (XBT_BIT(0) | XBT_BIT(9) | XBT_BIT(19) | XBT_BIT(20) | XBT_BIT(31))
 #define CPUID7_ECX_UMIP XBT_BIT(2)
 #define CPUID7_ECX_RDPID XBT_BIT(22)
@@ -79,6 +80,68 @@ static bool local_apic(const struct xbt_vcpu *v)
 {
     return (v->vm->cfg.flags & XBT_VM_LOCAL_APIC) &&
            (xbt_feature(v, XBT_FEAT_1_EDX) & CPUID1_EDX_APIC);
+}
+
+/* ---- machine-check architecture -------------------------------------------------------
+   MCE and MCA with XBT_MC_BANKS banks that never report an error (no machine check
+   reaches a guest here): IA32_MCG_CAP (the bank count; no MCG_CTL, CMCI, LMCE or
+   extended registers), IA32_MCG_STATUS (RIPV EIPV MCIP, stored), and per bank MCi_CTL
+   (all 0s or all 1s: the SDM's rule for family 6), MCi_STATUS (reads 0; only 0 may be
+   written), MCi_ADDR and MCi_MISC (stored).  Hidden MCA (the CPUID policy): all #GP. */
+#define MSR_MCG_CAP 0x179u
+#define MSR_MCG_STATUS 0x17Au
+#define MSR_MC0_CTL 0x400u
+
+static bool mca(const struct xbt_vcpu *v)
+{
+    return xbt_feature(v, XBT_FEAT_1_EDX) & CPUID1_EDX_MCA;
+}
+
+/* The bank register `index` names: its bank and which of CTL STATUS ADDR MISC (0-3). */
+static bool mc_bank_reg(const struct xbt_vcpu *v, uint32_t index, unsigned *bank, unsigned *reg)
+{
+    if (!mca(v) || index < MSR_MC0_CTL || index >= MSR_MC0_CTL + 4 * XBT_MC_BANKS)
+        return false;
+    *bank = (index - MSR_MC0_CTL) / 4;
+    *reg = (index - MSR_MC0_CTL) % 4;
+    return true;
+}
+
+static bool mca_read(const struct xbt_vcpu *v, uint32_t index, uint64_t *value)
+{
+    unsigned b, r;
+    if (mca(v) && (index == MSR_MCG_CAP || index == MSR_MCG_STATUS)) {
+        *value = index == MSR_MCG_CAP ? XBT_MC_BANKS : v->arch.mcg_status;
+        return true;
+    }
+    if (!mc_bank_reg(v, index, &b, &r))
+        return false;
+    *value = r == 0 ? v->arch.mc_ctl[b] : r == 1 ? 0 : r == 2 ? v->arch.mc_addr[b]
+                                                              : v->arch.mc_misc[b];
+    return true;
+}
+
+static bool mca_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
+{
+    unsigned b, r;
+    if (mca(v) && index == MSR_MCG_STATUS) {
+        if (value & ~7ull) /* bits 63:3 reserved (no LMCE) */
+            return false;
+        v->arch.mcg_status = value;
+        return true;
+    }
+    if (!mc_bank_reg(v, index, &b, &r)) /* MCG_CAP: read-only */
+        return false;
+    switch (r) {
+    case 0:
+        if (value != 0 && value != ~0ull)
+            return false;
+        v->arch.mc_ctl[b] = value;
+        return true;
+    case 1: return value == 0;
+    case 2: v->arch.mc_addr[b] = value; return true;
+    default: v->arch.mc_misc[b] = value; return true;
+    }
 }
 
 /* IA32_TSC_AUX exists where CPUID names an instruction that reads it (SDM: RDTSCP or
@@ -270,7 +333,7 @@ bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value)
             return false;
         *value = v->arch.msr_tsc_aux;
         return true;
-    default: return false;
+    default: return mca_read(v, index, value);
     }
 }
 
@@ -316,6 +379,6 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
             return false;
         v->arch.msr_tsc_aux = value;
         return true;
-    default: return false; /* 0x17, 0x10A: read-only */
+    default: return mca_write(v, index, value); /* 0x17, 0x10A: read-only */
     }
 }

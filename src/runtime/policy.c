@@ -23,7 +23,8 @@
 /* ---- CPUID ---------------------------------------------------------------------------- */
 
 #define LEAF1_ECX 0x80180201u /* SSE3 SSSE3 SSE4.1 SSE4.2 hypervisor */
-#define LEAF1_EDX 0x0781A979u /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2 */
+#define LEAF1_EDX 0x0781E9F9u /* FPU PSE TSC MSR PAE MCE CX8 SEP MCA PGE CMOV PAT MMX FXSR SSE
+                                 SSE2 */
 #define LEAF1_EDX_APIC 0x200u
 #define LEAF7_EDX 0x20000000u /* IA32_ARCH_CAPABILITIES */
 #define LEAF7_ECX 0x00400004u /* UMIP RDPID */
@@ -168,6 +169,8 @@ uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v)
         r |= XBT_CR4_PSE;
     if (!(d & (1u << 6)))
         r |= XBT_CR4_PAE;
+    if (!(d & (1u << 7)))
+        r |= XBT_CR4_MCE;
     if (!(d & (1u << 13)))
         r |= XBT_CR4_PGE;
     if (!(d & (1u << 24)))

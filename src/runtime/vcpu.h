@@ -178,6 +178,7 @@ struct xbt_vcpu {
     uint64_t ibl_clock;
 
     /* Architectural state not held in ctx (the guest's registers, EIP and EFLAGS). */
+#define XBT_MC_BANKS 6 /* machine-check banks (cpumodel.c), as a Core 2 has */
     struct xbt_vcpu_arch {
         uint32_t cr0, cr2, cr3, cr4;
         uint32_t dr[8];
@@ -187,6 +188,7 @@ struct xbt_vcpu {
         uint32_t cpl;
         uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
             msr_efer, msr_misc_enable, msr_tsc_aux;
+        uint64_t mcg_status, mc_ctl[XBT_MC_BANKS], mc_addr[XBT_MC_BANKS], mc_misc[XBT_MC_BANKS];
         bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
         uint32_t shadow_eip;             /* the instruction the shadow covers */
         bool halted;
