@@ -93,7 +93,7 @@ static void cpu_model_case(uint32_t flags)
     setup_guest_flags(&g, code, sizeof code, flags);
     int apic = (flags & XBT_VM_LOCAL_APIC) != 0;
     /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2 (+ APIC) */
-    expect_out(&g, 0xf1, 0x0781a979u | (apic ? 1u << 9 : 0));
+    expect_out(&g, 0xf1, 0x0781e9f9u | (apic ? 1u << 9 : 0));
     uint32_t sig[2];
     memcpy(&sig[0], "xbtV", 4);
     memcpy(&sig[1], "alCP", 4);
