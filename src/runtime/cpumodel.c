@@ -3,14 +3,14 @@
  * directly: its CPUID leaves and its model-specific registers, in one table each.
  *
  * The model is an Intel family 6 CPU (vendor "GenuineIntel", family 6, model 15,
- * stepping 1: a Core 2), restricted to what xbt implements:
+ * stepping 1: a Core 2) in legacy (32-bit) mode, restricted to what xbt implements:
  *
  *   leaf 0     max leaf 0x16, "GenuineIntel"
  *   leaf 1     EAX 0x000006F1; EBX: one logical processor, initial APIC ID 0;
  *              ECX: SSE3 SSSE3 SSE4.1 SSE4.2, hypervisor;
- *              EDX: FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2, and APIC when
- *              the embedder models a local APIC (XBT_VM_LOCAL_APIC)
- *   leaf 7.0   EDX: IA32_ARCH_CAPABILITIES (bit 29)
+ *              EDX: FPU PSE TSC MSR PAE MCE CX8 SEP MCA PGE CMOV PAT MMX FXSR SSE SSE2, and
+ *              APIC when the embedder models a local APIC (XBT_VM_LOCAL_APIC)
+ *   leaf 7.0   ECX: UMIP (bit 2), RDPID (bit 22); EDX: IA32_ARCH_CAPABILITIES (bit 29)
  *   leaf 0x15  the TSC's frequency as a ratio to a 1 GHz crystal (ECX: 1,000,000,000 Hz;
  *              EBX/EAX: the host TSC's rate, measured once, as a fraction whose
  *              numerator times the crystal's kHz fits 32 bits, as Linux computes it),
@@ -20,18 +20,24 @@
  *              are exits here: Linux gave up on the TSC now and then and ran from the
  *              PIT, three port I/O exits per clock read, no vDSO time)
  *   0x40000000 the hypervisor leaf: max 0x40000000, signature "xbtVirtualCP" (EBX ECX EDX)
- *   others     zero (leaves 2-6 and 8-0x14 included; no extended leaves: 0x80000000
- *              reads 0)
+ *   0x80000000 max extended leaf 0x80000008
+ *   0x80000001 ECX: LAHF/SAHF (bit 0); EDX: RDTSCP (bit 27).  No SYSCALL (Intel reports
+ *              it in 64-bit mode only; SYSCALL/SYSRET are #UD here), no NX, no long mode
+ *   0x80000002-0x80000004  the brand string "xbt virtual CPU (Core 2 class)"
+ *   0x80000008 EAX 0x2024: 36 physical address bits (PAE's, the walker's), 32 linear
+ *   others     zero (leaves 2-6, 8-0x14 and 0x80000005-0x80000007 included)
  *
  * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
- * kernel could not save their state), RDTSCP, RDPID, SYSCALL, NX (no EFER: a CPU
- * without extended features has none), MTRRs, MCE/MCA, SMAP/SMEP, UMIP, PCID, VME
- * (CR4.VME and CR4.PVI are reserved: virtual-8086 mode is the SDM's no-VME one).  (PAT
- * selects memory types, which mean nothing here: the walker ignores the PAT bits.)
- * Directly executed code never runs CPUID or XGETBV natively (direct.c translates the
- * pages that hold them), so it sees this model too.  An embedder's CPUID policy
- * (xbt_vcpu_set_cpuid, policy.c) replaces the model's leaves within their masks; the
- * MSRs that go with a CPUID bit (IA32_APIC_BASE, IA32_ARCH_CAPABILITIES) follow it.
+ * kernel could not save their state), SYSCALL, NX (the walker has no XD bit), long
+ * mode, MTRRs, SMAP/SMEP, PCID, VME (CR4.VME and CR4.PVI are reserved: virtual-8086
+ * mode is the SDM's no-VME one).  (PAT selects memory types, which mean nothing here:
+ * the walker ignores the PAT bits.)  Directly executed code never runs CPUID, XGETBV,
+ * RDTSCP or RDPID natively (direct.c translates the pages that hold them) nor runs at
+ * all while CR4.UMIP or CR4.TSD is set, so it sees this model too.  An embedder's CPUID
+ * policy (xbt_vcpu_set_cpuid, policy.c) replaces the model's leaves within their masks;
+ * what goes with a CPUID bit follows it: IA32_APIC_BASE (APIC), IA32_ARCH_CAPABILITIES,
+ * the machine-check MSRs (MCA), IA32_TSC_AUX (RDTSCP or RDPID), RDTSCP and RDPID
+ * themselves (#UD), CR4.MCE and CR4.UMIP (reserved: #GP).
  *
  * MSRs (anything else: #GP, as the hardware raises for an MSR it does not have):
  *
@@ -42,9 +48,26 @@
  *   0x8B   IA32_BIOS_SIGN_ID        microcode revision: reads 0, writes ignored
  *   0x10A  IA32_ARCH_CAPABILITIES   RDCL_NO (read-only)
  *   0x174-0x176 SYSENTER_CS/ESP/EIP
+ *   0x179  IA32_MCG_CAP             6 banks; no MCG_CTL, CMCI, LMCE (read-only)
+ *   0x17A  IA32_MCG_STATUS          bits 2:0 (RIPV EIPV MCIP) stored, the rest #GP
  *   0x1A0  IA32_MISC_ENABLE         stored
  *   0x277  IA32_PAT                 0x0007040600070406 at reset; a reserved memory type
  *                                   (2, 3, 8-255) in any byte #GP
+ *   0x400-0x417 IA32_MCi_CTL/STATUS/ADDR/MISC, banks 0-5: CTL all 0s or all 1s (the
+ *                                   SDM's rule for family 6), STATUS reads 0 and takes
+ *                                   only 0 (no machine check ever reaches a guest),
+ *                                   ADDR and MISC stored
+ *   0xC0000080 IA32_EFER            SCE (bit 0) stored (SYSCALL stays #UD outside
+ *                                   64-bit mode, as on Intel); LME, LMA, NXE and the
+ *                                   rest reserved: #GP (no long mode, no NX), as a CPU
+ *                                   without them has; reads 0 at reset
+ *   0xC0000103 IA32_TSC_AUX         bits 31:0 (RDTSCP's ECX, RDPID's register), 63:32
+ *                                   reserved; with RDTSCP or RDPID in CPUID only
+ *
+ * RDTSCP: the TSC RDTSC reads (host TSC plus the vCPU's offset) and TSC_AUX in ECX;
+ * CR4.TSD makes RDTSC and RDTSCP #GP outside CPL 0 (virtual-8086 mode included).
+ * RDPID r32: TSC_AUX at any CPL and in every mode.  CR4.UMIP: SGDT, SIDT, SLDT, SMSW and
+ * STR #GP(0) outside CPL 0 (SLDT and STR stay #UD in real and virtual-8086 mode).
  */
 #include <pthread.h>
 #include <string.h>
