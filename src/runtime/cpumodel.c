@@ -32,8 +32,8 @@
  * mode, MTRRs, SMAP/SMEP, PCID, VME (CR4.VME and CR4.PVI are reserved: virtual-8086
  * mode is the SDM's no-VME one).  (PAT selects memory types, which mean nothing here:
  * the walker ignores the PAT bits.)  Directly executed code never runs CPUID, XGETBV,
- * RDTSCP or RDPID natively (direct.c translates the pages that hold them) nor runs at
- * all while CR4.UMIP or CR4.TSD is set, so it sees this model too.  An embedder's CPUID
+ * RDTSCP, RDPID, SGDT, SIDT, SLDT, SMSW or STR natively (direct.c translates the pages
+ * that hold them) nor runs at all while CR4.TSD is set, so it sees this model too.  An embedder's CPUID
  * policy (xbt_vcpu_set_cpuid, policy.c) replaces the model's leaves within their masks;
  * what goes with a CPUID bit follows it: IA32_APIC_BASE (APIC), IA32_ARCH_CAPABILITIES,
  * the machine-check MSRs (MCA), IA32_TSC_AUX (RDTSCP or RDPID), RDTSCP and RDPID
