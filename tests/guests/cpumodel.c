@@ -128,30 +128,30 @@ u16 sel_buf;
                          ::: "eax", "ecx", "edx", "memory", "cc");                   \
     } while (0)
 
+/* Each probe once, its vector into seen[] (from CPL 3: user_probes; from CPL 0 too). */
+#define PROBE(i, insn)               \
+    do {                             \
+        TRY_X(insn);                 \
+        seen[i] = fault.vector;      \
+    } while (0)
+static void probes(void)
+{
+    PROBE(P_RDTSC, "rdtsc");
+    if (has_rdtscp)
+        PROBE(P_RDTSCP, "rdtscp");
+    if (has_rdpid)
+        PROBE(P_RDPID, ".byte 0xf3, 0x0f, 0xc7, 0xf8"); /* rdpid eax */
+    PROBE(P_SGDT, "sgdt dt_buf");
+    PROBE(P_SIDT, "sidt dt_buf");
+    PROBE(P_SLDT, "sldt %%ax");
+    PROBE(P_SMSW, "smsw %%eax");
+    PROBE(P_STR, "str %%ax");
+    PROBE(P_SMSWM, "smsw sel_buf");
+}
+
 static void user_probes(void)
 {
-    TRY_X("rdtsc");
-    seen[P_RDTSC] = fault.vector;
-    if (has_rdtscp) {
-        TRY_X("rdtscp");
-        seen[P_RDTSCP] = fault.vector;
-    }
-    if (has_rdpid) {
-        TRY_X(".byte 0xf3, 0x0f, 0xc7, 0xf8"); /* rdpid eax */
-        seen[P_RDPID] = fault.vector;
-    }
-    TRY_X("sgdt dt_buf");
-    seen[P_SGDT] = fault.vector;
-    TRY_X("sidt dt_buf");
-    seen[P_SIDT] = fault.vector;
-    TRY_X("sldt %%ax");
-    seen[P_SLDT] = fault.vector;
-    TRY_X("smsw %%eax");
-    seen[P_SMSW] = fault.vector;
-    TRY_X("str %%ax");
-    seen[P_STR] = fault.vector;
-    TRY_X("smsw sel_buf");
-    seen[P_SMSWM] = fault.vector;
+    probes();
     __asm__ volatile("int $0x80" ::: "memory");
 }
 
@@ -160,11 +160,14 @@ static void back_to_kernel(struct frame *f)
     user_return(f);
 }
 
-static void run_user(void)
+static void run_probes(int user)
 {
     for (int i = 0; i < P_N; i++)
         seen[i] = 0xffffffffu;
-    user_enter((u32)user_probes, (u32)(ustack + sizeof ustack), 0);
+    if (user)
+        user_enter((u32)user_probes, (u32)(ustack + sizeof ustack), 0);
+    else
+        probes();
 }
 
 static void set_cr4(u32 v)
@@ -179,7 +182,7 @@ static void check_user(void)
     u32 cr4 = read_cr4();
     /* CR4.TSD: RDTSC and RDTSCP #GP at CPL 3; RDPID is not affected. */
     set_cr4(cr4 | 4);
-    run_user();
+    run_probes(1);
     set_cr4(cr4);
     for (int i = P_RDTSC; i <= P_RDPID; i++) {
         if ((i == P_RDTSCP && !has_rdtscp) || (i == P_RDPID && !has_rdpid))
@@ -190,7 +193,7 @@ static void check_user(void)
                                               : "CR4.TSD=1, CPL 3: #GP");
     }
     /* CR4.TSD clear, UMIP clear: all run at CPL 3. */
-    run_user();
+    run_probes(1);
     for (int i = 0; i < P_N; i++)
         if (!((i == P_RDTSCP && !has_rdtscp) || (i == P_RDPID && !has_rdpid))) {
             printf("%s\n", names[i]);
@@ -205,19 +208,12 @@ static void check_user(void)
     CHECK_EQ(fault.vector, 0xffffffffu, "CR4.UMIP set");
     CHECK_EQ(read_cr4() & 0x800, 0x800, "CR4.UMIP reads back");
     /* CPL 0: UMIP does not apply. */
-    u32 vecs = 0;
-    TRY_X("sgdt dt_buf");
-    vecs |= fault.vector != 0xffffffffu;
-    TRY_X("sidt dt_buf");
-    vecs |= fault.vector != 0xffffffffu;
-    TRY_X("sldt %%ax");
-    vecs |= fault.vector != 0xffffffffu;
-    TRY_X("smsw %%eax");
-    vecs |= fault.vector != 0xffffffffu;
-    TRY_X("str %%ax");
-    vecs |= fault.vector != 0xffffffffu;
-    CHECK_EQ(vecs, 0, "CR4.UMIP=1, CPL 0: sgdt sidt sldt smsw str run");
-    run_user();
+    run_probes(0);
+    for (int i = P_SGDT; i < P_N; i++) {
+        printf("%s\n", names[i]);
+        CHECK_EQ(seen[i], 0xffffffffu, "CR4.UMIP=1, CPL 0: no fault");
+    }
+    run_probes(1);
     set_cr4(cr4);
     for (int i = P_SGDT; i < P_N; i++) {
         printf("%s\n", names[i]);
