@@ -42,6 +42,7 @@
 #define XBT_CR4_PCE        XBT_ARCH_U(0x00000100) /* RDPMC at any CPL */
 #define XBT_CR4_OSFXSR     XBT_ARCH_U(0x00000200) /* FXSAVE/FXRSTOR and SSE */
 #define XBT_CR4_OSXMMEXCPT XBT_ARCH_U(0x00000400) /* unmasked SSE exceptions raise #XM */
+#define XBT_CR4_UMIP       XBT_ARCH_U(0x00000800) /* SGDT SIDT SLDT SMSW STR: CPL 0 only */
 
 /* ---- EFLAGS --------------------------------------------------------------------- */
 #define XBT_EFLAGS_CF    XBT_ARCH_U(0x00000001) /* carry */

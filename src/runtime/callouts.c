@@ -266,11 +266,11 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        /* The bits the virtual CPU has (MCE and everything newer reserved; so are VME
+        /* The bits the virtual CPU has (everything newer than OSXMMEXCPT but UMIP reserved; so are VME
            and PVI: CPUID.1:EDX.VME is clear and virtual-8086 mode is the no-VME one). */
         if (val & ~(XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
-                    XBT_CR4_PAE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
-                    XBT_CR4_OSXMMEXCPT) ||
+                    XBT_CR4_PAE | XBT_CR4_MCE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
+                    XBT_CR4_OSXMMEXCPT | XBT_CR4_UMIP) ||
             (val & xbt_cr4_hidden(v))) /* reserved where the CPUID policy hides them */
             return fault(v, XBT_GP, 0);
         {
@@ -287,6 +287,13 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         return fault(v, XBT_UDV, 0);
     }
     return next(v);
+}
+
+/* CR4.UMIP: SGDT, SIDT, SLDT, SMSW and STR raise #GP(0) outside CPL 0 (virtual-8086
+   mode included, where the CPL is 3), before their operand is touched. */
+static bool umip_denied(const struct xbt_vcpu *v, const struct co_call *c)
+{
+    return (v->arch.cr4 & XBT_CR4_UMIP) && !c->priv_ok;
 }
 
 /* MOV to and from CR0-CR4 and DR0-DR7, SMSW, LMSW, CLTS. */
@@ -317,6 +324,8 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     }
     case XBT_CO_SMSW:
+        if (umip_denied(v, c))
+            return fault(v, XBT_GP, 0);
         if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, v->arch.cr0))
             return fault(v, XBT_GP, 0);
         return next(v);
@@ -752,7 +761,8 @@ static int co_raise(struct xbt_vcpu *v, const struct co_call *c)
         xbt_set_internal_error(v, c->eip, "unsupported instruction %s at %08x",
                                ZydisMnemonicGetString((ZydisMnemonic)c->s->mnemonic), c->eip);
         return XBT_LEAVE_EXIT;
-    default: /* UD; RDTSCP SYSCALL SYSRET MONITOR MWAIT XGETBV XSETBV: not in the virtual CPUID */
+    default: /* UD; SYSCALL SYSRET MONITOR MWAIT XGETBV XSETBV: not in the virtual CPUID
+                (SYSCALL/SYSRET are #UD outside 64-bit mode on Intel in any case) */
         return fault(v, XBT_UDV, 0);
     }
 }
@@ -880,6 +890,8 @@ static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
     }
     case XBT_CO_SGDT:
     case XBT_CO_SIDT: {
+        if (umip_denied(v, c))
+            return fault(v, XBT_GP, 0);
         xbt_dtable *t = s->kind == XBT_CO_SGDT ? &v->arch.gdtr : &v->arch.idtr;
         if (!write_mem(v, v->ctx.callout_ea, &t->limit, 2) ||
             !write_mem(v, v->ctx.callout_ea + 2, &t->base, 4))
@@ -889,6 +901,8 @@ static int co_dtable(struct xbt_vcpu *v, const struct co_call *c)
     default: { /* SLDT, STR */
         if (xbt_seg_plain(v))
             return fault(v, XBT_UDV, 0); /* not recognized in real or v86 mode */
+        if (umip_denied(v, c))
+            return fault(v, XBT_GP, 0);
         uint16_t sel = s->kind == XBT_CO_SLDT ? v->arch.ldtr.selector : v->arch.tr.selector;
         if (!write_rm(v, (s->flags & XBT_COF_HAS_MEM) ? 2 : c->size, sel))
             return fault(v, XBT_GP, 0);
@@ -1001,7 +1015,26 @@ static int co_far(struct xbt_vcpu *v, const struct co_call *c)
     return xfer(v, r, err);
 }
 
-/* The CPU model's registers: RDMSR, WRMSR, CPUID, RDTSC. */
+/* RDTSC and RDTSCP: CR4.TSD makes them CPL 0 only (virtual-8086 mode is CPL 3); the
+   guest's TSC is the host's plus the vCPU's offset.  RDTSCP also reads IA32_TSC_AUX's
+   low half into ECX, and is #UD where CPUID does not list it. */
+static int rdtsc_common(struct xbt_vcpu *v, const struct co_call *c)
+{
+    uint32_t *gpr = v->ctx.gpr;
+    bool p = c->s->kind == XBT_CO_RDTSCP;
+    if (p && !(xbt_feature(v, XBT_FEAT_X1_EDX) & (1u << 27)))
+        return fault(v, XBT_UDV, 0);
+    if ((v->arch.cr4 & XBT_CR4_TSD) && !c->priv_ok)
+        return fault(v, XBT_GP, 0);
+    uint64_t t = __rdtsc() + v->ctx.tsc_offset;
+    gpr[XBT_EAX] = (uint32_t)t;
+    gpr[XBT_EDX] = (uint32_t)(t >> 32);
+    if (p)
+        gpr[XBT_ECX] = (uint32_t)v->arch.msr_tsc_aux;
+    return next(v);
+}
+
+/* The CPU model's registers: RDMSR, WRMSR, CPUID, RDTSC, RDTSCP, RDPID. */
 static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
 {
     uint32_t *gpr = v->ctx.gpr;
@@ -1029,14 +1062,14 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
         gpr[XBT_ECX] = r[2], gpr[XBT_EDX] = r[3];
         return next(v);
     }
-    default: { /* RDTSC */
-        if ((v->arch.cr4 & XBT_CR4_TSD) && !c->priv_ok)
-            return fault(v, XBT_GP, 0);
-        uint64_t t = __rdtsc() + v->ctx.tsc_offset;
-        gpr[XBT_EAX] = (uint32_t)t;
-        gpr[XBT_EDX] = (uint32_t)(t >> 32);
+    case XBT_CO_RDPID:
+        /* Any CPL and mode (no CR4.TSD check, SDM); always the 32-bit register. */
+        if (!(xbt_feature(v, XBT_FEAT_7_ECX) & (1u << 22)))
+            return fault(v, XBT_UDV, 0);
+        set_reg(v, c->s->reg, 4, (uint32_t)v->arch.msr_tsc_aux);
         return next(v);
-    }
+    default: /* RDTSC, RDTSCP */
+        return rdtsc_common(v, c);
     }
 }
 
@@ -1052,7 +1085,8 @@ static const struct {
     [XBT_CO_UD] = { co_raise }, [XBT_CO_DE] = { co_raise },
     [XBT_CO_GP0] = { co_raise }, [XBT_CO_SS0] = { co_raise },
     [XBT_CO_NM] = { co_raise }, [XBT_CO_UNSUPPORTED] = { co_raise },
-    [XBT_CO_RDPMC] = { co_raise }, [XBT_CO_RDTSCP] = { co_raise },
+    [XBT_CO_RDPMC] = { co_raise }, [XBT_CO_RDTSCP] = { co_cpu_info },
+    [XBT_CO_RDPID] = { co_cpu_info },
     [XBT_CO_SYSCALL] = { co_raise }, [XBT_CO_SYSRET] = { co_raise },
     [XBT_CO_MONITOR] = { co_raise }, [XBT_CO_MWAIT] = { co_raise },
     [XBT_CO_XGETBV] = { co_raise }, [XBT_CO_XSETBV] = { co_raise },

@@ -1,7 +1,8 @@
 /*
  * callouts_fast.c - the callouts that run with the guest's x87/SSE state still live in
  * the host registers: the frequent, simple ones (POPF, CLI, STI, MOV to and from CR2/CR3,
- * MOV from CR0/CR4, RDTSC, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at CPL 0.  In
+ * MOV from CR0/CR4, RDTSC, RDTSCP, RDPID, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at
+ * CPL 0.  In
  * real mode MOV and POP to DS/ES/FS/GS load selector and base (sensitive.h); IRET
  * declines there, and POPF, POP Sreg and IRET decline on a 16-bit stack (SS.B clear).
  *
@@ -221,12 +222,18 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         v->stats.fast_callouts++;
         return XBT_FAST_LEAVE;
     }
-    case XBT_CO_RDTSC: { /* CPL 0: CR4.TSD does not apply */
+    case XBT_CO_RDTSC:    /* CPL 0: CR4.TSD does not apply */
+    case XBT_CO_RDTSCP: { /* (Linux's ordered TSC read, clocksource and vDSO, with it) */
+        /* Only the model's RDTSCP: a CPUID policy may hide it (#UD: the full handler). */
+        if (s->kind == XBT_CO_RDTSCP && v->pol.cpuid_set && !(v->pol.fx1_edx & (1u << 27)))
+            return XBT_FAST_DECLINE;
         uint32_t lo, hi;
         __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
         uint64_t t = (((uint64_t)hi << 32) | lo) + v->ctx.tsc_offset;
         v->ctx.gpr[XBT_EAX] = (uint32_t)t;
         v->ctx.gpr[XBT_EDX] = (uint32_t)(t >> 32);
+        if (s->kind == XBT_CO_RDTSCP)
+            v->ctx.gpr[XBT_ECX] = (uint32_t)v->arch.msr_tsc_aux;
         return done(v, s);
     }
     default:

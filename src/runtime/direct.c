@@ -119,17 +119,29 @@ static uint8_t host_fast_syscall(void)
 }
 
 /* Whether an instruction the host would answer differently starts at b (n bytes
-   known from there): CPUID, XGETBV, RDTSCP, RDPKRU, WRPKRU, RDPID, the host's fast
-   system call (host_fast_syscall). */
-static bool sensitive_at(const uint8_t *b, size_t n)
+   known from there): SENS_ANY for CPUID, XGETBV, RDTSCP, RDPKRU, WRPKRU, RDPID and the
+   host's fast system call (host_fast_syscall); SENS_MOST for SGDT, SIDT, SMSW (0F 01
+   /0 /1 with a memory operand, /4), SLDT and STR (0F 00 /0 /1), where the host gives
+   its own tables' values (or its kernel's UMIP emulation dummy ones) and ignores the
+   guest's CR4.UMIP.  Their byte patterns are common inside other instructions ("0F 00
+   00" is in every imm32 0x00000F00): starts_instruction wants most decodes, not one,
+   to land on them (otherwise about one page in ten of Debian's libc text counted). */
+enum { SENS_NONE, SENS_ANY, SENS_MOST };
+static int sensitive_at(const uint8_t *b, size_t n)
 {
     if (n >= 4 && b[0] == 0xF3 && b[1] == 0x0F && b[2] == 0xC7 && (b[3] & 0xF8) == 0xF8)
-        return true; /* RDPID */
+        return SENS_ANY; /* RDPID */
     if (n < 2 || b[0] != 0x0F)
-        return false;
+        return SENS_NONE;
     if (b[1] == 0xA2 || b[1] == host_fast_syscall())
-        return true;
-    return n >= 3 && b[1] == 0x01 && (b[2] == 0xD0 || b[2] == 0xF9 || b[2] == 0xEE || b[2] == 0xEF);
+        return SENS_ANY;
+    if (n < 3 || b[1] > 0x01)
+        return SENS_NONE;
+    unsigned mod = b[2] >> 6, reg = (b[2] >> 3) & 7;
+    if ((b[1] == 0x00 && reg <= 1) || (b[1] == 0x01 && ((reg <= 1 && mod != 3) || reg == 4)))
+        return SENS_MOST; /* SLDT, STR; SGDT, SIDT, SMSW */
+    return b[1] == 0x01 && (b[2] == 0xD0 || b[2] == 0xF9 || b[2] == 0xEE || b[2] == 0xEF)
+               ? SENS_ANY : SENS_NONE;
 }
 
 static bool sensitive_mnemonic(ZydisMnemonic m)
@@ -138,6 +150,8 @@ static bool sensitive_mnemonic(ZydisMnemonic m)
     case ZYDIS_MNEMONIC_CPUID: case ZYDIS_MNEMONIC_XGETBV: case ZYDIS_MNEMONIC_RDTSCP:
     case ZYDIS_MNEMONIC_RDPID: case ZYDIS_MNEMONIC_RDPKRU: case ZYDIS_MNEMONIC_WRPKRU:
     case ZYDIS_MNEMONIC_SYSCALL: case ZYDIS_MNEMONIC_SYSENTER:
+    case ZYDIS_MNEMONIC_SGDT: case ZYDIS_MNEMONIC_SIDT: case ZYDIS_MNEMONIC_SMSW:
+    case ZYDIS_MNEMONIC_SLDT: case ZYDIS_MNEMONIC_STR:
         return true;
     default:
         return false;
@@ -164,12 +178,15 @@ static void compat32_init(void)
  * executable when any decode lands on it or steps over it inside a sensitive
  * instruction (the same one behind a prefix), or when fewer than eight decodes step
  * over it (too little context: the first 32 bytes of a page, or undecodable bytes
- * before it); otherwise it lies inside another instruction's displacement or immediate
- * ("je rel32" with rel32 0x0000050f holds 0F 05; "and eax, 0x0f0f0f0f; add eax, edx"
- * holds 0F 01 D0), which is what about nine in ten of the byte scan's finds in Debian's
- * gcc, libc and ld.so are.
+ * before it); for `most` (SENS_MOST) only when more decodes land on it than step over
+ * it, or with too little context as above; otherwise it lies inside another
+ * instruction's displacement or immediate ("je rel32" with rel32 0x0000050f holds 0F 05;
+ * "and eax, 0x0f0f0f0f; add eax, edx" holds 0F 01 D0), which is what about nine in ten
+ * of the byte scan's finds in Debian's gcc, libc and ld.so are.  (A real instruction
+ * is landed on by most decodes: Debian's libc text has 987 finds of SENS_MOST patterns
+ * and no such instruction; 34 had a decode land on them, 2 a majority.)
  */
-static bool starts_instruction(const uint8_t *w, size_t n, size_t p)
+static bool starts_instruction(const uint8_t *w, size_t n, size_t p, bool most)
 {
     enum { BACK = 64, RUN_UP = 24, VOTES = 8 };
     pthread_once(&compat32_once, compat32_init);
@@ -177,7 +194,7 @@ static bool starts_instruction(const uint8_t *w, size_t n, size_t p)
         return true;
     size_t lo = p > BACK ? p - BACK : 0;
     uint8_t fate[BACK] = { 0 }; /* by offset - lo: 0 unknown, 1 executable, 2 over, 3 invalid */
-    int over = 0;
+    int over = 0, landed = 0;
     for (size_t s = lo; s + RUN_UP <= p; s++) {
         size_t path[BACK], np = 0, o = s;
         uint8_t f = 0;
@@ -202,17 +219,19 @@ static bool starts_instruction(const uint8_t *w, size_t n, size_t p)
         }
         for (size_t i = 0; i < np; i++)
             fate[path[i] - lo] = f;
-        if (f == 1)
+        if (f == 1 && !most)
             return true;
         over += f == 2;
+        landed += f == 1;
     }
-    return over < VOTES;
+    return over < VOTES || landed > over;
 }
 
 /* Whether guest physical page `gpa` holds an instruction that directly executed code
    would see answered by the host CPU where translated code sees the virtual one: CPUID,
-   XGETBV, RDTSCP, RDPID, RDPKRU/WRPKRU (the virtual CPU has none but CPUID, and its
-   CPUID is not the host's), or the fast system call the host runs in compatibility
+   XGETBV, RDTSCP, RDPID, RDPKRU/WRPKRU (the virtual CPU's CPUID and IA32_TSC_AUX are
+   not the host's, and it has no XGETBV or PKRU), SGDT, SIDT, SLDT, SMSW, STR (the
+   guest's tables and CR4.UMIP, not the host's), or the fast system call the host runs in compatibility
    mode (host_fast_syscall: its address would be lost; the virtual CPU gives #UD for
    SYSCALL and runs SYSENTER itself).  The bytes that start one are found by a scan,
    and each find is then decoded in context (starts_instruction): only those that code
@@ -239,9 +258,11 @@ bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next)
     size_t end = n > 4096 ? 4097 : 4096;
     for (const uint8_t *q = w; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL; q++) {
         size_t at = (size_t)(q - w);
-        if (at < 4096 && sensitive_at(q, n - at) && starts_instruction(w, n, at))
+        int k = at < 4096 ? sensitive_at(q, n - at) : SENS_NONE;
+        if (k && starts_instruction(w, n, at, k == SENS_MOST))
             return true;
-        if (at > 0 && sensitive_at(q - 1, n - at + 1) && starts_instruction(w, n, at - 1))
+        k = at > 0 ? sensitive_at(q - 1, n - at + 1) : SENS_NONE;
+        if (k && starts_instruction(w, n, at - 1, k == SENS_MOST))
             return true;
     }
     return false;
@@ -436,10 +457,12 @@ bool xbt_direct_wanted(struct xbt_vcpu *v)
     uint32_t sys = v->ctx.eflags_sys;
     if ((sys & XBT_EFLAGS_IOPL) == XBT_EFLAGS_IOPL || (sys & XBT_EFLAGS_VM) ||
         (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM)) || !(v->arch.cr4 & XBT_CR4_OSFXSR) ||
-        xbt_hidden_isa(v))
+        (v->arch.cr4 & XBT_CR4_TSD) || xbt_hidden_isa(v))
         return false; /* IOPL 3 (CLI/POPF would differ), v86, lazy FPU, SSE that must
                          raise #UD (CR4.OSFXSR clear, or hidden by the CPUID policy:
-                         the host would run it): translated */
+                         the host would run it), RDTSC that must raise #GP (CR4.TSD:
+                         the host would run it): translated.  (CR4.UMIP's instructions
+                         never run natively: their pages are sensitive.) */
     if (xbt_direct_hot(v, v->ctx.eip)) { /* adaptive mode's hot pages, sensitive pages */
         v->dx.sticky = true;
         return false;

@@ -23,9 +23,15 @@
 /* ---- CPUID ---------------------------------------------------------------------------- */
 
 #define LEAF1_ECX 0x80180201u /* SSE3 SSSE3 SSE4.1 SSE4.2 hypervisor */
-#define LEAF1_EDX 0x0781A979u /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2 */
+#define LEAF1_EDX 0x0781E9F9u /* FPU PSE TSC MSR PAE MCE CX8 SEP MCA PGE CMOV PAT MMX FXSR SSE
+                                 SSE2 */
 #define LEAF1_EDX_APIC 0x200u
 #define LEAF7_EDX 0x20000000u /* IA32_ARCH_CAPABILITIES */
+#define LEAF7_ECX 0x00400004u /* UMIP RDPID */
+#define LEAFX1_ECX 0x1u       /* LAHF/SAHF */
+#define LEAFX1_EDX 0x08000000u /* RDTSCP */
+#define LEAFX8_EAX 0x2024u    /* 36 physical, 32 linear address bits: any subset of these
+                                 bits says no more than the model has */
 
 /* The bits an entry of this leaf may set, EAX EBX ECX EDX into m[] (all zero: the leaf
    must read zero). */
@@ -41,7 +47,14 @@ static void allowed_bits(const struct xbt_vcpu *v, const xbt_cpuid_entry *e, uin
         m[2] = LEAF1_ECX;
         m[3] = LEAF1_EDX | ((v->vm->cfg.flags & XBT_VM_LOCAL_APIC) ? LEAF1_EDX_APIC : 0);
     } else if (f == 7 && (e->flags & XBT_CPUID_INDEXED) && e->index == 0) {
+        m[2] = LEAF7_ECX;
         m[3] = LEAF7_EDX;
+    } else if (f == 0x80000001u) {
+        m[0] = ~0u;
+        m[2] = LEAFX1_ECX;
+        m[3] = LEAFX1_EDX;
+    } else if (f == 0x80000008u) {
+        m[0] = LEAFX8_EAX;
     }
 }
 
@@ -105,9 +118,12 @@ xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *v, const xbt_cpuid_entry *entries, size_
     v->pol.cpuid_set = true;
     const xbt_cpuid_entry *l1 = find_entry(entries, n, 1, 0);
     const xbt_cpuid_entry *l7 = find_entry(entries, n, 7, 0);
+    const xbt_cpuid_entry *x1 = find_entry(entries, n, 0x80000001u, 0);
     v->pol.f1_ecx = l1 ? l1->ecx : 0;
     v->pol.f1_edx = l1 ? l1->edx : 0;
+    v->pol.f7_ecx = l7 ? l7->ecx : 0;
     v->pol.f7_edx = l7 ? l7->edx : 0;
+    v->pol.fx1_edx = x1 ? x1->edx : 0;
     return XBT_OK;
 }
 
@@ -123,11 +139,14 @@ bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uin
 
 uint32_t xbt_feature(const struct xbt_vcpu *v, int which)
 {
-    if (v->pol.cpuid_set)
-        return which == XBT_FEAT_1_ECX ? v->pol.f1_ecx
-             : which == XBT_FEAT_1_EDX ? v->pol.f1_edx : v->pol.f7_edx;
-    return which == XBT_FEAT_1_ECX ? LEAF1_ECX
-         : which == XBT_FEAT_1_EDX ? LEAF1_EDX | LEAF1_EDX_APIC : LEAF7_EDX;
+    const struct xbt_vcpu_policy *p = &v->pol;
+    switch (which) {
+    case XBT_FEAT_1_ECX: return p->cpuid_set ? p->f1_ecx : LEAF1_ECX;
+    case XBT_FEAT_1_EDX: return p->cpuid_set ? p->f1_edx : LEAF1_EDX | LEAF1_EDX_APIC;
+    case XBT_FEAT_7_ECX: return p->cpuid_set ? p->f7_ecx : LEAF7_ECX;
+    case XBT_FEAT_X1_EDX: return p->cpuid_set ? p->fx1_edx : LEAFX1_EDX;
+    default: return p->cpuid_set ? p->f7_edx : LEAF7_EDX;
+    }
 }
 
 uint8_t xbt_hidden_isa(const struct xbt_vcpu *v)
@@ -150,12 +169,16 @@ uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v)
         r |= XBT_CR4_PSE;
     if (!(d & (1u << 6)))
         r |= XBT_CR4_PAE;
+    if (!(d & (1u << 7)))
+        r |= XBT_CR4_MCE;
     if (!(d & (1u << 13)))
         r |= XBT_CR4_PGE;
     if (!(d & (1u << 24)))
         r |= XBT_CR4_OSFXSR;
     if (!(d & (1u << 25)))
         r |= XBT_CR4_OSXMMEXCPT;
+    if (!(xbt_feature(v, XBT_FEAT_7_ECX) & (1u << 2)))
+        r |= XBT_CR4_UMIP;
     return r;
 }
 

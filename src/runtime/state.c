@@ -51,7 +51,7 @@ enum {
                                            next VCPU are that vCPU's (several vCPUs) */
 };
 #define CPU_SEC_LEN (10 * 4 + 10 * 20 + 2 * 8 + 4 * 4 + 8 * 4 + 4)
-#define MAX_MSRS 16
+#define MAX_MSRS 40
 #define MEM_SEC_MAX (8 + 24 * XBT_MAX_MEM_SLOTS)
 
 static __thread char state_err[256];
@@ -385,7 +385,12 @@ static bool get_cpu(struct buf *b, struct cpu_image *c)
 }
 
 /* The MSRs a guest can write (the TSC is a section of its own). */
-static const uint32_t saved_msrs[] = { 0x1B, 0x174, 0x175, 0x176, 0x1A0, 0x277 };
+static const uint32_t saved_msrs[] = {
+    0x1B, 0x174, 0x175, 0x176, 0x17A, 0x1A0, 0x277, 0xC0000080, 0xC0000103,
+    0x400, 0x402, 0x403, 0x404, 0x406, 0x407, 0x408, 0x40A, 0x40B, /* MCi_CTL ADDR MISC */
+    0x40C, 0x40E, 0x40F, 0x410, 0x412, 0x413, 0x414, 0x416, 0x417,
+};
+_Static_assert(XBT_MC_BANKS == 6, "saved_msrs lists six machine-check banks");
 
 /* ---- guest RAM: the one place that walks it ------------------------------------------ */
 

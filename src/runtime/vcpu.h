@@ -178,6 +178,7 @@ struct xbt_vcpu {
     uint64_t ibl_clock;
 
     /* Architectural state not held in ctx (the guest's registers, EIP and EFLAGS). */
+#define XBT_MC_BANKS 6 /* machine-check banks (cpumodel.c), as a Core 2 has */
     struct xbt_vcpu_arch {
         uint32_t cr0, cr2, cr3, cr4;
         uint32_t dr[8];
@@ -186,7 +187,8 @@ struct xbt_vcpu {
         xbt_dtable gdtr, idtr;
         uint32_t cpl;
         uint64_t msr_sysenter_cs, msr_sysenter_esp, msr_sysenter_eip, msr_apic_base, msr_pat,
-            msr_efer, msr_misc_enable;
+            msr_efer, msr_misc_enable, msr_tsc_aux;
+        uint64_t mcg_status, mc_ctl[XBT_MC_BANKS], mc_addr[XBT_MC_BANKS], mc_misc[XBT_MC_BANKS];
         bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
         uint32_t shadow_eip;             /* the instruction the shadow covers */
         bool halted;
@@ -371,7 +373,8 @@ struct xbt_vcpu {
         xbt_cpuid_entry *cpuid;      /* XBT_MAX_CPUID_ENTRIES (struct xbt_vcpu_tables) */
         uint32_t n_cpuid;
         bool cpuid_set;
-        uint32_t f1_ecx, f1_edx, f7_edx; /* with cpuid_set: leaf 1 ECX, EDX, leaf 7.0 EDX */
+        uint32_t f1_ecx, f1_edx, f7_ecx, f7_edx; /* with cpuid_set: leaf 1 ECX, EDX, leaf 7.0 */
+        uint32_t fx1_edx;            /* with cpuid_set: leaf 0x80000001 EDX */
         bool exc_pending, exc_has_err;
         uint8_t exc_vec;
         uint32_t exc_err;
@@ -442,8 +445,8 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value);
 void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max);
 /* The embedder's policy (policy.c).  Feature words as the guest sees them (the policy's
-   or the model's): leaf 1 ECX, EDX, leaf 7.0 EDX. */
-enum { XBT_FEAT_1_ECX, XBT_FEAT_1_EDX, XBT_FEAT_7_EDX };
+   or the model's): leaf 1 ECX, EDX, leaf 7.0 ECX, EDX, leaf 0x80000001 EDX. */
+enum { XBT_FEAT_1_ECX, XBT_FEAT_1_EDX, XBT_FEAT_7_EDX, XBT_FEAT_7_ECX, XBT_FEAT_X1_EDX };
 uint32_t xbt_feature(const struct xbt_vcpu *v, int which);
 /* The translator's XBT_TM_HIDE_* flags for the SSE generations the policy hides (none:
    0; then user code must not run directly either, where the host CPU would run them). */

@@ -9,7 +9,8 @@
 # GUEST_END=reset|poweroff: the guest ends by resetting or powering off the machine
 # after its DONE line (QEMU -no-reboot then exits 0, xbt-run 4 or 0) instead of
 # through isa-debug-exit.  GUEST_SMP=N: N CPUs (QEMU -smp N, xbt-run --smp N); an
-# xbt-run whose --help does not offer --smp skips.
+# xbt-run whose --help does not offer --smp skips.  GUEST_QEMU_CPU=MODEL: QEMU's -cpu (e.g.
+# qemu32,+umip: features xbt's CPU model has that QEMU's default CPU lacks).
 set -u
 peer=$1
 kernel=$2
@@ -30,6 +31,9 @@ fi
 if [ -n "${GUEST_APPEND:-}" ]; then
     qemu_args+=(-append "$GUEST_APPEND")
     xbt_args+=(--append "$GUEST_APPEND")
+fi
+if [ -n "${GUEST_QEMU_CPU:-}" ]; then
+    qemu_args+=(-cpu "$GUEST_QEMU_CPU")
 fi
 if [ -n "${GUEST_SMP:-}" ]; then
     qemu_args+=(-smp "$GUEST_SMP")

@@ -4,7 +4,9 @@
  * without an error code, #DF, a triple fault, and both into user code run strictly,
  * directly and adaptively), the CPUID policy (what the guest reads, from kernel code and
  * from directly run user code, and what a hidden feature changes: #UD for SSE, #GP for
- * CR4.PAE, the MSRs that go with CPUID bits), MSR exits (a read answered, a write seen,
+ * CR4.PAE, the MSRs that go with CPUID bits; RDTSCP, RDPID, CR4.UMIP, IA32_TSC_AUX and
+ * the machine-check MSRs with and without their bits; the model's MSRs' reserved
+ * values), MSR exits (a read answered, a write seen,
  * #GP injected), watchpoints (paging off: a read, a write, a write beside one, INT's
  * frame pushed by the VMM, REP STOSD; paging on: kernel and user writes, strict and
  * direct) and the misuse each call refuses.
@@ -284,7 +286,7 @@ static void inject_user_case(uint32_t mode, const char *adapt_ticks)
     ck_assert_uint_eq(eip_of(&g) & ~3u, 0x401000);
     uint32_t seen[2];
     memcpy(seen, g.ram + 0x480000, 8);
-    ck_assert_uint_eq(seen[0], 0x0781a979u & ~((1u << 6) | (1u << 11)));
+    ck_assert_uint_eq(seen[0], 0x0781e9f9u & ~((1u << 6) | (1u << 11)));
     ck_assert_uint_eq(seen[1], 0x80180201u & ~(1u << 31));
     uint64_t d0 = direct_entries(&g);
     printf("user mode %u: %llu direct entries before the injections\n", mode,
@@ -379,7 +381,7 @@ static void cpuid_phases_model(struct guest *g)
 {
     uint32_t sig;
     memcpy(&sig, "xbtV", 4);
-    ck_assert_uint_eq(expect_out(g, 0xf1), 0x0781a979u | 0x200); /* with the local APIC */
+    ck_assert_uint_eq(expect_out(g, 0xf1), 0x0781e9f9u | 0x200); /* with the local APIC */
     ck_assert_uint_eq(expect_out(g, 0xf2), 0x80180201u);
     ck_assert_uint_eq(expect_out(g, 0xf3), 0x20000000u);
     ck_assert_uint_eq(expect_out(g, 0xf4), sig);
@@ -457,9 +459,9 @@ START_TEST(cpuid_policy)
     xbt_cpuid_entry model[XBT_MAX_CPUID_ENTRIES], e[XBT_MAX_CPUID_ENTRIES];
     size_t n = 0;
     ck_assert_int_eq(xbt_vcpu_get_cpuid(g.cpu, model, XBT_MAX_CPUID_ENTRIES, &n), XBT_OK);
-    ck_assert_uint_eq(n, 6);
+    ck_assert_uint_eq(n, 12);
     ck_assert_uint_eq(model[1].function, 1);
-    ck_assert_uint_eq(model[1].edx, 0x0781a979u | 0x200);
+    ck_assert_uint_eq(model[1].edx, 0x0781e9f9u | 0x200);
     cpuid_phases_model(&g);
     cpuid_refusals(&g, model, n);
     /* The model given back is accepted and changes nothing. */
@@ -469,8 +471,10 @@ START_TEST(cpuid_policy)
     cpuid_phases_model(&g);
     /* Information leaves may say anything. */
     memcpy(e, model, n * sizeof *e);
-    e[n] = (xbt_cpuid_entry){ 0x80000002u, 0, 0, 0x20747862, 0x75726976, 0x6c617574, 0 };
-    ck_assert_int_eq(xbt_vcpu_set_cpuid(g.cpu, e, n + 1), XBT_OK);
+    for (size_t i = 0; i < n; i++)
+        if (e[i].function == 0x80000002u) /* another brand string */
+            e[i] = (xbt_cpuid_entry){ 0x80000002u, 0, 0, 0x20747862, 0x75726976, 0x6c617574, 0 };
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(g.cpu, e, n), XBT_OK);
     /* The hiding policy. */
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -491,7 +495,7 @@ START_TEST(cpuid_policy)
     ck_assert_mem_eq(back, e, k * sizeof *e);
     set_cr4(&g, 0);
     go(&g, 0x100000);
-    ck_assert_uint_eq(expect_out(&g, 0xf1), 0x0781a979u & ~((1u << 6) | (1u << 25)));
+    ck_assert_uint_eq(expect_out(&g, 0xf1), 0x0781e9f9u & ~((1u << 6) | (1u << 25)));
     ck_assert_uint_eq(expect_out(&g, 0xf2), 0x80180201u);
     ck_assert_uint_eq(expect_out(&g, 0xf3), 0);
     ck_assert_uint_eq(expect_out(&g, 0xf4), 0); /* a leaf no entry names */
@@ -530,9 +534,108 @@ START_TEST(cpuid_policy)
     /* Without XBT_VM_LOCAL_APIC the APIC bit cannot be claimed. */
     setup(&g, XBT_USER_STRICT, 0, false);
     ck_assert_int_eq(xbt_vcpu_get_cpuid(g.cpu, model, XBT_MAX_CPUID_ENTRIES, &n), XBT_OK);
-    ck_assert_uint_eq(model[1].edx, 0x0781a979u);
+    ck_assert_uint_eq(model[1].edx, 0x0781e9f9u);
     model[1].edx |= 0x200;
     ck_assert_int_eq(xbt_vcpu_set_cpuid(g.cpu, model, n), XBT_E_INVAL);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
+/* The MSRs of the CPU model through xbt_vcpu_get_msr/set_msr: EFER (SCE only),
+   IA32_TSC_AUX (bits 63:32 reserved), the machine-check registers (MCG_CAP read-only,
+   MCG_STATUS bits 2:0, MCi_CTL all 0s or all 1s, MCi_STATUS 0 only, ADDR and MISC any,
+   nothing beyond the sixth bank). */
+static void model_msrs(xbt_vcpu *cpu)
+{
+    static const struct { uint32_t index; uint64_t value; bool ok; } w[] = {
+        { 0xC0000080u, 1, true }, { 0xC0000080u, 1u << 8, false },
+        { 0xC0000080u, 1u << 10, false }, { 0xC0000080u, 1u << 11, false },
+        { 0xC0000080u, 1ull << 63, false },
+        { 0xC0000103u, 0xfedcba98u, true }, { 0xC0000103u, 1ull << 32, false },
+        { 0x179, 6, false }, { 0x17A, 7, true }, { 0x17A, 8, false },
+        { 0x400, ~0ull, true }, { 0x400, 0xaaaaaaaaaaaaaaaaull, false }, { 0x400, 0, true },
+        { 0x401, 0, true }, { 0x401, 1, false }, { 0x416, 0x123456789abcull, true },
+        { 0x417, ~0ull, true }, { 0x418, 0, false },
+    };
+    for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
+        uint64_t before = 0, after = 0;
+        xbt_vcpu_get_msr(cpu, w[i].index, &before);
+        ck_assert_msg((xbt_vcpu_set_msr(cpu, w[i].index, w[i].value) == XBT_OK) == w[i].ok,
+                      "MSR %#x value %#llx: %s expected", w[i].index,
+                      (unsigned long long)w[i].value, w[i].ok ? "accepted" : "refused");
+        xbt_vcpu_get_msr(cpu, w[i].index, &after);
+        ck_assert_uint_eq(after, w[i].ok && w[i].index != 0x401 ? w[i].value : before);
+    }
+    uint64_t v = 0;
+    ck_assert_int_eq(xbt_vcpu_get_msr(cpu, 0x179, &v), XBT_OK);
+    ck_assert_uint_eq(v, 6);
+    ck_assert_int_eq(xbt_vcpu_get_msr(cpu, 0x418, &v), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_get_msr(cpu, 0x17B, &v), XBT_E_INVAL); /* no MCG_CTL */
+}
+
+#define PHASE_RDTSCP 0x100600 /* rdtscp; hlt */
+#define PHASE_RDPID 0x100700  /* rdpid eax; hlt */
+#define PHASE_UMIP 0x100800   /* mov eax, cr4; or eax, 0x800; mov cr4, eax (+8); hlt */
+
+/* The model's MSRs; then RDTSCP, RDPID and CR4.UMIP with the model (they run) and with a
+   policy that hides them (#UD, #UD, #GP, and IA32_TSC_AUX gone), and IA32_TSC_AUX kept
+   while RDPID alone is listed; hidden MCA takes the machine-check MSRs with it. */
+START_TEST(cpumodel_hidden)
+{
+    struct guest g;
+    setup(&g, XBT_USER_STRICT, 0, false);
+    put_cpuid_guest(&g);
+    memcpy(g.ram + PHASE_RDTSCP, "\x0f\x01\xf9\xf4", 4);
+    memcpy(g.ram + PHASE_RDPID, "\xf3\x0f\xc7\xf8\xf4", 5);
+    memcpy(g.ram + PHASE_UMIP, "\x0f\x20\xe0\x0d\x00\x08\x00\x00\x0f\x22\xe0\xf4", 12);
+    model_msrs(g.cpu);
+    ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0xC0000103u, 0x1234), XBT_OK);
+    xbt_regs r;
+    go(&g, PHASE_RDTSCP);
+    expect_reason(&g, XBT_EXIT_HLT);
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.ecx, 0x1234);
+    go(&g, PHASE_RDPID);
+    expect_reason(&g, XBT_EXIT_HLT);
+    xbt_vcpu_get_regs(g.cpu, &r);
+    ck_assert_uint_eq(r.eax, 0x1234);
+    go(&g, PHASE_UMIP);
+    expect_reason(&g, XBT_EXIT_HLT);
+    ck_assert_uint_eq(eip_of(&g), PHASE_UMIP + 12);
+    set_cr4(&g, 0);
+    /* Hidden: leaf 0x80000001 EDX (RDTSCP), leaf 7.0 ECX (UMIP, RDPID), leaf 1 MCA. */
+    xbt_cpuid_entry e[XBT_MAX_CPUID_ENTRIES];
+    size_t n = 0;
+    ck_assert_int_eq(xbt_vcpu_get_cpuid(g.cpu, e, XBT_MAX_CPUID_ENTRIES, &n), XBT_OK);
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].function == 0x80000001u)
+            e[i].edx = 0;
+        if (e[i].function == 7)
+            e[i].ecx = 0;
+        if (e[i].function == 1)
+            e[i].edx &= ~(1u << 14);
+    }
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(g.cpu, e, n), XBT_OK);
+    go(&g, PHASE_RDTSCP);
+    expect_event(&g, 6, -1, PHASE_RDTSCP, 0x08);
+    expect_reason(&g, XBT_EXIT_HLT);
+    go(&g, PHASE_RDPID);
+    expect_event(&g, 6, -1, PHASE_RDPID, 0x08);
+    expect_reason(&g, XBT_EXIT_HLT);
+    go(&g, PHASE_UMIP);
+    expect_event(&g, 13, 0, PHASE_UMIP + 8, 0x08); /* CR4.UMIP reserved now */
+    expect_reason(&g, XBT_EXIT_HLT);
+    uint64_t v;
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xC0000103u, &v), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0x179, &v), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0x400, &v), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xC0000080u, &v), XBT_OK); /* EFER stays */
+    for (size_t i = 0; i < n; i++)
+        if (e[i].function == 7)
+            e[i].ecx = 1u << 22; /* RDPID alone: IA32_TSC_AUX is back */
+    ck_assert_int_eq(xbt_vcpu_set_cpuid(g.cpu, e, n), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xC0000103u, &v), XBT_OK);
+    ck_assert_uint_eq(v, 0x1234);
     xbt_vm_destroy(g.vm);
 }
 END_TEST
@@ -779,6 +882,7 @@ int main(void)
     tcase_add_test(tc, inject_user_direct);
     tcase_add_test(tc, inject_user_adaptive_now);
     tcase_add_test(tc, cpuid_policy);
+    tcase_add_test(tc, cpumodel_hidden);
     tcase_add_test(tc, hidden_sse2_direct_user);
     tcase_add_test(tc, msr_exits);
     tcase_add_test(tc, watch_kernel_unpaged);

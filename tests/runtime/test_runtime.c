@@ -92,8 +92,8 @@ static void cpu_model_case(uint32_t flags)
     struct guest g;
     setup_guest_flags(&g, code, sizeof code, flags);
     int apic = (flags & XBT_VM_LOCAL_APIC) != 0;
-    /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2 (+ APIC) */
-    expect_out(&g, 0xf1, 0x0781a979u | (apic ? 1u << 9 : 0));
+    /* FPU PSE TSC MSR PAE MCE CX8 SEP MCA PGE CMOV PAT MMX FXSR SSE SSE2 (+ APIC) */
+    expect_out(&g, 0xf1, 0x0781e9f9u | (apic ? 1u << 9 : 0));
     uint32_t sig[2];
     memcpy(&sig[0], "xbtV", 4);
     memcpy(&sig[1], "alCP", 4);
@@ -109,7 +109,9 @@ static void cpu_model_case(uint32_t flags)
     ck_assert_uint_eq(v, 0x0007040600070406ull);
     ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x277, 0x0007040600070402ull), XBT_E_INVAL);
     ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x277, 0x0000000000000007ull), XBT_OK);
-    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xc0000080u, &v), XBT_E_INVAL); /* no EFER */
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xc0000080u, &v), XBT_OK); /* EFER, 0 at reset */
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(xbt_vcpu_get_msr(g.cpu, 0xc0000081u, &v), XBT_E_INVAL); /* no STAR */
     ck_assert_int_eq(xbt_vcpu_set_msr(g.cpu, 0x10a, 0), XBT_E_INVAL);        /* read-only */
     xbt_vm_destroy(g.vm);
 }

@@ -177,6 +177,13 @@ START_TEST(create_limits)
 }
 END_TEST
 
+/* MSRs of the CPU model that a save carries, and each vCPU's value for them. */
+static const uint32_t cpumodel_msr[3] = { 0xC0000080u, 0xC0000103u, 0x417 };
+static uint64_t cpumodel_value(int m, int k)
+{
+    return m == 0 ? (uint64_t)(k & 1) : m == 1 ? 0x100u + (uint64_t)k : 0x5a5a0000ull + (uint64_t)k;
+}
+
 /* Four vCPUs: 100,000 LOCK INCs each, then 20,000 CMPXCHG-loop additions of 3 each. */
 /* Save and restore of three vCPUs (API 1.7): each stops after its first OUT to 0xf1 with
    registers and an MSR of its own, the state goes into a new VM of three vCPUs, where
@@ -200,6 +207,9 @@ static int save_three(struct smp *s)
         r.eax = 100 + 10 * (uint32_t)k;
         ck_assert_int_eq(xbt_vcpu_set_regs(s->cpu[k], &r), XBT_OK);
         ck_assert_int_eq(xbt_vcpu_set_msr(s->cpu[k], 0x174, 7 + (uint64_t)k), XBT_OK);
+        for (int m = 0; m < 3; m++) /* EFER.SCE, TSC_AUX, MC5_MISC: saved as well */
+            ck_assert_int_eq(xbt_vcpu_set_msr(s->cpu[k], cpumodel_msr[m], cpumodel_value(m, k)),
+                             XBT_OK);
     }
     struct run_result res[MAXV];
     run_all_until(s, res, XBT_EXIT_IO);
@@ -226,6 +236,11 @@ START_TEST(save_restore_vcpus)
         ck_assert_uint_eq(r.esp, 0x90000 + 0x1000 * (uint32_t)k);
         ck_assert_int_eq(xbt_vcpu_get_msr(b.cpu[k], 0x174, &cs), XBT_OK);
         ck_assert_uint_eq(cs, 7 + (uint64_t)k);
+        for (int m = 0; m < 3; m++) {
+            uint64_t v = ~0ull;
+            ck_assert_int_eq(xbt_vcpu_get_msr(b.cpu[k], cpumodel_msr[m], &v), XBT_OK);
+            ck_assert_uint_eq(v, cpumodel_value(m, k));
+        }
     }
     struct run_result res[MAXV];
     run_all(&b, res);

@@ -1,0 +1,106 @@
+/*
+ * test_direct_scan.c - the scan that keeps pages with host-sensitive instructions out of
+ * direct execution (runtime/direct.c, xbt_direct_page_sensitive), for CR4.UMIP's
+ * instructions: SGDT, SIDT, SLDT, SMSW and STR are found wherever code executes them (a
+ * page's middle, its first bytes, across its end), and their byte patterns inside other
+ * instructions' immediates ("mov eax, 0xf00" holds 0F 00 00, SLDT [eax]) are not taken
+ * for them, which would send most pages of ordinary code to the translator.
+ */
+#include <check.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "runtime/vcpu.h"
+
+/* Ordinary code whose immediates hold the patterns: 0F 00 00 (SLDT [eax]), 0F 01 05
+   (SGDT [disp32]), 0F 01 E0 (SMSW eax), 0F 00 C8 (STR eax). */
+static const uint8_t filler[][7] = {
+    { 5, 0xB8, 0x00, 0x0F, 0x00, 0x00 },       /* mov eax, 0xf00 */
+    { 2, 0x89, 0xC2 },                         /* mov edx, eax */
+    { 5, 0x3D, 0x00, 0x0F, 0x01, 0x05 },       /* cmp eax, 0x05010f00 */
+    { 3, 0x8B, 0x45, 0x08 },                   /* mov eax, [ebp+8] */
+    { 6, 0x81, 0xC1, 0x0F, 0x01, 0xE0, 0x00 }, /* add ecx, 0xe0010f */
+    { 2, 0x01, 0xD0 },                         /* add eax, edx */
+    { 5, 0xBA, 0x0F, 0x00, 0xC8, 0x00 },       /* mov edx, 0xc8000f */
+    { 3, 0xC1, 0xE0, 0x02 },                   /* shl eax, 2 */
+};
+
+/* Code like the filler in which a few decodes started 24-64 bytes back land on the
+   0F 01 05 at offset 74 (inside "cmp eax, 0x05010f00"), most step over it: one landing
+   decode is not enough (Debian's libc has 32 such finds). */
+static const uint8_t decoy[100] = {
+    0x01, 0xD0, 0x8B, 0x84, 0x24, 0x0F, 0x00, 0x00, 0xC1, 0xE0, 0x02, 0xBA, 0x0F, 0x00,
+    0xC8, 0x00, 0x3D, 0x00, 0x0F, 0x01, 0x05, 0x31, 0xC0, 0xB8, 0x00, 0x0F, 0x00, 0x00,
+    0x8B, 0x84, 0x24, 0x0F, 0x00, 0x00, 0x8B, 0x84, 0x24, 0x0F, 0x00, 0x00, 0x50, 0x8D,
+    0x44, 0x24, 0x10, 0x3D, 0x00, 0x0F, 0x01, 0x05, 0xC1, 0xE0, 0x02, 0x31, 0xC0, 0x3D,
+    0x00, 0x0F, 0x01, 0x05, 0x3D, 0x00, 0x0F, 0x01, 0x05, 0x01, 0xD0, 0x3D, 0x00, 0x0F,
+    0x01, 0x05, 0x3D, 0x00, 0x0F, 0x01, 0x05, 0x0F, 0x84, 0x00, 0x0F, 0x00, 0x00, 0x3D,
+    0x00, 0x0F, 0x01, 0x05, 0x0F, 0xB6, 0xC0, 0x8B, 0x45, 0x08, 0x8D, 0x44, 0x24, 0x10,
+    0x89, 0xC2,
+};
+
+static const struct { const char *name; uint8_t len, b[7]; } umip_insn[] = {
+    { "sgdt [0x12345678]", 7, { 0x0F, 0x01, 0x05, 0x78, 0x56, 0x34, 0x12 } },
+    { "sidt [0x12345678]", 7, { 0x0F, 0x01, 0x0D, 0x78, 0x56, 0x34, 0x12 } },
+    { "smsw esi", 3, { 0x0F, 0x01, 0xE6 } },
+    { "str cx", 4, { 0x66, 0x0F, 0x00, 0xC9 } },
+    { "sldt si", 4, { 0x66, 0x0F, 0x00, 0xC6 } },
+};
+
+/* Two pages of code at gpa 0: 40 bytes of "mov edx, eax; add eax, edx" (a page's first
+   32 bytes have too little context: any find there counts), the decoy, then filler; with
+   umip_insn[k] (k < 0: none) at the first instruction boundary from offset `at`; whether the page where it starts is sensitive (page 0 for
+   none; the page after it following it). */
+static bool page_with(xbt_vm *vm, int k, unsigned at)
+{
+    uint8_t *ram = xbt_vm_ram(vm);
+    unsigned o = 40 + sizeof decoy, i = 0;
+    for (unsigned j = 0; j < 40; j += 4)
+        memcpy(ram + j, "\x89\xC2\x01\xD0", 4);
+    memcpy(ram + 40, decoy, sizeof decoy);
+    bool placed = k < 0;
+    unsigned page = 0;
+    while (o < 8192 - 16) {
+        if (!placed && o >= at) {
+            memcpy(ram + o, umip_insn[k].b, umip_insn[k].len);
+            page = o / 4096;
+            o += umip_insn[k].len;
+            placed = true;
+            continue;
+        }
+        const uint8_t *f = filler[i++ % (sizeof filler / sizeof filler[0])];
+        memcpy(ram + o, f + 1, f[0]);
+        o += f[0];
+    }
+    memset(ram + o, 0x90, 8192 - o);
+    return xbt_direct_page_sensitive(vm, page * 4096u, page * 4096u + 4096);
+}
+
+START_TEST(umip_instructions_found_not_imagined)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 1u << 20;
+    xbt_vm *vm;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    ck_assert_msg(!page_with(vm, -1, 0), "immediates holding the patterns taken for code");
+    static const unsigned where[] = { 140, 145, 180, 2000, 4080, 4090, 4093, 4097 };
+    for (size_t k = 0; k < sizeof umip_insn / sizeof umip_insn[0]; k++)
+        for (size_t w = 0; w < sizeof where / sizeof where[0]; w++)
+            ck_assert_msg(page_with(vm, (int)k, where[w]), "%s near offset %u not found",
+                          umip_insn[k].name, where[w]);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("direct_scan");
+    TCase *tc = tcase_create("umip");
+    tcase_add_test(tc, umip_instructions_found_not_imagined);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
