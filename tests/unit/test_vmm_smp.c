@@ -42,7 +42,6 @@ static struct vmm *board(unsigned n)
             exit(1);
         }
         pthread_mutex_init(&m->lock, NULL);
-        pthread_cond_init(&m->wake, NULL);
         pthread_cond_init(&m->timer_cv, NULL);
         memset(m->unknown_port_seen, 0xff, sizeof m->unknown_port_seen);
     }

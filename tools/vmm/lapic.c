@@ -139,7 +139,7 @@ void lapic_nmi(struct vmm *m, unsigned cpu)
 {
     m->lapic[cpu].nmis++;
     xbt_vcpu_nmi(m->cpus[cpu]);
-    pthread_cond_broadcast(&m->wake);
+    vmm_wake(m, 1u << cpu);
 }
 
 /* An error the APIC detected: latched for the next ESR write, signalled through the
@@ -385,7 +385,7 @@ static void init_cpu(struct vmm *m, unsigned cpu)
     a->init_pending = true;
     a->sipi_vector = -1; /* a start-up before this INIT does not count */
     xbt_vcpu_stop(m->cpus[cpu]);
-    pthread_cond_broadcast(&m->wake);
+    vmm_wake(m, 1u << cpu);
 }
 
 /* Start-up: taken only by a vCPU in wait-for-SIPI (or on its way there after an INIT);
@@ -395,7 +395,7 @@ static void startup_cpu(struct vmm *m, unsigned cpu, uint8_t vector)
     struct lapic *a = &m->lapic[cpu];
     if ((a->wait_sipi || a->init_pending) && a->sipi_vector < 0) {
         a->sipi_vector = vector;
-        pthread_cond_broadcast(&m->wake);
+        vmm_wake(m, 1u << cpu);
     }
 }
 
