@@ -3,7 +3,7 @@
  * firmware tables for N vCPUs (MP table and ACPI MADT: checksums, one enabled processor
  * per vCPU with APIC ID = index, the BSP flag on 0), fw_cfg's CPU count, and the local
  * APICs' message routing (the ICR's destinations and shorthands, physical, flat and
- * cluster logical, lowest priority, INIT and start-up, IOAPIC messages, the 8259 to
+ * cluster logical, lowest priority by arbitration priority, INIT and start-up, IOAPIC messages, the 8259 to
  * vCPU 0 only).
  *
  * The board is made with one real vCPU (the library may allow only one); the other
@@ -240,6 +240,20 @@ static void test_delivery(void)
     /* Lowest priority to all but self: the lowest index of the set. */
     apic_w(m, 1, 0x300, icr(0x52, DM_LOWEST, false, 3));
     CHECK(irr(m, 0, 0x52) && !irr(m, 2, 0x52) && !irr(m, 3, 0x52), "lowest priority to 0");
+    /* By arbitration priority (SDM 11.6.2.4): TPR 0x20 on 0 and 0x10 on 2; 3 has none. */
+    apic_w(m, 0, 0x80, 0x20);
+    apic_w(m, 2, 0x80, 0x10);
+    apic_w(m, 1, 0x300, icr(0x53, DM_LOWEST, false, 3));
+    CHECK(irr(m, 3, 0x53) && !irr(m, 0, 0x53) && !irr(m, 2, 0x53), "lowest TPR: 3");
+    /* Now 3's request (class 5) and 2's vector in service (0x51) count: 0 with 0x20. */
+    apic_w(m, 1, 0x300, icr(0x54, DM_LOWEST, false, 3));
+    CHECK(irr(m, 0, 0x54) && !irr(m, 2, 0x54) && !irr(m, 3, 0x54), "lowest APR: 0");
+    /* The same priority on all three: the lowest index. */
+    apic_w(m, 0, 0x80, 0x60);
+    apic_w(m, 2, 0x80, 0x60);
+    apic_w(m, 3, 0x80, 0x60);
+    apic_w(m, 1, 0x300, icr(0x55, DM_LOWEST, false, 3));
+    CHECK(irr(m, 0, 0x55) && !irr(m, 2, 0x55) && !irr(m, 3, 0x55), "a tie: the lowest index");
     /* INIT then two start-ups to AP 3: it waits, takes the first vector. */
     CHECK(m->lapic[3].wait_sipi && !m->lapic[0].wait_sipi, "APs wait for SIPI at power-on");
     apic_w(m, 0, 0x310, 3u << 24);
