@@ -20,7 +20,7 @@ reps=${1:-5}
 b=$root/build
 xbt_run=${XBT_RUN:-$b/tools/xbt-run}
 kut=${PEER_BUILD_DIR:-$b/peers}/kvm-unit-tests
-cmake --build "$b" -j2 --target xbt-run smp_tlb >/dev/null || exit 1
+cmake --build "$b" -j2 --target xbt-run guest_smp_tlb >/dev/null || exit 1
 command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -39,7 +39,7 @@ vmexit() { # peer test -> cycles
 }
 
 shoot() { # peer -> "invlpg cr3" cycles
-    XBT_RUN=$xbt_run GUEST_SMP=2 bash "$root/tests/guests/run-guest.sh" "$1" \
+    XBT_RUN=$xbt_run GUEST_SMP=2 GUEST_APPEND=cpus=2 bash "$root/tests/guests/run-guest.sh" "$1" \
         "$b/tests/guests/smp_tlb.elf" 2>&1 |
         awk '/shootdown cycles/ { v[n++] = $NF } END { if (n == 2) print v[0], v[1] }'
 }
