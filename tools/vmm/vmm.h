@@ -29,7 +29,8 @@
  * interrupts (PIT, local APIC timers, HPET, PM timer) and kicks the vCPUs; an input
  * thread feeds the UART.  All device state is under one mutex (struct vmm.lock), one
  * big lock for every device whichever vCPU touches it: simple and correct first, the
- * accesses are short.  Every function below that takes a struct vmm * expects the
+ * accesses are short.  A vCPU thread that waits (HLT, wait-for-SIPI) is woken after the
+ * lock is released, and only when there is something for it (events.c).  Every function below that takes a struct vmm * expects the
  * caller to hold it unless it says otherwise; a `cpu` argument is a vCPU index.
  */
 #ifndef XBT_TOOLS_VMM_H
