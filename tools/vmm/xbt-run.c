@@ -228,6 +228,7 @@ static bool kick_pending(struct vmm *m, int skip)
 static void *timer_thread(void *arg)
 {
     struct vmm *m = arg;
+    bool again = false;
     pthread_mutex_lock(&m->lock);
     while (!m->stop_timer) {
         uint64_t now = vmm_now_ns();
@@ -245,9 +246,18 @@ static void *timer_thread(void *arg)
             until = next;
         if (m->deadline_ns && m->deadline_ns < until && !m->timed_out)
             until = m->deadline_ns;
+        if (m->wake_mask && !again) {
+            /* A timer interrupt for a halted vCPU: woken after the lock (events.c), then
+               one more pass, since a deadline moved meanwhile would not reach the wait. */
+            vmm_unlock(m);
+            pthread_mutex_lock(&m->lock);
+            again = true;
+            continue;
+        }
+        again = false;
         /* CLOCK_MONOTONIC deadline for the condition variable (create_platform). */
         struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
-        vmm_wake_flush(m);
+        vmm_wake_flush(m); /* what the pass after a wake found (rare) */
         pthread_cond_timedwait(&m->timer_cv, &m->lock, &ts);
     }
     vmm_unlock(m);
