@@ -574,13 +574,14 @@ static void smc_data_end(struct xbt_vcpu *v)
 }
 
 /* Translated code is about to run: with several vCPUs it counts as in translated code
-   from here (smp.c); false: requests came meanwhile, through the dispatcher first. */
+   from here (smp.c); false: requests or a kick came meanwhile (a kick while in_tc was
+   clear sends no signal: signals.c), through the dispatcher first. */
 static inline bool tc_enter(struct xbt_vcpu *v)
 {
     if (v->vm->n_vcpus < 2)
         return true;
     atomic_store(&v->mbox.in_tc, true);
-    if (!xbt_mbox_pending(v))
+    if (!xbt_mbox_pending(v) && !atomic_load(&v->kick))
         return true;
     atomic_store(&v->mbox.in_tc, false);
     return false;

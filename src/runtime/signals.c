@@ -232,7 +232,11 @@ void xbt_vcpu_kick(xbt_vcpu *v)
     struct xbt_runner *r = atomic_load(&v->dx.runner);
     if (r)
         xbt_runner_kick(r);
-    if (atomic_load(&v->running))
+    /* With several vCPUs only one in translated code (or a callout from it) needs the
+       signal: one in C goes through tc_enter (run.c), which sees the kick flag.  The
+       seq_cst store above and tc_enter's store of in_tc before its load of the flag:
+       either it sees the flag or this sees in_tc. */
+    if (atomic_load(&v->running) && (v->vm->n_vcpus < 2 || atomic_load(&v->mbox.in_tc)))
         pthread_kill(v->thread, XBT_KICK_SIGNAL);
 }
 

@@ -148,6 +148,10 @@ static void mbox_wait(xbt_vm *vm, struct xbt_vcpu *self, uint8_t who, const uint
     }
     if (ran)
         atomic_store(&self->kick, true);
+    /* A kick meanwhile sent no signal (in_tc was clear: signals.c): what its handler
+       would have done outside translated code, done here. */
+    if (atomic_load(&self->kick))
+        self->ctx.ibl_table = (uint64_t)(uintptr_t)self->ibl_miss;
 }
 
 /* 256 bits per page: bit k of word page * 4 + k / 64 for the chunk at 16 * k. */

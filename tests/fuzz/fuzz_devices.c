@@ -49,7 +49,6 @@ static void setup(void)
     }
     memset(m->unknown_port_seen, 0xff, sizeof m->unknown_port_seen); /* no open-bus log */
     pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->wake, NULL);
     pthread_cond_init(&m->timer_cv, NULL);
     int fd = memfd_create("fuzz-disk", 0);
     if (fd < 0 || ftruncate(fd, 64 * 512) != 0)

@@ -43,7 +43,6 @@ static void setup(void)
     }
     memset(m->unknown_port_seen, 0xff, sizeof m->unknown_port_seen);
     pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->wake, NULL);
     pthread_cond_init(&m->timer_cv, NULL);
     char err[256];
     if (pc_init(m, NULL, 0, err, sizeof err) != 0) {

@@ -3,8 +3,8 @@
  * firmware tables for N vCPUs (MP table and ACPI MADT: checksums, one enabled processor
  * per vCPU with APIC ID = index, the BSP flag on 0), fw_cfg's CPU count, and the local
  * APICs' message routing (the ICR's destinations and shorthands, physical, flat and
- * cluster logical, lowest priority, INIT and start-up, IOAPIC messages, the 8259 to
- * vCPU 0 only).
+ * cluster logical, lowest priority by arbitration priority, INIT and start-up, IOAPIC
+ * messages, the 8259 to vCPU 0 only), and which vCPU threads are woken (events.c).
  *
  * The board is made with one real vCPU (the library may allow only one); the other
  * vCPUs are slots without an xbt_vcpu (NULL: kicks, stops and NMIs to them are no-ops
@@ -42,7 +42,6 @@ static struct vmm *board(unsigned n)
             exit(1);
         }
         pthread_mutex_init(&m->lock, NULL);
-        pthread_cond_init(&m->wake, NULL);
         pthread_cond_init(&m->timer_cv, NULL);
         memset(m->unknown_port_seen, 0xff, sizeof m->unknown_port_seen);
     }
@@ -241,6 +240,20 @@ static void test_delivery(void)
     /* Lowest priority to all but self: the lowest index of the set. */
     apic_w(m, 1, 0x300, icr(0x52, DM_LOWEST, false, 3));
     CHECK(irr(m, 0, 0x52) && !irr(m, 2, 0x52) && !irr(m, 3, 0x52), "lowest priority to 0");
+    /* By arbitration priority (SDM 11.6.2.4): TPR 0x20 on 0 and 0x10 on 2; 3 has none. */
+    apic_w(m, 0, 0x80, 0x20);
+    apic_w(m, 2, 0x80, 0x10);
+    apic_w(m, 1, 0x300, icr(0x53, DM_LOWEST, false, 3));
+    CHECK(irr(m, 3, 0x53) && !irr(m, 0, 0x53) && !irr(m, 2, 0x53), "lowest TPR: 3");
+    /* Now 3's request (class 5) and 2's vector in service (0x51) count: 0 with 0x20. */
+    apic_w(m, 1, 0x300, icr(0x54, DM_LOWEST, false, 3));
+    CHECK(irr(m, 0, 0x54) && !irr(m, 2, 0x54) && !irr(m, 3, 0x54), "lowest APR: 0");
+    /* The same priority on all three: the lowest index. */
+    apic_w(m, 0, 0x80, 0x60);
+    apic_w(m, 2, 0x80, 0x60);
+    apic_w(m, 3, 0x80, 0x60);
+    apic_w(m, 1, 0x300, icr(0x55, DM_LOWEST, false, 3));
+    CHECK(irr(m, 0, 0x55) && !irr(m, 2, 0x55) && !irr(m, 3, 0x55), "a tie: the lowest index");
     /* INIT then two start-ups to AP 3: it waits, takes the first vector. */
     CHECK(m->lapic[3].wait_sipi && !m->lapic[0].wait_sipi, "APs wait for SIPI at power-on");
     apic_w(m, 0, 0x310, 3u << 24);
@@ -292,17 +305,77 @@ static void test_ioapic(void)
     CHECK(intr_pending(m, 0) && !intr_pending(m, 1) && !intr_pending(m, 2), "8259 to vCPU 0");
 }
 
+/* Who is woken (events.c): intr_changed marks the halted vCPUs that have an interrupt
+   to take, and those alone; an NMI marks its target. */
+static void test_wake_marks(void)
+{
+    struct vmm *m = board(4);
+    for (unsigned k = 0; k < 4; k++)
+        apic_w(m, k, 0xf0, 0x1ff);
+    m->halted = 0x6; /* vCPUs 1 and 2 wait in HLT */
+    m->wake_mask = 0;
+    apic_w(m, 0, 0x310, 2u << 24);
+    apic_w(m, 0, 0x300, icr(0x51, DM_FIXED, false, 0));
+    CHECK(m->wake_mask == 0x4, "IPI to halted 2 wakes 2 alone: mask %#x", m->wake_mask);
+    CHECK(intr_ack(m, 2) == 0x51, "vCPU 2 takes 0x51");
+    m->wake_mask = 0;
+    apic_w(m, 0, 0x310, 3u << 24);
+    apic_w(m, 0, 0x300, icr(0x52, DM_FIXED, false, 0));
+    CHECK(m->wake_mask == 0, "IPI to running 3 wakes nobody: mask %#x", m->wake_mask);
+    apic_w(m, 0, 0x310, 1u << 24);
+    apic_w(m, 0, 0x300, icr(0, DM_NMI, false, 0));
+    CHECK(m->wake_mask == 0x2, "NMI to 1 wakes 1: mask %#x", m->wake_mask);
+    m->halted = 0;
+    m->wake_mask = 0;
+}
+
+/* A thread in vmm_wait is woken by a mark and vmm_unlock from another thread (a lost
+   wake-up hangs this test until ctest's timeout). */
+static atomic_bool woke;
+static volatile bool go;
+
+static void *waiter(void *arg)
+{
+    struct vmm *m = arg;
+    pthread_mutex_lock(&m->lock);
+    while (!go)
+        vmm_wait(m, 1);
+    atomic_store(&woke, true);
+    vmm_unlock(m);
+    return NULL;
+}
+
+static void test_wait(void)
+{
+    struct vmm *m = board(2);
+    pthread_t t;
+    if (pthread_create(&t, NULL, waiter, m) != 0)
+        return;
+    for (int round = 0; round < 1000; round++) {
+        pthread_mutex_lock(&m->lock); /* a change that is not for it: no wake */
+        vmm_unlock(m);
+    }
+    pthread_mutex_lock(&m->lock);
+    go = true;
+    vmm_wake(m, 1u << 1);
+    vmm_unlock(m);
+    pthread_join(t, NULL);
+    CHECK(atomic_load(&woke), "the waiter saw its condition");
+}
+
 int main(void)
 {
     test_tables();
     test_destinations();
     test_delivery();
     test_ioapic();
+    test_wake_marks();
+    test_wait();
     if (failures) {
         fprintf(stderr, "test_vmm_smp: %d failures\n", failures);
         return 1;
     }
-    printf("test_vmm_smp: tables for 1-%d CPUs, destinations, delivery, IOAPIC: ok\n",
+    printf("test_vmm_smp: tables for 1-%d CPUs, destinations, delivery, IOAPIC, wake-ups: ok\n",
            VMM_MAX_CPUS);
     return 0;
 }

@@ -85,7 +85,7 @@ void acpi_pm_rtc_event(struct vmm *m)
     m->pm.sts |= STS_RTC;
     update_sci(m, vmm_now_ns());
     if (m->pm.suspended)
-        pthread_cond_broadcast(&m->wake); /* xbt-run.c's resume_s3 waits for it */
+        vmm_wake(m, 1u); /* the BSP, in xbt-run.c's resume_s3 */
 }
 
 static void sleep_request(struct vmm *m, unsigned typ)

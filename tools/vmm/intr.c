@@ -77,14 +77,17 @@ int intr_ack(struct vmm *m, unsigned cpu)
     return -1;
 }
 
-/* With several vCPUs every change wakes the halted ones, which each look at their own
-   interrupts (one condition variable for all: simple; a broadcast with no waiter is
-   cheap). */
+/* A change wakes the halted vCPUs that now have an interrupt to take, and those alone
+   (the others find theirs when they next look). */
 void intr_changed(struct vmm *m)
 {
     m->intr_changes++;
-    if (m->ncpus > 1 || intr_pending(m, 0))
-        pthread_cond_broadcast(&m->wake);
+    uint32_t wake = 0;
+    for (unsigned k = 0; k < m->ncpus; k++)
+        if ((m->halted >> k & 1) && intr_pending(m, k))
+            wake |= 1u << k;
+    if (wake)
+        vmm_wake(m, wake);
 }
 
 /* The ISA lines' levels as the devices drive them (the wiring itself is fixed). */

@@ -16,8 +16,12 @@
  * runtime, which has neither: the mode bit is not writable, as on a CPU without it.
  *
  * Messages (ICR, IOAPIC) go to a set of vCPUs (lapic_deliver).  Lowest priority goes
- * to the lowest vCPU index of the set (its APIC ID unless the guest rewrote it): a
- * choice the SDM allows and the simplest that is deterministic.  NMIs go through
+ * to the APIC of the set with the lowest arbitration priority (APR: the TPR, or the
+ * priority class of the highest vector in service or requested when that is higher;
+ * SDM 11.6.2.4), ties to the lowest vCPU index; no focus processor (SVR bit 9 reads 0
+ * but is not implemented, as on Pentium 4 and Xeon).  QEMU takes the lowest APIC ID of
+ * the set whatever its priority; a guest that raises TPR to keep device interrupts off
+ * a CPU (Linux does not, Windows did) sees the difference.  NMIs go through
  * xbt_vcpu_nmi.  INIT to the BSP (vCPU 0) resets it, and nothing restarts it but the
  * reset vector: the run ends as a reset, as before SMP.  INIT to an AP latches
  * init_pending and stops the vCPU; its thread (xbt-run.c) resets the APIC and waits for
@@ -139,7 +143,7 @@ void lapic_nmi(struct vmm *m, unsigned cpu)
 {
     m->lapic[cpu].nmis++;
     xbt_vcpu_nmi(m->cpus[cpu]);
-    pthread_cond_broadcast(&m->wake);
+    vmm_wake(m, 1u << cpu);
 }
 
 /* An error the APIC detected: latched for the next ESR write, signalled through the
@@ -385,7 +389,7 @@ static void init_cpu(struct vmm *m, unsigned cpu)
     a->init_pending = true;
     a->sipi_vector = -1; /* a start-up before this INIT does not count */
     xbt_vcpu_stop(m->cpus[cpu]);
-    pthread_cond_broadcast(&m->wake);
+    vmm_wake(m, 1u << cpu);
 }
 
 /* Start-up: taken only by a vCPU in wait-for-SIPI (or on its way there after an INIT);
@@ -395,14 +399,28 @@ static void startup_cpu(struct vmm *m, unsigned cpu, uint8_t vector)
     struct lapic *a = &m->lapic[cpu];
     if ((a->wait_sipi || a->init_pending) && a->sipi_vector < 0) {
         a->sipi_vector = vector;
-        pthread_cond_broadcast(&m->wake);
+        vmm_wake(m, 1u << cpu);
     }
+}
+
+/* The one vCPU of targets a lowest-priority message goes to (see the top). */
+static uint32_t lowest_priority(const struct vmm *m, uint32_t targets)
+{
+    uint32_t best = 0, best_apr = 0x100;
+    for (unsigned k = 0; k < m->ncpus; k++) {
+        if (!(targets >> k & 1))
+            continue;
+        uint32_t p = apr(&m->lapic[k]);
+        if (p < best_apr)
+            best = 1u << k, best_apr = p;
+    }
+    return best;
 }
 
 void lapic_deliver(struct vmm *m, uint32_t targets, unsigned mode, uint8_t vector, bool level)
 {
     if (mode == DM_LOWEST)
-        targets &= -targets; /* the lowest index of the set */
+        targets = lowest_priority(m, targets);
     for (unsigned k = 0; k < m->ncpus; k++) {
         if (!(targets >> k & 1))
             continue;

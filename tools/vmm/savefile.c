@@ -110,7 +110,7 @@ int vmm_save(struct vmm *m, const char *path, uint32_t vm_flags, char *err, size
     struct vstate s = { 0 };
     pthread_mutex_lock(&m->lock); /* the timer thread goes on meanwhile */
     bool saved = pc_save_state(m, &s);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     if (!saved) {
         free(s.buf);
         return fail(err, errlen, "cannot save the devices: %s", s.err);
@@ -231,7 +231,7 @@ int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, ch
     bool ok = pc_load_state(m, &s);
     for (unsigned k = 0; ok && k < m->ncpus; k++)
         lapic_sync_base(m, k);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     free(s.buf);
     if (!ok)
         return fail(err, errlen, "%s: %s", path, s.err);

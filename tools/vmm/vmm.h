@@ -29,7 +29,8 @@
  * interrupts (PIT, local APIC timers, HPET, PM timer) and kicks the vCPUs; an input
  * thread feeds the UART.  All device state is under one mutex (struct vmm.lock), one
  * big lock for every device whichever vCPU touches it: simple and correct first, the
- * accesses are short.  Every function below that takes a struct vmm * expects the
+ * accesses are short.  A vCPU thread that waits (HLT, wait-for-SIPI) is woken after the
+ * lock is released, and only when there is something for it (events.c).  Every function below that takes a struct vmm * expects the
  * caller to hold it unless it says otherwise; a `cpu` argument is a vCPU index.
  */
 #ifndef XBT_TOOLS_VMM_H
@@ -208,7 +209,12 @@ enum vmm_end {
 
 struct vmm {
     pthread_mutex_t lock;
-    pthread_cond_t wake;   /* signalled when an interrupt becomes deliverable or the run must end */
+    /* vCPU k's thread waits (vmm_wait: HLT, wait-for-SIPI, S3) until an interrupt it
+       can take, an NMI, an INIT or start-up, or the end of the run: vmm_wake marks it,
+       vmm_unlock bumps wake_seq[k] after releasing the lock and wakes its futex. */
+    _Atomic uint32_t wake_seq[VMM_MAX_CPUS];
+    uint32_t wake_mask;    /* vCPUs to signal at the next vmm_unlock */
+    uint32_t halted;       /* vCPUs waiting in HLT (xbt-run.c on_hlt): intr_changed wakes them */
     pthread_cond_t timer_cv; /* signalled when a timer is reprogrammed */
     xbt_vm *vm;
     xbt_vcpu *cpu;         /* vCPU 0, the BSP (cpus[0]) */
@@ -292,6 +298,11 @@ void vs_check(struct vstate *s, bool ok, const char *what);
    as clock.c: no device calls back into pc.c or xbt-run.c). */
 void vmm_request_exit(struct vmm *m, enum vmm_end why, int status); /* the first stands */
 void vmm_timer_changed(struct vmm *m);               /* a device deadline moved */
+#define VMM_ALL_CPUS 0xffffffffu
+void vmm_wake(struct vmm *m, uint32_t cpus);   /* wake these vCPUs' threads at the unlock */
+void vmm_wake_flush(struct vmm *m);            /* ... now (before this thread waits) */
+void vmm_unlock(struct vmm *m);                /* unlock vmm.lock, then wake */
+void vmm_wait(struct vmm *m, unsigned cpu);    /* vCPU cpu's thread waits for a wake */
 
 /* intr.c: the interrupt wiring (see the top of this file). */
 void intr_init(struct vmm *m);   /* connects the controllers' hooks: before any device */

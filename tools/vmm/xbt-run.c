@@ -180,8 +180,8 @@ static bool claim_end(struct vmm *m, int status)
         m->ending = true;
         m->end_status = status;
     }
-    pthread_cond_broadcast(&m->wake);
-    pthread_mutex_unlock(&m->lock);
+    vmm_wake(m, VMM_ALL_CPUS);
+    vmm_unlock(m);
     stop_all(m);
     return first;
 }
@@ -201,7 +201,7 @@ static int irq_pending(void *opaque)
             pc_poll(m, now);
     }
     int v = intr_ack(m, c->index);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     return v;
 }
 
@@ -228,28 +228,39 @@ static bool kick_pending(struct vmm *m, int skip)
 static void *timer_thread(void *arg)
 {
     struct vmm *m = arg;
+    bool again = false;
     pthread_mutex_lock(&m->lock);
     while (!m->stop_timer) {
         uint64_t now = vmm_now_ns();
         uint64_t next = pc_poll(m, now);
         bool pending = kick_pending(m, -1); /* new, or still not taken */
         if (m->interrupted || atomic_load(&m->save_requested))
-            pthread_cond_broadcast(&m->wake); /* set by a signal handler: end a HLT wait */
+            vmm_wake(m, VMM_ALL_CPUS); /* set by a signal handler: end a HLT wait */
         if (m->deadline_ns && now >= m->deadline_ns && !m->timed_out) {
             m->timed_out = true;
             stop_all(m);
-            pthread_cond_broadcast(&m->wake);
+            vmm_wake(m, VMM_ALL_CPUS);
         }
         uint64_t until = now + 1000000ull * (pending ? 1 : 50);
         if (next && next < until)
             until = next;
         if (m->deadline_ns && m->deadline_ns < until && !m->timed_out)
             until = m->deadline_ns;
+        if (m->wake_mask && !again) {
+            /* A timer interrupt for a halted vCPU: woken after the lock (events.c), then
+               one more pass, since a deadline moved meanwhile would not reach the wait. */
+            vmm_unlock(m);
+            pthread_mutex_lock(&m->lock);
+            again = true;
+            continue;
+        }
+        again = false;
         /* CLOCK_MONOTONIC deadline for the condition variable (create_platform). */
         struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
+        vmm_wake_flush(m); /* what the pass after a wake found (rare) */
         pthread_cond_timedwait(&m->timer_cv, &m->lock, &ts);
     }
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     return NULL;
 }
 
@@ -266,7 +277,7 @@ static void *input_thread(void *arg)
         pthread_mutex_lock(&m->lock);
         uart_receive(m, buf, (unsigned)n);
         kick_pending(m, -1);
-        pthread_mutex_unlock(&m->lock);
+        vmm_unlock(m);
     }
 }
 
@@ -358,11 +369,13 @@ static int on_hlt(struct vcpu_ctx *c)
     xbt_vcpu_events ev;
     bool nmi = xbt_vcpu_get_events(c->cpu, &ev) == XBT_OK && ev.nmi_pending;
     bool s3 = false; /* vCPU 0 and an AP's S3 (suspend_aps) */
+    m->halted |= 1u << c->index;
     while (!nmi && !(if_on && intr_pending(m, c->index)) && a->nmis == nmis &&
            !a->init_pending && !run_must_stop(m) && !(s3 = c->index == 0 && m->pm.suspended))
-        pthread_cond_wait(&m->wake, &m->lock);
+        vmm_wait(m, c->index);
+    m->halted &= ~(1u << c->index);
     bool stop = run_must_stop(m) || a->init_pending || s3;
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     if (stop)
         xbt_vcpu_stop(c->cpu); /* leave through the STOPPED exit */
     return -1;
@@ -400,7 +413,7 @@ static void on_io(struct vcpu_ctx *c, xbt_exit *ex)
             ex->io.data = v;
     }
     kick_raised(m, c->index, changes, false);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
 }
 
 /* A device register access by vCPU cpu (vmm.lock held), its local APIC where its
@@ -421,7 +434,7 @@ static void on_mmio(struct vcpu_ctx *c, xbt_exit *ex)
     bool claimed = device_mmio(m, c->index, ex->mmio.gpa, ex->mmio.size, ex->mmio.is_write,
                                &ex->mmio.data);
     kick_raised(m, c->index, changes, false);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     if (!claimed) {
         /* No device: reads see open bus, writes are dropped (logged once). */
         static atomic_bool said;
@@ -454,7 +467,7 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
     if (claimed)
         m->mmio_sync++;
     kick_raised(m, this_cpu, changes, true);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     return claimed;
 }
 
@@ -472,7 +485,7 @@ static int on_pio_sync(void *opaque, uint16_t port, uint32_t size, int is_in, ui
     if (is_in)
         *data = v;
     kick_raised(m, this_cpu, changes, true);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     return 1;
 }
 
@@ -500,20 +513,20 @@ static int save_barrier(struct vcpu_ctx *c)
     pthread_mutex_lock(&m->lock);
     uint64_t round = m->save_round;
     m->save_parked |= 1u << c->index;
-    pthread_cond_broadcast(&m->wake);
+    vmm_wake(m, 1u); /* vCPU 0 waits for the APs to park */
     int st = -2;
     if (c->index) {
         while (m->save_round == round && !m->ending)
-            pthread_cond_wait(&m->wake, &m->lock);
+            vmm_wait(m, c->index);
         m->save_parked &= ~(1u << c->index);
         st = m->ending ? m->end_status : -1;
     } else {
         while (!aps_still(m) && !m->ending)
-            pthread_cond_wait(&m->wake, &m->lock);
+            vmm_wait(m, 0);
         if (m->ending)
             st = m->end_status;
     }
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     return st;
 }
 
@@ -525,8 +538,8 @@ static void save_done(struct vmm *m, bool again)
         atomic_store(&m->save_requested, false); /* the next SIGUSR1 saves again */
     m->save_parked &= ~1u;
     m->save_round++;
-    pthread_cond_broadcast(&m->wake);
-    pthread_mutex_unlock(&m->lock);
+    vmm_wake(m, VMM_ALL_CPUS);
+    vmm_unlock(m);
 }
 
 /* SIGUSR1 stopped the vCPUs: the machine into save_path, or -1 to run on (this vCPU is
@@ -590,7 +603,7 @@ static int on_stopped(struct vcpu_ctx *c)
         return resume_s3(c); /* an AP entered S3 (suspend_aps) */
     pthread_mutex_lock(&m->lock);
     bool init = m->lapic[c->index].init_pending;
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     /* Nothing else: the stop of an INIT already taken while the AP waited (stops are
        kept until the next run) */
     return init ? VCPU_RESTART : -1;
@@ -667,13 +680,14 @@ static int suspend_aps(struct vcpu_ctx *c)
     pthread_mutex_lock(&m->lock);
     lapic_deliver(m, ((1u << m->ncpus) - 1) & ~1u, DM_INIT, 0, false);
     if (c->index != 0) {
-        pthread_mutex_unlock(&m->lock);
+        vmm_wake(m, 1u); /* vCPU 0 in HLT sees pm.suspended */
+        vmm_unlock(m);
         xbt_vcpu_stop(m->cpus[0]);
         return VCPU_RESTART;
     }
     while (!aps_parked(m) && !run_must_stop(m))
-        pthread_cond_wait(&m->wake, &m->lock); /* wait_for_sipi says when one parks */
-    pthread_mutex_unlock(&m->lock);
+        vmm_wait(m, 0); /* wait_for_sipi says when one parks */
+    vmm_unlock(m);
     return -1;
 }
 
@@ -692,7 +706,7 @@ static int resume_s3(struct vcpu_ctx *c)
     }
     pthread_mutex_lock(&m->lock);
     while (!acpi_pm_wake(m) && !m->timed_out && !m->interrupted && !m->exit_requested)
-        pthread_cond_wait(&m->wake, &m->lock); /* the timer thread polls the RTC */
+        vmm_wait(m, 0); /* the timer thread polls the RTC */
     bool woke = !m->pm.suspended;
     uint32_t vector = firmware_waking_vector(m);
     if (woke && (vector == 0 || vector >= 0x100000)) {
@@ -709,7 +723,7 @@ static int resume_s3(struct vcpu_ctx *c)
         lapic_init(m);
         ioapic_init(m);
     }
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     if (!woke)
         xbt_vcpu_stop(m->cpu); /* leave through the STOPPED exit (timeout, signal) */
     return -1;
@@ -764,13 +778,13 @@ static bool wait_for_sipi(struct vcpu_ctx *c)
     struct vmm *m = c->m;
     pthread_mutex_lock(&m->lock);
     lapic_wait_sipi(m, c->index);
-    pthread_cond_broadcast(&m->wake); /* parked: vCPU 0 may wait for it (suspend_aps, on_save) */
+    vmm_wake(m, 1u); /* parked: vCPU 0 may wait for it (suspend_aps, on_save) */
     int vector = -1;
     /* No start-up taken while a save is asked for: the save counts on it (aps_still). */
     while (!run_must_end(m) &&
            (atomic_load(&m->save_requested) || (vector = lapic_take_sipi(m, c->index)) < 0))
-        pthread_cond_wait(&m->wake, &m->lock);
-    pthread_mutex_unlock(&m->lock);
+        vmm_wait(m, c->index);
+    vmm_unlock(m);
     if (vector < 0)
         return false;
     real_mode_state(c->cpu, (uint32_t)vector << 12, 0, LAPIC_DEFAULT_BASE | 0x800);
@@ -1246,7 +1260,6 @@ static int create_platform(struct vmm *m, const struct options *o)
     pthread_condattr_t ca; /* timer_thread's deadlines are CLOCK_MONOTONIC (vmm_now_ns) */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->wake, &ca);
     pthread_cond_init(&m->timer_cv, &ca);
     char err[512];
     if (pc_init(m, o->disks, o->ndisks, err, sizeof err) != 0) {
@@ -1343,7 +1356,7 @@ static void stop_helpers(struct vmm *m, struct helpers *h)
     pthread_mutex_lock(&m->lock);
     m->stop_timer = true;
     pthread_cond_broadcast(&m->timer_cv);
-    pthread_mutex_unlock(&m->lock);
+    vmm_unlock(m);
     pthread_join(h->timer, NULL);
     if (h->have_input) {
         pthread_cancel(h->input);
