@@ -42,6 +42,8 @@
 #define XBT_CR4_PCE        XBT_ARCH_U(0x00000100) /* RDPMC at any CPL */
 #define XBT_CR4_OSFXSR     XBT_ARCH_U(0x00000200) /* FXSAVE/FXRSTOR and SSE */
 #define XBT_CR4_OSXMMEXCPT XBT_ARCH_U(0x00000400) /* unmasked SSE exceptions raise #XM */
+#define XBT_CR4_SMEP       XBT_ARCH_U(0x00100000) /* no supervisor fetch from user pages */
+#define XBT_CR4_SMAP       XBT_ARCH_U(0x00200000) /* no supervisor data access to user pages */
 
 /* ---- EFLAGS --------------------------------------------------------------------- */
 #define XBT_EFLAGS_CF    XBT_ARCH_U(0x00000001) /* carry */

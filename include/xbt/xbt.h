@@ -669,7 +669,9 @@ xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, 
  *                     SSSE3 SSE4.1 SSE4.2 hypervisor); EDX 0x0781A979 (FPU PSE TSC MSR
  *                     PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2), and 0x200 (APIC) with
  *                     XBT_VM_LOCAL_APIC only
- *   leaf 7            subleaf 0 EDX 0x20000000 (IA32_ARCH_CAPABILITIES); the rest 0
+ *   leaf 7            subleaf 0 EBX 0x00100080 (SMEP, SMAP: not in the model, which
+ *                     leaves them out for their cost; a policy may add them), EDX
+ *                     0x20000000 (IA32_ARCH_CAPABILITIES); the rest 0
  *   leaves 2, 4, 0x15, 0x16, 0x40000000-0x400000FF, 0x80000000, 0x80000002-0x80000004
  *                     any (caches, the TSC's rate, hypervisor leaves, the brand string)
  *   every other leaf  zero (XSAVE's leaf 0xD, 0x80000001's SYSCALL/NX/long mode, the
@@ -680,7 +682,8 @@ xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, 
  * raise #UD, as the SDM says for a CPU without it (and user code then always runs
  * translated, since the host CPU would run them); MOV to CR4 raises
  * #GP for PSE, PAE, PGE, OSFXSR or OSXMMEXCPT while PSE, PAE, PGE, FXSR or SSE is hidden
- * (a reserved bit then); APIC hidden: IA32_APIC_BASE raises #GP; leaf 7's EDX bit 29
+ * (a reserved bit then), and for SMEP or SMAP unless leaf 7's EBX has them (with them:
+ * SMEP, SMAP, STAC and CLAC as the SDM has them); APIC hidden: IA32_APIC_BASE raises #GP; leaf 7's EDX bit 29
  * hidden: IA32_ARCH_CAPABILITIES raises #GP.  Hiding SEP, TSC, CMOV, CX8, MMX or FXSR
  * changes only what CPUID says (and CR4 as above): the SDM lists no fault for SYSENTER,
  * RDTSC, CMOVcc, CMPXCHG8B or the MMX instructions on a CPUID bit; FXSAVE/FXRSTOR with

@@ -47,6 +47,7 @@ enum xbt_callout_kind {
     XBT_CO_GP0, XBT_CO_SS0, /* a segment-limit check failed: #GP(0) / #SS(0) */
     XBT_CO_MMIO,        /* an instruction that keeps touching MMIO (the runtime marked its
                            EIP): its access is made by the runtime, without a host fault */
+    XBT_CO_CLAC, XBT_CO_STAC, /* EFLAGS.AC for SMAP (#UD without it in CPUID) */
     XBT_CO_COUNT
 };
 

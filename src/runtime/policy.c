@@ -26,6 +26,7 @@
 #define LEAF1_EDX 0x0781A979u /* FPU PSE TSC MSR PAE CX8 SEP PGE CMOV PAT MMX FXSR SSE SSE2 */
 #define LEAF1_EDX_APIC 0x200u
 #define LEAF7_EDX 0x20000000u /* IA32_ARCH_CAPABILITIES */
+#define LEAF7_EBX 0x00100080u /* SMEP SMAP: not in the model, an embedder may add them */
 
 /* The bits an entry of this leaf may set, EAX EBX ECX EDX into m[] (all zero: the leaf
    must read zero). */
@@ -41,6 +42,7 @@ static void allowed_bits(const struct xbt_vcpu *v, const xbt_cpuid_entry *e, uin
         m[2] = LEAF1_ECX;
         m[3] = LEAF1_EDX | ((v->vm->cfg.flags & XBT_VM_LOCAL_APIC) ? LEAF1_EDX_APIC : 0);
     } else if (f == 7 && (e->flags & XBT_CPUID_INDEXED) && e->index == 0) {
+        m[1] = LEAF7_EBX;
         m[3] = LEAF7_EDX;
     }
 }
@@ -107,6 +109,7 @@ xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *v, const xbt_cpuid_entry *entries, size_
     const xbt_cpuid_entry *l7 = find_entry(entries, n, 7, 0);
     v->pol.f1_ecx = l1 ? l1->ecx : 0;
     v->pol.f1_edx = l1 ? l1->edx : 0;
+    v->pol.f7_ebx = l7 ? l7->ebx : 0;
     v->pol.f7_edx = l7 ? l7->edx : 0;
     return XBT_OK;
 }
@@ -125,9 +128,11 @@ uint32_t xbt_feature(const struct xbt_vcpu *v, int which)
 {
     if (v->pol.cpuid_set)
         return which == XBT_FEAT_1_ECX ? v->pol.f1_ecx
-             : which == XBT_FEAT_1_EDX ? v->pol.f1_edx : v->pol.f7_edx;
+             : which == XBT_FEAT_1_EDX ? v->pol.f1_edx
+             : which == XBT_FEAT_7_EBX ? v->pol.f7_ebx : v->pol.f7_edx;
     return which == XBT_FEAT_1_ECX ? LEAF1_ECX
-         : which == XBT_FEAT_1_EDX ? LEAF1_EDX | LEAF1_EDX_APIC : LEAF7_EDX;
+         : which == XBT_FEAT_1_EDX ? LEAF1_EDX | LEAF1_EDX_APIC
+         : which == XBT_FEAT_7_EBX ? 0 : LEAF7_EDX;
 }
 
 uint8_t xbt_hidden_isa(const struct xbt_vcpu *v)
@@ -156,6 +161,11 @@ uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v)
         r |= XBT_CR4_OSFXSR;
     if (!(d & (1u << 25)))
         r |= XBT_CR4_OSXMMEXCPT;
+    uint32_t b7 = xbt_feature(v, XBT_FEAT_7_EBX);
+    if (!(b7 & (1u << 7)))
+        r |= XBT_CR4_SMEP;
+    if (!(b7 & (1u << 20)))
+        r |= XBT_CR4_SMAP;
     return r;
 }
 

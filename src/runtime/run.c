@@ -577,6 +577,7 @@ static void smc_data_end(struct xbt_vcpu *v)
    from here (smp.c); false: requests came meanwhile, through the dispatcher first. */
 static inline bool tc_enter(struct xbt_vcpu *v)
 {
+    xbt_smap_sync(v); /* EFLAGS.AC clear: no user page in the K-window (mmu.c) */
     if (v->vm->n_vcpus < 2)
         return true;
     atomic_store(&v->mbox.in_tc, true);
