@@ -39,7 +39,6 @@ unexplained=0
 # here makes the run fail; a listed one that no longer differs is reported as fixed.
 vendor_reason="CPUID vendor 'xbtVirtualCP': the library takes the AMD path, MSR 0xc0010000 raises #GP (src/runtime/cpumodel.c)"
 declare -A known=(
-    [smap]="CPUID has no SMAP (QEMU runs it with -cpu max) (src/runtime/cpumodel.c)"
     [tsc]="CPUID has no RDTSCP (QEMU runs it with -cpu max) (src/runtime/cpumodel.c)"
     [umip]="CPUID has no UMIP: 11 of the 21 checks run (QEMU: -cpu qemu64,+umip) (src/runtime/cpumodel.c)"
     [la57]="#GP where QEMU (-cpu max) has the 64-bit CPU's CR4 bits (src/runtime/cpumodel.c)"
@@ -140,7 +139,10 @@ run_kut() {
         [[ -z "${KUT_ONLY:-}" || "$name" =~ ^(${KUT_ONLY})$ ]] || continue
         local t=${KUT_TIMEOUT:-${to:-90}} rx rq
         [ "$t" -ge 10 ] 2>/dev/null || t=90
-        timeout "$t" "$xbt_run" --timeout "$((t - 5))" --smp "$smp" --module "$env" \
+        # QEMU's -cpu max is xbt-run's --cpu max (everything each implements).
+        local cpu=()
+        [[ " $qp " == *" -cpu max "* ]] && cpu=(--cpu max)
+        timeout "$t" "$xbt_run" --timeout "$((t - 5))" --smp "$smp" "${cpu[@]}" --module "$env" \
             ${args:+--append "$args"} "$flat" </dev/null >"$out.xbt" 2>&1
         rx=$(outcome xbt $? "$out.xbt")
         # shellcheck disable=SC2086 # qemu_params are words

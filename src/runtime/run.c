@@ -102,6 +102,8 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
         m.size16 |= XBT_TS_STACK16;
     if (xbt_v86(v))
         m.size16 |= XBT_TS_V86;
+    if (v->arch.cr4 & XBT_CR4_SMAP)
+        m.size16 |= XBT_TS_SMAP;
     return m;
 }
 

@@ -9,7 +9,8 @@
 # GUEST_END=reset|poweroff: the guest ends by resetting or powering off the machine
 # after its DONE line (QEMU -no-reboot then exits 0, xbt-run 4 or 0) instead of
 # through isa-debug-exit.  GUEST_SMP=N: N CPUs (QEMU -smp N, xbt-run --smp N); an
-# xbt-run whose --help does not offer --smp skips.
+# xbt-run whose --help does not offer --smp skips.  GUEST_CPU=max: every feature each
+# peer implements (QEMU -cpu max, xbt-run --cpu max).
 set -u
 peer=$1
 kernel=$2
@@ -34,6 +35,10 @@ fi
 if [ -n "${GUEST_SMP:-}" ]; then
     qemu_args+=(-smp "$GUEST_SMP")
     xbt_args+=(--smp "$GUEST_SMP")
+fi
+if [ -n "${GUEST_CPU:-}" ]; then
+    qemu_args+=(-cpu "$GUEST_CPU")
+    xbt_args+=(--cpu "$GUEST_CPU")
 fi
 case "$peer" in
 qemu-tcg)
