@@ -23,9 +23,14 @@
  *   others     zero (leaves 2-6 and 8-0x14 included; no extended leaves: 0x80000000
  *              reads 0)
  *
+ * Implemented but not in the model: SMEP and SMAP (leaf 7.0 EBX bits 7 and 20; CR4.SMEP,
+ * CR4.SMAP, CLAC and STAC), for their cost to a guest kernel that uses SMAP (a STAC/CLAC
+ * pair around every user copy empties the K-window of user pages: docs/ARCHITECTURE.md,
+ * "SMEP and SMAP"); an embedder's CPUID policy adds them (xbt-run --cpu max).
+ *
  * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
  * kernel could not save their state), RDTSCP, RDPID, SYSCALL, NX (no EFER: a CPU
- * without extended features has none), MTRRs, MCE/MCA, SMAP/SMEP, UMIP, PCID, VME
+ * without extended features has none), MTRRs, MCE/MCA, UMIP, PCID, VME
  * (CR4.VME and CR4.PVI are reserved: virtual-8086 mode is the SDM's no-VME one).  (PAT
  * selects memory types, which mean nothing here: the walker ignores the PAT bits.)
  * Directly executed code never runs CPUID or XGETBV natively (direct.c translates the
