@@ -39,7 +39,6 @@ unexplained=0
 # here makes the run fail; a listed one that no longer differs is reported as fixed.
 vendor_reason="CPUID vendor 'xbtVirtualCP': the library takes the AMD path, MSR 0xc0010000 raises #GP (src/runtime/cpumodel.c)"
 declare -A known=(
-    [smap]="CPUID has no SMAP (QEMU runs it with -cpu max) (src/runtime/cpumodel.c)"
     [tsc]="xbt passes 6 (RDTSCP 3, RDPID 3: CPUID.7.0:ECX.RDPID is in the model); QEMU 7.2 TCG has no RDPID, even with -cpu max: 3 (src/runtime/cpumodel.c)"
     [msr]="xbt passes all 1065 (6 machine-check banks; every x2APIC MSR #GP, as without x2APIC); QEMU 7.2 TCG (-cpu max: 10 banks, 1073 checks) fails 988: no #GP where the SDM has one, for the x2APIC MSRs with x2APIC off (771), the machine-check MSRs beyond its banks and bad MCi_CTL/STATUS values (196), SPEC_CTRL/PRED_CMD/FLUSH_CMD, the 64-bit MSRs, and it drops EFER.SCE (src/runtime/cpumodel.c)"
     [emulator]="xbt passes all 86 (string_io_mmio, REP INSB into MMIO, since 2026-11-30); QEMU TCG fails 2 of them"
@@ -138,7 +137,10 @@ run_kut() {
         [[ -z "${KUT_ONLY:-}" || "$name" =~ ^(${KUT_ONLY})$ ]] || continue
         local t=${KUT_TIMEOUT:-${to:-90}} rx rq
         [ "$t" -ge 10 ] 2>/dev/null || t=90
-        timeout "$t" "$xbt_run" --timeout "$((t - 5))" --smp "$smp" --module "$env" \
+        # QEMU's -cpu max is xbt-run's --cpu max (everything each implements).
+        local cpu=()
+        [[ " $qp " == *" -cpu max "* ]] && cpu=(--cpu max)
+        timeout "$t" "$xbt_run" --timeout "$((t - 5))" --smp "$smp" "${cpu[@]}" --module "$env" \
             ${args:+--append "$args"} "$flat" </dev/null >"$out.xbt" 2>&1
         rx=$(outcome xbt $? "$out.xbt")
         # shellcheck disable=SC2086 # qemu_params are words

@@ -43,6 +43,8 @@
 #define XBT_CR4_OSFXSR     XBT_ARCH_U(0x00000200) /* FXSAVE/FXRSTOR and SSE */
 #define XBT_CR4_OSXMMEXCPT XBT_ARCH_U(0x00000400) /* unmasked SSE exceptions raise #XM */
 #define XBT_CR4_UMIP       XBT_ARCH_U(0x00000800) /* SGDT SIDT SLDT SMSW STR: CPL 0 only */
+#define XBT_CR4_SMEP       XBT_ARCH_U(0x00100000) /* no supervisor fetch from user pages */
+#define XBT_CR4_SMAP       XBT_ARCH_U(0x00200000) /* no supervisor data access to user pages */
 
 /* ---- EFLAGS --------------------------------------------------------------------- */
 #define XBT_EFLAGS_CF    XBT_ARCH_U(0x00000001) /* carry */

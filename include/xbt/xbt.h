@@ -669,8 +669,10 @@ xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, 
  *                     SSSE3 SSE4.1 SSE4.2 hypervisor); EDX 0x0781E9F9 (FPU PSE TSC MSR
  *                     PAE MCE CX8 SEP MCA PGE CMOV PAT MMX FXSR SSE SSE2), and 0x200
  *                     (APIC) with XBT_VM_LOCAL_APIC only
- *   leaf 7            subleaf 0 ECX 0x00400004 (UMIP RDPID), EDX 0x20000000
- *                     (IA32_ARCH_CAPABILITIES); the rest 0
+ *   leaf 7            subleaf 0 EBX 0x00100080 (SMEP, SMAP: not in the model, which
+ *                     leaves them out for their cost; a policy may add them), ECX
+ *                     0x00400004 (UMIP RDPID), EDX 0x20000000 (IA32_ARCH_CAPABILITIES);
+ *                     the rest 0
  *   leaf 0x80000001   EAX any; ECX 0x1 (LAHF/SAHF); EDX 0x08000000 (RDTSCP)
  *   leaf 0x80000008   EAX 0x2024 (any subset: at most 36 physical, 32 linear bits)
  *   leaves 2, 4, 0x15, 0x16, 0x40000000-0x400000FF, 0x80000000, 0x80000002-0x80000004
@@ -683,10 +685,11 @@ xbt_status xbt_vcpu_write_virt(xbt_vcpu *cpu, uint32_t linear, const void *src, 
  * raise #UD, as the SDM says for a CPU without it (and user code then always runs
  * translated, since the host CPU would run them); MOV to CR4 raises
  * #GP for PSE, PAE, MCE, PGE, OSFXSR, OSXMMEXCPT or UMIP while PSE, PAE, MCE, PGE, FXSR,
- * SSE or UMIP is hidden (a reserved bit then); APIC hidden: IA32_APIC_BASE raises #GP;
- * leaf 7's EDX bit 29 hidden: IA32_ARCH_CAPABILITIES raises #GP; MCA hidden: the
- * machine-check MSRs raise #GP; RDTSCP or RDPID hidden: the instruction raises #UD, and
- * IA32_TSC_AUX raises #GP once both are.  Hiding SEP, TSC, CMOV, CX8, MMX or FXSR
+ * SSE or UMIP is hidden (a reserved bit then), and for SMEP or SMAP unless leaf 7's EBX
+ * has them (with them: SMEP, SMAP, STAC and CLAC as the SDM has them); APIC hidden:
+ * IA32_APIC_BASE raises #GP; leaf 7's EDX bit 29 hidden: IA32_ARCH_CAPABILITIES raises
+ * #GP; MCA hidden: the machine-check MSRs raise #GP; RDTSCP or RDPID hidden: the
+ * instruction raises #UD, and IA32_TSC_AUX raises #GP once both are.  Hiding SEP, TSC, CMOV, CX8, MMX or FXSR
  * changes only what CPUID says (and CR4 as above): the SDM lists no fault for SYSENTER,
  * RDTSC, CMOVcc, CMPXCHG8B or the MMX instructions on a CPUID bit; FXSAVE/FXRSTOR with
  * FXSR hidden still run (the SDM's #UD for them is not modelled).  At most XBT_MAX_CPUID_ENTRIES; entries must be unique

@@ -48,6 +48,7 @@ enum xbt_callout_kind {
     XBT_CO_MMIO,        /* an instruction that keeps touching MMIO (the runtime marked its
                            EIP): its access is made by the runtime, without a host fault */
     XBT_CO_RDPID,       /* RDPID r32: IA32_TSC_AUX (after MMIO: the kinds keep their numbers) */
+    XBT_CO_CLAC, XBT_CO_STAC, /* EFLAGS.AC for SMAP (#UD without it in CPUID) */
     XBT_CO_COUNT
 };
 

@@ -266,17 +266,23 @@ static int mov_to_cr(struct xbt_vcpu *v, unsigned cr, uint32_t val)
         }
         break;
     case 4:
-        /* The bits the virtual CPU has (everything newer than OSXMMEXCPT but UMIP reserved; so are VME
-           and PVI: CPUID.1:EDX.VME is clear and virtual-8086 mode is the no-VME one). */
+        /* The bits the virtual CPU has (everything newer than OSXMMEXCPT but UMIP, SMEP
+           and SMAP reserved; so are VME and PVI: CPUID.1:EDX.VME is clear and
+           virtual-8086 mode is the no-VME one; UMIP, SMEP, SMAP and MCE only where CPUID
+           has them: xbt_cr4_hidden). */
         if (val & ~(XBT_CR4_TSD | XBT_CR4_DE | XBT_CR4_PSE |
                     XBT_CR4_PAE | XBT_CR4_MCE | XBT_CR4_PGE | XBT_CR4_PCE | XBT_CR4_OSFXSR |
-                    XBT_CR4_OSXMMEXCPT | XBT_CR4_UMIP) ||
+                    XBT_CR4_OSXMMEXCPT | XBT_CR4_UMIP | XBT_CR4_SMEP | XBT_CR4_SMAP) ||
             (val & xbt_cr4_hidden(v))) /* reserved where the CPUID policy hides them */
             return fault(v, XBT_GP, 0);
         {
             uint32_t old = v->arch.cr4;
             v->arch.cr4 = val;
-            if (xbt_paging(v) && ((old ^ val) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE))) {
+            /* SMAP on: the K-window may hold user pages (mapped before); SMEP either
+               way: blocks translated at CPL 0 from user pages must be checked against
+               it (every region's epoch changes, block_current walks again). */
+            if (xbt_paging(v) && ((old ^ val) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE |
+                                                 XBT_CR4_SMEP | XBT_CR4_SMAP))) {
                 xbt_paging_changed(v);
                 v->ctx.eip = SITE(v)->eip + SITE(v)->len;
                 return XBT_LEAVE_DISPATCH;
@@ -782,7 +788,8 @@ static int co_mmio(struct xbt_vcpu *v, const struct co_call *c)
     return (v->mmio.run || v->mmio.raised) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
 }
 
-/* The interrupt flag and EFLAGS: CLI, STI, POPF, PUSHF, and HLT, which waits for IF. */
+/* The interrupt flag and EFLAGS: CLI, STI, POPF, PUSHF, CLAC, STAC, and HLT, which
+   waits for IF. */
 static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
 {
     unsigned size = c->size;
@@ -814,6 +821,14 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
         if (!push(v, &esp, size, xbt_get_eflags(v) & ~(XBT_EFLAGS_RF | XBT_EFLAGS_VM)))
             return fault(v, XBT_SSF, 0);
         v->ctx.gpr[XBT_ESP] = esp;
+        return next(v);
+    case XBT_CO_CLAC:
+    case XBT_CO_STAC:
+        /* #UD without SMAP in CPUID, in virtual-8086 mode, at CPL > 0 (SDM).  AC 1 -> 0
+           empties the K-window of user pages (xbt_callout_entry's xbt_smap_sync). */
+        if (!(xbt_feature(v, XBT_FEAT_7_EBX) & (1u << 20)) || xbt_v86(v) || v->arch.cpl)
+            return fault(v, XBT_UDV, 0);
+        xbt_eflags_write(v, c->s->kind == XBT_CO_STAC ? XBT_EFLAGS_AC : 0, XBT_EFLAGS_AC);
         return next(v);
     default: /* HLT */
         v->ctx.eip = c->nxt;
@@ -1093,6 +1108,7 @@ static const struct {
     [XBT_CO_MMIO] = { co_mmio },
     [XBT_CO_CLI] = { co_intr_flag }, [XBT_CO_STI] = { co_intr_flag },
     [XBT_CO_POPF] = { co_intr_flag }, [XBT_CO_PUSHF] = { co_intr_flag },
+    [XBT_CO_CLAC] = { co_intr_flag }, [XBT_CO_STAC] = { co_intr_flag },
     [XBT_CO_HLT] = { co_intr_flag, CPL0 },
     [XBT_CO_INT] = { co_soft_int }, [XBT_CO_INT3] = { co_soft_int },
     [XBT_CO_INT1] = { co_soft_int }, [XBT_CO_INTO] = { co_soft_int },
@@ -1151,6 +1167,7 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     v->mmio.co_wr_n = v->mmio.co_wr_sent = 0;
     int r = callout_body(ctx);
+    xbt_smap_sync(v); /* the handler may have cleared EFLAGS.AC (mmu.c) */
     if (v->mmio.co_rd_requested) {
         /* A read met MMIO: its exit is recorded; the instruction runs again, from its
            start, once the device answered (mmio.c stores the data in co_rd). */

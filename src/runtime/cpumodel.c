@@ -27,9 +27,14 @@
  *   0x80000008 EAX 0x2024: 36 physical address bits (PAE's, the walker's), 32 linear
  *   others     zero (leaves 2-6, 8-0x14 and 0x80000005-0x80000007 included)
  *
+ * Implemented but not in the model: SMEP and SMAP (leaf 7.0 EBX bits 7 and 20; CR4.SMEP,
+ * CR4.SMAP, CLAC and STAC), for their cost to a guest kernel that uses SMAP (a STAC/CLAC
+ * pair around every user copy empties the K-window of user pages: docs/ARCHITECTURE.md,
+ * "SMEP and SMAP"); an embedder's CPUID policy adds them (xbt-run --cpu max).
+ *
  * Not in the model, so #UD or absent as on a CPU without them: XSAVE/AVX (the guest
  * kernel could not save their state), SYSCALL, NX (the walker has no XD bit), long
- * mode, MTRRs, SMAP/SMEP, PCID, VME (CR4.VME and CR4.PVI are reserved: virtual-8086
+ * mode, MTRRs, SMAP/SMEP (an embedder's policy may add them: xbt-run --cpu max), PCID, VME (CR4.VME and CR4.PVI are reserved: virtual-8086
  * mode is the SDM's no-VME one).  (PAT selects memory types, which mean nothing here:
  * the walker ignores the PAT bits.)  Directly executed code never runs CPUID, XGETBV,
  * RDTSCP, RDPID, SGDT, SIDT, SLDT, SMSW or STR natively (direct.c translates the pages

@@ -31,6 +31,7 @@
 #include "runtime/compat32.h"
 #include "runtime/direct.h"
 #include "runtime/runner.h"
+#include "runtime/xfer.h"
 #include "shadow-mmu/walk.h"
 #include "vcpu.h"
 
@@ -472,7 +473,7 @@ bool xbt_direct_wanted(struct xbt_vcpu *v)
 
 static bool read_guest(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t n)
 {
-    bool ok = xbt_read_lin(v, lin, dst, n);
+    bool ok = xbt_read_lin_as(v, lin, dst, n, XBT_ACC_VMM); /* code it ran */
     v->pf_pending = false;
     return ok;
 }
@@ -530,7 +531,8 @@ static bool refault_map(struct xbt_vcpu *v)
     if (!xbt_paging(v) || v->arch.cr3 != v->dx.refault_cr3)
         return true;
     uint32_t err = v->dx.refault_err, lin = v->dx.refault_lin;
-    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, err & 2, true, err & 0x10 };
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, err & 2, true,
+                       err & 0x10, false };
     xbt_walk_result wr;
     struct refault_probe p = { v->vm, false };
     if (!xbt_walk(&q, refault_read, refault_write, &p, &wr) || p.would_write ||

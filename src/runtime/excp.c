@@ -66,35 +66,38 @@ static bool pt_write(void *opaque, uint64_t gpa, uint32_t val)
     return true;
 }
 
-bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
+bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool fetch,
                   xbt_walk_result *r)
 {
-    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, write, user, fetch };
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, write,
+                       acc == XBT_ACC_USER, fetch, !fetch && xbt_smap_applies(v, acc) };
     return xbt_walk(&q, pt_read, pt_write, v, r);
 }
 
 /* One linear access that stays within a page: its physical address, or false with a
    pending #PF (v->pf_*) or for memory that is not RAM (for a write: not RAM or ROM;
-   the page's kind decides for all its bytes).  user: with CPL 3 rights.
+   the page's kind decides for all its bytes).  acc: enum xbt_acc.
    Successful walks are kept in a small software TLB (v->stlb) that every TLB-flushing
    event empties (xbt_stlb_flush: CR3 loads, INVLPG, paging mode changes): interrupt
    delivery reads the IDT, the GDT and writes the stack frame through here, each a walk
    before.  An entry walked with user rights serves supervisor accesses too (a page a
-   CPL 3 access may read or write, the supervisor may as well). */
+   CPL 3 access may read or write, the supervisor may as well), unless SMAP refuses the
+   supervisor a user page (decided at each use: EFLAGS.AC changes without a flush). */
 /* The walk of one access through the software TLB: true with its physical address
    (RAM or not), false for a #PF (pending in v->pf_* when pf) or a bus error.  An MMIO
    frame is kept too (mmio.c's sites look theirs up on every access). */
-static bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool pf,
+static bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool pf,
                       uint64_t *gpa)
 {
     struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
+    bool user = acc == XBT_ACC_USER;
     if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable) &&
-        (!user || e->user)) {
+        (!user || e->user) && (user || !e->upage || !xbt_smap_applies(v, acc))) {
         *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
         return true;
     }
     xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
+    if (!xbt_walk_lin(v, lin, write, acc, false, &r)) {
         if (pf && !r.bus_error) {
             v->pf_pending = true;
             v->pf_lin = lin;
@@ -104,30 +107,30 @@ static bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, b
     }
     *gpa = r.gpa;
     *e = (struct xbt_stlb_entry){ lin >> 12, (uint32_t)(r.gpa >> 12), v->stlb_gen,
-                                  r.writable && r.dirty, user };
+                                  r.writable && r.dirty, user, r.user };
     return true;
 }
 
-bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, uint64_t *gpa)
+bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, uint64_t *gpa)
 {
     if (!xbt_paging(v)) {
         *gpa = lin;
         return true;
     }
-    return stlb_walk(v, lin, write, user, false, gpa);
+    return stlb_walk(v, lin, write, acc, false, gpa);
 }
 
 static __attribute__((noinline)) bool lin_page_paged(struct xbt_vcpu *v, uint32_t lin,
-                                                     bool write, bool user, uint64_t *gpa)
+                                                     bool write, int acc, uint64_t *gpa)
 {
-    return stlb_walk(v, lin, write, user, true, gpa) && xbt_gpa_mem(v->vm, *gpa, write);
+    return stlb_walk(v, lin, write, acc, true, gpa) && xbt_gpa_mem(v->vm, *gpa, write);
 }
 
 static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, bool write,
-                            bool user, uint64_t *gpa)
+                            int acc, uint64_t *gpa)
 {
     if (xbt_paging(v))
-        return lin_page_paged(v, lin, write, user, gpa);
+        return lin_page_paged(v, lin, write, acc, gpa);
     *gpa = lin;
     return xbt_gpa_mem(v->vm, lin, write);
 }
@@ -141,7 +144,7 @@ void xbt_stlb_flush(struct xbt_vcpu *v)
 }
 
 /* Guest linear memory, page by page; linear addresses wrap at 4 GiB. */
-bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, bool user)
+bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, int acc)
 {
     uint8_t *d = dst;
     if (v->dbg.n_wp)
@@ -151,7 +154,7 @@ bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, 
         if (n > len)
             n = len;
         uint64_t gpa;
-        if (!lin_page(v, lin, false, user, &gpa))
+        if (!lin_page(v, lin, false, acc, &gpa))
             return false;
         memcpy(d, v->vm->phys.view + gpa, n); /* lin_page: RAM */
         d += n, lin += n, len -= n;
@@ -160,7 +163,7 @@ bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, 
 }
 
 bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len,
-                      bool user)
+                      int acc)
 {
     const uint8_t *p = src;
     if (v->dbg.n_wp)
@@ -170,7 +173,7 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
         if (n > len)
             n = len;
         uint64_t gpa;
-        if (!lin_page(v, lin, true, user, &gpa))
+        if (!lin_page(v, lin, true, acc, &gpa))
             return false;
         uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, n); /* lin_page: RAM, not ROM */
         if (v->vm->code_prot[gpa >> 12])
@@ -182,29 +185,30 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
     return true;
 }
 
-bool xbt_probe_lin(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, bool user)
+bool xbt_probe_lin(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, int acc)
 {
     while (len) {
         uint32_t n = 4096 - (lin & 0xFFF);
         if (n > len)
             n = len;
         uint64_t gpa;
-        if (!lin_page(v, lin, write, user, &gpa))
+        if (!lin_page(v, lin, write, acc, &gpa))
             return false;
         lin += n, len -= n;
     }
     return true;
 }
 
-/* Implicit accesses to system structures (supervisor rights whatever the CPL). */
+/* Implicit accesses to system structures (supervisor rights whatever the CPL; SMAP
+   refuses them user pages whatever EFLAGS.AC says). */
 bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len)
 {
-    return xbt_read_lin_as(v, lin, dst, len, false);
+    return xbt_read_lin_as(v, lin, dst, len, XBT_ACC_SYS);
 }
 
 bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len)
 {
-    return xbt_write_lin_as(v, lin, src, len, false);
+    return xbt_write_lin_as(v, lin, src, len, XBT_ACC_SYS);
 }
 
 /* Reads the 8-byte descriptor for selector sel from the GDT or LDT.  false if the

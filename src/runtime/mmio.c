@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "vcpu.h"
+#include "runtime/xfer.h"
 #include "shadow-mmu/walk.h"
 
 static uint32_t gpr_read(const struct xbt_vcpu *v, ZydisRegister r)
@@ -194,7 +195,7 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
     v->exit.mmio.size = size;
     if ((stos || movs) && lin == dst) {
         uint32_t val = v->ctx.gpr[XBT_EAX];
-        if (movs && !xbt_read_lin(v, src, &val, size)) {
+        if (movs && !xbt_read_lin_as(v, src, &val, size, v->arch.cpl == 3)) {
             v->pf_pending = false;
             xbt_set_internal_error(v, v->ctx.eip, "MOVS from %08x to MMIO: the source is "
                                    "not readable RAM (not emulated yet)", src);
@@ -218,7 +219,7 @@ static bool string_mmio(struct xbt_vcpu *v, const xbt_insn *in, uint32_t lin, ui
         uint32_t other = v->ctx.gpr[XBT_EAX], olin = mmio_is_src ? dst : src;
         uint64_t ogpa = 0;
         bool both = false;
-        if (cmps && !xbt_read_lin(v, olin, &other, size)) {
+        if (cmps && !xbt_read_lin_as(v, olin, &other, size, v->arch.cpl == 3)) {
             v->pf_pending = false;
             /* Not RAM: a #PF there is raised before the device sees anything; MMIO on
                both sides reads [ESI], then [EDI] (two read exits), then compares. */
@@ -368,12 +369,13 @@ static bool decode_at_eip(struct xbt_vcpu *v, xbt_insn *in)
     /* The bytes up to the page's end at once, then the next page's (an instruction
        shorter than what we read may end before an unmapped page: byte by byte there). */
     uint32_t first = 4096 - (ilin & 0xFFF) < sizeof buf ? 4096 - (ilin & 0xFFF) : sizeof buf;
-    if (xbt_read_lin(v, ilin, buf, first)) {
+    if (xbt_read_lin_as(v, ilin, buf, first, XBT_ACC_VMM)) {
         n = first;
-        if (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, (uint32_t)sizeof buf - n))
+        if (n < sizeof buf &&
+            xbt_read_lin_as(v, ilin + n, buf + n, (uint32_t)sizeof buf - n, XBT_ACC_VMM))
             n = sizeof buf;
     }
-    while (n < sizeof buf && xbt_read_lin(v, ilin + n, buf + n, 1))
+    while (n < sizeof buf && xbt_read_lin_as(v, ilin + n, buf + n, 1, XBT_ACC_VMM))
         n++;
     v->pf_pending = false;
     /* CS's D bit decides the default sizes (real mode included: its CS may be either). */
@@ -759,7 +761,7 @@ bool xbt_mmio_complete(struct xbt_vcpu *v)
                 v->mmio.kind = XBT_MMIO_LOAD;
                 return true;
             }
-            if (!xbt_write_lin(v, v->mmio.dst_lin, &d, sz)) {
+            if (!xbt_write_lin_as(v, v->mmio.dst_lin, &d, sz, v->arch.cpl == 3)) {
                 v->pf_pending = false;
                 xbt_set_internal_error(v, v->ctx.eip, "MOVS from MMIO to %08x: the "
                                        "destination is not writable RAM (not emulated yet)",

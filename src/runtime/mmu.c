@@ -31,7 +31,7 @@ static bool quiet_write(void *opaque, uint64_t gpa, uint32_t val)
 bool xbt_walk_quiet(const struct xbt_vcpu *v, uint32_t lin, bool user, bool fetch,
                     xbt_walk_result *r)
 {
-    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, false, user, fetch };
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, false, user, fetch, false };
     return xbt_walk(&q, xbt_vm_pt_read, quiet_write, v->vm, r);
 }
 
@@ -58,6 +58,8 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
     xbt_stlb_flush(v);
+    if (len == 0)
+        v->smap.n = 0, v->smap.overflow = false; /* every window emptied */
     v->stats.window_drops++;
     epochs_bumped(v, xbt_smmu_mapping_changed(v->mmu, xbt_paging_regs(v), lin, len));
 }
@@ -155,6 +157,44 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 }
 
 /*
+ * SMAP.  With CR4.SMAP set and EFLAGS.AC clear the walk refuses the K-window every user
+ * page (a guest #PF), so translated kernel code, which reaches guest memory only
+ * through that window, touches none.  With AC set it may; each 4 MiB region where the
+ * K-window got a user page is noted (a fill maps runs within one page table or one
+ * large page, so within the region), and before K-window code runs with AC clear
+ * again those regions leave the K-window (xbt_smap_sync: at the run loop's entry to a
+ * block and after every full callout; the fast POPF declines a change of AC while
+ * regions are noted).  Turning CR4.SMAP on empties every window.
+ */
+static void smap_note(struct xbt_vcpu *v, uint32_t lin)
+{
+    uint16_t region = (uint16_t)(lin >> 22);
+    for (unsigned i = 0; i < v->smap.n; i++)
+        if (v->smap.region[i] == region)
+            return;
+    if (v->smap.n < XBT_SMAP_REGIONS)
+        v->smap.region[v->smap.n++] = region;
+    else
+        v->smap.overflow = true;
+}
+
+void xbt_smap_drop(struct xbt_vcpu *v)
+{
+    if (!xbt_paging(v)) {
+        /* Nothing noted is mapped (a paging change emptied the windows), and the
+           identity K-window must stay whole. */
+    } else if (v->smap.overflow) {
+        xbt_window_drop_k(v->mmu, 0, 1ull << 32);
+    } else {
+        for (unsigned i = 0; i < v->smap.n; i++)
+            xbt_window_drop_k(v->mmu, (uint32_t)v->smap.region[i] << 22, 4u << 20);
+    }
+    v->smap.n = 0;
+    v->smap.overflow = false;
+    v->stats.window_drops++;
+}
+
+/*
  * A host fault in a window with guest paging on: a hidden fault (the page is mapped
  * in the guest's tables, just not yet in the window: map it and retry), a true guest
  * page fault (#PF with CR2 and the error code), MMIO, or a write to a page holding
@@ -168,7 +208,7 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool write = v->fault_err & XBT_PF_W;
     bool user = win != XBT_WINDOW_K;
     xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, write, user, false, &r)) {
+    if (!xbt_walk_lin(v, lin, write, user ? XBT_ACC_USER : XBT_ACC_SUP, false, &r)) {
         if (r.bus_error) {
             xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
                                    lin);
@@ -180,6 +220,8 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     }
     if (!xbt_gpa_mem(vm, r.gpa, write))
         return mmio_fault(v, win, lin, r.gpa); /* no RAM, or a write to ROM */
+    if (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP))
+        smap_note(v, lin); /* EFLAGS.AC is set: the walk let it in */
     uint32_t page = (uint32_t)(r.gpa >> 12);
     if (write)
         xbt_phys_log(&vm->phys, r.gpa, 1);

@@ -32,6 +32,7 @@
 #define LEAFX1_EDX 0x08000000u /* RDTSCP */
 #define LEAFX8_EAX 0x2024u    /* 36 physical, 32 linear address bits: any subset of these
                                  bits says no more than the model has */
+#define LEAF7_EBX 0x00100080u /* SMEP SMAP: not in the model, an embedder may add them */
 
 /* The bits an entry of this leaf may set, EAX EBX ECX EDX into m[] (all zero: the leaf
    must read zero). */
@@ -47,6 +48,7 @@ static void allowed_bits(const struct xbt_vcpu *v, const xbt_cpuid_entry *e, uin
         m[2] = LEAF1_ECX;
         m[3] = LEAF1_EDX | ((v->vm->cfg.flags & XBT_VM_LOCAL_APIC) ? LEAF1_EDX_APIC : 0);
     } else if (f == 7 && (e->flags & XBT_CPUID_INDEXED) && e->index == 0) {
+        m[1] = LEAF7_EBX;
         m[2] = LEAF7_ECX;
         m[3] = LEAF7_EDX;
     } else if (f == 0x80000001u) {
@@ -122,6 +124,7 @@ xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *v, const xbt_cpuid_entry *entries, size_
     v->pol.f1_ecx = l1 ? l1->ecx : 0;
     v->pol.f1_edx = l1 ? l1->edx : 0;
     v->pol.f7_ecx = l7 ? l7->ecx : 0;
+    v->pol.f7_ebx = l7 ? l7->ebx : 0;
     v->pol.f7_edx = l7 ? l7->edx : 0;
     v->pol.fx1_edx = x1 ? x1->edx : 0;
     return XBT_OK;
@@ -143,6 +146,7 @@ uint32_t xbt_feature(const struct xbt_vcpu *v, int which)
     switch (which) {
     case XBT_FEAT_1_ECX: return p->cpuid_set ? p->f1_ecx : LEAF1_ECX;
     case XBT_FEAT_1_EDX: return p->cpuid_set ? p->f1_edx : LEAF1_EDX | LEAF1_EDX_APIC;
+    case XBT_FEAT_7_EBX: return p->cpuid_set ? p->f7_ebx : 0; /* SMEP SMAP: the embedder's */
     case XBT_FEAT_7_ECX: return p->cpuid_set ? p->f7_ecx : LEAF7_ECX;
     case XBT_FEAT_X1_EDX: return p->cpuid_set ? p->fx1_edx : LEAFX1_EDX;
     default: return p->cpuid_set ? p->f7_edx : LEAF7_EDX;
@@ -179,6 +183,11 @@ uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v)
         r |= XBT_CR4_OSXMMEXCPT;
     if (!(xbt_feature(v, XBT_FEAT_7_ECX) & (1u << 2)))
         r |= XBT_CR4_UMIP;
+    uint32_t b7 = xbt_feature(v, XBT_FEAT_7_EBX);
+    if (!(b7 & (1u << 7)))
+        r |= XBT_CR4_SMEP;
+    if (!(b7 & (1u << 20)))
+        r |= XBT_CR4_SMAP;
     return r;
 }
 

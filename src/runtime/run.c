@@ -102,6 +102,8 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
         m.size16 |= XBT_TS_STACK16;
     if (xbt_v86(v))
         m.size16 |= XBT_TS_V86;
+    if (v->arch.cr4 & XBT_CR4_SMAP)
+        m.size16 |= XBT_TS_SMAP;
     return m;
 }
 
@@ -578,6 +580,7 @@ static void smc_data_end(struct xbt_vcpu *v)
    clear sends no signal: signals.c), through the dispatcher first. */
 static inline bool tc_enter(struct xbt_vcpu *v)
 {
+    xbt_smap_sync(v); /* EFLAGS.AC clear: no user page in the K-window (mmu.c) */
     if (v->vm->n_vcpus < 2)
         return true;
     atomic_store(&v->mbox.in_tc, true);

@@ -178,13 +178,13 @@ static int precheck(struct xbt_vcpu *v, uint16_t sel, const xbt_segment *nt,
         return xbt_mem_fault(v, XBT_TS, *err, err);
     uint32_t at, len;
     save_range(old32, &at, &len);
-    bool ok = xbt_probe_lin(v, v->arch.tr.base + at, len, true, false);
+    bool ok = xbt_probe_lin(v, v->arch.tr.base + at, len, true, XBT_ACC_SYS);
     if (ok && (why == XBT_TASK_CALL || why == XBT_TASK_INT))
-        ok = xbt_probe_lin(v, nt->base, 2, true, false);
+        ok = xbt_probe_lin(v, nt->base, 2, true, XBT_ACC_SYS);
     if (ok && (why == XBT_TASK_JMP || why == XBT_TASK_IRET) && (v->arch.tr.selector & ~7u))
-        ok = xbt_probe_lin(v, type_byte(v, v->arch.tr.selector), 1, true, false);
+        ok = xbt_probe_lin(v, type_byte(v, v->arch.tr.selector), 1, true, XBT_ACC_SYS);
     if (ok && why != XBT_TASK_IRET)
-        ok = xbt_probe_lin(v, type_byte(v, sel), 1, true, false);
+        ok = xbt_probe_lin(v, type_byte(v, sel), 1, true, XBT_ACC_SYS);
     if (!ok)
         return xbt_mem_fault(v, XBT_TS, *err, err);
     return XBT_X_DONE;

@@ -373,7 +373,8 @@ struct xbt_vcpu {
         xbt_cpuid_entry *cpuid;      /* XBT_MAX_CPUID_ENTRIES (struct xbt_vcpu_tables) */
         uint32_t n_cpuid;
         bool cpuid_set;
-        uint32_t f1_ecx, f1_edx, f7_ecx, f7_edx; /* with cpuid_set: leaf 1 ECX, EDX, leaf 7.0 */
+        uint32_t f1_ecx, f1_edx, f7_ebx, f7_ecx, f7_edx; /* with cpuid_set: leaf 1 ECX, EDX,
+                                                            leaf 7.0 EBX, ECX, EDX */
         uint32_t fx1_edx;            /* with cpuid_set: leaf 0x80000001 EDX */
         bool exc_pending, exc_has_err;
         uint8_t exc_vec;
@@ -414,8 +415,18 @@ struct xbt_vcpu {
         uint32_t page, frame, gen;
         bool writable;               /* a write of the walk's privilege needs no walk */
         bool user;                   /* walked with CPL 3 rights (good for both) */
+        bool upage;                  /* a user page: SMAP may refuse it to the supervisor */
     } *stlb;                         /* XBT_STLB_SIZE */
     uint32_t stlb_gen;
+    /* SMAP (CR4.SMAP): the 4 MiB regions where the K-window was given user pages while
+       EFLAGS.AC was set; they leave it before K-window code runs with AC clear
+       (xbt_smap_sync, mmu.c).  More than fit: the whole K-window goes. */
+#define XBT_SMAP_REGIONS 16
+    struct {
+        uint16_t region[XBT_SMAP_REGIONS];
+        uint8_t n;
+        bool overflow;
+    } smap;
 };
 
 /* The vCPU's large tables, one allocation behind the pointers of struct xbt_vcpu (which
@@ -445,8 +456,9 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value);
 void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max);
 /* The embedder's policy (policy.c).  Feature words as the guest sees them (the policy's
-   or the model's): leaf 1 ECX, EDX, leaf 7.0 ECX, EDX, leaf 0x80000001 EDX. */
-enum { XBT_FEAT_1_ECX, XBT_FEAT_1_EDX, XBT_FEAT_7_EDX, XBT_FEAT_7_ECX, XBT_FEAT_X1_EDX };
+   or the model's): leaf 1 ECX, EDX, leaf 7.0 EBX, ECX, EDX, leaf 0x80000001 EDX. */
+enum { XBT_FEAT_1_ECX, XBT_FEAT_1_EDX, XBT_FEAT_7_EDX, XBT_FEAT_7_ECX, XBT_FEAT_X1_EDX,
+       XBT_FEAT_7_EBX };
 uint32_t xbt_feature(const struct xbt_vcpu *v, int which);
 /* The translator's XBT_TM_HIDE_* flags for the SSE generations the policy hides (none:
    0; then user code must not run directly either, where the host CPU would run them). */
@@ -479,12 +491,29 @@ int xbt_return_outer(struct xbt_vcpu *v, uint32_t neip, uint16_t ncs, bool has_f
 bool xbt_read_descriptor(struct xbt_vcpu *v, uint16_t sel, uint64_t *desc);
 void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d);
 
-/* Guest memory by linear address (paging off: physical).  false if not RAM. */
+/* Who makes an access to guest linear memory, for its rights (SDM vol. 3, 4.6).  0 and
+   1 are what `cpl == 3` gives, which most callers pass. */
+enum xbt_acc {
+    XBT_ACC_SUP = 0,  /* explicit supervisor access: SMAP applies unless EFLAGS.AC (and
+                         always at CPL 3, where a supervisor access is implicit) */
+    XBT_ACC_USER = 1, /* a CPL 3 access */
+    XBT_ACC_SYS = 2,  /* implicit supervisor access (GDT, LDT, IDT, TSS): SMAP always */
+    XBT_ACC_VMM = 3,  /* the VMM reading again what the CPU already fetched: no SMAP */
+};
+/* Whether CR4.SMAP refuses a data access of kind acc to a user page now. */
+static inline bool xbt_smap_applies(const struct xbt_vcpu *v, int acc)
+{
+    if (!(v->arch.cr4 & XBT_CR4_SMAP) || acc == XBT_ACC_USER || acc == XBT_ACC_VMM)
+        return false;
+    return acc == XBT_ACC_SYS || v->arch.cpl == 3 || !(v->ctx.eflags_sys & XBT_EFLAGS_AC);
+}
+/* Guest memory by linear address (paging off: physical) with implicit supervisor
+   rights (system structures).  false if not RAM. */
 bool xbt_read_lin(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len);
 /* The physical address of a linear access within one page as the CPU would walk it
    (through the software TLB, MMIO frames included); false for a #PF (not raised, not
    pending) or a bus error.  user: CPL 3 rights. */
-bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, uint64_t *gpa);
+bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, uint64_t *gpa);
 bool xbt_write_lin(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len);
 
 /* Callouts (callouts.c): the C side of xbt_jit_callout.  xbt_sysenter: SYSENTER at
@@ -607,8 +636,16 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
    mapping may differ get a new epoch. */
 void xbt_cr3_changed(struct xbt_vcpu *v);
 void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
+/* SMAP: the user pages the K-window got while EFLAGS.AC was set leave it (mmu.c);
+   xbt_smap_sync does so when AC is clear now and there are any. */
+void xbt_smap_drop(struct xbt_vcpu *v);
+static inline void xbt_smap_sync(struct xbt_vcpu *v)
+{
+    if ((v->smap.n || v->smap.overflow) && !(v->ctx.eflags_sys & XBT_EFLAGS_AC))
+        xbt_smap_drop(v);
+}
 /* The guest page walker on this vCPU's control registers and RAM (excp.c). */
-bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, bool user, bool fetch,
+bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool fetch,
                   struct xbt_walk_result *r);
 /* The walker's read callback over a VM's RAM (opaque: the xbt_vm; mmu.c). */
 bool xbt_vm_pt_read(void *opaque, uint64_t gpa, uint32_t *val);

@@ -589,7 +589,8 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     if (paging_was != xbt_paging(v) ||
         (xbt_paging(v) &&
          (cr3_was != v->arch.cr3 ||
-          ((cr4_was ^ v->arch.cr4) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE)) ||
+          ((cr4_was ^ v->arch.cr4) & (XBT_CR4_PSE | XBT_CR4_PAE | XBT_CR4_PGE |
+                                      XBT_CR4_SMEP | XBT_CR4_SMAP)) ||
           ((cr0_was ^ v->arch.cr0) & XBT_CR0_WP))))
         xbt_paging_changed(v);
     return XBT_OK;

@@ -41,12 +41,12 @@ static inline int xbt_mem_fault(const struct xbt_vcpu *v, int vec, uint32_t othe
 }
 
 /* ---- guest memory with the access rights of a privilege level (excp.c) ---------------- */
-/* user: a CPL 3 access (U/S and, for writes, R/W checked as for user code). */
-bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, bool user);
+/* acc: enum xbt_acc (`cpl == 3` for an access the instruction makes). */
+bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, int acc);
 bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_t len,
-                      bool user);
+                      int acc);
 /* Walks [lin, lin + len) as the access would, without touching the bytes. */
-bool xbt_probe_lin(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, bool user);
+bool xbt_probe_lin(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write, int acc);
 
 /* ---- descriptors (excp.c) --------------------------------------------------------- */
 /* Reads the descriptor of sel (its index nonzero or in the LDT) into *d and its decoded

@@ -200,6 +200,9 @@ bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t g
 /* [lin, lin + len) leaves the current set's windows; every set's. */
 void xbt_window_drop(xbt_smmu *m, uint32_t lin, uint32_t len);
 void xbt_window_drop_all(xbt_smmu *m, uint32_t lin, uint32_t len);
+/* [lin, lin + len) leaves the K-window of every set (SMAP: user pages it got while
+   EFLAGS.AC was set); translations and the other windows are not concerned. */
+void xbt_window_drop_k(xbt_smmu *m, uint32_t lin, uint64_t len);
 /* Window `win` of the current set now maps [lin, lin + len) (onto gpa: writable ones
    go in the reverse map). */
 void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len);

@@ -11,15 +11,26 @@
 
 static bool fault(xbt_walk_result *r, const xbt_walk_req *q, bool present)
 {
+    /* I/D says "fetch" only where the paging mode could refuse a fetch for it: with NX
+       (never here) or CR4.SMEP (SDM vol. 3, 4.7), also for a fetch from a page that is
+       not present. */
     r->error_code = (present ? XBT_PF_P : 0) | (q->write ? XBT_PF_W : 0) |
-                    (q->user ? XBT_PF_U : 0);
+                    (q->user ? XBT_PF_U : 0) |
+                    (q->fetch && (q->cr4 & XBT_CR4_SMEP) ? XBT_PF_I : 0);
     return false;
 }
 
-/* Rights of a translation with combined U/S and R/W `us`, `rw` for this access. */
+/* Rights of a translation with combined U/S and R/W `us`, `rw` for this access
+   (SDM vol. 3, 4.6.1): SMEP refuses supervisor fetches from a user page, SMAP the
+   supervisor data accesses the caller marks (q->smap) to one, writes included
+   whatever CR0.WP says. */
 static bool allowed(const xbt_walk_req *q, bool us, bool rw)
 {
     if (q->user && !us)
+        return false;
+    if (!q->user && us && q->fetch && (q->cr4 & XBT_CR4_SMEP))
+        return false;
+    if (!q->user && us && !q->fetch && q->smap && (q->cr4 & XBT_CR4_SMAP))
         return false;
     if (q->write && !rw && (q->user || (q->cr0 & XBT_CR0_WP)))
         return false;

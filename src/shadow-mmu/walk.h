@@ -2,7 +2,8 @@
  * walk.h - the guest page walker: 32-bit paging (two levels of 32-bit entries, 4 KiB
  * pages, 4 MiB pages with CR4.PSE and PSE-36 high address bits) and PAE paging
  * (CR4.PAE: a 4-entry PDPT, then two levels of 64-bit entries, 4 KiB and 2 MiB pages,
- * physical addresses up to 36 bits, no NX); CR0.WP, U/S and R/W, global pages reported
+ * physical addresses up to 36 bits, no NX); CR0.WP, U/S and R/W, SMEP and SMAP (CR4;
+ * the caller says whether SMAP applies to a data access), global pages reported
  * for CR4.PGE, reserved bits, accessed and dirty bits set in the guest's tables exactly
  * where the hardware (and QEMU) sets them.  A pure function of the guest's tables,
  * reached through a callback; the shadow MMU (window.c, fault.c) fills the K-, U- and
@@ -19,7 +20,7 @@
 #define XBT_PF_W    0x02u /* the access was a write */
 #define XBT_PF_U    0x04u /* the access was made at CPL 3 */
 #define XBT_PF_RSVD 0x08u /* a reserved bit was set in an entry */
-#define XBT_PF_I    0x10u /* instruction fetch (only with NX or SMEP: never here yet) */
+#define XBT_PF_I    0x10u /* instruction fetch (set only with CR4.SMEP: there is no NX) */
 
 /* Guest physical memory for the walker: read or write 32 bits (a PAE entry is read as
    two halves; only low halves, which hold A and D, are written).  false means the
@@ -32,6 +33,11 @@ typedef struct xbt_walk_req {
     uint32_t cr0, cr3, cr4;
     uint32_t lin;          /* linear address */
     bool write, user, fetch;
+    /* A supervisor data access that CR4.SMAP forbids on a user page: an implicit one
+       (descriptor tables, TSS, any access at CPL 3 that is not a user one) or an
+       explicit one with EFLAGS.AC clear (SDM vol. 3, 4.6.1).  The walker checks it only
+       with CR4.SMAP set; false for accesses SMAP never applies to. */
+    bool smap;
 } xbt_walk_req;
 
 typedef struct xbt_walk_result {

@@ -316,6 +316,12 @@ void xbt_window_drop_all(xbt_smmu *m, uint32_t lin, uint32_t len)
         wset_drop3(m, m->wset[k], lin, len);
 }
 
+void xbt_window_drop_k(xbt_smmu *m, uint32_t lin, uint64_t len)
+{
+    for (int k = 0; k < XBT_WSETS; k++)
+        wset_drop(m, m->wset[k], XBT_WINDOW_K, lin, len);
+}
+
 void xbt_window_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len, bool global, bool pae,
                      uint32_t pde, uint32_t pte0, bool big)
 {

@@ -1623,7 +1623,8 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
             return false;
         }
         if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&
-            !stack16(t) && !(t->mode->segbase_mask & (1u << XBT_SS)) &&
+            !stack16(t) && !(t->mode->size16 & XBT_TS_SMAP) &&
+            !(t->mode->segbase_mask & (1u << XBT_SS)) &&
             !(t->mode->seglimit_mask & (1u << XBT_SS))) {
             emit_popf(t, in);
             return false;

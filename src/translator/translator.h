@@ -48,7 +48,7 @@ typedef struct xbt_tmode {
                               flat 4 GiB: explicit memory operands through it are checked
                               against ctx->seg_limit (#GP(0), #SS(0) for SS) */
     uint8_t size16;       /* XBT_TS_*: 16-bit code and stack (real mode, D/B clear),
-                             virtual-8086 mode */
+                             virtual-8086 mode; and CR4.SMAP */
 } xbt_tmode;
 
 /* xbt_tmode.size16 (part of the translation-cache key). */
@@ -58,6 +58,9 @@ typedef struct xbt_tmode {
                                address SS.base + SP (wrapping at 64 KiB) */
 #define XBT_TS_V86     0x04 /* virtual-8086 mode (EFLAGS.VM): PUSHF is IOPL-sensitive
                                there and never pushes VM, so it is a callout */
+#define XBT_TS_SMAP    0x08 /* CR4.SMAP: POPF stays a callout (not inline at CPL 0), so
+                               the runtime sees EFLAGS.AC clear before the next guest
+                               access (the K-window then gives up its user pages) */
 
 /*
  * Reads up to len guest code bytes at guest linear address eip into buf.  Returns the

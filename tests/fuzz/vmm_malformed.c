@@ -403,6 +403,11 @@ static void option_cases(const char *k)
                                            "cpus=2", "99999999999999999999" };
     bad_values("--smp", bad_smp, sizeof bad_smp / sizeof *bad_smp, k);
     RUN("--smp twice", USAGE, "--smp", "1", "--smp", "1", k);
+    static const char *const bad_cpu[] = { "", "qemu64", "max,", "max,smap", "max,+", "-smap",
+                                           "max,+avx", "default,+smap,", "max,,+smep",
+                                           "MAX", "max ,+smep", "max,+smap\n" };
+    bad_values("--cpu", bad_cpu, sizeof bad_cpu / sizeof *bad_cpu, k);
+    RUN("--cpu twice", USAGE, "--cpu", "max", "--cpu", "default", k);
     RUN("--smp 2 with --gdb", USAGE, "--smp", "2", "--gdb", "5", k);
     RUN("--smp 2 with --restore", USAGE, "--smp", "0x2", "--restore", "s");
     static const char *const bad_th[] = { "0", "-5", "abc", "4294967296", "" };

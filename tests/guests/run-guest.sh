@@ -10,7 +10,8 @@
 # after its DONE line (QEMU -no-reboot then exits 0, xbt-run 4 or 0) instead of
 # through isa-debug-exit.  GUEST_SMP=N: N CPUs (QEMU -smp N, xbt-run --smp N); an
 # xbt-run whose --help does not offer --smp skips.  GUEST_QEMU_CPU=MODEL: QEMU's -cpu (e.g.
-# qemu32,+umip: features xbt's CPU model has that QEMU's default CPU lacks).
+# qemu32,+umip: features xbt's CPU model has that QEMU's default CPU lacks).  GUEST_CPU=max:
+# every feature each peer implements (QEMU -cpu max, xbt-run --cpu max).
 set -u
 peer=$1
 kernel=$2
@@ -38,6 +39,10 @@ fi
 if [ -n "${GUEST_SMP:-}" ]; then
     qemu_args+=(-smp "$GUEST_SMP")
     xbt_args+=(--smp "$GUEST_SMP")
+fi
+if [ -n "${GUEST_CPU:-}" ]; then
+    qemu_args+=(-cpu "$GUEST_CPU")
+    xbt_args+=(--cpu "$GUEST_CPU")
 fi
 case "$peer" in
 qemu-tcg)

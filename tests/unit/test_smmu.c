@@ -129,7 +129,7 @@ static bool wr32(void *o, uint64_t gpa, uint32_t v)
    walk allows it and the page is dirty or this is a write, and not a code page). */
 static int fault(xbt_smmu_regs regs, int win, uint32_t lin, bool write)
 {
-    xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, lin, write, win != XBT_WINDOW_K, false };
+    xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, lin, write, win != XBT_WINDOW_K, false, false };
     xbt_walk_result r;
     ck_assert_msg(xbt_walk(&q, rd32, wr32, NULL, &r), "walk of %08x failed", lin);
     bool writable = r.writable && (r.dirty || write) && !m->code_prot[r.gpa >> 12];

@@ -2,7 +2,8 @@
  * test_walk.c - the guest page walker against the SDM's rules: 4 KiB and 4 MiB pages,
  * PSE off ignoring PS, not-present entries at both levels, U/S and R/W with and without
  * CR0.WP, error codes, accessed and dirty bits (where and when they are set), global
- * pages with and without CR4.PGE, PSE-36 high bits, a reserved bit, tables outside RAM.
+ * pages with and without CR4.PGE, PSE-36 high bits, a reserved bit, tables outside RAM,
+ * SMEP and SMAP.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -51,7 +52,15 @@ static uint32_t *pte(uint32_t lin) { return &mem[(PT + ((lin >> 12) & 0x3ff) * 4
 
 static bool walk(uint32_t cr0, uint32_t cr4, uint32_t lin, bool w, bool u, xbt_walk_result *r)
 {
-    xbt_walk_req q = { cr0 | 1, PD, cr4, lin, w, u, false };
+    xbt_walk_req q = { cr0 | 1, PD, cr4, lin, w, u, false, false };
+    return xbt_walk(&q, rd, wr, NULL, r);
+}
+
+/* A supervisor access with SMAP's mark (smap) or an instruction fetch (fetch). */
+static bool walk_sup(uint32_t cr0, uint32_t cr4, uint32_t lin, bool w, bool fetch, bool smap,
+                     xbt_walk_result *r)
+{
+    xbt_walk_req q = { cr0 | 1, PD, cr4, lin, w, false, fetch, smap };
     return xbt_walk(&q, rd, wr, NULL, r);
 }
 
@@ -121,6 +130,42 @@ START_TEST(rights_and_wp)
 }
 END_TEST
 
+#define SMEP 0x100000u
+#define SMAP 0x200000u
+
+/* SDM vol. 3, 4.6.1: SMEP refuses supervisor fetches from user pages (I/D in every
+   fetch fault while it is on), SMAP the marked supervisor data accesses to them (writes
+   too with CR0.WP clear); supervisor pages and unmarked accesses are unaffected. */
+START_TEST(smep_and_smap)
+{
+    *pde(0x00400000) = PT | 0x7;
+    *pte(0x00400000) = 0x00060000 | 0x7; /* user, writable */
+    *pte(0x00401000) = 0x00061000 | 0x3; /* supervisor, writable */
+    xbt_walk_result r;
+    ck_assert(walk_sup(PG, 0, 0x00400000, false, true, false, &r)); /* SMEP off */
+    ck_assert(!walk_sup(PG, SMEP, 0x00400000, false, true, false, &r));
+    ck_assert_uint_eq(r.error_code, 0x11); /* present, fetch */
+    ck_assert(walk_sup(PG, SMEP, 0x00401000, false, true, false, &r));
+    ck_assert(walk_sup(PG, SMEP, 0x00400000, false, false, true, &r)); /* data: SMEP no */
+    ck_assert(!walk_sup(PG, SMEP, 0x00802000, false, true, false, &r));
+    ck_assert_uint_eq(r.error_code, 0x10); /* not present, fetch: I/D with SMEP */
+    ck_assert(!walk_sup(PG, 0, 0x00802000, false, true, false, &r));
+    ck_assert_uint_eq(r.error_code, 0x0); /* no SMEP, no NX: no I/D */
+    ck_assert(!walk(PG, SMEP, 0x00802000, false, true, &r)); /* not a fetch: no I/D */
+    ck_assert_uint_eq(r.error_code, 0x4);
+
+    ck_assert(!walk_sup(PG | WP, SMAP, 0x00400000, false, false, true, &r));
+    ck_assert_uint_eq(r.error_code, 0x1);
+    ck_assert(!walk_sup(PG, SMAP, 0x00400000, true, false, true, &r)); /* WP=0 too */
+    ck_assert_uint_eq(r.error_code, 0x3);
+    ck_assert(walk_sup(PG, SMAP, 0x00400000, true, false, false, &r)); /* AC=1, say */
+    ck_assert(walk_sup(PG, SMAP, 0x00401000, true, false, true, &r)); /* supervisor page */
+    ck_assert(walk_sup(PG, 0, 0x00400000, true, false, true, &r));    /* CR4.SMAP clear */
+    ck_assert(walk(PG, SMAP | SMEP, 0x00400000, true, true, &r));     /* a user access */
+    ck_assert(walk_sup(PG, SMAP, 0x00400000, false, true, true, &r)); /* fetch: SMEP's */
+}
+END_TEST
+
 START_TEST(large_pages)
 {
     *pde(0x00c00000) = 0x01000000 | 0x80 | 0x7 | 0x100; /* 4 MiB at 16 MiB, global */
@@ -171,7 +216,7 @@ static uint64_t get64(uint32_t gpa) { return mem[gpa / 4] | (uint64_t)mem[gpa / 
 static bool walk_pae(uint32_t cr3, uint32_t cr4, uint32_t lin, bool w, bool u,
                      xbt_walk_result *r)
 {
-    xbt_walk_req q = { PG | 1, cr3, cr4 | PAE, lin, w, u, false };
+    xbt_walk_req q = { PG | 1, cr3, cr4 | PAE, lin, w, u, false, false };
     return xbt_walk(&q, rd, wr, NULL, r);
 }
 
@@ -248,6 +293,7 @@ int main(void)
     tcase_add_test(tc, small_page_and_ad_bits);
     tcase_add_test(tc, not_present_levels);
     tcase_add_test(tc, rights_and_wp);
+    tcase_add_test(tc, smep_and_smap);
     tcase_add_test(tc, large_pages);
     tcase_add_test(tc, tables_outside_ram);
     suite_add_tcase(s, tc);

@@ -400,6 +400,16 @@ void ata_detach_all(struct vmm *m);
 uint32_t testdev_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
 bool testdev_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
 
+/* ---- cpu.c: --cpu MODEL[,+FEATURE,-FEATURE...], the CPUID policy ------------------------ */
+struct cpu_spec {
+    bool set;                        /* anything beyond the library's model */
+    uint32_t add[6], remove[6];      /* leaf 1 ECX, EDX; leaf 7.0 EBX, ECX, EDX; 0x80000001 EDX */
+};
+/* 0, or -1 with a one-line message in err. */
+int cpu_parse(const char *arg, struct cpu_spec *s, char *err, size_t n);
+/* The policy on vCPU c (nothing without s->set). */
+xbt_status cpu_apply(xbt_vcpu *c, const struct cpu_spec *s);
+
 /* pc.c: the board: creates the devices, polls the timers, dispatches MMIO */
 struct disk_spec {
     int index;             /* -1: the next free one */

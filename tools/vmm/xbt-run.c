@@ -80,6 +80,10 @@ static void usage(FILE *f)
             "                         primary master, 1 primary slave, 2 and 3 secondary; no\n"
             "                         index: the first free one\n"
             "      --user-mode MODE   adaptive (default), direct or strict\n"
+            "      --cpu MODEL[,+FEATURE,-FEATURE...]  the CPUID the guest sees: MODEL\n"
+            "                         default (xbt's model) or max (plus SMEP and SMAP);\n"
+            "                         FEATURE smep smap sse3 ssse3 sse4.1 sse4.2 pse pae\n"
+            "                         sep pge arch-capabilities umip rdpid rdtscp mce mca\n"
             "      --traces           build traces of hot paths (default: chained blocks only)\n"
             "      --no-traces        chained blocks only (the default)\n"
             "      --trace-threshold N  entries of a trace head before its path is recorded\n"
@@ -862,6 +866,7 @@ struct options {
     int nsymbol_files;
     double timeout;        /* seconds; 0 none */
     unsigned ncpus;        /* --smp: vCPUs, 1..VMM_MAX_CPUS */
+    struct cpu_spec cpu;   /* --cpu */
     int gdb_port;          /* --gdb: 0 none */
     const char *save_path, *restore_path; /* --save, --restore: NULL none */
     bool save_continue;    /* --save-continue */
@@ -982,11 +987,11 @@ static int set_user_mode(struct options *o, const char *arg)
 
 /* Single-valued options: their bits in options.seen. */
 enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP, S_GDB,
-       S_SAVE, S_RESTORE, S_SMP };
+       S_SAVE, S_RESTORE, S_SMP, S_CPU };
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
        O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
-       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT, O_SMP };
+       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT, O_SMP, O_CPU };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
     { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
@@ -1001,6 +1006,7 @@ static const struct option long_options[] = {
     { "symbols", required_argument, 0, O_SYMBOLS }, { "gdb", required_argument, 0, O_GDB },
     { "save", required_argument, 0, O_SAVE },     { "restore", required_argument, 0, O_RESTORE },
     { "save-continue", no_argument, 0, O_SAVECONT }, { "smp", required_argument, 0, O_SMP },
+    { "cpu", required_argument, 0, O_CPU },
     { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
     { 0, 0, 0, 0 },
 };
@@ -1082,6 +1088,14 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
             return usage_error("--smp wants 1 to %d vCPUs, not '%s'", VMM_MAX_CPUS, arg);
         o->ncpus = (unsigned)u;
         return GO_ON;
+    case O_CPU: {
+        char err[256];
+        if (once(&o->seen, S_CPU, "--cpu"))
+            return EXIT_USAGE;
+        if (cpu_parse(arg, &o->cpu, err, sizeof err))
+            return usage_error("%s", err);
+        return GO_ON;
+    }
     case O_GDB:
         if (once(&o->seen, S_GDB, "--gdb"))
             return EXIT_USAGE;
@@ -1255,6 +1269,12 @@ static int create_platform(struct vmm *m, const struct options *o)
             return EXIT_INTERNAL;
         }
     }
+    for (unsigned k = 0; k < m->ncpus; k++)
+        if ((st = cpu_apply(m->cpus[k], &o->cpu)) != XBT_OK) {
+            fprintf(stderr, "xbt-run: --cpu: the library refuses the CPUID: %s\n",
+                    xbt_strerror(st));
+            return EXIT_INTERNAL;
+        }
     m->trace_io = o->trace_io;
     pthread_mutex_init(&m->lock, NULL);
     pthread_condattr_t ca; /* timer_thread's deadlines are CLOCK_MONOTONIC (vmm_now_ns) */
