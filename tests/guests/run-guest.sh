@@ -9,7 +9,8 @@
 # GUEST_END=reset|poweroff: the guest ends by resetting or powering off the machine
 # after its DONE line (QEMU -no-reboot then exits 0, xbt-run 4 or 0) instead of
 # through isa-debug-exit.  GUEST_SMP=N: N CPUs (QEMU -smp N, xbt-run --smp N); an
-# xbt-run whose --help does not offer --smp skips.
+# xbt-run whose --help does not offer --smp skips.  GUEST_TCG=OPTIONS: QEMU's -accel
+# tcg,OPTIONS (thread=single: one host thread for every vCPU).
 set -u
 peer=$1
 kernel=$2
@@ -38,7 +39,8 @@ fi
 case "$peer" in
 qemu-tcg)
     command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
-    timeout "$timeout_s" qemu-system-i386 -accel tcg "${qemu_args[@]}" </dev/null >"$out" 2>&1
+    timeout "$timeout_s" qemu-system-i386 -accel "tcg${GUEST_TCG:+,$GUEST_TCG}" "${qemu_args[@]}" \
+        </dev/null >"$out" 2>&1
     status=$?
     ;;
 qemu-kvm)

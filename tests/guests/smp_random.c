@@ -303,6 +303,7 @@ static u8 code2[4096] __attribute__((aligned(4096)));
 static u32 r_off, own_off[SMP_MAX];   /* the shared routine (16 bytes), each CPU's (8) */
 static volatile u32 x_flag, x_acks, x_timeouts;
 static volatile u32 x_bad[SMP_MAX], x_torn[SMP_MAX], x_smc_bad[SMP_MAX], x_calls[SMP_MAX];
+static volatile u32 x_first[SMP_MAX][2]; /* a CPU's first stale round and what it got */
 
 static u32 xval(u32 round) { return mix(2, round); }
 typedef u32 (*fn0)(void);
@@ -357,8 +358,11 @@ static void xmc_execute(int cpu, u32 round, struct rng *r)
         }
     }
     serialize();
-    if (shared() != xval(round))
-        x_bad[cpu]++;
+    u32 got = shared();
+    if (got != xval(round) && !x_bad[cpu]++) {
+        x_first[cpu][0] = round;
+        x_first[cpu][1] = got;
+    }
     lock_inc(&x_acks);
 }
 
@@ -404,6 +408,11 @@ static void check_xmc(void)
         torn += x_torn[c];
         smc += x_smc_bad[c];
         calls += x_calls[c];
+        if (x_bad[c])
+            printf("smp_random: seed %u: CPU %u first ran stale code in round %u: %x "
+                   "(round %u's value %x, the new one %x)\n", seed, c, x_first[c][0],
+                   x_first[c][1], x_first[c][0] - 1, xval(x_first[c][0] - 1),
+                   xval(x_first[c][0]));
     }
     printf("smp_random: seed %u: phase 2: routine at +%x, %u calls while it changed, "
            "%u torn, %u stale after the handshake, %u own-function misses\n",
