@@ -22,13 +22,15 @@
  *     and its D bit set exactly when one of them wrote (SDM vol. 3, "Propagation of
  *     Paging-Structure Changes to Multiple Processors", "Accessed and Dirty Flags").
  * "nolock=1" leaves the LOCK prefixes out of phase 1: the broken variant whose lost
- * updates show as mismatches when the CPUs really overlap (a check that can fail).
+ * updates show as mismatches when the CPUs really overlap (a check that can fail);
+ * "loops=N" (default 256) runs each routine's body N times, long enough with nolock=1
+ * (e.g. 200000) that the vCPU threads overlap on a loaded host.
  */
 #include "lib/smp.h"
 
 #define REGION 1024u      /* phase 1: each CPU's part of the code page (4 CPUs a page) */
 #define ROUTINES 24u      /* phase 1: routines each CPU writes and runs */
-#define LOOPS 64u         /* phase 1: iterations of a routine's body per call */
+#define LOOPS 256u        /* phase 1: iterations of a routine's body per call (loops=N) */
 #define MAX_OPS 16u
 #define XROUNDS 300u      /* phase 2 rounds */
 #define PROUNDS 200u      /* phase 3 rounds */
@@ -42,7 +44,7 @@
 #define PTE_A 0x20u
 #define PTE_D 0x40u
 
-static u32 seed, ncpu, nolock;
+static u32 seed, ncpu, nolock, loops;
 
 /* A 32-bit mix (splitmix32-like): the values all CPUs must agree on, from (seed, a, b). */
 static u32 mix(u32 a, u32 b)
@@ -134,26 +136,26 @@ static void emem(struct emit *e, u32 reg, const volatile void *addr)
     e32(e, (u32)addr);
 }
 
-/* One random operation of the loop body; *x gains its effect times LOOPS. */
+/* One random operation of the loop body; *x gains its effect times loops. */
 static void gen_op(struct emit *e, struct expect *x)
 {
     u32 k = below(e->r, 4), imm = next(e->r), own = 8u * (u32)e->cpu;
     switch (below(e->r, 13)) {
-    case 0: elock(e); e8(e, 0x81); emem(e, 0, &ctr[k]); e32(e, imm); x->ctr[k] += imm * LOOPS; break;
-    case 1: elock(e); e8(e, 0x81); emem(e, 5, &ctr[k]); e32(e, imm); x->ctr[k] -= imm * LOOPS; break;
-    case 2: elock(e); e8(e, 0xff); emem(e, 0, &ctr[k]); x->ctr[k] += LOOPS; break;
-    case 3: elock(e); e8(e, 0xff); emem(e, 1, &ctr[k]); x->ctr[k] -= LOOPS; break;
+    case 0: elock(e); e8(e, 0x81); emem(e, 0, &ctr[k]); e32(e, imm); x->ctr[k] += imm * loops; break;
+    case 1: elock(e); e8(e, 0x81); emem(e, 5, &ctr[k]); e32(e, imm); x->ctr[k] -= imm * loops; break;
+    case 2: elock(e); e8(e, 0xff); emem(e, 0, &ctr[k]); x->ctr[k] += loops; break;
+    case 3: elock(e); e8(e, 0xff); emem(e, 1, &ctr[k]); x->ctr[k] -= loops; break;
     case 4: /* mov eax, imm; lock xadd [ctr], eax */
         e8(e, 0xb8); e32(e, imm);
         elock(e); e8(e, 0x0f); e8(e, 0xc1); emem(e, 0, &ctr[k]);
-        x->ctr[k] += imm * LOOPS;
+        x->ctr[k] += imm * loops;
         break;
     case 5: /* mov eax, [ctr]; 1: lea edx, [eax + imm]; lock cmpxchg [ctr], edx; jnz 1b */
         e8(e, 0xa1); e32(e, (u32)&ctr[k]);
         e8(e, 0x8d); e8(e, 0x90); e32(e, imm);
         elock(e); e8(e, 0x0f); e8(e, 0xb1); emem(e, 2, &ctr[k]);
         e8(e, 0x75); e8(e, nolock ? 0xf2 : 0xf1);
-        x->ctr[k] += imm * LOOPS;
+        x->ctr[k] += imm * loops;
         break;
     case 6: /* edx:eax = wide; 1: ecx:ebx = edx:eax + imm; lock cmpxchg8b; jnz 1b */
         e8(e, 0xa1); e32(e, (u32)&wide);
@@ -163,16 +165,16 @@ static void gen_op(struct emit *e, struct expect *x)
         e8(e, 0x83); e8(e, 0xd1); e8(e, 0);
         elock(e); e8(e, 0x0f); e8(e, 0xc7); emem(e, 1, &wide);
         e8(e, 0x75); e8(e, nolock ? 0xeb : 0xea);
-        x->wide += (u64)imm * LOOPS;
+        x->wide += (u64)imm * loops;
         break;
     case 7: /* lock add byte [bytes8 + k], imm8 */
         elock(e); e8(e, 0x80); emem(e, 0, &bytes8[k]); e8(e, imm);
-        x->bytes8[k] += (u8)(imm * LOOPS);
+        x->bytes8[k] += (u8)(imm * loops);
         break;
     case 8: /* lock add word [words16 + k/2], imm16; the prefixes in either order */
         if (imm & 0x10000) { e8(e, 0x66); elock(e); } else { elock(e); e8(e, 0x66); }
         e8(e, 0x81); emem(e, 0, &words16[k & 1]); e8(e, imm); e8(e, imm >> 8);
-        x->words16[k & 1] += (u16)(imm * LOOPS);
+        x->words16[k & 1] += (u16)(imm * loops);
         break;
     case 9: { /* lock bts/btr/btc [bits], own bit */
         u32 op = below(e->r, 3), b = own + (imm & 7);
@@ -198,19 +200,19 @@ static void gen_op(struct emit *e, struct expect *x)
         e8(e, 0xeb); e8(e, 0xed);
         e8(e, 0x81); emem(e, 0, &guarded[k & 1]); e32(e, imm);
         e8(e, 0xc7); emem(e, 0, &spin_lock); e32(e, 0);
-        x->guarded[k & 1] += imm * LOOPS;
+        x->guarded[k & 1] += imm * loops;
         break;
     default: /* add [priv], imm: plain, this CPU's own data */
         e8(e, 0x81); emem(e, 0, &priv[e->cpu][k]); e32(e, imm);
-        x->priv[k] += imm * LOOPS;
+        x->priv[k] += imm * loops;
         break;
     }
 }
 
-/* The bit operations of one body, LOOPS times over this CPU's bits. */
+/* The bit operations of one body, loops times over this CPU's bits. */
 static void run_bitops(const struct emit *e, struct expect *x)
 {
-    for (u32 l = 0; l < LOOPS; l++)
+    for (u32 l = 0; l < loops; l++)
         for (u32 i = 0; i < e->nbitops; i++) {
             u32 m = e->bitops[i][1];
             switch (e->bitops[i][0]) {
@@ -221,14 +223,14 @@ static void run_bitops(const struct emit *e, struct expect *x)
         }
 }
 
-/* Writes a routine (push ebx/esi; esi = LOOPS; body; dec esi; jnz; pop; ret) aside,
+/* Writes a routine (push ebx/esi; esi = loops; body; dec esi; jnz; pop; ret) aside,
    then into this CPU's region as dwords (one store per dword, as a guest would copy). */
 static void gen_routine(int cpu, struct rng *r, struct expect *x)
 {
     static u8 aside[SMP_MAX][REGION] __attribute__((aligned(4)));
     struct emit e = { aside[cpu], r, cpu, { { 0 } }, 0 };
     e8(&e, 0x53); e8(&e, 0x56);
-    e8(&e, 0xbe); e32(&e, LOOPS);
+    e8(&e, 0xbe); e32(&e, loops);
     u8 *top = e.p;
     for (u32 n = 4 + below(r, MAX_OPS - 3); n && e.p < aside[cpu] + REGION - 64; n--)
         gen_op(&e, x);
@@ -567,6 +569,9 @@ void main(void)
 {
     seed = cmdline_u32("seed", 1);
     nolock = cmdline_u32("nolock", 0);
+    loops = cmdline_u32("loops", LOOPS);
+    if (!loops)
+        loops = 1; /* the routine's DEC ESI; JNZ would run 2^32 times */
     if (!smp_boot_all())
         return;
     ncpu = (u32)smp_ncpus;
