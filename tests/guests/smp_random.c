@@ -434,20 +434,10 @@ static volatile u32 p_round, p_acks, p_done, p_wrote, p_timeouts, shoot_va, ipi_
 static volatile u32 p_stale[SMP_MAX], p_ad_bad, p_ipis;
 
 static u32 tag(u32 f) { return 0xf4a90000u | f; }
-static inline void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
-static inline void reload_cr3(void)
-{
-    u32 cr3;
-    __asm__ volatile("movl %%cr3, %0; movl %0, %%cr3" : "=r"(cr3) : : "memory");
-}
-
 static void paging_on(int cpu)
 {
     (void)cpu;
-    u32 r;
-    __asm__ volatile("movl %%cr4, %0; orl $0x10, %0; movl %0, %%cr4" : "=r"(r)); /* PSE */
-    __asm__ volatile("movl %0, %%cr3" : : "r"(pd) : "memory");
-    __asm__ volatile("movl %%cr0, %0; orl $0x80000000, %0; movl %0, %%cr0" : "=r"(r) : : "memory");
+    smp_paging_on(pd);
 }
 
 static void on_shoot(struct frame *f)
