@@ -32,7 +32,7 @@
 #define ROUTINES 24u      /* phase 1: routines each CPU writes and runs */
 #define LOOPS 256u        /* phase 1: iterations of a routine's body per call (loops=N) */
 #define MAX_OPS 16u
-#define XROUNDS 300u      /* phase 2 rounds */
+#define XROUNDS 150u      /* phase 2 rounds */
 #define PROUNDS 200u      /* phase 3 rounds */
 #define NPAGES 8u         /* phase 3: pages of the window */
 #define NFRAMES 12u       /* phase 3: frames they map */
