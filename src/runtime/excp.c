@@ -40,6 +40,12 @@ static bool pt_read(void *opaque, uint64_t gpa, uint32_t *val)
     const uint8_t *h = xbt_phys_r(&v->vm->phys, gpa, 4);
     if (!h)
         return false;
+    if (!(gpa & 3)) {
+        /* One load, as the CPU reads an entry: other vCPUs' walks set A and D in it
+           meanwhile (pt_write's atomic OR). */
+        *val = __atomic_load_n((const uint32_t *)(const void *)h, __ATOMIC_RELAXED);
+        return true;
+    }
     memcpy(val, h, 4);
     return true;
 }

@@ -132,7 +132,7 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         return XBT_WF_DONE;
     }
     bool watched = win == XBT_WINDOW_K && v->dbg.n_wp && xbt_watch_fault(v, lin, write, false);
-    if (win == XBT_WINDOW_K && write && m->code_prot[page]) {
+    if (win == XBT_WINDOW_K && write && xbt_code_bits(m, page)) {
         if (code_page_write(v, page, lin, false))
             xbt_identity_protect(m, page, true); /* until the step is compared */
         return XBT_WF_DONE;

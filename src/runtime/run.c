@@ -631,6 +631,18 @@ static bool handle_fault(struct xbt_vcpu *v)
     }
 }
 
+/* The fault handlers leave by siglongjmp.  They are installed with SA_NODEFER, so the
+   signal mask needs no restoring (a system call per run saved), except under
+   ThreadSanitizer: its wrapper of every handler blocks the signal while the handler
+   runs, whatever SA_NODEFER says, and the next fault in translated code would then
+   kill the process (measured: the second SIGSEGV of smc.elf, the second SIGFPE of
+   exceptions.elf). */
+#if defined(__SANITIZE_THREAD__)
+#define FAULT_JMP_SAVEMASK 1
+#else
+#define FAULT_JMP_SAVEMASK 0
+#endif
+
 /* Per thread: the GS base last set for translated code, and whether an alternate
    signal stack is known to be installed.  Both checks cost a system call each, so a
    run that returns for every port access (an IN exit) does them once per thread. */
@@ -644,10 +656,12 @@ static bool set_window(struct xbt_vcpu *v)
     v->ctx.kbase = (uint64_t)(uintptr_t)w;
     if (thread_gs_base == (uintptr_t)w)
         return true;
-    static int fsgsbase = -1;
-    if (fsgsbase < 0)
-        fsgsbase = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
-    if (fsgsbase)
+    /* Atomic: several vCPU threads may be the first at once (each finds the same). */
+    static _Atomic int fsgsbase = -1;
+    if (atomic_load_explicit(&fsgsbase, memory_order_relaxed) < 0)
+        atomic_store_explicit(&fsgsbase, (getauxval(AT_HWCAP2) & 2) != 0, /* FSGSBASE */
+                              memory_order_relaxed);
+    if (atomic_load_explicit(&fsgsbase, memory_order_relaxed))
         __asm__ volatile("wrgsbase %0" : : "r"((uint64_t)(uintptr_t)w) : "memory");
     else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)w) != 0)
         return false;
@@ -1172,8 +1186,10 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     if (!atomic_load_explicit(&v->vm->started, memory_order_relaxed))
         atomic_store(&v->vm->started, true); /* no more vCPUs (xbt_vcpu_create) */
     /* The embedder ran since the last exit: its devices may have raised an interrupt
-       without a kick.  The first gate leaves to the dispatcher, whose poll decides. */
-    v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending;
+       without a kick.  The first gate leaves to the dispatcher, whose poll decides.
+       Atomic: xbt_vcpu_kick stores the same value from other threads. */
+    __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_pending,
+                     __ATOMIC_RELAXED);
     if (!run_setup(v) || !finish_exit(v))
         return XBT_OK;
     /* Producers fill their member of the exit record; here only the reason resets. */
@@ -1184,7 +1200,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     atomic_store(&v->running, true);
     /* A host fault in translated code comes back here (signals.c): turned into a guest
        event, the loop goes on; an internal error or a triple fault ends the run. */
-    if (!sigsetjmp(v->fault_jmp, 0) || (v->fault_sig != 0 && handle_fault(v)))
+    if (!sigsetjmp(v->fault_jmp, FAULT_JMP_SAVEMASK) || (v->fault_sig != 0 && handle_fault(v)))
         run_loop(v);
     atomic_store(&v->mbox.in_tc, false);
     atomic_store(&v->running, false);

@@ -161,7 +161,7 @@ void xbt_code_chunks_mark(xbt_vm *vm, uint64_t gpa, uint32_t len)
         return;
     uint64_t *w = &vm->code_chunks[(gpa >> 12) * 4];
     for (uint32_t c = (gpa & 0xFFF) >> 4; c <= ((gpa & 0xFFF) + len - 1) >> 4 && c < 256; c++)
-        if (!(w[c >> 6] & (1ull << (c & 63))))
+        if (!(__atomic_load_n(&w[c >> 6], __ATOMIC_RELAXED) & (1ull << (c & 63))))
             __atomic_fetch_or(&w[c >> 6], 1ull << (c & 63), __ATOMIC_SEQ_CST);
 }
 

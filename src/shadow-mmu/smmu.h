@@ -166,11 +166,18 @@ void xbt_smmu_destroy(xbt_smmu *m);
    MMU's identity window once no bit is left. */
 uint8_t xbt_protect_code_page(xbt_smmu *m, uint32_t page, uint8_t bit);
 void xbt_unprotect_code_page(xbt_smmu *m, uint32_t page, uint8_t bits);
+/* The code_prot bits of `page`.  Other vCPUs' threads set and clear them atomically
+   meanwhile: an atomic load (a plain byte load on x86) keeps that a defined race, one
+   ThreadSanitizer does not report. */
+static inline uint8_t xbt_code_bits(const xbt_smmu *m, uint64_t page)
+{
+    return __atomic_load_n(&m->code_prot[page], __ATOMIC_RELAXED);
+}
 /* Whether any of the n physical pages from `page` on holds translated code. */
 static inline bool xbt_code_in(const xbt_smmu *m, uint64_t page, uint64_t n)
 {
     for (uint64_t q = 0; q < n; q++)
-        if (m->code_prot[page + q])
+        if (xbt_code_bits(m, page + q))
             return true;
     return false;
 }

@@ -12,6 +12,7 @@
 # xbt-run whose --help does not offer --smp skips.  GUEST_QEMU_CPU=MODEL: QEMU's -cpu (e.g.
 # qemu32,+umip: features xbt's CPU model has that QEMU's default CPU lacks).  GUEST_CPU=max:
 # every feature each peer implements (QEMU -cpu max, xbt-run --cpu max).
+# GUEST_TCG=OPTIONS: QEMU's -accel tcg,OPTIONS (thread=single: one host thread for every vCPU).
 set -u
 peer=$1
 kernel=$2
@@ -47,7 +48,8 @@ fi
 case "$peer" in
 qemu-tcg)
     command -v qemu-system-i386 >/dev/null || { echo "SKIP: qemu-system-i386 not installed"; exit 77; }
-    timeout "$timeout_s" qemu-system-i386 -accel tcg "${qemu_args[@]}" </dev/null >"$out" 2>&1
+    timeout "$timeout_s" qemu-system-i386 -accel "tcg${GUEST_TCG:+,$GUEST_TCG}" "${qemu_args[@]}" \
+        </dev/null >"$out" 2>&1
     status=$?
     ;;
 qemu-kvm)

@@ -31,20 +31,10 @@ enum { OP_READ = 1, OP_WRITE, OP_WRITE_AT_GO, OP_EXIT };
 static volatile u32 cmd_seq, cmd_op, cmd_va, cmd_val, done_seq, ready_seq, go_seq, read_val;
 static volatile u32 flush_cr3, shoot_va, shoot_ack;
 
-static inline void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
-static inline void reload_cr3(void)
-{
-    u32 cr3;
-    __asm__ volatile("movl %%cr3, %0; movl %0, %%cr3" : "=r"(cr3) : : "memory");
-}
-
 static void paging_on(int cpu)
 {
     (void)cpu;
-    u32 r;
-    __asm__ volatile("movl %%cr4, %0; orl $0x10, %0; movl %0, %%cr4" : "=r"(r)); /* PSE */
-    __asm__ volatile("movl %0, %%cr3" : : "r"(pd) : "memory");
-    __asm__ volatile("movl %%cr0, %0; orl $0x80000000, %0; movl %0, %%cr0" : "=r"(r) : : "memory");
+    smp_paging_on(pd);
 }
 
 static void on_shoot(struct frame *f)

@@ -355,3 +355,14 @@ int cmdline_value(const char *key, char *out, unsigned n)
     }
     return 0;
 }
+
+u32 cmdline_u32(const char *key, u32 dflt)
+{
+    char v[12];
+    if (!cmdline_value(key, v, sizeof v))
+        return dflt;
+    u32 n = 0;
+    for (char *c = v; *c >= '0' && *c <= '9'; c++)
+        n = n * 10 + (u32)(*c - '0');
+    return n;
+}

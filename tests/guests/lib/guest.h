@@ -143,6 +143,8 @@ int on_qemu_tcg(void);
 /* The word "key=VALUE" of the multiboot command line: VALUE copied into out (at most
    n - 1 bytes, NUL-terminated) and 1, or 0 when the line has no such word. */
 int cmdline_value(const char *key, char *out, unsigned n);
+/* The decimal number of the word "key=N", or dflt when the line has no such word. */
+u32 cmdline_u32(const char *key, u32 dflt);
 
 void main(void);
 

@@ -55,16 +55,7 @@ int smp_mp_ids(u32 *ids, int max, u32 *bsp_id)
     return n;
 }
 
-int smp_expected(void)
-{
-    char v[8];
-    if (!cmdline_value("cpus", v, sizeof v))
-        return 0;
-    int n = 0;
-    for (char *c = v; *c >= '0' && *c <= '9'; c++)
-        n = n * 10 + (*c - '0');
-    return n;
-}
+int smp_expected(void) { return (int)cmdline_u32("cpus", 0); }
 
 void smp_clock_start(struct smp_clock *c)
 {

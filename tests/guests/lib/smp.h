@@ -79,6 +79,20 @@ static inline void serialize(void)
     u32 a = 0, b, c = 0, d;
     __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d) : : "memory");
 }
+static inline void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
+static inline void reload_cr3(void)
+{
+    u32 cr3;
+    __asm__ volatile("movl %%cr3, %0; movl %0, %%cr3" : "=r"(cr3) : : "memory");
+}
+/* This CPU's paging on: CR4.PSE, CR3 = pd, CR0.PG (the SMP paging guests). */
+static inline void smp_paging_on(const u32 *pd)
+{
+    u32 r;
+    __asm__ volatile("movl %%cr4, %0; orl $0x10, %0; movl %0, %%cr4" : "=r"(r));
+    __asm__ volatile("movl %0, %%cr3" : : "r"(pd) : "memory");
+    __asm__ volatile("movl %%cr0, %0; orl $0x80000000, %0; movl %0, %%cr0" : "=r"(r) : : "memory");
+}
 /* Elapsed time on the PM timer beyond its 24-bit wrap (4.7 s): read it more often than
    that.  smp_clock_start, then smp_clock_us as often as wanted. */
 struct smp_clock { u32 last, ticks; };
