@@ -72,6 +72,12 @@ int cpu_parse(const char *arg, struct cpu_spec *s, char *err, size_t n)
     return 0;
 }
 
+/* A CPUID register r's value with s's additions and removals. */
+static uint32_t adjusted(uint32_t value, const struct cpu_spec *s, int r)
+{
+    return (value | s->add[r]) & ~s->remove[r];
+}
+
 xbt_status cpu_apply(xbt_vcpu *c, const struct cpu_spec *s)
 {
     xbt_cpuid_entry e[XBT_MAX_CPUID_ENTRIES];
@@ -83,14 +89,14 @@ xbt_status cpu_apply(xbt_vcpu *c, const struct cpu_spec *s)
         return st;
     for (size_t i = 0; i < n; i++) {
         if (e[i].function == 1) {
-            e[i].ecx = (e[i].ecx | s->add[R_1_ECX]) & ~s->remove[R_1_ECX];
-            e[i].edx = (e[i].edx | s->add[R_1_EDX]) & ~s->remove[R_1_EDX];
+            e[i].ecx = adjusted(e[i].ecx, s, R_1_ECX);
+            e[i].edx = adjusted(e[i].edx, s, R_1_EDX);
         } else if (e[i].function == 7 && e[i].index == 0) {
-            e[i].ebx = (e[i].ebx | s->add[R_7_EBX]) & ~s->remove[R_7_EBX];
-            e[i].ecx = (e[i].ecx | s->add[R_7_ECX]) & ~s->remove[R_7_ECX];
-            e[i].edx = (e[i].edx | s->add[R_7_EDX]) & ~s->remove[R_7_EDX];
+            e[i].ebx = adjusted(e[i].ebx, s, R_7_EBX);
+            e[i].ecx = adjusted(e[i].ecx, s, R_7_ECX);
+            e[i].edx = adjusted(e[i].edx, s, R_7_EDX);
         } else if (e[i].function == 0x80000001u) {
-            e[i].edx = (e[i].edx | s->add[R_X1_EDX]) & ~s->remove[R_X1_EDX];
+            e[i].edx = adjusted(e[i].edx, s, R_X1_EDX);
         }
     }
     return xbt_vcpu_set_cpuid(c, e, n);

@@ -498,12 +498,14 @@ static const char *save_path;
 static uint32_t save_vm_flags;
 static bool save_continue;
 
-/* Whether each AP is parked for the save or waits for start-up (vmm.lock held); one
-   that waits for start-up takes none while a save is asked for (wait_for_sipi). */
-static bool aps_still(struct vmm *m)
+/* Whether every AP waits for a start-up IPI or has its bit in `parked` (vmm.lock
+   held): what S3 leaves them in (parked 0), or what a save needs (the save's parked
+   ones; one that waits for start-up takes none while a save is asked for:
+   wait_for_sipi). */
+static bool aps_parked(struct vmm *m, uint32_t parked)
 {
     for (unsigned k = 1; k < m->ncpus; k++)
-        if (!(m->save_parked & (1u << k)) && !(m->lapic[k].wait_sipi && !m->lapic[k].init_pending))
+        if (!(parked & (1u << k)) && (!m->lapic[k].wait_sipi || m->lapic[k].init_pending))
             return false;
     return true;
 }
@@ -525,7 +527,7 @@ static int save_barrier(struct vcpu_ctx *c)
         m->save_parked &= ~(1u << c->index);
         st = m->ending ? m->end_status : -1;
     } else {
-        while (!aps_still(m) && !m->ending)
+        while (!aps_parked(m, m->save_parked) && !m->ending)
             vmm_wait(m, 0);
         if (m->ending)
             st = m->end_status;
@@ -664,15 +666,6 @@ static void real_mode_state(xbt_vcpu *cpu, uint32_t cs_base, uint16_t ip, uint64
     xbt_vcpu_set_regs(cpu, &r);
 }
 
-/* Whether every AP waits for a start-up IPI (vmm.lock held): what S3 leaves them in. */
-static bool aps_parked(struct vmm *m)
-{
-    for (unsigned k = 1; k < m->ncpus; k++)
-        if (!m->lapic[k].wait_sipi || m->lapic[k].init_pending)
-            return false;
-    return true;
-}
-
 /* S3 with several vCPUs, on the vCPU that wrote SLP_EN: the APs stop as after an INIT
    (a sleeping machine's processors are off; a BIOS resumes the BSP alone, the APs wait
    for start-up), vCPU 0 sleeps and resumes.  An AP that wrote it asks vCPU 0 to (its
@@ -689,7 +682,7 @@ static int suspend_aps(struct vcpu_ctx *c)
         xbt_vcpu_stop(m->cpus[0]);
         return VCPU_RESTART;
     }
-    while (!aps_parked(m) && !run_must_stop(m))
+    while (!aps_parked(m, 0) && !run_must_stop(m))
         vmm_wait(m, 0); /* wait_for_sipi says when one parks */
     vmm_unlock(m);
     return -1;
