@@ -77,20 +77,23 @@ bool lapic_hw_enabled(const struct vmm *m, unsigned cpu)
     return m->lapic[cpu].base_msr & (1u << 11);
 }
 
+/* The TPR, or the priority class of vector (-1: none) where that is higher: PPR and
+   APR are this with different vectors (SDM 11.8.3.1, 11.6.2.4). */
+static uint32_t tpr_or_class(const struct lapic *a, int vector)
+{
+    uint32_t cls = vector < 0 ? 0 : (uint32_t)vector & 0xf0;
+    return (a->tpr & 0xf0) >= cls ? a->tpr & 0xff : cls;
+}
+
 static uint32_t ppr(const struct lapic *a)
 {
-    int isrv = highest(a->isr);
-    uint32_t isr_class = isrv < 0 ? 0 : (uint32_t)isrv & 0xf0;
-    return (a->tpr & 0xf0) >= isr_class ? a->tpr & 0xff : isr_class;
+    return tpr_or_class(a, highest(a->isr));
 }
 
 static uint32_t apr(const struct lapic *a)
 {
     int irrv = highest(a->irr), isrv = highest(a->isr);
-    uint32_t top = (uint32_t)(irrv > isrv ? irrv : isrv);
-    if (irrv < 0 && isrv < 0)
-        top = 0;
-    return (a->tpr & 0xf0) >= (top & 0xf0) ? a->tpr & 0xff : top & 0xf0;
+    return tpr_or_class(a, irrv > isrv ? irrv : isrv);
 }
 
 /* The power-up state (SDM 11.4.7.1): everything zero but the APIC ID (the vCPU's
