@@ -768,12 +768,15 @@ static uint64_t fnv64(const uint8_t *p, size_t n)
     return h;
 }
 
-/* A guest counting ECX down from 2^32-1 (seconds), then exiting with 0x21 (status 0x43):
-   saved by SIGUSR1 0.3 s into its loop.  The file's bytes in *len, or NULL (a failure counted). */
-static uint8_t *saved_state(const char *disk, bool cont, bool smp, size_t *len)
+/* A guest counting ECX down from 2^32-1 (seconds), then exiting with 0x20 | CPUID.1:ECX's
+   SSE3 bit (status 0x43 with SSE3, 0x41 without): saved by SIGUSR1 0.3 s into its loop,
+   with --cpu `cpu` unless NULL.  The file's bytes in *len, or NULL (a failure counted). */
+static uint8_t *saved_state(const char *disk, bool cont, bool smp, const char *cpu, size_t *len)
 {
     static const uint8_t count[] = { 0xb9, 0xff, 0xff, 0xff, 0xff, 0x49, 0x75, 0xfd,
-                                     0xb0, 0x21, 0xe6, 0xf4, 0xeb, 0xfe };
+                                     0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2, /* cpuid 1 */
+                                     0x89, 0xc8, 0x24, 0x01, 0x0c, 0x20, /* al = 0x20 | SSE3 */
+                                     0xe6, 0xf4, 0xeb, 0xfe };
     size_t n = bg_elf(img, sizeof img, 0x100000, count, sizeof count, 0);
     char *guest = wfile("count", img, n), *state = path("state");
     char *argv[8] = { (char *)xbt_run, "--save", state, guest, NULL };
@@ -783,6 +786,8 @@ static uint8_t *saved_state(const char *disk, bool cont, bool smp, size_t *len)
         argv[3] = "--save-continue", argv[4] = guest;
     if (smp) /* three vCPUs, the APs waiting for start-up */
         argv[3] = "--smp", argv[4] = "3", argv[5] = guest;
+    if (cpu) /* a CPUID other than the model's, which the restore must give it again */
+        argv[3] = "--cpu", argv[4] = (char *)cpu, argv[5] = guest;
     int st = 0;
     /* A loaded host may not have set up xbt-run's handler yet: a later signal then. */
     for (long wait_ms = 300; wait_ms <= 2400; wait_ms *= 2) {
@@ -843,18 +848,23 @@ static void state_cases(const char *k)
     size_t n;
     /* With a disk: restored while the disk file is there, refused when it is gone. */
     char *disk = sparse("state-disk", 1 << 20, 0);
-    uint8_t *s = saved_state(disk, false, false, &n);
+    uint8_t *s = saved_state(disk, false, false, NULL, &n);
     if (!s)
         return;
     restore_case("--restore: a state with a disk finishes", 0x43, s, n);
     unlink(disk);
     restore_case("--restore: its disk file is gone", NOIMAGE, s, n);
-    if ((s = saved_state(NULL, true, false, &n)) != NULL)
+    if ((s = saved_state(NULL, true, false, NULL, &n)) != NULL)
         restore_case("--restore: a state saved on the way finishes", 0x43, s, n);
-    if ((s = saved_state(NULL, false, true, &n)) != NULL)
+    if ((s = saved_state(NULL, false, true, NULL, &n)) != NULL)
         restore_case("--restore: a state of three vCPUs finishes", 0x43, s, n);
     RUN("--restore with --smp", USAGE, "--restore", "a", "--smp", "2");
-    s = saved_state(NULL, false, false, &n);
+    if ((s = saved_state(NULL, false, false, "default,-sse3", &n)) != NULL) {
+        restore_case("--restore: the saved CPUID (-sse3) holds", 0x41, s, n);
+        char *f = wfile("cpu-state", s, n);
+        RUN("--restore of a CPUID with --cpu", USAGE, "--restore", f, "--cpu", "max");
+    }
+    s = saved_state(NULL, false, false, NULL, &n);
     if (!s)
         return;
     restore_case("--restore: the saved state finishes", 0x43, s, n);

@@ -2,9 +2,12 @@
  * savefile.c - xbt-run's state file (--save, --restore): the machine's shape, the
  * library's stream (xbt_vm_save_state: vCPU and RAM), then the board's devices.
  *
- *   "XBTRUN\0\0", u32 version (2), u32 0
+ *   "XBTRUN\0\0", u32 version (3), u32 0
  *   u64 RAM bytes, u32 the VM's XBT_VM_* flags that shape the guest, u32 ATA_DRIVES,
  *   u32 vCPUs, u32 0 (version 1 has neither: one vCPU; it is still read)
+ *   per vCPU: u32 CPUID entries n (1 to XBT_MAX_CPUID_ENTRIES), u32 0, n entries of
+ *   u32 function, index, flags, eax, ebx, ecx, edx: the CPUID the guest saw, which a
+ *   restore gives it again (version 2 has none: the restoring run's --cpu, as before)
  *   per drive: u8 attached, u8 read-only, u16 path length, the path (absolute)
  *   u64 host CLOCK_MONOTONIC ns at the save
  *   the library's stream (xbt.h, docs/ARCHITECTURE.md)
@@ -26,7 +29,7 @@
 #include "vmm.h"
 
 #define SAVE_MAGIC "XBTRUN\0\0"
-#define SAVE_VERSION 2u
+#define SAVE_VERSION 3u
 #define DEVICES_MAX (64u << 20)
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -82,12 +85,32 @@ static bool get(int fd, void *p, size_t n, bool *eof)
     return true;
 }
 
+/* A vCPU's CPUID table (the model's, or --cpu's policy) as the guest sees it. */
+static bool put_cpuid(xbt_vcpu *c, int fd)
+{
+    xbt_cpuid_entry e[XBT_MAX_CPUID_ENTRIES];
+    size_t n = 0;
+    if (xbt_vcpu_get_cpuid(c, e, XBT_MAX_CPUID_ENTRIES, &n) != XBT_OK || !n)
+        return errno = EINVAL, false;
+    uint32_t hdr[2] = { (uint32_t)n, 0 }, w[7];
+    bool ok = put(fd, hdr, 8);
+    for (size_t i = 0; i < n && ok; i++) {
+        const uint32_t v[7] = { e[i].function, e[i].index, e[i].flags, e[i].eax, e[i].ebx,
+                                e[i].ecx, e[i].edx };
+        memcpy(w, v, sizeof w);
+        ok = put(fd, w, sizeof w);
+    }
+    return ok;
+}
+
 /* The header up to the library's stream. */
 static bool put_header(struct vmm *m, int fd, uint32_t vm_flags)
 {
     uint32_t ver[2] = { SAVE_VERSION, 0 }, shape[4] = { vm_flags, ATA_DRIVES, m->ncpus, 0 };
     bool ok = put(fd, SAVE_MAGIC, 8) && put(fd, ver, 8) && put(fd, &m->ram_size, 8) &&
               put(fd, shape, sizeof shape);
+    for (unsigned k = 0; k < m->ncpus && ok; k++)
+        ok = put_cpuid(m->cpus[k], fd);
     for (int i = 0; i < ATA_DRIVES && ok; i++) {
         const struct ata_drive *d = &m->ata.drive[i];
         char abs[PATH_MAX];
@@ -146,6 +169,28 @@ static int bad_read(char *err, size_t errlen, const char *path, bool eof)
                : fail(err, errlen, "%s: %s", path, strerror(errno));
 }
 
+/* vCPU k's CPUID table from the header (its entries are checked by the library when it
+   is set: xbt_vcpu_set_cpuid refuses what xbt does not implement). */
+static int get_cpuid(struct vmm_saved *sv, unsigned k, const char *path, char *err,
+                     size_t errlen)
+{
+    uint32_t hdr[2], w[7];
+    bool eof;
+    if (!get(sv->fd, hdr, 8, &eof))
+        return bad_read(err, errlen, path, eof);
+    if (!hdr[0] || hdr[0] > XBT_MAX_CPUID_ENTRIES || hdr[1])
+        return fail(err, errlen, "%s: vCPU %u's CPUID table is malformed", path, k);
+    for (uint32_t i = 0; i < hdr[0]; i++) {
+        if (!get(sv->fd, w, sizeof w, &eof))
+            return bad_read(err, errlen, path, eof);
+        sv->cpuid[k][i] = (xbt_cpuid_entry){ .function = w[0], .index = w[1], .flags = w[2],
+                                             .eax = w[3], .ebx = w[4], .ecx = w[5],
+                                             .edx = w[6] };
+    }
+    sv->ncpuid[k] = hdr[0];
+    return 0;
+}
+
 int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t errlen)
 {
     memset(sv, 0, sizeof *sv);
@@ -161,7 +206,7 @@ int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t e
         return fail(err, errlen, "%s: not an xbt-run state", path);
     if (!get(sv->fd, ver, 8, &eof))
         return bad_read(err, errlen, path, eof);
-    if (ver[0] != SAVE_VERSION && ver[0] != 1)
+    if (ver[0] < 1 || ver[0] > SAVE_VERSION)
         return fail(err, errlen, "%s: an xbt-run state of version %u; this xbt-run reads %u",
                     path, ver[0], SAVE_VERSION);
     if (ver[1])
@@ -176,6 +221,10 @@ int vmm_restore_open(const char *path, struct vmm_saved *sv, char *err, size_t e
         return fail(err, errlen, "%s: a machine this xbt-run cannot make (%u disks, %llu "
                     "bytes of RAM, %u vCPUs)", path, shape[1], (unsigned long long)sv->ram_size,
                     shape[2]);
+    sv->has_cpuid = ver[0] >= 3;
+    for (unsigned k = 0; sv->has_cpuid && k < sv->ncpus; k++)
+        if (get_cpuid(sv, k, path, err, errlen) != 0)
+            return -1;
     for (int i = 0; i < ATA_DRIVES; i++) {
         uint8_t f[4];
         uint16_t len;

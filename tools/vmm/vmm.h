@@ -475,6 +475,9 @@ struct vmm_saved {
     uint64_t ram_size, saved_ns;
     uint32_t vm_flags;
     unsigned ncpus;        /* vCPUs (version 1 files: one) */
+    bool has_cpuid;        /* version 3: each vCPU's CPUID table (cpuid, ncpuid) */
+    xbt_cpuid_entry cpuid[VMM_MAX_CPUS][XBT_MAX_CPUID_ENTRIES];
+    uint32_t ncpuid[VMM_MAX_CPUS];
     struct disk_spec disks[ATA_DRIVES];
     int ndisks;
     char disk_path[ATA_DRIVES][4096];

@@ -26,7 +26,8 @@
  * with --save-continue the guest runs on after each save instead.
  * --restore FILE makes the same machine (RAM and disks from the file) and continues the
  * guest where it was saved; the options that describe the machine (a kernel, --mem,
- * --append, --initrd, --module, --disk, --symbols) are refused beside it, the ones that
+ * --append, --initrd, --module, --disk, --symbols, --smp; --cpu too, the file holding
+ * the CPUID the guest saw, but for version 2 files) are refused beside it, the ones that
  * say how to run it (--user-mode, --traces, --timeout, --stats, --save, ...) apply.  A
  * file that cannot be restored is one line and status 66.
  */
@@ -114,8 +115,9 @@ static void usage(FILE *f)
             "      --save-continue    with --save: go on after each save (a later SIGUSR1\n"
             "                         saves again, over FILE)\n"
             "      --restore FILE     continue the machine saved in FILE (no kernel, --mem,\n"
-            "                         --append, --initrd, --module, --disk, --symbols or\n"
-            "                         --smp: the file says how many vCPUs)\n"
+            "                         --append, --initrd, --module, --disk, --symbols,\n"
+            "                         --smp or --cpu: the file says how many vCPUs and\n"
+            "                         the CPUID the guest saw)\n"
             "  -h, --help, --version\n"
             "Numbers are decimal or 0x-hexadecimal; options with a value (but --module and\n"
             "--symbols) once.\n"
@@ -1321,6 +1323,11 @@ static int open_restore(struct options *o, struct vmm_saved *sv, int argc, char 
             close(sv->fd);
         return EXIT_NOIMAGE;
     }
+    if (sv->has_cpuid && (o->seen & (1u << S_CPU))) {
+        close(sv->fd);
+        return usage_error("--restore takes the machine from its file: --cpu cannot be "
+                           "given with it (the file holds the CPUID the guest saw)");
+    }
     o->vm.ram_size = sv->ram_size;
     o->ncpus = sv->ncpus;
     memcpy(o->disks, sv->disks, sizeof sv->disks);
@@ -1332,6 +1339,15 @@ static int open_restore(struct options *o, struct vmm_saved *sv, int argc, char 
 static int finish_restore(struct vmm *m, const struct options *o, struct vmm_saved *sv)
 {
     char err[512];
+    for (unsigned k = 0; sv->has_cpuid && k < m->ncpus; k++) {
+        xbt_status st = xbt_vcpu_set_cpuid(m->cpus[k], sv->cpuid[k], sv->ncpuid[k]);
+        if (st != XBT_OK) {
+            fprintf(stderr, "xbt-run: %s: vCPU %u's saved CPUID is not one this xbt "
+                    "implements: %s\n", o->restore_path, k, xbt_strerror(st));
+            close(sv->fd);
+            return abandon(m);
+        }
+    }
     if (vmm_restore_finish(m, sv, o->restore_path, err, sizeof err) != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
         close(sv->fd);
