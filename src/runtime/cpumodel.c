@@ -55,7 +55,8 @@
  *   0x174-0x176 SYSENTER_CS/ESP/EIP
  *   0x179  IA32_MCG_CAP             6 banks; no MCG_CTL, CMCI, LMCE (read-only)
  *   0x17A  IA32_MCG_STATUS          bits 2:0 (RIPV EIPV MCIP) stored, the rest #GP
- *   0x1A0  IA32_MISC_ENABLE         stored
+ *   0x1A0  IA32_MISC_ENABLE         stored; bit 22 (Limit CPUID Maxval) makes CPUID
+ *                                   leaf 0 report 2 and leaves above 2 answer as leaf 2
  *   0x277  IA32_PAT                 0x0007040600070406 at reset; a reserved memory type
  *                                   (2, 3, 8-255) in any byte #GP
  *   0x400-0x417 IA32_MCi_CTL/STATUS/ADDR/MISC, banks 0-5: CTL all 0s or all 1s (the
@@ -95,6 +96,7 @@
 #define XBT_BIT(n) (1u << (n))
 
 #define MSR_EFER 0xC0000080u
+#define MISC_ENABLE_LIMIT_CPUID (1ull << 22)
 #define MSR_TSC_AUX 0xC0000103u
 #define EFER_SCE 1u /* the only EFER bit of the model: no LME/LMA (no long mode), no NXE */
 
@@ -308,11 +310,40 @@ void xbt_cpuid_model(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t o
     out[0] = a, out[1] = b, out[2] = c, out[3] = d;
 }
 
-/* CPUID as the guest sees it: the embedder's policy (policy.c) or the model. */
-void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
+/* One leaf of the embedder's policy (policy.c) or of the model. */
+static void cpuid_leaf(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
     if (!xbt_cpuid_policy(v, leaf, sub, out))
         xbt_cpuid_model(v, leaf, sub, out);
+}
+
+/* CPUID as the guest sees it.  A basic leaf above the highest (leaf 0's EAX) and an
+   extended one above the highest extended (0x80000000's EAX) answer as the highest
+   basic leaf does, as Intel's CPUs (and QEMU) do; the hypervisor range
+   0x40000000-0x7FFFFFFF is left to its leaves, and a leaf the embedder's policy lists
+   answers as listed (KVM's rule).  IA32_MISC_ENABLE's Limit CPUID Maxval (bit 22)
+   makes the highest basic leaf 2 (firmware may set it for old OSes; Linux clears it
+   at boot). */
+void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    uint32_t top[4];
+    cpuid_leaf(v, 0, 0, top);
+    uint32_t max_basic = top[0];
+    bool limited = (v->arch.msr_misc_enable & MISC_ENABLE_LIMIT_CPUID) && max_basic > 2;
+    bool listed = xbt_cpuid_policy_lists(v, leaf, sub);
+    if (limited)
+        max_basic = 2;
+    if (leaf >= 0x80000000u && !listed) {
+        uint32_t ext[4];
+        cpuid_leaf(v, 0x80000000u, 0, ext);
+        if (leaf > ext[0] || ext[0] < 0x80000000u)
+            leaf = max_basic;
+    } else if (leaf < 0x40000000u && leaf > max_basic && (!listed || limited)) {
+        leaf = max_basic;
+    }
+    cpuid_leaf(v, leaf, sub, out);
+    if (leaf == 0)
+        out[0] = max_basic;
 }
 
 /* The model's leaves (the others read zero), for xbt_vcpu_get_cpuid. */

@@ -140,6 +140,11 @@ bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uin
     return true;
 }
 
+bool xbt_cpuid_policy_lists(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub)
+{
+    return v->pol.cpuid_set && find_entry(v->pol.cpuid, v->pol.n_cpuid, leaf, sub);
+}
+
 uint32_t xbt_feature(const struct xbt_vcpu *v, int which)
 {
     const struct xbt_vcpu_policy *p = &v->pol;

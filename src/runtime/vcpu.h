@@ -465,6 +465,8 @@ uint32_t xbt_feature(const struct xbt_vcpu *v, int which);
 uint8_t xbt_hidden_isa(const struct xbt_vcpu *v);
 /* CPUID through the policy: true with out[] set when a policy is in force. */
 bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+/* Whether the embedder's policy has an entry for leaf/sub (false without a policy). */
+bool xbt_cpuid_policy_lists(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub);
 /* CR4 bits that are reserved because the policy hides their feature. */
 uint32_t xbt_cr4_hidden(const struct xbt_vcpu *v);
 /* RDMSR/WRMSR of an MSR the embedder handles: true with the exit recorded (the

@@ -10,7 +10,8 @@
  * #GP (so SCE does not stick on a CPU without SYSCALL, LME and NXE are dropped), and
  * stores all 64 bits of IA32_TSC_AUX (bits 63:32 are reserved: #GP), and its RDMSR of
  * IA32_TSC_AUX reads 0 (QEMU 7.2; RDTSCP there does return the value written).  QEMU 7.2
- * TCG has no RDPID: its checks run on xbt only.
+ * TCG has no RDPID: its checks run on xbt only.  QEMU 7.2 stores IA32_MISC_ENABLE's Limit
+ * CPUID Maxval (bit 22) without limiting leaf 0 to 2 as the SDM says (checked on xbt).
  */
 #include "lib/guest.h"
 
@@ -260,6 +261,43 @@ static void check_ext_leaves(void)
     CHECK_EQ(r[3] & (1u << 29), 0, "no long mode (a 32-bit VM)");
 }
 
+/* A leaf above its range's highest answers as the highest basic leaf does (SDM vol. 2A,
+   CPUID: "If a value entered for CPUID.EAX is higher than the maximum input value for
+   basic or extended function ... the data for the highest basic information leaf is
+   returned"); IA32_MISC_ENABLE bit 22 (Limit CPUID Maxval) makes leaf 0 report 2. */
+static void check_leaf_ranges(void)
+{
+    u32 l0[4], top[4], r[4], x0[4];
+    cpuid2(0, 0, l0);
+    cpuid2(l0[0], 0, top);
+    cpuid2(l0[0] + 1, 0, r);
+    printf("max basic %x: %x %x %x %x; above: %x %x %x %x\n", l0[0], top[0], top[1], top[2],
+           top[3], r[0], r[1], r[2], r[3]);
+    CHECK(r[0] == top[0] && r[1] == top[1] && r[2] == top[2] && r[3] == top[3],
+          "CPUID above the highest basic leaf: the highest basic leaf's data");
+    cpuid2(0x80000000u, 0, x0);
+    cpuid2(x0[0] + 1, 0, r);
+    printf("max ext %x; above: %x %x %x %x\n", x0[0], r[0], r[1], r[2], r[3]);
+    CHECK(r[0] == top[0] && r[1] == top[1] && r[2] == top[2] && r[3] == top[3],
+          "CPUID above the highest extended leaf: the highest basic leaf's data");
+    u64 misc;
+    CHECK_EQ(rdmsr_try(0x1a0, &misc), 0xffffffffu, "rdmsr IA32_MISC_ENABLE");
+    CHECK_EQ((u32)misc & (1u << 22), 0, "Limit CPUID Maxval clear at reset");
+    CHECK_EQ(wrmsr_try(0x1a0, misc | 1u << 22), 0xffffffffu, "wrmsr Limit CPUID Maxval");
+    cpuid2(0, 0, r);
+    printf("leaf 0 with Limit CPUID Maxval: %x\n", r[0]);
+    CHECK_EQ(r[0], l0[0] > 2 && !on_qemu_tcg() ? 2u : l0[0], "Limit CPUID Maxval: leaf 0 reports 2");
+    u32 l2[4];
+    cpuid2(2, 0, l2);
+    cpuid2(l0[0], 0, r);
+    if (l0[0] > 2 && !on_qemu_tcg())
+        CHECK(r[0] == l2[0] && r[1] == l2[1] && r[2] == l2[2] && r[3] == l2[3],
+              "Limit CPUID Maxval: a leaf above 2 answers as leaf 2");
+    CHECK_EQ(wrmsr_try(0x1a0, misc), 0xffffffffu, "wrmsr IA32_MISC_ENABLE back");
+    cpuid2(0, 0, r);
+    CHECK_EQ(r[0], l0[0], "Limit CPUID Maxval cleared: leaf 0 as before");
+}
+
 void main(void)
 {
     u32 x1[4], l7[4];
@@ -273,6 +311,7 @@ void main(void)
     set_handler(0x30, back_to_kernel);
     idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
     check_ext_leaves();
+    check_leaf_ranges();
     check_efer();
     check_tsc_aux();
     check_mca();
