@@ -1,6 +1,6 @@
 # peers.sh - sourced by run-gdb.sh and run-gdb-watch.sh: one gdb session against each
 # peer's gdb stub, on the same guest kernel.  Needs $xbt (xbt-run), $kernel and $out (a
-# scratch folder); XBT_GDB_ARGS adds options to xbt-run.
+# scratch folder); XBT_GDB_ARGS adds options to xbt-run, QEMU_GDB_ARGS to QEMU.
 
 port() { echo $((20000 + (RANDOM % 20000))); }
 
@@ -16,7 +16,7 @@ session() {
     xbt) timeout 120 "$xbt" ${XBT_GDB_ARGS:-} --gdb "$p" "$kernel" >"$out/$peer.log" 2>&1 & ;;
     qemu-tcg) timeout 120 qemu-system-i386 -accel tcg -m 128 -kernel "$kernel" -display none \
             -nographic -monitor none -serial stdio -no-reboot -S -gdb "tcp:127.0.0.1:$p" \
-            -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device pc-testdev \
+            -device isa-debug-exit,iobase=0xf4,iosize=0x04 -device pc-testdev ${QEMU_GDB_ARGS:-} \
             </dev/null >"$out/$peer.log" 2>&1 & ;;
     esac
     for i in $(seq 100); do # until the stub listens (xbt-run takes one connection only:

@@ -8,7 +8,13 @@
  * and kill.
  * Also register and memory writes (G, P, M: general registers, EIP and EFLAGS; the
  * segment selectors are read-only here) and Ctrl-C while the guest runs (a thread
- * watches the connection and stops the vCPU).  Not served: threads beyond the one vCPU.
+ * watches the connection and stops the vCPUs).
+ * Several vCPUs are gdb's threads (vCPU k is thread k + 1; qfThreadInfo, qC, T, Hg, Hc,
+ * vCont), all-stop as QEMU's stub: every vCPU stops when one does, the stop reply names
+ * that one's thread, which becomes the one registers and memory are read from until Hg
+ * says otherwise; breakpoints and watchpoints are set on every vCPU; a step runs the
+ * stepped vCPU alone while the others stay stopped (gdb's scheduler-locking "step", also
+ * when it asks the others to continue: vCont;s:2;c).
  *
  * In tools/vmm's layering this is beside the board: it calls the library and the run
  * function xbt-run hands it, nothing of xbt-run itself.
@@ -29,17 +35,22 @@
 
 struct gdb {
     int fd;
-    xbt_vcpu *cpu;
+    xbt_vcpu *const *cpus;
+    unsigned ncpus;
+    unsigned cur;         /* Hg's vCPU: registers and memory */
+    int cont;             /* Hc's vCPU, the one `s` steps (-1: cur) */
     uint32_t bp[XBT_MAX_BREAKPOINTS]; /* those gdb set, to clear when it leaves */
     uint32_t n_bp;
     struct gdb_wp { uint32_t addr, len; char type; } wp[XBT_MAX_WATCHPOINTS]; /* Z2-Z4 */
     uint32_t n_wp;
-    xbt_exit last;        /* the last debug stop (its watchpoint, for the T reply) */
+    struct gdb_stop last; /* the last stop (its vCPU and watchpoint, for the T reply) */
     char in[4096];        /* a packet's data */
     char out[4096];
 };
 
 static const char hex[] = "0123456789abcdef";
+
+static xbt_vcpu *cur_cpu(const struct gdb *g) { return g->cpus[g->cur]; }
 
 static bool parse_range(const char *s, uint32_t *addr, uint32_t *len, const char **end);
 
@@ -140,13 +151,13 @@ static bool get_le32(const char *p, uint32_t *v)
 static bool write_register(struct gdb *g, unsigned n, uint32_t val)
 {
     xbt_regs r;
-    xbt_vcpu_get_regs(g->cpu, &r);
+    xbt_vcpu_get_regs(cur_cpu(g), &r);
     uint32_t *slot[10] = { &r.eax, &r.ecx, &r.edx, &r.ebx, &r.esp, &r.ebp, &r.esi, &r.edi,
                            &r.eip, &r.eflags };
     if (n >= 10)
         return false;
     *slot[n] = val;
-    return xbt_vcpu_set_regs(g->cpu, &r) == XBT_OK;
+    return xbt_vcpu_set_regs(cur_cpu(g), &r) == XBT_OK;
 }
 
 /* G: all of them, as g sends them (the selectors must stay as they are). */
@@ -194,7 +205,7 @@ static void write_memory(struct gdb *g)
         }
         buf[i] = (uint8_t)(h << 4 | l);
     }
-    strcpy(g->out, xbt_vcpu_write_virt(g->cpu, addr, buf, len) == XBT_OK ? "OK" : "E14");
+    strcpy(g->out, xbt_vcpu_write_virt(cur_cpu(g), addr, buf, len) == XBT_OK ? "OK" : "E14");
 }
 
 /* While the guest runs: a Ctrl-C (0x03) from gdb stops it. */
@@ -227,21 +238,24 @@ static void *watch_thread(void *arg)
     return NULL;
 }
 
-/* Continue or step: runs the guest with the watcher beside it (*interrupted: it was
-   Ctrl-C that stopped it). */
-static int resume(struct gdb *g, bool step, gdb_run_fn run, gdb_break_fn brk, void *ctx,
-                  bool *interrupted)
+/* Continue (step < 0) or step vCPU `step` alone: runs the guest with the watcher
+   beside it; the stop in g->last. */
+static int resume(struct gdb *g, int step, gdb_run_fn run, gdb_break_fn brk, void *ctx)
 {
     struct watch w = { g->fd, brk, ctx, false, false };
     pthread_t t;
     bool watching = brk && pthread_create(&t, NULL, watch_thread, &w) == 0;
-    xbt_vcpu_set_single_step(g->cpu, step);
-    int rc = run(ctx, &g->last);
-    xbt_vcpu_set_single_step(g->cpu, 0);
+    if (step >= 0)
+        xbt_vcpu_set_single_step(g->cpus[step], 1);
+    g->last = (struct gdb_stop){ 0 };
+    int rc = run(ctx, step, &g->last);
+    if (step >= 0)
+        xbt_vcpu_set_single_step(g->cpus[step], 0);
     atomic_store(&w.done, true);
     if (watching)
         pthread_join(t, NULL);
-    *interrupted = w.fired;
+    if (rc == VMM_DEBUG_STOP && g->last.cpu < g->ncpus)
+        g->cur = g->last.cpu; /* gdb takes the stopped thread as its general one */
     return rc;
 }
 
@@ -249,8 +263,8 @@ static void read_registers(struct gdb *g)
 {
     xbt_regs r;
     xbt_sregs s;
-    xbt_vcpu_get_regs(g->cpu, &r);
-    xbt_vcpu_get_sregs(g->cpu, &s);
+    xbt_vcpu_get_regs(cur_cpu(g), &r);
+    xbt_vcpu_get_sregs(cur_cpu(g), &s);
     /* gdb's i386 order: eax ecx edx ebx esp ebp esi edi eip eflags cs ss ds es fs gs. */
     uint32_t v[16] = { r.eax, r.ecx, r.edx, r.ebx, r.esp, r.ebp, r.esi, r.edi, r.eip,
                        r.eflags, s.cs.selector, s.ss.selector, s.ds.selector,
@@ -287,7 +301,7 @@ static void read_memory(struct gdb *g)
         strcpy(g->out, "E01");
         return;
     }
-    if (xbt_vcpu_read_virt(g->cpu, addr, buf, len) != XBT_OK) {
+    if (xbt_vcpu_read_virt(cur_cpu(g), addr, buf, len) != XBT_OK) {
         strcpy(g->out, "E14"); /* EFAULT: not mapped */
         return;
     }
@@ -310,7 +324,11 @@ static int watch_kind(char type)
 static void watchpoint(struct gdb *g, uint32_t addr, uint32_t len, char type)
 {
     bool on = g->in[0] == 'Z';
-    xbt_status st = xbt_vcpu_set_watchpoint(g->cpu, addr, len, watch_kind(type), on);
+    xbt_status st = XBT_OK;
+    for (unsigned k = 0; k < g->ncpus && st == XBT_OK; k++)
+        if ((st = xbt_vcpu_set_watchpoint(g->cpus[k], addr, len, watch_kind(type), on)) != XBT_OK)
+            while (on && k--) /* set on none, as gdb is told */
+                xbt_vcpu_set_watchpoint(g->cpus[k], addr, len, watch_kind(type), 0);
     uint32_t i = 0;
     while (i < g->n_wp && !(g->wp[i].addr == addr && g->wp[i].len == len &&
                             g->wp[i].type == type))
@@ -322,13 +340,18 @@ static void watchpoint(struct gdb *g, uint32_t addr, uint32_t len, char type)
     strcpy(g->out, st == XBT_OK || !on ? "OK" : "E0e");
 }
 
-/* The stop reply after a continue or step that stopped for the debugger: a watchpoint's
-   T packet (watch, rwatch or awatch with its address, as gdb expects), else SIGTRAP. */
+/* The stop reply: its thread, and a watchpoint's address (watch, rwatch or awatch, as
+   gdb expects) with SIGTRAP, or SIGINT after gdb's Ctrl-C. */
 static void stop_reply(struct gdb *g)
 {
-    const xbt_exit *ex = &g->last;
+    const xbt_exit *ex = &g->last.debug;
+    unsigned thread = g->last.cpu + 1;
+    if (g->last.interrupted) {
+        snprintf(g->out, sizeof g->out, "T02thread:%x;", thread);
+        return;
+    }
     if (ex->reason != XBT_EXIT_DEBUG || ex->debug.why != XBT_DEBUG_WATCH) {
-        strcpy(g->out, "S05");
+        snprintf(g->out, sizeof g->out, "T05thread:%x;", thread);
         return;
     }
     char type = '2';
@@ -336,7 +359,7 @@ static void stop_reply(struct gdb *g)
         if (g->wp[i].addr == ex->debug.watch)
             type = g->wp[i].type;
     const char *what = type == '3' ? "rwatch" : type == '4' ? "awatch" : "watch";
-    snprintf(g->out, sizeof g->out, "T05%s:%x;", what, ex->debug.watch);
+    snprintf(g->out, sizeof g->out, "T05thread:%x;%s:%x;", thread, what, ex->debug.watch);
 }
 
 /* Z0/Z1 (software and hardware breakpoints alike) and z0/z1; Z2-Z4 (watchpoints). */
@@ -357,7 +380,11 @@ static void breakpoint(struct gdb *g)
         return;
     }
     bool on = g->in[0] == 'Z';
-    xbt_status st = xbt_vcpu_set_breakpoint(g->cpu, addr, on);
+    xbt_status st = XBT_OK;
+    for (unsigned k = 0; k < g->ncpus && st == XBT_OK; k++)
+        if ((st = xbt_vcpu_set_breakpoint(g->cpus[k], addr, on)) != XBT_OK)
+            while (on && k--) /* set on none, as gdb is told */
+                xbt_vcpu_set_breakpoint(g->cpus[k], addr, 0);
     uint32_t i = 0;
     while (i < g->n_bp && g->bp[i] != addr)
         i++;
@@ -372,20 +399,99 @@ static void breakpoint(struct gdb *g)
 /* gdb has left (detached or gone): its breakpoints go, the guest runs to its end. */
 static int run_on(struct gdb *g, gdb_run_fn run, void *ctx)
 {
-    while (g->n_bp)
-        xbt_vcpu_set_breakpoint(g->cpu, g->bp[--g->n_bp], 0);
-    while (g->n_wp) {
-        const struct gdb_wp *w = &g->wp[--g->n_wp];
-        xbt_vcpu_set_watchpoint(g->cpu, w->addr, w->len, watch_kind(w->type), 0);
+    for (unsigned k = 0; k < g->ncpus; k++) {
+        for (uint32_t i = 0; i < g->n_bp; i++)
+            xbt_vcpu_set_breakpoint(g->cpus[k], g->bp[i], 0);
+        for (uint32_t i = 0; i < g->n_wp; i++)
+            xbt_vcpu_set_watchpoint(g->cpus[k], g->wp[i].addr, g->wp[i].len,
+                                    watch_kind(g->wp[i].type), 0);
+        xbt_vcpu_set_single_step(g->cpus[k], 0);
     }
-    xbt_vcpu_set_single_step(g->cpu, 0);
+    g->n_bp = g->n_wp = 0;
     int rc;
-    while ((rc = run(ctx, &g->last)) == VMM_DEBUG_STOP)
+    while ((rc = run(ctx, -1, &g->last)) == VMM_DEBUG_STOP)
         ;
     return rc;
 }
 
-int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *ctx)
+/* A thread id of H, T or vCont (hex; -1 all, 0 any): the vCPU, -1 for all/any, or -2
+   when it names no vCPU. */
+static int thread_of(const struct gdb *g, const char *p)
+{
+    if (!strncmp(p, "-1", 2) && (p[2] == 0 || p[2] == ';'))
+        return -1;
+    char *e;
+    unsigned long t = strtoul(p, &e, 16);
+    if (e == p || (*e && *e != ';'))
+        return -2;
+    return t == 0 ? -1 : t <= g->ncpus ? (int)t - 1 : -2;
+}
+
+/* vCont;ACTION[:THREAD]...: the vCPU to step alone (a step action: its thread, or the
+   general one), -1 to continue every vCPU, -2 when malformed. */
+static int vcont_step(const struct gdb *g, const char *p)
+{
+    int step = -1;
+    while (*p == ';') {
+        char a = p[1];
+        const char *q = p + 2;
+        if (a == 'C' || a == 'S') /* a signal to deliver: the guest has none to take */
+            while (*q && *q != ':' && *q != ';')
+                q++;
+        else if (a != 'c' && a != 's')
+            return -2;
+        int t = -1;
+        if (*q == ':' && (t = thread_of(g, q + 1)) == -2)
+            return -2;
+        if ((a == 's' || a == 'S') && step < 0)
+            step = t >= 0 ? t : (int)g->cur;
+        p = strchr(q, ';') ? strchr(q, ';') : q + strlen(q);
+    }
+    return *p ? -2 : step;
+}
+
+/* H (Hg: the thread registers and memory are read from; Hc: the one `s` steps) and T
+   (alive?). */
+static void thread_packet(struct gdb *g)
+{
+    int t = thread_of(g, g->in + 2);
+    if (g->in[0] == 'T') {
+        t = thread_of(g, g->in + 1);
+        strcpy(g->out, t >= 0 ? "OK" : "E01");
+        return;
+    }
+    if (t == -2 || (g->in[1] != 'g' && g->in[1] != 'c')) {
+        strcpy(g->out, "E22");
+        return;
+    }
+    if (g->in[1] == 'g' && t >= 0)
+        g->cur = (unsigned)t;
+    else if (g->in[1] == 'c')
+        g->cont = t;
+    strcpy(g->out, "OK");
+}
+
+/* q packets: what this stub supports, its threads. */
+static void query(struct gdb *g)
+{
+    if (!strncmp(g->in, "qSupported", 10)) {
+        strcpy(g->out, "PacketSize=1000");
+    } else if (!strcmp(g->in, "qAttached")) {
+        strcpy(g->out, "1");
+    } else if (!strcmp(g->in, "qC")) {
+        snprintf(g->out, sizeof g->out, "QC%x", g->cur + 1);
+    } else if (!strcmp(g->in, "qfThreadInfo")) {
+        char *p = g->out;
+        *p++ = 'm';
+        for (unsigned k = 0; k < g->ncpus; k++)
+            p += sprintf(p, k ? ",%x" : "%x", k + 1);
+    } else if (!strcmp(g->in, "qsThreadInfo")) {
+        strcpy(g->out, "l");
+    }
+}
+
+int gdb_serve(xbt_vcpu *const *cpus, unsigned ncpus, int port, gdb_run_fn run,
+              gdb_break_fn brk, void *ctx)
 {
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -401,7 +507,7 @@ int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *c
     }
     fprintf(stderr, "xbt-run: waiting for gdb on 127.0.0.1:%d (target remote :%d)\n", port,
             port);
-    struct gdb g = { .cpu = cpu };
+    struct gdb g = { .cpus = cpus, .ncpus = ncpus, .cont = -1 };
     g.fd = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
     close(ls);
     if (g.fd < 0) {
@@ -412,22 +518,26 @@ int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *c
     while (status < 0 && get_packet(&g)) {
         g.out[0] = 0;
         switch (g.in[0]) {
-        case '?': strcpy(g.out, "S05"); break;
+        case '?': snprintf(g.out, sizeof g.out, "T05thread:%x;", g.cur + 1); break;
         case 'g': read_registers(&g); break;
         case 'G': write_registers(&g); break;
         case 'P': put_register(&g); break;
         case 'm': read_memory(&g); break;
         case 'M': write_memory(&g); break;
         case 'Z': case 'z': breakpoint(&g); break;
-        case 'H': strcpy(g.out, "OK"); break;
-        case 'c': case 's': {
-            bool intr;
-            int rc = resume(&g, g.in[0] == 's', run, brk, ctx, &intr);
+        case 'H': case 'T': thread_packet(&g); break;
+        case 'c': case 's': case 'v': {
+            int step = g.in[0] == 'c' ? -1 : g.in[0] == 's' ? (g.cont >= 0 ? g.cont : (int)g.cur)
+                     : !strncmp(g.in, "vCont;", 6) ? vcont_step(&g, g.in + 5) : -3;
+            if (!strcmp(g.in, "vCont?"))
+                strcpy(g.out, "vCont;c;C;s;S");
+            else if (step == -2)
+                strcpy(g.out, "E22");
+            if (step < -1)
+                break; /* vCont? answered, a malformed one refused, other v packets not served */
+            int rc = resume(&g, step, run, brk, ctx);
             if (rc == VMM_DEBUG_STOP) {
-                if (intr)
-                    strcpy(g.out, "S02"); /* SIGINT */
-                else
-                    stop_reply(&g);        /* SIGTRAP, with a watchpoint's address */
+                stop_reply(&g);
             } else {
                 snprintf(g.out, sizeof g.out, "W%02x", rc & 0xff); /* the guest ended */
                 status = rc;
@@ -441,18 +551,7 @@ int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *c
         case 'k':
             close(g.fd);
             return 0;
-        case 'q':
-            if (!strncmp(g.in, "qSupported", 10))
-                strcpy(g.out, "PacketSize=1000");
-            else if (!strcmp(g.in, "qAttached"))
-                strcpy(g.out, "1");
-            else if (!strcmp(g.in, "qC"))
-                strcpy(g.out, "QC1");
-            else if (!strcmp(g.in, "qfThreadInfo"))
-                strcpy(g.out, "m1");
-            else if (!strcmp(g.in, "qsThreadInfo"))
-                strcpy(g.out, "l");
-            break;
+        case 'q': query(&g); break;
         default: break; /* unsupported: the empty reply */
         }
         if (!reply(&g, g.out))

@@ -242,8 +242,15 @@ struct vmm {
     bool exit_requested;
     bool ending;           /* the VM ends (xbt-run.c): every vCPU stops, end_status stands */
     int end_status;
-    atomic_bool gdb_break;  /* gdb's Ctrl-C stopped the vCPU (gdbstub.c): a debug stop */
-    xbt_exit last_debug;    /* the last XBT_EXIT_DEBUG (for gdb's stop reply) */
+    /* --gdb, all-stop (xbt-run.c debug_claim): a debug stop parks every vCPU but the one
+       gdb steps alone; gdb is told about the first stop since it resumed. */
+    atomic_bool dbg_stopping; /* the vCPUs stop and park */
+    int dbg_who;           /* the vCPU whose stop gdb is told about (-1: none yet) */
+    bool dbg_sigint;       /* that stop was gdb's Ctrl-C */
+    xbt_exit dbg_exit;     /* its XBT_EXIT_DEBUG */
+    int dbg_step;          /* the vCPU gdb steps alone (-1: none) */
+    uint32_t dbg_parked;   /* APs parked for gdb (a bit each) */
+    uint64_t dbg_round;    /* gdb's resumes: a parked AP looks again when it changes */
     atomic_bool save_requested; /* SIGUSR1 with --save: the vCPUs stop, the state is saved */
     uint32_t save_parked;  /* vCPUs stopped for the save (a bit each; xbt-run.c on_save) */
     uint64_t save_round;   /* saves done: a parked vCPU runs on when it changes */
@@ -506,16 +513,24 @@ long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, si
 
 
 /* gdbstub.c: gdb's remote protocol on 127.0.0.1:port (xbt-run --gdb).  It waits for gdb,
-   then serves it; for continue and step it calls run(ctx), which runs the vCPU and
-   returns VMM_DEBUG_STOP when it stopped for a breakpoint, step or watchpoint
-   (XBT_EXIT_DEBUG: a copy of that exit in *debug) or because gdb interrupted it
-   (Ctrl-C: brk(ctx) was called from another thread, and should stop the vCPU; debug's
-   reason is not XBT_EXIT_DEBUG then), or the run's exit status when the guest ended.
-   Returns that status (a host error: VMM_GDB_HOST_ERROR). */
+   then serves it in all-stop mode, each vCPU a thread (vCPU k is gdb's thread k + 1).
+   To continue it calls run(ctx, -1, stop), which runs every vCPU; to step, it sets
+   single-step on vCPU k and calls run(ctx, k, stop), which runs vCPU k alone.  run
+   returns VMM_DEBUG_STOP once every vCPU has stopped again, *stop saying why: the vCPU
+   that met a breakpoint, step or watchpoint (XBT_EXIT_DEBUG: a copy of that exit), or
+   gdb's interrupt (Ctrl-C: brk(ctx) was called from another thread, and should stop the
+   vCPUs), or the run's exit status when the guest ended.  Returns that status (a host
+   error: VMM_GDB_HOST_ERROR). */
 #define VMM_DEBUG_STOP (-2)
 #define VMM_GDB_HOST_ERROR 70
-typedef int (*gdb_run_fn)(void *ctx, xbt_exit *debug);
+struct gdb_stop {
+    unsigned cpu;          /* the vCPU that stopped */
+    bool interrupted;      /* by gdb's Ctrl-C (debug is not meaningful then) */
+    xbt_exit debug;        /* its XBT_EXIT_DEBUG */
+};
+typedef int (*gdb_run_fn)(void *ctx, int step, struct gdb_stop *stop);
 typedef void (*gdb_break_fn)(void *ctx);
-int gdb_serve(xbt_vcpu *cpu, int port, gdb_run_fn run, gdb_break_fn brk, void *ctx);
+int gdb_serve(xbt_vcpu *const *cpus, unsigned ncpus, int port, gdb_run_fn run,
+              gdb_break_fn brk, void *ctx);
 
 #endif

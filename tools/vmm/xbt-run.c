@@ -8,7 +8,8 @@
  * own local APIC (APIC ID = index); the APs wait for INIT and start-up IPIs, as a BIOS
  * leaves them.  An end on any vCPU (triple fault, reset, power-off, isa-debug-exit,
  * internal error, HLT with interrupts off on vCPU 0) ends the VM: the others are
- * stopped and joined, and the first end's status stands.  --gdb is for one vCPU;
+ * stopped and joined, and the first end's status stands.  --gdb shows them as threads
+ * (all-stop: every vCPU stops when one does);
  * --save stops and saves them all (the APs parked, vCPU 0 writes the file).
  *
  *   xbt-run [options] KERNEL.elf
@@ -158,6 +159,8 @@ struct vcpu_ctx {
     pthread_t thread;      /* an AP's */
     bool started;          /* an AP's thread was created */
     bool running;          /* an AP restored (--restore) as it ran: no start-up first */
+    bool dbg_pending;      /* --gdb: a debug exit met after another vCPU's stop, kept */
+    xbt_exit dbg_pend_exit; /* for gdb's next resume (vmm.lock) */
 };
 static struct vcpu_ctx vcpus[VMM_MAX_CPUS];
 
@@ -349,6 +352,55 @@ static bool run_must_stop(struct vmm *m)
     return run_must_end(m) || atomic_load(&m->save_requested);
 }
 
+/* --gdb: whether c must stop for gdb (all-stop: every vCPU but the one gdb steps). */
+static bool debug_stopping(const struct vcpu_ctx *c)
+{
+    return atomic_load(&c->m->dbg_stopping) && c->m->dbg_step != (int)c->index;
+}
+
+/* A debug exit on c (a breakpoint, step or watchpoint), or gdb's Ctrl-C (ex NULL): the
+   first since gdb resumed is the stop gdb is told about, and every other vCPU stops
+   (all-stop); one met after another vCPU's is kept for gdb's next resume. */
+static void debug_claim(struct vcpu_ctx *c, const xbt_exit *ex)
+{
+    struct vmm *m = c->m;
+    pthread_mutex_lock(&m->lock);
+    if (m->dbg_who < 0) {
+        m->dbg_who = (int)c->index;
+        m->dbg_sigint = !ex;
+        if (ex)
+            m->dbg_exit = *ex;
+    } else if (ex) {
+        c->dbg_pending = true;
+        c->dbg_pend_exit = *ex;
+    }
+    atomic_store(&m->dbg_stopping, true);
+    vmm_wake(m, VMM_ALL_CPUS); /* HLT waits end */
+    vmm_unlock(m);
+    for (unsigned k = 0; k < m->ncpus; k++)
+        if (k != c->index || !ex)
+            xbt_vcpu_stop(m->cpus[k]);
+}
+
+/* An AP stopped for gdb parks until gdb resumes every vCPU or steps this one: true to
+   run on, false when the VM ended meanwhile. */
+static bool debug_park(struct vcpu_ctx *c)
+{
+    struct vmm *m = c->m;
+    pthread_mutex_lock(&m->lock);
+    m->dbg_parked |= 1u << c->index;
+    vmm_wake(m, 1u); /* vCPU 0 (gdb) waits for every AP to park */
+    uint64_t round = m->dbg_round;
+    while (!m->ending && (m->dbg_round == round || debug_stopping(c))) {
+        round = m->dbg_round;
+        vmm_wait(m, c->index);
+    }
+    m->dbg_parked &= ~(1u << c->index);
+    bool on = !m->ending;
+    vmm_unlock(m);
+    return on;
+}
+
 /*
  * HLT: the vCPU waits (on vmm.wake, no busy loop) for what ends a HLT on it: an
  * interrupt it can take (IF=1), an NMI, an INIT, or the end of the run.  HLT with IF=0
@@ -377,10 +429,11 @@ static int on_hlt(struct vcpu_ctx *c)
     bool s3 = false; /* vCPU 0 and an AP's S3 (suspend_aps) */
     m->halted |= 1u << c->index;
     while (!nmi && !(if_on && intr_pending(m, c->index)) && a->nmis == nmis &&
-           !a->init_pending && !run_must_stop(m) && !(s3 = c->index == 0 && m->pm.suspended))
+           !a->init_pending && !run_must_stop(m) && !(s3 = c->index == 0 && m->pm.suspended) &&
+           !debug_stopping(c))
         vmm_wait(m, c->index);
     m->halted &= ~(1u << c->index);
-    bool stop = run_must_stop(m) || a->init_pending || s3;
+    bool stop = run_must_stop(m) || a->init_pending || s3 || debug_stopping(c);
     vmm_unlock(m);
     if (stop)
         xbt_vcpu_stop(c->cpu); /* leave through the STOPPED exit */
@@ -593,8 +646,8 @@ static int on_stopped(struct vcpu_ctx *c)
         return m->end_status; /* another vCPU ended the VM and said why */
     if (save_path && atomic_load(&m->save_requested))
         return on_save(c);
-    if (atomic_exchange(&m->gdb_break, false))
-        return VMM_DEBUG_STOP; /* gdb's Ctrl-C */
+    if (atomic_load(&m->dbg_stopping) && m->dbg_step != (int)c->index)
+        return VMM_DEBUG_STOP; /* another vCPU's debug stop, or gdb's Ctrl-C */
     if (m->timed_out) {
         if (claim_end(m, EXIT_TIMEOUT)) {
             fprintf(stderr, "xbt-run: timeout after %g s\n", c->timeout);
@@ -751,7 +804,7 @@ static int run_loop(struct vcpu_ctx *c)
                 return status;
             break;
         case XBT_EXIT_DEBUG: /* for gdb (--gdb) */
-            m->last_debug = *ex;
+            debug_claim(c, ex);
             return VMM_DEBUG_STOP;
         case XBT_EXIT_SHUTDOWN:
             return guest_end(c, EXIT_TRIPLE, "xbt-run: guest triple fault (shutdown)\n");
@@ -781,7 +834,8 @@ static bool wait_for_sipi(struct vcpu_ctx *c)
     int vector = -1;
     /* No start-up taken while a save is asked for: the save counts on it (aps_still). */
     while (!run_must_end(m) &&
-           (atomic_load(&m->save_requested) || (vector = lapic_take_sipi(m, c->index)) < 0))
+           (atomic_load(&m->save_requested) || debug_stopping(c) ||
+            (vector = lapic_take_sipi(m, c->index)) < 0))
         vmm_wait(m, c->index);
     vmm_unlock(m);
     if (vector < 0)
@@ -801,7 +855,9 @@ static void *ap_thread(void *arg)
         if (!c->running && !wait_for_sipi(c))
             return NULL;
         c->running = false; /* a restored AP that was running: once, without start-up */
-        status = run_loop(c);
+        while ((status = run_loop(c)) == VMM_DEBUG_STOP)
+            if (!debug_park(c))
+                return NULL;
     } while (status == VCPU_RESTART);
     claim_end(c->m, status);
     return NULL;
@@ -1163,8 +1219,6 @@ static int check_options(const struct options *o)
         return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
     if (o->save_continue && !o->save_path)
         return usage_error("--save-continue needs --save FILE");
-    if (o->ncpus > 1 && o->gdb_port)
-        return usage_error("--gdb is for one vCPU: not with --smp %u", o->ncpus);
     if (o->restore_path) {
         const char *what = (o->seen & (1u << S_MEM)) ? "--mem"
                          : (o->seen & (1u << S_SMP)) ? "--smp"
@@ -1394,22 +1448,55 @@ static void stop_helpers(struct vmm *m, struct helpers *h)
 }
 
 /* Runs the guest to its end; the exit status, and the run's wall time in *wall_ns. */
-/* What gdb's continue and step run (gdbstub.c). */
-/* gdb's continue and step run vCPU 0 (--gdb is for one vCPU). */
-static int gdb_run(void *ctx, xbt_exit *debug)
+/* gdb's continue (step -1: every vCPU) and step (vCPU `step` alone), gdbstub.c: returns
+   once every vCPU has stopped again, the first stop in *stop, or the VM's end status.
+   A debug exit kept from before (debug_claim) is reported without running. */
+static int gdb_run(void *ctx, int step, struct gdb_stop *stop)
 {
-    struct vcpu_ctx *c = ctx;
-    c->m->last_debug.reason = XBT_EXIT_NONE;
-    int rc = run_loop(c);
-    *debug = c->m->last_debug;
+    struct vcpu_ctx *c0 = ctx;
+    struct vmm *m = c0->m;
+    pthread_mutex_lock(&m->lock);
+    m->dbg_who = -1;
+    for (unsigned k = 0; k < m->ncpus && step < 0 && m->dbg_who < 0; k++)
+        if (vcpus[k].dbg_pending) {
+            vcpus[k].dbg_pending = false;
+            m->dbg_who = (int)k, m->dbg_sigint = false, m->dbg_exit = vcpus[k].dbg_pend_exit;
+        }
+    bool go = m->dbg_who < 0;
+    if (go) {
+        m->dbg_step = step;
+        atomic_store(&m->dbg_stopping, step >= 0); /* a step: the others stay parked */
+        m->dbg_round++;
+        vmm_wake(m, VMM_ALL_CPUS);
+    }
+    vmm_unlock(m);
+    int rc = VMM_DEBUG_STOP;
+    if (go && step <= 0) {
+        rc = run_loop(c0); /* vCPU 0 runs on this thread */
+    } else if (go) {
+        pthread_mutex_lock(&m->lock); /* vCPU `step` runs on its own; it parks again */
+        while (m->dbg_who < 0 && !m->ending)
+            vmm_wait(m, 0);
+        vmm_unlock(m);
+        rc = m->ending ? m->end_status : VMM_DEBUG_STOP;
+    }
+    if (rc != VMM_DEBUG_STOP)
+        return rc;
+    pthread_mutex_lock(&m->lock);
+    while (!aps_parked(m, m->dbg_parked) && !m->ending)
+        vmm_wait(m, 0); /* all-stop: gdb reads any vCPU once all have stopped */
+    m->dbg_step = -1;
+    *stop = (struct gdb_stop){ .cpu = m->dbg_who < 0 ? 0 : (unsigned)m->dbg_who,
+                               .interrupted = m->dbg_sigint, .debug = m->dbg_exit };
+    rc = m->ending ? m->end_status : VMM_DEBUG_STOP;
+    vmm_unlock(m);
     return rc;
 }
 
+/* gdb's Ctrl-C (its watcher thread): every vCPU stops. */
 static void gdb_break(void *ctx)
 {
-    struct vcpu_ctx *c = ctx;
-    atomic_store(&c->m->gdb_break, true);
-    xbt_vcpu_stop(c->cpu);
+    debug_claim(ctx, NULL);
 }
 
 /* Runs the guest to its end: vCPU 0 on this thread, each AP on its own (waiting for
@@ -1435,7 +1522,9 @@ static int run_guest(struct vmm *m, const struct options *o, uint64_t *wall_ns)
         if (!vcpus[k].started && claim_end(m, EXIT_INTERNAL))
             fprintf(stderr, "xbt-run: cannot start the thread of vCPU %u\n", k);
     }
-    int status = o->gdb_port ? gdb_serve(m->cpu, o->gdb_port, gdb_run, gdb_break, &vcpus[0])
+    m->dbg_who = m->dbg_step = -1;
+    int status = o->gdb_port ? gdb_serve(m->cpus, m->ncpus, o->gdb_port, gdb_run, gdb_break,
+                                         &vcpus[0])
                              : run_loop(&vcpus[0]);
     claim_end(m, status);
     for (unsigned k = 1; k < m->ncpus; k++)
