@@ -408,7 +408,6 @@ static void option_cases(const char *k)
                                            "MAX", "max ,+smep", "max,+smap\n" };
     bad_values("--cpu", bad_cpu, sizeof bad_cpu / sizeof *bad_cpu, k);
     RUN("--cpu twice", USAGE, "--cpu", "max", "--cpu", "default", k);
-    RUN("--smp 2 with --gdb", USAGE, "--smp", "2", "--gdb", "5", k);
     RUN("--smp 2 with --restore", USAGE, "--smp", "0x2", "--restore", "s");
     static const char *const bad_th[] = { "0", "-5", "abc", "4294967296", "" };
     for (size_t i = 0; i < sizeof bad_th / sizeof *bad_th; i++) {
