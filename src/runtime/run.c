@@ -1069,6 +1069,15 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
     }
     if (v->trace.rec_n && !(b = trace_step(v, b, m, key, chain_site)))
         return XBT_LEAVE_EXIT;
+    if (v->ibl_dropped || v->ibl_bump_pending) {
+        /* A translation carried out other vCPUs' requests meanwhile (smp.c: a vCPU
+           waiting for its protection requests does its own) and dropped blocks: the
+           lookup table forgets them before b runs, as at the next dispatch, or an
+           indirect branch in b could reach a translation of bytes rewritten since. */
+        ibl_note_prune(v);
+        if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
+            ibl_prune(v->ibl_cur, v->tc);
+    }
     if (*chain_site)
         chain_block(v, b, key, *chain_site);
     *bp = b;
