@@ -136,8 +136,9 @@ static void emem(struct emit *e, u32 reg, const volatile void *addr)
     e32(e, (u32)addr);
 }
 
-/* JNZ rel8 back to `to` (a CMPXCHG loop's retry, taken only when another CPU changed
-   the value in between).  The displacement is counted from the end of the JNZ: a
+/* JNZ rel8 back to `to` (a CMPXCHG loop's retry, taken when another CPU changed the
+   value in between, and, on every peer, after a NOT EAX that spoils the expected value
+   of half the loops).  The displacement is counted from the end of the JNZ: a
    constant here once pointed one byte past the label, into the middle of an
    instruction (the MODRM byte C3 of MOV EBX, EAX runs as RET), which only CPUs that
    really overlap (xbt, QEMU's multi-threaded TCG) ever took. */
@@ -163,6 +164,8 @@ static void gen_op(struct emit *e, struct expect *x)
         break;
     case 5: { /* mov eax, [ctr]; 1: lea edx, [eax + imm]; lock cmpxchg [ctr], edx; jnz 1b */
         e8(e, 0xa1); e32(e, (u32)&ctr[k]);
+        if (imm & 0x20000)
+            e8(e, 0xf7), e8(e, 0xd0); /* not eax: the first CMPXCHG fails, the retry runs */
         const u8 *again = e->p;
         e8(e, 0x8d); e8(e, 0x90); e32(e, imm);
         elock(e); e8(e, 0x0f); e8(e, 0xb1); emem(e, 2, &ctr[k]);
@@ -173,6 +176,8 @@ static void gen_op(struct emit *e, struct expect *x)
     case 6: { /* edx:eax = wide; 1: ecx:ebx = edx:eax + imm; lock cmpxchg8b; jnz 1b */
         e8(e, 0xa1); e32(e, (u32)&wide);
         e8(e, 0x8b); emem(e, 2, (const volatile u8 *)&wide + 4);
+        if (imm & 0x20000)
+            e8(e, 0xf7), e8(e, 0xd0); /* not eax: as above, on every peer */
         const u8 *again = e->p;
         e8(e, 0x89); e8(e, 0xc3); e8(e, 0x89); e8(e, 0xd1);
         e8(e, 0x81); e8(e, 0xc3); e32(e, imm);
