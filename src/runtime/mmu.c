@@ -147,10 +147,12 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         xbt_identity_protect(m, page, true);
         return XBT_WF_DONE;
     }
-    if (win == XBT_WINDOW_K && write && !m->code_prot[page] &&
-        xbt_phys_write_ok(&v->vm->phys, page)) {
-        /* Read-only for code that is gone: another vCPU's write dropped it (smp.c). */
-        xbt_identity_protect(m, page, true);
+    if (win == XBT_WINDOW_K && write && xbt_phys_write_ok(&v->vm->phys, page)) {
+        /* Read-only for code that is gone: another vCPU's write dropped it (smp.c).
+           Or code again: a translator set its bit since the test above (several
+           vCPUs), and the write, run again, faults into code_page_write. */
+        if (!xbt_code_bits(m, page))
+            xbt_identity_protect(m, page, true);
         return XBT_WF_DONE;
     }
     return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;

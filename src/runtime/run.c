@@ -485,7 +485,7 @@ static bool translated_stale(const struct xbt_vcpu *v, const xbt_block *b)
 
 /* translate_once, again where another vCPU wrote code while this one translated (the
    bytes read may be the old ones: smp.c carried out a drop meanwhile).  A trace is
-   not tried again. */
+   not tried again.  NULL with smc.single set: starved, the instruction runs alone. */
 static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
 {
     for (int tries = 0;; tries++) {
@@ -497,8 +497,10 @@ static xbt_block *translate(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key
         if (v->xl.path)
             return NULL;
         if (tries == 64) {
-            xbt_set_internal_error(v, v->ctx.eip, "guest code at %08x keeps being written "
-                                   "by another vCPU while it is translated", v->ctx.eip);
+            /* Starved: other vCPUs keep writing the page (their own code beside this).
+               The instruction runs alone, uncached (single_step), and the next one is
+               translated afresh: progress, where an error once ended the run. */
+            v->smc.single = true;
             return NULL;
         }
     }
@@ -1062,13 +1064,24 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
     if (b && !block_current(v, b))
         b = NULL;
     if (!b && !(b = translate(v, m, key))) {
+        if (v->smc.single)
+            return XBT_LEAVE_DISPATCH; /* starved: the instruction alone (translate) */
         if (!v->fetch_raised)
             return XBT_LEAVE_EXIT;
         v->fetch_raised = false; /* #PF on the code fetch, delivered */
         return XBT_LEAVE_DISPATCH;
     }
     if (v->trace.rec_n && !(b = trace_step(v, b, m, key, chain_site)))
-        return XBT_LEAVE_EXIT;
+        return v->smc.single ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+    if (v->ibl_dropped || v->ibl_bump_pending) {
+        /* A translation carried out other vCPUs' requests meanwhile (smp.c: a vCPU
+           waiting for its protection requests does its own) and dropped blocks: the
+           lookup table forgets them before b runs, as at the next dispatch, or an
+           indirect branch in b could reach a translation of bytes rewritten since. */
+        ibl_note_prune(v);
+        if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
+            ibl_prune(v->ibl_cur, v->tc);
+    }
     if (*chain_site)
         chain_block(v, b, key, *chain_site);
     *bp = b;

@@ -136,6 +136,18 @@ static void emem(struct emit *e, u32 reg, const volatile void *addr)
     e32(e, (u32)addr);
 }
 
+/* JNZ rel8 back to `to` (a CMPXCHG loop's retry, taken when another CPU changed the
+   value in between, and, on every peer, after a NOT EAX that spoils the expected value
+   of half the loops).  The displacement is counted from the end of the JNZ: a
+   constant here once pointed one byte past the label, into the middle of an
+   instruction (the MODRM byte C3 of MOV EBX, EAX runs as RET), which only CPUs that
+   really overlap (xbt, QEMU's multi-threaded TCG) ever took. */
+static void ejnz_back(struct emit *e, const u8 *to)
+{
+    e8(e, 0x75);
+    e8(e, (u32)(to - (e->p + 1)));
+}
+
 /* One random operation of the loop body; *x gains its effect times loops. */
 static void gen_op(struct emit *e, struct expect *x)
 {
@@ -150,23 +162,31 @@ static void gen_op(struct emit *e, struct expect *x)
         elock(e); e8(e, 0x0f); e8(e, 0xc1); emem(e, 0, &ctr[k]);
         x->ctr[k] += imm * loops;
         break;
-    case 5: /* mov eax, [ctr]; 1: lea edx, [eax + imm]; lock cmpxchg [ctr], edx; jnz 1b */
+    case 5: { /* mov eax, [ctr]; 1: lea edx, [eax + imm]; lock cmpxchg [ctr], edx; jnz 1b */
         e8(e, 0xa1); e32(e, (u32)&ctr[k]);
+        if (imm & 0x20000)
+            e8(e, 0xf7), e8(e, 0xd0); /* not eax: the first CMPXCHG fails, the retry runs */
+        const u8 *again = e->p;
         e8(e, 0x8d); e8(e, 0x90); e32(e, imm);
         elock(e); e8(e, 0x0f); e8(e, 0xb1); emem(e, 2, &ctr[k]);
-        e8(e, 0x75); e8(e, nolock ? 0xf2 : 0xf1);
+        ejnz_back(e, again);
         x->ctr[k] += imm * loops;
         break;
-    case 6: /* edx:eax = wide; 1: ecx:ebx = edx:eax + imm; lock cmpxchg8b; jnz 1b */
+    }
+    case 6: { /* edx:eax = wide; 1: ecx:ebx = edx:eax + imm; lock cmpxchg8b; jnz 1b */
         e8(e, 0xa1); e32(e, (u32)&wide);
         e8(e, 0x8b); emem(e, 2, (const volatile u8 *)&wide + 4);
+        if (imm & 0x20000)
+            e8(e, 0xf7), e8(e, 0xd0); /* not eax: as above, on every peer */
+        const u8 *again = e->p;
         e8(e, 0x89); e8(e, 0xc3); e8(e, 0x89); e8(e, 0xd1);
         e8(e, 0x81); e8(e, 0xc3); e32(e, imm);
         e8(e, 0x83); e8(e, 0xd1); e8(e, 0);
         elock(e); e8(e, 0x0f); e8(e, 0xc7); emem(e, 1, &wide);
-        e8(e, 0x75); e8(e, nolock ? 0xeb : 0xea);
+        ejnz_back(e, again);
         x->wide += (u64)imm * loops;
         break;
+    }
     case 7: /* lock add byte [bytes8 + k], imm8 */
         elock(e); e8(e, 0x80); emem(e, 0, &bytes8[k]); e8(e, imm);
         x->bytes8[k] += (u8)(imm * loops);
