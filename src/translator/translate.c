@@ -51,6 +51,7 @@ void xbt_translator_init(xbt_translator *t)
     t->prof = NULL;
     t->block_count = NULL;
     t->mmio_site = NULL;
+    t->pf_site = NULL;
     t->stop_before = NULL;
     t->mmio_ctx = NULL;
 }
@@ -346,7 +347,8 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
 
     /* The operand's linear address for the handler; not for the fault-only kinds that
        the address computation itself emits (limit checks) or that need none. */
-    bool fault_only = kind == XBT_CO_GP0 || kind == XBT_CO_SS0 || kind == XBT_CO_DE;
+    bool fault_only = kind == XBT_CO_GP0 || kind == XBT_CO_SS0 || kind == XBT_CO_DE ||
+                      kind == XBT_CO_PFCHECK; /* R15D holds it already (emit_pf_check) */
     if (fault_only)
         s.flags &= (uint8_t)~XBT_COF_HAS_MEM;
     if ((s.flags & XBT_COF_HAS_MEM) && in->mem_op >= 0)
@@ -1513,6 +1515,73 @@ static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
     xbt_patch_rel8(t, over, t->len);
 }
 
+/* Whether the instruction is a fault site to check (translator.h, pf_site), and whether
+   its access writes (a read-modify-write checks for writing, as the CPU's access is). */
+static bool pf_site_wanted(const xbt_tx *t, const xbt_insn *in, bool *write)
+{
+    if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->iclass != XBT_IC_MEMORY ||
+        in->mem_op < 0 || in->callout != XBT_CO_NONE || (in->flags & XBT_IF_FPU))
+        return false;
+    const ZydisDecodedOperand *op = &in->ops[in->mem_op];
+    switch (in->zi.mnemonic) {
+    case M(XLAT): /* its own address computation (emit_xlat) */
+    case M(NOP): case M(PREFETCH): case M(PREFETCHW): case M(PREFETCHNTA):
+    case M(PREFETCHT0): case M(PREFETCHT1): case M(PREFETCHT2): case M(PREFETCHWT1):
+        return false; /* no access that faults */
+    case M(BT): case M(BTS): case M(BTR): case M(BTC):
+        if (in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER)
+            return false; /* the bit offset moves the access away from the operand */
+        break;
+    default:
+        break;
+    }
+    if (op->mem.type != ZYDIS_MEMOP_TYPE_MEM ||
+        !(op->actions & (ZYDIS_OPERAND_ACTION_MASK_READ | ZYDIS_OPERAND_ACTION_MASK_WRITE)))
+        return false;
+    *write = (op->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
+    return t->tr->pf_site(t->tr->mmio_ctx, in->eip);
+}
+
+/*
+ * A fault site's check before its access (a host fault costs 4,000-7,000 cycles of host
+ * signal on this host, itself a VM): the operand's linear address into R15D, its
+ * page's probe byte from the current window's (ctx->pf_probe: 0 not mapped, 1 read-only,
+ * 3 writable).  Mapped with the access's rights: on to the instruction.  Otherwise the
+ * XBT_CO_PFCHECK callout walks the page: a guest #PF raised from there, or the window
+ * filled and the instruction run on, without a host fault either way.  Flag-free:
+ * SHRX for the page number, RCX parked in R10 for JRCXZ; R11 and R14 are scratch here.
+ *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
+ *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
+ */
+static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
+{
+    bool write = false;
+    if (!pf_site_wanted(t, in, &write))
+        return;
+    emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm(12));
+    xbt_emit3(t, M(SHRX), xo_reg(R(R14D)), xo_reg(R(R15D)), xo_reg(R(R14D)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_PF_PROBE, 8));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_mem(R(R11), R(R14), 1, 0, 1));
+    if (write)
+        xbt_emit2(t, M(LEA), xo_reg(R(RCX)), xo_mem(R(RCX), NOREG, 0, -XBT_PROBE_W, 8));
+    uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    if (write) {
+        emit_callout(t, in, XBT_CO_PFCHECK);
+        if (!t->failed)
+            t->sites[t->n_sites - 1].flags |= XBT_COF_WRITE;
+    }
+    uint32_t on = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, zero, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    if (!write)
+        emit_callout(t, in, XBT_CO_PFCHECK);
+    xbt_patch_rel8(t, on, t->len);
+    t->b->reloc_ok = false; /* only where the runtime asked for it */
+}
+
 /* Returns true if the block must end after this instruction. */
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
@@ -1559,6 +1628,8 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     if ((in->zi.mnemonic == M(DIV) || in->zi.mnemonic == M(IDIV)) &&
         in->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && in->iclass == XBT_IC_COPY)
         emit_div_zero_check(t, in);
+    /* An access that keeps faulting: its page checked first (a host fault saved). */
+    emit_pf_check(t, in);
 
     /* Lazy x87/SSE: the guest's state is loaded by the first block that needs it
        after an entry from C (abi.h, fpu_entry). */
