@@ -38,22 +38,32 @@ _Static_assert(XBT_PROBE_R == XBT_PROBE_READ && XBT_PROBE_W == XBT_PROBE_WRITE,
    translated before it became a site. */
 #define XBT_PF_SITE_REDROPS 8
 
+/* The record of linear EIP lin (add: made if missing).  Open addressing over a window
+   of XBT_PF_PROBE slots that are never emptied again: a new EIP takes a free slot, or
+   the one with the fewest faults below XBT_PF_SITE_FAULTS (an instruction that faulted
+   once or twice long ago); when every slot of the window is a site, none is made. */
+#define XBT_PF_PROBE 8
 static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, bool add)
 {
-    uint32_t h = (lin * 0x9E3779B1u) >> 22; /* XBT_PF_SITES = 2^10 */
-    for (uint32_t k = 0; k < 16; k++) {
+    uint32_t h = (lin * 0x9E3779B1u) >> (32 - XBT_PF_SITES_LOG2);
+    struct xbt_pf_site_rec *victim = NULL;
+    for (uint32_t k = 0; k < XBT_PF_PROBE; k++) {
         struct xbt_pf_site_rec *e = &v->pfs.sites[(h + k) & (XBT_PF_SITES - 1)];
         if (e->faults && e->lin == lin)
             return e;
         if (!e->faults) {
-            if (!add || v->pfs.n_sites >= XBT_PF_SITES / 2)
-                return NULL; /* full enough: no new sites (they are only faster) */
-            e->lin = lin;
-            v->pfs.n_sites++;
-            return e;
+            victim = e;
+            break;
         }
+        if (e->faults < XBT_PF_SITE_FAULTS && (!victim || e->faults < victim->faults))
+            victim = e;
     }
-    return NULL;
+    if (!add || !victim)
+        return NULL;
+    /* A slot taken over keeps the chain it is in intact (it never becomes empty), so
+       EIPs placed beyond it are still found. */
+    *victim = (struct xbt_pf_site_rec){ lin, 0 };
+    return victim;
 }
 
 bool xbt_pf_site_page(const struct xbt_vcpu *v, uint32_t lin)

@@ -284,10 +284,10 @@ struct xbt_vcpu {
        the first).  At XBT_PF_SITE_FAULTS the instruction is translated again with an
        inline check of its page (translate.c, emit_pf_check). */
     struct xbt_vcpu_pfs {
-    #define XBT_PF_SITES 1024
+    #define XBT_PF_SITES_LOG2 12
+    #define XBT_PF_SITES (1u << XBT_PF_SITES_LOG2)
     #define XBT_PF_SITE_FAULTS 4
         struct xbt_pf_site_rec { uint32_t lin, faults; } *sites; /* XBT_PF_SITES */
-        uint32_t n_sites;
         uint8_t *site_pages;
     } pfs;
 
