@@ -1515,22 +1515,24 @@ static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
     xbt_patch_rel8(t, over, t->len);
 }
 
-/* Whether the instruction is a fault site to check (translator.h, pf_site), and whether
-   its access writes (a read-modify-write checks for writing, as the CPU's access is). */
-static bool pf_site_wanted(const xbt_tx *t, const xbt_insn *in, bool *write)
+/* A fault site's access (translator.h, pf_site): the explicit memory operand, or the
+   stack's top at ESP + disp. */
+enum { PF_NONE, PF_OPERAND, PF_STACK };
+
+/* The explicit operand of a memory-class instruction or an indirect branch, if its
+   access is the operand's (not XLAT's; no NOP or PREFETCH, which do not fault; no
+   BT/BTS/BTR/BTC with a register offset, which moves the access away from it). */
+static bool pf_operand_ok(const xbt_insn *in, bool *write)
 {
-    if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->iclass != XBT_IC_MEMORY ||
-        in->mem_op < 0 || in->callout != XBT_CO_NONE || (in->flags & XBT_IF_FPU))
-        return false;
     const ZydisDecodedOperand *op = &in->ops[in->mem_op];
     switch (in->zi.mnemonic) {
-    case M(XLAT): /* its own address computation (emit_xlat) */
+    case M(XLAT):
     case M(NOP): case M(PREFETCH): case M(PREFETCHW): case M(PREFETCHNTA):
     case M(PREFETCHT0): case M(PREFETCHT1): case M(PREFETCHT2): case M(PREFETCHWT1):
-        return false; /* no access that faults */
+        return false;
     case M(BT): case M(BTS): case M(BTR): case M(BTC):
         if (in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER)
-            return false; /* the bit offset moves the access away from the operand */
+            return false;
         break;
     default:
         break;
@@ -1539,13 +1541,66 @@ static bool pf_site_wanted(const xbt_tx *t, const xbt_insn *in, bool *write)
         !(op->actions & (ZYDIS_OPERAND_ACTION_MASK_READ | ZYDIS_OPERAND_ACTION_MASK_WRITE)))
         return false;
     *write = (op->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
-    return t->tr->pf_site(t->tr->mmio_ctx, in->eip);
+    return true;
+}
+
+/* Whether the instruction is a fault site to check, where its (first) access goes and
+   whether it writes (a read-modify-write checks for writing, as the CPU's access is):
+   memory-class instructions and indirect JMP/CALL through memory, their operand; PUSH
+   of a register or an immediate, CALL otherwise, their store below ESP; POP to a
+   register and RET, their load at ESP (not on a 16-bit stack). */
+static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp)
+{
+    if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->callout != XBT_CO_NONE ||
+        (in->flags & XBT_IF_FPU))
+        return PF_NONE;
+    int32_t sz = in->zi.operand_width / 8;
+    int kind = PF_NONE;
+    *write = false;
+    *disp = 0;
+    switch (in->iclass) {
+    case XBT_IC_MEMORY:
+        kind = in->mem_op >= 0 && pf_operand_ok(in, write) ? PF_OPERAND : PF_NONE;
+        break;
+    case XBT_IC_JMP_INDIRECT:
+    case XBT_IC_CALL_INDIRECT:
+    case XBT_IC_CALL_DIRECT:
+        if (in->iclass != XBT_IC_CALL_DIRECT && in->mem_op >= 0)
+            kind = pf_operand_ok(in, write) ? PF_OPERAND : PF_NONE; /* the target */
+        else if (in->iclass != XBT_IC_JMP_INDIRECT)
+            kind = PF_STACK, *write = true, *disp = -sz; /* the return address */
+        break;
+    case XBT_IC_RET:
+        kind = PF_STACK;
+        break;
+    case XBT_IC_STACK:
+        if (in->ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY)
+            break; /* PUSH/POP m: two accesses */
+        if (in->zi.mnemonic == M(PUSH))
+            kind = PF_STACK, *write = true, *disp = -sz;
+        else if (in->zi.mnemonic == M(POP))
+            kind = PF_STACK;
+        break;
+    default:
+        break;
+    }
+    if (kind == PF_STACK && stack16(t))
+        return PF_NONE;
+    return kind != PF_NONE && t->tr->pf_site(t->tr->mmio_ctx, in->eip) ? kind : PF_NONE;
+}
+
+/* The XBT_CO_PFCHECK callout: R15D holds the address; the site says read or write. */
+static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write)
+{
+    emit_callout(t, in, XBT_CO_PFCHECK);
+    if (!t->failed)
+        t->sites[t->n_sites - 1].flags = write ? XBT_COF_WRITE : 0;
 }
 
 /*
  * A fault site's check before its access (a host fault costs 4,000-7,000 cycles of host
- * signal on this host, itself a VM): the operand's linear address into R15D, its
- * page's probe byte from the current window's (ctx->pf_probe: 0 not mapped, 1 read-only,
+ * signal on this host, itself a VM): the access's linear address into R15D, its page's
+ * probe byte from the current window's (ctx->pf_probe: 0 not mapped, 1 read-only,
  * 3 writable).  Mapped with the access's rights: on to the instruction.  Otherwise the
  * XBT_CO_PFCHECK callout walks the page: a guest #PF raised from there, or the window
  * filled and the instruction run on, without a host fault either way.  Flag-free:
@@ -1555,10 +1610,20 @@ static bool pf_site_wanted(const xbt_tx *t, const xbt_insn *in, bool *write)
  */
 static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
 {
-    bool write = false;
-    if (!pf_site_wanted(t, in, &write))
+    bool write;
+    int32_t disp;
+    int kind = pf_site_access(t, in, &write, &disp);
+    if (kind == PF_NONE)
         return;
-    emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
+    if (kind == PF_OPERAND) {
+        emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
+    } else {
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R12D), NOREG, 0, disp, 4));
+        if (seg_needs_base(t, XBT_SS)) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * XBT_SS, 4));
+            xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
+        }
+    }
     xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
     xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm(12));
     xbt_emit3(t, M(SHRX), xo_reg(R(R14D)), xo_reg(R(R15D)), xo_reg(R(R14D)));
@@ -1568,16 +1633,13 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
         xbt_emit2(t, M(LEA), xo_reg(R(RCX)), xo_mem(R(RCX), NOREG, 0, -XBT_PROBE_W, 8));
     uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-    if (write) {
-        emit_callout(t, in, XBT_CO_PFCHECK);
-        if (!t->failed)
-            t->sites[t->n_sites - 1].flags |= XBT_COF_WRITE;
-    }
+    if (write)
+        emit_pf_callout(t, in, true);
     uint32_t on = xbt_emit_branch8(t, M(JMP), false);
     xbt_patch_rel8(t, zero, t->len);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     if (!write)
-        emit_callout(t, in, XBT_CO_PFCHECK);
+        emit_pf_callout(t, in, false);
     xbt_patch_rel8(t, on, t->len);
     t->b->reloc_ok = false; /* only where the runtime asked for it */
 }

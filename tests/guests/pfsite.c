@@ -8,7 +8,8 @@
  * and clear, a user access to a supervisor page and to a read-only user page, present
  * again after the handler fixed the entry, a mapping changed with INVLPG, the same
  * linear page in two address spaces switched by CR3, a page-crossing access whose
- * second page is missing.  Every fault's vector, error code, CR2 and EIP are checked,
+ * second page is missing; and at CPL 3 a PUSH, a POP and a CALL on a stack page taken
+ * away before each.  Every fault's vector, error code, CR2 and EIP are checked,
  * and so are the results (the register a faulting load leaves alone, the memory a
  * faulting store leaves alone, accessed and dirty bits, the flags).
  */
@@ -56,9 +57,30 @@ __asm__(".text\n"
         "\tpushfl\n\tpopl %edi\n\tmovl 16(%esp), %ecx\n\tmovl %esi, (%ecx)\n"
         "\tmovl %edi, 4(%ecx)\n\tpopl %edi\n\tpopl %esi\n\tret\n");
 
+/* The stack's sites, at CPL 3 (a #PF there switches to the TSS's stack): ESP moved to
+   `top`, the end of a page of VA; each access is made with the page not present (the
+   INT 0x80 with EAX 1 takes away the page below the ESP it interrupted), the handler in
+   `fix` mode maps it, and the access runs again: PUSH (a store), POP (a load), CALL (a
+   store of its return address).  Returns POP's value and CALL's return address. */
+void site_stack(u32 top, u32 out[2]);
+extern u8 site_push_at[], site_pop_at[], site_call_at[], site_call_ret[];
+__asm__(".text\n.globl site_stack\nsite_stack:\n"
+        "\tpushl %ebx\n\tpushl %esi\n\tmovl 16(%esp), %esi\n\tmovl %esp, %ebx\n"
+        "\tmovl 12(%esp), %esp\n"
+        "\tmovl $1, %eax\n\tint $0x80\n"
+        ".globl site_push_at\nsite_push_at:\n\tpushl $0x1234\n"
+        "\tmovl $1, %eax\n\tint $0x80\n"
+        ".globl site_pop_at\nsite_pop_at:\n\tpopl %eax\n\tmovl %eax, (%esi)\n"
+        "\tmovl $1, %eax\n\tint $0x80\n"
+        ".globl site_call_at\nsite_call_at:\n\tcall 1f\n"
+        ".globl site_call_ret\nsite_call_ret:\n"
+        "1:\tpopl %eax\n\tmovl %eax, 4(%esi)\n"
+        "\tmovl %ebx, %esp\n\tpopl %esi\n\tpopl %ebx\n\tret\n");
+
 /* The #PF handler: records the fault, then skips the site instruction (its length) or,
    in `fix` mode, makes the page present and writable in pt_hi and retries. */
 static volatile u32 pf_count, pf_cr2, pf_err, pf_eip, pf_eax, pf_cs;
+static volatile u32 pf_log[3][3]; /* the last three faults: EIP, error code, CR2 */
 static volatile int pf_fix;
 static u32 read_cr2(void) { u32 v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
 static u32 read_cr0(void) { u32 v; __asm__ volatile("mov %%cr0, %0" : "=r"(v)); return v; }
@@ -84,6 +106,10 @@ static void pf_handler(struct frame *f)
     pf_eip = f->eip;
     pf_eax = f->eax;
     pf_cs = f->cs;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++)
+            pf_log[i][j] = pf_log[i + 1][j];
+    pf_log[2][0] = f->eip, pf_log[2][1] = f->err, pf_log[2][2] = pf_cr2;
     if (pf_fix && pf_cr2 - VA < (4u << 20)) {
         u32 n = (pf_cr2 - VA) >> 12;
         pt_hi[n] = (FRAME + (n << 12)) | P | W | U;
@@ -115,6 +141,12 @@ __asm__(".text\n.globl enter_user\nenter_user:\n"
 
 static void syscall_handler(struct frame *f)
 {
+    if (f->eax == 1) { /* the page below the user's ESP goes */
+        u32 n = (f->esp3 - 4 - VA) >> 12;
+        pt_hi[n] = 0;
+        invlpg(VA + (n << 12));
+        return;
+    }
     f->eip = (u32)kernel_resume;
     f->cs = SEL_CODE;
 }
@@ -329,7 +361,7 @@ static void cr3_phase(void)
 
 /* CPL 3: a supervisor page (error 5), not present (4), a read-only user page written
    (7), a user page read. */
-static volatile u32 user_bad, user_rounds;
+static volatile u32 user_bad, user_rounds, stack_rounds;
 static void user_expect(int ok)
 {
     if (!ok)
@@ -355,6 +387,20 @@ static void user_main(void)
         user_expect(pf_count == before && v == 0x5eed);
         user_rounds++;
     }
+    pf_fix = 1;
+    for (u32 r = 0; r < ROUNDS; r++) {
+        u32 top = VA + ((56 + r % 3) << 12), out[2] = { 0, 0 }, before = pf_count;
+        site_stack(top, out);
+        user_expect(pf_count == before + 3 && out[0] == 0x1234 && out[1] == (u32)site_call_ret);
+        user_expect(pf_log[0][0] == (u32)site_push_at && pf_log[0][1] == (W | U) &&
+                    pf_log[0][2] == top - 4);
+        user_expect(pf_log[1][0] == (u32)site_pop_at && pf_log[1][1] == U &&
+                    pf_log[1][2] == top - 4);
+        user_expect(pf_log[2][0] == (u32)site_call_at && pf_log[2][1] == (W | U) &&
+                    pf_log[2][2] == top - 4);
+        stack_rounds++;
+    }
+    pf_fix = 0;
     __asm__ volatile("int $0x80" : : "a"(0) : "memory");
 }
 
@@ -383,6 +429,7 @@ void main(void)
     enter_user(user_main, (u32)(ustack + sizeof ustack));
     CHECK(user_rounds == ROUNDS && user_bad == 0,
           "CPL 3 site: supervisor page, not present, read-only write, user read");
+    CHECK(stack_rounds == ROUNDS, "CPL 3 stack sites: push, pop, call on a page not present");
     if (user_bad)
         printf("  %u bad, last: cr2 %x err %x eip %x cs %x\n", user_bad, pf_cr2, pf_err,
                pf_eip, pf_cs);
