@@ -1515,9 +1515,10 @@ static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
     xbt_patch_rel8(t, over, t->len);
 }
 
-/* A fault site's access (translator.h, pf_site): the explicit memory operand, or the
-   stack's top at ESP + disp. */
-enum { PF_NONE, PF_OPERAND, PF_STACK };
+/* A fault site's accesses (translator.h, pf_site): the explicit memory operand, the
+   stack's top at ESP + disp (a store below ESP, a load at it), or both (CALL through
+   memory: its target, then its return address). */
+enum { PF_NONE = 0, PF_OPERAND = 1, PF_STACK = 2 };
 
 /* The explicit operand of a memory-class instruction or an indirect branch, if its
    access is the operand's (not XLAT's; no NOP or PREFETCH, which do not fault; no
@@ -1544,11 +1545,12 @@ static bool pf_operand_ok(const xbt_insn *in, bool *write)
     return true;
 }
 
-/* Whether the instruction is a fault site to check, where its (first) access goes and
-   whether it writes (a read-modify-write checks for writing, as the CPU's access is):
-   memory-class instructions and indirect JMP/CALL through memory, their operand; PUSH
-   of a register or an immediate, CALL otherwise, their store below ESP; POP to a
-   register and RET, their load at ESP (not on a 16-bit stack). */
+/* Whether the instruction is a fault site to check, which of its accesses (PF_*), and
+   whether the operand is written (a read-modify-write checks for writing, as the CPU's
+   access is): memory-class instructions and indirect JMP through memory, their operand;
+   CALL through memory, its operand and its return address; PUSH of a register or an
+   immediate, CALL otherwise, their store below ESP; POP to a register and RET, their
+   load at ESP (no stack access on a 16-bit stack). */
 static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp)
 {
     if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->callout != XBT_CO_NONE ||
@@ -1567,8 +1569,8 @@ static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int3
     case XBT_IC_CALL_DIRECT:
         if (in->iclass != XBT_IC_CALL_DIRECT && in->mem_op >= 0)
             kind = pf_operand_ok(in, write) ? PF_OPERAND : PF_NONE; /* the target */
-        else if (in->iclass != XBT_IC_JMP_INDIRECT)
-            kind = PF_STACK, *write = true, *disp = -sz; /* the return address */
+        if (in->iclass != XBT_IC_JMP_INDIRECT)
+            kind |= PF_STACK, *disp = -sz; /* the return address */
         break;
     case XBT_IC_RET:
         kind = PF_STACK;
@@ -1577,15 +1579,15 @@ static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int3
         if (in->ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY)
             break; /* PUSH/POP m: two accesses */
         if (in->zi.mnemonic == M(PUSH))
-            kind = PF_STACK, *write = true, *disp = -sz;
+            kind = PF_STACK, *disp = -sz;
         else if (in->zi.mnemonic == M(POP))
             kind = PF_STACK;
         break;
     default:
         break;
     }
-    if (kind == PF_STACK && stack16(t))
-        return PF_NONE;
+    if (stack16(t))
+        kind &= ~PF_STACK;
     return kind != PF_NONE && t->tr->pf_site(t->tr->mmio_ctx, in->eip) ? kind : PF_NONE;
 }
 
@@ -1608,13 +1610,8 @@ static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write)
  *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
  *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
  */
-static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
+static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, int32_t disp)
 {
-    bool write;
-    int32_t disp;
-    int kind = pf_site_access(t, in, &write, &disp);
-    if (kind == PF_NONE)
-        return;
     if (kind == PF_OPERAND) {
         emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
     } else {
@@ -1641,7 +1638,19 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
     if (!write)
         emit_pf_callout(t, in, false);
     xbt_patch_rel8(t, on, t->len);
-    t->b->reloc_ok = false; /* only where the runtime asked for it */
+}
+
+static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
+{
+    bool write;
+    int32_t disp;
+    int kind = pf_site_access(t, in, &write, &disp);
+    if (kind & PF_OPERAND)
+        emit_pf_probe(t, in, PF_OPERAND, write, 0);
+    if (kind & PF_STACK) /* a store below ESP, a load at it */
+        emit_pf_probe(t, in, PF_STACK, disp < 0, disp);
+    if (kind != PF_NONE)
+        t->b->reloc_ok = false; /* only where the runtime asked for it */
 }
 
 /* Returns true if the block must end after this instruction. */

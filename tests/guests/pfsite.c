@@ -60,8 +60,8 @@ __asm__(".text\n"
 /* The stack's sites, at CPL 3 (a #PF there switches to the TSS's stack): ESP moved to
    `top`, the end of a page of VA; each access is made with the page not present (the
    INT 0x80 with EAX 1 takes away the page below the ESP it interrupted), the handler in
-   `fix` mode maps it, and the access runs again: PUSH (a store), POP (a load), CALL (a
-   store of its return address).  Returns POP's value and CALL's return address. */
+   `fix` mode maps it, and the access runs again: PUSH (a store), POP (a load), CALL
+   through memory (its target's load, then the store of its return address).  Returns POP's value and CALL's return address. */
 void site_stack(u32 top, u32 out[2]);
 extern u8 site_push_at[], site_pop_at[], site_call_at[], site_call_ret[];
 __asm__(".text\n.globl site_stack\nsite_stack:\n"
@@ -72,10 +72,11 @@ __asm__(".text\n.globl site_stack\nsite_stack:\n"
         "\tmovl $1, %eax\n\tint $0x80\n"
         ".globl site_pop_at\nsite_pop_at:\n\tpopl %eax\n\tmovl %eax, (%esi)\n"
         "\tmovl $1, %eax\n\tint $0x80\n"
-        ".globl site_call_at\nsite_call_at:\n\tcall 1f\n"
+        ".globl site_call_at\nsite_call_at:\n\tcall *site_call_target\n"
         ".globl site_call_ret\nsite_call_ret:\n"
         "1:\tpopl %eax\n\tmovl %eax, 4(%esi)\n"
-        "\tmovl %ebx, %esp\n\tpopl %esi\n\tpopl %ebx\n\tret\n");
+        "\tmovl %ebx, %esp\n\tpopl %esi\n\tpopl %ebx\n\tret\n"
+        ".data\nsite_call_target:\n\t.long site_call_ret\n.text\n");
 
 /* The #PF handler: records the fault, then skips the site instruction (its length) or,
    in `fix` mode, makes the page present and writable in pt_hi and retries. */
