@@ -106,7 +106,11 @@ int xbt_pf_callout(struct xbt_vcpu *v)
 {
     const struct xbt_callout_site *s = SITE(v);
     int win = xbt_paging(v) && v->arch.cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K;
-    switch (xbt_window_probe(v, win, v->ctx.callout_ea, s->flags & XBT_COF_WRITE)) {
+    /* A REP string instruction with ECX 0 accesses nothing (its check does not know). */
+    int r = (s->flags & XBT_COF_REP) && !v->ctx.gpr[XBT_ECX]
+                ? XBT_WP_ACCESS
+                : xbt_window_probe(v, win, v->ctx.callout_ea, s->flags & XBT_COF_WRITE);
+    switch (r) {
     case XBT_WP_RAISED:
         return XBT_LEAVE_DISPATCH; /* to the guest's #PF handler */
     case XBT_WP_EXIT:

@@ -1518,7 +1518,7 @@ static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
 /* A fault site's accesses (translator.h, pf_site): the explicit memory operand, the
    stack's top at ESP + disp (a store below ESP, a load at it), or both (CALL through
    memory: its target, then its return address). */
-enum { PF_NONE = 0, PF_OPERAND = 1, PF_STACK = 2 };
+enum { PF_NONE = 0, PF_OPERAND = 1, PF_STACK = 2, PF_SRC = 4, PF_DST = 8 };
 
 /* The explicit operand of a memory-class instruction or an indirect branch, if its
    access is the operand's (not XLAT's; no NOP or PREFETCH, which do not fault; no
@@ -1550,7 +1550,9 @@ static bool pf_operand_ok(const xbt_insn *in, bool *write)
    access is): memory-class instructions and indirect JMP through memory, their operand;
    CALL through memory, its operand and its return address; PUSH of a register or an
    immediate, CALL otherwise, their store below ESP; POP to a register and RET, their
-   load at ESP (no stack access on a 16-bit stack). */
+   load at ESP (no stack access on a 16-bit stack); string instructions with 32-bit
+   addressing, their first element at ESI and at EDI (*write: EDI's is a store; a
+   REP's with ECX 0, which makes no access, is not walked: pfsite.c). */
 static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp)
 {
     if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->callout != XBT_CO_NONE ||
@@ -1575,6 +1577,15 @@ static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int3
     case XBT_IC_RET:
         kind = PF_STACK;
         break;
+    case XBT_IC_STRING: {
+        ZydisMnemonic m = in->zi.mnemonic;
+        if (in->flags & XBT_IF_ADDR16)
+            break;
+        kind = (string_uses_src(m) ? PF_SRC : 0) | (string_uses_dst(m) ? PF_DST : 0);
+        *write = m == M(MOVSB) || m == M(MOVSW) || m == M(MOVSD) || m == M(STOSB) ||
+                 m == M(STOSW) || m == M(STOSD);
+        break;
+    }
     case XBT_IC_STACK:
         if (in->ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY)
             break; /* PUSH/POP m: two accesses */
@@ -1591,12 +1602,16 @@ static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int3
     return kind != PF_NONE && t->tr->pf_site(t->tr->mmio_ctx, in->eip) ? kind : PF_NONE;
 }
 
-/* The XBT_CO_PFCHECK callout: R15D holds the address; the site says read or write. */
-static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write)
+/* The XBT_CO_PFCHECK callout: R15D holds the address; the site says read or write, and
+   for a string instruction's element whether it has REP (its count says if it accesses
+   anything). */
+static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write, bool string)
 {
     emit_callout(t, in, XBT_CO_PFCHECK);
-    if (!t->failed)
-        t->sites[t->n_sites - 1].flags = write ? XBT_COF_WRITE : 0;
+    if (t->failed)
+        return;
+    struct xbt_callout_site *s = &t->sites[t->n_sites - 1];
+    s->flags = (uint8_t)((string ? s->flags & XBT_COF_REP : 0) | (write ? XBT_COF_WRITE : 0));
 }
 
 /*
@@ -1610,14 +1625,28 @@ static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write)
  *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
  *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
  */
+/* A string instruction's source segment: DS or the override on its [ESI] operand. */
+static int string_src_seg(const xbt_insn *in)
+{
+    for (unsigned i = 0; i < in->zi.operand_count; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY && op->mem.base == R(ESI))
+            return xbt_seg_index(op->mem.segment) < 0 ? XBT_DS : xbt_seg_index(op->mem.segment);
+    }
+    return XBT_DS;
+}
+
 static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, int32_t disp)
 {
     if (kind == PF_OPERAND) {
         emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
     } else {
-        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R12D), NOREG, 0, disp, 4));
-        if (seg_needs_base(t, XBT_SS)) {
-            xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * XBT_SS, 4));
+        /* R15D = segment base + ESP + disp, ESI or EDI (32-bit wrap). */
+        ZydisRegister r = kind == PF_STACK ? R(R12D) : kind == PF_SRC ? R(ESI) : R(EDI);
+        int seg = kind == PF_STACK ? XBT_SS : kind == PF_SRC ? string_src_seg(in) : XBT_ES;
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(r, NOREG, 0, disp, 4));
+        if (seg_needs_base(t, seg)) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
             xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
         }
     }
@@ -1630,13 +1659,14 @@ static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, i
         xbt_emit2(t, M(LEA), xo_reg(R(RCX)), xo_mem(R(RCX), NOREG, 0, -XBT_PROBE_W, 8));
     uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    bool string = kind == PF_SRC || kind == PF_DST;
     if (write)
-        emit_pf_callout(t, in, true);
+        emit_pf_callout(t, in, true, string);
     uint32_t on = xbt_emit_branch8(t, M(JMP), false);
     xbt_patch_rel8(t, zero, t->len);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     if (!write)
-        emit_pf_callout(t, in, false);
+        emit_pf_callout(t, in, false, string);
     xbt_patch_rel8(t, on, t->len);
 }
 
@@ -1649,6 +1679,10 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
         emit_pf_probe(t, in, PF_OPERAND, write, 0);
     if (kind & PF_STACK) /* a store below ESP, a load at it */
         emit_pf_probe(t, in, PF_STACK, disp < 0, disp);
+    if (kind & PF_SRC)
+        emit_pf_probe(t, in, PF_SRC, false, 0);
+    if (kind & PF_DST)
+        emit_pf_probe(t, in, PF_DST, write, 0);
     if (kind != PF_NONE)
         t->b->reloc_ok = false; /* only where the runtime asked for it */
 }

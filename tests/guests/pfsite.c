@@ -8,7 +8,8 @@
  * and clear, a user access to a supervisor page and to a read-only user page, present
  * again after the handler fixed the entry, a mapping changed with INVLPG, the same
  * linear page in two address spaces switched by CR3, a page-crossing access whose
- * second page is missing; and at CPL 3 a PUSH, a POP and a CALL on a stack page taken
+ * second page is missing; REP STOSD and REP MOVSB with their first element's page
+ * missing, a count of 0, a run into a missing page; and at CPL 3 a PUSH, a POP and a CALL on a stack page taken
  * away before each.  Every fault's vector, error code, CR2 and EIP are checked,
  * and so are the results (the register a faulting load leaves alone, the memory a
  * faulting store leaves alone, accessed and dirty bits, the flags).
@@ -56,6 +57,23 @@ __asm__(".text\n"
         ".globl site_flags_at\nsite_flags_at:\n\tmovl (%ecx), %eax\n"
         "\tpushfl\n\tpopl %edi\n\tmovl 16(%esp), %ecx\n\tmovl %esi, (%ecx)\n"
         "\tmovl %edi, 4(%ecx)\n\tpopl %edi\n\tpopl %esi\n\tret\n");
+
+/* String sites (the handler in `fix` mode maps what they fault on, and they go on):
+   REP STOSD of n dwords at dst, REP MOVSB of n bytes; EDI and ECX after them. */
+void site_stos(u32 dst, u32 n, u32 out[2]);
+void site_movs(u32 dst, u32 src, u32 n);
+extern u8 site_stos_at[], site_movs_at[];
+__asm__(".text\n.globl site_stos\nsite_stos:\n"
+        "\tpushl %edi\n\tmovl 8(%esp), %edi\n\tmovl 12(%esp), %ecx\n"
+        "\tmovl $0x5a5a5a5a, %eax\n\tcld\n"
+        ".globl site_stos_at\nsite_stos_at:\n\trep stosl\n"
+        "\tmovl 16(%esp), %eax\n\tmovl %edi, (%eax)\n\tmovl %ecx, 4(%eax)\n"
+        "\tpopl %edi\n\tret\n"
+        ".globl site_movs\nsite_movs:\n"
+        "\tpushl %edi\n\tpushl %esi\n\tmovl 12(%esp), %edi\n\tmovl 16(%esp), %esi\n"
+        "\tmovl 20(%esp), %ecx\n\tcld\n"
+        ".globl site_movs_at\nsite_movs_at:\n\trep movsb\n"
+        "\tpopl %esi\n\tpopl %edi\n\tret\n");
 
 /* The stack's sites, at CPL 3 (a #PF there switches to the TSS's stack): ESP moved to
    `top`, the end of a page of VA; each access is made with the page not present (the
@@ -313,6 +331,45 @@ static void kernel_phases(void)
                v == 0xc0de, r, "crossing load");
     }
     phase_end("site load across pages: #PF on the second page, CR2 its start");
+
+    /* REP STOSD and REP MOVSB: the first element's page not present (#PF at it, then
+       done), a count of 0 on a page not present (no access, no fault), a run that
+       crosses into a page not present (#PF at that page's start, ECX and EDI showing
+       the progress), a source not present. */
+    pf_fix = 1;
+    for (u32 r = 0; r < ROUNDS; r++) {
+        u32 out[2], before = pf_count, k = r % 4;
+        u32 dst = k == 2 ? VA + (43 << 12) - 8 : VA + (42 << 12) + 4 * (r % 8);
+        set_pte(42, k == 2 ? P | W | U : 0);
+        set_pte(43, 0);
+        pf_log[2][0] = 0;
+        if (k == 3) {
+            for (u32 i = 0; i < 16; i++)
+                *(volatile u8 *)(FRAME + (44 << 12) + i) = (u8)(r + i);
+            set_pte(44, 0);
+            set_pte(42, P | W | U);
+            site_movs(VA + (42 << 12) + 32, VA + (44 << 12), 16);
+            u32 same = 1;
+            for (u32 i = 0; i < 16; i++)
+                same &= *(volatile u8 *)(FRAME + (42 << 12) + 32 + i) == (u8)(r + i);
+            expect(pf_count == before + 1 && pf_log[2][0] == (u32)site_movs_at &&
+                   pf_log[2][1] == 0 && pf_log[2][2] == VA + (44 << 12) && same, r,
+                   "movsb from a source not present");
+            continue;
+        }
+        u32 n = k == 1 ? 0 : 4;
+        site_stos(dst, n, out);
+        u32 want = k == 1 ? 0 : 1, cr2 = k == 2 ? VA + (43 << 12) : dst;
+        expect(pf_count == before + want && out[0] == dst + 4 * n && out[1] == 0 &&
+               (!want || (pf_log[2][0] == (u32)site_stos_at && pf_log[2][1] == W &&
+                          pf_log[2][2] == cr2)), r, "rep stosd");
+        if (k == 2)
+            expect(*(volatile u32 *)(FRAME + (42 << 12) + 4092) == 0x5a5a5a5a &&
+                   *(volatile u32 *)(FRAME + (43 << 12) + 4) == 0x5a5a5a5a, r,
+                   "rep stosd across pages: every element stored");
+    }
+    pf_fix = 0;
+    phase_end("site strings: REP STOSD and REP MOVSB, counts 0, crossing, source absent");
 
     /* The flags around the access, whether the check finds the page or walks it. */
     set_pte(38, P | W | U);
