@@ -6,9 +6,11 @@
  * accesses keep ending so (XBT_PF_SITE_FAULTS times: a loop that touches a page the
  * guest keeps unmapped, a kernel's get_user on pages each new process touches first) is
  * translated again with a check of its page before the access (translate.c,
- * emit_pf_check): the probe byte of its linear page in the current window (struct
- * xbt_wmap's `probe`, kept by the shadow MMU with the window's own bitmap, read through
- * ctx.pf_probe) says whether the window maps it with the access's rights.  If it does,
+ * emit_pf_check: an explicit operand, the stack's top for PUSH, POP, CALL and RET, a
+ * string instruction's first element): the probe byte of its linear page in the current
+ * window (struct xbt_wmap's `probe`, kept by the shadow MMU with the window's own
+ * bitmap, read through ctx.pf_probe) says whether the window maps it with the access's
+ * rights.  If it does,
  * the access runs as before, a few instructions later.  If not, the XBT_CO_PFCHECK
  * callout walks the page as a host fault there would (xbt_window_probe): the guest's #PF
  * raised from the callout, or the window filled and the instruction run on, with no

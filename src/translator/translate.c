@@ -1517,7 +1517,8 @@ static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
 
 /* A fault site's accesses (translator.h, pf_site): the explicit memory operand, the
    stack's top at ESP + disp (a store below ESP, a load at it), or both (CALL through
-   memory: its target, then its return address). */
+   memory: its target, then its return address); a string instruction's first element
+   at ESI, at EDI. */
 enum { PF_NONE = 0, PF_OPERAND = 1, PF_STACK = 2, PF_SRC = 4, PF_DST = 8 };
 
 /* The explicit operand of a memory-class instruction or an indirect branch, if its
@@ -1614,17 +1615,6 @@ static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write, bool stri
     s->flags = (uint8_t)((string ? s->flags & XBT_COF_REP : 0) | (write ? XBT_COF_WRITE : 0));
 }
 
-/*
- * A fault site's check before its access (a host fault costs 4,000-7,000 cycles of host
- * signal on this host, itself a VM): the access's linear address into R15D, its page's
- * probe byte from the current window's (ctx->pf_probe: 0 not mapped, 1 read-only,
- * 3 writable).  Mapped with the access's rights: on to the instruction.  Otherwise the
- * XBT_CO_PFCHECK callout walks the page: a guest #PF raised from there, or the window
- * filled and the instruction run on, without a host fault either way.  Flag-free:
- * SHRX for the page number, RCX parked in R10 for JRCXZ; R11 and R14 are scratch here.
- *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
- *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
- */
 /* A string instruction's source segment: DS or the override on its [ESI] operand. */
 static int string_src_seg(const xbt_insn *in)
 {
@@ -1636,6 +1626,17 @@ static int string_src_seg(const xbt_insn *in)
     return XBT_DS;
 }
 
+/*
+ * A fault site's check before its access (a host fault costs 4,000-7,000 cycles of host
+ * signal on this host, itself a VM): the access's linear address into R15D, its page's
+ * probe byte from the current window's (ctx->pf_probe: 0 not mapped, 1 read-only,
+ * 3 writable).  Mapped with the access's rights: on to the instruction.  Otherwise the
+ * XBT_CO_PFCHECK callout walks the page: a guest #PF raised from there, or the window
+ * filled and the instruction run on, without a host fault either way.  Flag-free:
+ * SHRX for the page number, RCX parked in R10 for JRCXZ; R11 and R14 are scratch here.
+ *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
+ *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
+ */
 static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, int32_t disp)
 {
     if (kind == PF_OPERAND) {
