@@ -832,6 +832,10 @@ typedef struct xbt_stats {
     uint64_t mmio_handled;
     /* IN/OUT the embedder's handler answered without an exit (xbt_vm_set_pio_handler) */
     uint64_t pio_handled;
+    /* translated instructions whose accesses kept ending in guest page faults or window
+       fills through host faults, translated again to check their page first (fault
+       sites: their misses are callouts, counted in callouts[] as "pfcheck") */
+    uint64_t fault_sites;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

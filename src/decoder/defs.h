@@ -49,6 +49,9 @@ enum xbt_callout_kind {
                            EIP): its access is made by the runtime, without a host fault */
     XBT_CO_RDPID,       /* RDPID r32: IA32_TSC_AUX (after MMIO: the kinds keep their numbers) */
     XBT_CO_CLAC, XBT_CO_STAC, /* EFLAGS.AC for SMAP (#UD without it in CPUID) */
+    XBT_CO_PFCHECK,     /* a fault site's inline check found its page absent from the
+                           window: the runtime walks it (a #PF, a fill, or the access
+                           goes on) without a host fault (runtime/pfsite.c) */
     XBT_CO_COUNT
 };
 

@@ -773,6 +773,13 @@ static int co_raise(struct xbt_vcpu *v, const struct co_call *c)
     }
 }
 
+/* A fault site's check found its page absent from the window (pfsite.c). */
+static int co_pfcheck(struct xbt_vcpu *v, const struct co_call *c)
+{
+    (void)c;
+    return xbt_pf_callout(v);
+}
+
 /* An MMIO site (mmio.c): the access as after a host fault, without one; not MMIO this
    time, the instruction runs alone, translated as it is. */
 static int co_mmio(struct xbt_vcpu *v, const struct co_call *c)
@@ -1105,7 +1112,7 @@ static const struct {
     [XBT_CO_SYSCALL] = { co_raise }, [XBT_CO_SYSRET] = { co_raise },
     [XBT_CO_MONITOR] = { co_raise }, [XBT_CO_MWAIT] = { co_raise },
     [XBT_CO_XGETBV] = { co_raise }, [XBT_CO_XSETBV] = { co_raise },
-    [XBT_CO_MMIO] = { co_mmio },
+    [XBT_CO_MMIO] = { co_mmio }, [XBT_CO_PFCHECK] = { co_pfcheck },
     [XBT_CO_CLI] = { co_intr_flag }, [XBT_CO_STI] = { co_intr_flag },
     [XBT_CO_POPF] = { co_intr_flag }, [XBT_CO_PUSHF] = { co_intr_flag },
     [XBT_CO_CLAC] = { co_intr_flag }, [XBT_CO_STAC] = { co_intr_flag },

@@ -203,6 +203,20 @@ void xbt_smap_drop(struct xbt_vcpu *v)
  * translated code.  Clean pages are mapped read-only so that the first write comes back
  * here and sets the dirty bit.
  */
+/* A walk of an access at lin refused it: the guest's #PF with CR2 and the walker's error
+   code (true), or false with an exit recorded (page tables outside RAM, a triple
+   fault). */
+static bool walk_refused(struct xbt_vcpu *v, uint32_t lin, const xbt_walk_result *r)
+{
+    if (r->bus_error) {
+        xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM", lin);
+        return false;
+    }
+    v->arch.cr2 = lin;
+    v->stats.page_faults++;
+    return xbt_raise(v, XBT_PF, true, r->error_code, v->ctx.eip);
+}
+
 static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
@@ -210,16 +224,8 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool write = v->fault_err & XBT_PF_W;
     bool user = win != XBT_WINDOW_K;
     xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, write, user ? XBT_ACC_USER : XBT_ACC_SUP, false, &r)) {
-        if (r.bus_error) {
-            xbt_set_internal_error(v, v->ctx.eip, "guest page tables for %08x are not in RAM",
-                                   lin);
-            return XBT_WF_EXIT;
-        }
-        v->arch.cr2 = lin;
-        v->stats.page_faults++;
-        return xbt_raise(v, XBT_PF, true, r.error_code, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
-    }
+    if (!xbt_walk_lin(v, lin, write, user ? XBT_ACC_USER : XBT_ACC_SUP, false, &r))
+        return walk_refused(v, lin, &r) ? XBT_WF_DONE : XBT_WF_EXIT;
     if (!xbt_gpa_mem(vm, r.gpa, write))
         return mmio_fault(v, win, lin, r.gpa); /* no RAM, or a write to ROM */
     if (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP))
@@ -262,4 +268,30 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     return xbt_paging(v) ? paged_fault(v, win, lin) : unpaged_fault(v, win, lin);
+}
+
+int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
+{
+    xbt_vm *vm = v->vm;
+    xbt_smmu *m = v->mmu;
+    if (!xbt_paging(v) || win == XBT_WINDOW_D)
+        return XBT_WP_ACCESS;
+    xbt_walk_result r;
+    if (!xbt_walk_lin(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, false,
+                      &r))
+        return walk_refused(v, lin, &r) ? XBT_WP_RAISED : XBT_WP_EXIT;
+    /* What paged_fault does beyond a plain fill is left to it: the access faults. */
+    uint32_t page = (uint32_t)(r.gpa >> 12);
+    if (!xbt_gpa_mem(vm, r.gpa, write) || (write && xbt_code_bits(m, page)) || v->dbg.n_wp ||
+        (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP)))
+        return XBT_WP_ACCESS;
+    if (write)
+        xbt_phys_log(&vm->phys, r.gpa, 1);
+    bool writable = r.writable && (r.dirty || write) && !xbt_code_bits(m, page) &&
+                    xbt_phys_write_ok(&vm->phys, page);
+    if (xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single) !=
+        XBT_DMAP_OK)
+        return XBT_WP_ACCESS;
+    v->stats.hidden_faults++;
+    return XBT_WP_MAPPED;
 }

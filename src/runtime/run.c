@@ -300,8 +300,10 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     xbt_block *src = xbt_tc_find_relocatable(v->tc, p0, lin & 0xFFF, key, v->ctx.eip);
     if (!src)
         return 0;
-    /* Not where an MMIO site may be (its translation has the site's callout). */
-    if (xbt_mmio_site_page(v, lin) || xbt_mmio_site_page(v, lin + src->guest_len))
+    /* Not where an MMIO or fault site may be (its translation has the site's callout or
+       check). */
+    if (xbt_mmio_site_page(v, lin) || xbt_mmio_site_page(v, lin + src->guest_len) ||
+        xbt_pf_site_page(v, lin) || xbt_pf_site_page(v, lin + src->guest_len))
         return 0;
     /* Its second page (the bytes of a last instruction that crosses, or only the
        translator's look-ahead) must be the one it was made from as well. */
@@ -614,11 +616,17 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGSEGV: {
         /* In the K-window, or (paging on) the U-window: the shadow MMU's route. */
         uint64_t a = v->fault_addr, k = (uintptr_t)v->mmu->kbase, u = (uintptr_t)v->mmu->ubase;
-        if (a - k < (4ull << 30))
-            return xbt_window_fault(v, XBT_WINDOW_K, (uint32_t)(a - k)) != XBT_WF_EXIT;
-        if (a - u < (4ull << 30) && xbt_paging(v))
-            return xbt_window_fault(v, XBT_WINDOW_U, (uint32_t)(a - u)) != XBT_WF_EXIT;
-        return xbt_raise(v, XBT_GP, true, 0, eip);
+        int win = a - k < (4ull << 30) ? XBT_WINDOW_K
+                  : a - u < (4ull << 30) && xbt_paging(v) ? XBT_WINDOW_U : -1;
+        if (win < 0)
+            return xbt_raise(v, XBT_GP, true, 0, eip);
+        /* A guest #PF or a fill: counts towards making the instruction a fault site. */
+        uint64_t before = v->stats.page_faults + v->stats.hidden_faults;
+        uint32_t lin_eip = v->arch.seg[XBT_CS].base + eip; /* before a #PF's delivery */
+        int rc = xbt_window_fault(v, win, (uint32_t)(a - (win == XBT_WINDOW_K ? k : u)));
+        if (rc != XBT_WF_EXIT && v->stats.page_faults + v->stats.hidden_faults != before)
+            xbt_pf_note_fault(v, lin_eip);
+        return rc != XBT_WF_EXIT;
     }
     case SIGFPE:
         if (v->fault_code == FPE_INTDIV || v->fault_code == FPE_INTOVF)
@@ -656,6 +664,8 @@ static bool set_window(struct xbt_vcpu *v)
 {
     uint8_t *w = xbt_current_window(v);
     v->ctx.kbase = (uint64_t)(uintptr_t)w;
+    v->ctx.pf_probe = (uint64_t)(uintptr_t)
+        v->mmu->cur->wmap[w == v->mmu->ubase ? XBT_WINDOW_U : XBT_WINDOW_K].probe;
     if (thread_gs_base == (uintptr_t)w)
         return true;
     /* Atomic: several vCPU threads may be the first at once (each finds the same). */
@@ -998,12 +1008,13 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
         trace_abort(v);
     v->smc.single = false;
     uint32_t saved = v->xl.max_insns;
-    bool (*site)(void *, uint32_t) = v->xl.mmio_site;
+    bool (*site)(void *, uint32_t) = v->xl.mmio_site, (*pf_site)(void *, uint32_t) = v->xl.pf_site;
     v->xl.max_insns = 1;
-    v->xl.mmio_site = NULL;
+    v->xl.mmio_site = v->xl.pf_site = NULL;
     enum xbt_tstatus ts = translate_tb(v, m);
     v->xl.max_insns = saved;
     v->xl.mmio_site = site;
+    v->xl.pf_site = pf_site;
     if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
         /* The instruction's bytes are on a page the guest cannot fetch. */
         v->arch.cr2 = v->fetch_pf_lin;
@@ -1266,6 +1277,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
         (unsigned long long)st->window_drops, (unsigned long long)st->code_page_invalidations,
         (unsigned long long)st->wrec_checked, (unsigned long long)st->wrec_dropped);
+    if (st->fault_sites)
+        OUT("paging: %llu fault sites (instructions that check their page before the "
+            "access)\n", (unsigned long long)st->fault_sites);
     if (st->code_page_protects)
         OUT("paging: %llu pages became code pages, %llu of them emptied every window (their "
             "writable mappings were not all known)\n",

@@ -278,6 +278,19 @@ struct xbt_vcpu {
         uint32_t next_eip;
     } mmio;
 
+    /* Fault sites (pfsite.c): linear EIPs of translated instructions whose accesses
+       ended in guest page faults or window fills through host faults, with their counts
+       (open addressing), and the linear pages that hold a site (1 bit each; NULL until
+       the first).  At XBT_PF_SITE_FAULTS the instruction is translated again with an
+       inline check of its page (translate.c, emit_pf_check). */
+    struct xbt_vcpu_pfs {
+    #define XBT_PF_SITES_LOG2 12
+    #define XBT_PF_SITES (1u << XBT_PF_SITES_LOG2)
+    #define XBT_PF_SITE_FAULTS 4
+        struct xbt_pf_site_rec { uint32_t lin, faults; } *sites; /* XBT_PF_SITES */
+        uint8_t *site_pages;
+    } pfs;
+
     /* Self-modifying code (run.c, mmu.c). */
     struct xbt_vcpu_smc {
         /* An SMC fault: run one instruction without caching, page writable. */
@@ -435,6 +448,7 @@ struct xbt_vcpu_tables {
     struct xbt_ibl_set ibl_sets[XBT_IBL_SETS];
     struct xbt_mmio_site_rec mmio_sites[XBT_MMIO_SITES];
     struct xbt_mmio_dcache mmio_dcache[XBT_MMIO_DCACHE];
+    struct xbt_pf_site_rec pf_sites[XBT_PF_SITES];
     uint8_t io_buf[4096];
     uint8_t smc_shadow[4096];
     struct xbt_hot hot[XBT_HOT_SLOTS];
@@ -672,6 +686,24 @@ static inline struct xbt_runner *xbt_set_runner(xbt_vm *vm, const struct xbt_wse
    translated): the instruction runs translated. */
 enum { XBT_WF_EXIT = 0, XBT_WF_DONE = 1, XBT_WF_TRANSLATE = 2 };
 int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin);
+/* A fault site's access (pfsite.c) before it is made, at linear `lin` of window `win`
+   (K or U), walked as a host fault there would be: XBT_WP_RAISED, the guest's #PF was
+   raised (XBT_WP_EXIT: an exit is recorded instead); XBT_WP_MAPPED, the page is in the
+   window now with the access's rights (filled as a hidden fault fills it); XBT_WP_ACCESS,
+   anything else (paging off, MMIO, a write to translated code, watchpoints, SMAP, a
+   fill that failed): the access is made as it is, and a host fault, if it takes one,
+   goes the usual way (mmu.c). */
+enum { XBT_WP_EXIT = 0, XBT_WP_RAISED = 1, XBT_WP_MAPPED = 2, XBT_WP_ACCESS = 3 };
+int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write);
+/* Fault sites (pfsite.c).  xbt_pf_note_fault: a host fault in the K- or U-window by
+   the instruction at linear `lin` ended in a guest #PF or a window fill; xbt_pf_site: the translator's question
+   (translator.h, pf_site); xbt_pf_site_page: a linear page holding a site (no block is
+   copied there from another address: share_block); xbt_pf_callout: the XBT_CO_PFCHECK
+   callout (0: on into the access; else XBT_LEAVE_*). */
+void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin);
+bool xbt_pf_site(void *vcpu, uint32_t eip);
+bool xbt_pf_site_page(const struct xbt_vcpu *v, uint32_t lin);
+int xbt_pf_callout(struct xbt_vcpu *v);
 
 /* Direct execution (direct.c). */
 /* run.c: a data write beside translated code (snapshot, single step, compare). */

@@ -359,6 +359,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->ibl_sets = t->ibl_sets;
     v->mmio.sites = t->mmio_sites;
     v->mmio.dcache = t->mmio_dcache;
+    v->pfs.sites = t->pf_sites;
     v->pio.buf = t->io_buf;
     v->smc.shadow = t->smc_shadow;
     v->dx.hot = t->hot;
@@ -395,6 +396,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     xbt_translator_init(&v->xl);
     if (!env_set("XBT_NO_MMIO_SITES"))
         v->xl.mmio_site = xbt_mmio_site;
+    /* Fault sites' checks use SHRX (BMI2: since 2013's CPUs). */
+    if (!env_set("XBT_NO_PF_SITES") && __builtin_cpu_supports("bmi2"))
+        v->xl.pf_site = xbt_pf_site;
     v->xl.mmio_ctx = v;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
         v->xl.block_count = &v->trace.prof_block_entries;
@@ -408,6 +412,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->fpu_loaded = 0;
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)v->mmu->kbase;
+    c->pf_probe = (uint64_t)(uintptr_t)v->mmu->cur->wmap[XBT_WINDOW_K].probe;
     c->eflags_sys = XBT_EFLAGS_FIXED;
     c->vif = 0;
     c->eflags = XBT_EFLAGS_FIXED;

@@ -29,8 +29,16 @@
 #include "shadow-mmu/walk.h"
 #include "xbt/xbt.h"
 
-/* What a window maps, by linear page, and by 4 MiB region (for cheap scans). */
-struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; };
+/* What a window maps, by linear page, and by 4 MiB region (for cheap scans).  The K-
+   and U-windows also keep a byte per linear page (`probe`, 1 MiB each) that translated
+   code reads: XBT_PROBE_READ where the page is mapped read-only, XBT_PROBE_WRITE where
+   it is mapped writable, 0 where it is not mapped (the page bit clear).  Fault sites'
+   inline checks read it (runtime/pfsite.c); it is kept with the page bits, by the same
+   functions, so it never says mapped where the window is not, and a page made read-only
+   is always dropped first.  NULL for the D-window. */
+#define XBT_PROBE_READ 1
+#define XBT_PROBE_WRITE 3
+struct xbt_wmap { uint64_t page[1u << 14]; uint8_t region[128]; uint8_t *probe; };
 
 /* A window mapping made from a non-global entry: what it was derived from, so that a
    CR3 load (a TLB flush) can keep it if the entries are still the same. */

@@ -177,10 +177,24 @@ static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len
         region[r >> 3] |= (uint8_t)(1u << (r & 7));
 }
 
-void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len)
+/* The probe bytes of [lin, lin + len) (struct xbt_wmap): what translated code's fault-
+   site checks read. */
+static void probe_set(struct xbt_wmap *map, uint32_t lin, uint64_t len, uint8_t val)
+{
+    if (map->probe)
+        memset(map->probe + (lin >> 12), val, (size_t)(len >> 12));
+}
+
+static void wmap_note_rights(xbt_smmu *m, int win, uint32_t lin, uint32_t len, bool writable)
 {
     struct xbt_wmap *map = wmap_of(m->cur, win);
     bits_set(map->page, map->region, lin, len);
+    probe_set(map, lin, len, writable ? XBT_PROBE_WRITE : XBT_PROBE_READ);
+}
+
+void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len)
+{
+    wmap_note_rights(m, win, lin, len, false);
 }
 
 /* Whether map m has anything in [lin, lin + len); forgets that it does. */
@@ -199,6 +213,7 @@ static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len)
                 any |= m->page[r * 16 + w] != 0;
             memset(&m->page[r * 16], 0, 128);
             m->region[r >> 3] &= (uint8_t)~bit;
+            probe_set(m, (uint32_t)(r << 22), 4u << 20, 0);
             continue;
         }
         for (uint64_t p = a >> 12; p < (b + 4095) >> 12; p++) {
@@ -206,6 +221,8 @@ static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len)
             if (m->page[p >> 6] & mask) {
                 any = true;
                 m->page[p >> 6] &= ~mask;
+                if (m->probe)
+                    m->probe[p] = 0;
             }
         }
     }
@@ -299,7 +316,7 @@ bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t g
         mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, s->fd,
              (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
         return false;
-    xbt_wmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len);
+    wmap_note_rights(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len, writable);
     if (writable && m->window_paged)
         xbt_rmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, gpa, len);
     return true;
@@ -710,6 +727,16 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
             *why = "cannot reserve 16 GiB of address space for a window set";
             return false;
         }
+        for (int win = XBT_WINDOW_K; win <= XBT_WINDOW_U; win++) {
+            /* Untouched pages of the probe bytes cost no memory (fresh zero pages). */
+            uint8_t *p = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            w->wmap[win].probe = p == MAP_FAILED ? NULL : p;
+            if (!w->wmap[win].probe) {
+                *why = "cannot allocate the window sets";
+                return false;
+            }
+        }
         w->kbase = (uint8_t *)(((uintptr_t)w->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
         w->ubase = (uint8_t *)(((uintptr_t)w->ureserve + 4 * GIB - 1) & ~(4 * GIB - 1));
     }
@@ -749,6 +776,9 @@ void xbt_smmu_destroy(xbt_smmu *m)
         if (w->ureserve)
             munmap(w->ureserve, 8 * GIB);
         free(w->rec);
+        for (int win = XBT_WINDOW_K; win <= XBT_WINDOW_U; win++)
+            if (w->wmap[win].probe)
+                munmap(w->wmap[win].probe, 1u << 20);
         free(w);
     }
 }

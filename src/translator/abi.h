@@ -102,6 +102,9 @@ struct xbt_jit_ctx {
                                   can be pending, else xbt_jit_intr_pending (an exit to
                                   the dispatcher at R14D, which polls the source) */
     uint64_t tsc_offset;       /* [jit] guest TSC = host TSC + this (RDTSC inline at CPL 0) */
+    uint64_t pf_probe;         /* [jit] the probe bytes of the window GS points at (a byte
+                                  per linear page: 0 not mapped, 1 read-only, 3 writable;
+                                  shadow-mmu/smmu.h), read by fault sites' inline checks */
 };
 #endif
 
@@ -130,6 +133,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_SEG_LIMIT     704
 #define XBT_CTX_INTR_GATE     728
 #define XBT_CTX_TSC_OFFSET    736
+#define XBT_CTX_PF_PROBE      744
 
 /* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
 #define XBT_JIT_EXIT_DIRECT   1
@@ -162,6 +166,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, host_mxcsr) == XBT_CTX_HOST_MXCSR, "
 _Static_assert(offsetof(struct xbt_jit_ctx, fpu) == XBT_CTX_FPU, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, intr_gate) == XBT_CTX_INTR_GATE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, tsc_offset) == XBT_CTX_TSC_OFFSET, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, pf_probe) == XBT_CTX_PF_PROBE, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
@@ -195,6 +200,13 @@ struct xbt_ibl_entry {
 #define XBT_COF_REP        0x04 /* REP prefix (INS/OUTS) */
 #define XBT_COF_IMM_PORT   0x08 /* IN/OUT with an immediate port (imm) else DX */
 #define XBT_COF_ADDR16     0x10 /* 16-bit address size: INS/OUTS use DI/SI/CX */
+#define XBT_COF_WRITE      0x20 /* XBT_CO_PFCHECK: the access writes (else it reads) */
+
+/* The probe bytes (ctx->pf_probe, one per linear page of the window GS points at) as
+   fault sites' checks read them: 0 not mapped, XBT_PROBE_R mapped read-only,
+   XBT_PROBE_W mapped writable (the shadow MMU's XBT_PROBE_READ and XBT_PROBE_WRITE). */
+#define XBT_PROBE_R 1
+#define XBT_PROBE_W 3
 
 #ifndef __ASSEMBLER__
 /*

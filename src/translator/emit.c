@@ -224,6 +224,18 @@ void xbt_emit2(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOp
     xbt_emit_req(t, &r);
 }
 
+void xbt_emit3(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b,
+               ZydisEncoderOperand c)
+{
+    ZydisEncoderRequest r;
+    init_req(&r, m);
+    r.operand_count = 3;
+    r.operands[0] = a;
+    r.operands[1] = b;
+    r.operands[2] = c;
+    xbt_emit_req(t, &r);
+}
+
 void xbt_emit2_guest(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b)
 {
     ZydisEncoderRequest r;

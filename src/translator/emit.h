@@ -108,6 +108,8 @@ void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req);
 void xbt_emit0(xbt_tx *t, ZydisMnemonic m);
 void xbt_emit1(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a);
 void xbt_emit2(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b);
+void xbt_emit3(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b,
+               ZydisEncoderOperand c);
 /* Same with a guest memory operand (window prefix and 32-bit addressing). */
 void xbt_emit2_guest(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a, ZydisEncoderOperand b);
 

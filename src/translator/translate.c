@@ -51,6 +51,7 @@ void xbt_translator_init(xbt_translator *t)
     t->prof = NULL;
     t->block_count = NULL;
     t->mmio_site = NULL;
+    t->pf_site = NULL;
     t->stop_before = NULL;
     t->mmio_ctx = NULL;
 }
@@ -346,7 +347,8 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
 
     /* The operand's linear address for the handler; not for the fault-only kinds that
        the address computation itself emits (limit checks) or that need none. */
-    bool fault_only = kind == XBT_CO_GP0 || kind == XBT_CO_SS0 || kind == XBT_CO_DE;
+    bool fault_only = kind == XBT_CO_GP0 || kind == XBT_CO_SS0 || kind == XBT_CO_DE ||
+                      kind == XBT_CO_PFCHECK; /* R15D holds it already (emit_pf_check) */
     if (fault_only)
         s.flags &= (uint8_t)~XBT_COF_HAS_MEM;
     if ((s.flags & XBT_COF_HAS_MEM) && in->mem_op >= 0)
@@ -1513,6 +1515,179 @@ static void emit_div_zero_check(xbt_tx *t, const xbt_insn *in)
     xbt_patch_rel8(t, over, t->len);
 }
 
+/* A fault site's accesses (translator.h, pf_site): the explicit memory operand, the
+   stack's top at ESP + disp (a store below ESP, a load at it), or both (CALL through
+   memory: its target, then its return address); a string instruction's first element
+   at ESI, at EDI. */
+enum { PF_NONE = 0, PF_OPERAND = 1, PF_STACK = 2, PF_SRC = 4, PF_DST = 8 };
+
+/* The explicit operand of a memory-class instruction or an indirect branch, if its
+   access is the operand's (not XLAT's; no NOP or PREFETCH, which do not fault; no
+   BT/BTS/BTR/BTC with a register offset, which moves the access away from it). */
+static bool pf_operand_ok(const xbt_insn *in, bool *write)
+{
+    const ZydisDecodedOperand *op = &in->ops[in->mem_op];
+    switch (in->zi.mnemonic) {
+    case M(XLAT):
+    case M(NOP): case M(PREFETCH): case M(PREFETCHW): case M(PREFETCHNTA):
+    case M(PREFETCHT0): case M(PREFETCHT1): case M(PREFETCHT2): case M(PREFETCHWT1):
+        return false;
+    case M(BT): case M(BTS): case M(BTR): case M(BTC):
+        if (in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER)
+            return false;
+        break;
+    default:
+        break;
+    }
+    if (op->mem.type != ZYDIS_MEMOP_TYPE_MEM ||
+        !(op->actions & (ZYDIS_OPERAND_ACTION_MASK_READ | ZYDIS_OPERAND_ACTION_MASK_WRITE)))
+        return false;
+    *write = (op->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
+    return true;
+}
+
+/* Whether the instruction is a fault site to check, which of its accesses (PF_*), and
+   whether the operand is written (a read-modify-write checks for writing, as the CPU's
+   access is): memory-class instructions and indirect JMP through memory, their operand;
+   CALL through memory, its operand and its return address; PUSH of a register or an
+   immediate, CALL otherwise, their store below ESP; POP to a register and RET, their
+   load at ESP (no stack access on a 16-bit stack); string instructions with 32-bit
+   addressing, their first element at ESI and at EDI (*write: EDI's is a store; a
+   REP's with ECX 0, which makes no access, is not walked: pfsite.c). */
+static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp)
+{
+    if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->callout != XBT_CO_NONE ||
+        (in->flags & XBT_IF_FPU))
+        return PF_NONE;
+    int32_t sz = in->zi.operand_width / 8;
+    int kind = PF_NONE;
+    *write = false;
+    *disp = 0;
+    switch (in->iclass) {
+    case XBT_IC_MEMORY:
+        kind = in->mem_op >= 0 && pf_operand_ok(in, write) ? PF_OPERAND : PF_NONE;
+        break;
+    case XBT_IC_JMP_INDIRECT:
+    case XBT_IC_CALL_INDIRECT:
+    case XBT_IC_CALL_DIRECT:
+        if (in->iclass != XBT_IC_CALL_DIRECT && in->mem_op >= 0)
+            kind = pf_operand_ok(in, write) ? PF_OPERAND : PF_NONE; /* the target */
+        if (in->iclass != XBT_IC_JMP_INDIRECT)
+            kind |= PF_STACK, *disp = -sz; /* the return address */
+        break;
+    case XBT_IC_RET:
+        kind = PF_STACK;
+        break;
+    case XBT_IC_STRING: {
+        ZydisMnemonic m = in->zi.mnemonic;
+        if (in->flags & XBT_IF_ADDR16)
+            break;
+        kind = (string_uses_src(m) ? PF_SRC : 0) | (string_uses_dst(m) ? PF_DST : 0);
+        *write = m == M(MOVSB) || m == M(MOVSW) || m == M(MOVSD) || m == M(STOSB) ||
+                 m == M(STOSW) || m == M(STOSD);
+        break;
+    }
+    case XBT_IC_STACK:
+        if (in->ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY)
+            break; /* PUSH/POP m: two accesses */
+        if (in->zi.mnemonic == M(PUSH))
+            kind = PF_STACK, *disp = -sz;
+        else if (in->zi.mnemonic == M(POP))
+            kind = PF_STACK;
+        break;
+    default:
+        break;
+    }
+    if (stack16(t))
+        kind &= ~PF_STACK;
+    return kind != PF_NONE && t->tr->pf_site(t->tr->mmio_ctx, in->eip) ? kind : PF_NONE;
+}
+
+/* The XBT_CO_PFCHECK callout: R15D holds the address; the site says read or write, and
+   for a string instruction's element whether it has REP (its count says if it accesses
+   anything). */
+static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write, bool string)
+{
+    emit_callout(t, in, XBT_CO_PFCHECK);
+    if (t->failed)
+        return;
+    struct xbt_callout_site *s = &t->sites[t->n_sites - 1];
+    s->flags = (uint8_t)((string ? s->flags & XBT_COF_REP : 0) | (write ? XBT_COF_WRITE : 0));
+}
+
+/* A string instruction's source segment: DS or the override on its [ESI] operand. */
+static int string_src_seg(const xbt_insn *in)
+{
+    for (unsigned i = 0; i < in->zi.operand_count; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->type == ZYDIS_OPERAND_TYPE_MEMORY && op->mem.base == R(ESI))
+            return xbt_seg_index(op->mem.segment) < 0 ? XBT_DS : xbt_seg_index(op->mem.segment);
+    }
+    return XBT_DS;
+}
+
+/*
+ * A fault site's check before its access (a host fault costs 4,000-7,000 cycles of host
+ * signal on this host, itself a VM): the access's linear address into R15D, its page's
+ * probe byte from the current window's (ctx->pf_probe: 0 not mapped, 1 read-only,
+ * 3 writable).  Mapped with the access's rights: on to the instruction.  Otherwise the
+ * XBT_CO_PFCHECK callout walks the page: a guest #PF raised from there, or the window
+ * filled and the instruction run on, without a host fault either way.  Flag-free:
+ * SHRX for the page number, RCX parked in R10 for JRCXZ; R11 and R14 are scratch here.
+ *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
+ *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
+ */
+static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, int32_t disp)
+{
+    if (kind == PF_OPERAND) {
+        emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
+    } else {
+        /* R15D = segment base + ESP + disp, ESI or EDI (32-bit wrap). */
+        ZydisRegister r = kind == PF_STACK ? R(R12D) : kind == PF_SRC ? R(ESI) : R(EDI);
+        int seg = kind == PF_STACK ? XBT_SS : kind == PF_SRC ? string_src_seg(in) : XBT_ES;
+        xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(r, NOREG, 0, disp, 4));
+        if (seg_needs_base(t, seg)) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
+            xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
+        }
+    }
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm(12));
+    xbt_emit3(t, M(SHRX), xo_reg(R(R14D)), xo_reg(R(R15D)), xo_reg(R(R14D)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_PF_PROBE, 8));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_mem(R(R11), R(R14), 1, 0, 1));
+    if (write)
+        xbt_emit2(t, M(LEA), xo_reg(R(RCX)), xo_mem(R(RCX), NOREG, 0, -XBT_PROBE_W, 8));
+    uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    bool string = kind == PF_SRC || kind == PF_DST;
+    if (write)
+        emit_pf_callout(t, in, true, string);
+    uint32_t on = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, zero, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    if (!write)
+        emit_pf_callout(t, in, false, string);
+    xbt_patch_rel8(t, on, t->len);
+}
+
+static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
+{
+    bool write;
+    int32_t disp;
+    int kind = pf_site_access(t, in, &write, &disp);
+    if (kind & PF_OPERAND)
+        emit_pf_probe(t, in, PF_OPERAND, write, 0);
+    if (kind & PF_STACK) /* a store below ESP, a load at it */
+        emit_pf_probe(t, in, PF_STACK, disp < 0, disp);
+    if (kind & PF_SRC)
+        emit_pf_probe(t, in, PF_SRC, false, 0);
+    if (kind & PF_DST)
+        emit_pf_probe(t, in, PF_DST, write, 0);
+    if (kind != PF_NONE)
+        t->b->reloc_ok = false; /* only where the runtime asked for it */
+}
+
 /* Returns true if the block must end after this instruction. */
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
@@ -1559,6 +1734,8 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     if ((in->zi.mnemonic == M(DIV) || in->zi.mnemonic == M(IDIV)) &&
         in->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER && in->iclass == XBT_IC_COPY)
         emit_div_zero_check(t, in);
+    /* An access that keeps faulting: its page checked first (a host fault saved). */
+    emit_pf_check(t, in);
 
     /* Lazy x87/SSE: the guest's state is loaded by the first block that needs it
        after an entry from C (abi.h, fpu_entry). */

@@ -194,6 +194,15 @@ typedef struct xbt_translator {
        host faults).  Such a block is not relocatable.  NULL: none. */
     bool (*mmio_site)(void *ctx, uint32_t eip);
     void *mmio_ctx;
+    /* Fault sites: an instruction at an EIP for which pf_site(mmio_ctx, eip) is true,
+       with one explicit memory operand that it reads or writes (no x87/SSE, no XLAT, no
+       bit test with a register offset), in the K- or U-window, gets an inline check of
+       its page in the window's probe bytes (ctx->pf_probe) before the access, and an
+       XBT_CO_PFCHECK callout where the page is not there with the access's rights (the
+       runtime marks the EIPs whose accesses keep ending in guest page faults or window
+       fills through host faults).  The check uses SHRX: the runtime sets pf_site only
+       on hosts with BMI2.  Such a block is not relocatable.  NULL: none. */
+    bool (*pf_site)(void *ctx, uint32_t eip);
     /* A block ends before any instruction but its first for which stop_before(
        stop_ctx, eip) is true (the debugger's breakpoints: the dispatcher then sees that
        EIP).  NULL: none. */

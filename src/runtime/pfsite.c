@@ -1,0 +1,127 @@
+/*
+ * pfsite.c - fault sites (issue 17): Adams and Agesen's adaptive translation applied to
+ * memory.  A host fault in the K- or U-window costs a host signal (4,000-7,000 cycles
+ * on this kind of host, itself a VM) before the shadow MMU walks the guest's tables and
+ * fills the window or raises the guest's #PF (mmu.c).  A translated instruction whose
+ * accesses keep ending so (XBT_PF_SITE_FAULTS times: a loop that touches a page the
+ * guest keeps unmapped, a kernel's get_user on pages each new process touches first) is
+ * translated again with a check of its page before the access (translate.c,
+ * emit_pf_check: an explicit operand, the stack's top for PUSH, POP, CALL and RET, a
+ * string instruction's first element): the probe byte of its linear page in the current
+ * window (struct xbt_wmap's `probe`, kept by the shadow MMU with the window's own
+ * bitmap, read through ctx.pf_probe) says whether the window maps it with the access's
+ * rights.  If it does,
+ * the access runs as before, a few instructions later.  If not, the XBT_CO_PFCHECK
+ * callout walks the page as a host fault there would (xbt_window_probe): the guest's #PF
+ * raised from the callout, or the window filled and the instruction run on, with no
+ * host signal either way; what a host fault does beyond a plain fill (MMIO, a write to
+ * translated code, watchpoints, SMAP's bookkeeping) it leaves to the access's own fault.
+ *
+ * Nothing here needs to be exact for the guest's sake: a probe byte that said "mapped"
+ * where the window is not would only cost the host fault it saves, and one that said
+ * "not mapped" a callout.  The shadow MMU keeps them exact anyway (window.c, with the
+ * bitmap that the fast callouts read through as a TLB, which must be exact).
+ *
+ * Sites stay once made (the check costs about 4 cycles where it finds the page); the
+ * table is keyed by linear EIP, so a site belongs to whatever code is at that address
+ * in any address space, which only decides where the check is made.
+ */
+#include <stdlib.h>
+
+#include "runtime/vcpu.h"
+
+#define SITE(v) ((const struct xbt_callout_site *)(uintptr_t)(v)->ctx.callout_site)
+
+_Static_assert(XBT_PROBE_R == XBT_PROBE_READ && XBT_PROBE_W == XBT_PROBE_WRITE,
+               "the probe bytes translated code reads are the shadow MMU's");
+
+/* Further host faults of a site's instruction that still drop their block: another
+   block holding the instruction (one that starts at it, after an earlier fault) was
+   translated before it became a site. */
+#define XBT_PF_SITE_REDROPS 8
+
+/* The record of linear EIP lin (add: made if missing).  Open addressing over a window
+   of XBT_PF_PROBE slots that are never emptied again: a new EIP takes a free slot, or
+   the one with the fewest faults below XBT_PF_SITE_FAULTS (an instruction that faulted
+   once or twice long ago); when every slot of the window is a site, none is made. */
+#define XBT_PF_PROBE 8
+static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, bool add)
+{
+    uint32_t h = (lin * 0x9E3779B1u) >> (32 - XBT_PF_SITES_LOG2);
+    struct xbt_pf_site_rec *victim = NULL;
+    for (uint32_t k = 0; k < XBT_PF_PROBE; k++) {
+        struct xbt_pf_site_rec *e = &v->pfs.sites[(h + k) & (XBT_PF_SITES - 1)];
+        if (e->faults && e->lin == lin)
+            return e;
+        if (!e->faults) {
+            victim = e;
+            break;
+        }
+        if (e->faults < XBT_PF_SITE_FAULTS && (!victim || e->faults < victim->faults))
+            victim = e;
+    }
+    if (!add || !victim)
+        return NULL;
+    /* A slot taken over keeps the chain it is in intact (it never becomes empty), so
+       EIPs placed beyond it are still found. */
+    *victim = (struct xbt_pf_site_rec){ lin, 0 };
+    return victim;
+}
+
+bool xbt_pf_site_page(const struct xbt_vcpu *v, uint32_t lin)
+{
+    return v->pfs.site_pages && (v->pfs.site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
+}
+
+bool xbt_pf_site(void *vcpu, uint32_t eip)
+{
+    struct xbt_vcpu *v = vcpu;
+    uint32_t lin = v->arch.seg[XBT_CS].base + eip;
+    if (!xbt_pf_site_page(v, lin))
+        return false;
+    const struct xbt_pf_site_rec *e = site_find(v, lin, false);
+    return e && e->faults >= XBT_PF_SITE_FAULTS;
+}
+
+void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
+{
+    if (!v->xl.pf_site || v->smc.single || !xbt_tc_contains(v->tc, v->fault_rip))
+        return; /* not a translated instruction's own access (a step, a data write) */
+    struct xbt_pf_site_rec *e = site_find(v, lin, true);
+    if (!e || e->faults >= XBT_PF_SITE_FAULTS + XBT_PF_SITE_REDROPS ||
+        ++e->faults < XBT_PF_SITE_FAULTS)
+        return;
+    if (!v->pfs.site_pages && !(v->pfs.site_pages = calloc(1, 1u << 17))) {
+        e->faults--; /* not a site after all */
+        return;
+    }
+    if (e->faults == XBT_PF_SITE_FAULTS)
+        v->stats.fault_sites++;
+    v->pfs.site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
+    /* Its block is translated again when next entered, the access checked first. */
+    xbt_block *b = xbt_tc_block_at(v->tc, v->fault_rip);
+    if (b && b->valid)
+        xbt_vcpu_drop_block(v, b);
+}
+
+int xbt_pf_callout(struct xbt_vcpu *v)
+{
+    const struct xbt_callout_site *s = SITE(v);
+    int win = xbt_paging(v) && v->arch.cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K;
+    /* A REP string instruction with ECX 0 accesses nothing (its check does not know). */
+    int r = (s->flags & XBT_COF_REP) && !v->ctx.gpr[XBT_ECX]
+                ? XBT_WP_ACCESS
+                : xbt_window_probe(v, win, v->ctx.callout_ea, s->flags & XBT_COF_WRITE);
+    switch (r) {
+    case XBT_WP_RAISED:
+        return XBT_LEAVE_DISPATCH; /* to the guest's #PF handler */
+    case XBT_WP_EXIT:
+        return XBT_LEAVE_EXIT;
+    default:
+        /* On into the access (EIP stays the instruction's own); a kick that came
+           meanwhile is taken first, and the instruction runs from the dispatcher. */
+        if (atomic_load_explicit(&v->kick, memory_order_relaxed))
+            return XBT_LEAVE_DISPATCH;
+        return 0;
+    }
+}
