@@ -53,27 +53,14 @@ static void skip_load(struct frame *f) { f->eip += 6; /* movl abs32, %ecx: 6 byt
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp __attribute__((used)), user_cycles; /* kernel_esp: the asm */
-
-void enter_user(void (*fn)(void), u32 esp);
-void kernel_resume(void);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
+static volatile u32 user_cycles;
 
 static volatile u32 fw_pid;
 
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit to the kernel */
-        f->eip = (u32)kernel_resume;
+        f->eip = (u32)user_resume;
         f->cs = SEL_CODE;
     } else if (f->eax == 20) { /* getpid */
         f->eax = fw_pid;
@@ -209,7 +196,7 @@ void main(void)
     tss_init((u32)(kstack + sizeof kstack));
     set_handler(0x30, syscall_handler);
     idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
-    enter_user(user_syscalls, (u32)(ustack + sizeof ustack));
+    user_run(user_syscalls, (u32)(ustack + sizeof ustack));
     printf("RESULT syscall %u\n", user_cycles);
 
     /* Paging on: identity 0..16 MiB in 4 KiB pages; VA 0x40000000 is not present. */
@@ -236,9 +223,9 @@ void main(void)
     for (u32 i = 0; i < 4; i++)
         pd[i] |= 4;
     __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
-    enter_user(user_syscalls, (u32)(ustack + sizeof ustack));
+    user_run(user_syscalls, (u32)(ustack + sizeof ustack));
     printf("RESULT syscallpg %u\n", user_cycles);
-    enter_user(user_compute, (u32)(ustack + sizeof ustack));
+    user_run(user_compute, (u32)(ustack + sizeof ustack));
     printf("RESULT compute3 %u\n", user_cycles);
 
     /* forkwait: kernel pages global and supervisor, as a Unix kernel maps itself. */
@@ -262,7 +249,7 @@ void main(void)
         fw_cur_pt = npt;
         fw_pid = i + 2;
         __asm__ volatile("mov %0, %%cr3" : : "r"(npd) : "memory");
-        enter_user((void (*)(void))0x40000000u, 0x40100000u);
+        user_run((void (*)(void))0x40000000u, 0x40100000u);
         __asm__ volatile("mov %0, %%cr3" : : "r"(pd) : "memory");
         fw_free_mask |= 1u << fw_stack_frame;
     }

@@ -18,27 +18,11 @@
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
 static char probe[128] = "/tmp/xbt-containment-probe";
 static const char marker[] = "HOST-WRITE-LEAK\n";
 static volatile u32 seen_eax[8], seen_ebx[8], n_seen;
 static volatile u32 ticks, gp_err, gp_count, ud_count;
 static int escape; /* 0 none, 1 far jmp, 2 syscall */
-
-void enter_user(void (*fn)(void), u32 esp);
-void kernel_resume(void);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\torl $0x200, (%esp)\n"
-        "\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
-        "\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
 
 static void record(u32 eax, u32 ebx)
 {
@@ -52,7 +36,7 @@ static void record(u32 eax, u32 ebx)
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit: back to the kernel */
-        f->eip = (u32)kernel_resume;
+        f->eip = (u32)user_resume;
         f->cs = SEL_CODE;
         return;
     }
@@ -144,7 +128,7 @@ void main(void)
     __asm__ volatile("wrmsr" : : "c"(0x175), "a"((u32)(kstack + sizeof kstack - 64)), "d"(0));
     __asm__ volatile("wrmsr" : : "c"(0x176), "a"((u32)sysenter_entry), "d"(0));
 
-    enter_user(user_host_calls, (u32)(ustack + sizeof ustack));
+    user_enter((u32)user_host_calls, (u32)(ustack + sizeof ustack), (u32)user_host_calls);
     CHECK_EQ(n_seen, 2, "both int 0x80 calls reached the guest kernel");
     CHECK_EQ(seen_eax[0], 8, "int 0x80 creat: eax");
     CHECK_EQ(seen_ebx[0], (u32)probe, "int 0x80 creat: ebx");
@@ -156,12 +140,12 @@ void main(void)
     set_handler(0x20, timer_handler);
     pit_start(200);
     pic_unmask(0);
-    enter_user(user_busy_loop, (u32)(ustack + sizeof ustack));
+    user_enter((u32)user_busy_loop, (u32)(ustack + sizeof ustack), (u32)user_busy_loop);
     cli();
     CHECK(ticks >= 3, "a user busy loop is preempted by the timer");
 
     if (escape) {
-        enter_user(user_escape, (u32)(ustack + sizeof ustack));
+        user_enter((u32)user_escape, (u32)(ustack + sizeof ustack), (u32)user_escape);
         if (escape == 1) {
             CHECK_EQ(gp_count, 1, "far jmp to selector 0x33 from CPL 3: #GP");
             CHECK_EQ(gp_err, 0x30, "#GP error code names the selector");

@@ -26,26 +26,11 @@ static u32 pd[1024] __attribute__((aligned(4096)));
 static u32 pt[4][1024] __attribute__((aligned(4096)));
 static u32 secret_page[1024] __attribute__((aligned(4096)));
 static u8 fresh_page[4096] __attribute__((aligned(4096)));
-volatile u32 kernel_esp, attack_no, saved_cs, leaked, gadget_found;
+volatile u32 attack_no, saved_cs, leaked, gadget_found;
 char probe[128] = "/tmp/xbt-escape-probe";
 static volatile u32 gp_count, gp_err, syscalls, last_syscall, ticks;
 
 #define SECRET 0x5EC2E7u
-
-void enter_user(void (*fn)(void), u32 esp);
-void kernel_resume(void);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\torl $0x200, (%esp)\n"
-        "\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
-        "\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
 
 /* The 64-bit attacks and the user programs, on a page of their own with none of the
    byte patterns that make xbt run a page translated (no 0F 05, 0F A2, ...; the
@@ -126,7 +111,7 @@ static __attribute__((section(".attack"), noinline)) void user_normal(void)
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit: back to the kernel */
-        f->eip = (u32)kernel_resume;
+        f->eip = (u32)user_resume;
         f->cs = SEL_CODE;
         return;
     }
@@ -139,7 +124,7 @@ static void gp_handler(struct frame *f)
 {
     gp_count++;
     gp_err = f->err;
-    f->eip = (u32)kernel_resume;
+    f->eip = (u32)user_resume;
     f->cs = SEL_CODE;
 }
 
@@ -158,7 +143,7 @@ static void parse_cmdline(void)
 static void run(void (*fn)(void))
 {
     gp_count = gp_err = syscalls = last_syscall = 0;
-    enter_user(fn, (u32)(ustack + sizeof ustack));
+    user_enter((u32)fn, (u32)(ustack + sizeof ustack), (u32)fn);
 }
 
 static const char *const names[] = {

@@ -32,7 +32,6 @@ static u32 pt_hi[1024] __attribute__((aligned(4096)));  /* VA in pd */
 static u32 pt_hi2[1024] __attribute__((aligned(4096))); /* VA in pd2 */
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
 
 /* The sites: each instruction is reached only through its function, again and again. */
 u32 site_load(u32 addr, u32 preset);      /* movl (%ecx), %eax */
@@ -142,22 +141,6 @@ static void pf_handler(struct frame *f)
     f->eip += len;
 }
 
-/* User mode: enter_user(fn, esp) IRETs to fn at CPL 3; its INT 0x80 with EAX 0 comes
-   back to enter_user's caller. */
-void enter_user(void (*fn)(void), u32 esp);
-void kernel_resume(void);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
-        "\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
-
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 1) { /* the page below the user's ESP goes */
@@ -166,7 +149,7 @@ static void syscall_handler(struct frame *f)
         invlpg(VA + (n << 12));
         return;
     }
-    f->eip = (u32)kernel_resume;
+    f->eip = (u32)user_resume;
     f->cs = SEL_CODE;
 }
 
@@ -484,7 +467,7 @@ void main(void)
     pt_hi[52] = (FRAME + (52 << 12)) | P | U;     /* user, read-only */
     *(volatile u32 *)(FRAME + (52 << 12)) = 0x5eed;
     write_cr3((u32)pd);
-    enter_user(user_main, (u32)(ustack + sizeof ustack));
+    user_run(user_main, (u32)(ustack + sizeof ustack));
     CHECK(user_rounds == ROUNDS && user_bad == 0,
           "CPL 3 site: supervisor page, not present, read-only write, user read");
     CHECK(stack_rounds == ROUNDS, "CPL 3 stack sites: push, pop, call on a page not present");

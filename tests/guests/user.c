@@ -9,7 +9,6 @@
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
-static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
 static volatile u32 saw_cs, saw_ss, saw_esp3, frame_at, gp_cs, gp_err, gp_count;
 static volatile u32 pf_err, pf_cr2, pf_cs;
 static u32 pd[1024] __attribute__((aligned(4096)));
@@ -18,28 +17,12 @@ static u32 pt[4][1024] __attribute__((aligned(4096)));
 static volatile u32 user_secret_page[1024] __attribute__((aligned(4096)));
 #define user_secret user_secret_page[0]
 
-void enter_user(void (*fn)(void), u32 esp);
-void kernel_resume(void);
-/* Saves the kernel ESP, IRETs to fn at CPL 3; the exit system call comes back to
-   kernel_resume, which restores the ESP and returns to enter_user's caller. */
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
-        "\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
-
 /* The same entry by a far RET with an immediate: EIP, CS, 8 bytes of parameters, then
    the outer ESP and SS; the immediate is released from the outer stack too. */
 void enter_user_retf(void (*fn)(void), u32 esp);
 __asm__(".text\n.globl enter_user_retf\nenter_user_retf:\n"
         "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
+        "\tmovl %esp, user_kernel_esp\n"
         "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
         "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x1111\n\tpushl $0x2222\n"
         "\tpushl $0x1b\n\tpushl %eax\n"
@@ -96,7 +79,7 @@ __asm__(".section .cpuidtext2,\"ax\"\n"
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) { /* exit: back to the kernel, at CPL 0 */
-        f->eip = (u32)kernel_resume;
+        f->eip = (u32)user_resume;
         f->cs = SEL_CODE;
         return;
     }
@@ -210,7 +193,7 @@ void main(void)
     set_handler(13, gp_handler);
     set_handler(14, pf_handler);
 
-    enter_user(user_syscall, (u32)(ustack + sizeof ustack));
+    user_run(user_syscall, (u32)(ustack + sizeof ustack));
     CHECK_EQ(user_result, 107, "int 0x80 from CPL 3 returns a value");
     CHECK_EQ(saw_cs, SEL_UCODE, "handler sees the user CS");
     CHECK_EQ(saw_ss, SEL_UDATA, "handler sees the user SS");
@@ -218,7 +201,7 @@ void main(void)
     CHECK(frame_at > (u32)kstack && frame_at < (u32)(kstack + sizeof kstack),
           "handler runs on the TSS ring-0 stack");
 
-    enter_user(user_privileged, (u32)(ustack + sizeof ustack));
+    user_run(user_privileged, (u32)(ustack + sizeof ustack));
     CHECK_EQ(gp_count, 2, "cli and int through a DPL 0 gate fault at CPL 3");
     CHECK_EQ(gp_cs, SEL_UCODE, "#GP from CPL 3");
     CHECK_EQ(gp_err, (0x31 << 3) | 2, "#GP error code names the DPL 0 gate");
@@ -227,7 +210,7 @@ void main(void)
     outb(0x3ff, 0x6c);
     tss_allow_port(0x3ff);
     u32 before = gp_count;
-    enter_user(user_io, (u32)(ustack + sizeof ustack));
+    user_run(user_io, (u32)(ustack + sizeof ustack));
     CHECK_EQ(io_value, 0x6c, "user in from a port the bitmap allows");
     CHECK_EQ(gp_count, before + 1, "user in from a port the bitmap denies: #GP");
 
@@ -236,7 +219,7 @@ void main(void)
     __asm__ volatile("wrmsr" : : "c"(0x175), "a"((u32)(kstack + sizeof kstack - 64)), "d"(0));
     __asm__ volatile("wrmsr" : : "c"(0x176), "a"((u32)sysenter_entry), "d"(0));
     user_result = 0;
-    enter_user(user_sysenter, (u32)(ustack + sizeof ustack));
+    user_run(user_sysenter, (u32)(ustack + sizeof ustack));
     CHECK_EQ(sysenter_count, 1, "sysenter reached the kernel entry");
     CHECK_EQ(sysenter_cs_seen & 0xffff, SEL_CODE, "sysenter: CS from the MSR");
     CHECK_EQ(user_result, 1234, "sysexit back to user with the result");
@@ -250,7 +233,7 @@ void main(void)
 
     for (u32 i = 0; i < 8; i++)
         avx_in[i] = 0x01010101u * (i + 1);
-    enter_user(user_avx, (u32)(ustack + sizeof ustack));
+    user_run(user_avx, (u32)(ustack + sizeof ustack));
     if (avx_there) {
         u32 same = 1;
         for (u32 i = 0; i < 8; i++)
@@ -259,7 +242,7 @@ void main(void)
     } else {
         CHECK(1, "no AVX offered to user code here: nothing to keep");
     }
-    enter_user(user_cpuid_prefixed, (u32)(ustack + sizeof ustack));
+    user_run(user_cpuid_prefixed, (u32)(ustack + sizeof ustack));
     {
         u32 a = 0, b, c = 0, d;
         __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
@@ -272,7 +255,7 @@ void main(void)
         __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
         __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 & ~0x600u)); /* OSFXSR, OSXMMEXCPT */
         set_handler(6, ud_handler);
-        enter_user(user_sse_off, (u32)(ustack + sizeof ustack));
+        user_run(user_sse_off, (u32)(ustack + sizeof ustack));
         CHECK_EQ(ud_count, 1, "SSE at CPL 3 with CR4.OSFXSR clear: #UD");
         CHECK_EQ(ud_cs, SEL_UCODE, "#UD from CPL 3");
         /* Fences, PAUSE and prefetches depend on no CR0/CR4 bit (SDM): no #UD with
@@ -300,7 +283,7 @@ void main(void)
     u32 cr0;
     __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
-    enter_user(user_supervisor_page, (u32)(ustack + sizeof ustack));
+    user_run(user_supervisor_page, (u32)(ustack + sizeof ustack));
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     CHECK_EQ(pf_err, 5, "user read of a supervisor page: #PF P|U");
     CHECK_EQ(pf_cr2, (u32)&user_secret, "#PF cr2");

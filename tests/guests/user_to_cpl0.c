@@ -20,30 +20,15 @@ static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
 /* The payload's landing pad: at an address whose low 16 bits are what the attack needs. */
 static u8 pad[0x20000] __attribute__((aligned(65536)));
-static volatile u32 kernel_esp __attribute__((used)); /* the asm's */
 static volatile u32 skip_len, attack_x, attack_word, pwned;
 static volatile u32 pwn_cs __attribute__((used)); /* written by the asm */
 static volatile u32 gp_count, gp_err, gp_eip, gp_cs, gp_esp3, gp_ss3, gp_frame;
-
-void enter_user(void (*fn)(void), u32 esp);
-void kernel_resume(void);
-__asm__(".text\n.globl enter_user\nenter_user:\n"
-        "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
-        "\tmovl %esp, kernel_esp\n"
-        "\tmovl 20(%esp), %eax\n\tmovl 24(%esp), %ecx\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushfl\n\tpushl $0x1b\n\tpushl %eax\n"
-        "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n"
-        "\tiret\n"
-        ".globl kernel_resume\nkernel_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n\tmovl %eax, %ss\n"
-        "\tmovl kernel_esp, %esp\n"
-        "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
 
 /* What the attack wants to run at CPL 0. */
 void pwn_payload(void);
 __asm__(".text\n.globl pwn_payload\npwn_payload:\n"
         "\tmovl %cs, %eax\n\tmovl %eax, pwn_cs\n\tmovl $1, pwned\n"
-        "\tjmp kernel_resume\n");
+        "\tjmp user_resume\n");
 
 /* The crafted stack, the pattern below it, the faulting instruction, then exit. */
 #define ATTACK(name, insn)                                                               \
@@ -61,7 +46,7 @@ __asm__(ATTACK("attack_lret", "lret") ATTACK("attack_iret", "iret")
 static void syscall_handler(struct frame *f)
 {
     if (f->eax == 0) {
-        f->eip = (u32)kernel_resume;
+        f->eip = (u32)user_resume;
         f->cs = SEL_CODE;
     }
 }
@@ -87,7 +72,7 @@ static void attack(void (*fn)(void), const u8 *insn, u32 len, const char *name)
     skip_len = len;
     pwned = 0;
     gp_count = 0;
-    enter_user(fn, (u32)ustack + sizeof ustack - 256);
+    user_run(fn, (u32)ustack + sizeof ustack - 256);
     printf("-- %s from CPL 3 with a crafted stack\n", name);
     CHECK_EQ(pwned, 0, "  the user's payload did not run at CPL 0");
     CHECK_EQ(gp_count, 1, "  one #GP");

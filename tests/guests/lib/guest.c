@@ -190,19 +190,31 @@ void tss_init(u32 esp0)
     __asm__ volatile("ltr %w0" : : "r"((u16)SEL_TSS));
 }
 
-/* user_enter / user_resume (guest.h): the kernel's callee-saved registers and ESP are
-   kept here while user code runs. */
-static volatile u32 user_kernel_esp __attribute__((used)); /* read by the asm below */
-__asm__(".text\n.globl user_enter\nuser_enter:\n"
+/* user_enter_flags / user_resume (guest.h): the kernel's callee-saved registers and
+   ESP are kept here while user code runs. */
+volatile u32 user_kernel_esp __attribute__((used)); /* the asm below (and a test's own entries) */
+__asm__(".text\n.globl user_enter_flags\nuser_enter_flags:\n"
         "\tpushl %ebp\n\tpushl %ebx\n\tpushl %esi\n\tpushl %edi\n"
         "\tmovl %esp, user_kernel_esp\n"
         "\tmovl 20(%esp), %ebx\n\tmovl 24(%esp), %ecx\n\tmovl 28(%esp), %eax\n"
-        "\tpushl $0x23\n\tpushl %ecx\n\tpushl $0x202\n\tpushl $0x1b\n\tpushl %ebx\n"
+        "\tpushl $0x23\n\tpushl %ecx\n\tpushl 40(%esp)\n\tpushl $0x1b\n\tpushl %ebx\n"
         "\tmovl $0x23, %edx\n\tmovl %edx, %ds\n\tmovl %edx, %es\n\tiret\n"
         ".globl user_resume\nuser_resume:\n"
-        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n"
+        "\tmovl $0x10, %eax\n\tmovl %eax, %ds\n\tmovl %eax, %es\n\tmovl %eax, %ss\n"
         "\tmovl user_kernel_esp, %esp\n"
         "\tpopl %edi\n\tpopl %esi\n\tpopl %ebx\n\tpopl %ebp\n\tret\n");
+
+void user_enter(u32 eip, u32 esp, u32 eax)
+{
+    user_enter_flags(eip, esp, eax, 0x202);
+}
+
+void user_run(void (*fn)(void), u32 esp)
+{
+    u32 flags;
+    __asm__ volatile("pushfl\n\tpopl %0" : "=r"(flags));
+    user_enter_flags((u32)fn, esp, (u32)fn, flags);
+}
 
 void user_return(struct frame *f)
 {

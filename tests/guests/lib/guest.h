@@ -125,6 +125,13 @@ void tss_init(u32 esp0);
    the flat user selectors; returns when a handler has called user_return(frame) (the
    IRET of that handler then lands in user_resume, back on the kernel's stack). */
 void user_enter(u32 eip, u32 esp, u32 eax);
+/* The same with EFLAGS as given, and user_run: fn with the kernel's EFLAGS (IF as it
+   is), EAX = fn.  user_resume reloads DS, ES and SS with the kernel's data selector. */
+void user_enter_flags(u32 eip, u32 esp, u32 eax, u32 eflags);
+void user_run(void (*fn)(void), u32 esp);
+/* The kernel's ESP while user code runs (a test's own way into user mode saves it here
+   with the callee-saved registers pushed, as user_enter_flags does). */
+extern volatile u32 user_kernel_esp;
 void user_resume(void);
 void user_return(struct frame *f);
 /* SSn:ESPn of ring 0-2 in the TSS (tss_init sets ring 0's). */
