@@ -406,10 +406,31 @@ static bool run_unchanged(const xbt_smmu *m, uint64_t pt, const struct xbt_wrec 
     return true;
 }
 
+/* Whether record e still describes what w's address space (page directory pd) maps:
+   a large page's directory entry is the same; a run of 4 KiB pages has a directory
+   entry with the same flags (accessed bit included) and the same table entries.  The
+   table itself may be another page: the mapping is made of the entries' values, not of
+   where they are (xv6 gives every process its own tables for the same kernel mapping). */
+static bool rec_unchanged(const xbt_smmu *m, uint64_t pd, struct xbt_wrec *e)
+{
+    uint32_t pde;
+    if (!ram32(m, pd + (e->lin >> 22) * 4, &pde))
+        return false;
+    if (e->big)
+        return pde == e->pde;
+    if ((pde & 0xFFFu) != (e->pde & 0xFFFu) || !run_unchanged(m, pde & ~0xFFFu, e))
+        return false;
+    e->pde = pde;
+    return true;
+}
+
 /* A TLB flush of w's address space: each non-global mapping stays if the directory and
    table entries it came from are unchanged (accessed and dirty bits included: a guest
-   that clears them gets them set again by the next access), else it is dropped. */
-static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w)
+   that clears them gets them set again by the next access), else it is dropped.  w->cr3
+   names the tables to check against: the set's own address space at a switch back, a
+   new one when it takes the set over (`keep_d` false: the D-window, its runner's, loses
+   every non-global mapping then, whatever the tables say). */
+static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
 {
     if (w->rec_overflow) {
         wset_drop_nonglobal(m, w);
@@ -419,10 +440,7 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w)
     uint32_t keep = 0;
     for (uint32_t k = 0; k < w->n_rec; k++) {
         struct xbt_wrec *e = &w->rec[k];
-        uint32_t pde;
-        bool ok = ram32(m, pd + (e->lin >> 22) * 4, &pde) && pde == e->pde;
-        if (ok && !e->big)
-            ok = run_unchanged(m, pde & ~0xFFFu, e);
+        bool ok = (keep_d || e->win != XBT_WINDOW_D) && rec_unchanged(m, pd, e);
         m->wrec_checked++;
         if (ok) {
             w->rec[keep++] = *e; /* still mapped in its window (the runner's included) */
@@ -449,14 +467,16 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
     if (w != m->cur && m->dwin.park)
         m->dwin.park(m->dwin.opaque, m->cur->idx);
     if (w) {
-        wset_revalidate(m, w);
+        wset_revalidate(m, w, true);
     } else {
-        /* A new address space takes over the least recently used set: its non-global
-           mappings go, its global ones (the kernel's) stay, as a TLB keeps them. */
+        /* A new address space takes over the least recently used set: its global
+           mappings (the kernel's) stay, as a TLB keeps them, and so do the non-global
+           ones the new tables map alike (a kernel mapped with non-global pages in every
+           address space: xv6); the rest goes. */
         w = lru ? lru : m->cur;
-        wset_drop_nonglobal(m, w);
         w->cr3 = cr3;
         w->gen++;
+        wset_revalidate(m, w, false);
     }
     w->stamp = ++m->wclock;
     m->cur = w;
@@ -612,6 +632,35 @@ static bool region_code_same(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
     return same;
 }
 
+/* A region's key with the addresses of the tables it points to masked: two keys with
+   the same shape map a region alike when the table entries read through them are the
+   same (region_code_same compares those of code pages).  Non-PAE: a directory entry
+   that is not a large page (CR4.PSE and PS) points to a table; PAE: the PDPTE always
+   (its directory entries are in the key themselves), a directory entry unless PS. */
+static void key_shape(xbt_smmu_regs regs, const uint64_t key[3], uint64_t out[3])
+{
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS;
+    out[0] = key[0], out[1] = key[1], out[2] = key[2];
+    if (!xbt_smmu_pae(regs)) {
+        if (!((regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large))
+            out[0] &= 0xFFFu;
+        return;
+    }
+    const uint64_t addr = 0x000FFFFFFFFFF000ull;
+    out[0] &= ~addr;
+    for (int k = 1; k < 3; k++)
+        if ((key[k] & large) != large)
+            out[k] &= ~addr;
+}
+
+static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b[3])
+{
+    uint64_t x[3], y[3];
+    key_shape(regs, a, x);
+    key_shape(regs, b, y);
+    return memcmp(x, y, sizeof x) == 0;
+}
+
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
 {
     bool pge = regs.cr4 & XBT_CR4_PGE, pae = xbt_smmu_pae(regs);
@@ -619,9 +668,10 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
     /* A region keeps its epoch when all its code was checked under global entries
        (CR4.PGE: they survive the load), or its paging-structure entries (the directory
        entry; PAE: the PDPTE and both directory entries) are what its code was checked
-       under and they name a large page (nothing in it can differ) or tables in which
-       every code page's entry is what it was at the last CR3 load.  Anything else
-       starts a new epoch. */
+       under and they name a large page (nothing in it can differ), or they point to
+       tables (the same ones or others: each process's own copy of the kernel's
+       mapping, as xv6 has) in which every code page's entry is what it was at the last
+       CR3 load.  Anything else starts a new epoch. */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(m->code_region[r >> 3] & (1u << (r & 7))))
@@ -635,10 +685,11 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
         bool global_code = pge && !(m->region_code_ng[r >> 3] & (1u << (r & 7)));
         bool moved = m->region_code_moved[r >> 3] & (1u << (r & 7));
         m->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
-        bool same_table = same_key && !big && (key[0] & XBT_PTE_P) &&
+        bool same_table = !big && (key[0] & XBT_PTE_P) &&
+                          same_shape(regs, key, m->region_key[r]) &&
                           region_code_same(m, regs, r, key) && !moved;
         /* Global translations survive a CR3 load whatever the new tables say. */
-        if (!(global_code || (same_key && (big || same_table))))
+        if (!(global_code || (same_key && big) || same_table))
             m->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
         memcpy(m->region_key[r], key, sizeof key);
     }
@@ -656,7 +707,8 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     uint64_t key[3];
     region_key(m, regs, r, key);
     uint32_t pte = 0;
-    if (!code_pte_in(m, regs, key, lin, &pte) || pte != m->region_ptes[r][i])
+    if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
+        pte != m->region_ptes[r][i])
         m->region_code_moved[r >> 3] |= (uint8_t)(1u << (r & 7));
 }
 
