@@ -64,6 +64,9 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
     const uint8_t *pt = r->page_size == 4096 ? xbt_phys_r(ph, r->pte_gpa & ~0xFFFull, 4096)
                                              : NULL;
     uint8_t slot = xbt_phys_kind(ph, glo) & XBT_PP_SLOT;
+    /* A neighbour this window maps already stays as it is: mapping over a populated
+       host page costs a TLB shootdown (on this kind of host ten times a fresh mapping). */
+    const struct xbt_wmap *have = xbt_wmap_of(m->cur, win);
     if (pt) {
         uint64_t pte0 = 0;
         memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
@@ -79,6 +82,8 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                     (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_bits(m, g >> 12) ||
                     (writable && !xbt_phys_write_ok(ph, g >> 12)))
                     break;
+                if (xbt_wmap_has(have, hi))
+                    break;
                 hi += 4096;
             }
             for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12);) {
@@ -90,6 +95,8 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                 if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
                     (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_bits(m, g >> 12) ||
                     (writable && !xbt_phys_write_ok(ph, g >> 12)))
+                    break;
+                if (xbt_wmap_has(have, lo - 4096))
                     break;
                 lo -= 4096;
                 glo = g;

@@ -67,6 +67,17 @@ struct xbt_wset {
     uint8_t idx;                      /* its index in xbt_smmu.wset */
 };
 
+/* Window `win` (enum xbt_window) of set w: what it maps. */
+static inline struct xbt_wmap *xbt_wmap_of(struct xbt_wset *w, int win)
+{
+    return win == XBT_WINDOW_D ? &w->dmap : &w->wmap[win];
+}
+static inline bool xbt_wmap_has(const struct xbt_wmap *m, uint32_t lin)
+{
+    uint32_t p = lin >> 12;
+    return (m->page[p >> 6] >> (p & 63)) & 1;
+}
+
 /* Where a guest physical page is mapped writable in the windows: up to two linear
    pages, each with the windows that map it there (bit 3 * set + window: the K-, user
    and D-windows of each set); XBT_RMAP_LOST when there were more.  Entries may be stale

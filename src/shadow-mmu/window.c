@@ -12,24 +12,21 @@
 
 #include "shadow-mmu/smmu.h"
 
+/* Window fills up to this size are populated when mapped (xbt_window_map_range). */
+#define XBT_FILL_POPULATE_MAX (64u << 12)
+
 static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len);
 
 static void wset_drop(xbt_smmu *m, struct xbt_wset *w, int win, uint32_t lin, uint64_t len);
-static struct xbt_wmap *wmap_of(struct xbt_wset *w, int win);
 static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len);
 static void window_reset(xbt_smmu *m, bool paged, uint32_t as_key);
 
-static bool wmap_has(const struct xbt_wmap *m, uint32_t lin)
-{
-    uint32_t p = lin >> 12;
-    return (m->page[p >> 6] >> (p & 63)) & 1;
-}
 
 /* The windows of `who` (struct xbt_rmap) that still map linear page lin. */
 static uint16_t rmap_live(const xbt_smmu *m, uint32_t lin, uint16_t who)
 {
     for (int b = 0; b < XBT_WSETS * 3; b++)
-        if ((who & (1u << b)) && !wmap_has(wmap_of(m->wset[b / 3], b % 3), lin))
+        if ((who & (1u << b)) && !xbt_wmap_has(xbt_wmap_of(m->wset[b / 3], b % 3), lin))
             who &= (uint16_t)~(1u << b);
     return who;
 }
@@ -159,10 +156,6 @@ void xbt_window_unmap_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin)
     unmap_range(window, lin & ~0xFFFu, 4096);
 }
 
-static struct xbt_wmap *wmap_of(struct xbt_wset *w, int win)
-{
-    return win == XBT_WINDOW_D ? &w->dmap : &w->wmap[win];
-}
 
 static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len)
 {
@@ -179,7 +172,7 @@ static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len
 
 void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len)
 {
-    struct xbt_wmap *map = wmap_of(m->cur, win);
+    struct xbt_wmap *map = xbt_wmap_of(m->cur, win);
     bits_set(map->page, map->region, lin, len);
 }
 
@@ -295,9 +288,13 @@ bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t g
 {
     void *at = window + lin;
     const struct xbt_slot *s = xbt_phys_slot(m->phys, gpa);
+    /* Populated at once: the access that faulted is retried at once, and a host page
+       fault to populate the page afterwards costs more than the mmap itself on a host
+       that is a VM.  Not a large page's 4 MiB, of which little may be touched. */
+    int populate = len <= XBT_FILL_POPULATE_MAX ? MAP_POPULATE : 0;
     if (!s || !xbt_phys_one_slot(m->phys, gpa, len) ||
-        mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, s->fd,
-             (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
+        mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED | populate,
+             s->fd, (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
         return false;
     xbt_wmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len);
     if (writable && m->window_paged)
