@@ -60,6 +60,9 @@ struct xbt_wset {
     uint8_t g_region[128], ng_region[128];
     struct xbt_wmap wmap[2];          /* what the K- and U-window map (by enum xbt_window) */
     struct xbt_wmap dmap;             /* what its D-window maps */
+    uint32_t *frame[2];               /* K- and U-window: the guest page each linear page
+                                         was last mapped onto, + 1 (valid where the
+                                         window's map has the page) */
     struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
     uint32_t n_rec;
     bool rec_overflow;                /* too many: a switch back drops them all */

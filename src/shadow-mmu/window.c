@@ -143,16 +143,27 @@ void xbt_identity_hide(xbt_smmu *m, uint32_t page)
         mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_NONE);
 }
 
+/* Linear page lin of window `window` maps something no fill made (the MMIO scratch
+   page, then nothing): its frame is no longer known. */
+static void frame_forget(xbt_smmu *m, const uint8_t *window, uint32_t lin)
+{
+    for (int k = 0; k < XBT_WSETS; k++) {
+        struct xbt_wset *w = m->wset[k];
+        if (window == w->kbase || window == w->ubase)
+            w->frame[window == w->ubase][lin >> 12] = 0;
+    }
+}
+
 bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd)
 {
-    (void)m;
+    frame_forget(m, window, lin);
     uint8_t *at = window + (lin & ~0xFFFu);
     return mmap(at, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == at;
 }
 
 void xbt_window_unmap_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin)
 {
-    (void)m;
+    frame_forget(m, window, lin);
     unmap_range(window, lin & ~0xFFFu, 4096);
 }
 
@@ -296,7 +307,11 @@ bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t g
         mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED | populate,
              s->fd, (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
         return false;
-    xbt_wmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len);
+    int win = window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K;
+    xbt_wmap_note(m, win, lin, len);
+    uint32_t *frame = m->cur->frame[win];
+    for (uint32_t k = 0; k < len >> 12; k++)
+        frame[(lin >> 12) + k] = (uint32_t)(gpa >> 12) + k + 1;
     if (writable && m->window_paged)
         xbt_rmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, gpa, len);
     return true;
@@ -393,11 +408,15 @@ static bool run_unchanged(const xbt_smmu *m, uint64_t pt, const struct xbt_wrec 
     const uint8_t *h = xbt_phys_r(m->phys, pt, 4096);
     if (!h)
         return false;
+    /* A run made from clean entries is mapped read-only: an entry that became dirty
+       since (the page's write fault mapped it writable with a record of its own) still
+       maps it as the run does. */
     uint32_t first = (e->lin >> 12) & 0x3FF, want = e->pte0;
+    uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D;
     for (uint32_t i = 0; i < e->npages; i++, want += 4096) {
         uint32_t pte;
         memcpy(&pte, h + ((first + i) & 0x3FF) * 4, 4);
-        if (pte != want)
+        if ((pte & ~dirty) != want)
             return false;
     }
     return true;
@@ -739,7 +758,11 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
        4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = calloc(1, sizeof *w);
-        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec))) {
+        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec)) ||
+            !(w->frame[0] = calloc(1u << 20, sizeof *w->frame[0])) ||
+            !(w->frame[1] = calloc(1u << 20, sizeof *w->frame[1]))) {
+            if (w)
+                free(w->rec), free(w->frame[0]), free(w->frame[1]);
             free(w);
             *why = "cannot allocate the window sets";
             return false;
@@ -798,6 +821,8 @@ void xbt_smmu_destroy(xbt_smmu *m)
         if (w->ureserve)
             munmap(w->ureserve, 8 * GIB);
         free(w->rec);
+        free(w->frame[0]);
+        free(w->frame[1]);
         free(w);
     }
 }
