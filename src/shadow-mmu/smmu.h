@@ -64,6 +64,7 @@ struct xbt_wset {
                                          was last mapped onto, + 1 (valid where the
                                          window's map has the page) */
     struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
+    struct xbt_wrec *gone;            /* scratch: the records a re-check drops */
     uint32_t n_rec;
     bool rec_overflow;                /* too many: a switch back drops them all */
     uint32_t gen;                     /* bumped when the set goes to another address space */

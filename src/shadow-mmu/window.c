@@ -446,6 +446,46 @@ static bool rec_unchanged(const xbt_smmu *m, uint64_t pd, struct xbt_wrec *e)
    names the tables to check against: the set's own address space at a switch back, a
    new one when it takes the set over (`keep_d` false: the D-window, its runner's, loses
    every non-global mapping then, whatever the tables say). */
+static int rec_order(const void *a, const void *b)
+{
+    const struct xbt_wrec *x = a, *y = b;
+    if (x->win != y->win)
+        return x->win < y->win ? -1 : 1;
+    return x->lin < y->lin ? -1 : x->lin > y->lin;
+}
+
+/* Whether window `win` of w maps nothing in [lin, end) (at most 256 pages looked at). */
+static bool window_empty(struct xbt_wset *w, int win, uint32_t lin, uint32_t end)
+{
+    if (end - lin > (256u << 12))
+        return false;
+    const struct xbt_wmap *map = xbt_wmap_of(w, win);
+    for (; lin < end; lin += 4096)
+        if (xbt_wmap_has(map, lin))
+            return false;
+    return true;
+}
+
+/* The n records' mappings leave w's windows in as few host calls as the windows allow:
+   sorted by window and address, touching records (or ones apart only by pages the
+   window does not map) dropped together.  Each drop of populated pages is a TLB
+   shootdown on the host, which costs far more than the call. */
+static void drop_records(xbt_smmu *m, struct xbt_wset *w, struct xbt_wrec *gone, uint32_t n)
+{
+    qsort(gone, n, sizeof *gone, rec_order);
+    for (uint32_t k = 0; k < n;) {
+        int win = gone[k].win;
+        uint64_t lo = gone[k].lin, hi = lo + ((uint64_t)gone[k].npages << 12);
+        for (k++; k < n && gone[k].win == win; k++) {
+            uint64_t a = gone[k].lin, b = a + ((uint64_t)gone[k].npages << 12);
+            if (a > hi && !window_empty(w, win, (uint32_t)hi, (uint32_t)a))
+                break;
+            hi = b > hi ? b : hi;
+        }
+        wset_drop(m, w, win, (uint32_t)lo, hi - lo);
+    }
+}
+
 static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
 {
     if (w->rec_overflow) {
@@ -453,7 +493,7 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
         return;
     }
     uint64_t pd = w->cr3 & ~0xFFFu;
-    uint32_t keep = 0;
+    uint32_t keep = 0, n_gone = 0;
     for (uint32_t k = 0; k < w->n_rec; k++) {
         struct xbt_wrec *e = &w->rec[k];
         bool ok = (keep_d || e->win != XBT_WINDOW_D) && rec_unchanged(m, pd, e);
@@ -463,9 +503,10 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
             continue;
         }
         m->wrec_dropped++;
-        wset_drop(m, w, e->win, e->lin, (uint64_t)e->npages << 12);
+        w->gone[n_gone++] = *e;
     }
     w->n_rec = keep;
+    drop_records(m, w, w->gone, n_gone);
 }
 
 void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
@@ -759,10 +800,11 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = calloc(1, sizeof *w);
         if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec)) ||
+            !(w->gone = malloc(XBT_WREC_CAP * sizeof *w->gone)) ||
             !(w->frame[0] = calloc(1u << 20, sizeof *w->frame[0])) ||
             !(w->frame[1] = calloc(1u << 20, sizeof *w->frame[1]))) {
             if (w)
-                free(w->rec), free(w->frame[0]), free(w->frame[1]);
+                free(w->rec), free(w->gone), free(w->frame[0]), free(w->frame[1]);
             free(w);
             *why = "cannot allocate the window sets";
             return false;
@@ -821,6 +863,7 @@ void xbt_smmu_destroy(xbt_smmu *m)
         if (w->ureserve)
             munmap(w->ureserve, 8 * GIB);
         free(w->rec);
+        free(w->gone);
         free(w->frame[0]);
         free(w->frame[1]);
         free(w);
