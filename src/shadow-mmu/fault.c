@@ -18,6 +18,30 @@ static int d_map(xbt_smmu *m, uint32_t lin, uint64_t gpa, uint32_t len, bool wri
                        : XBT_DMAP_FAIL;
 }
 
+/* A write to a 4 KiB page the K- or U-window maps read-only onto the same guest page
+   the walk found (its first write: the walk set the dirty bit): the mapping is made
+   writable in place.  A permission upgrade needs no TLB flush on the host, where
+   mapping over the populated page made the host shoot down its TLB on every CPU. */
+static bool upgrade_in_place(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
+                             const xbt_walk_result *r, const uint8_t *pt)
+{
+    uint32_t page = lin >> 12;
+    struct xbt_wset *w = m->cur;
+    uint8_t *window = win == XBT_WINDOW_U ? w->ubase : w->kbase;
+    if (win == XBT_WINDOW_D || !pt || !xbt_wmap_has(&w->wmap[win], lin) ||
+        w->frame[win][page] != (uint32_t)(r->gpa >> 12) + 1 ||
+        mprotect(window + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE) != 0)
+        return false;
+    uint32_t pte = 0;
+    if (!xbt_smmu_pae(regs))
+        memcpy(&pte, pt + (page & 0x3FF) * 4, 4);
+    xbt_wmap_note_writable(m, win, page << 12, 4096); /* fault sites' probe byte */
+    xbt_rmap_note(m, win, page << 12, r->gpa & ~0xFFFull, 4096);
+    xbt_window_note(m, win, page << 12, 4096, r->global, xbt_smmu_pae(regs),
+                    xbt_region_pde_raw(m, regs, lin >> 22), pte, false);
+    return true;
+}
+
 int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                   const xbt_walk_result *r, bool writable, bool fetch, bool allow_large)
 {
@@ -64,6 +88,11 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
     const uint8_t *pt = r->page_size == 4096 ? xbt_phys_r(ph, r->pte_gpa & ~0xFFFull, 4096)
                                              : NULL;
     uint8_t slot = xbt_phys_kind(ph, glo) & XBT_PP_SLOT;
+    /* A neighbour this window maps already stays as it is: mapping over a populated
+       host page costs a TLB shootdown (on this kind of host ten times a fresh mapping). */
+    const struct xbt_wmap *have = xbt_wmap_of(m->cur, win);
+    if (writable && upgrade_in_place(m, regs, win, lin, r, pt))
+        return XBT_DMAP_OK;
     if (pt) {
         uint64_t pte0 = 0;
         memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
@@ -79,6 +108,8 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                     (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_bits(m, g >> 12) ||
                     (writable && !xbt_phys_write_ok(ph, g >> 12)))
                     break;
+                if (xbt_wmap_has(have, hi))
+                    break;
                 hi += 4096;
             }
             for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12);) {
@@ -90,6 +121,8 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                 if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
                     (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_bits(m, g >> 12) ||
                     (writable && !xbt_phys_write_ok(ph, g >> 12)))
+                    break;
+                if (xbt_wmap_has(have, lo - 4096))
                     break;
                 lo -= 4096;
                 glo = g;

@@ -68,12 +68,27 @@ struct xbt_wset {
     uint8_t g_region[128], ng_region[128];
     struct xbt_wmap wmap[2];          /* what the K- and U-window map (by enum xbt_window) */
     struct xbt_wmap dmap;             /* what its D-window maps */
+    uint32_t *frame[2];               /* K- and U-window: the guest page each linear page
+                                         was last mapped onto, + 1 (valid where the
+                                         window's map has the page) */
     struct xbt_wrec *rec;             /* the non-global mappings, for re-checking */
+    struct xbt_wrec *gone;            /* scratch: the records a re-check drops */
     uint32_t n_rec;
     bool rec_overflow;                /* too many: a switch back drops them all */
     uint32_t gen;                     /* bumped when the set goes to another address space */
     uint8_t idx;                      /* its index in xbt_smmu.wset */
 };
+
+/* Window `win` (enum xbt_window) of set w: what it maps. */
+static inline struct xbt_wmap *xbt_wmap_of(struct xbt_wset *w, int win)
+{
+    return win == XBT_WINDOW_D ? &w->dmap : &w->wmap[win];
+}
+static inline bool xbt_wmap_has(const struct xbt_wmap *m, uint32_t lin)
+{
+    uint32_t p = lin >> 12;
+    return (m->page[p >> 6] >> (p & 63)) & 1;
+}
 
 /* Where a guest physical page is mapped writable in the windows: up to two linear
    pages, each with the windows that map it there (bit 3 * set + window: the K-, user
@@ -221,6 +236,8 @@ void xbt_window_drop_k(xbt_smmu *m, uint32_t lin, uint64_t len);
 /* Window `win` of the current set now maps [lin, lin + len) (onto gpa: writable ones
    go in the reverse map). */
 void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len);
+/* The same for a page made writable in place (its probe byte says so). */
+void xbt_wmap_note_writable(xbt_smmu *m, int win, uint32_t lin, uint32_t len);
 void xbt_rmap_note(xbt_smmu *m, int win, uint32_t lin, uint64_t gpa, uint32_t len);
 /* Window `win` of the current set was filled with [lin, lin + len) from a global entry
    or not (then with the entries it came from, for re-checking at a CR3 load: the

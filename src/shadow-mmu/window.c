@@ -12,24 +12,21 @@
 
 #include "shadow-mmu/smmu.h"
 
+/* Window fills up to this size are populated when mapped (xbt_window_map_range). */
+#define XBT_FILL_POPULATE_MAX (64u << 12)
+
 static bool wmap_take(struct xbt_wmap *m, uint32_t lin, uint64_t len);
 
 static void wset_drop(xbt_smmu *m, struct xbt_wset *w, int win, uint32_t lin, uint64_t len);
-static struct xbt_wmap *wmap_of(struct xbt_wset *w, int win);
 static void unmap_range(uint8_t *base, uint32_t lin, uint64_t len);
 static void window_reset(xbt_smmu *m, bool paged, uint32_t as_key);
 
-static bool wmap_has(const struct xbt_wmap *m, uint32_t lin)
-{
-    uint32_t p = lin >> 12;
-    return (m->page[p >> 6] >> (p & 63)) & 1;
-}
 
 /* The windows of `who` (struct xbt_rmap) that still map linear page lin. */
 static uint16_t rmap_live(const xbt_smmu *m, uint32_t lin, uint16_t who)
 {
     for (int b = 0; b < XBT_WSETS * 3; b++)
-        if ((who & (1u << b)) && !wmap_has(wmap_of(m->wset[b / 3], b % 3), lin))
+        if ((who & (1u << b)) && !xbt_wmap_has(xbt_wmap_of(m->wset[b / 3], b % 3), lin))
             who &= (uint16_t)~(1u << b);
     return who;
 }
@@ -146,23 +143,30 @@ void xbt_identity_hide(xbt_smmu *m, uint32_t page)
         mprotect(m->kbase + ((uint64_t)page << 12), 4096, PROT_NONE);
 }
 
+/* Linear page lin of window `window` maps something no fill made (the MMIO scratch
+   page, then nothing): its frame is no longer known. */
+static void frame_forget(xbt_smmu *m, const uint8_t *window, uint32_t lin)
+{
+    for (int k = 0; k < XBT_WSETS; k++) {
+        struct xbt_wset *w = m->wset[k];
+        if (window == w->kbase || window == w->ubase)
+            w->frame[window == w->ubase][lin >> 12] = 0;
+    }
+}
+
 bool xbt_window_map_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin, int fd)
 {
-    (void)m;
+    frame_forget(m, window, lin);
     uint8_t *at = window + (lin & ~0xFFFu);
     return mmap(at, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == at;
 }
 
 void xbt_window_unmap_scratch(xbt_smmu *m, uint8_t *window, uint32_t lin)
 {
-    (void)m;
+    frame_forget(m, window, lin);
     unmap_range(window, lin & ~0xFFFu, 4096);
 }
 
-static struct xbt_wmap *wmap_of(struct xbt_wset *w, int win)
-{
-    return win == XBT_WINDOW_D ? &w->dmap : &w->wmap[win];
-}
 
 static void bits_set(uint64_t *page, uint8_t *region, uint32_t lin, uint32_t len)
 {
@@ -187,7 +191,7 @@ static void probe_set(struct xbt_wmap *map, uint32_t lin, uint64_t len, uint8_t 
 
 static void wmap_note_rights(xbt_smmu *m, int win, uint32_t lin, uint32_t len, bool writable)
 {
-    struct xbt_wmap *map = wmap_of(m->cur, win);
+    struct xbt_wmap *map = xbt_wmap_of(m->cur, win);
     bits_set(map->page, map->region, lin, len);
     probe_set(map, lin, len, writable ? XBT_PROBE_WRITE : XBT_PROBE_READ);
 }
@@ -195,6 +199,11 @@ static void wmap_note_rights(xbt_smmu *m, int win, uint32_t lin, uint32_t len, b
 void xbt_wmap_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len)
 {
     wmap_note_rights(m, win, lin, len, false);
+}
+
+void xbt_wmap_note_writable(xbt_smmu *m, int win, uint32_t lin, uint32_t len)
+{
+    wmap_note_rights(m, win, lin, len, true);
 }
 
 /* Whether map m has anything in [lin, lin + len); forgets that it does. */
@@ -312,11 +321,19 @@ bool xbt_window_map_range(xbt_smmu *m, uint8_t *window, uint32_t lin, uint64_t g
 {
     void *at = window + lin;
     const struct xbt_slot *s = xbt_phys_slot(m->phys, gpa);
+    /* Populated at once: the access that faulted is retried at once, and a host page
+       fault to populate the page afterwards costs more than the mmap itself on a host
+       that is a VM.  Not a large page's 4 MiB, of which little may be touched. */
+    int populate = len <= XBT_FILL_POPULATE_MAX ? MAP_POPULATE : 0;
     if (!s || !xbt_phys_one_slot(m->phys, gpa, len) ||
-        mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED, s->fd,
-             (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
+        mmap(at, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_FIXED | populate,
+             s->fd, (off_t)(s->fd_offset + (gpa - s->gpa))) != at)
         return false;
-    wmap_note_rights(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, len, writable);
+    int win = window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K;
+    wmap_note_rights(m, win, lin, len, writable);
+    uint32_t *frame = m->cur->frame[win];
+    for (uint32_t k = 0; k < len >> 12; k++)
+        frame[(lin >> 12) + k] = (uint32_t)(gpa >> 12) + k + 1;
     if (writable && m->window_paged)
         xbt_rmap_note(m, window == m->ubase ? XBT_WINDOW_U : XBT_WINDOW_K, lin, gpa, len);
     return true;
@@ -413,42 +430,105 @@ static bool run_unchanged(const xbt_smmu *m, uint64_t pt, const struct xbt_wrec 
     const uint8_t *h = xbt_phys_r(m->phys, pt, 4096);
     if (!h)
         return false;
+    /* A run made from clean entries is mapped read-only: an entry that became dirty
+       since (the page's write fault mapped it writable with a record of its own) still
+       maps it as the run does. */
     uint32_t first = (e->lin >> 12) & 0x3FF, want = e->pte0;
+    uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D;
     for (uint32_t i = 0; i < e->npages; i++, want += 4096) {
         uint32_t pte;
         memcpy(&pte, h + ((first + i) & 0x3FF) * 4, 4);
-        if (pte != want)
+        if ((pte & ~dirty) != want)
             return false;
     }
     return true;
 }
 
+/* Whether record e still describes what w's address space (page directory pd) maps:
+   a large page's directory entry is the same; a run of 4 KiB pages has a directory
+   entry with the same flags (accessed bit included) and the same table entries.  The
+   table itself may be another page: the mapping is made of the entries' values, not of
+   where they are (xv6 gives every process its own tables for the same kernel mapping). */
+static bool rec_unchanged(const xbt_smmu *m, uint64_t pd, struct xbt_wrec *e)
+{
+    uint32_t pde;
+    if (!ram32(m, pd + (e->lin >> 22) * 4, &pde))
+        return false;
+    if (e->big)
+        return pde == e->pde;
+    if ((pde & 0xFFFu) != (e->pde & 0xFFFu) || !run_unchanged(m, pde & ~0xFFFu, e))
+        return false;
+    e->pde = pde;
+    return true;
+}
+
 /* A TLB flush of w's address space: each non-global mapping stays if the directory and
    table entries it came from are unchanged (accessed and dirty bits included: a guest
-   that clears them gets them set again by the next access), else it is dropped. */
-static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w)
+   that clears them gets them set again by the next access), else it is dropped.  w->cr3
+   names the tables to check against: the set's own address space at a switch back, a
+   new one when it takes the set over (`keep_d` false: the D-window, its runner's, loses
+   every non-global mapping then, whatever the tables say). */
+static int rec_order(const void *a, const void *b)
+{
+    const struct xbt_wrec *x = a, *y = b;
+    if (x->win != y->win)
+        return x->win < y->win ? -1 : 1;
+    return x->lin < y->lin ? -1 : x->lin > y->lin;
+}
+
+/* Whether window `win` of w maps nothing in [lin, end) (at most 256 pages looked at). */
+static bool window_empty(struct xbt_wset *w, int win, uint32_t lin, uint32_t end)
+{
+    if (end - lin > (256u << 12))
+        return false;
+    const struct xbt_wmap *map = xbt_wmap_of(w, win);
+    for (; lin < end; lin += 4096)
+        if (xbt_wmap_has(map, lin))
+            return false;
+    return true;
+}
+
+/* The n records' mappings leave w's windows in as few host calls as the windows allow:
+   sorted by window and address, touching records (or ones apart only by pages the
+   window does not map) dropped together.  Each drop of populated pages is a TLB
+   shootdown on the host, which costs far more than the call. */
+static void drop_records(xbt_smmu *m, struct xbt_wset *w, struct xbt_wrec *gone, uint32_t n)
+{
+    qsort(gone, n, sizeof *gone, rec_order);
+    for (uint32_t k = 0; k < n;) {
+        int win = gone[k].win;
+        uint64_t lo = gone[k].lin, hi = lo + ((uint64_t)gone[k].npages << 12);
+        for (k++; k < n && gone[k].win == win; k++) {
+            uint64_t a = gone[k].lin, b = a + ((uint64_t)gone[k].npages << 12);
+            if (a > hi && !window_empty(w, win, (uint32_t)hi, (uint32_t)a))
+                break;
+            hi = b > hi ? b : hi;
+        }
+        wset_drop(m, w, win, (uint32_t)lo, hi - lo);
+    }
+}
+
+static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
 {
     if (w->rec_overflow) {
         wset_drop_nonglobal(m, w);
         return;
     }
     uint64_t pd = w->cr3 & ~0xFFFu;
-    uint32_t keep = 0;
+    uint32_t keep = 0, n_gone = 0;
     for (uint32_t k = 0; k < w->n_rec; k++) {
         struct xbt_wrec *e = &w->rec[k];
-        uint32_t pde;
-        bool ok = ram32(m, pd + (e->lin >> 22) * 4, &pde) && pde == e->pde;
-        if (ok && !e->big)
-            ok = run_unchanged(m, pde & ~0xFFFu, e);
+        bool ok = (keep_d || e->win != XBT_WINDOW_D) && rec_unchanged(m, pd, e);
         m->wrec_checked++;
         if (ok) {
             w->rec[keep++] = *e; /* still mapped in its window (the runner's included) */
             continue;
         }
         m->wrec_dropped++;
-        wset_drop(m, w, e->win, e->lin, (uint64_t)e->npages << 12);
+        w->gone[n_gone++] = *e;
     }
     w->n_rec = keep;
+    drop_records(m, w, w->gone, n_gone);
 }
 
 void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
@@ -466,14 +546,16 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
     if (w != m->cur && m->dwin.park)
         m->dwin.park(m->dwin.opaque, m->cur->idx);
     if (w) {
-        wset_revalidate(m, w);
+        wset_revalidate(m, w, true);
     } else {
-        /* A new address space takes over the least recently used set: its non-global
-           mappings go, its global ones (the kernel's) stay, as a TLB keeps them. */
+        /* A new address space takes over the least recently used set: its global
+           mappings (the kernel's) stay, as a TLB keeps them, and so do the non-global
+           ones the new tables map alike (a kernel mapped with non-global pages in every
+           address space: xv6); the rest goes. */
         w = lru ? lru : m->cur;
-        wset_drop_nonglobal(m, w);
         w->cr3 = cr3;
         w->gen++;
+        wset_revalidate(m, w, false);
     }
     w->stamp = ++m->wclock;
     m->cur = w;
@@ -629,6 +711,35 @@ static bool region_code_same(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
     return same;
 }
 
+/* A region's key with the addresses of the tables it points to masked: two keys with
+   the same shape map a region alike when the table entries read through them are the
+   same (region_code_same compares those of code pages).  Non-PAE: a directory entry
+   that is not a large page (CR4.PSE and PS) points to a table; PAE: the PDPTE always
+   (its directory entries are in the key themselves), a directory entry unless PS. */
+static void key_shape(xbt_smmu_regs regs, const uint64_t key[3], uint64_t out[3])
+{
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS;
+    out[0] = key[0], out[1] = key[1], out[2] = key[2];
+    if (!xbt_smmu_pae(regs)) {
+        if (!((regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large))
+            out[0] &= 0xFFFu;
+        return;
+    }
+    const uint64_t addr = 0x000FFFFFFFFFF000ull;
+    out[0] &= ~addr;
+    for (int k = 1; k < 3; k++)
+        if ((key[k] & large) != large)
+            out[k] &= ~addr;
+}
+
+static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b[3])
+{
+    uint64_t x[3], y[3];
+    key_shape(regs, a, x);
+    key_shape(regs, b, y);
+    return memcmp(x, y, sizeof x) == 0;
+}
+
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
 {
     bool pge = regs.cr4 & XBT_CR4_PGE, pae = xbt_smmu_pae(regs);
@@ -636,9 +747,10 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
     /* A region keeps its epoch when all its code was checked under global entries
        (CR4.PGE: they survive the load), or its paging-structure entries (the directory
        entry; PAE: the PDPTE and both directory entries) are what its code was checked
-       under and they name a large page (nothing in it can differ) or tables in which
-       every code page's entry is what it was at the last CR3 load.  Anything else
-       starts a new epoch. */
+       under and they name a large page (nothing in it can differ), or they point to
+       tables (the same ones or others: each process's own copy of the kernel's
+       mapping, as xv6 has) in which every code page's entry is what it was at the last
+       CR3 load.  Anything else starts a new epoch. */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(m->code_region[r >> 3] & (1u << (r & 7))))
@@ -652,10 +764,11 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
         bool global_code = pge && !(m->region_code_ng[r >> 3] & (1u << (r & 7)));
         bool moved = m->region_code_moved[r >> 3] & (1u << (r & 7));
         m->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
-        bool same_table = same_key && !big && (key[0] & XBT_PTE_P) &&
+        bool same_table = !big && (key[0] & XBT_PTE_P) &&
+                          same_shape(regs, key, m->region_key[r]) &&
                           region_code_same(m, regs, r, key) && !moved;
         /* Global translations survive a CR3 load whatever the new tables say. */
-        if (!(global_code || (same_key && (big || same_table))))
+        if (!(global_code || (same_key && big) || same_table))
             m->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
         memcpy(m->region_key[r], key, sizeof key);
     }
@@ -673,7 +786,8 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     uint64_t key[3];
     region_key(m, regs, r, key);
     uint32_t pte = 0;
-    if (!code_pte_in(m, regs, key, lin, &pte) || pte != m->region_ptes[r][i])
+    if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
+        pte != m->region_ptes[r][i])
         m->region_code_moved[r >> 3] |= (uint8_t)(1u << (r & 7));
 }
 
@@ -707,7 +821,12 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
        4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = calloc(1, sizeof *w);
-        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec))) {
+        if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec)) ||
+            !(w->gone = malloc(XBT_WREC_CAP * sizeof *w->gone)) ||
+            !(w->frame[0] = calloc(1u << 20, sizeof *w->frame[0])) ||
+            !(w->frame[1] = calloc(1u << 20, sizeof *w->frame[1]))) {
+            if (w)
+                free(w->rec), free(w->gone), free(w->frame[0]), free(w->frame[1]);
             free(w);
             *why = "cannot allocate the window sets";
             return false;
@@ -779,6 +898,9 @@ void xbt_smmu_destroy(xbt_smmu *m)
         for (int win = XBT_WINDOW_K; win <= XBT_WINDOW_U; win++)
             if (w->wmap[win].probe)
                 munmap(w->wmap[win].probe, 1u << 20);
+        free(w->gone);
+        free(w->frame[0]);
+        free(w->frame[1]);
         free(w);
     }
 }
