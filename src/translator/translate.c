@@ -1554,10 +1554,15 @@ static bool pf_operand_ok(const xbt_insn *in, bool *write)
    load at ESP (no stack access on a 16-bit stack); string instructions with 32-bit
    addressing, their first element at ESI and at EDI (*write: EDI's is a store; a
    REP's with ECX 0, which makes no access, is not walked: pfsite.c). */
+#define PF_SITE_CALLOUTS 4
 static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp)
 {
+    /* A site adds up to 4 callout sites to what out_of_room leaves room for (a CALL
+       through a limit-checked segment: the probe's limit check, PFCHECK, the target's
+       and the access's own): in a block that is nearly full of them the instruction
+       is translated without its site, rather than the translation failing. */
     if (!t->tr->pf_site || t->mode->window == XBT_WINDOW_D || in->callout != XBT_CO_NONE ||
-        (in->flags & XBT_IF_FPU))
+        (in->flags & XBT_IF_FPU) || t->n_sites + 2 + PF_SITE_CALLOUTS > XBT_MAX_PENDING_SITES)
         return PF_NONE;
     int32_t sz = in->zi.operand_width / 8;
     int kind = PF_NONE;
