@@ -57,6 +57,16 @@ __asm__(".text\n"
         "\tpushfl\n\tpopl %edi\n\tmovl 16(%esp), %ecx\n\tmovl %esi, (%ecx)\n"
         "\tmovl %edi, 4(%ecx)\n\tpopl %edi\n\tpopl %esi\n\tret\n");
 
+/* A site at the end of a block full of callout sites: 62 loads through FS with a limit
+   below 4 GiB (each one a limit check, a callout site of its own in xbt's translation),
+   then the faulting load, which as a site adds up to three more (ECX: its address, EDX:
+   a present one).  A translator that gave it its site there ran out of callout sites
+   and failed the translation, ending the run. */
+extern u8 site_crowded_at[];
+__asm__(".text\n.globl site_crowded\nsite_crowded:\n"
+        ".rept 62\n\tmovl %fs:(%edx), %eax\n.endr\n"
+        ".globl site_crowded_at\nsite_crowded_at:\n\tmovl %fs:(%ecx), %eax\n\tret\n");
+
 /* String sites (the handler in `fix` mode maps what they fault on, and they go on):
    REP STOSD of n dwords at dst, REP MOVSB of n bytes; EDI and ECX after them. */
 void site_stos(u32 dst, u32 n, u32 out[2]);
@@ -303,6 +313,25 @@ static void kernel_phases(void)
     }
     __asm__ volatile("movl %0, %%fs" : : "r"(SEL_DATA));
     phase_end("site load through FS with a base: CR2 the linear address");
+
+    /* The crowded block (site_crowded): each round its page is taken away, the handler
+       maps it back, the load reads the frame's word. */
+    gdt_set(14, 0, 0x7ffff, 0x92, 0xc); /* limit 2 GiB - 1 */
+    __asm__ volatile("movl %0, %%fs" : : "r"(14 << 3));
+    pf_fix = 1;
+    static volatile u32 present_word = 0x1234;
+    for (u32 r = 0; r < ROUNDS; r++) {
+        u32 before = pf_count, n = 60 + (r & 1), v;
+        *(volatile u32 *)(FRAME + (n << 12) + 4 * r) = 0xab00 + r;
+        set_pte(n, 0);
+        __asm__ volatile("call site_crowded" : "=a"(v)
+                         : "c"(VA + (n << 12) + 4 * r), "d"((u32)&present_word) : "memory");
+        expect(pf_count == before + 1 && pf_cr2 == VA + (n << 12) + 4 * r &&
+               pf_eip == (u32)site_crowded_at && v == 0xab00 + r, r, "crowded block load");
+    }
+    pf_fix = 0;
+    __asm__ volatile("movl %0, %%fs" : : "r"(SEL_DATA));
+    phase_end("site at the end of a block full of limit checks (callout sites)");
 
     /* A dword across into a page not present: the fault names the second page. */
     set_pte(36, P | W | U);
