@@ -23,7 +23,6 @@
  */
 #define _GNU_SOURCE
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -812,17 +811,9 @@ static struct xbt_mmio_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, boo
     return NULL;
 }
 
-/* The block whose host code holds `pc`, if it is still in the cache, goes. */
-static void drop_block_at(struct xbt_vcpu *v, uint64_t pc)
-{
-    xbt_block *b = xbt_tc_block_at(v->tc, pc);
-    if (b && b->valid)
-        xbt_vcpu_drop_block(v, b);
-}
-
 bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin)
 {
-    return v->mmio.site_pages && (v->mmio.site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
+    return xbt_page_bit(v->mmio.site_pages, lin);
 }
 
 bool xbt_mmio_site(void *vcpu, uint32_t eip)
@@ -843,13 +834,12 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v)
     struct xbt_mmio_site_rec *e = site_find(v, lin, true);
     if (!e || ++e->faults != XBT_MMIO_SITE_FAULTS)
         return;
-    if (!v->mmio.site_pages && !(v->mmio.site_pages = calloc(1, 1u << 17))) {
+    if (!xbt_page_bit_set(&v->mmio.site_pages, lin)) {
         e->faults--; /* not a site after all */
         return;
     }
-    v->mmio.site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
     /* Its block is translated again when next entered, the access as a callout. */
-    drop_block_at(v, v->fault_rip);
+    xbt_vcpu_drop_block_at(v, v->fault_rip);
 }
 
 /* A site whose callouts mostly find RAM (an instruction that reached MMIO a few times,
@@ -869,7 +859,7 @@ static int site_result(struct xbt_vcpu *v, int r)
         return r;
     e->faults = 1; /* kept in the table; below the mark */
     e->ram = e->mmio = 0;
-    drop_block_at(v, v->ctx.callout_site);
+    xbt_vcpu_drop_block_at(v, v->ctx.callout_site);
     return r;
 }
 

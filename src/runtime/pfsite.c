@@ -26,7 +26,6 @@
  * table is keyed by linear EIP, so a site belongs to whatever code is at that address
  * in any address space, which only decides where the check is made.
  */
-#include <stdlib.h>
 
 #include "runtime/vcpu.h"
 
@@ -70,7 +69,7 @@ static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, bool 
 
 bool xbt_pf_site_page(const struct xbt_vcpu *v, uint32_t lin)
 {
-    return v->pfs.site_pages && (v->pfs.site_pages[lin >> 15] & (1u << ((lin >> 12) & 7)));
+    return xbt_page_bit(v->pfs.site_pages, lin);
 }
 
 bool xbt_pf_site(void *vcpu, uint32_t eip)
@@ -91,17 +90,14 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
     if (!e || e->faults >= XBT_PF_SITE_FAULTS + XBT_PF_SITE_REDROPS ||
         ++e->faults < XBT_PF_SITE_FAULTS)
         return;
-    if (!v->pfs.site_pages && !(v->pfs.site_pages = calloc(1, 1u << 17))) {
+    if (!xbt_page_bit_set(&v->pfs.site_pages, lin)) {
         e->faults--; /* not a site after all */
         return;
     }
     if (e->faults == XBT_PF_SITE_FAULTS)
         v->stats.fault_sites++;
-    v->pfs.site_pages[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
     /* Its block is translated again when next entered, the access checked first. */
-    xbt_block *b = xbt_tc_block_at(v->tc, v->fault_rip);
-    if (b && b->valid)
-        xbt_vcpu_drop_block(v, b);
+    xbt_vcpu_drop_block_at(v, v->fault_rip);
 }
 
 int xbt_pf_callout(struct xbt_vcpu *v)

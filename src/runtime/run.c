@@ -702,6 +702,21 @@ static uint64_t trace_events(const struct xbt_vcpu *v)
     return n;
 }
 
+void xbt_vcpu_drop_block_at(struct xbt_vcpu *v, uint64_t pc)
+{
+    xbt_block *b = xbt_tc_block_at(v->tc, pc);
+    if (b && b->valid)
+        xbt_vcpu_drop_block(v, b);
+}
+
+bool xbt_page_bit_set(uint8_t **bits, uint32_t lin)
+{
+    if (!*bits && !(*bits = calloc(1, 1u << 17)))
+        return false;
+    (*bits)[lin >> 15] |= (uint8_t)(1u << ((lin >> 12) & 7));
+    return true;
+}
+
 void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b)
 {
     if (v->unlinked == b)

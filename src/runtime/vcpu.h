@@ -765,6 +765,16 @@ void xbt_mmio_note_fault(struct xbt_vcpu *v);
 /* run.c: drops block b from the cache with the vCPU's bookkeeping (the unlinked block
    forgotten, the inline lookup tables told to prune). */
 void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b);
+/* The same for the block whose host code holds pc, if it is still in the cache. */
+void xbt_vcpu_drop_block_at(struct xbt_vcpu *v, uint64_t pc);
+/* A bit per 4 KiB linear page (which pages hold an MMIO or a fault site), 128 KiB
+   allocated at the first bit set (NULL before). */
+static inline bool xbt_page_bit(const uint8_t *bits, uint32_t lin)
+{
+    return bits && (bits[lin >> 15] & (1u << ((lin >> 12) & 7)));
+}
+/* Sets lin's bit; false if the bits cannot be allocated. */
+bool xbt_page_bit_set(uint8_t **bits, uint32_t lin);
 bool xbt_mmio_site(void *vcpu, uint32_t eip);
 bool xbt_mmio_site_page(const struct xbt_vcpu *v, uint32_t lin);
 int xbt_mmio_callout(struct xbt_vcpu *v);

@@ -511,6 +511,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     free(v->trace.prof_pool);
     free(v->trace.prof_info);
     free(v->mmio.site_pages);
+    free(v->pfs.site_pages);
     if (v->mmio.scratch) {
         munmap(v->mmio.scratch, 4096);
         close(v->mmio.scratch_fd);
