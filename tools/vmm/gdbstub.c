@@ -319,16 +319,39 @@ static int watch_kind(char type)
     return type == '2' ? XBT_WATCH_WRITE : type == '3' ? XBT_WATCH_READ : XBT_WATCH_ACCESS;
 }
 
+/* A breakpoint (kind BREAKPOINT) or a watchpoint of kind `kind` at addr set (on) or
+   cleared on every vCPU: a set one of them refuses is undone on the others, so that it
+   is set on none, as gdb is told; a clear goes to every vCPU.  The first refusal. */
+#define BREAKPOINT (-1)
+static xbt_status set_one(xbt_vcpu *c, uint32_t addr, uint32_t len, int kind, bool on)
+{
+    return kind == BREAKPOINT ? xbt_vcpu_set_breakpoint(c, addr, on)
+                              : xbt_vcpu_set_watchpoint(c, addr, len, kind, on);
+}
+
+static xbt_status set_everywhere(struct gdb *g, uint32_t addr, uint32_t len, int kind,
+                                 bool on)
+{
+    xbt_status first = XBT_OK;
+    for (unsigned k = 0; k < g->ncpus; k++) {
+        xbt_status st = set_one(g->cpus[k], addr, len, kind, on);
+        if (st != XBT_OK && on) {
+            while (k--)
+                set_one(g->cpus[k], addr, len, kind, false);
+            return st;
+        }
+        if (first == XBT_OK)
+            first = st;
+    }
+    return first;
+}
+
 /* Z2/Z3/Z4 and z2/z3/z4: the library's watchpoints (ADDR,LEN; LEN 1, 2, 4 or 8 and ADDR
    a multiple of it, else an error: gdb then splits the range or falls back). */
 static void watchpoint(struct gdb *g, uint32_t addr, uint32_t len, char type)
 {
     bool on = g->in[0] == 'Z';
-    xbt_status st = XBT_OK;
-    for (unsigned k = 0; k < g->ncpus && st == XBT_OK; k++)
-        if ((st = xbt_vcpu_set_watchpoint(g->cpus[k], addr, len, watch_kind(type), on)) != XBT_OK)
-            while (on && k--) /* set on none, as gdb is told */
-                xbt_vcpu_set_watchpoint(g->cpus[k], addr, len, watch_kind(type), 0);
+    xbt_status st = set_everywhere(g, addr, len, watch_kind(type), on);
     uint32_t i = 0;
     while (i < g->n_wp && !(g->wp[i].addr == addr && g->wp[i].len == len &&
                             g->wp[i].type == type))
@@ -380,11 +403,7 @@ static void breakpoint(struct gdb *g)
         return;
     }
     bool on = g->in[0] == 'Z';
-    xbt_status st = XBT_OK;
-    for (unsigned k = 0; k < g->ncpus && st == XBT_OK; k++)
-        if ((st = xbt_vcpu_set_breakpoint(g->cpus[k], addr, on)) != XBT_OK)
-            while (on && k--) /* set on none, as gdb is told */
-                xbt_vcpu_set_breakpoint(g->cpus[k], addr, 0);
+    xbt_status st = set_everywhere(g, addr, 0, BREAKPOINT, on);
     uint32_t i = 0;
     while (i < g->n_bp && g->bp[i] != addr)
         i++;

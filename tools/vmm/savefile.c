@@ -92,12 +92,11 @@ static bool put_cpuid(xbt_vcpu *c, int fd)
     size_t n = 0;
     if (xbt_vcpu_get_cpuid(c, e, XBT_MAX_CPUID_ENTRIES, &n) != XBT_OK || !n)
         return errno = EINVAL, false;
-    uint32_t hdr[2] = { (uint32_t)n, 0 }, w[7];
+    uint32_t hdr[2] = { (uint32_t)n, 0 };
     bool ok = put(fd, hdr, 8);
     for (size_t i = 0; i < n && ok; i++) {
-        const uint32_t v[7] = { e[i].function, e[i].index, e[i].flags, e[i].eax, e[i].ebx,
+        const uint32_t w[7] = { e[i].function, e[i].index, e[i].flags, e[i].eax, e[i].ebx,
                                 e[i].ecx, e[i].edx };
-        memcpy(w, v, sizeof w);
         ok = put(fd, w, sizeof w);
     }
     return ok;
