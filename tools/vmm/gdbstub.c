@@ -418,14 +418,12 @@ static void breakpoint(struct gdb *g)
 /* gdb has left (detached or gone): its breakpoints go, the guest runs to its end. */
 static int run_on(struct gdb *g, gdb_run_fn run, void *ctx)
 {
-    for (unsigned k = 0; k < g->ncpus; k++) {
-        for (uint32_t i = 0; i < g->n_bp; i++)
-            xbt_vcpu_set_breakpoint(g->cpus[k], g->bp[i], 0);
-        for (uint32_t i = 0; i < g->n_wp; i++)
-            xbt_vcpu_set_watchpoint(g->cpus[k], g->wp[i].addr, g->wp[i].len,
-                                    watch_kind(g->wp[i].type), 0);
+    for (uint32_t i = 0; i < g->n_bp; i++)
+        set_everywhere(g, g->bp[i], 0, BREAKPOINT, false);
+    for (uint32_t i = 0; i < g->n_wp; i++)
+        set_everywhere(g, g->wp[i].addr, g->wp[i].len, watch_kind(g->wp[i].type), false);
+    for (unsigned k = 0; k < g->ncpus; k++)
         xbt_vcpu_set_single_step(g->cpus[k], 0);
-    }
     g->n_bp = g->n_wp = 0;
     int rc;
     while ((rc = run(ctx, -1, &g->last)) == VMM_DEBUG_STOP)
