@@ -6,8 +6,6 @@
  */
 #include "lib/guest.h"
 
-static u32 read_cr0(void) { u32 v; __asm__ volatile("mov %%cr0, %0" : "=r"(v)); return v; }
-static void write_cr0(u32 v) { __asm__ volatile("mov %0, %%cr0" : : "r"(v)); }
 
 static void test_crs(void)
 {

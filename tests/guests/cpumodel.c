@@ -23,12 +23,6 @@ static void cpuid2(u32 leaf, u32 sub, u32 r[4])
     __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
 }
 
-static u32 read_cr4(void)
-{
-    u32 v;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(v));
-    return v;
-}
 
 /* RDMSR / WRMSR that may fault: the vector (0xffffffff: none). */
 static u32 rdmsr_try(u32 index, u64 *value)

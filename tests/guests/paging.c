@@ -26,11 +26,6 @@ static u8 code_f2[4096] __attribute__((aligned(4096)));
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
 
-static u32 read_cr2(void) { u32 v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-static u32 read_cr0(void) { u32 v; __asm__ volatile("mov %%cr0, %0" : "=r"(v)); return v; }
-static void write_cr0(u32 v) { __asm__ volatile("mov %0, %%cr0" : : "r"(v) : "memory"); }
-static void write_cr3(u32 v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory"); }
-static void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 
 static void pf_handler(struct frame *f)
 {

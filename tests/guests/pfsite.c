@@ -110,11 +110,6 @@ __asm__(".text\n.globl site_stack\nsite_stack:\n"
 static volatile u32 pf_count, pf_cr2, pf_err, pf_eip, pf_eax, pf_cs;
 static volatile u32 pf_log[3][3]; /* the last three faults: EIP, error code, CR2 */
 static volatile int pf_fix;
-static u32 read_cr2(void) { u32 v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-static u32 read_cr0(void) { u32 v; __asm__ volatile("mov %%cr0, %0" : "=r"(v)); return v; }
-static void write_cr0(u32 v) { __asm__ volatile("mov %0, %%cr0" : : "r"(v) : "memory"); }
-static void write_cr3(u32 v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory"); }
-static void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 
 static u32 site_len(u32 eip)
 {

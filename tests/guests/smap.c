@@ -34,9 +34,6 @@ static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[4096] __attribute__((aligned(4096)));
 static volatile u32 u_vec, u_err, u_eip, u_cr2, h_ac, h_vec, h_err;
 
-static u32 read_cr2(void) { u32 v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-static u32 read_cr4(void) { u32 v; __asm__ volatile("mov %%cr4, %0" : "=r"(v)); return v; }
-static void write_cr4(u32 v) { __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory"); }
 static void stac(void) { __asm__ volatile("stac" ::: "memory", "cc"); }
 static void clac(void) { __asm__ volatile("clac" ::: "memory", "cc"); }
 static void popf_ac(int on)

@@ -28,8 +28,6 @@ static u8 ss_area[4096] __attribute__((aligned(4096))); /* the based stack */
 
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 
-static u32 read_cr2(void) { u32 v; __asm__ volatile("mov %%cr2, %0" : "=r"(v)); return v; }
-static void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 
 static void pf_handler(struct frame *f)
 {

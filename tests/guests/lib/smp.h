@@ -79,7 +79,6 @@ static inline void serialize(void)
     u32 a = 0, b, c = 0, d;
     __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d) : : "memory");
 }
-static inline void invlpg(u32 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 static inline void reload_cr3(void)
 {
     u32 cr3;
