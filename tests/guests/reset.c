@@ -67,8 +67,10 @@ void main(void)
         outb(0x64, 0xfe);
     else if (has(c, "how=acpi-off"))
         outw((u16)*(u32 *)(fadt + 64), (u16)(typ << 10 | 0x2000));
-    for (volatile int i = 0; i < 1000000; i++)
-        ;
+    /* QEMU carries out a reset or power-off request from its main loop, some time after
+     * the write: wait 3 s of ACPI PM timer (a spin count was too short on a loaded host). */
+    for (int i = 0; i < 10; i++)
+        pm_delay_us(300000);
     printf("command line '%s'\n", c);
     CHECK(0, has(c, "acpi") ? "the machine powered off" : "the machine reset");
 }
