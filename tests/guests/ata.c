@@ -10,7 +10,7 @@
  * Not checked, as QEMU differs from the ATA standard: a read past the end of the disk
  * reports ABRT in QEMU, IDNF ("ID not found") in the standard and in xbt-run.
  */
-#include "lib/guest.h"
+#include "lib/pc.h"
 
 #define DATA 0x1f0
 #define ERROR 0x1f1
@@ -139,13 +139,15 @@ static void interrupts(void)
     outb(CTL, 0x00); /* nIEN clear */
     sti();
     CHECK(read_check(0x20, 1, 2, 1, 0), "READ SECTORS with interrupts");
-    for (volatile int i = 0; i < 10000; i++)
-        ;
+    /* QEMU raises some of these interrupts from its block layer, later than the port
+     * access: wait for them on the PM timer (2 s at most), then 10 ms more for extras. */
+    pm_wait_count(&n_irq, 2, 2000000);
+    pm_delay_us(10000);
     CHECK_EQ(n_irq, 2, "IRQ 14 once per data block");
     n_irq = 0;
     CHECK(write_pattern(0x30, 21, 1, 1, 0xa0), "WRITE SECTORS with interrupts");
-    for (volatile int i = 0; i < 10000; i++)
-        ;
+    pm_wait_count(&n_irq, 1, 2000000);
+    pm_delay_us(10000);
     CHECK_EQ(n_irq, 1, "IRQ 14 at the end of a write");
     cli();
     outb(CTL, 0x02);
