@@ -26,7 +26,7 @@ static const char *const names[XBT_CO_COUNT] = {
     [XBT_CO_SALC] = "salc", [XBT_CO_MONITOR] = "monitor", [XBT_CO_MWAIT] = "mwait",
     [XBT_CO_XGETBV] = "xgetbv", [XBT_CO_XSETBV] = "xsetbv", [XBT_CO_DE] = "de", [XBT_CO_GP0] = "limit-gp", [XBT_CO_SS0] = "limit-ss",
     [XBT_CO_MMIO] = "mmio", [XBT_CO_RDPID] = "rdpid", [XBT_CO_CLAC] = "clac",
-    [XBT_CO_STAC] = "stac", [XBT_CO_PFCHECK] = "pfcheck",
+    [XBT_CO_STAC] = "stac", [XBT_CO_PFCHECK] = "pfcheck", [XBT_CO_PAUSE] = "pause",
 };
 
 const char *xbt_callout_name(unsigned kind)

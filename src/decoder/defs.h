@@ -52,6 +52,8 @@ enum xbt_callout_kind {
     XBT_CO_PFCHECK,     /* a fault site's inline check found its page absent from the
                            window: the runtime walks it (a #PF, a fill, or the access
                            goes on) without a host fault (runtime/pfsite.c) */
+    XBT_CO_PAUSE,       /* PAUSE in translated code: a spin-wait hint, counted for
+                           pause-loop yields (runtime/smp.c, xbt_pause_loop) */
     XBT_CO_COUNT
 };
 

@@ -1097,6 +1097,15 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
 
 /* ---- the dispatcher of callouts ------------------------------------------------------ */
 
+/* PAUSE where the fast handler does not run (CPL 3): the hint and the pause-loop
+   count (smp.c). */
+static int co_pause(struct xbt_vcpu *v, const struct co_call *c)
+{
+    (void)c;
+    xbt_pause_loop(v);
+    return next(v);
+}
+
 #define CPL0 true
 /* Each kind's family, and whether the instruction is privileged: #GP(0) outside CPL 0,
    raised before its handler runs.  A kind without a handler is an internal error. */
@@ -1143,6 +1152,7 @@ static const struct {
     [XBT_CO_CPUID] = { co_cpu_info }, [XBT_CO_RDTSC] = { co_cpu_info },
     [XBT_CO_SYSENTER] = { co_sysenter }, [XBT_CO_SYSEXIT] = { co_sysenter, CPL0 },
     [XBT_CO_BCD] = { co_bcd }, [XBT_CO_SALC] = { co_bcd },
+    [XBT_CO_PAUSE] = { co_pause },
 #undef CPL0
 };
 

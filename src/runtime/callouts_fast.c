@@ -236,6 +236,9 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             v->ctx.gpr[XBT_ECX] = (uint32_t)v->arch.msr_tsc_aux;
         return done(v, s);
     }
+    case XBT_CO_PAUSE:
+        xbt_pause_loop(v); /* (a kick during its yield: done leaves) */
+        return done(v, s);
     default:
         return XBT_FAST_DECLINE;
     }

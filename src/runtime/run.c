@@ -1340,6 +1340,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         if (st->callouts[i])
             OUT(" %s=%llu", xbt_callout_name((unsigned)i), (unsigned long long)st->callouts[i]);
     OUT("\ncallouts by the fast handlers: %llu", (unsigned long long)st->fast_callouts);
+    if (st->pause_yields)
+        OUT("\npause-loop yields: %llu (spin loops on PAUSE that gave the host CPU away)",
+            (unsigned long long)st->pause_yields);
     if (st->mmio_handled || st->pio_handled)
         OUT("\nanswered by the embedder's handlers without an exit: %llu MMIO, %llu port "
             "I/O", (unsigned long long)st->mmio_handled, (unsigned long long)st->pio_handled);

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 
 #include "arch.h"
 #include "runtime/direct.h"
@@ -290,6 +291,10 @@ struct xbt_vcpu {
         struct xbt_pf_site_rec { uint32_t lin, faults; } *sites; /* XBT_PF_SITES */
         uint8_t *site_pages;
     } pfs;
+
+    /* Pause-loop yields (smp.c, xbt_pause_loop): the TSC at the last PAUSE and how many
+       came in a row, each within XBT_PLE_GAP cycles of the one before. */
+    struct { uint64_t last; uint32_t run; } ple;
 
     /* Self-modifying code (run.c, mmu.c). */
     struct xbt_vcpu_smc {
@@ -594,6 +599,41 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page);
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait);
 bool xbt_mbox_pending(struct xbt_vcpu *v);
 void xbt_mbox_run(struct xbt_vcpu *v);
+/* Pause-loop yields, the software form of hardware VMMs' pause-loop exiting: a vCPU
+   spinning on PAUSE waits for something another thread does (another vCPU releasing a
+   lock, a device thread).  When the host has fewer free CPUs than runnable threads (two
+   4-vCPU guests on a 2-core host), that thread may be the one waiting for this CPU, and
+   spinning on only delays it by a scheduler slice each time.  After XBT_PLE_RUN PAUSEs
+   in a row, each within XBT_PLE_GAP TSC cycles of the one before (about 10 microseconds of a
+   spin loop), the vCPU yields its CPU: a system call of a few thousand cycles, which
+   returns at once when nothing else wants the CPU.  PAUSE has no other architectural
+   effect, so neither the count nor the yield changes what the guest sees.  (The
+   translated PAUSE costs a callout; the hint itself is kept, made here.)  Inline:
+   the fast callouts (callouts_fast.c) and the full handler (callouts.c) both use it. */
+#define XBT_PLE_GAP 4096
+#define XBT_PLE_RUN 64
+static inline void xbt_pause_loop(struct xbt_vcpu *v)
+{
+    __builtin_ia32_pause();
+    uint64_t now = __builtin_ia32_rdtsc();
+    bool close = now - v->ple.last < XBT_PLE_GAP;
+    v->ple.last = now;
+    if (!close) {
+        v->ple.run = 0;
+        return;
+    }
+    if (++v->ple.run < XBT_PLE_RUN)
+        return;
+    v->ple.run = 0;
+    v->stats.pause_yields++;
+    /* sched_yield as a bare system call: the fast callouts call nothing outside
+       their object (tests/unit/check_fast_callouts.sh); the kernel keeps every
+       register but RAX, RCX and R11. */
+    long r = SYS_sched_yield;
+    __asm__ volatile("syscall" : "+a"(r) : : "rcx", "r11", "memory");
+    v->ple.last = __builtin_ia32_rdtsc();
+}
+
 /* After a write the VMM made through its own view (no window, so no fault): a vCPU
    that set its bit after the check before the write may have read the old bytes
    meanwhile; its code goes now (with one vCPU nothing can have come between). */

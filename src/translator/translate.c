@@ -1749,6 +1749,13 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         t->fpu_ready = true;
     }
 
+    /* PAUSE: a callout that makes the hint and counts spin loops (pause-loop yields,
+       runtime/smp.c). */
+    if (in->zi.mnemonic == M(PAUSE) && in->iclass == XBT_IC_COPY) {
+        emit_callout(t, in, XBT_CO_PAUSE);
+        return false;
+    }
+
     switch (in->iclass) {
     case XBT_IC_COPY:
     case XBT_IC_MEMORY:

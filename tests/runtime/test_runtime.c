@@ -198,6 +198,33 @@ START_TEST(loop_cpuid_divide_fault)
 }
 END_TEST
 
+/* PAUSE in translated code is a callout that makes the hint and, after a run of close
+   PAUSEs (a spin loop), yields the host CPU (runtime/smp.c): the guest sees a PAUSE,
+   flags and registers untouched, and the statistics count the yields. */
+START_TEST(pause_loop_yields)
+{
+    const uint8_t code[] = {
+        0xb9, 0x20, 0x4e, 0x00, 0x00, /* mov ecx, 20000 */
+        0xf9,                         /* stc */
+        0xf3, 0x90, 0xe2, 0xfc,       /* l: pause; loop l */
+        0x19, 0xc0, 0xe7, 0xf1,       /* sbb eax, eax; out 0xf1, eax: CF kept */
+        0x89, 0xc8, 0xe7, 0xf2, 0xf4, /* mov eax, ecx; out 0xf2, eax; hlt */
+    };
+    struct guest g;
+    setup_guest(&g, code, sizeof code);
+    expect_out(&g, 0xf1, 0xffffffffu);
+    expect_out(&g, 0xf2, 0);
+    ck_assert_uint_eq(run_to_exit(&g)->reason, XBT_EXIT_HLT);
+    xbt_stats st = XBT_STATS_INIT;
+    ck_assert_int_eq(xbt_vcpu_get_stats(g.cpu, &st), XBT_OK);
+    ck_assert_uint_ge(st.fast_callouts, 20000);
+    /* 20,000 PAUSEs a few hundred cycles apart: 312 runs of 64; a preemption of the
+       thread breaks a run, but not all of them. */
+    ck_assert_uint_ge(st.pause_yields, 1);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* A loop whose conditional branch goes one way every fourth iteration: with traces and
    profiling, the trace counts its entries and side exits, and the side-exit rate is the
    branch's (1/4 or 3/4, by the direction seen while recording). */
@@ -740,6 +767,7 @@ int main(void)
     TCase *tc = tcase_create("flat-ring0");
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, loop_cpuid_divide_fault);
+    tcase_add_test(tc, pause_loop_yields);
     tcase_add_test(tc, cpu_model);
     tcase_add_test(tc, irq_window_exit);
     tcase_add_test(tc, int_and_iret);
