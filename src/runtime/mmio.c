@@ -903,9 +903,9 @@ static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsi
    the software TLB (CR3 loads, INVLPG, paging mode and CR4 changes), at every run
    (the embedder may have changed memory slots, the shadow or the registers) and when
    the shadow or IA32_APIC_BASE changes (with XBT_MMIO_SHADOW_APIC_BASE a fill needs
-   the base the shadow was set under).  Not made while watchpoints are set (a read from the shadow
-   would pass them), nor for the supervisor on a user page under CR4.SMAP (EFLAGS.AC
-   decides at each access). */
+   the base the shadow was set under).  Not made while watchpoints are set (a read
+   from the shadow would pass them), nor for the supervisor on a user page under
+   CR4.SMAP (EFLAGS.AC decides at each access). */
 void xbt_rshadow_forget(struct xbt_vcpu *v)
 {
     v->ctx.rs_nlin[0] = v->ctx.rs_nlin[1] = XBT_RS_NONE;
