@@ -114,6 +114,8 @@ extern "C" {
  *   and port I/O answered without an exit), xbt_stats.mmio_handled and pio_handled.
  *   API 1.6: several vCPUs per VM (XBT_MAX_VCPUS, xbt_vcpu_index; see "Threads").
  *   API 1.7: xbt_vm_save_state and xbt_vm_restore_state of a VM with several vCPUs.
+ *   API 1.8: xbt_vcpu_set_mmio_shadow (reads of an MMIO page's registers served from
+ *   the embedder's page of values, as APICv's APIC-register virtualization does).
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -121,7 +123,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 7
+#define XBT_API_VERSION_MINOR 8
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -605,6 +607,41 @@ xbt_status xbt_vm_set_mmio_handler(xbt_vm *vm, xbt_mmio_fn fn, void *opaque);
 typedef int (*xbt_pio_fn)(void *opaque, uint16_t port, uint32_t size, int is_in,
                           uint32_t *data);
 xbt_status xbt_vm_set_pio_handler(xbt_vm *vm, xbt_pio_fn fn, void *opaque);
+/*
+ * Read shadow of one MMIO page of one vCPU (API 1.8), after Intel APICv's
+ * APIC-register virtualization: `page` holds the current value of the page's
+ * registers, 1,024 dwords at their offsets, and bit k of readable[k / 32] says that a
+ * 4-byte read at offset 4k may be answered from page[k].  An instruction that keeps
+ * reaching MMIO (an MMIO site: it is then translated as a call into the runtime) and is
+ * a plain MOV of 4 bytes into a general register then reads page[k] itself, inline,
+ * when its address is in this page and dword k is readable: no handler call, no exit
+ * (xv6 reads its local APIC's ID register at every pushcli).  Everything else is as
+ * before: other dwords, other sizes and instructions, every write (the handler of
+ * xbt_vm_set_mmio_handler or an exit).  The embedder keeps page current: a dword it
+ * marks readable must hold what its handler would return for that read at any time the
+ * guest may read it, so only registers that change when the embedder is told (the
+ * guest's writes to them, which it handles, or its own changes made on the vCPU's
+ * thread) belong in the readable set; a register another thread changes while the
+ * vCPU runs (an interrupt request set by an IPI, a timer's current count) does not.
+ * Each vCPU has its own (a local APIC is at the same address on every vCPU); gpa is
+ * page aligned, below 4 GiB and not RAM or ROM (XBT_E_INVAL).  The address is a guest
+ * physical one: the runtime finds the guest's linear mapping of it by a read that walks
+ * the page tables and keeps it as a TLB would, until CR3 is loaded, an INVLPG, a change
+ * of paging's mode bits or the next xbt_vcpu_run.  With XBT_MMIO_SHADOW_APIC_BASE in
+ * flags the shadow serves only while IA32_APIC_BASE holds the value it had when the
+ * shadow was set (a local APIC moves or goes with it: the embedder sets the shadow
+ * again when it sees the new base).  The library keeps the pointer (page must stay
+ * valid while set) and copies readable.  s NULL: none.  Call it between runs on any
+ * thread, or on the vCPU's thread from its MMIO handler (xbt_vm_set_mmio_handler).
+ */
+#define XBT_MMIO_SHADOW_APIC_BASE 0x1
+typedef struct xbt_mmio_shadow {
+    uint64_t gpa;
+    const volatile uint32_t *page;
+    uint32_t readable[32];
+    uint32_t flags;
+} xbt_mmio_shadow;
+xbt_status xbt_vcpu_set_mmio_shadow(xbt_vcpu *cpu, const xbt_mmio_shadow *s);
 /*
  * For embedders that decide themselves when to inject (KVM's request_interrupt_window):
  * with `on`, the next run returns XBT_EXIT_IRQ_WINDOW as soon as the guest can take an

@@ -414,6 +414,8 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
         /* Bits 0-7, 9, 10 and 36-63 are reserved (a 36-bit physical address space). */
         if (!local_apic(v) || (value & ~0x0000000FFFFFF900ull))
             return false;
+        if (value != v->arch.msr_apic_base)
+            xbt_rshadow_forget(v); /* a read shadow bound to the APIC base */
         v->arch.msr_apic_base = value;
         return true;
     case 0x8B: return true;

@@ -143,6 +143,7 @@ static inline bool lin_page(struct xbt_vcpu *v, uint32_t lin, bool write,
 
 void xbt_stlb_flush(struct xbt_vcpu *v)
 {
+    xbt_rshadow_forget(v);
     if (++v->stlb_gen == 0) { /* wrapped: make every entry stale for good */
         memset(v->stlb, 0, XBT_STLB_SIZE * sizeof *v->stlb);
         v->stlb_gen = 1;

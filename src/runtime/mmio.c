@@ -896,6 +896,58 @@ static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsi
     return true;
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* The read shadow (xbt_vcpu_set_mmio_shadow).  Its TLB entries, ctx.rs_nlin[CPL 3]:
+   the linear page a site's read found mapped to the shadowed page with the rights of
+   its CPL.  Made here, by a site's callout whose read reached that page; emptied with
+   the software TLB (CR3 loads, INVLPG, paging mode and CR4 changes), at every run
+   (the embedder may have changed memory slots, the shadow or the registers) and when
+   the shadow or IA32_APIC_BASE changes (with XBT_MMIO_SHADOW_APIC_BASE a fill needs
+   the base the shadow was set under).  Not made while watchpoints are set (a read
+   from the shadow would pass them), nor for the supervisor on a user page under
+   CR4.SMAP (EFLAGS.AC decides at each access). */
+void xbt_rshadow_forget(struct xbt_vcpu *v)
+{
+    v->ctx.rs_nlin[0] = v->ctx.rs_nlin[1] = XBT_RS_NONE;
+}
+
+static void rshadow_fill(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa)
+{
+    if (!v->rshadow.on || (gpa >> 12) != (v->rshadow.gpa >> 12) || v->dbg.n_wp ||
+        (v->rshadow.apic_bound && v->arch.msr_apic_base != v->rshadow.apic_base))
+        return;
+    bool user = v->arch.cpl == 3;
+    if (!user && xbt_paging(v) && (v->arch.cr4 & XBT_CR4_SMAP)) {
+        const struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
+        if (e->gen != v->stlb_gen || e->page != lin >> 12 || e->upage)
+            return;
+    }
+    v->ctx.rs_nlin[user] = ~(uint64_t)(lin & ~0xFFFu);
+}
+
+xbt_status xbt_vcpu_set_mmio_shadow(xbt_vcpu *v, const xbt_mmio_shadow *s)
+{
+    if (!v)
+        return XBT_E_INVAL;
+    xbt_rshadow_forget(v);
+    v->rshadow.on = false;
+    if (!s)
+        return XBT_OK;
+    if (!s->page || (s->gpa & 0xFFF) || s->gpa >= (1ull << 32) ||
+        (s->flags & ~(uint32_t)XBT_MMIO_SHADOW_APIC_BASE) || xbt_gpa_mem(v->vm, s->gpa, false))
+        return XBT_E_INVAL;
+    v->rshadow.apic_bound = s->flags & XBT_MMIO_SHADOW_APIC_BASE;
+    v->rshadow.apic_base = v->arch.msr_apic_base;
+    memset(v->rshadow.table, 1, 4096);
+    for (unsigned k = 0; k < 1024; k++)
+        if (s->readable[k / 32] >> (k % 32) & 1)
+            v->rshadow.table[4 * k] = 0;
+    v->rshadow.gpa = s->gpa;
+    v->ctx.rs_page = (uint64_t)(uintptr_t)s->page;
+    v->rshadow.on = true;
+    return XBT_OK;
+}
+
 static int mmio_callout(struct xbt_vcpu *v)
 {
     v->mmio.synced = false;
@@ -937,6 +989,8 @@ static int mmio_callout(struct xbt_vcpu *v)
         return 0;
     if (xbt_gpa_mem(v->vm, gpa, is_store))
         return 0;
+    if (!is_store)
+        rshadow_fill(v, lin, gpa);
     v->mmio.raised = false;
     if (site_sync(v, in, gpa, size, is_store))
         return 1;

@@ -1229,6 +1229,9 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
        Atomic: xbt_vcpu_kick stores the same value from other threads. */
     __atomic_store_n(&v->ctx.intr_gate, (uint64_t)(uintptr_t)xbt_jit_intr_pending,
                      __ATOMIC_RELAXED);
+    /* The embedder may have changed what the read shadow's TLB entries relied on
+       (memory slots, the shadow, registers): they are made again by the next site. */
+    xbt_rshadow_forget(v);
     if (!run_setup(v) || !finish_exit(v))
         return XBT_OK;
     /* Producers fill their member of the exit record; here only the reason resets. */

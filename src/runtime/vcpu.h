@@ -279,6 +279,17 @@ struct xbt_vcpu {
         uint32_t next_eip;
     } mmio;
 
+    /* The embedder's read shadow of an MMIO page (xbt_vcpu_set_mmio_shadow, mmio.c):
+       on while set; its page's physical address; its table (ctx.rs_table: 0 at each
+       readable dword's offset).  ctx.rs_nlin are its TLB entries. */
+    struct {
+        bool on;
+        bool apic_bound;          /* XBT_MMIO_SHADOW_APIC_BASE: only while ... */
+        uint64_t apic_base;       /* ... IA32_APIC_BASE is this */
+        uint64_t gpa;
+        uint8_t *table;
+    } rshadow;
+
     /* Fault sites (pfsite.c): linear EIPs of translated instructions whose accesses
        ended in guest page faults or window fills through host faults, with their counts
        (open addressing), and the linear pages that hold a site (1 bit each; NULL until
@@ -460,6 +471,7 @@ struct xbt_vcpu_tables {
     uint8_t tbuf[XBT_BLOCK_MAX_CODE];
     xbt_tblock tb;
     struct xbt_stlb_entry stlb[XBT_STLB_SIZE];
+    uint8_t rs_table[4096];
     xbt_cpuid_entry cpuid[XBT_MAX_CPUID_ENTRIES];
     struct xbt_fetch_rec flog[XBT_FETCH_LOG];
 };
@@ -692,6 +704,10 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
    mapping may differ get a new epoch. */
 void xbt_cr3_changed(struct xbt_vcpu *v);
 void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
+/* The read shadow's TLB entries go (mmio.c): with the software TLB, at every run, at a
+   change of IA32_APIC_BASE. */
+void xbt_rshadow_forget(struct xbt_vcpu *v);
+
 /* SMAP: the user pages the K-window got while EFLAGS.AC was set leave it (mmu.c);
    xbt_smap_sync does so when AC is clear now and there are any. */
 void xbt_smap_drop(struct xbt_vcpu *v);

@@ -400,6 +400,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     if (!env_set("XBT_NO_PF_SITES") && __builtin_cpu_supports("bmi2"))
         v->xl.pf_site = xbt_pf_site;
     v->xl.mmio_ctx = v;
+    /* The read shadow's inline check uses SHRX too. */
+    v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && __builtin_cpu_supports("bmi2");
+    v->rshadow.table = t->rs_table;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
         v->xl.block_count = &v->trace.prof_block_entries;
     struct xbt_jit_ctx *c = &v->ctx;
@@ -413,6 +416,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     c->ibl_table = (uint64_t)(uintptr_t)v->ibl;
     c->kbase = (uint64_t)(uintptr_t)v->mmu->kbase;
     c->pf_probe = (uint64_t)(uintptr_t)v->mmu->cur->wmap[XBT_WINDOW_K].probe;
+    c->rs_nlin[0] = c->rs_nlin[1] = XBT_RS_NONE;
+    c->rs_table = (uint64_t)(uintptr_t)t->rs_table;
+    memset(t->rs_table, 1, sizeof t->rs_table);
     c->eflags_sys = XBT_EFLAGS_FIXED;
     c->vif = 0;
     c->eflags = XBT_EFLAGS_FIXED;

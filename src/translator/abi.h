@@ -105,6 +105,15 @@ struct xbt_jit_ctx {
     uint64_t pf_probe;         /* [jit] the probe bytes of the window GS points at (a byte
                                   per linear page: 0 not mapped, 1 read-only, 3 writable;
                                   shadow-mmu/smmu.h), read by fault sites' inline checks */
+    /* MMIO read shadow (xbt_vcpu_set_mmio_shadow; mmio.c): MMIO sites' plain 4-byte
+       MOV loads check these inline and read the embedder's page instead of a callout. */
+    uint64_t rs_nlin[2];       /* [jit] ~(linear page) that the runtime found mapped to
+                                  the shadowed physical page for a read at CPL 0 [0] and
+                                  CPL 3 [1]; XBT_RS_NONE: none (a TLB entry, emptied with
+                                  the software TLB and at every run) */
+    uint64_t rs_table;         /* [jit] 4,096 bytes: 0 at the offset of a dword a read
+                                  may take from the shadow, 1 elsewhere */
+    uint64_t rs_page;          /* [jit] the embedder's page of register values */
 };
 #endif
 
@@ -134,6 +143,11 @@ struct xbt_jit_ctx {
 #define XBT_CTX_INTR_GATE     728
 #define XBT_CTX_TSC_OFFSET    736
 #define XBT_CTX_PF_PROBE      744
+#define XBT_CTX_RS_NLIN       752
+#define XBT_CTX_RS_TABLE      768
+#define XBT_CTX_RS_PAGE       776
+/* ctx->rs_nlin's empty value: lin + XBT_RS_NONE + 1 = lin - 2^33 is never in [0, 4096). */
+#define XBT_RS_NONE (~(1ull << 33))
 
 /* Return values of xbt_jit_enter (a callout handler's nonzero value passes through). */
 #define XBT_JIT_EXIT_DIRECT   1
@@ -167,6 +181,9 @@ _Static_assert(offsetof(struct xbt_jit_ctx, fpu) == XBT_CTX_FPU, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, intr_gate) == XBT_CTX_INTR_GATE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, tsc_offset) == XBT_CTX_TSC_OFFSET, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, pf_probe) == XBT_CTX_PF_PROBE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, rs_nlin) == XBT_CTX_RS_NLIN, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, rs_table) == XBT_CTX_RS_TABLE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, rs_page) == XBT_CTX_RS_PAGE, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);

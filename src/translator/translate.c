@@ -1693,6 +1693,57 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
         t->b->reloc_ok = false; /* only where the runtime asked for it */
 }
 
+/* An MMIO site's plain 4-byte MOV load into a general register: the read shadow may
+   serve it (emit_shadow_load). */
+static bool shadow_load_fits(const xbt_insn *in)
+{
+    const ZydisDecodedOperand *dst = &in->ops[0], *src = &in->ops[1];
+    return in->zi.mnemonic == M(MOV) && in->mem_op == 1 &&
+           dst->type == ZYDIS_OPERAND_TYPE_REGISTER &&
+           ZydisRegisterGetClass(dst->reg.value) == ZYDIS_REGCLASS_GPR32 &&
+           src->type == ZYDIS_OPERAND_TYPE_MEMORY && src->mem.type == ZYDIS_MEMOP_TYPE_MEM &&
+           src->size == 32;
+}
+
+/*
+ * The site with the read shadow first (xbt_vcpu_set_mmio_shadow; mmio.c fills the
+ * entry): linear address L in R15D; R14 = L - page, 64-bit, with the page from
+ * ctx->rs_nlin[CPL 3] as ~page (not + lea, no flags); SHRX by 12 is 0 exactly when L
+ * is in that page (an empty entry is 2^33 away from every L); then the table's byte at
+ * the offset is 0 for a dword the shadow may give, and the load is made from
+ * ctx->rs_page.  Every miss takes the callout as before.  Both paths leave through
+ * the same chainable exit.  RCX is parked in R10 for the JRCXZ tests.
+ */
+static void emit_shadow_load(xbt_tx *t, const xbt_insn *in, uint32_t next)
+{
+    int32_t nlin = XBT_CTX_RS_NLIN + (t->mode->cpl == 3 ? 8 : 0);
+    emit_linear_to_r15(t, in, &in->ops[1], 0);
+    xbt_emit2(t, M(MOV), xo_reg(R(R14)), ctx_mem(nlin, 8));
+    xbt_emit2(t, M(LEA), xo_reg(R(R14)), xo_mem(R(R15), R(R14), 1, 1, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(ECX)), xo_imm(12));
+    xbt_emit3(t, M(SHRX), xo_reg(R(RCX)), xo_reg(R(R14)), xo_reg(R(RCX)));
+    uint32_t in_page = xbt_emit_branch8(t, M(JRCXZ), false);
+    uint32_t slow = t->len;
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    emit_callout(t, in, XBT_CO_MMIO);
+    uint32_t done = t->len;
+    emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+    xbt_patch_rel8(t, in_page, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_RS_TABLE, 8));
+    xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_mem(R(R11), R(R14), 1, 0, 1));
+    uint32_t readable = xbt_emit_branch8(t, M(JRCXZ), false);
+    uint32_t back = xbt_emit_branch32(t, M(JMP)); /* the slow path may hold a limit check */
+    xbt_patch_rel32(t, back, slow);
+    xbt_patch_rel8(t, readable, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_RS_PAGE, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    xbt_emit2(t, M(MOV), xo_reg(host_reg(in->ops[0].reg.value)),
+              xo_mem(R(R11), R(R14), 1, 0, 4));
+    uint32_t join = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, join, done);
+}
+
 /* Returns true if the block must end after this instruction. */
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
@@ -1712,9 +1763,13 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     if (t->tr->mmio_site && in->iclass == XBT_IC_MEMORY && in->mem_op >= 0 &&
         in->callout == XBT_CO_NONE &&
         !(in->flags & XBT_IF_FPU) && t->tr->mmio_site(t->tr->mmio_ctx, in->eip)) {
-        emit_callout(t, in, XBT_CO_MMIO);
+        if (t->tr->mmio_shadow && shadow_load_fits(in))
+            emit_shadow_load(t, in, next);
+        else {
+            emit_callout(t, in, XBT_CO_MMIO);
+            emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+        }
         t->b->reloc_ok = false; /* only where the runtime asked for it */
-        emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
         return true;
     }
 

@@ -194,6 +194,10 @@ typedef struct xbt_translator {
        host faults).  Such a block is not relocatable.  NULL: none. */
     bool (*mmio_site)(void *ctx, uint32_t eip);
     void *mmio_ctx;
+    /* Such a site that is a plain 4-byte MOV load into a general register first checks
+       the read shadow (ctx->rs_nlin, rs_table, rs_page; abi.h) inline and reads the
+       shadow page when it may (needs BMI2's SHRX). */
+    bool mmio_shadow;
     /* Fault sites: an instruction at an EIP for which pf_site(mmio_ctx, eip) is true,
        with one explicit memory operand that it reads or writes (no x87/SSE, no XLAT, no
        bit test with a register offset), in the K- or U-window, gets an inline check of

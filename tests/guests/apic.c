@@ -3,7 +3,8 @@
  * leaves (software enabled, LINT0 ExtINT), self-IPIs by shorthand, by physical and by
  * flat logical destination, priority (TPR, PPR, the IRR order, nesting), EOI, ESR, and
  * the timer: one-shot, periodic, masked, stopped, the divide configuration, the
- * current count, and a timer interrupt held off by the TPR; NMIs by self-IPI.
+ * current count, and a timer interrupt held off by the TPR; NMIs by self-IPI; reads
+ * right after writes and through remapped pages (xbt-run's read shadow).
  *
  * Where QEMU's APIC differs from the SDM, only what both do is checked: QEMU sets
  * ESR bits at once and ignores ESR writes (the SDM latches errors until the next ESR
@@ -211,6 +212,107 @@ static void nmis(void)
     CHECK_EQ(nmi_nested, 0, "NMI handlers never nest");
 }
 
+/*
+ * Registers read back at once by one load instruction (noinline: every read below is
+ * the same MOV, which in xbt becomes an MMIO site, and with xbt-run's read shadow a load
+ * from its page of register values): each read sees the value just written, for every
+ * register the shadow holds and for the volatile ones it leaves out.  Then the same
+ * instruction through a linear page that maps the APIC, remapped to RAM and back with
+ * INVLPG and with a CR3 load: a read sees what the page maps now.
+ */
+static __attribute__((noinline)) u32 rd(u32 addr) { return *(volatile u32 *)addr; }
+
+static u32 bad_reads;
+
+static void expect(u32 addr, u32 want)
+{
+    u32 got_v = rd(addr);
+    if (got_v != want && bad_reads++ < 8)
+        printf("read %08x: %08x, expected %08x\n", addr, got_v, want);
+}
+
+static void shadow_registers(void)
+{
+    static const u32 dcr[8] = { 0, 1, 2, 3, 8, 9, 0xa, 0xb };
+    apic_write(APIC_LVTT, 0x10000 | V_TIMER); /* masked: the counts below fire nothing */
+    for (u32 i = 0; i < 300; i++) {
+        u32 x = (i * 0x9e3779b1u) >> 8;
+        apic_write(APIC_TPR, x & 0xff);
+        expect(LAPIC + APIC_TPR, x & 0xff);
+        apic_write(APIC_LDR, x << 24);
+        expect(LAPIC + APIC_LDR, x << 24);
+        apic_write(APIC_SVR, 0x100 | (x & 0xf0) | 0xf);
+        expect(LAPIC + APIC_SVR, 0x100 | (x & 0xf0) | 0xf);
+        apic_write(APIC_LVTERR, 0x10000 | 0x40 | (x & 0x3f));
+        expect(LAPIC + APIC_LVTERR, 0x10000 | 0x40 | (x & 0x3f));
+        apic_write(APIC_LVTT, (i & 1 ? 0x30000 : 0x10000) | V_TIMER);
+        expect(LAPIC + APIC_LVTT, (i & 1 ? 0x30000 : 0x10000) | V_TIMER);
+        apic_write(APIC_ICR2, x << 24);
+        expect(LAPIC + APIC_ICR2, x << 24);
+        apic_write(APIC_TDCR, dcr[i & 7]);
+        expect(LAPIC + APIC_TDCR, dcr[i & 7]);
+        apic_write(APIC_TMICT, x | 1);
+        expect(LAPIC + APIC_TMICT, x | 1);
+        expect(LAPIC + APIC_ID, 0);
+        expect(LAPIC + APIC_PPR, x & 0xff); /* nothing in service: the TPR */
+    }
+    apic_write(APIC_TMICT, 0);
+    expect(LAPIC + APIC_TMCCT, 0);
+    apic_write(APIC_TPR, 0);
+    apic_write(APIC_SVR, 0x100 | V_SPUR);
+    CHECK_EQ(bad_reads, 0, "every register read sees the value written just before");
+}
+
+static u32 pd[1024] __attribute__((aligned(4096)));
+static u32 pt_low[4][1024] __attribute__((aligned(4096))); /* identity 0..16 MiB */
+static u32 pt_dev[1024] __attribute__((aligned(4096)));    /* VA 0xfec00000.. */
+static u32 pt_win[1024] __attribute__((aligned(4096)));    /* VA 0x40000000.. */
+static u32 ram_page[1024] __attribute__((aligned(4096)));
+
+#define WIN 0x40000000u
+
+static void shadow_mappings(void)
+{
+    bad_reads = 0;
+    for (u32 t = 0; t < 4; t++) {
+        for (u32 k = 0; k < 1024; k++)
+            pt_low[t][k] = ((t * 1024 + k) << 12) | 3;
+        pd[t] = (u32)pt_low[t] | 3;
+    }
+    pt_dev[0x200] = LAPIC | 0x13; /* present, writable, PCD */
+    pd[0xfec00000u >> 22] = (u32)pt_dev | 3;
+    pt_win[0] = LAPIC | 0x13;
+    pd[WIN >> 22] = (u32)pt_win | 3;
+    for (u32 k = 0; k < 1024; k++)
+        ram_page[k] = 0x5a000000u | k;
+    write_cr3((u32)pd);
+    write_cr0(read_cr0() | 0x80000000u);
+    for (u32 round = 0; round < 4; round++) {
+        for (u32 i = 0; i < 50; i++) {
+            apic_write(APIC_TPR, (i + round) & 0xff);
+            expect(WIN + APIC_TPR, (i + round) & 0xff);
+            expect(WIN + APIC_ID, 0);
+        }
+        pt_win[0] = (u32)ram_page | 3; /* the window now maps RAM */
+        if (round & 1)
+            write_cr3((u32)pd);
+        else
+            invlpg(WIN);
+        for (u32 i = 0; i < 10; i++) {
+            expect(WIN + APIC_TPR, 0x5a000000u | (APIC_TPR / 4));
+            expect(WIN + APIC_ID, 0x5a000000u | (APIC_ID / 4));
+        }
+        pt_win[0] = LAPIC | 0x13;
+        if (round & 1)
+            write_cr3((u32)pd);
+        else
+            invlpg(WIN);
+    }
+    write_cr0(read_cr0() & ~0x80000000u);
+    apic_write(APIC_TPR, 0);
+    CHECK_EQ(bad_reads, 0, "a read through a remapped page sees what the page maps now");
+}
+
 void main(void)
 {
     for (int v = 0x20; v < 0x40; v++)
@@ -222,4 +324,6 @@ void main(void)
     priorities();
     esr();
     timer();
+    shadow_registers();
+    shadow_mappings();
 }

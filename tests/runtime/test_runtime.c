@@ -640,6 +640,83 @@ START_TEST(mmio_handler)
 }
 END_TEST
 
+/* The read shadow (API 1.8): an MMIO site's plain load of a readable dword reads the
+   embedder's page inline (the handler sees only the faults that made the site and the
+   callout that found the page); after a run entry the page's new value; after the
+   guest moved IA32_APIC_BASE (XBT_MMIO_SHADOW_APIC_BASE) the handler again. */
+static int count_mmio(void *opaque, uint64_t gpa, uint32_t size, int is_write, uint64_t *data)
+{
+    struct mmio_log *l = opaque;
+    (void)gpa, (void)size;
+    if (is_write)
+        return 0;
+    l->reads++;
+    *data = 0x1000 + l->reads;
+    return 1;
+}
+
+START_TEST(mmio_shadow)
+{
+    const uint8_t code[] = {
+        0xbb, 0x00, 0x00, 0xe0, 0xfe,       /* mov ebx, 0xfee00000 */
+        0xbf, 0x03, 0x00, 0x00, 0x00,       /* mov edi, 3 */
+        0x31, 0xf6,                         /* 2: xor esi, esi */
+        0xb9, 0x14, 0x00, 0x00, 0x00,       /* mov ecx, 20 */
+        0x8b, 0x43, 0x20,                   /* 1: mov eax, [ebx+0x20] */
+        0x01, 0xc6,                         /* add esi, eax */
+        0xe2, 0xf9,                         /* loop 1b */
+        0x89, 0xf0, 0xe7, 0xf1,             /* mov eax, esi; out 0xf1, eax */
+        0x4f,                               /* dec edi */
+        0x74, 0x15,                         /* jz 3f */
+        0x83, 0xff, 0x01,                   /* cmp edi, 1 */
+        0x75, 0xe6,                         /* jne 2b */
+        0xb9, 0x1b, 0x00, 0x00, 0x00,       /* mov ecx, 0x1b */
+        0xb8, 0x00, 0x09, 0xc0, 0xfe,       /* mov eax, 0xfec00900 */
+        0x31, 0xd2, 0x0f, 0x30,             /* xor edx, edx; wrmsr: the APIC moves */
+        0xeb, 0xd6,                         /* jmp 2b */
+        0xf4,                               /* 3: hlt */
+    };
+    struct guest g;
+    struct mmio_log l = { 0 };
+    static uint32_t page[1024];
+    setup_guest_flags(&g, code, sizeof code, XBT_VM_LOCAL_APIC);
+    ck_assert_int_eq(xbt_vm_set_mmio_handler(g.vm, count_mmio, &l), XBT_OK);
+    xbt_mmio_shadow sh = { .gpa = 0xfee00000, .page = page,
+                           .flags = XBT_MMIO_SHADOW_APIC_BASE };
+    sh.readable[0] = 1u << 8; /* offset 0x20 */
+    xbt_mmio_shadow bad = sh;
+    bad.gpa = 0x100000; /* RAM */
+    ck_assert_int_eq(xbt_vcpu_set_mmio_shadow(g.cpu, &bad), XBT_E_INVAL);
+    bad.gpa = 0xfee00020;
+    ck_assert_int_eq(xbt_vcpu_set_mmio_shadow(g.cpu, &bad), XBT_E_INVAL);
+    bad = sh;
+    bad.flags = 2;
+    ck_assert_int_eq(xbt_vcpu_set_mmio_shadow(g.cpu, &bad), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vcpu_set_mmio_shadow(g.cpu, &sh), XBT_OK);
+    page[8] = 0x500;
+    int inline_ok = __builtin_cpu_supports("bmi2") && !getenv("XBT_NO_MMIO_SHADOW") &&
+                     !getenv("XBT_NO_MMIO_SITES");
+    if (!inline_ok) { /* every read is the handler's */
+        expect_out(&g, 0xf1, 20 * 0x1000 + 210);
+        xbt_vm_destroy(g.vm);
+        return;
+    }
+    /* Four faults make the site; its callout fills the TLB entry and asks the handler
+       (0x1001..0x1005); fifteen reads from the page. */
+    expect_out(&g, 0xf1, 5 * 0x1000 + 15 + 15 * 0x500);
+    ck_assert_uint_eq(l.reads, 5);
+    page[8] = 0x600; /* the embedder's update between runs */
+    expect_out(&g, 0xf1, 0x1006 + 19 * 0x600); /* the entry made again by one callout */
+    ck_assert_uint_eq(l.reads, 6);
+    /* The APIC base moved: 0xfee00000 is no longer the shadow's page. */
+    expect_out(&g, 0xf1, 20 * 0x1000 + (7 + 26) * 10);
+    ck_assert_uint_eq(l.reads, 26);
+    ck_assert_uint_eq(run_to_exit(&g)->reason, XBT_EXIT_HLT);
+    ck_assert_int_eq(xbt_vcpu_set_mmio_shadow(g.cpu, NULL), XBT_OK);
+    xbt_vm_destroy(g.vm);
+}
+END_TEST
+
 /* MMIO sites form through a segment with a limit below 4 GiB too (real mode's 64 KiB
    segments, here a 2 GiB DS): the site's own address computation checks the limit, so
    a loop of 20 loads makes a few host faults, not 20. */
@@ -782,6 +859,7 @@ int main(void)
     tcase_add_test(tc, mmio_handler);
     tcase_add_test(tc, pio_handler);
     tcase_add_test(tc, mmio_site_limited_segment);
+    tcase_add_test(tc, mmio_shadow);
     tcase_add_test(tc, segment_limits);
     tcase_add_test(tc, trace_profile_counts);
     suite_add_tcase(s, tc);

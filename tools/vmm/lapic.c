@@ -71,6 +71,7 @@ static int highest(const uint32_t *v)
 }
 
 static bool sw_enabled(const struct lapic *a) { return a->svr & SVR_ENABLE; }
+static void shadow_refresh(struct vmm *m, unsigned cpu);
 
 bool lapic_hw_enabled(const struct vmm *m, unsigned cpu)
 {
@@ -138,6 +139,8 @@ void lapic_init(struct vmm *m)
     a->svr = 0x1ff;
     a->lvt[LVT_LINT0] = 0x8700;
     a->lvt[LVT_LINT1] = 0x8400;
+    for (unsigned k = 0; k < m->ncpus; k++)
+        lapic_shadow_attach(m, k);
 }
 
 /* An NMI to this CPU (ICR, LINT0/1 in NMI mode, an IOAPIC pin): xbt delivers it and
@@ -468,6 +471,7 @@ void lapic_wait_sipi(struct vmm *m, unsigned cpu)
         a->init_pending = false;
         a->base_msr = LAPIC_DEFAULT_BASE | 0x800;
         power_up(a);
+        shadow_refresh(m, cpu);
     }
     a->wait_sipi = true;
 }
@@ -596,13 +600,18 @@ void lapic_sync_base(struct vmm *m, unsigned cpu)
 {
     uint64_t v;
     struct lapic *a = &m->lapic[cpu];
-    if (xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &v) != XBT_OK || v == a->base_msr)
+    if (xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &v) != XBT_OK)
         return;
-    bool was = lapic_hw_enabled(m, cpu);
-    a->base_msr = v;
-    if (was != lapic_hw_enabled(m, cpu))
-        power_up(a); /* global disable (or re-enable) starts from power-up state */
-    m->intr_hooks.changed(m);
+    if (v != a->base_msr) {
+        bool was = lapic_hw_enabled(m, cpu);
+        a->base_msr = v;
+        if (was != lapic_hw_enabled(m, cpu))
+            power_up(a); /* global disable (or re-enable) starts from power-up state */
+        m->intr_hooks.changed(m);
+        lapic_shadow_attach(m, cpu);
+    } else if (v != a->shadow_msr) {
+        lapic_shadow_attach(m, cpu);
+    }
 }
 
 /*
@@ -618,7 +627,8 @@ bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, ui
     struct lapic *a = &m->lapic[cpu];
     uint64_t msr;
     if (size != 4 || (gpa & 15) || xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK ||
-        msr != __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) || !(msr & (1u << 11)))
+        msr != __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) || !(msr & (1u << 11)) ||
+        msr != a->shadow_msr) /* the locked path sets the read shadow for this base */
         return false;
     uint64_t base = msr & 0xfffff000u;
     if (gpa < base || gpa >= base + 0x1000)
@@ -636,6 +646,52 @@ bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, ui
     }
     *data = __atomic_load_n(f, __ATOMIC_RELAXED);
     return true;
+}
+
+/*
+ * The read shadow (xbt_vcpu_set_mmio_shadow): the library answers a plain 4-byte read
+ * of these registers from a->shadow without calling lapic_mmio.  Only registers that
+ * nothing but this vCPU's own writes, its power-up (INIT, which its own thread makes:
+ * lapic_wait_sipi) and a restore change: ID, version, TPR, LDR, DFR, SVR, the ICR
+ * (delivery completes at once: idle), the timer, thermal, performance and error LVTs
+ * (not LINT0/LINT1, whose remote IRR the 8259 and IOAPIC side changes), the timer's
+ * initial count and divide configuration.  Not APR, PPR, ISR, TMR, IRR (interrupts
+ * from other threads), ESR (errors from other vCPUs' IPIs) or the current count.  The
+ * values are refreshed after every write and power-up, on the vCPU's own thread, so a
+ * read sees each change as lapic_mmio would.
+ */
+static const uint8_t shadow_regs[] = { 0x02, 0x03, 0x08, 0x0d, 0x0e, 0x0f, 0x30, 0x31,
+                                       0x32, 0x33, 0x34, 0x37, 0x38, 0x3e };
+
+static void shadow_refresh(struct vmm *m, unsigned cpu)
+{
+    struct lapic *a = &m->lapic[cpu];
+    for (size_t i = 0; i < sizeof shadow_regs; i++) {
+        uint32_t v = 0;
+        reg_read(m, cpu, shadow_regs[i], &v);
+        a->shadow[shadow_regs[i] * 4u] = v;
+    }
+}
+
+/* The shadow for the APIC where IA32_APIC_BASE puts it now (none while disabled). */
+void lapic_shadow_attach(struct vmm *m, unsigned cpu)
+{
+    struct lapic *a = &m->lapic[cpu];
+    uint64_t msr;
+    if (!m->cpus[cpu] || xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK)
+        return;
+    shadow_refresh(m, cpu);
+    a->shadow_msr = msr;
+    if (!(msr & (1u << 11))) {
+        xbt_vcpu_set_mmio_shadow(m->cpus[cpu], NULL);
+        return;
+    }
+    xbt_mmio_shadow sh = { .gpa = msr & 0xfffff000u, .page = a->shadow,
+                           .flags = XBT_MMIO_SHADOW_APIC_BASE };
+    for (size_t i = 0; i < sizeof shadow_regs; i++)
+        sh.readable[shadow_regs[i] / 8] |= 1u << (shadow_regs[i] * 4 % 32);
+    if (xbt_vcpu_set_mmio_shadow(m->cpus[cpu], &sh) != XBT_OK)
+        xbt_vcpu_set_mmio_shadow(m->cpus[cpu], NULL);
 }
 
 /*
@@ -664,6 +720,7 @@ bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool i
         return true;
     if (!reg_write(m, cpu, reg, (uint32_t)*data))
         error(m, cpu, ESR_ILLEGAL_REG);
+    shadow_refresh(m, cpu);
     return true;
 }
 

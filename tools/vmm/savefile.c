@@ -277,8 +277,10 @@ int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, ch
     s.shift_ns = now < sv->saved_ns ? (int64_t)(now - sv->saved_ns) : 0;
     pthread_mutex_lock(&m->lock);
     bool ok = pc_load_state(m, &s);
-    for (unsigned k = 0; ok && k < m->ncpus; k++)
+    for (unsigned k = 0; ok && k < m->ncpus; k++) {
         lapic_sync_base(m, k);
+        lapic_shadow_attach(m, k); /* the registers restored */
+    }
     vmm_unlock(m);
     free(s.buf);
     if (!ok)

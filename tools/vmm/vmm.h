@@ -119,6 +119,11 @@ struct lapic {
        power-on, or after an INIT); the start-up vector latched for it (-1 none). */
     bool init_pending, wait_sipi;
     int sipi_vector;
+    /* The read shadow the library serves plain register reads from (lapic.c,
+       xbt_vcpu_set_mmio_shadow): the readable registers' values at their offsets, and
+       the IA32_APIC_BASE it was last set for. */
+    uint64_t shadow_msr;
+    uint32_t shadow[1024];
 };
 
 /* ---- the interrupt controllers' outputs upward (intr.c connects them) ------------------ */
@@ -339,6 +344,7 @@ bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, ui
 bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
                 uint64_t *data);
 void lapic_sync_base(struct vmm *m, unsigned cpu);   /* re-reads IA32_APIC_BASE (its thread) */
+void lapic_shadow_attach(struct vmm *m, unsigned cpu); /* (again) its read shadow (its thread) */
 bool lapic_hw_enabled(const struct vmm *m, unsigned cpu); /* IA32_APIC_BASE.EN */
 void lapic_accept(struct vmm *m, unsigned cpu, uint8_t vector, bool level); /* fixed */
 void lapic_nmi(struct vmm *m, unsigned cpu); /* an NMI to the CPU (xbt_vcpu_nmi) */
