@@ -593,6 +593,11 @@ void xbt_unprotect_all(struct xbt_vcpu *v);
 void xbt_code_protect(struct xbt_vcpu *v, uint32_t page);
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait);
 bool xbt_mbox_pending(struct xbt_vcpu *v);
+/* v is about to write physical page `page` or to map it writable in its windows: if its
+   bit there is clear while struct xbt_smmu's code_own says it translated from the page,
+   another vCPU's write doomed those translations and its drop request may not have come
+   yet; they go now (smp.c, own_drop).  The block that made the access may be one. */
+void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page);
 void xbt_mbox_run(struct xbt_vcpu *v);
 /* After a write the VMM made through its own view (no window, so no fault): a vCPU
    that set its bit after the check before the write may have read the old bytes
