@@ -616,12 +616,15 @@ static inline void xbt_code_recheck(xbt_vm *vm, struct xbt_vcpu *self, uint64_t 
 void xbt_code_chunks_mark(xbt_vm *vm, uint64_t gpa, uint32_t len);
 bool xbt_code_chunks_any(const xbt_vm *vm, uint32_t page, uint32_t off, uint32_t len);
 /* Whether bytes [off, off + len) of physical page `page` may hold translated code of
-   any vCPU (this one's cache alone when it is the only one). */
+   any vCPU: this one's cache, looked up (a writer clears the chunks of a page before its
+   bits, so this vCPU's own code there may have lost its chunk while its bit is still
+   set: its write would go the data-beside-code way and keep the old translation), and
+   with several vCPUs the chunks the others marked. */
 static inline bool xbt_code_at(const struct xbt_vcpu *v, uint32_t page, uint32_t off,
                                uint32_t len)
 {
-    return v->vm->code_chunks ? xbt_code_chunks_any(v->vm, page, off, len)
-                              : xbt_tc_page_range_has_code(v->tc, page, off, len);
+    return xbt_tc_page_range_has_code(v->tc, page, off, len) ||
+           (v->vm->code_chunks && xbt_code_chunks_any(v->vm, page, off, len));
 }
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */

@@ -12,7 +12,9 @@
  *  - after vCPU 0 translated another function on the page, which sets its bit again (its
  *    old translations were then hidden behind the bit, and the write, beside no marked
  *    chunk, went the data-beside-code way and kept them).
- * Either way the call must return the new immediate, with paging off and on.  vCPU 1 exists (several vCPUs turn
+ * Either way the call must return the new immediate, with paging off and on.  And a
+ * writer stopped one step earlier, after it cleared the chunks and before the bits:
+ * vCPU 0's bit is set, but its own code lost its chunk.  vCPU 1 exists (several vCPUs turn
  * on the code bits and chunks) and never runs.
  */
 #include <check.h>
@@ -90,13 +92,20 @@ static uint32_t run_call(struct rig *r, uint32_t at, uint32_t target, bool write
     }
 }
 
+/* Another vCPU's xbt_code_written up to its clearing of the chunks of the page (its
+   bits not yet exchanged). */
+static void writer_stops_after_chunks(struct rig *r)
+{
+    for (int k = 0; k < 4; k++)
+        __atomic_store_n(&r->vm->code_chunks[PAGE * 4 + k], 0, __ATOMIC_SEQ_CST);
+}
+
 /* Another vCPU's xbt_code_written up to its exchange of the bits: the chunks and the
    bits of the page cleared, no drop request posted yet. */
 static void writer_stops_after_clearing(struct rig *r)
 {
     xbt_vm *vm = r->vm;
-    for (int k = 0; k < 4; k++)
-        __atomic_store_n(&vm->code_chunks[PAGE * 4 + k], 0, __ATOMIC_SEQ_CST);
+    writer_stops_after_chunks(r);
     uint8_t bits = __atomic_exchange_n(&vm->code_prot[PAGE], 0, __ATOMIC_SEQ_CST);
     ck_assert_msg(bits & 1, "vCPU 0 translated code on the page: its bit was set (%#x)", bits);
 }
@@ -128,6 +137,21 @@ START_TEST(own_rewrite_after_bit_set_again)
 }
 END_TEST
 
+/* The writer cleared the chunks only: vCPU 0's bit is still set, and its write found no
+   marked chunk at its own code (it took the data-beside-code way and kept its old
+   translation, until xbt_code_at looked at its own cache). */
+START_TEST(own_rewrite_after_chunks_cleared)
+{
+    struct rig r;
+    rig_init(&r, _i);
+    ck_assert_uint_eq(run_call(&r, 0x1000, F_AT, false, 0), 1);
+    writer_stops_after_chunks(&r);
+    ck_assert_uint_eq(run_call(&r, 0x1100, F_AT, true, 4), 4);
+    ck_assert_uint_eq(run_call(&r, 0x1200, F_AT, false, 0), 4);
+    xbt_vm_destroy(r.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("xmc_doomed");
@@ -135,6 +159,7 @@ int main(void)
     /* _i: 0 paging off, 1 paging on. */
     tcase_add_loop_test(tc, own_rewrite_after_bits_cleared, 0, 2);
     tcase_add_loop_test(tc, own_rewrite_after_bit_set_again, 0, 2);
+    tcase_add_loop_test(tc, own_rewrite_after_chunks_cleared, 0, 2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
