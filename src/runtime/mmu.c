@@ -85,6 +85,7 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
 static bool code_page_write(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
 {
     uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
+    xbt_code_own_drop(v, page); /* doomed already: not code to keep beside the data */
     if (!xbt_code_at(v, page, off, len)) {
         xbt_smc_data_begin(v, page, lin, paged);
         return true;
@@ -151,8 +152,10 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         /* Read-only for code that is gone: another vCPU's write dropped it (smp.c).
            Or code again: a translator set its bit since the test above (several
            vCPUs), and the write, run again, faults into code_page_write. */
-        if (!xbt_code_bits(m, page))
+        if (!xbt_code_bits(m, page)) {
+            xbt_code_own_drop(v, page); /* its own old code first (smp.c) */
             xbt_identity_protect(m, page, true);
+        }
         return XBT_WF_DONE;
     }
     return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
@@ -241,6 +244,8 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         data_write = code_page_write(v, page, lin, true);
     bool writable = r.writable && (r.dirty || write) && (!m->code_prot[page] || data_write) &&
                     xbt_phys_write_ok(&vm->phys, page) && (!watched || write);
+    if (writable && !data_write)
+        xbt_code_own_drop(v, page); /* its own old code first (smp.c) */
     /* The D-window keeps W^X: an instruction fetch maps the page read-only and
        executable, a later write read-write again (direct.c). */
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
@@ -282,12 +287,12 @@ int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
         return walk_refused(v, lin, &r) ? XBT_WP_RAISED : XBT_WP_EXIT;
     /* What paged_fault does beyond a plain fill is left to it: the access faults. */
     uint32_t page = (uint32_t)(r.gpa >> 12);
-    if (!xbt_gpa_mem(vm, r.gpa, write) || (write && xbt_code_bits(m, page)) || v->dbg.n_wp ||
+    if (!xbt_gpa_mem(vm, r.gpa, write) || (write && xbt_code_page(m, page)) || v->dbg.n_wp ||
         (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP)))
         return XBT_WP_ACCESS;
     if (write)
         xbt_phys_log(&vm->phys, r.gpa, 1);
-    bool writable = r.writable && (r.dirty || write) && !xbt_code_bits(m, page) &&
+    bool writable = r.writable && (r.dirty || write) && !xbt_code_page(m, page) &&
                     xbt_phys_write_ok(&vm->phys, page);
     if (xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single) !=
         XBT_DMAP_OK)

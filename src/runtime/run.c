@@ -389,6 +389,7 @@ void xbt_vcpu_flush_translations(struct xbt_vcpu *v)
     if (v->trace.rec_n)
         v->trace.rec_n = 0; /* its blocks are gone */
     xbt_unprotect_all(v);
+    memset(v->mmu->code_own, 0, sizeof v->mmu->code_own); /* no code of its own left */
 }
 
 void xbt_unprotect_all(struct xbt_vcpu *v)

@@ -20,7 +20,10 @@
  *    the SDM's cross-modifying-code rule that a processor which synchronizes with the
  *    writer executes the new bytes holds, because the write is made only after every
  *    other vCPU has left translated code once.  Writes the VMM makes through its own
- *    view look again after the write (xbt_code_recheck).
+ *    view look again after the write (xbt_code_recheck).  Between the clearing and
+ *    the requests a vCPU may find the page without bits while it still holds
+ *    translations of it: before it writes the page itself it drops them (code_own,
+ *    own_drop below).
  *  - writing beside code (vm->code_chunks, run.c code_marked): which 16-byte chunks
  *    are some vCPU's code, so that a write next to them keeps the translations.
  *
@@ -65,6 +68,28 @@ static uint64_t mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
     return s;
 }
 
+/* v's translations of `page` go (with its code_own bit): a drop request carried out,
+   the writer's own, or translations that another vCPU's write doomed.
+
+   Ordering rule (issue 16).  xbt_code_written clears every bit of the page first and
+   posts the drop requests after, so for a while a vCPU whose bit was cleared still
+   holds translations of the old bytes with nothing in its mailbox to say so.  Had it
+   written the page then (its window fault finds no bits and maps the page writable; its
+   data-beside-code write finds the chunks cleared too) and called what it wrote, it ran
+   its own old translation, which the SDM forbids even without synchronization (a store
+   followed by the same processor's fetch of the bytes): smp_random's own-function
+   misses.  So a vCPU that finds its own bit clear while code_own says it translated
+   from the page drops those translations itself before it writes the page or maps it
+   writable (xbt_code_own_drop), and before it sets its bit there again
+   (xbt_code_protect), which would hide them. */
+static void own_drop(struct xbt_vcpu *v, uint32_t page)
+{
+    xbt_code_own_clear(v->mmu, page);
+    if (xbt_tc_invalidate_page(v->tc, page))
+        v->ibl_dropped = true; /* its entries may name dropped blocks */
+    v->code_page_invals++;
+}
+
 bool xbt_mbox_pending(struct xbt_vcpu *v)
 {
     return atomic_load(&v->mbox.seq) != atomic_load_explicit(&v->mbox.done, memory_order_relaxed);
@@ -98,9 +123,7 @@ void xbt_mbox_run(struct xbt_vcpu *v)
                 xbt_smmu_write_protect(v->mmu, req[i].page);
                 continue;
             }
-            if (xbt_tc_invalidate_page(v->tc, req[i].page))
-                v->ibl_dropped = true; /* its entries may name dropped blocks */
-            v->code_page_invals++;
+            own_drop(v, req[i].page);
             if (mb->n_inval < XBT_MBOX_INVAL_LOG)
                 mb->inval_page[mb->n_inval] = req[i].page;
             if (mb->n_inval <= XBT_MBOX_INVAL_LOG)
@@ -179,9 +202,12 @@ bool xbt_code_chunks_any(const xbt_vm *vm, uint32_t page, uint32_t off, uint32_t
 void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
 {
     xbt_vm *vm = v->vm;
+    bool had = xbt_code_own(v->mmu, page);
     uint8_t old = xbt_protect_code_page(v->mmu, page, v->bit);
     if ((old & v->bit) || vm->n_vcpus < 2)
         return; /* protected when this vCPU's bit was set */
+    if (had)
+        own_drop(v, page); /* cleared under it: doomed translations, see own_drop */
     /* Every vCPU without a bit of its own there may still map the page writable: an
        earlier protector's request to it may not be done yet (it is in translated
        code), so this one asks and waits too (those with a bit protected themselves). */
@@ -197,11 +223,21 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
     mbox_wait(vm, v, who, seq);
 }
 
+void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page)
+{
+    if (xbt_code_own(v->mmu, page) && !(xbt_code_bits(v->mmu, page) & v->bit))
+        own_drop(v, page);
+}
+
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait)
 {
     uint64_t seq[XBT_MAX_VCPUS] = { 0 };
     uint8_t who = 0;
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++) {
+        /* The writer's own translations go whether or not its bit is still set: another
+           writer may have cleared it and not yet asked for the drop (code_own). */
+        if (self && xbt_code_own(self->mmu, p))
+            own_drop(self, (uint32_t)p);
         if (!vm->code_prot[p])
             continue;
         /* Chunks first: a translator that marks after this either has its bit in
@@ -210,18 +246,16 @@ void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t 
             for (int k = 0; k < 4; k++)
                 __atomic_store_n(&vm->code_chunks[p * 4 + k], 0, __ATOMIC_SEQ_CST);
         uint8_t bits = __atomic_exchange_n(&vm->code_prot[p], 0, __ATOMIC_SEQ_CST);
+        /* Each other vCPU whose bit was set gets its drop request only now: until it
+           carries it out it may find the page without bits while it still holds
+           translations of it, and must not write the page through them (code_own,
+           xbt_code_own_drop). */
         for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
             struct xbt_vcpu *x = vm->vcpus[k];
-            if (!(bits & (1u << k)) || !x)
+            if (!(bits & (1u << k)) || !x || x == self)
                 continue;
-            if (x == self) {
-                if (xbt_tc_invalidate_page(x->tc, (uint32_t)p))
-                    x->ibl_dropped = true; /* its entries may name dropped blocks */
-                x->code_page_invals++;
-            } else {
-                seq[k] = mbox_post(x, MBOX_INVAL, (uint32_t)p);
-                who |= (uint8_t)(1u << k);
-            }
+            seq[k] = mbox_post(x, MBOX_INVAL, (uint32_t)p);
+            who |= (uint8_t)(1u << k);
         }
         if (self && bits)
             xbt_identity_protect(self->mmu, (uint32_t)p, true); /* paging off: the write */

@@ -610,6 +610,11 @@ void xbt_unprotect_all(struct xbt_vcpu *v);
 void xbt_code_protect(struct xbt_vcpu *v, uint32_t page);
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait);
 bool xbt_mbox_pending(struct xbt_vcpu *v);
+/* v is about to write physical page `page` or to map it writable in its windows: if its
+   bit there is clear while struct xbt_smmu's code_own says it translated from the page,
+   another vCPU's write doomed those translations and its drop request may not have come
+   yet; they go now (smp.c, own_drop).  The block that made the access may be one. */
+void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page);
 void xbt_mbox_run(struct xbt_vcpu *v);
 /* Pause-loop yields, the software form of hardware VMMs' pause-loop exiting: a vCPU
    spinning on PAUSE waits for something another thread does (another vCPU releasing a
@@ -663,12 +668,15 @@ static inline void xbt_code_recheck(xbt_vm *vm, struct xbt_vcpu *self, uint64_t 
 void xbt_code_chunks_mark(xbt_vm *vm, uint64_t gpa, uint32_t len);
 bool xbt_code_chunks_any(const xbt_vm *vm, uint32_t page, uint32_t off, uint32_t len);
 /* Whether bytes [off, off + len) of physical page `page` may hold translated code of
-   any vCPU (this one's cache alone when it is the only one). */
+   any vCPU: this one's cache, looked up (a writer clears the chunks of a page before its
+   bits, so this vCPU's own code there may have lost its chunk while its bit is still
+   set: its write would go the data-beside-code way and keep the old translation), and
+   with several vCPUs the chunks the others marked. */
 static inline bool xbt_code_at(const struct xbt_vcpu *v, uint32_t page, uint32_t off,
                                uint32_t len)
 {
-    return v->vm->code_chunks ? xbt_code_chunks_any(v->vm, page, off, len)
-                              : xbt_tc_page_range_has_code(v->tc, page, off, len);
+    return xbt_tc_page_range_has_code(v->tc, page, off, len) ||
+           (v->vm->code_chunks && xbt_code_chunks_any(v->vm, page, off, len));
 }
 
 /* The runtime's side of the shadow MMU (mmu.c; the unit itself is shadow-mmu/smmu.h). */

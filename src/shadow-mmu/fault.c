@@ -105,7 +105,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                 memcpy(&pte, pt + k * es, es);
                 uint64_t g = glo + (hi - lo);
                 if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
-                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_bits(m, g >> 12) ||
+                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_page(m, g >> 12) ||
                     (writable && !xbt_phys_write_ok(ph, g >> 12)))
                     break;
                 if (xbt_wmap_has(have, hi))
@@ -119,7 +119,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                     break;
                 uint64_t g = glo - 4096;
                 if ((pte & same) != (pte0 & same) || (pte & amask) != g ||
-                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_bits(m, g >> 12) ||
+                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_page(m, g >> 12) ||
                     (writable && !xbt_phys_write_ok(ph, g >> 12)))
                     break;
                 if (xbt_wmap_has(have, lo - 4096))

@@ -171,6 +171,12 @@ typedef struct xbt_smmu {
     /* Linear pages translated code has come from (a superset, never cleared but on a
        flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
     uint8_t code_lin[1u << 17];
+    /* Physical pages this vCPU's own cache may hold code from: its code_prot bit as it
+       set it, cleared only when it drops its blocks of the page (or flushes).  Several
+       vCPUs: another vCPU's write clears every bit of code_prot first and asks for the
+       drops after (smp.c), so between the two a vCPU may find the page without bits
+       and still hold translations of it: this bit says so.  1 bit per 4 KiB page. */
+    uint8_t code_own[1u << 17];
 
     /* Statistics. */
     uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets;
@@ -196,11 +202,26 @@ static inline uint8_t xbt_code_bits(const xbt_smmu *m, uint64_t page)
 {
     return __atomic_load_n(&m->code_prot[page], __ATOMIC_RELAXED);
 }
+/* Whether this vCPU's own cache may hold code from `page` (code_own). */
+static inline bool xbt_code_own(const xbt_smmu *m, uint64_t page)
+{
+    return (m->code_own[page >> 3] >> (page & 7)) & 1;
+}
+static inline void xbt_code_own_clear(xbt_smmu *m, uint64_t page)
+{
+    m->code_own[page >> 3] &= (uint8_t)~(1u << (page & 7));
+}
+/* Whether `page` must not be mapped writable in this vCPU's windows: some vCPU's cache
+   holds code from it, or this one's still may (code_own: its drop is on the way). */
+static inline bool xbt_code_page(const xbt_smmu *m, uint64_t page)
+{
+    return xbt_code_bits(m, page) || xbt_code_own(m, page);
+}
 /* Whether any of the n physical pages from `page` on holds translated code. */
 static inline bool xbt_code_in(const xbt_smmu *m, uint64_t page, uint64_t n)
 {
     for (uint64_t q = 0; q < n; q++)
-        if (xbt_code_bits(m, page + q))
+        if (xbt_code_page(m, page + q))
             return true;
     return false;
 }

@@ -94,6 +94,7 @@ uint8_t xbt_protect_code_page(xbt_smmu *m, uint32_t page, uint8_t bit)
     if ((uint64_t)page >= XBT_PHYS_PAGES || !m->phys->page[page])
         return bit; /* nothing to protect: as if it were */
     uint8_t old = __atomic_fetch_or(&m->code_prot[page], bit, __ATOMIC_SEQ_CST);
+    m->code_own[page >> 3] |= (uint8_t)(1u << (page & 7));
     if (!(old & bit)) {
         m->code_protects++;
         xbt_smmu_write_protect(m, page);

@@ -24,7 +24,9 @@
  * "nolock=1" leaves the LOCK prefixes out of phase 1: the broken variant whose lost
  * updates show as mismatches when the CPUs really overlap (a check that can fail);
  * "loops=N" (default 256) runs each routine's body N times, long enough with nolock=1
- * (e.g. 200000) that the vCPU threads overlap on a loaded host.
+ * (e.g. 200000) that the vCPU threads overlap on a loaded host; "phases=M" runs the
+ * phases whose bits are set in M (default 7: all), "xrounds=N" gives phase 2 N rounds
+ * (default 150): "phases=2 xrounds=3000" hunts a rare cross-modifying-code miss.
  */
 #include "lib/smp.h"
 
@@ -44,7 +46,7 @@
 #define PTE_A 0x20u
 #define PTE_D 0x40u
 
-static u32 seed, ncpu, nolock, loops;
+static u32 seed, ncpu, nolock, loops, phases, xrounds;
 
 /* A 32-bit mix (splitmix32-like): the values all CPUs must agree on, from (seed, a, b). */
 static u32 mix(u32 a, u32 b)
@@ -326,6 +328,8 @@ static u32 r_off, own_off[SMP_MAX];   /* the shared routine (16 bytes), each CPU
 static volatile u32 x_flag, x_acks, x_timeouts;
 static volatile u32 x_bad[SMP_MAX], x_torn[SMP_MAX], x_smc_bad[SMP_MAX], x_calls[SMP_MAX];
 static volatile u32 x_first[SMP_MAX][2]; /* a CPU's first stale round and what it got */
+static volatile u32 x_smc_first[SMP_MAX][3]; /* a CPU's first own-function miss: round, got, want */
+static u32 x_round[SMP_MAX];            /* each CPU's current round (for x_smc_first) */
 
 static u32 xval(u32 round) { return mix(2, round); }
 typedef u32 (*fn0)(void);
@@ -357,8 +361,12 @@ static void own_smc(int cpu, struct rng *r)
     volatile u32 *d = (volatile u32 *)(void *)(code2 + own_off[cpu]);
     d[0] = w[0];
     d[1] = w[1];
-    if (((fn0)(void *)(code2 + own_off[cpu]))() != v)
-        x_smc_bad[cpu]++;
+    u32 got = ((fn0)(void *)(code2 + own_off[cpu]))();
+    if (got != v && !x_smc_bad[cpu]++) {
+        x_smc_first[cpu][0] = x_round[cpu];
+        x_smc_first[cpu][1] = got;
+        x_smc_first[cpu][2] = v;
+    }
 }
 
 static void xmc_execute(int cpu, u32 round, struct rng *r)
@@ -392,7 +400,8 @@ static void xmc(int cpu)
 {
     struct rng r = { mix(3, (u32)cpu) | 1 };
     sync_all();
-    for (u32 round = 1; round <= XROUNDS; round++) {
+    for (u32 round = 1; round <= xrounds; round++) {
+        x_round[cpu] = round;
         if (mix(4, round) % ncpu != (u32)cpu) {
             xmc_execute(cpu, round, &r);
             continue;
@@ -430,6 +439,10 @@ static void check_xmc(void)
         torn += x_torn[c];
         smc += x_smc_bad[c];
         calls += x_calls[c];
+        if (x_smc_bad[c])
+            printf("smp_random: seed %u: CPU %u missed its own rewrite %u times, first in "
+                   "round %u: %x, not %x\n", seed, c, x_smc_bad[c], x_smc_first[c][0],
+                   x_smc_first[c][1], x_smc_first[c][2]);
         if (x_bad[c])
             printf("smp_random: seed %u: CPU %u first ran stale code in round %u: %x "
                    "(round %u's value %x, the new one %x)\n", seed, c, x_first[c][0],
@@ -580,6 +593,8 @@ void main(void)
     seed = cmdline_u32("seed", 1);
     nolock = cmdline_u32("nolock", 0);
     loops = cmdline_u32("loops", LOOPS);
+    phases = cmdline_u32("phases", 7);
+    xrounds = cmdline_u32("xrounds", XROUNDS);
     if (!loops)
         loops = 1; /* the routine's DEC ESI; JNZ would run 2^32 times */
     if (!smp_boot_all())
@@ -589,7 +604,10 @@ void main(void)
     if (ncpu > 4)
         return;
     printf("smp_random: seed %u on %u CPUs\n", seed, ncpu);
-    check_atomics_run();
-    check_xmc();
-    check_pagetables();
+    if (phases & 1)
+        check_atomics_run();
+    if (phases & 2)
+        check_xmc();
+    if (phases & 4)
+        check_pagetables();
 }
