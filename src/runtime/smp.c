@@ -38,10 +38,11 @@
 
 #include "runtime/vcpu.h"
 
-enum { MBOX_WP = 1, MBOX_INVAL = 2 };
+#define MBOX_WP XBT_MBOX_WP
+#define MBOX_INVAL XBT_MBOX_INVAL
 
 /* Posts a request to v's mailbox; returns the sequence number it will be done by. */
-static uint64_t mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
+uint64_t xbt_mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
 {
     struct xbt_vcpu_mbox *mb = &v->mbox;
     pthread_mutex_lock(&mb->lock);
@@ -64,6 +65,8 @@ static uint64_t mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
     else
         mb->overflow = true;
     uint64_t s = atomic_fetch_add(&mb->seq, 1) + 1;
+    if (kind == MBOX_INVAL)
+        atomic_store(&mb->inval_seq, s);
     pthread_mutex_unlock(&mb->lock);
     return s;
 }
@@ -216,11 +219,46 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
     for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
         struct xbt_vcpu *x = vm->vcpus[k];
         if (x && x != v && !(old & (1u << k))) {
-            seq[k] = mbox_post(x, MBOX_WP, page);
+            seq[k] = xbt_mbox_post(x, MBOX_WP, page);
             who |= (uint8_t)(1u << k);
         }
     }
     mbox_wait(vm, v, who, seq);
+}
+
+/* A second writer (issue 16, found by the unit test of own_drop's rule): between a
+   writer's clearing of a page's bits and its drop requests, another vCPU's write to the
+   page finds no bits, so it neither drops nor waits, and a vCPU that synchronizes with
+   that write (a flag, CPUID) could still run its doomed translation of the old bytes.
+   So a vCPU that maps a page writable without bits first waits for any writer still
+   between the two steps (xmc_posting), then until every vCPU in translated code has
+   carried out the drop requests posted so far (inval_seq; WP requests are not waited
+   for).  With nothing in flight it costs a load per vCPU. */
+void xbt_code_write_drain(struct xbt_vcpu *v)
+{
+    xbt_vm *vm = v->vm;
+    if (vm->n_vcpus < 2)
+        return;
+    for (uint32_t spins = 1; atomic_load(&vm->xmc_posting); spins++) {
+        if (spins % 64) /* a few stores and mailbox locks away, unless preempted */
+            __builtin_ia32_pause();
+        else
+            sched_yield();
+    }
+    uint64_t seq[XBT_MAX_VCPUS] = { 0 };
+    uint8_t who = 0;
+    for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
+        struct xbt_vcpu *x = vm->vcpus[k];
+        if (!x || x == v)
+            continue;
+        uint64_t s = atomic_load(&x->mbox.inval_seq);
+        if (s > atomic_load(&x->mbox.done)) {
+            seq[k] = s;
+            who |= (uint8_t)(1u << k);
+        }
+    }
+    if (who)
+        mbox_wait(vm, v, who, seq);
 }
 
 void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page)
@@ -233,6 +271,10 @@ void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t 
 {
     uint64_t seq[XBT_MAX_VCPUS] = { 0 };
     uint8_t who = 0;
+    /* From before the bits are cleared until the requests are posted, a writer is
+       counted: another writer that finds the page without bits waits for it
+       (xbt_code_write_drain). */
+    atomic_fetch_add(&vm->xmc_posting, 1);
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++) {
         /* The writer's own translations go whether or not its bit is still set: another
            writer may have cleared it and not yet asked for the drop (code_own). */
@@ -254,12 +296,13 @@ void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t 
             struct xbt_vcpu *x = vm->vcpus[k];
             if (!(bits & (1u << k)) || !x || x == self)
                 continue;
-            seq[k] = mbox_post(x, MBOX_INVAL, (uint32_t)p);
+            seq[k] = xbt_mbox_post(x, MBOX_INVAL, (uint32_t)p);
             who |= (uint8_t)(1u << k);
         }
         if (self && bits)
             xbt_identity_protect(self->mmu, (uint32_t)p, true); /* paging off: the write */
     }
+    atomic_fetch_sub(&vm->xmc_posting, 1);
     if (!who)
         return;
     if (wait) {

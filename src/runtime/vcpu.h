@@ -67,6 +67,9 @@ struct xbt_vm {
        read as code (256 bits; a superset, cleared when the page's code is dropped), so
        that a write beside another vCPU's code need not drop it (smp.c). */
     uint64_t *code_chunks;
+    /* Writers of code pages between clearing a page's bits and posting the drop
+       requests (xbt_code_written; xbt_code_write_drain waits for none to be there). */
+    atomic_int xmc_posting;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
     /* Translations of the same physical bytes at another EIP are relocated copies
        (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
@@ -138,6 +141,7 @@ struct xbt_vcpu {
     #define XBT_MBOX_WP_MAX 4096
         bool wp_all;                  /* too many write-protects: every code page */
         atomic_uint_fast64_t seq, done;
+        atomic_uint_fast64_t inval_seq; /* seq of the last drop request posted */
         atomic_bool in_tc;
         /* The pages whose blocks requests dropped since translate() began (its check
            that the block it made is not one of them); more than the log holds, or an
@@ -615,6 +619,13 @@ bool xbt_mbox_pending(struct xbt_vcpu *v);
    another vCPU's write doomed those translations and its drop request may not have come
    yet; they go now (smp.c, own_drop).  The block that made the access may be one. */
 void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page);
+/* v is about to map a page writable that has no code bits (or write it): waits until
+   every drop request other writers posted so far is carried out by the vCPUs in
+   translated code, after any writer still between clearing bits and posting (smp.c). */
+void xbt_code_write_drain(struct xbt_vcpu *v);
+/* One request into v's mailbox (MBOX_WP, MBOX_INVAL); the sequence number it is done by. */
+enum { XBT_MBOX_WP = 1, XBT_MBOX_INVAL = 2 };
+uint64_t xbt_mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page);
 void xbt_mbox_run(struct xbt_vcpu *v);
 /* Pause-loop yields, the software form of hardware VMMs' pause-loop exiting: a vCPU
    spinning on PAUSE waits for something another thread does (another vCPU releasing a

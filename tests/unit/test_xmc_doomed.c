@@ -15,11 +15,14 @@
  * Either way the call must return the new immediate, with paging off and on.  And a
  * writer stopped one step earlier, after it cleared the chunks and before the bits:
  * vCPU 0's bit is set, but its own code lost its chunk.  vCPU 1 exists (several vCPUs turn
- * on the code bits and chunks) and never runs.
+ * on the code bits and chunks) and never runs, but in the last test: there it is a
+ * second writer, which must wait for the first one's drops.
  */
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/vcpu.h"
 
@@ -33,7 +36,8 @@ struct rig {
     uint8_t *ram;
 };
 
-/* paged: paging on through one 4 MiB identity page (the window fault's paged path). */
+/* paged: paging on through one 4 MiB identity page (the window fault's paged path), on
+   both vCPUs. */
 static void rig_init(struct rig *r, bool paged)
 {
     xbt_vm_config c = XBT_VM_CONFIG_INIT;
@@ -50,17 +54,20 @@ static void rig_init(struct rig *r, bool paged)
         return;
     uint32_t pde = 0x83 | 0x20 | 0x40; /* present, writable, 4 MiB; accessed, dirty */
     memcpy(r->ram + 0x10000, &pde, 4);
-    xbt_sregs sr;
-    ck_assert_int_eq(xbt_vcpu_get_sregs(r->cpu[0], &sr), XBT_OK);
-    sr.cr3 = 0x10000;
-    sr.cr4 |= 0x10;        /* PSE */
-    sr.cr0 |= 0x80010000u; /* PG, WP */
-    ck_assert_int_eq(xbt_vcpu_set_sregs(r->cpu[0], &sr), XBT_OK);
+    for (int k = 0; k < 2; k++) {
+        xbt_sregs sr;
+        ck_assert_int_eq(xbt_vcpu_get_sregs(r->cpu[k], &sr), XBT_OK);
+        sr.cr3 = 0x10000;
+        sr.cr4 |= 0x10;        /* PSE */
+        sr.cr0 |= 0x80010000u; /* PG, WP */
+        ck_assert_int_eq(xbt_vcpu_set_sregs(r->cpu[k], &sr), XBT_OK);
+    }
 }
 
-/* At `at`: [mov dword [F_AT + 1], imm;] call target; out 0xf0, eax; hlt.  Runs vCPU 0
+/* At `at`: [mov dword [F_AT + 1], imm;] call target; out 0xf0, eax; hlt.  Runs vCPU k
    there and returns what it sent to port 0xf0. */
-static uint32_t run_call(struct rig *r, uint32_t at, uint32_t target, bool write, uint32_t imm)
+static uint32_t run_call_on(struct rig *r, int k, uint32_t at, uint32_t target, bool write,
+                            uint32_t imm)
 {
     uint8_t *p = r->ram + at;
     if (write) {
@@ -75,14 +82,14 @@ static uint32_t run_call(struct rig *r, uint32_t at, uint32_t target, bool write
     *p++ = 0xE7, *p++ = 0xF0; /* out 0xf0, eax */
     *p++ = 0xF4;              /* hlt */
     xbt_regs regs;
-    ck_assert_int_eq(xbt_vcpu_get_regs(r->cpu[0], &regs), XBT_OK);
+    ck_assert_int_eq(xbt_vcpu_get_regs(r->cpu[k], &regs), XBT_OK);
     regs.eip = at;
-    regs.esp = 0x90000;
-    ck_assert_int_eq(xbt_vcpu_set_regs(r->cpu[0], &regs), XBT_OK);
+    regs.esp = 0x90000 + 0x1000 * (uint32_t)k;
+    ck_assert_int_eq(xbt_vcpu_set_regs(r->cpu[k], &regs), XBT_OK);
     uint32_t got = ~0u;
     for (;;) {
         xbt_exit *ex;
-        ck_assert_int_eq(xbt_vcpu_run(r->cpu[0], &ex), XBT_OK);
+        ck_assert_int_eq(xbt_vcpu_run(r->cpu[k], &ex), XBT_OK);
         if (ex->reason == XBT_EXIT_IO && ex->io.port == 0xf0 && !ex->io.is_in) {
             got = ex->io.data;
             continue;
@@ -90,6 +97,11 @@ static uint32_t run_call(struct rig *r, uint32_t at, uint32_t target, bool write
         ck_assert_msg(ex->reason == XBT_EXIT_HLT, "exit %u", ex->reason);
         return got;
     }
+}
+
+static uint32_t run_call(struct rig *r, uint32_t at, uint32_t target, bool write, uint32_t imm)
+{
+    return run_call_on(r, 0, at, target, write, imm);
 }
 
 /* Another vCPU's xbt_code_written up to its clearing of the chunks of the page (its
@@ -152,6 +164,48 @@ START_TEST(own_rewrite_after_chunks_cleared)
 }
 END_TEST
 
+/* A second writer while the first is between its two steps: vCPU 1 writes F's immediate
+   while a writer that cleared the bits (counted in xmc_posting, as xbt_code_written
+   counts itself) has not yet posted vCPU 0's drop.  vCPU 1's write finds no bits; it
+   must wait for that writer and for vCPU 0's drop (xbt_code_write_drain) before it
+   writes, else a vCPU 0 in translated code that synchronized with vCPU 1's write could
+   still run F's old translation.  Without the wait vCPU 1 finishes at once. */
+struct second_writer {
+    struct rig *r;
+    uint32_t got;
+    atomic_bool done;
+};
+
+static void *second_writer_run(void *arg)
+{
+    struct second_writer *w = arg;
+    w->got = run_call_on(w->r, 1, 0x1400, G_AT, true, 5);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+START_TEST(second_writer_waits_for_drops)
+{
+    struct rig r;
+    rig_init(&r, _i);
+    ck_assert_uint_eq(run_call(&r, 0x1000, F_AT, false, 0), 1);
+    atomic_fetch_add(&r.vm->xmc_posting, 1);
+    writer_stops_after_clearing(&r);
+    struct second_writer w = { &r, 0, false };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, second_writer_run, &w), 0);
+    usleep(200 * 1000);
+    ck_assert_msg(!atomic_load(&w.done), "vCPU 1 wrote before the first writer posted");
+    xbt_mbox_post(r.cpu[0], XBT_MBOX_INVAL, PAGE); /* the first writer's second step */
+    atomic_fetch_sub(&r.vm->xmc_posting, 1);
+    pthread_join(th, NULL);
+    ck_assert_uint_eq(w.got, 7);
+    ck_assert_uint_eq(r.ram[F_AT + 1], 5);
+    ck_assert_uint_eq(run_call(&r, 0x1200, F_AT, false, 0), 5);
+    xbt_vm_destroy(r.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("xmc_doomed");
@@ -160,6 +214,7 @@ int main(void)
     tcase_add_loop_test(tc, own_rewrite_after_bits_cleared, 0, 2);
     tcase_add_loop_test(tc, own_rewrite_after_bit_set_again, 0, 2);
     tcase_add_loop_test(tc, own_rewrite_after_chunks_cleared, 0, 2);
+    tcase_add_loop_test(tc, second_writer_waits_for_drops, 0, 2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
