@@ -1745,6 +1745,37 @@ static void emit_shadow_load(xbt_tx *t, const xbt_insn *in, uint32_t next)
 }
 
 /* Returns true if the block must end after this instruction. */
+/* The sensitive instructions translated inline where the mode allows (PUSH Sreg, MOV
+   from Sreg, PUSHF, RDTSC and POPF at CPL 0); false: the caller emits the callout. */
+static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
+{
+    if (in->zi.mnemonic == M(PUSH) && in->callout == XBT_CO_NONE) {
+        emit_push(t, in); /* PUSH Sreg */
+        t->b->stats.rewritten++;
+        return true;
+    }
+    if (in->zi.mnemonic == M(MOV) && in->callout == XBT_CO_NONE) {
+        emit_mov_from_sreg(t, in);
+        return true;
+    }
+    if (in->callout == XBT_CO_PUSHF && !(t->mode->size16 & XBT_TS_V86)) {
+        emit_pushf(t, in);
+        return true;
+    }
+    if (in->callout == XBT_CO_RDTSC && t->mode->cpl == 0) {
+        emit_rdtsc(t);
+        return true;
+    }
+    if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&
+        !stack16(t) && !(t->mode->size16 & XBT_TS_SMAP) &&
+        !(t->mode->segbase_mask & (1u << XBT_SS)) &&
+        !(t->mode->seglimit_mask & (1u << XBT_SS))) {
+        emit_popf(t, in);
+        return true;
+    }
+    return false;
+}
+
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
@@ -1849,30 +1880,8 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
         }
         break; /* the others are callouts */
     case XBT_IC_SENSITIVE:
-        if (in->zi.mnemonic == M(PUSH) && in->callout == XBT_CO_NONE) {
-            emit_push(t, in); /* PUSH Sreg */
-            t->b->stats.rewritten++;
+        if (emit_sensitive_inline(t, in))
             return false;
-        }
-        if (in->zi.mnemonic == M(MOV) && in->callout == XBT_CO_NONE) {
-            emit_mov_from_sreg(t, in);
-            return false;
-        }
-        if (in->callout == XBT_CO_PUSHF && !(t->mode->size16 & XBT_TS_V86)) {
-            emit_pushf(t, in);
-            return false;
-        }
-        if (in->callout == XBT_CO_RDTSC && t->mode->cpl == 0) {
-            emit_rdtsc(t);
-            return false;
-        }
-        if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&
-            !stack16(t) && !(t->mode->size16 & XBT_TS_SMAP) &&
-            !(t->mode->segbase_mask & (1u << XBT_SS)) &&
-            !(t->mode->seglimit_mask & (1u << XBT_SS))) {
-            emit_popf(t, in);
-            return false;
-        }
         break;
     case XBT_IC_PRIVILEGED:
         if (in->callout == XBT_CO_CLI && t->mode->cpl == 0) {
