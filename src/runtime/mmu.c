@@ -152,11 +152,8 @@ static int unpaged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         /* Read-only for code that is gone: another vCPU's write dropped it (smp.c).
            Or code again: a translator set its bit since the test above (several
            vCPUs), and the write, run again, faults into code_page_write. */
-        if (!xbt_code_bits(m, page)) {
-            xbt_code_own_drop(v, page); /* its own old code first (smp.c) */
-            xbt_code_write_drain(v);    /* and other writers' drops (smp.c) */
-            xbt_identity_protect(m, page, true);
-        }
+        if (!xbt_code_bits(m, page) && xbt_code_before_writable(v, page))
+            xbt_identity_protect(m, page, true); /* doomed code, drops in flight: smp.c */
         return XBT_WF_DONE;
     }
     return xbt_raise(v, XBT_GP, true, 0, v->ctx.eip) ? XBT_WF_DONE : XBT_WF_EXIT;
@@ -245,10 +242,8 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         data_write = code_page_write(v, page, lin, true);
     bool writable = r.writable && (r.dirty || write) && (!m->code_prot[page] || data_write) &&
                     xbt_phys_write_ok(&vm->phys, page) && (!watched || write);
-    if (writable && !data_write) {
-        xbt_code_own_drop(v, page); /* its own old code first (smp.c) */
-        xbt_code_write_drain(v);    /* and other writers' drops (smp.c) */
-    }
+    if (writable && !data_write && !xbt_code_before_writable(v, page))
+        writable = false; /* code again: the write, run again, faults into code_page_write */
     /* The D-window keeps W^X: an instruction fetch maps the page read-only and
        executable, a later write read-write again (direct.c). */
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
@@ -297,8 +292,11 @@ int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
         xbt_phys_log(&vm->phys, r.gpa, 1);
     bool writable = r.writable && (r.dirty || write) && !xbt_code_page(m, page) &&
                     xbt_phys_write_ok(&vm->phys, page);
-    if (writable)
-        xbt_code_write_drain(v); /* other writers' drops first (smp.c) */
+    if (writable && !xbt_code_before_writable(v, page)) {
+        if (write)
+            return XBT_WP_ACCESS; /* code again: the access faults into paged_fault */
+        writable = false;
+    }
     if (xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single) !=
         XBT_DMAP_OK)
         return XBT_WP_ACCESS;

@@ -38,15 +38,12 @@
 
 #include "runtime/vcpu.h"
 
-#define MBOX_WP XBT_MBOX_WP
-#define MBOX_INVAL XBT_MBOX_INVAL
-
 /* Posts a request to v's mailbox; returns the sequence number it will be done by. */
 uint64_t xbt_mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
 {
     struct xbt_vcpu_mbox *mb = &v->mbox;
     pthread_mutex_lock(&mb->lock);
-    if (kind == MBOX_WP && mb->n >= XBT_MBOX_WP_MAX) {
+    if (kind == XBT_MBOX_WP && mb->n >= XBT_MBOX_WP_MAX) {
         /* A vCPU that does not run (an AP waiting for its start-up) collects these:
            past a bound, one "every code page" request stands for them all. */
         mb->wp_all = true;
@@ -65,7 +62,7 @@ uint64_t xbt_mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page)
     else
         mb->overflow = true;
     uint64_t s = atomic_fetch_add(&mb->seq, 1) + 1;
-    if (kind == MBOX_INVAL)
+    if (kind == XBT_MBOX_INVAL)
         atomic_store(&mb->inval_seq, s);
     pthread_mutex_unlock(&mb->lock);
     return s;
@@ -122,7 +119,7 @@ void xbt_mbox_run(struct xbt_vcpu *v)
         mb->n_inval = XBT_MBOX_INVAL_LOG + 1;
     } else {
         for (uint32_t i = 0; i < n; i++) {
-            if (req[i].kind == MBOX_WP) {
+            if (req[i].kind == XBT_MBOX_WP) {
                 xbt_smmu_write_protect(v->mmu, req[i].page);
                 continue;
             }
@@ -219,7 +216,7 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
     for (uint32_t k = 0; k < XBT_MAX_VCPUS; k++) {
         struct xbt_vcpu *x = vm->vcpus[k];
         if (x && x != v && !(old & (1u << k))) {
-            seq[k] = xbt_mbox_post(x, MBOX_WP, page);
+            seq[k] = xbt_mbox_post(x, XBT_MBOX_WP, page);
             who |= (uint8_t)(1u << k);
         }
     }
@@ -234,7 +231,7 @@ void xbt_code_protect(struct xbt_vcpu *v, uint32_t page)
    between the two steps (xmc_posting), then until every vCPU in translated code has
    carried out the drop requests posted so far (inval_seq; WP requests are not waited
    for).  With nothing in flight it costs a load per vCPU. */
-void xbt_code_write_drain(struct xbt_vcpu *v)
+static void write_drain(struct xbt_vcpu *v)
 {
     xbt_vm *vm = v->vm;
     if (vm->n_vcpus < 2)
@@ -267,13 +264,25 @@ void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page)
         own_drop(v, page);
 }
 
+bool xbt_code_before_writable(struct xbt_vcpu *v, uint32_t page)
+{
+    xbt_code_own_drop(v, page); /* its own doomed code first */
+    write_drain(v);             /* then other writers' drops */
+    /* The wait carried out this vCPU's own requests too: a translator that set its bit
+       on the page since the caller looked had its write-protection done here, and a
+       writable mapping made now would undo it.  Requests that come after this look
+       stay in the mailbox until the next entry into translated code, which carries
+       them out first (tc_enter). */
+    return !xbt_code_page(v->mmu, page);
+}
+
 void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t len, bool wait)
 {
     uint64_t seq[XBT_MAX_VCPUS] = { 0 };
     uint8_t who = 0;
     /* From before the bits are cleared until the requests are posted, a writer is
        counted: another writer that finds the page without bits waits for it
-       (xbt_code_write_drain). */
+       (xbt_code_before_writable). */
     atomic_fetch_add(&vm->xmc_posting, 1);
     for (uint64_t p = gpa >> 12; p <= (gpa + len - 1) >> 12 && p < XBT_PHYS_PAGES; p++) {
         /* The writer's own translations go whether or not its bit is still set: another
@@ -296,7 +305,7 @@ void xbt_code_written(xbt_vm *vm, struct xbt_vcpu *self, uint64_t gpa, uint64_t 
             struct xbt_vcpu *x = vm->vcpus[k];
             if (!(bits & (1u << k)) || !x || x == self)
                 continue;
-            seq[k] = xbt_mbox_post(x, MBOX_INVAL, (uint32_t)p);
+            seq[k] = xbt_mbox_post(x, XBT_MBOX_INVAL, (uint32_t)p);
             who |= (uint8_t)(1u << k);
         }
         if (self && bits)

@@ -68,7 +68,8 @@ struct xbt_vm {
        that a write beside another vCPU's code need not drop it (smp.c). */
     uint64_t *code_chunks;
     /* Writers of code pages between clearing a page's bits and posting the drop
-       requests (xbt_code_written; xbt_code_write_drain waits for none to be there). */
+       requests (xbt_code_written; xbt_code_before_writable waits for none to be
+       there). */
     atomic_int xmc_posting;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
     /* Translations of the same physical bytes at another EIP are relocated copies
@@ -307,7 +308,7 @@ struct xbt_vcpu {
         uint8_t *site_pages;
     } pfs;
 
-    /* Pause-loop yields (smp.c, xbt_pause_loop): the TSC at the last PAUSE and how many
+    /* Pause-loop yields (xbt_pause_loop, below): the TSC at the last PAUSE and how many
        came in a row, each within XBT_PLE_GAP cycles of the one before. */
     struct { uint64_t last; uint32_t run; } ple;
 
@@ -619,10 +620,12 @@ bool xbt_mbox_pending(struct xbt_vcpu *v);
    another vCPU's write doomed those translations and its drop request may not have come
    yet; they go now (smp.c, own_drop).  The block that made the access may be one. */
 void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page);
-/* v is about to map a page writable that has no code bits (or write it): waits until
-   every drop request other writers posted so far is carried out by the vCPUs in
-   translated code, after any writer still between clearing bits and posting (smp.c). */
-void xbt_code_write_drain(struct xbt_vcpu *v);
+/* v is about to map page `page`, which has no code bits, writable in its windows: its
+   own doomed translations go (xbt_code_own_drop), then it waits until every drop
+   request other writers posted so far is carried out by the vCPUs in translated code,
+   after any writer still between clearing bits and posting (smp.c).  false: the page
+   holds code again (a translator's request done during the wait): not writable. */
+bool xbt_code_before_writable(struct xbt_vcpu *v, uint32_t page);
 /* One request into v's mailbox (MBOX_WP, MBOX_INVAL); the sequence number it is done by. */
 enum { XBT_MBOX_WP = 1, XBT_MBOX_INVAL = 2 };
 uint64_t xbt_mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page);

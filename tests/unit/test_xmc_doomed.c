@@ -167,7 +167,7 @@ END_TEST
 /* A second writer while the first is between its two steps: vCPU 1 writes F's immediate
    while a writer that cleared the bits (counted in xmc_posting, as xbt_code_written
    counts itself) has not yet posted vCPU 0's drop.  vCPU 1's write finds no bits; it
-   must wait for that writer and for vCPU 0's drop (xbt_code_write_drain) before it
+   must wait for that writer and for vCPU 0's drop (xbt_code_before_writable) before it
    writes, else a vCPU 0 in translated code that synchronized with vCPU 1's write could
    still run F's old translation.  Without the wait vCPU 1 finishes at once. */
 struct second_writer {
