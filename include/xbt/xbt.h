@@ -873,9 +873,9 @@ typedef struct xbt_stats {
        fills through host faults, translated again to check their page first (fault
        sites: their misses are callouts, counted in callouts[] as "pfcheck") */
     uint64_t fault_sites;
-    /* times a vCPU spinning on PAUSE (a spin-wait loop: XBT_PLE_RUN PAUSEs in a row, each
-       within XBT_PLE_GAP TSC cycles of the last) gave its host CPU away (sched_yield),
-       as pause-loop exiting does in hardware VMMs */
+    /* times a vCPU spinning on PAUSE (a spin-wait loop: 64 PAUSEs in a row, each within
+       4,096 TSC cycles of the last) gave its host CPU away (sched_yield), as pause-loop
+       exiting does in hardware VMMs */
     uint64_t pause_yields;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */

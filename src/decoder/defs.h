@@ -53,7 +53,7 @@ enum xbt_callout_kind {
                            window: the runtime walks it (a #PF, a fill, or the access
                            goes on) without a host fault (runtime/pfsite.c) */
     XBT_CO_PAUSE,       /* PAUSE in translated code: a spin-wait hint, counted for
-                           pause-loop yields (runtime/smp.c, xbt_pause_loop) */
+                           pause-loop yields (runtime/vcpu.h, xbt_pause_loop) */
     XBT_CO_COUNT
 };
 

@@ -1098,7 +1098,7 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
 /* ---- the dispatcher of callouts ------------------------------------------------------ */
 
 /* PAUSE where the fast handler does not run (CPL 3): the hint and the pause-loop
-   count (smp.c). */
+   count (vcpu.h). */
 static int co_pause(struct xbt_vcpu *v, const struct co_call *c)
 {
     (void)c;

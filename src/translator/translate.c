@@ -1744,7 +1744,6 @@ static void emit_shadow_load(xbt_tx *t, const xbt_insn *in, uint32_t next)
     xbt_patch_rel8(t, join, done);
 }
 
-/* Returns true if the block must end after this instruction. */
 /* The sensitive instructions translated inline where the mode allows (PUSH Sreg, MOV
    from Sreg, PUSHF, RDTSC and POPF at CPL 0); false: the caller emits the callout. */
 static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
@@ -1776,6 +1775,7 @@ static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
     return false;
 }
 
+/* Returns true if the block must end after this instruction. */
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
@@ -1836,7 +1836,7 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     }
 
     /* PAUSE: a callout that makes the hint and counts spin loops (pause-loop yields,
-       runtime/smp.c). */
+       runtime/vcpu.h). */
     if (in->zi.mnemonic == M(PAUSE) && in->iclass == XBT_IC_COPY) {
         emit_callout(t, in, XBT_CO_PAUSE);
         return false;
