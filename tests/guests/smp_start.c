@@ -20,6 +20,17 @@ static void square(int cpu)
     work_out[cpu] = (u32)(cpu * cpu + 1000) + smp_cpus[cpu].apic_reg_id;
 }
 
+/* The work only APs run, after the BSP's INIT, SIPI, SIPI are over: gdb.smp_start.ap_work
+   breaks and single-steps here.  Not at ap_main: an AP reaches it after the first SIPI,
+   and the second may then be pending while gdb has the CPUs stopped; QEMU TCG's single
+   step takes that SIPI (ignored by a running AP) as the step and reports the AP still at
+   the breakpoint (since QEMU 5.1 a step that handles an interrupt stops before the next
+   instruction: "tcg/cpu-exec: precise single-stepping after an interrupt"). */
+void ap_work(int cpu)
+{
+    square(cpu);
+}
+
 /* Every one of a's n IDs is among b's m. */
 static int subset(const u32 *a, int n, const u32 *b, int m)
 {
@@ -87,7 +98,11 @@ void main(void)
        "Local APIC State After an INIT Reset"). */
     CHECK(svr_ok, "each AP's APIC came out of INIT software-disabled (SVR 0xff)");
 
-    smp_all(square);
+    for (int i = 1; i < smp_ncpus; i++)
+        smp_call(i, ap_work);
+    square(0);
+    for (int i = 1; i < smp_ncpus; i++)
+        smp_join(i);
     int work_ok = 1;
     for (int i = 0; i < smp_ncpus; i++)
         work_ok &= work_out[i] == (u32)(i * i + 1000) + smp_cpus[i].apic_reg_id;
