@@ -10,6 +10,8 @@
  *   -c 0|3     guest CPL (default 0)
  *   -d         for the D-window: guest addresses as host addresses, no GS (-u: the same,
  *              its old name)
+ *   -k         user code for the U-window below GS's K-window base (XBT_WINDOW_UK: how
+ *              xbt runs translated user code where GS moves only by a system call)
  *   -m MASK    nonzero segment bases (bit 0 ES, 1 CS, 2 SS, 3 DS)
  *   -n N       at most N guest instructions per block
  *   -l LEN     translate at most LEN bytes of the input
@@ -33,7 +35,7 @@
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: xbt-dis [-a addr] [-c cpl] [-d] [-t] [-S] [-16] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
+            "usage: xbt-dis [-a addr] [-c cpl] [-d|-k] [-t] [-S] [-16] [-m mask] [-L mask] [-n insns] [-l len] [-q]\n"
             "               (-x HEX | -f FILE | -e ELF [-s SECTION])\n");
     exit(2);
 }
@@ -159,6 +161,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-n") && v) o.max_insns = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-l") && v) limit = strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-d") || !strcmp(a, "-u")) o.window = XBT_WINDOW_D;
+        else if (!strcmp(a, "-k")) o.window = XBT_WINDOW_UK;
         else if (!strcmp(a, "-t")) o.flags |= XBT_TRANSLATE_FPU_NM;
         else if (!strcmp(a, "-L") && v) o.seglimit_mask = (uint32_t)strtoul(v, NULL, 0), i++;
         else if (!strcmp(a, "-S")) o.flags |= XBT_TRANSLATE_NO_SSE;

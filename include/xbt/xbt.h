@@ -116,6 +116,8 @@ extern "C" {
  *   API 1.7: xbt_vm_save_state and xbt_vm_restore_state of a VM with several vCPUs.
  *   API 1.8: xbt_vcpu_set_mmio_shadow (reads of an MMIO page's registers served from
  *   the embedder's page of values, as APICv's APIC-register virtualization does).
+ *   API 1.9: XBT_WINDOW_UK (user code reaching the U-window through the K-window's GS
+ *   base); the runtime runs translated user code so on hosts without FSGSBASE.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -123,7 +125,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 8
+#define XBT_API_VERSION_MINOR 9
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -183,13 +185,21 @@ int xbt_has(uint64_t caps, const char **why);
  * U through the GS base (GS: prefix, 32-bit address size), so code translated for
  * either is the same; D is at base 0, so its code uses guest addresses as host
  * addresses (no GS).  Value 1 meant that no-GS form until the D-window got its name.
+ * UK (API 1.9) is user code that runs with GS at the K-window's base and reaches the
+ * U-window XBT_WINDOW_UK_BELOW bytes below it, so that a change of privilege moves no
+ * segment base: each access computes its 32-bit linear address first (three more
+ * flag-free instructions).  The runtime uses it where GS moves by a system call.
  */
 enum xbt_window {
     XBT_WINDOW_K = 0, /* the K-window: guest code at CPL 0 */
     XBT_WINDOW_U = 1, /* the U-window: strict-mode guest user code (user pages only) */
     XBT_WINDOW_D = 2, /* the D-window: the guest's user pages at their own addresses, where
                          direct mode runs user code natively (in a runner process) */
+    XBT_WINDOW_UK = 3, /* the U-window reached through the K-window's GS base (API 1.9) */
 };
+/* Where the U-window lies for XBT_WINDOW_UK code: GS base - this (4 GiB and a guard
+   page; an access running past the window's top faults in the guard). */
+#define XBT_WINDOW_UK_BELOW ((4ull << 30) + 4096)
 
 #define XBT_TRANSLATE_FPU_NM 0x01 /* as if CR0.TS were set: x87/SSE become #NM callouts */
 #define XBT_TRANSLATE_NO_SSE 0x02 /* as if CR4.OSFXSR were clear */

@@ -74,9 +74,11 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
 {
     xbt_tmode m = { 0 };
     m.cpl = (uint8_t)v->arch.cpl;
-    /* At CPL 3 too: the U-window's code is the K-window's (both through GS, which
-       set_window points at the right one), and one value keeps one mode key. */
-    m.window = XBT_WINDOW_K;
+    /* At CPL 3 too where GS moves cheaply: the U-window's code is then the K-window's
+       (both through GS, which set_window points at the right one).  Where it does not,
+       CPL 3 code with paging reaches the U-window below GS's K-window base (UK). */
+    m.window = xbt_paging(v) && v->arch.cpl == 3 && xbt_gs_fixed() ? XBT_WINDOW_UK
+                                                                   : XBT_WINDOW_K;
     for (int s = XBT_ES; s <= XBT_DS; s++)
         if (v->arch.seg[s].base)
             m.segbase_mask |= (uint8_t)(1u << s);
@@ -654,31 +656,62 @@ static bool handle_fault(struct xbt_vcpu *v)
 #define FAULT_JMP_SAVEMASK 0
 #endif
 
-/* Per thread: the GS base last set for translated code, and whether an alternate
-   signal stack is known to be installed.  Both checks cost a system call each, so a
-   run that returns for every port access (an IN exit) does them once per thread. */
+/* Per thread: the GS base last set for translated code.  The check costs a system
+   call, so a run that returns for every port access (an IN exit) does it once per
+   thread. */
 static __thread uintptr_t thread_gs_base;
 
-/* Points GS (and ctx->kbase, which the string rewrites use) at the window translated
-   code must use now.  WRGSBASE when the host kernel allows it, else arch_prctl. */
+/* Whether this host lets user space set the GS base itself (FSGSBASE: WRGSBASE). */
+static bool host_wrgsbase(void)
+{
+    /* Atomic: several vCPU threads may be the first at once (each finds the same). */
+    static _Atomic int fsgsbase = -1;
+    int f = atomic_load_explicit(&fsgsbase, memory_order_relaxed);
+    if (f < 0) {
+        f = (getauxval(AT_HWCAP2) & 2) != 0; /* HWCAP2_FSGSBASE */
+        atomic_store_explicit(&fsgsbase, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+/* GS stays at the K-window's base at every privilege (translated CPL 3 code is UK):
+   where GS moves only by arch_prctl (19,500 cycles on a PVM guest, two per guest system
+   call), or when XBT_GS=fixed asks for it; XBT_GS=switch asks for the switched layout.
+   Decided once per process, so every translation of a VM agrees. */
+bool xbt_gs_fixed(void)
+{
+    static _Atomic int fixed = -1;
+    int f = atomic_load_explicit(&fixed, memory_order_relaxed);
+    if (f < 0) {
+        const char *e = getenv("XBT_GS");
+        f = e && !strcmp(e, "fixed") ? 1 : e && !strcmp(e, "switch") ? 0 : !host_wrgsbase();
+        atomic_store_explicit(&fixed, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+/* The GS base translated code needs now, and the window ctx->kbase names (the one of
+   the current privilege, which callouts and the string rewrites use). */
+static uint8_t *gs_target(const struct xbt_vcpu *v)
+{
+    return xbt_gs_fixed() ? v->mmu->kbase : xbt_current_window(v);
+}
+
+/* Points GS at gs_target and ctx->kbase (and the fault-site probe table) at the window
+   of the current privilege.  WRGSBASE when the host kernel allows it, else arch_prctl. */
 static bool set_window(struct xbt_vcpu *v)
 {
-    uint8_t *w = xbt_current_window(v);
+    uint8_t *w = xbt_current_window(v), *gs = gs_target(v);
     v->ctx.kbase = (uint64_t)(uintptr_t)w;
     v->ctx.pf_probe = (uint64_t)(uintptr_t)
         v->mmu->cur->wmap[w == v->mmu->ubase ? XBT_WINDOW_U : XBT_WINDOW_K].probe;
-    if (thread_gs_base == (uintptr_t)w)
+    if (thread_gs_base == (uintptr_t)gs)
         return true;
-    /* Atomic: several vCPU threads may be the first at once (each finds the same). */
-    static _Atomic int fsgsbase = -1;
-    if (atomic_load_explicit(&fsgsbase, memory_order_relaxed) < 0)
-        atomic_store_explicit(&fsgsbase, (getauxval(AT_HWCAP2) & 2) != 0, /* FSGSBASE */
-                              memory_order_relaxed);
-    if (atomic_load_explicit(&fsgsbase, memory_order_relaxed))
-        __asm__ volatile("wrgsbase %0" : : "r"((uint64_t)(uintptr_t)w) : "memory");
-    else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)w) != 0)
+    if (host_wrgsbase())
+        __asm__ volatile("wrgsbase %0" : : "r"((uint64_t)(uintptr_t)gs) : "memory");
+    else if (syscall(SYS_arch_prctl, ARCH_SET_GS, (unsigned long)(uintptr_t)gs) != 0)
         return false;
-    thread_gs_base = (uintptr_t)w;
+    thread_gs_base = (uintptr_t)gs;
     return true;
 }
 
@@ -870,7 +903,8 @@ static bool finish_exit(struct xbt_vcpu *v)
    step); compared first, as this is per dispatch.  false: internal error. */
 static bool follow_window(struct xbt_vcpu *v)
 {
-    if ((uintptr_t)xbt_current_window(v) == thread_gs_base || set_window(v))
+    if (((uintptr_t)xbt_current_window(v) == v->ctx.kbase &&
+         (uintptr_t)gs_target(v) == thread_gs_base) || set_window(v))
         return true;
     xbt_set_internal_error(v, v->ctx.eip, "cannot set the GS base");
     return false;

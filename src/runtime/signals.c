@@ -49,7 +49,13 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
     v->ctx.eip = m->guest_eip;
     if (m->fixup == XBT_FIX_STRING) {
         /* RSI/RDI = window base + segment base + guest offset: keep the low half and
-           take the segment base back out. */
+           take the window's (0 for the 4 GiB-aligned K-window, not for the UK layout's
+           U-window) and the segment base back out. */
+        uint32_t wlow = (uint32_t)v->ctx.kbase;
+        if (m->arg & XBT_FIXS_SRC_WIN)
+            gpr[XBT_ESI] -= wlow;
+        if (m->arg & XBT_FIXS_DST_WIN)
+            gpr[XBT_EDI] -= wlow;
         if (m->arg & 1)
             gpr[XBT_ESI] -= v->ctx.seg_base[m->seg];
         if (m->arg & 2)

@@ -54,7 +54,7 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
         return XBT_E_INVAL;
     *out = NULL;
     if (!guest || !opts || (opts->cpl != 0 && opts->cpl != 3) ||
-        opts->window > XBT_WINDOW_D || opts->segbase_mask > 0xF ||
+        opts->window > XBT_WINDOW_UK || opts->segbase_mask > 0xF ||
         opts->max_insns > XBT_BLOCK_MAX_INSNS || opts->seglimit_mask > 0x3F)
         return XBT_E_INVAL;
     if (opts->trace_path && opts->trace_path_n &&

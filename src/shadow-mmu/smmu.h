@@ -56,10 +56,18 @@ struct xbt_wrec {
    refilling them by faults (the design's per-address-space windows).  Each set has a
    D-window too, in the runner process the runtime keeps for it (by idx). */
 #define XBT_WSETS 4
+/* The user window lies this far below the K-window's base: 4 GiB and a guard page, so
+   translated CPL 3 code reaches it through the K-window's GS base (translate.c, the
+   U-window below K) and an access running past its top faults in the guard instead of
+   touching the K-window. */
+#define XBT_UWIN_BELOW XBT_WINDOW_UK_BELOW
+#define XBT_WSET_RESERVE (17ull << 30)
 #define XBT_WREC_CAP 8192
 struct xbt_wset {
-    uint8_t *kreserve, *kbase;        /* K-window: 4 GiB of an 8 GiB reservation */
-    uint8_t *ureserve, *ubase;        /* user window (translated CPL 3 code) */
+    uint8_t *reserve;                 /* XBT_WSET_RESERVE bytes, PROT_NONE: */
+    uint8_t *kbase;                   /* K-window: 4 GiB, aligned to 4 GiB */
+    uint8_t *ubase;                   /* user window (translated CPL 3 code): 4 GiB ending
+                                         a guard page below kbase (XBT_UWIN_BELOW) */
     uint32_t cr3;                     /* the page directory it mirrors (~0: none) */
     uint64_t stamp;                   /* last use */
     bool identity;                    /* the K-window holds RAM 1:1 (paging off) */

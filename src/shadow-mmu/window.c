@@ -819,7 +819,7 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
 {
     m->phys = phys;
     /* Window sets, one per recent address space: each a K-window and a user window of
-       4 GiB aligned to 4 GiB, carved from 8 GiB PROT_NONE reservations. */
+       4 GiB, carved from one PROT_NONE reservation (the layout below). */
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = calloc(1, sizeof *w);
         if (!w || !(w->rec = malloc(XBT_WREC_CAP * sizeof *w->rec)) ||
@@ -835,16 +835,11 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
         m->wset[k] = w;
         w->idx = (uint8_t)k;
         w->cr3 = ~0u;
-        w->kreserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
-        w->ureserve = mmap(NULL, 8 * GIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                           -1, 0);
-        if (w->kreserve == MAP_FAILED || w->ureserve == MAP_FAILED) {
-            if (w->kreserve == MAP_FAILED)
-                w->kreserve = NULL;
-            if (w->ureserve == MAP_FAILED)
-                w->ureserve = NULL;
-            *why = "cannot reserve 16 GiB of address space for a window set";
+        w->reserve = mmap(NULL, XBT_WSET_RESERVE, PROT_NONE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (w->reserve == MAP_FAILED) {
+            w->reserve = NULL;
+            *why = "cannot reserve 17 GiB of address space for a window set";
             return false;
         }
         for (int win = XBT_WINDOW_K; win <= XBT_WINDOW_U; win++) {
@@ -857,8 +852,12 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
                 return false;
             }
         }
-        w->kbase = (uint8_t *)(((uintptr_t)w->kreserve + 4 * GIB - 1) & ~(4 * GIB - 1));
-        w->ubase = (uint8_t *)(((uintptr_t)w->ureserve + 4 * GIB - 1) & ~(4 * GIB - 1));
+        /* [ubase, ubase + 4 GiB) the user window, a guard page, [kbase, kbase + 4 GiB)
+           the K-window, then at least 4 GiB more of the reservation (accesses past
+           the top fault there). */
+        w->kbase = (uint8_t *)(((uintptr_t)w->reserve + XBT_UWIN_BELOW + 4 * GIB - 1) &
+                               ~(4 * GIB - 1));
+        w->ubase = w->kbase - XBT_UWIN_BELOW;
     }
     m->cur = m->wset[0];
     m->kbase = m->cur->kbase;
@@ -891,10 +890,8 @@ void xbt_smmu_destroy(xbt_smmu *m)
         struct xbt_wset *w = m->wset[k];
         if (!w)
             continue;
-        if (w->kreserve)
-            munmap(w->kreserve, 8 * GIB);
-        if (w->ureserve)
-            munmap(w->ureserve, 8 * GIB);
+        if (w->reserve)
+            munmap(w->reserve, XBT_WSET_RESERVE);
         free(w->rec);
         for (int win = XBT_WINDOW_K; win <= XBT_WINDOW_U; win++)
             if (w->wmap[win].probe)

@@ -145,10 +145,92 @@ static bool is_legacy_prefix(uint8_t b)
     }
 }
 
+/* Whether the request names reg64 in any width, as an operand or in an address. */
+static bool req_uses(const ZydisEncoderRequest *r, ZydisRegister reg64)
+{
+    for (ZyanU8 i = 0; i < r->operand_count && i < ZYDIS_ENCODER_MAX_OPERANDS; i++) {
+        const ZydisEncoderOperand *o = &r->operands[i];
+        ZydisRegister regs[2] = { ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_NONE };
+        if (o->type == ZYDIS_OPERAND_TYPE_REGISTER)
+            regs[0] = o->reg.value;
+        else if (o->type == ZYDIS_OPERAND_TYPE_MEMORY)
+            regs[0] = o->mem.base, regs[1] = o->mem.index;
+        for (int k = 0; k < 2; k++)
+            if (regs[k] != ZYDIS_REGISTER_NONE &&
+                ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, regs[k]) == reg64)
+                return true;
+    }
+    return false;
+}
+
+static bool req_high8(const ZydisEncoderRequest *r)
+{
+    for (ZyanU8 i = 0; i < r->operand_count && i < ZYDIS_ENCODER_MAX_OPERANDS; i++) {
+        ZydisRegister g = r->operands[i].type == ZYDIS_OPERAND_TYPE_REGISTER
+                              ? r->operands[i].reg.value : ZYDIS_REGISTER_NONE;
+        if (g == ZYDIS_REGISTER_AH || g == ZYDIS_REGISTER_BH || g == ZYDIS_REGISTER_CH ||
+            g == ZYDIS_REGISTER_DH)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * XBT_WINDOW_UK: GS holds the K-window's base and the U-window lies XBT_WINDOW_UK_BELOW
+ * below it.  The operand's 32-bit linear address goes into a scratch register with a
+ * 32-bit LEA (which wraps at 4 GiB as the CPU does); NOT of its low half, then of all of
+ * it, makes it 2^64 - 2^32 + linear (all flag-free), and the access is
+ * gs:[scratch - 4096] with 64-bit addressing: U-window base + linear.  The scratch is
+ * R11 (no guest access keeps a value in it); an instruction with AH..DH cannot encode
+ * R11, and for it the caller has put the address alone into a borrowed legacy register
+ * (translate.c, XBT_FIX_SAVED_REG), which is then the scratch.
+ */
+static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
+{
+    ZydisEncoderOperand *m = NULL;
+    for (ZyanU8 i = 0; i < req->operand_count && i < ZYDIS_ENCODER_MAX_OPERANDS; i++)
+        if (req->operands[i].type == ZYDIS_OPERAND_TYPE_MEMORY)
+            m = &req->operands[i];
+    if (!m)
+        return;
+    ZydisRegister s32 = ZYDIS_REGISTER_R11D;
+    if (req_high8(req)) {
+        s32 = m->mem.base;
+        if (m->mem.index != ZYDIS_REGISTER_NONE || m->mem.displacement ||
+            s32 < ZYDIS_REGISTER_EAX || s32 > ZYDIS_REGISTER_EDI) {
+            xbt_tx_fail(t, "U-window access of %s: high-byte register beside a full address",
+                        ZydisMnemonicGetString(req->mnemonic));
+            return;
+        }
+    } else if (req_uses(req, ZYDIS_REGISTER_R11)) {
+        xbt_tx_fail(t, "U-window access of %s: R11 is an operand",
+                    ZydisMnemonicGetString(req->mnemonic));
+        return;
+    }
+    ZydisRegister s64 = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, s32);
+    if (m->mem.base != s32 || m->mem.index != ZYDIS_REGISTER_NONE || m->mem.displacement) {
+        ZydisEncoderOperand a = *m;
+        a.mem.size = 4;
+        xbt_emit2(t, ZYDIS_MNEMONIC_LEA, xo_reg(s32), a);
+    }
+    xbt_emit1(t, ZYDIS_MNEMONIC_NOT, xo_reg(s32));
+    xbt_emit1(t, ZYDIS_MNEMONIC_NOT, xo_reg(s64));
+    m->mem.base = s64;
+    m->mem.index = ZYDIS_REGISTER_NONE;
+    m->mem.scale = 0;
+    m->mem.displacement = -(int64_t)(XBT_WINDOW_UK_BELOW - (4ull << 30));
+}
+
 void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req)
 {
     if (t->failed)
         return;
+    if (t->mode->window == XBT_WINDOW_UK) {
+        uk_readdress(t, req);
+        req->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
+        xbt_emit_req(t, req);
+        return;
+    }
     uint32_t start = t->len;
     req->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_32;
     xbt_emit_req(t, req);

@@ -499,7 +499,8 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
 
     ZydisEncoderOperand m = guest_mem(t, in, op, 0);
     int borrowed = -1;
-    if ((in->flags & XBT_IF_HIGH8) && mem_needs_rex(&m)) {
+    if ((in->flags & XBT_IF_HIGH8) &&
+        (mem_needs_rex(&m) || t->mode->window == XBT_WINDOW_UK)) {
         /* AH..BH cannot be encoded with REX: borrow a legacy register for the address
            and keep its guest value in R10 (XBT_FIX_SAVED_REG) meanwhile. */
         borrowed = free_legacy_reg(in);
@@ -817,16 +818,34 @@ static void emit_seg_bias(xbt_tx *t, ZydisRegister r32, int seg, bool apply)
     }
 }
 
-/* RSI/RDI += the K-window base (R11); or the bias dropped again: the K-window is 4 GiB
-   aligned, so the low half is the linear address, wrapped at 4 GiB as the CPU does. */
+/* RSI/RDI += the window base (R11: ctx->kbase, the window of the current privilege); or
+   the bias dropped again, which leaves the linear address wrapped at 4 GiB as the CPU
+   does.  The K-window at CPL 0 is 4 GiB aligned: the low half is the linear address.
+   UK's U-window lies 4 GiB and a page below the K-window: the low half + 4096.  Any
+   other (user code with GS switched to the user window, whose base an embedder
+   chooses): the low half of RSI - R11, R11 kept (the element loop biases again). */
 static void emit_kwin_bias(xbt_tx *t, bool src, bool dst, bool apply)
 {
-    if (src)
-        xbt_emit2(t, apply ? M(LEA) : M(MOV), xo_reg(apply ? R(RSI) : R(ESI)),
-                  apply ? xo_mem(R(RSI), R(R11), 1, 0, 8) : xo_reg(R(ESI)));
-    if (dst)
-        xbt_emit2(t, apply ? M(LEA) : M(MOV), xo_reg(apply ? R(RDI) : R(EDI)),
-                  apply ? xo_mem(R(RDI), R(R11), 1, 0, 8) : xo_reg(R(EDI)));
+    bool aligned = t->mode->window == XBT_WINDOW_K && t->mode->cpl == 0;
+    bool uk = t->mode->window == XBT_WINDOW_UK;
+    if (!apply && !aligned && !uk)
+        xbt_emit1(t, M(NOT), xo_reg(R(R11)));
+    for (int i = 0; i < 2; i++) {
+        if (!(i ? dst : src))
+            continue;
+        ZydisRegister r64 = i ? R(RDI) : R(RSI), r32 = i ? R(EDI) : R(ESI);
+        if (apply)
+            xbt_emit2(t, M(LEA), xo_reg(r64), xo_mem(r64, R(R11), 1, 0, 8));
+        else if (aligned)
+            xbt_emit2(t, M(MOV), xo_reg(r32), xo_reg(r32));
+        else if (uk)
+            xbt_emit2(t, M(LEA), xo_reg(r32),
+                      xo_mem(r64, NOREG, 0, (int32_t)(XBT_WINDOW_UK_BELOW - (4ull << 30)), 8));
+        else /* r64 + ~R11 + 1 = r64 - R11 */
+            xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r64, R(R11), 1, 1, 8));
+    }
+    if (!apply && !aligned && !uk)
+        xbt_emit1(t, M(NOT), xo_reg(R(R11)));
 }
 
 /* The string instruction itself, under the XBT_FIX_STRING fix-up: 64-bit addressing on
@@ -1085,6 +1104,8 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
                                                           ZYDIS_ATTRIB_HAS_REPNE);
     uint8_t arg = (uint8_t)((src && seg_needs_base(t, src_seg) ? 1 : 0) |
                             (dst && seg_needs_base(t, XBT_ES) ? 2 : 0));
+    if (t->mode->window != XBT_WINDOW_D) /* RSI/RDI carry the window base (fix-up) */
+        arg |= (uint8_t)((src ? XBT_FIXS_SRC_WIN : 0) | (dst ? XBT_FIXS_DST_WIN : 0));
     if (in->flags & XBT_IF_ADDR16) {
         emit_string16(t, in, src ? src_seg : -1, dst, rep, arg);
         t->b->stats.rewritten++;

@@ -90,9 +90,13 @@ enum xbt_fixup {
     XBT_FIX_NONE = 0,   /* host registers hold the guest state as before the insn */
     XBT_FIX_STRING,     /* RSI/RDI carry window and segment bias: low 32 bits minus the
                            segment base (arg bit 0: DS-side base, bit 1: ES base; bits 2, 3:
-                           16-bit addressing, ESI's/EDI's upper half in R8/R9) */
+                           16-bit addressing, ESI's/EDI's upper half in R8/R9) and the low
+                           half of the window base (XBT_FIXS_*_WIN) */
     XBT_FIX_SAVED_REG,  /* guest GPR `arg` was borrowed; its value is in R10 */
 };
+
+#define XBT_FIXS_SRC_WIN 0x10 /* RSI = window base (ctx->kbase) + linear */
+#define XBT_FIXS_DST_WIN 0x20 /* RDI likewise */
 
 /* Host offset -> guest EIP, sorted by host_off; an entry covers up to the next one. */
 struct xbt_pcmap {

@@ -1,0 +1,309 @@
+/*
+ * user_mem.c - guest memory from CPL 3 with paging, every way an instruction reaches it:
+ * base/index/scale/displacement operands (a displacement that wraps the address at
+ * 4 GiB, absolute addresses above 2 GiB), high-byte registers beside memory, the stack
+ * (PUSH/POP of memory, PUSHA/POPA, ENTER/LEAVE, indirect CALL through memory), string
+ * instructions both ways (up to the last byte of linear space, down across a page, a
+ * #PF in the middle of REP MOVS with ECX, ESI and EDI as the CPU leaves them), segment
+ * bases (FS, and a string instruction's source through it), XLAT, locked
+ * read-modify-writes, FXSAVE/FXRSTOR, linear page 0 and the page at 0xFFFFF000, and the
+ * #PF of a user access to a page that is not present or supervisor-only.
+ *
+ * xbt translates user code for a user window reached, where the host moves GS only by
+ * a system call, through the K-window's GS base (XBT_WINDOW_UK: each access computes its
+ * 32-bit linear address first); tests/guests/CMakeLists.txt runs this guest with each
+ * layout.  The same results on QEMU TCG.
+ */
+#include "lib/guest.h"
+
+#define HIGH_LIN 0x80000000u /* user page: absolute operands above 2 GiB */
+#define NP_LIN 0x00c00000u   /* user page, not present until a #PF handler maps it */
+#define SUP_LIN 0x00c01000u  /* supervisor-only page */
+#define TOP_LIN 0xfffff000u  /* the last page of linear space, user */
+#define SEL_UHIGH 0x6b       /* GDT 13: DPL 3 data, base HIGH_LIN */
+
+static u8 kstack[8192] __attribute__((aligned(16)));
+static u8 ustack[8192] __attribute__((aligned(16)));
+static u32 pd[1024] __attribute__((aligned(4096)));
+static u32 pt[4][1024] __attribute__((aligned(4096)));
+static u32 pt_high[1024] __attribute__((aligned(4096)));
+static u32 pt_top[1024] __attribute__((aligned(4096)));
+static u8 high_page[4096] __attribute__((aligned(4096)));
+static u8 top_page[4096] __attribute__((aligned(4096)));
+static u8 zero_page[4096] __attribute__((aligned(4096)));
+static u8 np_page[4096] __attribute__((aligned(4096)));
+static u8 sup_page[4096] __attribute__((aligned(4096)));
+
+/* What the user routines leave (user-accessible, as the whole image is). */
+volatile u32 res[64];
+u8 fxbuf[512] __attribute__((aligned(16)));
+
+static volatile u32 pf_count, pf_err, pf_cr2, pf_cs, pf_ecx, pf_esi, pf_edi, pf_fix;
+static volatile u32 gp_count;
+
+static void set_pte(u32 lin, u32 phys, u32 flags)
+{
+    u32 *pte = lin >= TOP_LIN - 0x3ff000u ? &pt_top[(lin >> 12) & 1023]
+               : lin >= HIGH_LIN        ? &pt_high[(lin >> 12) & 1023]
+                                        : &pt[lin >> 22][(lin >> 12) & 1023];
+    *pte = phys | flags;
+    invlpg(lin);
+}
+
+static void syscall_handler(struct frame *f)
+{
+    if (f->eax == 0) /* exit: back to the kernel */
+        user_return(f);
+}
+
+/* A #PF from user code: recorded; with pf_fix the page is made present and the
+   instruction runs again, else back to the kernel. */
+static void pf_handler(struct frame *f)
+{
+    pf_count++;
+    pf_err = f->err;
+    pf_cr2 = read_cr2();
+    pf_cs = f->cs;
+    pf_ecx = f->ecx;
+    pf_esi = f->esi;
+    pf_edi = f->edi;
+    if (pf_fix && pf_cr2 >> 12 == NP_LIN >> 12) {
+        set_pte(NP_LIN, (u32)np_page, 7);
+        return;
+    }
+    user_return(f);
+}
+
+static void gp_handler(struct frame *f)
+{
+    gp_count++;
+    user_return(f);
+}
+
+#define EXIT "\tmovl $0, %eax\n\tint $0x80\n"
+
+/* Operands: absolute above 2 GiB, base + index * scale + disp, a displacement that
+   wraps at 4 GiB into page 0, the top dword of linear space. */
+void u_operands(void);
+__asm__(".text\n.globl u_operands\nu_operands:\n"
+        "\tmovl $0x11223344, 0x80000010\n"
+        "\tmovl 0x80000010, %eax\n\tmovl %eax, res+0\n"
+        "\tmovl $0x80000000, %ebx\n\tmovl $4, %esi\n"
+        "\tmovw $0x5566, 0x20(%ebx,%esi,2)\n"
+        "\tmovzwl 0x28(%ebx), %ecx\n\tmovl %ecx, res+4\n"
+        "\tmovl $0x14, %ebx\n"
+        "\tmovl $0xabcdef01, 0xfffffff4(%ebx)\n" /* 0x14 - 0xc = linear 8 */
+        "\tmovl 0x8, %eax\n\tmovl %eax, res+8\n"
+        "\tmovl $0x0badf00d, 0xfffffffc\n"
+        "\tmovl $0xfffffff0, %edi\n\tmovl 0xc(%edi), %eax\n\tmovl %eax, res+12\n"
+        "\taddl $0x10, 0x80000010\n\tmovl 0x80000010, %eax\n\tmovl %eax, res+16\n"
+        EXIT);
+
+/* AH..DH beside a memory operand (they cannot be encoded with a REX prefix). */
+void u_high8(void);
+__asm__(".text\n.globl u_high8\nu_high8:\n"
+        "\tmovl $0x80000040, %ebx\n\tmovl $2, %esi\n"
+        "\tmovl $0x1234, %eax\n\tmovb %ah, (%ebx,%esi,1)\n" /* [0x80000042] = 0x12 */
+        "\tmovb $0x77, 1(%ebx)\n\tmovb 1(%ebx), %bh\n" /* BH = 0x77: EBX = 0x80007740 */
+        "\tmovl %ebx, res+20\n"
+        "\tmovl $0x80000040, %ebx\n"
+        "\tmovl $0x3300, %edx\n\taddb %dh, 2(%ebx)\n" /* 0x12 + 0x33 */
+        "\tmovzbl 2(%ebx), %eax\n\tmovl %eax, res+24\n"
+        "\tmovl $0x5500, %ecx\n\txchgb %ch, 3(%ebx)\n"
+        "\tmovzbl 3(%ebx), %eax\n\tmovl %eax, res+28\n"
+        EXIT);
+
+/* The stack: PUSH/POP of memory, PUSHA/POPA, ENTER/LEAVE, CALL through memory. */
+void u_stack(void);
+void u_callee(void);
+__asm__(".text\n.globl u_stack\nu_stack:\n"
+        "\tmovl $0xcafe0001, 0x80000080\n"
+        "\tpushl 0x80000080\n\tpopl 0x80000084\n"
+        "\tmovl 0x80000084, %eax\n\tmovl %eax, res+32\n"
+        "\tmovl $1, %eax\n\tmovl $2, %ecx\n\tmovl $3, %edx\n\tmovl $4, %ebx\n"
+        "\tmovl $6, %esi\n\tmovl $7, %edi\n\tmovl %esp, %ebp\n"
+        "\tpushal\n\tmovl 4(%esp), %eax\n\tmovl %eax, res+36\n" /* EDI was 7... ESI 6 */
+        "\txorl %eax, %eax\n\txorl %ecx, %ecx\n\tpopal\n"
+        "\tleal (%eax,%ecx,8), %eax\n\tmovl %eax, res+40\n" /* 1 + 2 * 8 */
+        "\tenter $16, $0\n\tmovl $0x5151, -4(%ebp)\n\tmovl -4(%ebp), %eax\n\tleave\n"
+        "\tmovl %eax, res+44\n"
+        "\tmovl $u_callee, 0x80000088\n\tcall *0x80000088\n\tmovl %eax, res+48\n"
+        EXIT
+        ".globl u_callee\nu_callee:\n\tmovl $0xca11, %eax\n\tret\n");
+
+/* Strings: REP MOVSD from above 2 GiB into page 0, REPE CMPSB over it, REP STOSB up to
+   the last byte of linear space (EDI wraps to 0), REP MOVSD down (DF=1), REPNE SCASB. */
+void u_strings(void);
+__asm__(".text\n.globl u_strings\nu_strings:\n"
+        "\tcld\n"
+        "\tmovl $0x80000100, %esi\n\tmovl $0x100, %edi\n\tmovl $64, %ecx\n\trep movsl\n"
+        "\tmovl %esi, res+52\n\tmovl %edi, res+56\n"
+        "\tmovl $0x80000100, %esi\n\tmovl $0x100, %edi\n\tmovl $256, %ecx\n\trepe cmpsb\n"
+        "\tmovl %ecx, res+60\n"
+        "\tmovl $0xffffff00, %edi\n\tmovl $256, %ecx\n\tmovb $0x5a, %al\n\trep stosb\n"
+        "\tmovl %edi, res+64\n"
+        "\tstd\n\tmovl $0x800001fc, %esi\n\tmovl $0x3fc, %edi\n\tmovl $64, %ecx\n\trep movsl\n"
+        "\tcld\n\tmovl %esi, res+68\n\tmovl %edi, res+72\n"
+        "\tmovl $0x80000100, %edi\n\tmovl $256, %ecx\n\tmovb $0xe7, %al\n\trepne scasb\n"
+        "\tmovl %edi, res+76\n"
+        EXIT);
+
+/* REP MOVSB whose destination runs into a page that is not present: #PF at its first
+   byte; the handler maps it and the instruction goes on. */
+void u_string_pf(void);
+__asm__(".text\n.globl u_string_pf\nu_string_pf:\n"
+        "\tcld\n\tmovl $0x80000200, %esi\n\tmovl $0xc00000 - 10, %edi\n\tmovl $20, %ecx\n"
+        "\trep movsb\n\tmovl %ecx, res+80\n\tmovl %edi, res+84\n"
+        EXIT);
+
+/* FS with a base (a DPL 3 data segment at HIGH_LIN): an operand through it and a
+   string instruction's source. */
+void u_segbase(void);
+__asm__(".text\n.globl u_segbase\nu_segbase:\n"
+        "\tmovl $0x6b, %eax\n\tmovl %eax, %fs\n"
+        "\tmovl %fs:0x10, %eax\n\tmovl %eax, res+88\n"
+        "\tcld\n\tmovl $0x100, %esi\n\tmovl $0x800, %edi\n\tmovl $8, %ecx\n"
+        "\trep movsb %fs:(%esi), %es:(%edi)\n"
+        "\tmovl 0x800, %eax\n\tmovl %eax, res+92\n"
+        "\tmovl $0, %eax\n\tmovl %eax, %fs\n"
+        EXIT);
+
+/* XLAT through page 0, locked read-modify-writes, CMPXCHG8B, FXSAVE/FXRSTOR. */
+void u_misc(void);
+__asm__(".text\n.globl u_misc\nu_misc:\n"
+        "\tmovl $0x900, %ebx\n\tmovb $0x3c, 0x905\n\tmovl $5, %eax\n\txlat\n"
+        "\tmovl %eax, res+96\n"
+        "\tmovl $10, 0x80000300\n\tlock incl 0x80000300\n\tmovl $5, %eax\n"
+        "\tlock xaddl %eax, 0x80000300\n\tmovl %eax, res+100\n"
+        "\tmovl 0x80000300, %eax\n\tmovl %eax, res+104\n"
+        "\tmovl $0x80000310, %edi\n\tmovl $1, (%edi)\n\tmovl $2, 4(%edi)\n"
+        "\tmovl $1, %eax\n\tmovl $2, %edx\n\tmovl $0x33, %ebx\n\tmovl $0x44, %ecx\n"
+        "\tlock cmpxchg8b (%edi)\n\tmovl 4(%edi), %eax\n\tmovl %eax, res+108\n"
+        "\tlock btsl $3, 0x80000300\n\tmovl 0x80000300, %eax\n\tmovl %eax, res+112\n"
+        "\tfninit\n\tfxsave fxbuf\n\tmovzwl fxbuf, %eax\n\tmovl %eax, res+116\n"
+        "\tfxrstor fxbuf\n"
+        EXIT);
+
+/* #PF from user accesses: a read of a page not present through a wrapping displacement,
+   a write to a supervisor-only page. */
+void u_pf_read(void);
+__asm__(".text\n.globl u_pf_read\nu_pf_read:\n"
+        "\tmovl $0xc00010, %ebx\n\tmovl 0xfffffff4(%ebx), %eax\n" EXIT);
+void u_pf_sup(void);
+__asm__(".text\n.globl u_pf_sup\nu_pf_sup:\n"
+        "\tmovl $0x1234, 0xc01008\n" EXIT);
+
+static void run(void (*fn)(void))
+{
+    user_run(fn, (u32)(ustack + sizeof ustack));
+}
+
+void main(void)
+{
+    sse_os_support();
+    tss_init((u32)(kstack + sizeof kstack));
+    set_handler(0x30, syscall_handler);
+    idt_set(0x80, isr_table[0x30], SEL_CODE, 0xe, 3);
+    set_handler(14, pf_handler);
+    set_handler(13, gp_handler);
+    gdt_set(13, HIGH_LIN, 0xfffff, 0xf2, 0xc);
+    gdt_reload();
+
+    /* The first 16 MiB identity-mapped for user and kernel; then the test pages. */
+    for (u32 i = 0; i < 4 * 1024; i++)
+        pt[i / 1024][i % 1024] = (i << 12) | 7;
+    for (u32 i = 0; i < 4; i++)
+        pd[i] = (u32)pt[i] | 7;
+    pd[HIGH_LIN >> 22] = (u32)pt_high | 7;
+    pd[TOP_LIN >> 22] = (u32)pt_top | 7;
+    pt[0][0] = (u32)zero_page | 7;
+    pt_high[0] = (u32)high_page | 7;
+    pt_top[1023] = (u32)top_page | 7;
+    pt[NP_LIN >> 22][(NP_LIN >> 12) & 1023] = (u32)np_page | 6; /* not present */
+    pt[SUP_LIN >> 22][(SUP_LIN >> 12) & 1023] = (u32)sup_page | 3; /* supervisor */
+    for (u32 i = 0; i < 4096; i++)
+        high_page[i] = (u8)(i * 7 + 1);
+    write_cr3((u32)pd);
+    write_cr0(read_cr0() | 0x80000000u);
+
+    run(u_operands);
+    CHECK_EQ(res[0], 0x11223344, "absolute operand above 2 GiB");
+    CHECK_EQ(res[1], 0x5566, "base + index * 2 + disp");
+    CHECK_EQ(res[2], 0xabcdef01, "a displacement that wraps at 4 GiB reaches page 0");
+    CHECK_EQ(*(volatile u32 *)(zero_page + 8), 0xabcdef01, "page 0 holds it");
+    CHECK_EQ(res[3], 0x0badf00d, "the last dword of linear space");
+    CHECK_EQ(*(volatile u32 *)(top_page + 0xffc), 0x0badf00d, "the top page holds it");
+    CHECK_EQ(res[4], 0x11223354, "ADD to memory above 2 GiB");
+
+    run(u_high8);
+    CHECK_EQ(res[5], 0x80007740, "MOV BH, [base + disp]");
+    CHECK_EQ(res[6], 0x45, "MOV [base + index], AH, then ADD [base + disp], DH");
+    CHECK_EQ(res[7], 0x55, "XCHG [base + disp], CH");
+
+    run(u_stack);
+    CHECK_EQ(res[8], 0xcafe0001, "PUSH m, POP m");
+    CHECK_EQ(res[9], 6, "PUSHA: ESI below EDI");
+    CHECK_EQ(res[10], 17, "POPA");
+    CHECK_EQ(res[11], 0x5151, "ENTER, a local, LEAVE");
+    CHECK_EQ(res[12], 0xca11, "CALL through memory above 2 GiB");
+
+    run(u_strings);
+    CHECK(!memcmp(zero_page + 0x100, high_page + 0x100, 256), "REP MOVSD into page 0");
+    CHECK_EQ(res[13], 0x80000200, "ESI after REP MOVSD");
+    CHECK_EQ(res[14], 0x200, "EDI after REP MOVSD");
+    CHECK_EQ(res[15], 0, "REPE CMPSB: all equal");
+    int top_ok = 1;
+    for (u32 i = 0xf00; i < 0x1000; i++)
+        top_ok &= top_page[i] == 0x5a;
+    CHECK(top_ok, "REP STOSB up to the last byte of linear space");
+    CHECK_EQ(res[16], 0, "EDI wraps to 0 after it");
+    CHECK(!memcmp(zero_page + 0x300, high_page + 0x100, 256), "REP MOVSD with DF=1");
+    CHECK_EQ(res[17], 0x800000fc, "ESI after the descending copy");
+    CHECK_EQ(res[18], 0x2fc, "EDI after the descending copy");
+    u32 at = 0;
+    for (u32 i = 0x100; i < 0x200 && !at; i++)
+        if (high_page[i] == 0xe7)
+            at = HIGH_LIN + i + 1;
+    CHECK_EQ(res[19], at ? at : HIGH_LIN + 0x200, "REPNE SCASB stops after the match");
+
+    pf_fix = 1;
+    pf_count = 0;
+    run(u_string_pf);
+    pf_fix = 0;
+    CHECK_EQ(pf_count, 1, "REP MOVSB into a page not present: one #PF");
+    CHECK_EQ(pf_cr2, NP_LIN, "#PF at the page's first byte");
+    CHECK_EQ(pf_err, 6, "#PF error code: write, user, not present");
+    CHECK_EQ(pf_ecx, 10, "ECX at the #PF: the bytes not yet copied");
+    CHECK_EQ(pf_edi, NP_LIN, "EDI at the #PF");
+    CHECK_EQ(pf_esi, HIGH_LIN + 0x20a, "ESI at the #PF");
+    CHECK_EQ(res[20], 0, "the copy finished after the handler");
+    CHECK_EQ(res[21], NP_LIN + 10, "EDI at its end");
+    CHECK(!memcmp(np_page, high_page + 0x20a, 10), "the bytes past the page boundary");
+
+    run(u_segbase);
+    CHECK_EQ(res[22], 0x11223354, "FS with a base at CPL 3");
+    CHECK_EQ(res[23], *(u32 *)(high_page + 0x100), "REP MOVSB from FS:ESI");
+
+    run(u_misc);
+    CHECK_EQ(res[24] & 0xff, 0x3c, "XLAT through page 0");
+    CHECK_EQ(res[25], 11, "LOCK XADD returns the old value");
+    CHECK_EQ(res[26], 16, "LOCK INC, LOCK XADD");
+    CHECK_EQ(res[27], 0x44, "LOCK CMPXCHG8B stored ECX:EBX");
+    CHECK_EQ(res[28], 24, "LOCK BTS");
+    CHECK_EQ(res[29], 0x37f, "FXSAVE at CPL 3: FCW after FNINIT");
+
+    pf_count = 0;
+    set_pte(NP_LIN, (u32)np_page, 6);
+    run(u_pf_read);
+    CHECK_EQ(pf_count, 1, "user read of a page not present: #PF");
+    CHECK_EQ(pf_cr2, NP_LIN + 4, "#PF cr2 (a wrapping displacement)");
+    CHECK_EQ(pf_err, 4, "#PF error code: read, user, not present");
+    CHECK_EQ(pf_cs, SEL_UCODE, "#PF from CPL 3");
+    pf_count = 0;
+    run(u_pf_sup);
+    CHECK_EQ(pf_count, 1, "user write to a supervisor page: #PF");
+    CHECK_EQ(pf_cr2, SUP_LIN + 8, "#PF cr2");
+    CHECK_EQ(pf_err, 7, "#PF error code: write, user, present");
+    CHECK_EQ(*(volatile u32 *)(sup_page + 8), 0, "the supervisor page is untouched");
+    CHECK_EQ(gp_count, 0, "no #GP");
+}
