@@ -52,6 +52,14 @@ struct xbt_tcache {
                                   address): nothing is writable and executable */
     uint64_t size, used;
     struct tc_bucket hash[1u << XBT_TC_HASH_BITS];
+    /* In front of it, a direct-mapped cache of recent lookups (QEMU's tb_jmp_cache):
+       64 KiB that stay in the CPU's caches, where a bucket of the 16 MiB table is a
+       cache miss (96% of xbt_tc_lookup's samples, 5% of a Linux fork+exec run, before
+       it).  An entry names a valid block or nothing: drop_block and flushes clear. */
+    struct tc_jc {
+        uint32_t eip, key;
+        xbt_block *b;
+    } jc[1u << XBT_TC_JC_BITS];
     struct xbt_tc_link *free_links;
     struct link_slab *slabs;
     uint32_t *gran;            /* size >> GRAN_SHIFT entries, after the struct */
@@ -90,6 +98,11 @@ static uint32_t phys_hash(uint32_t page, uint32_t off, uint32_t key)
 {
     uint32_t h = (page << 12 | off) * 0x9E3779B1u ^ key * 0x85EBCA6Bu;
     return h >> (32 - XBT_TC_HASH_BITS);
+}
+
+static uint32_t jc_of(uint32_t eip, uint32_t key)
+{
+    return (eip ^ (eip >> XBT_TC_JC_BITS) ^ key * 0x9E3779B1u) & ((1u << XBT_TC_JC_BITS) - 1);
 }
 
 static uint32_t page_hash(uint32_t page)
@@ -259,20 +272,24 @@ void xbt_tc_destroy(xbt_tcache *tc)
 xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t key)
 {
     tc->st.lookups++;
+    struct tc_jc *j = &tc->jc[jc_of(eip, key)];
+    if (j->b && j->eip == eip && j->key == key) {
+        tc->st.hits++;
+        return j->b;
+    }
     const struct tc_bucket *h = &tc->hash[hash_of(eip, key)];
     xbt_block *b = h->head;
     if (!b)
         return NULL;
-    if (h->eip == eip && h->key == key) {
-        tc->st.hits++;
-        return b;
-    }
-    for (b = b->hash_next; b; b = b->hash_next)
-        if (b->eip == eip && b->mode_key == key) {
-            tc->st.hits++;
-            return b;
-        }
-    return NULL;
+    if (!(h->eip == eip && h->key == key))
+        for (b = b->hash_next; b; b = b->hash_next)
+            if (b->eip == eip && b->mode_key == key)
+                break;
+    if (!b)
+        return NULL;
+    tc->st.hits++;
+    *j = (struct tc_jc){ eip, key, b };
+    return b;
 }
 
 /* Points the rel32 at `field` (in the executable view) at `target`, writing it through
@@ -354,6 +371,9 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     h->head = b;
     h->eip = b->eip;
     h->key = key;
+    struct tc_jc *j = &tc->jc[jc_of(b->eip, key)];
+    if (j->b && j->eip == b->eip && j->key == key)
+        j->b = b; /* the newest block of an (eip, key) answers, as the bucket's head */
     for (int i = 0; i < 2; i++) {
         if (i == 1 && page1 == page0)
             break;
@@ -473,6 +493,9 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
     }
     /* Out of the lookup and page lists in constant time (a page of a shared library
        can hold thousands of blocks: one per address space it was mapped at). */
+    struct tc_jc *j = &tc->jc[jc_of(b->eip, b->mode_key)];
+    if (j->b == b)
+        j->b = NULL;
     struct tc_bucket *h = &tc->hash[hash_of(b->eip, b->mode_key)];
     *b->hash_pprev = b->hash_next;
     if (b->hash_next)
@@ -681,6 +704,7 @@ void xbt_tc_flush(xbt_tcache *tc)
         tc->reg[r].n = 0;
     tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);
+    memset(tc->jc, 0, sizeof tc->jc);
     memset(tc->gran, 0, ((tc->size >> GRAN_SHIFT) + 1) * sizeof *tc->gran);
     memset(tc->phys, 0, sizeof tc->phys);
     memset(tc->pages, 0, sizeof tc->pages);

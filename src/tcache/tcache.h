@@ -14,6 +14,7 @@
 
 #define XBT_TC_HASH_BITS 20
 #define XBT_TC_PAGE_HASH_BITS 12
+#define XBT_TC_JC_BITS 12 /* the lookup's direct-mapped front cache */
 
 struct xbt_tc_link; /* an incoming chain */
 
