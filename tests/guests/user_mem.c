@@ -193,6 +193,23 @@ void u_pf_sup(void);
 __asm__(".text\n.globl u_pf_sup\nu_pf_sup:\n"
         "\tmovl $0x1234, 0xc01008\n" EXIT);
 
+/* Past the top of linear space into page 0, made supervisor-only: a dword load and a
+   store that wrap, a REP STOSB that runs on from 0xFFFFFFF0 into it.  The CPU checks
+   page 0 with user rights (#PF; QEMU TCG); xbt raises #GP for a single access that
+   straddles 0xFFFFFFFF/0 (the SDM leaves such an access to the implementation).  Never
+   may the user see or change page 0: under a fixed GS the K-window starts a guard page
+   above the user window's top. */
+void u_wrap_load(void);
+__asm__(".text\n.globl u_wrap_load\nu_wrap_load:\n"
+        "\tmovl $0x11111111, %eax\n\tmovl 0xfffffffe, %eax\n\tmovl %eax, res+120\n" EXIT);
+void u_wrap_store(void);
+__asm__(".text\n.globl u_wrap_store\nu_wrap_store:\n"
+        "\tmovl $0x77777777, %eax\n\tmovl %eax, 0xfffffffe\n" EXIT);
+void u_wrap_stos(void);
+__asm__(".text\n.globl u_wrap_stos\nu_wrap_stos:\n"
+        "\tcld\n\tmovl $0xfffffff0, %edi\n\tmovl $32, %ecx\n\tmovb $0x66, %al\n\trep stosb\n"
+        EXIT);
+
 static void run(void (*fn)(void))
 {
     user_run(fn, (u32)(ustack + sizeof ustack));
@@ -306,4 +323,29 @@ void main(void)
     CHECK_EQ(pf_err, 7, "#PF error code: write, user, present");
     CHECK_EQ(*(volatile u32 *)(sup_page + 8), 0, "the supervisor page is untouched");
     CHECK_EQ(gp_count, 0, "no #GP");
+
+    /* Page 0 supervisor-only, with a secret the user must not reach by wrapping. */
+    memset(zero_page, 0xc5, 16);
+    set_pte(0, (u32)zero_page, 3);
+    pf_count = gp_count = 0;
+    res[30] = 0x22222222;
+    run(u_wrap_load);
+    CHECK_EQ(pf_count + gp_count, 1, "a dword load wrapping into a supervisor page 0 faults");
+    CHECK_EQ(res[30], 0x22222222, "and the user got nothing");
+    pf_count = gp_count = 0;
+    run(u_wrap_store);
+    CHECK_EQ(pf_count + gp_count, 1, "a dword store wrapping into it faults");
+    CHECK_EQ(zero_page[0] | zero_page[1] << 8, 0xc5c5, "page 0 is unchanged");
+    pf_count = gp_count = 0;
+    run(u_wrap_stos);
+    CHECK_EQ(pf_count, 1, "REP STOSB from 0xFFFFFFF0 into it: #PF");
+    CHECK_EQ(pf_cr2, 0, "at linear 0");
+    CHECK_EQ(pf_err, 7, "#PF error code: write, user, present");
+    CHECK_EQ(pf_ecx, 16, "after the 16 bytes below 4 GiB");
+    CHECK_EQ(pf_edi, 0, "EDI wrapped to 0");
+    CHECK_EQ(zero_page[0], 0xc5, "page 0 is unchanged");
+    int stos_top = 1;
+    for (u32 i = 0xff0; i < 0x1000; i++)
+        stos_top &= top_page[i] == 0x66;
+    CHECK(stos_top, "the bytes below 4 GiB were written");
 }
