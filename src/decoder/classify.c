@@ -193,6 +193,22 @@ static bool isa_supported(const ZydisDecodedInstruction *zi)
     case ZYDIS_ISA_EXT_CLWB:
     case ZYDIS_ISA_EXT_SERIALIZE:
     case ZYDIS_ISA_EXT_WAITPKG:
+    /* Neither in the virtual CPUID: run natively they would show the host's (and
+       MOVDIR64B/ENQCMD store through ES:reg, which has no window). */
+    case ZYDIS_ISA_EXT_MOVDIR:
+    case ZYDIS_ISA_EXT_ENQCMD:
+    case ZYDIS_ISA_EXT_GFNI:
+    case ZYDIS_ISA_EXT_KEYLOCKER:
+    case ZYDIS_ISA_EXT_KEYLOCKER_WIDE:
+    case ZYDIS_ISA_EXT_HRESET:
+    case ZYDIS_ISA_EXT_UINTR:
+    case ZYDIS_ISA_EXT_PT:
+    case ZYDIS_ISA_EXT_PADLOCK:
+    case ZYDIS_ISA_EXT_RDPRU:
+    case ZYDIS_ISA_EXT_MCOMMIT:
+    case ZYDIS_ISA_EXT_SNP:
+    case ZYDIS_ISA_EXT_TDX:
+    case ZYDIS_ISA_EXT_TSX_LDTRK:
         return false;
     default:
         return true;

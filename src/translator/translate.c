@@ -433,6 +433,59 @@ static int free_legacy_reg(const xbt_insn *in)
     return -1;
 }
 
+/* BT/BTS/BTR/BTC m, r: the register is a signed bit offset that moves the address. */
+static bool bt_reg_offset(const xbt_insn *in)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    return (m == M(BT) || m == M(BTS) || m == M(BTR) || m == M(BTC)) &&
+           in->ops[0].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+           in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER;
+}
+
+/*
+ * BTx m, r in the UK layout.  The CPU adds s * (offset SAR log2(8s)) (s = 2 or 4 bytes)
+ * to the address in the address size: with UK's 64-bit addressing that sum would
+ * neither wrap at 4 GiB nor stay in the user window (it reaches 256 MiB either way, the
+ * K-window among it).  So the dword's linear address T = EA + s * q (q the shifted
+ * offset) is computed with 32-bit LEAs (R10 = q, R11 = T), made the U-window form,
+ * and s * q taken back out of R11 (64-bit), which the CPU then adds again: the access
+ * is at U-window base + T, with the bit index the CPU takes from the register.
+ * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD).
+ */
+static void emit_uk_bt(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r, int mi,
+                       ZydisEncoderOperand m)
+{
+    ZydisRegister off = r->operands[1].reg.value;
+    bool w16 = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, off) == 16;
+    uint8_t s = w16 ? 2 : 4;
+    if (w16) {
+        xbt_emit2(t, M(MOVSX), xo_reg(R(R10D)), xo_reg(off));
+        xbt_emit2(t, M(MOV), xo_reg(R(R11D)), xo_imm(4));
+        xbt_emit3(t, M(SARX), xo_reg(R(R10D)), xo_reg(R(R10D)), xo_reg(R(R11D)));
+    } else {
+        xbt_emit2(t, M(MOV), xo_reg(R(R11D)), xo_imm(5));
+        xbt_emit3(t, M(SARX), xo_reg(R(R10D)), xo_reg(off), xo_reg(R(R11D)));
+    }
+    xbt_emit2(t, M(MOVSXD), xo_reg(R(R10)), xo_reg(R(R10D)));
+    ZydisEncoderOperand a = m;
+    a.mem.size = 4;
+    xbt_emit2(t, M(LEA), xo_reg(R(R11D)), a);
+    xbt_emit2(t, M(LEA), xo_reg(R(R11D)), xo_mem(R(R11D), R(R10D), s, 0, 4));
+    xbt_emit1(t, M(NOT), xo_reg(R(R11D)));
+    xbt_emit1(t, M(NOT), xo_reg(R(R11)));
+    xbt_emit1(t, M(NOT), xo_reg(R(R10)));
+    xbt_emit2(t, M(LEA), xo_reg(R(R11)), xo_mem(R(R11), R(R10), s, s, 8));
+    r->operands[mi].mem.base = R(R11);
+    r->operands[mi].mem.index = NOREG;
+    r->operands[mi].mem.scale = 0;
+    r->operands[mi].mem.displacement = -(int64_t)(XBT_WINDOW_UK_BELOW - (4ull << 30));
+    r->operands[mi].mem.size = m.mem.size;
+    r->prefixes |= xbt_window_prefix(t);
+    r->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
+    xbt_emit_req(t, r);
+    (void)in;
+}
+
 /* Copy or readdress: the instruction itself, with its operands moved to the host. */
 static void emit_copy(xbt_tx *t, const xbt_insn *in)
 {
@@ -498,6 +551,11 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
     }
 
     ZydisEncoderOperand m = guest_mem(t, in, op, 0);
+    if (t->mode->window == XBT_WINDOW_UK && bt_reg_offset(in)) {
+        emit_uk_bt(t, in, &r, mi, m);
+        t->b->stats.readdressed++;
+        return;
+    }
     int borrowed = -1;
     if ((in->flags & XBT_IF_HIGH8) &&
         (mem_needs_rex(&m) || t->mode->window == XBT_WINDOW_UK)) {

@@ -33,6 +33,7 @@ static u8 top_page[4096] __attribute__((aligned(4096)));
 static u8 zero_page[4096] __attribute__((aligned(4096)));
 static u8 np_page[4096] __attribute__((aligned(4096)));
 static u8 sup_page[4096] __attribute__((aligned(4096)));
+static u8 bt_page[4096] __attribute__((aligned(4096)));
 
 /* What the user routines leave (user-accessible, as the whole image is). */
 volatile u32 res[64];
@@ -205,6 +206,17 @@ __asm__(".text\n.globl u_wrap_load\nu_wrap_load:\n"
 void u_wrap_store(void);
 __asm__(".text\n.globl u_wrap_store\nu_wrap_store:\n"
         "\tmovl $0x77777777, %eax\n\tmovl %eax, 0xfffffffe\n" EXIT);
+/* BT/BTS/BTR/BTC with a register bit offset: the offset moves the address, which wraps
+   at 4 GiB with it (from the top page past 0xFFFFFFFF to page 1, from 0x10 down to the
+   top page); 16-bit and locked forms. */
+void u_bt(void);
+__asm__(".text\n.globl u_bt\nu_bt:\n"
+        "\tmovl $0xfffff100, %ebx\n\tmovl $0x10005, %eax\n\tbtsl %eax, (%ebx)\n"
+        "\tmovl $0x2100, %ebx\n\tmovw $0x8000, %cx\n\tbtsw %cx, (%ebx)\n"
+        "\tmovl $0x10, %ebx\n\tmovl $0xffffff00, %eax\n\tbtsl %eax, (%ebx)\n"
+        "\tmovl $0xfffff100, %ebx\n\tmovl $0x10007, %eax\n\tlock btsl %eax, (%ebx)\n"
+        "\tlock btrl %eax, (%ebx)\n\tmovl $0x10005, %eax\n\tbtl %eax, (%ebx)\n"
+        "\tsetc %al\n\tmovzbl %al, %eax\n\tmovl %eax, res+124\n" EXIT);
 void u_wrap_stos(void);
 __asm__(".text\n.globl u_wrap_stos\nu_wrap_stos:\n"
         "\tcld\n\tmovl $0xfffffff0, %edi\n\tmovl $32, %ecx\n\tmovb $0x66, %al\n\trep stosb\n"
@@ -348,4 +360,16 @@ void main(void)
     for (u32 i = 0xff0; i < 0x1000; i++)
         stos_top &= top_page[i] == 0x66;
     CHECK(stos_top, "the bytes below 4 GiB were written");
+
+    /* Page 0 still supervisor-only: under the fixed-GS layout a bit offset added with
+       64-bit addressing would have reached the K-window's page 0 from the top page. */
+    set_pte(0x1000, (u32)bt_page, 7);
+    pf_count = gp_count = 0;
+    run(u_bt);
+    CHECK_EQ(pf_count + gp_count, 0, "BTx with register offsets: no fault");
+    CHECK_EQ(bt_page[0x100], 0x21, "BTS [top page], 8 * 8 KiB + 5 wraps to page 1; "
+                                   "BTS word with offset -32768 reaches it too");
+    CHECK_EQ(res[31], 1, "LOCK BTS, LOCK BTR, BT there");
+    CHECK_EQ(top_page[0xff0], 0x67, "BTS [0x10], -256 wraps down to the top page");
+    CHECK_EQ(zero_page[0], 0xc5, "page 0 is unchanged");
 }
