@@ -59,7 +59,7 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
         if (m->arg & 1)
             gpr[XBT_ESI] -= v->ctx.seg_base[m->seg];
         if (m->arg & 2)
-            gpr[XBT_EDI] -= v->ctx.seg_base[XBT_ES];
+            gpr[XBT_EDI] -= v->ctx.seg_base[(m->arg & XBT_FIXS_DST_SEG) ? m->seg : XBT_ES];
         /* 16-bit addressing: SI/DI are the low halves; ESI's and EDI's upper halves
            wait in R8/R9 (translate.c, emit_string16). */
         if (m->arg & 4)

@@ -1214,6 +1214,48 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
     t->b->stats.rewritten++;
 }
 
+/*
+ * MASKMOVQ/MASKMOVDQU store through DS:EDI (a hidden operand, segment overridable), which
+ * no window prefix reaches: as a string instruction's destination, EDI += the segment
+ * base, RDI += the window base, the instruction with 64-bit addressing under the string
+ * fix-up (XBT_FIXS_DST_SEG: EDI's segment is the pc map's seg), then both taken out.
+ */
+static void emit_maskmov(xbt_tx *t, const xbt_insn *in)
+{
+    ZydisEncoderRequest r;
+    if (!to_request(t, in, &r))
+        return;
+    int seg = XBT_DS;
+    for (unsigned i = 0; i < in->zi.operand_count; i++)
+        if (in->ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY && xbt_seg_index(in->ops[i].mem.segment) >= 0)
+            seg = xbt_seg_index(in->ops[i].mem.segment);
+    bool a16 = in->flags & XBT_IF_ADDR16; /* DS:DI: EDI's upper half waits in R9 */
+    uint8_t arg = (uint8_t)(XBT_FIXS_DST_WIN | XBT_FIXS_DST_SEG |
+                            (seg_needs_base(t, seg) ? 2 : 0) | (a16 ? 8 : 0));
+    if (a16) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R9)), xo_reg(R(RDI)));
+        xbt_emit2(t, M(MOVZX), xo_reg(R(EDI)), xo_reg(R(DI)));
+    }
+    emit_seg_bias(t, R(EDI), seg, true);
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+    emit_kwin_bias(t, false, true, true);
+    add_map(t, in->eip, XBT_FIX_STRING, arg, (uint16_t)seg);
+    r.prefixes &= ~(ZydisInstructionAttributes)(ZYDIS_ATTRIB_HAS_SEGMENT_ES |
+                   ZYDIS_ATTRIB_HAS_SEGMENT_CS | ZYDIS_ATTRIB_HAS_SEGMENT_SS |
+                   ZYDIS_ATTRIB_HAS_SEGMENT_DS | ZYDIS_ATTRIB_HAS_SEGMENT_FS |
+                   ZYDIS_ATTRIB_HAS_SEGMENT_GS);
+    r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
+    xbt_emit_req(t, &r);
+    add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+    if (a16) {
+        xbt_emit2(t, M(MOV), xo_reg(R(RDI)), xo_reg(R(R9)));
+    } else {
+        emit_kwin_bias(t, false, true, false);
+        emit_seg_bias(t, R(EDI), seg, false);
+    }
+    t->b->stats.rewritten++;
+}
+
 /* xlat: AL = [seg:EBX + AL] */
 static void emit_xlat(xbt_tx *t, const xbt_insn *in)
 {
@@ -1926,6 +1968,9 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     case XBT_IC_MEMORY:
         if (in->zi.mnemonic == M(XLAT))
             emit_xlat(t, in);
+        else if ((in->zi.mnemonic == M(MASKMOVQ) || in->zi.mnemonic == M(MASKMOVDQU)) &&
+                 t->mode->window != XBT_WINDOW_D)
+            emit_maskmov(t, in);
         else
             emit_copy(t, in);
         return false;

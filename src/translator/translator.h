@@ -97,6 +97,7 @@ enum xbt_fixup {
 
 #define XBT_FIXS_SRC_WIN 0x10 /* RSI = window base (ctx->kbase) + linear */
 #define XBT_FIXS_DST_WIN 0x20 /* RDI likewise */
+#define XBT_FIXS_DST_SEG 0x40 /* EDI's segment is the map's seg, not ES (MASKMOVDQU) */
 
 /* Host offset -> guest EIP, sorted by host_off; an entry covers up to the next one. */
 struct xbt_pcmap {

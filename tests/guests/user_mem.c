@@ -217,6 +217,21 @@ __asm__(".text\n.globl u_bt\nu_bt:\n"
         "\tmovl $0xfffff100, %ebx\n\tmovl $0x10007, %eax\n\tlock btsl %eax, (%ebx)\n"
         "\tlock btrl %eax, (%ebx)\n\tmovl $0x10005, %eax\n\tbtl %eax, (%ebx)\n"
         "\tsetc %al\n\tmovzbl %al, %eax\n\tmovl %eax, res+124\n" EXIT);
+/* MASKMOVDQU and MASKMOVQ store through DS:EDI, a hidden operand: the bytes whose mask
+   byte has its top bit; FS as the segment; into a page that is not present first. */
+void u_maskmov(void);
+__asm__(".text\n.globl u_maskmov\nu_maskmov:\n"
+        "\tmovl $0x11223344, %eax\n\tmovd %eax, %xmm0\n"
+        "\tmovl $0x00800080, %eax\n\tmovd %eax, %xmm1\n"
+        "\tmovl $0x80000400, %edi\n\tmaskmovdqu %xmm1, %xmm0\n"
+        "\tmovl $0x55667788, %eax\n\tmovd %eax, %mm0\n"
+        "\tmovl $0x80000000, %eax\n\tmovd %eax, %mm1\n"
+        "\tmovl $0x80000410, %edi\n\tmaskmovq %mm1, %mm0\n\temms\n"
+        "\tmovl $0x6b, %eax\n\tmovl %eax, %fs\n\tmovl $0x420, %edi\n"
+        "\t.byte 0x64\n\tmaskmovdqu %xmm1, %xmm0\n"
+        "\tmovl $0, %eax\n\tmovl %eax, %fs\n"
+        "\tmovl $0xc00100, %edi\n\tmaskmovdqu %xmm1, %xmm0\n\tmovl %edi, res+128\n"
+        EXIT);
 void u_wrap_stos(void);
 __asm__(".text\n.globl u_wrap_stos\nu_wrap_stos:\n"
         "\tcld\n\tmovl $0xfffffff0, %edi\n\tmovl $32, %ecx\n\tmovb $0x66, %al\n\trep stosb\n"
@@ -360,6 +375,26 @@ void main(void)
     for (u32 i = 0xff0; i < 0x1000; i++)
         stos_top &= top_page[i] == 0x66;
     CHECK(stos_top, "the bytes below 4 GiB were written");
+
+    memset(high_page + 0x400, 0xaa, 0x30);
+    set_pte(NP_LIN, (u32)np_page, 6);
+    pf_fix = 1;
+    pf_count = gp_count = 0;
+    run(u_maskmov);
+    pf_fix = 0;
+    CHECK(high_page[0x400] == 0x44 && high_page[0x401] == 0xaa && high_page[0x402] == 0x22 &&
+              high_page[0x403] == 0xaa && high_page[0x40f] == 0xaa,
+          "MASKMOVDQU stores the masked bytes at DS:EDI");
+    CHECK(high_page[0x413] == 0x55 && high_page[0x412] == 0xaa && high_page[0x410] == 0xaa,
+          "MASKMOVQ stores the masked byte");
+    CHECK(high_page[0x420] == 0x44 && high_page[0x422] == 0x22 && high_page[0x421] == 0xaa,
+          "MASKMOVDQU through FS with a base");
+    CHECK_EQ(pf_count, 1, "MASKMOVDQU into a page not present: #PF");
+    CHECK_EQ(pf_cr2, NP_LIN + 0x100, "#PF cr2 (EDI's address)");
+    CHECK_EQ(pf_edi, NP_LIN + 0x100, "EDI at the #PF");
+    CHECK(np_page[0x100] == 0x44 && np_page[0x102] == 0x22, "the store after the handler");
+    CHECK_EQ(res[32], NP_LIN + 0x100, "EDI unchanged");
+    CHECK_EQ(gp_count, 0, "no #GP");
 
     /* Page 0 still supervisor-only: under the fixed-GS layout a bit offset added with
        64-bit addressing would have reached the K-window's page 0 from the top page. */
