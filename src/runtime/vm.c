@@ -394,14 +394,16 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->stlb_gen = 1;
     v->ibl = v->ibl_cur->t;
     xbt_translator_init(&v->xl);
+    if (env_set("XBT_NO_BMI2")) /* test the translation for hosts without BMI2 */
+        v->xl.bmi2 = false;
     if (!env_set("XBT_NO_MMIO_SITES"))
         v->xl.mmio_site = xbt_mmio_site;
     /* Fault sites' checks use SHRX (BMI2: since 2013's CPUs). */
-    if (!env_set("XBT_NO_PF_SITES") && __builtin_cpu_supports("bmi2"))
+    if (!env_set("XBT_NO_PF_SITES") && v->xl.bmi2)
         v->xl.pf_site = xbt_pf_site;
     v->xl.mmio_ctx = v;
     /* The read shadow's inline check uses SHRX too. */
-    v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && __builtin_cpu_supports("bmi2");
+    v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && v->xl.bmi2;
     v->rshadow.table = t->rs_table;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
         v->xl.block_count = &v->trace.prof_block_entries;

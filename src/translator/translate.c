@@ -54,6 +54,7 @@ void xbt_translator_init(xbt_translator *t)
     t->pf_site = NULL;
     t->stop_before = NULL;
     t->mmio_ctx = NULL;
+    t->bmi2 = __builtin_cpu_supports("bmi2");
 }
 
 /* Guest register -> the host register that holds it (ESP/SP -> R12D/R12W). */
@@ -450,7 +451,9 @@ static bool bt_reg_offset(const xbt_insn *in)
  * offset) is computed with 32-bit LEAs (R10 = q, R11 = T), made the U-window form,
  * and s * q taken back out of R11 (64-bit), which the CPU then adds again: the access
  * is at U-window base + T, with the bit index the CPU takes from the register.
- * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD).
+ * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD; SAR between PUSHFQ and POPFQ on a host
+ * without BMI2).  With 16-bit addressing T wraps at 4 GiB, not at 64 KiB (as in the
+ * K-window form, where the host's 32-bit addressing adds the offset: README).
  */
 static void emit_uk_bt(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r, int mi,
                        ZydisEncoderOperand m)
@@ -458,7 +461,12 @@ static void emit_uk_bt(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r, in
     ZydisRegister off = r->operands[1].reg.value;
     bool w16 = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, off) == 16;
     uint8_t s = w16 ? 2 : 4;
-    if (w16) {
+    if (!t->tr->bmi2) { /* SAR inside PUSHFQ/POPFQ: flags kept */
+        xbt_emit0(t, M(PUSHFQ));
+        xbt_emit2(t, w16 ? M(MOVSX) : M(MOV), xo_reg(R(R10D)), xo_reg(off));
+        xbt_emit2(t, M(SAR), xo_reg(R(R10D)), xo_imm(w16 ? 4 : 5));
+        xbt_emit0(t, M(POPFQ));
+    } else if (w16) {
         xbt_emit2(t, M(MOVSX), xo_reg(R(R10D)), xo_reg(off));
         xbt_emit2(t, M(MOV), xo_reg(R(R11D)), xo_imm(4));
         xbt_emit3(t, M(SARX), xo_reg(R(R10D)), xo_reg(R(R10D)), xo_reg(R(R11D)));

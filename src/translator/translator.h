@@ -203,6 +203,9 @@ typedef struct xbt_translator {
        the read shadow (ctx->rs_nlin, rs_table, rs_page; abi.h) inline and reads the
        shadow page when it may (needs BMI2's SHRX). */
     bool mmio_shadow;
+    /* The host has BMI2 (SARX, SHRX): xbt_translator_init asks the CPU; an embedder may
+       clear it (xbt-run: XBT_NO_BMI2=1) to test the paths without it. */
+    bool bmi2;
     /* Fault sites: an instruction at an EIP for which pf_site(mmio_ctx, eip) is true,
        with one explicit memory operand that it reads or writes (no x87/SSE, no XLAT, no
        bit test with a register offset), in the K- or U-window, gets an inline check of
