@@ -207,18 +207,23 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
                     ZydisMnemonicGetString(req->mnemonic));
         return;
     }
-    ZydisRegister s64 = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, s32);
     if (m->mem.base != s32 || m->mem.index != ZYDIS_REGISTER_NONE || m->mem.displacement) {
         ZydisEncoderOperand a = *m;
         a.mem.size = 4;
         xbt_emit2(t, ZYDIS_MNEMONIC_LEA, xo_reg(s32), a);
     }
+    xbt_emit_uk_form(t, s32, m);
+}
+
+void xbt_emit_uk_form(xbt_tx *t, ZydisRegister s32, ZydisEncoderOperand *m)
+{
+    ZydisRegister s64 = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, s32);
     xbt_emit1(t, ZYDIS_MNEMONIC_NOT, xo_reg(s32));
     xbt_emit1(t, ZYDIS_MNEMONIC_NOT, xo_reg(s64));
     m->mem.base = s64;
     m->mem.index = ZYDIS_REGISTER_NONE;
     m->mem.scale = 0;
-    m->mem.displacement = -(int64_t)(XBT_WINDOW_UK_BELOW - (4ull << 30));
+    m->mem.displacement = -XBT_UK_GUARD;
 }
 
 void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req)

@@ -104,6 +104,11 @@ static inline ZydisEncoderOperand xo_imm(int64_t v)
 void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req);
 /* Encodes a request that accesses guest memory: forces and verifies 32-bit addressing. */
 void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req);
+/* XBT_WINDOW_UK: the U-window lies this far below GS's base beyond 4 GiB (its guard). */
+#define XBT_UK_GUARD ((int32_t)(XBT_WINDOW_UK_BELOW - (4ull << 30)))
+/* The UK form of an access whose 32-bit linear address is in s32: NOT of s32, then of
+   its 64-bit register, and *m becomes [s64 - XBT_UK_GUARD] (its size kept). */
+void xbt_emit_uk_form(xbt_tx *t, ZydisRegister s32, ZydisEncoderOperand *m);
 
 void xbt_emit0(xbt_tx *t, ZydisMnemonic m);
 void xbt_emit1(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a);

@@ -455,8 +455,7 @@ static bool bt_reg_offset(const xbt_insn *in)
  * without BMI2).  With 16-bit addressing T wraps at 4 GiB, not at 64 KiB (as in the
  * K-window form, where the host's 32-bit addressing adds the offset: README).
  */
-static void emit_uk_bt(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r, int mi,
-                       ZydisEncoderOperand m)
+static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOperand m)
 {
     ZydisRegister off = r->operands[1].reg.value;
     bool w16 = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, off) == 16;
@@ -479,19 +478,12 @@ static void emit_uk_bt(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r, in
     a.mem.size = 4;
     xbt_emit2(t, M(LEA), xo_reg(R(R11D)), a);
     xbt_emit2(t, M(LEA), xo_reg(R(R11D)), xo_mem(R(R11D), R(R10D), s, 0, 4));
-    xbt_emit1(t, M(NOT), xo_reg(R(R11D)));
-    xbt_emit1(t, M(NOT), xo_reg(R(R11)));
+    xbt_emit_uk_form(t, R(R11D), &r->operands[mi]);
     xbt_emit1(t, M(NOT), xo_reg(R(R10)));
     xbt_emit2(t, M(LEA), xo_reg(R(R11)), xo_mem(R(R11), R(R10), s, s, 8));
-    r->operands[mi].mem.base = R(R11);
-    r->operands[mi].mem.index = NOREG;
-    r->operands[mi].mem.scale = 0;
-    r->operands[mi].mem.displacement = -(int64_t)(XBT_WINDOW_UK_BELOW - (4ull << 30));
-    r->operands[mi].mem.size = m.mem.size;
     r->prefixes |= xbt_window_prefix(t);
     r->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
     xbt_emit_req(t, r);
-    (void)in;
 }
 
 /* Copy or readdress: the instruction itself, with its operands moved to the host. */
@@ -560,7 +552,7 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
 
     ZydisEncoderOperand m = guest_mem(t, in, op, 0);
     if (t->mode->window == XBT_WINDOW_UK && bt_reg_offset(in)) {
-        emit_uk_bt(t, in, &r, mi, m);
+        emit_uk_bt(t, &r, mi, m);
         t->b->stats.readdressed++;
         return;
     }
@@ -906,7 +898,7 @@ static void emit_kwin_bias(xbt_tx *t, bool src, bool dst, bool apply)
             xbt_emit2(t, M(MOV), xo_reg(r32), xo_reg(r32));
         else if (uk)
             xbt_emit2(t, M(LEA), xo_reg(r32),
-                      xo_mem(r64, NOREG, 0, (int32_t)(XBT_WINDOW_UK_BELOW - (4ull << 30)), 8));
+                      xo_mem(r64, NOREG, 0, XBT_UK_GUARD, 8));
         else /* r64 + ~R11 + 1 = r64 - R11 */
             xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r64, R(R11), 1, 1, 8));
     }
@@ -1248,10 +1240,6 @@ static void emit_maskmov(xbt_tx *t, const xbt_insn *in)
     xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
     emit_kwin_bias(t, false, true, true);
     add_map(t, in->eip, XBT_FIX_STRING, arg, (uint16_t)seg);
-    r.prefixes &= ~(ZydisInstructionAttributes)(ZYDIS_ATTRIB_HAS_SEGMENT_ES |
-                   ZYDIS_ATTRIB_HAS_SEGMENT_CS | ZYDIS_ATTRIB_HAS_SEGMENT_SS |
-                   ZYDIS_ATTRIB_HAS_SEGMENT_DS | ZYDIS_ATTRIB_HAS_SEGMENT_FS |
-                   ZYDIS_ATTRIB_HAS_SEGMENT_GS);
     r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
     xbt_emit_req(t, &r);
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
