@@ -150,6 +150,31 @@ void xbt_stlb_flush(struct xbt_vcpu *v)
     }
 }
 
+/* memcpy for the short copies of interrupt frames, descriptors and stack slots: GCC
+   expands a bounded variable-size memcpy into REP MOVSQ, whose start-up cost was a
+   fifth of a guest system call's time.  Overlapping fixed-size moves up to 16 bytes. */
+static inline void copy_short(uint8_t *d, const uint8_t *s, uint32_t n)
+{
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (uint32_t k = 0; k < n; k++)
+            d[k] = s[k];
+    } else {
+        memcpy(d, s, n);
+    }
+}
+
 /* Guest linear memory, page by page; linear addresses wrap at 4 GiB. */
 bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, int acc)
 {
@@ -163,7 +188,7 @@ bool xbt_read_lin_as(struct xbt_vcpu *v, uint32_t lin, void *dst, uint32_t len, 
         uint64_t gpa;
         if (!lin_page(v, lin, false, acc, &gpa))
             return false;
-        memcpy(d, v->vm->phys.view + gpa, n); /* lin_page: RAM */
+        copy_short(d, v->vm->phys.view + gpa, n); /* lin_page: RAM */
         d += n, lin += n, len -= n;
     }
     return true;
@@ -185,7 +210,7 @@ bool xbt_write_lin_as(struct xbt_vcpu *v, uint32_t lin, const void *src, uint32_
         uint8_t *h = xbt_phys_w(&v->vm->phys, gpa, n); /* lin_page: RAM, not ROM */
         if (v->vm->code_prot[gpa >> 12])
             xbt_code_written(v->vm, v, gpa, n, true);
-        memcpy(h, p, n);
+        copy_short(h, p, n);
         xbt_code_recheck(v->vm, v, gpa, n, true);
         p += n, lin += n, len -= n;
     }

@@ -1167,9 +1167,10 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     if (!tc_enter(v))
         return XBT_LEAVE_DISPATCH;
     int rc;
-    if (!xbt_adapt_promoted(v) && v->arch.cpl == 3) {
+    if (v->vm->direct_ok && !xbt_adapt_promoted(v) && v->arch.cpl == 3) {
         /* Adaptive mode: how long this address space's user code runs between
-           kernel entries. */
+           kernel entries (two RDTSCs, a tenth of a system call's time: not where
+           nothing can be promoted). */
         uint64_t t0 = __builtin_ia32_rdtsc();
         rc = xbt_jit_enter(&v->ctx, b->host);
         xbt_adapt_account(v, __builtin_ia32_rdtsc() - t0);

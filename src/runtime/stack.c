@@ -105,8 +105,12 @@ void xbt_stack_put(struct xbt_vcpu *v, struct xbt_stack *st, const uint32_t *w, 
     uint8_t buf[40 * 4];
     uint32_t len = n * size;
     /* Memory order: the last word pushed lowest. */
-    for (unsigned i = 0; i < n; i++)
-        memcpy(buf + (n - 1 - i) * size, &w[i], size);
+    for (unsigned i = 0; i < n; i++) { /* fixed sizes: no library call per word */
+        if (size == 4)
+            memcpy(buf + (n - 1 - i) * 4, &w[i], 4);
+        else
+            memcpy(buf + (n - 1 - i) * 2, &w[i], 2);
+    }
     uint32_t sp = st->esp - len;
     struct run_ctx c = { v, st, true, buf };
     each_run(st, sp, len, run_write, &c); /* checked by xbt_stack_room */
@@ -129,7 +133,10 @@ int xbt_stack_get(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t *w, unsigne
         return xbt_mem_fault(v, XBT_SSF, serr, err);
     for (unsigned i = 0; i < n; i++) {
         w[i] = 0;
-        memcpy(&w[i], buf + i * size, size);
+        if (size == 4)
+            memcpy(&w[i], buf + i * 4, 4);
+        else
+            memcpy(&w[i], buf + i * 2, 2);
     }
     xbt_stack_add(st, len);
     return XBT_X_DONE;

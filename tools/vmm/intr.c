@@ -37,9 +37,17 @@ void irq_set(struct vmm *m, int line, int level)
         return;
     if (line < 16) {
         uint16_t bit = (uint16_t)(1u << line);
+        bool lv = level != 0;
+        int pin = isa_to_pin(line);
+        /* The level every controller already sees: no edge, nothing to re-evaluate (a
+           UART or ATA register access re-states its line every time). */
+        if (((m->isa_level & bit) != 0) == lv &&
+            ((m->pic[line >> 3].line >> (line & 7)) & 1) == lv &&
+            ((m->ioapic.level >> pin) & 1) == lv)
+            return;
         m->isa_level = level ? (uint16_t)(m->isa_level | bit) : (uint16_t)(m->isa_level & ~bit);
         pic_set_irq(m, line, level);
-        ioapic_set_pin(m, isa_to_pin(line), level);
+        ioapic_set_pin(m, pin, level);
     } else {
         ioapic_set_pin(m, line, level);
     }

@@ -625,7 +625,9 @@ void lapic_sync_base(struct vmm *m, unsigned cpu)
 bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, uint64_t *data)
 {
     struct lapic *a = &m->lapic[cpu];
-    uint64_t msr;
+    uint64_t msr, seen = __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) & 0xfffff000u;
+    if (gpa < seen || gpa >= seen + 0x1000)
+        return false; /* not the APIC's page as last seen (a moved APIC: the locked path) */
     if (size != 4 || (gpa & 15) || xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK ||
         msr != __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) || !(msr & (1u << 11)) ||
         msr != a->shadow_msr) /* the locked path sets the read shadow for this base */
