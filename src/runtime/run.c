@@ -439,13 +439,20 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
         return NULL;
     }
     /* Physical pages of the block's first and last byte (paging off: the linear ones).
-       A trace's bytes need not end with its last fetch: walk both ends. */
+       A trace's bytes need not end with its last fetch: walk both ends.  Nor need a
+       block's: the decoder reads up to 15 bytes past its last instruction's start, so
+       the last fetch may be on the next page, which block_current would then never find
+       again (the block was dropped at every new epoch) and whose writes would drop it. */
     uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
+    uint32_t first = v->arch.seg[XBT_CS].base + v->tb->eip;
+    uint32_t last = first + (v->tb->guest_len ? v->tb->guest_len - 1 : 0);
     if (v->xl.path) {
-        uint32_t l0 = v->arch.seg[XBT_CS].base + v->tb->eip;
-        if (!code_page(v, l0, &lin0) ||
-            !code_page(v, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0), &lin1))
+        if (!code_page(v, first, &lin0) || !code_page(v, last, &lin1))
             return NULL; /* its pages are no longer mapped: no trace */
+    } else if ((first ^ last) >> 12 == 0) {
+        lin1 = lin0;
+    } else if (!code_page(v, last, &lin1)) {
+        lin1 = v->fetch_gpa_last;
     }
     xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1);
     if (!b) {
@@ -462,10 +469,7 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     if (vm->perfmap)
         xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
                               v->xl.path != NULL);
-    {
-        uint32_t l0 = v->arch.seg[XBT_CS].base + v->tb->eip;
-        mark_code_lin(v, l0, l0 + (v->tb->guest_len ? v->tb->guest_len - 1 : 0));
-    }
+    mark_code_lin(v, first, last);
     xbt_code_protect(v, lin0);
     xbt_code_protect(v, lin1);
     if (vm->n_vcpus > 1 && !code_marked(v, b))

@@ -553,18 +553,55 @@ static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
     return (bitmap[r0 >> 3] & (1u << (r0 & 7))) || (bitmap[r1 >> 3] & (1u << (r1 & 7)));
 }
 
+/* Whether a chain from -> to stays valid whatever the mapping does, as long as `from`
+   runs only under a mapping it was checked against: every linear page of `to` is one of
+   `from`'s, taken from the same physical page, in the same mode and with the same CS
+   base (the same distance in EIP as in linear address).  Traces (their own checks over
+   several pages) are left out. */
+static bool chain_page_local(const xbt_block *from, const xbt_block *to)
+{
+    if (from->tstate == 1 || to->tstate == 1 || from->mode_key != to->mode_key ||
+        to->lin - from->lin != to->eip - from->eip)
+        return false;
+    uint32_t f[2] = { from->lin >> 12,
+                      (from->lin + (from->guest_len ? from->guest_len - 1 : 0)) >> 12 };
+    uint32_t t[2] = { to->lin >> 12, (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 12 };
+    for (int i = 0; i < 2; i++)
+        if (!((t[i] == f[0] && to->page[i] == from->page[0]) ||
+              (t[i] == f[1] && to->page[i] == from->page[1])))
+            return false;
+    return true;
+}
+
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
 {
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(bitmap[r >> 3] & (1u << (r & 7))))
             continue;
+        struct chain_rec *v = tc->reg[r].v;
+        uint32_t keep = 0;
         for (uint32_t k = 0; k < tc->reg[r].n; k++) {
-            xbt_block *from = tc->reg[r].v[k].from;
-            uint32_t exit = tc->reg[r].v[k].exit;
-            if (from->valid && from->chained_to[exit] && in_regions(from->chained_to[exit], bitmap))
+            xbt_block *from = v[k].from, *to;
+            uint32_t exit = v[k].exit;
+            if (!from->valid || !(to = from->chained_to[exit]))
+                continue; /* the chain is gone already */
+            if (chain_page_local(from, to)) {
+                /* Kept with its record, once (a chain undone and made again was
+                   recorded again), while its target is still in this region. */
+                uint32_t r0 = to->lin >> 22;
+                uint32_t r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
+                if ((r0 == r || r1 == r) && !(from->rec_kept & (1u << exit))) {
+                    from->rec_kept |= (uint16_t)(1u << exit);
+                    v[keep++] = v[k];
+                }
+                continue;
+            }
+            if (in_regions(to, bitmap))
                 unchain_one(tc, from, exit);
         }
-        tc->reg[r].n = 0;
+        for (uint32_t k = 0; k < keep; k++)
+            v[k].from->rec_kept = 0;
+        tc->reg[r].n = keep;
     }
     if (!tc->recent_overflow)
         return;
@@ -575,7 +612,8 @@ void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
         if (!b->valid)
             continue;
         for (uint32_t i = 0; i < b->n_exits; i++)
-            if (b->chained_to[i] && in_regions(b->chained_to[i], bitmap))
+            if (b->chained_to[i] && in_regions(b->chained_to[i], bitmap) &&
+                !chain_page_local(b, b->chained_to[i]))
                 unchain_one(tc, b, i);
     }
 }

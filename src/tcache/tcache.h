@@ -45,6 +45,7 @@ typedef struct xbt_block {
     uint32_t *relocs;
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
+    uint16_t rec_kept;          /* exits whose chain record was kept (xbt_tc_unchain_regions) */
     struct xbt_block **hash_pprev; /* the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
     /* Relocatable blocks by the physical address of their first byte and their mode
@@ -126,7 +127,11 @@ void xbt_tc_drop(xbt_tcache *tc, xbt_block *b);
    re-checked one by one before they are entered or linked again. */
 void xbt_tc_unchain_all(xbt_tcache *tc);
 /* Undoes the chains into blocks in the 4 MiB linear regions set in bitmap (1024 bits):
-   a mapping change that concerns only those regions.  Blocks' lin must be set. */
+   a mapping change that concerns only those regions.  Blocks' lin must be set.  A chain
+   whose target lies on the source's own linear pages, from the same physical pages,
+   stays (QEMU's rule for direct jumps): the source runs only once it was checked
+   against the new mapping (or reached by another such chain), and then so would the
+   target be. */
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap);
 /* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);

@@ -22,6 +22,9 @@ static u32 pt_alias[1024] __attribute__((aligned(4096))); /* VA 0x50000000.. */
 static u32 pt_code[1024] __attribute__((aligned(4096))); /* VA 0x60000000.., in pd and pd2 */
 static u8 code_f1[4096] __attribute__((aligned(4096)));
 static u8 code_f2[4096] __attribute__((aligned(4096)));
+static u8 code_f3[4096] __attribute__((aligned(4096))); /* VA 0x60002000: jumps to the next page */
+static u8 code_f4[4096] __attribute__((aligned(4096))); /* VA 0x60003000, then */
+static u8 code_f5[4096] __attribute__((aligned(4096))); /* the same VA, remapped */
 
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
@@ -299,6 +302,55 @@ void main(void)
         pt_code[1] = (u32)code_f1 | P | W;
         write_cr3(round & 1 ? (u32)pd : (u32)pd2);
         CHECK_EQ(ind16(), 10, "indirect, entry changed, CR3 loaded: the first frame again");
+    }
+
+    /* Jumps inside one page (chained, and kept across a mapping change where the page
+       keeps its frame: tcache.c, chain_page_local) and from one page into the next
+       (undone when the next one is remapped), each frame's code different: after every
+       change, the current frames' code runs, whichever block is entered first. */
+    for (u32 k = 0; k < 2; k++) {
+        u8 *f = k ? code_f2 : code_f1;
+        u32 v = k + 1, add = 100 * (k + 1);
+        f[0x20] = 0xb8; /* 0x20: mov eax, k + 1; jmp short 0x60 */
+        __builtin_memcpy(f + 0x21, &v, 4);
+        f[0x25] = 0xeb;
+        f[0x26] = 0x60 - 0x27;
+        f[0x60] = 0x05; /* 0x60: add eax, 100 * (k + 1); ret */
+        __builtin_memcpy(f + 0x61, &add, 4);
+        f[0x65] = 0xc3;
+    }
+    code_f3[0xff0] = 0xb8; /* VA 0x60002ff0: mov eax, 7; jmp 0x60003010 */
+    u32 seven = 7, rel = 0x60003010u - 0x60002ffau, thousand = 1000, two_thousand = 2000;
+    __builtin_memcpy(code_f3 + 0xff1, &seven, 4);
+    code_f3[0xff5] = 0xe9;
+    __builtin_memcpy(code_f3 + 0xff6, &rel, 4);
+    code_f4[0x10] = code_f5[0x10] = 0x05; /* add eax, 1000 (f4) or 2000 (f5); ret */
+    __builtin_memcpy(code_f4 + 0x11, &thousand, 4);
+    __builtin_memcpy(code_f5 + 0x11, &two_thousand, 4);
+    code_f4[0x15] = code_f5[0x15] = 0xc3;
+    fn_t in_page = (fn_t)0x60001020u, second = (fn_t)0x60001060u, cross = (fn_t)0x60002ff0u;
+    pt_code[2] = (u32)code_f3 | P | W;
+    for (u32 round = 0; round < 4; round++) {
+        u32 k = round & 1, sum = 0;
+        pt_code[1] = (u32)(k ? code_f2 : code_f1) | P | W;
+        pt_code[3] = (u32)(k ? code_f5 : code_f4) | P | W;
+        if (round < 2)
+            write_cr3(round & 1 ? (u32)pd2 : (u32)pd);
+        else
+            invlpg(0x60001000), invlpg(0x60003000);
+        if (round == 3) { /* the second block first this time (it adds to EAX) */
+            u32 r;
+            __asm__ volatile("call *%1" : "=a"(r) : "r"(second), "0"(7u) : "memory", "cc");
+            CHECK_EQ(r, 7 + 200, "entered at the jump target first: the new frame");
+        }
+        for (int i = 0; i < 60; i++) /* hot: chained */
+            sum += in_page() + cross();
+        u32 want = (k + 1) + 100 * (k + 1) + 7 + 1000 * (k + 1);
+        CHECK_EQ(sum, 60 * want, round < 2 ? "jumps within and across pages, CR3 loaded"
+                                           : "jumps within and across pages, INVLPG");
+        /* The page keeps its frame across a CR3 load: the same code again. */
+        write_cr3(round & 1 ? (u32)pd : (u32)pd2);
+        CHECK_EQ(in_page() + cross(), want, "same frames after another CR3 load");
     }
 
     /* Paging off. */
