@@ -131,7 +131,11 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
 }
 
 /* A cached block may run in this mapping epoch if its linear pages still map to the
-   physical pages it was translated from; otherwise it is dropped (false). */
+   physical pages it was translated from; if they map other pages it is dropped (false).
+   Pages that cannot be fetched from now keep it (false): a new process's text is
+   demand-paged, and once the guest's #PF handler has mapped the same page-cache page
+   again the block runs as it is (Debian's fork+exec loop translated the first block of
+   every page of busybox it ran again in each process, 26 per fork+exec). */
 static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 {
     uint32_t lin0 = v->arch.seg[XBT_CS].base + b->eip;
@@ -139,8 +143,9 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
         return true;
     uint32_t lin1 = lin0 + (b->guest_len ? b->guest_len - 1 : 0);
     uint32_t p0, p1;
-    if (code_page(v, lin0, &p0) && code_page(v, lin1, &p1) && p0 == b->page[0] &&
-        p1 == b->page[1]) {
+    if (!code_page(v, lin0, &p0) || !code_page(v, lin1, &p1))
+        return false;
+    if (p0 == b->page[0] && p1 == b->page[1]) {
         b->epoch = v->mmu->tc_epoch;
         b->lin = lin0;
         mark_code_lin(v, lin0, lin1);

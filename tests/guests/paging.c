@@ -19,7 +19,7 @@ static u32 pt_hi[1024] __attribute__((aligned(4096)));    /* VA 0x40000000.. */
 static u32 pt_hi2[1024] __attribute__((aligned(4096)));   /* the same VA in pd2 */
 static u32 pt_alias[1024] __attribute__((aligned(4096))); /* VA 0x50000000.. */
 
-static u32 pt_code[1024] __attribute__((aligned(4096))); /* VA 0x60000000.., in pd and pd2 */
+/* pt_code: VA 0x60000000.., in pd and pd2 */
 static u8 code_f1[4096] __attribute__((aligned(4096)));
 static u8 code_f2[4096] __attribute__((aligned(4096)));
 static u8 code_f3[4096] __attribute__((aligned(4096))); /* VA 0x60002000: jumps to the next page */
@@ -28,6 +28,8 @@ static u8 code_f5[4096] __attribute__((aligned(4096))); /* the same VA, remapped
 
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
+static u32 pt_code[1024] __attribute__((aligned(4096)));
+static volatile u32 code_remap, code_faults; /* a fetch fault at VA 0x60004000 maps this */
 
 
 static void pf_handler(struct frame *f)
@@ -37,6 +39,12 @@ static void pf_handler(struct frame *f)
     pf_err = f->err;
     pf_ecx = f->ecx;
     pf_edi = f->edi;
+    if (code_remap && (pf_cr2 >> 12) == 0x60004u) {
+        /* Demand-paged code: the frame the test chose (the fetch is retried). */
+        pt_code[4] = code_remap | P | W;
+        code_faults++;
+        return;
+    }
     if (pf_map) {
         /* Demand paging: VA 0x40000000 + n pages -> physical 0x00800000 + n pages. */
         u32 n = (pf_cr2 - 0x40000000u) >> 12;
@@ -351,6 +359,31 @@ void main(void)
         /* The page keeps its frame across a CR3 load: the same code again. */
         write_cr3(round & 1 ? (u32)pd : (u32)pd2);
         CHECK_EQ(in_page() + cross(), want, "same frames after another CR3 load");
+    }
+
+    /* Code on a page the guest unmaps and maps again on the fetch's #PF, to the same
+       frame or another: a block kept while its page was missing (run.c, block_current)
+       runs again only if its frame is back. */
+    fn_t demand = (fn_t)0x60004020u;
+    pt_code[4] = (u32)code_f1 | P | W;
+    invlpg(0x60004000);
+    u32 dsum = 0;
+    for (int i = 0; i < 20; i++)
+        dsum += demand();
+    CHECK_EQ(dsum, 20 * 101, "demand-paged code: first frame");
+    static const u8 *const frames[] = { code_f2, code_f2, code_f1, code_f1, code_f2 };
+    for (u32 round = 0; round < 5; round++) {
+        u32 want = frames[round] == code_f1 ? 101 : 202, before = code_faults;
+        pt_code[4] = 0;
+        if (round & 1)
+            invlpg(0x60004000);
+        else
+            write_cr3(round & 2 ? (u32)pd2 : (u32)pd);
+        code_remap = (u32)frames[round];
+        u32 r = demand();
+        code_remap = 0;
+        CHECK(r == want && code_faults == before + 1,
+              "demand-paged code: one fetch fault, then the frame mapped now");
     }
 
     /* Paging off. */
