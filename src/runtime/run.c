@@ -141,13 +141,19 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
     uint32_t lin0 = v->arch.seg[XBT_CS].base + b->eip;
     if (lin0 == b->lin && xbt_block_fresh(v, b))
         return true;
+    if (lin0 != b->lin) {
+        /* Another CS base, the same EIP: other bytes (on the same page, at another
+           offset, they passed the page check below and ran as the old ones), and its
+           chains lead where the old base put their targets. */
+        xbt_tc_drop(v->tc, b);
+        return false;
+    }
     uint32_t lin1 = lin0 + (b->guest_len ? b->guest_len - 1 : 0);
     uint32_t p0, p1;
     if (!code_page(v, lin0, &p0) || !code_page(v, lin1, &p1))
         return false;
     if (p0 == b->page[0] && p1 == b->page[1]) {
         b->epoch = v->mmu->tc_epoch;
-        b->lin = lin0;
         mark_code_lin(v, lin0, lin1);
         return true;
     }

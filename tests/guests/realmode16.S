@@ -636,6 +636,15 @@ fc1:
     lcall $ALT2_SEG, $O(ffalt) + ALT2_DELTA
     CHECKM "lcall to 0x0fff (base 0xfff0): CS", tmp0, ALT2_SEG
     CHECKM "lcall to 0x0fff: IP", tmp1, O(ffalt_ip) + ALT2_DELTA
+    /* The same IP under a CS one paragraph higher: other bytes, 16 further on the same
+       page (a translation is not the one of the other CS base). */
+    lcall $RM_SEG, $O(sameip)
+    lcall $RM_SEG, $O(sameip)
+    CHECKW "lcall: IP under CS=0x1000", 0x1111
+    lcall $RM_SEG + 1, $O(sameip)
+    CHECKW "lcall: the same IP under CS=0x1001: the bytes 16 further", 0x2222
+    lcall $RM_SEG, $O(sameip)
+    CHECKW "lcall: and under CS=0x1000 again", 0x1111
     lcalll $RM_SEG, $O(ff32)
 fc3:
     CHECKM "lcalll (0x66): pushed EIP", tmp0, O(fc3)
@@ -683,6 +692,13 @@ ff32:
     movzwl %sp, %eax
     movl %eax, D(tmp2)
     lretl
+    .balign 64
+sameip:                     /* CS=0x1000 */
+    movw $0x1111, %ax
+    lret
+    .balign 16
+    movw $0x2222, %ax       /* sameip under CS=0x1001 */
+    lret
 /* Runs as 0x0800:O(ffalt)+0x8000 (position independent: relative branches only). */
 ffalt:
     movw %cs, %ax           /* 0x8c: read back through cs: below */
