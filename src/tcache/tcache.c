@@ -76,6 +76,9 @@ struct xbt_tcache {
        the chains into them, at the cost of those chains (a walk over every block was a
        third of Linux's run time). */
     struct { struct chain_rec *v; uint32_t n, cap; } reg[1024];
+    /* Chains within their source's own pages (chain_page_local): no mapping epoch
+       undoes them, only xbt_tc_unchain_all; compacted when it has doubled. */
+    struct { struct chain_rec *v; uint32_t n, cap, compact_at; } local;
     bool recent_overflow;  /* a record could not grow: fall back to walking all blocks */
     xbt_tc_stats st;
 };
@@ -264,6 +267,7 @@ void xbt_tc_destroy(xbt_tcache *tc)
     }
     for (int r = 0; r < 1024; r++)
         free(tc->reg[r].v);
+    free(tc->local.v);
     xbt_tc_unmap_code(tc->size, tc->code, tc->code + tc->wdelta);
     huge_free(tc->meta.base, tc->meta.size);
     huge_free(tc, tc_struct_size(tc->size));
@@ -397,6 +401,62 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     return b;
 }
 
+/* Whether a chain from -> to stays valid whatever the mapping does, as long as `from`
+   runs only under a mapping it was checked against: every linear page of `to` is one of
+   `from`'s, taken from the same physical page, in the same mode and with the same CS
+   base (the same distance in EIP as in linear address).  Traces (their own checks over
+   several pages) are left out. */
+static bool chain_page_local(const xbt_block *from, const xbt_block *to)
+{
+    if (from->tstate == 1 || to->tstate == 1 || from->mode_key != to->mode_key ||
+        to->lin - from->lin != to->eip - from->eip)
+        return false;
+    uint32_t f[2] = { from->lin >> 12,
+                      (from->lin + (from->guest_len ? from->guest_len - 1 : 0)) >> 12 };
+    uint32_t t[2] = { to->lin >> 12, (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 12 };
+    for (int i = 0; i < 2; i++)
+        if (!((t[i] == f[0] && to->page[i] == from->page[0]) ||
+              (t[i] == f[1] && to->page[i] == from->page[1])))
+            return false;
+    return true;
+}
+
+/* The records of chains within pages: those still there and still within pages, once
+   each (a chain undone and made again was recorded again). */
+static void local_compact(xbt_tcache *tc)
+{
+    struct chain_rec *v = tc->local.v;
+    uint32_t keep = 0;
+    for (uint32_t k = 0; k < tc->local.n; k++) {
+        xbt_block *from = v[k].from, *to;
+        uint32_t bit = 1u << v[k].exit;
+        if (from->valid && (to = from->chained_to[v[k].exit]) && chain_page_local(from, to) &&
+            !(from->rec_kept & bit)) {
+            from->rec_kept |= (uint16_t)bit;
+            v[keep++] = v[k];
+        }
+    }
+    for (uint32_t k = 0; k < keep; k++)
+        v[k].from->rec_kept = 0;
+    tc->local.n = keep;
+    tc->local.compact_at = keep * 2 > 4096 ? keep * 2 : 4096;
+}
+
+static bool record(struct chain_rec **v, uint32_t *n, uint32_t *cap, xbt_block *from,
+                   uint32_t exit)
+{
+    if (*n == *cap) {
+        uint32_t c = *cap ? 2 * *cap : 64;
+        struct chain_rec *nv = realloc(*v, c * sizeof *nv);
+        if (!nv)
+            return false;
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = (struct chain_rec){ from, exit };
+    return true;
+}
+
 void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
 {
     if (!from->valid || !to->valid || exit >= from->n_exits || from->chained_to[exit])
@@ -411,19 +471,19 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     from->chained_to[exit] = to;
     patch_rel32(tc, from->host + from->exits[exit].rel32_off, to->host);
     tc->st.chains++;
+    if (chain_page_local(from, to)) {
+        if (tc->local.n >= tc->local.compact_at)
+            local_compact(tc);
+        if (!record(&tc->local.v, &tc->local.n, &tc->local.cap, from, exit))
+            tc->recent_overflow = true; /* fall back to the full walk */
+        return;
+    }
     uint32_t r0 = to->lin >> 22, r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
     for (uint32_t r = r0;; r = r1) {
-        if (tc->reg[r].n == tc->reg[r].cap) {
-            uint32_t cap = tc->reg[r].cap ? 2 * tc->reg[r].cap : 64;
-            struct chain_rec *v = realloc(tc->reg[r].v, cap * sizeof *v);
-            if (!v) {
-                tc->recent_overflow = true; /* fall back to the full walk */
-                return;
-            }
-            tc->reg[r].v = v;
-            tc->reg[r].cap = cap;
+        if (!record(&tc->reg[r].v, &tc->reg[r].n, &tc->reg[r].cap, from, exit)) {
+            tc->recent_overflow = true; /* fall back to the full walk */
+            return;
         }
-        tc->reg[r].v[tc->reg[r].n++] = (struct chain_rec){ from, exit };
         if (r == r1)
             break;
     }
@@ -553,55 +613,20 @@ static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
     return (bitmap[r0 >> 3] & (1u << (r0 & 7))) || (bitmap[r1 >> 3] & (1u << (r1 & 7)));
 }
 
-/* Whether a chain from -> to stays valid whatever the mapping does, as long as `from`
-   runs only under a mapping it was checked against: every linear page of `to` is one of
-   `from`'s, taken from the same physical page, in the same mode and with the same CS
-   base (the same distance in EIP as in linear address).  Traces (their own checks over
-   several pages) are left out. */
-static bool chain_page_local(const xbt_block *from, const xbt_block *to)
-{
-    if (from->tstate == 1 || to->tstate == 1 || from->mode_key != to->mode_key ||
-        to->lin - from->lin != to->eip - from->eip)
-        return false;
-    uint32_t f[2] = { from->lin >> 12,
-                      (from->lin + (from->guest_len ? from->guest_len - 1 : 0)) >> 12 };
-    uint32_t t[2] = { to->lin >> 12, (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 12 };
-    for (int i = 0; i < 2; i++)
-        if (!((t[i] == f[0] && to->page[i] == from->page[0]) ||
-              (t[i] == f[1] && to->page[i] == from->page[1])))
-            return false;
-    return true;
-}
-
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
 {
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(bitmap[r >> 3] & (1u << (r & 7))))
             continue;
-        struct chain_rec *v = tc->reg[r].v;
-        uint32_t keep = 0;
         for (uint32_t k = 0; k < tc->reg[r].n; k++) {
-            xbt_block *from = v[k].from, *to;
-            uint32_t exit = v[k].exit;
-            if (!from->valid || !(to = from->chained_to[exit]))
-                continue; /* the chain is gone already */
-            if (chain_page_local(from, to)) {
-                /* Kept with its record, once (a chain undone and made again was
-                   recorded again), while its target is still in this region. */
-                uint32_t r0 = to->lin >> 22;
-                uint32_t r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
-                if ((r0 == r || r1 == r) && !(from->rec_kept & (1u << exit))) {
-                    from->rec_kept |= (uint16_t)(1u << exit);
-                    v[keep++] = v[k];
-                }
-                continue;
-            }
-            if (in_regions(to, bitmap))
+            xbt_block *from = tc->reg[r].v[k].from, *to;
+            uint32_t exit = tc->reg[r].v[k].exit;
+            /* (A chain made again within pages has its record in the local list.) */
+            if (from->valid && (to = from->chained_to[exit]) && in_regions(to, bitmap) &&
+                !chain_page_local(from, to))
                 unchain_one(tc, from, exit);
         }
-        for (uint32_t k = 0; k < keep; k++)
-            v[k].from->rec_kept = 0;
-        tc->reg[r].n = keep;
+        tc->reg[r].n = 0;
     }
     if (!tc->recent_overflow)
         return;
@@ -625,6 +650,9 @@ void xbt_tc_unchain_all(xbt_tcache *tc)
             unchain_one(tc, tc->reg[r].v[k].from, tc->reg[r].v[k].exit);
         tc->reg[r].n = 0;
     }
+    for (uint32_t k = 0; k < tc->local.n; k++)
+        unchain_one(tc, tc->local.v[k].from, tc->local.v[k].exit);
+    tc->local.n = 0;
     if (!tc->recent_overflow)
         return;
     tc->recent_overflow = false;
@@ -740,6 +768,7 @@ void xbt_tc_flush(xbt_tcache *tc)
     free_blocks(tc);
     for (int r = 0; r < 1024; r++)
         tc->reg[r].n = 0;
+    tc->local.n = 0;
     tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);
     memset(tc->jc, 0, sizeof tc->jc);

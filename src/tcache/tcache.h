@@ -45,7 +45,7 @@ typedef struct xbt_block {
     uint32_t *relocs;
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
-    uint16_t rec_kept;          /* exits whose chain record was kept (xbt_tc_unchain_regions) */
+    uint16_t rec_kept;          /* scratch of the chain-record compaction (tcache.c) */
     struct xbt_block **hash_pprev; /* the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
     /* Relocatable blocks by the physical address of their first byte and their mode
