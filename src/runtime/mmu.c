@@ -43,7 +43,8 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
     xbt_smmu *m = v->mmu;
     if (what == XBT_SMMU_UNCHANGED)
         return;
-    v->unlinked = NULL;
+    /* (v->unlinked stays: begin_dispatch relinks what is still chained, and a chain
+       within pages survives the epoch, which would otherwise stay unpatched.) */
     if (what == XBT_SMMU_ALL) {
         xbt_tc_unchain_all(v->tc);
         v->ibl_stale = true;

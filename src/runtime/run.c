@@ -65,6 +65,7 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         if (n == 0)
             v->fetch_gpa_first = (uint32_t)(gpa >> 12);
         v->fetch_gpa_last = (uint32_t)((gpa + chunk - 1) >> 12);
+        v->fetch_lin_last = (l + chunk - 1) >> 12;
         n += chunk;
     }
     return n;
@@ -285,6 +286,8 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
     xbt_block *t = xbt_tc_lookup(v->tc, v->ctx.eip, key);
     if (!t || t->lin != v->arch.seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
         return;
+    if ((t->lin >> 22) != ((t->lin + (t->guest_len ? t->guest_len - 1 : 0)) >> 22))
+        return; /* its end in another 4 MiB region, which the pruning does not look at */
     if (v->dbg.n_bp && xbt_debug_is_bp(v, t->lin))
         return; /* a breakpoint: indirect branches there leave to the dispatcher */
     uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
@@ -351,6 +354,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     }
     v->fetch_gpa_first = p0;
     v->fetch_gpa_last = p1;
+    v->fetch_lin_last = (lin + (v->tb->guest_len ? v->tb->guest_len - 1 : 0)) >> 12;
     v->stats.blocks_shared++;
     return 1;
 }
@@ -449,11 +453,13 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
                                v->tb->error);
         return NULL;
     }
-    /* Physical pages of the block's first and last byte (paging off: the linear ones).
-       A trace's bytes need not end with its last fetch: walk both ends.  Nor need a
-       block's: the decoder reads up to 15 bytes past its last instruction's start, so
-       the last fetch may be on the next page, which block_current would then never find
-       again (the block was dropped at every new epoch) and whose writes would drop it. */
+    /* Physical pages of the block's first and last byte (paging off: the linear ones):
+       the pages the bytes were read from (a second walk could see a page table another
+       vCPU changed since).  The translator reads the next page only for an instruction
+       that crosses into it, so the last fetch is normally the last byte's; not always
+       where the CS base is not page-aligned (the translator's page is EIP's), and then
+       the last byte's page is walked.  A trace's bytes need not end with its last
+       fetch: walk both ends. */
     uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
     uint32_t first = v->arch.seg[XBT_CS].base + v->tb->eip;
     uint32_t last = first + (v->tb->guest_len ? v->tb->guest_len - 1 : 0);
@@ -462,8 +468,8 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
             return NULL; /* its pages are no longer mapped: no trace */
     } else if ((first ^ last) >> 12 == 0) {
         lin1 = lin0;
-    } else if (!code_page(v, last, &lin1)) {
-        lin1 = v->fetch_gpa_last;
+    } else if (v->fetch_lin_last != last >> 12 && !code_page(v, last, &lin1)) {
+        return NULL; /* (cannot be: its bytes were just read) */
     }
     xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1);
     if (!b) {

@@ -423,6 +423,7 @@ static bool chain_page_local(const xbt_block *from, const xbt_block *to)
 
 /* The records of chains within pages: those still there and still within pages, once
    each (a chain undone and made again was recorded again). */
+_Static_assert(XBT_BLOCK_MAX_EXITS <= 16, "rec_kept has a bit per exit");
 static void local_compact(xbt_tcache *tc)
 {
     struct chain_rec *v = tc->local.v;

@@ -2189,10 +2189,20 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         max = XBT_BLOCK_MAX_INSNS;
     for (;;) {
         uint8_t buf[ZYDIS_MAX_INSTRUCTION_LENGTH];
-        uint32_t got = fetch(opaque, pc, buf, sizeof buf);
+        /* The bytes up to the page's end first, the next page's only for an instruction
+           that crosses into it: a block depends on no page it does not use (code
+           protection, the block's pages; with several vCPUs the fetch write-protects
+           what it reads). */
+        uint32_t room = 4096 - (pc & 0xFFF), want = room < sizeof buf ? room : sizeof buf;
+        uint32_t got = fetch(opaque, pc, buf, want);
         xbt_insn in;
-        enum xbt_decode_status ds = got ? xbt_decode_as(&tr->dec, mode->size16 & XBT_TS_CODE16, buf, got, pc, &in)
+        bool code16 = mode->size16 & XBT_TS_CODE16;
+        enum xbt_decode_status ds = got ? xbt_decode_as(&tr->dec, code16, buf, got, pc, &in)
                                         : XBT_DECODE_TRUNCATED;
+        if (ds == XBT_DECODE_TRUNCATED && got == want && want < sizeof buf) {
+            got = fetch(opaque, pc, buf, sizeof buf);
+            ds = got ? xbt_decode_as(&tr->dec, code16, buf, got, pc, &in) : XBT_DECODE_TRUNCATED;
+        }
         if (ds == XBT_DECODE_TRUNCATED) {
             if (b->n_insns == 0) {
                 snprintf(b->error, sizeof b->error, "cannot fetch guest code at %08x", pc);

@@ -25,6 +25,10 @@ static u8 code_f2[4096] __attribute__((aligned(4096)));
 static u8 code_f3[4096] __attribute__((aligned(4096))); /* VA 0x60002000: jumps to the next page */
 static u8 code_f4[4096] __attribute__((aligned(4096))); /* VA 0x60003000, then */
 static u8 code_f5[4096] __attribute__((aligned(4096))); /* the same VA, remapped */
+static u32 pt_x[1024] __attribute__((aligned(4096)));   /* VA 0x5fc00000.. */
+static u8 code_f6[4096] __attribute__((aligned(4096))); /* VA 0x5ffff000 */
+static u8 code_f7[4096] __attribute__((aligned(4096))); /* VA 0x60000000, then */
+static u8 code_f8[4096] __attribute__((aligned(4096))); /* the same VA, remapped */
 
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
@@ -385,6 +389,29 @@ void main(void)
         CHECK(r == want && code_faults == before + 1,
               "demand-paged code: one fetch fault, then the frame mapped now");
     }
+
+    /* A block across two 4 MiB regions (0x5ffffffa: mov eax, 7; add eax, imm32 whose
+       immediate is on the next page, in the next region; ret), called indirectly until
+       the inline lookup table knows it; then only the second page is remapped. */
+    code_f6[0xffa] = 0xb8;
+    __builtin_memcpy(code_f6 + 0xffb, &seven, 4);
+    code_f6[0xfff] = 0x05;
+    u32 hundred = 100, two_hundred = 200;
+    __builtin_memcpy(code_f7, &hundred, 4);
+    __builtin_memcpy(code_f8, &two_hundred, 4);
+    code_f7[4] = code_f8[4] = 0xc3;
+    pt_x[0x3ff] = (u32)code_f6 | P | W;
+    pd[0x17f] = (u32)pt_x | P | W;
+    pt_code[0] = (u32)code_f7 | P | W;
+    write_cr3((u32)pd);
+    fn_t volatile across = (fn_t)0x5ffffffau;
+    u32 asum = 0;
+    for (int i = 0; i < 60; i++)
+        asum += across();
+    CHECK_EQ(asum, 60 * 107, "a block across two regions, called indirectly");
+    pt_code[0] = (u32)code_f8 | P | W;
+    invlpg(0x60000000);
+    CHECK_EQ(across(), 207, "its second region remapped: the new frame's bytes");
 
     /* Paging off. */
     write_cr0(read_cr0() & ~0x80000000u);
