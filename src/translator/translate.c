@@ -200,8 +200,11 @@ static void emit_limit_check(xbt_tx *t, const xbt_insn *in, int seg, uint32_t si
     xbt_patch_rel8(t, over, t->len);
 }
 
-static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
-                               int32_t extra)
+/* R15D = the operand's segment base + its offset + `plus` * scale (plus NOREG: none),
+   the sum wrapped as the address size wraps it and checked against the segment's limit
+   where the mode checks limits. */
+static void emit_linear_plus_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
+                                    int32_t extra, ZydisRegister plus, uint8_t scale)
 {
     if (in->flags & XBT_IF_ADDR16) {
         /* 16-bit addressing: (base16 + index16 + disp16) mod 64 KiB. */
@@ -211,10 +214,15 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
         if (op->mem.index != NOREG)
             index = host32[xbt_gpr_index(op->mem.index)];
         int32_t disp = (int32_t)((uint32_t)op->mem.disp.value + (uint32_t)extra);
-        if (base == NOREG && index == NOREG) {
+        if (base == NOREG && index == NOREG && plus == NOREG) {
             xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm((uint16_t)disp));
         } else {
-            xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(base, index, 1, disp, 4));
+            if (base == NOREG && index == NOREG)
+                xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm(disp));
+            else
+                xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(base, index, 1, disp, 4));
+            if (plus != NOREG)
+                xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), plus, scale, 0, 4));
             xbt_emit2(t, M(MOVZX), xo_reg(R(R15D)), xo_reg(R(R15W)));
         }
     } else {
@@ -225,6 +233,8 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
             m.mem.size = 4;
             xbt_emit2(t, M(LEA), xo_reg(R(R15D)), m);
         }
+        if (plus != NOREG)
+            xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), plus, scale, 0, 4));
     }
     int seg = xbt_seg_index(op->mem.segment);
     if (seg_needs_limit(t, seg))
@@ -233,6 +243,12 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
         xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * seg, 4));
         xbt_emit2(t, M(LEA), xo_reg(R(R15D)), xo_mem(R(R15D), R(R11D), 1, 0, 4));
     }
+}
+
+static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
+                               int32_t extra)
+{
+    emit_linear_plus_to_r15(t, in, op, extra, NOREG, 0);
 }
 
 /* Does the guest operand need its linear address computed into R15D first? */
@@ -452,14 +468,12 @@ static bool bt_reg_offset(const xbt_insn *in)
  * and s * q taken back out of R11 (64-bit), which the CPU then adds again: the access
  * is at U-window base + T, with the bit index the CPU takes from the register.
  * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD; SAR between PUSHFQ and POPFQ on a host
- * without BMI2).  With 16-bit addressing T wraps at 4 GiB, not at 64 KiB (as in the
- * K-window form, where the host's 32-bit addressing adds the offset: README).
+ * without BMI2).  16-bit addressing and limit-checked segments take emit_bt_linear.
  */
-static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOperand m)
+/* R10D = the bit offset register `off` SAR log2(8s): the count of words (s = 2) or
+   dwords (s = 4) BTx m, r moves its access by.  Flag-free (R11 scratch). */
+static void emit_bt_shift(xbt_tx *t, ZydisRegister off, bool w16)
 {
-    ZydisRegister off = r->operands[1].reg.value;
-    bool w16 = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, off) == 16;
-    uint8_t s = w16 ? 2 : 4;
     if (!t->tr->bmi2) { /* SAR inside PUSHFQ/POPFQ: flags kept */
         xbt_emit0(t, M(PUSHFQ));
         xbt_emit2(t, w16 ? M(MOVSX) : M(MOV), xo_reg(R(R10D)), xo_reg(off));
@@ -473,6 +487,40 @@ static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOp
         xbt_emit2(t, M(MOV), xo_reg(R(R11D)), xo_imm(5));
         xbt_emit3(t, M(SARX), xo_reg(R(R10D)), xo_reg(off), xo_reg(R(R11D)));
     }
+}
+
+/*
+ * BTx m, r where the offset needs its own arithmetic: 16-bit addressing (the CPU adds
+ * s * q to the 16-bit offset, which wraps at 64 KiB) or a segment whose limit the mode
+ * checks (the CPU checks the word it reaches, not the one at the operand's offset).
+ * R15D = the linear address of that word or dword (emit_linear_plus_to_r15 with R10D =
+ * q added in the address size), then R10 = the bit index within it (offset - 8s * q,
+ * by LEA and NOT: flag-free), which the instruction takes as its offset register: the
+ * CPU adds nothing to the address then.
+ */
+static ZydisEncoderOperand emit_bt_linear(xbt_tx *t, const xbt_insn *in, ZydisEncoderRequest *r,
+                                          int mi)
+{
+    ZydisRegister off = r->operands[1].reg.value;
+    bool w16 = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, off) == 16;
+    uint8_t s = w16 ? 2 : 4;
+    emit_bt_shift(t, off, w16);
+    emit_linear_plus_to_r15(t, in, &in->ops[mi], 0, R(R10D), s);
+    xbt_emit2(t, M(LEA), xo_reg(R(R11D)), xo_mem(NOREG, R(R10D), 8, 0, 4));      /* 8q */
+    xbt_emit2(t, M(LEA), xo_reg(R(R11D)), xo_mem(NOREG, R(R11D), s, 0, 4));      /* 8sq */
+    xbt_emit1(t, M(NOT), xo_reg(R(R11D)));                                       /* -8sq-1 */
+    xbt_emit2(t, w16 ? M(MOVSX) : M(MOV), xo_reg(R(R10D)), xo_reg(off));
+    xbt_emit2(t, M(LEA), xo_reg(R(R10D)), xo_mem(R(R10D), R(R11D), 1, 1, 4));  /* off-8sq */
+    r->operands[1].reg.value = w16 ? R(R10W) : R(R10D);
+    return xo_mem(R(R15D), NOREG, 0, 0, (uint16_t)(in->ops[mi].size / 8));
+}
+
+static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOperand m)
+{
+    ZydisRegister off = r->operands[1].reg.value;
+    bool w16 = ZydisRegisterGetWidth(ZYDIS_MACHINE_MODE_LONG_64, off) == 16;
+    uint8_t s = w16 ? 2 : 4;
+    emit_bt_shift(t, off, w16);
     xbt_emit2(t, M(MOVSXD), xo_reg(R(R10)), xo_reg(R(R10D)));
     ZydisEncoderOperand a = m;
     a.mem.size = 4;
@@ -550,8 +598,11 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
         return;
     }
 
-    ZydisEncoderOperand m = guest_mem(t, in, op, 0);
-    if (t->mode->window == XBT_WINDOW_UK && bt_reg_offset(in)) {
+    bool bt = bt_reg_offset(in), bt_linear = bt && ((in->flags & XBT_IF_ADDR16) ||
+                                                  seg_needs_limit(t, xbt_seg_index(op->mem.segment)));
+    /* (emit_bt_linear leaves an access the CPU does not move: the usual forms then.) */
+    ZydisEncoderOperand m = bt_linear ? emit_bt_linear(t, in, &r, mi) : guest_mem(t, in, op, 0);
+    if (t->mode->window == XBT_WINDOW_UK && bt && !bt_linear) {
         emit_uk_bt(t, &r, mi, m);
         t->b->stats.readdressed++;
         return;

@@ -1505,6 +1505,38 @@ t_misc:
     btcw %cx, D(bits)
     movb D(bits) + 2, %al
     CHECKB "btc 17", 0x02
+    /* The register offset's displacement is added to the 16-bit offset, which wraps at
+       64 KiB: ES:0xfffe + 4 is ES:0x0002, not the word at linear ES base + 0x10002
+       (FS:0x0002 here); + 8 for a dword, ES:0x0006; -1 word from ES:0 is ES:0xfffe. */
+    pushw %bx
+    movw $0, %es:2
+    movw $0, %es:6
+    movw $0, %es:0xfffe
+    movw $0, %fs:2
+    movw $0, %fs:6
+    movw $0xfffe, %bx
+    movw $0x21, %ax
+    btsw %ax, %es:(%bx)
+    movw %es:2, %ax
+    CHECKW "btsw 0x21 at ES:0xfffe: ES:0x0002 bit 1 (the offset wraps)", 0x0002
+    movw %fs:2, %ax
+    CHECKW "btsw: nothing at ES base + 0x10002", 0
+    movl $0x42, %eax
+    btsl %eax, %es:(%bx)
+    movw %es:6, %ax
+    CHECKW "btsl 0x42 at ES:0xfffe: ES:0x0006 bit 2", 0x0004
+    movw %fs:6, %ax
+    CHECKW "btsl: nothing at ES base + 0x10006", 0
+    movw $0x21, %ax
+    btw %ax, %es:(%bx)
+    sbbw %ax, %ax
+    CHECKW "btw 0x21 at ES:0xfffe reads ES:0x0002", 0xffff
+    xorw %bx, %bx
+    movw $-13, %ax          /* word -1, bit 3 */
+    btcw %ax, %es:(%bx)
+    movw %es:0xfffe, %ax
+    CHECKW "btcw -13 at ES:0: ES:0xfffe bit 3", 0x0008
+    popw %bx
     movw $0x1234, %ax
     movw $19, %cx
     btw %cx, %ax            /* register: offset mod 16 = 3 */
