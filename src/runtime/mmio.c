@@ -497,15 +497,18 @@ static bool mmio_begin_insn(struct xbt_vcpu *v, uint32_t lin, uint64_t gpa, cons
                                ZydisMnemonicGetString(mn));
         return false;
     }
-    uint32_t start = v->arch.seg[in->seg].base + (uint32_t)ea;
     if (is_bit_test(mn) && in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER &&
         (size == 2 || size == 4)) {
         /* A register bit offset reaches outside the operand: the word or dword at
-           EA + size * (offset / (8 * size)), the offset signed (SDM, BT). */
+           EA + size * (offset / (8 * size)), the offset signed, the sum wrapped in the
+           address size (SDM, BT; translate.c, emit_bt_linear). */
         uint32_t off = v->ctx.gpr[xbt_gpr_index(in->ops[1].reg.value) & 7];
         int32_t bit = size == 2 ? (int16_t)off : (int32_t)off;
-        start += (uint32_t)((bit >> (size == 2 ? 4 : 5)) * (int32_t)size);
+        ea += (uint32_t)((bit >> (size == 2 ? 4 : 5)) * (int32_t)size);
+        if (in->zi.address_width == 16)
+            ea &= 0xFFFF;
     }
+    uint32_t start = v->arch.seg[in->seg].base + (uint32_t)ea;
     bool crosses = (start & 0xFFF) + size > 4096;
     /* Paging off, the next page without RAM is MMIO too: one access of the full size. */
     bool all_mmio = crosses && !xbt_paging(v) && mmio_pair(v->vm, start, is_store) && start == lin;

@@ -459,17 +459,6 @@ static bool bt_reg_offset(const xbt_insn *in)
            in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER;
 }
 
-/*
- * BTx m, r in the UK layout.  The CPU adds s * (offset SAR log2(8s)) (s = 2 or 4 bytes)
- * to the address in the address size: with UK's 64-bit addressing that sum would
- * neither wrap at 4 GiB nor stay in the user window (it reaches 256 MiB either way, the
- * K-window among it).  So the dword's linear address T = EA + s * q (q the shifted
- * offset) is computed with 32-bit LEAs (R10 = q, R11 = T), made the U-window form,
- * and s * q taken back out of R11 (64-bit), which the CPU then adds again: the access
- * is at U-window base + T, with the bit index the CPU takes from the register.
- * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD; SAR between PUSHFQ and POPFQ on a host
- * without BMI2).  16-bit addressing and limit-checked segments take emit_bt_linear.
- */
 /* R10D = the bit offset register `off` SAR log2(8s): the count of words (s = 2) or
    dwords (s = 4) BTx m, r moves its access by.  Flag-free (R11 scratch). */
 static void emit_bt_shift(xbt_tx *t, ZydisRegister off, bool w16)
@@ -515,6 +504,17 @@ static ZydisEncoderOperand emit_bt_linear(xbt_tx *t, const xbt_insn *in, ZydisEn
     return xo_mem(R(R15D), NOREG, 0, 0, (uint16_t)(in->ops[mi].size / 8));
 }
 
+/*
+ * BTx m, r in the UK layout.  The CPU adds s * (offset SAR log2(8s)) (s = 2 or 4 bytes)
+ * to the address in the address size: with UK's 64-bit addressing that sum would
+ * neither wrap at 4 GiB nor stay in the user window (it reaches 256 MiB either way, the
+ * K-window among it).  So the dword's linear address T = EA + s * q (q the shifted
+ * offset) is computed with 32-bit LEAs (R10 = q, R11 = T), made the U-window form,
+ * and s * q taken back out of R11 (64-bit), which the CPU then adds again: the access
+ * is at U-window base + T, with the bit index the CPU takes from the register.
+ * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD; SAR between PUSHFQ and POPFQ on a host
+ * without BMI2).  16-bit addressing and limit-checked segments take emit_bt_linear.
+ */
 static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOperand m)
 {
     ZydisRegister off = r->operands[1].reg.value;

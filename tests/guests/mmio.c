@@ -70,6 +70,34 @@ static void mmio_sites(void)
     CHECK(ok, "the same instructions on ram 500 times, then on mmio again");
 }
 
+/* BTS with 16-bit addressing through a segment based at the device block: the register
+   offset's displacement wraps with the offset at 64 KiB (translate.c, emit_bt_linear, and
+   the MMIO path, mmio.c, must reach the same address). */
+static u32 bts16_fs(u32 bx, u32 ax)
+{
+    u32 old_fs;
+    __asm__ volatile("mov %%fs, %0\n\tmov %1, %%fs\n\taddr16 btsw %%ax, %%fs:(%%bx)\n\t"
+                     "mov %0, %%fs"
+                     : "=&r"(old_fs) : "r"(13u << 3), "a"(ax), "b"(bx) : "memory", "cc");
+    return old_fs;
+}
+
+static void bt_wrap(void)
+{
+    gdt_set(13, IOMEM, 0xfffff, 0x92, 0xc); /* data, base IOMEM, 4 GiB */
+    gdt_reload();
+    volatile u16 *w = (volatile u16 *)(IOMEM + 0xf00);
+    volatile u16 *low = (volatile u16 *)IOMEM;
+    w[0] = w[1] = w[2] = 0;
+    u16 keep = low[1];
+    low[1] = 0;
+    bts16_fs(0xf00, 0x21);
+    CHECK_EQ(w[2], 2, "addr16 btsw 0x21 on mmio: the word 4 bytes on, bit 1");
+    bts16_fs(0xfffe, 0x21);
+    CHECK_EQ(low[1], 2, "addr16 btsw 0x21 at fs:0xfffe on mmio: fs:0x0002 (the offset wraps)");
+    low[1] = keep;
+}
+
 void main(void)
 {
     volatile u32 *d = (volatile u32 *)IOMEM;
@@ -340,4 +368,5 @@ void main(void)
     CHECK_EQ(d[2], 0x0badcafe, "mmio write through a paged mapping");
     mmio_sites();
     CHECK_EQ(d[3], 0xffffffffu, "sub on mmio through a paged mapping");
+    bt_wrap();
 }
