@@ -149,7 +149,7 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
         xbt_tc_drop(v->tc, b);
         return false;
     }
-    uint32_t lin1 = lin0 + (b->guest_len ? b->guest_len - 1 : 0);
+    uint32_t lin1 = xbt_block_last(b); /* (lin0 is b->lin here) */
     uint32_t p0, p1;
     if (!code_page(v, lin0, &p0) || !code_page(v, lin1, &p1))
         return false;
@@ -286,7 +286,7 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
     xbt_block *t = xbt_tc_lookup(v->tc, v->ctx.eip, key);
     if (!t || t->lin != v->arch.seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
         return;
-    if ((t->lin >> 22) != ((t->lin + (t->guest_len ? t->guest_len - 1 : 0)) >> 22))
+    if ((t->lin >> 22) != (xbt_block_last(t) >> 22))
         return; /* its end in another 4 MiB region, which the pruning does not look at */
     if (v->dbg.n_bp && xbt_debug_is_bp(v, t->lin))
         return; /* a breakpoint: indirect branches there leave to the dispatcher */

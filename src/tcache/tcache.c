@@ -411,9 +411,8 @@ static bool chain_page_local(const xbt_block *from, const xbt_block *to)
     if (from->tstate == 1 || to->tstate == 1 || from->mode_key != to->mode_key ||
         to->lin - from->lin != to->eip - from->eip)
         return false;
-    uint32_t f[2] = { from->lin >> 12,
-                      (from->lin + (from->guest_len ? from->guest_len - 1 : 0)) >> 12 };
-    uint32_t t[2] = { to->lin >> 12, (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 12 };
+    uint32_t f[2] = { from->lin >> 12, xbt_block_last(from) >> 12 };
+    uint32_t t[2] = { to->lin >> 12, xbt_block_last(to) >> 12 };
     for (int i = 0; i < 2; i++)
         if (!((t[i] == f[0] && to->page[i] == from->page[0]) ||
               (t[i] == f[1] && to->page[i] == from->page[1])))
@@ -479,7 +478,7 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
             tc->recent_overflow = true; /* fall back to the full walk */
         return;
     }
-    uint32_t r0 = to->lin >> 22, r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
+    uint32_t r0 = to->lin >> 22, r1 = xbt_block_last(to) >> 22;
     for (uint32_t r = r0;; r = r1) {
         if (!record(&tc->reg[r].v, &tc->reg[r].n, &tc->reg[r].cap, from, exit)) {
             tc->recent_overflow = true; /* fall back to the full walk */
@@ -610,7 +609,7 @@ static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit)
 
 static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
 {
-    uint32_t r0 = to->lin >> 22, r1 = (to->lin + (to->guest_len ? to->guest_len - 1 : 0)) >> 22;
+    uint32_t r0 = to->lin >> 22, r1 = xbt_block_last(to) >> 22;
     return (bitmap[r0 >> 3] & (1u << (r0 & 7))) || (bitmap[r1 >> 3] & (1u << (r1 & 7)));
 }
 

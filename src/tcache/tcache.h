@@ -55,6 +55,12 @@ typedef struct xbt_block {
 } xbt_block;
 _Static_assert(offsetof(xbt_block, valid) < 64, "the dispatcher's fields in one line");
 
+/* The linear address of a block's last guest byte (its first one's if it has none). */
+static inline uint32_t xbt_block_last(const xbt_block *b)
+{
+    return b->lin + (b->guest_len ? b->guest_len - 1 : 0);
+}
+
 struct xbt_tc_link {
     xbt_block *from;
     uint32_t exit;
