@@ -213,6 +213,22 @@ static void test_flags(void)
     u16 f16;
     __asm__ volatile("pushw $0x0cd5; popfw; pushfw; popw %0; cld" : "=r"(f16));
     CHECK_EQ(f16 & 0x0fd5, 0x0cd5, "popfw/pushfw 16-bit");
+    /* Every arithmetic flag, DF and OF included, set and then clear, kept across the
+       callouts of IN, OUT and CPUID (each returns to translated code through the run's
+       flag restore). */
+    static const u32 pats[] = { 0x0cd5, 0x0000, 0x0801, 0x0400 };
+    for (unsigned k = 0; k < 4; k++) {
+        u32 fin, fout, fcpuid, f = pats[k] | 0x202;
+        __asm__ volatile("pushl %1; popfl; inb $0x80, %%al; pushfl; popl %0; cld"
+                         : "=&r"(fin) : "r"(f) : "eax", "cc");
+        __asm__ volatile("pushl %1; popfl; outb %%al, $0x80; pushfl; popl %0; cld"
+                         : "=&r"(fout) : "r"(f), "a"(0) : "cc");
+        __asm__ volatile("pushl %1; popfl; cpuid; pushfl; popl %0; cld"
+                         : "=&r"(fcpuid) : "r"(f), "a"(0) : "ebx", "ecx", "edx", "cc");
+        CHECK_EQ(fin & 0x0cd5, pats[k], "arithmetic flags, DF and OF kept across IN");
+        CHECK_EQ(fout & 0x0cd5, pats[k], "arithmetic flags, DF and OF kept across OUT");
+        CHECK_EQ(fcpuid & 0x0cd5, pats[k], "arithmetic flags, DF and OF kept across CPUID");
+    }
     __asm__ volatile("pushl $0x202; popfl");
     cli();
 }
