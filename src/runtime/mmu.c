@@ -219,6 +219,15 @@ static bool walk_refused(struct xbt_vcpu *v, uint32_t lin, const xbt_walk_result
     return xbt_raise(v, XBT_PF, true, r->error_code, v->ctx.eip);
 }
 
+/* A fill that set accessed flags in a page table for its neighbours (fault.c) wrote
+   guest memory as a walk does: another vCPU that began translating code from that page
+   after the fill's check may have read the old bytes (xbt_code_recheck). */
+static void spec_recheck(struct xbt_vcpu *v)
+{
+    if (v->mmu->spec_pt != XBT_SPEC_PT_NONE)
+        xbt_code_recheck(v->vm, v, v->mmu->spec_pt, 4096, true);
+}
+
 static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
 {
     xbt_vm *vm = v->vm;
@@ -250,7 +259,9 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
     if (fetch)
         writable = false;
+    m->spec_pt = XBT_SPEC_PT_NONE;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc.single);
+    spec_recheck(v);
     if (rc == XBT_DMAP_FAIL && win != XBT_WINDOW_D) {
         xbt_set_internal_error(v, v->ctx.eip, "cannot map guest page %08x", lin);
         return XBT_WF_EXIT;
@@ -298,8 +309,10 @@ int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
             return XBT_WP_ACCESS; /* code again: the access faults into paged_fault */
         writable = false;
     }
-    if (xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single) !=
-        XBT_DMAP_OK)
+    m->spec_pt = XBT_SPEC_PT_NONE;
+    int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single);
+    spec_recheck(v);
+    if (rc != XBT_DMAP_OK)
         return XBT_WP_ACCESS;
     v->stats.hidden_faults++;
     return XBT_WP_MAPPED;

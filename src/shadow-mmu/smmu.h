@@ -186,9 +186,15 @@ typedef struct xbt_smmu {
        and still hold translations of it: this bit says so.  1 bit per 4 KiB page. */
     uint8_t code_own[1u << 17];
 
+    /* The page table whose accessed flags the last fill set for neighbours of the
+       faulting page (fault.c, spec_accessed), or XBT_SPEC_PT_NONE: the runtime, which
+       set it to none before the fill, looks again for other vCPUs' code there. */
+    uint64_t spec_pt;
+
     /* Statistics. */
     uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets;
 } xbt_smmu;
+#define XBT_SPEC_PT_NONE (~0ull)
 
 /* Creation: window sets reserved (8 GiB each for the K- and U-window), per-page tables
    for the 4 GiB of guest physical addresses, over the slots of phys.  false with *why. */

@@ -12,12 +12,13 @@
 #define A 0x20u
 #define D 0x40u
 
-static u32 pd[1024] __attribute__((aligned(4096)));
-static u32 pd2[1024] __attribute__((aligned(4096)));
-static u32 pt[4][1024] __attribute__((aligned(4096)));    /* identity 0..16 MiB */
-static u32 pt_hi[1024] __attribute__((aligned(4096)));    /* VA 0x40000000.. */
-static u32 pt_hi2[1024] __attribute__((aligned(4096)));   /* the same VA in pd2 */
-static u32 pt_alias[1024] __attribute__((aligned(4096))); /* VA 0x50000000.. */
+static volatile u32 pd[1024] __attribute__((aligned(4096)));
+static volatile u32 pd2[1024] __attribute__((aligned(4096)));
+static volatile u32 pt[4][1024] __attribute__((aligned(4096)));    /* identity 0..16 MiB */
+static volatile u32 pt_hi[1024] __attribute__((aligned(4096)));    /* VA 0x40000000.. */
+static volatile u32 pt_hi2[1024] __attribute__((aligned(4096)));   /* the same VA in pd2 */
+static volatile u32 pt_alias[1024] __attribute__((aligned(4096))); /* VA 0x50000000.. */
+static volatile u32 pt_spec[1024] __attribute__((aligned(4096)));  /* VA 0x70000000.. */
 
 /* pt_code: VA 0x60000000.., in pd and pd2 */
 static u8 code_f1[4096] __attribute__((aligned(4096)));
@@ -25,14 +26,14 @@ static u8 code_f2[4096] __attribute__((aligned(4096)));
 static u8 code_f3[4096] __attribute__((aligned(4096))); /* VA 0x60002000: jumps to the next page */
 static u8 code_f4[4096] __attribute__((aligned(4096))); /* VA 0x60003000, then */
 static u8 code_f5[4096] __attribute__((aligned(4096))); /* the same VA, remapped */
-static u32 pt_x[1024] __attribute__((aligned(4096)));   /* VA 0x5fc00000.. */
+static volatile u32 pt_x[1024] __attribute__((aligned(4096)));   /* VA 0x5fc00000.. */
 static u8 code_f6[4096] __attribute__((aligned(4096))); /* VA 0x5ffff000 */
 static u8 code_f7[4096] __attribute__((aligned(4096))); /* VA 0x60000000, then */
 static u8 code_f8[4096] __attribute__((aligned(4096))); /* the same VA, remapped */
 
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
-static u32 pt_code[1024] __attribute__((aligned(4096)));
+static volatile u32 pt_code[1024] __attribute__((aligned(4096)));
 static volatile u32 code_remap, code_faults; /* a fetch fault at VA 0x60004000 maps this */
 
 
@@ -150,6 +151,39 @@ void main(void)
     CHECK_EQ(pt_hi[0] & (A | D), A, "read sets A only");
     CHECK_EQ(pt_hi[1] & (A | D), A | D, "write sets A and D");
     CHECK(pd[0x100] & A, "PDE accessed");
+
+    /* Neighbours of a filled page, none accessed yet: a CPU may cache their
+       translations too (setting their accessed flags first), never a dirty flag, and
+       never touches an entry that is not present (xbt maps such neighbours with the
+       page: shadow-mmu/fault.c). */
+    for (u32 k = 0; k < 6; k++)
+        *(volatile u32 *)(0x00b00000 + k * 4096) = 0xa0a00000u + k;
+    pt_spec[0] = 0x00b00000u | P | W;
+    pt_spec[1] = 0x00b01000u | P | W;
+    pt_spec[2] = 0x00b02000u | W | A | 0x800; /* not present: the OS's own bits */
+    pt_spec[3] = 0x00b03000u | P | W;
+    pt_spec[4] = 0x00b04000u | P | W | A;
+    pt_spec[5] = 0x00b05000u | P | W;
+    pd[0x1c0] = (u32)pt_spec | P | W;
+    CHECK_EQ(*(volatile u32 *)0x70000000, 0xa0a00000u, "fresh table: the page read");
+    CHECK_EQ(pt_spec[0] & (A | D), A, "fresh table: the read sets A only");
+    CHECK_EQ(pt_spec[1] & D, 0, "fresh table: no D on a neighbour never written");
+    CHECK_EQ(pt_spec[2], 0x00b02000u | W | A | 0x800, "fresh table: a not-present entry unchanged");
+    CHECK_EQ(*(volatile u32 *)0x70001000, 0xa0a00001u, "fresh table: the neighbour's frame");
+    *(volatile u32 *)0x70001004 = 0x1234;
+    CHECK_EQ(pt_spec[1] & (A | D), A | D, "fresh table: the neighbour written: A and D");
+    CHECK_EQ(*(volatile u32 *)0x00b01004, 0x1234, "fresh table: the write reached its frame");
+    TRY_FAULT("cmpl $0, 0x70002000", NOFAULT);
+    CHECK(pf_cr2 == 0x70002000 && pf_err == 0, "fresh table: the not-present neighbour faults");
+    CHECK_EQ(pt_spec[2], 0x00b02000u | W | A | 0x800, "fresh table: and stays unchanged");
+    *(volatile u32 *)0x70005000 = 0x5678;
+    CHECK_EQ(pt_spec[5] & (A | D), A | D, "fresh table: a write fill sets A and D");
+    CHECK_EQ(pt_spec[3] & D, 0, "fresh table: no D on its neighbours");
+    CHECK_EQ(pt_spec[4] & D, 0, "fresh table: nor on an accessed one");
+    CHECK_EQ(*(volatile u32 *)0x70003000, 0xa0a00003u, "fresh table: the other neighbour's frame");
+    CHECK_EQ(*(volatile u32 *)0x70004000, 0xa0a00004u, "fresh table: and the accessed one's");
+    pd[0x1c0] = 0;
+    write_cr3((u32)pd);
 
     /* Write protection. */
     pt[2][0x100] = (0x00900000u) | P; /* VA 0x00900000 read-only */
