@@ -132,7 +132,15 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
         uint32_t idx = (uint32_t)(r->pte_gpa & 0xFFF) / es;
         uint64_t pt_gpa = r->pte_gpa & ~0xFFFull;
         bool spec = !xbt_code_page(m, pt_gpa >> 12);
-        if ((pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
+        /* pte0 is read again here: another vCPU may have changed it since the walk
+           checked it (to a swap entry, say, whose other bits are the OS's).  Its
+           neighbours are compared with it, so it must still be what the walk allowed:
+           present, this frame, no reserved bit (PAE: nothing above bit 35, as the
+           virtual CPU has no NX), these rights (found in review). */
+        bool still = (pte0 & XBT_PTE_P) && (pte0 & amask) == glo &&
+                     !(pae && (pte0 >> 36)) && (!writable || (pte0 & XBT_PTE_RW)) &&
+                     ((pte0 & XBT_PTE_US) != 0) == r->user;
+        if (still && (pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
             for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12); k++) {
                 uint64_t pte = 0;
                 memcpy(&pte, pt + k * es, es);

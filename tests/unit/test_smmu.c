@@ -353,6 +353,27 @@ START_TEST(d_window_through_the_runtime)
 }
 END_TEST
 
+/* Another vCPU turns the faulting entry into a swap entry between the walk and the
+   fill: no neighbour is compared with it, so nothing is mapped beside the page and a
+   not-present neighbour's bits (the OS's) stay as they are (found in review: its
+   accessed flag was set and it was mapped). */
+START_TEST(fill_after_the_entry_changed)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A);
+    map4k(PD1, PT1, 0x401000, 0x201000, RW);
+    xbt_window_reset(m, regs);
+    xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, 0x400000, false, false, false, false };
+    xbt_walk_result r;
+    ck_assert(xbt_walk(&q, rd32, wr32, NULL, &r));
+    *word(PT1) = 0x200000 | RW | A;
+    ck_assert_int_eq(xbt_smmu_fill(m, regs, XBT_WINDOW_K, 0x400000, &r, false, false, true),
+                     XBT_DMAP_OK);
+    ck_assert_uint_eq(*word(PT1 + 4), 0x201000 | RW);
+    ck_assert(!can_read(0x401000));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shadow_mmu");
@@ -366,6 +387,7 @@ int main(void)
     tcase_add_test(tc, cr3_switch_with_tlb_semantics);
     tcase_add_test(tc, epochs_follow_code);
     tcase_add_test(tc, d_window_through_the_runtime);
+    tcase_add_test(tc, fill_after_the_entry_changed);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
