@@ -259,7 +259,6 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
     if (fetch)
         writable = false;
-    m->spec_pt = XBT_SPEC_PT_NONE;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc.single);
     spec_recheck(v);
     if (rc == XBT_DMAP_FAIL && win != XBT_WINDOW_D) {
@@ -309,7 +308,6 @@ int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
             return XBT_WP_ACCESS; /* code again: the access faults into paged_fault */
         writable = false;
     }
-    m->spec_pt = XBT_SPEC_PT_NONE;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single);
     spec_recheck(v);
     if (rc != XBT_DMAP_OK)

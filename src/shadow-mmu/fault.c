@@ -73,9 +73,35 @@ static bool spec_accessed(xbt_smmu *m, uint64_t pte_gpa, uint64_t pte, uint32_t 
     return ok;
 }
 
+/* What a fill's neighbours are compared with (xbt_smmu_fill). */
+struct run_scan {
+    const uint8_t *pt;                /* the page table (read view) */
+    uint64_t pt_gpa, pte0, same, amask;
+    uint32_t es;                      /* entry size: 4, or 8 with PAE */
+    uint8_t slot;
+    bool writable, spec;              /* spec: accessed flags may be set (spec_accessed) */
+    const struct xbt_wmap *have;
+};
+
+/* Whether entry k of the table, which would map frame g at linear page `at`, joins the
+   run: alike in `same` (a clear accessed flag set first where `spec` allows), the next
+   frame of the same slot, no code, writable if the run is, not mapped already. */
+static bool joins(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint64_t g, uint32_t at)
+{
+    uint64_t pte = 0;
+    memcpy(&pte, s->pt + k * s->es, s->es);
+    uint64_t seen = s->spec ? pte | XBT_PTE_A : pte;
+    if ((seen & s->same) != (s->pte0 & s->same) || (pte & s->amask) != g ||
+        (xbt_phys_kind(m->phys, g) & XBT_PP_SLOT) != s->slot || xbt_code_page(m, g >> 12) ||
+        (s->writable && !xbt_phys_write_ok(m->phys, g >> 12)) || xbt_wmap_has(s->have, at))
+        return false;
+    return (pte & XBT_PTE_A) || spec_accessed(m, s->pt_gpa + k * s->es, pte, s->es);
+}
+
 int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                   const xbt_walk_result *r, bool writable, bool fetch, bool allow_large)
 {
+    m->spec_pt = XBT_SPEC_PT_NONE;
     bool pae = xbt_smmu_pae(regs);
     uint8_t *window = win == XBT_WINDOW_U ? m->ubase : m->kbase;
     if (r->page_size > 4096)
@@ -127,11 +153,14 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
     if (pt) {
         uint64_t pte0 = 0;
         memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
-        const uint64_t same = XBT_PTE_P | XBT_PTE_RW | XBT_PTE_US | XBT_PTE_A | XBT_PTE_D |
-                              XBT_PTE_G | (pae ? 0xFFFFFFF000000000ull : 0);
-        uint32_t idx = (uint32_t)(r->pte_gpa & 0xFFF) / es;
         uint64_t pt_gpa = r->pte_gpa & ~0xFFFull;
-        bool spec = !xbt_code_page(m, pt_gpa >> 12);
+        const struct run_scan sc = {
+            pt, pt_gpa, pte0,
+            XBT_PTE_P | XBT_PTE_RW | XBT_PTE_US | XBT_PTE_A | XBT_PTE_D | XBT_PTE_G |
+                (pae ? 0xFFFFFFF000000000ull : 0),
+            amask, es, slot, writable, !xbt_code_page(m, pt_gpa >> 12), have,
+        };
+        uint32_t idx = (uint32_t)(r->pte_gpa & 0xFFF) / es;
         /* pte0 is read again here: another vCPU may have changed it since the walk
            checked it (to a swap entry, say, whose other bits are the OS's).  Its
            neighbours are compared with it, so it must still be what the walk allowed:
@@ -141,36 +170,13 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                      !(pae && (pte0 >> 36)) && (!writable || (pte0 & XBT_PTE_RW)) &&
                      ((pte0 & XBT_PTE_US) != 0) == r->user;
         if (still && (pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
-            for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12); k++) {
-                uint64_t pte = 0;
-                memcpy(&pte, pt + k * es, es);
-                uint64_t g = glo + (hi - lo), seen = spec ? pte | XBT_PTE_A : pte;
-                if ((seen & same) != (pte0 & same) || (pte & amask) != g ||
-                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_page(m, g >> 12) ||
-                    (writable && !xbt_phys_write_ok(ph, g >> 12)))
-                    break;
-                if (xbt_wmap_has(have, hi))
-                    break;
-                if (!(pte & XBT_PTE_A) && !spec_accessed(m, pt_gpa + k * es, pte, es))
-                    break;
+            for (uint32_t k = idx + 1;
+                 k < n_ent && hi - lo < (64u << 12) && joins(m, &sc, k, glo + (hi - lo), hi); k++)
                 hi += 4096;
-            }
-            for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12);) {
-                uint64_t pte = 0;
-                memcpy(&pte, pt + k * es, es);
-                if (glo < 4096)
-                    break;
-                uint64_t g = glo - 4096, seen = spec ? pte | XBT_PTE_A : pte;
-                if ((seen & same) != (pte0 & same) || (pte & amask) != g ||
-                    (xbt_phys_kind(ph, g) & XBT_PP_SLOT) != slot || xbt_code_page(m, g >> 12) ||
-                    (writable && !xbt_phys_write_ok(ph, g >> 12)))
-                    break;
-                if (xbt_wmap_has(have, lo - 4096))
-                    break;
-                if (!(pte & XBT_PTE_A) && !spec_accessed(m, pt_gpa + k * es, pte, es))
-                    break;
+            for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12) && glo >= 4096 &&
+                                   joins(m, &sc, k, glo - 4096, lo - 4096);) {
                 lo -= 4096;
-                glo = g;
+                glo -= 4096;
             }
         }
     }

@@ -186,9 +186,9 @@ typedef struct xbt_smmu {
        and still hold translations of it: this bit says so.  1 bit per 4 KiB page. */
     uint8_t code_own[1u << 17];
 
-    /* The page table whose accessed flags the last fill set for neighbours of the
-       faulting page (fault.c, spec_accessed), or XBT_SPEC_PT_NONE: the runtime, which
-       set it to none before the fill, looks again for other vCPUs' code there. */
+    /* The page table whose accessed flags the last xbt_smmu_fill set for neighbours of
+       the faulting page (fault.c, spec_accessed), or XBT_SPEC_PT_NONE (each fill starts
+       with it): the runtime looks again for other vCPUs' code there after a fill. */
     uint64_t spec_pt;
 
     /* Statistics. */

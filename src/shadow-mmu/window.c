@@ -818,7 +818,6 @@ void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t
 bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
 {
     m->phys = phys;
-    m->spec_pt = XBT_SPEC_PT_NONE;
     /* Window sets, one per recent address space: each a K-window and a user window of
        4 GiB, carved from one PROT_NONE reservation (the layout below). */
     for (int k = 0; k < XBT_WSETS; k++) {
