@@ -32,13 +32,10 @@ static bool upgrade_in_place(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t 
         w->frame[win][page] != (uint32_t)(r->gpa >> 12) + 1 ||
         mprotect(window + ((uint64_t)page << 12), 4096, PROT_READ | PROT_WRITE) != 0)
         return false;
-    uint32_t pte = 0;
-    if (!xbt_smmu_pae(regs))
-        memcpy(&pte, pt + (page & 0x3FF) * 4, 4);
     xbt_wmap_note_writable(m, win, page << 12, 4096); /* fault sites' probe byte */
     xbt_rmap_note(m, win, page << 12, r->gpa & ~0xFFFull, 4096);
-    xbt_window_note(m, win, page << 12, 4096, r->global, xbt_smmu_pae(regs),
-                    xbt_region_pde_raw(m, regs, lin >> 22), pte, false);
+    xbt_window_note(m, win, page << 12, 4096, r->global, xbt_smmu_pae(regs), r->pde, r->pte,
+                    false);
     return true;
 }
 
@@ -85,8 +82,10 @@ struct run_scan {
 
 /* Whether entry k of the table, which would map frame g at linear page `at`, joins the
    run: alike in `same` (a clear accessed flag set first where `spec` allows), the next
-   frame of the same slot, no code, writable if the run is, not mapped already. */
-static bool joins(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint64_t g, uint32_t at)
+   frame of the same slot, no code, writable if the run is, not mapped already.  *seen:
+   the entry as it joined (its low half). */
+static bool joins(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint64_t g, uint32_t at,
+                  uint32_t *seen_lo)
 {
     uint64_t pte = 0;
     memcpy(&pte, s->pt + k * s->es, s->es);
@@ -95,6 +94,7 @@ static bool joins(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint64_t g,
         (xbt_phys_kind(m->phys, g) & XBT_PP_SLOT) != s->slot || xbt_code_page(m, g >> 12) ||
         (s->writable && !xbt_phys_write_ok(m->phys, g >> 12)) || xbt_wmap_has(s->have, at))
         return false;
+    *seen_lo = (uint32_t)seen;
     return (pte & XBT_PTE_A) || spec_accessed(m, s->pt_gpa + k * s->es, pte, s->es);
 }
 
@@ -123,8 +123,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                           ? d_map(m, l0, g0, size, writable, -1) == XBT_DMAP_OK
                           : xbt_window_map_range(m, window, l0, g0, size, writable);
             if (ok) {
-                xbt_window_note(m, win, l0, size, r->global, pae,
-                                xbt_region_pde_raw(m, regs, l0 >> 22), 0, true);
+                xbt_window_note(m, win, l0, size, r->global, pae, r->pde, 0, true);
                 return XBT_DMAP_OK;
             }
         }
@@ -134,7 +133,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
        contiguous, go in with the same host mapping: one mmap (and one VMA) instead of a
        fault each, and no accessed or dirty bit is skipped, as those are set already.
        Linux maps much of its lowmem with 4 KiB pages in order. */
-    uint32_t lo = lin & ~0xFFFu, hi = lo + 4096;
+    uint32_t lo = lin & ~0xFFFu, hi = lo + 4096, pte_lo = r->pte;
     uint64_t glo = r->gpa & ~0xFFFull;
     /* Entries are 4 bytes (1,024 a table) or, with PAE, 8 bytes (512 a table); with
        PAE a neighbour's upper half must equal this entry's (whose reserved bits the
@@ -170,13 +169,16 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                      !(pae && (pte0 >> 36)) && (!writable || (pte0 & XBT_PTE_RW)) &&
                      ((pte0 & XBT_PTE_US) != 0) == r->user;
         if (still && (pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
-            for (uint32_t k = idx + 1;
-                 k < n_ent && hi - lo < (64u << 12) && joins(m, &sc, k, glo + (hi - lo), hi); k++)
+            uint32_t seen;
+            for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12) &&
+                                       joins(m, &sc, k, glo + (hi - lo), hi, &seen);
+                 k++)
                 hi += 4096;
             for (uint32_t k = idx; k-- > 0 && hi - lo < (64u << 12) && glo >= 4096 &&
-                                   joins(m, &sc, k, glo - 4096, lo - 4096);) {
+                                   joins(m, &sc, k, glo - 4096, lo - 4096, &seen);) {
                 lo -= 4096;
                 glo -= 4096;
+                pte_lo = seen;
             }
         }
     }
@@ -196,12 +198,11 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
     } else if (!xbt_window_map_range(m, window, lo, glo, hi - lo, writable)) {
         return XBT_DMAP_FAIL;
     }
-    {
-        uint32_t pte_lo = 0;
-        if (pt && !pae)
-            memcpy(&pte_lo, pt + ((lo >> 12) & 0x3FF) * 4, 4);
-        xbt_window_note(m, win, lo, hi - lo, r->global, pae,
-                        xbt_region_pde_raw(m, regs, lo >> 22), pte_lo, r->page_size != 4096);
-    }
+    /* The record is made of the entries as they were checked: the walk's for the
+       faulting page, the neighbours' as they joined (a neighbour's is the run's first
+       only when the run reaches below the faulting page).  Read from the table now, it
+       could describe an entry another vCPU wrote after the check while the window maps
+       the frame of the old one, and a CR3 load would keep that stale mapping. */
+    xbt_window_note(m, win, lo, hi - lo, r->global, pae, r->pde, pte_lo, r->page_size != 4096);
     return rc;
 }

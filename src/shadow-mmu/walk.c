@@ -73,6 +73,7 @@ static bool pass_directory(xbt_pt_write_fn write, void *opaque, uint64_t gpa, ui
 {
     if (!(lo & XBT_PTE_A) && !write(opaque, gpa, lo | XBT_PTE_A))
         return bus(r);
+    r->pde = lo | XBT_PTE_A;
     return true;
 }
 
@@ -95,6 +96,9 @@ static bool leaf(const xbt_walk_req *q, xbt_pt_write_fn write, void *opaque,
     r->global = (lo & XBT_PTE_G) && (q->cr4 & XBT_CR4_PGE);
     r->dirty = nv & XBT_PTE_D;
     r->pte_gpa = entry_gpa;
+    r->pte = nv;
+    if (page_size > 4096)
+        r->pde = nv;
     return true;
 }
 

@@ -48,6 +48,11 @@ typedef struct xbt_walk_result {
     bool global;           /* G set and CR4.PGE: survives a CR3 load */
     bool dirty;            /* the dirty bit is (now) set: writes need no walk */
     uint64_t pte_gpa;      /* where the last-level entry lives (for write tracing) */
+    /* The low halves of the directory entry and of the last-level entry (for a large
+       page both are the directory entry) as the walk checked them and left them, its
+       accessed and dirty flags included: what a fill records is what it mapped, not
+       what the table holds a moment later (another vCPU may change it meanwhile). */
+    uint32_t pde, pte;
     uint32_t error_code;   /* on a fault: XBT_PF_* */
     bool bus_error;        /* on a fault: an entry was not in RAM */
 } xbt_walk_result;

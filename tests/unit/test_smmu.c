@@ -374,6 +374,32 @@ START_TEST(fill_after_the_entry_changed)
 }
 END_TEST
 
+/* Another vCPU points the faulting entry at another frame between the walk and the
+   fill.  The window maps the frame the walk found, so the record must describe that
+   entry: a CR3 switch away and back then finds the entry changed and drops the
+   mapping.  A record read from the table after the fill described the new entry and
+   kept the old frame mapped (found in review). */
+START_TEST(record_is_what_was_mapped)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    map4k(PD2, PT2, 0x400000, 0x250000, P | RW | A | D);
+    xbt_window_reset(m, a);
+    xbt_walk_req q = { a.cr0, a.cr3, a.cr4, 0x400000, false, false, false, false };
+    xbt_walk_result r;
+    ck_assert(xbt_walk(&q, rd32, wr32, NULL, &r));
+    *word(PT1) = 0x260000 | P | RW | A | D;
+    ck_assert_int_eq(xbt_smmu_fill(m, a, XBT_WINDOW_K, 0x400000, &r, false, false, true),
+                     XBT_DMAP_OK);
+    ram[0x200000] = 0x11;
+    ck_assert_int_eq(m->kbase[0x400000], 0x11); /* the walk's frame, as a TLB would */
+    xbt_smmu_cr3_changed(m, b);
+    xbt_smmu_cr3_changed(m, a);
+    ck_assert(!can_read(0x400000));
+    ck_assert_uint_ge(m->wrec_dropped, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shadow_mmu");
@@ -388,6 +414,7 @@ int main(void)
     tcase_add_test(tc, epochs_follow_code);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
+    tcase_add_test(tc, record_is_what_was_mapped);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

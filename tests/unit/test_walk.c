@@ -89,6 +89,9 @@ START_TEST(small_page_and_ad_bits)
     ck_assert(r.dirty);
     ck_assert_uint_eq(*pde(0x00401000) & 0x40, 0); /* the PDE's D is never set for 4K */
     ck_assert_uint_eq(r.pte_gpa, PT + 1 * 4);
+    /* The entries as the walk checked and left them (what a fill records). */
+    ck_assert_uint_eq(r.pde, PT | 0x27);
+    ck_assert_uint_eq(r.pte, 0x00055000 | 0x67);
 }
 END_TEST
 
@@ -175,6 +178,8 @@ START_TEST(large_pages)
     ck_assert_uint_eq(r.page_size, 4u << 20);
     ck_assert_uint_eq(*pde(0x00c00000) & 0x60, 0x60); /* A and D in the PDE */
     ck_assert(!r.global);                              /* CR4.PGE clear */
+    ck_assert_uint_eq(r.pde, 0x01000000 | 0x80 | 0x67 | 0x100); /* both: the one entry */
+    ck_assert_uint_eq(r.pte, r.pde);
     ck_assert(walk(PG, PSE | PGE, 0x00c12345, false, false, &r));
     ck_assert(r.global);
     /* PSE-36: bits 20:13 are physical bits 39:32. */
