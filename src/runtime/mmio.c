@@ -1002,7 +1002,48 @@ static int mmio_callout(struct xbt_vcpu *v)
     return 1;
 }
 
+/* The site's plain MOV, MOVZX or MOVSX (XBT_MMIO_FORM_*, which the translator found)
+   straight from the site: the linear address the translated code computed (limit
+   checked), the register or immediate the site names.  What site_sync does after the
+   decode and the operand analysis, without them: the generic MMIO read cost 139 cycles
+   against QEMU's 91, a fifth of it in that analysis.  false: not MMIO this time, or
+   anything unusual, or the handler declined (it had no side effect then): the general
+   path makes the access. */
+static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s)
+{
+    uint8_t f = s->mmio;
+    unsigned size = 1u << (f & 3), rsize = 1u << ((f >> 2) & 3);
+    bool store = f & XBT_MMIO_FORM_STORE;
+    uint32_t lin = v->ctx.callout_ea;
+    uint64_t gpa;
+    if (!v->vm->mmio_fn || s->seg >= 6 || v->arch.seg[s->seg].unusable ||
+        (lin & 0xFFF) + size > 4096 || !xbt_lin_gpa(v, lin, store, v->arch.cpl == 3, &gpa) ||
+        xbt_gpa_mem(v->vm, gpa, store))
+        return false;
+    if (!store)
+        rshadow_fill(v, lin, gpa);
+    v->mmio.raised = false;
+    uint64_t data = 0;
+    if (store) {
+        uint32_t val = (f & XBT_MMIO_FORM_IMM) ? s->imm
+                       : (s->reg & 0x80)       ? (v->ctx.gpr[s->reg & 7] >> 8) & 0xFF
+                                               : v->ctx.gpr[s->reg & 7];
+        data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
+    }
+    if (!ask_handler(v, gpa, size, store, &data))
+        return false;
+    if (!store)
+        load_to_reg(v, s->reg, size, rsize, f & XBT_MMIO_FORM_SIGN, (uint32_t)data);
+    v->ctx.eip += s->len;
+    return true;
+}
+
 int xbt_mmio_callout(struct xbt_vcpu *v)
 {
+    const struct xbt_callout_site *s =
+        (const struct xbt_callout_site *)(uintptr_t)v->ctx.callout_site;
+    v->mmio.synced = false;
+    if (s->mmio && mmio_plain(v, s))
+        return site_result(v, 1);
     return site_result(v, mmio_callout(v));
 }

@@ -242,8 +242,16 @@ struct xbt_callout_site {
     uint32_t imm;       /* immediate: vector, port, offset of a far pointer, ret imm16 */
     uint16_t imm_sel;   /* selector of a direct far pointer */
     uint8_t seg;        /* the memory operand's segment (XBT_ES..; OUTS: its source) */
-    uint8_t pad;
+    uint8_t mmio;       /* XBT_CO_MMIO: XBT_MMIO_FORM_* of a plain access, else 0 */
 };
+/* An MMIO site's plain access, which the runtime makes from the site alone (no decode):
+   MOV, MOVZX or MOVSX of 1, 2 or 4 bytes whose other operand is the general register
+   `reg` (AH..BH: 0x80 set) or, for a MOV store, `imm`. */
+#define XBT_MMIO_FORM_PLAIN 0x80
+#define XBT_MMIO_FORM_STORE 0x40
+#define XBT_MMIO_FORM_IMM   0x20 /* a store of imm */
+#define XBT_MMIO_FORM_SIGN  0x10 /* MOVSX */
+/* bits 0-1: log2 of the memory operand's size; bits 2-3: log2 of the register's */
 _Static_assert(sizeof(struct xbt_callout_site) == 20, "abi");
 #endif
 

@@ -282,6 +282,39 @@ static bool mem_needs_rex(const ZydisEncoderOperand *m)
 /* ------------------------------------------------------------------------------------ */
 /* Callouts                                                                             */
 
+static uint8_t log2_size(unsigned bytes) { return bytes == 4 ? 2 : bytes == 2 ? 1 : 0; }
+
+/* The XBT_MMIO_FORM_* of an MMIO site's instruction (abi.h), *reg its general register;
+   0 where the runtime must decode it (mmio.c's general path). */
+static uint8_t mmio_form(const xbt_insn *in, uint8_t *reg)
+{
+    ZydisMnemonic mn = in->zi.mnemonic;
+    if ((mn != M(MOV) && mn != M(MOVZX) && mn != M(MOVSX)) || in->mem_op < 0 ||
+        in->mem_op > 1 || in->zi.operand_count_visible != 2)
+        return 0;
+    const ZydisDecodedOperand *mem = &in->ops[in->mem_op], *other = &in->ops[1 - in->mem_op];
+    unsigned size = mem->size / 8;
+    if (mem->type != ZYDIS_OPERAND_TYPE_MEMORY || mem->mem.type != ZYDIS_MEMOP_TYPE_MEM ||
+        (size != 1 && size != 2 && size != 4))
+        return 0;
+    bool store = in->mem_op == 0;
+    uint8_t f = XBT_MMIO_FORM_PLAIN | log2_size(size);
+    if (store)
+        f |= XBT_MMIO_FORM_STORE;
+    if (mn == M(MOVSX))
+        f |= XBT_MMIO_FORM_SIGN;
+    if (other->type == ZYDIS_OPERAND_TYPE_IMMEDIATE && store && mn == M(MOV))
+        return f | XBT_MMIO_FORM_IMM | (uint8_t)(log2_size(size) << 2);
+    if (other->type != ZYDIS_OPERAND_TYPE_REGISTER || xbt_gpr_index(other->reg.value) < 0)
+        return 0;
+    unsigned rsize = other->size / 8;
+    if ((rsize != 1 && rsize != 2 && rsize != 4) || (store && rsize != size))
+        return 0;
+    *reg = (uint8_t)(xbt_gpr_index(other->reg.value) |
+                     (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0));
+    return f | (uint8_t)(log2_size(rsize) << 2);
+}
+
 static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
 {
     struct xbt_callout_site s;
@@ -361,6 +394,9 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
                 s.opsize = (uint8_t)(in->ops[i].size / 8);
         s.reg = 0xFF;
     }
+
+    if (kind == XBT_CO_MMIO)
+        s.mmio = mmio_form(in, &s.reg);
 
     /* The operand's linear address for the handler; not for the fault-only kinds that
        the address computation itself emits (limit checks) or that need none. */

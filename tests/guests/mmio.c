@@ -70,6 +70,79 @@ static void mmio_sites(void)
     CHECK(ok, "the same instructions on ram 500 times, then on mmio again");
 }
 
+/* Every plain form an MMIO site answers from its record (translate.c mmio_form, mmio.c
+   mmio_plain), each instruction run 40 times so that it becomes a site: byte, word and
+   dword MOV loads and stores, AH..BH as source and destination, immediate stores,
+   MOVZX and MOVSX into 16 and 32 bits (the register's other bytes as the CPU leaves
+   them), and an address through a segment whose base is not 0. */
+#define ONE_FORM(name, insn, ...)                                                         \
+    static u32 __attribute__((noinline)) name(volatile void *p, u32 r)                   \
+    {                                                                                      \
+        __asm__ volatile(insn : "+b"(r) : "S"(p) __VA_ARGS__);                             \
+        return r;                                                                          \
+    }
+ONE_FORM(st8_bh, "movb %%bh, (%1)", : "memory")
+ONE_FORM(ld8_bh, "movb (%1), %%bh", : "memory")
+ONE_FORM(st8_bl, "movb %%bl, 1(%1)", : "memory")
+ONE_FORM(ld8_bl, "movb 1(%1), %%bl", : "memory")
+ONE_FORM(st16, "movw %%bx, 2(%1)", : "memory")
+ONE_FORM(ld16, "movw 2(%1), %%bx", : "memory")
+ONE_FORM(st8_imm, "movb $0x9c, 4(%1)", : "memory")
+ONE_FORM(st16_imm, "movw $0x8123, 6(%1)", : "memory")
+ONE_FORM(st32_imm, "movl $0xfedc4321, 8(%1)", : "memory")
+ONE_FORM(zx8_32, "movzbl 4(%1), %%ebx", : "memory")
+ONE_FORM(sx8_32, "movsbl 4(%1), %%ebx", : "memory")
+ONE_FORM(zx8_16, "movzbw 4(%1), %%bx", : "memory")
+ONE_FORM(sx8_16, "movsbw 4(%1), %%bx", : "memory")
+ONE_FORM(zx16_32, "movzwl 6(%1), %%ebx", : "memory")
+ONE_FORM(sx16_32, "movswl 6(%1), %%ebx", : "memory")
+ONE_FORM(ld32, "movl 8(%1), %%ebx", : "memory")
+ONE_FORM(ld32_fs, "movl %%fs:8(%1), %%ebx", : "memory")
+
+static void mmio_site_forms(void)
+{
+    volatile u8 *p = (volatile u8 *)(IOMEM + 0x900);
+    /* A data segment based 0x100 below the block: FS:[p + 0x100 - base] is p. */
+    u16 fs_old;
+    __asm__ volatile("mov %%fs, %0" : "=r"(fs_old));
+    gdt_set(14, 0x100, 0xfffff, 0x92, 0xc); /* selector 0x70: base 0x100, 4 GiB, data */
+    __asm__ volatile("mov %0, %%fs" : : "r"((u16)0x70));
+    u32 ok = 1, bad = 0;
+    for (u32 i = 0; i < 40; i++) {
+        u32 k = i * 0x01010101u + 0x12345601u, want;
+#define FORM(n, got, exp) do { want = (exp); if ((got) != want) { ok = 0; if (!bad) bad = (n); } } while (0)
+        st8_bh(p, k);
+        FORM(1, p[0], (k >> 8) & 0xff);
+        FORM(2, ld8_bh(p, 0xaaaaaaaau), 0xaaaa00aau | ((k >> 8) & 0xff) << 8);
+        st8_bl(p, k);
+        FORM(3, p[1], k & 0xff);
+        FORM(4, ld8_bl(p, 0xaaaaaaaau), 0xaaaaaa00u | (k & 0xff));
+        st16(p, k);
+        FORM(5, *(volatile u16 *)(p + 2), k & 0xffff);
+        FORM(6, ld16(p, 0x5555aaaau), 0x55550000u | (k & 0xffff));
+        st8_imm(p, 0);
+        st16_imm(p, 0);
+        st32_imm(p, 0);
+        FORM(7, p[4], 0x9c);
+        FORM(8, *(volatile u16 *)(p + 6), 0x8123);
+        FORM(9, *(volatile u32 *)(p + 8), 0xfedc4321u);
+        FORM(10, zx8_32(p, k), 0x9c);
+        FORM(11, sx8_32(p, k), 0xffffff9cu);
+        FORM(12, zx8_16(p, 0x77770000u), 0x7777009cu);
+        FORM(13, sx8_16(p, 0x77770000u), 0x7777ff9cu);
+        FORM(14, zx16_32(p, k), 0x8123);
+        FORM(15, sx16_32(p, k), 0xffff8123u);
+        *(volatile u32 *)(p + 8) = k;
+        FORM(16, ld32(p, 0), k);
+        FORM(17, ld32_fs(p - 0x100, 0), k);
+#undef FORM
+    }
+    __asm__ volatile("mov %0, %%fs" : : "r"(fs_old));
+    CHECK(ok, "every plain mmio form 40 times: MOV 8/16/32 (AH..BH too), immediates, MOVZX, MOVSX, a based segment");
+    if (!ok)
+        printf("  first wrong: form %u\n", bad);
+}
+
 /* BTS with 16-bit addressing through a segment based at the device block: the register
    offset's displacement wraps with the offset at 64 KiB (translate.c, emit_bt_linear, and
    the MMIO path, mmio.c, must reach the same address). */
@@ -367,6 +440,7 @@ void main(void)
     CHECK_EQ(split_dw, 0x5544ccbbu, "a dword across two mmio pages (one byte, then three)");
     CHECK_EQ(d[2], 0x0badcafe, "mmio write through a paged mapping");
     mmio_sites();
+    mmio_site_forms();
     CHECK_EQ(d[3], 0xffffffffu, "sub on mmio through a paged mapping");
     bt_wrap();
 }
