@@ -136,7 +136,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
     if (v->arch.cpl != 0 || v->no_fast_callouts || s->kind >= 96 || v->dbg.n_wp)
         return XBT_FAST_DECLINE;
-    switch (s->kind) {
+    switch (s->kind) { /* the kinds of xbt_co_fast_kind (abi.h): only those reach here */
     case XBT_CO_CLI:
         v->ctx.vif = 0;
         return done(v, s);

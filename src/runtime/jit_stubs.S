@@ -143,8 +143,10 @@ xbt_jit_callout:                                /* r11 = site, r15d = EA; [rsp] 
         mov     [r13 + XBT_CTX_CALLOUT_EA], r15d
         pop     r14
         mov     [r13 + XBT_CTX_CALLOUT_RET], r14
-        /* First the fast handlers (callouts_fast.c, general registers only): they run
-           with the guest's x87/SSE state still in the registers. */
+        /* First the fast handlers (callouts_fast.c, general registers only) where the
+           kind has one: they run with the guest's x87/SSE state still in the registers. */
+        test    byte ptr [r11 + XBT_SITE_FLAGS], XBT_COF_FAST
+        jz      callout_full
         cld
         mov     rdi, r13
         call    xbt_callout_fast@PLT            /* rsp is host_rsp: 16-byte aligned */

@@ -397,6 +397,8 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
 
     if (kind == XBT_CO_MMIO)
         s.mmio = mmio_form(in, &s.reg);
+    if (xbt_co_fast_kind(kind))
+        s.flags |= XBT_COF_FAST;
 
     /* The operand's linear address for the handler; not for the fault-only kinds that
        the address computation itself emits (limit checks) or that need none. */
