@@ -92,16 +92,14 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool fe
 /* The walk of one access through the software TLB: true with its physical address
    (RAM or not), false for a #PF (pending in v->pf_* when pf) or a bus error.  An MMIO
    frame is kept too (mmio.c's sites look theirs up on every access). */
-static bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool pf,
-                      uint64_t *gpa)
+/* The miss, apart: with the walk's result on its stack it needs a frame and six saved
+   registers, which the hit path paid too while they were one function (a tenth of a
+   paged guest system call's time went into that prologue and epilogue). */
+static __attribute__((noinline)) bool stlb_miss(struct xbt_vcpu *v, uint32_t lin, bool write,
+                                                int acc, bool pf, uint64_t *gpa)
 {
     struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
     bool user = acc == XBT_ACC_USER;
-    if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable) &&
-        (!user || e->user) && (user || !e->upage || !xbt_smap_applies(v, acc))) {
-        *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
-        return true;
-    }
     xbt_walk_result r;
     if (!xbt_walk_lin(v, lin, write, acc, false, &r)) {
         if (pf && !r.bus_error) {
@@ -117,6 +115,19 @@ static bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, boo
     return true;
 }
 
+static inline bool stlb_walk(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool pf,
+                             uint64_t *gpa)
+{
+    const struct xbt_stlb_entry *e = &v->stlb[(lin >> 12) & (XBT_STLB_SIZE - 1)];
+    bool user = acc == XBT_ACC_USER;
+    if (e->gen == v->stlb_gen && e->page == lin >> 12 && (!write || e->writable) &&
+        (!user || e->user) && (user || !e->upage || !xbt_smap_applies(v, acc))) {
+        *gpa = ((uint64_t)e->frame << 12) | (lin & 0xFFF);
+        return true;
+    }
+    return stlb_miss(v, lin, write, acc, pf, gpa);
+}
+
 bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, uint64_t *gpa)
 {
     if (!xbt_paging(v)) {
@@ -126,8 +137,8 @@ bool xbt_lin_gpa(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, uint64_t
     return stlb_walk(v, lin, write, acc, false, gpa);
 }
 
-static __attribute__((noinline)) bool lin_page_paged(struct xbt_vcpu *v, uint32_t lin,
-                                                     bool write, int acc, uint64_t *gpa)
+static inline bool lin_page_paged(struct xbt_vcpu *v, uint32_t lin, bool write, int acc,
+                                  uint64_t *gpa)
 {
     return stlb_walk(v, lin, write, acc, true, gpa) && xbt_gpa_mem(v->vm, *gpa, write);
 }
