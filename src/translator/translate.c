@@ -2174,9 +2174,23 @@ static void finish_block(xbt_tx *t)
 /* Worst-case host bytes for one guest instruction, its exits and site. */
 #define INSN_RESERVE 512
 
-/* Whether the block must end before another instruction: instruction count, host code
-   space, callout sites, pc-map entries or exits. */
-static bool out_of_room(const xbt_tx *t, uint32_t max)
+/* Host bytes an instruction may take beyond INSN_RESERVE: ENTER copies level - 1 frame
+   pointers, each a load and a store with their address computations; with a 16-bit
+   stack, an SS base and limit checks, level 31 took about 1,500 bytes, and one in a
+   nearly full block ran past the buffer (the random-guest campaign found it: real-mode
+   programs stopped with "host code buffer full").  Such an instruction starts a block
+   of its own when the one being built has no room for it (xbt_translate_block). */
+static uint32_t insn_extra(const xbt_insn *in)
+{
+    if (in->zi.mnemonic == M(ENTER))
+        return 128u * (uint32_t)(in->ops[1].imm.value.u & 31);
+    return 0;
+}
+
+/* Whether the block must end before another instruction (that may take `extra` host
+   bytes beyond the usual reserve): instruction count, host code space, callout sites,
+   pc-map entries or exits. */
+static bool out_of_room_for(const xbt_tx *t, uint32_t max, uint32_t extra)
 {
     const xbt_tblock *b = t->b;
     /* Room for one more instruction, the tails, exit stubs and the callout sites that
@@ -2184,10 +2198,15 @@ static bool out_of_room(const xbt_tx *t, uint32_t max)
        #GP callout, filled 16 KiB and had no room left for its 64 sites). */
     uint32_t after = t->n_tails * TAIL_RESERVE + (b->n_exits + 3) * 32 +
                      (t->n_sites + 2) * (uint32_t)sizeof(struct xbt_callout_site);
-    return b->n_insns >= max || t->len + after + INSN_RESERVE * 2 > b->code_cap ||
+    return b->n_insns >= max || t->len + after + INSN_RESERVE * 2 + extra > b->code_cap ||
            t->n_sites + 2 > XBT_MAX_PENDING_SITES ||
            b->n_map + 4 * t->n_tails + 6 > XBT_BLOCK_MAX_MAP ||
            b->n_exits + 3 > XBT_BLOCK_MAX_EXITS || t->n_tails + 1 > XBT_MAX_STRING_TAILS;
+}
+
+static bool out_of_room(const xbt_tx *t, uint32_t max)
+{
+    return out_of_room_for(t, max, 0);
 }
 
 /* Ends the block at a limit: it falls through to pc. */
@@ -2235,6 +2254,8 @@ static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_
     }
     if (n.iclass != XBT_IC_COPY && n.iclass != XBT_IC_MEMORY && n.iclass != XBT_IC_STACK)
         return false;
+    if (insn_extra(&n) && out_of_room_for(t, max, INSN_RESERVE + insn_extra(&n)))
+        return false; /* a large ENTER: not in what is left of this block */
     return n.callout == XBT_CO_NONE &&
            !(n.flags & (XBT_IF_ENDS_BLOCK | XBT_IF_BRANCH | XBT_IF_UD | XBT_IF_FAR));
 }
@@ -2301,6 +2322,11 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
             b->reloc_ok = false; /* elsewhere the next page may be there */
             add_map(&t, pc, XBT_FIX_NONE, 0, 0);
             emit_direct_exit(&t, pc, XBT_EXIT_FALLTHROUGH);
+            break;
+        }
+        if (b->n_insns > 0 && insn_extra(&in) && !t.gate_due &&
+            out_of_room_for(&t, max, insn_extra(&in))) {
+            end_at_limit(&t, pc); /* it starts the next block, which has room */
             break;
         }
         bool gate = t.gate_due, needs_gate = false;

@@ -193,6 +193,7 @@ START_TEST(random_bytes_never_break_the_translator)
 END_TEST
 
 /* Guest bytes at any EIP: the same page contents wherever they are mapped. */
+/* Guest bytes at any EIP: the same page contents wherever they are mapped. */
 struct page_src {
     const uint8_t *page; /* 4096 bytes */
     uint32_t base;       /* the EIP of page[0] */
@@ -209,6 +210,45 @@ static uint32_t page_fetch(void *o, uint32_t eip, uint8_t *buf, uint32_t len)
     memcpy(buf, s->page + off, len);
     return len;
 }
+
+/* ENTER with nesting level 31 in real mode (16-bit code and stack, segment bases and
+   limits) is about 1,500 host bytes: after k small instructions and in a run of them,
+   every block translates, the large ENTER starting a block of its own where the one
+   being built has no room (found by the random-guest campaign: "host code buffer
+   full").  Each block is translated on from where the last one ended. */
+START_TEST(large_enter_never_overflows_a_block)
+{
+    static uint8_t page[4096], code[XBT_BLOCK_MAX_CODE];
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    const xbt_tmode m = { 0, XBT_WINDOW_K, 0xF, 0, 0x3F, XBT_TS_CODE16 | XBT_TS_STACK16 };
+    for (uint32_t k = 0; k < 600; k += 37) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < k && n < 2048; i++)
+            page[n++] = 0x50 + (uint8_t)(i & 7); /* push r16 */
+        while (n + 4 < sizeof page) {
+            const uint8_t enter[] = { 0xC8, 0xFF, 0xFF, 0x1F }; /* enter 0xffff, 31 */
+            memcpy(page + n, enter, 4);
+            n += 4;
+        }
+        page[n++] = 0xF4; /* hlt */
+        struct page_src src = { page, 0 };
+        uint32_t eip = 0, blocks = 0;
+        while (eip < n - 1) {
+            xbt_tblock b;
+            b.code = code;
+            b.code_cap = sizeof code;
+            enum xbt_tstatus st = xbt_translate_block(&tr, &m, eip, page_fetch, &src, &b);
+            ck_assert_msg(st == XBT_T_OK, "k %u: block at %04x: %s", k, eip, b.error);
+            ck_assert_uint_gt(b.guest_len, 0);
+            ck_assert_uint_le(b.code_len, b.code_cap);
+            eip += b.guest_len;
+            blocks++;
+        }
+        ck_assert_uint_gt(blocks, 1);
+    }
+}
+END_TEST
 
 /* A few instruction shapes that hold EIPs (calls, branches, STI with its shadow, INT,
    callouts) between random bytes, so that relocations are many. */
@@ -306,6 +346,7 @@ int main(void)
     tcase_add_test(tc, sensitive_robin_irvine);
     tcase_add_test(tc, every_class);
     tcase_add_test(tc, truncated_input);
+    tcase_add_test(tc, large_enter_never_overflows_a_block);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("robustness");
     tcase_set_timeout(tr, 120);
