@@ -13,10 +13,12 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +29,13 @@
 
 #include "xbt/xbt.h"
 
+/* The programs come from this one xorshift generator, in the order the tests run, so a
+   run is the same every time.  For longer campaigns two optional environment variables:
+   XBT_RANDOM_SEED (non-zero; decimal or 0x hex) replaces the seed, so that another set
+   of programs runs, and XBT_RANDOM_SCALE (a positive integer) multiplies the number of
+   programs each random test runs.  Unset, the test runs exactly its usual programs. */
 static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static unsigned random_scale = 1;
 static uint32_t rnd(void)
 {
     rng ^= rng << 13;
@@ -114,6 +122,7 @@ static void set_16bit_state(xbt_vm *vm, xbt_vcpu *cpu, const xbt_sregs *s0, unsi
 static void random_kernel(uint32_t flags, uint32_t trace_threshold, unsigned programs,
                           const char *name)
 {
+    programs *= random_scale;
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.ram_size = 4u << 20;
     cfg.tcache_size = 1u << 20; /* small: flushes happen too */
@@ -432,7 +441,7 @@ START_TEST(random_loops_traces_match_blocks)
     xbt_vcpu_get_sregs(ca, &s0);
     static uint8_t code[0xc00], funcs[512], data[4096], da[4096], db[4096], sa[4096], sb[4096];
     uint32_t table[8];
-    unsigned programs = 300, halted = 0, other = 0;
+    unsigned programs = 300 * random_scale, halted = 0, other = 0;
     for (unsigned p = 0; p < programs; p++) {
         struct gen g = { code, 0, 0x100000 };
         memset(code, 0x90, sizeof code);
@@ -560,6 +569,7 @@ static void user_sregs(xbt_sregs *s, uint32_t fs_base)
 
 static void random_user(uint32_t mode, unsigned programs, const char *name)
 {
+    programs *= random_scale;
     xbt_vm_config cfg = XBT_VM_CONFIG_INIT;
     cfg.ram_size = 4u << 20;
     cfg.tcache_size = 1u << 20;
@@ -922,8 +932,38 @@ START_TEST(random_user_code_strict)
 }
 END_TEST
 
+/* The value of environment variable name, a number in [min, max]: true with *v set, or
+   true with *v untouched if the variable is not set; false (with a message) if it is
+   set to anything else. */
+static bool env_number(const char *name, unsigned long long min, unsigned long long max,
+                       unsigned long long *v)
+{
+    const char *s = getenv(name);
+    if (!s)
+        return true;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 0);
+    if (errno || end == s || *end || strchr(s, '-') || n < min || n > max) {
+        fprintf(stderr, "%s=%s: not a number in [%llu, %llu]\n", name, s, min, max);
+        return false;
+    }
+    *v = n;
+    return true;
+}
+
 int main(void)
 {
+    unsigned long long seed = rng, scale = random_scale;
+    /* Seed 0 would make xorshift return 0 for ever; the scale is bounded so that 2000
+       programs times it stays an unsigned. */
+    if (!env_number("XBT_RANDOM_SEED", 1, UINT64_MAX, &seed) ||
+        !env_number("XBT_RANDOM_SCALE", 1, 1000000, &scale))
+        return EXIT_FAILURE;
+    rng = seed;
+    random_scale = (unsigned)scale;
+    if (getenv("XBT_RANDOM_SEED") || getenv("XBT_RANDOM_SCALE"))
+        printf("random seed 0x%llx, scale %u\n", seed, random_scale);
     Suite *su = suite_create("random-guest");
     TCase *tc = tcase_create("robustness");
     tcase_set_timeout(tc, 240);
