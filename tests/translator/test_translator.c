@@ -247,6 +247,29 @@ START_TEST(large_enter_never_overflows_a_block)
         }
         ck_assert_uint_gt(blocks, 1);
     }
+    /* The reserve the block builder keeps for it (insn_extra: 512 + 128 bytes a level)
+       bounds the largest ENTER in every mode: operand and stack sizes, bases, limits,
+       CPL, window. */
+    tr.max_insns = 1;
+    uint32_t most = 0;
+    for (uint32_t mode = 0; mode < 2 * 2 * 16 * 64 * 4; mode++) {
+        const xbt_tmode m2 = { (uint8_t)((mode & 1) ? 3 : 0),
+                               (uint8_t)((mode & 2) ? XBT_WINDOW_D : XBT_WINDOW_K),
+                               (uint8_t)((mode >> 2) & 0xF), 0, (uint8_t)((mode >> 6) & 0x3F),
+                               (uint8_t)((mode >> 12) & 3) };
+        for (int opsz = 0; opsz < 2; opsz++) {
+            const uint8_t enter[] = { 0x66, 0xC8, 0xFF, 0xFF, 0x1F };
+            memset(page, 0xF4, sizeof page);
+            memcpy(page, enter + 1 - opsz, sizeof enter - 1 + (size_t)opsz);
+            struct page_src src = { page, 0 };
+            xbt_tblock b;
+            b.code = code;
+            b.code_cap = sizeof code;
+            ck_assert_int_eq(xbt_translate_block(&tr, &m2, 0, page_fetch, &src, &b), XBT_T_OK);
+            most = b.code_len > most ? b.code_len : most;
+        }
+    }
+    ck_assert_uint_le(most, 512 + 128 * 31);
 }
 END_TEST
 
