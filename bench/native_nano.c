@@ -1,7 +1,7 @@
 /*
  * native_nano.c - the native counterparts of the benchmark guest, built as a 32-bit
  * Linux program (-m32) so the compute kernel is the same 32-bit machine code the guest
- * runs: "RESULT <name> <cycles>" for compute (per 1000 iterations), callret, a host
+ * runs: "RESULT <name> <cycles>" for compute (per 1000 iterations), callret, CPUID, a host
  * system call (getppid through int 0x80), and a SIGSEGV round trip (the floor of a
  * trap-and-emulate event in a user-level VMM).
  */
@@ -57,6 +57,13 @@ static void on_segv(int sig)
         printf("RESULT %s %u\n", name, median(s, REPS));                 \
     } while (0)
 
+static inline uint32_t cpuid0(void)
+{
+    uint32_t a = 0, b, c = 0, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return a + b + c + d;
+}
+
 int main(void)
 {
     volatile uint32_t sink = 0;
@@ -80,6 +87,7 @@ int main(void)
     }
     printf("RESULT calls %u\n", median(s, REPS));
     MEASURE("callret", 200000, sink = leaf(sink));
+    MEASURE("cpuid", 20000, sink += cpuid0());
     MEASURE("syscall", 20000, {
         uint32_t ret;
         __asm__ volatile("int $0x80" : "=a"(ret) : "a"(SYS_getppid) : "memory");

@@ -147,6 +147,13 @@ static void iret_only(struct frame *f) { (void)f; }
         printf("RESULT %s %u\n", name, median(samples, REPS));                   \
     } while (0)
 
+static inline u32 cpuid0(void)
+{
+    u32 a = 0, b, c = 0, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return a + b + c + d;
+}
+
 void main(void)
 {
     sse_os_support(); /* as an OS does: user code may then run directly (lib/guest.h) */
@@ -175,6 +182,8 @@ void main(void)
     printf("RESULT calls %u\n", median(samples, REPS)); /* cycles per 1000 keys */
     MEASURE("callret", 200000, sink = leaf(sink));
     MEASURE("in", 20000, sink += inb(0x3ff));
+    MEASURE("out", 20000, outb(0x3ff, (u8)sink));
+    MEASURE("cpuid", 20000, sink += cpuid0());
     /* A dword read from a device register: pc-testdev's scratch block on QEMU (run-nano.sh
        adds the device), the same block in xbt-run. */
     MEASURE("mmio", 20000, sink += *(volatile u32 *)0xff000000u);

@@ -453,6 +453,18 @@ struct xbt_vcpu {
         bool upage;                  /* a user page: SMAP may refuse it to the supervisor */
     } *stlb;                         /* XBT_STLB_SIZE */
     uint32_t stlb_gen;
+    /* CPUID results the full handler computed (co_cpu_info), answered again by the fast
+       handler at CPL 0 (callouts_fast.c) while the embedder's policy (cpuid_gen: each
+       xbt_vcpu_set_cpuid) and IA32_MISC_ENABLE (Limit CPUID Maxval) are what they were;
+       the rest of what CPUID answers is fixed for the vCPU's life (cpumodel.c).  One
+       entry per (leaf, subleaf) slot, the last one asked. */
+#define XBT_CPUID_HITS 8
+    struct xbt_cpuid_hit {
+        uint32_t leaf, sub, gen, r[4];
+        uint64_t misc;
+        bool valid;
+    } cpuid_hit[XBT_CPUID_HITS];
+    uint32_t cpuid_gen;
     /* SMAP (CR4.SMAP): the 4 MiB regions where the K-window was given user pages while
        EFLAGS.AC was set; they leave it before K-window code runs with AC clear
        (xbt_smap_sync, mmu.c).  More than fit: the whole K-window goes. */
@@ -644,6 +656,12 @@ void xbt_mbox_run(struct xbt_vcpu *v);
    the fast callouts (callouts_fast.c) and the full handler (callouts.c) both use it. */
 #define XBT_PLE_GAP 4096
 #define XBT_PLE_RUN 64
+/* The slot of v->cpuid_hit for a CPUID of (leaf, sub). */
+static inline unsigned xbt_cpuid_slot(uint32_t leaf, uint32_t sub)
+{
+    return (leaf ^ (leaf >> 28) ^ sub) & (XBT_CPUID_HITS - 1);
+}
+
 static inline void xbt_pause_loop(struct xbt_vcpu *v)
 {
     __builtin_ia32_pause();
