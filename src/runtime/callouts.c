@@ -1079,10 +1079,7 @@ static int co_cpu_info(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     case XBT_CO_CPUID: {
         uint32_t r[4];
-        xbt_cpuid(v, gpr[XBT_EAX], gpr[XBT_ECX], r);
-        struct xbt_cpuid_hit *h = &v->cpuid_hit[xbt_cpuid_slot(gpr[XBT_EAX], gpr[XBT_ECX])];
-        *h = (struct xbt_cpuid_hit){ gpr[XBT_EAX], gpr[XBT_ECX], v->cpuid_gen,
-                                     { r[0], r[1], r[2], r[3] }, v->arch.msr_misc_enable, true };
+        xbt_cpuid_answer(v, gpr[XBT_EAX], gpr[XBT_ECX], r);
         gpr[XBT_EAX] = r[0], gpr[XBT_EBX] = r[1];
         gpr[XBT_ECX] = r[2], gpr[XBT_EDX] = r[3];
         return next(v);

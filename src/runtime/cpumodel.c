@@ -346,6 +346,24 @@ void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
         out[0] = max_basic;
 }
 
+void xbt_cpuid_answer(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4])
+{
+    xbt_cpuid(v, leaf, sub, out);
+    struct xbt_cpuid_hit *h = &v->cpuid_hit[xbt_cpuid_slot(leaf, sub)];
+    *h = (struct xbt_cpuid_hit){ leaf, sub, v->cpuid_gen, { out[0], out[1], out[2], out[3] },
+                                 v->arch.msr_misc_enable, true };
+    v->ctx.cpuid_nkey = -((uint64_t)sub << 32 | leaf);
+    memcpy(v->ctx.cpuid_r, out, 16);
+}
+
+void xbt_cpuid_refresh(struct xbt_vcpu *v)
+{
+    v->cpuid_gen++;
+    uint64_t key = -v->ctx.cpuid_nkey;
+    uint32_t r[4];
+    xbt_cpuid_answer(v, (uint32_t)key, (uint32_t)(key >> 32), r);
+}
+
 /* The model's leaves (the others read zero), for xbt_vcpu_get_cpuid. */
 size_t xbt_cpuid_model_list(struct xbt_vcpu *v, xbt_cpuid_entry *e, size_t max)
 {
@@ -422,7 +440,10 @@ bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value)
     case 0x174: v->arch.msr_sysenter_cs = value & 0xFFFF; return true;
     case 0x175: v->arch.msr_sysenter_esp = value & 0xFFFFFFFF; return true;
     case 0x176: v->arch.msr_sysenter_eip = value & 0xFFFFFFFF; return true;
-    case 0x1A0: v->arch.msr_misc_enable = value; return true;
+    case 0x1A0:
+        v->arch.msr_misc_enable = value;
+        xbt_cpuid_refresh(v); /* Limit CPUID Maxval */
+        return true;
     case 0x277:
         if (!pat_valid(value))
             return false;

@@ -117,7 +117,7 @@ xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *v, const xbt_cpuid_entry *entries, size_
     }
     memcpy(v->pol.cpuid, entries, n * sizeof *entries);
     v->pol.n_cpuid = (uint32_t)n;
-    v->cpuid_gen++; /* the fast handler's remembered answers are stale */
+
     v->pol.cpuid_set = true;
     const xbt_cpuid_entry *l1 = find_entry(entries, n, 1, 0);
     const xbt_cpuid_entry *l7 = find_entry(entries, n, 7, 0);
@@ -128,6 +128,7 @@ xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *v, const xbt_cpuid_entry *entries, size_
     v->pol.f7_ebx = l7 ? l7->ebx : 0;
     v->pol.f7_edx = l7 ? l7->edx : 0;
     v->pol.fx1_edx = x1 ? x1->edx : 0;
+    xbt_cpuid_refresh(v); /* the remembered answers are stale */
     return XBT_OK;
 }
 

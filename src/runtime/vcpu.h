@@ -498,6 +498,12 @@ struct xbt_vcpu_tables {
 /* The virtual CPU model (cpumodel.c): CPUID leaf/subleaf into out[] (EAX EBX ECX EDX),
    and its MSRs (false: the MSR does not exist or refuses the value, #GP). */
 void xbt_cpuid(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+/* The answer for CPUID (leaf, sub) as the guest sees it, remembered for translated
+   code's inline check (ctx.cpuid_nkey, cpuid_r) and the fast handler (cpuid_hit). */
+void xbt_cpuid_answer(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+/* What CPUID depends on changed (the policy, IA32_MISC_ENABLE): the remembered answers
+   go, but for the inline check's one, computed again for its key (it is always right). */
+void xbt_cpuid_refresh(struct xbt_vcpu *v);
 bool xbt_msr_read(struct xbt_vcpu *v, uint32_t index, uint64_t *value);
 bool xbt_msr_write(struct xbt_vcpu *v, uint32_t index, uint64_t value);
 /* The model's own CPUID (cpumodel.c), whatever the policy; its leaves for

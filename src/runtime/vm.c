@@ -404,6 +404,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->xl.mmio_ctx = v;
     /* The read shadow's inline check uses SHRX too. */
     v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && v->xl.bmi2;
+    v->xl.cpuid_inline = !env_set("XBT_NO_INLINE_CPUID"); /* with BMI2's RORX */
     v->rshadow.table = t->rs_table;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
         v->xl.block_count = &v->trace.prof_block_entries;
@@ -447,6 +448,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->arch.idtr.limit = 0xFFFF;
     v->arch.msr_apic_base = 0xFEE00900;
     v->arch.msr_pat = 0x0007040600070406ull;
+    xbt_cpuid_refresh(v); /* leaf 0's answer for the inline check (key 0) */
     if (v->idx == 1 && !vm->code_chunks &&
         !(vm->code_chunks = calloc((size_t)XBT_PHYS_PAGES * 4, sizeof *vm->code_chunks))) {
         xbt_vcpu_destroy(v);

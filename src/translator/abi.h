@@ -114,6 +114,11 @@ struct xbt_jit_ctx {
     uint64_t rs_table;         /* [jit] 4,096 bytes: 0 at the offset of a dword a read
                                   may take from the shadow, 1 elsewhere */
     uint64_t rs_page;          /* [jit] the embedder's page of register values */
+    /* The last CPUID's answer, for the inline check at CPL 0 (translate.c, emit_cpuid):
+       always a right answer for its key (the runtime computes it again whenever what
+       CPUID depends on changes: the embedder's policy, IA32_MISC_ENABLE). */
+    uint64_t cpuid_nkey;       /* [jit] -(ECX << 32 | EAX) of that CPUID */
+    uint32_t cpuid_r[4];       /* [jit] its EAX, EBX, ECX, EDX */
 };
 #endif
 
@@ -146,6 +151,8 @@ struct xbt_jit_ctx {
 #define XBT_CTX_RS_NLIN       752
 #define XBT_CTX_RS_TABLE      768
 #define XBT_CTX_RS_PAGE       776
+#define XBT_CTX_CPUID_NKEY    784
+#define XBT_CTX_CPUID_R       792
 /* ctx->rs_nlin's empty value: lin + XBT_RS_NONE + 1 = lin - 2^33 is never in [0, 4096). */
 #define XBT_RS_NONE (~(1ull << 33))
 
@@ -184,6 +191,8 @@ _Static_assert(offsetof(struct xbt_jit_ctx, pf_probe) == XBT_CTX_PF_PROBE, "abi"
 _Static_assert(offsetof(struct xbt_jit_ctx, rs_nlin) == XBT_CTX_RS_NLIN, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, rs_table) == XBT_CTX_RS_TABLE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, rs_page) == XBT_CTX_RS_PAGE, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, cpuid_nkey) == XBT_CTX_CPUID_NKEY, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, cpuid_r) == XBT_CTX_CPUID_R, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);

@@ -1449,6 +1449,36 @@ static void emit_rdtsc(xbt_tx *t)
     t->b->stats.rewritten++;
 }
 
+/*
+ * CPUID at CPL 0 answered inline when EAX and ECX are the last CPUID's: the key
+ * ECX << 32 | EAX, built flag-free (RORX), plus ctx->cpuid_nkey (its negation) is 0
+ * exactly then (JRCXZ, RCX parked in R10 as in emit_shadow_load); the four answers come
+ * from ctx->cpuid_r.  Otherwise the callout, whose full handler answers and remembers
+ * (the fast one keeps eight more).  CPUID changes no flag, and neither does this.
+ */
+static void emit_cpuid(xbt_tx *t, const xbt_insn *in)
+{
+    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_reg(R(EAX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_reg(R(ECX)));
+    xbt_emit3(t, M(RORX), xo_reg(R(R15)), xo_reg(R(R15)), xo_imm(32));
+    xbt_emit2(t, M(LEA), xo_reg(R(R14)), xo_mem(R(R14), R(R15), 1, 0, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15)), ctx_mem(XBT_CTX_CPUID_NKEY, 8));
+    xbt_emit2(t, M(LEA), xo_reg(R(R14)), xo_mem(R(R14), R(R15), 1, 0, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R14)));
+    uint32_t hit = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    emit_callout(t, in, XBT_CO_CPUID);
+    uint32_t done = xbt_emit_branch8(t, M(JMP), false);
+    xbt_patch_rel8(t, hit, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(EAX)), ctx_mem(XBT_CTX_CPUID_R, 4));
+    xbt_emit2(t, M(MOV), xo_reg(R(EBX)), ctx_mem(XBT_CTX_CPUID_R + 4, 4));
+    xbt_emit2(t, M(MOV), xo_reg(R(ECX)), ctx_mem(XBT_CTX_CPUID_R + 8, 4));
+    xbt_emit2(t, M(MOV), xo_reg(R(EDX)), ctx_mem(XBT_CTX_CPUID_R + 12, 4));
+    xbt_patch_rel8(t, done, t->len);
+    t->b->stats.rewritten++;
+}
+
 /* MOV r/m, Sreg: the virtual selector. */
 static void emit_mov_from_sreg(xbt_tx *t, const xbt_insn *in)
 {
@@ -1969,6 +1999,11 @@ static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
     }
     if (in->callout == XBT_CO_RDTSC && t->mode->cpl == 0) {
         emit_rdtsc(t);
+        return true;
+    }
+    if (in->callout == XBT_CO_CPUID && t->mode->cpl == 0 && t->tr->cpuid_inline &&
+        t->tr->bmi2) {
+        emit_cpuid(t, in);
         return true;
     }
     if (in->callout == XBT_CO_POPF && t->mode->cpl == 0 && in->zi.operand_width == 32 &&

@@ -203,6 +203,9 @@ typedef struct xbt_translator {
        the read shadow (ctx->rs_nlin, rs_table, rs_page; abi.h) inline and reads the
        shadow page when it may (needs BMI2's SHRX). */
     bool mmio_shadow;
+    /* CPUID at CPL 0 answered inline when EAX and ECX are the last CPUID's
+       (ctx->cpuid_nkey; emit_cpuid, BMI2): the runtime keeps that answer right. */
+    bool cpuid_inline;
     /* The host has BMI2 (SARX, SHRX): xbt_translator_init asks the CPU; an embedder may
        clear it (xbt-run: XBT_NO_BMI2=1) to test the paths without it. */
     bool bmi2;

@@ -277,6 +277,10 @@ static void check_leaf_ranges(void)
     u64 misc;
     CHECK_EQ(rdmsr_try(0x1a0, &misc), 0xffffffffu, "rdmsr IA32_MISC_ENABLE");
     CHECK_EQ((u32)misc & (1u << 22), 0, "Limit CPUID Maxval clear at reset");
+    /* Leaf 0 just before the write: an answer the VMM remembers (xbt answers a repeated
+       CPUID inline) must not survive it. */
+    cpuid2(0, 0, r);
+    CHECK_EQ(r[0], l0[0], "leaf 0 again, just before the write");
     CHECK_EQ(wrmsr_try(0x1a0, misc | 1u << 22), 0xffffffffu, "wrmsr Limit CPUID Maxval");
     cpuid2(0, 0, r);
     printf("leaf 0 with Limit CPUID Maxval: %x\n", r[0]);
