@@ -1011,7 +1011,10 @@ static int mmio_callout(struct xbt_vcpu *v)
    path makes the access. */
 static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s)
 {
-    uint8_t f = s->mmio;
+    /* The site's fields copied first: the handler may drop translations (their sites
+       stay readable today, but nothing here should depend on it). */
+    uint8_t f = s->mmio, reg = s->reg, len = s->len;
+    uint32_t imm = s->imm;
     unsigned size = 1u << (f & 3), rsize = 1u << ((f >> 2) & 3);
     bool store = f & XBT_MMIO_FORM_STORE;
     uint32_t lin = v->ctx.callout_ea;
@@ -1025,16 +1028,16 @@ static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s)
     v->mmio.raised = false;
     uint64_t data = 0;
     if (store) {
-        uint32_t val = (f & XBT_MMIO_FORM_IMM) ? s->imm
-                       : (s->reg & 0x80)       ? (v->ctx.gpr[s->reg & 7] >> 8) & 0xFF
-                                               : v->ctx.gpr[s->reg & 7];
+        uint32_t val = (f & XBT_MMIO_FORM_IMM) ? imm
+                       : (reg & 0x80)          ? (v->ctx.gpr[reg & 7] >> 8) & 0xFF
+                                               : v->ctx.gpr[reg & 7];
         data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
     }
     if (!ask_handler(v, gpa, size, store, &data))
         return false;
     if (!store)
-        load_to_reg(v, s->reg, size, rsize, f & XBT_MMIO_FORM_SIGN, (uint32_t)data);
-    v->ctx.eip += s->len;
+        load_to_reg(v, reg, size, rsize, f & XBT_MMIO_FORM_SIGN, (uint32_t)data);
+    v->ctx.eip += len;
     return true;
 }
 

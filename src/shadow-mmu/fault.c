@@ -189,6 +189,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
         if (rc == XBT_DMAP_FAIL) { /* the run reaches below mmap_min_addr: the page alone */
             lo = lin & ~0xFFFu;
             hi = lo + 4096;
+            pte_lo = r->pte; /* the page alone: its own entry */
             rc = d_map(m, lo, r->gpa & ~0xFFFull, 4096, writable, at);
         }
         if (rc == XBT_DMAP_FAIL)

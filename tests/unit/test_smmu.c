@@ -71,6 +71,7 @@ static bool can_write(uint32_t lin) { return can(m->kbase + lin, true); }
 
 static unsigned d_drops, d_parks, d_maps;
 static uint32_t d_last_lin;
+static uint32_t d_min; /* below it the mock refuses (mmap_min_addr) */
 
 static bool d_drop(void *o, unsigned set, uint32_t lin, uint64_t len)
 {
@@ -83,6 +84,8 @@ static bool d_drop(void *o, unsigned set, uint32_t lin, uint64_t len)
 static int d_map(void *o, uint32_t lin, uint64_t gpa, uint32_t len, bool w, int64_t fetch)
 {
     (void)o, (void)fetch;
+    if (lin < d_min)
+        return XBT_DMAP_FAIL;
     d_maps++;
     xbt_wmap_note(m, XBT_WINDOW_D, lin, len); /* as the runtime's xbt_direct_map does */
     if (w && m->window_paged)
@@ -400,6 +403,30 @@ START_TEST(record_is_what_was_mapped)
 }
 END_TEST
 
+/* Review: the D-window's run reaches below mmap_min_addr, so the page goes in alone;
+   its record must be the page's own entry, not the lowest neighbour's. */
+START_TEST(alone_after_min_addr_records_its_own_entry)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    map4k(PD1, PT1, 0xF000, 0x20F000, P | RW | US | A | D);
+    map4k(PD1, PT1, 0x10000, 0x210000, P | RW | US | A | D);
+    map4k(PD2, PT2, 0x400000, 0x250000, P | RW | A | D);
+    xbt_window_reset(m, a);
+    d_min = 0x10000;
+    ck_assert_int_eq(fault(a, XBT_WINDOW_D, 0x10000, false), XBT_DMAP_OK);
+    d_min = 0;
+    /* The guest points 0x10000 at the neighbour's frame, same flags, then flushes by
+       switching away and back. */
+    *word(PT1 + 0x10 * 4) = 0x20F000 | P | RW | US | A | D;
+    unsigned drops = d_drops;
+    uint64_t dropped = m->wrec_dropped;
+    xbt_smmu_cr3_changed(m, b);
+    xbt_smmu_cr3_changed(m, a);
+    ck_assert_msg(m->wrec_dropped > dropped || d_drops > drops,
+                  "stale D-window mapping of 0x10000 (frame 0x210000) kept");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shadow_mmu");
@@ -415,6 +442,7 @@ int main(void)
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);
+    tcase_add_test(tc, alone_after_min_addr_records_its_own_entry);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
