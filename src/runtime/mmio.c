@@ -951,7 +951,7 @@ xbt_status xbt_vcpu_set_mmio_shadow(xbt_vcpu *v, const xbt_mmio_shadow *s)
     return XBT_OK;
 }
 
-static int mmio_callout(struct xbt_vcpu *v)
+static int mmio_callout(struct xbt_vcpu *v, bool asked)
 {
     v->mmio.synced = false;
     uint64_t site = v->ctx.callout_site;
@@ -995,8 +995,8 @@ static int mmio_callout(struct xbt_vcpu *v)
     if (!is_store)
         rshadow_fill(v, lin, gpa);
     v->mmio.raised = false;
-    if (site_sync(v, in, gpa, size, is_store))
-        return 1;
+    if (!asked && site_sync(v, in, gpa, size, is_store))
+        return 1; /* (asked: mmio_plain's handler declined this access already) */
     if (mmio_begin_insn(v, lin, gpa, in))
         mmio_sync(v);
     return 1;
@@ -1007,9 +1007,9 @@ static int mmio_callout(struct xbt_vcpu *v)
    checked), the register or immediate the site names.  What site_sync does after the
    decode and the operand analysis, without them: the generic MMIO read cost 139 cycles
    against QEMU's 91, a fifth of it in that analysis.  false: not MMIO this time, or
-   anything unusual, or the handler declined (it had no side effect then): the general
-   path makes the access. */
-static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s)
+   anything unusual, or the handler declined (it had no side effect then; *asked): the
+   general path makes the access. */
+static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s, bool *asked)
 {
     /* The site's fields copied first: the handler may drop translations (their sites
        stay readable today, but nothing here should depend on it). */
@@ -1033,6 +1033,7 @@ static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s)
                                                : v->ctx.gpr[reg & 7];
         data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
     }
+    *asked = true;
     if (!ask_handler(v, gpa, size, store, &data))
         return false;
     if (!store)
@@ -1046,7 +1047,8 @@ int xbt_mmio_callout(struct xbt_vcpu *v)
     const struct xbt_callout_site *s =
         (const struct xbt_callout_site *)(uintptr_t)v->ctx.callout_site;
     v->mmio.synced = false;
-    if (s->mmio && mmio_plain(v, s))
+    bool asked = false;
+    if (s->mmio && mmio_plain(v, s, &asked))
         return site_result(v, 1);
-    return site_result(v, mmio_callout(v));
+    return site_result(v, mmio_callout(v, asked));
 }
