@@ -871,6 +871,22 @@ static int site_result(struct xbt_vcpu *v, int r)
    straight from the cached decoding: what mmio_begin_insn and mmio_sync would do for it,
    without their general analysis.  False: not such an access, or the handler declined
    (it had no side effect then): the general path makes it. */
+/* A plain load or store of `size` bytes at gpa answered by the embedder's handler: the
+   value `val` stored, or loaded into general register `reg` (0x80: AH..BH) of `rsize`
+   bytes (sign-extended with `sign`); EIP past the instruction's `len` bytes.  false:
+   the handler declined (it had no side effect then). */
+static bool plain_sync(struct xbt_vcpu *v, uint64_t gpa, unsigned size, bool store,
+                       uint32_t val, uint8_t reg, unsigned rsize, bool sign, unsigned len)
+{
+    uint64_t data = !store ? 0 : size < 4 ? val & ((1u << (8 * size)) - 1) : val;
+    if (!ask_handler(v, gpa, size, store, &data))
+        return false;
+    if (!store)
+        load_to_reg(v, reg, size, rsize, sign, (uint32_t)data);
+    v->ctx.eip += len;
+    return true;
+}
+
 static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsigned size,
                       bool is_store)
 {
@@ -884,19 +900,14 @@ static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsi
     if ((reg && xbt_gpr_index(other->reg.value) < 0) ||
         (!reg && (is_store ? other->type != ZYDIS_OPERAND_TYPE_IMMEDIATE : true)))
         return false;
-    uint64_t data = 0;
-    if (is_store) {
-        uint32_t val = reg ? gpr_read(v, other->reg.value) : (uint32_t)other->imm.value.u;
-        data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
-    }
-    if (!ask_handler(v, gpa, size, is_store, &data))
-        return false;
-    if (!is_store)
-        load_to_reg(v, (uint8_t)(xbt_gpr_index(other->reg.value) |
-                                 (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0)),
-                    size, other->size / 8, mn == ZYDIS_MNEMONIC_MOVSX, (uint32_t)data);
-    v->ctx.eip += in->length;
-    return true;
+    uint32_t val = 0;
+    if (is_store)
+        val = reg ? gpr_read(v, other->reg.value) : (uint32_t)other->imm.value.u;
+    uint8_t r = reg ? (uint8_t)(xbt_gpr_index(other->reg.value) |
+                                (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0))
+                    : 0;
+    return plain_sync(v, gpa, size, is_store, val, r, other->size / 8,
+                      mn == ZYDIS_MNEMONIC_MOVSX, in->length);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -951,9 +962,26 @@ xbt_status xbt_vcpu_set_mmio_shadow(xbt_vcpu *v, const xbt_mmio_shadow *s)
     return XBT_OK;
 }
 
+/* A site's access of `size` bytes at linear lin through segment seg, when it reaches
+   MMIO this time: its guest physical address (the read shadow's TLB entry made for a
+   load).  false: a null segment (its #GP is the translated code's; an expand-up limit
+   was checked by the site's own address computation, translate.c emit_linear_to_r15),
+   a page crossed (the fault path knows how), the walk refused (the guest's #PF, which
+   the instruction run alone raises itself), or RAM: the instruction runs alone. */
+static bool site_target(struct xbt_vcpu *v, int seg, uint32_t lin, unsigned size, bool store,
+                        uint64_t *gpa)
+{
+    if (v->arch.seg[seg].unusable || size == 0 || (lin & 0xFFF) + size > 4096 ||
+        !xbt_lin_gpa(v, lin, store, v->arch.cpl == 3, gpa) || xbt_gpa_mem(v->vm, *gpa, store))
+        return false;
+    if (!store)
+        rshadow_fill(v, lin, *gpa);
+    v->mmio.raised = false;
+    return true;
+}
+
 static int mmio_callout(struct xbt_vcpu *v, bool asked)
 {
-    v->mmio.synced = false;
     uint64_t site = v->ctx.callout_site;
     uint32_t flushes = xbt_tc_flushes(v->tc);
     struct xbt_mmio_dcache *dc = &v->mmio.dcache[(site >> 4) % XBT_MMIO_DCACHE];
@@ -973,28 +1001,13 @@ static int mmio_callout(struct xbt_vcpu *v, bool asked)
         return 0; /* a register bit offset may move the access: as before, by a fault */
     unsigned size = mem->size / 8;
     bool is_store = mem->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE;
-    const xbt_segment *sg = &v->arch.seg[in->seg];
-    /* A null segment: its #GP is the translated code's.  An expand-up limit was checked
-       by the site's own address computation before this callout (translate.c,
-       emit_linear_to_r15), so limited segments (real mode's 64 KiB) have sites too. */
-    if (sg->unusable)
-        return 0;
     uint32_t ea = 0;
     if (!operand_ea(v, in, mem, &ea))
         return 0;
-    uint32_t lin = sg->base + (uint32_t)ea;
-    if (size == 0 || (lin & 0xFFF) + size > 4096)
-        return 0; /* crossing a page: the fault path knows how */
-    /* The rights of the access as the CPU checks them; a refusal is the guest's #PF,
-       which the instruction run alone raises itself. */
+    uint32_t lin = v->arch.seg[in->seg].base + (uint32_t)ea;
     uint64_t gpa;
-    if (!xbt_lin_gpa(v, lin, is_store, v->arch.cpl == 3, &gpa))
+    if (!site_target(v, in->seg, lin, size, is_store, &gpa))
         return 0;
-    if (xbt_gpa_mem(v->vm, gpa, is_store))
-        return 0;
-    if (!is_store)
-        rshadow_fill(v, lin, gpa);
-    v->mmio.raised = false;
     if (!asked && site_sync(v, in, gpa, size, is_store))
         return 1; /* (asked: mmio_plain's handler declined this access already) */
     if (mmio_begin_insn(v, lin, gpa, in))
@@ -1017,29 +1030,17 @@ static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s, boo
     uint32_t imm = s->imm;
     unsigned size = 1u << (f & 3), rsize = 1u << ((f >> 2) & 3);
     bool store = f & XBT_MMIO_FORM_STORE;
-    uint32_t lin = v->ctx.callout_ea;
     uint64_t gpa;
-    if (!v->vm->mmio_fn || s->seg >= 6 || v->arch.seg[s->seg].unusable ||
-        (lin & 0xFFF) + size > 4096 || !xbt_lin_gpa(v, lin, store, v->arch.cpl == 3, &gpa) ||
-        xbt_gpa_mem(v->vm, gpa, store))
+    if (!v->vm->mmio_fn || s->seg >= 6 ||
+        !site_target(v, s->seg, v->ctx.callout_ea, size, store, &gpa))
         return false;
-    if (!store)
-        rshadow_fill(v, lin, gpa);
-    v->mmio.raised = false;
-    uint64_t data = 0;
-    if (store) {
-        uint32_t val = (f & XBT_MMIO_FORM_IMM) ? imm
-                       : (reg & 0x80)          ? (v->ctx.gpr[reg & 7] >> 8) & 0xFF
-                                               : v->ctx.gpr[reg & 7];
-        data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
-    }
+    uint32_t val = 0;
+    if (store)
+        val = (f & XBT_MMIO_FORM_IMM) ? imm
+              : (reg & 0x80)          ? (v->ctx.gpr[reg & 7] >> 8) & 0xFF
+                                      : v->ctx.gpr[reg & 7];
     *asked = true;
-    if (!ask_handler(v, gpa, size, store, &data))
-        return false;
-    if (!store)
-        load_to_reg(v, reg, size, rsize, f & XBT_MMIO_FORM_SIGN, (uint32_t)data);
-    v->ctx.eip += len;
-    return true;
+    return plain_sync(v, gpa, size, store, val, reg, rsize, f & XBT_MMIO_FORM_SIGN, len);
 }
 
 int xbt_mmio_callout(struct xbt_vcpu *v)
