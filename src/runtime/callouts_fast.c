@@ -243,7 +243,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         uint32_t *g = v->ctx.gpr;
         const struct xbt_cpuid_hit *h = &v->cpuid_hit[xbt_cpuid_slot(g[XBT_EAX], g[XBT_ECX])];
         if (!h->valid || h->leaf != g[XBT_EAX] || h->sub != g[XBT_ECX] ||
-            h->gen != v->cpuid_gen || h->misc != v->arch.msr_misc_enable)
+            h->gen != v->cpuid_gen)
             return XBT_FAST_DECLINE;
         g[XBT_EAX] = h->r[0], g[XBT_EBX] = h->r[1], g[XBT_ECX] = h->r[2], g[XBT_EDX] = h->r[3];
         return done(v, s);

@@ -351,7 +351,7 @@ void xbt_cpuid_answer(struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t 
     xbt_cpuid(v, leaf, sub, out);
     struct xbt_cpuid_hit *h = &v->cpuid_hit[xbt_cpuid_slot(leaf, sub)];
     *h = (struct xbt_cpuid_hit){ leaf, sub, v->cpuid_gen, { out[0], out[1], out[2], out[3] },
-                                 v->arch.msr_misc_enable, true };
+                                 true };
     v->ctx.cpuid_nkey = -((uint64_t)sub << 32 | leaf);
     memcpy(v->ctx.cpuid_r, out, 16);
 }

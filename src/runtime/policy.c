@@ -117,7 +117,6 @@ xbt_status xbt_vcpu_set_cpuid(xbt_vcpu *v, const xbt_cpuid_entry *entries, size_
     }
     memcpy(v->pol.cpuid, entries, n * sizeof *entries);
     v->pol.n_cpuid = (uint32_t)n;
-
     v->pol.cpuid_set = true;
     const xbt_cpuid_entry *l1 = find_entry(entries, n, 1, 0);
     const xbt_cpuid_entry *l7 = find_entry(entries, n, 7, 0);

@@ -454,14 +454,13 @@ struct xbt_vcpu {
     } *stlb;                         /* XBT_STLB_SIZE */
     uint32_t stlb_gen;
     /* CPUID results the full handler computed (co_cpu_info), answered again by the fast
-       handler at CPL 0 (callouts_fast.c) while the embedder's policy (cpuid_gen: each
-       xbt_vcpu_set_cpuid) and IA32_MISC_ENABLE (Limit CPUID Maxval) are what they were;
-       the rest of what CPUID answers is fixed for the vCPU's life (cpumodel.c).  One
-       entry per (leaf, subleaf) slot, the last one asked. */
+       handler at CPL 0 (callouts_fast.c) while cpuid_gen is what it was: each change of
+       the embedder's policy or of IA32_MISC_ENABLE (Limit CPUID Maxval) moves it
+       (xbt_cpuid_refresh); the rest of what CPUID answers is fixed for the vCPU's life
+       (cpumodel.c).  One entry per (leaf, subleaf) slot, the last one asked. */
 #define XBT_CPUID_HITS 8
     struct xbt_cpuid_hit {
         uint32_t leaf, sub, gen, r[4];
-        uint64_t misc;
         bool valid;
     } cpuid_hit[XBT_CPUID_HITS];
     uint32_t cpuid_gen;
