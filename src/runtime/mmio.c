@@ -866,50 +866,6 @@ static int site_result(struct xbt_vcpu *v, int r)
     return r;
 }
 
-/* An MMIO site's plain MOV, MOVZX or MOVSX (1, 2 or 4 bytes within the page, the
-   other operand a general register or an immediate) answered by the embedder's handler
-   straight from the cached decoding: what mmio_begin_insn and mmio_sync would do for it,
-   without their general analysis.  False: not such an access, or the handler declined
-   (it had no side effect then): the general path makes it. */
-/* A plain load or store of `size` bytes at gpa answered by the embedder's handler: the
-   value `val` stored, or loaded into general register `reg` (0x80: AH..BH) of `rsize`
-   bytes (sign-extended with `sign`); EIP past the instruction's `len` bytes.  false:
-   the handler declined (it had no side effect then). */
-static bool plain_sync(struct xbt_vcpu *v, uint64_t gpa, unsigned size, bool store,
-                       uint32_t val, uint8_t reg, unsigned rsize, bool sign, unsigned len)
-{
-    uint64_t data = !store ? 0 : size < 4 ? val & ((1u << (8 * size)) - 1) : val;
-    if (!ask_handler(v, gpa, size, store, &data))
-        return false;
-    if (!store)
-        load_to_reg(v, reg, size, rsize, sign, (uint32_t)data);
-    v->ctx.eip += len;
-    return true;
-}
-
-static bool site_sync(struct xbt_vcpu *v, const xbt_insn *in, uint64_t gpa, unsigned size,
-                      bool is_store)
-{
-    xbt_vm *vm = v->vm;
-    ZydisMnemonic mn = in->zi.mnemonic;
-    if (!vm->mmio_fn || (size != 1 && size != 2 && size != 4) ||
-        (mn != ZYDIS_MNEMONIC_MOV && mn != ZYDIS_MNEMONIC_MOVZX && mn != ZYDIS_MNEMONIC_MOVSX))
-        return false;
-    const ZydisDecodedOperand *other = &in->ops[in->mem_op == 0 ? 1 : 0];
-    bool reg = other->type == ZYDIS_OPERAND_TYPE_REGISTER;
-    if ((reg && xbt_gpr_index(other->reg.value) < 0) ||
-        (!reg && (is_store ? other->type != ZYDIS_OPERAND_TYPE_IMMEDIATE : true)))
-        return false;
-    uint32_t val = 0;
-    if (is_store)
-        val = reg ? gpr_read(v, other->reg.value) : (uint32_t)other->imm.value.u;
-    uint8_t r = reg ? (uint8_t)(xbt_gpr_index(other->reg.value) |
-                                (xbt_reg_is_high8(other->reg.value) ? 0x80 : 0))
-                    : 0;
-    return plain_sync(v, gpa, size, is_store, val, r, other->size / 8,
-                      mn == ZYDIS_MNEMONIC_MOVSX, in->length);
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* The read shadow (xbt_vcpu_set_mmio_shadow).  Its TLB entries, ctx.rs_nlin[CPL 3]:
    the linear page a site's read found mapped to the shadowed page with the rights of
@@ -980,7 +936,7 @@ static bool site_target(struct xbt_vcpu *v, int seg, uint32_t lin, unsigned size
     return true;
 }
 
-static int mmio_callout(struct xbt_vcpu *v, bool asked)
+static int mmio_callout(struct xbt_vcpu *v)
 {
     uint64_t site = v->ctx.callout_site;
     uint32_t flushes = xbt_tc_flushes(v->tc);
@@ -1008,21 +964,19 @@ static int mmio_callout(struct xbt_vcpu *v, bool asked)
     uint64_t gpa;
     if (!site_target(v, in->seg, lin, size, is_store, &gpa))
         return 0;
-    if (!asked && site_sync(v, in, gpa, size, is_store))
-        return 1; /* (asked: mmio_plain's handler declined this access already) */
     if (mmio_begin_insn(v, lin, gpa, in))
         mmio_sync(v);
     return 1;
 }
 
-/* The site's plain MOV, MOVZX or MOVSX (XBT_MMIO_FORM_*, which the translator found)
+/* The site's plain MOV, MOVZX or MOVSX (XBT_MMIO_FORM_*, which the translator found
+   for every such access: the general path below never sees one it could answer so)
    straight from the site: the linear address the translated code computed (limit
-   checked), the register or immediate the site names.  What site_sync does after the
-   decode and the operand analysis, without them: the generic MMIO read cost 139 cycles
-   against QEMU's 91, a fifth of it in that analysis.  false: not MMIO this time, or
-   anything unusual, or the handler declined (it had no side effect then; *asked): the
-   general path makes the access. */
-static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s, bool *asked)
+   checked), the register or immediate the site names, without a decode or an operand
+   analysis (the generic MMIO read cost 139 cycles against QEMU's 91, a fifth of it in
+   that analysis).  false: not MMIO this time, or the handler declined (it had no side
+   effect then): the general path makes the access. */
+static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s)
 {
     /* The site's fields copied first: the handler may drop translations (their sites
        stay readable today, but nothing here should depend on it). */
@@ -1034,13 +988,19 @@ static bool mmio_plain(struct xbt_vcpu *v, const struct xbt_callout_site *s, boo
     if (!v->vm->mmio_fn || s->seg >= 6 ||
         !site_target(v, s->seg, v->ctx.callout_ea, size, store, &gpa))
         return false;
-    uint32_t val = 0;
-    if (store)
-        val = (f & XBT_MMIO_FORM_IMM) ? imm
-              : (reg & 0x80)          ? (v->ctx.gpr[reg & 7] >> 8) & 0xFF
-                                      : v->ctx.gpr[reg & 7];
-    *asked = true;
-    return plain_sync(v, gpa, size, store, val, reg, rsize, f & XBT_MMIO_FORM_SIGN, len);
+    uint64_t data = 0;
+    if (store) {
+        uint32_t val = (f & XBT_MMIO_FORM_IMM) ? imm
+                       : (reg & 0x80)          ? (v->ctx.gpr[reg & 7] >> 8) & 0xFF
+                                               : v->ctx.gpr[reg & 7];
+        data = size < 4 ? val & ((1u << (8 * size)) - 1) : val;
+    }
+    if (!ask_handler(v, gpa, size, store, &data))
+        return false;
+    if (!store)
+        load_to_reg(v, reg, size, rsize, f & XBT_MMIO_FORM_SIGN, (uint32_t)data);
+    v->ctx.eip += len;
+    return true;
 }
 
 int xbt_mmio_callout(struct xbt_vcpu *v)
@@ -1048,8 +1008,7 @@ int xbt_mmio_callout(struct xbt_vcpu *v)
     const struct xbt_callout_site *s =
         (const struct xbt_callout_site *)(uintptr_t)v->ctx.callout_site;
     v->mmio.synced = false;
-    bool asked = false;
-    if (s->mmio && mmio_plain(v, s, &asked))
+    if (s->mmio && mmio_plain(v, s))
         return site_result(v, 1);
-    return site_result(v, mmio_callout(v, asked));
+    return site_result(v, mmio_callout(v));
 }
