@@ -139,6 +139,17 @@ static int fault(xbt_smmu_regs regs, int win, uint32_t lin, bool write)
     return xbt_smmu_fill(m, regs, win, lin, &r, writable, false, true);
 }
 
+/* A read-only K-window fill of lin after its walk, with another vCPU's write of
+   `value` to the table entry at `entry` in between (the walk saw the entry before). */
+static int fill_raced(xbt_smmu_regs regs, uint32_t lin, uint32_t *entry, uint32_t value)
+{
+    xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, lin, false, false, false, false };
+    xbt_walk_result r;
+    ck_assert_msg(xbt_walk(&q, rd32, wr32, NULL, &r), "walk of %08x failed", lin);
+    *entry = value;
+    return xbt_smmu_fill(m, regs, XBT_WINDOW_K, lin, &r, false, false, true);
+}
+
 static void setup(void)
 {
     struct sigaction sa = { 0 };
@@ -366,12 +377,7 @@ START_TEST(fill_after_the_entry_changed)
     map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A);
     map4k(PD1, PT1, 0x401000, 0x201000, RW);
     xbt_window_reset(m, regs);
-    xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, 0x400000, false, false, false, false };
-    xbt_walk_result r;
-    ck_assert(xbt_walk(&q, rd32, wr32, NULL, &r));
-    *word(PT1) = 0x200000 | RW | A;
-    ck_assert_int_eq(xbt_smmu_fill(m, regs, XBT_WINDOW_K, 0x400000, &r, false, false, true),
-                     XBT_DMAP_OK);
+    ck_assert_int_eq(fill_raced(regs, 0x400000, word(PT1), 0x200000 | RW | A), XBT_DMAP_OK);
     ck_assert_uint_eq(*word(PT1 + 4), 0x201000 | RW);
     ck_assert(!can_read(0x401000));
 }
@@ -388,11 +394,7 @@ START_TEST(record_is_what_was_mapped)
     map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
     map4k(PD2, PT2, 0x400000, 0x250000, P | RW | A | D);
     xbt_window_reset(m, a);
-    xbt_walk_req q = { a.cr0, a.cr3, a.cr4, 0x400000, false, false, false, false };
-    xbt_walk_result r;
-    ck_assert(xbt_walk(&q, rd32, wr32, NULL, &r));
-    *word(PT1) = 0x260000 | P | RW | A | D;
-    ck_assert_int_eq(xbt_smmu_fill(m, a, XBT_WINDOW_K, 0x400000, &r, false, false, true),
+    ck_assert_int_eq(fill_raced(a, 0x400000, word(PT1), 0x260000 | P | RW | A | D),
                      XBT_DMAP_OK);
     ram[0x200000] = 0x11;
     ck_assert_int_eq(m->kbase[0x400000], 0x11); /* the walk's frame, as a TLB would */
