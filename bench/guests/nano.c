@@ -16,7 +16,10 @@
  * then with paging on (4 KiB identity pages):
  *   pagefault a read of a not-present page, handled by the guest (skips the instruction)
  *   ptewrite  a store to a page-table entry (same value)
- *   cr3switch a CR3 load alternating between two page directories, then one memory read
+ *   cr3switch a CR3 load alternating between two page directories that map alike (they
+ *             share their tables), then one memory read
+ *   procswitch the same between two directories that map the page read differently
+ *             (each its own table for it), as two processes' user pages do
  *   syscall   user INT 0x80 to a ring-0 handler and back by IRET, paging off
  *   syscallpg the same with paging on
  *   compute3  the compute kernel at CPL 3 (directly executed under xbt's direct mode)
@@ -131,6 +134,8 @@ static void user_syscalls(void)
 static u32 pd[1024] __attribute__((aligned(4096)));
 static u32 pd2[1024] __attribute__((aligned(4096)));
 static u32 pt[4][1024] __attribute__((aligned(4096)));
+static u32 pd3[1024] __attribute__((aligned(4096)));
+static u32 pt3[1024] __attribute__((aligned(4096)));
 static void iret_only(struct frame *f) { (void)f; }
 
 #define MEASURE(name, iters, body)                                               \
@@ -225,6 +230,15 @@ void main(void)
     MEASURE("ptewrite", 200000, *pte = pv);
     MEASURE("cr3switch", 2000, {
         __asm__ volatile("mov %0, %%cr3" : : "r"((i & 1) ? pd2 : pd) : "memory");
+        sink += *(volatile u32 *)0x00200000;
+    });
+    memcpy(pt3, pt[0], sizeof pt3);
+    pt3[0x200] = 0x00300000u | 3; /* linear 0x200000 -> frame 0x300000 in pd3 */
+    for (u32 i = 0; i < 4; i++)
+        pd3[i] = pd[i];
+    pd3[0] = (u32)pt3 | 3;
+    MEASURE("procswitch", 2000, {
+        __asm__ volatile("mov %0, %%cr3" : : "r"((i & 1) ? pd3 : pd) : "memory");
         sink += *(volatile u32 *)0x00200000;
     });
     for (u32 i = 0; i < 4 * 1024; i++)

@@ -887,6 +887,11 @@ typedef struct xbt_stats {
        4,096 TSC cycles of the last) gave its host CPU away (sched_yield), as pause-loop
        exiting does in hardware VMMs */
     uint64_t pause_yields;
+    /* CR3 loads that gave the current window set to the new address space instead of
+       switching sets (where a switch moves the host GS base by a system call: little
+       of the current set differed; see docs/ARCHITECTURE.md, "Per-address-space
+       windows") */
+    uint64_t set_keeps;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

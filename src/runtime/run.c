@@ -711,6 +711,19 @@ bool xbt_gs_fixed(void)
     return f;
 }
 
+/* Whether a switch between window sets should be avoided where little is lost (the
+   shadow MMU's keep_set): it moves the GS base, which without WRGSBASE is a host system
+   call.  XBT_WSET=keep or XBT_WSET=lru overrides. */
+bool xbt_set_switch_dear(void)
+{
+    const char *e = getenv("XBT_WSET");
+    if (e && !strcmp(e, "keep"))
+        return true;
+    if (e && !strcmp(e, "lru"))
+        return false;
+    return !host_wrgsbase();
+}
+
 /* The GS base translated code needs now, and the window ctx->kbase names (the one of
    the current privilege, which callouts and the string rewrites use). */
 static uint8_t *gs_target(const struct xbt_vcpu *v)
@@ -1352,6 +1365,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         (unsigned long long)st->hidden_faults, (unsigned long long)st->page_faults,
         (unsigned long long)st->window_drops, (unsigned long long)st->code_page_invalidations,
         (unsigned long long)st->wrec_checked, (unsigned long long)st->wrec_dropped);
+    if (st->set_keeps)
+        OUT("paging: %llu CR3 loads kept the current window set (no GS base move)\n",
+            (unsigned long long)st->set_keeps);
     if (st->fault_sites)
         OUT("paging: %llu fault sites (instructions that check their page before the "
             "access)\n", (unsigned long long)st->fault_sites);

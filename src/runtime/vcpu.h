@@ -732,6 +732,7 @@ static inline uint32_t xbt_as_key(const struct xbt_vcpu *v)
 /* GS stays at the K-window's base at every privilege, translated CPL 3 code reaching
    the U-window below it (XBT_WINDOW_UK; run.c says when). */
 bool xbt_gs_fixed(void);
+bool xbt_set_switch_dear(void);
 /* The window translated code of this vCPU uses now: the user window for CPL 3 with
    paging on, else the K-window. */
 static inline uint8_t *xbt_current_window(const struct xbt_vcpu *v)

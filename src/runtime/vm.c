@@ -46,6 +46,7 @@ static xbt_smmu *new_mmu(xbt_vm *vm)
     }
     m->dwin = xbt_direct_dwin;
     m->dwin.opaque = vm;
+    m->keep_set = xbt_set_switch_dear();
     return m;
 }
 
@@ -685,6 +686,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     st->code_page_invalidations = v->code_page_invals;
     st->wrec_checked = v->mmu->wrec_checked;
     st->wrec_dropped = v->mmu->wrec_dropped;
+    st->set_keeps = v->mmu->set_keeps;
     st->code_page_protects = v->mmu->code_protects;
     st->code_protect_resets = v->mmu->code_protect_resets;
     for (int k = 0; k < XBT_WSETS; k++) {

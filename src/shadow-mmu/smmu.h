@@ -191,8 +191,12 @@ typedef struct xbt_smmu {
        with it): the runtime looks again for other vCPUs' code there after a fill. */
     uint64_t spec_pt;
 
+    /* A switch to another window set is dear (it moves the host GS base by a system
+       call): a CR3 load may re-key the current set instead (window.c, keep_current). */
+    bool keep_set;
+
     /* Statistics. */
-    uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets;
+    uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets, set_keeps;
 } xbt_smmu;
 #define XBT_SPEC_PT_NONE (~0ull)
 

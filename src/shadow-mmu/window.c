@@ -532,6 +532,60 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
     drop_records(m, w, w->gone, n_gone);
 }
 
+/* Whether the current set should take the address space `cr3` over instead of a switch
+   to another set (m->keep_set: a switch moves the GS base, a host system call of 20,000
+   cycles where there is no WRGSBASE).  For a new address space (no set of its own: one
+   is taken over either way), when a re-check against cr3's tables drops at most
+   XBT_KEEP_DROPS of the current set's records, each a host call now and a fault if the
+   address space left comes back, against the GS base move now and back.  For an
+   address space with a cached set w, only when nothing is lost: no record dropped and
+   w holds no more records than the current set keeps (xv6 goes through its
+   scheduler's directory between processes: giving each process's pages up there cost
+   more than the GS moves saved).  The re-check is the real one (a record whose table
+   moved takes the new directory entry, as the take-over's would), newest records
+   first, where an address space's own user pages are; gone[] receives the indices of
+   the records that fail. */
+#define XBT_KEEP_DROPS 2
+static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
+                         uint32_t gone[XBT_KEEP_DROPS], uint32_t *n_gone)
+{
+    struct xbt_wset *c = m->cur;
+    if (!m->keep_set || c->rec_overflow || (w && !w->rec_overflow && w->n_rec > c->n_rec))
+        return false;
+    uint64_t pd = cr3 & ~0xFFFu;
+    uint32_t n = 0, limit = w ? 0 : XBT_KEEP_DROPS;
+    for (uint32_t k = c->n_rec; k-- > 0;) {
+        struct xbt_wrec *e = &c->rec[k];
+        if (e->win != XBT_WINDOW_D && rec_unchanged(m, pd, e))
+            continue;
+        if (n == limit)
+            return false;
+        gone[n++] = k;
+    }
+    *n_gone = n;
+    return true;
+}
+
+/* The current set goes to address space cr3 (keep_current said so): the records at
+   gone[] (descending indices) leave it, the others stay as they are. */
+static void keep_switch(xbt_smmu *m, uint32_t cr3, const uint32_t *gone, uint32_t n_gone)
+{
+    struct xbt_wset *c = m->cur;
+    if (m->dwin.park) /* its runner's address space is no longer current */
+        m->dwin.park(m->dwin.opaque, c->idx);
+    m->wrec_checked += c->n_rec;
+    m->wrec_dropped += n_gone;
+    for (uint32_t i = 0; i < n_gone; i++) {
+        c->gone[i] = c->rec[gone[i]];
+        c->rec[gone[i]] = c->rec[--c->n_rec]; /* descending: the last one is never gone */
+    }
+    c->cr3 = cr3;
+    c->gen++;
+    c->stamp = ++m->wclock;
+    m->set_keeps++;
+    drop_records(m, c, c->gone, n_gone);
+}
+
 void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
 {
     struct xbt_wset *w = NULL, *lru = NULL;
@@ -541,6 +595,15 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
             w = c;
         if (c != m->cur && (!lru || c->stamp < lru->stamp))
             lru = c;
+    }
+    uint32_t gone[XBT_KEEP_DROPS], n_gone = 0;
+    if (w != m->cur && keep_current(m, cr3, w, gone, &n_gone)) {
+        if (w) { /* its mappings stay until a take-over re-checks them (~0u: no CR3) */
+            w->cr3 = ~0u;
+            w->stamp = 0;
+        }
+        keep_switch(m, cr3, gone, n_gone);
+        return;
     }
     /* The outgoing address space's user code must not run on in its runner while
        another is current: its page tables may change without a flush the VMM sees. */

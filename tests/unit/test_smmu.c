@@ -429,6 +429,108 @@ START_TEST(alone_after_min_addr_records_its_own_entry)
 }
 END_TEST
 
+/* Where a set switch is dear (m->keep_set: it moves the host GS base), a CR3 load to
+   an address space that maps what the current set holds re-keys the current set: same
+   windows, the mappings kept, the old address space's runner parked; a switch back
+   does the same. */
+START_TEST(keep_set_when_alike)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    *word(PD2 + 1 * 4) = PT1 | P | RW | US | A; /* B shares A's table */
+    xbt_window_reset(m, a);
+    m->keep_set = true;
+    fault(a, XBT_WINDOW_K, 0x400000, false);
+    uint8_t *k = m->kbase;
+    xbt_smmu_cr3_changed(m, b);
+    ck_assert_ptr_eq(m->kbase, k);
+    ck_assert(can_read(0x400000));
+    ck_assert_uint_eq(m->set_keeps, 1);
+    ck_assert_uint_eq(d_parks, 1);
+    xbt_smmu_cr3_changed(m, a);
+    ck_assert_ptr_eq(m->kbase, k);
+    ck_assert(can_read(0x400000));
+    ck_assert_uint_eq(m->set_keeps, 2);
+}
+END_TEST
+
+/* One mapping differs: the set is kept and that mapping dropped, never used stale. */
+START_TEST(keep_set_drops_what_differs)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    map4k(PD2, PT2, 0x400000, 0x250000, P | RW | A | D);
+    xbt_window_reset(m, a);
+    m->keep_set = true;
+    fault(a, XBT_WINDOW_K, 0x400000, false);
+    uint8_t *k = m->kbase;
+    xbt_smmu_cr3_changed(m, b);
+    ck_assert_ptr_eq(m->kbase, k);
+    ck_assert(!can_read(0x400000));
+    fault(b, XBT_WINDOW_K, 0x400000, false);
+    ram[0x250000] = 0x42;
+    ck_assert_int_eq(m->kbase[0x400000], 0x42);
+    xbt_smmu_cr3_changed(m, a);
+    ck_assert(!can_read(0x400000));
+}
+END_TEST
+
+/* More than XBT_KEEP_DROPS mappings differ: a set of its own, as without keep_set. */
+START_TEST(keep_set_switches_when_much_differs)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    for (uint32_t i = 0; i < 4; i++) { /* apart: four records */
+        map4k(PD1, PT1, 0x400000 + i * 0x2000, 0x200000 + i * 0x2000, P | RW | A | D);
+        map4k(PD2, PT2, 0x400000 + i * 0x2000, 0x250000 + i * 0x2000, P | RW | A | D);
+    }
+    xbt_window_reset(m, a);
+    m->keep_set = true;
+    for (uint32_t i = 0; i < 4; i++)
+        fault(a, XBT_WINDOW_K, 0x400000 + i * 0x2000, false);
+    ck_assert_uint_eq(m->cur->n_rec, 4);
+    uint8_t *k = m->kbase;
+    xbt_smmu_cr3_changed(m, b);
+    ck_assert_ptr_ne(m->kbase, k);
+    ck_assert_uint_eq(m->set_keeps, 0);
+    xbt_smmu_cr3_changed(m, a); /* back to A's own set, its mappings re-checked */
+    ck_assert_ptr_eq(m->kbase, k);
+    ck_assert(can_read(0x400000) && can_read(0x406000));
+}
+END_TEST
+
+/* The cached set of the address space the current set took over loses its key (one
+   set per address space: the current one) and is the next one taken over; a later
+   CR3 load to that directory re-checks what is mapped for it, after the guest changed
+   an entry meanwhile. */
+START_TEST(keep_set_unkeys_the_other_set)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    *word(PD2 + 1 * 4) = PT1 | P | RW | US | A; /* B shares A's table */
+    map4k(PD2, PT2, 0x800000, 0x250000, P | RW | A | D);
+    xbt_window_reset(m, a);
+    fault(a, XBT_WINDOW_K, 0x400000, false);
+    xbt_smmu_cr3_changed(m, b); /* keep_set off: B gets a set of its own */
+    fault(b, XBT_WINDOW_K, 0x800000, false);
+    struct xbt_wset *bs = m->cur;
+    xbt_smmu_cr3_changed(m, a);
+    m->keep_set = true;
+    xbt_smmu_cr3_changed(m, b); /* A's set alike for B, B's own set no bigger: kept */
+    ck_assert_uint_eq(m->set_keeps, 1);
+    ck_assert_ptr_ne(m->cur, bs);
+    for (int k = 0; k < XBT_WSETS; k++)
+        ck_assert(m->wset[k] == m->cur || m->wset[k]->cr3 != PD2);
+    ram[0x250000] = 0x11;
+    ck_assert_int_eq(bs->kbase[0x800000], 0x11); /* still mapped there, unkeyed */
+    *word(PT2 + ((0x800000 >> 12) & 0x3FF) * 4) = 0x260000 | P | RW | A | D;
+    ram[0x260000] = 0x22;
+    m->keep_set = false;
+    xbt_smmu_cr3_changed(m, a); /* a new address space again: takes B's old set over */
+    ck_assert_ptr_eq(m->cur, bs);
+    ck_assert(!can_read(0x800000)); /* A does not map it: dropped by the re-check */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shadow_mmu");
@@ -445,6 +547,10 @@ int main(void)
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);
     tcase_add_test(tc, alone_after_min_addr_records_its_own_entry);
+    tcase_add_test(tc, keep_set_when_alike);
+    tcase_add_test(tc, keep_set_drops_what_differs);
+    tcase_add_test(tc, keep_set_switches_when_much_differs);
+    tcase_add_test(tc, keep_set_unkeys_the_other_set);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
