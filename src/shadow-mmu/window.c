@@ -532,25 +532,51 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
     drop_records(m, w, w->gone, n_gone);
 }
 
+/* Whether everything w maps from its records, c maps alike (the same guest page, as
+   writable, in the same window): c taking w's address space over then gives up none
+   of w's non-global mappings.  Never for a D-window record (c's runner is another
+   process), nor past XBT_KEEP_COVER pages looked at. */
+#define XBT_KEEP_COVER 4096
+static bool covers(const struct xbt_wset *c, const struct xbt_wset *w)
+{
+    uint32_t seen = 0;
+    for (uint32_t k = 0; k < w->n_rec; k++) {
+        const struct xbt_wrec *e = &w->rec[k];
+        if (e->win == XBT_WINDOW_D || (seen += e->npages) > XBT_KEEP_COVER)
+            return false;
+        const struct xbt_wmap *wm = &w->wmap[e->win], *cm = &c->wmap[e->win];
+        for (uint32_t i = 0; i < e->npages; i++) {
+            uint32_t p = (e->lin >> 12) + i, lin = p << 12;
+            if (!xbt_wmap_has(wm, lin))
+                continue; /* dropped from w since: nothing to lose */
+            if (!xbt_wmap_has(cm, lin) || c->frame[e->win][p] != w->frame[e->win][p] ||
+                cm->probe[p] != wm->probe[p])
+                return false;
+        }
+    }
+    return true;
+}
+
 /* Whether the current set should take the address space `cr3` over instead of a switch
    to another set (m->keep_set: a switch moves the GS base, a host system call of 20,000
    cycles where there is no WRGSBASE).  For a new address space (no set of its own: one
    is taken over either way), when a re-check against cr3's tables drops at most
    XBT_KEEP_DROPS of the current set's records, each a host call now and a fault if the
    address space left comes back, against the GS base move now and back.  For an
-   address space with a cached set w, only when nothing is lost: no record dropped and
-   w holds no more records than the current set keeps (xv6 goes through its
-   scheduler's directory between processes: giving each process's pages up there cost
-   more than the GS moves saved).  The re-check is the real one (a record whose table
-   moved takes the new directory entry, as the take-over's would), newest records
-   first, where an address space's own user pages are; gone[] receives the indices of
-   the records that fail. */
+   address space with a cached set w, only when nothing of either is lost: no record
+   of the current set drops and it maps everything w's records map (covers).  A looser
+   rule cost xv6 8%: it passes through its scheduler's directory between processes,
+   and each process gave its pages up there.  The re-check is the real one (a record
+   whose table moved takes the new directory entry, as the take-over's would; harmless
+   if the set is not kept: only the flags are compared), from the end of the list, where
+   an address space's own recent pages tend to be; gone[] receives the indices of the
+   records that fail, in descending order. */
 #define XBT_KEEP_DROPS 2
 static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
                          uint32_t gone[XBT_KEEP_DROPS], uint32_t *n_gone)
 {
     struct xbt_wset *c = m->cur;
-    if (!m->keep_set || c->rec_overflow || (w && !w->rec_overflow && w->n_rec > c->n_rec))
+    if (!m->keep_set || c->rec_overflow || (w && (w->rec_overflow || w->n_rec > c->n_rec)))
         return false;
     uint64_t pd = cr3 & ~0xFFFu;
     uint32_t n = 0, limit = w ? 0 : XBT_KEEP_DROPS;
@@ -563,11 +589,11 @@ static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
         gone[n++] = k;
     }
     *n_gone = n;
-    return true;
+    return !w || covers(c, w);
 }
 
 /* The current set goes to address space cr3 (keep_current said so): the records at
-   gone[] (descending indices) leave it, the others stay as they are. */
+   gone[] (descending indices) leave it, the others stay, in their order. */
 static void keep_switch(xbt_smmu *m, uint32_t cr3, const uint32_t *gone, uint32_t n_gone)
 {
     struct xbt_wset *c = m->cur;
@@ -575,10 +601,14 @@ static void keep_switch(xbt_smmu *m, uint32_t cr3, const uint32_t *gone, uint32_
         m->dwin.park(m->dwin.opaque, c->idx);
     m->wrec_checked += c->n_rec;
     m->wrec_dropped += n_gone;
-    for (uint32_t i = 0; i < n_gone; i++) {
-        c->gone[i] = c->rec[gone[i]];
-        c->rec[gone[i]] = c->rec[--c->n_rec]; /* descending: the last one is never gone */
+    uint32_t kept = 0, g = n_gone;
+    for (uint32_t k = 0; k < c->n_rec; k++) {
+        if (g && k == gone[g - 1])
+            c->gone[n_gone - g--] = c->rec[k];
+        else
+            c->rec[kept++] = c->rec[k];
     }
+    c->n_rec = kept;
     c->cr3 = cr3;
     c->gen++;
     c->stamp = ++m->wclock;
