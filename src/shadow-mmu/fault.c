@@ -20,8 +20,11 @@ static int d_map(xbt_smmu *m, uint32_t lin, uint64_t gpa, uint32_t len, bool wri
 
 /* A write to a 4 KiB page the K- or U-window maps read-only onto the same guest page
    the walk found (its first write: the walk set the dirty bit): the mapping is made
-   writable in place.  A permission upgrade needs no TLB flush on the host, where
-   mapping over the populated page made the host shoot down its TLB on every CPU. */
+   writable in place, one call instead of a mapping over the populated page.  The host
+   still flushes its TLB for it (x86 Linux flushes on any change of a PTE's write bit):
+   10,000-14,000 cycles on this host, 60,000-106,000 while another thread of the
+   process runs on the other CPU (docs/ARCHITECTURE.md, "Several vCPUs": what it costs
+   xv6 on 2 vCPUs). */
 static bool upgrade_in_place(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                              const xbt_walk_result *r, const uint8_t *pt)
 {
