@@ -363,6 +363,37 @@ static void test_wait(void)
     CHECK(atomic_load(&woke), "the waiter saw its condition");
 }
 
+/* pc-testdev's scratch memory, which vCPU threads serve without the device lock: reads
+   back what was written, aligned or not; and which accesses the vCPU's own APIC would
+   claim first (then the locked path answers): its page where IA32_APIC_BASE puts it
+   now, moved over the scratch block too, and nothing while it is disabled. */
+static void test_scratch(void)
+{
+    struct vmm *m = board(1);
+    uint64_t v = 0x1122334455667788ull, r = 0;
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 8, 8, true, &v), "8-byte write");
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 8, 8, false, &r) && r == v, "8-byte read %llx",
+          (unsigned long long)r);
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 9, 2, false, &r) && r == 0x6677, "unaligned %llx",
+          (unsigned long long)r);
+    v = 0xabcdef;
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 0xb, 3, true, &v), "3-byte write");
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 8, 8, false, &r) && r == 0x1122abcdef667788ull,
+          "after the 3-byte write %llx", (unsigned long long)r);
+    CHECK(!testdev_mmio(m, TESTDEV_IOMEM + TESTDEV_IOMEM_LEN - 2, 4, false, &r),
+          "past the block's end");
+    CHECK(!lapic_may_claim(m, 0, TESTDEV_IOMEM), "the APIC at its default base");
+    CHECK(lapic_may_claim(m, 0, 0xfee00030), "the APIC's own page");
+    uint64_t base = 0;
+    CHECK(xbt_vcpu_get_msr(m->cpu, 0x1b, &base) == XBT_OK, "IA32_APIC_BASE");
+    CHECK(xbt_vcpu_set_msr(m->cpu, 0x1b, TESTDEV_IOMEM | (base & 0xfff)) == XBT_OK, "move");
+    CHECK(lapic_may_claim(m, 0, TESTDEV_IOMEM + 0x20), "the APIC moved over the block");
+    CHECK(!lapic_may_claim(m, 0, TESTDEV_IOMEM + 0x1000), "past the moved APIC's page");
+    CHECK(xbt_vcpu_set_msr(m->cpu, 0x1b, TESTDEV_IOMEM | (base & 0x1ff)) == XBT_OK, "disable");
+    CHECK(!lapic_may_claim(m, 0, TESTDEV_IOMEM + 0x20), "a disabled APIC");
+    CHECK(xbt_vcpu_set_msr(m->cpu, 0x1b, base) == XBT_OK, "back");
+}
+
 int main(void)
 {
     test_tables();
@@ -371,11 +402,12 @@ int main(void)
     test_ioapic();
     test_wake_marks();
     test_wait();
+    test_scratch();
     if (failures) {
         fprintf(stderr, "test_vmm_smp: %d failures\n", failures);
         return 1;
     }
-    printf("test_vmm_smp: tables for 1-%d CPUs, destinations, delivery, IOAPIC, wake-ups: ok\n",
+    printf("test_vmm_smp: tables for 1-%d CPUs, destinations, delivery, IOAPIC, wake-ups, scratch: ok\n",
            VMM_MAX_CPUS);
     return 0;
 }

@@ -614,6 +614,18 @@ void lapic_sync_base(struct vmm *m, unsigned cpu)
     }
 }
 
+/* Whether this vCPU's APIC, as its IA32_APIC_BASE is now (the guest may have moved or
+   disabled it since the device model last looked), decodes gpa: what a device below it
+   in pc_mmio's order may only answer without the lock when it does not. */
+bool lapic_may_claim(struct vmm *m, unsigned cpu, uint64_t gpa)
+{
+    uint64_t msr;
+    if (xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK) /* none in the CPU model: */
+        msr = __atomic_load_n(&m->lapic[cpu].base_msr, __ATOMIC_RELAXED); /* as locked */
+    uint64_t base = msr & 0xfffff000u;
+    return (msr & (1u << 11)) && gpa >= base && gpa < base + 0x1000;
+}
+
 /*
  * A read that the vCPU's own thread answers without the device lock: a register only
  * this vCPU's accesses and an INIT change (ID, version, TPR, LDR, DFR, SVR), 4 bytes at

@@ -8,7 +8,9 @@
  *   0x2000-0x2017  a write of byte value v at 0x2000 + n sets line n to (v != 0): ISA
  *              IRQ n for n < 16, IOAPIC input n above (wider writes: byte by byte)
  *   0xff000000 64 KiB of MMIO scratch memory that reads back what was written
- * Call with vmm.lock held.
+ * Call with vmm.lock held, but for the scratch memory (testdev_mmio), which keeps no
+ * other state: its bytes are read and written with atomic accesses, as RAM is, so that
+ * a vCPU's thread serves it without the lock (xbt-run.c on_mmio_sync).
  */
 #include <string.h>
 
@@ -50,17 +52,42 @@ uint32_t testdev_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uin
     return 0;
 }
 
+/* An aligned access of 1, 2, 4 or 8 bytes is one atomic access, as it is to RAM; any
+   other goes byte by byte (each byte atomic: a split access may tear, as on RAM). */
+#define SCRATCH_ACCESS(type)                                                             \
+    do {                                                                                  \
+        type *q = (type *)(void *)p;                                                     \
+        if (is_write)                                                                     \
+            __atomic_store_n(q, (type)*data, __ATOMIC_RELAXED);                          \
+        else                                                                              \
+            *data = __atomic_load_n(q, __ATOMIC_RELAXED);                                \
+        return true;                                                                      \
+    } while (0)
+
 bool testdev_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data)
 {
-    if (gpa < TESTDEV_IOMEM || gpa + size > TESTDEV_IOMEM + TESTDEV_IOMEM_LEN || size > 8)
+    if (gpa < TESTDEV_IOMEM || gpa + size > TESTDEV_IOMEM + TESTDEV_IOMEM_LEN || size > 8 ||
+        size == 0)
         return false;
     uint8_t *p = m->testdev.iomem + (gpa - TESTDEV_IOMEM);
-    if (is_write) {
-        memcpy(p, data, size);
-    } else {
-        *data = 0;
-        memcpy(data, p, size);
+    if (!(gpa & (size - 1))) {
+        switch (size) {
+        case 1: SCRATCH_ACCESS(uint8_t);
+        case 2: SCRATCH_ACCESS(uint16_t);
+        case 4: SCRATCH_ACCESS(uint32_t);
+        case 8: SCRATCH_ACCESS(uint64_t);
+        default: break;
+        }
     }
+    uint64_t v = is_write ? *data : 0;
+    for (unsigned i = 0; i < size; i++) {
+        if (is_write)
+            __atomic_store_n(p + i, (uint8_t)(v >> (8 * i)), __ATOMIC_RELAXED);
+        else
+            v |= (uint64_t)__atomic_load_n(p + i, __ATOMIC_RELAXED) << (8 * i);
+    }
+    if (!is_write)
+        *data = v;
     return true;
 }
 

@@ -341,6 +341,7 @@ void lapic_init(struct vmm *m);                      /* all m->ncpus of them */
 /* A read of the vCPU's own APIC answered on its thread without the device lock (ID,
    version, TPR, LDR, DFR, SVR); false: take the lock and lapic_mmio. */
 bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, uint64_t *data);
+bool lapic_may_claim(struct vmm *m, unsigned cpu, uint64_t gpa);
 bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool is_write,
                 uint64_t *data);
 void lapic_sync_base(struct vmm *m, unsigned cpu);   /* re-reads IA32_APIC_BASE (its thread) */
@@ -411,6 +412,7 @@ void ata_detach_all(struct vmm *m);
 
 /* testdev.c: QEMU's pc-testdev (ports 0xe0-0xef, 0x2000-0x2017, MMIO 0xff000000) */
 uint32_t testdev_io(struct vmm *m, uint16_t port, unsigned size, bool is_in, uint32_t val);
+/* The MMIO scratch memory: no lock needed (atomic accesses) */
 bool testdev_mmio(struct vmm *m, uint64_t gpa, unsigned size, bool is_write, uint64_t *data);
 
 /* ---- cpu.c: --cpu MODEL[,+FEATURE,-FEATURE...], the CPUID policy ------------------------ */

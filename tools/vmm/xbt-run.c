@@ -520,6 +520,9 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
     struct vmm *m = opaque;
     if (!is_write && lapic_read_own(m, this_cpu, gpa, size, data))
         return 1; /* its own APIC's ID, TPR ...: no lock (lapic.c) */
+    if (gpa >= TESTDEV_IOMEM && !lapic_may_claim(m, this_cpu, gpa) &&
+        testdev_mmio(m, gpa, size, is_write, data))
+        return 1; /* pc-testdev's scratch memory, RAM-like: no lock (testdev.c) */
     pthread_mutex_lock(&m->lock);
     uint32_t changes = m->intr_changes;
     bool claimed = device_mmio(m, this_cpu, gpa, size, is_write, data);
