@@ -834,9 +834,31 @@ static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b
     return memcmp(x, y, sizeof x) == 0;
 }
 
-int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
+/* Region r (it holds translated code) at a CR3 load: marked in region_bumped unless its
+   code's translations survive the load (xbt_smmu_cr3_changed says when). */
+static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
 {
     bool pge = regs.cr4 & XBT_CR4_PGE, pae = xbt_smmu_pae(regs);
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    uint64_t key[3];
+    region_key(m, regs, r, key);
+    bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
+    bool big = pae ? (key[1] & large) == large && (key[2] & large) == large
+                   : (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
+    bool global_code = pge && !(m->region_code_ng[r >> 3] & bit);
+    bool moved = m->region_code_moved[r >> 3] & bit;
+    m->region_code_moved[r >> 3] &= (uint8_t)~bit;
+    bool same_table = !big && (key[0] & XBT_PTE_P) && same_shape(regs, key, m->region_key[r]) &&
+                      region_code_same(m, regs, r, key) && !moved;
+    /* Global translations survive a CR3 load whatever the new tables say. */
+    if (!(global_code || (same_key && big) || same_table))
+        m->region_bumped[r >> 3] |= bit;
+    memcpy(m->region_key[r], key, sizeof key);
+}
+
+int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
+{
     xbt_window_switch(m, xbt_smmu_as_key(regs));
     /* A region keeps its epoch when all its code was checked under global entries
        (CR4.PGE: they survive the load), or its paging-structure entries (the directory
@@ -844,28 +866,13 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
        under and they name a large page (nothing in it can differ), or they point to
        tables (the same ones or others: each process's own copy of the kernel's
        mapping, as xv6 has) in which every code page's entry is what it was at the last
-       CR3 load.  Anything else starts a new epoch. */
+       CR3 load.  Anything else starts a new epoch.  The regions with code are found a
+       byte of the bitmap at a time (a loop over all 1,024 was a tenth of a CR3 switch
+       that keeps its window set). */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
-    for (uint32_t r = 0; r < 1024; r++) {
-        if (!(m->code_region[r >> 3] & (1u << (r & 7))))
-            continue;
-        uint64_t key[3];
-        region_key(m, regs, r, key);
-        bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
-        const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
-        bool big = pae ? (key[1] & large) == large && (key[2] & large) == large
-                       : (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
-        bool global_code = pge && !(m->region_code_ng[r >> 3] & (1u << (r & 7)));
-        bool moved = m->region_code_moved[r >> 3] & (1u << (r & 7));
-        m->region_code_moved[r >> 3] &= (uint8_t)~(1u << (r & 7));
-        bool same_table = !big && (key[0] & XBT_PTE_P) &&
-                          same_shape(regs, key, m->region_key[r]) &&
-                          region_code_same(m, regs, r, key) && !moved;
-        /* Global translations survive a CR3 load whatever the new tables say. */
-        if (!(global_code || (same_key && big) || same_table))
-            m->region_bumped[r >> 3] |= (uint8_t)(1u << (r & 7));
-        memcpy(m->region_key[r], key, sizeof key);
-    }
+    for (uint32_t i = 0; i < sizeof m->code_region; i++)
+        for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1))
+            region_reload(m, regs, i * 8 + (uint32_t)__builtin_ctz(bits));
     return bump_regions(m) ? XBT_SMMU_REGIONS : XBT_SMMU_UNCHANGED;
 }
 
