@@ -867,8 +867,8 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
        tables (the same ones or others: each process's own copy of the kernel's
        mapping, as xv6 has) in which every code page's entry is what it was at the last
        CR3 load.  Anything else starts a new epoch.  The regions with code are found a
-       byte of the bitmap at a time (a loop over all 1,024 was a tenth of a CR3 switch
-       that keeps its window set). */
+       byte of the bitmap at a time (a loop over all 1,024 was about half of a CR3
+       switch that keeps its window set). */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
     for (uint32_t i = 0; i < sizeof m->code_region; i++)
         for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1))

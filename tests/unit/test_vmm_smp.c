@@ -10,6 +10,7 @@
  * vCPUs are slots without an xbt_vcpu (NULL: kicks, stops and NMIs to them are no-ops
  * in the library), which is all the routing needs: it never runs them.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +383,19 @@ static void test_scratch(void)
           "after the 3-byte write %llx", (unsigned long long)r);
     CHECK(!testdev_mmio(m, TESTDEV_IOMEM + TESTDEV_IOMEM_LEN - 2, 4, false, &r),
           "past the block's end");
+    /* Within one aligned 8-byte word an access is one atomic access of the word (a
+       compare-exchange for a store), so the block must be aligned (review: it was at 4
+       mod 8, and 8-byte accesses across a host cache line tore). */
+    CHECK(((uintptr_t)m->testdev.iomem & 63) == 0, "the block is 64-byte aligned");
+    v = 0xa1b2c3;
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 0x21, 3, true, &v), "3 bytes within a word");
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 0x20, 8, false, &r) && r == 0xa1b2c300ull,
+          "the word after it %llx", (unsigned long long)r);
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + 0x22, 2, false, &r) && r == 0xa1b2,
+          "2 of them back %llx", (unsigned long long)r);
+    r = 5;
+    CHECK(testdev_mmio(m, TESTDEV_IOMEM + TESTDEV_IOMEM_LEN, 0, false, &r) && r == 0,
+          "an empty read at the end reads 0, as before");
     CHECK(!lapic_may_claim(m, 0, TESTDEV_IOMEM), "the APIC at its default base");
     CHECK(lapic_may_claim(m, 0, 0xfee00030), "the APIC's own page");
     uint64_t base = 0;

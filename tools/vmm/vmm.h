@@ -204,7 +204,7 @@ struct fwcfg {
 #define TESTDEV_IOMEM_LEN 0x10000u
 struct testdev {
     uint32_t ioport;       /* 0xe0-0xe3 and, byte-wise, 0xe8-0xeb */
-    uint8_t iomem[TESTDEV_IOMEM_LEN];
+    _Alignas(64) uint8_t iomem[TESTDEV_IOMEM_LEN]; /* aligned: its accesses are atomic */
 };
 
 /* Why the run ended, besides the exit status a device asked for. */
@@ -267,6 +267,7 @@ struct vmm {
     uint8_t unknown_port_seen[65536 / 8];
     uint64_t io_exits, mmio_exits;
     uint64_t io_sync, mmio_sync; /* answered inside the run (xbt-run.c, on_*_sync) */
+    uint64_t mmio_sync_free;     /* of those MMIO, without the lock (atomic adds) */
     bool trace_io;
 };
 
