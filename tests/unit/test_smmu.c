@@ -627,6 +627,68 @@ START_TEST(keep_set_not_when_the_cached_set_maps_more)
 }
 END_TEST
 
+/* Random CR3 loads among six address spaces (more than the sets: new ones take sets
+   over), entry changes, fills and both set policies mixed (keep_set toggled at
+   random): after every step, no page the window
+   maps may show another frame than the current tables name, but where the entry
+   changed in the current address space since its last CR3 load (a TLB may still hold
+   the old translation until then).  Each frame's first byte names it. */
+START_TEST(random_switches_never_stale)
+{
+    const uint32_t pds[6] = { PD1, PD2, PD3, 0x106000u, 0x108000u, 0x10a000u },
+                   pts[6] = { PT1, PT2, PT3, 0x107000u, 0x109000u, 0x10b000u };
+    const uint32_t base = 0x400000, npages = 16, nframes = 8;
+    for (uint32_t f = 0; f < nframes; f++)
+        ram[0x200000 + f * 0x1000] = (uint8_t)(f + 1);
+    for (int d = 0; d < 6; d++)
+        for (uint32_t p = 0; p < npages; p++)
+            map4k(pds[d], pts[d], base + p * 0x1000, 0x200000 + (p % nframes) * 0x1000,
+                  P | RW | A | D);
+    int cur = 0;
+    bool stale_ok[16] = { false };
+    xbt_smmu_regs regs = { PG | 0x11, pds[0], 0 };
+    xbt_window_reset(m, regs);
+    uint32_t seed = 12345;
+    for (int step = 0; step < 20000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8, op = r % 8, p = (r >> 3) % npages, d = (r >> 7) % 6;
+        uint32_t lin = base + p * 0x1000;
+        if (op < 2) { /* an entry changes: another frame, maybe not present or clean */
+            uint32_t f = (r >> 9) % nframes, kind = (r >> 12) % 4;
+            uint32_t flags = kind == 0 ? 0 : kind == 1 ? (P | RW) : kind == 2 ? (P | RW | A)
+                                                                                : (P | RW | A | D);
+            *word(pts[d] + p * 4) = (0x200000 + f * 0x1000) | flags;
+            if ((int)d == cur)
+                stale_ok[p] = true;
+        } else if (op < 4) { /* a CR3 load, the policy picked at random */
+            m->keep_set = (r >> 15) & 1;
+            cur = (int)d;
+            regs.cr3 = pds[d];
+            xbt_smmu_cr3_changed(m, regs);
+            memset(stale_ok, 0, sizeof stale_ok);
+        } else if (!can_read(lin)) { /* an access: a fill where the walk allows it */
+            xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, lin, (r >> 16) & 1, false, false, false };
+            xbt_walk_result w;
+            if (xbt_walk(&q, rd32, wr32, NULL, &w))
+                xbt_smmu_fill(m, regs, XBT_WINDOW_K, lin, &w, w.writable && (w.dirty || q.write),
+                              false, true);
+        }
+        for (uint32_t k = 0; k < npages; k++) {
+            uint32_t l = base + k * 0x1000, pte = *word(pts[cur] + k * 4);
+            if (stale_ok[k] || !can_read(l))
+                continue;
+            ck_assert_msg(pte & P, "step %d: page %u mapped, its entry not present", step, k);
+            ck_assert_msg(m->kbase[l] == (uint8_t)(((pte & ~0xFFFu) - 0x200000) / 0x1000 + 1),
+                          "step %d: page %u shows frame %u, the entry names %08x", step, k,
+                          m->kbase[l] - 1, pte);
+            ck_assert_msg(!can_write(l) || (pte & D), "step %d: page %u writable, entry clean",
+                          step, k);
+        }
+    }
+    ck_assert_uint_gt(m->set_keeps, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shadow_mmu");
@@ -651,6 +713,7 @@ int main(void)
     tcase_add_test(tc, keep_set_two_drops_keep_the_rest_recorded);
     tcase_add_test(tc, keep_set_not_with_overflow);
     tcase_add_test(tc, keep_set_not_when_the_cached_set_maps_more);
+    tcase_add_test(tc, random_switches_never_stale);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
