@@ -431,6 +431,19 @@ START_TEST(alone_after_min_addr_records_its_own_entry)
 }
 END_TEST
 
+/* With keep_set on, address space a's page 0x400000 filled, then a CR3 load to b: the
+   current set is kept (its K-window returned). */
+static uint8_t *keep_into(xbt_smmu_regs a, xbt_smmu_regs b)
+{
+    xbt_window_reset(m, a);
+    m->keep_set = true;
+    fault(a, XBT_WINDOW_K, 0x400000, false);
+    uint8_t *k = m->kbase;
+    xbt_smmu_cr3_changed(m, b);
+    ck_assert_ptr_eq(m->kbase, k);
+    return k;
+}
+
 /* Where a set switch is dear (m->keep_set: it moves the host GS base), a CR3 load to
    an address space that maps what the current set holds re-keys the current set: same
    windows, the mappings kept, the old address space's runner parked; a switch back
@@ -440,12 +453,7 @@ START_TEST(keep_set_when_alike)
     xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
     map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
     *word(PD2 + 1 * 4) = PT1 | P | RW | US | A; /* B shares A's table */
-    xbt_window_reset(m, a);
-    m->keep_set = true;
-    fault(a, XBT_WINDOW_K, 0x400000, false);
-    uint8_t *k = m->kbase;
-    xbt_smmu_cr3_changed(m, b);
-    ck_assert_ptr_eq(m->kbase, k);
+    uint8_t *k = keep_into(a, b);
     ck_assert(can_read(0x400000));
     ck_assert_uint_eq(m->set_keeps, 1);
     ck_assert_uint_eq(d_parks, 1);
@@ -462,12 +470,7 @@ START_TEST(keep_set_drops_what_differs)
     xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
     map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
     map4k(PD2, PT2, 0x400000, 0x250000, P | RW | A | D);
-    xbt_window_reset(m, a);
-    m->keep_set = true;
-    fault(a, XBT_WINDOW_K, 0x400000, false);
-    uint8_t *k = m->kbase;
-    xbt_smmu_cr3_changed(m, b);
-    ck_assert_ptr_eq(m->kbase, k);
+    keep_into(a, b);
     ck_assert(!can_read(0x400000));
     fault(b, XBT_WINDOW_K, 0x400000, false);
     ram[0x250000] = 0x42;
