@@ -592,15 +592,14 @@ static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
     return !w || covers(c, w);
 }
 
-/* The current set goes to address space cr3 (keep_current said so): the records at
-   gone[] (descending indices) leave it, the others stay, in their order. */
-static void keep_switch(xbt_smmu *m, uint32_t cr3, const uint32_t *gone, uint32_t n_gone)
+/* The current set c keeps its records but those at gone[] (descending indices, which
+   keep_current found changed under the new tables): they leave, in one drop, and the
+   others stay in their order. */
+static void keep_drop(xbt_smmu *m, struct xbt_wset *c, const uint32_t *gone, uint32_t n_gone)
 {
-    struct xbt_wset *c = m->cur;
-    if (m->dwin.park) /* its runner's address space is no longer current */
-        m->dwin.park(m->dwin.opaque, c->idx);
     m->wrec_checked += c->n_rec;
     m->wrec_dropped += n_gone;
+    m->set_keeps++;
     uint32_t kept = 0, g = n_gone;
     for (uint32_t k = 0; k < c->n_rec; k++) {
         if (g && k == gone[g - 1])
@@ -609,10 +608,6 @@ static void keep_switch(xbt_smmu *m, uint32_t cr3, const uint32_t *gone, uint32_
             c->rec[kept++] = c->rec[k];
     }
     c->n_rec = kept;
-    c->cr3 = cr3;
-    c->gen++;
-    c->stamp = ++m->wclock;
-    m->set_keeps++;
     drop_records(m, c, c->gone, n_gone);
 }
 
@@ -627,29 +622,31 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
             lru = c;
     }
     uint32_t gone[XBT_KEEP_DROPS], n_gone = 0;
-    if (w != m->cur && keep_current(m, cr3, w, gone, &n_gone)) {
-        if (w) { /* its mappings stay until a take-over re-checks them (~0u: no CR3) */
-            w->cr3 = ~0u;
-            w->stamp = 0;
-        }
-        keep_switch(m, cr3, gone, n_gone);
-        return;
+    bool keep = w != m->cur && keep_current(m, cr3, w, gone, &n_gone);
+    if (keep && w) { /* its mappings stay until a take-over re-checks them (~0u: no CR3) */
+        w->cr3 = ~0u;
+        w->stamp = 0;
     }
     /* The outgoing address space's user code must not run on in its runner while
        another is current: its page tables may change without a flush the VMM sees. */
     if (w != m->cur && m->dwin.park)
         m->dwin.park(m->dwin.opaque, m->cur->idx);
-    if (w) {
+    if (w && !keep) {
         wset_revalidate(m, w, true);
     } else {
-        /* A new address space takes over the least recently used set: its global
-           mappings (the kernel's) stay, as a TLB keeps them, and so do the non-global
-           ones the new tables map alike (a kernel mapped with non-global pages in every
-           address space: xv6); the rest goes. */
-        w = lru ? lru : m->cur;
-        w->cr3 = cr3;
-        w->gen++;
-        wset_revalidate(m, w, false);
+        /* A new address space takes over the least recently used set, or the current
+           one where keep_current allows: its global mappings (the kernel's) stay, as a
+           TLB keeps them, and so do the non-global ones the new tables map alike (a
+           kernel mapped with non-global pages in every address space: xv6); the rest
+           goes (for the current set, keep_current has already re-checked them). */
+        struct xbt_wset *t = keep ? m->cur : lru ? lru : m->cur;
+        t->cr3 = cr3;
+        t->gen++;
+        if (keep)
+            keep_drop(m, t, gone, n_gone);
+        else
+            wset_revalidate(m, t, false);
+        w = t;
     }
     w->stamp = ++m->wclock;
     m->cur = w;
