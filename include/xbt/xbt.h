@@ -892,6 +892,11 @@ typedef struct xbt_stats {
        of the current set differed; see docs/ARCHITECTURE.md, "Per-address-space
        windows") */
     uint64_t set_keeps;
+    /* accesses of fault sites that reached a guest page whose mapping churns (a process's
+       stack page, a page two address spaces map differently) without filling the window:
+       each a callout instead of a host mapping change (docs/ARCHITECTURE.md, "Soft
+       sites") */
+    uint64_t soft_accesses;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

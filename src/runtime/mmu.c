@@ -284,6 +284,33 @@ int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     return xbt_paging(v) ? paged_fault(v, win, lin) : unpaged_fault(v, win, lin);
 }
 
+int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint32_t size,
+                    uint8_t **host)
+{
+    xbt_vm *vm = v->vm;
+    /* One page; no watchpoint (the window's fault reports it); a write only with one
+       vCPU: another one's translation of the page between the check below and the
+       store would miss it (the window's writable mappings are dropped for that). */
+    if (!xbt_paging(v) || win == XBT_WINDOW_D || v->dbg.n_wp || size == 0 ||
+        (lin & 0xFFF) + size > 4096 || (write && vm->n_vcpus > 1) ||
+        !xbt_window_churns(v->mmu, lin))
+        return xbt_window_probe(v, win, lin, write);
+    xbt_walk_result r;
+    if (!xbt_walk_lin(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, false,
+                      &r))
+        return walk_refused(v, lin, &r) ? XBT_WP_RAISED : XBT_WP_EXIT;
+    uint64_t page = r.gpa >> 12;
+    if (!xbt_gpa_mem(vm, r.gpa, write) || (write && xbt_code_page(v->mmu, page)) ||
+        (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP)))
+        return XBT_WP_ACCESS; /* the window's fault decides (as xbt_window_probe) */
+    uint8_t *h = write ? xbt_phys_w(&vm->phys, r.gpa, size) : xbt_phys_r(&vm->phys, r.gpa, size);
+    if (!h)
+        return XBT_WP_ACCESS;
+    v->stats.soft_accesses++;
+    *host = h;
+    return XBT_WP_SOFT;
+}
+
 int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
 {
     xbt_vm *vm = v->vm;

@@ -105,9 +105,20 @@ int xbt_pf_callout(struct xbt_vcpu *v)
     const struct xbt_callout_site *s = SITE(v);
     int win = xbt_paging(v) && v->arch.cpl == 3 ? XBT_WINDOW_U : XBT_WINDOW_K;
     /* A REP string instruction with ECX 0 accesses nothing (its check does not know). */
-    int r = (s->flags & XBT_COF_REP) && !v->ctx.gpr[XBT_ECX]
+    uint32_t lin = (uint32_t)v->ctx.callout_ea;
+    bool write = s->flags & XBT_COF_WRITE;
+    int r;
+    if (s->flags & XBT_COF_SOFT) {
+        /* A soft site goes on at ctx->soft_ptr: the guest page, or the window (which
+           the probe may have filled, or whose fault decides). */
+        uint8_t *host = NULL;
+        r = xbt_window_soft(v, win, lin, write, s->imm, &host);
+        v->ctx.soft_ptr = r == XBT_WP_SOFT ? (uint64_t)(uintptr_t)host : v->ctx.kbase + lin;
+    } else {
+        r = (s->flags & XBT_COF_REP) && !v->ctx.gpr[XBT_ECX]
                 ? XBT_WP_ACCESS
-                : xbt_window_probe(v, win, v->ctx.callout_ea, s->flags & XBT_COF_WRITE);
+                : xbt_window_probe(v, win, lin, write);
+    }
     switch (r) {
     case XBT_WP_RAISED:
         return XBT_LEAVE_DISPATCH; /* to the guest's #PF handler */

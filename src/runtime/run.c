@@ -1370,7 +1370,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             (unsigned long long)st->set_keeps);
     if (st->fault_sites)
         OUT("paging: %llu fault sites (instructions that check their page before the "
-            "access)\n", (unsigned long long)st->fault_sites);
+            "access), %llu of their accesses soft (a churning page reached without the "
+            "window)\n", (unsigned long long)st->fault_sites,
+            (unsigned long long)st->soft_accesses);
     if (st->code_page_protects)
         OUT("paging: %llu pages became code pages, %llu of them emptied every window (their "
             "writable mappings were not all known)\n",

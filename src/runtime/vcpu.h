@@ -801,6 +801,14 @@ int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin);
    goes the usual way (mmu.c). */
 enum { XBT_WP_EXIT = 0, XBT_WP_RAISED = 1, XBT_WP_MAPPED = 2, XBT_WP_ACCESS = 3 };
 int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write);
+/* A soft fault site's access of `size` bytes at lin (pfsite.c): where the window does
+   not map a page whose mapping churns (xbt_window_churns), the guest page reached
+   through the VMM's view of RAM after the walk an access makes (accessed and dirty
+   flags set), the window left as it is: XBT_WP_SOFT with the byte's host address in
+   *host.  Otherwise as xbt_window_probe (*host untouched). */
+enum { XBT_WP_SOFT = 4 };
+int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint32_t size,
+                    uint8_t **host);
 /* Fault sites (pfsite.c).  xbt_pf_note_fault: a host fault in the K- or U-window by
    the instruction at linear `lin` ended in a guest #PF or a window fill; xbt_pf_site: the translator's question
    (translator.h, pf_site); xbt_pf_site_page: a linear page holding a site (no block is

@@ -195,6 +195,18 @@ typedef struct xbt_smmu {
        call): a CR3 load may re-key the current set instead (window.c, keep_current). */
     bool keep_set;
 
+    /* Linear pages whose mapping churns: a re-check at a CR3 load found their table
+       entry changed and dropped them from a window (a process's stack page, demand-paged
+       anew in each process; a page two address spaces map differently).  A soft fault
+       site reaches such a page without filling the window (runtime/pfsite.c) for
+       XBT_CHURN_USES accesses, then fills it again.  Hints only: direct-mapped by page,
+       page + 1 (0: empty). */
+#define XBT_CHURN_LOG2 6
+#define XBT_CHURN_USES 256
+    struct xbt_churn {
+        uint32_t page1, uses;
+    } churn[1u << XBT_CHURN_LOG2];
+
     /* Statistics. */
     uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets, set_keeps;
 } xbt_smmu;
@@ -289,6 +301,9 @@ void xbt_smmu_dwin_lost(xbt_smmu *m, unsigned set);
 /* A CR3 load: the windows become those of address space as_key (cached: its non-global
    mappings re-checked against its page tables). */
 void xbt_window_switch(xbt_smmu *m, uint32_t as_key);
+/* Whether linear page lin's mapping churns (struct xbt_smmu's churn): counts a use,
+   and forgets the page after XBT_CHURN_USES of them. */
+bool xbt_window_churns(xbt_smmu *m, uint32_t lin);
 
 /* Epochs.  A mapping change: [lin, lin + len) (len 0: everything) leaves the windows of
    every set; returns whether translations may be affected: then m->region_bumped (a

@@ -493,6 +493,55 @@ static bool window_empty(struct xbt_wset *w, int win, uint32_t lin, uint32_t end
    sorted by window and address, touching records (or ones apart only by pages the
    window does not map) dropped together.  Each drop of populated pages is a TLB
    shootdown on the host, which costs far more than the call. */
+static struct xbt_churn *churn_slot(xbt_smmu *m, uint32_t page)
+{
+    return &m->churn[(page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2)];
+}
+
+static bool churn_has(xbt_smmu *m, uint32_t page)
+{
+    return churn_slot(m, page)->page1 == page + 1;
+}
+
+/* Whether every page of record e churns (a soft site reaches them without the window). */
+static bool rec_churns(xbt_smmu *m, const struct xbt_wrec *e)
+{
+    if (e->big || e->npages > 4 || e->win == XBT_WINDOW_D)
+        return false;
+    for (uint32_t i = 0; i < e->npages; i++)
+        if (!churn_has(m, (e->lin >> 12) + i))
+            return false;
+    return true;
+}
+
+/* The pages of records a CR3 load's re-check dropped churn (small runs only: a large
+   one is a mapping that went, not one that comes and goes). */
+static void churn_mark(xbt_smmu *m, const struct xbt_wrec *gone, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        if (gone[k].big || gone[k].npages > 4 || gone[k].win == XBT_WINDOW_D)
+            continue;
+        for (uint32_t i = 0; i < gone[k].npages; i++) {
+            uint32_t page = (gone[k].lin >> 12) + i;
+            struct xbt_churn *e = churn_slot(m, page);
+            if (e->page1 != page + 1)
+                *e = (struct xbt_churn){ page + 1, 0 };
+        }
+    }
+}
+
+bool xbt_window_churns(xbt_smmu *m, uint32_t lin)
+{
+    struct xbt_churn *e = churn_slot(m, lin >> 12);
+    if (e->page1 != (lin >> 12) + 1)
+        return false;
+    if (++e->uses > XBT_CHURN_USES) {
+        e->page1 = 0; /* the window again: a drop at a CR3 load marks it anew */
+        return false;
+    }
+    return true;
+}
+
 static void drop_records(xbt_smmu *m, struct xbt_wset *w, struct xbt_wrec *gone, uint32_t n)
 {
     qsort(gone, n, sizeof *gone, rec_order);
@@ -529,6 +578,7 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
         w->gone[n_gone++] = *e;
     }
     w->n_rec = keep;
+    churn_mark(m, w->gone, n_gone);
     drop_records(m, w, w->gone, n_gone);
 }
 
@@ -537,11 +587,13 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
    of w's non-global mappings.  Never for a D-window record (c's runner is another
    process), nor past XBT_KEEP_COVER pages looked at. */
 #define XBT_KEEP_COVER 4096
-static bool covers(const struct xbt_wset *c, const struct xbt_wset *w)
+static bool covers(xbt_smmu *m, const struct xbt_wset *c, const struct xbt_wset *w)
 {
     uint32_t seen = 0;
     for (uint32_t k = 0; k < w->n_rec; k++) {
         const struct xbt_wrec *e = &w->rec[k];
+        if (rec_churns(m, e))
+            continue; /* reached without the window (soft sites): little to lose */
         if (e->win == XBT_WINDOW_D || (seen += e->npages) > XBT_KEEP_COVER)
             return false;
         const struct xbt_wmap *wm = &w->wmap[e->win], *cm = &c->wmap[e->win];
@@ -572,6 +624,47 @@ static bool covers(const struct xbt_wset *c, const struct xbt_wset *w)
    an address space's own recent pages tend to be; gone[] receives the indices of the
    records that fail, in descending order. */
 #define XBT_KEEP_DROPS 2
+
+/* Record k of c, a run of which exactly one page's table entry differs under directory
+   pd, becomes that page alone; the unchanged pages before and after it become records
+   of their own at the end.  The records describe the same mappings as before (nothing
+   changes if the set is not kept after all): only the one page is then found changed
+   (a page two address spaces map differently, inside the run of a kernel's own pages;
+   nano's procswitch).  false: not such a run, or no room. */
+static bool split_run(xbt_smmu *m, struct xbt_wset *c, uint64_t pd, uint32_t k)
+{
+    struct xbt_wrec r = c->rec[k];
+    uint32_t pde;
+    if (r.big || r.npages < 2 || c->n_rec + 2 > XBT_WREC_CAP ||
+        !ram32(m, pd + (r.lin >> 22) * 4, &pde) || (pde & 0xFFFu) != (r.pde & 0xFFFu))
+        return false;
+    const uint8_t *h = xbt_phys_r(m->phys, pde & ~0xFFFu, 4096);
+    if (!h)
+        return false;
+    uint32_t first = (r.lin >> 12) & 0x3FF, want = r.pte0, bad = ~0u;
+    uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D; /* as run_unchanged */
+    for (uint32_t i = 0; i < r.npages; i++, want += 4096) {
+        uint32_t pte;
+        memcpy(&pte, h + ((first + i) & 0x3FF) * 4, 4);
+        if ((pte & ~dirty) == want)
+            continue;
+        if (bad != ~0u)
+            return false;
+        bad = i;
+    }
+    if (bad == ~0u)
+        return false;
+    if (bad > 0)
+        c->rec[c->n_rec++] = (struct xbt_wrec){ r.lin, r.pde, r.pte0, (uint16_t)bad, r.win, 0 };
+    if (bad + 1 < r.npages)
+        c->rec[c->n_rec++] = (struct xbt_wrec){ r.lin + ((bad + 1) << 12), r.pde,
+                                                r.pte0 + ((bad + 1) << 12),
+                                                (uint16_t)(r.npages - bad - 1), r.win, 0 };
+    c->rec[k] = (struct xbt_wrec){ r.lin + (bad << 12), r.pde, r.pte0 + (bad << 12), 1, r.win,
+                                   0 };
+    return true;
+}
+
 static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
                          uint32_t gone[XBT_KEEP_DROPS], uint32_t *n_gone)
 {
@@ -579,17 +672,24 @@ static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
     if (!m->keep_set || c->rec_overflow || (w && (w->rec_overflow || w->n_rec > c->n_rec)))
         return false;
     uint64_t pd = cr3 & ~0xFFFu;
-    uint32_t n = 0, limit = w ? 0 : XBT_KEEP_DROPS;
+    uint32_t n = 0;
     for (uint32_t k = c->n_rec; k-- > 0;) {
         struct xbt_wrec *e = &c->rec[k];
         if (e->win != XBT_WINDOW_D && rec_unchanged(m, pd, e))
             continue;
-        if (n == limit)
+        if (e->win != XBT_WINDOW_D)
+            split_run(m, c, pd, k); /* k: the one page that changed, where it is one */
+        if (n == XBT_KEEP_DROPS || (w && !rec_churns(m, e))) {
+            /* Towards a cached set only pages that churn may go: mapped differently in
+               two address spaces, this one is, next time (soft sites reach it). */
+            if (w && e->npages <= 4)
+                churn_mark(m, e, 1);
             return false;
+        }
         gone[n++] = k;
     }
     *n_gone = n;
-    return !w || covers(c, w);
+    return !w || covers(m, c, w);
 }
 
 /* The current set c keeps its records but those at gone[] (descending indices, which
@@ -608,6 +708,7 @@ static void keep_drop(xbt_smmu *m, struct xbt_wset *c, const uint32_t *gone, uin
             c->rec[kept++] = c->rec[k];
     }
     c->n_rec = kept;
+    churn_mark(m, c->gone, n_gone);
     drop_records(m, c, c->gone, n_gone);
 }
 

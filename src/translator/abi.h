@@ -119,6 +119,11 @@ struct xbt_jit_ctx {
        CPUID depends on changes: the embedder's policy, IA32_MISC_ENABLE). */
     uint64_t cpuid_nkey;       /* [jit] -(ECX << 32 | EAX) of that CPUID */
     uint32_t cpuid_r[4];       /* [jit] its EAX, EBX, ECX, EDX */
+    /* A soft fault site's XBT_CO_PFCHECK (translate.c, emit_pf_probe; pfsite.c): where
+       the access that follows goes, as a host address: the window (window base +
+       linear) or the guest page itself in the VMM's view of guest RAM, found by the
+       callout's walk, when the window does not map a page whose mapping churns. */
+    uint64_t soft_ptr;         /* [jit] set by the callout, read once right after it */
 };
 #endif
 
@@ -153,6 +158,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_RS_PAGE       776
 #define XBT_CTX_CPUID_NKEY    784
 #define XBT_CTX_CPUID_R       792
+#define XBT_CTX_SOFT_PTR      808
 /* ctx->rs_nlin's empty value: lin + XBT_RS_NONE + 1 = lin - 2^33 is never in [0, 4096). */
 #define XBT_RS_NONE (~(1ull << 33))
 
@@ -193,6 +199,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, rs_table) == XBT_CTX_RS_TABLE, "abi"
 _Static_assert(offsetof(struct xbt_jit_ctx, rs_page) == XBT_CTX_RS_PAGE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, cpuid_nkey) == XBT_CTX_CPUID_NKEY, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, cpuid_r) == XBT_CTX_CPUID_R, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, soft_ptr) == XBT_CTX_SOFT_PTR, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
@@ -227,6 +234,8 @@ struct xbt_ibl_entry {
 #define XBT_COF_IMM_PORT   0x08 /* IN/OUT with an immediate port (imm) else DX */
 #define XBT_COF_ADDR16     0x10 /* 16-bit address size: INS/OUTS use DI/SI/CX */
 #define XBT_COF_WRITE      0x20 /* XBT_CO_PFCHECK: the access writes (else it reads) */
+#define XBT_COF_SOFT       0x80 /* XBT_CO_PFCHECK: a soft site (its access goes to
+                                   ctx->soft_ptr; imm holds the access's size) */
 #define XBT_COF_FAST       0x40 /* a kind the fast handlers take (xbt_co_fast_kind): the
                                    stub tries them first, else goes to the full handler */
 #define XBT_SITE_FLAGS     8    /* offsetof(struct xbt_callout_site, flags), for the stub */

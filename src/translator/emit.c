@@ -230,6 +230,24 @@ void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req)
 {
     if (t->failed)
         return;
+    if (t->soft) {
+        /* A soft fault site's access (translate.c, emit_pf_probe): R15 is its host
+           address, the window's or the guest page's in the VMM's view of RAM. */
+        t->soft = false;
+        for (ZyanU8 i = 0; i < req->operand_count && i < ZYDIS_ENCODER_MAX_OPERANDS; i++) {
+            ZydisEncoderOperand *m = &req->operands[i];
+            if (m->type != ZYDIS_OPERAND_TYPE_MEMORY)
+                continue;
+            m->mem.base = ZYDIS_REGISTER_R15;
+            m->mem.index = ZYDIS_REGISTER_NONE;
+            m->mem.scale = 0;
+            m->mem.displacement = 0;
+        }
+        req->prefixes &= ~(ZydisInstructionAttributes)ZYDIS_ATTRIB_HAS_SEGMENT_GS;
+        req->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;
+        xbt_emit_req(t, req);
+        return;
+    }
     if (t->mode->window == XBT_WINDOW_UK) {
         uk_readdress(t, req);
         req->address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_64;

@@ -59,6 +59,9 @@ typedef struct xbt_tx {
     bool gate_due;         /* an inline STI's shadow: the interrupt gate follows the
                               next instruction */
     uint8_t n_prof;        /* a profiled trace: side-exit counters handed out */
+    bool soft;             /* a soft fault site's access is next: its guest operand is
+                              [R15] with 64-bit addressing and no segment (R15 =
+                              ctx->soft_ptr's host address; translate.c, emit_pf_probe) */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
     struct xbt_patch site_patches[XBT_MAX_PENDING_SITES];
     uint32_t n_tails;

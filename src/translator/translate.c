@@ -265,6 +265,8 @@ static bool mem_needs_r15(const xbt_tx *t, const xbt_insn *in, const ZydisDecode
 static ZydisEncoderOperand guest_mem(xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op,
                                      int32_t extra)
 {
+    if (t->soft) /* R15 holds the host address already (emit_pf_probe) */
+        return xo_mem(R(R15), NOREG, 0, 0, (uint16_t)(op->size / 8));
     if (mem_needs_r15(t, in, op)) {
         emit_linear_to_r15(t, in, op, extra);
         return xo_mem(R(R15D), NOREG, 0, 0, (uint16_t)(op->size / 8));
@@ -683,7 +685,7 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
  */
 static ZydisRegister stack_base(xbt_tx *t, ZydisRegister reg, ZydisRegister into)
 {
-    if (!seg_needs_base(t, XBT_SS))
+    if (!seg_needs_base(t, XBT_SS) || t->soft) /* soft: R15 is the host address */
         return reg;
     xbt_emit2(t, M(MOV), xo_reg(R(R11D)), ctx_mem(XBT_CTX_SEG_BASE + 4 * XBT_SS, 4));
     xbt_emit2(t, M(LEA), xo_reg(into), xo_mem(reg, R(R11D), 1, 0, 4));
@@ -1847,13 +1849,16 @@ static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int3
 /* The XBT_CO_PFCHECK callout: R15D holds the address; the site says read or write, and
    for a string instruction's element whether it has REP (its count says if it accesses
    anything). */
-static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write, bool string)
+static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write, bool string,
+                            uint32_t soft_size)
 {
     emit_callout(t, in, XBT_CO_PFCHECK);
     if (t->failed)
         return;
     struct xbt_callout_site *s = &t->sites[t->n_sites - 1];
-    s->flags = (uint8_t)((string ? s->flags & XBT_COF_REP : 0) | (write ? XBT_COF_WRITE : 0));
+    s->flags = (uint8_t)((string ? s->flags & XBT_COF_REP : 0) | (write ? XBT_COF_WRITE : 0) |
+                         (soft_size ? XBT_COF_SOFT : 0));
+    s->imm = soft_size;
 }
 
 /* A string instruction's source segment: DS or the override on its [ESI] operand. */
@@ -1878,7 +1883,8 @@ static int string_src_seg(const xbt_insn *in)
  *   read:  jrcxz Z; [NZ: mapped] mov rcx,r10; jmp on;  Z: mov rcx,r10; callout; on:
  *   write: lea rcx,[rcx-3]; jrcxz Z; [NZ] mov rcx,r10; callout; jmp on;  Z: mov rcx,r10
  */
-static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, int32_t disp)
+static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, int32_t disp,
+                          uint32_t soft_size)
 {
     if (kind == PF_OPERAND) {
         emit_linear_to_r15(t, in, &in->ops[in->mem_op], 0);
@@ -1902,14 +1908,51 @@ static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, i
     uint32_t zero = xbt_emit_branch8(t, M(JRCXZ), false);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     bool string = kind == PF_SRC || kind == PF_DST;
-    if (write)
-        emit_pf_callout(t, in, true, string);
-    uint32_t on = xbt_emit_branch8(t, M(JMP), false);
+    /* The two tails: the callout's, and the mapped page's.  A soft site's access then
+       goes to R15 = ctx->soft_ptr (the callout's answer) or to the window (R15 = the
+       window of the current privilege + the zero-extended linear address). */
+    for (int tail = 0; tail < 2; tail++) {
+        if (tail == 1) {
+            uint32_t on = xbt_emit_branch8(t, M(JMP), false);
+            xbt_patch_rel8(t, zero, t->len);
+            xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+            zero = on;
+        }
+        if ((tail == 0) == write) {
+            emit_pf_callout(t, in, write, string, soft_size);
+            if (soft_size)
+                xbt_emit2(t, M(MOV), xo_reg(R(R15)), ctx_mem(XBT_CTX_SOFT_PTR, 8));
+        } else if (soft_size) {
+            xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+            xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(R15), R(R11), 1, 0, 8));
+        }
+    }
     xbt_patch_rel8(t, zero, t->len);
-    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-    if (!write)
-        emit_pf_callout(t, in, false, string);
-    xbt_patch_rel8(t, on, t->len);
+}
+
+/* Whether a site's one access may go soft (ctx->soft_ptr: pfsite.c decides at each
+   callout whether the window is filled or the guest page reached without it), and its
+   size: a memory-class instruction's explicit operand, or a PUSH of a register or an
+   immediate or a POP to a register: one access, emitted through xbt_emit_req_guest,
+   which then takes [R15].  Not beside AH..BH (no REX), not BT with a register offset
+   (its own addressing), XLAT or MASKMOV (implicit operands). */
+static uint32_t pf_soft_size(const xbt_insn *in, int kind)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    if (in->flags & XBT_IF_HIGH8)
+        return 0;
+    if (kind == PF_OPERAND && in->iclass == XBT_IC_MEMORY) {
+        const ZydisDecodedOperand *op = &in->ops[in->mem_op];
+        if (m == M(XLAT) || m == M(MASKMOVQ) || m == M(MASKMOVDQU) || bt_reg_offset(in) ||
+            op->visibility != ZYDIS_OPERAND_VISIBILITY_EXPLICIT || op->size < 8)
+            return 0;
+        return op->size / 8u;
+    }
+    if (kind == PF_STACK && in->iclass == XBT_IC_STACK &&
+        ((m == M(PUSH) && in->ops[0].type != ZYDIS_OPERAND_TYPE_MEMORY) ||
+         (m == M(POP) && in->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER)))
+        return in->zi.operand_width / 8u;
+    return 0;
 }
 
 static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
@@ -1917,16 +1960,18 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
     bool write;
     int32_t disp;
     int kind = pf_site_access(t, in, &write, &disp);
+    uint32_t soft = pf_soft_size(in, kind);
     if (kind & PF_OPERAND)
-        emit_pf_probe(t, in, PF_OPERAND, write, 0);
+        emit_pf_probe(t, in, PF_OPERAND, write, 0, soft);
     if (kind & PF_STACK) /* a store below ESP, a load at it */
-        emit_pf_probe(t, in, PF_STACK, disp < 0, disp);
+        emit_pf_probe(t, in, PF_STACK, disp < 0, disp, soft);
     if (kind & PF_SRC)
-        emit_pf_probe(t, in, PF_SRC, false, 0);
+        emit_pf_probe(t, in, PF_SRC, false, 0, 0);
     if (kind & PF_DST)
-        emit_pf_probe(t, in, PF_DST, write, 0);
+        emit_pf_probe(t, in, PF_DST, write, 0, 0);
     if (kind != PF_NONE)
         t->b->reloc_ok = false; /* only where the runtime asked for it */
+    t->soft = soft != 0;
 }
 
 /* An MMIO site's plain 4-byte MOV load into a general register: the read shadow may
@@ -2020,6 +2065,7 @@ static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
+    t->soft = false; /* emit_pf_check sets it for the access it checked */
     if (in->iclass >= XBT_IC_JMP_DIRECT && in->iclass <= XBT_IC_RET &&
         in->zi.operand_width == 16)
         t->b->reloc_ok = false; /* a 16-bit target wraps at 64 KiB, not with the EIP */

@@ -117,6 +117,12 @@ xbt)
         echo "== xbt: ${n:-no} ${XBT_EXPECT_CALLOUT} callouts"
         [ "${n:-0}" -gt 0 ] || { echo "FAIL expected ${XBT_EXPECT_CALLOUT} callouts"; status=99; }
     fi
+    # XBT_EXPECT_SOFT=1: fault sites must have reached churning pages without the window.
+    if [ -n "${XBT_EXPECT_SOFT:-}" ]; then
+        n=$(grep -a 'of their accesses soft' "$out" | grep -o ', [0-9]* of their' | grep -o '[0-9]*')
+        echo "== xbt: ${n:-no} soft accesses"
+        [ "${n:-0}" -gt 0 ] || { echo "FAIL expected soft accesses"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')

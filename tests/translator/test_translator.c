@@ -135,6 +135,13 @@ static uint32_t next_rand(void)
     return (uint32_t)rng;
 }
 
+/* Every EIP a fault site (translator.h's pf_site). */
+static bool every_eip(void *ctx, uint32_t eip)
+{
+    (void)ctx, (void)eip;
+    return true;
+}
+
 START_TEST(random_bytes_never_break_the_translator)
 {
     static uint8_t code[XBT_BLOCK_MAX_CODE];
@@ -157,6 +164,8 @@ START_TEST(random_bytes_never_break_the_translator)
         xbt_tblock b;
         b.code = code;
         b.code_cap = sizeof code;
+        /* A third of the blocks with every instruction a fault site (soft ones too). */
+        tr.pf_site = iter % 3 == 0 && tr.bmi2 ? every_eip : NULL;
         enum xbt_tstatus st = xbt_translate_block(&tr, &m, s.eip, rnd_fetch, &s, &b);
         if (st != XBT_T_OK && st != XBT_T_FETCH_FAULT) {
             fprintf(stderr, "iteration %d mode %u/%u/%x/%x at %08x:", iter, m.cpl, m.window,
@@ -210,6 +219,86 @@ static uint32_t page_fetch(void *o, uint32_t eip, uint8_t *buf, uint32_t len)
     memcpy(buf, s->page + off, len);
     return len;
 }
+
+/* Fault sites (every EIP one here): the instructions with one access of their own go
+   soft (their PFCHECK site says so, with the access's size) and that access is the one
+   host instruction through [R15] with 64-bit addressing and no segment; the others keep
+   the window's form.  In the K-window at CPL 0 and the UK layout at CPL 3. */
+
+START_TEST(fault_sites_go_soft_where_one_access)
+{
+    static const uint8_t bytes[] = {
+        0x53,             /* push ebx: soft, 4 */
+        0x59,             /* pop ecx: soft, 4 */
+        0x8b, 0x01,       /* mov eax, [ecx]: soft, 4 */
+        0x01, 0x51, 0x04, /* add [ecx+4], edx: soft, 4 (a write) */
+        0x8a, 0x21,       /* mov ah, [ecx]: a site, not soft (AH beside R15) */
+        0x0f, 0xb6, 0x01, /* movzx eax, byte [ecx]: soft, 1 */
+        0x66, 0x89, 0x01, /* mov [ecx], ax: soft, 2 */
+        0x0f, 0xa3, 0x01, /* bt [ecx], eax: no site (the bit offset moves the access) */
+        0xff, 0x11,       /* call [ecx]: a site (two accesses), not soft */
+    };
+    static const uint32_t want[] = { 4, 4, 4, 4, 1, 2 };
+    static uint8_t code[XBT_BLOCK_MAX_CODE], page[4096];
+    memcpy(page, bytes, sizeof bytes);
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    if (!tr.bmi2)
+        return; /* no sites without SHRX (translator.h) */
+    tr.pf_site = every_eip;
+    ZydisDecoder d64;
+    ZydisDecoderInit(&d64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    for (int uk = 0; uk < 2; uk++) {
+        xbt_tmode m = { (uint8_t)(uk ? 3 : 0), (uint8_t)(uk ? XBT_WINDOW_UK : XBT_WINDOW_K),
+                        0, 0, 0, 0 };
+        struct page_src src = { page, 0x400000 };
+        xbt_tblock b;
+        b.code = code;
+        b.code_cap = sizeof code;
+        ck_assert_int_eq(xbt_translate_block(&tr, &m, 0x400000, page_fetch, &src, &b), XBT_T_OK);
+        const struct xbt_callout_site *site = (const void *)(code + b.sites_off);
+        uint32_t n_soft = 0, n_plain = 0;
+        for (uint32_t i = 0; i < b.n_sites; i++) {
+            if (site[i].kind != XBT_CO_PFCHECK)
+                continue;
+            if (site[i].flags & XBT_COF_SOFT) {
+                ck_assert_uint_lt(n_soft, 6);
+                ck_assert_uint_eq(site[i].imm, want[n_soft]);
+                n_soft++;
+            } else {
+                n_plain++;
+            }
+        }
+        ck_assert_uint_eq(n_soft, 6);
+        ck_assert_uint_eq(n_plain, 3); /* mov ah; call's operand and return address */
+        uint32_t r15_access = 0;
+        for (uint32_t off = 0; off < b.body_len;) {
+            ZydisDecodedInstruction zi;
+            ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+            ck_assert(ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d64, code + off, b.body_len - off,
+                                                          &zi, ops)));
+            bool r11 = false; /* the inline lookup's table load (mov r11, [r15]) */
+            for (unsigned k = 0; k < zi.operand_count_visible; k++)
+                r11 |= ops[k].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                       ops[k].reg.value == ZYDIS_REGISTER_R11;
+            for (unsigned k = 0; k < zi.operand_count_visible && !r11; k++)
+                if (ops[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+                    ops[k].mem.type == ZYDIS_MEMOP_TYPE_MEM &&
+                    zi.meta.category != ZYDIS_CATEGORY_UNCOND_BR && /* the runtime's gates */
+                    ops[k].mem.base == ZYDIS_REGISTER_R15 && zi.address_width == 64) {
+                    ck_assert_msg(ops[k].mem.segment == ZYDIS_REGISTER_DS &&
+                                      ops[k].mem.index == ZYDIS_REGISTER_NONE &&
+                                      ops[k].mem.disp.value == 0,
+                                  "%s at +%x: a soft access through a segment or with an index or a displacement",
+                                  ZydisMnemonicGetString(zi.mnemonic), off);
+                    r15_access++;
+                }
+            off += zi.length;
+        }
+        ck_assert_uint_eq(r15_access, 6);
+    }
+}
+END_TEST
 
 /* ENTER with nesting level 31 in real mode (16-bit code and stack, segment bases and
    limits) is about 1,500 host bytes: after k small instructions and in a run of them,
@@ -370,6 +459,7 @@ int main(void)
     tcase_add_test(tc, every_class);
     tcase_add_test(tc, truncated_input);
     tcase_add_test(tc, large_enter_never_overflows_a_block);
+    tcase_add_test(tc, fault_sites_go_soft_where_one_access);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("robustness");
     tcase_set_timeout(tr, 120);
