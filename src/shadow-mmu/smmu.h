@@ -198,14 +198,17 @@ typedef struct xbt_smmu {
     /* Linear pages whose mapping churns: a re-check at a CR3 load found their table
        entry changed and dropped them from a window (a process's stack page, demand-paged
        anew in each process; a page two address spaces map differently).  A soft fault
-       site reaches such a page without filling the window (runtime/pfsite.c) for
-       XBT_CHURN_USES accesses, then fills it again.  Hints only: direct-mapped by page,
-       page + 1 (0: empty). */
+       site reaches such a page without filling the window (runtime/pfsite.c), up to
+       XBT_CHURN_USES accesses between two CR3 loads (`churn_epoch` counts them): beyond,
+       the page is hot in this address space and the window takes it (one fill, and a
+       drop at the next switch, against a callout per access).  Hints only:
+       direct-mapped by page, page + 1 (0: empty). */
 #define XBT_CHURN_LOG2 6
-#define XBT_CHURN_USES 256
+#define XBT_CHURN_USES 64
     struct xbt_churn {
-        uint32_t page1, uses;
+        uint32_t page1, uses, epoch;
     } churn[1u << XBT_CHURN_LOG2];
+    uint32_t churn_epoch;
 
     /* Statistics. */
     uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets, set_keeps;
@@ -301,8 +304,8 @@ void xbt_smmu_dwin_lost(xbt_smmu *m, unsigned set);
 /* A CR3 load: the windows become those of address space as_key (cached: its non-global
    mappings re-checked against its page tables). */
 void xbt_window_switch(xbt_smmu *m, uint32_t as_key);
-/* Whether linear page lin's mapping churns (struct xbt_smmu's churn): counts a use,
-   and forgets the page after XBT_CHURN_USES of them. */
+/* Whether linear page lin's mapping churns (struct xbt_smmu's churn) and has not been
+   used XBT_CHURN_USES times since the last CR3 load: counts a use. */
 bool xbt_window_churns(xbt_smmu *m, uint32_t lin);
 
 /* Epochs.  A mapping change: [lin, lin + len) (len 0: everything) leaves the windows of

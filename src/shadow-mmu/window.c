@@ -525,7 +525,7 @@ static void churn_mark(xbt_smmu *m, const struct xbt_wrec *gone, uint32_t n)
             uint32_t page = (gone[k].lin >> 12) + i;
             struct xbt_churn *e = churn_slot(m, page);
             if (e->page1 != page + 1)
-                *e = (struct xbt_churn){ page + 1, 0 };
+                *e = (struct xbt_churn){ page + 1, 0, m->churn_epoch };
         }
     }
 }
@@ -535,11 +535,11 @@ bool xbt_window_churns(xbt_smmu *m, uint32_t lin)
     struct xbt_churn *e = churn_slot(m, lin >> 12);
     if (e->page1 != (lin >> 12) + 1)
         return false;
-    if (++e->uses > XBT_CHURN_USES) {
-        e->page1 = 0; /* the window again: a drop at a CR3 load marks it anew */
-        return false;
+    if (e->epoch != m->churn_epoch) {
+        e->epoch = m->churn_epoch;
+        e->uses = 0;
     }
-    return true;
+    return ++e->uses <= XBT_CHURN_USES;
 }
 
 static void drop_records(xbt_smmu *m, struct xbt_wset *w, struct xbt_wrec *gone, uint32_t n)
@@ -750,6 +750,7 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
         w = t;
     }
     w->stamp = ++m->wclock;
+    m->churn_epoch++; /* soft sites count their uses of a churning page afresh */
     m->cur = w;
     m->kbase = w->kbase;
     m->ubase = w->ubase;
