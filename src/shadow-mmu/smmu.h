@@ -212,6 +212,7 @@ typedef struct xbt_smmu {
 
     /* Statistics. */
     uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets, set_keeps;
+    uint64_t run_splits; /* split_run's cuts (window.c) */
 } xbt_smmu;
 #define XBT_SPEC_PT_NONE (~0ull)
 

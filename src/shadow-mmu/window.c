@@ -489,10 +489,6 @@ static bool window_empty(struct xbt_wset *w, int win, uint32_t lin, uint32_t end
     return true;
 }
 
-/* The n records' mappings leave w's windows in as few host calls as the windows allow:
-   sorted by window and address, touching records (or ones apart only by pages the
-   window does not map) dropped together.  Each drop of populated pages is a TLB
-   shootdown on the host, which costs far more than the call. */
 static struct xbt_churn *churn_slot(xbt_smmu *m, uint32_t page)
 {
     return &m->churn[(page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2)];
@@ -542,6 +538,10 @@ bool xbt_window_churns(xbt_smmu *m, uint32_t lin)
     return ++e->uses <= XBT_CHURN_USES;
 }
 
+/* The n records' mappings leave w's windows in as few host calls as the windows allow:
+   sorted by window and address, touching records (or ones apart only by pages the
+   window does not map) dropped together.  Each drop of populated pages is a TLB
+   shootdown on the host, which costs far more than the call. */
 static void drop_records(xbt_smmu *m, struct xbt_wset *w, struct xbt_wrec *gone, uint32_t n)
 {
     qsort(gone, n, sizeof *gone, rec_order);
@@ -662,6 +662,7 @@ static bool split_run(xbt_smmu *m, struct xbt_wset *c, uint64_t pd, uint32_t k)
                                                 (uint16_t)(r.npages - bad - 1), r.win, 0 };
     c->rec[k] = (struct xbt_wrec){ r.lin + (bad << 12), r.pde, r.pte0 + (bad << 12), 1, r.win,
                                    0 };
+    m->run_splits++;
     return true;
 }
 

@@ -692,12 +692,94 @@ START_TEST(random_switches_never_stale)
 }
 END_TEST
 
+/* The same check over runs of consecutive frames (so that re-checks find runs with one
+   page changed, which split_run cuts up), in the K- and U-window, with entries changed a
+   page at a time (not present, clean, read-only, another frame): after every step no
+   mapped page shows another frame than the current tables name (but where the entry
+   changed since the last CR3 load), nor is writable with a clean entry, nor writable in
+   the U-window with a read-only one.  Several seeds, 3 to 6 directories. */
+static void stale_runs(uint32_t seed, int steps, int ndirs, uint32_t npages)
+{
+    const uint32_t pds[6] = { PD1, PD2, PD3, 0x106000u, 0x108000u, 0x10a000u },
+                   pts[6] = { PT1, PT2, PT3, 0x107000u, 0x109000u, 0x10b000u };
+    const uint32_t base = 0x400000, nframes = 64;
+    for (uint32_t f = 0; f < nframes; f++)
+        ram[0x200000 + f * 0x1000] = (uint8_t)(f + 1);
+    for (int d = 0; d < 6; d++) {
+        memset(ram + pts[d], 0, 4096);
+        memset(ram + pds[d], 0, 4096);
+        for (uint32_t p = 0; p < npages; p++)
+            map4k(pds[d], pts[d], base + p * 0x1000, 0x200000 + p * 0x1000, P | RW | US | A | D);
+    }
+    int cur = 0;
+    bool changed[2][64] = { { false } };
+    xbt_smmu_regs regs = { PG | 0x11, pds[0], 0 };
+    xbt_window_reset(m, regs);
+    for (int step = 0; step < steps; step++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 4, op = r % 10, p = (r >> 4) % npages, d = (r >> 10) % ndirs;
+        uint32_t lin = base + p * 0x1000;
+        int win = (r >> 20) & 1 ? XBT_WINDOW_U : XBT_WINDOW_K;
+        uint8_t *wb = win == XBT_WINDOW_U ? m->ubase : m->kbase;
+        if (op < 2) { /* an entry changes */
+            uint32_t f = (r >> 13) % 3 == 0 ? (r >> 15) % nframes : p, kind = (r >> 21) % 6;
+            uint32_t flags = kind == 0   ? 0
+                             : kind == 1 ? (P | RW | US)
+                             : kind == 2 ? (P | RW | US | A)
+                             : kind == 3 ? (P | US | A)
+                                         : (P | RW | US | A | D);
+            *word(pts[d] + p * 4) = (0x200000 + f * 0x1000) | flags;
+            if ((int)d == cur)
+                changed[0][p] = changed[1][p] = true;
+        } else if (op < 4) { /* a CR3 load, either policy */
+            m->keep_set = (r >> 23) & 1;
+            cur = (int)d;
+            regs.cr3 = pds[d];
+            xbt_smmu_cr3_changed(m, regs);
+            memset(changed, 0, sizeof changed);
+        } else if (!can(wb + lin, false) || ((r >> 22) & 1 && !can(wb + lin, true))) {
+            bool wr = (r >> 22) & 1; /* a fill, as a host fault makes it */
+            xbt_walk_req q = { regs.cr0, regs.cr3, regs.cr4, lin, wr, win == XBT_WINDOW_U,
+                               false, false };
+            xbt_walk_result w;
+            if (xbt_walk(&q, rd32, wr32, NULL, &w))
+                xbt_smmu_fill(m, regs, win, lin, &w, w.writable && (w.dirty || q.write), false,
+                              true);
+        }
+        for (int wi = 0; wi < 2; wi++) {
+            uint8_t *b = wi ? m->ubase : m->kbase;
+            for (uint32_t k = 0; k < npages; k++) {
+                uint32_t l = base + k * 0x1000, pte = *word(pts[cur] + k * 4);
+                if (changed[wi][k] || !can(b + l, false))
+                    continue;
+                ck_assert_msg(pte & P, "step %d window %d: page %u mapped, entry not present",
+                              step, wi, k);
+                ck_assert_msg(b[l] == (uint8_t)(((pte & ~0xFFFu) - 0x200000) / 0x1000 + 1),
+                              "step %d window %d: page %u shows frame %u, the entry names %08x",
+                              step, wi, k, b[l] - 1, pte);
+                ck_assert_msg(!can(b + l, true) || ((pte & D) && (wi == 0 || (pte & RW))),
+                              "step %d window %d: page %u writable, entry %08x", step, wi, k,
+                              pte);
+            }
+        }
+    }
+}
+
+START_TEST(random_runs_never_stale)
+{
+    for (uint32_t s = 1; s <= 6; s++)
+        stale_runs(s * 7919u, 1500, 3 + (int)(s % 4), 16 + (s % 3) * 16);
+    ck_assert_uint_gt(m->set_keeps, 0);
+    ck_assert_uint_gt(m->run_splits, 0); /* split_run had runs to cut */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("shadow_mmu");
     TCase *tc = tcase_create("windows");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 30); /* random_switches_never_stale probes by faults: seconds under load */
+    tcase_set_timeout(tc, 60); /* the random tests probe by faults: seconds under load */
     tcase_add_test(tc, identity_with_paging_off);
     tcase_add_test(tc, fill_runs_and_dirty_bits);
     tcase_add_test(tc, large_page_whole);
@@ -718,6 +800,7 @@ int main(void)
     tcase_add_test(tc, keep_set_not_with_overflow);
     tcase_add_test(tc, keep_set_not_when_the_cached_set_maps_more);
     tcase_add_test(tc, random_switches_never_stale);
+    tcase_add_test(tc, random_runs_never_stale);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
