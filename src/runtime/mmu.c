@@ -293,17 +293,18 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
        store would miss it (the window's writable mappings are dropped for that). */
     if (!xbt_paging(v) || win == XBT_WINDOW_D || v->dbg.n_wp || size == 0 ||
         (lin & 0xFFF) + size > 4096 || (write && vm->n_vcpus > 1) ||
+        (win == XBT_WINDOW_K && (v->arch.cr4 & XBT_CR4_SMAP)) ||
         !xbt_window_churns(v->mmu, lin))
         return xbt_window_probe(v, win, lin, write);
-    xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, false,
-                      &r))
-        return walk_refused(v, lin, &r) ? XBT_WP_RAISED : XBT_WP_EXIT;
-    uint64_t page = r.gpa >> 12;
-    if (!xbt_gpa_mem(vm, r.gpa, write) || (write && xbt_code_page(v->mmu, page)) ||
-        (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP)))
+    /* The walk through the software TLB (excp.c: emptied at every TLB-flushing event, as
+       a TLB is; a miss walks and sets the accessed and dirty flags); one it refuses is
+       walked again by the probe, which raises the #PF. */
+    uint64_t gpa;
+    if (!xbt_lin_gpa(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, &gpa))
+        return xbt_window_probe(v, win, lin, write);
+    if (!xbt_gpa_mem(vm, gpa, write) || (write && xbt_code_page(v->mmu, gpa >> 12)))
         return XBT_WP_ACCESS; /* the window's fault decides (as xbt_window_probe) */
-    uint8_t *h = write ? xbt_phys_w(&vm->phys, r.gpa, size) : xbt_phys_r(&vm->phys, r.gpa, size);
+    uint8_t *h = write ? xbt_phys_w(&vm->phys, gpa, size) : xbt_phys_r(&vm->phys, gpa, size);
     if (!h)
         return XBT_WP_ACCESS;
     v->stats.soft_accesses++;
