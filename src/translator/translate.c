@@ -1932,9 +1932,10 @@ static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, i
 
 /* Whether a site's one access may go soft (ctx->soft_ptr: pfsite.c decides at each
    callout whether the window is filled or the guest page reached without it), and its
-   size: a memory-class instruction's explicit operand, or a PUSH of a register or an
-   immediate or a POP to a register: one access, emitted through xbt_emit_req_guest,
-   which then takes [R15].  Not beside AH..BH (no REX), not BT with a register offset
+   size: a memory-class instruction's explicit operand, an indirect JMP's target, a PUSH
+   of a register or an immediate, a POP to a register, a CALL's return address (not
+   through memory), RET's: one access, emitted through xbt_emit_req_guest, which then
+   takes [R15].  Not beside AH..BH (no REX), not BT with a register offset
    (its own addressing), XLAT or MASKMOV (implicit operands). */
 static uint32_t pf_soft_size(const xbt_insn *in, int kind)
 {
@@ -1948,9 +1949,16 @@ static uint32_t pf_soft_size(const xbt_insn *in, int kind)
             return 0;
         return op->size / 8u;
     }
+    if (kind == PF_OPERAND && in->iclass == XBT_IC_JMP_INDIRECT)
+        return in->zi.operand_width / 8u; /* its target's load (emit_load_target) */
     if (kind == PF_STACK && in->iclass == XBT_IC_STACK &&
         ((m == M(PUSH) && in->ops[0].type != ZYDIS_OPERAND_TYPE_MEMORY) ||
          (m == M(POP) && in->ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER)))
+        return in->zi.operand_width / 8u;
+    /* CALL's return address (emit_push_return; a CALL through memory has two accesses
+       and is not soft: its kind is not PF_STACK alone), RET's load. */
+    if (kind == PF_STACK && (in->iclass == XBT_IC_CALL_DIRECT ||
+                             in->iclass == XBT_IC_CALL_INDIRECT || in->iclass == XBT_IC_RET))
         return in->zi.operand_width / 8u;
     return 0;
 }

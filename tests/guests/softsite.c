@@ -5,8 +5,8 @@
  * Every access is checked against the frame the current tables name:
  *   processes  300 address spaces created, run and torn down in turn (as a Unix
  *              fork+exit), each with its stack page demand-paged by the #PF handler
- *              onto one of three frames in rotation: the process pushes a value of its
- *              own, pops it back and reports both; the kernel then finds the value in
+ *              onto one of three frames in rotation: the process calls and returns,
+ *              pushes a value of its own, pops it back and reports both; the kernel then finds the value in
  *              that frame, the other two frames holding their last processes' values,
  *              and the stack's table entry accessed and dirty;
  *   two dirs   two page directories whose first tables are copies of the kernel's that
@@ -45,17 +45,20 @@ static u8 page_a[4096] __attribute__((aligned(4096)));
 static u8 page_b[4096] __attribute__((aligned(4096)));
 static u8 kstack[8192] __attribute__((aligned(16)));
 
-/* The process: EAX = its value (user_enter's); pushes it, pops it into ECX, reports (EAX 2, EBX
-   pushed, ECX popped), exits (EAX 0).  Its push and pop are the same instructions in
-   every process: fault sites after the first processes' stack faults. */
+/* The process: EAX = its value (user_enter's); calls a RET, pushes the value, pops it
+   into ECX, reports (EAX 2, EBX pushed, ECX popped), exits (EAX 0).  Its CALL, RET,
+   PUSH and POP are the same instructions in every process: fault sites after the first
+   processes' stack faults. */
 extern u8 proc_entry[];
 __asm__(".text\n.globl proc_entry\nproc_entry:\n"
         "\tmovl %eax, %ebx\n\tmovl $0, %ecx\n"
+        "\tcall 2f\n" /* the stack's first touch: a return address, then RET */
         "\tpushl %ebx\n"
         "\tpopl %ecx\n"
         "\tmovl $2, %eax\n\tint $0x80\n"
         "\tmovl $0, %eax\n\tint $0x80\n"
-        "1:\tjmp 1b\n");
+        "1:\tjmp 1b\n"
+        "2:\tret\n");
 
 /* The two directories' sites: one load, one store, each reached only from here. */
 u32 site_load(u32 addr);

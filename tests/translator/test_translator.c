@@ -225,9 +225,72 @@ static uint32_t page_fetch(void *o, uint32_t eip, uint8_t *buf, uint32_t len)
    host instruction through [R15] with 64-bit addressing and no segment; the others keep
    the window's form.  In the K-window at CPL 0 and the UK layout at CPL 3. */
 
+/* Translates `bytes` with every instruction a fault site and checks its PFCHECK sites:
+   the soft ones in order with the access sizes of want[n_soft], n_plain others, and
+   exactly n_soft host accesses through [r15] with 64-bit addressing, no segment, index
+   or displacement (the inline lookup's own table load, into R11, and the runtime's
+   gates excepted). */
+static void check_soft(const uint8_t *bytes, size_t n, const xbt_tmode *m,
+                       const uint32_t *want, uint32_t n_want, uint32_t n_plain_want)
+{
+    static uint8_t code[XBT_BLOCK_MAX_CODE], page[4096];
+    memset(page, 0xcc, sizeof page);
+    memcpy(page, bytes, n);
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    tr.pf_site = every_eip;
+    ZydisDecoder d64;
+    ZydisDecoderInit(&d64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    struct page_src src = { page, 0x400000 };
+    xbt_tblock b;
+    b.code = code;
+    b.code_cap = sizeof code;
+    ck_assert_int_eq(xbt_translate_block(&tr, m, 0x400000, page_fetch, &src, &b), XBT_T_OK);
+    const struct xbt_callout_site *site = (const void *)(code + b.sites_off);
+    uint32_t n_soft = 0, n_plain = 0;
+    for (uint32_t i = 0; i < b.n_sites; i++) {
+        if (site[i].kind != XBT_CO_PFCHECK)
+            continue;
+        if (site[i].flags & XBT_COF_SOFT) {
+            ck_assert_uint_lt(n_soft, n_want);
+            ck_assert_uint_eq(site[i].imm, want[n_soft]);
+            n_soft++;
+        } else {
+            n_plain++;
+        }
+    }
+    ck_assert_uint_eq(n_soft, n_want);
+    ck_assert_uint_eq(n_plain, n_plain_want);
+    uint32_t r15_access = 0;
+    for (uint32_t off = 0; off < b.body_len;) {
+        ZydisDecodedInstruction zi;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        ck_assert(ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d64, code + off, b.body_len - off, &zi,
+                                                      ops)));
+        bool r11 = false; /* the inline lookup's table load (mov r11, [r15]) */
+        for (unsigned k = 0; k < zi.operand_count_visible; k++)
+            r11 |= ops[k].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                   ops[k].reg.value == ZYDIS_REGISTER_R11;
+        for (unsigned k = 0; k < zi.operand_count_visible && !r11; k++)
+            if (ops[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+                ops[k].mem.type == ZYDIS_MEMOP_TYPE_MEM &&
+                zi.meta.category != ZYDIS_CATEGORY_UNCOND_BR && /* the runtime's gates */
+                ops[k].mem.base == ZYDIS_REGISTER_R15 && zi.address_width == 64) {
+                ck_assert_msg(ops[k].mem.segment == ZYDIS_REGISTER_DS &&
+                                  ops[k].mem.index == ZYDIS_REGISTER_NONE &&
+                                  ops[k].mem.disp.value == 0,
+                              "%s at +%x: a soft access through a segment or with an index "
+                              "or a displacement", ZydisMnemonicGetString(zi.mnemonic), off);
+                r15_access++;
+            }
+        off += zi.length;
+    }
+    ck_assert_uint_eq(r15_access, n_want);
+}
+
 START_TEST(fault_sites_go_soft_where_one_access)
 {
-    static const uint8_t bytes[] = {
+    static const uint8_t body[] = {
         0x53,             /* push ebx: soft, 4 */
         0x59,             /* pop ecx: soft, 4 */
         0x8b, 0x01,       /* mov eax, [ecx]: soft, 4 */
@@ -236,66 +299,23 @@ START_TEST(fault_sites_go_soft_where_one_access)
         0x0f, 0xb6, 0x01, /* movzx eax, byte [ecx]: soft, 1 */
         0x66, 0x89, 0x01, /* mov [ecx], ax: soft, 2 */
         0x0f, 0xa3, 0x01, /* bt [ecx], eax: no site (the bit offset moves the access) */
-        0xff, 0x11,       /* call [ecx]: a site (two accesses), not soft */
+        0xff, 0xd1,       /* call ecx: soft, 4 (its return address); ends the block */
     };
-    static const uint32_t want[] = { 4, 4, 4, 4, 1, 2 };
-    static uint8_t code[XBT_BLOCK_MAX_CODE], page[4096];
-    memcpy(page, bytes, sizeof bytes);
+    static const uint32_t body_want[] = { 4, 4, 4, 4, 1, 2, 4 }, four[] = { 4 };
+    static const uint8_t call_mem[] = { 0xff, 0x11 }, ret[] = { 0xc3 },
+                         jmp_mem[] = { 0xff, 0x21 }, call_rel[] = { 0xe8, 0x10, 0, 0, 0 };
     xbt_translator tr;
     xbt_translator_init(&tr);
     if (!tr.bmi2)
         return; /* no sites without SHRX (translator.h) */
-    tr.pf_site = every_eip;
-    ZydisDecoder d64;
-    ZydisDecoderInit(&d64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
     for (int uk = 0; uk < 2; uk++) {
         xbt_tmode m = { (uint8_t)(uk ? 3 : 0), (uint8_t)(uk ? XBT_WINDOW_UK : XBT_WINDOW_K),
                         0, 0, 0, 0 };
-        struct page_src src = { page, 0x400000 };
-        xbt_tblock b;
-        b.code = code;
-        b.code_cap = sizeof code;
-        ck_assert_int_eq(xbt_translate_block(&tr, &m, 0x400000, page_fetch, &src, &b), XBT_T_OK);
-        const struct xbt_callout_site *site = (const void *)(code + b.sites_off);
-        uint32_t n_soft = 0, n_plain = 0;
-        for (uint32_t i = 0; i < b.n_sites; i++) {
-            if (site[i].kind != XBT_CO_PFCHECK)
-                continue;
-            if (site[i].flags & XBT_COF_SOFT) {
-                ck_assert_uint_lt(n_soft, 6);
-                ck_assert_uint_eq(site[i].imm, want[n_soft]);
-                n_soft++;
-            } else {
-                n_plain++;
-            }
-        }
-        ck_assert_uint_eq(n_soft, 6);
-        ck_assert_uint_eq(n_plain, 3); /* mov ah; call's operand and return address */
-        uint32_t r15_access = 0;
-        for (uint32_t off = 0; off < b.body_len;) {
-            ZydisDecodedInstruction zi;
-            ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
-            ck_assert(ZYAN_SUCCESS(ZydisDecoderDecodeFull(&d64, code + off, b.body_len - off,
-                                                          &zi, ops)));
-            bool r11 = false; /* the inline lookup's table load (mov r11, [r15]) */
-            for (unsigned k = 0; k < zi.operand_count_visible; k++)
-                r11 |= ops[k].type == ZYDIS_OPERAND_TYPE_REGISTER &&
-                       ops[k].reg.value == ZYDIS_REGISTER_R11;
-            for (unsigned k = 0; k < zi.operand_count_visible && !r11; k++)
-                if (ops[k].type == ZYDIS_OPERAND_TYPE_MEMORY &&
-                    ops[k].mem.type == ZYDIS_MEMOP_TYPE_MEM &&
-                    zi.meta.category != ZYDIS_CATEGORY_UNCOND_BR && /* the runtime's gates */
-                    ops[k].mem.base == ZYDIS_REGISTER_R15 && zi.address_width == 64) {
-                    ck_assert_msg(ops[k].mem.segment == ZYDIS_REGISTER_DS &&
-                                      ops[k].mem.index == ZYDIS_REGISTER_NONE &&
-                                      ops[k].mem.disp.value == 0,
-                                  "%s at +%x: a soft access through a segment or with an index or a displacement",
-                                  ZydisMnemonicGetString(zi.mnemonic), off);
-                    r15_access++;
-                }
-            off += zi.length;
-        }
-        ck_assert_uint_eq(r15_access, 6);
+        check_soft(body, sizeof body, &m, body_want, 7, 1);
+        check_soft(call_mem, sizeof call_mem, &m, NULL, 0, 2); /* target and return address */
+        check_soft(ret, sizeof ret, &m, four, 1, 0);
+        check_soft(jmp_mem, sizeof jmp_mem, &m, four, 1, 0);
+        check_soft(call_rel, sizeof call_rel, &m, four, 1, 0);
     }
 }
 END_TEST
