@@ -1957,9 +1957,10 @@ static uint32_t pf_soft_size(const xbt_insn *in, int kind)
         return in->zi.operand_width / 8u;
     /* CALL's return address (emit_push_return; a CALL through memory has two accesses
        and is not soft: its kind is not PF_STACK alone), RET's load. */
-    if (kind == PF_STACK && (in->iclass == XBT_IC_CALL_DIRECT ||
-                             in->iclass == XBT_IC_CALL_INDIRECT || in->iclass == XBT_IC_RET))
-        return in->zi.operand_width / 8u;
+    if (kind == PF_STACK && (in->iclass == XBT_IC_CALL_DIRECT || in->iclass == XBT_IC_RET ||
+                             (in->iclass == XBT_IC_CALL_INDIRECT && in->mem_op < 0)))
+        return in->zi.operand_width / 8u; /* (through memory, the target's load comes
+                                             first: never soft, whatever its kind says) */
     return 0;
 }
 
