@@ -215,7 +215,10 @@ typedef struct xbt_translator {
        its page in the window's probe bytes (ctx->pf_probe) before the access, and an
        XBT_CO_PFCHECK callout where the page is not there with the access's rights (the
        runtime marks the EIPs whose accesses keep ending in guest page faults or window
-       fills through host faults).  The check uses SHRX: the runtime sets pf_site only
+       fills through host faults).  A site with one access of its own is soft: the
+       access goes through [R15], which the check sets to the window's address or, after
+       the callout, to ctx->soft_ptr (abi.h; the callout may answer with the guest page
+       itself).  The check uses SHRX: the runtime sets pf_site only
        on hosts with BMI2.  Such a block is not relocatable.  NULL: none. */
     bool (*pf_site)(void *ctx, uint32_t eip);
     /* A block ends before any instruction but its first for which stop_before(
