@@ -288,11 +288,9 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
                     uint8_t **host)
 {
     xbt_vm *vm = v->vm;
-    /* One page; no watchpoint (the window's fault reports it); a write only with one
-       vCPU: another one's translation of the page between the check below and the
-       store would miss it (the window's writable mappings are dropped for that). */
+    /* One page; no watchpoint (the window's fault reports it). */
     if (!xbt_paging(v) || win == XBT_WINDOW_D || v->dbg.n_wp || size == 0 ||
-        (lin & 0xFFF) + size > 4096 || (write && vm->n_vcpus > 1) ||
+        (lin & 0xFFF) + size > 4096 ||
         (win == XBT_WINDOW_K && (v->arch.cr4 & XBT_CR4_SMAP)) ||
         !xbt_window_churns(v->mmu, lin))
         return xbt_window_probe(v, win, lin, write);
@@ -302,7 +300,13 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
     uint64_t gpa;
     if (!xbt_lin_gpa(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, &gpa))
         return xbt_window_probe(v, win, lin, write);
-    if (!xbt_gpa_mem(vm, gpa, write) || (write && xbt_code_page(v->mmu, gpa >> 12)))
+    /* A store as through a writable mapping (smp.c): the writer rules first (this
+       vCPU's doomed code dropped, other writers' drops waited for, its own requests
+       carried out), then no vCPU's bit on the page.  A translator that sets its bit
+       after this look waits for this vCPU to leave translated code before it reads
+       the bytes, and the store is made before that. */
+    if (!xbt_gpa_mem(vm, gpa, write) ||
+        (write && !xbt_code_before_writable(v, (uint32_t)(gpa >> 12))))
         return XBT_WP_ACCESS; /* the window's fault decides (as xbt_window_probe) */
     uint8_t *h = write ? xbt_phys_w(&vm->phys, gpa, size) : xbt_phys_r(&vm->phys, gpa, size);
     if (!h)
