@@ -300,13 +300,14 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
     uint64_t gpa;
     if (!xbt_lin_gpa(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, &gpa))
         return xbt_window_probe(v, win, lin, write);
-    /* A store as through a writable mapping (smp.c): the writer rules first (this
-       vCPU's doomed code dropped, other writers' drops waited for, its own requests
-       carried out), then no vCPU's bit on the page.  A translator that sets its bit
-       after this look waits for this vCPU to leave translated code before it reads
-       the bytes, and the store is made before that. */
+    /* A store as through a writable mapping (smp.c; as xbt_window_probe looks): no
+       vCPU's bit on the page, then the writer rules (this vCPU's doomed code dropped,
+       other writers' drops waited for, its own requests carried out), then still none.
+       A translator that sets its bit after this look waits for this vCPU to leave
+       translated code before it reads the bytes, and the store is made before that. */
     if (!xbt_gpa_mem(vm, gpa, write) ||
-        (write && !xbt_code_before_writable(v, (uint32_t)(gpa >> 12))))
+        (write && (xbt_code_page(v->mmu, gpa >> 12) ||
+                   !xbt_code_before_writable(v, (uint32_t)(gpa >> 12)))))
         return XBT_WP_ACCESS; /* the window's fault decides (as xbt_window_probe) */
     uint8_t *h = write ? xbt_phys_w(&vm->phys, gpa, size) : xbt_phys_r(&vm->phys, gpa, size);
     if (!h)

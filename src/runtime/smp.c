@@ -264,15 +264,26 @@ void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page)
         own_drop(v, page);
 }
 
+void (*xbt_test_after_drain)(struct xbt_vcpu *v);
+
 bool xbt_code_before_writable(struct xbt_vcpu *v, uint32_t page)
 {
     xbt_code_own_drop(v, page); /* its own doomed code first */
     write_drain(v);             /* then other writers' drops */
+    if (xbt_test_after_drain)
+        xbt_test_after_drain(v);
     /* The wait carried out this vCPU's own requests too: a translator that set its bit
        on the page since the caller looked had its write-protection done here, and a
        writable mapping made now would undo it.  Requests that come after this look
        stay in the mailbox until the next entry into translated code, which carries
        them out first (tc_enter). */
+    if (xbt_code_page(v->mmu, page))
+        return false;
+    /* A writer that cleared the page's bits after the drain above (found in review: a
+       caller that did not look at the bits before, as a soft store's callout): it
+       counted itself in xmc_posting before it cleared them, so a second drain sees it
+       still posting, or its drop requests posted, and waits for them. */
+    write_drain(v);
     return !xbt_code_page(v->mmu, page);
 }
 

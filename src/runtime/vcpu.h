@@ -644,6 +644,9 @@ void xbt_code_own_drop(struct xbt_vcpu *v, uint32_t page);
    after any writer still between clearing bits and posting (smp.c).  false: the page
    holds code again (a translator's request done during the wait): not writable. */
 bool xbt_code_before_writable(struct xbt_vcpu *v, uint32_t page);
+/* Unit tests only (test_xmc_doomed): run between xbt_code_before_writable's first drain
+   and its look at the page's bits.  NULL otherwise. */
+extern void (*xbt_test_after_drain)(struct xbt_vcpu *v);
 /* One request into v's mailbox (MBOX_WP, MBOX_INVAL); the sequence number it is done by. */
 enum { XBT_MBOX_WP = 1, XBT_MBOX_INVAL = 2 };
 uint64_t xbt_mbox_post(struct xbt_vcpu *v, uint8_t kind, uint32_t page);

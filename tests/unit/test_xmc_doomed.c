@@ -20,6 +20,8 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -206,6 +208,63 @@ START_TEST(second_writer_waits_for_drops)
 }
 END_TEST
 
+/* A writer that starts after the look's first drain (found in review): vCPU 1 asks
+   whether it may write F's page (xbt_code_before_writable, as a soft store's callout
+   asks without looking at the bits first); between its first drain and its look at the
+   bits, another writer counts itself, clears vCPU 0's bit and stops before posting
+   vCPU 0's drop (the hook).  The answer must wait until that drop is posted and
+   carried out (vCPU 0 is not in translated code: posted is enough), else vCPU 1's
+   store would beat vCPU 0's drop.  Without the second drain the answer comes at once. */
+static struct rig *hook_rig;
+static atomic_bool hook_ran;
+
+static void writer_starts_after_the_drain(struct xbt_vcpu *v)
+{
+    (void)v;
+    if (atomic_exchange(&hook_ran, true))
+        return;
+    atomic_fetch_add(&hook_rig->vm->xmc_posting, 1);
+    writer_stops_after_clearing(hook_rig);
+}
+
+struct asker {
+    struct rig *r;
+    bool answer;
+    atomic_bool done;
+};
+
+static void *asker_run(void *arg)
+{
+    struct asker *a = arg;
+    a->answer = xbt_code_before_writable(a->r->cpu[1], PAGE);
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+START_TEST(writer_after_the_first_drain_is_waited_for)
+{
+    struct rig r;
+    rig_init(&r, _i);
+    ck_assert_uint_eq(run_call(&r, 0x1000, F_AT, false, 0), 1);
+    hook_rig = &r;
+    atomic_store(&hook_ran, false);
+    xbt_test_after_drain = writer_starts_after_the_drain;
+    struct asker a = { &r, false, false };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, asker_run, &a), 0);
+    usleep(200 * 1000);
+    ck_assert_msg(atomic_load(&hook_ran), "the look never drained");
+    ck_assert_msg(!atomic_load(&a.done), "vCPU 1 may write before the other writer posted");
+    xbt_mbox_post(r.cpu[0], XBT_MBOX_INVAL, PAGE); /* the other writer's second step */
+    atomic_fetch_sub(&r.vm->xmc_posting, 1);
+    pthread_join(th, NULL);
+    xbt_test_after_drain = NULL;
+    ck_assert(a.answer); /* no bit left: writable, after the drop was posted */
+    ck_assert_uint_eq(run_call(&r, 0x1200, F_AT, true, 9), 9); /* vCPU 0 runs F anew */
+    xbt_vm_destroy(r.vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("xmc_doomed");
@@ -215,6 +274,7 @@ int main(void)
     tcase_add_loop_test(tc, own_rewrite_after_bit_set_again, 0, 2);
     tcase_add_loop_test(tc, own_rewrite_after_chunks_cleared, 0, 2);
     tcase_add_loop_test(tc, second_writer_waits_for_drops, 0, 2);
+    tcase_add_loop_test(tc, writer_after_the_first_drain_is_waited_for, 0, 2);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
