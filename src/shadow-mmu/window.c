@@ -426,23 +426,38 @@ static bool ram32(const xbt_smmu *m, uint64_t gpa, uint32_t *v)
    table page is looked up once and its entries compared in a plain loop: a CR3 switch
    back re-checks thousands of them (xv6 maps its 224 MiB kernel with non-global 4 KiB
    pages in every address space: the per-entry lookup was a quarter of its run time). */
-static bool run_unchanged(const xbt_smmu *m, uint64_t pt, const struct xbt_wrec *e)
+/* How many pages of run e have entries in table pt other than the run's, counted up to
+   `stop` (a table outside RAM: `stop`), the first of them in *first. */
+static uint32_t run_changed(const xbt_smmu *m, uint64_t pt, const struct xbt_wrec *e,
+                            uint32_t stop, uint32_t *first)
 {
     const uint8_t *h = xbt_phys_r(m->phys, pt, 4096);
     if (!h)
-        return false;
+        return stop;
     /* A run made from clean entries is mapped read-only: an entry that became dirty
        since (the page's write fault mapped it writable with a record of its own) still
        maps it as the run does. */
-    uint32_t first = (e->lin >> 12) & 0x3FF, want = e->pte0;
+    uint32_t base = (e->lin >> 12) & 0x3FF, want = e->pte0, n = 0;
     uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D;
     for (uint32_t i = 0; i < e->npages; i++, want += 4096) {
         uint32_t pte;
-        memcpy(&pte, h + ((first + i) & 0x3FF) * 4, 4);
-        if ((pte & ~dirty) != want)
-            return false;
+        memcpy(&pte, h + ((base + i) & 0x3FF) * 4, 4);
+        if ((pte & ~dirty) == want)
+            continue;
+        if (n++ == 0)
+            *first = i;
+        if (n == stop)
+            break;
     }
-    return true;
+    return n;
+}
+
+/* The directory entry under pd of record e, a run of 4 KiB pages, if it has the flags
+   the record was made under (accessed bit included); false otherwise. */
+static bool run_table(const xbt_smmu *m, uint64_t pd, const struct xbt_wrec *e, uint32_t *pde)
+{
+    return !e->big && ram32(m, pd + (e->lin >> 22) * 4, pde) &&
+           (*pde & 0xFFFu) == (e->pde & 0xFFFu);
 }
 
 /* Whether record e still describes what w's address space (page directory pd) maps:
@@ -452,12 +467,10 @@ static bool run_unchanged(const xbt_smmu *m, uint64_t pt, const struct xbt_wrec 
    where they are (xv6 gives every process its own tables for the same kernel mapping). */
 static bool rec_unchanged(const xbt_smmu *m, uint64_t pd, struct xbt_wrec *e)
 {
-    uint32_t pde;
-    if (!ram32(m, pd + (e->lin >> 22) * 4, &pde))
-        return false;
+    uint32_t pde, first;
     if (e->big)
-        return pde == e->pde;
-    if ((pde & 0xFFFu) != (e->pde & 0xFFFu) || !run_unchanged(m, pde & ~0xFFFu, e))
+        return ram32(m, pd + (e->lin >> 22) * 4, &pde) && pde == e->pde;
+    if (!run_table(m, pd, e, &pde) || run_changed(m, pde & ~0xFFFu, e, 1, &first))
         return false;
     e->pde = pde;
     return true;
@@ -499,10 +512,17 @@ static bool churn_has(xbt_smmu *m, uint32_t page)
     return churn_slot(m, page)->page1 == page + 1;
 }
 
+/* Whether record e's pages may be taken for churning ones: small runs only (a large one
+   is a mapping that went, not one that comes and goes), not the D-window's. */
+static bool rec_may_churn(const struct xbt_wrec *e)
+{
+    return !e->big && e->npages <= 4 && e->win != XBT_WINDOW_D;
+}
+
 /* Whether every page of record e churns (a soft site reaches them without the window). */
 static bool rec_churns(xbt_smmu *m, const struct xbt_wrec *e)
 {
-    if (e->big || e->npages > 4 || e->win == XBT_WINDOW_D)
+    if (!rec_may_churn(e))
         return false;
     for (uint32_t i = 0; i < e->npages; i++)
         if (!churn_has(m, (e->lin >> 12) + i))
@@ -510,12 +530,11 @@ static bool rec_churns(xbt_smmu *m, const struct xbt_wrec *e)
     return true;
 }
 
-/* The pages of records a CR3 load's re-check dropped churn (small runs only: a large
-   one is a mapping that went, not one that comes and goes). */
+/* The pages of records a CR3 load's re-check dropped churn (rec_may_churn). */
 static void churn_mark(xbt_smmu *m, const struct xbt_wrec *gone, uint32_t n)
 {
     for (uint32_t k = 0; k < n; k++) {
-        if (gone[k].big || gone[k].npages > 4 || gone[k].win == XBT_WINDOW_D)
+        if (!rec_may_churn(&gone[k]))
             continue;
         for (uint32_t i = 0; i < gone[k].npages; i++) {
             uint32_t page = (gone[k].lin >> 12) + i;
@@ -634,25 +653,9 @@ static bool covers(xbt_smmu *m, const struct xbt_wset *c, const struct xbt_wset 
 static bool split_run(xbt_smmu *m, struct xbt_wset *c, uint64_t pd, uint32_t k)
 {
     struct xbt_wrec r = c->rec[k];
-    uint32_t pde;
-    if (r.big || r.npages < 2 || c->n_rec + 2 > XBT_WREC_CAP ||
-        !ram32(m, pd + (r.lin >> 22) * 4, &pde) || (pde & 0xFFFu) != (r.pde & 0xFFFu))
-        return false;
-    const uint8_t *h = xbt_phys_r(m->phys, pde & ~0xFFFu, 4096);
-    if (!h)
-        return false;
-    uint32_t first = (r.lin >> 12) & 0x3FF, want = r.pte0, bad = ~0u;
-    uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D; /* as run_unchanged */
-    for (uint32_t i = 0; i < r.npages; i++, want += 4096) {
-        uint32_t pte;
-        memcpy(&pte, h + ((first + i) & 0x3FF) * 4, 4);
-        if ((pte & ~dirty) == want)
-            continue;
-        if (bad != ~0u)
-            return false;
-        bad = i;
-    }
-    if (bad == ~0u)
+    uint32_t pde, bad;
+    if (r.npages < 2 || c->n_rec + 2 > XBT_WREC_CAP || !run_table(m, pd, &r, &pde) ||
+        run_changed(m, pde & ~0xFFFu, &r, 2, &bad) != 1)
         return false;
     if (bad > 0)
         c->rec[c->n_rec++] = (struct xbt_wrec){ r.lin, r.pde, r.pte0, (uint16_t)bad, r.win, 0 };
@@ -683,7 +686,7 @@ static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
         if (n == XBT_KEEP_DROPS || (w && !rec_churns(m, e))) {
             /* Towards a cached set only pages that churn may go: mapped differently in
                two address spaces, this one is, next time (soft sites reach it). */
-            if (w && e->npages <= 4)
+            if (w)
                 churn_mark(m, e, 1);
             return false;
         }
