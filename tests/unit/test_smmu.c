@@ -630,6 +630,29 @@ START_TEST(keep_set_not_when_the_cached_set_maps_more)
 }
 END_TEST
 
+/* The property the random tests check after every step: in window `wi` (0: K, 1: U) at
+   host base b, each page mapped at 0x400000 + 4 KiB k (but those whose entry changed
+   since the last CR3 load) shows the frame entry k of table pt names (frame f of
+   0x200000 + 4 KiB f holds f + 1 in its first byte), and is writable only with a dirty
+   entry (in the U-window a writable one too). */
+static void assert_not_stale(int step, const uint8_t *b, int wi, uint32_t pt,
+                             const bool *changed, uint32_t npages)
+{
+    for (uint32_t k = 0; k < npages; k++) {
+        uint32_t l = 0x400000 + k * 0x1000, pte = *word(pt + k * 4);
+        if (changed[k] || !can((volatile uint8_t *)b + l, false))
+            continue;
+        ck_assert_msg(pte & P, "step %d window %d: page %u mapped, entry not present", step,
+                      wi, k);
+        ck_assert_msg(b[l] == (uint8_t)(((pte & ~0xFFFu) - 0x200000) / 0x1000 + 1),
+                      "step %d window %d: page %u shows frame %u, the entry names %08x", step,
+                      wi, k, b[l] - 1, pte);
+        ck_assert_msg(!can((volatile uint8_t *)b + l, true) ||
+                          ((pte & D) && (wi == 0 || (pte & RW))),
+                      "step %d window %d: page %u writable, entry %08x", step, wi, k, pte);
+    }
+}
+
 /* Random CR3 loads among six address spaces (more than the sets: new ones take sets
    over), entry changes, fills and both set policies mixed (keep_set toggled at
    random): after every step, no page the window
@@ -676,17 +699,7 @@ START_TEST(random_switches_never_stale)
                 xbt_smmu_fill(m, regs, XBT_WINDOW_K, lin, &w, w.writable && (w.dirty || q.write),
                               false, true);
         }
-        for (uint32_t k = 0; k < npages; k++) {
-            uint32_t l = base + k * 0x1000, pte = *word(pts[cur] + k * 4);
-            if (stale_ok[k] || !can_read(l))
-                continue;
-            ck_assert_msg(pte & P, "step %d: page %u mapped, its entry not present", step, k);
-            ck_assert_msg(m->kbase[l] == (uint8_t)(((pte & ~0xFFFu) - 0x200000) / 0x1000 + 1),
-                          "step %d: page %u shows frame %u, the entry names %08x", step, k,
-                          m->kbase[l] - 1, pte);
-            ck_assert_msg(!can_write(l) || (pte & D), "step %d: page %u writable, entry clean",
-                          step, k);
-        }
+        assert_not_stale(step, m->kbase, 0, pts[cur], stale_ok, npages);
     }
     ck_assert_uint_gt(m->set_keeps, 0);
 }
@@ -746,22 +759,8 @@ static void stale_runs(uint32_t seed, int steps, int ndirs, uint32_t npages)
                 xbt_smmu_fill(m, regs, win, lin, &w, w.writable && (w.dirty || q.write), false,
                               true);
         }
-        for (int wi = 0; wi < 2; wi++) {
-            uint8_t *b = wi ? m->ubase : m->kbase;
-            for (uint32_t k = 0; k < npages; k++) {
-                uint32_t l = base + k * 0x1000, pte = *word(pts[cur] + k * 4);
-                if (changed[wi][k] || !can(b + l, false))
-                    continue;
-                ck_assert_msg(pte & P, "step %d window %d: page %u mapped, entry not present",
-                              step, wi, k);
-                ck_assert_msg(b[l] == (uint8_t)(((pte & ~0xFFFu) - 0x200000) / 0x1000 + 1),
-                              "step %d window %d: page %u shows frame %u, the entry names %08x",
-                              step, wi, k, b[l] - 1, pte);
-                ck_assert_msg(!can(b + l, true) || ((pte & D) && (wi == 0 || (pte & RW))),
-                              "step %d window %d: page %u writable, entry %08x", step, wi, k,
-                              pte);
-            }
-        }
+        for (int wi = 0; wi < 2; wi++)
+            assert_not_stale(step, wi ? m->ubase : m->kbase, wi, pts[cur], changed[wi], npages);
     }
 }
 
