@@ -78,6 +78,13 @@ bool lapic_hw_enabled(const struct vmm *m, unsigned cpu)
     return m->lapic[cpu].base_msr & (1u << 11);
 }
 
+/* Whether the APIC page that IA32_APIC_BASE value msr names holds gpa (enabled or not). */
+static bool apic_page_has(uint64_t msr, uint64_t gpa)
+{
+    uint64_t base = msr & 0xfffff000u;
+    return gpa >= base && gpa < base + 0x1000;
+}
+
 /* The TPR, or the priority class of vector (-1: none) where that is higher: PPR and
    APR are this with different vectors (SDM 11.8.3.1, 11.6.2.4). */
 static uint32_t tpr_or_class(const struct lapic *a, int vector)
@@ -622,8 +629,7 @@ bool lapic_may_claim(struct vmm *m, unsigned cpu, uint64_t gpa)
     uint64_t msr;
     if (xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK) /* none in the CPU model: */
         msr = __atomic_load_n(&m->lapic[cpu].base_msr, __ATOMIC_RELAXED); /* as locked */
-    uint64_t base = msr & 0xfffff000u;
-    return (msr & (1u << 11)) && gpa >= base && gpa < base + 0x1000;
+    return (msr & (1u << 11)) && apic_page_has(msr, gpa);
 }
 
 /*
@@ -637,17 +643,16 @@ bool lapic_may_claim(struct vmm *m, unsigned cpu, uint64_t gpa)
 bool lapic_read_own(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, uint64_t *data)
 {
     struct lapic *a = &m->lapic[cpu];
-    uint64_t msr, seen = __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) & 0xfffff000u;
-    if (gpa < seen || gpa >= seen + 0x1000)
+    uint64_t msr;
+    if (!apic_page_has(__atomic_load_n(&a->base_msr, __ATOMIC_RELAXED), gpa))
         return false; /* not the APIC's page as last seen (a moved APIC: the locked path) */
     if (size != 4 || (gpa & 15) || xbt_vcpu_get_msr(m->cpus[cpu], 0x1b, &msr) != XBT_OK ||
         msr != __atomic_load_n(&a->base_msr, __ATOMIC_RELAXED) || !(msr & (1u << 11)) ||
         msr != a->shadow_msr) /* the locked path sets the read shadow for this base */
         return false;
-    uint64_t base = msr & 0xfffff000u;
-    if (gpa < base || gpa >= base + 0x1000)
+    if (!apic_page_has(msr, gpa))
         return false;
-    unsigned reg = (unsigned)(gpa - base) >> 4;
+    unsigned reg = (unsigned)(gpa - (msr & 0xfffff000u)) >> 4;
     const uint32_t *f;
     switch (reg) {
     case 0x02: f = &a->id; break;
@@ -719,10 +724,10 @@ bool lapic_mmio(struct vmm *m, unsigned cpu, uint64_t gpa, unsigned size, bool i
 {
     if (!lapic_hw_enabled(m, cpu))
         return false;
-    uint64_t base = m->lapic[cpu].base_msr & 0xfffff000u;
-    if (gpa < base || gpa >= base + 0x1000)
+    uint64_t msr = m->lapic[cpu].base_msr;
+    if (!apic_page_has(msr, gpa))
         return false;
-    unsigned off = (unsigned)(gpa - base), reg = off >> 4, in = off & 15;
+    unsigned off = (unsigned)(gpa - (msr & 0xfffff000u)), reg = off >> 4, in = off & 15;
     if (!is_write) {
         uint32_t v = 0;
         if (!reg_read(m, cpu, reg, &v))
