@@ -87,6 +87,198 @@ static inline uint32_t desc_limit(uint64_t d)
     return ((d >> 55) & 1) ? (limit << 12) | 0xFFF : limit;
 }
 
+/* The segment register contents of descriptor d loaded with selector sel (excp.c's
+   xbt_seg_from_desc, which this file cannot call), and the load itself (set_seg). */
+static inline xbt_segment seg_of(uint16_t sel, uint64_t d)
+{
+    xbt_segment g;
+    g.selector = sel;
+    g.base = desc_base(d);
+    g.g = (d >> 55) & 1;
+    g.limit = desc_limit(d);
+    g.type = (uint8_t)((d >> 40) & 0xF);
+    g.s = (d >> 44) & 1;
+    g.dpl = (uint8_t)((d >> 45) & 3);
+    g.present = (d >> 47) & 1;
+    g.db = (d >> 54) & 1;
+    g.avl = (d >> 52) & 1;
+    g.unusable = 0;
+    return g;
+}
+
+static inline void seg_set(struct xbt_vcpu *v, int seg, const xbt_segment *g)
+{
+    v->arch.seg[seg] = *g;
+    v->ctx.seg_sel[seg] = g->selector;
+    v->ctx.seg_base[seg] = g->base;
+    v->ctx.seg_limit[seg] = g->limit;
+}
+
+/* Guest linear [lin, lin + len) as host memory to write, if the K-window maps every
+   page of it writable now (paging on; its probe bytes, which the shadow MMU keeps with
+   the bitmap): a store there is what translated code makes through the same mapping
+   (no page holding translated code, no clean page of a dirty log, the guest's dirty
+   flag set).  NULL: the full handler. */
+static uint8_t *lin_ptr_w(const struct xbt_vcpu *v, uint32_t lin, uint32_t len)
+{
+    if ((uint64_t)lin + len > (1ull << 32) || !len || !(v->arch.cr0 & XBT_CR0_PG))
+        return NULL;
+    const uint8_t *probe = v->mmu->cur->wmap[XBT_WINDOW_K].probe;
+    for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
+        if (probe[p] != XBT_PROBE_WRITE)
+            return NULL;
+    return v->mmu->kbase + lin;
+}
+
+/* A code segment descriptor present and already accessed (the full handler sets the
+   accessed flag), of privilege dpl and not conforming. */
+static inline bool code_desc_ok(uint64_t d, unsigned dpl)
+{
+    uint32_t type = (d >> 40) & 0xF;
+    return ((d >> 44) & 1) && ((d >> 47) & 1) && (type & 8) && !(type & 4) && (type & 1) &&
+           ((d >> 45) & 3) == dpl;
+}
+
+/* A writable data segment descriptor present and accessed, of privilege dpl (the
+   checks of a stack segment load). */
+static inline bool stack_desc_ok(uint64_t d, unsigned dpl)
+{
+    uint32_t type = (d >> 40) & 0xF;
+    return ((d >> 44) & 1) && ((d >> 47) & 1) && !(type & 8) && (type & 2) && (type & 1) &&
+           ((d >> 45) & 3) == dpl;
+}
+
+/*
+ * INT n through a 32-bit interrupt or trap gate to a ring-0, non-conforming code
+ * segment (intr.c's through_gate, the common case only): from CPL 3 with the ring-0
+ * stack of the TSS, from CPL 0 on the current stack.  Paging on (the frame is written
+ * only where the K-window's probe bytes say it may be, which paging off does not keep:
+ * declined first, before any read); everything it reads is in the K-window, the frame's
+ * page mapped writable there, SS flat (expand-up, 4 GiB, 32-bit);
+ * anything else, every fault included, is the full handler's.  The checks are the
+ * SDM's for this case; none fails silently here: a fault declines before any change.
+ */
+static int fast_int(struct xbt_vcpu *v, const struct xbt_callout_site *s)
+{
+    unsigned cpl = v->arch.cpl;
+    uint32_t eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys |
+                      XBT_EFLAGS_FIXED;
+    if (!(v->arch.cr0 & XBT_CR0_PG) || (cpl != 0 && cpl != 3) ||
+        (eflags & (XBT_EFLAGS_VM | XBT_EFLAGS_TF)) || (v->arch.cr4 & XBT_CR4_SMAP))
+        return XBT_FAST_DECLINE;
+    uint32_t vector = s->imm & 0xFF, off = vector * 8;
+    if (off + 7 > v->arch.idtr.limit)
+        return XBT_FAST_DECLINE;
+    const uint8_t *gp = lin_ptr(v, v->arch.idtr.base + off, 8);
+    if (!gp)
+        return XBT_FAST_DECLINE;
+    uint64_t g;
+    __builtin_memcpy(&g, gp, 8);
+    uint32_t gtype = (g >> 40) & 0x1F; /* with the S bit */
+    if ((gtype != 0xE && gtype != 0xF) || ((g >> 45) & 3) < cpl || !((g >> 47) & 1))
+        return XBT_FAST_DECLINE; /* a task gate, #GP or #NP */
+    uint16_t csel = (uint16_t)(g >> 16);
+    uint32_t target = (uint32_t)(g & 0xFFFF) | (uint32_t)(g >> 48) << 16;
+    uint64_t cd;
+    if (!gdt_desc(v, csel, &cd) || !code_desc_ok(cd, 0) || target > desc_limit(cd))
+        return XBT_FAST_DECLINE;
+    xbt_segment ss;
+    uint32_t esp;
+    if (cpl == 3) { /* the ring-0 stack: ESP0 and SS0 of a 32-bit TSS */
+        const xbt_segment *tr = &v->arch.tr;
+        if (tr->unusable || !tr->present || !(tr->type & 8) || tr->limit < 11)
+            return XBT_FAST_DECLINE;
+        const uint8_t *tp = lin_ptr(v, tr->base + 4, 6);
+        uint16_t ssel;
+        uint64_t sd;
+        if (!tp)
+            return XBT_FAST_DECLINE;
+        __builtin_memcpy(&esp, tp, 4);
+        __builtin_memcpy(&ssel, tp + 4, 2);
+        if ((ssel & 3) != 0 || !gdt_desc(v, ssel, &sd) || !stack_desc_ok(sd, 0))
+            return XBT_FAST_DECLINE;
+        ss = seg_of(ssel, sd);
+    } else {
+        ss = v->arch.seg[XBT_SS];
+        esp = v->ctx.gpr[XBT_ESP];
+    }
+    uint32_t n = cpl == 3 ? 5 : 3;
+    if (!ss.db || ss.limit != 0xFFFFFFFFu || (ss.type & 4) || esp < n * 4)
+        return XBT_FAST_DECLINE; /* not flat, or the frame would wrap */
+    esp -= n * 4;
+    uint8_t *fp = lin_ptr_w(v, ss.base + esp, n * 4);
+    if (!fp)
+        return XBT_FAST_DECLINE;
+    /* Committed: the frame (EIP, CS, EFLAGS[, ESP, SS] upwards), then the registers. */
+    uint32_t w[5] = { s->eip + s->len, v->arch.seg[XBT_CS].selector, eflags,
+                      v->ctx.gpr[XBT_ESP], v->arch.seg[XBT_SS].selector };
+    __builtin_memcpy(fp, w, n * 4);
+    if (cpl == 3)
+        seg_set(v, XBT_SS, &ss);
+    v->ctx.gpr[XBT_ESP] = esp;
+    xbt_segment cs = seg_of(csel & 0xFFFC, cd);
+    seg_set(v, XBT_CS, &cs);
+    v->arch.cpl = 0;
+    v->ctx.eip = target;
+    /* Interrupt gates clear IF; both clear TF, NT, RF and VM. */
+    uint32_t clear = XBT_EFLAGS_TF | XBT_EFLAGS_NT | XBT_EFLAGS_RF | XBT_EFLAGS_VM;
+    if (!(gtype & 1))
+        clear |= XBT_EFLAGS_IF;
+    xbt_eflags_write(v, 0, clear);
+    v->arch.interrupt_shadow = false;
+    if (vector < 32)
+        v->stats.exceptions[vector]++;
+    v->stats.callouts[s->kind]++;
+    v->stats.fast_callouts++;
+    return XBT_FAST_LEAVE;
+}
+
+/*
+ * IRET from CPL 0 to CPL 3 (far.c's xbt_iret and return_to, the common case only): a
+ * 32-bit frame of EIP, CS, EFLAGS, ESP, SS on a flat stack in the K-window, CS a
+ * non-conforming DPL 3 code segment and SS a DPL 3 stack segment of the GDT, both
+ * already accessed, EIP within CS's limit, no return to virtual-8086 mode (the caller
+ * checked NT and VM).  Then the data segments the new CPL may not use are nulled.
+ */
+static int fast_iret_user(struct xbt_vcpu *v, const struct xbt_callout_site *s, uint32_t esp,
+                          const uint32_t *head)
+{
+    if (v->arch.cr4 & XBT_CR4_SMAP)
+        return XBT_FAST_DECLINE; /* EFLAGS.AC may change: the full handler syncs (mmu.c) */
+    const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp + 12, 8);
+    if (!p || esp > 0xFFFFFFFFu - 20)
+        return XBT_FAST_DECLINE;
+    uint32_t o[2]; /* ESP, SS */
+    __builtin_memcpy(o, p, 8);
+    uint16_t csel = (uint16_t)head[1], ssel = (uint16_t)o[1];
+    uint64_t cd, sd;
+    if (!gdt_desc(v, csel, &cd) || !code_desc_ok(cd, 3) || head[0] > desc_limit(cd) ||
+        (ssel & 3) != 3 || !gdt_desc(v, ssel, &sd) || !stack_desc_ok(sd, 3))
+        return XBT_FAST_DECLINE;
+    /* Committed.  EFLAGS first, with what CPL 0 may change. */
+    xbt_eflags_write(v, head[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4));
+    v->arch.cpl = 3;
+    xbt_segment cs = seg_of(csel, cd), ss = seg_of(ssel, sd);
+    seg_set(v, XBT_CS, &cs);
+    seg_set(v, XBT_SS, &ss);
+    v->ctx.gpr[XBT_ESP] = o[0];
+    v->ctx.eip = head[0];
+    /* Data segments of a DPL below 3 (data or non-conforming code) become null. */
+    static const int segs[4] = { XBT_ES, XBT_FS, XBT_GS, XBT_DS };
+    for (int i = 0; i < 4; i++) {
+        const xbt_segment *g = &v->arch.seg[segs[i]];
+        bool conforming = (g->type & 8) && (g->type & 4);
+        if (!g->unusable && g->s && !conforming && g->dpl < 3) {
+            xbt_segment null = { 0 };
+            null.unusable = 1;
+            seg_set(v, segs[i], &null);
+        }
+    }
+    v->stats.callouts[s->kind]++;
+    v->stats.fast_callouts++;
+    return XBT_FAST_LEAVE;
+}
+
 /* MOV/POP to DS, ES, FS or GS at CPL 0 with a selector whose descriptor is readable
    without a walk, present, already accessed, and allowed (the checks of MOV Sreg);
    anything else, or a null selector, is the full handler's. */
@@ -110,22 +302,8 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
     if (!((d >> 44) & 1) || !((d >> 47) & 1) || !(type & 1) || (code && !rw) ||
         (!conforming && rpl > dpl))
         return XBT_FAST_DECLINE; /* system, not present, not accessed, or a fault */
-    xbt_segment g;
-    g.selector = (uint16_t)sel;
-    g.base = desc_base(d);
-    g.g = (d >> 55) & 1;
-    g.limit = desc_limit(d);
-    g.type = (uint8_t)type;
-    g.s = 1;
-    g.dpl = (uint8_t)dpl;
-    g.present = 1;
-    g.db = (d >> 54) & 1;
-    g.avl = (d >> 52) & 1;
-    g.unusable = 0;
-    v->arch.seg[seg] = g;
-    v->ctx.seg_sel[seg] = g.selector;
-    v->ctx.seg_base[seg] = g.base;
-    v->ctx.seg_limit[seg] = g.limit;
+    xbt_segment g = seg_of((uint16_t)sel, d);
+    seg_set(v, seg, &g);
     v->ctx.gpr[XBT_ESP] = new_esp;
     return done(v, s);
 }
@@ -134,7 +312,11 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
-    if (v->arch.cpl != 0 || v->no_fast_callouts || s->kind >= 96 || v->dbg.n_wp)
+    if (v->no_fast_callouts || s->kind >= 96 || v->dbg.n_wp)
+        return XBT_FAST_DECLINE;
+    if (s->kind == XBT_CO_INT) /* at CPL 0 or 3 (a system call) */
+        return fast_int(v, s);
+    if (v->arch.cpl != 0)
         return XBT_FAST_DECLINE;
     switch (s->kind) { /* the kinds of xbt_co_fast_kind (abi.h): only those reach here */
     case XBT_CO_CLI:
@@ -193,8 +375,9 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
            kernel): the stack readable without a walk, no task return, the code
            segment's descriptor still what CS holds. */
         if (s->opsize == 2 || (v->ctx.eflags_sys & XBT_EFLAGS_NT) || xbt_real_mode(v) ||
-            v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu || !v->arch.seg[XBT_SS].db)
-            return XBT_FAST_DECLINE;
+            v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu || !v->arch.seg[XBT_SS].db ||
+            (v->arch.seg[XBT_SS].type & 4))
+            return XBT_FAST_DECLINE; /* (expand-down: every offset is beyond the limit) */
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp, 12);
         if (!p)
@@ -206,6 +389,8 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         const xbt_segment *cs = &v->arch.seg[XBT_CS];
         uint32_t sel = frame[1] & 0xFFFF;
         uint64_t d;
+        if ((sel & 3) == 3)
+            return fast_iret_user(v, s, esp, frame);
         if (sel != cs->selector || (sel & 7) || !gdt_desc(v, sel, &d))
             return XBT_FAST_DECLINE;
         uint32_t base = desc_base(d), limit = desc_limit(d);

@@ -298,6 +298,151 @@ static void paging_off(void)
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 & ~0x80000000u) : "memory");
 }
 
+/* ---- INT n from CPL 3 and IRET back ------------------------------------------------- */
+
+/* With paging on and user pages: user code makes INT 0x30 through a gate that varies from
+   call to call (trap or interrupt gate, its DPL and present bit, its code segment: the
+   kernel's, a second one, or GDT slot XCS with random attributes over a flat base, the
+   ring-0 stack of the TSS at varying depths on two stack segments); each handler,
+   reached from CPL 3 (a delivered INT, or the #GP/#NP/#TS that refused it), mixes in what
+   the CPU pushed and where, then varies the return: the EFLAGS it IRETs to, FS and GS
+   left with a selector of DPL 0 (nulled by the IRET) or 3 (kept), and now and then a
+   frame IRET refuses (#GP at CPL 0, repaired by that handler and retried). */
+#define XCS 28          /* GDT 28 (a slot the segment tests are done with): the gate's random code segment */
+#define XSS 29          /* GDT 29: a second ring-0 stack segment (accessed or not) */
+#define SEL_XCS (XCS << 3)
+#define SEL_XSS (XSS << 3)
+#define ISR_GATE 0x30
+static u8 ikstack[16384] __attribute__((aligned(16)));
+static u8 iustack[8192] __attribute__((aligned(16)));
+static volatile u32 iret_bad, iret_faults, int_faults, int_done;
+
+static void vary_gate(void)
+{
+    u32 r = rnd(), cur;
+    u16 sel = SEL_CODE;
+    __asm__ volatile("movl %%cs, %0" : "=r"(cur));
+    /* XCS stays as it is while this handler runs on it (its IRET loads it again). */
+    switch ((cur & ~3u) == SEL_XCS ? 7 : r & 7) {
+    case 0: sel = SEL_CODE2; break;
+    case 1: case 2: { /* code or data, DPL 0-2, present or not, accessed or not */
+        u32 type = (r >> 3) & 0xf, dpl = (r >> 7) % 3, p = (r >> 9) % 4 != 0;
+        if (type & 8)
+            type &= ~4u; /* never conforming: the handler must not run at CPL 3 */
+        u32 limit = ((r >> 10) & 7) == 0 ? 0x000ff : 0xfffff; /* 1 MiB: #GP(0) */
+        gdt_set(XCS, 0, limit, (u8)(p << 7 | dpl << 5 | 1 << 4 | type), 0xc);
+        sel = (u16)(SEL_XCS | ((r >> 13) & 3));
+        break;
+    }
+    case 3: if (((r >> 3) & 3) == 0) sel = (r >> 5) & 1 ? 0 : (SEL_XCS | 4); break; /* null, LDT */
+    default: break;
+    }
+    u8 type = (r >> 15) & 1 ? 0xe : 0xf, dpl = ((r >> 16) & 7) == 0 ? (u8)((r >> 19) & 3) : 3;
+    idt_set(ISR_GATE, isr_table[ISR_GATE], sel, type, dpl);
+    if (((r >> 21) & 15) == 0)
+        idt[ISR_GATE] &= ~(1ull << 47); /* not present: #NP */
+    /* The ring-0 stack: depth, and now and then the second segment, not yet accessed. */
+    u32 ss0 = SEL_DATA;
+    if (((r >> 25) & 3) == 0) {
+        gdt_set(XSS, 0, 0xfffff, (r >> 27) & 1 ? 0x93 : 0x92, 0xc);
+        ss0 = SEL_XSS;
+    }
+    tss_set_stack(0, (u32)(ikstack + sizeof ikstack) - ((r >> 28) & 7) * 4, ss0);
+}
+
+static void mix_entry(struct frame *f)
+{
+    u32 ss, fl, esp = (u32)f;
+    __asm__ volatile("movl %%ss, %0\n\tpushfl\n\tpopl %1" : "=r"(ss), "=r"(fl));
+    mix(fl); /* what the gate left in EFLAGS (IF, TF, NT) */
+    mix(f->vector), mix(f->err), mix(f->eip), mix(f->cs), mix(f->eflags);
+    mix(f->esp3), mix(f->ss3), mix(ss), mix(esp - (u32)ikstack);
+    mix((u32)(gdt[XCS] >> 40) & 0xff), mix((u32)(gdt[XSS] >> 40) & 0xff); /* accessed bits */
+}
+
+/* The way back to CPL 3, varied: flags, FS and GS, a frame to refuse now and then. */
+static void vary_return(struct frame *f)
+{
+    u32 r = rnd();
+    f->eflags = (f->eflags & ~0x244ed5u) | (r & 0x244ed5u); /* arithmetic, NT, AC, ID */
+    u32 fsel = (r >> 24) & 1 ? SEL_DATA : SEL_UDATA, gsel = (r >> 25) & 1 ? SEL_CODE : SEL_UDATA;
+    __asm__ volatile("movl %0, %%fs\n\tmovl %1, %%gs" : : "r"(fsel), "r"(gsel));
+    iret_bad = 0;
+    switch ((r >> 26) & 15) {
+    case 0: iret_bad = 1, f->cs = SEL_CODE | 3; break;   /* DPL 0 code at RPL 3: #GP */
+    case 1: iret_bad = 2, f->ss3 = SEL_DATA | 3; break;  /* DPL 0 stack at RPL 3: #GP */
+    case 2: iret_bad = 3, f->ss3 = SEL_UCODE; break;     /* code as the stack: #GP */
+    default: break;
+    }
+    vary_gate();
+}
+
+static void int_handler(struct frame *f)
+{
+    mix_entry(f);
+    int_done++;
+    if (f->eax == 0) { /* the user loop is over: EBX = what it saw after each return */
+        mix(f->ebx);
+        user_return(f);
+        return;
+    }
+    vary_return(f);
+}
+
+/* #GP, #NP, #TS: from CPL 3 (the INT refused: on after it) or from CPL 0 (the IRET
+   refused: its frame repaired, the IRET made again). */
+static void refused(struct frame *f)
+{
+    if (f->cs & 3) {
+        mix_entry(f);
+        int_faults++;
+        f->eip += 2; /* int $0x30 */
+        vary_return(f);
+        return;
+    }
+    u32 *old = &f->esp3; /* the frame the IRET would have popped: EIP CS EFLAGS ESP SS */
+    mix(f->vector), mix(f->err), mix(iret_bad), mix(old[1]), mix(old[4]);
+    iret_faults++;
+    old[1] = SEL_UCODE, old[4] = SEL_UDATA;
+}
+
+static void int_user_loop(void)
+{
+    u32 acc = 0;
+    for (u32 i = 0; i < 1500; i++) {
+        u32 fs, gs, fl, esp;
+        __asm__ volatile("int $0x30\n\tmovl %%fs, %0\n\tmovl %%gs, %1\n\tpushfl\n\tpopl %2\n\t"
+                         "movl %%esp, %3"
+                         : "=r"(fs), "=r"(gs), "=r"(fl), "=r"(esp) : "a"(1) : "memory", "cc");
+        acc = (acc ^ fs ^ (gs << 8) ^ fl ^ esp) * 16777619u;
+        __asm__ volatile("movl %0, %%fs\n\tmovl %0, %%gs" : : "r"((u32)SEL_UDATA));
+    }
+    __asm__ volatile("int $0x30" : : "a"(0), "b"(acc) : "memory");
+}
+
+static void test_int_user(void)
+{
+    for (u32 i = 0; i < 32; i++)
+        pd[i] |= 4; /* user pages */
+    __asm__ volatile("mov %%cr3, %%eax\n\tmov %%eax, %%cr3" : : : "eax", "memory");
+    tss_init((u32)(ikstack + sizeof ikstack));
+    set_handler(ISR_GATE, int_handler);
+    set_handler(13, refused), set_handler(11, refused), set_handler(10, refused);
+    gdt_set(XSS, 0, 0xfffff, 0x93, 0xc);
+    idt_set(ISR_GATE, isr_table[ISR_GATE], SEL_CODE, 0xe, 3);
+    group_start("int-user");
+    user_run(int_user_loop, (u32)(iustack + sizeof iustack));
+    case_done(1);
+    set_handler(13, 0), set_handler(11, 0), set_handler(10, 0);
+    printf("int-user: %u delivered, %u refused, %u IRETs refused\n", int_done, int_faults,
+           iret_faults);
+    CHECK(int_done > 1000 && int_faults > 20 && iret_faults > 20,
+          "INT from CPL 3: most delivered, some refused, some IRETs refused");
+    for (u32 i = 0; i < 32; i++)
+        pd[i] &= ~4u;
+    __asm__ volatile("mov %%cr3, %%eax\n\tmov %%eax, %%cr3" : : : "eax", "memory");
+}
+
 void main(void)
 {
     for (u32 i = 0; i < sizeof pat / 4; i++)
@@ -310,5 +455,6 @@ void main(void)
     paging_on();
     test_seg_loads("seg-paged", 512);
     test_iret("iret-paged", 128);
+    test_int_user();
     paging_off();
 }
