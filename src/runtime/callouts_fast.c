@@ -2,7 +2,8 @@
  * callouts_fast.c - the callouts that run with the guest's x87/SSE state still live in
  * the host registers: the frequent, simple ones (POPF, CLI, STI, MOV to and from CR2/CR3,
  * MOV from CR0/CR4, RDTSC, RDTSCP, RDPID, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at
- * CPL 0.  In
+ * CPL 0, and with paging on the two halves of a system call: INT n to ring 0 (from CPL 3
+ * too) and IRET from CPL 0 to CPL 3.  In
  * real mode MOV and POP to DS/ES/FS/GS load selector and base (sensitive.h); IRET
  * declines there, and POPF, POP Sreg and IRET decline on a 16-bit stack (SS.B clear).
  *
@@ -158,7 +159,8 @@ static inline bool stack_desc_ok(uint64_t d, unsigned dpl)
  * anything else, every fault included, is the full handler's.  The checks are the
  * SDM's for this case; none fails silently here: a fault declines before any change.
  */
-static int fast_int(struct xbt_vcpu *v, const struct xbt_callout_site *s)
+static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
+                                             const struct xbt_callout_site *s)
 {
     unsigned cpl = v->arch.cpl;
     uint32_t eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys |
@@ -240,8 +242,9 @@ static int fast_int(struct xbt_vcpu *v, const struct xbt_callout_site *s)
  * already accessed, EIP within CS's limit, no return to virtual-8086 mode (the caller
  * checked NT and VM).  Then the data segments the new CPL may not use are nulled.
  */
-static int fast_iret_user(struct xbt_vcpu *v, const struct xbt_callout_site *s, uint32_t esp,
-                          const uint32_t *head)
+static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
+                                                   const struct xbt_callout_site *s,
+                                                   uint32_t esp, const uint32_t *head)
 {
     if (v->arch.cr4 & XBT_CR4_SMAP)
         return XBT_FAST_DECLINE; /* EFLAGS.AC may change: the full handler syncs (mmu.c) */
@@ -314,8 +317,10 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
     if (v->no_fast_callouts || s->kind >= 96 || v->dbg.n_wp)
         return XBT_FAST_DECLINE;
-    if (s->kind == XBT_CO_INT) /* at CPL 0 or 3 (a system call) */
-        return fast_int(v, s);
+    /* INT at CPL 0 or 3 (a system call), with paging on only: declined at once without
+       (fast_int apart, so that its frame is not every fast callout's prologue). */
+    if (s->kind == XBT_CO_INT)
+        return (v->arch.cr0 & XBT_CR0_PG) ? fast_int(v, s) : XBT_FAST_DECLINE;
     if (v->arch.cpl != 0)
         return XBT_FAST_DECLINE;
     switch (s->kind) { /* the kinds of xbt_co_fast_kind (abi.h): only those reach here */
