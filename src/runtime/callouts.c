@@ -691,35 +691,10 @@ static int co_selector(struct xbt_vcpu *v, const struct co_call *c)
 
 /* ---- SYSENTER and SYSEXIT -------------------------------------------------------------- */
 
-/* SYSENTER / SYSEXIT: flat CS and SS from IA32_SYSENTER_CS (+8, +16, +24), no
-   descriptor reads, as the SDM specifies. */
+/* The state change is sensitive.h's (the fast callouts make it too). */
 static int sysenter_exit(struct xbt_vcpu *v, bool enter)
 {
-    uint16_t base = (uint16_t)(v->arch.msr_sysenter_cs & 0xFFFC);
-    unsigned dpl = enter ? 0 : 3;
-    xbt_segment cs = { 0 }, ss = { 0 };
-    cs.base = ss.base = 0;
-    cs.limit = ss.limit = 0xFFFFFFFFu;
-    cs.type = 0xB;
-    ss.type = 0x3;
-    cs.s = ss.s = 1;
-    cs.present = ss.present = 1;
-    cs.db = ss.db = 1;
-    cs.g = ss.g = 1;
-    cs.dpl = ss.dpl = (uint8_t)dpl;
-    cs.selector = (uint16_t)(enter ? base : (base + 16) | 3);
-    ss.selector = (uint16_t)(enter ? base + 8 : (base + 24) | 3);
-    xbt_set_seg(v, XBT_CS, &cs);
-    xbt_set_seg(v, XBT_SS, &ss);
-    v->arch.cpl = dpl;
-    if (enter) {
-        xbt_set_eflags(v, 0, XBT_EFLAGS_IF | XBT_EFLAGS_VM | XBT_EFLAGS_RF);
-        v->ctx.gpr[XBT_ESP] = (uint32_t)v->arch.msr_sysenter_esp;
-        v->ctx.eip = (uint32_t)v->arch.msr_sysenter_eip;
-    } else {
-        v->ctx.gpr[XBT_ESP] = v->ctx.gpr[XBT_ECX];
-        v->ctx.eip = v->ctx.gpr[XBT_EDX];
-    }
+    xbt_sysenter_exit(v, enter);
     return XBT_LEAVE_DISPATCH;
 }
 

@@ -321,6 +321,16 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
        (fast_int apart, so that its frame is not every fast callout's prologue). */
     if (s->kind == XBT_CO_INT)
         return (v->arch.cr0 & XBT_CR0_PG) ? fast_int(v, s) : XBT_FAST_DECLINE;
+    /* SYSENTER from any CPL, SYSEXIT at CPL 0: their #GP(0) (real mode, a null
+       IA32_SYSENTER_CS) is the full handler's. */
+    if (s->kind == XBT_CO_SYSENTER || (s->kind == XBT_CO_SYSEXIT && v->arch.cpl == 0)) {
+        if (xbt_real_mode(v) || (v->arch.msr_sysenter_cs & 0xFFFC) == 0)
+            return XBT_FAST_DECLINE;
+        xbt_sysenter_exit(v, s->kind == XBT_CO_SYSENTER);
+        v->stats.callouts[s->kind]++;
+        v->stats.fast_callouts++;
+        return XBT_FAST_LEAVE;
+    }
     if (v->arch.cpl != 0)
         return XBT_FAST_DECLINE;
     switch (s->kind) { /* the kinds of xbt_co_fast_kind (abi.h): only those reach here */

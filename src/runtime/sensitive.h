@@ -139,4 +139,42 @@ static inline void xbt_sti(struct xbt_vcpu *v, uint32_t next_eip)
     v->ctx.vif = XBT_EFLAGS_IF;
 }
 
+/* SYSENTER (enter) or SYSEXIT once their checks passed (not real mode, IA32_SYSENTER_CS
+   not null, SYSEXIT at CPL 0): flat CS and SS from IA32_SYSENTER_CS (+8, +16, +24) with
+   no descriptor read, as the SDM specifies; SYSENTER clears IF, VM and RF and takes ESP
+   and EIP from their MSRs, SYSEXIT takes them from ECX and EDX. */
+static inline void xbt_sysenter_exit(struct xbt_vcpu *v, bool enter)
+{
+    uint16_t base = (uint16_t)(v->arch.msr_sysenter_cs & 0xFFFC);
+    uint8_t dpl = enter ? 0 : 3;
+    xbt_segment cs = { 0 }, ss = { 0 };
+    cs.limit = ss.limit = 0xFFFFFFFFu;
+    cs.type = 0xB;
+    ss.type = 0x3;
+    cs.s = ss.s = 1;
+    cs.present = ss.present = 1;
+    cs.db = ss.db = 1;
+    cs.g = ss.g = 1;
+    cs.dpl = ss.dpl = dpl;
+    cs.selector = (uint16_t)(enter ? base : (base + 16) | 3);
+    ss.selector = (uint16_t)(enter ? base + 8 : (base + 24) | 3);
+    const xbt_segment *seg[2] = { &cs, &ss };
+    static const int which[2] = { XBT_CS, XBT_SS };
+    for (int i = 0; i < 2; i++) {
+        v->arch.seg[which[i]] = *seg[i];
+        v->ctx.seg_sel[which[i]] = seg[i]->selector;
+        v->ctx.seg_base[which[i]] = 0;
+        v->ctx.seg_limit[which[i]] = 0xFFFFFFFFu;
+    }
+    v->arch.cpl = dpl;
+    if (enter) {
+        xbt_eflags_write(v, 0, XBT_EFLAGS_IF | XBT_EFLAGS_VM | XBT_EFLAGS_RF);
+        v->ctx.gpr[XBT_ESP] = (uint32_t)v->arch.msr_sysenter_esp;
+        v->ctx.eip = (uint32_t)v->arch.msr_sysenter_eip;
+    } else {
+        v->ctx.gpr[XBT_ESP] = v->ctx.gpr[XBT_ECX];
+        v->ctx.eip = v->ctx.gpr[XBT_EDX];
+    }
+}
+
 #endif

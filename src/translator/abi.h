@@ -286,6 +286,7 @@ static inline bool xbt_co_fast_kind(unsigned kind)
     case XBT_CO_CLI: case XBT_CO_STI: case XBT_CO_POPF: case XBT_CO_MOV_TO_CR:
     case XBT_CO_MOV_FROM_CR: case XBT_CO_MOV_TO_SREG: case XBT_CO_POP_SREG: case XBT_CO_IRET:
     case XBT_CO_RDTSC: case XBT_CO_RDTSCP: case XBT_CO_PAUSE: case XBT_CO_CPUID: case XBT_CO_INT:
+    case XBT_CO_SYSENTER: case XBT_CO_SYSEXIT:
         return true;
     default:
         return false;

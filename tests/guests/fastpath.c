@@ -364,7 +364,10 @@ static void mix_entry(struct frame *f)
 static void vary_return(struct frame *f)
 {
     u32 r = rnd();
-    f->eflags = (f->eflags & ~0x244ed5u) | (r & 0x244ed5u); /* arithmetic, NT, AC, ID */
+    f->eflags = (f->eflags & ~0x244ed5u) | (r & 0x244ed5u); /* arithmetic, IF, DF, NT, AC, ID */
+    /* SYSENTER's code segment: the kernel's, or null now and then (#GP). */
+    u32 scs = ((r >> 20) & 7) == 0 ? 0 : SEL_CODE;
+    __asm__ volatile("wrmsr" : : "c"(0x174), "a"(scs), "d"(0));
     u32 fsel = (r >> 24) & 1 ? SEL_DATA : SEL_UDATA, gsel = (r >> 25) & 1 ? SEL_CODE : SEL_UDATA;
     __asm__ volatile("movl %0, %%fs\n\tmovl %1, %%gs" : : "r"(fsel), "r"(gsel));
     iret_bad = 0;
@@ -406,11 +409,26 @@ static void refused(struct frame *f)
     old[1] = SEL_UCODE, old[4] = SEL_UDATA;
 }
 
+/* SYSENTER's kernel side: what it was entered with, then SYSEXIT (ECX and EDX as the
+   user code set them). */
+static volatile u32 se_cs, se_ss, se_esp, se_fl, se_calls;
+void se_entry(void);
+__asm__(".text\n.globl se_entry\nse_entry:\n"
+        "\tmovl %esp, se_esp\n\tpushfl\n\tpopl se_fl\n\tmovw %cs, se_cs\n\tmovw %ss, se_ss\n"
+        "\tincl se_calls\n\tsysexit\n");
+static u8 sestack[4096] __attribute__((aligned(16)));
+
 static void int_user_loop(void)
 {
     u32 acc = 0;
     for (u32 i = 0; i < 1500; i++) {
         u32 fs, gs, fl, esp;
+        if (i % 4 == 3) { /* SYSENTER, SYSEXIT (or the #GP of a null IA32_SYSENTER_CS) */
+            __asm__ volatile("movl %%esp, %%ecx\n\tmovl $1f, %%edx\n\tsysenter\n1:\n\t"
+                             "pushfl\n\tpopl %0" : "=r"(fl) : : "ecx", "edx", "memory", "cc");
+            acc = (acc ^ fl ^ se_cs ^ (se_ss << 16) ^ se_esp ^ se_fl ^ se_calls) * 16777619u;
+            continue;
+        }
         __asm__ volatile("int $0x30\n\tmovl %%fs, %0\n\tmovl %%gs, %1\n\tpushfl\n\tpopl %2\n\t"
                          "movl %%esp, %3"
                          : "=r"(fs), "=r"(gs), "=r"(fl), "=r"(esp) : "a"(1) : "memory", "cc");
@@ -430,13 +448,17 @@ static void test_int_user(void)
     set_handler(13, refused), set_handler(11, refused), set_handler(10, refused);
     gdt_set(XSS, 0, 0xfffff, 0x93, 0xc);
     idt_set(ISR_GATE, isr_table[ISR_GATE], SEL_CODE, 0xe, 3);
+    __asm__ volatile("wrmsr" : : "c"(0x174), "a"((u32)SEL_CODE), "d"(0));
+    __asm__ volatile("wrmsr" : : "c"(0x175), "a"((u32)(sestack + sizeof sestack)), "d"(0));
+    __asm__ volatile("wrmsr" : : "c"(0x176), "a"((u32)se_entry), "d"(0));
     group_start("int-user");
     user_run(int_user_loop, (u32)(iustack + sizeof iustack));
     case_done(1);
     set_handler(13, 0), set_handler(11, 0), set_handler(10, 0);
-    printf("int-user: %u delivered, %u refused, %u IRETs refused\n", int_done, int_faults,
-           iret_faults);
-    CHECK(int_done > 1000 && int_faults > 20 && iret_faults > 20,
+    printf("int-user: %u delivered, %u refused, %u IRETs refused, %u SYSENTERs\n", int_done,
+           int_faults, iret_faults, se_calls);
+    CHECK(se_calls > 250 && se_calls < 375, "SYSENTER: most entered, some refused");
+    CHECK(int_done > 700 && int_faults > 20 && iret_faults > 20,
           "INT from CPL 3: most delivered, some refused, some IRETs refused");
     for (u32 i = 0; i < 32; i++)
         pd[i] &= ~4u;
