@@ -795,7 +795,9 @@ static int co_intr_flag(struct xbt_vcpu *v, const struct co_call *c)
             return fault(v, XBT_SSF, 0);
         xbt_eflags_write(v, val, xbt_popf_mask(v->arch.cpl, v->ctx.eflags_sys, size));
         v->ctx.gpr[XBT_ESP] = esp;
-        return next(v);
+        next(v);
+        /* TF set: the dispatcher steps from the next instruction on (run.c). */
+        return (v->ctx.eflags_sys & XBT_EFLAGS_TF) ? XBT_LEAVE_DISPATCH : 0;
     }
     case XBT_CO_PUSHF:
         if (xbt_v86(v) && !iopl_allowed(v))
@@ -984,6 +986,7 @@ static int co_seg_load(struct xbt_vcpu *v, const struct co_call *c)
     if (s->reg2 == XBT_SS) {
         v->arch.interrupt_shadow = true;
         v->arch.shadow_eip = c->nxt;
+        v->tf.ss_loaded = true; /* a single-step trap waits for the next instruction */
     }
     return next(v);
 }

@@ -351,7 +351,9 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
         __builtin_memcpy(&val, v->vm->phys.view + lin, size); /* inlined: a 2- or 4-byte load */
         xbt_eflags_write(v, val, xbt_popf_mask(0, v->ctx.eflags_sys, size));
         v->ctx.gpr[XBT_ESP] = esp + size;
-        return done(v, s);
+        int r = done(v, s);
+        /* TF set: the dispatcher steps from the next instruction on (run.c). */
+        return (v->ctx.eflags_sys & XBT_EFLAGS_TF) ? XBT_FAST_LEAVE : r;
     }
     case XBT_CO_MOV_TO_CR:
         if (s->reg2 == 2) {

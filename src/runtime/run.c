@@ -1095,7 +1095,9 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     bool (*site)(void *, uint32_t) = v->xl.mmio_site, (*pf_site)(void *, uint32_t) = v->xl.pf_site;
     v->xl.max_insns = 1;
     v->xl.mmio_site = v->xl.pf_site = NULL;
+    v->xl.rep_one = v->tf.stepping; /* the guest's single-step: a trap per iteration */
     enum xbt_tstatus ts = translate_tb(v, m);
+    v->xl.rep_one = false;
     v->xl.max_insns = saved;
     v->xl.mmio_site = site;
     v->xl.pf_site = pf_site;
@@ -1253,6 +1255,48 @@ static int debug_stop(struct xbt_vcpu *v)
     return 0;
 }
 
+/*
+ * The guest's single-step (EFLAGS.TF, SDM vol. 3 18.3.1.4) in translated code; directly
+ * executed user code has it from the host CPU (direct.c: TF in the host's EFLAGS, its
+ * SIGTRAP a #DB).  TF is looked at before each instruction: set, the instruction runs
+ * alone (REP string instructions one iteration each, translator.h rep_one), and once it
+ * completed the #DB trap is raised at the next dispatch, before external interrupts,
+ * with DR6.BS set and the next instruction's EIP.  So POPF or IRET that set TF trap only
+ * after the instruction that follows them, and one that clears it traps after itself.
+ * No trap: after an instruction that faulted (its handler runs; TF is in the frame),
+ * after HLT, and after MOV or POP to SS until the instruction it shields has run.
+ * INT n, INT3 and INTO clear TF in the handler they enter, and the trap comes there,
+ * before its first instruction, as the SDM has it (QEMU TCG raises none).
+ */
+static void guest_tf_arm(struct xbt_vcpu *v)
+{
+    v->tf.stepping = true;
+    v->tf.eip = v->ctx.eip;
+    v->tf.cs = v->arch.seg[XBT_CS].selector;
+    v->tf.faulted = v->tf.ss_loaded = false;
+    v->smc.single = true;
+}
+
+/* After the stepped instruction left translated code with rc (a host fault in it comes
+   back through handle_fault instead: the instruction runs again, TF looked at again).
+   It completed if it left by a block exit, or moved EIP or CS (a callout's leave);
+   otherwise (a retry: a kick, an MMIO read answered later) it runs again. */
+static void guest_tf_done(struct xbt_vcpu *v, int rc)
+{
+    v->tf.stepping = false;
+    bool moved = v->ctx.eip != v->tf.eip || v->arch.seg[XBT_CS].selector != v->tf.cs;
+    bool done = rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT || moved;
+    v->tf.pending = done && !v->tf.faulted && !v->tf.ss_loaded && !v->arch.halted &&
+                    !v->arch.shutdown;
+}
+
+static int guest_tf_trap(struct xbt_vcpu *v)
+{
+    v->tf.pending = false;
+    v->arch.dr[6] |= 0x4000; /* BS */
+    return dispatch_or_exit(xbt_raise(v, XBT_DB, false, 0, v->ctx.eip));
+}
+
 /* The dispatcher.  A function of its own, not inlined into xbt_vcpu_run: a host fault in
    translated code leaves it by siglongjmp, and nothing of it outlives that (the exit the
    faulting block was to take is not chained). */
@@ -1271,16 +1315,23 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
             rc = xbt_policy_deliver(v); /* what the embedder injected */
         if (!rc && xbt_debugging(v))
             rc = debug_stop(v);
+        if (!rc && v->tf.pending)
+            rc = guest_tf_trap(v); /* the single-step trap of the instruction that ran */
         if (!rc)
             rc = handle_interrupt(v);
         if (!rc)
             rc = run_direct(v);
         if (!rc)
             rc = enter_mode(v, &m, &key, &chain_site);
+        bool tf = !rc && (v->ctx.eflags_sys & XBT_EFLAGS_TF);
+        if (tf)
+            guest_tf_arm(v);
         if (!rc && !v->smc.single)
             rc = find_block(v, &m, key, &chain_site, &b);
         if (!rc)
             rc = b ? execute_block(v, b, key) : single_step(v, &m);
+        if (tf)
+            guest_tf_done(v, rc);
         if (rc == XBT_LEAVE_EXIT)
             return;
         chain_site = rc == XBT_JIT_EXIT_DIRECT ? v->ctx.exit_site : 0;

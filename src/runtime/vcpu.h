@@ -381,6 +381,16 @@ struct xbt_vcpu {
         struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
     } dx;
 
+    /* The guest's own single-step (EFLAGS.TF in translated code, run.c guest_tf_*): the
+       instruction stepped (EIP and CS), whether an exception other than a software
+       interrupt ended it (no trap then), whether it loaded SS (the trap waits for the
+       next instruction), and a trap due at the next dispatch. */
+    struct xbt_vcpu_tf {
+        uint32_t eip;
+        uint16_t cs;
+        bool stepping, faulted, ss_loaded, pending;
+    } tf;
+
     /* The debugger's breakpoints (linear addresses) and single-step (run.c). */
     struct xbt_vcpu_dbg {
         uint32_t bp[XBT_MAX_BREAKPOINTS];

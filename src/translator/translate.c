@@ -1136,6 +1136,44 @@ static void emit_string_tail(xbt_tx *t, const struct xbt_string_tail *st)
     xbt_patch_rel32(t, xbt_emit_branch32(t, M(JMP)), st->fast);
 }
 
+/*
+ * One iteration of a REP string instruction (translator.h, rep_one), flag-free around
+ * the element: JRCXZ past everything with ECX 0 (EIP goes on to the next instruction);
+ * the element as a non-REP one (pointers biased and wrapped as there, its fault fix-up
+ * the same); ECX - 1; the REPE/REPNE condition on the element's ZF; while ECX is not 0
+ * an exit back to the instruction's own EIP.
+ */
+static void emit_string_iteration(xbt_tx *t, const xbt_insn *in, ZydisInstructionAttributes rep,
+                                  bool src, bool dst, int src_seg, uint8_t arg)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    uint32_t none = xbt_emit_branch8(t, M(JRCXZ), false);
+    if (src)
+        emit_seg_bias(t, R(ESI), src_seg, true);
+    if (dst)
+        emit_seg_bias(t, R(EDI), XBT_ES, true);
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+    emit_kwin_bias(t, src, dst, true);
+    emit_string_op(t, m, 0, false, in->eip, arg, (uint16_t)src_seg);
+    emit_kwin_bias(t, src, dst, false);
+    if (src)
+        emit_seg_bias(t, R(ESI), src_seg, false);
+    if (dst)
+        emit_seg_bias(t, R(EDI), XBT_ES, false);
+    xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(R(ECX), NOREG, 0, -1, 4));
+    bool zf = m == M(CMPSB) || m == M(CMPSW) || m == M(CMPSD) || m == M(SCASB) ||
+              m == M(SCASW) || m == M(SCASD);
+    uint32_t stop = ~0u;
+    if (zf)
+        stop = xbt_emit_branch8(t, (rep & ZYDIS_ATTRIB_HAS_REPNE) ? M(JZ) : M(JNZ), false);
+    uint32_t last = xbt_emit_branch8(t, M(JRCXZ), false);
+    emit_direct_exit(t, in->eip, XBT_EXIT_TAKEN);
+    xbt_patch_rel8(t, none, t->len);
+    xbt_patch_rel8(t, last, t->len);
+    if (stop != ~0u)
+        xbt_patch_rel8(t, stop, t->len);
+}
+
 /* Host bytes reserved per out-of-line string path (it needs about 150). */
 #define TAIL_RESERVE 256
 
@@ -1257,6 +1295,11 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         arg |= (uint8_t)((src ? XBT_FIXS_SRC_WIN : 0) | (dst ? XBT_FIXS_DST_WIN : 0));
     if (in->flags & XBT_IF_ADDR16) {
         emit_string16(t, in, src ? src_seg : -1, dst, rep, arg);
+        t->b->stats.rewritten++;
+        return;
+    }
+    if (rep && t->tr->rep_one && t->mode->window != XBT_WINDOW_D) {
+        emit_string_iteration(t, in, rep, src, dst, src_seg, arg);
         t->b->stats.rewritten++;
         return;
     }
@@ -1425,11 +1468,23 @@ static void emit_popf(xbt_tx *t, const xbt_insn *in)
                      XBT_EFLAGS_ID));
     xbt_emit2(t, M(OR), xo_reg(R(R15D)), xo_imm(XBT_EFLAGS_FIXED));
     xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_EFLAGS_SYS, 4), xo_reg(R(R15D)));
+    xbt_emit2(t, M(AND), xo_reg(R(R15D)), xo_imm(XBT_EFLAGS_TF)); /* (flags: POPFQ next) */
     xbt_emit2(t, M(AND), xo_reg(R(R14D)), xo_imm(XBT_EFLAGS_ARITH));
     xbt_emit2(t, M(OR), xo_reg(R(R14D)), xo_imm(XBT_HOST_FLAGS_FIXED));
     xbt_emit1(t, M(PUSH), xo_reg(R(R14)));
     xbt_emit0(t, M(POPFQ));
     emit_esp_add(t, 4);
+    /* TF set: to the dispatcher (unchained, through the indirect exit), which steps from
+       the next instruction on (the guest's single-step, run.c). */
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    xbt_emit2(t, M(MOV), xo_reg(R(ECX)), xo_reg(R(R15D)));
+    uint32_t no_tf = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)(in->eip + in->length)));
+    add_reloc_last(t, in->eip + in->length);
+    xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_EXIT_INDIRECT, 8));
+    xbt_patch_rel8(t, no_tf, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     /* POPF has no interrupt shadow: one pending behind a cleared IF is taken now. */
     emit_intr_gate(t, in->eip + in->length);
     t->b->stats.rewritten++;

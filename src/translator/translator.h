@@ -175,6 +175,11 @@ enum xbt_tstatus {
 typedef struct xbt_translator {
     xbt_decoder dec;
     uint32_t max_insns;    /* <= XBT_BLOCK_MAX_INSNS */
+    /* A REP string instruction (32-bit addressing, K- or U-window) makes one iteration:
+       none with ECX 0; else one element, ECX decremented, and while the count and (CMPS,
+       SCAS) the REPE/REPNE condition say go on, an exit to its own EIP (the guest's
+       single-step trap comes after each iteration, SDM vol. 3 18.3.1.4; run.c). */
+    bool rep_one;
     /* A trace: the recorded path (the start EIPs of the basic blocks that ran, the
        first being the block's own EIP).  At the branch that ends each of them the
        translation goes on at the next one: a conditional branch's other direction

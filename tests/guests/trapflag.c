@@ -1,0 +1,225 @@
+/*
+ * trapflag.c - the guest's own single-step (EFLAGS.TF, SDM vol. 3 18.3.1.4) in
+ * translated code: the #DB handler records each trap's EIP and DR6, and every sequence
+ * is checked against the EIPs the SDM gives.
+ *   - POPF that sets TF: the first trap after the instruction that follows it; a POPF
+ *     that clears TF traps after itself.
+ *   - a straight line, a taken branch, a CALL and RET: one trap per instruction, at
+ *     the EIP each went to; DR6.BS set.
+ *   - a faulting instruction (DIV by 0): no trap for it, its #DE handler runs (and
+ *     skips it), then stepping goes on.
+ *   - REP MOVSB with ECX 3: a trap after each iteration (EIP the instruction's own
+ *     twice, then the next); ECX 0: one trap at the next instruction; REPE CMPSB that
+ *     stops at the second element: two traps.
+ *   - MOV SS under TF: no trap until after the instruction it shields (QEMU TCG traps
+ *     after the MOV SS too: checked on xbt and hardware only).
+ *   - user mode: IRET to CPL 3 with TF in the frame; a trap after each user
+ *     instruction, until a POPF clears TF.
+ * Runs on QEMU TCG too (run-guest.sh), where the checks hold but the one named.
+ */
+#include "lib/guest.h"
+
+#define MAXT 32
+static volatile u32 teip[MAXT], tdr6[MAXT], ntraps, de_count;
+
+static void db_handler(struct frame *f)
+{
+    u32 dr6;
+    __asm__ volatile("mov %%dr6, %0" : "=r"(dr6));
+    if (ntraps < MAXT) {
+        teip[ntraps] = f->eip;
+        tdr6[ntraps] = dr6;
+    }
+    ntraps++;
+    __asm__ volatile("mov %0, %%dr6" : : "r"(0u));
+}
+
+static void de_handler(struct frame *f)
+{
+    de_count++;
+    f->eip += 2; /* divl %ecx */
+}
+
+static void reset(void)
+{
+    ntraps = 0;
+    for (int i = 0; i < MAXT; i++)
+        teip[i] = tdr6[i] = 0;
+}
+
+/* The traps recorded against want[0..n-1], and DR6.BS in each. */
+static void expect(const char *name, const u32 *want, u32 n)
+{
+    int ok = ntraps == n, bs = 1;
+    for (u32 i = 0; i < n && i < MAXT; i++) {
+        ok &= teip[i] == want[i];
+        bs &= (tdr6[i] & 0x4000) != 0;
+    }
+    if (!ok) {
+        printf("%s: %u traps:", name, ntraps);
+        for (u32 i = 0; i < ntraps && i < MAXT; i++)
+            printf(" %x", teip[i]);
+        printf("; want %u:", n);
+        for (u32 i = 0; i < n; i++)
+            printf(" %x", want[i]);
+        printf("\n");
+    }
+    CHECK(ok, name);
+    CHECK(bs, "DR6.BS set at each single-step trap");
+}
+
+/* Labels of the stepped sequences (global so that C can take their addresses). */
+extern u8 s1_a[], s1_b[], s1_c[], s1_d[], s1_e[], s1_ret[], s1_f[], s1_g[], s1_g2[], s1_h[],
+    s1_end[];
+extern u8 s2_a[], s2_b[], s2_c[], s2_c2[], s2_c3[], s2_d[];
+extern u8 s3_rep[], s3_b[], s3_c[], s3_d[], s3_e[], s3_f[], s3_g[], s3_h[], s3_i[], s3_j[],
+    s3_end[];
+extern u8 s4_a[], s4_b[], s4_c[], s4_c2[], s4_c3[], s4_end[];
+extern u8 s5_a[], s5_b[], s5_b2[], s5_c[], s5_d[];
+
+#define L(name) ".globl " #name "\n" #name ":\t"
+#define TF_ON "pushfl\n\torl $0x100, (%%esp)\n\tpopfl\n"
+
+static void seq_straight(void)
+{
+    /* TF set by the POPF at s1_a: no trap after it; then one after each instruction,
+       the last after the POPF that clears TF (s1_h). */
+    __asm__ volatile(
+        "pushfl\n\torl $0x100, (%%esp)\n"
+        L(s1_a) "popfl\n"
+        L(s1_b) "movl $5, %%eax\n"
+        L(s1_c) "addl $1, %%eax\n"
+        L(s1_d) "jmp s1_e\n\tud2\n"
+        L(s1_e) "call s1_ret\n"
+        L(s1_f) "jmp s1_g\n"
+        L(s1_ret) "ret\n"
+        L(s1_g) "pushfl\n"
+        L(s1_g2) "andl $~0x100, (%%esp)\n"
+        L(s1_h) "popfl\n"
+        L(s1_end) "nop\n"
+        : : : "eax", "memory", "cc");
+}
+
+static void seq_fault(void)
+{
+    /* s2_b divides by 0: #DE, no trap for it; the handler skips it. */
+    __asm__ volatile(
+        "xorl %%ecx, %%ecx\n\tmovl $1, %%eax\n\txorl %%edx, %%edx\n\t" TF_ON
+        L(s2_a) "nop\n"
+        L(s2_b) "divl %%ecx\n"
+        L(s2_c) "pushfl\n"
+        L(s2_c2) "andl $~0x100, (%%esp)\n"
+        L(s2_c3) "popfl\n"
+        L(s2_d) "nop\n"
+        : : : "eax", "ecx", "edx", "memory", "cc");
+}
+
+static u8 src[16] = "abcdefghijklmno", dst[16], cmpa[8] = "xyzw", cmpb[8] = "xqzw";
+
+static void seq_rep(void)
+{
+    __asm__ volatile(
+        "cld\n\tmovl $3, %%ecx\n\tmovl %0, %%esi\n\tmovl %1, %%edi\n\t" TF_ON
+        L(s3_rep) "rep movsb\n"
+        L(s3_b) "xorl %%ecx, %%ecx\n"
+        L(s3_c) "rep movsb\n"
+        L(s3_d) "movl $4, %%ecx\n"
+        L(s3_e) "movl %2, %%esi\n"
+        L(s3_f) "movl %3, %%edi\n"
+        L(s3_g) "repe cmpsb\n"
+        L(s3_h) "pushfl\n"
+        L(s3_i) "andl $~0x100, (%%esp)\n"
+        L(s3_j) "popfl\n"
+        L(s3_end) "nop\n"
+        : : "i"(src), "i"(dst), "i"(cmpa), "i"(cmpb)
+        : "ecx", "esi", "edi", "memory", "cc");
+}
+
+static u32 ss_sel __attribute__((used));
+static void seq_movss(void)
+{
+    /* MOV SS at s4_a: no trap after it; the trap after s4_b, which it shields. */
+    __asm__ volatile(
+        "movl %%ss, %%eax\n\tmovl %%eax, ss_sel\n\t" TF_ON
+        "nop\n"
+        L(s4_a) "movw ss_sel, %%ss\n"
+        L(s4_b) "nop\n"
+        L(s4_c) "pushfl\n"
+        L(s4_c2) "andl $~0x100, (%%esp)\n"
+        L(s4_c3) "popfl\n"
+        L(s4_end) "nop\n"
+        : : : "eax", "memory", "cc");
+}
+
+/* User mode: entered by IRET with TF in its EFLAGS (user_enter_flags); the first
+   trap after the first user instruction, then one per instruction until the POPF at
+   s5_c clears TF; INT 0x30 ends the run (TF clear by then). */
+void user_steps(void);
+__asm__(".text\n.globl user_steps\nuser_steps:\n"
+        ".globl s5_a\ns5_a:\tmovl $1, %eax\n"
+        ".globl s5_b\ns5_b:\tpushfl\n"
+        ".globl s5_b2\ns5_b2:\tandl $~0x100, (%esp)\n"
+        ".globl s5_c\ns5_c:\tpopfl\n"
+        ".globl s5_d\ns5_d:\tmovl $0, %eax\n\tint $0x30\n");
+static u8 kstack[8192] __attribute__((aligned(16)));
+static u8 ustack[4096] __attribute__((aligned(16)));
+static void exit_handler(struct frame *f) { user_return(f); }
+
+void main(void)
+{
+    set_handler(1, db_handler);
+    set_handler(0, de_handler);
+
+    reset();
+    seq_straight();
+    {
+        const u32 want[] = { (u32)s1_c, (u32)s1_d, (u32)s1_e, (u32)s1_ret, (u32)s1_f,
+                             (u32)s1_g, (u32)s1_g2, (u32)s1_h, (u32)s1_end };
+        expect("TF: a trap after each instruction (the branch, CALL and RET at their "
+               "targets), none after the POPF that set it, one after the POPF that clears it",
+               want, sizeof want / 4);
+    }
+
+    reset();
+    seq_fault();
+    {
+        const u32 want[] = { (u32)s2_b, (u32)s2_c2, (u32)s2_c3, (u32)s2_d };
+        expect("TF: no trap after a faulting instruction, stepping on after its handler",
+               want, sizeof want / 4);
+        CHECK_EQ(de_count, 1, "TF: the #DE handler ran once");
+    }
+
+    reset();
+    seq_rep();
+    {
+        const u32 want[] = { (u32)s3_rep, (u32)s3_rep, (u32)s3_b, (u32)s3_c, (u32)s3_d,
+                             (u32)s3_e, (u32)s3_f, (u32)s3_g, (u32)s3_g, (u32)s3_h,
+                             (u32)s3_i, (u32)s3_j, (u32)s3_end };
+        expect("TF: REP MOVSB traps after each iteration, with ECX 0 once; REPE CMPSB "
+               "until the difference", want, sizeof want / 4);
+        CHECK(dst[0] == 'a' && dst[2] == 'c' && dst[3] == 0, "TF: REP MOVSB copied 3 bytes");
+    }
+
+    reset();
+    seq_movss();
+    if (on_qemu_tcg()) {
+        printf("TF after MOV SS: not checked on QEMU TCG (it traps after the MOV SS "
+               "itself)\n");
+    } else {
+        const u32 want[] = { (u32)s4_a, (u32)s4_c, (u32)s4_c2, (u32)s4_c3, (u32)s4_end };
+        expect("TF: MOV SS holds the trap until after the next instruction", want,
+               sizeof want / 4);
+    }
+
+    reset();
+    tss_init((u32)(kstack + sizeof kstack));
+    set_handler(0x30, exit_handler);
+    idt_set(0x30, isr_table[0x30], SEL_CODE, 0xe, 3);
+    user_enter_flags((u32)user_steps, (u32)(ustack + sizeof ustack), 0, 0x102);
+    {
+        const u32 want[] = { (u32)s5_b, (u32)s5_b2, (u32)s5_c, (u32)s5_d };
+        expect("TF at CPL 3: set by IRET, a trap after each user instruction", want,
+               sizeof want / 4);
+    }
+    guest_exit();
+}
