@@ -1303,6 +1303,7 @@ static int guest_tf_trap(struct xbt_vcpu *v)
 static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
 {
     uint64_t chain_site = 0; /* the exit the last block took, to chain to the next */
+    v->tf.stepping = false; /* a host fault ended a step (handle_fault): it runs again */
     for (;;) {
         v->stats.dispatches++;
         xbt_tmode m;

@@ -13,6 +13,8 @@
  *     stops at the second element: two traps.
  *   - MOV SS under TF: no trap until after the instruction it shields (QEMU TCG traps
  *     after the MOV SS too: checked on xbt and hardware only).
+ *   - paging on: a store and a load to pages not yet mapped for the guest (on xbt a
+ *     host fault each, the instruction run again): one trap each.
  *   - user mode: IRET to CPL 3 with TF in the frame; a trap after each user
  *     instruction, until a POPF clears TF.
  * Runs on QEMU TCG too (run-guest.sh), where the checks hold but the one named.
@@ -151,6 +153,24 @@ static void seq_movss(void)
         : : : "eax", "memory", "cc");
 }
 
+/* Paging on (4 MiB identity pages): a store and a load to pages the VMM has not mapped
+   for the guest yet (xbt: a host fault each, the instruction run again), one trap each. */
+extern u8 s6_a[], s6_b[], s6_c[], s6_c2[], s6_c3[], s6_end[];
+static u8 fresh[3][4096] __attribute__((aligned(4096)));
+static u32 pd[1024] __attribute__((aligned(4096)));
+static void seq_paged(void)
+{
+    __asm__ volatile(
+        "movl $7, %%eax\n\t" TF_ON
+        L(s6_a) "movl %%eax, %0\n"
+        L(s6_b) "movl %1, %%edx\n"
+        L(s6_c) "pushfl\n"
+        L(s6_c2) "andl $~0x100, (%%esp)\n"
+        L(s6_c3) "popfl\n"
+        L(s6_end) "nop\n"
+        : "=m"(fresh[0][8]) : "m"(fresh[2][12]) : "eax", "edx", "memory", "cc");
+}
+
 /* User mode: entered by IRET with TF in its EFLAGS (user_enter_flags); the first
    trap after the first user instruction, then one per instruction until the POPF at
    s5_c clears TF; INT 0x30 ends the run (TF clear by then). */
@@ -209,6 +229,24 @@ void main(void)
         const u32 want[] = { (u32)s4_a, (u32)s4_c, (u32)s4_c2, (u32)s4_c3, (u32)s4_end };
         expect("TF: MOV SS holds the trap until after the next instruction", want,
                sizeof want / 4);
+    }
+
+    reset();
+    for (u32 i = 0; i < 32; i++)
+        pd[i] = i << 22 | 0x87; /* 4 MiB pages: present, writable, user, PS */
+    {
+        u32 cr0, cr4;
+        __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+        __asm__ volatile("mov %0, %%cr3" : : "r"((u32)pd) : "memory");
+        __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+        seq_paged();
+        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
+        const u32 want[] = { (u32)s6_b, (u32)s6_c, (u32)s6_c2, (u32)s6_c3, (u32)s6_end };
+        expect("TF with paging: an access the VMM maps first traps once", want,
+               sizeof want / 4);
+        CHECK_EQ(fresh[0][8], 7, "TF with paging: the stepped store was made");
     }
 
     reset();
