@@ -205,7 +205,7 @@ static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
         esp = v->ctx.gpr[XBT_ESP];
     }
     uint32_t n = cpl == 3 ? 5 : 3;
-    if (!ss.db || ss.limit != 0xFFFFFFFFu || (ss.type & 4) || esp < n * 4)
+    if (ss.unusable || !ss.db || ss.limit != 0xFFFFFFFFu || (ss.type & 4) || esp < n * 4)
         return XBT_FAST_DECLINE; /* not flat, or the frame would wrap */
     esp -= n * 4;
     uint8_t *fp = lin_ptr_w(v, ss.base + esp, n * 4);
@@ -393,7 +393,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
            segment's descriptor still what CS holds. */
         if (s->opsize == 2 || (v->ctx.eflags_sys & XBT_EFLAGS_NT) || xbt_real_mode(v) ||
             v->ctx.seg_limit[XBT_SS] != 0xFFFFFFFFu || !v->arch.seg[XBT_SS].db ||
-            (v->arch.seg[XBT_SS].type & 4))
+            (v->arch.seg[XBT_SS].type & 4) || v->arch.seg[XBT_SS].unusable)
             return XBT_FAST_DECLINE; /* (expand-down: every offset is beyond the limit) */
         uint32_t esp = v->ctx.gpr[XBT_ESP];
         const uint8_t *p = lin_ptr(v, v->arch.seg[XBT_SS].base + esp, 12);

@@ -313,7 +313,9 @@ static void paging_off(void)
 #define SEL_XCS (XCS << 3)
 #define SEL_XSS (XSS << 3)
 #define ISR_GATE 0x30
-static u8 ikstack[16384] __attribute__((aligned(16)));
+static u8 ikstack[16384] __attribute__((aligned(4096)));
+#define XCONF 27        /* GDT 27: flat conforming readable code, DPL 0 (a data segment register
+                           holding it is not nulled by IRET) */
 static u8 iustack[8192] __attribute__((aligned(16)));
 static volatile u32 iret_bad, iret_faults, int_faults, int_done;
 
@@ -347,7 +349,14 @@ static void vary_gate(void)
         gdt_set(XSS, 0, 0xfffff, (r >> 27) & 1 ? 0x93 : 0x92, 0xc);
         ss0 = SEL_XSS;
     }
-    tss_set_stack(0, (u32)(ikstack + sizeof ikstack) - ((r >> 28) & 7) * 4, ss0);
+    u32 esp0 = (u32)(ikstack + sizeof ikstack) - ((r >> 28) & 7) * 4;
+    if (((r >> 23) & 3) == 0) {
+        /* The frame across a page boundary, its upper page just invalidated (on xbt out
+           of the windows: the fast path must look at both pages). */
+        esp0 = (u32)(ikstack + 8192) + 4 * ((r >> 28) & 3) + 4;
+        __asm__ volatile("invlpg (%0)" : : "r"(ikstack + 8192) : "memory");
+    }
+    tss_set_stack(0, esp0, ss0);
 }
 
 static void mix_entry(struct frame *f)
@@ -364,7 +373,12 @@ static void mix_entry(struct frame *f)
 static void vary_return(struct frame *f)
 {
     u32 r = rnd();
-    f->eflags = (f->eflags & ~0x244ed5u) | (r & 0x244ed5u); /* arithmetic, IF, DF, NT, AC, ID */
+    f->eflags = (f->eflags & ~0x247ed5u) | (r & 0x247ed5u); /* arithmetic, IF, DF, IOPL, NT,
+                                                                AC, ID */
+    /* DS and ES as isr_common reloads them before the IRET: DPL 0 data (nulled), user
+       data, or conforming code (kept). */
+    static const u32 dsel[4] = { SEL_UDATA, SEL_DATA, XCONF << 3, SEL_UDATA };
+    f->ds = dsel[(r >> 18) & 3], f->es = dsel[(r >> 16) & 3];
     /* SYSENTER's code segment: the kernel's, or null now and then (#GP). */
     u32 scs = ((r >> 20) & 7) == 0 ? 0 : SEL_CODE;
     __asm__ volatile("wrmsr" : : "c"(0x174), "a"(scs), "d"(0));
@@ -429,13 +443,41 @@ static void int_user_loop(void)
             acc = (acc ^ fl ^ se_cs ^ (se_ss << 16) ^ se_esp ^ se_fl ^ se_calls) * 16777619u;
             continue;
         }
+        u32 ds, es;
         __asm__ volatile("int $0x30\n\tmovl %%fs, %0\n\tmovl %%gs, %1\n\tpushfl\n\tpopl %2\n\t"
-                         "movl %%esp, %3"
-                         : "=r"(fs), "=r"(gs), "=r"(fl), "=r"(esp) : "a"(1) : "memory", "cc");
-        acc = (acc ^ fs ^ (gs << 8) ^ fl ^ esp) * 16777619u;
+                         "movl %%esp, %3\n\tmovl %%ds, %4\n\tmovl %%es, %5\n\t"
+                         "pushl $0x23\n\tpopl %%ds\n\tpushl $0x23\n\tpopl %%es"
+                         : "=r"(fs), "=r"(gs), "=r"(fl), "=r"(esp), "=r"(ds), "=r"(es)
+                         : "a"(1) : "memory", "cc");
+        acc = (acc ^ fs ^ (gs << 8) ^ fl ^ esp ^ (ds << 16) ^ (es << 24)) * 16777619u;
         __asm__ volatile("movl %0, %%fs\n\tmovl %0, %%gs" : : "r"((u32)SEL_UDATA));
     }
     __asm__ volatile("int $0x30" : : "a"(0), "b"(acc) : "memory");
+}
+
+/* INT at CPL 0 with paging on (same privilege: a 3-word frame on the current stack),
+   through vector 0x31 and through vector 5 (counted as an exception). */
+static void k_int_handler(struct frame *f)
+{
+    u32 esp = (u32)f;
+    mix(f->vector), mix(f->err), mix(f->eip), mix(f->cs), mix(f->eflags), mix(esp & 0xfff);
+}
+
+static void test_int_kernel(void)
+{
+    set_handler(0x31, k_int_handler), set_handler(5, k_int_handler);
+    idt_set(0x31, isr_table[0x31], SEL_CODE, 0xe, 0);
+    idt_set(5, isr_table[5], SEL_CODE, 0xf, 0);
+    group_start("int-kernel");
+    for (u32 i = 0; i < 64; i++) {
+        u32 fl = (rnd() & 0x8d5u) | 2; /* arithmetic flags in the frame */
+        if (i & 1)
+            __asm__ volatile("pushl %0\n\tpopfl\n\tint $0x31" : : "r"(fl) : "memory", "cc");
+        else
+            __asm__ volatile("pushl %0\n\tpopfl\n\tint $5" : : "r"(fl) : "memory", "cc");
+    }
+    case_done(1);
+    set_handler(5, 0);
 }
 
 static void test_int_user(void)
@@ -443,6 +485,8 @@ static void test_int_user(void)
     for (u32 i = 0; i < 32; i++)
         pd[i] |= 4; /* user pages */
     __asm__ volatile("mov %%cr3, %%eax\n\tmov %%eax, %%cr3" : : : "eax", "memory");
+    test_int_kernel();
+    gdt_set(XCONF, 0, 0xfffff, 0x9e, 0xc);
     tss_init((u32)(ikstack + sizeof ikstack));
     set_handler(ISR_GATE, int_handler);
     set_handler(13, refused), set_handler(11, refused), set_handler(10, refused);
