@@ -93,9 +93,14 @@ int xbt_stack_room(struct xbt_vcpu *v, const struct xbt_stack *st, unsigned n,
         *err = serr;
         return XBT_SSF;
     }
+    /* The pages, word by word in the order the CPU pushes (the first word highest), so
+       that a #PF names the first push that faults, and no lower page gets its accessed
+       or dirty flag for a frame that faulted above it (QEMU TCG, which pushes word by
+       word, reports the same CR2). */
     v->pf_pending = false;
-    if (!each_run(st, sp, len, run_probe, &c))
-        return xbt_mem_fault(v, XBT_SSF, serr, err);
+    for (unsigned i = 0; i < n; i++)
+        if (!each_run(st, st->esp - (i + 1) * size, size, run_probe, &c))
+            return xbt_mem_fault(v, XBT_SSF, serr, err);
     return XBT_X_DONE;
 }
 
