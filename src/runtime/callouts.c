@@ -321,9 +321,11 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
         unsigned dr = s->reg2;
         if (dr == 4 || dr == 5)
             dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
-        if (s->kind == XBT_CO_MOV_TO_DR)
+        if (s->kind == XBT_CO_MOV_TO_DR) {
             v->arch.dr[dr] = get_reg(v, s->reg, 4);
-        else
+            if (dr != 6)
+                xbt_watch_guest_sync(v); /* DR0-DR3 and DR7: the data breakpoints */
+        } else
             set_reg(v, s->reg, 4, dr == 6   ? (v->arch.dr[6] | 0xFFFF0FF0)
                                   : dr == 7 ? (v->arch.dr[7] | 0x400)
                                             : v->arch.dr[dr]);

@@ -261,6 +261,7 @@ int xbt_task_switch(struct xbt_vcpu *v, uint16_t sel, uint64_t d, enum xbt_task_
     v->arch.tr = nt;
     v->arch.cr0 |= XBT_CR0_TS;
     v->arch.dr[7] &= ~0x155u; /* the local breakpoint enables (L0-L3, LE) */
+    xbt_watch_guest_sync(v);
     r = load_task(v, new32, &img, ext, err);
     if (r == XBT_X_DONE && img.trap) {
         v->arch.dr[6] |= 0x8000; /* BT: the debug trap of the new TSS's T bit */

@@ -401,9 +401,12 @@ struct xbt_vcpu {
         uint32_t resume_lin;
         /* Watchpoints (watch.c): their pages stay out of the windows; an access there
            runs its instruction alone with the page mapped (wstep), checked for overlap
-           (whit: stop after it). */
-        struct xbt_watch { uint32_t lin, len; uint8_t kind; } wp[XBT_MAX_WATCHPOINTS];
+           (whit: stop after it).  The embedder's (dr < 0, at most XBT_MAX_WATCHPOINTS)
+           and the guest's data breakpoints (DR0-DR3 under DR7: dr = n; ghit: the DR6
+           bits of those hit, a #DB trap after the instruction). */
+        struct xbt_watch { uint32_t lin, len; uint8_t kind; int8_t dr; } wp[XBT_MAX_WATCHPOINTS + 4];
         uint32_t n_wp;
+        uint8_t ghit;
         bool wstep, wstep_paged;
         uint32_t wstep_page;         /* the linear page mapped for the step */
         bool whit;
@@ -612,6 +615,9 @@ bool xbt_watch_fault(struct xbt_vcpu *v, uint32_t lin, bool write, bool paged);
 void xbt_watch_filled(struct xbt_vcpu *v);
 void xbt_watch_access(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write);
 int xbt_watch_dispatch(struct xbt_vcpu *v);
+/* The guest's data breakpoints again from DR0-DR3 and DR7 (after a write to them, a task
+   switch, a restored state). */
+void xbt_watch_guest_sync(struct xbt_vcpu *v);
 static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
 {
     for (uint32_t i = 0; i < v->dbg.n_bp; i++)

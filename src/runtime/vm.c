@@ -603,6 +603,7 @@ xbt_status xbt_vcpu_set_sregs(xbt_vcpu *v, const xbt_sregs *s)
     v->arch.cr3 = s->cr3;
     v->arch.cr4 = s->cr4;
     memcpy(v->arch.dr, s->dr, sizeof v->arch.dr);
+    xbt_watch_guest_sync(v);
     if (paging_was != xbt_paging(v) ||
         (xbt_paging(v) &&
          (cr3_was != v->arch.cr3 ||

@@ -30,13 +30,18 @@ static bool overlaps(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)
     return alen && blen && ((b - a) < alen || (a - b) < blen);
 }
 
-/* One access of the guest: a hit if it overlaps a watchpoint of its kind. */
+/* One access of the guest: a hit if it overlaps a watchpoint of its kind (the guest's
+   data breakpoints: their DR6 bits, all of them). */
 static void check_access(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write)
 {
     uint8_t kind = write ? XBT_WATCH_WRITE : XBT_WATCH_READ;
-    for (uint32_t i = 0; i < v->dbg.n_wp && !v->dbg.whit; i++) {
+    for (uint32_t i = 0; i < v->dbg.n_wp; i++) {
         const struct xbt_watch *w = &v->dbg.wp[i];
-        if ((w->kind & kind) && overlaps(lin, len, w->lin, w->len)) {
+        if (!(w->kind & kind) || !overlaps(lin, len, w->lin, w->len))
+            continue;
+        if (w->dr >= 0) {
+            v->dbg.ghit |= (uint8_t)(1u << w->dr);
+        } else if (!v->dbg.whit) {
             v->dbg.whit = true;
             v->dbg.whit_lin = w->lin;
             v->dbg.whit_access = kind;
@@ -220,6 +225,13 @@ int xbt_watch_dispatch(struct xbt_vcpu *v)
     }
     if (!xbt_paging(v) && !v->dbg.wstep)
         hide_identity(v);
+    if (v->dbg.ghit && !v->dbg.wstep) {
+        /* The guest's data breakpoints the instruction (or an event's frame) hit: a #DB
+           trap now, after it, with their DR6 bits. */
+        v->arch.dr[6] |= v->dbg.ghit;
+        v->dbg.ghit = 0;
+        return xbt_raise(v, XBT_DB, false, 0, v->ctx.eip) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
+    }
     if (!v->dbg.whit || v->dbg.wstep)
         return 0;
     v->dbg.whit = false;
@@ -234,33 +246,72 @@ int xbt_watch_dispatch(struct xbt_vcpu *v)
     return XBT_LEAVE_EXIT;
 }
 
+/* A watchpoint in: its page out of every window set (paging on), out of the identity
+   map (paging off). */
+static void watch_add(struct xbt_vcpu *v, uint32_t linear, uint32_t len, uint8_t kind, int8_t dr)
+{
+    v->dbg.wp[v->dbg.n_wp++] = (struct xbt_watch){ linear, len, kind, dr };
+    xbt_mapping_changed(v, linear & ~0xFFFu, 4096);
+    if ((linear & ~0xFFFu) != ((linear + len - 1) & ~0xFFFu))
+        xbt_mapping_changed(v, (linear + len - 1) & ~0xFFFu, 4096);
+    if (!xbt_paging(v))
+        hide_identity(v);
+}
+
+/* Watchpoint i out; paging off, its pages back into the identity map where no other
+   watchpoint holds them. */
+static void watch_remove(struct xbt_vcpu *v, uint32_t i)
+{
+    struct xbt_watch w = v->dbg.wp[i];
+    v->dbg.wp[i] = v->dbg.wp[--v->dbg.n_wp];
+    uint32_t pages[2] = { w.lin >> 12, (w.lin + w.len - 1) >> 12 };
+    for (int k = 0; k < (pages[1] != pages[0] ? 2 : 1); k++)
+        if (!xbt_paging(v) && !page_watched(v, pages[k] << 12) && !v->dbg.wstep)
+            xbt_identity_protect(v->mmu, pages[k], !v->mmu->code_prot[pages[k]]);
+}
+
 xbt_status xbt_vcpu_set_watchpoint(xbt_vcpu *v, uint32_t linear, uint32_t len, int kind,
                                    int on)
 {
     if (!v || (len != 1 && len != 2 && len != 4 && len != 8) || (linear & (len - 1)) ||
         kind < XBT_WATCH_WRITE || kind > XBT_WATCH_ACCESS)
         return XBT_E_INVAL;
-    uint32_t i = 0;
+    uint32_t i = 0, mine = 0;
+    for (uint32_t k = 0; k < v->dbg.n_wp; k++)
+        mine += v->dbg.wp[k].dr < 0;
     while (i < v->dbg.n_wp && !(v->dbg.wp[i].lin == linear && v->dbg.wp[i].len == len &&
-                                v->dbg.wp[i].kind == kind))
+                                v->dbg.wp[i].kind == kind && v->dbg.wp[i].dr < 0))
         i++;
     if (on) {
         if (i < v->dbg.n_wp)
             return XBT_OK; /* set already */
-        if (v->dbg.n_wp == XBT_MAX_WATCHPOINTS)
+        if (mine == XBT_MAX_WATCHPOINTS)
             return XBT_E_INVAL;
-        v->dbg.wp[v->dbg.n_wp++] = (struct xbt_watch){ linear, len, (uint8_t)kind };
-        /* Out of every window set (paging on); paging off, out of the identity map. */
-        xbt_mapping_changed(v, linear & ~0xFFFu, 4096);
-        if (!xbt_paging(v))
-            hide_identity(v);
+        watch_add(v, linear, len, (uint8_t)kind, -1);
         return XBT_OK;
     }
     if (i == v->dbg.n_wp)
         return XBT_E_INVAL;
-    v->dbg.wp[i] = v->dbg.wp[--v->dbg.n_wp];
-    uint32_t page = linear >> 12;
-    if (!xbt_paging(v) && !page_watched(v, linear & ~0xFFFu) && !v->dbg.wstep)
-        xbt_identity_protect(v->mmu, page, !v->mmu->code_prot[page]);
+    watch_remove(v, i);
     return XBT_OK;
+}
+
+/* The guest's data breakpoints (SDM vol. 3 18.2): DRn with DR7's Ln or Gn set and R/Wn
+   01 (writes) or 11 (reads and writes), LENn 1, 2, 8 or 4 bytes, the address aligned
+   down to it.  Instruction breakpoints (R/Wn 00), I/O breakpoints and DR7.GD are not
+   built: they raise nothing (README). */
+void xbt_watch_guest_sync(struct xbt_vcpu *v)
+{
+    for (uint32_t i = v->dbg.n_wp; i-- > 0;)
+        if (v->dbg.wp[i].dr >= 0)
+            watch_remove(v, i);
+    uint32_t dr7 = v->arch.dr[7];
+    static const uint32_t lens[4] = { 1, 2, 8, 4 };
+    for (int n = 0; n < 4; n++) {
+        uint32_t rw = (dr7 >> (16 + 4 * n)) & 3, len = lens[(dr7 >> (18 + 4 * n)) & 3];
+        if (!((dr7 >> (2 * n)) & 3) || (rw != 1 && rw != 3))
+            continue;
+        watch_add(v, v->arch.dr[n] & ~(len - 1), len,
+                  rw == 1 ? XBT_WATCH_WRITE : XBT_WATCH_ACCESS, (int8_t)n);
+    }
 }
