@@ -260,6 +260,7 @@ static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
         return XBT_FAST_DECLINE;
     /* Committed.  EFLAGS first, with what CPL 0 may change. */
     xbt_eflags_write(v, head[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4));
+    v->arch.rf = (head[2] & XBT_EFLAGS_RF) != 0; /* (kept apart: run.c) */
     v->arch.cpl = 3;
     xbt_segment cs = seg_of(csel, cd), ss = seg_of(ssel, sd);
     seg_set(v, XBT_CS, &cs);
@@ -416,8 +417,9 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             base != cs->base || limit != cs->limit || type != cs->type ||
             ((d >> 54) & 1) != cs->db)
             return XBT_FAST_DECLINE; /* changed or unusual: load_cs has every rule */
-        /* EFLAGS as xbt_iret writes them (its RF bit is one the vCPU does not have). */
+        /* EFLAGS as xbt_iret writes them (RF apart: run.c). */
         xbt_eflags_write(v, frame[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4));
+        v->arch.rf = (frame[2] & XBT_EFLAGS_RF) != 0;
         v->ctx.gpr[XBT_ESP] = esp + 12;
         v->ctx.eip = frame[0];
         v->stats.callouts[s->kind]++;

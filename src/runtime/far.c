@@ -424,6 +424,8 @@ static int return_to(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t neip, ui
     /* Committed.  EFLAGS first: what IRET may change depends on the old CPL. */
     if (flag_mask)
         xbt_set_eflags(v, eflags, flag_mask);
+    if (flag_mask & XBT_EFLAGS_RF)
+        v->arch.rf = (eflags & XBT_EFLAGS_RF) != 0; /* kept apart (run.c) */
     bool outer = rpl > v->arch.cpl;
     v->arch.cpl = rpl;
     xbt_commit_cs(v, ncs, cd, cs, rpl);

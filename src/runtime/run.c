@@ -288,7 +288,7 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
         return;
     if ((t->lin >> 22) != (xbt_block_last(t) >> 22))
         return; /* its end in another 4 MiB region, which the pruning does not look at */
-    if (v->dbg.n_bp && xbt_debug_is_bp(v, t->lin))
+    if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, t->lin))
         return; /* a breakpoint: indirect branches there leave to the dispatcher */
     uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
     struct xbt_ibl_entry *e = &v->ibl[idx];
@@ -1136,7 +1136,7 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
     uint32_t exit;
     if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(v->tc, chain_site, &from, &exit))
         return;
-    if (v->dbg.n_bp && xbt_debug_is_bp(v, b->lin))
+    if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, b->lin))
         return; /* entered through the dispatcher, which stops there */
     if ((vm->cfg.flags & XBT_VM_TRACES) && b->tstate == 0 && !xbt_debugging(v) &&
         (b->eip <= from->eip || from->tstate == 1) && !v->trace.rec_n) {
@@ -1222,6 +1222,36 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     return rc;
 }
 
+static bool embedder_bp(const struct xbt_vcpu *v, uint32_t lin)
+{
+    for (uint32_t i = 0; i < v->dbg.n_bp; i++)
+        if (v->dbg.bp[i] == lin)
+            return true;
+    return false;
+}
+
+/* The guest's instruction breakpoints (SDM vol. 3 18.3.1.1): before the instruction at
+   an enabled one's address, a #DB fault with its DR6 bits and the instruction's own EIP,
+   unless EFLAGS.RF (an IRET's, for this one instruction) says not now.  RF lasts one
+   instruction: this dispatch, which comes before every instruction RF can apply to
+   (IRET and task switches leave to the dispatcher), clears it. */
+static int guest_breakpoint(struct xbt_vcpu *v)
+{
+    bool rf = v->arch.rf;
+    v->arch.rf = false;
+    if (!v->dbg.n_gbp || rf)
+        return 0;
+    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip;
+    uint32_t hit = 0;
+    for (uint32_t i = 0; i < v->dbg.n_gbp; i++)
+        if (v->dbg.gbp[i] == lin)
+            hit |= 1u << v->dbg.gbp_dr[i];
+    if (!hit)
+        return 0;
+    v->arch.dr[6] |= hit;
+    return dispatch_or_exit(xbt_raise(v, XBT_DB, false, 0, v->ctx.eip));
+}
+
 /* The debugger's stops: after a single step, or before an instruction at a breakpoint
    (once: the run after the stop starts with it).  Single-step runs each instruction
    alone, uncached. */
@@ -1234,7 +1264,7 @@ static int debug_stop(struct xbt_vcpu *v)
         why = XBT_DEBUG_STEP;
     } else if (v->dbg.resume && lin == v->dbg.resume_lin) {
         v->dbg.resume = false;
-    } else if (xbt_debug_is_bp(v, lin)) {
+    } else if (embedder_bp(v, lin)) {
         why = XBT_DEBUG_BREAKPOINT;
     }
     if (why) {
@@ -1316,6 +1346,8 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
             rc = xbt_policy_deliver(v); /* what the embedder injected */
         if (!rc && xbt_debugging(v))
             rc = debug_stop(v);
+        if (!rc)
+            rc = guest_breakpoint(v);
         if (!rc && v->tf.pending)
             rc = guest_tf_trap(v); /* the single-step trap of the instruction that ran */
         if (!rc)

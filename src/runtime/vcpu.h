@@ -196,6 +196,9 @@ struct xbt_vcpu {
             msr_efer, msr_misc_enable, msr_tsc_aux;
         uint64_t mcg_status, mc_ctl[XBT_MC_BANKS], mc_addr[XBT_MC_BANKS], mc_misc[XBT_MC_BANKS];
         bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
+        bool rf;                         /* EFLAGS.RF: the next instruction's breakpoint
+                                            is not taken (IRET sets it from the frame;
+                                            the dispatch before that instruction clears it) */
         uint32_t shadow_eip;             /* the instruction the shadow covers */
         bool halted;
         bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
@@ -394,6 +397,11 @@ struct xbt_vcpu {
     /* The debugger's breakpoints (linear addresses) and single-step (run.c). */
     struct xbt_vcpu_dbg {
         uint32_t bp[XBT_MAX_BREAKPOINTS];
+        /* The guest's instruction breakpoints (DR0-DR3 under DR7 with R/W 00): linear
+           addresses, the DR number of each (watch.c xbt_watch_guest_sync). */
+        uint32_t gbp[4];
+        uint8_t gbp_dr[4];
+        uint32_t n_gbp;
         uint32_t n_bp;
         bool step;                   /* each run: one instruction */
         bool stepped;                /* that instruction ran: stop now */
@@ -602,7 +610,7 @@ void xbt_set_internal_error(struct xbt_vcpu *v, uint32_t eip, const char *fmt, .
 /* A debugger's breakpoint or single-step is set: user code runs translated, no traces. */
 static inline bool xbt_debugging(const struct xbt_vcpu *v)
 {
-    return v->dbg.n_bp || v->dbg.step || v->dbg.n_wp;
+    return v->dbg.n_bp || v->dbg.n_gbp || v->dbg.step || v->dbg.n_wp;
 }
 /* Watchpoints (watch.c).  xbt_watch_fault: a host fault at linear lin (paged: through
    the guest's tables) of a page that holds a watchpoint: the access checked, the page
@@ -618,13 +626,26 @@ int xbt_watch_dispatch(struct xbt_vcpu *v);
 /* The guest's data breakpoints again from DR0-DR3 and DR7 (after a write to them, a task
    switch, a restored state). */
 void xbt_watch_guest_sync(struct xbt_vcpu *v);
+/* Whether lin holds a breakpoint, the embedder's or the guest's instruction breakpoint:
+   translated code never runs into one (blocks end before it, no chain or lookup entry
+   leads into a block at one), so the dispatcher sees it. */
 static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
 {
     for (uint32_t i = 0; i < v->dbg.n_bp; i++)
         if (v->dbg.bp[i] == lin)
             return true;
+    for (uint32_t i = 0; i < v->dbg.n_gbp; i++)
+        if (v->dbg.gbp[i] == lin)
+            return true;
     return false;
 }
+static inline bool xbt_debug_any_bp(const struct xbt_vcpu *v)
+{
+    return v->dbg.n_bp || v->dbg.n_gbp;
+}
+/* vm.c: the set of breakpoints changed: the translator's stop hook, every translation
+   dropped. */
+void xbt_debug_bps_changed(struct xbt_vcpu *v);
 /* run.c: every translation dropped (chains, lookup tables, code-page protection). */
 void xbt_vcpu_flush_translations(struct xbt_vcpu *v);
 /* Whether an access to guest physical gpa reaches memory: a slot, and for a write not

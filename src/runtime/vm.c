@@ -732,6 +732,15 @@ static bool debug_stop_before(void *vcpu, uint32_t eip)
     return xbt_debug_is_bp(v, v->arch.seg[XBT_CS].base + eip);
 }
 
+void xbt_debug_bps_changed(struct xbt_vcpu *v)
+{
+    v->xl.stop_before = xbt_debug_any_bp(v) ? debug_stop_before : NULL;
+    v->xl.stop_ctx = v;
+    /* Translations made before know nothing of it (a block may run through it, chains
+       and lookup tables lead into it). */
+    xbt_vcpu_flush_translations(v);
+}
+
 xbt_status xbt_vcpu_set_breakpoint(xbt_vcpu *v, uint32_t linear, int on)
 {
     if (!v)
@@ -750,11 +759,7 @@ xbt_status xbt_vcpu_set_breakpoint(xbt_vcpu *v, uint32_t linear, int on)
     } else {
         return XBT_OK; /* set already */
     }
-    v->xl.stop_before = v->dbg.n_bp ? debug_stop_before : NULL;
-    v->xl.stop_ctx = v;
-    /* Translations made before know nothing of it (a block may run through it, chains
-       and lookup tables lead into it). */
-    xbt_vcpu_flush_translations(v);
+    xbt_debug_bps_changed(v);
     return XBT_OK;
 }
 

@@ -296,12 +296,27 @@ xbt_status xbt_vcpu_set_watchpoint(xbt_vcpu *v, uint32_t linear, uint32_t len, i
     return XBT_OK;
 }
 
-/* The guest's data breakpoints (SDM vol. 3 18.2): DRn with DR7's Ln or Gn set and R/Wn
-   01 (writes) or 11 (reads and writes), LENn 1, 2, 8 or 4 bytes, the address aligned
-   down to it.  Instruction breakpoints (R/Wn 00), I/O breakpoints and DR7.GD are not
-   built: they raise nothing (README). */
+/* The guest's breakpoints (SDM vol. 3 18.2): DRn with DR7's Ln or Gn set; R/Wn 01
+   (writes) or 11 (reads and writes): a data breakpoint of LENn 1, 2, 8 or 4 bytes, the
+   address aligned down to it; R/Wn 00: an instruction breakpoint (run.c, with RF; the
+   translations are dropped when their set changes).  I/O breakpoints and DR7.GD are
+   not built: they raise nothing (README). */
 void xbt_watch_guest_sync(struct xbt_vcpu *v)
 {
+    uint32_t gbp[4], n_gbp = 0;
+    uint8_t gdr[4];
+    for (int n = 0; n < 4; n++)
+        if (((v->arch.dr[7] >> (2 * n)) & 3) && !((v->arch.dr[7] >> (16 + 4 * n)) & 3)) {
+            gbp[n_gbp] = v->arch.dr[n];
+            gdr[n_gbp++] = (uint8_t)n;
+        }
+    if (n_gbp != v->dbg.n_gbp || memcmp(gbp, v->dbg.gbp, n_gbp * 4) ||
+        memcmp(gdr, v->dbg.gbp_dr, n_gbp)) {
+        memcpy(v->dbg.gbp, gbp, sizeof gbp);
+        memcpy(v->dbg.gbp_dr, gdr, sizeof gdr);
+        v->dbg.n_gbp = n_gbp;
+        xbt_debug_bps_changed(v);
+    }
     for (uint32_t i = v->dbg.n_wp; i-- > 0;)
         if (v->dbg.wp[i].dr >= 0)
             watch_remove(v, i);

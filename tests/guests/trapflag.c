@@ -21,6 +21,9 @@
  *     the write (DR6.B0, the next EIP), not after a read or a write beside it; a
  *     read/write breakpoint on a byte traps after a read of it; two hit at once set
  *     both DR6 bits; with paging on, too; disabled in DR7, nothing.
+ *   - an instruction breakpoint (DR0, R/W 00): a #DB fault before the instruction (its
+ *     own EIP, DR6.B0) each time it is reached; the handler sets RF in its frame, so the
+ *     instruction then runs once.
  * Runs on QEMU TCG too (run-guest.sh), where the checks hold but the one named.
  */
 #include "lib/guest.h"
@@ -247,11 +250,49 @@ static void data_breakpoints(const char *when)
           "data breakpoints: the stores were made");
 }
 
+/* ---- an instruction breakpoint ------------------------------------------------------- */
+
+extern u8 ib_at[], ib_next[];
+static volatile u32 ib_count;
+__asm__(".text\n.globl ib_fn\nib_fn:\n\tnop\n"
+        ".globl ib_at\nib_at:\tincl ib_count\n"
+        ".globl ib_next\nib_next:\tret\n");
+void ib_fn(void);
+
+/* #DB from an instruction breakpoint: recorded, then RF in the frame (the instruction
+   runs when the IRET returns to it). */
+static void ib_handler(struct frame *f)
+{
+    db_handler(f);
+    f->eflags |= 0x10000u; /* RF */
+}
+
+static void instruction_breakpoint(void)
+{
+    reset();
+    ib_count = 0;
+    set_handler(1, ib_handler);
+    __asm__ volatile("mov %0, %%dr0\n\tmov %1, %%dr7" : : "r"((u32)ib_at), "r"(1u) : "memory");
+    for (int i = 0; i < 3; i++)
+        ib_fn();
+    __asm__ volatile("mov %0, %%dr7" : : "r"(0u) : "memory");
+    ib_fn(); /* disabled: nothing */
+    set_handler(1, db_handler);
+    int ok = ntraps == 3 && ib_count == 4;
+    for (u32 i = 0; i < 3 && i < ntraps; i++)
+        ok &= teip[i] == (u32)ib_at && (tdr6[i] & 0xf) == 1;
+    if (!ok)
+        printf("instruction breakpoint: %u traps at %x, count %u\n", ntraps, teip[0], ib_count);
+    CHECK(ok, "instruction breakpoint: a #DB fault at the instruction each time, RF lets it "
+              "run once");
+}
+
 void main(void)
 {
     set_handler(1, db_handler);
     set_handler(0, de_handler);
     data_breakpoints("paging off");
+    instruction_breakpoint();
 
     reset();
     seq_straight();
