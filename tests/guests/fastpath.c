@@ -283,12 +283,7 @@ static void paging_on(void)
 {
     for (u32 i = 0; i < 32; i++)
         pd[i] = i << 22 | 0x83; /* 4 MiB pages: present, writable, PS */
-    u32 cr0, cr4;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
-    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
-    __asm__ volatile("mov %0, %%cr3" : : "r"((u32)pd) : "memory");
-    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
-    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+    paging_on_pse(pd);
 }
 
 static void paging_off(void)

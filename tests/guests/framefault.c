@@ -79,12 +79,7 @@ void main(void)
     pd[REGION >> 22] = (u32)pt | 7;
     for (int k = 0; k < 4; k++)
         region_page(k, 1);
-    u32 cr0, cr4;
-    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
-    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
-    __asm__ volatile("mov %0, %%cr3" : : "r"((u32)pd) : "memory");
-    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
-    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+    u32 cr0 = paging_on_pse(pd);
 
     tss_init((u32)(kstack + sizeof kstack));
     set_handler(0x32, h32), set_handler(0x21, h21);

@@ -339,12 +339,7 @@ void main(void)
     for (u32 i = 0; i < 32; i++)
         pd[i] = i << 22 | 0x87; /* 4 MiB pages: present, writable, user, PS */
     {
-        u32 cr0, cr4;
-        __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
-        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
-        __asm__ volatile("mov %0, %%cr3" : : "r"((u32)pd) : "memory");
-        __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
-        __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+        u32 cr0 = paging_on_pse(pd);
         seq_paged();
         const u32 want[] = { (u32)s6_b, (u32)s6_c, (u32)s6_c2, (u32)s6_c3, (u32)s6_end };
         expect("TF with paging: an access the VMM maps first traps once", want,

@@ -179,6 +179,17 @@ void gdt_set_call_gate(int idx, u16 sel, u32 off, u8 dpl, int count, int is32, i
                ((u64)(off >> 16) << 48);
 }
 
+u32 paging_on_pse(const u32 *pd)
+{
+    u32 cr0, cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+    __asm__ volatile("mov %0, %%cr3" : : "r"((u32)pd) : "memory");
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %0, %%cr0" : : "r"(cr0 | 0x80000000u) : "memory");
+    return cr0;
+}
+
 void tss_init(u32 esp0)
 {
     memcpy(tss + 4, &esp0, 4);

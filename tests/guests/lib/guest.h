@@ -127,6 +127,10 @@ void pit_start(u32 hz);
 /* The multiboot information the loader passed (EBX at entry). */
 extern u32 multiboot_info;
 
+/* Paging on with page directory pd and CR4.PSE (4 MiB pages allowed); returns CR0 as it
+   was, for turning paging off again (write_cr0-style: mov to CR0). */
+u32 paging_on_pse(const u32 *pd);
+
 /* The TSS's ring-0 stack (SS0 = SEL_DATA) and LTR; for user-mode tests. */
 void tss_init(u32 esp0);
 /* Runs user code: IRET to CPL 3 at eip with ESP esp, EAX eax, EFLAGS 0x202 (IF set) and
