@@ -323,8 +323,13 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
             dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
         if (s->kind == XBT_CO_MOV_TO_DR) {
             v->arch.dr[dr] = get_reg(v, s->reg, 4);
-            if (dr != 6)
-                xbt_watch_guest_sync(v); /* DR0-DR3 and DR7: the data breakpoints */
+            if (dr != 6) {
+                /* DR0-DR3 and DR7: the breakpoints again, which may have dropped every
+                   translation (this block's too): on from the dispatcher. */
+                xbt_watch_guest_sync(v);
+                next(v);
+                return XBT_LEAVE_DISPATCH;
+            }
         } else
             set_reg(v, s->reg, 4, dr == 6   ? (v->arch.dr[6] | 0xFFFF0FF0)
                                   : dr == 7 ? (v->arch.dr[7] | 0x400)

@@ -461,11 +461,11 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
 {
     if (vector < 32)
         v->stats.exceptions[vector]++;
-    if (!software) {
-        v->tf.faulted = true; /* a single-stepped instruction that faulted: no trap */
-        if (vector != XBT_DB)
-            v->dbg.ghit = 0; /* nor a data breakpoint's (the event's frame may hit one) */
-    }
+    /* A stepped instruction that faulted or entered a handler (INT n, INT3, INTO: they
+       clear TF): no single-step trap after it (run.c). */
+    v->tf.faulted = true;
+    if (!software && vector != XBT_DB)
+        v->dbg.ghit = 0; /* nor a data breakpoint's (the event's frame may hit one) */
     uint32_t second_err = 0;
     bool moved = false;
     int second = xbt_deliver_event(v, vector, has_err, err, ret_eip, software, &second_err,

@@ -104,6 +104,8 @@ static int real_iret(struct xbt_vcpu *v, unsigned osz, uint32_t *err)
     uint32_t mask = xbt_popf_mask(v->arch.cpl, v->ctx.eflags_sys, osz) |
                     (osz == 2 ? 0 : XBT_EFLAGS_RF);
     xbt_set_eflags(v, w[2], mask);
+    if (osz == 4)
+        v->arch.rf = (w[2] & XBT_EFLAGS_RF) != 0; /* kept apart (run.c) */
     xbt_stack_commit(v, &st);
     xbt_plain_seg(v, XBT_CS, (uint16_t)w[1]);
     v->ctx.eip = eip;
@@ -130,6 +132,7 @@ static int iret_to_v86(struct xbt_vcpu *v, struct xbt_stack *st, const uint32_t 
     /* Committed. */
     xbt_set_eflags(v, w[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4) | XBT_EFLAGS_RF |
                                 XBT_EFLAGS_VM);
+    v->arch.rf = (w[2] & XBT_EFLAGS_RF) != 0; /* kept apart (run.c) */
     v->arch.cpl = 3;
     static const int segs[4] = { XBT_ES, XBT_DS, XBT_FS, XBT_GS };
     for (int i = 0; i < 4; i++)

@@ -91,7 +91,9 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
         xbt_stack_current(v, &st); /* at CPL 3 (a conforming handler): user accesses */
         serr = ext;
     }
-    w[n++] = xbt_get_eflags(v);
+    /* RF as it is for an exception or an interrupt between instructions (an IRET's, not
+       yet ended by a completed instruction: run.c); a software interrupt completed. */
+    w[n++] = xbt_get_eflags(v) | (ext && v->arch.rf ? XBT_EFLAGS_RF : 0);
     w[n++] = v->arch.seg[XBT_CS].selector;
     w[n++] = ret_eip;
     if (has_err)
@@ -122,6 +124,7 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     if ((type & 1) == 0)
         clear |= XBT_EFLAGS_IF;
     xbt_set_eflags(v, 0, clear);
+    v->arch.rf = false;
     return XBT_X_DONE;
 }
 

@@ -1230,22 +1230,27 @@ static bool embedder_bp(const struct xbt_vcpu *v, uint32_t lin)
     return false;
 }
 
-/* The guest's instruction breakpoints (SDM vol. 3 18.3.1.1): before the instruction at
-   an enabled one's address, a #DB fault with its DR6 bits and the instruction's own EIP,
-   unless EFLAGS.RF (an IRET's, for this one instruction) says not now.  RF lasts one
-   instruction: this dispatch, which comes before every instruction RF can apply to
-   (IRET and task switches leave to the dispatcher), clears it. */
-static int guest_breakpoint(struct xbt_vcpu *v)
+/* The DR6 bits of the guest's instruction breakpoints at CS:EIP (none while RF). */
+static uint32_t guest_bp_hits(const struct xbt_vcpu *v)
 {
-    bool rf = v->arch.rf;
-    v->arch.rf = false;
-    if (!v->dbg.n_gbp || rf)
+    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip, hit = 0;
+    if (v->arch.rf)
         return 0;
-    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip;
-    uint32_t hit = 0;
     for (uint32_t i = 0; i < v->dbg.n_gbp; i++)
         if (v->dbg.gbp[i] == lin)
             hit |= 1u << v->dbg.gbp_dr[i];
+    return hit;
+}
+
+/* The guest's instruction breakpoints (SDM vol. 3 18.3.1.1): before the instruction at
+   an enabled one's address, a #DB fault with its DR6 bits and the instruction's own EIP,
+   unless EFLAGS.RF (an IRET's) says not now.  Checked after the pending traps and
+   interrupts (the SDM's priorities: a code breakpoint comes after them).  RF is cleared
+   when an instruction completes (guest_insn_end), not before: a re-run of the same
+   instruction (a hidden fault, a kick) does not take its breakpoint again. */
+static int guest_breakpoint(struct xbt_vcpu *v)
+{
+    uint32_t hit = v->dbg.n_gbp ? guest_bp_hits(v) : 0;
     if (!hit)
         return 0;
     v->arch.dr[6] |= hit;
@@ -1298,32 +1303,48 @@ static int debug_stop(struct xbt_vcpu *v)
  * INT n, INT3 and INTO clear TF in the handler they enter, and the trap comes there,
  * before its first instruction, as the SDM has it (QEMU TCG raises none).
  */
-static void guest_tf_arm(struct xbt_vcpu *v)
+/* Before an instruction that TF steps or RF covers: where it starts (its completion
+   decides the trap and RF's end).  A stepped one runs alone. */
+static void guest_insn_start(struct xbt_vcpu *v, bool tf)
 {
-    v->tf.stepping = true;
+    v->tf.open = true;
+    v->tf.stepping = tf;
     v->tf.eip = v->ctx.eip;
     v->tf.cs = v->arch.seg[XBT_CS].selector;
     v->tf.faulted = v->tf.ss_loaded = false;
-    v->smc.single = true;
+    if (tf)
+        v->smc.single = true;
 }
 
-/* After the stepped instruction left translated code with rc (a host fault in it comes
-   back through handle_fault instead: the instruction runs again, TF looked at again).
-   It completed if it left by a block exit, or moved EIP or CS (a callout's leave);
-   otherwise (a retry: a kick, an MMIO read answered later) it runs again. */
-static void guest_tf_done(struct xbt_vcpu *v, int rc)
+/* After it left translated code with rc, or (rc 0) when the run loop is entered again
+   with it open: after a host fault (handle_fault may have completed it: an MMIO store)
+   or a run exit (the embedder completed it: an MMIO load, an MSR).  It completed if it
+   left by a block exit or moved EIP or CS; else it runs again (a hidden fault, a kick),
+   and a run exit with nothing moved keeps it open until the next run.  Completion ends
+   RF and, when it was stepped and neither faulted nor entered a handler (INT n, INT3,
+   INTO and ICEBP clear TF there: no trap, as current processors and QEMU TCG do) nor
+   loaded SS nor halted, makes the single-step trap due. */
+static void guest_insn_end(struct xbt_vcpu *v, int rc)
 {
-    v->tf.stepping = false;
     bool moved = v->ctx.eip != v->tf.eip || v->arch.seg[XBT_CS].selector != v->tf.cs;
+    if (rc == XBT_LEAVE_EXIT && !moved)
+        return; /* open across the exit */
     bool done = rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT || moved;
-    v->tf.pending = done && !v->tf.faulted && !v->tf.ss_loaded && !v->arch.halted &&
-                    !v->arch.shutdown;
+    v->tf.open = false;
+    if (done) {
+        v->arch.rf = false;
+        v->tf.pending = v->tf.stepping && !v->tf.faulted && !v->tf.ss_loaded &&
+                        !v->arch.halted && !v->arch.shutdown;
+    }
+    v->tf.stepping = false;
 }
 
+/* The single-step trap, with the DR6 bits of instruction breakpoints at the next
+   instruction (as QEMU TCG reports them together). */
 static int guest_tf_trap(struct xbt_vcpu *v)
 {
     v->tf.pending = false;
-    v->arch.dr[6] |= 0x4000; /* BS */
+    v->arch.dr[6] |= 0x4000 | (v->dbg.n_gbp ? guest_bp_hits(v) : 0); /* BS */
     return dispatch_or_exit(xbt_raise(v, XBT_DB, false, 0, v->ctx.eip));
 }
 
@@ -1333,7 +1354,8 @@ static int guest_tf_trap(struct xbt_vcpu *v)
 static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
 {
     uint64_t chain_site = 0; /* the exit the last block took, to chain to the next */
-    v->tf.stepping = false; /* a host fault ended a step (handle_fault): it runs again */
+    if (v->tf.open)
+        guest_insn_end(v, 0); /* after a host fault or a run exit */
     for (;;) {
         v->stats.dispatches++;
         xbt_tmode m;
@@ -1346,25 +1368,26 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
             rc = xbt_policy_deliver(v); /* what the embedder injected */
         if (!rc && xbt_debugging(v))
             rc = debug_stop(v);
-        if (!rc)
-            rc = guest_breakpoint(v);
         if (!rc && v->tf.pending)
             rc = guest_tf_trap(v); /* the single-step trap of the instruction that ran */
         if (!rc)
             rc = handle_interrupt(v);
+        if (!rc && v->dbg.n_gbp)
+            rc = guest_breakpoint(v);
         if (!rc)
             rc = run_direct(v);
         if (!rc)
             rc = enter_mode(v, &m, &key, &chain_site);
         bool tf = !rc && (v->ctx.eflags_sys & XBT_EFLAGS_TF);
-        if (tf)
-            guest_tf_arm(v);
+        bool watch = tf || (!rc && v->arch.rf);
+        if (watch)
+            guest_insn_start(v, tf);
         if (!rc && !v->smc.single)
             rc = find_block(v, &m, key, &chain_site, &b);
         if (!rc)
             rc = b ? execute_block(v, b, key) : single_step(v, &m);
-        if (tf)
-            guest_tf_done(v, rc);
+        if (watch)
+            guest_insn_end(v, rc);
         if (rc == XBT_LEAVE_EXIT)
             return;
         chain_site = rc == XBT_JIT_EXIT_DIRECT ? v->ctx.exit_site : 0;

@@ -392,6 +392,7 @@ struct xbt_vcpu {
         uint32_t eip;
         uint16_t cs;
         bool stepping, faulted, ss_loaded, pending;
+        bool open; /* that instruction started (TF or RF): its completion still to see */
     } tf;
 
     /* The debugger's breakpoints (linear addresses) and single-step (run.c). */

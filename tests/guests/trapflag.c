@@ -178,6 +178,43 @@ static void seq_paged(void)
         : "=m"(fresh[0][8]) : "m"(fresh[2][12]) : "eax", "edx", "memory", "cc");
 }
 
+/* INT n stepped: the handler runs without TF and raises no trap (current processors and
+   QEMU TCG); its IRET sets TF again, so the instruction after the INT traps. */
+extern u8 s7_a[], s7_b[], s7_c[], s7_c2[], s7_c3[], s7_end[];
+static void seq_int(void)
+{
+    __asm__ volatile(
+        TF_ON
+        L(s7_a) "int $0x31\n"
+        L(s7_b) "nop\n"
+        L(s7_c) "pushfl\n"
+        L(s7_c2) "andl $~0x100, (%%esp)\n"
+        L(s7_c3) "popfl\n"
+        L(s7_end) "nop\n"
+        : : : "memory", "cc");
+}
+static volatile u32 int31_count;
+static void int31_handler(struct frame *f)
+{
+    (void)f;
+    int31_count++;
+}
+
+/* MMIO stepped: a load and a store of the local APIC's TPR, one trap each. */
+extern u8 s8_a[], s8_b[], s8_c[], s8_c2[], s8_c3[], s8_end[];
+static void seq_mmio(void)
+{
+    __asm__ volatile(
+        TF_ON
+        L(s8_a) "movl 0xfee00080, %%eax\n"
+        L(s8_b) "movl %%eax, 0xfee00080\n"
+        L(s8_c) "pushfl\n"
+        L(s8_c2) "andl $~0x100, (%%esp)\n"
+        L(s8_c3) "popfl\n"
+        L(s8_end) "nop\n"
+        : : : "eax", "memory", "cc");
+}
+
 /* User mode: entered by IRET with TF in its EFLAGS (user_enter_flags); the first
    trap after the first user instruction, then one per instruction until the POPF at
    s5_c clears TF; INT 0x30 ends the run (TF clear by then). */
@@ -287,6 +324,12 @@ static void instruction_breakpoint(void)
               "run once");
 }
 
+extern u8 bp_store[];
+static u8 bp_pages[3][4096] __attribute__((aligned(4096)));
+void store_to(volatile u8 *p);
+__asm__(".text\n.globl store_to\nstore_to:\n\tmovl 4(%esp), %eax\n"
+        ".globl bp_store\nbp_store:\tincb (%eax)\n\tret\n");
+
 void main(void)
 {
     set_handler(1, db_handler);
@@ -336,6 +379,24 @@ void main(void)
     }
 
     reset();
+    set_handler(0x31, int31_handler);
+    idt_set(0x31, isr_table[0x31], SEL_CODE, 0xe, 0);
+    seq_int();
+    {
+        const u32 want[] = { (u32)s7_c, (u32)s7_c2, (u32)s7_c3, (u32)s7_end };
+        expect("TF over INT n: no trap in the handler, one after the next instruction", want,
+               sizeof want / 4);
+        CHECK_EQ(int31_count, 1, "TF over INT n: the handler ran");
+    }
+
+    reset();
+    seq_mmio();
+    {
+        const u32 want[] = { (u32)s8_b, (u32)s8_c, (u32)s8_c2, (u32)s8_c3, (u32)s8_end };
+        expect("TF over MMIO: one trap after each access", want, sizeof want / 4);
+    }
+
+    reset();
     for (u32 i = 0; i < 32; i++)
         pd[i] = i << 22 | 0x87; /* 4 MiB pages: present, writable, user, PS */
     {
@@ -345,6 +406,18 @@ void main(void)
         expect("TF with paging: an access the VMM maps first traps once", want,
                sizeof want / 4);
         CHECK_EQ(fresh[0][8], 7, "TF with paging: the stepped store was made");
+        /* An instruction breakpoint on a store to pages the VMM maps first (xbt: a
+           hidden fault after the #DB, the instruction run again): one #DB each time. */
+        reset();
+        set_handler(1, ib_handler);
+        __asm__ volatile("mov %0, %%dr0\n\tmov %1, %%dr7" : : "r"((u32)bp_store), "r"(1u)
+                         : "memory");
+        for (int k = 0; k < 3; k++)
+            store_to(&bp_pages[k][64]);
+        __asm__ volatile("mov %0, %%dr7" : : "r"(0u) : "memory");
+        set_handler(1, db_handler);
+        CHECK(ntraps == 3 && bp_pages[0][64] == 1 && bp_pages[2][64] == 1,
+              "instruction breakpoint on a store the VMM maps first: one #DB each time");
         data_breakpoints("paging on");
         __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
     }
