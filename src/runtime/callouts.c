@@ -993,6 +993,7 @@ static int co_seg_load(struct xbt_vcpu *v, const struct co_call *c)
     if (s->reg2 == XBT_SS) {
         v->arch.interrupt_shadow = true;
         v->arch.shadow_eip = c->nxt;
+        v->arch.shadow_ss = true;
         v->tf.ss_loaded = true; /* a single-step trap waits for the next instruction */
     }
     return next(v);

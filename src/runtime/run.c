@@ -1250,6 +1250,10 @@ static uint32_t guest_bp_hits(const struct xbt_vcpu *v)
    instruction (a hidden fault, a kick) does not take its breakpoint again. */
 static int guest_breakpoint(struct xbt_vcpu *v)
 {
+    /* The instruction MOV or POP SS shields takes no code breakpoint (as Intel's
+       processors, the vendor of the CPU model; kvm-unit-tests' emulator checks it). */
+    if (v->arch.interrupt_shadow && v->arch.shadow_ss && v->ctx.eip == v->arch.shadow_eip)
+        return 0;
     uint32_t hit = v->dbg.n_gbp ? guest_bp_hits(v) : 0;
     if (!hit)
         return 0;

@@ -135,6 +135,7 @@ static inline void xbt_sti(struct xbt_vcpu *v, uint32_t next_eip)
     if (!v->ctx.vif) {
         v->arch.interrupt_shadow = true;
         v->arch.shadow_eip = next_eip;
+        v->arch.shadow_ss = false;
     }
     v->ctx.vif = XBT_EFLAGS_IF;
 }

@@ -196,6 +196,8 @@ struct xbt_vcpu {
             msr_efer, msr_misc_enable, msr_tsc_aux;
         uint64_t mcg_status, mc_ctl[XBT_MC_BANKS], mc_addr[XBT_MC_BANKS], mc_misc[XBT_MC_BANKS];
         bool interrupt_shadow;           /* after STI / MOV SS / POP SS: one instruction */
+        bool shadow_ss;                  /* that shadow is MOV or POP SS's (which holds
+                                            debug exceptions too) */
         bool rf;                         /* EFLAGS.RF: the next instruction's breakpoint
                                             is not taken (IRET sets it from the frame;
                                             the dispatch before that instruction clears it) */
