@@ -1219,6 +1219,19 @@ static void emit_si_di16(xbt_tx *t, int src_seg, bool dst, bool apply)
  * instruction on linear pointers rebuilt from SI/DI; a REP prefix becomes a loop over
  * CX (tested flag-free by JRCXZ on a zero-extended copy) with REPE/REPNE's ZF test.
  */
+/* ESI/EDI = their upper halves from R8/R9 and the new SI/DI. */
+static void string16_regs_back(xbt_tx *t, bool src, bool dst)
+{
+    if (src) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R8W)), xo_reg(R(SI)));
+        xbt_emit2(t, M(MOV), xo_reg(R(RSI)), xo_reg(R(R8)));
+    }
+    if (dst) {
+        xbt_emit2(t, M(MOV), xo_reg(R(R9W)), xo_reg(R(DI)));
+        xbt_emit2(t, M(MOV), xo_reg(R(RDI)), xo_reg(R(R9)));
+    }
+}
+
 static void emit_string16(xbt_tx *t, const xbt_insn *in, int src_seg, bool dst,
                           ZydisInstructionAttributes rep, uint8_t arg)
 {
@@ -1248,25 +1261,34 @@ static void emit_string16(xbt_tx *t, const xbt_insn *in, int src_seg, bool dst,
     if (kwin)
         emit_kwin_bias(t, src, dst, false);
     emit_si_di16(t, src_seg, dst, false);
+    uint32_t more = ~0u;
     if (rep) {
         xbt_emit2(t, M(LEA), xo_reg(R(CX)), xo_mem(R(RCX), NOREG, 0, -1, 8));
         bool zf = m == M(CMPSB) || m == M(CMPSW) || m == M(CMPSD) || m == M(SCASB) ||
                   m == M(SCASW) || m == M(SCASD);
         if (zf)
             stop = xbt_emit_branch32(t, (rep & ZYDIS_ATTRIB_HAS_REPNE) ? M(JZ) : M(JNZ));
-        xbt_patch_rel32(t, xbt_emit_branch32(t, M(JMP)), top);
+        if (t->tr->rep_one) {
+            /* One iteration (translator.h): CX left, back to the instruction's own EIP
+               (below, after ESI/EDI are whole again); none left, on. */
+            uint32_t last = emit_jcxz16(t);
+            more = xbt_emit_branch32(t, M(JMP));
+            xbt_patch_rel8(t, last, t->len);
+            xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+        } else {
+            xbt_patch_rel32(t, xbt_emit_branch32(t, M(JMP)), top);
+        }
         xbt_patch_rel32(t, done, t->len);
         if (stop != ~0u)
             xbt_patch_rel32(t, stop, t->len);
     }
-    /* ESI/EDI = their upper halves from R8/R9 and the new SI/DI. */
-    if (src) {
-        xbt_emit2(t, M(MOV), xo_reg(R(R8W)), xo_reg(R(SI)));
-        xbt_emit2(t, M(MOV), xo_reg(R(RSI)), xo_reg(R(R8)));
-    }
-    if (dst) {
-        xbt_emit2(t, M(MOV), xo_reg(R(R9W)), xo_reg(R(DI)));
-        xbt_emit2(t, M(MOV), xo_reg(R(RDI)), xo_reg(R(R9)));
+    string16_regs_back(t, src, dst);
+    if (more != ~0u) {
+        uint32_t on = xbt_emit_branch8(t, M(JMP), false);
+        xbt_patch_rel32(t, more, t->len);
+        string16_regs_back(t, src, dst);
+        emit_direct_exit(t, in->eip, XBT_EXIT_TAKEN);
+        xbt_patch_rel8(t, on, t->len);
     }
 }
 

@@ -175,10 +175,11 @@ enum xbt_tstatus {
 typedef struct xbt_translator {
     xbt_decoder dec;
     uint32_t max_insns;    /* <= XBT_BLOCK_MAX_INSNS */
-    /* A REP string instruction (32-bit addressing, K- or U-window) makes one iteration:
-       none with ECX 0; else one element, ECX decremented, and while the count and (CMPS,
-       SCAS) the REPE/REPNE condition say go on, an exit to its own EIP (the guest's
-       single-step trap comes after each iteration, SDM vol. 3 18.3.1.4; run.c). */
+    /* A REP string instruction (K- or U-window; 16-bit addressing too) makes one
+       iteration: none with ECX (CX) 0; else one element, the count decremented, and
+       while it and (CMPS, SCAS) the REPE/REPNE condition say go on, an exit to its own
+       EIP (the guest's single-step trap comes after each iteration, SDM vol. 3
+       18.3.1.4; run.c). */
     bool rep_one;
     /* A trace: the recorded path (the start EIPs of the basic blocks that ran, the
        first being the block's own EIP).  At the branch that ends each of them the

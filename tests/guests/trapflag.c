@@ -178,6 +178,20 @@ static void seq_paged(void)
         : "=m"(fresh[0][8]) : "m"(fresh[2][12]) : "eax", "edx", "memory", "cc");
 }
 
+/* REP MOVSB with 16-bit addressing (the 0x67 prefix): a trap after each iteration too. */
+extern u8 s9_rep[], s9_b[], s9_b2[], s9_b3[], s9_end[];
+static void seq_rep16(void)
+{
+    __asm__ volatile(
+        "movl $0x7000, %%esi\n\tmovl $0x7100, %%edi\n\tmovl $3, %%ecx\n\tcld\n\t" TF_ON
+        L(s9_rep) "addr16 rep movsb\n"
+        L(s9_b) "pushfl\n"
+        L(s9_b2) "andl $~0x100, (%%esp)\n"
+        L(s9_b3) "popfl\n"
+        L(s9_end) "nop\n"
+        : : : "ecx", "esi", "edi", "memory", "cc");
+}
+
 /* INT n stepped: the handler runs without TF and raises no trap (current processors and
    QEMU TCG); its IRET sets TF again, so the instruction after the INT traps. */
 extern u8 s7_a[], s7_b[], s7_c[], s7_c2[], s7_c3[], s7_end[];
@@ -385,6 +399,15 @@ void main(void)
         expect("TF: REP MOVSB traps after each iteration, with ECX 0 once; REPE CMPSB "
                "until the difference", want, sizeof want / 4);
         CHECK(dst[0] == 'a' && dst[2] == 'c' && dst[3] == 0, "TF: REP MOVSB copied 3 bytes");
+    }
+
+    reset();
+    seq_rep16();
+    {
+        const u32 want[] = { (u32)s9_rep, (u32)s9_rep, (u32)s9_b, (u32)s9_b2, (u32)s9_b3,
+                             (u32)s9_end };
+        expect("TF: REP MOVSB with 16-bit addressing traps after each iteration", want,
+               sizeof want / 4);
     }
 
     reset();
