@@ -46,6 +46,7 @@ void xbt_translator_init(xbt_translator *t)
 {
     xbt_decoder_init(&t->dec);
     t->max_insns = XBT_BLOCK_MAX_INSNS;
+    t->rep_one = false;
     t->path = NULL;
     t->path_n = 0;
     t->prof = NULL;
