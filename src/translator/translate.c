@@ -44,17 +44,11 @@ static const ZydisRegister host64[8] = { R(RAX), R(RCX), R(RDX), R(RBX),
 
 void xbt_translator_init(xbt_translator *t)
 {
+    /* Everything off (callers set what they use: a translator on the stack had
+       mmio_shadow, cpuid_inline and rep_one undefined before). */
+    memset(t, 0, sizeof *t);
     xbt_decoder_init(&t->dec);
     t->max_insns = XBT_BLOCK_MAX_INSNS;
-    t->rep_one = false;
-    t->path = NULL;
-    t->path_n = 0;
-    t->prof = NULL;
-    t->block_count = NULL;
-    t->mmio_site = NULL;
-    t->pf_site = NULL;
-    t->stop_before = NULL;
-    t->mmio_ctx = NULL;
     t->bmi2 = __builtin_cpu_supports("bmi2");
 }
 
