@@ -89,7 +89,7 @@ static inline uint32_t desc_limit(uint64_t d)
 }
 
 /* The segment register contents of descriptor d loaded with selector sel (excp.c's
-   xbt_seg_from_desc, which this file cannot call), and the load itself (set_seg). */
+   xbt_seg_from_desc, which this file cannot call). */
 static inline xbt_segment seg_of(uint16_t sel, uint64_t d)
 {
     xbt_segment g;
@@ -105,14 +105,6 @@ static inline xbt_segment seg_of(uint16_t sel, uint64_t d)
     g.avl = (d >> 52) & 1;
     g.unusable = 0;
     return g;
-}
-
-static inline void seg_set(struct xbt_vcpu *v, int seg, const xbt_segment *g)
-{
-    v->arch.seg[seg] = *g;
-    v->ctx.seg_sel[seg] = g->selector;
-    v->ctx.seg_base[seg] = g->base;
-    v->ctx.seg_limit[seg] = g->limit;
 }
 
 /* Guest linear [lin, lin + len) as host memory to write, if the K-window maps every
@@ -154,7 +146,7 @@ static inline bool stack_desc_ok(uint64_t d, unsigned dpl)
  * segment (intr.c's through_gate, the common case only): from CPL 3 with the ring-0
  * stack of the TSS, from CPL 0 on the current stack.  Paging on (the frame is written
  * only where the K-window's probe bytes say it may be, which paging off does not keep:
- * declined first, before any read); everything it reads is in the K-window, the frame's
+ * the caller declines first, before any read); everything it reads is in the K-window, the frame's
  * page mapped writable there, SS flat (expand-up, 4 GiB, 32-bit);
  * anything else, every fault included, is the full handler's.  The checks are the
  * SDM's for this case; none fails silently here: a fault declines before any change.
@@ -165,7 +157,7 @@ static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
     unsigned cpl = v->arch.cpl;
     uint32_t eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys |
                       XBT_EFLAGS_FIXED;
-    if (!(v->arch.cr0 & XBT_CR0_PG) || (cpl != 0 && cpl != 3) ||
+    if ((cpl != 0 && cpl != 3) ||
         (eflags & (XBT_EFLAGS_VM | XBT_EFLAGS_TF)) || (v->arch.cr4 & XBT_CR4_SMAP))
         return XBT_FAST_DECLINE;
     uint32_t vector = s->imm & 0xFF, off = vector * 8;
@@ -216,10 +208,10 @@ static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
                       v->ctx.gpr[XBT_ESP], v->arch.seg[XBT_SS].selector };
     __builtin_memcpy(fp, w, n * 4);
     if (cpl == 3)
-        seg_set(v, XBT_SS, &ss);
+        xbt_seg_put(v, XBT_SS, &ss);
     v->ctx.gpr[XBT_ESP] = esp;
     xbt_segment cs = seg_of(csel & 0xFFFC, cd);
-    seg_set(v, XBT_CS, &cs);
+    xbt_seg_put(v, XBT_CS, &cs);
     v->arch.cpl = 0;
     v->ctx.eip = target;
     /* Interrupt gates clear IF; both clear TF, NT, RF and VM. */
@@ -263,21 +255,11 @@ static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
     v->arch.rf = (head[2] & XBT_EFLAGS_RF) != 0; /* (kept apart: run.c) */
     v->arch.cpl = 3;
     xbt_segment cs = seg_of(csel, cd), ss = seg_of(ssel, sd);
-    seg_set(v, XBT_CS, &cs);
-    seg_set(v, XBT_SS, &ss);
+    xbt_seg_put(v, XBT_CS, &cs);
+    xbt_seg_put(v, XBT_SS, &ss);
     v->ctx.gpr[XBT_ESP] = o[0];
     v->ctx.eip = head[0];
-    /* Data segments of a DPL below 3 (data or non-conforming code) become null. */
-    static const int segs[4] = { XBT_ES, XBT_FS, XBT_GS, XBT_DS };
-    for (int i = 0; i < 4; i++) {
-        const xbt_segment *g = &v->arch.seg[segs[i]];
-        bool conforming = (g->type & 8) && (g->type & 4);
-        if (!g->unusable && g->s && !conforming && g->dpl < 3) {
-            xbt_segment null = { 0 };
-            null.unusable = 1;
-            seg_set(v, segs[i], &null);
-        }
-    }
+    xbt_null_data_segs_below(v, 3);
     v->stats.callouts[s->kind]++;
     v->stats.fast_callouts++;
     return XBT_FAST_LEAVE;
@@ -307,7 +289,7 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
         (!conforming && rpl > dpl))
         return XBT_FAST_DECLINE; /* system, not present, not accessed, or a fault */
     xbt_segment g = seg_of((uint16_t)sel, d);
-    seg_set(v, seg, &g);
+    xbt_seg_put(v, seg, &g);
     v->ctx.gpr[XBT_ESP] = new_esp;
     return done(v, s);
 }

@@ -303,10 +303,7 @@ void xbt_seg_from_desc(xbt_segment *s, uint16_t sel, uint64_t d)
 
 static void set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
 {
-    v->arch.seg[seg] = *s;
-    v->ctx.seg_sel[seg] = s->selector;
-    v->ctx.seg_base[seg] = s->base;
-    v->ctx.seg_limit[seg] = s->limit;
+    xbt_seg_put(v, seg, s);
 }
 
 void xbt_set_seg(struct xbt_vcpu *v, int seg, const xbt_segment *s)
@@ -357,15 +354,7 @@ void xbt_commit_cs(struct xbt_vcpu *v, uint16_t sel, uint64_t d, xbt_segment *s,
 
 void xbt_null_inner_data_segs(struct xbt_vcpu *v)
 {
-    static const int segs[4] = { XBT_ES, XBT_FS, XBT_GS, XBT_DS };
-    for (int i = 0; i < 4; i++) {
-        const xbt_segment *d = &v->arch.seg[segs[i]];
-        if (!d->unusable && d->s && !xbt_is_conforming(d) && d->dpl < v->arch.cpl) {
-            xbt_segment null = { 0 };
-            null.unusable = 1;
-            set_seg(v, segs[i], &null);
-        }
-    }
+    xbt_null_data_segs_below(v, v->arch.cpl); /* sensitive.h: the fast IRET's rule too */
 }
 
 /*

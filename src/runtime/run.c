@@ -1222,14 +1222,6 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     return rc;
 }
 
-static bool embedder_bp(const struct xbt_vcpu *v, uint32_t lin)
-{
-    for (uint32_t i = 0; i < v->dbg.n_bp; i++)
-        if (v->dbg.bp[i] == lin)
-            return true;
-    return false;
-}
-
 /* The DR6 bits of the guest's instruction breakpoints at CS:EIP (none while RF). */
 static uint32_t guest_bp_hits(const struct xbt_vcpu *v)
 {
@@ -1273,7 +1265,7 @@ static int debug_stop(struct xbt_vcpu *v)
         why = XBT_DEBUG_STEP;
     } else if (v->dbg.resume && lin == v->dbg.resume_lin) {
         v->dbg.resume = false;
-    } else if (embedder_bp(v, lin)) {
+    } else if (xbt_debug_is_embedder_bp(v, lin)) {
         why = XBT_DEBUG_BREAKPOINT;
     }
     if (why) {
@@ -1302,13 +1294,13 @@ static int debug_stop(struct xbt_vcpu *v)
  * completed the #DB trap is raised at the next dispatch, before external interrupts,
  * with DR6.BS set and the next instruction's EIP.  So POPF or IRET that set TF trap only
  * after the instruction that follows them, and one that clears it traps after itself.
- * No trap: after an instruction that faulted (its handler runs; TF is in the frame),
- * after HLT, and after MOV or POP to SS until the instruction it shields has run.
- * INT n, INT3 and INTO clear TF in the handler they enter, and the trap comes there,
- * before its first instruction, as the SDM has it (QEMU TCG raises none).
+ * No trap (guest_insn_end): after an instruction that faulted or entered a handler
+ * (INT n, INT3, INTO, ICEBP), after HLT, and after MOV or POP to SS until the
+ * instruction it shields has run.
+ *
+ * guest_insn_start: before an instruction that TF steps or RF covers, where it starts
+ * (its completion decides the trap and RF's end).  A stepped one runs alone.
  */
-/* Before an instruction that TF steps or RF covers: where it starts (its completion
-   decides the trap and RF's end).  A stepped one runs alone. */
 static void guest_insn_start(struct xbt_vcpu *v, bool tf)
 {
     v->tf.open = true;

@@ -140,6 +140,31 @@ static inline void xbt_sti(struct xbt_vcpu *v, uint32_t next_eip)
     v->ctx.vif = XBT_EFLAGS_IF;
 }
 
+/* A segment register's load: the vCPU's copy and the three fields translated code reads. */
+static inline void xbt_seg_put(struct xbt_vcpu *v, int seg, const xbt_segment *g)
+{
+    v->arch.seg[seg] = *g;
+    v->ctx.seg_sel[seg] = g->selector;
+    v->ctx.seg_base[seg] = g->base;
+    v->ctx.seg_limit[seg] = g->limit;
+}
+
+/* After a return to CPL cpl: ES, FS, GS and DS holding data or non-conforming code of a
+   lower DPL become null (IRET, far RET). */
+static inline void xbt_null_data_segs_below(struct xbt_vcpu *v, unsigned cpl)
+{
+    static const int segs[4] = { XBT_ES, XBT_FS, XBT_GS, XBT_DS };
+    for (int i = 0; i < 4; i++) {
+        const xbt_segment *g = &v->arch.seg[segs[i]];
+        bool conforming = (g->type & 8) && (g->type & 4);
+        if (!g->unusable && g->s && !conforming && g->dpl < cpl) {
+            xbt_segment null = { 0 };
+            null.unusable = 1;
+            xbt_seg_put(v, segs[i], &null);
+        }
+    }
+}
+
 /* SYSENTER (enter) or SYSEXIT once their checks passed (not real mode, IA32_SYSENTER_CS
    not null, SYSEXIT at CPL 0): flat CS and SS from IA32_SYSENTER_CS (+8, +16, +24) with
    no descriptor read, as the SDM specifies; SYSENTER clears IF, VM and RF and takes ESP
@@ -159,14 +184,8 @@ static inline void xbt_sysenter_exit(struct xbt_vcpu *v, bool enter)
     cs.dpl = ss.dpl = dpl;
     cs.selector = (uint16_t)(enter ? base : (base + 16) | 3);
     ss.selector = (uint16_t)(enter ? base + 8 : (base + 24) | 3);
-    const xbt_segment *seg[2] = { &cs, &ss };
-    static const int which[2] = { XBT_CS, XBT_SS };
-    for (int i = 0; i < 2; i++) {
-        v->arch.seg[which[i]] = *seg[i];
-        v->ctx.seg_sel[which[i]] = seg[i]->selector;
-        v->ctx.seg_base[which[i]] = 0;
-        v->ctx.seg_limit[which[i]] = 0xFFFFFFFFu;
-    }
+    xbt_seg_put(v, XBT_CS, &cs);
+    xbt_seg_put(v, XBT_SS, &ss);
     v->arch.cpl = dpl;
     if (enter) {
         xbt_eflags_write(v, 0, XBT_EFLAGS_IF | XBT_EFLAGS_VM | XBT_EFLAGS_RF);

@@ -200,7 +200,7 @@ struct xbt_vcpu {
                                             debug exceptions too) */
         bool rf;                         /* EFLAGS.RF: the next instruction's breakpoint
                                             is not taken (IRET sets it from the frame;
-                                            the dispatch before that instruction clears it) */
+                                            that instruction's completion clears it) */
         uint32_t shadow_eip;             /* the instruction the shadow covers */
         bool halted;
         bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
@@ -386,10 +386,10 @@ struct xbt_vcpu {
         struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
     } dx;
 
-    /* The guest's own single-step (EFLAGS.TF in translated code, run.c guest_tf_*): the
-       instruction stepped (EIP and CS), whether an exception other than a software
-       interrupt ended it (no trap then), whether it loaded SS (the trap waits for the
-       next instruction), and a trap due at the next dispatch. */
+    /* The guest's own single-step and RF (run.c guest_insn_*): the instruction watched
+       (EIP and CS), whether TF steps it, whether an event ended it (a fault, or a handler
+       it entered: no trap then), whether it loaded SS (the trap waits for the next
+       instruction), and a trap due at the next dispatch. */
     struct xbt_vcpu_tf {
         uint32_t eip;
         uint16_t cs;
@@ -626,17 +626,23 @@ bool xbt_watch_fault(struct xbt_vcpu *v, uint32_t lin, bool write, bool paged);
 void xbt_watch_filled(struct xbt_vcpu *v);
 void xbt_watch_access(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write);
 int xbt_watch_dispatch(struct xbt_vcpu *v);
-/* The guest's data breakpoints again from DR0-DR3 and DR7 (after a write to them, a task
-   switch, a restored state). */
+/* The guest's instruction and data breakpoints again from DR0-DR3 and DR7 (after a write
+   to them, a task switch, a restored state). */
 void xbt_watch_guest_sync(struct xbt_vcpu *v);
 /* Whether lin holds a breakpoint, the embedder's or the guest's instruction breakpoint:
    translated code never runs into one (blocks end before it, no chain or lookup entry
    leads into a block at one), so the dispatcher sees it. */
-static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
+static inline bool xbt_debug_is_embedder_bp(const struct xbt_vcpu *v, uint32_t lin)
 {
     for (uint32_t i = 0; i < v->dbg.n_bp; i++)
         if (v->dbg.bp[i] == lin)
             return true;
+    return false;
+}
+static inline bool xbt_debug_is_bp(const struct xbt_vcpu *v, uint32_t lin)
+{
+    if (xbt_debug_is_embedder_bp(v, lin))
+        return true;
     for (uint32_t i = 0; i < v->dbg.n_gbp; i++)
         if (v->dbg.gbp[i] == lin)
             return true;

@@ -992,6 +992,13 @@ static void emit_kwin_bias(xbt_tx *t, bool src, bool dst, bool apply)
         xbt_emit1(t, M(NOT), xo_reg(R(R11)));
 }
 
+/* CMPS and SCAS: REPE/REPNE stop on their ZF. */
+static bool string_tests_zf(ZydisMnemonic m)
+{
+    return m == M(CMPSB) || m == M(CMPSW) || m == M(CMPSD) || m == M(SCASB) ||
+           m == M(SCASW) || m == M(SCASD);
+}
+
 /* The string instruction itself, under the XBT_FIX_STRING fix-up: 64-bit addressing on
    window-biased RSI/RDI (K-window), or 32-bit addressing (U-window: host address ==
    linear address, and the CPU wraps ESI/EDI at 4 GiB itself). */
@@ -1114,8 +1121,7 @@ static void emit_string_tail(xbt_tx *t, const struct xbt_string_tail *st)
     emit_string_op(t, st->mnemonic, 0, false, st->eip, st->fix_arg, st->fix_seg);
     emit_kwin_bias(t, st->src, st->dst, false);
     xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(R(ECX), NOREG, 0, -1, 4));
-    bool zf = st->mnemonic == M(CMPSB) || st->mnemonic == M(CMPSW) || st->mnemonic == M(CMPSD) ||
-              st->mnemonic == M(SCASB) || st->mnemonic == M(SCASW) || st->mnemonic == M(SCASD);
+    bool zf = string_tests_zf(st->mnemonic);
     uint32_t stop = ~0u;
     if (zf && (st->rep & ZYDIS_ATTRIB_HAS_REPNE))
         stop = xbt_emit_branch8(t, M(JZ), false);
@@ -1156,8 +1162,7 @@ static void emit_string_iteration(xbt_tx *t, const xbt_insn *in, ZydisInstructio
     if (dst)
         emit_seg_bias(t, R(EDI), XBT_ES, false);
     xbt_emit2(t, M(LEA), xo_reg(R(ECX)), xo_mem(R(ECX), NOREG, 0, -1, 4));
-    bool zf = m == M(CMPSB) || m == M(CMPSW) || m == M(CMPSD) || m == M(SCASB) ||
-              m == M(SCASW) || m == M(SCASD);
+    bool zf = string_tests_zf(m);
     uint32_t stop = ~0u;
     if (zf)
         stop = xbt_emit_branch8(t, (rep & ZYDIS_ATTRIB_HAS_REPNE) ? M(JZ) : M(JNZ), false);
@@ -1259,8 +1264,7 @@ static void emit_string16(xbt_tx *t, const xbt_insn *in, int src_seg, bool dst,
     uint32_t more = ~0u;
     if (rep) {
         xbt_emit2(t, M(LEA), xo_reg(R(CX)), xo_mem(R(RCX), NOREG, 0, -1, 8));
-        bool zf = m == M(CMPSB) || m == M(CMPSW) || m == M(CMPSD) || m == M(SCASB) ||
-                  m == M(SCASW) || m == M(SCASD);
+        bool zf = string_tests_zf(m);
         if (zf)
             stop = xbt_emit_branch32(t, (rep & ZYDIS_ATTRIB_HAS_REPNE) ? M(JZ) : M(JNZ));
         if (t->tr->rep_one) {
