@@ -46,6 +46,12 @@
 #define XBT_CR4_SMEP       XBT_ARCH_U(0x00100000) /* no supervisor fetch from user pages */
 #define XBT_CR4_SMAP       XBT_ARCH_U(0x00200000) /* no supervisor data access to user pages */
 
+/* ---- DR6 / DR7 ------------------------------------------------------------------ */
+#define XBT_DR6_BD XBT_ARCH_U(0x00002000) /* a debug-register access while DR7.GD */
+#define XBT_DR6_BS XBT_ARCH_U(0x00004000) /* single step (EFLAGS.TF) */
+#define XBT_DR6_BT XBT_ARCH_U(0x00008000) /* task switch to a TSS with the T bit */
+#define XBT_DR7_GD XBT_ARCH_U(0x00002000) /* general detect: MOV DR raises #DB */
+
 /* ---- EFLAGS --------------------------------------------------------------------- */
 #define XBT_EFLAGS_CF    XBT_ARCH_U(0x00000001) /* carry */
 #define XBT_EFLAGS_FIXED XBT_ARCH_U(0x00000002) /* bit 1: reserved, always 1 */

@@ -318,9 +318,18 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
     }
     case XBT_CO_MOV_TO_DR:
     case XBT_CO_MOV_FROM_DR: {
+        /* The SDM's order (MOV DR): #GP at CPL > 0 (the table), #UD for DR4/DR5 with
+           CR4.DE (without it they are DR6/DR7), then #DB while DR7.GD: a fault, DR6.BD
+           set; delivering it clears GD (raise_nested), so the handler may use them. */
         unsigned dr = s->reg2;
+        if ((dr == 4 || dr == 5) && (v->arch.cr4 & XBT_CR4_DE))
+            return fault(v, XBT_UDV, 0);
         if (dr == 4 || dr == 5)
-            dr += 2; /* aliases of DR6/DR7 with CR4.DE clear */
+            dr += 2;
+        if (v->arch.dr[7] & XBT_DR7_GD) {
+            v->arch.dr[6] |= XBT_DR6_BD;
+            return fault(v, XBT_DB, 0);
+        }
         if (s->kind == XBT_CO_MOV_TO_DR) {
             v->arch.dr[dr] = get_reg(v, s->reg, 4);
             if (dr != 6) {
@@ -411,6 +420,29 @@ static bool io_allowed_port(struct xbt_vcpu *v, uint16_t port, unsigned size)
     return (bits & mask) == 0;
 }
 
+/* I/O breakpoints (SDM vol. 3 18.2.4, with CR4.DE): DRn under DR7 with R/Wn 10 covers
+   LENn ports from DRn aligned down to LENn; the DR6 bits of those an access to
+   port..port+size-1 meets.  Their #DB is a trap after the instruction (the dispatcher
+   raises it: watch.c, from dbg.ghit); a REP INS/OUTS one hits stops after the
+   iteration. */
+static uint8_t io_bp_hits(const struct xbt_vcpu *v, uint16_t port, unsigned size)
+{
+    uint32_t dr7 = v->arch.dr[7];
+    if (!(dr7 & 0xFF) || !(v->arch.cr4 & XBT_CR4_DE))
+        return 0;
+    static const uint32_t lens[4] = { 1, 2, 8, 4 };
+    uint8_t hit = 0;
+    for (int n = 0; n < 4; n++) {
+        if (!((dr7 >> (2 * n)) & 3) || ((dr7 >> (16 + 4 * n)) & 3) != 2)
+            continue;
+        uint32_t len = lens[(dr7 >> (18 + 4 * n)) & 3];
+        uint32_t at = v->arch.dr[n] & ~(len - 1);
+        if (port + size > at && port < (uint64_t)at + len)
+            hit |= (uint8_t)(1u << n);
+    }
+    return hit;
+}
+
 static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, uint32_t data)
 {
     /* Every field of the io member is written: no 256-byte clear on this hot path. */
@@ -434,7 +466,11 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
 static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size, bool write,
                                 uint32_t mask, uint32_t ptr)
 {
-    if (!(v->vm->cfg.flags & XBT_VM_STRING_IO) || (v->ctx.eflags & XBT_EFLAGS_DF))
+    /* One element at a time too under TF, with watchpoints or data breakpoints (each
+       element's access checked and reported after its iteration) and where an I/O
+       breakpoint hit (its trap after the first iteration). */
+    if (!(v->vm->cfg.flags & XBT_VM_STRING_IO) || (v->ctx.eflags & XBT_EFLAGS_DF) ||
+        v->tf.stepping || v->dbg.n_wp || v->dbg.ghit)
         return 1;
     uint32_t n = v->ctx.gpr[XBT_ECX] & mask;
     uint32_t room = (4096 - (lin & 0xFFF)) / size;
@@ -469,6 +505,8 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
     if (!io_allowed_port(v, port, size))
         return fault(v, XBT_GP, 0);
     v->ctx.eip = c->nxt;
+    uint8_t bp = io_bp_hits(v, port, size);
+    v->dbg.ghit |= bp;
     xbt_vm *vm = v->vm;
     if (vm->pio_fn) {
         /* The embedder's handler answers it in the run: no exit (xbt.h).  If it dropped
@@ -481,7 +519,7 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
             if (in)
                 set_reg(v, XBT_EAX, size, d);
             v->stats.pio_handled++;
-            return xbt_tc_drops(v->tc) != drops ? XBT_LEAVE_DISPATCH : 0;
+            return xbt_tc_drops(v->tc) != drops || bp ? XBT_LEAVE_DISPATCH : 0;
         }
     }
     if (s->kind == XBT_CO_IN) {
@@ -507,6 +545,8 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
     int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
+    v->dbg.ghit |= io_bp_hits(v, port, size);
+    v->tf.iter_done = rep && (*ecx & m) != 1; /* EIP stays on it after this element */
     /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
        instruction until the count runs out. */
     if (s->kind == XBT_CO_OUTS) {
@@ -1183,8 +1223,9 @@ int xbt_callout_entry(struct xbt_jit_ctx *ctx)
     v->mmio.co_rd_n = 0;
     if (v->mmio.co_wr_n && r != XBT_LEAVE_EXIT)
         return xbt_callout_mmio_store(v) ? XBT_LEAVE_EXIT : r; /* the stores, in order */
-    if (r == 0 && v->dbg.whit)
-        return XBT_LEAVE_DISPATCH; /* a watchpoint was hit: stop after this instruction */
+    if (r == 0 && (v->dbg.whit || v->dbg.ghit))
+        return XBT_LEAVE_DISPATCH; /* a watchpoint or breakpoint was hit: stop (or the
+                                      guest's #DB trap) after this instruction */
     if (r == 0 && atomic_load_explicit(&v->kick, memory_order_relaxed) &&
         v->ctx.eip == SITE(v)->eip + SITE(v)->len)
         return XBT_LEAVE_DISPATCH;

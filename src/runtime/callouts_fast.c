@@ -252,7 +252,7 @@ static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
         return XBT_FAST_DECLINE;
     /* Committed.  EFLAGS first, with what CPL 0 may change. */
     xbt_eflags_write(v, head[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4));
-    v->arch.rf = (head[2] & XBT_EFLAGS_RF) != 0; /* (kept apart: run.c) */
+    xbt_load_rf(v, head[2]);
     v->arch.cpl = 3;
     xbt_segment cs = seg_of(csel, cd), ss = seg_of(ssel, sd);
     xbt_seg_put(v, XBT_CS, &cs);
@@ -401,7 +401,7 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
             return XBT_FAST_DECLINE; /* changed or unusual: load_cs has every rule */
         /* EFLAGS as xbt_iret writes them (RF apart: run.c). */
         xbt_eflags_write(v, frame[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4));
-        v->arch.rf = (frame[2] & XBT_EFLAGS_RF) != 0;
+        xbt_load_rf(v, frame[2]);
         v->ctx.gpr[XBT_ESP] = esp + 12;
         v->ctx.eip = frame[0];
         v->stats.callouts[s->kind]++;

@@ -105,7 +105,7 @@ static int real_iret(struct xbt_vcpu *v, unsigned osz, uint32_t *err)
                     (osz == 2 ? 0 : XBT_EFLAGS_RF);
     xbt_set_eflags(v, w[2], mask);
     if (osz == 4)
-        v->arch.rf = (w[2] & XBT_EFLAGS_RF) != 0; /* kept apart (run.c) */
+        xbt_load_rf(v, w[2]);
     xbt_stack_commit(v, &st);
     xbt_plain_seg(v, XBT_CS, (uint16_t)w[1]);
     v->ctx.eip = eip;
@@ -132,7 +132,7 @@ static int iret_to_v86(struct xbt_vcpu *v, struct xbt_stack *st, const uint32_t 
     /* Committed. */
     xbt_set_eflags(v, w[2], xbt_popf_mask(0, v->ctx.eflags_sys, 4) | XBT_EFLAGS_RF |
                                 XBT_EFLAGS_VM);
-    v->arch.rf = (w[2] & XBT_EFLAGS_RF) != 0; /* kept apart (run.c) */
+    xbt_load_rf(v, w[2]);
     v->arch.cpl = 3;
     static const int segs[4] = { XBT_ES, XBT_DS, XBT_FS, XBT_GS };
     for (int i = 0; i < 4; i++)
@@ -428,7 +428,7 @@ static int return_to(struct xbt_vcpu *v, struct xbt_stack *st, uint32_t neip, ui
     if (flag_mask)
         xbt_set_eflags(v, eflags, flag_mask);
     if (flag_mask & XBT_EFLAGS_RF)
-        v->arch.rf = (eflags & XBT_EFLAGS_RF) != 0; /* kept apart (run.c) */
+        xbt_load_rf(v, eflags);
     bool outer = rpl > v->arch.cpl;
     v->arch.cpl = rpl;
     xbt_commit_cs(v, ncs, cd, cs, rpl);

@@ -1095,7 +1095,8 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     bool (*site)(void *, uint32_t) = v->xl.mmio_site, (*pf_site)(void *, uint32_t) = v->xl.pf_site;
     v->xl.max_insns = 1;
     v->xl.mmio_site = v->xl.pf_site = NULL;
-    v->xl.rep_one = v->tf.stepping; /* the guest's single-step: a trap per iteration */
+    /* The guest's single-step and data breakpoints: a trap per iteration (watch.c). */
+    v->xl.rep_one = v->tf.stepping || v->dbg.wstep_rep1;
     enum xbt_tstatus ts = translate_tb(v, m);
     v->xl.rep_one = false;
     v->xl.max_insns = saved;
@@ -1307,7 +1308,7 @@ static void guest_insn_start(struct xbt_vcpu *v, bool tf)
     v->tf.stepping = tf;
     v->tf.eip = v->ctx.eip;
     v->tf.cs = v->arch.seg[XBT_CS].selector;
-    v->tf.faulted = v->tf.ss_loaded = false;
+    v->tf.faulted = v->tf.ss_loaded = v->tf.rf_loaded = v->tf.iter_done = false;
     if (tf)
         v->smc.single = true;
 }
@@ -1315,20 +1316,23 @@ static void guest_insn_start(struct xbt_vcpu *v, bool tf)
 /* After it left translated code with rc, or (rc 0) when the run loop is entered again
    with it open: after a host fault (handle_fault may have completed it: an MMIO store)
    or a run exit (the embedder completed it: an MMIO load, an MSR).  It completed if it
-   left by a block exit or moved EIP or CS; else it runs again (a hidden fault, a kick),
-   and a run exit with nothing moved keeps it open until the next run.  Completion ends
-   RF and, when it was stepped and neither faulted nor entered a handler (INT n, INT3,
+   left by a block exit or moved EIP or CS, or completed an iteration of REP INS/OUTS
+   (EIP stays on it); else it runs again (a hidden fault, a kick), and a run exit with
+   nothing moved keeps it open until the next run.  Completion ends RF (unless the
+   instruction loaded it: IRET, a task switch) and, when it was stepped and neither faulted nor entered a handler (INT n, INT3,
    INTO and ICEBP clear TF there: no trap, as current processors and QEMU TCG do) nor
    loaded SS nor halted, makes the single-step trap due. */
 static void guest_insn_end(struct xbt_vcpu *v, int rc)
 {
-    bool moved = v->ctx.eip != v->tf.eip || v->arch.seg[XBT_CS].selector != v->tf.cs;
+    bool moved = v->ctx.eip != v->tf.eip || v->arch.seg[XBT_CS].selector != v->tf.cs ||
+                 v->tf.iter_done;
     if (rc == XBT_LEAVE_EXIT && !moved)
         return; /* open across the exit */
     bool done = rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT || moved;
     v->tf.open = false;
     if (done) {
-        v->arch.rf = false;
+        if (!v->tf.rf_loaded)
+            v->arch.rf = false;
         v->tf.pending = v->tf.stepping && !v->tf.faulted && !v->tf.ss_loaded &&
                         !v->arch.halted && !v->arch.shutdown;
     }
@@ -1340,7 +1344,7 @@ static void guest_insn_end(struct xbt_vcpu *v, int rc)
 static int guest_tf_trap(struct xbt_vcpu *v)
 {
     v->tf.pending = false;
-    v->arch.dr[6] |= 0x4000 | (v->dbg.n_gbp ? guest_bp_hits(v) : 0); /* BS */
+    v->arch.dr[6] |= XBT_DR6_BS | (v->dbg.n_gbp ? guest_bp_hits(v) : 0);
     return dispatch_or_exit(xbt_raise(v, XBT_DB, false, 0, v->ctx.eip));
 }
 
@@ -1358,7 +1362,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         uint32_t key = 0;
         xbt_block *b = NULL;
         int rc = begin_dispatch(v);
-        if (!rc && (v->dbg.n_wp || v->dbg.wstep || v->dbg.whit))
+        if (!rc && (v->dbg.n_wp || v->dbg.wstep || v->dbg.whit || v->dbg.ghit))
             rc = xbt_watch_dispatch(v); /* watchpoints: a step's page out, a hit's stop */
         if (!rc && (v->pol.exc_pending || v->pol.irq_pending))
             rc = xbt_policy_deliver(v); /* what the embedder injected */

@@ -202,6 +202,7 @@ static int load_task(struct xbt_vcpu *v, bool new32, const struct tss_image *img
     v->ctx.eip = img->eip;
     /* A 16-bit TSS has no VM bit: the new task is never in virtual-8086 mode. */
     xbt_set_eflags(v, img->eflags, new32 ? 0xFFFFFFFFu : 0xFFFFu | XBT_EFLAGS_VM);
+    xbt_load_rf(v, new32 ? img->eflags : 0); /* the first instruction's breakpoint */
     for (int i = 0; i < 8; i++)
         v->ctx.gpr[i] = (v->ctx.gpr[i] & keep) | img->gpr[i];
     /* A 32-bit TSS whose EFLAGS has VM: a virtual-8086 task (CPL 3, segments loaded
@@ -264,7 +265,7 @@ int xbt_task_switch(struct xbt_vcpu *v, uint16_t sel, uint64_t d, enum xbt_task_
     xbt_watch_guest_sync(v);
     r = load_task(v, new32, &img, ext, err);
     if (r == XBT_X_DONE && img.trap) {
-        v->arch.dr[6] |= 0x8000; /* BT: the debug trap of the new TSS's T bit */
+        v->arch.dr[6] |= XBT_DR6_BT; /* the debug trap of the new TSS's T bit */
         v->arch.tss_trap = true;
     }
     return r;

@@ -395,6 +395,8 @@ struct xbt_vcpu {
         uint16_t cs;
         bool stepping, faulted, ss_loaded, pending;
         bool open; /* that instruction started (TF or RF): its completion still to see */
+        bool rf_loaded; /* it loaded RF itself (IRET, a task switch): RF outlives it */
+        bool iter_done; /* an iteration of REP INS/OUTS completed, EIP kept on it */
     } tf;
 
     /* The debugger's breakpoints (linear addresses) and single-step (run.c). */
@@ -419,6 +421,9 @@ struct xbt_vcpu {
         uint32_t n_wp;
         uint8_t ghit;
         bool wstep, wstep_paged;
+        bool wstep_rep1;             /* the step is one iteration of a REP string
+                                        instruction (the guest's data breakpoints: a
+                                        trap after the iteration that hit) */
         uint32_t wstep_page;         /* the linear page mapped for the step */
         bool whit;
         uint8_t whit_access;         /* XBT_WATCH_WRITE or XBT_WATCH_READ */
@@ -628,6 +633,14 @@ void xbt_watch_access(struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write
 int xbt_watch_dispatch(struct xbt_vcpu *v);
 /* The guest's instruction and data breakpoints again from DR0-DR3 and DR7 (after a write
    to them, a task switch, a restored state). */
+/* EFLAGS.RF from an EFLAGS image that an instruction loads (IRET, a task switch): kept
+   apart from the flags (run.c), and not ended by that instruction's own completion. */
+static inline void xbt_load_rf(struct xbt_vcpu *v, uint32_t eflags)
+{
+    v->arch.rf = (eflags & XBT_EFLAGS_RF) != 0;
+    v->tf.rf_loaded = true;
+}
+
 void xbt_watch_guest_sync(struct xbt_vcpu *v);
 /* Whether lin holds a breakpoint, the embedder's or the guest's instruction breakpoint:
    translated code never runs into one (blocks end before it, no chain or lookup entry

@@ -14,7 +14,8 @@
  * and, if the access overlapped a watchpoint of its kind, stops with XBT_DEBUG_WATCH.
  * The access checked: the instruction's explicit memory operand, its effective address
  * computed from the registers (Zydis), where it lies on the faulting page; a string
- * instruction's source and destination over the iterations it has left; otherwise the
+ * instruction's source and destination over the iterations it has left (the current
+ * one alone, run alone, when the guest has data breakpoints); otherwise the
  * fault's address and the largest memory operand's size.  The VMM's own accesses for an
  * instruction or an event (excp.c's xbt_read_lin_as / xbt_write_lin_as: interrupt
  * frames, callouts' operands, descriptor reads) are checked exactly as they are made.
@@ -116,12 +117,27 @@ static bool is_string(ZydisMnemonic m)
     }
 }
 
-/* A string instruction's operand over the iterations left (ECX with a REP prefix). */
+static bool has_rep(const ZydisDecodedInstruction *in)
+{
+    return in->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE |
+                             ZYDIS_ATTRIB_HAS_REPNE);
+}
+
+static bool guest_data_bps(const struct xbt_vcpu *v)
+{
+    for (uint32_t i = 0; i < v->dbg.n_wp; i++)
+        if (v->dbg.wp[i].dr >= 0)
+            return true;
+    return false;
+}
+
+/* A string instruction's operand over the iterations left (ECX with a REP prefix), or
+   over the current one when the step runs one iteration (wstep_rep1). */
 static void check_string_operand(struct xbt_vcpu *v, const ZydisDecodedInstruction *in,
                                  const ZydisDecodedOperand *op)
 {
     uint32_t size = op->size / 8, count = 1;
-    if (in->attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))
+    if (has_rep(in) && !v->dbg.wstep_rep1)
         count = v->ctx.gpr[XBT_ECX];
     bool edi = op->mem.base == ZYDIS_REGISTER_EDI || op->mem.base == ZYDIS_REGISTER_DI;
     uint32_t amask = in->address_width == 16 ? 0xFFFFu : 0xFFFFFFFFu;
@@ -150,6 +166,11 @@ static void check_fault(struct xbt_vcpu *v, uint32_t lin, bool write)
     }
     uint32_t size = 0;
     bool string = is_string(in.mnemonic);
+    /* With the guest's data breakpoints a REP string instruction runs one iteration per
+       step (translator rep_one), so that the #DB trap follows the iteration that hit
+       (SDM vol. 3 18.3.1.2), EIP still on the instruction while ECX lasts; the next
+       iteration that reaches the page faults again. */
+    v->dbg.wstep_rep1 = string && has_rep(&in) && guest_data_bps(v);
     for (uint8_t i = 0; i < in.operand_count; i++) {
         const ZydisDecodedOperand *op = &ops[i];
         if (op->type != ZYDIS_OPERAND_TYPE_MEMORY || op->mem.type == ZYDIS_MEMOP_TYPE_AGEN)
@@ -186,6 +207,7 @@ bool xbt_watch_fault(struct xbt_vcpu *v, uint32_t lin, bool write, bool paged)
 {
     if (!page_watched(v, lin & ~0xFFFu))
         return false;
+    v->dbg.wstep_rep1 = false;
     check_fault(v, lin, write);
     v->dbg.wstep = true;
     v->dbg.wstep_paged = paged;
@@ -219,16 +241,19 @@ static void hide_identity(struct xbt_vcpu *v)
 int xbt_watch_dispatch(struct xbt_vcpu *v)
 {
     if (v->dbg.wstep && !v->smc.single) { /* the instruction has run */
-        v->dbg.wstep = false;
+        v->dbg.wstep = v->dbg.wstep_rep1 = false;
         if (v->dbg.wstep_paged)
             xbt_window_drop(v->mmu, v->dbg.wstep_page, 4096);
     }
     if (!xbt_paging(v) && !v->dbg.wstep)
         hide_identity(v);
     if (v->dbg.ghit && !v->dbg.wstep) {
-        /* The guest's data breakpoints the instruction (or an event's frame) hit: a #DB
-           trap now, after it, with their DR6 bits. */
-        v->arch.dr[6] |= v->dbg.ghit;
+        /* The guest's data or I/O breakpoints the instruction (or an event's frame) hit:
+           a #DB trap now, after it, with their DR6 bits, and BS when the same
+           instruction was single-stepped (one #DB for both, as the SDM's DR6 reports
+           them). */
+        v->arch.dr[6] |= v->dbg.ghit | (v->tf.pending ? XBT_DR6_BS : 0);
+        v->tf.pending = false;
         v->dbg.ghit = 0;
         return xbt_raise(v, XBT_DB, false, 0, v->ctx.eip) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
     }
@@ -299,8 +324,8 @@ xbt_status xbt_vcpu_set_watchpoint(xbt_vcpu *v, uint32_t linear, uint32_t len, i
 /* The guest's breakpoints (SDM vol. 3 18.2): DRn with DR7's Ln or Gn set; R/Wn 01
    (writes) or 11 (reads and writes): a data breakpoint of LENn 1, 2, 8 or 4 bytes, the
    address aligned down to it; R/Wn 00: an instruction breakpoint (run.c, with RF; the
-   translations are dropped when their set changes).  I/O breakpoints and DR7.GD are
-   not built: they raise nothing (README). */
+   translations are dropped when their set changes).  I/O breakpoints (R/Wn 10 with
+   CR4.DE) are checked by the port callouts (callouts.c io_bp_hits), DR7.GD by MOV DR. */
 void xbt_watch_guest_sync(struct xbt_vcpu *v)
 {
     uint32_t gbp[4], n_gbp = 0;
