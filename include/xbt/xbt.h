@@ -118,6 +118,8 @@ extern "C" {
  *   the embedder's page of values, as APICv's APIC-register virtualization does).
  *   API 1.9: XBT_WINDOW_UK (user code reaching the U-window through the K-window's GS
  *   base); the runtime runs translated user code so on hosts without FSGSBASE.
+ *   API 1.10: xbt_vcpu_events.resume_flag and db_pending (were reserved, 0), so a saved
+ *   state keeps EFLAGS.RF and a #DB trap that is due.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -125,7 +127,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 9
+#define XBT_API_VERSION_MINOR 10
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -969,10 +971,15 @@ typedef struct xbt_vcpu_events {
     uint8_t exit_pending;     /* get only (0 on set): the last exit is not complete (an
                                  IN's or MMIO read's data awaited, more MMIO stores of
                                  one instruction to send): run again before saving */
-    uint8_t reserved[2];      /* 0 */
+    uint8_t resume_flag;      /* EFLAGS.RF: the instruction at EIP takes no instruction
+                                 breakpoint (API 1.10; 0 before) */
+    uint8_t db_pending;       /* a #DB trap due after the last instruction (API 1.10; 0
+                                 before): bits 0-3 the DR6 bits B0-B3 of the data or I/O
+                                 breakpoints it hit, bit 4 a single-step trap (DR6.BS) */
 } xbt_vcpu_events;
 xbt_status xbt_vcpu_get_events(xbt_vcpu *cpu, xbt_vcpu_events *ev);
-/* XBT_E_INVAL for a field other than 0 or 1, exit_pending or reserved set. */
+/* XBT_E_INVAL for a field other than 0 or 1 (db_pending: above 0x1f) or exit_pending
+   set. */
 xbt_status xbt_vcpu_set_events(xbt_vcpu *cpu, const xbt_vcpu_events *ev);
 
 /*

@@ -149,15 +149,17 @@ xbt_status xbt_vcpu_get_events(xbt_vcpu *v, xbt_vcpu_events *e)
     e->interrupt_shadow = v->arch.interrupt_shadow && v->arch.shadow_eip == v->ctx.eip;
     e->halted = v->arch.halted;
     e->debug_trap = v->arch.tss_trap;
+    e->resume_flag = v->arch.rf;
+    e->db_pending = (uint8_t)((v->dbg.ghit & 0xF) | (v->tf.pending ? 0x10 : 0));
     e->exit_pending = exit_pending(v);
     return XBT_OK;
 }
 
 xbt_status xbt_vcpu_set_events(xbt_vcpu *v, const xbt_vcpu_events *e)
 {
-    if (!v || !e || atomic_load(&v->running) || e->exit_pending || e->reserved[0] ||
-        e->reserved[1] || (e->nmi_pending | e->nmi_blocked | e->interrupt_shadow |
-                           e->halted | e->debug_trap) > 1)
+    if (!v || !e || atomic_load(&v->running) || e->exit_pending || e->db_pending > 0x1F ||
+        (e->nmi_pending | e->nmi_blocked | e->interrupt_shadow | e->halted | e->debug_trap |
+         e->resume_flag) > 1)
         return XBT_E_INVAL;
     atomic_store(&v->nmi_pending, e->nmi_pending != 0);
     v->arch.nmi_blocked = e->nmi_blocked;
@@ -165,6 +167,9 @@ xbt_status xbt_vcpu_set_events(xbt_vcpu *v, const xbt_vcpu_events *e)
     v->arch.shadow_eip = v->ctx.eip;
     v->arch.halted = e->halted;
     v->arch.tss_trap = e->debug_trap;
+    v->arch.rf = e->resume_flag;
+    v->dbg.ghit = e->db_pending & 0xF;
+    v->tf.pending = (e->db_pending & 0x10) != 0;
     if (e->nmi_pending || !e->interrupt_shadow)
         v->ctx.intr_gate = (uint64_t)(uintptr_t)xbt_jit_intr_pending; /* looked at first */
     return XBT_OK;
@@ -777,8 +782,9 @@ static xbt_status check_staged(const struct staged_cpu *s, uint32_t k)
     const xbt_vcpu_events *e = &s->ev;
     if (s->fpu.mxcsr & ~host_mxcsr_mask())
         return fail(XBT_E_INVAL, "the state's MXCSR of vCPU %u has reserved bits set", k);
-    if (e->exit_pending || e->reserved[0] || e->reserved[1] ||
-        (e->nmi_pending | e->nmi_blocked | e->interrupt_shadow | e->halted | e->debug_trap) > 1)
+    if (e->exit_pending || e->db_pending > 0x1F ||
+        (e->nmi_pending | e->nmi_blocked | e->interrupt_shadow | e->halted | e->debug_trap |
+         e->resume_flag) > 1)
         return fail(XBT_E_INVAL, "the state's events of vCPU %u are invalid", k);
     return XBT_OK;
 }

@@ -621,6 +621,8 @@ START_TEST(fpu_events_limits)
     e.nmi_blocked = 1;
     e.halted = 1;
     e.nmi_pending = 1;
+    e.resume_flag = 1;
+    e.db_pending = 0x11; /* a single step and DR0's breakpoint */
     ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_OK);
     xbt_vcpu_events g;
     ck_assert_int_eq(xbt_vcpu_get_events(cpu, &g), XBT_OK);
@@ -629,7 +631,9 @@ START_TEST(fpu_events_limits)
     ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
     e.halted = 0, e.exit_pending = 1;
     ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
-    e.exit_pending = 0, e.reserved[1] = 1;
+    e.exit_pending = 0, e.db_pending = 0x20;
+    ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
+    e.db_pending = 0, e.resume_flag = 2;
     ck_assert_int_eq(xbt_vcpu_set_events(cpu, &e), XBT_E_INVAL);
     xbt_vm_destroy(vm);
 }
