@@ -342,16 +342,36 @@ void xbt_watch_guest_sync(struct xbt_vcpu *v)
         v->dbg.n_gbp = n_gbp;
         xbt_debug_bps_changed(v);
     }
-    for (uint32_t i = v->dbg.n_wp; i-- > 0;)
-        if (v->dbg.wp[i].dr >= 0)
-            watch_remove(v, i);
-    uint32_t dr7 = v->arch.dr[7];
+    /* The data breakpoints DR0-DR3 and DR7 ask for; the watchpoints change (each a
+       window drop) only when they differ from the ones there (a guest rewrites DR7 with
+       the same breakpoints often: Linux at every context switch of a debugged task). */
+    struct xbt_watch want[4];
+    uint32_t n_want = 0, n_have = 0, dr7 = v->arch.dr[7];
     static const uint32_t lens[4] = { 1, 2, 8, 4 };
     for (int n = 0; n < 4; n++) {
         uint32_t rw = (dr7 >> (16 + 4 * n)) & 3, len = lens[(dr7 >> (18 + 4 * n)) & 3];
-        if (!((dr7 >> (2 * n)) & 3) || (rw != 1 && rw != 3))
-            continue;
-        watch_add(v, v->arch.dr[n] & ~(len - 1), len,
-                  rw == 1 ? XBT_WATCH_WRITE : XBT_WATCH_ACCESS, (int8_t)n);
+        if (((dr7 >> (2 * n)) & 3) && (rw == 1 || rw == 3))
+            want[n_want++] = (struct xbt_watch){ v->arch.dr[n] & ~(len - 1), len,
+                                                 rw == 1 ? XBT_WATCH_WRITE : XBT_WATCH_ACCESS,
+                                                 (int8_t)n };
     }
+    bool same = true;
+    for (uint32_t i = 0; i < v->dbg.n_wp; i++) {
+        const struct xbt_watch *w = &v->dbg.wp[i];
+        if (w->dr < 0)
+            continue;
+        n_have++;
+        bool found = false;
+        for (uint32_t k = 0; k < n_want && !found; k++)
+            found = want[k].dr == w->dr && want[k].lin == w->lin && want[k].len == w->len &&
+                    want[k].kind == w->kind;
+        same = same && found;
+    }
+    if (same && n_have == n_want)
+        return;
+    for (uint32_t i = v->dbg.n_wp; i-- > 0;)
+        if (v->dbg.wp[i].dr >= 0)
+            watch_remove(v, i);
+    for (uint32_t k = 0; k < n_want; k++)
+        watch_add(v, want[k].lin, want[k].len, want[k].kind, want[k].dr);
 }
