@@ -466,11 +466,11 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
 static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size, bool write,
                                 uint32_t mask, uint32_t ptr)
 {
-    /* One element at a time too under TF, with watchpoints or data breakpoints (each
+    /* One element at a time too under TF, with the guest's data breakpoints (each
        element's access checked and reported after its iteration) and where an I/O
-       breakpoint hit (its trap after the first iteration). */
+       breakpoint hit (its trap after the first iteration: io_bp). */
     if (!(v->vm->cfg.flags & XBT_VM_STRING_IO) || (v->ctx.eflags & XBT_EFLAGS_DF) ||
-        v->tf.stepping || v->dbg.n_wp || v->dbg.ghit)
+        v->tf.stepping || v->dbg.io_bp || xbt_watch_guest_any(v))
         return 1;
     uint32_t n = v->ctx.gpr[XBT_ECX] & mask;
     uint32_t room = (4096 - (lin & 0xFFF)) / size;
@@ -530,6 +530,17 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
     return io_exit(v, port, size, false, get_reg(v, XBT_EAX, size));
 }
 
+/* An element of REP INS/OUTS goes with more to come: EIP stays on the instruction, the
+   iteration ends it for TF (run.c guest_insn_end), and RF is set until the next one, as
+   between any two iterations (SDM vol. 3 18.3.1.1: an event's frame carries it, and a
+   code breakpoint on the instruction is not taken again). */
+static void string_io_iteration(struct xbt_vcpu *v, bool more)
+{
+    v->tf.iter_done = more;
+    if (more)
+        v->arch.rf = true;
+}
+
 /* INS and OUTS, with or without REP. */
 static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
 {
@@ -545,8 +556,11 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
         return next(v);
     uint16_t port = (uint16_t)v->ctx.gpr[XBT_EDX];
     int step = (v->ctx.eflags & XBT_EFLAGS_DF) ? -(int)size : (int)size;
-    v->dbg.ghit |= io_bp_hits(v, port, size);
-    v->tf.iter_done = rep && (*ecx & m) != 1; /* EIP stays on it after this element */
+    /* An I/O breakpoint's hit and the end of an iteration (EIP staying on the
+       instruction) count once the element goes: not when its read met MMIO (the
+       instruction then runs again from its start) or faulted. */
+    v->dbg.io_bp = io_bp_hits(v, port, size);
+    bool more = rep && (*ecx & m) != 1;
     /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
        instruction until the count runs out. */
     if (s->kind == XBT_CO_OUTS) {
@@ -566,6 +580,8 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
         if (rep)
             xbt_str_add(ecx, m, (uint32_t)-1);
         v->ctx.eip = rep && (*ecx & m) ? eip : nxt;
+        v->dbg.ghit |= v->dbg.io_bp;
+        string_io_iteration(v, more);
         return io_exit(v, port, size, false, val);
     }
     /* The store to ES:(E)DI is made when the data comes: check it now, with the rights
@@ -582,6 +598,8 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
     v->ctx.eip = v->pio.next_eip;
     if (n > 1)
         return string_io_exit(v, port, size, true, n);
+    v->dbg.ghit |= v->dbg.io_bp;
+    string_io_iteration(v, more);
     return io_exit(v, port, size, true, 0);
 }
 

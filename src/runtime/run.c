@@ -1097,7 +1097,9 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     v->xl.mmio_site = v->xl.pf_site = NULL;
     /* The guest's single-step and data breakpoints: a trap per iteration (watch.c). */
     v->xl.rep_one = v->tf.stepping || v->dbg.wstep_rep1;
+    v->xl.rep_one_made = false;
     enum xbt_tstatus ts = translate_tb(v, m);
+    bool one_iteration = v->xl.rep_one_made;
     v->xl.rep_one = false;
     v->xl.max_insns = saved;
     v->xl.mmio_site = site;
@@ -1121,9 +1123,16 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
         v->smc.single = true; /* after the requests: this instruction alone again */
         return XBT_LEAVE_DISPATCH;
     }
+    uint32_t eip = v->ctx.eip;
+    uint16_t cs = v->arch.seg[XBT_CS].selector;
     int rc = xbt_jit_enter(&v->ctx, v->smc.exec);
     tc_leave(v);
     v->arch.interrupt_shadow = false; /* the covered instruction has run */
+    if (one_iteration && v->ctx.eip == eip && v->arch.seg[XBT_CS].selector == cs &&
+        (rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT)) {
+        v->tf.iter_done = true; /* an iteration, more to come (guest_insn_end) */
+        v->arch.rf = true;      /* between iterations (as string_io_iteration) */
+    }
     return rc;
 }
 
@@ -1324,14 +1333,18 @@ static void guest_insn_start(struct xbt_vcpu *v, bool tf)
    loaded SS nor halted, makes the single-step trap due. */
 static void guest_insn_end(struct xbt_vcpu *v, int rc)
 {
-    bool moved = v->ctx.eip != v->tf.eip || v->arch.seg[XBT_CS].selector != v->tf.cs ||
-                 v->tf.iter_done;
+    bool went = v->ctx.eip != v->tf.eip || v->arch.seg[XBT_CS].selector != v->tf.cs;
+    bool iteration = v->tf.iter_done && !went, moved = went || iteration;
     if (rc == XBT_LEAVE_EXIT && !moved)
         return; /* open across the exit */
     bool done = rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT || moved;
     v->tf.open = false;
     if (done) {
-        if (!v->tf.rf_loaded)
+        /* Between two iterations RF is set (SDM vol. 3 18.3.1.1: an event's frame
+           there carries it, and no code breakpoint is taken again before the next). */
+        if (iteration)
+            v->arch.rf = true;
+        else if (!v->tf.rf_loaded)
             v->arch.rf = false;
         v->tf.pending = v->tf.stepping && !v->tf.faulted && !v->tf.ss_loaded &&
                         !v->arch.halted && !v->arch.shutdown;

@@ -150,7 +150,9 @@ xbt_status xbt_vcpu_get_events(xbt_vcpu *v, xbt_vcpu_events *e)
     e->halted = v->arch.halted;
     e->debug_trap = v->arch.tss_trap;
     e->resume_flag = v->arch.rf;
-    e->db_pending = (uint8_t)((v->dbg.ghit & 0xF) | (v->tf.pending ? 0x10 : 0));
+    /* (While a watch step waits to run, ghit is that step's, not yet due.) */
+    e->db_pending = (uint8_t)((v->dbg.wstep ? 0 : v->dbg.ghit & 0xF) |
+                              (v->tf.pending ? 0x10 : 0));
     e->exit_pending = exit_pending(v);
     return XBT_OK;
 }

@@ -396,7 +396,8 @@ struct xbt_vcpu {
         bool stepping, faulted, ss_loaded, pending;
         bool open; /* that instruction started (TF or RF): its completion still to see */
         bool rf_loaded; /* it loaded RF itself (IRET, a task switch): RF outlives it */
-        bool iter_done; /* an iteration of REP INS/OUTS completed, EIP kept on it */
+        bool iter_done; /* an iteration of a REP string instruction completed, EIP kept
+                           on it (REP INS/OUTS callouts, a one-iteration step) */
     } tf;
 
     /* The debugger's breakpoints (linear addresses) and single-step (run.c). */
@@ -420,6 +421,8 @@ struct xbt_vcpu {
         struct xbt_watch { uint32_t lin, len; uint8_t kind; int8_t dr; } wp[XBT_MAX_WATCHPOINTS + 4];
         uint32_t n_wp;
         uint8_t ghit;
+        uint8_t io_bp;               /* the I/O breakpoints a string I/O element's port
+                                        meets (callouts.c; into ghit once it goes) */
         bool wstep, wstep_paged;
         bool wstep_rep1;             /* the step is one iteration of a REP string
                                         instruction (the guest's data breakpoints: a
@@ -642,6 +645,8 @@ static inline void xbt_load_rf(struct xbt_vcpu *v, uint32_t eflags)
 }
 
 void xbt_watch_guest_sync(struct xbt_vcpu *v);
+/* Whether the guest has data breakpoints (watchpoints with a DR number). */
+bool xbt_watch_guest_any(const struct xbt_vcpu *v);
 /* Whether lin holds a breakpoint, the embedder's or the guest's instruction breakpoint:
    translated code never runs into one (blocks end before it, no chain or lookup entry
    leads into a block at one), so the dispatcher sees it. */

@@ -123,7 +123,7 @@ static bool has_rep(const ZydisDecodedInstruction *in)
                              ZYDIS_ATTRIB_HAS_REPNE);
 }
 
-static bool guest_data_bps(const struct xbt_vcpu *v)
+bool xbt_watch_guest_any(const struct xbt_vcpu *v)
 {
     for (uint32_t i = 0; i < v->dbg.n_wp; i++)
         if (v->dbg.wp[i].dr >= 0)
@@ -131,10 +131,23 @@ static bool guest_data_bps(const struct xbt_vcpu *v)
     return false;
 }
 
+/* Whether [lin, lin + len) meets a guest data breakpoint of its kind. */
+static bool guest_bp_in(const struct xbt_vcpu *v, uint32_t lin, uint32_t len, bool write)
+{
+    uint8_t kind = write ? XBT_WATCH_WRITE : XBT_WATCH_READ;
+    for (uint32_t i = 0; i < v->dbg.n_wp; i++) {
+        const struct xbt_watch *w = &v->dbg.wp[i];
+        if (w->dr >= 0 && (w->kind & kind) && overlaps(lin, len, w->lin, w->len))
+            return true;
+    }
+    return false;
+}
+
 /* A string instruction's operand over the iterations left (ECX with a REP prefix), or
-   over the current one when the step runs one iteration (wstep_rep1). */
-static void check_string_operand(struct xbt_vcpu *v, const ZydisDecodedInstruction *in,
-                                 const ZydisDecodedOperand *op)
+   over the current one when the step runs one iteration (wstep_rep1).  `probe`: only
+   whether that range meets a guest data breakpoint, nothing recorded. */
+static bool check_string_operand(struct xbt_vcpu *v, const ZydisDecodedInstruction *in,
+                                 const ZydisDecodedOperand *op, bool probe)
 {
     uint32_t size = op->size / 8, count = 1;
     if (has_rep(in) && !v->dbg.wstep_rep1)
@@ -146,13 +159,17 @@ static void check_string_operand(struct xbt_vcpu *v, const ZydisDecodedInstructi
     uint32_t at = seg_base_of(v, edi ? ZYDIS_REGISTER_ES : op->mem.segment) +
                   (v->ctx.gpr[edi ? XBT_EDI : XBT_ESI] & amask);
     if (!size || !count)
-        return;
+        return false;
     uint64_t span = (uint64_t)count * size;
     if (span > 0xFFFFFFFFull)
         span = 0xFFFFFFFFull;
     if (v->ctx.eflags & XBT_EFLAGS_DF)
         at = at - (uint32_t)span + size;
-    check_access(v, at, (uint32_t)span, (op->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0);
+    bool write = (op->actions & ZYDIS_OPERAND_ACTION_MASK_WRITE) != 0;
+    if (probe)
+        return guest_bp_in(v, at, (uint32_t)span, write);
+    check_access(v, at, (uint32_t)span, write);
+    return false;
 }
 
 /* The access the faulting instruction made at lin (see the top). */
@@ -166,17 +183,24 @@ static void check_fault(struct xbt_vcpu *v, uint32_t lin, bool write)
     }
     uint32_t size = 0;
     bool string = is_string(in.mnemonic);
-    /* With the guest's data breakpoints a REP string instruction runs one iteration per
-       step (translator rep_one), so that the #DB trap follows the iteration that hit
-       (SDM vol. 3 18.3.1.2), EIP still on the instruction while ECX lasts; the next
-       iteration that reaches the page faults again. */
-    v->dbg.wstep_rep1 = string && has_rep(&in) && guest_data_bps(v);
+    /* A REP string instruction whose iterations left reach a guest data breakpoint runs
+       one iteration per step (translator rep_one), so that the #DB trap follows the
+       iteration that hit (SDM vol. 3 18.3.1.2), EIP still on the instruction while ECX
+       lasts; the next iteration that reaches the page faults and is looked at again
+       (once past the breakpoint, the rest runs whole). */
+    v->dbg.wstep_rep1 = false;
+    if (string && has_rep(&in) && xbt_watch_guest_any(v))
+        for (uint8_t i = 0; i < in.operand_count; i++)
+            if (ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY &&
+                ops[i].mem.type != ZYDIS_MEMOP_TYPE_AGEN &&
+                check_string_operand(v, &in, &ops[i], true))
+                v->dbg.wstep_rep1 = true;
     for (uint8_t i = 0; i < in.operand_count; i++) {
         const ZydisDecodedOperand *op = &ops[i];
         if (op->type != ZYDIS_OPERAND_TYPE_MEMORY || op->mem.type == ZYDIS_MEMOP_TYPE_AGEN)
             continue;
         if (string) {
-            check_string_operand(v, &in, op);
+            check_string_operand(v, &in, op, false);
             continue;
         }
         uint32_t n = op->size / 8;
@@ -249,12 +273,13 @@ int xbt_watch_dispatch(struct xbt_vcpu *v)
         hide_identity(v);
     if (v->dbg.ghit && !v->dbg.wstep) {
         /* The guest's data or I/O breakpoints the instruction (or an event's frame) hit:
-           a #DB trap now, after it, with their DR6 bits, and BS when the same
-           instruction was single-stepped (one #DB for both, as the SDM's DR6 reports
-           them). */
-        v->arch.dr[6] |= v->dbg.ghit | (v->tf.pending ? XBT_DR6_BS : 0);
-        v->tf.pending = false;
+           a #DB trap now, after it, with their DR6 bits.  When the same instruction was
+           single-stepped, its trap (run.c guest_tf_trap, next) is the same #DB: one
+           for both, as the SDM's DR6 reports them. */
+        v->arch.dr[6] |= v->dbg.ghit;
         v->dbg.ghit = 0;
+        if (v->tf.pending)
+            return 0;
         return xbt_raise(v, XBT_DB, false, 0, v->ctx.eip) ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
     }
     if (!v->dbg.whit || v->dbg.wstep)

@@ -1270,6 +1270,7 @@ static void emit_string16(xbt_tx *t, const xbt_insn *in, int src_seg, bool dst,
         if (t->tr->rep_one) {
             /* One iteration (translator.h): CX left, back to the instruction's own EIP
                (below, after ESI/EDI are whole again); none left, on. */
+            t->tr->rep_one_made = true;
             uint32_t last = emit_jcxz16(t);
             more = xbt_emit_branch32(t, M(JMP));
             xbt_patch_rel8(t, last, t->len);
@@ -1320,6 +1321,7 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         return;
     }
     if (rep && t->tr->rep_one && t->mode->window != XBT_WINDOW_D) {
+        t->tr->rep_one_made = true;
         emit_string_iteration(t, in, rep, src, dst, src_seg, arg);
         t->b->stats.rewritten++;
         return;

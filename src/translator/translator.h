@@ -181,6 +181,7 @@ typedef struct xbt_translator {
        EIP (the guest's single-step trap comes after each iteration, SDM vol. 3
        18.3.1.4; run.c). */
     bool rep_one;
+    bool rep_one_made; /* out: an instruction was made so (the caller clears it) */
     /* A trace: the recorded path (the start EIPs of the basic blocks that ran, the
        first being the block's own EIP).  At the branch that ends each of them the
        translation goes on at the next one: a conditional branch's other direction

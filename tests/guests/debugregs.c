@@ -17,13 +17,20 @@
  *     backwards, REPE CMPSB on its source), paging off and on;
  *   - TF over REP OUTSB: a trap after each iteration;
  *   - RF loaded by an IRET that itself ran with RF set: the instruction it returns to
- *     takes no breakpoint (QEMU TCG clears RF after such an IRET: not checked there).
+ *     takes no breakpoint (QEMU TCG clears RF after such an IRET: not checked there);
+ *   - OUTSB from MMIO with an I/O breakpoint (one trap), TF over REP OUTSB from MMIO;
+ *   - a code breakpoint on REP OUTSB and REP MOVSB whose handler sets RF: one #DB, none
+ *     between iterations, whose trap frames carry RF (QEMU TCG takes the breakpoint
+ *     before every iteration: not checked there);
+ *   - a single-stepped store that hits a data breakpoint: one #DB with BS and B0 (QEMU
+ *     TCG's traps land inside the handler: not checked there).
  * Runs on QEMU TCG too (run-guest.sh), where the checks hold but the ones named.
  */
 #include "lib/guest.h"
 
 #define MAXT 16
-static volatile u32 teip[MAXT], tdr6[MAXT], tecx[MAXT], ntraps;
+static void set_dr7(u32 v) { __asm__ volatile("mov %0, %%dr7" : : "r"(v) : "memory"); }
+static volatile u32 teip[MAXT], tdr6[MAXT], tecx[MAXT], tefl[MAXT], ntraps;
 static volatile int set_rf;
 
 /* #DB: recorded (EIP, DR6, ECX), DR6 cleared; RF set in the frame when asked (an
@@ -36,8 +43,13 @@ static void db_handler(struct frame *f)
         teip[ntraps] = f->eip;
         tdr6[ntraps] = dr6;
         tecx[ntraps] = f->ecx;
+        tefl[ntraps] = f->eflags;
     }
     ntraps++;
+    if (ntraps == 200) { /* a livelock: end it, the checks then fail */
+        set_dr7(0);
+        f->eflags &= ~0x100u;
+    }
     __asm__ volatile("mov %0, %%dr6" : : "r"(0u));
     if (set_rf)
         f->eflags |= 0x10000u;
@@ -47,10 +59,8 @@ static void reset(void)
 {
     ntraps = 0;
     for (int i = 0; i < MAXT; i++)
-        teip[i] = tdr6[i] = tecx[i] = 0;
+        teip[i] = tdr6[i] = tecx[i] = tefl[i] = 0;
 }
-
-static void set_dr7(u32 v) { __asm__ volatile("mov %0, %%dr7" : : "r"(v) : "memory"); }
 static u32 get_dr7(void) { u32 v; __asm__ volatile("mov %%dr7, %0" : "=r"(v)); return v; }
 static u32 get_dr6(void) { u32 v; __asm__ volatile("mov %%dr6, %0" : "=r"(v)); return v; }
 
@@ -153,11 +163,41 @@ static void io_breakpoints(void)
                      : : "i"(io_src) : "ecx", "edx", "esi", "memory", "cc");
     set_dr7(0);
     show("I/O breakpoint, REP OUTSB");
-    if (on_qemu_tcg())
+    if (on_qemu_tcg()) {
         printf("I/O breakpoint on REP OUTSB: not checked on QEMU TCG\n");
-    else
-        CHECK(ntraps >= 1 && teip[0] == (u32)io_rep && tecx[0] == 2,
-              "I/O breakpoint on REP OUTSB: a trap after the first iteration");
+    } else {
+        CHECK(ntraps == 3 && teip[0] == (u32)io_rep && tecx[0] == 2 &&
+                  teip[1] == (u32)io_rep && tecx[1] == 1 && teip[2] == (u32)io_rep_end,
+              "I/O breakpoint on REP OUTSB: a trap after each iteration, the first after "
+              "the first");
+        CHECK((tefl[0] & 0x10000u) && (tefl[1] & 0x10000u) && !(tefl[2] & 0x10000u),
+              "I/O breakpoint on REP OUTSB: RF in the frames between iterations only");
+    }
+
+    /* OUTSB whose source is MMIO (the HPET's first register): one trap, after it; TF
+       over REP OUTSB from there: one per iteration (the MMIO read first runs the
+       instruction again from its start, which must not count as an iteration). */
+    extern u8 io_mmio_end[], io_mmio_rep[], io_mmio_rep_end[];
+    reset();
+    set_dr7(DR7_IO0_1);
+    __asm__ volatile("cld\n\tmovw $0x80, %%dx\n\tmovl $0xfed00000, %%esi\n\toutsb\n"
+                     ".globl io_mmio_end\nio_mmio_end:\tnop\n"
+                     : : : "edx", "esi", "memory", "cc");
+    set_dr7(0);
+    if (ntraps != 1 || teip[0] != (u32)io_mmio_end)
+        show("I/O breakpoint, OUTSB from MMIO");
+    CHECK(ntraps == 1 && teip[0] == (u32)io_mmio_end,
+          "I/O breakpoint on OUTSB from MMIO: one trap, after it");
+    reset();
+    __asm__ volatile("cld\n\tmovw $0x80, %%dx\n\tmovl $0xfed00000, %%esi\n\tmovl $2, %%ecx\n\t"
+                     "pushfl\n\torl $0x100, (%%esp)\n\tpopfl\n"
+                     ".globl io_mmio_rep\nio_mmio_rep:\trep outsb\n"
+                     ".globl io_mmio_rep_end\nio_mmio_rep_end:\tpushfl\n\tandl $~0x100, (%%esp)\n\tpopfl\n"
+                     : : : "ecx", "edx", "esi", "memory", "cc");
+    if (!(teip[0] == (u32)io_mmio_rep && tecx[0] == 1 && teip[1] == (u32)io_mmio_rep_end))
+        show("TF over REP OUTSB from MMIO");
+    CHECK(teip[0] == (u32)io_mmio_rep && tecx[0] == 1 && teip[1] == (u32)io_mmio_rep_end,
+          "TF over REP OUTSB from MMIO: a trap after each iteration");
     reset();
     outb(0x80, 0); /* disabled: nothing */
     CHECK_EQ(ntraps, 0, "I/O breakpoints disabled in DR7: no trap");
@@ -293,6 +333,76 @@ static void rf_from_iret(void)
                   "target");
 }
 
+/* ---- a code breakpoint on a REP instruction ------------------------------------------ */
+
+extern u8 cb_outs[], cb_movs[];
+static u8 cb_page[4096] __attribute__((aligned(4096)));
+
+/* The handler sets RF: the instruction then runs, every iteration, without another
+   #DB (RF stays set between iterations); REP OUTSB one element per exit, REP MOVSB
+   one iteration per step (a data breakpoint ahead on its page). */
+static void code_breakpoint_on_rep(void)
+{
+    reset();
+    set_rf = 1;
+    __asm__ volatile("mov %0, %%dr0" : : "r"((u32)cb_outs) : "memory");
+    set_dr7(0x1u);
+    __asm__ volatile("cld\n\tmovw $0x80, %%dx\n\tmovl %0, %%esi\n\tmovl $3, %%ecx\n"
+                     ".globl cb_outs\ncb_outs:\trep outsb\n\tnop\n"
+                     : : "i"(io_src) : "ecx", "edx", "esi", "memory", "cc");
+    u32 n_outs = ntraps;
+    reset();
+    u8 *src = cb_page, *dst = cb_page + 64;
+    __asm__ volatile("mov %0, %%dr0\n\tmov %1, %%dr1" : : "r"((u32)cb_movs), "r"((u32)cb_page + 68)
+                     : "memory");
+    set_dr7(0x1u | 0x4u | 0x1u << 20); /* DR0 code, DR1 write (1 byte at dst + 4) */
+    __asm__ volatile("cld\n\tmovl $8, %%ecx\n"
+                     ".globl cb_movs\ncb_movs:\trep movsb\n\tnop\n"
+                     : "+S"(src), "+D"(dst) : : "ecx", "memory", "cc");
+    set_dr7(0);
+    set_rf = 0;
+    /* REP MOVSB: the code breakpoint once, then the data breakpoint after the 5th
+       iteration (ECX 3). */
+    int ok = n_outs == 1 && ntraps == 2 && teip[0] == (u32)cb_movs && (tdr6[0] & 0xf) == 1 &&
+             teip[1] == (u32)cb_movs && tecx[1] == 3 && (tdr6[1] & 0xf) == 2;
+    if (!ok) {
+        printf("code breakpoint on REP OUTSB: %u traps\n", n_outs);
+        show("code breakpoint on REP MOVSB");
+    }
+    if (on_qemu_tcg())
+        printf("code breakpoint on a REP instruction: not checked on QEMU TCG (it takes it "
+               "again before every iteration)\n");
+    else
+        CHECK(ok, "a code breakpoint on a REP instruction: one #DB, none between "
+                  "iterations");
+}
+
+/* ---- a single step and a data breakpoint at once ------------------------------------- */
+
+static volatile u32 step_var;
+extern u8 sd_store[], sd_next[];
+
+static void step_and_data(void)
+{
+    reset();
+    __asm__ volatile("mov %0, %%dr0" : : "r"((u32)&step_var) : "memory");
+    set_dr7(0x1u | 0x1u << 16 | 0x3u << 18);
+    __asm__ volatile("pushfl\n\torl $0x100, (%%esp)\n\tpopfl\n\tnop\n"
+                     ".globl sd_store\nsd_store:\tmovl $1, %0\n"
+                     ".globl sd_next\nsd_next:\tnop\n"
+                     "pushfl\n\tandl $~0x100, (%%esp)\n\tpopfl\n" : "=m"(step_var) : : "memory", "cc");
+    set_dr7(0);
+    int ok = ntraps == 6 && teip[1] == (u32)sd_next && (tdr6[1] & 0xe00f) == 0x4001 &&
+             (tdr6[0] & 0xe00f) == 0x4000 && (tdr6[2] & 0xe00f) == 0x4000;
+    if (!ok)
+        show("single step and data breakpoint");
+    if (on_qemu_tcg())
+        printf("a stepped store that hits a data breakpoint: not checked on QEMU TCG (its "
+               "traps land inside the handler)\n");
+    else
+        CHECK(ok, "a stepped store that hits a data breakpoint: one #DB, DR6.BS and B0");
+}
+
 static u32 pd[1024] __attribute__((aligned(4096)));
 
 void main(void)
@@ -304,6 +414,8 @@ void main(void)
     rep_breakpoints("paging off");
     tf_rep_outs();
     rf_from_iret();
+    code_breakpoint_on_rep();
+    step_and_data();
     for (u32 i = 0; i < 32; i++)
         pd[i] = i << 22 | 0x87;
     u32 cr0 = paging_on_pse(pd);
