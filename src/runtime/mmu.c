@@ -259,6 +259,7 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
     if (fetch)
         writable = false;
+    m->clean_alone = vm->n_vcpus > 1;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc.single);
     spec_recheck(v);
     if (rc == XBT_DMAP_FAIL && win != XBT_WINDOW_D) {
@@ -291,9 +292,18 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
     /* One page; no watchpoint (the window's fault reports it). */
     if (!xbt_paging(v) || win == XBT_WINDOW_D || v->dbg.n_wp || size == 0 ||
         (lin & 0xFFF) + size > 4096 ||
-        (win == XBT_WINDOW_K && (v->arch.cr4 & XBT_CR4_SMAP)) ||
-        !xbt_window_churns(v->mmu, lin))
+        (win == XBT_WINDOW_K && (v->arch.cr4 & XBT_CR4_SMAP)))
         return xbt_window_probe(v, win, lin, write);
+    if (!xbt_window_churns(v->mmu, lin)) {
+        /* With several vCPUs, a read of a page whose entry is writable and clean goes
+           without the window too (struct xbt_smmu's clean): mapped read-only now, its
+           first write would be a TLB flush on every CPU. */
+        xbt_walk_result q;
+        if (write || vm->n_vcpus < 2 ||
+            !xbt_walk_quiet(v, lin, win != XBT_WINDOW_K, false, &q) || !q.writable ||
+            q.dirty || !xbt_window_clean_read(v->mmu, lin))
+            return xbt_window_probe(v, win, lin, write);
+    }
     /* The walk through the software TLB (excp.c: emptied at every TLB-flushing event, as
        a TLB is; a miss walks and sets the accessed and dirty flags); one it refuses is
        walked again by the probe, which raises the #PF. */
@@ -341,6 +351,7 @@ int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
             return XBT_WP_ACCESS; /* code again: the access faults into paged_fault */
         writable = false;
     }
+    m->clean_alone = vm->n_vcpus > 1;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single);
     spec_recheck(v);
     if (rc != XBT_DMAP_OK)

@@ -171,7 +171,11 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
         bool still = (pte0 & XBT_PTE_P) && (pte0 & amask) == glo &&
                      !(pae && (pte0 >> 36)) && (!writable || (pte0 & XBT_PTE_RW)) &&
                      ((pte0 & XBT_PTE_US) != 0) == r->user;
-        if (still && (pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D))) {
+        /* (With several vCPUs a read-only run of clean, writable entries is the page
+           alone: struct xbt_smmu's clean_alone.) */
+        bool clean = !writable && (pte0 & XBT_PTE_RW) && !(pte0 & XBT_PTE_D);
+        if (still && (pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D)) &&
+            !(clean && m->clean_alone)) {
             uint32_t seen;
             for (uint32_t k = idx + 1; k < n_ent && hi - lo < (64u << 12) &&
                                        joins(m, &sc, k, glo + (hi - lo), hi, &seen);

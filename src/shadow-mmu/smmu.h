@@ -210,6 +210,18 @@ typedef struct xbt_smmu {
     } churn[1u << XBT_CHURN_LOG2];
     uint32_t churn_epoch;
 
+    /* Several vCPUs (the runtime sets it at each fill): every change of a populated host
+       page-table entry is then a TLB flush on the other CPUs too, 60,000-106,000 cycles
+       on this host against 10,000-14,000 alone (docs/ARCHITECTURE.md, "Several vCPUs").
+       So a page whose entry is writable but clean is read without a host mapping where
+       a soft site reads it (`clean`, counted as `churn` is: up to XBT_CHURN_USES reads
+       between two CR3 loads), and a fill made read-only because its entry is clean maps
+       that page alone, none of its clean neighbours: their first write would make each
+       such a change (mprotect to writable), where a page not yet mapped costs a fresh
+       mapping. */
+    bool clean_alone;
+    struct xbt_churn clean[1u << XBT_CHURN_LOG2];
+
     /* Statistics. */
     uint64_t wrec_checked, wrec_dropped, code_protects, code_protect_resets, set_keeps;
     uint64_t run_splits; /* split_run's cuts (window.c) */
@@ -308,6 +320,9 @@ void xbt_window_switch(xbt_smmu *m, uint32_t as_key);
 /* Whether linear page lin's mapping churns (struct xbt_smmu's churn) and has not been
    used XBT_CHURN_USES times since the last CR3 load: counts a use. */
 bool xbt_window_churns(xbt_smmu *m, uint32_t lin);
+/* A soft read of linear page lin, whose entry is writable and clean (struct xbt_smmu's
+   clean): whether it may go without the window, counting a use. */
+bool xbt_window_clean_read(xbt_smmu *m, uint32_t lin);
 
 /* Epochs.  A mapping change: [lin, lin + len) (len 0: everything) leaves the windows of
    every set; returns whether translations may be affected: then m->region_bumped (a

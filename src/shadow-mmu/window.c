@@ -557,6 +557,15 @@ bool xbt_window_churns(xbt_smmu *m, uint32_t lin)
     return ++e->uses <= XBT_CHURN_USES;
 }
 
+bool xbt_window_clean_read(xbt_smmu *m, uint32_t lin)
+{
+    uint32_t page = lin >> 12;
+    struct xbt_churn *e = &m->clean[(page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2)];
+    if (e->page1 != page + 1 || e->epoch != m->churn_epoch)
+        *e = (struct xbt_churn){ page + 1, 0, m->churn_epoch };
+    return ++e->uses <= XBT_CHURN_USES;
+}
+
 /* The n records' mappings leave w's windows in as few host calls as the windows allow:
    sorted by window and address, touching records (or ones apart only by pages the
    window does not map) dropped together.  Each drop of populated pages is a TLB
