@@ -295,9 +295,10 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
         (win == XBT_WINDOW_K && (v->arch.cr4 & XBT_CR4_SMAP)))
         return xbt_window_probe(v, win, lin, write);
     if (!xbt_window_churns(v->mmu, lin)) {
-        /* With several vCPUs, a read of a page whose entry is writable and clean goes
-           without the window too (struct xbt_smmu's clean): mapped read-only now, its
-           first write would be a TLB flush on every CPU. */
+        /* With several vCPUs, a read of a page the walk would let the access write but
+           whose dirty flag is clear goes without the window too (struct xbt_smmu's
+           clean): mapped read-only now, its first write would be a TLB flush on every
+           CPU. */
         xbt_walk_result q;
         if (write || vm->n_vcpus < 2 ||
             !xbt_walk_quiet(v, lin, win != XBT_WINDOW_K, false, &q) || !q.writable ||

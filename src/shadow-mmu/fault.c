@@ -173,7 +173,7 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                      ((pte0 & XBT_PTE_US) != 0) == r->user;
         /* (With several vCPUs a read-only run of clean, writable entries is the page
            alone: struct xbt_smmu's clean_alone.) */
-        bool clean = !writable && (pte0 & XBT_PTE_RW) && !(pte0 & XBT_PTE_D);
+        bool clean = !writable && r->writable && !r->dirty;
         if (still && (pte0 & XBT_PTE_A) && (!writable || (pte0 & XBT_PTE_D)) &&
             !(clean && m->clean_alone)) {
             uint32_t seen;

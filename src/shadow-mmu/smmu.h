@@ -213,9 +213,10 @@ typedef struct xbt_smmu {
     /* Several vCPUs (the runtime sets it at each fill): every change of a populated host
        page-table entry is then a TLB flush on the other CPUs too, 60,000-106,000 cycles
        on this host against 10,000-14,000 alone (docs/ARCHITECTURE.md, "Several vCPUs").
-       So a page whose entry is writable but clean is read without a host mapping where
-       a soft site reads it (`clean`, counted as `churn` is: up to XBT_CHURN_USES reads
-       between two CR3 loads), and a fill made read-only because its entry is clean maps
+       So a page the walk would let the access write but whose dirty flag is clear is
+       read without a host mapping where a soft site reads it (`clean`: up to
+       XBT_CHURN_USES reads per slot between two CR3 loads), and a fill made read-only
+       because its entry is clean maps
        that page alone, none of its clean neighbours: their first write would make each
        such a change (mprotect to writable), where a page not yet mapped costs a fresh
        mapping. */
@@ -320,8 +321,8 @@ void xbt_window_switch(xbt_smmu *m, uint32_t as_key);
 /* Whether linear page lin's mapping churns (struct xbt_smmu's churn) and has not been
    used XBT_CHURN_USES times since the last CR3 load: counts a use. */
 bool xbt_window_churns(xbt_smmu *m, uint32_t lin);
-/* A soft read of linear page lin, whose entry is writable and clean (struct xbt_smmu's
-   clean): whether it may go without the window, counting a use. */
+/* A soft read of linear page lin, writable for the walk and clean (struct xbt_smmu's
+   clean): whether it may go without the window, counting a use of its slot. */
 bool xbt_window_clean_read(xbt_smmu *m, uint32_t lin);
 
 /* Epochs.  A mapping change: [lin, lin + len) (len 0: everything) leaves the windows of

@@ -557,12 +557,17 @@ bool xbt_window_churns(xbt_smmu *m, uint32_t lin)
     return ++e->uses <= XBT_CHURN_USES;
 }
 
+/* The count is the slot's, not the page's: two pages that share a slot and are read in
+   turn would otherwise reset each other's count for ever (found in review: 4,000 soft
+   reads of two pages where 128 were meant).  So at most XBT_CHURN_USES reads per slot
+   between two CR3 loads. */
 bool xbt_window_clean_read(xbt_smmu *m, uint32_t lin)
 {
     uint32_t page = lin >> 12;
     struct xbt_churn *e = &m->clean[(page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2)];
-    if (e->page1 != page + 1 || e->epoch != m->churn_epoch)
+    if (e->epoch != m->churn_epoch)
         *e = (struct xbt_churn){ page + 1, 0, m->churn_epoch };
+    e->page1 = page + 1;
     return ++e->uses <= XBT_CHURN_USES;
 }
 

@@ -122,6 +122,10 @@ xbt)
         n=$(grep -a 'of their accesses soft' "$out" | grep -o ', [0-9]* of their' | grep -o '[0-9]*')
         echo "== xbt: ${n:-no} soft accesses"
         [ "${n:-0}" -gt 0 ] || { echo "FAIL expected soft accesses"; status=99; }
+        # XBT_SOFT_MAX=N: and at most N of them (a bound that must hold).
+        if [ -n "${XBT_SOFT_MAX:-}" ] && [ "${n:-0}" -gt "$XBT_SOFT_MAX" ]; then
+            echo "FAIL more than $XBT_SOFT_MAX soft accesses"; status=99
+        fi
     fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
