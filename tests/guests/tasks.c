@@ -426,6 +426,33 @@ static void test_trap_bit(u32 kind, const char *what)
     check_a_back("B's return");
 }
 
+/* EFLAGS.RF from the new TSS: an instruction breakpoint on B's first instruction is not
+   taken when B's TSS has RF, and is (once: the handler sets RF) when it has not. */
+static void db_rf_handler(struct frame *f)
+{
+    db_handler(f);
+    f->eflags |= 0x10000u;
+}
+
+static void test_rf_from_tss(u32 eflags, u32 want, const char *what)
+{
+    reset_b();
+    tss_b.eflags = eflags;
+    db_count = 0;
+    set_handler(1, db_rf_handler);
+    /* G0: a task switch clears the local enables */
+    __asm__ volatile("mov %0, %%dr0\n\tmov %1, %%dr7" : : "r"((u32)task_b_entry), "r"(2u)
+                     : "memory");
+    a_switch(A_LJMP_B);
+    __asm__ volatile("mov %0, %%dr7\n\tmov %0, %%dr6" : : "r"(0u) : "memory");
+    set_handler(1, 0);
+    check_b_entry(what);
+    CHECK_EQ(db_count, want, "  code breakpoints at B's first instruction");
+    if (want)
+        CHECK_EQ(db_eip, (u32)task_b_entry, "  the #DB at B's first instruction");
+    check_a_back("B's JMP to A");
+}
+
 /* CR3 from the new TSS with paging on: page Q maps to R in B's address space. */
 static u32 pd1[1024] __attribute__((aligned(4096))), pd2[1024] __attribute__((aligned(4096)));
 static u32 pt[4][1024] __attribute__((aligned(4096))), pt2[1024] __attribute__((aligned(4096)));
@@ -550,6 +577,8 @@ void main(void)
     test_fault_in_new_task();
     test_trap_bit(A_LJMP_B, "JMP to a TSS with the T bit");
     test_trap_bit(A_INT40, "INT n through a task gate to a TSS with the T bit");
+    test_rf_from_tss(0x2, 1, "JMP to a TSS, a code breakpoint on B's first instruction");
+    test_rf_from_tss(0x10002, 0, "JMP to a TSS whose EFLAGS has RF, the same breakpoint");
     test_cr3();
     test_ldt();
     test_tss16();
