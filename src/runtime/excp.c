@@ -430,6 +430,14 @@ static bool has_error_code(int vector)
     return vector == XBT_DF || (vector >= XBT_TS && vector <= XBT_PF) || vector == XBT_AC;
 }
 
+/* The fault-class exceptions but #DB: #DE #BR #UD #NM #TS #NP #SS #GP #PF #MF #AC #XM. */
+static bool rf_fault(int vector)
+{
+    return vector == XBT_DE || (vector >= 5 && vector <= 7) ||
+           (vector >= XBT_TS && vector <= XBT_PF) || vector == XBT_MF || vector == XBT_AC ||
+           vector == XBT_XM;
+}
+
 /* The double-fault rules (Intel SDM vol. 3, table 6-5): benign, contributory, #PF. */
 static int fault_class(int vector)
 {
@@ -446,7 +454,8 @@ static int fault_class(int vector)
    own EIP: for INT n that is the INT, not the next instruction ret_eip; after a task
    switch committed, the new task's EIP). */
 static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err,
-                         uint32_t ret_eip, uint32_t fault_eip, bool software, int depth)
+                         uint32_t ret_eip, uint32_t fault_eip, bool software, bool intr,
+                         int depth)
 {
     if (vector < 32)
         v->stats.exceptions[vector]++;
@@ -459,12 +468,16 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
         v->arch.dr[7] &= ~XBT_DR7_GD; /* the handler may use the debug registers */
     uint32_t second_err = 0;
     bool moved = false;
+    /* A fault-class exception pushes RF set (SDM vol. 3 18.3.1.1: all but the #DB of an
+       instruction breakpoint, left out here with every #DB); an interrupt pushes RF as
+       it is (intr.c). */
+    v->arch.push_rf = !intr && !software && rf_fault(vector);
     int second = xbt_deliver_event(v, vector, has_err, err, ret_eip, software, &second_err,
                                    &moved);
     if (second == XBT_X_DONE) {
         if (v->arch.tss_trap) { /* through a task gate to a TSS with the T bit: #DB, a trap */
             v->arch.tss_trap = false;
-            return raise_nested(v, XBT_DB, false, 0, v->ctx.eip, v->ctx.eip, false, 0);
+            return raise_nested(v, XBT_DB, false, 0, v->ctx.eip, v->ctx.eip, false, false, 0);
         }
         return true;
     }
@@ -485,15 +498,16 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
         fault_eip = v->ctx.eip;
     int c1 = fault_class(vector), c2 = fault_class(second);
     if ((c1 == 1 && c2 == 1) || (c1 == 2 && c2 != 0))
-        return raise_nested(v, XBT_DF, true, 0, fault_eip, fault_eip, false, depth + 1);
-    return raise_nested(v, second, true, second_err, fault_eip, fault_eip, false, depth + 1);
+        return raise_nested(v, XBT_DF, true, 0, fault_eip, fault_eip, false, false, depth + 1);
+    return raise_nested(v, second, true, second_err, fault_eip, fault_eip, false, false,
+                        depth + 1);
 }
 
 bool xbt_raise(struct xbt_vcpu *v, int vector, bool has_error, uint32_t error, uint32_t eip)
 {
     if (!has_error_code(vector))
         has_error = false;
-    return raise_nested(v, vector, has_error, error, eip, eip, false, 0);
+    return raise_nested(v, vector, has_error, error, eip, eip, false, false, 0);
 }
 
 bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32_t next_eip,
@@ -503,5 +517,5 @@ bool xbt_deliver_interrupt(struct xbt_vcpu *v, int vector, bool software, uint32
         v->stats.interrupts++;
     /* INT n, INT3 and INTO check the gate's DPL and push the next EIP; an external
        interrupt pushes the EIP it interrupted (next_eip == fault_eip then). */
-    return raise_nested(v, vector, false, 0, next_eip, fault_eip, software, 0);
+    return raise_nested(v, vector, false, 0, next_eip, fault_eip, software, true, 0);
 }

@@ -91,9 +91,11 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
         xbt_stack_current(v, &st); /* at CPL 3 (a conforming handler): user accesses */
         serr = ext;
     }
-    /* RF as it is for an exception or an interrupt between instructions (an IRET's, not
-       yet ended by a completed instruction: run.c); a software interrupt completed. */
-    w[n++] = xbt_get_eflags(v) | (ext && v->arch.rf ? XBT_EFLAGS_RF : 0);
+    /* RF: set for a fault (excp.c push_rf); as it is for an interrupt or a trap (an
+       IRET's not yet ended by a completed instruction, or between two iterations of a
+       REP string instruction: run.c); clear for a software interrupt. */
+    w[n++] = xbt_get_eflags(v) |
+             (ext && (v->arch.rf || v->arch.push_rf) ? XBT_EFLAGS_RF : 0);
     w[n++] = v->arch.seg[XBT_CS].selector;
     w[n++] = ret_eip;
     if (has_err)

@@ -201,6 +201,8 @@ struct xbt_vcpu {
         bool rf;                         /* EFLAGS.RF: the next instruction's breakpoint
                                             is not taken (IRET sets it from the frame;
                                             that instruction's completion clears it) */
+        bool push_rf;                    /* the event being delivered is a fault: its
+                                            frame's EFLAGS has RF (excp.c) */
         uint32_t shadow_eip;             /* the instruction the shadow covers */
         bool halted;
         bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */
