@@ -328,6 +328,7 @@ static int co_ctrl_reg(struct xbt_vcpu *v, const struct co_call *c)
             dr += 2;
         if (v->arch.dr[7] & XBT_DR7_GD) {
             v->arch.dr[6] |= XBT_DR6_BD;
+            v->arch.db_fault = true; /* a fault's frame: RF set (excp.c) */
             return fault(v, XBT_DB, 0);
         }
         if (s->kind == XBT_CO_MOV_TO_DR) {

@@ -469,9 +469,11 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     uint32_t second_err = 0;
     bool moved = false;
     /* A fault-class exception pushes RF set (SDM vol. 3 18.3.1.1: all but the #DB of an
-       instruction breakpoint, left out here with every #DB); an interrupt pushes RF as
-       it is (intr.c). */
-    v->arch.push_rf = !intr && !software && rf_fault(vector);
+       instruction breakpoint; of the #DBs, DR7.GD's, marked db_fault); an interrupt or
+       a trap pushes RF as it is (intr.c). */
+    v->arch.push_rf = !intr && !software &&
+                      (rf_fault(vector) || (vector == XBT_DB && v->arch.db_fault));
+    v->arch.db_fault = false;
     int second = xbt_deliver_event(v, vector, has_err, err, ret_eip, software, &second_err,
                                    &moved);
     if (second == XBT_X_DONE) {

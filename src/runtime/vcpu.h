@@ -203,6 +203,8 @@ struct xbt_vcpu {
                                             that instruction's completion clears it) */
         bool push_rf;                    /* the event being delivered is a fault: its
                                             frame's EFLAGS has RF (excp.c) */
+        bool db_fault;                   /* the #DB raised next is a fault that is not
+                                            a code breakpoint's (DR7.GD): RF pushed set */
         uint32_t shadow_eip;             /* the instruction the shadow covers */
         bool halted;
         bool tss_trap;                   /* a task switch to a TSS with the T bit: #DB next */

@@ -3,8 +3,8 @@
  *   - DR4/DR5: DR6/DR7 under other names with CR4.DE clear, #UD with it set (reads and
  *     writes), #UD before DR7.GD's #DB;
  *   - DR7.GD (general detect): a MOV to or from any debug register is a #DB fault at the
- *     MOV, which does not happen, with DR6.BD; delivering it clears GD (QEMU TCG does
- *     not implement GD: checked on xbt and hardware only);
+ *     MOV, which does not happen, with DR6.BD and RF in its frame; delivering it clears
+ *     GD (QEMU TCG does not implement GD: checked on xbt and hardware only);
  *   - I/O breakpoints (R/Wn 10 with CR4.DE): IN, OUT and OUTS to a port the breakpoint's
  *     LEN covers trap after the instruction (the next EIP, DR6.Bn), a port beside it
  *     does not; a REP OUTSB traps after its first iteration (xbt and the SDM; QEMU TCG
@@ -106,10 +106,13 @@ static void dr45_and_gd(void)
         set_dr7(0);
     } else {
         TRY_FAULT("mov %0, %%dr0", "r"(0x2222u));
+        /* (The frame is below ESP now; read before anything else runs.) */
+        u32 gd_flags = ((volatile struct frame *)fault.frame)->eflags;
         u32 eip = fault.eip, want = fault.expect_eip;
         CHECK_EQ(fault.vector, 1, "DR7.GD: MOV to DR0 raises #DB");
         CHECK_EQ(eip, want, "DR7.GD: a fault, at the MOV");
         CHECK(get_dr6() & 0x2000u, "DR7.GD: DR6.BD set");
+        CHECK(gd_flags & 0x10000u, "DR7.GD: the fault's frame has RF");
         CHECK_EQ(get_dr7() & 0x2000u, 0, "DR7.GD: cleared by the #DB");
         __asm__ volatile("mov %%dr0, %0" : "=r"(v));
         CHECK_EQ(v, 0x1111u, "DR7.GD: the MOV did not happen");
