@@ -431,12 +431,11 @@ static uint8_t io_bp_hits(const struct xbt_vcpu *v, uint16_t port, unsigned size
     uint32_t dr7 = v->arch.dr[7];
     if (!(dr7 & 0xFF) || !(v->arch.cr4 & XBT_CR4_DE))
         return 0;
-    static const uint32_t lens[4] = { 1, 2, 8, 4 };
     uint8_t hit = 0;
     for (int n = 0; n < 4; n++) {
-        if (!((dr7 >> (2 * n)) & 3) || ((dr7 >> (16 + 4 * n)) & 3) != 2)
+        if (!xbt_dr7_enabled(dr7, n) || xbt_dr7_rw(dr7, n) != 2)
             continue;
-        uint32_t len = lens[(dr7 >> (18 + 4 * n)) & 3];
+        uint32_t len = xbt_dr7_len(dr7, n);
         uint32_t at = v->arch.dr[n] & ~(len - 1);
         if (port + size > at && port < (uint64_t)at + len)
             hit |= (uint8_t)(1u << n);
@@ -465,13 +464,13 @@ static int io_exit(struct xbt_vcpu *v, uint16_t port, unsigned size, bool in, ui
    with the access's rights); 1 where any of that does not hold (the element path: its
    faults and MMIO are exact). */
 static uint32_t string_io_count(struct xbt_vcpu *v, uint32_t lin, unsigned size, bool write,
-                                uint32_t mask, uint32_t ptr)
+                                uint32_t mask, uint32_t ptr, uint8_t io_bp)
 {
     /* One element at a time too under TF, with the guest's data breakpoints (each
        element's access checked and reported after its iteration) and where an I/O
-       breakpoint hit (its trap after the first iteration: io_bp). */
+       breakpoint hit (io_bp: its trap after the first iteration). */
     if (!(v->vm->cfg.flags & XBT_VM_STRING_IO) || (v->ctx.eflags & XBT_EFLAGS_DF) ||
-        v->tf.stepping || v->dbg.io_bp || xbt_watch_guest_any(v))
+        v->tf.stepping || io_bp || xbt_watch_guest_any(v))
         return 1;
     uint32_t n = v->ctx.gpr[XBT_ECX] & mask;
     uint32_t room = (4096 - (lin & 0xFFF)) / size;
@@ -531,17 +530,6 @@ static int co_port_io(struct xbt_vcpu *v, const struct co_call *c)
     return io_exit(v, port, size, false, get_reg(v, XBT_EAX, size));
 }
 
-/* An element of REP INS/OUTS goes with more to come: EIP stays on the instruction, the
-   iteration ends it for TF (run.c guest_insn_end), and RF is set until the next one, as
-   between any two iterations (SDM vol. 3 18.3.1.1: an event's frame carries it, and a
-   code breakpoint on the instruction is not taken again). */
-static void string_io_iteration(struct xbt_vcpu *v, bool more)
-{
-    v->tf.iter_done = more;
-    if (more)
-        v->arch.rf = true;
-}
-
 /* INS and OUTS, with or without REP. */
 static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
 {
@@ -560,13 +548,13 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
     /* An I/O breakpoint's hit and the end of an iteration (EIP staying on the
        instruction) count once the element goes: not when its read met MMIO (the
        instruction then runs again from its start) or faulted. */
-    v->dbg.io_bp = io_bp_hits(v, port, size);
+    uint8_t io_bp = io_bp_hits(v, port, size);
     bool more = rep && (*ecx & m) != 1;
     /* One element per exit (a page's worth with XBT_VM_STRING_IO); EIP stays on the
        instruction until the count runs out. */
     if (s->kind == XBT_CO_OUTS) {
         uint32_t lin = v->arch.seg[s->seg < XBT_NSEG ? s->seg : XBT_DS].base + (*esi & m);
-        uint32_t n = rep ? string_io_count(v, lin, size, false, m, *esi) : 1;
+        uint32_t n = rep ? string_io_count(v, lin, size, false, m, *esi, io_bp) : 1;
         if (n > 1 && xbt_read_lin_as(v, lin, v->pio.buf, n * size, v->arch.cpl == 3)) {
             xbt_str_add(esi, m, n * size);
             xbt_str_add(ecx, m, (uint32_t)-n);
@@ -581,8 +569,9 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
         if (rep)
             xbt_str_add(ecx, m, (uint32_t)-1);
         v->ctx.eip = rep && (*ecx & m) ? eip : nxt;
-        v->dbg.ghit |= v->dbg.io_bp;
-        string_io_iteration(v, more);
+        v->dbg.ghit |= io_bp;
+        if (more)
+            xbt_rep_iteration(v);
         return io_exit(v, port, size, false, val);
     }
     /* The store to ES:(E)DI is made when the data comes: check it now, with the rights
@@ -594,13 +583,14 @@ static int co_string_io(struct xbt_vcpu *v, const struct co_call *c)
     v->pio.in_reg_size = (uint8_t)(0x80 | size); /* 0x80: store to ES:EDI */
     v->pio.ins_rep = rep;
     v->pio.ins_mask = m;
-    uint32_t n = rep ? string_io_count(v, lin, size, true, m, *edi) : 1;
+    uint32_t n = rep ? string_io_count(v, lin, size, true, m, *edi, io_bp) : 1;
     v->pio.next_eip = rep && (*ecx & m) > n ? eip : nxt;
     v->ctx.eip = v->pio.next_eip;
     if (n > 1)
         return string_io_exit(v, port, size, true, n);
-    v->dbg.ghit |= v->dbg.io_bp;
-    string_io_iteration(v, more);
+    v->dbg.ghit |= io_bp;
+    if (more)
+        xbt_rep_iteration(v);
     return io_exit(v, port, size, true, 0);
 }
 

@@ -464,7 +464,7 @@ static bool raise_nested(struct xbt_vcpu *v, int vector, bool has_err, uint32_t 
     v->tf.faulted = true;
     if (!software && vector != XBT_DB)
         v->dbg.ghit = 0; /* nor a data breakpoint's (the event's frame may hit one) */
-    if (!software && vector == XBT_DB)
+    else if (!software)
         v->arch.dr[7] &= ~XBT_DR7_GD; /* the handler may use the debug registers */
     uint32_t second_err = 0;
     bool moved = false;

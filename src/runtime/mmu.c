@@ -259,7 +259,6 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool fetch = win == XBT_WINDOW_D && (v->fault_err & XBT_PF_I) && !write;
     if (fetch)
         writable = false;
-    m->clean_alone = vm->n_vcpus > 1;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, fetch, !v->smc.single);
     spec_recheck(v);
     if (rc == XBT_DMAP_FAIL && win != XBT_WINDOW_D) {
@@ -300,7 +299,7 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
            clean): mapped read-only now, its first write would be a TLB flush on every
            CPU. */
         xbt_walk_result q;
-        if (write || vm->n_vcpus < 2 ||
+        if (write || !v->mmu->clean_alone ||
             !xbt_walk_quiet(v, lin, win != XBT_WINDOW_K, false, &q) || !q.writable ||
             q.dirty || !xbt_window_clean_read(v->mmu, lin))
             return xbt_window_probe(v, win, lin, write);
@@ -352,7 +351,6 @@ int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
             return XBT_WP_ACCESS; /* code again: the access faults into paged_fault */
         writable = false;
     }
-    m->clean_alone = vm->n_vcpus > 1;
     int rc = xbt_smmu_fill(m, xbt_paging_regs(v), win, lin, &r, writable, false, !v->smc.single);
     spec_recheck(v);
     if (rc != XBT_DMAP_OK)

@@ -1129,10 +1129,8 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     tc_leave(v);
     v->arch.interrupt_shadow = false; /* the covered instruction has run */
     if (one_iteration && v->ctx.eip == eip && v->arch.seg[XBT_CS].selector == cs &&
-        (rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT)) {
-        v->tf.iter_done = true; /* an iteration, more to come (guest_insn_end) */
-        v->arch.rf = true;      /* between iterations (as string_io_iteration) */
-    }
+        (rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT))
+        xbt_rep_iteration(v);
     return rc;
 }
 
@@ -1340,11 +1338,8 @@ static void guest_insn_end(struct xbt_vcpu *v, int rc)
     bool done = rc == XBT_JIT_EXIT_DIRECT || rc == XBT_JIT_EXIT_INDIRECT || moved;
     v->tf.open = false;
     if (done) {
-        /* Between two iterations RF is set (SDM vol. 3 18.3.1.1: an event's frame
-           there carries it, and no code breakpoint is taken again before the next). */
-        if (iteration)
-            v->arch.rf = true;
-        else if (!v->tf.rf_loaded)
+        /* (Between two iterations RF stays set: xbt_rep_iteration.) */
+        if (!iteration && !v->tf.rf_loaded)
             v->arch.rf = false;
         v->tf.pending = v->tf.stepping && !v->tf.faulted && !v->tf.ss_loaded &&
                         !v->arch.halted && !v->arch.shutdown;

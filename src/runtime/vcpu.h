@@ -425,8 +425,6 @@ struct xbt_vcpu {
         struct xbt_watch { uint32_t lin, len; uint8_t kind; int8_t dr; } wp[XBT_MAX_WATCHPOINTS + 4];
         uint32_t n_wp;
         uint8_t ghit;
-        uint8_t io_bp;               /* the I/O breakpoints a string I/O element's port
-                                        meets (callouts.c; into ghit once it goes) */
         bool wstep, wstep_paged;
         bool wstep_rep1;             /* the step is one iteration of a REP string
                                         instruction (the guest's data breakpoints: a
@@ -646,6 +644,34 @@ static inline void xbt_load_rf(struct xbt_vcpu *v, uint32_t eflags)
 {
     v->arch.rf = (eflags & XBT_EFLAGS_RF) != 0;
     v->tf.rf_loaded = true;
+}
+
+/* An iteration of a REP string instruction completed with more to come, EIP kept on
+   the instruction (a REP INS/OUTS element, a one-iteration step): it ends the
+   instruction for TF (run.c guest_insn_end), and RF is set until the next iteration
+   (SDM vol. 3 18.3.1.1: an event's frame there carries it, and a code breakpoint on
+   the instruction is not taken again). */
+static inline void xbt_rep_iteration(struct xbt_vcpu *v)
+{
+    v->tf.iter_done = true;
+    v->arch.rf = true;
+}
+
+/* DR7's fields for breakpoint n (SDM vol. 3 18.2.4): enabled (Ln or Gn); R/Wn (00 an
+   instruction, 01 writes, 10 I/O with CR4.DE, 11 reads and writes); LENn in bytes
+   (00 1, 01 2, 10 8, 11 4). */
+static inline bool xbt_dr7_enabled(uint32_t dr7, int n)
+{
+    return (dr7 >> (2 * n)) & 3;
+}
+static inline uint32_t xbt_dr7_rw(uint32_t dr7, int n)
+{
+    return (dr7 >> (16 + 4 * n)) & 3;
+}
+static inline uint32_t xbt_dr7_len(uint32_t dr7, int n)
+{
+    uint32_t code = (dr7 >> (18 + 4 * n)) & 3;
+    return code == 2 ? 8 : code + 1;
 }
 
 void xbt_watch_guest_sync(struct xbt_vcpu *v);

@@ -328,6 +328,15 @@ static void free_own(struct xbt_vcpu *v)
     free(v);
 }
 
+/* The vCPU count changed: with several, each shadow MMU fills clean pages alone
+   (smmu.h clean_alone). */
+static void count_changed(xbt_vm *vm)
+{
+    for (uint32_t k = 0; k < vm->n_vcpus; k++)
+        if (vm->vcpus[k])
+            vm->vcpus[k]->mmu->clean_alone = vm->n_vcpus > 1;
+}
+
 xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
 {
     if (!vm || !out)
@@ -457,6 +466,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     }
     vm->vcpus[v->idx] = v;
     vm->n_vcpus++;
+    count_changed(vm);
     if (vm->n_vcpus == 2 && vm->direct_ok) {
         /* Direct execution keeps one host process's low 4 GiB per address space for
            one vCPU (runner.c): user code of a VM of several runs translated. */
@@ -516,6 +526,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     vm->vcpus[v->idx] = NULL;
     while (vm->n_vcpus && !vm->vcpus[vm->n_vcpus - 1])
         vm->n_vcpus--; /* a vCPU made again gets the index back */
+    count_changed(vm);
     for (int k = 0; k < XBT_IBL_SETS; k++)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);

@@ -356,7 +356,7 @@ void xbt_watch_guest_sync(struct xbt_vcpu *v)
     uint32_t gbp[4], n_gbp = 0;
     uint8_t gdr[4];
     for (int n = 0; n < 4; n++)
-        if (((v->arch.dr[7] >> (2 * n)) & 3) && !((v->arch.dr[7] >> (16 + 4 * n)) & 3)) {
+        if (xbt_dr7_enabled(v->arch.dr[7], n) && xbt_dr7_rw(v->arch.dr[7], n) == 0) {
             gbp[n_gbp] = v->arch.dr[n];
             gdr[n_gbp++] = (uint8_t)n;
         }
@@ -372,10 +372,9 @@ void xbt_watch_guest_sync(struct xbt_vcpu *v)
        the same breakpoints often: Linux at every context switch of a debugged task). */
     struct xbt_watch want[4];
     uint32_t n_want = 0, n_have = 0, dr7 = v->arch.dr[7];
-    static const uint32_t lens[4] = { 1, 2, 8, 4 };
     for (int n = 0; n < 4; n++) {
-        uint32_t rw = (dr7 >> (16 + 4 * n)) & 3, len = lens[(dr7 >> (18 + 4 * n)) & 3];
-        if (((dr7 >> (2 * n)) & 3) && (rw == 1 || rw == 3))
+        uint32_t rw = xbt_dr7_rw(dr7, n), len = xbt_dr7_len(dr7, n);
+        if (xbt_dr7_enabled(dr7, n) && (rw == 1 || rw == 3))
             want[n_want++] = (struct xbt_watch){ v->arch.dr[n] & ~(len - 1), len,
                                                  rw == 1 ? XBT_WATCH_WRITE : XBT_WATCH_ACCESS,
                                                  (int8_t)n };

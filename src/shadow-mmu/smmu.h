@@ -210,15 +210,15 @@ typedef struct xbt_smmu {
     } churn[1u << XBT_CHURN_LOG2];
     uint32_t churn_epoch;
 
-    /* Several vCPUs (the runtime sets it at each fill): every change of a populated host
-       page-table entry is then a TLB flush on the other CPUs too, 60,000-106,000 cycles
-       on this host against 10,000-14,000 alone (docs/ARCHITECTURE.md, "Several vCPUs").
-       So a page the walk would let the access write but whose dirty flag is clear is
-       read without a host mapping where a soft site reads it (`clean`: up to
-       XBT_CHURN_USES reads per slot between two CR3 loads), and a fill made read-only
-       because its entry is clean maps
-       that page alone, none of its clean neighbours: their first write would make each
-       such a change (mprotect to writable), where a page not yet mapped costs a fresh
+    /* Several vCPUs (the runtime sets it when the VM gets its second): every change of a
+       populated host page-table entry is then a TLB flush on the other CPUs too,
+       60,000-106,000 cycles on this host against 10,000-14,000 alone
+       (docs/ARCHITECTURE.md, "Several vCPUs").  So a page the walk would let the access
+       write but whose dirty flag is clear is read without a host mapping where a soft
+       site reads it (`clean`: up to XBT_CHURN_USES reads per slot between two CR3
+       loads), and a fill made read-only because its entry is clean maps that page
+       alone, none of its clean neighbours: their first write would make each such a
+       change (mprotect to writable), where a page not yet mapped costs a fresh
        mapping. */
     bool clean_alone;
     struct xbt_churn clean[1u << XBT_CHURN_LOG2];

@@ -502,9 +502,15 @@ static bool window_empty(struct xbt_wset *w, int win, uint32_t lin, uint32_t end
     return true;
 }
 
+/* A page's slot in a table of 1 << XBT_CHURN_LOG2 hints (`churn`, `clean`). */
+static uint32_t hint_index(uint32_t page)
+{
+    return (page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2);
+}
+
 static struct xbt_churn *churn_slot(xbt_smmu *m, uint32_t page)
 {
-    return &m->churn[(page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2)];
+    return &m->churn[hint_index(page)];
 }
 
 static bool churn_has(xbt_smmu *m, uint32_t page)
@@ -564,7 +570,7 @@ bool xbt_window_churns(xbt_smmu *m, uint32_t lin)
 bool xbt_window_clean_read(xbt_smmu *m, uint32_t lin)
 {
     uint32_t page = lin >> 12;
-    struct xbt_churn *e = &m->clean[(page * 0x9E3779B1u) >> (32 - XBT_CHURN_LOG2)];
+    struct xbt_churn *e = &m->clean[hint_index(page)];
     if (e->epoch != m->churn_epoch)
         *e = (struct xbt_churn){ page + 1, 0, m->churn_epoch };
     e->page1 = page + 1;
