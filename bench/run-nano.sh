@@ -89,20 +89,35 @@ echo "branchy = a hash-table workload at CPL 0, cycles per 1000 keys; calls = a 
 echo "compute3 = the compute loop at CPL 3 (native column: the host function); in = IN from a port (COM1 scratch); out = OUT to it; cpuid = CPUID leaf 0 (native column: the host's, which this kind of host may trap); mmio = a dword read of pc-testdev's MMIO scratch memory (xbt-run serves it without its device lock); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; cr3switch = a CR3 load alternating between two page directories that share their tables, then a read; procswitch = the same between directories that map the page read differently; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then
-    awk -F, 'function f(x) { return x == "" ? "NaN" : x }
-             NR > 1 { printf "%s %s %s %s %s %s\n", $4, f($5), f($8), f($6), f($7), f($9) }' "$csv" >"$out/plot.dat"
-    gnuplot <<GP 2>/dev/null && echo "plot: bench/results/nano.png"
-set terminal png size 900,500
-set output "$root/bench/results/nano.png"
+    # One bar per peer that measured something: a column with no positive value (native
+    # where this host cannot run 32-bit code, KVM without /dev/kvm) would make gnuplot
+    # fail on a log scale, and a failed plot must not leave an empty PNG behind.
+    awk -F, 'function f(x) { return x == "" || x + 0 <= 0 ? "NaN" : x }
+             NR > 1 { printf "%s %s %s %s %s %s %s\n", $4, f($5), f($8), f($6), f($7), f($9), f($10) }' "$csv" >"$out/plot.dat"
+    plot=$(awk 'BEGIN { split("native|xbt (adaptive)|xbt direct|xbt strict|QEMU TCG|KVM", t, "|") }
+                { for (c = 2; c <= 7; c++) if ($c != "NaN") has[c] = 1 }
+                END { for (c = 2; c <= 7; c++) if (has[c]) {
+                          printf "%s\"%s\" using %d%s title \"%s\"", (n ? ", " : ""), FILENAME, c, (n ? "" : ":xtic(1)"), t[c - 1]; n++ }
+                      print "" }' "$out/plot.dat")
+    rm -f "$out/nano.png"
+    if [ -n "$plot" ] && gnuplot >"$out/gnuplot.log" 2>&1 <<GP && [ -s "$out/nano.png" ]; then
+set terminal png size 1000,500
+set output "$out/nano.png"
 set title "xbt nanobenchmarks, cycles per operation (log scale), $date"
 set style data histogram
 set style histogram clustered
 set style fill solid border -1
 set logscale y
 set xtics rotate by -30
-set key top left
-plot "$out/plot.dat" using 2:xtic(1) title "native", "" using 3 title "xbt (adaptive)", "" using 4 title "xbt direct", "" using 5 title "xbt strict", "" using 6 title "QEMU TCG"
+set key outside right top
+plot $plot
 GP
+        mv "$out/nano.png" "$root/bench/results/nano.png" && echo "plot: bench/results/nano.png"
+    else
+        echo "plot: gnuplot failed, bench/results/nano.png left as it was:"; sed 's/^/  /' "$out/gnuplot.log"
+    fi
+else
+    echo "plot: no gnuplot, bench/results/nano.png not drawn"
 fi
 echo "--- xbt statistics of one run ---"
 "$b/tools/xbt-run" --stats "$guest" 2>&1 >/dev/null | grep -v '^$'
