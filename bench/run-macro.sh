@@ -10,7 +10,8 @@
 # medians of the seconds each phase took by the clock the programs see.  Every peer's
 # outputs (gcc's object file, the compressed files, the sorted file...) must match the
 # native run's checksums, or the run counts as failed.  PEERS defaults to
-# "native xbt-direct xbt-strict xbt-adaptive qemu-tcg kvm".  Writes bench/results/macro.csv.
+# "native xbt-direct xbt-strict xbt-adaptive qemu-tcg kvm".  Writes bench/results/macro.csv
+# (a run of some phases only: build/macro/macro-partial.csv).
 # The root file system is built once into build/macro (needs root: dpkg
 # --add-architecture i386 as scripts/linux-guest.sh does, and chroot for the native run).
 # XBT_MACRO_PHASES=cc,link,... runs only those phases (for profiling one of them).
@@ -118,7 +119,11 @@ done
 mkdir -p "$root/bench/results"
 date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //; s/,/ /g')
-awk -v csv="$root/bench/results/macro.csv" -v date="$date" -v cpu="$cpu" -v reps="$reps" -v peers="$peers" '
+# Only a run of every phase replaces the committed results; a run of some phases (profiling)
+# writes build/macro/macro-partial.csv instead.
+results=$root/bench/results/macro.csv
+[ "$phases" = all ] || results=$m/macro-partial.csv
+awk -v csv="$results" -v date="$date" -v cpu="$cpu" -v reps="$reps" -v peers="$peers" '
 function med(k,   n, i, j, t, a) {
     n = cnt[k]; for (i = 1; i <= n; i++) a[i] = v[k, i]
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j-1]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
@@ -161,4 +166,4 @@ END {
 }' "$out/all"
 printf "%s" "$notes"
 echo "medians of $reps interleaved runs, seconds by the clock the workload sees (guest time in a VM);"
-echo "x/n = ratio to native; results in bench/results/macro.csv"
+echo "x/n = ratio to native; results in ${results#"$root"/}"
