@@ -164,13 +164,9 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 
 static void ibl_reset_set(struct xbt_ibl_set *set)
 {
-    if (set->n_used <= XBT_IBL_USED_CAP) {
-        for (uint32_t k = 0; k < set->n_used; k++)
-            xbt_ibl_clear(&set->t[set->used[k]]);
-    } else {
-        for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++)
-            xbt_ibl_clear(&set->t[i]);
-    }
+    for (uint32_t k = 0; k < set->n_used; k++)
+        xbt_ibl_clear(&set->t[set->used[k]]);
+    memset(set->listed, 0, sizeof set->listed);
     set->n_used = 0;
     set->stale = false;
     set->prune_dropped = set->prune_regions_any = false;
@@ -179,36 +175,40 @@ static void ibl_reset_set(struct xbt_ibl_set *set)
 
 /* A table forgets, in one pass over the entries it filled, those that may no longer
    lead where they say (noted by ibl_note_prune): the entries whose EIP lies in a 4 MiB
-   region whose mapping epoch changed, and the entries into blocks that were dropped
-   (host code stays in place until a flush, so each entry's block is found by its host
-   address).  The list of filled entries loses the forgotten ones.  A table that lost
-   count of its entries, or (for regions) whose code has a CS base, where EIP is not the
-   linear address, forgets everything instead. */
+   region whose mapping epoch changed, and, when the cache's drop log overflowed, the
+   entries into blocks that were dropped (host code stays in place until a flush, so
+   each entry's block is found by its host address).  The list of filled entries loses
+   the empty ones.  A table whose code has a CS base, where EIP is not the linear
+   address, forgets everything at a region change instead. */
 static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
 {
     const uint8_t *regions = set->prune_regions_any ? set->prune_regions : NULL;
     bool dropped = set->prune_dropped;
     if (set->stale)
         return;
-    if (set->n_used > XBT_IBL_USED_CAP || (regions && ((set->key >> 4) & (1u << XBT_CS)))) {
+    if (regions && ((set->key >> 4) & (1u << XBT_CS))) {
         ibl_reset_set(set);
         return;
     }
     uint32_t keep = 0;
     for (uint32_t k = 0; k < set->n_used; k++) {
-        struct xbt_ibl_entry *e = &set->t[set->used[k]];
-        if (e->tag >> 32)
-            continue; /* empty */
-        uint32_t r = (uint32_t)e->tag >> 22;
-        bool gone = regions && (regions[r >> 3] & (1u << (r & 7)));
+        uint16_t idx = set->used[k];
+        struct xbt_ibl_entry *e = &set->t[idx];
+        bool gone = e->tag >> 32; /* empty (a logged drop cleared it) */
+        if (!gone) {
+            uint32_t r = (uint32_t)e->tag >> 22;
+            gone = regions && (regions[r >> 3] & (1u << (r & 7)));
+        }
         if (!gone && dropped) {
             const xbt_block *b = xbt_tc_block_at(tc, e->host);
             gone = !b || !b->valid || (uint64_t)(uintptr_t)b->host != e->host;
         }
-        if (gone)
+        if (gone) {
             xbt_ibl_clear(e);
-        else
-            set->used[keep++] = set->used[k];
+            set->listed[idx >> 3] &= (uint8_t)~(1u << (idx & 7));
+        } else {
+            set->used[keep++] = idx;
+        }
     }
     set->n_used = keep;
     if (regions)
@@ -216,16 +216,27 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
     set->prune_dropped = set->prune_regions_any = false;
 }
 
-/* What every table must forget before its next use (v->ibl_dropped, v->ibl_bump); the
-   current one forgets it now, the others when they are selected again (pruning all
-   four at every invalidation was 3% of a glibc exec loop). */
+/* What every table must forget before its next use (v->ibl_bump, the cache's drop
+   log); the current one forgets regions now, the others when they are selected again
+   (pruning all four at every invalidation was 3% of a glibc exec loop).  The entries
+   into dropped blocks go at once, in every table, each found by its EIP, unless the log
+   overflowed: then each table looks at every entry's block when next used. */
 static void ibl_note_prune(struct xbt_vcpu *v)
 {
+    const struct xbt_tc_dropped *log;
+    uint32_t n = xbt_tc_take_drops(v->tc, &log);
     for (int k = 0; k < XBT_IBL_SETS; k++) {
         struct xbt_ibl_set *set = &v->ibl_sets[k];
         if (set->stale)
             continue;
-        set->prune_dropped |= v->ibl_dropped;
+        if (!log)
+            set->prune_dropped = true;
+        else
+            for (uint32_t i = 0; i < n; i++) {
+                struct xbt_ibl_entry *e = &set->t[log[i].eip & (XBT_IBL_ENTRIES - 1)];
+                if (!(e->tag >> 32) && e->host == log[i].host)
+                    xbt_ibl_clear(e); /* stays listed until the next pruning */
+            }
         if (v->ibl_bump_pending) {
             set->prune_regions_any = true;
             for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
@@ -293,10 +304,10 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
     uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
     struct xbt_ibl_entry *e = &v->ibl[idx];
     struct xbt_ibl_set *set = v->ibl_cur;
-    if (set->n_used < XBT_IBL_USED_CAP)
-        set->used[set->n_used] = (uint16_t)idx;
-    if (set->n_used <= XBT_IBL_USED_CAP)
-        set->n_used++;
+    if (!(set->listed[idx >> 3] & (1u << (idx & 7)))) {
+        set->listed[idx >> 3] |= (uint8_t)(1u << (idx & 7));
+        set->used[set->n_used++] = (uint16_t)idx;
+    }
     e->tag = v->ctx.eip;
     e->host = (uint64_t)(uintptr_t)t->host;
 }
@@ -1055,7 +1066,7 @@ static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t 
         return XBT_LEAVE_EXIT;
     *m = current_mode(v);
     *key = xbt_tc_mode_key(m);
-    if (v->ibl_dropped || v->ibl_bump_pending) {
+    if (v->ibl_dropped || v->ibl_bump_pending || xbt_tc_drops_logged(v->tc)) {
         /* Blocks were invalidated (self-modifying code, a code page reused) or
            regions changed their mapping epoch: the tables keep their other entries
            (a reset of all cost the kernel's table thousands of misses per Linux
@@ -1178,7 +1189,7 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
     }
     if (v->trace.rec_n && !(b = trace_step(v, b, m, key, chain_site)))
         return v->smc.single ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
-    if (v->ibl_dropped || v->ibl_bump_pending) {
+    if (v->ibl_dropped || v->ibl_bump_pending || xbt_tc_drops_logged(v->tc)) {
         /* A translation carried out other vCPUs' requests meanwhile (smp.c: a vCPU
            waiting for its protection requests does its own) and dropped blocks: the
            lookup table forgets them before b runs, as at the next dispatch, or an

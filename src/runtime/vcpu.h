@@ -163,10 +163,12 @@ struct xbt_vcpu {
     uint8_t ibl_bump[128];
     struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
     /* One table per recent mode key (kernel and user code alternate: a single table
-       cleared at every switch missed 4,500 times per Linux fork).  Each knows which
-       entries were filled since its last reset, so a reset clears only those (a full
-       1 MiB clear made every CR3 switch cost ~150,000 cycles). */
-#define XBT_IBL_USED_CAP 8192
+       cleared at every switch missed 4,500 times per Linux fork).  Each lists the
+       entries it filled since its last reset, each once, so a reset or a pruning visits
+       only those (a full 1 MiB clear made every CR3 switch cost ~150,000 cycles).  The
+       list has room for every entry: with room for 8,192, gcc's cc1 overflowed it, and
+       an overflowed table was reset at its next pruning, 630,000 misses in a 2,000-line
+       compile. */
 #define XBT_IBL_SETS 4
     struct xbt_ibl_set {
         struct xbt_ibl_entry *t;
@@ -174,12 +176,14 @@ struct xbt_vcpu {
         uint32_t cs_base;            /* the CS base its entries' EIPs were learned under */
         bool stale;
         uint64_t stamp;              /* last use, for replacement */
-        uint32_t n_used;             /* > XBT_IBL_USED_CAP: unknown, clear all */
+        uint32_t n_used;             /* entries listed in used */
         /* Entries to forget before the table is next used (run.c, ibl_prune): those
-           into blocks dropped since and those into the regions marked here. */
+           into blocks dropped since (when the cache's drop log overflowed: each entry's
+           block is looked at) and those into the regions marked here. */
         bool prune_dropped, prune_regions_any;
         uint8_t prune_regions[128];
-        uint16_t used[XBT_IBL_USED_CAP];
+        uint8_t listed[XBT_IBL_ENTRIES / 8]; /* the entries in used */
+        uint16_t used[XBT_IBL_ENTRIES];
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
 

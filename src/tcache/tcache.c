@@ -67,6 +67,8 @@ struct xbt_tcache {
     xbt_block *phys[1u << XBT_TC_HASH_BITS]; /* relocatable blocks (phys_hash) */
     xbt_block *pages[1u << XBT_TC_PAGE_HASH_BITS];
     xbt_block **order;         /* blocks by host address (allocation order) */
+    uint32_t n_drop_log;       /* > XBT_TC_DROP_LOG: the log overflowed */
+    struct xbt_tc_dropped drop_log[XBT_TC_DROP_LOG];
     uint32_t n_order, cap_order;
     /* Chains made since the last xbt_tc_unchain_all, so that undoing them costs what
        they cost to make (not a walk over every block: Linux's CR3 switches made that
@@ -579,6 +581,23 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
             PBLK(n)->page_pprev[PSLOT(n)] = b->page_pprev[i];
     }
     b->valid = false;
+    if (tc->n_drop_log < XBT_TC_DROP_LOG)
+        tc->drop_log[tc->n_drop_log] = (struct xbt_tc_dropped){ b->eip, (uintptr_t)b->host };
+    if (tc->n_drop_log <= XBT_TC_DROP_LOG)
+        tc->n_drop_log++;
+}
+
+uint32_t xbt_tc_take_drops(xbt_tcache *tc, const struct xbt_tc_dropped **log)
+{
+    uint32_t n = tc->n_drop_log;
+    *log = n <= XBT_TC_DROP_LOG ? tc->drop_log : NULL;
+    tc->n_drop_log = 0;
+    return n;
+}
+
+bool xbt_tc_drops_logged(const xbt_tcache *tc)
+{
+    return tc->n_drop_log != 0;
 }
 
 void xbt_tc_drop(xbt_tcache *tc, xbt_block *b)
@@ -776,6 +795,7 @@ void xbt_tc_flush(xbt_tcache *tc)
     memset(tc->phys, 0, sizeof tc->phys);
     memset(tc->pages, 0, sizeof tc->pages);
     tc->used = 0;
+    tc->n_drop_log = 0;
     tc->st.flushes++;
 }
 

@@ -129,6 +129,21 @@ void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b);
 
 /* Drops one block (lookup, chains in and out). */
 void xbt_tc_drop(xbt_tcache *tc, xbt_block *b);
+
+/* The blocks dropped (xbt_tc_drop, xbt_tc_invalidate_page) since the log was last
+   taken, by EIP and host address, so that the runtime's inline lookup tables can forget
+   exactly the entries that led into them.  xbt_tc_take_drops returns how many it put in
+   *log (a pointer into the cache, valid until the next drop) and empties the log; past
+   XBT_TC_DROP_LOG drops it returns XBT_TC_DROP_LOG + 1 and *log is NULL: any block may
+   be gone.  A flush empties the log (everything is gone). */
+#define XBT_TC_DROP_LOG 256
+struct xbt_tc_dropped {
+    uint32_t eip;
+    uint64_t host;
+};
+uint32_t xbt_tc_take_drops(xbt_tcache *tc, const struct xbt_tc_dropped **log);
+/* Whether the log holds a drop. */
+bool xbt_tc_drops_logged(const xbt_tcache *tc);
 /* Undoes every chain: after the guest's linear-to-physical mapping changed, blocks are
    re-checked one by one before they are entered or linked again. */
 void xbt_tc_unchain_all(xbt_tcache *tc);
