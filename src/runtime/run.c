@@ -289,27 +289,41 @@ static void ibl_select(struct xbt_vcpu *v, uint32_t key)
         ibl_reset_set(set);
 }
 
-/* The inline lookup missed the target of an indirect branch (at ctx.eip): the table
-   learns it if its block is cached and current. */
-static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
+/* The current table learns that EIP t->eip leads to block t (cached and current), unless
+   t's code ends in another 4 MiB region or a breakpoint is on it. */
+static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
 {
-    v->stats.ibl_misses++;
-    xbt_block *t = xbt_tc_lookup(v->tc, v->ctx.eip, key);
-    if (!t || t->lin != v->arch.seg[XBT_CS].base + t->eip || !xbt_block_fresh(v, t))
+    if (t->lin != v->arch.seg[XBT_CS].base + t->eip)
         return;
     if ((t->lin >> 22) != (xbt_block_last(t) >> 22))
         return; /* its end in another 4 MiB region, which the pruning does not look at */
     if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, t->lin))
         return; /* a breakpoint: indirect branches there leave to the dispatcher */
-    uint32_t idx = v->ctx.eip & (XBT_IBL_ENTRIES - 1);
+    uint32_t idx = t->eip & (XBT_IBL_ENTRIES - 1);
     struct xbt_ibl_entry *e = &v->ibl[idx];
     struct xbt_ibl_set *set = v->ibl_cur;
     if (!(set->listed[idx >> 3] & (1u << (idx & 7)))) {
         set->listed[idx >> 3] |= (uint8_t)(1u << (idx & 7));
         set->used[set->n_used++] = (uint16_t)idx;
     }
-    e->tag = v->ctx.eip;
+    e->tag = t->eip;
     e->host = (uint64_t)(uintptr_t)t->host;
+}
+
+/* The inline lookup missed the target of an indirect branch (at ctx.eip): the table
+   learns it if its block is cached and current, or else once find_block has made it
+   current or translated it (ibl_pending: a new target missed twice before). */
+static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
+{
+    v->stats.ibl_misses++;
+    xbt_block *t = xbt_tc_lookup(v->tc, v->ctx.eip, key);
+    if (t && t->lin == v->arch.seg[XBT_CS].base + t->eip && xbt_block_fresh(v, t)) {
+        ibl_fill(v, t);
+        return;
+    }
+    v->ibl_pending = true;
+    v->ibl_pending_eip = v->ctx.eip;
+    v->ibl_pending_key = key;
 }
 
 /* The block at ctx.eip into v->tb as a relocated copy of a cached translation of the
@@ -1197,6 +1211,13 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
         ibl_note_prune(v);
         if (v->ibl_cur->prune_dropped || v->ibl_cur->prune_regions_any)
             ibl_prune(v->ibl_cur, v->tc);
+    }
+    if (v->ibl_pending) {
+        /* The target of the indirect branch that missed, now current or translated. */
+        v->ibl_pending = false;
+        if (v->ibl_pending_eip == v->ctx.eip && v->ibl_pending_key == key && !v->trace.rec_n &&
+            v->ibl_cur->key == key && b->eip == v->ctx.eip && b->mode_key == key)
+            ibl_fill(v, b);
     }
     if (*chain_site)
         chain_block(v, b, key, *chain_site);

@@ -186,6 +186,10 @@ struct xbt_vcpu {
         uint16_t used[XBT_IBL_ENTRIES];
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
+    /* An inline lookup missed a target that was not cached or not current: find_block
+       fills the entry once it has the block, if the dispatch is still for that EIP. */
+    bool ibl_pending;
+    uint32_t ibl_pending_eip, ibl_pending_key;
 
     /* Architectural state not held in ctx (the guest's registers, EIP and EFLAGS). */
 #define XBT_MC_BANKS 6 /* machine-check banks (cpumodel.c), as a Core 2 has */
