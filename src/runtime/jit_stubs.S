@@ -132,6 +132,31 @@ xbt_jit_exit_indirect:                          /* r14d = next EIP */
         jmp     jit_leave
         .size   xbt_jit_exit_indirect, . - xbt_jit_exit_indirect
 
+/* ctx->exit_indirect: the inline lookup missed (r14d = target; r10, r11 and r15 are
+   free, rcx is the guest's).  The victim entry of the target (abi.h) is probed, without
+   touching the flags; a hit goes on in translated code, a miss leaves. */
+        .globl  xbt_jit_ibl_victim
+        .type   xbt_jit_ibl_victim, @function
+xbt_jit_ibl_victim:
+        mov     r11d, r14d
+        bswap   r11d
+        lea     r11d, [r11 + r14]
+        movzx   r11d, r11w
+        mov     r15, [r13 + XBT_CTX_IBL_TABLE]
+        lea     r11, [r11 + r11]
+        lea     r15, [r15 + r11 * 8 + XBT_IBL_ENTRIES * 16]
+        mov     r11, [r15]
+        not     r11
+        lea     r11, [r11 + r14 + 1]            /* target - tag */
+        mov     r10, rcx
+        mov     rcx, r11
+        jrcxz   1f
+        mov     rcx, r10
+        jmp     xbt_jit_exit_indirect
+1:      mov     rcx, r10
+        jmp     qword ptr [r15 + 8]
+        .size   xbt_jit_ibl_victim, . - xbt_jit_ibl_victim
+
         .globl  xbt_jit_callout
         .type   xbt_jit_callout, @function
 xbt_jit_callout:                                /* r11 = site, r15d = EA; [rsp] = ret */

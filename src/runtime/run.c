@@ -192,7 +192,7 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
     }
     uint32_t keep = 0;
     for (uint32_t k = 0; k < set->n_used; k++) {
-        uint16_t idx = set->used[k];
+        uint32_t idx = set->used[k];
         struct xbt_ibl_entry *e = &set->t[idx];
         bool gone = e->tag >> 32; /* empty (a logged drop cleared it) */
         if (!gone) {
@@ -236,6 +236,9 @@ static void ibl_note_prune(struct xbt_vcpu *v)
                 struct xbt_ibl_entry *e = &set->t[log[i].eip & (XBT_IBL_ENTRIES - 1)];
                 if (!(e->tag >> 32) && e->host == log[i].host)
                     xbt_ibl_clear(e); /* stays listed until the next pruning */
+                e = &set->t[xbt_ibl_victim_slot(log[i].eip)];
+                if (!(e->tag >> 32) && e->host == log[i].host)
+                    xbt_ibl_clear(e);
             }
         if (v->ibl_bump_pending) {
             set->prune_regions_any = true;
@@ -289,6 +292,15 @@ static void ibl_select(struct xbt_vcpu *v, uint32_t key)
         ibl_reset_set(set);
 }
 
+/* Entry `slot` of the table is (about to be) filled: on its list, once. */
+static void ibl_list(struct xbt_ibl_set *set, uint32_t slot)
+{
+    if (!(set->listed[slot >> 3] & (1u << (slot & 7)))) {
+        set->listed[slot >> 3] |= (uint8_t)(1u << (slot & 7));
+        set->used[set->n_used++] = slot;
+    }
+}
+
 /* The current table learns that EIP t->eip leads to block t (cached and current), unless
    t's code ends in another 4 MiB region or a breakpoint is on it. */
 static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
@@ -300,12 +312,16 @@ static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
     if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, t->lin))
         return; /* a breakpoint: indirect branches there leave to the dispatcher */
     uint32_t idx = t->eip & (XBT_IBL_ENTRIES - 1);
-    struct xbt_ibl_entry *e = &v->ibl[idx];
     struct xbt_ibl_set *set = v->ibl_cur;
-    if (!(set->listed[idx >> 3] & (1u << (idx & 7)))) {
-        set->listed[idx >> 3] |= (uint8_t)(1u << (idx & 7));
-        set->used[set->n_used++] = (uint16_t)idx;
+    struct xbt_ibl_entry *e = &set->t[idx];
+    if (!(e->tag >> 32) && (uint32_t)e->tag != t->eip) {
+        /* Another target with the same low 16 bits: it moves to its victim entry (gcc's
+           cc1 missed 430,000 times on such pairs in the macro compile). */
+        uint32_t vs = xbt_ibl_victim_slot((uint32_t)e->tag);
+        ibl_list(set, vs);
+        set->t[vs] = *e;
     }
+    ibl_list(set, idx);
     e->tag = t->eip;
     e->host = (uint64_t)(uintptr_t)t->host;
 }

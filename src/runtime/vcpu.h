@@ -109,6 +109,12 @@ static inline void xbt_ibl_clear(struct xbt_ibl_entry *e)
     e->host = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
 }
 
+/* The victim entry of target eip (abi.h; the miss stub in jit_stubs.S computes it too). */
+static inline uint32_t xbt_ibl_victim_slot(uint32_t eip)
+{
+    return XBT_IBL_ENTRIES + ((eip + __builtin_bswap32(eip)) & (XBT_IBL_ENTRIES - 1));
+}
+
 /* What an MMIO access in progress is (struct xbt_vcpu_mmio.kind): what its completion
    does with the device's data (mmio.c, xbt_mmio_complete). */
 enum xbt_mmio_kind {
@@ -182,8 +188,8 @@ struct xbt_vcpu {
            block is looked at) and those into the regions marked here. */
         bool prune_dropped, prune_regions_any;
         uint8_t prune_regions[128];
-        uint8_t listed[XBT_IBL_ENTRIES / 8]; /* the entries in used */
-        uint16_t used[XBT_IBL_ENTRIES];
+        uint8_t listed[XBT_IBL_SLOTS / 8]; /* the entries in used (victims too) */
+        uint32_t used[XBT_IBL_SLOTS];
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
     /* An inline lookup missed a target that was not cached or not current: find_block

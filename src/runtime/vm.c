@@ -382,10 +382,10 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     v->no_fast_callouts = vm->no_fast_callouts;
     v->created_ns = xbt_now_ns();
     v->created_tsc = __builtin_ia32_rdtsc();
-    bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl_miss)) != NULL;
+    bool ok = (v->ibl_miss = aligned_alloc(64, XBT_IBL_SLOTS * sizeof *v->ibl_miss)) != NULL;
     for (int k = 0; k < XBT_IBL_SETS; k++) {
         v->ibl_sets[k].key = ~0u;
-        ok = ok && (v->ibl_sets[k].t = aligned_alloc(64, XBT_IBL_ENTRIES * sizeof *v->ibl)) != NULL;
+        ok = ok && (v->ibl_sets[k].t = aligned_alloc(64, XBT_IBL_SLOTS * sizeof *v->ibl)) != NULL;
     }
     if (!ok) {
         for (int k = 0; k < XBT_IBL_SETS; k++)
@@ -395,7 +395,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         free_own(v);
         return XBT_E_NOMEM;
     }
-    for (uint32_t i = 0; i < XBT_IBL_ENTRIES; i++) {
+    for (uint32_t i = 0; i < XBT_IBL_SLOTS; i++) {
         xbt_ibl_clear(&v->ibl_miss[i]);
         for (int k = 0; k < XBT_IBL_SETS; k++)
             xbt_ibl_clear(&v->ibl_sets[k].t[i]);
@@ -420,7 +420,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
         v->xl.block_count = &v->trace.prof_block_entries;
     struct xbt_jit_ctx *c = &v->ctx;
     c->exit_direct = (uint64_t)(uintptr_t)xbt_jit_exit_direct;
-    c->exit_indirect = (uint64_t)(uintptr_t)xbt_jit_exit_indirect;
+    c->exit_indirect = (uint64_t)(uintptr_t)xbt_jit_ibl_victim;
     c->callout = (uint64_t)(uintptr_t)xbt_jit_callout;
     c->callout_fn = (uint64_t)(uintptr_t)xbt_callout_entry;
     c->fpu_entry = (uint64_t)(uintptr_t)xbt_jit_fpu_load;

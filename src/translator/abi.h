@@ -205,6 +205,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, soft_ptr) == XBT_CTX_SOFT_PTR, "abi"
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
 void xbt_jit_exit_direct(void);
 void xbt_jit_exit_indirect(void);
+void xbt_jit_ibl_victim(void);
 void xbt_jit_callout(void);
 void xbt_jit_fpu_load(void);
 void xbt_jit_intr_open(void);
@@ -220,6 +221,13 @@ void xbt_jit_intr_end(void); /* the end of both gate stubs */
  */
 #define XBT_IBL_BITS 16
 #define XBT_IBL_ENTRIES (1u << XBT_IBL_BITS)
+/*
+ * Right after the table, as many victim entries: a target evicted from its entry by
+ * another with the same low 16 bits goes to the victim entry indexed by the low 16 bits
+ * of target + bswap(target), which the miss stub ctx->exit_indirect probes (flag-free
+ * too) before it leaves translated code.  A table is XBT_IBL_SLOTS entries in all.
+ */
+#define XBT_IBL_SLOTS (2 * XBT_IBL_ENTRIES)
 #ifndef __ASSEMBLER__
 struct xbt_ibl_entry {
     uint64_t tag;  /* guest EIP, zero-extended; an empty entry has bit 32 set */
