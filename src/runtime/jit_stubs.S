@@ -150,11 +150,17 @@ xbt_jit_ibl_victim:
         lea     r11, [r11 + r14 + 1]            /* target - tag */
         mov     r10, rcx
         mov     rcx, r11
+        .globl  xbt_jit_ibl_victim_rcx          /* from here RCX is R10 (signals.c) */
+xbt_jit_ibl_victim_rcx:
         jrcxz   1f
         mov     rcx, r10
         jmp     xbt_jit_exit_indirect
 1:      mov     rcx, r10
+        .globl  xbt_jit_ibl_victim_jmp          /* ... to here */
+xbt_jit_ibl_victim_jmp:
         jmp     qword ptr [r15 + 8]
+        .globl  xbt_jit_ibl_victim_end
+xbt_jit_ibl_victim_end:
         .size   xbt_jit_ibl_victim, . - xbt_jit_ibl_victim
 
         .globl  xbt_jit_callout

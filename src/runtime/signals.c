@@ -146,6 +146,18 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
        leaves translated code at the next block end. */
     v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
     uint64_t rip = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
+    if (rip >= (uint64_t)(uintptr_t)xbt_jit_ibl_victim &&
+        rip < (uint64_t)(uintptr_t)xbt_jit_ibl_victim_end) {
+        /* In the victim probe, which read the table before: a hit would go on into
+           translated code whose block no kick unlinked (a loop of chained blocks would
+           keep the vCPU until the next kick).  The probe starts again, with the guest's
+           RCX back where it parked it, and misses. */
+        if (rip >= (uint64_t)(uintptr_t)xbt_jit_ibl_victim_rcx &&
+            rip < (uint64_t)(uintptr_t)xbt_jit_ibl_victim_jmp)
+            uc->uc_mcontext.gregs[REG_RCX] = uc->uc_mcontext.gregs[REG_R10];
+        uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)xbt_jit_ibl_victim;
+        return;
+    }
     if (rip >= (uint64_t)(uintptr_t)xbt_jit_intr_open &&
         rip < (uint64_t)(uintptr_t)xbt_jit_intr_end)
         rip = (uint64_t)uc->uc_mcontext.gregs[REG_R15]; /* in a gate: its block */

@@ -206,6 +206,11 @@ int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
 void xbt_jit_exit_direct(void);
 void xbt_jit_exit_indirect(void);
 void xbt_jit_ibl_victim(void);
+/* Inside xbt_jit_ibl_victim: from _rcx to _jmp, the guest's RCX is in R10; _end ends
+   the stub (a kick there restarts it: signals.c). */
+void xbt_jit_ibl_victim_rcx(void);
+void xbt_jit_ibl_victim_jmp(void);
+void xbt_jit_ibl_victim_end(void);
 void xbt_jit_callout(void);
 void xbt_jit_fpu_load(void);
 void xbt_jit_intr_open(void);
