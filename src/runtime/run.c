@@ -1166,6 +1166,10 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     }
     uint32_t eip = v->ctx.eip;
     uint16_t cs = v->arch.seg[XBT_CS].selector;
+    /* Its indirect branch (a stepped RET) leaves too: with the mode's table it ran on in
+       cached code, past the guest's single-step trap (found 2026-12-02, tfstep_ibl.c).
+       begin_dispatch sets the table again. */
+    v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
     int rc = xbt_jit_enter(&v->ctx, v->smc.exec);
     tc_leave(v);
     v->arch.interrupt_shadow = false; /* the covered instruction has run */

@@ -1497,15 +1497,18 @@ static void emit_popf(xbt_tx *t, const xbt_insn *in)
     xbt_emit1(t, M(PUSH), xo_reg(R(R14)));
     xbt_emit0(t, M(POPFQ));
     emit_esp_add(t, 4);
-    /* TF set: to the dispatcher (unchained, through the indirect exit), which steps from
-       the next instruction on (the guest's single-step, run.c). */
+    /* TF set: to the dispatcher (through the direct exit with no site to chain: R15 = 0),
+       which steps from the next instruction on (the guest's single-step, run.c).  Not
+       through exit_indirect: that probes the inline lookup's victim entry, and a hit ran
+       the next blocks without a trap (until 2026-12-02, tfstep_ibl.c). */
     xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
     xbt_emit2(t, M(MOV), xo_reg(R(ECX)), xo_reg(R(R15D)));
     uint32_t no_tf = xbt_emit_branch8(t, M(JRCXZ), false);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)(in->eip + in->length)));
     add_reloc_last(t, in->eip + in->length);
-    xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_EXIT_INDIRECT, 8));
+    xbt_emit2(t, M(MOV), xo_reg(R(R15D)), xo_imm(0));
+    xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_EXIT_DIRECT, 8));
     xbt_patch_rel8(t, no_tf, t->len);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     /* POPF has no interrupt shadow: one pending behind a cleared IF is taken now. */
