@@ -164,9 +164,11 @@ static bool block_current(struct xbt_vcpu *v, xbt_block *b)
 
 static void ibl_reset_set(struct xbt_ibl_set *set)
 {
-    for (uint32_t k = 0; k < set->n_used; k++)
-        xbt_ibl_clear(&set->t[set->used[k]]);
-    memset(set->listed, 0, sizeof set->listed);
+    for (uint32_t k = 0; k < set->n_used; k++) {
+        uint32_t slot = set->used[k];
+        xbt_ibl_clear(&set->t[slot]);
+        set->listed[slot >> 3] = 0; /* (every listed slot's byte: the whole bitmap) */
+    }
     set->n_used = 0;
     set->stale = false;
     set->prune_dropped = set->prune_regions_any = false;
@@ -216,6 +218,13 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
     set->prune_dropped = set->prune_regions_any = false;
 }
 
+/* Something every table must forget: blocks the cache dropped (its log) or regions that
+   changed their mapping epoch (v->ibl_bump). */
+static bool ibl_must_forget(const struct xbt_vcpu *v)
+{
+    return v->ibl_bump_pending || xbt_tc_drops_logged(v->tc);
+}
+
 /* What every table must forget before its next use (v->ibl_bump, the cache's drop
    log); the current one forgets regions now, the others when they are selected again
    (pruning all four at every invalidation was 3% of a glibc exec loop).  The entries
@@ -233,12 +242,15 @@ static void ibl_note_prune(struct xbt_vcpu *v)
             set->prune_dropped = true;
         else
             for (uint32_t i = 0; i < n; i++) {
-                struct xbt_ibl_entry *e = &set->t[log[i].eip & (XBT_IBL_ENTRIES - 1)];
-                if (!(e->tag >> 32) && e->host == log[i].host)
-                    xbt_ibl_clear(e); /* stays listed until the next pruning */
-                e = &set->t[xbt_ibl_victim_slot(log[i].eip)];
-                if (!(e->tag >> 32) && e->host == log[i].host)
-                    xbt_ibl_clear(e);
+                /* Its entry and its victim entry (the only places its EIP can be); a
+                   cleared entry stays listed until the next pruning. */
+                uint32_t slots[2] = { log[i].eip & (XBT_IBL_ENTRIES - 1),
+                                      xbt_ibl_victim_slot(log[i].eip) };
+                for (int j = 0; j < 2; j++) {
+                    struct xbt_ibl_entry *e = &set->t[slots[j]];
+                    if (!(e->tag >> 32) && e->host == log[i].host)
+                        xbt_ibl_clear(e);
+                }
             }
         if (v->ibl_bump_pending) {
             set->prune_regions_any = true;
@@ -248,7 +260,7 @@ static void ibl_note_prune(struct xbt_vcpu *v)
     }
     if (v->ibl_bump_pending)
         memset(v->ibl_bump, 0, sizeof v->ibl_bump);
-    v->ibl_dropped = v->ibl_bump_pending = false;
+    v->ibl_bump_pending = false;
 }
 
 /* Every table forgets its entries (the current one now, the others when next used). */
@@ -831,7 +843,6 @@ void xbt_vcpu_drop_block(struct xbt_vcpu *v, xbt_block *b)
     if (v->unlinked == b)
         v->unlinked = NULL;
     xbt_tc_drop(v->tc, b);
-    v->ibl_dropped = true;
 }
 
 static void trace_abort(struct xbt_vcpu *v)
@@ -1096,7 +1107,7 @@ static int enter_mode(struct xbt_vcpu *v, xbt_tmode *m, uint32_t *key, uint64_t 
         return XBT_LEAVE_EXIT;
     *m = current_mode(v);
     *key = xbt_tc_mode_key(m);
-    if (v->ibl_dropped || v->ibl_bump_pending || xbt_tc_drops_logged(v->tc)) {
+    if (ibl_must_forget(v)) {
         /* Blocks were invalidated (self-modifying code, a code page reused) or
            regions changed their mapping epoch: the tables keep their other entries
            (a reset of all cost the kernel's table thousands of misses per Linux
@@ -1223,7 +1234,7 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
     }
     if (v->trace.rec_n && !(b = trace_step(v, b, m, key, chain_site)))
         return v->smc.single ? XBT_LEAVE_DISPATCH : XBT_LEAVE_EXIT;
-    if (v->ibl_dropped || v->ibl_bump_pending || xbt_tc_drops_logged(v->tc)) {
+    if (ibl_must_forget(v)) {
         /* A translation carried out other vCPUs' requests meanwhile (smp.c: a vCPU
            waiting for its protection requests does its own) and dropped blocks: the
            lookup table forgets them before b runs, as at the next dispatch, or an

@@ -165,7 +165,6 @@ struct xbt_vcpu {
        table drops its entries there before the next block runs (a Linux fork+exec used
        to clear the kernel's table too, thousands of misses each). */
     bool ibl_bump_pending;
-    bool ibl_dropped;                /* blocks were dropped: entries into them go */
     uint8_t ibl_bump[128];
     struct xbt_ibl_entry *ibl_miss;  /* all entries miss: swapped in to leave loops */
     /* One table per recent mode key (kernel and user code alternate: a single table
