@@ -22,9 +22,17 @@
  * "not mapped" a callout.  The shadow MMU keeps them exact anyway (window.c, with the
  * bitmap that the fast callouts read through as a TLB, which must be exact).
  *
- * Sites stay once made (the check costs about 4 cycles where it finds the page); the
- * table is keyed by linear EIP, so a site belongs to whatever code is at that address
- * in any address space, which only decides where the check is made.
+ * Sites stay once made (the check costs about 4 cycles where it finds the page).  The
+ * table is keyed by the instruction's guest physical address, so a site belongs to
+ * the code's bytes wherever an address space maps them: a relocated copy of a block
+ * (run.c, share_block) then has the checks a fresh translation at its new address
+ * would have.  Keyed by linear EIP (until 2026-12), the sites of ld.so and libc, which
+ * every process maps at another address, marked ever more linear pages on which no
+ * copy was made: 85% of the blocks of a fork+exec loop were translated afresh.  When a
+ * site is made, the blocks already on its page leave the index of copy sources
+ * (xbt_tc_unshare_page: they lack its check); they keep running where they are.  A
+ * physical page that later holds other code keeps its sites, which only decides where
+ * checks are made.
  */
 
 #include "runtime/vcpu.h"
@@ -39,18 +47,19 @@ _Static_assert(XBT_PROBE_R == XBT_PROBE_READ && XBT_PROBE_W == XBT_PROBE_WRITE,
    translated before it became a site. */
 #define XBT_PF_SITE_REDROPS 8
 
-/* The record of linear EIP lin (add: made if missing).  Open addressing over a window
-   of XBT_PF_PROBE slots that are never emptied again: a new EIP takes a free slot, or
-   the one with the fewest faults below XBT_PF_SITE_FAULTS (an instruction that faulted
-   once or twice long ago); when every slot of the window is a site, none is made. */
+/* The record of the instruction at guest physical address gpa (add: made if missing).
+   Open addressing over a window of XBT_PF_PROBE slots that are never emptied again: a
+   new address takes a free slot, or the one with the fewest faults below
+   XBT_PF_SITE_FAULTS (an instruction that faulted once or twice long ago); when every
+   slot of the window is a site, none is made. */
 #define XBT_PF_PROBE 8
-static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, bool add)
+static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t gpa, bool add)
 {
-    uint32_t h = (lin * 0x9E3779B1u) >> (32 - XBT_PF_SITES_LOG2);
+    uint32_t h = (gpa * 0x9E3779B1u) >> (32 - XBT_PF_SITES_LOG2);
     struct xbt_pf_site_rec *victim = NULL;
     for (uint32_t k = 0; k < XBT_PF_PROBE; k++) {
         struct xbt_pf_site_rec *e = &v->pfs.sites[(h + k) & (XBT_PF_SITES - 1)];
-        if (e->faults && e->lin == lin)
+        if (e->faults && e->gpa == gpa)
             return e;
         if (!e->faults) {
             victim = e;
@@ -63,22 +72,41 @@ static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t lin, bool 
         return NULL;
     /* A slot taken over keeps the chain it is in intact (it never becomes empty), so
        EIPs placed beyond it are still found. */
-    *victim = (struct xbt_pf_site_rec){ lin, 0 };
+    *victim = (struct xbt_pf_site_rec){ gpa, 0 };
     return victim;
 }
 
-bool xbt_pf_site_page(const struct xbt_vcpu *v, uint32_t lin)
+void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page)
 {
-    return xbt_page_bit(v->pfs.site_pages, lin);
+    struct xbt_vcpu_pfs *p = &v->pfs;
+    uint32_t k = p->fmap[0].lin == lin ? 0 : p->fmap[1].lin == lin ? 1 : (p->fmap_next ^= 1);
+    p->fmap[k].lin = lin;
+    p->fmap[k].page = page;
 }
 
 bool xbt_pf_site(void *vcpu, uint32_t eip)
 {
     struct xbt_vcpu *v = vcpu;
-    uint32_t lin = v->arch.seg[XBT_CS].base + eip;
-    if (!xbt_pf_site_page(v, lin))
+    if (!v->pfs.site_pages)
         return false;
-    const struct xbt_pf_site_rec *e = site_find(v, lin, false);
+    /* The physical page the translator's bytes came from: one of the last two fetched
+       (a block's first and last), or else walked as the fetch walked it. */
+    uint32_t lin = v->arch.seg[XBT_CS].base + eip, page;
+    const struct xbt_vcpu_pfs *p = &v->pfs;
+    if (p->fmap[0].lin == lin >> 12) {
+        page = p->fmap[0].page;
+    } else if (p->fmap[1].lin == lin >> 12) {
+        page = p->fmap[1].page;
+    } else {
+        xbt_walk_result r;
+        if (!xbt_walk_quiet(v, lin, v->arch.cpl == 3, true, &r) || r.gpa >> 32)
+            return false;
+        page = (uint32_t)(r.gpa >> 12);
+    }
+    uint32_t gpa = page << 12 | (lin & 0xFFF);
+    if (!xbt_page_bit(p->site_pages, gpa))
+        return false;
+    const struct xbt_pf_site_rec *e = site_find(v, gpa, false);
     return e && e->faults >= XBT_PF_SITE_FAULTS;
 }
 
@@ -86,16 +114,30 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
 {
     if (!v->xl.pf_site || v->smc.single || !xbt_tc_contains(v->tc, v->fault_rip))
         return; /* not a translated instruction's own access (a step, a data write) */
-    struct xbt_pf_site_rec *e = site_find(v, lin, true);
+    /* The instruction's physical address: where its block's bytes came from (a trace's
+       pages between its first and last are not known: no site there). */
+    const xbt_block *b = xbt_tc_block_at(v->tc, v->fault_rip);
+    if (!b || !b->valid || lin - b->lin >= b->guest_len)
+        return;
+    uint32_t page = (lin >> 12) == (b->lin >> 12)                     ? b->page[0]
+                    : (lin >> 12) == (xbt_block_last(b) >> 12) ? b->page[1]
+                                                                       : UINT32_MAX;
+    if (page >= 1u << 20)
+        return;
+    uint32_t gpa = page << 12 | (lin & 0xFFF);
+    struct xbt_pf_site_rec *e = site_find(v, gpa, true);
     if (!e || e->faults >= XBT_PF_SITE_FAULTS + XBT_PF_SITE_REDROPS ||
         ++e->faults < XBT_PF_SITE_FAULTS)
         return;
-    if (!xbt_page_bit_set(&v->pfs.site_pages, lin)) {
+    if (!xbt_page_bit_set(&v->pfs.site_pages, gpa)) {
         e->faults--; /* not a site after all */
         return;
     }
-    if (e->faults == XBT_PF_SITE_FAULTS)
+    if (e->faults == XBT_PF_SITE_FAULTS) {
         v->stats.fault_sites++;
+        /* The page's blocks lack the check: copies of them elsewhere would too. */
+        xbt_tc_unshare_page(v->tc, page);
+    }
     /* Its block is translated again when next entered, the access checked first. */
     xbt_vcpu_drop_block_at(v, v->fault_rip);
 }

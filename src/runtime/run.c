@@ -62,6 +62,7 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
             }
         }
         memcpy(buf + n, h, chunk);
+        xbt_pf_fetched(v, l >> 12, (uint32_t)(gpa >> 12));
         if (n == 0)
             v->fetch_gpa_first = (uint32_t)(gpa >> 12);
         v->fetch_gpa_last = (uint32_t)((gpa + chunk - 1) >> 12);
@@ -369,10 +370,10 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     xbt_block *src = xbt_tc_find_relocatable(v->tc, p0, lin & 0xFFF, key, v->ctx.eip);
     if (!src)
         return 0;
-    /* Not where an MMIO or fault site may be (its translation has the site's callout or
-       check). */
-    if (xbt_mmio_site_page(v, lin) || xbt_mmio_site_page(v, lin + src->guest_len) ||
-        xbt_pf_site_page(v, lin) || xbt_pf_site_page(v, lin + src->guest_len))
+    /* Not where an MMIO site may be (its translation has the site's callout).  Fault
+       sites belong to the physical bytes (pfsite.c): the copy has the checks a fresh
+       translation here would have. */
+    if (xbt_mmio_site_page(v, lin) || xbt_mmio_site_page(v, lin + src->guest_len))
         return 0;
     /* Its second page (the bytes of a last instruction that crosses, or only the
        translator's look-ahead) must be the one it was made from as well. */

@@ -317,17 +317,21 @@ struct xbt_vcpu {
         uint8_t *table;
     } rshadow;
 
-    /* Fault sites (pfsite.c): linear EIPs of translated instructions whose accesses
-       ended in guest page faults or window fills through host faults, with their counts
-       (open addressing), and the linear pages that hold a site (1 bit each; NULL until
-       the first).  At XBT_PF_SITE_FAULTS the instruction is translated again with an
-       inline check of its page (translate.c, emit_pf_check). */
+    /* Fault sites (pfsite.c): guest physical addresses of translated instructions
+       whose accesses ended in guest page faults or window fills through host faults,
+       with their counts (open addressing), and the physical pages that hold a site (1
+       bit each; NULL until the first).  At XBT_PF_SITE_FAULTS the instruction is
+       translated again with an inline check of its page (translate.c, emit_pf_check).
+       fmap: the linear page -> physical page pairs of the last two pages fetch_code
+       read, which answer the translator's question for the bytes it translates. */
     struct xbt_vcpu_pfs {
     #define XBT_PF_SITES_LOG2 12
     #define XBT_PF_SITES (1u << XBT_PF_SITES_LOG2)
     #define XBT_PF_SITE_FAULTS 4
-        struct xbt_pf_site_rec { uint32_t lin, faults; } *sites; /* XBT_PF_SITES */
+        struct xbt_pf_site_rec { uint32_t gpa, faults; } *sites; /* XBT_PF_SITES */
         uint8_t *site_pages;
+        struct { uint32_t lin, page; } fmap[2];
+        uint32_t fmap_next;
     } pfs;
 
     /* Pause-loop yields (xbt_pause_loop, below): the TSC at the last PAUSE and how many
@@ -920,13 +924,14 @@ enum { XBT_WP_SOFT = 4 };
 int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint32_t size,
                     uint8_t **host);
 /* Fault sites (pfsite.c).  xbt_pf_note_fault: a host fault in the K- or U-window by
-   the instruction at linear `lin` ended in a guest #PF or a window fill; xbt_pf_site: the translator's question
-   (translator.h, pf_site); xbt_pf_site_page: a linear page holding a site (no block is
-   copied there from another address: share_block); xbt_pf_callout: the XBT_CO_PFCHECK
-   callout (0: on into the access; else XBT_LEAVE_*). */
+   the instruction at linear `lin` ended in a guest #PF or a window fill;
+   xbt_pf_fetched: fetch_code read linear page `lin` (a page number) from physical
+   page `page`; xbt_pf_site: the translator's question (translator.h, pf_site);
+   xbt_pf_callout: the XBT_CO_PFCHECK callout (0: on into the access; else
+   XBT_LEAVE_*). */
 void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin);
+void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page);
 bool xbt_pf_site(void *vcpu, uint32_t eip);
-bool xbt_pf_site_page(const struct xbt_vcpu *v, uint32_t lin);
 int xbt_pf_callout(struct xbt_vcpu *v);
 
 /* Direct execution (direct.c). */

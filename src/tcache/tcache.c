@@ -525,6 +525,17 @@ void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b)
             patch_rel32(tc, b->host + b->exits[i].rel32_off, b->chained_to[i]->host);
 }
 
+/* b out of the index of relocatable blocks (constant time: the list is doubly linked). */
+static void unshare(xbt_block *b)
+{
+    if (!b->phys_pprev)
+        return;
+    *b->phys_pprev = b->phys_next;
+    if (b->phys_next)
+        b->phys_next->phys_pprev = b->phys_pprev;
+    b->phys_pprev = NULL;
+}
+
 /* Removes b from the lookup structures and every chain into or out of it. */
 static void drop_block(xbt_tcache *tc, xbt_block *b)
 {
@@ -566,12 +577,7 @@ static void drop_block(xbt_tcache *tc, xbt_block *b)
         h->eip = h->head->eip;
         h->key = h->head->mode_key;
     }
-    if (b->phys_pprev) {
-        *b->phys_pprev = b->phys_next;
-        if (b->phys_next)
-            b->phys_next->phys_pprev = b->phys_pprev;
-        b->phys_pprev = NULL;
-    }
+    unshare(b);
     for (int i = 0; i < 2; i++) {
         if (i == 1 && b->page[1] == b->page[0])
             break;
@@ -699,6 +705,19 @@ uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
         }
     }
     tc->st.invalidations += n;
+    return n;
+}
+
+uint32_t xbt_tc_unshare_page(xbt_tcache *tc, uint32_t page)
+{
+    uint32_t n = 0;
+    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)]) {
+        xbt_block *b = PBLK(p);
+        if ((b->page[0] == page || b->page[1] == page) && b->phys_pprev) {
+            unshare(b);
+            n++;
+        }
+    }
     return n;
 }
 

@@ -108,6 +108,11 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key
    NULL: none. */
 xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,
                                    uint32_t eip);
+/* The blocks with guest bytes on physical page `page` are no longer found by
+   xbt_tc_find_relocatable (they stay where they are): their translation no longer is
+   what the bytes translate to elsewhere (a fault site made on the page, pfsite.c).
+   Returns how many left the index. */
+uint32_t xbt_tc_unshare_page(xbt_tcache *tc, uint32_t page);
 /* How many times the cache was flushed (a generation for what names a block's code). */
 uint32_t xbt_tc_flushes(const xbt_tcache *tc);
 /* Flushes plus blocks dropped so far: a change says some translation went (a callout

@@ -2059,8 +2059,6 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
         emit_pf_probe(t, in, PF_SRC, false, 0, 0);
     if (kind & PF_DST)
         emit_pf_probe(t, in, PF_DST, write, 0, 0);
-    if (kind != PF_NONE)
-        t->b->reloc_ok = false; /* only where the runtime asked for it */
     t->soft = soft != 0;
 }
 

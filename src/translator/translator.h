@@ -226,7 +226,9 @@ typedef struct xbt_translator {
        access goes through [R15], which the check sets to the window's address or, after
        the callout, to ctx->soft_ptr (abi.h; the callout may answer with the guest page
        itself).  The check uses SHRX: the runtime sets pf_site only
-       on hosts with BMI2.  Such a block is not relocatable.  NULL: none. */
+       on hosts with BMI2.  Such a block stays relocatable: the answer must then be the
+       same for the same bytes at any EIP (the runtime keys sites by physical address).
+       NULL: none. */
     bool (*pf_site)(void *ctx, uint32_t eip);
     /* A block ends before any instruction but its first for which stop_before(
        stop_ctx, eip) is true (the debugger's breakpoints: the dispatcher then sees that

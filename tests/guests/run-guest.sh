@@ -135,6 +135,20 @@ xbt)
         [ -n "$n" ] && [ "$n" -le "$XBT_IBL_MISS_MAX" ] ||
             { echo "FAIL expected at most $XBT_IBL_MISS_MAX inline lookup misses"; status=99; }
     fi
+    # XBT_PF_SITES_MAX=N, XBT_HOST_FAULTS_MAX=N: at most N fault sites made, at most N
+    # host faults taken, summed over the vCPUs (bounds that must hold; pfsite_alias.c).
+    if [ -n "${XBT_PF_SITES_MAX:-}" ]; then
+        n=$(grep -a '^paging: [0-9]* fault sites' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
+        echo "== xbt: ${n:-no} fault sites"
+        [ -n "$n" ] && [ "$n" -le "$XBT_PF_SITES_MAX" ] ||
+            { echo "FAIL expected at most $XBT_PF_SITES_MAX fault sites"; status=99; }
+    fi
+    if [ -n "${XBT_HOST_FAULTS_MAX:-}" ]; then
+        n=$(grep -a '^events:' "$out" | grep -o '[0-9]* host faults' | awk '{ s += $1; k++ } END { if (k) print s }')
+        echo "== xbt: ${n:-no} host faults"
+        [ -n "$n" ] && [ "$n" -le "$XBT_HOST_FAULTS_MAX" ] ||
+            { echo "FAIL expected at most $XBT_HOST_FAULTS_MAX host faults"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
