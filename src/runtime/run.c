@@ -63,7 +63,10 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         }
         memcpy(buf + n, h, chunk);
         xbt_pf_fetched(v, l >> 12, (uint32_t)(gpa >> 12));
-        if (n == 0)
+        /* The block's first byte's page: its first fetch's, at the block's own EIP.  A
+           later fetch (a CS base that is not page-aligned puts a block's EIPs on one
+           page and its bytes on two) is not the first page's. */
+        if (n == 0 && eip == v->ctx.eip)
             v->fetch_gpa_first = (uint32_t)(gpa >> 12);
         v->fetch_gpa_last = (uint32_t)((gpa + chunk - 1) >> 12);
         v->fetch_lin_last = (l + chunk - 1) >> 12;
