@@ -29,10 +29,13 @@
  * would have.  Keyed by linear EIP (until 2026-12), the sites of ld.so and libc, which
  * every process maps at another address, marked ever more linear pages on which no
  * copy was made: 85% of the blocks of a fork+exec loop were translated afresh.  When a
- * site is made, the blocks already on its page leave the index of copy sources
- * (xbt_tc_unshare_page: they lack its check); they keep running where they are.  A
- * physical page that later holds other code keeps its sites, which only decides where
- * checks are made.
+ * site is made, every block that holds the instruction goes, wherever it is mapped
+ * (xbt_tc_drop_range: they lack its check, and so would copies of them); they come back
+ * as copies of the checked translation.  (Dropping only the faulting block and leaving
+ * the others to drop themselves at their own faults spent the site's few re-drops on
+ * the first aliases: a page mapped at 16 addresses before the site was made kept
+ * taking host faults through 8 of them, found by review.)  A physical page that later
+ * holds other code keeps its sites, which only decides where checks are made.
  */
 
 #include "runtime/vcpu.h"
@@ -135,10 +138,14 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
     }
     if (e->faults == XBT_PF_SITE_FAULTS) {
         v->stats.fault_sites++;
-        /* The page's blocks lack the check: copies of them elsewhere would too. */
-        xbt_tc_unshare_page(v->tc, page);
+        /* Every block holding the instruction, at any address, is translated again when
+           next entered (or copied from one that was), the access checked first. */
+        xbt_tc_drop_range(v->tc, page, lin & 0xFFF, 1);
+        if (v->unlinked && !v->unlinked->valid)
+            v->unlinked = NULL;
     }
-    /* Its block is translated again when next entered, the access checked first. */
+    /* Its block is translated again when next entered (one made before the site that
+       still faults here: a trace, whose middle pages the range does not see). */
     xbt_vcpu_drop_block_at(v, v->fault_rip);
 }
 

@@ -708,16 +708,38 @@ uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
     return n;
 }
 
-uint32_t xbt_tc_unshare_page(xbt_tcache *tc, uint32_t page)
+/* Whether block b's guest bytes on physical page `page` overlap [off, off + len): from
+   its start (its first page) or from offset 0 (its second page) to its end or the page
+   end. */
+static bool covers(const xbt_block *b, uint32_t page, uint32_t off, uint32_t len)
+{
+    uint32_t start = b->lin & 0xFFF, end = start + (b->guest_len ? b->guest_len : 1);
+    for (int slot = 0; slot < 2; slot++) {
+        if (b->page[slot] != page)
+            continue;
+        uint32_t lo = slot == 0 ? start : 0;
+        uint32_t hi = slot == 0 ? (end < 4096 ? end : 4096) : end - 4096;
+        if (b->page[0] == b->page[1]) /* both on this page (or a wrap onto itself) */
+            lo = start, hi = end < 4096 ? end : 4096;
+        if (off < hi && off + len > lo)
+            return true;
+    }
+    return false;
+}
+
+uint32_t xbt_tc_drop_range(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len)
 {
     uint32_t n = 0;
-    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)]) {
+    for (xbt_block *p = tc->pages[page_hash(page)], *next; p; p = next) {
         xbt_block *b = PBLK(p);
-        if ((b->page[0] == page || b->page[1] == page) && b->phys_pprev) {
-            unshare(b);
+        for (next = b->page_next[PSLOT(p)]; next && PBLK(next) == b;)
+            next = b->page_next[PSLOT(next)];
+        if (covers(b, page, off, len)) { /* (both of b's slots looked at) */
+            drop_block(tc, b);
             n++;
         }
     }
+    tc->st.invalidations += n;
     return n;
 }
 
@@ -784,20 +806,9 @@ bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page)
 
 bool xbt_tc_page_range_has_code(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len)
 {
-    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)]) {
-        const xbt_block *b = PBLK(p);
-        if (b->page[PSLOT(p)] != page)
-            continue;
-        /* The block's bytes on this page: from its start (first page) or from offset 0
-           (its second page) to its end or the page end. */
-        uint32_t start = b->lin & 0xFFF, end = start + (b->guest_len ? b->guest_len : 1);
-        uint32_t lo = PSLOT(p) == 0 ? start : 0;
-        uint32_t hi = PSLOT(p) == 0 ? (end < 4096 ? end : 4096) : end - 4096;
-        if (b->page[0] == b->page[1]) /* both on this page (or a wrap onto itself) */
-            lo = start, hi = end < 4096 ? end : 4096;
-        if (off < hi && off + len > lo)
+    for (xbt_block *p = tc->pages[page_hash(page)]; p; p = PBLK(p)->page_next[PSLOT(p)])
+        if (covers(PBLK(p), page, off, len))
             return true;
-    }
     return false;
 }
 

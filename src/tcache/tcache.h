@@ -108,11 +108,6 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key
    NULL: none. */
 xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,
                                    uint32_t eip);
-/* The blocks with guest bytes on physical page `page` are no longer found by
-   xbt_tc_find_relocatable (they stay where they are): their translation no longer is
-   what the bytes translate to elsewhere (a fault site made on the page, pfsite.c).
-   Returns how many left the index. */
-uint32_t xbt_tc_unshare_page(xbt_tcache *tc, uint32_t page);
 /* How many times the cache was flushed (a generation for what names a block's code). */
 uint32_t xbt_tc_flushes(const xbt_tcache *tc);
 /* Flushes plus blocks dropped so far: a change says some translation went (a callout
@@ -161,6 +156,10 @@ void xbt_tc_unchain_all(xbt_tcache *tc);
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap);
 /* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
+/* Drops every block whose guest bytes on physical page `page` overlap [off, off + len)
+   (a fault site made there: their translations lack its check, and neither they nor
+   copies of them may run on; pfsite.c).  Returns how many. */
+uint32_t xbt_tc_drop_range(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len);
 /* True if some block has guest bytes on physical page `page`. */
 bool xbt_tc_page_has_code(xbt_tcache *tc, uint32_t page);
 /* True if some block's guest bytes on physical page `page` overlap [off, off + len). */

@@ -1,24 +1,27 @@
 /*
- * pfsite_alias.c - one page of code mapped at eight linear addresses, as a shared
+ * pfsite_alias.c - one page of code mapped at sixteen linear addresses, as a shared
  * library is in processes that map it at different places (issue 17).  The load in it
  * takes page faults again and again through one alias until xbt makes it a fault site,
  * then through each of the others.  xbt keys sites by the code's physical address and
  * copies a block to another alias with its checks (relocation): the fault of every
  * round must still name the alias it came through (EIP), the load's result must be
  * the page's, and after the code page is rewritten through its identity mapping every
- * alias must run the new code.  Before the load became a site, one alias had run it
- * already: that translation lacks the check, and no copy may be made from it.
+ * alias must run the new code.  Before the load became a site, every other alias had
+ * run it already: those translations lack the check, and neither they nor copies of
+ * them may run on.
  *
- * ctest bounds xbt's statistics (run-guest.sh): one fault site for all eight aliases,
- * and few host faults (a site's misses are callouts).  Keyed by linear address, each
- * alias made a site of its own after four host faults of its own.
+ * ctest bounds xbt's statistics (run-guest.sh): one fault site for all sixteen
+ * aliases, and few host faults (a site's misses are callouts).  Keyed by linear
+ * address, each alias made a site of its own after four host faults of its own; with
+ * the translations made before the site left to drop themselves at their own faults,
+ * half of the aliases kept taking host faults.
  */
 #include "lib/guest.h"
 
 #define P 1u
 #define W 2u
 #define VA 0x40000000u         /* pt_hi's 4 MiB */
-#define NALIAS 8
+#define NALIAS 16
 #define ALIAS(k) (VA + (k) * 0x11000u) /* page k * 17 of pt_hi */
 #define OFF 0x123u             /* the function's offset in its page */
 #define DATA_PTE 0x300u
@@ -109,10 +112,11 @@ void main(void)
     write_cr3((u32)pd);
     write_cr0(read_cr0() | 0x80000000u | 0x10000u); /* PG and WP */
 
-    /* Alias 1 runs first, while the load is no site: a translation without a check. */
-    for (u32 r = 0; r < 4; r++)
-        plain_round(1, r, 0);
-    phase_end("alias 1 before any fault: the page's value");
+    /* Aliases 1-15 run first, while the load is no site: translations without a check. */
+    for (u32 k = 1; k < NALIAS; k++)
+        for (u32 r = 0; r < 4; r++)
+            plain_round(k, r, 0);
+    phase_end("aliases 1-15 before any fault: the page's value");
 
     for (u32 r = 0; r < ROUNDS; r++)
         fault_round(0, r, 0);
@@ -121,7 +125,7 @@ void main(void)
     for (u32 k = 1; k < NALIAS; k++)
         for (u32 r = 0; r < ROUNDS; r++)
             fault_round(k, r, 0);
-    phase_end("aliases 1-7: a #PF every round, each with its own EIP");
+    phase_end("aliases 1-15: a #PF every round, each with its own EIP");
 
     /* The code rewritten through its identity mapping: movl (%ecx), %eax; incl %eax; ret. */
     code[OFF + 2] = 0x40, code[OFF + 3] = 0xc3;
