@@ -323,7 +323,9 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     /* Cache-line aligned: its first line is all the dispatcher reads (tcache.h). */
     uint32_t n_relocs = tb->reloc_ok ? tb->n_relocs : 0;
     size_t before = tc->meta.used;
-    xbt_block *b = arena_alloc(&tc->meta, sizeof *b, 64);
+    _Static_assert(sizeof(xbt_block) % sizeof(xbt_block *) == 0, "the chains after it");
+    size_t rec = sizeof(xbt_block) + tb->n_exits * (sizeof(xbt_block *) + sizeof(struct xbt_texit));
+    xbt_block *b = arena_alloc(&tc->meta, rec, 64);
     /* The pc map, then the relocations (4-byte aligned: a pc-map entry is 12 bytes). */
     _Static_assert(sizeof(struct xbt_pcmap) % 4 == 0, "relocations after the map");
     struct xbt_pcmap *map =
@@ -333,7 +335,9 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
         tc->meta.used = before; /* full: the caller flushes */
         return NULL;
     }
-    memset(b, 0, sizeof *b);
+    memset(b, 0, rec);
+    b->chained_to = (xbt_block **)(void *)(b + 1);
+    b->exits = (struct xbt_texit *)(void *)(b->chained_to + tb->n_exits);
     b->host = tc->code + tc->used;
     memcpy(b->host + tc->wdelta, tb->code, tb->code_len);
     tc->used += need;
@@ -346,7 +350,7 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->host_len = tb->code_len;
     b->body_len = tb->body_len;
     b->n_exits = tb->n_exits;
-    memcpy(b->exits, tb->exits, sizeof b->exits);
+    memcpy(b->exits, tb->exits, tb->n_exits * sizeof *b->exits);
     b->n_map = tb->n_map;
     memcpy(map, tb->map, tb->n_map * sizeof *map);
     b->map = map;
@@ -783,7 +787,7 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
     out->body_len = b->body_len;
     out->ool_off = b->ool_off;
     out->n_exits = b->n_exits;
-    memcpy(out->exits, b->exits, sizeof out->exits);
+    memcpy(out->exits, b->exits, b->n_exits * sizeof *b->exits);
     out->n_map = b->n_map;
     memcpy(out->map, b->map, b->n_map * sizeof *b->map);
     out->n_sites = b->n_sites;

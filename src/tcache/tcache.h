@@ -37,8 +37,10 @@ typedef struct xbt_block {
     /* The rest. */
     uint32_t host_len, body_len;
     uint32_t n_exits;
-    struct xbt_texit exits[XBT_BLOCK_MAX_EXITS];
-    struct xbt_block *chained_to[XBT_BLOCK_MAX_EXITS]; /* target of each exit, or NULL */
+    /* n_exits of each, right after the record (a block has 1 or 2 exits mostly: room
+       for XBT_BLOCK_MAX_EXITS in every record made it twice as large). */
+    struct xbt_texit *exits;
+    struct xbt_block **chained_to; /* target of each exit, or NULL */
     uint32_t n_map;
     struct xbt_pcmap *map;
     /* What xbt_tblock_relocate needs (translator.h); relocs NULL: not relocatable. */
