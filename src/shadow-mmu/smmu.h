@@ -201,13 +201,16 @@ typedef struct xbt_smmu {
        site reaches such a page without filling the window (runtime/pfsite.c), up to
        XBT_CHURN_USES accesses between two CR3 loads (`churn_epoch` counts them): beyond,
        the page is hot in this address space and the window takes it (one fill, and a
-       drop at the next switch, against a callout per access).  Hints only:
-       direct-mapped by page, page + 1 (0: empty). */
+       drop at the next switch, against a callout per access).  Also a page that an
+       INVLPG dropped from a window again (`inv`: the pages the last INVLPGs dropped):
+       kmap_local's slots, through which a HIGHPTE kernel reaches every user page table
+       (Debian's 686 kernel: a map, a few accesses and an INVLPG, 160 times per
+       fork+exec).  Hints only: direct-mapped by page, page + 1 (0: empty). */
 #define XBT_CHURN_LOG2 6
 #define XBT_CHURN_USES 64
     struct xbt_churn {
         uint32_t page1, uses, epoch;
-    } churn[1u << XBT_CHURN_LOG2];
+    } churn[1u << XBT_CHURN_LOG2], inv[1u << XBT_CHURN_LOG2];
     uint32_t churn_epoch;
 
     /* Several vCPUs (the runtime sets it when the VM gets its second): every change of a

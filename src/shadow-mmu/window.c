@@ -804,6 +804,25 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
         m->all_epoch = ++m->tc_epoch;
         return XBT_SMMU_ALL;
     }
+    /* A page this INVLPG takes from the current set's K- or U-window for the second
+       time churns (struct xbt_smmu's `inv`); one that churns starts its count of soft
+       accesses again (a new mapping: kmap_local maps a page, a few accesses, unmaps). */
+    if (len <= 4u << 12)
+        for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12; p++) {
+            struct xbt_churn *c = churn_slot(m, p);
+            if (c->page1 == p + 1) {
+                *c = (struct xbt_churn){ p + 1, 0, m->churn_epoch };
+                continue;
+            }
+            if (!xbt_wmap_has(&m->cur->wmap[XBT_WINDOW_K], p << 12) &&
+                !xbt_wmap_has(&m->cur->wmap[XBT_WINDOW_U], p << 12))
+                continue;
+            struct xbt_churn *h = &m->inv[hint_index(p)];
+            if (h->page1 != p + 1)
+                h->page1 = p + 1;
+            else
+                *c = (struct xbt_churn){ p + 1, 0, m->churn_epoch };
+        }
     xbt_window_drop_all(m, lin, len); /* global mappings live in every set */
     /* Translations are keyed by linear EIP and depend only on the physical bytes: they
        stay cached, but none runs or is linked again before the run loop has checked

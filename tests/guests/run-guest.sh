@@ -149,6 +149,14 @@ xbt)
         [ -n "$n" ] && [ "$n" -le "$XBT_HOST_FAULTS_MAX" ] ||
             { echo "FAIL expected at most $XBT_HOST_FAULTS_MAX host faults"; status=99; }
     fi
+    # XBT_HIDDEN_FAULTS_MAX=N: at most N window fills (hidden faults, whether a host fault
+    # or a fault site's callout made them), summed over the vCPUs (kmapslot.c).
+    if [ -n "${XBT_HIDDEN_FAULTS_MAX:-}" ]; then
+        n=$(grep -a '^paging: [0-9]* hidden faults' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
+        echo "== xbt: ${n:-no} hidden faults"
+        [ -n "$n" ] && [ "$n" -le "$XBT_HIDDEN_FAULTS_MAX" ] ||
+            { echo "FAIL expected at most $XBT_HIDDEN_FAULTS_MAX hidden faults"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
