@@ -134,6 +134,7 @@ $2 == "SUM" { if (!(($1, $3) in sum)) sum[$1, $3] = $4; else if (sum[$1, $3] != 
               if (!($3 in ref)) { ref[$3] = $4; refp[$3] = $1 } else if (ref[$3] != $4) bad[$1] = bad[$1] " " $3
               next }
 { k = $1 SUBSEP $2; v[k, ++cnt[k]] = $3; if (!($2 in isph)) { isph[$2] = 1; ph[++nph] = $2 }
+  if ($2 != "wall") { rs[$1, cnt[k]] += $3; if (cnt[k] > nrun[$1]) nrun[$1] = cnt[k] }
   if (!($1 in isp)) { isp[$1] = 1; pp[++np] = $1 } }
 END {
     printf "%-9s", "phase"; for (i = 1; i <= np; i++) printf " %12s", pp[i]
@@ -157,6 +158,24 @@ END {
     if (("xbt-strict" in isp) && ("xbt-direct" in isp)) {
         printf "strict/direct:"; for (f = 1; f <= nph; f++) if (ph[f] != "wall")
             printf " %s %.2fx", ph[f], med("xbt-strict" SUBSEP ph[f]) / med("xbt-direct" SUBSEP ph[f]); printf "\n" }
+    if (("xbt-adaptive" in isp) && ("xbt-direct" in isp)) {
+        printf "adaptive/direct:"; for (f = 1; f <= nph; f++) if (ph[f] != "wall")
+            printf " %s %.2fx", ph[f], med("xbt-adaptive" SUBSEP ph[f]) / med("xbt-direct" SUBSEP ph[f]); printf "\n" }
+    # Run-to-run spread: (slowest - fastest) / median, of the sum of phases and of the
+    # phase that varied most.
+    printf "spread:"
+    for (i = 1; i <= np; i++) {
+        p = pp[i]; lo = hi = ""; n = 0
+        for (r = 1; r <= nrun[p]; r++) { x = rs[p, r]; v["SPREAD" SUBSEP p, ++n] = x
+            if (lo == "" || x < lo) lo = x; if (hi == "" || x > hi) hi = x }
+        cnt["SPREAD" SUBSEP p] = n; m0 = med("SPREAD" SUBSEP p)
+        worst = 0; wph = ""
+        for (f = 1; f <= nph; f++) { x = ph[f]; k = p SUBSEP x; if (x == "wall" || !cnt[k]) continue
+            l2 = h2 = v[k, 1]; for (r = 2; r <= cnt[k]; r++) { if (v[k, r] < l2) l2 = v[k, r]; if (v[k, r] > h2) h2 = v[k, r] }
+            mm = med(k); if (mm > 0 && (h2 - l2) / mm > worst) { worst = (h2 - l2) / mm; wph = x } }
+        printf " %s sum %.0f%% (worst phase %s %.0f%%)", p, (m0 > 0 ? 100 * (hi - lo) / m0 : 0), wph, 100 * worst
+    }
+    printf "\n"
     if (("xbt-adaptive" in isp) && ("qemu-tcg" in isp)) {
         printf "adaptive/qemu-tcg:"; for (f = 1; f <= nph; f++) if (ph[f] != "wall")
             printf " %s %.2fx", ph[f], med("xbt-adaptive" SUBSEP ph[f]) / med("qemu-tcg" SUBSEP ph[f]); printf "\n" }
