@@ -149,6 +149,32 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
     xbt_vcpu_drop_block_at(v, v->fault_rip);
 }
 
+/* A soft string site's pointer (MOVS, STOS at CPL 0; translate.c, emit_soft_bias): the
+   instruction's whole range for it, ECX elements (one without REP) from lin the way DF
+   points.  On one page that the window does not map and whose mapping churns, the
+   guest page itself (ctx->soft_ptr = its delta: host address - linear address); else
+   the window base, after the probe of the first element's page as for any site. */
+static int string_soft(struct xbt_vcpu *v, const struct xbt_callout_site *s, int win,
+                       uint32_t lin, bool write)
+{
+    uint64_t n = (s->flags & XBT_COF_REP) ? v->ctx.gpr[XBT_ECX] : 1;
+    uint32_t size = s->imm & 0xFF;
+    v->ctx.soft_ptr = v->ctx.kbase;
+    if (n == 0)
+        return XBT_WP_ACCESS; /* accesses nothing */
+    uint64_t bytes = n * size;
+    uint64_t lo = (v->ctx.eflags & XBT_EFLAGS_DF) ? (uint64_t)lin + size - bytes : lin;
+    /* (Backward past 0: lo wrapped to above 2^64 - 4 GiB, never on lin's page.) */
+    if (bytes > 4096 || lo >> 32 || (lo & ~0xFFFull) != (((uint64_t)lin) & ~0xFFFull) ||
+        (lo & 0xFFF) + bytes > 4096)
+        return xbt_window_probe(v, win, lin, write);
+    uint8_t *host = NULL;
+    int r = xbt_window_soft(v, win, (uint32_t)lo, write, (uint32_t)bytes, &host);
+    if (r == XBT_WP_SOFT)
+        v->ctx.soft_ptr = (uint64_t)(uintptr_t)host - lo;
+    return r;
+}
+
 int xbt_pf_callout(struct xbt_vcpu *v)
 {
     const struct xbt_callout_site *s = SITE(v);
@@ -157,7 +183,9 @@ int xbt_pf_callout(struct xbt_vcpu *v)
     uint32_t lin = (uint32_t)v->ctx.callout_ea;
     bool write = s->flags & XBT_COF_WRITE;
     int r;
-    if (s->flags & XBT_COF_SOFT) {
+    if ((s->flags & XBT_COF_SOFT) && (s->imm & XBT_PF_SOFT_STRING)) {
+        r = string_soft(v, s, win, lin, write);
+    } else if (s->flags & XBT_COF_SOFT) {
         /* A soft site goes on at ctx->soft_ptr: the guest page, or the window (which
            the probe may have filled, or whose fault decides). */
         uint8_t *host = NULL;

@@ -52,10 +52,11 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
            take the window's (0 for the 4 GiB-aligned K-window, not for the UK layout's
            U-window) and the segment base back out. */
         uint32_t wlow = (uint32_t)v->ctx.kbase;
+        bool soft = m->arg & XBT_FIXS_SOFT; /* a soft string site: each pointer's delta */
         if (m->arg & XBT_FIXS_SRC_WIN)
-            gpr[XBT_ESI] -= wlow;
+            gpr[XBT_ESI] -= soft ? (uint32_t)v->ctx.soft_delta[0] : wlow;
         if (m->arg & XBT_FIXS_DST_WIN)
-            gpr[XBT_EDI] -= wlow;
+            gpr[XBT_EDI] -= soft ? (uint32_t)v->ctx.soft_delta[1] : wlow;
         if (m->arg & 1)
             gpr[XBT_ESI] -= v->ctx.seg_base[m->seg];
         if (m->arg & 2)

@@ -124,6 +124,11 @@ struct xbt_jit_ctx {
        linear) or the guest page itself in the VMM's view of guest RAM, found by the
        callout's walk, when the window does not map a page whose mapping churns. */
     uint64_t soft_ptr;         /* [jit] set by the callout, read once right after it */
+    /* A soft string site (MOVS, STOS at CPL 0): per pointer (ESI, EDI), what the string
+       instruction adds to the linear address instead of the window base: the window
+       base, or the guest page's host address minus the linear address when the
+       callout found the instruction's whole range on one churning page. */
+    uint64_t soft_delta[2];    /* [jit] set by the check, read by the instruction */
 };
 #endif
 
@@ -159,6 +164,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_CPUID_NKEY    784
 #define XBT_CTX_CPUID_R       792
 #define XBT_CTX_SOFT_PTR      808
+#define XBT_CTX_SOFT_DELTA    816
 /* ctx->rs_nlin's empty value: lin + XBT_RS_NONE + 1 = lin - 2^33 is never in [0, 4096). */
 #define XBT_RS_NONE (~(1ull << 33))
 
@@ -200,6 +206,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, rs_page) == XBT_CTX_RS_PAGE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, cpuid_nkey) == XBT_CTX_CPUID_NKEY, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, cpuid_r) == XBT_CTX_CPUID_R, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, soft_ptr) == XBT_CTX_SOFT_PTR, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, soft_delta) == XBT_CTX_SOFT_DELTA, "abi");
 
 /* Runtime stubs (runtime/jit_stubs.S).  ctx->fpu must hold a valid fxsave image. */
 int xbt_jit_enter(struct xbt_jit_ctx *ctx, const void *host_code);
@@ -249,6 +256,10 @@ struct xbt_ibl_entry {
 #define XBT_COF_WRITE      0x20 /* XBT_CO_PFCHECK: the access writes (else it reads) */
 #define XBT_COF_SOFT       0x80 /* XBT_CO_PFCHECK: a soft site (its access goes to
                                    ctx->soft_ptr; imm holds the access's size) */
+/* XBT_CO_PFCHECK with XBT_COF_SOFT: imm's flag for a string instruction's pointer (its
+   size in the low byte; the callout answers with ctx->soft_ptr = the pointer's delta,
+   struct xbt_jit_ctx's soft_delta, for the whole instruction's range). */
+#define XBT_PF_SOFT_STRING 0x100u
 #define XBT_COF_FAST       0x40 /* a kind the fast handlers take (xbt_co_fast_kind): the
                                    stub tries them first, else goes to the full handler */
 #define XBT_SITE_FLAGS     8    /* offsetof(struct xbt_callout_site, flags), for the stub */

@@ -992,6 +992,28 @@ static void emit_kwin_bias(xbt_tx *t, bool src, bool dst, bool apply)
         xbt_emit1(t, M(NOT), xo_reg(R(R11)));
 }
 
+/* A soft string site's pointers (emit_pf_check; K-window at CPL 0 only): RSI/RDI +=
+   ctx->soft_delta[0/1], the window base or, where the check found the instruction's
+   whole range on one churning page, the guest page's host address minus the linear
+   address; or that delta taken out again (the low half: no pointer left its page).
+   No fault can come from the guest page; one from the other pointer's window (a soft
+   source, a destination that holds code) takes both deltas out (XBT_FIXS_SOFT). */
+static void emit_soft_bias(xbt_tx *t, bool src, bool dst, bool apply)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!(i ? dst : src))
+            continue;
+        ZydisRegister r64 = i ? R(RDI) : R(RSI), r32 = i ? R(EDI) : R(ESI);
+        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_SOFT_DELTA + 8 * i, 8));
+        if (apply) {
+            xbt_emit2(t, M(LEA), xo_reg(r64), xo_mem(r64, R(R11), 1, 0, 8));
+        } else { /* r64 + ~R11 + 1 = r64 - R11 */
+            xbt_emit1(t, M(NOT), xo_reg(R(R11)));
+            xbt_emit2(t, M(LEA), xo_reg(r32), xo_mem(r64, R(R11), 1, 1, 8));
+        }
+    }
+}
+
 /* CMPS and SCAS: REPE/REPNE stop on their ZF. */
 static bool string_tests_zf(ZydisMnemonic m)
 {
@@ -1335,10 +1357,16 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         emit_string_op(t, m, rep, true, in->eip, arg, (uint16_t)src_seg);
     } else if (!rep) {
         /* One element: its pointers wrap with the bias dropped after it. */
-        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
-        emit_kwin_bias(t, src, dst, true);
-        emit_string_op(t, m, 0, false, in->eip, arg, (uint16_t)src_seg);
-        emit_kwin_bias(t, src, dst, false);
+        if (t->soft_string) {
+            emit_soft_bias(t, src, dst, true);
+            emit_string_op(t, m, 0, false, in->eip, (uint8_t)(arg | XBT_FIXS_SOFT), (uint16_t)src_seg);
+            emit_soft_bias(t, src, dst, false);
+        } else {
+            xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+            emit_kwin_bias(t, src, dst, true);
+            emit_string_op(t, m, 0, false, in->eip, arg, (uint16_t)src_seg);
+            emit_kwin_bias(t, src, dst, false);
+        }
     } else {
         /* REP: natively unless a pointer could pass 4 GiB or 0 (the tail decides). */
         ZydisRegister ptr[2];
@@ -1350,10 +1378,17 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         xbt_patch_rel8(t, fast_j, t->len);
         uint32_t fast = t->len;
         xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-        xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
-        emit_kwin_bias(t, src, dst, true);
-        emit_string_op(t, m, rep, false, in->eip, arg, (uint16_t)src_seg);
-        emit_kwin_bias(t, src, dst, false);
+        if (t->soft_string) {
+            emit_soft_bias(t, src, dst, true);
+            emit_string_op(t, m, rep, false, in->eip, (uint8_t)(arg | XBT_FIXS_SOFT),
+                           (uint16_t)src_seg);
+            emit_soft_bias(t, src, dst, false);
+        } else {
+            xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+            emit_kwin_bias(t, src, dst, true);
+            emit_string_op(t, m, rep, false, in->eip, arg, (uint16_t)src_seg);
+            emit_kwin_bias(t, src, dst, false);
+        }
         if (t->n_tails >= XBT_MAX_STRING_TAILS) {
             xbt_tx_fail(t, "too many REP string instructions in one block");
             return;
@@ -1999,7 +2034,15 @@ static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, i
             xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
             zero = on;
         }
-        if ((tail == 0) == write) {
+        if (string && soft_size) {
+            /* A soft string pointer: its delta for the instruction (emit_string). */
+            int32_t at = XBT_CTX_SOFT_DELTA + (kind == PF_SRC ? 0 : 8);
+            if ((tail == 0) == write)
+                emit_pf_callout(t, in, write, string, soft_size | XBT_PF_SOFT_STRING);
+            xbt_emit2(t, M(MOV), xo_reg(R(R11)),
+                      ctx_mem((tail == 0) == write ? XBT_CTX_SOFT_PTR : XBT_CTX_KBASE, 8));
+            xbt_emit2(t, M(MOV), ctx_mem(at, 8), xo_reg(R(R11)));
+        } else if ((tail == 0) == write) {
             emit_pf_callout(t, in, write, string, soft_size);
             if (soft_size)
                 xbt_emit2(t, M(MOV), xo_reg(R(R15)), ctx_mem(XBT_CTX_SOFT_PTR, 8));
@@ -2045,6 +2088,29 @@ static uint32_t pf_soft_size(const xbt_insn *in, int kind)
     return 0;
 }
 
+/* Whether a string site's pointers may go soft, and its element size: MOVS and STOS
+   with 32-bit addressing at CPL 0 in the K-window (its low half is the linear address),
+   whole when REP, not one iteration at a time (rep_one).  The callout answers for the
+   instruction's whole range (pfsite.c): on one churning page, the guest page itself
+   (kmap_local's copies and clears of whole pages: Linux's copy_page, clear_page). */
+static uint32_t pf_soft_string_size(const xbt_tx *t, const xbt_insn *in, int kind)
+{
+    ZydisMnemonic m = in->zi.mnemonic;
+    if (!(kind & (PF_SRC | PF_DST)) || (in->flags & XBT_IF_ADDR16) ||
+        t->mode->window != XBT_WINDOW_K || t->mode->cpl != 0 ||
+        ((in->zi.attributes &
+          (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE)) &&
+         t->tr->rep_one))
+        return 0;
+    switch (m) {
+    case M(MOVSB): case M(MOVSW): case M(MOVSD):
+    case M(STOSB): case M(STOSW): case M(STOSD):
+        return in->zi.operand_width / 8u;
+    default:
+        return 0;
+    }
+}
+
 static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
 {
     bool write;
@@ -2055,11 +2121,13 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
         emit_pf_probe(t, in, PF_OPERAND, write, 0, soft);
     if (kind & PF_STACK) /* a store below ESP, a load at it */
         emit_pf_probe(t, in, PF_STACK, disp < 0, disp, soft);
+    uint32_t ssz = pf_soft_string_size(t, in, kind);
     if (kind & PF_SRC)
-        emit_pf_probe(t, in, PF_SRC, false, 0, 0);
+        emit_pf_probe(t, in, PF_SRC, false, 0, ssz);
     if (kind & PF_DST)
-        emit_pf_probe(t, in, PF_DST, write, 0, 0);
+        emit_pf_probe(t, in, PF_DST, write, 0, ssz);
     t->soft = soft != 0;
+    t->soft_string = ssz != 0;
 }
 
 /* An MMIO site's plain 4-byte MOV load into a general register: the read shadow may
@@ -2154,6 +2222,7 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
     t->soft = false; /* emit_pf_check sets it for the access it checked */
+    t->soft_string = false;
     if (in->iclass >= XBT_IC_JMP_DIRECT && in->iclass <= XBT_IC_RET &&
         in->zi.operand_width == 16)
         t->b->reloc_ok = false; /* a 16-bit target wraps at 64 KiB, not with the EIP */

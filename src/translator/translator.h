@@ -98,6 +98,8 @@ enum xbt_fixup {
 #define XBT_FIXS_SRC_WIN 0x10 /* RSI = window base (ctx->kbase) + linear */
 #define XBT_FIXS_DST_WIN 0x20 /* RDI likewise */
 #define XBT_FIXS_DST_SEG 0x40 /* EDI's segment is the map's seg, not ES (MASKMOVDQU) */
+#define XBT_FIXS_SOFT    0x80 /* a soft string site's: the bias of RSI/RDI is
+                                 ctx->soft_delta[0/1], not the window base (abi.h) */
 
 /* Host offset -> guest EIP, sorted by host_off; an entry covers up to the next one. */
 struct xbt_pcmap {

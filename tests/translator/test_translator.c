@@ -320,6 +320,64 @@ START_TEST(fault_sites_go_soft_where_one_access)
 }
 END_TEST
 
+/* String sites: MOVS and STOS at CPL 0 in the K-window go soft for their whole range
+   (each pointer's PFCHECK says XBT_PF_SOFT_STRING with the element size); CMPS, LODS,
+   16-bit addressing, the U-window and one iteration at a time (rep_one) do not. */
+static void string_sites(const uint8_t *bytes, size_t n, const xbt_tmode *m, bool rep_one,
+                         uint32_t want_soft, uint32_t want_imm, uint32_t want_plain)
+{
+    static uint8_t code[XBT_BLOCK_MAX_CODE], page[4096];
+    memset(page, 0xf4, sizeof page); /* hlt ends the block */
+    memcpy(page, bytes, n);
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    tr.pf_site = every_eip;
+    tr.rep_one = rep_one;
+    struct page_src src = { page, 0x400000 };
+    xbt_tblock b;
+    b.code = code;
+    b.code_cap = sizeof code;
+    ck_assert_int_eq(xbt_translate_block(&tr, m, 0x400000, page_fetch, &src, &b), XBT_T_OK);
+    const struct xbt_callout_site *site = (const void *)(code + b.sites_off);
+    uint32_t soft = 0, plain = 0;
+    for (uint32_t i = 0; i < b.n_sites; i++) {
+        if (site[i].kind != XBT_CO_PFCHECK)
+            continue;
+        if (site[i].flags & XBT_COF_SOFT) {
+            ck_assert_uint_eq(site[i].imm, want_imm);
+            soft++;
+        } else {
+            plain++;
+        }
+    }
+    ck_assert_uint_eq(soft, want_soft);
+    ck_assert_uint_eq(plain, want_plain);
+}
+
+START_TEST(string_sites_go_soft_for_movs_and_stos)
+{
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    if (!tr.bmi2)
+        return;
+    const xbt_tmode k = { 0, XBT_WINDOW_K, 0, 0, 0, 0 }, uk = { 3, XBT_WINDOW_UK, 0, 0, 0, 0 };
+    static const uint8_t rep_movsd[] = { 0xf3, 0xa5 }, stosb[] = { 0xaa },
+                         rep_stosw[] = { 0x66, 0xf3, 0xab }, movsb[] = { 0xa4 },
+                         repe_cmpsb[] = { 0xf3, 0xa6 }, lodsd[] = { 0xad },
+                         movsd16[] = { 0x67, 0xa5 };
+    string_sites(rep_movsd, sizeof rep_movsd, &k, false, 2, XBT_PF_SOFT_STRING | 4, 0);
+    string_sites(stosb, sizeof stosb, &k, false, 1, XBT_PF_SOFT_STRING | 1, 0);
+    string_sites(rep_stosw, sizeof rep_stosw, &k, false, 1, XBT_PF_SOFT_STRING | 2, 0);
+    string_sites(movsb, sizeof movsb, &k, false, 2, XBT_PF_SOFT_STRING | 1, 0);
+    string_sites(repe_cmpsb, sizeof repe_cmpsb, &k, false, 0, 0, 2);
+    string_sites(lodsd, sizeof lodsd, &k, false, 0, 0, 1);
+    string_sites(movsd16, sizeof movsd16, &k, false, 0, 0, 0); /* 16-bit: no site */
+    string_sites(rep_movsd, sizeof rep_movsd, &uk, false, 0, 0, 2);
+    string_sites(rep_movsd, sizeof rep_movsd, &k, true, 0, 0, 2);
+    string_sites(movsb, sizeof movsb, &k, true, 2, XBT_PF_SOFT_STRING | 1, 0);
+}
+END_TEST
+
 /* ENTER with nesting level 31 in real mode (16-bit code and stack, segment bases and
    limits) is about 1,500 host bytes: after k small instructions and in a run of them,
    every block translates, the large ENTER starting a block of its own where the one
@@ -480,6 +538,7 @@ int main(void)
     tcase_add_test(tc, truncated_input);
     tcase_add_test(tc, large_enter_never_overflows_a_block);
     tcase_add_test(tc, fault_sites_go_soft_where_one_access);
+    tcase_add_test(tc, string_sites_go_soft_for_movs_and_stos);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("robustness");
     tcase_set_timeout(tr, 120);

@@ -276,8 +276,11 @@ void isr_dispatch(struct frame *f)
         fault.resume = 0;
         return;
     }
-    printf("FAIL unexpected exception vector %u error %x at eip %x\n", f->vector, f->err,
+    printf("FAIL unexpected exception vector %u error %x at eip %x", f->vector, f->err,
            f->eip);
+    if (f->vector == 14)
+        printf(" (cr2 %x)", read_cr2());
+    printf(" eax %x ecx %x esi %x edi %x\n", f->eax, f->ecx, f->esi, f->edi);
     n_fail++;
     guest_exit();
 }
