@@ -212,6 +212,7 @@ typedef struct xbt_smmu {
         uint32_t page1, uses, epoch;
     } churn[1u << XBT_CHURN_LOG2], inv[1u << XBT_CHURN_LOG2];
     uint32_t churn_epoch;
+    uint32_t inv_prev; /* the page of the last one-page INVLPG (window.c, teardown_len) */
 
     /* Several vCPUs (the runtime sets it when the VM gets its second): every change of a
        populated host page-table entry is then a TLB flush on the other CPUs too,

@@ -797,6 +797,50 @@ static bool bump_regions(xbt_smmu *m)
     return any;
 }
 
+/* Whether the guest's tables (32-bit paging) map linear page lin: its directory entry
+   present, and a large page or a present table entry.  With PAE: true (not looked at). */
+static bool entry_present(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
+{
+    uint32_t pde, pte;
+    if (xbt_smmu_pae(regs))
+        return true;
+    if (!ram32(m, (uint64_t)(regs.cr3 & ~0xFFFu) + (lin >> 22) * 4, &pde) ||
+        !(pde & XBT_PTE_P))
+        return false;
+    if ((pde & XBT_PTE_PS) && (regs.cr4 & XBT_CR4_PSE))
+        return true;
+    return !ram32(m, (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4, &pte) ||
+           (pte & XBT_PTE_P);
+}
+
+/* Whether some window set's K-window maps linear page lin. */
+static bool some_kwin_has(const xbt_smmu *m, uint32_t lin)
+{
+    for (int k = 0; k < XBT_WSETS; k++)
+        if (xbt_wmap_has(&m->wset[k]->wmap[XBT_WINDOW_K], lin))
+            return true;
+    return false;
+}
+
+/* How much an INVLPG of page lin drops: the page; and when the guest's tables no
+   longer map it and the INVLPG before was of the page before it (a kernel tearing a
+   mapping down a page at a time, an entry cleared and an INVLPG each: Linux's
+   early_memunmap of 64 fixmap slots, 500 times while a boot copies a 124 MB initrd
+   in 256 KiB chunks), also the pages after it in the same 4 MiB that a K-window maps:
+   one host call per chunk instead of one per page.  Dropping a mapping early is what
+   a TLB may always do; the INVLPGs that follow find nothing mapped. */
+static uint32_t teardown_len(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
+{
+    uint32_t page = lin >> 12, prev = m->inv_prev;
+    m->inv_prev = page;
+    if (!xbt_smmu_paging(regs) || prev + 1 != page || entry_present(m, regs, lin))
+        return 4096;
+    uint32_t q = lin + 4096;
+    while ((q & 0x3FFFFFu) && some_kwin_has(m, q))
+        q += 4096;
+    return q - lin;
+}
+
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)
 {
     if (len == 0) {
@@ -823,7 +867,8 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
             else
                 *c = (struct xbt_churn){ p + 1, 0, m->churn_epoch };
         }
-    xbt_window_drop_all(m, lin, len); /* global mappings live in every set */
+    /* Global mappings live in every set. */
+    xbt_window_drop_all(m, lin, len == 4096 ? teardown_len(m, regs, lin) : len);
     /* Translations are keyed by linear EIP and depend only on the physical bytes: they
        stay cached, but none runs or is linked again before the run loop has checked
        that its linear pages still map to the physical pages it was made from.  An
