@@ -1191,6 +1191,21 @@ static const struct {
 #undef CPL0
 };
 
+/* Kinds that cannot change the translation mode (the frequent ones): the others are
+   checked (callout_body). */
+static bool may_change_mode(unsigned kind)
+{
+    switch (kind) {
+    case XBT_CO_PFCHECK: case XBT_CO_MMIO: case XBT_CO_IN: case XBT_CO_OUT:
+    case XBT_CO_INS: case XBT_CO_OUTS: case XBT_CO_INVLPG: case XBT_CO_RDTSC:
+    case XBT_CO_RDTSCP: case XBT_CO_PAUSE: case XBT_CO_CPUID: case XBT_CO_STI:
+    case XBT_CO_CLI: case XBT_CO_HLT:
+        return false;
+    default:
+        return true;
+    }
+}
+
 static int callout_body(struct xbt_jit_ctx *ctx)
 {
     struct xbt_vcpu *v = (struct xbt_vcpu *)ctx;
@@ -1207,7 +1222,15 @@ static int callout_body(struct xbt_jit_ctx *ctx)
     }
     if (co_table[s->kind].cpl0 && !c.priv_ok)
         return fault(v, XBT_GP, 0);
-    return co_table[s->kind].handler(v, &c);
+    if (!may_change_mode(s->kind))
+        return co_table[s->kind].handler(v, &c);
+    /* An instruction that changed the translation mode (a segment's base or limit, CR0's
+       TS, a CPUID policy's MSR...) and resumes its block leaves it for the dispatcher:
+       the block's exit may be chained to a block of the mode it had (run.c, chain_block
+       chains within a mode). */
+    uint32_t key = xbt_vcpu_mode_key(v);
+    int r = co_table[s->kind].handler(v, &c);
+    return r == 0 && xbt_vcpu_mode_key(v) != key ? XBT_LEAVE_DISPATCH : r;
 }
 
 /* The full callout handler.  A kick or stop that arrived while it ran (the signal then

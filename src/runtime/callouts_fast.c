@@ -268,6 +268,27 @@ static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
 /* MOV/POP to DS, ES, FS or GS at CPL 0 with a selector whose descriptor is readable
    without a walk, present, already accessed, and allowed (the checks of MOV Sreg);
    anything else, or a null selector, is the full handler's. */
+/* What data segment `seg` contributes to the translation mode (run.c, current_mode): a
+   base that is not 0 (ES and DS; FS and GS always add theirs), a limit that is
+   checked (an expand-up segment's below 4 GiB). */
+static inline unsigned seg_mode_bits(const struct xbt_vcpu *v, int seg)
+{
+    const xbt_segment *g = &v->arch.seg[seg];
+    bool expand_down = g->s && !(g->type & 8) && (g->type & 4);
+    return (seg <= XBT_DS && g->base ? 1u : 0u) |
+           (g->limit != 0xFFFFFFFFu && !expand_down && !g->unusable ? 2u : 0u);
+}
+
+/* Done; but a load that changed the mode leaves for the dispatcher, as the full handler
+   does (callouts.c, callout_body): the block's exit may be chained to a block of the
+   mode it had. */
+static inline int seg_done(struct xbt_vcpu *v, const struct xbt_callout_site *s, int seg,
+                           unsigned before)
+{
+    int r = done(v, s);
+    return seg_mode_bits(v, seg) != before ? XBT_FAST_LEAVE : r;
+}
+
 static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, uint32_t sel,
                          uint32_t new_esp)
 {
@@ -275,10 +296,11 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
     if (seg != XBT_DS && seg != XBT_ES && seg != XBT_FS && seg != XBT_GS)
         return XBT_FAST_DECLINE;
     sel &= 0xFFFF;
+    unsigned before = seg_mode_bits(v, seg);
     if (xbt_real_mode(v)) { /* selector and base only (sensitive.h) */
         xbt_real_seg(v, seg, (uint16_t)sel);
         v->ctx.gpr[XBT_ESP] = new_esp;
-        return done(v, s);
+        return seg_done(v, s, seg, before);
     }
     uint64_t d;
     if (!gdt_desc(v, sel, &d))
@@ -291,7 +313,7 @@ static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, u
     xbt_segment g = seg_of((uint16_t)sel, d);
     xbt_seg_put(v, seg, &g);
     v->ctx.gpr[XBT_ESP] = new_esp;
-    return done(v, s);
+    return seg_done(v, s, seg, before);
 }
 
 int xbt_callout_fast(struct xbt_jit_ctx *ctx)

@@ -153,7 +153,29 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
    instruction's whole range for it, ECX elements (one without REP) from lin the way DF
    points.  On one page that the window does not map and whose mapping churns, the
    guest page itself (ctx->soft_ptr = its delta: host address - linear address); else
-   the window base, after the probe of the first element's page as for any site. */
+   the window base, after the probe of the first element's page as for any site.  The
+   walk and a refusal's #PF are the first element's (CR2 = lin, not the range's low
+   end; found by review).  A MOVS whose two pointers start on one linear page goes
+   through the window with both: the host's string copy sees two addresses of the same
+   bytes otherwise, and an overlapping copy (EDI = ESI + 1) is not made element by
+   element (found by review: 199 of 201 bytes wrong). */
+/* The bytes a string pointer's elements cover, from the first element at lin the way
+   DF points: [*lo, *hi]; a range that passes 0 or 4 GiB is [0, 2^64 - 1], which
+   shares a page with every other. */
+static void string_range(const struct xbt_vcpu *v, uint32_t lin, uint32_t size, uint64_t bytes,
+                         uint64_t *lo, uint64_t *hi)
+{
+    if (v->ctx.eflags & XBT_EFLAGS_DF) {
+        uint64_t below = bytes - size;
+        *lo = below > lin ? 0 : lin - below;
+        *hi = below > lin ? UINT64_MAX : (uint64_t)lin + size - 1;
+    } else {
+        bool wraps = (uint64_t)lin + bytes - 1 > UINT32_MAX;
+        *lo = wraps ? 0 : lin;
+        *hi = wraps ? UINT64_MAX : (uint64_t)lin + bytes - 1;
+    }
+}
+
 static int string_soft(struct xbt_vcpu *v, const struct xbt_callout_site *s, int win,
                        uint32_t lin, bool write)
 {
@@ -162,16 +184,26 @@ static int string_soft(struct xbt_vcpu *v, const struct xbt_callout_site *s, int
     v->ctx.soft_ptr = v->ctx.kbase;
     if (n == 0)
         return XBT_WP_ACCESS; /* accesses nothing */
-    uint64_t bytes = n * size;
-    uint64_t lo = (v->ctx.eflags & XBT_EFLAGS_DF) ? (uint64_t)lin + size - bytes : lin;
-    /* (Backward past 0: lo wrapped to above 2^64 - 4 GiB, never on lin's page.) */
-    if (bytes > 4096 || lo >> 32 || (lo & ~0xFFFull) != (((uint64_t)lin) & ~0xFFFull) ||
-        (lo & 0xFFF) + bytes > 4096)
+    uint64_t bytes = n * size, lo, hi;
+    string_range(v, lin, size, bytes, &lo, &hi);
+    if (s->imm & XBT_PF_SOFT_MOVS_DST) {
+        uint64_t slo, shi;
+        string_range(v, v->ctx.seg_base[s->seg] + v->ctx.gpr[XBT_ESI], size, bytes, &slo,
+                     &shi);
+        if (slo >> 12 <= hi >> 12 && lo >> 12 <= shi >> 12) { /* pages in common */
+            v->ctx.soft_delta[0] = v->ctx.kbase; /* the source's, stored before this */
+            return xbt_window_probe(v, win, lin, write);
+        }
+    }
+    /* (A range that wraps at 4 GiB crosses a page.) */
+    if (bytes > 4096 || (lo ^ lin) >> 12 || (hi ^ lin) >> 12)
         return xbt_window_probe(v, win, lin, write);
+    /* The range is on lin's page: the first element's walk answers for all of it (the
+       same rights, the same page logged dirty). */
     uint8_t *host = NULL;
-    int r = xbt_window_soft(v, win, (uint32_t)lo, write, (uint32_t)bytes, &host);
+    int r = xbt_window_soft(v, win, lin, write, size, &host);
     if (r == XBT_WP_SOFT)
-        v->ctx.soft_ptr = (uint64_t)(uintptr_t)host - lo;
+        v->ctx.soft_ptr = (uint64_t)(uintptr_t)host - lin;
     return r;
 }
 

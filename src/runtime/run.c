@@ -114,6 +114,12 @@ static xbt_tmode current_mode(const struct xbt_vcpu *v)
     return m;
 }
 
+uint32_t xbt_vcpu_mode_key(const struct xbt_vcpu *v)
+{
+    xbt_tmode m = current_mode(v);
+    return xbt_tc_mode_key(&m);
+}
+
 static void mark_code_lin(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1)
 {
     xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1);
@@ -1203,6 +1209,13 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
     xbt_block *from;
     uint32_t exit;
     if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(v->tc, chain_site, &from, &exit))
+        return;
+    /* Only within a mode: an exit after a callout that changed the mode (a segment
+       load, CLTS) is taken in translated code only when the mode is the block's again
+       (callouts.c, callout_body; callouts_fast.c, load_data_seg); chained to a block
+       of the other mode, it ran that block's code under this one (a DS base ignored:
+       segsw.c, found by review). */
+    if (from->mode_key != key)
         return;
     if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, b->lin))
         return; /* entered through the dispatcher, which stops there */

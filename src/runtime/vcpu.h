@@ -568,6 +568,9 @@ uint32_t xbt_feature(const struct xbt_vcpu *v, int which);
 /* The translator's XBT_TM_HIDE_* flags for the SSE generations the policy hides (none:
    0; then user code must not run directly either, where the host CPU would run them). */
 uint8_t xbt_hidden_isa(const struct xbt_vcpu *v);
+/* The translation mode key of the vCPU's state now (run.c: its window, CPL, segment
+   bases and limits, code and stack sizes, FPU and SSE flags). */
+uint32_t xbt_vcpu_mode_key(const struct xbt_vcpu *v);
 /* CPUID through the policy: true with out[] set when a policy is in force. */
 bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* Whether the embedder's policy has an entry for leaf/sub (false without a policy). */

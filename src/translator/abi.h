@@ -260,6 +260,10 @@ struct xbt_ibl_entry {
    size in the low byte; the callout answers with ctx->soft_ptr = the pointer's delta,
    struct xbt_jit_ctx's soft_delta, for the whole instruction's range). */
 #define XBT_PF_SOFT_STRING 0x100u
+/* ... and the check of a MOVS's destination, which comes after its source's (the
+   site's seg is then the source's segment): on the source's linear page both go
+   through the window (pfsite.c, string_soft). */
+#define XBT_PF_SOFT_MOVS_DST 0x200u
 #define XBT_COF_FAST       0x40 /* a kind the fast handlers take (xbt_co_fast_kind): the
                                    stub tries them first, else goes to the full handler */
 #define XBT_SITE_FLAGS     8    /* offsetof(struct xbt_callout_site, flags), for the stub */

@@ -2037,8 +2037,14 @@ static void emit_pf_probe(xbt_tx *t, const xbt_insn *in, int kind, bool write, i
         if (string && soft_size) {
             /* A soft string pointer: its delta for the instruction (emit_string). */
             int32_t at = XBT_CTX_SOFT_DELTA + (kind == PF_SRC ? 0 : 8);
-            if ((tail == 0) == write)
-                emit_pf_callout(t, in, write, string, soft_size | XBT_PF_SOFT_STRING);
+            bool movs_dst = kind == PF_DST && string_uses_src(in->zi.mnemonic);
+            if ((tail == 0) == write) {
+                emit_pf_callout(t, in, write, string,
+                                soft_size | XBT_PF_SOFT_STRING |
+                                    (movs_dst ? XBT_PF_SOFT_MOVS_DST : 0));
+                if (!t->failed)
+                    t->sites[t->n_sites - 1].seg = (uint8_t)string_src_seg(in);
+            }
             xbt_emit2(t, M(MOV), xo_reg(R(R11)),
                       ctx_mem((tail == 0) == write ? XBT_CTX_SOFT_PTR : XBT_CTX_KBASE, 8));
             xbt_emit2(t, M(MOV), ctx_mem(at, 8), xo_reg(R(R11)));
