@@ -117,6 +117,7 @@ for r in $(seq "$reps"); do
     for p in $peers; do run_one "$p"; done
 done
 mkdir -p "$root/bench/results"
+cp "$out/all" "$m/macro-runs.txt" # every run's phases, in the order they ran (the spread)
 date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //; s/,/ /g')
 # Only a run of every phase replaces the committed results; a run of some phases (profiling)
@@ -185,4 +186,4 @@ END {
 }' "$out/all"
 printf "%s" "$notes"
 echo "medians of $reps interleaved runs, seconds by the clock the workload sees (guest time in a VM);"
-echo "x/n = ratio to native; results in ${results#"$root"/}"
+echo "x/n = ratio to native; results in ${results#"$root"/}, each run's in build/macro/macro-runs.txt"
