@@ -324,7 +324,8 @@ END_TEST
    (each pointer's PFCHECK says XBT_PF_SOFT_STRING with the element size); CMPS, LODS,
    16-bit addressing, the U-window and one iteration at a time (rep_one) do not. */
 static void string_sites(const uint8_t *bytes, size_t n, const xbt_tmode *m, bool rep_one,
-                         uint32_t want_soft, uint32_t want_imm, uint32_t want_plain)
+                         uint32_t want_soft, uint32_t want_imm, uint32_t want_plain,
+                         uint32_t want_movs_dst)
 {
     static uint8_t code[XBT_BLOCK_MAX_CODE], page[4096];
     memset(page, 0xf4, sizeof page); /* hlt ends the block */
@@ -339,12 +340,13 @@ static void string_sites(const uint8_t *bytes, size_t n, const xbt_tmode *m, boo
     b.code_cap = sizeof code;
     ck_assert_int_eq(xbt_translate_block(&tr, m, 0x400000, page_fetch, &src, &b), XBT_T_OK);
     const struct xbt_callout_site *site = (const void *)(code + b.sites_off);
-    uint32_t soft = 0, plain = 0;
+    uint32_t soft = 0, plain = 0, movs_dst = 0;
     for (uint32_t i = 0; i < b.n_sites; i++) {
         if (site[i].kind != XBT_CO_PFCHECK)
             continue;
         if (site[i].flags & XBT_COF_SOFT) {
-            ck_assert_uint_eq(site[i].imm, want_imm);
+            ck_assert_uint_eq(site[i].imm & ~XBT_PF_SOFT_MOVS_DST, want_imm);
+            movs_dst += (site[i].imm & XBT_PF_SOFT_MOVS_DST) != 0;
             soft++;
         } else {
             plain++;
@@ -352,6 +354,7 @@ static void string_sites(const uint8_t *bytes, size_t n, const xbt_tmode *m, boo
     }
     ck_assert_uint_eq(soft, want_soft);
     ck_assert_uint_eq(plain, want_plain);
+    ck_assert_uint_eq(movs_dst, want_movs_dst); /* a MOVS's destination, after its source */
 }
 
 START_TEST(string_sites_go_soft_for_movs_and_stos)
@@ -365,16 +368,16 @@ START_TEST(string_sites_go_soft_for_movs_and_stos)
                          rep_stosw[] = { 0x66, 0xf3, 0xab }, movsb[] = { 0xa4 },
                          repe_cmpsb[] = { 0xf3, 0xa6 }, lodsd[] = { 0xad },
                          movsd16[] = { 0x67, 0xa5 };
-    string_sites(rep_movsd, sizeof rep_movsd, &k, false, 2, XBT_PF_SOFT_STRING | 4, 0);
-    string_sites(stosb, sizeof stosb, &k, false, 1, XBT_PF_SOFT_STRING | 1, 0);
-    string_sites(rep_stosw, sizeof rep_stosw, &k, false, 1, XBT_PF_SOFT_STRING | 2, 0);
-    string_sites(movsb, sizeof movsb, &k, false, 2, XBT_PF_SOFT_STRING | 1, 0);
-    string_sites(repe_cmpsb, sizeof repe_cmpsb, &k, false, 0, 0, 2);
-    string_sites(lodsd, sizeof lodsd, &k, false, 0, 0, 1);
-    string_sites(movsd16, sizeof movsd16, &k, false, 0, 0, 0); /* 16-bit: no site */
-    string_sites(rep_movsd, sizeof rep_movsd, &uk, false, 0, 0, 2);
-    string_sites(rep_movsd, sizeof rep_movsd, &k, true, 0, 0, 2);
-    string_sites(movsb, sizeof movsb, &k, true, 2, XBT_PF_SOFT_STRING | 1, 0);
+    string_sites(rep_movsd, sizeof rep_movsd, &k, false, 2, XBT_PF_SOFT_STRING | 4, 0, 1);
+    string_sites(stosb, sizeof stosb, &k, false, 1, XBT_PF_SOFT_STRING | 1, 0, 0);
+    string_sites(rep_stosw, sizeof rep_stosw, &k, false, 1, XBT_PF_SOFT_STRING | 2, 0, 0);
+    string_sites(movsb, sizeof movsb, &k, false, 2, XBT_PF_SOFT_STRING | 1, 0, 1);
+    string_sites(repe_cmpsb, sizeof repe_cmpsb, &k, false, 0, 0, 2, 0);
+    string_sites(lodsd, sizeof lodsd, &k, false, 0, 0, 1, 0);
+    string_sites(movsd16, sizeof movsd16, &k, false, 0, 0, 0, 0); /* 16-bit: no site */
+    string_sites(rep_movsd, sizeof rep_movsd, &uk, false, 0, 0, 2, 0);
+    string_sites(rep_movsd, sizeof rep_movsd, &k, true, 0, 0, 2, 0);
+    string_sites(movsb, sizeof movsb, &k, true, 2, XBT_PF_SOFT_STRING | 1, 0, 1);
 }
 END_TEST
 
