@@ -75,7 +75,7 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
     return n;
 }
 
-static xbt_tmode current_mode(const struct xbt_vcpu *v)
+static inline __attribute__((always_inline)) xbt_tmode current_mode(const struct xbt_vcpu *v)
 {
     xbt_tmode m = { 0 };
     m.cpl = (uint8_t)v->arch.cpl;
