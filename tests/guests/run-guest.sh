@@ -127,35 +127,33 @@ xbt)
             echo "FAIL more than $XBT_SOFT_MAX soft accesses"; status=99
         fi
     fi
+    # at_most MAX WHAT N: a bound that must hold (N summed over the vCPUs; empty: the
+    # statistics line was not there, which fails too).
+    at_most() {
+        echo "== xbt: ${3:-no} $2"
+        [ -n "$3" ] && [ "$3" -le "$1" ] || { echo "FAIL expected at most $1 $2"; status=99; }
+    }
     # XBT_IBL_MISS_MAX=N: at most N misses of the inline indirect-branch lookup, summed
     # over the vCPUs (a bound that must hold; ibl_wide.c).
     if [ -n "${XBT_IBL_MISS_MAX:-}" ]; then
         n=$(grep -a '^cache:' "$out" | grep -o '[0-9]* ibl misses' | awk '{ s += $1; k++ } END { if (k) print s }')
-        echo "== xbt: ${n:-no} inline lookup misses"
-        [ -n "$n" ] && [ "$n" -le "$XBT_IBL_MISS_MAX" ] ||
-            { echo "FAIL expected at most $XBT_IBL_MISS_MAX inline lookup misses"; status=99; }
+        at_most "$XBT_IBL_MISS_MAX" "inline lookup misses" "$n"
     fi
     # XBT_PF_SITES_MAX=N, XBT_HOST_FAULTS_MAX=N: at most N fault sites made, at most N
     # host faults taken, summed over the vCPUs (bounds that must hold; pfsite_alias.c).
     if [ -n "${XBT_PF_SITES_MAX:-}" ]; then
         n=$(grep -a '^paging: [0-9]* fault sites' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
-        echo "== xbt: ${n:-no} fault sites"
-        [ -n "$n" ] && [ "$n" -le "$XBT_PF_SITES_MAX" ] ||
-            { echo "FAIL expected at most $XBT_PF_SITES_MAX fault sites"; status=99; }
+        at_most "$XBT_PF_SITES_MAX" "fault sites" "$n"
     fi
     if [ -n "${XBT_HOST_FAULTS_MAX:-}" ]; then
         n=$(grep -a '^events:' "$out" | grep -o '[0-9]* host faults' | awk '{ s += $1; k++ } END { if (k) print s }')
-        echo "== xbt: ${n:-no} host faults"
-        [ -n "$n" ] && [ "$n" -le "$XBT_HOST_FAULTS_MAX" ] ||
-            { echo "FAIL expected at most $XBT_HOST_FAULTS_MAX host faults"; status=99; }
+        at_most "$XBT_HOST_FAULTS_MAX" "host faults" "$n"
     fi
     # XBT_HIDDEN_FAULTS_MAX=N: at most N window fills (hidden faults, whether a host fault
     # or a fault site's callout made them), summed over the vCPUs (kmapslot.c).
     if [ -n "${XBT_HIDDEN_FAULTS_MAX:-}" ]; then
         n=$(grep -a '^paging: [0-9]* hidden faults' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
-        echo "== xbt: ${n:-no} hidden faults"
-        [ -n "$n" ] && [ "$n" -le "$XBT_HIDDEN_FAULTS_MAX" ] ||
-            { echo "FAIL expected at most $XBT_HIDDEN_FAULTS_MAX hidden faults"; status=99; }
+        at_most "$XBT_HIDDEN_FAULTS_MAX" "hidden faults" "$n"
     fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
