@@ -1038,6 +1038,24 @@ static void emit_string_op(xbt_tx *t, ZydisMnemonic m, ZydisInstructionAttribute
     add_map(t, eip, XBT_FIX_NONE, 0, 0);
 }
 
+/* The string instruction with 64-bit addressing between the bias of its pointers and
+   its removal: the window base (R11 = ctx->kbase), or at a soft string site each
+   pointer's ctx->soft_delta (emit_soft_bias; the fix-up then takes those out). */
+static void emit_string_biased(xbt_tx *t, ZydisMnemonic m, ZydisInstructionAttributes rep,
+                               bool src, bool dst, uint32_t eip, uint8_t arg, uint16_t seg)
+{
+    if (t->soft_string) {
+        emit_soft_bias(t, src, dst, true);
+        emit_string_op(t, m, rep, false, eip, (uint8_t)(arg | XBT_FIXS_SOFT), seg);
+        emit_soft_bias(t, src, dst, false);
+        return;
+    }
+    xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
+    emit_kwin_bias(t, src, dst, true);
+    emit_string_op(t, m, rep, false, eip, arg, seg);
+    emit_kwin_bias(t, src, dst, false);
+}
+
 /*
  * The inline check of a REP string instruction (K-window), flag-free: R10 = RCX, then
  * RCX = 0 if no pointer can leave [0, 4 GiB) whichever way DF points.  For a pointer P
@@ -1357,16 +1375,7 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         emit_string_op(t, m, rep, true, in->eip, arg, (uint16_t)src_seg);
     } else if (!rep) {
         /* One element: its pointers wrap with the bias dropped after it. */
-        if (t->soft_string) {
-            emit_soft_bias(t, src, dst, true);
-            emit_string_op(t, m, 0, false, in->eip, (uint8_t)(arg | XBT_FIXS_SOFT), (uint16_t)src_seg);
-            emit_soft_bias(t, src, dst, false);
-        } else {
-            xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
-            emit_kwin_bias(t, src, dst, true);
-            emit_string_op(t, m, 0, false, in->eip, arg, (uint16_t)src_seg);
-            emit_kwin_bias(t, src, dst, false);
-        }
+        emit_string_biased(t, m, 0, src, dst, in->eip, arg, (uint16_t)src_seg);
     } else {
         /* REP: natively unless a pointer could pass 4 GiB or 0 (the tail decides). */
         ZydisRegister ptr[2];
@@ -1378,17 +1387,7 @@ static void emit_string(xbt_tx *t, const xbt_insn *in)
         xbt_patch_rel8(t, fast_j, t->len);
         uint32_t fast = t->len;
         xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-        if (t->soft_string) {
-            emit_soft_bias(t, src, dst, true);
-            emit_string_op(t, m, rep, false, in->eip, (uint8_t)(arg | XBT_FIXS_SOFT),
-                           (uint16_t)src_seg);
-            emit_soft_bias(t, src, dst, false);
-        } else {
-            xbt_emit2(t, M(MOV), xo_reg(R(R11)), ctx_mem(XBT_CTX_KBASE, 8));
-            emit_kwin_bias(t, src, dst, true);
-            emit_string_op(t, m, rep, false, in->eip, arg, (uint16_t)src_seg);
-            emit_kwin_bias(t, src, dst, false);
-        }
+        emit_string_biased(t, m, rep, src, dst, in->eip, arg, (uint16_t)src_seg);
         if (t->n_tails >= XBT_MAX_STRING_TAILS) {
             xbt_tx_fail(t, "too many REP string instructions in one block");
             return;
