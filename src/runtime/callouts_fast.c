@@ -265,18 +265,13 @@ static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
     return XBT_FAST_LEAVE;
 }
 
-/* MOV/POP to DS, ES, FS or GS at CPL 0 with a selector whose descriptor is readable
-   without a walk, present, already accessed, and allowed (the checks of MOV Sreg);
-   anything else, or a null selector, is the full handler's. */
 /* What data segment `seg` contributes to the translation mode (run.c, current_mode): a
    base that is not 0 (ES and DS; FS and GS always add theirs), a limit that is
-   checked (an expand-up segment's below 4 GiB). */
+   checked. */
 static inline unsigned seg_mode_bits(const struct xbt_vcpu *v, int seg)
 {
     const xbt_segment *g = &v->arch.seg[seg];
-    bool expand_down = g->s && !(g->type & 8) && (g->type & 4);
-    return (seg <= XBT_DS && g->base ? 1u : 0u) |
-           (g->limit != 0xFFFFFFFFu && !expand_down && !g->unusable ? 2u : 0u);
+    return (seg <= XBT_DS && g->base ? 1u : 0u) | (xbt_seg_limit_checked(g) ? 2u : 0u);
 }
 
 /* Done; but a load that changed the mode leaves for the dispatcher, as the full handler
@@ -289,6 +284,9 @@ static inline int seg_done(struct xbt_vcpu *v, const struct xbt_callout_site *s,
     return seg_mode_bits(v, seg) != before ? XBT_FAST_LEAVE : r;
 }
 
+/* MOV/POP to DS, ES, FS or GS at CPL 0 with a selector whose descriptor is readable
+   without a walk, present, already accessed, and allowed (the checks of MOV Sreg);
+   anything else, or a null selector, is the full handler's. */
 static int load_data_seg(struct xbt_vcpu *v, const struct xbt_callout_site *s, uint32_t sel,
                          uint32_t new_esp)
 {

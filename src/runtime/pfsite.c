@@ -149,16 +149,6 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
     xbt_vcpu_drop_block_at(v, v->fault_rip);
 }
 
-/* A soft string site's pointer (MOVS, STOS at CPL 0; translate.c, emit_soft_bias): the
-   instruction's whole range for it, ECX elements (one without REP) from lin the way DF
-   points.  On one page that the window does not map and whose mapping churns, the
-   guest page itself (ctx->soft_ptr = its delta: host address - linear address); else
-   the window base, after the probe of the first element's page as for any site.  The
-   walk and a refusal's #PF are the first element's (CR2 = lin, not the range's low
-   end; found by review).  A MOVS whose two pointers start on one linear page goes
-   through the window with both: the host's string copy sees two addresses of the same
-   bytes otherwise, and an overlapping copy (EDI = ESI + 1) is not made element by
-   element (found by review: 199 of 201 bytes wrong). */
 /* The bytes a string pointer's elements cover, from the first element at lin the way
    DF points: [*lo, *hi]; a range that passes 0 or 4 GiB is [0, 2^64 - 1], which
    shares a page with every other. */
@@ -176,6 +166,16 @@ static void string_range(const struct xbt_vcpu *v, uint32_t lin, uint32_t size, 
     }
 }
 
+/* A soft string site's pointer (MOVS, STOS at CPL 0; translate.c, emit_soft_bias): the
+   instruction's whole range for it, ECX elements (one without REP) from lin the way DF
+   points.  On one page that the window does not map and whose mapping churns, the
+   guest page itself (ctx->soft_ptr = its delta: host address - linear address); else
+   the window base, after the probe of the first element's page as for any site.  The
+   walk and a refusal's #PF are the first element's (CR2 = lin, not the range's low
+   end; found by review).  A MOVS whose two ranges share a linear page goes
+   through the window with both: the host's string copy sees two addresses of the same
+   bytes otherwise, and an overlapping copy (EDI = ESI + 1) is not made element by
+   element (found by review: 199 of 201 bytes wrong). */
 static int string_soft(struct xbt_vcpu *v, const struct xbt_callout_site *s, int win,
                        uint32_t lin, bool write)
 {

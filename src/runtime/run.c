@@ -87,14 +87,9 @@ static inline __attribute__((always_inline)) xbt_tmode current_mode(const struct
     for (int s = XBT_ES; s <= XBT_DS; s++)
         if (v->arch.seg[s].base)
             m.segbase_mask |= (uint8_t)(1u << s);
-    /* Expand-up data segments (and CS) with a limit below 4 GiB: accesses are checked.
-       Expand-down segments are not checked yet (README). */
-    for (int s = 0; s < XBT_NSEG; s++) {
-        const xbt_segment *g = &v->arch.seg[s];
-        bool expand_down = g->s && !(g->type & 8) && (g->type & 4);
-        if (g->limit != 0xFFFFFFFFu && !expand_down && !g->unusable)
+    for (int s = 0; s < XBT_NSEG; s++)
+        if (xbt_seg_limit_checked(&v->arch.seg[s]))
             m.seglimit_mask |= (uint8_t)(1u << s);
-    }
     if (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM))
         m.flags |= XBT_TM_FPU_NM;
     if (!(v->arch.cr4 & XBT_CR4_OSFXSR))

@@ -571,6 +571,15 @@ uint8_t xbt_hidden_isa(const struct xbt_vcpu *v);
 /* The translation mode key of the vCPU's state now (run.c: its window, CPL, segment
    bases and limits, code and stack sizes, FPU and SSE flags). */
 uint32_t xbt_vcpu_mode_key(const struct xbt_vcpu *v);
+/* Whether translated code checks accesses through segment g against its limit (the
+   mode's seglimit_mask): an expand-up segment (or CS) with a limit below 4 GiB.
+   Expand-down segments are not checked yet (README).  Inline: the fast callouts use
+   it (callouts_fast.c, general registers only). */
+static inline bool xbt_seg_limit_checked(const xbt_segment *g)
+{
+    bool expand_down = g->s && !(g->type & 8) && (g->type & 4);
+    return g->limit != 0xFFFFFFFFu && !expand_down && !g->unusable;
+}
 /* CPUID through the policy: true with out[] set when a policy is in force. */
 bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* Whether the embedder's policy has an entry for leaf/sub (false without a policy). */
