@@ -797,20 +797,30 @@ static bool bump_regions(xbt_smmu *m)
     return any;
 }
 
-/* Whether the guest's tables (32-bit paging) map linear page lin: its directory entry
-   present, and a large page or a present table entry.  With PAE: true (not looked at). */
+/* The walker's view of guest RAM for entry_present: reads through the VMM's view, no
+   writes (accessed and dirty bits stay as the guest left them). */
+static bool pt_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    return ram32(opaque, gpa, val);
+}
+
+static bool pt_no_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    (void)opaque, (void)gpa, (void)val;
+    return true;
+}
+
+/* Whether the guest's tables map linear page lin (a supervisor read would find it
+   present: it succeeds or faults on rights or reserved bits), by the guest page walker.
+   With PAE: true, not looked at (teardown_len's rule is 32-bit paging's so far). */
 static bool entry_present(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 {
-    uint32_t pde, pte;
     if (xbt_smmu_pae(regs))
         return true;
-    if (!ram32(m, (uint64_t)(regs.cr3 & ~0xFFFu) + (lin >> 22) * 4, &pde) ||
-        !(pde & XBT_PTE_P))
-        return false;
-    if ((pde & XBT_PTE_PS) && (regs.cr4 & XBT_CR4_PSE))
-        return true;
-    return !ram32(m, (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4, &pte) ||
-           (pte & XBT_PTE_P);
+    const xbt_walk_req q = { .cr0 = regs.cr0, .cr3 = regs.cr3, .cr4 = regs.cr4, .lin = lin };
+    xbt_walk_result r;
+    return xbt_walk(&q, pt_read, pt_no_write, (void *)(uintptr_t)m, &r) ||
+           (r.error_code & XBT_PF_P);
 }
 
 /* Whether some window set's K-window maps linear page lin. */
