@@ -76,10 +76,7 @@ static void expect(int ok, u32 round, const char *what, u32 got, u32 want)
 
 void main(void)
 {
-    for (u32 i = 0; i < 4 * 1024; i++)
-        pt[i / 1024][i % 1024] = (i << 12) | P | W;
-    for (u32 i = 0; i < 4; i++)
-        pd[i] = (u32)pt[i] | P | W;
+    identity_16m(pd, pt);
     pd[L0 >> 22] = (u32)pt_hi | P | W;
     write_cr3((u32)pd);
     write_cr0(read_cr0() | 0x80000000u | 0x10000u); /* PG and WP */

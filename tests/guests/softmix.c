@@ -87,10 +87,7 @@ static void expect(int ok, u32 round, const char *what, u32 got, u32 want)
 
 void main(void)
 {
-    for (u32 i = 0; i < 4 * 1024; i++)
-        pt[i / 1024][i % 1024] = (i << 12) | P | W;
-    for (u32 i = 0; i < 4; i++)
-        pd[i] = (u32)pt[i] | P | W;
+    identity_16m(pd, pt);
     pd[S0 >> 22] = (u32)pt_hi | P | W;
     for (u32 f = 0; f < NFRAMES; f++)
         for (u32 i = 0; i < 1024; i++)

@@ -179,6 +179,14 @@ void gdt_set_call_gate(int idx, u16 sel, u32 off, u8 dpl, int count, int is32, i
                ((u64)(off >> 16) << 48);
 }
 
+void identity_16m(u32 *pd, u32 (*pt)[1024])
+{
+    for (u32 i = 0; i < 4 * 1024; i++)
+        pt[i / 1024][i % 1024] = (i << 12) | 3;
+    for (u32 i = 0; i < 4; i++)
+        pd[i] = (u32)pt[i] | 3;
+}
+
 u32 paging_on_pse(const u32 *pd)
 {
     u32 cr0, cr4;

@@ -127,6 +127,10 @@ void pit_start(u32 hz);
 /* The multiboot information the loader passed (EBX at entry). */
 extern u32 multiboot_info;
 
+/* 0..16 MiB mapped onto itself with 4 KiB pages, present and writable (A and D clear):
+   the four tables pt in pd's first four entries (the rest of pd untouched). */
+void identity_16m(u32 *pd, u32 (*pt)[1024]);
+
 /* Paging on with page directory pd and CR4.PSE (4 MiB pages allowed); returns CR0 as it
    was, for turning paging off again (write_cr0-style: mov to CR0). */
 u32 paging_on_pse(const u32 *pd);
