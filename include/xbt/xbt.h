@@ -120,6 +120,7 @@ extern "C" {
  *   base); the runtime runs translated user code so on hosts without FSGSBASE.
  *   API 1.10: xbt_vcpu_events.resume_flag and db_pending (were reserved, 0), so a saved
  *   state keeps EFLAGS.RF and a #DB trap that is due.
+ *   API 1.11: xbt_stats.fault_sites_back.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -127,7 +128,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 10
+#define XBT_API_VERSION_MINOR 11
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -899,6 +900,10 @@ typedef struct xbt_stats {
        each a callout instead of a host mapping change (docs/ARCHITECTURE.md, "Soft
        sites") */
     uint64_t soft_accesses;
+    /* fault sites taken back: their checks had made no callout for a while (a loop
+       that faulted only while its data were first touched), so their instructions were
+       translated again without them (docs/ARCHITECTURE.md, "Fault sites") */
+    uint64_t fault_sites_back;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -22,8 +22,29 @@
  * "not mapped" a callout.  The shadow MMU keeps them exact anyway (window.c, with the
  * bitmap that the fast callouts read through as a TLB, which must be exact).
  *
- * Sites stay once made (the check costs about 4 cycles where it finds the page).  The
- * table is keyed by the instruction's guest physical address, so a site belongs to
+ * A site whose blocks keep running while its check makes no callout is taken back
+ * (pf_sweep): the check costs about 4 cycles where it finds the page, and an
+ * instruction that faulted a few times while a data structure was first touched may
+ * run millions of times after (the nano guest's byte loop of memset, checked 8,192
+ * times per process of its forkwait benchmark with no callout: 15,400 -> 20,500 cycles
+ * per process).  What a site costs is how often its check runs, which only a count in
+ * the check itself would tell (a memory increment in a one-block loop: a store-
+ * forwarding chain, slower than the check).  So the vCPU thread's own CPU time is
+ * sampled instead (a timer of CLOCK_THREAD_CPUTIME_ID, every XBT_PF_SAMPLE_NS while
+ * sites exist; signals.c, xbt_on_sample): a sample in translated code counts for each
+ * site its block checks, and a site's callout sets its count back to 0.  A site with
+ * XBT_PF_HOT samples since its last callout (twice as many for each time it was taken
+ * back already) is no site again: every block that holds the instruction is dropped,
+ * to be translated without the check when next entered.  A site that never runs hot
+ * (a get_user that faults once per exec, Linux's many) is never taken back: timed
+ * quiet periods alone took back 770 such sites over a Linux boot and 300 fork+exec,
+ * which came back at their next faults, 5-10% slower.  If a site taken back faults
+ * again, it is a site again at its next fault, and must run twice as hot to be taken
+ * back again: a wrong guess costs a host fault and two translations of its blocks
+ * (about 30,000 cycles) per XBT_PF_HOT << backs samples of CPU time in them.  (Adams
+ * and Agesen's adaptive translation takes an instruction back when it stops
+ * trapping.)  XBT_NO_PF_BACKS=1 keeps every site (the runs of fast-full.sh compare
+ * their callout counts, which samples would make vary).  The table is keyed by the instruction's guest physical address, so a site belongs to
  * the code's bytes wherever an address space maps them: a relocated copy of a block
  * (run.c, share_block) then has the checks a fresh translation at its new address
  * would have.  Keyed by linear EIP (until 2026-12), the sites of ld.so and libc, which
@@ -40,10 +61,18 @@
 
 #include "runtime/vcpu.h"
 
+#include <string.h>
+
 #define SITE(v) ((const struct xbt_callout_site *)(uintptr_t)(v)->ctx.callout_site)
 
 _Static_assert(XBT_PROBE_R == XBT_PROBE_READ && XBT_PROBE_W == XBT_PROBE_WRITE,
                "the probe bytes translated code reads are the shadow MMU's");
+
+/* Taking sites back (pf_sweep): samples of the vCPU thread's CPU time every
+   XBT_PF_SAMPLE_NS (vcpu.h); a site with XBT_PF_HOT << backs of them in its blocks since
+   its last callout is taken back. */
+#define XBT_PF_HOT 2u
+#define XBT_PF_BACKS_MAX 10
 
 /* Further host faults of a site's instruction that still drop their block: another
    block holding the instruction (one that starts at it, after an earlier fault) was
@@ -75,8 +104,65 @@ static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t gpa, bool 
         return NULL;
     /* A slot taken over keeps the chain it is in intact (it never becomes empty), so
        EIPs placed beyond it are still found. */
-    *victim = (struct xbt_pf_site_rec){ gpa, 0 };
+    *victim = (struct xbt_pf_site_rec){ .gpa = gpa };
     return victim;
+}
+
+/* Takes back the sites that ran hot without a callout: each block that holds the
+   instruction is dropped and translated again without the check (xbt_pf_site says no
+   for it now).  The record stays in its chain, one fault short of a site. */
+void xbt_pf_sweep(struct xbt_vcpu *v)
+{
+    struct xbt_vcpu_pfs *p = &v->pfs;
+    p->sweep_due = false;
+    for (uint32_t i = 0; i < XBT_PF_SITES && p->n_sites; i++) {
+        struct xbt_pf_site_rec *e = &p->sites[i];
+        if (e->faults < XBT_PF_SITE_FAULTS || e->hot < XBT_PF_HOT << e->backs)
+            continue;
+        e->faults = XBT_PF_SITE_FAULTS - 1;
+        e->hot = 0;
+        if (e->backs < XBT_PF_BACKS_MAX)
+            e->backs++;
+        p->n_sites--;
+        v->stats.fault_sites_back++;
+        xbt_tc_drop_range(v->tc, e->gpa >> 12, e->gpa & 0xFFF, 1);
+    }
+    if (v->unlinked && !v->unlinked->valid)
+        v->unlinked = NULL;
+}
+
+/* A sample of the vCPU thread's CPU time (signal context; signals.c): rip was running.
+   In a valid block, each site the block checks (its XBT_CO_PFCHECK callouts' tags)
+   counts it; one that ran hot enough makes a sweep due at the next dispatch, and the
+   block's exits are unlinked as a kick unlinks them, so a loop of chained blocks comes
+   back to the dispatcher.  The thread was in translated code, not in the C code that
+   changes the records or the cache. */
+void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip)
+{
+    struct xbt_vcpu_pfs *p = &v->pfs;
+    if (!p->n_sites || !xbt_tc_contains(v->tc, rip))
+        return;
+    xbt_block *b = xbt_tc_block_at(v->tc, rip);
+    if (!b || !b->valid)
+        return;
+    bool due = false;
+    for (uint32_t i = 0; i < b->n_sites; i++) {
+        struct xbt_callout_site s;
+        memcpy(&s, b->host + b->sites_off + i * sizeof s, sizeof s);
+        if (s.kind != XBT_CO_PFCHECK || !s.imm_sel || s.imm_sel > XBT_PF_SITES)
+            continue;
+        struct xbt_pf_site_rec *e = &p->sites[s.imm_sel - 1];
+        if (e->hot < UINT16_MAX)
+            e->hot++;
+        due |= e->faults >= XBT_PF_SITE_FAULTS && e->hot >= XBT_PF_HOT << e->backs;
+    }
+    if (due) {
+        p->sweep_due = true;
+        if (!v->unlinked) {
+            xbt_tc_unlink_out(v->tc, b);
+            v->unlinked = b;
+        }
+    }
 }
 
 void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page)
@@ -87,11 +173,11 @@ void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page)
     p->fmap[k].page = page;
 }
 
-bool xbt_pf_site(void *vcpu, uint32_t eip)
+uint16_t xbt_pf_site(void *vcpu, uint32_t eip)
 {
     struct xbt_vcpu *v = vcpu;
     if (!v->pfs.site_pages)
-        return false;
+        return 0;
     /* The physical page the translator's bytes came from: one of the last two fetched
        (a block's first and last), or else walked as the fetch walked it. */
     uint32_t lin = v->arch.seg[XBT_CS].base + eip, page;
@@ -103,14 +189,15 @@ bool xbt_pf_site(void *vcpu, uint32_t eip)
     } else {
         xbt_walk_result r;
         if (!xbt_walk_quiet(v, lin, v->arch.cpl == 3, true, &r) || r.gpa >> 32)
-            return false;
+            return 0;
         page = (uint32_t)(r.gpa >> 12);
     }
     uint32_t gpa = page << 12 | (lin & 0xFFF);
     if (!xbt_page_bit(p->site_pages, gpa))
-        return false;
+        return 0;
     const struct xbt_pf_site_rec *e = site_find(v, gpa, false);
-    return e && e->faults >= XBT_PF_SITE_FAULTS;
+    /* The tag: the record's index + 1, for its callouts and samples to find it. */
+    return e && e->faults >= XBT_PF_SITE_FAULTS ? (uint16_t)(e - p->sites + 1) : 0;
 }
 
 void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
@@ -138,6 +225,9 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
     }
     if (e->faults == XBT_PF_SITE_FAULTS) {
         v->stats.fault_sites++;
+        e->hot = 0;
+        if (v->pfs.n_sites++ == 0 && v->pfs.sample_ok)
+            xbt_pf_sampler_start(v);
         /* Every block holding the instruction, at any address, is translated again when
            next entered (or copied from one that was), the access checked first. */
         xbt_tc_drop_range(v->tc, page, lin & 0xFFF, 1);
@@ -215,6 +305,8 @@ int xbt_pf_callout(struct xbt_vcpu *v)
     uint32_t lin = (uint32_t)v->ctx.callout_ea;
     bool write = s->flags & XBT_COF_WRITE;
     int r;
+    if (s->imm_sel && s->imm_sel <= XBT_PF_SITES) /* its record: not quiet */
+        v->pfs.sites[s->imm_sel - 1].hot = 0;
     if ((s->flags & XBT_COF_SOFT) && (s->imm & XBT_PF_SOFT_STRING)) {
         r = string_soft(v, s, win, lin, write);
     } else if (s->flags & XBT_COF_SOFT) {

@@ -1023,6 +1023,8 @@ static int begin_dispatch(struct xbt_vcpu *v)
         smc_data_end(v); /* the data write on a code page has run (or was undone) */
     if (xbt_mbox_pending(v))
         xbt_mbox_run(v); /* other vCPUs' requests (smp.c) */
+    if (v->pfs.sweep_due)
+        xbt_pf_sweep(v); /* fault sites that ran hot without callouts (pfsite.c) */
     if (v->unlinked) {
         xbt_tc_relink_out(v->tc, v->unlinked);
         v->unlinked = NULL;
@@ -1149,9 +1151,11 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
         trace_abort(v);
     v->smc.single = false;
     uint32_t saved = v->xl.max_insns;
-    bool (*site)(void *, uint32_t) = v->xl.mmio_site, (*pf_site)(void *, uint32_t) = v->xl.pf_site;
+    bool (*site)(void *, uint32_t) = v->xl.mmio_site;
+    uint16_t (*pf_site)(void *, uint32_t) = v->xl.pf_site;
     v->xl.max_insns = 1;
-    v->xl.mmio_site = v->xl.pf_site = NULL;
+    v->xl.mmio_site = NULL;
+    v->xl.pf_site = NULL;
     /* The guest's single-step and data breakpoints: a trap per iteration (watch.c). */
     v->xl.rep_one = v->tf.stepping || v->dbg.wstep_rep1;
     v->xl.rep_one_made = false;
@@ -1560,9 +1564,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             (unsigned long long)st->set_keeps);
     if (st->fault_sites)
         OUT("paging: %llu fault sites (instructions that check their page before the "
-            "access), %llu of their accesses soft (a churning page reached without the "
-            "window)\n", (unsigned long long)st->fault_sites,
-            (unsigned long long)st->soft_accesses);
+            "access), %llu taken back (hot, no callouts), %llu of their accesses soft (a churning "
+            "page reached without the window)\n", (unsigned long long)st->fault_sites,
+            (unsigned long long)st->fault_sites_back, (unsigned long long)st->soft_accesses);
     if (st->code_page_protects)
         OUT("paging: %llu pages became code pages, %llu of them emptied every window (their "
             "writable mappings were not all known)\n",

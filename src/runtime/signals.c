@@ -12,6 +12,7 @@
 #include <string.h>
 #include <ucontext.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vcpu.h"
@@ -87,6 +88,11 @@ static void report_host_crash(int sig, siginfo_t *si, ucontext_t *uc)
 
 void xbt_on_fault(int sig, siginfo_t *si, void *uc_);
 void xbt_on_kick(int sig, siginfo_t *si, void *uc_);
+void xbt_on_sample(int sig, siginfo_t *si, void *uc_);
+
+/* The thread CPU-time sampler's signal (pfsite.c, taking fault sites back): a realtime
+   signal, so a profiler's SIGPROF stays the embedder's. */
+#define XBT_SAMPLE_SIGNAL (SIGRTMIN + 2)
 
 void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
 {
@@ -171,6 +177,50 @@ void xbt_on_kick(int sig, siginfo_t *si, void *uc_)
     }
 }
 
+/* A sample of the running thread's CPU time (xbt_pf_sampler_start's timer). */
+void xbt_on_sample(int sig, siginfo_t *si, void *uc_)
+{
+    ucontext_t *uc = uc_;
+    struct xbt_vcpu *v = xbt_current_vcpu;
+    (void)sig;
+    if (v && v->running && si->si_code == SI_TIMER)
+        xbt_pf_sample(v, (uint64_t)uc->uc_mcontext.gregs[REG_RIP]);
+}
+
+/* The sampler of fault sites (pfsite.c): a timer of the calling thread's CPU time, which
+   runs the vCPU.  Not made (the sites then stay): the vCPU runs on as before. */
+void xbt_pf_sampler_start(struct xbt_vcpu *v)
+{
+    if (v->pfs.timer_on)
+        return;
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = XBT_SAMPLE_SIGNAL;
+    sev._sigev_un._tid = gettid(); /* sigev_notify_thread_id (glibc 2.36 names no macro) */
+    timer_t t;
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t) != 0) {
+        v->pfs.sample_ok = false;
+        return;
+    }
+    struct itimerspec its = { .it_interval = { 0, XBT_PF_SAMPLE_NS },
+                              .it_value = { 0, XBT_PF_SAMPLE_NS } };
+    if (timer_settime(t, 0, &its, NULL) != 0) {
+        timer_delete(t);
+        v->pfs.sample_ok = false;
+        return;
+    }
+    v->pfs.timer = t;
+    v->pfs.timer_on = true;
+}
+
+void xbt_pf_sampler_stop(struct xbt_vcpu *v)
+{
+    if (v->pfs.timer_on)
+        timer_delete((timer_t)v->pfs.timer);
+    v->pfs.timer_on = false;
+}
+
 /* The alternate signal stack of a vCPU thread (a fault on an overflowing VMM stack is
    still reported).  Returns it (NULL: none could be made). */
 static __thread uint8_t *thread_alt;
@@ -230,9 +280,17 @@ bool xbt_signals_init(void)
     for (size_t i = 0; i < sizeof fault_signals / sizeof fault_signals[0]; i++)
         if (sigaction(fault_signals[i], &sa, NULL) != 0)
             return false;
+    /* The kick and the sample both may unlink the running block: neither interrupts
+       the other. */
     sa.sa_sigaction = xbt_on_kick;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigaddset(&sa.sa_mask, XBT_SAMPLE_SIGNAL);
     if (sigaction(XBT_KICK_SIGNAL, &sa, NULL) != 0)
+        return false;
+    sa.sa_sigaction = xbt_on_sample;
+    sigemptyset(&sa.sa_mask);
+    sigaddset(&sa.sa_mask, XBT_KICK_SIGNAL);
+    if (sigaction(XBT_SAMPLE_SIGNAL, &sa, NULL) != 0)
         return false;
     done = 1;
     return true;

@@ -328,10 +328,23 @@ struct xbt_vcpu {
     #define XBT_PF_SITES_LOG2 12
     #define XBT_PF_SITES (1u << XBT_PF_SITES_LOG2)
     #define XBT_PF_SITE_FAULTS 4
-        struct xbt_pf_site_rec { uint32_t gpa, faults; } *sites; /* XBT_PF_SITES */
+        struct xbt_pf_site_rec {
+            uint32_t gpa;
+            uint16_t faults;
+            uint16_t hot;    /* samples in its blocks since its last callout */
+            uint32_t backs;  /* times it was taken back (it must run hotter each time) */
+        } *sites; /* XBT_PF_SITES */
         uint8_t *site_pages;
         struct { uint32_t lin, page; } fmap[2];
         uint32_t fmap_next;
+        /* Sites that run hot without callouts are taken back (pfsite.c): the thread
+           CPU-time sampler (sample_ok: may be started; timer_on: started, on the
+           thread that made the first site), and a sweep due at the next dispatch. */
+    #define XBT_PF_SAMPLE_NS 1000000
+        uint32_t n_sites;    /* records that are sites now */
+        bool sample_ok, timer_on;
+        volatile bool sweep_due;
+        void *timer;         /* timer_t */
     } pfs;
 
     /* Pause-loop yields (xbt_pause_loop, below): the TSC at the last PAUSE and how many
@@ -943,8 +956,15 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
    XBT_LEAVE_*). */
 void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin);
 void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page);
-bool xbt_pf_site(void *vcpu, uint32_t eip);
+uint16_t xbt_pf_site(void *vcpu, uint32_t eip);
 int xbt_pf_callout(struct xbt_vcpu *v);
+/* Taking sites back (pfsite.c): xbt_pf_sample, a sample of the vCPU thread's CPU time
+   at host rip (signal context); xbt_pf_sweep, at a dispatch when sweep_due;
+   xbt_pf_sampler_start / _stop, the thread's timer (signals.c). */
+void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip);
+void xbt_pf_sweep(struct xbt_vcpu *v);
+void xbt_pf_sampler_start(struct xbt_vcpu *v);
+void xbt_pf_sampler_stop(struct xbt_vcpu *v);
 
 /* Direct execution (direct.c). */
 /* run.c: a data write beside translated code (snapshot, single step, compare). */

@@ -411,6 +411,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     /* Fault sites' checks use SHRX (BMI2: since 2013's CPUs). */
     if (!env_set("XBT_NO_PF_SITES") && v->xl.bmi2)
         v->xl.pf_site = xbt_pf_site;
+    v->pfs.sample_ok = !env_set("XBT_NO_PF_BACKS"); /* sites taken back (pfsite.c) */
     v->xl.mmio_ctx = v;
     /* The read shadow's inline check uses SHRX too. */
     v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && v->xl.bmi2;
@@ -534,6 +535,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     free(v->trace.prof_info);
     free(v->mmio.site_pages);
     free(v->pfs.site_pages);
+    xbt_pf_sampler_stop(v);
     if (v->mmio.scratch) {
         munmap(v->mmio.scratch, 4096);
         close(v->mmio.scratch_fd);

@@ -62,6 +62,8 @@ typedef struct xbt_tx {
     bool soft;             /* a soft fault site's access is next: its guest operand is
                               [R15] with 64-bit addressing and no segment (R15 =
                               ctx->soft_ptr's host address; translate.c, emit_pf_probe) */
+    uint16_t pf_tag;       /* the fault site's tag (translator.h, pf_site) for the
+                              XBT_CO_PFCHECK callouts of the instruction being checked */
     bool soft_string;      /* a soft string site's instruction is next: its pointers get
                               ctx->soft_delta, not the window base (emit_string) */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];

@@ -1908,8 +1908,10 @@ static bool pf_operand_ok(const xbt_insn *in, bool *write)
    addressing, their first element at ESI and at EDI (*write: EDI's is a store; a
    REP's with ECX 0, which makes no access, is not walked: pfsite.c). */
 #define PF_SITE_CALLOUTS 4
-static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp)
+static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int32_t *disp,
+                          uint16_t *tag)
 {
+    *tag = 0;
     /* A site adds up to 4 callout sites to what out_of_room leaves room for (a CALL
        through a limit-checked segment: the probe's limit check, PFCHECK, the target's
        and the access's own): in a block that is nearly full of them the instruction
@@ -1958,7 +1960,9 @@ static int pf_site_access(const xbt_tx *t, const xbt_insn *in, bool *write, int3
     }
     if (stack16(t))
         kind &= ~PF_STACK;
-    return kind != PF_NONE && t->tr->pf_site(t->tr->mmio_ctx, in->eip) ? kind : PF_NONE;
+    if (kind != PF_NONE)
+        *tag = t->tr->pf_site(t->tr->mmio_ctx, in->eip);
+    return *tag ? kind : PF_NONE;
 }
 
 /* The XBT_CO_PFCHECK callout: R15D holds the address; the site says read or write, and
@@ -1974,6 +1978,7 @@ static void emit_pf_callout(xbt_tx *t, const xbt_insn *in, bool write, bool stri
     s->flags = (uint8_t)((string ? s->flags & XBT_COF_REP : 0) | (write ? XBT_COF_WRITE : 0) |
                          (soft_size ? XBT_COF_SOFT : 0));
     s->imm = soft_size;
+    s->imm_sel = t->pf_tag;
 }
 
 /* A string instruction's source segment: DS or the override on its [ESI] operand. */
@@ -2120,7 +2125,7 @@ static void emit_pf_check(xbt_tx *t, const xbt_insn *in)
 {
     bool write;
     int32_t disp;
-    int kind = pf_site_access(t, in, &write, &disp);
+    int kind = pf_site_access(t, in, &write, &disp, &t->pf_tag);
     uint32_t soft = pf_soft_size(in, kind);
     if (kind & PF_OPERAND)
         emit_pf_probe(t, in, PF_OPERAND, write, 0, soft);
