@@ -115,7 +115,7 @@ void xbt_pf_sweep(struct xbt_vcpu *v)
 {
     struct xbt_vcpu_pfs *p = &v->pfs;
     p->sweep_due = false;
-    for (uint32_t i = 0; i < XBT_PF_SITES && p->n_sites; i++) {
+    for (uint32_t i = 0; i < XBT_PF_SITES && v->pfb.n_sites; i++) {
         struct xbt_pf_site_rec *e = &p->sites[i];
         if (e->faults < XBT_PF_SITE_FAULTS || e->hot < XBT_PF_HOT << e->backs)
             continue;
@@ -123,7 +123,7 @@ void xbt_pf_sweep(struct xbt_vcpu *v)
         e->hot = 0;
         if (e->backs < XBT_PF_BACKS_MAX)
             e->backs++;
-        p->n_sites--;
+        v->pfb.n_sites--;
         v->stats.fault_sites_back++;
         xbt_tc_drop_range(v->tc, e->gpa >> 12, e->gpa & 0xFFF, 1);
     }
@@ -140,7 +140,7 @@ void xbt_pf_sweep(struct xbt_vcpu *v)
 void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip)
 {
     struct xbt_vcpu_pfs *p = &v->pfs;
-    if (!p->n_sites || !xbt_tc_contains(v->tc, rip))
+    if (!v->pfb.n_sites || !xbt_tc_contains(v->tc, rip))
         return;
     xbt_block *b = xbt_tc_block_at(v->tc, rip);
     if (!b || !b->valid)
@@ -226,7 +226,7 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
     if (e->faults == XBT_PF_SITE_FAULTS) {
         v->stats.fault_sites++;
         e->hot = 0;
-        if (v->pfs.n_sites++ == 0 && v->pfs.sample_ok)
+        if (v->pfb.n_sites++ == 0 && v->pfb.sample_ok)
             xbt_pf_sampler_start(v);
         /* Every block holding the instruction, at any address, is translated again when
            next entered (or copied from one that was), the access checked first. */

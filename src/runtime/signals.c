@@ -191,7 +191,7 @@ void xbt_on_sample(int sig, siginfo_t *si, void *uc_)
    runs the vCPU.  Not made (the sites then stay): the vCPU runs on as before. */
 void xbt_pf_sampler_start(struct xbt_vcpu *v)
 {
-    if (v->pfs.timer_on)
+    if (v->pfb.timer_on)
         return;
     struct sigevent sev;
     memset(&sev, 0, sizeof sev);
@@ -200,25 +200,25 @@ void xbt_pf_sampler_start(struct xbt_vcpu *v)
     sev._sigev_un._tid = gettid(); /* sigev_notify_thread_id (glibc 2.36 names no macro) */
     timer_t t;
     if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t) != 0) {
-        v->pfs.sample_ok = false;
+        v->pfb.sample_ok = false;
         return;
     }
     struct itimerspec its = { .it_interval = { 0, XBT_PF_SAMPLE_NS },
                               .it_value = { 0, XBT_PF_SAMPLE_NS } };
     if (timer_settime(t, 0, &its, NULL) != 0) {
         timer_delete(t);
-        v->pfs.sample_ok = false;
+        v->pfb.sample_ok = false;
         return;
     }
-    v->pfs.timer = t;
-    v->pfs.timer_on = true;
+    v->pfb.timer = t;
+    v->pfb.timer_on = true;
 }
 
 void xbt_pf_sampler_stop(struct xbt_vcpu *v)
 {
-    if (v->pfs.timer_on)
-        timer_delete((timer_t)v->pfs.timer);
-    v->pfs.timer_on = false;
+    if (v->pfb.timer_on)
+        timer_delete((timer_t)v->pfb.timer);
+    v->pfb.timer_on = false;
 }
 
 /* The alternate signal stack of a vCPU thread (a fault on an overflowing VMM stack is

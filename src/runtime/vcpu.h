@@ -337,14 +337,7 @@ struct xbt_vcpu {
         uint8_t *site_pages;
         struct { uint32_t lin, page; } fmap[2];
         uint32_t fmap_next;
-        /* Sites that run hot without callouts are taken back (pfsite.c): the thread
-           CPU-time sampler (sample_ok: may be started; timer_on: started, on the
-           thread that made the first site), and a sweep due at the next dispatch. */
-    #define XBT_PF_SAMPLE_NS 1000000
-        uint32_t n_sites;    /* records that are sites now */
-        bool sample_ok, timer_on;
-        volatile bool sweep_due;
-        void *timer;         /* timer_t */
+        volatile bool sweep_due; /* sites ran hot without callouts (pfb, below) */
     } pfs;
 
     /* Pause-loop yields (xbt_pause_loop, below): the TSC at the last PAUSE and how many
@@ -537,6 +530,16 @@ struct xbt_vcpu {
         uint8_t n;
         bool overflow;
     } smap;
+    /* Fault sites that run hot without callouts are taken back (pfsite.c): the thread
+       CPU-time sampler (sample_ok: may be started; timer_on: started, on the thread
+       that made the first site).  At the end, away from what the run loop and the
+       fast callouts touch on every event. */
+    struct {
+    #define XBT_PF_SAMPLE_NS 1000000
+        uint32_t n_sites;    /* records that are sites now */
+        bool sample_ok, timer_on;
+        void *timer;         /* timer_t */
+    } pfb;
 };
 
 /* The vCPU's large tables, one allocation behind the pointers of struct xbt_vcpu (which

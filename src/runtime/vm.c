@@ -411,7 +411,7 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     /* Fault sites' checks use SHRX (BMI2: since 2013's CPUs). */
     if (!env_set("XBT_NO_PF_SITES") && v->xl.bmi2)
         v->xl.pf_site = xbt_pf_site;
-    v->pfs.sample_ok = !env_set("XBT_NO_PF_BACKS"); /* sites taken back (pfsite.c) */
+    v->pfb.sample_ok = !env_set("XBT_NO_PF_BACKS"); /* sites taken back (pfsite.c) */
     v->xl.mmio_ctx = v;
     /* The read shadow's inline check uses SHRX too. */
     v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && v->xl.bmi2;
