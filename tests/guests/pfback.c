@@ -44,20 +44,10 @@ __asm__(".text\n.globl pair\npair:\n\tpushl %esi\n"
         "\tdecl %esi\n\tjnz pair_store_at\n"
         ".globl pair_load_at\npair_load_at:\n\tmovl (%eax), %eax\n\tpopl %esi\n\tret\n");
 
-static volatile u32 pf_count, pf_cr2, pf_err, pf_eip;
-
-/* Records the fault and maps the page onto its frame; the instruction runs again. */
+/* Notes the fault and maps the page onto its frame; the instruction runs again. */
 static void pf_handler(struct frame *f)
 {
-    pf_count++;
-    pf_cr2 = read_cr2();
-    pf_err = f->err;
-    pf_eip = f->eip;
-    if (pf_cr2 - VA >= sizeof frames) {
-        printf("FAIL unexpected #PF at %x cr2 %x err %x\n", f->eip, pf_cr2, f->err);
-        guest_exit();
-    }
-    u32 n = (pf_cr2 - VA) >> 12;
+    u32 n = (pf_note(f, VA, sizeof frames) - VA) >> 12;
     pt_hi[n] = (u32)frames[n] | P | W;
 }
 
@@ -84,23 +74,23 @@ static void one(u32 r, int mapq, int mapb, u32 n)
     if (!mapb)
         unmap(BPAGE);
     frames[BPAGE][bi] = 0xb0000000u | r;
-    u32 before = pf_count;
+    u32 before = pf_seen.count;
     u32 v = pair(VA + (QPAGE << 12) + 4 * qi, VA + (BPAGE << 12) + 4 * bi, 0xa0000000u | r, n);
     expect(v == (0xb0000000u | r), r, "the load's value", v, 0xb0000000u | r);
     expect(frames[QPAGE][qi] == (0xa0000000u | r), r, "the store's frame", frames[QPAGE][qi],
            0xa0000000u | r);
     u32 faults = !mapq + !mapb;
-    expect(pf_count - before == faults, r, "page faults", pf_count - before, faults);
+    expect(pf_seen.count - before == faults, r, "page faults", pf_seen.count - before, faults);
     if (!mapb) { /* the last fault was the load's (the store's came first) */
-        expect(pf_cr2 == VA + (BPAGE << 12) + 4 * bi, r, "the load's CR2", pf_cr2,
+        expect(pf_seen.cr2 == VA + (BPAGE << 12) + 4 * bi, r, "the load's CR2", pf_seen.cr2,
                VA + (BPAGE << 12) + 4 * bi);
-        expect(pf_err == 0 && pf_eip == (u32)pair_load_at, r, "the load's #PF error and EIP",
-               pf_err << 24 | pf_eip, (u32)pair_load_at);
+        expect(pf_seen.err == 0 && pf_seen.eip == (u32)pair_load_at, r, "the load's #PF error and EIP",
+               pf_seen.err << 24 | pf_seen.eip, (u32)pair_load_at);
     } else if (!mapq) {
-        expect(pf_cr2 == VA + (QPAGE << 12) + 4 * qi, r, "the store's CR2", pf_cr2,
+        expect(pf_seen.cr2 == VA + (QPAGE << 12) + 4 * qi, r, "the store's CR2", pf_seen.cr2,
                VA + (QPAGE << 12) + 4 * qi);
-        expect(pf_err == W && pf_eip == (u32)pair_store_at, r, "the store's #PF error and EIP",
-               pf_err << 24 | pf_eip, (u32)pair_store_at);
+        expect(pf_seen.err == W && pf_seen.eip == (u32)pair_store_at, r, "the store's #PF error and EIP",
+               pf_seen.err << 24 | pf_seen.eip, (u32)pair_store_at);
     }
 }
 

@@ -34,19 +34,10 @@ static u32 pt_hi[1024] __attribute__((aligned(4096)));
 static u8 code[4096] __attribute__((aligned(4096)));
 static volatile u32 data[1024] __attribute__((aligned(4096)));
 
-static volatile u32 pf_count, pf_cr2, pf_err, pf_eip;
-
-/* Records the fault; the data page made present again, the load runs again. */
+/* Notes the fault; the data page made present again, the load runs again. */
 static void pf_handler(struct frame *f)
 {
-    pf_count++;
-    pf_cr2 = read_cr2();
-    pf_err = f->err;
-    pf_eip = f->eip;
-    if ((pf_cr2 & ~0xFFFu) != DATA_VA) {
-        printf("FAIL unexpected #PF at %x cr2 %x err %x\n", f->eip, pf_cr2, f->err);
-        guest_exit();
-    }
+    pf_note(f, DATA_VA, 4096);
     pt_hi[DATA_PTE] = (u32)data | P | W;
 }
 
@@ -63,7 +54,7 @@ static void expect(int ok, u32 k, u32 round, const char *what)
 {
     if (!ok && bad++ == 0)
         printf("  alias %u round %u: %s (count %u cr2 %x err %x eip %x)\n", k, round, what,
-               pf_count, pf_cr2, pf_err, pf_eip);
+               pf_seen.count, pf_seen.cr2, pf_seen.err, pf_seen.eip);
 }
 
 /* One round through alias k with the data page not present: one #PF at the load, with
@@ -71,23 +62,23 @@ static void expect(int ok, u32 k, u32 round, const char *what)
    value, plus `inc`. */
 static void fault_round(u32 k, u32 r, u32 inc)
 {
-    u32 off = (r * 52 + k * 12) & 0xFFCu, before = pf_count;
+    u32 off = (r * 52 + k * 12) & 0xFFCu, before = pf_seen.count;
     data[off / 4] = 0x5100 + r + k * 0x100;
     pt_hi[DATA_PTE] = 0;
     invlpg(DATA_VA);
     u32 v = call_alias(k, DATA_VA + off);
-    expect(pf_count == before + 1 && pf_cr2 == DATA_VA + off && pf_err == 0 &&
-           pf_eip == ALIAS(k) + OFF, k, r, "fault");
+    expect(pf_seen.count == before + 1 && pf_seen.cr2 == DATA_VA + off && pf_seen.err == 0 &&
+           pf_seen.eip == ALIAS(k) + OFF, k, r, "fault");
     expect(v == data[off / 4] + inc, k, r, "value");
 }
 
 /* Rounds through alias k with the page present: no fault. */
 static void plain_round(u32 k, u32 r, u32 inc)
 {
-    u32 before = pf_count;
+    u32 before = pf_seen.count;
     data[r] = 0x7700 + r + k;
     u32 v = call_alias(k, DATA_VA + 4 * r);
-    expect(pf_count == before && v == 0x7700 + r + k + inc, k, r, "plain load");
+    expect(pf_seen.count == before && v == 0x7700 + r + k + inc, k, r, "plain load");
 }
 
 static void phase_end(const char *name)

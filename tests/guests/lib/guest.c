@@ -187,6 +187,22 @@ void identity_16m(u32 *pd, u32 (*pt)[1024])
         pd[i] = (u32)pt[i] | 3;
 }
 
+volatile struct pf_seen pf_seen;
+
+u32 pf_note(const struct frame *f, u32 lo, u32 len)
+{
+    u32 cr2 = read_cr2();
+    pf_seen.count++;
+    pf_seen.cr2 = cr2;
+    pf_seen.err = f->err;
+    pf_seen.eip = f->eip;
+    if (cr2 - lo >= len) {
+        printf("FAIL unexpected #PF at %x cr2 %x err %x\n", f->eip, cr2, f->err);
+        guest_exit();
+    }
+    return cr2;
+}
+
 u32 paging_on_pse(const u32 *pd)
 {
     u32 cr0, cr4;

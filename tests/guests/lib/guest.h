@@ -131,6 +131,14 @@ extern u32 multiboot_info;
    the four tables pt in pd's first four entries (the rest of pd untouched). */
 void identity_16m(u32 *pd, u32 (*pt)[1024]);
 
+/* The last page fault a test's #PF handler noted (pf_note): how many so far, CR2, the
+   error code and the faulting EIP. */
+struct pf_seen { u32 count, cr2, err, eip; };
+extern volatile struct pf_seen pf_seen;
+/* Notes f's #PF in pf_seen and returns CR2; a CR2 outside [lo, lo + len) ends the run
+   with a FAIL line (a #PF the test did not expect). */
+u32 pf_note(const struct frame *f, u32 lo, u32 len);
+
 /* Paging on with page directory pd and CR4.PSE (4 MiB pages allowed); returns CR0 as it
    was, for turning paging off again (write_cr0-style: mov to CR0). */
 u32 paging_on_pse(const u32 *pd);
