@@ -811,12 +811,11 @@ static bool pt_no_write(void *opaque, uint64_t gpa, uint32_t val)
 }
 
 /* Whether the guest's tables map linear page lin (a supervisor read would find it
-   present: it succeeds or faults on rights or reserved bits), by the guest page walker.
-   With PAE: true, not looked at (teardown_len's rule is 32-bit paging's so far). */
+   present: it succeeds or faults on rights or reserved bits), by the guest page walker
+   (with PAE, the PDPTEs as memory holds them, not as the last CR3 load read them: a
+   guess either way, which only decides how much a drop takes). */
 static bool entry_present(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 {
-    if (xbt_smmu_pae(regs))
-        return true;
     const xbt_walk_req q = { .cr0 = regs.cr0, .cr3 = regs.cr3, .cr4 = regs.cr4, .lin = lin };
     xbt_walk_result r;
     return xbt_walk(&q, pt_read, pt_no_write, (void *)(uintptr_t)m, &r) ||
