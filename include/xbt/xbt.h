@@ -884,7 +884,8 @@ typedef struct xbt_stats {
     uint64_t pio_handled;
     /* translated instructions whose accesses kept ending in guest page faults or window
        fills through host faults, translated again to check their page first (fault
-       sites: their misses are callouts, counted in callouts[] as "pfcheck") */
+       sites: their misses are callouts, counted in callouts[] as "pfcheck"; one taken
+       back and made a site again counts again) */
     uint64_t fault_sites;
     /* times a vCPU spinning on PAUSE (a spin-wait loop: 64 PAUSEs in a row, each within
        4,096 TSC cycles of the last) gave its host CPU away (sched_yield), as pause-loop
