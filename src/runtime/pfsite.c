@@ -157,7 +157,12 @@ void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip)
         due |= e->faults >= XBT_PF_SITE_FAULTS && e->hot >= XBT_PF_HOT << e->backs;
     }
     if (due) {
+        /* As a kick: the inline lookup misses too, so the block set in v->unlinked is
+           left for the dispatcher whatever way the code goes on (a kick that comes next
+           unlinks nothing of its own while v->unlinked is set: without the misses, a
+           loop entered through an indirect branch kept the vCPU; found by review). */
         p->sweep_due = true;
+        v->ctx.ibl_table = (uint64_t)(uintptr_t)v->ibl_miss;
         if (!v->unlinked) {
             xbt_tc_unlink_out(v->tc, b);
             v->unlinked = b;

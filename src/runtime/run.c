@@ -1503,6 +1503,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     v->arch.shutdown = false;
     xbt_current_vcpu = v;
     v->thread = pthread_self();
+    if (v->pfb.timer_on)
+        xbt_pf_sampler_follow(v); /* the fault sites' sampler: this thread's CPU time */
     atomic_store(&v->running, true);
     /* A host fault in translated code comes back here (signals.c): turned into a guest
        event, the loop goes on; an internal error or a triple fault ends the run. */

@@ -187,6 +187,15 @@ void xbt_on_sample(int sig, siginfo_t *si, void *uc_)
         xbt_pf_sample(v, (uint64_t)uc->uc_mcontext.gregs[REG_RIP]);
 }
 
+/* This thread's id, asked once (a system call). */
+static __thread pid_t thread_tid;
+static pid_t this_tid(void)
+{
+    if (!thread_tid)
+        thread_tid = gettid();
+    return thread_tid;
+}
+
 /* The sampler of fault sites (pfsite.c): a timer of the calling thread's CPU time, which
    runs the vCPU.  Not made (the sites then stay): the vCPU runs on as before. */
 void xbt_pf_sampler_start(struct xbt_vcpu *v)
@@ -197,7 +206,8 @@ void xbt_pf_sampler_start(struct xbt_vcpu *v)
     memset(&sev, 0, sizeof sev);
     sev.sigev_notify = SIGEV_THREAD_ID;
     sev.sigev_signo = XBT_SAMPLE_SIGNAL;
-    sev._sigev_un._tid = gettid(); /* sigev_notify_thread_id (glibc 2.36 names no macro) */
+    v->pfb.tid = this_tid();
+    sev._sigev_un._tid = v->pfb.tid; /* sigev_notify_thread_id (glibc 2.36 names no macro) */
     timer_t t;
     if (timer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t) != 0) {
         v->pfb.sample_ok = false;
@@ -219,6 +229,16 @@ void xbt_pf_sampler_stop(struct xbt_vcpu *v)
     if (v->pfb.timer_on)
         timer_delete((timer_t)v->pfb.timer);
     v->pfb.timer_on = false;
+}
+
+/* Samples of another thread's CPU time would go to that thread (another vCPU's samples,
+   or none): the timer is made again for this one (found by review). */
+void xbt_pf_sampler_follow(struct xbt_vcpu *v)
+{
+    if (v->pfb.tid == this_tid())
+        return;
+    xbt_pf_sampler_stop(v);
+    xbt_pf_sampler_start(v);
 }
 
 /* The alternate signal stack of a vCPU thread (a fault on an overflowing VMM stack is

@@ -538,6 +538,7 @@ struct xbt_vcpu {
     #define XBT_PF_SAMPLE_NS 1000000
         uint32_t n_sites;    /* records that are sites now */
         bool sample_ok, timer_on;
+        int tid;             /* the thread whose CPU time the timer counts */
         void *timer;         /* timer_t */
     } pfb;
 };
@@ -968,6 +969,9 @@ void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip);
 void xbt_pf_sweep(struct xbt_vcpu *v);
 void xbt_pf_sampler_start(struct xbt_vcpu *v);
 void xbt_pf_sampler_stop(struct xbt_vcpu *v);
+/* A run of a vCPU whose sampler runs: on another thread than before, the timer moves to
+   this one (signals.c). */
+void xbt_pf_sampler_follow(struct xbt_vcpu *v);
 
 /* Direct execution (direct.c). */
 /* run.c: a data write beside translated code (snapshot, single step, compare). */

@@ -145,12 +145,16 @@ xbt)
         n=$(grep -a '^paging: [0-9]* fault sites' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
         at_most "$XBT_PF_SITES_MAX" "fault sites" "$n"
     fi
-    # XBT_PF_BACKS_MIN=N: at least N fault sites taken back (pfback.c).
-    if [ -n "${XBT_PF_BACKS_MIN:-}" ]; then
+    # XBT_PF_BACKS_MIN=N, XBT_PF_BACKS_MAX=N: at least / at most N fault sites taken
+    # back (pfback.c).
+    if [ -n "${XBT_PF_BACKS_MIN:-}${XBT_PF_BACKS_MAX:-}" ]; then
         n=$(grep -a '^paging: [0-9]* fault sites' "$out" | grep -o '[0-9]* taken back' | awk '{ s += $1; k++ } END { if (k) print s }')
-        echo "== xbt: ${n:-no} fault sites taken back"
-        [ "${n:-0}" -ge "$XBT_PF_BACKS_MIN" ] ||
-            { echo "FAIL expected at least $XBT_PF_BACKS_MIN fault sites taken back"; status=99; }
+        if [ -n "${XBT_PF_BACKS_MIN:-}" ]; then
+            echo "== xbt: ${n:-no} fault sites taken back"
+            [ "${n:-0}" -ge "$XBT_PF_BACKS_MIN" ] ||
+                { echo "FAIL expected at least $XBT_PF_BACKS_MIN fault sites taken back"; status=99; }
+        fi
+        [ -z "${XBT_PF_BACKS_MAX:-}" ] || at_most "$XBT_PF_BACKS_MAX" "fault sites taken back" "$n"
     fi
     if [ -n "${XBT_HOST_FAULTS_MAX:-}" ]; then
         n=$(grep -a '^events:' "$out" | grep -o '[0-9]* host faults' | awk '{ s += $1; k++ } END { if (k) print s }')
