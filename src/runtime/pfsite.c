@@ -146,11 +146,14 @@ void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip)
     if (!b || !b->valid)
         return;
     bool due = false;
+    uint16_t last = 0;
     for (uint32_t i = 0; i < b->n_sites; i++) {
         struct xbt_callout_site s;
         memcpy(&s, b->host + b->sites_off + i * sizeof s, sizeof s);
-        if (s.kind != XBT_CO_PFCHECK || !s.imm_sel || s.imm_sel > XBT_PF_SITES)
-            continue;
+        if (s.kind != XBT_CO_PFCHECK || !s.imm_sel || s.imm_sel > XBT_PF_SITES ||
+            s.imm_sel == last)
+            continue; /* (an instruction's checks are in a row: a MOVS has two) */
+        last = s.imm_sel;
         struct xbt_pf_site_rec *e = &p->sites[s.imm_sel - 1];
         if (e->hot < UINT16_MAX)
             e->hot++;
