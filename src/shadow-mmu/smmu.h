@@ -48,7 +48,9 @@ struct xbt_wrec {
     uint32_t pte0;     /* the first page's table entry then (4 KiB pages) */
     uint16_t npages;   /* a run of pages whose entries are pte0 + k * 4096 */
     uint8_t win;       /* XBT_WINDOW_K or XBT_WINDOW_U */
-    uint8_t big;       /* a 4 MiB page: the directory entry says it all */
+    uint8_t big;       /* a 4 MiB page (PAE: 2 MiB): the directory entry says it all */
+    uint8_t pae;       /* made under PAE: 8-byte entries below a PDPTE, whose upper halves
+                          must be 0 (pde and pte0 hold the lower ones) */
 };
 
 /* One address space's K- and U-window: a CR3 switch back to an address space whose set

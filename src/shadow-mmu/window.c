@@ -366,18 +366,13 @@ void xbt_window_note(xbt_smmu *m, int win, uint32_t lin, uint32_t len, bool glob
         return;
     }
     bits_set(w->ng_page, w->ng_region, lin, len);
-    if (pae) {
-        /* Records hold 32-bit entries: with PAE a switch back drops the address space's
-           non-global mappings instead of re-checking them. */
-        w->rec_overflow = true;
-        return;
-    }
     if (w->n_rec == XBT_WREC_CAP) {
         w->rec_overflow = true;
         return;
     }
+    /* (A PAE run is the entries of one table, as a fill takes them: within 2 MiB.) */
     w->rec[w->n_rec++] = (struct xbt_wrec){ lin, pde, pte0, (uint16_t)(len >> 12), (uint8_t)win,
-                                            big };
+                                            big, pae };
 }
 
 /* Drops every mapping of w that did not come from a global entry (the way a CR3 load
@@ -437,12 +432,13 @@ static uint32_t run_changed(const xbt_smmu *m, uint64_t pt, const struct xbt_wre
     /* A run made from clean entries is mapped read-only: an entry that became dirty
        since (the page's write fault mapped it writable with a record of its own) still
        maps it as the run does. */
-    uint32_t base = (e->lin >> 12) & 0x3FF, want = e->pte0, n = 0;
+    uint32_t es = e->pae ? 8 : 4, mask = e->pae ? 0x1FF : 0x3FF;
+    uint32_t base = (e->lin >> 12) & mask, want = e->pte0, n = 0;
     uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D;
     for (uint32_t i = 0; i < e->npages; i++, want += 4096) {
-        uint32_t pte;
-        memcpy(&pte, h + ((base + i) & 0x3FF) * 4, 4);
-        if ((pte & ~dirty) == want)
+        uint32_t pte[2] = { 0, 0 }; /* PAE: the upper half must be 0, as it was */
+        memcpy(pte, h + ((base + i) & mask) * es, es);
+        if ((pte[0] & ~dirty) == want && !pte[1])
             continue;
         if (n++ == 0)
             *first = i;
@@ -452,12 +448,29 @@ static uint32_t run_changed(const xbt_smmu *m, uint64_t pt, const struct xbt_wre
     return n;
 }
 
-/* The directory entry under pd of record e, a run of 4 KiB pages, if it has the flags
-   the record was made under (accessed bit included); false otherwise. */
-static bool run_table(const xbt_smmu *m, uint64_t pd, const struct xbt_wrec *e, uint32_t *pde)
+static bool ram64(const xbt_smmu *m, uint64_t gpa, uint64_t *v);
+
+/* The directory entry of record e's linear address in the address space `as` (its key,
+   xbt_smmu_as_key: the directory's address; PAE: the PDPT's): PAE walks the PDPTE as a
+   CR3 load reads it, present and pointing below 4 GiB, then an entry whose upper half
+   is 0 (the record's was: its lower half is all it holds). */
+static bool rec_dir(const xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t *pde)
 {
-    return !e->big && ram32(m, pd + (e->lin >> 22) * 4, pde) &&
-           (*pde & 0xFFFu) == (e->pde & 0xFFFu);
+    if (!e->pae)
+        return ram32(m, as + (e->lin >> 22) * 4, pde);
+    uint64_t pdpte, v;
+    if (!ram64(m, as + (e->lin >> 30) * 8, &pdpte) || !(pdpte & XBT_PTE_P) || (pdpte >> 32) ||
+        !ram64(m, (pdpte & 0xFFFFF000u) + ((e->lin >> 21) & 0x1FF) * 8, &v) || (v >> 32))
+        return false;
+    *pde = (uint32_t)v;
+    return true;
+}
+
+/* The directory entry in address space `as` of record e, a run of 4 KiB pages, if it
+   has the flags the record was made under (accessed bit included); false otherwise. */
+static bool run_table(const xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t *pde)
+{
+    return !e->big && rec_dir(m, as, e, pde) && (*pde & 0xFFFu) == (e->pde & 0xFFFu);
 }
 
 /* Whether record e still describes what w's address space (page directory pd) maps:
@@ -465,12 +478,12 @@ static bool run_table(const xbt_smmu *m, uint64_t pd, const struct xbt_wrec *e, 
    entry with the same flags (accessed bit included) and the same table entries.  The
    table itself may be another page: the mapping is made of the entries' values, not of
    where they are (xv6 gives every process its own tables for the same kernel mapping). */
-static bool rec_unchanged(const xbt_smmu *m, uint64_t pd, struct xbt_wrec *e)
+static bool rec_unchanged(const xbt_smmu *m, uint64_t as, struct xbt_wrec *e)
 {
     uint32_t pde, first;
     if (e->big)
-        return ram32(m, pd + (e->lin >> 22) * 4, &pde) && pde == e->pde;
-    if (!run_table(m, pd, e, &pde) || run_changed(m, pde & ~0xFFFu, e, 1, &first))
+        return rec_dir(m, as, e, &pde) && pde == e->pde;
+    if (!run_table(m, as, e, &pde) || run_changed(m, pde & ~0xFFFu, e, 1, &first))
         return false;
     e->pde = pde;
     return true;
@@ -603,11 +616,11 @@ static void wset_revalidate(xbt_smmu *m, struct xbt_wset *w, bool keep_d)
         wset_drop_nonglobal(m, w);
         return;
     }
-    uint64_t pd = w->cr3 & ~0xFFFu;
+    uint64_t as = w->cr3; /* xbt_smmu_as_key's (~0u: none, nothing there) */
     uint32_t keep = 0, n_gone = 0;
     for (uint32_t k = 0; k < w->n_rec; k++) {
         struct xbt_wrec *e = &w->rec[k];
-        bool ok = (keep_d || e->win != XBT_WINDOW_D) && rec_unchanged(m, pd, e);
+        bool ok = (keep_d || e->win != XBT_WINDOW_D) && rec_unchanged(m, as, e);
         m->wrec_checked++;
         if (ok) {
             w->rec[keep++] = *e; /* still mapped in its window (the runner's included) */
@@ -670,21 +683,22 @@ static bool covers(xbt_smmu *m, const struct xbt_wset *c, const struct xbt_wset 
    changes if the set is not kept after all): only the one page is then found changed
    (a page two address spaces map differently, inside the run of a kernel's own pages;
    nano's procswitch).  false: not such a run, or no room. */
-static bool split_run(xbt_smmu *m, struct xbt_wset *c, uint64_t pd, uint32_t k)
+static bool split_run(xbt_smmu *m, struct xbt_wset *c, uint64_t as, uint32_t k)
 {
     struct xbt_wrec r = c->rec[k];
     uint32_t pde, bad;
-    if (r.npages < 2 || c->n_rec + 2 > XBT_WREC_CAP || !run_table(m, pd, &r, &pde) ||
+    if (r.npages < 2 || c->n_rec + 2 > XBT_WREC_CAP || !run_table(m, as, &r, &pde) ||
         run_changed(m, pde & ~0xFFFu, &r, 2, &bad) != 1)
         return false;
     if (bad > 0)
-        c->rec[c->n_rec++] = (struct xbt_wrec){ r.lin, r.pde, r.pte0, (uint16_t)bad, r.win, 0 };
+        c->rec[c->n_rec++] = (struct xbt_wrec){ r.lin, r.pde, r.pte0, (uint16_t)bad, r.win, 0,
+                                                r.pae };
     if (bad + 1 < r.npages)
         c->rec[c->n_rec++] = (struct xbt_wrec){ r.lin + ((bad + 1) << 12), r.pde,
                                                 r.pte0 + ((bad + 1) << 12),
-                                                (uint16_t)(r.npages - bad - 1), r.win, 0 };
+                                                (uint16_t)(r.npages - bad - 1), r.win, 0, r.pae };
     c->rec[k] = (struct xbt_wrec){ r.lin + (bad << 12), r.pde, r.pte0 + (bad << 12), 1, r.win,
-                                   0 };
+                                   0, r.pae };
     m->run_splits++;
     return true;
 }
@@ -695,14 +709,14 @@ static bool keep_current(xbt_smmu *m, uint32_t cr3, const struct xbt_wset *w,
     struct xbt_wset *c = m->cur;
     if (!m->keep_set || c->rec_overflow || (w && (w->rec_overflow || w->n_rec > c->n_rec)))
         return false;
-    uint64_t pd = cr3 & ~0xFFFu;
+    uint64_t as = cr3; /* xbt_smmu_as_key's */
     uint32_t n = 0;
     for (uint32_t k = c->n_rec; k-- > 0;) {
         struct xbt_wrec *e = &c->rec[k];
-        if (e->win != XBT_WINDOW_D && rec_unchanged(m, pd, e))
+        if (e->win != XBT_WINDOW_D && rec_unchanged(m, as, e))
             continue;
         if (e->win != XBT_WINDOW_D)
-            split_run(m, c, pd, k); /* k: the one page that changed, where it is one */
+            split_run(m, c, as, k); /* k: the one page that changed, where it is one */
         if (n == XBT_KEEP_DROPS || (w && !rec_churns(m, e))) {
             /* Towards a cached set only pages that churn may go: mapped differently in
                two address spaces, this one is, next time (soft sites reach it). */
