@@ -129,6 +129,8 @@ void xbt_pf_sweep(struct xbt_vcpu *v)
     }
     if (v->unlinked && !v->unlinked->valid)
         v->unlinked = NULL;
+    if (!v->pfb.n_sites)
+        xbt_pf_sampler_stop(v); /* no site left to sample for (the next one starts it) */
 }
 
 /* A sample of the vCPU thread's CPU time (signal context; signals.c): rip was running.
