@@ -48,10 +48,12 @@ struct xbt_wrec {
     uint32_t pte0;     /* the first page's table entry then (4 KiB pages) */
     uint16_t npages;   /* a run of pages whose entries are pte0 + k * 4096 */
     uint8_t win;       /* XBT_WINDOW_K or XBT_WINDOW_U */
-    uint8_t big;       /* a 4 MiB page (PAE: 2 MiB): the directory entry says it all */
-    uint8_t pae;       /* made under PAE: 8-byte entries below a PDPTE, whose upper halves
+    uint8_t big : 1;   /* a 4 MiB page (PAE: 2 MiB): the directory entry says it all */
+    uint8_t pae : 1;   /* made under PAE: 8-byte entries below a PDPTE, whose upper halves
                           must be 0 (pde and pte0 hold the lower ones) */
 };
+_Static_assert(sizeof(struct xbt_wrec) == 16, "records stay 16 bytes (re-checked at every "
+                                              "CR3 load)");
 
 /* One address space's K- and U-window: a CR3 switch back to an address space whose set
    is cached re-checks its non-global mappings against the page tables instead of

@@ -432,13 +432,18 @@ static uint32_t run_changed(const xbt_smmu *m, uint64_t pt, const struct xbt_wre
     /* A run made from clean entries is mapped read-only: an entry that became dirty
        since (the page's write fault mapped it writable with a record of its own) still
        maps it as the run does. */
-    uint32_t es = e->pae ? 8 : 4, mask = e->pae ? 0x1FF : 0x3FF;
+    uint32_t mask = e->pae ? 0x1FF : 0x3FF;
     uint32_t base = (e->lin >> 12) & mask, want = e->pte0, n = 0;
     uint32_t dirty = (want & XBT_PTE_D) ? 0 : XBT_PTE_D;
     for (uint32_t i = 0; i < e->npages; i++, want += 4096) {
-        uint32_t pte[2] = { 0, 0 }; /* PAE: the upper half must be 0, as it was */
-        memcpy(pte, h + ((base + i) & mask) * es, es);
-        if ((pte[0] & ~dirty) == want && !pte[1])
+        /* Fixed-size copies (inlined: a copy of e->pae ? 8 : 4 bytes was a call to
+           memcpy per entry, +15% on nano's cr3switch). */
+        uint64_t pte = 0; /* PAE: the upper half must be 0, as it was */
+        if (e->pae)
+            memcpy(&pte, h + ((base + i) & mask) * 8, 8);
+        else
+            memcpy(&pte, h + ((base + i) & mask) * 4, 4);
+        if (((uint32_t)pte & ~dirty) == want && !(pte >> 32))
             continue;
         if (n++ == 0)
             *first = i;
