@@ -901,9 +901,10 @@ typedef struct xbt_stats {
        each a callout instead of a host mapping change (docs/ARCHITECTURE.md, "Soft
        sites") */
     uint64_t soft_accesses;
-    /* fault sites taken back: their checks had made no callout for a while (a loop
-       that faulted only while its data were first touched), so their instructions were
-       translated again without them (docs/ARCHITECTURE.md, "Fault sites") */
+    /* fault sites taken back: CPU-time samples found their blocks running while their
+       checks made no callout (a loop that faulted only while its data were first
+       touched), so their instructions were translated again without them
+       (docs/ARCHITECTURE.md, "Fault sites") */
     uint64_t fault_sites_back;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */

@@ -44,7 +44,9 @@
  * (about 30,000 cycles) per XBT_PF_HOT << backs samples of CPU time in them.  (Adams
  * and Agesen's adaptive translation takes an instruction back when it stops
  * trapping.)  XBT_NO_PF_BACKS=1 keeps every site (the runs of fast-full.sh compare
- * their callout counts, which samples would make vary).  The table is keyed by the instruction's guest physical address, so a site belongs to
+ * their callout counts, which samples would make vary).
+ *
+ * The table is keyed by the instruction's guest physical address, so a site belongs to
  * the code's bytes wherever an address space maps them: a relocated copy of a block
  * (run.c, share_block) then has the checks a fresh translation at its new address
  * would have.  Keyed by linear EIP (until 2026-12), the sites of ld.so and libc, which
@@ -108,6 +110,13 @@ static struct xbt_pf_site_rec *site_find(struct xbt_vcpu *v, uint32_t gpa, bool 
     return victim;
 }
 
+/* The record a PFCHECK callout site's tag names (xbt_pf_site's answer, in imm_sel), or
+   NULL: none. */
+static struct xbt_pf_site_rec *site_of_tag(struct xbt_vcpu *v, uint16_t tag)
+{
+    return tag && tag <= XBT_PF_SITES ? &v->pfs.sites[tag - 1] : NULL;
+}
+
 /* Takes back the sites that ran hot without a callout: each block that holds the
    instruction is dropped and translated again without the check (xbt_pf_site says no
    for it now).  The record stays in its chain, one fault short of a site. */
@@ -152,11 +161,10 @@ void xbt_pf_sample(struct xbt_vcpu *v, uint64_t rip)
     for (uint32_t i = 0; i < b->n_sites; i++) {
         struct xbt_callout_site s;
         memcpy(&s, b->host + b->sites_off + i * sizeof s, sizeof s);
-        if (s.kind != XBT_CO_PFCHECK || !s.imm_sel || s.imm_sel > XBT_PF_SITES ||
-            s.imm_sel == last)
+        struct xbt_pf_site_rec *e = s.kind == XBT_CO_PFCHECK ? site_of_tag(v, s.imm_sel) : NULL;
+        if (!e || s.imm_sel == last)
             continue; /* (an instruction's checks are in a row: a MOVS has two) */
         last = s.imm_sel;
-        struct xbt_pf_site_rec *e = &p->sites[s.imm_sel - 1];
         if (e->hot < UINT16_MAX)
             e->hot++;
         due |= e->faults >= XBT_PF_SITE_FAULTS && e->hot >= XBT_PF_HOT << e->backs;
@@ -315,8 +323,9 @@ int xbt_pf_callout(struct xbt_vcpu *v)
     uint32_t lin = (uint32_t)v->ctx.callout_ea;
     bool write = s->flags & XBT_COF_WRITE;
     int r;
-    if (s->imm_sel && s->imm_sel <= XBT_PF_SITES) /* its record: not quiet */
-        v->pfs.sites[s->imm_sel - 1].hot = 0;
+    struct xbt_pf_site_rec *e = site_of_tag(v, s->imm_sel);
+    if (e)
+        e->hot = 0; /* its record: not quiet */
     if ((s->flags & XBT_COF_SOFT) && (s->imm & XBT_PF_SOFT_STRING)) {
         r = string_soft(v, s, win, lin, write);
     } else if (s->flags & XBT_COF_SOFT) {

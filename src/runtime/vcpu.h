@@ -531,8 +531,8 @@ struct xbt_vcpu {
         bool overflow;
     } smap;
     /* Fault sites that run hot without callouts are taken back (pfsite.c): the thread
-       CPU-time sampler (sample_ok: may be started; timer_on: started, on the thread
-       that made the first site).  At the end, away from what the run loop and the
+       CPU-time sampler (sample_ok: may be started; timer_on: started, counting the
+       CPU time of thread `tid`, the one that last ran the vCPU).  At the end, away from what the run loop and the
        fast callouts touch on every event. */
     struct {
     #define XBT_PF_SAMPLE_NS 1000000

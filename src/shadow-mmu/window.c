@@ -417,6 +417,15 @@ static bool ram32(const xbt_smmu *m, uint64_t gpa, uint32_t *v)
     return true;
 }
 
+static bool ram64(const xbt_smmu *m, uint64_t gpa, uint64_t *v)
+{
+    const uint8_t *h = xbt_phys_r(m->phys, gpa, 8);
+    if (!h)
+        return false;
+    memcpy(v, h, 8);
+    return true;
+}
+
 /* The table entries of a record's run of 4 KiB pages are still pte0 + k * 4096.  The
    table page is looked up once and its entries compared in a plain loop: a CR3 switch
    back re-checks thousands of them (xv6 maps its 224 MiB kernel with non-global 4 KiB
@@ -452,8 +461,6 @@ static uint32_t run_changed(const xbt_smmu *m, uint64_t pt, const struct xbt_wre
     }
     return n;
 }
-
-static bool ram64(const xbt_smmu *m, uint64_t gpa, uint64_t *v);
 
 /* The directory entry of record e's linear address in the address space `as` (its key,
    xbt_smmu_as_key: the directory's address; PAE: the PDPT's): PAE walks the PDPTE as a
@@ -926,15 +933,6 @@ uint32_t xbt_region_pde(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t region)
     if (!xbt_smmu_paging(regs))
         return 0; /* PAE: 0 as well (xbt_region_pde_raw); its key is region_key's */
     return xbt_region_pde_raw(m, regs, region) & ~0x60u; /* A and D change, the mapping not */
-}
-
-static bool ram64(const xbt_smmu *m, uint64_t gpa, uint64_t *v)
-{
-    const uint8_t *h = xbt_phys_r(m->phys, gpa, 8);
-    if (!h)
-        return false;
-    memcpy(v, h, 8);
-    return true;
 }
 
 /* The paging-structure entries that decide how 4 MiB region r maps (A and D masked):

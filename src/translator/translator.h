@@ -231,8 +231,8 @@ typedef struct xbt_translator {
        on hosts with BMI2.  Such a block stays relocatable: the answer must then be the
        same for the same bytes at any EIP (the runtime keys sites by physical address).
        The answer: 0, not a site; else the site's tag, which its XBT_CO_PFCHECK callouts
-       carry in imm_sel (the runtime's record of the site, which the callouts mark as
-       still busy).  NULL: none. */
+       carry in imm_sel (the runtime's record of the site, which its callouts and the
+       CPU-time samples of its blocks find by it).  NULL: none. */
     uint16_t (*pf_site)(void *ctx, uint32_t eip);
     /* A block ends before any instruction but its first for which stop_before(
        stop_ctx, eip) is true (the debugger's breakpoints: the dispatcher then sees that
