@@ -121,14 +121,19 @@ extern "C" {
  *   API 1.10: xbt_vcpu_events.resume_flag and db_pending (were reserved, 0), so a saved
  *   state keeps EFLAGS.RF and a #DB trap that is due.
  *   API 1.11: xbt_stats.fault_sites_back.
+ *   API 2.0: XBT_WINDOW_UK code reaches the U-window as gs:[r9 + linear]: whoever runs
+ *   it sets R9 to -XBT_WINDOW_UK_BELOW (the runtime does; before, each access turned
+ *   the linear address into that form with two NOTs of its own).  Code translated by
+ *   xbt_translate for XBT_WINDOW_UK and run by an embedder of 1.x would address memory
+ *   wrongly, hence the major number; nothing else changed.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
 #define XBT_VERSION_PATCH 0
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
-#define XBT_API_VERSION_MAJOR 1
-#define XBT_API_VERSION_MINOR 11
+#define XBT_API_VERSION_MAJOR 2
+#define XBT_API_VERSION_MINOR 0
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -190,8 +195,10 @@ int xbt_has(uint64_t caps, const char **why);
  * addresses (no GS).  Value 1 meant that no-GS form until the D-window got its name.
  * UK (API 1.9) is user code that runs with GS at the K-window's base and reaches the
  * U-window XBT_WINDOW_UK_BELOW bytes below it, so that a change of privilege moves no
- * segment base: each access computes its 32-bit linear address first (three more
- * flag-free instructions).  The runtime uses it where GS moves by a system call.
+ * segment base: each access computes its 32-bit linear address into R11 first (a LEA)
+ * and is then gs:[r9 + r11], so the code expects R9 = -XBT_WINDOW_UK_BELOW at every
+ * instruction boundary (API 2.0).  The runtime uses it where GS moves by a system
+ * call.
  */
 enum xbt_window {
     XBT_WINDOW_K = 0, /* the K-window: guest code at CPL 0 */

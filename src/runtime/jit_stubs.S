@@ -24,8 +24,11 @@
         mov     [r13 + XBT_CTX_GPR + 28], edi
 .endm
 
-/* Load guest GPRs from ctx at r13 (32-bit loads zero the upper halves). */
+/* Load guest GPRs from ctx at r13 (32-bit loads zero the upper halves), and R9 for
+   user code reaching the U-window below the GS base (abi.h, XBT_UK_R9; harmless to
+   any other code, for which R9 is a scratch). */
 .macro LOAD_GPRS
+        movabs  r9, XBT_UK_R9
         mov     eax, [r13 + XBT_CTX_GPR + 0]
         mov     ecx, [r13 + XBT_CTX_GPR + 4]
         mov     edx, [r13 + XBT_CTX_GPR + 8]

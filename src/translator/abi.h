@@ -15,7 +15,12 @@
  *   host R12                           guest ESP (R12D; upper half zero)
  *   host RSP                           a valid host stack: callouts are plain calls
  *   host R13                           pointer to struct xbt_jit_ctx (never changes)
- *   host R8-R11, R14, R15              scratch, dead at guest instruction boundaries
+ *   host R8-R11, R14, R15              scratch, dead at guest instruction boundaries;
+ *                                      but in XBT_WINDOW_UK code R9 = XBT_UK_R9 at
+ *                                      every guest instruction boundary (the U-window's
+ *                                      offset from the GS base: accesses are
+ *                                      gs:[r9 + linear]); the entry and callout stubs
+ *                                      load it, as they load the guest registers
  *   host RFLAGS                        guest CF PF AF ZF SF DF OF; IF=1 and bit 1=1 as
  *                                      the host requires; TF, NT, AC, ID, RF all zero.
  *                                      So host RFLAGS == guest arithmetic flags | 0x202
@@ -53,6 +58,10 @@
 
 #include "arch.h"
 #include "decoder/defs.h"
+
+/* R9 in XBT_WINDOW_UK code: -XBT_WINDOW_UK_BELOW (-(4 GiB + 4 KiB)), so that
+   gs:[r9 + linear] is the U-window's byte of a 32-bit linear address (emit.c). */
+#define XBT_UK_R9 (-4294971392)
 
 /* The guest EFLAGS bits that live in host RFLAGS while translated code runs. */
 #define XBT_EFLAGS_ARITH (XBT_EFLAGS_CF | XBT_EFLAGS_PF | XBT_EFLAGS_AF | XBT_EFLAGS_ZF | \

@@ -116,6 +116,13 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
     if (!p)
         return;
     req->machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    if (t->mode->window == XBT_WINDOW_UK && !t->uk_base_lost)
+        for (ZyanU8 i = 0; i < req->operand_count && i < ZYDIS_ENCODER_MAX_OPERANDS; i++)
+            if (req->operands[i].type == ZYDIS_OPERAND_TYPE_REGISTER &&
+                ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
+                                                 req->operands[i].reg.value) == XBT_UK_BASE_REG)
+                t->uk_base_lost = true; /* a scratch use: loaded again before the next
+                                           U-window access and the next instruction */
     if (!enc_cache && !enc_cache_failed) {
         pthread_once(&enc_cache_once, enc_cache_key_init);
         if (!enc_cache_failed && (enc_cache = calloc(ENC_CACHE_SLOTS, sizeof *enc_cache)) &&
@@ -192,12 +199,15 @@ static bool req_high8(const ZydisEncoderRequest *r)
 /*
  * XBT_WINDOW_UK: GS holds the K-window's base and the U-window lies XBT_WINDOW_UK_BELOW
  * below it.  The operand's 32-bit linear address goes into a scratch register with a
- * 32-bit LEA (which wraps at 4 GiB as the CPU does); NOT of its low half, then of all of
- * it, makes it 2^64 - 2^32 + linear (all flag-free), and the access is
- * gs:[scratch - 4096] with 64-bit addressing: U-window base + linear.  The scratch is
- * R11 (no guest access keeps a value in it); an instruction with AH..DH cannot encode
- * R11, and for it the caller has put the address alone into a borrowed legacy register
- * (translate.c, XBT_FIX_SAVED_REG), which is then the scratch.
+ * 32-bit LEA (which wraps at 4 GiB as the CPU does), and the access is gs:[R9 + scratch]
+ * with 64-bit addressing: R9 holds XBT_UK_R9 = -XBT_WINDOW_UK_BELOW (abi.h: loaded with
+ * the guest registers at every entry and callout return, and again after any
+ * instruction whose translation used R9 as a scratch), so the sum is U-window base +
+ * linear, never above the guard page.  The scratch is R11 (no guest access keeps a value
+ * in it).  An instruction with AH..DH cannot encode R9 or R11 (REX): the caller has put
+ * the address alone into a borrowed legacy register (translate.c, XBT_FIX_SAVED_REG),
+ * which NOT of its low half, then of all of it, makes 2^64 - 2^32 + linear (flag-free),
+ * and the access is gs:[reg - 4096].
  */
 static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
 {
@@ -208,7 +218,8 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
     if (!m)
         return;
     ZydisRegister s32 = ZYDIS_REGISTER_R11D;
-    if (req_high8(req)) {
+    bool high8 = req_high8(req);
+    if (high8) {
         s32 = m->mem.base;
         if (m->mem.index != ZYDIS_REGISTER_NONE || m->mem.displacement ||
             s32 < ZYDIS_REGISTER_EAX || s32 > ZYDIS_REGISTER_EDI) {
@@ -216,8 +227,8 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
                         ZydisMnemonicGetString(req->mnemonic));
             return;
         }
-    } else if (req_uses(req, ZYDIS_REGISTER_R11)) {
-        xbt_tx_fail(t, "U-window access of %s: R11 is an operand",
+    } else if (req_uses(req, ZYDIS_REGISTER_R11) || req_uses(req, XBT_UK_BASE_REG)) {
+        xbt_tx_fail(t, "U-window access of %s: R11 or R9 is an operand",
                     ZydisMnemonicGetString(req->mnemonic));
         return;
     }
@@ -226,10 +237,31 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
         a.mem.size = 4;
         xbt_emit2(t, ZYDIS_MNEMONIC_LEA, xo_reg(s32), a);
     }
-    xbt_emit_uk_form(t, s32, m);
+    if (high8)
+        xbt_emit_uk_form_legacy(t, s32, m);
+    else
+        xbt_emit_uk_form(t, s32, m);
+}
+
+_Static_assert(XBT_UK_R9 == -(int64_t)XBT_WINDOW_UK_BELOW, "the UK base register's value");
+
+void xbt_emit_uk_base(xbt_tx *t)
+{
+    xbt_emit2(t, ZYDIS_MNEMONIC_MOV, xo_reg(XBT_UK_BASE_REG), xo_imm(XBT_UK_R9));
+    t->uk_base_lost = false;
 }
 
 void xbt_emit_uk_form(xbt_tx *t, ZydisRegister s32, ZydisEncoderOperand *m)
+{
+    if (t->uk_base_lost)
+        xbt_emit_uk_base(t);
+    m->mem.base = XBT_UK_BASE_REG;
+    m->mem.index = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, s32);
+    m->mem.scale = 1;
+    m->mem.displacement = 0;
+}
+
+void xbt_emit_uk_form_legacy(xbt_tx *t, ZydisRegister s32, ZydisEncoderOperand *m)
 {
     ZydisRegister s64 = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, s32);
     xbt_emit1(t, ZYDIS_MNEMONIC_NOT, xo_reg(s32));

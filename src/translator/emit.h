@@ -64,6 +64,8 @@ typedef struct xbt_tx {
                               ctx->soft_ptr's host address; translate.c, emit_pf_probe) */
     uint16_t pf_tag;       /* the fault site's tag (translator.h, pf_site) for the
                               XBT_CO_PFCHECK callouts of the instruction being checked */
+    bool uk_base_lost;     /* XBT_WINDOW_UK: an instruction of this translation used
+                              R9 as a scratch since it last held XBT_UK_R9 (emit.c) */
     bool soft_string;      /* a soft string site's instruction is next: its pointers get
                               ctx->soft_delta, not the window base (emit_string) */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];
@@ -113,9 +115,17 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req);
 void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req);
 /* XBT_WINDOW_UK: the U-window lies this far below GS's base beyond 4 GiB (its guard). */
 #define XBT_UK_GUARD ((int32_t)(XBT_WINDOW_UK_BELOW - (4ull << 30)))
-/* The UK form of an access whose 32-bit linear address is in s32: NOT of s32, then of
-   its 64-bit register, and *m becomes [s64 - XBT_UK_GUARD] (its size kept). */
+/* XBT_WINDOW_UK: the register that holds XBT_UK_R9 (abi.h) in translated user code. */
+#define XBT_UK_BASE_REG ZYDIS_REGISTER_R9
+/* The UK form of an access whose 32-bit linear address is in s32 (zero-extended in its
+   64-bit register): *m becomes [R9 + s64] (its size kept), R9 loaded first if an
+   instruction used it as a scratch.  s32 must be encodable with REX. */
 void xbt_emit_uk_form(xbt_tx *t, ZydisRegister s32, ZydisEncoderOperand *m);
+/* The same for a legacy register beside AH..DH (no REX): NOT of s32, then of its 64-bit
+   register, and *m becomes [s64 - XBT_UK_GUARD]. */
+void xbt_emit_uk_form_legacy(xbt_tx *t, ZydisRegister s32, ZydisEncoderOperand *m);
+/* mov r9, XBT_UK_R9: the UK base back after a scratch use. */
+void xbt_emit_uk_base(xbt_tx *t);
 
 void xbt_emit0(xbt_tx *t, ZydisMnemonic m);
 void xbt_emit1(xbt_tx *t, ZydisMnemonic m, ZydisEncoderOperand a);

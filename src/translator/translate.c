@@ -176,7 +176,7 @@ static bool seg_needs_limit(const xbt_tx *t, int seg)
  * The offset in R15D against an expand-up segment's limit: offset + size - 1 must not
  * pass ctx->seg_limit[seg], else #GP(0) (#SS(0) for SS) before the access.  Flags are
  * kept with PUSHFQ/POPFQ around the compare (limit-checked segments are rare: Linux's
- * stack-protector GS is one); R8 and R9 are free here.
+ * stack-protector GS is one); R8 and R9 are free here (R9 loaded again in UK code).
  */
 static void emit_limit_check(xbt_tx *t, const xbt_insn *in, int seg, uint32_t size)
 {
@@ -186,6 +186,8 @@ static void emit_limit_check(xbt_tx *t, const xbt_insn *in, int seg, uint32_t si
     xbt_emit2(t, M(LEA), xo_reg(R(R8)), xo_mem(R(R15), NOREG, 0, (int32_t)size - 1, 8));
     xbt_emit2(t, M(MOV), xo_reg(R(R9D)), ctx_mem(XBT_CTX_SEG_LIMIT + 4 * seg, 4));
     xbt_emit2(t, M(CMP), xo_reg(R(R8)), xo_reg(R(R9)));
+    if (t->uk_base_lost)
+        xbt_emit_uk_base(t); /* flag-free: R9 the U-window's base on both paths */
     uint32_t bad = xbt_emit_branch8(t, M(JNBE), false);
     xbt_emit0(t, M(POPFQ));
     uint32_t over = xbt_emit_branch8(t, M(JMP), false);
@@ -544,9 +546,10 @@ static ZydisEncoderOperand emit_bt_linear(xbt_tx *t, const xbt_insn *in, ZydisEn
  * to the address in the address size: with UK's 64-bit addressing that sum would
  * neither wrap at 4 GiB nor stay in the user window (it reaches 256 MiB either way, the
  * K-window among it).  So the dword's linear address T = EA + s * q (q the shifted
- * offset) is computed with 32-bit LEAs (R10 = q, R11 = T), made the U-window form,
- * and s * q taken back out of R11 (64-bit), which the CPU then adds again: the access
- * is at U-window base + T, with the bit index the CPU takes from the register.
+ * offset) is computed with 32-bit LEAs (R10 = q, R11 = T), made the U-window form
+ * [R9 + R11], and s * q taken back out of R11 (64-bit), which the CPU then adds again:
+ * the access is at U-window base + T, with the bit index the CPU takes from the
+ * register.
  * Flag-free (SARX, LEA, NOT, MOVSX/MOVSXD; SAR between PUSHFQ and POPFQ on a host
  * without BMI2).  16-bit addressing and limit-checked segments take emit_bt_linear.
  */
@@ -2584,6 +2587,15 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
                        sti_shadow_fits(&t, fetch, opaque, pc + in.length, first_page, max,
                                        &needs_gate);
         bool ends = translate_insn(&t, &in);
+        if (t.uk_base_lost) {
+            /* R9 is the U-window's base again at the next instruction (abi.h).  No
+               instruction that ends a block uses R9: its exits would take it along. */
+            if (ends)
+                xbt_tx_fail(&t, "R9 used as a scratch by a block-ending instruction at %08x",
+                            pc);
+            else
+                xbt_emit_uk_base(&t);
+        }
         if (t.sti_inline)
             t.gate_due = needs_gate;
         t.sti_inline = false;
