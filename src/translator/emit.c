@@ -232,7 +232,13 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
                     ZydisMnemonicGetString(req->mnemonic));
         return;
     }
-    if (m->mem.base != s32 || m->mem.index != ZYDIS_REGISTER_NONE || m->mem.displacement) {
+    if (!high8 && m->mem.index == ZYDIS_REGISTER_NONE && !m->mem.displacement &&
+        ((m->mem.base >= ZYDIS_REGISTER_EAX && m->mem.base <= ZYDIS_REGISTER_EDI) ||
+         m->mem.base == ZYDIS_REGISTER_R12D))
+        s32 = m->mem.base; /* [reg] alone: a guest register (ESP: R12D), whose upper half
+                              is zero (abi.h), is the linear address as it is */
+    else if (m->mem.base != s32 || m->mem.index != ZYDIS_REGISTER_NONE ||
+             m->mem.displacement) {
         ZydisEncoderOperand a = *m;
         a.mem.size = 4;
         xbt_emit2(t, ZYDIS_MNEMONIC_LEA, xo_reg(s32), a);
