@@ -119,8 +119,10 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
     if (t->mode->window == XBT_WINDOW_UK && !t->uk_base_lost)
         for (ZyanU8 i = 0; i < req->operand_count && i < ZYDIS_ENCODER_MAX_OPERANDS; i++)
             if (req->operands[i].type == ZYDIS_OPERAND_TYPE_REGISTER &&
-                ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64,
-                                                 req->operands[i].reg.value) == XBT_UK_BASE_REG)
+                (req->operands[i].reg.value == ZYDIS_REGISTER_R9 ||
+                 req->operands[i].reg.value == ZYDIS_REGISTER_R9D ||
+                 req->operands[i].reg.value == ZYDIS_REGISTER_R9W ||
+                 req->operands[i].reg.value == ZYDIS_REGISTER_R9B))
                 t->uk_base_lost = true; /* a scratch use: loaded again before the next
                                            U-window access and the next instruction */
     if (!enc_cache && !enc_cache_failed) {
@@ -250,6 +252,7 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
 }
 
 _Static_assert(XBT_UK_R9 == -(int64_t)XBT_WINDOW_UK_BELOW, "the UK base register's value");
+_Static_assert(XBT_UK_BASE_REG == ZYDIS_REGISTER_R9, "xbt_emit_req names R9's widths");
 
 void xbt_emit_uk_base(xbt_tx *t)
 {
