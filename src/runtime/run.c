@@ -363,7 +363,8 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
    same physical bytes at another EIP (translator.h, xbt_tblock_relocate), with
    fetch_gpa_first/last set as a translation sets them.  0: none to copy (translate it);
    -1: the copy differs from a fresh translation (XBT_CHECK_SHARED; v->exit is set). */
-static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
+static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
+                       const xbt_block **from_out)
 {
     xbt_vm *vm = v->vm;
     if (vm->no_share || v->xl.path || v->xl.prof || v->xl.block_count)
@@ -414,6 +415,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key)
     v->fetch_gpa_last = p1;
     v->fetch_lin_last = (lin + (v->tb->guest_len ? v->tb->guest_len - 1 : 0)) >> 12;
     v->stats.blocks_shared++;
+    *from_out = src;
     return 1;
 }
 
@@ -485,7 +487,8 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     enum xbt_tstatus ts = XBT_T_OK;
     v->flog_n = 0; /* a relocated copy reads nothing: its source's bytes are marked */
     /* A copy made for another EIP knows nothing of breakpoints at this one. */
-    int shared = xbt_debugging(v) ? 0 : share_block(v, m, key);
+    const xbt_block *from = NULL; /* a copy's source: the copy uses its pc map */
+    int shared = xbt_debugging(v) ? 0 : share_block(v, m, key, &from);
     if (shared < 0)
         return NULL;
     if (!shared)
@@ -529,11 +532,12 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     } else if (v->fetch_lin_last != last >> 12 && !code_page(v, last, &lin1)) {
         return NULL; /* (cannot be: its bytes were just read) */
     }
-    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1);
+    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1, shared > 0 ? from : NULL);
     if (!b) {
-        /* Full: flush everything and try once more (the guest keeps running). */
+        /* Full: flush everything and try once more (the guest keeps running; a copy
+           with a map of its own, its source gone). */
         xbt_vcpu_flush_translations(v);
-        b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1);
+        b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1, NULL);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
             return NULL;

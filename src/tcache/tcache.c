@@ -307,7 +307,7 @@ static void patch_rel32(xbt_tcache *tc, uint8_t *field, const uint8_t *target)
 }
 
 xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uint32_t page0,
-                         uint32_t page1)
+                         uint32_t page1, const xbt_block *share)
 {
     uint64_t need = (tb->code_len + 15) & ~15ull;
     if (tc->used + need > tc->size)
@@ -328,10 +328,12 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     xbt_block *b = arena_alloc(&tc->meta, rec, 64);
     /* The pc map, then the relocations (4-byte aligned: a pc-map entry is 12 bytes). */
     _Static_assert(sizeof(struct xbt_pcmap) % 4 == 0, "relocations after the map");
-    struct xbt_pcmap *map =
-        b ? arena_alloc(&tc->meta, tb->n_map * sizeof *map + n_relocs * sizeof(uint32_t), 4)
-          : NULL;
-    if (!map) {
+    if (share && (share->n_map != tb->n_map || share->n_relocs != n_relocs))
+        share = NULL; /* (cannot be: a copy has its source's map and relocations) */
+    struct xbt_pcmap *map = NULL;
+    if (b && !share)
+        map = arena_alloc(&tc->meta, tb->n_map * sizeof *map + n_relocs * sizeof(uint32_t), 4);
+    if (!b || (!share && !map)) {
         tc->meta.used = before; /* full: the caller flushes */
         return NULL;
     }
@@ -352,11 +354,17 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->n_exits = tb->n_exits;
     memcpy(b->exits, tb->exits, tb->n_exits * sizeof *b->exits);
     b->n_map = tb->n_map;
-    memcpy(map, tb->map, tb->n_map * sizeof *map);
-    b->map = map;
+    if (share) {
+        b->map = share->map;
+        b->map_delta = share->map_delta + (int32_t)(tb->eip - share->eip);
+    } else {
+        b->map = map;
+        memcpy(map, tb->map, tb->n_map * sizeof *map);
+    }
     if (tb->reloc_ok) {
-        b->relocs = (uint32_t *)(void *)(map + tb->n_map);
-        memcpy(b->relocs, tb->relocs, n_relocs * sizeof(uint32_t));
+        b->relocs = share ? share->relocs : (uint32_t *)(void *)(map + tb->n_map);
+        if (!share)
+            memcpy(b->relocs, tb->relocs, n_relocs * sizeof(uint32_t));
         b->n_relocs = n_relocs;
         /* Indexed by where its first byte is (its offset: the EIP's, as relocation
            moves by whole pages). */
@@ -790,6 +798,8 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
     memcpy(out->exits, b->exits, b->n_exits * sizeof *b->exits);
     out->n_map = b->n_map;
     memcpy(out->map, b->map, b->n_map * sizeof *b->map);
+    for (uint32_t i = 0; i < b->n_map; i++)
+        out->map[i].guest_eip += (uint32_t)b->map_delta; /* a copy's map is its source's */
     out->n_sites = b->n_sites;
     out->sites_off = b->sites_off;
     out->reloc_ok = true;

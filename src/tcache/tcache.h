@@ -48,6 +48,10 @@ typedef struct xbt_block {
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
     uint16_t rec_kept;          /* scratch of the chain-record compaction (tcache.c) */
+    int32_t map_delta;          /* this block's EIP minus the EIP its pc map speaks of: a
+                                   relocated copy shares its source's map and relocations
+                                   (xbt_tc_insert's `share`), so its guest EIPs are the
+                                   map's plus this */
     struct xbt_block **hash_pprev; /* the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
     /* Relocatable blocks by the physical address of their first byte and their mode
@@ -98,11 +102,15 @@ xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t mode_key);
 
 /*
  * Inserts a translated block.  page0/page1 are the guest physical pages of its first
- * and last byte.  Returns NULL when the code space is full: the caller flushes
- * (xbt_tc_flush) and translates again.
+ * and last byte.  share: NULL, or the cached block tb is a relocated copy of
+ * (xbt_tc_get_tblock, xbt_tblock_relocate), whose pc map and relocations the new block
+ * then uses instead of copies of tb's (they differ only by the EIP, which map_delta
+ * carries; the metadata arena lives until the next flush, so they stay).  Returns NULL
+ * when the code space is full: the caller flushes (xbt_tc_flush), which ends `share`,
+ * and translates again.
  */
 xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key, uint32_t page0,
-                         uint32_t page1);
+                         uint32_t page1, const xbt_block *share);
 
 /* A relocatable block whose first guest byte is at offset `off` of physical page
    `page`, made in mode `key` at an EIP a multiple of 4096 away from `eip`: the same

@@ -32,7 +32,9 @@ static xbt_block *insert(xbt_tcache *tc, uint32_t eip, uint32_t p0, uint32_t p1)
     tb.reloc_ok = true;
     tb.n_relocs = 1;
     tb.relocs[0] = 10;
-    xbt_block *b = xbt_tc_insert(tc, &tb, 7, p0, p1);
+    tb.n_map = 1;
+    tb.map[0] = (struct xbt_pcmap){ 0, eip, 0, 0, 0 };
+    xbt_block *b = xbt_tc_insert(tc, &tb, 7, p0, p1, NULL);
     if (b)
         b->lin = eip;
     return b;
@@ -168,11 +170,51 @@ START_TEST(test_model)
 }
 END_TEST
 
+/* A relocated copy (another address space's mapping of the same library page) uses its
+   source's pc map and relocations, and answers for its own EIPs through map_delta: the
+   guest EIP a fault maps to, and a copy made from the copy. */
+START_TEST(copies_share_their_source_map)
+{
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    xbt_block *src = insert(tc, 0x08001010u, 5, 5);
+    ck_assert_ptr_nonnull(src);
+    static xbt_tblock tb;
+    static uint8_t buf[XBT_BLOCK_MAX_CODE];
+    tb.code = buf;
+    tb.code_cap = sizeof buf;
+    const uint32_t at[2] = { 0xb7f01010u, 0x40002010u };
+    xbt_block *from = src, *copy[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert(xbt_tc_get_tblock(from, &tb));
+        ck_assert_uint_eq(tb.map[0].guest_eip, from->eip); /* absolute, as translated */
+        xbt_tblock_relocate(&tb, at[k]);
+        copy[k] = xbt_tc_insert(tc, &tb, 7, 5, 5, from);
+        ck_assert_ptr_nonnull(copy[k]);
+        ck_assert_ptr_eq(copy[k]->map, src->map);
+        ck_assert_ptr_eq(copy[k]->relocs, src->relocs);
+        ck_assert_int_eq(copy[k]->map_delta, (int32_t)(at[k] - src->eip));
+        ck_assert_uint_eq(copy[k]->map[0].guest_eip + (uint32_t)copy[k]->map_delta, at[k]);
+        from = copy[k];
+    }
+    /* Without a source to share: a map of its own. */
+    ck_assert(xbt_tc_get_tblock(copy[1], &tb));
+    ck_assert_uint_eq(tb.map[0].guest_eip, at[1]);
+    xbt_block *own = xbt_tc_insert(tc, &tb, 7, 5, 5, NULL);
+    ck_assert_ptr_nonnull(own);
+    ck_assert_ptr_ne(own->map, src->map);
+    ck_assert_int_eq(own->map_delta, 0);
+    ck_assert_uint_eq(own->map[0].guest_eip, at[1]);
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tcache");
     TCase *tc = tcase_create("model");
     tcase_add_test(tc, test_model);
+    tcase_add_test(tc, copies_share_their_source_map);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
