@@ -46,7 +46,7 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
     v->ctx.fpu_entry = (uint64_t)(uintptr_t)xbt_jit_fpu_load;
     if (!m)
         return;
-    v->ctx.eip = m->guest_eip + (b ? (uint32_t)b->map_delta : 0); /* a copy: its source's map */
+    v->ctx.eip = m->guest_eip + (b ? b->map_delta : 0); /* a copy: its source's map */
     if (m->fixup == XBT_FIX_STRING) {
         /* RSI/RDI = window base + segment base + guest offset: keep the low half and
            take the window's (0 for the 4 GiB-aligned K-window, not for the UK layout's

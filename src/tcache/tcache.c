@@ -357,7 +357,7 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->n_map = tb->n_map;
     if (share) {
         b->map = share->map;
-        b->map_delta = share->map_delta + (int32_t)(tb->eip - share->eip);
+        b->map_delta = share->map_delta + (tb->eip - share->eip); /* mod 2^32 */
     } else {
         b->map = map;
         memcpy(map, tb->map, tb->n_map * sizeof *map);
@@ -800,7 +800,7 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
     out->n_map = b->n_map;
     memcpy(out->map, b->map, b->n_map * sizeof *b->map);
     for (uint32_t i = 0; i < b->n_map; i++)
-        out->map[i].guest_eip += (uint32_t)b->map_delta; /* a copy's map is its source's */
+        out->map[i].guest_eip += b->map_delta; /* a copy's map is its source's */
     out->n_sites = b->n_sites;
     out->sites_off = b->sites_off;
     out->reloc_ok = true;

@@ -48,7 +48,8 @@ typedef struct xbt_block {
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
     uint16_t rec_kept;          /* scratch of the chain-record compaction (tcache.c) */
-    int32_t map_delta;          /* this block's EIP minus the EIP its pc map speaks of: a
+    uint32_t map_delta;         /* this block's EIP minus the EIP its pc map speaks of (mod
+                                   2^32, as EIPs wrap): a
                                    relocated copy shares its source's map and relocations
                                    (xbt_tc_insert's `share`), so its guest EIPs are the
                                    map's plus this */
