@@ -487,7 +487,7 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     enum xbt_tstatus ts = XBT_T_OK;
     v->flog_n = 0; /* a relocated copy reads nothing: its source's bytes are marked */
     /* A copy made for another EIP knows nothing of breakpoints at this one. */
-    const xbt_block *from = NULL; /* a copy's source: the copy uses its pc map */
+    const xbt_block *from = NULL; /* a copy's source (set when share_block copies) */
     int shared = xbt_debugging(v) ? 0 : share_block(v, m, key, &from);
     if (shared < 0)
         return NULL;
@@ -532,7 +532,7 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     } else if (v->fetch_lin_last != last >> 12 && !code_page(v, last, &lin1)) {
         return NULL; /* (cannot be: its bytes were just read) */
     }
-    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1, shared > 0 ? from : NULL);
+    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1, from);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running; a copy
            with a map of its own, its source gone). */

@@ -48,11 +48,10 @@ typedef struct xbt_block {
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
     uint16_t rec_kept;          /* scratch of the chain-record compaction (tcache.c) */
-    uint32_t map_delta;         /* this block's EIP minus the EIP its pc map speaks of (mod
-                                   2^32, as EIPs wrap): a
-                                   relocated copy shares its source's map and relocations
-                                   (xbt_tc_insert's `share`), so its guest EIPs are the
-                                   map's plus this */
+    uint32_t map_delta;         /* this block's EIP minus the EIP its pc map speaks of
+                                   (mod 2^32, as EIPs wrap): a relocated copy shares its
+                                   source's map and relocations (xbt_tc_insert's
+                                   `share`), so its guest EIPs are the map's plus this */
     struct xbt_block **hash_pprev; /* the link that points here */
     struct xbt_block *page_next[2], **page_pprev[2];
     /* Relocatable blocks by the physical address of their first byte and their mode
