@@ -126,6 +126,7 @@ extern "C" {
  *   the linear address into that form with two NOTs of its own).  Code translated by
  *   xbt_translate for XBT_WINDOW_UK and run by an embedder of 1.x would address memory
  *   wrongly, hence the major number; nothing else changed.
+ *   API 2.1: xbt_stats.uk_wraps.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -133,7 +134,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 0
+#define XBT_API_VERSION_MINOR 1
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -913,6 +914,11 @@ typedef struct xbt_stats {
        touched), so their instructions were translated again without them
        (docs/ARCHITECTURE.md, "Fault sites") */
     uint64_t fault_sites_back;
+    /* host faults of translated user code (GS fixed at the K-window) whose address sum
+       reg + disp, taken without wrapping at 4 GiB, did wrap: each such instruction ran
+       alone and is translated with the wrap from then on (docs/ARCHITECTURE.md, "User
+       code") */
+    uint64_t uk_wraps;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

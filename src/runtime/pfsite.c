@@ -191,13 +191,11 @@ void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page)
     p->fmap[k].page = page;
 }
 
-uint16_t xbt_pf_site(void *vcpu, uint32_t eip)
+/* The guest physical address of the instruction at eip that the translator is
+   translating: its page is one of the last two fetched (a block's first and last), or
+   else walked as the fetch walked it.  False: not known. */
+static bool xlat_insn_gpa(struct xbt_vcpu *v, uint32_t eip, uint32_t *gpa)
 {
-    struct xbt_vcpu *v = vcpu;
-    if (!v->pfs.site_pages)
-        return 0;
-    /* The physical page the translator's bytes came from: one of the last two fetched
-       (a block's first and last), or else walked as the fetch walked it. */
     uint32_t lin = v->arch.seg[XBT_CS].base + eip, page;
     const struct xbt_vcpu_pfs *p = &v->pfs;
     if (p->fmap[0].lin == lin >> 12) {
@@ -207,11 +205,39 @@ uint16_t xbt_pf_site(void *vcpu, uint32_t eip)
     } else {
         xbt_walk_result r;
         if (!xbt_walk_quiet(v, lin, v->arch.cpl == 3, true, &r) || r.gpa >> 32)
-            return 0;
+            return false;
         page = (uint32_t)(r.gpa >> 12);
     }
-    uint32_t gpa = page << 12 | (lin & 0xFFF);
-    if (!xbt_page_bit(p->site_pages, gpa))
+    *gpa = page << 12 | (lin & 0xFFF);
+    return true;
+}
+
+/* The guest physical address of the translated instruction at linear lin whose host
+   fault is being handled: where its block's bytes came from (a trace's pages between
+   its first and last are not known).  False: not known (or not a translated
+   instruction's own access: a step, a data write). */
+static bool fault_insn_gpa(struct xbt_vcpu *v, uint32_t lin, uint32_t *gpa)
+{
+    if (v->smc.single || !xbt_tc_contains(v->tc, v->fault_rip))
+        return false;
+    const xbt_block *b = xbt_tc_block_at(v->tc, v->fault_rip);
+    if (!b || !b->valid || lin - b->lin >= b->guest_len)
+        return false;
+    uint32_t page = (lin >> 12) == (b->lin >> 12)                     ? b->page[0]
+                    : (lin >> 12) == (xbt_block_last(b) >> 12) ? b->page[1]
+                                                                       : UINT32_MAX;
+    if (page >= 1u << 20)
+        return false;
+    *gpa = page << 12 | (lin & 0xFFF);
+    return true;
+}
+
+uint16_t xbt_pf_site(void *vcpu, uint32_t eip)
+{
+    struct xbt_vcpu *v = vcpu;
+    const struct xbt_vcpu_pfs *p = &v->pfs;
+    uint32_t gpa;
+    if (!p->site_pages || !xlat_insn_gpa(v, eip, &gpa) || !xbt_page_bit(p->site_pages, gpa))
         return 0;
     const struct xbt_pf_site_rec *e = site_find(v, gpa, false);
     /* The tag: the record's index + 1, for its callouts and samples to find it. */
@@ -220,19 +246,10 @@ uint16_t xbt_pf_site(void *vcpu, uint32_t eip)
 
 void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin)
 {
-    if (!v->xl.pf_site || v->smc.single || !xbt_tc_contains(v->tc, v->fault_rip))
-        return; /* not a translated instruction's own access (a step, a data write) */
-    /* The instruction's physical address: where its block's bytes came from (a trace's
-       pages between its first and last are not known: no site there). */
-    const xbt_block *b = xbt_tc_block_at(v->tc, v->fault_rip);
-    if (!b || !b->valid || lin - b->lin >= b->guest_len)
+    uint32_t gpa;
+    if (!v->xl.pf_site || !fault_insn_gpa(v, lin, &gpa))
         return;
-    uint32_t page = (lin >> 12) == (b->lin >> 12)                     ? b->page[0]
-                    : (lin >> 12) == (xbt_block_last(b) >> 12) ? b->page[1]
-                                                                       : UINT32_MAX;
-    if (page >= 1u << 20)
-        return;
-    uint32_t gpa = page << 12 | (lin & 0xFFF);
+    uint32_t page = gpa >> 12;
     struct xbt_pf_site_rec *e = site_find(v, gpa, true);
     if (!e || e->faults >= XBT_PF_SITE_FAULTS + XBT_PF_SITE_REDROPS ||
         ++e->faults < XBT_PF_SITE_FAULTS)
@@ -351,4 +368,72 @@ int xbt_pf_callout(struct xbt_vcpu *v)
             return XBT_LEAVE_DISPATCH;
         return 0;
     }
+}
+
+/*
+ * Wrap sites.  Translated user code under a fixed GS reaches [reg + disp] as
+ * gs:[r9 + reg + disp] (translator.h, uk_wrap_site; emit.c): one instruction where the
+ * LEA that wraps the sum at 4 GiB made two, 8% of gcc's time in the macro workload.  A
+ * sum that does wrap (a negative index register beside an absolute displacement,
+ * common in compiled code) lands in the unmapped 64 KiB below the U-window or in the
+ * guard page above it; the fault handler (run.c, handle_fault) sees XBT_MAP_UK_FAST on
+ * the instruction, runs it alone translated with the LEA (exact: an access that then
+ * straddles 4 GiB is the guard page's #GP as before) and marks it here, so that every
+ * later translation of those bytes, at any address, takes the LEA.  Keyed by physical
+ * address as fault sites are (relocated copies agree with fresh translations); a slot
+ * taken over forgets a site, which then wraps once more.
+ */
+static uint32_t wrap_hash(uint32_t gpa)
+{
+    return (gpa * 0x9E3779B1u) >> (32 - 10);
+}
+_Static_assert(XBT_WRAP_SITES == 1u << 10, "wrap_hash");
+_Static_assert(XBT_UWIN_UNDER >= -(int64_t)XBT_UK_FAST_DISP_MIN,
+               "a sum wrapped below 0 stays in the unmapped room below the U-window");
+_Static_assert(XBT_UK_FAST_DISP_MAX + 512 <= XBT_UWIN_BELOW - (4ull << 30),
+               "a sum wrapped past 4 GiB, with a 512-byte operand, stays in the guard page");
+_Static_assert(XBT_UWIN_UNDER + XBT_UWIN_BELOW + (12ull << 30) <= XBT_WSET_RESERVE,
+               "the window set's reservation holds the room below, both windows, the "
+               "alignment of the K-window and 4 GiB above it");
+
+bool xbt_uk_wrap_site(void *vcpu, uint32_t eip)
+{
+    struct xbt_vcpu *v = vcpu;
+    const struct xbt_vcpu_pfs *p = &v->pfs;
+    uint32_t gpa;
+    if (!p->wrap_pages || !xlat_insn_gpa(v, eip, &gpa) || !xbt_page_bit(p->wrap_pages, gpa))
+        return false;
+    uint32_t h = wrap_hash(gpa);
+    for (uint32_t k = 0; k < XBT_PF_PROBE; k++) {
+        uint32_t e = p->wrap[(h + k) & (XBT_WRAP_SITES - 1)];
+        if (e == gpa + 1)
+            return true;
+        if (!e)
+            return false;
+    }
+    return false;
+}
+
+void xbt_uk_wrap_note(struct xbt_vcpu *v, uint32_t lin)
+{
+    struct xbt_vcpu_pfs *p = &v->pfs;
+    uint32_t gpa;
+    v->stats.uk_wraps++;
+    if (!fault_insn_gpa(v, lin, &gpa) || !xbt_page_bit_set(&p->wrap_pages, gpa))
+        return; /* not marked: it runs alone each time its sum wraps */
+    uint32_t h = wrap_hash(gpa), *slot = &p->wrap[h];
+    for (uint32_t k = 0; k < XBT_PF_PROBE; k++) {
+        uint32_t *e = &p->wrap[(h + k) & (XBT_WRAP_SITES - 1)];
+        if (*e == gpa + 1 || !*e) {
+            slot = e;
+            break;
+        }
+    }
+    *slot = gpa + 1;
+    /* Every block holding the instruction goes (copies of them at other addresses
+       too), to come back with its LEA. */
+    xbt_tc_drop_range(v->tc, gpa >> 12, gpa & 0xFFF, 1);
+    if (v->unlinked && !v->unlinked->valid)
+        v->unlinked = NULL;
+    xbt_vcpu_drop_block_at(v, v->fault_rip);
 }

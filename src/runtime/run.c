@@ -702,6 +702,14 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGSEGV: {
         /* In the K-window, or (paging on) the U-window: the shadow MMU's route. */
         uint64_t a = v->fault_addr, k = (uintptr_t)v->mmu->kbase, u = (uintptr_t)v->mmu->ubase;
+        if (v->fault_ukfast && (u - a - 1 < XBT_UWIN_UNDER || a - u - (4ull << 30) < 4096)) {
+            /* Below the U-window or in its guard page: a fast-form sum reg + disp that
+               wrapped at 4 GiB (translator.h, uk_wrap_site).  The instruction runs
+               alone with the LEA, and is translated so from now on (pfsite.c). */
+            xbt_uk_wrap_note(v, v->arch.seg[XBT_CS].base + eip);
+            v->smc.single = true;
+            return true;
+        }
         int win = a - k < (4ull << 30) ? XBT_WINDOW_K
                   : a - u < (4ull << 30) && xbt_paging(v) ? XBT_WINDOW_U : -1;
         if (win < 0)
@@ -1157,9 +1165,11 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     uint32_t saved = v->xl.max_insns;
     bool (*site)(void *, uint32_t) = v->xl.mmio_site;
     uint16_t (*pf_site)(void *, uint32_t) = v->xl.pf_site;
+    bool (*wrap_site)(void *, uint32_t) = v->xl.uk_wrap_site;
     v->xl.max_insns = 1;
     v->xl.mmio_site = NULL;
     v->xl.pf_site = NULL;
+    v->xl.uk_wrap_site = NULL; /* every address wrapped with a LEA */
     /* The guest's single-step and data breakpoints: a trap per iteration (watch.c). */
     v->xl.rep_one = v->tf.stepping || v->dbg.wstep_rep1;
     v->xl.rep_one_made = false;
@@ -1169,6 +1179,7 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     v->xl.max_insns = saved;
     v->xl.mmio_site = site;
     v->xl.pf_site = pf_site;
+    v->xl.uk_wrap_site = wrap_site;
     if (ts == XBT_T_FETCH_FAULT && v->fetch_pf) {
         /* The instruction's bytes are on a page the guest cannot fetch. */
         v->arch.cr2 = v->fetch_pf_lin;
@@ -1573,6 +1584,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             "access), %llu taken back (hot, no callouts), %llu of their accesses soft (a churning "
             "page reached without the window)\n", (unsigned long long)st->fault_sites,
             (unsigned long long)st->fault_sites_back, (unsigned long long)st->soft_accesses);
+    if (st->uk_wraps)
+        OUT("paging: %llu sums reg + disp of user code wrapped at 4 GiB (host faults; each "
+            "instruction then translated with the wrap)\n", (unsigned long long)st->uk_wraps);
     if (st->code_page_protects)
         OUT("paging: %llu pages became code pages, %llu of them emptied every window (their "
             "writable mappings were not all known)\n",

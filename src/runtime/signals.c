@@ -58,9 +58,9 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
         if (m->arg & XBT_FIXS_DST_WIN)
             gpr[XBT_EDI] -= soft ? (uint32_t)v->ctx.soft_delta[1] : wlow;
         if (m->arg & 1)
-            gpr[XBT_ESI] -= v->ctx.seg_base[m->seg];
+            gpr[XBT_ESI] -= v->ctx.seg_base[m->seg & 7];
         if (m->arg & 2)
-            gpr[XBT_EDI] -= v->ctx.seg_base[(m->arg & XBT_FIXS_DST_SEG) ? m->seg : XBT_ES];
+            gpr[XBT_EDI] -= v->ctx.seg_base[(m->arg & XBT_FIXS_DST_SEG) ? m->seg & 7 : XBT_ES];
         /* 16-bit addressing: SI/DI are the low halves; ESI's and EDI's upper halves
            wait in R8/R9 (translate.c, emit_string16). */
         if (m->arg & 4)
@@ -111,6 +111,7 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
         }
         take_guest_state(v, uc, b, m);
         v->fault_sig = m ? sig : -sig; /* negative: no precise guest state */
+        v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST);
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
         v->fault_code = si->si_code;
         v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
@@ -122,6 +123,7 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
         const struct xbt_pcmap *m = xbt_tblock_lookup(v->tb, (uint32_t)(rip - (uintptr_t)v->smc.exec));
         take_guest_state(v, uc, NULL, m);
         v->fault_sig = m ? sig : -sig;
+        v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST); /* (never: steps take the LEA) */
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
         v->fault_code = si->si_code;
         v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];

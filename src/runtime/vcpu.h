@@ -338,6 +338,13 @@ struct xbt_vcpu {
         struct { uint32_t lin, page; } fmap[2];
         uint32_t fmap_next;
         volatile bool sweep_due; /* sites ran hot without callouts (pfb, below) */
+        /* Wrap sites (pfsite.c, xbt_uk_wrap_site): instructions of translated user code
+           whose fast-form sum reg + disp wrapped at 4 GiB, by guest physical address + 1
+           (0: a free slot; open addressing, a full probe window overwrites its first),
+           and the physical pages that hold one (NULL until the first). */
+    #define XBT_WRAP_SITES 1024
+        uint32_t wrap[XBT_WRAP_SITES];
+        uint8_t *wrap_pages;
     } pfs;
 
     /* Pause-loop yields (xbt_pause_loop, below): the TSC at the last PAUSE and how many
@@ -371,6 +378,7 @@ struct xbt_vcpu {
     sigjmp_buf fault_jmp;            /* host fault in translated code comes back here */
     volatile int fault_sig;
     volatile uint64_t fault_addr, fault_rip;
+    volatile bool fault_ukfast; /* the instruction's pc-map entry has XBT_MAP_UK_FAST */
     volatile int fault_code;
     volatile uint64_t fault_err;     /* the host page fault's error code (REG_ERR) */
     /* A guest page fault met by a C access through the walker (xbt_read_lin etc.):
@@ -962,6 +970,12 @@ void xbt_pf_note_fault(struct xbt_vcpu *v, uint32_t lin);
 void xbt_pf_fetched(struct xbt_vcpu *v, uint32_t lin, uint32_t page);
 uint16_t xbt_pf_site(void *vcpu, uint32_t eip);
 int xbt_pf_callout(struct xbt_vcpu *v);
+/* Wrap sites (pfsite.c): xbt_uk_wrap_site, the translator's question (translator.h,
+   uk_wrap_site); xbt_uk_wrap_note, the fast-form sum of the translated instruction at
+   linear `lin` wrapped (a host fault outside the U-window): it is marked and its
+   blocks go. */
+bool xbt_uk_wrap_site(void *vcpu, uint32_t eip);
+void xbt_uk_wrap_note(struct xbt_vcpu *v, uint32_t lin);
 /* Taking sites back (pfsite.c): xbt_pf_sample, a sample of the vCPU thread's CPU time
    at host rip (signal context); xbt_pf_sweep, at a dispatch when sweep_due;
    xbt_pf_sampler_start / _stop, the thread's timer (signals.c). */

@@ -416,6 +416,9 @@ xbt_status xbt_vcpu_create(xbt_vm *vm, xbt_vcpu **out)
     /* The read shadow's inline check uses SHRX too. */
     v->xl.mmio_shadow = !env_set("XBT_NO_MMIO_SHADOW") && v->xl.bmi2;
     v->xl.cpuid_inline = !env_set("XBT_NO_INLINE_CPUID"); /* with BMI2's RORX */
+    /* Translated user code's [reg + disp] in one instruction (pfsite.c, wrap sites). */
+    if (!env_set("XBT_NO_UK_FAST"))
+        v->xl.uk_wrap_site = xbt_uk_wrap_site;
     v->rshadow.table = t->rs_table;
     if (vm->cfg.flags & XBT_VM_TRACE_PROFILE)
         v->xl.block_count = &v->trace.prof_block_entries;

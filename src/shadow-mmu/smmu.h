@@ -65,6 +65,10 @@ _Static_assert(sizeof(struct xbt_wrec) == 16, "records stay 16 bytes (re-checked
    U-window below K) and an access running past its top faults in the guard instead of
    touching the K-window. */
 #define XBT_UWIN_BELOW XBT_WINDOW_UK_BELOW
+/* The reservation goes on this far below the user window, unmapped: translated user
+   code's fast form (translator.h, uk_wrap_site) lands there when reg + disp wraps below
+   0 (disp >= XBT_UK_FAST_DISP_MIN), and faults. */
+#define XBT_UWIN_UNDER (64u << 10)
 #define XBT_WSET_RESERVE (17ull << 30)
 #define XBT_WREC_CAP 8192
 struct xbt_wset {

@@ -1165,10 +1165,11 @@ bool xbt_smmu_init(xbt_smmu *m, xbt_phys *phys, const char **why)
                 return false;
             }
         }
-        /* [ubase, ubase + 4 GiB) the user window, a guard page, [kbase, kbase + 4 GiB)
-           the K-window, then at least 4 GiB more of the reservation (accesses past
-           the top fault there). */
-        w->kbase = (uint8_t *)(((uintptr_t)w->reserve + XBT_UWIN_BELOW + 4 * GIB - 1) &
+        /* At least XBT_UWIN_UNDER of the reservation, [ubase, ubase + 4 GiB) the user
+           window, a guard page, [kbase, kbase + 4 GiB) the K-window, then at least 4 GiB
+           more of the reservation (accesses past the top fault there). */
+        w->kbase = (uint8_t *)(((uintptr_t)w->reserve + XBT_UWIN_UNDER + XBT_UWIN_BELOW +
+                                4 * GIB - 1) &
                                ~(4 * GIB - 1));
         w->ubase = w->kbase - XBT_UWIN_BELOW;
     }

@@ -198,6 +198,21 @@ static bool req_high8(const ZydisEncoderRequest *r)
     return false;
 }
 
+/* Whether *m, a guest operand, may take the U-window's fast form: a guest register
+   (ESP: R12D) plus a small displacement, and the instruction's sum never seen to wrap. */
+static bool uk_fast_form(xbt_tx *t, const ZydisEncoderOperand *m)
+{
+    ZydisRegister r = m->mem.base;
+    if (!t->tr->uk_wrap_site || m->mem.index != ZYDIS_REGISTER_NONE || !m->mem.displacement ||
+        m->mem.displacement < XBT_UK_FAST_DISP_MIN ||
+        m->mem.displacement > XBT_UK_FAST_DISP_MAX || m->mem.size > 512 ||
+        !((r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) || r == ZYDIS_REGISTER_R12D))
+        return false;
+    if (t->uk_fast < 0)
+        t->uk_fast = !t->tr->uk_wrap_site(t->tr->mmio_ctx, t->insn_eip);
+    return t->uk_fast > 0;
+}
+
 /*
  * XBT_WINDOW_UK: GS holds the K-window's base and the U-window lies XBT_WINDOW_UK_BELOW
  * below it.  The operand's 32-bit linear address goes into a scratch register with a
@@ -209,7 +224,10 @@ static bool req_high8(const ZydisEncoderRequest *r)
  * in it).  An instruction with AH..DH cannot encode R9 or R11 (REX): the caller has put
  * the address alone into a borrowed legacy register (translate.c, XBT_FIX_SAVED_REG),
  * which NOT of its low half, then of all of it, makes 2^64 - 2^32 + linear (flag-free),
- * and the access is gs:[reg - 4096].
+ * and the access is gs:[reg - 4096].  [reg] alone needs no LEA (the register is the
+ * linear address), and [reg + small disp] none either where the runtime allows it
+ * (uk_fast_form): gs:[r9 + reg + disp], whose rare wrap at 4 GiB faults outside the
+ * U-window and is made right by the runtime (translator.h, uk_wrap_site).
  */
 static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
 {
@@ -232,6 +250,15 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
     } else if (req_uses(req, ZYDIS_REGISTER_R11) || req_uses(req, XBT_UK_BASE_REG)) {
         xbt_tx_fail(t, "U-window access of %s: R11 or R9 is an operand",
                     ZydisMnemonicGetString(req->mnemonic));
+        return;
+    }
+    if (!high8 && uk_fast_form(t, m)) {
+        /* gs:[r9 + reg + disp]: the sum is the LEA's unless it wraps, and then it lands
+           where the fault handler takes it (translator.h, uk_wrap_site). */
+        int64_t disp = m->mem.displacement;
+        xbt_emit_uk_form(t, m->mem.base, m);
+        m->mem.displacement = disp;
+        t->uk_fast_used = true;
         return;
     }
     if (!high8 && m->mem.index == ZYDIS_REGISTER_NONE && !m->mem.displacement &&

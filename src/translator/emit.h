@@ -66,6 +66,10 @@ typedef struct xbt_tx {
                               XBT_CO_PFCHECK callouts of the instruction being checked */
     bool uk_base_lost;     /* XBT_WINDOW_UK: an instruction of this translation used
                               R9 as a scratch since it last held XBT_UK_R9 (emit.c) */
+    uint32_t insn_eip;     /* the guest instruction being translated */
+    int8_t uk_fast;        /* XBT_WINDOW_UK: its fast form allowed (1), not (0), not
+                              asked yet (-1); translator.h, uk_wrap_site */
+    bool uk_fast_used;     /* ... and it was used (its pc-map entries say so) */
     bool soft_string;      /* a soft string site's instruction is next: its pointers get
                               ctx->soft_delta, not the window base (emit_string) */
     struct xbt_callout_site sites[XBT_MAX_PENDING_SITES];

@@ -2586,7 +2586,17 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
                        !(tr->stop_before && tr->stop_before(tr->stop_ctx, pc + in.length)) &&
                        sti_shadow_fits(&t, fetch, opaque, pc + in.length, first_page, max,
                                        &needs_gate);
+        uint32_t map0 = b->n_map ? b->n_map - 1 : 0;
+        t.insn_eip = pc;
+        t.uk_fast = -1;
+        t.uk_fast_used = false;
         bool ends = translate_insn(&t, &in);
+        if (t.uk_fast_used) {
+            /* Its pc-map entries tell a fault of the fast form's wrap (translator.h). */
+            for (uint32_t i = map0; i < b->n_map; i++)
+                if (b->map[i].guest_eip == pc)
+                    b->map[i].seg |= XBT_MAP_UK_FAST;
+        }
         if (t.uk_base_lost) {
             /* R9 is the U-window's base again at the next instruction (abi.h).  No
                instruction that ends a block uses R9: its exits would take it along. */

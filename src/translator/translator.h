@@ -107,8 +107,17 @@ struct xbt_pcmap {
     uint32_t guest_eip;
     uint8_t fixup;      /* enum xbt_fixup */
     uint8_t arg;
-    uint16_t seg;       /* XBT_FIX_STRING: source segment (XBT_ES..) */
+    uint16_t seg;       /* XBT_FIX_STRING: source segment (XBT_ES..); | XBT_MAP_UK_FAST */
 };
+/* xbt_pcmap.seg: the instruction reaches the U-window as gs:[r9 + reg + disp], its sum
+   not wrapped at 4 GiB (translator.h, uk_wrap_site): a fault below the U-window or in
+   the guard page above it is that sum's wrap, not the guest's access. */
+#define XBT_MAP_UK_FAST 0x8000u
+/* XBT_WINDOW_UK's fast form: [reg + disp] with disp in this range.  A sum that wraps
+   lands at most 32 KiB below the U-window (the runtime keeps that unmapped) or, with
+   the operand's at most 512 bytes, within the guard page above it. */
+#define XBT_UK_FAST_DISP_MIN (-32768)
+#define XBT_UK_FAST_DISP_MAX 2047
 
 /* Why a block ended. */
 enum xbt_block_end {
@@ -215,6 +224,17 @@ typedef struct xbt_translator {
     /* CPUID at CPL 0 answered inline when EAX and ECX are the last CPUID's
        (ctx->cpuid_nkey; emit_cpuid, BMI2): the runtime keeps that answer right. */
     bool cpuid_inline;
+    /* XBT_WINDOW_UK: an explicit or stack operand [reg + disp] (a guest register, no
+       index, disp within XBT_UK_FAST_DISP_MIN..MAX, no AH..DH beside it) becomes
+       gs:[r9 + reg + disp] without the LEA that wraps the sum at 4 GiB, unless
+       uk_wrap_site(mmio_ctx, eip) says the instruction's sum wrapped before.  Such a
+       sum lands below the U-window or in the guard page above it: the instruction's
+       pc-map entries carry XBT_MAP_UK_FAST so that the runtime's fault handler takes
+       such a fault for the wrap (it runs the instruction alone in the LEA form and
+       marks it, so that uk_wrap_site says yes for it from then on).  The answer must
+       be the same for the same bytes at any EIP (blocks are relocated).  NULL: every
+       access computes its address with the LEA. */
+    bool (*uk_wrap_site)(void *ctx, uint32_t eip);
     /* The host has BMI2 (SARX, SHRX): xbt_translator_init asks the CPU; an embedder may
        clear it (xbt-run: XBT_NO_BMI2=1) to test the paths without it. */
     bool bmi2;

@@ -100,6 +100,32 @@ __asm__(".text\n.globl u_operands\nu_operands:\n"
         "\taddl $0x10, 0x80000010\n\tmovl 0x80000010, %eax\n\tmovl %eax, res+16\n"
         EXIT);
 
+/* [reg + disp] whose sum wraps at 4 GiB, both ways, loads, stores, a read-modify-write
+   and the stack (xbt reaches [reg + small disp] without wrapping the sum first and
+   makes a wrap right when it faults: translator.h, uk_wrap_site); each in a loop, so
+   that the instruction runs again once its translation changed.  The top page's last
+   dword holds 0x0badf00d (u_operands). */
+void u_disp_wrap(void);
+__asm__(".text\n.globl u_disp_wrap\nu_disp_wrap:\n"
+        "\tmovl $3, %ecx\n"
+        "1:\tmovl $0xfffffff8, %ebx\n"
+        "\tmovl $0x600d0000, 0x18(%ebx)\n"             /* linear 0x10 */
+        "\taddl %ecx, 0x18(%ebx)\n"
+        "\tmovl 0x18(%ebx), %eax\n\tmovl %eax, res+136\n"
+        "\tmovl $4, %esi\n\tmovl -8(%esi), %eax\n"     /* linear 0xfffffffc */
+        "\tmovl %eax, res+140\n"
+        "\tmovl %esp, %edx\n\tmovl $4, %esp\n"
+        "\tmovl -8(%esp), %eax\n\tmovl %eax, res+144\n" /* ESP-relative, wrapped */
+        "\tmovl %edx, %esp\n"
+        "\tloop 1b\n"
+        EXIT);
+/* The same through a displacement that straddles 4 GiB after the wrap: a dword at
+   0xfffffffe (page 0 supervisor-only then: #PF on QEMU TCG, #GP on xbt, never data). */
+void u_disp_straddle(void);
+__asm__(".text\n.globl u_disp_straddle\nu_disp_straddle:\n"
+        "\tmovl $0x33333333, %eax\n\tmovl $0xffffff00, %ebx\n"
+        "\tmovl 0xfe(%ebx), %eax\n\tmovl %eax, res+148\n" EXIT);
+
 /* AH..DH beside a memory operand (they cannot be encoded with a REX prefix). */
 void u_high8(void);
 __asm__(".text\n.globl u_high8\nu_high8:\n"
@@ -279,6 +305,22 @@ void main(void)
     CHECK_EQ(*(volatile u32 *)(top_page + 0xffc), 0x0badf00d, "the top page holds it");
     CHECK_EQ(res[4], 0x11223354, "ADD to memory above 2 GiB");
 
+    run(u_disp_wrap);
+    CHECK_EQ(res[34], 0x600d0001, "[reg + disp] wrapping past 4 GiB: store, ADD, load");
+    CHECK_EQ(*(volatile u32 *)(zero_page + 0x10), 0x600d0001, "page 0 holds it");
+    CHECK_EQ(res[35], 0x0badf00d, "[reg - disp] wrapping below 0: the top dword");
+    CHECK_EQ(res[36], 0x0badf00d, "[esp - disp] wrapping below 0");
+    /* The same bytes at another address (xbt: copies of its blocks, which must agree
+       with fresh translations there; ctest's xbt-check-shared entry compares them). */
+    u32 code = (u32)u_disp_wrap & ~0xfffu;
+    set_pte(HIGH_LIN + 0x1000, code, 5);
+    set_pte(HIGH_LIN + 0x2000, code + 0x1000, 5);
+    res[34] = res[35] = res[36] = 0;
+    *(volatile u32 *)(zero_page + 0x10) = 0;
+    run((void (*)(void))(HIGH_LIN + 0x1000 + ((u32)u_disp_wrap & 0xfff)));
+    CHECK_EQ(res[34], 0x600d0001, "the same run at another address: store, ADD, load");
+    CHECK_EQ(res[35] & res[36], 0x0badf00d, "and below 0");
+
     run(u_high8);
     CHECK_EQ(res[5], 0x80007740, "MOV BH, [base + disp]");
     CHECK_EQ(res[6], 0x45, "MOV [base + index], AH, then ADD [base + disp], DH");
@@ -359,6 +401,11 @@ void main(void)
     run(u_wrap_load);
     CHECK_EQ(pf_count + gp_count, 1, "a dword load wrapping into a supervisor page 0 faults");
     CHECK_EQ(res[30], 0x22222222, "and the user got nothing");
+    pf_count = gp_count = 0;
+    res[37] = 0x22222222;
+    run(u_disp_straddle);
+    CHECK_EQ(pf_count + gp_count, 1, "[reg + disp] wrapping to a dword across 4 GiB faults");
+    CHECK_EQ(res[37], 0x22222222, "and the user got nothing");
     pf_count = gp_count = 0;
     run(u_wrap_store);
     CHECK_EQ(pf_count + gp_count, 1, "a dword store wrapping into it faults");
