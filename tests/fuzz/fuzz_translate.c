@@ -14,9 +14,116 @@
 #include <string.h>
 
 #include "decoder/decoder.h"
+#include "translator/translator.h"
 #include "xbt/xbt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/*
+ * The runtime's forms, which xbt_translate does not make: MMIO sites (with the read
+ * shadow), fault sites (soft ones included), inline CPUID and user code's fast form
+ * (translator.h: mmio_site, pf_site, uk_wrap_site), in the K-, U- and UK-windows.  Which
+ * EIPs are sites is a hash of the EIP's page offset and an input byte: the runtime keys
+ * sites by physical address, so a block translated at an EIP one or more pages away
+ * must be this one relocated (run.c copies blocks so; XBT_CHECK_SHARED checks it in
+ * the runtime, this checks it for any bytes).
+ */
+static uint32_t fz_seed;
+static bool fz_bit(uint32_t eip, uint32_t k)
+{
+    uint32_t h = ((eip & 0xFFF) + 1) * 0x9E3779B1u ^ (fz_seed + k) * 0x85EBCA6Bu;
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    return (h >> 29) & 1;
+}
+static bool fz_mmio(void *c, uint32_t eip)
+{
+    (void)c;
+    return fz_bit(eip, 1) && fz_bit(eip, 2);
+}
+static uint16_t fz_pf(void *c, uint32_t eip)
+{
+    (void)c;
+    return fz_bit(eip, 3) ? (uint16_t)(1 + (eip & 0xFFF)) : 0;
+}
+static bool fz_wrap(void *c, uint32_t eip)
+{
+    (void)c;
+    return fz_bit(eip, 4);
+}
+
+struct fz_src {
+    const uint8_t *bytes;
+    size_t len;
+    uint32_t eip;
+};
+static uint32_t fz_fetch(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
+{
+    const struct fz_src *s = opaque;
+    uint32_t off = eip - s->eip;
+    if (off >= s->len)
+        return 0;
+    if (len > s->len - off)
+        len = (uint32_t)(s->len - off);
+    memcpy(buf, s->bytes + off, len);
+    return len;
+}
+
+static void runtime_forms(const uint8_t *data, const uint8_t *code, size_t n, uint32_t eip)
+{
+    static xbt_translator tr;
+    static int ready;
+    static uint8_t code_a[XBT_BLOCK_MAX_CODE], code_b[XBT_BLOCK_MAX_CODE];
+    static xbt_tblock a, b;
+    if (!ready) {
+        xbt_translator_init(&tr);
+        ready = 1;
+    }
+    fz_seed = data[3];
+    tr.max_insns = (data[2] & 0x7f) % 65;
+    tr.mmio_site = fz_mmio;
+    tr.mmio_shadow = tr.bmi2;
+    tr.pf_site = tr.bmi2 ? fz_pf : NULL; /* as vm.c: the checks use SHRX */
+    tr.uk_wrap_site = fz_wrap;
+    tr.cpuid_inline = true;
+    uint8_t cpl = (data[0] & 1) ? 3 : 0;
+    uint8_t window = cpl == 3 && (data[0] & 0x40) ? XBT_WINDOW_UK
+                     : (data[0] & 0x80)            ? XBT_WINDOW_U
+                                                   : XBT_WINDOW_K;
+    xbt_tmode m = { cpl, window, (uint8_t)(data[1] & 0xf), (uint8_t)((data[0] >> 2) & 3),
+                    (uint8_t)((data[1] >> 4) | ((data[0] >> 4) & 3) << 4), 0 };
+    size_t off = 0;
+    for (int blocks = 0; off < n && blocks < 64; blocks++) {
+        struct fz_src sa = { code + off, n - off, eip + (uint32_t)off };
+        a.code = code_a;
+        a.code_cap = sizeof code_a;
+        enum xbt_tstatus ts = xbt_translate_block(&tr, &m, sa.eip, fz_fetch, &sa, &a);
+        if (ts == XBT_T_FETCH_FAULT)
+            break;
+        if (ts != XBT_T_OK || a.guest_len == 0 || a.guest_len > n - off) {
+            fprintf(stderr, "runtime forms: status %d at offset %zu (opts %02x %02x %02x %02x): "
+                    "%s\n", (int)ts, off, data[0], data[1], data[2], data[3], a.error);
+            abort();
+        }
+        if (a.reloc_ok) {
+            /* The same bytes 16 pages up: a's code relocated there. */
+            struct fz_src sb = { code + off, n - off, sa.eip + 0x10000 };
+            b.code = code_b;
+            b.code_cap = sizeof code_b;
+            if (xbt_translate_block(&tr, &m, sb.eip, fz_fetch, &sb, &b) != XBT_T_OK)
+                abort();
+            xbt_tblock_relocate(&a, sb.eip);
+            const char *d = xbt_tblock_diff(&a, &b);
+            if (d) {
+                fprintf(stderr, "runtime forms: the block at %08x relocated by 0x10000 "
+                        "differs from its translation there (%s; opts %02x %02x %02x %02x)\n",
+                        sa.eip, d, data[0], data[1], data[2], data[3]);
+                abort();
+            }
+        }
+        off += a.guest_len;
+    }
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -89,6 +196,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         xbt_translation_free(t);
     }
+
+    runtime_forms(data, code, n, eip);
 
     /* Translate block after block until the input is used up. */
     off = 0;
