@@ -241,7 +241,11 @@ void xbt_jit_intr_end(void); /* the end of both gate stubs */
  * so the inline 64-bit compare (not + lea + jrcxz, no flags) is exact.
  */
 #define XBT_IBL_BITS 16
+#ifdef __ASSEMBLER__
+#define XBT_IBL_ENTRIES (1 << XBT_IBL_BITS) /* (clang's assembler refuses a 1u) */
+#else
 #define XBT_IBL_ENTRIES (1u << XBT_IBL_BITS)
+#endif
 /*
  * Right after the table, as many victim entries: a target evicted from its entry by
  * another with the same low 16 bits goes to the victim entry indexed by the low 16 bits
