@@ -538,6 +538,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     free(v->trace.prof_info);
     free(v->mmio.site_pages);
     free(v->pfs.site_pages);
+    free(v->pfs.wrap_pages);
     xbt_pf_sampler_stop(v);
     if (v->mmio.scratch) {
         munmap(v->mmio.scratch, 4096);
