@@ -126,6 +126,17 @@ __asm__(".text\n.globl u_disp_straddle\nu_disp_straddle:\n"
         "\tmovl $0x33333333, %eax\n\tmovl $0xffffff00, %ebx\n"
         "\tmovl 0xfe(%ebx), %eax\n\tmovl %eax, res+148\n" EXIT);
 
+/* The fast form's extremes: the largest displacement from the top of linear space
+   (the sum runs furthest into the guard page above the U-window: linear 0xff of page 0,
+   supervisor-only then) and the lowest from 0 (linear 0xffff8000, not present). */
+void u_disp_far(void);
+__asm__(".text\n.globl u_disp_far\nu_disp_far:\n"
+        "\tmovl $0x44444444, %eax\n\tmovl $0xfffff900, %ebx\n"
+        "\tmovl 0x7ff(%ebx), %eax\n\tmovl %eax, res+152\n" EXIT);
+void u_disp_low(void);
+__asm__(".text\n.globl u_disp_low\nu_disp_low:\n"
+        "\txorl %ebx, %ebx\n\tmovl -0x8000(%ebx), %eax\n" EXIT);
+
 /* AH..DH beside a memory operand (they cannot be encoded with a REX prefix). */
 void u_high8(void);
 __asm__(".text\n.globl u_high8\nu_high8:\n"
@@ -406,6 +417,19 @@ void main(void)
     run(u_disp_straddle);
     CHECK_EQ(pf_count + gp_count, 1, "[reg + disp] wrapping to a dword across 4 GiB faults");
     CHECK_EQ(res[37], 0x22222222, "and the user got nothing");
+    pf_count = gp_count = 0;
+    res[38] = 0x22222222;
+    run(u_disp_far);
+    CHECK_EQ(pf_count, 1, "[reg + 0x7ff] wrapping to linear 0xff of page 0: #PF");
+    CHECK_EQ(pf_cr2, 0xff, "#PF cr2 (the wrapped address)");
+    CHECK_EQ(pf_err, 5, "#PF error code: read, user, present");
+    CHECK_EQ(res[38], 0x22222222, "and the user got nothing");
+    pf_count = gp_count = 0;
+    run(u_disp_low);
+    CHECK_EQ(pf_count, 1, "[0 - 0x8000]: #PF");
+    CHECK_EQ(pf_cr2, 0xffff8000, "#PF cr2 (wrapped below 0)");
+    CHECK_EQ(pf_err, 4, "#PF error code: read, user, not present");
+    CHECK_EQ(gp_count, 0, "no #GP");
     pf_count = gp_count = 0;
     run(u_wrap_store);
     CHECK_EQ(pf_count + gp_count, 1, "a dword store wrapping into it faults");
