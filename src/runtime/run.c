@@ -702,7 +702,8 @@ static bool handle_fault(struct xbt_vcpu *v)
     case SIGSEGV: {
         /* In the K-window, or (paging on) the U-window: the shadow MMU's route. */
         uint64_t a = v->fault_addr, k = (uintptr_t)v->mmu->kbase, u = (uintptr_t)v->mmu->ubase;
-        if (v->fault_ukfast && (u - a - 1 < XBT_UWIN_UNDER || a - u - (4ull << 30) < 4096)) {
+        if (v->fault_ukfast && (u - a - 1 < XBT_UWIN_UNDER ||
+                                a - u - (4ull << 30) < XBT_UWIN_BELOW - (4ull << 30))) {
             /* Below the U-window or in its guard page: a fast-form sum reg + disp that
                wrapped at 4 GiB (translator.h, uk_wrap_site).  The instruction runs
                alone with the LEA, and is translated so from now on (pfsite.c). */

@@ -15,24 +15,6 @@ struct translation_box {
     uint8_t code[XBT_BLOCK_MAX_CODE]; /* last: not zeroed (the translator writes it) */
 };
 
-struct flat_src {
-    const uint8_t *bytes;
-    size_t len;
-    uint32_t eip;
-};
-
-static uint32_t flat_fetch(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
-{
-    const struct flat_src *s = opaque;
-    uint32_t off = eip - s->eip;
-    if (off >= s->len)
-        return 0;
-    if (len > s->len - off)
-        len = (uint32_t)(s->len - off);
-    memcpy(buf, s->bytes + off, len);
-    return len;
-}
-
 const char *xbt_strerror(xbt_status s)
 {
     switch (s) {
@@ -78,10 +60,10 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
                        (uint8_t)opts->seglimit_mask,
                        (uint8_t)((opts->flags & XBT_TRANSLATE_CODE16 ? XBT_TS_CODE16 : 0) |
                                  (opts->flags & XBT_TRANSLATE_STACK16 ? XBT_TS_STACK16 : 0)) };
-    struct flat_src src = { guest, guest_len, eip };
+    struct xbt_flat_src src = { guest, guest_len, eip };
     box->block.code = box->code;
     box->block.code_cap = sizeof box->code;
-    enum xbt_tstatus ts = xbt_translate_block(&tr, &mode, eip, flat_fetch, &src, &box->block);
+    enum xbt_tstatus ts = xbt_translate_block(&tr, &mode, eip, xbt_flat_fetch, &src, &box->block);
     box->pub.error = box->block.error;
     *out = &box->pub;
     if (ts == XBT_T_FETCH_FAULT)
@@ -98,14 +80,14 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
     box->pub.n_callouts = b->n_sites;
     box->pub.end_reason = b->end;
     if (opts->want_listing) {
-        size_t need = xbt_tblock_list(b, flat_fetch, &src, NULL, 0) + 1;
+        size_t need = xbt_tblock_list(b, xbt_flat_fetch, &src, NULL, 0) + 1;
         box->listing = malloc(need);
         if (!box->listing) {
             xbt_translation_free(&box->pub);
             *out = NULL;
             return XBT_E_NOMEM;
         }
-        xbt_tblock_list(b, flat_fetch, &src, box->listing, need);
+        xbt_tblock_list(b, xbt_flat_fetch, &src, box->listing, need);
         box->pub.listing = box->listing;
     }
     return XBT_OK;

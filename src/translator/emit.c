@@ -198,15 +198,20 @@ static bool req_high8(const ZydisEncoderRequest *r)
     return false;
 }
 
+/* A guest register as a host operand (ESP: R12D), whose upper half is zero (abi.h). */
+static bool guest_reg32(ZydisRegister r)
+{
+    return (r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) || r == ZYDIS_REGISTER_R12D;
+}
+
 /* Whether *m, a guest operand, may take the U-window's fast form: a guest register
-   (ESP: R12D) plus a small displacement, and the instruction's sum never seen to wrap. */
+   plus a small displacement, and the instruction's sum never seen to wrap. */
 static bool uk_fast_form(xbt_tx *t, const ZydisEncoderOperand *m)
 {
-    ZydisRegister r = m->mem.base;
     if (!t->tr->uk_wrap_site || m->mem.index != ZYDIS_REGISTER_NONE || !m->mem.displacement ||
         m->mem.displacement < XBT_UK_FAST_DISP_MIN ||
         m->mem.displacement > XBT_UK_FAST_DISP_MAX || m->mem.size > 512 ||
-        !((r >= ZYDIS_REGISTER_EAX && r <= ZYDIS_REGISTER_EDI) || r == ZYDIS_REGISTER_R12D))
+        !guest_reg32(m->mem.base))
         return false;
     if (t->uk_fast < 0)
         t->uk_fast = !t->tr->uk_wrap_site(t->tr->mmio_ctx, t->insn_eip);
@@ -262,10 +267,8 @@ static void uk_readdress(xbt_tx *t, ZydisEncoderRequest *req)
         return;
     }
     if (!high8 && m->mem.index == ZYDIS_REGISTER_NONE && !m->mem.displacement &&
-        ((m->mem.base >= ZYDIS_REGISTER_EAX && m->mem.base <= ZYDIS_REGISTER_EDI) ||
-         m->mem.base == ZYDIS_REGISTER_R12D))
-        s32 = m->mem.base; /* [reg] alone: a guest register (ESP: R12D), whose upper half
-                              is zero (abi.h), is the linear address as it is */
+        guest_reg32(m->mem.base))
+        s32 = m->mem.base; /* [reg] alone: the linear address as it is */
     else if (m->mem.base != s32 || m->mem.index != ZYDIS_REGISTER_NONE ||
              m->mem.displacement) {
         ZydisEncoderOperand a = *m;

@@ -2667,6 +2667,18 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
     return XBT_T_OK;
 }
 
+uint32_t xbt_flat_fetch(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
+{
+    const struct xbt_flat_src *s = opaque;
+    uint32_t off = eip - s->eip;
+    if (off >= s->len)
+        return 0;
+    if (len > s->len - off)
+        len = (uint32_t)(s->len - off);
+    memcpy(buf, s->bytes + off, len);
+    return len;
+}
+
 void xbt_tblock_relocate(xbt_tblock *b, uint32_t eip)
 {
     uint32_t d = eip - b->eip;

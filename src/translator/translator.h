@@ -69,6 +69,15 @@ typedef struct xbt_tmode {
  */
 typedef uint32_t (*xbt_fetch_fn)(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len);
 
+/* Guest code in a flat buffer: `len` bytes that stand at guest EIP `eip`.  Its fetch
+   (opaque: the struct) reads within them, 0 outside. */
+struct xbt_flat_src {
+    const uint8_t *bytes;
+    size_t len;
+    uint32_t eip;
+};
+uint32_t xbt_flat_fetch(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len);
+
 /* Kinds of block exits. */
 enum xbt_exit_kind {
     XBT_EXIT_JMP = 0,     /* unconditional direct jmp/call target */

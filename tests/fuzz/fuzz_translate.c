@@ -52,23 +52,6 @@ static bool fz_wrap(void *c, uint32_t eip)
     return fz_bit(eip, 4);
 }
 
-struct fz_src {
-    const uint8_t *bytes;
-    size_t len;
-    uint32_t eip;
-};
-static uint32_t fz_fetch(void *opaque, uint32_t eip, uint8_t *buf, uint32_t len)
-{
-    const struct fz_src *s = opaque;
-    uint32_t off = eip - s->eip;
-    if (off >= s->len)
-        return 0;
-    if (len > s->len - off)
-        len = (uint32_t)(s->len - off);
-    memcpy(buf, s->bytes + off, len);
-    return len;
-}
-
 static void runtime_forms(const uint8_t *data, const uint8_t *code, size_t n, uint32_t eip)
 {
     static xbt_translator tr;
@@ -94,10 +77,10 @@ static void runtime_forms(const uint8_t *data, const uint8_t *code, size_t n, ui
                     (uint8_t)((data[1] >> 4) | ((data[0] >> 4) & 3) << 4), 0 };
     size_t off = 0;
     for (int blocks = 0; off < n && blocks < 64; blocks++) {
-        struct fz_src sa = { code + off, n - off, eip + (uint32_t)off };
+        struct xbt_flat_src sa = { code + off, n - off, eip + (uint32_t)off };
         a.code = code_a;
         a.code_cap = sizeof code_a;
-        enum xbt_tstatus ts = xbt_translate_block(&tr, &m, sa.eip, fz_fetch, &sa, &a);
+        enum xbt_tstatus ts = xbt_translate_block(&tr, &m, sa.eip, xbt_flat_fetch, &sa, &a);
         if (ts == XBT_T_FETCH_FAULT)
             break;
         if (ts != XBT_T_OK || a.guest_len == 0 || a.guest_len > n - off) {
@@ -107,10 +90,10 @@ static void runtime_forms(const uint8_t *data, const uint8_t *code, size_t n, ui
         }
         if (a.reloc_ok) {
             /* The same bytes 16 pages up: a's code relocated there. */
-            struct fz_src sb = { code + off, n - off, sa.eip + 0x10000 };
+            struct xbt_flat_src sb = { code + off, n - off, sa.eip + 0x10000 };
             b.code = code_b;
             b.code_cap = sizeof code_b;
-            if (xbt_translate_block(&tr, &m, sb.eip, fz_fetch, &sb, &b) != XBT_T_OK)
+            if (xbt_translate_block(&tr, &m, sb.eip, xbt_flat_fetch, &sb, &b) != XBT_T_OK)
                 abort();
             xbt_tblock_relocate(&a, sb.eip);
             const char *d = xbt_tblock_diff(&a, &b);
