@@ -718,7 +718,17 @@ static bool handle_fault(struct xbt_vcpu *v)
         /* A guest #PF or a fill: counts towards making the instruction a fault site. */
         uint64_t before = v->stats.page_faults + v->stats.hidden_faults;
         uint32_t lin_eip = v->arch.seg[XBT_CS].base + eip; /* before a #PF's delivery */
-        int rc = xbt_window_fault(v, win, (uint32_t)(a - (win == XBT_WINDOW_K ? k : u)));
+        uint32_t lin = (uint32_t)(a - (win == XBT_WINDOW_K ? k : u));
+        if (v->fault_maskmov >= 0) {
+            /* A masked store: which of its bytes the host CPU names differs between
+               hosts (a Xeon with AVX-512 names byte 8 of a MASKMOVDQU that stores bytes 0
+               and 2 of a page not present).  The guest sees the store's first byte in
+               the faulting page, as for any other access. */
+            uint32_t s = (uint32_t)v->fault_maskmov, pg = lin & ~0xFFFu;
+            if (lin - s < 16)
+                lin = s - pg < 0x1000 ? s : pg;
+        }
+        int rc = xbt_window_fault(v, win, lin);
         if (rc != XBT_WF_EXIT && v->stats.page_faults + v->stats.hidden_faults != before)
             xbt_pf_note_fault(v, lin_eip);
         return rc != XBT_WF_EXIT;

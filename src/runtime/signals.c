@@ -72,6 +72,19 @@ static void take_guest_state(struct xbt_vcpu *v, ucontext_t *uc, const xbt_block
     }
 }
 
+/* MASKMOVQ/MASKMOVDQU (a string fix-up with EDI's segment from the map): the linear
+   address of its store, DS:EDI (DS:DI with 16-bit addressing), once take_guest_state has
+   put the guest's EDI back; -1 for every other instruction. */
+static int64_t maskmov_start(const struct xbt_vcpu *v, const struct xbt_pcmap *m)
+{
+    if (!m || m->fixup != XBT_FIX_STRING || !(m->arg & XBT_FIXS_DST_SEG))
+        return -1;
+    uint32_t edi = v->ctx.gpr[XBT_EDI];
+    if (m->arg & 8)
+        edi &= 0xFFFF;
+    return (uint32_t)(v->arch.seg[m->seg & 7].base + edi);
+}
+
 static void report_host_crash(int sig, siginfo_t *si, ucontext_t *uc)
 {
     char buf[256];
@@ -112,6 +125,7 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
         take_guest_state(v, uc, b, m);
         v->fault_sig = m ? sig : -sig; /* negative: no precise guest state */
         v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST);
+        v->fault_maskmov = maskmov_start(v, m);
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
         v->fault_code = si->si_code;
         v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
@@ -124,6 +138,7 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
         take_guest_state(v, uc, NULL, m);
         v->fault_sig = m ? sig : -sig;
         v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST); /* (never: steps take the LEA) */
+        v->fault_maskmov = maskmov_start(v, m);
         v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
         v->fault_code = si->si_code;
         v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];

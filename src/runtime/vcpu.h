@@ -379,6 +379,9 @@ struct xbt_vcpu {
     volatile int fault_sig;
     volatile uint64_t fault_addr, fault_rip;
     volatile bool fault_ukfast; /* the instruction's pc-map entry has XBT_MAP_UK_FAST */
+    /* MASKMOVQ/MASKMOVDQU: the linear address its store starts at (DS:EDI), else -1.
+       Hosts differ in which byte of the store a fault names (run.c, handle_fault). */
+    volatile int64_t fault_maskmov;
     volatile int fault_code;
     volatile uint64_t fault_err;     /* the host page fault's error code (REG_ERR) */
     /* A guest page fault met by a C access through the walker (xbt_read_lin etc.):
