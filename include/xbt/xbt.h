@@ -127,6 +127,7 @@ extern "C" {
  *   xbt_translate for XBT_WINDOW_UK and run by an embedder of 1.x would address memory
  *   wrongly, hence the major number; nothing else changed.
  *   API 2.1: xbt_stats.uk_wraps.
+ *   API 2.2: xbt_stats.adapt_demotions.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -134,7 +135,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 1
+#define XBT_API_VERSION_MINOR 2
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -919,6 +920,10 @@ typedef struct xbt_stats {
        alone and is translated with the wrap from then on (docs/ARCHITECTURE.md, "User
        code") */
     uint64_t uk_wraps;
+    /* adaptive mode: promoted address spaces sent back to translated user code because
+       they took longer per kernel entry of their user code there than translated
+       (docs/ARCHITECTURE.md, "Adaptive mode") */
+    uint64_t adapt_demotions;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -212,6 +212,7 @@ static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
     v->ctx.gpr[XBT_ESP] = esp;
     xbt_segment cs = seg_of(csel & 0xFFFC, cd);
     xbt_seg_put(v, XBT_CS, &cs);
+    v->dx.kentries += cpl == 3; /* adaptive mode's measure */
     v->arch.cpl = 0;
     v->ctx.eip = target;
     /* Interrupt gates clear IF; both clear TF, NT, RF and VM. */

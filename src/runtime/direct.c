@@ -424,23 +424,73 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
     v->dx.hot[hot_slot((v->arch.seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
-/* Adaptive mode: translated user code of an address space not yet promoted ran `ticks`
-   TSC ticks (the run loop ends the burst, adapt_burst, at every dispatch at CPL 0).  An
-   address space whose user code runs vm->adapt_ticks without entering the kernel is
-   promoted to direct execution.  The cost model: a direct run pays a host signal and
-   two hand-offs (about 15,000 cycles here) at every kernel entry, a system call in
-   strict mode 2,600 cycles, while translated user code runs close to native speed
-   (bench/run-nano.sh: compute within 5%), its first run aside; so long bursts gain from
-   direct execution and short ones (a shell between forks, a fork+exec of a small
-   program) lose.  Timer interrupts end a burst too: the default (1 ms) is below their
-   period. */
+/* Adaptive mode: user code of the current address space ran `ticks` TSC ticks,
+   translated or (promoted) in a direct run with its exit's handling; the run loop ends
+   the stretch, adapt_burst, at the next dispatch at CPL 0.  An
+   address space whose translated user code runs vm->adapt_ticks without entering the
+   kernel is promoted to direct execution.  The cost model behind that: a direct run
+   pays a host signal and two hand-offs between processes at every exit (about 15,000
+   cycles on a host whose process switches are cheap), a system call in strict mode
+   2,600 cycles, while translated user code runs at 1.15-1.5x native; so long bursts
+   gain from direct execution and short ones (a shell between forks, a fork+exec of a
+   small program) lose.  Timer interrupts end a burst too: the default (1 ms) is below
+   their period.  After a demotion the burst must be twice as long as before. */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
     v->dx.adapt_burst += ticks;
-    if (v->dx.adapt_burst >= v->vm->adapt_ticks) {
-        xbt_dset_cur(v->vm)->promoted = true;
+    struct xbt_dset *d = xbt_dset_cur(v->vm);
+    if (!xbt_adapt_promoted(v) &&
+        v->dx.adapt_burst >= v->vm->adapt_ticks << (d->demotions < 10 ? d->demotions : 10)) {
+        d->promoted = true;
+        d->m_ticks[1] = d->m_entries[1] = 0;
         v->stats.adapt_promotions++;
     }
+}
+
+/* The second half of the policy, measured instead of assumed: the cost of an exit is
+   the host's, and on some hosts far above the model's (a PVM guest, where every host
+   system call and process switch goes through the hypervisor: direct mode slower than
+   strict on every phase of bench/run-macro.sh but one there).  The work a process
+   does per kernel entry (a system call, a page fault, a timer tick) is about the same
+   either way, so the time per kernel entry while its address space is current (its
+   kernel work included, the same in both) compares the two ways on its own work: once
+   promoted for XBT_ADAPT_WINDOW kernel entries, an address space that took more than
+   XBT_ADAPT_SLACK times as long per entry as it did translated goes back to translated
+   code.  Where timer ticks are most entries (compute), both are the tick period and
+   direct execution stays.  Gaps over XBT_ADAPT_GAP ticks (the vCPU halted, or out of
+   xbt_vcpu_run) count for nothing. */
+#define XBT_ADAPT_WINDOW 64
+#define XBT_ADAPT_SLACK_NUM 5 /* 1.25 */
+#define XBT_ADAPT_SLACK_DEN 4
+#define XBT_ADAPT_GAP 20000000ull
+void xbt_adapt_mark(struct xbt_vcpu *v)
+{
+    xbt_vm *vm = v->vm;
+    struct xbt_wset *w = vm->mmu->cur;
+    uint64_t now = __builtin_ia32_rdtsc(), dt = now - v->dx.mark_tsc;
+    struct xbt_dset *d = &vm->dset[v->dx.mark_set];
+    bool same = v->dx.mark_set == w->idx && v->dx.mark_gen == w->gen && d->adapt_gen == w->gen;
+    if (same && dt < XBT_ADAPT_GAP) {
+        int k = v->dx.mark_promoted;
+        d->m_ticks[k] += dt;
+        d->m_entries[k] += v->dx.kentries - v->dx.mark_kentries;
+        if (k && d->promoted && d->m_entries[1] >= XBT_ADAPT_WINDOW) {
+            if (vm->adapt_demote && d->m_entries[0] >= XBT_ADAPT_WINDOW / 4 &&
+                d->m_ticks[1] / d->m_entries[1] * XBT_ADAPT_SLACK_DEN >
+                    d->m_ticks[0] / d->m_entries[0] * XBT_ADAPT_SLACK_NUM) {
+                d->promoted = false;
+                d->demotions++;
+                v->stats.adapt_demotions++;
+                d->m_ticks[0] = d->m_entries[0] = 0; /* measured afresh until promoted */
+            }
+            d->m_ticks[1] = d->m_entries[1] = 0;
+        }
+    }
+    v->dx.mark_tsc = now;
+    v->dx.mark_kentries = v->dx.kentries;
+    v->dx.mark_set = w->idx;
+    v->dx.mark_gen = w->gen;
+    v->dx.mark_promoted = xbt_adapt_promoted(v);
 }
 
 bool xbt_direct_wanted(struct xbt_vcpu *v)

@@ -111,6 +111,7 @@ static int through_gate(struct xbt_vcpu *v, uint64_t g, bool has_err, uint32_t e
     /* Committed. */
     xbt_stack_put(v, &st, w, n, size);
     xbt_stack_commit(v, &st);
+    v->dx.kentries += v->arch.cpl == 3 && ncpl < 3; /* adaptive mode's measure */
     v->arch.cpl = ncpl;
     xbt_commit_cs(v, csel, cd, &cs, ncpl);
     v->ctx.eip = target;

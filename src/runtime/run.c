@@ -1316,7 +1316,7 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     if (!tc_enter(v))
         return XBT_LEAVE_DISPATCH;
     int rc;
-    if (v->vm->direct_ok && !xbt_adapt_promoted(v) && v->arch.cpl == 3) {
+    if (v->vm->direct_ok && v->arch.cpl == 3 && v->vm->cfg.user_mode == XBT_USER_ADAPTIVE) {
         /* Adaptive mode: how long this address space's user code runs between
            kernel entries (two RDTSCs, a tenth of a system call's time: not where
            nothing can be promoted). */
@@ -1471,6 +1471,8 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         guest_insn_end(v, 0); /* after a host fault or a run exit */
     for (;;) {
         v->stats.dispatches++;
+        if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE && v->vm->direct_ok)
+            xbt_adapt_mark(v);
         xbt_tmode m;
         uint32_t key = 0;
         xbt_block *b = NULL;
@@ -1571,7 +1573,9 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         (unsigned long long)st->block_bytes, (double)st->translate_ns / 1e6);
     if (st->adapt_promotions)
         OUT("adaptive: %llu address spaces promoted to direct execution (user code ran long "
-            "between kernel entries)\n", (unsigned long long)st->adapt_promotions);
+            "between kernel entries), %llu sent back (slower there between kernel "
+            "entries)\n", (unsigned long long)st->adapt_promotions,
+            (unsigned long long)st->adapt_demotions);
     OUT("cache: %llu lookups, %.1f%% hits, %llu chains, %llu unchains, %llu ibl misses, "
         "%llu flushes, %llu invalidations, %llu dispatches\n",
         (unsigned long long)st->lookups,

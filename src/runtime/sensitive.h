@@ -186,6 +186,7 @@ static inline void xbt_sysenter_exit(struct xbt_vcpu *v, bool enter)
     ss.selector = (uint16_t)(enter ? base + 8 : (base + 24) | 3);
     xbt_seg_put(v, XBT_CS, &cs);
     xbt_seg_put(v, XBT_SS, &ss);
+    v->dx.kentries += enter && v->arch.cpl == 3; /* adaptive mode's measure */
     v->arch.cpl = dpl;
     if (enter) {
         xbt_eflags_write(v, 0, XBT_EFLAGS_IF | XBT_EFLAGS_VM | XBT_EFLAGS_RF);

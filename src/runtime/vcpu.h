@@ -49,6 +49,13 @@ struct xbt_dset {
     struct xbt_runner runner;
     uint32_t adapt_gen;
     bool promoted;
+    /* Adaptive mode's measure of both ways (direct.c, xbt_adapt_mark): TSC ticks while
+       this address space was current, and its user code's kernel entries (system
+       calls, faults, interrupts taken at CPL 3) meanwhile, [0] translated, [1]
+       promoted; demotions: how often it went back to translated code (each doubles the
+       burst it needs to be promoted again). */
+    uint64_t m_ticks[2], m_entries[2];
+    uint32_t demotions;
 };
 
 struct xbt_vm {
@@ -83,6 +90,7 @@ struct xbt_vm {
        after which an address space runs its user code directly (XBT_ADAPT_TICKS
        overrides; 0: at once, as direct mode). */
     uint64_t adapt_ticks;
+    bool adapt_demote;         /* whether promoted ones may go back (XBT_NO_ADAPT_DEMOTE) */
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     /* The vCPUs, in creation order (index k: xbt_vcpu_index); all are created before
        the first runs (started). */
@@ -410,8 +418,14 @@ struct xbt_vcpu {
         bool sticky;              /* user code entered a page that runs translated: it
                                             stays translated until it enters the kernel (a
                                             jump back and forth would cost two exits each) */
-        uint64_t adapt_burst;            /* adaptive mode: TSC ticks of translated user code
-                                            since the last kernel entry */
+        uint64_t kentries;               /* kernel entries from CPL 3 (interrupt and
+                                            exception delivery, SYSENTER) */
+        uint64_t mark_tsc, mark_kentries; /* xbt_adapt_mark's last mark, and the */
+        uint32_t mark_set, mark_gen;      /* address space then current, and whether */
+        bool mark_promoted;               /* it ran promoted */
+        uint64_t adapt_burst;            /* adaptive mode: TSC ticks of user code (translated
+                                            or, promoted, directly run) since the last
+                                            kernel entry */
         /* The last guest page fault raised from directly run code (direct.c: the next
            entry maps the page if the guest's handler made it present). */
         uint32_t lost_streak;     /* runners lost to an outside SIGKILL in a row */
@@ -1011,6 +1025,9 @@ bool xbt_direct_wanted(struct xbt_vcpu *v);
    code not yet promoted is accounted to the current address space, which runs directly
    once it has earned it. */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks);
+/* Every dispatch in adaptive mode: the time since the last one, and the kernel entries
+   from CPL 3 meanwhile, go to the address space that was current. */
+void xbt_adapt_mark(struct xbt_vcpu *v);
 /* Whether the current address space's user code may run directly: always in direct
    mode; in adaptive mode once promoted (a window set given to another address space
    starts unpromoted again) or with a threshold of 0. */
@@ -1023,6 +1040,8 @@ static inline bool xbt_adapt_promoted(struct xbt_vcpu *v)
     if (d->adapt_gen != w->gen) {
         d->adapt_gen = w->gen;
         d->promoted = false;
+        d->m_ticks[0] = d->m_ticks[1] = d->m_entries[0] = d->m_entries[1] = 0;
+        d->demotions = 0;
     }
     return d->promoted || !v->vm->adapt_ticks;
 }
