@@ -468,8 +468,10 @@ void xbt_adapt_mark(struct xbt_vcpu *v)
     xbt_vm *vm = v->vm;
     struct xbt_wset *w = vm->mmu->cur;
     uint64_t now = __builtin_ia32_rdtsc(), dt = now - v->dx.mark_tsc;
+    bool promoted = xbt_adapt_promoted(v); /* (a new address space: its measure reset) */
     struct xbt_dset *d = &vm->dset[v->dx.mark_set];
-    bool same = v->dx.mark_set == w->idx && v->dx.mark_gen == w->gen && d->adapt_gen == w->gen;
+    bool same = v->dx.mark_set == w->idx && v->dx.mark_gen == w->gen &&
+                v->dx.mark_cr3 == v->arch.cr3;
     if (same && dt < XBT_ADAPT_GAP) {
         int k = v->dx.mark_promoted;
         d->m_ticks[k] += dt;
@@ -490,7 +492,8 @@ void xbt_adapt_mark(struct xbt_vcpu *v)
     v->dx.mark_kentries = v->dx.kentries;
     v->dx.mark_set = w->idx;
     v->dx.mark_gen = w->gen;
-    v->dx.mark_promoted = xbt_adapt_promoted(v);
+    v->dx.mark_cr3 = v->arch.cr3;
+    v->dx.mark_promoted = promoted;
 }
 
 bool xbt_direct_wanted(struct xbt_vcpu *v)

@@ -47,7 +47,7 @@ enum {
    xbt_direct_wanted). */
 struct xbt_dset {
     struct xbt_runner runner;
-    uint32_t adapt_gen;
+    uint32_t adapt_gen, adapt_cr3;
     bool promoted;
     /* Adaptive mode's measure of both ways (direct.c, xbt_adapt_mark): TSC ticks while
        this address space was current, and its user code's kernel entries (system
@@ -421,7 +421,7 @@ struct xbt_vcpu {
         uint64_t kentries;               /* kernel entries from CPL 3 (interrupt and
                                             exception delivery, SYSENTER) */
         uint64_t mark_tsc, mark_kentries; /* xbt_adapt_mark's last mark, and the */
-        uint32_t mark_set, mark_gen;      /* address space then current, and whether */
+        uint32_t mark_set, mark_gen, mark_cr3; /* address space then current, and whether */
         bool mark_promoted;               /* it ran promoted */
         uint64_t adapt_burst;            /* adaptive mode: TSC ticks of user code (translated
                                             or, promoted, directly run) since the last
@@ -1037,8 +1037,11 @@ static inline bool xbt_adapt_promoted(struct xbt_vcpu *v)
     struct xbt_dset *d = &v->vm->dset[w->idx];
     if (v->vm->cfg.user_mode != XBT_USER_ADAPTIVE)
         return true;
-    if (d->adapt_gen != w->gen) {
+    if (d->adapt_gen != w->gen || d->adapt_cr3 != v->arch.cr3) {
+        /* (A set keeps its generation where the guest turns paging off and on with
+           another CR3: that is another address space too.) */
         d->adapt_gen = w->gen;
+        d->adapt_cr3 = v->arch.cr3;
         d->promoted = false;
         d->m_ticks[0] = d->m_ticks[1] = d->m_entries[0] = d->m_entries[1] = 0;
         d->demotions = 0;
