@@ -434,15 +434,22 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
    2,600 cycles, while translated user code runs at 1.15-1.5x native; so long bursts
    gain from direct execution and short ones (a shell between forks, a fork+exec of a
    small program) lose.  Timer interrupts end a burst too: the default (1 ms) is below
-   their period.  After a demotion the burst must be twice as long as before. */
+   their period.  After a demotion the burst must be twice as long as before, and after
+   XBT_ADAPT_STRIKES the address space stays translated: a process whose phases differ
+   (a compiler's parsing and optimizing) would otherwise go back and forth, each time
+   paying for the D-window's refill. */
+#define XBT_ADAPT_STRIKES 3 /* demotions after which an address space stays translated */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
     v->dx.adapt_burst += ticks;
     struct xbt_dset *d = xbt_dset_cur(v->vm);
-    if (!xbt_adapt_promoted(v) &&
-        v->dx.adapt_burst >= v->vm->adapt_ticks << (d->demotions < 10 ? d->demotions : 10)) {
+    if (!xbt_adapt_promoted(v) && d->demotions < XBT_ADAPT_STRIKES &&
+        v->dx.adapt_burst >= v->vm->adapt_ticks << d->demotions) {
         d->promoted = true;
         d->m_ticks[1] = d->m_entries[1] = 0;
+        /* The burst that earned the promotion is not the translated code's usual
+           stretch: it leaves the measure (xbt_adapt_mark). */
+        d->m_ticks[0] -= d->m_ticks[0] < v->dx.adapt_burst ? d->m_ticks[0] : v->dx.adapt_burst;
         v->stats.adapt_promotions++;
     }
 }
@@ -483,7 +490,8 @@ void xbt_adapt_mark(struct xbt_vcpu *v)
                 d->promoted = false;
                 d->demotions++;
                 v->stats.adapt_demotions++;
-                d->m_ticks[0] = d->m_entries[0] = 0; /* measured afresh until promoted */
+                d->m_ticks[0] /= 2; /* the translated measure: the recent half weighs more */
+                d->m_entries[0] /= 2;
             }
             d->m_ticks[1] = d->m_entries[1] = 0;
         }
