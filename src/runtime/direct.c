@@ -424,9 +424,8 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
     v->dx.hot[hot_slot((v->arch.seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
-/* Adaptive mode: user code of the current address space ran `ticks` TSC ticks,
-   translated or (promoted) in a direct run with its exit's handling; the run loop ends
-   the stretch, adapt_burst, at the next dispatch at CPL 0.  An
+/* Adaptive mode: translated user code of the current address space ran `ticks` TSC
+   ticks; the run loop ends the burst, adapt_burst, at the next dispatch at CPL 0.  An
    address space whose translated user code runs vm->adapt_ticks without entering the
    kernel is promoted to direct execution.  The cost model behind that: a direct run
    pays a host signal and two hand-offs between processes at every exit (about 15,000
@@ -462,8 +461,8 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
    either way, so the time per kernel entry while its address space is current (its
    kernel work included, the same in both) compares the two ways on its own work: once
    promoted for XBT_ADAPT_WINDOW kernel entries, an address space that took more than
-   XBT_ADAPT_SLACK times as long per entry as it did translated goes back to translated
-   code.  Where timer ticks are most entries (compute), both are the tick period and
+   1.25 times as long per entry (XBT_ADAPT_SLACK_NUM / _DEN) as it did translated goes
+   back to translated code.  Where timer ticks are most entries (compute), both are the tick period and
    direct execution stays.  Gaps over XBT_ADAPT_GAP ticks (the vCPU halted, or out of
    xbt_vcpu_run) count for nothing. */
 #define XBT_ADAPT_WINDOW 64

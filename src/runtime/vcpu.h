@@ -423,9 +423,8 @@ struct xbt_vcpu {
         uint64_t mark_tsc, mark_kentries; /* xbt_adapt_mark's last mark, and the */
         uint32_t mark_set, mark_gen, mark_cr3; /* address space then current, and whether */
         bool mark_promoted;               /* it ran promoted */
-        uint64_t adapt_burst;            /* adaptive mode: TSC ticks of user code (translated
-                                            or, promoted, directly run) since the last
-                                            kernel entry */
+        uint64_t adapt_burst;            /* adaptive mode: TSC ticks of translated user
+                                            code since the last kernel entry */
         /* The last guest page fault raised from directly run code (direct.c: the next
            entry maps the page if the guest's handler made it present). */
         uint32_t lost_streak;     /* runners lost to an outside SIGKILL in a row */
