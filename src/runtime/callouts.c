@@ -1142,53 +1142,56 @@ static int co_pause(struct xbt_vcpu *v, const struct co_call *c)
 }
 
 #define CPL0 true
+#define ANY_CPL false
 /* Each kind's family, and whether the instruction is privileged: #GP(0) outside CPL 0,
    raised before its handler runs.  A kind without a handler is an internal error. */
 static const struct {
     int (*handler)(struct xbt_vcpu *v, const struct co_call *c);
     bool cpl0;
 } co_table[XBT_CO_COUNT] = {
-    [XBT_CO_UD] = { co_raise }, [XBT_CO_DE] = { co_raise },
-    [XBT_CO_GP0] = { co_raise }, [XBT_CO_SS0] = { co_raise },
-    [XBT_CO_NM] = { co_raise }, [XBT_CO_UNSUPPORTED] = { co_raise },
-    [XBT_CO_RDPMC] = { co_raise }, [XBT_CO_RDTSCP] = { co_cpu_info },
-    [XBT_CO_RDPID] = { co_cpu_info },
-    [XBT_CO_SYSCALL] = { co_raise }, [XBT_CO_SYSRET] = { co_raise },
-    [XBT_CO_MONITOR] = { co_raise }, [XBT_CO_MWAIT] = { co_raise },
-    [XBT_CO_XGETBV] = { co_raise }, [XBT_CO_XSETBV] = { co_raise },
-    [XBT_CO_MMIO] = { co_mmio }, [XBT_CO_PFCHECK] = { co_pfcheck },
-    [XBT_CO_CLI] = { co_intr_flag }, [XBT_CO_STI] = { co_intr_flag },
-    [XBT_CO_POPF] = { co_intr_flag }, [XBT_CO_PUSHF] = { co_intr_flag },
-    [XBT_CO_CLAC] = { co_intr_flag }, [XBT_CO_STAC] = { co_intr_flag },
+    [XBT_CO_UD] = { co_raise, ANY_CPL }, [XBT_CO_DE] = { co_raise, ANY_CPL },
+    [XBT_CO_GP0] = { co_raise, ANY_CPL }, [XBT_CO_SS0] = { co_raise, ANY_CPL },
+    [XBT_CO_NM] = { co_raise, ANY_CPL }, [XBT_CO_UNSUPPORTED] = { co_raise, ANY_CPL },
+    [XBT_CO_RDPMC] = { co_raise, ANY_CPL }, [XBT_CO_RDTSCP] = { co_cpu_info, ANY_CPL },
+    [XBT_CO_RDPID] = { co_cpu_info, ANY_CPL },
+    [XBT_CO_SYSCALL] = { co_raise, ANY_CPL }, [XBT_CO_SYSRET] = { co_raise, ANY_CPL },
+    [XBT_CO_MONITOR] = { co_raise, ANY_CPL }, [XBT_CO_MWAIT] = { co_raise, ANY_CPL },
+    [XBT_CO_XGETBV] = { co_raise, ANY_CPL }, [XBT_CO_XSETBV] = { co_raise, ANY_CPL },
+    [XBT_CO_MMIO] = { co_mmio, ANY_CPL }, [XBT_CO_PFCHECK] = { co_pfcheck, ANY_CPL },
+    [XBT_CO_CLI] = { co_intr_flag, ANY_CPL }, [XBT_CO_STI] = { co_intr_flag, ANY_CPL },
+    [XBT_CO_POPF] = { co_intr_flag, ANY_CPL }, [XBT_CO_PUSHF] = { co_intr_flag, ANY_CPL },
+    [XBT_CO_CLAC] = { co_intr_flag, ANY_CPL }, [XBT_CO_STAC] = { co_intr_flag, ANY_CPL },
     [XBT_CO_HLT] = { co_intr_flag, CPL0 },
-    [XBT_CO_INT] = { co_soft_int }, [XBT_CO_INT3] = { co_soft_int },
-    [XBT_CO_INT1] = { co_soft_int }, [XBT_CO_INTO] = { co_soft_int },
-    [XBT_CO_BOUND] = { co_soft_int }, [XBT_CO_IRET] = { co_soft_int },
+    [XBT_CO_INT] = { co_soft_int, ANY_CPL }, [XBT_CO_INT3] = { co_soft_int, ANY_CPL },
+    [XBT_CO_INT1] = { co_soft_int, ANY_CPL }, [XBT_CO_INTO] = { co_soft_int, ANY_CPL },
+    [XBT_CO_BOUND] = { co_soft_int, ANY_CPL }, [XBT_CO_IRET] = { co_soft_int, ANY_CPL },
     [XBT_CO_MOV_TO_CR] = { co_ctrl_reg, CPL0 }, [XBT_CO_MOV_FROM_CR] = { co_ctrl_reg, CPL0 },
     [XBT_CO_MOV_TO_DR] = { co_ctrl_reg, CPL0 }, [XBT_CO_MOV_FROM_DR] = { co_ctrl_reg, CPL0 },
     [XBT_CO_LMSW] = { co_ctrl_reg, CPL0 }, [XBT_CO_CLTS] = { co_ctrl_reg, CPL0 },
-    [XBT_CO_SMSW] = { co_ctrl_reg },
+    [XBT_CO_SMSW] = { co_ctrl_reg, ANY_CPL },
     [XBT_CO_INVLPG] = { co_cache, CPL0 }, [XBT_CO_WBINVD] = { co_cache, CPL0 },
     [XBT_CO_INVD] = { co_cache, CPL0 },
     [XBT_CO_LGDT] = { co_dtable, CPL0 }, [XBT_CO_LIDT] = { co_dtable, CPL0 },
-    [XBT_CO_SGDT] = { co_dtable }, [XBT_CO_SIDT] = { co_dtable },
-    [XBT_CO_SLDT] = { co_dtable }, [XBT_CO_STR] = { co_dtable },
-    [XBT_CO_LLDT] = { co_ldt_tr }, [XBT_CO_LTR] = { co_ldt_tr }, /* CPL: their handler */
-    [XBT_CO_ARPL] = { co_selector }, [XBT_CO_LAR] = { co_selector },
-    [XBT_CO_LSL] = { co_selector }, [XBT_CO_VERR] = { co_selector },
-    [XBT_CO_VERW] = { co_selector },
-    [XBT_CO_MOV_TO_SREG] = { co_seg_load }, [XBT_CO_POP_SREG] = { co_seg_load },
-    [XBT_CO_LOAD_FAR_PTR] = { co_seg_load },
-    [XBT_CO_JMP_FAR] = { co_far }, [XBT_CO_CALL_FAR] = { co_far },
-    [XBT_CO_RET_FAR] = { co_far },
-    [XBT_CO_IN] = { co_port_io }, [XBT_CO_OUT] = { co_port_io },
-    [XBT_CO_INS] = { co_string_io }, [XBT_CO_OUTS] = { co_string_io },
+    [XBT_CO_SGDT] = { co_dtable, ANY_CPL }, [XBT_CO_SIDT] = { co_dtable, ANY_CPL },
+    [XBT_CO_SLDT] = { co_dtable, ANY_CPL }, [XBT_CO_STR] = { co_dtable, ANY_CPL },
+    /* LLDT and LTR: their handler checks the CPL */
+    [XBT_CO_LLDT] = { co_ldt_tr, ANY_CPL }, [XBT_CO_LTR] = { co_ldt_tr, ANY_CPL },
+    [XBT_CO_ARPL] = { co_selector, ANY_CPL }, [XBT_CO_LAR] = { co_selector, ANY_CPL },
+    [XBT_CO_LSL] = { co_selector, ANY_CPL }, [XBT_CO_VERR] = { co_selector, ANY_CPL },
+    [XBT_CO_VERW] = { co_selector, ANY_CPL },
+    [XBT_CO_MOV_TO_SREG] = { co_seg_load, ANY_CPL }, [XBT_CO_POP_SREG] = { co_seg_load, ANY_CPL },
+    [XBT_CO_LOAD_FAR_PTR] = { co_seg_load, ANY_CPL },
+    [XBT_CO_JMP_FAR] = { co_far, ANY_CPL }, [XBT_CO_CALL_FAR] = { co_far, ANY_CPL },
+    [XBT_CO_RET_FAR] = { co_far, ANY_CPL },
+    [XBT_CO_IN] = { co_port_io, ANY_CPL }, [XBT_CO_OUT] = { co_port_io, ANY_CPL },
+    [XBT_CO_INS] = { co_string_io, ANY_CPL }, [XBT_CO_OUTS] = { co_string_io, ANY_CPL },
     [XBT_CO_RDMSR] = { co_cpu_info, CPL0 }, [XBT_CO_WRMSR] = { co_cpu_info, CPL0 },
-    [XBT_CO_CPUID] = { co_cpu_info }, [XBT_CO_RDTSC] = { co_cpu_info },
-    [XBT_CO_SYSENTER] = { co_sysenter }, [XBT_CO_SYSEXIT] = { co_sysenter, CPL0 },
-    [XBT_CO_BCD] = { co_bcd }, [XBT_CO_SALC] = { co_bcd },
-    [XBT_CO_PAUSE] = { co_pause },
+    [XBT_CO_CPUID] = { co_cpu_info, ANY_CPL }, [XBT_CO_RDTSC] = { co_cpu_info, ANY_CPL },
+    [XBT_CO_SYSENTER] = { co_sysenter, ANY_CPL }, [XBT_CO_SYSEXIT] = { co_sysenter, CPL0 },
+    [XBT_CO_BCD] = { co_bcd, ANY_CPL }, [XBT_CO_SALC] = { co_bcd, ANY_CPL },
+    [XBT_CO_PAUSE] = { co_pause, ANY_CPL },
 #undef CPL0
+#undef ANY_CPL
 };
 
 /* Kinds whose handlers may change the translation mode and still resume the block (the
