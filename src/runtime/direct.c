@@ -462,9 +462,11 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
    kernel work included, the same in both) compares the two ways on its own work: once
    promoted for XBT_ADAPT_WINDOW kernel entries, an address space that took more than
    1.25 times as long per entry (XBT_ADAPT_SLACK_NUM / _DEN) as it did translated goes
-   back to translated code.  Where timer ticks are most entries (compute), both are the tick period and
-   direct execution stays.  Gaps over XBT_ADAPT_GAP ticks (the vCPU halted, or out of
-   xbt_vcpu_run) count for nothing. */
+   back to translated code.  Where timer ticks are most entries (compute), both are the
+   tick period and direct execution stays.  Gaps over XBT_ADAPT_GAP ticks (the vCPU
+   halted, or out of xbt_vcpu_run) count for nothing.  The run loop calls it only where
+   it can decide something (vm->adapt_demote: adaptive mode, a promotion threshold, not
+   XBT_NO_ADAPT_DEMOTE). */
 #define XBT_ADAPT_WINDOW 16 /* 64 was measured too: link 5.34 against 4.68 s */
 #define XBT_ADAPT_BASE 16   /* translated entries the comparison needs at least */
 #define XBT_ADAPT_SLACK_NUM 5 /* 1.25 */
@@ -484,7 +486,7 @@ void xbt_adapt_mark(struct xbt_vcpu *v)
         d->m_ticks[k] += dt;
         d->m_entries[k] += v->dx.kentries - v->dx.mark_kentries;
         if (k && d->promoted && d->m_entries[1] >= XBT_ADAPT_WINDOW) {
-            if (vm->adapt_demote && d->m_entries[0] >= XBT_ADAPT_BASE &&
+            if (d->m_entries[0] >= XBT_ADAPT_BASE &&
                 d->m_ticks[1] / d->m_entries[1] * XBT_ADAPT_SLACK_DEN >
                     d->m_ticks[0] / d->m_entries[0] * XBT_ADAPT_SLACK_NUM) {
                 d->promoted = false;

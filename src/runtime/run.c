@@ -1471,7 +1471,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         guest_insn_end(v, 0); /* after a host fault or a run exit */
     for (;;) {
         v->stats.dispatches++;
-        if (v->vm->cfg.user_mode == XBT_USER_ADAPTIVE && v->vm->direct_ok)
+        if (v->vm->adapt_demote && v->vm->direct_ok)
             xbt_adapt_mark(v);
         xbt_tmode m;
         uint32_t key = 0;

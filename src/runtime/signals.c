@@ -85,6 +85,22 @@ static int64_t maskmov_start(const struct xbt_vcpu *v, const struct xbt_pcmap *m
     return (uint32_t)(v->arch.seg[m->seg & 7].base + edi);
 }
 
+/* A host fault in translated code (a block or the single step's code), its guest state
+   taken: what handle_fault (run.c) needs, then back to the run loop. */
+static void __attribute__((noreturn))
+leave_for_fault(struct xbt_vcpu *v, int sig, const siginfo_t *si, const ucontext_t *uc,
+                const struct xbt_pcmap *m, uint64_t rip)
+{
+    v->fault_sig = m ? sig : -sig; /* negative: no precise guest state */
+    v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST);
+    v->fault_maskmov = maskmov_start(v, m);
+    v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
+    v->fault_code = si->si_code;
+    v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
+    v->fault_rip = rip;
+    siglongjmp(v->fault_jmp, 1);
+}
+
 static void report_host_crash(int sig, siginfo_t *si, ucontext_t *uc)
 {
     char buf[256];
@@ -123,27 +139,13 @@ void xbt_on_fault(int sig, siginfo_t *si, void *uc_)
                 m = NULL;
         }
         take_guest_state(v, uc, b, m);
-        v->fault_sig = m ? sig : -sig; /* negative: no precise guest state */
-        v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST);
-        v->fault_maskmov = maskmov_start(v, m);
-        v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
-        v->fault_code = si->si_code;
-        v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
-        v->fault_rip = rip;
-        siglongjmp(v->fault_jmp, 1);
+        leave_for_fault(v, sig, si, uc, m, rip);
     }
     if (v && v->running && v->smc.exec && rip >= (uintptr_t)v->smc.exec &&
         rip < (uintptr_t)v->smc.exec + XBT_BLOCK_MAX_CODE) {
         const struct xbt_pcmap *m = xbt_tblock_lookup(v->tb, (uint32_t)(rip - (uintptr_t)v->smc.exec));
-        take_guest_state(v, uc, NULL, m);
-        v->fault_sig = m ? sig : -sig;
-        v->fault_ukfast = m && (m->seg & XBT_MAP_UK_FAST); /* (never: steps take the LEA) */
-        v->fault_maskmov = maskmov_start(v, m);
-        v->fault_addr = (uint64_t)(uintptr_t)si->si_addr;
-        v->fault_code = si->si_code;
-        v->fault_err = (uint64_t)uc->uc_mcontext.gregs[REG_ERR];
-        v->fault_rip = rip;
-        siglongjmp(v->fault_jmp, 1);
+        take_guest_state(v, uc, NULL, m); /* (steps take the LEA: never UK_FAST) */
+        leave_for_fault(v, sig, si, uc, m, rip);
     }
     report_host_crash(sig, si, uc);
     if (v && v->running) {

@@ -109,7 +109,9 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     /* About 1 ms at this machine's 2.4 GHz (direct.c, xbt_adapt_account). */
     const char *e = getenv("XBT_ADAPT_TICKS");
     vm->adapt_ticks = e && *e ? strtoull(e, NULL, 0) : 2500000ull;
-    vm->adapt_demote = !env_set("XBT_NO_ADAPT_DEMOTE"); /* direct.c, xbt_adapt_kernel */
+    /* direct.c, xbt_adapt_mark: only where something is promoted that may go back */
+    vm->adapt_demote = cfg->user_mode == XBT_USER_ADAPTIVE && vm->adapt_ticks &&
+                       !env_set("XBT_NO_ADAPT_DEMOTE");
     if (cfg->flags & XBT_VM_PERF_MAP) {
         vm->perfmap = xbt_perfmap_open(cfg->perf_map_path, host_error_buf,
                                        sizeof host_error_buf);
