@@ -128,6 +128,7 @@ extern "C" {
  *   wrongly, hence the major number; nothing else changed.
  *   API 2.1: xbt_stats.uk_wraps.
  *   API 2.2: xbt_stats.adapt_demotions.
+ *   API 2.3: xbt_stats.direct_runner_moves.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -135,7 +136,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 2
+#define XBT_API_VERSION_MINOR 3
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -924,6 +925,9 @@ typedef struct xbt_stats {
        they took longer per kernel entry of their user code there than translated
        (docs/ARCHITECTURE.md, "Adaptive mode") */
     uint64_t adapt_demotions;
+    /* direct execution: times a runner's threads were moved to the host CPU of the vCPU
+       thread that runs it (XBT_RUNNER_CPU; docs/ARCHITECTURE.md, "Hand-offs") */
+    uint64_t direct_runner_moves;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

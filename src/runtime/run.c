@@ -1540,6 +1540,7 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
         run_loop(v);
     atomic_store(&v->mbox.in_tc, false);
     atomic_store(&v->running, false);
+    xbt_runner_unpin_thread(); /* the embedder's thread as it came */
     /* The map is written at the quieter exits (HLT, stop, the end of the guest), not at
        the frequent I/O ones: the lines of a run are on disk when the embedder stops. */
     xbt_vm *vm = v->vm;
@@ -1629,12 +1630,14 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         OUT("direct: %llu runner processes started, %llu parked, %llu killed (left guest "
             "semantics or stopped answering); %llu D-window requests, %llu waited for "
             "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated; %llu pages "
-            "mapped after the guest's fault handler\n",
+            "mapped after the guest's fault handler; runners moved to the vCPU's host CPU "
+            "%llu times\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
             (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
             (unsigned long long)st->direct_sync_waits, (double)st->direct_wait_ns / 1e6,
             (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings,
-            (unsigned long long)st->direct_refaults_saved);
+            (unsigned long long)st->direct_refaults_saved,
+            (unsigned long long)st->direct_runner_moves);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window",
                                            "msr" };

@@ -61,9 +61,90 @@ static unsigned spin_budget(void)
     return b == ~0u ? 0 : b;
 }
 
+/* Where a runner's threads run (XBT_RUNNER_CPU): -1 ("same", the default) on the host
+   CPU of the vCPU thread that enters it, the vCPU thread held there too (below); -2
+   ("free") wherever the host scheduler puts them; N: the runner on host CPU N.  Only one
+   side of a hand-off runs at a time, so two CPUs buy nothing but the cost of waking a
+   thread on the other one, and on a host where that is dear (a PVM guest: an IPI and an
+   idle CPU's HLT through the hypervisor) a hand-off on one CPU is far cheaper: see
+   docs/ARCHITECTURE.md, "Hand-offs". */
+static int placement(void)
+{
+    static _Atomic int mode = -3; /* not read yet */
+    int m = mode;
+    if (m == -3) {
+        const char *e = getenv("XBT_RUNNER_CPU");
+        m = !e || !*e || !strcmp(e, "same") ? -1 : !strcmp(e, "free") ? -2 : atoi(e);
+        if (m < -2 || m >= CPU_SETSIZE)
+            m = -1;
+        mode = m;
+    }
+    return m;
+}
+
+/* The vCPU thread is held on its CPU while it runs guest code directly: left free, the
+   host scheduler wakes it on the idle CPU after each hand-off (its runner's side had
+   just been running on the busy one), and the next hand-off crosses CPUs again.  The
+   hold is a lease of XBT_PIN_LEASE_NS: at its end the thread runs one entry with the
+   affinity it came with, so the host can still balance load (several VMs, other work)
+   and the next entry holds it wherever it was put.  Its own affinity comes back when
+   xbt_vcpu_run returns to the embedder. */
+#define XBT_PIN_LEASE_NS 50000000ull
+static __thread int pin_cpu = -1;      /* the CPU this thread is held on; -1: not held */
+static __thread uint64_t pin_until;
+static __thread cpu_set_t pin_saved;   /* its affinity before */
+
+void xbt_runner_unpin_thread(void)
+{
+    if (pin_cpu < 0)
+        return;
+    sched_setaffinity(0, sizeof pin_saved, &pin_saved);
+    pin_cpu = -1;
+}
+
+/* The CPU to run this hand-off on (-1: wherever the thread is). */
+static int hold_here(void)
+{
+    int cpu = sched_getcpu();
+    if (cpu < 0)
+        return -1;
+    uint64_t now = xbt_now_ns();
+    if (pin_cpu >= 0) {
+        if (now < pin_until)
+            return pin_cpu;
+        xbt_runner_unpin_thread(); /* the lease is over: one entry free */
+        return cpu;
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_getaffinity(0, sizeof pin_saved, &pin_saved) != 0 ||
+        sched_setaffinity(0, sizeof one, &one) != 0)
+        return cpu;
+    pin_cpu = cpu;
+    pin_until = now + XBT_PIN_LEASE_NS;
+    return cpu;
+}
+
 #define C32(r, off) (*(volatile uint32_t *)((r)->comm + (off)))
 #define C64(r, off) (*(volatile uint64_t *)((r)->comm + (off)))
 #define R64(r, off) (*(volatile uint64_t *)((r)->ring + (off)))
+
+/* Both threads of the runner on host CPU `cpu` (a thread that cannot be moved, e.g. a
+   CPU outside the host's set for it, leaves the runner where it was: only speed
+   depends on this). */
+static void place(struct xbt_runner *r, int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pid_t tids[2] = { (pid_t)C32(r, XRN_C_GUEST_TID), (pid_t)C32(r, XRN_C_TRUSTED_TID) };
+    for (int i = 0; i < 2; i++)
+        if (tids[i] > 0)
+            sched_setaffinity(tids[i], sizeof set, &set);
+    r->cpu = cpu;
+    r->moves++;
+}
 
 /* ---- the program image ---------------------------------------------------------- */
 
@@ -286,12 +367,6 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
     }
     r->pid = pid;
     r->pidfd = pidfd;
-    if (getenv("XBT_RUNNER_CPU")) {
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(atoi(getenv("XBT_RUNNER_CPU")), &set);
-        sched_setaffinity(pid, sizeof set, &set);
-    }
     uint64_t deadline = xbt_now_ns() + 5000000000ull;
     while (C32(r, XRN_C_STATE) == XRN_ST_BOOT) {
         if (child_gone(r) || xbt_now_ns() > deadline) {
@@ -318,6 +393,9 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
         xbt_runner_kill(r);
         return false;
     }
+    r->cpu = -1;
+    if (placement() >= 0)
+        place(r, placement());
     r->fresh = true;
     return true;
 }
@@ -390,8 +468,10 @@ static bool wait_slow(struct xbt_runner *r, uint64_t k)
 {
     wake_trusted(r);
     uint64_t deadline = 0;
+    /* On one CPU with the trusted thread, spinning only delays it. */
+    unsigned budget = r->cpu >= 0 && r->cpu == sched_getcpu() ? 0 : XBT_SPIN;
     for (unsigned spin = 0;; spin++) {
-        if (spin < XBT_SPIN) {
+        if (spin < budget) {
             if ((int64_t)(C64(r, XRN_C_DONE_HINT) - k) < 0) {
                 __builtin_ia32_pause();
                 if ((spin & 127) == 127)
@@ -610,7 +690,10 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
 {
     if (!xbt_runner_alive(r))
         return -1;
-    C32(r, XRN_C_SUP_CPU) = (uint32_t)sched_getcpu();
+    int cpu = placement() == -1 ? hold_here() : sched_getcpu();
+    if (placement() == -1 && cpu >= 0 && cpu != r->cpu)
+        place(r, cpu);
+    C32(r, XRN_C_SUP_CPU) = (uint32_t)cpu;
     for (int i = 0; i < 8; i++)
         C32(r, XRN_C_GPR + 4 * i) = d->gpr[i];
     C32(r, XRN_C_EIP) = d->eip;

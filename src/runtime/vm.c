@@ -718,6 +718,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
         st->direct_park_ns += r->park_ns;
         st->direct_wait_ns += r->wait_ns;
         st->direct_map_requests += r->requests;
+        st->direct_runner_moves += r->moves;
     }
     for (uint32_t i = 0; i < v->trace.prof_n; i++) {
         const uint64_t *c = &v->trace.prof_pool[(size_t)i * XBT_PROF_STRIDE];

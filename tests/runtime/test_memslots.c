@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,6 +341,8 @@ static uint64_t user_log_case(uint32_t mode)
     if (mode != XBT_USER_STRICT && xbt_vm_user_mode(vm, NULL) == mode) {
         ck_assert_uint_gt(st.direct_entries, 0);
         ck_assert_uint_ge(st.direct_runner_starts, 2); /* restarted at the slot change */
+        if (!getenv("XBT_RUNNER_CPU")) /* "same": each new runner to the vCPU's CPU */
+            ck_assert_uint_ge(st.direct_runner_moves, 2);
     }
     xbt_vm_destroy(vm);
     munmap(view, SLOT1_SIZE);
@@ -353,9 +356,19 @@ START_TEST(user_dirty_log_strict)
 }
 END_TEST
 
+/* Also: while the vCPU thread runs guest code directly it is held on its host CPU, with
+   its runner (XBT_RUNNER_CPU "same"); each return to the embedder gives the thread back
+   the affinity it came with. */
 START_TEST(user_dirty_log_direct)
 {
-    user_log_case(XBT_USER_DIRECT);
+    cpu_set_t before, after;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof before, &before), 0);
+    uint64_t entries = user_log_case(XBT_USER_DIRECT);
+    ck_assert_int_eq(sched_getaffinity(0, sizeof after, &after), 0);
+    ck_assert_msg(CPU_EQUAL(&before, &after), "the embedder's thread left pinned: %d CPUs "
+                  "allowed before, %d after", CPU_COUNT(&before), CPU_COUNT(&after));
+    if (!entries)
+        printf("SKIP: no direct execution on this host, the affinity check is idle\n");
 }
 END_TEST
 

@@ -237,11 +237,14 @@ static __attribute__((noreturn)) void resume(void)
        guest memory file's locks on a loaded host), and the supervisor takes kicks
        unanswered for that long for guest code that left guest semantics. */
     uint64_t want = C64(XRN_C_WAIT_SEQ);
+    /* On the supervisor's CPU (runner.c places it there) the trusted thread shares this
+       CPU too: spinning only delays it. */
+    unsigned every = this_cpu() == C32(XRN_C_SUP_CPU) ? 0 : 63;
     for (unsigned n = 0; (int64_t)(C64(XRN_C_DONE_HINT) - want) < 0; n++) {
         if (C32(XRN_C_KICK))
             xrn_report_kicked();
         __asm__ volatile("pause");
-        if ((n & 63) == 63)
+        if ((n & every) == every)
             SYS(SYS_sched_yield, 0, 0, 0, 0, 0, 0);
     }
     xrn_enter_guest();
