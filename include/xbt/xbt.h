@@ -128,7 +128,7 @@ extern "C" {
  *   wrongly, hence the major number; nothing else changed.
  *   API 2.1: xbt_stats.uk_wraps.
  *   API 2.2: xbt_stats.adapt_demotions.
- *   API 2.3: xbt_stats.direct_runner_moves.
+ *   API 2.3: xbt_stats.direct_runner_moves, direct_page_scans, direct_scan_hits.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -928,6 +928,10 @@ typedef struct xbt_stats {
     /* direct execution: times a runner's threads were moved to the host CPU of the vCPU
        thread that runs it (XBT_RUNNER_CPU; docs/ARCHITECTURE.md, "Hand-offs") */
     uint64_t direct_runner_moves;
+    /* direct execution: pages mapped executable whose bytes hold a pattern of a
+       sensitive instruction, and how many of those the scan's verdict cache answered
+       (the VM's, not the vCPU's; docs/ARCHITECTURE.md, "One virtual CPU") */
+    uint64_t direct_page_scans, direct_scan_hits;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -108,15 +108,22 @@ const struct xbt_smmu_dwin xbt_direct_dwin = { NULL, dwin_drop, dwin_map, dwin_p
 /* The fast system call instruction the host CPU accepts in compatibility mode and
    whose return address its kernel then loses (AMD: SYSCALL, 0F 05; Intel: SYSENTER,
    0F 34); the other one raises #UD there, which direct execution handles exactly. */
+static uint8_t host_fast_syscall_byte;
+static pthread_once_t host_fast_syscall_once = PTHREAD_ONCE_INIT;
+static void host_fast_syscall_init(void)
+{
+    unsigned a, bx, c, d;
+    __asm__ volatile("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    host_fast_syscall_byte = bx == 0x756e6547 ? 0x34 : 0x05; /* "Genu"ineIntel */
+}
+/* Asked once: CPUID traps to the hypervisor in a VM (25,000 cycles on the PVM guest of
+   2026-12-03).  Until then the asm was not volatile, and GCC hoisted it above the test
+   of the cached value: every page scan ran a CPUID, a third of the time of 400 fork+exec
+   in direct mode there. */
 static uint8_t host_fast_syscall(void)
 {
-    static uint8_t b;
-    if (!b) {
-        unsigned a, bx, c, d;
-        __asm__("cpuid" : "=a"(a), "=b"(bx), "=c"(c), "=d"(d) : "a"(0), "c"(0));
-        b = bx == 0x756e6547 ? 0x34 : 0x05; /* "Genu"ineIntel */
-    }
-    return b;
+    pthread_once(&host_fast_syscall_once, host_fast_syscall_init);
+    return host_fast_syscall_byte;
 }
 
 /* Whether an instruction the host would answer differently starts at b (n bytes
@@ -241,7 +248,39 @@ static bool starts_instruction(const uint8_t *w, size_t n, size_t p, bool most)
    may start in this page's last bytes and continue there.  (Every other instruction
    either traps to the VMM or means the same on both; the rest are listed in the
    README, with what a jump into the middle of an instruction can still see.) */
-bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next)
+/* SipHash-1-3 (Aumasson and Bernstein's keyed hash, one compression and three
+   finalization rounds) of n bytes, n a multiple of 8. */
+#define SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND(v0, v1, v2, v3)                                                          \
+    do {                                                                                   \
+        v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32);                  \
+        v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2;                                         \
+        v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0;                                         \
+        v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32);                  \
+    } while (0)
+static uint64_t siphash13(const uint64_t key[2], const uint8_t *p, size_t n)
+{
+    uint64_t v0 = key[0] ^ 0x736f6d6570736575ull, v1 = key[1] ^ 0x646f72616e646f6dull;
+    uint64_t v2 = key[0] ^ 0x6c7967656e657261ull, v3 = key[1] ^ 0x7465646279746573ull;
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t m;
+        memcpy(&m, p + i, 8);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)n << 56;
+    v3 ^= b;
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next)
 {
     const uint8_t *h = xbt_phys_r(&vm->phys, gpa & ~0xFFFull, 4096);
     if (!h)
@@ -255,18 +294,44 @@ bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next)
         n += 16;
     }
     /* Every 0F that a sequence starting in this page may hold (RDPID's F3 0F may have its
-       0F at the next page's first byte). */
+       0F at the next page's first byte); the byte scan is cheap, the decodes in context
+       are not (23,500 ticks a page on average, a third of 400 fork+exec's time in direct
+       mode, until their verdicts were kept: the same pages of busybox, ld.so and libc
+       come back in every new process). */
     size_t end = n > 4096 ? 4097 : 4096;
-    for (const uint8_t *q = w; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL; q++) {
-        size_t at = (size_t)(q - w);
-        int k = at < 4096 ? sensitive_at(q, n - at) : SENS_NONE;
-        if (k && starts_instruction(w, n, at, k == SENS_MOST))
+    int pass = 0; /* 0: is there any candidate; 1: is any of them an instruction */
+    uint64_t hash = 0;
+    _Atomic uint64_t *slot = NULL;
+    for (;; pass++) {
+        for (const uint8_t *q = w; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL; q++) {
+            size_t at = (size_t)(q - w);
+            for (size_t back = 0; back < 2; back++) {
+                if (back ? at == 0 : at >= 4096)
+                    continue;
+                int k = sensitive_at(q - back, n - at + back);
+                if (k && (!pass || starts_instruction(w, n, at - back, k == SENS_MOST)))
+                    goto found;
+            }
+        }
+        if (pass && hash)
+            atomic_store_explicit(slot, hash, memory_order_relaxed);
+        return false; /* no candidate, or none an instruction */
+    found:
+        if (pass) {
+            if (hash)
+                atomic_store_explicit(slot, hash | 1, memory_order_relaxed);
             return true;
-        k = at > 0 ? sensitive_at(q - 1, n - at + 1) : SENS_NONE;
-        if (k && starts_instruction(w, n, at - 1, k == SENS_MOST))
-            return true;
+        }
+        /* A candidate: the verdict for these bytes, if known. */
+        hash = siphash13(vm->scan_key, w, n) & ~1ull;
+        slot = &vm->scan_cache[(hash >> 1) & (XBT_SCAN_CACHE - 1)];
+        atomic_fetch_add_explicit(&vm->scans, 1, memory_order_relaxed);
+        uint64_t e = atomic_load_explicit(slot, memory_order_relaxed);
+        if (hash && (e & ~1ull) == hash) {
+            atomic_fetch_add_explicit(&vm->scan_hits, 1, memory_order_relaxed);
+            return e & 1;
+        }
     }
-    return false;
 }
 
 /* The physical page of linear page `lin` for a user fetch, without touching accessed

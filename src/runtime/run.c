@@ -1631,13 +1631,15 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             "semantics or stopped answering); %llu D-window requests, %llu waited for "
             "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated; %llu pages "
             "mapped after the guest's fault handler; runners moved to the vCPU's host CPU "
-            "%llu times\n",
+            "%llu times; %llu pages scanned for sensitive instructions, %llu of them "
+            "answered by the verdict cache\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
             (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
             (unsigned long long)st->direct_sync_waits, (double)st->direct_wait_ns / 1e6,
             (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings,
             (unsigned long long)st->direct_refaults_saved,
-            (unsigned long long)st->direct_runner_moves);
+            (unsigned long long)st->direct_runner_moves,
+            (unsigned long long)st->direct_page_scans, (unsigned long long)st->direct_scan_hits);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window",
                                            "msr" };

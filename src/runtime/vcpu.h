@@ -58,6 +58,7 @@ struct xbt_dset {
     uint32_t demotions;
 };
 
+#define XBT_SCAN_CACHE 8192 /* entries of xbt_vm.scan_cache (a power of two) */
 struct xbt_vm {
     xbt_vm_config cfg;
     xbt_phys phys;             /* guest physical memory: slots, the host view of all */
@@ -108,6 +109,13 @@ struct xbt_vm {
     uint32_t n_msr_exits;
     bool direct_ok;            /* user code may run directly (in runner processes) */
     char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
+    /* Verdicts of the sensitive-instruction scan (direct.c, xbt_direct_page_sensitive)
+       by a keyed hash of the bytes scanned: each entry the hash with its low bit
+       replaced by the verdict, 0 empty; the key is random per VM, so a guest cannot
+       make two pages' hashes meet. */
+    _Atomic uint64_t scan_cache[XBT_SCAN_CACHE];
+    uint64_t scan_key[2];
+    _Atomic uint64_t scans, scan_hits; /* pages with candidates scanned; answered here */
 };
 
 /* An inline lookup table's entry made empty: it misses (and its miss leaves to the
@@ -1018,7 +1026,7 @@ void xbt_direct_slots_changed(xbt_vm *vm);
    translated (xbt_direct_page_translated). */
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
                    int64_t fetch);
-bool xbt_direct_page_sensitive(const xbt_vm *vm, uint64_t gpa, uint64_t next);
+bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next);
 void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_wanted(struct xbt_vcpu *v);
 /* Adaptive mode's address-space policy (direct.c): the run time of translated user

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "vcpu.h"
@@ -103,6 +104,11 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     }
     if (!(vm->mmu = new_mmu(vm)) || !(vm->tc = new_tc(vm)))
         goto host_fail;
+    /* The scan cache's key (direct.c): unknown to the guest. */
+    if (getrandom(vm->scan_key, sizeof vm->scan_key, 0) != (ssize_t)sizeof vm->scan_key) {
+        last_host_error = "getrandom failed (the key of the sensitive-page scan's cache)";
+        goto host_fail;
+    }
     vm->no_share = env_set("XBT_NO_SHARE");
     vm->check_shared = env_set("XBT_CHECK_SHARED");
     vm->no_fast_callouts = env_set("XBT_NO_FAST_CALLOUTS");
@@ -720,6 +726,8 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
         st->direct_map_requests += r->requests;
         st->direct_runner_moves += r->moves;
     }
+    st->direct_page_scans = atomic_load(&v->vm->scans);
+    st->direct_scan_hits = atomic_load(&v->vm->scan_hits);
     for (uint32_t i = 0; i < v->trace.prof_n; i++) {
         const uint64_t *c = &v->trace.prof_pool[(size_t)i * XBT_PROF_STRIDE];
         st->trace_execs += c[0];

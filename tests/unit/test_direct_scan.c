@@ -92,11 +92,43 @@ START_TEST(umip_instructions_found_not_imagined)
 }
 END_TEST
 
+/* The verdicts are kept by the bytes scanned (a keyed hash of the page and the next
+   page's first 16 bytes), not by the address: the same bytes elsewhere are answered from
+   the cache with the same verdict, and a page whose bytes change is scanned again. */
+START_TEST(verdicts_kept_by_content)
+{
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 1u << 20;
+    xbt_vm *vm;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    uint8_t *ram = xbt_vm_ram(vm);
+    ck_assert(page_with(vm, 0, 2000)); /* pages 0-1: SGDT in page 0 */
+    uint64_t scans = vm->scans, hits = vm->scan_hits;
+    memcpy(ram + 0x10000, ram, 4096);
+    memcpy(ram + 0x11000, ram + 4096, 4096);
+    ck_assert(xbt_direct_page_sensitive(vm, 0x10000, 0x11000));
+    ck_assert_uint_eq(vm->scans, scans + 1);
+    ck_assert_uint_eq(vm->scan_hits, hits + 1);
+    /* The SGDT at 0x10000 + its offset becomes the decoy's bytes: no longer sensitive,
+       though the address was answered from the cache a moment ago. */
+    ck_assert(!page_with(vm, -1, 0));
+    memcpy(ram + 0x10000, ram, 4096);
+    memcpy(ram + 0x11000, ram + 4096, 4096);
+    ck_assert(!xbt_direct_page_sensitive(vm, 0x10000, 0x11000));
+    ck_assert_uint_eq(vm->scan_hits, hits + 2); /* the decoy page's verdict, kept too */
+    ram[0x10000 + 3000] ^= 0x01; /* one byte changed: scanned again, not a hit */
+    (void)xbt_direct_page_sensitive(vm, 0x10000, 0x11000);
+    ck_assert_uint_eq(vm->scan_hits, hits + 2);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("direct_scan");
     TCase *tc = tcase_create("umip");
     tcase_add_test(tc, umip_instructions_found_not_imagined);
+    tcase_add_test(tc, verdicts_kept_by_content);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
