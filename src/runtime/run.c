@@ -1631,7 +1631,7 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             "semantics or stopped answering); %llu D-window requests, %llu waited for "
             "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated; %llu pages "
             "mapped after the guest's fault handler; runners moved to the vCPU's host CPU "
-            "%llu times; %llu pages scanned for sensitive instructions, %llu of them "
+            "%llu times; %llu pages with a sensitive pattern scanned, %llu of them "
             "answered by the verdict cache\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
             (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
