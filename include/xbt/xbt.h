@@ -925,8 +925,8 @@ typedef struct xbt_stats {
        they took longer per kernel entry of their user code there than translated
        (docs/ARCHITECTURE.md, "Adaptive mode") */
     uint64_t adapt_demotions;
-    /* direct execution: times a runner's threads were moved to the host CPU of the vCPU
-       thread that runs it (XBT_RUNNER_CPU; docs/ARCHITECTURE.md, "Hand-offs") */
+    /* direct execution: times a runner's threads were placed on one host CPU, the vCPU
+       thread's (or XBT_RUNNER_CPU's; docs/ARCHITECTURE.md, "Where the two sides run") */
     uint64_t direct_runner_moves;
     /* direct execution: pages mapped executable whose bytes hold a pattern of a
        sensitive instruction, and how many of those the scan's verdict cache answered

@@ -1630,7 +1630,7 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         OUT("direct: %llu runner processes started, %llu parked, %llu killed (left guest "
             "semantics or stopped answering); %llu D-window requests, %llu waited for "
             "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated; %llu pages "
-            "mapped after the guest's fault handler; runners moved to the vCPU's host CPU "
+            "mapped after the guest's fault handler; runners placed on the vCPU's host CPU "
             "%llu times; %llu pages with a sensitive pattern scanned, %llu of them "
             "answered by the verdict cache\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,

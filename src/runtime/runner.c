@@ -67,16 +67,17 @@ static unsigned spin_budget(void)
    side of a hand-off runs at a time, so two CPUs buy nothing but the cost of waking a
    thread on the other one, and on a host where that is dear (a PVM guest: an IPI and an
    idle CPU's HLT through the hypervisor) a hand-off on one CPU is far cheaper: see
-   docs/ARCHITECTURE.md, "Hand-offs". */
+   docs/ARCHITECTURE.md, "Where the two sides run".  Anything else in the variable is
+   the default. */
 static int placement(void)
 {
     static _Atomic int mode = -3; /* not read yet */
     int m = mode;
     if (m == -3) {
         const char *e = getenv("XBT_RUNNER_CPU");
-        m = !e || !*e || !strcmp(e, "same") ? -1 : !strcmp(e, "free") ? -2 : atoi(e);
-        if (m < -2 || m >= CPU_SETSIZE)
-            m = -1;
+        char *end = NULL;
+        long n = e && *e >= '0' && *e <= '9' ? strtol(e, &end, 10) : -1;
+        m = e && !strcmp(e, "free") ? -2 : end && !*end && n < CPU_SETSIZE ? (int)n : -1;
         mode = m;
     }
     return m;

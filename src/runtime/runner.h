@@ -45,7 +45,7 @@ struct xbt_runner {
     uint64_t park_ns, wait_ns;  /* time spent parking, waiting for the trusted thread */
     bool lost;                 /* it died of a SIGKILL the VMM did not send (runner.c) */
     int cpu;                   /* the host CPU both its threads may run on; -1: any */
-    uint64_t moves;            /* times they were moved to the vCPU thread's CPU */
+    uint64_t moves;            /* times they were placed on one CPU (runner.c, place) */
 };
 
 /* A runner with no process yet; xbt_runner_free releases everything. */
@@ -81,9 +81,9 @@ int xbt_runner_run(struct xbt_runner *r, struct xbt_direct *d, const uint8_t *fp
 /* Parks the guest thread and checks that it is blocked at the parking call; kills the
    runner if it does not get there.  Returns true if the runner is parked (or dead). */
 bool xbt_runner_park(struct xbt_runner *r);
-/* The calling thread's CPU affinity as it was before its first xbt_runner_run pinned it
-   (XBT_RUNNER_CPU "same"); nothing if it was not pinned.  xbt_vcpu_run calls it before
-   it returns to the embedder. */
+/* Gives the calling thread back the CPU affinity it had before xbt_runner_run held it on
+   its CPU (XBT_RUNNER_CPU "same"); nothing if it is not held.  xbt_vcpu_run calls it
+   before it returns to the embedder. */
 void xbt_runner_unpin_thread(void);
 /* Any thread, async-signal-safe: the guest thread leaves guest code soon. */
 void xbt_runner_kick(struct xbt_runner *r);
