@@ -529,9 +529,14 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
    1.25 times as long per entry (XBT_ADAPT_SLACK_NUM / _DEN) as it did translated goes
    back to translated code.  Where timer ticks are most entries (compute), both are the
    tick period and direct execution stays.  Gaps over XBT_ADAPT_GAP ticks (the vCPU
-   halted, or out of xbt_vcpu_run) count for nothing.  The run loop calls it only where
-   it can decide something (vm->adapt_demote: adaptive mode, a promotion threshold, not
-   XBT_NO_ADAPT_DEMOTE). */
+   halted, or out of xbt_vcpu_run) count for nothing.  Off unless XBT_ADAPT_DEMOTE=1
+   (vm->adapt_demote: also adaptive mode and a promotion threshold; the run loop calls
+   it only then): most of that host's direct cost was the hand-offs' CPU placement
+   (runner.c, placement), and with that fixed this measure does more harm than good, as
+   it is biased across a program's phases (cc1: a translated start full of page faults,
+   then a compute loop whose directly run entries are mostly timer ticks, sent back four
+   times in one compile).  Medians of 3 interleaved runs of the cc, link and xz phases:
+   with it 12.07 s (a window of 64: 11.30), without 10.82, strict 11.52. */
 #define XBT_ADAPT_WINDOW 16 /* 64 was measured too: link 5.34 against 4.68 s */
 #define XBT_ADAPT_BASE 16   /* translated entries the comparison needs at least */
 #define XBT_ADAPT_SLACK_NUM 5 /* 1.25 */

@@ -91,7 +91,7 @@ struct xbt_vm {
        after which an address space runs its user code directly (XBT_ADAPT_TICKS
        overrides; 0: at once, as direct mode). */
     uint64_t adapt_ticks;
-    bool adapt_demote;         /* adaptive, adapt_ticks set, not XBT_NO_ADAPT_DEMOTE:
+    bool adapt_demote;         /* adaptive, adapt_ticks set, XBT_ADAPT_DEMOTE=1:
                                   promoted ones may go back (direct.c) */
     struct xbt_symtab syms;    /* guest symbols (xbt_vm_add_symbol), for the perf map */
     /* The vCPUs, in creation order (index k: xbt_vcpu_index); all are created before

@@ -115,9 +115,10 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     /* About 1 ms at this machine's 2.4 GHz (direct.c, xbt_adapt_account). */
     const char *e = getenv("XBT_ADAPT_TICKS");
     vm->adapt_ticks = e && *e ? strtoull(e, NULL, 0) : 2500000ull;
-    /* direct.c, xbt_adapt_mark: only where something is promoted that may go back */
+    /* direct.c, xbt_adapt_mark: only where something is promoted that may go back, and
+       only when asked for (its measure is biased across program phases: see there) */
     vm->adapt_demote = cfg->user_mode == XBT_USER_ADAPTIVE && vm->adapt_ticks &&
-                       !env_set("XBT_NO_ADAPT_DEMOTE");
+                       env_set("XBT_ADAPT_DEMOTE");
     if (cfg->flags & XBT_VM_PERF_MAP) {
         vm->perfmap = xbt_perfmap_open(cfg->perf_map_path, host_error_buf,
                                        sizeof host_error_buf);
