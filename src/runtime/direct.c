@@ -489,8 +489,8 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
     v->dx.hot[hot_slot((v->arch.seg[XBT_CS].base + eip) >> 12, as_tag(v))].count = 0xFFFF;
 }
 
-/* Adaptive mode: translated user code of the current address space ran `ticks` TSC
-   ticks; the run loop ends the burst, adapt_burst, at the next dispatch at CPL 0.  An
+/* Adaptive mode: translated user code of the current address space, not promoted, ran
+   `ticks` TSC ticks (the run loop times it only then); the run loop ends the burst, adapt_burst, at the next dispatch at CPL 0.  An
    address space whose translated user code runs vm->adapt_ticks without entering the
    kernel is promoted to direct execution.  The cost model behind that: a direct run
    pays a host signal and two hand-offs between processes at every exit (about 15,000
@@ -507,7 +507,7 @@ void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
     v->dx.adapt_burst += ticks;
     struct xbt_dset *d = xbt_dset_cur(v->vm);
-    if (!xbt_adapt_promoted(v) && d->demotions < XBT_ADAPT_STRIKES &&
+    if (d->demotions < XBT_ADAPT_STRIKES &&
         v->dx.adapt_burst >= v->vm->adapt_ticks << d->demotions) {
         d->promoted = true;
         d->m_ticks[1] = d->m_entries[1] = 0;

@@ -1316,7 +1316,7 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
     if (!tc_enter(v))
         return XBT_LEAVE_DISPATCH;
     int rc;
-    if (v->vm->direct_ok && v->arch.cpl == 3 && v->vm->cfg.user_mode == XBT_USER_ADAPTIVE) {
+    if (v->vm->direct_ok && v->arch.cpl == 3 && !xbt_adapt_promoted(v)) {
         /* Adaptive mode: how long this address space's user code runs between
            kernel entries (two RDTSCs, a tenth of a system call's time: not where
            nothing can be promoted). */
