@@ -235,19 +235,6 @@ static bool starts_instruction(const uint8_t *w, size_t n, size_t p, bool most)
     return over < VOTES || landed > over;
 }
 
-/* Whether guest physical page `gpa` holds an instruction that directly executed code
-   would see answered by the host CPU where translated code sees the virtual one: CPUID,
-   XGETBV, RDTSCP, RDPID, RDPKRU/WRPKRU (the virtual CPU's CPUID and IA32_TSC_AUX are
-   not the host's, and it has no XGETBV or PKRU), SGDT, SIDT, SLDT, SMSW, STR (the
-   guest's tables and CR4.UMIP, not the host's), or the fast system call the host runs in compatibility
-   mode (host_fast_syscall: its address would be lost; the virtual CPU gives #UD for
-   SYSCALL and runs SYSENTER itself).  The bytes that start one are found by a scan,
-   and each find is then decoded in context (starts_instruction): only those that code
-   running through the page would execute count.  `next` is the physical page that
-   follows in the linear address space (~0: none, a fetch there faults): an instruction
-   may start in this page's last bytes and continue there.  (Every other instruction
-   either traps to the VMM or means the same on both; the rest are listed in the
-   README, with what a jump into the middle of an instruction can still see.) */
 /* SipHash-1-3 (Aumasson and Bernstein's keyed hash, one compression and three
    finalization rounds) of n bytes, n a multiple of 8. */
 #define SIP_ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
@@ -280,6 +267,38 @@ static uint64_t siphash13(const uint64_t key[2], const uint8_t *p, size_t n)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/* Whether bytes w[0..n) hold a sensitive pattern starting in the page (w[0..4096), or
+   its 0F at w[4096]) that is an instruction in context (starts_instruction) or, with
+   `decode` false, any such pattern at all. */
+static bool find_sensitive(const uint8_t *w, size_t n, bool decode)
+{
+    size_t end = n > 4096 ? 4097 : 4096;
+    for (const uint8_t *q = w; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL; q++) {
+        size_t at = (size_t)(q - w);
+        for (size_t back = 0; back < 2; back++) {
+            if (back ? at == 0 : at >= 4096)
+                continue;
+            int k = sensitive_at(q - back, n - at + back);
+            if (k && (!decode || starts_instruction(w, n, at - back, k == SENS_MOST)))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Whether guest physical page `gpa` holds an instruction that directly executed code
+   would see answered by the host CPU where translated code sees the virtual one: CPUID,
+   XGETBV, RDTSCP, RDPID, RDPKRU/WRPKRU (the virtual CPU's CPUID and IA32_TSC_AUX are
+   not the host's, and it has no XGETBV or PKRU), SGDT, SIDT, SLDT, SMSW, STR (the
+   guest's tables and CR4.UMIP, not the host's), or the fast system call the host runs in compatibility
+   mode (host_fast_syscall: its address would be lost; the virtual CPU gives #UD for
+   SYSCALL and runs SYSENTER itself).  The bytes that start one are found by a scan,
+   and each find is then decoded in context (starts_instruction): only those that code
+   running through the page would execute count.  `next` is the physical page that
+   follows in the linear address space (~0: none, a fetch there faults): an instruction
+   may start in this page's last bytes and continue there.  (Every other instruction
+   either traps to the VMM or means the same on both; the rest are listed in the
+   README, with what a jump into the middle of an instruction can still see.) */
 bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next)
 {
     const uint8_t *h = xbt_phys_r(&vm->phys, gpa & ~0xFFFull, 4096);
@@ -298,40 +317,21 @@ bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next)
        are not (23,500 ticks a page on average, a third of 400 fork+exec's time in direct
        mode, until their verdicts were kept: the same pages of busybox, ld.so and libc
        come back in every new process). */
-    size_t end = n > 4096 ? 4097 : 4096;
-    int pass = 0; /* 0: is there any candidate; 1: is any of them an instruction */
-    uint64_t hash = 0;
-    _Atomic uint64_t *slot = NULL;
-    for (;; pass++) {
-        for (const uint8_t *q = w; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL; q++) {
-            size_t at = (size_t)(q - w);
-            for (size_t back = 0; back < 2; back++) {
-                if (back ? at == 0 : at >= 4096)
-                    continue;
-                int k = sensitive_at(q - back, n - at + back);
-                if (k && (!pass || starts_instruction(w, n, at - back, k == SENS_MOST)))
-                    goto found;
-            }
-        }
-        if (pass && hash)
-            atomic_store_explicit(slot, hash, memory_order_relaxed);
-        return false; /* no candidate, or none an instruction */
-    found:
-        if (pass) {
-            if (hash)
-                atomic_store_explicit(slot, hash | 1, memory_order_relaxed);
-            return true;
-        }
-        /* A candidate: the verdict for these bytes, if known. */
-        hash = siphash13(vm->scan_key, w, n) & ~1ull;
-        slot = &vm->scan_cache[(hash >> 1) & (XBT_SCAN_CACHE - 1)];
-        atomic_fetch_add_explicit(&vm->scans, 1, memory_order_relaxed);
-        uint64_t e = atomic_load_explicit(slot, memory_order_relaxed);
-        if (hash && (e & ~1ull) == hash) {
-            atomic_fetch_add_explicit(&vm->scan_hits, 1, memory_order_relaxed);
-            return e & 1;
-        }
+    if (!find_sensitive(w, n, false))
+        return false;
+    /* A candidate: the verdict for these bytes, if known. */
+    uint64_t hash = siphash13(vm->scan_key, w, n) & ~1ull;
+    _Atomic uint64_t *slot = &vm->scan_cache[(hash >> 1) & (XBT_SCAN_CACHE - 1)];
+    atomic_fetch_add_explicit(&vm->scans, 1, memory_order_relaxed);
+    uint64_t e = atomic_load_explicit(slot, memory_order_relaxed);
+    if (hash && (e & ~1ull) == hash) {
+        atomic_fetch_add_explicit(&vm->scan_hits, 1, memory_order_relaxed);
+        return e & 1;
     }
+    bool sens = find_sensitive(w, n, true);
+    if (hash)
+        atomic_store_explicit(slot, hash | sens, memory_order_relaxed);
+    return sens;
 }
 
 /* The physical page of linear page `lin` for a user fetch, without touching accessed
