@@ -123,12 +123,57 @@ START_TEST(verdicts_kept_by_content)
 }
 END_TEST
 
+/* The instructions the host answers from its own state wherever they are (SENS_ANY):
+   found at every offset of a page of NOPs, those in the vector scan's lane boundaries
+   and across the page's end included (RDPID's F3 as the page's last byte); the same
+   bytes starting in the next page leave this one alone; a page without any of their
+   patterns (code full of other 0F instructions) is answered without a scan. */
+START_TEST(host_answered_instructions_at_every_offset)
+{
+    static const struct { const char *name; uint8_t len, b[4]; } any[] = {
+        { "cpuid", 2, { 0x0F, 0xA2 } },
+        { "xgetbv", 3, { 0x0F, 0x01, 0xD0 } },
+        { "rdtscp", 3, { 0x0F, 0x01, 0xF9 } },
+        { "rdpkru", 3, { 0x0F, 0x01, 0xEE } },
+        { "wrpkru", 3, { 0x0F, 0x01, 0xEF } },
+        { "rdpid eax", 4, { 0xF3, 0x0F, 0xC7, 0xF8 } },
+    };
+    static const unsigned where[] = { 0, 1, 14, 15, 16, 17, 31, 32, 33, 2047, 4079, 4080,
+                                      4092, 4093, 4094, 4095, 4096, 4097 };
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.ram_size = 1u << 20;
+    xbt_vm *vm;
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_OK);
+    uint8_t *ram = xbt_vm_ram(vm);
+    for (size_t k = 0; k < sizeof any / sizeof any[0]; k++)
+        for (size_t w = 0; w < sizeof where / sizeof where[0]; w++) {
+            memset(ram, 0x90, 8192);
+            memcpy(ram + where[w], any[k].b, any[k].len);
+            ck_assert_msg(xbt_direct_page_sensitive(vm, 0, 4096) == (where[w] < 4096),
+                          "%s at offset %u: page 0 %s", any[k].name, where[w],
+                          where[w] < 4096 ? "not sensitive" : "sensitive");
+        }
+    /* jcc rel32, movzx, setcc, cmovcc, imul, bswap: 0F everywhere, no pattern. */
+    static const uint8_t plain[] = { 0x0F, 0x84, 0x10, 0x00, 0x00, 0x00, 0x0F, 0xB6, 0xC0,
+                                     0x0F, 0x94, 0xC0, 0x0F, 0x44, 0xC2, 0x0F, 0xAF, 0xC2,
+                                     0x0F, 0xC8 };
+    for (unsigned o = 0; o + sizeof plain <= 8192; o += sizeof plain)
+        memcpy(ram + o, plain, sizeof plain);
+    uint64_t scans = vm->scans;
+    ck_assert(!xbt_direct_page_sensitive(vm, 0, 4096));
+    ck_assert(!xbt_direct_page_sensitive(vm, 4096, 8192));
+    ck_assert_uint_eq(vm->scans, scans);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("direct_scan");
     TCase *tc = tcase_create("umip");
     tcase_add_test(tc, umip_instructions_found_not_imagined);
     tcase_add_test(tc, verdicts_kept_by_content);
+    tcase_add_test(tc, host_answered_instructions_at_every_offset);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
