@@ -129,6 +129,7 @@ extern "C" {
  *   API 2.1: xbt_stats.uk_wraps.
  *   API 2.2: xbt_stats.adapt_demotions.
  *   API 2.3: xbt_stats.direct_runner_moves, direct_page_scans, direct_scan_hits.
+ *   API 2.4: xbt_stats.direct_predicted.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -136,7 +137,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 3
+#define XBT_API_VERSION_MINOR 4
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -932,6 +933,10 @@ typedef struct xbt_stats {
        sensitive instruction, and how many of those the scan's verdict cache answered
        (the VM's, not the vCPU's; docs/ARCHITECTURE.md, "One virtual CPU") */
     uint64_t direct_page_scans, direct_scan_hits;
+    /* direct execution: pages of code and read-only data mapped into the D-window
+       before any fault asked for them, as pages directly run code faulted in before
+       (docs/ARCHITECTURE.md, "A process's working set, predicted") */
+    uint64_t direct_predicted;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -1632,14 +1632,16 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             "(%.1f ms), parking %.1f ms; %llu jumps into pages run translated; %llu pages "
             "mapped after the guest's fault handler; runners placed on the vCPU's host CPU "
             "%llu times; %llu pages with a sensitive pattern scanned, %llu of them "
-            "answered by the verdict cache\n",
+            "answered by the verdict cache; %llu pages mapped before a fault asked (a "
+            "working set predicted)\n",
             (unsigned long long)st->direct_runner_starts, (unsigned long long)st->direct_parks,
             (unsigned long long)st->direct_escapes, (unsigned long long)st->direct_map_requests,
             (unsigned long long)st->direct_sync_waits, (double)st->direct_wait_ns / 1e6,
             (double)st->direct_park_ns / 1e6, (unsigned long long)st->direct_crossings,
             (unsigned long long)st->direct_refaults_saved,
             (unsigned long long)st->direct_runner_moves,
-            (unsigned long long)st->direct_page_scans, (unsigned long long)st->direct_scan_hits);
+            (unsigned long long)st->direct_page_scans, (unsigned long long)st->direct_scan_hits,
+            (unsigned long long)st->direct_predicted);
     static const char *const reasons[] = { "none", "io", "mmio", "hlt", "shutdown", "debug",
                                            "internal-error", "stopped", "irq-window",
                                            "msr" };

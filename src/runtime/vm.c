@@ -714,6 +714,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     st->code_page_invalidations = v->code_page_invals;
     st->wrec_checked = v->mmu->wrec_checked;
     st->wrec_dropped = v->mmu->wrec_dropped;
+    st->direct_predicted = v->mmu->d_predicted;
     st->set_keeps = v->mmu->set_keeps;
     st->code_page_protects = v->mmu->code_protects;
     st->code_protect_resets = v->mmu->code_protect_resets;

@@ -101,6 +101,70 @@ static bool joins(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint64_t g,
     return (pte & XBT_PTE_A) || spec_accessed(m, s->pt_gpa + k * s->es, pte, s->es);
 }
 
+static bool d_hot(const xbt_smmu *m, uint64_t g)
+{
+    return g < (1ull << 32) && (m->d_hot[g >> 15] & (1u << ((g >> 12) & 7)));
+}
+
+/* Whether entry k of s's table maps a page d_predict takes: as the faulting entry
+   (present, user, read-only, accessed: run_scan's `same`), a page directly run code
+   faulted in before, in the same slot, not in the D-window yet.  (Translated code may
+   come from it: mapped read-only, as the faulting page would be.)
+   *g: its frame. */
+static bool d_predicts(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint32_t at,
+                       uint64_t *g)
+{
+    uint64_t pte = 0;
+    memcpy(&pte, s->pt + k * s->es, s->es);
+    *g = pte & s->amask;
+    return (pte & s->same) == (s->pte0 & s->same) && d_hot(m, *g) &&
+           (xbt_phys_kind(m->phys, *g) & XBT_PP_SLOT) == s->slot && !xbt_wmap_has(s->have, at);
+}
+
+/*
+ * A process's working set of code and read-only data, predicted.  Each new guest process
+ * (a fork, an exec) starts with an empty D-window, and every page its code touches was
+ * a hidden fault: an exit through two host context switches, 25-30 us here, for the
+ * 60-odd pages of busybox that each of its processes runs (fill runs need physically
+ * contiguous pages, and the page cache's are not).  Pages that such faults brought in
+ * before are marked (d_hot); a fill of a read-only entry then maps every entry of the
+ * same page table that the guest has made present and accessed, read-only, and that
+ * names a marked page, within XBT_PREDICT_SPAN entries of the fault: one mapping
+ * request each (a run of contiguous ones, one), no exit.  (The whole table cost as
+ * much as it saved: each entry's mark is a cache miss, and a later fault looks again.)  The mappings are what a TLB may cache (the entries are present and accessed);
+ * they are noted as any fill is, so a CR3 load or INVLPG drops them as usual.  A page
+ * marked and then reused for something else costs one needless mapping at most, and only
+ * while some page table maps it read-only to user code.
+ */
+#define XBT_PREDICT_SPAN 32
+static void d_predict(xbt_smmu *m, const struct run_scan *s, uint32_t base, uint32_t lo,
+                      uint32_t hi, bool global, bool pae, uint32_t pde)
+{
+    uint32_t n_ent = 4096 / s->es, kf = (lo - base) >> 12;
+    uint32_t k0 = kf > XBT_PREDICT_SPAN ? kf - XBT_PREDICT_SPAN : 0;
+    uint32_t k1 = kf + XBT_PREDICT_SPAN < n_ent ? kf + XBT_PREDICT_SPAN : n_ent;
+    for (uint32_t k = k0; k < k1;) {
+        uint32_t at = base + (k << 12);
+        uint64_t g;
+        if ((at >= lo && at < hi) || !d_predicts(m, s, k, at, &g)) {
+            k++;
+            continue;
+        }
+        uint64_t pte = 0;
+        memcpy(&pte, s->pt + k * s->es, s->es);
+        uint32_t n = 1;
+        uint64_t gn;
+        while (k + n < k1 && !(at + (n << 12) >= lo && at + (n << 12) < hi) &&
+               d_predicts(m, s, k + n, at + (n << 12), &gn) && gn == g + ((uint64_t)n << 12))
+            n++;
+        if (d_map(m, at, g, n << 12, false, -1) == XBT_DMAP_OK) {
+            xbt_window_note(m, XBT_WINDOW_D, at, n << 12, global, pae, pde, (uint32_t)pte, false);
+            m->d_predicted += n;
+        }
+        k += n;
+    }
+}
+
 int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                   const xbt_walk_result *r, bool writable, bool fetch, bool allow_large)
 {
@@ -192,6 +256,23 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
     int rc = XBT_DMAP_OK;
     if (win == XBT_WINDOW_D) {
         int64_t at = fetch ? (int64_t)lin : -1;
+        uint64_t pte0 = 0;
+        if (pt)
+            memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
+        if (pt && !writable && !(pte0 & XBT_PTE_RW) && (pte0 & XBT_PTE_A) &&
+            (pte0 & amask) == (r->gpa & ~0xFFFull) && !(pae && (pte0 >> 36)) &&
+            (r->gpa & ~0xFFFull) < (1ull << 32)) {
+            uint64_t g = r->gpa & ~0xFFFull;
+            m->d_hot[g >> 15] |= (uint8_t)(1u << ((g >> 12) & 7));
+            const struct run_scan sc = {
+                pt, r->pte_gpa & ~0xFFFull, pte0,
+                XBT_PTE_P | XBT_PTE_RW | XBT_PTE_US | XBT_PTE_A | XBT_PTE_D | XBT_PTE_G |
+                    (pae ? 0xFFFFFFF000000000ull : 0),
+                amask, es, slot, false, false, have,
+            };
+            uint32_t span = (n_ent << 12) - 1;
+            d_predict(m, &sc, lin & ~span, lo, hi, r->global, pae, r->pde);
+        }
         rc = d_map(m, lo, glo, hi - lo, writable, at);
         if (rc == XBT_DMAP_FAIL) { /* the run reaches below mmap_min_addr: the page alone */
             lo = lin & ~0xFFFu;

@@ -193,6 +193,12 @@ typedef struct xbt_smmu {
        drops after (smp.c), so between the two a vCPU may find the page without bits
        and still hold translations of it: this bit says so.  1 bit per 4 KiB page. */
     uint8_t code_own[1u << 17];
+    /* Physical pages below 4 GiB that directly run guest code has faulted in read-only
+       (code, read-only data: a D-window fill of an entry without the write right),
+       never cleared: a later such fill maps the other entries of its page table that
+       name one of them at once (fault.c, d_predict).  1 bit per 4 KiB page. */
+    uint8_t d_hot[1u << 17];
+    uint64_t d_predicted; /* pages d_predict mapped */
 
     /* The page table whose accessed flags the last xbt_smmu_fill set for neighbours of
        the faulting page (fault.c, spec_accessed), or XBT_SPEC_PT_NONE (each fill starts

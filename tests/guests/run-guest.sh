@@ -170,6 +170,14 @@ xbt)
         n=$(grep -a '^paging: [0-9]* hidden faults' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
         at_most "$XBT_HIDDEN_FAULTS_MAX" "hidden faults" "$n"
     fi
+    # XBT_PREDICTED_MIN=N: at least N pages mapped into the D-window by prediction
+    # (predict.c in direct mode).
+    if [ -n "${XBT_PREDICTED_MIN:-}" ]; then
+        n=$(grep -a -o '[0-9]* pages mapped before a fault asked' "$out" | grep -o '^[0-9]*')
+        echo "== xbt: ${n:-no} pages mapped by prediction"
+        [ "${n:-0}" -ge "$XBT_PREDICTED_MIN" ] ||
+            { echo "FAIL expected at least $XBT_PREDICTED_MIN pages mapped by prediction"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
