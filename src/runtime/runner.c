@@ -88,9 +88,12 @@ static int placement(void)
    just been running on the busy one), and the next hand-off crosses CPUs again.  The
    hold is a lease of XBT_PIN_LEASE_NS: at its end the thread runs one entry with the
    affinity it came with, so the host can still balance load (several VMs, other work)
-   and the next entry holds it wherever it was put.  Its own affinity comes back when
-   xbt_vcpu_run returns to the embedder. */
-#define XBT_PIN_LEASE_NS 50000000ull
+   and the next entry holds it wherever it was put.  A second: at 50 ms (until
+   2026-12-03) the host woke the thread on the idle CPU at most lease ends, and each
+   such move puts a second CPU into the runner's mm mask, where it makes every
+   modify_ldt an IPI for a second or more (xbt_runner_start).  Its own affinity comes
+   back when xbt_vcpu_run returns to the embedder. */
+#define XBT_PIN_LEASE_NS 1000000000ull
 static __thread int pin_cpu = -1;      /* the CPU this thread is held on; -1: not held */
 static __thread uint64_t pin_until;
 static __thread cpu_set_t pin_saved;   /* its affinity before */
@@ -179,12 +182,18 @@ static void image_init(void)
 
 /* ---- start and stop ---------------------------------------------------------------- */
 
-struct spawn_args { int img, comm, ring, efd; const struct xbt_runner_files *f; };
+struct spawn_args { int img, comm, ring, efd, cpu; const struct xbt_runner_files *f; };
 
 /* The clone(CLONE_VM | CLONE_VFORK) child: raw system calls only, then the runner. */
 static int spawn_child(void *p)
 {
     const struct spawn_args *a = p;
+    if (a->cpu >= 0) { /* born where it will run (xbt_runner_start) */
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(a->cpu, &one);
+        syscall(SYS_sched_setaffinity, 0, sizeof one, &one);
+    }
     int fds[4 + XRN_SLOTS] = { a->img, a->comm, a->ring, a->efd };
     for (int k = 0; k < XRN_SLOTS; k++)
         fds[4 + k] = a->f->fd[k];
@@ -346,7 +355,15 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
     r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (r->efd < 0)
         return fail(r, why, why_len, "eventfd");
-    struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, f };
+    /* The runner process is born on the CPU it will run on (placement): Linux keeps
+       the CPUs a process has run on in its mm's CPU mask (trimmed only now and then,
+       at a TLB flush at least a second after the last trim), and each modify_ldt (a
+       guest process switch's new TLS descriptor) interrupts all of them (install_ldt):
+       an IPI to an idle CPU, 30,000 ticks and more on this kind of host, though the
+       runner never runs there again.  Started unpinned and moved to its CPU after (as
+       until 2026-12-03), it had run on the other CPU while it set up. */
+    int birth = placement() >= 0 ? placement() : placement() == -1 ? sched_getcpu() : -1;
+    struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, birth, f };
     size_t ss = 64 * 1024;
     uint8_t *stack = mmap(NULL, ss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stack == MAP_FAILED)
@@ -395,7 +412,14 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
         return false;
     }
     r->cpu = -1;
-    if (placement() >= 0)
+    cpu_set_t born;
+    if (birth >= 0 && sched_getaffinity((pid_t)C32(r, XRN_C_GUEST_TID), sizeof born, &born) == 0 &&
+        CPU_COUNT(&born) == 1 && CPU_ISSET(birth, &born))
+    {
+        r->cpu = birth; /* its trusted thread was created there too */
+        r->moves++;     /* placed, at birth */
+    }
+    if (placement() >= 0 && r->cpu != placement())
         place(r, placement());
     r->fresh = true;
     return true;
