@@ -289,14 +289,16 @@ static bool any_sensitive(const uint8_t *w, size_t n)
             _mm_or_si128(_mm_cmpeq_epi8(b, b00), _mm_cmpeq_epi8(b, b01)),
             _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(b, ba2), _mm_cmpeq_epi8(b, bc7)),
                          _mm_cmpeq_epi8(b, bfs)));
-        unsigned mask = (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, f), second));
+        unsigned mask =
+            (unsigned)_mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi8(a, f), second));
         while (mask) {
             size_t p = i + (size_t)__builtin_ctz(mask);
             mask &= mask - 1;
             if (p >= n || p > 4096)
                 break;
-            if ((p < 4096 && sensitive_at(w + p, n - p)) || (p > 0 && sensitive_at(w + p - 1, n - p + 1)))
-                return true;
+            if ((p < 4096 && sensitive_at(w + p, n - p)) ||
+                (p > 0 && sensitive_at(w + p - 1, n - p + 1)))
+                return true; /* (at p - 1: RDPID's F3 before its 0F) */
         }
     }
     return false;

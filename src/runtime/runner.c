@@ -182,18 +182,19 @@ static void image_init(void)
 
 /* ---- start and stop ---------------------------------------------------------------- */
 
-struct spawn_args { int img, comm, ring, efd, cpu; const struct xbt_runner_files *f; };
+struct spawn_args {
+    int img, comm, ring, efd;
+    const struct xbt_runner_files *f;
+    bool pin;         /* born on the CPU in `cpu` (xbt_runner_start) */
+    cpu_set_t cpu;
+};
 
 /* The clone(CLONE_VM | CLONE_VFORK) child: raw system calls only, then the runner. */
 static int spawn_child(void *p)
 {
     const struct spawn_args *a = p;
-    if (a->cpu >= 0) { /* born where it will run (xbt_runner_start) */
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(a->cpu, &one);
-        syscall(SYS_sched_setaffinity, 0, sizeof one, &one);
-    }
+    if (a->pin)
+        syscall(SYS_sched_setaffinity, 0, sizeof a->cpu, &a->cpu);
     int fds[4 + XRN_SLOTS] = { a->img, a->comm, a->ring, a->efd };
     for (int k = 0; k < XRN_SLOTS; k++)
         fds[4 + k] = a->f->fd[k];
@@ -363,7 +364,11 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
        runner never runs there again.  Started unpinned and moved to its CPU after (as
        until 2026-12-03), it had run on the other CPU while it set up. */
     int birth = placement() >= 0 ? placement() : placement() == -1 ? sched_getcpu() : -1;
-    struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, birth, f };
+    struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, f, birth >= 0,
+                            { { 0 } } };
+    CPU_ZERO(&a.cpu);
+    if (birth >= 0)
+        CPU_SET(birth, &a.cpu);
     size_t ss = 64 * 1024;
     uint8_t *stack = mmap(NULL, ss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stack == MAP_FAILED)
@@ -413,7 +418,8 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
     }
     r->cpu = -1;
     cpu_set_t born;
-    if (birth >= 0 && sched_getaffinity((pid_t)C32(r, XRN_C_GUEST_TID), sizeof born, &born) == 0 &&
+    if (birth >= 0 &&
+        sched_getaffinity((pid_t)C32(r, XRN_C_GUEST_TID), sizeof born, &born) == 0 &&
         CPU_COUNT(&born) == 1 && CPU_ISSET(birth, &born))
     {
         r->cpu = birth; /* its trusted thread was created there too */

@@ -106,11 +106,10 @@ static bool d_hot(const xbt_smmu *m, uint64_t g)
     return g < (1ull << 32) && (m->d_hot[g >> 15] & (1u << ((g >> 12) & 7)));
 }
 
-/* Whether entry k of s's table maps a page d_predict takes: as the faulting entry
-   (present, user, read-only, accessed: run_scan's `same`), a page directly run code
+/* Whether entry k of s's table maps a page d_predict takes: alike in run_scan's `same`
+   with the faulting entry (present, user, read-only, accessed), a page directly run code
    faulted in before, in the same slot, not in the D-window yet.  (Translated code may
-   come from it: mapped read-only, as the faulting page would be.)
-   *g: its frame. */
+   come from it: mapped read-only, as the faulting page would be.)  *g: its frame. */
 static bool d_predicts(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint32_t at,
                        uint64_t *g)
 {
@@ -127,14 +126,15 @@ static bool d_predicts(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint32
  * a hidden fault: an exit through two host context switches, 25-30 us here, for the
  * 60-odd pages of busybox that each of its processes runs (fill runs need physically
  * contiguous pages, and the page cache's are not).  Pages that such faults brought in
- * before are marked (d_hot); a fill of a read-only entry then maps every entry of the
- * same page table that the guest has made present and accessed, read-only, and that
- * names a marked page, within XBT_PREDICT_SPAN entries of the fault: one mapping
- * request each (a run of contiguous ones, one), no exit.  (The whole table cost as
- * much as it saved: each entry's mark is a cache miss, and a later fault looks again.)  The mappings are what a TLB may cache (the entries are present and accessed);
- * they are noted as any fill is, so a CR3 load or INVLPG drops them as usual.  A page
- * marked and then reused for something else costs one needless mapping at most, and only
- * while some page table maps it read-only to user code.
+ * before are marked (d_hot); a fill of a read-only entry then maps the entries of the
+ * same page table within XBT_PREDICT_SPAN of it that the guest has made present and
+ * accessed, alike in every flag, and that name a marked page: one mapping request per
+ * run of contiguous frames, no exit.  (The whole table cost as much as it saved: each
+ * entry's mark is a cache miss, and the next fault looks again.)  The mappings are what
+ * a TLB may cache (present, accessed entries); they are noted as any fill is, so a CR3
+ * load or INVLPG drops them as usual.  A page marked and then reused for something else
+ * costs one needless mapping at most, and only while some page table maps it read-only
+ * to user code (docs/ARCHITECTURE.md, "A process's working set, predicted").
  */
 #define XBT_PREDICT_SPAN 32
 static void d_predict(xbt_smmu *m, const struct run_scan *s, uint32_t base, uint32_t lo,
@@ -158,7 +158,8 @@ static void d_predict(xbt_smmu *m, const struct run_scan *s, uint32_t base, uint
                d_predicts(m, s, k + n, at + (n << 12), &gn) && gn == g + ((uint64_t)n << 12))
             n++;
         if (d_map(m, at, g, n << 12, false, -1) == XBT_DMAP_OK) {
-            xbt_window_note(m, XBT_WINDOW_D, at, n << 12, global, pae, pde, (uint32_t)pte, false);
+            xbt_window_note(m, XBT_WINDOW_D, at, n << 12, global, pae, pde, (uint32_t)pte,
+                            false);
             m->d_predicted += n;
         }
         k += n;
@@ -259,7 +260,10 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
         uint64_t pte0 = 0;
         if (pt)
             memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
-        if (pt && !writable && !(pte0 & XBT_PTE_RW) && (pte0 & XBT_PTE_A) &&
+        /* The faulting entry as it is now (what its neighbours are compared with):
+           present, user, read-only, accessed, this frame, nothing reserved. */
+        if (pt && !writable && (pte0 & (XBT_PTE_P | XBT_PTE_US | XBT_PTE_A | XBT_PTE_RW)) ==
+                                   (XBT_PTE_P | XBT_PTE_US | XBT_PTE_A) &&
             (pte0 & amask) == (r->gpa & ~0xFFFull) && !(pae && (pte0 >> 36)) &&
             (r->gpa & ~0xFFFull) < (1ull << 32)) {
             uint64_t g = r->gpa & ~0xFFFull;
