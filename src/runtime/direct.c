@@ -525,9 +525,10 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
 }
 
 /* Adaptive mode: translated user code of the current address space, not promoted, ran
-   `ticks` TSC ticks (the run loop times it only then); the run loop ends the burst, adapt_burst, at the next dispatch at CPL 0.  An
-   address space whose translated user code runs vm->adapt_ticks without entering the
-   kernel is promoted to direct execution.  The cost model behind that: a direct run
+   `ticks` TSC ticks (the run loop times it only then); the run loop ends the burst,
+   adapt_burst, at the next dispatch at CPL 0.  An address space whose translated user
+   code runs vm->adapt_ticks without entering the kernel is promoted to direct
+   execution.  The cost model behind that: a direct run
    pays a host signal and two hand-offs between processes at every exit (about 15,000
    cycles on a host whose process switches are cheap), a system call in strict mode
    2,600 cycles, while translated user code runs at 1.15-1.5x native; so long bursts

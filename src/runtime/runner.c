@@ -61,6 +61,15 @@ static unsigned spin_budget(void)
     return b == ~0u ? 0 : b;
 }
 
+/* The CPU set of host CPU `cpu` alone. */
+static cpu_set_t one_cpu(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return set;
+}
+
 /* Where a runner's threads run (XBT_RUNNER_CPU): -1 ("same", the default) on the host
    CPU of the vCPU thread that enters it, the vCPU thread held there too (below); -2
    ("free") wherever the host scheduler puts them; N: the runner on host CPU N.  Only one
@@ -119,9 +128,7 @@ static int hold_here(void)
         xbt_runner_unpin_thread(); /* the lease is over: one entry free */
         return cpu;
     }
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
+    cpu_set_t one = one_cpu(cpu);
     if (sched_getaffinity(0, sizeof pin_saved, &pin_saved) != 0 ||
         sched_setaffinity(0, sizeof one, &one) != 0)
         return cpu;
@@ -139,9 +146,7 @@ static int hold_here(void)
    depends on this). */
 static void place(struct xbt_runner *r, int cpu)
 {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
+    cpu_set_t set = one_cpu(cpu);
     pid_t tids[2] = { (pid_t)C32(r, XRN_C_GUEST_TID), (pid_t)C32(r, XRN_C_TRUSTED_TID) };
     for (int i = 0; i < 2; i++)
         if (tids[i] > 0)
@@ -365,10 +370,7 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
        until 2026-12-03), it had run on the other CPU while it set up. */
     int birth = placement() >= 0 ? placement() : placement() == -1 ? sched_getcpu() : -1;
     struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, f, birth >= 0,
-                            { { 0 } } };
-    CPU_ZERO(&a.cpu);
-    if (birth >= 0)
-        CPU_SET(birth, &a.cpu);
+                            one_cpu(birth >= 0 ? birth : 0) };
     size_t ss = 64 * 1024;
     uint8_t *stack = mmap(NULL, ss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (stack == MAP_FAILED)

@@ -109,14 +109,15 @@ static bool d_hot(const xbt_smmu *m, uint64_t g)
 /* Whether entry k of s's table maps a page d_predict takes: alike in run_scan's `same`
    with the faulting entry (present, user, read-only, accessed), a page directly run code
    faulted in before, in the same slot, not in the D-window yet.  (Translated code may
-   come from it: mapped read-only, as the faulting page would be.)  *g: its frame. */
+   come from it: mapped read-only, as the faulting page would be.)  *pte: the entry as
+   checked; *g: its frame. */
 static bool d_predicts(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint32_t at,
-                       uint64_t *g)
+                       uint64_t *pte, uint64_t *g)
 {
-    uint64_t pte = 0;
-    memcpy(&pte, s->pt + k * s->es, s->es);
-    *g = pte & s->amask;
-    return (pte & s->same) == (s->pte0 & s->same) && d_hot(m, *g) &&
+    *pte = 0;
+    memcpy(pte, s->pt + k * s->es, s->es);
+    *g = *pte & s->amask;
+    return (*pte & s->same) == (s->pte0 & s->same) && d_hot(m, *g) &&
            (xbt_phys_kind(m->phys, *g) & XBT_PP_SLOT) == s->slot && !xbt_wmap_has(s->have, at);
 }
 
@@ -145,17 +146,16 @@ static void d_predict(xbt_smmu *m, const struct run_scan *s, uint32_t base, uint
     uint32_t k1 = kf + XBT_PREDICT_SPAN < n_ent ? kf + XBT_PREDICT_SPAN : n_ent;
     for (uint32_t k = k0; k < k1;) {
         uint32_t at = base + (k << 12);
-        uint64_t g;
-        if ((at >= lo && at < hi) || !d_predicts(m, s, k, at, &g)) {
+        uint64_t pte, g;
+        if ((at >= lo && at < hi) || !d_predicts(m, s, k, at, &pte, &g)) {
             k++;
             continue;
         }
-        uint64_t pte = 0;
-        memcpy(&pte, s->pt + k * s->es, s->es);
         uint32_t n = 1;
-        uint64_t gn;
+        uint64_t pn, gn;
         while (k + n < k1 && !(at + (n << 12) >= lo && at + (n << 12) < hi) &&
-               d_predicts(m, s, k + n, at + (n << 12), &gn) && gn == g + ((uint64_t)n << 12))
+               d_predicts(m, s, k + n, at + (n << 12), &pn, &gn) &&
+               gn == g + ((uint64_t)n << 12))
             n++;
         if (d_map(m, at, g, n << 12, false, -1) == XBT_DMAP_OK) {
             xbt_window_note(m, XBT_WINDOW_D, at, n << 12, global, pae, pde, (uint32_t)pte,
@@ -253,30 +253,18 @@ int xbt_smmu_fill(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t lin,
                 pte_lo = seen;
             }
         }
+        /* Directly run code's working set (d_predict): a read-only user entry marks its
+           page, and the marked pages its table's neighbours name come in with it. */
+        uint64_t g = r->gpa & ~0xFFFull;
+        if (win == XBT_WINDOW_D && still && !writable && r->user && g < (1ull << 32) &&
+            (pte0 & (XBT_PTE_RW | XBT_PTE_A)) == XBT_PTE_A) {
+            m->d_hot[g >> 15] |= (uint8_t)(1u << ((g >> 12) & 7));
+            d_predict(m, &sc, lin & ~((n_ent << 12) - 1), lo, hi, r->global, pae, r->pde);
+        }
     }
     int rc = XBT_DMAP_OK;
     if (win == XBT_WINDOW_D) {
         int64_t at = fetch ? (int64_t)lin : -1;
-        uint64_t pte0 = 0;
-        if (pt)
-            memcpy(&pte0, pt + (r->pte_gpa & 0xFFF), es);
-        /* The faulting entry as it is now (what its neighbours are compared with):
-           present, user, read-only, accessed, this frame, nothing reserved. */
-        if (pt && !writable && (pte0 & (XBT_PTE_P | XBT_PTE_US | XBT_PTE_A | XBT_PTE_RW)) ==
-                                   (XBT_PTE_P | XBT_PTE_US | XBT_PTE_A) &&
-            (pte0 & amask) == (r->gpa & ~0xFFFull) && !(pae && (pte0 >> 36)) &&
-            (r->gpa & ~0xFFFull) < (1ull << 32)) {
-            uint64_t g = r->gpa & ~0xFFFull;
-            m->d_hot[g >> 15] |= (uint8_t)(1u << ((g >> 12) & 7));
-            const struct run_scan sc = {
-                pt, r->pte_gpa & ~0xFFFull, pte0,
-                XBT_PTE_P | XBT_PTE_RW | XBT_PTE_US | XBT_PTE_A | XBT_PTE_D | XBT_PTE_G |
-                    (pae ? 0xFFFFFFF000000000ull : 0),
-                amask, es, slot, false, false, have,
-            };
-            uint32_t span = (n_ent << 12) - 1;
-            d_predict(m, &sc, lin & ~span, lo, hi, r->global, pae, r->pde);
-        }
         rc = d_map(m, lo, glo, hi - lo, writable, at);
         if (rc == XBT_DMAP_FAIL) { /* the run reaches below mmap_min_addr: the page alone */
             lo = lin & ~0xFFFu;
