@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <Zydis/Zydis.h>
 
 #include "runtime/compat32.h"
@@ -539,12 +540,58 @@ void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip)
    (a compiler's parsing and optimizing) would otherwise go back and forth, each time
    paying for the D-window's refill. */
 #define XBT_ADAPT_STRIKES 3 /* demotions after which an address space stays translated */
+
+static void adapt_clocks(uint64_t *cpu, uint64_t *mono)
+{
+    struct timespec c = { 0, 0 }, m = { 0, 0 };
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
+    clock_gettime(CLOCK_MONOTONIC, &m);
+    *cpu = (uint64_t)c.tv_sec * 1000000000ull + (uint64_t)c.tv_nsec;
+    *mono = (uint64_t)m.tv_sec * 1000000000ull + (uint64_t)m.tv_nsec;
+}
+
+uint64_t xbt_adapt_base(struct xbt_vcpu *v)
+{
+    /* The TSC after the system call: its return is where the host preempts. */
+    adapt_clocks(&v->dx.base_cpu, &v->dx.base_mono);
+    return v->dx.base_tsc = __builtin_ia32_rdtsc();
+}
+
+/* A burst is timed by the TSC, which goes on while the host runs something else: a
+   burst of a few hundred cycles that the host preempted looks as long as a compute
+   loop (a chatty process promoted on a loaded host).  So a burst that reaches the
+   threshold loses the time since its base (xbt_adapt_base, taken before the burst began
+   and at most a threshold's time before it) that this thread did not run: the
+   monotonic clock's progress less the thread's CPU time, in TSC ticks.  Time lost just
+   before the burst is subtracted too, which only delays a promotion to a later burst.
+   The base moves to now, and the burst goes on from what is left.  One system call per
+   threshold's time of translated user code at most (the base, run.c) and one per
+   burst that reaches the threshold. */
+static uint64_t adapt_run_ticks(struct xbt_vcpu *v, uint64_t burst)
+{
+    uint64_t cpu, mono;
+    adapt_clocks(&cpu, &mono);
+    uint64_t now = __builtin_ia32_rdtsc();
+    uint64_t wall = mono - v->dx.base_mono, ran = cpu - v->dx.base_cpu,
+             ticks = now - v->dx.base_tsc;
+    if (wall > ran && v->dx.base_tsc) {
+        uint64_t lost = (uint64_t)((unsigned __int128)(wall - ran) * ticks / wall);
+        burst = burst > lost ? burst - lost : 0;
+    }
+    v->dx.base_tsc = now;
+    v->dx.base_cpu = cpu;
+    v->dx.base_mono = mono;
+    return burst;
+}
+
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks)
 {
     v->dx.adapt_burst += ticks;
     struct xbt_dset *d = xbt_dset_cur(v->vm);
     if (d->demotions < XBT_ADAPT_STRIKES &&
-        v->dx.adapt_burst >= v->vm->adapt_ticks << d->demotions) {
+        v->dx.adapt_burst >= v->vm->adapt_ticks << d->demotions &&
+        (v->dx.adapt_burst = adapt_run_ticks(v, v->dx.adapt_burst)) >=
+            v->vm->adapt_ticks << d->demotions) {
         d->promoted = true;
         d->m_ticks[1] = d->m_entries[1] = 0;
         /* The burst that earned the promotion is not the translated code's usual

@@ -1321,6 +1321,8 @@ static int execute_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key)
            kernel entries (two RDTSCs, a tenth of a system call's time: not where
            nothing can be promoted). */
         uint64_t t0 = __builtin_ia32_rdtsc();
+        if (!v->dx.adapt_burst && t0 - v->dx.base_tsc > v->vm->adapt_ticks)
+            t0 = xbt_adapt_base(v); /* at most once per threshold's time */
         rc = xbt_jit_enter(&v->ctx, b->host);
         xbt_adapt_account(v, __builtin_ia32_rdtsc() - t0);
     } else {

@@ -434,6 +434,9 @@ struct xbt_vcpu {
         bool mark_promoted;               /* it ran promoted */
         uint64_t adapt_burst;            /* adaptive mode: TSC ticks of translated user
                                             code since the last kernel entry */
+        uint64_t base_tsc, base_cpu, base_mono; /* xbt_adapt_base: the TSC, this
+                                            thread's CPU time and the monotonic clock (ns)
+                                            at or before the burst's start */
         /* The last guest page fault raised from directly run code (direct.c: the next
            entry maps the page if the guest's handler made it present). */
         uint32_t lost_streak;     /* runners lost to an outside SIGKILL in a row */
@@ -1033,6 +1036,9 @@ bool xbt_direct_wanted(struct xbt_vcpu *v);
    code not yet promoted is accounted to the current address space, which runs directly
    once it has earned it. */
 void xbt_adapt_account(struct xbt_vcpu *v, uint64_t ticks);
+/* Called before a burst's first piece of translated user code: reads the clocks that
+   tell, at a promotion, how much of the burst the host did not run this thread. */
+uint64_t xbt_adapt_base(struct xbt_vcpu *v); /* (returns the TSC it read last) */
 /* Every dispatch in adaptive mode: the time since the last one, and the kernel entries
    from CPL 3 meanwhile, go to the address space that was current. */
 void xbt_adapt_mark(struct xbt_vcpu *v);
