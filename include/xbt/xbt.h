@@ -130,6 +130,7 @@ extern "C" {
  *   API 2.2: xbt_stats.adapt_demotions.
  *   API 2.3: xbt_stats.direct_runner_moves, direct_page_scans, direct_scan_hits.
  *   API 2.4: xbt_stats.direct_predicted.
+ *   API 2.5: xbt_stats.thunk_chains.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -137,7 +138,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 4
+#define XBT_API_VERSION_MINOR 5
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -937,6 +938,10 @@ typedef struct xbt_stats {
        before any fault asked for them, as pages directly run code faulted in before
        (docs/ARCHITECTURE.md, "A process's working set, predicted") */
     uint64_t direct_predicted;
+    /* chains of a direct CALL that go past a PC thunk (`mov r32, [esp]; ret`) straight
+       to the return address, counted in `chains` too (docs/ARCHITECTURE.md, "PC
+       thunks") */
+    uint64_t thunk_chains;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -354,6 +354,7 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->body_len = tb->body_len;
     b->n_exits = tb->n_exits;
     memcpy(b->exits, tb->exits, tb->n_exits * sizeof *b->exits);
+    b->thunk = tb->thunk;
     b->n_map = tb->n_map;
     if (share) {
         b->map = share->map;
@@ -472,6 +473,26 @@ static bool record(struct chain_rec **v, uint32_t *n, uint32_t *cap, xbt_block *
     return true;
 }
 
+/* Where exit `exit` of `from` jumps once chained to `to`: to's code, or, for a direct
+   CALL's exit with a thunk path (translator.h, XBT_ALT_*) chained to a PC thunk, that
+   path, its register set to the thunk's the first time (it is unreachable until then;
+   a later thunk with another register gets the plain chain: the byte is never
+   rewritten under code that may run it). */
+static const uint8_t *chain_dest(xbt_tcache *tc, xbt_block *from, uint32_t exit,
+                                 const xbt_block *to)
+{
+    struct xbt_texit *e = &from->exits[exit];
+    if (e->alt == XBT_ALT_NONE || !to->thunk)
+        return to->host;
+    uint8_t want = (uint8_t)(XBT_ALT_REG0 + to->thunk - 1);
+    uint8_t *path = from->host + e->rel32_off + 4;
+    if (e->alt == XBT_ALT_FREE) {
+        path[tc->wdelta] = (uint8_t)(0xB8 + to->thunk - 1);
+        e->alt = want;
+    }
+    return e->alt == want ? path : to->host;
+}
+
 void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
 {
     if (!from->valid || !to->valid || exit >= from->n_exits || from->chained_to[exit])
@@ -484,8 +505,10 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     l->next = to->incoming;
     to->incoming = l;
     from->chained_to[exit] = to;
-    patch_rel32(tc, from->host + from->exits[exit].rel32_off, to->host);
+    const uint8_t *dest = chain_dest(tc, from, exit, to);
+    patch_rel32(tc, from->host + from->exits[exit].rel32_off, dest);
     tc->st.chains++;
+    tc->st.thunk_chains += dest != to->host;
     if (chain_page_local(from, to)) {
         if (tc->local.n >= tc->local.compact_at)
             local_compact(tc);
@@ -535,7 +558,8 @@ void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b)
 {
     for (uint32_t i = 0; i < b->n_exits; i++)
         if (b->chained_to[i] && b->valid && b->chained_to[i]->valid)
-            patch_rel32(tc, b->host + b->exits[i].rel32_off, b->chained_to[i]->host);
+            patch_rel32(tc, b->host + b->exits[i].rel32_off,
+                        chain_dest(tc, b, i, b->chained_to[i]));
 }
 
 /* b out of the index of relocatable blocks (constant time: the list is doubly linked). */
@@ -786,6 +810,8 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
         /* Back to its stub, as translated (chained or not, here). */
         int32_t d = (int32_t)b->exits[i].stub_off - (int32_t)(b->exits[i].rel32_off + 4);
         memcpy(out->code + b->exits[i].rel32_off, &d, 4);
+        if (b->exits[i].alt != XBT_ALT_NONE)
+            out->code[b->exits[i].rel32_off + 4] = 0xB8; /* the thunk path as translated */
     }
     out->eip = b->eip;
     out->guest_len = b->guest_len;
@@ -797,6 +823,10 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
     out->ool_off = b->ool_off;
     out->n_exits = b->n_exits;
     memcpy(out->exits, b->exits, b->n_exits * sizeof *b->exits);
+    for (uint32_t i = 0; i < b->n_exits; i++)
+        if (out->exits[i].alt != XBT_ALT_NONE)
+            out->exits[i].alt = XBT_ALT_FREE;
+    out->thunk = b->thunk;
     out->n_map = b->n_map;
     memcpy(out->map, b->map, b->n_map * sizeof *b->map);
     for (uint32_t i = 0; i < b->n_map; i++)

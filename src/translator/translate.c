@@ -93,7 +93,7 @@ static void add_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kin
         xbt_tx_fail(t, "too many exits");
         return;
     }
-    b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind, 0 };
+    b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind, 0, XBT_ALT_NONE };
 }
 
 /* The instruction just emitted (a MOV, whose immediate is always its last 4 bytes)
@@ -1767,6 +1767,53 @@ static void emit_loop16(xbt_tx *t, const xbt_insn *in, uint32_t next)
     emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
 }
 
+/*
+ * Position-independent 32-bit code calls a PC thunk (`mov ebx, [esp]; ret`, gcc's
+ * __x86.get_pc_thunk.bx) at the start of nearly every function; translated, the thunk's
+ * RET is one indirect branch with as many targets as there are callers, which the host
+ * mispredicts (16% of strict mode's time in the macro benchmark's shell loop).  So a
+ * direct CALL, in flat 32-bit code with a 32-bit stack, gets a second path after its
+ * exit's jump, which nothing reaches until the cache chains the exit to a block that is
+ * a thunk (xbt_tblock.thunk): then the exit jumps here instead, and this does what
+ * the thunk would: its register gets the return address the call just stored (a store
+ * then a load of the same stack slot), the pop, and on to the return address by a
+ * chainable exit.  It is only reachable while that chain stands, and the chain stands
+ * only while the thunk's block is current (its bytes and mapping; tcache.c unchains
+ * when it goes), so the thunk's instructions are exactly what runs in its place.
+ */
+static bool thunk_path_fits(const xbt_tx *t, const xbt_insn *in)
+{
+    return !t->failed && in->zi.operand_width == 32 && t->mode->segbase_mask == 0 &&
+           t->mode->seglimit_mask == 0 &&
+           !(t->mode->size16 & (XBT_TS_CODE16 | XBT_TS_STACK16 | XBT_TS_V86)) &&
+           t->b->n_exits + 1 < XBT_BLOCK_MAX_EXITS;
+}
+
+static void emit_thunk_path(xbt_tx *t, uint32_t next)
+{
+    struct xbt_texit *e = &t->b->exits[t->b->n_exits - 1];
+    if (e->rel32_off + 4 != t->len)
+        return; /* (the jump is always the last thing emitted) */
+    uint32_t at = t->len;
+    xbt_emit2(t, M(MOV), xo_reg(R(EAX)), xo_imm((int32_t)next));
+    if (t->failed || t->len != at + 5 || t->b->code[at] != 0xB8)
+        return; /* not the B8 form whose register chaining patches: left unreachable */
+    e->alt = XBT_ALT_FREE;
+    add_reloc_last(t, next);
+    emit_esp_add(t, 4);
+    emit_direct_exit(t, next, XBT_EXIT_FALLTHROUGH);
+}
+
+/* The thunk's register if in is `mov r32, [esp]` (8B /r, ModRM 00 r 100, SIB 24: no
+   prefix, no displacement), r not ESP; else -1. */
+static int thunk_load_reg(const xbt_insn *in)
+{
+    if (in->length != 3 || in->bytes[0] != 0x8B || (in->bytes[1] & 0xC7) != 0x04 ||
+        in->bytes[2] != 0x24 || ((in->bytes[1] >> 3) & 7) == 4)
+        return -1;
+    return (in->bytes[1] >> 3) & 7;
+}
+
 static void emit_branch(xbt_tx *t, const xbt_insn *in)
 {
     uint32_t next = in->eip + in->length;
@@ -1819,6 +1866,8 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             break;
         }
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
+        if (thunk_path_fits(t, in))
+            emit_thunk_path(t, next);
         break;
     case XBT_IC_JMP_INDIRECT:
         emit_load_target(t, in);
@@ -2533,6 +2582,8 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
     b->reloc_ok = !tr->path && !tr->prof && !tr->block_count &&
                   !(mode->size16 & XBT_TS_CODE16); /* IP wraps at 64 KiB, not with EIP */
     b->code16 = (mode->size16 & XBT_TS_CODE16) != 0;
+    b->thunk = 0;
+    int thunk = -1; /* the first instruction's thunk_load_reg */
     memset(&b->stats, 0, sizeof b->stats);
     b->error[0] = 0;
     if (b->code_cap < 2 * INSN_RESERVE) {
@@ -2591,6 +2642,8 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         t.uk_fast = -1;
         t.uk_fast_used = false;
         bool ends = translate_insn(&t, &in);
+        if (b->n_insns == 0)
+            thunk = thunk_load_reg(&in);
         if (t.uk_fast_used) {
             /* Its pc-map entries tell a fault of the fast form's wrap (translator.h). */
             for (uint32_t i = map0; i < b->n_map; i++)
@@ -2639,6 +2692,10 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         if (ends) {
             b->end = (in.iclass >= XBT_IC_JMP_DIRECT && in.iclass <= XBT_IC_RET)
                          ? XBT_END_BRANCH : XBT_END_CALLOUT;
+            if (b->n_insns == 2 && thunk >= 0 && in.length == 1 && in.bytes[0] == 0xC3 &&
+                !tr->path && mode->segbase_mask == 0 && mode->seglimit_mask == 0 &&
+                !(mode->size16 & (XBT_TS_CODE16 | XBT_TS_STACK16 | XBT_TS_V86)))
+                b->thunk = (uint8_t)(1 + thunk);
             break;
         }
         /* Limits: instruction count, host space, at most two guest pages; a stop the
@@ -2707,12 +2764,14 @@ const char *xbt_tblock_diff(const xbt_tblock *a, const xbt_tblock *b)
     for (uint32_t i = 0; i < a->n_exits; i++) {
         const struct xbt_texit *x = &a->exits[i], *y = &b->exits[i];
         if (x->rel32_off != y->rel32_off || x->stub_off != y->stub_off ||
-            x->target != y->target || x->kind != y->kind || x->prof != y->prof)
+            x->target != y->target || x->kind != y->kind || x->prof != y->prof ||
+            x->alt != y->alt)
             return "exits";
     }
     if (a->n_map != b->n_map || memcmp(a->map, b->map, a->n_map * sizeof a->map[0]) != 0)
         return "pc map";
-    if (a->guest_len != b->guest_len || a->n_insns != b->n_insns || a->end != b->end)
+    if (a->guest_len != b->guest_len || a->n_insns != b->n_insns || a->end != b->end ||
+        a->thunk != b->thunk)
         return "extent";
     if (a->n_sites != b->n_sites || a->sites_off != b->sites_off || a->ool_off != b->ool_off)
         return "callout sites";

@@ -92,7 +92,18 @@ struct xbt_texit {
     uint32_t target;    /* guest EIP this exit leads to */
     uint8_t kind;       /* enum xbt_exit_kind */
     uint8_t prof;       /* a profiled trace's side exit: its counter (1..), else 0 */
+    uint8_t alt;        /* a direct CALL's exit with the thunk path after its rel32
+                           (XBT_ALT_*): chained to a block that is a PC thunk, it goes
+                           there instead of into the thunk (tcache.c, chain_dest) */
 };
+
+/* xbt_texit.alt.  The thunk path, right after the exit's rel32: `mov r32, imm32` (the
+   return address; its register chosen at chaining by patching the opcode byte 0xB8 +
+   r), the pop (`lea r12d, [r12 + 4]`), and a chainable exit to the return address: what
+   the call followed by `mov r32, [esp]; ret` does. */
+#define XBT_ALT_NONE 0
+#define XBT_ALT_FREE 1   /* no register chosen yet (as translated) */
+#define XBT_ALT_REG0 2   /* + the guest register (0..7, not ESP) it was chained with */
 
 /* Fault fix-ups: how to recover guest state if a host instruction in a range faults. */
 enum xbt_fixup {
@@ -179,6 +190,9 @@ typedef struct xbt_tblock {
        block cut short by an unfetchable page, more than XBT_BLOCK_MAX_RELOCS fields). */
     bool reloc_ok;
     bool code16;           /* translated as 16-bit code (the listing decodes it so) */
+    /* A PC thunk: the block is exactly `mov r32, [esp]` and `ret` (no prefix, flat
+       32-bit code and stack): 1 + r32's number (0..7, not ESP); 0: not one. */
+    uint8_t thunk;
     uint32_t n_relocs;
     uint32_t relocs[XBT_BLOCK_MAX_RELOCS];
     struct xbt_tstats stats;

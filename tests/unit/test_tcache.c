@@ -28,7 +28,7 @@ static xbt_block *insert(xbt_tcache *tc, uint32_t eip, uint32_t p0, uint32_t p1)
     tb.code_len = sizeof code;
     tb.body_len = 5;
     tb.n_exits = 1;
-    tb.exits[0] = (struct xbt_texit){ 1, 5, eip + 100, XBT_EXIT_JMP, 0 };
+    tb.exits[0] = (struct xbt_texit){ 1, 5, eip + 100, XBT_EXIT_JMP, 0, XBT_ALT_NONE };
     tb.reloc_ok = true;
     tb.n_relocs = 1;
     tb.relocs[0] = 10;
