@@ -178,6 +178,13 @@ xbt)
         [ "${n:-0}" -ge "$XBT_PREDICTED_MIN" ] ||
             { echo "FAIL expected at least $XBT_PREDICTED_MIN pages mapped by prediction"; status=99; }
     fi
+    # XBT_THUNK_CHAINS_MIN=N: at least N direct CALLs chained past a PC thunk (thunk.c).
+    if [ -n "${XBT_THUNK_CHAINS_MIN:-}" ]; then
+        n=$(grep -a -o '([0-9]* past a PC thunk)' "$out" | grep -o '[0-9]*')
+        echo "== xbt: ${n:-no} calls chained past a PC thunk"
+        [ "${n:-0}" -ge "$XBT_THUNK_CHAINS_MIN" ] ||
+            { echo "FAIL expected at least $XBT_THUNK_CHAINS_MIN calls chained past a PC thunk"; status=99; }
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
