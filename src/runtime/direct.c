@@ -569,18 +569,13 @@ uint64_t xbt_adapt_base(struct xbt_vcpu *v)
    burst that reaches the threshold. */
 static uint64_t adapt_run_ticks(struct xbt_vcpu *v, uint64_t burst)
 {
-    uint64_t cpu, mono;
-    adapt_clocks(&cpu, &mono);
-    uint64_t now = __builtin_ia32_rdtsc();
-    uint64_t wall = mono - v->dx.base_mono, ran = cpu - v->dx.base_cpu,
-             ticks = now - v->dx.base_tsc;
-    if (wall > ran && v->dx.base_tsc) {
+    uint64_t tsc0 = v->dx.base_tsc, cpu0 = v->dx.base_cpu, mono0 = v->dx.base_mono;
+    uint64_t ticks = xbt_adapt_base(v) - tsc0; /* the base moves to now */
+    uint64_t wall = v->dx.base_mono - mono0, ran = v->dx.base_cpu - cpu0;
+    if (wall > ran && tsc0) {
         uint64_t lost = (uint64_t)((unsigned __int128)(wall - ran) * ticks / wall);
         burst = burst > lost ? burst - lost : 0;
     }
-    v->dx.base_tsc = now;
-    v->dx.base_cpu = cpu;
-    v->dx.base_mono = mono;
     return burst;
 }
 

@@ -368,7 +368,7 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
        an IPI to an idle CPU, 30,000 ticks and more on this kind of host, though the
        runner never runs there again.  Started unpinned and moved to its CPU after (as
        until 2026-12-03), it had run on the other CPU while it set up. */
-    int birth = placement() >= 0 ? placement() : placement() == -1 ? sched_getcpu() : -1;
+    int want = placement(), birth = want >= 0 ? want : want == -1 ? sched_getcpu() : -1;
     struct spawn_args a = { image_fd, r->comm_fd, r->ring_fd, r->efd, f, birth >= 0,
                             one_cpu(birth >= 0 ? birth : 0) };
     size_t ss = 64 * 1024;
@@ -427,8 +427,8 @@ bool xbt_runner_start(struct xbt_runner *r, const struct xbt_runner_files *f, ch
         r->cpu = birth; /* its trusted thread was created there too */
         r->moves++;     /* placed, at birth */
     }
-    if (placement() >= 0 && r->cpu != placement())
-        place(r, placement());
+    if (want >= 0 && r->cpu != want)
+        place(r, want);
     r->fresh = true;
     return true;
 }

@@ -806,12 +806,17 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
         b->n_relocs > XBT_BLOCK_MAX_RELOCS)
         return false;
     memcpy(out->code, b->host, b->host_len);
+    out->n_exits = b->n_exits;
+    memcpy(out->exits, b->exits, b->n_exits * sizeof *b->exits);
     for (uint32_t i = 0; i < b->n_exits; i++) {
-        /* Back to its stub, as translated (chained or not, here). */
-        int32_t d = (int32_t)b->exits[i].stub_off - (int32_t)(b->exits[i].rel32_off + 4);
-        memcpy(out->code + b->exits[i].rel32_off, &d, 4);
-        if (b->exits[i].alt != XBT_ALT_NONE)
-            out->code[b->exits[i].rel32_off + 4] = 0xB8; /* the thunk path as translated */
+        /* Back to its stub, as translated (chained or not, here); the thunk path too. */
+        struct xbt_texit *e = &out->exits[i];
+        int32_t d = (int32_t)e->stub_off - (int32_t)(e->rel32_off + 4);
+        memcpy(out->code + e->rel32_off, &d, 4);
+        if (e->alt != XBT_ALT_NONE) {
+            out->code[e->rel32_off + 4] = 0xB8;
+            e->alt = XBT_ALT_FREE;
+        }
     }
     out->eip = b->eip;
     out->guest_len = b->guest_len;
@@ -821,11 +826,6 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
     out->code_len = b->host_len;
     out->body_len = b->body_len;
     out->ool_off = b->ool_off;
-    out->n_exits = b->n_exits;
-    memcpy(out->exits, b->exits, b->n_exits * sizeof *b->exits);
-    for (uint32_t i = 0; i < b->n_exits; i++)
-        if (out->exits[i].alt != XBT_ALT_NONE)
-            out->exits[i].alt = XBT_ALT_FREE;
     out->thunk = b->thunk;
     out->n_map = b->n_map;
     memcpy(out->map, b->map, b->n_map * sizeof *b->map);

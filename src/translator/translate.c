@@ -1781,11 +1781,17 @@ static void emit_loop16(xbt_tx *t, const xbt_insn *in, uint32_t next)
  * only while the thunk's block is current (its bytes and mapping; tcache.c unchains
  * when it goes), so the thunk's instructions are exactly what runs in its place.
  */
+/* Flat 32-bit code and stack: no segment base or limit, no 16-bit code or stack, not
+   virtual-8086 mode (where a thunk may be taken, and a CALL may go past one). */
+static bool thunk_mode(const xbt_tmode *m)
+{
+    return m->segbase_mask == 0 && m->seglimit_mask == 0 &&
+           !(m->size16 & (XBT_TS_CODE16 | XBT_TS_STACK16 | XBT_TS_V86));
+}
+
 static bool thunk_path_fits(const xbt_tx *t, const xbt_insn *in)
 {
-    return !t->failed && in->zi.operand_width == 32 && t->mode->segbase_mask == 0 &&
-           t->mode->seglimit_mask == 0 &&
-           !(t->mode->size16 & (XBT_TS_CODE16 | XBT_TS_STACK16 | XBT_TS_V86)) &&
+    return !t->failed && in->zi.operand_width == 32 && thunk_mode(t->mode) &&
            t->b->n_exits + 1 < XBT_BLOCK_MAX_EXITS;
 }
 
@@ -2693,8 +2699,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
             b->end = (in.iclass >= XBT_IC_JMP_DIRECT && in.iclass <= XBT_IC_RET)
                          ? XBT_END_BRANCH : XBT_END_CALLOUT;
             if (b->n_insns == 2 && thunk >= 0 && in.length == 1 && in.bytes[0] == 0xC3 &&
-                !tr->path && mode->segbase_mask == 0 && mode->seglimit_mask == 0 &&
-                !(mode->size16 & (XBT_TS_CODE16 | XBT_TS_STACK16 | XBT_TS_V86)))
+                !tr->path && thunk_mode(mode))
                 b->thunk = (uint8_t)(1 + thunk);
             break;
         }
