@@ -137,6 +137,9 @@ static uint8_t host_fast_syscall(void)
    00" is in every imm32 0x00000F00): starts_instruction wants most decodes, not one,
    to land on them (otherwise about one page in ten of Debian's libc text counted). */
 enum { SENS_NONE, SENS_ANY, SENS_MOST };
+/* The previous linear page's last bytes kept before a scanned page: the context that
+   starts_instruction decodes from for a find in the page's first bytes (its BACK). */
+enum { PRE = 64 };
 static int sensitive_at(const uint8_t *b, size_t n)
 {
     if (n >= 4 && b[0] == 0xF3 && b[1] == 0x0F && b[2] == 0xC7 && (b[3] & 0xF8) == 0xF8)
@@ -177,7 +180,7 @@ static void compat32_init(void)
 }
 
 /*
- * Whether the sensitive byte sequence at offset p of code bytes w[0..n) can be
+ * Whether the sensitive byte sequence at offset p of code bytes w[base..n) can be
  * executed as the instruction it spells by code that runs through these bytes in the
  * usual way, i.e. whether p (or a prefix before it) starts an instruction of the stream
  * that decoding settles on.  x86 decoding synchronizes itself: decodes started at
@@ -187,8 +190,8 @@ static void compat32_init(void)
  * instruction, or meets bytes that are no instruction.  The sequence is taken as
  * executable when any decode lands on it or steps over it inside a sensitive
  * instruction (the same one behind a prefix), or when fewer than eight decodes step
- * over it (too little context: the first 32 bytes of a page, or undecodable bytes
- * before it); for `most` (SENS_MOST) only when more decodes land on it than step over
+ * over it (too little context: the first 32 bytes known, w[base..base + 32), or
+ * undecodable bytes before it); for `most` (SENS_MOST) only when more decodes land on it than step over
  * it, or with too little context as above; otherwise it lies inside another
  * instruction's displacement or immediate ("je rel32" with rel32 0x0000050f holds 0F 05;
  * "and eax, 0x0f0f0f0f; add eax, edx" holds 0F 01 D0), which is what about nine in ten
@@ -196,13 +199,13 @@ static void compat32_init(void)
  * is landed on by most decodes: Debian's libc text has 987 finds of SENS_MOST patterns
  * and no such instruction; 34 had a decode land on them, 2 a majority.)
  */
-static bool starts_instruction(const uint8_t *w, size_t n, size_t p, bool most)
+static bool starts_instruction(const uint8_t *w, size_t n, size_t base, size_t p, bool most)
 {
     enum { BACK = 64, RUN_UP = 24, VOTES = 8 };
     pthread_once(&compat32_once, compat32_init);
-    if (p < RUN_UP + VOTES)
+    if (p < base + RUN_UP + VOTES)
         return true;
-    size_t lo = p > BACK ? p - BACK : 0;
+    size_t lo = p - base > BACK ? p - BACK : base;
     uint8_t fate[BACK] = { 0 }; /* by offset - lo: 0 unknown, 1 executable, 2 over, 3 invalid */
     int over = 0, landed = 0;
     for (size_t s = lo; s + RUN_UP <= p; s++) {
@@ -305,18 +308,20 @@ static bool any_sensitive(const uint8_t *w, size_t n)
     return false;
 }
 
-/* Whether bytes w[0..n) hold a sensitive pattern starting in the page (w[0..4096), or
-   its 0F at w[4096]) that is an instruction in context (starts_instruction). */
-static bool find_sensitive(const uint8_t *w, size_t n)
+/* Whether bytes w[0..n) hold a sensitive pattern starting in the page (w[PRE..PRE +
+   4096), or its 0F at w[PRE + 4096]) that is an instruction in context
+   (starts_instruction), the bytes before w[base] unknown. */
+static bool find_sensitive(const uint8_t *w, size_t n, size_t base)
 {
-    size_t end = n > 4096 ? 4097 : 4096;
-    for (const uint8_t *q = w; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL; q++) {
+    size_t end = n > PRE + 4096 ? PRE + 4097 : PRE + 4096;
+    for (const uint8_t *q = w + PRE; (q = memchr(q, 0x0F, (size_t)(w + end - q))) != NULL;
+         q++) {
         size_t at = (size_t)(q - w);
         for (size_t back = 0; back < 2; back++) {
-            if (back ? at == 0 : at >= 4096)
+            if (back ? at == PRE : at >= PRE + 4096)
                 continue;
             int k = sensitive_at(q - back, n - at + back);
-            if (k && starts_instruction(w, n, at - back, k == SENS_MOST))
+            if (k && starts_instruction(w, n, base, at - back, k == SENS_MOST))
                 return true;
         }
     }
@@ -333,30 +338,41 @@ static bool find_sensitive(const uint8_t *w, size_t n)
    and each find is then decoded in context (starts_instruction): only those that code
    running through the page would execute count.  `next` is the physical page that
    follows in the linear address space (~0: none, a fetch there faults): an instruction
-   may start in this page's last bytes and continue there.  (Every other instruction
+   may start in this page's last bytes and continue there.  `prev` is the physical page
+   before it (~0: none): code that runs into this page comes from there, and its last
+   bytes are the context in which a find in this page's first bytes is decoded (without
+   them any find there counted: Debian's cc1 has "call rel32" with 0F 01 8B in the rel32
+   in the first 32 bytes of two of its hottest pages, which then ran translated, 5,000
+   jumps into them in one compile).  (Every other instruction
    either traps to the VMM or means the same on both; the rest are listed in the
    README, with what a jump into the middle of an instruction can still see.) */
-bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next)
+bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t prev, uint64_t next)
 {
     const uint8_t *h = xbt_phys_r(&vm->phys, gpa & ~0xFFFull, 4096);
     if (!h)
         return true;
-    uint8_t w[4096 + 32];
-    size_t n = 4096;
-    memcpy(w, h, 4096);
-    memset(w + 4096, 0, 32);
+    uint8_t w[PRE + 4096 + 32];
+    size_t n = PRE + 4096;
+    memcpy(w + PRE, h, 4096);
+    memset(w + PRE + 4096, 0, 32);
     const uint8_t *hn = next != ~0ull ? xbt_phys_r(&vm->phys, next & ~0xFFFull, 4096) : NULL;
     if (hn) {
-        memcpy(w + 4096, hn, 16);
+        memcpy(w + PRE + 4096, hn, 16);
         n += 16;
     }
-    if (!any_sensitive(w, n))
+    if (!any_sensitive(w + PRE, n - PRE))
         return false;
+    const uint8_t *hp = prev != ~0ull ? xbt_phys_r(&vm->phys, prev & ~0xFFFull, 4096) : NULL;
+    size_t base = hp ? 0 : PRE; /* the first byte known */
+    if (hp)
+        memcpy(w, hp + 4096 - PRE, PRE);
     /* A candidate: the verdict for these bytes, if known.  The same pages of busybox,
        ld.so and libc come back in every new process, and the decodes in context cost
        23,500 ticks a page on average (a third of 400 fork+exec's time in direct mode
-       until verdicts were kept). */
-    uint64_t hash = siphash13(vm->scan_key, w, n) & ~1ull;
+       until verdicts were kept).  The bytes hashed are all those the verdict depends
+       on: the previous page's last PRE when known, the page, the next page's first 16
+       when known (the lengths differ, and the length is hashed). */
+    uint64_t hash = siphash13(vm->scan_key, w + base, n - base) & ~1ull;
     _Atomic uint64_t *slot = &vm->scan_cache[(hash >> 1) & (XBT_SCAN_CACHE - 1)];
     atomic_fetch_add_explicit(&vm->scans, 1, memory_order_relaxed);
     uint64_t e = atomic_load_explicit(slot, memory_order_relaxed);
@@ -364,7 +380,7 @@ bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next)
         atomic_fetch_add_explicit(&vm->scan_hits, 1, memory_order_relaxed);
         return e & 1;
     }
-    bool sens = find_sensitive(w, n);
+    bool sens = find_sensitive(w, n, base);
     if (hash)
         atomic_store_explicit(slot, hash | sens, memory_order_relaxed);
     return sens;
@@ -382,13 +398,16 @@ static uint64_t probe_page(const struct xbt_vcpu *v, uint32_t lin)
     return r.gpa & ~0xFFFull;
 }
 
-/* xbt_direct_page_sensitive for linear page `lin` at `gpa`; `next` the next page's
-   physical address when known from the same run, else walked. */
-static bool page_sensitive(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint64_t next)
+/* xbt_direct_page_sensitive for linear page `lin` at `gpa`; `prev` and `next` the
+   neighbours' physical addresses when known from the same run, else walked. */
+static bool page_sensitive(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint64_t prev,
+                           uint64_t next)
 {
+    if (prev == ~0ull && vm->vcpus[0] && lin >= 4096)
+        prev = probe_page(vm->vcpus[0], lin - 4096);
     if (next == ~0ull && vm->vcpus[0] && lin < 0xFFFFF000u)
         next = probe_page(vm->vcpus[0], lin + 4096);
-    return xbt_direct_page_sensitive(vm, gpa, next);
+    return xbt_direct_page_sensitive(vm, gpa, prev, next);
 }
 
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
@@ -413,10 +432,11 @@ int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool wr
     }
     int rc = XBT_DMAP_OK;
     for (uint32_t at = 0; at < len;) {
-        bool sens = page_sensitive(vm, lin + at, gpa + at, at + 4096 < len ? gpa + at + 4096 : ~0ull);
+        bool sens = page_sensitive(vm, lin + at, gpa + at, at ? gpa + at - 4096 : ~0ull,
+                                   at + 4096 < len ? gpa + at + 4096 : ~0ull);
         uint32_t n = 4096;
         while (at + n < len &&
-               page_sensitive(vm, lin + at + n, gpa + at + n,
+               page_sensitive(vm, lin + at + n, gpa + at + n, gpa + at + n - 4096,
                               at + n + 4096 < len ? gpa + at + n + 4096 : ~0ull) == sens)
             n += 4096;
         int prot = PROT_READ | (sens ? 0 : PROT_EXEC);

@@ -1029,7 +1029,7 @@ void xbt_direct_slots_changed(xbt_vm *vm);
    translated (xbt_direct_page_translated). */
 int xbt_direct_map(xbt_vm *vm, uint32_t lin, uint64_t gpa, uint32_t len, bool writable,
                    int64_t fetch);
-bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t next);
+bool xbt_direct_page_sensitive(xbt_vm *vm, uint64_t gpa, uint64_t prev, uint64_t next);
 void xbt_direct_page_translated(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_wanted(struct xbt_vcpu *v);
 /* Adaptive mode's address-space policy (direct.c): the run time of translated user
