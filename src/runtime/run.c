@@ -106,6 +106,8 @@ static inline __attribute__((always_inline)) xbt_tmode current_mode(const struct
         m.size16 |= XBT_TS_V86;
     if (v->arch.cr4 & XBT_CR4_SMAP)
         m.size16 |= XBT_TS_SMAP;
+    if (v->dx.bounded)
+        m.size16 |= XBT_TS_BOUNDED;
     return m;
 }
 
@@ -1116,8 +1118,10 @@ static int handle_interrupt(struct xbt_vcpu *v)
    an instruction must run alone here; 0: translated code runs. */
 static int run_direct(struct xbt_vcpu *v)
 {
-    if (v->arch.cpl != 3)
-        v->dx.sticky = false; /* back in the kernel: user code may run directly */
+    if (v->arch.cpl != 3) { /* back in the kernel: user code may run directly */
+        v->dx.sticky = v->dx.bounded = false;
+        v->dx.crossings = 0;
+    }
     if (!v->smc.single && !v->arch.interrupt_shadow && xbt_direct_wanted(v)) {
         if (!xbt_direct_run(v))
             return XBT_LEAVE_EXIT;

@@ -427,6 +427,12 @@ struct xbt_vcpu {
         bool sticky;              /* user code entered a page that runs translated: it
                                             stays translated until it enters the kernel (a
                                             jump back and forth would cost two exits each) */
+        uint32_t crossings;       /* jumps from directly run code into such pages since
+                                     the last kernel entry: past XBT_CROSS_STICKY, sticky */
+        #define XBT_CROSS_STICKY 4
+        bool bounded;             /* user code returned from the kernel into such a page:
+                                     it runs translated while it stays in such pages
+                                     (XBT_TS_BOUNDED), directly once it leaves them */
         uint64_t kentries;               /* kernel entries from CPL 3 (interrupt and
                                             exception delivery, SYSENTER) */
         uint64_t mark_tsc, mark_kentries; /* xbt_adapt_mark's last mark, and the */
@@ -445,8 +451,10 @@ struct xbt_vcpu {
     #define XBT_HOT_SLOTS 256
     #define XBT_HOT_THRESHOLD 16
         /* Adaptive mode: trap counts by linear page and address space (window set and its
-           generation: a set given to another address space forgets them). */
-        struct xbt_hot { uint32_t page, as, count; } *hot; /* XBT_HOT_SLOTS */
+           generation: a set given to another address space forgets them) and the
+           physical page mapped there when counted (xbt_direct_hot); the pages that must
+           run translated too. */
+        struct xbt_hot { uint32_t page, as, count; uint64_t gpa; } *hot; /* XBT_HOT_SLOTS */
     } dx;
 
     /* The guest's own single-step and RF (run.c guest_insn_*): the instruction watched
@@ -1062,7 +1070,7 @@ static inline bool xbt_adapt_promoted(struct xbt_vcpu *v)
     }
     return d->promoted || !v->vm->adapt_ticks;
 }
-bool xbt_direct_hot(const struct xbt_vcpu *v, uint32_t eip);
+bool xbt_direct_hot(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);
 /* signals.c: the thread's alternate signal stack (NULL: none could be made). */
 uint8_t *xbt_thread_altstack(void);

@@ -61,6 +61,12 @@ typedef struct xbt_tmode {
 #define XBT_TS_SMAP    0x08 /* CR4.SMAP: POPF stays a callout (not inline at CPL 0), so
                                the runtime sees EFLAGS.AC clear before the next guest
                                access (the K-window then gives up its user pages) */
+#define XBT_TS_BOUNDED 0x10 /* user code of a directly executed address space that runs
+                               translated only while it is in pages direct execution
+                               cannot run (the runtime's, direct.c): the code is the same,
+                               the key apart keeps every other page's blocks out of this
+                               mode's chains and lookups, so leaving those pages leaves
+                               to the dispatcher */
 
 /*
  * Reads up to len guest code bytes at guest linear address eip into buf.  Returns the

@@ -137,6 +137,19 @@ xbt)
         echo "== xbt: ${3:-no} $2"
         [ -n "$3" ] && [ "$3" -le "$1" ] || { echo "FAIL expected at most $1 $2"; status=99; }
     }
+    # XBT_CROSSINGS_MAX=N: at most N jumps from directly run user code into pages run
+    # translated; XBT_DIRECT_ENTRIES_MIN=N: at least N entries into directly run user code
+    # (hotpage.c).
+    if [ -n "${XBT_CROSSINGS_MAX:-}" ]; then
+        n=$(grep -a -o '[0-9]* jumps into pages run translated' "$out" | grep -o '^[0-9]*')
+        at_most "$XBT_CROSSINGS_MAX" "jumps into pages run translated" "$n"
+    fi
+    if [ -n "${XBT_DIRECT_ENTRIES_MIN:-}" ]; then
+        n=$(grep -a -o '^direct: [0-9]* entries' "$out" | grep -o '[0-9]*')
+        echo "== xbt: ${n:-no} direct entries"
+        [ "${n:-0}" -ge "$XBT_DIRECT_ENTRIES_MIN" ] ||
+            { echo "FAIL expected at least $XBT_DIRECT_ENTRIES_MIN direct entries"; status=99; }
+    fi
     # XBT_IBL_MISS_MAX=N: at most N misses of the inline indirect-branch lookup, summed
     # over the vCPUs (a bound that must hold; ibl_wide.c).
     if [ -n "${XBT_IBL_MISS_MAX:-}" ]; then
