@@ -525,17 +525,22 @@ static uint32_t hot_slot(uint32_t page, uint32_t as)
    a page that held ld.so's CPUIDs in one process held other code in the next (ASLR): in
    500 fork+exec, nine dispatches in ten of user code run translated were at such stale
    entries.  A page mapped elsewhere now forgets its count. */
-bool xbt_direct_hot(struct xbt_vcpu *v, uint32_t eip)
+static struct xbt_hot *hot_entry(struct xbt_vcpu *v, uint32_t eip)
 {
     uint32_t lin = v->arch.seg[XBT_CS].base + eip, page = lin >> 12, as = as_tag(v);
     struct xbt_hot *h = &v->dx.hot[hot_slot(page, as)];
     if (h->page != page || h->as != as || h->count < XBT_HOT_THRESHOLD)
-        return false;
+        return NULL;
     if (probe_page(v, lin) == h->gpa)
-        return true;
+        return h;
     h->count = 0;
     h->page = ~0u;
-    return false;
+    return NULL;
+}
+
+bool xbt_direct_hot(struct xbt_vcpu *v, uint32_t eip)
+{
+    return hot_entry(v, eip) != NULL;
 }
 
 static void count_trap(struct xbt_vcpu *v, uint32_t eip)
@@ -548,6 +553,7 @@ static void count_trap(struct xbt_vcpu *v, uint32_t eip)
         h->as = as;
         h->gpa = gpa;
         h->count = 0;
+        h->sticky = false;
     }
     if (h->count < 0xFFFF)
         h->count++;
@@ -712,8 +718,12 @@ bool xbt_direct_wanted(struct xbt_vcpu *v)
                          the host would run it), RDTSC that must raise #GP (CR4.TSD:
                          the host would run it): translated.  (CR4.UMIP's instructions
                          never run natively: their pages are sensitive.) */
-    if (xbt_direct_hot(v, v->ctx.eip)) { /* adaptive mode's hot pages, sensitive pages */
-        v->dx.bounded = true;
+    const struct xbt_hot *h = hot_entry(v, v->ctx.eip);
+    if (h) { /* adaptive mode's hot pages, sensitive pages */
+        if (h->sticky)
+            v->dx.sticky = true;
+        else
+            v->dx.bounded = true;
         return false;
     }
     return true;
@@ -921,11 +931,15 @@ static bool direct_page_fault(struct xbt_vcpu *v, uint32_t eip)
     const struct xbt_direct *d = &v->direct;
     v->fault_err = d->err;
     uint32_t lin = (uint32_t)d->cr2;
-    if ((d->err & XBT_PF_I) && xbt_direct_hot(v, eip)) {
+    struct xbt_hot *h = (d->err & XBT_PF_I) ? hot_entry(v, eip) : NULL;
+    if (h) {
         /* A jump into a page that runs translated (mapped without execute
            permission): it does, from here on. */
         v->stats.direct_crossings++;
-        if (++v->dx.crossings > XBT_CROSS_STICKY)
+        if (v->dx.crossed == h->page)
+            h->sticky = true; /* called from directly run code again and again */
+        v->dx.crossed = h->page;
+        if (h->sticky)
             v->dx.sticky = true;
         return true;
     }

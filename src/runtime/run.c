@@ -1120,7 +1120,7 @@ static int run_direct(struct xbt_vcpu *v)
 {
     if (v->arch.cpl != 3) { /* back in the kernel: user code may run directly */
         v->dx.sticky = v->dx.bounded = false;
-        v->dx.crossings = 0;
+        v->dx.crossed = ~0u;
     }
     if (!v->smc.single && !v->arch.interrupt_shadow && xbt_direct_wanted(v)) {
         if (!xbt_direct_run(v))

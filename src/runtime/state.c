@@ -803,7 +803,7 @@ static void apply(xbt_vcpu *v, struct staged_cpu *s)
     v->mmio.co_rd_requested = false;
     v->smc.single = v->smc.data = false;
     v->dx.xlate = v->dx.sticky = v->dx.bounded = v->dx.refault = false;
-    v->dx.crossings = 0;
+    v->dx.crossed = ~0u;
     v->pf_pending = v->fetch_pf = false;
     xbt_vcpu_set_sregs(v, &s->cpu.s);
     v->arch.cpl = s->cpu.cpl;

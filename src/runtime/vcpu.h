@@ -427,9 +427,10 @@ struct xbt_vcpu {
         bool sticky;              /* user code entered a page that runs translated: it
                                             stays translated until it enters the kernel (a
                                             jump back and forth would cost two exits each) */
-        uint32_t crossings;       /* jumps from directly run code into such pages since
-                                     the last kernel entry: past XBT_CROSS_STICKY, sticky */
-        #define XBT_CROSS_STICKY 4
+        uint32_t crossed;         /* the linear page of the last jump from directly run
+                                     code into such a page since the last kernel entry
+                                     (~0: none); a second one into the same page makes
+                                     it sticky (struct xbt_hot) */
         bool bounded;             /* user code returned from the kernel into such a page:
                                      it runs translated while it stays in such pages
                                      (XBT_TS_BOUNDED), directly once it leaves them */
@@ -454,7 +455,12 @@ struct xbt_vcpu {
            generation: a set given to another address space forgets them) and the
            physical page mapped there when counted (xbt_direct_hot); the pages that must
            run translated too. */
-        struct xbt_hot { uint32_t page, as, count; uint64_t gpa; } *hot; /* XBT_HOT_SLOTS */
+        struct xbt_hot {
+            uint32_t page, as, count;
+            bool sticky; /* entered from directly run code twice between kernel entries:
+                            user code there stays translated until the next one */
+            uint64_t gpa;
+        } *hot; /* XBT_HOT_SLOTS */
     } dx;
 
     /* The guest's own single-step and RF (run.c guest_insn_*): the instruction watched

@@ -10,7 +10,10 @@
  *   follows the physical page, not only the linear page and the CR3);
  * - user code that the kernel returns to on a page with CPUID runs translated only
  *   until it leaves that page (XBT_DIRECT_ENTRIES_MIN: the plain page it jumps to runs
- *   directly, an entry each time).
+ *   directly, an entry each time);
+ * - a function on a page with CPUID that directly run code calls again and again
+ *   between two system calls makes the caller stay translated from the second call on
+ *   (XBT_CROSSINGS_MAX again: two jumps into a page run translated, not fifty).
  */
 #include "lib/guest.h"
 
@@ -21,7 +24,7 @@ static u32 pt[4][1024] __attribute__((aligned(4096)));
 /* The frame the CPUID page's linear address is mapped onto later: mov eax, 0x1234; ret. */
 static u8 plain_frame[4096] __attribute__((aligned(4096)));
 
-volatile u32 hp_ebx, hp_sum, hp_exits, hp_calls;
+volatile u32 hp_ebx, hp_sum, hp_exits, hp_calls, hp_ones;
 
 #define CALLS 50
 #define JUMPS 100
@@ -38,16 +41,20 @@ __asm__(".section .hotpage,\"ax\"\n"
 /* A page with CPUID (never run) where the kernel returns to user code: a jump to the
    plain page at once. */
 void hot_jump(void);
+void hot_one(void);
 __asm__(".section .hotjump,\"ax\"\n"
         ".globl hot_jump\nhot_jump:\n"
         "\tjmp plain_exit\n"
         "\t.fill 64, 1, 0x90\n"
         "\txorl %eax, %eax\n\tcpuid\n\tret\n"
+        ".globl hot_one\nhot_one:\n"
+        "\tmovl $1, %eax\n\tret\n"
         ".previous\n");
 
 /* The plain page: CALLS calls of hot_cpuid's linear address (remapped onto plain_frame
    by then), a system call after each; and the exit hot_jump jumps to. */
 void plain_caller(void);
+void plain_loop(void);
 __asm__(".section .plaintext,\"ax\"\n"
         ".globl plain_caller\nplain_caller:\n"
         "\tmovl $50, %esi\n" /* CALLS */
@@ -55,6 +62,12 @@ __asm__(".section .plaintext,\"ax\"\n"
         "\taddl %eax, hp_sum\n"
         "\tmovl $7, %eax\n\tint $0x80\n"
         "\tdecl %esi\n\tjnz 1b\n"
+        "\tmovl $0, %eax\n\tint $0x80\n"
+        ".globl plain_loop\nplain_loop:\n"
+        "\tmovl $50, %esi\n" /* CALLS */
+        "2:\tcall hot_one\n"
+        "\taddl %eax, hp_ones\n"
+        "\tdecl %esi\n\tjnz 2b\n"
         "\tmovl $0, %eax\n\tint $0x80\n"
         ".globl plain_exit\nplain_exit:\n"
         "\tincl hp_exits\n"
@@ -107,6 +120,9 @@ void main(void)
     for (u32 i = 0; i < JUMPS; i++)
         user_run(hot_jump, (u32)(ustack + sizeof ustack));
     CHECK_EQ(hp_exits, JUMPS, "from the CPUID page to the plain page and out, each time");
+
+    user_run(plain_loop, (u32)(ustack + sizeof ustack));
+    CHECK_EQ(hp_ones, CALLS, "calls from the plain page into the CPUID page");
 
     __asm__ volatile("mov %0, %%cr0" : : "r"(cr0) : "memory");
 }
