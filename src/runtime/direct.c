@@ -518,8 +518,8 @@ static uint32_t hot_slot(uint32_t page, uint32_t as)
     return (page ^ as * 0x9E37u) & (XBT_HOT_SLOTS - 1);
 }
 
-/* Whether user code at eip runs translated: its linear page is hot in this address space
-   and still maps the physical page it did when it was counted.  The address-space tag
+/* The mark of eip's page if user code there runs translated: its linear page is hot in
+   this address space and still maps the physical page it did when it was counted.  The address-space tag
    alone does not tell processes apart: Linux gives a new process the page directory an
    old one freed, so the CR3, its window set and the set's generation are the same, and
    a page that held ld.so's CPUIDs in one process held other code in the next (ASLR): in
@@ -536,11 +536,6 @@ static struct xbt_hot *hot_entry(struct xbt_vcpu *v, uint32_t eip)
     h->count = 0;
     h->page = ~0u;
     return NULL;
-}
-
-bool xbt_direct_hot(struct xbt_vcpu *v, uint32_t eip)
-{
-    return hot_entry(v, eip) != NULL;
 }
 
 static void count_trap(struct xbt_vcpu *v, uint32_t eip)

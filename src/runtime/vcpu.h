@@ -453,7 +453,7 @@ struct xbt_vcpu {
     #define XBT_HOT_THRESHOLD 16
         /* Adaptive mode: trap counts by linear page and address space (window set and its
            generation: a set given to another address space forgets them) and the
-           physical page mapped there when counted (xbt_direct_hot); the pages that must
+           physical page mapped there when counted (direct.c, hot_entry); the pages that must
            run translated too. */
         struct xbt_hot {
             uint32_t page, as, count;
@@ -1076,7 +1076,6 @@ static inline bool xbt_adapt_promoted(struct xbt_vcpu *v)
     }
     return d->promoted || !v->vm->adapt_ticks;
 }
-bool xbt_direct_hot(struct xbt_vcpu *v, uint32_t eip);
 bool xbt_direct_run(struct xbt_vcpu *v);
 /* signals.c: the thread's alternate signal stack (NULL: none could be made). */
 uint8_t *xbt_thread_altstack(void);

@@ -47,24 +47,19 @@ static const struct { const char *name; uint8_t len, b[7]; } umip_insn[] = {
     { "sldt si", 4, { 0x66, 0x0F, 0x00, 0xC6 } },
 };
 
-/* Two pages of code at gpa 0: 40 bytes of "mov edx, eax; add eax, edx" (a page's first
-   32 bytes have too little context: any find there counts), the decoy, then filler; with
-   umip_insn[k] (k < 0: none) at the first instruction boundary from offset `at`; whether the page where it starts is sensitive (page 0 for
-   none; the page after it following it). */
-static bool page_with(xbt_vm *vm, int k, unsigned at)
+/* Fills guest RAM from offset o to the end of page 1 with the filler, `insn` (len bytes;
+   NULL: none) at the first instruction boundary from offset `at`, NOPs after; the page
+   where insn starts (0 for none). */
+static unsigned fill_code(uint8_t *ram, unsigned o, const uint8_t *insn, unsigned len,
+                          unsigned at)
 {
-    uint8_t *ram = xbt_vm_ram(vm);
-    unsigned o = 40 + sizeof decoy, i = 0;
-    for (unsigned j = 0; j < 40; j += 4)
-        memcpy(ram + j, "\x89\xC2\x01\xD0", 4);
-    memcpy(ram + 40, decoy, sizeof decoy);
-    bool placed = k < 0;
-    unsigned page = 0;
+    unsigned i = 0, page = 0;
+    bool placed = !insn;
     while (o < 8192 - 16) {
         if (!placed && o >= at) {
-            memcpy(ram + o, umip_insn[k].b, umip_insn[k].len);
+            memcpy(ram + o, insn, len);
             page = o / 4096;
-            o += umip_insn[k].len;
+            o += len;
             placed = true;
             continue;
         }
@@ -73,6 +68,22 @@ static bool page_with(xbt_vm *vm, int k, unsigned at)
         o += f[0];
     }
     memset(ram + o, 0x90, 8192 - o);
+    return page;
+}
+
+/* Two pages of code at gpa 0: 40 bytes of "mov edx, eax; add eax, edx" (a page's first
+   32 bytes have too little context: any find there counts), the decoy, then filler; with
+   umip_insn[k] (k < 0: none) at the first instruction boundary from offset `at`;
+   whether the page where it starts is sensitive (page 0 for none; the page after it
+   following it). */
+static bool page_with(xbt_vm *vm, int k, unsigned at)
+{
+    uint8_t *ram = xbt_vm_ram(vm);
+    for (unsigned j = 0; j < 40; j += 4)
+        memcpy(ram + j, "\x89\xC2\x01\xD0", 4);
+    memcpy(ram + 40, decoy, sizeof decoy);
+    unsigned page = fill_code(ram, 40 + sizeof decoy, k < 0 ? NULL : umip_insn[k].b,
+                              k < 0 ? 0 : umip_insn[k].len, at);
     return xbt_direct_page_sensitive(vm, page * 4096u, page ? 0 : ~0ull, page * 4096u + 4096);
 }
 
@@ -184,20 +195,8 @@ START_TEST(first_bytes_decoded_after_previous_page)
     static const uint8_t call[] = { 0xE8, 0x3D, 0x41, 0x0F, 0x01, 0x8B, 0x4C, 0x24, 0x10 };
     static const uint8_t sidt[] = { 0x0F, 0x01, 0x8B, 0x00, 0x10, 0x00, 0x00, 0x90, 0x90 };
     for (int real = 0; real < 2; real++) {
-        unsigned o = 0, i = 0;
-        bool placed = false;
-        while (o < 8192 - 16) {
-            if (!placed && o >= 4096 + 12) { /* the 0F at 4096 + 15 .. 4096 + 25 */
-                memcpy(ram + o, real ? sidt : call, sizeof call);
-                o += sizeof call;
-                placed = true;
-                continue;
-            }
-            const uint8_t *f = filler[i++ % (sizeof filler / sizeof filler[0])];
-            memcpy(ram + o, f + 1, f[0]);
-            o += f[0];
-        }
-        memset(ram + o, 0x90, 8192 - o);
+        /* The 0F at 4096 + 15 .. 4096 + 25. */
+        ck_assert_uint_eq(fill_code(ram, 0, real ? sidt : call, sizeof call, 4096 + 12), 1);
         ck_assert_msg(xbt_direct_page_sensitive(vm, 4096, 0, 8192) == real,
                       real ? "a SIDT in a page's first bytes not found"
                            : "a call's rel32 in a page's first bytes taken for a SIDT");
