@@ -58,7 +58,7 @@ function median(k,   n, i, j, t, a) {
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "-" }
 function show(v) { return v == "" ? "-" : v }
 END {
-    order = "compute branchy calls compute3 callret in out cpuid mmio int divfault pushfpopf clisti rdtsc cr3 pagefault ptewrite cr3switch procswitch syscall syscallpg forkwait sigsegv"
+    order = "compute branchy calls compute3 callret in out cpuid mmio int divfault pushfpopf clisti rdtsc cr3 pagefault ptewrite demandpage cr3switch procswitch syscall syscallpg forkwait sigsegv"
     n = split(order, names, " ")
     printf "%-10s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "direct", "strict", "+traces", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
     print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps,xbt_traces" > csv
@@ -86,7 +86,7 @@ echo "cycles per operation (compute: per 1000 iterations), medians of $reps inte
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
 echo "xbt = the default, adaptive mode (user code translated until a process runs long between kernel entries, then native), direct = user code runs natively, strict = user code translated, +traces = the default with --traces;"
 echo "branchy = a hash-table workload at CPL 0, cycles per 1000 keys; calls = a call-heavy list workload (calls, returns, an indirect call per key) at CPL 0, cycles per 1000 keys;"
-echo "compute3 = the compute loop at CPL 3 (native column: the host function); in = IN from a port (COM1 scratch); out = OUT to it; cpuid = CPUID leaf 0 (native column: the host's, which this kind of host may trap); mmio = a dword read of pc-testdev's MMIO scratch memory (xbt-run serves it without its device lock); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; cr3switch = a CR3 load alternating between two page directories that share their tables, then a read; procswitch = the same between directories that map the page read differently; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
+echo "compute3 = the compute loop at CPL 3 (native column: the host function); in = IN from a port (COM1 scratch); out = OUT to it; cpuid = CPUID leaf 0 (native column: the host's, which this kind of host may trap); mmio = a dword read of pc-testdev's MMIO scratch memory (xbt-run serves it without its device lock); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; demandpage = clear P in a PTE, INVLPG, touch: the guest #PF handler sets P and IRETs to the touch; cr3switch = a CR3 load alternating between two page directories that share their tables, then a read; procswitch = the same between directories that map the page read differently; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
 if command -v gnuplot >/dev/null; then
     # One bar per peer that measured something: a column with no positive value (native

@@ -16,6 +16,8 @@
  * then with paging on (4 KiB identity pages):
  *   pagefault a read of a not-present page, handled by the guest (skips the instruction)
  *   ptewrite  a store to a page-table entry (same value)
+ *   demandpage a demand-paging fault: clear P in a PTE, INVLPG, touch the page; the #PF
+ *             handler sets P again and IRETs to the touch, which then runs
  *   cr3switch a CR3 load alternating between two page directories that map alike (they
  *             share their tables), then one memory read
  *   procswitch the same between two directories that map the page read differently
@@ -53,6 +55,8 @@ static __attribute__((noinline)) u32 leaf(u32 x)
 
 static void skip_div(struct frame *f) { f->eip += 2; /* div ecx is 2 bytes */ }
 static void skip_load(struct frame *f) { f->eip += 6; /* movl abs32, %ecx: 6 bytes */ }
+static u32 *demand_pte;
+static void set_present(struct frame *f) { (void)f; *demand_pte |= 1; }
 
 static u8 kstack[8192] __attribute__((aligned(16)));
 static u8 ustack[8192] __attribute__((aligned(16)));
@@ -228,6 +232,14 @@ void main(void)
     volatile u32 *pte = &pt[1][5];
     u32 pv = *pte;
     MEASURE("ptewrite", 200000, *pte = pv);
+    /* Linear 0x00c05000 -> frame 0x00c05000: absent before each touch, present after. */
+    demand_pte = &pt[3][5];
+    set_handler(14, set_present);
+    MEASURE("demandpage", 20000, {
+        *demand_pte &= ~1u;
+        __asm__ volatile("invlpg (%0)" : : "r"(0x00c05000) : "memory");
+        sink += *(volatile u32 *)0x00c05000;
+    });
     MEASURE("cr3switch", 2000, {
         __asm__ volatile("mov %0, %%cr3" : : "r"((i & 1) ? pd2 : pd) : "memory");
         sink += *(volatile u32 *)0x00200000;

@@ -2,8 +2,8 @@
  * callouts_fast.c - the callouts that run with the guest's x87/SSE state still live in
  * the host registers: the frequent, simple ones (POPF, CLI, STI, MOV to and from CR2/CR3,
  * MOV from CR0/CR4, RDTSC, RDTSCP, RDPID, MOV and POP to DS/ES/FS/GS, IRET to CPL 0) at
- * CPL 0, and with paging on the two halves of a system call: INT n to ring 0 (from CPL 3
- * too) and IRET from CPL 0 to CPL 3.  In
+ * CPL 0, and the two halves of a system call: INT n to ring 0 (from CPL 3 too) and IRET
+ * from CPL 0 to CPL 3.  In
  * real mode MOV and POP to DS/ES/FS/GS load selector and base (sensitive.h); IRET
  * declines there, and POPF, POP Sreg and IRET decline on a 16-bit stack (SS.B clear).
  *
@@ -107,17 +107,32 @@ static inline xbt_segment seg_of(uint16_t sel, uint64_t d)
     return g;
 }
 
-/* Guest linear [lin, lin + len) as host memory to write, if the K-window maps every
-   page of it writable now (paging on; its probe bytes, which the shadow MMU keeps with
+/* Guest linear [lin, lin + len) as host memory to write.  Paging on: if the K-window
+   maps every page of it writable now (its probe bytes, which the shadow MMU keeps with
    the bitmap): a store there is what translated code makes through the same mapping
    (no page holding translated code, no clean page of a dirty log, the guest's dirty
-   flag set).  NULL: the full handler. */
+   flag set).  Paging off (one vCPU: with more, a write beside another's translation
+   needs the fences of xbt_code_recheck): RAM, not ROM, no clean page of a dirty log
+   (xbt_phys_write_ok) and no page this or another cache holds code from, which is
+   what a store through the identity K-window may reach without a fault.  NULL: the
+   full handler. */
 static uint8_t *lin_ptr_w(const struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
-    if ((uint64_t)lin + len > (1ull << 32) || !len || !(v->arch.cr0 & XBT_CR0_PG))
+    if ((uint64_t)lin + len > (1ull << 32) || !len)
         return NULL;
+    uint32_t last = (uint32_t)(((uint64_t)lin + len - 1) >> 12);
+    if (!(v->arch.cr0 & XBT_CR0_PG)) {
+        const xbt_vm *vm = v->vm;
+        if (vm->n_vcpus != 1)
+            return NULL;
+        for (uint32_t p = lin >> 12; p <= last; p++)
+            if (!xbt_phys_write_ok(&vm->phys, p) || vm->code_prot[p] ||
+                xbt_code_page(v->mmu, p))
+                return NULL;
+        return vm->phys.view + lin;
+    }
     const uint8_t *probe = v->mmu->cur->wmap[XBT_WINDOW_K].probe;
-    for (uint32_t p = lin >> 12; p <= (uint32_t)(((uint64_t)lin + len - 1) >> 12); p++)
+    for (uint32_t p = lin >> 12; p <= last; p++)
         if (probe[p] != XBT_PROBE_WRITE)
             return NULL;
     return v->mmu->kbase + lin;
@@ -144,11 +159,10 @@ static inline bool stack_desc_ok(uint64_t d, unsigned dpl)
 /*
  * INT n through a 32-bit interrupt or trap gate to a ring-0, non-conforming code
  * segment (intr.c's through_gate, the common case only): from CPL 3 with the ring-0
- * stack of the TSS, from CPL 0 on the current stack.  Paging on (the frame is written
- * only where the K-window's probe bytes say it may be, which paging off does not keep:
- * the caller declines first, before any read); everything it reads is in the K-window, the frame's
- * page mapped writable there, SS flat (expand-up, 4 GiB, 32-bit);
- * anything else, every fault included, is the full handler's.  The checks are the
+ * stack of the TSS, from CPL 0 on the current stack; protected mode, paging on or off.
+ * Everything it reads is readable without a walk (lin_ptr), the frame writable without
+ * one (lin_ptr_w), SS flat (expand-up, 4 GiB, 32-bit); anything else, real mode and
+ * every fault included, is the full handler's.  The checks are the
  * SDM's for this case; none fails silently here: a fault declines before any change.
  */
 static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
@@ -157,7 +171,7 @@ static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
     unsigned cpl = v->arch.cpl;
     uint32_t eflags = (v->ctx.eflags & XBT_EFLAGS_ARITH) | v->ctx.vif | v->ctx.eflags_sys |
                       XBT_EFLAGS_FIXED;
-    if ((cpl != 0 && cpl != 3) ||
+    if ((cpl != 0 && cpl != 3) || xbt_real_mode(v) ||
         (eflags & (XBT_EFLAGS_VM | XBT_EFLAGS_TF)) || (v->arch.cr4 & XBT_CR4_SMAP))
         return XBT_FAST_DECLINE;
     uint32_t vector = s->imm & 0xFF, off = vector * 8;
@@ -321,10 +335,10 @@ int xbt_callout_fast(struct xbt_jit_ctx *ctx)
     const struct xbt_callout_site *s = (const struct xbt_callout_site *)(uintptr_t)ctx->callout_site;
     if (v->no_fast_callouts || s->kind >= 96 || v->dbg.n_wp)
         return XBT_FAST_DECLINE;
-    /* INT at CPL 0 or 3 (a system call), with paging on only: declined at once without
-       (fast_int apart, so that its frame is not every fast callout's prologue). */
+    /* INT at CPL 0 or 3 (a system call), paging on or off (fast_int apart, so that its
+       frame is not every fast callout's prologue). */
     if (s->kind == XBT_CO_INT)
-        return (v->arch.cr0 & XBT_CR0_PG) ? fast_int(v, s) : XBT_FAST_DECLINE;
+        return fast_int(v, s);
     /* SYSENTER from any CPL, SYSEXIT at CPL 0: their #GP(0) (real mode, a null
        IA32_SYSENTER_CS) is the full handler's. */
     if (s->kind == XBT_CO_SYSENTER || (s->kind == XBT_CO_SYSEXIT && v->arch.cpl == 0)) {
