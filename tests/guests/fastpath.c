@@ -4,7 +4,8 @@
  * 16-bit POPF, 32-bit POPF with a limit-checked SS, STI that ends a block, MOV to and
  * from CR2 and CR3 and from CR0 and CR4, MOV and POP to FS, GS, DS and ES with random
  * descriptors (the loaded FS and GS then read at offsets around their limits), and IRET
- * at CPL 0; the segment loads and IRETs again with paging on.  tests/guests/fast-full.sh
+ * at CPL 0, INT at CPL 0 and an INT frame written over translated code with paging off;
+ * the segment loads and IRETs again with paging on.  tests/guests/fast-full.sh
  * runs it with and without XBT_NO_FAST_CALLOUTS=1 and requires the same lines.  The
  * checks below hold on any x86 (QEMU runs them too); QEMU TCG prints the same hashes but
  * for the segment groups (it does not check data segment limits).
@@ -504,6 +505,44 @@ static void test_int_user(void)
     __asm__ volatile("mov %%cr3, %%eax\n\tmov %%eax, %%cr3" : : : "eax", "memory");
 }
 
+/* An INT's frame written over translated code, paging off (the fast INT writes the frame
+   through the VMM's view of RAM only onto pages without translated code, else the full
+   handler's write drops the stale translation).  f: mov ecx, imm32, then bytes that run
+   as harmless instructions whether they hold the template's or the frame's values (or
+   [eax],al / add [eax],al with EAX at a scratch word, inc esi, add al,al), then ret.
+   The INT at CPL 0 with ESP = f + 13 writes EIP over the imm32, CS and EFLAGS after it;
+   the gate points at a bare IRET, so nothing else is pushed.  f then returns in ECX
+   the INT's return address, not the imm32 it was translated with. */
+static u8 fbuf[64] __attribute__((aligned(16)));
+static const u8 ftemplate[15] = { 0xb9, 0x11, 0x11, 0x11, 0x11, 0x08, 0x00, 0x00, 0x00,
+                                  0x46, 0x02, 0x00, 0x00, 0xc0, 0xc3 };
+static u32 fscratch;
+__asm__(".text\nbare_iret:\n\tiret\n");
+extern u8 bare_iret[];
+
+static u32 call_f(void)
+{
+    u32 ecx, eax = (u32)&fscratch;
+    __asm__ volatile("call *%2" : "=c"(ecx), "+a"(eax) : "r"(fbuf) : "esi", "memory", "cc");
+    return ecx;
+}
+
+static void test_int_frame_on_code(void)
+{
+    memcpy(fbuf, ftemplate, sizeof ftemplate);
+    u32 before = 0;
+    for (int i = 0; i < 3; i++)
+        before = call_f(); /* translated */
+    idt_set(0x32, (u32)bare_iret, SEL_CODE, 0xe, 0);
+    u32 ret_at;
+    __asm__ volatile("movl %%esp, %%edi\n\tmovl %1, %%esp\n\txorl %%edx, %%edx\n\t"
+                     "int $0x32\n1:\tmovl %%edi, %%esp\n\tmovl $1b, %0"
+                     : "=r"(ret_at) : "r"((u32)fbuf + 13) : "edi", "edx", "memory", "cc");
+    u32 after = call_f();
+    CHECK_EQ(before, 0x11111111u, "INT frame over code: the function before");
+    CHECK_EQ(after, ret_at, "INT frame over code (paging off): the function runs the new bytes");
+}
+
 void main(void)
 {
     for (u32 i = 0; i < sizeof pat / 4; i++)
@@ -513,6 +552,8 @@ void main(void)
     test_crs();
     test_seg_loads("seg", 1024);
     test_iret("iret", 256);
+    test_int_kernel(); /* paging off */
+    test_int_frame_on_code();
     paging_on();
     test_seg_loads("seg-paged", 512);
     test_iret("iret-paged", 128);
