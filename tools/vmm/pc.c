@@ -27,6 +27,8 @@ int pc_init(struct vmm *m, const struct disk_spec *disks, int ndisks, char *err,
     if (!m->cpus[0])
         m->cpus[0] = m->cpu;
     m->start_ns = vmm_now_ns();
+    m->ns0 = m->start_ns;
+    m->tsc0 = __builtin_ia32_rdtsc();
     intr_init(m); /* first: a device's init may already drive its line (the UART's) */
     pic_init(m);
     pit_init(m);

@@ -244,6 +244,12 @@ struct vmm {
     uint16_t isa_level;    /* ISA IRQ lines as the devices drive them */
     uint32_t intr_changes; /* intr_changed calls: a handler inside the run compares */
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
+    /* Bumped under the lock at every release of it (vmm_unlock, the timer thread's
+       wait): device and interrupt state change only under the lock, so a vCPU whose
+       last poll found nothing and that sees the same number finds nothing again
+       until a deadline passes (xbt-run.c, irq_pending). */
+    _Atomic uint64_t irq_gen;
+    uint64_t tsc0, ns0;     /* the TSC and vmm_now_ns() at start: the TSC's rate */
     bool exit_requested;
     bool ending;           /* the VM ends (xbt-run.c): every vCPU stops, end_status stands */
     int end_status;

@@ -160,6 +160,9 @@ struct vcpu_ctx {
     bool started;          /* an AP's thread was created */
     bool running;          /* an AP restored (--restore) as it ran: no start-up first */
     bool dbg_pending;      /* --gdb: a debug exit met after another vCPU's stop, kept */
+    /* irq_pending's last poll that found nothing: vmm.irq_gen after it, and the TSC
+       before which no device deadline can pass (UINT64_MAX: none set) */
+    uint64_t quiet_gen, quiet_tsc;
     xbt_exit dbg_pend_exit; /* for gdb's next resume (vmm.lock) */
 };
 static struct vcpu_ctx vcpus[VMM_MAX_CPUS];
@@ -195,21 +198,49 @@ static bool claim_end(struct vmm *m, int status)
     return first;
 }
 
-/* The vCPU asks (interrupts enabled): timers whose deadline has passed are brought up
-   to the present first, so their interrupt is there even if the timer thread has not
-   run yet (on a loaded host it may be late; the guest must not see a timer fall
-   behind). */
+/* The TSC at which vmm_now_ns() will be at least `ns`, early rather than late (the rate
+   measured since start, less 1% and 20 us for the monotonic clock's slewing and the
+   estimate's error); 0 while the rate is not known yet (the first 100 ms). */
+static uint64_t tsc_before(const struct vmm *m, uint64_t ns, uint64_t now, uint64_t tsc)
+{
+    if (now - m->ns0 < 100000000ull || tsc <= m->tsc0)
+        return 0;
+    double rate = (double)(tsc - m->tsc0) / (double)(now - m->ns0) * 0.99;
+    double ahead = ns > now + 20000 ? (double)(ns - now - 20000) * rate : 0;
+    return ahead < 1e15 ? tsc + (uint64_t)ahead : tsc;
+}
+
+/* The vCPU asks (interrupts enabled), at every dispatch of its run loop: timers whose
+   deadline has passed are brought up to the present first, so their interrupt is there
+   even if the timer thread has not run yet (on a loaded host it may be late; the guest
+   must not see a timer fall behind).  Without the lock when its last poll found nothing,
+   no one has released the lock since (vmm.irq_gen: every change of device state is
+   made under it) and the TSC says no deadline can have passed: the lock, the clock and
+   the acknowledge were a tenth of a demand-paging fault's time in the nano guest. */
 static int irq_pending(void *opaque)
 {
     struct vcpu_ctx *c = opaque;
     struct vmm *m = c->m;
+    if (atomic_load_explicit(&m->irq_gen, memory_order_acquire) == c->quiet_gen &&
+        __builtin_ia32_rdtsc() < c->quiet_tsc)
+        return -1;
     pthread_mutex_lock(&m->lock);
+    uint64_t now = 0;
     if (m->next_timer_ns) {
-        uint64_t now = vmm_now_ns();
+        now = vmm_now_ns();
         if (now >= m->next_timer_ns)
             pc_poll(m, now);
     }
     int v = intr_ack(m, c->index);
+    if (v < 0) {
+        /* Quiet until the next release of the lock, ours included (+1), or a deadline. */
+        c->quiet_gen = atomic_load_explicit(&m->irq_gen, memory_order_relaxed) + 1;
+        c->quiet_tsc = !m->next_timer_ns ? UINT64_MAX
+                                         : tsc_before(m, m->next_timer_ns, now,
+                                                      __builtin_ia32_rdtsc());
+    } else {
+        c->quiet_tsc = 0;
+    }
     vmm_unlock(m);
     return v;
 }
@@ -267,6 +298,7 @@ static void *timer_thread(void *arg)
         /* CLOCK_MONOTONIC deadline for the condition variable (create_platform). */
         struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
         vmm_wake_flush(m); /* what the pass after a wake found (rare) */
+        atomic_fetch_add_explicit(&m->irq_gen, 1, memory_order_release); /* (vmm.h) */
         pthread_cond_timedwait(&m->timer_cv, &m->lock, &ts);
     }
     vmm_unlock(m);
