@@ -245,7 +245,8 @@ struct vmm {
     uint32_t intr_changes; /* intr_changed calls: a handler inside the run compares */
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     /* Bumped under the lock at every release of it (vmm_unlock, the timer thread's
-       wait): device and interrupt state change only under the lock, so a vCPU whose
+       wait) and before every kick: device and interrupt state change only under the
+       lock, so a vCPU whose
        last poll found nothing and that sees the same number finds nothing again
        until a deadline passes (xbt-run.c, irq_pending). */
     _Atomic uint64_t irq_gen;

@@ -252,6 +252,10 @@ static bool kick_pending(struct vmm *m, int skip)
     bool any = false;
     for (unsigned k = 0; k < m->ncpus; k++) {
         if ((int)k != skip && intr_pending(m, k)) {
+            /* Before the kick, not only at the unlock: a vCPU whose gate the kick closes
+               may open it again and poll before this thread unlocks; its poll must
+               not answer "none" from the old number (irq_pending). */
+            atomic_fetch_add_explicit(&m->irq_gen, 1, memory_order_release);
             xbt_vcpu_kick(m->cpus[k]);
             any = true;
         }
