@@ -113,9 +113,10 @@ static inline xbt_segment seg_of(uint16_t sel, uint64_t d)
    (no page holding translated code, no clean page of a dirty log, the guest's dirty
    flag set).  Paging off (one vCPU: with more, a write beside another's translation
    needs the fences of xbt_code_recheck): RAM, not ROM, no clean page of a dirty log
-   (xbt_phys_write_ok) and no page this or another cache holds code from, which is
-   what a store through the identity K-window may reach without a fault.  NULL: the
-   full handler. */
+   (xbt_phys_write_ok) and no page this or another cache holds code from (xbt_code_page:
+   the VM's code_prot, which every shadow MMU of the runtime shares, and code_own),
+   which is what a store through the identity K-window may reach without a fault.
+   NULL: the full handler. */
 static uint8_t *lin_ptr_w(const struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
     if ((uint64_t)lin + len > (1ull << 32) || !len)
@@ -126,8 +127,7 @@ static uint8_t *lin_ptr_w(const struct xbt_vcpu *v, uint32_t lin, uint32_t len)
         if (vm->n_vcpus != 1)
             return NULL;
         for (uint32_t p = lin >> 12; p <= last; p++)
-            if (!xbt_phys_write_ok(&vm->phys, p) || vm->code_prot[p] ||
-                xbt_code_page(v->mmu, p))
+            if (!xbt_phys_write_ok(&vm->phys, p) || xbt_code_page(v->mmu, p))
                 return NULL;
         return vm->phys.view + lin;
     }

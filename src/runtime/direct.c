@@ -519,12 +519,12 @@ static uint32_t hot_slot(uint32_t page, uint32_t as)
 }
 
 /* The mark of eip's page if user code there runs translated: its linear page is hot in
-   this address space and still maps the physical page it did when it was counted.  The address-space tag
-   alone does not tell processes apart: Linux gives a new process the page directory an
-   old one freed, so the CR3, its window set and the set's generation are the same, and
-   a page that held ld.so's CPUIDs in one process held other code in the next (ASLR): in
-   500 fork+exec, nine dispatches in ten of user code run translated were at such stale
-   entries.  A page mapped elsewhere now forgets its count. */
+   this address space and still maps the physical page it did when it was counted.  The
+   address-space tag alone does not tell processes apart: Linux gives a new process the
+   page directory an old one freed, so the CR3, its window set and the set's generation
+   are the same, and a page that held ld.so's CPUIDs in one process held other code in
+   the next (ASLR): in 500 fork+exec, nine dispatches in ten of user code run translated
+   were at such stale entries.  A page mapped elsewhere now forgets its count. */
 static struct xbt_hot *hot_entry(struct xbt_vcpu *v, uint32_t eip)
 {
     uint32_t lin = v->arch.seg[XBT_CS].base + eip, page = lin >> 12, as = as_tag(v);

@@ -37,7 +37,7 @@ static void wake_now(struct vmm *m, uint32_t cpus)
 
 void vmm_unlock(struct vmm *m)
 {
-    atomic_fetch_add_explicit(&m->irq_gen, 1, memory_order_release);
+    vmm_state_changed(m);
     uint32_t w = m->wake_mask;
     m->wake_mask = 0;
     pthread_mutex_unlock(&m->lock);

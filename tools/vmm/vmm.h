@@ -245,12 +245,13 @@ struct vmm {
     uint32_t intr_changes; /* intr_changed calls: a handler inside the run compares */
     uint64_t next_timer_ns; /* earliest device deadline (0 none): the vCPU polls then */
     /* Bumped under the lock at every release of it (vmm_unlock, the timer thread's
-       wait) and before every kick: device and interrupt state change only under the
-       lock, so a vCPU whose
-       last poll found nothing and that sees the same number finds nothing again
-       until a deadline passes (xbt-run.c, irq_pending). */
+       wait) and before every kick (vmm_state_changed): device and interrupt state
+       change only under the lock, so a vCPU whose last poll found nothing and that
+       sees the same number finds nothing again until a deadline passes (xbt-run.c,
+       irq_pending). */
     _Atomic uint64_t irq_gen;
-    uint64_t tsc0, ns0;     /* the TSC and vmm_now_ns() at start: the TSC's rate */
+    uint64_t tsc0, ns0;     /* the TSC and vmm_now_ns() at start: the TSC's rate (not
+                               start_ns, which a restore moves) */
     bool exit_requested;
     bool ending;           /* the VM ends (xbt-run.c): every vCPU stops, end_status stands */
     int end_status;
@@ -322,6 +323,11 @@ void vmm_timer_changed(struct vmm *m);               /* a device deadline moved 
 void vmm_wake(struct vmm *m, uint32_t cpus);   /* wake these vCPUs' threads at the unlock */
 void vmm_wake_flush(struct vmm *m);            /* ... now (before this thread waits) */
 void vmm_unlock(struct vmm *m);                /* unlock vmm.lock, then wake */
+/* What a vCPU's interrupt poll found may have changed (vmm.irq_gen; vmm.lock held). */
+static inline void vmm_state_changed(struct vmm *m)
+{
+    atomic_fetch_add_explicit(&m->irq_gen, 1, memory_order_release);
+}
 void vmm_wait(struct vmm *m, unsigned cpu);    /* vCPU cpu's thread waits for a wake */
 
 /* intr.c: the interrupt wiring (see the top of this file). */

@@ -255,7 +255,7 @@ static bool kick_pending(struct vmm *m, int skip)
             /* Before the kick, not only at the unlock: a vCPU whose gate the kick closes
                may open it again and poll before this thread unlocks; its poll must
                not answer "none" from the old number (irq_pending). */
-            atomic_fetch_add_explicit(&m->irq_gen, 1, memory_order_release);
+            vmm_state_changed(m);
             xbt_vcpu_kick(m->cpus[k]);
             any = true;
         }
@@ -302,7 +302,7 @@ static void *timer_thread(void *arg)
         /* CLOCK_MONOTONIC deadline for the condition variable (create_platform). */
         struct timespec ts = { (time_t)(until / 1000000000ull), (long)(until % 1000000000ull) };
         vmm_wake_flush(m); /* what the pass after a wake found (rare) */
-        atomic_fetch_add_explicit(&m->irq_gen, 1, memory_order_release); /* (vmm.h) */
+        vmm_state_changed(m); /* the wait releases the lock */
         pthread_cond_timedwait(&m->timer_cv, &m->lock, &ts);
     }
     vmm_unlock(m);
