@@ -138,35 +138,72 @@ static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
     return true;
 }
 
-/* A cached block may run in this mapping epoch if its linear pages still map to the
-   physical pages it was translated from; if they map other pages it is dropped (false).
-   Pages that cannot be fetched from now keep it (false): a new process's text is
-   demand-paged, and once the guest's #PF handler has mapped the same page-cache page
-   again the block runs as it is (Debian's fork+exec loop translated the first block of
-   every page of busybox it ran again in each process, 26 per fork+exec). */
-static bool block_current(struct xbt_vcpu *v, xbt_block *b)
+/* Whether a cached block may run in this mapping epoch: BC_CURRENT if its linear pages
+   still map to the physical pages it was translated from; BC_ELSEWHERE if they map other
+   pages (b stays: an alias, below); BC_UNFETCHABLE if they cannot be fetched from now
+   (b stays too: a new process's text is demand-paged, and once the guest's #PF handler
+   has mapped the same page-cache page again the block runs as it is: Debian's fork+exec
+   loop translated the first block of every page of busybox it ran again in each
+   process, 26 per fork+exec); BC_DROPPED if it went. */
+enum { BC_CURRENT, BC_ELSEWHERE, BC_UNFETCHABLE, BC_DROPPED };
+static int block_check(struct xbt_vcpu *v, xbt_block *b)
 {
     uint32_t lin0 = v->arch.seg[XBT_CS].base + b->eip;
     if (lin0 == b->lin && xbt_block_fresh(v, b))
-        return true;
+        return BC_CURRENT;
     if (lin0 != b->lin) {
         /* Another CS base, the same EIP: other bytes (on the same page, at another
            offset, they passed the page check below and ran as the old ones), and its
            chains lead where the old base put their targets. */
-        xbt_tc_drop(v->tc, b);
-        return false;
+        xbt_vcpu_drop_block(v, b);
+        return BC_DROPPED;
     }
     uint32_t lin1 = xbt_block_last(b); /* (lin0 is b->lin here) */
     uint32_t p0, p1;
     if (!code_page(v, lin0, &p0) || !code_page(v, lin1, &p1))
-        return false;
+        return BC_UNFETCHABLE;
     if (p0 == b->page[0] && p1 == b->page[1]) {
         b->epoch = v->mmu->tc_epoch;
         mark_code_lin(v, lin0, lin1);
-        return true;
+        return BC_CURRENT;
     }
-    xbt_tc_drop(v->tc, b);
-    return false;
+    return BC_ELSEWHERE;
+}
+
+/* Aliases.  The cache is keyed by EIP, and with address-space randomization every new
+   process maps ld.so and libc at another of a few hundred places (8 bits of mmap
+   randomization on i386), so an EIP it runs was often another process's, of other
+   bytes.  That translation used to be dropped, and the new one made (mostly copied:
+   share_block): each exec of Debian's /bin/true copied about 1,100 blocks and dropped
+   about 400, and its blocks were as stale as soon as it exited.  Now a translation
+   whose pages the current mapping does not give stays, as an alias of the EIP, and the
+   lookup walks the EIP's aliases (newest first, the one that answers moved to the
+   front): after a few hundred processes, most of a new one's layout has been seen and
+   its blocks are there.  At most XBT_ALIASES are kept per EIP and mode: the one a
+   walk finds beyond them goes (a guest that maps ever new bytes at one EIP costs a
+   bounded walk). */
+#define XBT_ALIASES 8
+
+/* The cached block at EIP eip in mode key that may run now, or NULL. */
+static xbt_block *lookup_current(struct xbt_vcpu *v, uint32_t eip, uint32_t key)
+{
+    xbt_block *b = xbt_tc_lookup(v->tc, eip, key);
+    for (uint32_t n = 0; b; n++) {
+        int r = block_check(v, b);
+        if (r == BC_CURRENT) {
+            if (n)
+                xbt_tc_prefer(v->tc, b);
+            return b;
+        }
+        if (r != BC_ELSEWHERE)
+            return NULL;
+        if (n + 1 >= XBT_ALIASES) {
+            xbt_vcpu_drop_block(v, b);
+            return NULL;
+        }
+        b = xbt_tc_lookup_next(v->tc, b);
+    }
+    return NULL;
 }
 
 static void ibl_reset_set(struct xbt_ibl_set *set)
@@ -903,7 +940,7 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
        (its last block's exits lead on as usual). */
     uint32_t n = v->trace.rec_n;
     v->trace.rec_n = 0;
-    xbt_block *h = xbt_tc_lookup(v->tc, v->trace.rec_path[0], key);
+    xbt_block *h = lookup_current(v, v->trace.rec_path[0], key);
     if (!h)
         return b;
     bool at_head = h == b;
@@ -947,8 +984,8 @@ static xbt_block *trace_step(struct xbt_vcpu *v, xbt_block *b, const xbt_tmode *
     }
     /* What runs now is the block at ctx.eip (a full cache was flushed meanwhile, or the
        head that was b is gone): looked up again, or translated. */
-    xbt_block *n2 = xbt_tc_lookup(v->tc, eip, key);
-    if (n2 && block_current(v, n2))
+    xbt_block *n2 = lookup_current(v, eip, key);
+    if (n2)
         return n2;
     return translate(v, m, key);
 }
@@ -1267,9 +1304,7 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
 static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
                       uint64_t *chain_site, xbt_block **bp)
 {
-    xbt_block *b = xbt_tc_lookup(v->tc, v->ctx.eip, key);
-    if (b && !block_current(v, b))
-        b = NULL;
+    xbt_block *b = lookup_current(v, v->ctx.eip, key);
     if (!b && !(b = translate(v, m, key))) {
         if (v->smc.single)
             return XBT_LEAVE_DISPATCH; /* starved: the instruction alone (translate) */

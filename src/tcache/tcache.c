@@ -51,9 +51,6 @@ struct arena {
 /* Fresh memory made present ahead of the cache's bump pointers, on another host thread
    (see tc_ahead_post).  Region 0 is the record arena, region 1 the code space's
    writable view. */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
-#endif
 #define AHEAD_CHUNK HUGE_SIZE
 #define AHEAD_META (32u << 20)  /* how far ahead of the records' bump pointer */
 #define AHEAD_CODE (8u << 20)   /* and of the code's */
@@ -62,7 +59,7 @@ struct tc_ahead {
     pthread_mutex_t lock;
     pthread_cond_t cv;
     pthread_t thread;
-    bool started, stop, off;
+    bool started, stop, off; /* off: XBT_NO_AHEAD, or no thread */
     struct { uint8_t *base; size_t size, done, want; } r[2];
 };
 
@@ -177,12 +174,14 @@ static void *arena_alloc(struct arena *a, size_t size, size_t align)
    first touch, and on a host that is itself a VM that first touch is slow (the
    records' huge pages: clear_page was 11% of a 500 fork+exec phase's host time,
    2026-12-04, about 160 MB of records and 58 MB of code for 630,000 mostly relocated
-   blocks).  So a thread of the cache's own asks the host to populate the next
-   megabytes (MADV_POPULATE_WRITE: present and zeroed, contents untouched, so it may
-   run while the cache writes below it) before the bump pointers get there.  It starts
-   once the records pass AHEAD_START (small caches never have one), blocks every
-   signal (the VMM's are meant for its vCPU threads), and stops for good where the host
-   refuses the advice (before Linux 5.14).  XBT_NO_AHEAD=1 turns it off. */
+   blocks).  So a thread of the cache's own touches the next megabytes (a locked add
+   of 0 to each 4 KiB page: a write fault, contents untouched even where the cache
+   writes the same bytes at the same time) before the bump pointers get there.  Not
+   MADV_POPULATE_WRITE: it holds the mm's lock while the host zeroes a huge page, and
+   the vCPU thread's window mmaps waited for it (no gain measured); a fault takes only
+   the area's lock.  It starts once the records pass AHEAD_START (small caches never
+   have one) and blocks every signal (the VMM's are meant for its vCPU threads).
+   XBT_NO_AHEAD=1 turns it off. */
 static void *ahead_main(void *arg)
 {
     struct tc_ahead *a = arg;
@@ -192,7 +191,7 @@ static void *ahead_main(void *arg)
         for (int i = 0; i < 2 && k < 0; i++)
             if (a->r[i].done < a->r[i].want)
                 k = i;
-        if (a->stop || a->off)
+        if (a->stop)
             break;
         if (k < 0) {
             pthread_cond_wait(&a->cv, &a->lock);
@@ -422,6 +421,32 @@ xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t key)
     tc->st.hits++;
     *j = (struct tc_jc){ eip, key, b };
     return b;
+}
+
+xbt_block *xbt_tc_lookup_next(const xbt_tcache *tc, const xbt_block *b)
+{
+    (void)tc;
+    for (xbt_block *n = b->hash_next; n; n = n->hash_next)
+        if (n->eip == b->eip && n->mode_key == b->mode_key)
+            return n;
+    return NULL;
+}
+
+void xbt_tc_prefer(xbt_tcache *tc, xbt_block *b)
+{
+    struct tc_bucket *h = &tc->hash[hash_of(b->eip, b->mode_key)];
+    if (h->head != b) {
+        *b->hash_pprev = b->hash_next; /* (not the head: the bucket's tag stays) */
+        if (b->hash_next)
+            b->hash_next->hash_pprev = b->hash_pprev;
+        b->hash_next = h->head;
+        b->hash_pprev = &h->head;
+        h->head->hash_pprev = &b->hash_next;
+        h->head = b;
+        h->eip = b->eip;
+        h->key = b->mode_key;
+    }
+    tc->jc[jc_of(b->eip, b->mode_key)] = (struct tc_jc){ b->eip, b->mode_key, b };
 }
 
 /* Points the rel32 at `field` (in the executable view) at `target`, writing it through

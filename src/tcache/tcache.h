@@ -101,6 +101,12 @@ static inline uint32_t xbt_tc_mode_key(const xbt_tmode *m)
 }
 
 xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t mode_key);
+/* The next block after b with b's EIP and mode (an alias: the same EIP translated from
+   other physical bytes, for another address space), newest first; NULL if none. */
+xbt_block *xbt_tc_lookup_next(const xbt_tcache *tc, const xbt_block *b);
+/* b answers xbt_tc_lookup for its EIP and mode from now on (it moves to the front of
+   its aliases). */
+void xbt_tc_prefer(xbt_tcache *tc, xbt_block *b);
 
 /*
  * Inserts a translated block.  page0/page1 are the guest physical pages of its first

@@ -193,6 +193,12 @@ xbt)
         n=$(grep -a -o '([0-9]* past a PC thunk)' "$out" | grep -o '[0-9]*')
         at_least "$XBT_THUNK_CHAINS_MIN" "calls chained past a PC thunk" "$n"
     fi
+    # XBT_BLOCKS_MAX=N: at most N blocks translated (copies included), summed over the
+    # vCPUs (eip_alias.c: translations kept as aliases are not made again).
+    if [ -n "${XBT_BLOCKS_MAX:-}" ]; then
+        n=$(grep -a '^translation: [0-9]* blocks' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
+        at_most "$XBT_BLOCKS_MAX" "blocks translated" "$n"
+    fi
     # XBT_EXPECT_FLUSHES=1: the run must have flushed the translation cache (tiny-cache tests).
     if [ -n "${XBT_EXPECT_FLUSHES:-}" ]; then
         flushes=$(grep -a -o '[0-9]* flushes' "$out" | grep -o '[0-9]*')
