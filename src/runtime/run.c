@@ -571,19 +571,18 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     } else if (v->fetch_lin_last != last >> 12 && !code_page(v, last, &lin1)) {
         return NULL; /* (cannot be: its bytes were just read) */
     }
-    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1, from);
+    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, first, lin0, lin1, from);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running; a copy
            with a map of its own, its source gone). */
         xbt_vcpu_flush_translations(v);
-        b = xbt_tc_insert(v->tc, v->tb, key, lin0, lin1, NULL);
+        b = xbt_tc_insert(v->tc, v->tb, key, first, lin0, lin1, NULL);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
             return NULL;
         }
     }
     b->epoch = v->mmu->tc_epoch;
-    b->lin = v->arch.seg[XBT_CS].base + v->tb->eip;
     if (vm->perfmap)
         xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
                               v->xl.path != NULL);

@@ -54,7 +54,7 @@ typedef struct xbt_block {
                                    source's map and relocations (xbt_tc_insert's
                                    `share`), so its guest EIPs are the map's plus this */
     struct xbt_block **hash_pprev; /* the link that points here */
-    struct xbt_block *page_next[2], **page_pprev[2];
+    uint32_t page_at[2];        /* its entries' places in the page index (tcache.c) */
     /* Relocatable blocks by the physical address of their first byte and their mode
        (xbt_tc_find_relocatable). */
     struct xbt_block *phys_next, **phys_pprev;
@@ -109,15 +109,17 @@ xbt_block *xbt_tc_lookup_next(const xbt_tcache *tc, const xbt_block *b);
 void xbt_tc_prefer(xbt_tcache *tc, xbt_block *b);
 
 /*
- * Inserts a translated block.  page0/page1 are the guest physical pages of its first
- * and last byte.  share: NULL, or the cached block tb is a relocated copy of
+ * Inserts a translated block.  lin is the linear address of its first byte (it sets
+ * b->lin), page0/page1 the guest physical pages of its first and last byte.  share:
+ * NULL, or the cached block tb is a relocated copy of
  * (xbt_tc_get_tblock, xbt_tblock_relocate), whose pc map and relocations the new block
  * then uses instead of copies of tb's (they differ only by the EIP, which map_delta
  * carries; the metadata arena lives until the next flush, so they stay).  Returns NULL
  * when the code space is full: the caller flushes (xbt_tc_flush), which ends `share`,
  * and translates again.
  */
-xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key, uint32_t page0,
+xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t mode_key, uint32_t lin,
+                         uint32_t page0,
                          uint32_t page1, const xbt_block *share);
 
 /* A relocatable block whose first guest byte is at offset `off` of physical page

@@ -34,10 +34,7 @@ static xbt_block *insert(xbt_tcache *tc, uint32_t eip, uint32_t p0, uint32_t p1)
     tb.relocs[0] = 10;
     tb.n_map = 1;
     tb.map[0] = (struct xbt_pcmap){ 0, eip, 0, 0, 0 };
-    xbt_block *b = xbt_tc_insert(tc, &tb, 7, p0, p1, NULL);
-    if (b)
-        b->lin = eip;
-    return b;
+    return xbt_tc_insert(tc, &tb, 7, eip, p0, p1, NULL);
 }
 
 /* Two page numbers whose page lists share a bucket (tcache.c's page_hash: if it changes,
@@ -189,7 +186,7 @@ START_TEST(copies_share_their_source_map)
         ck_assert(xbt_tc_get_tblock(from, &tb));
         ck_assert_uint_eq(tb.map[0].guest_eip, from->eip); /* absolute, as translated */
         xbt_tblock_relocate(&tb, at[k]);
-        copy[k] = xbt_tc_insert(tc, &tb, 7, 5, 5, from);
+        copy[k] = xbt_tc_insert(tc, &tb, 7, at[k], 5, 5, from);
         ck_assert_ptr_nonnull(copy[k]);
         ck_assert_ptr_eq(copy[k]->map, src->map);
         ck_assert_ptr_eq(copy[k]->relocs, src->relocs);
@@ -200,7 +197,7 @@ START_TEST(copies_share_their_source_map)
     /* Without a source to share: a map of its own. */
     ck_assert(xbt_tc_get_tblock(copy[1], &tb));
     ck_assert_uint_eq(tb.map[0].guest_eip, at[1]);
-    xbt_block *own = xbt_tc_insert(tc, &tb, 7, 5, 5, NULL);
+    xbt_block *own = xbt_tc_insert(tc, &tb, 7, at[1], 5, 5, NULL);
     ck_assert_ptr_nonnull(own);
     ck_assert_ptr_ne(own->map, src->map);
     ck_assert_uint_eq(own->map_delta, 0);
