@@ -1,7 +1,8 @@
 /*
- * test_tcache.c - the translation cache's lookup, page lists, chaining and invalidation
- * against a model: blocks on one or two physical pages (also pages that share a page-list
- * bucket, and blocks whose two pages share one), dropped and invalidated in random order.
+ * test_tcache.c - the translation cache's lookup, page index, chaining and invalidation
+ * against a model: blocks on one or two physical pages (also pages that share a page-index
+ * bucket, and blocks whose two pages share one), dropped and invalidated in random order;
+ * copies that share their source's map; aliases of one EIP.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -206,12 +207,62 @@ START_TEST(copies_share_their_source_map)
 }
 END_TEST
 
+/* Aliases: blocks of one EIP and mode from different physical pages (the same address
+   in other address spaces).  The newest answers a lookup; xbt_tc_lookup_next walks the
+   others, newest first, skipping other EIPs in the same bucket; xbt_tc_prefer makes one
+   answer (the front cache too); a dropped alias leaves the walk, and invalidating a
+   page drops only the aliases from that page. */
+START_TEST(aliases_of_one_eip)
+{
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    const uint32_t eip = 0xb7f01230u;
+    xbt_block *a[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = insert(tc, eip, 100 + k, 100 + k);
+        ck_assert_ptr_nonnull(a[k]);
+    }
+    /* Another EIP in the same lookup bucket would sit in the chain too; one elsewhere
+       must never be walked to. */
+    ck_assert_ptr_nonnull(insert(tc, eip + 0x1000, 100, 100));
+    ck_assert_ptr_eq(xbt_tc_lookup(tc, eip, 7), a[3]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[3]), a[2]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[2]), a[1]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[1]), a[0]);
+    ck_assert_ptr_null(xbt_tc_lookup_next(tc, a[0]));
+    ck_assert_ptr_eq(xbt_tc_lookup(tc, eip, 8), NULL); /* another mode: none */
+
+    xbt_tc_prefer(tc, a[1]);
+    ck_assert_ptr_eq(xbt_tc_lookup(tc, eip, 7), a[1]);
+    ck_assert_ptr_eq(xbt_tc_lookup(tc, eip, 7), a[1]); /* (from the front cache) */
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[1]), a[3]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[3]), a[2]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[2]), a[0]);
+    xbt_tc_prefer(tc, a[1]); /* already in front: nothing moves */
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[1]), a[3]);
+
+    xbt_tc_drop(tc, a[3]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[1]), a[2]);
+    ck_assert_uint_eq(xbt_tc_invalidate_page(tc, 102), 1); /* a[2] only */
+    ck_assert(!a[2]->valid && a[1]->valid && a[0]->valid);
+    ck_assert_ptr_eq(xbt_tc_lookup(tc, eip, 7), a[1]);
+    ck_assert_ptr_eq(xbt_tc_lookup_next(tc, a[1]), a[0]);
+    xbt_tc_drop(tc, a[1]); /* the front one goes: the next answers */
+    ck_assert_ptr_eq(xbt_tc_lookup(tc, eip, 7), a[0]);
+    ck_assert_ptr_null(xbt_tc_lookup_next(tc, a[0]));
+    ck_assert_uint_eq(xbt_tc_invalidate_page(tc, 100), 2); /* a[0] and the other EIP's */
+    ck_assert_ptr_null(xbt_tc_lookup(tc, eip, 7));
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tcache");
     TCase *tc = tcase_create("model");
     tcase_add_test(tc, test_model);
     tcase_add_test(tc, copies_share_their_source_map);
+    tcase_add_test(tc, aliases_of_one_eip);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
