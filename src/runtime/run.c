@@ -217,6 +217,7 @@ static void ibl_reset_set(struct xbt_ibl_set *set)
     set->stale = false;
     set->prune_dropped = set->prune_regions_any = false;
     memset(set->prune_regions, 0, sizeof set->prune_regions);
+    memset(set->regions_present, 0, sizeof set->regions_present);
 }
 
 /* A table forgets, in one pass over the entries it filled, those that may no longer
@@ -236,6 +237,17 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
         ibl_reset_set(set);
         return;
     }
+    if (regions && !dropped) {
+        bool any = false;
+        for (uint32_t i = 0; i < sizeof set->regions_present && !any; i++)
+            any = (regions[i] & set->regions_present[i]) != 0;
+        if (!any) {
+            memset(set->prune_regions, 0, sizeof set->prune_regions);
+            set->prune_regions_any = false;
+            return; /* no entry in those regions */
+        }
+    }
+    memset(set->regions_present, 0, sizeof set->regions_present);
     uint32_t keep = 0;
     for (uint32_t k = 0; k < set->n_used; k++) {
         uint32_t idx = set->used[k];
@@ -254,6 +266,8 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
             set->listed[idx >> 3] &= (uint8_t)~(1u << (idx & 7));
         } else {
             set->used[keep++] = idx;
+            uint32_t r = (uint32_t)e->tag >> 22;
+            set->regions_present[r >> 3] |= (uint8_t)(1u << (r & 7));
         }
     }
     set->n_used = keep;
@@ -380,6 +394,8 @@ static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
     ibl_list(set, idx);
     e->tag = t->eip;
     e->host = (uint64_t)(uintptr_t)t->host;
+    uint32_t r = t->eip >> 22; /* (a victim keeps its tag: its region is there) */
+    set->regions_present[r >> 3] |= (uint8_t)(1u << (r & 7));
 }
 
 /* The inline lookup missed the target of an indirect branch (at ctx.eip): the table

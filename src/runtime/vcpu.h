@@ -204,6 +204,11 @@ struct xbt_vcpu {
            block is looked at) and those into the regions marked here. */
         bool prune_dropped, prune_regions_any;
         uint8_t prune_regions[128];
+        /* The 4 MiB regions (EIP >> 22) its entries may lie in: a superset, set as
+           entries are filled, made exact again by a pruning's walk.  A pruning for
+           regions none of them lies in walks nothing (the kernel's table at a CR3
+           switch, whose user regions change: 98% of the walks' entries). */
+        uint8_t regions_present[128];
         uint8_t listed[XBT_IBL_SLOTS / 8]; /* the entries in used (victims too) */
         uint32_t used[XBT_IBL_SLOTS];
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
