@@ -160,7 +160,13 @@ static int block_check(struct xbt_vcpu *v, xbt_block *b)
     }
     uint32_t lin1 = xbt_block_last(b); /* (lin0 is b->lin here) */
     uint32_t p0, p1;
-    if (!code_page(v, lin0, &p0) || !code_page(v, lin1, &p1))
+    bool ok = code_page(v, lin0, &p0) && code_page(v, lin1, &p1);
+    /* The walk sets accessed bits, and a page table can be a page that held code: that
+       write can drop b (or, with several vCPUs, carry out requests that drop others or
+       flush the cache: lookup_current checks). */
+    if (!b->valid)
+        return BC_DROPPED;
+    if (!ok)
         return BC_UNFETCHABLE;
     if (p0 == b->page[0] && p1 == b->page[1]) {
         b->epoch = v->mmu->tc_epoch;
@@ -184,19 +190,31 @@ static int block_check(struct xbt_vcpu *v, xbt_block *b)
    bounded walk). */
 #define XBT_ALIASES 8
 
-/* The cached block at EIP eip in mode key that may run now, or NULL. */
+/* The cached block at EIP eip in mode key that may run now, or NULL.  block_check's walk
+   can drop blocks or flush the cache (its accessed-bit writes): after a flush no record
+   seen before may be touched, and the walk goes on only from a block still valid. */
 static xbt_block *lookup_current(struct xbt_vcpu *v, uint32_t eip, uint32_t key)
 {
+    uint32_t flushes = xbt_tc_flushes(v->tc);
     xbt_block *b = xbt_tc_lookup(v->tc, eip, key);
     for (uint32_t n = 0; b; n++) {
+        xbt_block *next = xbt_tc_lookup_next(v->tc, b);
         int r = block_check(v, b);
+        if (xbt_tc_flushes(v->tc) != flushes)
+            return NULL;
         if (r == BC_CURRENT) {
             if (n)
                 xbt_tc_prefer(v->tc, b);
             return b;
         }
-        if (r != BC_ELSEWHERE)
-            return NULL;
+        if (r == BC_UNFETCHABLE)
+            return NULL; /* (the same linear page for every alias) */
+        if (r == BC_DROPPED) {
+            if (!next || !next->valid)
+                return NULL; /* (the rest may have gone with it: translate) */
+            b = next;
+            continue;
+        }
         if (n + 1 >= XBT_ALIASES) {
             xbt_vcpu_drop_block(v, b);
             return NULL;

@@ -79,6 +79,7 @@ struct tc_ahead {
     pthread_cond_t cv;
     pthread_t thread;
     bool started, stop, off; /* off: XBT_NO_AHEAD, or no thread */
+    pid_t pid;                 /* the process the thread runs in (not a forked child) */
     struct { uint8_t *base; size_t size, done, want; } r[2];
 };
 
@@ -212,8 +213,10 @@ static void *ahead_main(void *arg)
         size_t n = a->r[k].want - a->r[k].done;
         n = n < AHEAD_CHUNK ? n : AHEAD_CHUNK;
         pthread_mutex_unlock(&a->lock);
+        /* A locked add of 0 (not a C atomic: clang folds fetch_add(0) into a load, and
+           a read fault maps the zero page, which the vCPU's first write replaces). */
         for (size_t o = 0; o < n; o += 4096)
-            __atomic_fetch_add(p + o, 0, __ATOMIC_RELAXED);
+            __asm__ volatile("lock addb $0, %0" : "+m"(p[o]));
         pthread_mutex_lock(&a->lock);
         a->r[k].done += n;
     }
@@ -243,6 +246,10 @@ static void tc_ahead_post(xbt_tcache *tc)
         a->r[0].size = tc->meta.size;
         a->r[1].base = tc->code + tc->wdelta;
         a->r[1].size = tc->size;
+        /* From the bump pointers on: below them the memory is in use already. */
+        a->r[0].done = a->r[0].want = tc->meta.used & ~(size_t)4095;
+        a->r[1].done = a->r[1].want = tc->used & ~(size_t)4095;
+        a->pid = getpid();
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -274,6 +281,10 @@ static void tc_ahead_stop(xbt_tcache *tc)
     struct tc_ahead *a = &tc->ahead;
     if (!a->started)
         return;
+    if (a->pid != getpid()) { /* a forked child: the thread (and its lock) are not here */
+        a->started = false;
+        return;
+    }
     pthread_mutex_lock(&a->lock);
     a->stop = true;
     pthread_cond_signal(&a->cv);
@@ -485,8 +496,10 @@ static bool page_room(struct page_vec *v, uint32_t k)
 }
 
 /* b's entry for its slot's page: the offsets [lo, hi) of its bytes there.  A block
-   whose two pages are one (both on it, or a wrap onto itself) has one entry, from its
-   start to its end or the page end, as one on a single page. */
+   whose two pages are one frame has one entry: from its start to its end where both
+   are on one page, the whole page where its bytes cross into a next linear page that
+   maps the same frame (its end then lies below its start; the lists before this index
+   covered only [start, 4096) there). */
 static void page_add(xbt_tcache *tc, xbt_block *b, int slot)
 {
     uint32_t start = b->lin & 0xFFF, end = start + (b->guest_len ? b->guest_len : 1);
@@ -494,6 +507,8 @@ static void page_add(xbt_tcache *tc, xbt_block *b, int slot)
     uint32_t hi = slot == 0 ? (end < 4096 ? end : 4096) : (end > 4096 ? end - 4096 : 4096);
     if (hi > 4096)
         hi = 4096;
+    if (slot == 0 && b->page[1] == b->page[0] && end > 4096)
+        lo = 0, hi = 4096; /* both linear pages map this frame: its end is at its start */
     struct page_vec *v = &tc->pages[page_hash(b->page[slot])];
     b->page_at[slot] = v->n;
     v->v[v->n++] = (struct page_ent){ b, b->page[slot], (uint16_t)(lo | (uint32_t)slot << 15),
