@@ -198,7 +198,6 @@ static xbt_block *lookup_current(struct xbt_vcpu *v, uint32_t eip, uint32_t key)
     uint32_t flushes = xbt_tc_flushes(v->tc);
     xbt_block *b = xbt_tc_lookup(v->tc, eip, key);
     for (uint32_t n = 0; b; n++) {
-        xbt_block *next = xbt_tc_lookup_next(v->tc, b);
         int r = block_check(v, b);
         if (xbt_tc_flushes(v->tc) != flushes)
             return NULL;
@@ -209,19 +208,24 @@ static xbt_block *lookup_current(struct xbt_vcpu *v, uint32_t eip, uint32_t key)
         }
         if (r == BC_UNFETCHABLE)
             return NULL; /* (the same linear page for every alias) */
-        if (r == BC_DROPPED) {
-            if (!next || !next->valid)
-                return NULL; /* (the rest may have gone with it: translate) */
-            b = next;
-            continue;
-        }
-        if (n + 1 >= XBT_ALIASES) {
+        if (r == BC_ELSEWHERE && n + 1 >= XBT_ALIASES) {
             xbt_vcpu_drop_block(v, b);
             return NULL;
         }
+        /* From a dropped b too: its links stay readable until a flush, but the next one
+           found may have gone with it (then translate). */
         b = xbt_tc_lookup_next(v->tc, b);
+        if (b && !b->valid)
+            return NULL;
     }
     return NULL;
+}
+
+/* The table has an entry in EIP's 4 MiB region (its regions_present). */
+static void region_note(struct xbt_ibl_set *set, uint32_t eip)
+{
+    uint32_t r = eip >> 22;
+    set->regions_present[r >> 3] |= (uint8_t)(1u << (r & 7));
 }
 
 static void ibl_reset_set(struct xbt_ibl_set *set)
@@ -255,19 +259,14 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
         ibl_reset_set(set);
         return;
     }
-    if (regions && !dropped) {
-        bool any = false;
-        for (uint32_t i = 0; i < sizeof set->regions_present && !any; i++)
-            any = (regions[i] & set->regions_present[i]) != 0;
-        if (!any) {
-            memset(set->prune_regions, 0, sizeof set->prune_regions);
-            set->prune_regions_any = false;
-            return; /* no entry in those regions */
-        }
-    }
-    memset(set->regions_present, 0, sizeof set->regions_present);
+    /* No walk where no entry lies in those regions. */
+    bool walk = !regions || dropped;
+    for (uint32_t i = 0; i < sizeof set->regions_present && !walk; i++)
+        walk = (regions[i] & set->regions_present[i]) != 0;
+    if (walk)
+        memset(set->regions_present, 0, sizeof set->regions_present);
     uint32_t keep = 0;
-    for (uint32_t k = 0; k < set->n_used; k++) {
+    for (uint32_t k = 0; walk && k < set->n_used; k++) {
         uint32_t idx = set->used[k];
         struct xbt_ibl_entry *e = &set->t[idx];
         bool gone = e->tag >> 32; /* empty (a logged drop cleared it) */
@@ -284,11 +283,11 @@ static void ibl_prune(struct xbt_ibl_set *set, struct xbt_tcache *tc)
             set->listed[idx >> 3] &= (uint8_t)~(1u << (idx & 7));
         } else {
             set->used[keep++] = idx;
-            uint32_t r = (uint32_t)e->tag >> 22;
-            set->regions_present[r >> 3] |= (uint8_t)(1u << (r & 7));
+            region_note(set, (uint32_t)e->tag);
         }
     }
-    set->n_used = keep;
+    if (walk)
+        set->n_used = keep;
     if (regions)
         memset(set->prune_regions, 0, sizeof set->prune_regions);
     set->prune_dropped = set->prune_regions_any = false;
@@ -412,8 +411,7 @@ static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
     ibl_list(set, idx);
     e->tag = t->eip;
     e->host = (uint64_t)(uintptr_t)t->host;
-    uint32_t r = t->eip >> 22; /* (a victim keeps its tag: its region is there) */
-    set->regions_present[r >> 3] |= (uint8_t)(1u << (r & 7));
+    region_note(set, t->eip); /* (a victim keeps its tag: its region is there) */
 }
 
 /* The inline lookup missed the target of an indirect branch (at ctx.eip): the table

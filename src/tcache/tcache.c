@@ -948,11 +948,10 @@ void xbt_tc_unchain_all(xbt_tcache *tc)
     }
 }
 
-/* Drops the blocks with an entry for `page` that covers [off, off + len) (len 4096:
-   every one), walking the bucket from its end: an entry that leaves takes the last
-   one's place, which was walked already (a block with both of its entries here moves
-   one that was walked into the part not walked yet, which is looked at again). */
-static uint32_t drop_covering(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len)
+/* Walks the bucket from its end: an entry that leaves takes the last one's place,
+   which was walked already (a block with both of its entries here moves one that was
+   walked into the part not walked yet, which is looked at again). */
+uint32_t xbt_tc_drop_range(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len)
 {
     struct page_vec *v = &tc->pages[page_hash(page)];
     uint32_t n = 0;
@@ -970,12 +969,7 @@ static uint32_t drop_covering(xbt_tcache *tc, uint32_t page, uint32_t off, uint3
 
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page)
 {
-    return drop_covering(tc, page, 0, 4096);
-}
-
-uint32_t xbt_tc_drop_range(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t len)
-{
-    return drop_covering(tc, page, off, len);
+    return xbt_tc_drop_range(tc, page, 0, 4096);
 }
 
 xbt_block *xbt_tc_find_relocatable(xbt_tcache *tc, uint32_t page, uint32_t off, uint32_t key,

@@ -116,10 +116,7 @@ static void phase_end(const char *name)
 
 void main(void)
 {
-    for (u32 i = 0; i < 4 * 1024; i++)
-        pt[i / 1024][i % 1024] = (i << 12) | P | W;
-    for (u32 i = 0; i < 4; i++)
-        pd[i] = (u32)pt[i] | P | W;
+    identity_16m(pd, pt);
     pd[VA >> 22] = (u32)pt_hi | P | W;
     for (u32 k = 0; k < NF; k++)
         make_frame(k);
