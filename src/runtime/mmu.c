@@ -70,11 +70,14 @@ void xbt_paging_changed(struct xbt_vcpu *v)
     xbt_mapping_changed(v, 0, 0);
 }
 
+static void spec_recheck(struct xbt_vcpu *v);
+
 void xbt_cr3_changed(struct xbt_vcpu *v)
 {
     xbt_stlb_flush(v);
     v->stats.window_drops++;
     epochs_bumped(v, xbt_smmu_cr3_changed(v->mmu, xbt_paging_regs(v)));
+    spec_recheck(v); /* a directory entry's accessed flag set (shadow-mmu/window.c) */
 }
 
 /* A write to a page holding translated code, from translated code (K- or U-window) at

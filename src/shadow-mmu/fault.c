@@ -51,9 +51,12 @@ static bool upgrade_in_place(xbt_smmu *m, xbt_smmu_regs regs, int win, uint32_t 
    mmap each; usertests: 719,000 fills).  The flag goes in by a compare-exchange of the
    entry as it was read, so a change another vCPU made meanwhile is kept and ends the
    run; not in ROM, nor in a page table that holds translated code (the caller passes
-   `spec` false then; the runtime rechecks the page for other vCPUs: m->spec_pt). */
-static bool spec_accessed(xbt_smmu *m, uint64_t pte_gpa, uint64_t pte, uint32_t es)
+   `spec` false then; the runtime rechecks the page for other vCPUs: m->spec_pt, so all
+   such writes between two rechecks go to one page). */
+bool xbt_smmu_spec_accessed(xbt_smmu *m, uint64_t pte_gpa, uint64_t pte, uint32_t es)
 {
+    if (m->spec_pt != XBT_SPEC_PT_NONE && m->spec_pt != (pte_gpa & ~0xFFFull))
+        return false;
     uint8_t *h = (pte_gpa & (es - 1)) ? NULL : xbt_phys_w(m->phys, pte_gpa, es);
     if (!h)
         return false;
@@ -98,7 +101,7 @@ static bool joins(xbt_smmu *m, const struct run_scan *s, uint32_t k, uint64_t g,
         (s->writable && !xbt_phys_write_ok(m->phys, g >> 12)) || xbt_wmap_has(s->have, at))
         return false;
     *seen_lo = (uint32_t)seen;
-    return (pte & XBT_PTE_A) || spec_accessed(m, s->pt_gpa + k * s->es, pte, s->es);
+    return (pte & XBT_PTE_A) || xbt_smmu_spec_accessed(m, s->pt_gpa + k * s->es, pte, s->es);
 }
 
 static bool d_hot(const xbt_smmu *m, uint64_t g)

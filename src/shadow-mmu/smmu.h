@@ -204,6 +204,9 @@ typedef struct xbt_smmu {
        the faulting page (fault.c, spec_accessed), or XBT_SPEC_PT_NONE (each fill starts
        with it): the runtime looks again for other vCPUs' code there after a fill. */
     uint64_t spec_pt;
+    /* Set during xbt_smmu_cr3_changed: a re-check of a window set against the new
+       tables may set a directory entry's accessed flag (window.c, rec_dir). */
+    bool spec_dir;
 
     /* A switch to another window set is dear (it moves the host GS base by a system
        call): a CR3 load may re-key the current set instead (window.c, keep_current). */
@@ -246,6 +249,13 @@ typedef struct xbt_smmu {
     uint64_t run_splits; /* split_run's cuts (window.c) */
 } xbt_smmu;
 #define XBT_SPEC_PT_NONE (~0ull)
+
+/* Sets the accessed flag of the paging-structure entry at guest physical pte_gpa (es
+   bytes, read as `pte`) by a compare-exchange, as a processor's speculative fill may;
+   false where it changed meanwhile, is not RAM, or m->spec_pt names another page (the
+   page written is left in m->spec_pt for the runtime's recheck of other vCPUs' code).
+   The caller keeps page tables that hold translated code out. */
+bool xbt_smmu_spec_accessed(xbt_smmu *m, uint64_t pte_gpa, uint64_t pte, uint32_t es);
 
 /* Creation: window sets reserved (8 GiB each for the K- and U-window), per-page tables
    for the 4 GiB of guest physical addresses, over the slots of phys.  false with *why. */

@@ -466,21 +466,39 @@ static uint32_t run_changed(const xbt_smmu *m, uint64_t pt, const struct xbt_wre
    xbt_smmu_as_key: the directory's address; PAE: the PDPT's): PAE walks the PDPTE as a
    CR3 load reads it, present and pointing below 4 GiB, then an entry whose upper half
    is 0 (the record's was: its lower half is all it holds). */
-static bool rec_dir(const xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t *pde)
+static bool rec_dir(xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t *pde)
 {
-    if (!e->pae)
-        return ram32(m, as + (e->lin >> 22) * 4, pde);
-    uint64_t pdpte, v;
-    if (!ram64(m, as + (e->lin >> 30) * 8, &pdpte) || !(pdpte & XBT_PTE_P) || (pdpte >> 32) ||
-        !ram64(m, (pdpte & 0xFFFFF000u) + ((e->lin >> 21) & 0x1FF) * 8, &v) || (v >> 32))
-        return false;
-    *pde = (uint32_t)v;
+    uint64_t at = as + (e->lin >> 22) * 4, pdpte, v;
+    uint32_t es = 4;
+    if (!e->pae) {
+        if (!ram32(m, at, pde))
+            return false;
+    } else {
+        if (!ram64(m, as + (e->lin >> 30) * 8, &pdpte) || !(pdpte & XBT_PTE_P) ||
+            (pdpte >> 32))
+            return false;
+        at = (pdpte & 0xFFFFF000u) + ((e->lin >> 21) & 0x1FF) * 8, es = 8;
+        if (!ram64(m, at, &v) || (v >> 32))
+            return false;
+        *pde = (uint32_t)v;
+    }
+    /* An entry that lacks only the accessed flag the record was made with gets it, as a
+       speculative fill of the paging-structure caches may set it (fault.c,
+       xbt_smmu_spec_accessed): at a CR3 load only (m->spec_dir), so a directory that
+       maps alike keeps the mappings without a walk through it first.  nano's
+       cr3switch: two directories sharing their tables, one of them never walked for a
+       page the other's set maps, cost a window-set switch each (a host system call where
+       the GS base moves by arch_prctl: 20,000 cycles). */
+    uint32_t same = e->big ? ~0u : 0xFFFu; /* a run's table may be another page */
+    if (m->spec_dir && !(*pde & XBT_PTE_A) && ((*pde | XBT_PTE_A) & same) == (e->pde & same) &&
+        !xbt_code_page(m, at >> 12) && xbt_smmu_spec_accessed(m, at, *pde, es))
+        *pde |= XBT_PTE_A;
     return true;
 }
 
 /* The directory entry in address space `as` of record e, a run of 4 KiB pages, if it
    has the flags the record was made under (accessed bit included); false otherwise. */
-static bool run_table(const xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t *pde)
+static bool run_table(xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t *pde)
 {
     return !e->big && rec_dir(m, as, e, pde) && (*pde & 0xFFFu) == (e->pde & 0xFFFu);
 }
@@ -490,7 +508,7 @@ static bool run_table(const xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, 
    entry with the same flags (accessed bit included) and the same table entries.  The
    table itself may be another page: the mapping is made of the entries' values, not of
    where they are (xv6 gives every process its own tables for the same kernel mapping). */
-static bool rec_unchanged(const xbt_smmu *m, uint64_t as, struct xbt_wrec *e)
+static bool rec_unchanged(xbt_smmu *m, uint64_t as, struct xbt_wrec *e)
 {
     uint32_t pde, first;
     if (e->big)
@@ -1072,7 +1090,10 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
 
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
 {
+    m->spec_pt = XBT_SPEC_PT_NONE;
+    m->spec_dir = true;
     xbt_window_switch(m, xbt_smmu_as_key(regs));
+    m->spec_dir = false;
     /* A region keeps its epoch when all its code was checked under global entries
        (CR4.PGE: they survive the load), or its paging-structure entries (the directory
        entry; PAE: the PDPTE and both directory entries) are what its code was checked

@@ -464,6 +464,34 @@ START_TEST(keep_set_when_alike)
 }
 END_TEST
 
+/* B shares A's table, but B's directory entry was never used by a walk (its accessed
+   flag clear): the CR3 load sets the flag, as a speculative fill of the
+   paging-structure caches may, and keeps the set with its mapping, instead of a switch
+   to a set of B's own (a host system call where the GS base moves by arch_prctl).  The
+   flag is the only difference allowed: a directory entry without the user right is
+   another mapping. */
+START_TEST(keep_set_sets_directory_accessed)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    uint32_t pde = *word(PD1 + 1 * 4);
+    ck_assert_uint_eq(pde & A, A);
+    *word(PD2 + 1 * 4) = pde & ~A;
+    keep_into(a, b);
+    ck_assert(can_read(0x400000));
+    ck_assert_uint_eq(m->set_keeps, 1);
+    ck_assert_uint_eq(*word(PD2 + 1 * 4), pde);
+    ck_assert_uint_eq(m->spec_pt, PD2);
+    /* Outside a CR3 load a re-check sets nothing. */
+    ck_assert(!m->spec_dir);
+    xbt_smmu_cr3_changed(m, a);
+    *word(PD2 + 1 * 4) = (pde & ~(A | US));
+    xbt_smmu_cr3_changed(m, b);
+    ck_assert(!can_read(0x400000));
+    ck_assert_uint_eq(*word(PD2 + 1 * 4), pde & ~(A | US));
+}
+END_TEST
+
 /* One mapping differs: the set is kept and that mapping dropped, never used stale. */
 START_TEST(keep_set_drops_what_differs)
 {
@@ -791,6 +819,7 @@ int main(void)
     tcase_add_test(tc, record_is_what_was_mapped);
     tcase_add_test(tc, alone_after_min_addr_records_its_own_entry);
     tcase_add_test(tc, keep_set_when_alike);
+    tcase_add_test(tc, keep_set_sets_directory_accessed);
     tcase_add_test(tc, keep_set_drops_what_differs);
     tcase_add_test(tc, keep_set_switches_when_much_differs);
     tcase_add_test(tc, keep_set_unkeys_the_other_set);
