@@ -36,8 +36,11 @@ run_one() { # peer -> "peer boot forks wall" on stdout
         END { if (boot == "" || f == "") print p, "FAILED"; else printf "%s %s %.2f %.2f %d\n", p, boot, f, w, n }'
 }
 
-peers="xbt-direct xbt-strict xbt-adaptive"
-command -v qemu-system-i386 >/dev/null && peers="$peers qemu-tcg"
+. "$root/bench/host.sh"
+peers=""
+for mode in direct strict adaptive; do xbt_mode_ok $mode && peers="$peers xbt-$mode"; done
+command -v qemu-system-i386 >/dev/null && peers="$peers qemu-tcg" ||
+    host_notes="${host_notes}QEMU: qemu-system-i386 not installed: skipped"$'\n'
 for r in $(seq "$reps"); do
     for p in $peers; do run_one "$p" >>"$out/all"; done
 done
@@ -68,6 +71,7 @@ END {
 }' "$out/all"
 echo "medians of $reps interleaved runs; boot = guest uptime at /init, forks = guest seconds"
 echo "for $forks fork+exec of /bin/true; results in bench/results/linux.csv"
-echo "--- xbt --stats of one default-mode (adaptive) run ---"
+printf '%s' "$host_notes" | grep -v '^native:'
+echo "--- xbt --stats of one default-mode run ---"
 timeout 600 "$b/tools/xbt-run" --stats --mem 256 --initrd "$dir/initramfs.cpio.gz" -a "$cmdline" \
     "$dir/vmlinuz" </dev/null 2>&1 | sed -n '/--- xbt-run statistics/,$p'

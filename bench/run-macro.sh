@@ -88,6 +88,17 @@ if [[ " $peers " == *" kvm "* ]]; then
 fi
 command -v qemu-system-i386 >/dev/null || notes="${notes}QEMU: qemu-system-i386 not installed"$'\n'
 [ "$(id -u)" -eq 0 ] || notes="${notes}native: chroot needs root"$'\n'
+. "$root/bench/host.sh"
+notes="$notes$host_notes"
+kept=""
+for p in $peers; do # a peer this host cannot run is left out (the notes say why)
+    case $p in
+    native) [ $host_ia32 = 1 ] || continue ;;
+    xbt-direct|xbt-adaptive) xbt_mode_ok "${p#xbt-}" || continue ;;
+    esac
+    kept="$kept $p"
+done
+peers=$kept
 
 . "$root/scripts/qemu-linux.sh"
 qemu_run() { # accel log

@@ -25,8 +25,11 @@ else
     [ -n "$probe" ] && kvm_note="KVM: ${probe#SKIP: KVM: }"
 fi
 
+. "$root/bench/host.sh"
+modes=""
+for mode in direct strict adaptive; do xbt_mode_ok $mode && modes="$modes $mode"; done
 for r in $(seq "$reps"); do
-    for mode in direct strict adaptive; do
+    for mode in $modes; do
         "$b/tools/xbt-run" --user-mode $mode "$guest" 2>/dev/null | grep -a '^RESULT' |
             sed "s/^/xbt-$mode /" >>"$out/all"
     done
@@ -40,7 +43,7 @@ for r in $(seq "$reps"); do
                 grep -a '^RESULT' | sed 's/^/kvm /' >>"$out/all"
         fi
     fi
-    "$b/bench/native_nano" | grep '^RESULT' | sed 's/^/native /' >>"$out/all"
+    [ $host_ia32 = 1 ] && "$b/bench/native_nano" | grep '^RESULT' | sed 's/^/native /' >>"$out/all"
 done
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //; s/,/ /g')
@@ -65,14 +68,16 @@ END {
     for (i = 1; i <= n; i++) {
         b = names[i]; if (!(b in benches)) continue
         nv = median("native" SUBSEP (b == "compute3" ? "compute" : b))
-        # xbt: the default mode (adaptive), whose ratios are shown
+        # xbt: the default mode, whose ratios are shown: adaptive, or strict where the
+        # host has no adaptive mode (xbt-run falls back to it: bench/host.sh)
         xd = median("xbt-direct" SUBSEP b); xs = median("xbt-strict" SUBSEP b)
-        x = median("xbt-adaptive" SUBSEP b); xt = median("xbt-traces" SUBSEP b)
+        xa = median("xbt-adaptive" SUBSEP b); xt = median("xbt-traces" SUBSEP b)
+        x = xa != "" ? xa : xs
         q = median("qemu-tcg" SUBSEP b); kv = median("kvm" SUBSEP b)
-        m[b] = x; md[b] = xd; ms[b] = xs; ma[b] = x; mn[b] = nv
+        m[b] = x; md[b] = xd; ms[b] = xs; ma[b] = xa; mn[b] = nv
         mt[b] = xt
         printf "%-10s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", b, show(nv), show(x), show(xd), show(xs), show(xt), show(q), show(kv), ratio(x, nv), ratio(x, q)
-        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, xd, xs, x, q, kv, reps, xt >> csv
+        printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", date, cpu, mhz, b, nv, xd, xs, xa, q, kv, reps, xt >> csv
     }
     print ""
     print "targets (issue 6):"
@@ -84,10 +89,11 @@ END {
 }' "$out/all"
 echo "cycles per operation (compute: per 1000 iterations), medians of $reps interleaved runs;"
 echo "cpu: $cpu, ${mhz} MHz; results in bench/results/nano.csv"
-echo "xbt = the default, adaptive mode (user code translated until a process runs long between kernel entries, then native), direct = user code runs natively, strict = user code translated, +traces = the default with --traces;"
+echo "xbt = the default, adaptive mode (user code translated until a process runs long between kernel entries, then native; strict where the host has no adaptive mode, see the notes), direct = user code runs natively, strict = user code translated, +traces = the default with --traces;"
 echo "branchy = a hash-table workload at CPL 0, cycles per 1000 keys; calls = a call-heavy list workload (calls, returns, an indirect call per key) at CPL 0, cycles per 1000 keys;"
 echo "compute3 = the compute loop at CPL 3 (native column: the host function); in = IN from a port (COM1 scratch); out = OUT to it; cpuid = CPUID leaf 0 (native column: the host's, which this kind of host may trap); mmio = a dword read of pc-testdev's MMIO scratch memory (xbt-run serves it without its device lock); int = INT n + IRET at CPL 0; syscall = guest user INT 0x80 + IRET (native column: host getppid via int 0x80); syscallpg = the same with guest paging on; demandpage = clear P in a PTE, INVLPG, touch: the guest #PF handler sets P and IRETs to the touch; cr3switch = a CR3 load alternating between two page directories that share their tables, then a read; procswitch = the same between directories that map the page read differently; forkwait = per process created, run (stack demand-paged, one system call) and destroyed (native column: host fork + waitpid); sigsegv = host SIGSEGV round trip"
 [ -n "$kvm_note" ] && echo "$kvm_note"
+printf '%s' "$host_notes"
 if command -v gnuplot >/dev/null; then
     # One bar per peer that measured something: a column with no positive value (native
     # where this host cannot run 32-bit code, KVM without /dev/kvm) would make gnuplot

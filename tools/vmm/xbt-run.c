@@ -119,6 +119,8 @@ static void usage(FILE *f)
             "                         --append, --initrd, --module, --disk, --symbols,\n"
             "                         --smp or --cpu: the file says how many vCPUs and\n"
             "                         the CPUID the guest saw)\n"
+            "      --capabilities     what this host allows (xbt_capabilities): one line\n"
+            "                         each, \"name yes\" or \"name no: why\"; then exit\n"
             "  -h, --help, --version\n"
             "Numbers are decimal or 0x-hexadecimal; options with a value (but --module and\n"
             "--symbols) once.\n"
@@ -977,6 +979,26 @@ struct options {
 
 /* ---- options: whatever xbt-run cannot honour is one line and EXIT_USAGE ------------ */
 
+/* --capabilities: the library's XBT_CAP_* answer for this host, for scripts (the
+   benchmarks label a user mode the host falls back from). */
+static void print_capabilities(void)
+{
+    static const struct { uint64_t cap; const char *name; } caps[] = {
+        { XBT_CAP_USER_STRICT, "user-strict" },   { XBT_CAP_USER_DIRECT, "user-direct" },
+        { XBT_CAP_USER_ADAPTIVE, "user-adaptive" }, { XBT_CAP_PAE, "pae" },
+        { XBT_CAP_TRACES, "traces" },             { XBT_CAP_TRACE_PROFILE, "trace-profile" },
+        { XBT_CAP_STRING_IO, "string-io" },       { XBT_CAP_DEBUG, "debug" },
+        { XBT_CAP_POLICY, "policy" },             { XBT_CAP_WATCH, "watch" },
+    };
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        const char *why = NULL;
+        if (xbt_has(caps[k].cap, &why))
+            printf("%s yes\n", caps[k].name);
+        else
+            printf("%s no: %s\n", caps[k].name, why ? why : "(no reason given)");
+    }
+}
+
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
@@ -1085,7 +1107,7 @@ enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP
        S_SAVE, S_RESTORE, S_SMP, S_CPU };
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
-       O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
+       O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_CAPS, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
        O_GDB, O_SAVE, O_RESTORE, O_SAVECONT, O_SMP, O_CPU };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
@@ -1103,6 +1125,7 @@ static const struct option long_options[] = {
     { "save-continue", no_argument, 0, O_SAVECONT }, { "smp", required_argument, 0, O_SMP },
     { "cpu", required_argument, 0, O_CPU },
     { "help", no_argument, 0, 'h' },                { "version", no_argument, 0, O_VERSION },
+    { "capabilities", no_argument, 0, O_CAPS },
     { 0, 0, 0, 0 },
 };
 
@@ -1227,6 +1250,9 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
         printf("xbt-run %u.%u.%u (API %u.%u)\n", xbt_version() >> 16,
                (xbt_version() >> 8) & 0xff, xbt_version() & 0xff, xbt_api_version() >> 16,
                xbt_api_version() & 0xffff);
+        return 0;
+    case O_CAPS:
+        print_capabilities();
         return 0;
     case 'h': usage(stdout); return 0;
     case ':': return usage_error("option '%s' needs an argument", argv[optind - 1]);

@@ -1,0 +1,27 @@
+#!/bin/bash
+# capabilities.sh XBT_RUN GUEST: `xbt-run --capabilities` names every XBT_CAP_* bit once,
+# as "name yes" or "name no: why"; strict mode is always there; and what it says of the
+# direct and adaptive user modes is what a run asking for them gets (xbt-run notes a
+# fall-back to strict mode, and only then).
+set -u
+xbt=$1 guest=$2
+out=$("$xbt" --capabilities) || { echo "FAIL: --capabilities exited $?"; exit 1; }
+printf '%s\n' "$out"
+fail=0
+for cap in user-strict user-direct user-adaptive pae traces trace-profile string-io debug \
+           policy watch; do
+    n=$(printf '%s\n' "$out" | grep -c -E "^$cap (yes|no: .+)$")
+    [ "$n" = 1 ] || { echo "FAIL: $cap listed $n times (or a 'no' without a reason)"; fail=1; }
+done
+[ "$(printf '%s\n' "$out" | wc -l)" = 10 ] || { echo "FAIL: not 10 lines"; fail=1; }
+printf '%s\n' "$out" | grep -qx 'user-strict yes' || { echo "FAIL: strict mode missing"; fail=1; }
+for mode in direct adaptive; do
+    note=$("$xbt" --user-mode $mode "$guest" 2>&1 >/dev/null | grep -c 'runs translated (strict mode)')
+    if printf '%s\n' "$out" | grep -qx "user-$mode yes"; then
+        [ "$note" = 0 ] || { echo "FAIL: $mode listed but the run fell back to strict"; fail=1; }
+    else
+        [ "$note" = 1 ] || { echo "FAIL: $mode listed missing but no fall-back noted"; fail=1; }
+    fi
+done
+[ $fail = 0 ] && echo "PASS: capabilities agree with what runs"
+exit $fail
