@@ -80,7 +80,7 @@ static void __attribute__((noreturn)) child(void)
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool runs;
-static char why_buf[160];
+static char why_buf[256];
 
 static void probe(void)
 {
@@ -112,7 +112,8 @@ static void probe(void)
                  "the probe for 32-bit code could not set up (exit status %d)", WEXITSTATUS(st));
     } else {
         snprintf(why_buf, sizeof why_buf,
-                 "the host kernel does not run 32-bit code (ia32_emulation off?): "
+                 "the host kernel does not run 32-bit code (ia32_emulation=0, or a "
+                 "hypervisor below it that gives user space no compatibility mode): "
                  "a far transfer to a 32-bit code segment took signal %d",
                  WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     }
