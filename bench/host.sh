@@ -4,6 +4,7 @@
 # user modes to strict where the host kernel cannot run a runner process (no 32-bit
 # code segments, no seccomp, ...), so a "direct" column there would be strict mode.
 #
+# (The xbt-run asked is $xbt where the script sets it, else the build's.)
 # host_notes: the notes to print under a table (one per line, possibly empty).
 # host_ia32: 1 if the host kernel runs 32-bit x86 programs (the native columns).
 # xbt_mode_ok MODE: true if xbt-run runs guest user code in MODE here.
@@ -12,9 +13,9 @@ host_ia32=0
 if "$b/bench/native_nano" --probe >/dev/null 2>&1; then
     host_ia32=1
 else
-    host_notes="${host_notes}native: this host does not run 32-bit x86 programs (ia32 emulation off): skipped"$'\n'
+    host_notes="${host_notes}native: this host does not run 32-bit x86 programs (ia32_emulation=0, or a hypervisor that gives user space no compatibility mode): skipped"$'\n'
 fi
-xbt_caps=$("$b/tools/xbt-run" --capabilities 2>/dev/null)
+xbt_caps=$("${xbt:-$b/tools/xbt-run}" --capabilities 2>/dev/null) # run-macro's XBT_RUN
 xbt_mode_ok() {
     case $1 in
     strict) return 0 ;;

@@ -1,8 +1,8 @@
 #!/bin/bash
 # run-linux.sh [REPS] [FORKS]: Debian's 32-bit Linux (scripts/linux-guest.sh) booted with
-# its busybox initramfs under xbt in each user-code mode (direct, strict, adaptive) and
-# under QEMU TCG, interleaved REPS times (default 3).  /init runs FORKS (default 1000)
-# fork+exec of /bin/true.  Reports medians of: guest uptime when /init starts ("boot"),
+# its busybox initramfs under xbt in each user-code mode (direct, strict, adaptive: those
+# this host runs, bench/host.sh) and under QEMU TCG, interleaved REPS times (default 3).
+# /init runs FORKS (default 1000) fork+exec of /bin/true.  Reports medians of: guest uptime when /init starts ("boot"),
 # guest seconds for the fork loop, and host wall seconds for the whole run; writes
 # bench/results/linux.csv.  The top exits and callouts of one xbt run follow (--stats).
 set -u

@@ -99,6 +99,7 @@ for p in $peers; do # a peer this host cannot run is left out (the notes say why
     kept="$kept $p"
 done
 peers=$kept
+[ -n "$peers" ] || { printf '%s' "$notes"; echo "run-macro: none of the peers asked for runs on this host"; exit 1; }
 
 . "$root/scripts/qemu-linux.sh"
 qemu_run() { # accel log

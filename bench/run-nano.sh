@@ -51,7 +51,8 @@ mhz=$(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | tr -d ' ')
 date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 mkdir -p "$root/bench/results"
 csv=$root/bench/results/nano.csv
-awk -v reps="$reps" -v date="$date" -v cpu="$cpu" -v mhz="$mhz" -v csv="$csv" '
+adaptive_ok=0; xbt_mode_ok adaptive && adaptive_ok=1
+awk -v adaptive_ok="$adaptive_ok" -v reps="$reps" -v date="$date" -v cpu="$cpu" -v mhz="$mhz" -v csv="$csv" '
 function median(k,   n, i, j, t, a) {
     n = cnt[k]; for (i = 1; i <= n; i++) a[i] = val[k, i]
     for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j-1]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
@@ -72,7 +73,7 @@ END {
         # host has no adaptive mode (xbt-run falls back to it: bench/host.sh)
         xd = median("xbt-direct" SUBSEP b); xs = median("xbt-strict" SUBSEP b)
         xa = median("xbt-adaptive" SUBSEP b); xt = median("xbt-traces" SUBSEP b)
-        x = xa != "" ? xa : xs
+        x = adaptive_ok ? xa : xs
         q = median("qemu-tcg" SUBSEP b); kv = median("kvm" SUBSEP b)
         m[b] = x; md[b] = xd; ms[b] = xs; ma[b] = xa; mn[b] = nv
         mt[b] = xt

@@ -27,7 +27,7 @@ uint32_t xbt_api_version(void)
    by starting a runner process, which is what their first run would do. */
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static uint64_t caps;
-static char direct_why[192];
+static char direct_why[256];
 
 static void probe(void)
 {

@@ -108,7 +108,7 @@ struct xbt_vm {
     uint32_t msr_exits[XBT_MAX_MSR_EXITS];
     uint32_t n_msr_exits;
     bool direct_ok;            /* user code may run directly (in runner processes) */
-    char direct_why[160];      /* why not, when direct or adaptive mode was asked for */
+    char direct_why[256];      /* why not, when direct or adaptive mode was asked for */
     /* Verdicts of the sensitive-instruction scan (direct.c, xbt_direct_page_sensitive)
        by a keyed hash of the bytes scanned: each entry the hash with its low bit
        replaced by the verdict, 0 empty; the key is random per VM, so a guest cannot

@@ -482,15 +482,18 @@ static bool rec_dir(xbt_smmu *m, uint64_t as, const struct xbt_wrec *e, uint32_t
             return false;
         *pde = (uint32_t)v;
     }
-    /* An entry that lacks only the accessed flag the record was made with gets it, as a
-       speculative fill of the paging-structure caches may set it (fault.c,
-       xbt_smmu_spec_accessed): at a CR3 load only (m->spec_dir), so a directory that
+    /* An entry pointing to a table that lacks only the accessed flag the record was
+       made with gets it, as a speculative fill of the paging-structure caches may set
+       it (fault.c, xbt_smmu_spec_accessed): at a CR3 load only (m->spec_dir; the
+       table it points to may be another page).  Not a large page's entry, which maps
+       the page itself: a guest that clears its flag to age the page and reloads CR3
+       would find it set again at every load.  So a directory that
        maps alike keeps the mappings without a walk through it first.  nano's
        cr3switch: two directories sharing their tables, one of them never walked for a
        page the other's set maps, cost a window-set switch each (a host system call where
        the GS base moves by arch_prctl: 20,000 cycles). */
-    uint32_t same = e->big ? ~0u : 0xFFFu; /* a run's table may be another page */
-    if (m->spec_dir && !(*pde & XBT_PTE_A) && ((*pde | XBT_PTE_A) & same) == (e->pde & same) &&
+    if (m->spec_dir && !e->big && !(*pde & XBT_PTE_A) &&
+        ((*pde | XBT_PTE_A) & 0xFFFu) == (e->pde & 0xFFFu) &&
         !xbt_code_page(m, at >> 12) && xbt_smmu_spec_accessed(m, at, *pde, es))
         *pde |= XBT_PTE_A;
     return true;

@@ -482,8 +482,8 @@ START_TEST(keep_set_sets_directory_accessed)
     ck_assert_uint_eq(m->set_keeps, 1);
     ck_assert_uint_eq(*word(PD2 + 1 * 4), pde);
     ck_assert_uint_eq(m->spec_pt, PD2);
-    /* Outside a CR3 load a re-check sets nothing. */
-    ck_assert(!m->spec_dir);
+    /* Back to A, then to B again with B's entry also lacking the user right: another
+       mapping, the flag left clear and the page dropped. */
     xbt_smmu_cr3_changed(m, a);
     *word(PD2 + 1 * 4) = (pde & ~(A | US));
     xbt_smmu_cr3_changed(m, b);

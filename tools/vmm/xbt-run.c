@@ -990,13 +990,18 @@ static void print_capabilities(void)
         { XBT_CAP_STRING_IO, "string-io" },       { XBT_CAP_DEBUG, "debug" },
         { XBT_CAP_POLICY, "policy" },             { XBT_CAP_WATCH, "watch" },
     };
+    uint64_t unnamed = xbt_capabilities();
     for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        unnamed &= ~caps[k].cap;
         const char *why = NULL;
         if (xbt_has(caps[k].cap, &why))
             printf("%s yes\n", caps[k].name);
         else
             printf("%s no: %s\n", caps[k].name, why ? why : "(no reason given)");
     }
+    for (int bit = 0; bit < 64; bit++) /* a bit the library has and this list has not */
+        if (unnamed & (1ull << bit))
+            printf("unnamed-bit-%d yes\n", bit);
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
