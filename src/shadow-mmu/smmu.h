@@ -201,8 +201,10 @@ typedef struct xbt_smmu {
     uint64_t d_predicted; /* pages d_predict mapped */
 
     /* The page table whose accessed flags the last xbt_smmu_fill set for neighbours of
-       the faulting page (fault.c, spec_accessed), or XBT_SPEC_PT_NONE (each fill starts
-       with it): the runtime looks again for other vCPUs' code there after a fill. */
+       the faulting page (fault.c, xbt_smmu_spec_accessed), or the directory page whose
+       entries' flags a CR3 load's re-check set (window.c, rec_dir), or XBT_SPEC_PT_NONE
+       (each fill and each CR3 load starts with it): the runtime looks again for other
+       vCPUs' code there after either. */
     uint64_t spec_pt;
     /* Set during xbt_smmu_cr3_changed: a re-check of a window set against the new
        tables may set a directory entry's accessed flag (window.c, rec_dir). */
