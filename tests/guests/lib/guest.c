@@ -117,6 +117,19 @@ void check(int ok, const char *name)
     }
 }
 
+static u32 phase_bad;
+
+int phase_miss(void)
+{
+    return phase_bad++ == 0;
+}
+
+void phase_end(const char *name)
+{
+    check(phase_bad == 0, name);
+    phase_bad = 0;
+}
+
 void check_eq(u32 got, u32 want, const char *name)
 {
     if (got == want) {

@@ -81,6 +81,11 @@ void check(int ok, const char *name);
 void check_eq(u32 got, u32 want, const char *name);
 #define CHECK(c, name) check(!!(c), name)
 #define CHECK_EQ(a, b, name) check_eq((u32)(a), (u32)(b), name)
+/* Phases of many rounds: phase_miss() counts a round that went wrong and is true for
+   the phase's first (whose story the caller prints); phase_end(name) is one check that
+   none went wrong, and starts the next phase. */
+int phase_miss(void);
+void phase_end(const char *name);
 
 /* Prints "DONE pass=N fail=M" and leaves through isa-debug-exit: 0 all passed, 1 not. */
 void guest_exit(void) __attribute__((noreturn));
