@@ -8,6 +8,7 @@
 # host_notes: the notes to print under a table (one per line, possibly empty).
 # host_ia32: 1 if the host kernel runs 32-bit x86 programs (the native columns).
 # xbt_mode_ok MODE: true if xbt-run runs guest user code in MODE here.
+# xbt_modes: those of direct, strict, adaptive (in that order) it runs.
 host_notes=""
 host_ia32=0
 if "$b/bench/native_nano" --probe >/dev/null 2>&1; then
@@ -29,4 +30,6 @@ for mode in direct adaptive; do
         host_notes="${host_notes}xbt $mode mode: not on this host (${why:-xbt-run --capabilities failed}): skipped; the default mode falls back to strict here"$'\n'
     fi
 done
+xbt_modes=""
+for mode in direct strict adaptive; do xbt_mode_ok $mode && xbt_modes="$xbt_modes $mode"; done
 unset mode why

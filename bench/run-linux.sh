@@ -2,8 +2,9 @@
 # run-linux.sh [REPS] [FORKS]: Debian's 32-bit Linux (scripts/linux-guest.sh) booted with
 # its busybox initramfs under xbt in each user-code mode (direct, strict, adaptive: those
 # this host runs, bench/host.sh) and under QEMU TCG, interleaved REPS times (default 3).
-# /init runs FORKS (default 1000) fork+exec of /bin/true.  Reports medians of: guest uptime when /init starts ("boot"),
-# guest seconds for the fork loop, and host wall seconds for the whole run; writes
+# /init runs FORKS (default 1000) fork+exec of /bin/true.  Reports medians of: guest
+# uptime when /init starts ("boot"), guest seconds for the fork loop, and host wall
+# seconds for the whole run; writes
 # bench/results/linux.csv.  The top exits and callouts of one xbt run follow (--stats).
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,7 @@ run_one() { # peer -> "peer boot forks wall" on stdout
 
 . "$root/bench/host.sh"
 peers=""
-for mode in direct strict adaptive; do xbt_mode_ok $mode && peers="$peers xbt-$mode"; done
+for mode in $xbt_modes; do peers="$peers xbt-$mode"; done
 command -v qemu-system-i386 >/dev/null && peers="$peers qemu-tcg" ||
     host_notes="${host_notes}QEMU: qemu-system-i386 not installed: skipped"$'\n'
 for r in $(seq "$reps"); do

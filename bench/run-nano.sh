@@ -26,10 +26,8 @@ else
 fi
 
 . "$root/bench/host.sh"
-modes=""
-for mode in direct strict adaptive; do xbt_mode_ok $mode && modes="$modes $mode"; done
 for r in $(seq "$reps"); do
-    for mode in $modes; do
+    for mode in $xbt_modes; do
         "$b/tools/xbt-run" --user-mode $mode "$guest" 2>/dev/null | grep -a '^RESULT' |
             sed "s/^/xbt-$mode /" >>"$out/all"
     done
