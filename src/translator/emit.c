@@ -4,15 +4,26 @@
  * Zydis's encoder searches its tables for every request (about 2,000 host cycles), and
  * most requests recur: the exit stubs, the lookups, the stack rewrites, and guest
  * instructions with the same operands.  Each thread keeps the bytes of recent requests
- * (memoization of the encoder, keyed by the whole request as the encoder reads it:
- * header and used operands, compared in full), so a repeated request is a hash, a
- * compare and a copy.
+ * (memoization of the encoder).  The key is the request packed into 40 bytes: the
+ * header fields and, per operand, its type and the fields the encoder reads for that
+ * type, in a layout the types decide (so two requests share a key only if the encoder
+ * reads the same values from them).  Displacements and immediates (not a branch's) are
+ * in the key only as their class: which widths they fit in, signed and unsigned, as
+ * 64-, 32- and 16-bit values, and whether they are zero; the only facts about a value
+ * the encoder's choice of form depends on.  The slot keeps where the first encoding put
+ * each of those fields (found by decoding it, and checked against the request's values),
+ * and a hit writes the request's own values there: a memory operand with another
+ * displacement, an exit with another target, is a copy and a patch, not an encoding.
+ * A request that does not fit (EVEX or MVEX features, values too wide for their field,
+ * too many operand bytes, fields the decoder does not find where they should be) is
+ * encoded without the cache.  A slot is one cache line.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "emit.h"
 
@@ -43,13 +54,19 @@ static uint8_t *cursor(xbt_tx *t, ZyanUSize *room)
     return t->b->code + t->len;
 }
 
-#define ENC_CACHE_SLOTS 4096 /* per thread, about 1.7 MiB */
+#define ENC_CACHE_BITS 12
+#define ENC_CACHE_SLOTS (1u << ENC_CACHE_BITS) /* per thread: 256 KiB */
+#define ENC_KEY_BYTES 40
+#define ENC_VALUES 3 /* a displacement and two immediates (ENTER) */
 struct enc_slot {
-    ZydisEncoderRequest req;
-    uint64_t hash;
+    uint64_t key[ENC_KEY_BYTES / 8];
     uint8_t len; /* 0: empty */
     uint8_t bytes[ZYDIS_MAX_INSTRUCTION_LENGTH];
+    uint8_t at[ENC_VALUES];   /* each patched value's offset in bytes[] */
+    uint8_t size[ENC_VALUES]; /* and its size there in bytes (0: not in the encoding) */
+    uint8_t pad[2];
 };
+_Static_assert(sizeof(struct enc_slot) == 64, "a slot is one cache line");
 static __thread struct enc_slot *enc_cache;
 static __thread bool enc_cache_failed;
 
@@ -69,42 +86,181 @@ static void enc_cache_key_init(void)
         enc_cache_failed = true; /* this thread runs without the cache */
 }
 
-/* The bytes of the request that the encoder reads. */
-static size_t req_bytes(const ZydisEncoderRequest *r)
+/* Appends n bytes of v (little-endian) at *at; false if the key is full. */
+static bool key_put(uint8_t *k, unsigned *at, uint64_t v, unsigned n)
 {
-    size_t n = r->operand_count <= ZYDIS_ENCODER_MAX_OPERANDS ? r->operand_count
-                                                               : ZYDIS_ENCODER_MAX_OPERANDS;
-    return offsetof(ZydisEncoderRequest, operands) + n * sizeof(ZydisEncoderOperand);
+    if (*at + n > ENC_KEY_BYTES)
+        return false;
+    for (unsigned i = 0; i < n; i++)
+        k[(*at)++] = (uint8_t)(v >> (8 * i));
+    return true;
 }
 
-/* Four independent multiply-xor lanes over 8-byte words, folded at the end: one lane
-   over the 200-400 bytes of a request was a chain of dependent multiplies, 27% of the
-   translator's time (bench_translate over libc).  The lanes' constants differ, which
-   keeps the compiler from turning them into SSE2 code without a 64-bit multiply. */
-static uint64_t req_hash(const ZydisEncoderRequest *r, size_t n)
+/* Whether v fits in n bytes. */
+static bool fits(uint64_t v, unsigned n)
 {
-    const uint8_t *p = (const uint8_t *)r;
-    uint64_t a = 0xcbf29ce484222325ull, b = 0x84222325cbf29ce4ull, c = 0x9e3779b97f4a7c15ull,
-             d = 0xc2b2ae3d27d4eb4full, w;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        memcpy(&w, p + i, 8);
-        a = (a ^ w) * 0x9e3779b97f4a7c15ull;
-        memcpy(&w, p + i + 8, 8);
-        b = (b ^ w) * 0xc2b2ae3d27d4eb4full;
-        memcpy(&w, p + i + 16, 8);
-        c = (c ^ w) * 0x165667b19e3779f9ull;
-        memcpy(&w, p + i + 24, 8);
-        d = (d ^ w) * 0xd6e8feb86659fd93ull;
+    return n >= 8 || v < (1ull << (8 * n));
+}
+
+/* 0-3: the narrowest of 8, 16, 32 and 64 bits that holds x, signed and unsigned. */
+static unsigned width_s(int64_t x)
+{
+    return x == (int8_t)x ? 0 : x == (int16_t)x ? 1 : x == (int32_t)x ? 2 : 3;
+}
+
+static unsigned width_u(uint64_t x)
+{
+    return x <= 0xFF ? 0 : x <= 0xFFFF ? 1 : x <= 0xFFFFFFFF ? 2 : 3;
+}
+
+/* What the encoder can learn from a displacement or an immediate when it chooses a
+   form: the widths it fits in as a 64-, a 32- and a 16-bit value, signed and unsigned,
+   which of those (and its low byte) are zero, and whether it is 1 (the shifts' D0-D3
+   forms).  Two values of one class get the same encoding but for the field that holds
+   them. */
+static uint32_t value_class(uint64_t v)
+{
+    unsigned c = width_s((int64_t)v) | width_u(v) << 2;
+    c |= width_s((int32_t)(uint32_t)v) << 4 | width_u((uint32_t)v) << 6;
+    c |= width_s((int16_t)(uint16_t)v) << 8 | width_u((uint16_t)v) << 10;
+    c |= (v == 0) << 12 | ((uint32_t)v == 0) << 13 | ((uint16_t)v == 0) << 14 |
+         ((uint8_t)v == 0) << 15 | (v == 1) << 16;
+    return c;
+}
+
+/*
+ * Packs what the encoder reads of req into key (zeroed first): the header (mnemonic,
+ * operand count, branch type and width, size hints, allowed encodings, prefixes), then
+ * each operand as its type and that type's fields (register: value, is4; memory: base,
+ * index, scale, size, displacement; pointer: segment, offset; immediate: its 64 bits).
+ * The type byte decides the layout that follows, so the packing is one-to-one.  The
+ * fields of other types are cleared in req itself, so that what a miss encodes is a
+ * function of the key alone.  false: the request does not fit (it is encoded without
+ * the cache).
+ */
+static bool req_key(ZydisEncoderRequest *req, uint64_t key[ENC_KEY_BYTES / 8],
+                    uint64_t val[ENC_VALUES], bool has[ENC_VALUES])
+{
+    static const ZydisEncoderRequest zero_req;
+    if (memcmp(&req->evex, &zero_req.evex, sizeof req->evex) != 0 ||
+        memcmp(&req->mvex, &zero_req.mvex, sizeof req->mvex) != 0 ||
+        req->operand_count > ZYDIS_ENCODER_MAX_OPERANDS)
+        return false;
+    uint8_t *k = (uint8_t *)key;
+    memset(k, 0, ENC_KEY_BYTES);
+    unsigned at = 0, nimm = 0;
+    bool branch = req->branch_type != ZYDIS_BRANCH_TYPE_NONE;
+    for (int i = 0; i < ENC_VALUES; i++)
+        val[i] = 0, has[i] = false;
+    const uint64_t head[] = { (uint64_t)req->machine_mode, (uint64_t)req->allowed_encodings,
+                              (uint64_t)req->branch_type, (uint64_t)req->branch_width,
+                              (uint64_t)req->address_size_hint,
+                              (uint64_t)req->operand_size_hint, req->operand_count };
+    if (!fits((uint64_t)req->mnemonic, 2) || !key_put(k, &at, (uint64_t)req->mnemonic, 2))
+        return false;
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        if (!fits(head[i], 1) || !key_put(k, &at, head[i], 1))
+            return false;
+    if (!key_put(k, &at, (uint64_t)req->prefixes, 8))
+        return false;
+    for (ZyanU8 i = 0; i < req->operand_count; i++) {
+        ZydisEncoderOperand *o = &req->operands[i], c;
+        memset(&c, 0, sizeof c);
+        c.type = o->type;
+        if (!fits((uint64_t)o->type, 1) || !key_put(k, &at, (uint64_t)o->type, 1))
+            return false;
+        bool ok;
+        switch (o->type) {
+        case ZYDIS_OPERAND_TYPE_REGISTER:
+            c.reg = o->reg;
+            ok = fits((uint64_t)o->reg.value, 2) && key_put(k, &at, (uint64_t)o->reg.value, 2) &&
+                 key_put(k, &at, o->reg.is4 ? 1 : 0, 1);
+            c.reg.is4 = o->reg.is4 ? ZYAN_TRUE : ZYAN_FALSE;
+            break;
+        case ZYDIS_OPERAND_TYPE_MEMORY:
+            c.mem = o->mem;
+            ok = fits((uint64_t)o->mem.base, 2) && fits((uint64_t)o->mem.index, 2) &&
+                 key_put(k, &at, (uint64_t)o->mem.base, 2) &&
+                 key_put(k, &at, (uint64_t)o->mem.index, 2) &&
+                 key_put(k, &at, o->mem.scale, 1) && key_put(k, &at, o->mem.size, 2) &&
+                 !has[0] && key_put(k, &at, value_class((uint64_t)o->mem.displacement), 3);
+            val[0] = (uint64_t)o->mem.displacement, has[0] = true;
+            break;
+        case ZYDIS_OPERAND_TYPE_POINTER:
+            c.ptr = o->ptr;
+            ok = key_put(k, &at, o->ptr.segment, 2) && key_put(k, &at, o->ptr.offset, 4);
+            break;
+        case ZYDIS_OPERAND_TYPE_IMMEDIATE:
+            c.imm = o->imm;
+            if (branch) { /* a relative target: the value itself */
+                ok = key_put(k, &at, o->imm.u, 8);
+                break;
+            }
+            ok = nimm < ENC_VALUES - 1 && key_put(k, &at, value_class(o->imm.u), 3);
+            if (ok)
+                val[1 + nimm] = o->imm.u, has[1 + nimm++] = true;
+            break;
+        default:
+            return false;
+        }
+        if (!ok)
+            return false;
+        *o = c;
     }
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, p + i, 8);
-        a = (a ^ w) * 0x9e3779b97f4a7c15ull;
+    return true;
+}
+
+/* Five independent multiply-xor lanes, folded. */
+static uint64_t key_hash(const uint64_t key[ENC_KEY_BYTES / 8])
+{
+    uint64_t x = (key[0] ^ 0xcbf29ce484222325ull) * 0x9e3779b97f4a7c15ull;
+    x += (key[1] ^ 0x84222325cbf29ce4ull) * 0xc2b2ae3d27d4eb4full;
+    x += (key[2] ^ 0x9e3779b97f4a7c15ull) * 0x165667b19e3779f9ull;
+    x += (key[3] ^ 0xc2b2ae3d27d4eb4full) * 0xd6e8feb86659fd93ull;
+    x += (key[4] ^ 0x165667b19e3779f9ull) * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 32;
+    return x * 0x9e3779b97f4a7c15ull; /* its top bits index the cache */
+}
+
+/* Where the encoding of n bytes at p holds the request's displacement and immediates
+   (has[i]: the request has value i), into slot->at and slot->size: the 64-bit decoder's
+   view of it (the slot changes only if it fits), which must show each value, truncated to its field, where the request has
+   one, and no other but a branch's immediates (exact_imm: the key has their values).  false: it does not (the encoding is not cached). */
+static bool enc_fields(const uint8_t *p, size_t n, const uint64_t val[ENC_VALUES],
+                       const bool has[ENC_VALUES], bool exact_imm, struct enc_slot *slot)
+{
+    static __thread ZydisDecoder dec;
+    static __thread bool dec_ready;
+    if (!dec_ready) {
+        if (!ZYAN_SUCCESS(ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64,
+                                           ZYDIS_STACK_WIDTH_64)))
+            return false;
+        dec_ready = true;
     }
-    for (; i < n; i++)
-        b = (b ^ p[i]) * 0xc2b2ae3d27d4eb4full;
-    uint64_t x = (a ^ (a >> 29)) + (b ^ (b >> 31)) * 3 + (c ^ (c >> 27)) * 5 + (d ^ (d >> 33)) * 7;
-    return x ^ (x >> 32);
+    ZydisDecodedInstruction di;
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&dec, NULL, p, n, &di)) || di.length != n)
+        return false;
+    struct { uint8_t at, size; uint64_t v; } f[ENC_VALUES] = {
+        { di.raw.disp.offset, (uint8_t)(di.raw.disp.size / 8), (uint64_t)di.raw.disp.value },
+        { di.raw.imm[0].offset, (uint8_t)(di.raw.imm[0].size / 8), di.raw.imm[0].value.u },
+        { di.raw.imm[1].offset, (uint8_t)(di.raw.imm[1].size / 8), di.raw.imm[1].value.u },
+    };
+    for (int i = 0; i < ENC_VALUES; i++) {
+        if (!has[i]) {
+            if (f[i].size && !(i > 0 && exact_imm))
+                return false; /* a field the request gave no value for */
+            f[i].at = f[i].size = 0; /* a branch's offset: in the key, as it is */
+            continue;
+        }
+        uint64_t mask = f[i].size >= 8 ? ~0ull : (1ull << (8 * f[i].size)) - 1;
+        if (f[i].size > 8 || f[i].at + f[i].size > n || ((f[i].v ^ val[i]) & mask) != 0)
+            return false;
+        if (f[i].size == 0 && val[i] != 0)
+            return false; /* only a zero displacement may be left out */
+    }
+    for (int i = 0; i < ENC_VALUES; i++)
+        slot->at[i] = f[i].at, slot->size[i] = f[i].size;
+    return true;
 }
 
 void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
@@ -134,13 +290,19 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
         }
         enc_cache_failed = !enc_cache;
     }
-    size_t n = req_bytes(req);
-    uint64_t h = req_hash(req, n);
-    struct enc_slot *slot = enc_cache ? &enc_cache[h & (ENC_CACHE_SLOTS - 1)] : NULL;
-    if (slot && slot->len && slot->hash == h && memcmp(&slot->req, req, n) == 0) {
-        memcpy(p, slot->bytes, slot->len);
-        t->len += slot->len;
-        return;
+    uint64_t key[ENC_KEY_BYTES / 8], val[ENC_VALUES];
+    bool has[ENC_VALUES];
+    struct enc_slot *slot = NULL;
+    if (enc_cache && req_key(req, key, val, has)) {
+        slot = &enc_cache[key_hash(key) >> (64 - ENC_CACHE_BITS)];
+        if (slot->len && memcmp(slot->key, key, sizeof key) == 0) {
+            memcpy(p, slot->bytes, ZYDIS_MAX_INSTRUCTION_LENGTH); /* room has 16 spare */
+            for (int i = 0; i < ENC_VALUES; i++)
+                for (unsigned j = 0; j < slot->size[i]; j++)
+                    p[slot->at[i] + j] = (uint8_t)(val[i] >> (8 * j));
+            t->len += slot->len;
+            return;
+        }
     }
     ZyanStatus s = ZydisEncoderEncodeInstruction(req, p, &room);
     if (!ZYAN_SUCCESS(s)) {
@@ -148,9 +310,9 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
                     (unsigned)s);
         return;
     }
-    if (slot) {
-        memcpy(&slot->req, req, n);
-        slot->hash = h;
+    if (slot && enc_fields(p, room, val, has,
+                                   req->branch_type != ZYDIS_BRANCH_TYPE_NONE, slot)) {
+        memcpy(slot->key, key, sizeof key);
         slot->len = (uint8_t)room;
         memcpy(slot->bytes, p, room);
     }

@@ -11,6 +11,7 @@
 
 #include "decoder/decoder.h"
 #include "translator/translator.h"
+#include "translator/emit.h"
 
 static xbt_insn decode_hex(const uint8_t *b, size_t n)
 {
@@ -532,6 +533,145 @@ START_TEST(relocated_blocks_equal_fresh_translations)
 }
 END_TEST
 
+/*
+ * The encoder cache (emit.c) keys displacements and immediates by their class and
+ * patches the values into a cached encoding: every request through xbt_emit_req must
+ * give exactly the bytes (or the failure) of Zydis's encoder asked directly.  Forms whose
+ * encoding depends on the value (imm8 or imm32, the short EAX forms, shifts by 1, disp8,
+ * disp32 or none, mov r64 with imm32 or imm64, push imm8 or imm32, ENTER's two), values
+ * at every width's edges, in a shuffled order and twice, so most requests meet a slot
+ * filled by another value of their class.
+ */
+enum { F_MOV32, F_MOV64, F_MOV8, F_MOV16, F_ADD32, F_ADDEAX, F_ADD8, F_ADD16, F_ADD64, F_SHL,
+       F_ROR8, F_PUSH, F_LOAD_RBX, F_LOAD_RBP, F_LOAD_R13, F_LOAD_RSP, F_LOAD_IDX, F_LEA32,
+       F_CMPMEM, F_ENTER, F_IMUL3, F_MOVMEM16, F_FORMS };
+
+static ZydisEncoderRequest cache_form(int f, int64_t v, int64_t w)
+{
+    ZydisEncoderRequest r;
+    memset(&r, 0, sizeof r);
+    r.machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
+    r.operand_count = 2;
+    switch (f) {
+    case F_MOV32: r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_R11D), r.operands[1] = xo_imm(v); break;
+    case F_MOV64: r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_R11), r.operands[1] = xo_imm(v); break;
+    case F_MOV8: r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_AL), r.operands[1] = xo_imm(v); break;
+    case F_MOV16: r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_DX), r.operands[1] = xo_imm(v); break;
+    case F_ADD32: r.mnemonic = ZYDIS_MNEMONIC_ADD;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_ECX), r.operands[1] = xo_imm(v); break;
+    case F_ADDEAX: r.mnemonic = ZYDIS_MNEMONIC_ADD;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_EAX), r.operands[1] = xo_imm(v); break;
+    case F_ADD8: r.mnemonic = ZYDIS_MNEMONIC_ADD;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_BL), r.operands[1] = xo_imm(v); break;
+    case F_ADD16: r.mnemonic = ZYDIS_MNEMONIC_ADD;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_AX), r.operands[1] = xo_imm(v); break;
+    case F_ADD64: r.mnemonic = ZYDIS_MNEMONIC_ADD;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_R15), r.operands[1] = xo_imm(v); break;
+    case F_SHL: r.mnemonic = ZYDIS_MNEMONIC_SHL;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_EDX), r.operands[1] = xo_imm(v); break;
+    case F_ROR8: r.mnemonic = ZYDIS_MNEMONIC_ROR;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_CH), r.operands[1] = xo_imm(v); break;
+    case F_PUSH: r.mnemonic = ZYDIS_MNEMONIC_PUSH, r.operand_count = 1;
+        r.operands[0] = xo_imm(v); break;
+    case F_LOAD_RBX: case F_LOAD_RBP: case F_LOAD_R13: case F_LOAD_RSP: {
+        static const ZydisRegister base[] = { ZYDIS_REGISTER_RBX, ZYDIS_REGISTER_RBP,
+                                              ZYDIS_REGISTER_R13, ZYDIS_REGISTER_RSP };
+        r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_EAX);
+        r.operands[1] = xo_mem(base[f - F_LOAD_RBX], ZYDIS_REGISTER_NONE, 0, v, 4);
+        break;
+    }
+    case F_LOAD_IDX: r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_R14D);
+        r.operands[1] = xo_mem(ZYDIS_REGISTER_NONE, ZYDIS_REGISTER_RSI, 4, v, 4); break;
+    case F_LEA32: r.mnemonic = ZYDIS_MNEMONIC_LEA;
+        r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_32;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_R11D);
+        r.operands[1] = xo_mem(ZYDIS_REGISTER_EBX, ZYDIS_REGISTER_NONE, 0, v, 4); break;
+    case F_CMPMEM: r.mnemonic = ZYDIS_MNEMONIC_CMP;
+        r.operands[0] = xo_mem(ZYDIS_REGISTER_RCX, ZYDIS_REGISTER_NONE, 0, v, 1);
+        r.operands[1] = xo_imm(w); break;
+    case F_ENTER: r.mnemonic = ZYDIS_MNEMONIC_ENTER;
+        r.operands[0] = xo_imm(v), r.operands[1] = xo_imm(w); break;
+    case F_IMUL3: r.mnemonic = ZYDIS_MNEMONIC_IMUL, r.operand_count = 3;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_ESI);
+        r.operands[1] = xo_mem(ZYDIS_REGISTER_RDI, ZYDIS_REGISTER_NONE, 0, w, 4);
+        r.operands[2] = xo_imm(v); break;
+    case F_MOVMEM16: r.mnemonic = ZYDIS_MNEMONIC_MOV;
+        r.operands[0] = xo_mem(ZYDIS_REGISTER_R12, ZYDIS_REGISTER_NONE, 0, w, 2);
+        r.operands[1] = xo_imm(v); break;
+    }
+    return r;
+}
+
+START_TEST(encoder_cache_gives_the_encoders_bytes)
+{
+    static const int64_t edge[] = {
+        0, 1, 2, 3, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF,
+        0x80000000, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF, -1, -2, -0x7F, -0x80, -0x81,
+        -0xFF, -0x100, -0x7FFF, -0x8000, -0x8001, -0x10000, -0x7FFFFFFF, -0x80000000LL,
+        -0x80000001LL, 0x123456789ABCLL, 0x1FE, 0xFF00, 0xFFFF0000, 0x5A,
+    };
+    enum { NE = sizeof edge / sizeof edge[0] };
+    static uint8_t code[256];
+    xbt_tmode mode;
+    memset(&mode, 0, sizeof mode);
+    mode.window = XBT_WINDOW_D;
+    xbt_tblock b;
+    memset(&b, 0, sizeof b);
+    b.code = code;
+    b.code_cap = sizeof code;
+    /* Every (form, value, second value) triple, in a shuffled order (seeded), twice. */
+    uint32_t n = F_FORMS * NE * NE, seed = 12345;
+    uint32_t *order = malloc(n * sizeof *order);
+    ck_assert_ptr_nonnull(order);
+    for (uint32_t i = 0; i < n; i++)
+        order[i] = i;
+    for (uint32_t i = n - 1; i > 0; i--) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t j = (seed >> 8) % (i + 1), x = order[i];
+        order[i] = order[j], order[j] = x;
+    }
+    unsigned compared = 0, refused = 0;
+    for (int round = 0; round < 2; round++)
+        for (uint32_t i = 0; i < n; i++) {
+            int f = (int)(order[i] / (NE * NE));
+            int64_t v = edge[order[i] / NE % NE], w = edge[order[i] % NE];
+            if (f != F_CMPMEM && f != F_ENTER && f != F_IMUL3 && f != F_MOVMEM16 && w != 0)
+                continue; /* one value */
+            ZydisEncoderRequest direct = cache_form(f, v, w), cached = direct;
+            uint8_t want[ZYDIS_MAX_INSTRUCTION_LENGTH];
+            ZyanUSize want_n = sizeof want;
+            bool ok = ZYAN_SUCCESS(ZydisEncoderEncodeInstruction(&direct, want, &want_n));
+            xbt_tx t;
+            memset(&t, 0, sizeof t);
+            t.mode = &mode;
+            t.b = &b;
+            b.error[0] = 0;
+            xbt_emit_req(&t, &cached);
+            ck_assert_msg(t.failed == !ok, "form %d values %llx %llx: encoder %s, cache %s", f,
+                          (unsigned long long)v, (unsigned long long)w, ok ? "ok" : "refuses",
+                          t.failed ? "refuses" : "ok");
+            if (!ok) {
+                refused++;
+                continue;
+            }
+            ck_assert_msg(t.len == want_n && memcmp(code, want, want_n) == 0,
+                          "form %d values %llx %llx: %u bytes from the cache, %u from the "
+                          "encoder, or other bytes", f, (unsigned long long)v,
+                          (unsigned long long)w, t.len, (unsigned)want_n);
+            compared++;
+        }
+    free(order);
+    ck_assert_uint_gt(compared, 4000);
+    ck_assert_uint_gt(refused, 100); /* values that do not fit their form: refused both ways */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("translator");
@@ -542,6 +682,7 @@ int main(void)
     tcase_add_test(tc, large_enter_never_overflows_a_block);
     tcase_add_test(tc, fault_sites_go_soft_where_one_access);
     tcase_add_test(tc, string_sites_go_soft_for_movs_and_stos);
+    tcase_add_test(tc, encoder_cache_gives_the_encoders_bytes);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("robustness");
     tcase_set_timeout(tr, 120);
