@@ -5,18 +5,18 @@
  * most requests recur: the exit stubs, the lookups, the stack rewrites, and guest
  * instructions with the same operands.  Each thread keeps the bytes of recent requests
  * (memoization of the encoder).  The key is the request packed into 40 bytes: the
- * header fields and, per operand, its type and the fields the encoder reads for that
- * type, in a layout the types decide (so two requests share a key only if the encoder
- * reads the same values from them).  Displacements and immediates (not a branch's) are
+ * header fields and, per operand, its type and that type's fields, in a layout the
+ * types decide (other types' fields are cleared before a miss is encoded, so the bytes
+ * are a function of the key).  Displacements and immediates (not a branch's) are
  * in the key only as their class: which widths they fit in, signed and unsigned, as
  * 64-, 32- and 16-bit values, and whether they are zero; the only facts about a value
  * the encoder's choice of form depends on.  The slot keeps where the first encoding put
  * each of those fields (found by decoding it, and checked against the request's values),
  * and a hit writes the request's own values there: a memory operand with another
  * displacement, an exit with another target, is a copy and a patch, not an encoding.
- * A request that does not fit (EVEX or MVEX features, values too wide for their field,
- * too many operand bytes, fields the decoder does not find where they should be) is
- * encoded without the cache.  A slot is one cache line.
+ * A request that does not fit (EVEX or MVEX encodings, whose disp8 is scaled; is4
+ * registers; values too wide for their field; too many operand bytes; fields the
+ * decoder does not find where they should be) is encoded without the cache.  A slot is one cache line.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,12 +131,15 @@ static uint32_t value_class(uint64_t v)
 /*
  * Packs what the encoder reads of req into key (zeroed first): the header (mnemonic,
  * operand count, branch type and width, size hints, allowed encodings, prefixes), then
- * each operand as its type and that type's fields (register: value, is4; memory: base,
- * index, scale, size, displacement; pointer: segment, offset; immediate: its 64 bits).
- * The type byte decides the layout that follows, so the packing is one-to-one.  The
- * fields of other types are cleared in req itself, so that what a miss encodes is a
- * function of the key alone.  false: the request does not fit (it is encoded without
- * the cache).
+ * each operand as its type and that type's fields (register: value; memory: base,
+ * index, scale, size, displacement's class; pointer: segment, offset; immediate: its
+ * class, a branch's value).  The type byte decides the layout that follows, so the
+ * packing is one-to-one.  The fields of other types are cleared in req itself (Zydis
+ * 4.0 reads some regardless of the type: a MOV's swappable forms read operand 1's
+ * immediate and register both), so that what a miss encodes is a function of the key
+ * alone; the translator's requests come from zeroing builders (emit.h) and Zydis's
+ * converter, which leave nothing there.  false: the request does not fit (it is encoded
+ * without the cache).
  */
 static bool req_key(ZydisEncoderRequest *req, uint64_t key[ENC_KEY_BYTES / 8],
                     uint64_t val[ENC_VALUES], bool has[ENC_VALUES])
@@ -172,10 +175,11 @@ static bool req_key(ZydisEncoderRequest *req, uint64_t key[ENC_KEY_BYTES / 8],
         bool ok;
         switch (o->type) {
         case ZYDIS_OPERAND_TYPE_REGISTER:
-            c.reg = o->reg;
-            ok = fits((uint64_t)o->reg.value, 2) && key_put(k, &at, (uint64_t)o->reg.value, 2) &&
-                 key_put(k, &at, o->reg.is4 ? 1 : 0, 1);
-            c.reg.is4 = o->reg.is4 ? ZYAN_TRUE : ZYAN_FALSE;
+            /* An is4 register shares its byte with an immediate that must be below 16,
+               which the class does not say: not cached. */
+            c.reg.value = o->reg.value;
+            ok = !o->reg.is4 && fits((uint64_t)o->reg.value, 2) &&
+                 key_put(k, &at, (uint64_t)o->reg.value, 2);
             break;
         case ZYDIS_OPERAND_TYPE_MEMORY:
             c.mem = o->mem;
@@ -239,6 +243,12 @@ static bool enc_fields(const uint8_t *p, size_t n, const uint64_t val[ENC_VALUES
     }
     ZydisDecodedInstruction di;
     if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&dec, NULL, p, n, &di)) || di.length != n)
+        return false;
+    /* EVEX and MVEX scale an 8-bit displacement by the operand's size (disp8*N): whether
+       a displacement fits depends on its being a multiple of N, which the class does not
+       say.  Such encodings are not cached. */
+    if (di.encoding == ZYDIS_INSTRUCTION_ENCODING_EVEX ||
+        di.encoding == ZYDIS_INSTRUCTION_ENCODING_MVEX)
         return false;
     struct { uint8_t at, size; uint64_t v; } f[ENC_VALUES] = {
         { di.raw.disp.offset, (uint8_t)(di.raw.disp.size / 8), (uint64_t)di.raw.disp.value },

@@ -544,7 +544,7 @@ END_TEST
  */
 enum { F_MOV32, F_MOV64, F_MOV8, F_MOV16, F_ADD32, F_ADDEAX, F_ADD8, F_ADD16, F_ADD64, F_SHL,
        F_ROR8, F_PUSH, F_LOAD_RBX, F_LOAD_RBP, F_LOAD_R13, F_LOAD_RSP, F_LOAD_IDX, F_LEA32,
-       F_CMPMEM, F_ENTER, F_IMUL3, F_MOVMEM16, F_FORMS };
+       F_CMPMEM, F_ENTER, F_IMUL3, F_MOVMEM16, F_EVEXMEM, F_IS4, F_FORMS };
 
 static ZydisEncoderRequest cache_form(int f, int64_t v, int64_t w)
 {
@@ -604,6 +604,27 @@ static ZydisEncoderRequest cache_form(int f, int64_t v, int64_t w)
     case F_MOVMEM16: r.mnemonic = ZYDIS_MNEMONIC_MOV;
         r.operands[0] = xo_mem(ZYDIS_REGISTER_R12, ZYDIS_REGISTER_NONE, 0, w, 2);
         r.operands[1] = xo_imm(v); break;
+    case F_EVEXMEM: { /* vpminsd xmm17{k5}, xmm13, [rbx+v]: EVEX, disp8 in 16-byte units */
+        static const uint8_t evex[] = { 0x62, 0xE2, 0x15, 0x0D, 0x39, 0x4B, 0xEC };
+        ZydisDecoder dec;
+        ZydisDecodedInstruction di;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+        ck_assert(ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, evex, sizeof evex, &di, ops)));
+        ck_assert(ZYAN_SUCCESS(ZydisEncoderDecodedInstructionToEncoderRequest(
+            &di, ops, di.operand_count_visible, &r)));
+        ck_assert_int_eq(r.operands[3].type, ZYDIS_OPERAND_TYPE_MEMORY);
+        r.operands[3].mem.displacement = v;
+        break;
+    }
+    case F_IS4: /* an is4 register: the immediate's low 4 bits only */
+        r.mnemonic = ZYDIS_MNEMONIC_VPERMIL2PS, r.operand_count = 5;
+        r.operands[0] = xo_reg(ZYDIS_REGISTER_XMM1);
+        r.operands[1] = xo_reg(ZYDIS_REGISTER_XMM2);
+        r.operands[2] = xo_reg(ZYDIS_REGISTER_XMM3);
+        r.operands[3] = xo_reg(ZYDIS_REGISTER_XMM0);
+        r.operands[3].reg.is4 = ZYAN_TRUE;
+        r.operands[4] = xo_imm(v); break;
     }
     return r;
 }
@@ -614,7 +635,8 @@ START_TEST(encoder_cache_gives_the_encoders_bytes)
         0, 1, 2, 3, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000, 0x7FFFFFFF,
         0x80000000, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF, -1, -2, -0x7F, -0x80, -0x81,
         -0xFF, -0x100, -0x7FFF, -0x8000, -0x8001, -0x10000, -0x7FFFFFFF, -0x80000000LL,
-        -0x80000001LL, 0x123456789ABCLL, 0x1FE, 0xFF00, 0xFFFF0000, 0x5A,
+        -0x80000001LL, 0x123456789ABCLL, 0x1FE, 0xFF00, 0xFFFF0000, 0x5A, 0x10, 0x11, 0x7F0,
+        -0x10, -0x800, -0x141, -0x140, 0xF, 0x64,
     };
     enum { NE = sizeof edge / sizeof edge[0] };
     static uint8_t code[256];
@@ -672,6 +694,110 @@ START_TEST(encoder_cache_gives_the_encoders_bytes)
 }
 END_TEST
 
+/* Requests of every encoding Zydis has (legacy, VEX, XOP, EVEX, MVEX, 3DNow): random
+   bytes decoded in 64-bit mode and converted, their displacements and immediates redrawn
+   (edges, small multiples, random widths) and their hints sometimes cleared; each one
+   through xbt_emit_req and to the encoder directly must give the same bytes or the same
+   refusal.  Found EVEX's scaled disp8 and is4's 4-bit immediate cached by class. */
+static uint64_t xs_state = 88172645463325252ull;
+static uint64_t xs(void)
+{
+    xs_state ^= xs_state << 13;
+    xs_state ^= xs_state >> 7;
+    xs_state ^= xs_state << 17;
+    return xs_state;
+}
+
+static int64_t redraw(void)
+{
+    static const int64_t edge[] = {
+        0, 1, 2, 3, 4, 8, 15, 16, 0x20, 0x40, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF,
+        0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x100000000, 0x7FFFFFFFFFFFFFFF, -1, -2,
+        -8, -0x40, -0x80, -0x81, -0x100, -0x8000, -0x8001, -0x80000000LL, -0x80000001LL,
+        (int64_t)0x8000000000000000ull,
+    };
+    switch (xs() % 4) {
+    case 0: case 1: return edge[xs() % (sizeof edge / sizeof edge[0])];
+    case 2: return (int64_t)(int8_t)xs() * (int64_t)(1 << (xs() % 7)); /* disp8*N */
+    default: return (int64_t)(xs() >> (xs() % 64));
+    }
+}
+
+START_TEST(encoder_cache_matches_random_requests)
+{
+    static uint8_t code[256];
+    xbt_tmode mode;
+    memset(&mode, 0, sizeof mode);
+    mode.window = XBT_WINDOW_D;
+    xbt_tblock b;
+    memset(&b, 0, sizeof b);
+    b.code = code;
+    b.code_cap = sizeof code;
+    ZydisDecoder dec;
+    ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    static const uint8_t lead[] = { 0x62, 0xC4, 0xC5, 0x8F, 0x48, 0x66, 0xF3, 0x0F };
+    unsigned long compared = 0, encodable = 0, evex = 0;
+    for (int it = 0; it < 30000; it++) {
+        uint8_t in[16];
+        for (int i = 0; i < 16; i++)
+            in[i] = (uint8_t)xs();
+        if (xs() % 3)
+            in[0] = lead[xs() % sizeof lead];
+        if (in[0] == 0x62) { /* EVEX: P0's reserved bits clear, a map, P1's fixed bit */
+            in[1] = (uint8_t)((in[1] & 0xF0) | (1 + xs() % 3));
+            in[2] |= 0x04;
+        }
+        ZydisDecodedInstruction di;
+        ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+        ZydisEncoderRequest base;
+        if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&dec, in, sizeof in, &di, ops)) ||
+            !ZYAN_SUCCESS(ZydisEncoderDecodedInstructionToEncoderRequest(
+                &di, ops, di.operand_count_visible, &base)))
+            continue;
+        evex += di.encoding == ZYDIS_INSTRUCTION_ENCODING_EVEX;
+        for (int k = 0; k < 8; k++) {
+            ZydisEncoderRequest r = base;
+            for (int i = 0; k && i < r.operand_count; i++) {
+                ZydisEncoderOperand *o = &r.operands[i];
+                if (o->type == ZYDIS_OPERAND_TYPE_MEMORY && (xs() & 3))
+                    o->mem.displacement = redraw();
+                if (o->type == ZYDIS_OPERAND_TYPE_IMMEDIATE && (xs() & 3))
+                    o->imm.s = redraw();
+            }
+            if (xs() % 4 == 0)
+                r.allowed_encodings = ZYDIS_ENCODABLE_ENCODING_DEFAULT;
+            if (xs() % 4 == 0)
+                r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_NONE;
+            if (xs() % 4 == 0)
+                r.operand_size_hint = ZYDIS_OPERAND_SIZE_HINT_NONE;
+            if (xs() % 8 == 0)
+                r.branch_type = ZYDIS_BRANCH_TYPE_NONE, r.branch_width = ZYDIS_BRANCH_WIDTH_NONE;
+            ZydisEncoderRequest direct = r;
+            uint8_t want[ZYDIS_MAX_INSTRUCTION_LENGTH];
+            ZyanUSize want_n = sizeof want;
+            bool ok = ZYAN_SUCCESS(ZydisEncoderEncodeInstruction(&direct, want, &want_n));
+            xbt_tx t;
+            memset(&t, 0, sizeof t);
+            t.mode = &mode;
+            t.b = &b;
+            xbt_emit_req(&t, &r);
+            ck_assert_msg(t.failed == !ok && (!ok || (t.len == want_n &&
+                                                     memcmp(code, want, want_n) == 0)),
+                          "%s (input %02x %02x %02x %02x %02x %02x, variant %d): the cache "
+                          "gives %s, the encoder %s",
+                          ZydisMnemonicGetString(base.mnemonic), in[0], in[1], in[2], in[3],
+                          in[4], in[5], k, t.failed ? "a refusal" : "other bytes",
+                          ok ? "bytes" : "a refusal");
+            compared++;
+            encodable += ok;
+        }
+    }
+    ck_assert_uint_gt(compared, 100000);
+    ck_assert_uint_gt(encodable, 50000);
+    ck_assert_uint_gt(evex, 50);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("translator");
@@ -683,6 +809,7 @@ int main(void)
     tcase_add_test(tc, fault_sites_go_soft_where_one_access);
     tcase_add_test(tc, string_sites_go_soft_for_movs_and_stos);
     tcase_add_test(tc, encoder_cache_gives_the_encoders_bytes);
+    tcase_add_test(tc, encoder_cache_matches_random_requests);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("robustness");
     tcase_set_timeout(tr, 120);
