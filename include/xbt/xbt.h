@@ -131,6 +131,7 @@ extern "C" {
  *   API 2.3: xbt_stats.direct_runner_moves, direct_page_scans, direct_scan_hits.
  *   API 2.4: xbt_stats.direct_predicted.
  *   API 2.5: xbt_stats.thunk_chains.
+ *   API 2.6: xbt_stats.fpu_chains.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -138,7 +139,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 5
+#define XBT_API_VERSION_MINOR 6
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -942,6 +943,10 @@ typedef struct xbt_stats {
        to the return address, counted in `chains` too (docs/ARCHITECTURE.md, "PC
        thunks") */
     uint64_t thunk_chains;
+    /* chains from an exit taken only with the guest's x87/SSE state loaded to a block
+       that starts by loading it: they go past that call (docs/ARCHITECTURE.md,
+       "x87/SSE state"), counted in `chains` too */
+    uint64_t fpu_chains;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

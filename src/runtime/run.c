@@ -1649,12 +1649,13 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             "between kernel entries), %llu sent back (slower there between kernel "
             "entries)\n", (unsigned long long)st->adapt_promotions,
             (unsigned long long)st->adapt_demotions);
-    OUT("cache: %llu lookups, %.1f%% hits, %llu chains (%llu past a PC thunk), %llu unchains, "
+    OUT("cache: %llu lookups, %.1f%% hits, %llu chains (%llu past a PC thunk, %llu past an "
+        "x87/SSE load), %llu unchains, "
         "%llu ibl misses, %llu flushes, %llu invalidations, %llu dispatches\n",
         (unsigned long long)st->lookups,
         st->lookups ? 100.0 * (double)st->lookup_hits / (double)st->lookups : 0.0,
         (unsigned long long)st->chains, (unsigned long long)st->thunk_chains,
-        (unsigned long long)st->unchains,
+        (unsigned long long)st->fpu_chains, (unsigned long long)st->unchains,
         (unsigned long long)st->ibl_misses, (unsigned long long)st->flushes,
         (unsigned long long)st->invalidations, (unsigned long long)st->dispatches);
     OUT("events: %llu interrupts, %llu host faults\n", (unsigned long long)st->interrupts,

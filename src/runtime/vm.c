@@ -743,6 +743,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     st->guest_insns_translated = t.guest_insns;
     st->chains = t.chains;
     st->thunk_chains = t.thunk_chains;
+    st->fpu_chains = t.fpu_chains;
     st->unchains = t.unchains;
     st->lookups = t.lookups;
     st->lookup_hits = t.hits;

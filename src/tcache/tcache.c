@@ -586,6 +586,7 @@ xbt_block *xbt_tc_insert(xbt_tcache *tc, const xbt_tblock *tb, uint32_t key, uin
     b->n_exits = tb->n_exits;
     memcpy(b->exits, tb->exits, tb->n_exits * sizeof *b->exits);
     b->thunk = tb->thunk;
+    b->fpu_skip = tb->fpu_skip;
     b->n_map = tb->n_map;
     if (share) {
         b->map = share->map;
@@ -698,8 +699,10 @@ static bool record(struct chain_rec **v, uint32_t *n, uint32_t *cap, xbt_block *
     return true;
 }
 
-/* Where exit `exit` of `from` jumps once chained to `to`: to's code, or, for a direct
-   CALL's exit with a thunk path (translator.h, XBT_ALT_*) chained to a PC thunk, that
+/* Where exit `exit` of `from` jumps once chained to `to`: to's code; past the call
+   that loads the guest's x87/SSE state at its start where the exit is only taken with
+   that state loaded (translator.h, xbt_texit.fpu: the call would be a bare RET); or,
+   for a direct CALL's exit with a thunk path (XBT_ALT_*) chained to a PC thunk, that
    path, its register set to the thunk's the first time (it is unreachable until then;
    a later thunk with another register gets the plain chain: the byte is never
    rewritten under code that may run it). */
@@ -708,7 +711,7 @@ static const uint8_t *chain_dest(xbt_tcache *tc, xbt_block *from, uint32_t exit,
 {
     struct xbt_texit *e = &from->exits[exit];
     if (e->alt == XBT_ALT_NONE || !to->thunk)
-        return to->host;
+        return to->host + (e->fpu ? to->fpu_skip : 0);
     uint8_t want = (uint8_t)(XBT_ALT_REG0 + to->thunk - 1);
     uint8_t *path = from->host + e->rel32_off + 4;
     if (e->alt == XBT_ALT_FREE) {
@@ -733,7 +736,8 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     const uint8_t *dest = chain_dest(tc, from, exit, to);
     patch_rel32(tc, from->host + from->exits[exit].rel32_off, dest);
     tc->st.chains++;
-    tc->st.thunk_chains += dest != to->host;
+    tc->st.thunk_chains += dest != to->host && to->thunk;
+    tc->st.fpu_chains += dest != to->host && !to->thunk;
     if (chain_page_local(from, to)) {
         if (tc->local.n >= tc->local.compact_at)
             local_compact(tc);
@@ -1019,6 +1023,7 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
     out->body_len = b->body_len;
     out->ool_off = b->ool_off;
     out->thunk = b->thunk;
+    out->fpu_skip = b->fpu_skip;
     out->n_map = b->n_map;
     memcpy(out->map, b->map, b->n_map * sizeof *b->map);
     for (uint32_t i = 0; i < b->n_map; i++)

@@ -48,6 +48,8 @@ typedef struct xbt_block {
     uint32_t n_relocs, n_sites, sites_off, ool_off;
     uint8_t end;                /* enum xbt_block_end */
     uint8_t thunk;              /* xbt_tblock.thunk: a PC thunk (1 + its register), 0 */
+    uint8_t fpu_skip;           /* xbt_tblock.fpu_skip: bytes of the x87/SSE load call
+                                   at its start that a chain from a loaded state skips */
     uint16_t rec_kept;          /* scratch of the chain-record compaction (tcache.c) */
     uint32_t map_delta;         /* this block's EIP minus the EIP its pc map speaks of
                                    (mod 2^32, as EIPs wrap): a relocated copy shares its
@@ -77,6 +79,7 @@ struct xbt_tc_link {
 typedef struct xbt_tc_stats {
     uint64_t blocks, block_bytes, guest_insns, chains, unchains, lookups, hits;
     uint64_t thunk_chains; /* chains that go past a PC thunk (chain_dest) */
+    uint64_t fpu_chains;   /* chains that go past an x87/SSE load call (chain_dest) */
     uint64_t flushes, invalidations;
 } xbt_tc_stats;
 

@@ -79,6 +79,9 @@ size_t xbt_tblock_list(const xbt_tblock *b, xbt_fetch_fn fetch, void *opaque, ch
             " host bytes (body %" PRIu32 "), end: %s\n",
         b->eip, b->n_insns, b->guest_len, b->code_len, b->body_len,
         b->end < 4 ? ends[b->end] : "?");
+    if (b->fpu_skip)
+        put(&o, "  (starts with the x87/SSE load: chains from a loaded state enter at +%04x)\n",
+            (unsigned)b->fpu_skip);
 
     /* Walk the guest instructions; their host ranges come from the pc map. */
     uint32_t m = 0;
@@ -143,8 +146,9 @@ size_t xbt_tblock_list(const xbt_tblock *b, xbt_fetch_fn fetch, void *opaque, ch
             static const char *const kinds[] = { "jmp", "taken", "fallthrough" };
             const struct xbt_texit *e = &b->exits[i];
             put(&o, "  exit %" PRIu32 ": %s -> %08" PRIx32 " (rel32 at +%04" PRIx32
-                    ", stub at +%04" PRIx32 ")\n",
-                i, e->kind < 3 ? kinds[e->kind] : "?", e->target, e->rel32_off, e->stub_off);
+                    ", stub at +%04" PRIx32 ")%s\n",
+                i, e->kind < 3 ? kinds[e->kind] : "?", e->target, e->rel32_off, e->stub_off,
+                e->fpu ? ", x87/SSE loaded" : "");
         }
         list_host(&o, &d64, &f, b, b->body_len,
                   b->n_sites ? b->sites_off : b->code_len);

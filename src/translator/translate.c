@@ -93,7 +93,8 @@ static void add_exit(xbt_tx *t, uint32_t rel32_off, uint32_t target, uint8_t kin
         xbt_tx_fail(t, "too many exits");
         return;
     }
-    b->exits[b->n_exits++] = (struct xbt_texit){ rel32_off, 0, target, kind, 0, XBT_ALT_NONE };
+    b->exits[b->n_exits++] =
+        (struct xbt_texit){ rel32_off, 0, target, kind, 0, XBT_ALT_NONE, t->fpu_ready };
 }
 
 /* The instruction just emitted (a MOV, whose immediate is always its last 4 bytes)
@@ -2343,8 +2344,11 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     /* Lazy x87/SSE: the guest's state is loaded by the first block that needs it
        after an entry from C (abi.h, fpu_entry). */
     if ((in->flags & XBT_IF_FPU) && in->iclass != XBT_IC_UNDEFINED && !t->fpu_ready) {
+        bool at_entry = t->len == 0;
         xbt_emit1(t, M(CALL), ctx_mem(XBT_CTX_FPU_ENTRY, 8));
         t->fpu_ready = true;
+        if (at_entry && !t->failed)
+            t->b->fpu_skip = (uint8_t)t->len; /* chains from a loaded state go past it */
     }
 
     /* PAUSE: a callout that makes the hint and counts spin loops (pause-loop yields,
@@ -2589,6 +2593,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
                   !(mode->size16 & XBT_TS_CODE16); /* IP wraps at 64 KiB, not with EIP */
     b->code16 = (mode->size16 & XBT_TS_CODE16) != 0;
     b->thunk = 0;
+    b->fpu_skip = 0;
     int thunk = -1; /* the first instruction's thunk_load_reg */
     memset(&b->stats, 0, sizeof b->stats);
     b->error[0] = 0;
@@ -2770,13 +2775,13 @@ const char *xbt_tblock_diff(const xbt_tblock *a, const xbt_tblock *b)
         const struct xbt_texit *x = &a->exits[i], *y = &b->exits[i];
         if (x->rel32_off != y->rel32_off || x->stub_off != y->stub_off ||
             x->target != y->target || x->kind != y->kind || x->prof != y->prof ||
-            x->alt != y->alt)
+            x->alt != y->alt || x->fpu != y->fpu)
             return "exits";
     }
     if (a->n_map != b->n_map || memcmp(a->map, b->map, a->n_map * sizeof a->map[0]) != 0)
         return "pc map";
     if (a->guest_len != b->guest_len || a->n_insns != b->n_insns || a->end != b->end ||
-        a->thunk != b->thunk)
+        a->thunk != b->thunk || a->fpu_skip != b->fpu_skip)
         return "extent";
     if (a->n_sites != b->n_sites || a->sites_off != b->sites_off || a->ool_off != b->ool_off)
         return "callout sites";

@@ -101,6 +101,10 @@ struct xbt_texit {
     uint8_t alt;        /* a direct CALL's exit with the thunk path after its rel32
                            (XBT_ALT_*): chained to a block that is a PC thunk, it goes
                            there instead of into the thunk (tcache.c, chain_dest) */
+    uint8_t fpu;        /* the guest's x87/SSE state is in the registers whenever this
+                           exit is taken (its block called ctx->fpu_entry before it, and
+                           no callout since): chained to a block that starts with that
+                           call, it goes past the call (xbt_tblock.fpu_skip) */
 };
 
 /* xbt_texit.alt.  The thunk path, right after the exit's rel32: `mov r32, imm32` (the
@@ -199,6 +203,10 @@ typedef struct xbt_tblock {
     /* A PC thunk: the block is exactly `mov r32, [esp]` and `ret` (no prefix, flat
        32-bit code and stack): 1 + r32's number (0..7, not ESP); 0: not one. */
     uint8_t thunk;
+    /* The block starts with the call of ctx->fpu_entry (its first instruction is x87 or
+       SSE, with nothing emitted before the call): that call's length, which an exit
+       with xbt_texit.fpu skips when chained here; 0: the block does not start so. */
+    uint8_t fpu_skip;
     uint32_t n_relocs;
     uint32_t relocs[XBT_BLOCK_MAX_RELOCS];
     struct xbt_tstats stats;

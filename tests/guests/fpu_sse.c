@@ -4,7 +4,8 @@
  *
  * fpu_sse.c - x87 and SSE/SSE2 in a guest kernel: arithmetic, control and status
  * words, FXSAVE/FXRSTOR, and #NM while CR0.TS is set (the handler clears TS with CLTS
- * and the instruction runs again).
+ * and the instruction runs again); SSE loops whose translated blocks chain to each
+ * other, with and without a port access between.
  */
 #include "lib/guest.h"
 
@@ -97,4 +98,20 @@ void main(void)
     outb(0x80, 0);
     __asm__ volatile("movups %%xmm5, %0" : "=m"(got) :);
     CHECK(!memcmp(got, pattern, 16), "xmm register survives port I/O exits");
+    /* Loops whose blocks start with SSE and chain to each other (xbt: past the call
+       that loads the guest's x87/SSE state, where the exit is only taken with it
+       loaded).  In the second, a port access answered by the VMM (whose handler saves
+       the state) lies between the load and the exit: that chain must load it again. */
+    u32 one[4] = { 1, 2, 3, 4 }, sum[4];
+    __asm__ volatile("movups %1, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\tmov $1000, %%ecx\n"
+                     "1:\tpaddd %%xmm6, %%xmm7\n\tdec %%ecx\n\tjnz 1b\n\t"
+                     "movups %%xmm7, %0" : "=m"(sum) : "m"(one) : "ecx");
+    CHECK(sum[0] == 1000 && sum[1] == 2000 && sum[2] == 3000 && sum[3] == 4000,
+          "a chained SSE loop: 1000 additions");
+    __asm__ volatile("movups %1, %%xmm6\n\tpxor %%xmm7, %%xmm7\n\tmov $200, %%ecx\n"
+                     "1:\tpaddd %%xmm6, %%xmm7\n\toutb %%al, $0x80\n\ttest %%ecx, %%ecx\n\t"
+                     "jz 2f\n\tpaddd %%xmm6, %%xmm7\n\tdec %%ecx\n\tjmp 1b\n"
+                     "2:\tmovups %%xmm7, %0" : "=m"(sum) : "m"(one) : "eax", "ecx");
+    CHECK(sum[0] == 401 && sum[1] == 802 && sum[2] == 1203 && sum[3] == 1604,
+          "a chained SSE loop with a port access in it: 401 additions");
 }

@@ -190,8 +190,13 @@ xbt)
     fi
     # XBT_THUNK_CHAINS_MIN=N: at least N direct CALLs chained past a PC thunk (thunk.c).
     if [ -n "${XBT_THUNK_CHAINS_MIN:-}" ]; then
-        n=$(grep -a -o '([0-9]* past a PC thunk)' "$out" | grep -o '[0-9]*')
+        n=$(grep -a -o '([0-9]* past a PC thunk' "$out" | grep -o '[0-9]*')
         at_least "$XBT_THUNK_CHAINS_MIN" "calls chained past a PC thunk" "$n"
+    fi
+    # XBT_FPU_CHAINS_MIN=N: at least N chains past the x87/SSE load (fpu_sse.c).
+    if [ -n "${XBT_FPU_CHAINS_MIN:-}" ]; then
+        n=$(grep -a -o '[0-9]* past an x87/SSE load' "$out" | grep -o '^[0-9]*')
+        at_least "$XBT_FPU_CHAINS_MIN" "chains past the x87/SSE load" "$n"
     fi
     # XBT_BLOCKS_MAX=N: at most N blocks translated (copies included), summed over the
     # vCPUs (eip_alias.c: translations kept as aliases are not made again).

@@ -29,7 +29,7 @@ static xbt_block *insert(xbt_tcache *tc, uint32_t eip, uint32_t p0, uint32_t p1)
     tb.code_len = sizeof code;
     tb.body_len = 5;
     tb.n_exits = 1;
-    tb.exits[0] = (struct xbt_texit){ 1, 5, eip + 100, XBT_EXIT_JMP, 0, XBT_ALT_NONE };
+    tb.exits[0] = (struct xbt_texit){ 1, 5, eip + 100, XBT_EXIT_JMP, 0, XBT_ALT_NONE, 0 };
     tb.reloc_ok = true;
     tb.n_relocs = 1;
     tb.relocs[0] = 10;
@@ -207,6 +207,66 @@ START_TEST(copies_share_their_source_map)
 }
 END_TEST
 
+/* Where a chained jump lands: the rel32 of exit 0 of `from`. */
+static const uint8_t *chained_dest(const xbt_block *from)
+{
+    int32_t rel;
+    memcpy(&rel, from->host + from->exits[0].rel32_off, 4);
+    return from->host + from->exits[0].rel32_off + 4 + rel;
+}
+
+/* An exit taken only with the guest's x87/SSE state loaded (xbt_texit.fpu) chains past
+   the load call at the start of a block that has one (fpu_skip); any other exit, or a
+   block without that call, chains to the block's start; unchaining goes back to the
+   stub; a relocated copy keeps both facts. */
+START_TEST(chains_past_fpu_load)
+{
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    xbt_block *loaded = insert(tc, 0x08002000u, 9, 9), *plain = insert(tc, 0x08003000u, 10, 10);
+    ck_assert_ptr_nonnull(loaded);
+    ck_assert_ptr_nonnull(plain);
+    static xbt_tblock tb;
+    static uint8_t buf[XBT_BLOCK_MAX_CODE];
+    tb.code = buf;
+    tb.code_cap = sizeof buf;
+    /* The same block with its exit marked loaded, and a target that starts with the call. */
+    ck_assert(xbt_tc_get_tblock(loaded, &tb));
+    tb.exits[0].fpu = 1;
+    xbt_block *from = xbt_tc_insert(tc, &tb, 7, 0x08004000u, 11, 11, NULL);
+    ck_assert(xbt_tc_get_tblock(plain, &tb));
+    tb.fpu_skip = 7;
+    xbt_block *to = xbt_tc_insert(tc, &tb, 7, 0x08005000u, 12, 12, NULL);
+    ck_assert_ptr_nonnull(from);
+    ck_assert_ptr_nonnull(to);
+    ck_assert_uint_eq(to->fpu_skip, 7);
+    xbt_tc_chain(tc, from, 0, to);
+    ck_assert_ptr_eq(chained_dest(from), to->host + 7);
+    xbt_tc_chain(tc, plain, 0, to); /* not loaded: the call runs */
+    ck_assert_ptr_eq(chained_dest(plain), to->host);
+    xbt_tc_chain(tc, loaded, 0, plain); /* loaded, but no call there to skip */
+    ck_assert_ptr_eq(chained_dest(loaded), plain->host);
+    xbt_tc_stats st;
+    xbt_tc_get_stats(tc, &st);
+    ck_assert_uint_eq(st.fpu_chains, 1);
+    ck_assert_uint_eq(st.thunk_chains, 0);
+    /* A copy keeps the exit's mark and the skip, and its exit is unchained as made. */
+    ck_assert(xbt_tc_get_tblock(from, &tb));
+    ck_assert_uint_eq(tb.exits[0].fpu, 1);
+    int32_t rel;
+    memcpy(&rel, tb.code + tb.exits[0].rel32_off, 4);
+    ck_assert_int_eq((int32_t)tb.exits[0].rel32_off + 4 + rel, (int32_t)tb.exits[0].stub_off);
+    ck_assert(xbt_tc_get_tblock(to, &tb));
+    ck_assert_uint_eq(tb.fpu_skip, 7);
+    /* Unchained (the target invalidated): back to the stub. */
+    xbt_tc_unlink_out(tc, from);
+    ck_assert_ptr_eq(chained_dest(from), from->host + from->exits[0].stub_off);
+    xbt_tc_relink_out(tc, from);
+    ck_assert_ptr_eq(chained_dest(from), to->host + 7);
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
 /* Aliases: blocks of one EIP and mode from different physical pages (the same address
    in other address spaces).  The newest answers a lookup; xbt_tc_lookup_next walks the
    others, newest first, skipping other EIPs in the same bucket; xbt_tc_prefer makes one
@@ -263,6 +323,7 @@ int main(void)
     tcase_add_test(tc, test_model);
     tcase_add_test(tc, copies_share_their_source_map);
     tcase_add_test(tc, aliases_of_one_eip);
+    tcase_add_test(tc, chains_past_fpu_load);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
