@@ -2723,8 +2723,14 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
     }
     /* The out-of-line paths (REP strings) close the body. */
     b->ool_off = t.len;
+    uint32_t sites_before_tails = t.n_sites;
     for (uint32_t i = 0; i < t.n_tails && !t.failed; i++)
         emit_string_tail(&t, &t.tails[i]);
+    /* The exits' x87/SSE marks (xbt_texit.fpu) follow the order of emission: out-of-line
+       code, which runs between earlier instructions, must make no callout. */
+    if (t.n_sites != sites_before_tails)
+        xbt_tx_fail(&t, "a callout in out-of-line code at %08x (the exits' x87/SSE marks "
+                        "assume none)", b->eip);
     if (!t.failed)
         finish_block(&t);
     if (t.failed) {

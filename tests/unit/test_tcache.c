@@ -244,8 +244,13 @@ START_TEST(chains_past_fpu_load)
     ck_assert_ptr_eq(chained_dest(from), to->host + 7);
     xbt_tc_chain(tc, plain, 0, to); /* not loaded: the call runs */
     ck_assert_ptr_eq(chained_dest(plain), to->host);
-    xbt_tc_chain(tc, loaded, 0, plain); /* loaded, but no call there to skip */
-    ck_assert_ptr_eq(chained_dest(loaded), plain->host);
+    /* Marked, but no call there to skip. */
+    ck_assert(xbt_tc_get_tblock(from, &tb));
+    xbt_block *from2 = xbt_tc_insert(tc, &tb, 7, 0x08006000u, 13, 13, NULL);
+    ck_assert_ptr_nonnull(from2);
+    ck_assert_uint_eq(from2->exits[0].fpu, 1);
+    xbt_tc_chain(tc, from2, 0, plain);
+    ck_assert_ptr_eq(chained_dest(from2), plain->host);
     xbt_tc_stats st;
     xbt_tc_get_stats(tc, &st);
     ck_assert_uint_eq(st.fpu_chains, 1);
