@@ -7,16 +7,17 @@
  * (memoization of the encoder).  The key is the request packed into 40 bytes: the
  * header fields and, per operand, its type and that type's fields, in a layout the
  * types decide (other types' fields are cleared before a miss is encoded, so the bytes
- * are a function of the key).  Displacements and immediates (not a branch's) are
- * in the key only as their class: which widths they fit in, signed and unsigned, as
- * 64-, 32- and 16-bit values, and whether they are zero; the only facts about a value
- * the encoder's choice of form depends on.  The slot keeps where the first encoding put
- * each of those fields (found by decoding it, and checked against the request's values),
- * and a hit writes the request's own values there: a memory operand with another
- * displacement, an exit with another target, is a copy and a patch, not an encoding.
- * A request that does not fit (EVEX or MVEX encodings, whose disp8 is scaled; is4
- * registers; values too wide for their field; too many operand bytes; fields the
- * decoder does not find where they should be) is encoded without the cache.  A slot is one cache line.
+ * are a function of the key).  Displacements and immediates (not a branch's) are in
+ * the key only as their class: which widths they fit in, signed and unsigned, as 64-,
+ * 32- and 16-bit values, whether they are zero, whether they are 1; the only facts
+ * about a value the encoder's choice of form depends on.  The slot keeps where the
+ * first encoding put each of those fields (found by decoding it, and checked against
+ * the request's values), and a hit writes the request's own values there: a memory
+ * operand with another displacement, an exit with another target, is a copy and a
+ * patch, not an encoding.  A request that does not fit (EVEX or MVEX encodings, whose
+ * disp8 is scaled; is4 registers; values too wide for their field; too many operand
+ * bytes; fields the decoder does not find where they should be) is encoded without the
+ * cache.  A slot is one cache line.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -227,9 +228,10 @@ static uint64_t key_hash(const uint64_t key[ENC_KEY_BYTES / 8])
 }
 
 /* Where the encoding of n bytes at p holds the request's displacement and immediates
-   (has[i]: the request has value i), into slot->at and slot->size: the 64-bit decoder's
-   view of it (the slot changes only if it fits), which must show each value, truncated to its field, where the request has
-   one, and no other but a branch's immediates (exact_imm: the key has their values).  false: it does not (the encoding is not cached). */
+   (has[i]: the request has value i), into slot->at and slot->size (only if it is
+   cached): the 64-bit decoder's view of it, which must show each value, truncated to
+   its field, where the request has one, and no other field but a branch's immediates
+   (exact_imm: the key holds their values).  false: it does not (not cached). */
 static bool enc_fields(const uint8_t *p, size_t n, const uint64_t val[ENC_VALUES],
                        const bool has[ENC_VALUES], bool exact_imm, struct enc_slot *slot)
 {
