@@ -130,10 +130,15 @@ static uint32_t rnd_fetch(void *o, uint32_t eip, uint8_t *buf, uint32_t len)
 }
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static uint32_t next_rand(void)
+static uint64_t next_rand64(void)
 {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (uint32_t)rng;
+    return rng;
+}
+
+static uint32_t next_rand(void)
+{
+    return (uint32_t)next_rand64();
 }
 
 /* Every EIP a fault site (translator.h's pf_site). */
@@ -552,29 +557,22 @@ static ZydisEncoderRequest cache_form(int f, int64_t v, int64_t w)
     memset(&r, 0, sizeof r);
     r.machine_mode = ZYDIS_MACHINE_MODE_LONG_64;
     r.operand_count = 2;
+    /* The register, immediate forms (F_MOV32 .. F_ROR8, in that order). */
+    static const struct { ZydisMnemonic m; ZydisRegister reg; } reg_imm[] = {
+        { ZYDIS_MNEMONIC_MOV, ZYDIS_REGISTER_R11D }, { ZYDIS_MNEMONIC_MOV, ZYDIS_REGISTER_R11 },
+        { ZYDIS_MNEMONIC_MOV, ZYDIS_REGISTER_AL },   { ZYDIS_MNEMONIC_MOV, ZYDIS_REGISTER_DX },
+        { ZYDIS_MNEMONIC_ADD, ZYDIS_REGISTER_ECX },  { ZYDIS_MNEMONIC_ADD, ZYDIS_REGISTER_EAX },
+        { ZYDIS_MNEMONIC_ADD, ZYDIS_REGISTER_BL },   { ZYDIS_MNEMONIC_ADD, ZYDIS_REGISTER_AX },
+        { ZYDIS_MNEMONIC_ADD, ZYDIS_REGISTER_R15 },  { ZYDIS_MNEMONIC_SHL, ZYDIS_REGISTER_EDX },
+        { ZYDIS_MNEMONIC_ROR, ZYDIS_REGISTER_CH },
+    };
+    _Static_assert(sizeof reg_imm / sizeof reg_imm[0] == F_ROR8 + 1, "one per form");
+    if (f <= F_ROR8) {
+        r.mnemonic = reg_imm[f].m;
+        r.operands[0] = xo_reg(reg_imm[f].reg), r.operands[1] = xo_imm(v);
+        return r;
+    }
     switch (f) {
-    case F_MOV32: r.mnemonic = ZYDIS_MNEMONIC_MOV;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_R11D), r.operands[1] = xo_imm(v); break;
-    case F_MOV64: r.mnemonic = ZYDIS_MNEMONIC_MOV;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_R11), r.operands[1] = xo_imm(v); break;
-    case F_MOV8: r.mnemonic = ZYDIS_MNEMONIC_MOV;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_AL), r.operands[1] = xo_imm(v); break;
-    case F_MOV16: r.mnemonic = ZYDIS_MNEMONIC_MOV;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_DX), r.operands[1] = xo_imm(v); break;
-    case F_ADD32: r.mnemonic = ZYDIS_MNEMONIC_ADD;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_ECX), r.operands[1] = xo_imm(v); break;
-    case F_ADDEAX: r.mnemonic = ZYDIS_MNEMONIC_ADD;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_EAX), r.operands[1] = xo_imm(v); break;
-    case F_ADD8: r.mnemonic = ZYDIS_MNEMONIC_ADD;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_BL), r.operands[1] = xo_imm(v); break;
-    case F_ADD16: r.mnemonic = ZYDIS_MNEMONIC_ADD;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_AX), r.operands[1] = xo_imm(v); break;
-    case F_ADD64: r.mnemonic = ZYDIS_MNEMONIC_ADD;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_R15), r.operands[1] = xo_imm(v); break;
-    case F_SHL: r.mnemonic = ZYDIS_MNEMONIC_SHL;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_EDX), r.operands[1] = xo_imm(v); break;
-    case F_ROR8: r.mnemonic = ZYDIS_MNEMONIC_ROR;
-        r.operands[0] = xo_reg(ZYDIS_REGISTER_CH), r.operands[1] = xo_imm(v); break;
     case F_PUSH: r.mnemonic = ZYDIS_MNEMONIC_PUSH, r.operand_count = 1;
         r.operands[0] = xo_imm(v); break;
     case F_LOAD_RBX: case F_LOAD_RBP: case F_LOAD_R13: case F_LOAD_RSP: {
@@ -648,14 +646,13 @@ START_TEST(encoder_cache_gives_the_encoders_bytes)
     b.code = code;
     b.code_cap = sizeof code;
     /* Every (form, value, second value) triple, in a shuffled order (seeded), twice. */
-    uint32_t n = F_FORMS * NE * NE, seed = 12345;
+    uint32_t n = F_FORMS * NE * NE;
     uint32_t *order = malloc(n * sizeof *order);
     ck_assert_ptr_nonnull(order);
     for (uint32_t i = 0; i < n; i++)
         order[i] = i;
     for (uint32_t i = n - 1; i > 0; i--) {
-        seed = seed * 1103515245u + 12345u;
-        uint32_t j = (seed >> 8) % (i + 1), x = order[i];
+        uint32_t j = next_rand() % (i + 1), x = order[i];
         order[i] = order[j], order[j] = x;
     }
     unsigned compared = 0, refused = 0;
@@ -699,15 +696,6 @@ END_TEST
    (edges, small multiples, random widths) and their hints sometimes cleared; each one
    through xbt_emit_req and to the encoder directly must give the same bytes or the same
    refusal.  Found EVEX's scaled disp8 and is4's 4-bit immediate cached by class. */
-static uint64_t xs_state = 88172645463325252ull;
-static uint64_t xs(void)
-{
-    xs_state ^= xs_state << 13;
-    xs_state ^= xs_state >> 7;
-    xs_state ^= xs_state << 17;
-    return xs_state;
-}
-
 static int64_t redraw(void)
 {
     static const int64_t edge[] = {
@@ -716,10 +704,10 @@ static int64_t redraw(void)
         -8, -0x40, -0x80, -0x81, -0x100, -0x8000, -0x8001, -0x80000000LL, -0x80000001LL,
         (int64_t)0x8000000000000000ull,
     };
-    switch (xs() % 4) {
-    case 0: case 1: return edge[xs() % (sizeof edge / sizeof edge[0])];
-    case 2: return (int64_t)(int8_t)xs() * (int64_t)(1 << (xs() % 7)); /* disp8*N */
-    default: return (int64_t)(xs() >> (xs() % 64));
+    switch (next_rand64() % 4) {
+    case 0: case 1: return edge[next_rand64() % (sizeof edge / sizeof edge[0])];
+    case 2: return (int64_t)(int8_t)next_rand64() * (int64_t)(1 << (next_rand64() % 7)); /* disp8*N */
+    default: return (int64_t)(next_rand64() >> (next_rand64() % 64));
     }
 }
 
@@ -740,11 +728,11 @@ START_TEST(encoder_cache_matches_random_requests)
     for (int it = 0; it < 30000; it++) {
         uint8_t in[16];
         for (int i = 0; i < 16; i++)
-            in[i] = (uint8_t)xs();
-        if (xs() % 3)
-            in[0] = lead[xs() % sizeof lead];
+            in[i] = (uint8_t)next_rand64();
+        if (next_rand64() % 3)
+            in[0] = lead[next_rand64() % sizeof lead];
         if (in[0] == 0x62) { /* EVEX: P0's reserved bits clear, a map, P1's fixed bit */
-            in[1] = (uint8_t)((in[1] & 0xF0) | (1 + xs() % 3));
+            in[1] = (uint8_t)((in[1] & 0xF0) | (1 + next_rand64() % 3));
             in[2] |= 0x04;
         }
         ZydisDecodedInstruction di;
@@ -759,18 +747,18 @@ START_TEST(encoder_cache_matches_random_requests)
             ZydisEncoderRequest r = base;
             for (int i = 0; k && i < r.operand_count; i++) {
                 ZydisEncoderOperand *o = &r.operands[i];
-                if (o->type == ZYDIS_OPERAND_TYPE_MEMORY && (xs() & 3))
+                if (o->type == ZYDIS_OPERAND_TYPE_MEMORY && (next_rand64() & 3))
                     o->mem.displacement = redraw();
-                if (o->type == ZYDIS_OPERAND_TYPE_IMMEDIATE && (xs() & 3))
+                if (o->type == ZYDIS_OPERAND_TYPE_IMMEDIATE && (next_rand64() & 3))
                     o->imm.s = redraw();
             }
-            if (xs() % 4 == 0)
+            if (next_rand64() % 4 == 0)
                 r.allowed_encodings = ZYDIS_ENCODABLE_ENCODING_DEFAULT;
-            if (xs() % 4 == 0)
+            if (next_rand64() % 4 == 0)
                 r.address_size_hint = ZYDIS_ADDRESS_SIZE_HINT_NONE;
-            if (xs() % 4 == 0)
+            if (next_rand64() % 4 == 0)
                 r.operand_size_hint = ZYDIS_OPERAND_SIZE_HINT_NONE;
-            if (xs() % 8 == 0)
+            if (next_rand64() % 8 == 0)
                 r.branch_type = ZYDIS_BRANCH_TYPE_NONE, r.branch_width = ZYDIS_BRANCH_WIDTH_NONE;
             ZydisEncoderRequest direct = r;
             uint8_t want[ZYDIS_MAX_INSTRUCTION_LENGTH];
