@@ -563,7 +563,8 @@ static int on_mmio_sync(void *opaque, uint64_t gpa, uint32_t size, int is_write,
         /* pc-testdev's scratch memory, RAM-like: no lock (testdev.c).  Nor the
            IA32_APIC_BASE sync of the locked path: a base the guest changed is taken up
            at the next locked access or HLT, as when it makes no MMIO access at all. */
-        __atomic_fetch_add(&m->mmio_sync_free, 1, __ATOMIC_RELAXED);
+        uint64_t *n = &m->mmio_sync_free[this_cpu].n;
+        __atomic_store_n(n, __atomic_load_n(n, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
         return 1;
     }
     pthread_mutex_lock(&m->lock);
@@ -1659,6 +1660,14 @@ static void print_vcpu_lines(struct vmm *m)
     }
 }
 
+static uint64_t mmio_sync_free(struct vmm *m)
+{
+    uint64_t n = 0;
+    for (unsigned k = 0; k < m->ncpus; k++)
+        n += __atomic_load_n(&m->mmio_sync_free[k].n, __ATOMIC_RELAXED);
+    return n;
+}
+
 /* --stats: the library's figures, the VMM's exits, the code cache and the perf map. */
 static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint64_t wall_ns)
 {
@@ -1673,7 +1682,7 @@ static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint
     fprintf(stderr, "vmm: %llu port I/O exits, %llu MMIO exits handled; %llu port and %llu "
             "MMIO accesses answered inside the run\n", (unsigned long long)m->io_exits,
             (unsigned long long)m->mmio_exits, (unsigned long long)m->io_sync,
-            (unsigned long long)(m->mmio_sync + m->mmio_sync_free));
+            (unsigned long long)(m->mmio_sync + mmio_sync_free(m)));
     if (m->ncpus > 1)
         print_vcpu_lines(m);
     uint64_t code, code_size;
