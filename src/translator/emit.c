@@ -331,6 +331,22 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
     t->len += (uint32_t)room;
 }
 
+void xbt_emit_raw(xbt_tx *t, const uint8_t *bytes, unsigned n)
+{
+    if (t->failed)
+        return;
+    ZyanUSize room;
+    uint8_t *p = cursor(t, &room);
+    if (!p)
+        return;
+    if (n > room) {
+        xbt_tx_fail(t, "instruction of %u bytes", n);
+        return;
+    }
+    memcpy(p, bytes, n);
+    t->len += n;
+}
+
 static bool is_legacy_prefix(uint8_t b)
 {
     switch (b) {

@@ -115,6 +115,9 @@ static inline ZydisEncoderOperand xo_imm(int64_t v)
 
 /* Encodes req at the current position (machine mode forced to 64-bit). */
 void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req);
+/* Appends n (<= 15) bytes of an instruction as they are (translate.c's copy_as_is
+   decides which guest instructions may be). */
+void xbt_emit_raw(xbt_tx *t, const uint8_t *bytes, unsigned n);
 /* Encodes a request that accesses guest memory: forces and verifies 32-bit addressing. */
 void xbt_emit_req_guest(xbt_tx *t, ZydisEncoderRequest *req);
 /* XBT_WINDOW_UK: the U-window lies this far below GS's base beyond 4 GiB (its guard). */

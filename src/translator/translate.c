@@ -574,8 +574,85 @@ static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOp
 }
 
 /* Copy or readdress: the instruction itself, with its operands moved to the host. */
+/* One-byte opcodes that 64-bit mode decodes otherwise (REX, VEX, EVEX) or not at all;
+   none of them is a register-only copy, but the bytes are checked, not the class. */
+static bool opcode_differs_in_64(uint8_t op)
+{
+    switch (op) {
+    case 0x06: case 0x07: case 0x0E: case 0x16: case 0x17: case 0x1E: case 0x1F:
+    case 0x27: case 0x2F: case 0x37: case 0x3F: case 0x60: case 0x61: case 0x62:
+    case 0x63: case 0x82: case 0x9A: case 0xC4: case 0xC5: case 0xCE: case 0xD4:
+    case 0xD5: case 0xD6: case 0xEA:
+        return true;
+    default:
+        return (op & 0xF0) == 0x40; /* INC and DEC r32: REX prefixes */
+    }
+}
+
+/*
+ * Whether the guest's bytes of a register-only instruction of 32-bit code are their own
+ * translation: what they mean to the host in 64-bit mode is what they mean to the
+ * virtual CPU, so the request that emit_copy would build and encode is skipped (a third
+ * of the instructions of libc, at half the cost of translating one).  That holds for a
+ * legacy encoding (no VEX, EVEX, XOP, 3DNow!, whose register fields 32-bit mode reads
+ * differently) with no memory operand, no ESP (R12D on the host) and no register but
+ * general-purpose, x87, MMX, XMM ones and the flags, no prefix but an operand-size or a
+ * mandatory one (segment overrides, LOCK, ignored REP, address size: none gets
+ * through; one prefix at most), and an opcode whose meaning 64-bit mode keeps, which the default operand
+ * size of 32 bits then keeps as well (the instructions that 64-bit mode widens to 64
+ * bits are stack and branch instructions, or privileged: not copies).  TZCNT and LZCNT
+ * are rewritten (to_request), so not copied.  tests/unit/test_translator.c compares the
+ * host's decoding of the copied bytes with that of the encoder's.
+ */
+static bool copy_as_is(const xbt_insn *in)
+{
+    const ZydisDecodedInstruction *zi = &in->zi;
+    if (zi->machine_mode != ZYDIS_MACHINE_MODE_LEGACY_32 ||
+        zi->encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY ||
+        zi->mnemonic == M(TZCNT) || zi->mnemonic == M(LZCNT) || in->length != zi->length ||
+        (zi->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && opcode_differs_in_64(zi->opcode)))
+        return false;
+    if (zi->raw.prefix_count > 1)
+        return false; /* 66 beside a mandatory F2 or F3: the encoder may drop it */
+    for (unsigned i = 0; i < zi->raw.prefix_count; i++) {
+        uint8_t b = zi->raw.prefixes[i].value;
+        ZydisPrefixType ty = zi->raw.prefixes[i].type;
+        if (!(b == 0x66 && ty != ZYDIS_PREFIX_TYPE_IGNORED) &&
+            !((b == 0xF2 || b == 0xF3 || b == 0x66) && ty == ZYDIS_PREFIX_TYPE_MANDATORY))
+            return false;
+        if (b == 0x66 && zi->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && (zi->opcode & 0xF8) == 0xD8)
+            return false; /* x87: the encoder drops it (no meaning here; nor a copy) */
+    }
+    for (unsigned i = 0; i < zi->operand_count; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->type == ZYDIS_OPERAND_TYPE_IMMEDIATE)
+            continue;
+        if (op->type != ZYDIS_OPERAND_TYPE_REGISTER)
+            return false;
+        switch (ZydisRegisterGetClass(op->reg.value)) {
+        case ZYDIS_REGCLASS_GPR8: case ZYDIS_REGCLASS_GPR16: case ZYDIS_REGCLASS_GPR32:
+            if (xbt_gpr_index(op->reg.value) == XBT_ESP && !xbt_reg_is_high8(op->reg.value))
+                return false;
+            break;
+        case ZYDIS_REGCLASS_X87: case ZYDIS_REGCLASS_MMX: case ZYDIS_REGCLASS_XMM:
+        case ZYDIS_REGCLASS_FLAGS:
+            break;
+        default:
+            if (op->reg.value != ZYDIS_REGISTER_MXCSR && op->reg.value != ZYDIS_REGISTER_X87CONTROL &&
+                op->reg.value != ZYDIS_REGISTER_X87STATUS && op->reg.value != ZYDIS_REGISTER_X87TAG)
+                return false;
+        }
+    }
+    return true;
+}
+
 static void emit_copy(xbt_tx *t, const xbt_insn *in)
 {
+    if (in->mem_op < 0 && !t->tr->reencode_copies && copy_as_is(in)) {
+        xbt_emit_raw(t, in->bytes, in->length);
+        t->b->stats.copied++;
+        return;
+    }
     ZydisEncoderRequest r;
     if (!to_request(t, in, &r))
         return;

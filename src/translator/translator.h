@@ -296,6 +296,10 @@ typedef struct xbt_translator {
        EIP).  NULL: none. */
     bool (*stop_before)(void *ctx, uint32_t eip);
     void *stop_ctx;
+    /* Register-only instructions whose bytes mean the same in 64-bit mode are copied as
+       they are (translate.c, copy_as_is); set, they are re-encoded like the others
+       (the unit tests compare the two). */
+    bool reencode_copies;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

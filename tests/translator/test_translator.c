@@ -538,6 +538,125 @@ START_TEST(relocated_blocks_equal_fresh_translations)
 }
 END_TEST
 
+/* The 64-bit meaning of one host instruction, for comparing two encodings of it. */
+static void same_meaning(const ZydisDecodedInstruction *a, const ZydisDecodedOperand *oa,
+                         const ZydisDecodedInstruction *b, const ZydisDecodedOperand *ob,
+                         const char *what)
+{
+    ck_assert_msg(a->mnemonic == b->mnemonic, "%s: %s, re-encoded %s", what,
+                  ZydisMnemonicGetString(a->mnemonic), ZydisMnemonicGetString(b->mnemonic));
+    /* The operand size, where an operand has it (66 90 and 90 are both NOP, 66 9B and
+       9B both WAIT). */
+    if (a->operand_count_visible)
+        ck_assert_msg(a->operand_width == b->operand_width, "%s: operand width %u, %u", what,
+                      a->operand_width, b->operand_width);
+    ck_assert_msg(a->operand_count_visible == b->operand_count_visible, "%s: operands", what);
+    ck_assert_msg((a->attributes & ZYDIS_ATTRIB_HAS_LOCK) == (b->attributes & ZYDIS_ATTRIB_HAS_LOCK),
+                  "%s: LOCK", what);
+    for (unsigned i = 0; i < a->operand_count_visible; i++) {
+        /* An immediate's own size may differ (imm8 sign-extended, imm16): its value at
+           the operand width may not. */
+        ck_assert_msg(oa[i].type == ob[i].type &&
+                          (oa[i].size == ob[i].size || oa[i].type == ZYDIS_OPERAND_TYPE_IMMEDIATE),
+                      "%s: operand %u type or size", what, i);
+        if (oa[i].type == ZYDIS_OPERAND_TYPE_REGISTER)
+            ck_assert_msg(oa[i].reg.value == ob[i].reg.value, "%s: operand %u %s, re-encoded %s",
+                          what, i, ZydisRegisterGetString(oa[i].reg.value),
+                          ZydisRegisterGetString(ob[i].reg.value));
+        uint64_t mask = a->operand_width >= 64 ? ~0ull : (1ull << a->operand_width) - 1;
+        if (oa[i].type == ZYDIS_OPERAND_TYPE_IMMEDIATE)
+            ck_assert_msg(((oa[i].imm.value.u ^ ob[i].imm.value.u) & mask) == 0,
+                          "%s: operand %u value", what, i);
+        if (oa[i].type == ZYDIS_OPERAND_TYPE_MEMORY) /* host code: the x87/SSE load's call */
+            ck_assert_msg(oa[i].mem.base == ob[i].mem.base && oa[i].mem.index == ob[i].mem.index &&
+                              oa[i].mem.scale == ob[i].mem.scale &&
+                              oa[i].mem.disp.value == ob[i].mem.disp.value &&
+                              oa[i].mem.segment == ob[i].mem.segment,
+                          "%s: operand %u address", what, i);
+    }
+}
+
+/*
+ * Register-only instructions are copied as they are where their bytes mean the same in
+ * 64-bit mode (translate.c, copy_as_is): every one-byte, 0F, 0F 38 and 0F 3A opcode with
+ * register ModRM forms (and some memory ones), bare and behind prefixes that may or may
+ * not keep the copy, is translated alone both ways (reencode_copies); where the bodies
+ * differ, each must decode in 64-bit mode to the same instruction as the encoder's.
+ */
+START_TEST(copied_bytes_mean_what_the_encoder_emits)
+{
+    static uint8_t code_a[XBT_BLOCK_MAX_CODE], code_b[XBT_BLOCK_MAX_CODE];
+    static const uint8_t pre[][3] = {
+        { 0 }, { 1, 0x66 }, { 1, 0xF2 }, { 1, 0xF3 }, { 2, 0x66, 0xF3 }, { 2, 0xF3, 0x66 },
+        { 2, 0x66, 0xF2 }, { 1, 0x2E }, { 1, 0x26 }, { 1, 0x64 }, { 1, 0x65 }, { 1, 0x67 },
+        { 1, 0xF0 },
+    };
+    static const uint8_t maps[][3] = { { 0 }, { 1, 0x0F }, { 2, 0x0F, 0x38 }, { 2, 0x0F, 0x3A } };
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    tr.max_insns = 1;
+    ZydisDecoder d64;
+    ZydisDecoderInit(&d64, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    unsigned as_is = 0, differ = 0;
+    for (unsigned p = 0; p < sizeof pre / sizeof pre[0]; p++)
+        for (unsigned mp = 0; mp < sizeof maps / sizeof maps[0]; mp++)
+            for (unsigned op = 0; op < 256; op++)
+                for (unsigned k = 0; k < 6; k++) {
+                    struct rnd_src s;
+                    for (size_t i = 0; i < sizeof s.bytes; i++)
+                        s.bytes[i] = (uint8_t)next_rand();
+                    unsigned n = 0;
+                    for (unsigned i = 0; i < pre[p][0]; i++)
+                        s.bytes[n++] = pre[p][1 + i];
+                    for (unsigned i = 0; i < maps[mp][0]; i++)
+                        s.bytes[n++] = maps[mp][1 + i];
+                    s.bytes[n++] = (uint8_t)op;
+                    if (k < 5)
+                        s.bytes[n] |= 0xC0; /* ModRM: a register operand */
+                    s.eip = 0x10000;
+                    xbt_tmode m = { (uint8_t)(k & 1 ? 3 : 0), XBT_WINDOW_K, 0, 0, 0, 0 };
+                    xbt_tblock a, b;
+                    a.code = code_a, a.code_cap = sizeof code_a;
+                    b.code = code_b, b.code_cap = sizeof code_b;
+                    tr.reencode_copies = false;
+                    enum xbt_tstatus st = xbt_translate_block(&tr, &m, s.eip, rnd_fetch, &s, &a);
+                    tr.reencode_copies = true;
+                    ck_assert_int_eq(xbt_translate_block(&tr, &m, s.eip, rnd_fetch, &s, &b), st);
+                    if (st != XBT_T_OK)
+                        continue;
+                    xbt_decoder dec;
+                    xbt_decoder_init(&dec);
+                    xbt_insn in;
+                    xbt_decode(&dec, s.bytes, sizeof s.bytes, s.eip, &in);
+                    if (a.body_len >= in.length && memcmp(code_a, s.bytes, in.length) == 0)
+                        as_is++;
+                    if (a.body_len == b.body_len && memcmp(code_a, code_b, a.body_len) == 0)
+                        continue;
+                    differ++;
+                    char what[96];
+                    int w = snprintf(what, sizeof what, "guest");
+                    for (unsigned i = 0; i < in.length && w < (int)sizeof what - 4; i++)
+                        w += snprintf(what + w, sizeof what - (size_t)w, " %02x", s.bytes[i]);
+                    uint32_t oa = 0, ob = 0;
+                    while (oa < a.body_len || ob < b.body_len) {
+                        ZydisDecodedInstruction za, zb;
+                        ZydisDecodedOperand pa[ZYDIS_MAX_OPERAND_COUNT], pb[ZYDIS_MAX_OPERAND_COUNT];
+                        ck_assert_msg(oa < a.body_len && ob < b.body_len, "%s: lengths", what);
+                        ck_assert_msg(ZYAN_SUCCESS(ZydisDecoderDecodeFull(
+                                          &d64, code_a + oa, a.body_len - oa, &za, pa)),
+                                      "%s: the copy does not decode in 64-bit mode", what);
+                        ck_assert(ZYAN_SUCCESS(ZydisDecoderDecodeFull(
+                            &d64, code_b + ob, b.body_len - ob, &zb, pb)));
+                        same_meaning(&za, pa, &zb, pb, what);
+                        oa += za.length, ob += zb.length;
+                    }
+                }
+    /* Not vacuous: many copies, and many whose bytes are not the encoder's. */
+    ck_assert_uint_gt(as_is, 1200);
+    ck_assert_uint_gt(differ, 400);
+}
+END_TEST
+
 /*
  * The encoder cache (emit.c) keys displacements and immediates by their class and
  * patches the values into a cached encoding: every request through xbt_emit_req must
@@ -803,6 +922,7 @@ int main(void)
     tcase_set_timeout(tr, 120);
     tcase_add_test(tr, random_bytes_never_break_the_translator);
     tcase_add_test(tr, relocated_blocks_equal_fresh_translations);
+    tcase_add_test(tr, copied_bytes_mean_what_the_encoder_emits);
     suite_add_tcase(s, tr);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
