@@ -44,8 +44,12 @@ ZydisInstructionAttributes xbt_window_prefix(const xbt_tx *t)
     return t->mode->window != XBT_WINDOW_D ? ZYDIS_ATTRIB_HAS_SEGMENT_GS : 0;
 }
 
+/* Where the next instruction goes, with *room for it; NULL once the translation failed
+   or the buffer is full (which fails it). */
 static uint8_t *cursor(xbt_tx *t, ZyanUSize *room)
 {
+    if (t->failed)
+        return NULL;
     /* Keep ZYDIS_MAX_INSTRUCTION_LENGTH + 1 spare so a 0x67 insertion always fits. */
     if (t->b->code_cap < t->len + ZYDIS_MAX_INSTRUCTION_LENGTH + 1) {
         xbt_tx_fail(t, "host code buffer full (%u bytes)", t->b->code_cap);
@@ -283,8 +287,6 @@ static bool enc_fields(const uint8_t *p, size_t n, const uint64_t val[ENC_VALUES
 
 void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
 {
-    if (t->failed)
-        return;
     ZyanUSize room;
     uint8_t *p = cursor(t, &room);
     if (!p)
@@ -339,8 +341,6 @@ void xbt_emit_req(xbt_tx *t, ZydisEncoderRequest *req)
 
 void xbt_emit_raw(xbt_tx *t, const uint8_t *bytes, unsigned n)
 {
-    if (t->failed)
-        return;
     ZyanUSize room;
     uint8_t *p = cursor(t, &room);
     if (!p)
