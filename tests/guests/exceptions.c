@@ -41,6 +41,13 @@ void main(void)
     CHECK_EQ(fault.vector, 6, "#UD again (0f 0b)");
     TRY_FAULT("lock; addl %0, %0", "r"(1));
     CHECK_EQ(fault.vector, 6, "#UD for lock on a register operand");
+    /* The hint NOPs with a register operand are NOPs, with any prefix (their re-encoded
+       0F 0D form was #UD on AMD hosts). */
+    TRY_FAULT(".byte 0x0f, 0x19, 0xc0; .byte 0x0f, 0x1c, 0xc1; .byte 0x0f, 0x1d, 0xd2\n\t"
+              ".byte 0x0f, 0x1e, 0xc3; .byte 0x0f, 0x1f, 0xc4; .byte 0x2e, 0x0f, 0x1f, 0xc0\n\t"
+              ".byte 0x66, 0x66, 0x0f, 0x1f, 0xc0; .byte 0x3e, 0x0f, 0x19, 0xc9\n\t"
+              ".byte 0xf3, 0x0f, 0x19, 0xc0; .byte 0x64, 0x0f, 0x1e, 0xf8", NOFAULT);
+    CHECK_EQ(fault.vector, 0xffffffffu, "register hint NOPs do not fault");
     /* #GP with a selector error code, and #GP(0). */
     TRY_FAULT("movw %w0, %%es", "r"((u16)SEL_XONLY));
     CHECK_EQ(fault.vector, 13, "#GP vector");
