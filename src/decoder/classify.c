@@ -397,6 +397,15 @@ void xbt_classify(xbt_insn *in)
         callout = XBT_CO_UD;
         flags |= XBT_IF_UD | XBT_IF_ENDS_BLOCK;
     }
+    /* 0F 0D with a register operand: Zydis calls it a NOP (the PREFETCH/PREFETCHW
+       hint space), CPUs raise #UD (AMD's: its bare form copied as it is took SIGILL
+       here), and so does QEMU TCG.  Its memory forms stay NOPs. */
+    if (zi->opcode_map == ZYDIS_OPCODE_MAP_0F && zi->opcode == 0x0D && zi->raw.modrm.mod == 3 &&
+        iclass != XBT_IC_UNDEFINED) {
+        iclass = XBT_IC_UNDEFINED;
+        callout = XBT_CO_UD;
+        flags |= XBT_IF_UD | XBT_IF_ENDS_BLOCK;
+    }
     /* A LOCK prefix on an instruction that does not take one raises #UD.  Zydis
        rejects most such encodings itself; this catches register-destination forms. */
     if ((zi->attributes & ZYDIS_ATTRIB_HAS_LOCK) && !(flags & XBT_IF_MEM)) {

@@ -656,8 +656,8 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
     if (in->zi.mnemonic == M(NOP) && in->mem_op < 0) {
         /* A register form of the hint NOPs (0F 19, 0F 1C-1F): the encoder makes it
            0F 0D /r with a register, which AMD CPUs refuse (#UD where the guest has a
-           NOP; found by review, 2026-12-04).  Its memory forms are not accessed and
-           re-encode as 0F 19. */
+           NOP; found by review, 2026-12-04; 0F 0D's own register form is #UD,
+           classify.c).  Its memory forms are not accessed and re-encode as 0F 19. */
         static const uint8_t nop = 0x90;
         xbt_emit_raw(t, &nop, 1);
         t->b->stats.copied++;

@@ -48,6 +48,16 @@ void main(void)
               ".byte 0x66, 0x66, 0x0f, 0x1f, 0xc0; .byte 0x3e, 0x0f, 0x19, 0xc9\n\t"
               ".byte 0xf3, 0x0f, 0x19, 0xc0; .byte 0x64, 0x0f, 0x1e, 0xf8", NOFAULT);
     CHECK_EQ(fault.vector, 0xffffffffu, "register hint NOPs do not fault");
+    /* 0F 0D with a register operand is #UD, with a prefix or not (its memory form is
+       a prefetch hint). */
+    TRY_FAULT(".byte 0x0f, 0x0d, 0xc0", NOFAULT);
+    CHECK_EQ(fault.vector, 6, "0f 0d c0 is #UD");
+    TRY_FAULT(".byte 0x2e, 0x0f, 0x0d, 0xc8", NOFAULT);
+    CHECK_EQ(fault.vector, 6, "2e 0f 0d c8 is #UD");
+    TRY_FAULT(".byte 0x0f, 0x0d, 0xc4", NOFAULT);
+    CHECK_EQ(fault.vector, 6, "0f 0d c4 (ESP) is #UD");
+    TRY_FAULT(".byte 0x0f, 0x0d, 0x08", "a"(&seen_vec));
+    CHECK_EQ(fault.vector, 0xffffffffu, "0f 0d 08 (prefetchw [eax]) does not fault");
     /* #GP with a selector error code, and #GP(0). */
     TRY_FAULT("movw %w0, %%es", "r"((u16)SEL_XONLY));
     CHECK_EQ(fault.vector, 13, "#GP vector");
@@ -120,5 +130,5 @@ void main(void)
     CHECK_EQ(nested_count, 1, "handler ran once");
     CHECK_EQ(seen_err, SEL_XONLY, "nested #GP delivered inside the handler");
     CHECK_EQ(seen_vec, 0x32, "outer handler resumed after the nested fault");
-    CHECK_EQ(fault.count, 15, "fault count");
+    CHECK_EQ(fault.count, 18, "fault count");
 }
