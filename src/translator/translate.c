@@ -573,7 +573,6 @@ static void emit_uk_bt(xbt_tx *t, ZydisEncoderRequest *r, int mi, ZydisEncoderOp
     xbt_emit_req(t, r);
 }
 
-/* Copy or readdress: the instruction itself, with its operands moved to the host. */
 /* One-byte opcodes that 64-bit mode decodes otherwise (REX, VEX, EVEX) or not at all;
    none of them is a register-only copy, but the bytes are checked, not the class. */
 static bool opcode_differs_in_64(uint8_t op)
@@ -596,13 +595,13 @@ static bool opcode_differs_in_64(uint8_t op)
  * of the instructions of libc, at half the cost of translating one).  That holds for a
  * legacy encoding (no VEX, EVEX, XOP, 3DNow!, whose register fields 32-bit mode reads
  * differently) with no memory operand, no ESP (R12D on the host) and no register but
- * general-purpose, x87, MMX, XMM ones and the flags, no prefix but an operand-size or a
- * mandatory one (segment overrides, LOCK, ignored REP, address size: none gets
- * through; one prefix at most), and an opcode whose meaning 64-bit mode keeps, which the default operand
- * size of 32 bits then keeps as well (the instructions that 64-bit mode widens to 64
- * bits are stack and branch instructions, or privileged: not copies).  TZCNT and LZCNT
- * are rewritten (to_request), so not copied.  tests/unit/test_translator.c compares the
- * host's decoding of the copied bytes with that of the encoder's.
+ * general-purpose, x87, MMX, XMM ones and the flags, at most one prefix and that an
+ * operand-size or a mandatory one (segment overrides, LOCK, ignored REP, address size:
+ * none gets through), and an opcode whose meaning 64-bit mode keeps, which the default
+ * operand size of 32 bits then keeps as well (the instructions that 64-bit mode widens
+ * to 64 bits are stack and branch instructions, or privileged: not copies).  TZCNT and
+ * LZCNT are rewritten (to_request), so not copied.  tests/translator/test_translator.c
+ * compares the host's decoding of the copied bytes with that of the encoder's.
  */
 static bool copy_as_is(const xbt_insn *in)
 {
@@ -620,7 +619,8 @@ static bool copy_as_is(const xbt_insn *in)
         if (!(b == 0x66 && ty != ZYDIS_PREFIX_TYPE_IGNORED) &&
             !((b == 0xF2 || b == 0xF3 || b == 0x66) && ty == ZYDIS_PREFIX_TYPE_MANDATORY))
             return false;
-        if (b == 0x66 && zi->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && (zi->opcode & 0xF8) == 0xD8)
+        if (b == 0x66 && zi->opcode_map == ZYDIS_OPCODE_MAP_DEFAULT &&
+            (zi->opcode & 0xF8) == 0xD8)
             return false; /* x87: the encoder drops it (no meaning here; nor a copy) */
     }
     for (unsigned i = 0; i < zi->operand_count; i++) {
@@ -638,14 +638,17 @@ static bool copy_as_is(const xbt_insn *in)
         case ZYDIS_REGCLASS_FLAGS:
             break;
         default:
-            if (op->reg.value != ZYDIS_REGISTER_MXCSR && op->reg.value != ZYDIS_REGISTER_X87CONTROL &&
-                op->reg.value != ZYDIS_REGISTER_X87STATUS && op->reg.value != ZYDIS_REGISTER_X87TAG)
+            if (op->reg.value != ZYDIS_REGISTER_MXCSR &&
+                op->reg.value != ZYDIS_REGISTER_X87CONTROL &&
+                op->reg.value != ZYDIS_REGISTER_X87STATUS &&
+                op->reg.value != ZYDIS_REGISTER_X87TAG)
                 return false;
         }
     }
     return true;
 }
 
+/* Copy or readdress: the instruction itself, with its operands moved to the host. */
 static void emit_copy(xbt_tx *t, const xbt_insn *in)
 {
     if (in->mem_op < 0 && !t->tr->reencode_copies && copy_as_is(in)) {

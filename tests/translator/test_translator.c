@@ -553,7 +553,8 @@ static void same_meaning(const ZydisDecodedInstruction *a, const ZydisDecodedOpe
         ck_assert_msg(a->operand_width == b->operand_width, "%s: operand width %u, %u", what,
                       a->operand_width, b->operand_width);
     ck_assert_msg(a->operand_count_visible == b->operand_count_visible, "%s: operands", what);
-    ck_assert_msg((a->attributes & ZYDIS_ATTRIB_HAS_LOCK) == (b->attributes & ZYDIS_ATTRIB_HAS_LOCK),
+    ck_assert_msg((a->attributes & ZYDIS_ATTRIB_HAS_LOCK) ==
+                      (b->attributes & ZYDIS_ATTRIB_HAS_LOCK),
                   "%s: LOCK", what);
     for (unsigned i = 0; i < a->operand_count_visible; i++) {
         /* An immediate's own size may differ (imm8 sign-extended, imm16): its value at
@@ -642,7 +643,8 @@ START_TEST(copied_bytes_mean_what_the_encoder_emits)
                     uint32_t oa = 0, ob = 0;
                     while (oa < a.body_len || ob < b.body_len) {
                         ZydisDecodedInstruction za, zb;
-                        ZydisDecodedOperand pa[ZYDIS_MAX_OPERAND_COUNT], pb[ZYDIS_MAX_OPERAND_COUNT];
+                        ZydisDecodedOperand pa[ZYDIS_MAX_OPERAND_COUNT];
+                        ZydisDecodedOperand pb[ZYDIS_MAX_OPERAND_COUNT];
                         ck_assert_msg(oa < a.body_len && ob < b.body_len, "%s: lengths", what);
                         ck_assert_msg(ZYAN_SUCCESS(ZydisDecoderDecodeFull(
                                           &d64, code_a + oa, a.body_len - oa, &za, pa)),
