@@ -132,6 +132,7 @@ extern "C" {
  *   API 2.4: xbt_stats.direct_predicted.
  *   API 2.5: xbt_stats.thunk_chains.
  *   API 2.6: xbt_stats.fpu_chains.
+ *   API 2.7: xbt_stats.jmp_cache_learns.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -139,7 +140,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 6
+#define XBT_API_VERSION_MINOR 7
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -947,6 +948,10 @@ typedef struct xbt_stats {
        that starts by loading it: they go past that call (docs/ARCHITECTURE.md,
        "x87/SSE state"), counted in `chains` too */
     uint64_t fpu_chains;
+    /* targets learned by the inline caches of indirect JMPs (docs/ARCHITECTURE.md,
+       "Indirect branches"): each site learns at most twice, then misses go to the
+       inline lookup */
+    uint64_t jmp_cache_learns;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

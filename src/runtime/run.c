@@ -1314,6 +1314,14 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
        segsw.c, found by review). */
     if (from->mode_key != key)
         return;
+    if (from->exits[exit].kind == XBT_EXIT_ICACHE_MISS) {
+        /* An indirect JMP's inline cache missed: it learns b (not while a trace is
+           recorded: every exit then comes back here), and its hit side is chained
+           below as any exit. */
+        if (v->trace.rec_n || !xbt_tc_icache_learn(v->tc, from, exit, b))
+            return;
+        exit++;
+    }
     if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, b->lin))
         return; /* entered through the dispatcher, which stops there */
     if ((vm->cfg.flags & XBT_VM_TRACES) && b->tstate == 0 && !xbt_debugging(v) &&
@@ -1651,13 +1659,15 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             (unsigned long long)st->adapt_demotions);
     OUT("cache: %llu lookups, %.1f%% hits, %llu chains (%llu past a PC thunk, %llu past an "
         "x87/SSE load), %llu unchains, "
-        "%llu ibl misses, %llu flushes, %llu invalidations, %llu dispatches\n",
+        "%llu ibl misses, %llu flushes, %llu invalidations, %llu dispatches, %llu "
+        "targets learned by indirect JMPs' caches\n",
         (unsigned long long)st->lookups,
         st->lookups ? 100.0 * (double)st->lookup_hits / (double)st->lookups : 0.0,
         (unsigned long long)st->chains, (unsigned long long)st->thunk_chains,
         (unsigned long long)st->fpu_chains, (unsigned long long)st->unchains,
         (unsigned long long)st->ibl_misses, (unsigned long long)st->flushes,
-        (unsigned long long)st->invalidations, (unsigned long long)st->dispatches);
+        (unsigned long long)st->invalidations, (unsigned long long)st->dispatches,
+        (unsigned long long)st->jmp_cache_learns);
     OUT("events: %llu interrupts, %llu host faults\n", (unsigned long long)st->interrupts,
         (unsigned long long)st->host_faults);
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops, %llu code "

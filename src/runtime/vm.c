@@ -744,6 +744,7 @@ xbt_status xbt_vcpu_get_stats(xbt_vcpu *v, xbt_stats *out)
     st->chains = t.chains;
     st->thunk_chains = t.thunk_chains;
     st->fpu_chains = t.fpu_chains;
+    st->jmp_cache_learns = t.icache_learns;
     st->unchains = t.unchains;
     st->lookups = t.lookups;
     st->lookup_hits = t.hits;

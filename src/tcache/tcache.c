@@ -756,6 +756,27 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
     }
 }
 
+static void unchain_one(xbt_tcache *tc, xbt_block *from, uint32_t exit);
+
+bool xbt_tc_icache_learn(xbt_tcache *tc, xbt_block *from, uint32_t miss, const xbt_block *to)
+{
+    if (!from->valid || miss + 1 >= from->n_exits ||
+        from->exits[miss].kind != XBT_EXIT_ICACHE_MISS ||
+        from->exits[miss + 1].kind != XBT_EXIT_ICACHE_HIT)
+        return false;
+    struct xbt_texit *m = &from->exits[miss], *h = &from->exits[miss + 1];
+    if (from->chained_to[miss + 1])
+        unchain_one(tc, from, miss + 1); /* to the last target */
+    uint32_t target = to->eip, disp = 0u - target;
+    memcpy(from->host + m->rel32_off - XBT_ICACHE_DISP_BACK + tc->wdelta, &disp, 4);
+    memcpy(from->host + h->stub_off + 2 + tc->wdelta, &target, 4); /* mov r14d, imm32 */
+    h->target = target;
+    if (m->prof < 255 && ++m->prof >= XBT_ICACHE_LEARNS)
+        patch_rel32(tc, from->host + m->rel32_off, from->host + m->rel32_off + 4);
+    tc->st.icache_learns++;
+    return true;
+}
+
 bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit)
 {
     xbt_block *b = xbt_tc_block_at(tc, site);
@@ -1012,6 +1033,16 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
         if (e->alt != XBT_ALT_NONE) {
             out->code[e->rel32_off + 4] = 0xB8;
             e->alt = XBT_ALT_FREE;
+        }
+        /* An inline cache as translated: nothing learned (translator.h). */
+        if (e->kind == XBT_EXIT_ICACHE_MISS) {
+            uint32_t none = 0u - XBT_ICACHE_NONE;
+            memcpy(out->code + e->rel32_off - XBT_ICACHE_DISP_BACK, &none, 4);
+            e->prof = 0;
+        } else if (e->kind == XBT_EXIT_ICACHE_HIT) {
+            uint32_t none = XBT_ICACHE_NONE;
+            memcpy(out->code + e->stub_off + 2, &none, 4); /* mov r14d, imm32 */
+            e->target = none;
         }
     }
     out->eip = b->eip;

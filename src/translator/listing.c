@@ -143,12 +143,18 @@ size_t xbt_tblock_list(const xbt_tblock *b, xbt_fetch_fn fetch, void *opaque, ch
     if (b->n_exits) {
         put(&o, "exits:\n");
         for (uint32_t i = 0; i < b->n_exits; i++) {
-            static const char *const kinds[] = { "jmp", "taken", "fallthrough" };
+            static const char *const kinds[] = { "jmp", "taken", "fallthrough",
+                                                 "cache miss", "cache hit" };
             const struct xbt_texit *e = &b->exits[i];
-            put(&o, "  exit %" PRIu32 ": %s -> %08" PRIx32 " (rel32 at +%04" PRIx32
-                    ", stub at +%04" PRIx32 ")%s\n",
-                i, e->kind < 3 ? kinds[e->kind] : "?", e->target, e->rel32_off, e->stub_off,
-                e->fpu ? ", x87/SSE loaded" : "");
+            if (e->kind == XBT_EXIT_ICACHE_MISS)
+                put(&o, "  exit %" PRIu32 ": cache miss -> (target learned, %u times; then "
+                        "the lookup) (rel32 at +%04" PRIx32 ", stub at +%04" PRIx32 ")\n",
+                    i, e->prof, e->rel32_off, e->stub_off);
+            else
+                put(&o, "  exit %" PRIu32 ": %s -> %08" PRIx32 " (rel32 at +%04" PRIx32
+                        ", stub at +%04" PRIx32 ")%s\n",
+                    i, e->kind < 5 ? kinds[e->kind] : "?", e->target, e->rel32_off,
+                    e->stub_off, e->fpu ? ", x87/SSE loaded" : "");
         }
         list_host(&o, &d64, &f, b, b->body_len,
                   b->n_sites ? b->sites_off : b->code_len);

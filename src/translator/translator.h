@@ -89,7 +89,20 @@ enum xbt_exit_kind {
     XBT_EXIT_JMP = 0,     /* unconditional direct jmp/call target */
     XBT_EXIT_TAKEN,       /* taken side of jcc/loop */
     XBT_EXIT_FALLTHROUGH, /* not-taken side of jcc/loop, or the next instruction */
+    /* An indirect JMP's inline cache (translate.c, emit_jmp_cache): the hit side, a
+       chainable exit to the last target learned (XBT_ICACHE_NONE as translated; the
+       runtime rewrites its target, its stub's immediate and the compare's), and the
+       miss side right before it in exits[], taken to the runtime until the site has
+       learned XBT_ICACHE_LEARNS times (its `prof` counts them), then patched to go on
+       into the inline lookup that follows its jmp.  Neither target is relocated. */
+    XBT_EXIT_ICACHE_MISS,
+    XBT_EXIT_ICACHE_HIT,
 };
+#define XBT_ICACHE_NONE 0x80000000u /* the hit side's target as translated */
+#define XBT_ICACHE_LEARNS 2 /* a lazily bound PLT slot changes target once */
+/* The miss side's rel32 minus this: the compare's disp32 (`lea ecx, [r14 + disp32]`,
+   disp32 = -target; then jrcxz, mov rcx, r10, jmp rel32). */
+#define XBT_ICACHE_DISP_BACK 10
 
 /* A chainable exit: a jmp/jcc whose rel32 initially targets its stub. */
 struct xbt_texit {
@@ -300,6 +313,9 @@ typedef struct xbt_translator {
        they are (translate.c, copy_as_is); set, they are re-encoded like the others
        (the unit tests compare the two). */
     bool reencode_copies;
+    /* Indirect JMPs outside traces get no inline cache of their last target (translate.c,
+       emit_jmp_cache): just the inline lookup. */
+    bool no_jmp_cache;
 } xbt_translator;
 
 void xbt_translator_init(xbt_translator *t);

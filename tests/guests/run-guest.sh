@@ -198,6 +198,12 @@ xbt)
         n=$(grep -a -o '[0-9]* past an x87/SSE load' "$out" | grep -o '^[0-9]*')
         at_least "$XBT_FPU_CHAINS_MIN" "chains past the x87/SSE load" "$n"
     fi
+    # XBT_JMP_LEARNS_MIN=N: at least N targets learned by indirect JMPs' inline caches
+    # (jmpcache.c).
+    if [ -n "${XBT_JMP_LEARNS_MIN:-}" ]; then
+        n=$(grep -a -o '[0-9]* targets learned by indirect JMPs' "$out" | grep -o '^[0-9]*')
+        at_least "$XBT_JMP_LEARNS_MIN" "targets learned by indirect JMPs' caches" "$n"
+    fi
     # XBT_BLOCKS_MAX=N: at most N blocks translated (copies included), summed over the
     # vCPUs (eip_alias.c: translations kept as aliases are not made again).
     if [ -n "${XBT_BLOCKS_MAX:-}" ]; then

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tcache/tcache.h"
+#include "translator/translator.h"
 
 #define NB 600
 
@@ -272,6 +273,72 @@ START_TEST(chains_past_fpu_load)
 }
 END_TEST
 
+/* An indirect JMP's inline cache (translator.h, XBT_EXIT_ICACHE_*): a learn sets the
+   compare, the hit side's stub and target and unchains the hit side from the last target;
+   after XBT_ICACHE_LEARNS learns the miss side goes on into the inline lookup; a copy
+   (xbt_tc_get_tblock) is the block as translated, learned nothing, equal to a fresh
+   translation. */
+START_TEST(jmp_cache_learns_and_copies_forget)
+{
+    static const uint8_t plt[] = { 0xFF, 0xA3, 0x18, 0x00, 0x00, 0x00 }; /* jmp [ebx+0x18] */
+    static uint8_t buf[XBT_BLOCK_MAX_CODE], buf2[XBT_BLOCK_MAX_CODE];
+    static xbt_tblock tb, fresh;
+    struct xbt_flat_src src = { plt, sizeof plt, 0x08002060u };
+    xbt_translator tr;
+    xbt_translator_init(&tr);
+    xbt_tmode m = { 3, XBT_WINDOW_K, 0, 0, 0, 0 };
+    tb.code = buf, tb.code_cap = sizeof buf;
+    ck_assert_int_eq(xbt_translate_block(&tr, &m, src.eip, xbt_flat_fetch, &src, &tb), XBT_T_OK);
+    ck_assert_uint_eq(tb.n_exits, 2);
+    ck_assert_uint_eq(tb.exits[0].kind, XBT_EXIT_ICACHE_MISS);
+    ck_assert_uint_eq(tb.exits[1].kind, XBT_EXIT_ICACHE_HIT);
+    ck_assert_uint_eq(tb.exits[1].target, XBT_ICACHE_NONE);
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    xbt_block *b = xbt_tc_insert(tc, &tb, 7, src.eip, 9, 9, NULL);
+    xbt_block *f1 = insert(tc, 0x08003000u, 10, 10), *f2 = insert(tc, 0x08004000u, 11, 11);
+    ck_assert_ptr_nonnull(b);
+    const struct xbt_texit *miss = &b->exits[0], *hit = &b->exits[1];
+    uint32_t disp, imm;
+    ck_assert(xbt_tc_icache_learn(tc, b, 0, f1));
+    xbt_tc_chain(tc, b, 1, f1);
+    memcpy(&disp, b->host + miss->rel32_off - XBT_ICACHE_DISP_BACK, 4);
+    memcpy(&imm, b->host + hit->stub_off + 2, 4);
+    ck_assert_uint_eq(disp, 0u - f1->eip);
+    ck_assert_uint_eq(imm, f1->eip);
+    ck_assert_uint_eq(hit->target, f1->eip);
+    ck_assert_ptr_eq(b->chained_to[1], f1);
+    int32_t rel;
+    memcpy(&rel, b->host + miss->rel32_off, 4);
+    ck_assert_int_eq((int32_t)miss->rel32_off + 4 + rel, (int32_t)miss->stub_off); /* learns on */
+    /* The second learn: the chain to f1 goes, and misses go to the lookup from now on. */
+    ck_assert(xbt_tc_icache_learn(tc, b, 0, f2));
+    ck_assert_ptr_null(b->chained_to[1]);
+    memcpy(&disp, b->host + miss->rel32_off - XBT_ICACHE_DISP_BACK, 4);
+    ck_assert_uint_eq(disp, 0u - f2->eip);
+    ck_assert_uint_eq(hit->target, f2->eip);
+    memcpy(&rel, b->host + miss->rel32_off, 4);
+    ck_assert_int_eq(rel, 0); /* on into the inline lookup right after the jmp */
+    ck_assert(!xbt_tc_icache_learn(tc, b, 1, f2)); /* not a miss side */
+    xbt_tc_stats st;
+    xbt_tc_get_stats(tc, &st);
+    ck_assert_uint_eq(st.icache_learns, 2);
+    /* A copy, relocated elsewhere, equals a fresh translation there. */
+    static xbt_tblock copy;
+    copy.code = buf2, copy.code_cap = sizeof buf2;
+    ck_assert(xbt_tc_get_tblock(b, &copy));
+    xbt_tblock_relocate(&copy, 0x09002060u);
+    struct xbt_flat_src src2 = { plt, sizeof plt, 0x09002060u };
+    static uint8_t buf3[XBT_BLOCK_MAX_CODE];
+    fresh.code = buf3, fresh.code_cap = sizeof buf3;
+    ck_assert_int_eq(xbt_translate_block(&tr, &m, src2.eip, xbt_flat_fetch, &src2, &fresh),
+                     XBT_T_OK);
+    const char *diff = xbt_tblock_diff(&copy, &fresh);
+    ck_assert_msg(diff == NULL, "the copy differs from a fresh translation: %s", diff);
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
 /* Aliases: blocks of one EIP and mode from different physical pages (the same address
    in other address spaces).  The newest answers a lookup; xbt_tc_lookup_next walks the
    others, newest first, skipping other EIPs in the same bucket; xbt_tc_prefer makes one
@@ -329,6 +396,7 @@ int main(void)
     tcase_add_test(tc, copies_share_their_source_map);
     tcase_add_test(tc, aliases_of_one_eip);
     tcase_add_test(tc, chains_past_fpu_load);
+    tcase_add_test(tc, jmp_cache_learns_and_copies_forget);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
