@@ -949,8 +949,8 @@ typedef struct xbt_stats {
        "x87/SSE state"), counted in `chains` too */
     uint64_t fpu_chains;
     /* targets learned by the inline caches of indirect JMPs (docs/ARCHITECTURE.md,
-       "Indirect branches"): each site learns at most twice, then misses go to the
-       inline lookup */
+       "Indirect branches"): each site learns at most twice; a third target retires its
+       cache (the inline lookup alone from then on) */
     uint64_t jmp_cache_learns;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */

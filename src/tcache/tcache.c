@@ -765,14 +765,22 @@ bool xbt_tc_icache_learn(xbt_tcache *tc, xbt_block *from, uint32_t miss, const x
         from->exits[miss + 1].kind != XBT_EXIT_ICACHE_HIT)
         return false;
     struct xbt_texit *m = &from->exits[miss], *h = &from->exits[miss + 1];
+    if (m->prof >= XBT_ICACHE_LEARNS) {
+        /* Polymorphic: the compare goes, the site jumps straight to the lookup. */
+        uint8_t *entry = from->host + m->rel32_off - XBT_ICACHE_ENTRY_BACK + tc->wdelta;
+        entry[0] = 0xEB;
+        entry[1] = XBT_ICACHE_SKIP;
+        patch_rel32(tc, from->host + m->rel32_off, from->host + m->rel32_off + 4);
+        tc->st.icache_retired++;
+        return false;
+    }
     if (from->chained_to[miss + 1])
         unchain_one(tc, from, miss + 1); /* to the last target */
     uint32_t target = to->eip, disp = 0u - target;
     memcpy(from->host + m->rel32_off - XBT_ICACHE_DISP_BACK + tc->wdelta, &disp, 4);
     memcpy(from->host + h->stub_off + 2 + tc->wdelta, &target, 4); /* mov r14d, imm32 */
     h->target = target;
-    if (m->prof < 255 && ++m->prof >= XBT_ICACHE_LEARNS)
-        patch_rel32(tc, from->host + m->rel32_off, from->host + m->rel32_off + 4);
+    m->prof++;
     tc->st.icache_learns++;
     return true;
 }
@@ -1038,6 +1046,8 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out)
         if (e->kind == XBT_EXIT_ICACHE_MISS) {
             uint32_t none = 0u - XBT_ICACHE_NONE;
             memcpy(out->code + e->rel32_off - XBT_ICACHE_DISP_BACK, &none, 4);
+            out->code[e->rel32_off - XBT_ICACHE_ENTRY_BACK] = 0x66; /* the 2-byte NOP */
+            out->code[e->rel32_off - XBT_ICACHE_ENTRY_BACK + 1] = 0x90;
             e->prof = 0;
         } else if (e->kind == XBT_EXIT_ICACHE_HIT) {
             uint32_t none = XBT_ICACHE_NONE;

@@ -81,6 +81,7 @@ typedef struct xbt_tc_stats {
     uint64_t thunk_chains; /* chains that go past a PC thunk (chain_dest) */
     uint64_t fpu_chains;   /* chains that go past an x87/SSE load call (chain_dest) */
     uint64_t icache_learns; /* targets learned by indirect JMPs' inline caches */
+    uint64_t icache_retired; /* of those caches, retired (a third target) */
     uint64_t flushes, invalidations;
 } xbt_tc_stats;
 
@@ -146,9 +147,9 @@ bool xbt_tc_get_tblock(const xbt_block *b, xbt_tblock *out);
 void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to);
 /* Exit `miss` of `from` is an inline cache's miss side (translator.h,
    XBT_EXIT_ICACHE_MISS) just taken to `to`: the cache learns to's EIP (its hit side,
-   exit miss + 1, is unchained and retargeted; the caller may chain it), and after
-   XBT_ICACHE_LEARNS learns the miss side goes on into the inline lookup.  false: not
-   such an exit. */
+   exit miss + 1, is unchained and retargeted; the caller may chain it), or, after
+   XBT_ICACHE_LEARNS learns, retires (the site goes straight to the inline lookup).
+   true: learned; false: retired, or not such an exit. */
 bool xbt_tc_icache_learn(xbt_tcache *tc, xbt_block *from, uint32_t miss, const xbt_block *to);
 /* Finds the block and exit whose rel32 field is at host address site. */
 bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit);

@@ -1779,6 +1779,8 @@ static void emit_trace_guard(xbt_tx *t, uint32_t expected)
  */
 static void emit_jmp_cache(xbt_tx *t)
 {
+    static const uint8_t nop2[] = { 0x66, 0x90 }; /* retired: a jmp over the compare */
+    xbt_emit_raw(t, nop2, sizeof nop2);
     xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
     xbt_emit2(t, M(LEA), xo_reg(R(ECX)),
               xo_mem(R(R14), NOREG, 0, (int32_t)(0u - XBT_ICACHE_NONE), 8));
@@ -1786,7 +1788,8 @@ static void emit_jmp_cache(xbt_tx *t)
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
     uint32_t miss = xbt_emit_branch32(t, M(JMP));
     uint32_t disp = miss - XBT_ICACHE_DISP_BACK, v = 0u - XBT_ICACHE_NONE;
-    if (!t->failed && memcmp(t->b->code + disp, &v, 4) != 0) {
+    if (!t->failed && (memcmp(t->b->code + disp, &v, 4) != 0 ||
+                       memcmp(t->b->code + miss - XBT_ICACHE_ENTRY_BACK, nop2, 2) != 0)) {
         xbt_tx_fail(t, "inline cache compare not where expected");
         return;
     }

@@ -92,16 +92,22 @@ enum xbt_exit_kind {
     /* An indirect JMP's inline cache (translate.c, emit_jmp_cache): the hit side, a
        chainable exit to the last target learned (XBT_ICACHE_NONE as translated; the
        runtime rewrites its target, its stub's immediate and the compare's), and the
-       miss side right before it in exits[], taken to the runtime until the site has
-       learned XBT_ICACHE_LEARNS times (its `prof` counts them), then patched to go on
-       into the inline lookup that follows its jmp.  Neither target is relocated. */
+       miss side right before it in exits[], taken to the runtime, which learns there
+       XBT_ICACHE_LEARNS times (its `prof` counts them); the next miss retires the
+       cache: the site's first instruction, a 2-byte NOP, becomes a short jmp over the
+       compare to the inline lookup, and so does the miss side.  Neither target is
+       relocated. */
     XBT_EXIT_ICACHE_MISS,
     XBT_EXIT_ICACHE_HIT,
 };
 #define XBT_ICACHE_NONE 0x80000000u /* the hit side's target as translated */
 #define XBT_ICACHE_LEARNS 2 /* a lazily bound PLT slot changes target once */
-/* The miss side's rel32 minus this: the compare's disp32 (`lea ecx, [r14 + disp32]`,
-   disp32 = -target; then jrcxz, mov rcx, r10, jmp rel32). */
+/* The miss side's rel32 minus these: the site's first instruction (66 90; retired: EB
+   XBT_ICACHE_SKIP, to the lookup after the miss side's jmp), and the compare's disp32
+   (`66 90; mov r10, rcx; lea ecx, [r14 + disp32]` with disp32 = -target; `jrcxz; mov
+   rcx, r10; jmp rel32`). */
+#define XBT_ICACHE_ENTRY_BACK 18
+#define XBT_ICACHE_SKIP 20
 #define XBT_ICACHE_DISP_BACK 10
 
 /* A chainable exit: a jmp/jcc whose rel32 initially targets its stub. */

@@ -311,18 +311,29 @@ START_TEST(jmp_cache_learns_and_copies_forget)
     int32_t rel;
     memcpy(&rel, b->host + miss->rel32_off, 4);
     ck_assert_int_eq((int32_t)miss->rel32_off + 4 + rel, (int32_t)miss->stub_off); /* learns on */
-    /* The second learn: the chain to f1 goes, and misses go to the lookup from now on. */
+    /* The second learn: the chain to f1 goes; misses still come to learn. */
     ck_assert(xbt_tc_icache_learn(tc, b, 0, f2));
     ck_assert_ptr_null(b->chained_to[1]);
     memcpy(&disp, b->host + miss->rel32_off - XBT_ICACHE_DISP_BACK, 4);
     ck_assert_uint_eq(disp, 0u - f2->eip);
     ck_assert_uint_eq(hit->target, f2->eip);
     memcpy(&rel, b->host + miss->rel32_off, 4);
+    ck_assert_int_eq((int32_t)miss->rel32_off + 4 + rel, (int32_t)miss->stub_off);
+    const uint8_t *entry = b->host + miss->rel32_off - XBT_ICACHE_ENTRY_BACK;
+    ck_assert_uint_eq(entry[0], 0x66);
+    ck_assert_uint_eq(entry[1], 0x90);
+    /* A third target: retired, the site jumps over the compare to the lookup. */
+    ck_assert(!xbt_tc_icache_learn(tc, b, 0, f1));
+    ck_assert_uint_eq(entry[0], 0xEB);
+    ck_assert_ptr_eq(entry + 2 + entry[1], b->host + miss->rel32_off + 4);
+    memcpy(&rel, b->host + miss->rel32_off, 4);
     ck_assert_int_eq(rel, 0); /* on into the inline lookup right after the jmp */
+    ck_assert_uint_eq(hit->target, f2->eip); /* (unreachable now) */
     ck_assert(!xbt_tc_icache_learn(tc, b, 1, f2)); /* not a miss side */
     xbt_tc_stats st;
     xbt_tc_get_stats(tc, &st);
     ck_assert_uint_eq(st.icache_learns, 2);
+    ck_assert_uint_eq(st.icache_retired, 1);
     /* A copy, relocated elsewhere, equals a fresh translation there. */
     static xbt_tblock copy;
     copy.code = buf2, copy.code_cap = sizeof buf2;
