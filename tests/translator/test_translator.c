@@ -752,6 +752,35 @@ static ZydisEncoderRequest cache_form(int f, int64_t v, int64_t w)
     return r;
 }
 
+/* The two ways an encoding reaches code: the encoder asked directly (want, *want_n) and
+   xbt_emit_req through the cache into code[0..256) (*t, a translation of its own in the D
+   window).  Whether the encoder accepted the request. */
+struct both_ways {
+    uint8_t code[256];
+    xbt_tmode mode;
+    xbt_tblock b;
+    xbt_tx t;
+    uint8_t want[ZYDIS_MAX_INSTRUCTION_LENGTH];
+    ZyanUSize want_n;
+};
+
+static bool encode_both_ways(struct both_ways *w, const ZydisEncoderRequest *req)
+{
+    ZydisEncoderRequest direct = *req, cached = *req;
+    w->want_n = sizeof w->want;
+    bool ok = ZYAN_SUCCESS(ZydisEncoderEncodeInstruction(&direct, w->want, &w->want_n));
+    memset(&w->mode, 0, sizeof w->mode);
+    w->mode.window = XBT_WINDOW_D;
+    memset(&w->b, 0, sizeof w->b);
+    w->b.code = w->code;
+    w->b.code_cap = sizeof w->code;
+    memset(&w->t, 0, sizeof w->t);
+    w->t.mode = &w->mode;
+    w->t.b = &w->b;
+    xbt_emit_req(&w->t, &cached);
+    return ok;
+}
+
 START_TEST(encoder_cache_gives_the_encoders_bytes)
 {
     static const int64_t edge[] = {
@@ -762,14 +791,7 @@ START_TEST(encoder_cache_gives_the_encoders_bytes)
         -0x10, -0x800, -0x141, -0x140, 0xF, 0x64,
     };
     enum { NE = sizeof edge / sizeof edge[0] };
-    static uint8_t code[256];
-    xbt_tmode mode;
-    memset(&mode, 0, sizeof mode);
-    mode.window = XBT_WINDOW_D;
-    xbt_tblock b;
-    memset(&b, 0, sizeof b);
-    b.code = code;
-    b.code_cap = sizeof code;
+    static struct both_ways w;
     /* Every (form, value, second value) triple, in a shuffled order (seeded), twice. */
     uint32_t n = F_FORMS * NE * NE;
     uint32_t *order = malloc(n * sizeof *order);
@@ -784,30 +806,22 @@ START_TEST(encoder_cache_gives_the_encoders_bytes)
     for (int round = 0; round < 2; round++)
         for (uint32_t i = 0; i < n; i++) {
             int f = (int)(order[i] / (NE * NE));
-            int64_t v = edge[order[i] / NE % NE], w = edge[order[i] % NE];
-            if (f != F_CMPMEM && f != F_ENTER && f != F_IMUL3 && f != F_MOVMEM16 && w != 0)
+            int64_t v = edge[order[i] / NE % NE], x = edge[order[i] % NE];
+            if (f != F_CMPMEM && f != F_ENTER && f != F_IMUL3 && f != F_MOVMEM16 && x != 0)
                 continue; /* one value */
-            ZydisEncoderRequest direct = cache_form(f, v, w), cached = direct;
-            uint8_t want[ZYDIS_MAX_INSTRUCTION_LENGTH];
-            ZyanUSize want_n = sizeof want;
-            bool ok = ZYAN_SUCCESS(ZydisEncoderEncodeInstruction(&direct, want, &want_n));
-            xbt_tx t;
-            memset(&t, 0, sizeof t);
-            t.mode = &mode;
-            t.b = &b;
-            b.error[0] = 0;
-            xbt_emit_req(&t, &cached);
-            ck_assert_msg(t.failed == !ok, "form %d values %llx %llx: encoder %s, cache %s", f,
-                          (unsigned long long)v, (unsigned long long)w, ok ? "ok" : "refuses",
-                          t.failed ? "refuses" : "ok");
+            ZydisEncoderRequest req = cache_form(f, v, x);
+            bool ok = encode_both_ways(&w, &req);
+            ck_assert_msg(w.t.failed == !ok, "form %d values %llx %llx: encoder %s, cache %s",
+                          f, (unsigned long long)v, (unsigned long long)x,
+                          ok ? "ok" : "refuses", w.t.failed ? "refuses" : "ok");
             if (!ok) {
                 refused++;
                 continue;
             }
-            ck_assert_msg(t.len == want_n && memcmp(code, want, want_n) == 0,
+            ck_assert_msg(w.t.len == w.want_n && memcmp(w.code, w.want, w.want_n) == 0,
                           "form %d values %llx %llx: %u bytes from the cache, %u from the "
                           "encoder, or other bytes", f, (unsigned long long)v,
-                          (unsigned long long)w, t.len, (unsigned)want_n);
+                          (unsigned long long)x, w.t.len, (unsigned)w.want_n);
             compared++;
         }
     free(order);
@@ -838,14 +852,7 @@ static int64_t redraw(void)
 
 START_TEST(encoder_cache_matches_random_requests)
 {
-    static uint8_t code[256];
-    xbt_tmode mode;
-    memset(&mode, 0, sizeof mode);
-    mode.window = XBT_WINDOW_D;
-    xbt_tblock b;
-    memset(&b, 0, sizeof b);
-    b.code = code;
-    b.code_cap = sizeof code;
+    static struct both_ways w;
     ZydisDecoder dec;
     ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
     static const uint8_t lead[] = { 0x62, 0xC4, 0xC5, 0x8F, 0x48, 0x66, 0xF3, 0x0F };
@@ -885,21 +892,14 @@ START_TEST(encoder_cache_matches_random_requests)
                 r.operand_size_hint = ZYDIS_OPERAND_SIZE_HINT_NONE;
             if (next_rand64() % 8 == 0)
                 r.branch_type = ZYDIS_BRANCH_TYPE_NONE, r.branch_width = ZYDIS_BRANCH_WIDTH_NONE;
-            ZydisEncoderRequest direct = r;
-            uint8_t want[ZYDIS_MAX_INSTRUCTION_LENGTH];
-            ZyanUSize want_n = sizeof want;
-            bool ok = ZYAN_SUCCESS(ZydisEncoderEncodeInstruction(&direct, want, &want_n));
-            xbt_tx t;
-            memset(&t, 0, sizeof t);
-            t.mode = &mode;
-            t.b = &b;
-            xbt_emit_req(&t, &r);
-            ck_assert_msg(t.failed == !ok && (!ok || (t.len == want_n &&
-                                                     memcmp(code, want, want_n) == 0)),
+            bool ok = encode_both_ways(&w, &r);
+            ck_assert_msg(w.t.failed == !ok &&
+                              (!ok || (w.t.len == w.want_n &&
+                                       memcmp(w.code, w.want, w.want_n) == 0)),
                           "%s (input %02x %02x %02x %02x %02x %02x, variant %d): the cache "
                           "gives %s, the encoder %s",
                           ZydisMnemonicGetString(base.mnemonic), in[0], in[1], in[2], in[3],
-                          in[4], in[5], k, t.failed ? "a refusal" : "other bytes",
+                          in[4], in[5], k, w.t.failed ? "a refusal" : "other bytes",
                           ok ? "bytes" : "a refusal");
             compared++;
             encodable += ok;
