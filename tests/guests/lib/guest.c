@@ -357,6 +357,22 @@ void pit_start(u32 hz)
     outb(0x40, (u8)(div >> 8));
 }
 
+volatile u32 pit_ticks;
+
+static void pit_tick(struct frame *f)
+{
+    (void)f;
+    pit_ticks++;
+    pic_eoi(0);
+}
+
+void pit_ticks_start(u32 hz)
+{
+    set_handler(0x20, pit_tick);
+    pit_start(hz);
+    pic_unmask(0);
+}
+
 void guest_start(u32 magic, u32 mbi);
 void guest_start(u32 magic, u32 mbi)
 {

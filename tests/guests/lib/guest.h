@@ -128,6 +128,10 @@ void pic_unmask(int irq);
 void pic_eoi(int irq);
 /* 8254 channel 0 periodic at hz. */
 void pit_start(u32 hz);
+/* pit_start(hz) with IRQ0 unmasked and counted in pit_ticks by a handler at vector 0x20
+   (pic_init done; the caller enables interrupts). */
+extern volatile u32 pit_ticks;
+void pit_ticks_start(u32 hz);
 
 /* The multiboot information the loader passed (EBX at entry). */
 extern u32 multiboot_info;
