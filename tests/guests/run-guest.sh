@@ -142,11 +142,15 @@ xbt)
         echo "== xbt: ${3:-no} $2"
         [ "${3:-0}" -ge "$1" ] || { echo "FAIL expected at least $1 $2"; status=99; }
     }
+    # count_before TEXT: the number the statistics print right before TEXT.
+    count_before() {
+        grep -a -o "[0-9]* $1" "$out" | grep -o '^[0-9]*'
+    }
     # XBT_CROSSINGS_MAX=N: at most N jumps from directly run user code into pages run
     # translated; XBT_DIRECT_ENTRIES_MIN=N: at least N entries into directly run user code
     # (hotpage.c).
     if [ -n "${XBT_CROSSINGS_MAX:-}" ]; then
-        n=$(grep -a -o '[0-9]* jumps into pages run translated' "$out" | grep -o '^[0-9]*')
+        n=$(count_before 'jumps into pages run translated')
         at_most "$XBT_CROSSINGS_MAX" "jumps into pages run translated" "$n"
     fi
     if [ -n "${XBT_DIRECT_ENTRIES_MIN:-}" ]; then
@@ -185,7 +189,7 @@ xbt)
     # XBT_PREDICTED_MIN=N: at least N pages mapped into the D-window by prediction
     # (predict.c in direct mode).
     if [ -n "${XBT_PREDICTED_MIN:-}" ]; then
-        n=$(grep -a -o '[0-9]* pages mapped before a fault asked' "$out" | grep -o '^[0-9]*')
+        n=$(count_before 'pages mapped before a fault asked')
         at_least "$XBT_PREDICTED_MIN" "pages mapped by prediction" "$n"
     fi
     # XBT_THUNK_CHAINS_MIN=N: at least N direct CALLs chained past a PC thunk (thunk.c).
@@ -195,13 +199,13 @@ xbt)
     fi
     # XBT_FPU_CHAINS_MIN=N: at least N chains past the x87/SSE load (fpu_sse.c).
     if [ -n "${XBT_FPU_CHAINS_MIN:-}" ]; then
-        n=$(grep -a -o '[0-9]* past an x87/SSE load' "$out" | grep -o '^[0-9]*')
+        n=$(count_before 'past an x87/SSE load')
         at_least "$XBT_FPU_CHAINS_MIN" "chains past the x87/SSE load" "$n"
     fi
     # XBT_JMP_LEARNS_MIN=N: at least N targets learned by indirect JMPs' inline caches
     # (jmpcache.c).
     if [ -n "${XBT_JMP_LEARNS_MIN:-}" ]; then
-        n=$(grep -a -o '[0-9]* targets learned by indirect JMPs' "$out" | grep -o '^[0-9]*')
+        n=$(count_before 'targets learned by indirect JMPs')
         at_least "$XBT_JMP_LEARNS_MIN" "targets learned by indirect JMPs' caches" "$n"
     fi
     # XBT_BLOCKS_MAX=N: at most N blocks translated (copies included), summed over the
