@@ -1297,15 +1297,25 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     return rc;
 }
 
+/* The block the dispatcher entered last, with the cache's flush count then: the exit
+   that comes back unchained is most often its own (a block's first run), which
+   xbt_tc_find_site then finds without its search by address. */
+struct chain_hint {
+    const xbt_block *b;
+    uint32_t flushes;
+};
+
 /* Chains the exit at chain_site to b, or, where b is a trace head (the target of a
    backward branch or of an exit from a trace), counts it unchained until it is hot and
    then starts recording. */
-static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t chain_site)
+static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t chain_site,
+                        const struct chain_hint *hint)
 {
     xbt_vm *vm = v->vm;
     xbt_block *from;
     uint32_t exit;
-    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(v->tc, chain_site, &from, &exit))
+    const xbt_block *h = hint->flushes == xbt_tc_flushes(v->tc) ? hint->b : NULL;
+    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(v->tc, chain_site, h, &from, &exit))
         return;
     /* Only within a mode: an exit after a callout that changed the mode (a segment
        load, CLTS) is taken in translated code only when the mode is the block's again
@@ -1341,7 +1351,7 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
 /* find-block: the block at ctx.eip in this mode, cached and current or translated now
    (or the trace a recording closes with it), chained to the exit we came by.  0: *bp. */
 static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
-                      uint64_t *chain_site, xbt_block **bp)
+                      uint64_t *chain_site, const struct chain_hint *hint, xbt_block **bp)
 {
     xbt_block *b = lookup_current(v, v->ctx.eip, key);
     if (!b && !(b = translate(v, m, key))) {
@@ -1371,7 +1381,7 @@ static int find_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
             ibl_fill(v, b);
     }
     if (*chain_site)
-        chain_block(v, b, key, *chain_site);
+        chain_block(v, b, key, *chain_site, hint);
     *bp = b;
     return 0;
 }
@@ -1547,10 +1557,12 @@ static int guest_tf_trap(struct xbt_vcpu *v)
 static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
 {
     uint64_t chain_site = 0; /* the exit the last block took, to chain to the next */
+    struct chain_hint hint = { NULL, 0 }; /* the block entered last */
     if (v->tf.open)
         guest_insn_end(v, 0); /* after a host fault or a run exit */
     for (;;) {
         v->stats.dispatches++;
+        xbt_tc_prefetch(v->tc, v->ctx.eip, v->ibl_cur->key);
         if (v->vm->adapt_demote && v->vm->direct_ok)
             xbt_adapt_mark(v);
         xbt_tmode m;
@@ -1578,7 +1590,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         if (watch)
             guest_insn_start(v, tf);
         if (!rc && !v->smc.single)
-            rc = find_block(v, &m, key, &chain_site, &b);
+            rc = find_block(v, &m, key, &chain_site, &hint, &b);
         if (!rc)
             rc = b ? execute_block(v, b, key) : single_step(v, &m);
         if (watch)
@@ -1586,6 +1598,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         if (rc == XBT_LEAVE_EXIT)
             return;
         chain_site = rc == XBT_JIT_EXIT_DIRECT ? v->ctx.exit_site : 0;
+        hint = (struct chain_hint){ b, xbt_tc_flushes(v->tc) };
     }
 }
 

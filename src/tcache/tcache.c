@@ -424,6 +424,12 @@ void xbt_tc_destroy(xbt_tcache *tc)
     huge_free(tc, tc_struct_size(tc->size));
 }
 
+void xbt_tc_prefetch(const xbt_tcache *tc, uint32_t eip, uint32_t key)
+{
+    __builtin_prefetch(&tc->jc[jc_of(eip, key)]);
+    __builtin_prefetch(&tc->hash[hash_of(eip, key)]);
+}
+
 xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t key)
 {
     tc->st.lookups++;
@@ -785,9 +791,13 @@ bool xbt_tc_icache_learn(xbt_tcache *tc, xbt_block *from, uint32_t miss, const x
     return true;
 }
 
-bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit)
+bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, const xbt_block *hint, xbt_block **from,
+                      uint32_t *exit)
 {
-    xbt_block *b = xbt_tc_block_at(tc, site);
+    xbt_block *b = (xbt_block *)hint;
+    if (!b || site < (uintptr_t)b->host || site >= (uintptr_t)b->host + b->host_len)
+        b = xbt_tc_block_at(tc, site); /* (two or three cache misses: the granule, the
+                                          order array, the blocks it names) */
     if (!b || !b->valid)
         return false;
     for (uint32_t i = 0; i < b->n_exits; i++)

@@ -105,6 +105,9 @@ static inline uint32_t xbt_tc_mode_key(const xbt_tmode *m)
            (uint32_t)m->size16 << 24;
 }
 
+/* Starts loading what xbt_tc_lookup(tc, eip, mode_key) will read first (its front
+   cache's entry and the bucket): the dispatcher asks before its other work. */
+void xbt_tc_prefetch(const xbt_tcache *tc, uint32_t eip, uint32_t mode_key);
 xbt_block *xbt_tc_lookup(xbt_tcache *tc, uint32_t eip, uint32_t mode_key);
 /* The next block after b with b's EIP and mode (an alias: the same EIP translated from
    other physical bytes, for another address space), newest first; NULL if none. */
@@ -151,8 +154,12 @@ void xbt_tc_chain(xbt_tcache *tc, xbt_block *from, uint32_t exit, xbt_block *to)
    XBT_ICACHE_LEARNS learns, retires (the site goes straight to the inline lookup).
    true: learned; false: retired, or not such an exit. */
 bool xbt_tc_icache_learn(xbt_tcache *tc, xbt_block *from, uint32_t miss, const xbt_block *to);
-/* Finds the block and exit whose rel32 field is at host address site. */
-bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, xbt_block **from, uint32_t *exit);
+/* Finds the block and exit whose rel32 field is at host address site.  hint (may be
+   NULL): a block of this cache generation (no flush since it was found) that likely
+   holds site, looked at before the search by address (the dispatcher passes the block
+   it entered: a block run for the first time leaves by its own unchained exit). */
+bool xbt_tc_find_site(xbt_tcache *tc, uint64_t site, const xbt_block *hint, xbt_block **from,
+                      uint32_t *exit);
 /* Restores every exit of b to its stub (used to leave a loop promptly). */
 void xbt_tc_unlink_out(xbt_tcache *tc, xbt_block *b);
 /* Re-chains exits of b that were unlinked by xbt_tc_unlink_out. */
