@@ -133,6 +133,7 @@ extern "C" {
  *   API 2.5: xbt_stats.thunk_chains.
  *   API 2.6: xbt_stats.fpu_chains.
  *   API 2.7: xbt_stats.jmp_cache_learns.
+ *   API 2.8: XBT_VM_PERF_JITDUMP.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -140,7 +141,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 7
+#define XBT_API_VERSION_MINOR 8
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -359,6 +360,7 @@ typedef struct xbt_vm_config {
 #define XBT_VM_NO_TRACES 0x01
 
 #define XBT_VM_PERF_MAP 0x10 /* write a perf map of translated code (see below) */
+#define XBT_VM_PERF_JITDUMP 0x80 /* write perf's jitdump of translated code (see below) */
 #define XBT_VM_STRING_IO 0x40 /* the embedder handles I/O exits of several elements
                                  (io.count > 1, io.buf): a REP INS or OUTS moves up to a
                                  page of RAM per exit, as KVM's string I/O does (without:
@@ -473,6 +475,20 @@ const char *xbt_last_host_error(void);
  * at xbt_vm_destroy.  Without the flag nothing is written or formatted.
  * Guest code run directly (XBT_USER_DIRECT, adaptive) runs in runner processes, not
  * in the cache: perf shows it under those processes, without names.
+ *
+ * XBT_VM_PERF_JITDUMP (with or without the map) writes perf's jitdump instead of or
+ * beside it: jit-PID.dump in the directory of perf_map_path when that is set, else in
+ * /tmp, with a record per block or trace that holds its name (as in the map), address,
+ * host code bytes as translated (before any chaining patch) and a CLOCK_MONOTONIC time
+ * stamp.  The process maps the file executable once, so that `perf record -k mono`
+ * notes it and `perf inject --jit -i perf.data -o jit.data` turns the records into
+ * ELF images: `perf report -i jit.data` then charges samples to the block that was at
+ * an address at the sample's time (exact across cache flushes, unlike the map) and
+ * `perf annotate` shows translated code instruction by instruction.  Buffered and
+ * written as the map is; a close record ends it at xbt_vm_destroy.  The scratch page
+ * of single steps (named in the map) has no record: its bytes change at every step.
+ * xbt_vm_create fails (XBT_E_HOST) when the file cannot be created or mapped
+ * executable (a noexec /tmp).
  */
 
 /* A guest symbol: code at guest EIPs [addr, addr + size) belongs to name (size 0:
@@ -480,8 +496,9 @@ const char *xbt_last_host_error(void);
    255 printable ASCII characters.  Blocks translated afterwards are named by it.
    XBT_E_INVAL for a bad argument or a range past 4 GiB, XBT_E_NOMEM. */
 xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const char *name);
-/* Writes the buffered lines of the perf map now.  XBT_OK (also without a map),
-   XBT_E_INVAL, XBT_E_HOST if a write to the map has failed (it stays incomplete). */
+/* Writes the buffered lines of the perf map and records of the jitdump now.  XBT_OK
+   (also without either), XBT_E_INVAL, XBT_E_HOST if a write to either has failed (it
+   stays incomplete). */
 xbt_status xbt_vm_perf_map_flush(xbt_vm *vm);
 /* The executable view of the code cache: translated blocks and traces run from
    [*start, *start + *size).  XBT_E_INVAL for NULL arguments. */

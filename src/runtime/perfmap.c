@@ -153,18 +153,12 @@ void xbt_perfmap_add(struct xbt_perfmap *pm, const void *start, size_t size, con
 /* xbt:[trace:]schedule+0x1a for CPL 0 code a symbol covers, xbt:[trace:]cpl3:main+0x4 at
    another CPL, xbt:[trace:]cpl0:c10234a0 without a symbol: perf users see the guest
    function, and whether it ran as kernel or user code. */
-void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, const void *start,
-                           size_t size, uint32_t eip, unsigned cpl, bool trace)
+size_t xbt_perf_block_name(char out[XBT_PERF_NAME_MAX], struct xbt_symtab *syms, uint32_t eip,
+                           unsigned cpl, bool trace)
 {
     uint32_t off = 0;
     const char *sym = syms ? xbt_symtab_find(syms, eip, &off) : NULL;
-    pthread_mutex_lock(&pm->lock);
-    if (pm->broken) {
-        pthread_mutex_unlock(&pm->lock);
-        return;
-    }
-    char *p = line_start(pm, start, size);
-    p = put_str(p, trace ? "xbt:trace:" : "xbt:");
+    char *p = put_str(out, trace ? "xbt:trace:" : "xbt:");
     char cplbuf[5] = { 'c', 'p', 'l', (char)('0' + (cpl & 3)), ':' };
     if (!sym || cpl) {
         memcpy(p, cplbuf, sizeof cplbuf);
@@ -173,12 +167,26 @@ void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, cons
     if (!sym) {
         p = put_hex8(p, eip);
     } else {
-        p = put_str(p, sym);
+        p = put_str(p, sym); /* at most XBT_SYM_NAME_MAX (xbt_symtab_name_ok) */
         if (off) {
             p = put_str(p, "+0x");
             p = put_hex(p, off);
         }
     }
-    line_end(pm, p);
+    *p = 0;
+    return (size_t)(p - out);
+}
+
+void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, const void *start,
+                           size_t size, uint32_t eip, unsigned cpl, bool trace)
+{
+    char name[XBT_PERF_NAME_MAX];
+    size_t n = xbt_perf_block_name(name, syms, eip, cpl, trace);
+    pthread_mutex_lock(&pm->lock);
+    if (!pm->broken) {
+        char *p = line_start(pm, start, size);
+        memcpy(p, name, n);
+        line_end(pm, p + n);
+    }
     pthread_mutex_unlock(&pm->lock);
 }

@@ -63,5 +63,33 @@ void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, cons
 bool xbt_perfmap_flush(struct xbt_perfmap *pm);
 /* Flushes, closes and frees (NULL is fine). */
 void xbt_perfmap_close(struct xbt_perfmap *pm);
+/* The name of a block (xbt_perfmap_add_block's, the jitdump's), NUL-terminated; its
+   length. */
+#define XBT_PERF_NAME_MAX (XBT_SYM_NAME_MAX + 40)
+size_t xbt_perf_block_name(char out[XBT_PERF_NAME_MAX], struct xbt_symtab *syms, uint32_t eip,
+                           unsigned cpl, bool trace);
+
+/* ---- perf's jitdump (jitdump.c) ------------------------------------------------------ */
+
+/* The code of each block as well as its address and name, for `perf inject --jit`
+   (perf's jitdump format, tools/perf/Documentation/jitdump-specification.txt): a file
+   jit-PID.dump that the process maps executable once, so that perf's record of that
+   mapping leads perf inject to it.  Records carry CLOCK_MONOTONIC time stamps (record
+   with `perf record -k mono`), so samples are matched to the code that ran at their
+   time, across cache flushes. */
+struct xbt_jitdump;
+
+/* Creates dir/jit-PID.dump (dir NULL: /tmp), writes the header, maps its first page.
+   NULL with a reason in why when it cannot. */
+struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len);
+/* A code load record: [start, start + size) holds code named name, copied now. */
+void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, const char *name);
+/* A translated block or trace, named as in the perf map. */
+void xbt_jitdump_add_block(struct xbt_jitdump *jd, struct xbt_symtab *syms, const void *start,
+                           size_t size, uint32_t eip, unsigned cpl, bool trace);
+/* Writes what is buffered; false if a write has failed (now or before). */
+bool xbt_jitdump_flush(struct xbt_jitdump *jd);
+/* Flushes, ends the dump (a close record), unmaps, closes and frees (NULL is fine). */
+void xbt_jitdump_close(struct xbt_jitdump *jd);
 
 #endif

@@ -532,6 +532,8 @@ void xbt_vcpu_flush_translations(struct xbt_vcpu *v)
     xbt_tc_flush(v->tc);
     if (vm->perfmap)
         xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
+    if (vm->jitdump)
+        xbt_jitdump_flush(vm->jitdump);
     ibl_reset(v);
     v->unlinked = NULL;
     if (v->trace.rec_n)
@@ -617,6 +619,9 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     b->epoch = v->mmu->tc_epoch;
     if (vm->perfmap)
         xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
+                              v->xl.path != NULL);
+    if (vm->jitdump)
+        xbt_jitdump_add_block(vm->jitdump, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
                               v->xl.path != NULL);
     mark_code_lin(v, first, last);
     xbt_code_protect(v, lin0);
@@ -1639,6 +1644,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     xbt_vm *vm = v->vm;
     if (vm->perfmap && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
         xbt_perfmap_flush(vm->perfmap);
+    if (vm->jitdump && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
+        xbt_jitdump_flush(vm->jitdump);
     v->stats.exits[v->exit.reason < 16 ? v->exit.reason : 0]++;
     return XBT_OK;
 }

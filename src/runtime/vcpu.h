@@ -80,6 +80,7 @@ struct xbt_vm {
        there). */
     atomic_int xmc_posting;
     struct xbt_perfmap *perfmap; /* with XBT_VM_PERF_MAP, else NULL */
+    struct xbt_jitdump *jitdump; /* with XBT_VM_PERF_JITDUMP, else NULL */
     /* Translations of the same physical bytes at another EIP are relocated copies
        (run.c, share_block): off with XBT_NO_SHARE=1 in the environment; XBT_CHECK_SHARED=1
        translates each one afresh too and stops with an internal error where they differ. */

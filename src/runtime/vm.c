@@ -66,7 +66,7 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
     *out = NULL;
 #define XBT_VM_FLAGS(op) (XBT_VM_NO_TRACES op XBT_VM_NO_CHAIN op XBT_VM_TRACES op \
                           XBT_VM_TRACE_PROFILE op XBT_VM_PERF_MAP op XBT_VM_LOCAL_APIC op \
-                          XBT_VM_STRING_IO)
+                          XBT_VM_STRING_IO op XBT_VM_PERF_JITDUMP)
     _Static_assert(XBT_VM_FLAGS(|) == XBT_VM_FLAGS(+), "two XBT_VM_* flags share a bit");
     const uint32_t known = XBT_VM_FLAGS(|);
     if ((cfg->ram_size & 0xFFF) || cfg->ram_size > 3 * GIB ||
@@ -127,6 +127,23 @@ xbt_status xbt_vm_create(const xbt_vm_config *cfg, xbt_vm **out)
             goto host_fail;
         }
     }
+    if (cfg->flags & XBT_VM_PERF_JITDUMP) {
+        /* In the perf map's directory when a map file was named, else /tmp. */
+        char dir[4096] = "/tmp";
+        const char *slash = cfg->perf_map_path ? strrchr(cfg->perf_map_path, '/') : NULL;
+        if (cfg->perf_map_path && !slash)
+            snprintf(dir, sizeof dir, ".");
+        else if (slash && slash != cfg->perf_map_path)
+            snprintf(dir, sizeof dir, "%.*s", (int)(slash - cfg->perf_map_path),
+                     cfg->perf_map_path);
+        else if (slash)
+            snprintf(dir, sizeof dir, "/");
+        vm->jitdump = xbt_jitdump_open(dir, host_error_buf, sizeof host_error_buf);
+        if (!vm->jitdump) {
+            last_host_error = host_error_buf;
+            goto host_fail;
+        }
+    }
     vm->cfg.perf_map_path = NULL; /* read only here (the caller's string) */
     if (cfg->user_mode != XBT_USER_STRICT) {
         const char *why = NULL;
@@ -149,6 +166,7 @@ void xbt_vm_destroy(xbt_vm *vm)
             xbt_vcpu_destroy(vm->vcpus[k]);
     xbt_direct_vm_destroy(vm);
     xbt_perfmap_close(vm->perfmap);
+    xbt_jitdump_close(vm->jitdump);
     xbt_symtab_free(&vm->syms);
     xbt_tc_destroy(vm->tc);
     if (vm->mmu)
@@ -196,6 +214,10 @@ xbt_status xbt_vm_perf_map_flush(xbt_vm *vm)
         return XBT_E_INVAL;
     if (vm->perfmap && !xbt_perfmap_flush(vm->perfmap)) {
         last_host_error = "a write to the perf map failed";
+        return XBT_E_HOST;
+    }
+    if (vm->jitdump && !xbt_jitdump_flush(vm->jitdump)) {
+        last_host_error = "a write to the jitdump failed";
         return XBT_E_HOST;
     }
     return XBT_OK;

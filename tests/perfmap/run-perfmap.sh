@@ -20,9 +20,10 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do
     shift
 done
 [ $# -gt 0 ] && shift # the --
-map=$(mktemp)
-log=$(mktemp)
-trap 'rm -f "$map" "$log"' EXIT
+dir=$(mktemp -d) # the map, and the jitdump beside it (--perf-jitdump)
+map=$dir/map
+log=$dir/log
+trap 'rm -rf "$dir"' EXIT
 opts=(--perf-map="$map" --stats "$@")
 if [ "$target" = linux ]; then
     if [ -n "${LINUX_SYSTEM_MAP:-}" ] && [ -f "$LINUX_SYSTEM_MAP" ]; then
@@ -50,4 +51,32 @@ lo=${view#executable view }
 hi=${lo#*-}
 lo=${lo%-*}
 "${PERFMAP_CHECK:-$here/../../build/tests/perfmap/perfmap_check}" "$map" "$lo" "$hi" "$flushes" \
-    "${checks[@]}"
+    "${checks[@]}" || exit 1
+case " $* " in *" --perf-jitdump "*) ;; *) exit 0;; esac
+# --perf-jitdump: the dump against the map, then perf's own round trip where it can.
+dump=$(ls "$dir"/jit-*.dump 2>/dev/null)
+[ -n "$dump" ] || { echo "FAIL: no jit-PID.dump beside the map"; exit 1; }
+"${JITDUMP_CHECK:-$here/../../build/tests/perfmap/jitdump_check}" "$dump" "$map" "$lo" "$hi" ||
+    exit 1
+[ "$target" = linux ] && exit 0
+if ! command -v perf >/dev/null; then
+    echo "SKIP perf inject --jit: no perf here (the dump itself was checked)"
+    exit 0
+fi
+rm -f "$dump"
+if ! perf record -q -k mono -e cpu-clock -F 20000 -o "$dir/perf.data" -- \
+        "${XBT_RUN:?}" --perf-map="$map" "$@" "$target" >"$dir/run2" 2>&1; then
+    if grep -a -q -i -E 'perf_event|paranoid|permission|not supported' "$dir/run2"; then
+        echo "SKIP perf inject --jit: perf cannot record here ($(grep -a -m1 -i -E \
+            'perf_event|paranoid|permission|not supported' "$dir/run2"))"
+        exit 0
+    fi
+fi
+(cd "$dir" && perf inject --jit -i perf.data -o perf.jit.data) >"$dir/inject" 2>&1 ||
+    { echo "FAIL: perf inject --jit"; cat "$dir/inject"; exit 1; }
+n=$(ls "$dir"/jitted-*.so 2>/dev/null | wc -l)
+hits=$(perf report -i "$dir/perf.jit.data" --stdio --sort dso,sym 2>/dev/null |
+       grep -a -c -E 'jitted-[0-9]+-[0-9]+\.so +\[\.\] xbt:')
+echo "perf inject --jit: $n images, $hits sampled symbols of translated code"
+[ "$n" -gt 0 ] && [ "$hits" -gt 0 ] ||
+    { echo "FAIL: perf does not charge samples to translated code through the dump"; exit 1; }

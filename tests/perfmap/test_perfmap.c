@@ -313,6 +313,84 @@ START_TEST(api_misuse)
 }
 END_TEST
 
+/* XBT_VM_PERF_JITDUMP: jit-PID.dump beside the map, a header, one code load per line of
+   the map (the single-step page aside) with the same address, size and name and the
+   code's bytes as they were, then the close record; without the flag no dump. */
+START_TEST(jitdump_beside_the_map)
+{
+    char dir[] = "/tmp/xbt-test-jitdump.XXXXXX", dump[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(map_path, sizeof map_path, "%s/map", dir);
+    snprintf(dump, sizeof dump, "%s/jit-%d.dump", dir, (int)getpid());
+    xbt_vm *vm = make_vm(XBT_VM_PERF_MAP | XBT_VM_PERF_JITDUMP, map_path, 4096);
+    add_symbols(vm);
+    xbt_stats st = XBT_STATS_INIT;
+    run_guest(vm, &st);
+    struct map m;
+    read_checked(vm, &st, &m);
+    xbt_vm_destroy(vm);
+    FILE *f = fopen(dump, "rb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t b[4u << 20];
+    size_t len = fread(b, 1, sizeof b, f);
+    fclose(f);
+    uint32_t h[6];
+    ck_assert_uint_ge(len, 40);
+    memcpy(h, b, sizeof h);
+    ck_assert_uint_eq(h[0], 0x4A695444u);
+    ck_assert_uint_eq(h[1], 1);
+    ck_assert_uint_eq(h[2], 40);
+    ck_assert_uint_eq(h[3], 62);
+    ck_assert_uint_eq(h[5], (uint32_t)getpid());
+    size_t off = 40, mi = 0, loads = 0;
+    int closed = 0;
+    while (off + 16 <= len) {
+        uint32_t id, size;
+        memcpy(&id, b + off, 4);
+        memcpy(&size, b + off + 4, 4);
+        ck_assert_uint_ge(size, 16);
+        ck_assert_uint_le(off + size, len);
+        if (id == 3) {
+            closed = 1;
+        } else {
+            ck_assert_uint_eq(id, 0);
+            uint64_t addr, n;
+            memcpy(&addr, b + off + 32, 8);
+            memcpy(&n, b + off + 40, 8);
+            const char *name = (const char *)b + off + 56;
+            while (mi < m.n && !strcmp(m.e[mi].name, "xbt:single-step"))
+                mi++;
+            ck_assert_uint_lt(mi, m.n);
+            ck_assert_uint_eq(addr, m.e[mi].start);
+            ck_assert_uint_eq(n, m.e[mi].size);
+            ck_assert_str_eq(name, m.e[mi].name);
+            ck_assert_uint_eq(56 + strlen(name) + 1 + n, size);
+            mi++, loads++;
+        }
+        off += size;
+    }
+    ck_assert_uint_eq(off, len);
+    ck_assert(closed);
+    ck_assert_uint_ge(loads, st.blocks);
+    map_free(&m);
+    unlink(dump);
+    unlink(map_path);
+    /* Without the flag, nothing. */
+    vm = make_vm(XBT_VM_PERF_MAP, map_path, 4096);
+    run_guest(vm, &st);
+    xbt_vm_destroy(vm);
+    ck_assert(!exists(dump));
+    unlink(map_path);
+    rmdir(dir);
+    /* A directory that cannot hold it: the host's refusal, said with the path. */
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.flags = XBT_VM_PERF_JITDUMP;
+    c.perf_map_path = "/nonexistent-dir/x.map";
+    ck_assert_int_eq(xbt_vm_create(&c, &vm), XBT_E_HOST);
+    ck_assert_ptr_nonnull(strstr(xbt_last_host_error(), "/nonexistent-dir/jit-"));
+}
+END_TEST
+
 /* The lookup rules of src/runtime/symtab.c, on the table itself. */
 START_TEST(symbol_lookup_rules)
 {
@@ -353,6 +431,7 @@ int main(void)
     tcase_add_test(tc, nothing_without_the_flag);
     tcase_add_test(tc, default_path_is_perfs);
     tcase_add_test(tc, api_misuse);
+    tcase_add_test(tc, jitdump_beside_the_map);
     tcase_add_test(tc, symbol_lookup_rules);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -107,6 +107,10 @@ static void usage(FILE *f)
             "                         lines (guest EIP and CPL, or guest symbol+offset) to\n"
             "                         FILE (default /tmp/perf-PID.map, where perf report\n"
             "                         looks); an ELF kernel's symbol table names the code\n"
+            "      --perf-jitdump     write perf's jitdump, each block's code and name\n"
+            "                         (jit-PID.dump in --perf-map FILE's directory, else\n"
+            "                         /tmp): `perf record -k mono`, then `perf inject --jit`\n"
+            "                         and `perf annotate` show translated code\n"
             "      --symbols FILE     guest symbols for --perf-map: a System.map or other nm\n"
             "                         listing (ADDR [SIZE] TYPE NAME), or an ELF file with a\n"
             "                         symbol table such as a vmlinux (repeatable)\n"
@@ -1110,11 +1114,11 @@ static int set_user_mode(struct options *o, const char *arg)
 
 /* Single-valued options: their bits in options.seen. */
 enum { S_MEM, S_APPEND, S_INITRD, S_USER, S_TCACHE, S_TIMEOUT, S_THOT, S_PERFMAP, S_GDB,
-       S_SAVE, S_RESTORE, S_SMP, S_CPU };
+       S_SAVE, S_RESTORE, S_SMP, S_CPU, S_JITDUMP };
 
 enum { O_MODULE = 256, O_INITRD, O_DISK, O_USER, O_NOTRACE, O_TRACE, O_NOCHAIN, O_TCACHE,
        O_TIMEOUT, O_STATS, O_TRACEIO, O_VERSION, O_CAPS, O_TPROF, O_THOT, O_PERFMAP, O_SYMBOLS,
-       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT, O_SMP, O_CPU };
+       O_GDB, O_SAVE, O_RESTORE, O_SAVECONT, O_SMP, O_CPU, O_JITDUMP };
 static const struct option long_options[] = {
     { "mem", required_argument, 0, 'm' },           { "append", required_argument, 0, 'a' },
     { "module", required_argument, 0, O_MODULE },   { "initrd", required_argument, 0, O_INITRD },
@@ -1126,6 +1130,7 @@ static const struct option long_options[] = {
     { "timeout", required_argument, 0, O_TIMEOUT }, { "stats", no_argument, 0, O_STATS },
     { "trace-io", no_argument, 0, O_TRACEIO },
     { "perf-map", optional_argument, 0, O_PERFMAP },
+    { "perf-jitdump", no_argument, 0, O_JITDUMP },
     { "symbols", required_argument, 0, O_SYMBOLS }, { "gdb", required_argument, 0, O_GDB },
     { "save", required_argument, 0, O_SAVE },     { "restore", required_argument, 0, O_RESTORE },
     { "save-continue", no_argument, 0, O_SAVECONT }, { "smp", required_argument, 0, O_SMP },
@@ -1235,6 +1240,11 @@ static int parse_option(struct options *o, int c, char *arg, char **argv)
         o->vm.flags |= XBT_VM_PERF_MAP;
         o->vm.perf_map_path = arg; /* NULL: /tmp/perf-PID.map */
         return GO_ON;
+    case O_JITDUMP:
+        if (once(&o->seen, S_JITDUMP, "--perf-jitdump"))
+            return EXIT_USAGE;
+        o->vm.flags |= XBT_VM_PERF_JITDUMP;
+        return GO_ON;
     case O_SYMBOLS:
         if (o->nsymbol_files == MAX_SYMBOL_FILES)
             return usage_error("at most %d --symbols files", MAX_SYMBOL_FILES);
@@ -1291,8 +1301,9 @@ static int check_options(const struct options *o)
         return usage_error("--no-traces contradicts --traces and --trace-profile");
     if ((o->seen & (1u << S_THOT)) && !o->want_traces)
         return usage_error("--trace-threshold needs --traces (or --trace-profile)");
-    if (o->nsymbol_files && !(o->vm.flags & XBT_VM_PERF_MAP))
-        return usage_error("--symbols needs --perf-map (symbols name code in the perf map)");
+    if (o->nsymbol_files && !(o->vm.flags & (XBT_VM_PERF_MAP | XBT_VM_PERF_JITDUMP)))
+        return usage_error("--symbols needs --perf-map or --perf-jitdump (symbols name code "
+                           "for perf)");
     if (o->save_continue && !o->save_path)
         return usage_error("--save-continue needs --save FILE");
     if (o->restore_path) {
@@ -1433,7 +1444,7 @@ static int load_guest(struct vmm *m, const struct options *o, long *nsyms)
         fprintf(stderr, "xbt-run: %s\n", err);
         return abandon(m);
     }
-    if ((o->vm.flags & XBT_VM_PERF_MAP) &&
+    if ((o->vm.flags & (XBT_VM_PERF_MAP | XBT_VM_PERF_JITDUMP)) &&
         (*nsyms = load_symbols(m->vm, o->kernel, o->symbol_files, o->nsymbol_files)) < 0)
         return abandon(m);
     note_user_mode(m, o);
@@ -1695,6 +1706,10 @@ static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint
         fprintf(stderr, "perf map: %s, %ld guest code symbols\n",
                 o->vm.perf_map_path ? o->vm.perf_map_path : def, nsyms);
     }
+    if (o->vm.flags & XBT_VM_PERF_JITDUMP)
+        fprintf(stderr, "perf jitdump: jit-%d.dump in %s\n", (int)getpid(),
+                o->vm.perf_map_path && strchr(o->vm.perf_map_path, '/') ? "the map's directory"
+                : o->vm.perf_map_path ? "the current directory" : "/tmp");
     print_trace_profile(m->cpu);
 }
 
