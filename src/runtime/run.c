@@ -1302,9 +1302,11 @@ static int single_step(struct xbt_vcpu *v, const xbt_tmode *m)
     return rc;
 }
 
-/* The block the dispatcher entered last, with the cache's flush count then: the exit
-   that comes back unchained is most often its own (a block's first run), which
-   xbt_tc_find_site then finds without its search by address. */
+/* The block the dispatcher entered last, with the cache's flush count when it was
+   found: the exit that comes back unchained is most often its own (a block's first
+   run), which xbt_tc_find_site then finds without its search by address; and an exit
+   of an older generation (a flush while the next block was looked up or translated)
+   is not chained at all: its address may hold another block's exit now. */
 struct chain_hint {
     const xbt_block *b;
     uint32_t flushes;
@@ -1319,8 +1321,8 @@ static void chain_block(struct xbt_vcpu *v, xbt_block *b, uint32_t key, uint64_t
     xbt_vm *vm = v->vm;
     xbt_block *from;
     uint32_t exit;
-    const xbt_block *h = hint->flushes == xbt_tc_flushes(v->tc) ? hint->b : NULL;
-    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || !xbt_tc_find_site(v->tc, chain_site, h, &from, &exit))
+    if ((vm->cfg.flags & XBT_VM_NO_CHAIN) || hint->flushes != xbt_tc_flushes(v->tc) ||
+        !xbt_tc_find_site(v->tc, chain_site, hint->b, &from, &exit))
         return;
     /* Only within a mode: an exit after a callout that changed the mode (a segment
        load, CLTS) is taken in translated code only when the mode is the block's again
@@ -1596,6 +1598,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
             guest_insn_start(v, tf);
         if (!rc && !v->smc.single)
             rc = find_block(v, &m, key, &chain_site, &hint, &b);
+        uint32_t found_in = xbt_tc_flushes(v->tc); /* the generation b and its exits are of */
         if (!rc)
             rc = b ? execute_block(v, b, key) : single_step(v, &m);
         if (watch)
@@ -1603,7 +1606,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
         if (rc == XBT_LEAVE_EXIT)
             return;
         chain_site = rc == XBT_JIT_EXIT_DIRECT ? v->ctx.exit_site : 0;
-        hint = (struct chain_hint){ b, xbt_tc_flushes(v->tc) };
+        hint = (struct chain_hint){ b, found_in };
     }
 }
 
