@@ -487,8 +487,10 @@ const char *xbt_last_host_error(void);
  * `perf annotate` shows translated code instruction by instruction.  Buffered and
  * written as the map is; a close record ends it at xbt_vm_destroy.  The scratch page
  * of single steps (named in the map) has no record: its bytes change at every step.
- * xbt_vm_create fails (XBT_E_HOST) when the file cannot be created or mapped
- * executable (a noexec /tmp).
+ * A process has one dump (perf inject knows it by that name): VMs of one process that
+ * ask for it share it, and must name the same directory.  xbt_vm_create fails
+ * (XBT_E_HOST) when the file cannot be created or mapped executable (a noexec /tmp),
+ * or when another VM of the process writes it in another directory.
  */
 
 /* A guest symbol: code at guest EIPs [addr, addr + size) belongs to name (size 0:

@@ -3,7 +3,9 @@
  * load record per block with its bytes, buffered and written as the perf map is (when
  * the buffer fills, at cache flushes, at the run's quiet exits, when the VM goes), and
  * a close record at the end.  The layout is perf's (jitdump-specification.txt, version
- * 1): little-endian, packed, no padding between records.
+ * 1): little-endian, packed, no padding between records.  perf inject knows a process's
+ * dump by its name, jit-PID.dump, so a process has one: the VMs that ask for it share it
+ * (counted; the last one closes it), and they must ask for the same directory.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,7 +49,10 @@ _Static_assert(sizeof(struct jit_header) == 40, "jitdump header");
 _Static_assert(sizeof(struct jit_code_load) == 56, "jitdump code load record");
 
 struct xbt_jitdump {
-    pthread_mutex_t lock; /* vCPUs of one VM add records from their own threads */
+    pthread_mutex_t lock; /* vCPUs (and VMs) add records from their own threads */
+    unsigned refs;        /* VMs that opened it (under shared_lock) */
+    char dir[4096];
+    uint32_t pid;
     int fd;
     void *marker;  /* the file's first page, mapped executable: perf's MMAP record */
     size_t marker_len;
@@ -87,10 +92,34 @@ static bool flush_locked(struct xbt_jitdump *jd)
     return !jd->broken;
 }
 
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct xbt_jitdump *shared; /* this process's dump, while a VM has it open */
+
+static struct xbt_jitdump *open_new(const char *dir, char *why, size_t why_len);
+
 struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len)
 {
+    if (!dir)
+        dir = "/tmp";
+    pthread_mutex_lock(&shared_lock);
+    struct xbt_jitdump *jd = shared;
+    if (jd && strcmp(jd->dir, dir) != 0) {
+        snprintf(why, why_len, "the process writes its jitdump (jit-%d.dump) in %.200s "
+                 "already, not in %.200s", (int)getpid(), jd->dir, dir);
+        jd = NULL;
+    } else if (jd) {
+        jd->refs++;
+    } else if ((jd = shared = open_new(dir, why, why_len)) != NULL) {
+        jd->refs = 1;
+    }
+    pthread_mutex_unlock(&shared_lock);
+    return jd;
+}
+
+static struct xbt_jitdump *open_new(const char *dir, char *why, size_t why_len)
+{
     char path[4096];
-    int n = snprintf(path, sizeof path, "%s/jit-%d.dump", dir ? dir : "/tmp", (int)getpid());
+    int n = snprintf(path, sizeof path, "%s/jit-%d.dump", dir, (int)getpid());
     if (n < 0 || (size_t)n >= sizeof path) {
         snprintf(why, why_len, "the jitdump's directory name is too long");
         return NULL;
@@ -100,6 +129,8 @@ struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len)
         snprintf(why, why_len, "out of memory");
         return NULL;
     }
+    snprintf(jd->dir, sizeof jd->dir, "%s", dir);
+    jd->pid = (uint32_t)getpid();
     /* As the perf map: no symlink followed, nothing but a regular file written.  The
        file is ours alone (O_TRUNC: a dump of an earlier process with this PID goes). */
     jd->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
@@ -117,13 +148,14 @@ struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len)
     long page = sysconf(_SC_PAGESIZE);
     jd->marker_len = page > 0 ? (size_t)page : 4096;
     jd->marker = MAP_FAILED;
-    if (write_all(jd->fd, &h, sizeof h))
+    bool header = write_all(jd->fd, &h, sizeof h);
+    if (header)
         jd->marker = mmap(NULL, jd->marker_len, PROT_READ | PROT_EXEC, MAP_PRIVATE, jd->fd, 0);
     if (jd->marker == MAP_FAILED) {
         /* Without the executable mapping perf inject never finds the file (a noexec
            mount refuses it). */
-        snprintf(why, why_len, "cannot map the jitdump %.200s executable: %s", path,
-                 strerror(errno));
+        snprintf(why, why_len, "cannot %s the jitdump %.200s: %s",
+                 header ? "map executable" : "write the header of", path, strerror(errno));
         close(jd->fd);
         unlink(path);
         free(jd);
@@ -138,21 +170,27 @@ struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len)
 
 void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, const char *name)
 {
+    static __thread uint32_t tid; /* (a system call per block otherwise) */
+    if (!tid)
+        tid = (uint32_t)gettid();
     size_t nlen = strnlen(name, XBT_PERF_NAME_MAX - 1) + 1;
     struct jit_code_load r;
     r.p.id = JIT_CODE_LOAD;
     r.p.total_size = (uint32_t)(sizeof r + nlen + size);
-    r.p.timestamp = mono_ns();
-    r.pid = (uint32_t)getpid();
-    r.tid = (uint32_t)gettid();
+    r.pid = jd->pid;
+    r.tid = tid;
     r.vma = r.code_addr = (uint64_t)(uintptr_t)start;
     r.code_size = size;
     pthread_mutex_lock(&jd->lock);
+    /* Stamped and numbered under the lock: time and file order agree across vCPUs. */
+    r.p.timestamp = mono_ns();
     r.code_index = jd->index++;
     if (!jd->broken) {
         if (BUF_SIZE - jd->len < r.p.total_size)
             flush_locked(jd);
-        if (r.p.total_size > BUF_SIZE) {
+        if (jd->broken) {
+            /* (a write failed: nothing more goes out) */
+        } else if (r.p.total_size > BUF_SIZE) {
             /* (Larger than the buffer: never for a block, whose code is bounded.) */
             if (!write_all(jd->fd, &r, sizeof r) || !write_all(jd->fd, name, nlen - 1) ||
                 !write_all(jd->fd, "", 1) || !write_all(jd->fd, start, size))
@@ -189,6 +227,15 @@ void xbt_jitdump_close(struct xbt_jitdump *jd)
 {
     if (!jd)
         return;
+    pthread_mutex_lock(&shared_lock);
+    bool last = --jd->refs == 0;
+    if (last)
+        shared = NULL;
+    pthread_mutex_unlock(&shared_lock);
+    if (!last) {
+        xbt_jitdump_flush(jd); /* another VM goes on writing to it */
+        return;
+    }
     pthread_mutex_lock(&jd->lock);
     struct jit_prefix c = { JIT_CODE_CLOSE, sizeof c, mono_ns() };
     if (flush_locked(jd) && !write_all(jd->fd, &c, sizeof c))

@@ -79,8 +79,9 @@ size_t xbt_perf_block_name(char out[XBT_PERF_NAME_MAX], struct xbt_symtab *syms,
    time, across cache flushes. */
 struct xbt_jitdump;
 
-/* Creates dir/jit-PID.dump (dir NULL: /tmp), writes the header, maps its first page.
-   NULL with a reason in why when it cannot. */
+/* Creates dir/jit-PID.dump (dir NULL: /tmp), writes the header, maps its first page;
+   or, when the process has its dump open already (another VM), shares it (the same dir
+   only).  NULL with a reason in why when it cannot. */
 struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len);
 /* A code load record: [start, start + size) holds code named name, copied now. */
 void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, const char *name);
@@ -89,7 +90,8 @@ void xbt_jitdump_add_block(struct xbt_jitdump *jd, struct xbt_symtab *syms, cons
                            size_t size, uint32_t eip, unsigned cpl, bool trace);
 /* Writes what is buffered; false if a write has failed (now or before). */
 bool xbt_jitdump_flush(struct xbt_jitdump *jd);
-/* Flushes, ends the dump (a close record), unmaps, closes and frees (NULL is fine). */
+/* One VM done with it; the last one flushes, ends the dump (a close record), unmaps,
+   closes and frees (NULL is fine). */
 void xbt_jitdump_close(struct xbt_jitdump *jd);
 
 #endif

@@ -212,12 +212,11 @@ xbt_status xbt_vm_perf_map_flush(xbt_vm *vm)
 {
     if (!vm)
         return XBT_E_INVAL;
-    if (vm->perfmap && !xbt_perfmap_flush(vm->perfmap)) {
-        last_host_error = "a write to the perf map failed";
-        return XBT_E_HOST;
-    }
-    if (vm->jitdump && !xbt_jitdump_flush(vm->jitdump)) {
-        last_host_error = "a write to the jitdump failed";
+    bool map_ok = !vm->perfmap || xbt_perfmap_flush(vm->perfmap);
+    bool dump_ok = !vm->jitdump || xbt_jitdump_flush(vm->jitdump);
+    if (!map_ok || !dump_ok) {
+        last_host_error = !map_ok ? "a write to the perf map failed"
+                                  : "a write to the jitdump failed";
         return XBT_E_HOST;
     }
     return XBT_OK;

@@ -345,6 +345,7 @@ START_TEST(jitdump_beside_the_map)
     size_t off = 40, mi = 0, loads = 0;
     int closed = 0;
     while (off + 16 <= len) {
+        ck_assert_msg(!closed, "a record after the close record");
         uint32_t id, size;
         memcpy(&id, b + off, 4);
         memcpy(&size, b + off + 4, 4);
@@ -391,6 +392,55 @@ START_TEST(jitdump_beside_the_map)
 }
 END_TEST
 
+/* Two VMs of one process share its dump (perf inject knows it by jit-PID.dump): both
+   add records, the first one's destroy leaves it open, the second's closes it (one close
+   record, the last); a VM asking for another directory meanwhile is refused. */
+START_TEST(jitdump_shared_by_vms)
+{
+    char dir[] = "/tmp/xbt-test-jitdump.XXXXXX", dump[128], other[128];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(map_path, sizeof map_path, "%s/map", dir);
+    snprintf(dump, sizeof dump, "%s/jit-%d.dump", dir, (int)getpid());
+    xbt_vm *a = make_vm(XBT_VM_PERF_JITDUMP, map_path, 4096);
+    xbt_vm *b = make_vm(XBT_VM_PERF_JITDUMP, map_path, 4096);
+    xbt_vm_config c = XBT_VM_CONFIG_INIT;
+    c.flags = XBT_VM_PERF_JITDUMP;
+    snprintf(other, sizeof other, "/tmp/x.map"); /* /tmp, not dir */
+    c.perf_map_path = other;
+    xbt_vm *refused;
+    ck_assert_int_eq(xbt_vm_create(&c, &refused), XBT_E_HOST);
+    ck_assert_ptr_nonnull(strstr(xbt_last_host_error(), "already"));
+    xbt_stats st = XBT_STATS_INIT;
+    run_guest(a, &st);
+    uint64_t blocks = st.blocks;
+    xbt_vm_destroy(a);
+    run_guest(b, &st);
+    blocks += st.blocks;
+    xbt_vm_destroy(b);
+    FILE *f = fopen(dump, "rb");
+    ck_assert_ptr_nonnull(f);
+    static uint8_t buf[8u << 20];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t off = 40, loads = 0, closes = 0;
+    uint32_t last = ~0u;
+    while (off + 16 <= len) {
+        uint32_t id, size;
+        memcpy(&id, buf + off, 4);
+        memcpy(&size, buf + off + 4, 4);
+        ck_assert_uint_ge(size, 16);
+        loads += id == 0, closes += id == 3, last = id;
+        off += size;
+    }
+    ck_assert_uint_eq(off, len);
+    ck_assert_uint_eq(closes, 1);
+    ck_assert_uint_eq(last, 3);
+    ck_assert_uint_ge(loads, blocks);
+    unlink(dump);
+    rmdir(dir);
+}
+END_TEST
+
 /* The lookup rules of src/runtime/symtab.c, on the table itself. */
 START_TEST(symbol_lookup_rules)
 {
@@ -432,6 +482,7 @@ int main(void)
     tcase_add_test(tc, default_path_is_perfs);
     tcase_add_test(tc, api_misuse);
     tcase_add_test(tc, jitdump_beside_the_map);
+    tcase_add_test(tc, jitdump_shared_by_vms);
     tcase_add_test(tc, symbol_lookup_rules);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
