@@ -656,11 +656,20 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
         t->b->stats.copied++;
         return;
     }
-    if (in->zi.mnemonic == M(NOP) && in->mem_op < 0) {
-        /* A register form of the hint NOPs (0F 19, 0F 1C-1F): the encoder makes it
-           0F 0D /r with a register, which AMD CPUs refuse (#UD where the guest has a
-           NOP; found by review, 2026-12-04; 0F 0D's own register form is #UD,
-           classify.c).  Its memory forms are not accessed and re-encode as 0F 19. */
+    ZydisMnemonic mn = in->zi.mnemonic;
+    bool prefetch = mn == M(PREFETCHNTA) || mn == M(PREFETCHT0) || mn == M(PREFETCHT1) ||
+                    mn == M(PREFETCHT2) || mn == M(PREFETCHW) || mn == M(PREFETCH) ||
+                    mn == M(PREFETCHWT1);
+    if (mn == M(NOP) || (prefetch && in->mem_op >= 0 &&
+                         mem_needs_r15(t, in, &in->ops[in->mem_op]))) {
+        /* The NOPs, 0F 1F and the hint NOPs (0F 18 /4-7, 0F 19-1E), in every form: the
+           register forms re-encoded as 0F 0D /r, which AMD CPUs refuse (#UD where the
+           guest has a NOP; found by review, 2026-12-04; 0F 0D's own register form is
+           #UD, classify.c), and a memory form went through the address computation of
+           its segment, whose limit check gave #GP where the CPU and QEMU TCG access
+           nothing and raise nothing (2026-12-04).  A prefetch is a hint too: kept on
+           the host where its address is the plain window form, a NOP where computing
+           it would check a limit or add a base. */
         static const uint8_t nop = 0x90;
         xbt_emit_raw(t, &nop, 1);
         t->b->stats.copied++;

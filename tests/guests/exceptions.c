@@ -58,6 +58,29 @@ void main(void)
     CHECK_EQ(fault.vector, 6, "0f 0d c4 (ESP) is #UD");
     TRY_FAULT(".byte 0x0f, 0x0d, 0x08", "a"(&seen_vec));
     CHECK_EQ(fault.vector, 0xffffffffu, "0f 0d 08 (prefetchw [eax]) does not fault");
+    /* NOP and the prefetches with a memory operand access nothing: no #GP beyond a
+       segment's limit or through a null selector (the SDM names only #UD with LOCK).
+       A load at the same address faults where the data-segment limit is checked (xbt;
+       QEMU 7.2's TCG checks no data-segment limit). */
+    u16 old_fs;
+    __asm__ volatile("movw %%fs, %0" : "=r"(old_fs));
+    __asm__ volatile("movw %w0, %%es\n\tmovw %w1, %%fs" : : "r"((u16)SEL_SMALL), "r"((u16)0));
+    TRY_FAULT(".byte 0x26, 0x0f, 0x1f, 0x80, 0x00, 0x20, 0x00, 0x00", "a"(0));
+    CHECK_EQ(fault.vector, 0xffffffffu, "nop es:[eax+0x2000] beyond ES's limit: no fault");
+    TRY_FAULT(".byte 0x26, 0x0f, 0x19, 0x80, 0x00, 0x20, 0x00, 0x00", "a"(0));
+    CHECK_EQ(fault.vector, 0xffffffffu, "hint nop (0f 19) beyond ES's limit: no fault");
+    TRY_FAULT(".byte 0x26, 0x0f, 0x18, 0x88, 0x00, 0x20, 0x00, 0x00", "a"(0));
+    CHECK_EQ(fault.vector, 0xffffffffu, "prefetcht0 beyond ES's limit: no fault");
+    TRY_FAULT(".byte 0x26, 0x0f, 0x0d, 0x88, 0x00, 0x20, 0x00, 0x00", "a"(0));
+    CHECK_EQ(fault.vector, 0xffffffffu, "prefetchw beyond ES's limit: no fault");
+    TRY_FAULT(".byte 0x26, 0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00", "a"(0x3000));
+    CHECK_EQ(fault.vector, 0xffffffffu, "nopw es:[eax+eax+0] beyond ES's limit: no fault");
+    TRY_FAULT(".byte 0x64, 0x0f, 0x1f, 0x00; .byte 0x64, 0x0f, 0x18, 0x00", "a"(&seen_vec));
+    CHECK_EQ(fault.vector, 0xffffffffu, "nop and prefetchnta through a null FS: no fault");
+    TRY_FAULT(".byte 0x26, 0x3b, 0x80, 0x00, 0x20, 0x00, 0x00", "a"(0));
+    CHECK_EQ(fault.vector, on_qemu_tcg() ? 0xffffffffu : 13u,
+             "cmp eax, es:[eax+0x2000] beyond ES's limit: #GP (TCG: none)");
+    __asm__ volatile("movw %w0, %%es\n\tmovw %w1, %%fs" : : "r"((u16)SEL_DATA), "r"(old_fs));
     /* #GP with a selector error code, and #GP(0). */
     TRY_FAULT("movw %w0, %%es", "r"((u16)SEL_XONLY));
     CHECK_EQ(fault.vector, 13, "#GP vector");
@@ -130,5 +153,5 @@ void main(void)
     CHECK_EQ(nested_count, 1, "handler ran once");
     CHECK_EQ(seen_err, SEL_XONLY, "nested #GP delivered inside the handler");
     CHECK_EQ(seen_vec, 0x32, "outer handler resumed after the nested fault");
-    CHECK_EQ(fault.count, 18, "fault count");
+    CHECK_EQ(fault.count, on_qemu_tcg() ? 18u : 19u, "fault count");
 }
