@@ -7,8 +7,9 @@
  *     size that fits; time stamps never decrease; the last is the close record;
  *   - every code load: its address (vma and code_addr alike) in the executable view
  *     [VIEW_LO, VIEW_HI), its bytes starting with an x86-64 instruction (Zydis), and
- *     the next line of the map (the single-step page aside) with the same address,
- *     size and name: the dump and the map describe the same blocks in the same order.
+ *     a line of the map with the same address, size and name (the next unused one
+ *     with one vCPU; vCPUs may interleave their lines and records differently), each
+ *     line used once: the dump and the map describe the same blocks.
  *
  *   jitdump_check DUMP MAP VIEW_LO VIEW_HI
  *
@@ -96,7 +97,12 @@ int main(int argc, char **argv)
     }
     ZydisDecoder dec;
     ZydisDecoderInit(&dec, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
-    size_t off = 40, mi = 0;
+    size_t off = 40, mi = 0, matched = 0;
+    char *used = calloc(m.n + 1, 1);
+    if (!used) {
+        printf("FAIL out of memory\n");
+        return 1;
+    }
     uint64_t last_ts = u64(b + 24), loads = 0, rec = 0;
     int closed = 0;
     while (off < (size_t)len) {
@@ -143,12 +149,18 @@ int main(int argc, char **argv)
                     fail("code outside the executable view", rec);
                 if (!looks_like_code(&dec, name + nlen + 1, n))
                     fail("code that does not start with an x86-64 instruction", rec);
-                while (mi < m.n && !strcmp(m.e[mi].name, "xbt:single-step"))
+                /* The map's next unused line, or with several vCPUs (whose lines and
+                   records may interleave differently) any unused line, must be it. */
+                while (mi < m.n && (used[mi] || !strcmp(m.e[mi].name, "xbt:single-step")))
                     mi++;
-                if (mi >= m.n || m.e[mi].start != addr || m.e[mi].size != n ||
-                    strcmp(m.e[mi].name, (const char *)name))
-                    fail("not the map's next line (address, size, name)", rec);
-                mi++;
+                size_t k = mi;
+                while (k < m.n && (used[k] || m.e[k].start != addr || m.e[k].size != n ||
+                                   strcmp(m.e[k].name, (const char *)name)))
+                    k++;
+                if (k >= m.n)
+                    fail("no line of the map with its address, size and name", rec);
+                else
+                    used[k] = 1, matched++;
             }
             loads++;
         } else {
@@ -157,10 +169,11 @@ int main(int argc, char **argv)
         off += size;
         rec++;
     }
-    while (mi < m.n && !strcmp(m.e[mi].name, "xbt:single-step"))
-        mi++;
-    if (mi != m.n)
-        printf("FAIL the map has %zu lines more than the dump\n", m.n - mi), bad++;
+    size_t steps = 0;
+    for (size_t k = 0; k < m.n; k++)
+        steps += !strcmp(m.e[k].name, "xbt:single-step");
+    if (matched + steps != m.n)
+        printf("FAIL the map has %zu lines more than the dump\n", m.n - matched - steps), bad++;
     if (!closed)
         printf("FAIL no close record at the end\n"), bad++;
     if (!loads)
@@ -168,6 +181,7 @@ int main(int argc, char **argv)
     printf("jitdump %s: %llu code loads, %llu records, %ld bytes%s\n", argv[1],
            (unsigned long long)loads, (unsigned long long)rec, len, bad ? "" : ": ok");
     map_free(&m);
+    free(used);
     free(b);
     return bad != 0;
 }
