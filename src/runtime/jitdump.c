@@ -16,10 +16,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "perfmap.h"
+#include "runner.h" /* xbt_now_ns: CLOCK_MONOTONIC, as perf record -k mono */
 
 #define JITDUMP_MAGIC 0x4A695444u /* "JiTD" as a little-endian word */
 #define JITDUMP_VERSION 1u
@@ -62,31 +62,9 @@ struct xbt_jitdump {
     uint8_t buf[BUF_SIZE];
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static bool write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        b += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 static bool flush_locked(struct xbt_jitdump *jd)
 {
-    if (!jd->broken && jd->len && !write_all(jd->fd, jd->buf, jd->len))
+    if (!jd->broken && jd->len && !xbt_perf_write_all(jd->fd, jd->buf, jd->len))
         jd->broken = true;
     jd->len = 0;
     return !jd->broken;
@@ -144,11 +122,11 @@ static struct xbt_jitdump *open_new(const char *dir, char *why, size_t why_len)
         return NULL;
     }
     struct jit_header h = { JITDUMP_MAGIC, JITDUMP_VERSION, sizeof h, EM_X86_64_, 0,
-                            (uint32_t)getpid(), mono_ns(), 0 };
+                            (uint32_t)getpid(), xbt_now_ns(), 0 };
     long page = sysconf(_SC_PAGESIZE);
     jd->marker_len = page > 0 ? (size_t)page : 4096;
     jd->marker = MAP_FAILED;
-    bool header = write_all(jd->fd, &h, sizeof h);
+    bool header = xbt_perf_write_all(jd->fd, &h, sizeof h);
     if (header)
         jd->marker = mmap(NULL, jd->marker_len, PROT_READ | PROT_EXEC, MAP_PRIVATE, jd->fd, 0);
     if (jd->marker == MAP_FAILED) {
@@ -183,7 +161,7 @@ void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, con
     r.code_size = size;
     pthread_mutex_lock(&jd->lock);
     /* Stamped and numbered under the lock: time and file order agree across vCPUs. */
-    r.p.timestamp = mono_ns();
+    r.p.timestamp = xbt_now_ns();
     r.code_index = jd->index++;
     if (!jd->broken) {
         if (BUF_SIZE - jd->len < r.p.total_size)
@@ -192,8 +170,9 @@ void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, con
             /* (a write failed: nothing more goes out) */
         } else if (r.p.total_size > BUF_SIZE) {
             /* (Larger than the buffer: never for a block, whose code is bounded.) */
-            if (!write_all(jd->fd, &r, sizeof r) || !write_all(jd->fd, name, nlen - 1) ||
-                !write_all(jd->fd, "", 1) || !write_all(jd->fd, start, size))
+            if (!xbt_perf_write_all(jd->fd, &r, sizeof r) ||
+                !xbt_perf_write_all(jd->fd, name, nlen - 1) ||
+                !xbt_perf_write_all(jd->fd, "", 1) || !xbt_perf_write_all(jd->fd, start, size))
                 jd->broken = true;
         } else if (!jd->broken) {
             uint8_t *p = jd->buf + jd->len;
@@ -205,14 +184,6 @@ void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, con
         }
     }
     pthread_mutex_unlock(&jd->lock);
-}
-
-void xbt_jitdump_add_block(struct xbt_jitdump *jd, struct xbt_symtab *syms, const void *start,
-                           size_t size, uint32_t eip, unsigned cpl, bool trace)
-{
-    char name[XBT_PERF_NAME_MAX];
-    xbt_perf_block_name(name, syms, eip, cpl, trace);
-    xbt_jitdump_add(jd, start, size, name);
 }
 
 bool xbt_jitdump_flush(struct xbt_jitdump *jd)
@@ -237,8 +208,8 @@ void xbt_jitdump_close(struct xbt_jitdump *jd)
         return;
     }
     pthread_mutex_lock(&jd->lock);
-    struct jit_prefix c = { JIT_CODE_CLOSE, sizeof c, mono_ns() };
-    if (flush_locked(jd) && !write_all(jd->fd, &c, sizeof c))
+    struct jit_prefix c = { JIT_CODE_CLOSE, sizeof c, xbt_now_ns() };
+    if (flush_locked(jd) && !xbt_perf_write_all(jd->fd, &c, sizeof c))
         jd->broken = true;
     pthread_mutex_unlock(&jd->lock);
     munmap(jd->marker, jd->marker_len);

@@ -56,18 +56,25 @@ struct xbt_perfmap *xbt_perfmap_open(const char *path, char *why, size_t why_len
     return pm;
 }
 
-static bool flush_locked(struct xbt_perfmap *pm)
+bool xbt_perf_write_all(int fd, const void *p, size_t n)
 {
-    size_t done = 0;
-    while (done < pm->len && !pm->broken) {
-        ssize_t w = write(pm->fd, pm->buf + done, pm->len - done);
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            pm->broken = true;
-        else
-            done += (size_t)w;
+            return false;
+        b += w;
+        n -= (size_t)w;
     }
+    return true;
+}
+
+static bool flush_locked(struct xbt_perfmap *pm)
+{
+    if (!pm->broken && pm->len && !xbt_perf_write_all(pm->fd, pm->buf, pm->len))
+        pm->broken = true;
     pm->len = 0;
     return !pm->broken;
 }
@@ -143,7 +150,7 @@ void xbt_perfmap_add(struct xbt_perfmap *pm, const void *start, size_t size, con
     pthread_mutex_lock(&pm->lock);
     if (!pm->broken) {
         char *p = line_start(pm, start, size);
-        size_t n = strnlen(name, XBT_SYM_NAME_MAX);
+        size_t n = strnlen(name, XBT_PERF_NAME_MAX - 1);
         memcpy(p, name, n);
         line_end(pm, p + n);
     }
@@ -175,18 +182,4 @@ size_t xbt_perf_block_name(char out[XBT_PERF_NAME_MAX], struct xbt_symtab *syms,
     }
     *p = 0;
     return (size_t)(p - out);
-}
-
-void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, const void *start,
-                           size_t size, uint32_t eip, unsigned cpl, bool trace)
-{
-    char name[XBT_PERF_NAME_MAX];
-    size_t n = xbt_perf_block_name(name, syms, eip, cpl, trace);
-    pthread_mutex_lock(&pm->lock);
-    if (!pm->broken) {
-        char *p = line_start(pm, start, size);
-        memcpy(p, name, n);
-        line_end(pm, p + n);
-    }
-    pthread_mutex_unlock(&pm->lock);
 }

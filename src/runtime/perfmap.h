@@ -55,19 +55,18 @@ struct xbt_perfmap;
 struct xbt_perfmap *xbt_perfmap_open(const char *path, char *why, size_t why_len);
 /* One region [start, start + size) of executable memory and its name. */
 void xbt_perfmap_add(struct xbt_perfmap *pm, const void *start, size_t size, const char *name);
-/* A translated block or trace at host code [start, start + size): named by its guest
-   EIP and CPL, through the symbol table when a symbol covers the EIP. */
-void xbt_perfmap_add_block(struct xbt_perfmap *pm, struct xbt_symtab *syms, const void *start,
-                           size_t size, uint32_t eip, unsigned cpl, bool trace);
 /* Writes what is buffered; false if a write has failed (now or before). */
 bool xbt_perfmap_flush(struct xbt_perfmap *pm);
 /* Flushes, closes and frees (NULL is fine). */
 void xbt_perfmap_close(struct xbt_perfmap *pm);
-/* The name of a block (xbt_perfmap_add_block's, the jitdump's), NUL-terminated; its
-   length. */
+/* The name of a translated block or trace, for the map's line and the jitdump's record
+   alike: its guest EIP and CPL, through the symbol table when a symbol covers the EIP;
+   NUL-terminated; its length. */
 #define XBT_PERF_NAME_MAX (XBT_SYM_NAME_MAX + 40)
 size_t xbt_perf_block_name(char out[XBT_PERF_NAME_MAX], struct xbt_symtab *syms, uint32_t eip,
                            unsigned cpl, bool trace);
+/* Writes all n bytes to fd (again after EINTR); false if a write fails. */
+bool xbt_perf_write_all(int fd, const void *p, size_t n);
 
 /* ---- perf's jitdump (jitdump.c) ------------------------------------------------------ */
 
@@ -85,9 +84,6 @@ struct xbt_jitdump;
 struct xbt_jitdump *xbt_jitdump_open(const char *dir, char *why, size_t why_len);
 /* A code load record: [start, start + size) holds code named name, copied now. */
 void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, const char *name);
-/* A translated block or trace, named as in the perf map. */
-void xbt_jitdump_add_block(struct xbt_jitdump *jd, struct xbt_symtab *syms, const void *start,
-                           size_t size, uint32_t eip, unsigned cpl, bool trace);
 /* Writes what is buffered; false if a write has failed (now or before). */
 bool xbt_jitdump_flush(struct xbt_jitdump *jd);
 /* One VM done with it; the last one flushes, ends the dump (a close record), unmaps,

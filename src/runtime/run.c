@@ -525,15 +525,21 @@ static bool code_marked(struct xbt_vcpu *v, const xbt_block *b)
     return same;
 }
 
+/* The perf map's buffered lines and the jitdump's records out (whichever the VM has). */
+static void perf_flush(xbt_vm *vm)
+{
+    if (vm->perfmap)
+        xbt_perfmap_flush(vm->perfmap);
+    if (vm->jitdump)
+        xbt_jitdump_flush(vm->jitdump);
+}
+
 /* Translates the block at ctx.eip into the cache.  NULL with v->exit set on failure. */
 void xbt_vcpu_flush_translations(struct xbt_vcpu *v)
 {
     xbt_vm *vm = v->vm;
     xbt_tc_flush(v->tc);
-    if (vm->perfmap)
-        xbt_perfmap_flush(vm->perfmap); /* a generation of the map is complete */
-    if (vm->jitdump)
-        xbt_jitdump_flush(vm->jitdump);
+    perf_flush(vm); /* a generation of the map is complete */
     ibl_reset(v);
     v->unlinked = NULL;
     if (v->trace.rec_n)
@@ -617,12 +623,14 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
         }
     }
     b->epoch = v->mmu->tc_epoch;
-    if (vm->perfmap)
-        xbt_perfmap_add_block(vm->perfmap, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
-                              v->xl.path != NULL);
-    if (vm->jitdump)
-        xbt_jitdump_add_block(vm->jitdump, &vm->syms, b->host, b->host_len, b->eip, m->cpl,
-                              v->xl.path != NULL);
+    if (vm->perfmap || vm->jitdump) {
+        char name[XBT_PERF_NAME_MAX]; /* one symbol lookup for both */
+        xbt_perf_block_name(name, &vm->syms, b->eip, m->cpl, v->xl.path != NULL);
+        if (vm->perfmap)
+            xbt_perfmap_add(vm->perfmap, b->host, b->host_len, name);
+        if (vm->jitdump)
+            xbt_jitdump_add(vm->jitdump, b->host, b->host_len, name);
+    }
     mark_code_lin(v, first, last);
     xbt_code_protect(v, lin0);
     xbt_code_protect(v, lin1);
@@ -1645,10 +1653,8 @@ xbt_status xbt_vcpu_run(xbt_vcpu *v, xbt_exit **exitp)
     /* The map is written at the quieter exits (HLT, stop, the end of the guest), not at
        the frequent I/O ones: the lines of a run are on disk when the embedder stops. */
     xbt_vm *vm = v->vm;
-    if (vm->perfmap && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
-        xbt_perfmap_flush(vm->perfmap);
-    if (vm->jitdump && v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
-        xbt_jitdump_flush(vm->jitdump);
+    if (v->exit.reason != XBT_EXIT_IO && v->exit.reason != XBT_EXIT_MMIO)
+        perf_flush(vm);
     v->stats.exits[v->exit.reason < 16 ? v->exit.reason : 0]++;
     return XBT_OK;
 }
