@@ -134,6 +134,7 @@ extern "C" {
  *   API 2.6: xbt_stats.fpu_chains.
  *   API 2.7: xbt_stats.jmp_cache_learns.
  *   API 2.8: XBT_VM_PERF_JITDUMP.
+ *   API 2.9: xbt_stats.refills.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -141,7 +142,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 8
+#define XBT_API_VERSION_MINOR 9
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -971,6 +972,11 @@ typedef struct xbt_stats {
        "Indirect branches"): each site learns at most twice; a third target retires its
        cache (the inline lookup alone from then on) */
     uint64_t jmp_cache_learns;
+    /* guest page faults of translated code whose page went into its window before the
+       faulting instruction ran again (the guest's handler had made the access possible):
+       a host fault saved each, counted in `hidden_faults` too (docs/ARCHITECTURE.md,
+       "Refills") */
+    uint64_t refills;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -749,24 +749,6 @@ static bool escaped(struct xbt_vcpu *v, uint32_t eip, uint16_t sel)
     return xbt_raise(v, XBT_GP, true, sel & 0xFFFCu, eip);
 }
 
-/* A probe walk that notes whether the walk would have set an accessed or dirty bit. */
-struct refault_probe {
-    const xbt_vm *vm;
-    bool would_write;
-};
-
-static bool refault_read(void *opaque, uint64_t gpa, uint32_t *val)
-{
-    return xbt_vm_pt_read((void *)((struct refault_probe *)opaque)->vm, gpa, val);
-}
-
-static bool refault_write(void *opaque, uint64_t gpa, uint32_t val)
-{
-    (void)gpa, (void)val;
-    ((struct refault_probe *)opaque)->would_write = true;
-    return true;
-}
-
 /*
  * A guest page fault raised from directly run code is most often answered by a handler
  * that makes the page present and returns to the faulting instruction, which would
@@ -784,11 +766,8 @@ static bool refault_map(struct xbt_vcpu *v)
     if (!xbt_paging(v) || v->arch.cr3 != v->dx.refault_cr3)
         return true;
     uint32_t err = v->dx.refault_err, lin = v->dx.refault_lin;
-    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, err & 2, true,
-                       err & 0x10, false };
     xbt_walk_result wr;
-    struct refault_probe p = { v->vm, false };
-    if (!xbt_walk(&q, refault_read, refault_write, &p, &wr) || p.would_write ||
+    if (!xbt_walk_settled(v, lin, err & 2, true, err & 0x10, &wr) ||
         !xbt_gpa_mem(v->vm, wr.gpa, err & 2))
         return true;
     uint32_t saved = v->fault_err;

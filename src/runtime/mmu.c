@@ -28,6 +28,35 @@ static bool quiet_write(void *opaque, uint64_t gpa, uint32_t val)
     return true; /* accessed and dirty bits stay as the guest left them */
 }
 
+static int probe_walked(struct xbt_vcpu *v, int win, uint32_t lin, bool write,
+                        const xbt_walk_result *walk);
+
+/* A walk that writes nothing and notes whether it would have written an entry. */
+struct settled_walk {
+    const xbt_vm *vm;
+    bool would_write;
+};
+
+static bool settled_read(void *opaque, uint64_t gpa, uint32_t *val)
+{
+    return xbt_vm_pt_read((void *)((struct settled_walk *)opaque)->vm, gpa, val);
+}
+
+static bool settled_write(void *opaque, uint64_t gpa, uint32_t val)
+{
+    (void)gpa, (void)val;
+    ((struct settled_walk *)opaque)->would_write = true;
+    return true;
+}
+
+bool xbt_walk_settled(const struct xbt_vcpu *v, uint32_t lin, bool write, bool user,
+                      bool fetch, xbt_walk_result *r)
+{
+    xbt_walk_req q = { v->arch.cr0, v->arch.cr3, v->arch.cr4, lin, write, user, fetch, false };
+    struct settled_walk p = { v->vm, false };
+    return xbt_walk(&q, settled_read, settled_write, &p, r) && !p.would_write;
+}
+
 bool xbt_walk_quiet(const struct xbt_vcpu *v, uint32_t lin, bool user, bool fetch,
                     xbt_walk_result *r)
 {
@@ -238,8 +267,22 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
     bool write = v->fault_err & XBT_PF_W;
     bool user = win != XBT_WINDOW_K;
     xbt_walk_result r;
-    if (!xbt_walk_lin(v, lin, write, user ? XBT_ACC_USER : XBT_ACC_SUP, false, &r))
-        return walk_refused(v, lin, &r) ? XBT_WF_DONE : XBT_WF_EXIT;
+    if (!xbt_walk_lin(v, lin, write, user ? XBT_ACC_USER : XBT_ACC_SUP, false, &r)) {
+        uint32_t eip = v->ctx.eip; /* the faulting instruction's (the handler's after) */
+        uint16_t cs = v->arch.seg[XBT_CS].selector;
+        if (!walk_refused(v, lin, &r))
+            return XBT_WF_EXIT;
+        if (win != XBT_WINDOW_D) { /* for the instruction's return: xbt_pf_refill */
+            v->refill.ttl = XBT_REFILL_TTL;
+            v->refill.lin = lin;
+            v->refill.eip = eip;
+            v->refill.cs = cs;
+            v->refill.cr3 = v->arch.cr3;
+            v->refill.win = (uint8_t)win;
+            v->refill.write = write;
+        }
+        return XBT_WF_DONE;
+    }
     if (!xbt_gpa_mem(vm, r.gpa, write))
         return mmio_fault(v, win, lin, r.gpa); /* no RAM, or a write to ROM */
     if (win == XBT_WINDOW_K && r.user && (v->arch.cr4 & XBT_CR4_SMAP))
@@ -280,6 +323,33 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
         return XBT_WF_TRANSLATE;
     }
     return XBT_WF_DONE;
+}
+
+/*
+ * A guest page fault raised for a host fault in a window is most often answered by a
+ * handler that makes the page present (or writable) and returns to the faulting
+ * instruction, which would then fault on the host a second time only for the window to
+ * be filled: a host signal (about 6,000 cycles here) for nothing the guest sees.  So when
+ * the dispatcher is about to run that instruction again (same EIP and CS, same CR3),
+ * the page goes into the window first, as that second fault would map it, provided the
+ * access now succeeds without the walk setting an accessed or dirty bit (Linux sets both
+ * when it fixes a fault): a TLB may hold such an entry at any time.  Anything
+ * xbt_window_probe leaves to the fault (MMIO, a write to translated code, watchpoints,
+ * SMAP) is left to it here too.  The same for directly run code: direct.c, refault_map.
+ */
+void xbt_pf_refill(struct xbt_vcpu *v)
+{
+    if (--v->refill.ttl == 0 || v->ctx.eip != v->refill.eip ||
+        v->arch.seg[XBT_CS].selector != v->refill.cs)
+        return;
+    v->refill.ttl = 0;
+    xbt_walk_result r;
+    bool user = v->refill.win != XBT_WINDOW_K;
+    if (!xbt_paging(v) || v->arch.cr3 != v->refill.cr3 || (user && v->arch.cpl != 3) ||
+        !xbt_walk_settled(v, v->refill.lin, v->refill.write, user, false, &r))
+        return;
+    if (probe_walked(v, v->refill.win, v->refill.lin, v->refill.write, &r) == XBT_WP_MAPPED)
+        v->stats.refills++;
 }
 
 int xbt_window_fault(struct xbt_vcpu *v, int win, uint32_t lin)
@@ -332,14 +402,22 @@ int xbt_window_soft(struct xbt_vcpu *v, int win, uint32_t lin, bool write, uint3
 
 int xbt_window_probe(struct xbt_vcpu *v, int win, uint32_t lin, bool write)
 {
-    xbt_vm *vm = v->vm;
-    xbt_smmu *m = v->mmu;
     if (!xbt_paging(v) || win == XBT_WINDOW_D)
         return XBT_WP_ACCESS;
     xbt_walk_result r;
     if (!xbt_walk_lin(v, lin, write, win == XBT_WINDOW_K ? XBT_ACC_SUP : XBT_ACC_USER, false,
                       &r))
         return walk_refused(v, lin, &r) ? XBT_WP_RAISED : XBT_WP_EXIT;
+    return probe_walked(v, win, lin, write, &r);
+}
+
+/* xbt_window_probe's fill after the walk r that allowed the access (paging on, K or U). */
+static int probe_walked(struct xbt_vcpu *v, int win, uint32_t lin, bool write,
+                        const xbt_walk_result *walk)
+{
+    xbt_vm *vm = v->vm;
+    xbt_smmu *m = v->mmu;
+    xbt_walk_result r = *walk;
     /* What paged_fault does beyond a plain fill is left to it: the access faults. */
     uint32_t page = (uint32_t)(r.gpa >> 12);
     if (!xbt_gpa_mem(vm, r.gpa, write) || (write && xbt_code_page(m, page)) || v->dbg.n_wp ||

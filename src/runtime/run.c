@@ -1598,6 +1598,8 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
             rc = guest_breakpoint(v);
         if (!rc)
             rc = run_direct(v);
+        if (!rc && __builtin_expect(v->refill.ttl != 0, 0))
+            xbt_pf_refill(v); /* the instruction a guest #PF left: its page in first */
         if (!rc)
             rc = enter_mode(v, &m, &key, &chain_site);
         bool tf = !rc && (v->ctx.eflags_sys & XBT_EFLAGS_TF);
@@ -1699,6 +1701,10 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         (unsigned long long)st->jmp_cache_learns);
     OUT("events: %llu interrupts, %llu host faults\n", (unsigned long long)st->interrupts,
         (unsigned long long)st->host_faults);
+    if (st->refills)
+        OUT("paging: %llu pages put in a window after the guest's fault handler, before "
+            "the faulting instruction ran again (a host fault saved each)\n",
+            (unsigned long long)st->refills);
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops, %llu code "
         "pages invalidated; at CR3 loads %llu mappings re-checked, %llu dropped (entries "
         "changed)\n",

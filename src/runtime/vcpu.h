@@ -412,6 +412,18 @@ struct xbt_vcpu {
        exception delivery). */
     bool pf_pending;
     uint32_t pf_lin, pf_err;
+    /* The last guest page fault raised for a host fault of translated code in the K- or
+       U-window (mmu.c, paged_fault): when the dispatcher is about to run the faulting
+       instruction again in the same address space, its page goes into the window first
+       where the guest's handler made the access possible (xbt_pf_refill), instead of
+       through a second host fault.  Forgotten after XBT_REFILL_TTL dispatches. */
+    struct {
+        uint32_t ttl, lin, eip, cr3;
+        uint16_t cs;
+        uint8_t win;
+        bool write;
+    } refill;
+#define XBT_REFILL_TTL 4096
     /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
     bool fetch_pf, fetch_raised;
     uint32_t fetch_pf_lin, fetch_pf_err;
@@ -970,6 +982,14 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool fe
                   struct xbt_walk_result *r);
 /* The walker's read callback over a VM's RAM (opaque: the xbt_vm; mmu.c). */
 bool xbt_vm_pt_read(void *opaque, uint64_t gpa, uint32_t *val);
+/* Whether an access to lin (a write, a user one) would succeed now with paging on and
+   its walk set no accessed or dirty bit (mmu.c; the walk in *r, nothing written): the
+   guest sees nothing change if the page is mapped now, as a TLB may cache such an
+   entry at any time. */
+bool xbt_walk_settled(const struct xbt_vcpu *v, uint32_t lin, bool write, bool user,
+                      bool fetch, struct xbt_walk_result *r);
+/* Before the dispatcher runs ctx.eip: the refill of v->refill (mmu.c). */
+void xbt_pf_refill(struct xbt_vcpu *v);
 /* A read walk of lin that sets no accessed or dirty bit and raises nothing (probes, a
    debugger's reads; mmu.c); paging off: the identity. */
 bool xbt_walk_quiet(const struct xbt_vcpu *v, uint32_t lin, bool user, bool fetch,

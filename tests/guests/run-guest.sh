@@ -186,6 +186,12 @@ xbt)
         n=$(grep -a '^paging: [0-9]* hidden faults' "$out" | awk '{ s += $2; k++ } END { if (k) print s }')
         at_most "$XBT_HIDDEN_FAULTS_MAX" "hidden faults" "$n"
     fi
+    # XBT_REFILLS_MIN=N: at least N pages put into a window after the guest's #PF
+    # handler, before the faulting instruction ran again (refill.c).
+    if [ -n "${XBT_REFILLS_MIN:-}" ]; then
+        n=$(count_before 'pages put in a window after the guest')
+        at_least "$XBT_REFILLS_MIN" "pages put in a window after the guest's handler" "$n"
+    fi
     # XBT_PREDICTED_MIN=N: at least N pages mapped into the D-window by prediction
     # (predict.c in direct mode).
     if [ -n "${XBT_PREDICTED_MIN:-}" ]; then
