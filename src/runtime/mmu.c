@@ -333,9 +333,14 @@ static int paged_fault(struct xbt_vcpu *v, int win, uint32_t lin)
  * the dispatcher is about to run that instruction again (same EIP and CS, same CR3),
  * the page goes into the window first, as that second fault would map it, provided the
  * access now succeeds without the walk setting an accessed or dirty bit (Linux sets both
- * when it fixes a fault): a TLB may hold such an entry at any time.  Anything
- * xbt_window_probe leaves to the fault (MMIO, a write to translated code, watchpoints,
- * SMAP) is left to it here too.  The same for directly run code: direct.c, refault_map.
+ * when it fixes a fault): a TLB may hold such an entry at any time.  The fill is a
+ * hidden fault's, so neighbours that differ only by a clear accessed bit may join it
+ * with A set (speculatively, as every fill does: SDM vol. 3, 4.10.2.3), and a store's
+ * page is marked in the dirty log before the store; the record matches by CS:EIP, so
+ * it may also serve a later run of the instruction that goes elsewhere: a speculative
+ * fill as well.  Anything xbt_window_probe leaves to the fault (MMIO, a write to
+ * translated code, watchpoints, SMAP) is left to it here too.  The same for directly
+ * run code: direct.c, refault_map.
  */
 void xbt_pf_refill(struct xbt_vcpu *v)
 {

@@ -984,8 +984,8 @@ bool xbt_walk_lin(struct xbt_vcpu *v, uint32_t lin, bool write, int acc, bool fe
 bool xbt_vm_pt_read(void *opaque, uint64_t gpa, uint32_t *val);
 /* Whether an access to lin (a write, a user one) would succeed now with paging on and
    its walk set no accessed or dirty bit (mmu.c; the walk in *r, nothing written): the
-   guest sees nothing change if the page is mapped now, as a TLB may cache such an
-   entry at any time. */
+   page may be mapped now without a bit of its entry changing, as a TLB may cache such
+   an entry at any time. */
 bool xbt_walk_settled(const struct xbt_vcpu *v, uint32_t lin, bool write, bool user,
                       bool fetch, struct xbt_walk_result *r);
 /* Before the dispatcher runs ctx.eip: the refill of v->refill (mmu.c). */
