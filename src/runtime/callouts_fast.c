@@ -282,11 +282,12 @@ static __attribute__((noinline)) int fast_iret_user(struct xbt_vcpu *v,
 
 /* What data segment `seg` contributes to the translation mode (run.c, current_mode): a
    base that is not 0 (ES and DS; FS and GS always add theirs), a limit that is
-   checked. */
+   checked, a null selector in ES or DS. */
 static inline unsigned seg_mode_bits(const struct xbt_vcpu *v, int seg)
 {
     const xbt_segment *g = &v->arch.seg[seg];
-    return (seg <= XBT_DS && g->base ? 1u : 0u) | (xbt_seg_limit_checked(g) ? 2u : 0u);
+    return (seg <= XBT_DS && g->base ? 1u : 0u) | (xbt_seg_limit_checked(g) ? 2u : 0u) |
+           (xbt_seg_null_checked(v, seg) ? 4u : 0u);
 }
 
 /* Done; but a load that changed the mode leaves for the dispatcher, as the full handler

@@ -90,6 +90,10 @@ static inline __attribute__((always_inline)) xbt_tmode current_mode(const struct
     for (int s = 0; s < XBT_NSEG; s++)
         if (xbt_seg_limit_checked(&v->arch.seg[s]))
             m.seglimit_mask |= (uint8_t)(1u << s);
+    if (xbt_seg_null_checked(v, XBT_ES))
+        m.segnull |= XBT_SN_ES;
+    if (xbt_seg_null_checked(v, XBT_DS))
+        m.segnull |= XBT_SN_DS;
     if (v->arch.cr0 & (XBT_CR0_TS | XBT_CR0_EM))
         m.flags |= XBT_TM_FPU_NM;
     if (!(v->arch.cr4 & XBT_CR4_OSFXSR))

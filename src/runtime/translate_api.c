@@ -59,7 +59,8 @@ xbt_status xbt_translate(const uint8_t *guest, size_t guest_len, uint32_t eip,
                                  (opts->flags & XBT_TRANSLATE_NO_SSE ? XBT_TM_NO_SSE : 0)),
                        (uint8_t)opts->seglimit_mask,
                        (uint8_t)((opts->flags & XBT_TRANSLATE_CODE16 ? XBT_TS_CODE16 : 0) |
-                                 (opts->flags & XBT_TRANSLATE_STACK16 ? XBT_TS_STACK16 : 0)) };
+                                 (opts->flags & XBT_TRANSLATE_STACK16 ? XBT_TS_STACK16 : 0)),
+                       0 /* (segment registers hold no null selector here) */ };
     struct xbt_flat_src src = { guest, guest_len, eip };
     box->block.code = box->code;
     box->block.code_cap = sizeof box->code;

@@ -665,6 +665,13 @@ static inline bool xbt_seg_limit_checked(const xbt_segment *g)
     bool expand_down = g->s && !(g->type & 8) && (g->type & 4);
     return g->limit != 0xFFFFFFFFu && !expand_down && !g->unusable;
 }
+/* ES or DS holds a null selector loaded in protected mode (outside virtual-8086 mode):
+   the translation mode's segnull bit (an access through it is #GP(0)). */
+static inline bool xbt_seg_null_checked(const struct xbt_vcpu *v, int seg)
+{
+    return (seg == XBT_ES || seg == XBT_DS) && v->arch.seg[seg].unusable &&
+           (v->arch.cr0 & XBT_CR0_PE) && !(v->ctx.eflags_sys & XBT_EFLAGS_VM);
+}
 /* CPUID through the policy: true with out[] set when a policy is in force. */
 bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* Whether the embedder's policy has an entry for leaf/sub (false without a policy). */

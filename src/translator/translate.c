@@ -2420,6 +2420,62 @@ static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
 }
 
 /* Returns true if the block must end after this instruction. */
+/*
+ * An access through ES or DS while it holds a null selector loaded in protected mode
+ * (the mode's segnull): #GP(0) (SDM vol. 3, 3.4.2 and 5.4.1: a null selector may be
+ * loaded into a data segment register, and any access through it faults).  The memory
+ * operands the instruction reads or writes, explicit and implicit (string operands,
+ * XLAT's and MASKMOV's); not an address computation (LEA), a hint (the NOPs,
+ * PREFETCH) or INVLPG, which access nothing; not an instruction that raises #UD
+ * first.  0: no such access; 1: #GP(0) always; 2: a REP string instruction, #GP(0)
+ * unless its count is 0 (it then accesses nothing).
+ */
+static int null_seg_access(const xbt_tx *t, const xbt_insn *in)
+{
+    if (!t->mode->segnull || in->iclass == XBT_IC_UNDEFINED || (in->flags & XBT_IF_UD))
+        return 0;
+    ZydisMnemonic mn = in->zi.mnemonic;
+    if (mn == M(NOP) || mn == M(INVLPG) || mn == M(PREFETCHNTA) || mn == M(PREFETCHT0) ||
+        mn == M(PREFETCHT1) || mn == M(PREFETCHT2) || mn == M(PREFETCHW) ||
+        mn == M(PREFETCH) || mn == M(PREFETCHWT1))
+        return 0;
+    bool hit = false;
+    for (unsigned i = 0; i < in->zi.operand_count && !hit; i++) {
+        const ZydisDecodedOperand *op = &in->ops[i];
+        if (op->type != ZYDIS_OPERAND_TYPE_MEMORY || op->mem.type != ZYDIS_MEMOP_TYPE_MEM)
+            continue;
+        hit = (op->mem.segment == R(ES) && (t->mode->segnull & XBT_SN_ES)) ||
+              (op->mem.segment == R(DS) && (t->mode->segnull & XBT_SN_DS));
+    }
+    if (!hit)
+        return 0;
+    bool rep = in->zi.attributes &
+               (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE);
+    bool string = in->iclass == XBT_IC_STRING || mn == M(INSB) || mn == M(INSW) ||
+                  mn == M(INSD) || mn == M(OUTSB) || mn == M(OUTSW) || mn == M(OUTSD);
+    return rep && string ? 2 : 1;
+}
+
+/* null_seg_access's #GP(0) in place of the instruction; a REP string instruction with
+   a count of 0 goes on to the next one (flag-free: JRCXZ on ECX, or CX zero-extended,
+   RCX parked in R10). */
+static void emit_null_seg_gp(xbt_tx *t, const xbt_insn *in, int kind)
+{
+    if (kind == 1) {
+        emit_callout(t, in, XBT_CO_GP0);
+        return;
+    }
+    xbt_emit2(t, M(MOV), xo_reg(R(R10)), xo_reg(R(RCX)));
+    if (in->flags & XBT_IF_ADDR16)
+        xbt_emit2(t, M(MOVZX), xo_reg(R(ECX)), xo_reg(R(CX)));
+    uint32_t none = xbt_emit_branch8(t, M(JRCXZ), false);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    emit_callout(t, in, XBT_CO_GP0);
+    xbt_patch_rel8(t, none, t->len);
+    xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
+    emit_direct_exit(t, in->eip + in->length, XBT_EXIT_FALLTHROUGH);
+}
+
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
@@ -2435,9 +2491,10 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     uint32_t next = in->eip + in->length;
     bool ends = (in->flags & XBT_IF_ENDS_BLOCK) != 0;
 
+    int null_access = null_seg_access(t, in);
     /* An access that keeps reaching MMIO: the runtime makes it (a host fault per access
        cost 4.9 us, 20 times a port read). */
-    if (t->tr->mmio_site && in->iclass == XBT_IC_MEMORY && in->mem_op >= 0 &&
+    if (!null_access && t->tr->mmio_site && in->iclass == XBT_IC_MEMORY && in->mem_op >= 0 &&
         in->callout == XBT_CO_NONE &&
         !(in->flags & XBT_IF_FPU) && t->tr->mmio_site(t->tr->mmio_ctx, in->eip)) {
         if (t->tr->mmio_shadow && shadow_load_fits(in))
@@ -2465,6 +2522,12 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     if ((in->flags & XBT_IF_FPU) && in->iclass != XBT_IC_UNDEFINED &&
         ((t->mode->flags & XBT_TM_FPU_NM) || (sse && (t->mode->flags & XBT_TM_NO_SSE)))) {
         emit_callout(t, in, XBT_CO_NM);
+        return true;
+    }
+
+    /* Through a null ES or DS: #GP(0), after #UD and #NM as the SDM orders them. */
+    if (null_access) {
+        emit_null_seg_gp(t, in, null_access);
         return true;
     }
 

@@ -49,7 +49,13 @@ typedef struct xbt_tmode {
                               against ctx->seg_limit (#GP(0), #SS(0) for SS) */
     uint8_t size16;       /* XBT_TS_*: 16-bit code and stack (real mode, D/B clear),
                              virtual-8086 mode; and CR4.SMAP */
+    uint8_t segnull;      /* XBT_SN_*: ES and DS hold a null selector loaded in protected
+                             mode (unusable): an access through them is #GP(0) */
 } xbt_tmode;
+
+/* xbt_tmode.segnull (part of the translation-cache key). */
+#define XBT_SN_ES 0x01
+#define XBT_SN_DS 0x02
 
 /* xbt_tmode.size16 (part of the translation-cache key). */
 #define XBT_TS_CODE16  0x01 /* CS.D clear or real mode: 16-bit default operand and

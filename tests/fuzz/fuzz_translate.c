@@ -74,7 +74,8 @@ static void runtime_forms(const uint8_t *data, const uint8_t *code, size_t n, ui
                      : (data[0] & 0x80)            ? XBT_WINDOW_U
                                                    : XBT_WINDOW_K;
     xbt_tmode m = { cpl, window, (uint8_t)(data[1] & 0xf), (uint8_t)((data[0] >> 2) & 3),
-                    (uint8_t)((data[1] >> 4) | ((data[0] >> 4) & 3) << 4), 0 };
+                    (uint8_t)((data[1] >> 4) | ((data[0] >> 4) & 3) << 4), 0,
+                    (uint8_t)((data[0] >> 6) & 3) /* null ES, DS */ };
     size_t off = 0;
     for (int blocks = 0; off < n && blocks < 64; blocks++) {
         struct xbt_flat_src sa = { code + off, n - off, eip + (uint32_t)off };

@@ -434,8 +434,13 @@ static void int_user_loop(void)
     for (u32 i = 0; i < 1500; i++) {
         u32 fs, gs, fl, esp;
         if (i % 4 == 3) { /* SYSENTER, SYSEXIT (or the #GP of a null IA32_SYSENTER_CS) */
+            /* The #GP comes back through vary_return's IRET, which may null DS and ES
+               (DPL 0 data): reloaded before anything goes through them (on hardware an
+               access through a null DS is #GP(0); xbt raises it since 2026-12-04). */
             __asm__ volatile("movl %%esp, %%ecx\n\tmovl $1f, %%edx\n\tsysenter\n1:\n\t"
-                             "pushfl\n\tpopl %0" : "=r"(fl) : : "ecx", "edx", "memory", "cc");
+                             "pushfl\n\tpopl %0\n\t"
+                             "pushl $0x23\n\tpopl %%ds\n\tpushl $0x23\n\tpopl %%es"
+                             : "=r"(fl) : : "ecx", "edx", "memory", "cc");
             acc = (acc ^ fl ^ se_cs ^ (se_ss << 16) ^ se_esp ^ se_fl ^ se_calls) * 16777619u;
             continue;
         }

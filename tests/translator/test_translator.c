@@ -166,7 +166,8 @@ START_TEST(random_bytes_never_break_the_translator)
         xbt_tmode m = { (uint8_t)((next_rand() & 1) ? 3 : 0),
                         (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
                         (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
-                        (uint8_t)(next_rand() & 0x3F), (uint8_t)(next_rand() & 3) };
+                        (uint8_t)(next_rand() & 0x3F), (uint8_t)(next_rand() & 3),
+                        (uint8_t)(next_rand() & 3) /* null ES, DS */ };
         xbt_tblock b;
         b.code = code;
         b.code_cap = sizeof code;
@@ -316,7 +317,7 @@ START_TEST(fault_sites_go_soft_where_one_access)
         return; /* no sites without SHRX (translator.h) */
     for (int uk = 0; uk < 2; uk++) {
         xbt_tmode m = { (uint8_t)(uk ? 3 : 0), (uint8_t)(uk ? XBT_WINDOW_UK : XBT_WINDOW_K),
-                        0, 0, 0, 0 };
+                        0, 0, 0, 0, 0 };
         check_soft(body, sizeof body, &m, body_want, 7, 1);
         check_soft(call_mem, sizeof call_mem, &m, NULL, 0, 2); /* target and return address */
         check_soft(ret, sizeof ret, &m, four, 1, 0);
@@ -369,7 +370,7 @@ START_TEST(string_sites_go_soft_for_movs_and_stos)
     xbt_translator_init(&tr);
     if (!tr.bmi2)
         return;
-    const xbt_tmode k = { 0, XBT_WINDOW_K, 0, 0, 0, 0 }, uk = { 3, XBT_WINDOW_UK, 0, 0, 0, 0 };
+    const xbt_tmode k = { 0, XBT_WINDOW_K, 0, 0, 0, 0, 0 }, uk = { 3, XBT_WINDOW_UK, 0, 0, 0, 0, 0 };
     static const uint8_t rep_movsd[] = { 0xf3, 0xa5 }, stosb[] = { 0xaa },
                          rep_stosw[] = { 0x66, 0xf3, 0xab }, movsb[] = { 0xa4 },
                          repe_cmpsb[] = { 0xf3, 0xa6 }, lodsd[] = { 0xad },
@@ -397,7 +398,7 @@ START_TEST(large_enter_never_overflows_a_block)
     static uint8_t page[4096], code[XBT_BLOCK_MAX_CODE];
     xbt_translator tr;
     xbt_translator_init(&tr);
-    const xbt_tmode m = { 0, XBT_WINDOW_K, 0xF, 0, 0x3F, XBT_TS_CODE16 | XBT_TS_STACK16 };
+    const xbt_tmode m = { 0, XBT_WINDOW_K, 0xF, 0, 0x3F, XBT_TS_CODE16 | XBT_TS_STACK16, 0 };
     for (uint32_t k = 0; k < 600; k += 37) {
         uint32_t n = 0;
         for (uint32_t i = 0; i < k && n < 2048; i++)
@@ -432,7 +433,7 @@ START_TEST(large_enter_never_overflows_a_block)
         const xbt_tmode m2 = { (uint8_t)((mode & 1) ? 3 : 0),
                                (uint8_t)((mode & 2) ? XBT_WINDOW_D : XBT_WINDOW_K),
                                (uint8_t)((mode >> 2) & 0xF), 0, (uint8_t)((mode >> 6) & 0x3F),
-                               (uint8_t)((mode >> 12) & 3) };
+                               (uint8_t)((mode >> 12) & 3), 0 };
         for (int opsz = 0; opsz < 2; opsz++) {
             const uint8_t enter[] = { 0x66, 0xC8, 0xFF, 0xFF, 0x1F };
             memset(page, 0xF4, sizeof page);
@@ -505,7 +506,8 @@ START_TEST(relocated_blocks_equal_fresh_translations)
                         (uint8_t)((next_rand() & 1) ? XBT_WINDOW_D : XBT_WINDOW_K),
                         (uint8_t)(next_rand() & 0xF), (uint8_t)(next_rand() & 3),
                         (uint8_t)(next_rand() & 0x3F),
-                        (uint8_t)(next_rand() & XBT_TS_STACK16) }; /* 16-bit code never relocates */
+                        (uint8_t)(next_rand() & XBT_TS_STACK16), /* 16-bit code never relocates */
+                        (uint8_t)(next_rand() & 3) /* null ES, DS */ };
         struct page_src sa = { page, base_a }, sb = { page, base_b };
         a.code = code_a;
         a.code_cap = sizeof code_a;
@@ -619,7 +621,7 @@ START_TEST(copied_bytes_mean_what_the_encoder_emits)
                     if (k < 5)
                         s.bytes[n] |= 0xC0; /* ModRM: a register operand */
                     s.eip = 0x10000;
-                    xbt_tmode m = { (uint8_t)(k & 1 ? 3 : 0), XBT_WINDOW_K, 0, 0, 0, 0 };
+                    xbt_tmode m = { (uint8_t)(k & 1 ? 3 : 0), XBT_WINDOW_K, 0, 0, 0, 0, 0 };
                     xbt_tblock a, b;
                     a.code = code_a, a.code_cap = sizeof code_a;
                     b.code = code_b, b.code_cap = sizeof code_b;

@@ -286,7 +286,7 @@ START_TEST(jmp_cache_learns_and_copies_forget)
     struct xbt_flat_src src = { plt, sizeof plt, 0x08002060u };
     xbt_translator tr;
     xbt_translator_init(&tr);
-    xbt_tmode m = { 3, XBT_WINDOW_K, 0, 0, 0, 0 };
+    xbt_tmode m = { 3, XBT_WINDOW_K, 0, 0, 0, 0, 0 };
     tb.code = buf, tb.code_cap = sizeof buf;
     ck_assert_int_eq(xbt_translate_block(&tr, &m, src.eip, xbt_flat_fetch, &src, &tb), XBT_T_OK);
     ck_assert_uint_eq(tb.n_exits, 2);
