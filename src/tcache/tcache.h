@@ -102,7 +102,7 @@ static inline uint32_t xbt_tc_mode_key(const xbt_tmode *m)
 {
     /* (seglimit_mask has 6 bits, ES..GS: segnull's 2 take the byte's top) */
     return (uint32_t)m->cpl | (uint32_t)m->window << 2 | (uint32_t)m->segbase_mask << 4 |
-           (uint32_t)m->flags << 8 | (uint32_t)(m->seglimit_mask | m->segnull << 6) << 16 |
+           (uint32_t)m->flags << 8 | (uint32_t)(m->seglimit_mask | (m->segnull & 3) << 6) << 16 |
            (uint32_t)m->size16 << 24;
 }
 

@@ -2437,8 +2437,8 @@ static int null_seg_access(const xbt_tx *t, const xbt_insn *in)
     ZydisMnemonic mn = in->zi.mnemonic;
     if (mn == M(NOP) || mn == M(INVLPG) || mn == M(PREFETCHNTA) || mn == M(PREFETCHT0) ||
         mn == M(PREFETCHT1) || mn == M(PREFETCHT2) || mn == M(PREFETCHW) ||
-        mn == M(PREFETCH) || mn == M(PREFETCHWT1))
-        return 0;
+        mn == M(PREFETCH) || mn == M(PREFETCHWT1) || mn == M(CLDEMOTE))
+        return 0; /* (CLDEMOTE: a hint, a NOP where absent; the SDM lists only #UD) */
     bool hit = false;
     for (unsigned i = 0; i < in->zi.operand_count && !hit; i++) {
         const ZydisDecodedOperand *op = &in->ops[i];
@@ -2456,9 +2456,11 @@ static int null_seg_access(const xbt_tx *t, const xbt_insn *in)
     return rep && string ? 2 : 1;
 }
 
-/* null_seg_access's #GP(0) in place of the instruction; a REP string instruction with
-   a count of 0 goes on to the next one (flag-free: JRCXZ on ECX, or CX zero-extended,
-   RCX parked in R10). */
+/* null_seg_access's #GP(0) in place of the instruction (kind 1).  A REP string
+   instruction (kind 2) takes it only with a count that is not 0 (flag-free: JRCXZ on
+   ECX, or CX zero-extended, RCX parked in R10) and is otherwise translated as usual
+   after the check: with a count of 0 it accesses nothing, and REP INS/OUTS still check
+   the port's I/O permission then (their callout; found in review). */
 static void emit_null_seg_gp(xbt_tx *t, const xbt_insn *in, int kind)
 {
     if (kind == 1) {
@@ -2473,7 +2475,6 @@ static void emit_null_seg_gp(xbt_tx *t, const xbt_insn *in, int kind)
     emit_callout(t, in, XBT_CO_GP0);
     xbt_patch_rel8(t, none, t->len);
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
-    emit_direct_exit(t, in->eip + in->length, XBT_EXIT_FALLTHROUGH);
 }
 
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
@@ -2528,7 +2529,8 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
     /* Through a null ES or DS: #GP(0), after #UD and #NM as the SDM orders them. */
     if (null_access) {
         emit_null_seg_gp(t, in, null_access);
-        return true;
+        if (null_access == 1)
+            return true;
     }
 
     if ((in->zi.mnemonic == M(DIV) || in->zi.mnemonic == M(IDIV)) &&

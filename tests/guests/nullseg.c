@@ -5,7 +5,9 @@
  * string instructions (REP with a count of 0 accesses nothing and must not fault),
  * XLAT, an explicit ES: override; what must not fault: LEA, NOP, PREFETCH and INVLPG
  * through the null register, accesses through SS and through an override to a usable
- * register; at CPL 3 a null ES loaded by user code.  QEMU 7.2's TCG checks no null
+ * register, REP with a count of 0 (REP INS too: its I/O permission is still checked
+ * then: at CPL 3 with the port denied it is #GP(0)); at CPL 3 a null ES loaded by
+ * user code.  QEMU 7.2's TCG checks no null
  * selector on an access: there the guest expects no fault and says so.  FS and GS are
  * not checked by xbt (docs/ARCHITECTURE.md), so they are not asserted here.
  */
@@ -51,21 +53,30 @@ static void want_none(const char *what)
 
 /* CPL 3: user code nulls ES and stores through it (the #GP handler steps over the
    STOSB and the code goes on), then returns through INT 0x80. */
-extern u8 user_null_es[], user_stos[], user_after[];
+extern u8 user_null_es[], user_stos[], user_after[], user_rep_ins[], user_after_ins[];
 __asm__(".text\n.globl user_null_es\nuser_null_es:\n"
         "\txorl %eax, %eax\n\tmovw %ax, %es\n"
         "\tmovl $ubuf_target, %edi\n\tmovb $0x77, %al\n"
         ".globl user_stos\nuser_stos:\n\tstosb\n"
         ".globl user_after\nuser_after:\n"
+        "\txorl %ecx, %ecx\n\tmovw $0x80, %dx\n"
+        ".globl user_rep_ins\nuser_rep_ins:\n\trep insb\n"
+        ".globl user_after_ins\nuser_after_ins:\n"
         "\tmovw $0x23, %ax\n\tmovw %ax, %es\n"
         "\txorl %eax, %eax\n\tint $0x80\n"
         "1:\tjmp 1b\n"
         ".data\n.globl ubuf_target\nubuf_target:\n\t.long 0\n.text\n");
 extern volatile u32 ubuf_target;
-static volatile u32 user_gp, user_gp_err, user_gp_eip, user_edi;
+static volatile u32 user_gp, user_gp_err, user_gp_eip, user_edi, ins_gp, ins_gp_err;
 
 static void user_gp_handler(struct frame *f)
 {
+    if (f->eip == (u32)user_rep_ins) {
+        ins_gp++;
+        ins_gp_err = f->err;
+        f->eip = (u32)user_after_ins;
+        return;
+    }
     user_gp++;
     user_gp_err = f->err;
     user_gp_eip = f->eip;
@@ -117,8 +128,17 @@ void main(void)
              [p] "r"(buf));
     want_none("overrides to ES and CS with a null DS: no fault");
     si = (u32)buf, c = 0;
-    TRY_NULL("ds", "rep lodsb", ("+S"(si), "+c"(c), "=a"(a)));
+    TRY_NULL("ds", "rep lodsb", ("+S"(si), "+c"(c), "=&a"(a)));
     want_none("REP LODSB with ECX 0 and a null DS: no fault");
+    si = (u32)buf;
+    TRY_NULL("ds", "lodsb", ("+S"(si), "=&a"(a)));
+    want_gp("LODS through a null DS: #GP(0)");
+    si = (u32)buf;
+    TRY_NULL("ds", "outsb", ("+S"(si)), "d"(0x80));
+    want_gp("OUTS through a null DS: #GP(0)");
+    si = (u32)buf, di = (u32)(buf + 3);
+    TRY_NULL("ds", "movsb %%fs:(%%esi), %%es:(%%edi)", ("+S"(si), "+D"(di)));
+    want_none("MOVS from FS: with a null DS: no fault");
 
     /* ES. */
     buf[1] = 0xAAAA;
@@ -148,10 +168,25 @@ void main(void)
     TRY_NULL("es", "cmpsb", ("+S"(si), "+D"(di)));
     want_gp("CMPS through a null ES: #GP(0)");
     si = (u32)buf;
-    TRY_NULL("es", "movl (%[p]), %[v]\n\tlodsb", ([v] "=&r"(b), "+S"(si), "=a"(a)),
+    TRY_NULL("es", "movl (%[p]), %[v]\n\tlodsb", ([v] "=&r"(b), "+S"(si), "=&a"(a)),
              [p] "r"(buf));
     want_none("DS accesses with a null ES: no fault");
+    di = (u32)buf;
+    TRY_NULL("es", "scasb", ("+D"(di)), "a"(0));
+    want_gp("SCAS through a null ES: #GP(0)");
+    di = (u32)(buf + 3);
+    TRY_NULL("es", "insb", ("+D"(di)), "d"(0x80));
+    want_gp("INS through a null ES: #GP(0)");
+    di = (u32)(buf + 3), c = 0;
+    TRY_NULL("es", "rep insb", ("+D"(di), "+c"(c)), "d"(0x80));
+    want_none("REP INS with ECX 0 and a null ES: no fault");
     /* 16-bit addressing: the count is CX (its upper half set here). */
+    di = 0, c = 0x10002;
+    TRY_NULL("es", ".byte 0x67, 0xf3, 0xaa", ("+D"(di), "+c"(c)), "a"(0));
+    want_gp("REP STOSB with CX 2 (16-bit addressing) through a null ES: #GP(0)");
+    if (!tcg)
+        CHECK_EQ(c, 0x10002, "... ECX as before the instruction");
+
     di = 0, c = 0x10000;
     TRY_NULL("es", ".byte 0x67, 0xf3, 0xaa", ("+D"(di), "+c"(c)), "a"(0));
     want_none("REP STOSB with CX 0 (ECX 0x10000, 16-bit addressing) and a null ES: no fault");
@@ -173,4 +208,8 @@ void main(void)
         CHECK_EQ(user_edi, (u32)&ubuf_target, "... EDI as before it");
         CHECK_EQ(ubuf_target, 0x11111111, "... nothing stored");
     }
+    /* REP INSB with ECX 0, ES null, IOPL 0 and the port not in the TSS's bitmap: the
+       I/O permission's #GP(0), as with a usable ES (the count does not skip it). */
+    CHECK_EQ(ins_gp, 1, "CPL 3 REP INSB with ECX 0, a null ES and a denied port: #GP");
+    CHECK_EQ(ins_gp_err, 0, "... error code 0");
 }
