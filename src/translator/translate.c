@@ -2419,14 +2419,13 @@ static bool emit_sensitive_inline(xbt_tx *t, const xbt_insn *in)
     return false;
 }
 
-/* Returns true if the block must end after this instruction. */
 /*
  * An access through ES or DS while it holds a null selector loaded in protected mode
  * (the mode's segnull): #GP(0) (SDM vol. 3, 3.4.2 and 5.4.1: a null selector may be
  * loaded into a data segment register, and any access through it faults).  The memory
  * operands the instruction reads or writes, explicit and implicit (string operands,
  * XLAT's and MASKMOV's); not an address computation (LEA), a hint (the NOPs,
- * PREFETCH) or INVLPG, which access nothing; not an instruction that raises #UD
+ * PREFETCH, CLDEMOTE) or INVLPG, which access nothing; not an instruction that raises #UD
  * first.  0: no such access; 1: #GP(0) always; 2: a REP string instruction, #GP(0)
  * unless its count is 0 (it then accesses nothing).
  */
@@ -2477,6 +2476,7 @@ static void emit_null_seg_gp(xbt_tx *t, const xbt_insn *in, int kind)
     xbt_emit2(t, M(MOV), xo_reg(R(RCX)), xo_reg(R(R10)));
 }
 
+/* Returns true if the block must end after this instruction. */
 static bool translate_insn(xbt_tx *t, const xbt_insn *in)
 {
     add_map(t, in->eip, XBT_FIX_NONE, 0, 0);
