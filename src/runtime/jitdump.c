@@ -174,7 +174,7 @@ void xbt_jitdump_add(struct xbt_jitdump *jd, const void *start, size_t size, con
                 !xbt_perf_write_all(jd->fd, name, nlen - 1) ||
                 !xbt_perf_write_all(jd->fd, "", 1) || !xbt_perf_write_all(jd->fd, start, size))
                 jd->broken = true;
-        } else if (!jd->broken) {
+        } else {
             uint8_t *p = jd->buf + jd->len;
             memcpy(p, &r, sizeof r);
             memcpy(p + sizeof r, name, nlen - 1);

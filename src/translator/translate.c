@@ -249,6 +249,22 @@ static void emit_linear_to_r15(xbt_tx *t, const xbt_insn *in, const ZydisDecoded
     emit_linear_plus_to_r15(t, in, op, extra, NOREG, 0);
 }
 
+/* The prefetch hints: their memory operand is an address, never accessed, and they
+   raise nothing through it. */
+static bool is_prefetch(ZydisMnemonic mn)
+{
+    return mn == M(PREFETCHNTA) || mn == M(PREFETCHT0) || mn == M(PREFETCHT1) ||
+           mn == M(PREFETCHT2) || mn == M(PREFETCHW) || mn == M(PREFETCH) ||
+           mn == M(PREFETCHWT1);
+}
+
+/* A REP, REPE or REPNE prefix (F3 or F2). */
+static bool rep_prefixed(const xbt_insn *in)
+{
+    return in->zi.attributes &
+           (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE);
+}
+
 /* Does the guest operand need its linear address computed into R15D first? */
 static bool mem_needs_r15(const xbt_tx *t, const xbt_insn *in, const ZydisDecodedOperand *op)
 {
@@ -328,7 +344,7 @@ static void emit_callout(xbt_tx *t, const xbt_insn *in, unsigned kind)
     s.opsize = (uint8_t)(in->zi.operand_width / 8);
     if (in->flags & XBT_IF_ENDS_BLOCK)
         s.flags |= XBT_COF_ENDS_BLOCK;
-    if (in->zi.attributes & (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE))
+    if (rep_prefixed(in))
         s.flags |= XBT_COF_REP;
     if (in->zi.address_width == 16)
         s.flags |= XBT_COF_ADDR16;
@@ -657,10 +673,7 @@ static void emit_copy(xbt_tx *t, const xbt_insn *in)
         return;
     }
     ZydisMnemonic mn = in->zi.mnemonic;
-    bool prefetch = mn == M(PREFETCHNTA) || mn == M(PREFETCHT0) || mn == M(PREFETCHT1) ||
-                    mn == M(PREFETCHT2) || mn == M(PREFETCHW) || mn == M(PREFETCH) ||
-                    mn == M(PREFETCHWT1);
-    if (mn == M(NOP) || (prefetch && in->mem_op >= 0 &&
+    if (mn == M(NOP) || (is_prefetch(mn) && in->mem_op >= 0 &&
                          mem_needs_r15(t, in, &in->ops[in->mem_op]))) {
         /* The NOPs, 0F 1F and the hint NOPs (0F 18 /4-7, 0F 19-1E), in every form: the
            register forms re-encoded as 0F 0D /r, which AMD CPUs refuse (#UD where the
@@ -2072,10 +2085,11 @@ enum { PF_NONE = 0, PF_OPERAND = 1, PF_STACK = 2, PF_SRC = 4, PF_DST = 8 };
 static bool pf_operand_ok(const xbt_insn *in, bool *write)
 {
     const ZydisDecodedOperand *op = &in->ops[in->mem_op];
+    if (is_prefetch(in->zi.mnemonic))
+        return false;
     switch (in->zi.mnemonic) {
     case M(XLAT):
-    case M(NOP): case M(PREFETCH): case M(PREFETCHW): case M(PREFETCHNTA):
-    case M(PREFETCHT0): case M(PREFETCHT1): case M(PREFETCHT2): case M(PREFETCHWT1):
+    case M(NOP):
         return false;
     case M(BT): case M(BTS): case M(BTR): case M(BTC):
         if (in->ops[1].type == ZYDIS_OPERAND_TYPE_REGISTER)
@@ -2300,9 +2314,7 @@ static uint32_t pf_soft_string_size(const xbt_tx *t, const xbt_insn *in, int kin
     ZydisMnemonic m = in->zi.mnemonic;
     if (!(kind & (PF_SRC | PF_DST)) || (in->flags & XBT_IF_ADDR16) ||
         t->mode->window != XBT_WINDOW_K || t->mode->cpl != 0 ||
-        ((in->zi.attributes &
-          (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE)) &&
-         t->tr->rep_one))
+        (rep_prefixed(in) && t->tr->rep_one))
         return 0;
     switch (m) {
     case M(MOVSB): case M(MOVSW): case M(MOVSD):
@@ -2434,9 +2446,7 @@ static int null_seg_access(const xbt_tx *t, const xbt_insn *in)
     if (!t->mode->segnull || in->iclass == XBT_IC_UNDEFINED || (in->flags & XBT_IF_UD))
         return 0;
     ZydisMnemonic mn = in->zi.mnemonic;
-    if (mn == M(NOP) || mn == M(INVLPG) || mn == M(PREFETCHNTA) || mn == M(PREFETCHT0) ||
-        mn == M(PREFETCHT1) || mn == M(PREFETCHT2) || mn == M(PREFETCHW) ||
-        mn == M(PREFETCH) || mn == M(PREFETCHWT1) || mn == M(CLDEMOTE))
+    if (mn == M(NOP) || is_prefetch(mn) || mn == M(INVLPG) || mn == M(CLDEMOTE))
         return 0; /* (CLDEMOTE: a hint, a NOP where absent; the SDM lists only #UD) */
     bool hit = false;
     for (unsigned i = 0; i < in->zi.operand_count && !hit; i++) {
@@ -2448,11 +2458,9 @@ static int null_seg_access(const xbt_tx *t, const xbt_insn *in)
     }
     if (!hit)
         return 0;
-    bool rep = in->zi.attributes &
-               (ZYDIS_ATTRIB_HAS_REP | ZYDIS_ATTRIB_HAS_REPE | ZYDIS_ATTRIB_HAS_REPNE);
     bool string = in->iclass == XBT_IC_STRING || mn == M(INSB) || mn == M(INSW) ||
                   mn == M(INSD) || mn == M(OUTSB) || mn == M(OUTSW) || mn == M(OUTSD);
-    return rep && string ? 2 : 1;
+    return rep_prefixed(in) && string ? 2 : 1;
 }
 
 /* null_seg_access's #GP(0) in place of the instruction (kind 1).  A REP string
