@@ -1612,21 +1612,27 @@ static void emit_pushf(xbt_tx *t, const xbt_insn *in)
 /*
  * The interrupt gate: where an external interrupt may become deliverable inside a
  * block (after an inline POPF, and after the instruction an inline STI's shadow
- * covers), a flag-free indirect jump through ctx->intr_gate, which goes on in the block
- * while the runtime knows nothing can be pending and otherwise leaves to the dispatcher
- * at `next` (which polls the interrupt source).  No pc-map entry: it touches no guest
- * state.
+ * covers, or in its exits when it is a branch: emit_branch), a flag-free indirect jump
+ * through ctx->intr_gate, which goes on in the block while the runtime knows nothing can
+ * be pending and otherwise leaves to the dispatcher at R14D (`next`; a branch's target,
+ * which an indirect branch has in R14D already), which polls the interrupt source.  No
+ * pc-map entry: it touches no guest state.
  */
-static void emit_intr_gate(xbt_tx *t, uint32_t next)
+static void emit_intr_gate_r14(xbt_tx *t)
 {
-    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)next));
-    add_reloc_last(t, next);
     xbt_emit2(t, M(LEA), xo_reg(R(R15)), xo_mem(R(RIP), NOREG, 0, 0x7fffff00, 8));
     uint32_t lea_end = t->len;
     xbt_emit1(t, M(JMP), ctx_mem(XBT_CTX_INTR_GATE, 8));
     int32_t d = (int32_t)(t->len - lea_end);
     if (!t->failed)
         memcpy(t->b->code + lea_end - 4, &d, 4);
+}
+
+static void emit_intr_gate(xbt_tx *t, uint32_t next)
+{
+    xbt_emit2(t, M(MOV), xo_reg(R(R14D)), xo_imm((int32_t)next));
+    add_reloc_last(t, next);
+    emit_intr_gate_r14(t);
 }
 
 static void emit_popf(xbt_tx *t, const xbt_insn *in)
@@ -1827,6 +1833,8 @@ static void emit_jmp_cache(xbt_tx *t)
 static void emit_indirect_end(xbt_tx *t, bool jmp)
 {
     uint32_t follow = trace_next(t);
+    if (t->gate_exits)
+        emit_intr_gate_r14(t), t->gate_exits = false; /* the target: R14D */
     if (follow != ~0u)
         emit_trace_guard(t, follow);
     else if (jmp && !t->tr->no_jmp_cache && !t->tr->path)
@@ -1977,6 +1985,8 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             t->follow = follow; /* the trace goes on there: no code at all */
             break;
         }
+        if (t->gate_exits)
+            emit_intr_gate(t, branch_target(in)), t->gate_exits = false;
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         break;
     case XBT_IC_JCC: {
@@ -2018,6 +2028,8 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             t->follow = follow; /* a trace goes on into the callee */
             break;
         }
+        if (t->gate_exits)
+            emit_intr_gate(t, branch_target(in)), t->gate_exits = false;
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         if (thunk_path_fits(t, in))
             emit_thunk_path(t, next);
@@ -2776,6 +2788,14 @@ static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_
         *gate = false;
         return true;
     }
+    if ((n.iclass == XBT_IC_JMP_DIRECT || n.iclass == XBT_IC_CALL_DIRECT ||
+         n.iclass == XBT_IC_RET || n.iclass == XBT_IC_JMP_INDIRECT ||
+         n.iclass == XBT_IC_CALL_INDIRECT) && !t->tr->path)
+        /* STI; CALL / RET / JMP (Linux: 94 per busybox fork+exec, each a callout, a
+           return to the dispatcher and an uncached translation of the branch): the
+           gate goes into the branch's exit (emit_branch), at its target.  Not in a
+           trace, which may lay the branch out with no exit at all. */
+        return n.callout == XBT_CO_NONE && !(n.flags & (XBT_IF_UD | XBT_IF_FAR));
     if (n.iclass != XBT_IC_COPY && n.iclass != XBT_IC_MEMORY && n.iclass != XBT_IC_STACK)
         return false;
     if (insn_extra(&n) && out_of_room_for(t, max, INSN_RESERVE + insn_extra(&n)))
@@ -2866,6 +2886,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         t.insn_eip = pc;
         t.uk_fast = -1;
         t.uk_fast_used = false;
+        t.gate_exits = gate && (in.flags & XBT_IF_BRANCH);
         bool ends = translate_insn(&t, &in);
         if (b->n_insns == 0)
             thunk = thunk_load_reg(&in);
@@ -2887,8 +2908,9 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         if (t.sti_inline)
             t.gate_due = needs_gate;
         t.sti_inline = false;
-        if (gate && !t.failed)
+        if (gate && !(in.flags & XBT_IF_BRANCH) && !t.failed)
             emit_intr_gate(&t, pc + in.length); /* the STI shadow ends here */
+        t.gate_exits = false; /* (an exception's callout took the branch's place) */
         b->n_insns++;
         pc += in.length;
         if (pc > end)

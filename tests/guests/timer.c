@@ -5,13 +5,24 @@
  */
 #include "lib/guest.h"
 
-static volatile u32 ticks;
+static volatile u32 ticks, tick_eip;
 
 static void irq0(struct frame *f)
 {
-    (void)f;
+    tick_eip = f->eip;
     ticks++;
     pic_eoi(0);
+}
+
+/* Interrupts off, and a tick pending behind them (IRR bit 0, read through OCW3). */
+static int tick_pending(void)
+{
+    cli();
+    outb(0x20, 0x0a);
+    for (u32 i = 0; i < 50000000 && !(inb(0x20) & 1); i++)
+        ;
+    outb(0x20, 0x0a);
+    return inb(0x20) & 1;
 }
 
 void main(void)
@@ -52,6 +63,61 @@ void main(void)
     CHECK_EQ(a, before, "sti: the shadowed instruction runs before the pending tick");
     /* (more than one tick if the handler took longer than a PIT period) */
     CHECK(b > a, "sti: the pending tick comes right after the shadowed instruction");
+    /* STI's shadow over a branch: the pending tick comes at the branch's target, after
+       the branch and before the target's first instruction (xbt puts the gate into the
+       branch's exit: a JMP, a CALL, a RET, an indirect JMP). */
+    u32 at, t, tgt, late = 0, missed = 0, wrong = 0;
+    /* Each branch twice per round: first with nothing pending (its exit is chained or
+       its target cached then: a delivery in the dispatcher would leave it unchained),
+       then with a tick pending, which the gate in the chained exit must take. */
+    for (int round = 0; round < 8; round++) {
+        for (int kind = 0; kind < 4; kind++) {
+            int pending = round & 1;
+            if (!pending)
+                cli();
+            else if (!tick_pending()) {
+                missed++;
+                continue;
+            }
+            before = ticks;
+            if (kind == 0)
+                __asm__ volatile("sti\n\tjmp 2f\n\tnop\n\tnop\n"
+                                 "2:\tmovl ticks, %0\n\tcli\n\tmovl $2b, %1"
+                                 : "=r"(at), "=r"(tgt) : : "memory");
+            else if (kind == 1)
+                __asm__ volatile("sti\n\tcall 3f\n\tnop\n"
+                                 "3:\tmovl ticks, %0\n\tcli\n\tpopl %1\n\tmovl $3b, %1"
+                                 : "=r"(at), "=r"(tgt) : : "memory");
+            else if (kind == 2)
+                __asm__ volatile("pushl $4f\n\tsti\n\tret\n\tnop\n"
+                                 "4:\tmovl ticks, %0\n\tcli\n\tmovl $4b, %1"
+                                 : "=r"(at), "=r"(tgt) : : "memory");
+            else
+                __asm__ volatile("movl $5f, %1\n\tsti\n\tjmp *%1\n\tnop\n"
+                                 "5:\tmovl ticks, %0\n\tcli"
+                                 : "=r"(at), "=&r"(tgt) : : "memory");
+            if (!pending)
+                continue;
+            if (!(at > before)) {
+                late |= 1u << (2 * round + kind);
+                printf("  round %d, kind %d: the tick came after the target's first "
+                       "instruction (at %x)\n", round, kind, tick_eip);
+            } else if (tick_eip != tgt) {
+                wrong |= 1u << (2 * round + kind);
+                printf("  round %d, kind %d: tick at %x, target %x\n", round, kind,
+                       tick_eip, tgt);
+            }
+        }
+    }
+    CHECK_EQ(missed, 0, "sti; branch: a tick pending before each of 16 branches");
+    CHECK_EQ(late, 0, "sti; jmp/call/ret/jmp *reg: the pending tick comes at the "
+                      "branch's target, in every round (a bit per late one)");
+    CHECK_EQ(wrong, 0, "sti; jmp/call/ret/jmp *reg: the tick's return address is the "
+                       "branch's target (a bit per wrong one)");
+    /* With nothing pending the branch just goes on (and the tick comes later). */
+    __asm__ volatile("sti\n\tcall 6f\n7:\tnop\n6:\tpopl %0\n\tcli\n\tmovl $7b, %1"
+                     : "=r"(t), "=r"(tgt) : : "memory");
+    CHECK_EQ(t, tgt, "sti; call: the return address pushed");
     /* POPF that sets IF has no shadow: the pending tick comes before the next one. */
     outb(0x20, 0x0a);
     for (u32 i = 0; i < 50000000 && !(inb(0x20) & 1); i++)
