@@ -60,7 +60,7 @@ function median(k,   n, i, j, t, a) {
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "-" }
 function show(v) { return v == "" ? "-" : v }
 END {
-    order = "compute branchy calls compute3 callret in out cpuid mmio int divfault pushfpopf clisti rdtsc cr3 pagefault ptewrite demandpage cr3switch procswitch syscall syscallpg forkwait sigsegv"
+    order = "compute branchy calls compute3 callret in out cpuid mmio int divfault pushfpopf clisti stiret rdtsc cr3 pagefault ptewrite demandpage cr3switch procswitch syscall syscallpg forkwait sigsegv"
     n = split(order, names, " ")
     printf "%-10s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n", "benchmark", "native", "xbt", "direct", "strict", "+traces", "qemu-tcg", "kvm", "xbt/nat", "xbt/qemu"
     print "date,cpu,cpu_mhz,benchmark,native,xbt_direct,xbt_strict,xbt_adaptive,qemu_tcg,kvm,reps,xbt_traces" > csv

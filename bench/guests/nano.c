@@ -11,6 +11,8 @@
  *   divfault  a divide fault handled by the guest (#DE through the IDT and back)
  *   pushfpopf PUSHF/POPF pair (a sensitive instruction pair)
  *   clisti    CLI then STI (privileged; STI's shadow covers the loop's next instruction)
+ *   stiret    CLI, then a call to `sti; ret` (STI's shadow covers a RET: Linux's
+ *             syscall_enter_from_user_mode_prepare, and its sti;call / sti;jmp alike)
  *   rdtsc     RDTSC at CPL 0 (the Linux guest's clock reads it millions of times)
  *   cr3       a CR3 write (paging off: no TLB to flush)
  * then with paging on (4 KiB identity pages):
@@ -46,6 +48,10 @@ static u32 median(u32 *v, int n)
         }
     return v[n / 2];
 }
+
+/* STI; RET, as a function of its own (an out-of-line local_irq_enable). */
+__asm__(".text\n\t.globl nano_sti_ret\nnano_sti_ret:\n\tsti\n\tret\n");
+void nano_sti_ret(void);
 
 static __attribute__((noinline)) u32 leaf(u32 x)
 {
@@ -205,6 +211,7 @@ void main(void)
     MEASURE("pushfpopf", 200000, __asm__ volatile("pushfl; popfl" ::: "memory", "cc"));
     /* The PIC masks every line (pic_init): IF=1 takes nothing. */
     MEASURE("clisti", 200000, __asm__ volatile("cli; sti" ::: "memory"));
+    MEASURE("stiret", 200000, __asm__ volatile("cli; call nano_sti_ret" ::: "memory"));
     MEASURE("rdtsc", 200000, __asm__ volatile("rdtsc" ::: "eax", "edx", "memory"));
     u32 cr3;
     __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));

@@ -163,6 +163,7 @@ int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err
         if (r == XBT_X_DONE) {
             v->arch.halted = false;
             v->arch.interrupt_shadow = false;
+            v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
         }
         return r;
     }
@@ -185,6 +186,7 @@ int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err
     if (r == XBT_X_DONE) {
         v->arch.halted = false;
         v->arch.interrupt_shadow = false;
+        v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
     }
     return r;
 }

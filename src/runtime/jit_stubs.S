@@ -226,12 +226,14 @@ xbt_jit_fpu_ret:
         .globl  xbt_jit_intr_open
         .type   xbt_jit_intr_open, @function
 xbt_jit_intr_open:                              /* no interrupt can be pending */
+        mov     dword ptr [r13 + XBT_CTX_STI_SHADOW], 0 /* the instruction ran */
         jmp     r15
         .size   xbt_jit_intr_open, . - xbt_jit_intr_open
 
         .globl  xbt_jit_intr_pending
         .type   xbt_jit_intr_pending, @function
 xbt_jit_intr_pending:                           /* maybe one: the dispatcher polls */
+        mov     dword ptr [r13 + XBT_CTX_STI_SHADOW], 0 /* the instruction ran */
         pushfq                                  /* the guest's flags */
         cmp     dword ptr [r13 + XBT_CTX_VIF], 0
         je      1f                              /* IF=0 (POPF kept it clear): none now */

@@ -262,7 +262,7 @@ void xbt_msr_exit_complete(struct xbt_vcpu *v)
 /* EFLAGS.IF=1 and no STI / MOV SS shadow over the next instruction. */
 static bool can_take_interrupt(const struct xbt_vcpu *v)
 {
-    return v->ctx.vif && !(v->arch.interrupt_shadow && v->ctx.eip == v->arch.shadow_eip);
+    return v->ctx.vif && !xbt_in_shadow(v);
 }
 
 xbt_status xbt_vcpu_inject_interrupt(xbt_vcpu *v, int vector)
@@ -306,6 +306,7 @@ int xbt_policy_deliver(struct xbt_vcpu *v)
     if (v->pol.irq_pending && can_take_interrupt(v)) {
         v->pol.irq_pending = false;
         v->arch.interrupt_shadow = false;
+        v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
         return xbt_deliver_interrupt(v, v->pol.irq_vec, false, v->ctx.eip, v->ctx.eip)
                    ? XBT_LEAVE_DISPATCH
                    : XBT_LEAVE_EXIT;

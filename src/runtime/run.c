@@ -1582,6 +1582,7 @@ static __attribute__((noinline)) void run_loop(struct xbt_vcpu *v)
     for (;;) {
         v->stats.dispatches++;
         xbt_tc_prefetch(v->tc, v->ctx.eip, v->ibl_cur->key);
+        xbt_sti_shadow_settle(v); /* an inline STI's shadow over a restarted instruction */
         if (v->vm->adapt_demote && v->vm->direct_ok)
             xbt_adapt_mark(v);
         xbt_tmode m;

@@ -146,7 +146,7 @@ xbt_status xbt_vcpu_get_events(xbt_vcpu *v, xbt_vcpu_events *e)
     memset(e, 0, sizeof *e);
     e->nmi_pending = atomic_load(&v->nmi_pending);
     e->nmi_blocked = v->arch.nmi_blocked;
-    e->interrupt_shadow = v->arch.interrupt_shadow && v->arch.shadow_eip == v->ctx.eip;
+    e->interrupt_shadow = xbt_in_shadow(v);
     e->halted = v->arch.halted;
     e->debug_trap = v->arch.tss_trap;
     e->resume_flag = v->arch.rf;
@@ -167,6 +167,7 @@ xbt_status xbt_vcpu_set_events(xbt_vcpu *v, const xbt_vcpu_events *e)
     v->arch.nmi_blocked = e->nmi_blocked;
     v->arch.interrupt_shadow = e->interrupt_shadow;
     v->arch.shadow_eip = v->ctx.eip;
+    v->ctx.sti_shadow = 0; /* (the embedder's word is the whole shadow) */
     v->arch.halted = e->halted;
     v->arch.tss_trap = e->debug_trap;
     v->arch.rf = e->resume_flag;

@@ -672,6 +672,30 @@ static inline bool xbt_seg_null_checked(const struct xbt_vcpu *v, int seg)
     return (seg == XBT_ES || seg == XBT_DS) && v->arch.seg[seg].unusable &&
            (v->arch.cr0 & XBT_CR0_PE) && !(v->ctx.eflags_sys & XBT_EFLAGS_VM);
 }
+/* An inline STI's shadow (abi.h, ctx.sti_shadow) taken as the vCPU's at a dispatch: kept
+   when the dispatch is at the instruction it covers (that instruction restarted without
+   completing: a hidden fault, a write to a code page, a fault site's check that left),
+   which then runs alone before any interrupt, as after an STI callout; dropped
+   otherwise (the instruction raised an exception: a delivery ends the shadow). */
+static inline void xbt_sti_shadow_settle(struct xbt_vcpu *v)
+{
+    uint32_t covered = v->ctx.sti_shadow;
+    if (__builtin_expect(covered == 0, 1))
+        return;
+    v->ctx.sti_shadow = 0;
+    if (covered == v->ctx.eip) {
+        v->arch.interrupt_shadow = true;
+        v->arch.shadow_eip = covered;
+        v->arch.shadow_ss = false;
+    }
+}
+/* An STI / MOV SS / POP SS shadow over the instruction at EIP (what an embedder sees
+   between runs: an inline STI's not settled yet included). */
+static inline bool xbt_in_shadow(const struct xbt_vcpu *v)
+{
+    return (v->arch.interrupt_shadow && v->arch.shadow_eip == v->ctx.eip) ||
+           (v->ctx.sti_shadow != 0 && v->ctx.sti_shadow == v->ctx.eip);
+}
 /* CPUID through the policy: true with out[] set when a policy is in force. */
 bool xbt_cpuid_policy(const struct xbt_vcpu *v, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* Whether the embedder's policy has an entry for leaf/sub (false without a policy). */

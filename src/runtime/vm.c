@@ -610,6 +610,7 @@ xbt_status xbt_vcpu_set_regs(xbt_vcpu *v, const xbt_regs *r)
     v->pol.msr_pending = false;      /* and an MSR exit not answered (policy.c) */
     v->arch.halted = false;          /* new state from the embedder ends a HLT */
     v->arch.interrupt_shadow = false;
+    v->ctx.sti_shadow = 0;
     return XBT_OK;
 }
 

@@ -93,7 +93,13 @@ struct xbt_jit_ctx {
     uint64_t host_rsp;         /* host RSP at entry, restored by every exit */
     uint64_t callout_site;     /* R11 at a callout */
     uint32_t callout_ea;       /* R15D at a callout */
-    uint32_t pad0;
+    uint32_t sti_shadow;       /* [jit] the EIP an inline STI's shadow covers, 0 when none
+                                  (an inline STI's next EIP is never 0: translate.c,
+                                  sti_shadow_fits): stored by the STI, cleared by the
+                                  interrupt gate after that instruction; a dispatch at
+                                  that EIP (the instruction restarted after a hidden
+                                  fault, a fault site's check) keeps the shadow
+                                  (vcpu.h, xbt_sti_shadow_settle) */
     uint64_t callout_ret;      /* host return address of the callout in progress */
     uint64_t callout_fn;       /* int (*)(struct xbt_jit_ctx *): 0 resumes the block,
                                   nonzero leaves xbt_jit_enter with that value */
@@ -157,6 +163,7 @@ struct xbt_jit_ctx {
 #define XBT_CTX_HOST_RSP      136
 #define XBT_CTX_CALLOUT_SITE  144
 #define XBT_CTX_CALLOUT_EA    152
+#define XBT_CTX_STI_SHADOW    156
 #define XBT_CTX_CALLOUT_RET   160
 #define XBT_CTX_CALLOUT_FN    168
 #define XBT_CTX_HOST_MXCSR    176
@@ -194,6 +201,7 @@ _Static_assert(offsetof(struct xbt_jit_ctx, kbase) == XBT_CTX_KBASE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, seg_base) == XBT_CTX_SEG_BASE, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, seg_sel) == XBT_CTX_SEG_SEL, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, vif) == XBT_CTX_VIF, "abi");
+_Static_assert(offsetof(struct xbt_jit_ctx, sti_shadow) == XBT_CTX_STI_SHADOW, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, eflags_sys) == XBT_CTX_EFLAGS_SYS, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, gpr) == XBT_CTX_GPR, "abi");
 _Static_assert(offsetof(struct xbt_jit_ctx, eflags) == XBT_CTX_EFLAGS, "abi");

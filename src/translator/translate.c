@@ -2630,6 +2630,11 @@ static bool translate_insn(xbt_tx *t, const xbt_insn *in)
             /* CPL 0, the next instruction in this block (xbt_translate_block checked):
                the gate after that one is where the shadow ends. */
             xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_VIF, 4), xo_imm(XBT_EFLAGS_IF));
+            /* The shadow, for a dispatch that restarts the covered instruction (a
+               hidden fault in it): the gate after it clears this (abi.h). */
+            uint32_t covered = in->eip + in->length;
+            xbt_emit2(t, M(MOV), ctx_mem(XBT_CTX_STI_SHADOW, 4), xo_imm((int32_t)covered));
+            add_reloc_last(t, covered);
             t->b->stats.rewritten++;
             return false;
         }
@@ -2756,9 +2761,12 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
 /*
  * Whether an STI at CPL 0 can be done inline: the instruction its shadow covers (at
  * `next`) must come next in this block and be one that neither ends the block nor
- * leaves translated code on its own (no branch, callout or string instruction, which
- * hardware may interrupt between iterations), so that the interrupt gate right after it
- * is the first place an interrupt can be taken.  SYSEXIT may follow too (Linux returns
+ * leaves translated code on its own (no callout or string instruction, which hardware
+ * may interrupt between iterations), so that the interrupt gate right after it is the
+ * first place an interrupt can be taken; or a near JMP, CALL or RET (not in a trace),
+ * whose exit gets the gate, at its target (emit_branch).  The STI stores `next` in
+ * ctx->sti_shadow, which the gate clears: an instruction restarted from the dispatcher
+ * (a hidden fault) is still covered (vcpu.h, xbt_sti_shadow_settle).  SYSEXIT may follow too (Linux returns
  * from every SYSENTER system call with STI; SYSEXIT): it always leaves to the dispatcher,
  * which is then the first such place, so it needs no gate (*gate false).  Otherwise STI
  * stays a callout that ends the block (the dispatcher runs the covered instruction alone).
