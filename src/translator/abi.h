@@ -99,7 +99,11 @@ struct xbt_jit_ctx {
                                   interrupt gate after that instruction; a dispatch at
                                   that EIP (the instruction restarted after a hidden
                                   fault, a fault site's check) keeps the shadow
-                                  (vcpu.h, xbt_sti_shadow_settle) */
+                                  (vcpu.h, xbt_sti_shadow_settle).  Stored whatever IF
+                                  was (a flag-free test of the old IF costs more than it
+                                  is worth): after an STI with IF already 1 a restarted
+                                  instruction also holds interrupts off for itself, as
+                                  the gate after it does anyway */
     uint64_t callout_ret;      /* host return address of the callout in progress */
     uint64_t callout_fn;       /* int (*)(struct xbt_jit_ctx *): 0 resumes the block,
                                   nonzero leaves xbt_jit_enter with that value */
