@@ -1833,8 +1833,10 @@ static void emit_jmp_cache(xbt_tx *t)
 static void emit_indirect_end(xbt_tx *t, bool jmp)
 {
     uint32_t follow = trace_next(t);
-    if (t->gate_exits)
-        emit_intr_gate_r14(t), t->gate_exits = false; /* the target: R14D */
+    if (t->gate_exits) {
+        emit_intr_gate_r14(t); /* the target: R14D */
+        t->gate_exits = false;
+    }
     if (follow != ~0u)
         emit_trace_guard(t, follow);
     else if (jmp && !t->tr->no_jmp_cache && !t->tr->path)
@@ -1985,8 +1987,10 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             t->follow = follow; /* the trace goes on there: no code at all */
             break;
         }
-        if (t->gate_exits)
-            emit_intr_gate(t, branch_target(in)), t->gate_exits = false;
+        if (t->gate_exits) {
+            emit_intr_gate(t, branch_target(in));
+            t->gate_exits = false;
+        }
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         break;
     case XBT_IC_JCC: {
@@ -2028,8 +2032,10 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             t->follow = follow; /* a trace goes on into the callee */
             break;
         }
-        if (t->gate_exits)
-            emit_intr_gate(t, branch_target(in)), t->gate_exits = false;
+        if (t->gate_exits) {
+            emit_intr_gate(t, branch_target(in));
+            t->gate_exits = false;
+        }
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         if (thunk_path_fits(t, in))
             emit_thunk_path(t, next);
@@ -2766,10 +2772,11 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
  * first place an interrupt can be taken; or a near JMP, CALL or RET (not in a trace),
  * whose exit gets the gate, at its target (emit_branch).  The STI stores `next` in
  * ctx->sti_shadow, which the gate clears: an instruction restarted from the dispatcher
- * (a hidden fault) is still covered (vcpu.h, xbt_sti_shadow_settle).  SYSEXIT may follow too (Linux returns
- * from every SYSENTER system call with STI; SYSEXIT): it always leaves to the dispatcher,
- * which is then the first such place, so it needs no gate (*gate false).  Otherwise STI
- * stays a callout that ends the block (the dispatcher runs the covered instruction alone).
+ * (a hidden fault) is still covered (vcpu.h, xbt_sti_shadow_settle).  SYSEXIT may
+ * follow too (Linux returns from every SYSENTER system call with STI; SYSEXIT): it
+ * always leaves to the dispatcher, which is then the first such place, so it needs no
+ * gate (*gate false).  Otherwise STI stays a callout that ends the block (the
+ * dispatcher runs the covered instruction alone).
  */
 static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_t next,
                             uint32_t first_page, uint32_t max, bool *gate)
