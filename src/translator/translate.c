@@ -2806,7 +2806,7 @@ static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_
     if ((n.iclass == XBT_IC_JMP_DIRECT || n.iclass == XBT_IC_CALL_DIRECT ||
          n.iclass == XBT_IC_RET || n.iclass == XBT_IC_JMP_INDIRECT ||
          n.iclass == XBT_IC_CALL_INDIRECT) && !t->tr->path)
-        /* STI; CALL / RET / JMP (Linux: 94 per busybox fork+exec, each a callout, a
+        /* STI; CALL / RET / JMP (Linux: 88 per busybox fork+exec, each a callout, a
            return to the dispatcher and an uncached translation of the branch): the
            gate goes into the branch's exit (emit_branch), at its target.  Not in a
            trace, which may lay the branch out with no exit at all. */
