@@ -234,8 +234,7 @@ static __attribute__((noinline)) int fast_int(struct xbt_vcpu *v,
     if (!(gtype & 1))
         clear |= XBT_EFLAGS_IF;
     xbt_eflags_write(v, 0, clear);
-    v->arch.interrupt_shadow = false;
-    v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
+    xbt_shadow_end(v);
     if (vector < 32)
         v->stats.exceptions[vector]++;
     v->stats.callouts[s->kind]++;

@@ -162,8 +162,7 @@ int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err
         int r = real_mode_event(v, vector, ret_eip, err);
         if (r == XBT_X_DONE) {
             v->arch.halted = false;
-            v->arch.interrupt_shadow = false;
-            v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
+            xbt_shadow_end(v);
         }
         return r;
     }
@@ -185,8 +184,7 @@ int xbt_deliver_event(struct xbt_vcpu *v, int vector, bool has_err, uint32_t err
                       : through_gate(v, g, has_err, errcode, ret_eip, ext, err);
     if (r == XBT_X_DONE) {
         v->arch.halted = false;
-        v->arch.interrupt_shadow = false;
-        v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
+        xbt_shadow_end(v);
     }
     return r;
 }

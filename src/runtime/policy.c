@@ -305,8 +305,7 @@ int xbt_policy_deliver(struct xbt_vcpu *v)
     }
     if (v->pol.irq_pending && can_take_interrupt(v)) {
         v->pol.irq_pending = false;
-        v->arch.interrupt_shadow = false;
-        v->ctx.sti_shadow = 0; /* a delivery ends an inline STI's shadow too */
+        xbt_shadow_end(v);
         return xbt_deliver_interrupt(v, v->pol.irq_vec, false, v->ctx.eip, v->ctx.eip)
                    ? XBT_LEAVE_DISPATCH
                    : XBT_LEAVE_EXIT;

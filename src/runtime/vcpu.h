@@ -689,6 +689,13 @@ static inline void xbt_sti_shadow_settle(struct xbt_vcpu *v)
         v->arch.shadow_ss = false;
     }
 }
+/* An event delivered: whatever shadow covered the instruction it interrupted is over
+   (an STI callout's or MOV SS's, and an inline STI's). */
+static inline void xbt_shadow_end(struct xbt_vcpu *v)
+{
+    v->arch.interrupt_shadow = false;
+    v->ctx.sti_shadow = 0;
+}
 /* An STI / MOV SS / POP SS shadow over the instruction at EIP (what an embedder sees
    between runs: an inline STI's not settled yet included). */
 static inline bool xbt_in_shadow(const struct xbt_vcpu *v)

@@ -1635,6 +1635,16 @@ static void emit_intr_gate(xbt_tx *t, uint32_t next)
     emit_intr_gate_r14(t);
 }
 
+/* A direct branch that an inline STI's shadow covers: the gate before its exit, at its
+   target (xbt_translate_block sets gate_exits for it). */
+static void emit_exit_gate(xbt_tx *t, uint32_t target)
+{
+    if (!t->gate_exits)
+        return;
+    emit_intr_gate(t, target);
+    t->gate_exits = false;
+}
+
 static void emit_popf(xbt_tx *t, const xbt_insn *in)
 {
     xbt_emit2_guest(t, M(MOV), xo_reg(R(R14D)), xo_mem(R(R12D), NOREG, 0, 0, 4));
@@ -1987,10 +1997,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             t->follow = follow; /* the trace goes on there: no code at all */
             break;
         }
-        if (t->gate_exits) {
-            emit_intr_gate(t, branch_target(in));
-            t->gate_exits = false;
-        }
+        emit_exit_gate(t, branch_target(in));
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         break;
     case XBT_IC_JCC: {
@@ -2032,10 +2039,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
             t->follow = follow; /* a trace goes on into the callee */
             break;
         }
-        if (t->gate_exits) {
-            emit_intr_gate(t, branch_target(in));
-            t->gate_exits = false;
-        }
+        emit_exit_gate(t, branch_target(in));
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         if (thunk_path_fits(t, in))
             emit_thunk_path(t, next);
@@ -2476,8 +2480,8 @@ static int null_seg_access(const xbt_tx *t, const xbt_insn *in)
     }
     if (!hit)
         return 0;
-    bool string = in->iclass == XBT_IC_STRING || mn == M(INSB) || mn == M(INSW) ||
-                  mn == M(INSD) || mn == M(OUTSB) || mn == M(OUTSW) || mn == M(OUTSD);
+    bool string = in->iclass == XBT_IC_STRING || in->callout == XBT_CO_INS ||
+                  in->callout == XBT_CO_OUTS;
     return rep_prefixed(in) && string ? 2 : 1;
 }
 
@@ -2901,7 +2905,8 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         t.insn_eip = pc;
         t.uk_fast = -1;
         t.uk_fast_used = false;
-        t.gate_exits = gate && (in.flags & XBT_IF_BRANCH);
+        bool gate_in_exits = gate && (in.flags & XBT_IF_BRANCH);
+        t.gate_exits = gate_in_exits;
         bool ends = translate_insn(&t, &in);
         if (b->n_insns == 0)
             thunk = thunk_load_reg(&in);
@@ -2923,7 +2928,7 @@ enum xbt_tstatus xbt_translate_block(xbt_translator *tr, const xbt_tmode *mode, 
         if (t.sti_inline)
             t.gate_due = needs_gate;
         t.sti_inline = false;
-        if (gate && !(in.flags & XBT_IF_BRANCH) && !t.failed)
+        if (gate && !gate_in_exits && !t.failed)
             emit_intr_gate(&t, pc + in.length); /* the STI shadow ends here */
         t.gate_exits = false; /* (an exception's callout took the branch's place) */
         b->n_insns++;
