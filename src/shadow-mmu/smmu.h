@@ -176,17 +176,17 @@ typedef struct xbt_smmu {
     uint64_t region_key[1024][3];    /* the entries its code was checked under (A and D
                                         masked): its directory entry; PAE: its PDPTE and
                                         its two directory entries (xbt_region_key) */
-    uint32_t *region_ptes[1024];     /* the table entries of its code pages then (a page
-                                        table's 1,024 slots, only code pages' kept; A and
-                                        D masked), allocated for regions that need it */
+    uint32_t *region_ptes[1024];     /* allocated at a region's first check with paging
+                                        on: a page table's 1,024 entries (A and D
+                                        masked), then 32 words of bits, its live pages
+                                        (blocks checked on them in its current epoch: a
+                                        superset), whose entry is the one their blocks
+                                        were checked under unless the region moved */
     uint8_t region_code_moved[128];  /* a block was checked since under another entry */
     uint8_t code_region[128];        /* regions translated code came from */
     uint8_t region_bumped[128];      /* the regions the last change bumped */
     uint8_t region_code_ng[128];     /* regions whose code was checked through a
                                         non-global entry (a CR3 load may change it) */
-    /* Linear pages translated code has come from (a superset, never cleared but on a
-       flush): an INVLPG elsewhere needs no new mapping epoch.  1 bit per 4 KiB page. */
-    uint8_t code_lin[1u << 17];
     /* Physical pages this vCPU's own cache may hold code from: its code_prot bit as it
        set it, cleared only when it drops its blocks of the page (or flushes).  Several
        vCPUs: another vCPU's write clears every bit of code_prot first and asks for the
@@ -365,8 +365,8 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
    mapping may differ get a new epoch (m->region_bumped; XBT_SMMU_REGIONS if any). */
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);
 /* A block was translated or found current on linear [lin0, lin1] under the current
-   tables: its pages and regions become code for the epoch checks; `nonglobal`: it was
-   reached through a non-global entry. */
+   tables: its regions become code and its pages live for the epoch checks (an INVLPG
+   of a page that is not live, a CR3 load that changes only such pages: no new epoch). */
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1);
 static inline void xbt_smmu_code_nonglobal(xbt_smmu *m, uint32_t lin)
 {

@@ -828,6 +828,33 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
 }
 
 /* New epoch for the regions marked in region_bumped (whether any was). */
+/* The live pages of region r (struct xbt_smmu's region_ptes): 32 words of bits after
+   its 1,024 entries; NULL before its first check. */
+static uint32_t *region_live(const xbt_smmu *m, uint32_t r)
+{
+    return m->region_ptes[r] ? m->region_ptes[r] + 1024 : NULL;
+}
+
+/* Whether linear page `page` may have blocks checked in its region's current epoch:
+   live, or in a region with code and no live bits (its code was checked with paging
+   off only, or their allocation failed). */
+static bool page_live(const xbt_smmu *m, uint32_t page)
+{
+    uint32_t r = page >> 10;
+    const uint32_t *live = region_live(m, r);
+    if (!live)
+        return m->code_region[r >> 3] & (1u << (r & 7));
+    return live[(page >> 5) & 31] & (1u << (page & 31));
+}
+
+/* Region r has a new epoch: none of its blocks is current, no page of it live. */
+static void forget_live(xbt_smmu *m, uint32_t r)
+{
+    uint32_t *live = region_live(m, r);
+    if (live)
+        memset(live, 0, 32 * sizeof *live);
+}
+
 static bool bump_regions(xbt_smmu *m)
 {
     uint32_t e = ++m->tc_epoch;
@@ -838,8 +865,12 @@ static bool bump_regions(xbt_smmu *m)
             continue; /* a CR3 load usually bumps few regions, or none */
         any = true;
         m->region_code_ng[i] &= (uint8_t)~bits;
-        for (; bits; bits &= (uint8_t)(bits - 1))
-            m->region_epoch[i * 8 + (uint32_t)__builtin_ctz(bits)] = e;
+        m->region_code_moved[i] &= (uint8_t)~bits;
+        for (; bits; bits &= (uint8_t)(bits - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
+            m->region_epoch[r] = e;
+            forget_live(m, r);
+        }
     }
     return any;
 }
@@ -902,6 +933,9 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
     if (len == 0) {
         xbt_window_reset(m, regs);
         m->all_epoch = ++m->tc_epoch;
+        for (uint32_t r = 0; r < 1024; r++)
+            forget_live(m, r);
+        memset(m->region_code_moved, 0, sizeof m->region_code_moved);
         return XBT_SMMU_ALL;
     }
     /* A page this INVLPG takes from the current set's K- or U-window for the second
@@ -928,11 +962,12 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
     /* Translations are keyed by linear EIP and depend only on the physical bytes: they
        stay cached, but none runs or is linked again before the run loop has checked
        that its linear pages still map to the physical pages it was made from.  An
-       INVLPG of pages no translation came from changes nothing for them. */
+       INVLPG of pages no current translation was checked on (no live page) changes
+       nothing for them. */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
     bool code = false;
     for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12; p++)
-        if (m->code_lin[p >> 3] & (1u << (p & 7))) {
+        if (page_live(m, p)) {
             code = true;
             m->region_bumped[p >> 13] |= (uint8_t)(1u << ((p >> 10) & 7));
         }
@@ -1000,43 +1035,27 @@ static bool code_pte_in(const xbt_smmu *m, xbt_smmu_regs regs, const uint64_t ke
     return true;
 }
 
-/* Whether the code pages of region r map as they did at the last CR3 load: the same
-   page table entries (A and D aside) for every linear page translated code came from.
-   The snapshot is refreshed either way.  A page newly holding code compares against
-   whatever the snapshot had (a new epoch, conservatively).  Sound together with
-   region_code_moved: between two CR3 loads with the same table, every block checked in
-   the region read that table, and one that read an entry other than the snapshot's
-   forces the new epoch; so a region that keeps its epoch has only blocks checked under
-   the entries it has now. */
-static bool region_code_same(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
+/* Whether the live pages of region r (those with blocks checked in its current epoch)
+   map as their blocks were checked: the same page table entries (A and D aside) as
+   their snapshots, the entry each such page's first check found.  Sound together with
+   region_code_moved: every block checked on a live page read its snapshot's entry or
+   marked the region moved, so a region that keeps its epoch has only blocks checked
+   under the entries it has now.  Pages that held code once but have no current block
+   (other processes' code, freed memory at the same addresses) do not count: their
+   blocks are checked again, and their page becomes live, before any of them runs. */
+static bool region_code_same(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
                              const uint64_t key[3])
 {
-    if (!m->region_ptes[r]) {
-        m->region_ptes[r] = calloc(1024, 4);
-        if (!m->region_ptes[r])
-            return false;
-    }
-    uint32_t *snap = m->region_ptes[r];
-    bool same = true;
-    for (uint32_t w = 0; w < 128; w++) {
-        uint8_t bits = m->code_lin[r * 128 + w];
-        while (bits) {
-            uint32_t i = w * 8 + (uint32_t)__builtin_ctz(bits);
-            bits &= (uint8_t)(bits - 1);
-            uint32_t pte = 0;
-            if (!code_pte_in(m, regs, key, (r << 22) | (i << 12), &pte) ||
-                !(pte & XBT_PTE_P)) {
-                same = false; /* a large page or no table here: nothing to compare */
-                snap[i] = 0;
-                continue;
-            }
-            if (snap[i] != pte) {
-                same = false;
-                snap[i] = pte;
-            }
+    const uint32_t *snap = m->region_ptes[r], *live = region_live(m, r);
+    if (!live)
+        return true; /* never checked with paging on: no current block */
+    for (uint32_t w = 0; w < 32; w++)
+        for (uint32_t bits = live[w]; bits; bits &= bits - 1) {
+            uint32_t i = w * 32 + (uint32_t)__builtin_ctz(bits), pte = 0;
+            if (!code_pte_in(m, regs, key, (r << 22) | (i << 12), &pte) || pte != snap[i])
+                return false; /* (the snapshot is present: a different entry) */
         }
-    }
-    return same;
+    return true;
 }
 
 /* A region's key with the addresses of the tables it points to masked: two keys with
@@ -1113,20 +1132,38 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
     return bump_regions(m) ? XBT_SMMU_REGIONS : XBT_SMMU_UNCHANGED;
 }
 
-/* A block was translated or re-checked on linear page lin under the current tables: if
-   the page's table entry is not the one the region's snapshot holds from the last CR3
-   load, the next CR3 load must give the region a new epoch (region_code_same). */
+/* A block was translated or re-checked on linear page lin under the current tables.
+   The first such check since its region's last new epoch makes the page live, with
+   the entry it found as its snapshot; a later one that finds another entry marks the
+   region moved, and the next CR3 load gives it a new epoch (region_code_same).  (Until
+   2026-12-05 the snapshot was taken at each CR3 load for every page that had ever held
+   code, and a page that came to hold code between two loads compared against an empty
+   one: cc1 runs new code pages in most of its regions between two of its TLB flushes,
+   and each flush, a CR3 load of the same directory, undid 5,000-38,000 chains.) */
 static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 {
     uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
-    if (!xbt_smmu_paging(regs) || !m->region_ptes[r])
-        return; /* no snapshot yet: the first compare fails anyway */
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    if (!xbt_smmu_paging(regs))
+        return; /* paging off: a CR3 load gives every region a new epoch */
+    if (!m->region_ptes[r] && !(m->region_ptes[r] = calloc(1024 + 32, 4))) {
+        m->region_code_moved[r >> 3] |= bit; /* nothing to compare against */
+        return;
+    }
     uint64_t key[3];
     region_key(m, regs, r, key);
-    uint32_t pte = 0;
+    uint32_t pte = 0, *live = region_live(m, r), w = i >> 5, b = 1u << (i & 31);
+    bool first = !(live[w] & b);
+    live[w] |= b; /* an INVLPG of it gives the region a new epoch from now on */
     if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
-        pte != m->region_ptes[r][i])
-        m->region_code_moved[r >> 3] |= (uint8_t)(1u << (r & 7));
+        !(pte & XBT_PTE_P)) {
+        m->region_code_moved[r >> 3] |= bit; /* (a region key taken with paging off) */
+        return;
+    }
+    if (first)
+        m->region_ptes[r][i] = pte;
+    else if (pte != m->region_ptes[r][i])
+        m->region_code_moved[r >> 3] |= bit;
 }
 
 static void mark_code_region(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
@@ -1141,8 +1178,6 @@ static void mark_code_region(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1)
 {
-    m->code_lin[lin0 >> 15] |= (uint8_t)(1u << ((lin0 >> 12) & 7));
-    m->code_lin[lin1 >> 15] |= (uint8_t)(1u << ((lin1 >> 12) & 7));
     mark_code_region(m, regs, lin0);
     mark_code_region(m, regs, lin1);
     note_code_pte(m, regs, lin0);

@@ -331,6 +331,25 @@ void main(void)
     CHECK_EQ(at16(), 20, "changed back and forth between CR3 loads: the current frame");
     CHECK_EQ(at0(), 2, "and its other entry point too");
 
+    /* A page that first holds code after the last CR3 load (its first block's entry
+       becomes its snapshot: shadow-mmu/window.c, live pages): its entry changed without
+       INVLPG, then a load of the same directory: the new frame's code, called directly
+       (chained by then) and indirectly (in the inline lookup table by then).  Twice:
+       the second time the page held code before, in an epoch the load ended. */
+    fn_t fresh = (fn_t)0x60005000u;
+    fn_t volatile ifresh = fresh;
+    for (u32 round = 0; round < 2; round++) {
+        pt_code[5] = (u32)code_f1 | P | W;
+        write_cr3((u32)pd);
+        u32 got = 0;
+        for (int i = 0; i < 20; i++)
+            got = fresh() + 10 * ifresh();
+        CHECK_EQ(got, 11, "a page new to code: the first frame's code");
+        pt_code[5] = (u32)code_f2 | P | W;
+        write_cr3((u32)pd);
+        CHECK_EQ(fresh() + 10 * ifresh(), 22, "entry changed, same directory loaded: the new frame");
+    }
+
     /* The same through indirect calls (the calls above are direct: chained, where these
        go through the inline lookup table, which must forget its entries into a region
        whose mapping changed). */
