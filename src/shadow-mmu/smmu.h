@@ -182,6 +182,7 @@ typedef struct xbt_smmu {
                                         (blocks checked on them in its current epoch: a
                                         superset), whose entry is the one their blocks
                                         were checked under unless the region moved */
+    uint8_t region_live_any[128];    /* regions with a live page */
     uint8_t region_code_moved[128];  /* a block was checked since under another entry */
     uint8_t code_region[128];        /* regions translated code came from */
     uint8_t region_bumped[128];      /* the regions the last change bumped */

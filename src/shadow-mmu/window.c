@@ -853,6 +853,7 @@ static void forget_live(xbt_smmu *m, uint32_t r)
     uint32_t *live = region_live(m, r);
     if (live)
         memset(live, 0, 32 * sizeof *live);
+    m->region_live_any[r >> 3] &= (uint8_t)~(1u << (r & 7));
 }
 
 static bool bump_regions(xbt_smmu *m)
@@ -1013,8 +1014,13 @@ static void region_key(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r, uint64
             key[1 + k] &= ~(uint64_t)(XBT_PTE_A | XBT_PTE_D);
 }
 
+/* What of a last-level entry decides what a fetch from its page runs: the frame, P and
+   U/S (not R/W, A, D, the cache bits, G or the bits left to software: a page made
+   read-only, or global, runs the same code). */
+#define CODE_PTE_BITS (0xFFFFF000u | XBT_PTE_P | XBT_PTE_US)
+
 /* The last-level entry of linear page lin reached through a page table, with its
-   region's key already read (low half, A and D masked; false for a large page, a
+   region's key already read (low half, CODE_PTE_BITS only; false for a large page, a
    missing entry or, with PAE, an entry with a nonzero upper half). */
 static bool code_pte_in(const xbt_smmu *m, xbt_smmu_regs regs, const uint64_t key[3],
                         uint32_t lin, uint32_t *pte)
@@ -1024,14 +1030,14 @@ static bool code_pte_in(const xbt_smmu *m, xbt_smmu_regs regs, const uint64_t ke
         uint64_t at = (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4;
         if (!(pde & XBT_PTE_P) || (pde & XBT_PTE_PS) || !ram32(m, at, pte))
             return false;
-        *pte &= ~(XBT_PTE_A | XBT_PTE_D);
+        *pte &= CODE_PTE_BITS;
         return true;
     }
     uint64_t pde = key[1 + ((lin >> 21) & 1)], e;
     uint64_t at = (pde & 0x0000000FFFFFF000ull) + ((lin >> 12) & 0x1FF) * 8;
     if (!(pde & XBT_PTE_P) || (pde & XBT_PTE_PS) || !ram64(m, at, &e) || (e >> 32))
         return false;
-    *pte = (uint32_t)e & ~(XBT_PTE_A | XBT_PTE_D);
+    *pte = (uint32_t)e & CODE_PTE_BITS;
     return true;
 }
 
@@ -1079,6 +1085,16 @@ static void key_shape(xbt_smmu_regs regs, const uint64_t key[3], uint64_t out[3]
             out[k] &= ~addr;
 }
 
+/* Whether a region's key maps it all with large pages (non-PAE: one 4 MiB page with
+   CR4.PSE; PAE: two 2 MiB pages): the key itself is then the whole mapping. */
+static bool key_big(xbt_smmu_regs regs, const uint64_t key[3])
+{
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
+    if (xbt_smmu_pae(regs))
+        return (key[1] & large) == large && (key[2] & large) == large;
+    return (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
+}
+
 static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b[3])
 {
     uint64_t x[3], y[3];
@@ -1091,21 +1107,19 @@ static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b
    code's translations survive the load (xbt_smmu_cr3_changed says when). */
 static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
 {
-    bool pge = regs.cr4 & XBT_CR4_PGE, pae = xbt_smmu_pae(regs);
+    bool pge = regs.cr4 & XBT_CR4_PGE;
     uint8_t bit = (uint8_t)(1u << (r & 7));
     uint64_t key[3];
     region_key(m, regs, r, key);
     bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
-    const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
-    bool big = pae ? (key[1] & large) == large && (key[2] & large) == large
-                   : (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
+    bool big = key_big(regs, key);
     bool global_code = pge && !(m->region_code_ng[r >> 3] & bit);
     bool moved = m->region_code_moved[r >> 3] & bit;
     m->region_code_moved[r >> 3] &= (uint8_t)~bit;
     bool same_table = !big && (key[0] & XBT_PTE_P) && same_shape(regs, key, m->region_key[r]) &&
                       region_code_same(m, regs, r, key) && !moved;
     /* Global translations survive a CR3 load whatever the new tables say. */
-    if (!(global_code || (same_key && big) || same_table))
+    if (!(global_code || (same_key && big && !moved) || same_table))
         m->region_bumped[r >> 3] |= bit;
     memcpy(m->region_key[r], key, sizeof key);
 }
@@ -1135,11 +1149,16 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
 /* A block was translated or re-checked on linear page lin under the current tables.
    The first such check since its region's last new epoch makes the page live, with
    the entry it found as its snapshot; a later one that finds another entry marks the
-   region moved, and the next CR3 load gives it a new epoch (region_code_same).  (Until
-   2026-12-05 the snapshot was taken at each CR3 load for every page that had ever held
-   code, and a page that came to hold code between two loads compared against an empty
-   one: cc1 runs new code pages in most of its regions between two of its TLB flushes,
-   and each flush, a CR3 load of the same directory, undid 5,000-38,000 chains.) */
+   region moved, and the next CR3 load gives it a new epoch (region_code_same).  The
+   first check in a region with no live page takes the region's key too (no block of
+   it is current: whatever key the last load found there, a process's region whose
+   table came after the load, or none, is checked against the key its blocks now run
+   under).  A region of large pages: the key is the mapping, a check under another
+   key marks it moved.  (Until 2026-12-05 the snapshot was taken at each CR3 load for
+   every page that had ever held code, and a page that came to hold code between two
+   loads compared against an empty one: cc1 runs new code pages in most of its regions
+   between two of its TLB flushes, and each flush, a CR3 load of the same directory,
+   undid 5,000-38,000 chains.) */
 static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 {
     uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
@@ -1153,11 +1172,19 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     uint64_t key[3];
     region_key(m, regs, r, key);
     uint32_t pte = 0, *live = region_live(m, r), w = i >> 5, b = 1u << (i & 31);
+    if (!(m->region_live_any[r >> 3] & bit))
+        memcpy(m->region_key[r], key, sizeof key);
+    m->region_live_any[r >> 3] |= bit;
     bool first = !(live[w] & b);
     live[w] |= b; /* an INVLPG of it gives the region a new epoch from now on */
+    if (key_big(regs, key)) {
+        if (memcmp(key, m->region_key[r], sizeof key) != 0)
+            m->region_code_moved[r >> 3] |= bit;
+        return;
+    }
     if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
         !(pte & XBT_PTE_P)) {
-        m->region_code_moved[r >> 3] |= bit; /* (a region key taken with paging off) */
+        m->region_code_moved[r >> 3] |= bit;
         return;
     }
     if (first)

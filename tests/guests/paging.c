@@ -263,6 +263,39 @@ void main(void)
     CHECK_EQ(*(volatile u32 *)0x40008000, 0x33333333, "turning PGE off flushes global entries");
     __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
 
+    /* Code on a 4 MiB page whose directory entry changes without INVLPG, code run under
+       the other entry, the entry changed back and CR3 loaded: the first frame's code
+       (shadow-mmu/window.c: a region of large pages is checked against its key, and a
+       check under another key gives it a new epoch at the next load; the build before
+       2026-12-05 kept the epoch and ran the second frame's block). */
+    {
+        typedef u32 (*big_fn)(void);
+        pd[0x301] = 0x01000000u | 0x80 | P | W; /* VA 0xc0400000: frame 16 MiB */
+        pd[0x302] = 0x01400000u | 0x80 | P | W; /* VA 0xc0800000: frame 20 MiB */
+        invlpg(0xc0400000);
+        invlpg(0xc0800000);
+        for (u32 k = 0; k < 2; k++) {
+            u8 *f = (u8 *)(k ? 0xc0800000u : 0xc0400000u);
+            u32 v1 = k + 1, v2 = 10 * (k + 1);
+            f[0x100] = 0xb8; /* mov eax, imm32; ret */
+            __builtin_memcpy(f + 0x101, &v1, 4);
+            f[0x105] = 0xc3;
+            f[0x200] = 0xb8;
+            __builtin_memcpy(f + 0x201, &v2, 4);
+            f[0x205] = 0xc3;
+        }
+        big_fn at100 = (big_fn)0xc0c00100u, at200 = (big_fn)0xc0c00200u;
+        pd[0x303] = 0x01000000u | 0x80 | P | W;
+        write_cr3((u32)pd);
+        CHECK_EQ(at100(), 1, "4 MiB page: the first frame's code");
+        pd[0x303] = 0x01400000u | 0x80 | P | W; /* no INVLPG: either frame may run */
+        (void)at200();
+        pd[0x303] = 0x01000000u | 0x80 | P | W;
+        write_cr3((u32)pd);
+        CHECK_EQ(at200(), 10, "4 MiB page changed and back between CR3 loads: the first frame");
+        CHECK_EQ(at100(), 1, "and its other entry point");
+    }
+
     /* Self-modifying code through an alias. */
     CHECK_EQ(smc_fn(), 1, "code before");
     *(volatile u32 *)(0x50000000u + ((u32)smc_imm & 0xFFF)) = 42;
