@@ -121,9 +121,11 @@ uint32_t xbt_vcpu_mode_key(const struct xbt_vcpu *v)
     return xbt_tc_mode_key(&m);
 }
 
-static void mark_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1)
+/* Block b was translated or found current on linear [lin0, lin1]. */
+static void mark_code_seen(struct xbt_vcpu *v, const xbt_block *b, uint32_t lin0,
+                           uint32_t lin1)
 {
-    xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1);
+    xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1, b->page[0], b->page[1]);
 }
 
 /* Physical page of a linear code address under the current mapping, or false. */
@@ -174,7 +176,7 @@ static int block_check(struct xbt_vcpu *v, xbt_block *b)
         return BC_UNFETCHABLE;
     if (p0 == b->page[0] && p1 == b->page[1]) {
         b->epoch = v->mmu->tc_epoch;
-        mark_code_seen(v, lin0, lin1);
+        mark_code_seen(v, b, lin0, lin1);
         return BC_CURRENT;
     }
     return BC_ELSEWHERE;
@@ -635,7 +637,7 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
         if (vm->jitdump)
             xbt_jitdump_add(vm->jitdump, b->host, b->host_len, name);
     }
-    mark_code_seen(v, first, last);
+    mark_code_seen(v, b, first, last);
     xbt_code_protect(v, lin0);
     xbt_code_protect(v, lin1);
     if (vm->n_vcpus > 1 && !code_marked(v, b))

@@ -367,8 +367,10 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);
 /* A block was translated or found current on linear [lin0, lin1] under the current
    tables: its regions become code and its pages live for the epoch checks (an INVLPG
-   of a page that is not live, a CR3 load that changes only such pages: no new epoch). */
-void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1);
+   of a page that is not live, a CR3 load that changes only such pages: no new epoch).
+   page0 and page1: the physical pages the block's walks found for lin0 and lin1. */
+void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
+                        uint32_t page0, uint32_t page1);
 static inline void xbt_smmu_code_nonglobal(xbt_smmu *m, uint32_t lin)
 {
     m->region_code_ng[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));

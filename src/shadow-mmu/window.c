@@ -827,7 +827,6 @@ void xbt_window_switch(xbt_smmu *m, uint32_t cr3)
     m->ubase = w->ubase;
 }
 
-/* New epoch for the regions marked in region_bumped (whether any was). */
 /* The live pages of region r (struct xbt_smmu's region_ptes): 32 words of bits after
    its 1,024 entries; NULL before its first check. */
 static uint32_t *region_live(const xbt_smmu *m, uint32_t r)
@@ -856,6 +855,7 @@ static void forget_live(xbt_smmu *m, uint32_t r)
     m->region_live_any[r >> 3] &= (uint8_t)~(1u << (r & 7));
 }
 
+/* New epoch for the regions marked in region_bumped (whether any was). */
 static bool bump_regions(xbt_smmu *m)
 {
     uint32_t e = ++m->tc_epoch;
@@ -1159,7 +1159,7 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
    loads compared against an empty one: cc1 runs new code pages in most of its regions
    between two of its TLB flushes, and each flush, a CR3 load of the same directory,
    undid 5,000-38,000 chains.) */
-static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
+static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t page)
 {
     uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
     uint8_t bit = (uint8_t)(1u << (r & 7));
@@ -1177,13 +1177,29 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     m->region_live_any[r >> 3] |= bit;
     bool first = !(live[w] & b);
     live[w] |= b; /* an INVLPG of it gives the region a new epoch from now on */
+    /* A large page is one TLB entry: an INVLPG anywhere in it (its whole region, or its
+       2 MiB half with PAE) must give the region a new epoch. */
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS;
+    uint64_t frame = ~0ull; /* the frame a large page maps lin to */
+    if (xbt_smmu_pae(regs)) {
+        uint64_t pde = key[1 + ((lin >> 21) & 1)];
+        if ((pde & large) == large) {
+            memset(live + (i >> 9) * 16, 0xFF, 16 * sizeof *live);
+            frame = ((pde & 0x000FFFFFFFE00000ull) >> 12) | ((lin >> 12) & 0x1FF);
+        }
+    } else if ((regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large) {
+        memset(live, 0xFF, 32 * sizeof *live);
+        frame = ((key[0] & 0xFFC00000u) >> 12) | ((key[0] & 0x1FE000u) << 7) | i;
+    }
+    /* Each check is compared with the frame the block's own walk found (`page`): the
+       entry read here comes later, and another vCPU may have changed it in between. */
     if (key_big(regs, key)) {
-        if (memcmp(key, m->region_key[r], sizeof key) != 0)
+        if (memcmp(key, m->region_key[r], sizeof key) != 0 || frame != page)
             m->region_code_moved[r >> 3] |= bit;
         return;
     }
     if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
-        !(pte & XBT_PTE_P)) {
+        !(pte & XBT_PTE_P) || pte >> 12 != page) {
         m->region_code_moved[r >> 3] |= bit;
         return;
     }
@@ -1203,13 +1219,14 @@ static void mark_code_region(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     }
 }
 
-void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1)
+void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
+                        uint32_t page0, uint32_t page1)
 {
     mark_code_region(m, regs, lin0);
     mark_code_region(m, regs, lin1);
-    note_code_pte(m, regs, lin0);
+    note_code_pte(m, regs, lin0, page0);
     if ((lin1 ^ lin0) >> 12)
-        note_code_pte(m, regs, lin1);
+        note_code_pte(m, regs, lin1, page1);
 }
 
 #define GIB (1ull << 30)

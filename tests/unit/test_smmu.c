@@ -325,7 +325,7 @@ START_TEST(epochs_follow_code)
     xbt_window_reset(m, regs);
     /* A block translated from 0x400100..0x40010f at the current epoch. */
     uint32_t epoch = m->tc_epoch;
-    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f);
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, 0x200, 0x200);
     ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
     /* INVLPG of a page without code: nothing to check again. */
     ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0x401000, 4096), XBT_SMMU_UNCHANGED);
@@ -334,12 +334,12 @@ START_TEST(epochs_follow_code)
     ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0x400000, 4096), XBT_SMMU_REGIONS);
     ck_assert(m->region_bumped[0] & 2);
     ck_assert(!xbt_smmu_fresh(m, 0x400100, 16, epoch));
-    /* A CR3 load of the same tables keeps the epoch once the region's entries are known
-       (the first load takes the snapshot and bumps, conservatively); with the code's
-       entry changed, not. */
+    /* A CR3 load of the same tables keeps the epoch (the block's page became live again
+       at its check, with the entry it was checked under); with the code's entry
+       changed, not. */
     xbt_smmu_cr3_changed(m, regs);
     epoch = m->tc_epoch;
-    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f); /* the block checked again */
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, 0x200, 0x200); /* checked again */
     ck_assert_int_eq(xbt_smmu_cr3_changed(m, regs), XBT_SMMU_UNCHANGED);
     ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
     *word(PT1) = 0x270000 | P | RW | A | D;
@@ -349,6 +349,25 @@ START_TEST(epochs_follow_code)
     epoch = m->tc_epoch;
     ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0, 0), XBT_SMMU_ALL);
     ck_assert(!xbt_smmu_fresh(m, 0x12345000, 16, epoch));
+}
+END_TEST
+
+/* Another vCPU points a code page's entry at another frame between the walk a block
+   was translated (or checked) by and xbt_smmu_code_seen, then this vCPU loads the same
+   CR3 (Linux's TLB shootdown by a full flush): the block must not stay fresh (the
+   page's first check compares the entry with the frame the walk found). */
+START_TEST(entry_changed_between_walk_and_seen)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    xbt_window_reset(m, regs);
+    xbt_smmu_cr3_changed(m, regs);
+    uint32_t epoch = m->tc_epoch;           /* a block translated from frame 0x200 */
+    *word(PT1) = 0x270000 | P | RW | A | D; /* the other vCPU's write */
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, 0x200, 0x200);
+    int r = xbt_smmu_cr3_changed(m, regs);
+    ck_assert_msg(r == XBT_SMMU_REGIONS && !xbt_smmu_fresh(m, 0x400100, 16, epoch),
+                  "block from 0x200000 still fresh after a CR3 load mapping 0x270000 (r=%d)", r);
 }
 END_TEST
 
@@ -848,6 +867,7 @@ int main(void)
     tcase_add_test(tc, code_page_with_lost_aliases_resets);
     tcase_add_test(tc, cr3_switch_with_tlb_semantics);
     tcase_add_test(tc, epochs_follow_code);
+    tcase_add_test(tc, entry_changed_between_walk_and_seen);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);
