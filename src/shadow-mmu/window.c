@@ -1042,7 +1042,7 @@ static bool code_pte_in(const xbt_smmu *m, xbt_smmu_regs regs, const uint64_t ke
 }
 
 /* Whether the live pages of region r (those with blocks checked in its current epoch)
-   map as their blocks were checked: the same page table entries (A and D aside) as
+   map as their blocks were checked: the same page table entries (CODE_PTE_BITS) as
    their snapshots, the entry each such page's first check found.  Sound together with
    region_code_moved: every block checked on a live page read its snapshot's entry or
    marked the region moved, so a region that keeps its epoch has only blocks checked
