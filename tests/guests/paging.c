@@ -34,6 +34,7 @@ static u8 code_f8[4096] __attribute__((aligned(4096))); /* the same VA, remapped
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
 static volatile u32 pt_code[1024] __attribute__((aligned(4096)));
+static volatile u32 pt_glob[1024] __attribute__((aligned(4096))); /* VA 0x78000000.. */
 static volatile u32 code_remap, code_faults; /* a fetch fault at VA 0x60004000 maps this */
 
 
@@ -400,6 +401,38 @@ void main(void)
         pt_code[5] = (u32)code_f2 | P | W;
         write_cr3((u32)pd);
         CHECK_EQ(fresh() + 10 * ifresh(), 22, "entry changed, same directory loaded: the new frame");
+    }
+
+    /* Code on a global page (CR4.PGE) in a region of global code only: its entry
+       changed without INVLPG; a CR3 load may keep the old global entry, turning PGE off
+       and on again (Linux's flush of everything) may not, and neither may a PGE write
+       after the entry changed while PGE was off.  Code on another page runs on. */
+    {
+        const u32 G = 0x100;
+        fn_t gfn = (fn_t)0x78000000u, plain = (fn_t)0x60005010u;
+        fn_t volatile ig = gfn;
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10 | 0x80) : "memory");
+        pd[0x1e0] = pd2[0x1e0] = (u32)pt_glob | P | W; /* a region of global code only */
+        pt_glob[0] = (u32)code_f1 | P | W | G;
+        invlpg(0x78000000);
+        u32 got = 0;
+        for (int i = 0; i < 20; i++)
+            got = gfn() + 10 * ig() + 100 * plain();
+        CHECK_EQ(got, 11 + 100 * 20, "global code page: the first frame's code");
+        pt_glob[0] = (u32)code_f2 | P | W | G;
+        write_cr3((u32)pd);
+        got = gfn();
+        CHECK(got == 1 || got == 2, "global code page changed, CR3 loaded: either frame");
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10 | 0x80) : "memory");
+        CHECK_EQ(gfn() + 10 * ig() + 100 * plain(), 22 + 100 * 20,
+                 "PGE turned off and on: the new frame's code, the other page's as before");
+        /* The entry changed while PGE is off, then PGE on: that write flushes too. */
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
+        pt_glob[0] = (u32)code_f1 | P | W | G;
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10 | 0x80) : "memory");
+        CHECK_EQ(gfn() + 10 * ig(), 11, "entry changed with PGE off, PGE on: the first frame");
+        __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 0x10) : "memory");
     }
 
     /* The same through indirect calls (the calls above are direct: chained, where these
