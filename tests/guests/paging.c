@@ -38,6 +38,14 @@ static volatile u32 pt_glob[1024] __attribute__((aligned(4096))); /* VA 0x780000
 static volatile u32 code_remap, code_faults; /* a fetch fault at VA 0x60004000 maps this */
 
 
+/* A function at `at`: mov eax, v; ret. */
+static void put_mov_ret(u8 *at, u32 v)
+{
+    at[0] = 0xb8;
+    __builtin_memcpy(at + 1, &v, 4);
+    at[5] = 0xc3;
+}
+
 static void pf_handler(struct frame *f)
 {
     pf_count++;
@@ -278,12 +286,8 @@ void main(void)
         for (u32 k = 0; k < 2; k++) {
             u8 *f = (u8 *)(k ? 0xc0800000u : 0xc0400000u);
             u32 v1 = k + 1, v2 = 10 * (k + 1);
-            f[0x100] = 0xb8; /* mov eax, imm32; ret */
-            __builtin_memcpy(f + 0x101, &v1, 4);
-            f[0x105] = 0xc3;
-            f[0x200] = 0xb8;
-            __builtin_memcpy(f + 0x201, &v2, 4);
-            f[0x205] = 0xc3;
+            put_mov_ret(f + 0x100, v1);
+            put_mov_ret(f + 0x200, v2);
         }
         big_fn at100 = (big_fn)0xc0c00100u, at200 = (big_fn)0xc0c00200u;
         pd[0x303] = 0x01000000u | 0x80 | P | W;
@@ -360,12 +364,8 @@ void main(void)
     for (u32 k = 0; k < 2; k++) {
         u8 *f = k ? code_f2 : code_f1;
         u32 v0 = k ? 2 : 1, v16 = k ? 20 : 10;
-        f[0] = 0xb8; /* mov eax, imm32; ret */
-        __builtin_memcpy(f + 1, &v0, 4);
-        f[5] = 0xc3;
-        f[16] = 0xb8;
-        __builtin_memcpy(f + 17, &v16, 4);
-        f[21] = 0xc3;
+        put_mov_ret(f, v0);
+        put_mov_ret(f + 16, v16);
     }
     pd[0x180] = pd2[0x180] = (u32)pt_code | P | W;
     typedef u32 (*fn_t)(void);
