@@ -24,6 +24,16 @@ static u64 pd_big[512] __attribute__((aligned(4096))); /* 2..3 GiB: one 2 MiB pa
 static u8 frame_a[4096] __attribute__((aligned(4096)));
 static u8 frame_b[4096] __attribute__((aligned(4096)));
 static u8 frame_code[4096] __attribute__((aligned(4096)));
+static u64 pt_mix[512] __attribute__((aligned(4096))); /* VA 0x80600000: a table */
+
+/* A function at physical (identity-mapped) address pa: mov eax, v; ret. */
+static void put_mov_ret(u32 pa, u32 v)
+{
+    u8 *at = (u8 *)pa;
+    at[0] = 0xb8;
+    __builtin_memcpy(at + 1, &v, 4);
+    at[5] = 0xc3;
+}
 
 
 void main(void)
@@ -109,6 +119,45 @@ void main(void)
     CHECK_EQ(code(), 0x5a5a, "code run from a 4 KiB PAE page");
     frame_code[1] = 0x77; /* through the identity mapping: self-modifying code */
     CHECK_EQ(code(), 0x5a77, "and rewritten through another mapping");
+
+    /* Code on a 2 MiB page in a 4 MiB region whose other half is a page table: INVLPG
+       of another 4 KiB page of the 2 MiB page flushes it (one TLB entry; xbt makes the
+       whole half live, shadow-mmu/window.c), and an entry changed and back between
+       two CR3 loads with code run under the other: the current frame's code.  QEMU 7.2
+       TCG forgets its jump cache only for the page an INVLPG names: either there. */
+    {
+        typedef u32 (*fn_t)(void);
+        put_mov_ret(0x00800100u, 1);
+        put_mov_ret(0x00a00100u, 2);
+        put_mov_ret(0x00800200u, 10);
+        put_mov_ret(0x00a00200u, 20);
+        pd_big[2] = 0x00800000ull | P | W | PS; /* VA 0x80400000: 8 MiB, or 10 MiB */
+        pd_big[3] = (u32)pt_mix | P | W;        /* VA 0x80600000: a table */
+        pt_mix[0] = (u32)frame_a | P | W;
+        invlpg(0x80400000u);
+        invlpg(0x80600000u);
+        fn_t at100 = (fn_t)0x80400100u, at200 = (fn_t)0x80400200u;
+        u32 sum = 0;
+        for (int i = 0; i < 20; i++)
+            sum += at100();
+        CHECK_EQ(sum, 20, "2 MiB page beside a table: its code");
+        CHECK_EQ(*(volatile u8 *)0x80600000u, 0xaa, "and the table's page");
+        pd_big[2] = 0x00a00000ull | P | W | PS;
+        invlpg(0x80405000u);
+        u32 got = at100();
+        if (on_qemu_tcg())
+            CHECK(got == 2 || got == 1, "INVLPG elsewhere in the 2 MiB page: either (QEMU)");
+        else
+            CHECK_EQ(got, 2, "INVLPG elsewhere in the 2 MiB page: the new frame's code");
+        pd_big[2] = 0x00800000ull | P | W | PS;
+        write_cr3((u32)pdpts);
+        CHECK_EQ(at100(), 1, "CR3 loaded: the first frame again");
+        pd_big[2] = 0x00a00000ull | P | W | PS; /* no flush: either frame may run */
+        (void)at200();
+        pd_big[2] = 0x00800000ull | P | W | PS;
+        write_cr3((u32)pdpts);
+        CHECK_EQ(at200(), 10, "2 MiB page changed and back between CR3 loads: the first frame");
+    }
 
     /* Paging off, PAE off. */
     write_cr0(cr0 & ~0x80000000u);
