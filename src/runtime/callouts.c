@@ -374,10 +374,14 @@ static int co_cache(struct xbt_vcpu *v, const struct co_call *c)
     if (c->s->kind != XBT_CO_INVLPG || !xbt_paging(v))
         return next(v);
     /* Drop the page, or the whole large page where a mapping there came from a 4 MiB
-       (PAE: 2 MiB) page (one TLB entry in hardware). */
+       (PAE: 2 MiB) page (one TLB entry in hardware), or where the tables map the address
+       with one now: INVLPG then invalidates every TLB entry for it, 4 KiB ones left from
+       before its directory entry became large included (SDM vol. 3, 4.10.2.3 and
+       4.10.4.1; found by review, 2026-12-05, guest paging.c). */
     uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
     uint32_t u = ea >> 21;
-    if (v->mmu->pse_region[u >> 3] & (1u << (u & 7))) {
+    if ((v->mmu->pse_region[u >> 3] & (1u << (u & 7))) ||
+        xbt_smmu_large_at(v->mmu, xbt_paging_regs(v), ea)) {
         uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
         for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
             v->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));

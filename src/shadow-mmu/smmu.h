@@ -362,6 +362,9 @@ bool xbt_window_clean_read(xbt_smmu *m, uint32_t lin);
    forgets lookups into those regions (xbt_smmu_unchain_all when all). */
 enum { XBT_SMMU_UNCHANGED = 0, XBT_SMMU_REGIONS = 1, XBT_SMMU_ALL = 2 };
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len);
+/* Whether the current tables map linear lin with a large page (4 MiB with CR4.PSE, 2 MiB
+   with PAE): an INVLPG there invalidates every TLB entry for that page. */
+bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin);
 /* A CR3 load (regs hold the new CR3): windows switched, and the regions with code whose
    mapping may differ get a new epoch (m->region_bumped; XBT_SMMU_REGIONS if any). */
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);

@@ -855,6 +855,8 @@ static void forget_live(xbt_smmu *m, uint32_t r)
     m->region_live_any[r >> 3] &= (uint8_t)~(1u << (r & 7));
 }
 
+static void region_key(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r, uint64_t key[3]);
+
 /* New epoch for the regions marked in region_bumped (whether any was). */
 static bool bump_regions(xbt_smmu *m)
 {
@@ -927,6 +929,18 @@ static uint32_t teardown_len(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     while ((q & 0x3FFFFFu) && some_kwin_has(m, q))
         q += 4096;
     return q - lin;
+}
+
+bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
+{
+    if (!xbt_smmu_paging(regs))
+        return false;
+    uint64_t key[3];
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS;
+    region_key(m, regs, lin >> 22, key);
+    if (xbt_smmu_pae(regs))
+        return (key[1 + ((lin >> 21) & 1)] & large) == large;
+    return (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
 }
 
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)

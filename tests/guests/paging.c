@@ -35,6 +35,9 @@ static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
 static volatile u32 pt_code[1024] __attribute__((aligned(4096)));
 static volatile u32 pt_glob[1024] __attribute__((aligned(4096))); /* VA 0x78000000.. */
+static volatile u32 pt_sz[1024] __attribute__((aligned(4096)));   /* VA 0xc1000000.. */
+static u8 code_sz[4096] __attribute__((aligned(4096)));            /* VA 0xc1005000, then */
+static volatile u32 data_sz[1024] __attribute__((aligned(4096)));  /* VA 0xc1007000, then */
 static volatile u32 code_remap, code_faults; /* a fetch fault at VA 0x60004000 maps this */
 
 
@@ -318,6 +321,40 @@ void main(void)
         pd[0x303] = 0x01000000u | 0x80 | P | W;
         invlpg(0xc0fff000);
         CHECK_EQ(at100(), 1, "and back, INVLPG at its last page");
+    }
+
+    /* A page table's 4 KiB code and data pages, then the directory entry made a 4 MiB
+       page and INVLPG of another 4 KiB page of it: the TLB may hold both sizes for the
+       range (SDM vol. 3, 4.10.2.3), and INVLPG of an address the tables now map with a
+       4 MiB page invalidates all of them (4.10.4.1): the 4 MiB page's code and data
+       (found by review, 2026-12-05).  QEMU 7.2's TCG flushes everything only where its
+       TLB holds a large page, none here: either there. */
+    {
+        typedef u32 (*sz_fn)(void);
+        put_mov_ret(code_sz + 0x100, 3);
+        put_mov_ret((u8 *)0xc0405100u, 4); /* frame 16 MiB + 0x5100 (VA 0xc0400000) */
+        data_sz[0] = 0x66666666;
+        *(volatile u32 *)0xc0407000u = 0x77777777; /* frame 16 MiB + 0x7000 */
+        pt_sz[5] = (u32)code_sz | P | W;
+        pt_sz[7] = (u32)data_sz | P | W;
+        pd[0x304] = (u32)pt_sz | P | W;
+        write_cr3((u32)pd);
+        sz_fn volatile f = (sz_fn)0xc1005100u;
+        volatile u32 *d = (volatile u32 *)0xc1007000u;
+        u32 sum = 0;
+        for (int i = 0; i < 20; i++)
+            sum += f() + (*d == 0x66666666u);
+        CHECK_EQ(sum, 80, "4 KiB pages of a table: their frames' code and data");
+        pd[0x304] = 0x01000000u | 0x80 | P | W; /* no INVLPG of those pages */
+        invlpg(0xc1006000);
+        u32 got = f(), dv = *d;
+        if (on_qemu_tcg()) {
+            CHECK(got == 3 || got == 4, "made a 4 MiB page, INVLPG of another page: code, either (QEMU)");
+            CHECK(dv == 0x66666666u || dv == 0x77777777u, "and data, either (QEMU)");
+        } else {
+            CHECK_EQ(got, 4, "made a 4 MiB page, INVLPG of another page of it: the new code");
+            CHECK_EQ(dv, 0x77777777, "and the new data");
+        }
     }
 
     /* Self-modifying code through an alias. */
