@@ -168,17 +168,17 @@ typedef struct xbt_smmu {
 
     /* Mapping epochs by 4 MiB region: a block checked at epoch E is current while
        neither of its regions (nor everything, all_epoch) changed after E.  A CR3 load
-       bumps only the regions with code whose directory entry is not the same 4 MiB
-       page as before: the kernel's code (Linux maps it with 4 MiB pages, the same in
-       every address space) keeps its chains across process switches. */
+       keeps a region's epoch where its code is global, or its key is the same large
+       page, or its live pages map as their blocks were checked (window.c,
+       region_reload): the kernel's code keeps its chains across process switches. */
     uint32_t tc_epoch;               /* bumped when linear-to-physical mappings may change */
     uint32_t region_epoch[1024], all_epoch;
     uint64_t region_key[1024][3];    /* the entries its code was checked under (A and D
                                         masked): its directory entry; PAE: its PDPTE and
                                         its two directory entries (xbt_region_key) */
     uint32_t *region_ptes[1024];     /* allocated at a region's first check with paging
-                                        on: a page table's 1,024 entries (A and D
-                                        masked), then 32 words of bits, its live pages
+                                        on: a page table's 1,024 entries (frame, P
+                                        and U/S), then 32 words of bits, its live pages
                                         (blocks checked on them in its current epoch: a
                                         superset), whose entry is the one their blocks
                                         were checked under unless the region moved */

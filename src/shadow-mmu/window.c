@@ -1147,10 +1147,11 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
     /* A region keeps its epoch when all its code was checked under global entries
        (CR4.PGE: they survive the load), or its paging-structure entries (the directory
        entry; PAE: the PDPTE and both directory entries) are what its code was checked
-       under and they name a large page (nothing in it can differ), or they point to
-       tables (the same ones or others: each process's own copy of the kernel's
-       mapping, as xv6 has) in which every code page's entry is what it was at the last
-       CR3 load.  Anything else starts a new epoch.  The regions with code are found a
+       under and they name a large page (nothing in it can differ) and no block was
+       checked under others since, or they point to tables (the same ones or others:
+       each process's own copy of the kernel's mapping, as xv6 has) in which every live
+       page's entry is the one its blocks were checked under.  Anything else starts a
+       new epoch.  The regions with code are found a
        byte of the bitmap at a time (a loop over all 1,024 was about half of a CR3
        switch that keeps its window set). */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
