@@ -931,16 +931,23 @@ static uint32_t teardown_len(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     return q - lin;
 }
 
+/* Whether a region's key (region_key) maps linear lin of the region with a large page:
+   a 4 MiB page with CR4.PSE; with PAE, a 2 MiB page in lin's half. */
+static bool key_large_at(xbt_smmu_regs regs, const uint64_t key[3], uint32_t lin)
+{
+    const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
+    if (xbt_smmu_pae(regs))
+        return (key[1 + ((lin >> 21) & 1)] & large) == large;
+    return (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
+}
+
 bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 {
     if (!xbt_smmu_paging(regs))
         return false;
     uint64_t key[3];
-    const uint64_t large = XBT_PTE_P | XBT_PTE_PS;
     region_key(m, regs, lin >> 22, key);
-    if (xbt_smmu_pae(regs))
-        return (key[1 + ((lin >> 21) & 1)] & large) == large;
-    return (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
+    return key_large_at(regs, key, lin);
 }
 
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)
@@ -1103,10 +1110,7 @@ static void key_shape(xbt_smmu_regs regs, const uint64_t key[3], uint64_t out[3]
    CR4.PSE; PAE: two 2 MiB pages): the key itself is then the whole mapping. */
 static bool key_big(xbt_smmu_regs regs, const uint64_t key[3])
 {
-    const uint64_t large = XBT_PTE_P | XBT_PTE_PS; /* a present large page */
-    if (xbt_smmu_pae(regs))
-        return (key[1] & large) == large && (key[2] & large) == large;
-    return (regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large;
+    return key_large_at(regs, key, 0) && key_large_at(regs, key, 1u << 21);
 }
 
 static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b[3])
@@ -1194,17 +1198,16 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_
     live[w] |= b; /* an INVLPG of it gives the region a new epoch from now on */
     /* A large page is one TLB entry: an INVLPG anywhere in it (its whole region, or its
        2 MiB half with PAE) must give the region a new epoch. */
-    const uint64_t large = XBT_PTE_P | XBT_PTE_PS;
     uint64_t frame = ~0ull; /* the frame a large page maps lin to */
-    if (xbt_smmu_pae(regs)) {
-        uint64_t pde = key[1 + ((lin >> 21) & 1)];
-        if ((pde & large) == large) {
+    if (key_large_at(regs, key, lin)) {
+        if (xbt_smmu_pae(regs)) {
+            uint64_t pde = key[1 + ((lin >> 21) & 1)];
             memset(live + (i >> 9) * 16, 0xFF, 16 * sizeof *live);
             frame = ((pde & 0x000FFFFFFFE00000ull) >> 12) | ((lin >> 12) & 0x1FF);
+        } else {
+            memset(live, 0xFF, 32 * sizeof *live);
+            frame = ((key[0] & 0xFFC00000u) >> 12) | ((key[0] & 0x1FE000u) << 7) | i;
         }
-    } else if ((regs.cr4 & XBT_CR4_PSE) && (key[0] & large) == large) {
-        memset(live, 0xFF, 32 * sizeof *live);
-        frame = ((key[0] & 0xFFC00000u) >> 12) | ((key[0] & 0x1FE000u) << 7) | i;
     }
     /* Each check is compared with the frame the block's own walk found (`page`): the
        entry read here comes later, and another vCPU may have changed it in between. */
