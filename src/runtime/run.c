@@ -32,8 +32,8 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         if (chunk > len - n)
             chunk = len - n;
         uint64_t gpa = l;
+        xbt_walk_result r = { 0 };
         if (xbt_paging(v)) {
-            xbt_walk_result r;
             if (!xbt_walk_lin(v, l, false, v->arch.cpl == 3, true, &r)) {
                 if (!r.bus_error) {
                     v->fetch_pf = true;
@@ -66,9 +66,10 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         /* The block's first byte's page: its first fetch's, at the block's own EIP.  A
            later fetch (a CS base that is not page-aligned puts a block's EIPs on one
            page and its bytes on two) is not the first page's. */
+        xbt_code_walk w = { (uint32_t)(gpa >> 12), r.pde, r.pte };
         if (n == 0 && eip == v->ctx.eip)
-            v->fetch_gpa_first = (uint32_t)(gpa >> 12);
-        v->fetch_gpa_last = (uint32_t)((gpa + chunk - 1) >> 12);
+            v->fetch_first = w;
+        v->fetch_last = w; /* (a chunk is within a page) */
         v->fetch_lin_last = (l + chunk - 1) >> 12;
         n += chunk;
     }
@@ -121,24 +122,26 @@ uint32_t xbt_vcpu_mode_key(const struct xbt_vcpu *v)
     return xbt_tc_mode_key(&m);
 }
 
-/* Block b was translated or found current on linear [lin0, lin1]. */
-static void mark_code_seen(struct xbt_vcpu *v, const xbt_block *b, uint32_t lin0,
-                           uint32_t lin1)
+/* A block was translated or found current on linear [lin0, lin1], its walks finding w0
+   and w1 there. */
+static void mark_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1,
+                           const xbt_code_walk *w0, const xbt_code_walk *w1)
 {
-    xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1, b->page[0], b->page[1]);
+    xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1, w0, w1);
 }
 
-/* Physical page of a linear code address under the current mapping, or false. */
-static bool code_page(struct xbt_vcpu *v, uint32_t lin, uint32_t *page)
+/* Physical page of a linear code address under the current mapping (with the entries
+   the walk found), or false. */
+static bool code_page(struct xbt_vcpu *v, uint32_t lin, xbt_code_walk *w)
 {
     if (!xbt_paging(v)) {
-        *page = lin >> 12;
+        *w = (xbt_code_walk){ lin >> 12, 0, 0 };
         return true;
     }
     xbt_walk_result r;
     if (!xbt_walk_lin(v, lin, false, v->arch.cpl == 3, true, &r))
         return false;
-    *page = (uint32_t)(r.gpa >> 12);
+    *w = (xbt_code_walk){ (uint32_t)(r.gpa >> 12), r.pde, r.pte };
     if (!r.global)
         xbt_smmu_code_nonglobal(v->mmu, lin);
     return true;
@@ -165,7 +168,7 @@ static int block_check(struct xbt_vcpu *v, xbt_block *b)
         return BC_DROPPED;
     }
     uint32_t lin1 = xbt_block_last(b); /* (lin0 is b->lin here) */
-    uint32_t p0, p1;
+    xbt_code_walk p0, p1;
     bool ok = code_page(v, lin0, &p0) && code_page(v, lin1, &p1);
     /* The walk sets accessed bits, and a page table can be a page that held code: that
        write can drop b (or, with several vCPUs, carry out requests that drop others or
@@ -174,9 +177,9 @@ static int block_check(struct xbt_vcpu *v, xbt_block *b)
         return BC_DROPPED;
     if (!ok)
         return BC_UNFETCHABLE;
-    if (p0 == b->page[0] && p1 == b->page[1]) {
+    if (p0.page == b->page[0] && p1.page == b->page[1]) {
         b->epoch = v->mmu->tc_epoch;
-        mark_code_seen(v, b, lin0, lin1);
+        mark_code_seen(v, lin0, lin1, &p0, &p1);
         return BC_CURRENT;
     }
     return BC_ELSEWHERE;
@@ -446,10 +449,11 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
     xbt_vm *vm = v->vm;
     if (vm->no_share || v->xl.path || v->xl.prof || v->xl.block_count)
         return 0;
-    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip, p0, p1;
+    uint32_t lin = v->arch.seg[XBT_CS].base + v->ctx.eip;
+    xbt_code_walk p0, p1;
     if (!code_page(v, lin, &p0))
         return 0;
-    xbt_block *src = xbt_tc_find_relocatable(v->tc, p0, lin & 0xFFF, key, v->ctx.eip);
+    xbt_block *src = xbt_tc_find_relocatable(v->tc, p0.page, lin & 0xFFF, key, v->ctx.eip);
     if (!src)
         return 0;
     /* Not where an MMIO site may be (its translation has the site's callout).  Fault
@@ -462,7 +466,7 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
     p1 = p0;
     if (src->page[1] != src->page[0] || (lin & 0xFFF) + src->guest_len > 4096) {
         uint32_t next = (lin & ~0xFFFu) + 4096;
-        if (!next || !code_page(v, next, &p1) || p1 != src->page[1])
+        if (!next || !code_page(v, next, &p1) || p1.page != src->page[1])
             return 0;
     }
     v->tb->code = v->tbuf;
@@ -488,8 +492,8 @@ static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
             return -1;
         }
     }
-    v->fetch_gpa_first = p0;
-    v->fetch_gpa_last = p1;
+    v->fetch_first = p0;
+    v->fetch_last = p1;
     v->fetch_lin_last = (lin + (v->tb->guest_len ? v->tb->guest_len - 1 : 0)) >> 12;
     v->stats.blocks_shared++;
     *from_out = src;
@@ -599,30 +603,30 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
                                v->tb->error);
         return NULL;
     }
-    /* Physical pages of the block's first and last byte (paging off: the linear ones):
-       the pages the bytes were read from (a second walk could see a page table another
-       vCPU changed since).  The translator reads the next page only for an instruction
+    /* Physical pages of the block's first and last byte (paging off: the linear ones),
+       with the entries their walks checked: the pages the bytes were read from (a
+       second walk could see a page table another vCPU changed since).  The translator reads the next page only for an instruction
        that crosses into it, so the last fetch is normally the last byte's; not always
        where the CS base is not page-aligned (the translator's page is EIP's), and then
        the last byte's page is walked.  A trace's bytes need not end with its last
        fetch: walk both ends. */
-    uint32_t lin0 = v->fetch_gpa_first, lin1 = v->fetch_gpa_last;
+    xbt_code_walk w0 = v->fetch_first, w1 = v->fetch_last;
     uint32_t first = v->arch.seg[XBT_CS].base + v->tb->eip;
     uint32_t last = first + (v->tb->guest_len ? v->tb->guest_len - 1 : 0);
     if (v->xl.path) {
-        if (!code_page(v, first, &lin0) || !code_page(v, last, &lin1))
+        if (!code_page(v, first, &w0) || !code_page(v, last, &w1))
             return NULL; /* its pages are no longer mapped: no trace */
     } else if ((first ^ last) >> 12 == 0) {
-        lin1 = lin0;
-    } else if (v->fetch_lin_last != last >> 12 && !code_page(v, last, &lin1)) {
+        w1 = w0;
+    } else if (v->fetch_lin_last != last >> 12 && !code_page(v, last, &w1)) {
         return NULL; /* (cannot be: its bytes were just read) */
     }
-    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, first, lin0, lin1, from);
+    xbt_block *b = xbt_tc_insert(v->tc, v->tb, key, first, w0.page, w1.page, from);
     if (!b) {
         /* Full: flush everything and try once more (the guest keeps running; a copy
            with a map of its own, its source gone). */
         xbt_vcpu_flush_translations(v);
-        b = xbt_tc_insert(v->tc, v->tb, key, first, lin0, lin1, NULL);
+        b = xbt_tc_insert(v->tc, v->tb, key, first, w0.page, w1.page, NULL);
         if (!b) {
             xbt_set_internal_error(v, v->ctx.eip, "translation cache too small for one block");
             return NULL;
@@ -637,9 +641,9 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
         if (vm->jitdump)
             xbt_jitdump_add(vm->jitdump, b->host, b->host_len, name);
     }
-    mark_code_seen(v, b, first, last);
-    xbt_code_protect(v, lin0);
-    xbt_code_protect(v, lin1);
+    mark_code_seen(v, first, last, &w0, &w1);
+    xbt_code_protect(v, w0.page);
+    xbt_code_protect(v, w1.page);
     if (vm->n_vcpus > 1 && !code_marked(v, b))
         v->mbox.n_inval = XBT_MBOX_INVAL_LOG + 1; /* changed meanwhile: translate() tries again */
     return b;

@@ -427,8 +427,8 @@ struct xbt_vcpu {
     /* Where the last code fetch failed (paging on): a #PF to raise, or no RAM. */
     bool fetch_pf, fetch_raised;
     uint32_t fetch_pf_lin, fetch_pf_err;
-    uint32_t fetch_gpa_first, fetch_gpa_last; /* physical pages of the last fetch */
-    uint32_t fetch_lin_last;   /* the linear page of fetch_gpa_last */
+    xbt_code_walk fetch_first, fetch_last; /* pages (and entries) of the last fetch */
+    uint32_t fetch_lin_last;               /* the linear page of fetch_last */
     /* Several vCPUs: what the translator fetched for the block being translated (one
        record per fetch, within a page), so that only the block's own bytes are marked
        as code (vm->code_chunks) and checked unchanged once they are (run.c). */

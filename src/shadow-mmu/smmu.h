@@ -368,12 +368,19 @@ bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin);
 /* A CR3 load (regs hold the new CR3): windows switched, and the regions with code whose
    mapping may differ get a new epoch (m->region_bumped; XBT_SMMU_REGIONS if any). */
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);
+/* A page of a block's code as the block's own walk found it: the physical page, and
+   the low halves of the directory entry and of the last-level entry the walk checked
+   (xbt_walk_result's pde and pte; both the directory entry for a large page, 0 with
+   paging off). */
+typedef struct xbt_code_walk {
+    uint32_t page, pde, pte;
+} xbt_code_walk;
 /* A block was translated or found current on linear [lin0, lin1] under the current
    tables: its regions become code and its pages live for the epoch checks (an INVLPG
    of a page that is not live, a CR3 load that changes only such pages: no new epoch).
-   page0 and page1: the physical pages the block's walks found for lin0 and lin1. */
+   w0 and w1: what the block's walks found for lin0 and lin1. */
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
-                        uint32_t page0, uint32_t page1);
+                        const xbt_code_walk *w0, const xbt_code_walk *w1);
 static inline void xbt_smmu_code_nonglobal(xbt_smmu *m, uint32_t lin)
 {
     m->region_code_ng[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));

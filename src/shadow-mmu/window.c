@@ -1178,7 +1178,8 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
    loads compared against an empty one: cc1 runs new code pages in most of its regions
    between two of its TLB flushes, and each flush, a CR3 load of the same directory,
    undid 5,000-38,000 chains.) */
-static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t page)
+static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin,
+                          const xbt_code_walk *wk)
 {
     uint32_t r = lin >> 22, i = (lin >> 12) & 0x3FF;
     uint8_t bit = (uint8_t)(1u << (r & 7));
@@ -1209,15 +1210,23 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_
             frame = ((key[0] & 0xFFC00000u) >> 12) | ((key[0] & 0x1FE000u) << 7) | i;
         }
     }
-    /* Each check is compared with the frame the block's own walk found (`page`): the
-       entry read here comes later, and another vCPU may have changed it in between. */
+    /* Each check is compared with what the block's own walk found (wk: the frame, the
+       directory entry and the last-level entry): the entries read here come later, and
+       another vCPU may have changed them in between (a frame, or only a U/S bit the
+       walk checked: a snapshot or key that took the new entry would let a CR3 load keep
+       a block walked under the old one). */
+    uint32_t key_pde = (uint32_t)key[xbt_smmu_pae(regs) ? 1 + ((lin >> 21) & 1) : 0];
+    if ((key_pde ^ wk->pde) & ~(uint32_t)(XBT_PTE_A | XBT_PTE_D)) {
+        m->region_code_moved[r >> 3] |= bit;
+        return;
+    }
     if (key_big(regs, key)) {
-        if (memcmp(key, m->region_key[r], sizeof key) != 0 || frame != page)
+        if (memcmp(key, m->region_key[r], sizeof key) != 0 || frame != wk->page)
             m->region_code_moved[r >> 3] |= bit;
         return;
     }
     if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
-        !(pte & XBT_PTE_P) || pte >> 12 != page) {
+        !(pte & XBT_PTE_P) || pte >> 12 != wk->page || pte != (wk->pte & CODE_PTE_BITS)) {
         m->region_code_moved[r >> 3] |= bit;
         return;
     }
@@ -1238,13 +1247,13 @@ static void mark_code_region(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 }
 
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
-                        uint32_t page0, uint32_t page1)
+                        const xbt_code_walk *w0, const xbt_code_walk *w1)
 {
     mark_code_region(m, regs, lin0);
     mark_code_region(m, regs, lin1);
-    note_code_pte(m, regs, lin0, page0);
+    note_code_pte(m, regs, lin0, w0);
     if ((lin1 ^ lin0) >> 12)
-        note_code_pte(m, regs, lin1, page1);
+        note_code_pte(m, regs, lin1, w1);
 }
 
 #define GIB (1ull << 30)

@@ -104,6 +104,15 @@ static void d_park(void *o, unsigned set)
 static uint32_t *word(uint32_t gpa) { return (uint32_t *)(ram + gpa); }
 
 /* Maps lin -> gpa with 4 KiB pages in directory pd, the page table at pt. */
+/* What a walk of lin through directory pd finds (4 KiB pages, no PAE): as a block's
+   walk reports it to xbt_smmu_code_seen. */
+static xbt_code_walk walked(uint32_t pd, uint32_t lin)
+{
+    uint32_t pde = *word(pd + (lin >> 22) * 4);
+    uint32_t pte = *word((pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4);
+    return (xbt_code_walk){ pte >> 12, pde, pte };
+}
+
 static void map4k(uint32_t pd, uint32_t pt, uint32_t lin, uint32_t gpa, uint32_t flags)
 {
     *word(pd + (lin >> 22) * 4) = pt | P | RW | US | A;
@@ -325,7 +334,8 @@ START_TEST(epochs_follow_code)
     xbt_window_reset(m, regs);
     /* A block translated from 0x400100..0x40010f at the current epoch. */
     uint32_t epoch = m->tc_epoch;
-    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, 0x200, 0x200);
+    xbt_code_walk w = walked(PD1, 0x400100);
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, &w, &w);
     ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
     /* INVLPG of a page without code: nothing to check again. */
     ck_assert_int_eq(xbt_smmu_mapping_changed(m, regs, 0x401000, 4096), XBT_SMMU_UNCHANGED);
@@ -339,7 +349,7 @@ START_TEST(epochs_follow_code)
        changed, not. */
     xbt_smmu_cr3_changed(m, regs);
     epoch = m->tc_epoch;
-    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, 0x200, 0x200); /* checked again */
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, &w, &w); /* checked again */
     ck_assert_int_eq(xbt_smmu_cr3_changed(m, regs), XBT_SMMU_UNCHANGED);
     ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
     *word(PT1) = 0x270000 | P | RW | A | D;
@@ -363,11 +373,38 @@ START_TEST(entry_changed_between_walk_and_seen)
     xbt_window_reset(m, regs);
     xbt_smmu_cr3_changed(m, regs);
     uint32_t epoch = m->tc_epoch;           /* a block translated from frame 0x200 */
+    xbt_code_walk w = walked(PD1, 0x400100);
     *word(PT1) = 0x270000 | P | RW | A | D; /* the other vCPU's write */
-    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, 0x200, 0x200);
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, &w, &w);
     int r = xbt_smmu_cr3_changed(m, regs);
     ck_assert_msg(r == XBT_SMMU_REGIONS && !xbt_smmu_fresh(m, 0x400100, 16, epoch),
                   "block from 0x200000 still fresh after a CR3 load mapping 0x270000 (r=%d)", r);
+}
+END_TEST
+
+/* The same with only a U/S bit changed in between, of the last-level entry or of the
+   directory entry (the frame stays): a user block walked while its page was a user
+   page must not stay fresh across a CR3 load that makes it a supervisor page (the
+   snapshot and the key are compared with the entries the walk checked, not only its
+   frame; found in review: the snapshot took the new entry). */
+START_TEST(us_changed_between_walk_and_seen)
+{
+    for (int level = 0; level < 2; level++) {
+        xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+        memset(ram + PD1, 0, 4096);
+        map4k(PD1, PT1, 0x400000, 0x200000, P | RW | US | A | D);
+        xbt_window_reset(m, regs);
+        xbt_smmu_cr3_changed(m, regs);
+        uint32_t epoch = m->tc_epoch; /* a user block translated from frame 0x200 */
+        xbt_code_walk w = walked(PD1, 0x400100);
+        ck_assert(w.pde & w.pte & US);
+        *word(level ? PD1 + 4 : PT1) &= ~US; /* the other vCPU's write */
+        xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, &w, &w);
+        int r = xbt_smmu_cr3_changed(m, regs);
+        ck_assert_msg(r == XBT_SMMU_REGIONS && !xbt_smmu_fresh(m, 0x400100, 16, epoch),
+                      "user block still fresh after a CR3 load that made its %s "
+                      "supervisor (r=%d)", level ? "directory entry" : "page", r);
+    }
 }
 END_TEST
 
@@ -868,6 +905,7 @@ int main(void)
     tcase_add_test(tc, cr3_switch_with_tlb_semantics);
     tcase_add_test(tc, epochs_follow_code);
     tcase_add_test(tc, entry_changed_between_walk_and_seen);
+    tcase_add_test(tc, us_changed_between_walk_and_seen);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);
