@@ -1636,7 +1636,8 @@ static void emit_intr_gate(xbt_tx *t, uint32_t next)
 }
 
 /* A direct branch that an inline STI's shadow covers: the gate before its exit, at its
-   target (xbt_translate_block sets gate_exits for it). */
+   target (xbt_translate_block sets gate_exits for it); in a trace that follows the
+   branch, where the followed target's code begins. */
 static void emit_exit_gate(xbt_tx *t, uint32_t target)
 {
     if (!t->gate_exits)
@@ -1994,7 +1995,8 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
     switch (in->iclass) {
     case XBT_IC_JMP_DIRECT:
         if (follow != ~0u && follow == branch_target(in)) {
-            t->follow = follow; /* the trace goes on there: no code at all */
+            t->follow = follow; /* the trace goes on there: no code but a shadow's gate */
+            emit_exit_gate(t, follow);
             break;
         }
         emit_exit_gate(t, branch_target(in));
@@ -2037,6 +2039,7 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
         emit_push_return(t, in, next);
         if (follow != ~0u && follow == branch_target(in)) {
             t->follow = follow; /* a trace goes on into the callee */
+            emit_exit_gate(t, follow);
             break;
         }
         emit_exit_gate(t, branch_target(in));
@@ -2773,8 +2776,8 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
  * `next`) must come next in this block and be one that neither ends the block nor
  * leaves translated code on its own (no callout or string instruction, which hardware
  * may interrupt between iterations), so that the interrupt gate right after it is the
- * first place an interrupt can be taken; or a near JMP, CALL or RET (not in a trace),
- * whose exit gets the gate, at its target (emit_branch).  The STI stores `next` in
+ * first place an interrupt can be taken; or a near JMP, CALL or RET, whose exit gets
+ * the gate, at its target (emit_branch; in a trace that follows it, the target's code).  The STI stores `next` in
  * ctx->sti_shadow, which the gate clears: an instruction restarted from the dispatcher
  * (a hidden fault) is still covered (vcpu.h, xbt_sti_shadow_settle).  SYSEXIT may
  * follow too (Linux returns from every SYSENTER system call with STI; SYSEXIT): it
@@ -2807,13 +2810,14 @@ static bool sti_shadow_fits(xbt_tx *t, xbt_fetch_fn fetch, void *opaque, uint32_
         *gate = false;
         return true;
     }
-    if ((n.iclass == XBT_IC_JMP_DIRECT || n.iclass == XBT_IC_CALL_DIRECT ||
-         n.iclass == XBT_IC_RET || n.iclass == XBT_IC_JMP_INDIRECT ||
-         n.iclass == XBT_IC_CALL_INDIRECT) && !t->tr->path)
+    if (n.iclass == XBT_IC_JMP_DIRECT || n.iclass == XBT_IC_CALL_DIRECT ||
+        n.iclass == XBT_IC_RET || n.iclass == XBT_IC_JMP_INDIRECT ||
+        n.iclass == XBT_IC_CALL_INDIRECT)
         /* STI; CALL / RET / JMP (Linux: 88 per busybox fork+exec, each a callout, a
            return to the dispatcher and an uncached translation of the branch): the
-           gate goes into the branch's exit (emit_branch), at its target.  Not in a
-           trace, which may lay the branch out with no exit at all. */
+           gate goes into the branch's exit (emit_branch), at its target; in a trace
+           that follows a direct one, before the target's code (no exit there), and an
+           indirect one's before its guard (emit_indirect_end). */
         return n.callout == XBT_CO_NONE && !(n.flags & (XBT_IF_UD | XBT_IF_FAR));
     if (n.iclass != XBT_IC_COPY && n.iclass != XBT_IC_MEMORY && n.iclass != XBT_IC_STACK)
         return false;

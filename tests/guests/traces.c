@@ -4,8 +4,8 @@
  * every iteration, calls through a table of function pointers inside a hot loop, a
  * traced loop whose own immediate is rewritten every 16 iterations, a function returning
  * to two call sites, a callee rewriting its return address, an indirect jump whose
- * target changes, divide faults inside a traced callee, and a long traced loop that the
- * PIT interrupts.  The same kernel runs on QEMU and on xbt with and
+ * target changes, divide faults inside a traced callee, STI's shadow over a branch in a
+ * hot loop, and a long traced loop that the PIT interrupts.  The same kernel runs on QEMU and on xbt with and
  * without traces (ctest); each must pass everywhere.
  */
 #include "lib/guest.h"
@@ -177,6 +177,58 @@ static u32 div_expected(u32 n)
     return s;
 }
 
+/* STI's shadow over a branch in a hot loop, which runs with IF clear but for that
+   shadow: a tick that became pending meanwhile is taken where the shadow ends, at the
+   branch's target, after the branch.  sti_loop_K(n) loops until n ticks came (or 2^26
+   rounds; the round count in EAX) with a JMP, a CALL, a RET and an indirect JMP under the
+   shadow (K = 0..3); the target is sti_target_K.  A trace that follows a direct JMP or
+   CALL lays it out with no exit, and an indirect one with a guard: xbt puts the gate
+   there (issue 17).  Without it no tick would come while the loop runs. */
+#define STI_LOOP(k, branch, target_prologue)                                                \
+    __asm__(".text\n.globl sti_loop_" #k "\nsti_loop_" #k ":\n"                            \
+            "\tpushl %ebx\n\tmovl 8(%esp), %ebx\n\txorl %eax, %eax\n"                      \
+            "1:\tincl %eax\n\ttestl $0x4000000, %eax\n\tjnz 2f\n"                         \
+            branch "\n\tud2\n"                                                             \
+            ".globl sti_target_" #k "\nsti_target_" #k ":\n\tcli\n" target_prologue         \
+            "\tcmpl %ebx, sti_ticks\n\tjb 1b\n"                                            \
+            "2:\tpopl %ebx\n\tret\n")
+STI_LOOP(0, "\tsti\n\tjmp sti_target_0", "");
+STI_LOOP(1, "\tsti\n\tcall sti_target_1", "\tpopl %edx\n");
+STI_LOOP(2, "\tpushl $sti_target_2\n\tsti\n\tret", "");
+STI_LOOP(3, "\tmovl $sti_target_3, %edx\n\tsti\n\tjmp *%edx", "");
+u32 sti_loop_0(u32 n), sti_loop_1(u32 n), sti_loop_2(u32 n), sti_loop_3(u32 n);
+extern u8 sti_target_0[], sti_target_1[], sti_target_2[], sti_target_3[];
+volatile u32 sti_ticks;
+static volatile u32 sti_expect, sti_wrong, sti_wrong_eip;
+static void on_sti_tick(struct frame *f)
+{
+    if (f->eip != sti_expect)
+        sti_wrong++, sti_wrong_eip = f->eip;
+    sti_ticks++;
+    pic_eoi(0);
+}
+
+static void sti_branches(void)
+{
+    static const char *const what[4] = { "jmp", "call", "ret", "jmp *reg" };
+    u32 (*const loop[4])(u32) = { sti_loop_0, sti_loop_1, sti_loop_2, sti_loop_3 };
+    u8 *const target[4] = { sti_target_0, sti_target_1, sti_target_2, sti_target_3 };
+    cli();
+    set_handler(0x20, on_sti_tick);
+    pit_start(1000);
+    pic_unmask(0);
+    for (int k = 0; k < 4; k++) {
+        sti_ticks = sti_wrong = 0;
+        sti_expect = (u32)target[k];
+        u32 rounds = loop[k](20);
+        if (sti_ticks < 20 || sti_wrong)
+            printf("  sti; %s: %u ticks in %u rounds, %u elsewhere (last at %x, target %x)\n",
+                   what[k], sti_ticks, rounds, sti_wrong, sti_wrong_eip, sti_expect);
+        CHECK(sti_ticks >= 20, "sti; branch in a hot loop: ticks come at the shadow's end");
+        CHECK_EQ(sti_wrong, 0, "sti; branch in a hot loop: every tick at the branch's target");
+    }
+}
+
 void main(void)
 {
     u32 n = 200000;
@@ -196,6 +248,7 @@ void main(void)
     CHECK_EQ(de_count, 200, "one #DE per 32 iterations");
     CHECK_EQ(de_bad, 0, "each with the exact EIP and registers");
 
+    sti_branches();
     pit_ticks_start(1000);
     sti();
     u32 r = 0, rounds = 0;
