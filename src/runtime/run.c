@@ -32,18 +32,18 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         if (chunk > len - n)
             chunk = len - n;
         uint64_t gpa = l;
-        xbt_walk_result r = { 0 };
+        xbt_walk_result wr = { 0 };
         if (xbt_paging(v)) {
-            if (!xbt_walk_lin(v, l, false, v->arch.cpl == 3, true, &r)) {
-                if (!r.bus_error) {
+            if (!xbt_walk_lin(v, l, false, v->arch.cpl == 3, true, &wr)) {
+                if (!wr.bus_error) {
                     v->fetch_pf = true;
                     v->fetch_pf_lin = l;
-                    v->fetch_pf_err = r.error_code;
+                    v->fetch_pf_err = wr.error_code;
                 }
                 break;
             }
-            gpa = r.gpa;
-            if (!r.global)
+            gpa = wr.gpa;
+            if (!wr.global)
                 xbt_smmu_code_nonglobal(v->mmu, l);
         }
         const uint8_t *h = xbt_phys_r(&v->vm->phys, gpa, chunk);
@@ -66,7 +66,7 @@ static uint32_t fetch_code(void *opaque, uint32_t eip, uint8_t *buf, uint32_t le
         /* The block's first byte's page: its first fetch's, at the block's own EIP.  A
            later fetch (a CS base that is not page-aligned puts a block's EIPs on one
            page and its bytes on two) is not the first page's. */
-        xbt_code_walk w = { (uint32_t)(gpa >> 12), r.pde, r.pte };
+        xbt_code_walk w = { (uint32_t)(gpa >> 12), wr.pde, wr.pte };
         if (n == 0 && eip == v->ctx.eip)
             v->fetch_first = w;
         v->fetch_last = w; /* (a chunk is within a page) */
@@ -441,7 +441,7 @@ static void ibl_learn(struct xbt_vcpu *v, uint32_t key)
 
 /* The block at ctx.eip into v->tb as a relocated copy of a cached translation of the
    same physical bytes at another EIP (translator.h, xbt_tblock_relocate), with
-   fetch_gpa_first/last set as a translation sets them.  0: none to copy (translate it);
+   fetch_first/last set as a translation sets them.  0: none to copy (translate it);
    -1: the copy differs from a fresh translation (XBT_CHECK_SHARED; v->exit is set). */
 static int share_block(struct xbt_vcpu *v, const xbt_tmode *m, uint32_t key,
                        const xbt_block **from_out)

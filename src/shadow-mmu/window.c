@@ -1049,7 +1049,8 @@ static bool code_pte_in(const xbt_smmu *m, xbt_smmu_regs regs, const uint64_t ke
     if (!xbt_smmu_pae(regs)) {
         uint32_t pde = (uint32_t)key[0];
         uint64_t at = (uint64_t)(pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4;
-        if (!(pde & XBT_PTE_P) || (pde & XBT_PTE_PS) || !ram32(m, at, pte))
+        /* (PS without CR4.PSE is ignored: the entry points to a table, as the walk has it) */
+        if (!(pde & XBT_PTE_P) || key_large_at(regs, key, lin) || !ram32(m, at, pte))
             return false;
         *pte &= CODE_PTE_BITS;
         return true;

@@ -58,8 +58,9 @@ typedef struct xbt_tx {
     bool sti_inline;       /* the instruction being translated is an STI done inline */
     bool gate_due;         /* an inline STI's shadow: the interrupt gate follows the
                               next instruction */
-    bool gate_exits;       /* the shadowed instruction ends the block: the gate is in
-                              its exits, at its target (translate.c, emit_branch) */
+    bool gate_exits;       /* the shadowed instruction is a branch: the gate is in its
+                              exits, at its target, or where a trace follows it
+                              (translate.c, emit_branch) */
     uint8_t n_prof;        /* a profiled trace: side-exit counters handed out */
     bool soft;             /* a soft fault site's access is next: its guest operand is
                               [R15] with 64-bit addressing and no segment (R15 =

@@ -103,7 +103,6 @@ static void d_park(void *o, unsigned set)
 
 static uint32_t *word(uint32_t gpa) { return (uint32_t *)(ram + gpa); }
 
-/* Maps lin -> gpa with 4 KiB pages in directory pd, the page table at pt. */
 /* What a walk of lin through directory pd finds (4 KiB pages, no PAE): as a block's
    walk reports it to xbt_smmu_code_seen. */
 static xbt_code_walk walked(uint32_t pd, uint32_t lin)
@@ -113,6 +112,7 @@ static xbt_code_walk walked(uint32_t pd, uint32_t lin)
     return (xbt_code_walk){ pte >> 12, pde, pte };
 }
 
+/* Maps lin -> gpa with 4 KiB pages in directory pd, the page table at pt. */
 static void map4k(uint32_t pd, uint32_t pt, uint32_t lin, uint32_t gpa, uint32_t flags)
 {
     *word(pd + (lin >> 22) * 4) = pt | P | RW | US | A;
@@ -405,6 +405,25 @@ START_TEST(us_changed_between_walk_and_seen)
                       "user block still fresh after a CR3 load that made its %s "
                       "supervisor (r=%d)", level ? "directory entry" : "page", r);
     }
+}
+END_TEST
+
+/* A directory entry with PS set while CR4.PSE is clear points to a page table (the
+   walk ignores PS then): a block on one of its pages keeps its epoch across a CR3 load
+   of the same tables (it was treated as a large page that had no table entry, and the
+   region took a new epoch at every load). */
+START_TEST(ps_without_pse_is_a_table)
+{
+    xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
+    *word(PD1 + 4) |= 0x80; /* PS */
+    xbt_window_reset(m, regs);
+    xbt_smmu_cr3_changed(m, regs);
+    uint32_t epoch = m->tc_epoch;
+    xbt_code_walk w = walked(PD1, 0x400100);
+    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, &w, &w);
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, regs), XBT_SMMU_UNCHANGED);
+    ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
 }
 END_TEST
 
@@ -906,6 +925,7 @@ int main(void)
     tcase_add_test(tc, epochs_follow_code);
     tcase_add_test(tc, entry_changed_between_walk_and_seen);
     tcase_add_test(tc, us_changed_between_walk_and_seen);
+    tcase_add_test(tc, ps_without_pse_is_a_table);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);
