@@ -1077,12 +1077,20 @@ static bool region_code_same(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
     const uint32_t *snap = m->region_ptes[r], *live = region_live(m, r);
     if (!live)
         return true; /* never checked with paging on: no current block */
-    for (uint32_t w = 0; w < 32; w++)
+    for (uint32_t w = 0; w < 32; w++) {
+        /* A 2 MiB half (PAE; the other half is not one, or the region would be big and
+           not compared here): its directory entry is in the key's shape, compared whole
+           before this (region_reload), so its pages map as they did. */
+        if (!(w & 15) && key_large_at(regs, key, (r << 22) | (w << 17))) {
+            w += 15;
+            continue;
+        }
         for (uint32_t bits = live[w]; bits; bits &= bits - 1) {
             uint32_t i = w * 32 + (uint32_t)__builtin_ctz(bits), pte = 0;
             if (!code_pte_in(m, regs, key, (r << 22) | (i << 12), &pte) || pte != snap[i])
                 return false; /* (the snapshot is present: a different entry) */
         }
+    }
     return true;
 }
 
@@ -1226,7 +1234,18 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin,
             m->region_code_moved[r >> 3] |= bit;
         return;
     }
-    if (!same_shape(regs, key, m->region_key[r]) || !code_pte_in(m, regs, key, lin, &pte) ||
+    if (!same_shape(regs, key, m->region_key[r])) {
+        m->region_code_moved[r >> 3] |= bit;
+        return;
+    }
+    if (frame != ~0ull) {
+        /* PAE, a 2 MiB half beside a half that is not one: its directory entry, which
+           the shape compares whole, is its mapping (region_code_same skips its pages). */
+        if (frame != wk->page)
+            m->region_code_moved[r >> 3] |= bit;
+        return;
+    }
+    if (!code_pte_in(m, regs, key, lin, &pte) ||
         !(pte & XBT_PTE_P) || pte >> 12 != wk->page || pte != (wk->pte & CODE_PTE_BITS)) {
         m->region_code_moved[r >> 3] |= bit;
         return;

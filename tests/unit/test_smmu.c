@@ -408,6 +408,63 @@ START_TEST(us_changed_between_walk_and_seen)
 }
 END_TEST
 
+/* The same with PAE (8-byte entries; the PDPT at PD3, the directory at PD2, the table at
+   PT2): a U/S bit of the last-level or the directory entry, then a 2 MiB page's frame
+   (beside a half that is not present; then beside another 2 MiB page), changed between
+   the walk and the note; and each unchanged keeps its epoch (a 2 MiB half beside another
+   kind of half took a new epoch at every CR3 load before 2026-12-05). */
+static uint64_t *qword(uint32_t gpa) { return (uint64_t *)(void *)(ram + gpa); }
+START_TEST(pae_changed_between_walk_and_seen)
+{
+    const uint32_t lin = 0x40400100u; /* PDPT entry 1, directory entry 2 and 3 beside */
+    for (int c = 0; c < 4; c++) {
+        xbt_smmu_regs regs = { PG | 0x11, PD3, XBT_CR4_PAE };
+        memset(ram + PD3, 0, 4096);
+        memset(ram + PD2, 0, 4096);
+        memset(ram + PT2, 0, 4096);
+        *qword(PD3 + 8) = PD2 | P;
+        uint32_t di = (lin >> 21) & 0x1FF;
+        if (c < 2) {
+            *qword(PD2 + di * 8) = PT2 | P | RW | US | A;
+            *qword(PT2 + ((lin >> 12) & 0x1FF) * 8) = 0x200000 | P | RW | US | A | D;
+        } else {
+            *qword(PD2 + di * 8) = 0x600000 | P | RW | US | A | D | PS;
+            if (c == 3)
+                *qword(PD2 + (di + 1) * 8) = 0xC00000 | P | RW | US | A | D | PS;
+        }
+        xbt_window_reset(m, regs);
+        xbt_smmu_cr3_changed(m, regs);
+        uint32_t epoch = m->tc_epoch;
+        uint32_t pde = (uint32_t)*qword(PD2 + di * 8);
+        uint32_t pte = c < 2 ? (uint32_t)*qword(PT2 + ((lin >> 12) & 0x1FF) * 8) : pde;
+        uint32_t frame = c < 2 ? 0x200 : 0x600 + ((lin >> 12) & 0x1FF);
+        xbt_code_walk w = { frame, pde, pte };
+        /* the other vCPU's write */
+        if (c == 0)
+            *qword(PT2 + ((lin >> 12) & 0x1FF) * 8) &= ~(uint64_t)US;
+        else if (c == 1)
+            *qword(PD2 + di * 8) &= ~(uint64_t)US;
+        else
+            *qword(PD2 + di * 8) = 0xA00000 | P | RW | US | A | D | PS;
+        xbt_smmu_code_seen(m, regs, lin, lin + 15, &w, &w);
+        int r = xbt_smmu_cr3_changed(m, regs);
+        ck_assert_msg(r == XBT_SMMU_REGIONS && !xbt_smmu_fresh(m, lin, 16, epoch),
+                      "PAE case %d: block still fresh after a CR3 load (r=%d)", c, r);
+        /* Unchanged between walk and note: the epoch is kept. */
+        xbt_smmu_cr3_changed(m, regs);
+        epoch = m->tc_epoch;
+        pde = (uint32_t)*qword(PD2 + di * 8);
+        pte = c < 2 ? (uint32_t)*qword(PT2 + ((lin >> 12) & 0x1FF) * 8) : pde;
+        frame = c < 2 ? 0x200 : 0xA00 + ((lin >> 12) & 0x1FF);
+        w = (xbt_code_walk){ frame, pde, pte };
+        xbt_smmu_code_seen(m, regs, lin, lin + 15, &w, &w);
+        ck_assert_msg(xbt_smmu_cr3_changed(m, regs) == XBT_SMMU_UNCHANGED &&
+                          xbt_smmu_fresh(m, lin, 16, epoch),
+                      "PAE case %d: an unchanged block lost its epoch at a CR3 load", c);
+    }
+}
+END_TEST
+
 /* A directory entry with PS set while CR4.PSE is clear points to a page table (the
    walk ignores PS then): a block on one of its pages keeps its epoch across a CR3 load
    of the same tables (it was treated as a large page that had no table entry, and the
@@ -926,6 +983,7 @@ int main(void)
     tcase_add_test(tc, entry_changed_between_walk_and_seen);
     tcase_add_test(tc, us_changed_between_walk_and_seen);
     tcase_add_test(tc, ps_without_pse_is_a_table);
+    tcase_add_test(tc, pae_changed_between_walk_and_seen);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);
