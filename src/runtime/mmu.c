@@ -80,8 +80,9 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
         return;
     }
     xbt_tc_unchain_regions(v->tc, m->region_bumped);
+    xbt_tc_unchain_into(v->tc, m->region_hidden);
     for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
-        v->ibl_bump[i] |= m->region_bumped[i];
+        v->ibl_bump[i] |= m->region_bumped[i] | m->region_hidden[i];
     v->ibl_bump_pending = true;
 }
 

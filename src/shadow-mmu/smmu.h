@@ -186,6 +186,16 @@ typedef struct xbt_smmu {
     uint8_t region_code_moved[128];  /* a block was checked since under another entry */
     uint8_t code_region[128];        /* regions translated code came from */
     uint8_t region_bumped[128];      /* the regions the last change bumped */
+    /* Regions with code that the current tables do not map at all (no directory entry;
+       PAE: no PDPTE or neither directory entry): nothing of them can run, and their
+       blocks wait with their epoch saved (region_epoch is ~0u meanwhile: none is fresh)
+       and region_key, live pages and snapshots as they were.  A CR3 load that maps the
+       region again as they say gives the saved epoch back (window.c, region_reload). */
+    uint8_t region_absent[128];
+    uint8_t region_hidden[128];      /* the regions the last CR3 load made absent: chains
+                                        into them from elsewhere go (tcache.h,
+                                        xbt_tc_unchain_into) */
+    uint32_t region_saved_epoch[1024];
     uint8_t region_code_ng[128];     /* regions whose code was checked through a
                                         non-global entry (a CR3 load may change it) */
     /* Physical pages this vCPU's own cache may hold code from: its code_prot bit as it

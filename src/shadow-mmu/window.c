@@ -869,6 +869,7 @@ static bool bump_regions(xbt_smmu *m)
         any = true;
         m->region_code_ng[i] &= (uint8_t)~bits;
         m->region_code_moved[i] &= (uint8_t)~bits;
+        m->region_absent[i] &= (uint8_t)~bits; /* (its saved epoch is not given back) */
         for (; bits; bits &= (uint8_t)(bits - 1)) {
             uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
             m->region_epoch[r] = e;
@@ -952,11 +953,16 @@ bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)
 {
+    memset(m->region_hidden, 0, sizeof m->region_hidden);
     if (len == 0) {
         xbt_window_reset(m, regs);
         m->all_epoch = ++m->tc_epoch;
-        for (uint32_t r = 0; r < 1024; r++)
+        for (uint32_t r = 0; r < 1024; r++) {
             forget_live(m, r);
+            if (m->region_absent[r >> 3] & (1u << (r & 7)))
+                m->region_epoch[r] = m->all_epoch;
+        }
+        memset(m->region_absent, 0, sizeof m->region_absent);
         memset(m->region_code_moved, 0, sizeof m->region_code_moved);
         return XBT_SMMU_ALL;
     }
@@ -1115,6 +1121,15 @@ static void key_shape(xbt_smmu_regs regs, const uint64_t key[3], uint64_t out[3]
             out[k] &= ~addr;
 }
 
+/* Whether a region's key maps nothing of it: no directory entry; PAE: no PDPTE, or
+   neither of its two directory entries. */
+static bool key_absent(xbt_smmu_regs regs, const uint64_t key[3])
+{
+    if (!(key[0] & XBT_PTE_P))
+        return true;
+    return xbt_smmu_pae(regs) && !(key[1] & XBT_PTE_P) && !(key[2] & XBT_PTE_P);
+}
+
 /* Whether a region's key maps it all with large pages (non-PAE: one 4 MiB page with
    CR4.PSE; PAE: two 2 MiB pages): the key itself is then the whole mapping. */
 static bool key_big(xbt_smmu_regs regs, const uint64_t key[3])
@@ -1138,9 +1153,29 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
     uint8_t bit = (uint8_t)(1u << (r & 7));
     uint64_t key[3];
     region_key(m, regs, r, key);
+    bool global_code = pge && !(m->region_code_ng[r >> 3] & bit);
+    /* Not mapped at all now: nothing of it can run (a fetch faults, so no block of it
+       is checked meanwhile).  Its blocks wait, their epoch saved, for a load that maps
+       the region again as region_key and the snapshots say; chains into them from
+       elsewhere and the inline lookups' entries go (region_hidden), chains among them
+       stay.  (cc1 and busybox's shell switch to directories without their regions,
+       the kernel's own and an exiting process's, and back: each time a new epoch for
+       their code, until 2026-12-05.) */
+    if (!global_code && xbt_smmu_paging(regs) && key_absent(regs, key)) {
+        if (!(m->region_absent[r >> 3] & bit)) {
+            m->region_absent[r >> 3] |= bit;
+            m->region_hidden[r >> 3] |= bit;
+            m->region_saved_epoch[r] = m->region_epoch[r];
+            m->region_epoch[r] = ~0u;
+        }
+        return;
+    }
+    if (m->region_absent[r >> 3] & bit) {
+        m->region_absent[r >> 3] &= (uint8_t)~bit;
+        m->region_epoch[r] = m->region_saved_epoch[r]; /* (a new one below if it moved) */
+    }
     bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
     bool big = key_big(regs, key);
-    bool global_code = pge && !(m->region_code_ng[r >> 3] & bit);
     bool moved = m->region_code_moved[r >> 3] & bit;
     m->region_code_moved[r >> 3] &= (uint8_t)~bit;
     bool same_table = !big && (key[0] & XBT_PTE_P) && same_shape(regs, key, m->region_key[r]) &&
@@ -1168,10 +1203,14 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
        byte of the bitmap at a time (a loop over all 1,024 was about half of a CR3
        switch that keeps its window set). */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
+    memset(m->region_hidden, 0, sizeof m->region_hidden);
     for (uint32_t i = 0; i < sizeof m->code_region; i++)
         for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1))
             region_reload(m, regs, i * 8 + (uint32_t)__builtin_ctz(bits));
-    return bump_regions(m) ? XBT_SMMU_REGIONS : XBT_SMMU_UNCHANGED;
+    bool hidden = false;
+    for (uint32_t i = 0; i < sizeof m->region_hidden && !hidden; i++)
+        hidden = m->region_hidden[i] != 0;
+    return bump_regions(m) || hidden ? XBT_SMMU_REGIONS : XBT_SMMU_UNCHANGED;
 }
 
 /* A block was translated or re-checked on linear page lin under the current tables.

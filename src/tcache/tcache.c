@@ -968,6 +968,44 @@ void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
     }
 }
 
+static bool within_region(const xbt_block *b, uint32_t r)
+{
+    return b->lin >> 22 == r && xbt_block_last(b) >> 22 == r;
+}
+
+void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
+{
+    for (uint32_t r = 0; r < 1024; r++) {
+        if (!(bitmap[r >> 3] & (1u << (r & 7))))
+            continue;
+        uint32_t keep = 0;
+        for (uint32_t k = 0; k < tc->reg[r].n; k++) {
+            struct chain_rec c = tc->reg[r].v[k];
+            xbt_block *from = c.from, *to;
+            if (!from->valid || !(to = from->chained_to[c.exit]) || !in_regions(to, bitmap))
+                continue; /* undone or chained elsewhere since (its own record) */
+            if (within_region(from, r) && within_region(to, r))
+                tc->reg[r].v[keep++] = c;
+            else if (!chain_page_local(from, to))
+                unchain_one(tc, from, c.exit);
+        }
+        tc->reg[r].n = keep;
+    }
+    if (!tc->recent_overflow)
+        return;
+    for (uint32_t k = 0; k < tc->n_order; k++) {
+        xbt_block *b = tc->order[k];
+        if (!b->valid)
+            continue;
+        for (uint32_t i = 0; i < b->n_exits; i++) {
+            xbt_block *to = b->chained_to[i];
+            if (to && in_regions(to, bitmap) && !chain_page_local(b, to) &&
+                !(within_region(b, to->lin >> 22) && within_region(to, to->lin >> 22)))
+                unchain_one(tc, b, i);
+        }
+    }
+}
+
 void xbt_tc_unchain_all(xbt_tcache *tc)
 {
     for (uint32_t r = 0; r < 1024; r++) {

@@ -193,6 +193,11 @@ void xbt_tc_unchain_all(xbt_tcache *tc);
    against the new mapping (or reached by another such chain), and then so would the
    target be. */
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap);
+/* The regions in bitmap are no longer mapped (their blocks wait for a return, their
+   epochs saved: xbt_smmu's region_absent): the chains into their blocks are undone
+   but those from a block of the same one region to another (both within it), which
+   stay chained and recorded. */
+void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap);
 /* Drops every block with guest bytes on physical page `page` (a 4 KiB frame number). */
 uint32_t xbt_tc_invalidate_page(xbt_tcache *tc, uint32_t page);
 /* Drops every block whose guest bytes on physical page `page` overlap [off, off + len)

@@ -33,6 +33,9 @@ static u8 code_f8[4096] __attribute__((aligned(4096))); /* the same VA, remapped
 
 static volatile u32 pf_count, pf_cr2, pf_err, pf_ecx, pf_edi;
 static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted on */
+static volatile u32 pt_abs[1024] __attribute__((aligned(4096))); /* VA 0x74000000.. in pd */
+static u8 code_a1[4096] __attribute__((aligned(4096)));
+static u8 code_a2[4096] __attribute__((aligned(4096)));
 static volatile u32 pt_code[1024] __attribute__((aligned(4096)));
 static volatile u32 pt_glob[1024] __attribute__((aligned(4096))); /* VA 0x78000000.. */
 static volatile u32 pt_sz[1024] __attribute__((aligned(4096)));   /* VA 0xc1000000.. */
@@ -47,6 +50,20 @@ static void put_mov_ret(u8 *at, u32 v)
     at[0] = 0xb8;
     __builtin_memcpy(at + 1, &v, 4);
     at[5] = 0xc3;
+}
+
+/* Calls 0x74000100 with a direct CALL (chained once hot): what it returns, or
+   0xffffffff where the call faulted (the handler resumes after it; the return address
+   the CALL pushed is dropped). */
+static __attribute__((noinline)) u32 call_abs(void)
+{
+    u32 v;
+    __asm__ volatile("movl $0xffffffff, %%eax\n\tmovl %%esp, %%esi\n"
+                     "\tmovl $1f, fault+16\n\tmovl $2f, fault+20\n"
+                     "1:\tcall 0x74000100\n2:\tmovl %%esi, %%esp"
+                     : "=a"(v) : : "esi", "ecx", "edx", "memory", "cc");
+    fault.resume = 0;
+    return v;
 }
 
 static void pf_handler(struct frame *f)
@@ -587,6 +604,39 @@ void main(void)
     pt_code[0] = (u32)code_f8 | P | W;
     invlpg(0x60000000);
     CHECK_EQ(across(), 207, "its second region remapped: the new frame's bytes");
+
+    /* A region of code that the next directory does not map at all (pd2 has nothing at
+       0x74000000): a direct call into it, chained while it was mapped, faults there;
+       back in pd its code runs again, and with its entry changed while pd2 was current,
+       the new frame's code (xbt keeps such a region's blocks, their epoch saved, for a
+       load that maps it as before, and cuts the chains into it; 2026-12-05). */
+    {
+        put_mov_ret(code_a1 + 0x100, 41);
+        put_mov_ret(code_a2 + 0x100, 42);
+        pt_abs[0] = (u32)code_a1 | P | W;
+        pd[0x1d0] = (u32)pt_abs | P | W;
+        pd2[0x1d0] = 0;
+        write_cr3((u32)pd);
+        u32 s = 0;
+        for (int i = 0; i < 20; i++)
+            s += call_abs();
+        CHECK_EQ(s, 20 * 41, "code in a region of its own, hot");
+        for (int round = 0; round < 2; round++) {
+            write_cr3((u32)pd2);
+            u32 n0 = pf_count;
+            CHECK_EQ(call_abs(), 0xffffffffu, "its region not mapped: the call faults");
+            CHECK(pf_count == n0 + 1 && pf_cr2 == 0x74000100u, "a #PF at the call's target");
+            if (round)
+                pt_abs[0] = (u32)code_a2 | P | W; /* while pd2 is current */
+            write_cr3((u32)pd);
+            s = 0;
+            for (int i = 0; i < 5; i++)
+                s += call_abs();
+            CHECK_EQ(s, 5 * (round ? 42 : 41),
+                     round ? "remapped while away: the new frame's code"
+                           : "mapped as before: its code again");
+        }
+    }
 
     /* Paging off. */
     write_cr0(read_cr0() & ~0x80000000u);

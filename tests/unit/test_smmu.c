@@ -465,6 +465,42 @@ START_TEST(pae_changed_between_walk_and_seen)
 }
 END_TEST
 
+/* A region of code that the next directory does not map at all (an exiting process's
+   switch away, the kernel's own directory): its blocks are not fresh there, and a load
+   back to tables that map it as before gives them their epoch again; one that maps it
+   otherwise, or an INVLPG of its page meanwhile, does not. */
+START_TEST(absent_region_keeps_its_epoch)
+{
+    for (int c = 0; c < 3; c++) {
+        xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+        memset(ram + PD1, 0, 4096);
+        memset(ram + PD2, 0, 4096);
+        map4k(PD1, PT1, 0x400000, 0x200000, P | RW | US | A | D);
+        map4k(PD2, PT2, 0x800000, 0x300000, P | RW | US | A | D); /* not region 1 */
+        xbt_window_reset(m, a);
+        xbt_smmu_cr3_changed(m, a);
+        uint32_t epoch = m->tc_epoch;
+        xbt_code_walk w = walked(PD1, 0x400100);
+        xbt_smmu_code_seen(m, a, 0x400100, 0x40010f, &w, &w);
+        ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
+        ck_assert(m->region_hidden[0] & 2);
+        ck_assert(!xbt_smmu_fresh(m, 0x400100, 16, epoch));
+        if (c == 1)
+            *word(PT1) = 0x270000 | P | RW | US | A | D; /* changed meanwhile */
+        if (c == 2)
+            ck_assert_int_eq(xbt_smmu_mapping_changed(m, b, 0x400000, 4096),
+                             XBT_SMMU_REGIONS);
+        xbt_smmu_cr3_changed(m, a);
+        if (c == 0)
+            ck_assert_msg(xbt_smmu_fresh(m, 0x400100, 16, epoch),
+                          "the block lost its epoch across a directory without its region");
+        else
+            ck_assert_msg(!xbt_smmu_fresh(m, 0x400100, 16, epoch),
+                          "case %d: a stale block is fresh after the load back", c);
+    }
+}
+END_TEST
+
 /* A directory entry with PS set while CR4.PSE is clear points to a page table (the
    walk ignores PS then): a block on one of its pages keeps its epoch across a CR3 load
    of the same tables (it was treated as a large page that had no table entry, and the
@@ -984,6 +1020,7 @@ int main(void)
     tcase_add_test(tc, us_changed_between_walk_and_seen);
     tcase_add_test(tc, ps_without_pse_is_a_table);
     tcase_add_test(tc, pae_changed_between_walk_and_seen);
+    tcase_add_test(tc, absent_region_keeps_its_epoch);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);

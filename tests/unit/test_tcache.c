@@ -172,6 +172,30 @@ END_TEST
 /* A relocated copy (another address space's mapping of the same library page) uses its
    source's pc map and relocations, and answers for its own EIPs through map_delta: the
    guest EIP a fault maps to, and a copy made from the copy. */
+/* A region that the current tables no longer map (xbt_tc_unchain_into): a chain between
+   two of its blocks on different pages stays, with its record (a later new epoch for
+   the region still undoes it); a chain into it from another region goes. */
+START_TEST(unchain_into_keeps_chains_within_the_region)
+{
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    xbt_block *a = insert(tc, 0x08000010u, 1000, 1000); /* region 0x20 */
+    xbt_block *b = insert(tc, 0x08100010u, 1001, 1001); /* region 0x20, another page */
+    xbt_block *c = insert(tc, 0x0C000010u, 1002, 1002); /* region 0x30 */
+    ck_assert(a && b && c);
+    xbt_tc_chain(tc, a, 0, b);
+    xbt_tc_chain(tc, c, 0, b);
+    uint8_t bitmap[128] = { 0 };
+    bitmap[0x20 >> 3] |= 1u << (0x20 & 7);
+    xbt_tc_unchain_into(tc, bitmap);
+    ck_assert_ptr_eq(a->chained_to[0], b);
+    ck_assert_ptr_null(c->chained_to[0]);
+    xbt_tc_unchain_regions(tc, bitmap);
+    ck_assert_ptr_null(a->chained_to[0]);
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
 START_TEST(copies_share_their_source_map)
 {
     xbt_tcache *tc = xbt_tc_create(1u << 24);
@@ -408,6 +432,7 @@ int main(void)
     tcase_add_test(tc, aliases_of_one_eip);
     tcase_add_test(tc, chains_past_fpu_load);
     tcase_add_test(tc, jmp_cache_learns_and_copies_forget);
+    tcase_add_test(tc, unchain_into_keeps_chains_within_the_region);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
