@@ -195,6 +195,10 @@ typedef struct xbt_smmu {
     uint8_t region_hidden[128];      /* the regions the last CR3 load made absent: chains
                                         into them from elsewhere go (tcache.h,
                                         xbt_tc_unchain_into) */
+    uint8_t region_seen_absent[128]; /* absent regions where a block was checked since
+                                        (the guest mapped them again without a CR3 load:
+                                        chains into those blocks may have been made, and
+                                        the next load that finds them absent cuts them) */
     uint32_t region_saved_epoch[1024];
     uint8_t region_code_ng[128];     /* regions whose code was checked through a
                                         non-global entry (a CR3 load may change it) */
@@ -376,7 +380,9 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
    with PAE): an INVLPG there invalidates every TLB entry for that page. */
 bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin);
 /* A CR3 load (regs hold the new CR3): windows switched, and the regions with code whose
-   mapping may differ get a new epoch (m->region_bumped; XBT_SMMU_REGIONS if any). */
+   mapping may differ get a new epoch (m->region_bumped), and those it does not map at
+   all wait with their epoch saved (m->region_hidden: chains into them go);
+   XBT_SMMU_REGIONS if any of either. */
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);
 /* A page of a block's code as the block's own walk found it: the physical page, and
    the low halves of the directory entry and of the last-level entry the walk checked

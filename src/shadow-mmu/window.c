@@ -870,6 +870,7 @@ static bool bump_regions(xbt_smmu *m)
         m->region_code_ng[i] &= (uint8_t)~bits;
         m->region_code_moved[i] &= (uint8_t)~bits;
         m->region_absent[i] &= (uint8_t)~bits; /* (its saved epoch is not given back) */
+        m->region_seen_absent[i] &= (uint8_t)~bits;
         for (; bits; bits &= (uint8_t)(bits - 1)) {
             uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
             m->region_epoch[r] = e;
@@ -963,6 +964,7 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
                 m->region_epoch[r] = m->all_epoch;
         }
         memset(m->region_absent, 0, sizeof m->region_absent);
+        memset(m->region_seen_absent, 0, sizeof m->region_seen_absent);
         memset(m->region_code_moved, 0, sizeof m->region_code_moved);
         return XBT_SMMU_ALL;
     }
@@ -1167,11 +1169,15 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
             m->region_hidden[r >> 3] |= bit;
             m->region_saved_epoch[r] = m->region_epoch[r];
             m->region_epoch[r] = ~0u;
+        } else if (m->region_seen_absent[r >> 3] & bit) {
+            m->region_hidden[r >> 3] |= bit; /* blocks checked since may be chained into */
         }
+        m->region_seen_absent[r >> 3] &= (uint8_t)~bit;
         return;
     }
     if (m->region_absent[r >> 3] & bit) {
         m->region_absent[r >> 3] &= (uint8_t)~bit;
+        m->region_seen_absent[r >> 3] &= (uint8_t)~bit;
         m->region_epoch[r] = m->region_saved_epoch[r]; /* (a new one below if it moved) */
     }
     bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
@@ -1308,6 +1314,16 @@ static void mark_code_region(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
                         const xbt_code_walk *w0, const xbt_code_walk *w1)
 {
+    /* A region the last CR3 load found absent, mapped again since without one (no TLB
+       flush is needed for a new entry): its blocks are checked (none is fresh while
+       its epoch is saved) and may be chained into; the next load that finds it absent
+       again must cut those chains (region_reload). */
+    for (uint32_t r = lin0 >> 22;; r = lin1 >> 22) {
+        if (m->region_absent[r >> 3] & (1u << (r & 7)))
+            m->region_seen_absent[r >> 3] |= (uint8_t)(1u << (r & 7));
+        if (r == lin1 >> 22)
+            break;
+    }
     mark_code_region(m, regs, lin0);
     mark_code_region(m, regs, lin1);
     note_code_pte(m, regs, lin0, w0);

@@ -975,6 +975,11 @@ static bool within_region(const xbt_block *b, uint32_t r)
 
 void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
 {
+    bool any = false;
+    for (uint32_t i = 0; i < 128 && !any; i++)
+        any = bitmap[i] != 0;
+    if (!any)
+        return; /* (the walk of every block below is for an overflow, not for nothing) */
     for (uint32_t r = 0; r < 1024; r++) {
         if (!(bitmap[r >> 3] & (1u << (r & 7))))
             continue;

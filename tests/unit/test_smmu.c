@@ -490,6 +490,19 @@ START_TEST(absent_region_keeps_its_epoch)
         if (c == 2)
             ck_assert_int_eq(xbt_smmu_mapping_changed(m, b, 0x400000, 4096),
                              XBT_SMMU_REGIONS);
+        if (c == 0) {
+            /* Mapped again in b without a CR3 load (a new entry needs no flush), a block
+               checked there (the runtime may chain into it), unmapped, and a load that
+               finds it absent again: hidden again, so that those chains go (found in
+               review). */
+            *word(PD2 + 4) = PT1 | P | RW | US | A;
+            xbt_code_walk wb = walked(PD2, 0x400100);
+            xbt_smmu_code_seen(m, b, 0x400100, 0x40010f, &wb, &wb);
+            *word(PD2 + 4) = 0;
+            ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
+            ck_assert_msg(m->region_hidden[0] & 2, "checked while absent, not hidden again");
+            ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_UNCHANGED);
+        }
         xbt_smmu_cr3_changed(m, a);
         if (c == 0)
             ck_assert_msg(xbt_smmu_fresh(m, 0x400100, 16, epoch),

@@ -169,9 +169,6 @@ START_TEST(test_model)
 }
 END_TEST
 
-/* A relocated copy (another address space's mapping of the same library page) uses its
-   source's pc map and relocations, and answers for its own EIPs through map_delta: the
-   guest EIP a fault maps to, and a copy made from the copy. */
 /* A region that the current tables no longer map (xbt_tc_unchain_into): a chain between
    two of its blocks on different pages stays, with its record (a later new epoch for
    the region still undoes it); a chain into it from another region goes. */
@@ -196,6 +193,9 @@ START_TEST(unchain_into_keeps_chains_within_the_region)
 }
 END_TEST
 
+/* A relocated copy (another address space's mapping of the same library page) uses its
+   source's pc map and relocations, and answers for its own EIPs through map_delta: the
+   guest EIP a fault maps to, and a copy made from the copy. */
 START_TEST(copies_share_their_source_map)
 {
     xbt_tcache *tc = xbt_tc_create(1u << 24);
