@@ -119,6 +119,18 @@ static void map4k(uint32_t pd, uint32_t pt, uint32_t lin, uint32_t gpa, uint32_t
     *word(pt + ((lin >> 12) & 0x3FF) * 4) = gpa | flags;
 }
 
+/* Windows reset and a CR3 load of regs, then a block at lin (16 bytes, 4 KiB pages under
+   directory pd) checked there: the epoch it was checked at. */
+static uint32_t check_block(xbt_smmu_regs regs, uint32_t pd, uint32_t lin)
+{
+    xbt_window_reset(m, regs);
+    xbt_smmu_cr3_changed(m, regs);
+    uint32_t epoch = m->tc_epoch;
+    xbt_code_walk w = walked(pd, lin);
+    xbt_smmu_code_seen(m, regs, lin, lin + 15, &w, &w);
+    return epoch;
+}
+
 static bool rd32(void *o, uint64_t gpa, uint32_t *v)
 {
     (void)o;
@@ -477,11 +489,7 @@ START_TEST(absent_region_keeps_its_epoch)
         memset(ram + PD2, 0, 4096);
         map4k(PD1, PT1, 0x400000, 0x200000, P | RW | US | A | D);
         map4k(PD2, PT2, 0x800000, 0x300000, P | RW | US | A | D); /* not region 1 */
-        xbt_window_reset(m, a);
-        xbt_smmu_cr3_changed(m, a);
-        uint32_t epoch = m->tc_epoch;
-        xbt_code_walk w = walked(PD1, 0x400100);
-        xbt_smmu_code_seen(m, a, 0x400100, 0x40010f, &w, &w);
+        uint32_t epoch = check_block(a, PD1, 0x400100);
         ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
         ck_assert(m->region_hidden[0] & 2);
         ck_assert(!xbt_smmu_fresh(m, 0x400100, 16, epoch));
@@ -523,11 +531,7 @@ START_TEST(ps_without_pse_is_a_table)
     xbt_smmu_regs regs = { PG | 0x11, PD1, 0 };
     map4k(PD1, PT1, 0x400000, 0x200000, P | RW | A | D);
     *word(PD1 + 4) |= 0x80; /* PS */
-    xbt_window_reset(m, regs);
-    xbt_smmu_cr3_changed(m, regs);
-    uint32_t epoch = m->tc_epoch;
-    xbt_code_walk w = walked(PD1, 0x400100);
-    xbt_smmu_code_seen(m, regs, 0x400100, 0x40010f, &w, &w);
+    uint32_t epoch = check_block(regs, PD1, 0x400100);
     ck_assert_int_eq(xbt_smmu_cr3_changed(m, regs), XBT_SMMU_UNCHANGED);
     ck_assert(xbt_smmu_fresh(m, 0x400100, 16, epoch));
 }
