@@ -605,11 +605,11 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     }
     /* Physical pages of the block's first and last byte (paging off: the linear ones),
        with the entries their walks checked: the pages the bytes were read from (a
-       second walk could see a page table another vCPU changed since).  The translator reads the next page only for an instruction
-       that crosses into it, so the last fetch is normally the last byte's; not always
-       where the CS base is not page-aligned (the translator's page is EIP's), and then
-       the last byte's page is walked.  A trace's bytes need not end with its last
-       fetch: walk both ends. */
+       second walk could see a page table another vCPU changed since).  The translator
+       reads the next page only for an instruction that crosses into it, so the last
+       fetch is normally the last byte's; not always where the CS base is not
+       page-aligned (the translator's page is EIP's), and then the last byte's page is
+       walked.  A trace's bytes need not end with its last fetch: walk both ends. */
     xbt_code_walk w0 = v->fetch_first, w1 = v->fetch_last;
     uint32_t first = v->arch.seg[XBT_CS].base + v->tb->eip;
     uint32_t last = first + (v->tb->guest_len ? v->tb->guest_len - 1 : 0);

@@ -1994,12 +1994,11 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
     uint32_t follow = trace_next(t);
     switch (in->iclass) {
     case XBT_IC_JMP_DIRECT:
+        emit_exit_gate(t, branch_target(in)); /* (before the exit, or the followed code) */
         if (follow != ~0u && follow == branch_target(in)) {
             t->follow = follow; /* the trace goes on there: no code but a shadow's gate */
-            emit_exit_gate(t, follow);
             break;
         }
-        emit_exit_gate(t, branch_target(in));
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         break;
     case XBT_IC_JCC: {
@@ -2037,12 +2036,11 @@ static void emit_branch(xbt_tx *t, const xbt_insn *in)
     }
     case XBT_IC_CALL_DIRECT:
         emit_push_return(t, in, next);
+        emit_exit_gate(t, branch_target(in)); /* (before the exit, or the followed code) */
         if (follow != ~0u && follow == branch_target(in)) {
             t->follow = follow; /* a trace goes on into the callee */
-            emit_exit_gate(t, follow);
             break;
         }
-        emit_exit_gate(t, branch_target(in));
         emit_direct_exit(t, branch_target(in), XBT_EXIT_JMP);
         if (thunk_path_fits(t, in))
             emit_thunk_path(t, next);
@@ -2777,9 +2775,10 @@ static void end_at_limit(xbt_tx *t, uint32_t pc)
  * leaves translated code on its own (no callout or string instruction, which hardware
  * may interrupt between iterations), so that the interrupt gate right after it is the
  * first place an interrupt can be taken; or a near JMP, CALL or RET, whose exit gets
- * the gate, at its target (emit_branch; in a trace that follows it, the target's code).  The STI stores `next` in
- * ctx->sti_shadow, which the gate clears: an instruction restarted from the dispatcher
- * (a hidden fault) is still covered (vcpu.h, xbt_sti_shadow_settle).  SYSEXIT may
+ * the gate, at its target (emit_branch; in a trace that follows it, the target's
+ * code).  The STI stores `next` in ctx->sti_shadow, which the gate clears: an
+ * instruction restarted from the dispatcher (a hidden fault) is still covered (vcpu.h,
+ * xbt_sti_shadow_settle).  SYSEXIT may
  * follow too (Linux returns from every SYSENTER system call with STI; SYSEXIT): it
  * always leaves to the dispatcher, which is then the first such place, so it needs no
  * gate (*gate false).  Otherwise STI stays a callout that ends the block (the
