@@ -187,11 +187,12 @@ typedef struct xbt_smmu {
     uint8_t code_region[128];        /* regions translated code came from */
     uint8_t region_bumped[128];      /* the regions the last change bumped */
     /* Regions with code that the current tables do not map at all (no directory entry;
-       PAE: no PDPTE or neither directory entry): nothing of them can run, and their
-       blocks wait with their epoch saved (region_epoch is ~0u meanwhile: none is fresh)
-       and region_key, live pages and snapshots as they were.  A CR3 load that maps the
-       region again as they say gives the saved epoch back (window.c, region_reload). */
-    uint8_t region_absent[128];
+       PAE: no PDPTE or neither directory entry) have region_epoch ~0u (XBT_EPOCH_ABSENT:
+       none of their blocks is fresh): nothing of them can run, and their blocks wait
+       with their epoch saved (region_saved_epoch) and region_key, live pages and
+       snapshots as they were.  A CR3 load that maps the region again as they say gives
+       the saved epoch back (window.c, region_reload). */
+#define XBT_EPOCH_ABSENT (~0u)
     uint8_t region_hidden[128];      /* the regions the last CR3 load made absent: chains
                                         into them from elsewhere go (tcache.h,
                                         xbt_tc_unchain_into) */

@@ -869,8 +869,8 @@ static bool bump_regions(xbt_smmu *m)
         any = true;
         m->region_code_ng[i] &= (uint8_t)~bits;
         m->region_code_moved[i] &= (uint8_t)~bits;
-        m->region_absent[i] &= (uint8_t)~bits; /* (its saved epoch is not given back) */
-        m->region_seen_absent[i] &= (uint8_t)~bits;
+        m->region_seen_absent[i] &= (uint8_t)~bits; /* (an absent one's saved epoch is
+                                                        not given back) */
         for (; bits; bits &= (uint8_t)(bits - 1)) {
             uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
             m->region_epoch[r] = e;
@@ -960,10 +960,9 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
         m->all_epoch = ++m->tc_epoch;
         for (uint32_t r = 0; r < 1024; r++) {
             forget_live(m, r);
-            if (m->region_absent[r >> 3] & (1u << (r & 7)))
-                m->region_epoch[r] = m->all_epoch;
+            if (m->region_epoch[r] == XBT_EPOCH_ABSENT)
+                m->region_epoch[r] = m->all_epoch; /* (its saved one is not given back) */
         }
-        memset(m->region_absent, 0, sizeof m->region_absent);
         memset(m->region_seen_absent, 0, sizeof m->region_seen_absent);
         memset(m->region_code_moved, 0, sizeof m->region_code_moved);
         return XBT_SMMU_ALL;
@@ -1164,19 +1163,17 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
        the kernel's own and an exiting process's, and back: each time a new epoch for
        their code, until 2026-12-05.) */
     if (!global_code && xbt_smmu_paging(regs) && key_absent(regs, key)) {
-        if (!(m->region_absent[r >> 3] & bit)) {
-            m->region_absent[r >> 3] |= bit;
+        if (m->region_epoch[r] != XBT_EPOCH_ABSENT) {
             m->region_hidden[r >> 3] |= bit;
             m->region_saved_epoch[r] = m->region_epoch[r];
-            m->region_epoch[r] = ~0u;
+            m->region_epoch[r] = XBT_EPOCH_ABSENT;
         } else if (m->region_seen_absent[r >> 3] & bit) {
             m->region_hidden[r >> 3] |= bit; /* blocks checked since may be chained into */
         }
         m->region_seen_absent[r >> 3] &= (uint8_t)~bit;
         return;
     }
-    if (m->region_absent[r >> 3] & bit) {
-        m->region_absent[r >> 3] &= (uint8_t)~bit;
+    if (m->region_epoch[r] == XBT_EPOCH_ABSENT) {
         m->region_seen_absent[r >> 3] &= (uint8_t)~bit;
         m->region_epoch[r] = m->region_saved_epoch[r]; /* (a new one below if it moved) */
     }
@@ -1319,7 +1316,7 @@ void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t
        its epoch is saved) and may be chained into; the next load that finds it absent
        again must cut those chains (region_reload). */
     for (uint32_t r = lin0 >> 22;; r = lin1 >> 22) {
-        if (m->region_absent[r >> 3] & (1u << (r & 7)))
+        if (m->region_epoch[r] == XBT_EPOCH_ABSENT)
             m->region_seen_absent[r >> 3] |= (uint8_t)(1u << (r & 7));
         if (r == lin1 >> 22)
             break;

@@ -973,6 +973,12 @@ static bool within_region(const xbt_block *b, uint32_t r)
     return b->lin >> 22 == r && xbt_block_last(b) >> 22 == r;
 }
 
+/* Whether a chain leads from a block to another of the same one region, both within it. */
+static bool chain_in_one_region(const xbt_block *from, const xbt_block *to)
+{
+    return within_region(from, to->lin >> 22) && within_region(to, to->lin >> 22);
+}
+
 void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
 {
     bool any = false;
@@ -989,7 +995,7 @@ void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
             xbt_block *from = c.from, *to;
             if (!from->valid || !(to = from->chained_to[c.exit]) || !in_regions(to, bitmap))
                 continue; /* undone or chained elsewhere since (its own record) */
-            if (within_region(from, r) && within_region(to, r))
+            if (chain_in_one_region(from, to)) /* (then that region is r: to touches r) */
                 tc->reg[r].v[keep++] = c;
             else if (!chain_page_local(from, to))
                 unchain_one(tc, from, c.exit);
@@ -1005,7 +1011,7 @@ void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
         for (uint32_t i = 0; i < b->n_exits; i++) {
             xbt_block *to = b->chained_to[i];
             if (to && in_regions(to, bitmap) && !chain_page_local(b, to) &&
-                !(within_region(b, to->lin >> 22) && within_region(to, to->lin >> 22)))
+                !chain_in_one_region(b, to))
                 unchain_one(tc, b, i);
         }
     }

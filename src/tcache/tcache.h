@@ -194,7 +194,7 @@ void xbt_tc_unchain_all(xbt_tcache *tc);
    target be. */
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap);
 /* The regions in bitmap are no longer mapped (their blocks wait for a return, their
-   epochs saved: xbt_smmu's region_absent): the chains into their blocks are undone
+   epochs saved: xbt_smmu's XBT_EPOCH_ABSENT): the chains into their blocks are undone
    but those from a block of the same one region to another (both within it), which
    stay chained and recorded. */
 void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap);
