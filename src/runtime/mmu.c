@@ -79,11 +79,35 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
         v->ibl_stale = true;
         return;
     }
-    xbt_tc_unchain_regions(v->tc, m->region_bumped);
+    /* Regions whose context was set aside or restored (smmu.h, region_alt_*) switch
+       their chains; the others bumped lose every chain into them. */
+    uint8_t plain[sizeof m->region_bumped];
+    for (uint32_t i = 0; i < sizeof plain; i++)
+        plain[i] = m->region_bumped[i] & (uint8_t)~(m->region_alt_keep[i] | m->region_alt_restore[i]);
+    xbt_tc_unchain_regions(v->tc, plain);
+    xbt_tc_switch_regions(v->tc, m->region_alt_keep, m->region_alt_restore);
     xbt_tc_unchain_into(v->tc, m->region_hidden);
     for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
         v->ibl_bump[i] |= m->region_bumped[i] | m->region_hidden[i];
     v->ibl_bump_pending = true;
+}
+
+void xbt_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1, const xbt_code_walk *w0,
+                   const xbt_code_walk *w1)
+{
+    xbt_smmu *m = v->mmu;
+    xbt_smmu_code_seen(m, xbt_paging_regs(v), lin0, lin1, w0, w1);
+    if (m->region_revived) {
+        /* A region absent at the last load, mapped again since: a new epoch. */
+        m->region_revived = false;
+        epochs_bumped(v, XBT_SMMU_REGIONS);
+    }
+    if (m->region_alt_drop_any) {
+        /* A context set aside can run here now: its chains go before this block runs. */
+        xbt_tc_drop_alt(v->tc, m->region_alt_drop);
+        memset(m->region_alt_drop, 0, sizeof m->region_alt_drop);
+        m->region_alt_drop_any = false;
+    }
 }
 
 void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)

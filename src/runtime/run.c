@@ -127,7 +127,7 @@ uint32_t xbt_vcpu_mode_key(const struct xbt_vcpu *v)
 static void mark_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1,
                            const xbt_code_walk *w0, const xbt_code_walk *w1)
 {
-    xbt_smmu_code_seen(v->mmu, xbt_paging_regs(v), lin0, lin1, w0, w1);
+    xbt_code_seen(v, lin0, lin1, w0, w1);
 }
 
 /* Physical page of a linear code address under the current mapping (with the entries
@@ -178,8 +178,8 @@ static int block_check(struct xbt_vcpu *v, xbt_block *b)
     if (!ok)
         return BC_UNFETCHABLE;
     if (p0.page == b->page[0] && p1.page == b->page[1]) {
+        mark_code_seen(v, lin0, lin1, &p0, &p1); /* (may start a new epoch: before) */
         b->epoch = v->mmu->tc_epoch;
-        mark_code_seen(v, lin0, lin1, &p0, &p1);
         return BC_CURRENT;
     }
     return BC_ELSEWHERE;
@@ -632,7 +632,6 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
             return NULL;
         }
     }
-    b->epoch = v->mmu->tc_epoch;
     if (vm->perfmap || vm->jitdump) {
         char name[XBT_PERF_NAME_MAX]; /* one symbol lookup for both */
         xbt_perf_block_name(name, &vm->syms, b->eip, m->cpl, v->xl.path != NULL);
@@ -641,7 +640,8 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
         if (vm->jitdump)
             xbt_jitdump_add(vm->jitdump, b->host, b->host_len, name);
     }
-    mark_code_seen(v, first, last, &w0, &w1);
+    mark_code_seen(v, first, last, &w0, &w1); /* (may start a new epoch: before) */
+    b->epoch = v->mmu->tc_epoch;
     xbt_code_protect(v, w0.page);
     xbt_code_protect(v, w1.page);
     if (vm->n_vcpus > 1 && !code_marked(v, b))

@@ -1002,6 +1002,11 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 /* A CR3 load: the windows become the new address space's, and only regions whose
    mapping may differ get a new epoch. */
 void xbt_cr3_changed(struct xbt_vcpu *v);
+/* A block was translated or found current on linear [lin0, lin1], its walks finding w0
+   and w1 (xbt_smmu_code_seen): a region mapped again since the last load gets a new
+   epoch, a context set aside that could run now loses its chains, before it runs. */
+void xbt_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1, const xbt_code_walk *w0,
+                   const xbt_code_walk *w1);
 void xbt_stlb_flush(struct xbt_vcpu *v); /* the software TLB of lin_page (excp.c) */
 /* The read shadow's TLB entries go (mmio.c): with the software TLB, at every run, at a
    change of IA32_APIC_BASE. */

@@ -196,11 +196,28 @@ typedef struct xbt_smmu {
     uint8_t region_hidden[128];      /* the regions the last CR3 load made absent: chains
                                         into them from elsewhere go (tcache.h,
                                         xbt_tc_unchain_into) */
-    uint8_t region_seen_absent[128]; /* absent regions where a block was checked since
-                                        (the guest mapped them again without a CR3 load:
-                                        chains into those blocks may have been made, and
-                                        the next load that finds them absent cuts them) */
+    bool region_revived;             /* a region absent at the last load was checked: it
+                                        has a new epoch (region_bumped and region_alt_*
+                                        say as after a load; xbt_smmu_code_seen) */
     uint32_t region_saved_epoch[1024];
+    /* A region's context set aside.  A CR3 load that gives a region a new epoch because
+       another process's code is there now (a shell and the program it ran, both PIE at
+       0x400000, or their libraries at one place) keeps the chains among the old code's
+       blocks, both ends within the region, when that code cannot run under the new
+       tables (none of its live pages is mapped to the same frame there), with its key,
+       snapshots and live pages here; a later load whose tables map it as they say makes
+       it current again, with a new epoch and its chains, and the context it replaces is
+       set aside in turn.  Chains into it from elsewhere and the inline lookups' entries
+       go at each switch, as for a region that moved; a block of it checked under other
+       tables on the same frame (its page mapped again without a CR3 load) gives it up
+       (region_alt_drop: its chains go before that block runs).  One per region. */
+    uint32_t *region_alt_ptes[1024]; /* as region_ptes: snapshots, then live pages */
+    uint64_t region_alt_key[1024][3];
+    uint8_t region_alt[128];         /* regions with a context set aside */
+    uint8_t region_alt_keep[128];    /* the last change set the current context aside */
+    uint8_t region_alt_restore[128]; /* the last change made the one set aside current */
+    uint8_t region_alt_drop[128];    /* contexts given up since the runtime last looked */
+    bool region_alt_drop_any;
     uint8_t region_code_ng[128];     /* regions whose code was checked through a
                                         non-global entry (a CR3 load may change it) */
     /* Physical pages this vCPU's own cache may hold code from: its code_prot bit as it
@@ -383,7 +400,11 @@ bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin);
 /* A CR3 load (regs hold the new CR3): windows switched, and the regions with code whose
    mapping may differ get a new epoch (m->region_bumped), and those it does not map at
    all wait with their epoch saved (m->region_hidden: chains into them go);
-   XBT_SMMU_REGIONS if any of either. */
+   XBT_SMMU_REGIONS if any of either.  Of the regions bumped, those marked in
+   m->region_alt_keep had their context set aside (the chains among its blocks within
+   the region stay, the others go), those in m->region_alt_restore had the context set
+   aside before made current again (its chains are the region's again): tcache.h,
+   xbt_tc_switch_regions. */
 int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs);
 /* A page of a block's code as the block's own walk found it: the physical page, and
    the low halves of the directory entry and of the last-level entry the walk checked
@@ -398,6 +419,15 @@ typedef struct xbt_code_walk {
    w0 and w1: what the block's walks found for lin0 and lin1. */
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
                         const xbt_code_walk *w0, const xbt_code_walk *w1);
+/* After xbt_smmu_code_seen: when m->region_revived, a region the last CR3 load found
+   absent was mapped again without a load and got a new epoch (region_bumped,
+   region_alt_keep and region_alt_restore as after a load): the runtime does what it does
+   after a load and clears the flag.  When m->region_alt_drop_any, the regions in
+   m->region_alt_drop gave up the context they had set aside (a page of it checked on its
+   frame under the current tables): the runtime undoes its chains (xbt_tc_drop_alt)
+   before the block checked runs, and clears both. */
+
+/* A block's walk of lin went through a non-global entry (a CR3 load may change it). */
 static inline void xbt_smmu_code_nonglobal(xbt_smmu *m, uint32_t lin)
 {
     m->region_code_ng[lin >> 25] |= (uint8_t)(1u << ((lin >> 22) & 7));

@@ -869,12 +869,18 @@ static bool bump_regions(xbt_smmu *m)
         any = true;
         m->region_code_ng[i] &= (uint8_t)~bits;
         m->region_code_moved[i] &= (uint8_t)~bits;
-        m->region_seen_absent[i] &= (uint8_t)~bits; /* (an absent one's saved epoch is
-                                                        not given back) */
         for (; bits; bits &= (uint8_t)(bits - 1)) {
             uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
+            uint8_t bit = (uint8_t)(1u << (r & 7));
             m->region_epoch[r] = e;
-            forget_live(m, r);
+            if (m->region_alt_restore[i] & bit) {
+                /* Its live pages and snapshots are the restored context's (they map as
+                   they say), its code non-global. */
+                m->region_live_any[i] |= bit;
+                m->region_code_ng[i] |= bit;
+            } else {
+                forget_live(m, r);
+            }
         }
     }
     return any;
@@ -955,7 +961,13 @@ bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)
 {
     memset(m->region_hidden, 0, sizeof m->region_hidden);
+    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
+    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
     if (len == 0) {
+        /* (The runtime undoes every chain, those of contexts set aside too.) */
+        memset(m->region_alt, 0, sizeof m->region_alt);
+        memset(m->region_alt_drop, 0, sizeof m->region_alt_drop);
+        m->region_alt_drop_any = false;
         xbt_window_reset(m, regs);
         m->all_epoch = ++m->tc_epoch;
         for (uint32_t r = 0; r < 1024; r++) {
@@ -963,7 +975,6 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
             if (m->region_epoch[r] == XBT_EPOCH_ABSENT)
                 m->region_epoch[r] = m->all_epoch; /* (its saved one is not given back) */
         }
-        memset(m->region_seen_absent, 0, sizeof m->region_seen_absent);
         memset(m->region_code_moved, 0, sizeof m->region_code_moved);
         return XBT_SMMU_ALL;
     }
@@ -1078,12 +1089,12 @@ static bool code_pte_in(const xbt_smmu *m, xbt_smmu_regs regs, const uint64_t ke
    under the entries it has now.  Pages that held code once but have no current block
    (other processes' code, freed memory at the same addresses) do not count: their
    blocks are checked again, and their page becomes live, before any of them runs. */
-static bool region_code_same(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
-                             const uint64_t key[3])
+static bool ptes_same(xbt_smmu_regs regs, const xbt_smmu *m, uint32_t r, const uint64_t key[3],
+                      const uint32_t *snap)
 {
-    const uint32_t *snap = m->region_ptes[r], *live = region_live(m, r);
-    if (!live)
+    if (!snap)
         return true; /* never checked with paging on: no current block */
+    const uint32_t *live = snap + 1024;
     for (uint32_t w = 0; w < 32; w++) {
         /* A 2 MiB half (PAE; the other half is not one, or the region would be big and
            not compared here): its directory entry is in the key's shape, compared whole
@@ -1099,6 +1110,12 @@ static bool region_code_same(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
         }
     }
     return true;
+}
+
+static bool region_code_same(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r,
+                             const uint64_t key[3])
+{
+    return ptes_same(regs, m, r, key, m->region_ptes[r]);
 }
 
 /* A region's key with the addresses of the tables it points to masked: two keys with
@@ -1146,6 +1163,64 @@ static bool same_shape(xbt_smmu_regs regs, const uint64_t a[3], const uint64_t b
     return memcmp(x, y, sizeof x) == 0;
 }
 
+/* Whether a region's key points to page tables only (one of PAE's two directory entries
+   may be missing): the region's contexts are set aside only then. */
+static bool key_tables(xbt_smmu_regs regs, const uint64_t key[3])
+{
+    return !key_absent(regs, key) && !key_large_at(regs, key, 0) &&
+           !key_large_at(regs, key, 1u << 21);
+}
+
+/* Whether none of the live pages in `snap` (a region's snapshots and live bits) is
+   mapped to its snapshot's frame under `key`: no block of that context passes a check
+   there.  (What keeps its chains out of reach is the check in note_code_pte, which gives
+   the context up at the first block checked on such a page; this only spares setting
+   aside a context that would be given up at once.) */
+static bool ptes_apart(xbt_smmu_regs regs, const xbt_smmu *m, uint32_t r, const uint64_t key[3],
+                       const uint32_t *snap)
+{
+    const uint32_t *live = snap + 1024;
+    for (uint32_t w = 0; w < 32; w++)
+        for (uint32_t bits = live[w]; bits; bits &= bits - 1) {
+            uint32_t i = w * 32 + (uint32_t)__builtin_ctz(bits), pte = 0;
+            if (code_pte_in(m, regs, key, (r << 22) | (i << 12), &pte) && (pte & XBT_PTE_P) &&
+                pte >> 12 == snap[i] >> 12)
+                return false;
+        }
+    return true;
+}
+
+/* Region r gets a new epoch at a CR3 load whose tables (key) map it otherwise: its
+   context set aside where its blocks cannot run under them (region_alt_keep), the one set
+   aside before made current where they map it as it says (region_alt_restore; struct
+   xbt_smmu).  `moved`: a block was checked under other entries than the snapshots. */
+static void set_aside(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r, const uint64_t key[3],
+                      bool moved)
+{
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    if (!xbt_smmu_paging(regs) || !key_tables(regs, key))
+        return;
+    bool had = m->region_alt[r >> 3] & bit;
+    bool restore = had && same_shape(regs, key, m->region_alt_key[r]) &&
+                   ptes_same(regs, m, r, key, m->region_alt_ptes[r]);
+    bool keep = !moved && m->region_ptes[r] && (m->region_live_any[r >> 3] & bit) &&
+                key_tables(regs, m->region_key[r]) && ptes_apart(regs, m, r, key, m->region_ptes[r]);
+    if (!keep && !restore)
+        return; /* a plain new epoch; what was set aside stays so */
+    uint32_t *cur = m->region_ptes[r];
+    m->region_ptes[r] = m->region_alt_ptes[r]; /* restored, or emptied by bump_regions */
+    m->region_alt_ptes[r] = cur;
+    if (keep) {
+        memcpy(m->region_alt_key[r], m->region_key[r], sizeof m->region_alt_key[r]);
+        m->region_alt[r >> 3] |= bit;
+        m->region_alt_keep[r >> 3] |= bit;
+    } else {
+        m->region_alt[r >> 3] &= (uint8_t)~bit;
+    }
+    if (restore)
+        m->region_alt_restore[r >> 3] |= bit;
+}
+
 /* Region r (it holds translated code) at a CR3 load: marked in region_bumped unless its
    code's translations survive the load (xbt_smmu_cr3_changed says when). */
 static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
@@ -1167,16 +1242,11 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
             m->region_hidden[r >> 3] |= bit;
             m->region_saved_epoch[r] = m->region_epoch[r];
             m->region_epoch[r] = XBT_EPOCH_ABSENT;
-        } else if (m->region_seen_absent[r >> 3] & bit) {
-            m->region_hidden[r >> 3] |= bit; /* blocks checked since may be chained into */
         }
-        m->region_seen_absent[r >> 3] &= (uint8_t)~bit;
         return;
     }
-    if (m->region_epoch[r] == XBT_EPOCH_ABSENT) {
-        m->region_seen_absent[r >> 3] &= (uint8_t)~bit;
+    if (m->region_epoch[r] == XBT_EPOCH_ABSENT)
         m->region_epoch[r] = m->region_saved_epoch[r]; /* (a new one below if it moved) */
-    }
     bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
     bool big = key_big(regs, key);
     bool moved = m->region_code_moved[r >> 3] & bit;
@@ -1184,8 +1254,10 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
     bool same_table = !big && (key[0] & XBT_PTE_P) && same_shape(regs, key, m->region_key[r]) &&
                       region_code_same(m, regs, r, key) && !moved;
     /* Global translations survive a CR3 load whatever the new tables say. */
-    if (!(global_code || (same_key && big && !moved) || same_table))
+    if (!(global_code || (same_key && big && !moved) || same_table)) {
         m->region_bumped[r >> 3] |= bit;
+        set_aside(m, regs, r, key, moved);
+    }
     memcpy(m->region_key[r], key, sizeof key);
 }
 
@@ -1207,6 +1279,8 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
        switch that keeps its window set). */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
     memset(m->region_hidden, 0, sizeof m->region_hidden);
+    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
+    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
     for (uint32_t i = 0; i < sizeof m->code_region; i++)
         for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1))
             region_reload(m, regs, i * 8 + (uint32_t)__builtin_ctz(bits));
@@ -1239,6 +1313,16 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin,
     if (!m->region_ptes[r] && !(m->region_ptes[r] = calloc(1024 + 32, 4))) {
         m->region_code_moved[r >> 3] |= bit; /* nothing to compare against */
         return;
+    }
+    if (m->region_alt[r >> 3] & bit) {
+        /* A page of the context set aside, on its frame: that context's blocks can run
+           here, their chains too; it is given up (region_alt_drop). */
+        const uint32_t *alt = m->region_alt_ptes[r];
+        if ((alt[1024 + (i >> 5)] & (1u << (i & 31))) && alt[i] >> 12 == wk->page) {
+            m->region_alt[r >> 3] &= (uint8_t)~bit;
+            m->region_alt_drop[r >> 3] |= bit;
+            m->region_alt_drop_any = true;
+        }
     }
     uint64_t key[3];
     region_key(m, regs, r, key);
@@ -1308,16 +1392,39 @@ static void mark_code_region(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
     }
 }
 
+/* Region r, which the last CR3 load found absent, is mapped again without one (no TLB
+   flush is needed for a new entry: an exec'd program's ld.so maps its libraries where
+   the directory had nothing) and a block is checked there: the region gets a new epoch
+   as at a load of these tables, the context that waited set aside or given up
+   (set_aside), so that its blocks are fresh again once checked.  (Until 2026-12-05 no
+   block of it was fresh until the next CR3 load, the checks went into the context that
+   waited, and the next load that found the region absent again cut the chains made
+   meanwhile.)  The runtime undoes chains as after a load (region_revived). */
+static void region_revive(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
+{
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    uint64_t key[3];
+    region_key(m, regs, r, key);
+    memset(m->region_bumped, 0, sizeof m->region_bumped);
+    memset(m->region_hidden, 0, sizeof m->region_hidden);
+    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
+    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+    m->region_epoch[r] = m->region_saved_epoch[r];
+    bool moved = m->region_code_moved[r >> 3] & bit;
+    m->region_code_moved[r >> 3] &= (uint8_t)~bit;
+    m->region_bumped[r >> 3] |= bit;
+    set_aside(m, regs, r, key, moved);
+    memcpy(m->region_key[r], key, sizeof key);
+    bump_regions(m);
+    m->region_revived = true;
+}
+
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
                         const xbt_code_walk *w0, const xbt_code_walk *w1)
 {
-    /* A region the last CR3 load found absent, mapped again since without one (no TLB
-       flush is needed for a new entry): its blocks are checked (none is fresh while
-       its epoch is saved) and may be chained into; the next load that finds it absent
-       again must cut those chains (region_reload). */
     for (uint32_t r = lin0 >> 22;; r = lin1 >> 22) {
-        if (m->region_epoch[r] == XBT_EPOCH_ABSENT)
-            m->region_seen_absent[r >> 3] |= (uint8_t)(1u << (r & 7));
+        if (m->region_epoch[r] == XBT_EPOCH_ABSENT && xbt_smmu_paging(regs))
+            region_revive(m, regs, r);
         if (r == lin1 >> 22)
             break;
     }
@@ -1401,7 +1508,7 @@ void xbt_smmu_destroy(xbt_smmu *m)
         free(m->code_prot);
     free(m->rmap);
     for (int r = 0; r < 1024; r++)
-        free(m->region_ptes[r]);
+        free(m->region_ptes[r]), free(m->region_alt_ptes[r]);
     for (int k = 0; k < XBT_WSETS; k++) {
         struct xbt_wset *w = m->wset[k];
         if (!w)

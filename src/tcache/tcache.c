@@ -115,6 +115,9 @@ struct xbt_tcache {
        the chains into them, at the cost of those chains (a walk over every block was a
        third of Linux's run time). */
     struct { struct chain_rec *v; uint32_t n, cap; } reg[1024];
+    /* The chains kept for a region's context set aside (xbt_tc_switch_regions): none is
+       made while it is, and they are the region's again when it is restored. */
+    struct { struct chain_rec *v; uint32_t n, cap; } alt[1024];
     /* Chains within their source's own pages (chain_page_local): no mapping epoch
        undoes them, only xbt_tc_unchain_all; compacted when it has doubled. */
     struct { struct chain_rec *v; uint32_t n, cap, compact_at; } local;
@@ -415,7 +418,7 @@ void xbt_tc_destroy(xbt_tcache *tc)
         free(sl);
     }
     for (int r = 0; r < 1024; r++)
-        free(tc->reg[r].v);
+        free(tc->reg[r].v), free(tc->alt[r].v);
     free(tc->local.v);
     for (uint32_t i = 0; i < 1u << XBT_TC_PAGE_HASH_BITS; i++)
         free(tc->pages[i].v);
@@ -1017,12 +1020,70 @@ void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
     }
 }
 
+/* The chains a record list of region r names that are still made and lead into r (not
+   those within their source's pages) are undone; with `keep`, those from a block of r to
+   another, both within it, stay, and the list keeps their records only. */
+static void cut_list(xbt_tcache *tc, struct chain_rec *v, uint32_t *n, uint32_t r, bool keep)
+{
+    uint8_t bitmap[128] = { 0 };
+    bitmap[r >> 3] = (uint8_t)(1u << (r & 7));
+    uint32_t kept = 0;
+    for (uint32_t k = 0; k < *n; k++) {
+        struct chain_rec c = v[k];
+        xbt_block *from = c.from, *to;
+        if (!from->valid || !(to = from->chained_to[c.exit]) || !in_regions(to, bitmap) ||
+            chain_page_local(from, to))
+            continue;
+        if (keep && chain_in_one_region(from, to))
+            v[kept++] = c;
+        else
+            unchain_one(tc, from, c.exit);
+    }
+    *n = kept;
+}
+
+void xbt_tc_switch_regions(xbt_tcache *tc, const uint8_t *keep, const uint8_t *restore)
+{
+    for (uint32_t r = 0; r < 1024; r++) {
+        uint8_t bit = (uint8_t)(1u << (r & 7));
+        bool k = keep[r >> 3] & bit, back = restore[r >> 3] & bit;
+        if (!k && !back)
+            continue;
+        if (tc->recent_overflow) {
+            /* The records are incomplete: every chain into r goes (a walk of every
+               block), those set aside too. */
+            uint8_t one[128] = { 0 };
+            one[r >> 3] = bit;
+            cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false);
+            xbt_tc_unchain_regions(tc, one);
+            continue;
+        }
+        cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, k);
+        if (!back)
+            cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false); /* given up */
+        /* Kept: set aside; restored: current; else empty. */
+        struct chain_rec *v = tc->reg[r].v;
+        uint32_t n = tc->reg[r].n, cap = tc->reg[r].cap;
+        tc->reg[r].v = tc->alt[r].v, tc->reg[r].n = tc->alt[r].n, tc->reg[r].cap = tc->alt[r].cap;
+        tc->alt[r].v = v, tc->alt[r].n = n, tc->alt[r].cap = cap;
+    }
+}
+
+void xbt_tc_drop_alt(xbt_tcache *tc, const uint8_t *bitmap)
+{
+    for (uint32_t r = 0; r < 1024; r++)
+        if (bitmap[r >> 3] & (1u << (r & 7)))
+            cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false);
+}
+
 void xbt_tc_unchain_all(xbt_tcache *tc)
 {
     for (uint32_t r = 0; r < 1024; r++) {
         for (uint32_t k = 0; k < tc->reg[r].n; k++)
             unchain_one(tc, tc->reg[r].v[k].from, tc->reg[r].v[k].exit);
-        tc->reg[r].n = 0;
+        for (uint32_t k = 0; k < tc->alt[r].n; k++)
+            unchain_one(tc, tc->alt[r].v[k].from, tc->alt[r].v[k].exit);
+        tc->reg[r].n = tc->alt[r].n = 0;
     }
     for (uint32_t k = 0; k < tc->local.n; k++)
         unchain_one(tc, tc->local.v[k].from, tc->local.v[k].exit);
@@ -1156,7 +1217,7 @@ void xbt_tc_flush(xbt_tcache *tc)
 {
     free_blocks(tc);
     for (int r = 0; r < 1024; r++)
-        tc->reg[r].n = 0;
+        tc->reg[r].n = tc->alt[r].n = 0;
     tc->local.n = 0;
     tc->recent_overflow = false;
     memset(tc->hash, 0, sizeof tc->hash);

@@ -166,6 +166,18 @@ void xbt_tc_unlink_out(xbt_tcache *tc, xbt_block *b);
 /* Re-chains exits of b that were unlinked by xbt_tc_unlink_out. */
 void xbt_tc_relink_out(xbt_tcache *tc, xbt_block *b);
 
+/* Regions whose mapping changed at a CR3 load (another process's code there now) and
+   whose context the shadow MMU set aside or made current again (smmu.h, region_alt_*):
+   in `keep`, the chains into the region's blocks are undone but those from one of its
+   blocks to another, both within the region, which are set aside (nothing of that
+   context can run until it is current again); in `restore`, the chains set aside before
+   are the region's again, and the current ones all go unless kept.  A region in
+   neither is not touched (xbt_tc_unchain_regions is for those).  Chains within their
+   source's pages stay, as ever. */
+void xbt_tc_switch_regions(xbt_tcache *tc, const uint8_t *keep, const uint8_t *restore);
+/* The regions in bitmap gave up the context they had set aside: its chains go. */
+void xbt_tc_drop_alt(xbt_tcache *tc, const uint8_t *bitmap);
+
 /* Drops one block (lookup, chains in and out). */
 void xbt_tc_drop(xbt_tcache *tc, xbt_block *b);
 

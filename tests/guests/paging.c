@@ -36,6 +36,10 @@ static volatile int pf_map; /* the handler maps VA 0x40000000+ page it faulted o
 static volatile u32 pt_abs[1024] __attribute__((aligned(4096))); /* VA 0x74000000.. in pd */
 static u8 code_a1[4096] __attribute__((aligned(4096)));
 static u8 code_a2[4096] __attribute__((aligned(4096)));
+static u8 code_a3[4096] __attribute__((aligned(4096)));
+static u8 code_b1[4096] __attribute__((aligned(4096)));
+static u8 code_b3[4096] __attribute__((aligned(4096)));
+static volatile u32 pt_abs2[1024] __attribute__((aligned(4096))); /* VA 0x74000000.. in pd2 */
 static volatile u32 pt_code[1024] __attribute__((aligned(4096)));
 static volatile u32 pt_glob[1024] __attribute__((aligned(4096))); /* VA 0x78000000.. */
 static volatile u32 pt_sz[1024] __attribute__((aligned(4096)));   /* VA 0xc1000000.. */
@@ -636,6 +640,47 @@ void main(void)
                      round ? "remapped while away: the new frame's code"
                            : "mapped as before: its code again");
         }
+    }
+
+    /* Two address spaces with other code at the same place (a shell and the program it
+       runs, both at 0x400000): 0x74000100 jumps to 0x74001100, which returns 41 in pd
+       and 42 in pd2, the jump chained in each.  Switched back and forth, each runs its
+       own code (xbt sets the other's chains aside, 2026-12-05); then pd2 maps pd's
+       frame at 0x74000000: pd's jump, chained to pd's 0x74001100, may not take it
+       there (the frame of 0x74001100 in pd2 is still pd2's): the entry changed, with
+       its INVLPG, while pd2 is current. */
+    {
+        static const u32 rel = 0x74001100u - 0x74000105u;
+        fn_t volatile jumper = (fn_t)0x74000100u;
+        u8 *const firsts[2] = { code_a1, code_b1 };
+        for (int k = 0; k < 2; k++) {
+            firsts[k][0x100] = 0xe9;
+            __builtin_memcpy(firsts[k] + 0x101, &rel, 4);
+        }
+        put_mov_ret(code_a3 + 0x100, 41);
+        put_mov_ret(code_b3 + 0x100, 42);
+        pt_abs[0] = (u32)code_a1 | P | W;
+        pt_abs[1] = (u32)code_a3 | P | W;
+        pt_abs2[0] = (u32)code_b1 | P | W;
+        pt_abs2[1] = (u32)code_b3 | P | W;
+        pd2[0x1d0] = (u32)pt_abs2 | P | W;
+        for (int round = 0; round < 6; round++) {
+            int two = round & 1;
+            write_cr3(two ? (u32)pd2 : (u32)pd);
+            if (round == 5) {
+                CHECK_EQ(jumper(), 42, "pd2's code");
+                pt_abs2[0] = (u32)code_a1 | P | W;
+                invlpg(0x74000000);
+            }
+            u32 s = 0;
+            for (int i = 0; i < 20; i++)
+                s += jumper();
+            CHECK_EQ(s, 20 * (two ? 42 : 41),
+                     round == 5 ? "pd's frame at pd2's 0x74000000: pd2's code after the jump"
+                                : "each directory's own code at one address, switched");
+        }
+        write_cr3((u32)pd);
+        CHECK_EQ(jumper(), 41, "back in pd: pd's code");
     }
 
     /* Paging off. */

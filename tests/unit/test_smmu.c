@@ -506,6 +506,7 @@ START_TEST(absent_region_keeps_its_epoch)
             *word(PD2 + 4) = PT1 | P | RW | US | A;
             xbt_code_walk wb = walked(PD2, 0x400100);
             xbt_smmu_code_seen(m, b, 0x400100, 0x40010f, &wb, &wb);
+            epoch = m->tc_epoch; /* the block's, checked (a new epoch: revived) */
             *word(PD2 + 4) = 0;
             ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
             ck_assert_msg(m->region_hidden[0] & 2, "checked while absent, not hidden again");
@@ -519,6 +520,82 @@ START_TEST(absent_region_keeps_its_epoch)
             ck_assert_msg(!xbt_smmu_fresh(m, 0x400100, 16, epoch),
                           "case %d: a stale block is fresh after the load back", c);
     }
+}
+END_TEST
+
+static bool bit1(const uint8_t *bitmap) { return bitmap[0] & 2; }
+
+/* Region 1 holds a shell's code under one directory and a program's under another (both
+   at 0x400000, other frames): each load between them sets the context that leaves aside
+   and makes the one set aside current again, its live pages with it; a page of the one
+   set aside checked on its frame under the current tables gives it up; a context whose
+   frame the new tables map at its page is not set aside. */
+START_TEST(contexts_set_aside_and_restored)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 }, c = { PG | 0x11, PD3, 0 };
+    map4k(PD1, PT1, 0x400000, 0x200000, P | US | A);
+    map4k(PD1, PT1, 0x401000, 0x201000, P | US | A);
+    map4k(PD2, PT2, 0x400000, 0x300000, P | US | A);
+    map4k(PD3, PT3, 0x400000, 0x200000, P | US | A); /* a's frame at a's page */
+    map4k(PD3, PT3, 0x401000, 0x250000, P | US | A);
+    check_block(a, PD1, 0x400100);
+    xbt_code_walk w = walked(PD1, 0x401100);
+    xbt_smmu_code_seen(m, a, 0x401100, 0x40110f, &w, &w);
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
+    ck_assert(bit1(m->region_bumped) && bit1(m->region_alt_keep) && !bit1(m->region_alt_restore));
+    w = walked(PD2, 0x400100);
+    xbt_smmu_code_seen(m, b, 0x400100, 0x40010f, &w, &w);
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, a), XBT_SMMU_REGIONS);
+    ck_assert(bit1(m->region_alt_keep) && bit1(m->region_alt_restore));
+    /* a's live pages are back without a check: an INVLPG of one gives a new epoch. */
+    ck_assert_int_eq(xbt_smmu_mapping_changed(m, a, 0x401000, 4096), XBT_SMMU_REGIONS);
+    check_block(a, PD1, 0x400100);
+    w = walked(PD1, 0x401100);
+    xbt_smmu_code_seen(m, a, 0x401100, 0x40110f, &w, &w);
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
+    ck_assert(bit1(m->region_alt_keep) && bit1(m->region_alt_restore)); /* b's back */
+    /* b maps a's frame at a's page without a flush (a new entry), and a block is
+       checked there: a's context could run, it is given up. */
+    map4k(PD2, PT2, 0x401000, 0x201000, P | US | A);
+    ck_assert(!m->region_alt_drop_any);
+    w = walked(PD2, 0x401100);
+    xbt_smmu_code_seen(m, b, 0x401100, 0x40110f, &w, &w);
+    ck_assert(m->region_alt_drop_any && bit1(m->region_alt_drop) && !bit1(m->region_alt));
+    m->region_alt_drop_any = false;
+    m->region_alt_drop[0] = 0;
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, a), XBT_SMMU_REGIONS);
+    ck_assert(!bit1(m->region_alt_restore));
+    /* c maps a's first page to its frame: a is not set aside for c. */
+    check_block(a, PD1, 0x400100);
+    w = walked(PD1, 0x401100);
+    xbt_smmu_code_seen(m, a, 0x401100, 0x40110f, &w, &w);
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, c), XBT_SMMU_REGIONS);
+    ck_assert(bit1(m->region_bumped) && !bit1(m->region_alt_keep));
+}
+END_TEST
+
+/* A region absent at a load (an exec'd program's directory before ld.so maps its
+   libraries there) and mapped again without one: the first block checked there gives
+   it a new epoch, with the context that waited set aside, and blocks checked after it
+   are fresh (they were not until the next load). */
+START_TEST(absent_region_mapped_again_gets_an_epoch)
+{
+    xbt_smmu_regs a = { PG | 0x11, PD1, 0 }, b = { PG | 0x11, PD2, 0 };
+    memset(ram + PD2, 0, 4096);
+    map4k(PD1, PT1, 0x400000, 0x200000, P | US | A);
+    map4k(PD2, PT2, 0x800000, 0x300000, P | US | A); /* not region 1 */
+    check_block(a, PD1, 0x400100);
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, b), XBT_SMMU_REGIONS);
+    ck_assert(bit1(m->region_hidden));
+    map4k(PD2, PT2, 0x400000, 0x310000, P | US | A); /* its table, no load */
+    xbt_code_walk w = walked(PD2, 0x400100);
+    xbt_smmu_code_seen(m, b, 0x400100, 0x40010f, &w, &w);
+    ck_assert(m->region_revived && bit1(m->region_bumped) && bit1(m->region_alt_keep));
+    ck_assert_uint_ne(m->region_epoch[1], XBT_EPOCH_ABSENT);
+    ck_assert(xbt_smmu_fresh(m, 0x400100, 16, m->tc_epoch));
+    m->region_revived = false;
+    ck_assert_int_eq(xbt_smmu_cr3_changed(m, a), XBT_SMMU_REGIONS);
+    ck_assert(bit1(m->region_alt_restore)); /* a's context again */
 }
 END_TEST
 
@@ -1038,6 +1115,8 @@ int main(void)
     tcase_add_test(tc, ps_without_pse_is_a_table);
     tcase_add_test(tc, pae_changed_between_walk_and_seen);
     tcase_add_test(tc, absent_region_keeps_its_epoch);
+    tcase_add_test(tc, contexts_set_aside_and_restored);
+    tcase_add_test(tc, absent_region_mapped_again_gets_an_epoch);
     tcase_add_test(tc, d_window_through_the_runtime);
     tcase_add_test(tc, fill_after_the_entry_changed);
     tcase_add_test(tc, record_is_what_was_mapped);

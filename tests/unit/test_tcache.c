@@ -193,6 +193,56 @@ START_TEST(unchain_into_keeps_chains_within_the_region)
 }
 END_TEST
 
+/* A region's context set aside at a CR3 load keeps the chains among its blocks within
+   the region (not those from elsewhere); a restore makes them the region's again and
+   undoes the current context's; a context given up, or unchain_all, undoes them. */
+START_TEST(switch_regions_sets_chains_aside)
+{
+    xbt_tcache *tc = xbt_tc_create(1u << 24);
+    ck_assert_ptr_nonnull(tc);
+    xbt_block *a = insert(tc, 0x08000010u, 1000, 1000); /* region 0x20: a shell's */
+    xbt_block *b = insert(tc, 0x08100010u, 1001, 1001);
+    xbt_block *c = insert(tc, 0x0C000010u, 1002, 1002); /* region 0x30 */
+    xbt_block *d = insert(tc, 0x08200010u, 1003, 1003); /* region 0x20: a program's */
+    xbt_block *e = insert(tc, 0x08300010u, 1004, 1004);
+    ck_assert(a && b && c && d && e);
+    uint8_t r20[128] = { 0 }, none[128] = { 0 };
+    r20[0x20 >> 3] |= 1u << (0x20 & 7);
+    xbt_tc_chain(tc, a, 0, b);
+    xbt_tc_chain(tc, c, 0, b);
+    xbt_tc_switch_regions(tc, r20, none); /* the shell's set aside */
+    ck_assert_ptr_eq(a->chained_to[0], b);
+    ck_assert_ptr_null(c->chained_to[0]);
+    xbt_tc_chain(tc, d, 0, e); /* the program's */
+    xbt_tc_chain(tc, c, 0, e);
+    xbt_tc_unchain_regions(tc, r20); /* an INVLPG in the program: its chains go */
+    ck_assert_ptr_null(d->chained_to[0]);
+    ck_assert_ptr_null(c->chained_to[0]);
+    ck_assert_ptr_eq(a->chained_to[0], b);
+    xbt_tc_chain(tc, d, 0, e);
+    xbt_tc_switch_regions(tc, r20, r20); /* back to the shell, the program's aside */
+    ck_assert_ptr_eq(a->chained_to[0], b);
+    ck_assert_ptr_eq(d->chained_to[0], e);
+    xbt_tc_switch_regions(tc, none, r20); /* the program's back, the shell's undone */
+    ck_assert_ptr_null(a->chained_to[0]);
+    ck_assert_ptr_eq(d->chained_to[0], e);
+    xbt_tc_switch_regions(tc, r20, none); /* the program's aside, nothing to restore */
+    xbt_tc_chain(tc, a, 0, b);
+    xbt_tc_switch_regions(tc, r20, none); /* another: the program's is given up */
+    ck_assert_ptr_null(d->chained_to[0]);
+    ck_assert_ptr_eq(a->chained_to[0], b);
+    xbt_tc_drop_alt(tc, r20); /* it could run under the current tables */
+    ck_assert_ptr_null(a->chained_to[0]);
+    xbt_tc_chain(tc, a, 0, b);
+    xbt_tc_switch_regions(tc, r20, none);
+    xbt_tc_unchain_all(tc);
+    ck_assert_ptr_null(a->chained_to[0]);
+    xbt_tc_switch_regions(tc, r20, r20);
+    ck_assert_ptr_null(a->chained_to[0]);
+    xbt_tc_destroy(tc);
+}
+END_TEST
+
 /* A relocated copy (another address space's mapping of the same library page) uses its
    source's pc map and relocations, and answers for its own EIPs through map_delta: the
    guest EIP a fault maps to, and a copy made from the copy. */
@@ -433,6 +483,7 @@ int main(void)
     tcase_add_test(tc, chains_past_fpu_load);
     tcase_add_test(tc, jmp_cache_learns_and_copies_forget);
     tcase_add_test(tc, unchain_into_keeps_chains_within_the_region);
+    tcase_add_test(tc, switch_regions_sets_chains_aside);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
