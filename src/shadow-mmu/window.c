@@ -1310,10 +1310,6 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin,
     uint8_t bit = (uint8_t)(1u << (r & 7));
     if (!xbt_smmu_paging(regs))
         return; /* paging off: a CR3 load gives every region a new epoch */
-    if (!m->region_ptes[r] && !(m->region_ptes[r] = calloc(1024 + 32, 4))) {
-        m->region_code_moved[r >> 3] |= bit; /* nothing to compare against */
-        return;
-    }
     if (m->region_alt[r >> 3] & bit) {
         /* A page of the context set aside, on its frame: that context's blocks can run
            here, their chains too; it is given up (region_alt_drop). */
@@ -1323,6 +1319,10 @@ static void note_code_pte(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin,
             m->region_alt_drop[r >> 3] |= bit;
             m->region_alt_drop_any = true;
         }
+    }
+    if (!m->region_ptes[r] && !(m->region_ptes[r] = calloc(1024 + 32, 4))) {
+        m->region_code_moved[r >> 3] |= bit; /* nothing to compare against */
+        return;
     }
     uint64_t key[3];
     region_key(m, regs, r, key);
@@ -1405,28 +1405,32 @@ static void region_revive(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
     uint8_t bit = (uint8_t)(1u << (r & 7));
     uint64_t key[3];
     region_key(m, regs, r, key);
-    memset(m->region_bumped, 0, sizeof m->region_bumped);
-    memset(m->region_hidden, 0, sizeof m->region_hidden);
-    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
-    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
     m->region_epoch[r] = m->region_saved_epoch[r];
     bool moved = m->region_code_moved[r >> 3] & bit;
     m->region_code_moved[r >> 3] &= (uint8_t)~bit;
     m->region_bumped[r >> 3] |= bit;
     set_aside(m, regs, r, key, moved);
     memcpy(m->region_key[r], key, sizeof key);
-    bump_regions(m);
-    m->region_revived = true;
 }
 
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
                         const xbt_code_walk *w0, const xbt_code_walk *w1)
 {
-    for (uint32_t r = lin0 >> 22;; r = lin1 >> 22) {
-        if (m->region_epoch[r] == XBT_EPOCH_ABSENT && xbt_smmu_paging(regs))
-            region_revive(m, regs, r);
-        if (r == lin1 >> 22)
-            break;
+    /* Both of a block's regions may be revived: one set of bits for both (each revive
+       clearing them lost the first one's, found in review). */
+    uint32_t r0 = lin0 >> 22, r1 = lin1 >> 22;
+    bool a0 = m->region_epoch[r0] == XBT_EPOCH_ABSENT, a1 = m->region_epoch[r1] == XBT_EPOCH_ABSENT;
+    if ((a0 || a1) && xbt_smmu_paging(regs)) {
+        memset(m->region_bumped, 0, sizeof m->region_bumped);
+        memset(m->region_hidden, 0, sizeof m->region_hidden);
+        memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
+        memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+        if (a0)
+            region_revive(m, regs, r0);
+        if (a1 && r1 != r0)
+            region_revive(m, regs, r1);
+        bump_regions(m);
+        m->region_revived = true;
     }
     mark_code_region(m, regs, lin0);
     mark_code_region(m, regs, lin1);
