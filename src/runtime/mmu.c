@@ -77,6 +77,7 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
     if (what == XBT_SMMU_ALL) {
         xbt_tc_unchain_all(v->tc);
         v->ibl_stale = true;
+        xbt_ibl_drop_alt(v, NULL);
         return;
     }
     /* Regions whose context was set aside or restored (smmu.h, region_alt_*) switch
@@ -87,8 +88,9 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
     xbt_tc_unchain_regions(v->tc, plain);
     xbt_tc_switch_regions(v->tc, m->region_alt_keep, m->region_alt_restore);
     xbt_tc_unchain_into(v->tc, m->region_hidden);
+    bool kept = xbt_ibl_regions_changed(v);
     for (uint32_t i = 0; i < sizeof v->ibl_bump; i++)
-        v->ibl_bump[i] |= m->region_bumped[i] | m->region_hidden[i];
+        v->ibl_bump[i] |= kept ? plain[i] : m->region_bumped[i] | m->region_hidden[i];
     v->ibl_bump_pending = true;
 }
 
@@ -105,6 +107,7 @@ void xbt_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1, const xbt_c
     if (m->region_alt_drop_any) {
         /* A context set aside can run here now: its chains go before this block runs. */
         xbt_tc_drop_alt(v->tc, m->region_alt_drop);
+        xbt_ibl_drop_alt(v, m->region_alt_drop);
         memset(m->region_alt_drop, 0, sizeof m->region_alt_drop);
         m->region_alt_drop_any = false;
     }

@@ -397,6 +397,155 @@ static void ibl_list(struct xbt_ibl_set *set, uint32_t slot)
     }
 }
 
+/* Set `set` learns that EIP eip leads to host code `host` (ibl_fill's table update). */
+static void ibl_put(struct xbt_ibl_set *set, uint32_t eip, uint64_t host)
+{
+    uint32_t idx = eip & (XBT_IBL_ENTRIES - 1);
+    struct xbt_ibl_entry *e = &set->t[idx];
+    if (!(e->tag >> 32) && (uint32_t)e->tag != eip) {
+        /* Another target with the same low 16 bits: it moves to its victim entry (gcc's
+           cc1 missed 430,000 times on such pairs in the macro compile). */
+        uint32_t vs = xbt_ibl_victim_slot((uint32_t)e->tag);
+        ibl_list(set, vs);
+        set->t[vs] = *e;
+    }
+    ibl_list(set, idx);
+    e->tag = eip;
+    e->host = host;
+    region_note(set, eip); /* (a victim keeps its tag: its region is there) */
+}
+
+/* The entries of region r leave every table that is not about to forget the region
+   anyway (its pruning pending), appended to *to if not NULL (at most 4,096). */
+static void ibl_take_region(struct xbt_vcpu *v, uint32_t r, struct xbt_ibl_alt *to)
+{
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    for (uint32_t i = 0; i < XBT_IBL_SETS; i++) {
+        struct xbt_ibl_set *set = &v->ibl_sets[i];
+        if (set->stale || !(set->regions_present[r >> 3] & bit) ||
+            (set->prune_regions[r >> 3] & bit))
+            continue;
+        if ((set->key >> 4) & (1u << XBT_CS)) { /* EIPs under a CS base: all go */
+            set->prune_regions[r >> 3] |= bit;
+            set->prune_regions_any = true;
+            continue;
+        }
+        uint32_t kept = 0;
+        for (uint32_t j = 0; j < set->n_used; j++) {
+            uint32_t idx = set->used[j];
+            struct xbt_ibl_entry *e = &set->t[idx];
+            if ((e->tag >> 32) || (uint32_t)e->tag >> 22 != r) {
+                set->used[kept++] = idx;
+                continue;
+            }
+            if (to && to->n == to->cap && to->cap < 4096) {
+                uint32_t cap = to->cap ? to->cap * 2 : 64;
+                struct xbt_ibl_saved *nv = realloc(to->v, cap * sizeof *nv);
+                if (nv)
+                    to->v = nv, to->cap = cap;
+            }
+            if (to && to->n < to->cap)
+                to->v[to->n++] = (struct xbt_ibl_saved){ (uint32_t)e->tag, set->key, e->host };
+            xbt_ibl_clear(e);
+            set->listed[idx >> 3] &= (uint8_t)~(1u << (idx & 7));
+        }
+        set->n_used = kept;
+    }
+}
+
+/* The entries of `from` (taken from region r) go back into the tables of their modes,
+   each whose block is still the one it led to (valid, at that host address, for that
+   EIP and mode, within the region: not one dropped meanwhile), none after a flush. */
+static void ibl_put_back(struct xbt_vcpu *v, uint32_t r, const struct xbt_ibl_alt *from)
+{
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    if (from->flushes != xbt_tc_flushes(v->tc) || xbt_debug_any_bp(v))
+        return;
+    for (uint32_t j = 0; j < from->n; j++) {
+        const struct xbt_ibl_saved *e = &from->v[j];
+        const xbt_block *b = xbt_tc_block_at(v->tc, e->host);
+        if (!b || !b->valid || (uint64_t)(uintptr_t)b->host != e->host || b->eip != e->eip ||
+            b->mode_key != e->key || b->lin >> 22 != r || xbt_block_last(b) >> 22 != r)
+            continue;
+        for (uint32_t i = 0; i < XBT_IBL_SETS; i++) {
+            struct xbt_ibl_set *set = &v->ibl_sets[i];
+            if (set->key == e->key && !set->stale && !(set->prune_regions[r >> 3] & bit) &&
+                set->cs_base == 0)
+                ibl_put(set, e->eip, e->host);
+        }
+    }
+}
+
+/*
+ * The inline lookup tables follow the shadow MMU's regions (smmu.h): a region that goes
+ * absent at a CR3 load takes its entries out, kept (v->ibl_alt[1024 + r]) for a load that
+ * finds it as it was (region_unhidden: they go back) or that sets its context aside; a
+ * region whose context is set aside (region_alt_keep) takes out its entries (or those kept
+ * while it was absent) and keeps them with it (v->ibl_alt[r]); one made current again
+ * (region_alt_restore) gets back those kept with it.  Those blocks are the context's,
+ * checked under tables that map it as it was: as safe to enter as its chains.  Other
+ * regions with a new epoch forget their entries as before (v->ibl_bump).  (Without this,
+ * a shell's return from each child it waited for missed its return sites and its
+ * libraries' again.)  false: no memory for the lists (the caller forgets as before).
+ */
+bool xbt_ibl_regions_changed(struct xbt_vcpu *v)
+{
+    const xbt_smmu *m = v->mmu;
+    if (!v->ibl_alt && !(v->ibl_alt = calloc(2048, sizeof *v->ibl_alt)))
+        return false;
+    for (uint32_t i = 0; i < 128; i++) {
+        uint8_t any = m->region_bumped[i] | m->region_hidden[i] | m->region_unhidden[i];
+        for (; any; any &= (uint8_t)(any - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(any);
+            uint8_t bit = (uint8_t)(1u << (r & 7));
+            struct xbt_ibl_alt *alt = &v->ibl_alt[r], *hid = &v->ibl_alt[1024 + r];
+            uint32_t now = xbt_tc_flushes(v->tc);
+            if (m->region_hidden[i] & bit) {
+                hid->n = 0;
+                hid->flushes = now;
+                ibl_take_region(v, r, hid);
+                continue;
+            }
+            if (m->region_unhidden[i] & bit) {
+                ibl_put_back(v, r, hid);
+                hid->n = 0;
+                continue;
+            }
+            bool keep = m->region_alt_keep[i] & bit, back = m->region_alt_restore[i] & bit;
+            if (!keep && !back) {
+                hid->n = 0; /* a new epoch: the tables forget the region (ibl_bump) */
+                continue;
+            }
+            struct xbt_ibl_alt taken = { NULL, 0, 0, now };
+            if (keep) {
+                /* The context that leaves: its entries kept while it was absent (then
+                   the tables have none of it), or those in the tables. */
+                if (hid->n && hid->flushes == now)
+                    taken = *hid, *hid = (struct xbt_ibl_alt){ NULL, 0, 0, 0 };
+                ibl_take_region(v, r, &taken);
+            } else {
+                ibl_take_region(v, r, NULL);
+            }
+            hid->n = 0;
+            if (back)
+                ibl_put_back(v, r, alt);
+            free(alt->v);
+            *alt = taken;
+        }
+    }
+    return true;
+}
+
+void xbt_ibl_drop_alt(struct xbt_vcpu *v, const uint8_t *bitmap)
+{
+    for (uint32_t r = 0; v->ibl_alt && r < 1024; r++)
+        if (!bitmap || (bitmap[r >> 3] & (1u << (r & 7)))) {
+            v->ibl_alt[r].n = 0;
+            if (!bitmap)
+                v->ibl_alt[1024 + r].n = 0;
+        }
+}
+
 /* The current table learns that EIP t->eip leads to block t (cached and current), unless
    t's code ends in another 4 MiB region or a breakpoint is on it. */
 static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
@@ -407,20 +556,7 @@ static void ibl_fill(struct xbt_vcpu *v, const xbt_block *t)
         return; /* its end in another 4 MiB region, which the pruning does not look at */
     if (xbt_debug_any_bp(v) && xbt_debug_is_bp(v, t->lin))
         return; /* a breakpoint: indirect branches there leave to the dispatcher */
-    uint32_t idx = t->eip & (XBT_IBL_ENTRIES - 1);
-    struct xbt_ibl_set *set = v->ibl_cur;
-    struct xbt_ibl_entry *e = &set->t[idx];
-    if (!(e->tag >> 32) && (uint32_t)e->tag != t->eip) {
-        /* Another target with the same low 16 bits: it moves to its victim entry (gcc's
-           cc1 missed 430,000 times on such pairs in the macro compile). */
-        uint32_t vs = xbt_ibl_victim_slot((uint32_t)e->tag);
-        ibl_list(set, vs);
-        set->t[vs] = *e;
-    }
-    ibl_list(set, idx);
-    e->tag = t->eip;
-    e->host = (uint64_t)(uintptr_t)t->host;
-    region_note(set, t->eip); /* (a victim keeps its tag: its region is there) */
+    ibl_put(v->ibl_cur, t->eip, (uint64_t)(uintptr_t)t->host);
 }
 
 /* The inline lookup missed the target of an indirect branch (at ctx.eip): the table

@@ -214,6 +214,17 @@ struct xbt_vcpu {
         uint32_t used[XBT_IBL_SLOTS];
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
+    /* The entries the tables had in a region whose context the shadow MMU set aside
+       (smmu.h, region_alt_*), by region, then those of regions that went absent (by
+       1024 + region): put back when it is current again (run.c,
+       xbt_ibl_regions_changed).  Allocated at the first. */
+    struct xbt_ibl_alt {
+        struct xbt_ibl_saved {
+            uint32_t eip, key;
+            uint64_t host;
+        } *v;
+        uint32_t n, cap, flushes;
+    } *ibl_alt;
     /* An inline lookup missed a target that was not cached or not current: find_block
        fills the entry once it has the block, if the dispatch is still for that EIP. */
     bool ibl_pending;
@@ -1002,6 +1013,13 @@ void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 /* A CR3 load: the windows become the new address space's, and only regions whose
    mapping may differ get a new epoch. */
 void xbt_cr3_changed(struct xbt_vcpu *v);
+/* After the shadow MMU changed regions (region_bumped, _hidden, _unhidden, _alt_keep,
+   _alt_restore): the inline lookup tables' entries of regions that went absent or were
+   set aside are kept, and go back where the region returns as it was (run.c); false:
+   no memory (they are forgotten, as for any new epoch).  xbt_ibl_drop_alt: what was
+   kept for the contexts set aside in bitmap (NULL: everything kept) is forgotten. */
+bool xbt_ibl_regions_changed(struct xbt_vcpu *v);
+void xbt_ibl_drop_alt(struct xbt_vcpu *v, const uint8_t *bitmap);
 /* A block was translated or found current on linear [lin0, lin1], its walks finding w0
    and w1 (xbt_smmu_code_seen): a region mapped again since the last load gets a new
    epoch, a context set aside that could run now loses its chains, before it runs. */

@@ -199,6 +199,8 @@ typedef struct xbt_smmu {
     bool region_revived;             /* a region absent at the last load was checked: it
                                         has a new epoch (region_bumped and region_alt_*
                                         say as after a load; xbt_smmu_code_seen) */
+    uint8_t region_unhidden[128];    /* the regions the last CR3 load found as they were
+                                        when they went absent: their saved epoch back */
     uint32_t region_saved_epoch[1024];
     /* A region's context set aside.  A CR3 load that gives a region a new epoch because
        another process's code is there now (a shell and the program it ran, both PIE at

@@ -961,6 +961,7 @@ bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)
 {
     memset(m->region_hidden, 0, sizeof m->region_hidden);
+    memset(m->region_unhidden, 0, sizeof m->region_unhidden);
     memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
     memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
     if (len == 0) {
@@ -1245,8 +1246,10 @@ static void region_reload(xbt_smmu *m, xbt_smmu_regs regs, uint32_t r)
         }
         return;
     }
-    if (m->region_epoch[r] == XBT_EPOCH_ABSENT)
+    if (m->region_epoch[r] == XBT_EPOCH_ABSENT) {
         m->region_epoch[r] = m->region_saved_epoch[r]; /* (a new one below if it moved) */
+        m->region_unhidden[r >> 3] |= bit;              /* (unless bumped below) */
+    }
     bool same_key = memcmp(key, m->region_key[r], sizeof key) == 0;
     bool big = key_big(regs, key);
     bool moved = m->region_code_moved[r >> 3] & bit;
@@ -1279,14 +1282,17 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
        switch that keeps its window set). */
     memset(m->region_bumped, 0, sizeof m->region_bumped);
     memset(m->region_hidden, 0, sizeof m->region_hidden);
+    memset(m->region_unhidden, 0, sizeof m->region_unhidden);
     memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
     memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
     for (uint32_t i = 0; i < sizeof m->code_region; i++)
         for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1))
             region_reload(m, regs, i * 8 + (uint32_t)__builtin_ctz(bits));
     bool hidden = false;
-    for (uint32_t i = 0; i < sizeof m->region_hidden && !hidden; i++)
-        hidden = m->region_hidden[i] != 0;
+    for (uint32_t i = 0; i < sizeof m->region_hidden; i++) {
+        m->region_unhidden[i] &= (uint8_t)~m->region_bumped[i];
+        hidden |= (m->region_hidden[i] | m->region_unhidden[i]) != 0;
+    }
     return bump_regions(m) || hidden ? XBT_SMMU_REGIONS : XBT_SMMU_UNCHANGED;
 }
 
@@ -1423,6 +1429,7 @@ void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t
     if ((a0 || a1) && xbt_smmu_paging(regs)) {
         memset(m->region_bumped, 0, sizeof m->region_bumped);
         memset(m->region_hidden, 0, sizeof m->region_hidden);
+        memset(m->region_unhidden, 0, sizeof m->region_unhidden);
         memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
         memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
         if (a0)
