@@ -415,18 +415,25 @@ static void ibl_put(struct xbt_ibl_set *set, uint32_t eip, uint64_t host)
     region_note(set, eip); /* (a victim keeps its tag: its region is there) */
 }
 
-/* The entries of region r leave every table that is not about to forget the region
-   anyway (its pruning pending), appended to *to if not NULL (at most 4,096). */
-static void ibl_take_region(struct xbt_vcpu *v, uint32_t r, struct xbt_ibl_alt *to)
+/* The entries in the regions of `take` leave every table that is not about to forget
+   them anyway (their region's pruning pending), in one walk of each table whose entries
+   may lie there; each is appended to its region's list in v->ibl_alt (`bank` * 1024 +
+   region) where that region is also in `keep` (at most 4,096 a region). */
+static void ibl_take_regions(struct xbt_vcpu *v, const uint8_t *take, const uint8_t *keep,
+                             uint32_t bank)
 {
-    uint8_t bit = (uint8_t)(1u << (r & 7));
     for (uint32_t i = 0; i < XBT_IBL_SETS; i++) {
         struct xbt_ibl_set *set = &v->ibl_sets[i];
-        if (set->stale || !(set->regions_present[r >> 3] & bit) ||
-            (set->prune_regions[r >> 3] & bit))
+        if (set->stale)
+            continue;
+        bool any = false;
+        for (uint32_t k = 0; k < 128 && !any; k++)
+            any = (take[k] & set->regions_present[k] & (uint8_t)~set->prune_regions[k]) != 0;
+        if (!any)
             continue;
         if ((set->key >> 4) & (1u << XBT_CS)) { /* EIPs under a CS base: all go */
-            set->prune_regions[r >> 3] |= bit;
+            for (uint32_t k = 0; k < 128; k++)
+                set->prune_regions[k] |= take[k];
             set->prune_regions_any = true;
             continue;
         }
@@ -434,10 +441,13 @@ static void ibl_take_region(struct xbt_vcpu *v, uint32_t r, struct xbt_ibl_alt *
         for (uint32_t j = 0; j < set->n_used; j++) {
             uint32_t idx = set->used[j];
             struct xbt_ibl_entry *e = &set->t[idx];
-            if ((e->tag >> 32) || (uint32_t)e->tag >> 22 != r) {
+            uint32_t r = (uint32_t)e->tag >> 22;
+            uint8_t bit = (uint8_t)(1u << (r & 7));
+            if ((e->tag >> 32) || !(take[r >> 3] & bit) || (set->prune_regions[r >> 3] & bit)) {
                 set->used[kept++] = idx;
                 continue;
             }
+            struct xbt_ibl_alt *to = (keep[r >> 3] & bit) ? &v->ibl_alt[bank * 1024 + r] : NULL;
             if (to && to->n == to->cap && to->cap < 4096) {
                 uint32_t cap = to->cap ? to->cap * 2 : 64;
                 struct xbt_ibl_saved *nv = realloc(to->v, cap * sizeof *nv);
@@ -491,7 +501,7 @@ static void ibl_put_back(struct xbt_vcpu *v, uint32_t r, const struct xbt_ibl_al
 bool xbt_ibl_regions_changed(struct xbt_vcpu *v)
 {
     const xbt_smmu *m = v->mmu;
-    if (!v->ibl_alt && !(v->ibl_alt = calloc(2048, sizeof *v->ibl_alt)))
+    if (!v->ibl_alt && !(v->ibl_alt = calloc(3 * 1024, sizeof *v->ibl_alt)))
         return false;
     /* What the tables are still to forget reaches them first, so that no entry taken
        out below is one of those (an INVLPG's new epoch, then at once an event through a
@@ -502,44 +512,66 @@ bool xbt_ibl_regions_changed(struct xbt_vcpu *v)
             v->ibl_sets[k].stale = true;
     if (ibl_must_forget(v))
         ibl_note_prune(v);
+    /* Taken out: the regions that went absent (kept as they are, bank 1) and those whose
+       context changes (the one that leaves kept where it is set aside, bank 2). */
+    uint8_t hidden[128], swap[128], keep[128];
+    bool any_hidden = false, any_swap = false;
+    uint32_t now = xbt_tc_flushes(v->tc);
     for (uint32_t i = 0; i < 128; i++) {
-        uint8_t any = m->region_bumped[i] | m->region_hidden[i] | m->region_unhidden[i];
+        hidden[i] = m->region_hidden[i];
+        swap[i] = m->region_alt_keep[i] | m->region_alt_restore[i];
+        keep[i] = m->region_alt_keep[i];
+        any_hidden |= hidden[i] != 0;
+        any_swap |= swap[i] != 0;
+        for (uint8_t b = hidden[i] | keep[i]; b; b &= (uint8_t)(b - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(b);
+            struct xbt_ibl_alt *hid = &v->ibl_alt[1024 + r], *taken = &v->ibl_alt[2048 + r];
+            if (hidden[i] & (1u << (r & 7))) {
+                hid->n = 0; /* (a region absent since the last load is not hidden again) */
+                hid->flushes = now;
+            } else {
+                /* The context that leaves: its entries kept while it was absent (then
+                   the tables have none of it), or those in the tables. */
+                struct xbt_ibl_alt t = *taken;
+                t.n = 0;
+                if (hid->n && hid->flushes == now) {
+                    t = *hid;
+                    *hid = *taken;
+                    hid->n = 0;
+                }
+                *taken = t;
+                taken->flushes = now;
+            }
+        }
+    }
+    if (any_hidden)
+        ibl_take_regions(v, hidden, hidden, 1);
+    if (any_swap)
+        ibl_take_regions(v, swap, keep, 2);
+    for (uint32_t i = 0; i < 128; i++) {
+        uint8_t any = m->region_bumped[i] | m->region_unhidden[i];
         for (; any; any &= (uint8_t)(any - 1)) {
             uint32_t r = i * 8 + (uint32_t)__builtin_ctz(any);
             uint8_t bit = (uint8_t)(1u << (r & 7));
-            struct xbt_ibl_alt *alt = &v->ibl_alt[r], *hid = &v->ibl_alt[1024 + r];
-            uint32_t now = xbt_tc_flushes(v->tc);
-            if (m->region_hidden[i] & bit) {
-                hid->n = 0;
-                hid->flushes = now;
-                ibl_take_region(v, r, hid);
-                continue;
-            }
+            struct xbt_ibl_alt *alt = &v->ibl_alt[r], *hid = &v->ibl_alt[1024 + r],
+                               *taken = &v->ibl_alt[2048 + r];
             if (m->region_unhidden[i] & bit) {
                 ibl_put_back(v, r, hid);
                 hid->n = 0;
                 continue;
             }
-            bool keep = m->region_alt_keep[i] & bit, back = m->region_alt_restore[i] & bit;
-            if (!keep && !back) {
-                hid->n = 0; /* a new epoch: the tables forget the region (ibl_bump) */
-                continue;
-            }
-            struct xbt_ibl_alt taken = { NULL, 0, 0, now };
-            if (keep) {
-                /* The context that leaves: its entries kept while it was absent (then
-                   the tables have none of it), or those in the tables. */
-                if (hid->n && hid->flushes == now)
-                    taken = *hid, *hid = (struct xbt_ibl_alt){ NULL, 0, 0, 0 };
-                ibl_take_region(v, r, &taken);
-            } else {
-                ibl_take_region(v, r, NULL);
-            }
-            hid->n = 0;
+            hid->n = 0; /* a new epoch: what was kept while it was absent is not its */
+            bool back = m->region_alt_restore[i] & bit;
             if (back)
                 ibl_put_back(v, r, alt);
-            free(alt->v);
-            *alt = taken;
+            if (keep[i] & bit) {
+                struct xbt_ibl_alt t = *alt; /* the one taken goes where it is set aside */
+                *alt = *taken;
+                t.n = 0;
+                *taken = t;
+            } else if (back) {
+                alt->n = 0; /* restored, nothing set aside in its place */
+            } /* (else a plain new epoch: the tables forget the region, ibl_bump) */
         }
     }
     return true;

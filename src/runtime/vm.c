@@ -565,7 +565,7 @@ void xbt_vcpu_destroy(xbt_vcpu *v)
     for (int k = 0; k < XBT_IBL_SETS; k++)
         free(v->ibl_sets[k].t);
     free(v->ibl_miss);
-    for (uint32_t r = 0; v->ibl_alt && r < 2048; r++)
+    for (uint32_t r = 0; v->ibl_alt && r < 3 * 1024; r++)
         free(v->ibl_alt[r].v);
     free(v->ibl_alt);
     free(v->trace.prof_pool);

@@ -1285,14 +1285,20 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
     memset(m->region_unhidden, 0, sizeof m->region_unhidden);
     memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
     memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+    bool unhidden = false; /* (some region absent before the load: maybe back) */
     for (uint32_t i = 0; i < sizeof m->code_region; i++)
-        for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1))
-            region_reload(m, regs, i * 8 + (uint32_t)__builtin_ctz(bits));
+        for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
+            unhidden |= m->region_epoch[r] == XBT_EPOCH_ABSENT;
+            region_reload(m, regs, r);
+        }
     bool hidden = false;
-    for (uint32_t i = 0; i < sizeof m->region_hidden; i++) {
+    for (uint32_t i = 0; unhidden && i < sizeof m->region_hidden; i++) {
         m->region_unhidden[i] &= (uint8_t)~m->region_bumped[i];
-        hidden |= (m->region_hidden[i] | m->region_unhidden[i]) != 0;
+        hidden |= m->region_unhidden[i] != 0; /* (back as it was: entries to put back) */
     }
+    for (uint32_t i = 0; i < sizeof m->region_hidden && !hidden; i++)
+        hidden = m->region_hidden[i] != 0;
     return bump_regions(m) || hidden ? XBT_SMMU_REGIONS : XBT_SMMU_UNCHANGED;
 }
 

@@ -1042,38 +1042,47 @@ static void cut_list(xbt_tcache *tc, struct chain_rec *v, uint32_t *n, uint32_t 
     *n = kept;
 }
 
+static void switch_region(xbt_tcache *tc, uint32_t r, const uint8_t *keep,
+                          const uint8_t *restore);
+
 void xbt_tc_switch_regions(xbt_tcache *tc, const uint8_t *keep, const uint8_t *restore)
 {
-    for (uint32_t r = 0; r < 1024; r++) {
-        uint8_t bit = (uint8_t)(1u << (r & 7));
-        bool k = keep[r >> 3] & bit, back = restore[r >> 3] & bit;
-        if (!k && !back)
-            continue;
-        if (tc->recent_overflow) {
-            /* The records are incomplete: every chain into r goes (a walk of every
-               block), those set aside too. */
-            uint8_t one[128] = { 0 };
-            one[r >> 3] = bit;
-            cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false);
-            xbt_tc_unchain_regions(tc, one);
-            continue;
-        }
-        cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, k);
-        if (!back)
-            cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false); /* given up */
-        /* Kept: set aside; restored: current; else empty. */
-        struct chain_rec *v = tc->reg[r].v;
-        uint32_t n = tc->reg[r].n, cap = tc->reg[r].cap;
-        tc->reg[r].v = tc->alt[r].v, tc->reg[r].n = tc->alt[r].n, tc->reg[r].cap = tc->alt[r].cap;
-        tc->alt[r].v = v, tc->alt[r].n = n, tc->alt[r].cap = cap;
-    }
+    for (uint32_t i = 0; i < 128; i++)
+        for (uint8_t any = keep[i] | restore[i]; any; any &= (uint8_t)(any - 1))
+            switch_region(tc, i * 8 + (uint32_t)__builtin_ctz(any), keep, restore);
 }
 
 void xbt_tc_drop_alt(xbt_tcache *tc, const uint8_t *bitmap)
 {
-    for (uint32_t r = 0; r < 1024; r++)
-        if (bitmap[r >> 3] & (1u << (r & 7)))
+    for (uint32_t i = 0; i < 128; i++)
+        for (uint8_t any = bitmap[i]; any; any &= (uint8_t)(any - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(any);
             cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false);
+        }
+}
+
+/* xbt_tc_switch_regions for one region. */
+static void switch_region(xbt_tcache *tc, uint32_t r, const uint8_t *keep, const uint8_t *restore)
+{
+    uint8_t bit = (uint8_t)(1u << (r & 7));
+    bool k = keep[r >> 3] & bit, back = restore[r >> 3] & bit;
+    if (tc->recent_overflow) {
+        /* The records are incomplete: every chain into r goes (a walk of every block),
+           those set aside too. */
+        uint8_t one[128] = { 0 };
+        one[r >> 3] = bit;
+        cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false);
+        xbt_tc_unchain_regions(tc, one);
+        return;
+    }
+    cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, k);
+    if (!back)
+        cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false); /* given up */
+    /* Kept: set aside; restored: current; else empty. */
+    struct chain_rec *v = tc->reg[r].v;
+    uint32_t n = tc->reg[r].n, cap = tc->reg[r].cap;
+    tc->reg[r].v = tc->alt[r].v, tc->reg[r].n = tc->alt[r].n, tc->reg[r].cap = tc->alt[r].cap;
+    tc->alt[r].v = v, tc->alt[r].n = n, tc->alt[r].cap = cap;
 }
 
 void xbt_tc_unchain_all(xbt_tcache *tc)
