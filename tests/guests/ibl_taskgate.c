@@ -9,18 +9,6 @@
  */
 #include "lib/guest.h"
 
-struct tss32 {
-    u16 link, r0;
-    u32 esp0;
-    u16 ss0, r1;
-    u32 esp1;
-    u16 ss1, r2;
-    u32 esp2;
-    u16 ss2, r3;
-    u32 cr3, eip, eflags, eax, ecx, edx, ebx, esp, ebp, esi, edi;
-    u16 es, r4, cs, r5, ss, r6, ds, r7, fs, r8, gs, r9, ldt, r10, trap, iomap;
-} __attribute__((packed));
-
 struct tss32 tss_main, tss_h;
 static u8 hstack[4096] __attribute__((aligned(16)));
 static u32 pd_a[1024] __attribute__((aligned(4096))), pd_t[1024] __attribute__((aligned(4096)));

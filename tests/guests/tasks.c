@@ -12,18 +12,6 @@
  */
 #include "lib/guest.h"
 
-struct tss32 {
-    u16 link, r0;
-    u32 esp0;
-    u16 ss0, r1;
-    u32 esp1;
-    u16 ss1, r2;
-    u32 esp2;
-    u16 ss2, r3;
-    u32 cr3, eip, eflags, eax, ecx, edx, ebx, esp, ebp, esi, edi;
-    u16 es, r4, cs, r5, ss, r6, ds, r7, fs, r8, gs, r9, ldt, r10, trap, iomap;
-} __attribute__((packed));
-
 struct tss16 {
     u16 link, sp0, ss0, sp1, ss1, sp2, ss2, ip, flags, ax, cx, dx, bx, sp, bp, si, di;
     u16 es, cs, ss, ds, ldt;

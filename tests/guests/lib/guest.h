@@ -152,6 +152,20 @@ u32 pf_note(const struct frame *f, u32 lo, u32 len);
    was, for turning paging off again (write_cr0-style: mov to CR0). */
 u32 paging_on_pse(const u32 *pd);
 
+/* A 32-bit TSS as the SDM lays it out (vol. 3, 8.2.1), for guests that switch tasks. */
+struct tss32 {
+    u16 link, r0;
+    u32 esp0;
+    u16 ss0, r1;
+    u32 esp1;
+    u16 ss1, r2;
+    u32 esp2;
+    u16 ss2, r3;
+    u32 cr3, eip, eflags, eax, ecx, edx, ebx, esp, ebp, esi, edi;
+    u16 es, r4, cs, r5, ss, r6, ds, r7, fs, r8, gs, r9, ldt, r10, trap, iomap;
+} __attribute__((packed));
+
+
 /* The TSS's ring-0 stack (SS0 = SEL_DATA) and LTR; for user-mode tests. */
 void tss_init(u32 esp0);
 /* Runs user code: IRET to CPL 3 at eip with ESP esp, EAX eax, EFLAGS 0x202 (IF set) and
