@@ -214,10 +214,11 @@ struct xbt_vcpu {
         uint32_t used[XBT_IBL_SLOTS];
     } *ibl_sets, *ibl_cur;           /* XBT_IBL_SETS of them (struct xbt_vcpu_tables) */
     uint64_t ibl_clock;
-    /* The entries the tables had in a region whose context the shadow MMU set aside
-       (smmu.h, region_alt_*), by region, then those of regions that went absent (by
-       1024 + region): put back when it is current again (run.c,
-       xbt_ibl_regions_changed).  Allocated at the first. */
+    /* Lookup entries kept (run.c, xbt_ibl_regions_changed), three lists a region: at
+       [r] those of region r's context set aside (smmu.h, region_alt_*), at [1024 + r]
+       those it had when it went absent, at [2048 + r] the scratch list of the context
+       that leaves at a switch; put back when the context is current again.  Allocated
+       at the first. */
     struct xbt_ibl_alt {
         struct xbt_ibl_saved {
             uint32_t eip, key;
