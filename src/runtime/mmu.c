@@ -83,9 +83,13 @@ static void epochs_bumped(struct xbt_vcpu *v, int what)
     /* Regions whose context was set aside or restored (smmu.h, region_alt_*) switch
        their chains; the others bumped lose every chain into them. */
     uint8_t plain[sizeof m->region_bumped];
-    for (uint32_t i = 0; i < sizeof plain; i++)
+    bool any = false;
+    for (uint32_t i = 0; i < sizeof plain; i++) {
         plain[i] = m->region_bumped[i] & (uint8_t)~(m->region_alt_keep[i] | m->region_alt_restore[i]);
-    xbt_tc_unchain_regions(v->tc, plain);
+        any |= plain[i] != 0;
+    }
+    if (any)
+        xbt_tc_unchain_regions(v->tc, plain);
     xbt_tc_switch_regions(v->tc, m->region_alt_keep, m->region_alt_restore);
     xbt_tc_unchain_into(v->tc, m->region_hidden);
     bool kept = xbt_ibl_regions_changed(v);

@@ -944,6 +944,10 @@ static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
 void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
 {
     for (uint32_t r = 0; r < 1024; r++) {
+        if (!bitmap[r >> 3]) {
+            r |= 7; /* (a byte at a time where none is set) */
+            continue;
+        }
         if (!(bitmap[r >> 3] & (1u << (r & 7))))
             continue;
         for (uint32_t k = 0; k < tc->reg[r].n; k++) {
