@@ -514,13 +514,12 @@ bool xbt_ibl_regions_changed(struct xbt_vcpu *v)
         ibl_note_prune(v);
     /* Taken out: the regions that went absent (kept as they are, bank 1) and those whose
        context changes (the one that leaves kept where it is set aside, bank 2). */
-    uint8_t hidden[128], swap[128], keep[128];
+    const uint8_t *hidden = m->region_hidden, *keep = m->region_alt_keep;
+    uint8_t swap[128];
     bool any_hidden = false, any_swap = false;
     uint32_t now = xbt_tc_flushes(v->tc);
     for (uint32_t i = 0; i < 128; i++) {
-        hidden[i] = m->region_hidden[i];
-        swap[i] = m->region_alt_keep[i] | m->region_alt_restore[i];
-        keep[i] = m->region_alt_keep[i];
+        swap[i] = keep[i] | m->region_alt_restore[i];
         any_hidden |= hidden[i] != 0;
         any_swap |= swap[i] != 0;
         for (uint8_t b = hidden[i] | keep[i]; b; b &= (uint8_t)(b - 1)) {

@@ -418,16 +418,16 @@ typedef struct xbt_code_walk {
 /* A block was translated or found current on linear [lin0, lin1] under the current
    tables: its regions become code and its pages live for the epoch checks (an INVLPG
    of a page that is not live, a CR3 load that changes only such pages: no new epoch).
-   w0 and w1: what the block's walks found for lin0 and lin1. */
+   w0 and w1: what the block's walks found for lin0 and lin1.  After it: when
+   m->region_revived, a region the last CR3 load found absent was mapped again without
+   a load and got a new epoch (region_bumped, region_alt_keep and region_alt_restore as
+   after a load): the runtime does what it does after a load and clears the flag.  When
+   m->region_alt_drop_any, the regions in m->region_alt_drop gave up the context they
+   had set aside (a page of it checked on its frame under the current tables): the
+   runtime undoes its chains (xbt_tc_drop_alt) before the block checked runs, and
+   clears both. */
 void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t lin1,
                         const xbt_code_walk *w0, const xbt_code_walk *w1);
-/* After xbt_smmu_code_seen: when m->region_revived, a region the last CR3 load found
-   absent was mapped again without a load and got a new epoch (region_bumped,
-   region_alt_keep and region_alt_restore as after a load): the runtime does what it does
-   after a load and clears the flag.  When m->region_alt_drop_any, the regions in
-   m->region_alt_drop gave up the context they had set aside (a page of it checked on its
-   frame under the current tables): the runtime undoes its chains (xbt_tc_drop_alt)
-   before the block checked runs, and clears both. */
 
 /* A block's walk of lin went through a non-global entry (a CR3 load may change it). */
 static inline void xbt_smmu_code_nonglobal(xbt_smmu *m, uint32_t lin)

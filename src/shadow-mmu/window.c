@@ -857,6 +857,17 @@ static void forget_live(xbt_smmu *m, uint32_t r)
 
 static void region_key(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t r, uint64_t key[3]);
 
+/* What the last change said (region_bumped, _hidden, _unhidden, _alt_keep,
+   _alt_restore) is forgotten before the next says it. */
+static void forget_changes(xbt_smmu *m)
+{
+    memset(m->region_bumped, 0, sizeof m->region_bumped);
+    memset(m->region_hidden, 0, sizeof m->region_hidden);
+    memset(m->region_unhidden, 0, sizeof m->region_unhidden);
+    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
+    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+}
+
 /* New epoch for the regions marked in region_bumped (whether any was). */
 static bool bump_regions(xbt_smmu *m)
 {
@@ -960,10 +971,7 @@ bool xbt_smmu_large_at(const xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin)
 
 int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint32_t len)
 {
-    memset(m->region_hidden, 0, sizeof m->region_hidden);
-    memset(m->region_unhidden, 0, sizeof m->region_unhidden);
-    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
-    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+    forget_changes(m);
     if (len == 0) {
         /* (The runtime undoes every chain, those of contexts set aside too.) */
         memset(m->region_alt, 0, sizeof m->region_alt);
@@ -1005,7 +1013,6 @@ int xbt_smmu_mapping_changed(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin, uint
        that its linear pages still map to the physical pages it was made from.  An
        INVLPG of pages no current translation was checked on (no live page) changes
        nothing for them. */
-    memset(m->region_bumped, 0, sizeof m->region_bumped);
     bool code = false;
     for (uint32_t p = lin >> 12; p <= (lin + len - 1) >> 12; p++)
         if (page_live(m, p)) {
@@ -1280,11 +1287,7 @@ int xbt_smmu_cr3_changed(xbt_smmu *m, xbt_smmu_regs regs)
        new epoch.  The regions with code are found a
        byte of the bitmap at a time (a loop over all 1,024 was about half of a CR3
        switch that keeps its window set). */
-    memset(m->region_bumped, 0, sizeof m->region_bumped);
-    memset(m->region_hidden, 0, sizeof m->region_hidden);
-    memset(m->region_unhidden, 0, sizeof m->region_unhidden);
-    memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
-    memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+    forget_changes(m);
     bool unhidden = false; /* (some region absent before the load: maybe back) */
     for (uint32_t i = 0; i < sizeof m->code_region; i++)
         for (uint8_t bits = m->code_region[i]; bits; bits &= (uint8_t)(bits - 1)) {
@@ -1433,11 +1436,7 @@ void xbt_smmu_code_seen(xbt_smmu *m, xbt_smmu_regs regs, uint32_t lin0, uint32_t
     uint32_t r0 = lin0 >> 22, r1 = lin1 >> 22;
     bool a0 = m->region_epoch[r0] == XBT_EPOCH_ABSENT, a1 = m->region_epoch[r1] == XBT_EPOCH_ABSENT;
     if ((a0 || a1) && xbt_smmu_paging(regs)) {
-        memset(m->region_bumped, 0, sizeof m->region_bumped);
-        memset(m->region_hidden, 0, sizeof m->region_hidden);
-        memset(m->region_unhidden, 0, sizeof m->region_unhidden);
-        memset(m->region_alt_keep, 0, sizeof m->region_alt_keep);
-        memset(m->region_alt_restore, 0, sizeof m->region_alt_restore);
+        forget_changes(m);
         if (a0)
             region_revive(m, regs, r0);
         if (a1 && r1 != r0)

@@ -941,40 +941,6 @@ static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
     return (bitmap[r0 >> 3] & (1u << (r0 & 7))) || (bitmap[r1 >> 3] & (1u << (r1 & 7)));
 }
 
-void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
-{
-    for (uint32_t r = 0; r < 1024; r++) {
-        if (!bitmap[r >> 3]) {
-            r |= 7; /* (a byte at a time where none is set) */
-            continue;
-        }
-        if (!(bitmap[r >> 3] & (1u << (r & 7))))
-            continue;
-        for (uint32_t k = 0; k < tc->reg[r].n; k++) {
-            xbt_block *from = tc->reg[r].v[k].from, *to;
-            uint32_t exit = tc->reg[r].v[k].exit;
-            /* (A chain made again within pages has its record in the local list.) */
-            if (from->valid && (to = from->chained_to[exit]) && in_regions(to, bitmap) &&
-                !chain_page_local(from, to))
-                unchain_one(tc, from, exit);
-        }
-        tc->reg[r].n = 0;
-    }
-    if (!tc->recent_overflow)
-        return;
-    /* The records are incomplete: look at every block (the overflow stays until an
-       xbt_tc_unchain_all starts new records). */
-    for (uint32_t k = 0; k < tc->n_order; k++) {
-        xbt_block *b = tc->order[k];
-        if (!b->valid)
-            continue;
-        for (uint32_t i = 0; i < b->n_exits; i++)
-            if (b->chained_to[i] && in_regions(b->chained_to[i], bitmap) &&
-                !chain_page_local(b, b->chained_to[i]))
-                unchain_one(tc, b, i);
-    }
-}
-
 static bool within_region(const xbt_block *b, uint32_t r)
 {
     return b->lin >> 22 == r && xbt_block_last(b) >> 22 == r;
@@ -984,44 +950,6 @@ static bool within_region(const xbt_block *b, uint32_t r)
 static bool chain_in_one_region(const xbt_block *from, const xbt_block *to)
 {
     return within_region(from, to->lin >> 22) && within_region(to, to->lin >> 22);
-}
-
-void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
-{
-    bool any = false;
-    for (uint32_t i = 0; i < 128 && !any; i++)
-        any = bitmap[i] != 0;
-    if (!any)
-        return; /* (the walk of every block below is for an overflow, not for nothing) */
-    for (uint32_t r = 0; r < 1024; r++) {
-        if (!(bitmap[r >> 3] & (1u << (r & 7))))
-            continue;
-        uint32_t keep = 0;
-        for (uint32_t k = 0; k < tc->reg[r].n; k++) {
-            struct chain_rec c = tc->reg[r].v[k];
-            xbt_block *from = c.from, *to;
-            if (!from->valid || !(to = from->chained_to[c.exit]) || !in_regions(to, bitmap))
-                continue; /* undone or chained elsewhere since (its own record) */
-            if (chain_in_one_region(from, to)) /* (then that region is r: to touches r) */
-                tc->reg[r].v[keep++] = c;
-            else if (!chain_page_local(from, to))
-                unchain_one(tc, from, c.exit);
-        }
-        tc->reg[r].n = keep;
-    }
-    if (!tc->recent_overflow)
-        return;
-    for (uint32_t k = 0; k < tc->n_order; k++) {
-        xbt_block *b = tc->order[k];
-        if (!b->valid)
-            continue;
-        for (uint32_t i = 0; i < b->n_exits; i++) {
-            xbt_block *to = b->chained_to[i];
-            if (to && in_regions(to, bitmap) && !chain_page_local(b, to) &&
-                !chain_in_one_region(b, to))
-                unchain_one(tc, b, i);
-        }
-    }
 }
 
 /* The chains a record list of region r names that are still made and lead into r (not
@@ -1044,6 +972,56 @@ static void cut_list(xbt_tcache *tc, struct chain_rec *v, uint32_t *n, uint32_t 
             unchain_one(tc, from, c.exit);
     }
     *n = kept;
+}
+
+void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
+{
+    /* (A chain made again within pages has its record in the local list.) */
+    for (uint32_t i = 0; i < 128; i++)
+        for (uint8_t any = bitmap[i]; any; any &= (uint8_t)(any - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(any);
+            cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, false);
+        }
+    if (!tc->recent_overflow)
+        return;
+    /* The records are incomplete: look at every block (the overflow stays until an
+       xbt_tc_unchain_all starts new records). */
+    for (uint32_t k = 0; k < tc->n_order; k++) {
+        xbt_block *b = tc->order[k];
+        if (!b->valid)
+            continue;
+        for (uint32_t i = 0; i < b->n_exits; i++)
+            if (b->chained_to[i] && in_regions(b->chained_to[i], bitmap) &&
+                !chain_page_local(b, b->chained_to[i]))
+                unchain_one(tc, b, i);
+    }
+}
+
+void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < 128 && !any; i++)
+        any = bitmap[i] != 0;
+    if (!any)
+        return; /* (the walk of every block below is for an overflow, not for nothing) */
+    for (uint32_t i = 0; i < 128; i++)
+        for (uint8_t bits = bitmap[i]; bits; bits &= (uint8_t)(bits - 1)) {
+            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
+            cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, true);
+        }
+    if (!tc->recent_overflow)
+        return;
+    for (uint32_t k = 0; k < tc->n_order; k++) {
+        xbt_block *b = tc->order[k];
+        if (!b->valid)
+            continue;
+        for (uint32_t i = 0; i < b->n_exits; i++) {
+            xbt_block *to = b->chained_to[i];
+            if (to && in_regions(to, bitmap) && !chain_page_local(b, to) &&
+                !chain_in_one_region(b, to))
+                unchain_one(tc, b, i);
+        }
+    }
 }
 
 static void switch_region(xbt_tcache *tc, uint32_t r, const uint8_t *keep,
