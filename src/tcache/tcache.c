@@ -974,14 +974,24 @@ static void cut_list(xbt_tcache *tc, struct chain_rec *v, uint32_t *n, uint32_t 
     *n = kept;
 }
 
-void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
+/* cut_list on the current record lists (or, with `alt`, those set aside) of the
+   regions in bitmap. */
+static void cut_lists(xbt_tcache *tc, const uint8_t *bitmap, bool alt, bool keep)
 {
-    /* (A chain made again within pages has its record in the local list.) */
     for (uint32_t i = 0; i < 128; i++)
         for (uint8_t any = bitmap[i]; any; any &= (uint8_t)(any - 1)) {
             uint32_t r = i * 8 + (uint32_t)__builtin_ctz(any);
-            cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, false);
+            if (alt)
+                cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, keep);
+            else
+                cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, keep);
         }
+}
+
+void xbt_tc_unchain_regions(xbt_tcache *tc, const uint8_t *bitmap)
+{
+    /* (A chain made again within pages has its record in the local list.) */
+    cut_lists(tc, bitmap, false, false);
     if (!tc->recent_overflow)
         return;
     /* The records are incomplete: look at every block (the overflow stays until an
@@ -1004,11 +1014,7 @@ void xbt_tc_unchain_into(xbt_tcache *tc, const uint8_t *bitmap)
         any = bitmap[i] != 0;
     if (!any)
         return; /* (the walk of every block below is for an overflow, not for nothing) */
-    for (uint32_t i = 0; i < 128; i++)
-        for (uint8_t bits = bitmap[i]; bits; bits &= (uint8_t)(bits - 1)) {
-            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(bits);
-            cut_list(tc, tc->reg[r].v, &tc->reg[r].n, r, true);
-        }
+    cut_lists(tc, bitmap, false, true);
     if (!tc->recent_overflow)
         return;
     for (uint32_t k = 0; k < tc->n_order; k++) {
@@ -1036,11 +1042,7 @@ void xbt_tc_switch_regions(xbt_tcache *tc, const uint8_t *keep, const uint8_t *r
 
 void xbt_tc_drop_alt(xbt_tcache *tc, const uint8_t *bitmap)
 {
-    for (uint32_t i = 0; i < 128; i++)
-        for (uint8_t any = bitmap[i]; any; any &= (uint8_t)(any - 1)) {
-            uint32_t r = i * 8 + (uint32_t)__builtin_ctz(any);
-            cut_list(tc, tc->alt[r].v, &tc->alt[r].n, r, false);
-        }
+    cut_lists(tc, bitmap, true, false);
 }
 
 /* xbt_tc_switch_regions for one region. */
