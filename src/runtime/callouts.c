@@ -380,15 +380,24 @@ static int co_cache(struct xbt_vcpu *v, const struct co_call *c)
        4.10.4.1; found by review, 2026-12-05, guest paging.c). */
     uint32_t ea = v->ctx.callout_ea; /* linear: the site added the segment base */
     uint32_t u = ea >> 21;
+    bool code;
     if ((v->mmu->pse_region[u >> 3] & (1u << (u & 7))) ||
         xbt_smmu_large_at(v->mmu, xbt_paging_regs(v), ea)) {
         uint32_t size = xbt_pae(v) ? 2u << 20 : 4u << 20;
         for (uint32_t k = (ea & ~(size - 1)) >> 21; k <= (ea | (size - 1)) >> 21; k++)
             v->mmu->pse_region[k >> 3] &= (uint8_t)~(1u << (k & 7));
-        xbt_mapping_changed(v, ea & ~(size - 1), size);
+        code = xbt_mapping_changed(v, ea & ~(size - 1), size);
     } else {
-        xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
+        code = xbt_mapping_changed(v, ea & ~0xFFFu, 4096);
     }
+    /* Pages without code checked under this mapping (kmap_local's, a munmap's): the
+       windows lost them and no translation, chain or lookup entry changed, so the block
+       goes on to its exit (INVLPG ends a block: the exit is chained after the first
+       time).  Otherwise the dispatcher runs first: the lookup tables' pruning is due
+       (ibl_bump_pending) and the next instruction's page may be among those changed.
+       Boot and 500 fork+exec, strict: 1,386 k dispatches before, 1,143 k after. */
+    if (!code)
+        return next(v);
     v->ctx.eip = c->nxt;
     return XBT_LEAVE_DISPATCH;
 }

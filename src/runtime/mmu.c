@@ -117,13 +117,15 @@ void xbt_code_seen(struct xbt_vcpu *v, uint32_t lin0, uint32_t lin1, const xbt_c
     }
 }
 
-void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
+bool xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len)
 {
     xbt_stlb_flush(v);
     if (len == 0)
         v->smap.n = 0, v->smap.overflow = false; /* every window emptied */
     v->stats.window_drops++;
-    epochs_bumped(v, xbt_smmu_mapping_changed(v->mmu, xbt_paging_regs(v), lin, len));
+    int what = xbt_smmu_mapping_changed(v->mmu, xbt_paging_regs(v), lin, len);
+    epochs_bumped(v, what);
+    return what != XBT_SMMU_UNCHANGED;
 }
 
 void xbt_paging_changed(struct xbt_vcpu *v)

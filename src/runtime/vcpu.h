@@ -1008,9 +1008,11 @@ static inline bool xbt_block_fresh(const struct xbt_vcpu *v, const xbt_block *b)
 /* Guest paging changed (CR0.PG/WP, CR4.PSE/PGE/PAE): drop every window's mappings, undo
    every chain and start a new mapping epoch, in which each translation is checked
    against the new mapping before it runs again.  xbt_mapping_changed: the same for
-   INVLPG, where only [lin, lin + len) changes (len 0: everything). */
+   INVLPG, where only [lin, lin + len) changes (len 0: everything); false when no
+   translation's epoch, chain or lookup entry changed (the pages held no code checked
+   under the current mapping), so that the block running may go on. */
 void xbt_paging_changed(struct xbt_vcpu *v);
-void xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
+bool xbt_mapping_changed(struct xbt_vcpu *v, uint32_t lin, uint32_t len);
 /* A CR3 load: the windows become the new address space's, and only regions whose
    mapping may differ get a new epoch. */
 void xbt_cr3_changed(struct xbt_vcpu *v);

@@ -45,6 +45,10 @@ static volatile u32 pt_glob[1024] __attribute__((aligned(4096))); /* VA 0x780000
 static volatile u32 pt_sz[1024] __attribute__((aligned(4096)));   /* VA 0xc1000000.. */
 static u8 code_sz[4096] __attribute__((aligned(4096)));            /* VA 0xc1005000, then */
 static volatile u32 data_sz[1024] __attribute__((aligned(4096)));  /* VA 0xc1007000, then */
+static u8 code_i1[4096] __attribute__((aligned(4096)));            /* VA 0x5fffe000, then */
+static u8 code_i2[4096] __attribute__((aligned(4096)));            /* the same VA, remapped */
+static volatile u32 data_i1[1024] __attribute__((aligned(4096)));  /* VA 0x5fffd000, then */
+static volatile u32 data_i2[1024] __attribute__((aligned(4096)));  /* the same VA, remapped */
 static volatile u32 code_remap, code_faults; /* a fetch fault at VA 0x60004000 maps this */
 
 
@@ -608,6 +612,51 @@ void main(void)
     pt_code[0] = (u32)code_f8 | P | W;
     invlpg(0x60000000);
     CHECK_EQ(across(), 207, "its second region remapped: the new frame's bytes");
+
+    /* INVLPG right after a store that changed the entry, in straight-line code: of a
+       data page (the load after it reads the new frame), and of the code's own page (the
+       instruction after it is the new frame's: INVLPG is serializing).  xbt ends a block
+       at INVLPG; since 2026-12-05 it goes on through the block's exit, chained, where the
+       INVLPG changed no translation's epoch, and leaves for the dispatcher where it did.
+       Bytes, so that no compiler puts a branch between: mov ebx,[eax]; mov [ecx],edx;
+       invlpg [eax]; mov eax,[eax]; add eax,ebx; ret at 0x5fffe100 and mov [ecx],edx;
+       invlpg [eax]; mov eax,imm32; ret at 0x5fffe000, each called 40 times. */
+    {
+        static const u8 data_seq[] = { 0x8b, 0x18, 0x89, 0x11, 0x0f, 0x01, 0x38,
+                                       0x8b, 0x00, 0x01, 0xd8, 0xc3 };
+        static const u8 own_seq[] = { 0x89, 0x11, 0x0f, 0x01, 0x38 };
+        for (int k = 0; k < 2; k++) {
+            u8 *f = k ? code_i2 : code_i1;
+            __builtin_memcpy(f + 0x100, data_seq, sizeof data_seq);
+            __builtin_memcpy(f, own_seq, sizeof own_seq);
+            put_mov_ret(f + 5, k + 1);
+        }
+        data_i1[0] = 0x100;
+        data_i2[0] = 0x20000;
+        pt_x[0x3fe] = (u32)code_i1 | P | W;
+        pt_x[0x3fd] = (u32)data_i1 | P | W;
+        invlpg(0x5fffe000);
+        invlpg(0x5fffd000);
+        u32 dsum = 0, osum = 0;
+        for (int i = 0; i < 40; i++) {
+            u32 r, to = (u32)((i & 1) ? data_i1 : data_i2) | P | W;
+            __asm__ volatile("call *%%esi"
+                             : "=a"(r)
+                             : "a"(0x5fffd000u), "c"(&pt_x[0x3fd]), "d"(to), "S"(0x5fffe100u)
+                             : "ebx", "memory", "cc");
+            dsum += r == 0x20100u; /* what the page held before + what it holds after */
+        }
+        CHECK_EQ(dsum, 40, "INVLPG of a data page inside a block: the load after it sees the new frame");
+        for (int i = 0; i < 40; i++) {
+            u32 r, to = (u32)((i & 1) ? code_i1 : code_i2) | P | W;
+            __asm__ volatile("call *%%esi"
+                             : "=a"(r)
+                             : "a"(0x5fffe000u), "c"(&pt_x[0x3fe]), "d"(to), "S"(0x5fffe000u)
+                             : "memory", "cc");
+            osum += r == (u32)((i & 1) ? 1 : 2) ? 1 : 0;
+        }
+        CHECK_EQ(osum, 40, "INVLPG of the block's own page: the next instruction is the new frame's");
+    }
 
     /* A region of code that the next directory does not map at all (pd2 has nothing at
        0x74000000): a direct call into it, chained while it was mapped, faults there;
