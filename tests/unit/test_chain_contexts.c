@@ -377,6 +377,14 @@ START_TEST(random_switches_keep_chains_sound)
         }
         run_random(seeds[i], 20000);
     }
+    /* A longer soak by hand: XBT_CHAIN_SOAK=N runs N more seeds (N * 20,000 steps). */
+    const char *e = getenv("XBT_CHAIN_SOAK");
+    unsigned long n = e ? strtoul(e, NULL, 0) : 0;
+    for (unsigned long k = 0; k < n; k++) {
+        teardown();
+        setup();
+        run_random((uint32_t)(0x50a50000u + k * 2654435761u), 20000);
+    }
 }
 END_TEST
 
