@@ -135,6 +135,8 @@ extern "C" {
  *   API 2.7: xbt_stats.jmp_cache_learns.
  *   API 2.8: XBT_VM_PERF_JITDUMP.
  *   API 2.9: xbt_stats.refills.
+ *   API 2.10: xbt_vm_relocated_symbols and xbt_vm_symbols_moved (a kernel's symbols
+ *   named at the address KASLR moved it to).
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -142,7 +144,7 @@ extern "C" {
 #define XBT_VERSION ((XBT_VERSION_MAJOR << 16) | (XBT_VERSION_MINOR << 8) | XBT_VERSION_PATCH)
 
 #define XBT_API_VERSION_MAJOR 2
-#define XBT_API_VERSION_MINOR 9
+#define XBT_API_VERSION_MINOR 10
 #define XBT_API_VERSION ((XBT_API_VERSION_MAJOR << 16) | XBT_API_VERSION_MINOR)
 /* Whether a library of API version v (xbt_api_version()) serves this header: the same
    major number and, within it, at least this minor one. */
@@ -499,6 +501,17 @@ const char *xbt_last_host_error(void);
    255 printable ASCII characters.  Blocks translated afterwards are named by it.
    XBT_E_INVAL for a bad argument or a range past 4 GiB, XBT_E_NOMEM. */
 xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const char *name);
+/* The symbols are a kernel's as linked, which may run them moved by a multiple of
+   `align` (x86 Linux's KASLR: the bzImage's kernel_alignment; `text`: its _text as
+   linked).  The first block translated at CPL 0 with paging on at or above text decides
+   the move: its linear address minus text, rounded down to a multiple of align (Linux's
+   first such code is in startup_32, within align of _text).  Blocks are
+   named by their address minus the move from then on; before it, kernel code gets no
+   symbol names.  Before the first xbt_vcpu_run; XBT_E_INVAL unless align is a power of
+   two of at least 4 KiB.  xbt_vm_symbols_moved: the move once decided (XBT_E_INVAL
+   before, or without xbt_vm_relocated_symbols).  API 2.10. */
+xbt_status xbt_vm_relocated_symbols(xbt_vm *vm, uint32_t text, uint32_t align);
+xbt_status xbt_vm_symbols_moved(xbt_vm *vm, uint32_t *moved);
 /* Writes the buffered lines of the perf map and records of the jitdump now.  XBT_OK
    (also without either), XBT_E_INVAL, XBT_E_HOST if a write to either has failed (it
    stays incomplete). */

@@ -810,6 +810,8 @@ static xbt_block *translate_once(struct xbt_vcpu *v, const xbt_tmode *m, uint32_
     }
     if (vm->perfmap || vm->jitdump) {
         char name[XBT_PERF_NAME_MAX]; /* one symbol lookup for both */
+        if (vm->syms.relocated && m->cpl == 0 && xbt_paging(v))
+            xbt_symtab_settle(&vm->syms, b->lin); /* (the first such block decides) */
         xbt_perf_block_name(name, &vm->syms, b->eip, m->cpl, v->xl.path != NULL);
         if (vm->perfmap)
             xbt_perfmap_add(vm->perfmap, b->host, b->host_len, name);

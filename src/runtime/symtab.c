@@ -65,10 +65,25 @@ static int cmp_sym(const void *pa, const void *pb)
    address (a sized symbol with smaller ones inside it). */
 #define ENCLOSING_LOOKBACK 16
 
+void xbt_symtab_settle(struct xbt_symtab *t, uint32_t lin)
+{
+    if (!t->relocated || lin < t->reloc_text || __atomic_load_n(&t->settled, __ATOMIC_ACQUIRE))
+        return;
+    uint32_t moved = (lin - t->reloc_text) & ~(t->reloc_align - 1);
+    __atomic_store_n(&t->moved, moved, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->settled, true, __ATOMIC_RELEASE);
+}
+
 const char *xbt_symtab_find(struct xbt_symtab *t, uint32_t a, uint32_t *off)
 {
     if (!t->n)
         return NULL;
+    if (t->relocated) {
+        if (!__atomic_load_n(&t->settled, __ATOMIC_ACQUIRE))
+            return NULL; /* not known yet where the kernel runs them: no name rather
+                            than a wrong one */
+        a -= __atomic_load_n(&t->moved, __ATOMIC_RELAXED);
+    }
     if (!t->sorted) {
         qsort(t->v, t->n, sizeof *t->v, cmp_sym);
         t->sorted = true;

@@ -208,6 +208,26 @@ xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const cha
     return xbt_symtab_add(&vm->syms, addr, size, name) ? XBT_OK : XBT_E_NOMEM;
 }
 
+xbt_status xbt_vm_relocated_symbols(xbt_vm *vm, uint32_t text, uint32_t align)
+{
+    if (!vm || align < 4096 || (align & (align - 1)) ||
+        atomic_load_explicit(&vm->started, memory_order_relaxed))
+        return XBT_E_INVAL;
+    vm->syms.relocated = true;
+    vm->syms.reloc_text = text;
+    vm->syms.reloc_align = align;
+    return XBT_OK;
+}
+
+xbt_status xbt_vm_symbols_moved(xbt_vm *vm, uint32_t *moved)
+{
+    if (!vm || !moved || !vm->syms.relocated ||
+        !__atomic_load_n(&vm->syms.settled, __ATOMIC_ACQUIRE))
+        return XBT_E_INVAL;
+    *moved = __atomic_load_n(&vm->syms.moved, __ATOMIC_RELAXED);
+    return XBT_OK;
+}
+
 xbt_status xbt_vm_perf_map_flush(xbt_vm *vm)
 {
     if (!vm)

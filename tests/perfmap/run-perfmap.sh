@@ -7,9 +7,9 @@
 # and follows the one before within a generation; as many generations as flushes plus
 # one; CHECKS (--symbol NAME, --prefix PREFIX) must each match a line.  For Linux, the
 # System.map named by LINUX_SYSTEM_MAP (scripts/linux-sysmap.sh fetches it) is given
-# with --symbols (and nokaslr, so the kernel runs at the addresses it lists) and
-# start_kernel and schedule must appear; without it only addresses are checked (said
-# on the output).  Exit 77 when the guest's own test skips.
+# with --symbols, the kernel left to randomize its base (KASLR), and start_kernel,
+# schedule and do_exit must name blocks that begin at them; without it only addresses
+# are checked (said on the output).  Exit 77 when the guest's own test skips.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 target=$1
@@ -27,10 +27,11 @@ trap 'rm -rf "$dir"' EXIT
 opts=(--perf-map="$map" --stats "$@")
 if [ "$target" = linux ]; then
     if [ -n "${LINUX_SYSTEM_MAP:-}" ] && [ -f "$LINUX_SYSTEM_MAP" ]; then
-        # The kernel's link addresses: Debian's kernel randomizes its base otherwise.
-        export LINUX_APPEND=nokaslr
+        # Debian's kernel randomizes its base (KASLR): xbt-run has the library find the
+        # move (xbt_vm_relocated_symbols), so the names must be right without nokaslr.
         opts+=(--symbols "$LINUX_SYSTEM_MAP")
         checks+=(--symbol start_kernel --symbol schedule)
+        kaslr=1
     else
         echo "NOTE: no System.map (${LINUX_SYSTEM_MAP:-LINUX_SYSTEM_MAP not set}): kernel code is named by address only"
         checks+=(--prefix xbt:cpl0:c)
@@ -52,6 +53,17 @@ hi=${lo#*-}
 lo=${lo%-*}
 "${PERFMAP_CHECK:-$here/../../build/tests/perfmap/perfmap_check}" "$map" "$lo" "$hi" "$flushes" \
     "${checks[@]}" || exit 1
+if [ -n "${kaslr:-}" ]; then
+    # The move found, and blocks that begin exactly at functions the boot calls: a wrong
+    # move would name them by other symbols, or at offsets.
+    grep -a -q 'the kernel ran its symbols moved by' "$log" ||
+        { echo "FAIL: xbt-run found no move for the kernel's symbols"; exit 1; }
+    grep -a 'the kernel ran its symbols moved by' "$log"
+    for f in start_kernel schedule do_exit; do
+        grep -q " xbt:$f\$" "$map" || { echo "FAIL: no block named xbt:$f at the function's start"; exit 1; }
+    done
+    echo "ok   blocks at start_kernel, schedule and do_exit named so (KASLR)"
+fi
 case " $* " in *" --perf-jitdump "*) ;; *) exit 0;; esac
 # --perf-jitdump: the dump against the map of the same run.
 dump=$(ls "$dir"/jit-*.dump 2>/dev/null)

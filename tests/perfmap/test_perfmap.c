@@ -470,6 +470,42 @@ START_TEST(symbol_lookup_rules)
 }
 END_TEST
 
+/* A relocated table (xbt_vm_relocated_symbols, KASLR): no names until the first CPL 0
+   paged code at or above _text settles the move; code below _text (Linux's identity-
+   mapped instructions after paging goes on) settles nothing; the first settle stays. */
+START_TEST(relocated_symbols_settle_once)
+{
+    struct xbt_symtab t = { 0 };
+    uint32_t off = 0;
+    ck_assert(xbt_symtab_add(&t, 0xc1000000u, 0x100, "startup_32"));
+    ck_assert(xbt_symtab_add(&t, 0xc1800000u, 0x40, "schedule"));
+    t.relocated = true, t.reloc_text = 0xc1000000u, t.reloc_align = 0x1000000u;
+    ck_assert_ptr_null(xbt_symtab_find(&t, 0xc1800004u, &off)); /* not settled: no name */
+    xbt_symtab_settle(&t, 0x090000c0u); /* identity-mapped, below _text */
+    ck_assert_ptr_null(xbt_symtab_find(&t, 0xc1800004u, &off));
+    xbt_symtab_settle(&t, 0xc90000c0u); /* startup_32 + 0xc0, moved by 0x8000000 */
+    ck_assert_uint_eq(t.moved, 0x8000000u);
+    ck_assert_str_eq(xbt_symtab_find(&t, 0xc9800004u, &off), "schedule");
+    ck_assert_uint_eq(off, 4);
+    ck_assert_ptr_null(xbt_symtab_find(&t, 0xc1800004u, &off)); /* the linked address */
+    xbt_symtab_settle(&t, 0xd10000c0u); /* later code decides nothing */
+    ck_assert_str_eq(xbt_symtab_find(&t, 0xc9000010u, &off), "startup_32");
+    xbt_symtab_free(&t);
+    /* The API: an alignment that is a power of two of at least 4 KiB, before the run. */
+    xbt_vm *vm = make_vm(0, NULL, 0);
+    uint32_t moved = 1;
+    ck_assert_int_eq(xbt_vm_relocated_symbols(NULL, 0xc1000000u, 4096), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vm_relocated_symbols(vm, 0xc1000000u, 2048), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vm_relocated_symbols(vm, 0xc1000000u, 0x3000), XBT_E_INVAL);
+    ck_assert_int_eq(xbt_vm_symbols_moved(vm, &moved), XBT_E_INVAL); /* not relocated */
+    ck_assert_int_eq(xbt_vm_relocated_symbols(vm, 0xc1000000u, 0x1000000u), XBT_OK);
+    ck_assert_int_eq(xbt_vm_symbols_moved(vm, &moved), XBT_E_INVAL); /* not settled */
+    ck_assert_int_eq(xbt_vm_symbols_moved(vm, NULL), XBT_E_INVAL);
+    ck_assert_uint_eq(moved, 1);
+    xbt_vm_destroy(vm);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("perfmap");
@@ -484,6 +520,7 @@ int main(void)
     tcase_add_test(tc, jitdump_beside_the_map);
     tcase_add_test(tc, jitdump_shared_by_vms);
     tcase_add_test(tc, symbol_lookup_rules);
+    tcase_add_test(tc, relocated_symbols_settle_once);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -54,6 +54,10 @@ struct boot_entry {
 
 /* Whether an image is a Linux bzImage ("HdrS" at 0x202); else it is taken as multiboot. */
 bool boot_is_bzimage(const uint8_t *img, size_t len);
+/* A bzImage whose kernel may run moved from its link address (relocatable_kernel,
+   protocol 2.05 on; KASLR moves it): its kernel_alignment, a power of two of at least
+   4 KiB; 0 for any other image or an alignment that is not such a power. */
+uint32_t boot_bz_reloc_align(const uint8_t *img, size_t len);
 
 /* loader.c: multiboot v1 (ELF32 by program headers, or the a.out kludge). */
 int boot_multiboot(const struct boot_ram *ram, const struct boot_blob *kernel,

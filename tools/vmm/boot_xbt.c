@@ -144,9 +144,11 @@ static int read_blob(struct boot_blob *b, const char *path, uint64_t max, char *
 }
 
 int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
-             const char *initrd, const struct boot_module *mods, int nmods, char *err,
-             size_t errlen)
+             const char *initrd, const struct boot_module *mods, int nmods,
+             uint32_t *reloc_align, char *err, size_t errlen)
 {
+    if (reloc_align)
+        *reloc_align = 0;
     struct boot_ram ram = { xbt_vm_ram(vm), xbt_vm_ram_size(vm) };
     struct boot_files f;
     memset(&f, 0, sizeof f);
@@ -167,6 +169,8 @@ int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
         if (initrd && read_blob(&f.initrd, initrd, ram.size, err, errlen))
             goto out;
         rc = boot_linux(&ram, &f.kernel, cmdline, initrd ? &f.initrd : NULL, &e, err, errlen);
+        if (reloc_align)
+            *reloc_align = boot_bz_reloc_align(f.kernel.data, f.kernel.len);
     } else {
         if (initrd) {
             boot_fail(err, errlen, "%s is not a Linux bzImage: --initrd is for Linux kernels "
@@ -188,30 +192,40 @@ out:
     return rc;
 }
 
+struct sym_sink {
+    xbt_vm *vm;
+    struct vmm_text *text;
+};
+
 static int add_to_vm(void *opaque, uint32_t addr, uint32_t size, const char *name, char *err,
                      size_t errlen)
 {
-    xbt_status st = xbt_vm_add_symbol(opaque, addr, size, name);
+    struct sym_sink *k = opaque;
+    xbt_status st = xbt_vm_add_symbol(k->vm, addr, size, name);
     if (st != XBT_OK)
         return boot_fail(err, errlen, "cannot register the symbol %s: %s", name,
                          xbt_strerror(st));
+    if (k->text && strcmp(name, "_text") == 0)
+        *k->text = (struct vmm_text){ true, addr };
     return 0;
 }
 
-long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, size_t errlen)
+long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, struct vmm_text *text,
+                      char *err, size_t errlen)
 {
     struct boot_blob f = { path, NULL, 0 };
     f.data = read_file(path, SYMBOL_FILE_MAX, false, &f.len, err, errlen);
     if (!f.data)
         return -1;
     long n = 0;
+    struct sym_sink k = { vm, text };
     if (syms_is_elf(&f)) {
-        n = syms_parse_elf(&f, add_to_vm, vm, err, errlen);
+        n = syms_parse_elf(&f, add_to_vm, &k, err, errlen);
         if (n == 0 && !elf_only) /* asked for by name: say it had none */
             n = boot_fail(err, errlen, "%s: an ELF file without a symbol table (stripped?)",
                           path);
     } else if (!elf_only) {
-        n = syms_parse_nm(&f, add_to_vm, vm, err, errlen);
+        n = syms_parse_nm(&f, add_to_vm, &k, err, errlen);
     }
     free((void *)f.data);
     return n;

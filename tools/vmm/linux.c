@@ -31,6 +31,8 @@
 #define H_HEAP_END    0x224
 #define H_CMDLINE_PTR 0x228
 #define H_INITRD_MAX  0x22c
+#define H_KERNEL_ALIGN 0x230
+#define H_RELOCATABLE 0x234
 #define H_CMDLINE_SZ  0x238
 #define H_PREF_ADDR   0x258
 #define H_INIT_SIZE   0x260
@@ -199,4 +201,15 @@ int boot_linux(const struct boot_ram *ram, const struct boot_blob *kernel,
     entry->cs = 0x10;
     entry->ds = 0x18;
     return 0;
+}
+
+uint32_t boot_bz_reloc_align(const uint8_t *img, size_t len)
+{
+    /* The header must reach the flag: it ends at 0x202 + the jump's offset byte. */
+    if (!boot_is_bzimage(img, len) || len <= H_RELOCATABLE || len < H_VERSION + 2 ||
+        boot_rd16(img + H_VERSION) < 0x0205 || 0x202u + img[H_JUMP + 1] <= H_RELOCATABLE ||
+        !img[H_RELOCATABLE])
+        return 0;
+    uint32_t a = boot_rd32(img + H_KERNEL_ALIGN);
+    return a >= 4096 && !(a & (a - 1)) ? a : 0;
 }

@@ -525,20 +525,30 @@ int vmm_restore_finish(struct vmm *m, struct vmm_saved *sv, const char *path, ch
 
 /* boot_xbt.c: the kernel (multiboot v1 or a Linux bzImage), its modules or initrd and
    the command line loaded into the VM's RAM by the loaders of boot.h, and the vCPU set
-   to the entry state.  0, or -1 with one line of text in err. */
+   to the entry state.  0, or -1 with one line of text in err.  *reloc_align (may be
+   NULL): a relocatable bzImage's kernel_alignment (KASLR may move it), else 0. */
 struct boot_module {
     const char *path;
     const char *string;    /* the module's command line (its path if not given) */
 };
 int vmm_boot(xbt_vm *vm, xbt_vcpu *cpu, const char *kernel, const char *cmdline,
-             const char *initrd, const struct boot_module *mods, int nmods, char *err,
-             size_t errlen);
+             const char *initrd, const struct boot_module *mods, int nmods,
+             uint32_t *reloc_align, char *err, size_t errlen);
+
+/* A kernel's _text as its symbols give it (xbt_vm_relocated_symbols). */
+struct vmm_text {
+    bool found;
+    uint32_t addr;
+};
 
 /* boot_xbt.c: guest code symbols for the perf map (symbols.h) registered with the VM
    (xbt_vm_add_symbol): an ELF file's symbol table or an nm listing (System.map).  With
    elf_only (the kernel), a file that is not ELF or has no symbol table has none (0);
-   without, either is an error.  The number registered, or -1 with one line in err. */
-long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, char *err, size_t errlen);
+   without, either is an error.  The number registered, or -1 with one line in err.
+   *text (text may be NULL) gets the address of a symbol named _text, where there is
+   one (the rest of *text is left as it was). */
+long vmm_load_symbols(xbt_vm *vm, const char *path, bool elf_only, struct vmm_text *text,
+                      char *err, size_t errlen);
 
 
 /* gdbstub.c: gdb's remote protocol on 127.0.0.1:port (xbt-run --gdb).  It waits for gdb,

@@ -725,20 +725,32 @@ static int on_stopped(struct vcpu_ctx *c)
    (a malformed one costs the names, not the run: it booted), then each --symbols file
    (a malformed one ends the run before it starts).  The number of symbols, or -1 after
    one line. */
-static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *files, int nfiles)
+static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *files, int nfiles,
+                         uint32_t reloc_align)
 {
     char err[512];
-    long total = 0, n = vmm_load_symbols(vm, kernel, true, err, sizeof err);
+    long total = 0, n = vmm_load_symbols(vm, kernel, true, NULL, err, sizeof err);
     if (n < 0)
         fprintf(stderr, "xbt-run: note: no guest symbols from the kernel: %s\n", err);
     else
         total += n;
+    struct vmm_text text = { false, 0 };
     for (int i = 0; i < nfiles; i++) {
-        if ((n = vmm_load_symbols(vm, files[i], false, err, sizeof err)) < 0) {
+        if ((n = vmm_load_symbols(vm, files[i], false, &text, err, sizeof err)) < 0) {
             fprintf(stderr, "xbt-run: %s\n", err);
             return -1;
         }
         total += n;
+    }
+    /* A relocatable bzImage (KASLR): the files' addresses are the kernel as linked; the
+       library finds where it runs them (xbt_vm_relocated_symbols).  Without _text among
+       them nothing says where the kernel's own addresses begin. */
+    if (reloc_align && nfiles) {
+        if (!text.found)
+            fprintf(stderr, "xbt-run: note: %s is relocatable and no --symbols file names "
+                    "_text: names are right only with nokaslr\n", kernel);
+        else if (xbt_vm_relocated_symbols(vm, text.addr, reloc_align) != XBT_OK)
+            return -1;
     }
     return total;
 }
@@ -1439,13 +1451,15 @@ static void note_user_mode(const struct vmm *m, const struct options *o)
 static int load_guest(struct vmm *m, const struct options *o, long *nsyms)
 {
     char err[512];
-    if (vmm_boot(m->vm, m->cpu, o->kernel, o->append, o->initrd, o->mods, o->nmods, err,
-                 sizeof err) != 0) {
+    uint32_t reloc_align = 0;
+    if (vmm_boot(m->vm, m->cpu, o->kernel, o->append, o->initrd, o->mods, o->nmods,
+                 &reloc_align, err, sizeof err) != 0) {
         fprintf(stderr, "xbt-run: %s\n", err);
         return abandon(m);
     }
     if ((o->vm.flags & (XBT_VM_PERF_MAP | XBT_VM_PERF_JITDUMP)) &&
-        (*nsyms = load_symbols(m->vm, o->kernel, o->symbol_files, o->nsymbol_files)) < 0)
+        (*nsyms = load_symbols(m->vm, o->kernel, o->symbol_files, o->nsymbol_files,
+                               reloc_align)) < 0)
         return abandon(m);
     note_user_mode(m, o);
     return GO_ON;
@@ -1706,6 +1720,10 @@ static void print_stats(struct vmm *m, const struct options *o, long nsyms, uint
         fprintf(stderr, "perf map: %s, %ld guest code symbols\n",
                 o->vm.perf_map_path ? o->vm.perf_map_path : def, nsyms);
     }
+    uint32_t moved;
+    if (xbt_vm_symbols_moved(m->vm, &moved) == XBT_OK)
+        fprintf(stderr, "perf map: the kernel ran its symbols moved by %#x from where they "
+                "were linked (KASLR)\n", moved);
     if (o->vm.flags & XBT_VM_PERF_JITDUMP)
         fprintf(stderr, "perf jitdump: jit-%d.dump in %s\n", (int)getpid(),
                 o->vm.perf_map_path && strchr(o->vm.perf_map_path, '/') ? "the map's directory"
