@@ -229,6 +229,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                  err, sizeof err)
                     : boot_multiboot(&ram, &kernel, cmdline, mods, nmods, &e, err, sizeof err);
     outcomes[linux_][rc == 0]++;
+    /* Any image: the relocation alignment is read in bounds and is 0 or a power of two
+       of at least 4 KiB (xbt-run asks it of every bzImage it booted). */
+    uint32_t align = boot_bz_reloc_align(kernel.data, kernel.len);
+    if (align && (align < 4096 || (align & (align - 1))))
+        abort();
     if (rc != 0)
         check_error(err);
     else if (linux_)
