@@ -40,20 +40,24 @@ struct xbt_symtab {
        until then `moved` is 0 and lookups use the addresses as given. */
     bool relocated;            /* the embedder said so */
     uint32_t reloc_text, reloc_align;
-    uint32_t moved;            /* written once (atomic), by xbt_symtab_settle */
-    bool settled;              /* (atomic) */
+    uint64_t moved;            /* 0 until settled, then 1 << 32 | the move: set once, by
+                                  a compare-and-swap (xbt_symtab_settle) */
 };
 
 /* Copies name; false when out of memory.  The caller has validated the arguments. */
 bool xbt_symtab_add(struct xbt_symtab *t, uint32_t addr, uint32_t size, const char *name);
-/* The symbol covering guest address a and the offset into it, or NULL (a relocated
-   table: a minus the move, once settled). */
+/* The symbol covering guest address a and the offset into it, or NULL.  A relocated
+   table: an address below text as it is (user code's symbols, from other files), one at
+   or above text + the move at its address minus the move, once settled; none in
+   between or before. */
 const char *xbt_symtab_find(struct xbt_symtab *t, uint32_t a, uint32_t *off);
 /* A relocated table not settled yet: code at linear lin runs at CPL 0 with paging on;
    at or above text it decides the move, (lin - text) rounded down to the alignment
    (code below text, as Linux's identity-mapped instructions right after it turns
    paging on, decides nothing). */
 void xbt_symtab_settle(struct xbt_symtab *t, uint32_t lin);
+/* A relocated table's move, once settled (true). */
+bool xbt_symtab_moved(const struct xbt_symtab *t, uint32_t *moved);
 void xbt_symtab_free(struct xbt_symtab *t);
 /* Whether name may be a symbol: 1..XBT_SYM_NAME_MAX printable ASCII characters (a
    line of the map ends at the first control character). */

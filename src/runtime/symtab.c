@@ -67,22 +67,33 @@ static int cmp_sym(const void *pa, const void *pb)
 
 void xbt_symtab_settle(struct xbt_symtab *t, uint32_t lin)
 {
-    if (!t->relocated || lin < t->reloc_text || __atomic_load_n(&t->settled, __ATOMIC_ACQUIRE))
+    if (!t->relocated || lin < t->reloc_text || __atomic_load_n(&t->moved, __ATOMIC_ACQUIRE))
         return;
-    uint32_t moved = (lin - t->reloc_text) & ~(t->reloc_align - 1);
-    __atomic_store_n(&t->moved, moved, __ATOMIC_RELAXED);
-    __atomic_store_n(&t->settled, true, __ATOMIC_RELEASE);
+    uint64_t none = 0, moved = 1ull << 32 | ((lin - t->reloc_text) & ~(t->reloc_align - 1));
+    /* The first settle stays, whichever vCPU makes it. */
+    __atomic_compare_exchange_n(&t->moved, &none, moved, false, __ATOMIC_ACQ_REL,
+                                __ATOMIC_ACQUIRE);
+}
+
+bool xbt_symtab_moved(const struct xbt_symtab *t, uint32_t *moved)
+{
+    uint64_t m = t->relocated ? __atomic_load_n(&t->moved, __ATOMIC_ACQUIRE) : 0;
+    if (m)
+        *moved = (uint32_t)m;
+    return m != 0;
 }
 
 const char *xbt_symtab_find(struct xbt_symtab *t, uint32_t a, uint32_t *off)
 {
     if (!t->n)
         return NULL;
-    if (t->relocated) {
-        if (!__atomic_load_n(&t->settled, __ATOMIC_ACQUIRE))
-            return NULL; /* not known yet where the kernel runs them: no name rather
-                            than a wrong one */
-        a -= __atomic_load_n(&t->moved, __ATOMIC_RELAXED);
+    if (t->relocated && a >= t->reloc_text) {
+        /* The kernel's code: at its address minus the move, once known (no name rather
+           than a wrong one before, and for what lies between text and its new place). */
+        uint32_t moved;
+        if (!xbt_symtab_moved(t, &moved) || a - t->reloc_text < moved)
+            return NULL;
+        a -= moved;
     }
     if (!t->sorted) {
         qsort(t->v, t->n, sizeof *t->v, cmp_sym);

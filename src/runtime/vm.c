@@ -221,11 +221,9 @@ xbt_status xbt_vm_relocated_symbols(xbt_vm *vm, uint32_t text, uint32_t align)
 
 xbt_status xbt_vm_symbols_moved(xbt_vm *vm, uint32_t *moved)
 {
-    if (!vm || !moved || !vm->syms.relocated ||
-        !__atomic_load_n(&vm->syms.settled, __ATOMIC_ACQUIRE))
+    if (!vm || !moved)
         return XBT_E_INVAL;
-    *moved = __atomic_load_n(&vm->syms.moved, __ATOMIC_RELAXED);
-    return XBT_OK;
+    return xbt_symtab_moved(&vm->syms, moved) ? XBT_OK : XBT_E_INVAL;
 }
 
 xbt_status xbt_vm_perf_map_flush(xbt_vm *vm)

@@ -32,6 +32,7 @@ if [ "$target" = linux ]; then
         opts+=(--symbols "$LINUX_SYSTEM_MAP")
         checks+=(--symbol start_kernel --symbol schedule)
         kaslr=1
+        unset LINUX_APPEND # (an inherited nokaslr would test nothing)
     else
         echo "NOTE: no System.map (${LINUX_SYSTEM_MAP:-LINUX_SYSTEM_MAP not set}): kernel code is named by address only"
         checks+=(--prefix xbt:cpl0:c)
@@ -59,6 +60,8 @@ if [ -n "${kaslr:-}" ]; then
     grep -a -q 'the kernel ran its symbols moved by' "$log" ||
         { echo "FAIL: xbt-run found no move for the kernel's symbols"; exit 1; }
     grep -a 'the kernel ran its symbols moved by' "$log"
+    grep -a -q 'the kernel ran its symbols moved by 0 ' "$log" &&
+        echo "NOTE: KASLR left the kernel where it was linked this time (about 1 boot in 13 with 256 MiB): the move was not tested"
     for f in start_kernel schedule do_exit; do
         grep -q " xbt:$f\$" "$map" || { echo "FAIL: no block named xbt:$f at the function's start"; exit 1; }
     done

@@ -484,12 +484,25 @@ START_TEST(relocated_symbols_settle_once)
     xbt_symtab_settle(&t, 0x090000c0u); /* identity-mapped, below _text */
     ck_assert_ptr_null(xbt_symtab_find(&t, 0xc1800004u, &off));
     xbt_symtab_settle(&t, 0xc90000c0u); /* startup_32 + 0xc0, moved by 0x8000000 */
-    ck_assert_uint_eq(t.moved, 0x8000000u);
+    uint32_t mv = 0;
+    ck_assert(xbt_symtab_moved(&t, &mv));
+    ck_assert_uint_eq(mv, 0x8000000u);
     ck_assert_str_eq(xbt_symtab_find(&t, 0xc9800004u, &off), "schedule");
     ck_assert_uint_eq(off, 4);
     ck_assert_ptr_null(xbt_symtab_find(&t, 0xc1800004u, &off)); /* the linked address */
     xbt_symtab_settle(&t, 0xd10000c0u); /* later code decides nothing */
     ck_assert_str_eq(xbt_symtab_find(&t, 0xc9000010u, &off), "startup_32");
+    /* Below text, as it is (a user program's symbols beside the kernel's). */
+    ck_assert(xbt_symtab_add(&t, 0x08048000u, 0x100, "main"));
+    ck_assert_str_eq(xbt_symtab_find(&t, 0x08048010u, &off), "main");
+    ck_assert_uint_eq(off, 0x10);
+    xbt_symtab_free(&t);
+    /* Before the move is known a user symbol is named already. */
+    ck_assert(xbt_symtab_add(&t, 0x08048000u, 0x100, "main"));
+    ck_assert(xbt_symtab_add(&t, 0xc1000000u, 0x100, "startup_32"));
+    t.relocated = true, t.reloc_text = 0xc1000000u, t.reloc_align = 0x1000000u;
+    ck_assert_str_eq(xbt_symtab_find(&t, 0x08048004u, &off), "main");
+    ck_assert_ptr_null(xbt_symtab_find(&t, 0xc1000004u, &off));
     xbt_symtab_free(&t);
     /* The API: an alignment that is a power of two of at least 4 KiB, before the run. */
     xbt_vm *vm = make_vm(0, NULL, 0);

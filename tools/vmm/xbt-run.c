@@ -749,8 +749,11 @@ static long load_symbols(xbt_vm *vm, const char *kernel, const char *const *file
         if (!text.found)
             fprintf(stderr, "xbt-run: note: %s is relocatable and no --symbols file names "
                     "_text: names are right only with nokaslr\n", kernel);
-        else if (xbt_vm_relocated_symbols(vm, text.addr, reloc_align) != XBT_OK)
+        else if (xbt_vm_relocated_symbols(vm, text.addr, reloc_align) != XBT_OK) {
+            fprintf(stderr, "xbt-run: cannot name a relocatable kernel's code (alignment "
+                    "%#x)\n", reloc_align);
             return -1;
+        }
     }
     return total;
 }
