@@ -136,7 +136,8 @@ extern "C" {
  *   API 2.8: XBT_VM_PERF_JITDUMP.
  *   API 2.9: xbt_stats.refills.
  *   API 2.10: xbt_vm_relocated_symbols and xbt_vm_symbols_moved (a kernel's symbols
- *   named at the address KASLR moved it to).
+ *   named at the address KASLR moved it to); xbt_stats.smc_data_writes and
+ *   smc_data_pages.
  */
 #define XBT_VERSION_MAJOR 0
 #define XBT_VERSION_MINOR 1
@@ -505,9 +506,10 @@ xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const cha
    `align` (x86 Linux's KASLR: the bzImage's kernel_alignment; `text`: its _text as
    linked).  The first block translated at CPL 0 with paging on at or above text decides
    the move: its linear address minus text, rounded down to a multiple of align (Linux's
-   first such code is in startup_32, within align of _text).  Blocks are
-   named by their address minus the move from then on; before it, kernel code gets no
-   symbol names.  Before the first xbt_vcpu_run; XBT_E_INVAL unless align is a power of
+   first such code is in startup_32, within align of _text: this relies on that layout).
+   Blocks at or above text + the move are named by their address minus it from then
+   on; before it, and between text and text + the move, code at or above text gets no
+   symbol names; code below text is looked up as it is (user code's symbols).  Before the first xbt_vcpu_run; XBT_E_INVAL unless align is a power of
    two of at least 4 KiB.  xbt_vm_symbols_moved: the move once decided (XBT_E_INVAL
    before, or without xbt_vm_relocated_symbols).  API 2.10. */
 xbt_status xbt_vm_relocated_symbols(xbt_vm *vm, uint32_t text, uint32_t align);
@@ -990,6 +992,10 @@ typedef struct xbt_stats {
        a host fault saved each, counted in `hidden_faults` too (docs/ARCHITECTURE.md,
        "Refills") */
     uint64_t refills;
+    /* writes of translated code to a page holding other translated code, run alone with
+       the page writable ("data beside code"), and pages made data again after
+       XBT_SMC_DATA_LIMIT (4) such writes in a row (their translations dropped; API 2.10) */
+    uint64_t smc_data_writes, smc_data_pages;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */
 #define XBT_STATS_INIT { .size = (uint32_t)sizeof(xbt_stats) }

@@ -900,6 +900,7 @@ static void complete_in(struct xbt_vcpu *v)
 void xbt_smc_data_begin(struct xbt_vcpu *v, uint32_t page, uint32_t lin, bool paged)
 {
     memcpy(v->smc.shadow, v->vm->phys.view + ((uint64_t)page << 12), 4096);
+    v->stats.smc_data_writes++;
     v->smc.data = true;
     v->smc.data_page = page;
     v->smc.data_lin = lin;
@@ -1894,6 +1895,11 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
         OUT("paging: %llu pages put in a window after the guest's fault handler, before "
             "the faulting instruction ran again (a host fault saved each)\n",
             (unsigned long long)st->refills);
+    if (st->smc_data_writes || st->smc_data_pages)
+        OUT("code pages: %llu writes beside code (each run alone with the page writable), "
+            "%llu pages made data again after %u of them\n",
+            (unsigned long long)st->smc_data_writes, (unsigned long long)st->smc_data_pages,
+            XBT_SMC_DATA_LIMIT);
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops, %llu code "
         "pages invalidated; at CR3 loads %llu mappings re-checked, %llu dropped (entries "
         "changed)\n",
