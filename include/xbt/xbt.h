@@ -509,9 +509,10 @@ xbt_status xbt_vm_add_symbol(xbt_vm *vm, uint32_t addr, uint32_t size, const cha
    first such code is in startup_32, within align of _text: this relies on that layout).
    Blocks at or above text + the move are named by their address minus it from then
    on; before it, and between text and text + the move, code at or above text gets no
-   symbol names; code below text is looked up as it is (user code's symbols).  Before the first xbt_vcpu_run; XBT_E_INVAL unless align is a power of
-   two of at least 4 KiB.  xbt_vm_symbols_moved: the move once decided (XBT_E_INVAL
-   before, or without xbt_vm_relocated_symbols).  API 2.10. */
+   symbol names; code below text is looked up as it is (user code's symbols).  Before
+   the first xbt_vcpu_run; XBT_E_INVAL unless align is a power of two of at least
+   4 KiB.  xbt_vm_symbols_moved: the move once decided (XBT_E_INVAL before, or without
+   xbt_vm_relocated_symbols).  API 2.10. */
 xbt_status xbt_vm_relocated_symbols(xbt_vm *vm, uint32_t text, uint32_t align);
 xbt_status xbt_vm_symbols_moved(xbt_vm *vm, uint32_t *moved);
 /* Writes the buffered lines of the perf map and records of the jitdump now.  XBT_OK

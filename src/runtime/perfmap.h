@@ -36,8 +36,8 @@ struct xbt_symtab {
     size_t pool_len, pool_cap;
     bool sorted;
     /* A kernel that runs its symbols moved (xbt_vm_relocated_symbols): the move is
-       found at the first block translated at CPL 0 with paging on (xbt_symtab_settle);
-       until then `moved` is 0 and lookups use the addresses as given. */
+       found at the first block translated at CPL 0 with paging on at or above text
+       (xbt_symtab_settle); until then addresses at or above text get no name. */
     bool relocated;            /* the embedder said so */
     uint32_t reloc_text, reloc_align;
     uint64_t moved;            /* 0 until settled, then 1 << 32 | the move: set once, by
