@@ -994,8 +994,9 @@ typedef struct xbt_stats {
        "Refills") */
     uint64_t refills;
     /* writes of translated code to a page holding other translated code, run alone with
-       the page writable ("data beside code"), and pages made data again after
-       XBT_SMC_DATA_LIMIT (4) such writes in a row (their translations dropped; API 2.10) */
+       the page writable ("data beside code"), and the times a page was made data again
+       instead (its translations dropped) at the 4th such write since the last time, at
+       most twice per page (API 2.10) */
     uint64_t smc_data_writes, smc_data_pages;
 } xbt_stats;
 /* xbt_stats st = XBT_STATS_INIT;  (or: memset to 0, then st.size = sizeof st) */

@@ -143,26 +143,30 @@ void xbt_cr3_changed(struct xbt_vcpu *v)
     spec_recheck(v); /* a directory entry's accessed flag set (shadow-mmu/window.c) */
 }
 
-/* Whether this data-beside-code write to physical page `page` is its
-   XBT_SMC_DATA_LIMIT-th (in a row of the page's slot): then the page is made data again
-   (its translations dropped, as for self-modifying code) instead of one more round of
-   a host fault, a single step with the page writable and a window drop, about 100,000
-   cycles on this kind of host (a VM: each drop is an mmap).  Linux patches its text
-   early in its boot (alternatives, memcpy into pages whose other code already ran):
-   5,250 such writes, 91% of them to 169 pages that took 8 or more; with a limit of 4,
-   1,330 writes and 340 pages made data again, whose code ran again from 640 new
-   translations (about 13,000 cycles each).  Those protect the page again; its slot
-   starts over.  A page whose hot code and data keep alternating pays a retranslation
-   of its blocks every 4 writes instead of 4 rounds of the above. */
+/* Whether this data-beside-code write to physical page `page` makes the page data
+   again (its translations dropped, as for self-modifying code) instead of one more
+   round of a host fault, a single step with the page writable and a window drop, about
+   100,000 cycles on this kind of host (a VM: each drop is an mmap): the
+   XBT_SMC_DATA_LIMIT-th such write since the page was last made data (3 rounds, then
+   the 4th write), at most XBT_SMC_DATA_GIVEUP times per page while its slot holds it.
+   Linux patches its text early in its boot (alternatives, memcpy into pages whose
+   other code already ran): 5,250 such writes, 91% of them to 169 pages that took 8 or
+   more; now 1,330 rounds, pages made data again 340 times, whose code ran again from
+   640 new translations (about 13,000 cycles each).  Those protect the page again.  A
+   page whose hot code and data alternate would pay a drop and a retranslation of every
+   block of it that runs after each 3 rounds (a review measured 2.8x its time with 40
+   blocks, 7.7x with 300, and the cache filled with dropped code): after
+   XBT_SMC_DATA_GIVEUP drops it keeps the rounds, as before. */
 static bool data_written_often(struct xbt_vcpu *v, uint32_t page)
 {
     uint32_t h = (page * 0x9E3779B1u) >> (32 - 8);
     _Static_assert(XBT_SMC_DATA_SLOTS == 1u << 8, "data_written_often's hash");
     if (v->smc.often[h].page1 != page + 1)
-        v->smc.often[h].page1 = page + 1, v->smc.often[h].n = 0;
-    if (++v->smc.often[h].n < XBT_SMC_DATA_LIMIT)
+        v->smc.often[h].page1 = page + 1, v->smc.often[h].n = v->smc.often[h].made = 0;
+    if (v->smc.often[h].made >= XBT_SMC_DATA_GIVEUP || ++v->smc.often[h].n < XBT_SMC_DATA_LIMIT)
         return false;
     v->smc.often[h].n = 0;
+    v->smc.often[h].made++;
     v->stats.smc_data_pages++;
     return true;
 }
@@ -177,7 +181,12 @@ static bool code_page_write(struct xbt_vcpu *v, uint32_t page, uint32_t lin, boo
 {
     uint32_t off = lin & 0xFFF, len = 4096 - off < 16 ? 4096 - off : 16;
     xbt_code_own_drop(v, page); /* doomed already: not code to keep beside the data */
-    if (!xbt_code_at(v, page, off, len) && !data_written_often(v, page)) {
+    /* One step at a time: while one is under way (a string store from one page's data
+       into the next's, or through another alias) it keeps its snapshot, and this write
+       takes the self-modifying code's way (a review found a second snapshot replacing
+       the first, whose page then stayed writable with its translations; smc_data_end
+       finds a page dropped meanwhile). */
+    if (!xbt_code_at(v, page, off, len) && !v->smc.data && !data_written_often(v, page)) {
         xbt_smc_data_begin(v, page, lin, paged);
         return true;
     }

@@ -1896,8 +1896,8 @@ size_t xbt_stats_format(const xbt_stats *caller, char *buf, size_t size)
             "the faulting instruction ran again (a host fault saved each)\n",
             (unsigned long long)st->refills);
     if (st->smc_data_writes || st->smc_data_pages)
-        OUT("code pages: %llu writes beside code (each run alone with the page writable), "
-            "%llu pages made data again after %u of them\n",
+        OUT("code pages: %llu writes beside code run alone with the page writable; %llu "
+            "times a page was made data again at the %uth such write\n",
             (unsigned long long)st->smc_data_writes, (unsigned long long)st->smc_data_pages,
             XBT_SMC_DATA_LIMIT);
     OUT("paging: %llu hidden faults, %llu guest page faults, %llu window drops, %llu code "

@@ -389,6 +389,7 @@ struct xbt_vcpu {
     /* Self-modifying code (run.c, mmu.c). */
 #define XBT_SMC_DATA_SLOTS 256
 #define XBT_SMC_DATA_LIMIT 4
+#define XBT_SMC_DATA_GIVEUP 2
     struct xbt_vcpu_smc {
         /* An SMC fault: run one instruction without caching, page writable. */
         bool single;
@@ -398,10 +399,11 @@ struct xbt_vcpu {
         bool data;
         uint32_t data_page, data_lin;
         bool data_paged;
-        /* Data-beside-code writes by physical page (mmu.c, code_page_write): a page that
-           takes XBT_SMC_DATA_LIMIT of them is made data again (direct-mapped by page;
-           page1 = page + 1, 0 for none). */
-        struct { uint32_t page1, n; } often[XBT_SMC_DATA_SLOTS];
+        /* Data-beside-code writes by physical page (mmu.c, data_written_often): the
+           XBT_SMC_DATA_LIMIT-th since the page was last made data makes it data again,
+           at most XBT_SMC_DATA_GIVEUP times (direct-mapped by page; page1 = page + 1,
+           0 for none). */
+        struct { uint32_t page1; uint16_t n, made; } often[XBT_SMC_DATA_SLOTS];
         uint8_t *shadow;             /* the page before the step (4 KiB) */
         uint8_t *exec;               /* scratch code for uncached single steps (R+X) ... */
         uint8_t *exec_w;             /* ... and its writable view */

@@ -23,6 +23,16 @@ u32 mixed(void);
 extern u32 mixed_data[8];
 extern u8 mixed_end[];
 
+/* Two pages with code and data: two_a() at the first's start (mov eax, 11; ret) and 16
+   bytes of data at its end, 16 bytes of data at the second's start and two_b() after
+   them (mov eax, 22; ret). */
+__asm__(".text\n.balign 4096\n.globl two_a\ntwo_a:\n\tmovl $11, %eax\n\tret\n"
+        "\t.fill 4080 - (. - two_a), 1, 0xcc\n.globl two_data\ntwo_data:\n\t.fill 32, 1, 0\n"
+        ".globl two_b\ntwo_b:\n\tmovl $22, %eax\n\tret\n");
+u32 two_a(void);
+u32 two_b(void);
+extern u8 two_data[32];
+
 void main(void)
 {
     CHECK_EQ(patchme(), 1, "patchme before");
@@ -77,9 +87,10 @@ void main(void)
         acc += mixed();
     }
     CHECK_EQ(acc, 20 * 7 + 19 * 20 / 2, "data stores beside code, code unchanged");
-    /* Those were 40 writes beside code: xbt made the page data again at every 8th (its
-       translations dropped, the writes after it plain stores until mixed runs again).
-       Code written now, right after more data writes, must run as written: addl $9. */
+    /* Those were 40 writes beside code: xbt made the page data again at the 4th (its
+       translations dropped, the writes after it plain stores until mixed runs again)
+       and the 8th, then keeps each write a round of its own.  Code written now, right
+       after more data writes, must run as written: addl $9. */
     for (u32 i = 0; i < 9; i++)
         mixed_data[1] = i;
     ((volatile u8 *)(void *)mixed)[7] = 9;
@@ -88,6 +99,19 @@ void main(void)
     ((volatile u8 *)(void *)mixed)[7] = 7;
     mixed_data[0] = 0;
     CHECK_EQ(mixed(), 7, "and patched back");
+    /* One string store from the first page's data into the second's, both pages holding
+       code that ran: then code patched on the first page must run as written (xbt steps
+       the store with the first page writable; until 2026-12-05 the second page's fault
+       replaced the first page's snapshot, and the first stayed writable with its
+       translation: the patch went unseen). */
+    CHECK_EQ(two_a() + two_b(), 33, "two pages of code and data");
+    u8 *dst = two_data + 8;
+    u32 cnt = 16;
+    __asm__ volatile("cld\n\trep stosb" : "+D"(dst), "+c"(cnt) : "a"(0x5a) : "memory");
+    CHECK_EQ(two_data[8] + two_data[23], 2 * 0x5a, "the store across both pages' data");
+    CHECK_EQ(two_a() + two_b(), 33, "both pages' code unchanged");
+    ((volatile u8 *)(void *)two_a)[1] = 44;
+    CHECK_EQ(two_a(), 44, "code patched on the first page after the store: the new immediate");
     /* One REP STOSB over the data and into the code: the new code must run.  The
        first 32 bytes become 0x90 (nop) and so do the first 10 bytes of mixed
        (movl moffs, %eax = 5 bytes; addl $7, %eax = 3 bytes), leaving ret. */
