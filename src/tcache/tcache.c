@@ -941,6 +941,12 @@ static bool in_regions(const xbt_block *to, const uint8_t *bitmap)
     return (bitmap[r0 >> 3] & (1u << (r0 & 7))) || (bitmap[r1 >> 3] & (1u << (r1 & 7)));
 }
 
+/* Whether a block's code touches region r (its first or last byte there). */
+static bool touches_region(const xbt_block *b, uint32_t r)
+{
+    return b->lin >> 22 == r || xbt_block_last(b) >> 22 == r;
+}
+
 static bool within_region(const xbt_block *b, uint32_t r)
 {
     return b->lin >> 22 == r && xbt_block_last(b) >> 22 == r;
@@ -957,13 +963,11 @@ static bool chain_in_one_region(const xbt_block *from, const xbt_block *to)
    another, both within it, stay, and the list keeps their records only. */
 static void cut_list(xbt_tcache *tc, struct chain_rec *v, uint32_t *n, uint32_t r, bool keep)
 {
-    uint8_t bitmap[128] = { 0 };
-    bitmap[r >> 3] = (uint8_t)(1u << (r & 7));
     uint32_t kept = 0;
     for (uint32_t k = 0; k < *n; k++) {
         struct chain_rec c = v[k];
         xbt_block *from = c.from, *to;
-        if (!from->valid || !(to = from->chained_to[c.exit]) || !in_regions(to, bitmap) ||
+        if (!from->valid || !(to = from->chained_to[c.exit]) || !touches_region(to, r) ||
             chain_page_local(from, to))
             continue;
         if (keep && chain_in_one_region(from, to))
